@@ -1,0 +1,13 @@
+//! Docker Engine wire types shared by the daemon and the client: API version range,
+//! the `{"message": ...}` error body, and the response shapes of the system routes.
+//!
+//! Responses are our own structs that emit every field dockerd emits (nulls included),
+//! because clients index them blindly. This crate does no I/O.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod system;
+pub mod version;
+
+pub use error::ErrorBody;
+pub use version::ApiVersion;

@@ -1,0 +1,45 @@
+//! Settings the engine runs with, resolved by `berthd` from flags and daemon.json.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use crate::EngineError;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Persistent state (`/var/lib/berth`).
+    pub data_root: PathBuf,
+    /// Runtime state that a reboot clears (`/run/berth`).
+    pub exec_root: PathBuf,
+    pub debug: bool,
+    pub experimental: bool,
+    pub labels: Vec<String>,
+    /// Registries reached over plain HTTP besides loopback (CIDRs or host:port).
+    pub insecure_registries: Vec<String>,
+    pub live_restore: bool,
+}
+
+impl EngineConfig {
+    pub fn new(data_root: PathBuf, exec_root: PathBuf) -> Self {
+        Self {
+            data_root,
+            exec_root,
+            debug: false,
+            experimental: false,
+            labels: Vec::new(),
+            insecure_registries: Vec::new(),
+            live_restore: true,
+        }
+    }
+
+    /// Creates both roots with owner-only access (they hold keys, logs and container files).
+    pub(crate) fn prepare_dirs(&self) -> Result<(), EngineError> {
+        for dir in [&self.data_root, &self.exec_root] {
+            fs::create_dir_all(dir).map_err(EngineError::io("cannot create directory", dir))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o710))
+                .map_err(EngineError::io("cannot set permissions on", dir))?;
+        }
+        Ok(())
+    }
+}

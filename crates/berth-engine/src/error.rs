@@ -1,0 +1,56 @@
+//! The engine's error type. Each error has a kind; `berth-server` maps kinds to HTTP
+//! statuses in one place, so the engine never knows about HTTP.
+
+/// What went wrong, in terms a client can act on (containerd `errdefs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    InvalidArgument,
+    Conflict,
+    NotModified,
+    Unauthorized,
+    Forbidden,
+    Unavailable,
+    NotImplemented,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            EngineError::NotFound(_) => ErrorKind::NotFound,
+            EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::Io { .. } | EngineError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub(crate) fn io<'a>(
+        what: &'static str,
+        path: &'a std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> EngineError + 'a {
+        move |source| EngineError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}

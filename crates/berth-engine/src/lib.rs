@@ -1,0 +1,60 @@
+//! The Docker object model behind the API: one async method per operation, no HTTP.
+//!
+//! This first brick holds the daemon's identity and settings and answers the system
+//! routes (`/version`, `/info`). Containers, images, networks and volumes plug in here as
+//! their drivers arrive (DESIGN.md); the server only ever calls `Engine` methods.
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod identity;
+mod system;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use config::EngineConfig;
+pub use error::{EngineError, ErrorKind};
+
+/// The engine: shared by every request handler behind an `Arc`.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    id: String,
+    started: Instant,
+}
+
+impl Engine {
+    /// Opens (or creates) the data and exec roots and loads the daemon's persistent identity.
+    pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+        let id = tokio::task::spawn_blocking({
+            let config = config.clone();
+            move || {
+                config.prepare_dirs()?;
+                identity::load_or_create(&config.data_root)
+            }
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("start-up task failed: {e}")))??;
+        tracing::info!(daemon_id = %id, data_root = %config.data_root.display(), "engine ready");
+        Ok(Arc::new(Engine {
+            config,
+            id,
+            started: Instant::now(),
+        }))
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The stable daemon ID reported in `/info` (persisted in `engine.json`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Time since the engine opened.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+}

@@ -1,0 +1,290 @@
+//! `GET /version` and `GET /info`: what the daemon is and what the host offers.
+
+use std::collections::BTreeMap;
+
+use berth_api_types::system::{
+    Commit, ComponentVersion, IndexInfo, Platform, PluginsInfo, RegistryConfig, RuntimeInfo,
+    SwarmInfo, SystemInfo, SystemVersion,
+};
+use berth_api_types::ApiVersion;
+use berth_sys::host;
+
+use crate::Engine;
+
+/// Berth's release, reported where dockerd reports its own.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl Engine {
+    /// `GET /version`.
+    pub fn version(&self) -> SystemVersion {
+        let uname = host::uname();
+        let arch = go_arch(&uname.machine).to_string();
+        let details = BTreeMap::from([
+            ("ApiVersion".to_string(), ApiVersion::CURRENT.to_string()),
+            ("Arch".to_string(), arch.clone()),
+            ("BuildTime".to_string(), env!("BERTH_BUILD_TIME").to_string()),
+            ("Experimental".to_string(), self.config.experimental.to_string()),
+            ("GitCommit".to_string(), env!("BERTH_GIT_COMMIT").to_string()),
+            ("GoVersion".to_string(), env!("BERTH_RUSTC_VERSION").to_string()),
+            ("KernelVersion".to_string(), uname.kernel_version.clone()),
+            ("MinAPIVersion".to_string(), ApiVersion::MIN.to_string()),
+            ("Os".to_string(), "linux".to_string()),
+        ]);
+        SystemVersion {
+            platform: Platform {
+                name: "Berth Engine".into(),
+            },
+            components: vec![ComponentVersion {
+                name: "Engine".into(),
+                version: ENGINE_VERSION.into(),
+                details,
+            }],
+            version: ENGINE_VERSION.into(),
+            api_version: ApiVersion::CURRENT.to_string(),
+            min_api_version: ApiVersion::MIN.to_string(),
+            git_commit: env!("BERTH_GIT_COMMIT").into(),
+            go_version: env!("BERTH_RUSTC_VERSION").into(),
+            os: "linux".into(),
+            arch,
+            kernel_version: uname.kernel_version,
+            experimental: self.config.experimental,
+            build_time: env!("BERTH_BUILD_TIME").into(),
+        }
+    }
+
+    /// `GET /info`: host facts read fresh on each call (they are cheap and may change).
+    pub async fn info(&self) -> SystemInfo {
+        let config = self.config.clone();
+        let id = self.id.clone();
+        tokio::task::spawn_blocking(move || collect_info(&config, id))
+            .await
+            .expect("info collection does not panic")
+    }
+}
+
+fn collect_info(config: &crate::EngineConfig, id: String) -> SystemInfo {
+    let uname = host::uname();
+    let os = host::os_release();
+    let cgroup_version = host::cgroup_version();
+    let cg = host::cgroup_features(cgroup_version);
+    let bridge_nf_iptables = host::bridge_nf_call(false);
+    let bridge_nf_ip6tables = host::bridge_nf_call(true);
+
+    let mut warnings = Vec::new();
+    // Wording as moby `daemon/info_unix.go`, which the docker CLI prints verbatim.
+    if !cg.swap_limit {
+        warnings.push("WARNING: No swap limit support".to_string());
+    }
+    if !bridge_nf_iptables {
+        warnings.push("WARNING: bridge-nf-call-iptables is disabled".to_string());
+    }
+    if !bridge_nf_ip6tables {
+        warnings.push("WARNING: bridge-nf-call-ip6tables is disabled".to_string());
+    }
+
+    let mut insecure = vec!["127.0.0.0/8".to_string()];
+    insecure.extend(config.insecure_registries.iter().cloned());
+
+    let mut security_options = Vec::new();
+    if host::seccomp_available() {
+        security_options.push("name=seccomp,profile=builtin".to_string());
+    }
+    if cgroup_version == host::CgroupVersion::V2 {
+        security_options.push("name=cgroupns".to_string());
+    }
+
+    SystemInfo {
+        id,
+        containers: 0,
+        containers_running: 0,
+        containers_paused: 0,
+        containers_stopped: 0,
+        images: 0,
+        driver: "overlay2".into(),
+        driver_status: vec![
+            [
+                "Backing Filesystem".into(),
+                host::backing_filesystem(&config.data_root),
+            ],
+            ["Supports d_type".into(), "true".into()],
+            ["Native Overlay Diff".into(), "true".into()],
+            ["userxattr".into(), "false".into()],
+        ],
+        plugins: PluginsInfo {
+            volume: vec!["local".into()],
+            network: vec!["bridge".into(), "host".into(), "null".into()],
+            authorization: None,
+            log: vec!["json-file".into()],
+        },
+        memory_limit: cg.memory_limit,
+        swap_limit: cg.swap_limit,
+        kernel_memory_tcp: cg.kernel_memory_tcp,
+        cpu_cfs_period: cg.cpu_cfs_period,
+        cpu_cfs_quota: cg.cpu_cfs_quota,
+        cpu_shares: cg.cpu_shares,
+        cpu_set: cg.cpu_set,
+        pids_limit: cg.pids_limit,
+        ipv4_forwarding: host::ipv4_forwarding(),
+        bridge_nf_iptables,
+        bridge_nf_ip6tables,
+        debug: config.debug,
+        n_fd: host::open_fds(),
+        oom_kill_disable: cg.oom_kill_disable,
+        // Go reports goroutines; the nearest honest figure for us is the thread count.
+        n_goroutines: thread_count(),
+        system_time: now_rfc3339(),
+        logging_driver: "json-file".into(),
+        cgroup_driver: "cgroupfs".into(),
+        cgroup_version: cgroup_version.as_str().into(),
+        n_events_listener: 0,
+        kernel_version: uname.kernel_version,
+        operating_system: os.pretty_name,
+        os_version: os.version_id,
+        os_type: "linux".into(),
+        architecture: uname.machine,
+        index_server_address: "https://index.docker.io/v1/".into(),
+        registry_config: RegistryConfig {
+            allow_nondistributable_artifacts_cidrs: vec![],
+            allow_nondistributable_artifacts_hostnames: vec![],
+            insecure_registry_cidrs: insecure,
+            index_configs: BTreeMap::from([(
+                "docker.io".to_string(),
+                IndexInfo {
+                    name: "docker.io".into(),
+                    mirrors: vec![],
+                    secure: true,
+                    official: true,
+                },
+            )]),
+            mirrors: vec![],
+        },
+        ncpu: host::ncpu(),
+        mem_total: host::mem_total(),
+        generic_resources: None,
+        docker_root_dir: config.data_root.display().to_string(),
+        http_proxy: proxy_env("HTTP_PROXY"),
+        https_proxy: proxy_env("HTTPS_PROXY"),
+        no_proxy: proxy_env("NO_PROXY"),
+        name: uname.hostname,
+        labels: config.labels.clone(),
+        experimental_build: config.experimental,
+        server_version: super::system::ENGINE_VERSION.into(),
+        runtimes: BTreeMap::from([(
+            "berth".to_string(),
+            RuntimeInfo {
+                path: "berth-shim".into(),
+                runtime_args: vec![],
+            },
+        )]),
+        default_runtime: "berth".into(),
+        swarm: SwarmInfo::inactive(),
+        live_restore_enabled: config.live_restore,
+        isolation: String::new(),
+        init_binary: String::new(),
+        containerd_commit: Commit::default(),
+        runc_commit: Commit::default(),
+        init_commit: Commit::default(),
+        security_options,
+        cdi_spec_dirs: vec![],
+        warnings: (!warnings.is_empty()).then_some(warnings),
+    }
+}
+
+/// Go's GOARCH spelling of `uname -m`, which `/version` reports.
+fn go_arch(machine: &str) -> &str {
+    match machine {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "armv7l" | "armv6l" => "arm",
+        "i686" | "i386" => "386",
+        other => other,
+    }
+}
+
+fn thread_count() -> u64 {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count() as u64)
+        .unwrap_or(1)
+}
+
+/// A proxy variable with any password removed (no secrets in API answers).
+fn proxy_env(name: &str) -> String {
+    let value = std::env::var(name)
+        .or_else(|_| std::env::var(name.to_lowercase()))
+        .unwrap_or_default();
+    redact_userinfo(&value)
+}
+
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if !host.contains('@') && userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:xxxxx@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Current UTC time in RFC 3339 with nanoseconds, as Go's `time.Time` marshals.
+pub(crate) fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format_rfc3339(now.as_secs() as i64, now.subsec_nanos())
+}
+
+/// Formats a Unix time as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (civil-from-days, H. Hinnant).
+pub(crate) fn format_rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(1_709_251_199, 5),
+            "2024-02-29T23:59:59.000000005Z"
+        );
+        assert_eq!(format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn proxy_passwords_are_redacted() {
+        assert_eq!(
+            redact_userinfo("http://bob:secret@proxy:3128"),
+            "http://bob:xxxxx@proxy:3128"
+        );
+        assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(redact_userinfo(""), "");
+    }
+
+    #[test]
+    fn arch_names_follow_go() {
+        assert_eq!(go_arch("x86_64"), "amd64");
+        assert_eq!(go_arch("aarch64"), "arm64");
+        assert_eq!(go_arch("riscv64"), "riscv64");
+    }
+}

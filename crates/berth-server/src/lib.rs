@@ -1,0 +1,15 @@
+//! The HTTP face of Berth: the Docker Engine API over a unix socket and over mutual-TLS TCP.
+//!
+//! Owns routing, the `/vX.Y` version prefix, error → status mapping, request logging and
+//! the listeners. It holds no state of its own: every route is one `Engine` call.
+#![forbid(unsafe_code)]
+
+mod error;
+mod listen;
+mod routes;
+mod serve;
+mod version;
+
+pub use error::{ApiError, ServerError};
+pub use listen::{parse_host, Endpoint, ListenerOptions};
+pub use serve::{ClientIdentity, Server};

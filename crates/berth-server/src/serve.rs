@@ -1,0 +1,364 @@
+//! Accepting and serving connections: unix sockets as they are, TCP only through a mutual
+//! TLS handshake whose client certificate becomes the request's identity.
+//!
+//! Each connection is one HTTP/1.1 hyper connection with upgrades enabled (attach and
+//! exec hijack it later). Shutdown stops the accept loops, asks every open connection to
+//! finish its in-flight request, waits a bounded time, then removes the socket files.
+//! SIGHUP's TLS reload swaps the config new handshakes use; open connections keep theirs.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response};
+use axum::response::IntoResponse;
+use axum::Router;
+use berth_engine::Engine;
+use berth_sys::activation::ActivatedListener;
+use berth_tls::TlsPaths;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt;
+
+use crate::listen::{bind_unix, Endpoint, ListenerOptions};
+use crate::{routes, version, ServerError};
+
+/// How long a client has to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Who sent a request: the verified client certificate's subject over TLS, `None` on the
+/// unix socket (whose access is governed by file permissions).
+#[derive(Debug, Clone, Default)]
+pub struct ClientIdentity(pub Option<Arc<str>>);
+
+/// The TLS settings new handshakes use; replaced as a whole on reload.
+#[derive(Debug, Clone)]
+pub struct TlsReloader {
+    paths: TlsPaths,
+    current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+}
+
+impl TlsReloader {
+    fn load(paths: TlsPaths) -> Result<Self, ServerError> {
+        let config = berth_tls::load_server_config(&paths)?;
+        Ok(Self {
+            paths,
+            current: Arc::new(RwLock::new(config)),
+        })
+    }
+
+    /// Re-reads the CA, certificate and key. On error the old settings stay in force.
+    pub fn reload(&self) -> Result<(), ServerError> {
+        let config = berth_tls::load_server_config(&self.paths)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        tokio_rustls::TlsAcceptor::from(config)
+    }
+}
+
+/// Bound listeners, ready to serve.
+pub struct Server {
+    router: Router,
+    unix: Vec<(PathBuf, UnixListener)>,
+    tcp: Vec<(SocketAddr, TcpListener)>,
+    tls: Option<TlsReloader>,
+}
+
+impl Server {
+    /// Binds every endpoint. TCP endpoints need `tls`; `activated` holds the sockets systemd
+    /// passed, which `fd://` endpoints adopt.
+    pub async fn bind(
+        engine: Arc<Engine>,
+        hosts: &[Endpoint],
+        tls: Option<TlsPaths>,
+        mut activated: Vec<ActivatedListener>,
+        opts: &ListenerOptions,
+    ) -> Result<Self, ServerError> {
+        let tls = tls.map(TlsReloader::load).transpose()?;
+        let mut unix = Vec::new();
+        let mut tcp = Vec::new();
+        for host in hosts {
+            match host {
+                Endpoint::Unix(path) => unix.push((path.clone(), bind_unix(path, opts)?)),
+                Endpoint::Tcp(addr) => {
+                    if tls.is_none() {
+                        return Err(ServerError::TcpWithoutTls {
+                            addr: addr.to_string(),
+                        });
+                    }
+                    let l = TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| ServerError::Bind {
+                            endpoint: host.to_string(),
+                            source,
+                        })?;
+                    let local = l.local_addr().unwrap_or(*addr);
+                    tcp.push((local, l));
+                }
+                Endpoint::Fd(_) => {
+                    for a in activated.drain(..) {
+                        let adopt_err = |source| ServerError::Bind {
+                            endpoint: host.to_string(),
+                            source,
+                        };
+                        match a {
+                            ActivatedListener::Unix(l) => {
+                                l.set_nonblocking(true).map_err(adopt_err)?;
+                                let path = l
+                                    .local_addr()
+                                    .ok()
+                                    .and_then(|a| a.as_pathname().map(PathBuf::from))
+                                    .unwrap_or_default();
+                                unix.push((path, UnixListener::from_std(l).map_err(adopt_err)?));
+                            }
+                            ActivatedListener::Tcp(l) => {
+                                if tls.is_none() {
+                                    return Err(ServerError::TcpWithoutTls {
+                                        addr: format!("{host} (systemd TCP socket)"),
+                                    });
+                                }
+                                l.set_nonblocking(true).map_err(adopt_err)?;
+                                let local = l.local_addr().map_err(adopt_err)?;
+                                tcp.push((local, TcpListener::from_std(l).map_err(adopt_err)?));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            router: routes::router(engine),
+            unix,
+            tcp,
+            tls,
+        })
+    }
+
+    /// The handle SIGHUP uses to reload TLS files, if TCP is served.
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        self.tls.clone()
+    }
+
+    /// Addresses of the bound TCP listeners (useful with port 0).
+    pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp.iter().map(|(a, _)| *a).collect()
+    }
+
+    /// Serves until `shutdown` resolves, then drains connections and removes socket files.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        // Every connection task holds a clone; `recv` returns None once all are gone.
+        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        let mut loops = Vec::new();
+        let mut socket_files = Vec::new();
+
+        for (path, listener) in self.unix {
+            tracing::info!(listen = %format!("unix://{}", path.display()), "API listening");
+            socket_files.push(path);
+            let (router, stop, alive) = (self.router.clone(), stop_rx.clone(), alive_tx.clone());
+            loops.push(tokio::spawn(accept_unix(listener, router, stop, alive)));
+        }
+        for (addr, listener) in self.tcp {
+            let tls = self.tls.clone().expect("tcp listeners are bound only with TLS");
+            tracing::info!(listen = %format!("tcp://{addr}"), tls = "mutual", "API listening");
+            let (router, stop, alive) = (self.router.clone(), stop_rx.clone(), alive_tx.clone());
+            loops.push(tokio::spawn(accept_tls(listener, tls, router, stop, alive)));
+        }
+        drop(alive_tx);
+
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, finishing open requests");
+        let _ = stop_tx.send(true);
+        for l in loops {
+            let _ = l.await;
+        }
+        for path in &socket_files {
+            let _ = std::fs::remove_file(path);
+        }
+        if tokio::time::timeout(DRAIN_TIMEOUT, alive_rx.recv()).await.is_err() {
+            tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
+        }
+    }
+}
+
+async fn accept_unix(
+    listener: UnixListener,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        let stream = tokio::select! {
+            _ = stopped(&mut stop) => return,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on unix socket");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let conn = ConnContext {
+            identity: ClientIdentity(None),
+        };
+        tokio::spawn(serve_connection(stream, conn, router.clone(), stop.clone(), alive.clone()));
+    }
+}
+
+async fn accept_tls(
+    listener: TcpListener,
+    tls: TlsReloader,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stopped(&mut stop) => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed on tcp socket");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = tls.acceptor();
+        let (router, stop, alive) = (router.clone(), stop.clone(), alive.clone());
+        tokio::spawn(async move {
+            let tls_stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let subject = tls_stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(berth_tls::peer_subject);
+            tracing::debug!(%peer, client = subject.as_deref().unwrap_or(""), "TLS client connected");
+            let conn = ConnContext {
+                identity: ClientIdentity(subject.map(Arc::from)),
+            };
+            serve_connection(tls_stream, conn, router, stop, alive).await;
+        });
+    }
+}
+
+/// Resolves once shutdown has begun (the guard `wait_for` returns must not live across
+/// an await, hence this wrapper).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// What every request on one connection shares.
+#[derive(Clone)]
+struct ConnContext {
+    identity: ClientIdentity,
+}
+
+async fn serve_connection<IO>(
+    io: IO,
+    conn: ConnContext,
+    router: Router,
+    mut stop: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        handle_request(router.clone(), conn.clone(), req)
+    });
+    let http = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(http);
+    let result = tokio::select! {
+        r = http.as_mut() => r,
+        _ = stopped(&mut stop) => {
+            http.as_mut().graceful_shutdown();
+            http.await
+        }
+    };
+    if let Err(e) = result {
+        if !e.is_incomplete_message() {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// One request: version prefix, routing, Docker's common headers, and the log line.
+async fn handle_request(
+    router: Router,
+    conn: ConnContext,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let (api_version, mut resp) = match version::apply(&mut req) {
+        Err(e) => (None, e.into_response()),
+        Ok(v) => {
+            req.extensions_mut().insert(v);
+            req.extensions_mut().insert(conn.identity.clone());
+            let resp = router.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {});
+            (Some(v), resp)
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(API_VERSION_HEADER));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    let status = resp.status().as_u16();
+    let client = conn.identity.0.as_deref().unwrap_or("");
+    let api = api_version.map(|v| v.to_string()).unwrap_or_default();
+    let micros = start.elapsed().as_micros() as u64;
+    if status >= 500 {
+        tracing::error!(%method, %path, status, duration_us = micros, api_version = %api, client, "request");
+    } else {
+        tracing::info!(%method, %path, status, duration_us = micros, api_version = %api, client, "request");
+    }
+    Ok(resp)
+}
+
+/// `ApiVersion::CURRENT` as a static header value.
+const API_VERSION_HEADER: &str = "1.50";
+
+#[cfg(test)]
+mod tests {
+    use berth_api_types::ApiVersion;
+
+    use super::*;
+
+    #[test]
+    fn header_constant_matches_current_version() {
+        assert_eq!(API_VERSION_HEADER, ApiVersion::CURRENT.to_string());
+    }
+}

@@ -1,0 +1,310 @@
+//! The daemon's settings: flags merged with daemon.json, as dockerd merges them.
+//!
+//! A key in the file that Berth does not know is an error naming the key, and a setting
+//! given both as a flag and in the file is an error too (moby `daemon/config`), so a typo
+//! never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use berth_engine::EngineConfig;
+use berth_server::{parse_host, Endpoint};
+use berth_tls::TlsPaths;
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use serde_json::{Map, Value};
+
+use crate::flags::Flags;
+
+const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
+const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+const DEFAULT_PIDFILE: &str = "/run/berthd.pid";
+const DEFAULT_HOST: &str = "unix:///run/berth.sock";
+/// Where `--tlsverify` looks when the file flags are not given.
+const DEFAULT_TLS_DIR: &str = "/etc/berth/tls";
+/// The unix socket's group when `--group` is not given, if such a group exists.
+const DEFAULT_GROUP: &str = "berth";
+
+/// daemon.json keys Berth understands; each maps to the flag of the same meaning.
+const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
+    ("hosts", Some("hosts")),
+    ("tlsverify", Some("tlsverify")),
+    ("tlscacert", Some("tlscacert")),
+    ("tlscert", Some("tlscert")),
+    ("tlskey", Some("tlskey")),
+    ("data-root", Some("data_root")),
+    ("exec-root", Some("exec_root")),
+    ("pidfile", Some("pidfile")),
+    ("group", Some("group")),
+    ("log-level", Some("log_level")),
+    ("debug", Some("debug")),
+    ("labels", Some("labels")),
+    ("insecure-registries", Some("insecure_registries")),
+    ("experimental", Some("experimental")),
+    ("live-restore", None),
+];
+
+/// Everything `daemon::run` needs, resolved and validated.
+#[derive(Debug)]
+pub struct DaemonConfig {
+    pub hosts: Vec<Endpoint>,
+    pub tls: Option<TlsPaths>,
+    pub pidfile: PathBuf,
+    pub socket_gid: Option<u32>,
+    pub log_level: String,
+    pub engine: EngineConfig,
+}
+
+impl DaemonConfig {
+    pub fn resolve(flags: &Flags, matches: &ArgMatches) -> anyhow::Result<Self> {
+        let (file, file_path) = load_file(flags.config_file.as_deref())?;
+        if let Some(path) = &file_path {
+            check_conflicts(&file, matches, path)?;
+        }
+        let f = FileSettings::from_map(&file)?;
+
+        let host_strings = if !flags.hosts.is_empty() {
+            flags.hosts.clone()
+        } else if let Some(h) = f.hosts {
+            h
+        } else {
+            vec![DEFAULT_HOST.to_string()]
+        };
+        let hosts = host_strings
+            .iter()
+            .map(|h| parse_host(h))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let tlsverify = flags.tlsverify || f.tlsverify.unwrap_or(false);
+        let pick = |flag: &Option<PathBuf>, file: Option<PathBuf>, default: &str| {
+            flag.clone()
+                .or(file)
+                .unwrap_or_else(|| Path::new(DEFAULT_TLS_DIR).join(default))
+        };
+        let tls = tlsverify.then(|| TlsPaths {
+            ca: pick(&flags.tlscacert, f.tlscacert.clone(), "ca.pem"),
+            cert: pick(&flags.tlscert, f.tlscert.clone(), "server-cert.pem"),
+            key: pick(&flags.tlskey, f.tlskey.clone(), "server-key.pem"),
+        });
+        let gave_tls_files = flags.tlscacert.is_some() || flags.tlscert.is_some() || flags.tlskey.is_some();
+        if !tlsverify && gave_tls_files && hosts.iter().any(|h| matches!(h, Endpoint::Tcp(_))) {
+            bail!("--tlscacert/--tlscert/--tlskey given without --tlsverify: Berth serves TCP only with mutual TLS; add --tlsverify");
+        }
+
+        let debug = flags.debug || f.debug.unwrap_or(false);
+        let log_level = flags
+            .log_level
+            .clone()
+            .or(f.log_level)
+            .unwrap_or_else(|| if debug { "debug".into() } else { "info".into() });
+        if !["debug", "info", "warn", "error", "fatal"].contains(&log_level.as_str()) {
+            bail!("invalid --log-level {log_level:?}: use one of debug, info, warn, error, fatal");
+        }
+
+        let socket_gid = resolve_group(flags.group.clone().or(f.group).as_deref())?;
+
+        let data_root = absolute(flags.data_root.clone().or(f.data_root).unwrap_or_else(|| DEFAULT_DATA_ROOT.into()), "--data-root")?;
+        let exec_root = absolute(flags.exec_root.clone().or(f.exec_root).unwrap_or_else(|| DEFAULT_EXEC_ROOT.into()), "--exec-root")?;
+        let pidfile = absolute(flags.pidfile.clone().or(f.pidfile).unwrap_or_else(|| DEFAULT_PIDFILE.into()), "--pidfile")?;
+
+        let mut engine = EngineConfig::new(data_root, exec_root);
+        engine.debug = debug;
+        engine.experimental = flags.experimental || f.experimental.unwrap_or(false);
+        engine.labels = if flags.labels.is_empty() { f.labels.unwrap_or_default() } else { flags.labels.clone() };
+        for label in &engine.labels {
+            if !label.contains('=') {
+                bail!("invalid label {label:?}: labels take the form key=value");
+            }
+        }
+        engine.insecure_registries = if flags.insecure_registries.is_empty() {
+            f.insecure_registries.unwrap_or_default()
+        } else {
+            flags.insecure_registries.clone()
+        };
+        engine.live_restore = f.live_restore.unwrap_or(true);
+
+        Ok(Self {
+            hosts,
+            tls,
+            pidfile,
+            socket_gid,
+            log_level,
+            engine,
+        })
+    }
+}
+
+fn absolute(p: PathBuf, flag: &str) -> anyhow::Result<PathBuf> {
+    if !p.is_absolute() {
+        bail!("{flag} must be an absolute path, got {}", p.display());
+    }
+    Ok(p)
+}
+
+fn resolve_group(name: Option<&str>) -> anyhow::Result<Option<u32>> {
+    let (name, explicit) = match name {
+        Some(n) => (n, true),
+        None => (DEFAULT_GROUP, false),
+    };
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(Some(gid));
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(Some(g.gid.as_raw())),
+        Ok(None) if !explicit => Ok(None),
+        Ok(None) => bail!("group {name:?} not found: create it (groupadd {name}) or pass another --group"),
+        Err(e) => Err(e).with_context(|| format!("cannot look up group {name:?}")),
+    }
+}
+
+/// Reads daemon.json: the given file (which must exist) or the default one if present.
+fn load_file(path: Option<&Path>) -> anyhow::Result<(Map<String, Value>, Option<PathBuf>)> {
+    let (path, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok((Map::new(), None)),
+        Err(e) => return Err(e).with_context(|| format!("cannot read config file {}", path.display())),
+    };
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("config file {} is not valid JSON", path.display()))?;
+    let Value::Object(map) = value else {
+        bail!("config file {} must hold a JSON object", path.display());
+    };
+    let unknown: Vec<&str> = map
+        .keys()
+        .filter(|k| !KNOWN_KEYS.iter().any(|(known, _)| known == k))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "unable to configure the Berth daemon with file {}: the following directives don't match any configuration option: {}",
+            path.display(),
+            unknown.join(", ")
+        );
+    }
+    Ok((map, Some(path)))
+}
+
+fn check_conflicts(file: &Map<String, Value>, matches: &ArgMatches, path: &Path) -> anyhow::Result<()> {
+    let both: Vec<&str> = KNOWN_KEYS
+        .iter()
+        .filter(|(key, flag)| {
+            file.contains_key(*key)
+                && flag.is_some_and(|f| matches.value_source(f) == Some(ValueSource::CommandLine))
+        })
+        .map(|(key, _)| *key)
+        .collect();
+    if !both.is_empty() {
+        bail!(
+            "unable to configure the Berth daemon with file {}: the following directives are specified both as a flag and in the configuration file: {}",
+            path.display(),
+            both.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Typed view of the known daemon.json keys.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct FileSettings {
+    hosts: Option<Vec<String>>,
+    tlsverify: Option<bool>,
+    tlscacert: Option<PathBuf>,
+    tlscert: Option<PathBuf>,
+    tlskey: Option<PathBuf>,
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
+    pidfile: Option<PathBuf>,
+    group: Option<String>,
+    log_level: Option<String>,
+    debug: Option<bool>,
+    labels: Option<Vec<String>>,
+    insecure_registries: Option<Vec<String>>,
+    experimental: Option<bool>,
+    live_restore: Option<bool>,
+}
+
+impl FileSettings {
+    fn from_map(map: &Map<String, Value>) -> anyhow::Result<Self> {
+        serde_json::from_value(Value::Object(map.clone())).context("invalid value in config file")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+
+    fn resolve(args: &[&str]) -> anyhow::Result<DaemonConfig> {
+        let mut argv = vec!["berthd"];
+        argv.extend_from_slice(args);
+        let m = Flags::command().try_get_matches_from(argv)?;
+        let f = Flags::from_arg_matches(&m)?;
+        DaemonConfig::resolve(&f, &m)
+    }
+
+    fn write_config(body: &str) -> (PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!(
+            "berthd-config-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("daemon.json");
+        std::fs::write(&p, body).unwrap();
+        let s = p.display().to_string();
+        (p, s)
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let (_p, path) = write_config(r#"{"debug": true, "no-such-thing": 1}"#);
+        let err = resolve(&["--config-file", &path]).unwrap_err().to_string();
+        assert!(err.contains("no-such-thing"), "{err}");
+        assert!(!err.contains("debug,"), "{err}");
+    }
+
+    #[test]
+    fn flag_and_file_conflict() {
+        let (_p, path) = write_config(r#"{"data-root": "/var/lib/x"}"#);
+        let err = resolve(&["--config-file", &path, "--data-root", "/y"]).unwrap_err().to_string();
+        assert!(err.contains("both as a flag and in the configuration file: data-root"), "{err}");
+    }
+
+    #[test]
+    fn file_values_apply() {
+        let (_p, path) = write_config(
+            r#"{"data-root": "/var/lib/x", "hosts": ["unix:///tmp/x.sock"], "labels": ["a=b"], "live-restore": false}"#,
+        );
+        let c = resolve(&["--config-file", &path]).unwrap();
+        assert_eq!(c.engine.data_root, PathBuf::from("/var/lib/x"));
+        assert_eq!(c.hosts, vec![Endpoint::Unix("/tmp/x.sock".into())]);
+        assert_eq!(c.engine.labels, vec!["a=b".to_string()]);
+        assert!(!c.engine.live_restore);
+    }
+
+    #[test]
+    fn defaults_and_tls_paths() {
+        let c = resolve(&["--config-file", "/dev/null/none"]).unwrap_err();
+        assert!(c.to_string().contains("cannot read config file"));
+        let c = resolve(&["-H", "tcp://127.0.0.1:2376", "--tlsverify", "--tlscacert", "/c/ca.pem"]).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.ca, PathBuf::from("/c/ca.pem"));
+        assert_eq!(tls.cert, PathBuf::from("/etc/berth/tls/server-cert.pem"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(resolve(&["--log-level", "loud"]).is_err());
+        assert!(resolve(&["--data-root", "relative"]).is_err());
+        assert!(resolve(&["--label", "nokey"]).is_err());
+        assert!(resolve(&["-H", "tcp://127.0.0.1:1", "--tlscert", "/x"]).is_err());
+        assert!(resolve(&["--group", "no-such-group-berth-test"]).is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! Wiring: take the data-root lock, open the engine, bind the listeners, and serve until
+//! SIGTERM/SIGINT; SIGHUP reloads the TLS files.
+
+use std::fs;
+
+use anyhow::Context;
+use berth_engine::Engine;
+use berth_server::{Endpoint, ListenerOptions, Server};
+use berth_sys::pidfile::DaemonLock;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::DaemonConfig;
+
+/// Structured logs on stderr. `BERTH_LOG` (an `EnvFilter` directive) overrides the level.
+pub fn init_logging(level: &str) {
+    let level = if level == "fatal" { "error" } else { level };
+    let filter = EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+/// Runs the daemon to completion.
+pub fn run(config: DaemonConfig) -> anyhow::Result<()> {
+    // Adopt systemd's sockets while the process is still single-threaded (it edits the
+    // environment).
+    let activated = if config.hosts.iter().any(|h| matches!(h, Endpoint::Fd(_))) {
+        let only = config.hosts.iter().find_map(|h| match h {
+            Endpoint::Fd(n) => *n,
+            _ => None,
+        });
+        berth_sys::activation::take_listeners(only).context("socket activation")?
+    } else {
+        Vec::new()
+    };
+
+    let data_root = &config.engine.data_root;
+    fs::create_dir_all(data_root)
+        .with_context(|| format!("cannot create data root {}", data_root.display()))?;
+    let _lock = DaemonLock::acquire(data_root, Some(&config.pidfile))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, activated))
+}
+
+async fn serve(
+    config: DaemonConfig,
+    activated: Vec<berth_sys::activation::ActivatedListener>,
+) -> anyhow::Result<()> {
+    let engine = Engine::open(config.engine.clone()).await?;
+    let opts = ListenerOptions {
+        socket_gid: config.socket_gid,
+    };
+    let server = Server::bind(engine, &config.hosts, config.tls.clone(), activated, &opts).await?;
+
+    if let Some(reloader) = server.tls_reloader() {
+        let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match reloader.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificates reloaded; new connections use them"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the previous certificates"),
+                }
+            }
+        });
+    }
+
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    };
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "berthd has completed initialization");
+    server.serve(shutdown).await;
+    tracing::info!("berthd stopped");
+    Ok(())
+}

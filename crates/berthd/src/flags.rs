@@ -1,0 +1,70 @@
+//! berthd's command line, spelled as dockerd's so existing unit files and habits carry over.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// The Berth container engine daemon: serves the Docker Engine API.
+#[derive(Debug, Parser)]
+#[command(name = "berthd", version, about, max_term_width = 100)]
+pub struct Flags {
+    /// Daemon socket(s) to listen on: unix:///path, tcp://host:port (mutual TLS only), fd://
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+
+    /// Require clients to present a certificate signed by --tlscacert (mandatory for tcp://)
+    #[arg(long)]
+    pub tlsverify: bool,
+
+    /// Trust only client certificates signed by this CA
+    #[arg(long, value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+
+    /// The daemon's TLS certificate (may include intermediates)
+    #[arg(long, value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+
+    /// The daemon's TLS private key
+    #[arg(long, value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
+
+    /// Root directory of persistent state
+    #[arg(long = "data-root", value_name = "DIR")]
+    pub data_root: Option<PathBuf>,
+
+    /// Root directory of runtime state (cleared on reboot)
+    #[arg(long = "exec-root", value_name = "DIR")]
+    pub exec_root: Option<PathBuf>,
+
+    /// Path of the daemon's pid file
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Group that owns the unix socket(s) (mode 0660)
+    #[arg(short = 'G', long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Daemon configuration file (daemon.json)
+    #[arg(long = "config-file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Log level: debug, info, warn, error, fatal
+    #[arg(short = 'l', long = "log-level", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Enable debug logging
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+
+    /// Set a label on the daemon (key=value), repeatable
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// Allow plain-HTTP access to this registry (host:port or CIDR), repeatable
+    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    pub insecure_registries: Vec<String>,
+
+    /// Enable experimental features
+    #[arg(long)]
+    pub experimental: bool,
+}
