@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod filters;
+pub mod image;
 pub mod system;
 pub mod version;
 

@@ -8,6 +8,7 @@
 mod config;
 mod error;
 mod identity;
+pub mod images;
 mod system;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub use error::{EngineError, ErrorKind};
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
+    images: Arc<berth_image::store::ImageStore>,
     id: String,
     started: Instant,
 }
@@ -27,11 +29,13 @@ pub struct Engine {
 impl Engine {
     /// Opens (or creates) the data and exec roots and loads the daemon's persistent identity.
     pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
-        let id = tokio::task::spawn_blocking({
+        let (id, images) = tokio::task::spawn_blocking({
             let config = config.clone();
             move || {
                 config.prepare_dirs()?;
-                identity::load_or_create(&config.data_root)
+                let id = identity::load_or_create(&config.data_root)?;
+                let images = berth_image::store::ImageStore::open(&config.data_root.join("image"))?;
+                Ok::<_, EngineError>((id, images))
             }
         })
         .await
@@ -39,6 +43,7 @@ impl Engine {
         tracing::info!(daemon_id = %id, data_root = %config.data_root.display(), "engine ready");
         Ok(Arc::new(Engine {
             config,
+            images: Arc::new(images),
             id,
             started: Instant::now(),
         }))

@@ -56,13 +56,14 @@ impl Engine {
     pub async fn info(&self) -> SystemInfo {
         let config = self.config.clone();
         let id = self.id.clone();
-        tokio::task::spawn_blocking(move || collect_info(&config, id))
+        let images = self.images.count();
+        tokio::task::spawn_blocking(move || collect_info(&config, id, images))
             .await
             .expect("info collection does not panic")
     }
 }
 
-fn collect_info(config: &crate::EngineConfig, id: String) -> SystemInfo {
+fn collect_info(config: &crate::EngineConfig, id: String, images: usize) -> SystemInfo {
     let uname = host::uname();
     let os = host::os_release();
     let cgroup_version = host::cgroup_version();
@@ -99,7 +100,7 @@ fn collect_info(config: &crate::EngineConfig, id: String) -> SystemInfo {
         containers_running: 0,
         containers_paused: 0,
         containers_stopped: 0,
-        images: 0,
+        images: images as u64,
         driver: "overlay2".into(),
         driver_status: vec![
             [
@@ -191,7 +192,7 @@ fn collect_info(config: &crate::EngineConfig, id: String) -> SystemInfo {
 }
 
 /// Go's GOARCH spelling of `uname -m`, which `/version` reports.
-fn go_arch(machine: &str) -> &str {
+pub(crate) fn go_arch(machine: &str) -> &str {
     match machine {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

@@ -1,5 +1,7 @@
 //! The router: one module per resource, each route one `Engine` call.
 
+mod images;
+mod query;
 mod system;
 
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use crate::ApiError;
 pub(crate) fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .merge(system::routes())
+        .merge(images::routes())
         .fallback(not_found)
         .with_state(engine)
 }

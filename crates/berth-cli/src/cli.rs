@@ -1,0 +1,252 @@
+//! The command line: docker's global flags (spelled as `docker --help` spells them) and the
+//! subcommand tree. Each command group's arguments live here so `--help` is complete in one
+//! place; what a command does lives in its group's module (`system`, `tls`, ...).
+//!
+//! Environment variables are not bound through clap: several names feed one setting
+//! (`BERTH_HOST` or `DOCKER_HOST`), so [`crate::connect::resolve`] applies them with an
+//! explicit, tested precedence.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// `berth`: a Docker-compatible client for the Berth container engine.
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    about = "A self-sufficient runtime for containers (Berth, Docker-compatible)",
+    disable_version_flag = true,
+    disable_help_subcommand = true,
+    after_help = "Run 'berth COMMAND --help' for more information on a command."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The flags every command shares; they go before the command name, as with docker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct GlobalOptions {
+    /// Location of client config files (default ~/.docker; env DOCKER_CONFIG)
+    #[arg(long, value_name = "string")]
+    pub config: Option<PathBuf>,
+
+    /// Enable debug mode
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+
+    /// Daemon socket to connect to (env BERTH_HOST, DOCKER_HOST; default unix:///run/berth.sock)
+    #[arg(short = 'H', long = "host", value_name = "list")]
+    pub host: Vec<String>,
+
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
+    #[arg(
+        short = 'l',
+        long = "log-level",
+        value_name = "string",
+        value_parser = ["debug", "info", "warn", "error", "fatal"],
+        hide_possible_values = true
+    )]
+    pub log_level: Option<String>,
+
+    /// Use TLS; implied by --tlsverify (Berth always verifies the daemon)
+    #[arg(long, value_name = "bool", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub tls: Option<bool>,
+
+    /// Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem)
+    #[arg(long = "tlscacert", value_name = "string")]
+    pub tls_ca_cert: Option<PathBuf>,
+
+    /// Path to TLS certificate file (default $DOCKER_CERT_PATH/cert.pem)
+    #[arg(long = "tlscert", value_name = "string")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Path to TLS key file (default $DOCKER_CERT_PATH/key.pem)
+    #[arg(long = "tlskey", value_name = "string")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Use TLS and verify the remote (env BERTH_TLS_VERIFY, DOCKER_TLS_VERIFY)
+    #[arg(
+        long = "tlsverify",
+        value_name = "bool",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub tls_verify: Option<bool>,
+
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+}
+
+/// The commands. Each group is one module of this crate.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the Berth version information
+    Version(FormatArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
+    /// Create and manage the certificates of Berth's mutual-TLS endpoint
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+/// `-f/--format` as `docker version` and `docker info` take it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FormatArgs {
+    /// Format output using a custom template:
+    /// 'json':             Print in JSON format
+    /// 'TEMPLATE':         Print output using the given Go template
+    #[arg(short = 'f', long, value_name = "string", verbatim_doc_comment)]
+    pub format: Option<String>,
+}
+
+/// `berth tls ...`.
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Create a CA, a server certificate and a client certificate in one directory
+    Init(TlsInitArgs),
+    /// Issue another client certificate from the CA made by `berth tls init`
+    Client(TlsClientArgs),
+}
+
+/// Default validity of generated certificates, in days.
+pub const DEFAULT_CERT_DAYS: u32 = 365;
+
+#[derive(Debug, Clone, Args)]
+pub struct TlsInitArgs {
+    /// Directory to write ca.pem, ca-key.pem, server-cert.pem, server-key.pem, cert.pem, key.pem
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// A DNS name or IP address clients use to reach the daemon (repeatable; localhost and
+    /// 127.0.0.1 are always included)
+    #[arg(long = "san", value_name = "NAME_OR_IP")]
+    pub sans: Vec<String>,
+
+    /// Common name of the first client certificate (the identity berthd logs)
+    #[arg(long, value_name = "NAME", default_value = "client")]
+    pub client_name: String,
+
+    /// Validity of the certificates in days
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CERT_DAYS)]
+    pub days: u32,
+
+    /// Overwrite existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TlsClientArgs {
+    /// Common name of the new client certificate
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Directory holding the CA (ca.pem and ca-key.pem from `berth tls init`)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Where to write cert.pem, key.pem and ca.pem (default DIR/clients/NAME)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Validity of the certificate in days
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CERT_DAYS)]
+    pub days: u32,
+
+    /// Overwrite existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_before_the_command() {
+        let cli = parse(&[
+            "-H",
+            "tcp://h:2376",
+            "--tlsverify",
+            "--tlscacert",
+            "/c/ca.pem",
+            "-D",
+            "-l",
+            "warn",
+            "version",
+        ]);
+        assert_eq!(cli.global.host, vec!["tcp://h:2376"]);
+        assert_eq!(cli.global.tls_verify, Some(true));
+        assert_eq!(cli.global.tls_ca_cert, Some(PathBuf::from("/c/ca.pem")));
+        assert!(cli.global.debug);
+        assert_eq!(cli.global.log_level.as_deref(), Some("warn"));
+        assert!(matches!(cli.command, Some(Command::Version(_))));
+    }
+
+    #[test]
+    fn tlsverify_takes_an_optional_bool() {
+        assert_eq!(
+            parse(&["--tlsverify=false", "info"]).global.tls_verify,
+            Some(false)
+        );
+        assert_eq!(
+            parse(&["--tlsverify", "info"]).global.tls_verify,
+            Some(true)
+        );
+        assert_eq!(parse(&["info"]).global.tls_verify, None);
+    }
+
+    #[test]
+    fn format_flag() {
+        let cli = parse(&["info", "-f", "{{.ServerVersion}}"]);
+        let Some(Command::Info(f)) = cli.command else {
+            panic!("not info")
+        };
+        assert_eq!(f.format.as_deref(), Some("{{.ServerVersion}}"));
+    }
+
+    #[test]
+    fn tls_subcommands() {
+        let cli = parse(&[
+            "tls", "init", "--dir", "/d", "--san", "h1", "--san", "10.0.0.1", "--force",
+        ]);
+        let Some(Command::Tls(TlsCommand::Init(a))) = cli.command else {
+            panic!("not tls init")
+        };
+        assert_eq!(a.sans, vec!["h1", "10.0.0.1"]);
+        assert_eq!(a.client_name, "client");
+        assert_eq!(a.days, DEFAULT_CERT_DAYS);
+        assert!(a.force);
+
+        let cli = parse(&["tls", "client", "bob", "--dir", "/d", "--days", "30"]);
+        let Some(Command::Tls(TlsCommand::Client(c))) = cli.command else {
+            panic!("not tls client")
+        };
+        assert_eq!(c.name, "bob");
+        assert_eq!(c.out, None);
+        assert_eq!(c.days, 30);
+    }
+
+    #[test]
+    fn bad_log_level_is_refused() {
+        assert!(Cli::try_parse_from(["berth", "-l", "loud", "info"]).is_err());
+    }
+}

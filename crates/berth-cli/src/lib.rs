@@ -1,0 +1,95 @@
+//! berth-cli: the `berth` command, a Docker-compatible client for berthd (and for any
+//! Docker Engine). `main.rs` parses flags and calls [`run`]; each command group is one
+//! module (`system`, `tls`, later `container`, `image`, `network`, `volume`), sharing
+//! [`connect`] (how to reach the daemon), [`format`] (`--format`, tables) and [`Error`].
+//!
+//! Commands talk to the daemon through bollard on the transport [`connect`] builds; see
+//! there for where and why we do not use bollard's own connectors.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod connect;
+mod error;
+pub mod format;
+pub mod system;
+pub mod tls;
+
+use std::io::{self, Write};
+
+use clap::CommandFactory;
+
+pub use error::Error;
+
+use crate::cli::{Cli, Command, GlobalOptions};
+use crate::connect::{Client, Target};
+
+/// What every command gets: the global options and, resolved lazily, the daemon.
+#[derive(Debug, Clone)]
+pub struct Session {
+    global: GlobalOptions,
+    /// Resolution errors surface only when a command needs the daemon, so `berth tls`
+    /// works whatever DOCKER_HOST says.
+    target: Result<Target, Error>,
+}
+
+impl Session {
+    /// Resolves `global` against the environment `env`.
+    pub fn new(global: GlobalOptions, env: &dyn Fn(&str) -> Option<String>) -> Session {
+        let target = connect::resolve(&global, env);
+        Session { global, target }
+    }
+
+    /// `-D`: debug mode.
+    pub fn debug(&self) -> bool {
+        self.global.debug
+    }
+
+    /// The global options as given.
+    pub fn options(&self) -> &GlobalOptions {
+        &self.global
+    }
+
+    /// Connects to the daemon and negotiates the API version.
+    pub async fn client(&self) -> Result<Client, Error> {
+        let target = self.target.clone()?;
+        Client::connect(&target).await
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let session = Session::new(cli.global, &connect::process_env);
+    if session.global.version {
+        let facts = system::ClientFacts::current();
+        return write_out(&format!(
+            "Berth version {}, build {}\n",
+            facts.version, facts.git_commit
+        ));
+    }
+    match &cli.command {
+        // As `docker` alone: the help text, success.
+        None => write_out(&format!("{}\n", cli::Cli::command().render_help())),
+        Some(Command::Version(args)) => system::version(&session, args).await,
+        Some(Command::Info(args)) => system::info(&session, args).await,
+        Some(Command::Tls(cmd)) => tls::run(cmd),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`berth info | head -1`) is not an error.
+pub fn write_out(text: &str) -> Result<(), Error> {
+    write_to(&mut io::stdout().lock(), text)
+}
+
+/// Writes to stderr.
+pub fn write_err(text: &str) -> Result<(), Error> {
+    write_to(&mut io::stderr().lock(), text)
+}
+
+fn write_to(w: &mut dyn Write, text: &str) -> Result<(), Error> {
+    match w.write_all(text.as_bytes()).and_then(|()| w.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::client(format!("cannot write output: {e}"))),
+    }
+}

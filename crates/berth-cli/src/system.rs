@@ -1,0 +1,753 @@
+//! `berth version` and `berth info`: what the client is, what the daemon says about itself
+//! and its host, printed line for line as `docker version` / `docker info` print them
+//! (docker/cli `cli/command/system/version.go` and `info.go`), or through `--format`.
+//!
+//! Rendering is pure (`render_*` take the daemon's JSON and return text) so it is tested
+//! against real dockerd output; the command functions only fetch and print.
+
+use serde_json::{json, Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+use crate::cli::FormatArgs;
+use crate::connect::{Negotiated, CLIENT_API_VERSION};
+use crate::error::Error;
+use crate::format::{bytes_size, tabwrite, Template};
+use crate::{write_err, write_out, Session};
+
+/// The client's own version facts (docker's `clientVersion`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFacts {
+    pub version: String,
+    /// `rust1.95.0`, in the shape of Go's `go1.24.3`.
+    pub rust_version: String,
+    pub git_commit: String,
+    /// ANSI C time (`Fri May 30 12:07:14 2025`), as docker prints it.
+    pub build_time: String,
+    pub os: String,
+    /// Go's spelling (`amd64`), as docker prints it.
+    pub arch: String,
+    pub context: String,
+}
+
+impl ClientFacts {
+    /// The running binary's facts.
+    pub fn current() -> ClientFacts {
+        ClientFacts {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            rust_version: env!("BERTH_CLI_RUSTC_VERSION").to_string(),
+            git_commit: env!("BERTH_CLI_GIT_COMMIT").to_string(),
+            build_time: reformat_date(env!("BERTH_CLI_BUILD_TIME")),
+            os: std::env::consts::OS.to_string(),
+            arch: go_arch(std::env::consts::ARCH).to_string(),
+            context: "default".to_string(),
+        }
+    }
+
+    /// docker's `clientVersion` JSON (`{{json .Client}}`); `GoVersion` keeps Docker's key
+    /// and holds the Rust version. `api` is `None` when the daemon could not be reached.
+    pub fn to_json(&self, api: Option<Negotiated>) -> Value {
+        let api_version = api.map_or(CLIENT_API_VERSION, |n| n.version);
+        json!({
+            "Version": self.version,
+            "ApiVersion": api_version.to_string(),
+            "DefaultAPIVersion": CLIENT_API_VERSION.to_string(),
+            "GitCommit": self.git_commit,
+            "GoVersion": self.rust_version,
+            "Os": self.os,
+            "Arch": self.arch,
+            "BuildTime": self.build_time,
+            "Context": self.context,
+        })
+    }
+}
+
+/// Rust's `std::env::consts::ARCH` in Go's `GOARCH` spelling.
+pub fn go_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+/// docker's `reformatDate`: RFC 3339 → ANSI C (`Thu May  7 21:09:36 2026`); anything
+/// else is returned unchanged.
+pub fn reformat_date(s: &str) -> String {
+    let ansic = format_description!(
+        "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] [year]"
+    );
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .and_then(|t| t.format(&ansic).ok())
+        .unwrap_or_else(|| s.to_string())
+}
+
+// ---------------------------------------------------------------------------------------
+// version
+
+/// `berth version`.
+pub async fn version(session: &Session, args: &FormatArgs) -> Result<(), Error> {
+    let template = args
+        .format
+        .as_deref()
+        .map(Template::parse_format_flag)
+        .transpose()?;
+    let facts = ClientFacts::current();
+    let (api, server) = match session.client().await {
+        Ok(client) => (Some(client.api()), client.get_json("/version").await),
+        Err(e) => (None, Err(e)),
+    };
+    let data = version_data(&facts, api, server.as_ref().ok());
+    let rendered = match &template {
+        Some(t) => t.render(&data),
+        None => Ok(render_version(&data)),
+    };
+    match (rendered, server) {
+        (Ok(text), server) => {
+            write_out(&format!("{text}\n"))?;
+            server.map(|_| ())
+        }
+        // The daemon's failure explains a template failure on its missing data.
+        (Err(_), Err(e)) => Err(e),
+        (Err(e), Ok(_)) => Err(e.into()),
+    }
+}
+
+/// `{"Client": ..., "Server": ...}` as docker's `versionInfo`, with docker's fix-ups of
+/// the server part: the Engine component's BuildTime in ANSI C time, and an Engine
+/// component made from the top-level fields when the daemon lists none.
+pub fn version_data(facts: &ClientFacts, api: Option<Negotiated>, server: Option<&Value>) -> Value {
+    let server = server.map(|s| {
+        let mut s = s.clone();
+        fix_components(&mut s);
+        s
+    });
+    json!({
+        "Client": facts.to_json(api),
+        "Server": server.unwrap_or(Value::Null),
+    })
+}
+
+fn fix_components(server: &mut Value) {
+    let Some(obj) = server.as_object_mut() else {
+        return;
+    };
+    let mut found = false;
+    if let Some(Value::Array(components)) = obj.get_mut("Components") {
+        for c in components.iter_mut() {
+            if c.get("Name").and_then(Value::as_str) == Some("Engine") {
+                found = true;
+                if let Some(Value::String(t)) = c.pointer_mut("/Details/BuildTime") {
+                    *t = reformat_date(t);
+                }
+            }
+        }
+    }
+    if !found {
+        let field = |k: &str| Value::String(text(obj.get(k)));
+        let engine = json!({
+            "Name": "Engine",
+            "Version": field("Version"),
+            "Details": {
+                "ApiVersion": field("ApiVersion"),
+                "MinAPIVersion": field("MinAPIVersion"),
+                "GitCommit": field("GitCommit"),
+                "GoVersion": field("GoVersion"),
+                "Os": field("Os"),
+                "Arch": field("Arch"),
+                "BuildTime": reformat_date(&text(obj.get("BuildTime"))),
+                "Experimental": obj.get("Experimental").and_then(Value::as_bool).unwrap_or(false).to_string(),
+            }
+        });
+        match obj.get_mut("Components") {
+            Some(Value::Array(list)) => list.push(engine),
+            _ => {
+                obj.insert("Components".into(), Value::Array(vec![engine]));
+            }
+        }
+    }
+}
+
+/// docker's default `version` template, aligned by a (20, 1) tabwriter. No final newline.
+pub fn render_version(data: &Value) -> String {
+    let c = &data["Client"];
+    let f = |v: &Value, k: &str| text(v.get(k));
+    let mut s = String::from("Client:\n");
+    s += &format!(" Version:\t{}\n", f(c, "Version"));
+    let api = f(c, "ApiVersion");
+    let default_api = f(c, "DefaultAPIVersion");
+    s += &format!(" API version:\t{api}");
+    if api != default_api {
+        s += &format!(" (downgraded from {default_api})");
+    }
+    s += "\n";
+    s += &format!(" Rust version:\t{}\n", f(c, "GoVersion"));
+    s += &format!(" Git commit:\t{}\n", f(c, "GitCommit"));
+    s += &format!(" Built:\t{}\n", f(c, "BuildTime"));
+    s += &format!(" OS/Arch:\t{}/{}\n", f(c, "Os"), f(c, "Arch"));
+    s += &format!(" Context:\t{}", f(c, "Context"));
+
+    let server = &data["Server"];
+    if server.is_object() {
+        s += "\n\nServer:";
+        let platform = text(server.pointer("/Platform/Name"));
+        if !platform.is_empty() {
+            s += &format!(" {platform}");
+        }
+        let empty = Vec::new();
+        let components = server["Components"].as_array().unwrap_or(&empty);
+        for comp in components {
+            let name = f(comp, "Name");
+            let details = &comp["Details"];
+            let d = |k: &str| text(details.get(k));
+            s += &format!("\n {name}:");
+            if name == "Engine" {
+                s += &format!("\n  Version:\t{}", f(comp, "Version"));
+                s += &format!(
+                    "\n  API version:\t{} (minimum version {})",
+                    d("ApiVersion"),
+                    d("MinAPIVersion")
+                );
+                let lang = d("GoVersion");
+                let label = if lang.starts_with("rust") {
+                    "Rust version"
+                } else {
+                    "Go version"
+                };
+                s += &format!("\n  {label}:\t{lang}");
+                s += &format!("\n  Git commit:\t{}", d("GitCommit"));
+                s += &format!("\n  Built:\t{}", d("BuildTime"));
+                s += &format!("\n  OS/Arch:\t{}/{}", d("Os"), d("Arch"));
+                s += &format!("\n  Experimental:\t{}", d("Experimental"));
+            } else {
+                s += &format!("\n  Version:\t{}", f(comp, "Version"));
+                if let Some(map) = details.as_object() {
+                    let mut keys: Vec<&String> = map.keys().collect();
+                    keys.sort();
+                    for k in keys {
+                        s += &format!("\n  {k}:\t{}", text(map.get(k)));
+                    }
+                }
+            }
+        }
+    }
+    tabwrite(&s, 20, 1)
+}
+
+// ---------------------------------------------------------------------------------------
+// info
+
+/// `berth info`.
+pub async fn info(session: &Session, args: &FormatArgs) -> Result<(), Error> {
+    let template = args
+        .format
+        .as_deref()
+        .map(Template::parse_format_flag)
+        .transpose()?;
+    let facts = ClientFacts::current();
+    let debug = session.debug();
+
+    if let Some(template) = template {
+        let client = session.client().await?;
+        let server = client.get_json("/info").await?;
+        let data = info_data(&facts, Some(client.api()), debug, server);
+        let text = template.render(&data)?;
+        return write_out(&format!("{text}\n"));
+    }
+
+    write_out(&render_info_client(&facts, debug))?;
+    write_out("\nServer:\n")?;
+    let client = session.client().await?;
+    let server = client.get_json("/info").await?;
+    let (text, warnings) = render_info_server(&server, debug);
+    write_out(&text)?;
+    for w in warnings {
+        write_err(&format!("{w}\n"))?;
+    }
+    Ok(())
+}
+
+/// docker's `dockerInfo` JSON: the daemon's `/info` object plus `ClientInfo`.
+pub fn info_data(
+    facts: &ClientFacts,
+    api: Option<Negotiated>,
+    debug: bool,
+    server: Value,
+) -> Value {
+    let mut client = facts.to_json(api);
+    if let Some(obj) = client.as_object_mut() {
+        obj.insert("Debug".into(), Value::Bool(debug));
+        obj.insert("Plugins".into(), Value::Array(Vec::new()));
+        obj.insert("Warnings".into(), Value::Null);
+    }
+    let mut data = match server {
+        Value::Object(m) => m,
+        other => {
+            let mut m = Map::new();
+            m.insert("Server".into(), other);
+            m
+        }
+    };
+    data.insert("ClientInfo".into(), client);
+    Value::Object(data)
+}
+
+/// `Client:` and its lines.
+pub fn render_info_client(facts: &ClientFacts, debug: bool) -> String {
+    format!(
+        "Client:\n Version:    {}\n Context:    {}\n Debug Mode: {debug}\n",
+        facts.version, facts.context
+    )
+}
+
+/// The lines after `Server:` (ending with docker's blank line), and the daemon's warnings
+/// for stderr. `client_debug` adds the debug counters as `-D` does in docker.
+pub fn render_info_server(info: &Value, client_debug: bool) -> (String, Vec<String>) {
+    let mut out = Vec::<String>::new();
+    let t = |k: &str| text(info.get(k));
+    let mut line = |s: String| out.push(s);
+    // fprintlnNonEmpty
+    let non_empty = |out: &mut Vec<String>, label: &str, v: String| {
+        if !v.is_empty() {
+            out.push(format!("{label} {v}"));
+        }
+    };
+
+    line(format!(" Containers: {}", t("Containers")));
+    line(format!("  Running: {}", t("ContainersRunning")));
+    line(format!("  Paused: {}", t("ContainersPaused")));
+    line(format!("  Stopped: {}", t("ContainersStopped")));
+    line(format!(" Images: {}", t("Images")));
+    non_empty(&mut out, " Server Version:", t("ServerVersion"));
+    non_empty(&mut out, " Storage Driver:", t("Driver"));
+    for pair in pairs(info.get("DriverStatus")) {
+        out.push(format!("  {}: {}", pair.0, pair.1));
+    }
+    for pair in pairs(info.get("SystemStatus")) {
+        out.push(format!(" {}: {}", pair.0, pair.1));
+    }
+    non_empty(&mut out, " Logging Driver:", t("LoggingDriver"));
+    non_empty(&mut out, " Cgroup Driver:", t("CgroupDriver"));
+    non_empty(&mut out, " Cgroup Version:", t("CgroupVersion"));
+
+    let plugins = info.get("Plugins").unwrap_or(&Value::Null);
+    let plugin_list = |k: &str| strings(plugins.get(k)).join(" ");
+    out.push(" Plugins:".into());
+    out.push(format!("  Volume: {}", plugin_list("Volume")));
+    out.push(format!("  Network: {}", plugin_list("Network")));
+    let authz = plugin_list("Authorization");
+    if !authz.is_empty() {
+        out.push(format!("  Authorization: {authz}"));
+    }
+    out.push(format!("  Log: {}", plugin_list("Log")));
+
+    let cdi = strings(info.get("CDISpecDirs"));
+    if !cdi.is_empty() {
+        out.push(" CDI spec directories:".into());
+        for dir in cdi {
+            out.push(format!("  {dir}"));
+        }
+    }
+
+    let swarm = info.get("Swarm").unwrap_or(&Value::Null);
+    let state = text(swarm.get("LocalNodeState"));
+    out.push(format!(" Swarm: {state}"));
+    if !matches!(state.as_str(), "" | "inactive" | "locked") {
+        out.push(format!("  NodeID: {}", text(swarm.get("NodeID"))));
+        let err = text(swarm.get("Error"));
+        if !err.is_empty() {
+            out.push(format!("  Error: {err}"));
+        }
+        out.push(format!(
+            "  Is Manager: {}",
+            text(swarm.get("ControlAvailable"))
+        ));
+        out.push(format!("  Node Address: {}", text(swarm.get("NodeAddr"))));
+    }
+
+    if let Some(runtimes) = info.get("Runtimes").and_then(Value::as_object) {
+        if !runtimes.is_empty() {
+            let mut names: Vec<&str> = runtimes.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            out.push(format!(" Runtimes: {}", names.join(" ")));
+            out.push(format!(" Default Runtime: {}", t("DefaultRuntime")));
+        }
+    }
+
+    let os_type = t("OSType");
+    if os_type == "linux" {
+        out.push(format!(" Init Binary: {}", t("InitBinary")));
+        for (label, key) in [
+            ("containerd version", "ContainerdCommit"),
+            ("runc version", "RuncCommit"),
+            ("init version", "InitCommit"),
+        ] {
+            out.push(format!(
+                " {label}: {}",
+                text(info.get(key).and_then(|c| c.get("ID")))
+            ));
+        }
+        let opts = strings(info.get("SecurityOptions"));
+        if !opts.is_empty() {
+            out.push(" Security Options:".into());
+            for opt in opts {
+                let (name, profile) = decode_security_option(&opt);
+                out.push(format!("  {name}"));
+                if let Some(p) = profile {
+                    out.push(format!("   Profile: {p}"));
+                }
+            }
+        }
+    }
+    if os_type == "windows" {
+        out.push(format!(" Default Isolation: {}", t("Isolation")));
+    }
+
+    non_empty(&mut out, " Kernel Version:", t("KernelVersion"));
+    non_empty(&mut out, " Operating System:", t("OperatingSystem"));
+    non_empty(&mut out, " OSType:", os_type.clone());
+    non_empty(&mut out, " Architecture:", t("Architecture"));
+    out.push(format!(" CPUs: {}", t("NCPU")));
+    let mem = info.get("MemTotal").and_then(Value::as_f64).unwrap_or(0.0);
+    out.push(format!(" Total Memory: {}", bytes_size(mem)));
+    non_empty(&mut out, " Name:", t("Name"));
+    non_empty(&mut out, " ID:", t("ID"));
+    out.push(format!(" Docker Root Dir: {}", t("DockerRootDir")));
+    let daemon_debug = info.get("Debug").and_then(Value::as_bool).unwrap_or(false);
+    out.push(format!(" Debug Mode: {daemon_debug}"));
+    if daemon_debug || client_debug {
+        out.push(format!("  File Descriptors: {}", t("NFd")));
+        out.push(format!("  Goroutines: {}", t("NGoroutines")));
+        out.push(format!("  System Time: {}", t("SystemTime")));
+        out.push(format!("  EventsListeners: {}", t("NEventsListener")));
+    }
+    non_empty(&mut out, " HTTP Proxy:", t("HttpProxy"));
+    non_empty(&mut out, " HTTPS Proxy:", t("HttpsProxy"));
+    non_empty(&mut out, " No Proxy:", t("NoProxy"));
+    let labels = strings(info.get("Labels"));
+    if !labels.is_empty() {
+        out.push(" Labels:".into());
+        for l in labels {
+            out.push(format!("  {l}"));
+        }
+    }
+    out.push(format!(" Experimental: {}", t("ExperimentalBuild")));
+
+    let registry = info.get("RegistryConfig").unwrap_or(&Value::Null);
+    let cidrs = strings(registry.get("InsecureRegistryCIDRs"));
+    let index = registry.get("IndexConfigs").and_then(Value::as_object);
+    if !cidrs.is_empty() || index.is_some_and(|m| !m.is_empty()) {
+        out.push(" Insecure Registries:".into());
+        if let Some(index) = index {
+            for cfg in index.values() {
+                if cfg.get("Secure").and_then(Value::as_bool) == Some(false) {
+                    out.push(format!("  {}", text(cfg.get("Name"))));
+                }
+            }
+        }
+        for c in cidrs {
+            out.push(format!("  {c}"));
+        }
+    }
+    let mirrors = strings(registry.get("Mirrors"));
+    if !mirrors.is_empty() {
+        out.push(" Registry Mirrors:".into());
+        for m in mirrors {
+            out.push(format!("  {m}"));
+        }
+    }
+    out.push(format!(
+        " Live Restore Enabled: {}",
+        t("LiveRestoreEnabled")
+    ));
+    non_empty(&mut out, " Product License:", t("ProductLicense"));
+    if let Some(pools) = info.get("DefaultAddressPools").and_then(Value::as_array) {
+        if !pools.is_empty() {
+            out.push(" Default Address Pools:".into());
+            for p in pools {
+                out.push(format!(
+                    "   Base: {}, Size: {}",
+                    text(p.get("Base")),
+                    text(p.get("Size"))
+                ));
+            }
+        }
+    }
+    out.push(String::new());
+
+    let mut text_out = out.join("\n");
+    text_out.push('\n');
+    (text_out, strings(info.get("Warnings")))
+}
+
+/// `name=seccomp,profile=default` → (`seccomp`, Some(`default`)); an old-style bare name
+/// (`apparmor`) is its own name.
+fn decode_security_option(opt: &str) -> (String, Option<String>) {
+    let mut name = String::new();
+    let mut profile = None;
+    for part in opt.split(',') {
+        match part.split_once('=') {
+            Some(("name", v)) => name = v.to_string(),
+            Some(("profile", v)) => profile = Some(v.to_string()),
+            Some(_) => {}
+            None if name.is_empty() => name = part.to_string(),
+            None => {}
+        }
+    }
+    (name, profile)
+}
+
+/// A JSON value as Go's `Println` prints the corresponding field: strings bare, numbers
+/// and bools as usual, null and missing as empty.
+fn text(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// A JSON array of strings (non-strings printed as JSON); null or missing is empty.
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().map(|x| text(Some(x))).collect())
+        .unwrap_or_default()
+}
+
+/// `[["Backing Filesystem", "extfs"], ...]`.
+fn pairs(v: Option<&Value>) -> Vec<(String, String)> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| {
+                    let p = p.as_array()?;
+                    Some((text(p.first()), text(p.get(1))))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_api_types::ApiVersion;
+
+    use super::*;
+
+    /// `curl --unix-socket docker.sock http://x/info` from dockerd 20.10.24 on this host.
+    const DOCKERD_INFO: &str = include_str!("../tests/fixtures/dockerd-20.10-info.json");
+    /// `docker info` (CLI 28.2.2) against that daemon, Server part.
+    const DOCKER_INFO_SERVER: &str = include_str!("../tests/fixtures/docker-28-info-server.txt");
+    /// `GET /version` from the same dockerd.
+    const DOCKERD_VERSION: &str = include_str!("../tests/fixtures/dockerd-20.10-version.json");
+
+    fn text_of(v: &Value) -> String {
+        text(Some(v))
+    }
+
+    fn facts() -> ClientFacts {
+        ClientFacts {
+            version: "28.2.2".into(),
+            rust_version: "go1.24.3".into(),
+            git_commit: "e6534b4".into(),
+            build_time: "Fri May 30 12:07:14 2025".into(),
+            os: "linux".into(),
+            arch: "amd64".into(),
+            context: "default".into(),
+        }
+    }
+
+    #[test]
+    fn info_server_matches_docker_line_for_line() {
+        let info: Value = serde_json::from_str(DOCKERD_INFO).unwrap();
+        let (text, warnings) = render_info_server(&info, false);
+        assert_eq!(text, DOCKER_INFO_SERVER);
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn info_client_section_matches_docker() {
+        assert_eq!(
+            render_info_client(&facts(), false),
+            "Client:\n Version:    28.2.2\n Context:    default\n Debug Mode: false\n"
+        );
+    }
+
+    #[test]
+    fn info_warnings_and_debug_counters() {
+        let mut info: Value = serde_json::from_str(DOCKERD_INFO).unwrap();
+        info["Warnings"] = json!(["WARNING: No swap limit support"]);
+        let (text, warnings) = render_info_server(&info, true);
+        assert_eq!(warnings, vec!["WARNING: No swap limit support"]);
+        let counters =
+            format!(
+            "\n Debug Mode: false\n  File Descriptors: {}\n  Goroutines: {}\n  System Time: {}\n",
+            info["NFd"], info["NGoroutines"], text_of(&info["SystemTime"])
+        );
+        assert!(text.contains(&counters), "{text}");
+    }
+
+    #[test]
+    fn info_tolerates_an_empty_object() {
+        let (text, warnings) = render_info_server(&json!({}), false);
+        assert!(text.starts_with(" Containers: \n"), "{text}");
+        assert!(text.contains(" Total Memory: 0B\n"));
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn security_options_decode() {
+        assert_eq!(
+            decode_security_option("name=seccomp,profile=default"),
+            ("seccomp".into(), Some("default".into()))
+        );
+        assert_eq!(
+            decode_security_option("name=rootless"),
+            ("rootless".into(), None)
+        );
+        assert_eq!(
+            decode_security_option("apparmor"),
+            ("apparmor".into(), None)
+        );
+    }
+
+    #[test]
+    fn info_json_has_client_info() {
+        let info: Value = serde_json::from_str(DOCKERD_INFO).unwrap();
+        let data = info_data(&facts(), None, true, info);
+        let t =
+            Template::parse("{{.ServerVersion}} {{.ClientInfo.Debug}} {{.HTTPProxy}}|").unwrap();
+        assert_eq!(t.render(&data).unwrap(), "20.10.24+dfsg1 true |");
+    }
+
+    #[test]
+    fn version_matches_docker_layout() {
+        let server: Value = serde_json::from_str(DOCKERD_VERSION).unwrap();
+        let api = Negotiated::from_header(Some("1.41"));
+        let data = version_data(&facts(), Some(api), Some(&server));
+        let want = "Client:
+ Version:           28.2.2
+ API version:       1.41 (downgraded from 1.50)
+ Rust version:      go1.24.3
+ Git commit:        e6534b4
+ Built:             Fri May 30 12:07:14 2025
+ OS/Arch:           linux/amd64
+ Context:           default
+
+Server:
+ Engine:
+  Version:          20.10.24+dfsg1
+  API version:      1.41 (minimum version 1.12)
+  Go version:       go1.19.8
+  Git commit:       5d6db84
+  Built:            Thu May  7 21:09:36 2026
+  OS/Arch:          linux/amd64
+  Experimental:     false
+ containerd:
+  Version:          1.6.20~ds1
+  GitCommit:        1.6.20~ds1-1+deb12u3
+ runc:
+  Version:          1.1.5+ds1
+  GitCommit:        1.1.5+ds1-1+deb12u1
+ docker-init:
+  Version:          0.19.0
+  GitCommit:        ";
+        assert_eq!(render_version(&data), want);
+    }
+
+    #[test]
+    fn version_without_server_prints_the_client_only() {
+        let data = version_data(&facts(), None, None);
+        let text = render_version(&data);
+        assert!(text.starts_with("Client:\n Version:           28.2.2\n API version:       1.50\n"));
+        assert!(text.ends_with(" Context:           default"));
+        assert!(!text.contains("Server"));
+    }
+
+    #[test]
+    fn version_synthesizes_an_engine_component() {
+        let server = json!({
+            "Platform": {"Name": "Berth Engine"},
+            "Version": "0.1.0", "ApiVersion": "1.50", "MinAPIVersion": "1.24",
+            "GitCommit": "abc", "GoVersion": "rust1.95.0", "Os": "linux", "Arch": "amd64",
+            "BuildTime": "2026-01-02T03:04:05Z"
+        });
+        let data = version_data(
+            &facts(),
+            Some(Negotiated::from_header(Some("1.50"))),
+            Some(&server),
+        );
+        let text = render_version(&data);
+        assert!(
+            text.contains("\n\nServer: Berth Engine\n Engine:\n  Version:          0.1.0\n"),
+            "{text}"
+        );
+        assert!(text.contains("  Rust version:     rust1.95.0\n"), "{text}");
+        assert!(
+            text.contains("  Built:            Fri Jan  2 03:04:05 2026\n"),
+            "{text}"
+        );
+        assert!(text.contains(" API version:       1.50\n"), "{text}");
+    }
+
+    #[test]
+    fn version_format_templates() {
+        let server: Value = serde_json::from_str(DOCKERD_VERSION).unwrap();
+        let api = Negotiated {
+            version: ApiVersion::new(1, 41),
+            server: Some(ApiVersion::new(1, 41)),
+        };
+        let data = version_data(&facts(), Some(api), Some(&server));
+        let r = |t: &str| {
+            Template::parse_format_flag(t)
+                .unwrap()
+                .render(&data)
+                .unwrap()
+        };
+        assert_eq!(r("{{.Server.APIVersion}}"), "1.41");
+        assert_eq!(r("{{.Server.ApiVersion}}"), "1.41");
+        assert_eq!(r("{{.Client.Version}}"), "28.2.2");
+        assert_eq!(r("{{.Client.APIVersion}}"), "1.41");
+        let json: Value = serde_json::from_str(&r("{{json .}}")).unwrap();
+        assert_eq!(json["Client"]["DefaultAPIVersion"], "1.50");
+        assert_eq!(
+            json["Server"]["Components"][0]["Details"]["BuildTime"],
+            "Thu May  7 21:09:36 2026"
+        );
+        let server_json: Value = serde_json::from_str(&r("{{json .Server}}")).unwrap();
+        assert_eq!(server_json["MinAPIVersion"], "1.12");
+        assert_eq!(r("json"), r("{{json .}}"));
+    }
+
+    #[test]
+    fn dates_reformat_like_docker() {
+        assert_eq!(
+            reformat_date("2026-05-07T21:09:36.000000000+00:00"),
+            "Thu May  7 21:09:36 2026"
+        );
+        assert_eq!(
+            reformat_date("2025-05-30T12:07:14Z"),
+            "Fri May 30 12:07:14 2025"
+        );
+        assert_eq!(
+            reformat_date("2025-05-30T14:07:14+02:00"),
+            "Fri May 30 14:07:14 2025"
+        );
+        assert_eq!(reformat_date("not a date"), "not a date");
+        assert_eq!(reformat_date(""), "");
+    }
+
+    #[test]
+    fn arch_names_are_go_names() {
+        assert_eq!(go_arch("x86_64"), "amd64");
+        assert_eq!(go_arch("aarch64"), "arm64");
+        assert_eq!(go_arch("s390x"), "s390x");
+    }
+}

@@ -1,0 +1,247 @@
+//! `berth tls init` and `berth tls client`: set up the trust of Berth's mutual-TLS endpoint
+//! in one step, and print exactly what to run next. Generating and writing the files is
+//! `berth_tls::generate`'s job; this module chooses defaults and words the report.
+
+use std::path::{Path, PathBuf};
+
+use berth_tls::generate::{self, ClientReport, InitOptions, InitReport};
+
+use crate::cli::{TlsClientArgs, TlsCommand, TlsInitArgs};
+use crate::connect::{DEFAULT_HOST, DEFAULT_TLS_PORT};
+use crate::error::Error;
+use crate::write_out;
+
+/// Runs one `berth tls` subcommand.
+pub fn run(cmd: &TlsCommand) -> Result<(), Error> {
+    match cmd {
+        TlsCommand::Init(args) => init(args),
+        TlsCommand::Client(args) => client(args),
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, Error> {
+    std::path::absolute(p)
+        .map_err(|e| Error::client(format!("cannot resolve the path {}: {e}", p.display())))
+}
+
+fn init(args: &TlsInitArgs) -> Result<(), Error> {
+    let opts = InitOptions {
+        dir: absolute(&args.dir)?,
+        sans: args.sans.clone(),
+        client_name: args.client_name.clone(),
+        days: args.days,
+        force: args.force,
+    };
+    let report = generate::init(&opts).map_err(|e| Error::client(e.to_string()))?;
+    write_out(&render_init(&report, &args.client_name))
+}
+
+fn client(args: &TlsClientArgs) -> Result<(), Error> {
+    let ca_dir = absolute(&args.dir)?;
+    let out = match &args.out {
+        Some(out) => absolute(out)?,
+        None => ca_dir.join("clients").join(&args.name),
+    };
+    let report = generate::new_client(&ca_dir, &args.name, &out, args.days, args.force)
+        .map_err(|e| Error::client(e.to_string()))?;
+    write_out(&render_client(&report, &args.name, &ca_dir))
+}
+
+/// What each generated file is, by name.
+fn describe(path: &Path, client_name: &str) -> String {
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some("ca.pem") => "CA certificate (clients and berthd trust it)".into(),
+        Some("ca-key.pem") => "CA key: keep it secret; it signs new client certificates".into(),
+        Some("server-cert.pem") => "server certificate (for berthd)".into(),
+        Some("server-key.pem") => "server key (for berthd)".into(),
+        Some("cert.pem") => format!("client certificate (CN={client_name})"),
+        Some("key.pem") => "client key".into(),
+        _ => String::new(),
+    }
+}
+
+fn file_lines(written: &[PathBuf], client_name: &str) -> String {
+    let width = written
+        .iter()
+        .map(|p| p.display().to_string().chars().count())
+        .max()
+        .unwrap_or(0);
+    written
+        .iter()
+        .map(|p| {
+            let shown = p.display().to_string();
+            let desc = describe(p, client_name);
+            if desc.is_empty() {
+                format!("  {shown}\n")
+            } else {
+                format!("  {shown:<width$}  {desc}\n")
+            }
+        })
+        .collect()
+}
+
+/// The host part of `DOCKER_HOST` for a client: the first SAN that is not a wildcard.
+fn client_host(sans: &[String]) -> String {
+    let name = sans
+        .iter()
+        .find(|s| !s.starts_with("*."))
+        .map_or("localhost", String::as_str);
+    if name.contains(':') {
+        format!("[{name}]")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The report of `berth tls init`.
+pub fn render_init(report: &InitReport, client_name: &str) -> String {
+    let dir = &report.dir;
+    let q = |p: PathBuf| shell_quote(&p.display().to_string());
+    let mut s = format!(
+        "Certificates written to {} (CA, server for: {}):\n",
+        dir.display(),
+        report.sans.join(", ")
+    );
+    s += &file_lines(&report.written, client_name);
+    s += "\nStart the daemon with:\n";
+    s += &format!(
+        "  berthd -H {DEFAULT_HOST} -H tcp://0.0.0.0:{DEFAULT_TLS_PORT} --tlsverify --tlscacert={} --tlscert={} --tlskey={}\n",
+        q(dir.join("ca.pem")),
+        q(dir.join("server-cert.pem")),
+        q(dir.join("server-key.pem")),
+    );
+    s += "\nConnect a client with:\n";
+    s += &format!(
+        "  export DOCKER_HOST=tcp://{}:{DEFAULT_TLS_PORT} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={}\n",
+        client_host(&report.sans),
+        q(dir.clone()),
+    );
+    s += "  berth version    # or: docker version\n";
+    s += &format!(
+        "\nMore client certificates: berth tls client NAME --dir {}\n",
+        q(dir.clone())
+    );
+    s
+}
+
+/// The report of `berth tls client`.
+pub fn render_client(report: &ClientReport, name: &str, ca_dir: &Path) -> String {
+    let mut s = format!(
+        "Client certificate for {name:?} written to {} (signed by the CA in {}):\n",
+        report.dir.display(),
+        ca_dir.display()
+    );
+    s += &file_lines(&report.written, name);
+    s += "\nConnect with (HOST: a name or address in the daemon's server certificate):\n";
+    s += &format!(
+        "  export DOCKER_HOST=tcp://HOST:{DEFAULT_TLS_PORT} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={}\n",
+        shell_quote(&report.dir.display().to_string())
+    );
+    s += "  berth version    # or: docker version\n";
+    s
+}
+
+/// Quotes `s` for a POSIX shell when it holds anything but safe characters.
+fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%=,".contains(c));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_report_gives_exact_next_steps() {
+        let dir = PathBuf::from("/etc/berth/tls");
+        let report = InitReport {
+            dir: dir.clone(),
+            written: [
+                "ca.pem",
+                "ca-key.pem",
+                "server-cert.pem",
+                "server-key.pem",
+                "cert.pem",
+                "key.pem",
+            ]
+            .iter()
+            .map(|f| dir.join(f))
+            .collect(),
+            sans: vec!["myhost".into(), "localhost".into(), "127.0.0.1".into()],
+        };
+        let text = render_init(&report, "client");
+        assert!(text.starts_with(
+            "Certificates written to /etc/berth/tls (CA, server for: myhost, localhost, 127.0.0.1):\n  /etc/berth/tls/ca.pem           CA certificate"
+        ), "{text}");
+        assert!(
+            text.contains("  /etc/berth/tls/cert.pem         client certificate (CN=client)\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "  berthd -H unix:///run/berth.sock -H tcp://0.0.0.0:2376 --tlsverify --tlscacert=/etc/berth/tls/ca.pem --tlscert=/etc/berth/tls/server-cert.pem --tlskey=/etc/berth/tls/server-key.pem\n"
+        ), "{text}");
+        assert!(text.contains(
+            "  export DOCKER_HOST=tcp://myhost:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=/etc/berth/tls\n  berth version    # or: docker version\n"
+        ), "{text}");
+    }
+
+    #[test]
+    fn client_host_skips_wildcards_and_brackets_ipv6() {
+        assert_eq!(
+            client_host(&["*.x.org".into(), "a.x.org".into()]),
+            "a.x.org"
+        );
+        assert_eq!(client_host(&["::1".into()]), "[::1]");
+        assert_eq!(client_host(&[]), "localhost");
+    }
+
+    #[test]
+    fn paths_with_spaces_are_quoted() {
+        assert_eq!(shell_quote("/a b/c"), "'/a b/c'");
+        assert_eq!(shell_quote("/it's"), r"'/it'\''s'");
+        assert_eq!(shell_quote("/plain/path-1.pem"), "/plain/path-1.pem");
+    }
+
+    #[test]
+    fn init_and_client_write_usable_files() {
+        let base = std::env::temp_dir().join(format!("berth-cli-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let args = TlsInitArgs {
+            dir: base.clone(),
+            sans: vec!["myhost".into()],
+            client_name: "client".into(),
+            days: 2,
+            force: false,
+        };
+        init(&args).unwrap();
+        for f in [
+            "ca.pem",
+            "ca-key.pem",
+            "server-cert.pem",
+            "server-key.pem",
+            "cert.pem",
+            "key.pem",
+        ] {
+            assert!(base.join(f).is_file(), "{f}");
+        }
+        // A second init refuses to overwrite.
+        assert!(init(&args).is_err());
+        client(&TlsClientArgs {
+            name: "bob".into(),
+            dir: base.clone(),
+            out: None,
+            days: 2,
+            force: false,
+        })
+        .unwrap();
+        let out = base.join("clients/bob");
+        berth_tls::load_client_config(&berth_tls::TlsPaths::in_dir(&out)).unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

@@ -1,0 +1,357 @@
+//! Image archives: `docker save` output (manifest.json plus an OCI layout, which both
+//! `docker load` and skopeo's `docker-archive:`/`oci-archive:` read), `docker load` input
+//! (that format and the legacy `<id>/layer.tar` one), and `docker import` of a rootfs tar.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::changes::apply_changes;
+use crate::config::{History, ImageConfigFile, RootFs};
+use crate::store::{parse_digest, sha256_digest, ImageRecord, ImageStore, StoreError};
+use crate::{Digest, Reference};
+
+/// Largest JSON file `load` keeps in memory (manifests and configs are small).
+const MAX_JSON: u64 = 64 << 20;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// One image of a save: its record and the names to write for it.
+pub struct SaveItem {
+    pub image: ImageRecord,
+    /// Familiar `repo:tag` names.
+    pub tags: Vec<String>,
+}
+
+/// Writes a `docker save` tar of `items` to `out`.
+pub fn save(store: &ImageStore, items: &[SaveItem], out: impl Write) -> Result<(), StoreError> {
+    let mut tar = tar::Builder::new(out);
+    let mut written: BTreeMap<String, ()> = BTreeMap::new();
+    let mut manifest = Vec::new();
+    let mut index = Vec::new();
+    let wio = |e: io::Error| StoreError::Io {
+        what: "cannot write archive",
+        path: "<save>".into(),
+        source: e,
+    };
+    let add_bytes = |tar: &mut tar::Builder<_>, path: &str, data: &[u8]| -> io::Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut h, path, data)
+    };
+    for item in items {
+        let config = store.config_bytes(&item.image.id)?;
+        let config_path = format!("blobs/sha256/{}", item.image.hex());
+        let mut layer_descs = Vec::new();
+        let mut layer_paths = Vec::new();
+        for d in &item.image.diff_ids {
+            let hex = d.trim_start_matches("sha256:");
+            let path = format!("blobs/sha256/{hex}");
+            let (reader, size) = store.open_layer_tar(d)?;
+            if written.insert(path.clone(), ()).is_none() {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(size);
+                h.set_mode(0o644);
+                h.set_entry_type(tar::EntryType::Regular);
+                tar.append_data(&mut h, &path, reader).map_err(wio)?;
+            }
+            layer_descs.push(json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": d,
+                "size": size,
+            }));
+            layer_paths.push(path);
+        }
+        if written.insert(config_path.clone(), ()).is_none() {
+            add_bytes(&mut tar, &config_path, &config).map_err(wio)?;
+        }
+        let oci_manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": item.image.id,
+                "size": config.len(),
+            },
+            "layers": layer_descs,
+        }))
+        .expect("manifest");
+        let manifest_digest = sha256_digest(&oci_manifest);
+        let mpath = format!("blobs/sha256/{}", manifest_digest.hex());
+        if written.insert(mpath.clone(), ()).is_none() {
+            add_bytes(&mut tar, &mpath, &oci_manifest).map_err(wio)?;
+        }
+        let names: Vec<Option<&String>> = if item.tags.is_empty() {
+            vec![None]
+        } else {
+            item.tags.iter().map(Some).collect()
+        };
+        for name in names {
+            let mut desc = json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest_digest.to_string(),
+                "size": oci_manifest.len(),
+            });
+            if let Some(n) = name {
+                let full = n
+                    .parse::<Reference>()
+                    .map(|r| r.clone().with_default_tag().to_string())
+                    .unwrap_or_else(|_| n.clone());
+                let tag = full
+                    .rsplit_once(':')
+                    .map(|(_, t)| t.to_string())
+                    .unwrap_or_default();
+                desc["annotations"] = json!({
+                    "io.containerd.image.name": full,
+                    "org.opencontainers.image.ref.name": tag,
+                });
+            }
+            index.push(desc);
+        }
+        manifest.push(ManifestEntry {
+            config: config_path,
+            repo_tags: Some(item.tags.clone()),
+            layers: layer_paths,
+        });
+    }
+    add_bytes(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(wio)?;
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": index,
+    }))
+    .expect("index");
+    add_bytes(&mut tar, "index.json", &index).map_err(wio)?;
+    add_bytes(
+        &mut tar,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).expect("manifest"),
+    )
+    .map_err(wio)?;
+    tar.into_inner().map_err(wio)?.flush().map_err(wio)?;
+    Ok(())
+}
+
+/// What `load` made of one manifest entry.
+#[derive(Debug, Clone)]
+pub struct LoadedImage {
+    pub image: ImageRecord,
+    /// Familiar names tagged.
+    pub tags: Vec<String>,
+}
+
+/// Reads a `docker save` tar: every blob verified as it is stored, layers unpacked, images
+/// registered and tagged. Nothing is tagged unless its image is whole. Blobs the archive
+/// brought that end up unused are removed again, also on failure.
+pub fn load(
+    store: &ImageStore,
+    input: impl Read,
+    now: &str,
+) -> Result<Vec<LoadedImage>, StoreError> {
+    let mut added_blobs = Vec::new();
+    let result = load_inner(store, input, now, &mut added_blobs);
+    for b in added_blobs {
+        if !store.blob_in_use(&b) {
+            let _ = store.blobs().delete(&b);
+        }
+    }
+    result
+}
+
+fn load_inner(
+    store: &ImageStore,
+    input: impl Read,
+    now: &str,
+    added_blobs: &mut Vec<Digest>,
+) -> Result<Vec<LoadedImage>, StoreError> {
+    let bad = |m: String| StoreError::Invalid(format!("invalid archive: {m}"));
+    let rio = |e: io::Error| StoreError::Io {
+        what: "cannot read archive",
+        path: "<load>".into(),
+        source: e,
+    };
+    let mut archive = tar::Archive::new(input);
+    let mut json_files: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut blobs: HashMap<String, Digest> = HashMap::new();
+    let mut links: HashMap<String, String> = HashMap::new();
+    for entry in archive.entries().map_err(rio)? {
+        let mut entry = entry.map_err(rio)?;
+        let path = clean(&entry.path().map_err(rio)?.to_string_lossy());
+        match entry.header().entry_type() {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                if let Some(target) = entry.link_name().map_err(rio)? {
+                    let target = target.to_string_lossy().to_string();
+                    let resolved = if entry.header().entry_type() == tar::EntryType::Symlink {
+                        let base = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                        clean(&format!("{base}/{target}"))
+                    } else {
+                        clean(&target)
+                    };
+                    links.insert(path, resolved);
+                }
+                continue;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            _ => continue,
+        }
+        if let Some(hex) = path.strip_prefix("blobs/sha256/") {
+            let expected = parse_digest(&format!("sha256:{hex}"))
+                .map_err(|_| bad(format!("bad blob name {path}")))?;
+            let (d, _) = store.blobs().put_stream(&mut entry, Some(&expected))?;
+            added_blobs.push(d.clone());
+            blobs.insert(path, d);
+        } else if path.ends_with(".json") || path == "repositories" || path == "oci-layout" {
+            if entry.size() > MAX_JSON {
+                return Err(bad(format!("{path} is too large")));
+            }
+            let mut buf = Vec::new();
+            entry.read_to_end(&mut buf).map_err(rio)?;
+            json_files.insert(path, buf);
+        } else {
+            let (d, _) = store.blobs().put_stream(&mut entry, None)?;
+            added_blobs.push(d.clone());
+            blobs.insert(path, d);
+        }
+    }
+    let manifest = json_files
+        .get("manifest.json")
+        .ok_or_else(|| bad("no manifest.json found (is this a `docker save` archive?)".into()))?;
+    let manifest: Vec<ManifestEntry> =
+        serde_json::from_slice(manifest).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let resolve = |p: &str| {
+        let mut p = clean(p);
+        for _ in 0..16 {
+            match links.get(&p) {
+                Some(t) => p = t.clone(),
+                None => break,
+            }
+        }
+        p
+    };
+    let mut out = Vec::new();
+    for m in manifest {
+        let cpath = resolve(&m.config);
+        let config = match json_files.get(&cpath) {
+            Some(b) => b.clone(),
+            None => {
+                let d = blobs
+                    .get(&cpath)
+                    .ok_or_else(|| bad(format!("config {} missing", m.config)))?;
+                let mut buf = Vec::new();
+                store
+                    .blobs()
+                    .open(d)?
+                    .take(MAX_JSON)
+                    .read_to_end(&mut buf)
+                    .map_err(rio)?;
+                buf
+            }
+        };
+        let parsed = ImageConfigFile::parse(&config).map_err(StoreError::Invalid)?;
+        if parsed.rootfs.diff_ids.len() != m.layers.len() {
+            return Err(bad(format!(
+                "config lists {} layers, manifest {}",
+                parsed.rootfs.diff_ids.len(),
+                m.layers.len()
+            )));
+        }
+        for (i, l) in m.layers.iter().enumerate() {
+            let want = &parsed.rootfs.diff_ids[i];
+            if store.layer(want).is_some() {
+                continue;
+            }
+            let lpath = resolve(l);
+            let d = blobs
+                .get(&lpath)
+                .ok_or_else(|| bad(format!("layer {l} missing")))?;
+            let size = store.blobs().size(d)?;
+            let meta = store.add_layer_from_blob(d, size)?;
+            if &meta.diff_id != want {
+                return Err(bad(format!(
+                    "layer {l} has diff_id {}, config expects {want}",
+                    meta.diff_id
+                )));
+            }
+        }
+        let image = store.add_image(&config)?;
+        let mut tags = Vec::new();
+        for t in m.repo_tags.unwrap_or_default() {
+            let r: Reference = t.parse().map_err(|e| bad(format!("bad tag {t:?}: {e}")))?;
+            store.tag(&image.id, &r, now)?;
+            tags.push(r.clone().with_default_tag().familiar_string());
+        }
+        out.push(LoadedImage { image, tags });
+    }
+    Ok(out)
+}
+
+fn clean(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
+/// Options of `docker import`.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Dockerfile instructions (`CMD ["sh"]`, `ENV A=b`, ...).
+    pub changes: Vec<String>,
+    pub message: String,
+    pub os: String,
+    pub architecture: String,
+    /// RFC 3339 creation time.
+    pub now: String,
+}
+
+/// `docker import`: one layer from a rootfs tar (plain or compressed) and a fresh config.
+pub fn import(
+    store: &ImageStore,
+    input: impl Read,
+    opts: &ImportOptions,
+) -> Result<ImageRecord, StoreError> {
+    let layer = store.add_layer(input, None)?;
+    let mut container_config = serde_json::Map::new();
+    apply_changes(&mut container_config, &opts.changes).map_err(StoreError::Invalid)?;
+    let config = ImageConfigFile {
+        architecture: opts.architecture.clone(),
+        os: opts.os.clone(),
+        config: Some(container_config),
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![layer.diff_id.clone()],
+        },
+        history: vec![History {
+            created: Some(opts.now.clone()),
+            comment: Some(if opts.message.is_empty() {
+                "Imported from -".into()
+            } else {
+                opts.message.clone()
+            }),
+            ..Default::default()
+        }],
+        created: Some(opts.now.clone()),
+        comment: (!opts.message.is_empty()).then(|| opts.message.clone()),
+        ..Default::default()
+    };
+    let bytes = serde_json::to_vec(&config).expect("config serializes");
+    store.add_image(&bytes)
+}

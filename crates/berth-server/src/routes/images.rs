@@ -1,0 +1,149 @@
+//! Image routes. Image names may hold slashes and colons (`localhost:5000/a/b:tag`), so
+//! the per-image routes share one wildcard and dispatch on the last path segment, as
+//! dockerd's `{name:.*}` routes do.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use berth_api_types::filters::Filters;
+use berth_api_types::image::ProgressMessage;
+use berth_engine::images::{BodyReader, ImageListOptions, ImportRequest};
+use berth_engine::Engine;
+use futures_util::TryStreamExt;
+use tokio_util::io::StreamReader;
+
+use super::query::Query;
+use crate::ApiError;
+
+type AppState = Arc<Engine>;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/images/json", get(list))
+        .route("/images/create", post(create))
+        .route("/images/load", post(load))
+        .route("/images/get", get(save_many))
+        .route("/images/prune", post(prune))
+        .route("/images/{*rest}", any(per_image))
+}
+
+fn filters(q: &Query) -> Result<Filters, ApiError> {
+    Filters::parse(q.get("filters")).map_err(ApiError::bad_request)
+}
+
+fn body_reader(body: Body) -> BodyReader {
+    Box::new(StreamReader::new(
+        body.into_data_stream().map_err(std::io::Error::other),
+    ))
+}
+
+/// One JSON progress line, as the streaming endpoints answer.
+fn json_lines(messages: &[ProgressMessage]) -> Response {
+    let mut out = Vec::new();
+    for m in messages {
+        serde_json::to_writer(&mut out, m).expect("progress serializes");
+        out.extend_from_slice(b"\r\n");
+    }
+    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    let opts = ImageListOptions {
+        all: q.bool("all"),
+        filters: filters(&q)?,
+    };
+    Ok(Json(engine.image_list(opts).await?).into_response())
+}
+
+async fn create(State(engine): State<AppState>, uri: Uri, body: Body) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    if let Some(src) = q.get("fromSrc") {
+        if src != "-" {
+            return Err(ApiError::bad_request(
+                "importing from a URL is not supported; pipe the archive instead (fromSrc=-)",
+            ));
+        }
+        let req = ImportRequest {
+            repo: q.get("repo").map(String::from),
+            tag: q.get("tag").map(String::from),
+            changes: q.all("changes"),
+            message: q.get("message").unwrap_or_default().to_string(),
+            platform: q.get("platform").map(String::from),
+        };
+        let id = engine.image_import(body_reader(body), req).await?;
+        return Ok(json_lines(&[ProgressMessage::status(id)]));
+    }
+    if q.get("fromImage").is_some() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "pulling from a registry is not implemented in this berthd yet; use `docker load` or `docker import`",
+        ));
+    }
+    Err(ApiError::bad_request("either fromImage or fromSrc is required"))
+}
+
+async fn load(State(engine): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let lines = engine.image_load(body_reader(body)).await?;
+    let messages: Vec<_> = lines.into_iter().map(ProgressMessage::stream).collect();
+    Ok(json_lines(&messages))
+}
+
+async fn save_many(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let names = Query::from_uri(&uri).all("names");
+    save(&engine, names).await
+}
+
+async fn save(engine: &Engine, names: Vec<String>) -> Result<Response, ApiError> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image names given"));
+    }
+    let rx = engine.image_save(names).await?;
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], Body::from_stream(stream)).into_response())
+}
+
+async fn prune(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    Ok(Json(engine.image_prune(filters(&q)?).await?).into_response())
+}
+
+/// `/images/{name}` (DELETE), `/images/{name}/json|history|get` (GET),
+/// `/images/{name}/tag|push` (POST).
+async fn per_image(
+    State(engine): State<AppState>,
+    Path(rest): Path<String>,
+    method: Method,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    if method == Method::DELETE {
+        let items = engine.image_delete(rest, q.bool("force"), q.bool("noprune")).await?;
+        return Ok(Json(items).into_response());
+    }
+    let (name, action) = rest.rsplit_once('/').ok_or_else(|| ApiError::not_found("page not found"))?;
+    let name = name.to_string();
+    match (method, action) {
+        (Method::GET, "json") => Ok(Json(engine.image_inspect(name).await?).into_response()),
+        (Method::GET, "history") => Ok(Json(engine.image_history(name).await?).into_response()),
+        (Method::GET, "get") => save(&engine, vec![name]).await,
+        (Method::POST, "tag") => {
+            let repo = q.get("repo").unwrap_or_default().to_string();
+            if repo.is_empty() {
+                return Err(ApiError::bad_request("repository name must have at least one component"));
+            }
+            engine.image_tag(name, repo, q.get("tag").map(String::from)).await?;
+            Ok(StatusCode::CREATED.into_response())
+        }
+        (Method::POST, "push") => Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "pushing to a registry is not implemented in this berthd yet",
+        )),
+        _ => Err(ApiError::not_found("page not found")),
+    }
+}
