@@ -16,13 +16,19 @@ impl Filters {
         }
         let v: serde_json::Value =
             serde_json::from_str(raw).map_err(|e| format!("invalid filter: {e}"))?;
-        let obj = v.as_object().ok_or("invalid filter: expected a JSON object")?;
+        let obj = v
+            .as_object()
+            .ok_or("invalid filter: expected a JSON object")?;
         let mut out = BTreeMap::new();
         for (k, v) in obj {
             let values = match v {
                 serde_json::Value::Array(a) => a
                     .iter()
-                    .map(|x| x.as_str().map(String::from).ok_or(format!("invalid filter value for {k:?}")))
+                    .map(|x| {
+                        x.as_str()
+                            .map(String::from)
+                            .ok_or(format!("invalid filter value for {k:?}"))
+                    })
                     .collect::<Result<Vec<_>, _>>()?,
                 serde_json::Value::Object(m) => m
                     .iter()
@@ -67,9 +73,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     fn go(p: &[u8], t: &[u8]) -> bool {
         match (p.first(), t.first()) {
             (None, None) => true,
-            (Some(b'*'), _) => {
-                go(&p[1..], t) || (!t.is_empty() && t[0] != b'/' && go(p, &t[1..]))
-            }
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && t[0] != b'/' && go(p, &t[1..])),
             (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &t[1..]),
             (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
             _ => false,
@@ -97,7 +101,10 @@ mod tests {
         assert!(Filters::parse(Some("{")).is_err());
         assert!(Filters::parse(Some(r#"{"a":[1]}"#)).is_err());
         let f = Filters::parse(Some(r#"{"nope":["x"],"dangling":["maybe"]}"#)).unwrap();
-        assert_eq!(f.allow_only(&["dangling"]).unwrap_err(), "invalid filter 'nope'");
+        assert_eq!(
+            f.allow_only(&["dangling"]).unwrap_err(),
+            "invalid filter 'nope'"
+        );
         assert!(f.bool_value("dangling").is_err());
     }
 

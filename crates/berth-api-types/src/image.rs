@@ -164,7 +164,10 @@ mod tests {
             DeleteItem::Deleted("sha256:abc".into()),
         ])
         .unwrap();
-        assert_eq!(v, r#"[{"Untagged":"busybox:latest"},{"Deleted":"sha256:abc"}]"#);
+        assert_eq!(
+            v,
+            r#"[{"Untagged":"busybox:latest"},{"Deleted":"sha256:abc"}]"#
+        );
     }
 
     #[test]

@@ -48,7 +48,8 @@ impl FromStr for ApiVersion {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseApiVersionError(s.to_string());
         let (major, minor) = s.split_once('.').ok_or_else(err)?;
-        let digits = |p: &str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
         if !digits(major) || !digits(minor) {
             return Err(err());
         }
@@ -91,7 +92,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "1", "1.", ".1", "a.b", "1.2.3", "-1.2", "1.+2", "99999.1"] {
+        for bad in [
+            "", "1", "1.", ".1", "a.b", "1.2.3", "-1.2", "1.+2", "99999.1",
+        ] {
             assert!(bad.parse::<ApiVersion>().is_err(), "{bad:?} parsed");
         }
     }

@@ -26,7 +26,9 @@ impl From<StoreError> for EngineError {
             StoreError::InvalidReference(_) | StoreError::Invalid(_) | StoreError::Unpack(_) => {
                 EngineError::InvalidArgument(e.to_string())
             }
-            StoreError::Blob(berth_image::BlobError::Mismatch { .. }) => EngineError::InvalidArgument(e.to_string()),
+            StoreError::Blob(berth_image::BlobError::Mismatch { .. }) => {
+                EngineError::InvalidArgument(e.to_string())
+            }
             StoreError::Conflict(_) => EngineError::Conflict(e.to_string()),
             other => EngineError::Internal(other.to_string()),
         }
@@ -74,18 +76,40 @@ impl Engine {
     }
 
     /// `GET /images/json`.
-    pub async fn image_list(&self, opts: ImageListOptions) -> Result<Vec<ImageSummary>, EngineError> {
+    pub async fn image_list(
+        &self,
+        opts: ImageListOptions,
+    ) -> Result<Vec<ImageSummary>, EngineError> {
         opts.filters
             .allow_only(&["dangling", "label", "before", "since", "reference", "until"])
             .map_err(EngineError::InvalidArgument)?;
-        let dangling = opts.filters.bool_value("dangling").map_err(EngineError::InvalidArgument)?;
+        let dangling = opts
+            .filters
+            .bool_value("dangling")
+            .map_err(EngineError::InvalidArgument)?;
         self.blocking(move |store| {
-            let created_of = |r: &ImageRecord| store.config(&r.id).ok().and_then(|c| c.created).map(|c| parse_time(&c)).unwrap_or(0);
-            let bound = |name: &str| -> Result<i64, EngineError> {
-                Ok(created_of(&store.resolve(name)?))
+            let created_of = |r: &ImageRecord| {
+                store
+                    .config(&r.id)
+                    .ok()
+                    .and_then(|c| c.created)
+                    .map(|c| parse_time(&c))
+                    .unwrap_or(0)
             };
-            let before = opts.filters.get("before").first().map(|n| bound(n)).transpose()?;
-            let since = opts.filters.get("since").first().map(|n| bound(n)).transpose()?;
+            let bound =
+                |name: &str| -> Result<i64, EngineError> { Ok(created_of(&store.resolve(name)?)) };
+            let before = opts
+                .filters
+                .get("before")
+                .first()
+                .map(|n| bound(n))
+                .transpose()?;
+            let since = opts
+                .filters
+                .get("since")
+                .first()
+                .map(|n| bound(n))
+                .transpose()?;
             let mut out = Vec::new();
             for rec in store.list() {
                 let config = store.config(&rec.id)?;
@@ -100,11 +124,20 @@ impl Engine {
                     continue;
                 }
                 let labels = config.labels();
-                if !opts.filters.get("label").iter().all(|l| label_matches(&labels, l)) {
+                if !opts
+                    .filters
+                    .get("label")
+                    .iter()
+                    .all(|l| label_matches(&labels, l))
+                {
                     continue;
                 }
                 let refs = opts.filters.get("reference");
-                if !refs.is_empty() && !tags.iter().any(|t| refs.iter().any(|p| reference_matches(p, t))) {
+                if !refs.is_empty()
+                    && !tags
+                        .iter()
+                        .any(|t| refs.iter().any(|p| reference_matches(p, t)))
+                {
                     continue;
                 }
                 out.push(ImageSummary {
@@ -136,7 +169,11 @@ impl Engine {
             if let Some((upper, lower)) = dirs.split_last() {
                 data.insert("UpperDir".to_string(), upper.display().to_string());
                 if !lower.is_empty() {
-                    let lowers: Vec<String> = lower.iter().rev().map(|p| p.display().to_string()).collect();
+                    let lowers: Vec<String> = lower
+                        .iter()
+                        .rev()
+                        .map(|p| p.display().to_string())
+                        .collect();
                     data.insert("LowerDir".to_string(), lowers.join(":"));
                 }
             }
@@ -149,7 +186,11 @@ impl Engine {
                 created: config.created.clone(),
                 docker_version: config.docker_version.clone().unwrap_or_default(),
                 author: config.author.clone().unwrap_or_default(),
-                config: config.config.clone().map(serde_json::Value::Object).unwrap_or(serde_json::Value::Null),
+                config: config
+                    .config
+                    .clone()
+                    .map(serde_json::Value::Object)
+                    .unwrap_or(serde_json::Value::Null),
                 architecture: config.architecture.clone(),
                 variant: config.variant.clone(),
                 os: config.os.clone(),
@@ -185,7 +226,11 @@ impl Engine {
                     let size = if h.empty_layer {
                         0
                     } else {
-                        layers.next().and_then(|d| store.layer(d)).map(|l| l.size as i64).unwrap_or(0)
+                        layers
+                            .next()
+                            .and_then(|d| store.layer(d))
+                            .map(|l| l.size as i64)
+                            .unwrap_or(0)
                     };
                     HistoryItem {
                         id: "<missing>".into(),
@@ -208,16 +253,23 @@ impl Engine {
     }
 
     /// `POST /images/{name}/tag`.
-    pub async fn image_tag(&self, name: String, repo: String, tag: Option<String>) -> Result<(), EngineError> {
+    pub async fn image_tag(
+        &self,
+        name: String,
+        repo: String,
+        tag: Option<String>,
+    ) -> Result<(), EngineError> {
         let target = match tag.filter(|t| !t.is_empty()) {
             Some(t) => format!("{repo}:{t}"),
             None => repo,
         };
-        let reference: Reference = target
-            .parse()
-            .map_err(|e: berth_image::ReferenceError| EngineError::InvalidArgument(e.to_string()))?;
+        let reference: Reference = target.parse().map_err(|e: berth_image::ReferenceError| {
+            EngineError::InvalidArgument(e.to_string())
+        })?;
         if reference.digest().is_some() {
-            return Err(EngineError::InvalidArgument("refusing to create a tag with a digest reference".into()));
+            return Err(EngineError::InvalidArgument(
+                "refusing to create a tag with a digest reference".into(),
+            ));
         }
         self.blocking(move |store| {
             let rec = store.resolve(&name)?;
@@ -228,7 +280,12 @@ impl Engine {
     }
 
     /// `DELETE /images/{name}`.
-    pub async fn image_delete(&self, name: String, force: bool, noprune: bool) -> Result<Vec<DeleteItem>, EngineError> {
+    pub async fn image_delete(
+        &self,
+        name: String,
+        force: bool,
+        noprune: bool,
+    ) -> Result<Vec<DeleteItem>, EngineError> {
         self.blocking(move |store| {
             let items = store.delete(&name, force, noprune, &|_| None)?;
             Ok(items.into_iter().map(to_delete_item).collect())
@@ -238,8 +295,13 @@ impl Engine {
 
     /// `POST /images/prune`: dangling images, or every unused one with `dangling=false`.
     pub async fn image_prune(&self, filters: Filters) -> Result<ImagePruneReport, EngineError> {
-        filters.allow_only(&["dangling", "label", "until"]).map_err(EngineError::InvalidArgument)?;
-        let dangling_only = filters.bool_value("dangling").map_err(EngineError::InvalidArgument)?.unwrap_or(true);
+        filters
+            .allow_only(&["dangling", "label", "until"])
+            .map_err(EngineError::InvalidArgument)?;
+        let dangling_only = filters
+            .bool_value("dangling")
+            .map_err(EngineError::InvalidArgument)?
+            .unwrap_or(true);
         self.blocking(move |store| {
             let mut deleted = Vec::new();
             let mut reclaimed = 0;
@@ -249,7 +311,11 @@ impl Engine {
                     continue;
                 }
                 let labels = store.config(&rec.id)?.labels();
-                if !filters.get("label").iter().all(|l| label_matches(&labels, l)) {
+                if !filters
+                    .get("label")
+                    .iter()
+                    .all(|l| label_matches(&labels, l))
+                {
                     continue;
                 }
                 match store.delete(&rec.id, true, false, &|_| None) {
@@ -257,7 +323,9 @@ impl Engine {
                         reclaimed += rec.size;
                         deleted.extend(items.into_iter().map(to_delete_item));
                     }
-                    Err(e) => tracing::warn!(image = %rec.id, error = %e, "prune: cannot remove image"),
+                    Err(e) => {
+                        tracing::warn!(image = %rec.id, error = %e, "prune: cannot remove image")
+                    }
                 }
             }
             Ok(ImagePruneReport {
@@ -269,14 +337,21 @@ impl Engine {
     }
 
     /// `POST /images/create?fromSrc=-`: a one-layer image from a rootfs tar. Returns the ID.
-    pub async fn image_import(&self, body: BodyReader, req: ImportRequest) -> Result<String, EngineError> {
+    pub async fn image_import(
+        &self,
+        body: BodyReader,
+        req: ImportRequest,
+    ) -> Result<String, EngineError> {
         let target = match (&req.repo, &req.tag) {
             (Some(r), Some(t)) if !r.is_empty() && !t.is_empty() => Some(format!("{r}:{t}")),
             (Some(r), _) if !r.is_empty() => Some(r.clone()),
             _ => None,
         };
         let reference = target
-            .map(|t| t.parse::<Reference>().map_err(|e| EngineError::InvalidArgument(e.to_string())))
+            .map(|t| {
+                t.parse::<Reference>()
+                    .map_err(|e| EngineError::InvalidArgument(e.to_string()))
+            })
             .transpose()?;
         let (os, architecture) = platform(req.platform.as_deref())?;
         let reader = SyncIoBridge::new(body);
@@ -319,7 +394,10 @@ impl Engine {
 
     /// `GET /images/get`: resolves every name first (so a missing one is a 404 before any
     /// byte is sent), then streams the tar.
-    pub async fn image_save(&self, names: Vec<String>) -> Result<mpsc::Receiver<std::io::Result<Bytes>>, EngineError> {
+    pub async fn image_save(
+        &self,
+        names: Vec<String>,
+    ) -> Result<mpsc::Receiver<std::io::Result<Bytes>>, EngineError> {
         let items = self
             .blocking(move |store| {
                 let mut items: Vec<SaveItem> = Vec::new();
@@ -327,7 +405,9 @@ impl Engine {
                     let rec = store.resolve(n)?;
                     // A name that is a reference saves just that tag; an ID saves all.
                     let tags = match n.parse::<Reference>() {
-                        Ok(r) if !looks_like_id(n, &rec) => vec![r.clone().with_default_tag().familiar_string()],
+                        Ok(r) if !looks_like_id(n, &rec) => {
+                            vec![r.clone().with_default_tag().familiar_string()]
+                        }
                         _ => store.references_of(&rec.id).0,
                     };
                     match items.iter_mut().find(|i| i.image.id == rec.id) {
@@ -374,7 +454,9 @@ fn platform(p: Option<&str>) -> Result<(String, String), EngineError> {
             let os = parts.next().unwrap_or_default().to_string();
             let arch = parts.next().map(String::from).unwrap_or(host_arch);
             if os != "linux" {
-                return Err(EngineError::InvalidArgument(format!("unsupported os {os:?} in platform {p:?}")));
+                return Err(EngineError::InvalidArgument(format!(
+                    "unsupported os {os:?} in platform {p:?}"
+                )));
             }
             Ok((os, arch))
         }
@@ -391,7 +473,11 @@ fn label_matches(labels: &BTreeMap<String, String>, filter: &str) -> bool {
 
 /// `reference=busybox`, `busybox:*`: matched against the familiar name with and without tag.
 fn reference_matches(pattern: &str, tag: &str) -> bool {
-    let name = tag.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map(|(n, _)| n).unwrap_or(tag);
+    let name = tag
+        .rsplit_once(':')
+        .filter(|(_, t)| !t.contains('/'))
+        .map(|(n, _)| n)
+        .unwrap_or(tag);
     if pattern.contains(':') {
         glob_match(pattern, tag)
     } else {
@@ -406,9 +492,14 @@ pub(crate) fn parse_time(s: &str) -> i64 {
         return 0;
     }
     let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
-    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) =
-        (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16), num(17..19))
-    else {
+    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) = (
+        num(0..4),
+        num(5..7),
+        num(8..10),
+        num(11..13),
+        num(14..16),
+        num(17..19),
+    ) else {
         return 0;
     };
     // days from civil (H. Hinnant)
@@ -424,7 +515,10 @@ pub(crate) fn parse_time(s: &str) -> i64 {
     let rest = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
     if let Some(sign) = rest.chars().next().filter(|c| *c == '+' || *c == '-') {
         let off = &rest[1..];
-        if let (Some(oh), Some(om)) = (off.get(0..2).and_then(|x| x.parse::<i64>().ok()), off.get(3..5).and_then(|x| x.parse::<i64>().ok())) {
+        if let (Some(oh), Some(om)) = (
+            off.get(0..2).and_then(|x| x.parse::<i64>().ok()),
+            off.get(3..5).and_then(|x| x.parse::<i64>().ok()),
+        ) {
             let o = oh * 3600 + om * 60;
             t = if sign == '+' { t - o } else { t + o };
         }
@@ -459,7 +553,10 @@ mod tests {
         assert_eq!(parse_time("1970-01-01T00:00:00Z"), 0);
         assert_eq!(parse_time("2024-02-29T23:59:59.123456789Z"), 1_709_251_199);
         assert_eq!(parse_time("2024-03-01T01:59:59+02:00"), 1_709_251_199);
-        assert_eq!(parse_time(&crate::system::format_rfc3339(1_700_000_000, 0)), 1_700_000_000);
+        assert_eq!(
+            parse_time(&crate::system::format_rfc3339(1_700_000_000, 0)),
+            1_700_000_000
+        );
         assert_eq!(parse_time("garbage"), 0);
     }
 
@@ -473,6 +570,9 @@ mod tests {
         assert!(reference_matches("busy*", "busybox:latest"));
         assert!(reference_matches("busybox:lat*", "busybox:latest"));
         assert!(!reference_matches("busybox:1", "busybox:latest"));
-        assert!(reference_matches("localhost:5000/app", "localhost:5000/app:v1"));
+        assert!(reference_matches(
+            "localhost:5000/app",
+            "localhost:5000/app:v1"
+        ));
     }
 }

@@ -22,10 +22,22 @@ impl Engine {
         let details = BTreeMap::from([
             ("ApiVersion".to_string(), ApiVersion::CURRENT.to_string()),
             ("Arch".to_string(), arch.clone()),
-            ("BuildTime".to_string(), env!("BERTH_BUILD_TIME").to_string()),
-            ("Experimental".to_string(), self.config.experimental.to_string()),
-            ("GitCommit".to_string(), env!("BERTH_GIT_COMMIT").to_string()),
-            ("GoVersion".to_string(), env!("BERTH_RUSTC_VERSION").to_string()),
+            (
+                "BuildTime".to_string(),
+                env!("BERTH_BUILD_TIME").to_string(),
+            ),
+            (
+                "Experimental".to_string(),
+                self.config.experimental.to_string(),
+            ),
+            (
+                "GitCommit".to_string(),
+                env!("BERTH_GIT_COMMIT").to_string(),
+            ),
+            (
+                "GoVersion".to_string(),
+                env!("BERTH_RUSTC_VERSION").to_string(),
+            ),
             ("KernelVersion".to_string(), uname.kernel_version.clone()),
             ("MinAPIVersion".to_string(), ApiVersion::MIN.to_string()),
             ("Os".to_string(), "linux".to_string()),
@@ -269,7 +281,10 @@ mod tests {
             format_rfc3339(1_709_251_199, 5),
             "2024-02-29T23:59:59.000000005Z"
         );
-        assert_eq!(format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(951_782_400, 0),
+            "2000-02-29T00:00:00.000000000Z"
+        );
     }
 
     #[test]

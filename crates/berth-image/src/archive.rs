@@ -209,7 +209,7 @@ fn load_inner(
             let expected = parse_digest(&format!("sha256:{hex}"))
                 .map_err(|_| bad(format!("bad blob name {path}")))?;
             let (d, _) = store.blobs().put_stream(&mut entry, Some(&expected))?;
-            added_blobs.push(d.clone());
+            added_blobs.push(d);
             blobs.insert(path, d);
         } else if path.ends_with(".json") || path == "repositories" || path == "oci-layout" {
             if entry.size() > MAX_JSON {
@@ -220,7 +220,7 @@ fn load_inner(
             json_files.insert(path, buf);
         } else {
             let (d, _) = store.blobs().put_stream(&mut entry, None)?;
-            added_blobs.push(d.clone());
+            added_blobs.push(d);
             blobs.insert(path, d);
         }
     }

@@ -288,7 +288,11 @@ impl ImageStore {
         let _ = fs::remove_dir_all(&incoming);
         fs::create_dir_all(&incoming).map_err(io_err("cannot create", &incoming))?;
         let result = (|| {
-            let stats = crate::unpack_layer_into_fresh_dir(&mut counter, &incoming.join("diff"), &crate::UnpackOptions::default())?;
+            let stats = crate::unpack_layer_into_fresh_dir(
+                &mut counter,
+                &incoming.join("diff"),
+                &crate::UnpackOptions::default(),
+            )?;
             // Drain trailing padding so the size and digest cover the whole tar.
             io::copy(&mut counter, &mut io::sink())
                 .map_err(io_err("cannot read layer", &incoming))?;
@@ -532,7 +536,9 @@ impl ImageStore {
         let id = if reference.digest().is_some() {
             st.refs.digests.get(&reference.to_string())
         } else {
-            st.refs.tags.get(&reference.clone().with_default_tag().to_string())
+            st.refs
+                .tags
+                .get(&reference.clone().with_default_tag().to_string())
         };
         id.and_then(|id| st.images.get(id))
             .cloned()
@@ -710,7 +716,10 @@ impl ImageStore {
 /// Whether a hex-looking `name` is also a tagged repository name (then the name wins).
 fn looks_like_name(name: &str, refs: &Refs) -> bool {
     name.parse::<Reference>()
-        .map(|r| refs.tags.contains_key(&r.clone().with_default_tag().to_string()))
+        .map(|r| {
+            refs.tags
+                .contains_key(&r.clone().with_default_tag().to_string())
+        })
         .unwrap_or(false)
 }
 

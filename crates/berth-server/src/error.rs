@@ -88,7 +88,10 @@ mod tests {
     fn kinds_map_to_docker_statuses() {
         assert_eq!(status_of(ErrorKind::NotFound), StatusCode::NOT_FOUND);
         assert_eq!(status_of(ErrorKind::Conflict), StatusCode::CONFLICT);
-        assert_eq!(status_of(ErrorKind::InvalidArgument), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status_of(ErrorKind::InvalidArgument),
+            StatusCode::BAD_REQUEST
+        );
         assert_eq!(status_of(ErrorKind::NotModified), StatusCode::NOT_MODIFIED);
         let e: ApiError = EngineError::NotFound("No such container: x".into()).into();
         assert_eq!(e.status, StatusCode::NOT_FOUND);

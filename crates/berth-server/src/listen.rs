@@ -45,7 +45,11 @@ pub fn parse_host(host: &str) -> Result<Endpoint, ServerError> {
     };
     let host_trim = host.trim();
     if let Some(path) = host_trim.strip_prefix("unix://") {
-        let path = if path.is_empty() { DEFAULT_UNIX_SOCKET } else { path };
+        let path = if path.is_empty() {
+            DEFAULT_UNIX_SOCKET
+        } else {
+            path
+        };
         if !path.starts_with('/') {
             return Err(invalid("a unix socket path must be absolute"));
         }
@@ -80,9 +84,7 @@ pub fn parse_host(host: &str) -> Result<Endpoint, ServerError> {
             .ok_or_else(|| invalid("host resolves to no address"))?;
         return Ok(Endpoint::Tcp(addr));
     }
-    Err(invalid(
-        "expected unix:///path, tcp://host:port or fd://",
-    ))
+    Err(invalid("expected unix:///path, tcp://host:port or fd://"))
 }
 
 /// `host:port`, `[v6]:port`, `host` → (host, port).
@@ -211,7 +213,8 @@ mod tests {
         let mode = fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
         let plain = dir.join("plain");
         fs::write(&plain, b"keep me").unwrap();
-        let refused = rt.block_on(async { bind_unix(&plain, &ListenerOptions::default()).is_err() });
+        let refused =
+            rt.block_on(async { bind_unix(&plain, &ListenerOptions::default()).is_err() });
         assert_eq!(fs::read(&plain).unwrap(), b"keep me");
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(mode, 0o660);

@@ -64,7 +64,11 @@ impl TlsReloader {
     }
 
     fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        let config = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let config = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         tokio_rustls::TlsAcceptor::from(config)
     }
 }
@@ -172,7 +176,10 @@ impl Server {
             loops.push(tokio::spawn(accept_unix(listener, router, stop, alive)));
         }
         for (addr, listener) in self.tcp {
-            let tls = self.tls.clone().expect("tcp listeners are bound only with TLS");
+            let tls = self
+                .tls
+                .clone()
+                .expect("tcp listeners are bound only with TLS");
             tracing::info!(listen = %format!("tcp://{addr}"), tls = "mutual", "API listening");
             let (router, stop, alive) = (self.router.clone(), stop_rx.clone(), alive_tx.clone());
             loops.push(tokio::spawn(accept_tls(listener, tls, router, stop, alive)));
@@ -188,7 +195,10 @@ impl Server {
         for path in &socket_files {
             let _ = std::fs::remove_file(path);
         }
-        if tokio::time::timeout(DRAIN_TIMEOUT, alive_rx.recv()).await.is_err() {
+        if tokio::time::timeout(DRAIN_TIMEOUT, alive_rx.recv())
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; closing them");
         }
     }
@@ -215,7 +225,13 @@ async fn accept_unix(
         let conn = ConnContext {
             identity: ClientIdentity(None),
         };
-        tokio::spawn(serve_connection(stream, conn, router.clone(), stop.clone(), alive.clone()));
+        tokio::spawn(serve_connection(
+            stream,
+            conn,
+            router.clone(),
+            stop.clone(),
+            alive.clone(),
+        ));
     }
 }
 
@@ -242,17 +258,18 @@ async fn accept_tls(
         let acceptor = tls.acceptor();
         let (router, stop, alive) = (router.clone(), stop.clone(), alive.clone());
         tokio::spawn(async move {
-            let tls_stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::warn!(%peer, error = %e, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => {
-                    tracing::warn!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
+            let tls_stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::warn!(%peer, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let subject = tls_stream
                 .get_ref()
                 .1
@@ -289,9 +306,8 @@ async fn serve_connection<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| {
-        handle_request(router.clone(), conn.clone(), req)
-    });
+    let service =
+        hyper::service::service_fn(move |req| handle_request(router.clone(), conn.clone(), req));
     let http = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
@@ -324,7 +340,10 @@ async fn handle_request(
         Ok(v) => {
             req.extensions_mut().insert(v);
             req.extensions_mut().insert(conn.identity.clone());
-            let resp = router.oneshot(req.map(Body::new)).await.unwrap_or_else(|e| match e {});
+            let resp = router
+                .oneshot(req.map(Body::new))
+                .await
+                .unwrap_or_else(|e| match e {});
             (Some(v), resp)
         }
     };

@@ -36,7 +36,8 @@ pub(crate) fn apply<B>(req: &mut Request<B>) -> Result<ApiVersion, ApiError> {
             .parse()
             .map_err(|_| ApiError::bad_request("invalid request path"))?,
     );
-    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| ApiError::bad_request("invalid request path"))?;
+    *req.uri_mut() =
+        Uri::from_parts(parts).map_err(|_| ApiError::bad_request("invalid request path"))?;
     Ok(version)
 }
 

@@ -46,7 +46,11 @@ pub fn take_listeners(only: Option<RawFd>) -> io::Result<Vec<ActivatedListener>>
         if !range.contains(&fd) {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("fd://{fd}: systemd passed descriptors {}..{}", range.start, range.end - 1),
+                format!(
+                    "fd://{fd}: systemd passed descriptors {}..{}",
+                    range.start,
+                    range.end - 1
+                ),
             ));
         }
     }
@@ -60,8 +64,11 @@ pub fn take_listeners(only: Option<RawFd>) -> io::Result<Vec<ActivatedListener>>
         // cleared above, so nothing else adopts the same descriptor.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         let addr: SockaddrStorage = getsockname(owned.as_raw_fd()).map_err(io::Error::from)?;
-        nix::fcntl::fcntl(&owned, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
-            .map_err(io::Error::from)?;
+        nix::fcntl::fcntl(
+            &owned,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(io::Error::from)?;
         let listener = match addr.family() {
             Some(AddressFamily::Unix) => ActivatedListener::Unix(UnixListener::from(owned)),
             Some(AddressFamily::Inet | AddressFamily::Inet6) => {

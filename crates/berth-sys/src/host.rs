@@ -74,7 +74,11 @@ fn parse_os_release(content: &str) -> OsRelease {
         let Some((key, value)) = line.split_once('=') else {
             continue;
         };
-        let value = value.trim().trim_matches('"').trim_matches('\'').to_string();
+        let value = value
+            .trim()
+            .trim_matches('"')
+            .trim_matches('\'')
+            .to_string();
         match key.trim() {
             "PRETTY_NAME" => out.pretty_name = value,
             "VERSION_ID" => out.version_id = value,
@@ -135,7 +139,9 @@ mod tests {
 
     #[test]
     fn os_release_quotes_and_defaults() {
-        let r = parse_os_release("NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\n");
+        let r = parse_os_release(
+            "NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\n",
+        );
         assert_eq!(r.pretty_name, "Debian GNU/Linux 12 (bookworm)");
         assert_eq!(r.version_id, "12");
         assert_eq!(parse_os_release("junk\n").pretty_name, "Linux");
@@ -228,7 +234,8 @@ pub fn cgroup_features(version: CgroupVersion) -> CgroupFeatures {
 
 /// Whether the kernel offers seccomp filtering (`Seccomp:` in /proc/self/status).
 pub fn seccomp_available() -> bool {
-    fs::read_to_string("/proc/self/status").is_ok_and(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
+    fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
 }
 
 /// 16 random bytes from the kernel.

@@ -169,7 +169,10 @@ mod tests {
     fn pidfile_of_live_process_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let pid = dir.path().join("p.pid");
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         fs::write(&pid, child.id().to_string()).unwrap();
         let err = DaemonLock::acquire(dir.path(), Some(&pid)).unwrap_err();
         child.kill().unwrap();

@@ -10,13 +10,11 @@
 //! Point berthd at `ca.pem`/`server-cert.pem`/`server-key.pem`; the same directory (or one
 //! from [`new_client`]) is a ready `DOCKER_CERT_PATH` for a client.
 
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::Write;
+use std::fs::{self, DirBuilder};
 use std::net::IpAddr;
 #[cfg(unix)]
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -405,48 +403,10 @@ fn refuse_existing(paths: &[&PathBuf], other: &str) -> Result<(), TlsError> {
     }
 }
 
-/// Writes `contents` to a fresh temp file beside `path` with exactly `mode`, syncs it and
-/// renames it over `path`, so readers see the old file or the whole new one. (berth-sys has
-/// the general atomic write; this leaf crate keeps its own std-only one.)
+/// Writes `contents` atomically with exactly `mode` (berth-sys: temp file, fsync, rename),
+/// so readers see the old file or the whole new one, never half a key.
 fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        options.mode(mode);
-        let mut file = options.open(&tmp)?;
-        // The umask may have narrowed (or a hostile one widened nothing); set it exactly.
-        #[cfg(unix)]
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(TlsError::write(path, &e));
-    }
-    // Persist the rename itself; failure here loses nothing already visible.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    Ok(())
+    berth_sys::fs::atomic_write(path, contents, mode).map_err(|e| TlsError::write(path, &e))
 }
 
 #[cfg(test)]

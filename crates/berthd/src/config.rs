@@ -87,31 +87,59 @@ impl DaemonConfig {
             cert: pick(&flags.tlscert, f.tlscert.clone(), "server-cert.pem"),
             key: pick(&flags.tlskey, f.tlskey.clone(), "server-key.pem"),
         });
-        let gave_tls_files = flags.tlscacert.is_some() || flags.tlscert.is_some() || flags.tlskey.is_some();
+        let gave_tls_files =
+            flags.tlscacert.is_some() || flags.tlscert.is_some() || flags.tlskey.is_some();
         if !tlsverify && gave_tls_files && hosts.iter().any(|h| matches!(h, Endpoint::Tcp(_))) {
             bail!("--tlscacert/--tlscert/--tlskey given without --tlsverify: Berth serves TCP only with mutual TLS; add --tlsverify");
         }
 
         let debug = flags.debug || f.debug.unwrap_or(false);
-        let log_level = flags
-            .log_level
-            .clone()
-            .or(f.log_level)
-            .unwrap_or_else(|| if debug { "debug".into() } else { "info".into() });
+        let log_level = flags.log_level.clone().or(f.log_level).unwrap_or_else(|| {
+            if debug {
+                "debug".into()
+            } else {
+                "info".into()
+            }
+        });
         if !["debug", "info", "warn", "error", "fatal"].contains(&log_level.as_str()) {
             bail!("invalid --log-level {log_level:?}: use one of debug, info, warn, error, fatal");
         }
 
         let socket_gid = resolve_group(flags.group.clone().or(f.group).as_deref())?;
 
-        let data_root = absolute(flags.data_root.clone().or(f.data_root).unwrap_or_else(|| DEFAULT_DATA_ROOT.into()), "--data-root")?;
-        let exec_root = absolute(flags.exec_root.clone().or(f.exec_root).unwrap_or_else(|| DEFAULT_EXEC_ROOT.into()), "--exec-root")?;
-        let pidfile = absolute(flags.pidfile.clone().or(f.pidfile).unwrap_or_else(|| DEFAULT_PIDFILE.into()), "--pidfile")?;
+        let data_root = absolute(
+            flags
+                .data_root
+                .clone()
+                .or(f.data_root)
+                .unwrap_or_else(|| DEFAULT_DATA_ROOT.into()),
+            "--data-root",
+        )?;
+        let exec_root = absolute(
+            flags
+                .exec_root
+                .clone()
+                .or(f.exec_root)
+                .unwrap_or_else(|| DEFAULT_EXEC_ROOT.into()),
+            "--exec-root",
+        )?;
+        let pidfile = absolute(
+            flags
+                .pidfile
+                .clone()
+                .or(f.pidfile)
+                .unwrap_or_else(|| DEFAULT_PIDFILE.into()),
+            "--pidfile",
+        )?;
 
         let mut engine = EngineConfig::new(data_root, exec_root);
         engine.debug = debug;
         engine.experimental = flags.experimental || f.experimental.unwrap_or(false);
-        engine.labels = if flags.labels.is_empty() { f.labels.unwrap_or_default() } else { flags.labels.clone() };
+        engine.labels = if flags.labels.is_empty() {
+            f.labels.unwrap_or_default()
+        } else {
+            flags.labels.clone()
+        };
         for label in &engine.labels {
             if !label.contains('=') {
                 bail!("invalid label {label:?}: labels take the form key=value");
@@ -153,7 +181,9 @@ fn resolve_group(name: Option<&str>) -> anyhow::Result<Option<u32>> {
     match nix::unistd::Group::from_name(name) {
         Ok(Some(g)) => Ok(Some(g.gid.as_raw())),
         Ok(None) if !explicit => Ok(None),
-        Ok(None) => bail!("group {name:?} not found: create it (groupadd {name}) or pass another --group"),
+        Ok(None) => {
+            bail!("group {name:?} not found: create it (groupadd {name}) or pass another --group")
+        }
         Err(e) => Err(e).with_context(|| format!("cannot look up group {name:?}")),
     }
 }
@@ -166,8 +196,12 @@ fn load_file(path: Option<&Path>) -> anyhow::Result<(Map<String, Value>, Option<
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok((Map::new(), None)),
-        Err(e) => return Err(e).with_context(|| format!("cannot read config file {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok((Map::new(), None))
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read config file {}", path.display()))
+        }
     };
     let value: Value = serde_json::from_str(&text)
         .with_context(|| format!("config file {} is not valid JSON", path.display()))?;
@@ -189,7 +223,11 @@ fn load_file(path: Option<&Path>) -> anyhow::Result<(Map<String, Value>, Option<
     Ok((map, Some(path)))
 }
 
-fn check_conflicts(file: &Map<String, Value>, matches: &ArgMatches, path: &Path) -> anyhow::Result<()> {
+fn check_conflicts(
+    file: &Map<String, Value>,
+    matches: &ArgMatches,
+    path: &Path,
+) -> anyhow::Result<()> {
     let both: Vec<&str> = KNOWN_KEYS
         .iter()
         .filter(|(key, flag)| {
@@ -273,8 +311,13 @@ mod tests {
     #[test]
     fn flag_and_file_conflict() {
         let (_p, path) = write_config(r#"{"data-root": "/var/lib/x"}"#);
-        let err = resolve(&["--config-file", &path, "--data-root", "/y"]).unwrap_err().to_string();
-        assert!(err.contains("both as a flag and in the configuration file: data-root"), "{err}");
+        let err = resolve(&["--config-file", &path, "--data-root", "/y"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("both as a flag and in the configuration file: data-root"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -293,7 +336,14 @@ mod tests {
     fn defaults_and_tls_paths() {
         let c = resolve(&["--config-file", "/dev/null/none"]).unwrap_err();
         assert!(c.to_string().contains("cannot read config file"));
-        let c = resolve(&["-H", "tcp://127.0.0.1:2376", "--tlsverify", "--tlscacert", "/c/ca.pem"]).unwrap();
+        let c = resolve(&[
+            "-H",
+            "tcp://127.0.0.1:2376",
+            "--tlsverify",
+            "--tlscacert",
+            "/c/ca.pem",
+        ])
+        .unwrap();
         let tls = c.tls.unwrap();
         assert_eq!(tls.ca, PathBuf::from("/c/ca.pem"));
         assert_eq!(tls.cert, PathBuf::from("/etc/berth/tls/server-cert.pem"));

@@ -66,8 +66,12 @@ async fn serve(
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 match reloader.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: TLS certificates reloaded; new connections use them"),
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the previous certificates"),
+                    Ok(()) => tracing::info!(
+                        "SIGHUP: TLS certificates reloaded; new connections use them"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the previous certificates")
+                    }
                 }
             }
         });
@@ -81,7 +85,10 @@ async fn serve(
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
     };
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "berthd has completed initialization");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "berthd has completed initialization"
+    );
     server.serve(shutdown).await;
     tracing::info!("berthd stopped");
     Ok(())

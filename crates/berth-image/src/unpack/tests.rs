@@ -829,24 +829,32 @@ fn ownership_can_be_left_alone() {
 #[test]
 fn xattrs_are_preserved() {
     require_root!();
+    // cap_net_raw+ep as a VFS_CAP_REVISION_2 blob: magic|effective, then permitted and
+    // inheritable words for capabilities 0-31 and 32-63.
+    let mut cap = Vec::new();
+    for word in [0x0200_0001u32, 1 << 13, 0, 0, 0] {
+        cap.extend_from_slice(&word.to_le_bytes());
+    }
     let fx = fixture();
     let data = Layer::new()
         .pax(&[
-            ("SCHILY.xattr.user.berth", b"value"),
+            ("SCHILY.xattr.security.capability", &cap),
             ("SCHILY.xattr.trusted.berth", b"\x00binary\xff"),
         ])
-        .file("f", b"x")
+        .file_with("bin/ping", b"elf", 0o755, 1000, 1000, MTIME)
         .pax(&[("SCHILY.xattr.trusted.dir", b"d")])
         .dir("d/", 0o755)
         .bytes();
     fx.unpack(&data).unwrap();
-    let f = fx.dest.join("f");
+    let ping = fx.dest.join("bin/ping");
+    // Set after chown, which would have cleared it.
     assert_eq!(
-        xattr::get(&f, "user.berth").unwrap().as_deref(),
-        Some(&b"value"[..])
+        xattr::get(&ping, "security.capability").unwrap(),
+        Some(cap.clone())
     );
+    assert_eq!(meta(&ping).uid(), 1000);
     assert_eq!(
-        xattr::get(&f, "trusted.berth").unwrap().as_deref(),
+        xattr::get(&ping, "trusted.berth").unwrap().as_deref(),
         Some(&b"\x00binary\xff"[..])
     );
     assert_eq!(

@@ -61,7 +61,11 @@ async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiE
     Ok(Json(engine.image_list(opts).await?).into_response())
 }
 
-async fn create(State(engine): State<AppState>, uri: Uri, body: Body) -> Result<Response, ApiError> {
+async fn create(
+    State(engine): State<AppState>,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     if let Some(src) = q.get("fromSrc") {
         if src != "-" {
@@ -85,7 +89,9 @@ async fn create(State(engine): State<AppState>, uri: Uri, body: Body) -> Result<
             "pulling from a registry is not implemented in this berthd yet; use `docker load` or `docker import`",
         ));
     }
-    Err(ApiError::bad_request("either fromImage or fromSrc is required"))
+    Err(ApiError::bad_request(
+        "either fromImage or fromSrc is required",
+    ))
 }
 
 async fn load(State(engine): State<AppState>, body: Body) -> Result<Response, ApiError> {
@@ -104,8 +110,14 @@ async fn save(engine: &Engine, names: Vec<String>) -> Result<Response, ApiError>
         return Err(ApiError::bad_request("no image names given"));
     }
     let rx = engine.image_save(names).await?;
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    Ok(([(header::CONTENT_TYPE, "application/x-tar")], Body::from_stream(stream)).into_response())
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 async fn prune(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
@@ -123,10 +135,14 @@ async fn per_image(
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     if method == Method::DELETE {
-        let items = engine.image_delete(rest, q.bool("force"), q.bool("noprune")).await?;
+        let items = engine
+            .image_delete(rest, q.bool("force"), q.bool("noprune"))
+            .await?;
         return Ok(Json(items).into_response());
     }
-    let (name, action) = rest.rsplit_once('/').ok_or_else(|| ApiError::not_found("page not found"))?;
+    let (name, action) = rest
+        .rsplit_once('/')
+        .ok_or_else(|| ApiError::not_found("page not found"))?;
     let name = name.to_string();
     match (method, action) {
         (Method::GET, "json") => Ok(Json(engine.image_inspect(name).await?).into_response()),
@@ -135,9 +151,13 @@ async fn per_image(
         (Method::POST, "tag") => {
             let repo = q.get("repo").unwrap_or_default().to_string();
             if repo.is_empty() {
-                return Err(ApiError::bad_request("repository name must have at least one component"));
+                return Err(ApiError::bad_request(
+                    "repository name must have at least one component",
+                ));
             }
-            engine.image_tag(name, repo, q.get("tag").map(String::from)).await?;
+            engine
+                .image_tag(name, repo, q.get("tag").map(String::from))
+                .await?;
             Ok(StatusCode::CREATED.into_response())
         }
         (Method::POST, "push") => Err(ApiError::new(

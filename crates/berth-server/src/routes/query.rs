@@ -18,19 +18,29 @@ impl Query {
 
     /// The first value of `key`.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`.
     pub(crate) fn all(&self, key: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// moby `httputils.BoolValue`.
     pub(crate) fn bool(&self, key: &str) -> bool {
         match self.get(key) {
             None => false,
-            Some(v) => !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none"),
+            Some(v) => !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "" | "0" | "no" | "false" | "none"
+            ),
         }
     }
 }
@@ -41,7 +51,11 @@ mod tests {
 
     #[test]
     fn repeated_keys_and_booleans() {
-        let q = Query::from_uri(&"/x?names=a&names=b%3Ac&force=1&noprune=false&q=".parse().unwrap());
+        let q = Query::from_uri(
+            &"/x?names=a&names=b%3Ac&force=1&noprune=false&q="
+                .parse()
+                .unwrap(),
+        );
         assert_eq!(q.all("names"), ["a", "b:c"]);
         assert!(q.bool("force"));
         assert!(!q.bool("noprune"));
