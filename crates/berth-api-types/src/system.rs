@@ -58,6 +58,7 @@ pub struct SystemInfo {
     pub plugins: PluginsInfo,
     pub memory_limit: bool,
     pub swap_limit: bool,
+    #[serde(rename = "KernelMemoryTCP")]
     pub kernel_memory_tcp: bool,
     pub cpu_cfs_period: bool,
     pub cpu_cfs_quota: bool,

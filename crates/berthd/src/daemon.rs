@@ -61,21 +61,26 @@ async fn serve(
     };
     let server = Server::bind(engine, &config.hosts, config.tls.clone(), activated, &opts).await?;
 
-    if let Some(reloader) = server.tls_reloader() {
-        let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                match reloader.reload() {
+    // SIGHUP reloads the TLS files; without TLS it is logged and ignored (its default
+    // action would kill the daemon).
+    let reloader = server.tls_reloader();
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match &reloader {
+                None => tracing::info!("SIGHUP: no TLS listener, nothing to reload"),
+                Some(r) => match r.reload() {
                     Ok(()) => tracing::info!(
                         "SIGHUP: TLS certificates reloaded; new connections use them"
                     ),
-                    Err(e) => {
-                        tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the previous certificates")
-                    }
-                }
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "SIGHUP: TLS reload failed; keeping the previous certificates"
+                    ),
+                },
             }
-        });
-    }
+        }
+    });
 
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
