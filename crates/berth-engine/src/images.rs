@@ -471,18 +471,18 @@ fn label_matches(labels: &BTreeMap<String, String>, filter: &str) -> bool {
     }
 }
 
-/// `reference=busybox`, `busybox:*`: matched against the familiar name with and without tag.
+/// `reference=busybox`, `busybox:*`: distribution's `FamiliarMatch`, a glob against the
+/// familiar `name:tag` and then against the familiar name alone.
 fn reference_matches(pattern: &str, tag: &str) -> bool {
+    if glob_match(pattern, tag) {
+        return true;
+    }
     let name = tag
         .rsplit_once(':')
         .filter(|(_, t)| !t.contains('/'))
         .map(|(n, _)| n)
         .unwrap_or(tag);
-    if pattern.contains(':') {
-        glob_match(pattern, tag)
-    } else {
-        glob_match(pattern, name)
-    }
+    glob_match(pattern, name)
 }
 
 /// RFC 3339 → Unix seconds (0 when unreadable).

@@ -356,7 +356,8 @@ async fn handle_request(
         HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
     );
     let status = resp.status().as_u16();
-    let client = conn.identity.0.as_deref().unwrap_or("");
+    // Recorded only over TLS; on the unix socket the field is absent.
+    let client = conn.identity.0.as_deref();
     let api = api_version.map(|v| v.to_string()).unwrap_or_default();
     let micros = start.elapsed().as_micros() as u64;
     if status >= 500 {
