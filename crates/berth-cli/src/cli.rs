@@ -93,6 +93,11 @@ pub enum Command {
     /// Create and manage the certificates of Berth's mutual-TLS endpoint
     #[command(subcommand)]
     Tls(TlsCommand),
+    /// Manage images
+    #[command(subcommand)]
+    Image(crate::image::ImageCommand),
+    #[command(flatten)]
+    ImageShortcut(crate::image::ImageShortcut),
 }
 
 /// `-f/--format` as `docker version` and `docker info` take it.

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod connect;
 mod error;
 pub mod format;
+pub mod image;
 pub mod system;
 pub mod tls;
 
@@ -73,6 +74,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Version(args)) => system::version(&session, args).await,
         Some(Command::Info(args)) => system::info(&session, args).await,
         Some(Command::Tls(cmd)) => tls::run(cmd),
+        Some(Command::Image(cmd)) => image::run(&session, cmd).await,
+        Some(Command::ImageShortcut(cmd)) => image::run_shortcut(&session, cmd).await,
     }
 }
 
