@@ -17,6 +17,13 @@ pub struct EngineConfig {
     pub labels: Vec<String>,
     /// Registries reached over plain HTTP besides loopback (CIDRs or host:port).
     pub insecure_registries: Vec<String>,
+    /// Where per-registry CAs and client certificates live (`<dir>/<host:port>/*.crt`,
+    /// `*.cert`, `*.key`), searched in order.
+    pub registry_certs_dirs: Vec<PathBuf>,
+    /// Layers downloaded at once per pull.
+    pub max_concurrent_downloads: usize,
+    /// Layers uploaded at once per push.
+    pub max_concurrent_uploads: usize,
     pub live_restore: bool,
 }
 
@@ -29,6 +36,12 @@ impl EngineConfig {
             experimental: false,
             labels: Vec::new(),
             insecure_registries: Vec::new(),
+            registry_certs_dirs: vec![
+                PathBuf::from("/etc/berth/certs.d"),
+                PathBuf::from("/etc/docker/certs.d"),
+            ],
+            max_concurrent_downloads: 3,
+            max_concurrent_uploads: 5,
             live_restore: true,
         }
     }

@@ -29,6 +29,15 @@ pub enum EngineError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    /// Missing or wrong registry credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Something the engine needs (a registry) cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -39,6 +48,9 @@ impl EngineError {
             EngineError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             EngineError::NotFound(_) => ErrorKind::NotFound,
             EngineError::Conflict(_) => ErrorKind::Conflict,
+            EngineError::Unauthorized(_) => ErrorKind::Unauthorized,
+            EngineError::Forbidden(_) => ErrorKind::Forbidden,
+            EngineError::Unavailable(_) => ErrorKind::Unavailable,
             EngineError::Io { .. } | EngineError::Internal(_) => ErrorKind::Internal,
         }
     }

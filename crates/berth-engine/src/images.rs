@@ -354,7 +354,7 @@ impl Engine {
             })
             .transpose()?;
         let (os, architecture) = platform(req.platform.as_deref())?;
-        let reader = SyncIoBridge::new(body);
+        let mut reader = SyncIoBridge::new(body);
         self.blocking(move |store| {
             let now = now_rfc3339();
             let opts = ImportOptions {
@@ -364,7 +364,8 @@ impl Engine {
                 architecture,
                 now: now.clone(),
             };
-            let rec = archive::import(&store, reader, &opts)?;
+            let rec =
+                archive::import(&store, &mut reader, &opts).inspect_err(|_| drain(&mut reader))?;
             if let Some(r) = reference {
                 store.tag(&rec.id, &r, &now)?;
             }
@@ -375,9 +376,10 @@ impl Engine {
 
     /// `POST /images/load`: returns the lines `docker load` prints.
     pub async fn image_load(&self, body: BodyReader) -> Result<Vec<String>, EngineError> {
-        let reader = SyncIoBridge::new(body);
+        let mut reader = SyncIoBridge::new(body);
         self.blocking(move |store| {
-            let loaded = archive::load(&store, reader, &now_rfc3339())?;
+            let loaded = archive::load(&store, &mut reader, &now_rfc3339())
+                .inspect_err(|_| drain(&mut reader))?;
             let mut lines = Vec::new();
             for l in loaded {
                 if l.tags.is_empty() {
@@ -430,6 +432,16 @@ impl Engine {
         });
         Ok(rx)
     }
+}
+
+/// Reads what is left of a refused upload (up to a bound), so the client, still sending,
+/// gets the error answer instead of a broken pipe.
+fn drain<R: std::io::Read>(reader: &mut R) {
+    const MAX_DRAIN: u64 = 256 << 20;
+    let _ = std::io::copy(
+        &mut std::io::Read::take(reader, MAX_DRAIN),
+        &mut std::io::sink(),
+    );
 }
 
 fn looks_like_id(name: &str, rec: &ImageRecord) -> bool {

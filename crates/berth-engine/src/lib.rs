@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+pub mod distribution;
 mod error;
 mod identity;
 pub mod images;
@@ -22,6 +23,7 @@ pub use error::{EngineError, ErrorKind};
 pub struct Engine {
     config: EngineConfig,
     images: Arc<berth_image::store::ImageStore>,
+    registry: Arc<berth_image::registry::Registry>,
     id: String,
     started: Instant,
 }
@@ -41,9 +43,11 @@ impl Engine {
         .await
         .map_err(|e| EngineError::Internal(format!("start-up task failed: {e}")))??;
         tracing::info!(daemon_id = %id, data_root = %config.data_root.display(), "engine ready");
+        let registry = distribution::registry_for(&config);
         Ok(Arc::new(Engine {
             config,
             images: Arc::new(images),
+            registry,
             id,
             started: Instant::now(),
         }))

@@ -160,7 +160,11 @@ pub fn load(
     now: &str,
 ) -> Result<Vec<LoadedImage>, StoreError> {
     let mut added_blobs = Vec::new();
-    let result = load_inner(store, input, now, &mut added_blobs);
+    let mut added_layers = Vec::new();
+    let result = load_inner(store, input, now, &mut added_blobs, &mut added_layers);
+    if result.is_err() {
+        store.remove_unused_layers(&added_layers);
+    }
     for b in added_blobs {
         if !store.blob_in_use(&b) {
             let _ = store.blobs().delete(&b);
@@ -174,12 +178,17 @@ fn load_inner(
     input: impl Read,
     now: &str,
     added_blobs: &mut Vec<Digest>,
+    added_layers: &mut Vec<String>,
 ) -> Result<Vec<LoadedImage>, StoreError> {
     let bad = |m: String| StoreError::Invalid(format!("invalid archive: {m}"));
-    let rio = |e: io::Error| StoreError::Io {
-        what: "cannot read archive",
-        path: "<load>".into(),
-        source: e,
+    // The input is the client's: a read error means a broken or truncated upload, and its
+    // text may quote the input, so it is summarised rather than echoed.
+    let rio = |e: io::Error| {
+        tracing::debug!(error = %e, "load: cannot read archive");
+        StoreError::Invalid(
+            "invalid archive: not a readable tar file (truncated or not made by `docker save`?)"
+                .into(),
+        )
     };
     let mut archive = tar::Archive::new(input);
     let mut json_files: HashMap<String, Vec<u8>> = HashMap::new();
@@ -277,6 +286,7 @@ fn load_inner(
                 .ok_or_else(|| bad(format!("layer {l} missing")))?;
             let size = store.blobs().size(d)?;
             let meta = store.add_layer_from_blob(d, size)?;
+            added_layers.push(meta.diff_id.clone());
             if &meta.diff_id != want {
                 return Err(bad(format!(
                     "layer {l} has diff_id {}, config expects {want}",
@@ -330,7 +340,19 @@ pub fn import(
 ) -> Result<ImageRecord, StoreError> {
     let layer = store.add_layer(input, None)?;
     let mut container_config = serde_json::Map::new();
-    apply_changes(&mut container_config, &opts.changes).map_err(StoreError::Invalid)?;
+    // moby joins the `changes` values with newlines and reads one instruction per line.
+    let changes: Vec<String> = opts
+        .changes
+        .iter()
+        .flat_map(|c| c.lines())
+        .map(String::from)
+        .collect();
+    apply_changes(&mut container_config, &changes).map_err(StoreError::Invalid)?;
+    let comment = if opts.message.is_empty() {
+        "Imported from -".to_string()
+    } else {
+        opts.message.clone()
+    };
     let config = ImageConfigFile {
         architecture: opts.architecture.clone(),
         os: opts.os.clone(),
@@ -341,15 +363,11 @@ pub fn import(
         },
         history: vec![History {
             created: Some(opts.now.clone()),
-            comment: Some(if opts.message.is_empty() {
-                "Imported from -".into()
-            } else {
-                opts.message.clone()
-            }),
+            comment: Some(comment.clone()),
             ..Default::default()
         }],
         created: Some(opts.now.clone()),
-        comment: (!opts.message.is_empty()).then(|| opts.message.clone()),
+        comment: Some(comment),
         ..Default::default()
     };
     let bytes = serde_json::to_vec(&config).expect("config serializes");

@@ -1,13 +1,15 @@
 //! Images for Berth: content, not containers.
 //!
 //! This crate owns image references and their Docker normalisation ([`reference`]),
-//! content digests ([`digest`]), the crash-safe content-addressed blob store ([`blobs`]) and
-//! safe layer extraction into overlayfs-ready directories ([`unpack`]). Later it grows the
-//! image and tag stores, manifests, the registry client and save/load; it never knows about
-//! containers beyond handing out the layer directories a rootfs is made of.
+//! content digests ([`digest`]), the crash-safe content-addressed blob store ([`blobs`]),
+//! safe layer extraction into overlayfs-ready directories ([`unpack`]), the image and tag
+//! store ([`store`]), save/load/import ([`archive`]) and pull/push through the registry
+//! client ([`registry`]); it never knows about containers beyond handing out the layer
+//! directories a rootfs is made of.
 //!
-//! Nothing here speaks HTTP or touches daemon state; raw syscalls that need `unsafe` live in
-//! `berth-sys`, so this crate forbids `unsafe` outright.
+//! Nothing here serves HTTP (the registry module is only a client) or touches daemon
+//! state; raw syscalls that need `unsafe` live in `berth-sys`, so this crate forbids
+//! `unsafe` outright.
 
 #![forbid(unsafe_code)]
 
@@ -17,6 +19,7 @@ pub mod changes;
 pub mod config;
 pub mod digest;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 

@@ -68,6 +68,17 @@ pub struct LayerMeta {
     pub blob: String,
     pub blob_size: u64,
     pub compression: Compression,
+    /// The gzip blob made from this layer when it was last pushed (for layers kept
+    /// uncompressed or as zstd), so a later push knows its digest without compressing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_gzip: Option<PushedBlob>,
+}
+
+/// A blob made for a push: its digest and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushedBlob {
+    pub digest: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,10 +243,16 @@ impl ImageStore {
         for d in orphans {
             if let Some(meta) = st.layers.remove(&d) {
                 tracing::info!(diff_id = %d, "removing layer no image uses");
-                let _ = fs::remove_dir_all(self.layer_dir(&d));
-                if let Ok(b) = parse_digest(&meta.blob) {
-                    let _ = self.blobs.delete(&b);
-                }
+                self.remove_layer_files(&d, &meta);
+            }
+        }
+        // Blobs neither a layer nor an image config keeps: leftovers of an interrupted
+        // load, import or pull.
+        for b in self.blobs.list()? {
+            let s = b.to_string();
+            if !st.images.contains_key(&s) && !st.layers.values().any(|l| l.blob == s) {
+                tracing::info!(blob = %s, "removing blob nothing uses");
+                let _ = self.blobs.delete(&b);
             }
         }
         st.refs.tags.retain(|_, id| st.images.contains_key(id));
@@ -258,7 +275,24 @@ impl ImageStore {
         expected_blob: Option<&Digest>,
     ) -> Result<LayerMeta, StoreError> {
         let (blob, blob_size) = self.blobs.put_stream(input, expected_blob)?;
-        self.add_layer_from_blob(&blob, blob_size)
+        self.add_layer_from_blob(&blob, blob_size).inspect_err(|_| {
+            // A refused layer leaves nothing behind, its blob included.
+            if !self.blob_in_use(&blob) {
+                let _ = self.blobs.delete(&blob);
+            }
+        })
+    }
+
+    /// Deletes a layer's directory (renamed aside first, so a crash mid-removal leaves no
+    /// layer that looks whole) and its blob.
+    fn remove_layer_files(&self, diff_id: &str, meta: &LayerMeta) {
+        let hex = diff_id.trim_start_matches("sha256:");
+        let doomed = self.root.join("layers").join(format!(".removing-{hex}"));
+        let _ = fs::rename(self.layer_dir(diff_id), &doomed);
+        let _ = fs::remove_dir_all(&doomed);
+        if let Ok(b) = parse_digest(&meta.blob) {
+            let _ = self.blobs.delete(&b);
+        }
     }
 
     /// Unpacks a layer whose tar (as received) is already in the blob store.
@@ -267,11 +301,26 @@ impl ImageStore {
         blob: &Digest,
         blob_size: u64,
     ) -> Result<LayerMeta, StoreError> {
+        self.add_layer_from_blob_with_progress(blob, blob_size, &mut |_| {})
+    }
+
+    /// [`ImageStore::add_layer_from_blob`], calling `progress` with the number of blob
+    /// bytes read so far as unpacking goes (for `Extracting` progress).
+    pub fn add_layer_from_blob_with_progress(
+        &self,
+        blob: &Digest,
+        blob_size: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<LayerMeta, StoreError> {
         let mut head = [0u8; 4];
         let n = read_up_to(&mut self.blobs.open(blob)?, &mut head)
             .map_err(io_err("cannot read blob", Path::new(&blob.to_string())))?;
         let compression = Compression::detect(&head[..n]);
-        let file = self.blobs.open(blob)?;
+        let file = ProgressReader {
+            inner: self.blobs.open(blob)?,
+            read: 0,
+            progress,
+        };
         let mut counter = CountingReader::new(
             compression
                 .decoder(io::BufReader::new(file))
@@ -280,9 +329,12 @@ impl ImageStore {
                     Path::new(&blob.to_string()),
                 ))?,
         );
+        // Unique per call: two pulls may unpack the same blob at once.
+        static UNPACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let incoming = self.root.join("layers").join(format!(
-            ".incoming-{}-{}",
+            ".incoming-{}-{}-{}",
             std::process::id(),
+            UNPACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             blob.hex()
         ));
         let _ = fs::remove_dir_all(&incoming);
@@ -303,6 +355,7 @@ impl ImageStore {
                 blob: blob.to_string(),
                 blob_size,
                 compression,
+                pushed_gzip: None,
             };
             Ok::<_, StoreError>(meta)
         })();
@@ -371,6 +424,50 @@ impl ImageStore {
             .layers
             .get(diff_id)
             .cloned()
+    }
+
+    /// Removes those of `diff_ids` that no image uses, with their blobs (what a failed
+    /// pull or load brought). Returns how many were removed.
+    pub fn remove_unused_layers(&self, diff_ids: &[String]) -> usize {
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let used: BTreeSet<String> = st
+            .images
+            .values()
+            .flat_map(|r| r.diff_ids.iter().cloned())
+            .collect();
+        let mut removed = 0;
+        for d in diff_ids.iter().filter(|d| !used.contains(*d)) {
+            let Some(meta) = st.layers.remove(d) else {
+                continue;
+            };
+            self.remove_layer_files(d, &meta);
+            tracing::debug!(diff_id = %d, "removed unused layer");
+            removed += 1;
+        }
+        removed
+    }
+
+    /// Remembers the gzip blob a push made for a layer (see [`LayerMeta::pushed_gzip`]).
+    pub fn set_pushed_gzip(&self, diff_id: &str, blob: PushedBlob) -> Result<(), StoreError> {
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut meta = self
+            .layer(diff_id)
+            .ok_or_else(|| StoreError::Invalid(format!("layer {diff_id} not found")))?;
+        meta.pushed_gzip = Some(blob);
+        let path = self.layer_dir(diff_id).join("meta.json");
+        berth_sys::fs::atomic_write(
+            &path,
+            &serde_json::to_vec_pretty(&meta).expect("meta"),
+            0o600,
+        )
+        .map_err(io_err("cannot write", &path))?;
+        self.state
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .layers
+            .insert(diff_id.to_string(), meta);
+        Ok(())
     }
 
     /// Opens a layer as a plain (uncompressed) tar stream.
@@ -694,17 +791,7 @@ impl ImageStore {
                 .collect();
             for d in unused {
                 if let Some(meta) = st.layers.remove(&d) {
-                    // Rename first so a crash mid-removal leaves no layer that looks whole.
-                    let dir = self.layer_dir(&d);
-                    let doomed = self
-                        .root
-                        .join("layers")
-                        .join(format!(".removing-{}", d.trim_start_matches("sha256:")));
-                    let _ = fs::rename(&dir, &doomed);
-                    let _ = fs::remove_dir_all(&doomed);
-                    if let Ok(b) = parse_digest(&meta.blob) {
-                        let _ = self.blobs.delete(&b);
-                    }
+                    self.remove_layer_files(&d, &meta);
                     out.push(Deleted::Deleted(d));
                 }
             }
@@ -742,6 +829,22 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Reports how many bytes were read through it.
+struct ProgressReader<'a, R> {
+    inner: R,
+    read: u64,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.progress)(self.read);
+        Ok(n)
+    }
 }
 
 struct CountingReader<R> {

@@ -581,6 +581,8 @@ impl<'a> Unpacker<'a> {
                 // The target is text; it is only ever resolved inside the container.
                 std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path)
                     .map_err(UnpackError::io("creating symlink", &path))?;
+                // dockerd's layer size counts a symlink as its target's length (lstat size).
+                self.size += target.len() as u64;
                 self.finish(&path, &meta, Node::Symlink)?;
             }
             EntryType::Link => {

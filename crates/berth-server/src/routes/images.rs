@@ -6,17 +6,19 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use berth_api_types::filters::Filters;
 use berth_api_types::image::ProgressMessage;
+use berth_engine::distribution::RegistryAuth;
 use berth_engine::images::{BodyReader, ImageListOptions, ImportRequest};
 use berth_engine::Engine;
 use futures_util::TryStreamExt;
 use tokio_util::io::StreamReader;
 
+use super::distribution::{progress_response, registry_auth};
 use super::query::Query;
 use crate::ApiError;
 
@@ -64,6 +66,7 @@ async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiE
 async fn create(
     State(engine): State<AppState>,
     uri: Uri,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
@@ -83,11 +86,17 @@ async fn create(
         let id = engine.image_import(body_reader(body), req).await?;
         return Ok(json_lines(&[ProgressMessage::status(id)]));
     }
-    if q.get("fromImage").is_some() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "pulling from a registry is not implemented in this berthd yet; use `docker load` or `docker import`",
-        ));
+    if let Some(image) = q.get("fromImage") {
+        let auth = registry_auth(&headers).unwrap_or_default();
+        let rx = engine
+            .image_pull(
+                image.to_string(),
+                q.get("tag").map(String::from),
+                q.get("platform").map(String::from),
+                auth,
+            )
+            .await?;
+        return Ok(progress_response(rx));
     }
     Err(ApiError::bad_request(
         "either fromImage or fromSrc is required",
@@ -132,6 +141,8 @@ async fn per_image(
     Path(rest): Path<String>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     if method == Method::DELETE {
@@ -160,10 +171,22 @@ async fn per_image(
                 .await?;
             Ok(StatusCode::CREATED.into_response())
         }
-        (Method::POST, "push") => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "pushing to a registry is not implemented in this berthd yet",
-        )),
+        (Method::POST, "push") => {
+            // Old clients send the credentials as the body instead of the header.
+            let auth = match registry_auth(&headers) {
+                Some(a) => a,
+                None => {
+                    let bytes = axum::body::to_bytes(body, 64 * 1024)
+                        .await
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                    RegistryAuth::from_json(&bytes).unwrap_or_default()
+                }
+            };
+            let rx = engine
+                .image_push(name, q.get("tag").map(String::from), auth)
+                .await?;
+            Ok(progress_response(rx))
+        }
         _ => Err(ApiError::not_found("page not found")),
     }
 }
