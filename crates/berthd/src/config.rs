@@ -43,6 +43,8 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("insecure-registries", Some("insecure_registries")),
     ("experimental", Some("experimental")),
     ("live-restore", None),
+    ("max-concurrent-downloads", Some("max_concurrent_downloads")),
+    ("max-concurrent-uploads", Some("max_concurrent_uploads")),
 ];
 
 /// Everything `daemon::run` needs, resolved and validated.
@@ -151,6 +153,15 @@ impl DaemonConfig {
             flags.insecure_registries.clone()
         };
         engine.live_restore = f.live_restore.unwrap_or(true);
+        if let Some(n) = flags
+            .max_concurrent_downloads
+            .or(f.max_concurrent_downloads)
+        {
+            engine.max_concurrent_downloads = positive(n, "max-concurrent-downloads")?;
+        }
+        if let Some(n) = flags.max_concurrent_uploads.or(f.max_concurrent_uploads) {
+            engine.max_concurrent_uploads = positive(n, "max-concurrent-uploads")?;
+        }
 
         Ok(Self {
             hosts,
@@ -161,6 +172,13 @@ impl DaemonConfig {
             engine,
         })
     }
+}
+
+fn positive(n: usize, key: &str) -> anyhow::Result<usize> {
+    if n == 0 {
+        bail!("invalid {key} 0: it must be at least 1");
+    }
+    Ok(n)
 }
 
 fn absolute(p: PathBuf, flag: &str) -> anyhow::Result<PathBuf> {
@@ -265,6 +283,8 @@ struct FileSettings {
     insecure_registries: Option<Vec<String>>,
     experimental: Option<bool>,
     live_restore: Option<bool>,
+    max_concurrent_downloads: Option<usize>,
+    max_concurrent_uploads: Option<usize>,
 }
 
 impl FileSettings {
@@ -347,6 +367,15 @@ mod tests {
         let tls = c.tls.unwrap();
         assert_eq!(tls.ca, PathBuf::from("/c/ca.pem"));
         assert_eq!(tls.cert, PathBuf::from("/etc/berth/tls/server-cert.pem"));
+    }
+
+    #[test]
+    fn transfer_concurrency() {
+        let (_p, path) = write_config(r#"{"max-concurrent-downloads": 6}"#);
+        let c = resolve(&["--config-file", &path, "--max-concurrent-uploads", "2"]).unwrap();
+        assert_eq!(c.engine.max_concurrent_downloads, 6);
+        assert_eq!(c.engine.max_concurrent_uploads, 2);
+        assert!(resolve(&["--max-concurrent-downloads", "0"]).is_err());
     }
 
     #[test]

@@ -67,4 +67,12 @@ pub struct Flags {
     /// Enable experimental features
     #[arg(long)]
     pub experimental: bool,
+
+    /// Layers pulled in parallel per pull
+    #[arg(long = "max-concurrent-downloads", value_name = "N")]
+    pub max_concurrent_downloads: Option<usize>,
+
+    /// Layers pushed in parallel per push
+    #[arg(long = "max-concurrent-uploads", value_name = "N")]
+    pub max_concurrent_uploads: Option<usize>,
 }
