@@ -1,0 +1,16 @@
+//! The runtime driver of the engine: the pure OCI spec builder ([`spec`]) and the
+//! [`Runtime`] trait with its implementation over `berth-shim` ([`ShimRuntime`]).
+//!
+//! This crate never runs libcontainer itself (DESIGN: berthd is multi-threaded; only the
+//! single-threaded shim may fork container processes). See `berth_shim` for the shim ↔
+//! daemon contract and [`Runtime`] for who creates, reaps and cleans up what.
+
+pub mod error;
+pub mod runtime;
+pub mod shim_client;
+pub mod spec;
+
+pub use error::{ErrorKind, RuntimeError};
+pub use runtime::{AttachStreams, ContainerStart, Runtime};
+pub use shim_client::ShimRuntime;
+pub use spec::{build_spec, ContainerSpecInput};

@@ -1,0 +1,123 @@
+//! The [`Runtime`] trait: what the engine asks of an OCI runtime backend (the embedded
+//! libcontainer shim now, runc/crun later), one container at a time.
+//!
+//! # Contract
+//!
+//! - **Create.** [`Runtime::create`] writes the bundle and returns once the container's
+//!   init exists (running, unless [`ContainerStart::defer_start`]). The engine has already
+//!   mounted the rootfs (the spec's `root.path`) and prepared the network namespace.
+//! - **Reaping.** The backend's monitor reaps init and records the exit; the engine learns
+//!   it through [`Runtime::wait`] (or [`Runtime::state`] after a restart). Nothing in the
+//!   daemon is a parent of a container process.
+//! - **Survival.** Containers and monitors outlive the daemon; after a restart the engine
+//!   calls [`Runtime::list`] and [`Runtime::state`] to reattach.
+//! - **Cleanup.** When init exits the backend removes the container's cgroups and its own
+//!   state. [`Runtime::delete`] removes the exec directory once the container has
+//!   stopped; the engine unmounts the rootfs (first) and removes the cgroup parents and
+//!   the log.
+
+use std::future::Future;
+
+use berth_shim::{ExecProcess, ExecState, ExitRecord, LogOptions, State};
+use oci_spec::runtime::Spec;
+use tokio::net::UnixStream;
+
+use crate::RuntimeError;
+
+/// What [`Runtime::create`] needs.
+#[derive(Debug, Clone)]
+pub struct ContainerStart {
+    pub id: String,
+    pub spec: Spec,
+    /// json-file log; `None` discards output.
+    pub log: Option<LogOptions>,
+    /// `OpenStdin`.
+    pub open_stdin: bool,
+    /// `StdinOnce`.
+    pub stdin_once: bool,
+    /// Create only; [`Runtime::start`] starts (so a client can attach first).
+    pub defer_start: bool,
+}
+
+/// The container is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    /// Init's pid on the host.
+    pub pid: i32,
+    /// The monitor's pid.
+    pub shim_pid: i32,
+}
+
+/// Which streams an attach carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttachStreams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// The operations on one container. Every method names the container by id.
+pub trait Runtime: Send + Sync {
+    /// Writes the bundle and creates the container; starts it unless deferred. A process
+    /// that cannot run is [`RuntimeError::StartFailed`] with Docker's exit code.
+    fn create(
+        &self,
+        req: ContainerStart,
+    ) -> impl Future<Output = Result<Started, RuntimeError>> + Send;
+
+    /// Starts a container created with `defer_start`.
+    fn start(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// The container's state; a stopped one carries its [`ExitRecord`].
+    fn state(&self, id: &str) -> impl Future<Output = Result<State, RuntimeError>> + Send;
+
+    /// Signals init, or with `all` every process of the container.
+    fn kill(
+        &self,
+        id: &str,
+        signal: i32,
+        all: bool,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Resolves when the container has exited.
+    fn wait(&self, id: &str) -> impl Future<Output = Result<ExitRecord, RuntimeError>> + Send;
+
+    /// A connection carrying the container's streams: Docker's multiplexed frames
+    /// without a tty, raw bytes with one; what is written to it goes to stdin. The server
+    /// splices it to the client's upgraded connection.
+    fn attach(
+        &self,
+        id: &str,
+        streams: AttachStreams,
+    ) -> impl Future<Output = Result<UnixStream, RuntimeError>> + Send;
+
+    /// Sets the terminal size.
+    fn resize(
+        &self,
+        id: &str,
+        width: u16,
+        height: u16,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Starts a process in the running container; with `attach`, also returns its streams.
+    fn exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        process: ExecProcess,
+        attach: bool,
+    ) -> impl Future<Output = Result<(i32, Option<UnixStream>), RuntimeError>> + Send;
+
+    /// An exec's pid, whether it runs, and its exit code.
+    fn exec_state(
+        &self,
+        id: &str,
+        exec_id: &str,
+    ) -> impl Future<Output = Result<ExecState, RuntimeError>> + Send;
+
+    /// Removes what the backend keeps for a stopped container. Refuses a running one.
+    fn delete(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// The containers the backend knows (running or with an uncollected exit).
+    fn list(&self) -> impl Future<Output = Result<Vec<String>, RuntimeError>> + Send;
+}

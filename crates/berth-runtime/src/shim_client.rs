@@ -1,0 +1,490 @@
+//! [`ShimRuntime`]: the [`Runtime`] over `berth-shim` processes, one per container, in
+//! `<exec-root>/containers/<id>/` (bundle, `shim.sock`, `shim.pid`, `exit.json`).
+//!
+//! A request is one JSON line to `shim.sock` and one back. A shim that is gone has left
+//! `exit.json`; this client answers from it, so callers do not care whether the container
+//! exited before or after they asked.
+
+use std::path::{Path, PathBuf};
+
+use berth_shim::{
+    ErrorKind as ShimErrorKind, ExecProcess, ExecState, ExitRecord, Request, Response,
+    StartOptions, StartReply, State, Status, EXIT_FILE, SOCKET_NAME,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use crate::runtime::{AttachStreams, ContainerStart, Runtime, Started};
+use crate::RuntimeError;
+
+/// The libcontainer backend: spawns `berth-shim` per container.
+#[derive(Debug, Clone)]
+pub struct ShimRuntime {
+    shim: PathBuf,
+    exec_root: PathBuf,
+    shim_cgroup: Option<String>,
+    debug: bool,
+}
+
+impl ShimRuntime {
+    /// `shim` is the `berth-shim` binary; containers live under `<exec_root>/containers`.
+    pub fn new(shim: impl Into<PathBuf>, exec_root: impl Into<PathBuf>) -> ShimRuntime {
+        ShimRuntime {
+            shim: shim.into(),
+            exec_root: exec_root.into(),
+            shim_cgroup: None,
+            debug: false,
+        }
+    }
+
+    /// The cgroup shims move into (not the daemon's, so stopping the daemon's service
+    /// does not stop them), e.g. `/berth/shims`.
+    pub fn with_shim_cgroup(mut self, path: impl Into<String>) -> ShimRuntime {
+        self.shim_cgroup = Some(path.into());
+        self
+    }
+
+    /// libcontainer debug output in each `shim.log`.
+    pub fn with_debug(mut self, debug: bool) -> ShimRuntime {
+        self.debug = debug;
+        self
+    }
+
+    /// A container's exec directory.
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("containers").join(id)
+    }
+
+    fn checked_dir(&self, id: &str) -> Result<PathBuf, RuntimeError> {
+        if id.is_empty()
+            || id.len() > 128
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            || id.starts_with('.')
+        {
+            return Err(RuntimeError::InvalidArgument(format!(
+                "invalid container id: {id:?}"
+            )));
+        }
+        Ok(self.dir(id))
+    }
+
+    /// The exit record a finished shim left, if any.
+    async fn exit_record(&self, dir: &Path) -> Result<Option<ExitRecord>, RuntimeError> {
+        let path = dir.join(EXIT_FILE);
+        match tokio::fs::read(&path).await {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| RuntimeError::Internal(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RuntimeError::io("read", &path, e)),
+        }
+    }
+
+    /// Connects to the shim; `Ok(None)` when it has gone (socket missing or dead).
+    async fn connect(&self, id: &str) -> Result<Option<UnixStream>, RuntimeError> {
+        let dir = self.checked_dir(id)?;
+        match UnixStream::connect(dir.join(SOCKET_NAME)).await {
+            Ok(s) => Ok(Some(s)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                if dir.exists() {
+                    Ok(None)
+                } else {
+                    Err(RuntimeError::NotFound(id.to_string()))
+                }
+            }
+            Err(e) => Err(RuntimeError::io("connect", &dir.join(SOCKET_NAME), e)),
+        }
+    }
+
+    /// One request, one response; `None` if the shim is gone or went away meanwhile.
+    async fn call(
+        &self,
+        id: &str,
+        req: &Request,
+    ) -> Result<Option<(Response, BufReader<UnixStream>)>, RuntimeError> {
+        let Some(stream) = self.connect(id).await? else {
+            return Ok(None);
+        };
+        let mut r = BufReader::new(stream);
+        let mut line =
+            serde_json::to_vec(req).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        line.push(b'\n');
+        if r.get_mut().write_all(&line).await.is_err() {
+            return Ok(None);
+        }
+        let mut buf = String::new();
+        match r.read_line(&mut buf).await {
+            Ok(0) | Err(_) => Ok(None),
+            Ok(_) => {
+                let resp = serde_json::from_str(&buf).map_err(|e| {
+                    RuntimeError::Internal(format!("bad answer from shim of {id}: {e}"))
+                })?;
+                Ok(Some((resp, r)))
+            }
+        }
+    }
+
+    /// The stopped state from `exit.json`, or NotFound when there is none either.
+    async fn stopped(&self, id: &str) -> Result<ExitRecord, RuntimeError> {
+        let dir = self.checked_dir(id)?;
+        self.exit_record(&dir).await?.ok_or_else(|| {
+            RuntimeError::Internal(format!(
+                "the shim of container {id} is gone without an exit record"
+            ))
+        })
+    }
+
+    async fn simple(&self, id: &str, req: Request) -> Result<(), RuntimeError> {
+        match self.call(id, &req).await? {
+            Some((Response::Ok, _)) => Ok(()),
+            Some((other, _)) => Err(unexpected(id, other)),
+            None => Err(not_running(id)),
+        }
+    }
+
+    /// A request whose answer switches the connection to a stream (attach, exec): the
+    /// answer is read a byte at a time so that no stream byte is consumed with it.
+    async fn call_streaming(
+        &self,
+        id: &str,
+        req: &Request,
+    ) -> Result<Option<(Response, UnixStream)>, RuntimeError> {
+        let Some(mut stream) = self.connect(id).await? else {
+            return Ok(None);
+        };
+        let mut line =
+            serde_json::to_vec(req).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        line.push(b'\n');
+        if stream.write_all(&line).await.is_err() {
+            return Ok(None);
+        }
+        let mut answer = Vec::new();
+        loop {
+            match stream.read_u8().await {
+                Ok(b'\n') => break,
+                Ok(b) if answer.len() < 64 * 1024 => answer.push(b),
+                Ok(_) => {
+                    return Err(RuntimeError::Internal(format!(
+                        "overlong answer from shim of {id}"
+                    )))
+                }
+                Err(_) => return Ok(None),
+            }
+        }
+        let resp = serde_json::from_slice(&answer)
+            .map_err(|e| RuntimeError::Internal(format!("bad answer from shim of {id}: {e}")))?;
+        Ok(Some((resp, stream)))
+    }
+}
+
+fn not_running(id: &str) -> RuntimeError {
+    RuntimeError::NotRunning(format!("Container {id} is not running"))
+}
+
+fn unexpected(id: &str, r: Response) -> RuntimeError {
+    match r {
+        Response::Error { kind, message } => match kind {
+            ShimErrorKind::InvalidArgument => RuntimeError::InvalidArgument(message),
+            ShimErrorKind::NotRunning => RuntimeError::NotRunning(message),
+            ShimErrorKind::NotFound => RuntimeError::NotFound(message),
+            ShimErrorKind::Conflict => RuntimeError::Conflict(message),
+            ShimErrorKind::Internal => RuntimeError::Internal(message),
+        },
+        other => RuntimeError::Internal(format!("unexpected answer from shim of {id}: {other:?}")),
+    }
+}
+
+/// Whether any mount lies at or under `dir` (then `remove_dir_all` would reach into it).
+fn has_mounts_under(dir: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| Path::new(m).starts_with(dir))
+}
+
+async fn write_atomic(path: &Path, data: &[u8]) -> Result<(), RuntimeError> {
+    let tmp = path.with_extension("tmp");
+    let f = async {
+        let mut f = tokio::fs::File::create(&tmp).await?;
+        f.write_all(data).await?;
+        f.sync_all().await?;
+        tokio::fs::rename(&tmp, path).await
+    };
+    f.await.map_err(|e| RuntimeError::io("write", path, e))
+}
+
+impl Runtime for ShimRuntime {
+    async fn create(&self, req: ContainerStart) -> Result<Started, RuntimeError> {
+        let dir = self.checked_dir(&req.id)?;
+        if dir.join(SOCKET_NAME).exists() || dir.join(EXIT_FILE).exists() {
+            return Err(RuntimeError::Conflict(format!(
+                "container {} already exists",
+                req.id
+            )));
+        }
+        let bundle = dir.join("bundle");
+        tokio::fs::create_dir_all(&bundle)
+            .await
+            .map_err(|e| RuntimeError::io("create", &bundle, e))?;
+        let config =
+            serde_json::to_vec(&req.spec).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        write_atomic(&bundle.join("config.json"), &config).await?;
+        let opts = StartOptions {
+            id: req.id.clone(),
+            dir: dir.clone(),
+            bundle,
+            log: req.log,
+            open_stdin: req.open_stdin,
+            stdin_once: req.stdin_once,
+            defer_start: req.defer_start,
+            shim_cgroup: self.shim_cgroup.clone(),
+            debug: self.debug,
+        };
+        let input = serde_json::to_vec(&opts).map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        let mut child = tokio::process::Command::new(&self.shim)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| RuntimeError::io("spawn", &self.shim, e))?;
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin
+            .write_all(&input)
+            .await
+            .map_err(|e| RuntimeError::io("write to", &self.shim, e))?;
+        drop(stdin);
+        let mut out = Vec::new();
+        let mut stdout = child.stdout.take().expect("piped");
+        stdout
+            .read_to_end(&mut out)
+            .await
+            .map_err(|e| RuntimeError::io("read from", &self.shim, e))?;
+        // The launcher exits right after answering; reap it.
+        let _ = child.wait().await;
+        match serde_json::from_slice::<StartReply>(&out) {
+            Ok(StartReply::Started { pid, shim_pid }) => Ok(Started { pid, shim_pid }),
+            Ok(StartReply::Failed { message, exit_code }) => {
+                Err(RuntimeError::StartFailed { message, exit_code })
+            }
+            Err(e) => Err(RuntimeError::Internal(format!(
+                "bad answer from {}: {e}: {:?}",
+                self.shim.display(),
+                String::from_utf8_lossy(&out)
+            ))),
+        }
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.simple(id, Request::Start).await
+    }
+
+    async fn state(&self, id: &str) -> Result<State, RuntimeError> {
+        match self.call(id, &Request::State).await? {
+            Some((Response::State(s), _)) => Ok(s),
+            Some((other, _)) => Err(unexpected(id, other)),
+            None => {
+                let exit = self.stopped(id).await?;
+                Ok(State {
+                    id: id.to_string(),
+                    status: Status::Stopped,
+                    pid: 0,
+                    shim_pid: 0,
+                    tty: false,
+                    started_at: exit.started_at.clone(),
+                    exit: Some(exit),
+                })
+            }
+        }
+    }
+
+    async fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), RuntimeError> {
+        self.simple(id, Request::Kill { signal, all }).await
+    }
+
+    async fn wait(&self, id: &str) -> Result<ExitRecord, RuntimeError> {
+        match self.call(id, &Request::Wait).await? {
+            Some((Response::Exit(e), _)) => Ok(e),
+            Some((other, _)) => Err(unexpected(id, other)),
+            None => self.stopped(id).await,
+        }
+    }
+
+    async fn attach(&self, id: &str, s: AttachStreams) -> Result<UnixStream, RuntimeError> {
+        let req = Request::Attach {
+            stdin: s.stdin,
+            stdout: s.stdout,
+            stderr: s.stderr,
+        };
+        match self.call_streaming(id, &req).await? {
+            Some((Response::Ok, stream)) => Ok(stream),
+            Some((other, _)) => Err(unexpected(id, other)),
+            None => Err(not_running(id)),
+        }
+    }
+
+    async fn resize(&self, id: &str, width: u16, height: u16) -> Result<(), RuntimeError> {
+        self.simple(id, Request::Resize { width, height }).await
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        exec_id: &str,
+        process: ExecProcess,
+        attach: bool,
+    ) -> Result<(i32, Option<UnixStream>), RuntimeError> {
+        let req = Request::Exec {
+            exec_id: exec_id.to_string(),
+            process,
+            attach,
+        };
+        match self.call_streaming(id, &req).await? {
+            Some((Response::ExecStarted { pid }, stream)) => Ok((pid, attach.then_some(stream))),
+            Some((other, _)) => Err(unexpected(id, other)),
+            None => Err(not_running(id)),
+        }
+    }
+
+    async fn exec_state(&self, id: &str, exec_id: &str) -> Result<ExecState, RuntimeError> {
+        match self
+            .call(
+                id,
+                &Request::ExecState {
+                    exec_id: exec_id.to_string(),
+                },
+            )
+            .await?
+        {
+            Some((Response::Exec(e), _)) => Ok(e),
+            Some((other, _)) => Err(unexpected(id, other)),
+            None => Err(not_running(id)),
+        }
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        let dir = self.checked_dir(id)?;
+        if let Some((Response::State(s), _)) = self.call(id, &Request::State).await? {
+            if s.status != Status::Stopped {
+                return Err(RuntimeError::Conflict(format!(
+                    "cannot remove container {id}: container is running: stop the container before removing"
+                )));
+            }
+            return Err(RuntimeError::Conflict(format!(
+                "container {id} is still stopping"
+            )));
+        }
+        if has_mounts_under(&dir) {
+            return Err(RuntimeError::Conflict(format!(
+                "container {id}: something is still mounted under {}",
+                dir.display()
+            )));
+        }
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(RuntimeError::NotFound(id.to_string()))
+            }
+            Err(e) => Err(RuntimeError::io("remove", &dir, e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, RuntimeError> {
+        let root = self.exec_root.join("containers");
+        let mut out = Vec::new();
+        let mut rd = match tokio::fs::read_dir(&root).await {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(RuntimeError::io("read", &root, e)),
+        };
+        while let Some(e) = rd
+            .next_entry()
+            .await
+            .map_err(|e| RuntimeError::io("read", &root, e))?
+        {
+            if let Some(name) = e.file_name().to_str() {
+                if e.path().join("bundle").is_dir() {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bad_ids_and_missing_containers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rt = ShimRuntime::new("/nonexistent/berth-shim", tmp.path());
+        for bad in ["", "../x", "a/b", ".hidden", &"x".repeat(129)] {
+            assert!(
+                matches!(rt.state(bad).await, Err(RuntimeError::InvalidArgument(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            rt.state("nope").await,
+            Err(RuntimeError::NotFound(_))
+        ));
+        assert!(matches!(
+            rt.delete("nope").await,
+            Err(RuntimeError::NotFound(_))
+        ));
+        assert!(rt.list().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn answers_from_exit_json_when_the_shim_is_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rt = ShimRuntime::new("/nonexistent/berth-shim", tmp.path());
+        let dir = rt.dir("c1");
+        std::fs::create_dir_all(dir.join("bundle")).unwrap();
+        assert!(
+            matches!(rt.wait("c1").await, Err(RuntimeError::Internal(_))),
+            "no record yet"
+        );
+        let rec = r#"{"exit_code":3,"finished_at":"2024-01-01T00:00:00Z"}"#;
+        std::fs::write(dir.join(EXIT_FILE), rec).unwrap();
+        assert_eq!(rt.wait("c1").await.unwrap().exit_code, 3);
+        let s = rt.state("c1").await.unwrap();
+        assert_eq!((s.status, s.exit.unwrap().exit_code), (Status::Stopped, 3));
+        assert!(matches!(
+            rt.kill("c1", 9, false).await,
+            Err(RuntimeError::NotRunning(_))
+        ));
+        assert_eq!(rt.list().await.unwrap(), vec!["c1".to_string()]);
+        rt.delete("c1").await.unwrap();
+        assert!(!dir.exists());
+    }
+
+    #[tokio::test]
+    async fn create_reports_a_missing_shim_binary() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rt = ShimRuntime::new("/nonexistent/berth-shim", tmp.path());
+        let req = ContainerStart {
+            id: "c1".into(),
+            spec: Default::default(),
+            log: None,
+            open_stdin: false,
+            stdin_once: false,
+            defer_start: false,
+        };
+        assert!(matches!(
+            rt.create(req).await,
+            Err(RuntimeError::Io { what: "spawn", .. })
+        ));
+    }
+}

@@ -1,0 +1,135 @@
+//! The pure OCI spec builder: a plain [`ContainerSpecInput`] (what the engine resolved
+//! from the create request, the image config and the network driver) → an
+//! `oci_spec::runtime::Spec` with Docker's defaults. No I/O: user names, `container:`
+//! modes and devices are resolved by the engine before it calls [`build_spec`].
+
+mod defaults;
+mod input;
+mod linux;
+mod seccomp;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use oci_spec::runtime::Spec;
+use serde_json::json;
+
+pub use defaults::{ALL_CAPS, DEFAULT_CAPS, DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS};
+pub use input::*;
+pub use seccomp::default_profile as default_seccomp_profile;
+
+use crate::RuntimeError;
+
+pub(crate) fn invalid(msg: impl Into<String>) -> RuntimeError {
+    RuntimeError::InvalidArgument(msg.into())
+}
+
+/// Builds the container's OCI spec, or says (in Docker's words where clients know them)
+/// why the input cannot run.
+pub fn build_spec(input: &ContainerSpecInput) -> Result<Spec, RuntimeError> {
+    validate::validate(input)?;
+    let caps = linux::capabilities(input)?;
+    let mut linux = json!({
+        "cgroupsPath": input.cgroups_path,
+        "namespaces": linux::namespaces(&input.namespaces),
+        "resources": linux::resources(input)?,
+    });
+    if !input.privileged {
+        let masked = input
+            .masked_paths
+            .clone()
+            .unwrap_or_else(|| to_strings(MASKED_PATHS));
+        let ro = input
+            .readonly_paths
+            .clone()
+            .unwrap_or_else(|| to_strings(READONLY_PATHS));
+        linux["maskedPaths"] = json!(masked);
+        linux["readonlyPaths"] = json!(ro);
+        if input.seccomp {
+            linux["seccomp"] =
+                serde_json::to_value(seccomp::default_profile(&caps)).map_err(internal)?;
+        }
+    }
+    if !input.sysctls.is_empty() {
+        linux["sysctl"] = json!(input.sysctls);
+    }
+    if !input.devices.is_empty() {
+        linux["devices"] = input
+            .devices
+            .iter()
+            .map(|d| {
+                let mut v = json!({"path": d.path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor});
+                if let Some(m) = d.file_mode {
+                    v["fileMode"] = json!(m);
+                }
+                if let Some(u) = d.uid {
+                    v["uid"] = json!(u);
+                }
+                if let Some(g) = d.gid {
+                    v["gid"] = json!(g);
+                }
+                v
+            })
+            .collect();
+    }
+    let mut process = json!({
+        "terminal": input.tty,
+        "user": {"uid": input.user.uid, "gid": input.user.gid},
+        "args": input.args,
+        "env": input.env,
+        "cwd": if input.cwd.is_empty() { "/" } else { input.cwd.as_str() },
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+    });
+    // Only when set: libcontainer 0.7 loads seccomp after dropping capabilities whenever
+    // the field is present, even `false`, and loading then fails without CAP_SYS_ADMIN.
+    if input.no_new_privileges {
+        process["noNewPrivileges"] = json!(true);
+    }
+    if !input.user.additional_gids.is_empty() {
+        process["user"]["additionalGids"] = json!(input.user.additional_gids);
+    }
+    if let Some(adj) = input.oom_score_adj {
+        process["oomScoreAdj"] = json!(adj);
+    }
+    if !input.ulimits.is_empty() {
+        process["rlimits"] = input
+            .ulimits
+            .iter()
+            .map(|u| {
+                let typ = defaults::ULIMITS
+                    .iter()
+                    .find(|(n, _)| *n == u.name)
+                    .map(|(_, t)| *t);
+                json!({"type": typ, "soft": ulimit_value(u.soft), "hard": ulimit_value(u.hard)})
+            })
+            .collect();
+    }
+    let mut spec = json!({
+        "ociVersion": "1.0.2-dev",
+        "process": process,
+        "root": {"path": input.rootfs, "readonly": input.readonly_rootfs},
+        "mounts": linux::mounts(input),
+        "linux": linux,
+    });
+    if input.namespaces.uts != NamespaceMode::Host && !input.hostname.is_empty() {
+        spec["hostname"] = json!(input.hostname);
+    }
+    serde_json::from_value(spec).map_err(internal)
+}
+
+fn internal(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Internal(format!("building the OCI spec: {e}"))
+}
+
+pub(crate) fn to_strings(s: &[&str]) -> Vec<String> {
+    s.iter().map(|s| s.to_string()).collect()
+}
+
+/// -1 is "unlimited" for `--ulimit`.
+fn ulimit_value(v: i64) -> u64 {
+    if v < 0 {
+        u64::MAX
+    } else {
+        v as u64
+    }
+}

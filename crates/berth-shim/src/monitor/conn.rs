@@ -1,0 +1,367 @@
+//! Client connections on `shim.sock`: request lines in, response lines out, and the
+//! attach mode where the connection carries a process's streams.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::time::SystemTime;
+
+use berth_shim::timefmt::rfc3339_nano;
+use berth_shim::{ErrorKind, ExecState, Request, Response, State, Status, Stream};
+
+use super::event_loop::{Monitor, Proc, Target, CLIENT_BUFFER_MAX};
+use super::{container, setup, sys};
+
+/// A request line longer than this closes the connection.
+const LINE_MAX: usize = 64 * 1024;
+
+pub enum Mode {
+    /// Reading requests.
+    Control,
+    /// Waiting for the container's exit; answered in `finish`.
+    Wait,
+    /// Carrying a process's streams.
+    Attach {
+        target: Target,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
+}
+
+pub struct Conn {
+    pub sock: UnixStream,
+    pub inbuf: Vec<u8>,
+    pub outbuf: Vec<u8>,
+    pub mode: Mode,
+    pub read_closed: bool,
+    pub close_when_flushed: bool,
+    pub dead: bool,
+}
+
+impl Conn {
+    pub fn new(sock: UnixStream) -> Conn {
+        Conn {
+            sock,
+            inbuf: Vec::new(),
+            outbuf: Vec::new(),
+            mode: Mode::Control,
+            read_closed: false,
+            close_when_flushed: false,
+            dead: false,
+        }
+    }
+
+    pub fn attached_to(&self, t: Target) -> bool {
+        matches!(self.mode, Mode::Attach { target, .. } if target == t)
+    }
+
+    pub fn wants_stream(&self, t: Target, s: Stream) -> bool {
+        match self.mode {
+            Mode::Attach {
+                target,
+                stdout,
+                stderr,
+                ..
+            } if target == t && !self.dead => match s {
+                Stream::Stdout => stdout,
+                Stream::Stderr => stderr,
+            },
+            _ => false,
+        }
+    }
+
+    /// Whether to poll for input: not after EOF, and not while the process's stdin buffer
+    /// is full.
+    pub fn wants_input(&self, m: &Monitor) -> bool {
+        if self.read_closed || self.dead {
+            return false;
+        }
+        match self.mode {
+            Mode::Attach {
+                target,
+                stdin: true,
+                ..
+            } => m.proc_(target).stdin_buf.len() < CLIENT_BUFFER_MAX,
+            _ => true,
+        }
+    }
+
+    pub fn send(&mut self, r: &Response) {
+        if let Ok(mut line) = serde_json::to_vec(r) {
+            line.push(b'\n');
+            self.outbuf.extend_from_slice(&line);
+        }
+        self.flush();
+    }
+
+    /// Writes what the socket takes now.
+    pub fn flush(&mut self) {
+        while !self.outbuf.is_empty() && !self.dead {
+            match self.sock.write(&self.outbuf) {
+                Ok(0) => self.dead = true,
+                Ok(n) => {
+                    self.outbuf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.dead = true,
+            }
+        }
+    }
+}
+
+fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+    Response::Error {
+        kind,
+        message: message.into(),
+    }
+}
+
+impl Monitor {
+    pub fn conn_readable(&mut self, i: usize) {
+        let mut buf = [0u8; 16 * 1024];
+        let res = self.conns[i].sock.read(&mut buf);
+        match res {
+            Ok(0) => self.conn_eof(i),
+            Ok(n) => self.conn_input(i, &buf[..n]),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => self.conns[i].dead = true,
+        }
+    }
+
+    fn conn_eof(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        c.read_closed = true;
+        match c.mode {
+            Mode::Control => c.close_when_flushed = true,
+            Mode::Wait => {}
+            Mode::Attach { target, stdin, .. } => {
+                // docker run -i: the client's end of input closes the container's stdin when
+                // StdinOnce; an exec's stdin always closes with its client's.
+                if stdin && (target != Target::Init || self.opts.stdin_once) {
+                    self.proc_mut(target).close_stdin();
+                }
+            }
+        }
+    }
+
+    fn conn_input(&mut self, i: usize, data: &[u8]) {
+        match self.conns[i].mode {
+            Mode::Attach {
+                target,
+                stdin: true,
+                ..
+            } => {
+                let p = self.proc_mut(target);
+                if p.stdin.is_some() {
+                    p.stdin_buf.extend_from_slice(data);
+                }
+                return;
+            }
+            Mode::Attach { .. } | Mode::Wait => return,
+            Mode::Control => self.conns[i].inbuf.extend_from_slice(data),
+        }
+        loop {
+            let c = &mut self.conns[i];
+            if !matches!(c.mode, Mode::Control) {
+                let rest = std::mem::take(&mut c.inbuf);
+                if !rest.is_empty() {
+                    self.conn_input(i, &rest);
+                }
+                return;
+            }
+            let Some(pos) = c.inbuf.iter().position(|&b| b == b'\n') else {
+                if c.inbuf.len() > LINE_MAX {
+                    c.send(&error(ErrorKind::InvalidArgument, "request line too long"));
+                    c.close_when_flushed = true;
+                    c.inbuf.clear();
+                }
+                return;
+            };
+            let line: Vec<u8> = c.inbuf.drain(..=pos).collect();
+            let resp = match serde_json::from_slice::<Request>(&line) {
+                Ok(req) => self.request(i, req),
+                Err(e) => Some(error(
+                    ErrorKind::InvalidArgument,
+                    format!("bad request: {e}"),
+                )),
+            };
+            if let Some(r) = resp {
+                self.conns[i].send(&r);
+            }
+        }
+    }
+
+    fn state(&self) -> State {
+        State {
+            id: self.opts.id.clone(),
+            status: self.status,
+            pid: self.init.pid.as_raw(),
+            shim_pid: std::process::id() as i32,
+            tty: self.init.tty,
+            started_at: self.started_at.clone(),
+            exit: self.exit_state(),
+        }
+    }
+
+    fn find_exec(&self, exec_id: &str) -> Option<usize> {
+        self.execs.iter().position(|p| p.exec_id == exec_id)
+    }
+
+    fn resize(&mut self, t: Target, width: u16, height: u16) -> Response {
+        match &self.proc_(t).pty {
+            Some(pty) => match sys::set_winsize(pty.as_fd(), width, height) {
+                Ok(()) => Response::Ok,
+                Err(e) => error(ErrorKind::Internal, format!("resize: {e}")),
+            },
+            None => error(ErrorKind::InvalidArgument, "the process has no tty"),
+        }
+    }
+
+    /// Answers one request; `None` when the answer comes later (`Wait`).
+    fn request(&mut self, i: usize, req: Request) -> Option<Response> {
+        let running = self.init.exit.is_none();
+        Some(match req {
+            Request::State => Response::State(self.state()),
+            Request::Start => {
+                if self.status != Status::Created || !running {
+                    error(ErrorKind::Conflict, "container already started")
+                } else {
+                    match container::start(&mut self.container) {
+                        Ok(()) => {
+                            self.status = Status::Running;
+                            self.started_at = Some(rfc3339_nano(SystemTime::now()));
+                            Response::Ok
+                        }
+                        Err(e) => error(ErrorKind::Internal, e),
+                    }
+                }
+            }
+            Request::Kill { signal, all } => {
+                if !(1..=64).contains(&signal) {
+                    error(
+                        ErrorKind::InvalidArgument,
+                        format!("invalid signal: {signal}"),
+                    )
+                } else if !running {
+                    error(
+                        ErrorKind::NotRunning,
+                        format!("container {} is not running", self.opts.id),
+                    )
+                } else {
+                    if all {
+                        for pid in self.layout.procs(&self.cgroups_path) {
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid),
+                                nix::sys::signal::Signal::try_from(signal).ok(),
+                            );
+                        }
+                    }
+                    let Some(pidfd) = self.init.pidfd.as_ref() else {
+                        return Some(error(ErrorKind::NotRunning, "container is not running"));
+                    };
+                    match sys::pidfd_send_signal(pidfd.as_fd(), signal) {
+                        Ok(()) => Response::Ok,
+                        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => error(
+                            ErrorKind::NotRunning,
+                            format!("container {} is not running", self.opts.id),
+                        ),
+                        Err(e) => error(ErrorKind::Internal, format!("kill: {e}")),
+                    }
+                }
+            }
+            Request::Wait => {
+                self.conns[i].mode = Mode::Wait;
+                return None;
+            }
+            Request::Attach {
+                stdin,
+                stdout,
+                stderr,
+            } => {
+                self.conns[i].mode = Mode::Attach {
+                    target: Target::Init,
+                    stdin,
+                    stdout,
+                    stderr,
+                };
+                if self.init.outputs.is_empty() {
+                    self.conns[i].close_when_flushed = true;
+                }
+                Response::Ok
+            }
+            Request::Resize { width, height } => self.resize(Target::Init, width, height),
+            Request::CloseStdin => {
+                self.init.close_stdin();
+                Response::Ok
+            }
+            Request::Exec {
+                exec_id,
+                process,
+                attach,
+            } => {
+                if !running || self.status != Status::Running {
+                    return Some(error(
+                        ErrorKind::NotRunning,
+                        format!("container {} is not running", self.opts.id),
+                    ));
+                }
+                if exec_id.is_empty()
+                    || exec_id.len() > 128
+                    || !exec_id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                {
+                    return Some(error(
+                        ErrorKind::InvalidArgument,
+                        format!("invalid exec id: {exec_id:?}"),
+                    ));
+                }
+                if self.find_exec(&exec_id).is_some() {
+                    return Some(error(ErrorKind::Conflict, format!("exec {exec_id} exists")));
+                }
+                match setup::exec(self, &exec_id, &process) {
+                    Ok(mut p) => {
+                        p.exec_id = exec_id;
+                        let pid = p.pid.as_raw();
+                        self.execs.push(p);
+                        if attach {
+                            let target = Target::Exec(self.execs.len() - 1);
+                            self.conns[i].mode = Mode::Attach {
+                                target,
+                                stdin: process.stdin,
+                                stdout: true,
+                                stderr: true,
+                            };
+                        }
+                        Response::ExecStarted { pid }
+                    }
+                    Err(e) => error(ErrorKind::Internal, e),
+                }
+            }
+            Request::ExecState { exec_id } => match self.find_exec(&exec_id) {
+                Some(x) => {
+                    let p: &Proc = &self.execs[x];
+                    Response::Exec(ExecState {
+                        exec_id,
+                        pid: p.pid.as_raw(),
+                        running: p.exit.is_none(),
+                        exit_code: p.exit.map(|e| e.0),
+                    })
+                }
+                None => error(ErrorKind::NotFound, format!("no such exec: {exec_id}")),
+            },
+            Request::ExecResize {
+                exec_id,
+                width,
+                height,
+            } => match self.find_exec(&exec_id) {
+                Some(x) => self.resize(Target::Exec(x), width, height),
+                None => error(ErrorKind::NotFound, format!("no such exec: {exec_id}")),
+            },
+        })
+    }
+}

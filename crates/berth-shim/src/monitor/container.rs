@@ -1,0 +1,130 @@
+//! libcontainer glue: create, start, exec, delete, and turning its errors into a message
+//! and Docker's exit code. Everything here forks; the caller unblocks signals around it
+//! (libcontainer does not reset the signal mask of the processes it makes).
+
+use std::error::Error as _;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::oci_spec::runtime::Spec;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use nix::sys::signal::{SigHandler, SigSet, Signal};
+use nix::unistd::Pid;
+
+/// Where the created process's stdio goes.
+pub enum ChildStdio {
+    /// Pipes (and `/dev/null` for a missing stdin).
+    Pipes {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    /// A pty whose master libcontainer sends to this listening socket.
+    Console(PathBuf),
+}
+
+/// libcontainer's default executor, after undoing what the monitor's signal set-up would
+/// leak into the container: the blocked SIGCHLD (for the signalfd) and Rust's ignored
+/// SIGPIPE, both inherited across `execve`.
+#[derive(Clone)]
+struct CleanSignals;
+
+impl Executor for CleanSignals {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        SigSet::all()
+            .thread_unblock()
+            .map_err(|e| ExecutorError::Other(e.to_string()))?;
+        // SAFETY: restoring the default disposition installs no handler code.
+        unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }
+            .map_err(|e| ExecutorError::Other(e.to_string()))?;
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+}
+
+fn with_stdio(b: ContainerBuilder, stdio: ChildStdio) -> ContainerBuilder {
+    let b = b.with_executor(CleanSignals);
+    match stdio {
+        ChildStdio::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => b.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
+        ChildStdio::Console(path) => b.with_console_socket(Some(path)),
+    }
+}
+
+/// A libcontainer error with its sources, one line.
+pub fn describe(e: &libcontainer::error::LibcontainerError) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let m = inner.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+/// Creates container `id` from `bundle` with state under `root`; init waits for `start`.
+pub fn create(
+    id: &str,
+    root: &Path,
+    bundle: &Path,
+    stdio: ChildStdio,
+) -> Result<Container, String> {
+    let builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        .with_root_path(root)
+        .map_err(|e| describe(&e))?;
+    with_stdio(builder, stdio)
+        .as_init(bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| describe(&e))
+}
+
+/// Init's pid (libcontainer speaks an older nix).
+pub fn init_pid(c: &Container) -> Option<Pid> {
+    c.pid().map(|p| Pid::from_raw(p.as_raw()))
+}
+
+/// Lets a created container's init exec the process.
+pub fn start(container: &mut Container) -> Result<(), String> {
+    container.start().map_err(|e| describe(&e))
+}
+
+/// Removes the container's cgroups and libcontainer state; kills what is left.
+/// Used after a failed `build()` too (DESIGN: `Container::load` + `delete(true)`).
+pub fn delete(root: &Path, id: &str) -> Result<(), String> {
+    let dir = root.join(id);
+    if !dir.exists() {
+        return Ok(());
+    }
+    let mut c = Container::load(dir).map_err(|e| describe(&e))?;
+    c.delete(true).map_err(|e| describe(&e))
+}
+
+/// Runs `process.json` (an OCI `Process`) in container `id`'s namespaces and cgroup.
+pub fn exec(root: &Path, id: &str, process: &Path, stdio: ChildStdio) -> Result<Pid, String> {
+    let builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        .with_root_path(root)
+        .map_err(|e| describe(&e))?;
+    with_stdio(builder, stdio)
+        .as_tenant()
+        .with_detach(true)
+        .with_process(Some(process))
+        .build()
+        .map(|pid| Pid::from_raw(pid.as_raw()))
+        .map_err(|e| describe(&e))
+}

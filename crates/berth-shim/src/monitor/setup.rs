@@ -1,0 +1,312 @@
+//! Bringing a container (or an exec process) up: bundle fix-ups, stdio, libcontainer
+//! create and start, the pidfd. A failure leaves nothing running and no cgroup behind.
+
+use std::fs;
+use std::time::SystemTime;
+
+use berth_shim::timefmt::rfc3339_nano;
+use berth_shim::{start_failure_exit_code, ExecProcess, Status, PID_FILE, SOCKET_NAME};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::waitpid;
+use oci_spec::runtime::{Process, Spec, UserBuilder};
+
+use super::cgroups::{self, Layout};
+use super::container::{self, ChildStdio};
+use super::event_loop::{Monitor, Proc};
+use super::jsonlog::JsonLog;
+use super::{stdio, sys, write_atomic};
+
+/// Why nothing runs, with Docker's exit code for it.
+pub struct Failure {
+    pub message: String,
+    pub exit_code: i32,
+}
+
+fn fail(message: impl Into<String>) -> Failure {
+    let message = message.into();
+    Failure {
+        exit_code: start_failure_exit_code(&message),
+        message,
+    }
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> Failure {
+    Failure {
+        message: format!("{what}: {e}"),
+        exit_code: 128,
+    }
+}
+
+/// Creates (and unless deferred starts) the container; the caller then runs the loop.
+pub fn start(opts: &berth_shim::StartOptions, layout: Layout) -> Result<Monitor, Failure> {
+    let dir = &opts.dir;
+    write_atomic(
+        &dir.join(PID_FILE),
+        std::process::id().to_string().as_bytes(),
+    )
+    .map_err(|e| internal("write shim.pid", e))?;
+    let sock = dir.join(SOCKET_NAME);
+    let _ = fs::remove_file(&sock);
+    let listener =
+        std::os::unix::net::UnixListener::bind(&sock).map_err(|e| internal("bind shim.sock", e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| internal("shim.sock", e))?;
+    let result = create(opts, layout, listener);
+    if result.is_err() {
+        let _ = fs::remove_file(&sock);
+    }
+    result
+}
+
+fn create(
+    opts: &berth_shim::StartOptions,
+    layout: Layout,
+    listener: std::os::unix::net::UnixListener,
+) -> Result<Monitor, Failure> {
+    let config = opts.bundle.join("config.json");
+    let mut spec =
+        Spec::load(&config).map_err(|e| internal(&format!("load {}", config.display()), e))?;
+    let cgroups_path = fix_spec(&mut spec, &opts.id, &layout);
+    spec.save(&config)
+        .map_err(|e| internal("save config.json", e))?;
+    let base_process = spec
+        .process()
+        .clone()
+        .ok_or_else(|| fail("spec has no process"))?;
+    let tty = base_process.terminal().unwrap_or(false);
+
+    let log = match &opts.log {
+        Some(l) => Some(JsonLog::open(l.clone()).map_err(|e| internal("open log", e))?),
+        None => None,
+    };
+    let console = opts.dir.join("console.sock");
+    let (child, mut held, console_listener) = if tty {
+        let l = stdio::console_listener(&console).map_err(|e| internal("console socket", e))?;
+        (ChildStdio::Console(console.clone()), None, Some(l))
+    } else {
+        let (c, h) = stdio::pipes(opts.open_stdin).map_err(|e| internal("pipes", e))?;
+        (c, Some(h), None)
+    };
+
+    sys::set_not_dumpable().map_err(|e| internal("PR_SET_DUMPABLE", e))?;
+    let mask = SigSet::from(Signal::SIGCHLD);
+    mask.thread_block()
+        .map_err(|e| internal("block SIGCHLD", e))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| internal("signalfd", e))?;
+
+    let root = opts.dir.join("runtime");
+    let mut c = match container::create(&opts.id, &root, &opts.bundle, child) {
+        Ok(c) => c,
+        Err(msg) => {
+            if let Err(e) = container::delete(&root, &opts.id) {
+                tracing::warn!(error = %e, "cleanup after failed create");
+            }
+            let _ = fs::remove_dir_all(&root);
+            let _ = fs::remove_file(&console);
+            return Err(fail(msg));
+        }
+    };
+    let pid = container::init_pid(&c).ok_or_else(|| fail("no init pid after create"))?;
+    let undo = |c: &mut libcontainer::container::Container, f: Failure| {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = waitpid(Some(pid), None);
+        if let Err(e) = c.delete(true) {
+            tracing::warn!(error = %container::describe(&e), "cleanup after failed start");
+        }
+        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_file(&console);
+        f
+    };
+    let pidfd = match sys::pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) => return Err(undo(&mut c, internal("pidfd_open", e))),
+    };
+    if let Some(l) = console_listener {
+        let _ = fs::remove_file(&console);
+        match stdio::receive_pty(&l, opts.open_stdin) {
+            Ok(h) => held = Some(h),
+            Err(e) => return Err(undo(&mut c, internal("receive pty", e))),
+        }
+    }
+    let held = held.expect("pipes or pty");
+    let mut status = Status::Created;
+    let mut started_at = None;
+    if !opts.defer_start {
+        if let Err(msg) = container::start(&mut c) {
+            return Err(undo(&mut c, fail(msg)));
+        }
+        status = Status::Running;
+        started_at = Some(rfc3339_nano(SystemTime::now()));
+    }
+    let init = Proc::new(pid, pidfd, tty, held);
+    Ok(Monitor {
+        opts: opts.clone(),
+        layout,
+        cgroups_path,
+        root,
+        listener,
+        sigfd,
+        container: c,
+        base_process,
+        log,
+        status,
+        started_at,
+        init,
+        execs: Vec::new(),
+        conns: Vec::new(),
+        drain_deadline: None,
+    })
+}
+
+/// Always a cgroups path (else libcontainer makes `:youki:<id>` directories), and on v1
+/// the cgroup mount replaced (see [`cgroups::replace_cgroup_mount`]).
+fn fix_spec(spec: &mut Spec, id: &str, layout: &Layout) -> String {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let path = match linux.cgroups_path() {
+        Some(p) => p.to_string_lossy().into_owned(),
+        None => {
+            let p = format!("/berth/{id}");
+            linux.set_cgroups_path(Some(p.clone().into()));
+            p
+        }
+    };
+    spec.set_linux(Some(linux));
+    cgroups::replace_cgroup_mount(spec, layout, &path);
+    path
+}
+
+/// Builds the OCI process of an exec from the container's own (`docker exec` inherits the
+/// container's capabilities, rlimits, no-new-privileges; `env` adds to its environment).
+pub fn exec_process(base: &Process, p: &ExecProcess) -> Result<Process, String> {
+    if p.args.is_empty() {
+        return Err("exec needs a command".into());
+    }
+    if p.privileged {
+        return Err("privileged exec is not supported yet".into());
+    }
+    let mut proc_ = base.clone();
+    proc_.set_args(Some(p.args.clone()));
+    let mut env: Vec<String> = base.env().clone().unwrap_or_default();
+    for kv in &p.env {
+        let key = kv.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    proc_.set_env(Some(env));
+    if let Some(cwd) = &p.cwd {
+        if !cwd.starts_with('/') {
+            return Err(format!("exec working directory must be absolute: {cwd}"));
+        }
+        proc_.set_cwd(cwd.into());
+    }
+    if p.uid.is_some() || p.gid.is_some() || !p.additional_gids.is_empty() {
+        let user = UserBuilder::default()
+            .uid(p.uid.unwrap_or(base.user().uid()))
+            .gid(p.gid.unwrap_or(base.user().gid()))
+            .additional_gids(p.additional_gids.clone())
+            .build()
+            .map_err(|e| e.to_string())?;
+        proc_.set_user(user);
+    }
+    proc_.set_terminal(Some(p.tty));
+    proc_.set_console_size(None);
+    Ok(proc_)
+}
+
+/// Starts an exec process in the running container.
+pub fn exec(m: &Monitor, exec_id: &str, p: &ExecProcess) -> Result<Proc, String> {
+    let process = exec_process(&m.base_process, p)?;
+    let file = m.opts.dir.join(format!("exec-{exec_id}.json"));
+    let console = m.opts.dir.join(format!("exec-{exec_id}.sock"));
+    let res = (|| {
+        fs::write(
+            &file,
+            serde_json::to_vec(&process).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let (child, held, listener) = if p.tty {
+            let l = stdio::console_listener(&console).map_err(|e| e.to_string())?;
+            (ChildStdio::Console(console.clone()), None, Some(l))
+        } else {
+            let (c, h) = stdio::pipes(p.stdin).map_err(|e| e.to_string())?;
+            (c, Some(h), None)
+        };
+        let pid = container::exec(&m.root, &m.opts.id, &file, child)?;
+        let pidfd = sys::pidfd_open(pid).map_err(|e| e.to_string())?;
+        let held = match listener {
+            Some(l) => stdio::receive_pty(&l, p.stdin).map_err(|e| e.to_string())?,
+            None => held.expect("pipes"),
+        };
+        Ok(Proc::new(pid, pidfd, p.tty, held))
+    })();
+    let _ = fs::remove_file(&file);
+    let _ = fs::remove_file(&console);
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_spec::runtime::ProcessBuilder;
+
+    use super::*;
+
+    fn base() -> Process {
+        ProcessBuilder::default()
+            .args(vec!["sh".to_string()])
+            .env(vec!["PATH=/bin".to_string(), "A=1".to_string()])
+            .cwd("/")
+            .user(UserBuilder::default().uid(5u32).gid(6u32).build().unwrap())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn exec_rejects_bad_input() {
+        let b = base();
+        assert!(exec_process(&b, &ExecProcess::default()).is_err());
+        let p = ExecProcess {
+            args: vec!["x".into()],
+            privileged: true,
+            ..Default::default()
+        };
+        assert!(exec_process(&b, &p).is_err());
+        let p = ExecProcess {
+            args: vec!["x".into()],
+            cwd: Some("rel".into()),
+            ..Default::default()
+        };
+        assert!(exec_process(&b, &p).is_err());
+    }
+
+    #[test]
+    fn exec_inherits_and_overrides() {
+        let b = base();
+        let p = ExecProcess {
+            args: vec!["id".into()],
+            env: vec!["A=2".into(), "B=3".into()],
+            gid: Some(7),
+            tty: true,
+            ..Default::default()
+        };
+        let got = exec_process(&b, &p).unwrap();
+        assert_eq!(got.args().as_ref().unwrap(), &vec!["id".to_string()]);
+        assert_eq!(
+            got.env().as_ref().unwrap(),
+            &vec!["PATH=/bin", "A=2", "B=3"]
+        );
+        assert_eq!((got.user().uid(), got.user().gid()), (5, 7));
+        assert_eq!(got.terminal(), Some(true));
+        let plain = exec_process(
+            &b,
+            &ExecProcess {
+                args: vec!["id".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((plain.user().uid(), plain.user().gid()), (5, 6));
+    }
+}

@@ -1,0 +1,124 @@
+//! The monitor's raw system calls. DESIGN puts these in `berth-sys`; they stay here until
+//! the shim can depend on it without growing, each with its `// SAFETY:` note.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::unistd::{ForkResult, Pid};
+
+/// `fork(2)`.
+///
+/// Only called first thing in `main`, while the process is single-threaded.
+pub fn fork() -> io::Result<ForkResult> {
+    // SAFETY: the shim is single-threaded when it forks (called before anything else runs),
+    // so the child cannot inherit a lock held by another thread.
+    unsafe { nix::unistd::fork() }.map_err(io::Error::from)
+}
+
+fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only; no memory is passed to the kernel.
+    let rc = unsafe {
+        libc::prctl(
+            option,
+            arg,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Orphaned descendants (the container's init, processes of `--pid host` containers)
+/// are re-parented to us, so we reap them and see init's exit status.
+pub fn set_child_subreaper() -> io::Result<()> {
+    prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
+}
+
+/// Not dumpable: a process joining the container's namespaces cannot ptrace us or read
+/// our `/proc/<pid>` (DESIGN: before libcontainer's `build()`).
+pub fn set_not_dumpable() -> io::Result<()> {
+    prctl(libc::PR_SET_DUMPABLE, 0)
+}
+
+/// `pidfd_open(2)`: a handle on `pid` that cannot be confused with a later process that
+/// reuses the number.
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(2)`.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: a valid pidfd, a signal number, no siginfo (NULL), no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets a terminal's size (`TIOCSWINSZ`).
+pub fn set_winsize(tty: BorrowedFd<'_>, width: u16, height: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` through the pointer, which outlives the call.
+    let rc = unsafe {
+        libc::ioctl(
+            tty.as_raw_fd(),
+            libc::TIOCSWINSZ,
+            &ws as *const libc::winsize,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes ownership of a descriptor received with `SCM_RIGHTS`.
+pub fn own_received_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed this descriptor in our table for this message; nobody
+    // else refers to it.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Closes every descriptor from `first` up, except those in `keep`.
+pub fn close_fds_from(first: RawFd, keep: &[RawFd]) {
+    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        if fd >= first && !keep.contains(&fd) {
+            // SAFETY: runs first thing in the forked monitor, before anything in this process
+            // has opened or borrowed a descriptor above 2 other than those in `keep` (the
+            // directory handle of the listing above is closed already; closing a stale
+            // number just fails with EBADF).
+            unsafe { libc::close(fd) };
+        }
+    }
+}

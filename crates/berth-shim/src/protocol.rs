@@ -1,0 +1,418 @@
+//! Wire types between the daemon and a shim: start options and reply (stdin/stdout of the
+//! launcher), control requests and responses (JSON lines on `shim.sock`), the exit record
+//! (`exit.json`), the json-file log line, and the attach stream framing.
+//!
+//! Unknown fields are ignored in every type, so a newer daemon can talk to an older shim
+//! that survived an upgrade.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The control socket, in [`StartOptions::dir`].
+pub const SOCKET_NAME: &str = "shim.sock";
+/// The monitor's pid, decimal, in [`StartOptions::dir`].
+pub const PID_FILE: &str = "shim.pid";
+/// The [`ExitRecord`] once the container has exited, in [`StartOptions::dir`].
+pub const EXIT_FILE: &str = "exit.json";
+/// The monitor's own diagnostics (libcontainer errors), in [`StartOptions::dir`].
+pub const SHIM_LOG_FILE: &str = "shim.log";
+/// How long the monitor keeps reading output after init exited (processes outside the
+/// container's pid namespace may hold the pipes open).
+pub const DRAIN_TIMEOUT_MS: u64 = 2000;
+/// Docker's json-file driver splits lines longer than this into partial entries
+/// (moby `daemon/logger/copier.go`, `defaultBufSize`).
+pub const LOG_LINE_MAX: usize = 16 * 1024;
+
+/// What the daemon hands the shim on stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartOptions {
+    /// The container id (libcontainer's id too).
+    pub id: String,
+    /// The container's exec directory: socket, pid file, exit record, runtime state.
+    pub dir: PathBuf,
+    /// The OCI bundle (holds `config.json`; its `root.path` may be absolute).
+    pub bundle: PathBuf,
+    /// Where the json-file log goes; `None` discards output (log driver `none`).
+    #[serde(default)]
+    pub log: Option<LogOptions>,
+    /// Keep the container's stdin open as a pipe (`OpenStdin`); else it reads `/dev/null`.
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// Close the container's stdin when the first attached client closes its input.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// Create only; the process starts on [`Request::Start`] (attach before start).
+    #[serde(default)]
+    pub defer_start: bool,
+    /// A cgroup path (e.g. `/berth/shims`) the monitor moves itself into in every
+    /// hierarchy, so that it is not in the daemon's cgroup; created when missing, and
+    /// removed at exit when empty.
+    #[serde(default)]
+    pub shim_cgroup: Option<String>,
+    /// Log libcontainer's debug output to `shim.log`.
+    #[serde(default)]
+    pub debug: bool,
+}
+
+/// json-file log settings (`--log-opt max-size`, `max-file`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogOptions {
+    pub path: PathBuf,
+    /// Rotate when the file would grow past this many bytes; `None` never rotates.
+    #[serde(default)]
+    pub max_size: Option<u64>,
+    /// How many files to keep, the live one included (`path`, `path.1`, …); at least 1.
+    #[serde(default = "one")]
+    pub max_files: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The launcher's one line on stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum StartReply {
+    /// The container exists (and runs unless deferred).
+    Started { pid: i32, shim_pid: i32 },
+    /// Nothing runs; `exit_code` as Docker reports it (127 not found, 126 not executable,
+    /// 128 any other start failure).
+    Failed { message: String, exit_code: i32 },
+}
+
+/// One request per line on `shim.sock`. `Attach`, `Exec` with streams, and `Wait` keep the
+/// connection: the first turns it into a stream, the last answers when the process exits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Answers [`Response::State`].
+    State,
+    /// Starts a container created with `defer_start`.
+    Start,
+    /// Sends `signal` to init (through its pidfd), or with `all` to every process in the
+    /// container's cgroup.
+    Kill {
+        signal: i32,
+        #[serde(default)]
+        all: bool,
+    },
+    /// Answers [`Response::Exit`] once the container has exited (at once if it has).
+    Wait,
+    /// Answers [`Response::Ok`], then the connection carries the container's output
+    /// ([`frame_header`] frames, or raw bytes with a tty) and takes raw stdin bytes.
+    Attach {
+        #[serde(default)]
+        stdin: bool,
+        #[serde(default)]
+        stdout: bool,
+        #[serde(default)]
+        stderr: bool,
+    },
+    /// Sets the container's terminal size.
+    Resize { width: u16, height: u16 },
+    /// Closes the container's stdin pipe.
+    CloseStdin,
+    /// Starts a process in the container. Answers [`Response::ExecStarted`]; with
+    /// `attach`, the connection then carries that process's streams like `Attach`.
+    Exec {
+        exec_id: String,
+        process: ExecProcess,
+        attach: bool,
+    },
+    /// Answers [`Response::Exec`].
+    ExecState { exec_id: String },
+    /// Sets an exec's terminal size.
+    ExecResize {
+        exec_id: String,
+        width: u16,
+        height: u16,
+    },
+}
+
+/// A process to run in a running container (`docker exec`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExecProcess {
+    pub args: Vec<String>,
+    /// `KEY=value`; replaces the container's environment when not empty.
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub uid: Option<u32>,
+    #[serde(default)]
+    pub gid: Option<u32>,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub stdin: bool,
+    /// All capabilities (`docker exec --privileged`).
+    #[serde(default)]
+    pub privileged: bool,
+}
+
+/// One response line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    Ok,
+    State(State),
+    Exit(ExitRecord),
+    ExecStarted { pid: i32 },
+    Exec(ExecState),
+    Error { kind: ErrorKind, message: String },
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request does not parse or names something impossible.
+    InvalidArgument,
+    /// The container (or exec) is not running.
+    NotRunning,
+    /// No such exec.
+    NotFound,
+    /// Already started, already exists.
+    Conflict,
+    Internal,
+}
+
+/// The container as the shim sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub id: String,
+    pub status: Status,
+    /// Init's pid in the host's pid namespace.
+    pub pid: i32,
+    pub shim_pid: i32,
+    pub tty: bool,
+    /// RFC 3339 with nanoseconds, UTC.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub exit: Option<ExitRecord>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Created,
+    Running,
+    /// Init exited; the shim is finishing up.
+    Stopped,
+}
+
+/// `exit.json`, and the answer to [`Request::Wait`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// The exit status, or 128 + signal (Docker's convention), or 127/126/128 when the
+    /// process never ran.
+    pub exit_code: i32,
+    /// The signal that killed init, if one did.
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// The kernel's OOM killer fired in the container's cgroup.
+    #[serde(default)]
+    pub oom_killed: bool,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    pub finished_at: String,
+    /// Why the process never ran.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// An exec process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecState {
+    pub exec_id: String,
+    pub pid: i32,
+    pub running: bool,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+}
+
+/// One line of Docker's json-file log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub log: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// RFC 3339 with nanoseconds, UTC, trailing zeros trimmed like Go's `RFC3339Nano`.
+    pub time: String,
+}
+
+/// An output stream of a container, numbered as in Docker's multiplexed attach frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout = 1,
+    Stderr = 2,
+}
+
+impl Stream {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// The 8-byte header Docker puts before each chunk of a non-tty attach stream (moby
+/// `pkg/stdcopy`): stream number, three zero bytes, payload length big-endian.
+pub fn frame_header(stream: Stream, len: u32) -> [u8; 8] {
+    let l = len.to_be_bytes();
+    [stream as u8, 0, 0, 0, l[0], l[1], l[2], l[3]]
+}
+
+/// Docker's exit code when a process could not be started (moby
+/// `daemon/start.go`, `translateContainerdStartErr`): 127 for a missing executable, 126 for
+/// one that cannot be executed, 128 otherwise.
+pub fn start_failure_exit_code(message: &str) -> i32 {
+    let m = message.to_ascii_lowercase();
+    if m.contains("not found") || m.contains("no such file or directory") {
+        127
+    } else if m.contains("permission denied")
+        || m.contains("does not have correct permissions")
+        || m.contains("is a directory")
+    {
+        126
+    } else {
+        128
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_reject_garbage_and_unknown_ops() {
+        assert!(serde_json::from_str::<Request>("").is_err());
+        assert!(serde_json::from_str::<Request>("{}").is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"op":"explode"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"op":"kill"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"op":"resize","width":-1,"height":2}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn requests_round_trip_and_tolerate_unknown_fields() {
+        let r: Request = serde_json::from_str(r#"{"op":"kill","signal":9,"extra":1}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Kill {
+                signal: 9,
+                all: false
+            }
+        );
+        for r in [
+            Request::State,
+            Request::Start,
+            Request::Wait,
+            Request::CloseStdin,
+            Request::Attach {
+                stdin: true,
+                stdout: true,
+                stderr: false,
+            },
+            Request::Resize {
+                width: 80,
+                height: 24,
+            },
+            Request::Exec {
+                exec_id: "e".into(),
+                process: ExecProcess {
+                    args: vec!["sh".into()],
+                    ..Default::default()
+                },
+                attach: true,
+            },
+            Request::ExecState {
+                exec_id: "e".into(),
+            },
+        ] {
+            let s = serde_json::to_string(&r).unwrap();
+            assert!(!s.contains('\n'));
+            assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let exit = ExitRecord {
+            exit_code: 137,
+            signal: Some(9),
+            oom_killed: true,
+            started_at: None,
+            finished_at: "2024-01-01T00:00:00Z".into(),
+            error: None,
+        };
+        for r in [
+            Response::Ok,
+            Response::Exit(exit.clone()),
+            Response::Error {
+                kind: ErrorKind::NotRunning,
+                message: "x".into(),
+            },
+            Response::State(State {
+                id: "c".into(),
+                status: Status::Stopped,
+                pid: 3,
+                shim_pid: 2,
+                tty: false,
+                started_at: None,
+                exit: Some(exit),
+            }),
+        ] {
+            let s = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<Response>(&s).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn start_options_defaults() {
+        let o: StartOptions =
+            serde_json::from_str(r#"{"id":"a","dir":"/run/x","bundle":"/run/x/bundle"}"#).unwrap();
+        assert!(o.log.is_none() && !o.open_stdin && !o.defer_start && o.shim_cgroup.is_none());
+        let l: LogOptions = serde_json::from_str(r#"{"path":"/l"}"#).unwrap();
+        assert_eq!((l.max_size, l.max_files), (None, 1));
+        assert!(serde_json::from_str::<StartOptions>(r#"{"id":"a"}"#).is_err());
+    }
+
+    #[test]
+    fn frame_header_is_docker_stdcopy() {
+        assert_eq!(frame_header(Stream::Stdout, 3), [1, 0, 0, 0, 0, 0, 0, 3]);
+        assert_eq!(
+            frame_header(Stream::Stderr, 0x0102_0304),
+            [2, 0, 0, 0, 1, 2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn start_failures_map_to_docker_exit_codes() {
+        assert_eq!(
+            start_failure_exit_code("executable 'nope' not found in $PATH"),
+            127
+        );
+        assert_eq!(
+            start_failure_exit_code("exec: No such file or directory"),
+            127
+        );
+        assert_eq!(
+            start_failure_exit_code(
+                "executable 'x' at path '/x' does not have correct permissions"
+            ),
+            126
+        );
+        assert_eq!(start_failure_exit_code("Permission denied"), 126);
+        assert_eq!(start_failure_exit_code("cgroup: invalid argument"), 128);
+        assert_eq!(start_failure_exit_code(""), 128);
+    }
+}
