@@ -98,6 +98,15 @@ pub enum Command {
     Image(crate::image::ImageCommand),
     #[command(flatten)]
     ImageShortcut(crate::image::ImageShortcut),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(crate::container::ContainerCommand),
+    #[command(flatten)]
+    ContainerShortcut(crate::container::ContainerShortcut),
+    /// Log in to a registry
+    Login(crate::registry::LoginArgs),
+    /// Log out from a registry
+    Logout(crate::registry::LogoutArgs),
 }
 
 /// `-f/--format` as `docker version` and `docker info` take it.

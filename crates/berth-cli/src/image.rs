@@ -37,9 +37,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::connect::{config_dir, process_env, Client};
+use crate::connect::{process_env, Client};
 use crate::error::Error;
 use crate::format::{human_size, tabwrite, Template, TemplateError};
+use crate::registry;
 use crate::{write_err, write_out, Session};
 
 /// Long operations (load, save, import, pull, push) have no deadline in the docker CLI;
@@ -741,7 +742,7 @@ pub async fn pull(session: &Session, args: &PullArgs) -> Result<(), Error> {
         }
     }
     let client = session.client().await?;
-    let credentials = registry_credentials(session, &reference.domain);
+    let auth_header = registry::auth_header(session, &reference.domain)?;
     let opts = CreateImageOptions {
         from_image: Some(reference.name()),
         tag: reference.digest.clone().or_else(|| reference.tag.clone()),
@@ -752,8 +753,18 @@ pub async fn pull(session: &Session, args: &PullArgs) -> Result<(), Error> {
             .to_ascii_lowercase(),
         ..Default::default()
     };
-    let docker = client.docker().clone().with_timeout(LONG_REQUEST);
-    let mut stream = docker.create_image(Some(opts), None, credentials.map(|c| c.into_bollard()));
+    // The header as docker encodes it (URL-safe base64, empty fields left out), not
+    // bollard's `DockerCredentials` encoding.
+    let docker = client
+        .docker()
+        .clone()
+        .with_timeout(LONG_REQUEST)
+        .with_request_modifier(move |mut req: BollardRequest| {
+            req.headers_mut()
+                .insert(auth_header.0.clone(), auth_header.1.clone());
+            req
+        });
+    let mut stream = docker.create_image(Some(opts), None, None);
     let terminal = io::stdout().is_terminal() && !args.quiet;
     let mut printer = ProgressPrinter::new(terminal, terminal_width(terminal));
     while let Some(item) = stream.next().await {
@@ -794,9 +805,7 @@ pub async fn push(session: &Session, args: &PushArgs) -> Result<(), Error> {
     if let Some(p) = &args.platform {
         query.push(format!("platform={}", query_escape(&platform_json(p)?)));
     }
-    let auth = registry_credentials(session, &reference.domain).unwrap_or_default();
-    let auth_header = HeaderValue::from_str(&base64_url_encode(auth.to_json().as_bytes()))
-        .map_err(|e| Error::client(format!("cannot encode registry credentials: {e}")))?;
+    let auth_header = registry::auth_header(session, &reference.domain)?;
     let familiar = reference.familiar_name();
     let client = session.client().await?;
     // Not bollard's `push_image`: it decodes the stream into `PushImageInfo`, which has no
@@ -806,7 +815,7 @@ pub async fn push(session: &Session, args: &PushArgs) -> Result<(), Error> {
         path = format!("{path}?{}", query.join("&"));
     }
     let docker = client.docker().clone().with_timeout(LONG_REQUEST);
-    let headers = vec![(HeaderName::from_static("x-registry-auth"), auth_header)];
+    let headers = vec![auth_header];
     let body = raw_request(&docker, Method::POST, path, headers);
     let terminal = io::stdout().is_terminal() && !args.quiet;
     let mut printer = ProgressPrinter::new(terminal, terminal_width(terminal));
@@ -1292,148 +1301,6 @@ fn platform_json(p: &str) -> Result<String, Error> {
         m.insert("variant".into(), json!(v.to_ascii_lowercase()));
     }
     Ok(Value::Object(m).to_string())
-}
-
-// ---------------------------------------------------------------------------------------
-// Registry credentials (read-only: `berth login` writes them)
-
-/// What goes into the `X-Registry-Auth` header.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RegistryAuth {
-    pub username: String,
-    pub password: String,
-    pub server_address: String,
-    pub identity_token: String,
-}
-
-impl RegistryAuth {
-    fn into_bollard(self) -> bollard::auth::DockerCredentials {
-        let some = |s: String| (!s.is_empty()).then_some(s);
-        bollard::auth::DockerCredentials {
-            username: some(self.username),
-            password: some(self.password),
-            serveraddress: some(self.server_address),
-            identitytoken: some(self.identity_token),
-            ..Default::default()
-        }
-    }
-
-    /// docker's `registry.AuthConfig` JSON, empty fields left out.
-    fn to_json(&self) -> String {
-        let mut m = Map::new();
-        for (k, v) in [
-            ("username", &self.username),
-            ("password", &self.password),
-            ("serveraddress", &self.server_address),
-            ("identitytoken", &self.identity_token),
-        ] {
-            if !v.is_empty() {
-                m.insert(k.into(), json!(v));
-            }
-        }
-        Value::Object(m).to_string()
-    }
-}
-
-fn registry_credentials(session: &Session, domain: &str) -> Option<RegistryAuth> {
-    let path = config_dir(session.options(), &process_env).join("config.json");
-    let text = std::fs::read_to_string(&path).ok()?;
-    let config: Value = serde_json::from_str(&text).ok()?;
-    let found = credentials_from_config(&config, domain);
-    if found.is_none() && config.get("credsStore").is_some() {
-        tracing::debug!(
-            domain,
-            "config.json names a credential store; berth reads only its \"auths\" section"
-        );
-    }
-    found
-}
-
-/// Finds `domain`'s entry in a docker `config.json` (`auths`, keys compared by host name,
-/// Docker Hub under `https://index.docker.io/v1/`).
-pub fn credentials_from_config(config: &Value, domain: &str) -> Option<RegistryAuth> {
-    let hub = ["docker.io", "index.docker.io", "registry-1.docker.io"];
-    let auths = config.get("auths")?.as_object()?;
-    let wanted = |key: &str| {
-        let host = key
-            .strip_prefix("https://")
-            .or_else(|| key.strip_prefix("http://"))
-            .unwrap_or(key);
-        let host = host.split('/').next().unwrap_or(host);
-        host == domain || (hub.contains(&domain) && hub.contains(&host))
-    };
-    let (key, entry) = auths.iter().find(|(k, _)| wanted(k))?;
-    let text = |k: &str| {
-        entry
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let mut auth = RegistryAuth {
-        username: text("username"),
-        password: text("password"),
-        server_address: key.clone(),
-        identity_token: text("identitytoken"),
-    };
-    let encoded = text("auth");
-    if !encoded.is_empty() {
-        let decoded = base64_decode(&encoded)?;
-        let decoded = String::from_utf8(decoded).ok()?;
-        let (user, pass) = decoded.split_once(':')?;
-        auth.username = user.to_string();
-        auth.password = pass.trim_end_matches('\0').to_string();
-    }
-    Some(auth)
-}
-
-const B64_STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const B64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Base64 with `=` padding in the URL-safe alphabet, as docker encodes `X-Registry-Auth`.
-pub fn base64_url_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64_URL[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Decodes standard or URL-safe base64, padding optional; `None` on anything else.
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        B64_STD
-            .iter()
-            .position(|&x| x == c)
-            .or_else(|| B64_URL.iter().position(|&x| x == c))
-            .map(|p| p as u32)
-    };
-    let s = s.trim().trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        acc = (acc << 6) | value(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters stay).
@@ -2713,49 +2580,6 @@ mod tests {
         let last = l.finish().unwrap();
         assert_eq!(last[0].id.as_deref(), Some("c"));
         assert!(l.push(b"not json\n").is_err());
-    }
-
-    #[test]
-    fn base64_round_trips() {
-        for s in ["", "a", "ab", "abc", "user:pass", "\u{ff}\u{fe}?>"] {
-            let enc = base64_url_encode(s.as_bytes());
-            assert_eq!(base64_decode(&enc).unwrap(), s.as_bytes(), "{s:?} -> {enc}");
-        }
-        assert_eq!(base64_url_encode(b"{}"), "e30=");
-        assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
-        assert_eq!(base64_decode("dXNlcjpwYXNz==").unwrap(), b"user:pass");
-        assert!(base64_decode("***").is_none());
-    }
-
-    #[test]
-    fn credentials_come_from_auths_by_host() {
-        let config = json!({"auths": {
-            "https://index.docker.io/v1/": {"auth": "aHViOnNlY3JldA=="},
-            "localhost:5000": {"auth": "dTpwOnc="},
-            "https://reg.example.com/v2/": {"identitytoken": "tok"},
-        }});
-        let hub = credentials_from_config(&config, "docker.io").unwrap();
-        assert_eq!(
-            (hub.username.as_str(), hub.password.as_str()),
-            ("hub", "secret")
-        );
-        assert_eq!(hub.server_address, "https://index.docker.io/v1/");
-        let local = credentials_from_config(&config, "localhost:5000").unwrap();
-        assert_eq!(
-            (local.username.as_str(), local.password.as_str()),
-            ("u", "p:w")
-        );
-        assert_eq!(
-            credentials_from_config(&config, "reg.example.com")
-                .unwrap()
-                .identity_token,
-            "tok"
-        );
-        assert!(credentials_from_config(&config, "other:5000").is_none());
-        assert_eq!(
-            local.to_json(),
-            r#"{"password":"p:w","serveraddress":"localhost:5000","username":"u"}"#
-        );
     }
 
     fn parse(args: &[&str]) -> crate::cli::Cli {

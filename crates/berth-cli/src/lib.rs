@@ -10,9 +10,11 @@
 
 pub mod cli;
 pub mod connect;
+pub mod container;
 mod error;
 pub mod format;
 pub mod image;
+pub mod registry;
 pub mod system;
 pub mod tls;
 
@@ -76,6 +78,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Tls(cmd)) => tls::run(cmd),
         Some(Command::Image(cmd)) => image::run(&session, cmd).await,
         Some(Command::ImageShortcut(cmd)) => image::run_shortcut(&session, cmd).await,
+        Some(Command::Container(cmd)) => container::run(&session, cmd).await,
+        Some(Command::ContainerShortcut(cmd)) => container::run_shortcut(&session, cmd).await,
+        Some(Command::Login(args)) => registry::login(&session, args).await,
+        Some(Command::Logout(args)) => registry::logout(&session, args).await,
     }
 }
 

@@ -1,0 +1,889 @@
+//! `login` and `logout`, and the registry credentials `pull` and `push` send: docker's
+//! `config.json` (`auths` section, the plain-file credential store) and the
+//! `X-Registry-Auth` header (docker/cli `cli/command/registry/{login,logout}.go`,
+//! `cli/config/configfile`, `cli/config/credentials/file_store.go`).
+//!
+//! What is pure is tested here: reading and writing `config.json` ([`ConfigFile`]), which
+//! entry a registry uses ([`ConfigFile::auth_for_domain`]), the header's encoding
+//! ([`RegistryAuth::header_value`]) and base64. The commands only prompt, call
+//! `POST /auth` and print.
+//!
+//! Credential helpers (`credsStore`, `credHelpers`) are not run: berth reads and writes
+//! only the `auths` section, as docker does when no helper is configured.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use bollard::errors::Error as BollardError;
+use bollard::BollardRequest;
+use clap::Args;
+use futures_util::StreamExt;
+use http::header::{HeaderName, HeaderValue};
+use http::Method;
+use hyper::body::Bytes;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::connect::{config_dir, process_env, Client};
+use crate::{write_err, write_out, Error, Session};
+
+/// Docker Hub's key in `auths` and its `serveraddress` (docker's `registry.IndexServer`).
+pub const INDEX_SERVER: &str = "https://index.docker.io/v1/";
+
+/// The header `pull` and `push` carry the credentials in.
+pub const AUTH_HEADER: &str = "x-registry-auth";
+
+/// `berth login [OPTIONS] [SERVER]`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LoginArgs {
+    /// Registry to log in to (default Docker Hub, https://index.docker.io/v1/)
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+
+    /// Username
+    #[arg(short = 'u', long, value_name = "string")]
+    pub username: Option<String>,
+
+    /// Password or Personal Access Token (PAT)
+    #[arg(short = 'p', long, value_name = "string")]
+    pub password: Option<String>,
+
+    /// Take the Password or Personal Access Token (PAT) from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `berth logout [SERVER]`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogoutArgs {
+    /// Registry to log out from (default Docker Hub, https://index.docker.io/v1/)
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Credentials
+
+/// One registry's credentials: an `auths` entry, and what goes into `X-Registry-Auth`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryAuth {
+    pub username: String,
+    pub password: String,
+    pub server_address: String,
+    pub identity_token: String,
+}
+
+impl RegistryAuth {
+    /// docker's `registry.AuthConfig` JSON, empty fields left out (`{}` when anonymous).
+    pub fn to_json(&self) -> String {
+        let mut m = Map::new();
+        for (k, v) in [
+            ("username", &self.username),
+            ("password", &self.password),
+            ("serveraddress", &self.server_address),
+            ("identitytoken", &self.identity_token),
+        ] {
+            if !v.is_empty() {
+                m.insert(k.into(), json!(v));
+            }
+        }
+        Value::Object(m).to_string()
+    }
+
+    /// The `X-Registry-Auth` value: the JSON above in padded URL-safe base64, as docker's
+    /// `registry.EncodeAuthConfig` writes it.
+    pub fn header_value(&self) -> String {
+        base64_url_encode(self.to_json().as_bytes())
+    }
+}
+
+/// docker's `credentials.ConvertToHostname`: `https://h:5000/v2/` → `h:5000`.
+pub fn convert_to_hostname(address: &str) -> &str {
+    let stripped = address
+        .strip_prefix("http://")
+        .or_else(|| address.strip_prefix("https://"))
+        .unwrap_or(address);
+    stripped.split('/').next().unwrap_or(stripped)
+}
+
+/// The `auths` key docker looks up for a reference's registry: Docker Hub's
+/// [`INDEX_SERVER`], any other registry by `host[:port]`.
+pub fn config_key(domain: &str) -> String {
+    if matches!(domain, "docker.io" | "index.docker.io" | "") {
+        INDEX_SERVER.to_string()
+    } else {
+        domain.to_string()
+    }
+}
+
+/// A docker `config.json`, kept whole so that saving preserves every key berth does not
+/// know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    value: Map<String, Value>,
+}
+
+impl ConfigFile {
+    /// `config.json` in the client config directory of `session` (`--config`,
+    /// `$DOCKER_CONFIG`, `~/.docker`).
+    pub fn path_for(session: &Session) -> PathBuf {
+        config_dir(session.options(), &process_env).join("config.json")
+    }
+
+    /// Reads `path`; a missing or empty file is an empty config.
+    pub fn load(path: &Path) -> Result<ConfigFile, Error> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(Error::client(format!(
+                    "loading config file: {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        ConfigFile::parse(path, &text)
+    }
+
+    /// Parses the text of `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, Error> {
+        let bad = |why: String| {
+            Error::client(format!(
+                "loading config file: {}: invalid config file: {why}",
+                path.display()
+            ))
+        };
+        let value = if text.trim().is_empty() {
+            Map::new()
+        } else {
+            match serde_json::from_str::<Value>(text).map_err(|e| bad(e.to_string()))? {
+                Value::Object(m) => m,
+                _ => return Err(bad("not a JSON object".into())),
+            }
+        };
+        Ok(ConfigFile {
+            path: path.to_path_buf(),
+            value,
+        })
+    }
+
+    fn auths(&self) -> Option<&Map<String, Value>> {
+        self.value.get("auths").and_then(Value::as_object)
+    }
+
+    /// The entry under `key`, else (as docker's file store does for legacy keys) the
+    /// first whose host name is `key`.
+    pub fn get(&self, key: &str) -> Option<RegistryAuth> {
+        let auths = self.auths()?;
+        let (found, entry) = match auths.get_key_value(key) {
+            Some(kv) => kv,
+            None => auths.iter().find(|(k, _)| convert_to_hostname(k) == key)?,
+        };
+        decode_entry(found, entry)
+    }
+
+    /// The credentials for a reference's registry (`docker.io`, `localhost:5000`).
+    pub fn auth_for_domain(&self, domain: &str) -> Option<RegistryAuth> {
+        self.get(&config_key(domain))
+    }
+
+    /// Stores `auth` under its `server_address`, as docker writes it: `auth` holds
+    /// base64("user:password"), plus `identitytoken` when there is one.
+    pub fn store(&mut self, auth: &RegistryAuth) {
+        let auths = self
+            .value
+            .entry("auths")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !auths.is_object() {
+            *auths = Value::Object(Map::new());
+        }
+        let Value::Object(auths) = auths else {
+            unreachable!("just made an object")
+        };
+        let mut entry = Map::new();
+        if !auth.username.is_empty() || !auth.password.is_empty() {
+            let plain = format!("{}:{}", auth.username, auth.password);
+            entry.insert("auth".into(), json!(base64_std_encode(plain.as_bytes())));
+        }
+        if !auth.identity_token.is_empty() {
+            entry.insert("identitytoken".into(), json!(auth.identity_token));
+        }
+        auths.insert(auth.server_address.clone(), Value::Object(entry));
+    }
+
+    /// Removes `key` from `auths`; true when it was there.
+    pub fn erase(&mut self, key: &str) -> bool {
+        match self.value.get_mut("auths").and_then(Value::as_object_mut) {
+            Some(auths) => auths.remove(key).is_some(),
+            None => false,
+        }
+    }
+
+    /// The file's text as docker writes it: tab-indented JSON, `auths` always present.
+    pub fn to_text(&self) -> String {
+        let mut value = self.value.clone();
+        value
+            .entry("auths")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let mut out = Vec::new();
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+        Value::Object(value)
+            .serialize(&mut ser)
+            .expect("a JSON value serializes");
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+
+    /// Writes the file atomically (a temp file beside it, renamed over it), mode 0600,
+    /// creating the directory (0700) if needed.
+    pub fn save(&self) -> io::Result<()> {
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "config.json".into());
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            // The mode above is filtered by the umask; the file must be 0600 whatever it is.
+            f.set_permissions(fs::Permissions::from_mode(0o600))?;
+            f.write_all(self.to_text().as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &self.path)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+}
+
+fn decode_entry(key: &str, entry: &Value) -> Option<RegistryAuth> {
+    let text = |k: &str| {
+        entry
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut auth = RegistryAuth {
+        username: text("username"),
+        password: text("password"),
+        server_address: key.to_string(),
+        identity_token: text("identitytoken"),
+    };
+    let encoded = text("auth");
+    if !encoded.is_empty() {
+        let decoded = String::from_utf8(base64_decode(&encoded)?).ok()?;
+        let (user, pass) = decoded.split_once(':')?;
+        auth.username = user.to_string();
+        auth.password = pass.trim_matches('\0').to_string();
+    }
+    Some(auth)
+}
+
+/// The credentials `pull`/`push` send for a reference's registry (`docker.io`,
+/// `localhost:5000`); anonymous when config.json has none or cannot be read.
+pub fn credentials_for(session: &Session, domain: &str) -> RegistryAuth {
+    let path = ConfigFile::path_for(session);
+    let config = match ConfigFile::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "ignoring the client config file");
+            return RegistryAuth::default();
+        }
+    };
+    let found = config.auth_for_domain(domain);
+    if found.is_none() && config.value.contains_key("credsStore") {
+        tracing::debug!(
+            domain,
+            "config.json names a credential store; berth reads only its \"auths\" section"
+        );
+    }
+    found.unwrap_or_default()
+}
+
+/// The `X-Registry-Auth` header for a reference's registry, built from config.json.
+pub fn auth_header(session: &Session, domain: &str) -> Result<(HeaderName, HeaderValue), Error> {
+    let value = HeaderValue::from_str(&credentials_for(session, domain).header_value())
+        .map_err(|e| Error::client(format!("cannot encode registry credentials: {e}")))?;
+    Ok((HeaderName::from_static(AUTH_HEADER), value))
+}
+
+// ---------------------------------------------------------------------------------------
+// base64
+
+const B64_STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const B64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn base64_encode(data: &[u8], alphabet: &[u8; 64]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(alphabet[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Base64 with `=` padding in the URL-safe alphabet, as docker encodes `X-Registry-Auth`.
+pub fn base64_url_encode(data: &[u8]) -> String {
+    base64_encode(data, B64_URL)
+}
+
+/// Standard base64 with padding, as docker writes `auth` in config.json.
+pub fn base64_std_encode(data: &[u8]) -> String {
+    base64_encode(data, B64_STD)
+}
+
+/// Decodes standard or URL-safe base64, padding optional; `None` on anything else.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        B64_STD
+            .iter()
+            .position(|&x| x == c)
+            .or_else(|| B64_URL.iter().position(|&x| x == c))
+            .map(|p| p as u32)
+    };
+    let s = s.trim().trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        acc = (acc << 6) | value(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Commands
+
+/// docker's warning when a password lands in config.json.
+pub fn unencrypted_warning(path: &Path) -> String {
+    format!(
+        "\nWARNING! Your credentials are stored unencrypted in '{}'.\n\
+         Configure a credential helper to remove this warning. See\n\
+         https://docs.docker.com/go/credential-store/\n\n",
+        path.display()
+    )
+}
+
+/// `login`'s flags checked as docker checks them, and `--password-stdin` read.
+fn login_options(args: &LoginArgs) -> Result<(String, String), Error> {
+    let user = args.username.clone().unwrap_or_default();
+    let mut password = args.password.clone().unwrap_or_default();
+    if args.password_stdin {
+        if args.password.is_some() {
+            return Err(Error::client(
+                "conflicting options: cannot specify both --password and --password-stdin",
+            ));
+        }
+        if user.is_empty() {
+            return Err(Error::client(
+                "the --password-stdin option requires --username to be set",
+            ));
+        }
+        let mut text = String::new();
+        io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::client(format!("cannot read the password from stdin: {e}")))?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        password = text.strip_suffix('\r').unwrap_or(text).to_string();
+    } else if args.password.is_some() {
+        write_err("WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n")?;
+    }
+    Ok((user.trim().to_string(), password))
+}
+
+/// `login [SERVER]`: checks the credentials through the daemon (`POST /auth`) and stores
+/// them in config.json.
+pub async fn login(session: &Session, args: &LoginArgs) -> Result<(), Error> {
+    let (user, password) = login_options(args)?;
+    let server = match args.server.as_deref() {
+        Some(s) if !s.is_empty() && s != "docker.io" => s.to_string(),
+        _ => INDEX_SERVER.to_string(),
+    };
+    let is_default = server == INDEX_SERVER;
+    let key = if is_default {
+        server.clone()
+    } else {
+        convert_to_hostname(&server).to_string()
+    };
+    let path = ConfigFile::path_for(session);
+    let mut config = ConfigFile::load(&path)?;
+    let stored = config.get(&key).unwrap_or_default();
+    let client = session.client().await?;
+
+    // No flags and stored credentials: try those first, as docker does.
+    if user.is_empty()
+        && password.is_empty()
+        && !stored.username.is_empty()
+        && (!stored.password.is_empty() || !stored.identity_token.is_empty())
+    {
+        write_err(&format!(
+            "Authenticating with existing credentials... [Username: {}]\n\n \
+                 Info -> To login with a different account, run 'docker logout' followed by \
+                 'docker login'\n\n\n",
+            stored.username
+        ))?;
+        let mut auth = stored.clone();
+        auth.server_address = key.clone();
+        match post_auth(&client, &auth).await {
+            Ok(status) => return print_status(&status),
+            Err(e) => write_err(&format!("Login did not succeed, error: {e}\n"))?,
+        }
+    }
+
+    let mut auth = RegistryAuth {
+        username: user,
+        password,
+        server_address: key,
+        identity_token: String::new(),
+    };
+    prompt_missing(&mut auth, &stored.username, is_default)?;
+    let status = post_auth(&client, &auth).await?;
+    if !status.identity_token.is_empty() {
+        auth.password.clear();
+        auth.identity_token = status.identity_token.clone();
+    }
+    config.store(&auth);
+    config
+        .save()
+        .map_err(|e| Error::client(format!("Error saving credentials: {e}")))?;
+    if !auth.password.is_empty() {
+        write_err(&unencrypted_warning(&path))?;
+    }
+    print_status(&status)
+}
+
+fn print_status(status: &AuthStatus) -> Result<(), Error> {
+    if status.status.is_empty() {
+        return Ok(());
+    }
+    write_out(&format!("{}\n", status.status))
+}
+
+/// Prompts on the terminal for what the flags left out: the username (offering the
+/// stored one), then the password without echo.
+fn prompt_missing(
+    auth: &mut RegistryAuth,
+    stored_user: &str,
+    is_default: bool,
+) -> Result<(), Error> {
+    let stdin = io::stdin();
+    if auth.password.is_empty() && !stdin.is_terminal() {
+        return Err(Error::client(
+            "Error: Cannot perform an interactive login from a non TTY device",
+        ));
+    }
+    if auth.username.is_empty() {
+        if is_default {
+            write_out(
+                "Log in with your Docker ID or email address to push and pull images from \
+                 Docker Hub. If you don't have a Docker ID, head over to https://hub.docker.com/ \
+                 to create one.\n",
+            )?;
+        }
+        if stored_user.is_empty() {
+            write_out("Username: ")?;
+        } else {
+            write_out(&format!("Username ({stored_user}): "))?;
+        }
+        let typed = read_line(&mut stdin.lock())?;
+        auth.username = if typed.is_empty() {
+            stored_user.to_string()
+        } else {
+            typed
+        };
+    }
+    if auth.username.is_empty() {
+        return Err(Error::client("Error: Non-null Username Required"));
+    }
+    if auth.password.is_empty() {
+        // Echo off before the prompt shows, so nothing typed after it is echoed.
+        let echo_off = set_echo(false);
+        let typed = write_out("Password: ").and_then(|()| read_line(&mut stdin.lock()));
+        if echo_off {
+            set_echo(true);
+        }
+        write_out("\n")?;
+        auth.password = typed?;
+        if auth.password.is_empty() {
+            return Err(Error::client("Error: Password Required"));
+        }
+    }
+    Ok(())
+}
+
+/// One line of input, surrounding white space trimmed (docker's `PromptForInput`).
+fn read_line(input: &mut dyn BufRead) -> Result<String, Error> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .map_err(|e| Error::client(format!("cannot read from stdin: {e}")))?;
+    Ok(line.trim().to_string())
+}
+
+/// Turns the terminal's echo on or off with `stty` on our stdin (the crate has no unsafe
+/// code for termios); true when it worked.
+fn set_echo(on: bool) -> bool {
+    Command::new("stty")
+        .arg(if on { "echo" } else { "-echo" })
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// What `POST /auth` answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct AuthStatus {
+    status: String,
+    identity_token: String,
+}
+
+/// `POST /auth`. bollard has no call for it, so we send bollard's `export_image` request
+/// with its method, path and body swapped by a request modifier (as `image` does for
+/// `push`): same transport, version prefix and error handling.
+async fn post_auth(client: &Client, auth: &RegistryAuth) -> Result<AuthStatus, Error> {
+    const PLACEHOLDER: &str = "berth-auth-request";
+    let suffix = format!("/images/{PLACEHOLDER}/get");
+    let body = Bytes::from(auth.to_json());
+    let docker = client
+        .docker()
+        .clone()
+        .with_request_modifier(move |mut req: BollardRequest| {
+            let uri = req.uri().to_string();
+            if let Some(base) = uri.strip_suffix(&suffix) {
+                if let Ok(u) = format!("{base}/auth").parse() {
+                    *req.uri_mut() = u;
+                }
+            }
+            *req.method_mut() = Method::POST;
+            *req.body_mut() = bollard::body_full(body.clone());
+            req
+        });
+    let mut stream = Box::pin(docker.export_image(PLACEHOLDER));
+    let mut answer = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e: BollardError| client.explain(e))?;
+        answer.extend_from_slice(&chunk);
+    }
+    let value: Value = serde_json::from_slice(&answer).map_err(|e| {
+        Error::client(format!(
+            "cannot parse the daemon's answer to POST /auth: {e}"
+        ))
+    })?;
+    let text = |k: &str| {
+        value
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    Ok(AuthStatus {
+        status: text("Status"),
+        identity_token: text("IdentityToken"),
+    })
+}
+
+/// `logout [SERVER]`: removes the server's entries from config.json.
+pub async fn logout(session: &Session, args: &LogoutArgs) -> Result<(), Error> {
+    let (server, default) = match args.server.as_deref() {
+        Some(s) if !s.is_empty() => (s.to_string(), false),
+        _ => (INDEX_SERVER.to_string(), true),
+    };
+    let hostname = if default {
+        server.clone()
+    } else {
+        convert_to_hostname(&server).to_string()
+    };
+    let mut keys = vec![server.clone()];
+    if !default {
+        keys.extend([
+            hostname.clone(),
+            format!("http://{hostname}"),
+            format!("https://{hostname}"),
+        ]);
+    }
+    write_out(&format!("Removing login credentials for {hostname}\n"))?;
+    let path = ConfigFile::path_for(session);
+    let result = ConfigFile::load(&path).and_then(|mut config| {
+        for k in &keys {
+            config.erase(k);
+        }
+        config
+            .save()
+            .map_err(|e| Error::client(format!("{}: {e}", path.display())))
+    });
+    if let Err(e) = result {
+        let mut text = String::from("WARNING: could not erase credentials:\n");
+        for k in &keys {
+            writeln!(text, "{k}: {e}").expect("write to String");
+        }
+        write_err(&text)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(value: Value) -> ConfigFile {
+        ConfigFile::parse(Path::new("/x/config.json"), &value.to_string()).unwrap()
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        for s in ["", "a", "ab", "abc", "user:pass", "\u{ff}\u{fe}?>"] {
+            let enc = base64_url_encode(s.as_bytes());
+            assert_eq!(base64_decode(&enc).unwrap(), s.as_bytes(), "{s:?} -> {enc}");
+            let enc = base64_std_encode(s.as_bytes());
+            assert_eq!(base64_decode(&enc).unwrap(), s.as_bytes(), "{s:?} -> {enc}");
+        }
+        assert_eq!(base64_url_encode(b"{}"), "e30=");
+        assert_eq!(base64_std_encode(b"\xfb\xff"), "+/8=");
+        assert_eq!(base64_url_encode(b"\xfb\xff"), "-_8=");
+        assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
+        assert_eq!(base64_decode("dXNlcjpwYXNz==").unwrap(), b"user:pass");
+        assert!(base64_decode("***").is_none());
+    }
+
+    #[test]
+    fn credentials_come_from_auths_by_host() {
+        let config = config(json!({"auths": {
+            "https://index.docker.io/v1/": {"auth": "aHViOnNlY3JldA=="},
+            "localhost:5000": {"auth": "dTpwOnc="},
+            "https://reg.example.com/v2/": {"identitytoken": "tok"},
+        }}));
+        let hub = config.auth_for_domain("docker.io").unwrap();
+        assert_eq!(
+            (hub.username.as_str(), hub.password.as_str()),
+            ("hub", "secret")
+        );
+        assert_eq!(hub.server_address, "https://index.docker.io/v1/");
+        let local = config.auth_for_domain("localhost:5000").unwrap();
+        assert_eq!(
+            (local.username.as_str(), local.password.as_str()),
+            ("u", "p:w")
+        );
+        let legacy = config.auth_for_domain("reg.example.com").unwrap();
+        assert_eq!(legacy.identity_token, "tok");
+        assert_eq!(legacy.server_address, "https://reg.example.com/v2/");
+        assert!(config.auth_for_domain("other:5000").is_none());
+        assert!(config.auth_for_domain("index.docker.io").is_some());
+        assert_eq!(
+            local.to_json(),
+            r#"{"password":"p:w","serveraddress":"localhost:5000","username":"u"}"#
+        );
+    }
+
+    #[test]
+    fn exact_key_wins_and_hub_matches_only_its_key() {
+        let config = config(json!({"auths": {
+            "http://h:1": {"auth": base64_std_encode(b"legacy:x")},
+            "h:1": {"auth": base64_std_encode(b"exact:y")},
+            "docker.io": {"auth": base64_std_encode(b"not:hub")},
+        }}));
+        assert_eq!(config.auth_for_domain("h:1").unwrap().username, "exact");
+        // docker looks Docker Hub up under https://index.docker.io/v1/ only.
+        assert!(config.auth_for_domain("docker.io").is_none());
+    }
+
+    #[test]
+    fn header_is_url_safe_base64_of_dockers_json() {
+        let auth = RegistryAuth {
+            username: "alice".into(),
+            password: "s3cret?>".into(),
+            server_address: "127.0.0.1:5000".into(),
+            identity_token: String::new(),
+        };
+        let header = auth.header_value();
+        assert!(!header.contains('+') && !header.contains('/'), "{header}");
+        let decoded: Value = serde_json::from_slice(&base64_decode(&header).unwrap()).unwrap();
+        assert_eq!(
+            decoded,
+            json!({"username": "alice", "password": "s3cret?>", "serveraddress": "127.0.0.1:5000"})
+        );
+        assert_eq!(RegistryAuth::default().header_value(), "e30=");
+    }
+
+    #[test]
+    fn hostnames_and_keys_follow_docker() {
+        assert_eq!(convert_to_hostname("https://h:5000/v2/"), "h:5000");
+        assert_eq!(convert_to_hostname("http://h"), "h");
+        assert_eq!(convert_to_hostname("h:5000"), "h:5000");
+        assert_eq!(config_key("docker.io"), INDEX_SERVER);
+        assert_eq!(config_key("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn store_and_erase_keep_other_keys() {
+        let mut c = config(json!({
+            "auths": {"other:1": {"auth": "eDp5"}},
+            "psFormat": "table {{.ID}}",
+            "HttpHeaders": {"X-Meta": "1"},
+        }));
+        c.store(&RegistryAuth {
+            username: "alice".into(),
+            password: "s3cret".into(),
+            server_address: "127.0.0.1:5000".into(),
+            identity_token: String::new(),
+        });
+        let text = c.to_text();
+        assert!(text.contains("\n\t\"auths\": {\n\t\t"), "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["auths"]["127.0.0.1:5000"],
+            json!({"auth": "YWxpY2U6czNjcmV0"})
+        );
+        assert_eq!(v["auths"]["other:1"], json!({"auth": "eDp5"}));
+        assert_eq!(v["psFormat"], json!("table {{.ID}}"));
+        assert_eq!(v["HttpHeaders"], json!({"X-Meta": "1"}));
+        let back = c.get("127.0.0.1:5000").unwrap();
+        assert_eq!(
+            (back.username.as_str(), back.password.as_str()),
+            ("alice", "s3cret")
+        );
+
+        assert!(c.erase("127.0.0.1:5000"));
+        assert!(!c.erase("127.0.0.1:5000"));
+        let v: Value = serde_json::from_str(&c.to_text()).unwrap();
+        assert_eq!(v["auths"], json!({"other:1": {"auth": "eDp5"}}));
+        assert_eq!(v["psFormat"], json!("table {{.ID}}"));
+    }
+
+    #[test]
+    fn identity_tokens_are_stored_without_the_password() {
+        let mut c = config(json!({}));
+        c.store(&RegistryAuth {
+            username: "bob".into(),
+            password: String::new(),
+            server_address: INDEX_SERVER.into(),
+            identity_token: "tok".into(),
+        });
+        let v: Value = serde_json::from_str(&c.to_text()).unwrap();
+        assert_eq!(
+            v["auths"][INDEX_SERVER],
+            json!({"auth": base64_std_encode(b"bob:"), "identitytoken": "tok"})
+        );
+    }
+
+    #[test]
+    fn empty_missing_and_bad_files() {
+        let dir = std::env::temp_dir().join(format!("berth-registry-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join("sub").join("config.json");
+        let c = ConfigFile::load(&path).unwrap();
+        assert_eq!(c.to_text(), "{\n\t\"auths\": {}\n}");
+        assert!(ConfigFile::parse(&path, "").is_ok());
+        let err = ConfigFile::parse(&path, "[1]").unwrap_err().to_string();
+        assert!(err.contains("invalid config file"), "{err}");
+        assert!(ConfigFile::parse(&path, "{").is_err());
+
+        // Saved with mode 0600 in a new 0700 directory, replacing the old file.
+        let mut c = c;
+        c.store(&RegistryAuth {
+            username: "u".into(),
+            password: "p".into(),
+            server_address: "h:1".into(),
+            identity_token: String::new(),
+        });
+        c.save().unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir_mode = fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dir_mode, 0o700);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let mut again = ConfigFile::load(&path).unwrap();
+        assert_eq!(again.get("h:1").unwrap().password, "p");
+        again.erase("h:1");
+        again.save().unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("config.json")]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn login_and_logout_parse_like_docker() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "berth",
+            "login",
+            "-u",
+            "alice",
+            "--password-stdin",
+            "h:1",
+        ])
+        .unwrap();
+        let Some(crate::cli::Command::Login(a)) = cli.command else {
+            panic!("not login")
+        };
+        assert_eq!(a.username.as_deref(), Some("alice"));
+        assert!(a.password_stdin && a.password.is_none());
+        assert_eq!(a.server.as_deref(), Some("h:1"));
+        let cli = crate::cli::Cli::try_parse_from(["berth", "logout"]).unwrap();
+        let Some(crate::cli::Command::Logout(a)) = cli.command else {
+            panic!("not logout")
+        };
+        assert_eq!(a.server, None);
+    }
+
+    #[test]
+    fn warning_names_the_file() {
+        let w = unencrypted_warning(Path::new("/h/.docker/config.json"));
+        assert!(
+            w.contains("stored unencrypted in '/h/.docker/config.json'"),
+            "{w}"
+        );
+    }
+}
