@@ -45,8 +45,8 @@ use crate::connect::Client;
 use crate::error::Error;
 use crate::format::Template;
 use crate::image::{
-    ellipsis, human_duration, json_indent, path_escape, render_list, truncate_id, JsonMessage,
-    JsonProgress, NormalizedRef, ProgressPrinter,
+    ellipsis, human_duration, path_escape, render_list, truncate_id, JsonMessage, JsonProgress,
+    NormalizedRef, ProgressPrinter,
 };
 use crate::registry;
 use crate::{write_err, write_out, Session};
@@ -1061,43 +1061,7 @@ pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error>
             None => errors.push(format!("Error: No such object: {name}")),
         }
     }
-    let mut out = String::new();
-    match &template {
-        None => {
-            let joined = format!(
-                "[{}]",
-                found
-                    .iter()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            out.push_str(&json_indent(&joined, "    "));
-            out.push('\n');
-        }
-        Some(t) => {
-            for body in &found {
-                let value: Value = serde_json::from_slice(body)
-                    .map_err(|e| Error::client(format!("cannot parse the daemon's answer: {e}")))?;
-                match t.render(&value) {
-                    Ok(text) => {
-                        out.push_str(&text);
-                        out.push('\n');
-                    }
-                    Err(e) => errors.push(format!("template parsing error: {e}")),
-                }
-            }
-            if out.is_empty() {
-                out.push('\n');
-            }
-        }
-    }
-    write_out(&out)?;
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::client(errors.join("\n")))
-    }
+    crate::image::print_inspect(&found, template.as_ref(), errors)
 }
 
 /// `GET path` through bollard's transport, the body as sent (bollard's typed models drop

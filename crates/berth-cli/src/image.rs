@@ -404,8 +404,19 @@ pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error>
             Err(e) => errors.push(daemon_err(&client, e).to_string()),
         }
     }
+    print_inspect(&found, template.as_ref(), errors)
+}
+
+/// Prints `inspect` results as docker does: the daemon's JSON bodies as a 4-space indented
+/// array, or one template rendering per object; `errors` (missing objects) come after,
+/// with exit status 1. Shared by `image inspect` and `inspect`.
+pub(crate) fn print_inspect(
+    found: &[Vec<u8>],
+    template: Option<&Template>,
+    mut errors: Vec<String>,
+) -> Result<(), Error> {
     let mut out = String::new();
-    match &template {
+    match template {
         None => {
             let joined = format!(
                 "[{}]",
@@ -419,7 +430,7 @@ pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error>
             out.push('\n');
         }
         Some(t) => {
-            for body in &found {
+            for body in found {
                 let value: Value = serde_json::from_slice(body)
                     .map_err(|e| Error::client(format!("cannot parse the daemon's answer: {e}")))?;
                 match t.render(&value) {
