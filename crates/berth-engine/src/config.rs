@@ -25,6 +25,8 @@ pub struct EngineConfig {
     /// Layers uploaded at once per push.
     pub max_concurrent_uploads: usize,
     pub live_restore: bool,
+    /// The `berth-shim` binary (berthd: next to its own executable, or `$BERTH_SHIM`).
+    pub shim_binary: PathBuf,
 }
 
 impl EngineConfig {
@@ -43,6 +45,7 @@ impl EngineConfig {
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
             live_restore: true,
+            shim_binary: PathBuf::from("berth-shim"),
         }
     }
 

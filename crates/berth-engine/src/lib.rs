@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+pub mod containers;
 pub mod distribution;
 mod error;
 mod identity;
@@ -24,6 +25,7 @@ pub struct Engine {
     config: EngineConfig,
     images: Arc<berth_image::store::ImageStore>,
     registry: Arc<berth_image::registry::Registry>,
+    containers: Arc<containers::Containers>,
     id: String,
     started: Instant,
 }
@@ -44,10 +46,16 @@ impl Engine {
         .map_err(|e| EngineError::Internal(format!("start-up task failed: {e}")))??;
         tracing::info!(daemon_id = %id, data_root = %config.data_root.display(), "engine ready");
         let registry = distribution::registry_for(&config);
+        let containers = containers::Containers::open(
+            &config.data_root,
+            &config.exec_root,
+            &config.shim_binary,
+        );
         Ok(Arc::new(Engine {
             config,
             images: Arc::new(images),
             registry,
+            containers,
             id,
             started: Instant::now(),
         }))

@@ -69,13 +69,20 @@ impl Engine {
         let config = self.config.clone();
         let id = self.id.clone();
         let images = self.images.count();
-        tokio::task::spawn_blocking(move || collect_info(&config, id, images))
+        let counts = self.container_counts();
+        tokio::task::spawn_blocking(move || collect_info(&config, id, images, counts))
             .await
             .expect("info collection does not panic")
     }
 }
 
-fn collect_info(config: &crate::EngineConfig, id: String, images: usize) -> SystemInfo {
+/// `counts`: containers (all, running, stopped).
+fn collect_info(
+    config: &crate::EngineConfig,
+    id: String,
+    images: usize,
+    counts: (usize, usize, usize),
+) -> SystemInfo {
     let uname = host::uname();
     let os = host::os_release();
     let cgroup_version = host::cgroup_version();
@@ -108,10 +115,10 @@ fn collect_info(config: &crate::EngineConfig, id: String, images: usize) -> Syst
 
     SystemInfo {
         id,
-        containers: 0,
-        containers_running: 0,
+        containers: counts.0 as u64,
+        containers_running: counts.1 as u64,
         containers_paused: 0,
-        containers_stopped: 0,
+        containers_stopped: counts.2 as u64,
         images: images as u64,
         driver: "overlay2".into(),
         driver_status: vec![

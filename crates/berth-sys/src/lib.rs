@@ -6,4 +6,5 @@
 pub mod activation;
 pub mod fs;
 pub mod host;
+pub mod mount;
 pub mod pidfile;

@@ -55,7 +55,9 @@ async fn serve(
     config: DaemonConfig,
     activated: Vec<berth_sys::activation::ActivatedListener>,
 ) -> anyhow::Result<()> {
-    let engine = Engine::open(config.engine.clone()).await?;
+    let mut engine_config = config.engine.clone();
+    engine_config.shim_binary = shim_binary();
+    let engine = Engine::open(engine_config).await?;
     let opts = ListenerOptions {
         socket_gid: config.socket_gid,
     };
@@ -97,4 +99,15 @@ async fn serve(
     server.serve(shutdown).await;
     tracing::info!("berthd stopped");
     Ok(())
+}
+
+/// `$BERTH_SHIM`, else `berth-shim` next to this executable.
+fn shim_binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_SHIM").filter(|p| !p.is_empty()) {
+        return p.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("berth-shim")))
+        .unwrap_or_else(|| "berth-shim".into())
 }

@@ -1,5 +1,6 @@
 //! The router: one module per resource, each route one `Engine` call.
 
+mod containers;
 mod distribution;
 mod images;
 mod query;
@@ -18,6 +19,7 @@ pub(crate) fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(images::routes())
+        .merge(containers::routes())
         .merge(distribution::routes())
         .fallback(not_found)
         .with_state(engine)

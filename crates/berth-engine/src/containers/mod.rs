@@ -1,0 +1,903 @@
+//! Containers: create, start, attach, wait, logs, kill, stop, delete, list, inspect.
+//!
+//! Each container is an [`Entry`]: its record (persisted atomically in
+//! `<data-root>/containers/<id>/record.json`), a lock that serialises start and delete, a
+//! watch channel that announces exits and removal, and the attaches waiting for a start.
+//! The rootfs is an overlay mounted at `<exec-root>/containers/<id>/rootfs` while the
+//! container runs; one task per running container waits on the runtime, records the exit,
+//! unmounts and honours `AutoRemove`.
+
+mod logs;
+mod names;
+mod record;
+mod spec;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_runtime::{ContainerStart, Runtime, RuntimeError, ShimRuntime};
+use berth_shim::{ExitRecord, LogOptions};
+use serde_json::{json, Map, Value};
+use tokio::net::UnixStream;
+use tokio::sync::{oneshot, watch};
+
+pub use berth_runtime::AttachStreams;
+pub use logs::LogsOptions;
+
+use crate::system::now_rfc3339;
+use crate::{Engine, EngineError};
+use record::Record;
+
+/// A future the server awaits after it has answered (attach, wait).
+pub type Pending<T> = Pin<Box<dyn Future<Output = Result<T, EngineError>> + Send>>;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Events {
+    exits: u64,
+    last_exit: i32,
+    removed: bool,
+}
+
+type AttachWaiter = (
+    AttachStreams,
+    oneshot::Sender<Result<UnixStream, EngineError>>,
+);
+
+struct Entry {
+    rec: Mutex<Record>,
+    op: tokio::sync::Mutex<()>,
+    events: watch::Sender<Events>,
+    pending_attach: Mutex<Vec<AttachWaiter>>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry").finish_non_exhaustive()
+    }
+}
+
+impl Entry {
+    fn new(rec: Record) -> Arc<Entry> {
+        Arc::new(Entry {
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            events: watch::channel(Events::default()).0,
+            pending_attach: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn rec(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.rec.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The engine's container state: the runtime and the records.
+#[derive(Debug)]
+pub(crate) struct Containers {
+    runtime: ShimRuntime,
+    data: PathBuf,
+    exec: PathBuf,
+    map: Mutex<HashMap<String, Arc<Entry>>>,
+}
+
+/// `POST /containers/create`'s answer.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+/// `wait`'s `condition`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+/// The runtime's name for a container: a 24-hex prefix of its ID, so that
+/// `<exec-root>/containers/<rid>/shim.sock` fits a unix socket path.
+fn rid(id: &str) -> &str {
+    id.get(..24).unwrap_or(id)
+}
+
+fn rt_err(e: RuntimeError) -> EngineError {
+    use berth_runtime::ErrorKind as K;
+    match e.kind() {
+        K::InvalidArgument => EngineError::InvalidArgument(e.to_string()),
+        K::NotFound => EngineError::NotFound(e.to_string()),
+        K::Conflict | K::NotRunning => EngineError::Conflict(e.to_string()),
+        K::Internal => EngineError::Internal(e.to_string()),
+    }
+}
+
+fn no_such(name: &str) -> EngineError {
+    EngineError::NotFound(format!("No such container: {name}"))
+}
+
+impl Containers {
+    /// Loads the records on disk and reattaches to containers that were running.
+    pub(crate) fn open(data_root: &Path, exec_root: &Path, shim: &Path) -> Arc<Containers> {
+        let data = data_root.join("containers");
+        let exec = exec_root.join("containers");
+        let _ = std::fs::create_dir_all(&data);
+        let _ = std::fs::create_dir_all(&exec);
+        let mut map = HashMap::new();
+        if let Ok(rd) = std::fs::read_dir(&data) {
+            for e in rd.flatten() {
+                let path = e.path().join("record.json");
+                match std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+                {
+                    Some(rec) => {
+                        map.insert(rec.id.clone(), Entry::new(rec));
+                    }
+                    None => {
+                        tracing::warn!(dir = %e.path().display(), "removing a half-made container");
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let c = Arc::new(Containers {
+            runtime: ShimRuntime::new(shim, exec_root),
+            data,
+            exec,
+            map: Mutex::new(map),
+        });
+        let running: Vec<String> = c
+            .entries()
+            .into_iter()
+            .filter(|e| e.rec().running())
+            .map(|e| e.rec().id.clone())
+            .collect();
+        for id in running {
+            c.clone().watch_exit(id);
+        }
+        c
+    }
+
+    fn entries(&self) -> Vec<Arc<Entry>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn data_dir(&self, id: &str) -> PathBuf {
+        self.data.join(id)
+    }
+
+    fn exec_dir(&self, id: &str) -> PathBuf {
+        self.exec.join(rid(id))
+    }
+
+    fn rootfs(&self, id: &str) -> PathBuf {
+        self.exec_dir(id).join("rootfs")
+    }
+
+    /// By full ID, name (with or without `/`), or unique ID prefix.
+    fn get(&self, name: &str) -> Result<Arc<Entry>, EngineError> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = map.get(name) {
+            return Ok(e.clone());
+        }
+        let slash = format!("/{}", name.trim_start_matches('/'));
+        if let Some(e) = map.values().find(|e| e.rec().name == slash) {
+            return Ok(e.clone());
+        }
+        if !name.is_empty() {
+            let found: Vec<_> = map
+                .iter()
+                .filter(|(id, _)| id.starts_with(name))
+                .map(|(_, e)| e.clone())
+                .collect();
+            match found.len() {
+                1 => return Ok(found[0].clone()),
+                0 => {}
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "multiple IDs found with provided prefix: {name}"
+                    )))
+                }
+            }
+        }
+        Err(no_such(name))
+    }
+
+    fn persist(&self, rec: &Record) -> Result<(), EngineError> {
+        let path = self.data_dir(&rec.id).join("record.json");
+        let bytes =
+            serde_json::to_vec_pretty(rec).map_err(|e| EngineError::Internal(e.to_string()))?;
+        berth_sys::fs::atomic_write(&path, &bytes, 0o600)
+            .map_err(EngineError::io("cannot write", &path))
+    }
+
+    fn persist_entry(&self, e: &Entry) {
+        let rec = e.rec().clone();
+        if let Err(err) = self.persist(&rec) {
+            tracing::error!(id = %rec.id, error = %err, "cannot persist container record");
+        }
+    }
+
+    /// Unmounts the rootfs and removes the runtime's directory.
+    async fn release(&self, id: &str) {
+        let rootfs = self.rootfs(id);
+        if let Err(e) = berth_sys::mount::unmount(&rootfs, true) {
+            tracing::warn!(id, error = %e, "cannot unmount the rootfs");
+        }
+        match self.runtime.delete(rid(id)).await {
+            Ok(()) | Err(RuntimeError::NotFound(_)) => {}
+            Err(e) => tracing::warn!(id, error = %e, "runtime delete failed"),
+        }
+        let _ = std::fs::remove_dir_all(self.exec_dir(id));
+    }
+
+    /// The per-container exit task.
+    fn watch_exit(self: Arc<Self>, id: String) {
+        tokio::spawn(async move {
+            let exit = match self.runtime.wait(rid(&id)).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "lost track of the container");
+                    ExitRecord {
+                        exit_code: 255,
+                        signal: None,
+                        oom_killed: false,
+                        started_at: None,
+                        finished_at: now_rfc3339(),
+                        error: Some(e.to_string()),
+                    }
+                }
+            };
+            self.on_exit(&id, exit).await;
+        });
+    }
+
+    async fn on_exit(self: &Arc<Self>, id: &str, exit: ExitRecord) {
+        let Ok(entry) = self.get(id) else { return };
+        self.release(id).await;
+        let auto_remove = {
+            let mut r = entry.rec();
+            r.state.status = "exited".into();
+            r.state.pid = 0;
+            r.state.exit_code = exit.exit_code;
+            r.state.oom_killed = exit.oom_killed;
+            r.state.finished_at = exit.finished_at.clone();
+            r.state.error = exit.error.clone().unwrap_or_default();
+            r.auto_remove()
+        };
+        self.persist_entry(&entry);
+        entry.events.send_modify(|e| {
+            e.exits += 1;
+            e.last_exit = exit.exit_code;
+        });
+        if auto_remove {
+            let _guard = entry.op.lock().await;
+            self.remove(&entry).await;
+        }
+    }
+
+    /// Removes a stopped container for good.
+    async fn remove(&self, entry: &Arc<Entry>) {
+        let id = {
+            let mut r = entry.rec();
+            if r.state.status == "removing" {
+                return;
+            }
+            r.state.status = "removing".into();
+            r.id.clone()
+        };
+        self.release(&id).await;
+        let dir = self.data_dir(&id);
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            tracing::warn!(id, error = %e, "cannot remove the container directory");
+        }
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        entry.events.send_modify(|e| e.removed = true);
+    }
+
+    /// Waits (at most `timeout`) for an exit after `seen` exits.
+    async fn await_exit(entry: &Entry, seen: u64, timeout: Duration) -> bool {
+        let mut rx = entry.events.subscribe();
+        let ok = tokio::time::timeout(timeout, rx.wait_for(|e| e.exits > seen || e.removed))
+            .await
+            .is_ok();
+        ok
+    }
+}
+
+/// Docker's words for a process that could not start, so the CLI picks 127/126.
+fn start_error(message: String, exit_code: i32) -> String {
+    let lower = message.to_ascii_lowercase();
+    let hint = match exit_code {
+        127 if !lower.contains("executable file not found")
+            && !lower.contains("no such file or directory") =>
+        {
+            ": executable file not found in $PATH"
+        }
+        126 if !lower.contains("permission denied") => ": permission denied",
+        _ => "",
+    };
+    format!(
+        "failed to create task for container: failed to create shim task: OCI runtime create failed: {message}{hint}: unknown"
+    )
+}
+
+fn parse_signal(s: &str) -> Result<i32, EngineError> {
+    if s.is_empty() {
+        return Ok(libc_sigkill());
+    }
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| EngineError::InvalidArgument(format!("Invalid signal: {s}")))
+}
+
+fn libc_sigkill() -> i32 {
+    nix::sys::signal::Signal::SIGKILL as i32
+}
+
+fn not_running(id: &str) -> EngineError {
+    EngineError::Conflict(format!("Container {id} is not running"))
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Engine {
+    /// `POST /containers/create`.
+    pub async fn container_create(
+        &self,
+        name: Option<String>,
+        body: Map<String, Value>,
+    ) -> Result<Created, EngineError> {
+        let c = &self.containers;
+        let image_name = body
+            .get("Image")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| EngineError::InvalidArgument("No image specified".into()))?
+            .to_string();
+        let image = self.images.resolve(&image_name).map_err(|e| match e {
+            berth_image::store::StoreError::NoSuchImage(_) => {
+                let last = image_name.rsplit('/').next().unwrap_or("");
+                if image_name.contains('@') || last.contains(':') {
+                    EngineError::NotFound(format!("No such image: {image_name}"))
+                } else {
+                    EngineError::NotFound(format!("No such image: {image_name}:latest"))
+                }
+            }
+            other => other.into(),
+        })?;
+        let image_cfg = self.images.config(&image.id)?.config.unwrap_or_default();
+        let mut req = body.clone();
+        let mut host_config = match req.remove("HostConfig") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        req.remove("NetworkingConfig");
+        let mode = host_config
+            .get("NetworkMode")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        match mode.as_str() {
+            "" | "default" | "bridge" | "none" | "host" => {}
+            other => {
+                return Err(EngineError::NotFound(format!("network {other} not found")));
+            }
+        }
+        if mode.is_empty() || mode == "default" {
+            host_config.insert("NetworkMode".into(), "bridge".into());
+        }
+        let mut config = spec::merge_config(&req, &image_cfg);
+        let args = spec::args_of(&config);
+        if args.is_empty() {
+            return Err(EngineError::InvalidArgument("No command specified".into()));
+        }
+        let id = names::new_id()?;
+        let hostname_empty = config
+            .get("Hostname")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if hostname_empty {
+            config.insert("Hostname".into(), id[..12].into());
+        }
+        config.insert("Image".into(), image_name.clone().into());
+        let rec_name = match &name {
+            Some(n) if !n.is_empty() => Some(names::validate(n)?),
+            _ => None,
+        };
+        let rec = Record {
+            id: id.clone(),
+            name: String::new(),
+            created: now_rfc3339(),
+            image: image_name,
+            image_id: image.id.clone(),
+            path: args[0].clone(),
+            args: args[1..].to_vec(),
+            config,
+            host_config,
+            state: Default::default(),
+            restart_count: 0,
+        };
+        // Reserve the name and insert, under one lock.
+        let entry = {
+            let mut map = c.map.lock().unwrap_or_else(|e| e.into_inner());
+            let taken = |n: &str| {
+                map.values()
+                    .find(|e| e.rec().name == n)
+                    .map(|e| e.rec().id.clone())
+            };
+            let name = match rec_name {
+                Some(n) => {
+                    if let Some(other) = taken(&n) {
+                        return Err(EngineError::Conflict(format!(
+                            "Conflict. The container name \"{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                        )));
+                    }
+                    n
+                }
+                None => {
+                    let mut attempt = 0;
+                    loop {
+                        let n = format!("/{}", names::random_name(attempt)?);
+                        if taken(&n).is_none() || attempt > 20 {
+                            break n;
+                        }
+                        attempt += 1;
+                    }
+                }
+            };
+            let mut rec = rec;
+            rec.name = name;
+            let entry = Entry::new(rec);
+            map.insert(id.clone(), entry.clone());
+            entry
+        };
+        let dir = c.data_dir(&id);
+        let made = (|| {
+            std::fs::create_dir_all(dir.join("rw/diff"))?;
+            std::fs::create_dir_all(dir.join("rw/work"))
+        })()
+        .map_err(EngineError::io("cannot create", &dir))
+        .and_then(|()| c.persist(&entry.rec()));
+        if let Err(e) = made {
+            c.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        tracing::info!(id, "container created");
+        Ok(Created {
+            id,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// `POST /containers/{id}/start`; `Ok(false)` when it already runs (304).
+    pub async fn container_start(&self, name: &str) -> Result<bool, EngineError> {
+        let c = &self.containers;
+        let entry = c.get(name)?;
+        let _guard = entry.op.lock().await;
+        let rec = entry.rec().clone();
+        match rec.state.status.as_str() {
+            "running" => return Ok(false),
+            "removing" | "dead" => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is marked for removal and cannot be started",
+                    rec.id
+                )))
+            }
+            _ => {}
+        }
+        let id = rec.id.clone();
+        let data_dir = c.data_dir(&id);
+        let rootfs = c.rootfs(&id);
+        // A leftover of an earlier run.
+        c.release(&id).await;
+        std::fs::create_dir_all(&rootfs).map_err(EngineError::io("cannot create", &rootfs))?;
+        let mut lowers = self.images.layer_diff_dirs(&rec.image_id)?;
+        lowers.reverse();
+        if lowers.is_empty() {
+            let empty = data_dir.join("empty");
+            std::fs::create_dir_all(&empty).map_err(EngineError::io("cannot create", &empty))?;
+            lowers.push(empty);
+        }
+        berth_sys::mount::mount_overlay(
+            &rootfs,
+            &lowers,
+            &data_dir.join("rw/diff"),
+            &data_dir.join("rw/work"),
+        )
+        .map_err(EngineError::io("cannot mount the rootfs at", &rootfs))?;
+        let result = self.start_mounted(&entry, &rec, &rootfs, &data_dir).await;
+        match result {
+            Ok(pid) => {
+                {
+                    let mut r = entry.rec();
+                    r.state.status = "running".into();
+                    r.state.pid = pid;
+                    r.state.exit_code = 0;
+                    r.state.error.clear();
+                    r.state.oom_killed = false;
+                    r.state.started_at = now_rfc3339();
+                    r.state.finished_at = record::ZERO_TIME.into();
+                }
+                c.persist_entry(&entry);
+                c.clone().watch_exit(id);
+                Ok(true)
+            }
+            Err((err, exit_code)) => {
+                for (_, tx) in entry
+                    .pending_attach
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain(..)
+                {
+                    let _ = tx.send(Err(EngineError::Conflict(err.to_string())));
+                }
+                c.release(&id).await;
+                let auto_remove = {
+                    let mut r = entry.rec();
+                    if let Some(code) = exit_code {
+                        r.state.exit_code = code;
+                    }
+                    r.state.error = err.to_string();
+                    r.auto_remove()
+                };
+                c.persist_entry(&entry);
+                if auto_remove {
+                    c.remove(&entry).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn start_mounted(
+        &self,
+        entry: &Arc<Entry>,
+        rec: &Record,
+        rootfs: &Path,
+        data_dir: &Path,
+    ) -> Result<i32, (EngineError, Option<i32>)> {
+        let c = &self.containers;
+        let input = spec::spec_input(rec, rootfs, data_dir).map_err(|e| (e, None))?;
+        let spec = berth_runtime::build_spec(&input).map_err(|e| (rt_err(e), None))?;
+        let b = |k: &str| rec.config.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let req = ContainerStart {
+            id: rid(&rec.id).to_string(),
+            spec,
+            log: Some(LogOptions {
+                path: logs::log_path(data_dir, &rec.id),
+                max_size: None,
+                max_files: 1,
+            }),
+            open_stdin: b("OpenStdin"),
+            stdin_once: b("StdinOnce"),
+            defer_start: true,
+        };
+        let failed = |e: RuntimeError| match e {
+            RuntimeError::StartFailed { message, exit_code } => (
+                EngineError::InvalidArgument(start_error(message, exit_code)),
+                Some(exit_code),
+            ),
+            other => (rt_err(other), None),
+        };
+        let started = c.runtime.create(req).await.map_err(failed)?;
+        // Attaches made before the start get their streams now, so no output is lost.
+        let waiters: Vec<AttachWaiter> = entry
+            .pending_attach
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for (streams, tx) in waiters {
+            let r = c
+                .runtime
+                .attach(rid(&rec.id), streams)
+                .await
+                .map_err(rt_err);
+            let _ = tx.send(r);
+        }
+        if let Err(e) = c.runtime.start(rid(&rec.id)).await {
+            let _ = c.runtime.kill(rid(&rec.id), libc_sigkill(), true).await;
+            let _ = c.runtime.wait(rid(&rec.id)).await;
+            return Err(failed(e));
+        }
+        Ok(started.pid)
+    }
+
+    /// `POST /containers/{id}/attach`: whether the container has a tty, and its streams
+    /// (once it starts, for a created container).
+    pub async fn container_attach(
+        &self,
+        name: &str,
+        streams: AttachStreams,
+    ) -> Result<(bool, Pending<UnixStream>), EngineError> {
+        let c = self.containers.clone();
+        let entry = c.get(name)?;
+        let _guard = entry.op.lock().await;
+        let (id, tty, status) = {
+            let r = entry.rec();
+            (r.id.clone(), r.tty(), r.state.status.clone())
+        };
+        match status.as_str() {
+            "running" => {
+                let fut = async move { c.runtime.attach(rid(&id), streams).await.map_err(rt_err) };
+                Ok((tty, Box::pin(fut)))
+            }
+            "created" | "exited" => {
+                let (tx, rx) = oneshot::channel();
+                entry
+                    .pending_attach
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((streams, tx));
+                let fut = async move {
+                    rx.await
+                        .map_err(|_| EngineError::Conflict("container was removed".into()))?
+                };
+                Ok((tty, Box::pin(fut)))
+            }
+            _ => Err(EngineError::Conflict(format!(
+                "You cannot attach to a stopped container, start it first ({id})"
+            ))),
+        }
+    }
+
+    /// `POST /containers/{id}/wait`: registered now, resolved later with the exit code.
+    pub async fn container_wait(
+        &self,
+        name: &str,
+        cond: WaitCondition,
+    ) -> Result<Pending<i32>, EngineError> {
+        let entry = self.containers.get(name)?;
+        let mut rx = entry.events.subscribe();
+        let seen = *rx.borrow();
+        let (running, code) = {
+            let r = entry.rec();
+            (r.running(), r.state.exit_code)
+        };
+        if cond == WaitCondition::NotRunning && !running {
+            return Ok(Box::pin(async move { Ok(code) }));
+        }
+        Ok(Box::pin(async move {
+            let ev = rx
+                .wait_for(|e| match cond {
+                    WaitCondition::Removed => e.removed,
+                    _ => e.exits > seen.exits || e.removed,
+                })
+                .await
+                .map(|e| *e);
+            match ev {
+                Ok(e) => Ok(e.last_exit),
+                // The entry is gone: it was removed.
+                Err(_) => Ok(entry.rec().state.exit_code),
+            }
+        }))
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn container_kill(&self, name: &str, signal: &str) -> Result<(), EngineError> {
+        let sig = parse_signal(signal)?;
+        let entry = self.containers.get(name)?;
+        let (id, running) = {
+            let r = entry.rec();
+            (r.id.clone(), r.running())
+        };
+        if !running {
+            return Err(not_running(&id));
+        }
+        match self.containers.runtime.kill(rid(&id), sig, false).await {
+            Err(RuntimeError::NotRunning(_)) => Err(not_running(&id)),
+            other => other.map_err(rt_err),
+        }
+    }
+
+    /// `POST /containers/{id}/stop`; `Ok(false)` when it was not running (304).
+    pub async fn container_stop(
+        &self,
+        name: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<bool, EngineError> {
+        let c = &self.containers;
+        let entry = c.get(name)?;
+        let (id, running, stop_signal, stop_timeout) = {
+            let r = entry.rec();
+            (
+                r.id.clone(),
+                r.running(),
+                r.config
+                    .get("StopSignal")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                r.config.get("StopTimeout").and_then(Value::as_i64),
+            )
+        };
+        if !running {
+            return Ok(false);
+        }
+        let sig = match signal.filter(|s| !s.is_empty()) {
+            Some(s) => parse_signal(s)?,
+            None if !stop_signal.is_empty() => parse_signal(&stop_signal)?,
+            None => nix::sys::signal::Signal::SIGTERM as i32,
+        };
+        let t = timeout.or(stop_timeout).unwrap_or(10);
+        let seen = entry.events.borrow().exits;
+        let _ = c.runtime.kill(rid(&id), sig, false).await;
+        let wait = if t < 0 {
+            Duration::from_secs(u64::MAX / 4)
+        } else {
+            Duration::from_secs(t as u64)
+        };
+        if !Containers::await_exit(&entry, seen, wait).await {
+            let _ = c.runtime.kill(rid(&id), libc_sigkill(), true).await;
+            if !Containers::await_exit(&entry, seen, Duration::from_secs(30)).await {
+                return Err(EngineError::Internal(format!(
+                    "container {id} did not stop after SIGKILL"
+                )));
+            }
+        }
+        Ok(true)
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn container_delete(&self, name: &str, force: bool) -> Result<(), EngineError> {
+        let c = &self.containers;
+        let entry = c.get(name)?;
+        let _guard = entry.op.lock().await;
+        let (id, cname, running, status) = {
+            let r = entry.rec();
+            (
+                r.id.clone(),
+                r.name.clone(),
+                r.running(),
+                r.state.status.clone(),
+            )
+        };
+        if status == "removing" {
+            return Err(EngineError::Conflict(format!(
+                "removal of container {id} is already in progress"
+            )));
+        }
+        if running {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"{cname}\": container is running: stop the container before removing or force remove"
+                )));
+            }
+            let seen = entry.events.borrow().exits;
+            let _ = c.runtime.kill(rid(&id), libc_sigkill(), true).await;
+            if !Containers::await_exit(&entry, seen, Duration::from_secs(30)).await {
+                return Err(EngineError::Internal(format!(
+                    "cannot remove container \"{cname}\": could not kill it"
+                )));
+            }
+        }
+        c.remove(&entry).await;
+        Ok(())
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub async fn container_inspect(&self, name: &str) -> Result<Value, EngineError> {
+        let c = &self.containers;
+        let rec = c.get(name)?.rec().clone();
+        Ok(rec.inspect(&c.data_dir(&rec.id), &c.exec_dir(&rec.id)))
+    }
+
+    /// `GET /containers/json`.
+    pub async fn container_list(
+        &self,
+        all: bool,
+        filters: &berth_api_types::filters::Filters,
+    ) -> Result<Vec<Value>, EngineError> {
+        filters
+            .allow_only(&["status", "name", "id", "label", "ancestor"])
+            .map_err(EngineError::InvalidArgument)?;
+        let now = now_unix();
+        let mut recs: Vec<Record> = self
+            .containers
+            .entries()
+            .iter()
+            .map(|e| e.rec().clone())
+            .filter(|r| r.state.status != "removing")
+            .collect();
+        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        let status = filters.get("status");
+        let names = filters.get("name");
+        let ids = filters.get("id");
+        let labels = filters.get("label");
+        let ancestors = filters.get("ancestor");
+        let out = recs
+            .into_iter()
+            .filter(|r| all || !status.is_empty() || r.running())
+            .filter(|r| status.is_empty() || status.contains(&r.state.status))
+            .filter(|r| {
+                names.is_empty()
+                    || names
+                        .iter()
+                        .any(|n| r.name.contains(n.trim_start_matches('/')))
+            })
+            .filter(|r| ids.is_empty() || ids.iter().any(|i| r.id.starts_with(i.as_str())))
+            .filter(|r| {
+                labels.iter().all(|l| {
+                    let (k, v) = l
+                        .split_once('=')
+                        .map_or((l.as_str(), None), |(k, v)| (k, Some(v)));
+                    match r.config.get("Labels").and_then(|m| m.get(k)) {
+                        Some(Value::String(s)) => v.is_none_or(|v| v == s),
+                        _ => false,
+                    }
+                })
+            })
+            .filter(|r| {
+                ancestors.is_empty()
+                    || ancestors
+                        .iter()
+                        .any(|a| *a == r.image || r.image_id.contains(a.as_str()))
+            })
+            .map(|r| r.summary(now))
+            .collect();
+        Ok(out)
+    }
+
+    /// Counts for `/info`: (all, running, stopped).
+    pub fn container_counts(&self) -> (usize, usize, usize) {
+        let entries = self.containers.entries();
+        let running = entries.iter().filter(|e| e.rec().running()).count();
+        (entries.len(), running, entries.len() - running)
+    }
+
+    /// `GET /containers/{id}/logs`: whether it has a tty, and the log bytes as they come.
+    pub async fn container_logs(
+        &self,
+        name: &str,
+        opts: LogsOptions,
+    ) -> Result<(bool, tokio::sync::mpsc::Receiver<bytes::Bytes>), EngineError> {
+        let c = &self.containers;
+        let entry = c.get(name)?;
+        let (id, tty) = {
+            let r = entry.rec();
+            (r.id.clone(), r.tty())
+        };
+        let path = logs::log_path(&c.data_dir(&id), &id);
+        let running = {
+            let entry = entry.clone();
+            move || entry.rec().running()
+        };
+        Ok((tty, logs::stream(path, tty, opts, running)))
+    }
+}
+
+/// A json value for the create response.
+pub fn created_json(c: &Created) -> Value {
+    json!({"Id": c.id, "Warnings": c.warnings})
+}

@@ -1,0 +1,346 @@
+//! From a container record (and its mounted rootfs) to the runtime's spec input: args,
+//! env, user, resources, namespaces, and the `/etc/{hostname,hosts,resolv.conf}` files.
+
+use std::path::Path;
+
+use berth_runtime::spec::{BindMount, NamespaceMode, Namespaces, Resources, User};
+use berth_runtime::ContainerSpecInput;
+use serde_json::{Map, Value};
+
+use super::record::Record;
+use crate::EngineError;
+
+pub(crate) const DEFAULT_PATH: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn strings(v: Option<&Value>) -> Option<Vec<String>> {
+    match v? {
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect(),
+        ),
+        Value::String(s) => Some(vec![s.clone()]),
+        _ => None,
+    }
+}
+
+/// Merges the create request's `Config` over the image's: Entrypoint/Cmd (an overridden
+/// entrypoint drops the image's Cmd), Env by key, WorkingDir, User, Labels, StopSignal.
+pub(crate) fn merge_config(
+    req: &Map<String, Value>,
+    image: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut out = req.clone();
+    let req_ep = strings(req.get("Entrypoint"));
+    let req_cmd = strings(req.get("Cmd")).filter(|c| !c.is_empty());
+    let (ep, cmd) = match req_ep {
+        Some(ep) => (ep, req_cmd.unwrap_or_default()),
+        None => (
+            strings(image.get("Entrypoint")).unwrap_or_default(),
+            req_cmd
+                .or_else(|| strings(image.get("Cmd")))
+                .unwrap_or_default(),
+        ),
+    };
+    out.insert(
+        "Entrypoint".into(),
+        if ep.is_empty() {
+            Value::Null
+        } else {
+            ep.into()
+        },
+    );
+    out.insert(
+        "Cmd".into(),
+        if cmd.is_empty() {
+            Value::Null
+        } else {
+            cmd.into()
+        },
+    );
+    let mut env: Vec<String> = strings(image.get("Env")).unwrap_or_default();
+    for e in strings(req.get("Env")).unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(e);
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.into());
+    }
+    out.insert("Env".into(), env.into());
+    for key in ["WorkingDir", "User", "StopSignal"] {
+        let empty = out
+            .get(key)
+            .and_then(Value::as_str)
+            .is_none_or(|s| s.is_empty());
+        if empty {
+            let v = image.get(key).and_then(Value::as_str).unwrap_or("");
+            out.insert(key.into(), v.into());
+        }
+    }
+    let mut labels = image
+        .get("Labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(l) = req.get("Labels").and_then(Value::as_object) {
+        labels.extend(l.clone());
+    }
+    out.insert("Labels".into(), labels.into());
+    for (k, v) in [
+        ("Tty", false.into()),
+        ("OpenStdin", false.into()),
+        ("StdinOnce", false.into()),
+        ("AttachStdin", false.into()),
+        ("AttachStdout", false.into()),
+        ("AttachStderr", false.into()),
+        ("Domainname", "".into()),
+    ] {
+        out.entry(k).or_insert(v);
+    }
+    out
+}
+
+/// Entrypoint followed by Cmd.
+pub(crate) fn args_of(config: &Map<String, Value>) -> Vec<String> {
+    let mut a = strings(config.get("Entrypoint")).unwrap_or_default();
+    a.extend(strings(config.get("Cmd")).unwrap_or_default());
+    a
+}
+
+fn lookup(file: &Path, name: &str) -> Option<(u32, u32)> {
+    // Never follow a container-controlled symlink out of the rootfs.
+    if std::fs::symlink_metadata(file)
+        .ok()?
+        .file_type()
+        .is_symlink()
+    {
+        return None;
+    }
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 3 && f[0] == name).then(|| {
+            let id = f[2].parse().ok()?;
+            let gid = f.get(3).and_then(|g| g.parse().ok()).unwrap_or(id);
+            Some((id, gid))
+        })?
+    })
+}
+
+/// `User` as `uid[:gid]` or names from the rootfs's `/etc/passwd` and `/etc/group`.
+pub(crate) fn resolve_user(spec: &str, rootfs: &Path) -> Result<User, EngineError> {
+    if spec.is_empty() {
+        return Ok(User::default());
+    }
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let (uid, mut gid) = match u.parse::<u32>() {
+        Ok(n) => (
+            n,
+            lookup(&rootfs.join("etc/passwd"), u)
+                .map(|x| x.1)
+                .unwrap_or(0),
+        ),
+        Err(_) if u == "root" => (0, 0),
+        Err(_) => lookup(&rootfs.join("etc/passwd"), u).ok_or_else(|| {
+            EngineError::InvalidArgument(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
+        })?,
+    };
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) if g == "root" => 0,
+            Err(_) => {
+                lookup(&rootfs.join("etc/group"), g)
+                    .ok_or_else(|| {
+                        EngineError::InvalidArgument(format!(
+                            "unable to find group {g}: no matching entries in group file"
+                        ))
+                    })?
+                    .0
+            }
+        };
+    }
+    Ok(User {
+        uid,
+        gid,
+        additional_gids: Vec::new(),
+    })
+}
+
+fn int(hc: &Map<String, Value>, key: &str) -> Option<i64> {
+    hc.get(key).and_then(Value::as_i64).filter(|v| *v != 0)
+}
+
+/// The spec input for a record whose rootfs is mounted at `rootfs`; the container's
+/// `hostname`, `hosts` and `resolv.conf` are written into `data_dir` and bound in.
+pub(crate) fn spec_input(
+    rec: &Record,
+    rootfs: &Path,
+    data_dir: &Path,
+) -> Result<ContainerSpecInput, EngineError> {
+    let c = &rec.config;
+    let hc = &rec.host_config;
+    let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let b = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let host_net = rec.network_mode() == "host";
+    let mut hostname = s("Hostname");
+    if hostname.is_empty() {
+        hostname = rec.id[..12].to_string();
+    }
+    write_etc_files(data_dir, &hostname, host_net)?;
+    let mut mounts = Vec::new();
+    for (f, dest) in [
+        ("hostname", "/etc/hostname"),
+        ("hosts", "/etc/hosts"),
+        ("resolv.conf", "/etc/resolv.conf"),
+    ] {
+        mounts.push(BindMount {
+            source: data_dir.join(f),
+            destination: dest.into(),
+            readonly: false,
+            propagation: Some("rprivate".into()),
+        });
+    }
+    let strs = |k: &str| strings(hc.get(k)).unwrap_or_default();
+    let resources = Resources {
+        memory: int(hc, "Memory"),
+        memory_swap: int(hc, "MemorySwap"),
+        memory_reservation: int(hc, "MemoryReservation"),
+        cpu_shares: int(hc, "CpuShares").map(|v| v as u64),
+        nano_cpus: int(hc, "NanoCpus"),
+        cpu_quota: int(hc, "CpuQuota"),
+        cpu_period: int(hc, "CpuPeriod").map(|v| v as u64),
+        cpuset_cpus: hc
+            .get("CpusetCpus")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(String::from),
+        cpuset_mems: None,
+        pids_limit: int(hc, "PidsLimit").filter(|v| *v > 0),
+    };
+    Ok(ContainerSpecInput {
+        id: rec.id.clone(),
+        rootfs: rootfs.to_path_buf(),
+        args: rec.args_full(),
+        env: strings(c.get("Env")).unwrap_or_default(),
+        cwd: s("WorkingDir"),
+        user: resolve_user(&s("User"), rootfs)?,
+        hostname,
+        tty: b(c, "Tty"),
+        readonly_rootfs: b(hc, "ReadonlyRootfs"),
+        privileged: b(hc, "Privileged"),
+        cap_add: strs("CapAdd"),
+        cap_drop: strs("CapDrop"),
+        resources,
+        shm_size: int(hc, "ShmSize"),
+        mounts,
+        namespaces: Namespaces {
+            net: if host_net {
+                NamespaceMode::Host
+            } else {
+                NamespaceMode::Private
+            },
+            ..Namespaces::default()
+        },
+        cgroups_path: format!("/berth/{}", rec.id),
+        seccomp: true,
+        ..ContainerSpecInput::default()
+    })
+}
+
+impl Record {
+    pub(crate) fn args_full(&self) -> Vec<String> {
+        std::iter::once(self.path.clone())
+            .chain(self.args.iter().cloned())
+            .collect()
+    }
+}
+
+fn write_etc_files(dir: &Path, hostname: &str, host_net: bool) -> Result<(), EngineError> {
+    let w = |name: &str, data: String| {
+        let p = dir.join(name);
+        berth_sys::fs::atomic_write(&p, data.as_bytes(), 0o644)
+            .map_err(EngineError::io("cannot write", &p))
+    };
+    w("hostname", format!("{hostname}\n"))?;
+    let hosts = if host_net {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
+        )
+    };
+    w("hosts", hosts)?;
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv: String = if host_net {
+        host
+    } else {
+        // Loopback resolvers of the host are unreachable from the container's netns.
+        let kept: Vec<&str> = host
+            .lines()
+            .filter(|l| {
+                let t: Vec<&str> = l.split_whitespace().collect();
+                !(t.first() == Some(&"nameserver")
+                    && t.get(1)
+                        .is_some_and(|a| a.starts_with("127.") || *a == "::1"))
+            })
+            .collect();
+        let mut s = kept.join("\n");
+        s.push('\n');
+        if !kept.iter().any(|l| l.starts_with("nameserver")) {
+            s.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        }
+        s
+    };
+    w("resolv.conf", resolv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn request_overrides_image() {
+        let image = obj(json!({"Cmd": ["sh"], "Env": ["A=1", "PATH=/bin"], "WorkingDir": "/w"}));
+        let m = merge_config(&obj(json!({"Cmd": ["echo", "hi"], "Env": ["A=2"]})), &image);
+        assert_eq!(args_of(&m), ["echo", "hi"]);
+        assert_eq!(m["Env"], json!(["PATH=/bin", "A=2"]));
+        assert_eq!(m["WorkingDir"], "/w");
+        let m = merge_config(&obj(json!({"Entrypoint": ["top"]})), &image);
+        assert_eq!(args_of(&m), ["top"]);
+        let m = merge_config(&obj(json!({})), &obj(json!({})));
+        assert_eq!(m["Env"], json!([DEFAULT_PATH]));
+        assert!(args_of(&m).is_empty());
+    }
+
+    #[test]
+    fn users() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("etc")).unwrap();
+        std::fs::write(
+            tmp.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65533::/:/bin/false\n",
+        )
+        .unwrap();
+        let u = |s| resolve_user(s, tmp.path()).map(|u| (u.uid, u.gid));
+        assert_eq!(u("").unwrap(), (0, 0));
+        assert_eq!(u("1000:1001").unwrap(), (1000, 1001));
+        assert_eq!(u("root").unwrap(), (0, 0));
+        assert_eq!(u("nobody").unwrap(), (65534, 65533));
+        assert!(u("ghost").is_err());
+    }
+}

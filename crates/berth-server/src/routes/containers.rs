@@ -1,0 +1,281 @@
+//! Container routes: create, start, attach (101 upgrade, then the shim's stream spliced
+//! to the client), wait, logs, kill, stop, delete, list, inspect.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use berth_api_types::filters::Filters;
+use berth_engine::containers::{created_json, AttachStreams, LogsOptions, WaitCondition};
+use berth_engine::Engine;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Map, Value};
+use tokio::io::AsyncWriteExt;
+
+use super::query::Query;
+use crate::ApiError;
+
+type AppState = Arc<Engine>;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/containers/json", get(list))
+        .route("/containers/create", post(create))
+        .route("/containers/{id}/json", get(inspect))
+        .route("/containers/{id}/start", post(start))
+        .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}/kill", post(kill))
+        .route("/containers/{id}/stop", post(stop))
+        .route("/containers/{id}", delete(remove))
+}
+
+fn receiver_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    Body::from_stream(stream)
+}
+
+async fn create(
+    State(engine): State<AppState>,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    let map: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
+    };
+    let created = engine
+        .container_create(q.get("name").map(String::from), map)
+        .await?;
+    Ok((StatusCode::CREATED, Json(created_json(&created))).into_response())
+}
+
+async fn start(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(if engine.container_start(&id).await? {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        StatusCode::NOT_MODIFIED.into_response()
+    })
+}
+
+async fn inspect(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(engine.container_inspect(&id).await?).into_response())
+}
+
+async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    let filters = Filters::parse(q.get("filters")).map_err(ApiError::bad_request)?;
+    let mut items = engine.container_list(q.bool("all"), &filters).await?;
+    if let Some(n) = q.get("limit").and_then(|l| l.parse::<i64>().ok()) {
+        if n > 0 {
+            items.truncate(n as usize);
+        }
+    }
+    Ok(Json(items).into_response())
+}
+
+async fn kill(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    engine
+        .container_kill(&id, q.get("signal").unwrap_or(""))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn stop(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    let t = match q.get("t") {
+        None | Some("") => None,
+        Some(t) => Some(
+            t.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}")))?,
+        ),
+    };
+    Ok(if engine.container_stop(&id, t, q.get("signal")).await? {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        StatusCode::NOT_MODIFIED.into_response()
+    })
+}
+
+async fn remove(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    engine.container_delete(&id, q.bool("force")).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn wait(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    let cond = match q.get("condition").unwrap_or("") {
+        "" | "not-running" => WaitCondition::NotRunning,
+        "next-exit" => WaitCondition::NextExit,
+        "removed" => WaitCondition::Removed,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid condition: \"{other}\""
+            )))
+        }
+    };
+    let fut = engine.container_wait(&id, cond).await?;
+    // Headers now, the body once the condition is met: clients start the container only
+    // after the wait is registered.
+    let stream = futures_util::stream::once(async move {
+        let v = match fut.await {
+            Ok(code) => json!({"StatusCode": code, "Error": null}),
+            Err(e) => json!({"StatusCode": -1, "Error": {"Message": e.to_string()}}),
+        };
+        let mut b = serde_json::to_vec(&v).unwrap_or_default();
+        b.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(b))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+fn stream_type(tty: bool, headers: &HeaderMap) -> &'static str {
+    let _ = headers;
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
+}
+
+async fn logs(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    let opts = LogsOptions {
+        stdout: q.bool("stdout"),
+        stderr: q.bool("stderr"),
+        follow: q.bool("follow"),
+        timestamps: q.bool("timestamps"),
+        tail: q.get("tail").and_then(|t| t.parse::<usize>().ok()),
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let (tty, rx) = engine.container_logs(&id, opts).await?;
+    Ok((
+        [(header::CONTENT_TYPE, stream_type(tty, &headers))],
+        receiver_body(rx),
+    )
+        .into_response())
+}
+
+async fn attach(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    let streams = AttachStreams {
+        stdin: q.bool("stdin"),
+        stdout: q.bool("stdout"),
+        stderr: q.bool("stderr"),
+    };
+    let upgrade_asked = req
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| !v.is_empty());
+    let (tty, pending) = engine.container_attach(&id, streams).await?;
+    let ctype = stream_type(tty, req.headers());
+    if !upgrade_asked {
+        // An old client without Upgrade: the output as the body.
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let Ok(shim) = pending.await else { return };
+            let mut s = tokio_util::io::ReaderStream::new(shim);
+            use futures_util::StreamExt;
+            while let Some(Ok(b)) = s.next().await {
+                if tx.send(b).await.is_err() {
+                    return;
+                }
+            }
+        });
+        return Ok(([(header::CONTENT_TYPE, ctype)], receiver_body(rx)).into_response());
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "attach: upgrade failed");
+                return;
+            }
+        };
+        let client = TokioIo::new(upgraded);
+        let shim = match pending.await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "attach: no stream");
+                return;
+            }
+        };
+        let (mut cr, mut cw) = tokio::io::split(client);
+        let (mut sr, mut sw) = shim.into_split();
+        let input = async {
+            let _ = tokio::io::copy(&mut cr, &mut sw).await;
+            let _ = sw.shutdown().await;
+            std::future::pending::<()>().await
+        };
+        let output = async {
+            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+            let _ = cw.shutdown().await;
+        };
+        tokio::select! {
+            _ = input => {}
+            _ = output => {}
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONTENT_TYPE, ctype)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(Body::empty())
+        .unwrap_or_default())
+}

@@ -1,0 +1,123 @@
+//! Mounts the engine needs for container root filesystems: overlay mounts and unmounts,
+//! and a look at `/proc/self/mountinfo`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+/// Mounts an overlay at `target`: `lowers` top layer first, `upper` and `work` on the same
+/// filesystem. Paths holding `:` or `,` are refused (overlay's option syntax cannot carry
+/// them).
+pub fn mount_overlay(
+    target: &Path,
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+) -> io::Result<()> {
+    if lowers.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "overlay needs at least one lower directory",
+        ));
+    }
+    let mut all: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
+    all.push(upper);
+    all.push(work);
+    for p in &all {
+        let s = p.to_string_lossy();
+        if s.contains(':') || s.contains(',') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("overlay path {s:?} holds ':' or ','"),
+            ));
+        }
+    }
+    let lower = lowers
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    let data = format!(
+        "lowerdir={lower},upperdir={},workdir={}",
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(io::Error::from)
+}
+
+/// Unmounts `target` (lazily with `detach`). Not mounted (`EINVAL`) or missing is success.
+pub fn unmount(target: &Path, detach: bool) -> io::Result<()> {
+    let flags = if detach {
+        MntFlags::MNT_DETACH
+    } else {
+        MntFlags::empty()
+    };
+    match umount2(target, flags) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Whether something is mounted exactly at `target` (per `/proc/self/mountinfo`).
+pub fn is_mountpoint(target: &Path) -> bool {
+    mount_points()
+        .map(|m| m.iter().any(|p| p == target))
+        .unwrap_or(false)
+}
+
+/// Every mount point of this process's mount namespace, octal escapes decoded.
+pub fn mount_points() -> io::Result<Vec<PathBuf>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape(m)))
+        .collect())
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unescapes_mountinfo_paths() {
+        assert_eq!(unescape(r"/a\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(unescape(r"/end\"), r"/end\");
+    }
+
+    #[test]
+    fn refuses_bad_overlay_input() {
+        let p = Path::new("/nonexistent");
+        assert!(mount_overlay(p, &[], p, p).is_err());
+        assert!(mount_overlay(p, &[PathBuf::from("/a:b")], p, p).is_err());
+    }
+}
