@@ -46,11 +46,8 @@ impl Engine {
         .map_err(|e| EngineError::Internal(format!("start-up task failed: {e}")))??;
         tracing::info!(daemon_id = %id, data_root = %config.data_root.display(), "engine ready");
         let registry = distribution::registry_for(&config);
-        let containers = containers::Containers::open(
-            &config.data_root,
-            &config.exec_root,
-            &config.shim_binary,
-        );
+        let containers =
+            containers::Containers::open(&config.data_root, &config.exec_root, &config.shim_binary);
         Ok(Arc::new(Engine {
             config,
             images: Arc::new(images),
