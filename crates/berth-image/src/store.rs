@@ -262,9 +262,7 @@ impl ImageStore {
     }
 
     fn save_refs(&self, refs: &Refs) -> Result<(), StoreError> {
-        let path = self.root.join("refs.json");
-        let body = serde_json::to_vec_pretty(refs).expect("refs serialize");
-        berth_sys::fs::atomic_write(&path, &body, 0o600).map_err(io_err("cannot write", &path))
+        write_record(&self.root.join("refs.json"), refs)
     }
 
     /// Adds a layer from a tar stream (plain, gzip or zstd): keeps the stream as a blob,
@@ -379,12 +377,7 @@ impl ImageStore {
             return Ok(existing.clone());
         }
         let meta_path = incoming.join("meta.json");
-        berth_sys::fs::atomic_write(
-            &meta_path,
-            &serde_json::to_vec_pretty(&meta).expect("meta"),
-            0o600,
-        )
-        .map_err(io_err("cannot write", &meta_path))?;
+        write_record(&meta_path, &meta)?;
         let final_dir = self.layer_dir(&meta.diff_id);
         fs::rename(&incoming, &final_dir)
             .map_err(io_err("cannot move layer into place", &final_dir))?;
@@ -456,12 +449,7 @@ impl ImageStore {
             .ok_or_else(|| StoreError::Invalid(format!("layer {diff_id} not found")))?;
         meta.pushed_gzip = Some(blob);
         let path = self.layer_dir(diff_id).join("meta.json");
-        berth_sys::fs::atomic_write(
-            &path,
-            &serde_json::to_vec_pretty(&meta).expect("meta"),
-            0o600,
-        )
-        .map_err(io_err("cannot write", &path))?;
+        write_record(&path, &meta)?;
         self.state
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -527,12 +515,7 @@ impl ImageStore {
             last_tag_time: None,
         };
         let path = self.root.join("images").join(format!("{}.json", id.hex()));
-        berth_sys::fs::atomic_write(
-            &path,
-            &serde_json::to_vec_pretty(&rec).expect("record"),
-            0o600,
-        )
-        .map_err(io_err("cannot write", &path))?;
+        write_record(&path, &rec)?;
         self.state
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -590,11 +573,7 @@ impl ImageStore {
         if let Some(rec) = st.images.get_mut(image_id) {
             rec.last_tag_time = Some(now.to_string());
             let path = self.root.join("images").join(format!("{}.json", rec.hex()));
-            let _ = berth_sys::fs::atomic_write(
-                &path,
-                &serde_json::to_vec_pretty(&*rec).expect("record"),
-                0o600,
-            );
+            let _ = write_record(&path, &*rec);
         }
         Ok(())
     }
@@ -808,6 +787,12 @@ fn looks_like_name(name: &str, refs: &Refs) -> bool {
                 .contains_key(&r.clone().with_default_tag().to_string())
         })
         .unwrap_or(false)
+}
+
+/// Writes a store record as pretty JSON, atomically, owner-only.
+fn write_record(path: &Path, value: &impl Serialize) -> Result<(), StoreError> {
+    let body = serde_json::to_vec_pretty(value).expect("store records serialize");
+    berth_sys::fs::atomic_write(path, &body, 0o600).map_err(io_err("cannot write", path))
 }
 
 pub(crate) fn parse_digest(s: &str) -> Result<Digest, StoreError> {

@@ -311,22 +311,8 @@ pub fn make_rootfs(root: &Path) {
     fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
 }
 
-const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// Docker's default capability set, as the spec builder applies it.
+const DEFAULT_CAPS: &[&str] = berth_runtime::spec::DEFAULT_CAPS;
 
 /// A Docker-like spec: default capabilities, namespaces and mounts, no seccomp.
 pub fn default_spec(args: &[&str], cgroups_path: &str) -> Value {
