@@ -714,8 +714,17 @@ def test_kill_during_large_load_leaves_no_broken_image(berthd, dk, docker_env, w
     feeder = _feed(proc, archive, limit=archive.stat().st_size // 2)
 
     def receiving() -> bool:
+        # A plain layer unpacks as it streams in (`.incoming-*` under layers/); anything
+        # else is first stored as a blob (blobs/tmp/).
+        def big(files) -> bool:
+            try:
+                return sum(f.stat().st_size for f in files if f.is_file() and not f.is_symlink()) > (8 << 20)
+            except OSError:  # moved into place or removed while we looked
+                return False
+        incoming = [p for p in (store / "layers").iterdir() if p.name.startswith(".incoming")] \
+            if (store / "layers").is_dir() else []
         tmp = store / "blobs" / "tmp"
-        return any(p.stat().st_size > (8 << 20) for p in tmp.iterdir()) if tmp.is_dir() else False
+        return any(big(p.rglob("*")) for p in incoming) or (tmp.is_dir() and big(tmp.iterdir()))
 
     poll(receiving, 60, "berthd to be storing the big layer")
     crash_and_restart(proc, feeder)

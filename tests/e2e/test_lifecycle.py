@@ -22,6 +22,7 @@ from conftest import (
     Daemon,
     clean_env,
     expect_start_failure,
+    isolated_network,
     poll,
     unix_connect,
     unix_request,
@@ -180,9 +181,11 @@ def test_systemd_socket_activation(workdir):
     listener.bind(str(path))
     listener.listen(16)
     fd = listener.fileno()
+    net_flags, net_cleanup = isolated_network()
     argv = [
         str(BERTHD_BIN), "-H", "fd://",
         f"--data-root={workdir / 'data'}", f"--exec-root={workdir / 'exec'}", f"--pidfile={workdir / 'p.pid'}",
+        *net_flags,
     ]  # fmt: skip
     log = open(workdir / "berthd.log", "wb")
     # The socket must be fd 3 and LISTEN_PID berthd's own pid: bash moves the fd, sets
@@ -215,6 +218,7 @@ def test_systemd_socket_activation(workdir):
                 proc.kill()
                 proc.wait()
         log.close()
+        assert net_cleanup(workdir / "data") == []
     assert proc.returncode == 0, (workdir / "berthd.log").read_text()
 
 

@@ -18,7 +18,7 @@ HTPASSWD = shutil.which("htpasswd")
 
 
 class Registry:
-    def __init__(self, root: Path, auth: bool = False):
+    def __init__(self, root: Path, auth: bool = False, tls: tuple[Path, Path] | None = None):
         self.root = root
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
@@ -29,10 +29,13 @@ class Registry:
             htpasswd = root / "htpasswd"
             subprocess.run([HTPASSWD, "-Bbc", str(htpasswd), "alice", "s3cret"], check=True, capture_output=True)
             auth_block = f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}\n"
+        tls_block = ""
+        if tls is not None:
+            tls_block = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
         config.write_text(
             "version: 0.1\nlog:\n  level: info\n"
             f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-            f"http:\n  addr: {self.addr}\n" + auth_block
+            f"http:\n  addr: {self.addr}\n" + tls_block + auth_block
         )
         out = open(self.log, "ab")
         self.proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=out, stderr=out,

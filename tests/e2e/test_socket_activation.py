@@ -10,13 +10,27 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BERTHD_BIN, DOCKER_BIN, clean_env, free_port, poll, unix_request
+from conftest import BERTHD_BIN, DOCKER_BIN, clean_env, free_port, isolated_network, poll, unix_request
 
 ACTIVATE = shutil.which("systemd-socket-activate")
 pytestmark = pytest.mark.skipif(ACTIVATE is None, reason="systemd-socket-activate is not installed (package systemd)")
 
 
+# Each daemon here gets its own bridge and subnet (by its tmp dir), removed after the test.
+_NETS: dict[Path, tuple[list[str], object]] = {}
+
+
+@pytest.fixture(autouse=True)
+def _own_bridge(tmp_path: Path):
+    yield
+    if tmp_path in _NETS:
+        _flags, cleanup = _NETS.pop(tmp_path)
+        assert cleanup(tmp_path / "data") == []  # type: ignore[operator]
+
+
 def activated(tmp: Path, listen: str, *extra: str) -> subprocess.Popen[bytes]:
+    flags, _cleanup = _NETS.setdefault(tmp, isolated_network())
+    extra = (*flags, *extra)
     argv = [
         ACTIVATE, "-l", listen,
         str(BERTHD_BIN), "-H", "fd://",

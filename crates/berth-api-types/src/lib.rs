@@ -10,6 +10,7 @@ pub mod error;
 pub mod filters;
 pub mod image;
 pub mod system;
+pub mod timestamp;
 pub mod version;
 
 pub use error::ErrorBody;

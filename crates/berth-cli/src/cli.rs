@@ -103,10 +103,21 @@ pub enum Command {
     Container(crate::container::ContainerCommand),
     #[command(flatten)]
     ContainerShortcut(crate::container::ContainerShortcut),
+    #[command(flatten)]
+    Ops(crate::ops::OpsCommand),
+    #[command(flatten)]
+    Fs(crate::cp::FsCommand),
+    /// Get real time events from the server
+    Events(crate::events::EventsArgs),
     /// Log in to a registry
     Login(crate::registry::LoginArgs),
     /// Log out from a registry
     Logout(crate::registry::LogoutArgs),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(crate::network::NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(crate::network::PortArgs),
 }
 
 /// `-f/--format` as `docker version` and `docker info` take it.

@@ -86,6 +86,12 @@ pub enum ContainerCommand {
     Wait(WaitArgs),
     /// Display detailed information on one or more containers
     Inspect(ContainerInspectArgs),
+    /// Restart one or more containers
+    Restart(RestartArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Remove all stopped containers
+    Prune(ContainerPruneArgs),
 }
 
 /// The container commands docker also offers at the top level (`docker run`, `docker ps`...).
@@ -111,6 +117,10 @@ pub enum ContainerShortcut {
     Wait(WaitArgs),
     /// Return low-level information on Docker objects
     Inspect(InspectArgs),
+    /// Restart one or more containers
+    Restart(RestartArgs),
+    /// Rename a container
+    Rename(RenameArgs),
 }
 
 /// The flags `create` and `run` share.
@@ -146,6 +156,8 @@ pub struct ContainerOptions {
     /// Connect a container to a network
     #[arg(long, visible_alias = "net", value_name = "network")]
     pub network: Option<String>,
+    #[command(flatten)]
+    pub net: crate::network::NetFlags,
     /// Container host name
     #[arg(short = 'h', long, value_name = "string")]
     pub hostname: Option<String>,
@@ -155,6 +167,11 @@ pub struct ContainerOptions {
     /// Automatically remove the container and its associated anonymous volumes when it exits
     #[arg(long)]
     pub rm: bool,
+    #[command(flatten)]
+    pub mounts: crate::volume::MountFlags,
+    /// Restart policy to apply when a container exits (default "no")
+    #[arg(long, value_name = "string")]
+    pub restart: Option<String>,
     /// Print usage
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -235,6 +252,12 @@ pub struct LogsArgs {
     /// Number of lines to show from the end of the logs
     #[arg(short = 'n', long, value_name = "string", default_value = "all")]
     pub tail: String,
+    /// Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+    #[arg(long, value_name = "string")]
+    pub since: Option<String>,
+    /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
+    #[arg(long, value_name = "string")]
+    pub until: Option<String>,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }
@@ -273,6 +296,36 @@ pub struct RmArgs {
     pub volumes: bool,
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestartArgs {
+    /// Signal to send to the container
+    #[arg(short, long, value_name = "string")]
+    pub signal: Option<String>,
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long, value_name = "int", allow_negative_numbers = true)]
+    pub timeout: Option<i32>,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenameArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "NEW_NAME")]
+    pub new_name: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ContainerPruneArgs {
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter", value_name = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -333,6 +386,9 @@ pub async fn run(session: &Session, cmd: &ContainerCommand) -> Result<(), Error>
             };
             inspect(session, &args).await
         }
+        ContainerCommand::Restart(a) => restart(session, a).await,
+        ContainerCommand::Rename(a) => rename(session, a).await,
+        ContainerCommand::Prune(a) => prune(session, a).await,
     }
 }
 
@@ -349,6 +405,8 @@ pub async fn run_shortcut(session: &Session, cmd: &ContainerShortcut) -> Result<
         ContainerShortcut::Rm(a) => rm(session, a).await,
         ContainerShortcut::Wait(a) => wait(session, a).await,
         ContainerShortcut::Inspect(a) => inspect(session, a).await,
+        ContainerShortcut::Restart(a) => restart(session, a).await,
+        ContainerShortcut::Rename(a) => rename(session, a).await,
     }
 }
 
@@ -426,6 +484,7 @@ pub fn create_body(o: &ContainerOptions, detach: bool) -> ContainerCreateBody {
             pids_limit: o.pids_limit,
             network_mode: Some(o.network.clone().unwrap_or_else(|| "default".into())),
             auto_remove: Some(o.rm),
+            restart_policy: o.restart.as_deref().and_then(|r| parse_restart(r).ok()),
             ..Default::default()
         }),
         ..Default::default()
@@ -572,8 +631,13 @@ async fn pull_to_stderr(session: &Session, client: &Client, image: &str) -> Resu
 
 /// `create`.
 pub async fn create(session: &Session, args: &CreateArgs) -> Result<(), Error> {
+    check_restart(&args.opts).map_err(|e| with_help(&e, "create", 125))?;
     let client = session.client().await?;
-    let body = create_body(&args.opts, true);
+    let mut body = create_body(&args.opts, true);
+    crate::volume::apply_mount_flags(&args.opts.mounts, &mut body)
+        .map_err(|e| with_help(&e, "create", 125))?;
+    crate::network::apply_net_flags(&args.opts.net, args.opts.network.as_deref(), &mut body)
+        .map_err(|e| with_help(&e, "create", 125))?;
     let id = create_with_pull(session, &client, &args.opts, body)
         .await
         .map_err(|e| with_help(&e, "create", 125))?;
@@ -583,8 +647,13 @@ pub async fn create(session: &Session, args: &CreateArgs) -> Result<(), Error> {
 /// `run`.
 pub async fn run_container(session: &Session, args: &RunArgs) -> Result<(), Error> {
     let o = &args.opts;
+    check_restart(o).map_err(|e| with_help(&e, "run", 125))?;
     let client = session.client().await?;
-    let body = create_body(o, args.detach);
+    let mut body = create_body(o, args.detach);
+    crate::volume::apply_mount_flags(&o.mounts, &mut body)
+        .map_err(|e| with_help(&e, "run", 125))?;
+    crate::network::apply_net_flags(&o.net, o.network.as_deref(), &mut body)
+        .map_err(|e| with_help(&e, "run", 125))?;
     let id = create_with_pull(session, &client, o, body)
         .await
         .map_err(|e| with_help(&e, "run", 125))?;
@@ -978,7 +1047,8 @@ pub async fn logs(session: &Session, args: &LogsArgs) -> Result<(), Error> {
             stderr: true,
             timestamps: args.timestamps,
             tail: args.tail.clone(),
-            ..Default::default()
+            since: log_time(args.since.as_deref(), false)?,
+            until: log_time(args.until.as_deref(), true)?,
         }),
     );
     while let Some(item) = s.next().await {
@@ -1067,7 +1137,7 @@ pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error>
 /// `GET path` through bollard's transport, the body as sent (bollard's typed models drop
 /// fields): bollard returns a raw body only from `export_image`, so that call is sent with
 /// a request modifier that swaps in our path (the trick `image.rs` uses too).
-fn raw_get(
+pub(crate) fn raw_get(
     docker: &bollard::Docker,
     path: String,
 ) -> impl Stream<Item = Result<Bytes, BollardError>> + Unpin {
@@ -1539,5 +1609,209 @@ mod tests {
         let hc = body.host_config.unwrap();
         assert_eq!(hc.network_mode.as_deref(), Some("none"));
         assert_eq!(hc.auto_remove, Some(true));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// restart policies, restart / rename / prune
+
+/// docker's `opts.ParseRestartPolicy`: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+pub fn parse_restart(policy: &str) -> Result<bollard::models::RestartPolicy, String> {
+    use bollard::models::RestartPolicyNameEnum as N;
+    let (name, count) = match policy.split_once(':') {
+        Some((n, c)) => (n, Some(c)),
+        None => (policy, None),
+    };
+    let name = match name {
+        "" | "no" => N::NO,
+        "always" => N::ALWAYS,
+        "unless-stopped" => N::UNLESS_STOPPED,
+        "on-failure" => N::ON_FAILURE,
+        other => {
+            return Err(format!(
+                "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+            ))
+        }
+    };
+    let maximum_retry_count = match count {
+        None => None,
+        Some(_) if name != N::ON_FAILURE => {
+            return Err(format!(
+                "invalid restart policy format: maximum retry count can only be used with 'on-failure': {policy}"
+            ))
+        }
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            format!("invalid restart policy format: maximum retry count must be an integer: {policy}")
+        })?),
+    };
+    Ok(bollard::models::RestartPolicy {
+        name: Some(name),
+        maximum_retry_count,
+    })
+}
+
+/// `--restart` checks docker's `run`/`create` make before calling the daemon.
+fn check_restart(o: &ContainerOptions) -> Result<(), Error> {
+    let Some(r) = o.restart.as_deref() else {
+        return Ok(());
+    };
+    parse_restart(r).map_err(Error::client)?;
+    if o.rm && !matches!(r, "" | "no") {
+        return Err(Error::client(
+            "conflicting options: cannot specify both --restart and --rm",
+        ));
+    }
+    Ok(())
+}
+
+/// `--since`/`--until` of `logs` in whole seconds (bollard's query type); `until` rounds
+/// up so that the second it names is included.
+fn log_time(value: Option<&str>, round_up: bool) -> Result<i32, Error> {
+    let Some(v) = value.filter(|v| !v.is_empty()) else {
+        return Ok(0);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let n = berth_api_types::timestamp::parse_nanos(v, now).map_err(Error::client)?;
+    let mut secs = n.div_euclid(1_000_000_000);
+    if round_up && n.rem_euclid(1_000_000_000) != 0 {
+        secs += 1;
+    }
+    Ok(secs.clamp(0, i32::MAX as i64) as i32)
+}
+
+/// `restart`.
+pub async fn restart(session: &Session, args: &RestartArgs) -> Result<(), Error> {
+    let client = session.client().await?;
+    let docker = client
+        .docker()
+        .clone()
+        .with_timeout(Duration::from_secs(24 * 3600));
+    each(&args.containers, &client, |c| {
+        let docker = docker.clone();
+        let opts = bollard::query_parameters::RestartContainerOptions {
+            signal: args.signal.clone(),
+            t: args.timeout,
+        };
+        async move { docker.restart_container(&c, Some(opts)).await }
+    })
+    .await
+}
+
+/// `rename`.
+pub async fn rename(session: &Session, args: &RenameArgs) -> Result<(), Error> {
+    let new_name = args.new_name.trim();
+    if args.container.trim().is_empty() || new_name.is_empty() {
+        return Err(Error::client(
+            "Error: Neither old nor new names may be empty",
+        ));
+    }
+    let client = session.client().await?;
+    client
+        .docker()
+        .rename_container(
+            &args.container,
+            bollard::query_parameters::RenameContainerOptions {
+                name: new_name.to_string(),
+            },
+        )
+        .await
+        .map_err(|e| daemon_err(&client, e))
+}
+
+/// docker's `prompt.Confirm` (as `image prune` asks).
+fn confirm(message: &str) -> Result<bool, Error> {
+    write_out(&format!("{message} [y/N] "))?;
+    let mut line = String::new();
+    io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Error::client(format!("cannot read the answer: {e}")))?;
+    Ok(line.trim().eq_ignore_ascii_case("y"))
+}
+
+/// `container prune`.
+pub async fn prune(session: &Session, args: &ContainerPruneArgs) -> Result<(), Error> {
+    let filters = crate::image::parse_filters(&args.filter, "--filter")?;
+    if !args.force
+        && !confirm(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+        )?
+    {
+        return Ok(());
+    }
+    let client = session.client().await?;
+    let report = client
+        .docker()
+        .prune_containers(Some(bollard::query_parameters::PruneContainersOptions {
+            filters: Some(filters),
+        }))
+        .await
+        .map_err(|e| daemon_err(&client, e))?;
+    let deleted = report.containers_deleted.unwrap_or_default();
+    let reclaimed = if deleted.is_empty() {
+        0
+    } else {
+        report.space_reclaimed.unwrap_or(0)
+    };
+    write_out(&render_prune(&deleted, reclaimed))
+}
+
+/// docker's `container prune` output.
+pub fn render_prune(deleted: &[String], reclaimed: i64) -> String {
+    let mut out = String::new();
+    if !deleted.is_empty() {
+        out.push_str("Deleted Containers:\n");
+        for id in deleted {
+            out.push_str(id);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        crate::format::human_size(reclaimed as f64)
+    ));
+    out
+}
+
+#[cfg(test)]
+mod lifecycle_tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_parse_like_docker() {
+        use bollard::models::RestartPolicyNameEnum as N;
+        assert_eq!(parse_restart("always").unwrap().name, Some(N::ALWAYS));
+        let p = parse_restart("on-failure:2").unwrap();
+        assert_eq!(
+            (p.name, p.maximum_retry_count),
+            (Some(N::ON_FAILURE), Some(2))
+        );
+        assert_eq!(parse_restart("no").unwrap().name, Some(N::NO));
+        assert!(parse_restart("sometimes").is_err());
+        assert!(parse_restart("always:3").is_err());
+        assert!(parse_restart("on-failure:x").is_err());
+    }
+
+    #[test]
+    fn prune_output() {
+        assert_eq!(render_prune(&[], 0), "Total reclaimed space: 0B\n");
+        assert_eq!(
+            render_prune(&["abc".into()], 2048),
+            "Deleted Containers:\nabc\n\nTotal reclaimed space: 2.048kB\n"
+        );
+    }
+
+    #[test]
+    fn log_times_are_whole_seconds() {
+        assert_eq!(log_time(None, false).unwrap(), 0);
+        assert_eq!(
+            log_time(Some("1700000000.5"), false).unwrap(),
+            1_700_000_000
+        );
+        assert_eq!(log_time(Some("1700000000.5"), true).unwrap(), 1_700_000_001);
+        assert!(log_time(Some("nope"), false).is_err());
     }
 }

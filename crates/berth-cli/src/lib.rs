@@ -11,12 +11,17 @@
 pub mod cli;
 pub mod connect;
 pub mod container;
+pub mod cp;
 mod error;
+pub mod events;
 pub mod format;
 pub mod image;
+pub mod network;
+pub mod ops;
 pub mod registry;
 pub mod system;
 pub mod tls;
+pub mod volume;
 
 use std::io::{self, Write};
 
@@ -80,8 +85,13 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::ImageShortcut(cmd)) => image::run_shortcut(&session, cmd).await,
         Some(Command::Container(cmd)) => container::run(&session, cmd).await,
         Some(Command::ContainerShortcut(cmd)) => container::run_shortcut(&session, cmd).await,
+        Some(Command::Ops(cmd)) => ops::run(&session, cmd).await,
+        Some(Command::Fs(cmd)) => cp::run(&session, cmd).await,
+        Some(Command::Events(args)) => events::events(&session, args).await,
         Some(Command::Login(args)) => registry::login(&session, args).await,
         Some(Command::Logout(args)) => registry::logout(&session, args).await,
+        Some(Command::Network(cmd)) => network::run(&session, cmd).await,
+        Some(Command::Port(args)) => network::port(&session, args).await,
     }
 }
 

@@ -27,6 +27,36 @@ pub struct EngineConfig {
     pub live_restore: bool,
     /// The `berth-shim` binary (berthd: next to its own executable, or `$BERTH_SHIM`).
     pub shim_binary: PathBuf,
+    /// Networking: the default bridge, address pools, firewall.
+    pub network: NetConfig,
+}
+
+/// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--mtu`, `default-address-pools`.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// The default bridge's Linux name (created if missing).
+    pub bridge: String,
+    /// The default bridge's gateway and subnet (`172.17.0.1/16`); `None`: the first free
+    /// subnet of the pools.
+    pub bip: Option<String>,
+    /// Where new networks' subnets come from; empty: Docker's defaults.
+    pub pools: Vec<berth_network::ipam::Pool>,
+    pub iptables: bool,
+    pub ip_forward: bool,
+    pub mtu: u32,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            bridge: "berth0".into(),
+            bip: None,
+            pools: Vec::new(),
+            iptables: true,
+            ip_forward: true,
+            mtu: 1500,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -46,6 +76,7 @@ impl EngineConfig {
             max_concurrent_uploads: 5,
             live_restore: true,
             shim_binary: PathBuf::from("berth-shim"),
+            network: NetConfig::default(),
         }
     }
 

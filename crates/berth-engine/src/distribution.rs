@@ -71,7 +71,8 @@ impl Engine {
     ///
     /// `tag` overrides the tag in `from_image`, or is a digest (moby
     /// `api/server/router/image/image_routes.go`). With neither tag nor digest this pulls
-    /// `latest`; dockerd would pull every tag (`docker pull -a`), which is not supported.
+    /// every tag of the repository, as dockerd does for `docker pull -a` (the docker CLI
+    /// and docker-py send `tag=latest` for a plain pull).
     pub async fn image_pull(
         &self,
         from_image: String,
@@ -82,16 +83,40 @@ impl Engine {
         let reference = pull_reference(&from_image, tag.as_deref())?;
         let platform = requested_platform(platform.as_deref())?;
         tracing::info!(reference = %reference, %platform, "pulling image");
-        let plan = self
-            .registry
-            .prepare_pull(&reference, &platform, &auth)
-            .await?;
+        let references = if reference.is_name_only() {
+            let tags = self.registry.list_tags(&reference, &auth).await?;
+            if tags.is_empty() {
+                return Err(EngineError::NotFound(format!(
+                    "no tags found for {}",
+                    reference.familiar_name()
+                )));
+            }
+            tags.iter()
+                .map(|t| reference.clone().with_tag(t))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| EngineError::Internal(format!("registry sent a bad tag: {e}")))?
+        } else {
+            vec![reference]
+        };
+        let mut plans = Vec::with_capacity(references.len());
+        for r in &references {
+            plans.push(self.registry.prepare_pull(r, &platform, &auth).await?);
+        }
         let (sink, rx) = ChannelSink::new();
         let store = self.images.clone();
+        let events = self.events.clone();
         tokio::spawn(async move {
-            if let Err(e) = plan.run(store, sink.clone(), now_rfc3339()).await {
-                tracing::warn!(reference = %reference, error = %e, "pull failed");
-                sink.error(e);
+            for (plan, reference) in plans.into_iter().zip(references) {
+                if let Err(e) = plan.run(store.clone(), sink.clone(), now_rfc3339()).await {
+                    tracing::warn!(reference = %reference, error = %e, "pull failed");
+                    sink.error(e);
+                    return;
+                }
+                events.image(
+                    "pull",
+                    &reference.familiar_string(),
+                    &reference.familiar_string(),
+                );
             }
         });
         Ok(rx)
@@ -123,6 +148,7 @@ impl Engine {
         let (sink, rx) = ChannelSink::new();
         let store = self.images.clone();
         let registry = self.registry.clone();
+        let events = self.events.clone();
         tokio::spawn(async move {
             if let Err(e) = plan
                 .run(&registry, store, &auth, sink.clone(), now_rfc3339())
@@ -130,7 +156,13 @@ impl Engine {
             {
                 tracing::warn!(reference = %reference, error = %e, "push failed");
                 sink.error(e);
+                return;
             }
+            events.image(
+                "push",
+                &reference.familiar_string(),
+                &reference.familiar_string(),
+            );
         });
         Ok(rx)
     }
@@ -201,10 +233,10 @@ fn pull_reference(from_image: &str, tag: Option<&str>) -> Result<Reference, Engi
             Err(_) => reference.with_tag(t).map_err(invalid)?,
         };
     }
-    // A digest decides alone what is fetched.
+    // A digest decides alone what is fetched; a bare name means every tag.
     Ok(match reference.digest().copied() {
         Some(d) => reference.without_tag_or_digest().with_digest(d),
-        None => reference.with_default_tag(),
+        None => reference,
     })
 }
 
@@ -349,11 +381,7 @@ mod tests {
     fn pull_references_combine_like_dockerd() {
         let d = "sha256:fd9cb985e14ad0b0795f6fa9ffe0288782cc14038eb75e0ca95844700b4359a2";
         for (image, tag, want) in [
-            (
-                "busybox",
-                None,
-                "docker.io/library/busybox:latest".to_string(),
-            ),
+            ("busybox", None, "docker.io/library/busybox".to_string()),
             (
                 "busybox",
                 Some("1.36"),
@@ -364,15 +392,16 @@ mod tests {
                 Some("2.0"),
                 "docker.io/library/busybox:2.0".to_string(),
             ),
-            (
-                "busybox:",
-                None,
-                "docker.io/library/busybox:latest".to_string(),
-            ),
+            ("busybox:", None, "docker.io/library/busybox".to_string()),
             (
                 "localhost:5000/a/b",
                 Some(""),
-                "localhost:5000/a/b:latest".to_string(),
+                "localhost:5000/a/b".to_string(),
+            ),
+            (
+                "busybox:1.0",
+                Some(""),
+                "docker.io/library/busybox:1.0".to_string(),
             ),
             ("busybox", Some(d), format!("docker.io/library/busybox@{d}")),
             (

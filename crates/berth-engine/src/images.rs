@@ -271,9 +271,15 @@ impl Engine {
                 "refusing to create a tag with a digest reference".into(),
             ));
         }
+        let events = self.events.clone();
         self.blocking(move |store| {
             let rec = store.resolve(&name)?;
             store.tag(&rec.id, &reference, &now_rfc3339())?;
+            events.image(
+                "tag",
+                &rec.id,
+                &reference.clone().with_default_tag().familiar_string(),
+            );
             Ok(())
         })
         .await
@@ -286,11 +292,13 @@ impl Engine {
         force: bool,
         noprune: bool,
     ) -> Result<Vec<DeleteItem>, EngineError> {
+        let users = self.containers.image_users();
         self.blocking(move |store| {
-            let items = store.delete(&name, force, noprune, &|_| None)?;
+            let items = store.delete(&name, force, noprune, &|id| users.get(id).cloned())?;
             Ok(items.into_iter().map(to_delete_item).collect())
         })
         .await
+        .inspect(|items| self.image_delete_events(items))
     }
 
     /// `POST /images/prune`: dangling images, or every unused one with `dangling=false`.
@@ -302,12 +310,13 @@ impl Engine {
             .bool_value("dangling")
             .map_err(EngineError::InvalidArgument)?
             .unwrap_or(true);
+        let users = self.containers.image_users();
         self.blocking(move |store| {
             let mut deleted = Vec::new();
             let mut reclaimed = 0;
             for rec in store.list() {
                 let (tags, _) = store.references_of(&rec.id);
-                if dangling_only && !tags.is_empty() {
+                if (dangling_only && !tags.is_empty()) || users.contains_key(&rec.id) {
                     continue;
                 }
                 let labels = store.config(&rec.id)?.labels();
@@ -372,6 +381,7 @@ impl Engine {
             Ok(rec.id)
         })
         .await
+        .inspect(|id| self.emit_event("image", "import", id, &[("name", id)]))
     }
 
     /// `POST /images/load`: returns the lines `docker load` prints.
@@ -392,6 +402,7 @@ impl Engine {
             Ok(lines)
         })
         .await
+        .inspect(|lines| self.image_load_events(lines))
     }
 
     /// `GET /images/get`: resolves every name first (so a missing one is a 404 before any
@@ -420,6 +431,9 @@ impl Engine {
                 Ok(items)
             })
             .await?;
+        items
+            .iter()
+            .for_each(|i| self.events.image("save", &i.image.id, &i.image.id));
         let (tx, rx) = mpsc::channel(8);
         let store = self.images.clone();
         tokio::task::spawn_blocking(move || {

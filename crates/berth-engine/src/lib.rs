@@ -9,14 +9,19 @@ mod config;
 pub mod containers;
 pub mod distribution;
 mod error;
+pub mod events;
 mod identity;
 pub mod images;
+mod networks;
 mod system;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use config::EngineConfig;
+pub use berth_network::ipam::Pool as AddressPool;
+pub use berth_network::Ipv4Net;
+pub use config::{EngineConfig, NetConfig};
 pub use error::{EngineError, ErrorKind};
 
 /// The engine: shared by every request handler behind an `Arc`.
@@ -26,6 +31,8 @@ pub struct Engine {
     images: Arc<berth_image::store::ImageStore>,
     registry: Arc<berth_image::registry::Registry>,
     containers: Arc<containers::Containers>,
+    networks: Arc<networks::Networks>,
+    events: Arc<events::EventBus>,
     id: String,
     started: Instant,
 }
@@ -46,16 +53,28 @@ impl Engine {
         .map_err(|e| EngineError::Internal(format!("start-up task failed: {e}")))??;
         tracing::info!(daemon_id = %id, data_root = %config.data_root.display(), "engine ready");
         let registry = distribution::registry_for(&config);
-        let containers =
-            containers::Containers::open(&config.data_root, &config.exec_root, &config.shim_binary);
-        Ok(Arc::new(Engine {
+        let events = Arc::new(events::EventBus::default());
+        let networks =
+            networks::Networks::open(&config.data_root, config.network.clone(), events.clone())?;
+        let containers = containers::Containers::open(
+            &config.data_root,
+            &config.exec_root,
+            &config.shim_binary,
+            events.clone(),
+            networks.clone(),
+        );
+        let engine = Arc::new(Engine {
             config,
             images: Arc::new(images),
             registry,
             containers,
+            networks,
+            events,
             id,
             started: Instant::now(),
-        }))
+        });
+        engine.containers.supervise(&engine);
+        Ok(engine)
     }
 
     pub fn config(&self) -> &EngineConfig {

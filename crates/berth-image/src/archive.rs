@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::changes::apply_changes;
 use crate::config::{History, ImageConfigFile, RootFs};
 use crate::store::{parse_digest, sha256_digest, ImageRecord, ImageStore, StoreError};
+use crate::unpack::read_up_to;
 use crate::{Digest, Reference};
 
 /// Largest JSON file `load` keeps in memory (manifests and configs are small).
@@ -194,6 +195,8 @@ fn load_inner(
     let mut json_files: HashMap<String, Vec<u8>> = HashMap::new();
     let mut blobs: HashMap<String, Digest> = HashMap::new();
     let mut links: HashMap<String, String> = HashMap::new();
+    // Archive path of a layer unpacked on the way → its diffID.
+    let mut split_layers: HashMap<String, String> = HashMap::new();
     for entry in archive.entries().map_err(rio)? {
         let mut entry = entry.map_err(rio)?;
         let path = clean(&entry.path().map_err(rio)?.to_string_lossy());
@@ -214,13 +217,7 @@ fn load_inner(
             tar::EntryType::Regular | tar::EntryType::Continuous => {}
             _ => continue,
         }
-        if let Some(hex) = path.strip_prefix("blobs/sha256/") {
-            let expected = parse_digest(&format!("sha256:{hex}"))
-                .map_err(|_| bad(format!("bad blob name {path}")))?;
-            let (d, _) = store.blobs().put_stream(&mut entry, Some(&expected))?;
-            added_blobs.push(d);
-            blobs.insert(path, d);
-        } else if path.ends_with(".json") || path == "repositories" || path == "oci-layout" {
+        if path.ends_with(".json") || path == "repositories" || path == "oci-layout" {
             if entry.size() > MAX_JSON {
                 return Err(bad(format!("{path} is too large")));
             }
@@ -228,9 +225,37 @@ fn load_inner(
             entry.read_to_end(&mut buf).map_err(rio)?;
             json_files.insert(path, buf);
         } else {
-            let (d, _) = store.blobs().put_stream(&mut entry, None)?;
-            added_blobs.push(d);
-            blobs.insert(path, d);
+            let expected = match path.strip_prefix("blobs/sha256/") {
+                Some(hex) => Some(
+                    parse_digest(&format!("sha256:{hex}"))
+                        .map_err(|_| bad(format!("bad blob name {path}")))?,
+                ),
+                None => None,
+            };
+            // A plain tar is a layer: unpacked as it streams by, kept as a tar-split
+            // index rather than a second copy. Anything else (configs, compressed
+            // layers) goes to the blob store first.
+            let mut head = [0u8; 512];
+            let n = read_up_to(&mut entry, &mut head).map_err(rio)?;
+            let src = io::Cursor::new(&head[..n]).chain(&mut entry);
+            if n == head.len() && is_tar_header(&head) {
+                let known = expected
+                    .as_ref()
+                    .filter(|d| store.layer(&d.to_string()).is_some());
+                let diff_id = match known {
+                    Some(d) => d.to_string(),
+                    None => {
+                        let meta = store.add_layer_split(src, expected.as_ref())?;
+                        added_layers.push(meta.diff_id.clone());
+                        meta.diff_id
+                    }
+                };
+                split_layers.insert(path, diff_id);
+            } else {
+                let (d, _) = store.blobs().put_stream(src, expected.as_ref())?;
+                added_blobs.push(d);
+                blobs.insert(path, d);
+            }
         }
     }
     let manifest = json_files
@@ -281,6 +306,11 @@ fn load_inner(
                 continue;
             }
             let lpath = resolve(l);
+            if let Some(got) = split_layers.get(&lpath) {
+                return Err(bad(format!(
+                    "layer {l} has diff_id {got}, config expects {want}"
+                )));
+            }
             let d = blobs
                 .get(&lpath)
                 .ok_or_else(|| bad(format!("layer {l} missing")))?;
@@ -372,4 +402,9 @@ pub fn import(
     };
     let bytes = serde_json::to_vec(&config).expect("config serializes");
     store.add_image(&bytes)
+}
+
+/// Whether a 512-byte block is a POSIX or GNU tar header (the `ustar` magic).
+fn is_tar_header(block: &[u8; 512]) -> bool {
+    &block[257..262] == b"ustar"
 }

@@ -21,6 +21,7 @@ pub mod digest;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod tarsplit;
 pub mod unpack;
 
 pub use blobs::{BlobError, BlobStore};

@@ -22,6 +22,7 @@ use std::sync::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ImageConfigFile;
+use crate::unpack::read_up_to;
 use crate::{BlobStore, Digest, Reference};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,9 @@ pub struct LayerMeta {
     /// uncompressed or as zstd), so a later push knows its digest without compressing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pushed_gzip: Option<PushedBlob>,
+    /// Kept as a tar-split index beside `diff/` instead of a blob (`blob` is empty).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub split: bool,
 }
 
 /// A blob made for a push: its digest and size.
@@ -327,16 +331,7 @@ impl ImageStore {
                     Path::new(&blob.to_string()),
                 ))?,
         );
-        // Unique per call: two pulls may unpack the same blob at once.
-        static UNPACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let incoming = self.root.join("layers").join(format!(
-            ".incoming-{}-{}-{}",
-            std::process::id(),
-            UNPACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            blob.hex()
-        ));
-        let _ = fs::remove_dir_all(&incoming);
-        fs::create_dir_all(&incoming).map_err(io_err("cannot create", &incoming))?;
+        let incoming = self.incoming_dir(&blob.hex())?;
         let result = (|| {
             let stats = crate::unpack_layer_into_fresh_dir(
                 &mut counter,
@@ -354,17 +349,85 @@ impl ImageStore {
                 blob_size,
                 compression,
                 pushed_gzip: None,
+                split: false,
             };
             Ok::<_, StoreError>(meta)
         })();
-        let meta = match result {
-            Ok(m) => m,
+        match result {
+            Ok(meta) => self.publish_layer(&incoming, meta),
             Err(e) => {
                 let _ = fs::remove_dir_all(&incoming);
-                return Err(e);
+                Err(e)
             }
-        };
+        }
+    }
 
+    /// Adds a layer from a plain tar stream without keeping the tar: the layer keeps a
+    /// tar-split index instead ([`crate::tarsplit`]), from which `docker save` and push
+    /// replay the exact bytes. What `docker load` uses, so that loading writes the data
+    /// once. `expected` verifies the stream's digest (its diffID).
+    pub fn add_layer_split(
+        &self,
+        input: impl Read,
+        expected: Option<&Digest>,
+    ) -> Result<LayerMeta, StoreError> {
+        let incoming = self.incoming_dir("split")?;
+        let mut counter = CountingReader::new(input);
+        let result = (|| {
+            let stats = crate::unpack::unpack_layer_split(
+                &mut counter,
+                &incoming.join("diff"),
+                &incoming.join(crate::tarsplit::SPLIT_DIR),
+                &crate::UnpackOptions::default(),
+            )?;
+            if stats.compression != crate::unpack::Compression::None {
+                return Err(StoreError::Invalid(
+                    "a compressed layer cannot be stored without its blob".into(),
+                ));
+            }
+            if let Some(want) = expected.filter(|w| **w != stats.diff_id) {
+                return Err(StoreError::Blob(crate::BlobError::Mismatch {
+                    expected: *want,
+                    actual: stats.diff_id,
+                }));
+            }
+            Ok(LayerMeta {
+                diff_id: stats.diff_id.to_string(),
+                tar_size: counter.count,
+                size: stats.size,
+                blob: String::new(),
+                blob_size: counter.count,
+                compression: Compression::None,
+                pushed_gzip: None,
+                split: true,
+            })
+        })();
+        match result {
+            Ok(meta) => self.publish_layer(&incoming, meta),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&incoming);
+                Err(e)
+            }
+        }
+    }
+
+    /// A fresh, private directory under `layers/` to build a layer in.
+    fn incoming_dir(&self, what: &str) -> Result<PathBuf, StoreError> {
+        // Unique per call: two pulls may unpack the same blob at once.
+        static UNPACKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let incoming = self.root.join("layers").join(format!(
+            ".incoming-{}-{}-{what}",
+            std::process::id(),
+            UNPACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        ));
+        let _ = fs::remove_dir_all(&incoming);
+        fs::create_dir_all(&incoming).map_err(io_err("cannot create", &incoming))?;
+        Ok(incoming)
+    }
+
+    /// Moves a layer built in `incoming` into place, unless another one with the same
+    /// diffID got there first (then `incoming` is dropped and the existing one returned).
+    fn publish_layer(&self, incoming: &Path, meta: LayerMeta) -> Result<LayerMeta, StoreError> {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = self
             .state
@@ -373,13 +436,13 @@ impl ImageStore {
             .layers
             .get(&meta.diff_id)
         {
-            let _ = fs::remove_dir_all(&incoming);
+            let _ = fs::remove_dir_all(incoming);
             return Ok(existing.clone());
         }
         let meta_path = incoming.join("meta.json");
         write_record(&meta_path, &meta)?;
         let final_dir = self.layer_dir(&meta.diff_id);
-        fs::rename(&incoming, &final_dir)
+        fs::rename(incoming, &final_dir)
             .map_err(io_err("cannot move layer into place", &final_dir))?;
         self.state
             .write()
@@ -463,6 +526,14 @@ impl ImageStore {
         let meta = self
             .layer(diff_id)
             .ok_or_else(|| StoreError::Invalid(format!("layer {diff_id} not found")))?;
+        if meta.split {
+            let reader = crate::tarsplit::SplitReader::open(
+                &self.layer_dir(diff_id),
+                parse_digest(&meta.diff_id)?,
+            )
+            .map_err(io_err("cannot open layer index", &self.layer_dir(diff_id)))?;
+            return Ok((Box::new(reader), meta.tar_size));
+        }
         let file = self.blobs.open(&parse_digest(&meta.blob)?)?;
         let r: Box<dyn Read + Send> = match meta.compression {
             Compression::None => Box::new(file),
@@ -673,13 +744,16 @@ impl ImageStore {
 
     /// `docker rmi`: untags `name`; deletes the image when nothing names it any more (or
     /// when `force`), then every layer no other image uses unless `noprune`.
-    /// `in_use` says whether a container uses an image ID (the engine knows containers).
+    /// `in_use` names a container using an image ID, and whether it runs (the engine
+    /// knows containers). The conflict rules and texts are moby's
+    /// (`daemon/images/image_delete.go`): a container pins the last name of its image
+    /// unless forced, and no force removes an image a running container uses.
     pub fn delete(
         &self,
         name: &str,
         force: bool,
         noprune: bool,
-        in_use: &dyn Fn(&str) -> Option<String>,
+        in_use: &dyn Fn(&str) -> Option<ImageUser>,
     ) -> Result<Vec<Deleted>, StoreError> {
         let rec = self.resolve(name)?;
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
@@ -701,6 +775,20 @@ impl ImageStore {
             refs.tags.get(&key).or(refs.digests.get(&key)) == Some(&rec.id)
         });
         let tag_count = refs.tags.values().filter(|v| **v == rec.id).count();
+
+        let familiar = |s: &String| {
+            s.parse::<Reference>()
+                .map(|r| r.familiar_string())
+                .unwrap_or_else(|_| s.clone())
+        };
+        let name_count = tag_count + refs.digests.values().filter(|v| **v == rec.id).count();
+        let user = in_use(&rec.id);
+        if let (Some(_), Some(u), false, 1) = (&by_reference, &user, force, name_count) {
+            return Err(StoreError::Conflict(format!(
+                "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {short}",
+                u.short_id()
+            )));
+        }
 
         if let Some(r) = by_reference.as_ref().filter(|_| !force || tag_count > 1) {
             // Removing one name of several only untags (moby `daemon/images/image_delete.go`).
@@ -728,21 +816,34 @@ impl ImageStore {
             )));
         }
 
-        if let Some(container) = in_use(&rec.id) {
-            if !force {
+        match &user {
+            // Removing the last name of an image a container uses only untags it.
+            Some(u) if by_reference.is_some() && (u.running || !force) => {
+                for (k, _) in refs.tags.iter().filter(|(_, v)| **v == rec.id) {
+                    out.push(Deleted::Untagged(familiar(k)));
+                }
+                refs.tags.retain(|_, v| *v != rec.id);
+                refs.digests.retain(|_, v| *v != rec.id);
+                self.save_refs(&refs)?;
+                self.state.write().unwrap_or_else(|e| e.into_inner()).refs = refs;
+                return Ok(out);
+            }
+            Some(u) if u.running => {
                 return Err(StoreError::Conflict(format!(
-                    "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {}",
-                    &container[..container.len().min(12)]
+                    "conflict: unable to delete {short} (cannot be forced) - image is being used by running container {}",
+                    u.short_id()
                 )));
             }
+            Some(u) if !force => {
+                return Err(StoreError::Conflict(format!(
+                    "conflict: unable to delete {short} (must be forced) - image is being used by stopped container {}",
+                    u.short_id()
+                )));
+            }
+            _ => {}
         }
 
         // Remove every remaining name, then the record, then unused layers and blobs.
-        let familiar = |s: &String| {
-            s.parse::<Reference>()
-                .map(|r| r.familiar_string())
-                .unwrap_or_else(|_| s.clone())
-        };
         for (k, _) in refs.tags.iter().filter(|(_, v)| **v == rec.id) {
             out.push(Deleted::Untagged(familiar(k)));
         }
@@ -779,6 +880,19 @@ impl ImageStore {
     }
 }
 
+/// A container that uses an image, as `delete` needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUser {
+    pub container_id: String,
+    pub running: bool,
+}
+
+impl ImageUser {
+    fn short_id(&self) -> &str {
+        &self.container_id[..self.container_id.len().min(12)]
+    }
+}
+
 /// Whether a hex-looking `name` is also a tagged repository name (then the name wins).
 fn looks_like_name(name: &str, refs: &Refs) -> bool {
     name.parse::<Reference>()
@@ -803,17 +917,6 @@ pub(crate) fn parse_digest(s: &str) -> Result<Digest, StoreError> {
 /// sha256 of `bytes` as a `Digest`.
 pub fn sha256_digest(bytes: &[u8]) -> Digest {
     Digest::of(bytes)
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// Reports how many bytes were read through it.

@@ -38,6 +38,7 @@ use nix::sys::time::TimeSpec;
 use tar::EntryType;
 
 use crate::digest::{Digest, DigestReader};
+use crate::tarsplit::{Recording, SharedRecorder, SplitRecorder};
 
 /// Size of the buffers between decompressor, hasher and files.
 const COPY_BUF: usize = 256 * 1024;
@@ -212,6 +213,15 @@ pub fn unpack_layer<R: Read>(
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
+    unpack_layer_recorded(reader, dest, opts, None)
+}
+
+fn unpack_layer_recorded<R: Read>(
+    reader: R,
+    dest: &Path,
+    opts: &UnpackOptions,
+    recorder: Option<SharedRecorder>,
+) -> Result<UnpackStats, UnpackError> {
     match fs::symlink_metadata(dest) {
         Ok(m) if m.is_dir() => {}
         _ => {
@@ -237,17 +247,27 @@ pub fn unpack_layer<R: Read>(
     let mut plain = DigestReader::new(BufReader::with_capacity(COPY_BUF, decoder));
 
     let mut unpacker = Unpacker::new(dest, opts);
+    unpacker.split = recorder.clone();
     {
-        // Entries one by one: `Archive::unpack` has its own (different) idea of safety.
-        let mut archive = tar::Archive::new(&mut plain);
-        for entry in archive.entries().map_err(UnpackError::Read)? {
-            let mut entry = entry.map_err(UnpackError::Read)?;
-            unpacker.apply(&mut entry)?;
+        let mut recording = Recording {
+            inner: &mut plain,
+            recorder: recorder.clone(),
+        };
+        {
+            // Entries one by one: `Archive::unpack` has its own (different) idea of safety.
+            let mut archive = tar::Archive::new(&mut recording);
+            for entry in archive.entries().map_err(UnpackError::Read)? {
+                let mut entry = entry.map_err(UnpackError::Read)?;
+                unpacker.apply(&mut entry)?;
+            }
         }
+        // The diffID covers the whole uncompressed stream, end-of-archive padding
+        // included, and the compressed digest every byte we were given.
+        io::copy(&mut recording, &mut io::sink()).map_err(UnpackError::Read)?;
     }
-    // The diffID covers the whole uncompressed stream, end-of-archive padding included,
-    // and the compressed digest every byte we were given.
-    io::copy(&mut plain, &mut io::sink()).map_err(UnpackError::Read)?;
+    if let Some(r) = &recorder {
+        r.borrow_mut().finish().map_err(UnpackError::Read)?;
+    }
     let (_, diff_id, _) = plain.into_parts();
     io::copy(&mut raw, &mut io::sink()).map_err(UnpackError::Read)?;
     let (_, compressed_digest, _) = raw.into_parts();
@@ -275,6 +295,30 @@ pub fn unpack_layer_into_fresh_dir<R: Read>(
     final_dir: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
+    unpack_into_fresh_dir(reader, final_dir, opts, None)
+}
+
+/// [`unpack_layer_into_fresh_dir`], also recording the tar's non-content bytes and file
+/// map into `split_dir` (which must not exist), so that the layer can later be replayed
+/// byte for byte from `final_dir` ([`crate::tarsplit::SplitReader`]) without keeping
+/// the tar. On error the caller removes `split_dir`.
+pub fn unpack_layer_split<R: Read>(
+    reader: R,
+    final_dir: &Path,
+    split_dir: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackStats, UnpackError> {
+    let recorder = SplitRecorder::create(split_dir)
+        .map_err(UnpackError::io("creating layer index", split_dir))?;
+    unpack_into_fresh_dir(reader, final_dir, opts, Some(recorder))
+}
+
+fn unpack_into_fresh_dir<R: Read>(
+    reader: R,
+    final_dir: &Path,
+    opts: &UnpackOptions,
+    recorder: Option<SharedRecorder>,
+) -> Result<UnpackStats, UnpackError> {
     if fs::symlink_metadata(final_dir).is_ok() {
         return Err(UnpackError::AlreadyExists {
             path: final_dir.to_path_buf(),
@@ -287,7 +331,7 @@ pub fn unpack_layer_into_fresh_dir<R: Read>(
     }
     fs::create_dir(&tmp).map_err(UnpackError::io("creating layer directory", &tmp))?;
 
-    let result = unpack_layer(reader, &tmp, opts).and_then(|stats| {
+    let result = unpack_layer_recorded(reader, &tmp, opts, recorder).and_then(|stats| {
         fs::rename(&tmp, final_dir).map_err(UnpackError::io("publishing layer", final_dir))?;
         if let Some(parent) = final_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             File::open(parent)
@@ -362,7 +406,7 @@ fn is_partial_unpack_name(name: &[u8]) -> bool {
     pos > 0 && digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
 }
 
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {
@@ -503,6 +547,8 @@ struct Unpacker<'a> {
     buf: Vec<u8>,
     size: u64,
     entries: u64,
+    /// Records the tar for replay ([`unpack_layer_split`]).
+    split: Option<SharedRecorder>,
 }
 
 impl<'a> Unpacker<'a> {
@@ -515,6 +561,7 @@ impl<'a> Unpacker<'a> {
             buf: vec![0u8; COPY_BUF],
             size: 0,
             entries: 0,
+            split: None,
         }
     }
 
@@ -695,10 +742,27 @@ impl<'a> Unpacker<'a> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(UnpackError::io("inspecting", &abs)(e)),
         };
-        if meta.is_dir() {
-            if keep_dir {
-                return Ok(true);
+        if meta.is_dir() && keep_dir {
+            return Ok(true);
+        }
+        if let Some(split) = &self.split {
+            // Content the tar-split index refers to moves aside instead of going away.
+            if split
+                .borrow_mut()
+                .stash(rel, &abs)
+                .map_err(UnpackError::io(
+                    "keeping replaced file for the layer index",
+                    &abs,
+                ))?
+            {
+                if meta.is_dir() {
+                    self.verified_dirs.clear();
+                    self.dir_times.retain(|p, _| !p.starts_with(rel));
+                }
+                return Ok(false);
             }
+        }
+        if meta.is_dir() {
             // remove_dir_all does not follow symlinks inside the tree.
             fs::remove_dir_all(&abs).map_err(UnpackError::io("replacing directory", &abs))?;
             self.verified_dirs.clear();
@@ -727,6 +791,12 @@ impl<'a> Unpacker<'a> {
             .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
             .open(path)
             .map_err(UnpackError::io("creating file", path))?;
+        if let Some(split) = &self.split {
+            let rel = path.strip_prefix(self.dest).unwrap_or(path);
+            split
+                .borrow_mut()
+                .file_content(rel, expected, entry.raw_file_position());
+        }
         loop {
             let n = match entry.read(&mut self.buf) {
                 Ok(0) => break,

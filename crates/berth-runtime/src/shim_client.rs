@@ -90,7 +90,10 @@ impl ShimRuntime {
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::ConnectionRefused
+                        // A shim that is exiting resets connections still in its backlog.
+                        | std::io::ErrorKind::ConnectionReset
                 ) =>
             {
                 if dir.exists() {
@@ -181,6 +184,48 @@ impl ShimRuntime {
         let resp = serde_json::from_slice(&answer)
             .map_err(|e| RuntimeError::Internal(format!("bad answer from shim of {id}: {e}")))?;
         Ok(Some((resp, stream)))
+    }
+}
+
+/// Requests beyond the [`Runtime`] trait that only the shim backend serves so far.
+impl ShimRuntime {
+    /// Freezes every process of the container.
+    pub async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.simple(id, Request::Pause).await
+    }
+
+    /// Thaws a paused container.
+    pub async fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        self.simple(id, Request::Resume).await
+    }
+
+    /// Resolves when the exec has exited, with its exit code; NotRunning if the
+    /// container (and with it the process) went first.
+    pub async fn exec_wait(&self, id: &str, exec_id: &str) -> Result<ExecState, RuntimeError> {
+        let req = Request::ExecWait {
+            exec_id: exec_id.to_string(),
+        };
+        match self.call(id, &req).await? {
+            Some((Response::Exec(e), _)) => Ok(e),
+            Some((other, _)) => Err(unexpected(id, other)),
+            None => Err(not_running(id)),
+        }
+    }
+
+    /// Sets an exec's terminal size.
+    pub async fn exec_resize(
+        &self,
+        id: &str,
+        exec_id: &str,
+        width: u16,
+        height: u16,
+    ) -> Result<(), RuntimeError> {
+        let req = Request::ExecResize {
+            exec_id: exec_id.to_string(),
+            width,
+            height,
+        };
+        self.simple(id, req).await
     }
 }
 

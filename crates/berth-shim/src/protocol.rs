@@ -129,6 +129,13 @@ pub enum Request {
         width: u16,
         height: u16,
     },
+    /// Answers [`Response::Exec`] once that exec has exited (at once if it has); the
+    /// connection closes without an answer if the container exits first.
+    ExecWait { exec_id: String },
+    /// Freezes every process of the container (cgroup freezer); answers [`Response::Ok`].
+    Pause,
+    /// Thaws a paused container; answers [`Response::Ok`].
+    Resume,
 }
 
 /// A process to run in a running container (`docker exec`).
@@ -150,9 +157,13 @@ pub struct ExecProcess {
     pub tty: bool,
     #[serde(default)]
     pub stdin: bool,
-    /// All capabilities (`docker exec --privileged`).
+    /// `docker exec --privileged`: the process gets [`ExecProcess::capabilities`] as its
+    /// bounding, permitted and effective sets.
     #[serde(default)]
     pub privileged: bool,
+    /// Capability names (`CAP_…`) a privileged exec gets; the daemon sends every one.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 /// One response line.
@@ -203,6 +214,8 @@ pub struct State {
 pub enum Status {
     Created,
     Running,
+    /// Running, with every process frozen ([`Request::Pause`]).
+    Paused,
     /// Init exited; the shim is finishing up.
     Stopped,
 }
@@ -335,6 +348,11 @@ mod tests {
                 attach: true,
             },
             Request::ExecState {
+                exec_id: "e".into(),
+            },
+            Request::Pause,
+            Request::Resume,
+            Request::ExecWait {
                 exec_id: "e".into(),
             },
         ] {

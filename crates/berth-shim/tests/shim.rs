@@ -518,3 +518,84 @@ fn measure_true_and_idle_rss() {
         h.wait_exit(LIMIT);
     }
 }
+
+/// The freezer file of the harness's container (cgroup v1; `None` elsewhere).
+fn freezer_state(h: &Harness) -> Option<String> {
+    let p = format!("/sys/fs/cgroup/freezer/{}/{}/freezer.state", h.parent, h.id);
+    std::fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+#[test]
+fn pause_resume_exec_wait_and_kill_while_paused() {
+    need_root!();
+    let mut h = Harness::new(&["sleep", "100"]);
+    h.started();
+    assert!(matches!(
+        h.call(&Request::Resume),
+        Response::Error {
+            kind: ErrorKind::Conflict,
+            ..
+        }
+    ));
+    // An exec that ends on its own: ExecWait answers with its exit code.
+    let process = ExecProcess {
+        args: vec!["sh".into(), "-c".into(), "sleep 0.2; exit 3".into()],
+        ..Default::default()
+    };
+    let r = h.call(&Request::Exec {
+        exec_id: "w1".into(),
+        process,
+        attach: false,
+    });
+    assert!(matches!(r, Response::ExecStarted { .. }), "{r:?}");
+    match h.call(&Request::ExecWait {
+        exec_id: "w1".into(),
+    }) {
+        Response::Exec(e) => assert_eq!((e.running, e.exit_code), (false, Some(3))),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.call(&Request::Pause), Response::Ok);
+    assert_eq!(h.state().status, Status::Paused);
+    if let Some(s) = freezer_state(&h) {
+        assert_eq!(s, "FROZEN");
+    }
+    assert!(matches!(
+        h.call(&Request::Pause),
+        Response::Error {
+            kind: ErrorKind::Conflict,
+            ..
+        }
+    ));
+    let sleeper = ExecProcess {
+        args: vec!["true".into()],
+        ..Default::default()
+    };
+    assert!(matches!(
+        h.call(&Request::Exec {
+            exec_id: "p1".into(),
+            process: sleeper,
+            attach: false,
+        }),
+        Response::Error {
+            kind: ErrorKind::Conflict,
+            ..
+        }
+    ));
+    assert_eq!(h.call(&Request::Resume), Response::Ok);
+    assert_eq!(h.state().status, Status::Running);
+    if let Some(s) = freezer_state(&h) {
+        assert_eq!(s, "THAWED");
+    }
+    // SIGKILL to a paused container thaws it, so it dies.
+    assert_eq!(h.call(&Request::Pause), Response::Ok);
+    assert_eq!(
+        h.call(&Request::Kill {
+            signal: 9,
+            all: false
+        }),
+        Response::Ok
+    );
+    assert_eq!(h.wait_exit(LIMIT).exit_code, 137);
+}

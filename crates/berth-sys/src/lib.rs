@@ -8,3 +8,4 @@ pub mod fs;
 pub mod host;
 pub mod mount;
 pub mod pidfile;
+pub mod resolve;

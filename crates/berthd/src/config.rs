@@ -45,6 +45,12 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("live-restore", None),
     ("max-concurrent-downloads", Some("max_concurrent_downloads")),
     ("max-concurrent-uploads", Some("max_concurrent_uploads")),
+    ("bridge", Some("bridge")),
+    ("bip", Some("bip")),
+    ("iptables", Some("iptables")),
+    ("ip-forward", Some("ip_forward")),
+    ("mtu", Some("mtu")),
+    ("default-address-pools", None),
 ];
 
 /// Everything `daemon::run` needs, resolved and validated.
@@ -65,6 +71,8 @@ impl DaemonConfig {
             check_conflicts(&file, matches, path)?;
         }
         let f = FileSettings::from_map(&file)?;
+        let mut network = berth_engine::NetConfig::default();
+        resolve_network(flags, &f, &mut network)?;
 
         let host_strings = if !flags.hosts.is_empty() {
             flags.hosts.clone()
@@ -136,6 +144,7 @@ impl DaemonConfig {
 
         let mut engine = EngineConfig::new(data_root, exec_root);
         engine.debug = debug;
+        engine.network = network;
         engine.experimental = flags.experimental || f.experimental.unwrap_or(false);
         engine.labels = if flags.labels.is_empty() {
             f.labels.unwrap_or_default()
@@ -172,6 +181,53 @@ impl DaemonConfig {
             engine,
         })
     }
+}
+
+/// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--mtu`, `default-address-pools`.
+fn resolve_network(
+    flags: &Flags,
+    f: &FileSettings,
+    net: &mut berth_engine::NetConfig,
+) -> anyhow::Result<()> {
+    if let Some(b) = flags.bridge.clone().or(f.bridge.clone()) {
+        if b.is_empty() || b.len() > 15 || b == "none" {
+            bail!("invalid --bridge {b:?}: give an interface name of at most 15 characters");
+        }
+        net.bridge = b;
+    }
+    if let Some(bip) = flags.bip.clone().or(f.bip.clone()) {
+        let (addr, prefix) = bip.split_once('/').unwrap_or((&bip, ""));
+        if addr.parse::<std::net::Ipv4Addr>().is_err()
+            || !matches!(prefix.parse::<u8>(), Ok(0..=30))
+        {
+            bail!("invalid --bip {bip:?}: give the bridge's address with its prefix, e.g. 172.17.0.1/16");
+        }
+        net.bip = Some(bip);
+    }
+    net.iptables = flags.iptables.or(f.iptables).unwrap_or(true);
+    net.ip_forward = flags.ip_forward.or(f.ip_forward).unwrap_or(true);
+    if let Some(mtu) = flags.mtu.or(f.mtu) {
+        if !(68..=65535).contains(&mtu) {
+            bail!("invalid --mtu {mtu}: it must be between 68 and 65535");
+        }
+        net.mtu = mtu;
+    }
+    for p in f.default_address_pools.iter().flatten() {
+        let base: berth_engine::Ipv4Net = p
+            .base
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid default-address-pools base {:?}: {e}", p.base))?;
+        if p.size < base.prefix() || p.size > 30 {
+            bail!(
+                "invalid default-address-pools size {} for base {}",
+                p.size,
+                p.base
+            );
+        }
+        net.pools
+            .push(berth_engine::AddressPool { base, size: p.size });
+    }
+    Ok(())
 }
 
 fn positive(n: usize, key: &str) -> anyhow::Result<usize> {
@@ -285,6 +341,19 @@ struct FileSettings {
     live_restore: Option<bool>,
     max_concurrent_downloads: Option<usize>,
     max_concurrent_uploads: Option<usize>,
+    bridge: Option<String>,
+    bip: Option<String>,
+    iptables: Option<bool>,
+    ip_forward: Option<bool>,
+    mtu: Option<u32>,
+    default_address_pools: Option<Vec<PoolSetting>>,
+}
+
+/// One `default-address-pools` entry: `{"base": "10.10.0.0/16", "size": 24}`.
+#[derive(Debug, serde::Deserialize)]
+struct PoolSetting {
+    base: String,
+    size: u8,
 }
 
 impl FileSettings {
@@ -385,5 +454,38 @@ mod tests {
         assert!(resolve(&["--label", "nokey"]).is_err());
         assert!(resolve(&["-H", "tcp://127.0.0.1:1", "--tlscert", "/x"]).is_err());
         assert!(resolve(&["--group", "no-such-group-berth-test"]).is_err());
+    }
+
+    #[test]
+    fn network_settings() {
+        let (_p, path) = write_config(
+            r#"{"default-address-pools": [{"base": "10.40.0.0/16", "size": 24}], "mtu": 1400}"#,
+        );
+        let c = resolve(&[
+            "--config-file",
+            &path,
+            "--bridge",
+            "bt0",
+            "--bip",
+            "10.41.0.1/24",
+            "--iptables=false",
+        ])
+        .unwrap();
+        let n = &c.engine.network;
+        assert_eq!(
+            (n.bridge.as_str(), n.bip.as_deref(), n.mtu),
+            ("bt0", Some("10.41.0.1/24"), 1400)
+        );
+        assert!(!n.iptables && n.ip_forward);
+        assert_eq!(n.pools.len(), 1);
+        assert_eq!(
+            (n.pools[0].base.to_string(), n.pools[0].size),
+            ("10.40.0.0/16".into(), 24)
+        );
+        assert!(resolve(&["--bip", "10.41.0.1"]).is_err());
+        assert!(resolve(&["--bridge", "a-name-longer-than-15"]).is_err());
+        let (_p2, path) =
+            write_config(r#"{"default-address-pools": [{"base": "10.40.0.0/16", "size": 8}]}"#);
+        assert!(resolve(&["--config-file", &path]).is_err());
     }
 }

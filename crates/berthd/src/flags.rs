@@ -75,4 +75,24 @@ pub struct Flags {
     /// Layers pushed in parallel per push
     #[arg(long = "max-concurrent-uploads", value_name = "N")]
     pub max_concurrent_uploads: Option<usize>,
+
+    /// The default bridge network's Linux bridge (created if missing)
+    #[arg(short = 'b', long = "bridge", value_name = "NAME")]
+    pub bridge: Option<String>,
+
+    /// The default bridge's address and subnet (e.g. 172.17.0.1/16)
+    #[arg(long = "bip", value_name = "CIDR")]
+    pub bip: Option<String>,
+
+    /// Manage iptables rules (in berth's own chains)
+    #[arg(long = "iptables", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub iptables: Option<bool>,
+
+    /// Enable IPv4 forwarding on start
+    #[arg(long = "ip-forward", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub ip_forward: Option<bool>,
+
+    /// MTU of the default bridge and new networks
+    #[arg(long = "mtu", value_name = "BYTES")]
+    pub mtu: Option<u32>,
 }

@@ -1,13 +1,17 @@
-//! Reading the json-file log the shim writes: `tail`, `timestamps`, stream selection,
-//! `follow` (until the container stops), multiplexed frames unless the container has a tty.
+//! Reading the json-file log the shim writes: `tail`, `since`, `until`, `timestamps`,
+//! stream selection, `follow` (woken by inotify on the container's directory, until the
+//! container stops), multiplexed frames unless the container has a tty.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use berth_shim::{frame_header, LogEntry, Stream};
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{mpsc, watch};
 
 /// What `GET /containers/{id}/logs` asks for.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +22,50 @@ pub struct LogsOptions {
     pub timestamps: bool,
     /// Last N lines; `None` is all.
     pub tail: Option<usize>,
+    /// Only entries at or after this time (ns since the epoch).
+    pub since: Option<i64>,
+    /// Only entries at or before this time (ns since the epoch); `follow` ends there.
+    pub until: Option<i64>,
+}
+
+/// What wakes a follower: inotify on the directory holding the log.
+struct Inotified(Inotify);
+
+impl AsRawFd for Inotified {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+fn watch_dir(dir: &Path) -> std::io::Result<AsyncFd<Inotified>> {
+    let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+    ino.add_watch(
+        dir,
+        AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO,
+    )?;
+    // `new` is deprecated because a caller could hand it a borrowed fd; `Inotified` owns
+    // its fd for the whole life of the `AsyncFd`, which is what `register` asks for.
+    #[allow(deprecated)]
+    AsyncFd::new(Inotified(ino))
+}
+
+/// Waits until the directory changes (then drains the queued events).
+async fn changed(fd: &AsyncFd<Inotified>) {
+    match fd.readable().await {
+        Ok(mut guard) => {
+            let _ = guard.get_inner().0.read_events();
+            guard.clear_ready();
+        }
+        // Should not happen; do not spin.
+        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+    }
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 pub(crate) fn log_path(data_dir: &Path, id: &str) -> PathBuf {
@@ -26,6 +74,13 @@ pub(crate) fn log_path(data_dir: &Path, id: &str) -> PathBuf {
 
 fn render(line: &[u8], tty: bool, opts: &LogsOptions) -> Option<Vec<u8>> {
     let e: LogEntry = serde_json::from_slice(line).ok()?;
+    if opts.since.is_some() || opts.until.is_some() {
+        // moby `jsonfilelog`: since is inclusive, until is inclusive.
+        let t = berth_api_types::timestamp::parse_nanos(&e.time, 0).ok()?;
+        if opts.since.is_some_and(|s| t < s) || opts.until.is_some_and(|u| t > u) {
+            return None;
+        }
+    }
     let stream = match e.stream.as_str() {
         "stderr" if opts.stderr => Stream::Stderr,
         "stdout" if opts.stdout => Stream::Stdout,
@@ -45,15 +100,28 @@ fn render(line: &[u8], tty: bool, opts: &LogsOptions) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Sends the log's entries; with `follow`, keeps reading until `running()` is false.
-pub(crate) fn stream(
+/// Sends the log's entries; with `follow`, keeps reading until `running()` is false,
+/// woken by changes to the log's directory and by `state` (exits, removal).
+pub(crate) fn stream<T: Send + Sync + 'static>(
     path: PathBuf,
     tty: bool,
     opts: LogsOptions,
     running: impl Fn() -> bool + Send + 'static,
+    mut state: watch::Receiver<T>,
 ) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
+        // Set up before the first read, so no write between the read and the wait is missed.
+        let inotify = match (opts.follow, path.parent()) {
+            (true, Some(dir)) => match watch_dir(dir) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "logs: no inotify; polling");
+                    None
+                }
+            },
+            _ => None,
+        };
         let mut offset = 0u64;
         let mut partial: Vec<u8> = Vec::new();
         let mut first = true;
@@ -114,11 +182,29 @@ pub(crate) fn stream(
             if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
                 return;
             }
-            if !opts.follow || !still {
+            if !opts.follow || !still || opts.until.is_some_and(|u| now_nanos() > u) {
                 return;
             }
+            let until = async {
+                match opts.until {
+                    Some(u) => {
+                        let left = u.saturating_sub(now_nanos()).max(0) as u64;
+                        tokio::time::sleep(Duration::from_nanos(left)).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let wake = async {
+                match &inotify {
+                    Some(fd) => changed(fd).await,
+                    None => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = wake => {}
+                // An exit or removal: read what is left, then stop.
+                _ = state.changed() => {}
+                _ = until => return,
                 _ = tx.closed() => return,
             }
         }

@@ -7,10 +7,20 @@
 //! container runs; one task per running container waits on the runtime, records the exit,
 //! unmounts and honours `AutoRemove`.
 
+mod archive;
+mod cgroup;
+mod exec;
+pub mod fs_views;
+mod image_users;
+mod lifecycle;
 mod logs;
+pub(crate) mod mounts;
 mod names;
+mod pause;
 mod record;
 mod spec;
+mod stats;
+mod update;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,8 +36,11 @@ use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
 
 pub use berth_runtime::AttachStreams;
+pub use exec::{ExecConfig, ExecStart};
 pub use logs::LogsOptions;
+pub use stats::Top;
 
+use crate::events::EventBus;
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError};
 use record::Record;
@@ -82,6 +95,10 @@ pub(crate) struct Containers {
     data: PathBuf,
     exec: PathBuf,
     map: Mutex<HashMap<String, Arc<Entry>>>,
+    execs: exec::Execs,
+    events: Arc<EventBus>,
+    life: lifecycle::Supervisor,
+    networks: Arc<crate::networks::Networks>,
 }
 
 /// `POST /containers/create`'s answer.
@@ -121,7 +138,13 @@ fn no_such(name: &str) -> EngineError {
 
 impl Containers {
     /// Loads the records on disk and reattaches to containers that were running.
-    pub(crate) fn open(data_root: &Path, exec_root: &Path, shim: &Path) -> Arc<Containers> {
+    pub(crate) fn open(
+        data_root: &Path,
+        exec_root: &Path,
+        shim: &Path,
+        events: Arc<EventBus>,
+        networks: Arc<crate::networks::Networks>,
+    ) -> Arc<Containers> {
         let data = data_root.join("containers");
         let exec = exec_root.join("containers");
         let _ = std::fs::create_dir_all(&data);
@@ -149,6 +172,10 @@ impl Containers {
             data,
             exec,
             map: Mutex::new(map),
+            execs: Default::default(),
+            events,
+            life: Default::default(),
+            networks,
         });
         let running: Vec<String> = c
             .entries()
@@ -156,9 +183,18 @@ impl Containers {
             .filter(|e| e.rec().running())
             .map(|e| e.rec().id.clone())
             .collect();
+        c.networks.forget_stale(&running);
+        for e in c.entries().into_iter().filter(|e| e.rec().running()) {
+            let (id, pid) = {
+                let r = e.rec();
+                (r.id.clone(), r.state.pid)
+            };
+            c.networks.restore(&id, pid);
+        }
         for id in running {
             c.clone().watch_exit(id);
         }
+        c.boot_restarts();
         c
     }
 
@@ -229,6 +265,7 @@ impl Containers {
 
     /// Unmounts the rootfs and removes the runtime's directory.
     async fn release(&self, id: &str) {
+        self.networks.unplug(id);
         let rootfs = self.rootfs(id);
         if let Err(e) = berth_sys::mount::unmount(&rootfs, true) {
             tracing::warn!(id, error = %e, "cannot unmount the rootfs");
@@ -264,6 +301,8 @@ impl Containers {
     async fn on_exit(self: &Arc<Self>, id: &str, exit: ExitRecord) {
         let Ok(entry) = self.get(id) else { return };
         self.release(id).await;
+        mounts::emit_volume_events(self, id, false);
+        let restart;
         let auto_remove = {
             let mut r = entry.rec();
             r.state.status = "exited".into();
@@ -272,6 +311,7 @@ impl Containers {
             r.state.oom_killed = exit.oom_killed;
             r.state.finished_at = exit.finished_at.clone();
             r.state.error = exit.error.clone().unwrap_or_default();
+            restart = self.after_exit(&mut r, &exit);
             r.auto_remove()
         };
         self.persist_entry(&entry);
@@ -279,6 +319,10 @@ impl Containers {
             e.exits += 1;
             e.last_exit = exit.exit_code;
         });
+        if let Some((delay, generation)) = restart {
+            self.clone()
+                .schedule_restart(id.to_string(), delay, generation);
+        }
         if auto_remove {
             let _guard = entry.op.lock().await;
             self.remove(&entry).await;
@@ -296,14 +340,19 @@ impl Containers {
             r.id.clone()
         };
         self.release(&id).await;
+        self.forget_restart(&id);
+        self.networks.forget(&id);
         let dir = self.data_dir(&id);
+        let anon = mounts::auto_removed_volumes(&dir, entry.rec().auto_remove());
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
             tracing::warn!(id, error = %e, "cannot remove the container directory");
         }
+        mounts::drop_volumes(self, &anon);
         self.map
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+        self.emit(&entry.rec(), "destroy", &[]);
         entry.events.send_modify(|e| e.removed = true);
     }
 
@@ -400,22 +449,22 @@ impl Engine {
             Some(Value::Object(m)) => m,
             _ => Map::new(),
         };
-        req.remove("NetworkingConfig");
+        let networking = req.remove("NetworkingConfig");
         let mode = host_config
             .get("NetworkMode")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        match mode.as_str() {
-            "" | "default" | "bridge" | "none" | "host" => {}
-            other => {
-                return Err(EngineError::NotFound(format!("network {other} not found")));
-            }
-        }
+        let net_peer = match mode.strip_prefix("container:") {
+            Some(peer) => Some(c.get(peer)?.rec().id.clone()),
+            None => None,
+        };
         if mode.is_empty() || mode == "default" {
             host_config.insert("NetworkMode".into(), "bridge".into());
         }
+        lifecycle::validate_policy(&host_config)?;
         let mut config = spec::merge_config(&req, &image_cfg);
+        let mounts = mounts::plan(c, &host_config, &req, &image_cfg)?;
         let args = spec::args_of(&config);
         if args.is_empty() {
             return Err(EngineError::InvalidArgument("No command specified".into()));
@@ -426,7 +475,14 @@ impl Engine {
             .and_then(Value::as_str)
             .is_none_or(str::is_empty);
         if hostname_empty {
-            config.insert("Hostname".into(), id[..12].into());
+            // moby `daemon/create.go`: on the host's network, the host's name.
+            let host = (mode == "host")
+                .then(|| nix::unistd::gethostname().ok()?.into_string().ok())
+                .flatten();
+            config.insert(
+                "Hostname".into(),
+                host.unwrap_or_else(|| id[..12].into()).into(),
+            );
         }
         config.insert("Image".into(), image_name.clone().into());
         let rec_name = match &name {
@@ -445,6 +501,7 @@ impl Engine {
             host_config,
             state: Default::default(),
             restart_count: 0,
+            manually_stopped: false,
         };
         // Reserve the name and insert, under one lock.
         let entry = {
@@ -486,13 +543,21 @@ impl Engine {
             std::fs::create_dir_all(dir.join("rw/work"))
         })()
         .map_err(EngineError::io("cannot create", &dir))
-        .and_then(|()| c.persist(&entry.rec()));
+        .and_then(|()| self.mounts_materialize(&dir, mounts))
+        .and_then(|()| c.persist(&entry.rec()))
+        .and_then(|()| {
+            let r = entry.rec().clone();
+            let net = networking.as_ref();
+            c.networks
+                .register(&id, &r.name, &r.config, &r.host_config, net, net_peer)
+        });
         if let Err(e) = made {
             c.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
         tracing::info!(id, "container created");
+        c.emit(&entry.rec(), "create", &[]);
         Ok(Created {
             id,
             warnings: Vec::new(),
@@ -501,6 +566,16 @@ impl Engine {
 
     /// `POST /containers/{id}/start`; `Ok(false)` when it already runs (304).
     pub async fn container_start(&self, name: &str) -> Result<bool, EngineError> {
+        self.start_container(name, true).await
+    }
+
+    /// Starts a container, for a user (`by_user`: resets the restart count and the
+    /// manual-stop mark) or for its restart policy.
+    pub(crate) async fn start_container(
+        &self,
+        name: &str,
+        by_user: bool,
+    ) -> Result<bool, EngineError> {
         let c = &self.containers;
         let entry = c.get(name)?;
         let _guard = entry.op.lock().await;
@@ -538,15 +613,21 @@ impl Engine {
         let result = self.start_mounted(&entry, &rec, &rootfs, &data_dir).await;
         match result {
             Ok(pid) => {
+                mounts::emit_volume_events(c, &id, true);
                 {
                     let mut r = entry.rec();
                     r.state.status = "running".into();
+                    r.state.paused = false;
                     r.state.pid = pid;
                     r.state.exit_code = 0;
                     r.state.error.clear();
                     r.state.oom_killed = false;
                     r.state.started_at = now_rfc3339();
                     r.state.finished_at = record::ZERO_TIME.into();
+                    if by_user {
+                        c.reset_restart(&mut r);
+                    }
+                    c.emit(&r, "start", &[]);
                 }
                 c.persist_entry(&entry);
                 c.clone().watch_exit(id);
@@ -587,7 +668,9 @@ impl Engine {
         data_dir: &Path,
     ) -> Result<i32, (EngineError, Option<i32>)> {
         let c = &self.containers;
-        let input = spec::spec_input(rec, rootfs, data_dir).map_err(|e| (e, None))?;
+        let peer = (rec.network_mode().strip_prefix("container:")).and_then(|p| net_peer(c, p));
+        let plan = c.networks.prepare(&rec.id, peer).map_err(|e| (e, None))?;
+        let input = spec::spec_input(rec, rootfs, data_dir, &plan).map_err(|e| (e, None))?;
         let spec = berth_runtime::build_spec(&input).map_err(|e| (rt_err(e), None))?;
         let b = |k: &str| rec.config.get(k).and_then(Value::as_bool).unwrap_or(false);
         let req = ContainerStart {
@@ -610,6 +693,16 @@ impl Engine {
             other => (rt_err(other), None),
         };
         let started = c.runtime.create(req).await.map_err(failed)?;
+        // veths and addresses are set up by `ip` and `nsenter`: off the async workers.
+        let (nets, nid, npid) = (c.networks.clone(), rec.id.clone(), started.pid);
+        let plugged = tokio::task::spawn_blocking(move || nets.plug(&nid, npid))
+            .await
+            .unwrap_or_else(|e| Err(EngineError::Internal(format!("network setup failed: {e}"))));
+        if let Err(e) = plugged {
+            let _ = c.runtime.kill(rid(&rec.id), libc_sigkill(), true).await;
+            let _ = c.runtime.wait(rid(&rec.id)).await;
+            return Err((e, None));
+        }
         // Attaches made before the start get their streams now, so no output is lost.
         let waiters: Vec<AttachWaiter> = entry
             .pending_attach
@@ -647,6 +740,9 @@ impl Engine {
             let r = entry.rec();
             (r.id.clone(), r.tty(), r.state.status.clone())
         };
+        if matches!(status.as_str(), "running" | "created" | "exited") {
+            c.emit(&entry.rec(), "attach", &[]);
+        }
         match status.as_str() {
             "running" => {
                 let fut = async move { c.runtime.attach(rid(&id), streams).await.map_err(rt_err) };
@@ -682,7 +778,7 @@ impl Engine {
         let seen = *rx.borrow();
         let (running, code) = {
             let r = entry.rec();
-            (r.running(), r.state.exit_code)
+            (r.running() || r.restarting(), r.state.exit_code)
         };
         if cond == WaitCondition::NotRunning && !running {
             return Ok(Box::pin(async move { Ok(code) }));
@@ -707,17 +803,34 @@ impl Engine {
     pub async fn container_kill(&self, name: &str, signal: &str) -> Result<(), EngineError> {
         let sig = parse_signal(signal)?;
         let entry = self.containers.get(name)?;
-        let (id, running) = {
+        let (id, running, restarting, stop_signal) = {
             let r = entry.rec();
-            (r.id.clone(), r.running())
+            let stop = r.config.get("StopSignal").and_then(Value::as_str);
+            let stop_signal = stop
+                .filter(|s| !s.is_empty())
+                .and_then(|s| parse_signal(s).ok());
+            (r.id.clone(), r.running(), r.restarting(), stop_signal)
         };
-        if !running {
+        if !running && !restarting {
             return Err(not_running(&id));
         }
-        match self.containers.runtime.kill(rid(&id), sig, false).await {
+        // moby `killWithSignal`: the stop signal (or any, without one) or SIGKILL ends
+        // the restart policy's run.
+        if stop_signal.is_none_or(|s| s == sig) || sig == libc_sigkill() {
+            self.containers.cancel_restart(&entry);
+        }
+        if restarting {
+            return Ok(());
+        }
+        let r = match self.containers.runtime.kill(rid(&id), sig, false).await {
             Err(RuntimeError::NotRunning(_)) => Err(not_running(&id)),
             other => other.map_err(rt_err),
+        };
+        if r.is_ok() {
+            self.containers
+                .emit(&entry.rec(), "kill", &[("signal", &sig.to_string())]);
         }
+        r
     }
 
     /// `POST /containers/{id}/stop`; `Ok(false)` when it was not running (304).
@@ -742,6 +855,14 @@ impl Engine {
                 r.config.get("StopTimeout").and_then(Value::as_i64),
             )
         };
+        let restarting = entry.rec().restarting();
+        if running || restarting {
+            c.cancel_restart(&entry);
+        }
+        if restarting {
+            c.emit(&entry.rec(), "stop", &[]);
+            return Ok(true);
+        }
         if !running {
             return Ok(false);
         }
@@ -752,20 +873,29 @@ impl Engine {
         };
         let t = timeout.or(stop_timeout).unwrap_or(10);
         let seen = entry.events.borrow().exits;
-        let _ = c.runtime.kill(rid(&id), sig, false).await;
+        if c.runtime.kill(rid(&id), sig, false).await.is_ok() {
+            c.emit(&entry.rec(), "kill", &[("signal", &sig.to_string())]);
+        }
         let wait = if t < 0 {
             Duration::from_secs(u64::MAX / 4)
         } else {
             Duration::from_secs(t as u64)
         };
         if !Containers::await_exit(&entry, seen, wait).await {
-            let _ = c.runtime.kill(rid(&id), libc_sigkill(), true).await;
+            if c.runtime.kill(rid(&id), libc_sigkill(), true).await.is_ok() {
+                c.emit(
+                    &entry.rec(),
+                    "kill",
+                    &[("signal", &libc_sigkill().to_string())],
+                );
+            }
             if !Containers::await_exit(&entry, seen, Duration::from_secs(30)).await {
                 return Err(EngineError::Internal(format!(
                     "container {id} did not stop after SIGKILL"
                 )));
             }
         }
+        c.emit(&entry.rec(), "stop", &[]);
         Ok(true)
     }
 
@@ -788,14 +918,29 @@ impl Engine {
                 "removal of container {id} is already in progress"
             )));
         }
+        if status == "restarting" {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"{cname}\": container is restarting: stop the container before removing or force remove"
+                )));
+            }
+            c.cancel_restart(&entry);
+        }
         if running {
             if !force {
                 return Err(EngineError::Conflict(format!(
                     "cannot remove container \"{cname}\": container is running: stop the container before removing or force remove"
                 )));
             }
+            c.cancel_restart(&entry);
             let seen = entry.events.borrow().exits;
-            let _ = c.runtime.kill(rid(&id), libc_sigkill(), true).await;
+            if c.runtime.kill(rid(&id), libc_sigkill(), true).await.is_ok() {
+                c.emit(
+                    &entry.rec(),
+                    "kill",
+                    &[("signal", &libc_sigkill().to_string())],
+                );
+            }
             if !Containers::await_exit(&entry, seen, Duration::from_secs(30)).await {
                 return Err(EngineError::Internal(format!(
                     "cannot remove container \"{cname}\": could not kill it"
@@ -810,7 +955,13 @@ impl Engine {
     pub async fn container_inspect(&self, name: &str) -> Result<Value, EngineError> {
         let c = &self.containers;
         let rec = c.get(name)?.rec().clone();
-        Ok(rec.inspect(&c.data_dir(&rec.id), &c.exec_dir(&rec.id)))
+        let mut v = rec.inspect(&c.data_dir(&rec.id), &c.exec_dir(&rec.id));
+        if let Some(ns) = c.networks.inspect_settings(&rec.id, rec.running()) {
+            v["NetworkSettings"] = ns;
+        }
+        v["Mounts"] = mounts::inspect_json(&c.data_dir(&rec.id));
+        v["ExecIDs"] = c.execs.ids_json(&rec.id);
+        Ok(v)
     }
 
     /// `GET /containers/json`.
@@ -838,8 +989,8 @@ impl Engine {
         let ancestors = filters.get("ancestor");
         let out = recs
             .into_iter()
-            .filter(|r| all || !status.is_empty() || r.running())
-            .filter(|r| status.is_empty() || status.contains(&r.state.status))
+            .filter(|r| all || !status.is_empty() || r.running() || r.restarting())
+            .filter(|r| status.is_empty() || status.iter().any(|s| s == r.status_word()))
             .filter(|r| {
                 names.is_empty()
                     || names
@@ -864,7 +1015,13 @@ impl Engine {
                         .iter()
                         .any(|a| *a == r.image || r.image_id.contains(a.as_str()))
             })
-            .map(|r| r.summary(now))
+            .map(|r| {
+                let mut v = r.summary(now);
+                self.containers
+                    .networks
+                    .patch_summary(&r.id, r.running(), &mut v);
+                v
+            })
             .collect();
         Ok(out)
     }
@@ -872,7 +1029,11 @@ impl Engine {
     /// Counts for `/info`: (all, running, stopped).
     pub fn container_counts(&self) -> (usize, usize, usize) {
         let entries = self.containers.entries();
-        let running = entries.iter().filter(|e| e.rec().running()).count();
+        // dockerd counts a restarting container as running.
+        let running = entries
+            .iter()
+            .filter(|e| e.rec().running() || e.rec().restarting())
+            .count();
         (entries.len(), running, entries.len() - running)
     }
 
@@ -891,13 +1052,45 @@ impl Engine {
         let path = logs::log_path(&c.data_dir(&id), &id);
         let running = {
             let entry = entry.clone();
-            move || entry.rec().running()
+            move || entry.rec().running() || entry.rec().restarting()
         };
-        Ok((tty, logs::stream(path, tty, opts, running)))
+        let state = entry.events.subscribe();
+        Ok((tty, logs::stream(path, tty, opts, running, state)))
     }
 }
 
 /// A json value for the create response.
 pub fn created_json(c: &Created) -> Value {
     json!({"Id": c.id, "Warnings": c.warnings})
+}
+
+/// What the network API needs to know of a container.
+#[derive(Debug, Clone)]
+pub(crate) struct ContainerBrief {
+    pub id: String,
+    pub running: bool,
+    pub pid: i32,
+}
+
+impl Engine {
+    /// ID, running state and init pid of a container, by any of its names.
+    pub(crate) fn container_brief(&self, name: &str) -> Result<ContainerBrief, EngineError> {
+        let r = self.containers.get(name)?.rec().clone();
+        Ok(ContainerBrief {
+            running: r.running(),
+            pid: r.state.pid,
+            id: r.id,
+        })
+    }
+}
+
+/// For `--network container:<id>`: that container's init pid, hosts and resolv.conf.
+pub(crate) fn net_peer(c: &Containers, id: &str) -> Option<(i32, String, String)> {
+    let r = c.get(id).ok()?.rec().clone();
+    if !r.running() {
+        return None;
+    }
+    let dir = c.data_dir(&r.id);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    Some((r.state.pid, read("hosts"), read("resolv.conf")))
 }

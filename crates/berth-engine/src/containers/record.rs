@@ -28,6 +28,20 @@ pub(crate) struct Record {
     pub state: StateRecord,
     #[serde(default)]
     pub restart_count: u32,
+    /// Stopped or killed by a user: `unless-stopped` stays down (dockerd's
+    /// `HasBeenManuallyStopped`).
+    #[serde(default)]
+    pub manually_stopped: bool,
+}
+
+/// `HostConfig.RestartPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RestartPolicy {
+    No,
+    Always,
+    UnlessStopped,
+    /// With the maximum retry count (0: unlimited).
+    OnFailure(u32),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +54,9 @@ pub(crate) struct StateRecord {
     pub oom_killed: bool,
     pub started_at: String,
     pub finished_at: String,
+    /// Frozen by `docker pause`; meaningful only while running.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl Default for StateRecord {
@@ -52,6 +69,7 @@ impl Default for StateRecord {
             oom_killed: false,
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
+            paused: false,
         }
     }
 }
@@ -59,6 +77,35 @@ impl Default for StateRecord {
 impl Record {
     pub fn running(&self) -> bool {
         self.state.status == "running"
+    }
+
+    /// Waiting to be restarted by its policy; dockerd counts it as running.
+    pub fn restarting(&self) -> bool {
+        self.state.status == "restarting"
+    }
+
+    pub fn restart_policy(&self) -> RestartPolicy {
+        let p = self.host_config.get("RestartPolicy");
+        let name = p.and_then(|p| p.get("Name")).and_then(Value::as_str);
+        let max = p
+            .and_then(|p| p.get("MaximumRetryCount"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        match name.unwrap_or("") {
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            "on-failure" => RestartPolicy::OnFailure(max.min(u32::MAX as u64) as u32),
+            _ => RestartPolicy::No,
+        }
+    }
+
+    /// Docker's `State.Status`: `paused` for a frozen running container.
+    pub fn status_word(&self) -> &str {
+        if self.running() && self.state.paused {
+            "paused"
+        } else {
+            &self.state.status
+        }
     }
 
     pub fn tty(&self) -> bool {
@@ -114,10 +161,10 @@ impl Record {
             "Path": self.path,
             "Args": self.args,
             "State": {
-                "Status": s.status,
-                "Running": self.running(),
-                "Paused": false,
-                "Restarting": false,
+                "Status": self.status_word(),
+                "Running": self.running() || self.restarting(),
+                "Paused": self.status_word() == "paused",
+                "Restarting": self.restarting(),
                 "OOMKilled": s.oom_killed,
                 "Dead": s.status == "dead",
                 "Pid": s.pid,
@@ -189,7 +236,7 @@ impl Record {
             "Created": parse_unix(&self.created).unwrap_or(0),
             "Ports": [],
             "Labels": self.config.get("Labels").cloned().unwrap_or(json!({})),
-            "State": self.state.status,
+            "State": self.status_word(),
             "Status": self.status_text(now_unix),
             "HostConfig": {"NetworkMode": self.network_mode()},
             "NetworkSettings": {"Networks": {}},
@@ -202,11 +249,17 @@ impl Record {
         let s = &self.state;
         match s.status.as_str() {
             "running" => format!(
-                "Up {}",
-                human_duration(now - parse_unix(&s.started_at).unwrap_or(now))
+                "Up {}{}",
+                human_duration(now - parse_unix(&s.started_at).unwrap_or(now)),
+                if s.paused { " (Paused)" } else { "" }
             ),
             "exited" => format!(
                 "Exited ({}) {} ago",
+                s.exit_code,
+                human_duration(now - parse_unix(&s.finished_at).unwrap_or(now))
+            ),
+            "restarting" => format!(
+                "Restarting ({}) {} ago",
                 s.exit_code,
                 human_duration(now - parse_unix(&s.finished_at).unwrap_or(now))
             ),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use berth_runtime::spec::{BindMount, NamespaceMode, Namespaces, Resources, User};
+use berth_runtime::spec::{BindMount, Namespaces, Resources, User};
 use berth_runtime::ContainerSpecInput;
 use serde_json::{Map, Value};
 
@@ -184,17 +184,17 @@ pub(crate) fn spec_input(
     rec: &Record,
     rootfs: &Path,
     data_dir: &Path,
+    net: &crate::networks::NetPlan,
 ) -> Result<ContainerSpecInput, EngineError> {
     let c = &rec.config;
     let hc = &rec.host_config;
     let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let b = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let host_net = rec.network_mode() == "host";
     let mut hostname = s("Hostname");
     if hostname.is_empty() {
         hostname = rec.id[..12].to_string();
     }
-    write_etc_files(data_dir, &hostname, host_net)?;
+    write_etc_files(data_dir, &hostname, net)?;
     let mut mounts = Vec::new();
     for (f, dest) in [
         ("hostname", "/etc/hostname"),
@@ -207,6 +207,19 @@ pub(crate) fn spec_input(
             readonly: false,
             propagation: Some("rprivate".into()),
         });
+    }
+    // User mounts: binds, volumes and tmpfs (`containers::mounts`), then `--tmpfs`.
+    let data_root = data_dir
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| EngineError::Internal("container directory has no data root".into()))?;
+    let (user_binds, mut tmpfs) = super::mounts::for_start(data_root, data_dir, rootfs)?;
+    mounts.retain(|m| !user_binds.iter().any(|u| u.destination == m.destination));
+    mounts.extend(user_binds);
+    if let Some(Value::Object(t)) = hc.get("Tmpfs") {
+        for (dest, opts) in t {
+            tmpfs.insert(dest.clone(), opts.as_str().unwrap_or("").to_string());
+        }
     }
     let strs = |k: &str| strings(hc.get(k)).unwrap_or_default();
     let resources = Resources {
@@ -241,12 +254,9 @@ pub(crate) fn spec_input(
         resources,
         shm_size: int(hc, "ShmSize"),
         mounts,
+        tmpfs,
         namespaces: Namespaces {
-            net: if host_net {
-                NamespaceMode::Host
-            } else {
-                NamespaceMode::Private
-            },
+            net: net.ns.clone(),
             ..Namespaces::default()
         },
         cgroups_path: format!("/berth/{}", rec.id),
@@ -263,45 +273,20 @@ impl Record {
     }
 }
 
-fn write_etc_files(dir: &Path, hostname: &str, host_net: bool) -> Result<(), EngineError> {
-    let w = |name: &str, data: String| {
+/// `hostname`, and the network's `hosts` and `resolv.conf` content (networks.rs).
+fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    net: &crate::networks::NetPlan,
+) -> Result<(), EngineError> {
+    let w = |name: &str, data: &str| {
         let p = dir.join(name);
         berth_sys::fs::atomic_write(&p, data.as_bytes(), 0o644)
             .map_err(EngineError::io("cannot write", &p))
     };
-    w("hostname", format!("{hostname}\n"))?;
-    let hosts = if host_net {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-    } else {
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-             ff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
-        )
-    };
-    w("hosts", hosts)?;
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv: String = if host_net {
-        host
-    } else {
-        // Loopback resolvers of the host are unreachable from the container's netns.
-        let kept: Vec<&str> = host
-            .lines()
-            .filter(|l| {
-                let t: Vec<&str> = l.split_whitespace().collect();
-                !(t.first() == Some(&"nameserver")
-                    && t.get(1)
-                        .is_some_and(|a| a.starts_with("127.") || *a == "::1"))
-            })
-            .collect();
-        let mut s = kept.join("\n");
-        s.push('\n');
-        if !kept.iter().any(|l| l.starts_with("nameserver")) {
-            s.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-        }
-        s
-    };
-    w("resolv.conf", resolv)
+    w("hostname", &format!("{hostname}\n"))?;
+    w("hosts", &net.hosts)?;
+    w("resolv.conf", &net.resolv)
 }
 
 #[cfg(test)]

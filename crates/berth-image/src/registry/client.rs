@@ -173,6 +173,37 @@ impl RepoClient {
         Ok((body, content_type))
     }
 
+    /// Every tag of the repository (`GET /v2/<name>/tags/list`, following `Link` pages).
+    pub(crate) async fn list_tags(&self) -> Result<Vec<String>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut tags = Vec::new();
+        let mut url = self.url("tags/list");
+        for _ in 0..MAX_TAG_PAGES {
+            let resp = self.request(Method::GET, &url, |rb| rb).await?;
+            if !resp.status().is_success() {
+                return Err(self.error(resp, "GET", &url).await);
+            }
+            let next = resp
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let body = read_limited(resp, MAX_MANIFEST_SIZE, "GET", &url).await?;
+            let page: TagList = serde_json::from_slice(&body)
+                .map_err(|e| RegistryError::Invalid(format!("tag list from {url}: {e}")))?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(path) => url = format!("{}{path}", self.endpoint.base),
+                None => break,
+            }
+        }
+        Ok(tags)
+    }
+
     /// Fetches a small blob (a config) whole and checks its digest.
     pub(crate) async fn get_blob_bytes(
         &self,
@@ -401,6 +432,24 @@ impl RepoClient {
     }
 }
 
+/// Pages of a tag list followed at most (a registry answering with endless `Link`s).
+const MAX_TAG_PAGES: usize = 1000;
+
+/// The path of a `Link: </v2/…?last=x>; rel="next"` header.
+fn next_link(header: &str) -> Option<String> {
+    let (target, params) = header.split_once(';')?;
+    params
+        .contains("rel=\"next\"")
+        .then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+        .filter(|t| t.starts_with('/'))
+}
+
 /// `POST /auth`: does `GET /v2/` accept these credentials?
 pub(crate) async fn login(
     registry: &Arc<Registry>,
@@ -570,6 +619,17 @@ mod tests {
         );
         assert!(registry_error_text(b"<html>").is_none());
         assert!(registry_error_text(br#"{"errors":[]}"#).is_none());
+    }
+
+    #[test]
+    fn tag_list_pages_follow_next_links() {
+        assert_eq!(
+            next_link(r#"</v2/library/busybox/tags/list?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/library/busybox/tags/list?last=b&n=2")
+        );
+        assert_eq!(next_link(r#"</v2/x/tags/list?last=b>; rel="prev""#), None);
+        assert_eq!(next_link(r#"<https://evil.example/x>; rel="next""#), None);
+        assert_eq!(next_link("garbage"), None);
     }
 
     #[test]

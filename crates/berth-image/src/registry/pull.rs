@@ -99,6 +99,16 @@ impl Registry {
         })
     }
 
+    /// Every tag of `reference`'s repository, as the registry lists them (`pull -a`).
+    pub async fn list_tags(
+        self: &Arc<Self>,
+        reference: &Reference,
+        auth: &RegistryAuth,
+    ) -> Result<Vec<String>, RegistryError> {
+        let client = self.repository(reference, auth, "pull", Vec::new()).await?;
+        client.list_tags().await
+    }
+
     /// The descriptor of what `reference` names and the platforms it offers.
     pub async fn inspect(
         self: &Arc<Self>,

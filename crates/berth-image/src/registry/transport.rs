@@ -3,7 +3,8 @@
 //! `docker.io` is served by `registry-1.docker.io`. HTTPS is always tried; plain HTTP only
 //! for loopback hosts (`localhost`, 127.0.0.0/8, ::1, or a name resolving there) and the
 //! configured insecure registries, and then only after HTTPS failed to connect, as dockerd
-//! does (moby `registry/service_v2.go`). Certificates trusted are the system's plus
+//! does (moby `registry/service_v2.go`). A listed insecure registry's HTTPS certificate is
+//! not checked (dockerd's rule); loopback is not exempted from checks, unlike dockerd. Certificates trusted are the system's plus
 //! `<certs.d>/<host:port>/*.crt`; a client certificate comes from `*.cert` with the
 //! `*.key` of the same stem (moby `registry/registry.go` `ReadCertsDirectory`). Each
 //! registry host gets one pooled HTTP client, made on first use and kept.
@@ -75,7 +76,14 @@ impl Transport {
         } else {
             domain
         };
-        let tls = tls_config(&self.certs_dirs, domain)?;
+        let mut tls = tls_config(&self.certs_dirs, domain)?;
+        let listed_insecure = self.listed_insecure(host).await;
+        if listed_insecure {
+            // dockerd's rule for `insecure-registries`: HTTPS without certificate checks.
+            // Only for registries the administrator listed; loopback keeps its checks.
+            tls.dangerous()
+                .set_certificate_verifier(Arc::new(UncheckedServerCert::new()));
+        }
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -91,7 +99,7 @@ impl Transport {
                 http,
                 challenge,
             },
-            Err(e) if self.allows_plain_http(host).await => {
+            Err(e) if listed_insecure || is_loopback(host).await => {
                 let plain = format!("http://{host}");
                 tracing::debug!(registry = domain, error = %e, "HTTPS failed; trying plain HTTP");
                 // When both fail, the HTTPS error says more (an untrusted certificate).
@@ -114,31 +122,101 @@ impl Transport {
         Ok(endpoint)
     }
 
-    /// Loopback, or listed in the insecure registries (by `host[:port]` or CIDR).
-    async fn allows_plain_http(&self, host: &str) -> bool {
-        let (name, port) = split_host_port(host);
+    /// Listed in the insecure registries, by `host[:port]`, host, or a CIDR holding every
+    /// address the host resolves to.
+    async fn listed_insecure(&self, host: &str) -> bool {
+        let (name, _) = split_host_port(host);
         if self.insecure.iter().any(|i| i == host || i == name) {
             return true;
         }
-        if name.eq_ignore_ascii_case("localhost") {
-            return true;
+        let nets: Vec<(IpAddr, u8)> = self.insecure.iter().filter_map(|i| parse_cidr(i)).collect();
+        if nets.is_empty() {
+            return false;
         }
-        let ips: Vec<IpAddr> = match name.parse::<IpAddr>() {
-            Ok(ip) => vec![ip],
-            Err(_) => tokio::net::lookup_host((name, port.unwrap_or(443)))
-                .await
-                .map(|addrs| addrs.map(|a| a.ip()).collect())
-                .unwrap_or_default(),
-        };
+        let ips = resolve(host).await;
         !ips.is_empty()
             && ips.iter().all(|ip| {
-                ip.is_loopback()
-                    || self
-                        .insecure
-                        .iter()
-                        .filter_map(|i| parse_cidr(i))
-                        .any(|(net, bits)| cidr_contains(net, bits, *ip))
+                nets.iter()
+                    .any(|(net, bits)| cidr_contains(*net, *bits, *ip))
             })
+    }
+}
+
+/// `localhost`, or a host whose every address is a loopback one.
+async fn is_loopback(host: &str) -> bool {
+    let (name, _) = split_host_port(host);
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let ips = resolve(host).await;
+    !ips.is_empty() && ips.iter().all(IpAddr::is_loopback)
+}
+
+/// The addresses of `host[:port]`'s host (none when it does not resolve).
+async fn resolve(host: &str) -> Vec<IpAddr> {
+    let (name, port) = split_host_port(host);
+    match name.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => tokio::net::lookup_host((name, port.unwrap_or(443)))
+            .await
+            .map(|addrs| addrs.map(|a| a.ip()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Accepts any server certificate (still checking the handshake's signatures): what an
+/// administrator asks for by listing a registry in `insecure-registries`.
+#[derive(Debug)]
+struct UncheckedServerCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl UncheckedServerCert {
+    fn new() -> Self {
+        UncheckedServerCert(Arc::new(rustls::crypto::ring::default_provider()))
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for UncheckedServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -364,17 +442,19 @@ mod tests {
             insecure_registries: vec!["reg.internal:5000".into(), "192.168.0.0/16".into()],
             ..RegistryConfig::default()
         });
-        for (host, want) in [
-            ("localhost:5000", true),
-            ("127.0.0.1:5000", true),
-            ("127.8.9.1", true),
-            ("[::1]:5000", true),
-            ("reg.internal:5000", true),
-            ("192.168.3.4:80", true),
-            ("10.0.0.1:5000", false),
-            ("192.169.0.1", false),
+        // (host, loopback, listed insecure)
+        for (host, loopback, listed) in [
+            ("localhost:5000", true, false),
+            ("127.0.0.1:5000", true, false),
+            ("127.8.9.1", true, false),
+            ("[::1]:5000", true, false),
+            ("reg.internal:5000", false, true),
+            ("192.168.3.4:80", false, true),
+            ("10.0.0.1:5000", false, false),
+            ("192.169.0.1", false, false),
         ] {
-            assert_eq!(t.allows_plain_http(host).await, want, "{host}");
+            assert_eq!(is_loopback(host).await, loopback, "{host}");
+            assert_eq!(t.listed_insecure(host).await, listed, "{host}");
         }
     }
 

@@ -33,6 +33,9 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/stop", post(stop))
         .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/restart", post(restart))
+        .route("/containers/{id}/rename", post(rename))
+        .route("/containers/prune", post(prune))
 }
 
 fn receiver_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
@@ -76,8 +79,13 @@ async fn start(
 async fn inspect(
     State(engine): State<AppState>,
     Path(id): Path<String>,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
-    Ok(Json(engine.container_inspect(&id).await?).into_response())
+    let mut v = engine.container_inspect(&id).await?;
+    if Query::from_uri(&uri).bool("size") {
+        engine.container_add_sizes(&mut v).await;
+    }
+    Ok(Json(v).into_response())
 }
 
 async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
@@ -87,6 +95,12 @@ async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiE
     if let Some(n) = q.get("limit").and_then(|l| l.parse::<i64>().ok()) {
         if n > 0 {
             items.truncate(n as usize);
+        }
+    }
+    for item in &mut items {
+        engine.container_add_mounts(item);
+        if q.bool("size") {
+            engine.container_add_sizes(item).await;
         }
     }
     Ok(Json(items).into_response())
@@ -130,7 +144,12 @@ async fn remove(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
+    let anonymous = match q.bool("v") {
+        true => engine.container_anonymous_volumes(&id).await?,
+        false => Vec::new(),
+    };
     engine.container_delete(&id, q.bool("force")).await?;
+    engine.volumes_drop_anonymous(anonymous).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -191,6 +210,9 @@ async fn logs(
         follow: q.bool("follow"),
         timestamps: q.bool("timestamps"),
         tail: q.get("tail").and_then(|t| t.parse::<usize>().ok()),
+        since: time_param(&q, "since")?,
+        // bollard sends `until=0` for "no bound"; the epoch bounds nothing useful either.
+        until: time_param(&q, "until")?.filter(|u| *u != 0),
     };
     if !opts.stdout && !opts.stderr {
         return Err(ApiError::bad_request(
@@ -278,4 +300,58 @@ async fn attach(
         .header(header::UPGRADE, "tcp")
         .body(Body::empty())
         .unwrap_or_default())
+}
+
+/// The `t` query parameter (seconds; negative waits forever).
+fn timeout_param(q: &Query) -> Result<Option<i64>, ApiError> {
+    match q.get("t") {
+        None | Some("") => Ok(None),
+        Some(t) => t
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}"))),
+    }
+}
+
+async fn restart(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    let t = timeout_param(&q)?;
+    engine.container_restart(&id, t, q.get("signal")).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn rename(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    engine
+        .container_rename(&id, q.get("name").unwrap_or(""))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn prune(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    let filters = Filters::parse(q.get("filters")).map_err(ApiError::bad_request)?;
+    Ok(Json(engine.container_prune(&filters).await?).into_response())
+}
+
+/// A time query parameter (`since`, `until`) in nanoseconds; see `timestamp::parse_nanos`.
+fn time_param(q: &Query, key: &str) -> Result<Option<i64>, ApiError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    match q.get(key).map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => berth_api_types::timestamp::parse_nanos(v, now)
+            .map(Some)
+            .map_err(ApiError::bad_request),
+    }
 }

@@ -1,10 +1,16 @@
 //! The router: one module per resource, each route one `Engine` call.
 
+mod archive;
+mod container_ops;
 mod containers;
 mod distribution;
+mod events;
+mod exec;
 mod images;
+mod networks;
 mod query;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -20,7 +26,13 @@ pub(crate) fn router(engine: Arc<Engine>) -> Router {
         .merge(system::routes())
         .merge(images::routes())
         .merge(containers::routes())
+        .merge(events::routes())
+        .merge(container_ops::routes())
+        .merge(exec::routes())
         .merge(distribution::routes())
+        .merge(volumes::routes())
+        .merge(networks::routes())
+        .merge(archive::routes())
         .fallback(not_found)
         .with_state(engine)
 }

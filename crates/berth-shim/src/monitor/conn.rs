@@ -20,6 +20,8 @@ pub enum Mode {
     Control,
     /// Waiting for the container's exit; answered in `finish`.
     Wait,
+    /// Waiting for an exec's exit; answered in `housekeeping`.
+    ExecWait(usize),
     /// Carrying a process's streams.
     Attach {
         target: Target,
@@ -137,7 +139,7 @@ impl Monitor {
         c.read_closed = true;
         match c.mode {
             Mode::Control => c.close_when_flushed = true,
-            Mode::Wait => {}
+            Mode::Wait | Mode::ExecWait(_) => {}
             Mode::Attach { target, stdin, .. } => {
                 // docker run -i: the client's end of input closes the container's stdin when
                 // StdinOnce; an exec's stdin always closes with its client's.
@@ -161,7 +163,7 @@ impl Monitor {
                 }
                 return;
             }
-            Mode::Attach { .. } | Mode::Wait => return,
+            Mode::Attach { .. } | Mode::Wait | Mode::ExecWait(_) => return,
             Mode::Control => self.conns[i].inbuf.extend_from_slice(data),
         }
         loop {
@@ -264,7 +266,18 @@ impl Monitor {
                         return Some(error(ErrorKind::NotRunning, "container is not running"));
                     };
                     match sys::pidfd_send_signal(pidfd.as_fd(), signal) {
-                        Ok(()) => Response::Ok,
+                        Ok(()) => {
+                            // A frozen process acts on a signal only once thawed; moby
+                            // (`daemon/kill.go`) unpauses after SIGKILL or the stop signal.
+                            if self.status == Status::Paused
+                                && (all || signal == libc::SIGKILL || signal == libc::SIGTERM)
+                            {
+                                if let Err(e) = self.resume_container() {
+                                    tracing::warn!(error = %e, "thaw after kill");
+                                }
+                            }
+                            Response::Ok
+                        }
                         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => error(
                             ErrorKind::NotRunning,
                             format!("container {} is not running", self.opts.id),
@@ -303,6 +316,15 @@ impl Monitor {
                 process,
                 attach,
             } => {
+                if running && self.status == Status::Paused {
+                    return Some(error(
+                        ErrorKind::Conflict,
+                        format!(
+                            "Container {} is paused, unpause the container before exec",
+                            self.opts.id
+                        ),
+                    ));
+                }
                 if !running || self.status != Status::Running {
                     return Some(error(
                         ErrorKind::NotRunning,
@@ -343,14 +365,14 @@ impl Monitor {
                 }
             }
             Request::ExecState { exec_id } => match self.find_exec(&exec_id) {
+                Some(x) => Response::Exec(self.exec_state(x)),
+                None => error(ErrorKind::NotFound, format!("no such exec: {exec_id}")),
+            },
+            Request::ExecWait { exec_id } => match self.find_exec(&exec_id) {
+                Some(x) if self.execs[x].exit.is_some() => Response::Exec(self.exec_state(x)),
                 Some(x) => {
-                    let p: &Proc = &self.execs[x];
-                    Response::Exec(ExecState {
-                        exec_id,
-                        pid: p.pid.as_raw(),
-                        running: p.exit.is_none(),
-                        exit_code: p.exit.map(|e| e.0),
-                    })
+                    self.conns[i].mode = Mode::ExecWait(x);
+                    return None;
                 }
                 None => error(ErrorKind::NotFound, format!("no such exec: {exec_id}")),
             },
@@ -362,6 +384,70 @@ impl Monitor {
                 Some(x) => self.resize(Target::Exec(x), width, height),
                 None => error(ErrorKind::NotFound, format!("no such exec: {exec_id}")),
             },
+            Request::Pause => {
+                if !running || self.status == Status::Created {
+                    error(
+                        ErrorKind::NotRunning,
+                        format!("Container {} is not running", self.opts.id),
+                    )
+                } else if self.status == Status::Paused {
+                    error(
+                        ErrorKind::Conflict,
+                        format!("Container {} is already paused", self.opts.id),
+                    )
+                } else {
+                    match self.container.pause() {
+                        Ok(()) => {
+                            self.status = Status::Paused;
+                            Response::Ok
+                        }
+                        Err(e) => error(
+                            ErrorKind::Internal,
+                            format!("pause: {}", container::describe(&e)),
+                        ),
+                    }
+                }
+            }
+            Request::Resume => {
+                if !running {
+                    error(
+                        ErrorKind::NotRunning,
+                        format!("Container {} is not running", self.opts.id),
+                    )
+                } else if self.status != Status::Paused {
+                    error(
+                        ErrorKind::Conflict,
+                        format!("Container {} is not paused", self.opts.id),
+                    )
+                } else {
+                    match self.resume_container() {
+                        Ok(()) => Response::Ok,
+                        Err(e) => error(ErrorKind::Internal, format!("resume: {e}")),
+                    }
+                }
+            }
         })
+    }
+
+    /// Exec `x` as the daemon sees it.
+    pub fn exec_state(&self, x: usize) -> ExecState {
+        let p: &Proc = &self.execs[x];
+        ExecState {
+            exec_id: p.exec_id.clone(),
+            pid: p.pid.as_raw(),
+            running: p.exit.is_none(),
+            exit_code: p.exit.map(|e| e.0),
+        }
+    }
+
+    /// Thaws the container; its status is running again.
+    fn resume_container(&mut self) -> Result<(), String> {
+        self.container
+            .resume()
+            .map_err(|e| container::describe(&e))?;
+        if self.status == Status::Paused {
+            self.status = Status::Running;
+        }
+        Ok(())
     }
 }

@@ -385,6 +385,17 @@ impl Monitor {
                 }
             }
         }
+        for i in 0..self.conns.len() {
+            if let Mode::ExecWait(x) = self.conns[i].mode {
+                if self.execs[x].exit.is_some() {
+                    let answer = Response::Exec(self.exec_state(x));
+                    let c = &mut self.conns[i];
+                    c.mode = Mode::Control;
+                    c.send(&answer);
+                    c.close_when_flushed = true;
+                }
+            }
+        }
         for c in self.conns.iter_mut() {
             if c.close_when_flushed && c.outbuf.is_empty() {
                 c.dead = true;

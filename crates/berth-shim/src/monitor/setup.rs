@@ -9,7 +9,7 @@ use berth_shim::{start_failure_exit_code, ExecProcess, Status, PID_FILE, SOCKET_
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::waitpid;
-use oci_spec::runtime::{Process, Spec, UserBuilder};
+use oci_spec::runtime::{Capabilities, Capability, Process, Spec, UserBuilder};
 
 use super::cgroups::{self, Layout};
 use super::container::{self, ChildStdio};
@@ -184,10 +184,30 @@ pub fn exec_process(base: &Process, p: &ExecProcess) -> Result<Process, String> 
     if p.args.is_empty() {
         return Err("exec needs a command".into());
     }
-    if p.privileged {
-        return Err("privileged exec is not supported yet".into());
-    }
     let mut proc_ = base.clone();
+    if p.privileged {
+        // moby `daemon/exec_linux.go`: bounding, permitted and effective get every
+        // capability; inheritable and ambient stay the container's.
+        if p.capabilities.is_empty() {
+            return Err("privileged exec needs the capability list".into());
+        }
+        let held = held_capabilities();
+        let mut caps = Capabilities::new();
+        for c in &p.capabilities {
+            let cap = c
+                .trim_start_matches("CAP_")
+                .parse::<Capability>()
+                .map_err(|_| format!("unknown capability: {c:?}"))?;
+            if held.as_ref().is_none_or(|h| h.iter().any(|x| x == c)) {
+                caps.insert(cap);
+            }
+        }
+        let mut set = base.capabilities().clone().unwrap_or_default();
+        set.set_bounding(Some(caps.clone()));
+        set.set_permitted(Some(caps.clone()));
+        set.set_effective(Some(caps));
+        proc_.set_capabilities(Some(set));
+    }
     proc_.set_args(Some(p.args.clone()));
     let mut env: Vec<String> = base.env().clone().unwrap_or_default();
     for kv in &p.env {
@@ -216,11 +236,77 @@ pub fn exec_process(base: &Process, p: &ExecProcess) -> Result<Process, String> 
     Ok(proc_)
 }
 
+/// Capability names by number (`linux/capability.h`, through `CAP_CHECKPOINT_RESTORE`).
+const CAP_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The capabilities in `CapBnd` of a `/proc/<pid>/status` text.
+fn bounding_set(status: &str) -> Option<Vec<&'static str>> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    let bits = u64::from_str_radix(hex.trim(), 16).ok()?;
+    Some(
+        CAP_NAMES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| bits & (1 << i) != 0)
+            .map(|(_, n)| *n)
+            .collect(),
+    )
+}
+
+/// What this monitor may hand out: a privileged exec gets every capability the host lets
+/// us hold (asking for more makes `capset` fail; sandboxes without `CAP_SYS_RESOURCE`).
+fn held_capabilities() -> Option<Vec<&'static str>> {
+    bounding_set(&fs::read_to_string("/proc/self/status").ok()?)
+}
+
 /// Starts an exec process in the running container.
 pub fn exec(m: &Monitor, exec_id: &str, p: &ExecProcess) -> Result<Proc, String> {
     let process = exec_process(&m.base_process, p)?;
     let file = m.opts.dir.join(format!("exec-{exec_id}.json"));
-    let console = m.opts.dir.join(format!("exec-{exec_id}.sock"));
+    // Short: a unix socket path must fit in 108 bytes; the exec count is unique here.
+    let console = m.opts.dir.join(format!("e{}.sock", m.execs.len()));
     let res = (|| {
         fs::write(
             &file,
@@ -272,13 +358,34 @@ mod tests {
             privileged: true,
             ..Default::default()
         };
-        assert!(exec_process(&b, &p).is_err());
+        assert!(exec_process(&b, &p).is_err(), "privileged without the list");
+        let p = ExecProcess {
+            args: vec!["x".into()],
+            privileged: true,
+            capabilities: vec!["CAP_NOPE".into()],
+            ..Default::default()
+        };
+        assert!(exec_process(&b, &p).is_err(), "unknown capability");
         let p = ExecProcess {
             args: vec!["x".into()],
             cwd: Some("rel".into()),
             ..Default::default()
         };
         assert!(exec_process(&b, &p).is_err());
+    }
+
+    #[test]
+    fn bounding_set_names() {
+        let s = "Name:\tx\nCapBnd:\t000001fffeffffff\n";
+        let caps = bounding_set(s).unwrap();
+        assert_eq!(caps.len(), 40);
+        assert!(!caps.contains(&"CAP_SYS_RESOURCE"));
+        assert!(caps.contains(&"CAP_CHECKPOINT_RESTORE"));
+        assert_eq!(
+            bounding_set("CapBnd:\t0000000000000003\n").unwrap(),
+            ["CAP_CHOWN", "CAP_DAC_OVERRIDE"]
+        );
+        assert!(bounding_set("nothing").is_none());
     }
 
     #[test]
@@ -308,5 +415,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!((plain.user().uid(), plain.user().gid()), (5, 6));
+        assert_eq!(plain.capabilities(), b.capabilities());
+        let privileged = exec_process(
+            &b,
+            &ExecProcess {
+                args: vec!["id".into()],
+                privileged: true,
+                capabilities: vec!["CAP_SYS_ADMIN".into(), "CAP_CHOWN".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let caps = privileged.capabilities().clone().unwrap();
+        let eff = caps.effective().clone().unwrap();
+        assert!(eff.contains(&Capability::SysAdmin) && eff.len() == 2);
+        assert_eq!(caps.bounding(), caps.permitted());
     }
 }

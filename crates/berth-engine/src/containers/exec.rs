@@ -1,0 +1,518 @@
+//! `docker exec`: exec instances (create, start, inspect, resize) and the container's own
+//! terminal resize.
+//!
+//! As in dockerd, exec instances live only in the daemon's memory, tied to their
+//! container: a restarted daemon forgets them (the processes themselves belong to the
+//! container's shim and keep running). The shim starts the process and carries its
+//! streams; the server splices them to the client exactly as for attach. Whether an exec
+//! still runs, and its exit code, are asked of the shim when someone inspects it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use berth_runtime::{Runtime, RuntimeError};
+use berth_shim::{start_failure_exit_code, ExecProcess};
+use serde_json::{json, Map, Value};
+use tokio::net::UnixStream;
+
+use super::{names, rid, rt_err, spec, Pending};
+use crate::{Engine, EngineError};
+
+/// One exec instance as `POST /containers/{id}/exec` made it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecConfig {
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub privileged: bool,
+    pub tty: bool,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub detach_keys: String,
+}
+
+impl ExecConfig {
+    /// Reads Docker's `ExecConfig` body; unknown fields are ignored, wrong types refused.
+    pub fn from_body(body: &Map<String, Value>) -> Result<ExecConfig, EngineError> {
+        let strings = |k: &str| -> Result<Vec<String>, EngineError> {
+            match body.get(k) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::String(s)) if k == "Cmd" => Ok(vec![s.clone()]),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str().map(String::from).ok_or_else(|| {
+                            EngineError::InvalidArgument(format!("{k}: expected strings"))
+                        })
+                    })
+                    .collect(),
+                Some(_) => Err(EngineError::InvalidArgument(format!(
+                    "{k}: expected a list of strings"
+                ))),
+            }
+        };
+        let string = |k: &str| -> Result<String, EngineError> {
+            match body.get(k) {
+                None | Some(Value::Null) => Ok(String::new()),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(EngineError::InvalidArgument(format!(
+                    "{k}: expected a string"
+                ))),
+            }
+        };
+        let boolean = |k: &str| body.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let cfg = ExecConfig {
+            cmd: strings("Cmd")?,
+            env: strings("Env")?,
+            working_dir: string("WorkingDir")?,
+            user: string("User")?,
+            privileged: boolean("Privileged"),
+            tty: boolean("Tty"),
+            attach_stdin: boolean("AttachStdin"),
+            attach_stdout: boolean("AttachStdout"),
+            attach_stderr: boolean("AttachStderr"),
+            detach_keys: string("DetachKeys")?,
+        };
+        // moby `daemon/exec.go`: an empty command is refused at create.
+        if cfg.cmd.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "No exec command specified".into(),
+            ));
+        }
+        if let Some(bad) = cfg.env.iter().find(|e| e.is_empty() || e.starts_with('=')) {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid environment variable: {bad:?}"
+            )));
+        }
+        if !cfg.working_dir.is_empty() && !cfg.working_dir.starts_with('/') {
+            return Err(EngineError::InvalidArgument(format!(
+                "the working directory '{}' is invalid, it needs to be an absolute path",
+                cfg.working_dir
+            )));
+        }
+        Ok(cfg)
+    }
+}
+
+/// What happened to an exec so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Progress {
+    started: bool,
+    running: bool,
+    pid: i32,
+    exit_code: Option<i32>,
+}
+
+#[derive(Debug)]
+struct ExecEntry {
+    id: String,
+    container_id: String,
+    config: ExecConfig,
+    progress: Mutex<Progress>,
+}
+
+impl ExecEntry {
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The daemon's exec instances, by ID.
+#[derive(Debug, Default)]
+pub(crate) struct Execs(Mutex<HashMap<String, Arc<ExecEntry>>>);
+
+impl Execs {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ExecEntry>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `ExecIDs` of a container's inspect: its execs not known to have ended, or null.
+    pub(crate) fn ids_json(&self, container_id: &str) -> Value {
+        let ids: Vec<String> = self
+            .map()
+            .values()
+            .filter(|e| e.container_id == container_id && e.progress().exit_code.is_none())
+            .map(|e| e.id.clone())
+            .collect();
+        if ids.is_empty() {
+            Value::Null
+        } else {
+            json!(ids)
+        }
+    }
+
+    fn get(&self, id: &str) -> Result<Arc<ExecEntry>, EngineError> {
+        self.map()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::NotFound(format!("No such exec instance: {id}")))
+    }
+}
+
+/// `POST /exec/{id}/start` before the stream: whether the process has a tty, and the
+/// start itself, which the server runs after it has answered (101 or 200). The start
+/// yields the process's streams unless detached.
+pub struct ExecStart {
+    pub tty: bool,
+    pub start: Pending<Option<UnixStream>>,
+}
+
+/// Docker's words for an exec that could not start, so the CLI shows the cause
+/// (moby `daemon/exec.go`, the containerd error translated).
+fn exec_failed(message: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    let hint = match start_failure_exit_code(message) {
+        127 if !lower.contains("executable file not found")
+            && !lower.contains("no such file or directory") =>
+        {
+            ": executable file not found in $PATH"
+        }
+        126 if !lower.contains("permission denied") => ": permission denied",
+        _ => "",
+    };
+    format!(
+        "OCI runtime exec failed: exec failed: unable to start container process: {message}{hint}: unknown"
+    )
+}
+
+/// Waits for a started exec to exit: records its exit code and emits `exec_die`.
+async fn watch_exec(c: Arc<super::Containers>, exec: Arc<ExecEntry>) {
+    let code = match c.runtime.exec_wait(rid(&exec.container_id), &exec.id).await {
+        Ok(s) => s.exit_code.unwrap_or(0),
+        // The container went first; the kernel killed the rest of its pid namespace.
+        Err(_) => 137,
+    };
+    {
+        let mut p = exec.progress();
+        p.running = false;
+        p.exit_code.get_or_insert(code);
+    }
+    if let Ok(entry) = c.get(&exec.container_id) {
+        let code = code.to_string();
+        c.emit(
+            &entry.rec(),
+            "exec_die",
+            &[("execID", &exec.id), ("exitCode", &code)],
+        );
+    }
+}
+
+impl Engine {
+    /// `POST /containers/{id}/exec`: a new exec instance of a running container.
+    pub async fn exec_create(
+        &self,
+        container: &str,
+        body: &Map<String, Value>,
+    ) -> Result<String, EngineError> {
+        let c = &self.containers;
+        let entry = c.get(container)?;
+        let config = ExecConfig::from_body(body)?;
+        let (cid, running, paused) = {
+            let r = entry.rec();
+            (r.id.clone(), r.running(), r.state.paused)
+        };
+        if !running {
+            return Err(EngineError::Conflict(format!(
+                "container {cid} is not running"
+            )));
+        }
+        if paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {cid} is paused, unpause the container before exec"
+            )));
+        }
+        let id = names::new_id()?;
+        let exec = Arc::new(ExecEntry {
+            id: id.clone(),
+            container_id: cid.clone(),
+            config,
+            progress: Mutex::new(Progress::default()),
+        });
+        let action = format!("exec_create: {}", exec.config.cmd.join(" "));
+        {
+            let mut map = c.execs.map();
+            // Forget the instances of containers that are gone.
+            map.retain(|_, e| c.get(&e.container_id).is_ok());
+            map.insert(id.clone(), exec);
+        }
+        c.emit(&entry.rec(), &action, &[("execID", &id)]);
+        tracing::info!(container_id = %cid, exec_id = %id, "exec created");
+        Ok(id)
+    }
+
+    /// `POST /exec/{id}/start`; `tty` (the request's `Tty`) overrides the instance's.
+    pub async fn exec_start(
+        &self,
+        exec_id: &str,
+        detach: bool,
+        tty: Option<bool>,
+    ) -> Result<ExecStart, EngineError> {
+        let c = self.containers.clone();
+        let exec = c.execs.get(exec_id)?;
+        {
+            let mut p = exec.progress();
+            if p.exit_code.is_some() {
+                return Err(EngineError::Conflict(format!(
+                    "Error: Exec command {} has already run",
+                    exec.id
+                )));
+            }
+            if p.started {
+                return Err(EngineError::Conflict(format!(
+                    "Error: Exec command {} is already running",
+                    exec.id
+                )));
+            }
+            p.started = true;
+        }
+        let tty = tty.unwrap_or(exec.config.tty) || exec.config.tty;
+        let start = async move {
+            let result = Self::exec_run(&c, &exec, detach, tty).await;
+            if result.is_err() {
+                // moby sets 126 for a process that could not start (127: not found).
+                let mut p = exec.progress();
+                p.running = false;
+                p.exit_code.get_or_insert(126);
+            }
+            result
+        };
+        Ok(ExecStart {
+            tty,
+            start: Box::pin(start),
+        })
+    }
+
+    /// Starts the process of `exec` in its container (the part after the answer).
+    async fn exec_run(
+        c: &Arc<super::Containers>,
+        exec: &Arc<ExecEntry>,
+        detach: bool,
+        tty: bool,
+    ) -> Result<Option<UnixStream>, EngineError> {
+        let entry = c.get(&exec.container_id)?;
+        let (cid, running, paused) = {
+            let r = entry.rec();
+            (r.id.clone(), r.running(), r.state.paused)
+        };
+        if !running {
+            return Err(EngineError::Conflict(format!(
+                "container {cid} is not running"
+            )));
+        }
+        if paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {cid} is paused, unpause the container before exec"
+            )));
+        }
+        let cfg = &exec.config;
+        let user = spec::resolve_user(&cfg.user, &c.rootfs(&cid))?;
+        let process = ExecProcess {
+            args: cfg.cmd.clone(),
+            env: cfg.env.clone(),
+            cwd: (!cfg.working_dir.is_empty()).then(|| cfg.working_dir.clone()),
+            uid: (!cfg.user.is_empty()).then_some(user.uid),
+            gid: (!cfg.user.is_empty()).then_some(user.gid),
+            additional_gids: user.additional_gids,
+            tty,
+            stdin: cfg.attach_stdin && !detach,
+            privileged: cfg.privileged,
+            capabilities: if cfg.privileged {
+                berth_runtime::spec::ALL_CAPS
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        };
+        match c.runtime.exec(rid(&cid), &exec.id, process, !detach).await {
+            Ok((pid, stream)) => {
+                *exec.progress() = Progress {
+                    started: true,
+                    running: true,
+                    pid,
+                    exit_code: None,
+                };
+                tracing::info!(container_id = %cid, exec_id = %exec.id, pid, "exec started");
+                let action = format!("exec_start: {}", cfg.cmd.join(" "));
+                c.emit(&entry.rec(), &action, &[("execID", &exec.id)]);
+                tokio::spawn(watch_exec(c.clone(), exec.clone()));
+                Ok(stream)
+            }
+            Err(RuntimeError::Internal(message))
+            | Err(RuntimeError::StartFailed { message, .. }) => {
+                let mut p = exec.progress();
+                p.running = false;
+                p.exit_code = Some(match start_failure_exit_code(&message) {
+                    127 => 127,
+                    _ => 126,
+                });
+                Err(EngineError::Internal(exec_failed(&message)))
+            }
+            Err(e) => Err(rt_err(e)),
+        }
+    }
+
+    /// `GET /exec/{id}/json`, in Docker's shape.
+    pub async fn exec_inspect(&self, exec_id: &str) -> Result<Value, EngineError> {
+        let c = &self.containers;
+        let exec = c.execs.get(exec_id)?;
+        let known = *exec.progress();
+        if known.running {
+            match c
+                .runtime
+                .exec_state(rid(&exec.container_id), &exec.id)
+                .await
+            {
+                Ok(s) => {
+                    let mut p = exec.progress();
+                    p.running = s.running;
+                    p.exit_code = s.exit_code;
+                }
+                // The container (and with it the process) is gone; the kernel killed
+                // what was left of its pid namespace.
+                Err(RuntimeError::NotRunning(_)) | Err(RuntimeError::NotFound(_)) => {
+                    let mut p = exec.progress();
+                    p.running = false;
+                    p.exit_code.get_or_insert(137);
+                }
+                Err(e) => return Err(rt_err(e)),
+            }
+        }
+        let p = *exec.progress();
+        let cfg = &exec.config;
+        let mut process = json!({
+            "tty": cfg.tty,
+            "entrypoint": cfg.cmd[0],
+            "arguments": cfg.cmd[1..],
+        });
+        if !cfg.user.is_empty() {
+            process["user"] = json!(cfg.user);
+        }
+        if cfg.privileged {
+            process["privileged"] = json!(true);
+        }
+        Ok(json!({
+            "ID": exec.id,
+            "Running": p.running,
+            "ExitCode": p.exit_code,
+            "ProcessConfig": process,
+            "OpenStdin": cfg.attach_stdin,
+            "OpenStderr": cfg.attach_stderr,
+            "OpenStdout": cfg.attach_stdout,
+            "CanRemove": false,
+            "ContainerID": exec.container_id,
+            "DetachKeys": cfg.detach_keys,
+            "Pid": p.pid,
+        }))
+    }
+
+    /// `POST /exec/{id}/resize`.
+    pub async fn exec_resize(
+        &self,
+        exec_id: &str,
+        height: u16,
+        width: u16,
+    ) -> Result<(), EngineError> {
+        let c = &self.containers;
+        let exec = c.execs.get(exec_id)?;
+        if !exec.progress().running {
+            return Err(EngineError::Conflict(format!(
+                "Exec {} is not running",
+                exec.id
+            )));
+        }
+        c.runtime
+            .exec_resize(rid(&exec.container_id), &exec.id, width, height)
+            .await
+            .map_err(rt_err)
+    }
+
+    /// `POST /containers/{id}/resize`.
+    pub async fn container_resize(
+        &self,
+        name: &str,
+        height: u16,
+        width: u16,
+    ) -> Result<(), EngineError> {
+        let c = &self.containers;
+        let entry = c.get(name)?;
+        let (id, running) = {
+            let r = entry.rec();
+            (r.id.clone(), r.running())
+        };
+        if !running {
+            return Err(EngineError::Conflict(format!(
+                "Container {id} is not running"
+            )));
+        }
+        c.runtime
+            .resize(rid(&id), width, height)
+            .await
+            .map_err(rt_err)?;
+        let (h, w) = (height.to_string(), width.to_string());
+        c.emit(&entry.rec(), "resize", &[("height", &h), ("width", &w)]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn exec_config_refuses_bad_input() {
+        for (b, want) in [
+            (json!({}), "No exec command specified"),
+            (json!({"Cmd": []}), "No exec command specified"),
+            (json!({"Cmd": null}), "No exec command specified"),
+            (json!({"Cmd": [1]}), "Cmd"),
+            (json!({"Cmd": ["sh"], "Env": "A=1"}), "Env"),
+            (json!({"Cmd": ["sh"], "Env": ["=x"]}), "invalid environment"),
+            (json!({"Cmd": ["sh"], "WorkingDir": "rel"}), "absolute path"),
+            (json!({"Cmd": ["sh"], "User": 3}), "User"),
+        ] {
+            let err = ExecConfig::from_body(&body(b.clone())).unwrap_err();
+            assert!(err.to_string().contains(want), "{b}: {err}");
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument, "{b}");
+        }
+    }
+
+    #[test]
+    fn exec_config_reads_docker_fields() {
+        let c = ExecConfig::from_body(&body(json!({
+            "Cmd": ["sh", "-c", "id"], "Env": ["A=1"], "WorkingDir": "/tmp", "User": "1:2",
+            "Tty": true, "AttachStdin": true, "AttachStdout": true, "AttachStderr": false,
+            "DetachKeys": "ctrl-x", "Privileged": true, "Unknown": {"x": 1}
+        })))
+        .unwrap();
+        assert_eq!(c.cmd, ["sh", "-c", "id"]);
+        assert_eq!(
+            (c.env.len(), c.working_dir.as_str(), c.user.as_str()),
+            (1, "/tmp", "1:2")
+        );
+        assert!(c.tty && c.attach_stdin && c.attach_stdout && !c.attach_stderr && c.privileged);
+        assert_eq!(c.detach_keys, "ctrl-x");
+        // A bare string command is one argument, as Go's strslice decodes it.
+        let c = ExecConfig::from_body(&body(json!({"Cmd": "date"}))).unwrap();
+        assert_eq!(c.cmd, ["date"]);
+    }
+
+    #[test]
+    fn exec_failures_are_worded_like_docker() {
+        let m = exec_failed("executable 'nope' not found in $PATH");
+        assert!(
+            m.starts_with("OCI runtime exec failed: exec failed:"),
+            "{m}"
+        );
+        assert!(m.contains("executable file not found in $PATH"), "{m}");
+        assert!(m.ends_with(": unknown"));
+        assert!(exec_failed("Permission denied").contains("Permission denied"));
+    }
+}

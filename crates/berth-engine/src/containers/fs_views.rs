@@ -1,0 +1,629 @@
+//! Views of a container's filesystem: `changes` (A/C/D read from the overlay upper dir,
+//! whiteouts and opaque directories understood), `export` (a tar of the merged root),
+//! `commit` (the upper dir as a new image layer), sizes and `/system/df`.
+//!
+//! Owns: walking `<data-root>/containers/<id>/rw/diff`, read-only views of a stopped
+//! container's root, tar writing of a directory tree. Does not own: the layers
+//! (`berth-image` stores and unpacks them) nor volume records (`volumes`).
+
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+use super::{record::Record, rid, Containers};
+use crate::images::ImageListOptions;
+use crate::system::now_rfc3339;
+use crate::volumes::dir_size;
+use crate::{Engine, EngineError};
+
+/// The xattr overlayfs reads to treat a directory as opaque.
+const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// An overlay whiteout: a 0/0 character device.
+fn is_whiteout(md: &std::fs::Metadata) -> bool {
+    md.file_type().is_char_device() && md.rdev() == 0
+}
+
+fn is_opaque(path: &Path) -> bool {
+    matches!(xattr::get(path, OPAQUE_XATTR), Ok(Some(v)) if v == b"y")
+}
+
+/// Whether `rel` exists in the image's layers (`lowers`, top first).
+fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
+    for l in lowers {
+        if let Ok(md) = std::fs::symlink_metadata(l.join(rel)) {
+            return !is_whiteout(&md);
+        }
+    }
+    false
+}
+
+/// `docker diff` entries (path, kind: 0 changed, 1 added, 2 deleted) of the upper dir
+/// `upper` over `lowers` (top first), sorted by path.
+pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<(String, u8)> {
+    fn walk(upper: &Path, lowers: &[PathBuf], rel: &Path, out: &mut Vec<(String, u8)>) {
+        let Ok(rd) = std::fs::read_dir(upper.join(rel)) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let r = rel.join(e.file_name());
+            let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            let shown = format!("/{}", r.display());
+            if is_whiteout(&md) {
+                out.push((shown, 2));
+                continue;
+            }
+            let existed = in_lowers(lowers, &r);
+            out.push((shown, if existed { 0 } else { 1 }));
+            if md.is_dir() {
+                if existed && is_opaque(&e.path()) {
+                    // Everything the image had below an opaque dir is gone, unless the
+                    // upper dir has it again.
+                    for l in lowers {
+                        for c in std::fs::read_dir(l.join(&r))
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                        {
+                            let cr = r.join(c.file_name());
+                            if std::fs::symlink_metadata(upper.join(&cr)).is_err() {
+                                out.push((format!("/{}", cr.display()), 2));
+                            }
+                        }
+                    }
+                }
+                walk(upper, lowers, &r, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(upper, lowers, Path::new(""), &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Appends the tree at `dir` to `b`, entry names under `prefix` (`""` for the top, else
+/// ending without `/`), never following symlinks. With `layer`, overlay whiteouts and
+/// opaque dirs become `.wh.NAME` and `.wh..wh..opq` entries (the image layer format).
+pub(crate) fn append_tree<W: Write>(
+    b: &mut tar::Builder<W>,
+    dir: &Path,
+    prefix: &str,
+    layer: bool,
+) -> io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    let join = |n: &str| {
+        if prefix.is_empty() {
+            n.to_string()
+        } else {
+            format!("{prefix}/{n}")
+        }
+    };
+    for e in entries {
+        let path = e.path();
+        let fname = e.file_name().to_string_lossy().into_owned();
+        let name = join(&fname);
+        let md = std::fs::symlink_metadata(&path)?;
+        if layer && is_whiteout(&md) {
+            append_empty(b, &join(&format!(".wh.{fname}")), &md)?;
+            continue;
+        }
+        if md.file_type().is_socket() {
+            continue;
+        }
+        append_entry(b, &path, &name, &md)?;
+        if md.is_dir() {
+            if layer && is_opaque(&path) {
+                append_empty(b, &format!("{name}/.wh..wh..opq"), &md)?;
+            }
+            append_tree(b, &path, &name, layer)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `name` into `h`, with a GNU long-name record first when it does not fit.
+/// Names are kept verbatim (`./x` stays `./x`, which the docker CLI's rebasing needs).
+fn set_name<W: Write>(b: &mut tar::Builder<W>, h: &mut tar::Header, name: &str) -> io::Result<()> {
+    let bytes = name.as_bytes();
+    let field = &mut h.as_old_mut().name;
+    if bytes.len() <= field.len() {
+        field[..bytes.len()].copy_from_slice(bytes);
+        return Ok(());
+    }
+    let mut long = tar::Header::new_gnu();
+    long.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    long.set_entry_type(tar::EntryType::GNULongName);
+    long.set_mode(0o644);
+    long.set_size(bytes.len() as u64 + 1);
+    long.set_cksum();
+    let mut data = bytes.to_vec();
+    data.push(0);
+    b.append(&long, data.as_slice())?;
+    let n = field.len();
+    field.copy_from_slice(&bytes[..n]);
+    Ok(())
+}
+
+/// One entry for the file at `path` (not followed) named `name` (a directory gets a
+/// trailing `/`).
+pub(crate) fn append_entry<W: Write>(
+    b: &mut tar::Builder<W>,
+    path: &Path,
+    name: &str,
+    md: &std::fs::Metadata,
+) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(md, tar::HeaderMode::Complete);
+    let ft = md.file_type();
+    let name = if ft.is_dir() && !name.ends_with('/') {
+        format!("{name}/")
+    } else {
+        name.to_string()
+    };
+    if ft.is_symlink() {
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        let target = std::fs::read_link(path)?;
+        if h.set_link_name(&target).is_err() {
+            // A target over 100 bytes: tar's own long-link records (names normalised).
+            return b.append_link(&mut h, &name, &target);
+        }
+        set_name(b, &mut h, &name)?;
+        h.set_cksum();
+        return b.append(&h, io::empty());
+    }
+    if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+        h.set_entry_type(if ft.is_char_device() {
+            tar::EntryType::Char
+        } else if ft.is_block_device() {
+            tar::EntryType::Block
+        } else {
+            tar::EntryType::Fifo
+        });
+        let rdev = md.rdev();
+        h.set_device_major(nix::sys::stat::major(rdev) as u32)?;
+        h.set_device_minor(nix::sys::stat::minor(rdev) as u32)?;
+        h.set_size(0);
+    } else if ft.is_dir() {
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+    }
+    set_name(b, &mut h, &name)?;
+    h.set_cksum();
+    if ft.is_file() {
+        b.append(&h, std::fs::File::open(path)?)
+    } else {
+        b.append(&h, io::empty())
+    }
+}
+
+fn append_empty<W: Write>(
+    b: &mut tar::Builder<W>,
+    name: &str,
+    md: &std::fs::Metadata,
+) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_mtime(md.mtime().max(0) as u64);
+    set_name(b, &mut h, name)?;
+    h.set_cksum();
+    b.append(&h, io::empty())
+}
+
+/// Writes into a channel the server streams from.
+pub(crate) struct ChannelWriter(pub mpsc::Sender<io::Result<Bytes>>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A read-only merged view of a stopped container's root: an overlay of its upper dir
+/// over the image layers with a throw-away upper, unmounted and removed on drop.
+pub(crate) struct RootView {
+    pub root: PathBuf,
+    dir: Option<PathBuf>,
+}
+
+impl RootView {
+    /// The live rootfs when the container runs, else a fresh overlay under `data_dir`:
+    /// read-only (a throw-away upper), or with `writable` the container's own upper dir
+    /// (the caller holds the container's lock so that it does not start meanwhile).
+    pub(crate) fn open(
+        live: Option<PathBuf>,
+        data_dir: &Path,
+        image_lowers: &[PathBuf],
+        writable: bool,
+    ) -> Result<RootView, EngineError> {
+        if let Some(root) = live.filter(|r| berth_sys::mount::is_mountpoint(r)) {
+            return Ok(RootView { root, dir: None });
+        }
+        let dir = data_dir.join(format!("view-{}", &super::mounts::new_id()?[..12]));
+        reap_stale_views(data_dir, &dir);
+        let root = dir.join("merged");
+        // Made first, so that its drop cleans up whatever fails below.
+        let view = RootView {
+            root: root.clone(),
+            dir: Some(dir.clone()),
+        };
+        for d in ["merged", "upper", "work"] {
+            let p = dir.join(d);
+            std::fs::create_dir_all(&p).map_err(EngineError::io("cannot create", &p))?;
+        }
+        let mut lowers = Vec::new();
+        let (upper, work) = if writable {
+            (data_dir.join("rw/diff"), data_dir.join("rw/work"))
+        } else {
+            lowers.push(data_dir.join("rw/diff"));
+            (dir.join("upper"), dir.join("work"))
+        };
+        lowers.extend(image_lowers.iter().cloned());
+        if lowers.is_empty() {
+            lowers.push(dir.join("upper"));
+        }
+        berth_sys::mount::mount_overlay(&root, &lowers, &upper, &work).map_err(EngineError::io(
+            "cannot mount a view of the rootfs at",
+            &root,
+        ))?;
+        Ok(view)
+    }
+}
+
+/// The views this process has mounted now; any other `view-*` directory of a container
+/// was left by a daemon that died mid-copy.
+static LIVE_VIEWS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers `new` and removes the container's stale views (unmounted first).
+fn reap_stale_views(data_dir: &Path, new: &Path) {
+    let mut live = LIVE_VIEWS.lock().unwrap_or_else(|e| e.into_inner());
+    for e in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if e.file_name().to_string_lossy().starts_with("view-") && !live.contains(&p) {
+            tracing::warn!(path = %p.display(), "removing a stale rootfs view");
+            let _ = berth_sys::mount::unmount(&p.join("merged"), true);
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
+    live.push(new.to_path_buf());
+}
+
+impl Drop for RootView {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            LIVE_VIEWS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|p| p != dir);
+            if let Err(e) = berth_sys::mount::unmount(&self.root, true) {
+                tracing::warn!(path = %self.root.display(), error = %e, "cannot unmount rootfs view");
+            }
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// `POST /commit`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    pub repo: Option<String>,
+    pub tag: Option<String>,
+    pub comment: String,
+    pub author: String,
+    pub changes: Vec<String>,
+    /// Freeze a running container while its layer is read (the API's default).
+    pub pause: bool,
+    /// The request body: a container config whose set fields override.
+    pub config: Map<String, Value>,
+}
+
+impl Containers {
+    /// Bytes in the container's writable layer.
+    pub(crate) fn size_rw(&self, id: &str) -> i64 {
+        dir_size(&self.data_dir(id).join("rw/diff")).max(0)
+    }
+}
+
+impl Engine {
+    fn fs_target(&self, name: &str) -> Result<(Record, PathBuf, Vec<PathBuf>), EngineError> {
+        let c = &self.containers;
+        let rec = c.get(name)?.rec().clone();
+        let mut lowers = self.images.layer_diff_dirs(&rec.image_id)?;
+        lowers.reverse();
+        let dir = c.data_dir(&rec.id);
+        Ok((rec, dir, lowers))
+    }
+
+    /// `GET /containers/{id}/changes`: `[{"Path", "Kind"}]`, or null when nothing changed.
+    pub async fn container_changes(&self, name: &str) -> Result<Value, EngineError> {
+        let (_, dir, lowers) = self.fs_target(name)?;
+        let list = tokio::task::spawn_blocking(move || changes(&dir.join("rw/diff"), &lowers))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        if list.is_empty() {
+            return Ok(Value::Null);
+        }
+        Ok(Value::Array(
+            list.into_iter()
+                .map(|(p, k)| json!({"Path": p, "Kind": k}))
+                .collect(),
+        ))
+    }
+
+    /// `GET /containers/{id}/export`: the merged root as a tar stream.
+    pub async fn container_export(
+        &self,
+        name: &str,
+    ) -> Result<mpsc::Receiver<io::Result<Bytes>>, EngineError> {
+        let (rec, dir, lowers) = self.fs_target(name)?;
+        let live = rec.running().then(|| self.containers.rootfs(&rec.id));
+        let view = tokio::task::spawn_blocking(move || RootView::open(live, &dir, &lowers, false))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let (tx, rx) = mpsc::channel(8);
+        tokio::task::spawn_blocking(move || {
+            let w = io::BufWriter::with_capacity(256 * 1024, ChannelWriter(tx.clone()));
+            let mut b = tar::Builder::new(w);
+            b.follow_symlinks(false);
+            let r = append_tree(&mut b, &view.root, "", false)
+                .and_then(|()| b.into_inner())
+                .and_then(|mut w| w.flush());
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "export failed mid-stream");
+                let _ = tx.blocking_send(Err(e));
+            }
+            drop(view);
+        });
+        Ok(rx)
+    }
+
+    /// `POST /commit`: the container's upper dir as a new layer on its image, with its
+    /// config (and `changes`) as the image config. Returns the image ID.
+    pub async fn container_commit(
+        &self,
+        name: &str,
+        opts: CommitOptions,
+    ) -> Result<String, EngineError> {
+        let reference = match (&opts.repo, &opts.tag) {
+            (Some(r), t) if !r.is_empty() => {
+                let s = match t {
+                    Some(t) if !t.is_empty() => format!("{r}:{t}"),
+                    _ => r.clone(),
+                };
+                Some(
+                    s.parse::<berth_image::reference::Reference>()
+                        .map_err(|e| EngineError::InvalidArgument(e.to_string()))?
+                        .with_default_tag(),
+                )
+            }
+            _ => None,
+        };
+        let (rec, dir, _) = self.fs_target(name)?;
+        let store = self.images.clone();
+        let frozen = if opts.pause {
+            Some(super::archive::Frozen::new(&self.containers, name).await?)
+        } else {
+            None
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            let mut config = rec.config.clone();
+            for (k, v) in &opts.config {
+                if !v.is_null() {
+                    config.insert(k.clone(), v.clone());
+                }
+            }
+            berth_image::changes::apply_changes(&mut config, &opts.changes)
+                .map_err(EngineError::InvalidArgument)?;
+            let tmp = dir.join(format!("commit-{}.tar", rid(&rec.id)));
+            let layer = (|| {
+                let f = std::fs::File::create(&tmp)?;
+                let mut b = tar::Builder::new(io::BufWriter::new(f));
+                b.follow_symlinks(false);
+                append_tree(&mut b, &dir.join("rw/diff"), "", true)?;
+                b.into_inner()?.flush()?;
+                std::fs::File::open(&tmp)
+            })()
+            .map_err(EngineError::io("cannot write the layer", &tmp));
+            let added = layer.and_then(|f| Ok(store.add_layer(io::BufReader::new(f), None)?));
+            let _ = std::fs::remove_file(&tmp);
+            let layer = added?;
+            let mut image: Value = serde_json::from_slice(&store.config_bytes(&rec.image_id)?)
+                .map_err(|e| EngineError::Internal(format!("image config: {e}")))?;
+            let now = now_rfc3339();
+            image["config"] = Value::Object(config);
+            image["created"] = json!(now);
+            image["container"] = json!(rec.id);
+            if !opts.author.is_empty() {
+                image["author"] = json!(opts.author);
+            }
+            if !opts.comment.is_empty() {
+                image["comment"] = json!(opts.comment);
+            }
+            match image["rootfs"]["diff_ids"].as_array_mut() {
+                Some(d) => d.push(json!(layer.diff_id)),
+                None => image["rootfs"] = json!({"type": "layers", "diff_ids": [layer.diff_id]}),
+            }
+            let created_by = rec.args_full().join(" ");
+            let mut h = json!({"created": now, "created_by": created_by});
+            if !opts.author.is_empty() {
+                h["author"] = json!(opts.author);
+            }
+            if !opts.comment.is_empty() {
+                h["comment"] = json!(opts.comment);
+            }
+            match image["history"].as_array_mut() {
+                Some(list) => list.push(h),
+                None => image["history"] = json!([h]),
+            }
+            let bytes =
+                serde_json::to_vec(&image).map_err(|e| EngineError::Internal(e.to_string()))?;
+            let added = store.add_image(&bytes)?;
+            if let Some(r) = reference {
+                store.tag(&added.id, &r, &now)?;
+            }
+            tracing::info!(container = %rec.id, image = %added.id, "container committed");
+            Ok(added.id)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()));
+        if let Some(f) = frozen {
+            f.thaw().await;
+        }
+        result?
+    }
+
+    /// Adds `SizeRw` (the writable layer) and `SizeRootFs` (that plus the image) to an
+    /// inspect or list object, as `size=1` asks.
+    pub async fn container_add_sizes(&self, v: &mut Value) {
+        let id = v["Id"].as_str().unwrap_or("").to_string();
+        let image = v["Image"]
+            .as_str()
+            .filter(|i| i.starts_with("sha256:"))
+            .or_else(|| v["ImageID"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let c = self.containers.clone();
+        let rw = tokio::task::spawn_blocking(move || c.size_rw(&id))
+            .await
+            .unwrap_or(0);
+        let image_size = self
+            .images
+            .list()
+            .into_iter()
+            .find(|r| r.id == image)
+            .map_or(0, |r| r.size as i64);
+        v["SizeRw"] = json!(rw);
+        v["SizeRootFs"] = json!(rw + image_size);
+    }
+
+    /// `GET /system/df` (`type` limits the sections computed, as API 1.42+).
+    pub async fn system_df(&self, types: &[String]) -> Result<Value, EngineError> {
+        let want = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
+        let mut out = json!({"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [],
+                             "BuildCache": []});
+        let containers = self
+            .container_list(true, &berth_api_types::filters::Filters::default())
+            .await?;
+        if want("image") {
+            let images = self.image_list(ImageListOptions::default()).await?;
+            let mut layers = 0i64;
+            let mut list = Vec::new();
+            for img in images {
+                layers += img.size;
+                let users = containers
+                    .iter()
+                    .filter(|c| c["ImageID"].as_str() == Some(img.id.as_str()))
+                    .count() as i64;
+                let mut v =
+                    serde_json::to_value(&img).map_err(|e| EngineError::Internal(e.to_string()))?;
+                v["Containers"] = json!(users);
+                v["SharedSize"] = json!(0);
+                list.push(v);
+            }
+            out["LayersSize"] = json!(layers);
+            out["Images"] = Value::Array(list);
+        }
+        if want("container") {
+            let list: Vec<Value> = containers
+                .into_iter()
+                .map(|mut c| {
+                    let id = c["Id"].as_str().unwrap_or("").to_string();
+                    c["SizeRw"] = json!(self.containers.size_rw(&id));
+                    c["SizeRootFs"] = json!(0);
+                    c
+                })
+                .collect();
+            out["Containers"] = Value::Array(list);
+        }
+        if want("volume") {
+            out["Volumes"] = Value::Array(self.volumes_df());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_tar(bytes: &[u8]) -> Vec<String> {
+        let mut a = tar::Archive::new(bytes);
+        a.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn changes_against_the_lower_layers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (upper, lower) = (tmp.path().join("upper"), tmp.path().join("lower"));
+        std::fs::create_dir_all(lower.join("etc")).unwrap();
+        std::fs::write(lower.join("etc/passwd"), "root").unwrap();
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("etc/passwd"), "root2").unwrap();
+        std::fs::create_dir_all(upper.join("new/dir")).unwrap();
+        let got = changes(&upper, std::slice::from_ref(&lower));
+        assert_eq!(
+            got,
+            vec![
+                ("/etc".to_string(), 0),
+                ("/etc/passwd".to_string(), 0),
+                ("/new".to_string(), 1),
+                ("/new/dir".to_string(), 1),
+            ]
+        );
+        // A whiteout (needs CAP_MKNOD) is a deletion, and a `.wh.` entry in a layer tar.
+        let wh = upper.join("etc/group");
+        if nix::sys::stat::mknod(
+            &wh,
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+            0,
+        )
+        .is_ok()
+        {
+            assert!(changes(&upper, &[lower]).contains(&("/etc/group".to_string(), 2)));
+            let mut b = tar::Builder::new(Vec::new());
+            append_tree(&mut b, &upper, "", true).unwrap();
+            let names = read_tar(&b.into_inner().unwrap());
+            assert!(names.contains(&"etc/.wh.group".to_string()), "{names:?}");
+        }
+    }
+
+    #[test]
+    fn tar_names_keep_dot_prefix_and_long_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let long = "x".repeat(150);
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        std::fs::write(tmp.path().join("d").join(&long), "x").unwrap();
+        std::os::unix::fs::symlink("/etc", tmp.path().join("d/link")).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        append_tree(&mut b, tmp.path(), ".", false).unwrap();
+        let names = read_tar(&b.into_inner().unwrap());
+        assert!(
+            names.contains(&"./d/".to_string()) || names.contains(&"./d".to_string()),
+            "{names:?}"
+        );
+        assert!(names.iter().any(|n| n.ends_with(&long)), "{names:?}");
+        assert!(names.iter().any(|n| n.ends_with("d/link")), "{names:?}");
+    }
+}

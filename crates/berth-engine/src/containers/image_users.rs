@@ -1,0 +1,29 @@
+//! Which containers use which image: what `docker rmi` and `image prune` must respect.
+
+use std::collections::HashMap;
+
+use berth_image::store::ImageUser;
+
+use super::Containers;
+
+impl Containers {
+    /// Image ID → one container using it, a running one when there is any.
+    pub(crate) fn image_users(&self) -> HashMap<String, ImageUser> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut users: HashMap<String, ImageUser> = HashMap::new();
+        for entry in map.values() {
+            let rec = entry.rec();
+            let user = ImageUser {
+                container_id: rec.id.clone(),
+                running: rec.running(),
+            };
+            match users.get(&rec.image_id) {
+                Some(u) if u.running || !user.running => {}
+                _ => {
+                    users.insert(rec.image_id.clone(), user);
+                }
+            }
+        }
+        users
+    }
+}

@@ -1,0 +1,819 @@
+//! A container's mounts: `HostConfig.Binds`, `HostConfig.Mounts`, `VolumesFrom`, and the
+//! anonymous volumes of `Config.Volumes` and the image's `VOLUME`s, resolved at create
+//! into `<data-root>/containers/<id>/mounts.json`; at start turned into the runtime's bind
+//! and tmpfs mounts (host directories of `-v` made, image content copied up into empty
+//! volumes); shown as inspect's `Mounts`.
+//!
+//! Owns: parsing and validating mount requests with dockerd's messages (moby
+//! `volume/mounts/linux_parser.go`, `daemon/volumes.go`), `mounts.json`, copy-up.
+//! Does not own: volume records (`crate::volumes`), `HostConfig.Tmpfs` (read by `spec`).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use berth_runtime::spec::BindMount;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::Containers;
+use crate::volumes::{self, DriverSource};
+use crate::{Engine, EngineError};
+
+const FILE: &str = "mounts.json";
+
+/// A fresh 64-hex ID (container IDs and anonymous volume names alike).
+pub(crate) fn new_id() -> Result<String, EngineError> {
+    super::names::new_id()
+}
+
+/// One mount of a container, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MountEntry {
+    /// `bind`, `volume` or `tmpfs`.
+    pub typ: String,
+    /// The volume's name (empty for binds and tmpfs; set at create for anonymous ones).
+    pub name: String,
+    /// Host path (binds, volumes' `_data`); empty for tmpfs.
+    pub source: String,
+    pub destination: String,
+    /// As Docker shows it: the `-v` mode string, `z` for named volumes.
+    pub mode: String,
+    pub rw: bool,
+    pub propagation: String,
+    /// Made for this container (`-v /path`, image `VOLUME`): removed by `rm -v` and `--rm`.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Fill an empty volume with the image's content at the destination.
+    #[serde(default)]
+    pub copy_up: bool,
+    /// `-v /host:/dst` makes a missing host directory at start.
+    #[serde(default)]
+    pub create_source: bool,
+    /// tmpfs `size=…,mode=…`.
+    #[serde(default)]
+    pub tmpfs_options: String,
+    /// Labels and driver options for a volume created by this mount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_labels: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<BTreeMap<String, String>>,
+}
+
+impl MountEntry {
+    /// Docker's inspect `Mounts` item.
+    pub fn docker_json(&self) -> Value {
+        let mut v = json!({"Type": self.typ});
+        if self.typ == "volume" {
+            v["Name"] = json!(self.name);
+        }
+        v["Source"] = json!(self.source);
+        v["Destination"] = json!(self.destination);
+        if self.typ == "volume" {
+            v["Driver"] = json!("local");
+        }
+        v["Mode"] = json!(self.mode);
+        v["RW"] = json!(self.rw);
+        v["Propagation"] = json!(self.propagation);
+        v
+    }
+}
+
+fn invalid(msg: String) -> EngineError {
+    EngineError::InvalidArgument(msg)
+}
+
+fn config_err(typ: &str, detail: &str) -> EngineError {
+    invalid(format!("invalid mount config for type \"{typ}\": {detail}"))
+}
+
+/// `/a/b/` → `/a/b`; relative paths refused with Docker's words.
+fn clean_destination(typ: &str, dst: &str) -> Result<String, EngineError> {
+    if dst.is_empty() {
+        return Err(config_err(typ, "field Target must not be empty"));
+    }
+    if !dst.starts_with('/') {
+        return Err(config_err(
+            typ,
+            &format!("invalid mount path: '{dst}' mount path must be absolute"),
+        ));
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for p in dst.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Err(config_err(
+            typ,
+            "invalid specification: destination can't be '/'",
+        ));
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+const PROPAGATIONS: [&str; 6] = [
+    "private", "rprivate", "shared", "rshared", "slave", "rslave",
+];
+
+/// One `-v`/`Binds` entry: `src:dst[:mode]` or `/dst`.
+fn parse_bind(spec: &str) -> Result<MountEntry, EngineError> {
+    let bad = |detail: String| {
+        invalid(if detail.is_empty() {
+            format!("invalid volume specification: '{spec}'")
+        } else {
+            format!("invalid volume specification: '{spec}': {detail}")
+        })
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [dst] => ("", *dst, ""),
+        [src, dst] => (*src, *dst, ""),
+        [src, dst, mode] => (*src, *dst, *mode),
+        _ => return Err(bad(String::new())),
+    };
+    let typ = if src.starts_with('/') {
+        "bind"
+    } else {
+        "volume"
+    };
+    let destination = clean_destination(typ, dst).map_err(|e| bad(e.to_string()))?;
+    let mut rw = true;
+    let mut nocopy = false;
+    let mut propagation = String::new();
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        match m {
+            "ro" => rw = false,
+            "rw" | "z" | "Z" | "consistent" | "cached" | "delegated" => {}
+            "nocopy" if typ == "volume" => nocopy = true,
+            p if PROPAGATIONS.contains(&p) && typ == "bind" => propagation = p.to_string(),
+            _ => return Err(bad(format!("invalid mode: {mode}"))),
+        }
+    }
+    if typ == "volume" && !src.is_empty() {
+        volumes::validate_name(src)?;
+    }
+    Ok(match typ {
+        "bind" => MountEntry {
+            typ: "bind".into(),
+            source: clean_destination("bind", src).map_err(|e| bad(e.to_string()))?,
+            destination,
+            mode: mode.to_string(),
+            rw,
+            propagation: if propagation.is_empty() {
+                "rprivate".into()
+            } else {
+                propagation
+            },
+            create_source: true,
+            ..MountEntry::default()
+        },
+        _ => MountEntry {
+            typ: "volume".into(),
+            name: src.to_string(),
+            destination,
+            mode: if mode.is_empty() && !src.is_empty() {
+                "z".into()
+            } else {
+                mode.to_string()
+            },
+            rw,
+            anonymous: src.is_empty(),
+            copy_up: !nocopy,
+            ..MountEntry::default()
+        },
+    })
+}
+
+fn string_map(v: Option<&Value>) -> Option<BTreeMap<String, String>> {
+    let m = v?.as_object()?;
+    Some(
+        m.iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+            .collect(),
+    )
+}
+
+/// One `HostConfig.Mounts` item.
+fn parse_mount(m: &Map<String, Value>) -> Result<MountEntry, EngineError> {
+    let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let typ = s("Type");
+    let source = s("Source");
+    let target = s("Target");
+    let rw = !m.get("ReadOnly").and_then(Value::as_bool).unwrap_or(false);
+    match typ.as_str() {
+        "bind" => {
+            let destination = clean_destination("bind", &target)?;
+            if source.is_empty() {
+                return Err(config_err("bind", "field Source must not be empty"));
+            }
+            let source = clean_destination("bind", &source)?;
+            let opts = m.get("BindOptions").and_then(Value::as_object);
+            let create = opts
+                .and_then(|o| o.get("CreateMountpoint"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if !create && !Path::new(&source).exists() {
+                return Err(config_err(
+                    "bind",
+                    &format!("bind source path does not exist: {source}"),
+                ));
+            }
+            let propagation = opts
+                .and_then(|o| o.get("Propagation"))
+                .and_then(Value::as_str)
+                .filter(|p| !p.is_empty())
+                .unwrap_or("rprivate");
+            if !PROPAGATIONS.contains(&propagation) {
+                return Err(config_err(
+                    "bind",
+                    &format!("invalid propagation mode: {propagation}"),
+                ));
+            }
+            Ok(MountEntry {
+                typ,
+                source,
+                destination,
+                rw,
+                propagation: propagation.into(),
+                create_source: create,
+                ..MountEntry::default()
+            })
+        }
+        "volume" => {
+            let destination = clean_destination("volume", &target)?;
+            if !source.is_empty() {
+                volumes::validate_name(&source)?;
+            }
+            let opts = m.get("VolumeOptions").and_then(Value::as_object);
+            let nocopy = opts
+                .and_then(|o| o.get("NoCopy"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let driver_opts = opts
+                .and_then(|o| o.get("DriverConfig"))
+                .and_then(|d| string_map(d.get("Options")))
+                .filter(|o| !o.is_empty());
+            Ok(MountEntry {
+                typ,
+                anonymous: source.is_empty(),
+                name: source,
+                destination,
+                mode: "z".into(),
+                rw,
+                copy_up: !nocopy,
+                volume_labels: opts.and_then(|o| string_map(o.get("Labels"))),
+                volume_options: driver_opts,
+                ..MountEntry::default()
+            })
+        }
+        "tmpfs" => {
+            let destination = clean_destination("tmpfs", &target)?;
+            if !source.is_empty() {
+                return Err(config_err("tmpfs", "field Source must not be specified"));
+            }
+            let opts = m.get("TmpfsOptions").and_then(Value::as_object);
+            let mut o = Vec::new();
+            if let Some(n) = opts.and_then(|o| o.get("SizeBytes")).and_then(Value::as_i64) {
+                if n < 0 {
+                    return Err(config_err("tmpfs", &format!("invalid tmpfs size: {n}")));
+                }
+                if n > 0 {
+                    o.push(format!("size={n}"));
+                }
+            }
+            if let Some(mode) = opts.and_then(|o| o.get("Mode")).and_then(Value::as_u64) {
+                if mode != 0 {
+                    o.push(format!("mode={:o}", mode & 0o7777));
+                }
+            }
+            Ok(MountEntry {
+                typ,
+                destination,
+                rw,
+                tmpfs_options: o.join(","),
+                ..MountEntry::default()
+            })
+        }
+        "" => Err(invalid("invalid mount config: must use either propagation mode \"rslave\", \"rshared\", or a mount type".into())),
+        other => Err(config_err(other, "mount type unknown")),
+    }
+}
+
+/// The paths of `Config.Volumes` (`{"/p": {}}`; a list of paths is read too).
+fn path_keys(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Object(m)) => m.keys().cloned().collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every mount the create request asks for, validated; nothing is made yet.
+/// Order of precedence (moby `registerMountPoints`): `VolumesFrom`, then `Binds` and
+/// `Mounts` (which must not repeat a destination), then anonymous volumes for
+/// `Config.Volumes` and the image's `VOLUME`s not already covered.
+pub(crate) fn plan(
+    c: &Containers,
+    host_config: &Map<String, Value>,
+    config: &Map<String, Value>,
+    image_config: &Map<String, Value>,
+) -> Result<Vec<MountEntry>, EngineError> {
+    let mut out: Vec<MountEntry> = Vec::new();
+    for from in host_config
+        .get("VolumesFrom")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let (name, mode) = match from.rsplit_once(':') {
+            Some((n, m)) if m == "ro" || m == "rw" => (n, Some(m)),
+            Some((_, m)) => return Err(invalid(format!("invalid mode for volumes-from: {m}"))),
+            None => (from, None),
+        };
+        // dockerd answers 400 here, not 404 (which clients read as a missing image).
+        let other = c.get(name).map_err(|e| invalid(e.to_string()))?;
+        let id = other.rec().id.clone();
+        for mut m in load(&c.data_dir(&id)) {
+            if let Some(mode) = mode {
+                m.rw = mode == "rw";
+                m.mode = mode.to_string();
+            }
+            m.anonymous = false;
+            out.retain(|x| x.destination != m.destination);
+            out.push(m);
+        }
+    }
+    let mut explicit: Vec<MountEntry> = Vec::new();
+    for b in host_config
+        .get("Binds")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        explicit.push(parse_bind(b)?);
+    }
+    for m in host_config
+        .get("Mounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let m = m
+            .as_object()
+            .ok_or_else(|| invalid("invalid mount config: not an object".into()))?;
+        explicit.push(parse_mount(m)?);
+    }
+    for (i, m) in explicit.iter().enumerate() {
+        if explicit[..i].iter().any(|x| x.destination == m.destination) {
+            return Err(invalid(format!("Duplicate mount point: {}", m.destination)));
+        }
+    }
+    for m in explicit {
+        out.retain(|x| x.destination != m.destination);
+        out.push(m);
+    }
+    let tmpfs = path_keys(host_config.get("Tmpfs"));
+    for dst in path_keys(config.get("Volumes"))
+        .into_iter()
+        .chain(path_keys(image_config.get("Volumes")))
+    {
+        let dst = clean_destination("volume", &dst)?;
+        if out.iter().any(|m| m.destination == dst) || tmpfs.contains(&dst) {
+            continue;
+        }
+        out.push(MountEntry {
+            typ: "volume".into(),
+            destination: dst,
+            rw: true,
+            anonymous: true,
+            copy_up: true,
+            ..MountEntry::default()
+        });
+    }
+    out.sort_by(|a, b| a.destination.cmp(&b.destination));
+    Ok(out)
+}
+
+/// Creates the volumes `planned` names (anonymous ones get their names here) and writes
+/// `mounts.json` into the container's `dir`. On failure the anonymous volumes made here
+/// are removed again.
+pub(crate) fn materialize(
+    data_root: &Path,
+    dir: &Path,
+    mut planned: Vec<MountEntry>,
+) -> Result<Vec<String>, EngineError> {
+    let mut made: Vec<String> = Vec::new();
+    let result = (|| {
+        for m in planned.iter_mut().filter(|m| m.typ == "volume") {
+            let meta = if m.name.is_empty() {
+                let meta = volumes::create_anonymous(data_root)?;
+                made.push(meta.name.clone());
+                meta
+            } else {
+                let (meta, new) = volumes::create(
+                    data_root,
+                    &m.name,
+                    m.volume_labels.take(),
+                    m.volume_options.take(),
+                )?;
+                if new {
+                    made.push(meta.name.clone());
+                }
+                meta
+            };
+            m.source = volumes::data_path(data_root, &meta.name)
+                .to_string_lossy()
+                .into_owned();
+            m.name = meta.name;
+        }
+        let bytes = serde_json::to_vec_pretty(&planned)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let path = dir.join(FILE);
+        berth_sys::fs::atomic_write(&path, &bytes, 0o600)
+            .map_err(EngineError::io("cannot write", &path))
+    })();
+    match result {
+        Ok(()) => Ok(made),
+        Err(e) => {
+            volumes::remove_anonymous(data_root, &made);
+            Err(e)
+        }
+    }
+}
+
+/// The mounts recorded for the container whose data directory is `dir` (none when the
+/// file is missing: a container created before mounts existed).
+pub(crate) fn load(dir: &Path) -> Vec<MountEntry> {
+    std::fs::read(dir.join(FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// inspect's `Mounts`.
+pub(crate) fn inspect_json(dir: &Path) -> Value {
+    Value::Array(load(dir).iter().map(MountEntry::docker_json).collect())
+}
+
+/// Names of the anonymous volumes the container made.
+pub(crate) fn anonymous_volumes(dir: &Path) -> Vec<String> {
+    load(dir)
+        .into_iter()
+        .filter(|m| m.typ == "volume" && m.anonymous)
+        .map(|m| m.name)
+        .collect()
+}
+
+/// Every container (by ID) with the volume names it mounts, read from disk.
+pub(crate) fn all_mounts(data_root: &Path) -> Vec<(String, Vec<String>)> {
+    std::fs::read_dir(data_root.join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("record.json").exists())
+        .map(|e| {
+            let names = load(&e.path())
+                .into_iter()
+                .filter(|m| m.typ == "volume")
+                .map(|m| m.name)
+                .collect();
+            (e.file_name().to_string_lossy().into_owned(), names)
+        })
+        .collect()
+}
+
+/// What the runtime mounts for the container, with its rootfs mounted at `rootfs`: bind
+/// mounts, and tmpfs destinations with their options. Makes missing `-v` host
+/// directories and copies image content up into empty volumes.
+pub(crate) fn for_start(
+    data_root: &Path,
+    dir: &Path,
+    rootfs: &Path,
+) -> Result<(Vec<BindMount>, BTreeMap<String, String>), EngineError> {
+    let mut binds = Vec::new();
+    let mut tmpfs = BTreeMap::new();
+    for m in load(dir) {
+        let ro = |opts: String| {
+            if m.rw {
+                opts
+            } else if opts.is_empty() {
+                "ro".to_string()
+            } else {
+                format!("{opts},ro")
+            }
+        };
+        match m.typ.as_str() {
+            "tmpfs" => {
+                tmpfs.insert(m.destination.clone(), ro(m.tmpfs_options.clone()));
+            }
+            "bind" => {
+                let src = PathBuf::from(&m.source);
+                if !src.exists() {
+                    if !m.create_source {
+                        return Err(config_err(
+                            "bind",
+                            &format!("bind source path does not exist: {}", m.source),
+                        ));
+                    }
+                    std::fs::create_dir_all(&src)
+                        .map_err(EngineError::io("cannot create", &src))?;
+                }
+                binds.push(BindMount {
+                    source: src,
+                    destination: m.destination.clone(),
+                    readonly: !m.rw,
+                    propagation: Some(m.propagation.clone()),
+                });
+            }
+            _ => {
+                let meta = volumes::get(data_root, &m.name)?;
+                match meta.driver_source() {
+                    Some(DriverSource::Tmpfs(opts)) => {
+                        tmpfs.insert(m.destination.clone(), ro(opts));
+                    }
+                    Some(DriverSource::Bind(dev)) => binds.push(BindMount {
+                        source: dev,
+                        destination: m.destination.clone(),
+                        readonly: !m.rw,
+                        propagation: Some("rprivate".into()),
+                    }),
+                    None => {
+                        let data = volumes::data_path(data_root, &m.name);
+                        if m.copy_up {
+                            copy_up(rootfs, &m.destination, &data)?;
+                        }
+                        binds.push(BindMount {
+                            source: data,
+                            destination: m.destination.clone(),
+                            readonly: !m.rw,
+                            propagation: Some("rprivate".into()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok((binds, tmpfs))
+}
+
+/// Copies the image's directory at `dest` (resolved inside `rootfs`, so a symlink in the
+/// image cannot point the copy at the host) into the volume's `data` when that is empty,
+/// with its owner and mode (moby `container.CopyImagePathContent`).
+fn copy_up(rootfs: &Path, dest: &str, data: &Path) -> Result<(), EngineError> {
+    let empty = std::fs::read_dir(data)
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(false);
+    if !empty {
+        return Ok(());
+    }
+    let Ok(src) = berth_sys::resolve::resolve_in_root(rootfs, Path::new(dest)) else {
+        return Ok(());
+    };
+    if !src.starts_with(rootfs) || !src.is_dir() {
+        return Ok(());
+    }
+    copy_tree(&src, data).map_err(EngineError::io("cannot copy image content into", data))?;
+    let md = std::fs::symlink_metadata(&src).map_err(EngineError::io("cannot stat", &src))?;
+    lchown(data, Some(md.uid()), Some(md.gid())).map_err(EngineError::io("cannot chown", data))?;
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(md.mode() & 0o7777))
+        .map_err(EngineError::io("cannot chmod", data))
+}
+
+/// Copies the entries of `src` into the existing directory `dst`: directories, regular
+/// files and symlinks (never followed), with owners and modes; other file types skipped.
+pub(crate) fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        let from = e.path();
+        let to = dst.join(e.file_name());
+        let md = std::fs::symlink_metadata(&from)?;
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else if ft.is_dir() {
+            std::fs::create_dir(&to)?;
+            copy_tree(&from, &to)?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+        } else if ft.is_file() {
+            std::fs::copy(&from, &to)?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+        } else {
+            continue;
+        }
+        lchown(&to, Some(md.uid()), Some(md.gid()))?;
+    }
+    Ok(())
+}
+
+/// The anonymous volumes to remove with the container in `dir` when it auto-removes
+/// (`--rm`), read before the directory goes.
+pub(crate) fn auto_removed_volumes(dir: &Path, auto_remove: bool) -> Vec<String> {
+    if auto_remove {
+        anonymous_volumes(dir)
+    } else {
+        Vec::new()
+    }
+}
+
+/// The `volume mount` (at start) or `unmount` (at exit) events of a container's volumes,
+/// with dockerd's attributes.
+pub(crate) fn emit_volume_events(c: &Containers, id: &str, mount: bool) {
+    for m in load(&c.data_dir(id)).iter().filter(|m| m.typ == "volume") {
+        if mount {
+            let rw = m.rw.to_string();
+            c.events.emit(
+                "volume",
+                "mount",
+                &m.name,
+                &[
+                    ("container", id),
+                    ("destination", &m.destination),
+                    ("driver", "local"),
+                    ("propagation", &m.propagation),
+                    ("read/write", &rw),
+                ],
+            );
+        } else {
+            c.events.emit(
+                "volume",
+                "unmount",
+                &m.name,
+                &[("container", id), ("driver", "local")],
+            );
+        }
+    }
+}
+
+/// Removes the given anonymous volumes, now unused, with a `destroy` event for each.
+pub(crate) fn drop_volumes(c: &Containers, names: &[String]) {
+    if let Some(root) = c.data.parent() {
+        for name in volumes::remove_anonymous(root, names) {
+            c.events
+                .emit("volume", "destroy", &name, &[("driver", "local")]);
+        }
+    }
+}
+
+impl Engine {
+    /// [`materialize`], announcing the volumes it made (`volume create` events).
+    pub(crate) fn mounts_materialize(
+        &self,
+        dir: &Path,
+        planned: Vec<MountEntry>,
+    ) -> Result<(), EngineError> {
+        for name in materialize(&self.config().data_root, dir, planned)? {
+            self.emit_event("volume", "create", &name, &[("driver", "local")]);
+        }
+        Ok(())
+    }
+
+    /// The anonymous volumes of a container, for `DELETE /containers/{id}?v=1`: asked
+    /// before the removal, dropped after it by [`Engine::volumes_drop_anonymous`].
+    pub async fn container_anonymous_volumes(
+        &self,
+        name: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let id = self.containers.get(name)?.rec().id.clone();
+        Ok(anonymous_volumes(&self.containers.data_dir(&id)))
+    }
+
+    /// Fills a `GET /containers/json` item's `Mounts` (inspect's shape, as dockerd).
+    pub fn container_add_mounts(&self, item: &mut Value) {
+        if let Some(id) = item["Id"].as_str() {
+            let dir = self.containers.data_dir(id);
+            item["Mounts"] = inspect_json(&dir);
+        }
+    }
+
+    /// Removes those of `names` that are anonymous volumes no container uses.
+    pub async fn volumes_drop_anonymous(&self, names: Vec<String>) {
+        let root = self.config().data_root.clone();
+        let removed = tokio::task::spawn_blocking(move || volumes::remove_anonymous(&root, &names))
+            .await
+            .unwrap_or_default();
+        for name in removed {
+            self.emit_event("volume", "destroy", &name, &[("driver", "local")]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_parse_as_docker() {
+        let m = parse_bind("/host/dir/:/data:ro").unwrap();
+        assert_eq!(
+            (
+                m.typ.as_str(),
+                m.source.as_str(),
+                m.destination.as_str(),
+                m.rw
+            ),
+            ("bind", "/host/dir", "/data", false)
+        );
+        assert_eq!(
+            (m.mode.as_str(), m.propagation.as_str()),
+            ("ro", "rprivate")
+        );
+        let m = parse_bind("myvol:/data").unwrap();
+        assert_eq!(
+            (m.typ.as_str(), m.name.as_str(), m.mode.as_str()),
+            ("volume", "myvol", "z")
+        );
+        assert!(m.copy_up && !m.anonymous);
+        let m = parse_bind("myvol:/data:nocopy").unwrap();
+        assert!(!m.copy_up);
+        let m = parse_bind("/anon").unwrap();
+        assert!(m.anonymous && m.name.is_empty() && m.mode.is_empty());
+        let m = parse_bind("/h:/x:rshared").unwrap();
+        assert_eq!(m.propagation, "rshared");
+    }
+
+    #[test]
+    fn bad_binds_get_dockers_words() {
+        let e = |s| parse_bind(s).unwrap_err().to_string();
+        assert!(
+            e("foo/bar:/x").starts_with("create foo/bar: \"foo/bar\" includes invalid characters")
+        );
+        assert_eq!(
+            e("myvol:rel"),
+            "invalid volume specification: 'myvol:rel': invalid mount config for type \"volume\": invalid mount path: 'rel' mount path must be absolute"
+        );
+        assert!(e("/a:/b:bogus").ends_with("invalid mode: bogus"));
+        assert!(e("/a:/").contains("destination can't be '/'"));
+        assert_eq!(e("a:b:c:d"), "invalid volume specification: 'a:b:c:d'");
+    }
+
+    #[test]
+    fn mounts_api_validation() {
+        let m = |v: Value| parse_mount(v.as_object().unwrap());
+        let e = m(json!({"Type": "bind", "Source": "/nonexist/x", "Target": "/x"})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid mount config for type \"bind\": bind source path does not exist: /nonexist/x"
+        );
+        let e = m(json!({"Type": "bind", "Source": "rel", "Target": "/x"})).unwrap_err();
+        assert!(e
+            .to_string()
+            .ends_with("invalid mount path: 'rel' mount path must be absolute"));
+        assert!(m(
+            json!({"Type": "bind", "Source": "/nonexist/x", "Target": "/x",
+                         "BindOptions": {"CreateMountpoint": true}})
+        )
+        .is_ok());
+        let t = m(json!({"Type": "tmpfs", "Target": "/t",
+                         "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 0o1777}}))
+        .unwrap();
+        assert_eq!(t.tmpfs_options, "size=1048576,mode=1777");
+        assert!(m(json!({"Type": "tmpfs", "Source": "x", "Target": "/t"})).is_err());
+        let v = m(json!({"Type": "volume", "Target": "/v", "ReadOnly": true,
+                         "VolumeOptions": {"NoCopy": true, "Labels": {"a": "b"}}}))
+        .unwrap();
+        assert!(v.anonymous && !v.copy_up && !v.rw);
+        assert_eq!(v.volume_labels.unwrap()["a"], "b");
+        assert!(m(json!({"Type": "npipe", "Target": "/x"})).is_err());
+    }
+
+    #[test]
+    fn inspect_shape() {
+        let m = parse_bind("/h:/x").unwrap();
+        assert_eq!(
+            m.docker_json(),
+            json!({"Type": "bind", "Source": "/h", "Destination": "/x", "Mode": "", "RW": true,
+                   "Propagation": "rprivate"})
+        );
+    }
+
+    #[test]
+    fn copy_tree_keeps_symlinks_and_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst) = (tmp.path().join("s"), tmp.path().join("d"));
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/f"), "x").unwrap();
+        std::fs::set_permissions(src.join("sub/f"), std::fs::Permissions::from_mode(0o640))
+            .unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
+        std::fs::create_dir(&dst).unwrap();
+        copy_tree(&src, &dst).unwrap();
+        assert_eq!(std::fs::read_to_string(dst.join("sub/f")).unwrap(), "x");
+        let md = std::fs::metadata(dst.join("sub/f")).unwrap();
+        assert_eq!(md.mode() & 0o777, 0o640);
+        assert_eq!(
+            std::fs::read_link(dst.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+    }
+}

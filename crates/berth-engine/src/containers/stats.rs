@@ -1,0 +1,283 @@
+//! `docker stats` and `docker top`: samples of a running container's cgroup (see
+//! [`super::cgroup`]) in Docker's stats JSON, and the host's `ps` filtered to the
+//! container's processes, as dockerd does (moby `daemon/top_unix.go`).
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+use super::cgroup::{self, Dirs, Host};
+use super::record::ZERO_TIME;
+use super::{rid, Entry};
+use crate::system::now_rfc3339;
+use crate::{Engine, EngineError};
+
+/// dockerd's collection interval.
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// The cgroup path the runtime gives a container (see `spec::spec_input`).
+pub(crate) fn cgroup_path(id: &str) -> String {
+    format!("/berth/{id}")
+}
+
+/// `GET /containers/{id}/top`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Top {
+    pub titles: Vec<String>,
+    pub processes: Vec<Vec<String>>,
+}
+
+/// Parses `ps` output, keeping the rows whose PID is in `pids` (moby `parsePSOutput`): the
+/// columns past the last title are joined into it (a command with spaces), and thread
+/// rows (`-` as PID, with `ps m`) follow the process above them.
+pub fn parse_ps(output: &str, pids: &[i32]) -> Result<Top, String> {
+    let mut lines = output.lines();
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| "Couldn't find PID field in ps output".to_string())?;
+    let mut processes = Vec::new();
+    let mut in_container = false;
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let Some(pid) = fields.get(pid_col) else {
+            continue;
+        };
+        let keep = if *pid == "-" {
+            in_container
+        } else {
+            let p: i32 = pid
+                .parse()
+                .map_err(|e| format!("Unexpected pid '{pid}': {e}"))?;
+            in_container = pids.contains(&p);
+            in_container
+        };
+        if keep {
+            let n = titles.len();
+            let mut row: Vec<String> = fields
+                .iter()
+                .take(n.saturating_sub(1))
+                .map(|s| s.to_string())
+                .collect();
+            row.push(fields.get(n - 1..).unwrap_or(&[]).join(" "));
+            processes.push(row);
+        }
+    }
+    Ok(Top { titles, processes })
+}
+
+/// A stats object for a container that does not run: zeros, as dockerd sends.
+fn stopped_stats(id: &str, name: &str) -> Value {
+    json!({
+        "read": ZERO_TIME,
+        "preread": ZERO_TIME,
+        "pids_stats": {},
+        "blkio_stats": {
+            "io_service_bytes_recursive": null, "io_serviced_recursive": null,
+            "io_queue_recursive": null, "io_service_time_recursive": null,
+            "io_wait_time_recursive": null, "io_merged_recursive": null,
+            "io_time_recursive": null, "sectors_recursive": null,
+        },
+        "num_procs": 0,
+        "storage_stats": {},
+        "cpu_stats": cgroup::zero_cpu(),
+        "precpu_stats": cgroup::zero_cpu(),
+        "memory_stats": {},
+        "name": name,
+        "id": id,
+    })
+}
+
+struct Sampler {
+    id: String,
+    name: String,
+    dirs: Dirs,
+    /// Init's pid on the host, for `/proc/<pid>/net/dev`; 0 with the host's network.
+    net_pid: i32,
+    prev: Option<(String, Value)>,
+}
+
+impl Sampler {
+    fn sample(&mut self) -> Value {
+        let read = now_rfc3339();
+        let mut s: Map<String, Value> = cgroup::sample(&self.dirs, &Host::read());
+        let (preread, precpu) = self
+            .prev
+            .clone()
+            .unwrap_or_else(|| (ZERO_TIME.to_string(), cgroup::zero_cpu()));
+        let cpu = s.get("cpu_stats").cloned().unwrap_or_else(cgroup::zero_cpu);
+        s.insert("read".into(), json!(read));
+        s.insert("preread".into(), json!(preread));
+        s.insert("precpu_stats".into(), precpu);
+        s.insert("num_procs".into(), json!(0));
+        s.insert("storage_stats".into(), json!({}));
+        s.insert("name".into(), json!(self.name));
+        s.insert("id".into(), json!(self.id));
+        if self.net_pid > 0 {
+            let dev = std::fs::read_to_string(format!("/proc/{}/net/dev", self.net_pid))
+                .unwrap_or_default();
+            if let Some(n) = cgroup::networks(&dev) {
+                s.insert("networks".into(), n);
+            }
+        }
+        self.prev = Some((read, cpu));
+        Value::Object(s)
+    }
+}
+
+impl Engine {
+    /// `GET /containers/{id}/stats`: one object (`stream=false`; with `one_shot` no
+    /// second sample for `precpu_stats`), or one a second until the container stops or
+    /// the receiver is dropped.
+    pub async fn container_stats(
+        &self,
+        name: &str,
+        stream: bool,
+        one_shot: bool,
+    ) -> Result<mpsc::Receiver<Value>, EngineError> {
+        let entry = self.containers.get(name)?;
+        let (id, cname, running, pid, host_net) = {
+            let r = entry.rec();
+            (
+                r.id.clone(),
+                r.name.clone(),
+                r.running(),
+                r.state.pid,
+                r.network_mode() == "host",
+            )
+        };
+        let (tx, rx) = mpsc::channel(4);
+        if !running {
+            let _ = tx.send(stopped_stats(&id, &cname)).await;
+            return Ok(rx);
+        }
+        let mut sampler = Sampler {
+            dirs: Dirs::of(&cgroup_path(&id)),
+            id,
+            name: cname,
+            net_pid: if host_net { 0 } else { pid },
+            prev: None,
+        };
+        tokio::spawn(async move {
+            let still_running = |e: &Entry| e.rec().running();
+            if !stream {
+                let mut v = sampler.sample();
+                if !one_shot {
+                    tokio::time::sleep(INTERVAL).await;
+                    if still_running(&entry) {
+                        v = sampler.sample();
+                    }
+                }
+                let _ = tx.send(v).await;
+                return;
+            }
+            loop {
+                if !still_running(&entry) {
+                    return;
+                }
+                if tx.send(sampler.sample()).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(INTERVAL) => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// `GET /containers/{id}/top`; `ps_args` default to `-ef`.
+    pub async fn container_top(&self, name: &str, ps_args: &str) -> Result<Top, EngineError> {
+        let entry = self.containers.get(name)?;
+        let (id, running) = {
+            let r = entry.rec();
+            (r.id.clone(), r.running())
+        };
+        if !running {
+            return Err(EngineError::Conflict(format!(
+                "Container {id} is not running"
+            )));
+        }
+        let args: Vec<&str> = if ps_args.trim().is_empty() {
+            vec!["-ef"]
+        } else {
+            ps_args.split_whitespace().collect()
+        };
+        let out = tokio::process::Command::new("ps")
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| EngineError::Internal(format!("Error running ps: {e}")))?;
+        if !out.status.success() {
+            return Err(EngineError::Internal(format!(
+                "ps: {}: {}",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                out.status
+            )));
+        }
+        let pids = Dirs::of(&cgroup_path(&id)).pids();
+        tracing::debug!(container_id = %id, runtime_id = rid(&id), ?pids, "top");
+        let top = parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+            .map_err(EngineError::Internal)?;
+        self.containers.emit(&entry.rec(), "top", &[]);
+        Ok(top)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PS_EF: &str = "\
+UID          PID    PPID  C STIME TTY          TIME CMD
+root           1       0  0 10:00 ?        00:00:01 /sbin/init
+root         100       1  0 10:01 ?        00:00:00 sleep 1000
+root         101     100  0 10:01 pts/0    00:00:00 sh -c echo  hi there
+";
+
+    #[test]
+    fn ps_rows_are_filtered_and_the_command_kept_whole() {
+        let t = parse_ps(PS_EF, &[100, 101]).unwrap();
+        assert_eq!(t.titles.len(), 8);
+        assert_eq!(t.processes.len(), 2);
+        assert_eq!(t.processes[0][1], "100");
+        assert_eq!(t.processes[0][7], "sleep 1000");
+        assert_eq!(t.processes[1][7], "sh -c echo hi there");
+        assert!(parse_ps(PS_EF, &[]).unwrap().processes.is_empty());
+    }
+
+    #[test]
+    fn ps_errors_and_threads() {
+        assert_eq!(
+            parse_ps("USER COMMAND\nroot x\n", &[1]).unwrap_err(),
+            "Couldn't find PID field in ps output"
+        );
+        assert!(parse_ps("PID CMD\nabc x\n", &[1])
+            .unwrap_err()
+            .starts_with("Unexpected pid 'abc'"));
+        assert!(parse_ps("", &[1]).is_err());
+        let m = "PID TID CMD\n5 - sh\n- 5 -\n6 - other\n- 6 -\n";
+        let t = parse_ps(m, &[5]).unwrap();
+        assert_eq!(t.processes, vec![vec!["5", "-", "sh"], vec!["-", "5", "-"]]);
+    }
+
+    #[test]
+    fn stopped_stats_are_zeros() {
+        let v = stopped_stats("abc", "/n");
+        assert_eq!(v["cpu_stats"]["cpu_usage"]["total_usage"], 0);
+        assert_eq!(v["name"], "/n");
+        assert_eq!(v["read"], ZERO_TIME);
+    }
+}

@@ -1,0 +1,423 @@
+//! `docker update`: resource limits and the restart policy of a container, checked as
+//! dockerd checks them (moby `daemon/update.go`, `daemon/daemon_unix.go`
+//! `verifyPlatformContainerResources`, `container/container_unix.go` `UpdateContainer`),
+//! written into the running container's cgroup, then persisted in its `HostConfig`.
+
+use serde_json::{json, Map, Value};
+
+use super::cgroup::{self, Dirs, Limits};
+use super::stats::cgroup_path;
+use crate::{Engine, EngineError};
+
+/// moby `linuxMinMemory`.
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// What a `POST /containers/{id}/update` body asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Update {
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub memory_reservation: i64,
+    pub nano_cpus: i64,
+    pub cpu_shares: i64,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    pub pids_limit: Option<i64>,
+    pub restart_policy: Option<(String, i64)>,
+}
+
+fn bad(msg: impl Into<String>) -> EngineError {
+    EngineError::InvalidArgument(msg.into())
+}
+
+impl Update {
+    pub(crate) fn from_body(b: &Map<String, Value>) -> Result<Update, EngineError> {
+        let int = |k: &str| -> Result<i64, EngineError> {
+            match b.get(k) {
+                None | Some(Value::Null) => Ok(0),
+                Some(v) => v
+                    .as_i64()
+                    .ok_or_else(|| bad(format!("{k}: expected an integer"))),
+            }
+        };
+        let string = |k: &str| -> Result<String, EngineError> {
+            match b.get(k) {
+                None | Some(Value::Null) => Ok(String::new()),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(bad(format!("{k}: expected a string"))),
+            }
+        };
+        let pids_limit = match b.get("PidsLimit") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_i64()
+                    .ok_or_else(|| bad("PidsLimit: expected an integer"))?,
+            ),
+        };
+        let restart_policy = match b.get("RestartPolicy") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(p)) => {
+                let name = p.get("Name").and_then(Value::as_str).unwrap_or("");
+                let count = p
+                    .get("MaximumRetryCount")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                // An empty policy in an update means "leave it" (the CLI sends one).
+                (!name.is_empty() || count != 0).then(|| (name.to_string(), count))
+            }
+            Some(_) => return Err(bad("RestartPolicy: expected an object")),
+        };
+        Ok(Update {
+            memory: int("Memory")?,
+            memory_swap: int("MemorySwap")?,
+            memory_reservation: int("MemoryReservation")?,
+            nano_cpus: int("NanoCpus")?,
+            cpu_shares: int("CpuShares")?,
+            cpu_period: int("CpuPeriod")?,
+            cpu_quota: int("CpuQuota")?,
+            cpuset_cpus: string("CpusetCpus")?,
+            cpuset_mems: string("CpusetMems")?,
+            pids_limit,
+            restart_policy,
+        })
+    }
+
+    /// The checks dockerd makes on the request alone.
+    pub(crate) fn validate(&self, ncpu: u64) -> Result<(), EngineError> {
+        if self.memory > 0 && self.memory < MIN_MEMORY {
+            return Err(bad("Minimum memory limit allowed is 6MB"));
+        }
+        if self.memory > 0 && self.memory_swap > 0 && self.memory_swap < self.memory {
+            return Err(bad(
+                "Minimum memoryswap limit should be larger than memory limit, see usage",
+            ));
+        }
+        if self.memory > 0 && self.memory_reservation > 0 && self.memory < self.memory_reservation {
+            return Err(bad(
+                "Minimum memory limit can not be less than memory reservation limit, see usage",
+            ));
+        }
+        if self.nano_cpus > 0 && self.cpu_period > 0 {
+            return Err(bad(
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+            ));
+        }
+        if self.nano_cpus > 0 && self.cpu_quota > 0 {
+            return Err(bad(
+                "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+            ));
+        }
+        if self.nano_cpus < 0 || self.nano_cpus > (ncpu as i64) * 1_000_000_000 {
+            return Err(bad(format!(
+                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            )));
+        }
+        if self.cpu_period != 0 && !(1000..=1_000_000).contains(&self.cpu_period) {
+            return Err(bad(
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+            ));
+        }
+        if self.cpu_quota > 0 && self.cpu_quota < 1000 {
+            return Err(bad("CPU cfs quota can not be less than 1ms (i.e. 1000)"));
+        }
+        if self.cpu_shares < 0 {
+            return Err(bad("invalid CPU shares: must not be negative"));
+        }
+        if !self.cpuset_cpus.is_empty() {
+            let cpus = parse_cpu_list(&self.cpuset_cpus).ok_or_else(|| {
+                bad(format!(
+                    "Invalid value {} for cpuset cpus",
+                    self.cpuset_cpus
+                ))
+            })?;
+            if let Some(c) = cpus.iter().find(|c| **c >= ncpu) {
+                let avail = if ncpu == 1 {
+                    "0".to_string()
+                } else {
+                    format!("0-{}", ncpu - 1)
+                };
+                return Err(bad(format!(
+                    "Requested CPUs are not available - requested {c}, available: {avail}"
+                )));
+            }
+        }
+        if let Some((name, count)) = &self.restart_policy {
+            match name.as_str() {
+                "no" | "always" | "unless-stopped" if *count != 0 => {
+                    return Err(bad(
+                        "invalid restart policy: maximum retry count can only be used with 'on-failure'",
+                    ))
+                }
+                "no" | "always" | "unless-stopped" => {}
+                "on-failure" if *count < 0 => {
+                    return Err(bad(
+                        "invalid restart policy: maximum retry count cannot be negative",
+                    ))
+                }
+                "on-failure" => {}
+                other => {
+                    return Err(bad(format!(
+                        "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges into `hc` (moby `UpdateContainer`: zero leaves a field alone) and returns
+    /// the limits to write into a live cgroup.
+    pub(crate) fn apply(&self, hc: &mut Map<String, Value>) -> Result<Limits, String> {
+        let old = hc.clone();
+        let cur = |k: &str| old.get(k).and_then(Value::as_i64).unwrap_or(0);
+        let mut l = Limits::default();
+        if self.memory != 0 {
+            let swap = cur("MemorySwap");
+            if swap > 0 && self.memory > swap && self.memory_swap == 0 {
+                return Err("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time".into());
+            }
+            hc.insert("Memory".into(), json!(self.memory));
+            l.memory = Some(self.memory);
+        }
+        if self.memory_swap != 0 {
+            hc.insert("MemorySwap".into(), json!(self.memory_swap));
+            l.memory_swap = Some(self.memory_swap);
+        }
+        if self.memory_reservation != 0 {
+            hc.insert("MemoryReservation".into(), json!(self.memory_reservation));
+            l.memory_reservation = Some(self.memory_reservation);
+        }
+        if self.cpu_shares != 0 {
+            hc.insert("CpuShares".into(), json!(self.cpu_shares));
+            l.cpu_shares = Some(self.cpu_shares);
+        }
+        if self.nano_cpus != 0 {
+            if cur("CpuPeriod") != 0 || cur("CpuQuota") != 0 {
+                return Err("Conflicting options: CPU Quota or CPU Period cannot be updated when Nano CPUs is set".into());
+            }
+            hc.insert("NanoCpus".into(), json!(self.nano_cpus));
+            l.cpu_period = Some(100_000);
+            l.cpu_quota = Some(self.nano_cpus * 100_000 / 1_000_000_000);
+        }
+        if self.cpu_period != 0 || self.cpu_quota != 0 {
+            if cur("NanoCpus") != 0 && self.nano_cpus == 0 {
+                return Err("Conflicting options: Nano CPUs cannot be updated as CPU Period/Quota has already been set".into());
+            }
+            if self.cpu_period != 0 {
+                hc.insert("CpuPeriod".into(), json!(self.cpu_period));
+                l.cpu_period = Some(self.cpu_period);
+            }
+            if self.cpu_quota != 0 {
+                hc.insert("CpuQuota".into(), json!(self.cpu_quota));
+                l.cpu_quota = Some(self.cpu_quota);
+            }
+        }
+        if !self.cpuset_cpus.is_empty() {
+            hc.insert("CpusetCpus".into(), json!(self.cpuset_cpus));
+            l.cpuset_cpus = Some(self.cpuset_cpus.clone());
+        }
+        if !self.cpuset_mems.is_empty() {
+            hc.insert("CpusetMems".into(), json!(self.cpuset_mems));
+            l.cpuset_mems = Some(self.cpuset_mems.clone());
+        }
+        if let Some(p) = self.pids_limit {
+            hc.insert("PidsLimit".into(), json!(p));
+            l.pids_limit = Some(p);
+        }
+        if let Some((name, count)) = &self.restart_policy {
+            if name != "no" && hc.get("AutoRemove").and_then(Value::as_bool) == Some(true) {
+                return Err(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                        .into(),
+                );
+            }
+            hc.insert(
+                "RestartPolicy".into(),
+                json!({"Name": name, "MaximumRetryCount": count}),
+            );
+        }
+        Ok(l)
+    }
+}
+
+/// `0-2,5` → [0, 1, 2, 5]; `None` when it does not parse.
+fn parse_cpu_list(s: &str) -> Option<Vec<u64>> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u64, u64) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+                if a > b || b - a > 4096 {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.trim().parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+impl Engine {
+    /// `POST /containers/{id}/update`; the answer's `Warnings`.
+    pub async fn container_update(
+        &self,
+        name: &str,
+        body: &Map<String, Value>,
+    ) -> Result<Vec<String>, EngineError> {
+        let c = &self.containers;
+        let entry = c.get(name)?;
+        let _guard = entry.op.lock().await;
+        let update = Update::from_body(body)?;
+        update.validate(berth_sys::host::ncpu())?;
+        let (id, running, mut hc) = {
+            let r = entry.rec();
+            (r.id.clone(), r.running(), r.host_config.clone())
+        };
+        let cannot = |e: String| bad(format!("Cannot update container {id}: {e}"));
+        let limits = update.apply(&mut hc).map_err(cannot)?;
+        if running {
+            let dirs = Dirs::of(&cgroup_path(&id));
+            let raise = match (limits.memory, cgroup::memory_limit(&dirs)) {
+                (Some(m), Some(cur)) => m < 0 || m as u64 > cur,
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            // What each file held, to put back if a later write fails (nothing half-made).
+            let mut done: Vec<(std::path::PathBuf, String)> = Vec::new();
+            for w in cgroup::writes(&dirs, &limits, raise) {
+                let before = std::fs::read_to_string(&w.path).unwrap_or_default();
+                if let Err(e) = std::fs::write(&w.path, &w.value) {
+                    for (path, old) in done.iter().rev() {
+                        if let Err(e) = std::fs::write(path, old.trim()) {
+                            tracing::warn!(path = %path.display(), error = %e, "cannot restore");
+                        }
+                    }
+                    return Err(EngineError::Internal(format!(
+                        "Cannot update container {id}: write {} to {}: {e}",
+                        w.value,
+                        w.path.display()
+                    )));
+                }
+                done.push((w.path, before));
+            }
+        }
+        entry.rec().host_config = hc;
+        c.persist(&entry.rec())?;
+        c.emit(&entry.rec(), "update", &[]);
+        tracing::info!(container_id = %id, "container updated");
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upd(v: Value) -> Update {
+        Update::from_body(v.as_object().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn refuses_what_dockerd_refuses() {
+        for (b, want) in [
+            (
+                json!({"Memory": 1024}),
+                "Minimum memory limit allowed is 6MB",
+            ),
+            (
+                json!({"Memory": 10_000_000, "MemorySwap": 9_000_000}),
+                "Minimum memoryswap",
+            ),
+            (
+                json!({"NanoCpus": 500_000_000, "CpuPeriod": 1000}),
+                "Nano CPUs and CPU Period",
+            ),
+            (
+                json!({"NanoCpus": 500_000_000, "CpuQuota": 1000}),
+                "Nano CPUs and CPU Quota",
+            ),
+            (
+                json!({"NanoCpus": 9_000_000_000i64}),
+                "Range of CPUs is from 0.01 to 2.00",
+            ),
+            (json!({"CpuPeriod": 10}), "CPU cfs period"),
+            (json!({"CpuQuota": 10}), "CPU cfs quota"),
+            (
+                json!({"CpusetCpus": "7"}),
+                "Requested CPUs are not available - requested 7, available: 0-1",
+            ),
+            (
+                json!({"CpusetCpus": "x"}),
+                "Invalid value x for cpuset cpus",
+            ),
+            (
+                json!({"RestartPolicy": {"Name": "sometimes"}}),
+                "unknown policy 'sometimes'",
+            ),
+            (
+                json!({"RestartPolicy": {"Name": "always", "MaximumRetryCount": 2}}),
+                "only be used with 'on-failure'",
+            ),
+            (
+                json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": -1}}),
+                "cannot be negative",
+            ),
+        ] {
+            let e = upd(b.clone()).validate(2).unwrap_err();
+            assert!(e.to_string().contains(want), "{b}: {e}");
+        }
+        assert!(Update::from_body(json!({"Memory": "1g"}).as_object().unwrap()).is_err());
+        assert!(Update::from_body(json!({"RestartPolicy": 3}).as_object().unwrap()).is_err());
+    }
+
+    #[test]
+    fn merges_into_host_config() {
+        let mut hc = json!({"Memory": 0, "MemorySwap": 0, "AutoRemove": false})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let u = upd(json!({
+            "Memory": 67108864, "CpuShares": 512, "PidsLimit": 50, "NanoCpus": 500_000_000,
+            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}
+        }));
+        u.validate(2).unwrap();
+        let l = u.apply(&mut hc).unwrap();
+        assert_eq!(l.memory, Some(67108864));
+        assert_eq!((l.cpu_period, l.cpu_quota), (Some(100_000), Some(50_000)));
+        assert_eq!(l.memory_swap, None);
+        assert_eq!(hc["Memory"], 67108864);
+        assert_eq!(hc["PidsLimit"], 50);
+        assert_eq!(hc["RestartPolicy"]["Name"], "on-failure");
+        // Zero leaves fields alone; an empty restart policy too.
+        let l = upd(json!({"Memory": 0, "RestartPolicy": {"Name": ""}}))
+            .apply(&mut hc)
+            .unwrap();
+        assert_eq!(l, Limits::default());
+        assert_eq!(hc["Memory"], 67108864);
+        assert_eq!(hc["RestartPolicy"]["MaximumRetryCount"], 3);
+    }
+
+    #[test]
+    fn conflicts_with_the_current_settings() {
+        let mut hc = json!({"Memory": 10_000_000, "MemorySwap": 20_000_000, "AutoRemove": true})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let e = upd(json!({"Memory": 30_000_000}))
+            .apply(&mut hc)
+            .unwrap_err();
+        assert!(e.starts_with("Memory limit should be smaller"), "{e}");
+        assert!(upd(json!({"Memory": 30_000_000, "MemorySwap": -1}))
+            .apply(&mut hc)
+            .is_ok());
+        let e = upd(json!({"RestartPolicy": {"Name": "always"}}))
+            .apply(&mut hc)
+            .unwrap_err();
+        assert!(e.contains("AutoRemove"), "{e}");
+        assert_eq!(parse_cpu_list("0-2,5"), Some(vec![0, 1, 2, 5]));
+        assert_eq!(parse_cpu_list("2-1"), None);
+    }
+}

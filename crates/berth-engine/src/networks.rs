@@ -1,0 +1,838 @@
+//! Networks: the records (`<data-root>/network/networks/<id>.json`, each with its
+//! endpoints, which is the IPAM state), each container's network settings
+//! (`<data-root>/network/containers/<id>.json`), and the steps a container's start and stop
+//! take: `prepare` (addresses, `/etc/hosts`, `resolv.conf`, which netns) before the runtime
+//! creates the container, `plug` (veths, published ports, embedded DNS) once its init
+//! exists, `unplug` when it stops. The API operations live in `networks/api.rs`.
+//!
+//! The host work (bridges, veths, iptables, proxies, DNS) is `berth-network`'s.
+
+mod api;
+mod settings;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use berth_network::dns::DnsServer;
+use berth_network::files::DnsSettings;
+use berth_network::firewall::{BridgeRules, Firewall};
+use berth_network::ipam::{self, Pool};
+use berth_network::proxy::Proxy;
+use berth_network::{bridge, endpoint, Ipv4Net, NetError};
+use berth_runtime::spec::NamespaceMode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub(crate) use settings::CtrNet;
+
+use crate::config::NetConfig;
+use crate::EngineError;
+
+/// The default bridge network's name.
+pub(crate) const DEFAULT: &str = "bridge";
+
+/// One network, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NetRecord {
+    pub id: String,
+    pub name: String,
+    /// `bridge`, `host` or `null`.
+    pub driver: String,
+    pub created: String,
+    pub subnet: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip_range: Option<Ipv4Net>,
+    /// Whether the client gave the IPAM config (then inspect shows only what it gave).
+    #[serde(default)]
+    pub user_ipam: bool,
+    #[serde(default)]
+    pub gateway_given: bool,
+    pub internal: bool,
+    pub attachable: bool,
+    pub labels: Map<String, Value>,
+    pub options: Map<String, Value>,
+    /// The Linux bridge (bridge driver only).
+    pub bridge: String,
+    pub mtu: u32,
+    /// Container ID → endpoint, for containers that run on this network.
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// The address handed out last (allocation continues after it).
+    #[serde(default)]
+    pub last_ip: Option<Ipv4Addr>,
+}
+
+impl NetRecord {
+    fn is_bridge(&self) -> bool {
+        self.driver == "bridge"
+    }
+
+    fn rules(&self) -> Option<BridgeRules> {
+        Some(BridgeRules {
+            bridge: self.bridge.clone(),
+            subnet: self.subnet?,
+            internal: self.internal,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Endpoint {
+    pub endpoint_id: String,
+    pub ip: Ipv4Addr,
+    pub mac: String,
+    /// The container's name, without `/`.
+    pub name: String,
+    pub aliases: Vec<String>,
+    /// The host end of the veth, once plugged.
+    #[serde(default)]
+    pub veth: String,
+}
+
+/// What a running container holds in the daemon: its proxies and DNS server.
+#[derive(Debug, Default)]
+struct Live {
+    proxies: Vec<Proxy>,
+    dns: Option<DnsServer>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    nets: BTreeMap<String, NetRecord>,
+    ctrs: HashMap<String, CtrNet>,
+    live: HashMap<String, Live>,
+}
+
+/// What the runtime needs from the network for one start.
+#[derive(Debug, Clone)]
+pub(crate) struct NetPlan {
+    pub ns: NamespaceMode,
+    pub hosts: String,
+    pub resolv: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct Networks {
+    dir: PathBuf,
+    cfg: NetConfig,
+    fw: Firewall,
+    st: Arc<Mutex<State>>,
+    events: Arc<crate::events::EventBus>,
+}
+
+fn net_err(e: NetError) -> EngineError {
+    match e {
+        NetError::InvalidArgument(m) => EngineError::InvalidArgument(m),
+        NetError::Conflict(m) => EngineError::Conflict(m),
+        NetError::NotFound(m) => EngineError::NotFound(m),
+        other => EngineError::Internal(other.to_string()),
+    }
+}
+
+pub(crate) fn random_hex(bytes: usize) -> Result<String, EngineError> {
+    let mut s = String::new();
+    while s.len() < bytes * 2 {
+        let b = berth_sys::host::random_bytes()
+            .map_err(|e| EngineError::Internal(format!("cannot read random bytes: {e}")))?;
+        for x in b {
+            s.push_str(&format!("{x:02x}"));
+        }
+    }
+    s.truncate(bytes * 2);
+    Ok(s)
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), EngineError> {
+    let bytes = serde_json::to_vec_pretty(v).map_err(|e| EngineError::Internal(e.to_string()))?;
+    berth_sys::fs::atomic_write(path, &bytes, 0o600).map_err(EngineError::io("cannot write", path))
+}
+
+fn read_dir_json<T: for<'de> Deserialize<'de>>(dir: &Path) -> Vec<T> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| {
+            let r = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            if r.is_none() {
+                tracing::warn!(file = %e.path().display(), "ignoring an unreadable network file");
+            }
+            r
+        })
+        .collect()
+}
+
+impl Networks {
+    /// Loads the records, makes the predefined networks, and brings every bridge and the
+    /// firewall back to what the records say (a reboot or a crash may have lost them).
+    pub(crate) fn open(
+        data_root: &Path,
+        cfg: NetConfig,
+        events: Arc<crate::events::EventBus>,
+    ) -> Result<Arc<Networks>, EngineError> {
+        let dir = data_root.join("network");
+        for d in ["networks", "containers"] {
+            let p = dir.join(d);
+            std::fs::create_dir_all(&p).map_err(EngineError::io("cannot create", &p))?;
+        }
+        let mut st = State::default();
+        for r in read_dir_json::<NetRecord>(&dir.join("networks")) {
+            st.nets.insert(r.id.clone(), r);
+        }
+        for c in read_dir_json::<CtrNet>(&dir.join("containers")) {
+            st.ctrs.insert(c.id.clone(), c);
+        }
+        let fw = Firewall::new(&cfg.bridge, cfg.iptables);
+        let n = Networks {
+            dir,
+            cfg,
+            fw,
+            st: Arc::new(Mutex::new(st)),
+            events,
+        };
+        n.ensure_predefined()?;
+        if n.cfg.ip_forward {
+            if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
+                tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
+            }
+        }
+        let bridges: Vec<NetRecord> = n.lock().nets.values().cloned().collect();
+        for r in bridges.iter().filter(|r| r.is_bridge()) {
+            if let Err(e) = bridge::ensure(
+                &r.bridge,
+                r.gateway.zip(r.subnet.map(|s| s.prefix())),
+                Some(r.mtu),
+            ) {
+                tracing::error!(network = %r.name, error = %e, "cannot set up the bridge");
+            }
+        }
+        n.sync_firewall()?;
+        Ok(Arc::new(n))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn net_path(&self, id: &str) -> PathBuf {
+        self.dir.join("networks").join(format!("{id}.json"))
+    }
+
+    fn ctr_path(&self, id: &str) -> PathBuf {
+        self.dir.join("containers").join(format!("{id}.json"))
+    }
+
+    fn save_net(&self, r: &NetRecord) -> Result<(), EngineError> {
+        write_json(&self.net_path(&r.id), r)
+    }
+
+    fn save_ctr(&self, c: &CtrNet) {
+        if let Err(e) = write_json(&self.ctr_path(&c.id), c) {
+            tracing::error!(id = %c.id, error = %e, "cannot persist container network settings");
+        }
+    }
+
+    fn sync_firewall(&self) -> Result<(), EngineError> {
+        let rules: Vec<BridgeRules> = self
+            .lock()
+            .nets
+            .values()
+            .filter(|r| r.is_bridge())
+            .filter_map(NetRecord::rules)
+            .collect();
+        self.fw.sync(&rules).map_err(net_err)
+    }
+
+    fn pools(&self) -> Vec<Pool> {
+        if self.cfg.pools.is_empty() {
+            ipam::default_pools()
+        } else {
+            self.cfg.pools.clone()
+        }
+    }
+
+    /// Subnets a new network must not overlap: other networks and the host's routes.
+    fn taken_subnets(st: &State) -> Vec<Ipv4Net> {
+        let mut v: Vec<Ipv4Net> = st.nets.values().filter_map(|r| r.subnet).collect();
+        v.extend(bridge::host_subnets());
+        v
+    }
+
+    /// `bridge` (from `--bridge`/`--bip`), `host` and `none`.
+    fn ensure_predefined(&self) -> Result<(), EngineError> {
+        let mut st = self.lock();
+        let find = |st: &State, name: &str| {
+            st.nets
+                .values()
+                .find(|r| r.name == name)
+                .map(|r| r.id.clone())
+        };
+        for (name, driver) in [("host", "host"), ("none", "null")] {
+            if find(&st, name).is_none() {
+                let r = NetRecord {
+                    id: random_hex(32)?,
+                    name: name.into(),
+                    driver: driver.into(),
+                    created: crate::system::now_rfc3339(),
+                    subnet: None,
+                    gateway: None,
+                    ip_range: None,
+                    user_ipam: false,
+                    gateway_given: false,
+                    internal: false,
+                    attachable: false,
+                    labels: Map::new(),
+                    options: Map::new(),
+                    bridge: String::new(),
+                    mtu: 0,
+                    endpoints: BTreeMap::new(),
+                    last_ip: None,
+                };
+                self.save_net(&r)?;
+                st.nets.insert(r.id.clone(), r);
+            }
+        }
+        let existing = find(&st, DEFAULT);
+        let bip = match &self.cfg.bip {
+            Some(b) => {
+                let (net, gw) = Ipv4Net::parse_with_host(b).map_err(net_err)?;
+                Some((net, gw))
+            }
+            None => None,
+        };
+        let mtu = self.cfg.mtu;
+        let bridge = self.cfg.bridge.clone();
+        let (subnet, gateway) = match (bip, existing.as_ref().and_then(|id| st.nets.get(id))) {
+            (Some((net, gw)), _) => (net, gw),
+            (None, Some(r)) if r.subnet.is_some() => (
+                r.subnet
+                    .unwrap_or(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).map_err(net_err)?),
+                r.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            ),
+            _ => {
+                let mut taken = Self::taken_subnets(&st);
+                taken.retain(|t| !bridge::routes_via(&bridge).contains(t));
+                let net = ipam::next_subnet(&self.pools(), &taken).ok_or_else(|| {
+                    EngineError::InvalidArgument(
+                        "could not find a free subnet for the default bridge; set --bip".into(),
+                    )
+                })?;
+                let gw = net.nth(1).unwrap_or(net.addr());
+                (net, gw)
+            }
+        };
+        let mut options = Map::new();
+        for (k, v) in [
+            ("com.docker.network.bridge.default_bridge", "true"),
+            ("com.docker.network.bridge.enable_icc", "true"),
+            ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+            ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
+            ("com.docker.network.bridge.name", bridge.as_str()),
+            ("com.docker.network.driver.mtu", &mtu.to_string()),
+        ] {
+            options.insert(k.into(), v.into());
+        }
+        let r = match existing.and_then(|id| st.nets.get(&id).cloned()) {
+            Some(mut r) => {
+                if r.subnet != Some(subnet) || r.bridge != bridge {
+                    // The flags changed: old endpoints cannot stay (they get new addresses
+                    // on their next start).
+                    if !r.bridge.is_empty() && r.bridge != bridge {
+                        let _ = bridge::delete(&r.bridge);
+                    }
+                    r.endpoints.clear();
+                }
+                r.subnet = Some(subnet);
+                r.gateway = Some(gateway);
+                r.bridge = bridge;
+                r.mtu = mtu;
+                r.options = options;
+                r
+            }
+            None => NetRecord {
+                id: random_hex(32)?,
+                name: DEFAULT.into(),
+                driver: "bridge".into(),
+                created: crate::system::now_rfc3339(),
+                subnet: Some(subnet),
+                gateway: Some(gateway),
+                ip_range: None,
+                user_ipam: false,
+                gateway_given: true,
+                internal: false,
+                attachable: false,
+                labels: Map::new(),
+                options,
+                bridge,
+                mtu,
+                endpoints: BTreeMap::new(),
+                last_ip: None,
+            },
+        };
+        self.save_net(&r)?;
+        st.nets.insert(r.id.clone(), r);
+        Ok(())
+    }
+
+    /// By full ID, exact name, or unique ID prefix (moby `FindNetwork`).
+    fn find(st: &State, name: &str) -> Result<String, EngineError> {
+        if st.nets.contains_key(name) {
+            return Ok(name.to_string());
+        }
+        if let Some(r) = st.nets.values().find(|r| r.name == name) {
+            return Ok(r.id.clone());
+        }
+        let found: Vec<&String> = st
+            .nets
+            .keys()
+            .filter(|id| !name.is_empty() && id.starts_with(name))
+            .collect();
+        match found.len() {
+            1 => Ok(found[0].clone()),
+            0 => Err(EngineError::NotFound(format!("network {name} not found"))),
+            _ => Err(EngineError::InvalidArgument(format!(
+                "network {name} is ambiguous ({} matches found based on ID prefix)",
+                found.len()
+            ))),
+        }
+    }
+
+    /// Allocates an address on `net` for container `cid` (the requested one if given).
+    fn allocate(
+        r: &mut NetRecord,
+        cid: &str,
+        name: &str,
+        aliases: &[String],
+        want: Option<Ipv4Addr>,
+        mac: Option<&str>,
+    ) -> Result<Endpoint, EngineError> {
+        if let Some(ep) = r.endpoints.get(cid) {
+            return Ok(ep.clone());
+        }
+        let (Some(subnet), Some(gw)) = (r.subnet, r.gateway) else {
+            return Err(EngineError::InvalidArgument(format!(
+                "network {} has no address space",
+                r.name
+            )));
+        };
+        let used: BTreeSet<Ipv4Addr> = r.endpoints.values().map(|e| e.ip).collect();
+        let ip = match want {
+            Some(ip) => {
+                if !subnet.contains(ip)
+                    || ip == gw
+                    || ip == subnet.addr()
+                    || ip == subnet.broadcast()
+                {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "Invalid address {ip}: It does not belong to any of this network's subnets"
+                    )));
+                }
+                if used.contains(&ip) {
+                    return Err(EngineError::Conflict(format!(
+                        "Address already in use: {ip}"
+                    )));
+                }
+                ip
+            }
+            None => ipam::allocate(&subnet, r.ip_range.as_ref(), gw, &used, r.last_ip).ok_or_else(
+                || {
+                    EngineError::Unavailable(format!(
+                        "no available IPv4 addresses on this network's address pools: {} ({})",
+                        r.name, r.id
+                    ))
+                },
+            )?,
+        };
+        let ep = Endpoint {
+            endpoint_id: random_hex(32)?,
+            ip,
+            mac: mac
+                .filter(|m| !m.is_empty())
+                .map(String::from)
+                .unwrap_or_else(|| ipam::mac_for(ip)),
+            name: name.to_string(),
+            aliases: aliases.to_vec(),
+            veth: String::new(),
+        };
+        r.endpoints.insert(cid.to_string(), ep.clone());
+        r.last_ip = Some(ip);
+        Ok(ep)
+    }
+
+    /// Step one of a start: addresses for each attached network, the netns to use, and the
+    /// `/etc/hosts` and `resolv.conf` content. `peer`: for `container:<id>`, that
+    /// container's init pid and its hosts and resolv.conf.
+    pub(crate) fn prepare(
+        &self,
+        cid: &str,
+        peer: Option<(i32, String, String)>,
+    ) -> Result<NetPlan, EngineError> {
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let mut st = self.lock();
+        let Some(c) = st.ctrs.get(cid).cloned() else {
+            // A container made before networking existed: a private netns, loopback only.
+            return Ok(NetPlan {
+                ns: NamespaceMode::Private,
+                hosts: berth_network::files::hosts(&cid[..12.min(cid.len())], "", None, &[]),
+                resolv: berth_network::files::resolv_conf(
+                    &host_resolv,
+                    &DnsSettings::default(),
+                    false,
+                ),
+            });
+        };
+        let dns = c.dns_settings();
+        match c.mode.as_str() {
+            "host" => {
+                return Ok(NetPlan {
+                    ns: NamespaceMode::Host,
+                    hosts: std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+                    resolv: host_resolv,
+                })
+            }
+            m if m.starts_with("container:") => {
+                let (pid, hosts, resolv) = peer.ok_or_else(|| {
+                    EngineError::Conflict(format!(
+                        "cannot join network of a non running container: {}",
+                        &m["container:".len()..]
+                    ))
+                })?;
+                return Ok(NetPlan {
+                    ns: NamespaceMode::Path(PathBuf::from(format!("/proc/{pid}/ns/net"))),
+                    hosts,
+                    resolv,
+                });
+            }
+            _ => {}
+        }
+        let mut first_ip = None;
+        let mut embedded = false;
+        let mut changed = Vec::new();
+        let mut made: Vec<String> = Vec::new();
+        for a in &c.attach {
+            let Some(r) = st.nets.get_mut(&a.network_id) else {
+                // Undo this start's allocations.
+                for id in &made {
+                    if let Some(r) = st.nets.get_mut(id) {
+                        r.endpoints.remove(cid);
+                    }
+                }
+                return Err(EngineError::NotFound(format!(
+                    "network {} not found",
+                    a.network_name
+                )));
+            };
+            let ep = match Self::allocate(r, cid, &c.name, &a.aliases, a.ipv4, c.mac.as_deref()) {
+                Ok(ep) => ep,
+                Err(e) => {
+                    for id in &made {
+                        if let Some(r) = st.nets.get_mut(id) {
+                            r.endpoints.remove(cid);
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            made.push(a.network_id.clone());
+            first_ip.get_or_insert(ep.ip);
+            embedded |= r.name != DEFAULT;
+            changed.push(r.clone());
+        }
+        drop(st);
+        for r in &changed {
+            self.save_net(r)?;
+        }
+        Ok(NetPlan {
+            ns: NamespaceMode::Private,
+            hosts: berth_network::files::hosts(
+                &c.hostname,
+                &c.domainname,
+                first_ip,
+                &c.extra_hosts,
+            ),
+            resolv: berth_network::files::resolv_conf(&host_resolv, &dns, embedded),
+        })
+    }
+
+    /// Step two, once the container's init (`pid`) exists: interfaces, ports, DNS.
+    pub(crate) fn plug(&self, cid: &str, pid: i32) -> Result<(), EngineError> {
+        let result = self.plug_inner(cid, pid, None);
+        if result.is_err() {
+            self.unplug(cid);
+        }
+        result
+    }
+
+    /// `restore`: ports to bind again after a daemon restart (veths are already there).
+    fn plug_inner(
+        &self,
+        cid: &str,
+        pid: i32,
+        restore: Option<&[settings::Bound]>,
+    ) -> Result<(), EngineError> {
+        let (c, eps) = {
+            let st = self.lock();
+            let Some(c) = st.ctrs.get(cid).cloned() else {
+                drop(st);
+                return endpoint::loopback_up(pid).map_err(net_err);
+            };
+            let eps: Vec<(NetRecord, Endpoint)> = c
+                .attach
+                .iter()
+                .filter_map(|a| {
+                    let r = st.nets.get(&a.network_id)?;
+                    Some((r.clone(), r.endpoints.get(cid)?.clone()))
+                })
+                .collect();
+            (c, eps)
+        };
+        if c.mode == "host" || c.mode.starts_with("container:") {
+            return Ok(());
+        }
+        if restore.is_none() {
+            endpoint::loopback_up(pid).map_err(net_err)?;
+            for (i, (r, ep)) in eps.iter().enumerate() {
+                let Some(subnet) = r.subnet else { continue };
+                let ifname = format!("eth{i}");
+                let veth = endpoint::plug(&endpoint::Plug {
+                    pid,
+                    bridge: &r.bridge,
+                    ifname: &ifname,
+                    ip: ep.ip,
+                    prefix: subnet.prefix(),
+                    mac: &ep.mac,
+                    mtu: r.mtu,
+                    gateway: if i == 0 && !r.internal {
+                        r.gateway
+                    } else {
+                        None
+                    },
+                })
+                .map_err(net_err)?;
+                self.set_veth(&r.id, cid, &veth)?;
+                self.emit(r, cid, "connect");
+            }
+        }
+        let mut live = Live::default();
+        let mut bound = Vec::new();
+        if let Some((_, ep)) = eps.first() {
+            let specs = match restore {
+                Some(b) => b
+                    .iter()
+                    .map(|b| settings::PortSpec {
+                        port: b.port,
+                        proto: b.proto.clone(),
+                        host_ip: b.host_ip.clone(),
+                        host_port: b.host_port.to_string(),
+                    })
+                    .collect(),
+                None => c.port_specs(),
+            };
+            for p in specs {
+                let (proxy, b) = start_proxy(&p, ep.ip).map_err(net_err)?;
+                live.proxies.push(proxy);
+                bound.push(b);
+            }
+        }
+        if eps.iter().any(|(r, _)| r.name != DEFAULT) {
+            let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let ups = berth_network::files::upstreams(&host_resolv, &c.dns_settings());
+            let st = self.st.clone();
+            let me = cid.to_string();
+            let lookup: berth_network::dns::Lookup = Arc::new(move |name: &str| {
+                resolve(&st.lock().unwrap_or_else(|e| e.into_inner()), &me, name)
+            });
+            live.dns = Some(berth_network::dns::serve(pid, lookup, ups).map_err(net_err)?);
+        }
+        let mut st = self.lock();
+        st.live.insert(cid.to_string(), live);
+        if let Some(c) = st.ctrs.get_mut(cid) {
+            c.pid = pid;
+            c.bound = bound;
+            let c = c.clone();
+            drop(st);
+            self.save_ctr(&c);
+        }
+        Ok(())
+    }
+
+    /// A `network connect`/`disconnect` event for container `cid` on `r`.
+    fn emit(&self, r: &NetRecord, cid: &str, action: &str) {
+        self.events.emit(
+            "network",
+            action,
+            &r.id,
+            &[("container", cid), ("name", &r.name), ("type", &r.driver)],
+        );
+    }
+
+    fn set_veth(&self, net: &str, cid: &str, veth: &str) -> Result<(), EngineError> {
+        let r = {
+            let mut st = self.lock();
+            let Some(r) = st.nets.get_mut(net) else {
+                return Ok(());
+            };
+            if let Some(ep) = r.endpoints.get_mut(cid) {
+                ep.veth = veth.to_string();
+            }
+            r.clone()
+        };
+        self.save_net(&r)
+    }
+
+    /// After a daemon restart: the proxies and DNS of a container that still runs.
+    pub(crate) fn restore(&self, cid: &str, pid: i32) {
+        let bound = self.lock().ctrs.get(cid).map(|c| c.bound.clone());
+        let Some(bound) = bound else { return };
+        if let Err(e) = self.plug_inner(cid, pid, Some(&bound)) {
+            tracing::error!(id = cid, error = %e, "cannot restore the container's network");
+        }
+    }
+
+    /// Drops endpoints of containers that no longer run (a daemon crash left them).
+    pub(crate) fn forget_stale(&self, running: &[String]) {
+        let changed: Vec<NetRecord> = {
+            let mut st = self.lock();
+            st.nets
+                .values_mut()
+                .filter_map(|r| {
+                    let before = r.endpoints.len();
+                    r.endpoints.retain(|cid, _| running.contains(cid));
+                    (r.endpoints.len() != before).then(|| r.clone())
+                })
+                .collect()
+        };
+        for r in changed {
+            if let Err(e) = self.save_net(&r) {
+                tracing::warn!(error = %e, "cannot persist a network");
+            }
+        }
+    }
+
+    /// A container stopped (or its start failed): close its ports and DNS, remove its
+    /// veths, release its addresses. Safe to call more than once.
+    pub(crate) fn unplug(&self, cid: &str) {
+        let (live, changed) = {
+            let mut st = self.lock();
+            let live = st.live.remove(cid);
+            let changed: Vec<NetRecord> = st
+                .nets
+                .values_mut()
+                .filter_map(|r| {
+                    let ep = r.endpoints.remove(cid)?;
+                    if !ep.veth.is_empty() {
+                        if let Err(e) = endpoint::unplug(&ep.veth) {
+                            tracing::warn!(id = cid, error = %e, "cannot remove a veth");
+                        }
+                    }
+                    Some(r.clone())
+                })
+                .collect();
+            for r in &changed {
+                self.emit(r, cid, "disconnect");
+            }
+            if let Some(c) = st.ctrs.get_mut(cid) {
+                if c.pid != 0 || !c.bound.is_empty() {
+                    c.pid = 0;
+                    c.bound.clear();
+                    let c = c.clone();
+                    self.save_ctr(&c);
+                }
+            }
+            (live, changed)
+        };
+        drop(live);
+        for r in changed {
+            if let Err(e) = self.save_net(&r) {
+                tracing::warn!(error = %e, "cannot persist a network");
+            }
+        }
+    }
+
+    /// The container is removed: drop its settings.
+    pub(crate) fn forget(&self, cid: &str) {
+        self.unplug(cid);
+        if self.lock().ctrs.remove(cid).is_some() {
+            let p = self.ctr_path(cid);
+            if let Err(e) = std::fs::remove_file(&p) {
+                tracing::warn!(file = %p.display(), error = %e, "cannot remove");
+            }
+        }
+    }
+
+    /// Validates and stores a new container's network settings (`container_create`).
+    /// `peer_id`: the resolved ID for `container:<name>`.
+    pub(crate) fn register(
+        &self,
+        cid: &str,
+        name: &str,
+        config: &Map<String, Value>,
+        host_config: &Map<String, Value>,
+        networking: Option<&Value>,
+        peer_id: Option<String>,
+    ) -> Result<(), EngineError> {
+        let c = {
+            let st = self.lock();
+            settings::from_request(&st, cid, name, config, host_config, networking, peer_id)?
+        };
+        write_json(&self.ctr_path(cid), &c)?;
+        self.lock().ctrs.insert(cid.to_string(), c);
+        Ok(())
+    }
+}
+
+/// The embedded DNS's view: names and aliases of containers sharing a user network with
+/// `cid` (and their 12-character IDs).
+fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+    let mut out = Vec::new();
+    for r in st
+        .nets
+        .values()
+        .filter(|r| r.name != DEFAULT && r.endpoints.contains_key(cid))
+    {
+        let bare = name
+            .strip_suffix(&format!(".{}", r.name.to_ascii_lowercase()))
+            .unwrap_or(name);
+        for (id, ep) in &r.endpoints {
+            let hit = ep.name.eq_ignore_ascii_case(bare)
+                || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
+                || (bare.len() == 12 && id.starts_with(bare));
+            if hit && !out.contains(&ep.ip) {
+                out.push(ep.ip);
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn start_proxy(p: &settings::PortSpec, ip: Ipv4Addr) -> Result<(Proxy, settings::Bound), NetError> {
+    let host_ip: Ipv4Addr = if p.host_ip.is_empty() {
+        Ipv4Addr::UNSPECIFIED
+    } else {
+        p.host_ip.parse().map_err(|_| {
+            NetError::InvalidArgument(format!("invalid host IP address: {}", p.host_ip))
+        })?
+    };
+    let (lo, hi) = settings::port_range(&p.host_port)?;
+    let target = SocketAddr::from((ip, p.port));
+    let mut last = None;
+    for hp in lo..=hi {
+        match berth_network::proxy::start(&p.proto, SocketAddr::from((host_ip, hp)), target) {
+            Ok(proxy) => {
+                let b = settings::Bound {
+                    port: p.port,
+                    proto: p.proto.clone(),
+                    host_ip: host_ip.to_string(),
+                    host_port: proxy.host.port(),
+                };
+                return Ok((proxy, b));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| NetError::InvalidArgument("empty port range".into())))
+}

@@ -1,0 +1,601 @@
+//! The network API: create, list, inspect, remove, prune, connect, disconnect, and the
+//! Docker-shaped JSON of a network.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use berth_api_types::filters::{glob_match, Filters};
+use berth_network::{bridge, ipam, Ipv4Net};
+use serde_json::{json, Map, Value};
+
+use super::{net_err, random_hex, NetRecord, Networks, State};
+use crate::{Engine, EngineError};
+
+const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+
+fn network_json(r: &NetRecord, st: &State) -> Value {
+    let mut cfg = Vec::new();
+    if let Some(subnet) = r.subnet {
+        let mut c = json!({"Subnet": subnet.to_string()});
+        if !r.user_ipam || r.gateway_given {
+            if let Some(gw) = r.gateway {
+                c["Gateway"] = json!(gw.to_string());
+            }
+        }
+        if let Some(range) = r.ip_range {
+            c["IPRange"] = json!(range.to_string());
+        }
+        cfg.push(c);
+    }
+    let mut containers = Map::new();
+    for (cid, ep) in &r.endpoints {
+        let name = st
+            .ctrs
+            .get(cid)
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| ep.name.clone());
+        containers.insert(
+            cid.clone(),
+            json!({
+                "Name": name,
+                "EndpointID": ep.endpoint_id,
+                "MacAddress": ep.mac,
+                "IPv4Address": format!("{}/{}", ep.ip, r.subnet.map(|s| s.prefix()).unwrap_or(32)),
+                "IPv6Address": "",
+            }),
+        );
+    }
+    json!({
+        "Name": r.name,
+        "Id": r.id,
+        "Created": r.created,
+        "Scope": "local",
+        "Driver": r.driver,
+        "EnableIPv4": true,
+        "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": if r.user_ipam { json!({}) } else { Value::Null }, "Config": cfg},
+        "Internal": r.internal,
+        "Attachable": r.attachable,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": r.options,
+        "Labels": r.labels,
+    })
+}
+
+fn label_match(labels: &Map<String, Value>, filter: &str) -> bool {
+    let (k, v) = filter
+        .split_once('=')
+        .map_or((filter, None), |(k, v)| (k, Some(v)));
+    match labels.get(k) {
+        Some(Value::String(s)) => v.is_none_or(|v| v == s),
+        _ => false,
+    }
+}
+
+impl Networks {
+    /// Whether `r` passes the list/prune filters.
+    fn matches(r: &NetRecord, f: &Filters) -> Result<bool, EngineError> {
+        let any = |key: &str, pred: &dyn Fn(&str) -> bool| {
+            let v = f.get(key);
+            v.is_empty() || v.iter().any(|x| pred(x))
+        };
+        let builtin = PREDEFINED.contains(&r.name.as_str());
+        for t in f.get("type") {
+            if t != "custom" && t != "builtin" {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid filter: 'type'='{t}'"
+                )));
+            }
+        }
+        let dangling = f
+            .bool_value("dangling")
+            .map_err(EngineError::InvalidArgument)?;
+        Ok(any("driver", &|d| d == r.driver)
+            && any("id", &|i| r.id.starts_with(i))
+            && any("name", &|n| r.name.contains(n) || glob_match(n, &r.name))
+            && any("scope", &|s| s == "local")
+            && any("type", &|t| (t == "builtin") == builtin)
+            && f.get("label").iter().all(|l| label_match(&r.labels, l))
+            && dangling.is_none_or(|d| d == (r.endpoints.is_empty() && !builtin)))
+    }
+}
+
+fn bool_of(body: &Map<String, Value>, k: &str) -> bool {
+    body.get(k).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn opt_str(m: &Value, k: &str) -> Option<String> {
+    m.get(k)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+impl Engine {
+    /// `POST /networks/create`.
+    pub async fn network_create(&self, body: Map<String, Value>) -> Result<Value, EngineError> {
+        let n = &self.networks;
+        let name = body
+            .get("Name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if name.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "network name cannot be empty".into(),
+            ));
+        }
+        let driver = body.get("Driver").and_then(Value::as_str).unwrap_or("");
+        let driver = if driver.is_empty() { "bridge" } else { driver };
+        if PREDEFINED.contains(&name.as_str()) {
+            return Err(EngineError::Forbidden(format!(
+                "{name} is a pre-defined network and cannot be created"
+            )));
+        }
+        if driver != "bridge" {
+            return Err(EngineError::NotFound(format!(
+                "plugin \"{driver}\" not found"
+            )));
+        }
+        let options: Map<String, Value> = body
+            .get("Options")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let opt = |k: &str| options.get(k).and_then(Value::as_str).map(String::from);
+        let mtu = match opt("com.docker.network.driver.mtu") {
+            Some(m) => m
+                .parse::<u32>()
+                .ok()
+                .filter(|m| (68..=65535).contains(m))
+                .ok_or_else(|| EngineError::InvalidArgument(format!("invalid MTU number: {m}")))?,
+            None => self.config.network.mtu,
+        };
+        let id = random_hex(32)?;
+        let bridge_name =
+            opt("com.docker.network.bridge.name").unwrap_or_else(|| format!("br-{}", &id[..12]));
+        if !bridge::valid_name(&bridge_name) {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid bridge name: {bridge_name}"
+            )));
+        }
+        let ipam_cfg = body
+            .get("IPAM")
+            .and_then(|i| i.get("Config"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let first = ipam_cfg.first().cloned().unwrap_or(Value::Null);
+        let given_subnet = opt_str(&first, "Subnet");
+        let given_gw = opt_str(&first, "Gateway");
+        let given_range = opt_str(&first, "IPRange");
+        let r = {
+            let st = n.lock();
+            if st.nets.values().any(|r| r.name == name) {
+                return Err(EngineError::Conflict(format!(
+                    "network with name {name} already exists"
+                )));
+            }
+            // An interface berth did not make (docker0, eth0, ...) is never adopted: removing
+            // the network would delete it.
+            if st.nets.values().any(|r| r.bridge == bridge_name) || bridge::exists(&bridge_name) {
+                return Err(EngineError::Conflict(format!(
+                    "bridge name {bridge_name} is already in use by another network"
+                )));
+            }
+            let subnet = match &given_subnet {
+                Some(s) => {
+                    let net: Ipv4Net = s.parse().map_err(|e: berth_network::NetError| {
+                        EngineError::InvalidArgument(format!("Invalid subnet {s} : {e}"))
+                    })?;
+                    if st
+                        .nets
+                        .values()
+                        .filter_map(|r| r.subnet)
+                        .any(|o| o.overlaps(&net))
+                    {
+                        return Err(EngineError::Forbidden(
+                            "Pool overlaps with other one on this address space".into(),
+                        ));
+                    }
+                    net
+                }
+                None => {
+                    if given_gw.is_some() || given_range.is_some() {
+                        return Err(EngineError::InvalidArgument(
+                            "ipRange or gateway given without a subnet".into(),
+                        ));
+                    }
+                    ipam::next_subnet(&n.pools(), &Networks::taken_subnets(&st)).ok_or_else(|| {
+                        EngineError::Forbidden(
+                            "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+                        )
+                    })?
+                }
+            };
+            let gateway = match &given_gw {
+                Some(g) => {
+                    let ip: Ipv4Addr = g.parse().map_err(|_| {
+                        EngineError::InvalidArgument(format!("invalid gateway address {g}"))
+                    })?;
+                    if !subnet.contains(ip) {
+                        return Err(EngineError::InvalidArgument(format!(
+                            "failed to allocate gateway ({g}): Requested address is out of range"
+                        )));
+                    }
+                    ip
+                }
+                None => subnet.nth(1).unwrap_or(subnet.addr()),
+            };
+            let ip_range = match &given_range {
+                Some(s) => {
+                    let range: Ipv4Net = s.parse().map_err(|e: berth_network::NetError| {
+                        EngineError::InvalidArgument(format!("Invalid range {s} : {e}"))
+                    })?;
+                    if !subnet.contains(range.addr()) || range.prefix() < subnet.prefix() {
+                        return Err(EngineError::InvalidArgument(format!(
+                            "no matching subnet for range {s}"
+                        )));
+                    }
+                    Some(range)
+                }
+                None => None,
+            };
+            NetRecord {
+                id: id.clone(),
+                name: name.clone(),
+                driver: "bridge".into(),
+                created: crate::system::now_rfc3339(),
+                subnet: Some(subnet),
+                gateway: Some(gateway),
+                ip_range,
+                user_ipam: given_subnet.is_some(),
+                gateway_given: given_gw.is_some(),
+                internal: bool_of(&body, "Internal"),
+                attachable: bool_of(&body, "Attachable"),
+                labels: body
+                    .get("Labels")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
+                options,
+                bridge: bridge_name,
+                mtu,
+                endpoints: BTreeMap::new(),
+                last_ip: None,
+            }
+        };
+        let prefix = r.subnet.map(|s| s.prefix()).unwrap_or(24);
+        let made = bridge::ensure(&r.bridge, r.gateway.map(|g| (g, prefix)), Some(r.mtu))
+            .map_err(net_err)
+            .and_then(|()| n.save_net(&r));
+        if let Err(e) = made {
+            let _ = bridge::delete(&r.bridge);
+            return Err(e);
+        }
+        n.lock().nets.insert(id.clone(), r.clone());
+        if let Err(e) = n.sync_firewall() {
+            n.lock().nets.remove(&id);
+            let _ = std::fs::remove_file(n.net_path(&id));
+            let _ = bridge::delete(&r.bridge);
+            let _ = n.sync_firewall();
+            return Err(e);
+        }
+        self.emit_event(
+            "network",
+            "create",
+            &id,
+            &[("name", &name), ("type", "bridge")],
+        );
+        Ok(json!({"Id": id, "Warning": ""}))
+    }
+
+    /// `GET /networks`.
+    pub async fn network_list(&self, filters: &Filters) -> Result<Vec<Value>, EngineError> {
+        filters
+            .allow_only(&["driver", "id", "label", "name", "scope", "type", "dangling"])
+            .map_err(EngineError::InvalidArgument)?;
+        let st = self.networks.lock();
+        let mut out = Vec::new();
+        for r in st.nets.values() {
+            if Networks::matches(r, filters)? {
+                let mut v = network_json(r, &st);
+                // dockerd lists networks without their containers.
+                v["Containers"] = json!({});
+                out.push((r.created.clone(), v));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// `GET /networks/{id}`.
+    pub async fn network_inspect(&self, name: &str) -> Result<Value, EngineError> {
+        let st = self.networks.lock();
+        let id = Networks::find(&st, name)?;
+        Ok(network_json(&st.nets[&id], &st))
+    }
+
+    /// `DELETE /networks/{id}`.
+    pub async fn network_delete(&self, name: &str) -> Result<(), EngineError> {
+        let n = &self.networks;
+        let r = {
+            let mut st = n.lock();
+            let id = Networks::find(&st, name)?;
+            let r = &st.nets[&id];
+            if PREDEFINED.contains(&r.name.as_str()) {
+                return Err(EngineError::Forbidden(format!(
+                    "{} is a pre-defined network and cannot be removed",
+                    r.name
+                )));
+            }
+            if !r.endpoints.is_empty() {
+                return Err(EngineError::Forbidden(format!(
+                    "error while removing network: network {} id {} has active endpoints",
+                    r.name, r.id
+                )));
+            }
+            let r = r.clone();
+            st.nets.remove(&id);
+            r
+        };
+        let mut errors = Vec::new();
+        if let Err(e) = n.sync_firewall() {
+            errors.push(e.to_string());
+        }
+        if let Err(e) = bridge::delete(&r.bridge) {
+            errors.push(e.to_string());
+        }
+        if let Err(e) = std::fs::remove_file(n.net_path(&r.id)) {
+            errors.push(format!("cannot remove the network record: {e}"));
+        }
+        self.emit_event(
+            "network",
+            "destroy",
+            &r.id,
+            &[("name", &r.name), ("type", "bridge")],
+        );
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::Internal(errors.join("; ")))
+        }
+    }
+
+    /// `POST /networks/prune`: user networks without endpoints.
+    pub async fn network_prune(&self, filters: &Filters) -> Result<Value, EngineError> {
+        filters
+            .allow_only(&["label", "label!", "until"])
+            .map_err(EngineError::InvalidArgument)?;
+        let names: Vec<String> = {
+            let st = self.networks.lock();
+            st.nets
+                .values()
+                .filter(|r| !PREDEFINED.contains(&r.name.as_str()) && r.endpoints.is_empty())
+                .filter(|r| {
+                    filters
+                        .get("label")
+                        .iter()
+                        .all(|l| label_match(&r.labels, l))
+                })
+                .filter(|r| {
+                    !filters
+                        .get("label!")
+                        .iter()
+                        .any(|l| label_match(&r.labels, l))
+                })
+                .map(|r| r.name.clone())
+                .collect()
+        };
+        let mut deleted = Vec::new();
+        for name in names {
+            match self.network_delete(&name).await {
+                Ok(()) => deleted.push(name),
+                Err(e) => tracing::warn!(network = %name, error = %e, "prune: cannot remove"),
+            }
+        }
+        Ok(json!({"NetworksDeleted": deleted}))
+    }
+
+    /// `POST /networks/{id}/connect`.
+    pub async fn network_connect(
+        &self,
+        net: &str,
+        body: Map<String, Value>,
+    ) -> Result<(), EngineError> {
+        let cname = body.get("Container").and_then(Value::as_str).unwrap_or("");
+        let brief = self.container_brief(cname)?;
+        let n = &self.networks;
+        let ec = body.get("EndpointConfig").cloned().unwrap_or(Value::Null);
+        let (net_id, net_name) = {
+            let mut st = n.lock();
+            let id = Networks::find(&st, net)?;
+            let r = &st.nets[&id];
+            let net_name = r.name.clone();
+            let Some(c) = st.ctrs.get(&brief.id).cloned() else {
+                return Err(EngineError::Conflict(format!(
+                    "container {} has no network settings",
+                    brief.id
+                )));
+            };
+            if c.mode == "host" || c.mode == "none" || c.mode.starts_with("container:") {
+                return Err(EngineError::Forbidden(
+                    "container cannot be disconnected from host network or connected to host network"
+                        .into(),
+                ));
+            }
+            if c.attach.iter().any(|a| a.network_id == id) {
+                return Err(EngineError::Forbidden(format!(
+                    "endpoint with name {} already exists in network {}",
+                    c.name, net_name
+                )));
+            }
+            let hc =
+                serde_json::Map::from_iter([("NetworkMode".to_string(), json!(net_name.clone()))]);
+            let networking = json!({"EndpointsConfig": {net_name.clone(): ec}});
+            let one = super::settings::from_request(
+                &st,
+                &brief.id,
+                &c.name,
+                &Map::new(),
+                &hc,
+                Some(&networking),
+                None,
+            )?;
+            let mut c = c;
+            c.attach.extend(one.attach);
+            st.ctrs.insert(c.id.clone(), c.clone());
+            drop(st);
+            n.save_ctr(&c);
+            (id, net_name)
+        };
+        if brief.running {
+            if let Err(e) = n.connect_running(&brief.id, &net_id, brief.pid) {
+                n.drop_attach(&brief.id, &net_id);
+                return Err(e);
+            }
+        }
+        if !brief.running {
+            self.emit_event(
+                "network",
+                "connect",
+                &net_id,
+                &[
+                    ("container", &brief.id),
+                    ("name", &net_name),
+                    ("type", "bridge"),
+                ],
+            );
+        }
+        Ok(())
+    }
+
+    /// `POST /networks/{id}/disconnect`.
+    pub async fn network_disconnect(
+        &self,
+        net: &str,
+        body: Map<String, Value>,
+    ) -> Result<(), EngineError> {
+        let cname = body.get("Container").and_then(Value::as_str).unwrap_or("");
+        let brief = self.container_brief(cname)?;
+        let n = &self.networks;
+        let (net_id, net_name) = {
+            let st = n.lock();
+            let id = Networks::find(&st, net)?;
+            let name = st.nets[&id].name.clone();
+            let attached = st
+                .ctrs
+                .get(&brief.id)
+                .is_some_and(|c| c.attach.iter().any(|a| a.network_id == id));
+            if !attached {
+                return Err(EngineError::Forbidden(format!(
+                    "container {} is not connected to network {}",
+                    brief.id, name
+                )));
+            }
+            (id, name)
+        };
+        if !n.disconnect_running(&brief.id, &net_id) {
+            self.emit_event(
+                "network",
+                "disconnect",
+                &net_id,
+                &[
+                    ("container", &brief.id),
+                    ("name", &net_name),
+                    ("type", "bridge"),
+                ],
+            );
+        }
+        n.drop_attach(&brief.id, &net_id);
+        Ok(())
+    }
+}
+
+impl Networks {
+    fn drop_attach(&self, cid: &str, net_id: &str) {
+        let c = {
+            let mut st = self.lock();
+            let Some(c) = st.ctrs.get_mut(cid) else {
+                return;
+            };
+            c.attach.retain(|a| a.network_id != net_id);
+            c.clone()
+        };
+        self.save_ctr(&c);
+    }
+
+    /// Connects a running container to one more network: address, veth (`ethN`).
+    fn connect_running(&self, cid: &str, net_id: &str, pid: i32) -> Result<(), EngineError> {
+        let (r, ep, ifindex) = {
+            let mut st = self.lock();
+            let Some(c) = st.ctrs.get(cid).cloned() else {
+                return Ok(());
+            };
+            let a = c.attach.iter().find(|a| a.network_id == net_id).cloned();
+            let ifindex = st
+                .nets
+                .values()
+                .filter(|r| r.endpoints.contains_key(cid))
+                .count();
+            let Some(r) = st.nets.get_mut(net_id) else {
+                return Ok(());
+            };
+            let a = a.ok_or_else(|| EngineError::Internal("attachment vanished".into()))?;
+            let ep = Networks::allocate(r, cid, &c.name, &a.aliases, a.ipv4, None)?;
+            (r.clone(), ep, ifindex)
+        };
+        self.save_net(&r)?;
+        let Some(subnet) = r.subnet else {
+            return Ok(());
+        };
+        let ifname = format!("eth{ifindex}");
+        let plugged = berth_network::endpoint::plug(&berth_network::endpoint::Plug {
+            pid,
+            bridge: &r.bridge,
+            ifname: &ifname,
+            ip: ep.ip,
+            prefix: subnet.prefix(),
+            mac: &ep.mac,
+            mtu: r.mtu,
+            gateway: None,
+        });
+        match plugged {
+            Ok(veth) => {
+                self.emit(&r, cid, "connect");
+                self.set_veth(net_id, cid, &veth)
+            }
+            Err(e) => {
+                let _ = self.disconnect_running(cid, net_id);
+                Err(net_err(e))
+            }
+        }
+    }
+
+    /// Whether the container had an endpoint there (then the event is emitted).
+    fn disconnect_running(&self, cid: &str, net_id: &str) -> bool {
+        let r = {
+            let mut st = self.lock();
+            let Some(r) = st.nets.get_mut(net_id) else {
+                return false;
+            };
+            let Some(ep) = r.endpoints.remove(cid) else {
+                return false;
+            };
+            if !ep.veth.is_empty() {
+                if let Err(e) = berth_network::endpoint::unplug(&ep.veth) {
+                    tracing::warn!(id = cid, error = %e, "cannot remove a veth");
+                }
+            }
+            r.clone()
+        };
+        self.emit(&r, cid, "disconnect");
+        if let Err(e) = self.save_net(&r) {
+            tracing::warn!(error = %e, "cannot persist a network");
+        }
+        true
+    }
+}

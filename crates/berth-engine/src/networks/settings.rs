@@ -1,0 +1,606 @@
+//! One container's network settings as stored (`CtrNet`): its mode, the networks it is
+//! attached to with aliases and requested addresses, DNS and hosts options, published
+//! ports; how they are read from a create request; and the `NetworkSettings` JSON.
+
+use std::net::Ipv4Addr;
+
+use berth_network::files::DnsSettings;
+use berth_network::NetError;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::{Networks, State, DEFAULT};
+use crate::EngineError;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Attach {
+    pub network_id: String,
+    /// The name the client used (for messages).
+    pub network_name: String,
+    pub aliases: Vec<String>,
+    pub ipv4: Option<Ipv4Addr>,
+}
+
+/// A port to publish: container `port/proto` on `host_ip:host_port` (port or range; empty
+/// means any free port).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PortSpec {
+    pub port: u16,
+    pub proto: String,
+    pub host_ip: String,
+    pub host_port: String,
+}
+
+/// A published port as bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Bound {
+    pub port: u16,
+    pub proto: String,
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CtrNet {
+    pub id: String,
+    pub name: String,
+    /// `bridge`, `host`, `none`, `container:<id>`, or a user network's name as given.
+    pub mode: String,
+    pub attach: Vec<Attach>,
+    pub hostname: String,
+    pub domainname: String,
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    pub mac: Option<String>,
+    pub bindings: Vec<PortSpec>,
+    pub exposed: Vec<(u16, String)>,
+    pub publish_all: bool,
+    /// While running: the init pid and the bound ports.
+    #[serde(default)]
+    pub pid: i32,
+    #[serde(default)]
+    pub bound: Vec<Bound>,
+}
+
+fn strs(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `80/tcp` → (80, "tcp"); `80` → tcp.
+pub(crate) fn parse_port_key(k: &str) -> Result<(u16, String), EngineError> {
+    let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid proto '{proto}'"
+        )));
+    }
+    let port = p
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| EngineError::InvalidArgument(format!("invalid port '{p}'")))?;
+    Ok((port, proto))
+}
+
+/// `8080` or `8000-8010`; empty is "any" (0).
+pub(crate) fn port_range(s: &str) -> Result<(u16, u16), NetError> {
+    let bad = || NetError::InvalidArgument(format!("invalid hostPort: {s}"));
+    if s.is_empty() {
+        return Ok((0, 0));
+    }
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (a, b) = (
+        a.parse::<u16>().map_err(|_| bad())?,
+        b.parse::<u16>().map_err(|_| bad())?,
+    );
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+impl CtrNet {
+    pub(crate) fn dns_settings(&self) -> DnsSettings {
+        DnsSettings {
+            servers: self.dns.clone(),
+            search: self.dns_search.clone(),
+            options: self.dns_options.clone(),
+        }
+    }
+
+    /// What to publish at start: the bindings, plus every other exposed port on a free
+    /// host port under `-P`.
+    pub(crate) fn port_specs(&self) -> Vec<PortSpec> {
+        let mut v = self.bindings.clone();
+        if self.publish_all {
+            for (port, proto) in &self.exposed {
+                if !v.iter().any(|b| b.port == *port && &b.proto == proto) {
+                    v.push(PortSpec {
+                        port: *port,
+                        proto: proto.clone(),
+                        host_ip: String::new(),
+                        host_port: String::new(),
+                    });
+                }
+            }
+        }
+        v
+    }
+}
+
+/// Reads a create request's network settings and checks them against the networks.
+pub(crate) fn from_request(
+    st: &State,
+    cid: &str,
+    name: &str,
+    config: &Map<String, Value>,
+    hc: &Map<String, Value>,
+    networking: Option<&Value>,
+    peer_id: Option<String>,
+) -> Result<CtrNet, EngineError> {
+    let s = |m: &Map<String, Value>, k: &str| {
+        m.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+    };
+    let mut mode = s(hc, "NetworkMode");
+    if mode.is_empty() || mode == "default" {
+        mode = DEFAULT.into();
+    }
+    // The docker CLI names the default network `default` in EndpointsConfig too.
+    let endpoints: Map<String, Value> = networking
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "default" {
+                (DEFAULT.to_string(), v)
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let mut attach = Vec::new();
+    let mut add = |net: &str, ec: Option<&Value>| -> Result<(), EngineError> {
+        let id = match Networks::find(st, net) {
+            Ok(id) => id,
+            // dockerd creates the container and fails its start (moby
+            // `updateContainerNetworkSettings` ignores the lookup error).
+            Err(EngineError::NotFound(_)) => {
+                attach.push(Attach {
+                    network_id: String::new(),
+                    network_name: net.to_string(),
+                    aliases: Vec::new(),
+                    ipv4: None,
+                });
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let r = &st.nets[&id];
+        let aliases = strs(ec.and_then(|e| e.get("Aliases")));
+        let ipv4 = ec
+            .and_then(|e| e.get("IPAMConfig"))
+            .and_then(|i| i.get("IPv4Address"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<Ipv4Addr>()
+                    .map_err(|_| EngineError::InvalidArgument(format!("invalid IPv4 address: {s}")))
+            })
+            .transpose()?;
+        if r.name == DEFAULT && ipv4.is_some() {
+            return Err(EngineError::InvalidArgument(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if r.name == DEFAULT && !aliases.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+        if !r.is_bridge() {
+            return Err(EngineError::InvalidArgument(format!(
+                "container cannot be connected to network {} with driver {}",
+                r.name, r.driver
+            )));
+        }
+        if let (Some(ip), Some(subnet)) = (ipv4, r.subnet) {
+            if !subnet.contains(ip) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "Invalid address {ip}: It does not belong to any of this network's subnets"
+                )));
+            }
+        }
+        if attach.iter().any(|a: &Attach| a.network_id == id) {
+            return Ok(());
+        }
+        attach.push(Attach {
+            network_id: id,
+            network_name: net.to_string(),
+            aliases,
+            ipv4,
+        });
+        Ok(())
+    };
+    match mode.as_str() {
+        "host" | "none" => {}
+        m if m.starts_with("container:") => {
+            if peer_id.is_none() {
+                return Err(EngineError::NotFound(format!(
+                    "No such container: {}",
+                    &m["container:".len()..]
+                )));
+            }
+        }
+        net => {
+            let ec = endpoints.get(net);
+            add(net, ec)?;
+            for (k, v) in &endpoints {
+                if k != net {
+                    add(k, Some(v))?;
+                }
+            }
+        }
+    }
+    if let Some(peer) = &peer_id {
+        mode = format!("container:{peer}");
+    }
+    let mut bindings = Vec::new();
+    if let Some(pb) = hc.get("PortBindings").and_then(Value::as_object) {
+        for (k, v) in pb {
+            let (port, proto) = parse_port_key(k)?;
+            let list = v.as_array().cloned().unwrap_or_default();
+            let list = if list.is_empty() {
+                vec![json!({})]
+            } else {
+                list
+            };
+            for b in list {
+                let host_port = b
+                    .get("HostPort")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                port_range(&host_port).map_err(super::net_err)?;
+                let host_ip = b
+                    .get("HostIp")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if !host_ip.is_empty() && host_ip.parse::<Ipv4Addr>().is_err() {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "invalid IP address: {host_ip}"
+                    )));
+                }
+                bindings.push(PortSpec {
+                    port,
+                    proto: proto.clone(),
+                    host_ip,
+                    host_port,
+                });
+            }
+        }
+    }
+    let mut exposed = Vec::new();
+    if let Some(e) = config.get("ExposedPorts").and_then(Value::as_object) {
+        for k in e.keys() {
+            exposed.push(parse_port_key(k)?);
+        }
+    }
+    for b in &bindings {
+        if !exposed.contains(&(b.port, b.proto.clone())) {
+            exposed.push((b.port, b.proto.clone()));
+        }
+    }
+    exposed.sort();
+    // API 1.44+ clients send the MAC in the endpoint settings, older ones in Config.
+    let mut mac = s(config, "MacAddress");
+    if mac.is_empty() {
+        let key = if mode == "default" {
+            DEFAULT
+        } else {
+            mode.as_str()
+        };
+        mac = endpoints
+            .get(key)
+            .and_then(|e| e.get("MacAddress"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+    }
+    let mac = (!mac.is_empty()).then_some(mac);
+    if let Some(m) = &mac {
+        let ok = m.split(':').count() == 6
+            && m.split(':')
+                .all(|x| x.len() == 2 && u8::from_str_radix(x, 16).is_ok());
+        if !ok {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid MAC address: {m}"
+            )));
+        }
+    }
+    let hostname = {
+        let h = s(config, "Hostname");
+        if h.is_empty() {
+            cid[..12.min(cid.len())].to_string()
+        } else {
+            h
+        }
+    };
+    Ok(CtrNet {
+        id: cid.to_string(),
+        name: name.trim_start_matches('/').to_string(),
+        mode,
+        attach,
+        hostname,
+        domainname: s(config, "Domainname"),
+        extra_hosts: strs(hc.get("ExtraHosts")),
+        dns: strs(hc.get("Dns")),
+        dns_search: strs(hc.get("DnsSearch")),
+        dns_options: strs(hc.get("DnsOptions")),
+        mac,
+        bindings,
+        exposed,
+        publish_all: hc
+            .get("PublishAllPorts")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        pid: 0,
+        bound: Vec::new(),
+    })
+}
+
+impl Networks {
+    /// `NetworkSettings` of `docker inspect` for container `cid`.
+    pub(crate) fn inspect_settings(&self, cid: &str, running: bool) -> Option<Value> {
+        let st = self.lock();
+        let c = st.ctrs.get(cid)?;
+        let mut nets = Map::new();
+        let mut top = json!({"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""});
+        let empty_ep = |net_id: &str| {
+            json!({
+                "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+                "DriverOpts": null, "GwPriority": 0, "NetworkID": net_id, "EndpointID": "",
+                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+            })
+        };
+        match c.mode.as_str() {
+            "host" | "none" => {
+                if let Some(r) = st.nets.values().find(|r| r.name == c.mode) {
+                    nets.insert(c.mode.clone(), empty_ep(&r.id));
+                }
+            }
+            _ => {}
+        }
+        for a in &c.attach {
+            let Some(r) = st.nets.get(&a.network_id) else {
+                continue;
+            };
+            let mut v = empty_ep(&r.id);
+            if let Some(ip) = a.ipv4 {
+                v["IPAMConfig"] = json!({"IPv4Address": ip.to_string()});
+            }
+            if !a.aliases.is_empty() {
+                v["Aliases"] = json!(a.aliases);
+            }
+            if let Some(ep) = r.endpoints.get(cid).filter(|_| running) {
+                v["EndpointID"] = json!(ep.endpoint_id);
+                v["IPAddress"] = json!(ep.ip.to_string());
+                v["IPPrefixLen"] = json!(r.subnet.map(|s| s.prefix()).unwrap_or(0));
+                v["Gateway"] = json!(r.gateway.map(|g| g.to_string()).unwrap_or_default());
+                v["MacAddress"] = json!(ep.mac);
+                if r.name != DEFAULT {
+                    let mut names = vec![c.name.clone(), cid[..12.min(cid.len())].to_string()];
+                    names.extend(a.aliases.iter().cloned());
+                    v["DNSNames"] = json!(names);
+                }
+                if r.name == DEFAULT {
+                    for k in [
+                        "EndpointID",
+                        "Gateway",
+                        "IPAddress",
+                        "IPPrefixLen",
+                        "MacAddress",
+                    ] {
+                        top[k] = v[k].clone();
+                    }
+                }
+            }
+            nets.insert(r.name.clone(), v);
+        }
+        let mut ports = Map::new();
+        if running {
+            for (port, proto) in &c.exposed {
+                ports.insert(format!("{port}/{proto}"), Value::Null);
+            }
+            for b in &c.bound {
+                let e = ports
+                    .entry(format!("{}/{}", b.port, b.proto))
+                    .or_insert_with(|| json!([]));
+                if !e.is_array() {
+                    *e = json!([]);
+                }
+                if let Some(a) = e.as_array_mut() {
+                    a.push(json!({"HostIp": b.host_ip, "HostPort": b.host_port.to_string()}));
+                }
+            }
+        }
+        let sandbox = if running && c.pid > 0 {
+            format!("/proc/{}/ns/net", c.pid)
+        } else {
+            String::new()
+        };
+        Some(json!({
+            "Bridge": "",
+            "SandboxID": if running { cid.to_string() } else { String::new() },
+            "SandboxKey": sandbox,
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": ports,
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": top["EndpointID"],
+            "Gateway": top["Gateway"],
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": top["IPAddress"],
+            "IPPrefixLen": top["IPPrefixLen"],
+            "IPv6Gateway": "",
+            "MacAddress": top["MacAddress"],
+            "Networks": nets,
+        }))
+    }
+
+    /// `Ports` and `NetworkSettings` of one `docker ps` entry.
+    pub(crate) fn patch_summary(&self, cid: &str, running: bool, v: &mut Value) {
+        let Some(ns) = self.inspect_settings(cid, running) else {
+            return;
+        };
+        let st = self.lock();
+        let Some(c) = st.ctrs.get(cid) else { return };
+        let mut ports = Vec::new();
+        if running {
+            for b in &c.bound {
+                ports.push(json!({"IP": b.host_ip, "PrivatePort": b.port, "PublicPort": b.host_port, "Type": b.proto}));
+            }
+            for (port, proto) in &c.exposed {
+                if !c.bound.iter().any(|b| b.port == *port && &b.proto == proto) {
+                    ports.push(json!({"PrivatePort": port, "Type": proto}));
+                }
+            }
+        }
+        v["Ports"] = json!(ports);
+        v["NetworkSettings"] = json!({"Networks": ns["Networks"]});
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::NetRecord;
+    use super::*;
+
+    fn state() -> State {
+        let mut st = State::default();
+        for (id, name, subnet) in [
+            ("aaa111", DEFAULT, "10.0.0.0/24"),
+            ("bbb222", "user", "10.0.1.0/24"),
+        ] {
+            st.nets.insert(
+                id.into(),
+                NetRecord {
+                    id: id.into(),
+                    name: name.into(),
+                    driver: "bridge".into(),
+                    created: String::new(),
+                    subnet: Some(subnet.parse().unwrap()),
+                    gateway: None,
+                    ip_range: None,
+                    user_ipam: false,
+                    gateway_given: false,
+                    internal: false,
+                    attachable: false,
+                    labels: Map::new(),
+                    options: Map::new(),
+                    bridge: format!("br-{id}"),
+                    mtu: 1500,
+                    endpoints: BTreeMap::new(),
+                    last_ip: None,
+                },
+            );
+        }
+        st
+    }
+
+    fn req(hc: Value, net: Value) -> Result<CtrNet, EngineError> {
+        let hc = hc.as_object().cloned().unwrap_or_default();
+        let cfg = json!({"Hostname": "", "ExposedPorts": {"90/udp": {}}});
+        from_request(
+            &state(),
+            "c0ffee0123456789",
+            "/n",
+            cfg.as_object().unwrap(),
+            &hc,
+            Some(&net),
+            None,
+        )
+    }
+
+    #[test]
+    fn bad_requests_are_refused() {
+        let ip =
+            json!({"EndpointsConfig": {"bridge": {"IPAMConfig": {"IPv4Address": "10.0.0.9"}}}});
+        let e = req(json!({"NetworkMode": "bridge"}), ip)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("user defined networks only"), "{e}");
+        let alias = json!({"EndpointsConfig": {"default": {"Aliases": ["x"]}}});
+        let e = req(json!({"NetworkMode": "default"}), alias)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("network-scoped alias"), "{e}");
+        let outside =
+            json!({"EndpointsConfig": {"user": {"IPAMConfig": {"IPv4Address": "10.9.9.9"}}}});
+        assert!(req(json!({"NetworkMode": "user"}), outside).is_err());
+        let mac = json!({"EndpointsConfig": {"user": {"MacAddress": "zz:00"}}});
+        assert!(req(json!({"NetworkMode": "user"}), mac).is_err());
+        let port = json!({"NetworkMode": "user", "PortBindings": {"80/tcp": [{"HostPort": "x"}]}});
+        assert!(req(port, json!({})).is_err());
+        let hostip =
+            json!({"NetworkMode": "user", "PortBindings": {"80/tcp": [{"HostIp": "nope"}]}});
+        assert!(req(hostip, json!({})).is_err());
+    }
+
+    #[test]
+    fn good_request_is_read() {
+        let hc = json!({"NetworkMode": "user", "PublishAllPorts": true, "Dns": ["1.1.1.1"],
+                        "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}});
+        let net = json!({"EndpointsConfig": {"user": {"Aliases": ["web"], "IPAMConfig": {"IPv4Address": "10.0.1.5"}}}});
+        let c = req(hc, net).unwrap();
+        assert_eq!(c.name, "n");
+        assert_eq!(c.hostname, "c0ffee012345");
+        assert_eq!(c.attach.len(), 1);
+        assert_eq!(c.attach[0].network_id, "bbb222");
+        assert_eq!(c.attach[0].aliases, ["web"]);
+        assert_eq!(c.attach[0].ipv4, Some(Ipv4Addr::new(10, 0, 1, 5)));
+        assert_eq!(
+            c.exposed,
+            [(80, "tcp".to_string()), (90, "udp".to_string())]
+        );
+        let specs = c.port_specs();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].host_port, "8080");
+        assert_eq!(specs[1].host_port, "");
+        // An unknown network is recorded; the start fails, as dockerd's does.
+        let c = req(json!({"NetworkMode": "nope"}), json!({})).unwrap();
+        assert_eq!(c.attach[0].network_id, "");
+    }
+
+    #[test]
+    fn port_keys_and_ranges() {
+        assert_eq!(parse_port_key("80/tcp").unwrap(), (80, "tcp".into()));
+        assert_eq!(parse_port_key("53/UDP").unwrap(), (53, "udp".into()));
+        assert_eq!(parse_port_key("80").unwrap(), (80, "tcp".into()));
+        assert!(parse_port_key("0/tcp").is_err());
+        assert!(parse_port_key("80/xyz").is_err());
+        assert!(parse_port_key("x/tcp").is_err());
+        assert_eq!(port_range("").unwrap(), (0, 0));
+        assert_eq!(port_range("8000-8010").unwrap(), (8000, 8010));
+        assert!(port_range("9-8").is_err());
+        assert!(port_range("70000").is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! Container networking on the host: IPv4 address management, Linux bridges, veth pairs
+//! into a container's network namespace, firewall rules in chains berth owns, the
+//! userland port proxy, the embedded DNS server, and `/etc/hosts` and `resolv.conf`
+//! content.
+//!
+//! It knows nothing of containers or records: the engine hands it plain values (a
+//! subnet, a bridge name, a container's init pid) and gets plain values back. Interfaces
+//! and rules are driven through `ip`, `nsenter` and `iptables -w`, which every host that
+//! runs Docker has.
+#![forbid(unsafe_code)]
+
+pub mod bridge;
+mod cmd;
+pub mod dns;
+pub mod endpoint;
+pub mod files;
+pub mod firewall;
+pub mod ipam;
+pub mod proxy;
+
+pub use ipam::Ipv4Net;
+
+/// What went wrong, with the kind a client can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// A tool (`ip`, `iptables`, `nsenter`) failed.
+    #[error("{cmd} failed: {msg}")]
+    Command { cmd: String, msg: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+impl NetError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetError {
+        let what = what.into();
+        move |source| NetError::Io { what, source }
+    }
+}
