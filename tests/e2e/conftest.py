@@ -27,6 +27,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pytest
 
+from hostclean import cleanup_bridges, cleanup_cgroups, pick_cgroup_parent, pick_network
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BERTHD_BIN = Path(os.environ.get("BERTHD_BIN", REPO_ROOT / "target" / "debug" / "berthd"))
 BERTH_BIN = Path(os.environ.get("BERTH_BIN", REPO_ROOT / "target" / "debug" / "berth"))
@@ -397,37 +399,6 @@ class DaemonStartError(AssertionError):
     pass
 
 
-def _host_subnets() -> list[Any]:
-    import ipaddress
-
-    out = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True).stdout
-    nets = []
-    for line in out.splitlines():
-        dest = line.split(" ", 1)[0]
-        if "/" in dest:
-            try:
-                nets.append(ipaddress.ip_network(dest, strict=False))
-            except ValueError:
-                pass
-    return nets
-
-
-def pick_network() -> tuple[str, str, str]:
-    """A bridge name and a 10.x.y.0/20 block unique to one test daemon: (bridge, bip, pool).
-    The block is random in 10.128.0.0/9 and overlaps no route of the host (so no other
-    daemon's bridge); the default bridge takes its first /24, user networks the rest."""
-    import ipaddress
-    import random
-
-    taken = _host_subnets()
-    for _ in range(200):
-        a, b = random.randint(128, 255), random.randint(0, 15) * 16
-        block = ipaddress.ip_network(f"10.{a}.{b}.0/20")
-        if not any(block.overlaps(t) for t in taken):
-            return f"bt{os.urandom(3).hex()}", f"10.{a}.{b}.1/24", str(block)
-    raise AssertionError("no free 10.x.y.0/20 block for a test daemon")
-
-
 def isolated_network() -> tuple[list[str], Callable[[Path], list[str]]]:
     """For a berthd started without `Daemon`: its `--bridge`/`--bip` flags, and the cleanup
     to call with its data root once it has exited."""
@@ -439,32 +410,6 @@ def cleanup_network(d: "Daemon") -> list[str]:
     """Removes what berthd `d` may leave on the host by design (its bridges and its iptables
     chains stay while a daemon is stopped, as docker0 does); returns what failed."""
     return cleanup_bridges(d.bridge, d.data_root)
-
-
-def cleanup_bridges(tag: str, data_root: Path) -> list[str]:
-    """Deletes the daemon's default bridge `tag`, the bridges its records name, and its
-    iptables chains (named after `tag`)."""
-    problems = []
-    bridges = {tag}
-    for f in (data_root / "network" / "networks").glob("*.json"):
-        try:
-            br = json.loads(f.read_text()).get("bridge") or ""
-        except (OSError, ValueError):
-            continue
-        if br:
-            bridges.add(br)
-    for br in sorted(bridges):
-        if Path(f"/sys/class/net/{br}").exists():
-            r = subprocess.run(["ip", "link", "del", "dev", br], capture_output=True, text=True)
-            if r.returncode != 0:
-                problems.append(f"cannot delete bridge {br}: {r.stderr.strip()}")
-    for table, parent, chain in (("filter", "FORWARD", f"BERTH-FWD-{tag}"), ("nat", "POSTROUTING", f"BERTH-POST-{tag}")):
-        while subprocess.run(["iptables", "-w", "-t", table, "-D", parent, "-j", chain], capture_output=True).returncode == 0:
-            pass
-    for table, chain in (("filter", f"BERTH-FWD-{tag}"), ("filter", f"BERTH-ISO-{tag}"), ("nat", f"BERTH-POST-{tag}")):
-        subprocess.run(["iptables", "-w", "-t", table, "-F", chain], capture_output=True)
-        subprocess.run(["iptables", "-w", "-t", table, "-X", chain], capture_output=True)
-    return problems
 
 
 class Daemon:
@@ -491,6 +436,7 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.bridge, self.bip, self.pool = pick_network()
+        self.cgroup_parent = pick_cgroup_parent()
 
     # -- command line
 
@@ -520,7 +466,7 @@ class Daemon:
         config.setdefault("default-address-pools", [{"base": self.pool, "size": 24}])
         self.config_path.write_text(json.dumps(config, indent=2))
         argv += [f"--config-file={self.config_path}"]
-        argv += [f"--bridge={self.bridge}", f"--bip={self.bip}"]
+        argv += [f"--bridge={self.bridge}", f"--bip={self.bip}", f"--cgroup-parent={self.cgroup_parent}"]
         argv += self.extra_args
         return argv
 
@@ -739,6 +685,7 @@ def berthd(request: pytest.FixtureRequest, workdir: Path) -> Any:
     for d in daemons:
         if d.proc is not None and not d.running():
             problems += cleanup_network(d)
+            problems += cleanup_cgroups(d.cgroup_parent)
     request.node._berth_saved_logs = {d.name: d.log_tail() for d in daemons}
     if problems:
         pytest.fail("\n".join(problems) + "\n" + "\n".join(d.log_tail() for d in daemons), pytrace=False)

@@ -29,8 +29,8 @@ def run_sleeper(d, *flags: str, name: str = "c1") -> str:
     return dk(d, "run", "-d", "--name", name, *flags, "busybox", "sleep", "1000").stdout.strip()
 
 
-def cgroup_file(controller: str, cid: str, name: str) -> Path:
-    return Path("/sys/fs/cgroup") / controller / "berth" / cid / name
+def cgroup_file(d, controller: str, cid: str, name: str) -> Path:
+    return Path("/sys/fs/cgroup") / controller / d.cgroup_parent.lstrip("/") / cid / name
 
 
 def test_exec_exit_codes_and_output(daemon):
@@ -233,7 +233,7 @@ def test_pause_blocks_and_unpause_resumes(daemon):
 
     poll(lambda: value() > 2, 10, "the counter to run")
     dk(daemon, "pause", "c1")
-    assert cgroup_file("freezer", cid, "freezer.state").read_text().strip() == "FROZEN"
+    assert cgroup_file(daemon, "freezer", cid, "freezer.state").read_text().strip() == "FROZEN"
     st = dk(daemon, "inspect", "-f", "{{.State.Status}} {{.State.Paused}} {{.State.Running}}", "c1").stdout.split()
     assert st == ["paused", "true", "true"]
     assert "(Paused)" in dk(daemon, "ps").stdout
@@ -264,7 +264,7 @@ def test_pause_blocks_and_unpause_resumes(daemon):
 
 def test_update_memory_cpu_pids_restart(daemon):
     cid = run_sleeper(daemon, "-m", "64m")
-    limit = cgroup_file("memory", cid, "memory.limit_in_bytes")
+    limit = cgroup_file(daemon, "memory", cid, "memory.limit_in_bytes")
     assert int(limit.read_text()) == 64 * MIB
     r = dk(daemon, "update", "-m", "128m", "--memory-swap", "256m", "c1")
     assert r.stdout.strip() == "c1"
@@ -279,9 +279,9 @@ def test_update_memory_cpu_pids_restart(daemon):
     assert r.returncode != 0 and "Minimum memory limit allowed is 6MB" in r.stderr
     assert int(limit.read_text()) == 32 * MIB
     dk(daemon, "update", "--cpus", "0.5", "--pids-limit", "20", "--cpu-shares", "512", "--restart", "on-failure:2", "c1")
-    assert int(cgroup_file("cpu", cid, "cpu.cfs_quota_us").read_text()) == 50000
-    assert int(cgroup_file("cpu", cid, "cpu.shares").read_text()) == 512
-    assert cgroup_file("pids", cid, "pids.max").read_text().strip() == "20"
+    assert int(cgroup_file(daemon, "cpu", cid, "cpu.cfs_quota_us").read_text()) == 50000
+    assert int(cgroup_file(daemon, "cpu", cid, "cpu.shares").read_text()) == 512
+    assert cgroup_file(daemon, "pids", cid, "pids.max").read_text().strip() == "20"
     hc = json.loads(dk(daemon, "inspect", "-f", "{{json .HostConfig}}", "c1").stdout)
     assert hc["NanoCpus"] == 500_000_000 and hc["PidsLimit"] == 20
     assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
@@ -363,7 +363,7 @@ def test_berth_cli_commands(daemon):
     assert r.returncode != 0 and "is paused" in r.stderr
     assert bt(daemon, "unpause", "c1").stdout == "c1\n"
     assert bt(daemon, "update", "-m", "96m", "--memory-swap", "192m", "c1").stdout == "c1\n"
-    assert int(cgroup_file("memory", cid, "memory.limit_in_bytes").read_text()) == 96 * MIB
+    assert int(cgroup_file(daemon, "memory", cid, "memory.limit_in_bytes").read_text()) == 96 * MIB
     r = bt(daemon, "update", "c1", check=False)
     assert r.returncode != 0 and "one or more flags" in r.stderr
     master, slave = pty.openpty()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DOCKER_BIN, REPO_ROOT, poll
+from hostclean import container_cgroups
 
 
 @pytest.fixture
@@ -30,6 +31,7 @@ def daemon(berthd, docker_env):
     mounts = [l.split(" ")[4] for l in Path("/proc/self/mountinfo").read_text().splitlines()]
     assert not [m for m in mounts if m.startswith(roots)], mounts
     assert not _shims(d), "shim processes left behind"
+    assert not container_cgroups(d.cgroup_parent), "container cgroups left behind"
 
 
 def _all_ids(d) -> list[str]:

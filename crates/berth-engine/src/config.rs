@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use crate::EngineError;
 
+/// Where container cgroups go unless `--cgroup-parent` says otherwise.
+pub const DEFAULT_CGROUP_PARENT: &str = "/berth";
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Persistent state (`/var/lib/berth`).
@@ -27,6 +30,8 @@ pub struct EngineConfig {
     pub live_restore: bool,
     /// The `berth-shim` binary (berthd: next to its own executable, or `$BERTH_SHIM`).
     pub shim_binary: PathBuf,
+    /// The cgroup every container's cgroup is made under (`--cgroup-parent`, `/berth`).
+    pub cgroup_parent: String,
     /// Networking: the default bridge, address pools, firewall.
     pub network: NetConfig,
 }
@@ -76,6 +81,7 @@ impl EngineConfig {
             max_concurrent_uploads: 5,
             live_restore: true,
             shim_binary: PathBuf::from("berth-shim"),
+            cgroup_parent: DEFAULT_CGROUP_PARENT.to_string(),
             network: NetConfig::default(),
         }
     }

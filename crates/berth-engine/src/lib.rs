@@ -56,13 +56,7 @@ impl Engine {
         let events = Arc::new(events::EventBus::default());
         let networks =
             networks::Networks::open(&config.data_root, config.network.clone(), events.clone())?;
-        let containers = containers::Containers::open(
-            &config.data_root,
-            &config.exec_root,
-            &config.shim_binary,
-            events.clone(),
-            networks.clone(),
-        );
+        let containers = containers::Containers::open(&config, events.clone(), networks.clone());
         let engine = Arc::new(Engine {
             config,
             images: Arc::new(images),

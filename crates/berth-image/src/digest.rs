@@ -227,6 +227,7 @@ impl<W: Write> Write for DigestWriter<W> {
 pub struct DigestReader<R> {
     inner: R,
     hasher: Sha256,
+    hashing: bool,
     read: u64,
 }
 
@@ -235,8 +236,15 @@ impl<R: Read> DigestReader<R> {
         DigestReader {
             inner,
             hasher: Sha256::new(),
+            hashing: true,
             read: 0,
         }
+    }
+
+    /// Stops hashing (bytes are still counted) when another reader already hashes the
+    /// same bytes; `digest` is then meaningless and must not be used.
+    pub fn stop_hashing(&mut self) {
+        self.hashing = false;
     }
 
     /// The digest of everything read so far.
@@ -264,7 +272,9 @@ impl<R: Read> DigestReader<R> {
 impl<R: Read> Read for DigestReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if self.hashing {
+            self.hasher.update(&buf[..n]);
+        }
         self.read += n as u64;
         Ok(n)
     }

@@ -235,6 +235,10 @@ fn unpack_layer_recorded<R: Read>(
     let mut magic = [0u8; 6];
     let n = read_up_to(&mut raw, &mut magic).map_err(UnpackError::Read)?;
     let compression = Compression::detect(&magic[..n])?;
+    if compression == Compression::None {
+        // The plain stream is the input: its diffID is its digest; hash it once.
+        raw.stop_hashing();
+    }
     let src = io::Cursor::new(&magic[..n]).chain(&mut raw);
     let decoder: Box<dyn Read + '_> = match compression {
         Compression::None => Box::new(src),
@@ -270,7 +274,10 @@ fn unpack_layer_recorded<R: Read>(
     }
     let (_, diff_id, _) = plain.into_parts();
     io::copy(&mut raw, &mut io::sink()).map_err(UnpackError::Read)?;
-    let (_, compressed_digest, _) = raw.into_parts();
+    let compressed_digest = match compression {
+        Compression::None => diff_id,
+        _ => raw.into_parts().1,
+    };
 
     unpacker.restore_dir_times()?;
     Ok(UnpackStats {

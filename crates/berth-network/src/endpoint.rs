@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::cmd::{ip_in, run};
+use crate::cmd::{ip_batch, ip_in, run};
 use crate::NetError;
 
 /// What to plug.
@@ -36,37 +36,30 @@ fn random_suffix() -> Result<String, NetError> {
 pub fn plug(p: &Plug<'_>) -> Result<String, NetError> {
     let sfx = random_suffix()?;
     let host = format!("veth{sfx}");
-    let peer = format!("vp{sfx}");
-    let mtu = p.mtu.to_string();
-    run(
-        "ip",
-        &[
-            "link", "add", &host, "mtu", &mtu, "type", "veth", "peer", "name", &peer, "mtu", &mtu,
-        ],
-    )?;
+    let pid = p.pid.to_string();
+    // The peer is made inside the container's namespace with its final name and address:
+    // two `ip -batch` runs (host side, container side) instead of a process per step.
+    let mtu = p.mtu;
     let configured = (|| {
-        run("ip", &["link", "set", &peer, "netns", &p.pid.to_string()])?;
-        run("ip", &["link", "set", &host, "master", p.bridge, "up"])?;
-        ip_in(p.pid, &["link", "set", &peer, "name", p.ifname])?;
-        ip_in(p.pid, &["link", "set", p.ifname, "address", p.mac])?;
-        ip_in(
-            p.pid,
+        ip_batch(
+            None,
             &[
-                "addr",
-                "add",
-                &format!("{}/{}", p.ip, p.prefix),
-                "dev",
-                p.ifname,
+                format!(
+                    "link add {host} mtu {mtu} type veth peer name {} mtu {mtu} address {} netns {pid}",
+                    p.ifname, p.mac
+                ),
+                format!("link set {host} master {} up", p.bridge),
             ],
         )?;
-        ip_in(p.pid, &["link", "set", p.ifname, "up"])?;
+        let mut inside = vec![
+            format!("addr add {}/{} dev {}", p.ip, p.prefix, p.ifname),
+            format!("link set {} up", p.ifname),
+            "link set lo up".to_string(),
+        ];
         if let Some(gw) = p.gateway {
-            ip_in(
-                p.pid,
-                &["route", "replace", "default", "via", &gw.to_string()],
-            )?;
+            inside.push(format!("route replace default via {gw}"));
         }
-        Ok(())
+        ip_batch(Some(p.pid), &inside)
     })();
     if let Err(e) = configured {
         let _ = unplug(&host);

@@ -45,6 +45,7 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("live-restore", None),
     ("max-concurrent-downloads", Some("max_concurrent_downloads")),
     ("max-concurrent-uploads", Some("max_concurrent_uploads")),
+    ("cgroup-parent", Some("cgroup_parent")),
     ("bridge", Some("bridge")),
     ("bip", Some("bip")),
     ("iptables", Some("iptables")),
@@ -171,6 +172,9 @@ impl DaemonConfig {
         if let Some(n) = flags.max_concurrent_uploads.or(f.max_concurrent_uploads) {
             engine.max_concurrent_uploads = positive(n, "max-concurrent-uploads")?;
         }
+        if let Some(p) = flags.cgroup_parent.clone().or(f.cgroup_parent.clone()) {
+            engine.cgroup_parent = cgroup_parent(&p)?;
+        }
 
         Ok(Self {
             hosts,
@@ -235,6 +239,15 @@ fn positive(n: usize, key: &str) -> anyhow::Result<usize> {
         bail!("invalid {key} 0: it must be at least 1");
     }
     Ok(n)
+}
+
+/// `--cgroup-parent`: a cgroup path of plain components, made absolute (`berth` → `/berth`).
+fn cgroup_parent(p: &str) -> anyhow::Result<String> {
+    let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+    if parts.is_empty() || parts.iter().any(|c| *c == "." || *c == "..") {
+        bail!("invalid cgroup-parent {p:?}: it must name a cgroup, such as /berth");
+    }
+    Ok(format!("/{}", parts.join("/")))
 }
 
 fn absolute(p: PathBuf, flag: &str) -> anyhow::Result<PathBuf> {
@@ -341,6 +354,7 @@ struct FileSettings {
     live_restore: Option<bool>,
     max_concurrent_downloads: Option<usize>,
     max_concurrent_uploads: Option<usize>,
+    cgroup_parent: Option<String>,
     bridge: Option<String>,
     bip: Option<String>,
     iptables: Option<bool>,

@@ -76,6 +76,10 @@ pub struct Flags {
     #[arg(long = "max-concurrent-uploads", value_name = "N")]
     pub max_concurrent_uploads: Option<usize>,
 
+    /// Parent cgroup of all containers (default "/berth")
+    #[arg(long = "cgroup-parent", value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+
     /// The default bridge network's Linux bridge (created if missing)
     #[arg(short = 'b', long = "bridge", value_name = "NAME")]
     pub bridge: Option<String>,

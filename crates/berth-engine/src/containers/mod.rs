@@ -92,6 +92,8 @@ impl Entry {
 #[derive(Debug)]
 pub(crate) struct Containers {
     runtime: ShimRuntime,
+    /// `--cgroup-parent`: each container's cgroup is `<parent>/<id>`.
+    cgroup_parent: String,
     data: PathBuf,
     exec: PathBuf,
     map: Mutex<HashMap<String, Arc<Entry>>>,
@@ -139,14 +141,12 @@ fn no_such(name: &str) -> EngineError {
 impl Containers {
     /// Loads the records on disk and reattaches to containers that were running.
     pub(crate) fn open(
-        data_root: &Path,
-        exec_root: &Path,
-        shim: &Path,
+        config: &crate::EngineConfig,
         events: Arc<EventBus>,
         networks: Arc<crate::networks::Networks>,
     ) -> Arc<Containers> {
-        let data = data_root.join("containers");
-        let exec = exec_root.join("containers");
+        let data = config.data_root.join("containers");
+        let exec = config.exec_root.join("containers");
         let _ = std::fs::create_dir_all(&data);
         let _ = std::fs::create_dir_all(&exec);
         let mut map = HashMap::new();
@@ -168,7 +168,8 @@ impl Containers {
             }
         }
         let c = Arc::new(Containers {
-            runtime: ShimRuntime::new(shim, exec_root),
+            runtime: ShimRuntime::new(&config.shim_binary, &config.exec_root),
+            cgroup_parent: config.cgroup_parent.clone(),
             data,
             exec,
             map: Mutex::new(map),
@@ -670,7 +671,9 @@ impl Engine {
         let c = &self.containers;
         let peer = (rec.network_mode().strip_prefix("container:")).and_then(|p| net_peer(c, p));
         let plan = c.networks.prepare(&rec.id, peer).map_err(|e| (e, None))?;
-        let input = spec::spec_input(rec, rootfs, data_dir, &plan).map_err(|e| (e, None))?;
+        let cgroup = c.cgroup_path(&rec.id);
+        let input =
+            spec::spec_input(rec, rootfs, data_dir, &plan, &cgroup).map_err(|e| (e, None))?;
         let spec = berth_runtime::build_spec(&input).map_err(|e| (rt_err(e), None))?;
         let b = |k: &str| rec.config.get(k).and_then(Value::as_bool).unwrap_or(false);
         let req = ContainerStart {

@@ -185,6 +185,7 @@ pub(crate) fn spec_input(
     rootfs: &Path,
     data_dir: &Path,
     net: &crate::networks::NetPlan,
+    cgroup_path: &str,
 ) -> Result<ContainerSpecInput, EngineError> {
     let c = &rec.config;
     let hc = &rec.host_config;
@@ -259,7 +260,7 @@ pub(crate) fn spec_input(
             net: net.ns.clone(),
             ..Namespaces::default()
         },
-        cgroups_path: format!("/berth/{}", rec.id),
+        cgroups_path: cgroup_path.to_string(),
         seccomp: true,
         ..ContainerSpecInput::default()
     })

@@ -16,9 +16,11 @@ use crate::{Engine, EngineError};
 /// dockerd's collection interval.
 const INTERVAL: Duration = Duration::from_secs(1);
 
-/// The cgroup path the runtime gives a container (see `spec::spec_input`).
-pub(crate) fn cgroup_path(id: &str) -> String {
-    format!("/berth/{id}")
+impl super::Containers {
+    /// The cgroup path the runtime gives a container (`<cgroup-parent>/<id>`).
+    pub(crate) fn cgroup_path(&self, id: &str) -> String {
+        format!("{}/{id}", self.cgroup_parent)
+    }
 }
 
 /// `GET /containers/{id}/top`'s answer.
@@ -162,7 +164,7 @@ impl Engine {
             return Ok(rx);
         }
         let mut sampler = Sampler {
-            dirs: Dirs::of(&cgroup_path(&id)),
+            dirs: Dirs::of(&self.containers.cgroup_path(&id)),
             id,
             name: cname,
             net_pid: if host_net { 0 } else { pid },
@@ -227,7 +229,7 @@ impl Engine {
                 out.status
             )));
         }
-        let pids = Dirs::of(&cgroup_path(&id)).pids();
+        let pids = Dirs::of(&self.containers.cgroup_path(&id)).pids();
         tracing::debug!(container_id = %id, runtime_id = rid(&id), ?pids, "top");
         let top = parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
             .map_err(EngineError::Internal)?;

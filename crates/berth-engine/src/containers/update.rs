@@ -6,7 +6,6 @@
 use serde_json::{json, Map, Value};
 
 use super::cgroup::{self, Dirs, Limits};
-use super::stats::cgroup_path;
 use crate::{Engine, EngineError};
 
 /// moby `linuxMinMemory`.
@@ -279,7 +278,7 @@ impl Engine {
         let cannot = |e: String| bad(format!("Cannot update container {id}: {e}"));
         let limits = update.apply(&mut hc).map_err(cannot)?;
         if running {
-            let dirs = Dirs::of(&cgroup_path(&id));
+            let dirs = Dirs::of(&self.containers.cgroup_path(&id));
             let raise = match (limits.memory, cgroup::memory_limit(&dirs)) {
                 (Some(m), Some(cur)) => m < 0 || m as u64 > cur,
                 (Some(_), None) => false,

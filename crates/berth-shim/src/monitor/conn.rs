@@ -236,6 +236,7 @@ impl Monitor {
                         Ok(()) => {
                             self.status = Status::Running;
                             self.started_at = Some(rfc3339_nano(SystemTime::now()));
+                            super::sys::release_setup_memory();
                             Response::Ok
                         }
                         Err(e) => error(ErrorKind::Internal, e),

@@ -150,6 +150,7 @@ impl Monitor {
 
     /// Runs until the container has exited and everything is written down.
     pub fn run(mut self) {
+        super::sys::release_setup_memory();
         self.reap();
         while !self.drained() {
             if let Err(e) = self.poll_once() {

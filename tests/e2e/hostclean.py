@@ -1,0 +1,121 @@
+"""What a berthd leaves on the host by design, and how to give each daemon its own: a
+unique bridge name and 10.x.y.0/20 block (`pick_network`) whose bridges and iptables chains
+stay after it exits, as docker0 does (`cleanup_bridges`), and a cgroup parent of its own
+(`pick_cgroup_parent`, `container_cgroups`, `cleanup_cgroups`). Shared by the e2e tests
+(conftest) and bench/run. Python standard library only."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import random
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _host_subnets() -> list[Any]:
+    out = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True).stdout
+    nets = []
+    for line in out.splitlines():
+        dest = line.split(" ", 1)[0]
+        if "/" in dest:
+            try:
+                nets.append(ipaddress.ip_network(dest, strict=False))
+            except ValueError:
+                pass
+    return nets
+
+
+def pick_network() -> tuple[str, str, str]:
+    """A bridge name and a 10.x.y.0/20 block unique to one test daemon: (bridge, bip, pool).
+    The block is random in 10.128.0.0/9 and overlaps no route of the host (so no other
+    daemon's bridge); the default bridge takes its first /24, user networks the rest."""
+    taken = _host_subnets()
+    for _ in range(200):
+        a, b = random.randint(128, 255), random.randint(0, 15) * 16
+        block = ipaddress.ip_network(f"10.{a}.{b}.0/20")
+        if not any(block.overlaps(t) for t in taken):
+            return f"bt{os.urandom(3).hex()}", f"10.{a}.{b}.1/24", str(block)
+    raise AssertionError("no free 10.x.y.0/20 block for a test daemon")
+
+
+def cleanup_bridges(tag: str, data_root: Path) -> list[str]:
+    """Deletes the daemon's default bridge `tag`, the bridges its records name, and its
+    iptables chains (named after `tag`)."""
+    problems = []
+    bridges = {tag}
+    for f in (data_root / "network" / "networks").glob("*.json"):
+        try:
+            br = json.loads(f.read_text()).get("bridge") or ""
+        except (OSError, ValueError):
+            continue
+        if br:
+            bridges.add(br)
+    for br in sorted(bridges):
+        if Path(f"/sys/class/net/{br}").exists():
+            r = subprocess.run(["ip", "link", "del", "dev", br], capture_output=True, text=True)
+            if r.returncode != 0:
+                problems.append(f"cannot delete bridge {br}: {r.stderr.strip()}")
+    for table, parent, chain in (("filter", "FORWARD", f"BERTH-FWD-{tag}"), ("nat", "POSTROUTING", f"BERTH-POST-{tag}")):
+        while subprocess.run(["iptables", "-w", "-t", table, "-D", parent, "-j", chain], capture_output=True).returncode == 0:
+            pass
+    for table, chain in (("filter", f"BERTH-FWD-{tag}"), ("filter", f"BERTH-ISO-{tag}"), ("nat", f"BERTH-POST-{tag}")):
+        subprocess.run(["iptables", "-w", "-t", table, "-F", chain], capture_output=True)
+        subprocess.run(["iptables", "-w", "-t", table, "-X", chain], capture_output=True)
+    return problems
+
+
+def pick_cgroup_parent(prefix: str = "berth-e2e") -> str:
+    """A `--cgroup-parent` no other daemon uses."""
+    return f"/{prefix}-{os.urandom(4).hex()}"
+
+
+def _cgroup_roots() -> list[Path]:
+    """Every cgroup hierarchy mounted (v1 controllers and the v2 unified one)."""
+    roots = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        pre, _, post = line.partition(" - ")
+        if post.split(" ", 1)[0] in ("cgroup", "cgroup2"):
+            roots.append(Path(pre.split(" ")[4]))
+    return roots
+
+
+def container_cgroups(parent: str) -> list[Path]:
+    """The cgroups under `parent` in every hierarchy (what containers left), deepest first."""
+    found = []
+    for root in _cgroup_roots():
+        base = root / parent.lstrip("/")
+        if base.is_dir():
+            found += [p for p in base.rglob("*") if p.is_dir()]
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def cleanup_cgroups(parent: str) -> list[str]:
+    """Kills what still runs under `parent` and removes its cgroups; returns what failed."""
+    problems = []
+    dirs = container_cgroups(parent)
+    for d in dirs:
+        try:
+            for pid in (d / "cgroup.procs").read_text().split():
+                try:
+                    os.kill(int(pid), 9)
+                except ProcessLookupError:
+                    pass
+        except OSError:
+            pass
+    for d in [*dirs, *(root / parent.lstrip("/") for root in _cgroup_roots())]:
+        for _ in range(50):
+            try:
+                d.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.1)  # killed processes take a moment to leave the cgroup
+        else:
+            problems.append(f"cannot remove cgroup {d}")
+    return problems
+
