@@ -7,7 +7,9 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_shim::{frame_header, LogEntry, Stream};
+use berth_shim::{frame_header, Stream};
+
+mod fastline;
 use bytes::Bytes;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::io::unix::AsyncFd;
@@ -72,33 +74,80 @@ pub(crate) fn log_path(data_dir: &Path, id: &str) -> PathBuf {
     data_dir.join(format!("{id}-json.log"))
 }
 
-fn render(line: &[u8], tty: bool, opts: &LogsOptions) -> Option<Vec<u8>> {
-    let e: LogEntry = serde_json::from_slice(line).ok()?;
+/// One json-file line, borrowing from the file's bytes where no unescaping is needed.
+#[derive(serde::Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    log: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    stream: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    time: std::borrow::Cow<'a, str>,
+}
+
+/// Appends what the client sees of one log line to `out` (a frame, or raw bytes with a
+/// tty); false when the line is filtered out or unreadable.
+fn render_into(line: &[u8], tty: bool, opts: &LogsOptions, out: &mut Vec<u8>) -> bool {
+    if !opts.timestamps && opts.since.is_none() && opts.until.is_none() {
+        let mark = out.len();
+        if !tty {
+            out.extend_from_slice(&[0; 8]);
+        }
+        let payload = out.len();
+        if let Some(p) = fastline::parse_into(line, out) {
+            let stream = match p.stream {
+                b"stderr" if opts.stderr => Stream::Stderr,
+                b"stdout" if opts.stdout => Stream::Stdout,
+                _ => {
+                    out.truncate(mark);
+                    return false;
+                }
+            };
+            if !tty {
+                let header = frame_header(stream, (out.len() - payload) as u32);
+                out[mark..payload].copy_from_slice(&header);
+            }
+            return true;
+        }
+        out.truncate(mark);
+    }
+    let Ok(e) = serde_json::from_slice::<Line<'_>>(line) else {
+        return false;
+    };
     if opts.since.is_some() || opts.until.is_some() {
         // moby `jsonfilelog`: since is inclusive, until is inclusive.
-        let t = berth_api_types::timestamp::parse_nanos(&e.time, 0).ok()?;
+        let Ok(t) = berth_api_types::timestamp::parse_nanos(&e.time, 0) else {
+            return false;
+        };
         if opts.since.is_some_and(|s| t < s) || opts.until.is_some_and(|u| t > u) {
-            return None;
+            return false;
         }
     }
-    let stream = match e.stream.as_str() {
+    let stream = match &*e.stream {
         "stderr" if opts.stderr => Stream::Stderr,
         "stdout" if opts.stdout => Stream::Stdout,
-        _ => return None,
+        _ => return false,
     };
-    let mut payload = Vec::new();
+    let len = e.log.len() + if opts.timestamps { e.time.len() + 1 } else { 0 };
+    if !tty {
+        out.extend_from_slice(&frame_header(stream, len as u32));
+    }
     if opts.timestamps {
-        payload.extend_from_slice(e.time.as_bytes());
-        payload.push(b' ');
+        out.extend_from_slice(e.time.as_bytes());
+        out.push(b' ');
     }
-    payload.extend_from_slice(e.log.as_bytes());
-    if tty {
-        return Some(payload);
-    }
-    let mut out = frame_header(stream, payload.len() as u32).to_vec();
-    out.extend_from_slice(&payload);
-    Some(out)
+    out.extend_from_slice(e.log.as_bytes());
+    true
 }
+
+#[cfg(test)]
+fn render(line: &[u8], tty: bool, opts: &LogsOptions) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    render_into(line, tty, opts, &mut out).then_some(out)
+}
+
+/// At most this much of the log is read at once (the rest on the next turn).
+const READ_CHUNK: u64 = 4 << 20;
 
 /// Sends the log's entries; with `follow`, keeps reading until `running()` is false,
 /// woken by changes to the log's directory and by `state` (exits, removal).
@@ -129,15 +178,22 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
             let still = running();
             let chunk = {
                 let path = path.clone();
+                // `tail` needs the whole log the first time; otherwise bounded reads.
+                let limit = if first && opts.tail.is_some() {
+                    u64::MAX
+                } else {
+                    READ_CHUNK
+                };
                 tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-                    let mut f = match std::fs::File::open(&path) {
+                    let f = match std::fs::File::open(&path) {
                         Ok(f) => f,
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
                         Err(e) => return Err(e),
                     };
+                    let mut f = std::io::BufReader::new(f);
                     f.seek(SeekFrom::Start(offset))?;
                     let mut buf = Vec::new();
-                    f.read_to_end(&mut buf)?;
+                    f.take(limit).read_to_end(&mut buf)?;
                     Ok(buf)
                 })
                 .await
@@ -146,6 +202,8 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
                 Ok(Ok(d)) => d,
                 _ => return,
             };
+            // A full chunk means more is there now: no waiting before the next read.
+            let more = data.len() as u64 == READ_CHUNK;
             offset += data.len() as u64;
             partial.extend_from_slice(&data);
             let end = partial
@@ -165,14 +223,15 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
                 }
                 first = false;
             }
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(128 * 1024);
             for l in lines {
-                if let Some(b) = render(l, tty, &opts) {
-                    out.extend_from_slice(&b);
-                }
+                render_into(l, tty, &opts, &mut out);
                 if out.len() > 64 * 1024
                     && tx
-                        .send(Bytes::from(std::mem::take(&mut out)))
+                        .send(Bytes::from(std::mem::replace(
+                            &mut out,
+                            Vec::with_capacity(128 * 1024),
+                        )))
                         .await
                         .is_err()
                 {
@@ -181,6 +240,9 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
             }
             if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
                 return;
+            }
+            if more {
+                continue;
             }
             if !opts.follow || !still || opts.until.is_some_and(|u| now_nanos() > u) {
                 return;

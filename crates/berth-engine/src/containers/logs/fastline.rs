@@ -1,0 +1,140 @@
+//! A fast reader for the json-file lines our shim writes, in its fixed key order:
+//! `{"log":"…","stream":"stdout|stderr","time":"…"}`. It unescapes the `log` string
+//! straight into the output buffer; any line of another shape returns `None` and goes
+//! through the general (serde) path instead, so correctness never depends on it.
+
+/// The parts of a line: the stream name, the time, and where `log` went in `out`.
+pub(super) struct Parsed<'a> {
+    pub stream: &'a [u8],
+    pub time: &'a [u8],
+}
+
+const LOG_KEY: &[u8] = br#"{"log":""#;
+const STREAM_KEY: &[u8] = br#","stream":""#;
+const TIME_KEY: &[u8] = br#","time":""#;
+
+/// Unescapes the `log` value of `line` onto `out` and returns the other fields; on `None`
+/// `out` is left as it was.
+pub(super) fn parse_into<'a>(line: &'a [u8], out: &mut Vec<u8>) -> Option<Parsed<'a>> {
+    let mark = out.len();
+    let parsed = parse(line, out);
+    if parsed.is_none() {
+        out.truncate(mark);
+    }
+    parsed
+}
+
+fn parse<'a>(line: &'a [u8], out: &mut Vec<u8>) -> Option<Parsed<'a>> {
+    let rest = line.strip_prefix(LOG_KEY)?;
+    let rest = unescape_string(rest, out)?;
+    let rest = rest.strip_prefix(STREAM_KEY)?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    let (stream, rest) = (&rest[..end], &rest[end + 1..]);
+    let rest = rest.strip_prefix(TIME_KEY)?;
+    let end = rest.iter().position(|b| *b == b'"')?;
+    let (time, rest) = (&rest[..end], &rest[end + 1..]);
+    if rest != b"}" || stream.contains(&b'\\') || time.contains(&b'\\') {
+        return None;
+    }
+    Some(Parsed { stream, time })
+}
+
+/// Copies a JSON string body (after its opening quote) onto `out`, unescaped; returns
+/// what follows the closing quote.
+fn unescape_string<'a>(mut s: &'a [u8], out: &mut Vec<u8>) -> Option<&'a [u8]> {
+    loop {
+        let i = s.iter().position(|b| *b == b'"' || *b == b'\\')?;
+        out.extend_from_slice(&s[..i]);
+        if s[i] == b'"' {
+            return Some(&s[i + 1..]);
+        }
+        let esc = *s.get(i + 1)?;
+        s = &s[i + 2..];
+        match esc {
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'"' => out.push(b'"'),
+            b'\\' => out.push(b'\\'),
+            b'/' => out.push(b'/'),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'u' => {
+                let (c, after) = unicode_escape(s)?;
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                s = after;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// `XXXX` (after `\u`), with a following `\uXXXX` low surrogate when needed.
+fn unicode_escape(s: &[u8]) -> Option<(char, &[u8])> {
+    let hex = |b: &[u8]| u32::from_str_radix(std::str::from_utf8(b.get(..4)?).ok()?, 16).ok();
+    let hi = hex(s)?;
+    if (0xD800..0xDC00).contains(&hi) {
+        let rest = s.get(4..)?.strip_prefix(b"\\u")?;
+        let lo = hex(rest)?;
+        if !(0xDC00..0xE000).contains(&lo) {
+            return None;
+        }
+        let c = char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?;
+        return Some((c, &rest[4..]));
+    }
+    Some((char::from_u32(hi)?, &s[4..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn via_serde(line: &[u8]) -> (String, String, String) {
+        let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+        let s = |k: &str| v[k].as_str().unwrap().to_string();
+        (s("log"), s("stream"), s("time"))
+    }
+
+    #[test]
+    fn agrees_with_serde_on_escapes() {
+        for log in [
+            "hi\n",
+            "tab\there \"q\" back\\slash\r\n",
+            "é ✓ 😀\u{1}\u{1f}\n",
+            "",
+        ] {
+            let line = serde_json::to_vec(&serde_json::json!({"log": log, "stream": "stderr", "time": "2024-01-01T00:00:00.5Z"}))
+                .unwrap();
+            let mut out = b"prefix".to_vec();
+            let p = parse_into(&line, &mut out).expect("our shape");
+            let (l, st, t) = via_serde(&line);
+            assert_eq!(&out[6..], l.as_bytes());
+            assert_eq!(p.stream, st.as_bytes());
+            assert_eq!(p.time, t.as_bytes());
+        }
+        let surrogate = br#"{"log":"\ud83d\ude00\u00e9\n","stream":"stdout","time":"t"}"#;
+        let mut out = Vec::new();
+        parse_into(surrogate, &mut out).unwrap();
+        assert_eq!(out, "😀é\n".as_bytes());
+    }
+
+    #[test]
+    fn other_shapes_fall_back_and_leave_out_alone() {
+        for line in [
+            &br#"{"stream":"stdout","log":"x","time":"t"}"#[..],
+            br#"{"log":"x","stream":"stdout","time":"t","attrs":{}}"#,
+            br#"{"log":"x\q","stream":"stdout","time":"t"}"#,
+            br#"{"log":"\ud83d","stream":"stdout","time":"t"}"#,
+            br#"{"log":"unterminated"#,
+        ] {
+            let mut out = b"keep".to_vec();
+            assert!(
+                parse_into(line, &mut out).is_none(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(out, b"keep");
+        }
+    }
+}
