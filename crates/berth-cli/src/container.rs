@@ -11,8 +11,7 @@
 //! `run` follows docker's order: create (pulling the image when the daemon has none, as
 //! docker does), attach before start, wait (`next-exit`, or `removed` with `--rm`) before
 //! start, start, copy the output, exit with the container's status. `-t` puts the local
-//! terminal in raw mode by running `stty raw -echo` on `/dev/tty` (this crate forbids
-//! `unsafe`, so no termios calls) and restores the saved settings afterwards.
+//! terminal in raw mode for the while (`crate::terminal`).
 //!
 //! A successful `run`/`start -a`/`wait` that must exit with a non-zero container status
 //! leaves through [`std::process::exit`] after flushing, since [`Error`] always prints a
@@ -20,8 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal, Read, Write};
-use std::process::Stdio;
+use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
@@ -39,7 +37,6 @@ use http::Method;
 use hyper::body::Bytes;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use tokio::io::AsyncWriteExt;
 
 use crate::connect::Client;
 use crate::error::Error;
@@ -727,7 +724,7 @@ async fn attach_start_wait(
     tokio::time::sleep(Duration::from_millis(2)).await;
 
     let raw = if tty && io::stdin().is_terminal() {
-        RawTerminal::enter()
+        crate::terminal::RawTerminal::enter()
     } else {
         None
     };
@@ -746,7 +743,7 @@ async fn attach_start_wait(
         return Err(with_help(&err, "run", code));
     }
     if tty {
-        if let Some((rows, cols)) = terminal_size() {
+        if let Some((rows, cols)) = crate::terminal::terminal_size() {
             let _ = docker
                 .resize_container_tty(
                     id,
@@ -758,34 +755,8 @@ async fn attach_start_wait(
                 .await;
         }
     }
-    let mut input = attach.input;
-    let stdin_task = stdin.then(|| {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 32 * 1024];
-            let mut stdin = io::stdin();
-            loop {
-                match stdin.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        tokio::spawn(async move {
-            while let Some(chunk) = rx.recv().await {
-                if input.write_all(&chunk).await.is_err() {
-                    return;
-                }
-                let _ = input.flush().await;
-            }
-            // EOF on our stdin: close the container's.
-            let _ = input.shutdown().await;
-        })
-    });
+    let input = attach.input;
+    let stdin_task = stdin.then(|| crate::terminal::pump_stdin(input));
     let mut output = attach.output;
     let mut result = Ok(());
     while let Some(item) = output.next().await {
@@ -837,46 +808,6 @@ fn exit_with(code: i64) -> Result<(), Error> {
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
     std::process::exit(i32::try_from(code).unwrap_or(1).clamp(0, 255))
-}
-
-/// `stty raw -echo` on `/dev/tty` while alive; the saved settings back on drop.
-struct RawTerminal {
-    saved: String,
-}
-
-impl RawTerminal {
-    fn enter() -> Option<RawTerminal> {
-        let saved = stty(&["-g"])?;
-        stty(&["raw", "-echo"])?;
-        Some(RawTerminal {
-            saved: saved.trim().to_string(),
-        })
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        let _ = stty(&[&self.saved]);
-    }
-}
-
-fn stty(args: &[&str]) -> Option<String> {
-    let tty = std::fs::File::open("/dev/tty").ok()?;
-    let out = std::process::Command::new("stty")
-        .args(args)
-        .stdin(Stdio::from(tty))
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn terminal_size() -> Option<(u16, u16)> {
-    let s = stty(&["size"])?;
-    let mut it = s.split_whitespace();
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
 /// `start`.

@@ -20,6 +20,7 @@ pub mod network;
 pub mod ops;
 pub mod registry;
 pub mod system;
+mod terminal;
 pub mod tls;
 pub mod volume;
 

@@ -4,11 +4,10 @@
 //! `cli/command/formatter/stats.go`).
 //!
 //! The numbers `stats` prints are computed here as the docker CLI computes them ([`StatsRow`]),
-//! and tested on sample JSON. `exec -t` puts the local terminal in raw mode with
-//! `stty raw -echo` on stdin (this crate forbids `unsafe`), as `run -t` does.
+//! and tested on sample JSON. `exec -t` puts the local terminal in raw mode as `run -t`
+//! does (`crate::terminal`).
 
-use std::io::{self, IsTerminal, Read, Write};
-use std::process::Stdio;
+use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
@@ -18,7 +17,6 @@ use bollard::query_parameters::ResizeExecOptions;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
 
 use crate::connect::Client;
 use crate::container::parse_ram;
@@ -192,49 +190,6 @@ fn daemon_err(client: &Client, e: BollardError) -> Error {
 // ---------------------------------------------------------------------------------------
 // exec
 
-/// `stty raw -echo` on stdin while alive; the saved settings back on drop.
-struct RawTerminal {
-    saved: String,
-}
-
-impl RawTerminal {
-    fn enter() -> Option<RawTerminal> {
-        let saved = stty(&["-g"])?;
-        stty(&["raw", "-echo"])?;
-        Some(RawTerminal {
-            saved: saved.trim().to_string(),
-        })
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        let _ = stty(&[&self.saved]);
-    }
-}
-
-/// Runs `stty` on our stdin (the terminal docker also uses, controlling or not).
-fn stty(args: &[&str]) -> Option<String> {
-    if !io::stdin().is_terminal() {
-        return None;
-    }
-    let out = std::process::Command::new("stty")
-        .args(args)
-        .stdin(Stdio::inherit())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn terminal_size() -> Option<(u16, u16)> {
-    let s = stty(&["size"])?;
-    let mut it = s.split_whitespace();
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
-}
-
 /// `exec`: docker's order (create, start attached or detached, copy, inspect for the exit
 /// code); the exit status is the process's.
 pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
@@ -279,12 +234,12 @@ pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
         return Ok(());
     };
     let raw = if args.tty && io::stdin().is_terminal() {
-        RawTerminal::enter()
+        crate::terminal::RawTerminal::enter()
     } else {
         None
     };
     if args.tty {
-        if let Some((rows, cols)) = terminal_size() {
+        if let Some((rows, cols)) = crate::terminal::terminal_size() {
             // docker/cli `initTtySize`: the process may not exist yet; retry a few times.
             for attempt in 1..=10u64 {
                 let size = ResizeExecOptions {
@@ -298,33 +253,7 @@ pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
             }
         }
     }
-    let mut input = input;
-    let stdin_task = args.interactive.then(|| {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 32 * 1024];
-            let mut stdin = io::stdin();
-            loop {
-                match stdin.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        tokio::spawn(async move {
-            while let Some(chunk) = rx.recv().await {
-                if input.write_all(&chunk).await.is_err() {
-                    return;
-                }
-                let _ = input.flush().await;
-            }
-            let _ = input.shutdown().await;
-        })
-    });
+    let stdin_task = args.interactive.then(|| crate::terminal::pump_stdin(input));
     let mut result = Ok(());
     while let Some(item) = output.next().await {
         match item {
