@@ -407,6 +407,32 @@ pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error>
     print_inspect(&found, template.as_ref(), errors)
 }
 
+/// `network inspect`, `volume inspect`: `GET <collection>/<name>` for each name, printed
+/// by [`print_inspect`] (missing ones reported after, exit status 1).
+pub(crate) async fn inspect_each(
+    client: &crate::connect::Client,
+    collection: &str,
+    names: &[String],
+    format: Option<&str>,
+) -> Result<(), Error> {
+    let template = format
+        .map(Template::parse_format_flag)
+        .transpose()
+        .map_err(|e| Error::client(e.to_string()))?;
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for n in names {
+        match client
+            .get_json(&format!("{collection}/{}", query_escape(n)))
+            .await
+        {
+            Ok(v) => found.push(v.to_string().into_bytes()),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    print_inspect(&found, template.as_ref(), errors)
+}
+
 /// Prints `inspect` results as docker does: the daemon's JSON bodies as a 4-space indented
 /// array, or one template rendering per object; `errors` (missing objects) come after,
 /// with exit status 1. Shared by `image inspect` and `inspect`.

@@ -15,8 +15,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use crate::error::Error;
-use crate::format::Template;
-use crate::image::{parse_filters, print_inspect, query_escape, render_list};
+
+use crate::image::{inspect_each, parse_filters, query_escape, render_list};
 use crate::{write_out, Session};
 
 /// `berth network ...`.
@@ -398,24 +398,7 @@ pub async fn run(session: &Session, cmd: &NetworkCommand) -> Result<(), Error> {
             write_out(&render_list(&format, &headers, &nets)?)
         }
         NetworkCommand::Inspect(a) => {
-            let template = a
-                .format
-                .as_deref()
-                .map(Template::parse_format_flag)
-                .transpose()
-                .map_err(|e| Error::client(e.to_string()))?;
-            let mut found = Vec::new();
-            let mut errors = Vec::new();
-            for n in &a.names {
-                match client
-                    .get_json(&format!("/networks/{}", query_escape(n)))
-                    .await
-                {
-                    Ok(v) => found.push(v.to_string().into_bytes()),
-                    Err(e) => errors.push(e.to_string()),
-                }
-            }
-            print_inspect(&found, template.as_ref(), errors)
+            inspect_each(&client, "/networks", &a.names, a.format.as_deref()).await
         }
         NetworkCommand::Rm(a) => {
             let mut failed = Vec::new();

@@ -22,7 +22,7 @@ use crate::connect::Client;
 use crate::container::parse_ram;
 use crate::error::Error;
 use crate::format::bytes_size;
-use crate::image::{path_escape, render_list};
+use crate::image::{path_escape, query_escape, render_list};
 use crate::{write_out, Session};
 
 /// The top-level commands of this module (`berth exec`, `berth top`, ...).
@@ -310,19 +310,6 @@ pub async fn top(session: &Session, args: &TopArgs) -> Result<(), Error> {
     }
     let v = client.get_json(&path).await?;
     write_out(&top_table(&v))
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
-fn query_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// The `top` table from the daemon's answer.
