@@ -119,6 +119,30 @@ pub(crate) struct Networks {
     fw: Firewall,
     st: Arc<Mutex<State>>,
     events: Arc<crate::events::EventBus>,
+    /// Set once the bridges and the firewall are brought up (in the background at start,
+    /// so the API answers first); everything that touches them waits for it.
+    host_ready: HostReady,
+}
+
+/// A one-way latch: [`HostReady::wait`] returns once [`HostReady::set`] was called.
+#[derive(Debug, Default)]
+struct HostReady {
+    done: Mutex<bool>,
+    cv: std::sync::Condvar,
+}
+
+impl HostReady {
+    fn set(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while !*done {
+            done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 fn net_err(e: NetError) -> EngineError {
@@ -193,14 +217,29 @@ impl Networks {
             fw,
             st: Arc::new(Mutex::new(st)),
             events,
+            host_ready: HostReady::default(),
         };
         n.ensure_predefined()?;
-        if n.cfg.ip_forward {
+        let n = Arc::new(n);
+        let bg = n.clone();
+        std::thread::Builder::new()
+            .name("network-setup".into())
+            .spawn(move || {
+                bg.bring_up_host();
+                bg.host_ready.set();
+            })
+            .map_err(EngineError::io("cannot start", Path::new("network set-up")))?;
+        Ok(n)
+    }
+
+    /// ip_forward, every bridge the records name, and the firewall chains.
+    fn bring_up_host(&self) {
+        if self.cfg.ip_forward {
             if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
                 tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
             }
         }
-        let bridges: Vec<NetRecord> = n.lock().nets.values().cloned().collect();
+        let bridges: Vec<NetRecord> = self.lock().nets.values().cloned().collect();
         for r in bridges.iter().filter(|r| r.is_bridge()) {
             if let Err(e) = bridge::ensure(
                 &r.bridge,
@@ -210,8 +249,15 @@ impl Networks {
                 tracing::error!(network = %r.name, error = %e, "cannot set up the bridge");
             }
         }
-        n.sync_firewall()?;
-        Ok(Arc::new(n))
+        if let Err(e) = self.sync_firewall_now() {
+            tracing::error!(error = %e, "cannot set up the firewall");
+        }
+        tracing::debug!("bridges and firewall ready");
+    }
+
+    /// Waits until the start-up set-up of bridges and firewall is done.
+    pub(crate) fn wait_host_ready(&self) {
+        self.host_ready.wait();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -237,6 +283,11 @@ impl Networks {
     }
 
     fn sync_firewall(&self) -> Result<(), EngineError> {
+        self.wait_host_ready();
+        self.sync_firewall_now()
+    }
+
+    fn sync_firewall_now(&self) -> Result<(), EngineError> {
         let rules: Vec<BridgeRules> = self
             .lock()
             .nets
@@ -560,6 +611,7 @@ impl Networks {
 
     /// Step two, once the container's init (`pid`) exists: interfaces, ports, DNS.
     pub(crate) fn plug(&self, cid: &str, pid: i32) -> Result<(), EngineError> {
+        self.wait_host_ready();
         let result = self.plug_inner(cid, pid, None);
         if result.is_err() {
             self.unplug(cid);
@@ -686,6 +738,7 @@ impl Networks {
 
     /// After a daemon restart: the proxies and DNS of a container that still runs.
     pub(crate) fn restore(&self, cid: &str, pid: i32) {
+        self.wait_host_ready();
         let bound = self.lock().ctrs.get(cid).map(|c| c.bound.clone());
         let Some(bound) = bound else { return };
         if let Err(e) = self.plug_inner(cid, pid, Some(&bound)) {
@@ -716,6 +769,7 @@ impl Networks {
     /// A container stopped (or its start failed): close its ports and DNS, remove its
     /// veths, release its addresses. Safe to call more than once.
     pub(crate) fn unplug(&self, cid: &str) {
+        self.wait_host_ready();
         let (live, changed) = {
             let mut st = self.lock();
             let live = st.live.remove(cid);

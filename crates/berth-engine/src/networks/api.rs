@@ -269,6 +269,7 @@ impl Engine {
             }
         };
         let prefix = r.subnet.map(|s| s.prefix()).unwrap_or(24);
+        n.wait_host_ready();
         let made = bridge::ensure(&r.bridge, r.gateway.map(|g| (g, prefix)), Some(r.mtu))
             .map_err(net_err)
             .and_then(|()| n.save_net(&r));
