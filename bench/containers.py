@@ -284,3 +284,55 @@ def call_create_default_network(sock: Path, cmd: list[str]) -> str:
     """create with no NetworkMode: the engine's default network (bridge)."""
     body = {"Image": IMAGE, "Cmd": cmd}
     return json.loads(call(sock, "POST", "/containers/create", body))["Id"]
+
+
+# ---------------------------------------------------------------------------------------
+# published ports
+
+
+PORT = 5001
+PORT_BYTES = 200_000_000
+
+
+def start_sink(sock: Path) -> tuple[str, str, int]:
+    """A container on the default bridge that swallows every TCP connection on PORT,
+    published on an ephemeral host port: (id, container IP, host port)."""
+    body = {
+        "Image": IMAGE,
+        # A persistent busybox nc server; each connection's bytes go to /dev/null.
+        "Cmd": ["nc", "-ll", "-p", str(PORT), "-e", "sh", "-c", "cat >/dev/null"],
+        "ExposedPorts": {f"{PORT}/tcp": {}},
+        "HostConfig": {"PortBindings": {f"{PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}},
+    }
+    cid = json.loads(call(sock, "POST", "/containers/create", body))["Id"]
+    start(sock, cid)
+    net = json.loads(call(sock, "GET", f"/containers/{cid}/json"))["NetworkSettings"]
+    host_port = int(net["Ports"][f"{PORT}/tcp"][0]["HostPort"])
+    return cid, net["IPAddress"], host_port
+
+
+def send_through(addr: str, port: int, nbytes: int = PORT_BYTES, timeout: float = 60) -> float:
+    """MB/s of sending `nbytes` to addr:port until the receiver has read them all (it
+    closes after our end of stream). Retries the connect while the listener restarts."""
+    block = b"\0" * (1 << 20)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            s = socket.create_connection((addr, port), timeout=timeout)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    with s:
+        t0 = time.perf_counter()
+        left = nbytes
+        while left > 0:
+            n = min(left, len(block))
+            s.sendall(block[:n])
+            left -= n
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(65536):
+            pass
+        elapsed = time.perf_counter() - t0
+    return nbytes / 1e6 / elapsed
