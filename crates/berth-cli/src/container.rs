@@ -39,6 +39,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::connect::Client;
+use crate::cp::FsCommand;
 use crate::error::Error;
 use crate::format::Template;
 use crate::image::{
@@ -89,6 +90,16 @@ pub enum ContainerCommand {
     Rename(RenameArgs),
     /// Remove all stopped containers
     Prune(ContainerPruneArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(crate::cp::CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(crate::cp::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(crate::cp::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(crate::cp::CommitArgs),
+    #[command(flatten)]
+    Ops(crate::ops::OpsCommand),
 }
 
 /// The container commands docker also offers at the top level (`docker run`, `docker ps`...).
@@ -386,6 +397,11 @@ pub async fn run(session: &Session, cmd: &ContainerCommand) -> Result<(), Error>
         ContainerCommand::Restart(a) => restart(session, a).await,
         ContainerCommand::Rename(a) => rename(session, a).await,
         ContainerCommand::Prune(a) => prune(session, a).await,
+        ContainerCommand::Cp(a) => crate::cp::run(session, &FsCommand::Cp(a.clone())).await,
+        ContainerCommand::Diff(a) => crate::cp::run(session, &FsCommand::Diff(a.clone())).await,
+        ContainerCommand::Export(a) => crate::cp::run(session, &FsCommand::Export(a.clone())).await,
+        ContainerCommand::Commit(a) => crate::cp::run(session, &FsCommand::Commit(a.clone())).await,
+        ContainerCommand::Ops(c) => crate::ops::run(session, c).await,
     }
 }
 

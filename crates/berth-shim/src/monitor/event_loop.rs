@@ -41,6 +41,9 @@ pub enum Target {
 }
 
 /// A process we hold the stdio of: init or an exec.
+/// How long the pty's slave side stays open after its process exits (see `pty_peer`).
+const PTY_LINGER: Duration = Duration::from_millis(30);
+
 pub struct Proc {
     pub pid: Pid,
     /// Dropped once the process is reaped (an exec record outlives its descriptors).
@@ -52,6 +55,9 @@ pub struct Proc {
     /// Open read ends; `None` once at end of file.
     pub outputs: Vec<(Option<File>, Stream)>,
     pub pty: Option<File>,
+    /// Our handle on the pty's slave side, dropped [`PTY_LINGER`] after the process exits
+    /// so that its last output reaches the master before the hang-up.
+    pub pty_peer: Option<OwnedFd>,
     /// (exit code as Docker reports it, killing signal).
     pub exit: Option<(i32, Option<i32>)>,
     pub finished_at: Option<SystemTime>,
@@ -76,6 +82,7 @@ impl Proc {
             close_stdin_when_flushed: false,
             outputs,
             pty: held.pty,
+            pty_peer: held.pty_peer,
             exit: None,
             finished_at: None,
             exec_id: String::new(),
@@ -223,7 +230,11 @@ impl Monitor {
                     }
                 })
                 .collect();
+            let lingering = self
+                .targets()
+                .any(|t| self.proc_(t).pty_peer.is_some() && self.proc_(t).exit.is_some());
             let timeout = match self.drain_deadline {
+                _ if lingering => PollTimeout::from(10u8),
                 Some(d) => {
                     let ms = d
                         .saturating_duration_since(Instant::now())
@@ -378,6 +389,9 @@ impl Monitor {
     fn housekeeping(&mut self) {
         for t in self.targets().collect::<Vec<_>>() {
             let p = self.proc_mut(t);
+            if p.pty_peer.is_some() && p.exit.is_some() && lingered(p.finished_at) {
+                p.pty_peer = None;
+            }
             p.outputs.retain(|(f, _)| f.is_some());
             if t != Target::Init && p.done() {
                 p.pty = None;
@@ -474,4 +488,11 @@ impl Monitor {
             }
         }
     }
+}
+
+/// Whether [`PTY_LINGER`] has passed since `finished_at`.
+fn lingered(finished_at: Option<SystemTime>) -> bool {
+    finished_at
+        .and_then(|f| SystemTime::now().duration_since(f).ok())
+        .is_none_or(|d| d >= PTY_LINGER)
 }

@@ -21,6 +21,10 @@ pub struct Held {
     pub outputs: Vec<File>,
     /// The pty master, for resizing.
     pub pty: Option<File>,
+    /// Our own handle on the pty's slave side (see [`super::sys::pty_peer`]):
+    /// while we hold it, the master does not hang up when the process exits, so output
+    /// still on its way through the tty layer is not lost.
+    pub pty_peer: Option<OwnedFd>,
 }
 
 pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
@@ -56,6 +60,7 @@ pub fn pipes(open_stdin: bool) -> io::Result<(ChildStdio, Held)> {
         stdin: stdin_ours,
         outputs: vec![out_r.into(), err_r.into()],
         pty: None,
+        pty_peer: None,
     };
     Ok((child, held))
 }
@@ -92,10 +97,14 @@ pub fn receive_pty(listener: &UnixListener, open_stdin: bool) -> io::Result<Held
     } else {
         None
     };
+    let pty_peer = sys::pty_peer(master.as_fd())
+        .inspect_err(|e| tracing::warn!(error = %e, "no pty peer; late output may be lost"))
+        .ok();
     Ok(Held {
         stdin,
         outputs: vec![master.try_clone()?],
         pty: Some(master),
+        pty_peer,
     })
 }
 

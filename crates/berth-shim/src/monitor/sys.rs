@@ -160,3 +160,18 @@ pub fn release_setup_memory() {
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT) };
     }
 }
+
+/// A new descriptor on the slave side of the pty whose master is `master`
+/// (`TIOCGPTPEER`, Linux 4.13), without making it our controlling terminal.
+pub fn pty_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    const TIOCGPTPEER: libc::c_ulong = 0x5441;
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: an ioctl on a descriptor we own with an integer argument; it returns a new
+    // descriptor or -1.
+    let fd = unsafe { libc::ioctl(master.as_raw_fd(), TIOCGPTPEER, flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
