@@ -84,4 +84,11 @@ impl Engine {
     pub fn uptime(&self) -> std::time::Duration {
         self.started.elapsed()
     }
+
+    /// Before the process exits: lets the start-up network set-up (bridges, firewall)
+    /// finish, so that no half-made bridge appears after we are gone.
+    pub async fn shutdown(&self) {
+        let networks = self.networks.clone();
+        let _ = tokio::task::spawn_blocking(move || networks.wait_host_ready()).await;
+    }
 }

@@ -58,6 +58,7 @@ async fn serve(
     let mut engine_config = config.engine.clone();
     engine_config.shim_binary = shim_binary();
     let engine = Engine::open(engine_config).await?;
+    let engine_at_exit = engine.clone();
     let opts = ListenerOptions {
         socket_gid: config.socket_gid,
     };
@@ -97,6 +98,7 @@ async fn serve(
         "berthd has completed initialization"
     );
     server.serve(shutdown).await;
+    engine_at_exit.shutdown().await;
     tracing::info!("berthd stopped");
     Ok(())
 }
