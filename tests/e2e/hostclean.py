@@ -107,15 +107,27 @@ def cleanup_cgroups(parent: str) -> list[str]:
         except OSError:
             pass
     for d in [*dirs, *(root / parent.lstrip("/") for root in _cgroup_roots())]:
-        for _ in range(50):
-            try:
-                d.rmdir()
-                break
-            except FileNotFoundError:
-                break
-            except OSError:
-                time.sleep(0.1)  # killed processes take a moment to leave the cgroup
-        else:
-            problems.append(f"cannot remove cgroup {d}")
+        if d.is_dir() and not _wait_empty(d, timeout=5.0):
+            problems.append(f"processes still in cgroup {d}")
+        try:
+            d.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            problems.append(f"cannot remove cgroup {d}: {e}")
     return problems
+
+
+def _wait_empty(cgroup: Path, timeout: float) -> bool:
+    """Polls until no process is left in `cgroup` (killed ones take a moment to leave)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if not (cgroup / "cgroup.procs").read_text().split():
+                return True
+        except OSError:
+            return True  # gone already
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 

@@ -393,6 +393,15 @@ impl Client {
         self.api
     }
 
+    /// [`Client::explain`], except that an error inside a stream (`errorDetail`) is
+    /// printed as the daemon wrote it, as docker does.
+    pub fn daemon_err(&self, err: BollardError) -> Error {
+        match err {
+            BollardError::DockerStreamError { error } => Error::client(error),
+            other => self.explain(other),
+        }
+    }
+
     /// Turns a bollard error from [`Client::docker`] calls into a user-facing error.
     pub fn explain(&self, err: BollardError) -> Error {
         explain(&self.target, err)

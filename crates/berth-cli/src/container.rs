@@ -426,13 +426,6 @@ pub async fn run_shortcut(session: &Session, cmd: &ContainerShortcut) -> Result<
 // ---------------------------------------------------------------------------------------
 // create / run / start
 
-fn daemon_err(client: &Client, e: BollardError) -> Error {
-    match e {
-        BollardError::DockerStreamError { error } => Error::client(error),
-        other => client.explain(other),
-    }
-}
-
 /// go-units `RAMInBytes`: `512m`, `1g`, `1.5GiB`, binary multiples.
 pub fn parse_ram(s: &str) -> Result<i64, String> {
     let bad = || format!("invalid size: '{s}'");
@@ -594,9 +587,9 @@ async fn create_with_pull(
             docker
                 .create_container(Some(create_opts), body)
                 .await
-                .map_err(|e| daemon_err(client, e))?
+                .map_err(|e| client.daemon_err(e))?
         }
-        Err(e) => return Err(daemon_err(client, e)),
+        Err(e) => return Err(client.daemon_err(e)),
     };
     for w in resp.warnings {
         write_err(&format!("WARNING: {w}\n"))?;
@@ -627,7 +620,7 @@ async fn pull_to_stderr(session: &Session, client: &Client, image: &str) -> Resu
     let terminal = io::stderr().is_terminal();
     let mut printer = ProgressPrinter::new(terminal, 80);
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| daemon_err(client, e))?;
+        let info = item.map_err(|e| client.daemon_err(e))?;
         let jm = JsonMessage {
             status: info.status,
             id: info.id,
@@ -685,7 +678,7 @@ async fn start_or_status(client: &Client, id: &str) -> Result<(), Error> {
         .start_container(id, None::<StartContainerOptions>)
         .await
         .map_err(|e| {
-            let err = daemon_err(client, e);
+            let err = client.daemon_err(e);
             let code = run_status(&err.to_string());
             with_help(&err, "run", code)
         })
@@ -713,7 +706,7 @@ async fn attach_start_wait(
             }),
         )
         .await
-        .map_err(|e| with_help(&daemon_err(client, e), "run", 125))?;
+        .map_err(|e| with_help(&client.daemon_err(e), "run", 125))?;
     let condition = if removed { "removed" } else { "next-exit" };
     let waiter = {
         let docker = docker.clone();
@@ -749,7 +742,7 @@ async fn attach_start_wait(
         .await
     {
         drop(raw);
-        let err = daemon_err(client, e);
+        let err = client.daemon_err(e);
         if removed {
             let _ = tokio::time::timeout(Duration::from_secs(10), waiter).await;
         } else {
@@ -774,32 +767,7 @@ async fn attach_start_wait(
     let input = attach.input;
     let stdin_task = stdin.then(|| crate::terminal::pump_stdin(input));
     let mut output = attach.output;
-    let mut result = Ok(());
-    while let Some(item) = output.next().await {
-        match item {
-            Ok(LogOutput::StdErr { message }) => {
-                let mut e = io::stderr().lock();
-                let _ = e.write_all(&message).and_then(|()| e.flush());
-            }
-            Ok(
-                LogOutput::StdOut { message }
-                | LogOutput::Console { message }
-                | LogOutput::StdIn { message },
-            ) => {
-                let mut o = io::stdout().lock();
-                if let Err(e) = o.write_all(&message).and_then(|()| o.flush()) {
-                    if e.kind() != io::ErrorKind::BrokenPipe {
-                        result = Err(Error::client(format!("cannot write output: {e}")));
-                    }
-                    break;
-                }
-            }
-            Err(e) => {
-                result = Err(daemon_err(client, e));
-                break;
-            }
-        }
-    }
+    let result = crate::terminal::copy_output(&mut output, client).await;
     drop(raw);
     if let Some(t) = stdin_task {
         t.abort();
@@ -807,7 +775,7 @@ async fn attach_start_wait(
     result?;
     match tokio::time::timeout(Duration::from_secs(30), waiter).await {
         Ok(Ok(Ok(code))) => Ok(code),
-        Ok(Ok(Err(e))) => Err(daemon_err(client, e)),
+        Ok(Ok(Err(e))) => Err(client.daemon_err(e)),
         Ok(Err(_)) | Err(_) => {
             // The wait missed the exit: ask for the state instead.
             let v = client.get_json(&format!("/containers/{id}/json")).await?;
@@ -865,7 +833,7 @@ pub async fn start(session: &Session, args: &StartArgs) -> Result<(), Error> {
         {
             Ok(()) => write_out(&format!("{c}\n"))?,
             Err(e) => {
-                write_err(&format!("{}\n", daemon_err(&client, e)))?;
+                write_err(&format!("{}\n", client.daemon_err(e)))?;
                 failed.push(c.clone());
             }
         }
@@ -894,7 +862,7 @@ where
     for c in containers {
         match f(c.clone()).await {
             Ok(()) => write_out(&format!("{c}\n"))?,
-            Err(e) => errors.push(daemon_err(client, e).to_string()),
+            Err(e) => errors.push(client.daemon_err(e).to_string()),
         }
     }
     if errors.is_empty() {
@@ -968,7 +936,7 @@ pub async fn wait(session: &Session, args: &WaitArgs) -> Result<(), Error> {
             Some(Err(BollardError::DockerContainerWaitError { code, .. })) => {
                 write_out(&format!("{code}\n"))?
             }
-            Some(Err(e)) => errors.push(daemon_err(&client, e).to_string()),
+            Some(Err(e)) => errors.push(client.daemon_err(e).to_string()),
             None => write_out("0\n")?,
         }
     }
@@ -999,7 +967,7 @@ pub async fn logs(session: &Session, args: &LogsArgs) -> Result<(), Error> {
         }),
     );
     while let Some(item) = s.next().await {
-        match item.map_err(|e| daemon_err(&client, e))? {
+        match item.map_err(|e| client.daemon_err(e))? {
             LogOutput::StdErr { message } => {
                 let mut e = io::stderr().lock();
                 let _ = e.write_all(&message).and_then(|()| e.flush());
@@ -1066,7 +1034,7 @@ pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error>
                     status_code: 404, ..
                 }) if kind.is_empty() => {}
                 Err(e) => {
-                    errors.push(daemon_err(&client, e).to_string());
+                    errors.push(client.daemon_err(e).to_string());
                     got = Some(Vec::new());
                     break;
                 }
@@ -1133,7 +1101,7 @@ pub async fn ps(session: &Session, args: &PsArgs) -> Result<(), Error> {
         .docker()
         .list_containers(Some(opts))
         .await
-        .map_err(|e| daemon_err(&client, e))?;
+        .map_err(|e| client.daemon_err(e))?;
     let format = ps_format(args.format.as_deref(), args.quiet, args.size);
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let rows: Vec<Value> = list
@@ -1665,7 +1633,7 @@ pub async fn rename(session: &Session, args: &RenameArgs) -> Result<(), Error> {
             },
         )
         .await
-        .map_err(|e| daemon_err(&client, e))
+        .map_err(|e| client.daemon_err(e))
 }
 
 /// docker's `prompt.Confirm` (as `image prune` asks).
@@ -1695,7 +1663,7 @@ pub async fn prune(session: &Session, args: &ContainerPruneArgs) -> Result<(), E
             filters: Some(filters),
         }))
         .await
-        .map_err(|e| daemon_err(&client, e))?;
+        .map_err(|e| client.daemon_err(e))?;
     let deleted = report.containers_deleted.unwrap_or_default();
     let reclaimed = if deleted.is_empty() {
         0

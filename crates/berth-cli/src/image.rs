@@ -37,7 +37,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::connect::{process_env, Client};
+use crate::connect::process_env;
 use crate::error::Error;
 use crate::format::{human_size, tabwrite, Template, TemplateError};
 use crate::registry;
@@ -328,14 +328,6 @@ pub async fn run_shortcut(session: &Session, cmd: &ImageShortcut) -> Result<(), 
 // ---------------------------------------------------------------------------------------
 // Commands
 
-/// bollard's error to ours; a stream's `errorDetail` is printed as is, as docker does.
-fn daemon_err(client: &Client, e: BollardError) -> Error {
-    match e {
-        BollardError::DockerStreamError { error } => Error::client(error),
-        other => client.explain(other),
-    }
-}
-
 /// `images` / `image ls`.
 pub async fn images(session: &Session, args: &ImagesArgs, top_level: bool) -> Result<(), Error> {
     let mut filters = parse_filters(&args.filter, "-f, --filter")?;
@@ -355,7 +347,7 @@ pub async fn images(session: &Session, args: &ImagesArgs, top_level: bool) -> Re
         .docker()
         .list_images(Some(opts))
         .await
-        .map_err(|e| daemon_err(&client, e))?;
+        .map_err(|e| client.daemon_err(e))?;
     let listed: Vec<ListedImage> = list.into_iter().map(ListedImage::from).collect();
     let format = image_format(args.format.as_deref(), args.quiet, args.digests);
     let show_digest = args.digests || format.contains("{{.Digest}}");
@@ -401,7 +393,7 @@ pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error>
         let path = format!("/images/{}/json", path_escape(name));
         match collect(raw_request(client.docker(), Method::GET, path, Vec::new())).await {
             Ok(body) => found.push(body),
-            Err(e) => errors.push(daemon_err(&client, e).to_string()),
+            Err(e) => errors.push(client.daemon_err(e).to_string()),
         }
     }
     print_inspect(&found, template.as_ref(), errors)
@@ -488,7 +480,7 @@ pub async fn history(session: &Session, args: &HistoryArgs) -> Result<(), Error>
         .docker()
         .image_history(&args.image)
         .await
-        .map_err(|e| daemon_err(&client, e))?;
+        .map_err(|e| client.daemon_err(e))?;
     let format = history_format(args.format.as_deref(), args.quiet, args.human);
     let now = now_unix();
     let rows: Vec<Value> = items
@@ -510,7 +502,7 @@ pub async fn tag(session: &Session, args: &TagArgs) -> Result<(), Error> {
         .docker()
         .tag_image(&args.source, Some(opts))
         .await
-        .map_err(|e| daemon_err(&client, e))
+        .map_err(|e| client.daemon_err(e))
 }
 
 /// `rmi`: every image is tried; with `-f`, images that do not exist are reported on
@@ -543,7 +535,7 @@ pub async fn rmi(session: &Session, args: &RmiArgs) -> Result<(), Error> {
                 write_out(&out)?;
             }
             Err(e) => {
-                let e = daemon_err(&client, e);
+                let e = client.daemon_err(e);
                 if !matches!(e, Error::Daemon { status: 404, .. }) {
                     fatal = true;
                 }
@@ -580,7 +572,7 @@ pub async fn save(session: &Session, args: &SaveArgs) -> Result<(), Error> {
             let mut file = TempFile::create_beside(path)
                 .map_err(|e| Error::client(format!("failed to save image: {e}")))?;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| daemon_err(&client, e))?;
+                let chunk = chunk.map_err(|e| client.daemon_err(e))?;
                 file.write_all(&chunk).map_err(|e| {
                     Error::client(format!(
                         "failed to save image: write {}: {e}",
@@ -595,7 +587,7 @@ pub async fn save(session: &Session, args: &SaveArgs) -> Result<(), Error> {
             let stdout = io::stdout();
             let mut out = stdout.lock();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| daemon_err(&client, e))?;
+                let chunk = chunk.map_err(|e| client.daemon_err(e))?;
                 match out.write_all(&chunk) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
@@ -645,7 +637,7 @@ pub async fn load(session: &Session, args: &LoadArgs) -> Result<(), Error> {
     let mut stream = docker.import_image_stream(opts, read_in_background(reader), None);
     let mut printer = ProgressPrinter::new(terminal, terminal_width(terminal));
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| daemon_err(&client, e))?;
+        let info = item.map_err(|e| client.daemon_err(e))?;
         let jm = JsonMessage {
             stream: info.stream,
             status: info.status,
@@ -716,7 +708,7 @@ pub async fn import(session: &Session, args: &ImportArgs) -> Result<(), Error> {
     let terminal = io::stdout().is_terminal();
     let mut printer = ProgressPrinter::new(terminal, terminal_width(terminal));
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| daemon_err(&client, e))?;
+        let info = item.map_err(|e| client.daemon_err(e))?;
         let jm = JsonMessage {
             status: info.status,
             id: info.id,
@@ -752,7 +744,7 @@ pub async fn prune(session: &Session, args: &PruneArgs) -> Result<(), Error> {
             filters: Some(filters),
         }))
         .await
-        .map_err(|e| daemon_err(&client, e))?;
+        .map_err(|e| client.daemon_err(e))?;
     let deleted: Vec<(Option<String>, Option<String>)> = report
         .images_deleted
         .unwrap_or_default()
@@ -805,7 +797,7 @@ pub async fn pull(session: &Session, args: &PullArgs) -> Result<(), Error> {
     let terminal = io::stdout().is_terminal() && !args.quiet;
     let mut printer = ProgressPrinter::new(terminal, terminal_width(terminal));
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| daemon_err(&client, e))?;
+        let info = item.map_err(|e| client.daemon_err(e))?;
         if args.quiet {
             continue;
         }
@@ -859,7 +851,7 @@ pub async fn push(session: &Session, args: &PushArgs) -> Result<(), Error> {
     let mut lines = JsonLines::default();
     let mut body = Box::pin(body);
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| daemon_err(&client, e))?;
+        let chunk = chunk.map_err(|e| client.daemon_err(e))?;
         for jm in lines.push(&chunk)? {
             if args.quiet {
                 if let Some(e) = jm.error_text() {

@@ -10,15 +10,11 @@
 use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
-use bollard::container::LogOutput;
-use bollard::errors::Error as BollardError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::query_parameters::ResizeExecOptions;
 use clap::{Args, Subcommand};
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::connect::Client;
 use crate::container::parse_ram;
 use crate::error::Error;
 use crate::format::bytes_size;
@@ -180,13 +176,6 @@ pub async fn run(session: &Session, cmd: &OpsCommand) -> Result<(), Error> {
     }
 }
 
-fn daemon_err(client: &Client, e: BollardError) -> Error {
-    match e {
-        BollardError::DockerStreamError { error } => Error::client(error),
-        other => client.explain(other),
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // exec
 
@@ -217,7 +206,7 @@ pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
             },
         )
         .await
-        .map_err(|e| daemon_err(&client, e))?;
+        .map_err(|e| client.daemon_err(e))?;
     let id = created.id;
     let started = docker
         .start_exec(
@@ -229,7 +218,7 @@ pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
             }),
         )
         .await
-        .map_err(|e| daemon_err(&client, e))?;
+        .map_err(|e| client.daemon_err(e))?;
     let StartExecResults::Attached { mut output, input } = started else {
         return Ok(());
     };
@@ -254,32 +243,7 @@ pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
         }
     }
     let stdin_task = args.interactive.then(|| crate::terminal::pump_stdin(input));
-    let mut result = Ok(());
-    while let Some(item) = output.next().await {
-        match item {
-            Ok(LogOutput::StdErr { message }) => {
-                let mut e = io::stderr().lock();
-                let _ = e.write_all(&message).and_then(|()| e.flush());
-            }
-            Ok(
-                LogOutput::StdOut { message }
-                | LogOutput::Console { message }
-                | LogOutput::StdIn { message },
-            ) => {
-                let mut o = io::stdout().lock();
-                if let Err(e) = o.write_all(&message).and_then(|()| o.flush()) {
-                    if e.kind() != io::ErrorKind::BrokenPipe {
-                        result = Err(Error::client(format!("cannot write output: {e}")));
-                    }
-                    break;
-                }
-            }
-            Err(e) => {
-                result = Err(daemon_err(&client, e));
-                break;
-            }
-        }
-    }
+    let result = crate::terminal::copy_output(&mut output, &client).await;
     drop(raw);
     if let Some(t) = stdin_task {
         t.abort();
@@ -288,7 +252,7 @@ pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
     let inspected = docker
         .inspect_exec(&id)
         .await
-        .map_err(|e| daemon_err(&client, e))?;
+        .map_err(|e| client.daemon_err(e))?;
     let code = inspected.exit_code.unwrap_or(0);
     if code != 0 {
         let _ = io::stdout().flush();
@@ -343,7 +307,7 @@ async fn each(session: &Session, containers: &[String], op: &str) -> Result<(), 
         };
         match r {
             Ok(()) => write_out(&format!("{c}\n"))?,
-            Err(e) => errors.push(daemon_err(&client, e).to_string()),
+            Err(e) => errors.push(client.daemon_err(e).to_string()),
         }
     }
     if errors.is_empty() {
@@ -429,7 +393,7 @@ pub async fn update(session: &Session, args: &UpdateArgs) -> Result<(), Error> {
             .map_err(|e| Error::client(format!("cannot encode the update: {e}")))?;
         match client.docker().update_container(c, config).await {
             Ok(_) => write_out(&format!("{c}\n"))?,
-            Err(e) => errors.push(daemon_err(&client, e).to_string()),
+            Err(e) => errors.push(client.daemon_err(e).to_string()),
         }
     }
     if errors.is_empty() {

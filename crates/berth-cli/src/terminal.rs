@@ -1,11 +1,20 @@
 //! The client's terminal: raw mode while a container's tty is attached (by running
 //! `stty raw -echo` on our stdin, since this crate forbids `unsafe`; docker also uses the
-//! terminal on stdin, controlling or not), its size, and pumping stdin to a container.
+//! terminal on stdin, controlling or not), its size, and pumping stdin to a container and
+//! its output back.
 
 use std::io::{self, IsTerminal, Read};
 use std::process::Stdio;
 
+use std::io::Write;
+
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::connect::Client;
+use crate::error::Error;
 
 /// `stty raw -echo` on stdin while alive; the saved settings back on drop.
 pub(crate) struct RawTerminal {
@@ -81,4 +90,35 @@ where
         }
         let _ = input.shutdown().await;
     })
+}
+
+/// Copies an attached stream to our stdout and stderr until it ends. A closed stdout (a
+/// pipe into `head`) ends the copy quietly; a daemon error ends it with that error.
+pub(crate) async fn copy_output<S>(output: &mut S, client: &Client) -> Result<(), Error>
+where
+    S: Stream<Item = Result<LogOutput, BollardError>> + Unpin,
+{
+    while let Some(item) = output.next().await {
+        match item {
+            Ok(LogOutput::StdErr { message }) => {
+                let mut e = io::stderr().lock();
+                let _ = e.write_all(&message).and_then(|()| e.flush());
+            }
+            Ok(
+                LogOutput::StdOut { message }
+                | LogOutput::Console { message }
+                | LogOutput::StdIn { message },
+            ) => {
+                let mut o = io::stdout().lock();
+                if let Err(e) = o.write_all(&message).and_then(|()| o.flush()) {
+                    if e.kind() != io::ErrorKind::BrokenPipe {
+                        return Err(Error::client(format!("cannot write output: {e}")));
+                    }
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(client.daemon_err(e)),
+        }
+    }
+    Ok(())
 }
