@@ -14,7 +14,6 @@ use berth_engine::containers::{created_json, AttachStreams, LogsOptions, WaitCon
 use berth_engine::Engine;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
-use tokio::io::AsyncWriteExt;
 
 use super::query::Query;
 use crate::ApiError;
@@ -277,21 +276,7 @@ async fn attach(
                 return;
             }
         };
-        let (mut cr, mut cw) = tokio::io::split(client);
-        let (mut sr, mut sw) = shim.into_split();
-        let input = async {
-            let _ = tokio::io::copy(&mut cr, &mut sw).await;
-            let _ = sw.shutdown().await;
-            std::future::pending::<()>().await
-        };
-        let output = async {
-            let _ = tokio::io::copy(&mut sr, &mut cw).await;
-            let _ = cw.shutdown().await;
-        };
-        tokio::select! {
-            _ = input => {}
-            _ = output => {}
-        }
+        super::exec::splice(client, shim).await;
     });
     Ok(Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

@@ -90,8 +90,8 @@ fn error_bytes(tty: bool, message: &str) -> Vec<u8> {
 }
 
 /// Copies client → shim and shim → client until the shim's side ends (the process exited
-/// and its output is drained) or the client goes away.
-async fn splice<C>(client: C, shim: UnixStream)
+/// and its output is drained) or the client goes away. Attach and exec both use it.
+pub(super) async fn splice<C>(client: C, shim: UnixStream)
 where
     C: AsyncRead + AsyncWrite + Send,
 {
