@@ -11,6 +11,8 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
+use crate::hasher::StreamHasher;
+
 /// Length of the hex encoding of a sha256 digest.
 const SHA256_HEX_LEN: usize = 64;
 
@@ -166,7 +168,7 @@ impl FromStr for Digest {
 #[derive(Debug)]
 pub struct DigestWriter<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: StreamHasher,
     written: u64,
 }
 
@@ -174,14 +176,14 @@ impl<W: Write> DigestWriter<W> {
     pub fn new(inner: W) -> Self {
         DigestWriter {
             inner,
-            hasher: Sha256::new(),
+            hasher: StreamHasher::new(),
             written: 0,
         }
     }
 
     /// The digest of everything written so far.
-    pub fn digest(&self) -> Digest {
-        Digest(self.hasher.clone().finalize().into())
+    pub fn digest(&mut self) -> Digest {
+        Digest(self.hasher.snapshot())
     }
 
     /// How many bytes were written so far.
@@ -190,13 +192,13 @@ impl<W: Write> DigestWriter<W> {
     }
 
     /// Checks what was written against `expected`.
-    pub fn verify(&self, expected: &Digest) -> Result<(), DigestError> {
+    pub fn verify(&mut self, expected: &Digest) -> Result<(), DigestError> {
         check(expected, self.digest())
     }
 
     /// The inner writer, the digest and the byte count.
     pub fn into_parts(self) -> (W, Digest, u64) {
-        let digest = Digest(self.hasher.finalize().into());
+        let digest = Digest(self.hasher.finish());
         (self.inner, digest, self.written)
     }
 
@@ -226,7 +228,7 @@ impl<W: Write> Write for DigestWriter<W> {
 #[derive(Debug)]
 pub struct DigestReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: StreamHasher,
     hashing: bool,
     read: u64,
 }
@@ -235,7 +237,7 @@ impl<R: Read> DigestReader<R> {
     pub fn new(inner: R) -> Self {
         DigestReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: StreamHasher::new(),
             hashing: true,
             read: 0,
         }
@@ -248,8 +250,8 @@ impl<R: Read> DigestReader<R> {
     }
 
     /// The digest of everything read so far.
-    pub fn digest(&self) -> Digest {
-        Digest(self.hasher.clone().finalize().into())
+    pub fn digest(&mut self) -> Digest {
+        Digest(self.hasher.snapshot())
     }
 
     /// How many bytes were read so far.
@@ -258,13 +260,13 @@ impl<R: Read> DigestReader<R> {
     }
 
     /// Checks what was read against `expected`.
-    pub fn verify(&self, expected: &Digest) -> Result<(), DigestError> {
+    pub fn verify(&mut self, expected: &Digest) -> Result<(), DigestError> {
         check(expected, self.digest())
     }
 
     /// The inner reader, the digest and the byte count.
     pub fn into_parts(self) -> (R, Digest, u64) {
-        let digest = Digest(self.hasher.finalize().into());
+        let digest = Digest(self.hasher.finish());
         (self.inner, digest, self.read)
     }
 }

@@ -18,6 +18,7 @@ pub mod blobs;
 pub mod changes;
 pub mod config;
 pub mod digest;
+mod hasher;
 pub mod reference;
 pub mod registry;
 pub mod store;

@@ -15,8 +15,6 @@ use berth_api_types::image::ProgressMessage;
 use berth_engine::distribution::RegistryAuth;
 use berth_engine::images::{BodyReader, ImageListOptions, ImportRequest};
 use berth_engine::Engine;
-use futures_util::TryStreamExt;
-use tokio_util::io::StreamReader;
 
 use super::distribution::{progress_response, registry_auth};
 use super::query::Query;
@@ -39,9 +37,7 @@ fn filters(q: &Query) -> Result<Filters, ApiError> {
 }
 
 fn body_reader(body: Body) -> BodyReader {
-    Box::new(StreamReader::new(
-        body.into_data_stream().map_err(std::io::Error::other),
-    ))
+    Box::new(crate::body::read_ahead(body))
 }
 
 /// One JSON progress line, as the streaming endpoints answer.
