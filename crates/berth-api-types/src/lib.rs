@@ -5,6 +5,7 @@
 //! because clients index them blindly. This crate does no I/O.
 #![forbid(unsafe_code)]
 
+pub mod detach;
 pub mod distribution;
 pub mod error;
 pub mod filters;

@@ -11,7 +11,8 @@
 //! `run` follows docker's order: create (pulling the image when the daemon has none, as
 //! docker does), attach before start, wait (`next-exit`, or `removed` with `--rm`) before
 //! start, start, copy the output, exit with the container's status. `-t` puts the local
-//! terminal in raw mode for the while (`crate::terminal`).
+//! terminal in raw mode for the while (`crate::terminal`), and typing the detach keys
+//! there leaves the container running and exits 0 (docker/cli `run.go`, `start.go`).
 //!
 //! A successful `run`/`start -a`/`wait` that must exit with a non-zero container status
 //! leaves through [`std::process::exit`] after flushing, since [`Error`] always prints a
@@ -177,6 +178,8 @@ pub struct ContainerOptions {
     pub rm: bool,
     #[command(flatten)]
     pub mounts: crate::volume::MountFlags,
+    #[command(flatten)]
+    pub host: crate::host_flags::HostFlags,
     /// Restart policy to apply when a container exits (default "no")
     #[arg(long, value_name = "string")]
     pub restart: Option<String>,
@@ -206,6 +209,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
     #[command(flatten)]
     pub opts: ContainerOptions,
 }
@@ -218,6 +224,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
 }
@@ -644,6 +653,10 @@ pub async fn create(session: &Session, args: &CreateArgs) -> Result<(), Error> {
         .map_err(|e| with_help(&e, "create", 125))?;
     crate::network::apply_net_flags(&args.opts.net, args.opts.network.as_deref(), &mut body)
         .map_err(|e| with_help(&e, "create", 125))?;
+    args.opts
+        .host
+        .apply(&mut body)
+        .map_err(|e| with_help(&Error::client(e), "create", 125))?;
     let id = create_with_pull(session, &client, &args.opts, body)
         .await
         .map_err(|e| with_help(&e, "create", 125))?;
@@ -654,12 +667,18 @@ pub async fn create(session: &Session, args: &CreateArgs) -> Result<(), Error> {
 pub async fn run_container(session: &Session, args: &RunArgs) -> Result<(), Error> {
     let o = &args.opts;
     check_restart(o).map_err(|e| with_help(&e, "run", 125))?;
+    if !args.detach {
+        crate::terminal::check_tty(o.interactive, o.tty)?;
+    }
     let client = session.client().await?;
     let mut body = create_body(o, args.detach);
     crate::volume::apply_mount_flags(&o.mounts, &mut body)
         .map_err(|e| with_help(&e, "run", 125))?;
     crate::network::apply_net_flags(&o.net, o.network.as_deref(), &mut body)
         .map_err(|e| with_help(&e, "run", 125))?;
+    o.host
+        .apply(&mut body)
+        .map_err(|e| with_help(&Error::client(e), "run", 125))?;
     let id = create_with_pull(session, &client, o, body)
         .await
         .map_err(|e| with_help(&e, "run", 125))?;
@@ -668,8 +687,17 @@ pub async fn run_container(session: &Session, args: &RunArgs) -> Result<(), Erro
         write_out(&format!("{id}\n"))?;
         return start_or_status(&client, &id).await;
     }
-    let code = attach_start_wait(&client, &id, o.interactive, o.tty, o.rm).await?;
-    exit_with(code)
+    let attach = Attach {
+        stdin: o.interactive,
+        tty: o.tty,
+        removed: o.rm,
+        detach_keys: crate::terminal::detach_keys(session, args.detach_keys.as_deref()),
+    };
+    match attach_start_wait(&client, &id, &attach).await? {
+        Some(code) => exit_with(code),
+        // docker/cli `run.go`: a detach is not an error.
+        None => Ok(()),
+    }
 }
 
 async fn start_or_status(client: &Client, id: &str) -> Result<(), Error> {
@@ -684,15 +712,19 @@ async fn start_or_status(client: &Client, id: &str) -> Result<(), Error> {
         })
 }
 
-/// Attach (stdin when `stdin`), register the wait, start, copy the streams; the
-/// container's exit status.
-async fn attach_start_wait(
-    client: &Client,
-    id: &str,
+/// How `run` and `start -a` attach.
+struct Attach {
     stdin: bool,
     tty: bool,
+    /// Wait for the removal (`--rm`) rather than the exit.
     removed: bool,
-) -> Result<i64, Error> {
+    detach_keys: Option<String>,
+}
+
+/// Attach (stdin when asked), register the wait, start, copy the streams; the
+/// container's exit status, or `None` when the user detached.
+async fn attach_start_wait(client: &Client, id: &str, how: &Attach) -> Result<Option<i64>, Error> {
+    let (stdin, tty, removed) = (how.stdin, how.tty, how.removed);
     let docker = client.docker().clone();
     let attach = docker
         .attach_container(
@@ -702,6 +734,7 @@ async fn attach_start_wait(
                 stdin,
                 stdout: true,
                 stderr: true,
+                detach_keys: how.detach_keys.clone(),
                 ..Default::default()
             }),
         )
@@ -765,21 +798,22 @@ async fn attach_start_wait(
         }
     }
     let input = attach.input;
-    let stdin_task = stdin.then(|| crate::terminal::pump_stdin(input));
+    let escape = tty.then(|| crate::terminal::escape_bytes(how.detach_keys.as_deref()));
+    let stdin_task = stdin.then(|| crate::terminal::pump_stdin(input, escape));
     let mut output = attach.output;
-    let result = crate::terminal::copy_output(&mut output, client).await;
+    let ended = crate::terminal::copy_until_detached(&mut output, client, stdin_task).await;
     drop(raw);
-    if let Some(t) = stdin_task {
-        t.abort();
+    if ended? == crate::terminal::Ended::Detached {
+        waiter.abort();
+        return Ok(None);
     }
-    result?;
     match tokio::time::timeout(Duration::from_secs(30), waiter).await {
-        Ok(Ok(Ok(code))) => Ok(code),
+        Ok(Ok(Ok(code))) => Ok(Some(code)),
         Ok(Ok(Err(e))) => Err(client.daemon_err(e)),
         Ok(Err(_)) | Err(_) => {
             // The wait missed the exit: ask for the state instead.
             let v = client.get_json(&format!("/containers/{id}/json")).await?;
-            Ok(v["State"]["ExitCode"].as_i64().unwrap_or(0))
+            Ok(Some(v["State"]["ExitCode"].as_i64().unwrap_or(0)))
         }
     }
 }
@@ -807,8 +841,13 @@ pub async fn start(session: &Session, args: &StartArgs) -> Result<(), Error> {
         let v = client
             .get_json(&format!("/containers/{}/json", path_escape(id)))
             .await?;
-        let tty = v["Config"]["Tty"].as_bool().unwrap_or(false);
-        let code = attach_start_wait(&client, id, args.interactive, tty, false)
+        let attach = Attach {
+            stdin: args.interactive,
+            tty: v["Config"]["Tty"].as_bool().unwrap_or(false),
+            removed: false,
+            detach_keys: crate::terminal::detach_keys(session, args.detach_keys.as_deref()),
+        };
+        let code = attach_start_wait(&client, id, &attach)
             .await
             .map_err(|e| match e {
                 Error::Status { code, message } => Error::Status {
@@ -822,7 +861,8 @@ pub async fn start(session: &Session, args: &StartArgs) -> Result<(), Error> {
                 },
                 other => other,
             })?;
-        return exit_with(code);
+        // docker/cli `start.go`: a detach is not an error.
+        return code.map_or(Ok(()), exit_with);
     }
     let mut failed = Vec::new();
     for c in &args.containers {

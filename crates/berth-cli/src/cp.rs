@@ -6,7 +6,7 @@
 //! it, a missing destination is created under the source's new name, `SRC/.` copies a
 //! directory's contents. Archives are built and extracted here with the `tar` crate.
 
-use std::io::Write as _;
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use bollard::models::{ChangeType, ContainerConfig};
@@ -16,6 +16,7 @@ use bollard::query_parameters::{
 };
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
+use hyper::body::Bytes;
 
 use crate::error::Error;
 use crate::{write_out, Session};
@@ -110,7 +111,7 @@ pub async fn run(session: &Session, cmd: &FsCommand) -> Result<(), Error> {
         FsCommand::Export(a) => export(session, a).await,
         FsCommand::Commit(a) => commit(session, a).await,
         FsCommand::Volume(c) => crate::volume::run(session, c).await,
-        FsCommand::System(SystemCommand::Df(a)) => crate::volume::df(session, a.verbose).await,
+        FsCommand::System(SystemCommand::Df(a)) => crate::system::df(session, a.verbose).await,
     }
 }
 
@@ -124,8 +125,8 @@ fn split_container(arg: &str) -> Option<(&str, &str)> {
 
 async fn cp(session: &Session, a: &CpArgs) -> Result<(), Error> {
     match (split_container(&a.src), split_container(&a.dst)) {
-        (Some((c, p)), None) => copy_from(session, c, p, &a.dst).await,
-        (None, Some((c, p))) => copy_to(session, &a.src, c, p, a.archive).await,
+        (Some((c, p)), None) => copy_from(session, c, p, &a.dst, a.follow_link).await,
+        (None, Some((c, p))) => copy_to(session, &a.src, c, p, a.archive, a.follow_link).await,
         (Some(_), Some(_)) => Err(Error::client("copying between containers is not supported")),
         (None, None) => Err(Error::client("must specify at least one container source")),
     }
@@ -148,65 +149,133 @@ fn rebase(name: &str, old: &str, new: &str) -> String {
     }
 }
 
-async fn copy_from(session: &Session, ctr: &str, path: &str, dst: &str) -> Result<(), Error> {
-    let client = session.client().await?;
-    let opts = DownloadFromContainerOptions {
-        path: path.to_string(),
-    };
-    let mut stream = client.docker().download_from_container(ctr, Some(opts));
-    let mut tar_bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        tar_bytes.extend_from_slice(&chunk.map_err(|e| client.explain(e))?);
+/// Go's `filepath.Base` for the names cp deals with: trailing `/` dropped, `.` kept.
+fn base_name(path: &str) -> String {
+    let t = path.trim_end_matches('/');
+    if t.is_empty() {
+        return "/".into();
     }
-    if dst == "-" {
-        let mut out = std::io::stdout().lock();
-        return out
-            .write_all(&tar_bytes)
-            .and_then(|()| out.flush())
-            .map_err(|e| Error::client(format!("cannot write the archive: {e}")));
+    t.rsplit('/').next().unwrap_or(t).to_string()
+}
+
+/// docker's `archive.GetRebaseName`: the followed path keeps the original's trailing
+/// `/.` or `/`, and the entries are renamed to the original's base name when it differs.
+fn rebase_name_for(path: &str, resolved: &str) -> (String, Option<String>) {
+    let mut resolved = resolved.to_string();
+    let current_dir = |p: &str| p == "." || p.ends_with("/.");
+    if current_dir(path) && !current_dir(&resolved) {
+        resolved.push_str("/.");
     }
-    let src_base = if path.ends_with("/.") {
-        ".".to_string()
-    } else {
-        Path::new(path.trim_end_matches('/'))
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| ".".into())
+    if path.ends_with('/') && !resolved.ends_with('/') {
+        resolved.push('/');
+    }
+    let rename = (base_name(path) != base_name(&resolved)).then(|| base_name(path));
+    (resolved, rename)
+}
+
+/// A link target as a container path: relative ones are taken from the link's directory.
+fn link_target_path(link: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        return target.to_string();
+    }
+    let parent = match link.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((p, _)) => p,
+        None => ".",
     };
+    format!("{}/{target}", parent.trim_end_matches('/'))
+}
+
+/// Chunks of a response body, read on a blocking thread.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Writes into a channel that an upload body streams from.
+struct ChannelWriter(tokio::sync::mpsc::Sender<std::io::Result<Bytes>>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "upload ended"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where and under which name `copy_from` extracts.
+struct Extraction {
+    dir: PathBuf,
+    /// The archive's first component (`.` for `SRC/.`).
+    arch_base: String,
+    /// What it becomes, if renamed.
+    new_base: Option<String>,
+}
+
+fn plan_extraction(
+    dst: &str,
+    arch_base: &str,
+    rename: Option<String>,
+) -> Result<Extraction, Error> {
     let dst_path = Path::new(dst);
+    let want = rename.unwrap_or_else(|| arch_base.to_string());
     // Into an existing directory: keep the names; else create `dst` from the source.
-    let (dir, new_base) = if dst_path.is_dir() {
-        (
-            dst_path.to_path_buf(),
-            if src_base == "." {
-                None
-            } else {
-                Some(src_base.clone())
-            },
-        )
-    } else {
-        if dst.ends_with('/') {
-            return Err(Error::client(format!(
-                "destination directory \"{dst}\" must exist"
-            )));
-        }
-        let parent = dst_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !parent.is_dir() {
-            return Err(Error::client(format!(
-                "no such directory: \"{}\"",
-                parent.display()
-            )));
-        }
-        let base = dst_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        (parent.to_path_buf(), Some(base))
-    };
-    let mut archive = tar::Archive::new(tar_bytes.as_slice());
+    if dst_path.is_dir() {
+        return Ok(Extraction {
+            dir: dst_path.to_path_buf(),
+            arch_base: arch_base.to_string(),
+            new_base: (want != "." && want != arch_base).then_some(want),
+        });
+    }
+    if dst.ends_with('/') {
+        return Err(Error::client(format!(
+            "destination directory \"{dst}\" must exist"
+        )));
+    }
+    let parent = dst_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::client(format!(
+            "no such directory: \"{}\"",
+            parent.display()
+        )));
+    }
+    let base = dst_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Extraction {
+        dir: parent.to_path_buf(),
+        arch_base: arch_base.to_string(),
+        new_base: Some(base),
+    })
+}
+
+/// Extracts the tar read from `r` as `plan` says (entries escaping the directory refused).
+fn extract_local(r: impl Read, plan: &Extraction) -> Result<(), Error> {
+    let mut archive = tar::Archive::new(r);
     archive.set_preserve_permissions(true);
     let entries = archive
         .entries()
@@ -218,8 +287,8 @@ async fn copy_from(session: &Session, ctr: &str, path: &str, dst: &str) -> Resul
             .map_err(|e| Error::client(format!("invalid archive: {e}")))?
             .to_string_lossy()
             .into_owned();
-        let target = match &new_base {
-            Some(b) => rebase(&name, &src_base, b),
+        let target = match &plan.new_base {
+            Some(b) => rebase(&name, &plan.arch_base, b),
             None => name.clone(),
         };
         if target.starts_with('/') || target.split('/').any(|c| c == "..") {
@@ -227,7 +296,7 @@ async fn copy_from(session: &Session, ctr: &str, path: &str, dst: &str) -> Resul
                 "archive entry {name:?} escapes the destination"
             )));
         }
-        let to = dir.join(target.trim_start_matches("./"));
+        let to = plan.dir.join(target.trim_start_matches("./"));
         let res = match to.parent() {
             Some(p) => std::fs::create_dir_all(p),
             None => Ok(()),
@@ -238,24 +307,103 @@ async fn copy_from(session: &Session, ctr: &str, path: &str, dst: &str) -> Resul
     Ok(())
 }
 
-/// A tar of the local `src`, its top entry named `name` (`.` entries for `SRC/.`).
-fn local_tar(src: &str, name: &str) -> Result<Vec<u8>, Error> {
-    let path = Path::new(src);
-    let md = std::fs::symlink_metadata(path)
-        .map_err(|e| Error::client(format!("lstat {}: {}", path.display(), e)))?;
-    let mut b = tar::Builder::new(Vec::new());
-    b.follow_symlinks(false);
-    let res = if md.is_dir() {
-        if name == "." {
-            b.append_dir_all(".", path)
-        } else {
-            b.append_dir_all(name, path)
+async fn copy_from(
+    session: &Session,
+    ctr: &str,
+    path: &str,
+    dst: &str,
+    follow: bool,
+) -> Result<(), Error> {
+    let client = session.client().await?;
+    let mut path = path.to_string();
+    let mut rename = None;
+    if follow {
+        // docker/cli `copyFromContainer`: copy the link's target, named as the link.
+        let opts = ContainerArchiveInfoOptions { path: path.clone() };
+        if let Ok(s) = client
+            .docker()
+            .get_container_archive_info(ctr, Some(opts))
+            .await
+        {
+            if s.file_mode & GO_MODE_SYMLINK != 0 {
+                let target = link_target_path(&path, &s.link_target);
+                (path, rename) = rebase_name_for(&path, &target);
+            }
         }
-    } else {
-        b.append_path_with_name(path, name)
+    }
+    let opts = DownloadFromContainerOptions { path: path.clone() };
+    let mut stream = client.docker().download_from_container(ctr, Some(opts));
+    // The first chunk (or the daemon's error) before anything is written locally.
+    let first = match stream.next().await {
+        Some(chunk) => chunk.map_err(|e| client.explain(e))?,
+        None => Bytes::new(),
     };
-    res.and_then(|()| b.into_inner())
-        .map_err(|e| Error::client(format!("cannot archive {src}: {e}")))
+    if dst == "-" {
+        let mut out = std::io::stdout().lock();
+        let werr = |e: std::io::Error| Error::client(format!("cannot write the archive: {e}"));
+        out.write_all(&first).map_err(werr)?;
+        while let Some(chunk) = stream.next().await {
+            out.write_all(&chunk.map_err(|e| client.explain(e))?)
+                .map_err(werr)?;
+        }
+        return out.flush().map_err(werr);
+    }
+    let arch_base = if path.ends_with("/.") {
+        ".".to_string()
+    } else {
+        base_name(&path)
+    };
+    let plan = plan_extraction(dst, &arch_base, rename)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let extractor = tokio::task::spawn_blocking(move || {
+        let mut r = ChannelReader {
+            rx,
+            cur: Bytes::new(),
+        };
+        let res = extract_local(&mut r, &plan);
+        // Let the download finish (and report its own error) rather than block.
+        while r.rx.blocking_recv().is_some() {}
+        res
+    });
+    let mut download = Ok(());
+    let mut next = Some(Ok(first));
+    while let Some(chunk) = next {
+        match chunk {
+            Ok(b) => {
+                if tx.send(b).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                download = Err(client.explain(e));
+                break;
+            }
+        }
+        next = stream.next().await;
+    }
+    drop(tx);
+    let extracted = extractor
+        .await
+        .map_err(|e| Error::client(format!("extraction failed: {e}")))?;
+    download.and(extracted)
+}
+
+/// Go's `os.ModeSymlink` in the stat header's mode.
+const GO_MODE_SYMLINK: u32 = 1 << 27;
+/// Go's `os.ModeDir`.
+const GO_MODE_DIR: u32 = 1 << 31;
+
+/// Writes a tar of the local `path` (not followed) into `w`, its top entry named `name`
+/// (`.` entries for `SRC/.`).
+fn write_local_tar(w: impl Write, path: &Path, name: &str, is_dir: bool) -> std::io::Result<()> {
+    let mut b = tar::Builder::new(w);
+    b.follow_symlinks(false);
+    if is_dir {
+        b.append_dir_all(name, path)?;
+    } else {
+        b.append_path_with_name(path, name)?;
+    }
+    b.into_inner()?.flush()
 }
 
 async fn copy_to(
@@ -264,14 +412,26 @@ async fn copy_to(
     ctr: &str,
     path: &str,
     archive: bool,
+    follow: bool,
 ) -> Result<(), Error> {
     let client = session.client().await?;
-    let src_is_dir = Path::new(src).is_dir();
     let contents = src.ends_with("/.");
-    let src_base = Path::new(src.trim_end_matches("/.").trim_end_matches('/'))
+    let trimmed_src = src.trim_end_matches("/.");
+    let src_base = Path::new(trimmed_src.trim_end_matches('/'))
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| ".".into());
+    // With -L the link's target is archived under the link's name (docker's
+    // `ResolveHostSourcePath`); without, a link is copied as a link.
+    let local = if follow {
+        std::fs::canonicalize(trimmed_src)
+            .map_err(|e| Error::client(format!("lstat {trimmed_src}: {e}")))?
+    } else {
+        PathBuf::from(trimmed_src)
+    };
+    let md = std::fs::symlink_metadata(&local)
+        .map_err(|e| Error::client(format!("lstat {}: {}", local.display(), e)))?;
+    let src_is_dir = md.is_dir();
     let stat = client
         .docker()
         .get_container_archive_info(
@@ -282,7 +442,7 @@ async fn copy_to(
         )
         .await;
     let (target_dir, name) = match stat {
-        Ok(s) if s.file_mode & (1 << 31) != 0 => (
+        Ok(s) if s.file_mode & GO_MODE_DIR != 0 => (
             path.to_string(),
             if contents { ".".into() } else { src_base },
         ),
@@ -313,18 +473,39 @@ async fn copy_to(
             (parent, base)
         }
     };
-    let bytes = local_tar(src.trim_end_matches("/."), &name)?;
+    // The tar is built on a blocking thread while it is sent.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
+    let builder = tokio::task::spawn_blocking(move || {
+        let w = BufWriter::with_capacity(TAR_BUF, ChannelWriter(tx.clone()));
+        if let Err(e) = write_local_tar(w, &local, &name, src_is_dir) {
+            let msg = format!("cannot archive {}: {e}", local.display());
+            let _ = tx.blocking_send(Err(std::io::Error::other(msg.clone())));
+            return Err(Error::client(msg));
+        }
+        Ok(())
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     let opts = UploadToContainerOptions {
         path: target_dir,
         no_overwrite_dir_non_dir: Some("true".into()),
         copy_uidgid: archive.then(|| "true".into()),
     };
-    client
+    let sent = client
         .docker()
-        .upload_to_container(ctr, Some(opts), bollard::body_full(bytes.into()))
+        .upload_to_container(ctr, Some(opts), bollard::body_try_stream(body))
         .await
-        .map_err(|e| client.explain(e))
+        .map_err(|e| client.explain(e));
+    let built = builder
+        .await
+        .map_err(|e| Error::client(format!("archiving failed: {e}")))?;
+    // A local failure explains a failed upload better than the daemon's view of it.
+    built.and(sent)
 }
+
+/// Size of the chunks the upload is sent in.
+const TAR_BUF: usize = 1 << 20;
 
 async fn diff(session: &Session, a: &DiffArgs) -> Result<(), Error> {
     let client = session.client().await?;
@@ -416,5 +597,31 @@ mod tests {
         assert_eq!(rebase("./sub/f", ".", "dst"), "dst/sub/f");
         assert_eq!(rebase("./", ".", "dst"), "dst");
         assert_eq!(rebase("other/f", "src", "dst"), "other/f");
+    }
+
+    #[test]
+    fn follows_links_as_docker_names_them() {
+        assert_eq!(base_name("/a/b/"), "b");
+        assert_eq!(base_name("/a/."), ".");
+        assert_eq!(base_name("/"), "/");
+        assert_eq!(link_target_path("/link", "/t/f"), "/t/f");
+        assert_eq!(link_target_path("/link", "t/f"), "/t/f");
+        assert_eq!(link_target_path("/d/link", "../t"), "/d/../t");
+        assert_eq!(
+            rebase_name_for("/link", "/target/data.txt"),
+            ("/target/data.txt".to_string(), Some("link".to_string()))
+        );
+        assert_eq!(
+            rebase_name_for("/dlink/", "/target"),
+            ("/target/".to_string(), Some("dlink".to_string()))
+        );
+        assert_eq!(
+            rebase_name_for("/dlink/.", "/target"),
+            ("/target/.".to_string(), None)
+        );
+        assert_eq!(
+            rebase_name_for("/same", "/x/same"),
+            ("/x/same".to_string(), None)
+        );
     }
 }

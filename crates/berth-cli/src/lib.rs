@@ -15,6 +15,7 @@ pub mod cp;
 mod error;
 pub mod events;
 pub mod format;
+pub mod host_flags;
 pub mod image;
 pub mod network;
 pub mod ops;

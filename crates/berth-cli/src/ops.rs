@@ -1,18 +1,23 @@
-//! Commands on a running container: `exec`, `top`, `stats`, `pause`, `unpause` and
-//! `update`, with docker's flags, output and exit statuses (docker/cli
-//! `cli/command/container/{exec,top,stats,stats_helpers,pause,unpause,update}.go`,
+//! Commands on a running container: `attach`, `exec`, `top`, `stats`, `pause`, `unpause`
+//! and `update`, with docker's flags, output and exit statuses (docker/cli
+//! `cli/command/container/{attach,exec,top,stats,stats_helpers,pause,unpause,update}.go`,
 //! `cli/command/formatter/stats.go`).
 //!
 //! The numbers `stats` prints are computed here as the docker CLI computes them ([`StatsRow`]),
-//! and tested on sample JSON. `exec -t` puts the local terminal in raw mode as `run -t`
-//! does (`crate::terminal`).
+//! and tested on sample JSON. `attach` to a tty and `exec -t` put the local terminal in raw
+//! mode as `run -t` does (`crate::terminal`); typing the detach keys there leaves the
+//! process running and fails with docker's "read escape sequence".
 
 use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
+use bollard::errors::Error as BollardError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::query_parameters::ResizeExecOptions;
+use bollard::query_parameters::{
+    AttachContainerOptions, ResizeContainerTTYOptions, ResizeExecOptions, WaitContainerOptions,
+};
 use clap::{Args, Subcommand};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::container::parse_ram;
@@ -24,6 +29,8 @@ use crate::{write_out, Session};
 /// The top-level commands of this module (`berth exec`, `berth top`, ...).
 #[derive(Debug, Subcommand)]
 pub enum OpsCommand {
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
     /// Display the running processes of a container
@@ -36,6 +43,22 @@ pub enum OpsCommand {
     Unpause(ContainersArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AttachArgs {
+    /// Override the key sequence for detaching a container
+    #[arg(long, value_name = "string")]
+    pub detach_keys: Option<String>,
+    /// Do not attach STDIN
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process (accepted; berth does not forward them)
+    #[arg(long, value_name = "bool", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub sig_proxy: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -167,6 +190,7 @@ fn parse_swap(s: &str) -> Result<i64, String> {
 /// Runs one of this module's commands.
 pub async fn run(session: &Session, cmd: &OpsCommand) -> Result<(), Error> {
     match cmd {
+        OpsCommand::Attach(a) => attach(session, a).await,
         OpsCommand::Exec(a) => exec(session, a).await,
         OpsCommand::Top(a) => top(session, a).await,
         OpsCommand::Stats(a) => stats(session, a).await,
@@ -189,6 +213,10 @@ pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
         .split_first()
         .ok_or_else(|| Error::client("exec needs a container and a command"))?;
     let attach = !args.detach;
+    if attach {
+        crate::terminal::check_tty(args.interactive, args.tty)?;
+    }
+    let detach_keys = crate::terminal::detach_keys(session, args.detach_keys.as_deref());
     let created = docker
         .create_exec(
             container,
@@ -197,7 +225,7 @@ pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
                 attach_stdout: Some(attach),
                 attach_stderr: Some(attach),
                 tty: Some(args.tty),
-                detach_keys: args.detach_keys.clone(),
+                detach_keys: detach_keys.clone(),
                 env: (!args.env.is_empty()).then(|| args.env.clone()),
                 cmd: Some(cmd.to_vec()),
                 privileged: Some(args.privileged),
@@ -242,18 +270,131 @@ pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
             }
         }
     }
-    let stdin_task = args.interactive.then(|| crate::terminal::pump_stdin(input));
-    let result = crate::terminal::copy_output(&mut output, &client).await;
+    let escape = args
+        .tty
+        .then(|| crate::terminal::escape_bytes(detach_keys.as_deref()));
+    let stdin_task = args
+        .interactive
+        .then(|| crate::terminal::pump_stdin(input, escape));
+    let ended = crate::terminal::copy_until_detached(&mut output, &client, stdin_task).await;
     drop(raw);
-    if let Some(t) = stdin_task {
-        t.abort();
+    if ended? == crate::terminal::Ended::Detached {
+        return Err(Error::client(crate::terminal::DETACHED));
     }
-    result?;
     let inspected = docker
         .inspect_exec(&id)
         .await
         .map_err(|e| client.daemon_err(e))?;
     let code = inspected.exit_code.unwrap_or(0);
+    if code != 0 {
+        let _ = io::stdout().flush();
+        let _ = io::stderr().flush();
+        std::process::exit(i32::try_from(code).unwrap_or(1).clamp(0, 255));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// attach
+
+/// docker/cli `inspectContainerAndCheckState`: only a running container can be attached.
+fn attachable(v: &Value) -> Result<(), Error> {
+    let state = &v["State"];
+    let is = |k: &str| state[k].as_bool().unwrap_or(false);
+    if !is("Running") {
+        return Err(Error::client(
+            "You cannot attach to a stopped container, start it first",
+        ));
+    }
+    if is("Paused") {
+        return Err(Error::client(
+            "You cannot attach to a paused container, unpause it first",
+        ));
+    }
+    if is("Restarting") {
+        return Err(Error::client(
+            "You cannot attach to a restarting container, wait until it is running",
+        ));
+    }
+    Ok(())
+}
+
+/// `attach`: docker's order (wait registered, state checked, attach, state checked again,
+/// resize, copy); the exit status is the container's, or 1 with "read escape sequence"
+/// when the user detaches.
+pub async fn attach(session: &Session, args: &AttachArgs) -> Result<(), Error> {
+    let client = session.client().await?;
+    let docker = client.docker().clone();
+    let path = format!("/containers/{}/json", path_escape(&args.container));
+    let v = client.get_json(&path).await?;
+    attachable(&v)?;
+    let id = v["Id"].as_str().unwrap_or(&args.container).to_string();
+    let tty = v["Config"]["Tty"].as_bool().unwrap_or(false);
+    crate::terminal::check_tty(!args.no_stdin, tty)?;
+    let stdin = !args.no_stdin && v["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    let detach_keys = crate::terminal::detach_keys(session, args.detach_keys.as_deref());
+    let waiter = {
+        let docker = docker.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let opts = WaitContainerOptions {
+                condition: "not-running".into(),
+            };
+            match docker.wait_container(&id, Some(opts)).next().await {
+                Some(Ok(r)) => Ok(r.status_code),
+                Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+                Some(Err(e)) => Err(e),
+                None => Ok(0),
+            }
+        })
+    };
+    let attached = docker
+        .attach_container(
+            &id,
+            Some(AttachContainerOptions {
+                stream: true,
+                stdin,
+                stdout: true,
+                stderr: true,
+                detach_keys: detach_keys.clone(),
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|e| client.daemon_err(e))?;
+    // The container may have stopped between the check and the attach.
+    attachable(&client.get_json(&path).await?)?;
+    let raw = if tty && stdin && io::stdin().is_terminal() {
+        crate::terminal::RawTerminal::enter()
+    } else {
+        None
+    };
+    if tty && io::stdout().is_terminal() {
+        if let Some((rows, cols)) = crate::terminal::terminal_size() {
+            // docker/cli `resizeTTY`: one off first, so that a shell redraws its prompt.
+            for (h, w) in [(rows + 1, cols + 1), (rows, cols)] {
+                let size = ResizeContainerTTYOptions {
+                    h: i32::from(h),
+                    w: i32::from(w),
+                };
+                let _ = docker.resize_container_tty(&id, size).await;
+            }
+        }
+    }
+    let escape = tty.then(|| crate::terminal::escape_bytes(detach_keys.as_deref()));
+    let input = stdin.then(|| crate::terminal::pump_stdin(attached.input, escape));
+    let mut output = attached.output;
+    let ended = crate::terminal::copy_until_detached(&mut output, &client, input).await;
+    drop(raw);
+    if ended? == crate::terminal::Ended::Detached {
+        waiter.abort();
+        return Err(Error::client(crate::terminal::DETACHED));
+    }
+    let code = match waiter.await {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => return Err(client.daemon_err(e)),
+        Err(_) => 0,
+    };
     if code != 0 {
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();

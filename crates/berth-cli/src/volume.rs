@@ -11,7 +11,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{PruneVolumesOptions, RemoveVolumeOptions};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::error::Error;
 use crate::format::human_size;
@@ -380,63 +380,6 @@ pub fn render_prune(deleted: &[String], reclaimed: i64) -> String {
         human_size(reclaimed.max(0) as f64)
     ));
     out
-}
-
-/// `berth system df`: the daemon's `/system/df` as docker's summary table.
-pub async fn df(session: &Session, verbose: bool) -> Result<(), Error> {
-    let client = session.client().await?;
-    let df = client.get_json("/system/df").await?;
-    let arr = |k: &str| df[k].as_array().cloned().unwrap_or_default();
-    let (images, containers, volumes) = (arr("Images"), arr("Containers"), arr("Volumes"));
-    let active_images = images
-        .iter()
-        .filter(|i| i["Containers"].as_i64().unwrap_or(0) > 0)
-        .count();
-    let running = containers
-        .iter()
-        .filter(|c| c["State"] == "running")
-        .count();
-    let used_vols = volumes
-        .iter()
-        .filter(|v| v["UsageData"]["RefCount"].as_i64().unwrap_or(0) > 0)
-        .count();
-    let size = |v: &Value, k: &str| v[k].as_i64().unwrap_or(0).max(0);
-    let img_size = df["LayersSize"].as_i64().unwrap_or(0);
-    let ctr_size: i64 = containers.iter().map(|c| size(c, "SizeRw")).sum();
-    let vol_size: i64 = volumes.iter().map(|v| size(&v["UsageData"], "Size")).sum();
-    let rows = vec![
-        json!({"Type": "Images", "TotalCount": images.len(), "Active": active_images,
-               "Size": human_size(img_size as f64), "Reclaimable": human_size(0.0)}),
-        json!({"Type": "Containers", "TotalCount": containers.len(), "Active": running,
-               "Size": human_size(ctr_size as f64), "Reclaimable": human_size(0.0)}),
-        json!({"Type": "Local Volumes", "TotalCount": volumes.len(), "Active": used_vols,
-               "Size": human_size(vol_size as f64), "Reclaimable": human_size(0.0)}),
-        json!({"Type": "Build Cache", "TotalCount": 0, "Active": 0,
-               "Size": human_size(0.0), "Reclaimable": human_size(0.0)}),
-    ];
-    let headers = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
-                         "Reclaimable": "RECLAIMABLE"});
-    let mut out = render_list(
-        "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
-        &headers,
-        &rows,
-    )?;
-    if verbose {
-        let vrows: Vec<Value> = volumes
-            .iter()
-            .map(|v| {
-                json!({"Name": v["Name"], "Links": v["UsageData"]["RefCount"],
-                       "Size": human_size(size(&v["UsageData"], "Size") as f64)})
-            })
-            .collect();
-        out.push_str("\nLocal Volumes space usage:\n\n");
-        out.push_str(&render_list(
-            "table {{.Name}}\t{{.Links}}\t{{.Size}}",
-            &json!({"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}),
-            &vrows,
-        )?);
-    }
-    write_out(&out)
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub enum EngineError {
     /// Something the engine needs (a registry) cannot be reached.
     #[error("{0}")]
     Unavailable(String),
+    /// A request this object's configuration cannot serve (logs of the `none` driver).
+    #[error("{0}")]
+    NotImplemented(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -51,6 +54,7 @@ impl EngineError {
             EngineError::Unauthorized(_) => ErrorKind::Unauthorized,
             EngineError::Forbidden(_) => ErrorKind::Forbidden,
             EngineError::Unavailable(_) => ErrorKind::Unavailable,
+            EngineError::NotImplemented(_) => ErrorKind::NotImplemented,
             EngineError::Io { .. } | EngineError::Internal(_) => ErrorKind::Internal,
         }
     }

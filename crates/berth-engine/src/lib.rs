@@ -21,7 +21,9 @@ use std::time::Instant;
 
 pub use berth_network::ipam::Pool as AddressPool;
 pub use berth_network::Ipv4Net;
-pub use config::{EngineConfig, NetConfig};
+pub use config::{
+    EngineConfig, NetConfig, RuntimeChoice, RuntimeConfig, RuntimeConfigError, BUILTIN_RUNTIME,
+};
 pub use error::{EngineError, ErrorKind};
 
 /// The engine: shared by every request handler behind an `Arc`.
@@ -40,6 +42,10 @@ pub struct Engine {
 impl Engine {
     /// Opens (or creates) the data and exec roots and loads the daemon's persistent identity.
     pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+        config
+            .check_runtimes()
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        containers::check_log_defaults(&config)?;
         let (id, images) = tokio::task::spawn_blocking({
             let config = config.clone();
             move || {

@@ -1,9 +1,15 @@
-//! Networks: the records (`<data-root>/network/networks/<id>.json`, each with its
-//! endpoints, which is the IPAM state), each container's network settings
-//! (`<data-root>/network/containers/<id>.json`), and the steps a container's start and stop
-//! take: `prepare` (addresses, `/etc/hosts`, `resolv.conf`, which netns) before the runtime
-//! creates the container, `plug` (veths, published ports, embedded DNS) once its init
-//! exists, `unplug` when it stops. The API operations live in `networks/api.rs`.
+//! Networks: the records (`<data-root>/network/networks/<id>.json`), each container's
+//! network settings (`<data-root>/network/containers/<id>.json`), and the steps a
+//! container's start and stop take: `prepare` (addresses, `/etc/hosts`, `resolv.conf`,
+//! which netns) before the runtime creates the container, `plug` (veths, published ports,
+//! embedded DNS) once its init exists, `unplug` when it stops. The API operations live in
+//! `networks/api.rs`.
+//!
+//! The IPAM state is the endpoints of running containers. Each container's file holds its
+//! own (with its pid, written once by `plug` before the container runs and once by
+//! `unplug`), and the network records' endpoint maps are rebuilt from them at start-up:
+//! so a start and a stop on a bridge network cost no more writes than with
+//! `--network none`, and a network record is written only when the network changes.
 //!
 //! The host work (bridges, veths, iptables, proxies, DNS) is `berth-network`'s.
 
@@ -56,7 +62,9 @@ pub(crate) struct NetRecord {
     /// The Linux bridge (bridge driver only).
     pub bridge: String,
     pub mtu: u32,
-    /// Container ID → endpoint, for containers that run on this network.
+    /// Container ID → endpoint, for containers that run on this network. Not written: the
+    /// containers' files hold them (read here only from records of older versions).
+    #[serde(default, skip_serializing)]
     pub endpoints: BTreeMap<String, Endpoint>,
     /// The address handed out last (allocation continues after it).
     #[serde(default)]
@@ -122,6 +130,8 @@ pub(crate) struct Networks {
     /// Set once the bridges and the firewall are brought up (in the background at start,
     /// so the API answers first); everything that touches them waits for it.
     host_ready: HostReady,
+    /// Removes stopped containers' veths off the stop's path.
+    reaper: endpoint::Reaper,
 }
 
 /// A one-way latch: [`HostReady::wait`] returns once [`HostReady::set`] was called.
@@ -210,6 +220,7 @@ impl Networks {
         for c in read_dir_json::<CtrNet>(&dir.join("containers")) {
             st.ctrs.insert(c.id.clone(), c);
         }
+        rebuild_endpoints(&mut st);
         let fw = Firewall::new(&cfg.bridge, cfg.iptables);
         let n = Networks {
             dir,
@@ -218,6 +229,7 @@ impl Networks {
             st: Arc::new(Mutex::new(st)),
             events,
             host_ready: HostReady::default(),
+            reaper: endpoint::Reaper::start().map_err(net_err)?,
         };
         n.ensure_predefined()?;
         let n = Arc::new(n);
@@ -562,7 +574,6 @@ impl Networks {
         }
         let mut first_ip = None;
         let mut embedded = false;
-        let mut changed = Vec::new();
         let mut made: Vec<String> = Vec::new();
         for a in &c.attach {
             let Some(r) = st.nets.get_mut(&a.network_id) else {
@@ -591,12 +602,10 @@ impl Networks {
             made.push(a.network_id.clone());
             first_ip.get_or_insert(ep.ip);
             embedded |= r.name != DEFAULT;
-            changed.push(r.clone());
         }
         drop(st);
-        for r in &changed {
-            self.save_net(r)?;
-        }
+        // Nothing is written yet: `plug` records the endpoints in the container's file
+        // before the container runs; a start that fails before that leaves nothing behind.
         Ok(NetPlan {
             ns: NamespaceMode::Private,
             hosts: berth_network::files::hosts(
@@ -646,26 +655,27 @@ impl Networks {
             return Ok(());
         }
         if restore.is_none() {
-            endpoint::loopback_up(pid).map_err(net_err)?;
+            let mut sandbox = endpoint::Sandbox::open(pid).map_err(net_err)?;
+            sandbox.loopback_up().map_err(net_err)?;
             for (i, (r, ep)) in eps.iter().enumerate() {
                 let Some(subnet) = r.subnet else { continue };
                 let ifname = format!("eth{i}");
-                let veth = endpoint::plug(&endpoint::Plug {
-                    pid,
-                    bridge: &r.bridge,
-                    ifname: &ifname,
-                    ip: ep.ip,
-                    prefix: subnet.prefix(),
-                    mac: &ep.mac,
-                    mtu: r.mtu,
-                    gateway: if i == 0 && !r.internal {
-                        r.gateway
-                    } else {
-                        None
-                    },
-                })
-                .map_err(net_err)?;
-                self.set_veth(&r.id, cid, &veth)?;
+                let veth = sandbox
+                    .plug(&endpoint::Plug {
+                        bridge: &r.bridge,
+                        ifname: &ifname,
+                        ip: ep.ip,
+                        prefix: subnet.prefix(),
+                        mac: &ep.mac,
+                        mtu: r.mtu,
+                        gateway: if i == 0 && !r.internal {
+                            r.gateway
+                        } else {
+                            None
+                        },
+                    })
+                    .map_err(net_err)?;
+                self.set_veth(&r.id, cid, &veth);
                 self.emit(r, cid, "connect");
             }
         }
@@ -702,9 +712,11 @@ impl Networks {
         }
         let mut st = self.lock();
         st.live.insert(cid.to_string(), live);
+        let endpoints = Some(endpoints_of(&st, cid));
         if let Some(c) = st.ctrs.get_mut(cid) {
             c.pid = pid;
             c.bound = bound;
+            c.endpoints = endpoints;
             let c = c.clone();
             drop(st);
             self.save_ctr(&c);
@@ -722,18 +734,27 @@ impl Networks {
         );
     }
 
-    fn set_veth(&self, net: &str, cid: &str, veth: &str) -> Result<(), EngineError> {
-        let r = {
+    /// Notes the host end of a plugged endpoint (written with the container's file).
+    fn set_veth(&self, net: &str, cid: &str, veth: &str) {
+        let mut st = self.lock();
+        if let Some(ep) = st.nets.get_mut(net).and_then(|r| r.endpoints.get_mut(cid)) {
+            ep.veth = veth.to_string();
+        }
+    }
+
+    /// Writes container `cid`'s file with its endpoints as they are now (after a
+    /// `network connect` or `disconnect` while it runs).
+    fn save_ctr_endpoints(&self, cid: &str) {
+        let c = {
             let mut st = self.lock();
-            let Some(r) = st.nets.get_mut(net) else {
-                return Ok(());
+            let endpoints = Some(endpoints_of(&st, cid));
+            let Some(c) = st.ctrs.get_mut(cid) else {
+                return;
             };
-            if let Some(ep) = r.endpoints.get_mut(cid) {
-                ep.veth = veth.to_string();
-            }
-            r.clone()
+            c.endpoints = endpoints;
+            c.clone()
         };
-        self.save_net(&r)
+        self.save_ctr(&c);
     }
 
     /// After a daemon restart: the proxies and DNS of a container that still runs.
@@ -748,63 +769,102 @@ impl Networks {
 
     /// Drops endpoints of containers that no longer run (a daemon crash left them).
     pub(crate) fn forget_stale(&self, running: &[String]) {
-        let changed: Vec<NetRecord> = {
+        let changed: Vec<CtrNet> = {
             let mut st = self.lock();
-            st.nets
+            for r in st.nets.values_mut() {
+                r.endpoints.retain(|cid, _| running.contains(cid));
+            }
+            st.ctrs
                 .values_mut()
-                .filter_map(|r| {
-                    let before = r.endpoints.len();
-                    r.endpoints.retain(|cid, _| running.contains(cid));
-                    (r.endpoints.len() != before).then(|| r.clone())
+                .filter(|c| !running.contains(&c.id))
+                .filter(|c| {
+                    c.pid != 0
+                        || !c.bound.is_empty()
+                        || c.endpoints.as_ref().is_some_and(|e| !e.is_empty())
+                })
+                .map(|c| {
+                    c.pid = 0;
+                    c.bound.clear();
+                    c.endpoints = Some(BTreeMap::new());
+                    c.clone()
                 })
                 .collect()
         };
-        for r in changed {
-            if let Err(e) = self.save_net(&r) {
-                tracing::warn!(error = %e, "cannot persist a network");
-            }
+        for c in changed {
+            self.save_ctr(&c);
         }
     }
 
-    /// A container stopped (or its start failed): close its ports and DNS, remove its
-    /// veths, release its addresses. Safe to call more than once.
+    /// A container stopped (or its start failed): close its ports and DNS, release its
+    /// addresses, and queue its veths for removal (the reaper's doc says why not now).
+    /// Safe to call more than once.
     pub(crate) fn unplug(&self, cid: &str) {
         self.wait_host_ready();
-        let (live, changed) = {
+        let (live, veths, changed, ctr) = {
             let mut st = self.lock();
             let live = st.live.remove(cid);
+            let mut veths = Vec::new();
             let changed: Vec<NetRecord> = st
                 .nets
                 .values_mut()
                 .filter_map(|r| {
                     let ep = r.endpoints.remove(cid)?;
                     if !ep.veth.is_empty() {
-                        if let Err(e) = endpoint::unplug(&ep.veth) {
-                            tracing::warn!(id = cid, error = %e, "cannot remove a veth");
-                        }
+                        veths.push(ep.veth);
                     }
                     Some(r.clone())
                 })
                 .collect();
-            for r in &changed {
-                self.emit(r, cid, "disconnect");
-            }
-            if let Some(c) = st.ctrs.get_mut(cid) {
-                if c.pid != 0 || !c.bound.is_empty() {
+            let ctr = st.ctrs.get_mut(cid).and_then(|c| {
+                let plugged = c.pid != 0
+                    || !c.bound.is_empty()
+                    || c.endpoints.as_ref().is_some_and(|e| !e.is_empty());
+                plugged.then(|| {
                     c.pid = 0;
                     c.bound.clear();
-                    let c = c.clone();
-                    self.save_ctr(&c);
-                }
-            }
-            (live, changed)
+                    c.endpoints = Some(BTreeMap::new());
+                    c.clone()
+                })
+            });
+            (live, veths, changed, ctr)
         };
         drop(live);
-        for r in changed {
-            if let Err(e) = self.save_net(&r) {
-                tracing::warn!(error = %e, "cannot persist a network");
-            }
+        for veth in veths {
+            self.reaper.remove(veth);
         }
+        for r in &changed {
+            self.emit(r, cid, "disconnect");
+        }
+        if let Some(c) = ctr {
+            self.save_ctr(&c);
+        }
+    }
+
+    /// `docker rename`: the container's name in its settings and on its endpoints, so the
+    /// embedded DNS answers the new name and no longer the old one, and `DNSNames` shows it
+    /// (moby `daemon/rename.go` updates the endpoints' DNS names the same way).
+    pub(crate) fn rename(&self, cid: &str, name: &str) {
+        let name = name.trim_start_matches('/');
+        let c = {
+            let mut st = self.lock();
+            for ep in st
+                .nets
+                .values_mut()
+                .filter_map(|r| r.endpoints.get_mut(cid))
+            {
+                ep.name = name.to_string();
+            }
+            let endpoints = endpoints_of(&st, cid);
+            let Some(c) = st.ctrs.get_mut(cid) else {
+                return;
+            };
+            c.name = name.to_string();
+            if c.endpoints.is_some() || !endpoints.is_empty() {
+                c.endpoints = Some(endpoints);
+            }
+            c.clone()
+        };
+        self.save_ctr(&c);
     }
 
     /// The container is removed: drop its settings.
@@ -836,6 +896,35 @@ impl Networks {
         write_json(&self.ctr_path(cid), &c)?;
         self.lock().ctrs.insert(cid.to_string(), c);
         Ok(())
+    }
+}
+
+/// Container `cid`'s endpoints, by network ID.
+fn endpoints_of(st: &State, cid: &str) -> BTreeMap<String, Endpoint> {
+    st.nets
+        .values()
+        .filter_map(|r| Some((r.id.clone(), r.endpoints.get(cid)?.clone())))
+        .collect()
+}
+
+/// At start-up: the networks' endpoints are those the containers' files hold for the
+/// containers that ran when the daemon stopped (`forget_stale` then drops those that no
+/// longer run). Files of older versions (no endpoints in the container's file) keep what
+/// the network record says. An address outside its network's subnet (the default bridge
+/// got a new `--bip`) is dropped.
+fn rebuild_endpoints(st: &mut State) {
+    let State { nets, ctrs, .. } = st;
+    for r in nets.values_mut() {
+        r.endpoints
+            .retain(|cid, _| ctrs.get(cid).is_some_and(|c| c.endpoints.is_none()));
+    }
+    for c in ctrs.values().filter(|c| c.pid != 0) {
+        for (net, ep) in c.endpoints.iter().flatten() {
+            let Some(r) = nets.get_mut(net) else { continue };
+            if r.subnet.is_some_and(|s| s.contains(ep.ip)) {
+                r.endpoints.insert(c.id.clone(), ep.clone());
+            }
+        }
     }
 }
 

@@ -189,14 +189,8 @@ fn collect_info(
         labels: config.labels.clone(),
         experimental_build: config.experimental,
         server_version: super::system::ENGINE_VERSION.into(),
-        runtimes: BTreeMap::from([(
-            "berth".to_string(),
-            RuntimeInfo {
-                path: "berth-shim".into(),
-                runtime_args: vec![],
-            },
-        )]),
-        default_runtime: "berth".into(),
+        runtimes: runtimes_info(config),
+        default_runtime: config.default_runtime.clone(),
         swarm: SwarmInfo::inactive(),
         live_restore_enabled: config.live_restore,
         isolation: String::new(),
@@ -208,6 +202,23 @@ fn collect_info(
         cdi_spec_dirs: vec![],
         warnings: (!warnings.is_empty()).then_some(warnings),
     }
+}
+
+/// `Runtimes`: the embedded one and the configured ones, as dockerd lists them.
+fn runtimes_info(config: &crate::EngineConfig) -> BTreeMap<String, RuntimeInfo> {
+    let builtin = RuntimeInfo {
+        path: "berth-shim".into(),
+        runtime_args: vec![],
+    };
+    std::iter::once((crate::BUILTIN_RUNTIME.to_string(), builtin))
+        .chain(config.runtimes.iter().map(|(name, rt)| {
+            let info = RuntimeInfo {
+                path: rt.path.clone(),
+                runtime_args: rt.args.clone(),
+            };
+            (name.clone(), info)
+        }))
+        .collect()
 }
 
 /// Go's GOARCH spelling of `uname -m`, which `/version` reports.

@@ -213,7 +213,17 @@ pub fn unpack_layer<R: Read>(
     dest: &Path,
     opts: &UnpackOptions,
 ) -> Result<UnpackStats, UnpackError> {
-    unpack_layer_recorded(reader, dest, opts, None)
+    unpack_layer_recorded(reader, dest, opts, None, true)
+}
+
+/// [`unpack_layer`] for an archive that is no image layer (`docker cp`): the same safety
+/// rules, without hashing the stream (the digests in the returned stats are meaningless).
+pub fn unpack_archive<R: Read>(
+    reader: R,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackStats, UnpackError> {
+    unpack_layer_recorded(reader, dest, opts, None, false)
 }
 
 fn unpack_layer_recorded<R: Read>(
@@ -221,6 +231,7 @@ fn unpack_layer_recorded<R: Read>(
     dest: &Path,
     opts: &UnpackOptions,
     recorder: Option<SharedRecorder>,
+    hash: bool,
 ) -> Result<UnpackStats, UnpackError> {
     match fs::symlink_metadata(dest) {
         Ok(m) if m.is_dir() => {}
@@ -235,7 +246,7 @@ fn unpack_layer_recorded<R: Read>(
     let mut magic = [0u8; 6];
     let n = read_up_to(&mut raw, &mut magic).map_err(UnpackError::Read)?;
     let compression = Compression::detect(&magic[..n])?;
-    if compression == Compression::None {
+    if compression == Compression::None || !hash {
         // The plain stream is the input: its diffID is its digest; hash it once.
         raw.stop_hashing();
     }
@@ -249,6 +260,9 @@ fn unpack_layer_recorded<R: Read>(
         }
     };
     let mut plain = DigestReader::new(BufReader::with_capacity(COPY_BUF, decoder));
+    if !hash {
+        plain.stop_hashing();
+    }
 
     let mut unpacker = Unpacker::new(dest, opts);
     unpacker.split = recorder.clone();
@@ -338,7 +352,7 @@ fn unpack_into_fresh_dir<R: Read>(
     }
     fs::create_dir(&tmp).map_err(UnpackError::io("creating layer directory", &tmp))?;
 
-    let result = unpack_layer_recorded(reader, &tmp, opts, recorder).and_then(|stats| {
+    let result = unpack_layer_recorded(reader, &tmp, opts, recorder, true).and_then(|stats| {
         fs::rename(&tmp, final_dir).map_err(UnpackError::io("publishing layer", final_dir))?;
         if let Some(parent) = final_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             File::open(parent)

@@ -1,15 +1,16 @@
 //! The embedded DNS server of user-defined networks: one UDP socket per container, bound
 //! to 127.0.0.11:53 inside the container's network namespace (opened from a short-lived
-//! thread that enters the namespace), served by tokio in the daemon. It answers A
-//! queries for names the engine knows (containers and aliases on the container's
-//! networks) and forwards everything else to the upstream resolvers from the host netns.
+//! thread that enters the namespace, `berth_sys::netns`), served by tokio in the daemon.
+//! It answers A queries for names the engine knows (containers and aliases on the
+//! container's networks) and forwards everything else to the upstream resolvers from the
+//! host netns.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sched::{setns, CloneFlags};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
@@ -36,12 +37,8 @@ impl Drop for DnsServer {
 pub fn serve(pid: i32, lookup: Lookup, upstreams: Vec<String>) -> Result<DnsServer, NetError> {
     let path = format!("/proc/{pid}/ns/net");
     type Sockets = (std::net::UdpSocket, std::net::TcpListener);
-    let (sock, tcp) = std::thread::spawn(move || -> Result<Sockets, NetError> {
-        let ns = File::open(&path).map_err(NetError::io(format!("cannot open {path}")))?;
-        setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| NetError::Io {
-            what: format!("cannot enter {path}"),
-            source: e.into(),
-        })?;
+    let ns = File::open(&path).map_err(NetError::io(format!("cannot open {path}")))?;
+    let (sock, tcp) = berth_sys::netns::run_in(ns.as_fd(), || -> Result<Sockets, NetError> {
         let s = std::net::UdpSocket::bind("127.0.0.11:53")
             .map_err(NetError::io("cannot bind 127.0.0.11:53 in the container"))?;
         s.set_nonblocking(true)
@@ -53,11 +50,7 @@ pub fn serve(pid: i32, lookup: Lookup, upstreams: Vec<String>) -> Result<DnsServ
             .map_err(NetError::io("cannot set up the DNS socket"))?;
         Ok((s, t))
     })
-    .join()
-    .map_err(|_| NetError::Io {
-        what: "DNS socket thread".into(),
-        source: std::io::Error::other("panicked"),
-    })??;
+    .map_err(NetError::io(format!("cannot enter {path}")))??;
     let sock = Arc::new(UdpSocket::from_std(sock).map_err(NetError::io("cannot register DNS"))?);
     let upstreams: Vec<SocketAddr> = upstreams
         .iter()

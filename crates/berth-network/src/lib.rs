@@ -4,9 +4,10 @@
 //! content.
 //!
 //! It knows nothing of containers or records: the engine hands it plain values (a
-//! subnet, a bridge name, a container's init pid) and gets plain values back. Interfaces
-//! and rules are driven through `ip`, `nsenter` and `iptables -w`, which every host that
-//! runs Docker has.
+//! subnet, a bridge name, a container's init pid) and gets plain values back. A
+//! container's interfaces are made over rtnetlink (no process per start); bridges and
+//! firewall rules, made once per network, are driven through `ip` and `iptables -w`, which
+//! every host that runs Docker has.
 #![forbid(unsafe_code)]
 
 pub mod bridge;
@@ -17,6 +18,7 @@ pub mod files;
 pub mod firewall;
 pub mod ipam;
 pub mod proxy;
+mod rtnl;
 
 pub use ipam::Ipv4Net;
 
@@ -29,7 +31,7 @@ pub enum NetError {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
-    /// A tool (`ip`, `iptables`, `nsenter`) failed.
+    /// A tool (`ip`, `iptables`) failed.
     #[error("{cmd} failed: {msg}")]
     Command { cmd: String, msg: String },
     #[error("{what}: {source}")]

@@ -1,5 +1,6 @@
 //! The runtime driver of the engine: the pure OCI spec builder ([`spec`]) and the
-//! [`Runtime`] trait with its implementation over `berth-shim` ([`ShimRuntime`]).
+//! [`Runtime`] trait with its implementation over `berth-shim` ([`ShimRuntime`]), which runs
+//! containers through the embedded libcontainer or an external OCI runtime such as runc.
 //!
 //! This crate never runs libcontainer itself (DESIGN: berthd is multi-threaded; only the
 //! single-threaded shim may fork container processes). See `berth_shim` for the shim ↔
@@ -10,6 +11,7 @@ pub mod runtime;
 pub mod shim_client;
 pub mod spec;
 
+pub use berth_shim::ExternalRuntime;
 pub use error::{ErrorKind, RuntimeError};
 pub use runtime::{AttachStreams, ContainerStart, Runtime};
 pub use shim_client::ShimRuntime;

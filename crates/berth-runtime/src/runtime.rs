@@ -1,5 +1,7 @@
-//! The [`Runtime`] trait: what the engine asks of an OCI runtime backend (the embedded
-//! libcontainer shim now, runc/crun later), one container at a time.
+//! The [`Runtime`] trait: what the engine asks of an OCI runtime backend, one container at
+//! a time. [`crate::ShimRuntime`] is the one implementation: its shim runs each container
+//! through the embedded libcontainer or through an external runtime binary (runc), as
+//! [`ContainerStart::runtime`] says, and serves every later request the same way.
 //!
 //! # Contract
 //!
@@ -18,7 +20,7 @@
 
 use std::future::Future;
 
-use berth_shim::{ExecProcess, ExecState, ExitRecord, LogOptions, State};
+use berth_shim::{ExecProcess, ExecState, ExitRecord, ExternalRuntime, LogOptions, State};
 use oci_spec::runtime::Spec;
 use tokio::net::UnixStream;
 
@@ -37,6 +39,9 @@ pub struct ContainerStart {
     pub stdin_once: bool,
     /// Create only; [`Runtime::start`] starts (so a client can attach first).
     pub defer_start: bool,
+    /// The external OCI runtime (runc) that runs this container; `None`: the embedded
+    /// libcontainer. Either way the same shim monitors it.
+    pub runtime: Option<ExternalRuntime>,
 }
 
 /// The container is up.

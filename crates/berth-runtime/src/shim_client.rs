@@ -293,6 +293,7 @@ impl Runtime for ShimRuntime {
             defer_start: req.defer_start,
             shim_cgroup: self.shim_cgroup.clone(),
             debug: self.debug,
+            runtime: req.runtime,
         };
         let input = serde_json::to_vec(&opts).map_err(|e| RuntimeError::Internal(e.to_string()))?;
         let mut child = tokio::process::Command::new(&self.shim)
@@ -526,6 +527,7 @@ mod tests {
             open_stdin: false,
             stdin_once: false,
             defer_start: false,
+            runtime: None,
         };
         assert!(matches!(
             rt.create(req).await,

@@ -11,9 +11,10 @@
 //!    child to reap and the monitor survives the daemon. The daemon must wait for that
 //!    short-lived process.
 //! 2. The monitor (`setsid`, child subreaper, its own cgroup when asked) creates the container
-//!    through libcontainer, starts it unless [`StartOptions::defer_start`], writes
-//!    [`PID_FILE`] and serves [`Request`]s on the unix socket [`SOCKET_NAME`] in
-//!    [`StartOptions::dir`], one JSON line each way per request ([`client::Client`]).
+//!    through libcontainer (or the external runtime of [`StartOptions::runtime`]), starts
+//!    it unless [`StartOptions::defer_start`], writes [`PID_FILE`] and serves [`Request`]s
+//!    on the unix socket [`SOCKET_NAME`] in [`StartOptions::dir`], one JSON line each way
+//!    per request ([`client::Client`]).
 //! 3. When the container's init exits, the monitor drains its output (at most
 //!    [`DRAIN_TIMEOUT_MS`]), reads the OOM counter, deletes the container (cgroup and
 //!    libcontainer state), writes [`EXIT_FILE`] atomically, answers every pending

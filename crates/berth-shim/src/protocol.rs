@@ -53,6 +53,23 @@ pub struct StartOptions {
     /// Log libcontainer's debug output to `shim.log`.
     #[serde(default)]
     pub debug: bool,
+    /// Run the container through this external OCI runtime (runc, crun) instead of the
+    /// embedded libcontainer; `None`: the embedded one.
+    #[serde(default)]
+    pub runtime: Option<ExternalRuntime>,
+}
+
+/// An OCI runtime binary the monitor drives through its command line
+/// (`create`/`start`/`exec`/`pause`/`resume`/`delete`, as runc spells them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalRuntime {
+    /// The daemon's name for it (`runc`), for messages.
+    pub name: String,
+    /// The binary: absolute, or a name looked up in `PATH`.
+    pub path: PathBuf,
+    /// Global options put before every command (daemon.json `runtimeArgs`).
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// json-file log settings (`--log-opt max-size`, `max-file`).
@@ -445,6 +462,17 @@ mod tests {
         let o: StartOptions =
             serde_json::from_str(r#"{"id":"a","dir":"/run/x","bundle":"/run/x/bundle"}"#).unwrap();
         assert!(o.log.is_none() && !o.open_stdin && !o.defer_start && o.shim_cgroup.is_none());
+        assert!(o.runtime.is_none());
+        let o: StartOptions = serde_json::from_str(
+            r#"{"id":"a","dir":"/d","bundle":"/b","runtime":{"name":"runc","path":"runc"}}"#,
+        )
+        .unwrap();
+        let rt = o.runtime.unwrap();
+        assert_eq!((rt.name.as_str(), rt.args.len()), ("runc", 0));
+        assert!(serde_json::from_str::<StartOptions>(
+            r#"{"id":"a","dir":"/d","bundle":"/b","runtime":{"name":"runc"}}"#
+        )
+        .is_err());
         let l: LogOptions = serde_json::from_str(r#"{"path":"/l"}"#).unwrap();
         assert_eq!((l.max_size, l.max_files), (None, 1));
         assert!(serde_json::from_str::<StartOptions>(r#"{"id":"a"}"#).is_err());

@@ -56,6 +56,7 @@ impl World {
             open_stdin: false,
             stdin_once: false,
             defer_start: false,
+            runtime: None,
         }
     }
 

@@ -245,3 +245,51 @@ pub fn random_bytes() -> std::io::Result<[u8; 16]> {
     fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf)
 }
+
+/// This process's hard limit for the `--ulimit` resource `name` (`nofile`, `nproc`, …),
+/// from `/proc/self/limits`; `u64::MAX` when unlimited, `None` for an unknown name.
+pub fn hard_rlimit(name: &str) -> Option<u64> {
+    let label = match name {
+        "as" => "Max address space",
+        "core" => "Max core file size",
+        "cpu" => "Max cpu time",
+        "data" => "Max data size",
+        "fsize" => "Max file size",
+        "locks" => "Max file locks",
+        "memlock" => "Max locked memory",
+        "msgqueue" => "Max msgqueue size",
+        "nice" => "Max nice priority",
+        "nofile" => "Max open files",
+        "nproc" => "Max processes",
+        "rss" => "Max resident set",
+        "rtprio" => "Max realtime priority",
+        "rttime" => "Max realtime timeout",
+        "sigpending" => "Max pending signals",
+        "stack" => "Max stack size",
+        _ => return None,
+    };
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with(label))?;
+    let hard = line[label.len()..].split_whitespace().nth(1)?;
+    Some(if hard == "unlimited" {
+        u64::MAX
+    } else {
+        hard.parse().ok()?
+    })
+}
+
+/// Whether this process holds `CAP_SYS_RESOURCE` (may raise hard rlimits).
+pub fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
+}

@@ -1,5 +1,6 @@
 //! The one home of raw system calls and `unsafe` in Berth: atomic file writes, the daemon's
-//! pidfile and data-root lock, host facts for `/info`, and systemd socket activation.
+//! pidfile and data-root lock, host facts for `/info`, systemd socket activation, and
+//! running code inside a container's network namespace.
 //!
 //! Every `unsafe` block carries a `// SAFETY:` comment; every other crate forbids `unsafe`.
 
@@ -7,5 +8,6 @@ pub mod activation;
 pub mod fs;
 pub mod host;
 pub mod mount;
+pub mod netns;
 pub mod pidfile;
 pub mod resolve;

@@ -53,6 +53,20 @@ pub fn mount_overlay(
     .map_err(io::Error::from)
 }
 
+/// Mounts a tmpfs of `size` bytes at `target` (an existing directory), `nosuid,nodev,noexec`
+/// and mode 1777, as Docker's `/dev/shm`.
+pub fn mount_shm(target: &Path, size: u64) -> io::Result<()> {
+    let data = format!("mode=1777,size={size}");
+    mount(
+        Some("shm"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(data.as_str()),
+    )
+    .map_err(io::Error::from)
+}
+
 /// Unmounts `target` (lazily with `detach`). Not mounted (`EINVAL`) or missing is success.
 pub fn unmount(target: &Path, detach: bool) -> io::Result<()> {
     let flags = if detach {

@@ -4,10 +4,11 @@
 //! given both as a flag and in the file is an error too (moby `daemon/config`), so a typo
 //! never silently falls back to a default.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use berth_engine::EngineConfig;
+use berth_engine::{EngineConfig, RuntimeConfig};
 use berth_server::{parse_host, Endpoint};
 use berth_tls::TlsPaths;
 use clap::parser::ValueSource;
@@ -52,6 +53,10 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("ip-forward", Some("ip_forward")),
     ("mtu", Some("mtu")),
     ("default-address-pools", None),
+    ("runtimes", Some("add_runtimes")),
+    ("default-runtime", Some("default_runtime")),
+    ("log-driver", Some("log_driver")),
+    ("log-opts", Some("log_opts")),
 ];
 
 /// Everything `daemon::run` needs, resolved and validated.
@@ -175,6 +180,23 @@ impl DaemonConfig {
         if let Some(p) = flags.cgroup_parent.clone().or(f.cgroup_parent.clone()) {
             engine.cgroup_parent = cgroup_parent(&p)?;
         }
+        let runc_on_path = find_in_path("runc").is_some();
+        let file_runtimes = (f.runtimes.as_ref(), f.default_runtime.as_deref());
+        resolve_runtimes(flags, file_runtimes, &mut engine, runc_on_path)?;
+        if let Some(d) = flags.log_driver.clone().or(f.log_driver) {
+            engine.log_driver = d;
+        }
+        engine.log_opts = match &f.log_opts {
+            Some(opts) if flags.log_opts.is_empty() => opts.clone(),
+            _ => flags
+                .log_opts
+                .iter()
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                    None => bail!("invalid --log-opt {kv:?}: use key=value"),
+                })
+                .collect::<anyhow::Result<_>>()?,
+        };
 
         Ok(Self {
             hosts,
@@ -232,6 +254,74 @@ fn resolve_network(
             .push(berth_engine::AddressPool { base, size: p.size });
     }
     Ok(())
+}
+
+/// `runtimes` / `--add-runtime` and `default-runtime`, as dockerd takes them (moby
+/// `daemon/pkg/opts/runtime.go`, `daemon/runtime_unix.go`). `runc` is registered (as
+/// dockerd has it) when `runc_on_path` and neither source defines that name.
+fn resolve_runtimes(
+    flags: &Flags,
+    (file_runtimes, file_default): (Option<&BTreeMap<String, RuntimeSetting>>, Option<&str>),
+    engine: &mut EngineConfig,
+    runc_on_path: bool,
+) -> anyhow::Result<()> {
+    let mut runtimes = BTreeMap::new();
+    for (name, rt) in file_runtimes.into_iter().flatten() {
+        let path = rt.path.clone().unwrap_or_default();
+        if rt.runtime_type.is_some() || rt.options.is_some() {
+            bail!("runtime {name}: runtimeType and options are not supported by Berth; give a path to an OCI runtime binary");
+        }
+        runtimes.insert(
+            name.clone(),
+            RuntimeConfig {
+                path,
+                args: rt.runtime_args.clone(),
+            },
+        );
+    }
+    for arg in &flags.add_runtimes {
+        let (name, path) = arg
+            .split_once('=')
+            .map(|(n, p)| (n.trim().to_ascii_lowercase(), p.trim()))
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("invalid runtime argument: {arg}"))?;
+        if runtimes.contains_key(&name) {
+            bail!("runtime '{name}' was already defined");
+        }
+        runtimes.insert(
+            name,
+            RuntimeConfig {
+                path: path.to_string(),
+                args: Vec::new(),
+            },
+        );
+    }
+    if runc_on_path && !runtimes.contains_key("runc") {
+        runtimes.insert(
+            "runc".to_string(),
+            RuntimeConfig {
+                path: "runc".to_string(),
+                args: Vec::new(),
+            },
+        );
+    }
+    engine.runtimes = runtimes;
+    if let Some(d) = flags.default_runtime.as_deref().or(file_default) {
+        engine.default_runtime = d.to_string();
+    }
+    engine.check_runtimes()?;
+    Ok(())
+}
+
+/// The first executable `name` in `$PATH`.
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn positive(n: usize, key: &str) -> anyhow::Result<usize> {
@@ -361,6 +451,23 @@ struct FileSettings {
     ip_forward: Option<bool>,
     mtu: Option<u32>,
     default_address_pools: Option<Vec<PoolSetting>>,
+    runtimes: Option<BTreeMap<String, RuntimeSetting>>,
+    default_runtime: Option<String>,
+    log_driver: Option<String>,
+    log_opts: Option<BTreeMap<String, String>>,
+}
+
+/// One `runtimes` entry: `{"path": "/usr/bin/runc", "runtimeArgs": ["--debug"]}`.
+/// dockerd's `runtimeType` and `options` (containerd shims) are recognised to be refused.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeSetting {
+    path: Option<String>,
+    #[serde(rename = "runtimeArgs", default)]
+    runtime_args: Vec<String>,
+    #[serde(rename = "runtimeType")]
+    runtime_type: Option<String>,
+    options: Option<serde_json::Value>,
 }
 
 /// One `default-address-pools` entry: `{"base": "10.10.0.0/16", "size": 24}`.
@@ -468,6 +575,119 @@ mod tests {
         assert!(resolve(&["--label", "nokey"]).is_err());
         assert!(resolve(&["-H", "tcp://127.0.0.1:1", "--tlscert", "/x"]).is_err());
         assert!(resolve(&["--group", "no-such-group-berth-test"]).is_err());
+    }
+
+    /// `resolve` with the `runc` registration decided by the test, not by this host.
+    fn runtimes_of(args: &[&str], file: &str, runc_on_path: bool) -> anyhow::Result<EngineConfig> {
+        let mut argv = vec!["berthd"];
+        argv.extend_from_slice(args);
+        let m = Flags::command().try_get_matches_from(argv)?;
+        let flags = Flags::from_arg_matches(&m)?;
+        let map: Map<String, Value> = serde_json::from_str(file)?;
+        let f = FileSettings::from_map(&map)?;
+        let mut engine = EngineConfig::new("/d".into(), "/e".into());
+        let file_runtimes = (f.runtimes.as_ref(), f.default_runtime.as_deref());
+        resolve_runtimes(&flags, file_runtimes, &mut engine, runc_on_path)?;
+        Ok(engine)
+    }
+
+    #[test]
+    fn runtimes_from_file_and_flags() {
+        let e = runtimes_of(&[], "{}", false).unwrap();
+        assert!(e.runtimes.is_empty());
+        assert_eq!(e.default_runtime, "berth");
+        // runc on PATH is registered by its name, as dockerd has it.
+        let e = runtimes_of(&[], "{}", true).unwrap();
+        assert_eq!(e.runtimes["runc"].path, "runc");
+        let e = runtimes_of(
+            &[],
+            r#"{"runtimes": {"runc": {"path": "/opt/runc"}, "dbg": {"path": "/usr/sbin/runc", "runtimeArgs": ["--debug"]}}, "default-runtime": "dbg"}"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(e.runtimes["runc"].path, "/opt/runc", "the file's runc wins");
+        assert_eq!(e.runtimes["dbg"].args, vec!["--debug".to_string()]);
+        assert_eq!(e.default_runtime, "dbg");
+        let e = runtimes_of(
+            &[
+                "--add-runtime",
+                "OCI = /usr/sbin/runc",
+                "--add-runtime",
+                "vm=/x",
+                "--default-runtime",
+                "vm",
+            ],
+            "{}",
+            false,
+        )
+        .unwrap();
+        assert_eq!(e.runtimes["oci"].path, "/usr/sbin/runc");
+        assert_eq!(e.default_runtime, "vm");
+    }
+
+    #[test]
+    fn bad_runtimes_are_refused_with_dockerds_words() {
+        let err =
+            |args: &[&str], file: &str| runtimes_of(args, file, true).unwrap_err().to_string();
+        assert_eq!(
+            err(&["--add-runtime", "nopath"], "{}"),
+            "invalid runtime argument: nopath"
+        );
+        assert_eq!(
+            err(&["--add-runtime", "x="], "{}"),
+            "invalid runtime argument: x="
+        );
+        assert_eq!(
+            err(&["--add-runtime", "a=/x", "--add-runtime", "A=/y"], "{}"),
+            "runtime 'a' was already defined"
+        );
+        assert_eq!(
+            err(&["--add-runtime", "berth=/x"], "{}"),
+            "runtime name 'berth' is reserved"
+        );
+        assert_eq!(
+            err(&[], r#"{"runtimes": {"berth": {"path": "/x"}}}"#),
+            "runtime name 'berth' is reserved"
+        );
+        assert_eq!(
+            err(&[], r#"{"runtimes": {"vm": {"runtimeArgs": ["-d"]}}}"#),
+            "runtime vm: a path must be configured"
+        );
+        assert!(err(
+            &[],
+            r#"{"runtimes": {"vm": {"runtimeType": "io.containerd.kata.v2"}}}"#
+        )
+        .contains("runtimeType"));
+        assert!(runtimes_of(
+            &[],
+            r#"{"runtimes": {"vm": {"path": "/x", "pth": 1}}}"#,
+            true
+        )
+        .is_err());
+        assert_eq!(
+            err(&["--default-runtime", "crun"], "{}"),
+            "specified default runtime 'crun' does not exist"
+        );
+        assert_eq!(
+            runtimes_of(&["--default-runtime", "runc"], "{}", false)
+                .unwrap_err()
+                .to_string(),
+            "specified default runtime 'runc' does not exist"
+        );
+    }
+
+    #[test]
+    fn runtimes_in_file_and_flags_conflict() {
+        let (_p, path) = write_config(r#"{"runtimes": {"vm": {"path": "/x"}}}"#);
+        let err = resolve(&["--config-file", &path, "--add-runtime", "oci=runc"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("both as a flag and in the configuration file: runtimes"),
+            "{err}"
+        );
+        let (_p, path) = write_config(r#"{"default-runtime": "berth"}"#);
+        assert!(resolve(&["--config-file", &path, "--default-runtime", "berth"]).is_err());
     }
 
     #[test]

@@ -99,4 +99,20 @@ pub struct Flags {
     /// MTU of the default bridge and new networks
     #[arg(long = "mtu", value_name = "BYTES")]
     pub mtu: Option<u32>,
+
+    /// Register an OCI runtime binary (name=path), repeatable; "berth" is the embedded one
+    #[arg(long = "add-runtime", value_name = "NAME=PATH")]
+    pub add_runtimes: Vec<String>,
+
+    /// Runtime of containers created without --runtime (default "berth")
+    #[arg(long = "default-runtime", value_name = "NAME")]
+    pub default_runtime: Option<String>,
+
+    /// Log driver of containers created without one: json-file (default) or none
+    #[arg(long = "log-driver", value_name = "NAME")]
+    pub log_driver: Option<String>,
+
+    /// Default log driver option (key=value), repeatable, e.g. max-size=10m
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
 }

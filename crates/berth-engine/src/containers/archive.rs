@@ -25,8 +25,11 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use tokio_util::io::SyncIoBridge;
+
 use super::fs_views::{append_entry, append_tree, ChannelWriter, RootView};
 use super::{mounts, rid, Containers};
+use crate::images::BodyReader;
 use crate::system::format_rfc3339;
 use crate::volumes::{self, DriverSource};
 use crate::{Engine, EngineError};
@@ -306,13 +309,14 @@ impl Engine {
         Ok((stat, rx))
     }
 
-    /// `PUT /containers/{id}/archive`: extracts the tar `body` (read whole first, so a
-    /// refused archive changes nothing) into the directory `path`.
+    /// `PUT /containers/{id}/archive`: extracts the tar in `body` into the directory
+    /// `path` while it arrives (on a blocking thread). As dockerd, a refused entry stops
+    /// the extraction where it is: entries before it stay.
     pub async fn container_extract(
         &self,
         name: &str,
         path: &str,
-        body: Vec<u8>,
+        body: BodyReader,
         no_overwrite_dir_non_dir: bool,
         copy_uid_gid: bool,
     ) -> Result<(), EngineError> {
@@ -331,82 +335,321 @@ impl Engine {
         &self,
         name: &str,
         path: &str,
-        body: Vec<u8>,
+        body: BodyReader,
         no_overwrite_dir_non_dir: bool,
         copy_uid_gid: bool,
     ) -> Result<(), EngineError> {
-        let (r, md) = self.archive_resolve(name, path, true)?;
-        if !md.is_dir() {
-            return Err(EngineError::InvalidArgument(
-                "extraction point is not a directory".into(),
-            ));
-        }
-        let dest = r.host_path();
-        tokio::task::spawn_blocking(move || {
-            if no_overwrite_dir_non_dir {
-                check_overwrites(&dest, &body)?;
+        let checked = self.archive_resolve(name, path, true).and_then(|(r, md)| {
+            if !md.is_dir() {
+                return Err(EngineError::InvalidArgument(
+                    "extraction point is not a directory".into(),
+                ));
             }
-            let opts = berth_image::unpack::UnpackOptions {
-                preserve_ownership: copy_uid_gid,
-                overlay_whiteouts: false,
-            };
-            let res =
-                berth_image::unpack::unpack_layer(io::Cursor::new(&body), &dest.join("."), &opts)
-                    .map(|_| ())
-                    .map_err(|e| {
-                        EngineError::InvalidArgument(format!("cannot extract archive: {e}"))
-                    });
+            self.check_writable(name, path)?;
+            Ok(r)
+        });
+        let r = match checked {
+            Ok(r) => r,
+            Err(e) => {
+                // Read the body before answering: a client still sending would see a
+                // broken pipe instead of the error.
+                let _ = tokio::io::copy(
+                    &mut tokio::io::AsyncReadExt::take(body, DRAIN_MAX),
+                    &mut tokio::io::sink(),
+                )
+                .await;
+                return Err(e);
+            }
+        };
+        let dest = r.host_path();
+        let mut body = SyncIoBridge::new(body);
+        tokio::task::spawn_blocking(move || {
+            let res = extract(&mut body, &dest, no_overwrite_dir_non_dir, copy_uid_gid);
+            if res.is_err() {
+                // Read the rest, so that the client gets the answer rather than a
+                // connection reset while it still sends (bounded, as image load does).
+                let _ = io::copy(&mut io::Read::take(&mut body, DRAIN_MAX), &mut io::sink());
+            }
             drop(r);
             res
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?
     }
+
+    /// moby `checkWritablePath`: under a mount, that mount must be read-write; elsewhere
+    /// the rootfs must not be read-only (`--read-only`). `HostConfig.Tmpfs` mounts are no
+    /// mount points to dockerd here, so they count as the rootfs.
+    fn check_writable(&self, name: &str, path: &str) -> Result<(), EngineError> {
+        let rec = self.containers.get(name)?.rec().clone();
+        let clean_path = clean(path);
+        let best = mounts::load(&self.containers.data_dir(&rec.id))
+            .into_iter()
+            .filter(|m| clean_path.starts_with(&m.destination))
+            .max_by_key(|m| m.destination.len());
+        match best {
+            Some(m) if m.rw => Ok(()),
+            Some(_) => Err(EngineError::InvalidArgument(
+                "mounted volume is marked read-only".into(),
+            )),
+            None if rec.host_config.get("ReadonlyRootfs") == Some(&Value::Bool(true)) => Err(
+                EngineError::InvalidArgument("container rootfs is marked read-only".into()),
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Extracts the tar read from `body` below `dest` with the layer unpacker's safety rules
+/// (no `..`, nothing through symlinks, existing links replaced), whiteouts kept as plain
+/// files, owners kept only with `copy_uid_gid`.
+fn extract(
+    body: &mut dyn io::Read,
+    dest: &Path,
+    no_overwrite_dir_non_dir: bool,
+    copy_uid_gid: bool,
+) -> Result<(), EngineError> {
+    let opts = berth_image::unpack::UnpackOptions {
+        preserve_ownership: copy_uid_gid,
+        overlay_whiteouts: false,
+    };
+    let res = if no_overwrite_dir_non_dir {
+        let guard = OverwriteGuard::new(body, dest.to_path_buf());
+        berth_image::unpack::unpack_archive(guard, &dest.join("."), &opts)
+    } else {
+        berth_image::unpack::unpack_archive(body, &dest.join("."), &opts)
+    };
+    res.map(|_| ()).map_err(|e| {
+        // A refusal of the guard travels as the reader's error; give its own words.
+        let refused = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<Refused>());
+        match refused {
+            Some(r) => EngineError::InvalidArgument(r.0.clone()),
+            None => EngineError::InvalidArgument(format!("cannot extract archive: {e}")),
+        }
+    })
+}
+
+/// The most of a refused upload read (and dropped) before answering.
+const DRAIN_MAX: u64 = 256 << 20;
+
+/// Why [`OverwriteGuard`] stopped the stream (Docker's words).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+const BLOCK: usize = 512;
+/// Largest GNU long-name or PAX record the guard reads to learn an entry's name.
+const MAX_META: u64 = 1 << 20;
+
+/// Docker's `noOverwriteDirNonDir` on a streamed tar: a reader between the body and the
+/// unpacker that parses each header before passing it on, and fails the stream (so the
+/// entry is never applied) when it would replace a directory by a non-directory or the
+/// reverse. Entry data passes through untouched. It reads headers as the `tar` crate
+/// does (GNU long names, PAX `path` and `size`, sparse extension blocks), so that both
+/// agree on where each header is.
+struct OverwriteGuard<R> {
+    inner: R,
+    dest: PathBuf,
+    /// Bytes ready for the reader (headers and metadata entries), from `pos`.
+    out: Vec<u8>,
+    pos: usize,
+    /// Entry data (with its padding) still to pass through.
+    data_left: u64,
+    long_name: Option<Vec<u8>>,
+    pax: Option<Vec<u8>>,
+    /// The end-of-archive block was seen: pass the rest through.
+    ended: bool,
+}
+
+impl<R: io::Read> OverwriteGuard<R> {
+    fn new(inner: R, dest: PathBuf) -> Self {
+        OverwriteGuard {
+            inner,
+            dest,
+            out: Vec::with_capacity(BLOCK),
+            pos: 0,
+            data_left: 0,
+            long_name: None,
+            pax: None,
+            ended: false,
+        }
+    }
+
+    /// Reads one block into `out`; false at a clean end of stream.
+    fn read_block(&mut self) -> io::Result<bool> {
+        let start = self.out.len();
+        self.out.resize(start + BLOCK, 0);
+        let mut got = 0;
+        while got < BLOCK {
+            match self.inner.read(&mut self.out[start + got..start + BLOCK]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if got < BLOCK {
+            // Truncated or ended: hand on what there is; the unpacker reports it.
+            self.out.truncate(start + got);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Reads the next header (and, for metadata entries, their data) into `out`, checking
+    /// real entries.
+    fn next_header(&mut self) -> io::Result<()> {
+        self.out.clear();
+        self.pos = 0;
+        let start = self.out.len();
+        if !self.read_block()? {
+            return Ok(());
+        }
+        let block: [u8; BLOCK] = self.out[start..start + BLOCK]
+            .try_into()
+            .expect("one block");
+        if block.iter().all(|b| *b == 0) {
+            self.ended = true;
+            return Ok(());
+        }
+        let h = tar::Header::from_byte_slice(&block);
+        let kind = h.entry_type();
+        let recognized = h.as_gnu().is_some() || h.as_ustar().is_some();
+        let meta = kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions();
+        let mut size = h.entry_size()?;
+        if !meta {
+            if let Some(s) = self.pax.as_deref().and_then(pax_size) {
+                size = s;
+            }
+        }
+        let padded = size
+            .checked_add(BLOCK as u64 - 1)
+            .ok_or_else(|| io::Error::other("size overflow"))?
+            & !(BLOCK as u64 - 1);
+        if meta && recognized && !kind.is_pax_global_extensions() {
+            if size > MAX_META {
+                return Err(io::Error::other("archive metadata entry too large"));
+            }
+            let data_start = self.out.len();
+            for _ in 0..padded / BLOCK as u64 {
+                if !self.read_block()? {
+                    return Ok(());
+                }
+            }
+            let data = self.out[data_start..data_start + size as usize].to_vec();
+            if kind.is_gnu_longname() {
+                self.long_name = Some(data);
+            } else if kind.is_pax_local_extensions() {
+                self.pax = Some(data);
+            }
+            return Ok(());
+        }
+        if meta {
+            self.data_left = padded;
+            return Ok(());
+        }
+        // A real entry: its name as the tar crate reads it.
+        let name = match (self.long_name.take(), self.pax.take()) {
+            (Some(mut n), _) => {
+                if n.last() == Some(&0) {
+                    n.pop();
+                }
+                n
+            }
+            (None, Some(p)) => pax_value(&p, "path").unwrap_or_else(|| h.path_bytes().into_owned()),
+            (None, None) => h.path_bytes().into_owned(),
+        };
+        let is_dir = kind.is_dir() || (block[156] == 0 && name.ends_with(b"/"));
+        self.check(&name, is_dir)?;
+        if kind.is_gnu_sparse() {
+            let mut extended = h.as_gnu().is_some_and(|g| g.is_extended());
+            while extended {
+                let at = self.out.len();
+                if !self.read_block()? {
+                    return Ok(());
+                }
+                extended = self.out[at + 504] != 0;
+            }
+        }
+        self.data_left = padded;
+        Ok(())
+    }
+
+    fn check(&self, name: &[u8], is_dir: bool) -> io::Result<()> {
+        let name = String::from_utf8_lossy(name);
+        let rel = clean(&name);
+        let rel = rel.strip_prefix("/").unwrap_or(&rel);
+        if rel.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let Ok(existing) = std::fs::symlink_metadata(self.dest.join(rel)) else {
+            return Ok(());
+        };
+        let msg = match (existing.is_dir(), is_dir) {
+            (true, false) => "cannot overwrite directory",
+            (false, true) => "cannot overwrite non-directory",
+            _ => return Ok(()),
+        };
+        let with = if is_dir { "directory" } else { "non-directory" };
+        Err(io::Error::other(Refused(format!(
+            "{msg} \"/{}\" with {with} \"{name}\"",
+            rel.display()
+        ))))
+    }
+}
+
+impl<R: io::Read> io::Read for OverwriteGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.out.len() {
+                let n = buf.len().min(self.out.len() - self.pos);
+                buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.ended {
+                return self.inner.read(buf);
+            }
+            if self.data_left > 0 {
+                let want = buf
+                    .len()
+                    .min(usize::try_from(self.data_left).unwrap_or(usize::MAX));
+                let n = self.inner.read(&mut buf[..want])?;
+                self.data_left -= n as u64;
+                return Ok(n);
+            }
+            self.next_header()?;
+            if self.out.is_empty() && !self.ended {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+/// The value of PAX record `key` in `data` (`"<len> <key>=<value>\n"` records).
+fn pax_value(data: &[u8], key: &str) -> Option<Vec<u8>> {
+    tar::PaxExtensions::new(data)
+        .filter_map(Result::ok)
+        .find(|e| e.key_bytes() == key.as_bytes())
+        .map(|e| e.value_bytes().to_vec())
+}
+
+fn pax_size(data: &[u8]) -> Option<u64> {
+    std::str::from_utf8(&pax_value(data, "size")?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Flags for resolving a directory (kept here so the call site reads plainly).
 mod libc_flags {
     pub const PATH_DIR: i32 = nix::libc::O_PATH | nix::libc::O_DIRECTORY;
-}
-
-/// Docker's `noOverwriteDirNonDir`: an entry may not replace a directory with a
-/// non-directory or the reverse.
-fn check_overwrites(dest: &Path, tar_bytes: &[u8]) -> Result<(), EngineError> {
-    let mut a = tar::Archive::new(tar_bytes);
-    let entries = a
-        .entries()
-        .map_err(|e| EngineError::InvalidArgument(format!("invalid archive: {e}")))?;
-    for e in entries {
-        let e = e.map_err(|e| EngineError::InvalidArgument(format!("invalid archive: {e}")))?;
-        let name = e
-            .path()
-            .map_err(|e| EngineError::InvalidArgument(format!("invalid archive: {e}")))?
-            .into_owned();
-        let rel = clean(&name.to_string_lossy());
-        let rel = rel.strip_prefix("/").unwrap_or(&rel);
-        if rel.as_os_str().is_empty() {
-            continue;
-        }
-        let Ok(existing) = std::fs::symlink_metadata(dest.join(rel)) else {
-            continue;
-        };
-        let entry_dir = e.header().entry_type().is_dir();
-        if existing.is_dir() && !entry_dir {
-            return Err(EngineError::InvalidArgument(format!(
-                "cannot overwrite directory \"/{}\" with non-directory \"{}\"",
-                rel.display(),
-                name.display()
-            )));
-        }
-        if !existing.is_dir() && entry_dir {
-            return Err(EngineError::InvalidArgument(format!(
-                "cannot overwrite non-directory \"/{}\" with directory \"{}\"",
-                rel.display(),
-                name.display()
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn stat_json(r: &Resolved, md: &std::fs::Metadata, path: &str) -> Value {
@@ -464,17 +707,72 @@ mod tests {
         assert_eq!(go_mode(&md), 0o640);
     }
 
+    fn tar_of(entries: &[(&str, bool)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, dir) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o755);
+            if *dir {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                b.append_data(&mut h, name, io::empty()).unwrap();
+            } else {
+                h.set_size(1);
+                b.append_data(&mut h, name, &b"x"[..]).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
     #[test]
-    fn refuses_dir_non_dir_overwrites() {
+    fn refuses_dir_non_dir_overwrites_while_streaming() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("d")).unwrap();
+        std::fs::write(tmp.path().join("f"), "x").unwrap();
+        // A file over a directory: refused in Docker's words, earlier entries kept.
+        let bytes = tar_of(&[("ok", false), ("d", false)]);
+        let e = extract(&mut bytes.as_slice(), tmp.path(), true, false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot overwrite directory \"/d\" with non-directory \"d\""
+        );
+        assert!(tmp.path().join("d").is_dir());
+        // A directory over a file, behind a GNU long name and a PAX path.
+        let long = "x".repeat(120);
+        std::fs::write(tmp.path().join(&long), "x").unwrap();
+        let bytes = tar_of(&[(&format!("{long}/"), true)]);
+        let e = extract(&mut bytes.as_slice(), tmp.path(), true, false).unwrap_err();
+        assert!(
+            e.to_string().starts_with("cannot overwrite non-directory"),
+            "{e}"
+        );
         let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(1);
-        h.set_mode(0o644);
-        b.append_data(&mut h, "d", &b"x"[..]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_pax_extensions([("path", &b"f"[..])]).unwrap();
+        b.append_data(&mut h, "other", io::empty()).unwrap();
         let bytes = b.into_inner().unwrap();
-        let e = check_overwrites(tmp.path(), &bytes).unwrap_err();
-        assert!(e.to_string().starts_with("cannot overwrite directory"));
+        let e = extract(&mut bytes.as_slice(), tmp.path(), true, false).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot overwrite non-directory \"/f\""),
+            "{e}"
+        );
+        // Without the flag both are replaced; with it, same-kind entries merge.
+        let name = "y".repeat(150);
+        let bytes = tar_of(&[
+            ("d/", true),
+            (&name, false),
+            ("sub/", true),
+            ("sub/z", false),
+        ]);
+        extract(&mut bytes.as_slice(), tmp.path(), true, false).unwrap();
+        assert_eq!(std::fs::read(tmp.path().join(&name)).unwrap(), b"x");
+        assert_eq!(std::fs::read(tmp.path().join("sub/z")).unwrap(), b"x");
+        let bytes = tar_of(&[("d", false)]);
+        extract(&mut bytes.as_slice(), tmp.path(), false, false).unwrap();
+        assert!(tmp.path().join("d").is_file());
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! As in dockerd, exec instances live only in the daemon's memory, tied to their
 //! container: a restarted daemon forgets them (the processes themselves belong to the
-//! container's shim and keep running). The shim starts the process and carries its
-//! streams; the server splices them to the client exactly as for attach. Whether an exec
+//! container's shim and keep running), and removing the container drops them. The shim
+//! starts the process and carries its streams; the server splices them to the client
+//! exactly as for attach, watching a tty exec's input for its detach keys. Whether an exec
 //! still runs, and its exit code, are asked of the shim when someone inspects it.
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ pub struct ExecConfig {
     pub attach_stdin: bool,
     pub attach_stdout: bool,
     pub attach_stderr: bool,
+    /// As sent (`ctrl-p,ctrl-q`); checked when the instance is made.
     pub detach_keys: String,
 }
 
@@ -110,6 +112,8 @@ struct ExecEntry {
     id: String,
     container_id: String,
     config: ExecConfig,
+    /// [`ExecConfig::detach_keys`] parsed; empty when none were given.
+    detach_keys: Vec<u8>,
     progress: Mutex<Progress>,
 }
 
@@ -143,6 +147,11 @@ impl Execs {
         }
     }
 
+    /// Drops the instances of a removed container (dockerd forgets them with it).
+    pub(crate) fn forget_container(&self, container_id: &str) {
+        self.map().retain(|_, e| e.container_id != container_id);
+    }
+
     fn get(&self, id: &str) -> Result<Arc<ExecEntry>, EngineError> {
         self.map()
             .get(id)
@@ -156,7 +165,33 @@ impl Execs {
 /// yields the process's streams unless detached.
 pub struct ExecStart {
     pub tty: bool,
+    /// The sequence that ends the client's attachment, leaving the process running: set
+    /// for a tty exec with stdin (moby scans only those, `container/stream/attach.go`).
+    pub detach_keys: Option<Vec<u8>>,
     pub start: Pending<Option<UnixStream>>,
+}
+
+/// The `DetachKeys` of an exec's inspect: moby keeps the parsed bytes, and Go's JSON
+/// writes bytes in standard base64 (`ctrl-p,ctrl-q` reads `EBE=`).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Docker's words for an exec that could not start, so the CLI shows the cause
@@ -223,20 +258,27 @@ impl Engine {
                 "Container {cid} is paused, unpause the container before exec"
             )));
         }
+        // moby `daemon/exec.go` checks the keys after the container, and answers 500.
+        let detach_keys = if config.detach_keys.is_empty() {
+            Vec::new()
+        } else {
+            berth_api_types::detach::parse(&config.detach_keys).map_err(|_| {
+                EngineError::Internal(format!(
+                    "Invalid escape keys ({}) provided",
+                    config.detach_keys
+                ))
+            })?
+        };
         let id = names::new_id()?;
         let exec = Arc::new(ExecEntry {
             id: id.clone(),
             container_id: cid.clone(),
             config,
+            detach_keys,
             progress: Mutex::new(Progress::default()),
         });
         let action = format!("exec_create: {}", exec.config.cmd.join(" "));
-        {
-            let mut map = c.execs.map();
-            // Forget the instances of containers that are gone.
-            map.retain(|_, e| c.get(&e.container_id).is_ok());
-            map.insert(id.clone(), exec);
-        }
+        c.execs.map().insert(id.clone(), exec);
         c.emit(&entry.rec(), &action, &[("execID", &id)]);
         tracing::info!(container_id = %cid, exec_id = %id, "exec created");
         Ok(id)
@@ -268,6 +310,8 @@ impl Engine {
             p.started = true;
         }
         let tty = tty.unwrap_or(exec.config.tty) || exec.config.tty;
+        let detach_keys =
+            (tty && exec.config.attach_stdin && !detach).then(|| exec.detach_keys.clone());
         let start = async move {
             let result = Self::exec_run(&c, &exec, detach, tty).await;
             if result.is_err() {
@@ -280,6 +324,7 @@ impl Engine {
         };
         Ok(ExecStart {
             tty,
+            detach_keys,
             start: Box::pin(start),
         })
     }
@@ -355,6 +400,27 @@ impl Engine {
         }
     }
 
+    /// A client typed the detach keys on an exec's stream: moby's `exec_detach` event
+    /// (`daemon/exec.go`).
+    pub fn exec_detached(&self, exec_id: &str) {
+        let c = &self.containers;
+        let Ok(exec) = c.execs.get(exec_id) else {
+            return;
+        };
+        if let Ok(entry) = c.get(&exec.container_id) {
+            c.emit(&entry.rec(), "exec_detach", &[("execID", &exec.id)]);
+        }
+    }
+
+    /// A client typed the detach keys on a container's attach stream: moby's `detach`
+    /// event (`daemon/attach.go`).
+    pub fn container_detached(&self, name: &str) {
+        let c = &self.containers;
+        if let Ok(entry) = c.get(name) {
+            c.emit(&entry.rec(), "detach", &[]);
+        }
+    }
+
     /// `GET /exec/{id}/json`, in Docker's shape.
     pub async fn exec_inspect(&self, exec_id: &str) -> Result<Value, EngineError> {
         let c = &self.containers;
@@ -404,7 +470,7 @@ impl Engine {
             "OpenStdout": cfg.attach_stdout,
             "CanRemove": false,
             "ContainerID": exec.container_id,
-            "DetachKeys": cfg.detach_keys,
+            "DetachKeys": base64(&exec.detach_keys),
             "Pid": p.pid,
         }))
     }
@@ -502,6 +568,15 @@ mod tests {
         // A bare string command is one argument, as Go's strslice decodes it.
         let c = ExecConfig::from_body(&body(json!({"Cmd": "date"}))).unwrap();
         assert_eq!(c.cmd, ["date"]);
+    }
+
+    #[test]
+    fn detach_keys_inspect_as_go_encodes_bytes() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(&[16, 17]), "EBE=");
+        assert_eq!(base64(&[1, b'b']), "AWI=");
+        assert_eq!(base64(b"abc"), "YWJj");
+        assert_eq!(base64(b"abcd"), "YWJjZA==");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
-use super::{record::Record, rid, Containers};
+use super::{record::Record, Containers};
 use crate::images::ImageListOptions;
 use crate::system::now_rfc3339;
 use crate::volumes::dir_size;
@@ -237,6 +237,86 @@ impl Write for ChannelWriter {
     }
 }
 
+/// Size of the chunks between a tar writer and its reader on another thread.
+const CHUNK: usize = 1 << 20;
+/// Chunks queued between them (bounds the memory one stream holds).
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// The writing end of an in-process pipe of `CHUNK`-sized buffers.
+pub(crate) struct ChunkWriter {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    pub(crate) fn new(tx: std::sync::mpsc::SyncSender<Vec<u8>>) -> Self {
+        ChunkWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .send(full)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader went away"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&buf[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+/// The reading end of [`ChunkWriter`]'s pipe: end of stream once the writer is gone.
+pub(crate) struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ChunkReader {
+    pub(crate) fn new(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        ChunkReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.cur = c;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// A read-only merged view of a stopped container's root: an overlay of its upper dir
 /// over the image layers with a throw-away upper, unmounted and removed on drop.
 pub(crate) struct RootView {
@@ -295,15 +375,38 @@ static LIVE_VIEWS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::n
 /// Registers `new` and removes the container's stale views (unmounted first).
 fn reap_stale_views(data_dir: &Path, new: &Path) {
     let mut live = LIVE_VIEWS.lock().unwrap_or_else(|e| e.into_inner());
+    remove_views(data_dir, &live);
+    live.push(new.to_path_buf());
+}
+
+/// At daemon start, before any view exists: unmounts and removes the views of the
+/// container at `data_dir` that a daemon killed mid-copy, -export or -commit left.
+pub(crate) fn reap_views_at_start(data_dir: &Path) {
+    remove_views(data_dir, &[]);
+}
+
+/// Removes the `view-*` directories of `data_dir` not in `keep`. One whose overlay cannot
+/// be unmounted is left alone: removing files through it would delete the container's.
+fn remove_views(data_dir: &Path, keep: &[PathBuf]) {
     for e in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
         let p = e.path();
-        if e.file_name().to_string_lossy().starts_with("view-") && !live.contains(&p) {
-            tracing::warn!(path = %p.display(), "removing a stale rootfs view");
-            let _ = berth_sys::mount::unmount(&p.join("merged"), true);
-            let _ = std::fs::remove_dir_all(&p);
+        if !e.file_name().to_string_lossy().starts_with("view-") || keep.contains(&p) {
+            continue;
+        }
+        tracing::warn!(path = %p.display(), "removing a stale rootfs view");
+        let merged = p.join("merged");
+        if let Err(err) = berth_sys::mount::unmount(&merged, true) {
+            tracing::warn!(path = %merged.display(), error = %err, "cannot unmount a stale view");
+            continue;
+        }
+        if berth_sys::mount::is_mountpoint(&merged) {
+            tracing::warn!(path = %merged.display(), "a stale view stays mounted");
+            continue;
+        }
+        if let Err(err) = std::fs::remove_dir_all(&p) {
+            tracing::warn!(path = %p.display(), error = %err, "cannot remove a stale view");
         }
     }
-    live.push(new.to_path_buf());
 }
 
 impl Drop for RootView {
@@ -432,18 +535,24 @@ impl Engine {
             }
             berth_image::changes::apply_changes(&mut config, &opts.changes)
                 .map_err(EngineError::InvalidArgument)?;
-            let tmp = dir.join(format!("commit-{}.tar", rid(&rec.id)));
-            let layer = (|| {
-                let f = std::fs::File::create(&tmp)?;
-                let mut b = tar::Builder::new(io::BufWriter::new(f));
-                b.follow_symlinks(false);
-                append_tree(&mut b, &dir.join("rw/diff"), "", true)?;
-                b.into_inner()?.flush()?;
-                std::fs::File::open(&tmp)
-            })()
-            .map_err(EngineError::io("cannot write the layer", &tmp));
-            let added = layer.and_then(|f| Ok(store.add_layer(io::BufReader::new(f), None)?));
-            let _ = std::fs::remove_file(&tmp);
+            // One pass: the upper dir is written as a layer tar on one thread while the
+            // store unpacks, hashes and indexes it on this one (no tar is kept).
+            let upper = dir.join("rw/diff");
+            let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+            let producer = std::thread::Builder::new()
+                .name("commit-tar".into())
+                .spawn(move || {
+                    let mut b = tar::Builder::new(ChunkWriter::new(tx));
+                    b.follow_symlinks(false);
+                    append_tree(&mut b, &upper, "", true)?;
+                    b.into_inner()?.flush()
+                })
+                .map_err(EngineError::io("cannot start a thread for", &dir))?;
+            let added = store.add_layer_split(ChunkReader::new(rx), None);
+            let produced = producer
+                .join()
+                .map_err(|_| EngineError::Internal("the layer writer panicked".into()))?;
+            produced.map_err(EngineError::io("cannot write the layer of", &dir))?;
             let layer = added?;
             let mut image: Value = serde_json::from_slice(&store.config_bytes(&rec.image_id)?)
                 .map_err(|e| EngineError::Internal(format!("image config: {e}")))?;
@@ -514,43 +623,64 @@ impl Engine {
         v["SizeRootFs"] = json!(rw + image_size);
     }
 
-    /// `GET /system/df` (`type` limits the sections computed, as API 1.42+).
+    /// `GET /system/df` (`type` limits the sections computed, as API 1.42+), shaped as
+    /// dockerd's: `LayersSize` counts each layer once, an image's `SharedSize` is what
+    /// its layers shared with other images hold (moby `daemon/images/image_list.go`), a
+    /// container carries its `Mounts` and sizes; there is no build cache.
     pub async fn system_df(&self, types: &[String]) -> Result<Value, EngineError> {
         let want = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
         let mut out = json!({"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [],
-                             "BuildCache": []});
+                             "BuildCache": null, "BuilderSize": 0});
         let containers = self
             .container_list(true, &berth_api_types::filters::Filters::default())
             .await?;
         if want("image") {
             let images = self.image_list(ImageListOptions::default()).await?;
-            let mut layers = 0i64;
+            // How many images use each layer (once per image).
+            let mut refs: std::collections::HashMap<String, usize> = Default::default();
+            let records = self.images.list();
+            for r in &records {
+                let mut seen = std::collections::HashSet::new();
+                for d in r.diff_ids.iter().filter(|d| seen.insert(*d)) {
+                    *refs.entry(d.clone()).or_default() += 1;
+                }
+            }
+            let layer_size = |d: &str| self.images.layer(d).map_or(0, |m| m.size as i64);
+            let layers: i64 = refs.keys().map(|d| layer_size(d)).sum();
             let mut list = Vec::new();
             for img in images {
-                layers += img.size;
                 let users = containers
                     .iter()
                     .filter(|c| c["ImageID"].as_str() == Some(img.id.as_str()))
                     .count() as i64;
+                let shared: i64 = records
+                    .iter()
+                    .find(|r| r.id == img.id)
+                    .map(|r| {
+                        let mut seen = std::collections::HashSet::new();
+                        r.diff_ids
+                            .iter()
+                            .filter(|d| seen.insert(*d) && refs.get(*d).is_some_and(|n| *n > 1))
+                            .map(|d| layer_size(d))
+                            .sum()
+                    })
+                    .unwrap_or(0);
                 let mut v =
                     serde_json::to_value(&img).map_err(|e| EngineError::Internal(e.to_string()))?;
                 v["Containers"] = json!(users);
-                v["SharedSize"] = json!(0);
+                v["SharedSize"] = json!(shared);
                 list.push(v);
             }
             out["LayersSize"] = json!(layers);
             out["Images"] = Value::Array(list);
         }
         if want("container") {
-            let list: Vec<Value> = containers
-                .into_iter()
-                .map(|mut c| {
-                    let id = c["Id"].as_str().unwrap_or("").to_string();
-                    c["SizeRw"] = json!(self.containers.size_rw(&id));
-                    c["SizeRootFs"] = json!(0);
-                    c
-                })
-                .collect();
+            let mut list = Vec::with_capacity(containers.len());
+            for mut c in containers {
+                self.container_add_mounts(&mut c);
+                self.container_add_sizes(&mut c).await;
+                list.push(c);
+            }
             out["Containers"] = Value::Array(list);
         }
         if want("volume") {

@@ -328,6 +328,7 @@ impl Engine {
             return Err(e);
         }
         let rec = entry.rec().clone();
+        c.networks.rename(&rec.id, &rec.name);
         c.emit(&rec, "rename", &[("oldName", &old)]);
         Ok(())
     }

@@ -2,14 +2,19 @@
 //! stream selection, `follow` (woken by inotify on the container's directory, until the
 //! container stops), multiplexed frames unless the container has a tty.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use berth_shim::{frame_header, Stream};
 
+mod config;
 mod fastline;
+mod files;
+pub(crate) use config::NONE as NO_LOG_DRIVER;
+pub(crate) use config::{driver as log_driver, log_options, settle as settle_log_config};
+use files::LogFiles;
+
 use bytes::Bytes;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::io::unix::AsyncFd;
@@ -171,40 +176,35 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
             },
             _ => None,
         };
-        let mut offset = 0u64;
+        let mut files = Some(LogFiles::new(path.clone()));
         let mut partial: Vec<u8> = Vec::new();
         let mut first = true;
         loop {
             let still = running();
             let chunk = {
-                let path = path.clone();
+                let mut reader = files.take().expect("log reader");
                 // `tail` needs the whole log the first time; otherwise bounded reads.
                 let limit = if first && opts.tail.is_some() {
                     u64::MAX
                 } else {
                     READ_CHUNK
                 };
-                tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-                    let f = match std::fs::File::open(&path) {
-                        Ok(f) => f,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                        Err(e) => return Err(e),
-                    };
-                    let mut f = std::io::BufReader::new(f);
-                    f.seek(SeekFrom::Start(offset))?;
+                tokio::task::spawn_blocking(move || -> std::io::Result<(LogFiles, Vec<u8>)> {
                     let mut buf = Vec::new();
-                    f.take(limit).read_to_end(&mut buf)?;
-                    Ok(buf)
+                    reader.read_into(&mut buf, limit)?;
+                    Ok((reader, buf))
                 })
                 .await
             };
             let data = match chunk {
-                Ok(Ok(d)) => d,
+                Ok(Ok((reader, d))) => {
+                    files = Some(reader);
+                    d
+                }
                 _ => return,
             };
             // A full chunk means more is there now: no waiting before the next read.
             let more = data.len() as u64 == READ_CHUNK;
-            offset += data.len() as u64;
             partial.extend_from_slice(&data);
             let end = partial
                 .iter()

@@ -11,6 +11,7 @@ mod archive;
 mod cgroup;
 mod exec;
 pub mod fs_views;
+mod host_opts;
 mod image_users;
 mod lifecycle;
 mod logs;
@@ -29,8 +30,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_runtime::{ContainerStart, Runtime, RuntimeError, ShimRuntime};
-use berth_shim::{ExitRecord, LogOptions};
+use berth_runtime::{ContainerStart, ExternalRuntime, Runtime, RuntimeError, ShimRuntime};
+use berth_shim::ExitRecord;
 use serde_json::{json, Map, Value};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
@@ -42,7 +43,7 @@ pub use stats::Top;
 
 use crate::events::EventBus;
 use crate::system::now_rfc3339;
-use crate::{Engine, EngineError};
+use crate::{Engine, EngineError, RuntimeChoice};
 use record::Record;
 
 /// A future the server awaits after it has answered (attach, wait).
@@ -118,6 +119,13 @@ pub enum WaitCondition {
     Removed,
 }
 
+/// Checks the daemon's `log-driver` and `log-opts` as a container's would be checked.
+pub(crate) fn check_log_defaults(config: &crate::EngineConfig) -> Result<(), EngineError> {
+    let mut hc = serde_json::Map::new();
+    logs::settle_log_config(&mut hc, &config.log_driver, &config.log_opts)
+        .map_err(|e| EngineError::InvalidArgument(format!("log-driver/log-opts: {e}")))
+}
+
 /// The runtime's name for a container: a 24-hex prefix of its ID, so that
 /// `<exec-root>/containers/<rid>/shim.sock` fits a unix socket path.
 fn rid(id: &str) -> &str {
@@ -152,6 +160,8 @@ impl Containers {
         let mut map = HashMap::new();
         if let Ok(rd) = std::fs::read_dir(&data) {
             for e in rd.flatten() {
+                // Views a killed daemon left mounted go first (nothing is live yet).
+                fs_views::reap_views_at_start(&e.path());
                 let path = e.path().join("record.json");
                 match std::fs::read(&path)
                     .ok()
@@ -220,6 +230,11 @@ impl Containers {
         self.exec_dir(id).join("rootfs")
     }
 
+    /// The host-side `/dev/shm` of a container with `IpcMode: shareable`.
+    pub(crate) fn shm_dir(&self, id: &str) -> PathBuf {
+        self.exec_dir(id).join("shm")
+    }
+
     /// By full ID, name (with or without `/`), or unique ID prefix.
     fn get(&self, name: &str) -> Result<Arc<Entry>, EngineError> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -270,6 +285,9 @@ impl Containers {
         let rootfs = self.rootfs(id);
         if let Err(e) = berth_sys::mount::unmount(&rootfs, true) {
             tracing::warn!(id, error = %e, "cannot unmount the rootfs");
+        }
+        if let Err(e) = berth_sys::mount::unmount(&self.shm_dir(id), true) {
+            tracing::warn!(id, error = %e, "cannot unmount the shareable /dev/shm");
         }
         match self.runtime.delete(rid(id)).await {
             Ok(()) | Err(RuntimeError::NotFound(_)) => {}
@@ -342,6 +360,7 @@ impl Containers {
         };
         self.release(&id).await;
         self.forget_restart(&id);
+        self.execs.forget_container(&id);
         self.networks.forget(&id);
         let dir = self.data_dir(&id);
         let anon = mounts::auto_removed_volumes(&dir, entry.rec().auto_remove());
@@ -464,6 +483,16 @@ impl Engine {
             host_config.insert("NetworkMode".into(), "bridge".into());
         }
         lifecycle::validate_policy(&host_config)?;
+        host_opts::settle(c, &self.config, &mut host_config)?;
+        // moby `daemon/daemon_unix.go`: an empty runtime is the default, stored by name.
+        let runtime = host_config
+            .get("Runtime")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+            .unwrap_or(&self.config.default_runtime)
+            .to_string();
+        self.external_runtime(&runtime)?;
+        host_config.insert("Runtime".into(), runtime.into());
         let mut config = spec::merge_config(&req, &image_cfg);
         let mounts = mounts::plan(c, &host_config, &req, &image_cfg)?;
         let args = spec::args_of(&config);
@@ -669,24 +698,27 @@ impl Engine {
         data_dir: &Path,
     ) -> Result<i32, (EngineError, Option<i32>)> {
         let c = &self.containers;
+        let runtime = rec.host_config.get("Runtime").and_then(Value::as_str);
+        let runtime = self
+            .external_runtime(runtime.unwrap_or(""))
+            .map_err(|e| (e, None))?;
         let peer = (rec.network_mode().strip_prefix("container:")).and_then(|p| net_peer(c, p));
         let plan = c.networks.prepare(&rec.id, peer).map_err(|e| (e, None))?;
         let cgroup = c.cgroup_path(&rec.id);
+        let opts =
+            host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id)).map_err(|e| (e, None))?;
         let input =
-            spec::spec_input(rec, rootfs, data_dir, &plan, &cgroup).map_err(|e| (e, None))?;
+            spec::spec_input(rec, rootfs, data_dir, &plan, &cgroup, opts).map_err(|e| (e, None))?;
         let spec = berth_runtime::build_spec(&input).map_err(|e| (rt_err(e), None))?;
         let b = |k: &str| rec.config.get(k).and_then(Value::as_bool).unwrap_or(false);
         let req = ContainerStart {
             id: rid(&rec.id).to_string(),
             spec,
-            log: Some(LogOptions {
-                path: logs::log_path(data_dir, &rec.id),
-                max_size: None,
-                max_files: 1,
-            }),
+            log: logs::log_options(&rec.host_config, &logs::log_path(data_dir, &rec.id)),
             open_stdin: b("OpenStdin"),
             stdin_once: b("StdinOnce"),
             defer_start: true,
+            runtime,
         };
         let failed = |e: RuntimeError| match e {
             RuntimeError::StartFailed { message, exit_code } => (
@@ -727,6 +759,26 @@ impl Engine {
             return Err(failed(e));
         }
         Ok(started.pid)
+    }
+
+    /// The external runtime called `name` (the default for `""`); `None` for the embedded
+    /// one. An unknown name is dockerd's 400 (moby `daemon/runtime_unix.go`).
+    fn external_runtime(&self, name: &str) -> Result<Option<ExternalRuntime>, EngineError> {
+        match self.config.runtime(name) {
+            Some(RuntimeChoice::Builtin) => Ok(None),
+            Some(RuntimeChoice::External(rt)) => Ok(Some(ExternalRuntime {
+                name: if name.is_empty() {
+                    self.config.default_runtime.clone()
+                } else {
+                    name.to_string()
+                },
+                path: rt.path.clone().into(),
+                args: rt.args.clone(),
+            })),
+            None => Err(EngineError::InvalidArgument(format!(
+                "unknown or invalid runtime name: {name}"
+            ))),
+        }
     }
 
     /// `POST /containers/{id}/attach`: whether the container has a tty, and its streams
@@ -1050,6 +1102,12 @@ impl Engine {
         let entry = c.get(name)?;
         let (id, tty) = {
             let r = entry.rec();
+            if logs::log_driver(&r.host_config) == logs::NO_LOG_DRIVER {
+                // moby `daemon/logger`: `ErrReadLogsNotSupported`.
+                return Err(EngineError::NotImplemented(
+                    "configured logging driver does not support reading".into(),
+                ));
+            }
             (r.id.clone(), r.tty())
         };
         let path = logs::log_path(&c.data_dir(&id), &id);

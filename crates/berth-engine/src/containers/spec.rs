@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use berth_runtime::spec::{BindMount, Namespaces, Resources, User};
+use berth_runtime::spec::{BindMount, NamespaceMode, Namespaces, Resources, User};
 use berth_runtime::ContainerSpecInput;
 use serde_json::{Map, Value};
 
+use super::host_opts::{self, HostOptions};
 use super::record::Record;
 use crate::EngineError;
 
@@ -174,6 +175,75 @@ pub(crate) fn resolve_user(spec: &str, rootfs: &Path) -> Result<User, EngineErro
     })
 }
 
+/// The groups a process gets besides its primary one, as runc computes them: the user's
+/// memberships in the rootfs's `/etc/group`, then `GroupAdd` (ids or names from the same
+/// file), without duplicates.
+fn supplementary_gids(
+    rootfs: &Path,
+    user_spec: &str,
+    primary: u32,
+    group_add: &[String],
+) -> Result<Vec<u32>, EngineError> {
+    let groups = read_in_rootfs(rootfs, "etc/group").unwrap_or_default();
+    let name = user_spec.split(':').next().unwrap_or("");
+    let user_name = if name.parse::<u32>().is_ok() || name.is_empty() {
+        // A numeric user's memberships go by its passwd name.
+        let uid = name.parse::<u32>().unwrap_or(0);
+        read_in_rootfs(rootfs, "etc/passwd")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 3 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+            })
+            .unwrap_or_default()
+    } else {
+        name.to_string()
+    };
+    let mut out: Vec<u32> = Vec::new();
+    let mut push = |g: u32| {
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    };
+    for l in groups.lines() {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() >= 4 && !user_name.is_empty() && f[3].split(',').any(|m| m == user_name) {
+            if let Ok(g) = f[2].parse::<u32>() {
+                if g != primary {
+                    push(g);
+                }
+            }
+        }
+    }
+    for g in group_add {
+        let gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => groups
+                .lines()
+                .find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok())?
+                })
+                .ok_or_else(|| {
+                    EngineError::InvalidArgument(format!(
+                        "Unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+        push(gid);
+    }
+    Ok(out)
+}
+
+/// A small file of the container's rootfs, read without leaving it (through symlinks
+/// planted in the image either).
+fn read_in_rootfs(rootfs: &Path, rel: &str) -> Option<String> {
+    let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC;
+    let fd = berth_sys::resolve::open_in_root(rootfs, Path::new(rel), flags.bits(), 0).ok()?;
+    std::io::read_to_string(std::fs::File::from(fd)).ok()
+}
+
 fn int(hc: &Map<String, Value>, key: &str) -> Option<i64> {
     hc.get(key).and_then(Value::as_i64).filter(|v| *v != 0)
 }
@@ -186,16 +256,23 @@ pub(crate) fn spec_input(
     data_dir: &Path,
     net: &crate::networks::NetPlan,
     cgroup_path: &str,
+    opts: HostOptions,
 ) -> Result<ContainerSpecInput, EngineError> {
     let c = &rec.config;
     let hc = &rec.host_config;
     let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let b = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
     let mut hostname = s("Hostname");
-    if hostname.is_empty() {
+    if opts.uts == NamespaceMode::Host {
+        // The host's name, in /etc/hostname too (dockerd); the spec sets none.
+        hostname = berth_sys::host::uname().hostname;
+    } else if hostname.is_empty() {
         hostname = rec.id[..12].to_string();
     }
     write_etc_files(data_dir, &hostname, net)?;
+    if opts.uts == NamespaceMode::Host {
+        hostname.clear();
+    }
     let mut mounts = Vec::new();
     for (f, dest) in [
         ("hostname", "/etc/hostname"),
@@ -218,10 +295,39 @@ pub(crate) fn spec_input(
     mounts.retain(|m| !user_binds.iter().any(|u| u.destination == m.destination));
     mounts.extend(user_binds);
     if let Some(Value::Object(t)) = hc.get("Tmpfs") {
-        for (dest, opts) in t {
-            tmpfs.insert(dest.clone(), opts.as_str().unwrap_or("").to_string());
+        for (dest, o) in t {
+            tmpfs.insert(dest.clone(), o.as_str().unwrap_or("").to_string());
         }
     }
+    let taken =
+        |d: &str| mounts.iter().any(|m: &BindMount| m.destination == d) || tmpfs.contains_key(d);
+    let mut extra = Vec::new();
+    if let Some(src) = &opts.shm_bind {
+        if !taken("/dev/shm") {
+            extra.push(BindMount {
+                source: src.clone(),
+                destination: "/dev/shm".into(),
+                readonly: false,
+                propagation: Some("rprivate".into()),
+            });
+        }
+    }
+    let mut args = rec.args_full();
+    if let Some(init) = &opts.init {
+        extra.push(BindMount {
+            source: init.clone(),
+            destination: host_opts::INIT_PATH_IN_CONTAINER.into(),
+            readonly: true,
+            propagation: Some("rprivate".into()),
+        });
+        args.splice(
+            0..0,
+            [host_opts::INIT_PATH_IN_CONTAINER.to_string(), "--".into()],
+        );
+    }
+    mounts.extend(extra);
+    let mut user = resolve_user(&s("User"), rootfs)?;
+    user.additional_gids = supplementary_gids(rootfs, &s("User"), user.gid, &opts.group_add)?;
     let strs = |k: &str| strings(hc.get(k)).unwrap_or_default();
     let resources = Resources {
         memory: int(hc, "Memory"),
@@ -242,27 +348,38 @@ pub(crate) fn spec_input(
     Ok(ContainerSpecInput {
         id: rec.id.clone(),
         rootfs: rootfs.to_path_buf(),
-        args: rec.args_full(),
+        args,
         env: strings(c.get("Env")).unwrap_or_default(),
         cwd: s("WorkingDir"),
-        user: resolve_user(&s("User"), rootfs)?,
+        user,
         hostname,
         tty: b(c, "Tty"),
         readonly_rootfs: b(hc, "ReadonlyRootfs"),
         privileged: b(hc, "Privileged"),
         cap_add: strs("CapAdd"),
         cap_drop: strs("CapDrop"),
+        all_caps: host_opts::bounding_caps(),
         resources,
         shm_size: int(hc, "ShmSize"),
+        no_shm: opts.no_shm,
         mounts,
         tmpfs,
         namespaces: Namespaces {
+            pid: opts.pid,
+            ipc: opts.ipc,
+            uts: opts.uts,
             net: net.ns.clone(),
-            ..Namespaces::default()
+            cgroup: opts.cgroupns_private,
         },
         cgroups_path: cgroup_path.to_string(),
-        seccomp: true,
-        ..ContainerSpecInput::default()
+        ulimits: opts.ulimits,
+        sysctls: opts.sysctls,
+        devices: opts.devices,
+        no_new_privileges: opts.no_new_privileges,
+        seccomp: opts.seccomp,
+        masked_paths: opts.masked_paths,
+        readonly_paths: opts.readonly_paths,
+        oom_score_adj: opts.oom_score_adj,
     })
 }
 

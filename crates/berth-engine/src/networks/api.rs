@@ -549,25 +549,28 @@ impl Networks {
             let ep = Networks::allocate(r, cid, &c.name, &a.aliases, a.ipv4, None)?;
             (r.clone(), ep, ifindex)
         };
-        self.save_net(&r)?;
         let Some(subnet) = r.subnet else {
+            self.save_ctr_endpoints(cid);
             return Ok(());
         };
         let ifname = format!("eth{ifindex}");
-        let plugged = berth_network::endpoint::plug(&berth_network::endpoint::Plug {
-            pid,
-            bridge: &r.bridge,
-            ifname: &ifname,
-            ip: ep.ip,
-            prefix: subnet.prefix(),
-            mac: &ep.mac,
-            mtu: r.mtu,
-            gateway: None,
+        let plugged = berth_network::endpoint::Sandbox::open(pid).and_then(|mut sb| {
+            sb.plug(&berth_network::endpoint::Plug {
+                bridge: &r.bridge,
+                ifname: &ifname,
+                ip: ep.ip,
+                prefix: subnet.prefix(),
+                mac: &ep.mac,
+                mtu: r.mtu,
+                gateway: None,
+            })
         });
         match plugged {
             Ok(veth) => {
                 self.emit(&r, cid, "connect");
-                self.set_veth(net_id, cid, &veth)
+                self.set_veth(net_id, cid, &veth);
+                self.save_ctr_endpoints(cid);
+                Ok(())
             }
             Err(e) => {
                 let _ = self.disconnect_running(cid, net_id);
@@ -578,7 +581,7 @@ impl Networks {
 
     /// Whether the container had an endpoint there (then the event is emitted).
     fn disconnect_running(&self, cid: &str, net_id: &str) -> bool {
-        let r = {
+        let (r, ep) = {
             let mut st = self.lock();
             let Some(r) = st.nets.get_mut(net_id) else {
                 return false;
@@ -586,17 +589,16 @@ impl Networks {
             let Some(ep) = r.endpoints.remove(cid) else {
                 return false;
             };
-            if !ep.veth.is_empty() {
-                if let Err(e) = berth_network::endpoint::unplug(&ep.veth) {
-                    tracing::warn!(id = cid, error = %e, "cannot remove a veth");
-                }
-            }
-            r.clone()
+            (r.clone(), ep)
         };
-        self.emit(&r, cid, "disconnect");
-        if let Err(e) = self.save_net(&r) {
-            tracing::warn!(error = %e, "cannot persist a network");
+        // The interface goes now, outside the lock (deleting a veth takes the kernel ms).
+        if !ep.veth.is_empty() {
+            if let Err(e) = berth_network::endpoint::unplug(&ep.veth) {
+                tracing::warn!(id = cid, error = %e, "cannot remove a veth");
+            }
         }
+        self.emit(&r, cid, "disconnect");
+        self.save_ctr_endpoints(cid);
         true
     }
 }

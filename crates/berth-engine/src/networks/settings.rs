@@ -2,6 +2,7 @@
 //! attached to with aliases and requested addresses, DNS and hosts options, published
 //! ports; how they are read from a create request; and the `NetworkSettings` JSON.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use berth_network::files::DnsSettings;
@@ -9,7 +10,7 @@ use berth_network::NetError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{Networks, State, DEFAULT};
+use super::{Endpoint, Networks, State, DEFAULT};
 use crate::EngineError;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +63,12 @@ pub(crate) struct CtrNet {
     pub pid: i32,
     #[serde(default)]
     pub bound: Vec<Bound>,
+    /// While running: its endpoints (network ID → endpoint), the one durable copy of the
+    /// addresses it holds; written with `pid` in the one write a start makes anyway.
+    /// `None` in files written before this field existed (their endpoints are in the
+    /// network records).
+    #[serde(default)]
+    pub endpoints: Option<BTreeMap<String, Endpoint>>,
 }
 
 fn strs(v: Option<&Value>) -> Vec<String> {
@@ -358,6 +365,7 @@ pub(crate) fn from_request(
             .unwrap_or(false),
         pid: 0,
         bound: Vec::new(),
+        endpoints: None,
     })
 }
 
@@ -602,5 +610,79 @@ mod tests {
         assert_eq!(port_range("8000-8010").unwrap(), (8000, 8010));
         assert!(port_range("9-8").is_err());
         assert!(port_range("70000").is_err());
+    }
+
+    fn ep(ip: &str, name: &str) -> Endpoint {
+        Endpoint {
+            endpoint_id: format!("ep-{name}"),
+            ip: ip.parse().unwrap(),
+            mac: String::new(),
+            name: name.into(),
+            aliases: Vec::new(),
+            veth: String::new(),
+        }
+    }
+
+    fn ctr(id: &str, pid: i32, endpoints: Option<&[(&str, Endpoint)]>) -> CtrNet {
+        let mut c = req(json!({"NetworkMode": "user"}), json!({})).unwrap();
+        c.id = id.into();
+        c.pid = pid;
+        c.endpoints = endpoints.map(|e| {
+            e.iter()
+                .map(|(n, ep)| (n.to_string(), ep.clone()))
+                .collect()
+        });
+        c
+    }
+
+    #[test]
+    fn endpoints_come_back_from_the_containers_files() {
+        let mut st = state();
+        // What a network record of an older version says, and stale entries.
+        let user = st.nets.get_mut("bbb222").unwrap();
+        user.endpoints
+            .insert("legacy".into(), ep("10.0.1.7", "legacy"));
+        user.endpoints
+            .insert("running".into(), ep("10.0.1.99", "stale"));
+        user.endpoints
+            .insert("gone".into(), ep("10.0.1.98", "gone"));
+        for c in [
+            ctr("legacy", 41, None),
+            ctr(
+                "running",
+                42,
+                Some(&[("bbb222", ep("10.0.1.5", "running"))]),
+            ),
+            ctr("stopped", 0, Some(&[("bbb222", ep("10.0.1.6", "stopped"))])),
+            // Outside the subnet (the network changed) and on a network that is gone.
+            ctr(
+                "moved",
+                43,
+                Some(&[
+                    ("aaa111", ep("10.9.9.9", "moved")),
+                    ("zzz", ep("10.0.1.8", "x")),
+                ]),
+            ),
+        ] {
+            st.ctrs.insert(c.id.clone(), c);
+        }
+        super::super::rebuild_endpoints(&mut st);
+        let user: Vec<(&str, String)> = st.nets["bbb222"]
+            .endpoints
+            .iter()
+            .map(|(k, e)| (k.as_str(), e.ip.to_string()))
+            .collect();
+        assert_eq!(
+            user,
+            [
+                ("legacy", "10.0.1.7".to_string()),
+                ("running", "10.0.1.5".to_string())
+            ]
+        );
+        assert!(st.nets["aaa111"].endpoints.is_empty());
+        // The embedded DNS answers from the rebuilt endpoints.
+        let ip = super::super::resolve(&st, "legacy", "running");
+        assert_eq!(ip, Some(vec!["10.0.1.5".parse().unwrap()]));
+        assert_eq!(super::super::resolve(&st, "legacy", "stale"), None);
     }
 }

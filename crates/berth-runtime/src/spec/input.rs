@@ -25,11 +25,16 @@ pub struct ContainerSpecInput {
     pub cap_add: Vec<String>,
     /// `--cap-drop`, the same way.
     pub cap_drop: Vec<String>,
+    /// Every capability the host lets containers hold (the daemon's bounding set): what
+    /// `--privileged` and `--cap-add ALL` grant. `None`: every capability known here.
+    pub all_caps: Option<Vec<String>>,
     pub resources: Resources,
     pub ulimits: Vec<Ulimit>,
     pub sysctls: BTreeMap<String, String>,
     /// `/dev/shm`'s size in bytes; `None` or 0 is Docker's 64 MiB.
     pub shm_size: Option<i64>,
+    /// No `/dev/shm` at all (`--ipc none`).
+    pub no_shm: bool,
     /// `HostConfig.Tmpfs`: destination → options (`"rw,size=64m"`).
     pub tmpfs: BTreeMap<String, String>,
     /// Binds and volumes (also `/etc/hosts`, `/etc/resolv.conf`, `/etc/hostname`).

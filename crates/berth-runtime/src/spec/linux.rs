@@ -39,12 +39,13 @@ pub(super) fn capabilities(i: &ContainerSpecInput) -> Result<Vec<String>, Runtim
         .iter()
         .map(|c| normalize_cap(c))
         .collect::<Result<Vec<_>, _>>()?;
+    let all = || i.all_caps.clone().unwrap_or_else(|| to_strings(ALL_CAPS));
     if i.privileged {
-        return Ok(to_strings(ALL_CAPS));
+        return Ok(all());
     }
     let has = |v: &[String], c: &str| v.iter().any(|x| x == c);
     let mut caps: Vec<String> = if has(&add, "ALL") {
-        to_strings(ALL_CAPS)
+        all()
     } else if has(&drop, "ALL") {
         Vec::new()
     } else {
@@ -276,7 +277,7 @@ pub(super) fn mounts(i: &ContainerSpecInput) -> Vec<Value> {
             json!({"destination": m.destination, "type": m.typ, "source": m.source, "options": options}),
         ));
     }
-    if !taken("/dev/shm") {
+    if !taken("/dev/shm") && !i.no_shm {
         let shm = if i.namespaces.ipc == NamespaceMode::Host {
             json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
                    "options": ["rbind", "nosuid", "noexec", "nodev"]})

@@ -93,10 +93,6 @@ async fn commit(
     Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response())
 }
 
-/// Largest archive `PUT /containers/{id}/archive` accepts (it is read whole before
-/// extraction, so that a refused archive changes nothing).
-const MAX_EXTRACT: usize = 1 << 30;
-
 const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
 fn path_param(q: &Query) -> Result<String, ApiError> {
@@ -151,14 +147,11 @@ async fn archive_put(
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     let path = path_param(&q)?;
-    let bytes = axum::body::to_bytes(body, MAX_EXTRACT)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read the archive: {e}")))?;
     engine
         .container_extract(
             &id,
             &path,
-            bytes.to_vec(),
+            Box::new(crate::body::read_ahead(body)),
             q.bool("noOverwriteDirNonDir"),
             q.bool("copyUIDGID"),
         )

@@ -233,11 +233,18 @@ async fn attach(
     mut req: Request,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
+    // moby `daemon/attach.go` checks the keys first, before looking for the container.
+    let keys = match q.get("detachKeys") {
+        None | Some("") => Vec::new(),
+        Some(k) => berth_api_types::detach::parse(k)
+            .map_err(|_| ApiError::bad_request(format!("Invalid detach keys ({k}) provided")))?,
+    };
     let streams = AttachStreams {
         stdin: q.bool("stdin"),
         stdout: q.bool("stdout"),
         stderr: q.bool("stderr"),
     };
+    let stdin = streams.stdin;
     let upgrade_asked = req
         .headers()
         .get(header::UPGRADE)
@@ -276,7 +283,11 @@ async fn attach(
                 return;
             }
         };
-        super::exec::splice(client, shim).await;
+        // moby scans only a tty's input (`container/stream/attach.go`).
+        let detach_keys = (tty && stdin).then_some(keys);
+        if super::exec::splice(client, shim, detach_keys).await {
+            engine.container_detached(&id);
+        }
     });
     Ok(Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

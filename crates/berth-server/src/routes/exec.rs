@@ -1,6 +1,7 @@
 //! Exec routes: `POST /containers/{id}/exec`, `POST /exec/{id}/start` (101 upgrade, then
 //! the process's streams spliced to the client, as for attach), `GET /exec/{id}/json`,
-//! `POST /exec/{id}/resize`.
+//! `POST /exec/{id}/resize`; and [`splice`], the copy that attach uses too, which watches
+//! a tty's input for the detach keys.
 
 use std::sync::Arc;
 
@@ -10,10 +11,11 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use berth_api_types::detach::{Scan, Scanner};
 use berth_engine::Engine;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use super::query::Query;
@@ -89,17 +91,61 @@ fn error_bytes(tty: bool, message: &str) -> Vec<u8> {
     out
 }
 
+/// Copies the client's input to the shim until it ends; with `detach_keys`, until the
+/// client types them. Whole buffers are scanned, so typing costs no extra system call.
+/// Whether the client detached.
+async fn copy_input<R, W>(
+    client: &mut R,
+    shim: &mut W,
+    detach_keys: Option<&[u8]>,
+) -> std::io::Result<bool>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Some(keys) = detach_keys else {
+        tokio::io::copy(client, shim).await?;
+        return Ok(false);
+    };
+    let mut scanner = Scanner::new(keys);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = client.read(&mut buf).await?;
+        if n == 0 {
+            // Input ended in the middle of the sequence: it was typed, so it goes through.
+            shim.write_all(scanner.held()).await?;
+            return Ok(false);
+        }
+        match scanner.scan(&buf[..n]) {
+            Scan::Forward(bytes) => shim.write_all(&bytes).await?,
+            Scan::Detach(bytes) => {
+                shim.write_all(&bytes).await?;
+                return Ok(true);
+            }
+        }
+    }
+}
+
 /// Copies client → shim and shim → client until the shim's side ends (the process exited
-/// and its output is drained) or the client goes away. Attach and exec both use it.
-pub(super) async fn splice<C>(client: C, shim: UnixStream)
+/// and its output is drained), the client goes away, or (with `detach_keys`: a tty with
+/// stdin) the client types the detach sequence. Attach and exec both use it; whether the
+/// client detached.
+///
+/// A detach drops both connections; the shim takes the end of a tty attach as the end of
+/// that attach only, so the process keeps running with its stdin open, to be attached
+/// again (moby `container/stream/attach.go`, `copyEscapable`).
+pub(super) async fn splice<C>(client: C, shim: UnixStream, detach_keys: Option<Vec<u8>>) -> bool
 where
     C: AsyncRead + AsyncWrite + Send,
 {
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = shim.into_split();
     let input = async {
-        let _ = tokio::io::copy(&mut cr, &mut sw).await;
-        // The client closed its input: the process's stdin closes.
+        if let Ok(true) = copy_input(&mut cr, &mut sw, detach_keys.as_deref()).await {
+            return;
+        }
+        // The client closed its input: the shim closes the process's stdin (StdinOnce,
+        // exec) or ends this attach (tty).
         let _ = sw.shutdown().await;
         std::future::pending::<()>().await
     };
@@ -107,10 +153,15 @@ where
         let _ = tokio::io::copy(&mut sr, &mut cw).await;
         let _ = cw.shutdown().await;
     };
-    tokio::select! {
-        _ = input => {}
-        _ = output => {}
+    let detached = tokio::select! {
+        _ = input => true,
+        _ = output => false,
+    };
+    if detached {
+        tracing::debug!("attach: the client typed the detach keys");
+        let _ = cw.shutdown().await;
     }
+    detached
 }
 
 async fn start(
@@ -130,6 +181,7 @@ async fn start(
     let tty = map.get("Tty").and_then(Value::as_bool);
     let started = engine.exec_start(&id, detach, tty).await?;
     let tty = started.tty;
+    let detach_keys = started.detach_keys;
     if detach {
         started.start.await?;
         return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")]).into_response());
@@ -177,7 +229,11 @@ async fn start(
         };
         let mut client = TokioIo::new(upgraded);
         match started.start.await {
-            Ok(Some(shim)) => splice(client, shim).await,
+            Ok(Some(shim)) => {
+                if splice(client, shim, detach_keys).await {
+                    engine.exec_detached(&id);
+                }
+            }
             Ok(None) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "exec: start failed");

@@ -273,7 +273,8 @@ fn current_path(own: &str, h: &Hierarchy) -> Option<String> {
 /// On cgroup v1, libcontainer mounts the `cgroup` mount read-write even when the spec says
 /// `ro` (runc refuses the write; DESIGN.md): a container root could raise its own memory
 /// limit. Replace it with a tmpfs at the same place and a read-only bind of each
-/// controller's container directory. Returns whether the spec changed.
+/// controller's container directory. Returns whether the spec changed. Only for the
+/// embedded runtime: runc makes that same layout from the `cgroup` mount itself.
 pub fn replace_cgroup_mount(spec: &mut Spec, layout: &Layout, cgroups_path: &str) -> bool {
     if layout.unified() {
         return false;

@@ -140,13 +140,27 @@ impl Monitor {
         match c.mode {
             Mode::Control => c.close_when_flushed = true,
             Mode::Wait | Mode::ExecWait(_) => {}
-            Mode::Attach { target, stdin, .. } => {
-                // docker run -i: the client's end of input closes the container's stdin when
-                // StdinOnce; an exec's stdin always closes with its client's.
-                if stdin && (target != Target::Init || self.opts.stdin_once) {
+            Mode::Attach {
+                target,
+                stdin: true,
+                ..
+            } => {
+                // moby `container/stream/attach.go`: without a tty, the client's end of
+                // input closes the container's stdin when StdinOnce, and an exec's always.
+                // With a tty it never does: that attach ends instead and the process keeps
+                // its terminal, so that a detach (ctrl-p ctrl-q, caught by the client or
+                // the daemon, which then drops the connection) leaves it attachable.
+                // Without an open stdin the client's input means nothing (moby drops it).
+                let p = self.proc_(target);
+                if p.tty && p.stdin.is_some() {
+                    let c = &mut self.conns[i];
+                    c.mode = Mode::Control;
+                    c.close_when_flushed = true;
+                } else if target != Target::Init || self.opts.stdin_once {
                     self.proc_mut(target).close_stdin();
                 }
             }
+            Mode::Attach { .. } => {}
         }
     }
 

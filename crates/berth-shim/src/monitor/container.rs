@@ -1,8 +1,10 @@
-//! libcontainer glue: create, start, exec, delete, and turning its errors into a message
-//! and Docker's exit code. Everything here forks; the caller unblocks signals around it
-//! (libcontainer does not reset the signal mask of the processes it makes).
+//! The container's backend: libcontainer in this process (create, start, exec, delete,
+//! and turning its errors into a message and Docker's exit code), or an external runtime
+//! binary ([`super::oci_cli`]); [`Backend`] gives the monitor one face for both.
+//! Everything here forks. libcontainer does not reset the signal mask of the processes it
+//! makes, so its executor does ([`CleanSignals`]); `std::process::Command`, which runs the
+//! external runtime, resets it itself.
 
-use std::error::Error as _;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,8 @@ use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::sys::signal::{SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
+
+use super::oci_cli::OciCli;
 
 /// Where the created process's stdio goes.
 pub enum ChildStdio {
@@ -61,8 +65,8 @@ fn with_stdio(b: ContainerBuilder, stdio: ChildStdio) -> ContainerBuilder {
     }
 }
 
-/// A libcontainer error with its sources, one line.
-pub fn describe(e: &libcontainer::error::LibcontainerError) -> String {
+/// An error with its sources, one line.
+pub fn describe(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
@@ -100,8 +104,11 @@ pub fn init_pid(c: &Container) -> Option<Pid> {
 }
 
 /// Lets a created container's init exec the process.
-pub fn start(container: &mut Container) -> Result<(), String> {
-    container.start().map_err(|e| describe(&e))
+pub fn start(backend: &mut Backend) -> Result<(), String> {
+    match backend {
+        Backend::Embedded { container, .. } => container.start().map_err(|e| describe(&e)),
+        Backend::External { cli, .. } => cli.start(),
+    }
 }
 
 /// Removes the container's cgroups and libcontainer state; kills what is left.
@@ -127,4 +134,76 @@ pub fn exec(root: &Path, id: &str, process: &Path, stdio: ChildStdio) -> Result<
         .build()
         .map(|pid| Pid::from_raw(pid.as_raw()))
         .map_err(|e| describe(&e))
+}
+
+/// A backend's failure, already one line (hand-written: the shim keeps its dependencies
+/// few, so no `thiserror`).
+#[derive(Debug)]
+pub struct BackendError(pub String);
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+/// What runs the container.
+pub enum Backend {
+    /// libcontainer, state under `root`.
+    Embedded { container: Container, root: PathBuf },
+    /// An OCI runtime binary (runc); `init` as its pid file said.
+    External { cli: OciCli, init: Pid },
+}
+
+impl Backend {
+    pub fn init_pid(&self) -> Option<Pid> {
+        match self {
+            Backend::Embedded { container, .. } => init_pid(container),
+            Backend::External { init, .. } => Some(*init),
+        }
+    }
+
+    /// Freezes every process of the container.
+    pub fn pause(&mut self) -> Result<(), BackendError> {
+        match self {
+            Backend::Embedded { container, .. } => {
+                container.pause().map_err(|e| BackendError(describe(&e)))
+            }
+            Backend::External { cli, .. } => cli.pause().map_err(BackendError),
+        }
+    }
+
+    pub fn resume(&mut self) -> Result<(), BackendError> {
+        match self {
+            Backend::Embedded { container, .. } => {
+                container.resume().map_err(|e| BackendError(describe(&e)))
+            }
+            Backend::External { cli, .. } => cli.resume().map_err(BackendError),
+        }
+    }
+
+    /// Runs `process.json` in the container; `tag` is unique among this container's
+    /// execs.
+    pub fn exec(
+        &self,
+        id: &str,
+        process: &Path,
+        stdio: ChildStdio,
+        tag: &str,
+    ) -> Result<Pid, String> {
+        match self {
+            Backend::Embedded { root, .. } => exec(root, id, process, stdio),
+            Backend::External { cli, .. } => cli.exec(process, stdio, tag),
+        }
+    }
+
+    /// Removes the container's cgroups and the backend's state; kills what is left.
+    pub fn delete(&mut self) -> Result<(), String> {
+        match self {
+            Backend::Embedded { container, .. } => container.delete(true).map_err(|e| describe(&e)),
+            Backend::External { cli, .. } => cli.delete(),
+        }
+    }
 }

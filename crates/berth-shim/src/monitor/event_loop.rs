@@ -14,7 +14,6 @@ use berth_shim::{
     frame_header, ExitRecord, Response, StartOptions, Status, Stream, DRAIN_TIMEOUT_MS, EXIT_FILE,
     SOCKET_NAME,
 };
-use libcontainer::container::Container;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signalfd::SignalFd;
@@ -24,6 +23,7 @@ use oci_spec::runtime::Process;
 
 use super::cgroups::Layout;
 use super::conn::{Conn, Mode};
+use super::container::Backend;
 use super::jsonlog::JsonLog;
 use super::stdio::Held;
 use super::write_atomic;
@@ -107,11 +107,11 @@ pub struct Monitor {
     pub opts: StartOptions,
     pub layout: Layout,
     pub cgroups_path: String,
-    /// libcontainer's state root.
+    /// The runtime's state root (libcontainer's, or runc's `--root`).
     pub root: PathBuf,
     pub listener: UnixListener,
     pub sigfd: SignalFd,
-    pub container: Container,
+    pub container: Backend,
     /// The container's own process, the base of every exec.
     pub base_process: Process,
     pub log: Option<JsonLog>,
@@ -444,8 +444,8 @@ impl Monitor {
             }
         }
         let oom = self.layout.oom_killed(&self.cgroups_path);
-        if let Err(e) = self.container.delete(true) {
-            tracing::error!(error = %super::container::describe(&e), "delete container");
+        if let Err(e) = self.container.delete() {
+            tracing::error!(error = %e, "delete container");
         }
         let _ = fs::remove_dir(&self.root);
         let record = self.exit_record(oom);

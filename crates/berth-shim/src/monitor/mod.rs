@@ -3,20 +3,25 @@
 //! - `main`: reads the options, forks; the parent relays the child's [`StartReply`] and
 //!   exits, the child detaches (`setsid`, stdio on `/dev/null`, child subreaper, its own
 //!   cgroup) and becomes the monitor.
-//! - [`setup`]: bundle fix-ups, stdio, libcontainer create/start.
+//! - [`setup`]: bundle fix-ups, stdio, create/start through the [`container::Backend`]:
+//!   libcontainer in this process, or an external runtime binary such as runc
+//!   ([`oci_cli`]) when the options name one.
 //! - [`event_loop`]: output to the json log and attached clients, the control socket,
 //!   reaping, and the exit record.
 //!
-//! Who reaps: the monitor reaps init, exec processes and any orphan re-parented to it; the
-//! daemon reaps only the short-lived launcher. Who cleans up: the monitor deletes the
-//! container's cgroups and libcontainer state, its socket and pid file; the daemon removes
-//! the exec directory (bundle, `exit.json`), the rootfs mount and the log.
+//! Who reaps: the monitor reaps init, exec processes and any orphan re-parented to it (with
+//! an external runtime, init and execs become its children when the runtime's command
+//! exits), and waits for the runtime's commands; the daemon reaps only the short-lived
+//! launcher. Who cleans up: the monitor deletes the container's cgroups and runtime state,
+//! its socket and pid file; the daemon removes the exec directory (bundle, `exit.json`,
+//! the runtime's log), the rootfs mount and the log.
 
 mod cgroups;
 mod conn;
 mod container;
 mod event_loop;
 mod jsonlog;
+mod oci_cli;
 mod setup;
 mod stdio;
 mod sys;

@@ -1,5 +1,6 @@
-//! Bringing a container (or an exec process) up: bundle fix-ups, stdio, libcontainer
-//! create and start, the pidfd. A failure leaves nothing running and no cgroup behind.
+//! Bringing a container (or an exec process) up: bundle fix-ups, stdio, create and start
+//! through the backend (libcontainer or an external runtime), the pidfd. A failure leaves
+//! nothing running and no cgroup behind.
 
 use std::fs;
 use std::time::SystemTime;
@@ -12,9 +13,10 @@ use nix::sys::wait::waitpid;
 use oci_spec::runtime::{Capabilities, Capability, Process, Spec, UserBuilder};
 
 use super::cgroups::{self, Layout};
-use super::container::{self, ChildStdio};
+use super::container::{self, Backend, ChildStdio};
 use super::event_loop::{Monitor, Proc};
 use super::jsonlog::JsonLog;
+use super::oci_cli::OciCli;
 use super::{stdio, sys, write_atomic};
 
 /// Why nothing runs, with Docker's exit code for it.
@@ -68,7 +70,7 @@ fn create(
     let config = opts.bundle.join("config.json");
     let mut spec =
         Spec::load(&config).map_err(|e| internal(&format!("load {}", config.display()), e))?;
-    let cgroups_path = fix_spec(&mut spec, &opts.id, &layout);
+    let cgroups_path = fix_spec(&mut spec, &opts.id, &layout, opts.runtime.is_none());
     spec.save(&config)
         .map_err(|e| internal("save config.json", e))?;
     let base_process = spec
@@ -98,10 +100,28 @@ fn create(
         .map_err(|e| internal("signalfd", e))?;
 
     let root = opts.dir.join("runtime");
-    let mut c = match container::create(&opts.id, &root, &opts.bundle, child) {
+    let created = match &opts.runtime {
+        None => {
+            container::create(&opts.id, &root, &opts.bundle, child).map(|c| Backend::Embedded {
+                container: c,
+                root: root.clone(),
+            })
+        }
+        Some(rt) => {
+            let cli = OciCli::new(rt, &opts.id, &opts.dir, &root);
+            let stderr = held.as_ref().and_then(|h| h.outputs.get(1));
+            cli.create(&opts.bundle, child, stderr)
+                .map(|init| Backend::External { cli, init })
+        }
+    };
+    let mut c = match created {
         Ok(c) => c,
         Err(msg) => {
-            if let Err(e) = container::delete(&root, &opts.id) {
+            let cleanup = match &opts.runtime {
+                None => container::delete(&root, &opts.id),
+                Some(rt) => OciCli::new(rt, &opts.id, &opts.dir, &root).delete(),
+            };
+            if let Err(e) = cleanup {
                 tracing::warn!(error = %e, "cleanup after failed create");
             }
             let _ = fs::remove_dir_all(&root);
@@ -109,12 +129,14 @@ fn create(
             return Err(fail(msg));
         }
     };
-    let pid = container::init_pid(&c).ok_or_else(|| fail("no init pid after create"))?;
-    let undo = |c: &mut libcontainer::container::Container, f: Failure| {
+    let pid = c
+        .init_pid()
+        .ok_or_else(|| fail("no init pid after create"))?;
+    let undo = |c: &mut Backend, f: Failure| {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = waitpid(Some(pid), None);
-        if let Err(e) = c.delete(true) {
-            tracing::warn!(error = %container::describe(&e), "cleanup after failed start");
+        if let Err(e) = c.delete() {
+            tracing::warn!(error = %e, "cleanup after failed start");
         }
         let _ = fs::remove_dir_all(&root);
         let _ = fs::remove_file(&console);
@@ -161,9 +183,11 @@ fn create(
     })
 }
 
-/// Always a cgroups path (else libcontainer makes `:youki:<id>` directories), and on v1
-/// the cgroup mount replaced (see [`cgroups::replace_cgroup_mount`]).
-fn fix_spec(spec: &mut Spec, id: &str, layout: &Layout) -> String {
+/// Always a cgroups path (else libcontainer makes `:youki:<id>` directories, and the
+/// monitor could not find the container's cgroup for OOM and `kill --all`), and for the
+/// embedded runtime on v1 the cgroup mount replaced (see
+/// [`cgroups::replace_cgroup_mount`]); runc mounts a read-only cgroup mount itself.
+fn fix_spec(spec: &mut Spec, id: &str, layout: &Layout, embedded: bool) -> String {
     let mut linux = spec.linux().clone().unwrap_or_default();
     let path = match linux.cgroups_path() {
         Some(p) => p.to_string_lossy().into_owned(),
@@ -174,7 +198,9 @@ fn fix_spec(spec: &mut Spec, id: &str, layout: &Layout) -> String {
         }
     };
     spec.set_linux(Some(linux));
-    cgroups::replace_cgroup_mount(spec, layout, &path);
+    if embedded {
+        cgroups::replace_cgroup_mount(spec, layout, &path);
+    }
     path
 }
 
@@ -275,7 +301,9 @@ pub fn exec(m: &Monitor, exec_id: &str, p: &ExecProcess) -> Result<Proc, String>
             let (c, h) = stdio::pipes(p.stdin).map_err(|e| e.to_string())?;
             (c, Some(h), None)
         };
-        let pid = container::exec(&m.root, &m.opts.id, &file, child)?;
+        let pid = m
+            .container
+            .exec(&m.opts.id, &file, child, &m.execs.len().to_string())?;
         let pidfd = sys::pidfd_open(pid).map_err(|e| e.to_string())?;
         let held = match listener {
             Some(l) => stdio::receive_pty(&l, p.stdin).map_err(|e| e.to_string())?,

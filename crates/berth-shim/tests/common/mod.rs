@@ -95,6 +95,7 @@ impl Harness {
             defer_start: false,
             shim_cgroup: Some(format!("/{}/shims", self.parent)),
             debug: false,
+            runtime: None,
         }
     }
 

@@ -1,0 +1,552 @@
+//! The `HostConfig` options that shape a container's process and namespaces beyond
+//! resources and mounts: `Ulimits`, `Sysctls`, `Devices`, `SecurityOpt`, `MaskedPaths` /
+//! `ReadonlyPaths`, `OomScoreAdj`, `GroupAdd`, `Init`, and the `PidMode` / `IpcMode` /
+//! `UTSMode` namespace modes.
+//!
+//! [`settle`] runs at create: it fills dockerd's defaults into the stored `HostConfig`
+//! (`IpcMode: private`) and refuses what cannot run with dockerd's words, so nothing is
+//! made for a bad request. [`resolve`] runs at each start, when `container:<id>` peers
+//! have a PID to join and host devices are looked up again.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use berth_runtime::spec::{Device, NamespaceMode, Namespaces, Ulimit};
+use serde_json::{Map, Value};
+
+use super::Containers;
+use crate::EngineError;
+
+/// Where `--init`'s binary is mounted in the container, as dockerd does.
+pub(crate) const INIT_PATH_IN_CONTAINER: &str = "/sbin/docker-init";
+/// Binaries that can be `--init` (tini built static), looked up on the daemon's PATH.
+const INIT_BINARIES: &[&str] = &["docker-init", "tini-static"];
+
+/// What [`resolve`] found for one start.
+#[derive(Debug, Default)]
+pub(crate) struct HostOptions {
+    pub ulimits: Vec<Ulimit>,
+    pub sysctls: BTreeMap<String, String>,
+    pub devices: Vec<Device>,
+    pub no_new_privileges: bool,
+    /// Docker's default seccomp profile (off with `seccomp=unconfined`).
+    pub seccomp: bool,
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
+    pub oom_score_adj: Option<i32>,
+    /// `GroupAdd` as given: names are looked up in the container's `/etc/group`.
+    pub group_add: Vec<String>,
+    /// The host binary to run as the container's PID 1 (`--init`).
+    pub init: Option<PathBuf>,
+    pub pid: NamespaceMode,
+    pub ipc: NamespaceMode,
+    pub uts: NamespaceMode,
+    /// `/dev/shm` to bind instead of a private tmpfs (`--ipc host` or `container:`).
+    pub shm_bind: Option<PathBuf>,
+    /// `--ipc none`: no `/dev/shm` at all.
+    pub no_shm: bool,
+    /// A private cgroup namespace (`CgroupnsMode: private`).
+    pub cgroupns_private: bool,
+}
+
+fn bad(msg: impl Into<String>) -> EngineError {
+    EngineError::InvalidArgument(msg.into())
+}
+
+fn str_of<'a>(hc: &'a Map<String, Value>, key: &str) -> &'a str {
+    hc.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn strings(hc: &Map<String, Value>, key: &str) -> Vec<String> {
+    match hc.get(key) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// At create: stores dockerd's defaults and refuses what cannot run.
+pub(crate) fn settle(
+    c: &Containers,
+    config: &crate::EngineConfig,
+    hc: &mut Map<String, Value>,
+) -> Result<(), EngineError> {
+    let cgroupns = cgroupns_of(hc).to_string();
+    if cgroupns != "private" && cgroupns != "host" {
+        return Err(bad(format!("invalid cgroup namespace mode: {cgroupns}")));
+    }
+    hc.insert("CgroupnsMode".into(), cgroupns.into());
+    if str_of(hc, "IpcMode").is_empty() {
+        // dockerd's `default-ipc-mode`.
+        hc.insert("IpcMode".into(), "private".into());
+    }
+    let mode = str_of(hc, "PidMode");
+    if !(mode.is_empty() || mode == "host" || peer_name(mode).is_some()) {
+        return Err(bad(format!("invalid PID mode: {mode}")));
+    }
+    let mode = str_of(hc, "IpcMode");
+    if !(["none", "private", "shareable", "host"].contains(&mode) || peer_name(mode).is_some()) {
+        return Err(bad(format!("invalid IPC mode: {mode}")));
+    }
+    let mode = str_of(hc, "UTSMode");
+    if !(mode.is_empty() || mode == "host") {
+        return Err(bad(format!("invalid UTS mode: {mode}")));
+    }
+    for key in ["PidMode", "IpcMode"] {
+        if let Some(peer) = peer_name(str_of(hc, key)) {
+            c.get(peer)?;
+        }
+    }
+    security(hc)?;
+    probe_spec(hc)?;
+    super::logs::settle_log_config(hc, &config.log_driver, &config.log_opts)?;
+    if hc.get("Init").and_then(Value::as_bool) == Some(true) {
+        init_binary()?;
+    }
+    Ok(())
+}
+
+/// `CgroupnsMode`, with dockerd's default for an empty one: a private cgroup namespace on
+/// cgroup v2, the host's on v1 (moby `daemon/daemon_unix.go`).
+fn cgroupns_of(hc: &Map<String, Value>) -> &str {
+    match str_of(hc, "CgroupnsMode") {
+        "" if berth_sys::host::cgroup_version() == berth_sys::host::CgroupVersion::V2 => "private",
+        "" => "host",
+        m => m,
+    }
+}
+
+/// Runs the spec builder's checks (ulimits, sysctls against the namespace modes, devices,
+/// OOM score) on what the create request asks, so that they fail at create, not start.
+fn probe_spec(hc: &Map<String, Value>) -> Result<(), EngineError> {
+    let host = |key: &str| {
+        if str_of(hc, key) == "host" {
+            NamespaceMode::Host
+        } else {
+            NamespaceMode::Private
+        }
+    };
+    let probe = berth_runtime::ContainerSpecInput {
+        id: "probe".into(),
+        rootfs: "/".into(),
+        args: vec!["probe".into()],
+        cgroups_path: "/probe".into(),
+        ulimits: ulimits(hc)?,
+        sysctls: sysctls(hc),
+        devices: devices(hc)?,
+        oom_score_adj: hc
+            .get("OomScoreAdj")
+            .and_then(Value::as_i64)
+            .map(|v| v as i32),
+        namespaces: Namespaces {
+            pid: host("PidMode"),
+            ipc: host("IpcMode"),
+            uts: host("UTSMode"),
+            net: host("NetworkMode"),
+            cgroup: false,
+        },
+        ..Default::default()
+    };
+    berth_runtime::build_spec(&probe)
+        .map(drop)
+        .map_err(|e| match e.kind() {
+            berth_runtime::ErrorKind::InvalidArgument => bad(e.to_string()),
+            _ => EngineError::Internal(e.to_string()),
+        })
+}
+
+fn sysctls(hc: &Map<String, Value>) -> BTreeMap<String, String> {
+    match hc.get("Sysctls") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+fn peer_name(mode: &str) -> Option<&str> {
+    mode.strip_prefix("container:").filter(|p| !p.is_empty())
+}
+
+/// At start: everything the spec needs, with `container:` peers joined through their PID.
+/// A `shareable` IPC container's `/dev/shm` is a tmpfs mounted on the host in its exec
+/// dir (`shm_dir`, unmounted by the engine's release), so that joiners can bind the same.
+pub(crate) fn resolve(
+    c: &Containers,
+    hc: &Map<String, Value>,
+    shm_dir: &Path,
+) -> Result<HostOptions, EngineError> {
+    let (no_new_privileges, seccomp) = security(hc)?;
+    let privileged = hc.get("Privileged").and_then(Value::as_bool) == Some(true);
+    let mut o = HostOptions {
+        ulimits: ulimits(hc)?,
+        sysctls: sysctls(hc),
+        devices: devices(hc)?,
+        no_new_privileges,
+        seccomp: seccomp && !privileged,
+        masked_paths: hc.get("MaskedPaths").and_then(paths),
+        readonly_paths: hc.get("ReadonlyPaths").and_then(paths),
+        oom_score_adj: hc
+            .get("OomScoreAdj")
+            .and_then(Value::as_i64)
+            .filter(|v| *v != 0)
+            .map(|v| v as i32),
+        group_add: strings(hc, "GroupAdd"),
+        cgroupns_private: cgroupns_of(hc) == "private",
+        init: match hc.get("Init").and_then(Value::as_bool) {
+            Some(true) => Some(init_binary()?),
+            _ => None,
+        },
+        ..HostOptions::default()
+    };
+    o.pid = match str_of(hc, "PidMode") {
+        "host" => NamespaceMode::Host,
+        mode => match peer_name(mode) {
+            Some(peer) => NamespaceMode::Path(peer_ns(c, peer, "pid", "PID")?.1),
+            None => NamespaceMode::Private,
+        },
+    };
+    o.uts = match str_of(hc, "UTSMode") {
+        "host" => NamespaceMode::Host,
+        _ => NamespaceMode::Private,
+    };
+    match str_of(hc, "IpcMode") {
+        "host" => {
+            o.ipc = NamespaceMode::Host;
+            o.shm_bind = Some("/dev/shm".into());
+        }
+        "none" => o.no_shm = true,
+        "shareable" => {
+            let size = hc
+                .get("ShmSize")
+                .and_then(Value::as_i64)
+                .filter(|s| *s > 0)
+                .map(|s| s as u64)
+                .unwrap_or(berth_runtime::spec::DEFAULT_SHM_SIZE);
+            if !berth_sys::mount::is_mountpoint(shm_dir) {
+                std::fs::create_dir_all(shm_dir)
+                    .and_then(|()| berth_sys::mount::mount_shm(shm_dir, size))
+                    .map_err(EngineError::io(
+                        "cannot mount the shareable /dev/shm",
+                        shm_dir,
+                    ))?;
+            }
+            o.shm_bind = Some(shm_dir.to_path_buf());
+        }
+        mode => {
+            if let Some(peer) = peer_name(mode) {
+                let (_, ns) = peer_ns(c, peer, "ipc", "IPC")?;
+                let donor = c.get(peer)?.rec().host_config.clone();
+                let donor_mode = str_of(&donor, "IpcMode");
+                if donor_mode == "host" {
+                    o.ipc = NamespaceMode::Host;
+                    o.shm_bind = Some("/dev/shm".into());
+                } else if donor_mode == "shareable" {
+                    o.ipc = NamespaceMode::Path(ns);
+                    o.shm_bind = Some(c.shm_dir(&c.get(peer)?.rec().id));
+                } else {
+                    // moby `daemon/container_operations_unix.go`.
+                    return Err(bad(format!(
+                        "non-shareable IPC (hint: use IpcMode:shareable for the donor container {peer})"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// The capabilities in this process's bounding set (`CapBnd`), by name: the most a
+/// container started from here can hold. `None` if unreadable.
+pub(crate) fn bounding_caps() -> Option<Vec<String>> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    let bits = u64::from_str_radix(hex.trim(), 16).ok()?;
+    Some(
+        berth_runtime::spec::ALL_CAPS
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| *n < 64 && bits & (1 << n) != 0)
+            .map(|(_, c)| c.to_string())
+            .collect(),
+    )
+}
+
+fn paths(v: &Value) -> Option<Vec<String>> {
+    v.as_array().map(|a| {
+        a.iter()
+            .filter_map(|p| p.as_str().map(String::from))
+            .collect()
+    })
+}
+
+/// The PID of running container `peer` and its namespace `kind`'s path.
+fn peer_ns(
+    c: &Containers,
+    peer: &str,
+    kind: &str,
+    what: &str,
+) -> Result<(i32, PathBuf), EngineError> {
+    let r = c.get(peer)?.rec().clone();
+    if !r.running() || r.state.pid <= 0 {
+        return Err(EngineError::Conflict(format!(
+            "cannot join {what} of a non running container: {}",
+            r.id
+        )));
+    }
+    let pid = r.state.pid;
+    Ok((pid, PathBuf::from(format!("/proc/{pid}/ns/{kind}"))))
+}
+
+/// `SecurityOpt` as moby's `parseSecurityOpt`: (no-new-privileges, default seccomp).
+/// SELinux labels and AppArmor profiles are accepted and have no effect: neither is
+/// enabled on the hosts berthd supports yet, as with dockerd on such hosts.
+fn security(hc: &Map<String, Value>) -> Result<(bool, bool), EngineError> {
+    let (mut nnp, mut seccomp) = (false, true);
+    for opt in strings(hc, "SecurityOpt") {
+        if opt == "no-new-privileges" {
+            nnp = true;
+            continue;
+        }
+        if opt == "disable" {
+            continue; // label=disable in its old spelling
+        }
+        let Some((key, value)) = opt.split_once('=').or_else(|| opt.split_once(':')) else {
+            return Err(bad(format!("invalid --security-opt 1: {opt:?}")));
+        };
+        match key {
+            "label" | "apparmor" => {}
+            "no-new-privileges" => {
+                nnp = parse_go_bool(value)
+                    .ok_or_else(|| bad(format!("invalid --security-opt 2: {opt:?}")))?;
+            }
+            "seccomp" => {
+                match value {
+                    "unconfined" => seccomp = false,
+                    "builtin" | "" => seccomp = true,
+                    _ => return Err(bad(
+                        "custom seccomp profiles are not supported by berthd yet: use the default \
+                         profile or seccomp=unconfined",
+                    )),
+                }
+            }
+            _ => return Err(bad(format!("invalid --security-opt 2: {opt:?}"))),
+        }
+    }
+    Ok((nnp, seccomp))
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn ulimits(hc: &Map<String, Value>) -> Result<Vec<Ulimit>, EngineError> {
+    let Some(Value::Array(list)) = hc.get("Ulimits") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for u in list {
+        let name = u.get("Name").and_then(Value::as_str).unwrap_or("");
+        let soft = u.get("Soft").and_then(Value::as_i64).unwrap_or(0);
+        let hard = u.get("Hard").and_then(Value::as_i64).unwrap_or(0);
+        if let Some(max) = berth_sys::host::hard_rlimit(name) {
+            // Without CAP_SYS_RESOURCE nothing we start can go above our own hard limit;
+            // say so now instead of failing the start with EPERM.
+            if !berth_sys::host::has_cap_sys_resource()
+                && max != u64::MAX
+                && (hard < 0 || hard as u64 > max)
+            {
+                return Err(bad(format!(
+                    "ulimit {name}: hard limit {hard} is above the daemon's own ({max}), which \
+                     it cannot raise (no CAP_SYS_RESOURCE)"
+                )));
+            }
+        }
+        out.push(Ulimit {
+            name: name.to_string(),
+            soft,
+            hard,
+        });
+    }
+    Ok(out)
+}
+
+/// `Devices`: each host path is a device node, or a directory of them.
+fn devices(hc: &Map<String, Value>) -> Result<Vec<Device>, EngineError> {
+    let Some(Value::Array(list)) = hc.get("Devices") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for d in list {
+        let host = d.get("PathOnHost").and_then(Value::as_str).unwrap_or("");
+        let inside = d
+            .get("PathInContainer")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .unwrap_or(host);
+        let perms = d
+            .get("CgroupPermissions")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+            .unwrap_or("rwm");
+        let gather = |e: String| {
+            bad(format!(
+                "error gathering device information while adding custom device {host:?}: {e}"
+            ))
+        };
+        let meta = std::fs::metadata(host).map_err(|e| gather(io_text(&e)))?;
+        if meta.is_dir() {
+            let before = out.len();
+            walk_devices(Path::new(host), Path::new(inside), perms, &mut out);
+            if out.len() == before {
+                return Err(gather("no devices found in the directory".into()));
+            }
+        } else {
+            out.push(
+                device(inside, &meta, perms).ok_or_else(|| gather("not a device node".into()))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn io_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn device(inside: &str, meta: &std::fs::Metadata, perms: &str) -> Option<Device> {
+    let ft = meta.file_type();
+    let kind = if ft.is_char_device() {
+        'c'
+    } else if ft.is_block_device() {
+        'b'
+    } else {
+        return None;
+    };
+    let rdev = meta.rdev();
+    Some(Device {
+        path: inside.to_string(),
+        kind,
+        major: libc_major(rdev) as i64,
+        minor: libc_minor(rdev) as i64,
+        permissions: perms.to_string(),
+        file_mode: Some(meta.mode() & 0o7777),
+        uid: Some(meta.uid()),
+        gid: Some(meta.gid()),
+    })
+}
+
+fn walk_devices(host: &Path, inside: &Path, perms: &str, out: &mut Vec<Device>) {
+    let Ok(entries) = std::fs::read_dir(host) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let (h, i) = (e.path(), inside.join(e.file_name()));
+        let Ok(meta) = std::fs::symlink_metadata(&h) else {
+            continue;
+        };
+        if meta.is_dir() {
+            walk_devices(&h, &i, perms, out);
+        } else if let Some(d) = device(&i.to_string_lossy(), &meta, perms) {
+            out.push(d);
+        }
+    }
+}
+
+/// glibc's `gnu_dev_major`/`gnu_dev_minor` encoding of `st_rdev`.
+fn libc_major(dev: u64) -> u64 {
+    ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff)
+}
+
+fn libc_minor(dev: u64) -> u64 {
+    ((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff)
+}
+
+/// The `--init` binary on the daemon's PATH.
+fn init_binary() -> Result<PathBuf, EngineError> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    for name in INIT_BINARIES {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(bad(
+        "--init: no docker-init or tini-static binary on berthd's PATH (install Debian's `tini` \
+         package)",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hc(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn security_options_as_moby_parses_them() {
+        assert_eq!(security(&hc(json!({}))).unwrap(), (false, true));
+        let h = hc(
+            json!({"SecurityOpt": ["no-new-privileges", "seccomp=unconfined", "label=disable"]}),
+        );
+        assert_eq!(security(&h).unwrap(), (true, false));
+        let h = hc(json!({"SecurityOpt": ["no-new-privileges:false", "apparmor=unconfined"]}));
+        assert_eq!(security(&h).unwrap(), (false, true));
+        let e = security(&hc(json!({"SecurityOpt": ["bogus"]}))).unwrap_err();
+        assert_eq!(e.to_string(), "invalid --security-opt 1: \"bogus\"");
+        let e = security(&hc(json!({"SecurityOpt": ["foo=bar"]}))).unwrap_err();
+        assert_eq!(e.to_string(), "invalid --security-opt 2: \"foo=bar\"");
+        let e = security(&hc(json!({"SecurityOpt": ["no-new-privileges=maybe"]}))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid --security-opt 2: \"no-new-privileges=maybe\""
+        );
+    }
+
+    #[test]
+    fn devices_are_device_nodes() {
+        let h = hc(
+            json!({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull", "CgroupPermissions": "rw"}]}),
+        );
+        let d = devices(&h).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            (d[0].path.as_str(), d[0].kind, d[0].major, d[0].minor),
+            ("/dev/mynull", 'c', 1, 3)
+        );
+        assert_eq!(d[0].permissions, "rw");
+        let e = devices(&hc(json!({"Devices": [{"PathOnHost": "/dev/nope"}]}))).unwrap_err();
+        assert!(e.to_string().contains("no such file or directory"), "{e}");
+        let e = devices(&hc(json!({"Devices": [{"PathOnHost": "/etc/hostname"}]}))).unwrap_err();
+        assert!(e.to_string().contains("not a device node"), "{e}");
+    }
+
+    #[test]
+    fn device_numbers_decode_like_glibc() {
+        // makedev(1, 3) and makedev(259, 65536)
+        assert_eq!((libc_major(0x103), libc_minor(0x103)), (1, 3));
+        let (major, minor) = (259u64, 65536u64);
+        let dev = ((major & 0xfff) << 8)
+            | ((major & !0xfff) << 32)
+            | (minor & 0xff)
+            | ((minor & !0xff) << 12);
+        assert_eq!((libc_major(dev), libc_minor(dev)), (259, 65536));
+    }
+}

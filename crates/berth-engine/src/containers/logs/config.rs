@@ -1,0 +1,241 @@
+//! `HostConfig.LogConfig`: the `json-file` driver (the default) with dockerd's options
+//! (`max-size`, `max-file`, and the tagging ones, which change nothing in the file we
+//! write), or `none`. Checked and stored in full at create; turned into the shim's
+//! rotation settings at each start.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use berth_shim::LogOptions;
+use serde_json::{json, Map, Value};
+
+use crate::EngineError;
+
+pub(crate) const JSON_FILE: &str = "json-file";
+pub(crate) const NONE: &str = "none";
+
+/// json-file options dockerd accepts (moby `daemon/logger/jsonfilelog`).
+const JSON_FILE_OPTS: &[&str] = &[
+    "max-size",
+    "max-file",
+    "compress",
+    "labels",
+    "labels-regex",
+    "env",
+    "env-regex",
+    "tag",
+];
+
+fn bad(msg: impl Into<String>) -> EngineError {
+    EngineError::InvalidArgument(msg.into())
+}
+
+/// The log driver of a stored `HostConfig`.
+pub(crate) fn driver(hc: &Map<String, Value>) -> &str {
+    hc.get("LogConfig")
+        .and_then(|l| l.get("Type"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(JSON_FILE)
+}
+
+fn opts(hc: &Map<String, Value>) -> Map<String, Value> {
+    match hc.get("LogConfig").and_then(|l| l.get("Config")) {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    }
+}
+
+/// At create: applies the daemon's default driver and options as dockerd merges them (a
+/// container naming no driver, or the daemon's, gets the daemon's options it does not set
+/// itself), refuses drivers and options berthd does not have, stores `{Type, Config}`.
+pub(crate) fn settle(
+    hc: &mut Map<String, Value>,
+    default_driver: &str,
+    default_opts: &BTreeMap<String, String>,
+) -> Result<(), EngineError> {
+    let asked = hc
+        .get("LogConfig")
+        .and_then(|l| l.get("Type"))
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty());
+    let driver = asked.unwrap_or(default_driver).to_string();
+    let mut config = opts(hc);
+    if driver == default_driver {
+        for (k, v) in default_opts {
+            config.entry(k.clone()).or_insert_with(|| v.clone().into());
+        }
+    }
+    match driver.as_str() {
+        JSON_FILE => {
+            for (k, v) in &config {
+                if !JSON_FILE_OPTS.contains(&k.as_str()) {
+                    return Err(bad(format!(
+                        "unknown log opt '{k}' for json-file log driver"
+                    )));
+                }
+                if !v.is_string() {
+                    return Err(bad(format!("log opt '{k}' must be a string")));
+                }
+            }
+            rotation(&config)?;
+            if let Some(c) = config.get("compress").and_then(Value::as_str) {
+                if c != "false" {
+                    return Err(bad(
+                        "compress: compressed log rotation is not supported by berthd",
+                    ));
+                }
+            }
+        }
+        NONE => {
+            if let Some(k) = config.keys().next() {
+                return Err(bad(format!("unknown log opt '{k}' for none log driver")));
+            }
+        }
+        other => {
+            // moby `daemon/logger/factory.go`
+            return Err(bad(format!(
+                "logger: no log driver named '{other}' is registered"
+            )));
+        }
+    }
+    hc.insert(
+        "LogConfig".into(),
+        json!({"Type": driver, "Config": Value::Object(config)}),
+    );
+    Ok(())
+}
+
+/// (`max-size` in bytes, `max-file`) of json-file options.
+fn rotation(config: &Map<String, Value>) -> Result<(Option<u64>, u32), EngineError> {
+    let get = |k: &str| {
+        config
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let size = match get("max-size") {
+        None | Some("-1") => None,
+        Some(s) => Some(parse_size(s).ok_or_else(|| bad(format!("invalid size: '{s}'")))?),
+    };
+    let files = match get("max-file") {
+        None => 1,
+        Some(s) => {
+            let n: i64 = s
+                .parse()
+                .map_err(|_| bad(format!("strconv.Atoi: parsing \"{s}\": invalid syntax")))?;
+            if n < 1 {
+                return Err(bad("max-file cannot be less than 1"));
+            }
+            u32::try_from(n).map_err(|_| bad(format!("max-file {n} is too large")))?
+        }
+    };
+    Ok((size, files))
+}
+
+/// go-units `RAMInBytes`: `512`, `10k`, `1.5m`, `2GiB`, … (binary multiples).
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits_end);
+    let num: f64 = num.parse().ok()?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit.trim_end_matches('b').trim_end_matches('i');
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        "p" => 1 << 50,
+        _ => return None,
+    };
+    Some((num * mult as f64) as u64)
+}
+
+/// The shim's log settings for one start; `None` with the `none` driver.
+pub(crate) fn log_options(hc: &Map<String, Value>, path: &Path) -> Option<LogOptions> {
+    if driver(hc) == NONE {
+        return None;
+    }
+    // Checked at create; a record from before that check rotates never.
+    let (max_size, max_files) = rotation(&opts(hc)).unwrap_or((None, 1));
+    Some(LogOptions {
+        path: path.to_path_buf(),
+        max_size,
+        max_files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hc(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn sizes_as_go_units() {
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("10k"), Some(10 << 10));
+        assert_eq!(parse_size("1m"), Some(1 << 20));
+        assert_eq!(parse_size("1.5M"), Some(3 << 19));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("2 gb"), Some(2 << 30));
+        assert_eq!(parse_size("abc"), None);
+        assert_eq!(parse_size("10x"), None);
+    }
+
+    #[test]
+    fn settles_and_refuses_like_dockerd() {
+        let none = BTreeMap::new();
+        let settle = |h: &mut Map<String, Value>| super::settle(h, JSON_FILE, &none);
+        let mut h = hc(json!({}));
+        settle(&mut h).unwrap();
+        assert_eq!(h["LogConfig"], json!({"Type": "json-file", "Config": {}}));
+        // The daemon's defaults fill what the container leaves out, for its driver only.
+        let daemon = BTreeMap::from([("max-size".to_string(), "1m".to_string())]);
+        let mut h = hc(json!({"LogConfig": {"Type": "", "Config": {"max-file": "2"}}}));
+        super::settle(&mut h, JSON_FILE, &daemon).unwrap();
+        assert_eq!(
+            h["LogConfig"]["Config"],
+            json!({"max-file": "2", "max-size": "1m"})
+        );
+        let mut h = hc(json!({}));
+        super::settle(&mut h, NONE, &BTreeMap::new()).unwrap();
+        assert_eq!(h["LogConfig"], json!({"Type": "none", "Config": {}}));
+        let mut h = hc(
+            json!({"LogConfig": {"Type": "json-file", "Config": {"max-size": "1k", "max-file": "3"}}}),
+        );
+        settle(&mut h).unwrap();
+        let o = log_options(&h, Path::new("/l")).unwrap();
+        assert_eq!((o.max_size, o.max_files), (Some(1024), 3));
+        let mut h = hc(json!({"LogConfig": {"Type": "none"}}));
+        settle(&mut h).unwrap();
+        assert!(log_options(&h, Path::new("/l")).is_none());
+        for (cfg, want) in [
+            (
+                json!({"Type": "syslog"}),
+                "logger: no log driver named 'syslog' is registered",
+            ),
+            (
+                json!({"Config": {"foo": "1"}}),
+                "unknown log opt 'foo' for json-file log driver",
+            ),
+            (
+                json!({"Config": {"max-file": "0"}}),
+                "max-file cannot be less than 1",
+            ),
+            (
+                json!({"Config": {"max-size": "ten"}}),
+                "invalid size: 'ten'",
+            ),
+        ] {
+            let mut h = hc(json!({ "LogConfig": cfg }));
+            assert_eq!(settle(&mut h).unwrap_err().to_string(), want);
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! The external-runtime backend: an OCI runtime binary (runc; crun spells its commands the
+//! same) driven through its command line, as containerd's runc shim drives it:
+//!
+//! ```text
+//! <rt> [args] --root <dir>/runtime --log <dir>/runtime.log --log-format json \
+//!      create --bundle B --pid-file P [--console-socket S] ID      then  start ID
+//! <rt> … exec --detach --pid-file P --process process.json [--console-socket S] ID
+//! <rt> … pause ID | resume ID | delete --force ID
+//! ```
+//!
+//! What stays the monitor's: it is the subreaper (init and exec processes are re-parented
+//! to it when the runtime's command exits, so it reaps them and sees their status), it
+//! holds the stdio (pipes passed as the runtime's own stdio, which runc hands through to
+//! the process, or the pty master sent to the console socket), and it signals and waits
+//! through a pidfd. A failed command's text comes from the runtime's json log (runc writes
+//! `{"level":"error","msg":…}` there), else from what it printed.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use berth_shim::ExternalRuntime;
+use nix::unistd::Pid;
+
+use super::container::ChildStdio;
+
+/// The runtime's json log, in the container's exec directory.
+const LOG_FILE: &str = "runtime.log";
+/// The runtime's own stdout and stderr when they are not the process's.
+const OUT_FILE: &str = "runtime.out";
+/// At most this much of the runtime's output makes it into an error message.
+const MESSAGE_MAX: usize = 4096;
+
+/// The process's ends of its stdio pipes.
+struct Pipes {
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+/// One container in an external runtime.
+#[derive(Debug)]
+pub struct OciCli {
+    rt: ExternalRuntime,
+    id: String,
+    /// `--root`: the runtime's state directory.
+    root: PathBuf,
+    dir: PathBuf,
+}
+
+impl OciCli {
+    /// Container `id` of runtime `rt`, with its state under `root` and its log and pid
+    /// files in `dir` (the container's exec directory).
+    pub fn new(rt: &ExternalRuntime, id: &str, dir: &Path, root: &Path) -> OciCli {
+        OciCli {
+            rt: rt.clone(),
+            id: id.to_string(),
+            root: root.to_path_buf(),
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// `<rt> [args] --root R --log L --log-format json <sub>`; the caller adds the rest.
+    fn command(&self, sub: &str) -> Command {
+        let mut cmd = Command::new(&self.rt.path);
+        cmd.args(&self.rt.args)
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(self.dir.join(LOG_FILE))
+            .args(["--log-format", "json", sub]);
+        cmd
+    }
+
+    /// Runs one command to completion. `stdio`: the process's own (runc passes its stdio
+    /// through to a process without a terminal); else the runtime reads `/dev/null` and
+    /// writes to [`OUT_FILE`]. `stderr_fallback`: where the runtime's stderr went, read
+    /// for the message when its log says nothing.
+    fn run(
+        &self,
+        sub: &str,
+        mut cmd: Command,
+        stdio: Option<Pipes>,
+        stderr_fallback: Option<&File>,
+    ) -> Result<(), String> {
+        let log = self.dir.join(LOG_FILE);
+        let log_start = fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        let out_path = self.dir.join(OUT_FILE);
+        match stdio {
+            Some(p) => {
+                cmd.stdin(Stdio::from(p.stdin))
+                    .stdout(Stdio::from(p.stdout))
+                    .stderr(Stdio::from(p.stderr));
+            }
+            None => {
+                let out = File::create(&out_path).map_err(|e| format!("{OUT_FILE}: {e}"))?;
+                let err = out.try_clone().map_err(|e| format!("{OUT_FILE}: {e}"))?;
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::from(out))
+                    .stderr(Stdio::from(err));
+            }
+        }
+        let spawned = cmd.spawn();
+        // Our copies of the process's stdio go now: the process keeps its own.
+        drop(cmd);
+        let status = spawned
+            .and_then(|mut child| child.wait())
+            .map_err(|e| self.spawn_error(&e))?;
+        if status.success() {
+            return Ok(());
+        }
+        let message = log_error(&log, log_start)
+            .or_else(|| {
+                let mut text = String::new();
+                let f = match stderr_fallback {
+                    Some(f) => f.try_clone().ok()?,
+                    None => File::open(&out_path).ok()?,
+                };
+                let _ = f.take(MESSAGE_MAX as u64).read_to_string(&mut text);
+                last_line(&text)
+            })
+            .unwrap_or_else(|| format!("{} {sub} failed: {status}", self.rt.name));
+        Err(message)
+    }
+
+    /// The runtime binary cannot be run: worded like Go's `fork/exec` error, which Docker
+    /// clients map to 127 (not found) or 126 (permission denied).
+    fn spawn_error(&self, e: &io::Error) -> String {
+        let text = match e.raw_os_error() {
+            Some(n) => {
+                let desc = nix::errno::Errno::from_raw(n).desc();
+                let mut c = desc.chars();
+                match c.next() {
+                    Some(first) => first.to_lowercase().chain(c).collect(),
+                    None => String::new(),
+                }
+            }
+            None => e.to_string(),
+        };
+        format!(
+            "OCI runtime {:?}: fork/exec {}: {text}",
+            self.rt.name,
+            self.rt.path.display()
+        )
+    }
+
+    fn read_pid(&self, file: &Path) -> Result<Pid, String> {
+        let text = fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let _ = fs::remove_file(file);
+        text.trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|p| *p > 0)
+            .map(Pid::from_raw)
+            .ok_or_else(|| format!("{}: no pid in {text:?}", file.display()))
+    }
+
+    /// Creates the container from `bundle`; its init waits for [`OciCli::start`].
+    /// `stderr_fallback`: our end of the process's stderr pipe, where runc also prints a
+    /// failure.
+    pub fn create(
+        &self,
+        bundle: &Path,
+        stdio: ChildStdio,
+        stderr_fallback: Option<&File>,
+    ) -> Result<Pid, String> {
+        let pid_file = self.dir.join("init.pid");
+        let mut cmd = self.command("create");
+        cmd.arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(&pid_file);
+        let pipes = with_stdio(&mut cmd, stdio);
+        cmd.arg(&self.id);
+        self.run("create", cmd, pipes, stderr_fallback)?;
+        self.read_pid(&pid_file)
+    }
+
+    /// Lets the created container's init exec its process.
+    pub fn start(&self) -> Result<(), String> {
+        let mut cmd = self.command("start");
+        cmd.arg(&self.id);
+        self.run("start", cmd, None, None)
+    }
+
+    /// Runs `process` (an OCI process JSON) in the running container; returns its pid.
+    /// `tag` names its pid file.
+    pub fn exec(&self, process: &Path, stdio: ChildStdio, tag: &str) -> Result<Pid, String> {
+        let pid_file = self.dir.join(format!("exec-{tag}.pid"));
+        let mut cmd = self.command("exec");
+        cmd.arg("--detach")
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg("--process")
+            .arg(process);
+        let pipes = with_stdio(&mut cmd, stdio);
+        cmd.arg(&self.id);
+        if let Err(m) = self.run("exec", cmd, pipes, None) {
+            let _ = fs::remove_file(&pid_file);
+            return Err(exec_reason(&m).to_string());
+        }
+        self.read_pid(&pid_file)
+    }
+
+    /// Freezes every process of the container (runc keeps its state in step).
+    pub fn pause(&self) -> Result<(), String> {
+        let mut cmd = self.command("pause");
+        cmd.arg(&self.id);
+        self.run("pause", cmd, None, None)
+    }
+
+    pub fn resume(&self) -> Result<(), String> {
+        let mut cmd = self.command("resume");
+        cmd.arg(&self.id);
+        self.run("resume", cmd, None, None)
+    }
+
+    /// Removes the container's cgroups and the runtime's state, killing what is left.
+    /// A container the runtime does not know is already deleted.
+    pub fn delete(&self) -> Result<(), String> {
+        if !self.root.join(&self.id).exists() {
+            return Ok(());
+        }
+        let mut cmd = self.command("delete");
+        cmd.arg("--force").arg(&self.id);
+        self.run("delete", cmd, None, None)
+    }
+}
+
+/// The process's stdio on the runtime's command line: pipes become the runtime's own
+/// stdio, a pty adds `--console-socket`.
+fn with_stdio(cmd: &mut Command, stdio: ChildStdio) -> Option<Pipes> {
+    match stdio {
+        ChildStdio::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => Some(Pipes {
+            stdin,
+            stdout,
+            stderr,
+        }),
+        ChildStdio::Console(path) => {
+            cmd.arg("--console-socket").arg(path);
+            None
+        }
+    }
+}
+
+/// runc says "exec failed: unable to start container process: <why>"; the daemon puts
+/// Docker's own words in front of <why>, as for the embedded runtime.
+fn exec_reason(m: &str) -> &str {
+    let m = m.strip_prefix("exec failed: ").unwrap_or(m);
+    m.strip_prefix("unable to start container process: ")
+        .unwrap_or(m)
+}
+
+/// The message of the last `error` (or `fatal`) line written to the json log after
+/// `start` bytes.
+fn log_error(log: &Path, start: u64) -> Option<String> {
+    let mut f = File::open(log).ok()?;
+    f.seek(SeekFrom::Start(start)).ok()?;
+    let mut text = String::new();
+    f.take(1 << 20).read_to_string(&mut text).ok()?;
+    last_log_error(&text)
+}
+
+fn last_log_error(text: &str) -> Option<String> {
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| matches!(v["level"].as_str(), Some("error" | "fatal")))
+        .filter_map(|v| v["msg"].as_str().map(str::to_string))
+        .find(|m| !m.is_empty())
+}
+
+/// The last non-empty line, at most [`MESSAGE_MAX`] bytes.
+fn last_line(text: &str) -> Option<String> {
+    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    let mut end = line.len().min(MESSAGE_MAX);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(line[..end].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_errors_skip_other_levels_and_garbage() {
+        assert_eq!(last_log_error(""), None);
+        assert_eq!(last_log_error("not json\n{}\n"), None);
+        let text = r#"{"level":"debug","msg":"nsexec started"}
+{"level":"error","msg":"first"}
+garbage
+{"level":"warning","msg":"a warning"}
+{"level":"error","msg":"runc create failed: unable to start container process: exec: \"x\": executable file not found in $PATH"}
+{"level":"info","msg":"later"}
+"#;
+        assert_eq!(
+            last_log_error(text).as_deref(),
+            Some("runc create failed: unable to start container process: exec: \"x\": executable file not found in $PATH")
+        );
+        assert_eq!(
+            last_log_error(r#"{"level":"fatal","msg":"boom"}"#).as_deref(),
+            Some("boom")
+        );
+        assert_eq!(last_log_error(r#"{"level":"error","msg":""}"#), None);
+    }
+
+    #[test]
+    fn exec_reasons_lose_runc_prefixes() {
+        assert_eq!(
+            exec_reason("exec failed: unable to start container process: exec: \"x\": not found"),
+            "exec: \"x\": not found"
+        );
+        assert_eq!(exec_reason("other"), "other");
+    }
+
+    #[test]
+    fn last_line_trims_and_bounds() {
+        assert_eq!(last_line(""), None);
+        assert_eq!(last_line("\n  \n"), None);
+        assert_eq!(last_line("a\nb  \n\n").as_deref(), Some("b"));
+        let long = "é".repeat(MESSAGE_MAX);
+        let got = last_line(&long).unwrap();
+        assert!(got.len() <= MESSAGE_MAX && got.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn commands_put_global_options_first() {
+        let rt = ExternalRuntime {
+            name: "custom".into(),
+            path: "/usr/sbin/runc".into(),
+            args: vec!["--debug".into()],
+        };
+        let cli = OciCli::new(&rt, "c1", Path::new("/run/x"), Path::new("/run/x/runtime"));
+        let mut cmd = cli.command("start");
+        cmd.arg("c1");
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+        assert_eq!(cmd.get_program(), "/usr/sbin/runc");
+        assert_eq!(
+            args,
+            [
+                "--debug",
+                "--root",
+                "/run/x/runtime",
+                "--log",
+                "/run/x/runtime.log",
+                "--log-format",
+                "json",
+                "start",
+                "c1"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_binary_reads_as_not_found() {
+        let tmp = std::env::temp_dir().join(format!("berth-oci-cli-{}", std::process::id()));
+        fs::create_dir_all(&tmp).unwrap();
+        let rt = ExternalRuntime {
+            name: "vm".into(),
+            path: "/nonexistent/vm-manager".into(),
+            args: vec![],
+        };
+        let cli = OciCli::new(&rt, "c1", &tmp, &tmp.join("runtime"));
+        let err = cli.start().unwrap_err();
+        assert_eq!(
+            err,
+            "OCI runtime \"vm\": fork/exec /nonexistent/vm-manager: no such file or directory"
+        );
+        assert_eq!(berth_shim::start_failure_exit_code(&err), 127);
+        // Delete of a container the runtime never made is a no-op.
+        cli.delete().unwrap();
+        let _ = fs::remove_dir_all(&tmp);
+    }
+}

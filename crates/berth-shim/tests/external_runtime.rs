@@ -1,0 +1,263 @@
+//! The shim's second backend: the same container requests served with runc (the binary
+//! on `PATH`, as Debian's `runc` package installs it) doing create/start/exec/pause, and
+//! nothing left behind (the harness checks on drop; here also runc's state).
+
+mod common;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use berth_shim::{ExecProcess, ExternalRuntime, Request, Response, StartReply, Status};
+use common::Harness;
+use serde_json::json;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn runc() -> ExternalRuntime {
+    let path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join("runc"))
+        .find(|p| p.is_file())
+        .expect("these tests need runc (apt-get install runc)");
+    ExternalRuntime {
+        name: "runc".into(),
+        path,
+        args: vec![],
+    }
+}
+
+fn start(h: &mut Harness, rt: ExternalRuntime) -> StartReply {
+    let mut o = h.options();
+    o.runtime = Some(rt);
+    h.start_with(&o)
+}
+
+fn started(h: &mut Harness) -> i32 {
+    match start(h, runc()) {
+        StartReply::Started { pid, .. } => pid,
+        StartReply::Failed { message, .. } => panic!("start failed: {message}\n{}", h.shim_log()),
+    }
+}
+
+/// Nothing of runc's is left once the monitor is done.
+fn assert_no_runc_state(h: &Harness) {
+    let root = h.dir.join("runtime");
+    assert!(!root.join(&h.id).exists(), "runc state left in {root:?}");
+}
+
+#[test]
+fn echo_exit_code_and_log() {
+    need_root!();
+    let mut h = Harness::new(&["sh", "-c", "echo hi; echo oops >&2; exit 3"]);
+    started(&mut h);
+    let e = h.wait_exit(LIMIT);
+    assert_eq!((e.exit_code, e.signal, e.oom_killed), (3, None, false));
+    let log = h.log_entries();
+    let got: Vec<_> = log
+        .iter()
+        .map(|l| (l.log.as_str(), l.stream.as_str()))
+        .collect();
+    assert!(got.contains(&("hi\n", "stdout")) && got.contains(&("oops\n", "stderr")));
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_no_runc_state(&h);
+}
+
+#[test]
+fn missing_executable_exits_127_with_runcs_words() {
+    need_root!();
+    let mut h = Harness::new(&["/no/such/thing"]);
+    match start(&mut h, runc()) {
+        StartReply::Failed { exit_code, message } => {
+            assert_eq!(exit_code, 127, "{message}");
+            assert!(
+                message.contains("/no/such/thing") && message.contains("no such file"),
+                "{message}"
+            );
+        }
+        r => panic!("started: {r:?}"),
+    }
+    let e = h.wait_exit(LIMIT);
+    assert_eq!(e.exit_code, 127);
+    assert!(!h.dir.join("shim.sock").exists());
+    assert_no_runc_state(&h);
+}
+
+#[test]
+fn a_missing_runtime_binary_exits_127() {
+    need_root!();
+    let mut h = Harness::new(&["true"]);
+    let rt = ExternalRuntime {
+        name: "vm".into(),
+        path: "/nonexistent/vm-manager".into(),
+        args: vec![],
+    };
+    match start(&mut h, rt) {
+        StartReply::Failed { exit_code, message } => {
+            assert_eq!(exit_code, 127, "{message}");
+            assert!(
+                message.contains("/nonexistent/vm-manager: no such file or directory"),
+                "{message}"
+            );
+        }
+        r => panic!("started: {r:?}"),
+    }
+    h.wait_exit(LIMIT);
+}
+
+#[test]
+fn runtime_args_come_first() {
+    need_root!();
+    let mut h = Harness::new(&["echo", "debugged"]);
+    let mut rt = runc();
+    rt.args = vec!["--debug".into()];
+    assert!(matches!(start(&mut h, rt), StartReply::Started { .. }));
+    assert_eq!(h.wait_exit(LIMIT).exit_code, 0);
+    assert_eq!(h.log_text(), "debugged\n");
+    // --debug makes runc log at debug level into its json log.
+    let log = std::fs::read_to_string(h.dir.join("runtime.log")).unwrap();
+    assert!(log.contains(r#""level":"debug""#), "{log}");
+}
+
+#[test]
+fn cgroup_files_are_read_only_inside() {
+    need_root!();
+    let mut h = Harness::new(&[
+        "sh",
+        "-c",
+        "echo 999999999 > /sys/fs/cgroup/memory/memory.limit_in_bytes || echo refused; \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
+    h.spec["linux"]["resources"]["memory"] = json!({"limit": 32 << 20});
+    started(&mut h);
+    assert_eq!(h.wait_exit(LIMIT).exit_code, 0);
+    let text = h.log_text();
+    assert!(
+        text.contains("refused") && text.contains("33554432"),
+        "{text}"
+    );
+}
+
+#[test]
+fn exec_pause_resume_and_kill() {
+    need_root!();
+    let mut h = Harness::new(&["sleep", "100"]);
+    let pid = started(&mut h);
+    assert_eq!(h.state().pid, pid);
+    // An attached exec: its output comes back framed, its exit code through ExecWait.
+    let mut c = h.client();
+    let r = c
+        .call(&Request::Exec {
+            exec_id: "e1".into(),
+            process: ExecProcess {
+                args: vec!["sh".into(), "-c".into(), "hostname; exit 5".into()],
+                ..Default::default()
+            },
+            attach: true,
+        })
+        .unwrap();
+    assert!(matches!(r, Response::ExecStarted { .. }), "{r:?}");
+    let (mut buffered, mut s) = c.into_stream();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s.read_to_end(&mut buffered).unwrap();
+    assert_eq!(&buffered[8..], b"test\n", "{buffered:?}");
+    match h.call(&Request::ExecWait {
+        exec_id: "e1".into(),
+    }) {
+        Response::Exec(e) => assert_eq!((e.running, e.exit_code), (false, Some(5))),
+        other => panic!("{other:?}"),
+    }
+    // A tty exec.
+    let mut c = h.client();
+    let r = c
+        .call(&Request::Exec {
+            exec_id: "t1".into(),
+            process: ExecProcess {
+                args: vec!["tty".into()],
+                tty: true,
+                ..Default::default()
+            },
+            attach: true,
+        })
+        .unwrap();
+    assert!(matches!(r, Response::ExecStarted { .. }), "{r:?}");
+    let (mut buffered, mut s) = c.into_stream();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s.read_to_end(&mut buffered).unwrap();
+    let out = String::from_utf8_lossy(&buffered);
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+    // A missing executable: runc's reason, without its own prefix.
+    match h.call(&Request::Exec {
+        exec_id: "n1".into(),
+        process: ExecProcess {
+            args: vec!["nosuchcmd".into()],
+            ..Default::default()
+        },
+        attach: false,
+    }) {
+        Response::Error { message, .. } => {
+            assert!(
+                message.starts_with("exec: \"nosuchcmd\": executable file not found"),
+                "{message}"
+            );
+            assert_eq!(berth_shim::start_failure_exit_code(&message), 127);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Pause and resume through runc.
+    assert_eq!(h.call(&Request::Pause), Response::Ok);
+    assert_eq!(h.state().status, Status::Paused);
+    let freezer = format!("/sys/fs/cgroup/freezer/{}/{}/freezer.state", h.parent, h.id);
+    assert_eq!(std::fs::read_to_string(&freezer).unwrap().trim(), "FROZEN");
+    assert_eq!(h.call(&Request::Resume), Response::Ok);
+    assert_eq!(std::fs::read_to_string(&freezer).unwrap().trim(), "THAWED");
+    // SIGKILL while paused thaws it, so it dies.
+    assert_eq!(h.call(&Request::Pause), Response::Ok);
+    assert_eq!(
+        h.call(&Request::Kill {
+            signal: 9,
+            all: false
+        }),
+        Response::Ok
+    );
+    let e = h.wait_exit(LIMIT);
+    assert_eq!((e.exit_code, e.signal), (137, Some(9)));
+    assert_no_runc_state(&h);
+}
+
+#[test]
+fn deferred_start_and_kill_all() {
+    need_root!();
+    let mut h = Harness::new(&["sh", "-c", "sleep 100 & sleep 100"]);
+    let mut o = h.options();
+    o.runtime = Some(runc());
+    o.defer_start = true;
+    assert!(matches!(h.start_with(&o), StartReply::Started { .. }));
+    assert_eq!(h.state().status, Status::Created);
+    assert_eq!(h.call(&Request::Start), Response::Ok);
+    assert_eq!(h.state().status, Status::Running);
+    // Both sleeps run (sh execs the last one) before the kill reaches every process of
+    // the cgroup.
+    let procs = format!("/sys/fs/cgroup/pids/{}/{}/cgroup.procs", h.parent, h.id);
+    let deadline = Instant::now() + LIMIT;
+    while std::fs::read_to_string(&procs)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the sleeps did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        h.call(&Request::Kill {
+            signal: 9,
+            all: true
+        }),
+        Response::Ok
+    );
+    assert_eq!(h.wait_exit(LIMIT).exit_code, 137);
+    assert_no_runc_state(&h);
+}

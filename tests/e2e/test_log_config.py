@@ -1,0 +1,140 @@
+"""Log drivers and json-file rotation through the real docker CLI: `--log-opt max-size` /
+`max-file` keep at most that many files of about that size, `docker logs` reads across
+them oldest first, `logs -f` follows a container through rotations without losing a line,
+the `none` driver keeps nothing, and unknown drivers and options are refused at create."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import DOCKER_BIN, REPO_ROOT, poll
+
+
+@pytest.fixture
+def d(berthd, docker_env):
+    daemon = berthd()
+    env = docker_env({"DOCKER_HOST": daemon.unix_host})
+    rootfs = subprocess.run([str(REPO_ROOT / "scripts" / "busybox-rootfs")], check=True, capture_output=True).stdout
+    subprocess.run([DOCKER_BIN, "import", "-c", 'CMD ["sh"]', "-", "busybox:latest"],
+                   input=rootfs, env=env, check=True, capture_output=True, timeout=60)
+    daemon.docker_env = env
+    return daemon
+
+
+def dk(d, *args, check=True, timeout=60):
+    r = subprocess.run([DOCKER_BIN, *args], env=d.docker_env, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r
+
+
+def numbers(text: str) -> list[int]:
+    return [int(l.split("-", 1)[1]) for l in text.splitlines() if l.startswith("line-")]
+
+
+WRITE_200 = "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done; echo done; sleep 1000"
+
+
+def test_rotation_keeps_max_files_and_logs_reads_them_in_order(d):
+    cid = dk(d, "run", "-d", "--log-opt", "max-size=1k", "--log-opt", "max-file=3",
+             "busybox", "sh", "-c", WRITE_200).stdout.strip()
+    poll(lambda: "done" in dk(d, "logs", "--tail", "1", cid).stdout, 30, "the writer to finish")
+    log = Path(dk(d, "inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
+    files = sorted(p.name for p in log.parent.glob(log.name + "*"))
+    assert files == [log.name, log.name + ".1", log.name + ".2"], files
+    for p in log.parent.glob(log.name + "*"):
+        assert p.stat().st_size <= 1024, (p, p.stat().st_size)
+    cfg = json.loads(dk(d, "inspect", "-f", "{{json .HostConfig.LogConfig}}", cid).stdout)
+    assert cfg == {"Type": "json-file", "Config": {"max-size": "1k", "max-file": "3"}}
+    got = numbers(dk(d, "logs", cid).stdout)
+    # The oldest lines rotated away; what is left is a contiguous run up to the last one.
+    assert got and got[-1] == 199 and got[0] > 0, got
+    assert got == list(range(got[0], 200)), got
+    tail = numbers(dk(d, "logs", "--tail", "5", cid).stdout)
+    assert tail == [196, 197, 198, 199], tail  # the 5th line from the end is "done"
+    dk(d, "rm", "-f", cid)
+
+
+def test_follow_survives_rotation(d):
+    # The writer waits until the follower has seen "ready", so every later line must
+    # reach it, across a dozen rotations (512-byte files hold about 7 lines, written in
+    # about 140 ms; a follower may fall up to max-file - 1 = 2 rotations behind).
+    script = ("echo ready; while [ ! -e /tmp/go ]; do usleep 10000; done; "
+              "i=0; while [ $i -lt 100 ]; do echo line-$i; i=$((i+1)); usleep 20000; done")
+    cid = dk(d, "run", "-d", "--log-opt", "max-size=512", "--log-opt", "max-file=3",
+             "busybox", "sh", "-c", script).stdout.strip()
+    follower = subprocess.Popen([DOCKER_BIN, "logs", "-f", cid], env=d.docker_env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout is not None
+        first = follower.stdout.readline()
+        assert first == "ready\n", first
+        dk(d, "exec", cid, "touch", "/tmp/go")
+        out, err = follower.communicate(timeout=60)
+    finally:
+        follower.kill()
+    assert numbers(out) == list(range(100)), (out[-500:], err)
+    dk(d, "rm", "-f", cid)
+
+
+def test_single_file_is_truncated(d):
+    cid = dk(d, "run", "-d", "--log-opt", "max-size=1k", "busybox", "sh", "-c", WRITE_200).stdout.strip()
+    poll(lambda: "done" in dk(d, "logs", "--tail", "1", cid).stdout, 30, "the writer to finish")
+    log = Path(dk(d, "inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
+    assert sorted(p.name for p in log.parent.glob(log.name + "*")) == [log.name]
+    got = numbers(dk(d, "logs", cid).stdout)
+    assert got and got[-1] == 199 and got == list(range(got[0], 200)), got
+    dk(d, "rm", "-f", cid)
+
+
+def test_none_driver_and_bad_config(d):
+    cid = dk(d, "run", "-d", "--log-driver", "none", "busybox", "sh", "-c", "echo hidden; sleep 1000").stdout.strip()
+    r = dk(d, "logs", cid, check=False)
+    assert r.returncode != 0 and "configured logging driver does not support reading" in r.stderr, r.stderr
+    assert d.request("GET", f"/containers/{cid}/logs?stdout=1").status == 501
+    assert dk(d, "inspect", "-f", "{{.HostConfig.LogConfig.Type}}", cid).stdout.strip() == "none"
+    log = Path(dk(d, "inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
+    assert not log.exists()
+    dk(d, "rm", "-f", cid)
+
+    before = dk(d, "ps", "-aq").stdout.split()
+    for args, want in (
+        (["--log-driver", "syslog"], "logger: no log driver named 'syslog' is registered"),
+        (["--log-opt", "foo=bar"], "unknown log opt 'foo' for json-file log driver"),
+        (["--log-opt", "max-file=0"], "max-file cannot be less than 1"),
+        (["--log-opt", "max-size=lots"], "invalid size: 'lots'"),
+    ):
+        r = dk(d, "create", *args, "busybox", "true", check=False)
+        assert r.returncode != 0 and want in r.stderr, (args, r.stderr)
+    assert dk(d, "ps", "-aq").stdout.split() == before
+
+
+def test_daemon_log_defaults(berthd, docker_env):
+    daemon = berthd(config={"log-driver": "json-file", "log-opts": {"max-size": "1k", "max-file": "2"}})
+    env = docker_env({"DOCKER_HOST": daemon.unix_host})
+    rootfs = subprocess.run([str(REPO_ROOT / "scripts" / "busybox-rootfs")], check=True, capture_output=True).stdout
+    subprocess.run([DOCKER_BIN, "import", "-", "busybox:latest"], input=rootfs, env=env, check=True,
+                   capture_output=True, timeout=60)
+    daemon.docker_env = env
+    cid = dk(daemon, "run", "-d", "--log-opt", "max-file=3", "busybox", "sh", "-c", WRITE_200).stdout.strip()
+    poll(lambda: "done" in dk(daemon, "logs", "--tail", "1", cid).stdout, 30, "the writer to finish")
+    cfg = json.loads(dk(daemon, "inspect", "-f", "{{json .HostConfig.LogConfig}}", cid).stdout)
+    assert cfg == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "1k"}}, cfg
+    log = Path(dk(daemon, "inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
+    assert len(list(log.parent.glob(log.name + "*"))) == 3
+    dk(daemon, "rm", "-f", cid)
+    # A container naming another driver does not get the json-file defaults.
+    cid = dk(daemon, "create", "--log-driver", "none", "busybox", "true").stdout.strip()
+    cfg = json.loads(dk(daemon, "inspect", "-f", "{{json .HostConfig.LogConfig}}", cid).stdout)
+    assert cfg == {"Type": "none", "Config": {}}, cfg
+
+
+def test_bad_daemon_log_defaults_refuse_to_start(berthd):
+    daemon = berthd(config={"log-opts": {"max-size": "huge"}}, start=False)
+    proc = daemon.spawn()
+    assert proc.wait(timeout=30) != 0
+    assert "invalid size: 'huge'" in daemon.log_text(), daemon.log_tail()
