@@ -313,7 +313,9 @@ def test_restart_keeps_addresses_and_ports(daemon):
     dk(d, "network", "create", "rn")
     _serve(d, "web", "--network", "rn", "-p", f"{port}:80")
     ip = dk(d, "inspect", "-f", "{{.NetworkSettings.Networks.rn.IPAddress}}", "web").stdout.strip()
-    assert _http_get("127.0.0.1", port).endswith("hello from web\n")
+    # httpd binds port 80 a moment after `docker run -d` returns.
+    body = poll(lambda: _http_get("127.0.0.1", port), 10, "the published port")
+    assert body.endswith("hello from web\n")
     d.restart()
     assert dk(d, "inspect", "-f", "{{.NetworkSettings.Networks.rn.IPAddress}}", "web").stdout.strip() == ip
     body = poll(lambda: _http_get("127.0.0.1", port), 10, "the published port after restart")

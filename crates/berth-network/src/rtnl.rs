@@ -22,6 +22,8 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::Socket;
+use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::time::TimeVal;
 
 /// The far end of a veth pair: its name, MTU and MAC, made directly in another network
 /// namespace (an open nsfs file).
@@ -46,6 +48,13 @@ impl Rtnl {
     pub(crate) fn open() -> io::Result<Rtnl> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind_auto()?;
+        // The kernel always answers; the bound only keeps a lost answer from hanging a start.
+        setsockopt(
+            &sock,
+            sockopt::ReceiveTimeout,
+            &TimeVal::new(REPLY_TIMEOUT_S, 0),
+        )
+        .map_err(io::Error::from)?;
         Ok(Rtnl {
             sock,
             seq: 0,
@@ -207,6 +216,9 @@ impl Rtnl {
         .map(drop)
     }
 }
+
+/// How long a request waits for its answer.
+const REPLY_TIMEOUT_S: i64 = 10;
 
 /// What rtnetlink answers for a link name it does not know.
 const ENODEV: i32 = nix::errno::Errno::ENODEV as i32;
