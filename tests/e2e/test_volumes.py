@@ -329,3 +329,63 @@ def test_answers_match_the_api_spec(daemon, tmp_path):
     assert daemon.get_json("/containers/specctr/changes") is None
     dk(daemon, "rm", "specctr")
     dk(daemon, "volume", "rm", "specvol")
+
+
+def test_system_df_reclaimable_like_dockerd(daemon):
+    """`docker system df [-v]` figures as dockerd 20.10 gives them: layers counted once,
+    images sharing a layer show it as shared (so an unused image's share stays
+    reclaimable while a used one holds it), stopped containers' layers and unused
+    volumes reclaimable, containers listed with their mounts, no build cache. `berth
+    system df` prints what docker prints for the same answer."""
+    from conftest import BERTH_BIN
+    dk(daemon, "tag", "busybox", "other:1")
+    import_image_with_data(daemon, "data:1", volume=None)  # a layer of its own
+    base = subprocess.run([str(REPO_ROOT / "scripts" / "busybox-rootfs")], check=True, capture_output=True).stdout
+    subprocess.run([DOCKER_BIN, "import", "-", "unused:1"], input=base, env=daemon.docker_env, check=True,
+                   capture_output=True, timeout=60)
+    dk(daemon, "run", "--name", "stopped", "busybox", "sh", "-c", "head -c 5000 /dev/zero > /f")
+    dk(daemon, "run", "-d", "--name", "up", "-v", "dfa:/d", "busybox", "sh", "-c",
+       "head -c 3000 /dev/zero > /d/x; head -c 2000 /dev/zero > /y; sleep 1000")
+    dk(daemon, "run", "--rm", "-v", "dfb:/d", "busybox", "sh", "-c", "head -c 7000 /dev/zero > /d/y")
+    from conftest import poll
+    poll(lambda: dk(daemon, "exec", "up", "test", "-f", "/y", check=False).returncode == 0, 10, "the writes")
+    df = daemon.get_json("/system/df")
+    images = {i["RepoTags"][0] if i["RepoTags"] else i["Id"]: i for i in df["Images"]}
+    busybox_size = images["busybox:latest"]["Size"]
+    # busybox:latest and unused:1 have the same single layer: one copy on disk, shared.
+    assert images["unused:1"]["Size"] == busybox_size == images["unused:1"]["SharedSize"]
+    assert images["busybox:latest"]["SharedSize"] == busybox_size and images["busybox:latest"]["Containers"] == 2
+    assert images["data:1"]["SharedSize"] == 0 and images["data:1"]["Containers"] == 0
+    assert df["LayersSize"] == busybox_size + images["data:1"]["Size"]
+    ctrs = {c["Names"][0]: c for c in df["Containers"]}
+    assert ctrs["/stopped"]["SizeRw"] == 5000 and ctrs["/stopped"]["SizeRootFs"] == 5000 + busybox_size
+    assert [m["Name"] for m in ctrs["/up"]["Mounts"]] == ["dfa"] and ctrs["/up"]["Mounts"][0]["Driver"] == "local"
+    assert df["BuildCache"] is None and df["BuilderSize"] == 0
+    lines = dk(daemon, "system", "df").stdout.splitlines()
+    assert lines[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    rows = {l[:16].strip(): l[16:].split() for l in lines[1:]}
+    total = df["LayersSize"]
+    unique_used = 0  # busybox is the only used image and shares all it has
+    reclaim = total - unique_used
+    assert rows["Images"][:2] == ["3", "1"] and rows["Images"][-1] == f"({reclaim * 100 // total}%)"
+    assert rows["Containers"] == ["2", "1", "7kB", "5kB", "(71%)"]
+    assert rows["Local Volumes"] == ["2", "1", "10kB", "7kB", "(70%)"]
+    assert rows["Build Cache"] == ["0", "0", "0B", "0B"]
+    verbose = dk(daemon, "system", "df", "-v").stdout
+    assert "dfa           1         3kB" in verbose and "dfb           0         7kB" in verbose
+    import re
+    up = [l for l in verbose.splitlines() if l.endswith(" up")][0]
+    assert re.search(r'"\s+1\s+2kB\s', up), up  # LOCAL VOLUMES, SIZE after COMMAND
+    # The berth CLI renders the same answer the same way.
+    berth = [str(BERTH_BIN), "-H", daemon.unix_host, "system", "df"]
+    assert subprocess.run(berth, capture_output=True, text=True, check=True, timeout=60).stdout == \
+        dk(daemon, "system", "df").stdout
+
+    def timeless(text: str) -> str:  # CREATED columns may tick between the two commands
+        return re.sub(r"(\d+|Less than a|About a) \w+ ago", "T ago", text)
+
+    got = subprocess.run([*berth, "-v"], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert re.sub(r" +", " ", timeless(got)) == re.sub(r" +", " ", timeless(verbose))
+    dk(daemon, "rm", "-f", "up", "stopped")
+    dk(daemon, "volume", "rm", "dfa", "dfb")
+    dk(daemon, "rmi", "other:1", "data:1", "unused:1")

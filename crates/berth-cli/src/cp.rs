@@ -360,10 +360,8 @@ async fn copy_from(
             rx,
             cur: Bytes::new(),
         };
-        let res = extract_local(&mut r, &plan);
-        // Let the download finish (and report its own error) rather than block.
-        while r.rx.blocking_recv().is_some() {}
-        res
+        // Returning drops the receiver: a failed extraction stops the download.
+        extract_local(&mut r, &plan)
     });
     let mut download = Ok(());
     let mut next = Some(Ok(first));
@@ -477,10 +475,15 @@ async fn copy_to(
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(16);
     let builder = tokio::task::spawn_blocking(move || {
         let w = BufWriter::with_capacity(TAR_BUF, ChannelWriter(tx.clone()));
-        if let Err(e) = write_local_tar(w, &local, &name, src_is_dir) {
-            let msg = format!("cannot archive {}: {e}", local.display());
-            let _ = tx.blocking_send(Err(std::io::Error::other(msg.clone())));
-            return Err(Error::client(msg));
+        match write_local_tar(w, &local, &name, src_is_dir) {
+            Ok(()) => {}
+            // The upload ended first: its own error says why.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => {
+                let msg = format!("cannot archive {}: {e}", local.display());
+                let _ = tx.blocking_send(Err(std::io::Error::other(msg.clone())));
+                return Err(Error::client(msg));
+            }
         }
         Ok(())
     });

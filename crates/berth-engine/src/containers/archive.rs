@@ -12,6 +12,15 @@
 //! swap a directory for a symlink meanwhile, a running container is frozen for the
 //! duration (moby's fix for CVE-2018-15664); the extraction also refuses symlinks in
 //! parent components and never writes through one.
+//!
+//! Both directions stream: a tar is written while it is sent, an upload extracted while
+//! it arrives (read in the request's task, handed to a blocking thread in 1 MiB chunks),
+//! so memory stays bounded whatever the size. The freeze therefore lasts as long as the
+//! transfer: a slow client keeps a running container paused that long.
+//!
+//! As dockerd: a stopped container's tmpfs mounts do not exist for this API (their paths
+//! are the rootfs' own), and a write outside every writable mount of a `--read-only`
+//! container is refused (moby `checkWritablePath`).
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -24,8 +33,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-
-use tokio_util::io::SyncIoBridge;
 
 use super::fs_views::{append_entry, append_tree, ChannelWriter, RootView};
 use super::{mounts, rid, Containers};
@@ -285,7 +292,7 @@ impl Engine {
         let (tx, rx) = mpsc::channel(8);
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            let w = io::BufWriter::with_capacity(256 * 1024, ChannelWriter(tx.clone()));
+            let w = io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx.clone()));
             let mut b = tar::Builder::new(w);
             b.follow_symlinks(false);
             let host = r.host_path();
@@ -362,19 +369,44 @@ impl Engine {
             }
         };
         let dest = r.host_path();
-        let mut body = SyncIoBridge::new(body);
-        tokio::task::spawn_blocking(move || {
-            let res = extract(&mut body, &dest, no_overwrite_dir_non_dir, copy_uid_gid);
-            if res.is_err() {
-                // Read the rest, so that the client gets the answer rather than a
-                // connection reset while it still sends (bounded, as image load does).
-                let _ = io::copy(&mut io::Read::take(&mut body, DRAIN_MAX), &mut io::sink());
-            }
+        // The body is read here, in the request's own task, and handed to the extracting
+        // thread in large chunks: a thread woken for every network frame made context
+        // switches the largest cost of a copy on two cores.
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(PUMP_CHUNKS);
+        let (spare_tx, spare_rx) = std::sync::mpsc::channel();
+        let extractor = tokio::task::spawn_blocking(move || {
+            let mut reader = ChunkReceiver {
+                rx,
+                spare: spare_tx,
+                cur: Vec::new(),
+                pos: 0,
+            };
+            let res = extract(&mut reader, &dest, no_overwrite_dir_non_dir, copy_uid_gid);
+            drop(reader);
             drop(r);
             res
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?
+        });
+        let mut body = body;
+        let pumped = pump(&mut body, tx, spare_rx).await;
+        let res = extractor
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        if res.is_err() {
+            // Read the rest, so that the client gets the answer rather than a connection
+            // reset while it still sends (bounded, as image load does).
+            let _ = tokio::io::copy(
+                &mut tokio::io::AsyncReadExt::take(body, DRAIN_MAX),
+                &mut tokio::io::sink(),
+            )
+            .await;
+        }
+        match (res, pumped) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Err(e)) => Err(EngineError::InvalidArgument(format!(
+                "cannot read the archive: {e}"
+            ))),
+            (Ok(()), Ok(())) => Ok(()),
+        }
     }
 
     /// moby `checkWritablePath`: under a mount, that mount must be read-write; elsewhere
@@ -430,6 +462,71 @@ fn extract(
             None => EngineError::InvalidArgument(format!("cannot extract archive: {e}")),
         }
     })
+}
+
+/// Size of the chunks the request body is handed to the extracting thread in.
+const PUMP_CHUNK: usize = 1 << 20;
+/// Chunks in flight between them.
+const PUMP_CHUNKS: usize = 8;
+
+/// Reads `body` into `PUMP_CHUNK`-sized chunks for `tx` until it ends or the receiver is
+/// gone (the extraction stopped: the caller then drains what is left). Buffers come back
+/// through `spare` for reuse, so that a long upload allocates (and faults in) a few only.
+async fn pump(
+    body: &mut BodyReader,
+    tx: mpsc::Sender<Vec<u8>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let mut buf = spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(PUMP_CHUNK));
+        buf.clear();
+        let mut ended = false;
+        while buf.len() < PUMP_CHUNK {
+            let room = (PUMP_CHUNK - buf.len()) as u64;
+            if (&mut *body).take(room).read_buf(&mut buf).await? == 0 {
+                ended = true;
+                break;
+            }
+        }
+        if !buf.is_empty() && tx.send(buf).await.is_err() {
+            return Ok(());
+        }
+        if ended {
+            return Ok(());
+        }
+    }
+}
+
+/// The extracting thread's end of [`pump`]'s channel.
+struct ChunkReceiver {
+    rx: mpsc::Receiver<Vec<u8>>,
+    spare: std::sync::mpsc::Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl io::Read for ChunkReceiver {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.blocking_recv() {
+                Some(b) => {
+                    let used = std::mem::replace(&mut self.cur, b);
+                    if used.capacity() > 0 {
+                        let _ = self.spare.send(used);
+                    }
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// The most of a refused upload read (and dropped) before answering.

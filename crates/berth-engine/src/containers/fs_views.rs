@@ -1,6 +1,9 @@
 //! Views of a container's filesystem: `changes` (A/C/D read from the overlay upper dir,
 //! whiteouts and opaque directories understood), `export` (a tar of the merged root),
-//! `commit` (the upper dir as a new image layer), sizes and `/system/df`.
+//! `commit` (the upper dir as a new image layer, written in one pass: a tar built on one
+//! thread while the image store unpacks, hashes and indexes it on another), sizes and
+//! `/system/df`. Stopped containers are read through a [`RootView`]; a daemon killed
+//! while one was mounted leaves it behind, and the next start removes it.
 //!
 //! Owns: walking `<data-root>/containers/<id>/rw/diff`, read-only views of a stopped
 //! container's root, tar writing of a directory tree. Does not own: the layers
@@ -200,10 +203,56 @@ pub(crate) fn append_entry<W: Write>(
     set_name(b, &mut h, &name)?;
     h.set_cksum();
     if ft.is_file() {
-        b.append(&h, std::fs::File::open(path)?)
+        // Exactly the size in the header, read in large blocks: the tar crate copies with
+        // 8 KiB reads, and a file that grew meanwhile would corrupt the archive.
+        let w = b.get_mut();
+        w.write_all(h.as_bytes())?;
+        copy_exact(&mut std::fs::File::open(path)?, w, md.len())?;
+        let pad = (512 - md.len() % 512) % 512;
+        w.write_all(&[0u8; 512][..pad as usize])
     } else {
         b.append(&h, io::empty())
     }
+}
+
+/// Size of the blocks file contents are read in when archived.
+const READ_BLOCK: usize = 1 << 20;
+
+thread_local! {
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Copies `len` bytes of `r` to `w`; a file that shrank meanwhile is padded with zeros.
+fn copy_exact(r: &mut impl io::Read, w: &mut impl Write, len: u64) -> io::Result<()> {
+    READ_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let want = usize::try_from(len).unwrap_or(usize::MAX).min(READ_BLOCK);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let mut left = len;
+        let mut eof = false;
+        while left > 0 {
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+            let got = if eof {
+                buf[..n].fill(0);
+                n
+            } else {
+                match r.read(&mut buf[..n]) {
+                    Ok(0) => {
+                        eof = true;
+                        continue;
+                    }
+                    Ok(got) => got,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            w.write_all(&buf[..got])?;
+            left -= got as u64;
+        }
+        Ok(())
+    })
 }
 
 fn append_empty<W: Write>(
@@ -483,7 +532,7 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))??;
         let (tx, rx) = mpsc::channel(8);
         tokio::task::spawn_blocking(move || {
-            let w = io::BufWriter::with_capacity(256 * 1024, ChannelWriter(tx.clone()));
+            let w = io::BufWriter::with_capacity(CHUNK, ChannelWriter(tx.clone()));
             let mut b = tar::Builder::new(w);
             b.follow_symlinks(false);
             let r = append_tree(&mut b, &view.root, "", false)
@@ -737,6 +786,34 @@ mod tests {
             let names = read_tar(&b.into_inner().unwrap());
             assert!(names.contains(&"etc/.wh.group".to_string()), "{names:?}");
         }
+    }
+
+    #[test]
+    fn file_contents_match_their_header_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(READ_BLOCK * 2 + 777))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(tmp.path().join("big"), &data).unwrap();
+        std::fs::write(tmp.path().join("small"), b"abc").unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        append_tree(&mut b, tmp.path(), "", false).unwrap();
+        let bytes = b.into_inner().unwrap();
+        let mut a = tar::Archive::new(bytes.as_slice());
+        let mut got = std::collections::BTreeMap::new();
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let mut v = Vec::new();
+            io::Read::read_to_end(&mut e, &mut v).unwrap();
+            got.insert(name, v);
+        }
+        assert_eq!(got["big"], data);
+        assert_eq!(got["small"], b"abc");
+        // A file that shrank after its header was written is padded to the header's size.
+        let mut out = Vec::new();
+        copy_exact(&mut &b"ab"[..], &mut out, 5).unwrap();
+        assert_eq!(out, b"ab\0\0\0");
     }
 
     #[test]

@@ -95,6 +95,16 @@ async fn commit(
 
 const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
+/// The body as a reader polled by the request's own task (the one that reads the
+/// connection), without `crate::body`'s read-ahead task: the engine batches it into large
+/// chunks itself, and a second task would be woken for every frame.
+fn direct_reader(body: Body) -> berth_engine::images::BodyReader {
+    use futures_util::TryStreamExt;
+    Box::new(tokio_util::io::StreamReader::new(
+        body.into_data_stream().map_err(std::io::Error::other),
+    ))
+}
+
 fn path_param(q: &Query) -> Result<String, ApiError> {
     match q.get("path") {
         Some(p) if !p.is_empty() => Ok(p.to_string()),
@@ -151,7 +161,7 @@ async fn archive_put(
         .container_extract(
             &id,
             &path,
-            Box::new(crate::body::read_ahead(body)),
+            direct_reader(body),
             q.bool("noOverwriteDirNonDir"),
             q.bool("copyUIDGID"),
         )
