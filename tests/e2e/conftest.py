@@ -373,6 +373,14 @@ def berth(*args: str | os.PathLike[str], env: dict[str, str] | None = None, chec
     return run_cmd([BERTH_BIN, *args], env=clean_env(env), check=check, timeout=timeout)
 
 
+def import_busybox(docker_env: dict[str, str], tag: str = "busybox:latest") -> None:
+    """Imports the test image (Debian's busybox-static as a rootfs, `CMD ["sh"]`) into the
+    daemon that `docker_env` points the docker CLI at."""
+    rootfs = subprocess.run([str(REPO_ROOT / "scripts" / "busybox-rootfs")], check=True, capture_output=True).stdout
+    subprocess.run([DOCKER_BIN, "import", "-c", 'CMD ["sh"]', "-", tag],
+                   input=rootfs, env=docker_env, check=True, capture_output=True, timeout=60)
+
+
 def tls_init(directory: Path, sans: Iterable[str] = ("127.0.0.1",)) -> TlsFiles:
     directory.mkdir(parents=True, exist_ok=True)
     args: list[str] = ["tls", "init", "--dir", str(directory)]

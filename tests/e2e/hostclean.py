@@ -131,3 +131,21 @@ def _wait_empty(cgroup: Path, timeout: float) -> bool:
             return False
         time.sleep(0.02)
 
+
+
+def shim_pids(roots: tuple[str, ...]) -> list[int]:
+    """berth-shim processes holding a file under one of `roots` (a daemon's data and exec
+    roots): the shims of that daemon's containers."""
+    found = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if b"berth-shim" not in (p / "cmdline").read_bytes():
+                continue
+            targets = [os.readlink(f) for f in (p / "fd").iterdir()]
+        except OSError:
+            continue
+        if any(t.startswith(roots) for t in targets):
+            found.append(int(p.name))
+    return found

@@ -14,7 +14,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import DOCKER_BIN, REPO_ROOT, poll
+from conftest import DOCKER_BIN, import_busybox, poll
 from hostclean import container_cgroups
 
 UNIFIED = Path("/sys/fs/cgroup/unified")
@@ -25,9 +25,7 @@ V2_WRAPPER = (
 
 def _with_image(d, docker_env):
     env = docker_env({"DOCKER_HOST": d.unix_host})
-    rootfs = subprocess.run([str(REPO_ROOT / "scripts" / "busybox-rootfs")], check=True, capture_output=True).stdout
-    subprocess.run([DOCKER_BIN, "import", "-c", 'CMD ["sh"]', "-", "busybox:latest"],
-                   input=rootfs, env=env, check=True, capture_output=True, timeout=60)
+    import_busybox(env)
     return env
 
 

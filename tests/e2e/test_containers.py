@@ -3,14 +3,13 @@ lifecycle, name conflicts, and no leaked mounts or shims."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import DOCKER_BIN, REPO_ROOT, poll
-from hostclean import container_cgroups
+from hostclean import container_cgroups, shim_pids
 
 
 @pytest.fixture
@@ -40,21 +39,7 @@ def _all_ids(d) -> list[str]:
 
 
 def _shims(d) -> list[int]:
-    """berth-shim processes holding a file under this daemon's roots."""
-    roots = (str(d.data_root), str(d.exec_root))
-    found = []
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            if b"berth-shim" not in (p / "cmdline").read_bytes():
-                continue
-            targets = [os.readlink(f) for f in (p / "fd").iterdir()]
-        except OSError:
-            continue
-        if any(t.startswith(roots) for t in targets):
-            found.append(int(p.name))
-    return found
+    return shim_pids((str(d.data_root), str(d.exec_root)))
 
 
 def dk(d, *args, check=True, timeout=60):

@@ -12,16 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOCKER_BIN, REPO_ROOT
+from conftest import DOCKER_BIN, import_busybox
 
 
 @pytest.fixture
 def d(berthd, docker_env):
     daemon = berthd()
     env = docker_env({"DOCKER_HOST": daemon.unix_host})
-    rootfs = subprocess.run([str(REPO_ROOT / "scripts" / "busybox-rootfs")], check=True, capture_output=True).stdout
-    subprocess.run([DOCKER_BIN, "import", "-c", 'CMD ["sh"]', "-", "busybox:latest"],
-                   input=rootfs, env=env, check=True, capture_output=True, timeout=60)
+    import_busybox(env)
     daemon.docker_env = env
     yield daemon
     subprocess.run([DOCKER_BIN, "rm", "-f", *_ids(daemon)], env=env, capture_output=True, timeout=60)

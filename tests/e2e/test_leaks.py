@@ -15,8 +15,8 @@ import subprocess
 import threading
 from pathlib import Path
 
-from conftest import DOCKER_BIN, REPO_ROOT, poll
-from hostclean import container_cgroups
+from conftest import DOCKER_BIN, import_busybox, poll
+from hostclean import container_cgroups, shim_pids
 
 CYCLES = 1000
 WORKERS = 4
@@ -49,22 +49,6 @@ def _children(pid: int) -> list[tuple[int, str]]:
         if int(fields[1]) == pid:
             kids.append((int(p.name), fields[0]))
     return kids
-
-
-def _shims(roots: tuple[str, ...]) -> list[int]:
-    found = []
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            if b"berth-shim" not in (p / "cmdline").read_bytes():
-                continue
-            targets = [os.readlink(f) for f in (p / "fd").iterdir()]
-        except OSError:
-            continue
-        if any(t.startswith(roots) for t in targets):
-            found.append(int(p.name))
-    return found
 
 
 def _mounts_under(roots: tuple[str, ...]) -> list[str]:
@@ -108,9 +92,7 @@ def _cycle(d, n: int) -> None:
 def test_thousand_run_rm_cycles_leak_nothing(berthd, docker_env):
     d = berthd()
     env = docker_env({"DOCKER_HOST": d.unix_host})
-    rootfs = subprocess.run([str(REPO_ROOT / "scripts" / "busybox-rootfs")], check=True, capture_output=True).stdout
-    subprocess.run([DOCKER_BIN, "import", "-c", 'CMD ["sh"]', "-", "busybox:latest"],
-                   input=rootfs, env=env, check=True, capture_output=True, timeout=60)
+    import_busybox(env)
     roots = (str(d.data_root), str(d.exec_root))
 
     for i in range(5):
@@ -147,7 +129,7 @@ def test_thousand_run_rm_cycles_leak_nothing(berthd, docker_env):
 
     # Nothing of any container is left while the daemon still runs.
     assert d.get_json("/containers/json?all=1") == []
-    poll(lambda: not _shims(roots), 30, "shims to exit")
+    poll(lambda: not shim_pids(roots), 30, "shims to exit")
     assert not _mounts_under(roots), _mounts_under(roots)
     assert not container_cgroups(d.cgroup_parent), container_cgroups(d.cgroup_parent)
     # Stopped containers' veths are deleted in the background (the kernel takes ~20 ms each).

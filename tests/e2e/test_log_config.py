@@ -11,16 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOCKER_BIN, REPO_ROOT, poll
+from conftest import DOCKER_BIN, import_busybox, poll
 
 
 @pytest.fixture
 def d(berthd, docker_env):
     daemon = berthd()
     env = docker_env({"DOCKER_HOST": daemon.unix_host})
-    rootfs = subprocess.run([str(REPO_ROOT / "scripts" / "busybox-rootfs")], check=True, capture_output=True).stdout
-    subprocess.run([DOCKER_BIN, "import", "-c", 'CMD ["sh"]', "-", "busybox:latest"],
-                   input=rootfs, env=env, check=True, capture_output=True, timeout=60)
+    import_busybox(env)
     daemon.docker_env = env
     return daemon
 
@@ -116,9 +114,7 @@ def test_none_driver_and_bad_config(d):
 def test_daemon_log_defaults(berthd, docker_env):
     daemon = berthd(config={"log-driver": "json-file", "log-opts": {"max-size": "1k", "max-file": "2"}})
     env = docker_env({"DOCKER_HOST": daemon.unix_host})
-    rootfs = subprocess.run([str(REPO_ROOT / "scripts" / "busybox-rootfs")], check=True, capture_output=True).stdout
-    subprocess.run([DOCKER_BIN, "import", "-", "busybox:latest"], input=rootfs, env=env, check=True,
-                   capture_output=True, timeout=60)
+    import_busybox(env)
     daemon.docker_env = env
     cid = dk(daemon, "run", "-d", "--log-opt", "max-file=3", "busybox", "sh", "-c", WRITE_200).stdout.strip()
     poll(lambda: "done" in dk(daemon, "logs", "--tail", "1", cid).stdout, 30, "the writer to finish")

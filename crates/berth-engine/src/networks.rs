@@ -85,6 +85,27 @@ impl NetRecord {
     }
 }
 
+impl NetRecord {
+    /// What plugging endpoint `ep` of this network into a container as `ifname` takes.
+    pub(crate) fn plug<'a>(
+        &'a self,
+        ep: &'a Endpoint,
+        ifname: &'a str,
+        subnet: Ipv4Net,
+        gateway: Option<Ipv4Addr>,
+    ) -> endpoint::Plug<'a> {
+        endpoint::Plug {
+            bridge: &self.bridge,
+            ifname,
+            ip: ep.ip,
+            prefix: subnet.prefix(),
+            mac: &ep.mac,
+            mtu: self.mtu,
+            gateway,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Endpoint {
     pub endpoint_id: String,
@@ -660,20 +681,13 @@ impl Networks {
             for (i, (r, ep)) in eps.iter().enumerate() {
                 let Some(subnet) = r.subnet else { continue };
                 let ifname = format!("eth{i}");
+                let gateway = if i == 0 && !r.internal {
+                    r.gateway
+                } else {
+                    None
+                };
                 let veth = sandbox
-                    .plug(&endpoint::Plug {
-                        bridge: &r.bridge,
-                        ifname: &ifname,
-                        ip: ep.ip,
-                        prefix: subnet.prefix(),
-                        mac: &ep.mac,
-                        mtu: r.mtu,
-                        gateway: if i == 0 && !r.internal {
-                            r.gateway
-                        } else {
-                            None
-                        },
-                    })
+                    .plug(&r.plug(ep, &ifname, subnet, gateway))
                     .map_err(net_err)?;
                 self.set_veth(&r.id, cid, &veth);
                 self.emit(r, cid, "connect");

@@ -554,17 +554,8 @@ impl Networks {
             return Ok(());
         };
         let ifname = format!("eth{ifindex}");
-        let plugged = berth_network::endpoint::Sandbox::open(pid).and_then(|mut sb| {
-            sb.plug(&berth_network::endpoint::Plug {
-                bridge: &r.bridge,
-                ifname: &ifname,
-                ip: ep.ip,
-                prefix: subnet.prefix(),
-                mac: &ep.mac,
-                mtu: r.mtu,
-                gateway: None,
-            })
-        });
+        let plugged = berth_network::endpoint::Sandbox::open(pid)
+            .and_then(|mut sb| sb.plug(&r.plug(&ep, &ifname, subnet, None)));
         match plugged {
             Ok(veth) => {
                 self.emit(&r, cid, "connect");
