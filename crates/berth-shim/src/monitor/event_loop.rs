@@ -31,7 +31,7 @@ use super::write_atomic;
 /// Past this many buffered bytes for a client, the process's output is not read until
 /// the client catches up (a slow attached client slows the container, as in Docker).
 pub const CLIENT_BUFFER_MAX: usize = 256 * 1024;
-const READ_CHUNK: usize = 32 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Which process a stream belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

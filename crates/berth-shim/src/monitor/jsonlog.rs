@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use berth_shim::timefmt::rfc3339_nano;
-use berth_shim::{LogEntry, LogOptions, Stream, LOG_LINE_MAX};
+use berth_shim::{LogOptions, Stream, LOG_LINE_MAX};
 
 /// Splits one stream's bytes into log lines, keeping the unfinished tail.
 #[derive(Default)]
@@ -17,21 +17,38 @@ pub struct LineSplitter {
 }
 
 impl LineSplitter {
-    /// Appends `data` and returns the complete entries (each ends in `\n`, or is a full
-    /// [`LOG_LINE_MAX`] chunk).
-    pub fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
-        self.pending.extend_from_slice(data);
-        let mut out = Vec::new();
-        loop {
-            let cut = match self.pending.iter().position(|&b| b == b'\n') {
-                Some(i) if i < LOG_LINE_MAX => i + 1,
-                _ if self.pending.len() >= LOG_LINE_MAX => LOG_LINE_MAX,
-                _ => break,
+    /// Calls `emit` with each complete entry of what came before plus `data`: a line
+    /// ending in `\n`, or a full [`LOG_LINE_MAX`] chunk. Entries inside `data` are passed
+    /// as slices of it; only an unfinished tail is copied (kept for the next call).
+    pub fn split(&mut self, data: &[u8], mut emit: impl FnMut(&[u8])) {
+        let mut rest = data;
+        if !self.pending.is_empty() {
+            let need = LOG_LINE_MAX - self.pending.len();
+            let window = &rest[..need.min(rest.len())];
+            let take = match memchr_nl(window) {
+                Some(i) => i + 1,
+                None if rest.len() >= need => need,
+                None => {
+                    self.pending.extend_from_slice(rest);
+                    return;
+                }
             };
-            let rest = self.pending.split_off(cut);
-            out.push(std::mem::replace(&mut self.pending, rest));
+            self.pending.extend_from_slice(&rest[..take]);
+            emit(&self.pending);
+            self.pending.clear();
+            rest = &rest[take..];
         }
-        out
+        loop {
+            let window = &rest[..LOG_LINE_MAX.min(rest.len())];
+            let take = match memchr_nl(window) {
+                Some(i) => i + 1,
+                None if rest.len() >= LOG_LINE_MAX => LOG_LINE_MAX,
+                None => break,
+            };
+            emit(&rest[..take]);
+            rest = &rest[take..];
+        }
+        self.pending.extend_from_slice(rest);
     }
 
     /// The unfinished tail, at end of stream.
@@ -40,12 +57,97 @@ impl LineSplitter {
     }
 }
 
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+/// Bytes that JSON strings must escape, with serde_json's spelling (so the file reads the
+/// same as before this encoder existed): 0 = as is, `u` = `\u00XX`, else `\<c>`.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// Whether any of the 8 bytes in `w` needs escaping (below 0x20, `"` or `\\`): the
+/// classic SWAR zero-byte test, so plain text is scanned a word at a time.
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
+    below_space || has_zero(w ^ (ONES * b'"' as u64)) || has_zero(w ^ (ONES * b'\\' as u64))
+}
+
+/// The index of the first byte of `s` at or after `from` that needs escaping.
+fn next_escape(s: &[u8], mut from: usize) -> Option<usize> {
+    while from + 8 <= s.len() {
+        let w = u64::from_le_bytes(s[from..from + 8].try_into().expect("8 bytes"));
+        if word_needs_escape(w) {
+            break;
+        }
+        from += 8;
+    }
+    (from..s.len()).find(|&i| ESCAPE[s[i] as usize] != 0)
+}
+
+/// Appends `s` as the inside of a JSON string.
+fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut run = 0;
+    while let Some(i) = next_escape(s, run) {
+        let b = s[i];
+        out.extend_from_slice(&s[run..i]);
+        match ESCAPE[b as usize] {
+            b'u' => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]),
+            e => out.extend_from_slice(&[b'\\', e]),
+        }
+        run = i + 1;
+    }
+    out.extend_from_slice(&s[run..]);
+}
+
+/// Appends one `{"log","stream","time"}` line, as serde_json would write a [`LogEntry`].
+fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, time: &str) {
+    out.extend_from_slice(b"{\"log\":\"");
+    match std::str::from_utf8(line) {
+        Ok(_) => escape_into(out, line),
+        // Invalid UTF-8 becomes U+FFFD, as Go's encoder (and `from_utf8_lossy`) do.
+        Err(_) => escape_into(out, String::from_utf8_lossy(line).as_bytes()),
+    }
+    out.extend_from_slice(b"\",\"stream\":\"");
+    out.extend_from_slice(stream.as_bytes());
+    out.extend_from_slice(b"\",\"time\":\"");
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
 /// An open json-file log.
 pub struct JsonLog {
     opts: LogOptions,
     file: File,
     size: u64,
     splitters: [LineSplitter; 2],
+    /// Reused for every write: the encoded entries.
+    buf: Vec<u8>,
 }
 
 impl JsonLog {
@@ -60,53 +162,64 @@ impl JsonLog {
             file,
             size,
             splitters: Default::default(),
+            buf: Vec::new(),
         })
     }
 
     /// Logs the bytes a stream produced.
     pub fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
-        let lines = self.splitters[stream as usize - 1].push(data);
-        self.write_lines(stream, lines)
+        let time = rfc3339_nano(SystemTime::now());
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut splitter = std::mem::take(&mut self.splitters[stream as usize - 1]);
+        let mut result = Ok(());
+        splitter.split(data, |line| {
+            if result.is_ok() {
+                result = self.add_entry(&mut buf, stream, line, &time);
+            }
+        });
+        self.splitters[stream as usize - 1] = splitter;
+        let written = result.and_then(|()| self.file.write_all(&buf));
+        self.buf = buf;
+        written
     }
 
     /// Logs whatever unfinished line each stream still holds.
     pub fn flush(&mut self) -> io::Result<()> {
+        let time = rfc3339_nano(SystemTime::now());
         for stream in [Stream::Stdout, Stream::Stderr] {
             if let Some(tail) = self.splitters[stream as usize - 1].finish() {
-                self.write_lines(stream, vec![tail])?;
+                let mut buf = Vec::new();
+                self.add_entry(&mut buf, stream, &tail, &time)?;
+                self.file.write_all(&buf)?;
             }
         }
         Ok(())
     }
 
-    fn write_lines(&mut self, stream: Stream, lines: Vec<Vec<u8>>) -> io::Result<()> {
-        if lines.is_empty() {
-            return Ok(());
+    /// Encodes one entry into `buf`, rotating first (after writing out what `buf` holds)
+    /// when it would take the file past `max-size`.
+    fn add_entry(
+        &mut self,
+        buf: &mut Vec<u8>,
+        stream: Stream,
+        line: &[u8],
+        time: &str,
+    ) -> io::Result<()> {
+        let start = buf.len();
+        encode_entry(buf, line, stream.name(), time);
+        let len = (buf.len() - start) as u64;
+        if self
+            .opts
+            .max_size
+            .is_some_and(|max| self.size > 0 && self.size + len > max)
+        {
+            self.file.write_all(&buf[..start])?;
+            buf.drain(..start);
+            self.rotate()?;
         }
-        let time = rfc3339_nano(SystemTime::now());
-        let mut buf = Vec::new();
-        for line in lines {
-            let entry = LogEntry {
-                log: String::from_utf8_lossy(&line).into_owned(),
-                stream: stream.name().to_string(),
-                time: time.clone(),
-            };
-            let start = buf.len();
-            serde_json::to_writer(&mut buf, &entry).map_err(io::Error::other)?;
-            buf.push(b'\n');
-            let len = (buf.len() - start) as u64;
-            if self
-                .opts
-                .max_size
-                .is_some_and(|max| self.size > 0 && self.size + len > max)
-            {
-                self.file.write_all(&buf[..start])?;
-                buf.drain(..start);
-                self.rotate()?;
-            }
-            self.size += len;
-        }
-        self.file.write_all(&buf)
+        self.size += len;
+        Ok(())
     }
 
     fn rotate(&mut self) -> io::Result<()> {
@@ -137,7 +250,7 @@ impl JsonLog {
 mod tests {
     use super::*;
 
-    fn read_entries(p: &std::path::Path) -> Vec<LogEntry> {
+    fn read_entries(p: &std::path::Path) -> Vec<berth_shim::LogEntry> {
         fs::read_to_string(p)
             .unwrap()
             .lines()
@@ -145,22 +258,83 @@ mod tests {
             .collect()
     }
 
+    fn push(s: &mut LineSplitter, data: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        s.split(data, |l| out.push(l.to_vec()));
+        out
+    }
+
     #[test]
     fn splitter_keeps_partial_lines_and_chunks_long_ones() {
         let mut s = LineSplitter::default();
-        assert!(s.push(b"").is_empty());
-        assert!(s.push(b"ab").is_empty());
+        assert!(push(&mut s, b"").is_empty());
+        assert!(push(&mut s, b"ab").is_empty());
         assert_eq!(
-            s.push(b"c\nd\n\ne"),
+            push(&mut s, b"c\nd\n\ne"),
             vec![b"abc\n".to_vec(), b"d\n".to_vec(), b"\n".to_vec()]
         );
         assert_eq!(s.finish(), Some(b"e".to_vec()));
         assert_eq!(s.finish(), None);
         let long = vec![b'x'; LOG_LINE_MAX * 2 + 5];
-        let out = s.push(&long);
+        let out = push(&mut s, &long);
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|l| l.len() == LOG_LINE_MAX));
         assert_eq!(s.finish().unwrap().len(), 5);
+        // A pending tail completed by a later write, and one cut at the limit.
+        assert!(push(&mut s, &vec![b'y'; LOG_LINE_MAX - 3]).is_empty());
+        let out = push(&mut s, b"yyyyz\n");
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].len(), LOG_LINE_MAX);
+        assert_eq!(out[1], b"yz\n");
+        assert_eq!(s.finish(), None);
+        assert!(push(&mut s, b"ab").is_empty());
+        assert_eq!(push(&mut s, b"c\n"), vec![b"abc\n".to_vec()]);
+    }
+
+    #[test]
+    fn the_word_scan_finds_every_byte_to_escape() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut w = *b"abcdefgh";
+                w[pos] = b;
+                let want = ESCAPE[b as usize] != 0;
+                assert_eq!(
+                    word_needs_escape(u64::from_le_bytes(w)),
+                    want,
+                    "byte {b:#x} at {pos}"
+                );
+                let mut long = vec![b'x'; 21];
+                long[13 + pos % 8] = b;
+                assert_eq!(next_escape(&long, 0), want.then_some(13 + pos % 8));
+            }
+        }
+    }
+
+    #[test]
+    fn the_encoder_writes_what_serde_writes() {
+        let cases: &[&[u8]] = &[
+            b"plain text\n",
+            b"\"quotes\" and \\ backslash\n",
+            b"tabs\tcr\rff\x0cbs\x08 nul\x00 esc\x1b del\x7f\n",
+            "unicode \u{e9}\u{1f600}\n".as_bytes(),
+            b"bad \xff utf8 \xc3\n",
+            b"",
+        ];
+        for line in cases {
+            let mut ours = Vec::new();
+            encode_entry(&mut ours, line, "stdout", "2026-01-02T03:04:05.123Z");
+            let entry = berth_shim::LogEntry {
+                log: String::from_utf8_lossy(line).into_owned(),
+                stream: "stdout".into(),
+                time: "2026-01-02T03:04:05.123Z".into(),
+            };
+            let mut want = serde_json::to_vec(&entry).unwrap();
+            want.push(b'\n');
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&want)
+            );
+        }
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Capacity asked for the stdout and stderr pipes.
+const OUTPUT_PIPE_SIZE: i32 = 1 << 20;
+
 /// Our end non-blocking; the child's end stays blocking (a separate open file).
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
@@ -51,6 +54,11 @@ pub fn pipes(open_stdin: bool) -> io::Result<(ChildStdio, Held)> {
     let (err_r, err_w) = pipe()?;
     set_nonblocking(&out_r)?;
     set_nonblocking(&err_r)?;
+    for r in [&out_r, &err_r] {
+        // Room for bursts, so a chatty process and the monitor do not take turns every
+        // 64 KiB; pages are only used while output waits. Best effort (pipe-max-size).
+        let _ = fcntl(r.as_fd(), FcntlArg::F_SETPIPE_SZ(OUTPUT_PIPE_SIZE));
+    }
     let child = ChildStdio::Pipes {
         stdin: stdin_child,
         stdout: out_w,
