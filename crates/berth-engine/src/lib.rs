@@ -94,6 +94,11 @@ impl Engine {
     /// Before the process exits: lets the start-up network set-up (bridges, firewall)
     /// finish, so that no half-made bridge appears after we are gone.
     pub async fn shutdown(&self) {
+        self.started().await;
+    }
+
+    /// Resolves once start-up work in the background (the network set-up) is done.
+    pub async fn started(&self) {
         let networks = self.networks.clone();
         let _ = tokio::task::spawn_blocking(move || networks.wait_host_ready()).await;
     }

@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod fs;
 pub mod host;
+pub mod memory;
 pub mod mount;
 pub mod netns;
 pub mod pidfile;

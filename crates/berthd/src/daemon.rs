@@ -97,6 +97,12 @@ async fn serve(
         version = env!("CARGO_PKG_VERSION"),
         "berthd has completed initialization"
     );
+    // Start-up code (config, recovery, network set-up) is not needed while idle.
+    let engine_started = engine_at_exit.clone();
+    tokio::spawn(async move {
+        engine_started.started().await;
+        let _ = tokio::task::spawn_blocking(berth_sys::memory::release_startup_memory).await;
+    });
     server.serve(shutdown).await;
     engine_at_exit.shutdown().await;
     tracing::info!("berthd stopped");

@@ -124,41 +124,10 @@ pub fn close_fds_from(first: RawFd, keep: &[RawFd]) {
 }
 
 /// Gives back the memory that only the container's set-up needed, once it runs: freed heap
-/// (`malloc_trim`) and the pages of our own executable that set-up touched (libcontainer,
-/// seccomp), which `MADV_PAGEOUT` drops unless another process maps them too. The event
-/// loop faults back in the little code it uses. Best effort: errors are ignored.
+/// and the pages of our own executable that set-up touched (libcontainer, seccomp). The
+/// event loop faults back in the little code it uses.
 pub fn release_setup_memory() {
-    // SAFETY: malloc_trim only returns free heap memory to the kernel.
-    unsafe { libc::malloc_trim(0) };
-    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
-        return;
-    };
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return;
-    };
-    for line in maps.lines() {
-        // "start-end perms offset dev inode path"
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        let path = fields.nth(3);
-        if path != exe.to_str() || perms.contains('w') {
-            continue;
-        }
-        let Some((start, end)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (
-            usize::from_str_radix(start, 16),
-            usize::from_str_radix(end, 16),
-        ) else {
-            continue;
-        };
-        // SAFETY: a read-only, file-backed mapping of our own executable, as the kernel
-        // listed it; MADV_PAGEOUT only drops clean pages, which fault back in on use.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_PAGEOUT) };
-    }
+    berth_sys::memory::release_startup_memory();
 }
 
 /// A new descriptor on the slave side of the pty whose master is `master`
