@@ -27,7 +27,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pytest
 
-from hostclean import cleanup_bridges, cleanup_cgroups, pick_cgroup_parent, pick_network
+from hostclean import (
+    cleanup_bridges,
+    cleanup_cgroups,
+    container_cgroups,
+    pick_cgroup_parent,
+    pick_network,
+    shim_pids,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BERTHD_BIN = Path(os.environ.get("BERTHD_BIN", REPO_ROOT / "target" / "debug" / "berthd"))
@@ -721,6 +728,42 @@ def docker(docker_env: Callable[..., dict[str, str]]) -> Callable[..., subproces
         return run_cmd([DOCKER_BIN, *args], env=docker_env(env), check=check)
 
     return run
+
+
+def container_ids(d: Daemon) -> list[str]:
+    """Every container of daemon `d` (`docker ps -aq` through its docker_env)."""
+    out = subprocess.run([DOCKER_BIN, "ps", "-aq"], env=d.docker_env, capture_output=True, text=True, timeout=60)
+    return out.stdout.split()
+
+
+def leak_check(d: Daemon) -> None:
+    """Removes every container of `d` and stops it; then none of its mounts, shims or
+    container cgroups may remain."""
+    subprocess.run([DOCKER_BIN, "rm", "-f", *container_ids(d)], env=d.docker_env, capture_output=True, timeout=60)
+    d.stop()
+    roots = (str(d.data_root), str(d.exec_root))
+    mounts = [l.split(" ")[4] for l in Path("/proc/self/mountinfo").read_text().splitlines()]
+    assert not [m for m in mounts if m.startswith(roots)], mounts
+    assert not shim_pids(roots), "shim processes left behind"
+    assert not container_cgroups(d.cgroup_parent), "container cgroups left behind"
+
+
+@pytest.fixture
+def busybox_daemon(berthd: Callable[..., Daemon], docker_env: Callable[..., dict[str, str]]) -> Any:
+    """Factory: a berthd (arguments as for `berthd`) with the busybox test image loaded and
+    `.docker_env` set for the docker CLI; each one is leak-checked on teardown."""
+    made: list[Daemon] = []
+
+    def make(**kw: Any) -> Daemon:
+        d = berthd(**kw)
+        d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+        import_busybox(d.docker_env)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        leak_check(d)
 
 
 @pytest.fixture

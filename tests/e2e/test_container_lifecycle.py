@@ -14,7 +14,7 @@ import time
 
 
 from conftest import BERTH_BIN, DOCKER_BIN, poll
-from test_containers import _all_ids, _shims, daemon, dk  # noqa: F401 - `daemon` is a fixture
+from test_containers import daemon, dk  # noqa: F401 - `daemon` is a fixture
 
 JSON = {"Content-Type": "application/json"}
 

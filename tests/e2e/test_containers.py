@@ -4,38 +4,16 @@ lifecycle, name conflicts, and no leaked mounts or shims."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from conftest import DOCKER_BIN, REPO_ROOT, poll
-from hostclean import container_cgroups, shim_pids
+from conftest import DOCKER_BIN, poll
+from hostclean import shim_pids
 
 
 @pytest.fixture
-def daemon(berthd, docker_env):
-    d = berthd()
-    env = docker_env({"DOCKER_HOST": d.unix_host})
-    rootfs = subprocess.run([str(REPO_ROOT / "scripts" / "busybox-rootfs")], check=True, capture_output=True).stdout
-    subprocess.run(
-        [DOCKER_BIN, "import", "-c", 'CMD ["sh"]', "-", "busybox:latest"],
-        input=rootfs, env=env, check=True, capture_output=True, timeout=60,
-    )
-    d.docker_env = env
-    yield d
-    # Leak checks: remove everything, stop the daemon, then no mounts and no shims remain.
-    subprocess.run([DOCKER_BIN, "rm", "-f", *_all_ids(d)], env=env, capture_output=True, timeout=60)
-    d.stop()
-    roots = (str(d.data_root), str(d.exec_root))
-    mounts = [l.split(" ")[4] for l in Path("/proc/self/mountinfo").read_text().splitlines()]
-    assert not [m for m in mounts if m.startswith(roots)], mounts
-    assert not _shims(d), "shim processes left behind"
-    assert not container_cgroups(d.cgroup_parent), "container cgroups left behind"
-
-
-def _all_ids(d) -> list[str]:
-    out = subprocess.run([DOCKER_BIN, "ps", "-aq"], env=d.docker_env, capture_output=True, text=True, timeout=60)
-    return out.stdout.split()
+def daemon(busybox_daemon):
+    return busybox_daemon()
 
 
 def _shims(d) -> list[int]:

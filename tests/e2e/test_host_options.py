@@ -12,19 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOCKER_BIN, import_busybox
+from conftest import DOCKER_BIN
 
 
 @pytest.fixture
-def d(berthd, docker_env):
-    daemon = berthd()
-    env = docker_env({"DOCKER_HOST": daemon.unix_host})
-    import_busybox(env)
-    daemon.docker_env = env
-    yield daemon
-    subprocess.run([DOCKER_BIN, "rm", "-f", *_ids(daemon)], env=env, capture_output=True, timeout=60)
-    mounts = [l.split(" ")[4] for l in Path("/proc/self/mountinfo").read_text().splitlines()]
-    assert not [m for m in mounts if m.startswith(str(daemon.exec_root))], "mounts left behind"
+def d(busybox_daemon):
+    return busybox_daemon()
 
 
 def _ids(d) -> list[str]:

@@ -11,16 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOCKER_BIN, import_busybox, poll
+from conftest import DOCKER_BIN, poll
 
 
 @pytest.fixture
-def d(berthd, docker_env):
-    daemon = berthd()
-    env = docker_env({"DOCKER_HOST": daemon.unix_host})
-    import_busybox(env)
-    daemon.docker_env = env
-    return daemon
+def d(busybox_daemon):
+    return busybox_daemon()
 
 
 def dk(d, *args, check=True, timeout=60):
@@ -58,24 +54,34 @@ def test_rotation_keeps_max_files_and_logs_reads_them_in_order(d):
 
 
 def test_follow_survives_rotation(d):
-    # The writer waits until the follower has seen "ready", so every later line must
-    # reach it, across a dozen rotations (512-byte files hold about 7 lines, written in
-    # about 140 ms; a follower may fall up to max-file - 1 = 2 rotations behind).
-    script = ("echo ready; while [ ! -e /tmp/go ]; do usleep 10000; done; "
-              "i=0; while [ $i -lt 100 ]; do echo line-$i; i=$((i+1)); usleep 20000; done")
+    # The writer writes batches of 6 lines (~450 bytes: at most one rotation of a 512-byte
+    # file each) and waits for the test to acknowledge each batch, which it does once the
+    # follower has shown the batch's last line. So the follower is never more than one
+    # rotation behind (max-file 3 keeps two), and every line of 16 batches must reach it.
+    script = ("echo ready; b=0; i=0; while [ $b -lt 16 ]; do "
+              "n=0; while [ $n -lt 6 ]; do echo line-$i; i=$((i+1)); n=$((n+1)); done; "
+              "while [ ! -e /tmp/ack-$b ]; do usleep 5000; done; b=$((b+1)); done")
     cid = dk(d, "run", "-d", "--log-opt", "max-size=512", "--log-opt", "max-file=3",
              "busybox", "sh", "-c", script).stdout.strip()
     follower = subprocess.Popen([DOCKER_BIN, "logs", "-f", cid], env=d.docker_env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[int] = []
     try:
         assert follower.stdout is not None
-        first = follower.stdout.readline()
-        assert first == "ready\n", first
-        dk(d, "exec", cid, "touch", "/tmp/go")
+        assert follower.stdout.readline() == "ready\n"
+        for batch in range(16):
+            while len(seen) < 6 * (batch + 1):
+                line = follower.stdout.readline()
+                assert line, f"the follower stopped after {seen[-3:]}: {follower.stderr.read() if follower.stderr else ''}"
+                seen += numbers(line)
+            dk(d, "exec", cid, "touch", f"/tmp/ack-{batch}")
         out, err = follower.communicate(timeout=60)
     finally:
         follower.kill()
-    assert numbers(out) == list(range(100)), (out[-500:], err)
+    seen += numbers(out)
+    assert seen == list(range(96)), (seen, err)
+    log = Path(dk(d, "inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
+    assert Path(f"{log}.2").exists(), "the log did not rotate"
     dk(d, "rm", "-f", cid)
 
 
@@ -111,11 +117,8 @@ def test_none_driver_and_bad_config(d):
     assert dk(d, "ps", "-aq").stdout.split() == before
 
 
-def test_daemon_log_defaults(berthd, docker_env):
-    daemon = berthd(config={"log-driver": "json-file", "log-opts": {"max-size": "1k", "max-file": "2"}})
-    env = docker_env({"DOCKER_HOST": daemon.unix_host})
-    import_busybox(env)
-    daemon.docker_env = env
+def test_daemon_log_defaults(busybox_daemon):
+    daemon = busybox_daemon(config={"log-driver": "json-file", "log-opts": {"max-size": "1k", "max-file": "2"}})
     cid = dk(daemon, "run", "-d", "--log-opt", "max-file=3", "busybox", "sh", "-c", WRITE_200).stdout.strip()
     poll(lambda: "done" in dk(daemon, "logs", "--tail", "1", cid).stdout, 30, "the writer to finish")
     cfg = json.loads(dk(daemon, "inspect", "-f", "{{json .HostConfig.LogConfig}}", cid).stdout)

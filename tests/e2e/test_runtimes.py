@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BERTHD_BIN, DOCKER_BIN, REPO_ROOT, expect_start_failure, isolated_network, poll
-from hostclean import container_cgroups
-from test_containers import _all_ids, _shims, dk
+from conftest import BERTHD_BIN, DOCKER_BIN, container_ids, expect_start_failure, isolated_network, poll
+from test_containers import dk
 
 JSON = {"Content-Type": "application/json"}
 
@@ -32,38 +31,22 @@ def runtime_dirs(d) -> list[Path]:
     return list((d.exec_root / "containers").glob("*/runtime"))
 
 
-def leak_check(d) -> None:
-    """Remove every container, stop the daemon: no mounts, shims, cgroups or runtime state."""
-    subprocess.run([DOCKER_BIN, "rm", "-f", *_all_ids(d)], env=d.docker_env, capture_output=True, timeout=60)
-    assert not runtime_dirs(d), "runtime state left after removal"
-    d.stop()
-    roots = (str(d.data_root), str(d.exec_root))
-    mounts = [l.split(" ")[4] for l in Path("/proc/self/mountinfo").read_text().splitlines()]
-    assert not [m for m in mounts if m.startswith(roots)], mounts
-    assert not _shims(d), "shim processes left behind"
-    assert not container_cgroups(d.cgroup_parent), "container cgroups left behind"
-
-
 @pytest.fixture
-def make_daemon(berthd, docker_env):
-    """Factory: a berthd (config, extra_args as for `berthd`) with busybox loaded; every
-    daemon made is leak-checked on teardown."""
+def make_daemon(busybox_daemon):
+    """Factory: a leak-checked berthd with busybox (as `busybox_daemon`) whose containers'
+    runtime state directories must also be gone once they are removed."""
     made = []
 
     def make(**kw):
-        d = berthd(**kw)
-        env = docker_env({"DOCKER_HOST": d.unix_host})
-        rootfs = subprocess.run([str(REPO_ROOT / "scripts" / "busybox-rootfs")], check=True,
-                                capture_output=True).stdout
-        subprocess.run([DOCKER_BIN, "import", "-c", 'CMD ["sh"]', "-", "busybox:latest"],
-                       input=rootfs, env=env, check=True, capture_output=True, timeout=60)
-        d.docker_env = env
+        d = busybox_daemon(**kw)
         made.append(d)
         return d
 
     yield make
     for d in made:
-        leak_check(d)
+        subprocess.run([DOCKER_BIN, "rm", "-f", *container_ids(d)], env=d.docker_env, capture_output=True,
+                       timeout=60)
+        assert not runtime_dirs(d), "runtime state left after removal"
 
 
 @pytest.fixture

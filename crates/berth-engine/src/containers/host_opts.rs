@@ -239,15 +239,14 @@ pub(crate) fn resolve(
         }
         mode => {
             if let Some(peer) = peer_name(mode) {
-                let (_, ns) = peer_ns(c, peer, "ipc", "IPC")?;
-                let donor = c.get(peer)?.rec().host_config.clone();
-                let donor_mode = str_of(&donor, "IpcMode");
+                let (donor, ns) = peer_ns(c, peer, "ipc", "IPC")?;
+                let donor_mode = str_of(&donor.host_config, "IpcMode");
                 if donor_mode == "host" {
                     o.ipc = NamespaceMode::Host;
                     o.shm_bind = Some("/dev/shm".into());
                 } else if donor_mode == "shareable" {
                     o.ipc = NamespaceMode::Path(ns);
-                    o.shm_bind = Some(c.shm_dir(&c.get(peer)?.rec().id));
+                    o.shm_bind = Some(c.shm_dir(&donor.id));
                 } else {
                     // moby `daemon/container_operations_unix.go`.
                     return Err(bad(format!(
@@ -284,13 +283,13 @@ fn paths(v: &Value) -> Option<Vec<String>> {
     })
 }
 
-/// The PID of running container `peer` and its namespace `kind`'s path.
+/// Running container `peer`'s record and the path of its namespace `kind`.
 fn peer_ns(
     c: &Containers,
     peer: &str,
     kind: &str,
     what: &str,
-) -> Result<(i32, PathBuf), EngineError> {
+) -> Result<(super::record::Record, PathBuf), EngineError> {
     let r = c.get(peer)?.rec().clone();
     if !r.running() || r.state.pid <= 0 {
         return Err(EngineError::Conflict(format!(
@@ -298,8 +297,8 @@ fn peer_ns(
             r.id
         )));
     }
-    let pid = r.state.pid;
-    Ok((pid, PathBuf::from(format!("/proc/{pid}/ns/{kind}"))))
+    let ns = PathBuf::from(format!("/proc/{}/ns/{kind}", r.state.pid));
+    Ok((r, ns))
 }
 
 /// `SecurityOpt` as moby's `parseSecurityOpt`: (no-new-privileges, default seccomp).
