@@ -11,10 +11,11 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 
 from conftest import BERTH_BIN, DOCKER_BIN, poll
-from test_containers import daemon, dk  # noqa: F401 - `daemon` is a fixture
+from test_containers import _shims, daemon, dk  # noqa: F401 - `daemon` is a fixture
 
 JSON = {"Content-Type": "application/json"}
 
@@ -358,3 +359,33 @@ def test_oom_event(daemon):
     assert inspect(daemon, "hog", "{{.State.OOMKilled}}") == "true"
     acts = [e["Action"] for e in events(daemon, t0, time.time(), "container=hog")]
     assert acts[-2:] == ["oom", "die"], acts
+
+
+def _sockets(pid: int) -> int:
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for f in fds.iterdir() if os.readlink(f).startswith("socket:"))
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_shim_drops_connections_of_a_daemon_gone(daemon):
+    """berthd holds connections to each running container's shim (the exit wait among
+    them). When berthd goes, the shim must drop them: one kept after its peer hung up was
+    reported (POLLHUP) by every poll, and the shim span on it for ever."""
+    dk(daemon, "run", "-d", "--name", "steady", "busybox", "sleep", "1000")
+    (shim,) = _shims(daemon)
+    settled = _sockets(shim)
+    for _ in range(3):
+        daemon.signal(signal.SIGKILL)
+        daemon.wait_exit()
+        daemon.start()
+        assert inspect(daemon, "steady", "{{.State.Running}}") == "true"
+    poll(lambda: _sockets(shim) <= settled, 10,
+         f"the shim dropping the dead daemons' connections ({_sockets(shim)} sockets, {settled} before)")
+    # An idle shim sleeps: a busy loop would burn about a tick per 10 ms.
+    before = _cpu_ticks(shim)
+    time.sleep(1)
+    assert _cpu_ticks(shim) - before < 20, "the shim is busy while its container idles"

@@ -277,6 +277,14 @@ impl Monitor {
                 if ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
                     self.conn_readable(i);
                 }
+                // POLLHUP: the peer closed both ways, so nothing can reach it any more.
+                // Once its input is read to the end the connection goes, even one kept
+                // after its end of input (a wait): poll reports POLLHUP whatever it is
+                // asked, and a kept connection would wake every poll for ever.
+                let c = &mut self.conns[i];
+                if ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) && c.read_closed {
+                    c.dead = true;
+                }
             }
         }
     }
