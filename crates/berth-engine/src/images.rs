@@ -437,8 +437,11 @@ impl Engine {
         let (tx, rx) = mpsc::channel(8);
         let store = self.images.clone();
         tokio::task::spawn_blocking(move || {
-            let writer = ChannelWriter { tx: tx.clone() };
-            let writer = std::io::BufWriter::with_capacity(256 * 1024, writer);
+            // The buffer lets layer data be read in large blocks (tar copies through it).
+            let writer = std::io::BufWriter::with_capacity(
+                256 * 1024,
+                crate::chunks::StreamWriter::new(tx.clone()),
+            );
             if let Err(e) = archive::save(&store, &items, writer) {
                 tracing::error!(error = %e, "image save failed mid-stream");
                 let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
@@ -550,24 +553,6 @@ pub(crate) fn parse_time(s: &str) -> i64 {
         }
     }
     t
-}
-
-/// A `Write` that sends chunks to an async receiver (the response body).
-struct ChannelWriter {
-    tx: mpsc::Sender<std::io::Result<Bytes>>,
-}
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tx
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]

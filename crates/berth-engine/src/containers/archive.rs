@@ -34,8 +34,9 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::fs_views::{append_entry, append_tree, ChannelWriter, RootView};
+use super::fs_views::{append_entry, append_tree, RootView};
 use super::{mounts, rid, Containers};
+use crate::chunks::StreamWriter;
 use crate::images::BodyReader;
 use crate::system::format_rfc3339;
 use crate::volumes::{self, DriverSource};
@@ -292,8 +293,7 @@ impl Engine {
         let (tx, rx) = mpsc::channel(8);
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            let w = io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx.clone()));
-            let mut b = tar::Builder::new(w);
+            let mut b = tar::Builder::new(StreamWriter::new(tx.clone()));
             b.follow_symlinks(false);
             let host = r.host_path();
             let res = append_entry(&mut b, &host, &rebase, &md)

@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use super::{record::Record, Containers};
+use crate::chunks::StreamWriter;
 use crate::images::ImageListOptions;
 use crate::system::now_rfc3339;
 use crate::volumes::dir_size;
@@ -95,7 +96,7 @@ pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<(String, u8)> {
 /// Appends the tree at `dir` to `b`, entry names under `prefix` (`""` for the top, else
 /// ending without `/`), never following symlinks. With `layer`, overlay whiteouts and
 /// opaque dirs become `.wh.NAME` and `.wh..wh..opq` entries (the image layer format).
-pub(crate) fn append_tree<W: Write>(
+pub(crate) fn append_tree<W: TarSink>(
     b: &mut tar::Builder<W>,
     dir: &Path,
     prefix: &str,
@@ -135,7 +136,11 @@ pub(crate) fn append_tree<W: Write>(
 
 /// Writes `name` into `h`, with a GNU long-name record first when it does not fit.
 /// Names are kept verbatim (`./x` stays `./x`, which the docker CLI's rebasing needs).
-fn set_name<W: Write>(b: &mut tar::Builder<W>, h: &mut tar::Header, name: &str) -> io::Result<()> {
+fn set_name<W: TarSink>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &str,
+) -> io::Result<()> {
     let bytes = name.as_bytes();
     let field = &mut h.as_old_mut().name;
     if bytes.len() <= field.len() {
@@ -158,7 +163,7 @@ fn set_name<W: Write>(b: &mut tar::Builder<W>, h: &mut tar::Header, name: &str) 
 
 /// One entry for the file at `path` (not followed) named `name` (a directory gets a
 /// trailing `/`).
-pub(crate) fn append_entry<W: Write>(
+pub(crate) fn append_entry<W: TarSink>(
     b: &mut tar::Builder<W>,
     path: &Path,
     name: &str,
@@ -207,11 +212,29 @@ pub(crate) fn append_entry<W: Write>(
         // 8 KiB reads, and a file that grew meanwhile would corrupt the archive.
         let w = b.get_mut();
         w.write_all(h.as_bytes())?;
-        copy_exact(&mut std::fs::File::open(path)?, w, md.len())?;
+        w.copy_file(&mut std::fs::File::open(path)?, md.len())?;
         let pad = (512 - md.len() % 512) % 512;
         w.write_all(&[0u8; 512][..pad as usize])
     } else {
         b.append(&h, io::empty())
+    }
+}
+
+/// What a tar of a tree is written to: any writer, with file contents read straight into
+/// the writer's own buffer where it has one.
+pub(crate) trait TarSink: Write {
+    /// Appends exactly `len` bytes of `file` (zeros past its end, if it shrank).
+    fn copy_file(&mut self, file: &mut std::fs::File, len: u64) -> io::Result<()> {
+        copy_exact(file, self, len)
+    }
+}
+
+impl TarSink for Vec<u8> {}
+impl TarSink for ChunkWriter {}
+
+impl TarSink for StreamWriter {
+    fn copy_file(&mut self, file: &mut std::fs::File, len: u64) -> io::Result<()> {
+        self.read_exact_from(file, len)
     }
 }
 
@@ -223,7 +246,7 @@ thread_local! {
 }
 
 /// Copies `len` bytes of `r` to `w`; a file that shrank meanwhile is padded with zeros.
-fn copy_exact(r: &mut impl io::Read, w: &mut impl Write, len: u64) -> io::Result<()> {
+fn copy_exact(r: &mut impl io::Read, w: &mut (impl Write + ?Sized), len: u64) -> io::Result<()> {
     READ_BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
         let want = usize::try_from(len).unwrap_or(usize::MAX).min(READ_BLOCK);
@@ -255,7 +278,7 @@ fn copy_exact(r: &mut impl io::Read, w: &mut impl Write, len: u64) -> io::Result
     })
 }
 
-fn append_empty<W: Write>(
+fn append_empty<W: TarSink>(
     b: &mut tar::Builder<W>,
     name: &str,
     md: &std::fs::Metadata,
@@ -268,22 +291,6 @@ fn append_empty<W: Write>(
     set_name(b, &mut h, name)?;
     h.set_cksum();
     b.append(&h, io::empty())
-}
-
-/// Writes into a channel the server streams from.
-pub(crate) struct ChannelWriter(pub mpsc::Sender<io::Result<Bytes>>);
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Size of the chunks between a tar writer and its reader on another thread.
@@ -532,8 +539,7 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))??;
         let (tx, rx) = mpsc::channel(8);
         tokio::task::spawn_blocking(move || {
-            let w = io::BufWriter::with_capacity(CHUNK, ChannelWriter(tx.clone()));
-            let mut b = tar::Builder::new(w);
+            let mut b = tar::Builder::new(StreamWriter::new(tx.clone()));
             b.follow_symlinks(false);
             let r = append_tree(&mut b, &view.root, "", false)
                 .and_then(|()| b.into_inner())
