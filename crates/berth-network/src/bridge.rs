@@ -1,9 +1,11 @@
-//! Linux bridges: create (idempotently) with the gateway address and MTU, and delete.
+//! Linux bridges: create (idempotently) with the gateway address and MTU, and delete
+//! (over rtnetlink: no `ip` process at daemon start); the host's directly routed subnets.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 
 use crate::cmd::run;
+use crate::rtnl::Rtnl;
 use crate::NetError;
 
 pub fn exists(name: &str) -> bool {
@@ -39,28 +41,34 @@ pub fn ensure(
             "interface {name} exists and is not a bridge"
         )));
     }
+    let failed = |step: &str| NetError::io(format!("bridge {name}: cannot {step}"));
+    let mut nl = Rtnl::open().map_err(failed("open rtnetlink"))?;
     if !exists(name) {
-        run("ip", &["link", "add", "name", name, "type", "bridge"])?;
+        nl.add_bridge(name).map_err(failed("create it"))?;
         tracing::info!(bridge = name, "bridge created");
     }
     if let Some(mtu) = mtu {
-        run("ip", &["link", "set", "dev", name, "mtu", &mtu.to_string()])?;
+        nl.set_mtu(name, mtu).map_err(failed("set its MTU"))?;
     }
     if let Some((gw, prefix)) = gateway {
-        run(
-            "ip",
-            &["addr", "replace", &format!("{gw}/{prefix}"), "dev", name],
-        )?;
+        let index = nl
+            .link_index(name)
+            .map_err(failed("look it up"))?
+            .ok_or_else(|| NetError::NotFound(format!("bridge {name} vanished")))?;
+        nl.replace_addr4(index, gw, prefix)
+            .map_err(failed("set its address"))?;
     }
-    run("ip", &["link", "set", "dev", name, "up"])?;
-    Ok(())
+    nl.set_up(name).map_err(failed("set it up"))
 }
 
 /// Deletes bridge `name` if it exists.
 pub fn delete(name: &str) -> Result<(), NetError> {
     if exists(name) {
-        run("ip", &["link", "del", "dev", name])?;
-        tracing::info!(bridge = name, "bridge deleted");
+        let failed = |step: &str| NetError::io(format!("bridge {name}: cannot {step}"));
+        let mut nl = Rtnl::open().map_err(failed("open rtnetlink"))?;
+        if nl.del_link(name).map_err(failed("delete it"))? {
+            tracing::info!(bridge = name, "bridge deleted");
+        }
     }
     Ok(())
 }

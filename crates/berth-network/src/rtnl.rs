@@ -1,7 +1,7 @@
 //! A small synchronous rtnetlink client: one `NETLINK_ROUTE` socket, in the namespace it
-//! was opened in, and the handful of requests a container's interfaces need (look a link
-//! up, create a veth pair, set a link up, delete it, add an IPv4 address, replace the
-//! default route). Each request asks for an acknowledgement and waits for it, so every
+//! was opened in, and the handful of requests bridges and a container's interfaces need
+//! (look a link up, create a bridge or a veth pair, set a link's MTU or state, delete it,
+//! add or replace an IPv4 address, replace the default route). Each request asks for an acknowledgement and waits for it, so every
 //! step's error comes back with the step's name; no `ip` process is involved.
 
 use std::io;
@@ -161,6 +161,27 @@ impl Rtnl {
             .map(drop)
     }
 
+    /// Creates bridge `name` (down; `ip link add name NAME type bridge`).
+    pub(crate) fn add_bridge(&mut self, name: &str) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.attributes.extend([
+            LinkAttribute::IfName(name.to_string()),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]),
+        ]);
+        self.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
+    }
+
+    /// Sets the MTU of link `name`.
+    pub(crate) fn set_mtu(&mut self, name: &str, mtu: u32) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.attributes.extend([
+            LinkAttribute::IfName(name.to_string()),
+            LinkAttribute::Mtu(mtu),
+        ]);
+        self.request(RouteNetlinkMessage::SetLink(m), 0).map(drop)
+    }
+
     /// Sets link `name` up.
     pub(crate) fn set_up(&mut self, name: &str) -> io::Result<()> {
         let mut m = LinkMessage::default();
@@ -184,6 +205,15 @@ impl Rtnl {
     /// Adds `ip/prefix` to link `index` (as `ip addr add` does: local = address, no
     /// broadcast).
     pub(crate) fn add_addr4(&mut self, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Result<()> {
+        self.new_addr4(index, ip, prefix, NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// `ip addr replace ip/prefix`: adds it, or updates it when the link already has it.
+    pub(crate) fn replace_addr4(&mut self, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Result<()> {
+        self.new_addr4(index, ip, prefix, NLM_F_CREATE | NLM_F_REPLACE)
+    }
+
+    fn new_addr4(&mut self, index: u32, ip: Ipv4Addr, prefix: u8, flags: u16) -> io::Result<()> {
         let mut m = AddressMessage::default();
         m.header.family = AddressFamily::Inet;
         m.header.prefix_len = prefix;
@@ -192,11 +222,8 @@ impl Rtnl {
             AddressAttribute::Local(IpAddr::V4(ip)),
             AddressAttribute::Address(IpAddr::V4(ip)),
         ]);
-        self.request(
-            RouteNetlinkMessage::NewAddress(m),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )
-        .map(drop)
+        self.request(RouteNetlinkMessage::NewAddress(m), flags)
+            .map(drop)
     }
 
     /// `ip route replace default via gw`: main table, protocol boot.

@@ -97,7 +97,10 @@ async fn serve(
         version = env!("CARGO_PKG_VERSION"),
         "berthd has completed initialization"
     );
-    // Start-up code (config, recovery, network set-up) is not needed while idle.
+    // Start-up code (config, recovery, network set-up) is not needed while idle: what
+    // the foreground part touched goes now, what the background set-up touches once it
+    // is done.
+    berth_sys::memory::release_startup_memory();
     let engine_started = engine_at_exit.clone();
     tokio::spawn(async move {
         engine_started.started().await;
