@@ -31,6 +31,7 @@ from hostclean import (
     cleanup_bridges,
     cleanup_cgroups,
     container_cgroups,
+    no_bridge_tag,
     pick_cgroup_parent,
     pick_network,
     shim_pids,
@@ -423,8 +424,13 @@ def isolated_network() -> tuple[list[str], Callable[[Path], list[str]]]:
 
 def cleanup_network(d: "Daemon") -> list[str]:
     """Removes what berthd `d` may leave on the host by design (its bridges and its iptables
-    chains stay while a daemon is stopped, as docker0 does); returns what failed."""
-    return cleanup_bridges(d.bridge, d.data_root)
+    chains stay while a daemon is stopped, as docker0 does); returns what failed. A daemon
+    started without its own `--bridge` (`bridge_flags=False`, for `--bridge=none`) names its
+    chains after its data root."""
+    problems = cleanup_bridges(d.bridge, d.data_root)
+    if not d.bridge_flags:
+        problems += cleanup_bridges(no_bridge_tag(d.data_root), d.data_root)
+    return problems
 
 
 class Daemon:
@@ -451,6 +457,8 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.bridge, self.bip, self.pool = pick_network()
+        # False: no `--bridge`/`--bip` (the test gives `--bridge=none` itself).
+        self.bridge_flags = True
         self.cgroup_parent = pick_cgroup_parent()
 
     # -- command line
@@ -481,7 +489,9 @@ class Daemon:
         config.setdefault("default-address-pools", [{"base": self.pool, "size": 24}])
         self.config_path.write_text(json.dumps(config, indent=2))
         argv += [f"--config-file={self.config_path}"]
-        argv += [f"--bridge={self.bridge}", f"--bip={self.bip}", f"--cgroup-parent={self.cgroup_parent}"]
+        if self.bridge_flags:
+            argv += [f"--bridge={self.bridge}", f"--bip={self.bip}"]
+        argv += [f"--cgroup-parent={self.cgroup_parent}"]
         argv += self.extra_args
         return argv
 
@@ -654,7 +664,8 @@ def _binaries_exist() -> None:
 
 @pytest.fixture
 def berthd(request: pytest.FixtureRequest, workdir: Path) -> Any:
-    """Factory: `berthd(tls=..., tcp=..., extra_args=[...], config={...}, start=True)`."""
+    """Factory: `berthd(tls=..., tcp=..., extra_args=[...], config={...}, start=True)`;
+    `bridge_flags=False` leaves out the daemon's own `--bridge`/`--bip`."""
     daemons: list[Daemon] = []
     request.node._berth_daemons = daemons
 
@@ -669,6 +680,7 @@ def berthd(request: pytest.FixtureRequest, workdir: Path) -> Any:
         data_root_flag: bool = True,
         start: bool = True,
         name: str | None = None,
+        bridge_flags: bool = True,
     ) -> Daemon:
         name = name or f"d{len(daemons)}"
         d = Daemon(workdir / name, name)
@@ -678,6 +690,7 @@ def berthd(request: pytest.FixtureRequest, workdir: Path) -> Any:
         d.extra_args = list(extra_args)
         d.config = config
         d.use_data_root_flag = data_root_flag
+        d.bridge_flags = bridge_flags
         if data_root is not None:
             d.data_root = data_root
         daemons.append(d)

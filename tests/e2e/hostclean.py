@@ -42,6 +42,15 @@ def pick_network() -> tuple[str, str, str]:
     raise AssertionError("no free 10.x.y.0/20 block for a test daemon")
 
 
+def no_bridge_tag(data_root: Path) -> str:
+    """The tag of the iptables chains of a berthd run with `--bridge=none`: `none-` and the
+    FNV-1a (32-bit) hash of its data root (berth-engine `networks::firewall_tag`)."""
+    h = 0x811C9DC5
+    for b in os.fsencode(str(data_root)):
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return f"none-{h:08x}"
+
+
 def cleanup_bridges(tag: str, data_root: Path) -> list[str]:
     """Deletes the daemon's default bridge `tag`, the bridges its records name, and its
     iptables chains (named after `tag`)."""

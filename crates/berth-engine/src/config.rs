@@ -84,8 +84,10 @@ pub struct EngineConfig {
 /// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--mtu`, `default-address-pools`.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
-    /// The default bridge's Linux name (created if missing).
-    pub bridge: String,
+    /// The default bridge's Linux name (created if missing). `None` is `--bridge=none`
+    /// (moby's `DisableBridge`): no default `bridge` network at all; containers left on it
+    /// start with loopback only.
+    pub bridge: Option<String>,
     /// The default bridge's gateway and subnet (`172.17.0.1/16`); `None`: the first free
     /// subnet of the pools.
     pub bip: Option<String>,
@@ -99,7 +101,7 @@ pub struct NetConfig {
 impl Default for NetConfig {
     fn default() -> Self {
         Self {
-            bridge: "berth0".into(),
+            bridge: Some("berth0".into()),
             bip: None,
             pools: Vec::new(),
             iptables: true,

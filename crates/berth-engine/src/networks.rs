@@ -146,6 +146,9 @@ pub(crate) struct Networks {
     dir: PathBuf,
     cfg: NetConfig,
     fw: Firewall,
+    /// Whether our chains may exist; held while they are rewritten, so that two syncs
+    /// apply in the order they read the networks.
+    fw_live: Mutex<bool>,
     st: Arc<Mutex<State>>,
     events: Arc<crate::events::EventBus>,
     /// Set once the bridges and the firewall are brought up (in the background at start,
@@ -198,6 +201,26 @@ pub(crate) fn random_hex(bytes: usize) -> Result<String, EngineError> {
     Ok(s)
 }
 
+/// What names this daemon's iptables chains (`BERTH-*-<tag>`): its default bridge, or with
+/// `--bridge=none` `none-` and the FNV-1a hash of its data root, so that two daemons (each
+/// has its own data root) still never share a chain, and a restart finds its own again.
+fn firewall_tag(bridge: Option<&str>, data_root: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    match bridge {
+        Some(b) => b.to_string(),
+        None => {
+            let h = data_root
+                .as_os_str()
+                .as_bytes()
+                .iter()
+                .fold(0x811c_9dc5_u32, |h, b| {
+                    (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+                });
+            format!("none-{h:08x}")
+        }
+    }
+}
+
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), EngineError> {
     let bytes = serde_json::to_vec_pretty(v).map_err(|e| EngineError::Internal(e.to_string()))?;
     berth_sys::fs::atomic_write(path, &bytes, 0o600).map_err(EngineError::io("cannot write", path))
@@ -242,22 +265,39 @@ impl Networks {
             st.ctrs.insert(c.id.clone(), c);
         }
         rebuild_endpoints(&mut st);
-        let fw = Firewall::new(&cfg.bridge, cfg.iptables);
+        let fw = Firewall::new(
+            &firewall_tag(cfg.bridge.as_deref(), data_root),
+            cfg.iptables,
+        );
         let n = Networks {
             dir,
             cfg,
             fw,
+            // Unknown at start: a sync with no bridge network removes what may be left.
+            fw_live: Mutex::new(true),
             st: Arc::new(Mutex::new(st)),
             events,
             host_ready: HostReady::default(),
             reaper: endpoint::Reaper::start().map_err(net_err)?,
         };
-        n.ensure_predefined()?;
+        let stale_bridge = n.ensure_predefined()?;
         let n = Arc::new(n);
         let bg = n.clone();
         std::thread::Builder::new()
             .name("network-setup".into())
             .spawn(move || {
+                if let Some(b) = stale_bridge {
+                    // `--bridge=none` after a run with a default bridge: dockerd removes
+                    // its default bridge interface too (moby `removeDefaultBridgeInterface`),
+                    // and the chains named after that bridge are ours no longer.
+                    if let Err(e) = bridge::delete(&b) {
+                        tracing::warn!(bridge = %b, error = %e, "cannot remove the old default bridge");
+                    }
+                    let old = Firewall::new(&firewall_tag(Some(&b), Path::new("")), bg.cfg.iptables);
+                    if let Err(e) = old.teardown() {
+                        tracing::warn!(bridge = %b, error = %e, "cannot remove the old default bridge's chains");
+                    }
+                }
                 bg.bring_up_host();
                 bg.host_ready.set();
             })
@@ -320,7 +360,10 @@ impl Networks {
         self.sync_firewall_now()
     }
 
+    /// Our chains say what the bridge networks need; with none (`--bridge=none` and no user
+    /// network) there are no chains at all.
     fn sync_firewall_now(&self) -> Result<(), EngineError> {
+        let mut live = self.fw_live.lock().unwrap_or_else(|e| e.into_inner());
         let rules: Vec<BridgeRules> = self
             .lock()
             .nets
@@ -328,6 +371,14 @@ impl Networks {
             .filter(|r| r.is_bridge())
             .filter_map(NetRecord::rules)
             .collect();
+        if rules.is_empty() {
+            if *live {
+                self.fw.teardown().map_err(net_err)?;
+                *live = false;
+            }
+            return Ok(());
+        }
+        *live = true;
         self.fw.sync(&rules).map_err(net_err)
     }
 
@@ -346,8 +397,10 @@ impl Networks {
         v
     }
 
-    /// `bridge` (from `--bridge`/`--bip`), `host` and `none`.
-    fn ensure_predefined(&self) -> Result<(), EngineError> {
+    /// `bridge` (from `--bridge`/`--bip`), `host` and `none`. With `--bridge=none`, no
+    /// `bridge`: a record left by an earlier run is removed (as dockerd deletes its stale
+    /// default network) and its Linux bridge's name returned, to delete off the API's path.
+    fn ensure_predefined(&self) -> Result<Option<String>, EngineError> {
         let mut st = self.lock();
         let find = |st: &State, name: &str| {
             st.nets
@@ -381,6 +434,17 @@ impl Networks {
             }
         }
         let existing = find(&st, DEFAULT);
+        let Some(bridge) = self.cfg.bridge.clone() else {
+            let Some(r) = existing.and_then(|id| st.nets.remove(&id)) else {
+                return Ok(None);
+            };
+            let p = self.net_path(&r.id);
+            if let Err(e) = std::fs::remove_file(&p) {
+                tracing::warn!(file = %p.display(), error = %e, "cannot remove");
+            }
+            tracing::info!(bridge = %r.bridge, "--bridge=none: removing the default bridge network");
+            return Ok(Some(r.bridge).filter(|b| !b.is_empty()));
+        };
         let bip = match &self.cfg.bip {
             Some(b) => {
                 let (net, gw) = Ipv4Net::parse_with_host(b).map_err(net_err)?;
@@ -389,7 +453,6 @@ impl Networks {
             None => None,
         };
         let mtu = self.cfg.mtu;
-        let bridge = self.cfg.bridge.clone();
         let (subnet, gateway) = match (bip, existing.as_ref().and_then(|id| st.nets.get(id))) {
             (Some((net, gw)), _) => (net, gw),
             (None, Some(r)) if r.subnet.is_some() => (
@@ -459,7 +522,13 @@ impl Networks {
         };
         self.save_net(&r)?;
         st.nets.insert(r.id.clone(), r);
-        Ok(())
+        Ok(None)
+    }
+
+    /// Whether `a` is an attachment to the default bridge while the daemon runs without
+    /// one (`--bridge=none`).
+    fn disabled_default(&self, a: &settings::Attach) -> bool {
+        self.cfg.bridge.is_none() && a.network_name == DEFAULT
     }
 
     /// By full ID, exact name, or unique ID prefix (moby `FindNetwork`).
@@ -597,6 +666,13 @@ impl Networks {
         let mut embedded = false;
         let mut made: Vec<String> = Vec::new();
         for a in &c.attach {
+            if self.disabled_default(a) {
+                // moby `connectToNetwork`: with `DisableBridge`, a container on the default
+                // bridge is started with its networking disabled (loopback only, no
+                // address, no DNS); it still joins its other networks. Its published ports
+                // then have nothing to forward to and, as with dockerd, are not bound.
+                continue;
+            }
             let Some(r) = st.nets.get_mut(&a.network_id) else {
                 // Undo this start's allocations.
                 for id in &made {
@@ -992,4 +1068,22 @@ fn start_proxy(p: &settings::PortSpec, ip: Ipv4Addr) -> Result<(Proxy, settings:
         }
     }
     Err(last.unwrap_or_else(|| NetError::InvalidArgument("empty port range".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firewall_tags() {
+        let root = Path::new("/var/lib/berth");
+        assert_eq!(firewall_tag(Some("berth0"), root), "berth0");
+        // FNV-1a 32 of "a" is e40c292c.
+        assert_eq!(firewall_tag(None, Path::new("a")), "none-e40c292c");
+        let t = firewall_tag(None, root);
+        assert_eq!(t, firewall_tag(None, root));
+        assert_ne!(t, firewall_tag(None, Path::new("/var/lib/berth2")));
+        // Chain names stay within iptables' 28 characters.
+        assert!(format!("BERTH-POST-{t}").len() <= 28);
+    }
 }

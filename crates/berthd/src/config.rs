@@ -215,13 +215,31 @@ fn resolve_network(
     f: &FileSettings,
     net: &mut berth_engine::NetConfig,
 ) -> anyhow::Result<()> {
-    if let Some(b) = flags.bridge.clone().or(f.bridge.clone()) {
-        if b.is_empty() || b.len() > 15 || b == "none" {
-            bail!("invalid --bridge {b:?}: give an interface name of at most 15 characters");
+    let bridge = flags.bridge.clone().or(f.bridge.clone());
+    let bip = flags.bip.clone().or(f.bip.clone());
+    match bridge.as_deref() {
+        // dockerd's `DisableBridge`: no default bridge network.
+        Some("none") => {
+            // dockerd refuses `-b` with `--bip` whatever the name (moby
+            // `verifyDaemonSettings`). berthd takes both for a named bridge, since it makes
+            // that bridge and `--bip` is its address; with no bridge there is nothing
+            // to give the address to, so it refuses as dockerd does.
+            if bip.is_some() {
+                bail!(
+                    "You specified -b & --bip, mutually exclusive options. Please specify only one"
+                );
+            }
+            net.bridge = None;
         }
-        net.bridge = b;
+        Some(b) if b.is_empty() || b.len() > 15 => {
+            bail!(
+                "invalid --bridge {b:?}: give an interface name of at most 15 characters, or none"
+            );
+        }
+        Some(b) => net.bridge = Some(b.to_string()),
+        None => {}
     }
-    if let Some(bip) = flags.bip.clone().or(f.bip.clone()) {
+    if let Some(bip) = bip {
         let (addr, prefix) = bip.split_once('/').unwrap_or((&bip, ""));
         if addr.parse::<std::net::Ipv4Addr>().is_err()
             || !matches!(prefix.parse::<u8>(), Ok(0..=30))
@@ -707,8 +725,8 @@ mod tests {
         .unwrap();
         let n = &c.engine.network;
         assert_eq!(
-            (n.bridge.as_str(), n.bip.as_deref(), n.mtu),
-            ("bt0", Some("10.41.0.1/24"), 1400)
+            (n.bridge.as_deref(), n.bip.as_deref(), n.mtu),
+            (Some("bt0"), Some("10.41.0.1/24"), 1400)
         );
         assert!(!n.iptables && n.ip_forward);
         assert_eq!(n.pools.len(), 1);
@@ -718,6 +736,22 @@ mod tests {
         );
         assert!(resolve(&["--bip", "10.41.0.1"]).is_err());
         assert!(resolve(&["--bridge", "a-name-longer-than-15"]).is_err());
+        assert!(resolve(&["--bridge", ""]).is_err());
+        // `--bridge=none` (or daemon.json `"bridge": "none"`): no default bridge.
+        let c = resolve(&["--bridge=none"]).unwrap();
+        assert_eq!(c.engine.network.bridge, None);
+        let (_p3, path) = write_config(r#"{"bridge": "none"}"#);
+        let c = resolve(&["--config-file", &path]).unwrap();
+        assert_eq!(c.engine.network.bridge, None);
+        assert_eq!(
+            resolve(&[]).unwrap().engine.network.bridge.as_deref(),
+            Some("berth0")
+        );
+        // With `--bip`, refused as dockerd refuses it.
+        let e = resolve(&["-b", "none", "--bip", "10.41.0.1/24"]).unwrap_err();
+        assert!(e.to_string().contains("mutually exclusive"), "{e}");
+        let (_p4, path) = write_config(r#"{"bridge": "none", "bip": "10.41.0.1/24"}"#);
+        assert!(resolve(&["--config-file", &path]).is_err());
         let (_p2, path) =
             write_config(r#"{"default-address-pools": [{"base": "10.40.0.0/16", "size": 8}]}"#);
         assert!(resolve(&["--config-file", &path]).is_err());

@@ -80,7 +80,7 @@ pub struct Flags {
     #[arg(long = "cgroup-parent", value_name = "PATH")]
     pub cgroup_parent: Option<String>,
 
-    /// The default bridge network's Linux bridge (created if missing)
+    /// The default bridge network's Linux bridge (created if missing); "none": no default bridge network
     #[arg(short = 'b', long = "bridge", value_name = "NAME")]
     pub bridge: Option<String>,
 

@@ -178,6 +178,30 @@ pub(crate) fn from_request(
         .collect();
     let mut attach = Vec::new();
     let mut add = |net: &str, ec: Option<&Value>| -> Result<(), EngineError> {
+        let aliases = strs(ec.and_then(|e| e.get("Aliases")));
+        let ipv4 = ec
+            .and_then(|e| e.get("IPAMConfig"))
+            .and_then(|i| i.get("IPv4Address"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<Ipv4Addr>()
+                    .map_err(|_| EngineError::InvalidArgument(format!("invalid IPv4 address: {s}")))
+            })
+            .transpose()?;
+        // By name as well as after the lookup: moby checks the name, so these are refused
+        // under `--bridge=none` too, where there is no `bridge` network to find.
+        if net == DEFAULT && ipv4.is_some() {
+            return Err(EngineError::InvalidArgument(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if net == DEFAULT && !aliases.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
         let id = match Networks::find(st, net) {
             Ok(id) => id,
             // dockerd creates the container and fails its start (moby
@@ -194,17 +218,6 @@ pub(crate) fn from_request(
             Err(e) => return Err(e),
         };
         let r = &st.nets[&id];
-        let aliases = strs(ec.and_then(|e| e.get("Aliases")));
-        let ipv4 = ec
-            .and_then(|e| e.get("IPAMConfig"))
-            .and_then(|i| i.get("IPv4Address"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<Ipv4Addr>()
-                    .map_err(|_| EngineError::InvalidArgument(format!("invalid IPv4 address: {s}")))
-            })
-            .transpose()?;
         if r.name == DEFAULT && ipv4.is_some() {
             return Err(EngineError::InvalidArgument(
                 "user specified IP address is supported on user defined networks only".into(),
@@ -394,6 +407,11 @@ impl Networks {
         }
         for a in &c.attach {
             let Some(r) = st.nets.get(&a.network_id) else {
+                if self.disabled_default(a) {
+                    // As dockerd shows it: the network the container asked for, with no
+                    // endpoint (its networking is disabled).
+                    nets.insert(DEFAULT.into(), empty_ep(""));
+                }
                 continue;
             };
             let mut v = empty_ep(&r.id);
@@ -596,6 +614,40 @@ mod tests {
         // An unknown network is recorded; the start fails, as dockerd's does.
         let c = req(json!({"NetworkMode": "nope"}), json!({})).unwrap();
         assert_eq!(c.attach[0].network_id, "");
+    }
+
+    #[test]
+    fn without_a_default_bridge() {
+        // `--bridge=none`: no `bridge` record. The attachment is kept by name (the start
+        // then skips it), and what dockerd refuses by name is still refused.
+        let mut st = state();
+        st.nets.remove("aaa111");
+        let hc = json!({"NetworkMode": "default"});
+        let hc = hc.as_object().unwrap();
+        let cfg = Map::new();
+        let make =
+            |net: Value| from_request(&st, "c0ffee0123456789", "/n", &cfg, hc, Some(&net), None);
+        let c = make(json!({"EndpointsConfig": {"default": {}}})).unwrap();
+        assert_eq!(c.mode, DEFAULT);
+        assert_eq!(c.attach.len(), 1);
+        assert_eq!(
+            (
+                c.attach[0].network_id.as_str(),
+                c.attach[0].network_name.as_str()
+            ),
+            ("", DEFAULT)
+        );
+        let ip =
+            json!({"EndpointsConfig": {"default": {"IPAMConfig": {"IPv4Address": "10.0.0.9"}}}});
+        assert!(make(ip)
+            .unwrap_err()
+            .to_string()
+            .contains("user defined networks only"));
+        let alias = json!({"EndpointsConfig": {"bridge": {"Aliases": ["x"]}}});
+        assert!(make(alias)
+            .unwrap_err()
+            .to_string()
+            .contains("network-scoped alias"));
     }
 
     #[test]
