@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import json
+import os
 import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -267,6 +269,39 @@ def test_published_ports(daemon):
     dk(d, "stop", "-t", "1", "web")
     with pytest.raises(OSError):
         _http_get("127.0.0.1", port, timeout=1)
+
+
+def _echo_through(port: int, data: bytes, timeout: float = 60) -> bytes:
+    """Sends `data` to 127.0.0.1:port while reading the reply, half-closes after the last
+    byte, and returns everything read until the other end closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        def send():
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        chunks = []
+        while chunk := s.recv(1 << 20):
+            chunks.append(chunk)
+        sender.join(timeout)
+    return b"".join(chunks)
+
+
+def test_published_port_relays_large_transfers_both_ways(daemon):
+    """20 MB to an echo server through a published port and back, byte for byte: the
+    client's half-close reaches the container and the reply still arrives after it."""
+    d = daemon
+    port = free_port()
+    dk(d, "run", "-d", "--name", "echo", "-p", f"127.0.0.1:{port}:7", "busybox",
+       "nc", "-ll", "-p", "7", "-e", "cat")
+    # The proxy accepts before nc listens; a refused upstream closes the connection empty.
+    poll(lambda: _echo_through(port, b"ping") == b"ping", 10, "the echo server to answer")
+    data = os.urandom(20_000_000)
+    got = _echo_through(port, data)
+    assert len(got) == len(data) and got == data, f"{len(got)} of {len(data)} bytes came back"
+    # The proxy keeps serving new connections afterwards.
+    assert _echo_through(port, b"again") == b"again"
 
 
 def test_taken_port_fails_cleanly(daemon):

@@ -3,12 +3,20 @@
 //! container's address. Binding the socket is what reserves the host port, so a taken
 //! port fails the start with the kernel's answer, and the port answers on every host
 //! address, loopback included, and from other containers (hairpin) without NAT rules.
+//!
+//! TCP bytes never enter user space: each direction splices socket -> pipe -> socket
+//! ([`berth_sys::splice`]), as docker-proxy's Go `io.Copy` does.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_sys::splice::Pipe;
+use nix::sys::socket::{shutdown, Shutdown};
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
@@ -65,12 +73,12 @@ pub fn start(proto: &str, host: SocketAddr, target: SocketAddr) -> Result<Proxy,
     }
 }
 
-/// Bytes moved per read in each direction (tokio's default of 8 KiB halves throughput).
-const COPY_BUF: usize = 256 * 1024;
+/// Bytes one pipe holds, and so moves per splice: what Go's `io.Copy` (docker-proxy) uses.
+const PIPE_SIZE: usize = 1 << 20;
 
 async fn serve_tcp(l: TcpListener, target: SocketAddr) {
     loop {
-        let (mut client, _) = match l.accept().await {
+        let (client, _) = match l.accept().await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "proxy accept failed");
@@ -80,19 +88,53 @@ async fn serve_tcp(l: TcpListener, target: SocketAddr) {
         };
         tokio::spawn(async move {
             match TcpStream::connect(target).await {
-                Ok(mut up) => {
-                    let _ = tokio::io::copy_bidirectional_with_sizes(
-                        &mut client,
-                        &mut up,
-                        COPY_BUF,
-                        COPY_BUF,
-                    )
-                    .await;
+                Ok(up) => {
+                    if let Err(e) = relay(&client, &up).await {
+                        tracing::debug!(%target, error = %e, "proxy connection ended");
+                    }
                 }
                 Err(e) => tracing::debug!(%target, error = %e, "proxy cannot reach the container"),
             }
         });
     }
+}
+
+/// Relays one connection both ways, zero-copy through a pipe per direction, until both
+/// directions have reached end of stream; the first error in either direction ends both
+/// (the caller then drops, so closes, both sockets).
+async fn relay(client: &TcpStream, up: &TcpStream) -> io::Result<()> {
+    let (out, back) = (Pipe::new(PIPE_SIZE)?, Pipe::new(PIPE_SIZE)?);
+    tokio::try_join!(pump(client, up, &out), pump(up, client, &back))?;
+    Ok(())
+}
+
+/// Moves `from`'s bytes to `to` until `from`'s end of stream, then shuts down `to`'s
+/// write side (a half-close: the other direction keeps going). The pipe is drained before
+/// each read, so a would-block on the read means `from` has nothing, not a full pipe.
+async fn pump(from: &TcpStream, to: &TcpStream, pipe: &Pipe) -> io::Result<()> {
+    loop {
+        let n = from
+            .async_io(Interest::READABLE, || pipe.fill(from, pipe.capacity()))
+            .await?;
+        if n == 0 {
+            return shutdown(to.as_raw_fd(), Shutdown::Write).map_err(io::Error::from);
+        }
+        drain(pipe, to, n).await?;
+    }
+}
+
+/// Writes the `n` bytes waiting in the pipe to `to`.
+async fn drain(pipe: &Pipe, to: &TcpStream, mut n: usize) -> io::Result<()> {
+    while n > 0 {
+        let sent = to
+            .async_io(Interest::WRITABLE, || pipe.drain(to, n))
+            .await?;
+        if sent == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        n -= sent;
+    }
+    Ok(())
 }
 
 /// One upstream socket per client address; flows idle for 90 s are dropped.
