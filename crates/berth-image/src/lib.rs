@@ -18,6 +18,7 @@ pub mod blobs;
 pub mod changes;
 pub mod config;
 pub mod digest;
+pub mod gzip;
 mod hasher;
 pub mod reference;
 pub mod registry;

@@ -22,6 +22,7 @@ use super::manifest::{
 };
 use super::progress::Throttle;
 use super::{Progress, ProgressSink, Registry, RegistryAuth, RegistryError};
+use crate::gzip::GzipWriter;
 use crate::store::{Compression, ImageRecord, ImageStore, LayerMeta, PushedBlob};
 use crate::{Digest, DigestWriter, Reference};
 
@@ -29,7 +30,10 @@ use crate::{Digest, DigestWriter, Reference};
 const MAX_MOUNT_SOURCES: usize = 8;
 /// Mount attempts per layer before uploading.
 const MAX_MOUNT_TRIES: usize = 3;
+/// Size of the buffers an upload body is made of.
 const STREAM_CHUNK: usize = 256 * 1024;
+/// Tar bytes read at once when compressing a layer for upload.
+const READ_CHUNK: usize = 1024 * 1024;
 
 /// What to push: the repository and each tag with its image.
 #[derive(Debug, Clone)]
@@ -365,6 +369,9 @@ async fn push_layer(
 
 /// Compresses a layer's tar into `tx`; returns the gzip's digest and size. Progress
 /// counts tar bytes, as dockerd's does.
+///
+/// The gzip is [`crate::gzip::GzipWriter`]'s: stretches that do not compress (random or
+/// already-compressed data) go out stored instead of costing a deflate pass for nothing.
 fn gzip_layer(
     store: &ImageStore,
     meta: &LayerMeta,
@@ -374,10 +381,9 @@ fn gzip_layer(
     progress: &dyn ProgressSink,
 ) -> Result<(Digest, u64), RegistryError> {
     let (mut tar, total) = store.open_layer_tar(&meta.diff_id)?;
-    let sink = io::BufWriter::with_capacity(STREAM_CHUNK, ChannelWriter { tx });
-    let mut gz =
-        flate2::write::GzEncoder::new(DigestWriter::new(sink), flate2::Compression::new(level));
-    let mut buf = vec![0u8; STREAM_CHUNK];
+    let sink = ChannelWriter::new(tx);
+    let mut gz = GzipWriter::new(DigestWriter::new(sink), level);
+    let mut buf = vec![0u8; READ_CHUNK];
     let mut read = 0u64;
     let mut throttle = Throttle::new();
     let broken = |e: io::Error| RegistryError::Transport(format!("upload stream broke: {e}"));
@@ -402,27 +408,52 @@ fn gzip_layer(
             progress.send(Progress::layer_bytes(id, "Pushing", read, total));
         }
     }
+    let stored = gz.stored_bytes();
     let writer = gz.finish().map_err(broken)?;
     let (mut sink, digest, size) = writer.into_parts();
     sink.flush().map_err(broken)?;
+    tracing::debug!(layer = %meta.diff_id, tar = read, stored, gzip = size, "layer compressed for push");
     Ok((digest, size))
 }
 
-/// A `Write` that hands chunks to the upload body.
+/// A `Write` that gathers bytes into [`STREAM_CHUNK`]-sized buffers and hands each, without
+/// a copy, to the upload body; `flush` sends what is gathered.
 struct ChannelWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> Self {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(STREAM_CHUNK),
+        }
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(STREAM_CHUNK));
+        self.tx
+            .blocking_send(Ok(Bytes::from(full)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload ended early"))
+    }
 }
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tx
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload ended early"))?;
-        Ok(buf.len())
+        let take = (STREAM_CHUNK - self.buf.len()).min(buf.len());
+        self.buf.extend_from_slice(&buf[..take]);
+        if self.buf.len() == STREAM_CHUNK {
+            self.send()?;
+        }
+        Ok(take)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.send()
     }
 }
 
