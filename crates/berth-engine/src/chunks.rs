@@ -105,24 +105,32 @@ impl StreamWriter {
         while left > 0 {
             let room = self.room()?;
             let n = usize::try_from(left).unwrap_or(usize::MAX).min(room.len());
-            let got = if eof {
-                room[..n].fill(0);
-                n
-            } else {
-                match r.read(&mut room[..n]) {
-                    Ok(0) => {
-                        eof = true;
-                        continue;
-                    }
-                    Ok(got) => got,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            };
+            let got = read_or_zeros(r, &mut room[..n], &mut eof)?;
             self.filled += got;
             left -= got as u64;
         }
         Ok(())
+    }
+}
+
+/// Reads some of `r` into `buf`; once `r` has ended (`eof` set), fills `buf` with zeros
+/// instead. How an archiver keeps the size its header promised for a file that shrank.
+pub(crate) fn read_or_zeros(
+    r: &mut impl Read,
+    buf: &mut [u8],
+    eof: &mut bool,
+) -> io::Result<usize> {
+    loop {
+        if *eof {
+            buf.fill(0);
+            return Ok(buf.len());
+        }
+        match r.read(buf) {
+            Ok(0) if !buf.is_empty() => *eof = true,
+            Ok(got) => return Ok(got),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 

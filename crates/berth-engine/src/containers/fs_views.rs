@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use super::{record::Record, Containers};
-use crate::chunks::StreamWriter;
+use crate::chunks::{read_or_zeros, StreamWriter};
 use crate::images::ImageListOptions;
 use crate::system::now_rfc3339;
 use crate::volumes::dir_size;
@@ -257,20 +257,7 @@ fn copy_exact(r: &mut impl io::Read, w: &mut (impl Write + ?Sized), len: u64) ->
         let mut eof = false;
         while left > 0 {
             let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-            let got = if eof {
-                buf[..n].fill(0);
-                n
-            } else {
-                match r.read(&mut buf[..n]) {
-                    Ok(0) => {
-                        eof = true;
-                        continue;
-                    }
-                    Ok(got) => got,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            };
+            let got = read_or_zeros(r, &mut buf[..n], &mut eof)?;
             w.write_all(&buf[..got])?;
             left -= got as u64;
         }
