@@ -134,8 +134,12 @@ def test_exec_it_through_a_pseudo_terminal(daemon):
                             env=daemon.docker_env, start_new_session=True)
     os.close(slave)
     try:
-        # Type only once the shell shows its prompt (the CLI has the terminal in raw mode).
+        # Type only once the shell shows its prompt (the CLI has the terminal in raw mode)
+        # and the CLI's resize, sent after the exec starts, has been applied: on a loaded
+        # machine the prompt can come first, and stty would read a 0x0 terminal.
         _read_until(master, b"# ", 20)
+        poll(lambda: re.search(r"path=/v[\d.]+/exec/\w+/resize status=200", daemon.log_text()),
+             20, "the CLI's exec resize")
         os.write(master, b"tty; echo ok$((40+2)); stty size\r")
         # The echo of the typed line comes first; then tty's answer, ok42, and the size.
         out = _read_until(master, rb"ok42\r?\n\d+ \d+", 20)

@@ -32,8 +32,8 @@ const SAMPLE_SLICES: usize = 4;
 const SAMPLE_SLICE: usize = 2048;
 /// Estimated order-0 entropy, in bits a byte, from which a segment is stored. Random data
 /// estimates at about 7.98 on an 8 KiB sample (the estimate is biased low by about
-/// 255 / (2 n ln 2)); text is near 5, machine code near 6. Below the threshold deflate saves
-/// at least about 1.5%.
+/// 255 / (2 n ln 2)); text is near 5, machine code near 6. At the threshold Huffman coding
+/// alone could save no more than about 1.5%.
 const STORE_ENTROPY: f64 = 7.88;
 /// Output buffer of the compressor.
 const OUT_CAP: usize = 128 * 1024;
@@ -65,7 +65,7 @@ pub struct GzipWriter<W: Write> {
 impl<W: Write> std::fmt::Debug for GzipWriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GzipWriter")
-            .field("level", &self.deflate.is_some())
+            .field("compresses", &self.deflate.is_some())
             .field("stored_bytes", &self.stored_bytes)
             .finish_non_exhaustive()
     }
@@ -99,11 +99,6 @@ impl<W: Write> GzipWriter<W> {
     /// How many input bytes went out as stored blocks so far.
     pub fn stored_bytes(&self) -> u64 {
         self.stored_bytes
-    }
-
-    /// The wrapped writer.
-    pub fn get_ref(&self) -> &W {
-        &self.inner
     }
 
     /// Ends the stream (last blocks, CRC-32 and ISIZE) and returns the wrapped writer,

@@ -4,8 +4,9 @@
 //! content digests ([`digest`]), the crash-safe content-addressed blob store ([`blobs`]),
 //! safe layer extraction into overlayfs-ready directories ([`unpack`]), the image and tag
 //! store ([`store`]), save/load/import ([`archive`]) and pull/push through the registry
-//! client ([`registry`]); it never knows about containers beyond handing out the layer
-//! directories a rootfs is made of.
+//! client ([`registry`]), with the gzip encoder pushes compress layers with ([`gzip`]); it
+//! never knows about containers beyond handing out the layer directories a rootfs is made
+//! of.
 //!
 //! Nothing here serves HTTP (the registry module is only a client) or touches daemon
 //! state; raw syscalls that need `unsafe` live in `berth-sys`, so this crate forbids
