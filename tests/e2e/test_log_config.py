@@ -60,7 +60,10 @@ def test_follow_survives_rotation(d):
     # rotation behind (max-file 3 keeps two), and every line of 16 batches must reach it.
     script = ("echo ready; b=0; i=0; while [ $b -lt 16 ]; do "
               "n=0; while [ $n -lt 6 ]; do echo line-$i; i=$((i+1)); n=$((n+1)); done; "
-              "while [ ! -e /tmp/ack-$b ]; do usleep 5000; done; b=$((b+1)); done")
+              "while [ ! -e /tmp/ack-$b ]; do usleep 5000; done; b=$((b+1)); done; "
+              # The last ack's `touch` may still be running when its file appears: exiting
+              # at once would kill it with the container (exec exit 137).
+              "sleep 2")
     cid = dk(d, "run", "-d", "--log-opt", "max-size=512", "--log-opt", "max-file=3",
              "busybox", "sh", "-c", script).stdout.strip()
     follower = subprocess.Popen([DOCKER_BIN, "logs", "-f", cid], env=d.docker_env,
