@@ -53,19 +53,20 @@ def test_rotation_keeps_max_files_and_logs_reads_them_in_order(d):
     dk(d, "rm", "-f", cid)
 
 
-def test_follow_survives_rotation(d):
+def test_follow_survives_rotation(d, tmp_path):
     # The writer writes batches of 6 lines (~450 bytes: at most one rotation of a 512-byte
     # file each) and waits for the test to acknowledge each batch, which it does once the
     # follower has shown the batch's last line. So the follower is never more than one
     # rotation behind (max-file 3 keeps two), and every line of 16 batches must reach it.
+    # Acks are files the test makes in a bind-mounted directory (an exec making them
+    # could still be running, and be killed, when the writer sees the last one and exits).
+    acks = tmp_path / "acks"
+    acks.mkdir()
     script = ("echo ready; b=0; i=0; while [ $b -lt 16 ]; do "
               "n=0; while [ $n -lt 6 ]; do echo line-$i; i=$((i+1)); n=$((n+1)); done; "
-              "while [ ! -e /tmp/ack-$b ]; do usleep 5000; done; b=$((b+1)); done; "
-              # The last ack's `touch` may still be running when its file appears: exiting
-              # at once would kill it with the container (exec exit 137).
-              "sleep 2")
+              "while [ ! -e /acks/ack-$b ]; do usleep 5000; done; b=$((b+1)); done")
     cid = dk(d, "run", "-d", "--log-opt", "max-size=512", "--log-opt", "max-file=3",
-             "busybox", "sh", "-c", script).stdout.strip()
+             "-v", f"{acks}:/acks:ro", "busybox", "sh", "-c", script).stdout.strip()
     follower = subprocess.Popen([DOCKER_BIN, "logs", "-f", cid], env=d.docker_env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: list[int] = []
@@ -77,7 +78,7 @@ def test_follow_survives_rotation(d):
                 line = follower.stdout.readline()
                 assert line, f"the follower stopped after {seen[-3:]}: {follower.stderr.read() if follower.stderr else ''}"
                 seen += numbers(line)
-            dk(d, "exec", cid, "touch", f"/tmp/ack-{batch}")
+            (acks / f"ack-{batch}").touch()
         out, err = follower.communicate(timeout=60)
     finally:
         follower.kill()
