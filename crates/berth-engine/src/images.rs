@@ -440,7 +440,7 @@ impl Engine {
             // The buffer lets layer data be read in large blocks (tar copies through it).
             let writer = std::io::BufWriter::with_capacity(
                 256 * 1024,
-                crate::chunks::StreamWriter::new(tx.clone()),
+                berth_image::chunks::StreamWriter::new(tx.clone()),
             );
             if let Err(e) = archive::save(&store, &items, writer) {
                 tracing::error!(error = %e, "image save failed mid-stream");

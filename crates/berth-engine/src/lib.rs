@@ -5,7 +5,6 @@
 //! their drivers arrive (DESIGN.md); the server only ever calls `Engine` methods.
 #![forbid(unsafe_code)]
 
-mod chunks;
 mod config;
 pub mod containers;
 pub mod distribution;

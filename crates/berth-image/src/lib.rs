@@ -17,6 +17,7 @@
 pub mod archive;
 pub mod blobs;
 pub mod changes;
+pub mod chunks;
 pub mod config;
 pub mod digest;
 pub mod gzip;

@@ -36,11 +36,11 @@ use tokio::sync::mpsc;
 
 use super::fs_views::{append_entry, append_tree, RootView};
 use super::{mounts, rid, Containers};
-use crate::chunks::StreamWriter;
 use crate::images::BodyReader;
 use crate::system::format_rfc3339;
 use crate::volumes::{self, DriverSource};
 use crate::{Engine, EngineError};
+use berth_image::chunks::StreamWriter;
 
 /// What the archive routes resolve a container path against.
 struct Root {

@@ -18,11 +18,11 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use super::{record::Record, Containers};
-use crate::chunks::{read_or_zeros, StreamWriter};
 use crate::images::ImageListOptions;
 use crate::system::now_rfc3339;
 use crate::volumes::dir_size;
 use crate::{Engine, EngineError};
+use berth_image::chunks::{read_or_zeros, StreamWriter};
 
 /// The xattr overlayfs reads to treat a directory as opaque.
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";

@@ -22,6 +22,7 @@ use super::manifest::{
 };
 use super::progress::Throttle;
 use super::{Progress, ProgressSink, Registry, RegistryAuth, RegistryError};
+use crate::chunks::StreamWriter;
 use crate::gzip::GzipWriter;
 use crate::store::{Compression, ImageRecord, ImageStore, LayerMeta, PushedBlob};
 use crate::{Digest, DigestWriter, Reference};
@@ -381,7 +382,7 @@ fn gzip_layer(
     progress: &dyn ProgressSink,
 ) -> Result<(Digest, u64), RegistryError> {
     let (mut tar, total) = store.open_layer_tar(&meta.diff_id)?;
-    let sink = ChannelWriter::new(tx);
+    let sink = StreamWriter::with_chunk_size(tx, STREAM_CHUNK);
     let mut gz = GzipWriter::new(DigestWriter::new(sink), level);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut read = 0u64;
@@ -414,47 +415,6 @@ fn gzip_layer(
     sink.flush().map_err(broken)?;
     tracing::debug!(layer = %meta.diff_id, tar = read, stored, gzip = size, "layer compressed for push");
     Ok((digest, size))
-}
-
-/// A `Write` that gathers bytes into [`STREAM_CHUNK`]-sized buffers and hands each, without
-/// a copy, to the upload body; `flush` sends what is gathered.
-struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-}
-
-impl ChannelWriter {
-    fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> Self {
-        ChannelWriter {
-            tx,
-            buf: Vec::with_capacity(STREAM_CHUNK),
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(STREAM_CHUNK));
-        self.tx
-            .blocking_send(Ok(Bytes::from(full)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload ended early"))
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let take = (STREAM_CHUNK - self.buf.len()).min(buf.len());
-        self.buf.extend_from_slice(&buf[..take]);
-        if self.buf.len() == STREAM_CHUNK {
-            self.send()?;
-        }
-        Ok(take)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
 }
 
 /// A blob file as an upload body, reporting `Pushing` progress.

@@ -1,5 +1,5 @@
-//! Byte streams from a blocking writer (a tar being built: `docker cp` out, export, save)
-//! to a response body, in large chunks handed over whole.
+//! Byte streams from a blocking writer (a tar being built: `docker cp` out, export, save;
+//! a layer compressed for push) to an async body, in large chunks handed over whole.
 //!
 //! Owns: the chunk buffers and their reuse. A chunk is a `Bytes` whose owner returns its
 //! buffer to the writer's pool once the server has sent it, so a long stream cycles
@@ -13,20 +13,21 @@ use std::sync::{Arc, Mutex, Weak};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-/// Size of one chunk.
-pub(crate) const CHUNK: usize = 1 << 20;
+/// Size of one chunk, unless the writer is made with another.
+pub const CHUNK: usize = 1 << 20;
 /// Buffers kept for reuse: the chunks a channel holds, one being sent, one being filled.
 const POOL_MAX: usize = 10;
 
 type Pool = Mutex<Vec<Vec<u8>>>;
 
-/// The sending end: fills `CHUNK`-sized buffers and sends each when full (and what is
+/// The sending end: fills chunk-sized buffers and sends each when full (and what is
 /// left on `flush`). Dropping it without `flush` drops the unsent tail.
-pub(crate) struct StreamWriter {
+pub struct StreamWriter {
     tx: mpsc::Sender<io::Result<Bytes>>,
-    /// Always `CHUNK` long (initialised once, when first allocated); `filled` bytes used.
+    /// Always `chunk` long (initialised once, when first allocated); `filled` bytes used.
     buf: Vec<u8>,
     filled: usize,
+    chunk: usize,
     pool: Arc<Pool>,
 }
 
@@ -63,18 +64,25 @@ fn gone() -> io::Error {
 }
 
 impl StreamWriter {
-    pub(crate) fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> Self {
+    pub fn new(tx: mpsc::Sender<io::Result<Bytes>>) -> Self {
+        Self::with_chunk_size(tx, CHUNK)
+    }
+
+    /// A writer sending chunks of `chunk` bytes (at least 1).
+    pub fn with_chunk_size(tx: mpsc::Sender<io::Result<Bytes>>, chunk: usize) -> Self {
+        let chunk = chunk.max(1);
         StreamWriter {
             tx,
-            buf: vec![0; CHUNK],
+            buf: vec![0; chunk],
             filled: 0,
+            chunk,
             pool: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
     /// The free part of the current chunk, after sending it if it is full.
     fn room(&mut self) -> io::Result<&mut [u8]> {
-        if self.filled == CHUNK {
+        if self.filled == self.chunk {
             self.send()?;
         }
         Ok(&mut self.buf[self.filled..])
@@ -85,7 +93,7 @@ impl StreamWriter {
             return Ok(());
         }
         let reused = self.pool.lock().ok().and_then(|mut p| p.pop());
-        let next = reused.unwrap_or_else(|| vec![0; CHUNK]);
+        let next = reused.unwrap_or_else(|| vec![0; self.chunk]);
         let chunk = Pooled {
             buf: std::mem::replace(&mut self.buf, next),
             len: std::mem::take(&mut self.filled),
@@ -99,7 +107,7 @@ impl StreamWriter {
     /// Appends exactly `len` bytes read from `r` (a file: read straight into the chunk).
     /// A source that ends early is padded with zeros, so that a file shrinking while it
     /// is archived cannot shift the entries after it.
-    pub(crate) fn read_exact_from(&mut self, r: &mut impl Read, len: u64) -> io::Result<()> {
+    pub fn read_exact_from(&mut self, r: &mut impl Read, len: u64) -> io::Result<()> {
         let mut left = len;
         let mut eof = false;
         while left > 0 {
@@ -115,11 +123,7 @@ impl StreamWriter {
 
 /// Reads some of `r` into `buf`; once `r` has ended (`eof` set), fills `buf` with zeros
 /// instead. How an archiver keeps the size its header promised for a file that shrank.
-pub(crate) fn read_or_zeros(
-    r: &mut impl Read,
-    buf: &mut [u8],
-    eof: &mut bool,
-) -> io::Result<usize> {
+pub fn read_or_zeros(r: &mut impl Read, buf: &mut [u8], eof: &mut bool) -> io::Result<usize> {
     loop {
         if *eof {
             buf.fill(0);
