@@ -76,7 +76,30 @@ def cli(sock: Path, *args: str, timeout: float = 300) -> str:
     return out.stdout.decode(errors="replace")
 
 
+def fresh_page_cache(tree: Tree) -> bool:
+    """Drops the clean page cache (after writing back dirty pages) and reads `tree` back
+    in, so that every engine's filesystem metric starts from the same memory state: on
+    these VMs a page cache grown to several GB by earlier metrics made each 100 MB copy
+    take two to three times the CPU, for whichever engine happened to run then. False
+    when the cache cannot be dropped (not root)."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1")
+    except OSError:
+        return False
+    for dirpath, _dirs, names in os.walk(tree.path):
+        for n in names:
+            with open(os.path.join(dirpath, n), "rb") as f:
+                while f.read(1 << 20):
+                    pass
+    return True
+
+
 def timed_cli(sock: Path, *args: str) -> float:
+    """The seconds `docker ARGS` takes. Dirty pages left by earlier runs (and metrics) are
+    written back first, untimed: the kernel's flusher would otherwise take CPU from
+    whichever run it happens to overlap, on any engine."""
+    os.sync()
     t0 = time.perf_counter()
     cli(sock, *args)
     return time.perf_counter() - t0

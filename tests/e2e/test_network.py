@@ -6,11 +6,13 @@ Every daemon has its own bridge and subnets (conftest `pick_network`)."""
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import ipaddress
 import json
 import os
 import socket
+import struct
 import subprocess
 import threading
 
@@ -271,6 +273,17 @@ def test_published_ports(daemon):
         _http_get("127.0.0.1", port, timeout=1)
 
 
+def _pipes(pid: int) -> int:
+    """How many pipe ends the process holds."""
+    n = 0
+    for f in os.scandir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f.path).startswith("pipe:")
+        except OSError:
+            pass
+    return n
+
+
 def _echo_through(port: int, data: bytes, timeout: float = 60) -> bytes:
     """Sends `data` to 127.0.0.1:port while reading the reply, half-closes after the last
     byte, and returns everything read until the other end closes."""
@@ -297,11 +310,78 @@ def test_published_port_relays_large_transfers_both_ways(daemon):
        "nc", "-ll", "-p", "7", "-e", "cat")
     # The proxy accepts before nc listens; a refused upstream closes the connection empty.
     poll(lambda: _echo_through(port, b"ping") == b"ping", 10, "the echo server to answer")
+    pipes = _pipes(d.pid)
     data = os.urandom(20_000_000)
     got = _echo_through(port, data)
     assert len(got) == len(data) and got == data, f"{len(got)} of {len(data)} bytes came back"
-    # The proxy keeps serving new connections afterwards.
+    # A client that resets mid-transfer ends its relay too.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data[:1_000_000])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # The proxy keeps serving new connections afterwards, and no relay's pipes outlive it.
     assert _echo_through(port, b"again") == b"again"
+    poll(lambda: _pipes(d.pid) <= pipes, 10, f"berthd back to {pipes} pipes")
+
+
+def _sockets_of(pid: int) -> list[socket.socket]:
+    """Duplicates of the TCP sockets process `pid` holds (pidfd_getfd(2), x86-64 number
+    438): their options can be read here. The caller closes them."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    found = []
+    try:
+        for entry in os.scandir(f"/proc/{pid}/fd"):
+            try:
+                if not os.readlink(entry.path).startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(438, pidfd, int(entry.name), 0)
+            if fd < 0:
+                continue
+            s = socket.socket(fileno=fd)
+            if s.family in (socket.AF_INET, socket.AF_INET6) and s.type == socket.SOCK_STREAM:
+                found.append(s)
+            else:
+                s.close()
+    finally:
+        os.close(pidfd)
+    return found
+
+
+def _peer(s: socket.socket) -> tuple | None:
+    try:
+        return s.getpeername()[:2]
+    except OSError:
+        return None
+
+
+def test_published_port_relay_sends_without_nagle(daemon):
+    """Both sockets of a relayed connection have TCP_NODELAY (as docker-proxy's): with
+    Nagle, a request the client writes in two pieces waits at the proxy for the
+    container's delayed ACK (~40 ms) before its second piece goes on. Checked on the
+    daemon's own sockets, duplicated with pidfd_getfd."""
+    d = daemon
+    port = free_port()
+    dk(d, "run", "-d", "--name", "rr", "-p", f"127.0.0.1:{port}:7", "busybox",
+       "nc", "-ll", "-p", "7", "-e", "cat")
+    poll(lambda: _echo_through(port, b"x") == b"x", 10, "the echo server to answer")
+    ip = dk(d, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "rr").stdout.strip()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(b"a")
+        assert c.recv(16) == b"a"  # relayed both ways: both of the proxy's sockets exist
+        client_end = c.getsockname()[:2]
+        socks = _sockets_of(d.pid)
+        try:
+            facing_client = [s for s in socks if _peer(s) == client_end]
+            facing_container = [s for s in socks if _peer(s) == (ip, 7)]
+            assert len(facing_client) == 1, [(_peer(s), s.getsockname()) for s in socks]
+            assert len(facing_container) == 1, [(_peer(s), s.getsockname()) for s in socks]
+            for s in facing_client + facing_container:
+                assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0, _peer(s)
+        finally:
+            for s in socks:
+                s.close()
 
 
 def test_taken_port_fails_cleanly(daemon):
