@@ -346,9 +346,12 @@ def unix_request(sock_path: Path, method: str, path: str, *, headers: dict[str, 
 
 
 def disk_write_mbps(directory: Path, size: int = 200_000_000) -> float:
-    """Sequential write of `size` random bytes plus fsync, in MB/s (1 MB = 10^6 bytes)."""
+    """Sequential write of `size` random bytes plus fsync, in MB/s (1 MB = 10^6 bytes).
+    Other dirty data (the test image just written, earlier metrics) is written back first,
+    untimed: the fsync would otherwise wait behind it and report a slower disk."""
     block = os.urandom(4 * CHUNK)
     path = directory / "disk-speed.bin"
+    os.sync()
     try:
         t0 = time.perf_counter()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
