@@ -97,10 +97,9 @@ async fn serve(
         version = env!("CARGO_PKG_VERSION"),
         "berthd has completed initialization"
     );
-    // Start-up code (config, recovery, network set-up) is not needed while idle: what
-    // the foreground part touched goes now, what the background set-up touches once it
-    // is done.
-    berth_sys::memory::release_startup_memory();
+    // Start-up code (config, recovery, network set-up) is not needed while idle: it goes
+    // once the background set-up is done, off the path of the first requests (paging the
+    // executable out before serving made the first request fault it back in from disk).
     let engine_started = engine_at_exit.clone();
     tokio::spawn(async move {
         engine_started.started().await;
