@@ -1,6 +1,7 @@
 """`--bridge=none` (and daemon.json `"bridge": "none"`), as dockerd's DisableBridge: no
 default `bridge` network, interface or iptables chains for it; containers left on the
 default network start with loopback only; user networks, `host` and `none` still work.
+Moving a data root between bridge settings leaves no earlier run's bridge or chains.
 
 The daemons here run without conftest's `--bridge`/`--bip` (`bridge_flags=False`); their
 chains are named after their data root (hostclean `no_bridge_tag`)."""
@@ -13,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import DOCKER_BIN, expect_start_failure, poll
-from hostclean import no_bridge_tag
+from hostclean import cleanup_bridges, no_bridge_tag, pick_network
 
 
 def dk(d, *args, check=True, timeout=60):
@@ -150,6 +151,57 @@ def test_restart_into_bridge_none(busybox_daemon):
     dk(d, "rm", "-f", "old")
     dk(d, "network", "rm", "un")
     assert _rules(tag) == []
+
+
+def test_restart_out_of_bridge_none(busybox_daemon):
+    """A `--bridge=none` daemon with a user network, restarted with a default bridge: the
+    user network's rules move to the new bridge's chains, and the chains named after the
+    data root go."""
+    d = _no_bridge_daemon(busybox_daemon)
+    tag = no_bridge_tag(d.data_root)
+    try:
+        dk(d, "network", "create", "un")
+        assert _rules(tag) != []
+        d.stop()
+        d.bridge_flags = True
+        d.extra_args = []
+        d.start()
+        assert _names(d) == ["bridge", "host", "none", "un"]
+        poll(lambda: _rules(tag) == [], 10, f"the chains of the --bridge=none run ({tag}) to go")
+        poll(lambda: any("BERTH-POST-" + d.bridge in l for l in _rules(d.bridge)), 10,
+             "the new default bridge's chains")
+        dk(d, "run", "-d", "--name", "ca", "--network", "un", "busybox", "sleep", "300")
+        out = dk(d, "run", "--rm", "--network", "un", "busybox", "ping", "-c", "1", "-W", "2", "ca").stdout
+        assert "1 packets received" in out, out
+        dk(d, "rm", "-f", "ca")
+        dk(d, "network", "rm", "un")
+    finally:
+        cleanup_bridges(tag, d.data_root)
+
+
+def test_renamed_default_bridge(busybox_daemon):
+    """Restarted with another `--bridge` name (same `--bip`): the old bridge and its chains
+    go, the default network and a user network work on the new ones."""
+    d = busybox_daemon()
+    old = d.bridge
+    try:
+        dk(d, "network", "create", "un")
+        assert _rules(old) != []
+        d.stop()
+        d.bridge = pick_network()[0]
+        d.start()
+        assert old not in _links()
+        poll(lambda: _rules(old) == [], 10, f"the old bridge's chains ({old}) to go")
+        poll(lambda: _rules(d.bridge) != [], 10, "the new bridge's chains")
+        assert d.bridge in _links()
+        dk(d, "run", "-d", "--name", "ca", "busybox", "sleep", "300")
+        ip = dk(d, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "ca").stdout.strip()
+        out = dk(d, "run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", ip).stdout
+        assert "1 packets received" in out, out
+        dk(d, "rm", "-f", "ca")
+        dk(d, "network", "rm", "un")
+    finally:
+        cleanup_bridges(old, d.data_root)
 
 
 def test_bridge_none_with_bip_is_refused(berthd):

@@ -201,6 +201,31 @@ pub(crate) fn random_hex(bytes: usize) -> Result<String, EngineError> {
     Ok(s)
 }
 
+/// What an earlier run with other bridge flags left on the host.
+#[derive(Debug, Default)]
+struct Leftovers {
+    /// Its default bridge, gone with `--bridge=none`.
+    bridge: Option<String>,
+    /// The tag of its chains (see [`firewall_tag`]).
+    chains: Option<String>,
+}
+
+impl Leftovers {
+    /// Best effort: what cannot be removed is logged.
+    fn remove(self, iptables: bool) {
+        if let Some(b) = &self.bridge {
+            if let Err(e) = bridge::delete(b) {
+                tracing::warn!(bridge = %b, error = %e, "cannot remove the old default bridge");
+            }
+        }
+        if let Some(tag) = &self.chains {
+            if let Err(e) = Firewall::new(tag, iptables).teardown() {
+                tracing::warn!(chains = %tag, error = %e, "cannot remove an earlier run's chains");
+            }
+        }
+    }
+}
+
 /// What names this daemon's iptables chains (`BERTH-*-<tag>`): its default bridge, or with
 /// `--bridge=none` `none-` and the FNV-1a hash of its data root, so that two daemons (each
 /// has its own data root) still never share a chain, and a restart finds its own again.
@@ -280,24 +305,13 @@ impl Networks {
             host_ready: HostReady::default(),
             reaper: endpoint::Reaper::start().map_err(net_err)?,
         };
-        let stale_bridge = n.ensure_predefined()?;
+        let leftovers = n.ensure_predefined(data_root)?;
         let n = Arc::new(n);
         let bg = n.clone();
         std::thread::Builder::new()
             .name("network-setup".into())
             .spawn(move || {
-                if let Some(b) = stale_bridge {
-                    // `--bridge=none` after a run with a default bridge: dockerd removes
-                    // its default bridge interface too (moby `removeDefaultBridgeInterface`),
-                    // and the chains named after that bridge are ours no longer.
-                    if let Err(e) = bridge::delete(&b) {
-                        tracing::warn!(bridge = %b, error = %e, "cannot remove the old default bridge");
-                    }
-                    let old = Firewall::new(&firewall_tag(Some(&b), Path::new("")), bg.cfg.iptables);
-                    if let Err(e) = old.teardown() {
-                        tracing::warn!(bridge = %b, error = %e, "cannot remove the old default bridge's chains");
-                    }
-                }
+                leftovers.remove(bg.cfg.iptables);
                 bg.bring_up_host();
                 bg.host_ready.set();
             })
@@ -399,8 +413,9 @@ impl Networks {
 
     /// `bridge` (from `--bridge`/`--bip`), `host` and `none`. With `--bridge=none`, no
     /// `bridge`: a record left by an earlier run is removed (as dockerd deletes its stale
-    /// default network) and its Linux bridge's name returned, to delete off the API's path.
-    fn ensure_predefined(&self) -> Result<Option<String>, EngineError> {
+    /// default network). What an earlier run with other bridge flags left on the host is
+    /// returned, to remove off the API's path.
+    fn ensure_predefined(&self, data_root: &Path) -> Result<Leftovers, EngineError> {
         let mut st = self.lock();
         let find = |st: &State, name: &str| {
             st.nets
@@ -408,6 +423,8 @@ impl Networks {
                 .find(|r| r.name == name)
                 .map(|r| r.id.clone())
         };
+        // Every run records `host` and `none`: without them this data root is new.
+        let used_before = find(&st, "host").is_some();
         for (name, driver) in [("host", "host"), ("none", "null")] {
             if find(&st, name).is_none() {
                 let r = NetRecord {
@@ -436,14 +453,32 @@ impl Networks {
         let existing = find(&st, DEFAULT);
         let Some(bridge) = self.cfg.bridge.clone() else {
             let Some(r) = existing.and_then(|id| st.nets.remove(&id)) else {
-                return Ok(None);
+                return Ok(Leftovers::default());
             };
             let p = self.net_path(&r.id);
             if let Err(e) = std::fs::remove_file(&p) {
                 tracing::warn!(file = %p.display(), error = %e, "cannot remove");
             }
             tracing::info!(bridge = %r.bridge, "--bridge=none: removing the default bridge network");
-            return Ok(Some(r.bridge).filter(|b| !b.is_empty()));
+            // dockerd removes its default bridge interface too (moby
+            // `removeDefaultBridgeInterface`); the chains named after it are ours no longer.
+            let old = Some(r.bridge).filter(|b| !b.is_empty());
+            return Ok(Leftovers {
+                chains: old.clone(),
+                bridge: old,
+            });
+        };
+        // The chains of an earlier run go: those of a default bridge of another name, or,
+        // after a run with `--bridge=none`, the ones its user networks had.
+        let old_tag = match existing.as_ref().and_then(|id| st.nets.get(id)) {
+            Some(r) if !r.bridge.is_empty() && r.bridge != bridge => Some(r.bridge.clone()),
+            Some(_) => None,
+            None if used_before => Some(firewall_tag(None, data_root)),
+            None => None,
+        };
+        let leftovers = Leftovers {
+            bridge: None,
+            chains: old_tag,
         };
         let bip = match &self.cfg.bip {
             Some(b) => {
@@ -522,7 +557,7 @@ impl Networks {
         };
         self.save_net(&r)?;
         st.nets.insert(r.id.clone(), r);
-        Ok(None)
+        Ok(leftovers)
     }
 
     /// Whether `a` is an attachment to the default bridge while the daemon runs without
