@@ -153,6 +153,16 @@ def test_restart_into_bridge_none(busybox_daemon):
     assert _rules(tag) == []
 
 
+def _ping_between_containers(d, *net_args: str) -> None:
+    """A container on `net_args` (the default network without) answers a ping from another:
+    by name on a user network, by address on the default one."""
+    dk(d, "run", "-d", "--name", "ca", *net_args, "busybox", "sleep", "300")
+    target = "ca" if net_args else dk(d, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "ca").stdout.strip()
+    out = dk(d, "run", "--rm", *net_args, "busybox", "ping", "-c", "1", "-W", "2", target).stdout
+    assert "1 packets received" in out, out
+    dk(d, "rm", "-f", "ca")
+
+
 def test_restart_out_of_bridge_none(busybox_daemon):
     """A `--bridge=none` daemon with a user network, restarted with a default bridge: the
     user network's rules move to the new bridge's chains, and the chains named after the
@@ -170,10 +180,7 @@ def test_restart_out_of_bridge_none(busybox_daemon):
         poll(lambda: _rules(tag) == [], 10, f"the chains of the --bridge=none run ({tag}) to go")
         poll(lambda: any("BERTH-POST-" + d.bridge in l for l in _rules(d.bridge)), 10,
              "the new default bridge's chains")
-        dk(d, "run", "-d", "--name", "ca", "--network", "un", "busybox", "sleep", "300")
-        out = dk(d, "run", "--rm", "--network", "un", "busybox", "ping", "-c", "1", "-W", "2", "ca").stdout
-        assert "1 packets received" in out, out
-        dk(d, "rm", "-f", "ca")
+        _ping_between_containers(d, "--network", "un")
         dk(d, "network", "rm", "un")
     finally:
         cleanup_bridges(tag, d.data_root)
@@ -194,11 +201,7 @@ def test_renamed_default_bridge(busybox_daemon):
         poll(lambda: _rules(old) == [], 10, f"the old bridge's chains ({old}) to go")
         poll(lambda: _rules(d.bridge) != [], 10, "the new bridge's chains")
         assert d.bridge in _links()
-        dk(d, "run", "-d", "--name", "ca", "busybox", "sleep", "300")
-        ip = dk(d, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "ca").stdout.strip()
-        out = dk(d, "run", "--rm", "busybox", "ping", "-c", "1", "-W", "2", ip).stdout
-        assert "1 packets received" in out, out
-        dk(d, "rm", "-f", "ca")
+        _ping_between_containers(d)
         dk(d, "network", "rm", "un")
     finally:
         cleanup_bridges(old, d.data_root)
