@@ -197,7 +197,7 @@ def test_renamed_default_bridge(busybox_daemon):
         d.stop()
         d.bridge = pick_network()[0]
         d.start()
-        assert old not in _links()
+        poll(lambda: old not in _links(), 10, f"the old bridge ({old}) to go")
         poll(lambda: _rules(old) == [], 10, f"the old bridge's chains ({old}) to go")
         poll(lambda: _rules(d.bridge) != [], 10, "the new bridge's chains")
         assert d.bridge in _links()

@@ -211,6 +211,15 @@ struct Leftovers {
 }
 
 impl Leftovers {
+    /// An earlier default bridge: the interface and the chains named after it.
+    fn default_bridge(name: String) -> Self {
+        let name = Some(name).filter(|b| !b.is_empty());
+        Leftovers {
+            chains: name.clone(),
+            bridge: name,
+        }
+    }
+
     /// Best effort: what cannot be removed is logged.
     fn remove(self, iptables: bool) {
         if let Some(b) = &self.bridge {
@@ -462,23 +471,18 @@ impl Networks {
             tracing::info!(bridge = %r.bridge, "--bridge=none: removing the default bridge network");
             // dockerd removes its default bridge interface too (moby
             // `removeDefaultBridgeInterface`); the chains named after it are ours no longer.
-            let old = Some(r.bridge).filter(|b| !b.is_empty());
-            return Ok(Leftovers {
-                chains: old.clone(),
-                bridge: old,
-            });
+            return Ok(Leftovers::default_bridge(r.bridge));
         };
-        // The chains of an earlier run go: those of a default bridge of another name, or,
-        // after a run with `--bridge=none`, the ones its user networks had.
-        let old_tag = match existing.as_ref().and_then(|id| st.nets.get(id)) {
-            Some(r) if !r.bridge.is_empty() && r.bridge != bridge => Some(r.bridge.clone()),
-            Some(_) => None,
-            None if used_before => Some(firewall_tag(None, data_root)),
-            None => None,
-        };
-        let leftovers = Leftovers {
-            bridge: None,
-            chains: old_tag,
+        // What an earlier run leaves: a default bridge of another name, or, after a run
+        // with `--bridge=none`, the chains its user networks had.
+        let leftovers = match existing.as_ref().and_then(|id| st.nets.get(id)) {
+            Some(r) if r.bridge != bridge => Leftovers::default_bridge(r.bridge.clone()),
+            Some(_) => Leftovers::default(),
+            None if used_before => Leftovers {
+                bridge: None,
+                chains: Some(firewall_tag(None, data_root)),
+            },
+            None => Leftovers::default(),
         };
         let bip = match &self.cfg.bip {
             Some(b) => {
@@ -522,10 +526,7 @@ impl Networks {
             Some(mut r) => {
                 if r.subnet != Some(subnet) || r.bridge != bridge {
                     // The flags changed: old endpoints cannot stay (they get new addresses
-                    // on their next start).
-                    if !r.bridge.is_empty() && r.bridge != bridge {
-                        let _ = bridge::delete(&r.bridge);
-                    }
+                    // on their next start). An old bridge is in `leftovers`.
                     r.endpoints.clear();
                 }
                 r.subnet = Some(subnet);
