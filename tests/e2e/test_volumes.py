@@ -381,8 +381,9 @@ def test_system_df_reclaimable_like_dockerd(daemon):
     assert subprocess.run(berth, capture_output=True, text=True, check=True, timeout=60).stdout == \
         dk(daemon, "system", "df").stdout
 
-    def timeless(text: str) -> str:  # CREATED columns may tick between the two commands
-        return re.sub(r"(\d+|Less than a|About a) \w+ ago", "T ago", text)
+    def timeless(text: str) -> str:  # CREATED and STATUS ("Up …") may tick between the two commands
+        text = re.sub(r"Up (\d+|Less than a|About an?) \w+", "Up T", text)
+        return re.sub(r"(\d+|Less than a|About an?) \w+ ago", "T ago", text)
 
     got = subprocess.run([*berth, "-v"], capture_output=True, text=True, check=True, timeout=60).stdout
     assert re.sub(r" +", " ", timeless(got)) == re.sub(r" +", " ", timeless(verbose))
