@@ -19,6 +19,7 @@ pub(crate) mod mounts;
 mod names;
 mod pause;
 mod record;
+mod security_opts;
 mod spec;
 mod stats;
 mod update;
