@@ -7,6 +7,7 @@
 //!   file's content): checked here, resolved per start by the spec builder.
 //! - `apparmor=<profile>`: set as the process's profile where the kernel has AppArmor;
 //!   elsewhere only `unconfined` (which is what every container gets there) is accepted.
+//!   Without it, unprivileged containers get `berth-default` where it can be loaded.
 //! - `label=disable` is accepted everywhere (nothing to label); any other `label=` is
 //!   refused, as berthd does not apply SELinux labels.
 
@@ -17,15 +18,22 @@ use berth_runtime::spec::{check_seccomp_profile, KernelVersion};
 pub(crate) struct HostSecurity {
     pub seccomp: bool,
     pub apparmor: bool,
+    /// AppArmor, `apparmor_parser` to load `berth-default` with, and not in a container
+    /// (as containerd's `apparmor.HostSupports`).
+    pub apparmor_default: bool,
     pub selinux: bool,
     pub kernel: Option<KernelVersion>,
 }
 
 impl HostSecurity {
     pub fn probe() -> Self {
+        let apparmor = berth_sys::host::apparmor_enabled();
         Self {
             seccomp: berth_sys::host::seccomp_available(),
-            apparmor: berth_sys::host::apparmor_enabled(),
+            apparmor,
+            apparmor_default: apparmor
+                && super::apparmor::parser().is_some()
+                && std::env::var_os("container").is_none_or(|v| v.is_empty()),
             selinux: berth_sys::host::selinux_enabled(),
             kernel: host_kernel(),
         }
@@ -122,8 +130,8 @@ pub(crate) fn parse(
             ))
         }
         None if host.apparmor && privileged => Some("unconfined".into()),
-        // dockerd's `docker-default` is not generated and loaded by berthd yet: containers
-        // run without an AppArmor profile, as they do on hosts without AppArmor.
+        // berthd's own, loaded at start (apparmor.rs).
+        None if host.apparmor_default => Some(super::apparmor::DEFAULT_PROFILE.into()),
         None => None,
     };
     Ok(o)
@@ -145,6 +153,7 @@ mod tests {
     const BARE: HostSecurity = HostSecurity {
         seccomp: true,
         apparmor: false,
+        apparmor_default: false,
         selinux: false,
         kernel: Some(KernelVersion {
             kernel: 6,
@@ -242,6 +251,20 @@ mod tests {
         let o = parse(&[], true, &APPARMOR).unwrap();
         assert_eq!(o.apparmor_profile.as_deref(), Some("unconfined"));
         assert_eq!(parse(&[], true, &BARE).unwrap().apparmor_profile, None);
+        // The default profile where it can be loaded; not for privileged containers.
+        assert_eq!(p(&[], &APPARMOR).unwrap().apparmor_profile, None);
+        let loadable = HostSecurity {
+            apparmor_default: true,
+            ..APPARMOR
+        };
+        assert_eq!(
+            p(&[], &loadable).unwrap().apparmor_profile.as_deref(),
+            Some("berth-default")
+        );
+        let o = parse(&[], true, &loadable).unwrap();
+        assert_eq!(o.apparmor_profile.as_deref(), Some("unconfined"));
+        let o = p(&["apparmor=other"], &loadable).unwrap();
+        assert_eq!(o.apparmor_profile.as_deref(), Some("other"));
     }
 
     #[test]
