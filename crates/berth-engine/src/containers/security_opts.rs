@@ -120,6 +120,10 @@ pub(crate) fn parse(
         }
     }
     o.apparmor_profile = match apparmor {
+        // The runtime writes "exec <name>" to the kernel's attr file: one plain line.
+        Some(p) if p.chars().any(char::is_control) || p.len() > 4096 => {
+            return Err(format!("invalid AppArmor profile name {p:?}"))
+        }
         Some(p) if host.apparmor => Some(p.to_string()),
         // What every container gets on a host without AppArmor.
         Some("unconfined") => None,
@@ -244,6 +248,8 @@ mod tests {
         );
         assert!(p(&["apparmor:my-profile"], &BARE).is_err());
         assert_eq!(p(&["apparmor=unconfined"], &BARE).unwrap(), plain());
+        let e = p(&["apparmor=a\nchangeprofile b"], &APPARMOR).unwrap_err();
+        assert_eq!(e, "invalid AppArmor profile name \"a\\nchangeprofile b\"");
         let o = p(&["apparmor=my-profile"], &APPARMOR).unwrap();
         assert_eq!(o.apparmor_profile.as_deref(), Some("my-profile"));
         let o = p(&["apparmor=unconfined"], &APPARMOR).unwrap();
