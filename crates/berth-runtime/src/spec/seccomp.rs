@@ -96,6 +96,11 @@ const ALLOWED: &[&str] = &[
     "timerfd_settime64", "times", "tkill", "truncate", "truncate64", "ugetrlimit", "umask", "uname",
     "unlink", "unlinkat", "utime", "utimensat", "utimensat_time64", "utimes", "vfork", "vmsplice",
     "wait4", "waitid", "waitpid", "write", "writev",
+    // Added by Docker since 25 (kernels 6.5 to 6.13): glibc 2.39 calls fchmodat2 and falls
+    // back to fchmodat on ENOSYS only, not on EPERM.
+    "cachestat", "fchmodat2", "futex_requeue", "futex_wait", "futex_wake", "getxattrat",
+    "listmount", "listxattrat", "map_shadow_stack", "mseal", "removexattrat", "riscv_hwprobe",
+    "setxattrat", "statmount", "uretprobe",
     // minKernel 4.8: ptrace can no longer bypass seccomp.
     "process_vm_readv", "process_vm_writev", "ptrace",
 ];
@@ -105,10 +110,21 @@ const RULES: &[Rule] = &[
         names: ALLOWED,
         ..R
     },
-    // Any socket family but AF_VSOCK (40).
+    // Any socket family but AF_ALG (38, the kernel's crypto API; moby/profiles v0.2.1) and
+    // AF_VSOCK (40).
     Rule {
         names: &["socket"],
-        args: &[(0, 40, 0, "SCMP_CMP_NE")],
+        args: &[(0, 38, 0, "SCMP_CMP_LT")],
+        ..R
+    },
+    Rule {
+        names: &["socket"],
+        args: &[(0, 39, 0, "SCMP_CMP_EQ")],
+        ..R
+    },
+    Rule {
+        names: &["socket"],
+        args: &[(0, 40, 0, "SCMP_CMP_GT")],
         ..R
     },
     // personality(2): PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32, and the query.
@@ -194,6 +210,9 @@ const RULES: &[Rule] = &[
             "fsopen",
             "fspick",
             "lookup_dcookie",
+            "lsm_get_self_attr",
+            "lsm_list_modules",
+            "lsm_set_self_attr",
             "mount",
             "mount_setattr",
             "move_mount",
@@ -376,7 +395,7 @@ pub(crate) fn profile_for(caps: &[String], rust_arch: &str) -> LinuxSeccomp {
 
 #[cfg(test)]
 mod tests {
-    use oci_spec::runtime::{LinuxSeccompAction, LinuxSyscall};
+    use oci_spec::runtime::{LinuxSeccompAction, LinuxSeccompOperator, LinuxSyscall};
 
     use super::*;
 
@@ -448,6 +467,29 @@ mod tests {
     }
 
     #[test]
+    fn socket_families_but_alg_and_vsock() {
+        let p = profile_for(&caps(super::super::defaults::ALL_CAPS), "x86_64");
+        let rules: Vec<(u64, LinuxSeccompOperator)> = allowed(&p, "socket")
+            .iter()
+            .flat_map(|r| r.args().iter().flatten().map(|a| (a.value(), a.op())))
+            .collect();
+        let allows = |family: u64| {
+            rules.iter().any(|(v, op)| match op {
+                LinuxSeccompOperator::ScmpCmpLt => family < *v,
+                LinuxSeccompOperator::ScmpCmpEq => family == *v,
+                LinuxSeccompOperator::ScmpCmpGt => family > *v,
+                _ => panic!("unexpected operator {op:?}"),
+            })
+        };
+        // AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_NFC, AF_XDP.
+        for family in [1, 2, 10, 16, 17, 39, 44] {
+            assert!(allows(family), "{family}");
+        }
+        assert!(!allows(38), "AF_ALG");
+        assert!(!allows(40), "AF_VSOCK");
+    }
+
+    #[test]
     fn everyday_syscalls_allowed() {
         let p = profile_for(&[], "x86_64");
         for name in [
@@ -458,6 +500,10 @@ mod tests {
             "arch_prctl",
             "modify_ldt",
             "chown",
+            "fchmodat2",
+            "futex_wait",
+            "mseal",
+            "statmount",
         ] {
             assert!(!allowed(&p, name).is_empty(), "{name} denied");
         }
@@ -503,6 +549,7 @@ mod tests {
             "clone3",
             "settimeofday",
             "kcmp",
+            "lsm_list_modules",
         ] {
             let rules = allowed(&p, name);
             assert!(
