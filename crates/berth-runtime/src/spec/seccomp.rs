@@ -1,5 +1,5 @@
-//! Docker's default seccomp profile as a Rust table (policy from moby
-//! `profiles/seccomp/default.json`): an allow-list, everything else fails with `EPERM`;
+//! Docker's default seccomp profile as a Rust table (policy from moby/profiles seccomp v0.2.1
+//! `default.json`): an allow-list, everything else fails with `EPERM`;
 //! some syscalls only with a capability (`mount` with `CAP_SYS_ADMIN`, …) or on an
 //! architecture. Resolved per container against its capabilities, as dockerd does.
 //!
