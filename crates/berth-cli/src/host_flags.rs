@@ -184,6 +184,50 @@ fn some_vec(v: &[String]) -> Option<Vec<String>> {
     (!v.is_empty()).then(|| v.to_vec())
 }
 
+/// One `--security-opt` as docker/cli's `parseSecurityOpts` sends it: every option but
+/// `no-new-privileges` needs a value, and `seccomp=FILE` (other than `builtin` and
+/// `unconfined`) becomes `seccomp=<the file's JSON, compacted>`.
+fn security_opt(opt: &str) -> Result<String, String> {
+    let (k, v) = match opt.split_once('=') {
+        Some(kv) => kv,
+        None if opt == "no-new-privileges" => return Ok(opt.to_string()),
+        None => opt.split_once(':').unwrap_or((opt, "")),
+    };
+    if v.is_empty() && k != "no-new-privileges" {
+        return Err(format!("Invalid --security-opt: {opt:?}"));
+    }
+    if k != "seccomp" || v == "builtin" || v == "unconfined" {
+        return Ok(opt.to_string());
+    }
+    let text =
+        std::fs::read(v).map_err(|e| format!("opening seccomp profile ({v}) failed: {e}"))?;
+    let compact = compact_json(&text)
+        .map_err(|e| format!("compacting json for seccomp profile ({v}) failed: {e}"))?;
+    Ok(format!("seccomp={compact}"))
+}
+
+/// Go's `json.Compact`: the same JSON, keys in their order, without insignificant spaces.
+fn compact_json(text: &[u8]) -> Result<String, String> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(text).map_err(|e| e.to_string())?;
+    let text = std::str::from_utf8(text).map_err(|e| e.to_string())?;
+    let (mut out, mut in_string, mut escaped) = (String::with_capacity(text.len()), false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 impl HostFlags {
     /// Writes the flags into `body` (its `HostConfig` already exists or is made here).
     pub fn apply(&self, body: &mut ContainerCreateBody) -> Result<(), String> {
@@ -220,7 +264,7 @@ impl HostFlags {
                     hc.masked_paths = Some(Vec::new());
                     hc.readonly_paths = Some(Vec::new());
                 } else {
-                    opts.push(o.clone());
+                    opts.push(security_opt(o)?);
                 }
             }
             hc.security_opt = (!opts.is_empty()).then_some(opts);
@@ -315,5 +359,48 @@ mod tests {
         let lc = hc.log_config.unwrap();
         assert_eq!(lc.typ, None);
         assert_eq!(lc.config.unwrap()["max-size"], "1m");
+    }
+
+    #[test]
+    fn seccomp_profile_files_are_sent_as_compact_json() {
+        let file = std::env::temp_dir().join(format!("berth-seccomp-{}.json", std::process::id()));
+        std::fs::write(
+            &file,
+            "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\",\n  \"x\": \"a \\\" b\",\n  \"syscalls\": [ ]\n}\n",
+        )
+        .unwrap();
+        let f = format!("seccomp={}", file.display());
+        assert_eq!(
+            security_opt(&f).unwrap(),
+            r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW","x":"a \" b","syscalls":[]}"#
+        );
+        for kept in [
+            "seccomp=unconfined",
+            "seccomp=builtin",
+            "no-new-privileges",
+            "label=disable",
+            "apparmor:unconfined",
+        ] {
+            assert_eq!(security_opt(kept).unwrap(), kept);
+        }
+        assert_eq!(
+            security_opt("label").unwrap_err(),
+            "Invalid --security-opt: \"label\""
+        );
+        let missing = security_opt("seccomp=/nonexistent/p.json").unwrap_err();
+        assert!(
+            missing.starts_with("opening seccomp profile (/nonexistent/p.json) failed: "),
+            "{missing}"
+        );
+        std::fs::write(&file, "{nope").unwrap();
+        let bad = security_opt(&f).unwrap_err();
+        assert!(
+            bad.starts_with(&format!(
+                "compacting json for seccomp profile ({}) failed: ",
+                file.display()
+            )),
+            "{bad}"
+        );
+        std::fs::remove_file(&file).unwrap();
     }
 }

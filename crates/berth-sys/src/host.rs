@@ -238,6 +238,19 @@ pub fn seccomp_available() -> bool {
         .is_ok_and(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
 }
 
+/// Whether the kernel has AppArmor enabled, as runc's `apparmor.IsEnabled`: securityfs
+/// shows it and the module parameter says `Y`.
+pub fn apparmor_enabled() -> bool {
+    Path::new("/sys/kernel/security/apparmor").exists()
+        && fs::read("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|b| b.first() == Some(&b'Y'))
+}
+
+/// Whether SELinux is enabled: selinuxfs mounted at `/sys/fs/selinux`.
+pub fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
 /// 16 random bytes from the kernel.
 pub fn random_bytes() -> std::io::Result<[u8; 16]> {
     use std::io::Read;

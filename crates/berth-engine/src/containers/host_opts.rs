@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use berth_runtime::spec::{Device, NamespaceMode, Namespaces, Ulimit};
 use serde_json::{Map, Value};
 
+use super::security_opts::{self, HostSecurity, SecurityOpts};
 use super::Containers;
 use crate::EngineError;
 
@@ -30,8 +31,13 @@ pub(crate) struct HostOptions {
     pub sysctls: BTreeMap<String, String>,
     pub devices: Vec<Device>,
     pub no_new_privileges: bool,
-    /// Docker's default seccomp profile (off with `seccomp=unconfined`).
+    /// A seccomp filter (off with `seccomp=unconfined`); the spec builder skips the
+    /// default one for privileged containers.
     pub seccomp: bool,
+    /// `seccomp=<profile JSON>`: in place of the default.
+    pub seccomp_profile: Option<String>,
+    /// `process.apparmorProfile`.
+    pub apparmor_profile: Option<String>,
     pub masked_paths: Option<Vec<String>>,
     pub readonly_paths: Option<Vec<String>>,
     pub oom_score_adj: Option<i32>,
@@ -180,14 +186,15 @@ pub(crate) fn resolve(
     hc: &Map<String, Value>,
     shm_dir: &Path,
 ) -> Result<HostOptions, EngineError> {
-    let (no_new_privileges, seccomp) = security(hc)?;
-    let privileged = hc.get("Privileged").and_then(Value::as_bool) == Some(true);
+    let security = security(hc)?;
     let mut o = HostOptions {
         ulimits: ulimits(hc)?,
         sysctls: sysctls(hc),
         devices: devices(hc)?,
-        no_new_privileges,
-        seccomp: seccomp && !privileged,
+        no_new_privileges: security.no_new_privileges,
+        seccomp: security.seccomp,
+        seccomp_profile: security.seccomp_profile,
+        apparmor_profile: security.apparmor_profile,
         masked_paths: hc.get("MaskedPaths").and_then(paths),
         readonly_paths: hc.get("ReadonlyPaths").and_then(paths),
         oom_score_adj: hc
@@ -301,51 +308,15 @@ fn peer_ns(
     Ok((r, ns))
 }
 
-/// `SecurityOpt` as moby's `parseSecurityOpt`: (no-new-privileges, default seccomp).
-/// SELinux labels and AppArmor profiles are accepted and have no effect: neither is
-/// enabled on the hosts berthd supports yet, as with dockerd on such hosts.
-fn security(hc: &Map<String, Value>) -> Result<(bool, bool), EngineError> {
-    let (mut nnp, mut seccomp) = (false, true);
-    for opt in strings(hc, "SecurityOpt") {
-        if opt == "no-new-privileges" {
-            nnp = true;
-            continue;
-        }
-        if opt == "disable" {
-            continue; // label=disable in its old spelling
-        }
-        let Some((key, value)) = opt.split_once('=').or_else(|| opt.split_once(':')) else {
-            return Err(bad(format!("invalid --security-opt 1: {opt:?}")));
-        };
-        match key {
-            "label" | "apparmor" => {}
-            "no-new-privileges" => {
-                nnp = parse_go_bool(value)
-                    .ok_or_else(|| bad(format!("invalid --security-opt 2: {opt:?}")))?;
-            }
-            "seccomp" => {
-                match value {
-                    "unconfined" => seccomp = false,
-                    "builtin" | "" => seccomp = true,
-                    _ => return Err(bad(
-                        "custom seccomp profiles are not supported by berthd yet: use the default \
-                         profile or seccomp=unconfined",
-                    )),
-                }
-            }
-            _ => return Err(bad(format!("invalid --security-opt 2: {opt:?}"))),
-        }
-    }
-    Ok((nnp, seccomp))
-}
-
-/// Go's `strconv.ParseBool`.
-fn parse_go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
+/// `SecurityOpt`, checked against this host (security_opts.rs).
+fn security(hc: &Map<String, Value>) -> Result<SecurityOpts, EngineError> {
+    let privileged = hc.get("Privileged").and_then(Value::as_bool) == Some(true);
+    security_opts::parse(
+        &strings(hc, "SecurityOpt"),
+        privileged,
+        &HostSecurity::probe(),
+    )
+    .map_err(bad)
 }
 
 fn ulimits(hc: &Map<String, Value>) -> Result<Vec<Ulimit>, EngineError> {
@@ -497,26 +468,6 @@ mod tests {
 
     fn hc(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn security_options_as_moby_parses_them() {
-        assert_eq!(security(&hc(json!({}))).unwrap(), (false, true));
-        let h = hc(
-            json!({"SecurityOpt": ["no-new-privileges", "seccomp=unconfined", "label=disable"]}),
-        );
-        assert_eq!(security(&h).unwrap(), (true, false));
-        let h = hc(json!({"SecurityOpt": ["no-new-privileges:false", "apparmor=unconfined"]}));
-        assert_eq!(security(&h).unwrap(), (false, true));
-        let e = security(&hc(json!({"SecurityOpt": ["bogus"]}))).unwrap_err();
-        assert_eq!(e.to_string(), "invalid --security-opt 1: \"bogus\"");
-        let e = security(&hc(json!({"SecurityOpt": ["foo=bar"]}))).unwrap_err();
-        assert_eq!(e.to_string(), "invalid --security-opt 2: \"foo=bar\"");
-        let e = security(&hc(json!({"SecurityOpt": ["no-new-privileges=maybe"]}))).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid --security-opt 2: \"no-new-privileges=maybe\""
-        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! container runs; one task per running container waits on the runtime, records the exit,
 //! unmounts and honours `AutoRemove`.
 
+mod apparmor;
 mod archive;
 mod cgroup;
 mod exec;
@@ -19,6 +20,7 @@ pub(crate) mod mounts;
 mod names;
 mod pause;
 mod record;
+mod security_opts;
 mod spec;
 mod stats;
 mod update;
@@ -707,6 +709,12 @@ impl Engine {
         let cgroup = c.cgroup_path(&rec.id);
         let opts =
             host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id)).map_err(|e| (e, None))?;
+        if opts.apparmor_profile.as_deref() == Some(apparmor::DEFAULT_PROFILE) {
+            tokio::task::spawn_blocking(apparmor::ensure_default_loaded)
+                .await
+                .unwrap_or_else(|e| Err(EngineError::Internal(e.to_string())))
+                .map_err(|e| (e, None))?;
+        }
         let input =
             spec::spec_input(rec, rootfs, data_dir, &plan, &cgroup, opts).map_err(|e| (e, None))?;
         let spec = berth_runtime::build_spec(&input).map_err(|e| (rt_err(e), None))?;

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use super::seccomp_profile::KernelVersion;
+
 /// Everything the spec depends on, already resolved by the engine.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContainerSpecInput {
@@ -50,6 +52,13 @@ pub struct ContainerSpecInput {
     /// Docker's default seccomp profile (`false`: `--security-opt seccomp=unconfined`).
     /// Never applied to privileged containers.
     pub seccomp: bool,
+    /// A custom profile in Docker's JSON (`--security-opt seccomp=<profile text>`) in
+    /// place of the default one; applied to privileged containers too, as dockerd does.
+    pub seccomp_profile: Option<String>,
+    /// The host kernel's version, for a custom profile's `minKernel` conditions.
+    pub kernel: Option<KernelVersion>,
+    /// `process.apparmorProfile`: the AppArmor profile to run under (already loaded).
+    pub apparmor_profile: Option<String>,
     pub oom_score_adj: Option<i32>,
     /// Host devices to create in the container (`--device`), resolved by the engine.
     pub devices: Vec<Device>,

@@ -7,6 +7,7 @@ mod defaults;
 mod input;
 mod linux;
 mod seccomp;
+mod seccomp_profile;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -17,6 +18,7 @@ use serde_json::json;
 pub use defaults::{ALL_CAPS, DEFAULT_CAPS, DEFAULT_SHM_SIZE, MASKED_PATHS, READONLY_PATHS};
 pub use input::*;
 pub use seccomp::default_profile as default_seccomp_profile;
+pub use seccomp_profile::check_seccomp_profile;
 
 use crate::RuntimeError;
 
@@ -45,10 +47,17 @@ pub fn build_spec(input: &ContainerSpecInput) -> Result<Spec, RuntimeError> {
             .unwrap_or_else(|| to_strings(READONLY_PATHS));
         linux["maskedPaths"] = json!(masked);
         linux["readonlyPaths"] = json!(ro);
-        if input.seccomp {
-            linux["seccomp"] =
-                serde_json::to_value(seccomp::default_profile(&caps)).map_err(internal)?;
+    }
+    let seccomp = match &input.seccomp_profile {
+        _ if !input.seccomp => None,
+        Some(text) => {
+            seccomp_profile::custom_profile(text, &caps, std::env::consts::ARCH, input.kernel)?
         }
+        None if input.privileged => None,
+        None => Some(seccomp::default_profile(&caps)),
+    };
+    if let Some(s) = seccomp {
+        linux["seccomp"] = serde_json::to_value(s).map_err(internal)?;
     }
     if !input.sysctls.is_empty() {
         linux["sysctl"] = json!(input.sysctls);
@@ -84,6 +93,9 @@ pub fn build_spec(input: &ContainerSpecInput) -> Result<Spec, RuntimeError> {
     // the field is present, even `false`, and loading then fails without CAP_SYS_ADMIN.
     if input.no_new_privileges {
         process["noNewPrivileges"] = json!(true);
+    }
+    if let Some(profile) = &input.apparmor_profile {
+        process["apparmorProfile"] = json!(profile);
     }
     if !input.user.additional_gids.is_empty() {
         process["user"]["additionalGids"] = json!(input.user.additional_gids);

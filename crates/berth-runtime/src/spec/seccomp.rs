@@ -1,7 +1,10 @@
-//! Docker's default seccomp profile as a Rust table (policy from moby
-//! `profiles/seccomp/default.json`): an allow-list, everything else fails with `EPERM`;
+//! Docker's default seccomp profile as a Rust table (policy from moby/profiles seccomp v0.2.1
+//! `default.json`): an allow-list, everything else fails with `EPERM`;
 //! some syscalls only with a capability (`mount` with `CAP_SYS_ADMIN`, …) or on an
 //! architecture. Resolved per container against its capabilities, as dockerd does.
+//!
+//! The `io_uring_*` syscalls are not in the list (moby 891241e7, Docker 25: io_uring has
+//! been a steady source of kernel exploits), so they fail with `EPERM` like any other.
 //!
 //! The `minKernel: 4.8` rule for `ptrace` & co. is taken as met: berth needs pidfds (5.3).
 
@@ -59,7 +62,7 @@ const ALLOWED: &[&str] = &[
     "gettid", "gettimeofday", "getuid", "getuid32", "getxattr", "inotify_add_watch", "inotify_init",
     "inotify_init1", "inotify_rm_watch", "io_cancel", "ioctl", "io_destroy", "io_getevents",
     "io_pgetevents", "io_pgetevents_time64", "ioprio_get", "ioprio_set", "io_setup", "io_submit",
-    "io_uring_enter", "io_uring_register", "io_uring_setup", "ipc", "kill", "landlock_add_rule",
+    "ipc", "kill", "landlock_add_rule",
     "landlock_create_ruleset", "landlock_restrict_self", "lchown", "lchown32", "lgetxattr", "link",
     "linkat", "listen", "listxattr", "llistxattr", "_llseek", "lremovexattr", "lseek", "lsetxattr",
     "lstat", "lstat64", "madvise", "membarrier", "memfd_create", "memfd_secret", "mincore", "mkdir",
@@ -93,6 +96,11 @@ const ALLOWED: &[&str] = &[
     "timerfd_settime64", "times", "tkill", "truncate", "truncate64", "ugetrlimit", "umask", "uname",
     "unlink", "unlinkat", "utime", "utimensat", "utimensat_time64", "utimes", "vfork", "vmsplice",
     "wait4", "waitid", "waitpid", "write", "writev",
+    // Added by Docker since 25 (kernels 6.5 to 6.13): glibc 2.39 calls fchmodat2 and falls
+    // back to fchmodat on ENOSYS only, not on EPERM.
+    "cachestat", "fchmodat2", "futex_requeue", "futex_wait", "futex_wake", "getxattrat",
+    "listmount", "listxattrat", "map_shadow_stack", "mseal", "removexattrat", "riscv_hwprobe",
+    "setxattrat", "statmount", "uretprobe",
     // minKernel 4.8: ptrace can no longer bypass seccomp.
     "process_vm_readv", "process_vm_writev", "ptrace",
 ];
@@ -102,10 +110,21 @@ const RULES: &[Rule] = &[
         names: ALLOWED,
         ..R
     },
-    // Any socket family but AF_VSOCK (40).
+    // Any socket family but AF_ALG (38, the kernel's crypto API; moby/profiles v0.2.1) and
+    // AF_VSOCK (40).
     Rule {
         names: &["socket"],
-        args: &[(0, 40, 0, "SCMP_CMP_NE")],
+        args: &[(0, 38, 0, "SCMP_CMP_LT")],
+        ..R
+    },
+    Rule {
+        names: &["socket"],
+        args: &[(0, 39, 0, "SCMP_CMP_EQ")],
+        ..R
+    },
+    Rule {
+        names: &["socket"],
+        args: &[(0, 40, 0, "SCMP_CMP_GT")],
         ..R
     },
     // personality(2): PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32, and the query.
@@ -191,6 +210,9 @@ const RULES: &[Rule] = &[
             "fsopen",
             "fspick",
             "lookup_dcookie",
+            "lsm_get_self_attr",
+            "lsm_list_modules",
+            "lsm_set_self_attr",
             "mount",
             "mount_setattr",
             "move_mount",
@@ -373,7 +395,7 @@ pub(crate) fn profile_for(caps: &[String], rust_arch: &str) -> LinuxSeccomp {
 
 #[cfg(test)]
 mod tests {
-    use oci_spec::runtime::{LinuxSeccompAction, LinuxSyscall};
+    use oci_spec::runtime::{LinuxSeccompAction, LinuxSeccompOperator, LinuxSyscall};
 
     use super::*;
 
@@ -422,9 +444,49 @@ mod tests {
             "kcmp",
             "vhangup",
             "sethostname",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
         ] {
             assert!(allowed(&p, name).is_empty(), "{name} allowed");
         }
+    }
+
+    #[test]
+    fn io_uring_denied_whatever_the_capabilities() {
+        for (c, arch) in [
+            (caps(super::super::defaults::ALL_CAPS), "x86_64"),
+            (caps(super::super::defaults::ALL_CAPS), "aarch64"),
+            (vec![], "x86_64"),
+        ] {
+            let p = profile_for(&c, arch);
+            for name in ["io_uring_setup", "io_uring_enter", "io_uring_register"] {
+                assert!(allowed(&p, name).is_empty(), "{name} allowed on {arch}");
+            }
+        }
+    }
+
+    #[test]
+    fn socket_families_but_alg_and_vsock() {
+        let p = profile_for(&caps(super::super::defaults::ALL_CAPS), "x86_64");
+        let rules: Vec<(u64, LinuxSeccompOperator)> = allowed(&p, "socket")
+            .iter()
+            .flat_map(|r| r.args().iter().flatten().map(|a| (a.value(), a.op())))
+            .collect();
+        let allows = |family: u64| {
+            rules.iter().any(|(v, op)| match op {
+                LinuxSeccompOperator::ScmpCmpLt => family < *v,
+                LinuxSeccompOperator::ScmpCmpEq => family == *v,
+                LinuxSeccompOperator::ScmpCmpGt => family > *v,
+                _ => panic!("unexpected operator {op:?}"),
+            })
+        };
+        // AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_NFC, AF_XDP.
+        for family in [1, 2, 10, 16, 17, 39, 44] {
+            assert!(allows(family), "{family}");
+        }
+        assert!(!allows(38), "AF_ALG");
+        assert!(!allows(40), "AF_VSOCK");
     }
 
     #[test]
@@ -438,6 +500,10 @@ mod tests {
             "arch_prctl",
             "modify_ldt",
             "chown",
+            "fchmodat2",
+            "futex_wait",
+            "mseal",
+            "statmount",
         ] {
             assert!(!allowed(&p, name).is_empty(), "{name} denied");
         }
@@ -483,6 +549,7 @@ mod tests {
             "clone3",
             "settimeofday",
             "kcmp",
+            "lsm_list_modules",
         ] {
             let rules = allowed(&p, name);
             assert!(

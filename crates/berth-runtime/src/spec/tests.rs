@@ -489,6 +489,66 @@ fn seccomp_follows_capabilities() {
 }
 
 #[test]
+fn custom_seccomp_profile_replaces_the_default() {
+    let profile = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+        {"names": ["mount"], "action": "SCMP_ACT_ERRNO", "excludes": {"caps": ["CAP_SYS_ADMIN"]}}]});
+    let mut i = base();
+    i.seccomp_profile = Some(profile.to_string());
+    let rules = |s: &Spec| -> Vec<String> {
+        let sc = s.linux().as_ref().unwrap().seccomp().as_ref().unwrap();
+        sc.syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|r| r.names().clone())
+            .collect()
+    };
+    let s = ok(&i);
+    assert_eq!(rules(&s), ["mkdir", "mount"]);
+    // Resolved against the container's own capabilities.
+    i.cap_add = vec!["SYS_ADMIN".into()];
+    assert_eq!(rules(&ok(&i)), ["mkdir"]);
+    // Privileged: applied all the same, as dockerd; unconfined wins over it.
+    i.privileged = true;
+    assert_eq!(rules(&ok(&i)), ["mkdir"]);
+    i.seccomp = false;
+    assert!(ok(&i).linux().as_ref().unwrap().seccomp().is_none());
+    // A profile that says nothing disables seccomp.
+    let mut i = base();
+    i.seccomp_profile = Some("{}".into());
+    assert!(ok(&i).linux().as_ref().unwrap().seccomp().is_none());
+    i.seccomp_profile = Some("{nope".into());
+    let e = build_spec(&i).unwrap_err();
+    assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+    assert!(
+        e.to_string()
+            .starts_with("Decoding seccomp profile failed: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn apparmor_profile_only_when_set() {
+    let mut i = base();
+    assert!(ok(&i)
+        .process()
+        .as_ref()
+        .unwrap()
+        .apparmor_profile()
+        .is_none());
+    i.apparmor_profile = Some("berth-default".into());
+    assert_eq!(
+        ok(&i)
+            .process()
+            .as_ref()
+            .unwrap()
+            .apparmor_profile()
+            .as_deref(),
+        Some("berth-default")
+    );
+}
+
+#[test]
 fn namespaces_private_host_and_joined() {
     let kinds = |s: &Spec| -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
         s.linux()
