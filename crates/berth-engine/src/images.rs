@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth_api_types::filters::{glob_match, Filters};
+use berth_api_types::filters::{check_pattern, glob_match, Filters};
 use berth_api_types::image::{
     DeleteItem, GraphDriver, HistoryItem, ImageInspect, ImageMetadata, ImageSummary, RootFs,
 };
@@ -87,6 +87,12 @@ impl Engine {
             .filters
             .bool_value("dangling")
             .map_err(EngineError::InvalidArgument)?;
+        // A malformed or over-long pattern is the client's error, found before any image
+        // is read (dockerd answers 500 with the same message, and only once an image has
+        // a tag to match it against).
+        for p in opts.filters.get("reference") {
+            check_pattern(p).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        }
         self.blocking(move |store| {
             let created_of = |r: &ImageRecord| {
                 store
@@ -502,8 +508,9 @@ fn label_matches(labels: &BTreeMap<String, String>, filter: &str) -> bool {
 
 /// `reference=busybox`, `busybox:*`: distribution's `FamiliarMatch`, a glob against the
 /// familiar `name:tag` and then against the familiar name alone.
+/// Patterns are checked before (`check_pattern`), so an error here is no match.
 fn reference_matches(pattern: &str, tag: &str) -> bool {
-    if glob_match(pattern, tag) {
+    if glob_match(pattern, tag).unwrap_or(false) {
         return true;
     }
     let name = tag
@@ -511,7 +518,7 @@ fn reference_matches(pattern: &str, tag: &str) -> bool {
         .filter(|(_, t)| !t.contains('/'))
         .map(|(n, _)| n)
         .unwrap_or(tag);
-    glob_match(pattern, name)
+    glob_match(pattern, name).unwrap_or(false)
 }
 
 /// RFC 3339 → Unix seconds (0 when unreadable).

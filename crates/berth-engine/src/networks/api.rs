@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use berth_api_types::filters::{glob_match, Filters};
+use berth_api_types::filters::{glob_match, Filters, GlobError, MAX_PATTERN_LEN};
 use berth_network::{bridge, ipam, Ipv4Net};
 use serde_json::{json, Map, Value};
 
@@ -93,9 +93,16 @@ impl Networks {
         let dangling = f
             .bool_value("dangling")
             .map_err(EngineError::InvalidArgument)?;
+        // dockerd matches names as regular expressions and skips one that does not
+        // compile; here a malformed glob is only a substring, but a long one is refused.
+        if f.get("name").iter().any(|n| n.len() > MAX_PATTERN_LEN) {
+            return Err(EngineError::InvalidArgument(GlobError::TooLong.to_string()));
+        }
         Ok(any("driver", &|d| d == r.driver)
             && any("id", &|i| r.id.starts_with(i))
-            && any("name", &|n| r.name.contains(n) || glob_match(n, &r.name))
+            && any("name", &|n| {
+                r.name.contains(n) || glob_match(n, &r.name).unwrap_or(false)
+            })
             && any("scope", &|s| s == "local")
             && any("type", &|t| (t == "builtin") == builtin)
             && f.get("label").iter().all(|l| label_match(&r.labels, l))
