@@ -83,6 +83,8 @@ def test_many_star_glob_answers(berthd):
         ({"NanoCpus": 9_223_372_036_854_775_807}, "Range of CPUs is from 0.01 to"),
         # `as i32` made 2^32 + 1 pass the range check as 1.
         ({"OomScoreAdj": 4_294_967_297}, "Invalid value 4294967297, range for oom score adj is [-1000, 1000]"),
+        # `as u64` made -1 the largest share count.
+        ({"CpuShares": -1}, "shares: invalid argument"),
     ],
 )
 def test_create_arithmetic_is_checked(busybox_daemon, host_config, message):

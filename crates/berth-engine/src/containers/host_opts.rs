@@ -104,6 +104,15 @@ pub(crate) fn settle(
     if let Some(n) = hc.get("NanoCpus").and_then(Value::as_i64) {
         super::update::check_nano_cpus(n, berth_sys::host::ncpu())?;
     }
+    // A negative value became 2^64 - n shares (then the maximum) through `as u64`; dockerd
+    // refuses it (at start, with these words).
+    if hc
+        .get("CpuShares")
+        .and_then(Value::as_i64)
+        .is_some_and(|s| s < 0)
+    {
+        return Err(bad("shares: invalid argument"));
+    }
     probe_spec(hc)?;
     super::logs::settle_log_config(hc, &config.log_driver, &config.log_opts)?;
     if hc.get("Init").and_then(Value::as_bool) == Some(true) {
