@@ -41,6 +41,11 @@ HOSTILE_QUERIES = [
     (f"/images/json?filters={q(json.dumps({'reference': ['a[']}))}", 400, "syntax error in pattern"),
     (f"/images/json?filters={q(json.dumps({'reference': ['a' * 2000]}))}", 400, "pattern too long"),
     (f"/networks?filters={q(json.dumps({'name': ['*' * 2000]}))}", 400, "pattern too long"),
+    # `until` was accepted and never read here: garbage answered 200 (and pruned all).
+    (f"/images/prune?filters={q(json.dumps({'until': ['soon']}))}", 400, "failed to parse value as time"),
+    (f"/networks/prune?filters={q(json.dumps({'until': ['soon']}))}", 400, "failed to parse value as time"),
+    (f"/networks/prune?filters={q(json.dumps({'until': ['1', '2']}))}", 400, "more than one until filter"),
+    (f"/images/json?filters={q(json.dumps({'until': ['soon']}))}", 400, "failed to parse value as time"),
 ]
 
 
@@ -97,3 +102,22 @@ def test_create_arithmetic_is_checked(busybox_daemon, host_config, message):
     assert r.status == 400, r.text
     assert message in r.json()["message"], r.text
     assert d.request("GET", "/_ping").status == 200
+
+
+def test_network_prune_until_keeps_newer_networks(berthd):
+    """`until` bounds a prune: a network created after it stays (it was removed)."""
+    d = berthd()
+    r = d.request("POST", V + "/networks/create", body=json.dumps({"Name": "keepme"}).encode(),
+                  headers={"Content-Type": "application/json"})
+    assert r.status == 201, r.text
+    try:
+        old = q(json.dumps({"until": ["2000-01-01T00:00:00Z"]}))
+        r = d.request("POST", V + f"/networks/prune?filters={old}")
+        assert r.status == 200, r.text
+        assert "keepme" not in (r.json()["NetworksDeleted"] or [])
+        assert d.request("GET", V + "/networks/keepme").status == 200
+        r = d.request("POST", V + f"/networks/prune?filters={q(json.dumps({'until': ['0s']}))}")
+        assert r.status == 200, r.text
+        assert "keepme" in r.json()["NetworksDeleted"]
+    finally:
+        d.request("DELETE", V + "/networks/keepme")

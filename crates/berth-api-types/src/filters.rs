@@ -54,6 +54,17 @@ impl Filters {
         }
     }
 
+    /// The `until=` bound of a prune, in nanoseconds (`timestamp::parse_nanos`, durations
+    /// counting back from `now_nanos`), as moby's `getUntilFromPruneFilters`: at most one
+    /// value, and one that does not parse is the client's error.
+    pub fn until(&self, now_nanos: i64) -> Result<Option<i64>, String> {
+        match self.get("until") {
+            [] => Ok(None),
+            [v] => crate::timestamp::parse_nanos(v, now_nanos).map(Some),
+            _ => Err("more than one until filter specified".into()),
+        }
+    }
+
     /// A boolean filter (`dangling=true`): `None` when absent, an error when not a boolean.
     pub fn bool_value(&self, name: &str) -> Result<Option<bool>, String> {
         match self.get(name) {
@@ -287,6 +298,22 @@ mod tests {
             "invalid filter 'nope'"
         );
         assert!(f.bool_value("dangling").is_err());
+    }
+
+    #[test]
+    fn until_bound() {
+        let f = |raw: &str| Filters::parse(Some(raw)).unwrap();
+        assert_eq!(f("{}").until(0), Ok(None));
+        assert_eq!(
+            f(r#"{"until":["10s"]}"#).until(20_000_000_000),
+            Ok(Some(10_000_000_000))
+        );
+        assert_eq!(f(r#"{"until":["1"]}"#).until(0), Ok(Some(1_000_000_000)));
+        assert!(f(r#"{"until":["soon"]}"#).until(0).is_err());
+        assert_eq!(
+            f(r#"{"until":["1","2"]}"#).until(0),
+            Err("more than one until filter specified".into())
+        );
     }
 
     fn m(p: &str, t: &str) -> Result<bool, GlobError> {

@@ -8,6 +8,7 @@ use berth_api_types::filters::{check_pattern, glob_match, Filters};
 use berth_api_types::image::{
     DeleteItem, GraphDriver, HistoryItem, ImageInspect, ImageMetadata, ImageSummary, RootFs,
 };
+use berth_api_types::timestamp::parse_nanos;
 use berth_image::archive::{self, ImportOptions, SaveItem};
 use berth_image::store::{Deleted, ImageRecord, ImageStore, StoreError};
 use berth_image::Reference;
@@ -93,6 +94,13 @@ impl Engine {
         for p in opts.filters.get("reference") {
             check_pattern(p).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         }
+        // Only images created before the earliest `until` (moby); once accepted and ignored.
+        let now = crate::events::now_nanos();
+        let mut until: Option<i64> = None;
+        for u in opts.filters.get("until") {
+            let t = parse_nanos(u, now).map_err(EngineError::InvalidArgument)?;
+            until = Some(until.map_or(t, |x| x.min(t)));
+        }
         self.blocking(move |store| {
             let created_of = |r: &ImageRecord| {
                 store
@@ -127,6 +135,9 @@ impl Engine {
                     }
                 }
                 if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
+                    continue;
+                }
+                if until.is_some_and(|u| created.saturating_mul(1_000_000_000) >= u) {
                     continue;
                 }
                 let labels = config.labels();
@@ -316,6 +327,10 @@ impl Engine {
             .bool_value("dangling")
             .map_err(EngineError::InvalidArgument)?
             .unwrap_or(true);
+        // Images created after `until` stay (moby); once accepted and ignored.
+        let until = filters
+            .until(crate::events::now_nanos())
+            .map_err(EngineError::InvalidArgument)?;
         let users = self.containers.image_users();
         self.blocking(move |store| {
             let mut deleted = Vec::new();
@@ -325,7 +340,12 @@ impl Engine {
                 if (dangling_only && !tags.is_empty()) || users.contains_key(&rec.id) {
                     continue;
                 }
-                let labels = store.config(&rec.id)?.labels();
+                let config = store.config(&rec.id)?;
+                let created = config.created.as_deref().map(parse_time).unwrap_or(0);
+                if until.is_some_and(|u| created.saturating_mul(1_000_000_000) > u) {
+                    continue;
+                }
+                let labels = config.labels();
                 if !filters
                     .get("label")
                     .iter()

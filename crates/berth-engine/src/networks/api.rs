@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use berth_api_types::filters::{glob_match, Filters, GlobError, MAX_PATTERN_LEN};
+use berth_api_types::timestamp::parse_nanos;
 use berth_network::{bridge, ipam, Ipv4Net};
 use serde_json::{json, Map, Value};
 
@@ -378,11 +379,21 @@ impl Engine {
         filters
             .allow_only(&["label", "label!", "until"])
             .map_err(EngineError::InvalidArgument)?;
+        // Networks created after `until` stay (moby `prune`); this filter was once accepted
+        // and ignored, so every unused network went.
+        let until = filters
+            .until(crate::events::now_nanos())
+            .map_err(EngineError::InvalidArgument)?;
         let names: Vec<String> = {
             let st = self.networks.lock();
             st.nets
                 .values()
                 .filter(|r| !PREDEFINED.contains(&r.name.as_str()) && r.endpoints.is_empty())
+                .filter(|r| {
+                    until.is_none_or(|u| {
+                        parse_nanos(&r.created, 0).is_ok_and(|created| created <= u)
+                    })
+                })
                 .filter(|r| {
                     filters
                         .get("label")
