@@ -3,13 +3,21 @@
 //! (`2024-01-02`, `2024-01-02T15:04`, with `Z` or `±hh:mm`; without a zone they are UTC,
 //! the zone of these machines), and Go durations counted back from now (`10m`, `1h30m`),
 //! as moby's `api/types/time.GetTimestamp`.
+//!
+//! Every function here is total: the input is a client's, so it is read byte by byte (no
+//! slicing that could land inside a multi-byte character), with checked arithmetic. A
+//! duration past Go's range (±2^63 ns) is refused as Go refuses it; a well-formed time
+//! outside the range of `i64` nanoseconds (before 1677 or after 2262) saturates, which
+//! orders it correctly against every representable time.
+
+const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 /// Nanoseconds since the epoch of `value`; durations count back from `now_nanos`.
 pub fn parse_nanos(value: &str, now_nanos: i64) -> Result<i64, String> {
     let value = value.trim();
     if value != "0" {
         if let Some(d) = parse_duration(value) {
-            return Ok(now_nanos - d);
+            return Ok(now_nanos.saturating_sub(d));
         }
     }
     if value.contains('-') && value.len() >= 10 {
@@ -23,125 +31,210 @@ pub fn parse_nanos(value: &str, now_nanos: i64) -> Result<i64, String> {
 pub fn to_wire(nanos: i64) -> String {
     format!(
         "{}.{:09}",
-        nanos.div_euclid(1_000_000_000),
-        nanos.rem_euclid(1_000_000_000)
+        nanos.div_euclid(NANOS_PER_SEC),
+        nanos.rem_euclid(NANOS_PER_SEC)
     )
 }
 
-fn parse_unix(v: &str) -> Option<i64> {
-    let (s, frac) = v.split_once('.').unwrap_or((v, ""));
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 9 {
-        return None;
-    }
-    let secs: i64 = s.parse().ok()?;
-    let mut ns = 0i64;
-    if !frac.is_empty() {
-        ns = format!("{frac:0<9}").parse().ok()?;
-    }
-    secs.checked_mul(1_000_000_000)?.checked_add(ns)
+/// `secs` seconds and `frac` nanoseconds as nanoseconds, saturating at the ends of `i64`.
+fn saturating_nanos(secs: i64, frac: i64) -> i64 {
+    secs.saturating_mul(NANOS_PER_SEC).saturating_add(frac)
 }
 
-/// Go's `time.ParseDuration` (a sign, then `<number><unit>` pairs).
-fn parse_duration(v: &str) -> Option<i64> {
-    let (neg, mut rest) = match v.as_bytes().first()? {
-        b'-' => (true, &v[1..]),
-        b'+' => (false, &v[1..]),
-        _ => (false, v),
-    };
-    if rest.is_empty() {
+/// The value of a run of ASCII digits, `None` when empty, not all digits, or too large.
+fn digits(b: &[u8]) -> Option<i64> {
+    if b.is_empty() {
         return None;
     }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
+    b.iter().try_fold(0i64, |acc, &c| {
+        if !c.is_ascii_digit() {
             return None;
         }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
+        acc.checked_mul(10)?.checked_add(i64::from(c - b'0'))
+    })
+}
+
+/// A fraction of a second (`5` in `1.5`) as nanoseconds: digits past the ninth are
+/// dropped, as Go drops them.
+fn fraction_nanos(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut ns = 0i64;
+    for i in 0..9 {
+        ns = ns * 10 + b.get(i).map_or(0, |c| i64::from(c - b'0'));
+    }
+    Some(ns)
+}
+
+/// `sec[.frac]`, as moby's `parseTimestamp`.
+fn parse_unix(v: &str) -> Option<i64> {
+    let b = v.as_bytes();
+    let (s, frac) = match b.iter().position(|&c| c == b'.') {
+        Some(dot) => (&b[..dot], Some(&b[dot + 1..])),
+        None => (b, None),
+    };
+    let secs = digits(s)?;
+    let ns = match frac {
+        None => 0,
+        Some(f) => fraction_nanos(f)?,
+    };
+    Some(saturating_nanos(secs, ns))
+}
+
+/// Go's `time.ParseDuration` (a sign, then `<number><unit>` pairs), in nanoseconds;
+/// `None` where Go answers an error, overflow past ±2^63 ns included.
+fn parse_duration(v: &str) -> Option<i64> {
+    const LIMIT: u64 = 1 << 63;
+    let b = v.as_bytes();
+    let (neg, mut b) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if b == b"0" {
+        return Some(0);
+    }
+    if b.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    while !b.is_empty() {
+        // The integer part: overflow is an error.
+        let int_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        let mut whole: u64 = 0;
+        for &c in &b[..int_len] {
+            whole = whole.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+            if whole > LIMIT {
+                return None;
+            }
+        }
+        b = &b[int_len..];
+        // The fraction: digits past what fits are ignored (Go's `leadingFraction`).
+        let (mut frac, mut scale, mut frac_len, mut full) = (0u64, 1f64, 0usize, false);
+        if b.first() == Some(&b'.') {
+            b = &b[1..];
+            frac_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
+            for &c in &b[..frac_len] {
+                if full {
+                    continue;
+                }
+                match frac.checked_mul(10).map(|x| x + u64::from(c - b'0')) {
+                    Some(y) if y <= LIMIT => {
+                        frac = y;
+                        scale *= 10.0;
+                    }
+                    _ => full = true,
+                }
+            }
+            b = &b[frac_len..];
+        }
+        if int_len == 0 && frac_len == 0 {
+            return None;
+        }
+        let unit_len = b
+            .iter()
+            .take_while(|&&c| c != b'.' && !c.is_ascii_digit())
+            .count();
+        let unit: u64 = match &b[..unit_len] {
+            b"ns" => 1,
+            // `µs` (U+00B5) and `μs` (U+03BC), as Go accepts both.
+            b"us" | [0xC2, 0xB5, b's'] | [0xCE, 0xBC, b's'] => 1_000,
+            b"ms" => 1_000_000,
+            b"s" => 1_000_000_000,
+            b"m" => 60_000_000_000,
+            b"h" => 3_600_000_000_000,
             _ => return None,
         };
-        rest = &rest[unit_end..];
-        total += n * scale;
+        b = &b[unit_len..];
+        let mut part = whole.checked_mul(unit).filter(|&p| p <= LIMIT)?;
+        if frac > 0 {
+            // Below 2^63 * 3600e9 / 10, so finite; `as` saturates.
+            part = part.checked_add((frac as f64 * (unit as f64 / scale)) as u64)?;
+            if part > LIMIT {
+                return None;
+            }
+        }
+        total = total.checked_add(part).filter(|&t| t <= LIMIT)?;
     }
-    let d = total as i64;
-    Some(if neg { -d } else { d })
+    if neg {
+        // -2^63 is the one value whose magnitude does not fit in i64.
+        Some(0i64.checked_sub_unsigned(total).unwrap_or(i64::MIN))
+    } else {
+        i64::try_from(total).ok()
+    }
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// `YYYY-MM-DD[THH[:MM[:SS[.frac]]]][Z|±hh:mm]`.
 fn parse_rfc3339(v: &str) -> Option<i64> {
-    let num = |s: &str| -> Option<i64> {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
-    let (y, mo, d) = (num(v.get(0..4)?)?, num(v.get(5..7)?)?, num(v.get(8..10)?)?);
-    if v.get(4..5)? != "-"
-        || v.get(7..8)? != "-"
+    let b = v.as_bytes();
+    let (y, mo, d) = (
+        digits(b.get(0..4)?)?,
+        digits(b.get(5..7)?)?,
+        digits(b.get(8..10)?)?,
+    );
+    if b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
         || !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
+        || !(1..=days_in_month(y, mo)).contains(&d)
     {
         return None;
     }
-    let mut rest = &v[10..];
+    let mut rest = b.get(10..)?;
     // The zone: a trailing `Z` or `±hh:mm`.
     let mut offset = 0i64;
-    if let Some(r) = rest.strip_suffix(['Z', 'z']) {
-        rest = r;
-    } else if rest.len() >= 6 {
-        let (body, zone) = rest.split_at(rest.len() - 6);
-        let sign = match zone.as_bytes()[0] {
-            b'+' => Some(1),
-            b'-' => Some(-1),
+    if let Some((b'Z' | b'z', body)) = rest.split_last() {
+        rest = body;
+    } else if let Some(at) = rest.len().checked_sub(6) {
+        let (body, zone) = rest.split_at(at);
+        let sign = match zone.first() {
+            Some(b'+') => Some(1),
+            Some(b'-') => Some(-1),
             _ => None,
         };
         if let Some(sign) = sign {
-            if &zone[3..4] != ":" {
+            let (zh, zm) = (digits(zone.get(1..3)?)?, digits(zone.get(4..6)?)?);
+            if zone.get(3) != Some(&b':') || zh > 24 || zm > 59 {
                 return None;
             }
-            offset = sign * (num(&zone[1..3])? * 3600 + num(&zone[4..6])? * 60);
+            offset = sign * (zh * 3600 + zm * 60);
             rest = body;
         }
     }
     let (mut h, mut mi, mut s, mut ns) = (0, 0, 0, 0);
-    if let Some(t) = rest.strip_prefix(['T', 't']) {
-        let (hms, frac) = t.split_once('.').unwrap_or((t, ""));
-        let parts: Vec<&str> = hms.split(':').collect();
+    if let Some((b'T' | b't', t)) = rest.split_first() {
+        let (hms, frac) = match t.iter().position(|&c| c == b'.') {
+            Some(dot) => (&t[..dot], Some(&t[dot + 1..])),
+            None => (t, None),
+        };
+        let parts: Vec<&[u8]> = hms.split(|&c| c == b':').collect();
         if parts.len() > 3 || parts.iter().any(|p| p.len() != 2) {
             return None;
         }
-        h = num(parts[0])?;
-        mi = parts.get(1).map_or(Some(0), |p| num(p))?;
-        s = parts.get(2).map_or(Some(0), |p| num(p))?;
-        if !frac.is_empty() {
-            if parts.len() != 3 || frac.len() > 9 {
+        let part = |i: usize| parts.get(i).map_or(Some(0), |p| digits(p));
+        (h, mi, s) = (part(0)?, part(1)?, part(2)?);
+        if let Some(frac) = frac {
+            if parts.len() != 3 {
                 return None;
             }
-            ns = num(&format!("{frac:0<9}"))?;
+            ns = fraction_nanos(frac)?;
         }
-        if h > 23 || mi > 59 || s > 60 {
+        if h > 23 || mi > 59 || s > 59 {
             return None;
         }
     } else if !rest.is_empty() {
         return None;
     }
-    // Days from civil (Howard Hinnant).
+    // Days from civil (Howard Hinnant); the year has four digits, so nothing overflows.
     let y2 = if mo <= 2 { y - 1 } else { y };
     let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
     let yoe = y2 - era * 400;
@@ -150,7 +243,7 @@ fn parse_rfc3339(v: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146097 + doe - 719468;
     let secs = days * 86400 + h * 3600 + mi * 60 + s - offset;
-    Some(secs * 1_000_000_000 + ns)
+    Some(saturating_nanos(secs, ns))
 }
 
 #[cfg(test)]
@@ -208,5 +301,73 @@ mod tests {
         ] {
             assert!(parse_nanos(bad, NOW).is_err(), "{bad:?}");
         }
+    }
+
+    /// Each of these panicked (slicing inside a character, or overflow in debug builds).
+    #[test]
+    fn hostile_input_is_an_error_not_a_panic() {
+        for bad in [
+            "2024-01-01T00:00:00+0é:0",
+            "2024-01-01T00:00:00.éééééé",
+            "2024-01-01Té+00:00",
+            "é",
+            "2024-é-01",
+            "2023-02-29",
+            "2024-01-01T00:00:00.",
+            "2024-01-01T00:00:60Z",
+            "2024-01-01T00:00:00+25:00",
+        ] {
+            assert!(parse_nanos(bad, NOW).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_nanos("2024-02-29", NOW), Ok(1_709_164_800 * S));
+    }
+
+    #[test]
+    fn out_of_range_times_saturate() {
+        assert_eq!(parse_nanos("9999-12-31T23:59:59Z", NOW), Ok(i64::MAX));
+        assert_eq!(parse_nanos("0000-01-01", NOW), Ok(i64::MIN));
+        assert_eq!(parse_nanos("99999999999999", NOW), Ok(i64::MAX));
+        assert_eq!(parse_nanos("-2562047h", NOW), Ok(i64::MAX));
+        assert_eq!(parse_nanos("2562047h", i64::MIN), Ok(i64::MIN));
+    }
+
+    #[test]
+    fn durations_follow_go() {
+        // Past Go's ±2^63 ns: `time: invalid duration`, so not a duration at all.
+        for bad in [
+            "99999999999999999h",
+            "-99999999999h",
+            "9223372036854775808ns",
+            "1e3h",
+            "NaNh",
+            "infh",
+            ".h",
+            "1",
+            "1hh",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_duration("-9223372036854775808ns"), Some(i64::MIN));
+        assert_eq!(parse_duration("9223372036854775807ns"), Some(i64::MAX));
+        assert_eq!(parse_duration("+0"), Some(0));
+        assert_eq!(parse_duration(".5s"), Some(S / 2));
+        assert_eq!(parse_duration("5.s"), Some(5 * S));
+        assert_eq!(parse_duration("1.5µs"), Some(1500));
+        assert_eq!(parse_duration("1h1m1s1ms1us1ns"), Some(3_661_001_001_001));
+        // A fraction longer than fits is read as far as it fits.
+        assert_eq!(parse_duration(&format!("1.{}s", "0".repeat(100))), Some(S));
+        assert_eq!(parse_duration(&format!("0.{}1s", "0".repeat(40))), Some(0));
+    }
+
+    #[test]
+    fn long_fractions_are_truncated() {
+        assert_eq!(
+            parse_nanos(&format!("1700000000.{}", "9".repeat(50)), NOW),
+            Ok(1_700_000_000 * S + 999_999_999)
+        );
+        assert_eq!(
+            parse_nanos("2023-11-14T22:13:20.1234567891Z", NOW),
+            Ok(NOW + 123_456_789)
+        );
     }
 }

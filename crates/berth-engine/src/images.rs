@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth_api_types::filters::{glob_match, Filters};
+use berth_api_types::filters::{check_pattern, glob_match, Filters};
 use berth_api_types::image::{
     DeleteItem, GraphDriver, HistoryItem, ImageInspect, ImageMetadata, ImageSummary, RootFs,
 };
+use berth_api_types::timestamp::parse_nanos;
 use berth_image::archive::{self, ImportOptions, SaveItem};
 use berth_image::store::{Deleted, ImageRecord, ImageStore, StoreError};
 use berth_image::Reference;
@@ -87,6 +88,19 @@ impl Engine {
             .filters
             .bool_value("dangling")
             .map_err(EngineError::InvalidArgument)?;
+        // A malformed or over-long pattern is the client's error, found before any image
+        // is read (dockerd answers 500 with the same message, and only once an image has
+        // a tag to match it against).
+        for p in opts.filters.get("reference") {
+            check_pattern(p).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        }
+        // Only images created before the earliest `until` (moby); once accepted and ignored.
+        let now = crate::events::now_nanos();
+        let mut until: Option<i64> = None;
+        for u in opts.filters.get("until") {
+            let t = parse_nanos(u, now).map_err(EngineError::InvalidArgument)?;
+            until = Some(until.map_or(t, |x| x.min(t)));
+        }
         self.blocking(move |store| {
             let created_of = |r: &ImageRecord| {
                 store
@@ -121,6 +135,9 @@ impl Engine {
                     }
                 }
                 if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
+                    continue;
+                }
+                if until.is_some_and(|u| created.saturating_mul(1_000_000_000) >= u) {
                     continue;
                 }
                 let labels = config.labels();
@@ -310,6 +327,10 @@ impl Engine {
             .bool_value("dangling")
             .map_err(EngineError::InvalidArgument)?
             .unwrap_or(true);
+        // Images created after `until` stay (moby); once accepted and ignored.
+        let until = filters
+            .until(crate::events::now_nanos())
+            .map_err(EngineError::InvalidArgument)?;
         let users = self.containers.image_users();
         self.blocking(move |store| {
             let mut deleted = Vec::new();
@@ -319,7 +340,12 @@ impl Engine {
                 if (dangling_only && !tags.is_empty()) || users.contains_key(&rec.id) {
                     continue;
                 }
-                let labels = store.config(&rec.id)?.labels();
+                let config = store.config(&rec.id)?;
+                let created = config.created.as_deref().map(parse_time).unwrap_or(0);
+                if until.is_some_and(|u| created.saturating_mul(1_000_000_000) > u) {
+                    continue;
+                }
+                let labels = config.labels();
                 if !filters
                     .get("label")
                     .iter()
@@ -502,8 +528,9 @@ fn label_matches(labels: &BTreeMap<String, String>, filter: &str) -> bool {
 
 /// `reference=busybox`, `busybox:*`: distribution's `FamiliarMatch`, a glob against the
 /// familiar `name:tag` and then against the familiar name alone.
+/// Patterns are checked before (`check_pattern`), so an error here is no match.
 fn reference_matches(pattern: &str, tag: &str) -> bool {
-    if glob_match(pattern, tag) {
+    if glob_match(pattern, tag).unwrap_or(false) {
         return true;
     }
     let name = tag
@@ -511,7 +538,7 @@ fn reference_matches(pattern: &str, tag: &str) -> bool {
         .filter(|(_, t)| !t.contains('/'))
         .map(|(n, _)| n)
         .unwrap_or(tag);
-    glob_match(pattern, name)
+    glob_match(pattern, name).unwrap_or(false)
 }
 
 /// RFC 3339 → Unix seconds (0 when unreadable).

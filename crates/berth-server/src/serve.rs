@@ -9,18 +9,19 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response};
+use axum::http::{HeaderValue, Request, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
 use berth_engine::Engine;
 use berth_sys::activation::ActivatedListener;
 use berth_tls::TlsPaths;
-use hyper::body::Incoming;
+use futures_util::FutureExt;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
@@ -28,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
 use crate::listen::{bind_unix, Endpoint, ListenerOptions};
-use crate::{routes, version, ServerError};
+use crate::{routes, version, ApiError, ServerError};
 
 /// How long a client has to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -327,11 +328,20 @@ async fn serve_connection<IO>(
 }
 
 /// One request: version prefix, routing, Docker's common headers, and the log line.
-async fn handle_request(
+///
+/// The last line of defence: a panic while a route computes its answer is caught here,
+/// logged with the request's method and path, and answered 500 with Docker's body; the
+/// connection and the daemon go on. (Panics after the answer, in a streamed body or a
+/// spawned task, end only that task: the release profile unwinds.)
+async fn handle_request<B>(
     router: Router,
     conn: ConnContext,
-    mut req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+    mut req: Request<B>,
+) -> Result<Response<Body>, Infallible>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -340,10 +350,25 @@ async fn handle_request(
         Ok(v) => {
             req.extensions_mut().insert(v);
             req.extensions_mut().insert(conn.identity.clone());
-            let resp = router
-                .oneshot(req.map(Body::new))
-                .await
-                .unwrap_or_else(|e| match e {});
+            let routed = AssertUnwindSafe(router.oneshot(req.map(Body::new)))
+                .catch_unwind()
+                .await;
+            let resp = match routed {
+                Ok(r) => r.unwrap_or_else(|e| match e {}),
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .copied()
+                        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                        .unwrap_or("(not a string)");
+                    tracing::error!(%method, %path, panic = what, "request handler panicked");
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal error: the request handler failed unexpectedly (see the daemon log)",
+                    )
+                    .into_response()
+                }
+            };
             (Some(v), resp)
         }
     };
@@ -380,5 +405,46 @@ mod tests {
     #[test]
     fn header_constant_matches_current_version() {
         assert_eq!(API_VERSION_HEADER, ApiVersion::CURRENT.to_string());
+    }
+
+    async fn send(router: &Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let conn = ConnContext {
+            identity: ClientIdentity(None),
+        };
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        let resp = handle_request(router.clone(), conn, req).await.unwrap();
+        let status = resp.status();
+        assert_eq!(resp.headers()["Api-Version"], API_VERSION_HEADER);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    /// A panicking route answers 500 with Docker's body, and the same service answers the
+    /// next request (before, the panic unwound out of the connection, or aborted berthd).
+    #[tokio::test]
+    async fn a_panic_in_a_route_is_a_500_and_serving_goes_on() {
+        fn boom(s: &str) -> usize {
+            s[..s.len() + 1].len()
+        }
+        let router = Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async { boom("x").to_string() }),
+            )
+            .route(
+                "/fine",
+                axum::routing::get(|| async { axum::Json(serde_json::json!({"ok": true})) }),
+            );
+        let (status, body) = send(&router, "/v1.50/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            body["message"].as_str().unwrap().contains("internal error"),
+            "{body}"
+        );
+        let (status, body) = send(&router, "/fine").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["ok"], true);
     }
 }

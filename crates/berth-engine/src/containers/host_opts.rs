@@ -107,12 +107,41 @@ pub(crate) fn settle(
         }
     }
     security(hc)?;
+    if let Some(n) = hc.get("NanoCpus").and_then(Value::as_i64) {
+        super::update::check_nano_cpus(n, berth_sys::host::ncpu())?;
+    }
+    // A negative value became 2^64 - n shares (then the maximum) through `as u64`; dockerd
+    // refuses it (at start, with these words).
+    if hc
+        .get("CpuShares")
+        .and_then(Value::as_i64)
+        .is_some_and(|s| s < 0)
+    {
+        return Err(bad("shares: invalid argument"));
+    }
     probe_spec(hc)?;
     super::logs::settle_log_config(hc, &config.log_driver, &config.log_opts)?;
     if hc.get("Init").and_then(Value::as_bool) == Some(true) {
         init_binary()?;
     }
     Ok(())
+}
+
+/// `OomScoreAdj`, range-checked on the request's own number: a cast to `i32` first would
+/// let 2^32 + 1 through as 1.
+fn oom_score_adj(hc: &Map<String, Value>) -> Result<Option<i32>, EngineError> {
+    let Some(Value::Number(n)) = hc.get("OomScoreAdj") else {
+        return Ok(None);
+    };
+    n.as_i64()
+        .and_then(|v| i32::try_from(v).ok())
+        .filter(|v| (-1000..=1000).contains(v))
+        .map(Some)
+        .ok_or_else(|| {
+            bad(format!(
+                "Invalid value {n}, range for oom score adj is [-1000, 1000]"
+            ))
+        })
 }
 
 /// `CgroupnsMode`, with dockerd's default for an empty one: a private cgroup namespace on
@@ -143,10 +172,7 @@ fn probe_spec(hc: &Map<String, Value>) -> Result<(), EngineError> {
         ulimits: ulimits(hc)?,
         sysctls: sysctls(hc),
         devices: devices(hc)?,
-        oom_score_adj: hc
-            .get("OomScoreAdj")
-            .and_then(Value::as_i64)
-            .map(|v| v as i32),
+        oom_score_adj: oom_score_adj(hc)?,
         namespaces: Namespaces {
             pid: host("PidMode"),
             ipc: host("IpcMode"),
@@ -197,11 +223,7 @@ pub(crate) fn resolve(
         apparmor_profile: security.apparmor_profile,
         masked_paths: hc.get("MaskedPaths").and_then(paths),
         readonly_paths: hc.get("ReadonlyPaths").and_then(paths),
-        oom_score_adj: hc
-            .get("OomScoreAdj")
-            .and_then(Value::as_i64)
-            .filter(|v| *v != 0)
-            .map(|v| v as i32),
+        oom_score_adj: oom_score_adj(hc)?.filter(|v| *v != 0),
         group_add: strings(hc, "GroupAdd"),
         cgroupns_private: cgroupns_of(hc) == "private",
         init: match hc.get("Init").and_then(Value::as_bool) {
@@ -468,6 +490,29 @@ mod tests {
 
     fn hc(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    /// Checked on the i64: 2^32 + 1 used to pass the range check as 1 after `as i32`.
+    #[test]
+    fn oom_score_adj_is_checked_before_narrowing() {
+        for v in [
+            json!(4_294_967_297i64),
+            json!(-4_294_967_296i64),
+            json!(1001),
+            json!(u64::MAX),
+        ] {
+            let e = oom_score_adj(&hc(json!({ "OomScoreAdj": v }))).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("Invalid value {v}, range for oom score adj is [-1000, 1000]")
+            );
+            assert!(probe_spec(&hc(json!({ "OomScoreAdj": v }))).is_err(), "{v}");
+        }
+        assert_eq!(
+            oom_score_adj(&hc(json!({"OomScoreAdj": -1000}))).unwrap(),
+            Some(-1000)
+        );
+        assert_eq!(oom_score_adj(&hc(json!({}))).unwrap(), None);
     }
 
     #[test]

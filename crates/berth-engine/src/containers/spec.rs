@@ -333,10 +333,11 @@ pub(crate) fn spec_input(
         memory: int(hc, "Memory"),
         memory_swap: int(hc, "MemorySwap"),
         memory_reservation: int(hc, "MemoryReservation"),
-        cpu_shares: int(hc, "CpuShares").map(|v| v as u64),
+        // Negative shares are refused at create; a period out of range by the spec builder.
+        cpu_shares: int(hc, "CpuShares").and_then(|v| u64::try_from(v).ok()),
         nano_cpus: int(hc, "NanoCpus"),
         cpu_quota: int(hc, "CpuQuota"),
-        cpu_period: int(hc, "CpuPeriod").map(|v| v as u64),
+        cpu_period: int(hc, "CpuPeriod").map(|v| u64::try_from(v).unwrap_or(u64::MAX)),
         cpuset_cpus: hc
             .get("CpusetCpus")
             .and_then(Value::as_str)

@@ -27,6 +27,19 @@ pub(crate) struct Update {
     pub restart_policy: Option<(String, i64)>,
 }
 
+/// `NanoCpus` within `0..=ncpu * 10^9`, with dockerd's message (create and update).
+pub(crate) fn check_nano_cpus(nano_cpus: i64, ncpu: u64) -> Result<(), EngineError> {
+    let max = i64::try_from(ncpu)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1_000_000_000);
+    if !(0..=max).contains(&nano_cpus) {
+        return Err(bad(format!(
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        )));
+    }
+    Ok(())
+}
+
 fn bad(msg: impl Into<String>) -> EngineError {
     EngineError::InvalidArgument(msg.into())
 }
@@ -108,11 +121,7 @@ impl Update {
                 "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
             ));
         }
-        if self.nano_cpus < 0 || self.nano_cpus > (ncpu as i64) * 1_000_000_000 {
-            return Err(bad(format!(
-                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
-            )));
-        }
+        check_nano_cpus(self.nano_cpus, ncpu)?;
         if self.cpu_period != 0 && !(1000..=1_000_000).contains(&self.cpu_period) {
             return Err(bad(
                 "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
@@ -198,7 +207,8 @@ impl Update {
             }
             hc.insert("NanoCpus".into(), json!(self.nano_cpus));
             l.cpu_period = Some(100_000);
-            l.cpu_quota = Some(self.nano_cpus * 100_000 / 1_000_000_000);
+            // `validate` bounds `nano_cpus` by the CPU count; saturate all the same.
+            l.cpu_quota = Some(self.nano_cpus.saturating_mul(100_000) / 1_000_000_000);
         }
         if self.cpu_period != 0 || self.cpu_quota != 0 {
             if cur("NanoCpus") != 0 && self.nano_cpus == 0 {
@@ -317,6 +327,15 @@ mod tests {
 
     fn upd(v: Value) -> Update {
         Update::from_body(v.as_object().unwrap()).unwrap()
+    }
+
+    /// `ncpu as i64 * 10^9` overflowed for a huge CPU count; now the bound saturates.
+    #[test]
+    fn nano_cpus_bound_does_not_overflow() {
+        assert!(check_nano_cpus(i64::MAX, 2).is_err());
+        assert!(check_nano_cpus(-1, 2).is_err());
+        assert!(check_nano_cpus(i64::MAX, u64::MAX).is_ok());
+        assert!(check_nano_cpus(2_000_000_000, 2).is_ok());
     }
 
     #[test]

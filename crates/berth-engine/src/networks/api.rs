@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use berth_api_types::filters::{glob_match, Filters};
+use berth_api_types::filters::{glob_match, Filters, GlobError, MAX_PATTERN_LEN};
+use berth_api_types::timestamp::parse_nanos;
 use berth_network::{bridge, ipam, Ipv4Net};
 use serde_json::{json, Map, Value};
 
@@ -93,9 +94,16 @@ impl Networks {
         let dangling = f
             .bool_value("dangling")
             .map_err(EngineError::InvalidArgument)?;
+        // dockerd matches names as regular expressions and skips one that does not
+        // compile; here a malformed glob is only a substring, but a long one is refused.
+        if f.get("name").iter().any(|n| n.len() > MAX_PATTERN_LEN) {
+            return Err(EngineError::InvalidArgument(GlobError::TooLong.to_string()));
+        }
         Ok(any("driver", &|d| d == r.driver)
             && any("id", &|i| r.id.starts_with(i))
-            && any("name", &|n| r.name.contains(n) || glob_match(n, &r.name))
+            && any("name", &|n| {
+                r.name.contains(n) || glob_match(n, &r.name).unwrap_or(false)
+            })
             && any("scope", &|s| s == "local")
             && any("type", &|t| (t == "builtin") == builtin)
             && f.get("label").iter().all(|l| label_match(&r.labels, l))
@@ -371,11 +379,21 @@ impl Engine {
         filters
             .allow_only(&["label", "label!", "until"])
             .map_err(EngineError::InvalidArgument)?;
+        // Networks created after `until` stay (moby `prune`); this filter was once accepted
+        // and ignored, so every unused network went.
+        let until = filters
+            .until(crate::events::now_nanos())
+            .map_err(EngineError::InvalidArgument)?;
         let names: Vec<String> = {
             let st = self.networks.lock();
             st.nets
                 .values()
                 .filter(|r| !PREDEFINED.contains(&r.name.as_str()) && r.endpoints.is_empty())
+                .filter(|r| {
+                    until.is_none_or(|u| {
+                        parse_nanos(&r.created, 0).is_ok_and(|created| created <= u)
+                    })
+                })
                 .filter(|r| {
                     filters
                         .get("label")

@@ -194,7 +194,8 @@ pub(super) fn resources(i: &ContainerSpecInput) -> Result<Value, RuntimeError> {
         // moby daemon/oci_linux.go: period 100ms, quota = nanoCPUs × period / 10⁹.
         let period: i64 = 100_000;
         cpu["period"] = json!(period);
-        cpu["quota"] = json!((n * period / 1_000_000_000).max(1000));
+        // Saturating: the engine bounds `n` by the CPU count, but this is request data.
+        cpu["quota"] = json!((n.saturating_mul(period) / 1_000_000_000).max(1000));
     }
     if let Some(p) = r.cpu_period.filter(|p| *p != 0) {
         if !(1000..=1_000_000).contains(&p) {
