@@ -11,6 +11,7 @@ pub mod host;
 pub mod memory;
 pub mod mount;
 pub mod netns;
+pub mod pidfd;
 pub mod pidfile;
 pub mod resolve;
 pub mod splice;
