@@ -16,7 +16,7 @@ use berth_shim::{start_failure_exit_code, ExecProcess};
 use serde_json::{json, Map, Value};
 use tokio::net::UnixStream;
 
-use super::{names, rid, rt_err, spec, Pending};
+use super::{names, rid, rt_err, Pending};
 use crate::{Engine, EngineError};
 
 /// One exec instance as `POST /containers/{id}/exec` made it.
@@ -352,7 +352,14 @@ impl Engine {
             )));
         }
         let cfg = &exec.config;
-        let user = spec::resolve_user(&cfg.user, &c.rootfs(&cid))?;
+        // The user database the container's process sees (never the host's).
+        let users = if cfg.user.is_empty() {
+            super::userdb::UserDb::default()
+        } else {
+            let process = super::process::of_record(&entry.rec().clone())?;
+            super::userdb::UserDb::of_process(process).await?
+        };
+        let user = users.resolve_user(&cfg.user)?;
         let process = ExecProcess {
             args: cfg.cmd.clone(),
             env: cfg.env.clone(),
