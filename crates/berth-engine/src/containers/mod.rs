@@ -211,7 +211,14 @@ impl Containers {
             if filled {
                 c.persist_entry(&e);
             }
-            c.networks.restore(&id, pid);
+            // Verified against the recorded start time; each namespace the restore opens
+            // through the handle is confirmed to be this process's.
+            match berth_sys::pidfd::ProcessHandle::open(pid, e.rec().state.start_time) {
+                Ok(init) => c.networks.restore(&id, &init),
+                Err(err) => {
+                    tracing::warn!(container_id = %id, error = %err, "not restoring the network of a container whose process is gone")
+                }
+            }
         }
         for id in running {
             c.clone().watch_exit(id);
@@ -768,10 +775,16 @@ impl Engine {
         }
         drop(peers);
         // veths and addresses are set up by `ip` and `nsenter`: off the async workers.
-        let (nets, nid, npid) = (c.networks.clone(), rec.id.clone(), started.pid);
-        let plugged = tokio::task::spawn_blocking(move || nets.plug(&nid, npid))
-            .await
-            .unwrap_or_else(|e| Err(EngineError::Internal(format!("network setup failed: {e}"))));
+        let (nets, nid) = (c.networks.clone(), rec.id.clone());
+        let init = berth_sys::pidfd::ProcessHandle::open(started.pid, start_time);
+        let plugged = tokio::task::spawn_blocking(move || {
+            let init = init.map_err(|e| {
+                EngineError::Conflict(format!("the container's process exited: {e}"))
+            })?;
+            nets.plug(&nid, &init)
+        })
+        .await
+        .unwrap_or_else(|e| Err(EngineError::Internal(format!("network setup failed: {e}"))));
         if let Err(e) = plugged {
             let _ = c.runtime.kill(rid(&rec.id), libc_sigkill(), true).await;
             let _ = c.runtime.wait(rid(&rec.id)).await;
@@ -1165,20 +1178,21 @@ pub fn created_json(c: &Created) -> Value {
 }
 
 /// What the network API needs to know of a container.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ContainerBrief {
     pub id: String,
     pub running: bool,
-    pub pid: i32,
+    /// The init process of a running container (`None` when it is not the recorded one).
+    pub process: Option<berth_sys::pidfd::ProcessHandle>,
 }
 
 impl Engine {
-    /// ID, running state and init pid of a container, by any of its names.
+    /// ID, running state and init process of a container, by any of its names.
     pub(crate) fn container_brief(&self, name: &str) -> Result<ContainerBrief, EngineError> {
         let r = self.containers.get(name)?.rec().clone();
         Ok(ContainerBrief {
             running: r.running(),
-            pid: r.state.pid,
+            process: r.running().then(|| process::of_record(&r).ok()).flatten(),
             id: r.id,
         })
     }
