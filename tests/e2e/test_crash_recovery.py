@@ -74,13 +74,17 @@ def test_processes_are_addressed_by_pidfd_after_a_restart(daemon):
     cid = dk(daemon, "inspect", "-f", "{{.Id}}", "c1").stdout.strip()
     daemon.signal(signal.SIGKILL)
     daemon.wait_exit()
-    # A record written before start times were kept: the start fills it in.
-    record = daemon.data_root / "containers" / cid / "record.json"
-    rec = json.loads(record.read_text())
-    assert rec["state"].pop("start_time") > 0
-    record.write_text(json.dumps(rec))
-    daemon.start()
-    assert json.loads(record.read_text())["state"]["start_time"] > 0
-    assert dk(daemon, "cp", "c1:/tmp/f", "-").returncode == 0
-    assert dk(daemon, "exec", "-u", "nobody", "c1", "id", "-u").stdout.strip() == "65534"
-    dk(daemon, "rm", "-f", "c1")
+    try:
+        # A record written before start times were kept: the start fills it in.
+        record = daemon.data_root / "containers" / cid / "record.json"
+        rec = json.loads(record.read_text())
+        assert rec["state"].pop("start_time") > 0
+        record.write_text(json.dumps(rec))
+        daemon.start()
+        assert json.loads(record.read_text())["state"]["start_time"] > 0
+        assert dk(daemon, "cp", "c1:/tmp/f", "-").returncode == 0
+        assert dk(daemon, "exec", "-u", "nobody", "c1", "id", "-u").stdout.strip() == "65534"
+    finally:
+        if not daemon.running():
+            daemon.start()
+        dk(daemon, "rm", "-f", "c1", check=False)

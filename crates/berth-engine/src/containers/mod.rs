@@ -200,11 +200,14 @@ impl Containers {
         for e in c.entries().into_iter().filter(|e| e.rec().running()) {
             let (id, pid, filled) = {
                 let mut r = e.rec();
-                // A record from before start times were kept: its pid is trusted once, as
-                // the rest of this reattachment trusts it.
+                // A record from before start times were kept: its pid is taken for the
+                // container's once, if that process is in the container's cgroup.
                 let filled = r.state.start_time == 0;
                 if filled {
-                    r.state.start_time = process::start_time(r.state.pid);
+                    let dirs = cgroup::Dirs::of(&c.cgroup_path(&r.id));
+                    if dirs.pids().contains(&r.state.pid) {
+                        r.state.start_time = process::start_time(r.state.pid);
+                    }
                 }
                 (r.id.clone(), r.state.pid, filled)
             };
