@@ -72,6 +72,12 @@ def test_exec_user_with_a_fifo_made_by_the_container_fails_without_hanging(daemo
         # The CLI prints an exec's start error on stdout.
         assert "cannot read /etc/passwd: not a regular file" in r.stdout + r.stderr, r
         answers(daemon)
+        # Without -u nothing reads it: HOME came with the container's spec, so the runtime
+        # does not look the user up in the FIFO either (it used to hang there, and the
+        # shim with it: `rm -f` waited as long).
+        r = dk(daemon, "exec", "c1", "sh", "-c", "echo $HOME", timeout=30)
+        assert r.stdout == "/root\n"
+        assert dk(daemon, "rm", "-f", "c1", timeout=30).returncode == 0
     finally:
         release_fifo_readers(daemon)
         dk(daemon, "rm", "-f", "c1", check=False)
@@ -92,3 +98,20 @@ def test_passwd_linked_to_dev_zero(daemon, tmp_path):
     answers(daemon)
     dk(daemon, "rm", "-f", "z1")
     dk(daemon, "rmi", "zero:img")
+
+
+def test_home_is_the_users_as_runc_sets_it(daemon):
+    """berthd sets HOME (the runtime would read /etc/passwd inside the container for it)."""
+    home = lambda *a: dk(daemon, "run", "--rm", *a, "busybox", "sh", "-c", "echo $HOME").stdout.strip()
+    assert home() == "/root"
+    assert home("-u", "nobody") == "/nonexistent"
+    assert home("-u", "4242") == "/"
+    assert home("-e", "HOME=/x", "-u", "nobody") == "/x"
+    dk(daemon, "run", "-d", "--name", "c1", "busybox", "sleep", "1000")
+    try:
+        ex = lambda *a: dk(daemon, "exec", *a, "c1", "sh", "-c", "echo $HOME").stdout.strip()
+        assert ex() == "/root"
+        assert ex("-u", "nobody") == "/nonexistent"
+        assert ex("-u", "nobody", "-e", "HOME=/y") == "/y"
+    finally:
+        dk(daemon, "rm", "-f", "c1")

@@ -360,9 +360,18 @@ impl Engine {
             super::userdb::UserDb::of_process(process).await?
         };
         let user = users.resolve_user(&cfg.user)?;
+        // Another user's HOME, unless the exec or the container sets one (see `with_home`).
+        let container_env: Vec<String> = (entry.rec().config.get("Env"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let env = if cfg.user.is_empty() || super::userdb::sets_home(&container_env) {
+            cfg.env.clone()
+        } else {
+            super::spec::with_home(cfg.env.clone(), &users, user.uid)
+        };
         let process = ExecProcess {
             args: cfg.cmd.clone(),
-            env: cfg.env.clone(),
+            env,
             cwd: (!cfg.working_dir.is_empty()).then(|| cfg.working_dir.clone()),
             uid: (!cfg.user.is_empty()).then_some(user.uid),
             gid: (!cfg.user.is_empty()).then_some(user.gid),

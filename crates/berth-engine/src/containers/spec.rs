@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::host_opts::{self, HostOptions};
 use super::record::Record;
-use super::userdb::UserDb;
+use super::userdb::{self, UserDb};
 use crate::EngineError;
 
 pub(crate) const DEFAULT_PATH: &str =
@@ -109,6 +109,16 @@ pub(crate) fn args_of(config: &Map<String, Value>) -> Vec<String> {
     let mut a = strings(config.get("Entrypoint")).unwrap_or_default();
     a.extend(strings(config.get("Cmd")).unwrap_or_default());
     a
+}
+
+/// `env` with `HOME` set to the user's home when it has none, as runc sets it. Set here
+/// from the confined read, the runtime never looks the user up in the container's own
+/// `/etc/passwd` (where a FIFO would hang it, and with it the shim's `kill`).
+pub(crate) fn with_home(mut env: Vec<String>, users: &UserDb, uid: u32) -> Vec<String> {
+    if !userdb::sets_home(&env) {
+        env.push(format!("HOME={}", users.home(uid)));
+    }
+    env
 }
 
 fn int(hc: &Map<String, Value>, key: &str) -> Option<i64> {
@@ -216,7 +226,7 @@ pub(crate) fn spec_input(
         id: rec.id.clone(),
         rootfs: rootfs.to_path_buf(),
         args,
-        env: strings(c.get("Env")).unwrap_or_default(),
+        env: with_home(strings(c.get("Env")).unwrap_or_default(), users, user.uid),
         cwd: s("WorkingDir"),
         user,
         hostname,

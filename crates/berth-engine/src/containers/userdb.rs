@@ -105,6 +105,19 @@ impl UserDb {
         Ok(user)
     }
 
+    /// The home directory of `uid` in passwd; `/` when it has none (runc's default).
+    pub(crate) fn home(&self, uid: u32) -> String {
+        self.passwd
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.get(2).map(|s| s.parse()) == Some(Ok(uid))).then(|| f.get(5).copied())?
+            })
+            .filter(|h| !h.is_empty())
+            .unwrap_or("/")
+            .to_string()
+    }
+
     /// `(uid, gid)` of passwd entry `name`.
     fn passwd_entry(&self, name: &str) -> Option<(u32, u32)> {
         self.passwd.lines().find_map(|l| {
@@ -177,6 +190,12 @@ impl UserDb {
         }
         Ok(out)
     }
+}
+
+/// Whether `env` sets a non-empty `HOME` (what the runtimes look for).
+pub(crate) fn sets_home(env: &[String]) -> bool {
+    env.iter()
+        .any(|e| e.strip_prefix("HOME=").is_some_and(|h| !h.is_empty()))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -264,6 +283,11 @@ mod tests {
             "unable to find user ghost: no matching entries in passwd file"
         );
         assert!(u("nobody:ghosts").is_err());
+        assert_eq!(db.home(0), "/root");
+        assert_eq!(db.home(65534), "/");
+        assert_eq!(db.home(4242), "/");
+        assert!(sets_home(&["A=1".into(), "HOME=/h".into()]));
+        assert!(!sets_home(&["HOME=".into(), "XHOME=/h".into()]));
         let full = db.user("nobody", &["7".into(), "wheel".into()]).unwrap();
         assert_eq!(full.additional_gids, [10, 50, 7]);
         assert!(db.user("nobody", &["ghosts".into()]).is_err());
