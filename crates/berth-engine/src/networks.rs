@@ -28,6 +28,7 @@ use berth_network::ipam::{self, Pool};
 use berth_network::proxy::Proxy;
 use berth_network::{bridge, endpoint, Ipv4Net, NetError};
 use berth_runtime::spec::NamespaceMode;
+use berth_sys::pidfd::ProcessHandle;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -752,9 +753,9 @@ impl Networks {
     }
 
     /// Step two, once the container's init (`pid`) exists: interfaces, ports, DNS.
-    pub(crate) fn plug(&self, cid: &str, pid: i32) -> Result<(), EngineError> {
+    pub(crate) fn plug(&self, cid: &str, process: &ProcessHandle) -> Result<(), EngineError> {
         self.wait_host_ready();
-        let result = self.plug_inner(cid, pid, None);
+        let result = self.plug_inner(cid, process, None);
         if result.is_err() {
             self.unplug(cid);
         }
@@ -765,14 +766,20 @@ impl Networks {
     fn plug_inner(
         &self,
         cid: &str,
-        pid: i32,
+        process: &ProcessHandle,
         restore: Option<&[settings::Bound]>,
     ) -> Result<(), EngineError> {
+        let pid = process.pid();
+        let netns = || {
+            process.ns("net").map_err(|e| {
+                EngineError::Conflict(format!("cannot open the network namespace of {cid}: {e}"))
+            })
+        };
         let (c, eps) = {
             let st = self.lock();
             let Some(c) = st.ctrs.get(cid).cloned() else {
                 drop(st);
-                return endpoint::loopback_up(pid).map_err(net_err);
+                return endpoint::loopback_up(pid, netns()?).map_err(net_err);
             };
             let eps: Vec<(NetRecord, Endpoint)> = c
                 .attach
@@ -788,7 +795,7 @@ impl Networks {
             return Ok(());
         }
         if restore.is_none() {
-            let mut sandbox = endpoint::Sandbox::open(pid).map_err(net_err)?;
+            let mut sandbox = endpoint::Sandbox::open(pid, netns()?).map_err(net_err)?;
             sandbox.loopback_up().map_err(net_err)?;
             for (i, (r, ep)) in eps.iter().enumerate() {
                 let Some(subnet) = r.subnet else { continue };
@@ -834,7 +841,7 @@ impl Networks {
             let lookup: berth_network::dns::Lookup = Arc::new(move |name: &str| {
                 resolve(&st.lock().unwrap_or_else(|e| e.into_inner()), &me, name)
             });
-            live.dns = Some(berth_network::dns::serve(pid, lookup, ups).map_err(net_err)?);
+            live.dns = Some(berth_network::dns::serve(netns()?, lookup, ups).map_err(net_err)?);
         }
         let mut st = self.lock();
         st.live.insert(cid.to_string(), live);
@@ -884,11 +891,11 @@ impl Networks {
     }
 
     /// After a daemon restart: the proxies and DNS of a container that still runs.
-    pub(crate) fn restore(&self, cid: &str, pid: i32) {
+    pub(crate) fn restore(&self, cid: &str, process: &ProcessHandle) {
         self.wait_host_ready();
         let bound = self.lock().ctrs.get(cid).map(|c| c.bound.clone());
         let Some(bound) = bound else { return };
-        if let Err(e) = self.plug_inner(cid, pid, Some(&bound)) {
+        if let Err(e) = self.plug_inner(cid, process, Some(&bound)) {
             tracing::error!(id = cid, error = %e, "cannot restore the container's network");
         }
     }

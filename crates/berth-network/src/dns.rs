@@ -33,11 +33,10 @@ impl Drop for DnsServer {
     }
 }
 
-/// Binds 127.0.0.11:53 in the netns of `pid` and serves it. Must run inside tokio.
-pub fn serve(pid: i32, lookup: Lookup, upstreams: Vec<String>) -> Result<DnsServer, NetError> {
-    let path = format!("/proc/{pid}/ns/net");
+/// Binds 127.0.0.11:53 in the network namespace `ns` (a container's, opened by the caller
+/// through its process handle) and serves it. Must run inside tokio.
+pub fn serve(ns: File, lookup: Lookup, upstreams: Vec<String>) -> Result<DnsServer, NetError> {
     type Sockets = (std::net::UdpSocket, std::net::TcpListener);
-    let ns = File::open(&path).map_err(NetError::io(format!("cannot open {path}")))?;
     let (sock, tcp) = berth_sys::netns::run_in(ns.as_fd(), || -> Result<Sockets, NetError> {
         let s = std::net::UdpSocket::bind("127.0.0.11:53")
             .map_err(NetError::io("cannot bind 127.0.0.11:53 in the container"))?;
@@ -50,7 +49,9 @@ pub fn serve(pid: i32, lookup: Lookup, upstreams: Vec<String>) -> Result<DnsServ
             .map_err(NetError::io("cannot set up the DNS socket"))?;
         Ok((s, t))
     })
-    .map_err(NetError::io(format!("cannot enter {path}")))??;
+    .map_err(NetError::io(
+        "cannot enter the container's network namespace",
+    ))??;
     let sock = Arc::new(UdpSocket::from_std(sock).map_err(NetError::io("cannot register DNS"))?);
     let upstreams: Vec<SocketAddr> = upstreams
         .iter()

@@ -47,12 +47,11 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Opens the network namespace of process `pid`.
-    pub fn open(pid: i32) -> Result<Sandbox, NetError> {
-        let path = format!("/proc/{pid}/ns/net");
-        let ns = File::open(&path).map_err(NetError::io(format!("cannot open {path}")))?;
+    /// Works in `ns`, the open network namespace of process `pid` (the caller opened it
+    /// through the process's handle; `pid` only names it in messages).
+    pub fn open(pid: i32, ns: File) -> Result<Sandbox, NetError> {
         let inside = Rtnl::open_in(ns.as_fd()).map_err(NetError::io(format!(
-            "cannot open a netlink socket in {path}"
+            "cannot open a netlink socket in the network namespace of {pid}"
         )))?;
         let host = Rtnl::open().map_err(NetError::io("cannot open a netlink socket"))?;
         Ok(Sandbox {
@@ -138,9 +137,9 @@ impl Sandbox {
     }
 }
 
-/// Brings `lo` up inside the namespace of `pid`.
-pub fn loopback_up(pid: i32) -> Result<(), NetError> {
-    Sandbox::open(pid)?.loopback_up()
+/// Brings `lo` up inside the namespace `ns` of process `pid`.
+pub fn loopback_up(pid: i32, ns: File) -> Result<(), NetError> {
+    Sandbox::open(pid, ns)?.loopback_up()
 }
 
 /// Removes a host-side veth (and so its peer); absent is fine (the container's exit may

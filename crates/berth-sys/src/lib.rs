@@ -1,7 +1,8 @@
 //! The one home of raw system calls and `unsafe` in Berth: atomic file writes, the daemon's
 //! pidfile and data-root lock, host facts for `/info`, systemd socket activation,
-//! running code inside a container's network namespace, and zero-copy socket relaying
-//! (splice(2)) for the port proxy.
+//! running code inside a container's network namespace, processes addressed by pidfd
+//! (a container's `/proc/<pid>/root` and `ns/*` never a reused pid's), and zero-copy
+//! socket relaying (splice(2)) for the port proxy.
 //!
 //! Every `unsafe` block carries a `// SAFETY:` comment; every other crate forbids `unsafe`.
 
@@ -11,6 +12,7 @@ pub mod host;
 pub mod memory;
 pub mod mount;
 pub mod netns;
+pub mod pidfd;
 pub mod pidfile;
 pub mod resolve;
 pub mod splice;

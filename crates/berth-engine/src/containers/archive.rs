@@ -173,8 +173,9 @@ impl Engine {
         let rec = c.get(name)?.rec().clone();
         let clean_path = clean(path);
         if rec.running() && rec.state.pid > 0 {
-            let p = format!("/proc/{}/root", rec.state.pid);
-            let dir = File::open(&p).map_err(EngineError::io("cannot open", Path::new(&p)))?;
+            let dir = super::process::of_record(&rec)?
+                .root()
+                .map_err(|e| EngineError::Conflict(format!("container {}: {e}", rec.id)))?;
             return Ok(Root {
                 dir,
                 path: PathBuf::from(path),

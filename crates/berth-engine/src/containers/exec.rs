@@ -16,7 +16,7 @@ use berth_shim::{start_failure_exit_code, ExecProcess};
 use serde_json::{json, Map, Value};
 use tokio::net::UnixStream;
 
-use super::{names, rid, rt_err, spec, Pending};
+use super::{names, rid, rt_err, Pending};
 use crate::{Engine, EngineError};
 
 /// One exec instance as `POST /containers/{id}/exec` made it.
@@ -352,10 +352,26 @@ impl Engine {
             )));
         }
         let cfg = &exec.config;
-        let user = spec::resolve_user(&cfg.user, &c.rootfs(&cid))?;
+        // The user database the container's process sees (never the host's).
+        let users = if cfg.user.is_empty() {
+            super::userdb::UserDb::default()
+        } else {
+            let process = super::process::of_record(&entry.rec().clone())?;
+            super::userdb::UserDb::of_process(process).await?
+        };
+        let user = users.resolve_user(&cfg.user)?;
+        // Another user's HOME, unless the exec or the container sets one (see `with_home`).
+        let container_env: Vec<String> = (entry.rec().config.get("Env"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let env = if cfg.user.is_empty() || super::userdb::sets_home(&container_env) {
+            cfg.env.clone()
+        } else {
+            super::spec::with_home(cfg.env.clone(), &users, user.uid)
+        };
         let process = ExecProcess {
             args: cfg.cmd.clone(),
-            env: cfg.env.clone(),
+            env,
             cwd: (!cfg.working_dir.is_empty()).then(|| cfg.working_dir.clone()),
             uid: (!cfg.user.is_empty()).then_some(user.uid),
             gid: (!cfg.user.is_empty()).then_some(user.gid),

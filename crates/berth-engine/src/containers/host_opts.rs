@@ -13,6 +13,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use berth_runtime::spec::{Device, NamespaceMode, Namespaces, Ulimit};
+use berth_sys::pidfd::ProcessHandle;
 use serde_json::{Map, Value};
 
 use super::security_opts::{self, HostSecurity, SecurityOpts};
@@ -54,6 +55,9 @@ pub(crate) struct HostOptions {
     pub no_shm: bool,
     /// A private cgroup namespace (`CgroupnsMode: private`).
     pub cgroupns_private: bool,
+    /// The containers whose namespaces `pid`/`ipc` name by path, held by pidfd until the
+    /// runtime has joined them (see [`super::process`]).
+    pub peers: Vec<berth_sys::pidfd::ProcessHandle>,
 }
 
 fn bad(msg: impl Into<String>) -> EngineError {
@@ -235,7 +239,11 @@ pub(crate) fn resolve(
     o.pid = match str_of(hc, "PidMode") {
         "host" => NamespaceMode::Host,
         mode => match peer_name(mode) {
-            Some(peer) => NamespaceMode::Path(peer_ns(c, peer, "pid", "PID")?.1),
+            Some(peer) => {
+                let (_, ns, handle) = peer_ns(c, peer, "pid", "PID")?;
+                o.peers.push(handle);
+                NamespaceMode::Path(ns)
+            }
             None => NamespaceMode::Private,
         },
     };
@@ -268,7 +276,8 @@ pub(crate) fn resolve(
         }
         mode => {
             if let Some(peer) = peer_name(mode) {
-                let (donor, ns) = peer_ns(c, peer, "ipc", "IPC")?;
+                let (donor, ns, handle) = peer_ns(c, peer, "ipc", "IPC")?;
+                o.peers.push(handle);
                 let donor_mode = str_of(&donor.host_config, "IpcMode");
                 if donor_mode == "host" {
                     o.ipc = NamespaceMode::Host;
@@ -312,22 +321,23 @@ fn paths(v: &Value) -> Option<Vec<String>> {
     })
 }
 
-/// Running container `peer`'s record and the path of its namespace `kind`.
+/// Running container `peer`'s record, the path of its namespace `kind`, and its process
+/// (the path is good while that process is alive).
 fn peer_ns(
     c: &Containers,
     peer: &str,
     kind: &str,
     what: &str,
-) -> Result<(super::record::Record, PathBuf), EngineError> {
+) -> Result<(super::record::Record, PathBuf, ProcessHandle), EngineError> {
     let r = c.get(peer)?.rec().clone();
-    if !r.running() || r.state.pid <= 0 {
-        return Err(EngineError::Conflict(format!(
+    let handle = super::process::of_record(&r).map_err(|_| {
+        EngineError::Conflict(format!(
             "cannot join {what} of a non running container: {}",
             r.id
-        )));
-    }
-    let ns = PathBuf::from(format!("/proc/{}/ns/{kind}", r.state.pid));
-    Ok((r, ns))
+        ))
+    })?;
+    let ns = PathBuf::from(format!("/proc/{}/ns/{kind}", handle.pid()));
+    Ok((r, ns, handle))
 }
 
 /// `SecurityOpt`, checked against this host (security_opts.rs).

@@ -19,11 +19,13 @@ mod logs;
 pub(crate) mod mounts;
 mod names;
 mod pause;
+mod process;
 mod record;
 mod security_opts;
 mod spec;
 mod stats;
 mod update;
+mod userdb;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -198,15 +200,35 @@ impl Containers {
             .collect();
         c.networks.forget_stale(&running);
         for e in c.entries().into_iter().filter(|e| e.rec().running()) {
-            let (id, pid) = {
-                let r = e.rec();
-                (r.id.clone(), r.state.pid)
+            let (id, pid, filled) = {
+                let mut r = e.rec();
+                // A record from before start times were kept: its pid is taken for the
+                // container's once, if that process is in the container's cgroup.
+                let filled = r.state.start_time == 0;
+                if filled {
+                    let dirs = cgroup::Dirs::of(&c.cgroup_path(&r.id));
+                    if dirs.pids().contains(&r.state.pid) {
+                        r.state.start_time = process::start_time(r.state.pid);
+                    }
+                }
+                (r.id.clone(), r.state.pid, filled)
             };
-            c.networks.restore(&id, pid);
+            if filled {
+                c.persist_entry(&e);
+            }
+            // Verified against the recorded start time; each namespace the restore opens
+            // through the handle is confirmed to be this process's.
+            match berth_sys::pidfd::ProcessHandle::open(pid, e.rec().state.start_time) {
+                Ok(init) => c.networks.restore(&id, &init),
+                Err(err) => {
+                    tracing::warn!(container_id = %id, error = %err, "not restoring the network of a container whose process is gone")
+                }
+            }
         }
         for id in running {
             c.clone().watch_exit(id);
         }
+        c.thaw_at_start();
         c.boot_restarts();
         c
     }
@@ -328,6 +350,7 @@ impl Containers {
             let mut r = entry.rec();
             r.state.status = "exited".into();
             r.state.pid = 0;
+            r.state.start_time = 0;
             r.state.exit_code = exit.exit_code;
             r.state.oom_killed = exit.oom_killed;
             r.state.finished_at = exit.finished_at.clone();
@@ -644,13 +667,14 @@ impl Engine {
         .map_err(EngineError::io("cannot mount the rootfs at", &rootfs))?;
         let result = self.start_mounted(&entry, &rec, &rootfs, &data_dir).await;
         match result {
-            Ok(pid) => {
+            Ok((pid, start_time)) => {
                 mounts::emit_volume_events(c, &id, true);
                 {
                     let mut r = entry.rec();
                     r.state.status = "running".into();
                     r.state.paused = false;
                     r.state.pid = pid;
+                    r.state.start_time = start_time;
                     r.state.exit_code = 0;
                     r.state.error.clear();
                     r.state.oom_killed = false;
@@ -698,16 +722,22 @@ impl Engine {
         rec: &Record,
         rootfs: &Path,
         data_dir: &Path,
-    ) -> Result<i32, (EngineError, Option<i32>)> {
+    ) -> Result<(i32, u64), (EngineError, Option<i32>)> {
         let c = &self.containers;
         let runtime = rec.host_config.get("Runtime").and_then(Value::as_str);
         let runtime = self
             .external_runtime(runtime.unwrap_or(""))
             .map_err(|e| (e, None))?;
         let peer = (rec.network_mode().strip_prefix("container:")).and_then(|p| net_peer(c, p));
+        // The peers whose namespaces the spec names by `/proc/<pid>/ns/*` path, held by
+        // pidfd until the runtime has joined them.
+        let (peer, mut peers): (Option<_>, Vec<_>) = match peer {
+            Some((h, hosts, resolv)) => (Some((h.pid(), hosts, resolv)), vec![h]),
+            None => (None, Vec::new()),
+        };
         let plan = c.networks.prepare(&rec.id, peer).map_err(|e| (e, None))?;
         let cgroup = c.cgroup_path(&rec.id);
-        let opts =
+        let mut opts =
             host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id)).map_err(|e| (e, None))?;
         if opts.apparmor_profile.as_deref() == Some(apparmor::DEFAULT_PROFILE) {
             tokio::task::spawn_blocking(apparmor::ensure_default_loaded)
@@ -715,8 +745,12 @@ impl Engine {
                 .unwrap_or_else(|e| Err(EngineError::Internal(e.to_string())))
                 .map_err(|e| (e, None))?;
         }
-        let input =
-            spec::spec_input(rec, rootfs, data_dir, &plan, &cgroup, opts).map_err(|e| (e, None))?;
+        peers.append(&mut opts.peers);
+        let users = userdb::UserDb::of_rootfs(rootfs.to_path_buf())
+            .await
+            .map_err(|e| (e, None))?;
+        let input = spec::spec_input(rec, rootfs, data_dir, &plan, &cgroup, opts, &users)
+            .map_err(|e| (e, None))?;
         let spec = berth_runtime::build_spec(&input).map_err(|e| (rt_err(e), None))?;
         let b = |k: &str| rec.config.get(k).and_then(Value::as_bool).unwrap_or(false);
         let req = ContainerStart {
@@ -736,11 +770,32 @@ impl Engine {
             other => (rt_err(other), None),
         };
         let started = c.runtime.create(req).await.map_err(failed)?;
+        let start_time = process::start_time(started.pid);
+        // A peer still alive now kept its pid the whole time: the paths the runtime opened
+        // were its namespaces, not those of a process given the pid after it died.
+        if let Some(gone) = peers.iter().find(|p| !p.alive()) {
+            let _ = c.runtime.kill(rid(&rec.id), libc_sigkill(), true).await;
+            let _ = c.runtime.wait(rid(&rec.id)).await;
+            return Err((
+                EngineError::Conflict(format!(
+                    "cannot join the namespaces of process {}: it exited during the start",
+                    gone.pid()
+                )),
+                None,
+            ));
+        }
+        drop(peers);
         // veths and addresses are set up by `ip` and `nsenter`: off the async workers.
-        let (nets, nid, npid) = (c.networks.clone(), rec.id.clone(), started.pid);
-        let plugged = tokio::task::spawn_blocking(move || nets.plug(&nid, npid))
-            .await
-            .unwrap_or_else(|e| Err(EngineError::Internal(format!("network setup failed: {e}"))));
+        let (nets, nid) = (c.networks.clone(), rec.id.clone());
+        let init = berth_sys::pidfd::ProcessHandle::open(started.pid, start_time);
+        let plugged = tokio::task::spawn_blocking(move || {
+            let init = init.map_err(|e| {
+                EngineError::Conflict(format!("the container's process exited: {e}"))
+            })?;
+            nets.plug(&nid, &init)
+        })
+        .await
+        .unwrap_or_else(|e| Err(EngineError::Internal(format!("network setup failed: {e}"))));
         if let Err(e) = plugged {
             let _ = c.runtime.kill(rid(&rec.id), libc_sigkill(), true).await;
             let _ = c.runtime.wait(rid(&rec.id)).await;
@@ -766,7 +821,7 @@ impl Engine {
             let _ = c.runtime.wait(rid(&rec.id)).await;
             return Err(failed(e));
         }
-        Ok(started.pid)
+        Ok((started.pid, start_time))
     }
 
     /// The external runtime called `name` (the default for `""`); `None` for the embedded
@@ -1134,32 +1189,34 @@ pub fn created_json(c: &Created) -> Value {
 }
 
 /// What the network API needs to know of a container.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ContainerBrief {
     pub id: String,
     pub running: bool,
-    pub pid: i32,
+    /// The init process of a running container (`None` when it is not the recorded one).
+    pub process: Option<berth_sys::pidfd::ProcessHandle>,
 }
 
 impl Engine {
-    /// ID, running state and init pid of a container, by any of its names.
+    /// ID, running state and init process of a container, by any of its names.
     pub(crate) fn container_brief(&self, name: &str) -> Result<ContainerBrief, EngineError> {
         let r = self.containers.get(name)?.rec().clone();
         Ok(ContainerBrief {
             running: r.running(),
-            pid: r.state.pid,
+            process: r.running().then(|| process::of_record(&r).ok()).flatten(),
             id: r.id,
         })
     }
 }
 
 /// For `--network container:<id>`: that container's init pid, hosts and resolv.conf.
-pub(crate) fn net_peer(c: &Containers, id: &str) -> Option<(i32, String, String)> {
+pub(crate) fn net_peer(
+    c: &Containers,
+    id: &str,
+) -> Option<(berth_sys::pidfd::ProcessHandle, String, String)> {
     let r = c.get(id).ok()?.rec().clone();
-    if !r.running() {
-        return None;
-    }
+    let handle = process::of_record(&r).ok()?;
     let dir = c.data_dir(&r.id);
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-    Some((r.state.pid, read("hosts"), read("resolv.conf")))
+    Some((handle, read("hosts"), read("resolv.conf")))
 }

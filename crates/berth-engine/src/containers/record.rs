@@ -57,6 +57,10 @@ pub(crate) struct StateRecord {
     /// Frozen by `docker pause`; meaningful only while running.
     #[serde(default)]
     pub paused: bool,
+    /// The start time of process `pid` (`/proc/<pid>/stat` field 22), what tells it from a
+    /// later process given the same pid; 0 in records made before it was kept.
+    #[serde(default)]
+    pub start_time: u64,
 }
 
 impl Default for StateRecord {
@@ -70,6 +74,7 @@ impl Default for StateRecord {
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
             paused: false,
+            start_time: 0,
         }
     }
 }

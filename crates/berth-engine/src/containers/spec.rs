@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
-use berth_runtime::spec::{BindMount, NamespaceMode, Namespaces, Resources, User};
+use berth_runtime::spec::{BindMount, NamespaceMode, Namespaces, Resources};
 use berth_runtime::ContainerSpecInput;
 use serde_json::{Map, Value};
 
 use super::host_opts::{self, HostOptions};
 use super::record::Record;
+use super::userdb::{self, UserDb};
 use crate::EngineError;
 
 pub(crate) const DEFAULT_PATH: &str =
@@ -110,138 +111,14 @@ pub(crate) fn args_of(config: &Map<String, Value>) -> Vec<String> {
     a
 }
 
-fn lookup(file: &Path, name: &str) -> Option<(u32, u32)> {
-    // Never follow a container-controlled symlink out of the rootfs.
-    if std::fs::symlink_metadata(file)
-        .ok()?
-        .file_type()
-        .is_symlink()
-    {
-        return None;
+/// `env` with `HOME` set to the user's home when it has none, as runc sets it. Set here
+/// from the confined read, the runtime never looks the user up in the container's own
+/// `/etc/passwd` (where a FIFO would hang it, and with it the shim's `kill`).
+pub(crate) fn with_home(mut env: Vec<String>, users: &UserDb, uid: u32) -> Vec<String> {
+    if !userdb::sets_home(&env) {
+        env.push(format!("HOME={}", users.home(uid)));
     }
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 3 && f[0] == name).then(|| {
-            let id = f[2].parse().ok()?;
-            let gid = f.get(3).and_then(|g| g.parse().ok()).unwrap_or(id);
-            Some((id, gid))
-        })?
-    })
-}
-
-/// `User` as `uid[:gid]` or names from the rootfs's `/etc/passwd` and `/etc/group`.
-pub(crate) fn resolve_user(spec: &str, rootfs: &Path) -> Result<User, EngineError> {
-    if spec.is_empty() {
-        return Ok(User::default());
-    }
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let (uid, mut gid) = match u.parse::<u32>() {
-        Ok(n) => (
-            n,
-            lookup(&rootfs.join("etc/passwd"), u)
-                .map(|x| x.1)
-                .unwrap_or(0),
-        ),
-        Err(_) if u == "root" => (0, 0),
-        Err(_) => lookup(&rootfs.join("etc/passwd"), u).ok_or_else(|| {
-            EngineError::InvalidArgument(format!(
-                "unable to find user {u}: no matching entries in passwd file"
-            ))
-        })?,
-    };
-    if let Some(g) = g {
-        gid = match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) if g == "root" => 0,
-            Err(_) => {
-                lookup(&rootfs.join("etc/group"), g)
-                    .ok_or_else(|| {
-                        EngineError::InvalidArgument(format!(
-                            "unable to find group {g}: no matching entries in group file"
-                        ))
-                    })?
-                    .0
-            }
-        };
-    }
-    Ok(User {
-        uid,
-        gid,
-        additional_gids: Vec::new(),
-    })
-}
-
-/// The groups a process gets besides its primary one, as runc computes them: the user's
-/// memberships in the rootfs's `/etc/group`, then `GroupAdd` (ids or names from the same
-/// file), without duplicates.
-fn supplementary_gids(
-    rootfs: &Path,
-    user_spec: &str,
-    primary: u32,
-    group_add: &[String],
-) -> Result<Vec<u32>, EngineError> {
-    let groups = read_in_rootfs(rootfs, "etc/group").unwrap_or_default();
-    let name = user_spec.split(':').next().unwrap_or("");
-    let user_name = if name.parse::<u32>().is_ok() || name.is_empty() {
-        // A numeric user's memberships go by its passwd name.
-        let uid = name.parse::<u32>().unwrap_or(0);
-        read_in_rootfs(rootfs, "etc/passwd")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() >= 3 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
-            })
-            .unwrap_or_default()
-    } else {
-        name.to_string()
-    };
-    let mut out: Vec<u32> = Vec::new();
-    let mut push = |g: u32| {
-        if !out.contains(&g) {
-            out.push(g);
-        }
-    };
-    for l in groups.lines() {
-        let f: Vec<&str> = l.split(':').collect();
-        if f.len() >= 4 && !user_name.is_empty() && f[3].split(',').any(|m| m == user_name) {
-            if let Ok(g) = f[2].parse::<u32>() {
-                if g != primary {
-                    push(g);
-                }
-            }
-        }
-    }
-    for g in group_add {
-        let gid = match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => groups
-                .lines()
-                .find_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok())?
-                })
-                .ok_or_else(|| {
-                    EngineError::InvalidArgument(format!(
-                        "Unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
-        };
-        push(gid);
-    }
-    Ok(out)
-}
-
-/// A small file of the container's rootfs, read without leaving it (through symlinks
-/// planted in the image either).
-fn read_in_rootfs(rootfs: &Path, rel: &str) -> Option<String> {
-    let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC;
-    let fd = berth_sys::resolve::open_in_root(rootfs, Path::new(rel), flags.bits(), 0).ok()?;
-    std::io::read_to_string(std::fs::File::from(fd)).ok()
+    env
 }
 
 fn int(hc: &Map<String, Value>, key: &str) -> Option<i64> {
@@ -257,6 +134,7 @@ pub(crate) fn spec_input(
     net: &crate::networks::NetPlan,
     cgroup_path: &str,
     opts: HostOptions,
+    users: &UserDb,
 ) -> Result<ContainerSpecInput, EngineError> {
     let c = &rec.config;
     let hc = &rec.host_config;
@@ -326,8 +204,7 @@ pub(crate) fn spec_input(
         );
     }
     mounts.extend(extra);
-    let mut user = resolve_user(&s("User"), rootfs)?;
-    user.additional_gids = supplementary_gids(rootfs, &s("User"), user.gid, &opts.group_add)?;
+    let user = users.user(&s("User"), &opts.group_add)?;
     let strs = |k: &str| strings(hc.get(k)).unwrap_or_default();
     let resources = Resources {
         memory: int(hc, "Memory"),
@@ -350,7 +227,7 @@ pub(crate) fn spec_input(
         id: rec.id.clone(),
         rootfs: rootfs.to_path_buf(),
         args,
-        env: strings(c.get("Env")).unwrap_or_default(),
+        env: with_home(strings(c.get("Env")).unwrap_or_default(), users, user.uid),
         cwd: s("WorkingDir"),
         user,
         hostname,
@@ -432,22 +309,5 @@ mod tests {
         let m = merge_config(&obj(json!({})), &obj(json!({})));
         assert_eq!(m["Env"], json!([DEFAULT_PATH]));
         assert!(args_of(&m).is_empty());
-    }
-
-    #[test]
-    fn users() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("etc")).unwrap();
-        std::fs::write(
-            tmp.path().join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65533::/:/bin/false\n",
-        )
-        .unwrap();
-        let u = |s| resolve_user(s, tmp.path()).map(|u| (u.uid, u.gid));
-        assert_eq!(u("").unwrap(), (0, 0));
-        assert_eq!(u("1000:1001").unwrap(), (1000, 1001));
-        assert_eq!(u("root").unwrap(), (0, 0));
-        assert_eq!(u("nobody").unwrap(), (65534, 65533));
-        assert!(u("ghost").is_err());
     }
 }

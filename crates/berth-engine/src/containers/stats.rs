@@ -105,7 +105,9 @@ struct Sampler {
     name: String,
     dirs: Dirs,
     /// Init's pid on the host, for `/proc/<pid>/net/dev`; 0 with the host's network.
-    net_pid: i32,
+    /// The init process, whose `/proc/<pid>/net/dev` has the container's interfaces
+    /// (`None` on the host network).
+    net_process: Option<berth_sys::pidfd::ProcessHandle>,
     prev: Option<(String, Value)>,
 }
 
@@ -125,9 +127,8 @@ impl Sampler {
         s.insert("storage_stats".into(), json!({}));
         s.insert("name".into(), json!(self.name));
         s.insert("id".into(), json!(self.id));
-        if self.net_pid > 0 {
-            let dev = std::fs::read_to_string(format!("/proc/{}/net/dev", self.net_pid))
-                .unwrap_or_default();
+        if let Some(p) = &self.net_process {
+            let dev = p.read_entry("net/dev").unwrap_or_default();
             if let Some(n) = cgroup::networks(&dev) {
                 s.insert("networks".into(), n);
             }
@@ -148,13 +149,13 @@ impl Engine {
         one_shot: bool,
     ) -> Result<mpsc::Receiver<Value>, EngineError> {
         let entry = self.containers.get(name)?;
-        let (id, cname, running, pid, host_net) = {
+        let (id, cname, running, process, host_net) = {
             let r = entry.rec();
             (
                 r.id.clone(),
                 r.name.clone(),
                 r.running(),
-                r.state.pid,
+                r.running().then(|| super::process::of_record(&r).ok()),
                 r.network_mode() == "host",
             )
         };
@@ -167,7 +168,7 @@ impl Engine {
             dirs: Dirs::of(&self.containers.cgroup_path(&id)),
             id,
             name: cname,
-            net_pid: if host_net { 0 } else { pid },
+            net_process: if host_net { None } else { process.flatten() },
             prev: None,
         };
         tokio::spawn(async move {

@@ -472,7 +472,14 @@ impl Engine {
             (id, net_name)
         };
         if brief.running {
-            if let Err(e) = n.connect_running(&brief.id, &net_id, brief.pid) {
+            let connected = brief
+                .process
+                .as_ref()
+                .ok_or_else(|| {
+                    EngineError::Conflict(format!("container {} is not running", brief.id))
+                })
+                .and_then(|p| n.connect_running(&brief.id, &net_id, p));
+            if let Err(e) = connected {
                 n.drop_attach(&brief.id, &net_id);
                 return Err(e);
             }
@@ -548,7 +555,12 @@ impl Networks {
     }
 
     /// Connects a running container to one more network: address, veth (`ethN`).
-    fn connect_running(&self, cid: &str, net_id: &str, pid: i32) -> Result<(), EngineError> {
+    fn connect_running(
+        &self,
+        cid: &str,
+        net_id: &str,
+        process: &berth_sys::pidfd::ProcessHandle,
+    ) -> Result<(), EngineError> {
         let (r, ep, ifindex) = {
             let mut st = self.lock();
             let Some(c) = st.ctrs.get(cid).cloned() else {
@@ -572,7 +584,10 @@ impl Networks {
             return Ok(());
         };
         let ifname = format!("eth{ifindex}");
-        let plugged = berth_network::endpoint::Sandbox::open(pid)
+        let ns = process.ns("net").map_err(|e| {
+            EngineError::Conflict(format!("cannot open the network namespace of {cid}: {e}"))
+        })?;
+        let plugged = berth_network::endpoint::Sandbox::open(process.pid(), ns)
             .and_then(|mut sb| sb.plug(&r.plug(&ep, &ifname, subnet, None)));
         match plugged {
             Ok(veth) => {
