@@ -1,0 +1,117 @@
+"""Floods: a published port must not take berthd's descriptors, the API or other
+containers' ports with it.
+
+The caps are berthd's own (crates/berth-network/src/proxy.rs); the tests shrink them
+through their documented test-only environment variables so that a flood is tens of
+connections, not thousands."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+
+from conftest import DOCKER_BIN, free_port, poll
+
+# proxy.rs `MAX_TCP_CONNS_ENV`.
+PROXY_CAP_ENV = "BERTHD_TEST_PROXY_MAX_CONNS"
+
+
+def dk(d, *args, check=True, timeout=60):
+    return subprocess.run([DOCKER_BIN, *args], env=d.docker_env, capture_output=True, text=True,
+                          timeout=timeout, check=check)
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _pipes(pid: int) -> int:
+    n = 0
+    for f in os.scandir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f.path).startswith("pipe:")
+        except OSError:
+            pass
+    return n
+
+
+def _echo(port: int, data: bytes = b"ping", host: str = "127.0.0.1") -> bytes:
+    """Sends `data`, half-closes, returns all that came back before the other end closed."""
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _closed(s: socket.socket) -> bool:
+    """Whether the other end has closed `s` (end of stream or reset), without blocking."""
+    if not select.select([s], [], [], 0)[0]:
+        return False
+    try:
+        return s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _echo_server(d, name: str, port: int) -> None:
+    dk(d, "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:7", "busybox",
+       "nc", "-ll", "-p", "7", "-e", "cat")
+    # The proxy accepts before nc listens; a refused upstream closes the connection empty.
+    poll(lambda: _echo(port) == b"ping", 20, f"{name}'s echo server to answer")
+
+
+def test_flood_of_a_published_port_leaves_the_api_and_other_ports_working(busybox_daemon, monkeypatch):
+    cap = 8
+    monkeypatch.setenv(PROXY_CAP_ENV, str(cap))
+    d = busybox_daemon()
+    flooded, other = free_port(), free_port()
+    _echo_server(d, "flooded", flooded)
+    _echo_server(d, "other", other)
+    fds, pipes = _fds(d.pid), _pipes(d.pid)
+
+    flood = []
+    try:
+        for _ in range(cap * 5):
+            flood.append(socket.create_connection(("127.0.0.1", flooded), timeout=10))
+        poll(lambda: sum(map(_closed, flood)) >= cap * 4, 20,
+             f"{cap * 4} of {cap * 5} flood connections to be closed")
+        # A connection that has sent nothing costs berthd no pipe.
+        assert _pipes(d.pid) <= pipes, (pipes, _pipes(d.pid))
+        # Bytes on every held connection: the relayed ones then hold their pipes too.
+        for s in flood:
+            try:
+                s.sendall(b"x")
+            except OSError:
+                pass  # already closed by berthd
+        # Every connection past the cap is closed at once; those relayed keep echoing.
+        closed = poll(lambda: (n := sum(map(_closed, flood))) >= cap * 4 and n, 20,
+                      f"{cap * 4} of {cap * 5} flood connections to be closed")
+        held = [s for s in flood if not _closed(s)]
+        assert len(held) == cap, f"{closed} closed, {len(held)} held; a cap of {cap} relays {cap}"
+        for s in held:
+            assert s.recv(1) == b"x"
+        # berthd holds at most 6 descriptors per relayed connection (2 sockets, 2 pipes).
+        assert _fds(d.pid) <= fds + cap * 6 + 8, (fds, _fds(d.pid))
+
+        # The API answers, and another container's published port relays.
+        assert d.request("GET", "/_ping").body == b"OK"
+        assert "flooded" in dk(d, "ps").stdout
+        assert _echo(other, b"still here") == b"still here"
+
+        # A closed connection frees its slot for the next client of the flooded port.
+        held[0].close()
+        poll(lambda: _echo(flooded, b"next") == b"next", 20, "a freed slot on the flooded port")
+    finally:
+        for s in flood:
+            s.close()
+    # Nothing of the flood stays behind in berthd.
+    poll(lambda: _fds(d.pid) <= fds and _pipes(d.pid) <= pipes, 20,
+         f"berthd back to {fds} descriptors and {pipes} pipes")
+    assert _echo(flooded, b"after") == b"after"
