@@ -1,21 +1,27 @@
-"""Floods: a published port must not take berthd's descriptors, the API or other
-containers' ports with it.
+"""Floods: a published port, the TLS port and slow clients must not take berthd's
+descriptors, the API or other containers' ports with them.
 
-The caps are berthd's own (crates/berth-network/src/proxy.rs); the tests shrink them
-through their documented test-only environment variables so that a flood is tens of
-connections, not thousands."""
+The caps and timeouts are berthd's own (crates/berth-network/src/proxy.rs,
+crates/berth-server/src/serve.rs); the tests shrink them through their documented
+test-only environment variables so that a flood is tens of connections, not thousands."""
 
 from __future__ import annotations
 
 import os
 import select
 import socket
+import ssl
 import subprocess
+import threading
 
-from conftest import DOCKER_BIN, free_port, poll
+from conftest import DOCKER_BIN, HTTPStream, free_port, poll
 
-# proxy.rs `MAX_TCP_CONNS_ENV`.
+# proxy.rs `MAX_TCP_CONNS_ENV`, serve.rs `HANDSHAKE_TIMEOUT_ENV` / `HEADER_READ_TIMEOUT_ENV`.
 PROXY_CAP_ENV = "BERTHD_TEST_PROXY_MAX_CONNS"
+HANDSHAKE_ENV = "BERTHD_TEST_HANDSHAKE_TIMEOUT_MS"
+HEADER_ENV = "BERTHD_TEST_HEADER_READ_TIMEOUT_MS"
+# serve.rs `MAX_HANDSHAKES_PER_IP` (not shrunk).
+HANDSHAKES_PER_IP = 32
 
 
 def dk(d, *args, check=True, timeout=60):
@@ -115,3 +121,95 @@ def test_flood_of_a_published_port_leaves_the_api_and_other_ports_working(busybo
     poll(lambda: _fds(d.pid) <= fds and _pipes(d.pid) <= pipes, 20,
          f"berthd back to {fds} descriptors and {pipes} pipes")
     assert _echo(flooded, b"after") == b"after"
+
+
+def _tls_from(port: int, ctx: ssl.SSLContext, source: str) -> HTTPStream:
+    """A TLS connection to 127.0.0.1:port from the loopback address `source`."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    try:
+        return HTTPStream(ctx.wrap_socket(raw, server_hostname="127.0.0.1"), host=f"127.0.0.1:{port}")
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _dropped(c: HTTPStream) -> bool:
+    """Reads TLS connection `c` until the server closes it (True) or 30 s pass (False)."""
+    c.sock.settimeout(30)
+    try:
+        while c.sock.recv(4096):
+            pass
+    except TimeoutError:
+        return False
+    except (ssl.SSLError, OSError):
+        pass
+    return True
+
+
+def test_tls_port_drops_silent_and_slow_clients_and_keeps_serving(berthd, tls_files, monkeypatch):
+    monkeypatch.setenv(HANDSHAKE_ENV, "3000")
+    monkeypatch.setenv(HEADER_ENV, "2000")
+    d = berthd(tls=tls_files)
+    ctx = d.tls_ctx()
+    fds = _fds(d.pid)
+
+    # Many connections from one address that never start a handshake: past the per-address
+    # cap they are closed at once, so berthd holds few of them, and a client from
+    # another address is served meanwhile.
+    idle = []
+    try:
+        for _ in range(HANDSHAKES_PER_IP * 3):
+            idle.append(socket.create_connection(("127.0.0.1", d.port), timeout=10))
+        good = _tls_from(d.port, ctx, "127.0.0.2")
+        try:
+            assert good.request("GET", "/_ping").body == b"OK"
+            assert _fds(d.pid) <= fds + HANDSHAKES_PER_IP + 8, (fds, _fds(d.pid))
+        finally:
+            good.close()
+        # The handshake timeout ends the rest.
+        poll(lambda: all(map(_closed, idle)), 30, "every connection without a handshake to be closed")
+    finally:
+        for s in idle:
+            s.close()
+
+    # A streaming response (events) outlives the header-read timeout: it is older than the
+    # two clients dropped for it, and still delivers an event after.
+    events = _tls_from(d.port, ctx, "127.0.0.1")
+    silent = _tls_from(d.port, ctx, "127.0.0.1")
+    slow = _tls_from(d.port, ctx, "127.0.0.1")
+    try:
+        events.sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert events.rfile.readline().startswith(b"HTTP/1.1 200"), "events stream started"
+        slow.sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n")
+        # A client that sends no request, and one that never ends its header, are cut off.
+        assert _dropped(silent), "a TLS client that sends no request is dropped"
+        assert _dropped(slow), "a TLS client that never ends its request header is dropped"
+        resp = d.request("POST", "/networks/create", body=b'{"Name": "flood-evt"}',
+                         headers={"Content-Type": "application/json"})
+        assert resp.status == 201, resp.text
+        seen = []
+
+        def read_event() -> None:
+            while line := events.rfile.readline():
+                seen.append(line)
+                if b"flood-evt" in line:
+                    return
+
+        reader = threading.Thread(target=read_event, daemon=True)
+        reader.start()
+        reader.join(30)
+        assert any(b"flood-evt" in l for l in seen), seen
+        d.request("DELETE", "/networks/flood-evt")
+    finally:
+        for c in (events, silent, slow):
+            c.close()
+    assert tls_request_ok(d.port, ctx)
+    poll(lambda: _fds(d.pid) <= fds, 20, f"berthd back to {fds} descriptors")
+
+
+def tls_request_ok(port: int, ctx: ssl.SSLContext) -> bool:
+    c = _tls_from(port, ctx, "127.0.0.1")
+    try:
+        return c.request("GET", "/_ping", keepalive=False).body == b"OK"
+    finally:
+        c.close()
