@@ -1,5 +1,6 @@
 """Floods: a published port, the TLS port and slow clients must not take berthd's
-descriptors, the API or other containers' ports with them.
+descriptors, the API or other containers' ports with them; berthd takes its whole hard
+open-file limit while containers keep the limit they had.
 
 The caps and timeouts are berthd's own (crates/berth-network/src/proxy.rs,
 crates/berth-server/src/serve.rs); the tests shrink them through their documented
@@ -8,6 +9,7 @@ test-only environment variables so that a flood is tens of connections, not thou
 from __future__ import annotations
 
 import os
+import resource
 import select
 import socket
 import ssl
@@ -213,3 +215,18 @@ def tls_request_ok(port: int, ctx: ssl.SSLContext) -> bool:
         return c.request("GET", "/_ping", keepalive=False).body == b"OK"
     finally:
         c.close()
+
+
+def test_berthd_takes_the_hard_open_file_limit_and_containers_keep_theirs(busybox_daemon):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lower = min(1024, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lower, hard))
+    try:
+        d = busybox_daemon()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    limits = open(f"/proc/{d.pid}/limits").read()
+    line = next(l for l in limits.splitlines() if l.startswith("Max open files"))
+    assert line.split()[3:5] == [str(hard), str(hard)], line
+    out = dk(d, "run", "--rm", "busybox", "sh", "-c", "ulimit -n").stdout.strip()
+    assert out == str(lower), f"a container's open-file limit changed: {out} (berthd was given {lower})"

@@ -1,7 +1,7 @@
 //! The one home of raw system calls and `unsafe` in Berth: atomic file writes, the daemon's
 //! pidfile and data-root lock, host facts for `/info`, systemd socket activation,
 //! running code inside a container's network namespace, and zero-copy socket relaying
-//! (splice(2)) for the port proxy.
+//! (splice(2)) for the port proxy, and the daemon's open-file limit.
 //!
 //! Every `unsafe` block carries a `// SAFETY:` comment; every other crate forbids `unsafe`.
 
@@ -13,4 +13,5 @@ pub mod mount;
 pub mod netns;
 pub mod pidfile;
 pub mod resolve;
+pub mod rlimit;
 pub mod splice;
