@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
-/// The soft `RLIMIT_NOFILE` this process started with, once [`raise_nofile`] has run.
+/// The soft `RLIMIT_NOFILE` this process started with, once [`raise_nofile`] has raised it.
 static STARTED_WITH: OnceLock<u64> = OnceLock::new();
 
 /// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (never the hard limit
@@ -16,15 +16,16 @@ static STARTED_WITH: OnceLock<u64> = OnceLock::new();
 /// [`keep_nofile_for_child`]. Returns `(before, now)`. Call once, at start.
 pub fn raise_nofile() -> io::Result<(u64, u64)> {
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    let _ = STARTED_WITH.set(soft);
     if soft < hard {
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+        let _ = STARTED_WITH.set(soft);
     }
     Ok((soft, hard.max(soft)))
 }
 
 /// Makes `cmd`'s child start with the soft `RLIMIT_NOFILE` this process started with
-/// (before [`raise_nofile`]); a no-op when the limit was never raised.
+/// (before [`raise_nofile`]); a no-op when the limit was never raised (children then
+/// inherit it unchanged, and `std` may still spawn them with `posix_spawn`).
 pub fn keep_nofile_for_child(cmd: &mut std::process::Command) {
     let Some(&soft) = STARTED_WITH.get() else {
         return;
