@@ -163,7 +163,13 @@ async fn serve_tcp(
         refusing = false;
         tokio::spawn(async move {
             let _slots = (port_slot, slot);
-            match TcpStream::connect(target).await {
+            // A container that does not answer the connect keeps it pending for minutes
+            // (SYN retries); a client that leaves meanwhile gives its slot back at once.
+            let up = tokio::select! {
+                up = TcpStream::connect(target) => up,
+                () = gone(&client) => return,
+            };
+            match up {
                 Ok(up) => {
                     if let Err(e) = relay(&client, &up).await {
                         tracing::debug!(%target, error = %e, "proxy connection ended");
@@ -172,6 +178,15 @@ async fn serve_tcp(
                 Err(e) => tracing::debug!(%target, error = %e, "proxy cannot reach the container"),
             }
         });
+    }
+}
+
+/// Resolves when `client` has closed (or reset) before sending anything; never once it
+/// has sent bytes (they wait for the relay).
+async fn gone(client: &TcpStream) {
+    match client.peek(&mut [0u8; 1]).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
     }
 }
 
@@ -388,6 +403,56 @@ mod tests {
         }
         assert!(echoes(&mut b).await);
         task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_leaves_while_the_container_does_not_answer_frees_its_slot() {
+        // A listener that never accepts, its backlog full: connects to it stay pending.
+        let std = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = std.local_addr().unwrap();
+        let sock = fill_backlog(&std).await;
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap();
+        let per_port = Arc::new(Semaphore::new(1));
+        let task = tokio::spawn(serve_tcp(
+            l,
+            target,
+            per_port.clone(),
+            Arc::new(Semaphore::new(10)),
+        ));
+        let c = TcpStream::connect(port).await.unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        while per_port.available_permits() != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the connection never took its slot"
+            );
+            tokio::task::yield_now().await;
+        }
+        drop(c);
+        while per_port.available_permits() != 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the slot of a client that left never came back"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(sock);
+        task.abort();
+    }
+
+    /// Fills `l`'s accept queue (without accepting) until a connect to it stays pending;
+    /// returns the connections that filled it.
+    async fn fill_backlog(l: &std::net::TcpListener) -> Vec<TcpStream> {
+        let target = l.local_addr().unwrap();
+        let mut held = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(target)).await
+            {
+                Ok(Ok(c)) => held.push(c),
+                _ => return held,
+            }
+        }
     }
 
     #[tokio::test]
