@@ -357,6 +357,7 @@ async fn accept_tls(
         .get_or_init(|| TlsBudget::new(MAX_TLS_CONNECTIONS, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_IP))
         .clone();
     let timeout = handshake_timeout();
+    let mut refusing = false;
     loop {
         let (stream, peer) = tokio::select! {
             _ = stopped(&mut stop) => return,
@@ -370,9 +371,16 @@ async fn accept_tls(
             },
         };
         let (connection, handshake) = match budget.admit(peer.ip()) {
-            Ok(slots) => slots,
+            Ok(slots) => {
+                refusing = false;
+                slots
+            }
             Err(why) => {
-                tracing::warn!(%peer, "{why}: connection closed");
+                // One warning per run of refusals: a flood must not flood the log too.
+                if !refusing {
+                    tracing::warn!(%peer, "{why}: connections past the cap are closed");
+                }
+                refusing = true;
                 continue;
             }
         };
