@@ -4,6 +4,11 @@
 //! It answers A queries for names the engine knows (containers and aliases on the
 //! container's networks) and forwards everything else to the upstream resolvers from the
 //! host netns.
+//!
+//! A container is a stranger too: at most [`MAX_INFLIGHT`] queries of one container are
+//! answered at once (a query past it is dropped; resolvers retry), at most
+//! [`MAX_TCP_CONNS`] TCP connections are open (one more is closed at once), and a TCP
+//! connection that does not deliver a whole query within [`TCP_IDLE`] is closed.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -12,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::NetError;
@@ -60,16 +66,32 @@ pub fn serve(ns: File, lookup: Lookup, upstreams: Vec<String>) -> Result<DnsServ
         .collect();
     let tcp =
         tokio::net::TcpListener::from_std(tcp).map_err(NetError::io("cannot register DNS"))?;
-    let tcp = tokio::spawn(serve_tcp(tcp, lookup.clone(), upstreams.clone()));
+    let inflight = Arc::new(Semaphore::new(MAX_INFLIGHT));
+    let limits = TcpLimits {
+        conns: Arc::new(Semaphore::new(MAX_TCP_CONNS)),
+        idle: TCP_IDLE,
+    };
+    let tcp = tokio::spawn(serve_tcp(
+        tcp,
+        lookup.clone(),
+        upstreams.clone(),
+        limits,
+        inflight.clone(),
+    ));
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         loop {
             let Ok((n, from)) = sock.recv_from(&mut buf).await else {
                 continue;
             };
-            let q = buf[..n].to_vec();
+            let Ok(permit) = inflight.clone().try_acquire_owned() else {
+                tracing::debug!("embedded DNS: too many queries in flight, one dropped");
+                continue;
+            };
+            let q = buf.get(..n).unwrap_or_default().to_vec();
             let (sock, lookup, upstreams) = (sock.clone(), lookup.clone(), upstreams.clone());
             tokio::spawn(async move {
+                let _permit = permit;
                 if let Some(resp) = answer(&q, &lookup, &upstreams).await {
                     let _ = sock.send_to(&resp, from).await;
                 }
@@ -79,33 +101,84 @@ pub fn serve(ns: File, lookup: Lookup, upstreams: Vec<String>) -> Result<DnsServ
     Ok(DnsServer { task, tcp })
 }
 
+/// Queries of one container answered at once, over UDP and TCP together: each may hold a
+/// socket towards an upstream resolver for up to 3 s.
+pub const MAX_INFLIGHT: usize = 64;
+
+/// TCP connections one container may hold open to its DNS server.
+pub const MAX_TCP_CONNS: usize = 16;
+
+/// How long a TCP connection may take to deliver each whole query (length and message),
+/// the first included, and to take its answer.
+pub const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// What bounds the TCP side (values apart so that tests can shrink them).
+struct TcpLimits {
+    conns: Arc<Semaphore>,
+    idle: Duration,
+}
+
 /// DNS over TCP (RFC 7766): length-prefixed queries, one answer each.
-async fn serve_tcp(l: tokio::net::TcpListener, lookup: Lookup, upstreams: Vec<SocketAddr>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+async fn serve_tcp(
+    l: tokio::net::TcpListener,
+    lookup: Lookup,
+    upstreams: Vec<SocketAddr>,
+    limits: TcpLimits,
+    inflight: Arc<Semaphore>,
+) {
     loop {
-        let Ok((mut conn, _)) = l.accept().await else {
+        let Ok((conn, _)) = l.accept().await else {
             continue;
         };
-        let (lookup, upstreams) = (lookup.clone(), upstreams.clone());
+        let Ok(slot) = limits.conns.clone().try_acquire_owned() else {
+            tracing::debug!("embedded DNS: too many TCP connections, one closed");
+            continue;
+        };
+        let (lookup, upstreams, inflight) = (lookup.clone(), upstreams.clone(), inflight.clone());
+        let idle = limits.idle;
         tokio::spawn(async move {
-            loop {
-                let read = tokio::time::timeout(Duration::from_secs(10), conn.read_u16()).await;
-                let Ok(Ok(len)) = read else { return };
-                let mut q = vec![0u8; usize::from(len)];
-                if conn.read_exact(&mut q).await.is_err() {
-                    return;
-                }
-                let Some(resp) = answer(&q, &lookup, &upstreams).await else {
-                    return;
-                };
-                let Ok(n) = u16::try_from(resp.len()) else {
-                    return;
-                };
-                if conn.write_u16(n).await.is_err() || conn.write_all(&resp).await.is_err() {
-                    return;
-                }
-            }
+            let _slot = slot;
+            serve_tcp_conn(conn, &lookup, &upstreams, idle, &inflight).await;
         });
+    }
+}
+
+/// Answers one TCP connection's queries until it ends, errs, idles past `idle` or sends
+/// something that is not a query.
+async fn serve_tcp_conn(
+    mut conn: tokio::net::TcpStream,
+    lookup: &Lookup,
+    upstreams: &[SocketAddr],
+    idle: Duration,
+    inflight: &Semaphore,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let read = async {
+            let len = conn.read_u16().await?;
+            let mut q = vec![0u8; usize::from(len)];
+            conn.read_exact(&mut q).await?;
+            std::io::Result::Ok(q)
+        };
+        let Ok(Ok(q)) = tokio::time::timeout(idle, read).await else {
+            return;
+        };
+        let Ok(_permit) = inflight.acquire().await else {
+            return;
+        };
+        let Some(resp) = answer(&q, lookup, upstreams).await else {
+            return;
+        };
+        let Ok(n) = u16::try_from(resp.len()) else {
+            return;
+        };
+        let write = async {
+            conn.write_u16(n).await?;
+            conn.write_all(&resp).await
+        };
+        if !matches!(tokio::time::timeout(idle, write).await, Ok(Ok(()))) {
+            return;
+        }
     }
 }
 
@@ -201,6 +274,9 @@ pub(crate) fn response(q: &[u8], qend: usize, rcode: u8, ips: &[Ipv4Addr]) -> Ve
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
     use super::*;
 
     fn query(name: &str, qtype: u16) -> Vec<u8> {
@@ -228,6 +304,86 @@ mod tests {
         assert_eq!(r[2] & 0x80, 0x80);
         assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1);
         assert_eq!(&r[r.len() - 4..], &[10, 0, 0, 2]);
+    }
+
+    async fn dns_tcp(conns: usize, idle: Duration) -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let lookup: Lookup =
+            Arc::new(|name: &str| (name == "web").then(|| vec![Ipv4Addr::new(10, 0, 0, 2)]));
+        let limits = TcpLimits {
+            conns: Arc::new(Semaphore::new(conns)),
+            idle,
+        };
+        let inflight = Arc::new(Semaphore::new(4));
+        tokio::spawn(serve_tcp(l, lookup, Vec::new(), limits, inflight));
+        addr
+    }
+
+    /// Whether the server closes `c` within a generous bound.
+    async fn closed(c: &mut TcpStream) -> bool {
+        let mut b = [0u8; 64];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), c.read(&mut b)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Asks `c` for `web`'s address; the answer's last 4 bytes, or why not.
+    async fn ask(c: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+        let q = query("web", 1);
+        c.write_u16(q.len() as u16).await?;
+        c.write_all(&q).await?;
+        let mut r = vec![0u8; usize::from(c.read_u16().await?)];
+        c.read_exact(&mut r).await?;
+        Ok(r.split_off(r.len().saturating_sub(4)))
+    }
+
+    #[tokio::test]
+    async fn tcp_closes_a_connection_stuck_inside_a_query() {
+        let addr = dns_tcp(4, Duration::from_millis(200)).await;
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut half = TcpStream::connect(addr).await.unwrap();
+        // A length of 40, then 2 of the 40 bytes.
+        half.write_all(&[0, 40, 0x12, 0x34]).await.unwrap();
+        let mut good = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(ask(&mut good).await.unwrap(), [10, 0, 0, 2]);
+        assert!(
+            closed(&mut silent).await,
+            "a connection that sends nothing is closed"
+        );
+        assert!(
+            closed(&mut half).await,
+            "a connection stuck inside a query is closed"
+        );
+    }
+
+    #[tokio::test]
+    async fn tcp_connections_past_the_cap_are_closed() {
+        let addr = dns_tcp(2, Duration::from_secs(60)).await;
+        let mut a = TcpStream::connect(addr).await.unwrap();
+        let _b = TcpStream::connect(addr).await.unwrap();
+        ask(&mut a).await.unwrap();
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        assert!(
+            closed(&mut c).await,
+            "a third connection past a cap of 2 is closed"
+        );
+        drop(a);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while ask(&mut TcpStream::connect(addr).await.unwrap())
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the closed connection's slot never came back"
+            );
+            tokio::task::yield_now().await;
+        }
     }
 
     #[test]

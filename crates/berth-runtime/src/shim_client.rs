@@ -296,7 +296,9 @@ impl Runtime for ShimRuntime {
             runtime: req.runtime,
         };
         let input = serde_json::to_vec(&opts).map_err(|e| RuntimeError::Internal(e.to_string()))?;
-        let mut child = tokio::process::Command::new(&self.shim)
+        let mut cmd = tokio::process::Command::new(&self.shim);
+        berth_sys::rlimit::keep_nofile_for_child(cmd.as_std_mut());
+        let mut child = cmd
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

@@ -5,13 +5,22 @@
 //! exec hijack it later). Shutdown stops the accept loops, asks every open connection to
 //! finish its in-flight request, waits a bounded time, then removes the socket files.
 //! SIGHUP's TLS reload swaps the config new handshakes use; open connections keep theirs.
+//!
+//! Before a handshake completes a TCP client is a stranger: at most
+//! [`MAX_HANDSHAKES_PER_IP`] handshakes from one address and [`MAX_HANDSHAKES`] in all are
+//! in flight, each for at most [`HANDSHAKE_TIMEOUT`], and at most [`MAX_TLS_CONNECTIONS`]
+//! connections are open; a connection past a cap is closed at once. On every connection a
+//! request's header must arrive within [`HEADER_READ_TIMEOUT`] (a slow or idle client
+//! cannot hold a descriptor forever); once a response streams or the connection is
+//! hijacked (attach, exec, `logs -f`, events) no timeout applies.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -22,17 +31,32 @@ use berth_engine::Engine;
 use berth_sys::activation::ActivatedListener;
 use berth_tls::TlsPaths;
 use futures_util::FutureExt;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use crate::listen::{bind_unix, Endpoint, ListenerOptions};
 use crate::{routes, version, ApiError, ServerError};
 
 /// How long a client has to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send a request's header, from the first read of it (which,
+/// between requests on a kept-alive connection, is also how long the connection may idle).
+/// dockerd has none; 30 s is hyper's default once a timer is set.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// TLS handshakes in flight at once on all TCP listeners together.
+pub const MAX_HANDSHAKES: usize = 256;
+/// TLS handshakes in flight at once from one client address: one address cannot take
+/// every handshake slot.
+pub const MAX_HANDSHAKES_PER_IP: usize = 32;
+/// Open TLS connections (handshaking or served) on all TCP listeners together.
+pub const MAX_TLS_CONNECTIONS: usize = 2048;
+/// Test-only overrides, in milliseconds, of [`HANDSHAKE_TIMEOUT`] and
+/// [`HEADER_READ_TIMEOUT`], read once; end-to-end tests of the timeouts use them.
+pub const HANDSHAKE_TIMEOUT_ENV: &str = "BERTHD_TEST_HANDSHAKE_TIMEOUT_MS";
+pub const HEADER_READ_TIMEOUT_ENV: &str = "BERTHD_TEST_HEADER_READ_TIMEOUT_MS";
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -236,6 +260,92 @@ async fn accept_unix(
     }
 }
 
+/// `default`, or the positive number of milliseconds in the environment variable `name`.
+fn duration_from_env(name: &str, default: Duration) -> Duration {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .unwrap_or(default)
+}
+
+fn handshake_timeout() -> Duration {
+    static T: OnceLock<Duration> = OnceLock::new();
+    *T.get_or_init(|| duration_from_env(HANDSHAKE_TIMEOUT_ENV, HANDSHAKE_TIMEOUT))
+}
+
+fn header_read_timeout() -> Duration {
+    static T: OnceLock<Duration> = OnceLock::new();
+    *T.get_or_init(|| duration_from_env(HEADER_READ_TIMEOUT_ENV, HEADER_READ_TIMEOUT))
+}
+
+/// The caps on TCP clients, shared by every TLS listener.
+#[derive(Clone)]
+struct TlsBudget {
+    connections: Arc<Semaphore>,
+    handshakes: Arc<Semaphore>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max_per_ip: usize,
+}
+
+/// A handshake slot, given back on drop.
+struct HandshakeSlot {
+    _all: OwnedSemaphorePermit,
+    ip: IpAddr,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl TlsBudget {
+    fn new(connections: usize, handshakes: usize, max_per_ip: usize) -> Self {
+        Self {
+            connections: Arc::new(Semaphore::new(connections)),
+            handshakes: Arc::new(Semaphore::new(handshakes)),
+            per_ip: Arc::default(),
+            max_per_ip,
+        }
+    }
+
+    /// A connection slot and a handshake slot for a client at `ip`, or why not.
+    fn admit(&self, ip: IpAddr) -> Result<(OwnedSemaphorePermit, HandshakeSlot), &'static str> {
+        let conn = self
+            .connections
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| "too many TLS connections")?;
+        let all = self
+            .handshakes
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| "too many TLS handshakes in flight")?;
+        let mut map = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return Err("too many TLS handshakes in flight from this address");
+        }
+        *n += 1;
+        drop(map);
+        let slot = HandshakeSlot {
+            _all: all,
+            ip,
+            per_ip: self.per_ip.clone(),
+        };
+        Ok((conn, slot))
+    }
+}
+
 async fn accept_tls(
     listener: TcpListener,
     tls: TlsReloader,
@@ -243,6 +353,12 @@ async fn accept_tls(
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
+    static BUDGET: OnceLock<TlsBudget> = OnceLock::new();
+    let budget = BUDGET
+        .get_or_init(|| TlsBudget::new(MAX_TLS_CONNECTIONS, MAX_HANDSHAKES, MAX_HANDSHAKES_PER_IP))
+        .clone();
+    let timeout = handshake_timeout();
+    let mut refusing = false;
     loop {
         let (stream, peer) = tokio::select! {
             _ = stopped(&mut stop) => return,
@@ -255,22 +371,38 @@ async fn accept_tls(
                 }
             },
         };
+        let (connection, handshake) = match budget.admit(peer.ip()) {
+            Ok(slots) => {
+                refusing = false;
+                slots
+            }
+            Err(why) => {
+                // One warning per run of refusals: a flood must not flood the log too.
+                if !refusing {
+                    tracing::warn!(%peer, "{why}: connections past the cap are closed");
+                }
+                refusing = true;
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let acceptor = tls.acceptor();
         let (router, stop, alive) = (router.clone(), stop.clone(), alive.clone());
         tokio::spawn(async move {
-            let tls_stream =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::warn!(%peer, error = %e, "TLS handshake refused");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::warn!(%peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
+            let _connection = connection;
+            let handshake_result = tokio::time::timeout(timeout, acceptor.accept(stream)).await;
+            drop(handshake);
+            let tls_stream = match handshake_result {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
             let subject = tls_stream
                 .get_ref()
                 .1
@@ -310,6 +442,8 @@ async fn serve_connection<IO>(
     let service =
         hyper::service::service_fn(move |req| handle_request(router.clone(), conn.clone(), req));
     let http = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout())
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(http);
@@ -401,6 +535,29 @@ mod tests {
     use berth_api_types::ApiVersion;
 
     use super::*;
+
+    #[test]
+    fn tls_budget_caps_handshakes_per_address_and_gives_slots_back() {
+        let budget = TlsBudget::new(4, 3, 2);
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        let a1 = budget.admit(a).unwrap();
+        let a2 = budget.admit(a).unwrap();
+        assert!(
+            budget.admit(a).is_err(),
+            "a third handshake from one address"
+        );
+        let b1 = budget.admit(b).unwrap();
+        assert!(budget.admit(b).is_err(), "a fourth handshake in all");
+        // A finished handshake frees its slots, the connection stays counted.
+        let (conn_a1, hs_a1) = a1;
+        drop(hs_a1);
+        let a3 = budget.admit(a).unwrap();
+        assert!(budget.admit(b).is_err(), "a fifth connection in all");
+        drop((conn_a1, a2, b1, a3));
+        assert_eq!(budget.connections.available_permits(), 4);
+        assert_eq!(budget.handshakes.available_permits(), 3);
+        assert!(budget.per_ip.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn header_constant_matches_current_version() {

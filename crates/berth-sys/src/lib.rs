@@ -1,8 +1,8 @@
 //! The one home of raw system calls and `unsafe` in Berth: atomic file writes, the daemon's
 //! pidfile and data-root lock, host facts for `/info`, systemd socket activation,
 //! running code inside a container's network namespace, processes addressed by pidfd
-//! (a container's `/proc/<pid>/root` and `ns/*` never a reused pid's), and zero-copy
-//! socket relaying (splice(2)) for the port proxy.
+//! (a container's `/proc/<pid>/root` and `ns/*` never a reused pid's), zero-copy socket
+//! relaying (splice(2)) for the port proxy, and the daemon's open-file limit.
 //!
 //! Every `unsafe` block carries a `// SAFETY:` comment; every other crate forbids `unsafe`.
 
@@ -15,4 +15,5 @@ pub mod netns;
 pub mod pidfd;
 pub mod pidfile;
 pub mod resolve;
+pub mod rlimit;
 pub mod splice;

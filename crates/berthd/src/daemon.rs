@@ -42,6 +42,16 @@ pub fn run(config: DaemonConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create data root {}", data_root.display()))?;
     let _lock = DaemonLock::acquire(data_root, Some(&config.pidfile))?;
 
+    // Every published port, API connection and container costs descriptors: take the
+    // whole hard limit (the shims, so the containers, keep the limit berthd was given).
+    match berth_sys::rlimit::raise_nofile() {
+        Ok((before, now)) if before != now => {
+            tracing::info!(before, now, "raised the open-file limit (RLIMIT_NOFILE)")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)
