@@ -137,6 +137,9 @@ pub enum TlsCommand {
     Init(TlsInitArgs),
     /// Issue another client certificate from the CA made by `berth tls init`
     Client(TlsClientArgs),
+    /// Revoke the client certificates issued under NAME and write the CA's revocation list
+    /// (DIR/crl.pem) for `berthd --tlscrl`
+    Revoke(TlsRevokeArgs),
 }
 
 /// Default validity of generated certificates, in days.
@@ -187,6 +190,17 @@ pub struct TlsClientArgs {
     /// Overwrite existing files
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TlsRevokeArgs {
+    /// Name of the client certificate(s) to revoke, as given to `berth tls client`
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Directory holding the CA (ca.pem, ca-key.pem and index.json)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[cfg(test)]
@@ -268,6 +282,15 @@ mod tests {
         assert_eq!(c.name, "bob");
         assert_eq!(c.out, None);
         assert_eq!(c.days, 30);
+
+        let cli = parse(&["tls", "revoke", "bob", "--dir", "/d"]);
+        let Some(Command::Tls(TlsCommand::Revoke(r))) = cli.command else {
+            panic!("not tls revoke")
+        };
+        assert_eq!(
+            (r.name.as_str(), r.dir.as_path()),
+            ("bob", std::path::Path::new("/d"))
+        );
     }
 
     #[test]

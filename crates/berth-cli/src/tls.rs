@@ -1,12 +1,12 @@
-//! `berth tls init` and `berth tls client`: set up the trust of Berth's mutual-TLS endpoint
-//! in one step, and print exactly what to run next. Generating and writing the files is
+//! `berth tls init`, `berth tls client` and `berth tls revoke`: set up (and withdraw) the
+//! trust of Berth's mutual-TLS endpoint in one step, and print exactly what to run next. Generating and writing the files is
 //! `berth_tls::generate`'s job; this module chooses defaults and words the report.
 
 use std::path::{Path, PathBuf};
 
 use berth_tls::generate::{self, ClientReport, InitOptions, InitReport};
 
-use crate::cli::{TlsClientArgs, TlsCommand, TlsInitArgs};
+use crate::cli::{TlsClientArgs, TlsCommand, TlsInitArgs, TlsRevokeArgs};
 use crate::connect::{DEFAULT_HOST, DEFAULT_TLS_PORT};
 use crate::error::Error;
 use crate::write_out;
@@ -16,6 +16,7 @@ pub fn run(cmd: &TlsCommand) -> Result<(), Error> {
     match cmd {
         TlsCommand::Init(args) => init(args),
         TlsCommand::Client(args) => client(args),
+        TlsCommand::Revoke(args) => revoke(args),
     }
 }
 
@@ -45,6 +46,34 @@ fn client(args: &TlsClientArgs) -> Result<(), Error> {
     let report = generate::new_client(&ca_dir, &args.name, &out, args.days, args.force)
         .map_err(|e| Error::client(e.to_string()))?;
     write_out(&render_client(&report, &args.name, &ca_dir))
+}
+
+fn revoke(args: &TlsRevokeArgs) -> Result<(), Error> {
+    let ca_dir = absolute(&args.dir)?;
+    let report =
+        berth_tls::revoke(&ca_dir, &args.name).map_err(|e| Error::client(e.to_string()))?;
+    write_out(&render_revoke(&report, &args.name))
+}
+
+/// The report of `berth tls revoke`: what was revoked, the list, and the reload step.
+pub fn render_revoke(report: &berth_tls::RevokeReport, name: &str) -> String {
+    let mut s = String::new();
+    for c in &report.revoked_now {
+        s += &format!("Revoked {:?} (serial {}).\n", c.name, c.serial);
+    }
+    for c in &report.already_revoked {
+        s += &format!("Already revoked: {:?} (serial {}).\n", c.name, c.serial);
+    }
+    let crl = shell_quote(&report.crl.display().to_string());
+    let plural = if report.listed == 1 { "" } else { "s" };
+    s += &format!(
+        "Revocation list written to {crl} ({} certificate{plural}, CRL number {}).\n",
+        report.listed, report.crl_number
+    );
+    s += &format!(
+        "\nCopy it to the daemon's host (unless it is already there), start berthd with\n  --tlscrl={crl}  (daemon.json: \"tlscrl\")\nor, if it already has it, reload it; this also closes {name:?}'s open connections:\n  kill -HUP $(pidof berthd)\n"
+    );
+    s
 }
 
 /// What each generated file is, by name.
@@ -192,6 +221,29 @@ mod tests {
     }
 
     #[test]
+    fn revoke_report_names_the_list_and_the_reload_step() {
+        let cert = |serial: &str| berth_tls::IssuedCert {
+            serial: serial.into(),
+            name: "bob".into(),
+            subject: "CN=bob".into(),
+            not_after: "2030-01-01T00:00:00Z".into(),
+            revoked: Some("2026-01-01T00:00:00Z".into()),
+        };
+        let report = berth_tls::RevokeReport {
+            crl: PathBuf::from("/etc/berth/tls/crl.pem"),
+            revoked_now: vec![cert("4a01")],
+            already_revoked: vec![cert("4b02")],
+            listed: 2,
+            crl_number: 3,
+            next_update: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        assert_eq!(
+            render_revoke(&report, "bob"),
+            "Revoked \"bob\" (serial 4a01).\nAlready revoked: \"bob\" (serial 4b02).\nRevocation list written to /etc/berth/tls/crl.pem (2 certificates, CRL number 3).\n\nCopy it to the daemon's host (unless it is already there), start berthd with\n  --tlscrl=/etc/berth/tls/crl.pem  (daemon.json: \"tlscrl\")\nor, if it already has it, reload it; this also closes \"bob\"'s open connections:\n  kill -HUP $(pidof berthd)\n"
+        );
+    }
+
+    #[test]
     fn client_host_skips_wildcards_and_brackets_ipv6() {
         assert_eq!(
             client_host(&["*.x.org".into(), "a.x.org".into()]),
@@ -242,6 +294,19 @@ mod tests {
         .unwrap();
         let out = base.join("clients/bob");
         berth_tls::load_client_config(&berth_tls::TlsPaths::in_dir(&out)).unwrap();
+        let revoke_args = TlsRevokeArgs {
+            name: "bob".into(),
+            dir: base.clone(),
+        };
+        revoke(&revoke_args).unwrap();
+        assert!(base.join("crl.pem").is_file());
+        // Idempotent; an unknown name is an error.
+        revoke(&revoke_args).unwrap();
+        assert!(revoke(&TlsRevokeArgs {
+            name: "nobody".into(),
+            dir: base.clone(),
+        })
+        .is_err());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -103,6 +103,7 @@ fn client_from_another_ca_refused() {
         ca: ours.dir.join("ca.pem"),
         cert: theirs.dir.join("cert.pem"),
         key: theirs.dir.join("key.pem"),
+        crl: None,
     };
     let out = handshake(
         server_for(&ours.dir),
@@ -366,11 +367,13 @@ fn file_modes() {
             "ca-key.pem",
             "ca.pem",
             "cert.pem",
+            "index.json",
             "key.pem",
             "server-cert.pem",
             "server-key.pem"
         ]
     );
+    assert_eq!(mode(&report.dir.join("index.json")), 0o644);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Wiring: take the data-root lock, open the engine, bind the listeners, and serve until
-//! SIGTERM/SIGINT; SIGHUP reloads the TLS files.
+//! SIGTERM/SIGINT; SIGHUP reloads the TLS files and the revocation list (closing the
+//! connections of certificates it now revokes).
 
 use std::fs;
 
@@ -73,8 +74,10 @@ async fn serve(
             match &reloader {
                 None => tracing::info!("SIGHUP: no TLS listener, nothing to reload"),
                 Some(r) => match r.reload() {
-                    Ok(()) => tracing::info!(
-                        "SIGHUP: TLS certificates reloaded; new connections use them"
+                    Ok(done) => tracing::info!(
+                        revoked = done.revoked,
+                        closed = done.closed,
+                        "SIGHUP: TLS certificates and revocation list reloaded; new connections use them, connections of revoked certificates closed"
                     ),
                     Err(e) => tracing::error!(
                         error = %e,

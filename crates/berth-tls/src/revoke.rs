@@ -1,0 +1,123 @@
+//! `berth tls revoke`: mark the certificates issued under a name as revoked in the CA
+//! directory's index and write the CA's revocation list (`DIR/crl.pem`, an X.509 v2 CRL
+//! in PEM, signed with `ca-key.pem`) naming every revoked certificate. The daemon reads
+//! that file with `--tlscrl` (`crl.rs`); this module does not own reloading it.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+use time::{Duration, OffsetDateTime};
+
+use crate::generate::{Ca, CRL_FILE};
+use crate::index::{parse_rfc3339, rfc3339, unhex, Index, IssuedCert};
+use crate::TlsError;
+
+/// How long a list is current: its nextUpdate. berthd keeps using a list past it (with a
+/// warning), so this only tells other verifiers (openssl, a proxy) when to expect a new one.
+pub const CRL_VALID_DAYS: i64 = 30;
+const CRL_MODE: u32 = 0o644;
+
+/// What `revoke` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeReport {
+    /// The list written.
+    pub crl: PathBuf,
+    /// Certificates of the name revoked by this call.
+    pub revoked_now: Vec<IssuedCert>,
+    /// Certificates of the name revoked by an earlier call.
+    pub already_revoked: Vec<IssuedCert>,
+    /// How many certificates the list names in all.
+    pub listed: usize,
+    /// The list's CRL number.
+    pub crl_number: u64,
+    /// The list's nextUpdate.
+    pub next_update: OffsetDateTime,
+}
+
+/// Revokes every certificate the CA in `ca_dir` issued under `name` (its index entries)
+/// and writes `ca_dir/crl.pem` anew with all revoked certificates, a CRL number one above
+/// the last, thisUpdate now and nextUpdate [`CRL_VALID_DAYS`] later. Revoking a name
+/// again changes nothing but refreshes the list. A name the index does not know is an
+/// error that lists the names it does know.
+pub fn revoke(ca_dir: &Path, name: &str) -> Result<RevokeReport, TlsError> {
+    let ca = Ca::load(ca_dir)?;
+    let issuer = ca.issuer()?;
+    let mut index = Index::load(ca_dir)?;
+    let now = OffsetDateTime::now_utc();
+
+    let mut revoked_now = Vec::new();
+    let mut already_revoked = Vec::new();
+    for cert in index.certificates.iter_mut().filter(|c| c.name == name) {
+        if cert.revoked.is_some() {
+            already_revoked.push(cert.clone());
+        } else {
+            cert.revoked = Some(rfc3339(now));
+            revoked_now.push(cert.clone());
+        }
+    }
+    if revoked_now.is_empty() && already_revoked.is_empty() {
+        let mut names: Vec<&str> = index.certificates.iter().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let known = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" (it issued: {})", names.join(", "))
+        };
+        return Err(TlsError::UnknownClient {
+            name: name.to_string(),
+            dir: ca_dir.to_path_buf(),
+            known,
+        });
+    }
+
+    let mut revoked_certs = Vec::new();
+    for cert in &index.certificates {
+        let Some(when) = &cert.revoked else { continue };
+        let serial = unhex(&cert.serial).ok_or_else(|| TlsError::BadIndex {
+            path: Index::path(ca_dir),
+            reason: format!("the serial {:?} is not hex", cert.serial),
+        })?;
+        revoked_certs.push(RevokedCertParams {
+            serial_number: SerialNumber::from_slice(&serial),
+            revocation_time: parse_rfc3339(when).unwrap_or(now),
+            reason_code: None,
+            invalidity_date: None,
+        });
+    }
+    let crl_number = index.crl_number.saturating_add(1);
+    let next_update = now + Duration::days(CRL_VALID_DAYS);
+    let params = CertificateRevocationListParams {
+        this_update: now,
+        next_update,
+        crl_number: SerialNumber::from(crl_number),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let gen_err = |e: rcgen::Error| TlsError::Generate {
+        what: "the revocation list".to_string(),
+        reason: e.to_string(),
+    };
+    let pem = params
+        .signed_by(&issuer)
+        .and_then(|c| c.pem())
+        .map_err(gen_err)?;
+    let listed = params.revoked_certs.len();
+
+    // The index first: if writing the list fails, the next `revoke` writes it from there.
+    index.crl_number = crl_number;
+    index.save(ca_dir)?;
+    let crl = ca_dir.join(CRL_FILE);
+    berth_sys::fs::atomic_write(&crl, pem.as_bytes(), CRL_MODE)
+        .map_err(|e| TlsError::write(&crl, &e))?;
+    tracing::debug!(dir = %ca_dir.display(), name, crl_number, listed, "wrote revocation list");
+    Ok(RevokeReport {
+        crl,
+        revoked_now,
+        already_revoked,
+        listed,
+        crl_number,
+        next_update,
+    })
+}
