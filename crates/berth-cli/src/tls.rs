@@ -71,7 +71,7 @@ pub fn render_revoke(report: &berth_tls::RevokeReport, name: &str) -> String {
         report.listed, report.crl_number
     );
     s += &format!(
-        "\nCopy it to the daemon's host (unless it is already there), start berthd with\n  --tlscrl={crl}  (daemon.json: \"tlscrl\")\nor, if it already has it, reload it; this also closes {name:?}'s open connections:\n  kill -HUP $(pidof berthd)\n"
+        "\nReload it in berthd (started with --tlscrl={crl} or daemon.json \"tlscrl\"; copy the file first if berthd runs on another host); this also closes {name:?}'s open connections:\n  kill -HUP $(pidof berthd)\n"
     );
     s
 }
@@ -85,6 +85,9 @@ fn describe(path: &Path, client_name: &str) -> String {
         Some("server-key.pem") => "server key (for berthd)".into(),
         Some("cert.pem") => format!("client certificate (CN={client_name})"),
         Some("key.pem") => "client key".into(),
+        Some("crl.pem") => {
+            "revocation list (berthd --tlscrl), empty until `berth tls revoke`".into()
+        }
         _ => String::new(),
     }
 }
@@ -134,10 +137,11 @@ pub fn render_init(report: &InitReport, client_name: &str) -> String {
     s += &file_lines(&report.written, client_name);
     s += "\nStart the daemon with:\n";
     s += &format!(
-        "  berthd -H {DEFAULT_HOST} -H tcp://0.0.0.0:{DEFAULT_TLS_PORT} --tlsverify --tlscacert={} --tlscert={} --tlskey={}\n",
+        "  berthd -H {DEFAULT_HOST} -H tcp://0.0.0.0:{DEFAULT_TLS_PORT} --tlsverify --tlscacert={} --tlscert={} --tlskey={} --tlscrl={}\n",
         q(dir.join("ca.pem")),
         q(dir.join("server-cert.pem")),
         q(dir.join("server-key.pem")),
+        q(dir.join("crl.pem")),
     );
     s += "\nConnect a client with:\n";
     s += &format!(
@@ -148,6 +152,10 @@ pub fn render_init(report: &InitReport, client_name: &str) -> String {
     s += "  berth version    # or: docker version\n";
     s += &format!(
         "\nMore client certificates: berth tls client NAME --dir {}\n",
+        q(dir.clone())
+    );
+    s += &format!(
+        "Revoke one: berth tls revoke NAME --dir {}, then kill -HUP $(pidof berthd)\n",
         q(dir.clone())
     );
     s
@@ -198,6 +206,7 @@ mod tests {
                 "server-key.pem",
                 "cert.pem",
                 "key.pem",
+                "crl.pem",
             ]
             .iter()
             .map(|f| dir.join(f))
@@ -213,7 +222,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(
-            "  berthd -H unix:///run/berth.sock -H tcp://0.0.0.0:2376 --tlsverify --tlscacert=/etc/berth/tls/ca.pem --tlscert=/etc/berth/tls/server-cert.pem --tlskey=/etc/berth/tls/server-key.pem\n"
+            "  berthd -H unix:///run/berth.sock -H tcp://0.0.0.0:2376 --tlsverify --tlscacert=/etc/berth/tls/ca.pem --tlscert=/etc/berth/tls/server-cert.pem --tlskey=/etc/berth/tls/server-key.pem --tlscrl=/etc/berth/tls/crl.pem\n"
         ), "{text}");
         assert!(text.contains(
             "  export DOCKER_HOST=tcp://myhost:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=/etc/berth/tls\n  berth version    # or: docker version\n"
@@ -239,7 +248,7 @@ mod tests {
         };
         assert_eq!(
             render_revoke(&report, "bob"),
-            "Revoked \"bob\" (serial 4a01).\nAlready revoked: \"bob\" (serial 4b02).\nRevocation list written to /etc/berth/tls/crl.pem (2 certificates, CRL number 3).\n\nCopy it to the daemon's host (unless it is already there), start berthd with\n  --tlscrl=/etc/berth/tls/crl.pem  (daemon.json: \"tlscrl\")\nor, if it already has it, reload it; this also closes \"bob\"'s open connections:\n  kill -HUP $(pidof berthd)\n"
+            "Revoked \"bob\" (serial 4a01).\nAlready revoked: \"bob\" (serial 4b02).\nRevocation list written to /etc/berth/tls/crl.pem (2 certificates, CRL number 3).\n\nReload it in berthd (started with --tlscrl=/etc/berth/tls/crl.pem or daemon.json \"tlscrl\"; copy the file first if berthd runs on another host); this also closes \"bob\"'s open connections:\n  kill -HUP $(pidof berthd)\n"
         );
     }
 

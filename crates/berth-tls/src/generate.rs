@@ -7,7 +7,8 @@
 //!
 //! Layout of `init`'s directory, matching Docker's "protect the daemon socket" guide:
 //! `ca.pem`, `ca-key.pem`, `server-cert.pem`, `server-key.pem`, `cert.pem`, `key.pem`;
-//! plus `index.json`, the client certificates issued (see `index.rs`).
+//! plus `index.json`, the client certificates issued (see `index.rs`), and `crl.pem`, the
+//! CA's revocation list (see `revoke.rs`).
 //! Point berthd at `ca.pem`/`server-cert.pem`/`server-key.pem`; the same directory (or one
 //! from [`new_client`]) is a ready `DOCKER_CERT_PATH` for a client.
 
@@ -27,6 +28,7 @@ use time::{Duration, OffsetDateTime};
 use crate::crl::hex;
 use crate::index::{rfc3339, Index, IssuedCert};
 use crate::load::{parse_certs, parse_key, read_file};
+use crate::revoke::write_crl;
 use crate::TlsError;
 
 /// The revocation list `berth tls revoke` writes into the CA directory.
@@ -66,7 +68,7 @@ pub struct InitOptions {
 pub struct InitReport {
     pub dir: PathBuf,
     /// Every file written, in order: ca.pem, ca-key.pem, server-cert.pem, server-key.pem,
-    /// cert.pem, key.pem.
+    /// cert.pem, key.pem, crl.pem.
     pub written: Vec<PathBuf>,
     /// The server certificate's SANs as issued (normalised, deduplicated, defaults added).
     pub sans: Vec<String>,
@@ -91,8 +93,8 @@ pub struct ClientReport {
 /// - `cert.pem`, `key.pem`: CN = `client_name`, EKU clientAuth only.
 ///
 /// Keys are mode 0600, certificates 0644. Starts `index.json` (the certificates this CA
-/// issued, for `berth tls revoke`) with the client certificate, and removes a `crl.pem` of
-/// an earlier CA. Refuses to overwrite any of these files unless `force`. Certificates are valid from one hour ago (clock skew) for `days` days.
+/// issued, for `berth tls revoke`) with the client certificate, and writes `crl.pem`, the
+/// CA's revocation list, empty. Refuses to overwrite any of these files unless `force`. Certificates are valid from one hour ago (clock skew) for `days` days.
 pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
     let validity = Validity::days(opts.days)?;
     check_client_name(&opts.client_name)?;
@@ -121,13 +123,14 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
     }
 
     let dir = &opts.dir;
-    let [ca_pem, ca_key_pem, server_cert_pem, server_key_pem, cert_pem, key_pem] = [
+    let [ca_pem, ca_key_pem, server_cert_pem, server_key_pem, cert_pem, key_pem, crl_pem] = [
         "ca.pem",
         "ca-key.pem",
         "server-cert.pem",
         "server-key.pem",
         "cert.pem",
         "key.pem",
+        CRL_FILE,
     ]
     .map(|f| dir.join(f));
     create_private_dir(dir)?;
@@ -140,6 +143,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
                 &server_key_pem,
                 &cert_pem,
                 &key_pem,
+                &crl_pem,
             ],
             "--dir",
         )?;
@@ -165,7 +169,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
         .signed_by(&client_key, &issuer)
         .map_err(gen_err("the client certificate"))?;
 
-    let mut written = Vec::with_capacity(6);
+    let mut written = Vec::with_capacity(7);
     for (path, contents, mode) in [
         (ca_pem, ca_cert.pem(), CERT_MODE),
         (ca_key_pem, ca_key.serialize_pem(), KEY_MODE),
@@ -180,16 +184,10 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
     index
         .certificates
         .push(issued(&opts.client_name, &client_serial, validity));
-    index.save(dir)?;
-    // A revocation list of the CA this run replaced would stop berthd from starting.
-    let old_crl = dir.join(CRL_FILE);
-    match fs::remove_file(&old_crl) {
-        Ok(()) => {
-            tracing::info!(path = %old_crl.display(), "removed the previous CA's revocation list")
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(TlsError::write(&old_crl, &e)),
-    }
+    // An empty list, so berthd can run with --tlscrl from the start and later revocations
+    // need only a SIGHUP. It saves the index too.
+    let crl = write_crl(dir, &issuer, &mut index, OffsetDateTime::now_utc())?;
+    written.push(crl.crl);
     tracing::debug!(dir = %dir.display(), ?sans, "generated berth CA, server and client certificates");
     Ok(InitReport {
         dir: dir.clone(),

@@ -5,7 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+use rcgen::{
+    CertificateRevocationListParams, Issuer, KeyIdMethod, RevokedCertParams, SerialNumber,
+    SigningKey,
+};
 use time::{Duration, OffsetDateTime};
 
 use crate::generate::{Ca, CRL_FILE};
@@ -71,6 +74,35 @@ pub fn revoke(ca_dir: &Path, name: &str) -> Result<RevokeReport, TlsError> {
         });
     }
 
+    let written = write_crl(ca_dir, &issuer, &mut index, now)?;
+    tracing::debug!(dir = %ca_dir.display(), name, crl_number = written.crl_number, listed = written.listed, "wrote revocation list");
+    Ok(RevokeReport {
+        crl: written.crl,
+        revoked_now,
+        already_revoked,
+        listed: written.listed,
+        crl_number: written.crl_number,
+        next_update: written.next_update,
+    })
+}
+
+/// What [`write_crl`] wrote.
+pub(crate) struct WrittenCrl {
+    pub(crate) crl: PathBuf,
+    pub(crate) listed: usize,
+    pub(crate) crl_number: u64,
+    pub(crate) next_update: OffsetDateTime,
+}
+
+/// Writes `ca_dir/crl.pem` listing every revoked certificate of `index`, with the next
+/// CRL number (saved in the index first: if writing the list fails, the next `revoke`
+/// writes it from there).
+pub(crate) fn write_crl(
+    ca_dir: &Path,
+    issuer: &Issuer<'_, impl SigningKey>,
+    index: &mut Index,
+    now: OffsetDateTime,
+) -> Result<WrittenCrl, TlsError> {
     let mut revoked_certs = Vec::new();
     for cert in &index.certificates {
         let Some(when) = &cert.revoked else { continue };
@@ -95,28 +127,21 @@ pub fn revoke(ca_dir: &Path, name: &str) -> Result<RevokeReport, TlsError> {
         revoked_certs,
         key_identifier_method: KeyIdMethod::Sha256,
     };
-    let gen_err = |e: rcgen::Error| TlsError::Generate {
-        what: "the revocation list".to_string(),
-        reason: e.to_string(),
-    };
     let pem = params
-        .signed_by(&issuer)
+        .signed_by(issuer)
         .and_then(|c| c.pem())
-        .map_err(gen_err)?;
-    let listed = params.revoked_certs.len();
-
-    // The index first: if writing the list fails, the next `revoke` writes it from there.
+        .map_err(|e| TlsError::Generate {
+            what: "the revocation list".to_string(),
+            reason: e.to_string(),
+        })?;
     index.crl_number = crl_number;
     index.save(ca_dir)?;
     let crl = ca_dir.join(CRL_FILE);
     berth_sys::fs::atomic_write(&crl, pem.as_bytes(), CRL_MODE)
         .map_err(|e| TlsError::write(&crl, &e))?;
-    tracing::debug!(dir = %ca_dir.display(), name, crl_number, listed, "wrote revocation list");
-    Ok(RevokeReport {
+    Ok(WrittenCrl {
         crl,
-        revoked_now,
-        already_revoked,
-        listed,
+        listed: params.revoked_certs.len(),
         crl_number,
         next_update,
     })

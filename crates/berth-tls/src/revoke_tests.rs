@@ -42,7 +42,8 @@ fn init_and_client_index_unique_positive_serials() {
     let index = Index::load(&report.dir).unwrap();
     let names: Vec<&str> = index.certificates.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["client", "bob", "bob2"]);
-    assert_eq!(index.crl_number, 0);
+    // init wrote the first, empty, list.
+    assert_eq!(index.crl_number, 1);
     for (entry, paths) in
         index
             .certificates
@@ -79,12 +80,13 @@ fn revoke_writes_a_crl_signed_by_the_ca_and_is_idempotent() {
         err.to_string().contains("(it issued: bob, client)"),
         "{err}"
     );
-    assert!(!report.dir.join(CRL_FILE).exists());
+    let empty = load_server_tls(&with_crl(&report.dir)).unwrap();
+    assert!(empty.revoked.is_empty());
 
     let first = revoke(&report.dir, "bob").unwrap();
     assert_eq!(first.revoked_now.len(), 1);
     assert!(first.already_revoked.is_empty());
-    assert_eq!((first.listed, first.crl_number), (1, 1));
+    assert_eq!((first.listed, first.crl_number), (1, 2));
     assert_eq!(first.crl, report.dir.join(CRL_FILE));
 
     let tls = load_server_tls(&with_crl(&report.dir)).unwrap();
@@ -97,9 +99,9 @@ fn revoke_writes_a_crl_signed_by_the_ca_and_is_idempotent() {
     let again = revoke(&report.dir, "bob").unwrap();
     assert!(again.revoked_now.is_empty());
     assert_eq!(again.already_revoked, first.revoked_now);
-    assert_eq!((again.listed, again.crl_number), (1, 2));
+    assert_eq!((again.listed, again.crl_number), (1, 3));
     let index = Index::load(&report.dir).unwrap();
-    assert_eq!(index.crl_number, 2);
+    assert_eq!(index.crl_number, 3);
     assert_eq!(
         index
             .certificates
@@ -127,7 +129,7 @@ fn revoke_writes_a_crl_signed_by_the_ca_and_is_idempotent() {
             "{text}"
         );
         assert!(
-            text.contains("X509V3 CRL NUMBER: \n                2"),
+            text.contains("X509V3 CRL NUMBER: \n                3"),
             "{text}"
         );
     }
@@ -185,7 +187,11 @@ fn crl_of_another_ca_missing_or_garbage_refused() {
     .unwrap_err();
     assert!(matches!(err, TlsError::CrlNotFromCa { .. }), "{err}");
 
-    let err = load_server_tls(&with_crl(&ours.dir)).unwrap_err();
+    let err = load_server_tls(&TlsPaths {
+        crl: Some(tmp.path().join("missing.pem")),
+        ..server_paths(&ours.dir)
+    })
+    .unwrap_err();
     assert!(matches!(err, TlsError::Read { .. }), "{err}");
     assert!(err.to_string().contains("berth tls revoke"), "{err}");
 
@@ -212,7 +218,7 @@ fn crl_of_another_ca_missing_or_garbage_refused() {
 }
 
 #[test]
-fn forced_init_starts_a_new_index_and_drops_the_old_list() {
+fn forced_init_starts_a_new_index_and_an_empty_list() {
     let tmp = TempDir::new("reinit");
     let report = init_in(tmp.path(), &[]);
     new_client(&report.dir, "bob");
@@ -220,10 +226,14 @@ fn forced_init_starts_a_new_index_and_drops_the_old_list() {
     let mut opts = init_opts(&report.dir, &[]);
     opts.force = true;
     generate::init(&opts).unwrap();
-    assert!(!report.dir.join(CRL_FILE).exists());
     let index = Index::load(&report.dir).unwrap();
     assert_eq!(index.certificates.len(), 1);
-    assert_eq!(index.crl_number, 0);
+    assert_eq!(index.crl_number, 1);
+    // The new list is the new CA's, and empty.
+    assert!(load_server_tls(&with_crl(&report.dir))
+        .unwrap()
+        .revoked
+        .is_empty());
 }
 
 #[test]
