@@ -92,7 +92,9 @@ impl Index {
     }
 }
 
+/// RFC 3339 to the second, e.g. "2027-12-07T13:31:39Z".
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.replace_nanosecond(0).unwrap_or(t);
     t.format(&Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
