@@ -115,7 +115,7 @@ def test_revoked_client_refused_at_handshake_others_accepted(berthd, tls_files):
     # The docker CLI with bob's files is refused; with alice's it works.
     refused = docker_with(d, bob, "version", "--format", "{{.Server.APIVersion}}")
     assert refused.returncode != 0, refused.stdout
-    assert "tls: revoked certificate" in refused.stderr, refused.stderr
+    assert "remote error: tls: revoked certificate" in refused.stderr, refused.stderr
     ok = docker_with(d, alice, "version", "--format", "{{.Server.APIVersion}}")
     assert ok.returncode == 0 and ok.stdout.strip(), ok.stderr
 

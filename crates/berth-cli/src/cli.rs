@@ -195,8 +195,17 @@ pub struct TlsClientArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TlsRevokeArgs {
     /// Name of the client certificate(s) to revoke, as given to `berth tls client`
-    #[arg(value_name = "NAME")]
-    pub name: String,
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "cert",
+        conflicts_with = "cert"
+    )]
+    pub name: Option<String>,
+
+    /// Revoke the certificate in this PEM file instead (one the CA signed that DIR/index.json
+    /// does not list, e.g. issued by an older berth)
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
 
     /// Directory holding the CA (ca.pem, ca-key.pem and index.json)
     #[arg(long, value_name = "DIR")]
@@ -287,10 +296,19 @@ mod tests {
         let Some(Command::Tls(TlsCommand::Revoke(r))) = cli.command else {
             panic!("not tls revoke")
         };
-        assert_eq!(
-            (r.name.as_str(), r.dir.as_path()),
-            ("bob", std::path::Path::new("/d"))
-        );
+        assert_eq!(r.name.as_deref(), Some("bob"));
+        assert_eq!(r.dir, PathBuf::from("/d"));
+        let cli = parse(&["tls", "revoke", "--cert", "/c.pem", "--dir", "/d"]);
+        let Some(Command::Tls(TlsCommand::Revoke(r))) = cli.command else {
+            panic!("not tls revoke")
+        };
+        assert_eq!(r.cert, Some(PathBuf::from("/c.pem")));
+        // One of NAME and --cert, not both, not neither.
+        assert!(Cli::try_parse_from(["berth", "tls", "revoke", "--dir", "/d"]).is_err());
+        assert!(Cli::try_parse_from([
+            "berth", "tls", "revoke", "x", "--cert", "/c", "--dir", "/d"
+        ])
+        .is_err());
     }
 
     #[test]

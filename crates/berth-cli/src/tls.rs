@@ -50,9 +50,21 @@ fn client(args: &TlsClientArgs) -> Result<(), Error> {
 
 fn revoke(args: &TlsRevokeArgs) -> Result<(), Error> {
     let ca_dir = absolute(&args.dir)?;
-    let report =
-        berth_tls::revoke(&ca_dir, &args.name).map_err(|e| Error::client(e.to_string()))?;
-    write_out(&render_revoke(&report, &args.name))
+    let report = match (&args.name, &args.cert) {
+        (Some(name), _) => berth_tls::revoke(&ca_dir, name),
+        (None, Some(cert)) => berth_tls::revoke_cert(&ca_dir, &absolute(cert)?),
+        (None, None) => return Err(Error::client("give NAME or --cert FILE")),
+    }
+    .map_err(|e| Error::client(e.to_string()))?;
+    let who = report
+        .revoked_now
+        .iter()
+        .chain(&report.already_revoked)
+        .map(|c| c.name.as_str())
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    write_out(&render_revoke(&report, &who))
 }
 
 /// The report of `berth tls revoke`: what was revoked, the list, and the reload step.
@@ -304,7 +316,8 @@ mod tests {
         let out = base.join("clients/bob");
         berth_tls::load_client_config(&berth_tls::TlsPaths::in_dir(&out)).unwrap();
         let revoke_args = TlsRevokeArgs {
-            name: "bob".into(),
+            name: Some("bob".into()),
+            cert: None,
             dir: base.clone(),
         };
         revoke(&revoke_args).unwrap();
@@ -312,10 +325,18 @@ mod tests {
         // Idempotent; an unknown name is an error.
         revoke(&revoke_args).unwrap();
         assert!(revoke(&TlsRevokeArgs {
-            name: "nobody".into(),
+            name: Some("nobody".into()),
+            cert: None,
             dir: base.clone(),
         })
         .is_err());
+        // By file: the first client's certificate.
+        revoke(&TlsRevokeArgs {
+            name: None,
+            cert: Some(base.join("cert.pem")),
+            dir: base.clone(),
+        })
+        .unwrap();
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -250,7 +250,7 @@ pub fn new_client(
 pub(crate) struct Ca {
     pub(crate) bytes: Vec<u8>,
     path: PathBuf,
-    cert: CertificateDer<'static>,
+    pub(crate) cert: CertificateDer<'static>,
     key: KeyPair,
 }
 

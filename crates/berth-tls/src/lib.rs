@@ -32,7 +32,7 @@ pub use crl::{CertId, RevokedSet};
 pub use error::TlsError;
 pub use index::{Index, IssuedCert};
 pub use load::{load_client_config, load_server_config, load_server_tls, ServerTls};
-pub use revoke::{revoke, RevokeReport, CRL_VALID_DAYS};
+pub use revoke::{revoke, revoke_cert, RevokeReport, CRL_VALID_DAYS};
 pub use subject::peer_subject;
 
 /// Paths of the daemon's (or client's) trust material.

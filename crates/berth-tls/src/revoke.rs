@@ -11,8 +11,10 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
+use crate::crl::{hex, trim_serial};
 use crate::generate::{Ca, CRL_FILE};
 use crate::index::{parse_rfc3339, rfc3339, unhex, Index, IssuedCert};
+use crate::load::{parse_certs, read_file};
 use crate::TlsError;
 
 /// How long a list is current: its nextUpdate. berthd keeps using a list past it (with a
@@ -44,7 +46,6 @@ pub struct RevokeReport {
 /// error that lists the names it does know.
 pub fn revoke(ca_dir: &Path, name: &str) -> Result<RevokeReport, TlsError> {
     let ca = Ca::load(ca_dir)?;
-    let issuer = ca.issuer()?;
     let mut index = Index::load(ca_dir)?;
     let now = OffsetDateTime::now_utc();
 
@@ -74,8 +75,86 @@ pub fn revoke(ca_dir: &Path, name: &str) -> Result<RevokeReport, TlsError> {
         });
     }
 
-    let written = write_crl(ca_dir, &issuer, &mut index, now)?;
-    tracing::debug!(dir = %ca_dir.display(), name, crl_number = written.crl_number, listed = written.listed, "wrote revocation list");
+    finish(ca_dir, &ca, index, now, revoked_now, already_revoked)
+}
+
+/// Revokes the certificate in the PEM file `cert` (its first certificate), which the CA in
+/// `ca_dir` must have signed: for certificates the index does not name (issued before it
+/// existed, or with another tool from the same CA). Adds it to the index if missing.
+pub fn revoke_cert(ca_dir: &Path, cert: &Path) -> Result<RevokeReport, TlsError> {
+    let ca = Ca::load(ca_dir)?;
+    let mut index = Index::load(ca_dir)?;
+    let now = OffsetDateTime::now_utc();
+
+    let bytes = read_file(cert, "give the client's cert.pem")?;
+    let der = parse_certs(cert, &bytes)?.swap_remove(0);
+    let bad = |reason: String| TlsError::BadCertificate {
+        path: cert.to_path_buf(),
+        reason,
+    };
+    let (_, leaf) =
+        x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| bad(e.to_string()))?;
+    let (_, ca_cert) =
+        x509_parser::parse_x509_certificate(ca.cert.as_ref()).map_err(|e| bad(e.to_string()))?;
+    let ours = leaf.issuer().as_raw() == ca_cert.subject().as_raw()
+        && leaf.verify_signature(Some(ca_cert.public_key())).is_ok();
+    if !ours {
+        return Err(TlsError::InvalidArgument(format!(
+            "{} was not issued by the CA in {} (its issuer is {}); revoke it with the CA that signed it",
+            cert.display(),
+            ca_dir.display(),
+            leaf.issuer()
+        )));
+    }
+    let serial = hex(trim_serial(leaf.raw_serial()));
+    let (mut revoked_now, mut already_revoked) = (Vec::new(), Vec::new());
+    match index
+        .certificates
+        .iter_mut()
+        .find(|c| c.serial.eq_ignore_ascii_case(&serial))
+    {
+        Some(entry) if entry.revoked.is_some() => already_revoked.push(entry.clone()),
+        Some(entry) => {
+            entry.revoked = Some(rfc3339(now));
+            revoked_now.push(entry.clone());
+        }
+        None => {
+            let subject = leaf.subject().to_string();
+            let name = leaf
+                .subject()
+                .iter_common_name()
+                .next()
+                .and_then(|cn| cn.as_str().ok())
+                .map_or_else(|| subject.clone(), str::to_string);
+            let not_after =
+                OffsetDateTime::from_unix_timestamp(leaf.validity().not_after.timestamp())
+                    .map(rfc3339)
+                    .unwrap_or_default();
+            let entry = IssuedCert {
+                serial,
+                name,
+                subject,
+                not_after,
+                revoked: Some(rfc3339(now)),
+            };
+            index.certificates.push(entry.clone());
+            revoked_now.push(entry);
+        }
+    }
+    finish(ca_dir, &ca, index, now, revoked_now, already_revoked)
+}
+
+/// Writes the list for `index` and reports.
+fn finish(
+    ca_dir: &Path,
+    ca: &Ca,
+    mut index: Index,
+    now: OffsetDateTime,
+    revoked_now: Vec<IssuedCert>,
+    already_revoked: Vec<IssuedCert>,
+) -> Result<RevokeReport, TlsError> {
+    let written = write_crl(ca_dir, &ca.issuer()?, &mut index, now)?;
+    tracing::debug!(dir = %ca_dir.display(), crl_number = written.crl_number, listed = written.listed, "wrote revocation list");
     Ok(RevokeReport {
         crl: written.crl,
         revoked_now,

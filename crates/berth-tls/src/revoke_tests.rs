@@ -240,3 +240,49 @@ fn forced_init_starts_a_new_index_and_an_empty_list() {
 fn cert_id_of_garbage_is_none() {
     assert!(CertId::of(&CertificateDer::from(vec![0x30, 0x03, 1, 2])).is_none());
 }
+
+#[test]
+fn revoke_by_certificate_file_covers_certificates_the_index_lacks() {
+    let tmp = TempDir::new("bycert");
+    let report = init_in(tmp.path(), &[]);
+    // Made by hand with the CA's key: not in the index (as from a berth before indexes).
+    let (cert_pem, key_pem) = sign_leaf(&Leaf::client("carol"), &issuer_from(&report.dir));
+    let carol = write_client(
+        &tmp.path().join("carol"),
+        &report.dir.join("ca.pem"),
+        &cert_pem,
+        &key_pem,
+    );
+    assert!(revoke(&report.dir, "carol").is_err());
+    let done = crate::revoke_cert(&report.dir, &carol.cert).unwrap();
+    assert_eq!(done.revoked_now.len(), 1);
+    assert_eq!(done.revoked_now[0].name, "carol");
+    assert_eq!(done.revoked_now[0].serial, cert_id(&carol).serial_hex());
+    // Now in the index: by name it is already revoked.
+    let again = revoke(&report.dir, "carol").unwrap();
+    assert_eq!(again.already_revoked.len(), 1);
+
+    let server = load_server_tls(&with_crl(&report.dir)).unwrap().config;
+    let out = handshake(server, load_client_config(&carol).unwrap(), "localhost");
+    assert!(!out.ok(), "{out:?}");
+
+    // An indexed certificate by file: its entry is marked, no duplicate.
+    let bob = new_client(&report.dir, "bob");
+    crate::revoke_cert(&report.dir, &bob.cert).unwrap();
+    let index = Index::load(&report.dir).unwrap();
+    let bobs: Vec<_> = index
+        .certificates
+        .iter()
+        .filter(|c| c.name == "bob")
+        .collect();
+    assert_eq!(bobs.len(), 1);
+    assert!(bobs[0].revoked.is_some());
+
+    // Another CA's certificate is not this CA's to revoke.
+    let other = init_in(&tmp.path().join("other"), &[]);
+    let err = crate::revoke_cert(&report.dir, &other.dir.join("cert.pem")).unwrap_err();
+    assert!(
+        err.to_string().contains("was not issued by the CA in"),
+        "{err}"
+    );
+}
