@@ -153,7 +153,7 @@ def test_sighup_closes_the_open_streams_of_a_revoked_client(berthd, tls_files):
     assert d.running()
 
 
-def test_sighup_closes_a_hijacked_attach_of_a_revoked_client(busybox_daemon, tls_files, docker):
+def test_sighup_closes_the_attach_and_logs_follow_of_a_revoked_client(busybox_daemon, tls_files, docker):
     bob = new_client(tls_files, "bob")
     d = busybox_daemon(tls=tls_files, extra_args=[f"--tlscrl={tls_files.dir / 'crl.pem'}"])
     docker("run", "-d", "-i", "--name", "held", "busybox", "cat", env=d.docker_env)
@@ -163,15 +163,24 @@ def test_sighup_closes_a_hijacked_attach_of_a_revoked_client(busybox_daemon, tls
         b"POST /v1.50/containers/held/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\n"
         b"Host: berth\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n",
     )
+    logs = open_stream(
+        d.port,
+        ctx_of(tls_files, bob),
+        b"GET /v1.50/containers/held/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: berth\r\n\r\n",
+    )
     try:
-        # The stream works: cat echoes what bob types (raw stream, no tty: 8-byte headers).
+        # The streams work: cat echoes what bob types (raw stream, no tty: 8-byte headers),
+        # and `logs -f` follows it.
         attach.sock.sendall(b"ping-before\n")
         read_until(attach, b"ping-before")
+        read_until(logs, b"ping-before")
         revoke(tls_files, "bob")
         d.signal(signal.SIGHUP)
         assert_closed_by_daemon(attach, "bob's attach stream")
+        assert_closed_by_daemon(logs, "bob's logs -f stream")
     finally:
         attach.close()
+        logs.close()
     # The container is untouched by its client going away.
     state = d.get_json("/containers/held/json")["State"]
     assert state["Running"], state
