@@ -137,6 +137,9 @@ pub enum TlsCommand {
     Init(TlsInitArgs),
     /// Issue another client certificate from the CA made by `berth tls init`
     Client(TlsClientArgs),
+    /// Revoke the client certificates issued under NAME and write the CA's revocation list
+    /// (DIR/crl.pem) for `berthd --tlscrl`
+    Revoke(TlsRevokeArgs),
 }
 
 /// Default validity of generated certificates, in days.
@@ -187,6 +190,26 @@ pub struct TlsClientArgs {
     /// Overwrite existing files
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TlsRevokeArgs {
+    /// Name of the client certificate(s) to revoke, as given to `berth tls client`
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "cert",
+        conflicts_with = "cert"
+    )]
+    pub name: Option<String>,
+
+    /// Revoke the certificate in this PEM file instead (one the CA signed that DIR/index.json
+    /// does not list, e.g. issued by an older berth)
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// Directory holding the CA (ca.pem, ca-key.pem and index.json)
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[cfg(test)]
@@ -268,6 +291,24 @@ mod tests {
         assert_eq!(c.name, "bob");
         assert_eq!(c.out, None);
         assert_eq!(c.days, 30);
+
+        let cli = parse(&["tls", "revoke", "bob", "--dir", "/d"]);
+        let Some(Command::Tls(TlsCommand::Revoke(r))) = cli.command else {
+            panic!("not tls revoke")
+        };
+        assert_eq!(r.name.as_deref(), Some("bob"));
+        assert_eq!(r.dir, PathBuf::from("/d"));
+        let cli = parse(&["tls", "revoke", "--cert", "/c.pem", "--dir", "/d"]);
+        let Some(Command::Tls(TlsCommand::Revoke(r))) = cli.command else {
+            panic!("not tls revoke")
+        };
+        assert_eq!(r.cert, Some(PathBuf::from("/c.pem")));
+        // One of NAME and --cert, not both, not neither.
+        assert!(Cli::try_parse_from(["berth", "tls", "revoke", "--dir", "/d"]).is_err());
+        assert!(Cli::try_parse_from([
+            "berth", "tls", "revoke", "x", "--cert", "/c", "--dir", "/d"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -220,6 +220,7 @@ pub fn resolve(
         ca: opts.tls_ca_cert.clone().unwrap_or(defaults.ca),
         cert: opts.tls_cert.clone().unwrap_or(defaults.cert),
         key: opts.tls_key.clone().unwrap_or(defaults.key),
+        crl: None,
     };
     let tls = match &host {
         Host::Unix(_) => None,

@@ -1,12 +1,12 @@
-//! `berth tls init` and `berth tls client`: set up the trust of Berth's mutual-TLS endpoint
-//! in one step, and print exactly what to run next. Generating and writing the files is
+//! `berth tls init`, `berth tls client` and `berth tls revoke`: set up (and withdraw) the
+//! trust of Berth's mutual-TLS endpoint in one step, and print exactly what to run next. Generating and writing the files is
 //! `berth_tls::generate`'s job; this module chooses defaults and words the report.
 
 use std::path::{Path, PathBuf};
 
 use berth_tls::generate::{self, ClientReport, InitOptions, InitReport};
 
-use crate::cli::{TlsClientArgs, TlsCommand, TlsInitArgs};
+use crate::cli::{TlsClientArgs, TlsCommand, TlsInitArgs, TlsRevokeArgs};
 use crate::connect::{DEFAULT_HOST, DEFAULT_TLS_PORT};
 use crate::error::Error;
 use crate::write_out;
@@ -16,6 +16,7 @@ pub fn run(cmd: &TlsCommand) -> Result<(), Error> {
     match cmd {
         TlsCommand::Init(args) => init(args),
         TlsCommand::Client(args) => client(args),
+        TlsCommand::Revoke(args) => revoke(args),
     }
 }
 
@@ -47,6 +48,46 @@ fn client(args: &TlsClientArgs) -> Result<(), Error> {
     write_out(&render_client(&report, &args.name, &ca_dir))
 }
 
+fn revoke(args: &TlsRevokeArgs) -> Result<(), Error> {
+    let ca_dir = absolute(&args.dir)?;
+    let report = match (&args.name, &args.cert) {
+        (Some(name), _) => berth_tls::revoke(&ca_dir, name),
+        (None, Some(cert)) => berth_tls::revoke_cert(&ca_dir, &absolute(cert)?),
+        (None, None) => return Err(Error::client("give NAME or --cert FILE")),
+    }
+    .map_err(|e| Error::client(e.to_string()))?;
+    let who = report
+        .revoked_now
+        .iter()
+        .chain(&report.already_revoked)
+        .map(|c| c.name.as_str())
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    write_out(&render_revoke(&report, &who))
+}
+
+/// The report of `berth tls revoke`: what was revoked, the list, and the reload step.
+pub fn render_revoke(report: &berth_tls::RevokeReport, name: &str) -> String {
+    let mut s = String::new();
+    for c in &report.revoked_now {
+        s += &format!("Revoked {:?} (serial {}).\n", c.name, c.serial);
+    }
+    for c in &report.already_revoked {
+        s += &format!("Already revoked: {:?} (serial {}).\n", c.name, c.serial);
+    }
+    let crl = shell_quote(&report.crl.display().to_string());
+    let plural = if report.listed == 1 { "" } else { "s" };
+    s += &format!(
+        "Revocation list written to {crl} ({} certificate{plural}, CRL number {}).\n",
+        report.listed, report.crl_number
+    );
+    s += &format!(
+        "\nReload it in berthd (started with --tlscrl={crl} or daemon.json \"tlscrl\"; copy the file first if berthd runs on another host); this also closes {name:?}'s open connections:\n  kill -HUP $(pidof berthd)\n"
+    );
+    s
+}
+
 /// What each generated file is, by name.
 fn describe(path: &Path, client_name: &str) -> String {
     match path.file_name().and_then(|n| n.to_str()) {
@@ -56,6 +97,9 @@ fn describe(path: &Path, client_name: &str) -> String {
         Some("server-key.pem") => "server key (for berthd)".into(),
         Some("cert.pem") => format!("client certificate (CN={client_name})"),
         Some("key.pem") => "client key".into(),
+        Some("crl.pem") => {
+            "revocation list (berthd --tlscrl), empty until `berth tls revoke`".into()
+        }
         _ => String::new(),
     }
 }
@@ -105,10 +149,11 @@ pub fn render_init(report: &InitReport, client_name: &str) -> String {
     s += &file_lines(&report.written, client_name);
     s += "\nStart the daemon with:\n";
     s += &format!(
-        "  berthd -H {DEFAULT_HOST} -H tcp://0.0.0.0:{DEFAULT_TLS_PORT} --tlsverify --tlscacert={} --tlscert={} --tlskey={}\n",
+        "  berthd -H {DEFAULT_HOST} -H tcp://0.0.0.0:{DEFAULT_TLS_PORT} --tlsverify --tlscacert={} --tlscert={} --tlskey={} --tlscrl={}\n",
         q(dir.join("ca.pem")),
         q(dir.join("server-cert.pem")),
         q(dir.join("server-key.pem")),
+        q(dir.join("crl.pem")),
     );
     s += "\nConnect a client with:\n";
     s += &format!(
@@ -119,6 +164,10 @@ pub fn render_init(report: &InitReport, client_name: &str) -> String {
     s += "  berth version    # or: docker version\n";
     s += &format!(
         "\nMore client certificates: berth tls client NAME --dir {}\n",
+        q(dir.clone())
+    );
+    s += &format!(
+        "Revoke one: berth tls revoke NAME --dir {}, then kill -HUP $(pidof berthd)\n",
         q(dir.clone())
     );
     s
@@ -169,6 +218,7 @@ mod tests {
                 "server-key.pem",
                 "cert.pem",
                 "key.pem",
+                "crl.pem",
             ]
             .iter()
             .map(|f| dir.join(f))
@@ -184,11 +234,34 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(
-            "  berthd -H unix:///run/berth.sock -H tcp://0.0.0.0:2376 --tlsverify --tlscacert=/etc/berth/tls/ca.pem --tlscert=/etc/berth/tls/server-cert.pem --tlskey=/etc/berth/tls/server-key.pem\n"
+            "  berthd -H unix:///run/berth.sock -H tcp://0.0.0.0:2376 --tlsverify --tlscacert=/etc/berth/tls/ca.pem --tlscert=/etc/berth/tls/server-cert.pem --tlskey=/etc/berth/tls/server-key.pem --tlscrl=/etc/berth/tls/crl.pem\n"
         ), "{text}");
         assert!(text.contains(
             "  export DOCKER_HOST=tcp://myhost:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=/etc/berth/tls\n  berth version    # or: docker version\n"
         ), "{text}");
+    }
+
+    #[test]
+    fn revoke_report_names_the_list_and_the_reload_step() {
+        let cert = |serial: &str| berth_tls::IssuedCert {
+            serial: serial.into(),
+            name: "bob".into(),
+            subject: "CN=bob".into(),
+            not_after: "2030-01-01T00:00:00Z".into(),
+            revoked: Some("2026-01-01T00:00:00Z".into()),
+        };
+        let report = berth_tls::RevokeReport {
+            crl: PathBuf::from("/etc/berth/tls/crl.pem"),
+            revoked_now: vec![cert("4a01")],
+            already_revoked: vec![cert("4b02")],
+            listed: 2,
+            crl_number: 3,
+            next_update: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        assert_eq!(
+            render_revoke(&report, "bob"),
+            "Revoked \"bob\" (serial 4a01).\nAlready revoked: \"bob\" (serial 4b02).\nRevocation list written to /etc/berth/tls/crl.pem (2 certificates, CRL number 3).\n\nReload it in berthd (started with --tlscrl=/etc/berth/tls/crl.pem or daemon.json \"tlscrl\"; copy the file first if berthd runs on another host); this also closes \"bob\"'s open connections:\n  kill -HUP $(pidof berthd)\n"
+        );
     }
 
     #[test]
@@ -242,6 +315,28 @@ mod tests {
         .unwrap();
         let out = base.join("clients/bob");
         berth_tls::load_client_config(&berth_tls::TlsPaths::in_dir(&out)).unwrap();
+        let revoke_args = TlsRevokeArgs {
+            name: Some("bob".into()),
+            cert: None,
+            dir: base.clone(),
+        };
+        revoke(&revoke_args).unwrap();
+        assert!(base.join("crl.pem").is_file());
+        // Idempotent; an unknown name is an error.
+        revoke(&revoke_args).unwrap();
+        assert!(revoke(&TlsRevokeArgs {
+            name: Some("nobody".into()),
+            cert: None,
+            dir: base.clone(),
+        })
+        .is_err());
+        // By file: the first client's certificate.
+        revoke(&TlsRevokeArgs {
+            name: None,
+            cert: Some(base.join("cert.pem")),
+            dir: base.clone(),
+        })
+        .unwrap();
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

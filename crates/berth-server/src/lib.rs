@@ -7,10 +7,11 @@
 mod body;
 mod error;
 mod listen;
+mod revocable;
 mod routes;
 mod serve;
 mod version;
 
 pub use error::{ApiError, ServerError};
 pub use listen::{parse_host, Endpoint, ListenerOptions};
-pub use serve::{ClientIdentity, Server};
+pub use serve::{ClientIdentity, Server, TlsReload};

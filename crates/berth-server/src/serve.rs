@@ -4,7 +4,9 @@
 //! Each connection is one HTTP/1.1 hyper connection with upgrades enabled (attach and
 //! exec hijack it later). Shutdown stops the accept loops, asks every open connection to
 //! finish its in-flight request, waits a bounded time, then removes the socket files.
-//! SIGHUP's TLS reload swaps the config new handshakes use; open connections keep theirs.
+//! SIGHUP's TLS reload swaps the config new handshakes use; open connections keep theirs,
+//! except those whose client certificate the reloaded revocation list names: they are
+//! closed (`revocable.rs`).
 //!
 //! Before a handshake completes a TCP client is a stranger: at most
 //! [`MAX_HANDSHAKES_PER_IP`] handshakes from one address and [`MAX_HANDSHAKES`] in all are
@@ -38,6 +40,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use crate::listen::{bind_unix, Endpoint, ListenerOptions};
+use crate::revocable::{Connections, Revocable};
 use crate::{routes, version, ApiError, ServerError};
 
 /// How long a client has to complete the TLS handshake.
@@ -65,27 +68,44 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Default)]
 pub struct ClientIdentity(pub Option<Arc<str>>);
 
-/// The TLS settings new handshakes use; replaced as a whole on reload.
+/// The TLS settings new handshakes use; replaced as a whole on reload. It also keeps the
+/// open TLS connections by client certificate, so that a reload whose revocation list
+/// names a certificate closes that certificate's connections.
 #[derive(Debug, Clone)]
 pub struct TlsReloader {
     paths: TlsPaths,
     current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+    connections: Arc<Connections>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsReload {
+    /// Certificates the revocation list names (0 without `--tlscrl`).
+    pub revoked: usize,
+    /// Open connections closed because their certificate is now revoked.
+    pub closed: usize,
 }
 
 impl TlsReloader {
     fn load(paths: TlsPaths) -> Result<Self, ServerError> {
-        let config = berth_tls::load_server_config(&paths)?;
+        let tls = berth_tls::load_server_tls(&paths)?;
         Ok(Self {
             paths,
-            current: Arc::new(RwLock::new(config)),
+            current: Arc::new(RwLock::new(tls.config)),
+            connections: Arc::new(Connections::new(tls.revoked)),
         })
     }
 
-    /// Re-reads the CA, certificate and key. On error the old settings stay in force.
-    pub fn reload(&self) -> Result<(), ServerError> {
-        let config = berth_tls::load_server_config(&self.paths)?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = config;
-        Ok(())
+    /// Re-reads the CA, certificate, key and revocation list, then closes the open
+    /// connections of certificates the list now names. On error the old settings stay in
+    /// force and nothing is closed.
+    pub fn reload(&self) -> Result<TlsReload, ServerError> {
+        let tls = berth_tls::load_server_tls(&self.paths)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = tls.config;
+        let revoked = tls.revoked.len();
+        let closed = self.connections.set_revoked(tls.revoked);
+        Ok(TlsReload { revoked, closed })
     }
 
     fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
@@ -387,6 +407,7 @@ async fn accept_tls(
         };
         let _ = stream.set_nodelay(true);
         let acceptor = tls.acceptor();
+        let connections = tls.connections.clone();
         let (router, stop, alive) = (router.clone(), stop.clone(), alive.clone());
         tokio::spawn(async move {
             let _connection = connection;
@@ -403,17 +424,30 @@ async fn accept_tls(
                     return;
                 }
             };
-            let subject = tls_stream
+            let leaf = tls_stream
                 .get_ref()
                 .1
                 .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(berth_tls::peer_subject);
-            tracing::debug!(%peer, client = subject.as_deref().unwrap_or(""), "TLS client connected");
-            let conn = ConnContext {
-                identity: ClientIdentity(subject.map(Arc::from)),
+                .and_then(|c| c.first());
+            let subject = leaf.and_then(berth_tls::peer_subject);
+            let cert = leaf.and_then(berth_tls::CertId::of);
+            let client = subject.as_deref().unwrap_or("");
+            let Some(registration) = connections.register(cert, tls_stream.get_ref().0) else {
+                tracing::warn!(%peer, client, "TLS client refused: its certificate was revoked during the handshake");
+                return;
             };
-            serve_connection(tls_stream, conn, router, stop, alive).await;
+            tracing::debug!(%peer, client, "TLS client connected");
+            let closed = registration.closed();
+            let conn = ConnContext {
+                identity: ClientIdentity(subject.clone().map(Arc::from)),
+            };
+            let io = Revocable::new(tls_stream, registration);
+            tokio::select! {
+                () = serve_connection(io, conn, router, stop, alive) => {}
+                () = closed.cancelled() => {
+                    tracing::info!(%peer, client = subject.as_deref().unwrap_or(""), "connection closed: client certificate revoked");
+                }
+            }
         });
     }
 }

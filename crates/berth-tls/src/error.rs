@@ -75,6 +75,37 @@ pub enum TlsError {
     /// A caller-supplied value is unusable (SAN, name, validity).
     #[error("tls: {0}")]
     InvalidArgument(String),
+    /// The `--tlscrl` file held no `X509 CRL` PEM block.
+    #[error(
+        "tls: no certificate revocation list found in {}; it must hold PEM `-----BEGIN X509 CRL-----` blocks (`berth tls revoke NAME --dir DIR` writes DIR/crl.pem)",
+        path.display()
+    )]
+    NoCrl { path: PathBuf },
+    /// A revocation list could not be parsed.
+    #[error("tls: {} holds a revocation list that cannot be used: {reason}; write it again with `berth tls revoke`", path.display())]
+    BadCrl { path: PathBuf, reason: String },
+    /// A revocation list is not signed by any certificate of the CA file.
+    #[error(
+        "tls: the revocation list in {} (issuer {issuer}) is not signed by a CA in {}; use the list written by `berth tls revoke` with the CA that issued the client certificates",
+        path.display(),
+        ca.display()
+    )]
+    CrlNotFromCa {
+        path: PathBuf,
+        ca: PathBuf,
+        issuer: String,
+    },
+    /// The index of issued certificates is unreadable.
+    #[error("tls: {} is not a valid index of issued certificates: {reason}; fix or remove it (certificates issued before cannot then be revoked by name)", path.display())]
+    BadIndex { path: PathBuf, reason: String },
+    /// `revoke` was asked for a name the index does not know.
+    #[error("tls: no certificate named {name:?} was issued from {}{known}; see {}", dir.display(), dir.join("index.json").display())]
+    UnknownClient {
+        name: String,
+        dir: PathBuf,
+        /// ", issued: a, b" or empty.
+        known: String,
+    },
     /// rcgen failed to produce a key or certificate.
     #[error("tls: cannot generate {what}: {reason}")]
     Generate { what: String, reason: String },

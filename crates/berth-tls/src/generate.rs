@@ -6,7 +6,9 @@
 //! It does not own where the CLI puts files by default or how it prints the report.
 //!
 //! Layout of `init`'s directory, matching Docker's "protect the daemon socket" guide:
-//! `ca.pem`, `ca-key.pem`, `server-cert.pem`, `server-key.pem`, `cert.pem`, `key.pem`.
+//! `ca.pem`, `ca-key.pem`, `server-cert.pem`, `server-key.pem`, `cert.pem`, `key.pem`;
+//! plus `index.json`, the client certificates issued (see `index.rs`), and `crl.pem`, the
+//! CA's revocation list (see `revoke.rs`).
 //! Point berthd at `ca.pem`/`server-cert.pem`/`server-key.pem`; the same directory (or one
 //! from [`new_client`]) is a ready `DOCKER_CERT_PATH` for a client.
 
@@ -18,13 +20,19 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SerialNumber,
 };
 use rustls::pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 
+use crate::crl::hex;
+use crate::index::{rfc3339, Index, IssuedCert};
 use crate::load::{parse_certs, parse_key, read_file};
+use crate::revoke::write_crl;
 use crate::TlsError;
+
+/// The revocation list `berth tls revoke` writes into the CA directory.
+pub const CRL_FILE: &str = "crl.pem";
 
 /// The CA's common name.
 const CA_NAME: &str = "berth CA";
@@ -60,7 +68,7 @@ pub struct InitOptions {
 pub struct InitReport {
     pub dir: PathBuf,
     /// Every file written, in order: ca.pem, ca-key.pem, server-cert.pem, server-key.pem,
-    /// cert.pem, key.pem.
+    /// cert.pem, key.pem, crl.pem.
     pub written: Vec<PathBuf>,
     /// The server certificate's SANs as issued (normalised, deduplicated, defaults added).
     pub sans: Vec<String>,
@@ -84,8 +92,9 @@ pub struct ClientReport {
 ///   digitalSignature + keyEncipherment.
 /// - `cert.pem`, `key.pem`: CN = `client_name`, EKU clientAuth only.
 ///
-/// Keys are mode 0600, certificates 0644. Refuses to overwrite any of these files unless
-/// `force`. Certificates are valid from one hour ago (clock skew) for `days` days.
+/// Keys are mode 0600, certificates 0644. Starts `index.json` (the certificates this CA
+/// issued, for `berth tls revoke`) with the client certificate, and writes `crl.pem`, the
+/// CA's revocation list, empty. Refuses to overwrite any of these files unless `force`. Certificates are valid from one hour ago (clock skew) for `days` days.
 pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
     let validity = Validity::days(opts.days)?;
     check_client_name(&opts.client_name)?;
@@ -114,13 +123,14 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
     }
 
     let dir = &opts.dir;
-    let [ca_pem, ca_key_pem, server_cert_pem, server_key_pem, cert_pem, key_pem] = [
+    let [ca_pem, ca_key_pem, server_cert_pem, server_key_pem, cert_pem, key_pem, crl_pem] = [
         "ca.pem",
         "ca-key.pem",
         "server-cert.pem",
         "server-key.pem",
         "cert.pem",
         "key.pem",
+        CRL_FILE,
     ]
     .map(|f| dir.join(f));
     create_private_dir(dir)?;
@@ -133,6 +143,7 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
                 &server_key_pem,
                 &cert_pem,
                 &key_pem,
+                &crl_pem,
             ],
             "--dir",
         )?;
@@ -151,11 +162,14 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
         .map_err(gen_err("the server certificate"))?;
 
     let client_key = new_key("the client key")?;
-    let client_cert = client_params(&opts.client_name, validity)
+    // A new CA: the index starts again with its first client.
+    let mut index = Index::default();
+    let client_serial = new_serial(&index)?;
+    let client_cert = client_params(&opts.client_name, validity, &client_serial)
         .signed_by(&client_key, &issuer)
         .map_err(gen_err("the client certificate"))?;
 
-    let mut written = Vec::with_capacity(6);
+    let mut written = Vec::with_capacity(7);
     for (path, contents, mode) in [
         (ca_pem, ca_cert.pem(), CERT_MODE),
         (ca_key_pem, ca_key.serialize_pem(), KEY_MODE),
@@ -167,6 +181,13 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
         write_atomic(&path, contents.as_bytes(), mode)?;
         written.push(path);
     }
+    index
+        .certificates
+        .push(issued(&opts.client_name, &client_serial, validity));
+    // An empty list, so berthd can run with --tlscrl from the start and later revocations
+    // need only a SIGHUP. It saves the index too.
+    let crl = write_crl(dir, &issuer, &mut index, OffsetDateTime::now_utc())?;
+    written.push(crl.crl);
     tracing::debug!(dir = %dir.display(), ?sans, "generated berth CA, server and client certificates");
     Ok(InitReport {
         dir: dir.clone(),
@@ -178,7 +199,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
 /// Another client certificate (CN = `name`, EKU clientAuth) signed by the CA in `ca_dir`
 /// (reads `ca.pem` and `ca-key.pem`). Writes `<out_dir>/cert.pem`, `key.pem` (0600) and a
 /// copy of `ca.pem`, so `out_dir` is a ready `DOCKER_CERT_PATH`. Creates `out_dir` (0700)
-/// if missing; refuses to overwrite any of the three files unless `force`.
+/// if missing; refuses to overwrite any of the three files unless `force`. Adds the
+/// certificate (random 16-byte serial) to `<ca_dir>/index.json`.
 ///
 /// The CLI's default for `out_dir` is `<ca_dir>/clients/<name>`; `name` is checked to be a
 /// safe path component for that reason.
@@ -192,31 +214,9 @@ pub fn new_client(
     let validity = Validity::days(days)?;
     check_client_name(name)?;
 
-    let ca_path = ca_dir.join("ca.pem");
-    let ca_key_path = ca_dir.join("ca-key.pem");
-    let hint = format!("run `berth tls init --dir {}` first", ca_dir.display());
-    let ca_bytes = read_file(&ca_path, &hint)?;
-    let ca_certs = parse_certs(&ca_path, &ca_bytes)?;
-    let ca_key_der = parse_key(&ca_key_path, &read_file(&ca_key_path, &hint)?)?;
-    let ca_key = KeyPair::try_from(&ca_key_der).map_err(|e| TlsError::UnusableKey {
-        cert: ca_path.clone(),
-        key: ca_key_path.clone(),
-        reason: format!("{e} (a CA key must be ECDSA, Ed25519 or RSA in PKCS#8)"),
-    })?;
-    drop(ca_key_der);
-    // ca.pem may hold several roots; sign with the one this key belongs to.
-    let ca_cert = ca_certs
-        .iter()
-        .find(|c| public_key_of(c).as_deref() == Some(ca_key.der_bytes()))
-        .ok_or_else(|| TlsError::KeyMismatch {
-            cert: ca_path.clone(),
-            key: ca_key_path.clone(),
-        })?;
-    let issuer =
-        Issuer::from_ca_cert_der(ca_cert, &ca_key).map_err(|e| TlsError::BadCertificate {
-            path: ca_path.clone(),
-            reason: e.to_string(),
-        })?;
+    let ca = Ca::load(ca_dir)?;
+    let issuer = ca.issuer()?;
+    let mut index = Index::load(ca_dir)?;
 
     let cert_path = out_dir.join("cert.pem");
     let key_path = out_dir.join("key.pem");
@@ -227,19 +227,98 @@ pub fn new_client(
     }
 
     let key = new_key("the client key")?;
-    let cert = client_params(name, validity)
+    let serial = new_serial(&index)?;
+    let cert = client_params(name, validity, &serial)
         .signed_by(&key, &issuer)
         .map_err(gen_err("the client certificate"))?;
 
     write_atomic(&cert_path, cert.pem().as_bytes(), CERT_MODE)?;
     write_atomic(&key_path, key.serialize_pem().as_bytes(), KEY_MODE)?;
     // Rewriting ca.pem onto itself (out_dir == ca_dir with force) is harmless.
-    write_atomic(&ca_copy, &ca_bytes, CERT_MODE)?;
+    write_atomic(&ca_copy, &ca.bytes, CERT_MODE)?;
+    index.certificates.push(issued(name, &serial, validity));
+    index.save(ca_dir)?;
     tracing::debug!(dir = %out_dir.display(), name, "generated client certificate");
     Ok(ClientReport {
         dir: out_dir.to_path_buf(),
         written: vec![cert_path, key_path, ca_copy],
     })
+}
+
+/// The CA of a `berth tls init` directory: `ca.pem` as read, the certificate in it that
+/// `ca-key.pem` belongs to, and that key.
+pub(crate) struct Ca {
+    pub(crate) bytes: Vec<u8>,
+    path: PathBuf,
+    pub(crate) cert: CertificateDer<'static>,
+    key: KeyPair,
+}
+
+impl Ca {
+    pub(crate) fn load(ca_dir: &Path) -> Result<Ca, TlsError> {
+        let ca_path = ca_dir.join("ca.pem");
+        let ca_key_path = ca_dir.join("ca-key.pem");
+        let hint = format!("run `berth tls init --dir {}` first", ca_dir.display());
+        let bytes = read_file(&ca_path, &hint)?;
+        let ca_certs = parse_certs(&ca_path, &bytes)?;
+        let ca_key_der = parse_key(&ca_key_path, &read_file(&ca_key_path, &hint)?)?;
+        let key = KeyPair::try_from(&ca_key_der).map_err(|e| TlsError::UnusableKey {
+            cert: ca_path.clone(),
+            key: ca_key_path.clone(),
+            reason: format!("{e} (a CA key must be ECDSA, Ed25519 or RSA in PKCS#8)"),
+        })?;
+        drop(ca_key_der);
+        // ca.pem may hold several roots; sign with the one this key belongs to.
+        let cert = ca_certs
+            .into_iter()
+            .find(|c| public_key_of(c).as_deref() == Some(key.der_bytes()))
+            .ok_or_else(|| TlsError::KeyMismatch {
+                cert: ca_path.clone(),
+                key: ca_key_path.clone(),
+            })?;
+        Ok(Ca {
+            bytes,
+            path: ca_path,
+            cert,
+            key,
+        })
+    }
+
+    pub(crate) fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, TlsError> {
+        Issuer::from_ca_cert_der(&self.cert, &self.key).map_err(|e| TlsError::BadCertificate {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// A random positive serial number of 16 bytes (RFC 5280 allows 20; CAs/Browser Forum asks
+/// for at least 64 random bits), unique in `index`.
+fn new_serial(index: &Index) -> Result<SerialNumber, TlsError> {
+    let random = rustls::crypto::ring::default_provider().secure_random;
+    loop {
+        let mut bytes = [0u8; 16];
+        random.fill(&mut bytes).map_err(|_| TlsError::Generate {
+            what: "a serial number".to_string(),
+            reason: "the system random number generator failed".to_string(),
+        })?;
+        // Positive (top bit clear) and a full 16 bytes long (next bit set).
+        bytes[0] = (bytes[0] & 0x7f) | 0x40;
+        if !index.has_serial(&hex(&bytes)) {
+            return Ok(SerialNumber::from_slice(&bytes));
+        }
+    }
+}
+
+/// The index entry of a client certificate just issued.
+fn issued(name: &str, serial: &SerialNumber, validity: Validity) -> IssuedCert {
+    IssuedCert {
+        serial: hex(&serial.to_bytes()),
+        name: name.to_string(),
+        subject: format!("CN={name}"),
+        not_after: rfc3339(validity.not_after),
+        revoked: None,
+    }
 }
 
 /// The raw subjectPublicKey bits of a certificate (what rcgen's `der_bytes` returns for a key).
@@ -321,8 +400,9 @@ fn server_params(
     Ok(params)
 }
 
-fn client_params(cn: &str, validity: Validity) -> CertificateParams {
+fn client_params(cn: &str, validity: Validity, serial: &SerialNumber) -> CertificateParams {
     let mut params = CertificateParams::default();
+    params.serial_number = Some(serial.clone());
     params.distinguished_name = common_name(cn);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];

@@ -3,6 +3,9 @@
 //! rustls configurations that *require* a client certificate on the daemon side
 //! ([`load_server_config`]) and present one on the client side ([`load_client_config`]),
 //! and turning a verified client certificate into an identity for logs ([`peer_subject`]).
+//! Revocation: `berth tls revoke` ([`revoke`]) keeps an index of issued certificates and
+//! writes the CA's CRL; the daemon refuses the certificates it lists ([`load_server_tls`])
+//! and names them by [`CertId`] so that a reload can close their open connections.
 //!
 //! It does not own sockets, listeners or reloading policy: `berth-server` wraps the
 //! returned `ServerConfig` in its acceptor and calls [`load_server_config`] again on SIGHUP.
@@ -11,9 +14,12 @@
 
 #![forbid(unsafe_code)]
 
+mod crl;
 mod error;
 pub mod generate;
+mod index;
 mod load;
+mod revoke;
 mod subject;
 mod verify;
 
@@ -22,8 +28,11 @@ mod test_support;
 
 use std::path::{Path, PathBuf};
 
+pub use crl::{CertId, RevokedSet};
 pub use error::TlsError;
-pub use load::{load_client_config, load_server_config};
+pub use index::{Index, IssuedCert};
+pub use load::{load_client_config, load_server_config, load_server_tls, ServerTls};
+pub use revoke::{revoke, revoke_cert, RevokeReport, CRL_VALID_DAYS};
 pub use subject::peer_subject;
 
 /// Paths of the daemon's (or client's) trust material.
@@ -35,6 +44,9 @@ pub struct TlsPaths {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The daemon's revocation list (`--tlscrl`): PEM X.509 CRLs, each signed by a
+    /// certificate of `ca`. Client certificates they list are refused. Unused by clients.
+    pub crl: Option<PathBuf>,
 }
 
 impl TlsPaths {
@@ -46,9 +58,13 @@ impl TlsPaths {
             ca: dir.join("ca.pem"),
             cert: dir.join("cert.pem"),
             key: dir.join("key.pem"),
+            crl: None,
         }
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod revoke_tests;

@@ -12,6 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, InconsistentKeys, RootCertStore, ServerConfig};
 
+use crate::crl::{load_crls, RevokedSet};
 use crate::verify::RequireClientAuthEku;
 use crate::{TlsError, TlsPaths};
 
@@ -85,8 +86,12 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// Each certificate of the CA file becomes a trust anchor.
 fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    roots_of(path, load_certs(path)?)
+}
+
+fn roots_of(path: &Path, certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for cert in load_certs(path)? {
+    for cert in certs {
         roots.add(cert).map_err(|e| TlsError::BadCertificate {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -150,26 +155,59 @@ fn config_error(err: rustls::Error) -> TlsError {
     }
 }
 
+/// What berthd's TCP listener needs from its trust material: the rustls configuration and
+/// the certificates that the revocation list (if any) names.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    pub revoked: RevokedSet,
+}
+
 /// Server config for berthd's TCP listener.
 ///
 /// TLS 1.2 and 1.3 only, ALPN `http/1.1`. Presents `cert` (leaf, then intermediates) with
 /// `key` (RSA PKCS#1/PKCS#8, ECDSA SEC1/PKCS#8). Requires a client certificate that chains
 /// to a root in `ca` (every certificate there is a trust anchor), is within its validity
 /// period, and whose leaf has an ExtendedKeyUsage extension listing clientAuth; anything
-/// else fails the handshake with an alert.
+/// else fails the handshake with an alert. With `crl`, a client certificate that a list
+/// there names is refused too (alert certificate_revoked).
 pub fn load_server_config(paths: &TlsPaths) -> Result<Arc<ServerConfig>, TlsError> {
+    Ok(load_server_tls(paths)?.config)
+}
+
+/// [`load_server_config`], with the revoked certificates of `paths.crl` named too.
+pub fn load_server_tls(paths: &TlsPaths) -> Result<ServerTls, TlsError> {
     let provider = provider();
-    let roots = Arc::new(load_roots(&paths.ca)?);
+    let ca_certs = load_certs(&paths.ca)?;
+    let crls = match &paths.crl {
+        Some(crl) => Some(load_crls(crl, &paths.ca, &ca_certs)?),
+        None => None,
+    };
+    let roots = Arc::new(roots_of(&paths.ca, ca_certs)?);
     let chain = load_certs(&paths.cert)?;
     let key = load_key(&paths.key)?;
     warn_if_not_server_cert(&paths.cert, &chain[0]);
 
-    let webpki = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
-        .build()
-        .map_err(|e| TlsError::Verifier {
-            path: paths.ca.clone(),
-            reason: e.to_string(),
-        })?;
+    let mut builder = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+    let mut revoked = RevokedSet::default();
+    if let Some(crls) = crls {
+        revoked = crls.revoked;
+        // Only the client's own certificate is looked up, and a certificate whose issuer
+        // has no list here passes: `berth tls` CAs sign clients directly, so one list from
+        // the CA covers them all. With a company chain (root -> intermediate -> client),
+        // checking the whole chain would refuse every client until a list for the root's
+        // intermediates is supplied too, and a CA file with several CAs but one list would
+        // lock out the clients of the others. The client's issuer must then be in --tlscacert
+        // for its list to load (see `crl.rs`), which is where such an intermediate goes.
+        builder = builder
+            .with_crls(crls.ders)
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
+    let webpki = builder.build().map_err(|e| TlsError::Verifier {
+        path: paths.ca.clone(),
+        reason: e.to_string(),
+    })?;
     let verifier = Arc::new(RequireClientAuthEku::new(webpki));
 
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -179,7 +217,10 @@ pub fn load_server_config(paths: &TlsPaths) -> Result<Arc<ServerConfig>, TlsErro
         .with_single_cert(chain, key)
         .map_err(|e| key_error(paths, e))?;
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
-    Ok(Arc::new(config))
+    Ok(ServerTls {
+        config: Arc::new(config),
+        revoked,
+    })
 }
 
 /// Client config for the berth CLI and tests: trusts only the roots in `ca`, presents

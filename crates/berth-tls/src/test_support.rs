@@ -68,6 +68,7 @@ pub(crate) fn server_paths(tls_dir: &Path) -> TlsPaths {
         ca: tls_dir.join("ca.pem"),
         cert: tls_dir.join("server-cert.pem"),
         key: tls_dir.join("server-key.pem"),
+        crl: None,
     }
 }
 
@@ -137,6 +138,7 @@ pub(crate) fn write_client(dir: &Path, ca: &Path, cert_pem: &str, key_pem: &str)
         ca: ca.to_path_buf(),
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),
+        crl: None,
     };
     std::fs::write(&paths.cert, cert_pem).unwrap();
     std::fs::write(&paths.key, key_pem).unwrap();

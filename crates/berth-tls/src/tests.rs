@@ -103,6 +103,7 @@ fn client_from_another_ca_refused() {
         ca: ours.dir.join("ca.pem"),
         cert: theirs.dir.join("cert.pem"),
         key: theirs.dir.join("key.pem"),
+        crl: None,
     };
     let out = handshake(
         server_for(&ours.dir),
@@ -348,7 +349,7 @@ fn file_modes() {
     let report = init_in(tmp.path(), &[]);
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&report.dir), 0o700);
-    assert_eq!(report.written.len(), 6);
+    assert_eq!(report.written.len(), 7);
     for path in &report.written {
         let name = path.file_name().unwrap().to_str().unwrap();
         let want = if name.contains("key") { 0o600 } else { 0o644 };
@@ -366,11 +367,14 @@ fn file_modes() {
             "ca-key.pem",
             "ca.pem",
             "cert.pem",
+            "crl.pem",
+            "index.json",
             "key.pem",
             "server-cert.pem",
             "server-key.pem"
         ]
     );
+    assert_eq!(mode(&report.dir.join("index.json")), 0o644);
 }
 
 #[test]

@@ -34,6 +34,7 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("tlscacert", Some("tlscacert")),
     ("tlscert", Some("tlscert")),
     ("tlskey", Some("tlskey")),
+    ("tlscrl", Some("tlscrl")),
     ("data-root", Some("data_root")),
     ("exec-root", Some("exec_root")),
     ("pidfile", Some("pidfile")),
@@ -98,10 +99,15 @@ impl DaemonConfig {
                 .or(file)
                 .unwrap_or_else(|| Path::new(DEFAULT_TLS_DIR).join(default))
         };
+        let crl = flags.tlscrl.clone().or(f.tlscrl.clone());
+        if crl.is_some() && !tlsverify {
+            bail!("--tlscrl (daemon.json \"tlscrl\") needs --tlsverify: revocation applies to the client certificates of Berth's mutual-TLS TCP endpoint");
+        }
         let tls = tlsverify.then(|| TlsPaths {
             ca: pick(&flags.tlscacert, f.tlscacert.clone(), "ca.pem"),
             cert: pick(&flags.tlscert, f.tlscert.clone(), "server-cert.pem"),
             key: pick(&flags.tlskey, f.tlskey.clone(), "server-key.pem"),
+            crl,
         });
         let gave_tls_files =
             flags.tlscacert.is_some() || flags.tlscert.is_some() || flags.tlskey.is_some();
@@ -450,6 +456,7 @@ struct FileSettings {
     tlscacert: Option<PathBuf>,
     tlscert: Option<PathBuf>,
     tlskey: Option<PathBuf>,
+    tlscrl: Option<PathBuf>,
     data_root: Option<PathBuf>,
     exec_root: Option<PathBuf>,
     pidfile: Option<PathBuf>,
@@ -575,6 +582,23 @@ mod tests {
         let tls = c.tls.unwrap();
         assert_eq!(tls.ca, PathBuf::from("/c/ca.pem"));
         assert_eq!(tls.cert, PathBuf::from("/etc/berth/tls/server-cert.pem"));
+        assert_eq!(tls.crl, None);
+    }
+
+    #[test]
+    fn tlscrl_flag_and_file_key() {
+        let c = resolve(&["--tlsverify", "--tlscrl", "/c/crl.pem"]).unwrap();
+        assert_eq!(c.tls.unwrap().crl, Some(PathBuf::from("/c/crl.pem")));
+        let (_p, path) = write_config(r#"{"tlsverify": true, "tlscrl": "/f/crl.pem"}"#);
+        let c = resolve(&["--config-file", &path]).unwrap();
+        assert_eq!(c.tls.unwrap().crl, Some(PathBuf::from("/f/crl.pem")));
+        // Both places: refused like every other directive.
+        assert!(resolve(&["--config-file", &path, "--tlscrl", "/c/crl.pem"]).is_err());
+        // Without mutual TLS there is nothing to revoke.
+        let err = resolve(&["--tlscrl", "/c/crl.pem"]).unwrap_err();
+        assert!(err.to_string().contains("needs --tlsverify"), "{err}");
+        let (_p, path) = write_config(r#"{"tlscrl": "/f/crl.pem"}"#);
+        assert!(resolve(&["--config-file", &path]).is_err());
     }
 
     #[test]

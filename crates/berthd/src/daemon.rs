@@ -1,5 +1,6 @@
 //! Wiring: take the data-root lock, open the engine, bind the listeners, and serve until
-//! SIGTERM/SIGINT; SIGHUP reloads the TLS files.
+//! SIGTERM/SIGINT; SIGHUP reloads the TLS files and the revocation list (closing the
+//! connections of certificates it now revokes).
 
 use std::fs;
 
@@ -82,15 +83,25 @@ async fn serve(
         while hup.recv().await.is_some() {
             match &reloader {
                 None => tracing::info!("SIGHUP: no TLS listener, nothing to reload"),
-                Some(r) => match r.reload() {
-                    Ok(()) => tracing::info!(
-                        "SIGHUP: TLS certificates reloaded; new connections use them"
-                    ),
-                    Err(e) => tracing::error!(
-                        error = %e,
-                        "SIGHUP: TLS reload failed; keeping the previous certificates"
-                    ),
-                },
+                Some(r) => {
+                    // Reading the files blocks: off the async workers.
+                    let r = r.clone();
+                    match tokio::task::spawn_blocking(move || r.reload()).await {
+                        Ok(Ok(done)) => tracing::info!(
+                            revoked = done.revoked,
+                            closed = done.closed,
+                            "SIGHUP: TLS certificates and revocation list reloaded; new connections use them, connections of revoked certificates closed"
+                        ),
+                        Ok(Err(e)) => tracing::error!(
+                            error = %e,
+                            "SIGHUP: TLS reload failed; keeping the previous certificates"
+                        ),
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            "SIGHUP: TLS reload failed; keeping the previous certificates"
+                        ),
+                    }
+                }
             }
         }
     });

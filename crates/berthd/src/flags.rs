@@ -28,6 +28,11 @@ pub struct Flags {
     #[arg(long, value_name = "FILE")]
     pub tlskey: Option<PathBuf>,
 
+    /// Refuse client certificates listed in this PEM CRL (signed by a --tlscacert CA; see
+    /// `berth tls revoke`); SIGHUP reloads it and closes the revoked clients' connections
+    #[arg(long, value_name = "FILE")]
+    pub tlscrl: Option<PathBuf>,
+
     /// Root directory of persistent state
     #[arg(long = "data-root", value_name = "DIR")]
     pub data_root: Option<PathBuf>,
