@@ -206,6 +206,7 @@ impl Containers {
             c.clone().watch_exit(id);
         }
         c.boot_restarts();
+        exec::spawn_gc(Arc::downgrade(&c));
         c
     }
 
