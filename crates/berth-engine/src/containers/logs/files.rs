@@ -19,6 +19,9 @@ pub(crate) struct LogFiles {
     live: PathBuf,
     /// Rotated files not read yet, oldest first, opened when found.
     rotated: VecDeque<File>,
+    /// The live file as opened when the reader was placed, read after `rotated` (so a
+    /// rotation in between does not lose it); `None` opens the live path then.
+    live_file: Option<Open>,
     cur: Option<Open>,
 }
 
@@ -128,6 +131,7 @@ impl LogFiles {
             .collect();
         let mut buf = vec![0u8; TAIL_CHUNK];
         let mut need = n;
+        let mut live_open = None;
         if let Some((mut file, ino)) = live_file {
             let len = file.metadata()?.len();
             match back_lines(&file, len, need, &mut buf)? {
@@ -136,13 +140,20 @@ impl LogFiles {
                     return Ok(LogFiles {
                         live,
                         rotated: VecDeque::new(),
+                        live_file: None,
                         cur: Some(Open {
                             file,
                             live_ino: Some(ino),
                         }),
                     });
                 }
-                Back::Short(found) => need -= found,
+                Back::Short(found) => {
+                    need -= found;
+                    live_open = Some(Open {
+                        file,
+                        live_ino: Some(ino),
+                    });
+                }
             }
         }
         // Then the rotated files, newest (the end of the list) first.
@@ -173,6 +184,7 @@ impl LogFiles {
         Ok(LogFiles {
             live,
             rotated: newer.into(),
+            live_file: live_open,
             cur,
         })
     }
@@ -183,6 +195,7 @@ impl LogFiles {
         LogFiles {
             live,
             rotated,
+            live_file: None,
             cur: None,
         }
     }
@@ -238,6 +251,8 @@ impl LogFiles {
                     file,
                     live_ino: None,
                 });
+            } else if let Some(open) = self.live_file.take() {
+                self.cur = Some(open);
             } else {
                 match File::open(&self.live) {
                     Ok(file) => {
@@ -411,6 +426,20 @@ mod tests {
         fs::write(&live, "f\n").unwrap();
         assert_eq!(read_all(&mut r), "\nf\n");
         assert_eq!(tail(&live, 2), "e\nf\n");
+    }
+
+    #[test]
+    fn a_rotation_between_placing_and_reading_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("c-json.log");
+        fs::write(numbered(&live, 1), "a\nb\n").unwrap();
+        fs::write(&live, "c\n").unwrap();
+        // Placed in the rotated file, the live one already open.
+        let mut r = LogFiles::from_tail(live.clone(), 2).unwrap();
+        fs::rename(numbered(&live, 1), numbered(&live, 2)).unwrap();
+        fs::rename(&live, numbered(&live, 1)).unwrap();
+        fs::write(&live, "d\n").unwrap();
+        assert_eq!(read_all(&mut r), "b\nc\nd\n");
     }
 
     #[test]
