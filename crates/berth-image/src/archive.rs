@@ -14,8 +14,28 @@ use crate::store::{parse_digest, sha256_digest, ImageRecord, ImageStore, StoreEr
 use crate::unpack::read_up_to;
 use crate::{Digest, Reference};
 
-/// Largest JSON file `load` keeps in memory (manifests and configs are small).
-const MAX_JSON: u64 = 64 << 20;
+/// Largest JSON file `load` keeps in memory (manifests and configs are small: a config
+/// with a long history is well under 1 MiB).
+const MAX_JSON: u64 = 16 << 20;
+
+/// What `load` holds in memory at most while it reads an archive: the archive is the
+/// client's, so neither one entry nor the number of entries may grow memory unbounded.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Bytes of one JSON entry (manifest.json, index.json, configs, OCI manifests).
+    json: u64,
+    /// Bytes of all JSON entries together.
+    json_total: u64,
+    /// Archive members remembered (JSON entries, blobs, layers, links): a save of
+    /// hundreds of images with dozens of layers each is a few thousand.
+    members: usize,
+}
+
+const LIMITS: Limits = Limits {
+    json: MAX_JSON,
+    json_total: 64 << 20,
+    members: 65_536,
+};
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -160,9 +180,25 @@ pub fn load(
     input: impl Read,
     now: &str,
 ) -> Result<Vec<LoadedImage>, StoreError> {
+    load_limited(store, input, now, LIMITS)
+}
+
+fn load_limited(
+    store: &ImageStore,
+    input: impl Read,
+    now: &str,
+    limits: Limits,
+) -> Result<Vec<LoadedImage>, StoreError> {
     let mut added_blobs = Vec::new();
     let mut added_layers = Vec::new();
-    let result = load_inner(store, input, now, &mut added_blobs, &mut added_layers);
+    let result = load_inner(
+        store,
+        input,
+        now,
+        limits,
+        &mut added_blobs,
+        &mut added_layers,
+    );
     if result.is_err() {
         store.remove_unused_layers(&added_layers);
     }
@@ -178,6 +214,7 @@ fn load_inner(
     store: &ImageStore,
     input: impl Read,
     now: &str,
+    limits: Limits,
     added_blobs: &mut Vec<Digest>,
     added_layers: &mut Vec<String>,
 ) -> Result<Vec<LoadedImage>, StoreError> {
@@ -197,8 +234,15 @@ fn load_inner(
     let mut links: HashMap<String, String> = HashMap::new();
     // Archive path of a layer unpacked on the way → its diffID.
     let mut split_layers: HashMap<String, String> = HashMap::new();
+    let mut json_held = 0u64;
     for entry in archive.entries().map_err(rio)? {
         let mut entry = entry.map_err(rio)?;
+        if json_files.len() + blobs.len() + links.len() + split_layers.len() >= limits.members {
+            return Err(bad(format!(
+                "more than {} files (not made by `docker save`?)",
+                limits.members
+            )));
+        }
         let path = clean(&entry.path().map_err(rio)?.to_string_lossy());
         match entry.header().entry_type() {
             tar::EntryType::Symlink | tar::EntryType::Link => {
@@ -218,11 +262,27 @@ fn load_inner(
             _ => continue,
         }
         if path.ends_with(".json") || path == "repositories" || path == "oci-layout" {
-            if entry.size() > MAX_JSON {
-                return Err(bad(format!("{path} is too large")));
+            let size = entry.size();
+            if size > limits.json {
+                return Err(bad(format!(
+                    "{path} is too large ({size} bytes, at most {} allowed)",
+                    limits.json
+                )));
+            }
+            // A path seen twice replaces the earlier entry (as tar extraction would).
+            let before = json_files.get(&path).map_or(0, |b| b.len() as u64);
+            json_held = json_held.saturating_sub(before).saturating_add(size);
+            if json_held > limits.json_total {
+                return Err(bad(format!(
+                    "more than {} bytes of JSON files (not made by `docker save`?)",
+                    limits.json_total
+                )));
             }
             let mut buf = Vec::new();
-            entry.read_to_end(&mut buf).map_err(rio)?;
+            (&mut entry)
+                .take(limits.json)
+                .read_to_end(&mut buf)
+                .map_err(rio)?;
             json_files.insert(path, buf);
         } else {
             let expected = match path.strip_prefix("blobs/sha256/") {
@@ -286,7 +346,7 @@ fn load_inner(
                 store
                     .blobs()
                     .open(d)?
-                    .take(MAX_JSON)
+                    .take(limits.json)
                     .read_to_end(&mut buf)
                     .map_err(rio)?;
                 buf
@@ -407,4 +467,95 @@ pub fn import(
 /// Whether a 512-byte block is a POSIX or GNU tar header (the `ustar` magic).
 fn is_tar_header(block: &[u8; 512]) -> bool {
     &block[257..262] == b"ustar"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar entry header for `path` claiming `size` bytes.
+    fn header(path: &str, size: u64, kind: tar::EntryType) -> [u8; 512] {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(path).unwrap();
+        h.set_size(size);
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_cksum();
+        *h.as_bytes()
+    }
+
+    /// Counts what the loader took from it.
+    struct Counted<R> {
+        inner: R,
+        read: u64,
+    }
+
+    impl<R: Read> Read for Counted<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read += n as u64;
+            Ok(n)
+        }
+    }
+
+    fn message(r: Result<Vec<LoadedImage>, StoreError>) -> String {
+        match r {
+            Err(StoreError::Invalid(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_oversized_json_entry_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        // 32 MiB of spaces (more than one entry may hold, less than the cap of before),
+        // made as they are read: never in memory here either.
+        let size = 32 << 20;
+        let mut input = Counted {
+            inner: io::Cursor::new(header("manifest.json", size, tar::EntryType::Regular))
+                .chain(io::repeat(b' ').take(size)),
+            read: 0,
+        };
+        let m = message(load(&store, &mut input, "now"));
+        assert!(m.contains("manifest.json is too large"), "{m}");
+        assert!(input.read < 1 << 20, "read {} bytes", input.read);
+    }
+
+    #[test]
+    fn the_count_and_total_size_of_entries_held_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let limits = Limits {
+            json: 100,
+            json_total: 250,
+            members: 10,
+        };
+        let mut links = Vec::new();
+        for i in 0..11 {
+            let mut h = tar::Header::new_gnu();
+            h.set_path(format!("l{i}")).unwrap();
+            h.set_link_name("manifest.json").unwrap();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_cksum();
+            links.extend_from_slice(h.as_bytes());
+        }
+        links.extend_from_slice(&[0; 1024]);
+        let m = message(load_limited(&store, &links[..], "now", limits));
+        assert!(m.contains("more than 10 files"), "{m}");
+        // Ten are fine as far as the count goes (and then there is no manifest).
+        let ten = [&links[..10 * 512], &[0; 1024][..]].concat();
+        let m = message(load_limited(&store, &ten[..], "now", limits));
+        assert!(m.contains("no manifest.json"), "{m}");
+
+        let mut json = Vec::new();
+        for i in 0..3 {
+            json.extend_from_slice(&header(&format!("{i}.json"), 100, tar::EntryType::Regular));
+            json.extend_from_slice(&[b' '; 512]);
+        }
+        json.extend_from_slice(&[0; 1024]);
+        let m = message(load_limited(&store, &json[..], "now", limits));
+        assert!(m.contains("more than 250 bytes of JSON"), "{m}");
+    }
 }

@@ -7,9 +7,18 @@
 //! starts the process and carries its streams; the server splices them to the client
 //! exactly as for attach, watching a tty exec's input for its detach keys. Whether an exec
 //! still runs, and its exit code, are asked of the shim when someone inspects it.
+//!
+//! Ended execs are pruned as moby's `execCommandGC` does (`daemon/exec.go`): every
+//! [`GC_INTERVAL`] an exec that no longer runs (or never started, its container gone
+//! from running) is marked `CanRemove`, and one marked at the tick before is forgot, so
+//! an exited exec stays inspectable for 5 to 10 minutes. Beyond moby, a container keeps
+//! at most [`ENDED_KEPT`] ended execs (the longest ended go first), so a flood of execs
+//! inside one interval cannot grow the table without bound.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use berth_runtime::{Runtime, RuntimeError};
 use berth_shim::{start_failure_exit_code, ExecProcess};
@@ -98,6 +107,12 @@ impl ExecConfig {
     }
 }
 
+/// How often ended execs are marked, then forgot (moby's `execCommandGC` ticker).
+pub(crate) const GC_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// Ended execs a container keeps at most between two collections.
+pub(crate) const ENDED_KEPT: usize = 256;
+
 /// What happened to an exec so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Progress {
@@ -115,21 +130,90 @@ struct ExecEntry {
     /// [`ExecConfig::detach_keys`] parsed; empty when none were given.
     detach_keys: Vec<u8>,
     progress: Mutex<Progress>,
+    /// Marked by a collection: forgot at the next one (moby's `CanRemove`).
+    can_remove: AtomicBool,
+    /// When its end was first seen, as a count of ends (orders the ended execs).
+    ended_seq: AtomicU64,
 }
 
 impl ExecEntry {
     fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
         self.progress.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn ended(&self) -> bool {
+        self.progress().exit_code.is_some()
+    }
 }
 
 /// The daemon's exec instances, by ID.
 #[derive(Debug, Default)]
-pub(crate) struct Execs(Mutex<HashMap<String, Arc<ExecEntry>>>);
+pub(crate) struct Execs {
+    map: Mutex<HashMap<String, Arc<ExecEntry>>>,
+    /// Ends seen so far: the order of ended execs.
+    ends: AtomicU64,
+}
 
 impl Execs {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ExecEntry>>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insert(&self, exec: Arc<ExecEntry>) {
+        let cid = exec.container_id.clone();
+        let mut map = self.map();
+        map.insert(exec.id.clone(), exec);
+        Self::cap_ended(&mut map, &cid, ENDED_KEPT);
+    }
+
+    /// Records that `exec` has ended (once), for the order in which ended execs go.
+    fn ended(&self, exec: &ExecEntry) {
+        let seq = self.ends.fetch_add(1, Ordering::Relaxed) + 1;
+        let _ = exec
+            .ended_seq
+            .compare_exchange(0, seq, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Forgets the longest-ended execs of `container_id` past the `keep` latest.
+    fn cap_ended(map: &mut HashMap<String, Arc<ExecEntry>>, container_id: &str, keep: usize) {
+        let mut ended: Vec<(u64, String)> = map
+            .values()
+            .filter(|e| e.container_id == container_id && e.ended())
+            .map(|e| (e.ended_seq.load(Ordering::Relaxed), e.id.clone()))
+            .collect();
+        if ended.len() <= keep {
+            return;
+        }
+        // An end not recorded yet (0) counts as the oldest.
+        ended.sort_unstable();
+        let drop = ended.len() - keep;
+        for (_, id) in ended.into_iter().take(drop) {
+            map.remove(&id);
+        }
+    }
+
+    /// One collection (moby's `execCommandGC` tick): forgets the execs marked at the
+    /// tick before, and marks those no longer live: ended, or never started while their
+    /// container does not run (`running` says which do). Returns how many it forgot.
+    pub(crate) fn collect(&self, running: impl Fn(&str) -> bool) -> usize {
+        let mut map = self.map();
+        let before = map.len();
+        map.retain(|_, e| !e.can_remove.load(Ordering::Relaxed));
+        let forgot = before - map.len();
+        for e in map.values() {
+            let live = {
+                let p = e.progress();
+                if p.exit_code.is_some() {
+                    false
+                } else {
+                    p.started || running(&e.container_id)
+                }
+            };
+            if !live {
+                e.can_remove.store(true, Ordering::Relaxed);
+            }
+        }
+        forgot
     }
 
     /// `ExecIDs` of a container's inspect: its execs not known to have ended, or null.
@@ -158,6 +242,32 @@ impl Execs {
             .cloned()
             .ok_or_else(|| EngineError::NotFound(format!("No such exec instance: {id}")))
     }
+}
+
+/// Runs [`Execs::collect`] every [`GC_INTERVAL`] while the containers exist.
+pub(crate) fn spawn_gc(c: Weak<super::Containers>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(GC_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is now
+        loop {
+            tick.tick().await;
+            let Some(c) = c.upgrade() else { return };
+            // Asked before the exec table is locked: no lock is held across the two.
+            let running: std::collections::HashSet<String> = c
+                .entries()
+                .into_iter()
+                .filter_map(|e| {
+                    let r = e.rec();
+                    r.running().then(|| r.id.clone())
+                })
+                .collect();
+            let forgot = c.execs.collect(|id| running.contains(id));
+            if forgot > 0 {
+                tracing::debug!(forgot, "exec instances collected");
+            }
+        }
+    });
 }
 
 /// `POST /exec/{id}/start` before the stream: whether the process has a tty, and the
@@ -224,6 +334,7 @@ async fn watch_exec(c: Arc<super::Containers>, exec: Arc<ExecEntry>) {
         p.running = false;
         p.exit_code.get_or_insert(code);
     }
+    c.execs.ended(&exec);
     if let Ok(entry) = c.get(&exec.container_id) {
         let code = code.to_string();
         c.emit(
@@ -276,9 +387,11 @@ impl Engine {
             config,
             detach_keys,
             progress: Mutex::new(Progress::default()),
+            can_remove: AtomicBool::new(false),
+            ended_seq: AtomicU64::new(0),
         });
         let action = format!("exec_create: {}", exec.config.cmd.join(" "));
-        c.execs.map().insert(id.clone(), exec);
+        c.execs.insert(exec);
         c.emit(&entry.rec(), &action, &[("execID", &id)]);
         tracing::info!(container_id = %cid, exec_id = %id, "exec created");
         Ok(id)
@@ -316,9 +429,12 @@ impl Engine {
             let result = Self::exec_run(&c, &exec, detach, tty).await;
             if result.is_err() {
                 // moby sets 126 for a process that could not start (127: not found).
-                let mut p = exec.progress();
-                p.running = false;
-                p.exit_code.get_or_insert(126);
+                {
+                    let mut p = exec.progress();
+                    p.running = false;
+                    p.exit_code.get_or_insert(126);
+                }
+                c.execs.ended(&exec);
             }
             result
         };
@@ -462,6 +578,9 @@ impl Engine {
                 }
                 Err(e) => return Err(rt_err(e)),
             }
+            if exec.ended() {
+                c.execs.ended(&exec);
+            }
         }
         let p = *exec.progress();
         let cfg = &exec.config;
@@ -484,7 +603,7 @@ impl Engine {
             "OpenStdin": cfg.attach_stdin,
             "OpenStderr": cfg.attach_stderr,
             "OpenStdout": cfg.attach_stdout,
-            "CanRemove": false,
+            "CanRemove": exec.can_remove.load(Ordering::Relaxed),
             "ContainerID": exec.container_id,
             "DetachKeys": base64(&exec.detach_keys),
             "Pid": p.pid,
@@ -546,6 +665,85 @@ mod tests {
 
     fn body(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn entry(id: &str, container: &str) -> Arc<ExecEntry> {
+        Arc::new(ExecEntry {
+            id: id.into(),
+            container_id: container.into(),
+            config: ExecConfig::default(),
+            detach_keys: Vec::new(),
+            progress: Mutex::new(Progress::default()),
+            can_remove: AtomicBool::new(false),
+            ended_seq: AtomicU64::new(0),
+        })
+    }
+
+    fn end(execs: &Execs, e: &ExecEntry, code: i32) {
+        e.progress().exit_code = Some(code);
+        execs.ended(e);
+    }
+
+    #[test]
+    fn ended_execs_are_marked_then_forgot_at_the_next_collection() {
+        let execs = Execs::default();
+        let (ran, runs, idle, orphan) = (
+            entry("ran", "c1"),
+            entry("runs", "c1"),
+            entry("idle", "c1"),
+            entry("orphan", "c2"),
+        );
+        for e in [&ran, &runs, &idle, &orphan] {
+            execs.insert(e.clone());
+        }
+        runs.progress().started = true;
+        end(&execs, &ran, 0);
+        let running = |id: &str| id == "c1";
+        // First tick: the ended one and the never-started one of a stopped container are
+        // marked (inspect shows CanRemove), nothing is forgot yet.
+        assert_eq!(execs.collect(running), 0);
+        assert!(ran.can_remove.load(Ordering::Relaxed));
+        assert!(orphan.can_remove.load(Ordering::Relaxed));
+        assert!(!runs.can_remove.load(Ordering::Relaxed));
+        assert!(!idle.can_remove.load(Ordering::Relaxed));
+        assert!(execs.get("ran").is_ok());
+        // `runs` ends between the ticks: marked now, forgot at the tick after.
+        end(&execs, &runs, 1);
+        assert_eq!(execs.collect(running), 2);
+        assert!(execs.get("ran").is_err() && execs.get("orphan").is_err());
+        assert!(execs.get("runs").is_ok() && execs.get("idle").is_ok());
+        assert_eq!(execs.collect(running), 1);
+        assert!(execs.get("runs").is_err());
+        // Created, never started, container running: kept as long as that lasts.
+        assert_eq!(execs.collect(running), 0);
+        assert!(execs.get("idle").is_ok());
+    }
+
+    #[test]
+    fn a_container_keeps_its_latest_ended_execs_only() {
+        let execs = Execs::default();
+        let other = entry("other", "c2");
+        execs.insert(other.clone());
+        end(&execs, &other, 0);
+        let running = entry("running", "c1");
+        running.progress().started = true;
+        execs.insert(running);
+        for i in 0..ENDED_KEPT + 10 {
+            let e = entry(&format!("e{i}"), "c1");
+            execs.insert(e.clone());
+            end(&execs, &e, 0);
+        }
+        // Inserts trim: the 10 longest ended go, the rest and others stay.
+        execs.insert(entry("new", "c1"));
+        assert_eq!(execs.map().len(), ENDED_KEPT + 3);
+        for i in 0..10 {
+            assert!(execs.get(&format!("e{i}")).is_err(), "e{i}");
+        }
+        for id in ["e10", "running", "new", "other"] {
+            assert!(execs.get(id).is_ok(), "{id}");
+        }
+        let last = format!("e{}", ENDED_KEPT + 9);
+        assert!(execs.get(&last).is_ok());
     }
 
     #[test]

@@ -154,6 +154,11 @@ fn render(line: &[u8], tty: bool, opts: &LogsOptions) -> Option<Vec<u8>> {
 /// At most this much of the log is read at once (the rest on the next turn).
 const READ_CHUNK: u64 = 4 << 20;
 
+/// The longest log line kept while its end is read: the shim writes at most
+/// `LOG_LINE_MAX` bytes of output per line, six bytes each once escaped, so a longer line
+/// is not one of its own, and is skipped rather than held.
+const LINE_MAX: usize = 1 << 20;
+
 /// Sends the log's entries; with `follow`, keeps reading until `running()` is false,
 /// woken by changes to the log's directory and by `state` (exits, removal).
 pub(crate) fn stream<T: Send + Sync + 'static>(
@@ -176,27 +181,39 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
             },
             _ => None,
         };
-        let mut files = Some(LogFiles::new(path.clone()));
+        // `tail` places the reader by reading backwards from the end, in bounded steps.
+        let placed = match opts.tail {
+            Some(n) => {
+                let live = path.clone();
+                tokio::task::spawn_blocking(move || LogFiles::from_tail(live, n)).await
+            }
+            None => Ok(Ok(LogFiles::new(path.clone()))),
+        };
+        let mut files = match placed {
+            Ok(Ok(reader)) => Some(reader),
+            Ok(Err(e)) => {
+                tracing::warn!(path = %path.display(), error = %e, "logs: tail");
+                return;
+            }
+            Err(_) => return,
+        };
         let mut partial: Vec<u8> = Vec::new();
-        let mut first = true;
+        // Inside a line longer than any the shim writes: dropped up to its newline.
+        let mut skipping = false;
         loop {
             let still = running();
             let chunk = {
-                let mut reader = files.take().expect("log reader");
-                // `tail` needs the whole log the first time; otherwise bounded reads.
-                let limit = if first && opts.tail.is_some() {
-                    u64::MAX
-                } else {
-                    READ_CHUNK
+                let Some(mut reader) = files.take() else {
+                    return;
                 };
                 tokio::task::spawn_blocking(move || -> std::io::Result<(LogFiles, Vec<u8>)> {
                     let mut buf = Vec::new();
-                    reader.read_into(&mut buf, limit)?;
+                    reader.read_into(&mut buf, READ_CHUNK)?;
                     Ok((reader, buf))
                 })
                 .await
             };
-            let data = match chunk {
+            let mut data = match chunk {
                 Ok(Ok((reader, d))) => {
                     files = Some(reader);
                     d
@@ -205,6 +222,15 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
             };
             // A full chunk means more is there now: no waiting before the next read.
             let more = data.len() as u64 == READ_CHUNK;
+            if skipping {
+                match data.iter().position(|b| *b == b'\n') {
+                    Some(i) => {
+                        data.drain(..=i);
+                        skipping = false;
+                    }
+                    None => data.clear(),
+                }
+            }
             partial.extend_from_slice(&data);
             let end = partial
                 .iter()
@@ -212,17 +238,12 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
                 .map(|i| i + 1)
                 .unwrap_or(0);
             let complete: Vec<u8> = partial.drain(..end).collect();
-            let mut lines: Vec<&[u8]> = complete
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .collect();
-            if first {
-                if let Some(n) = opts.tail {
-                    let skip = lines.len().saturating_sub(n);
-                    lines.drain(..skip);
-                }
-                first = false;
+            if partial.len() > LINE_MAX {
+                tracing::warn!(path = %path.display(), "logs: a line over {LINE_MAX} bytes skipped");
+                partial = Vec::new();
+                skipping = true;
             }
+            let lines = complete.split(|b| *b == b'\n').filter(|l| !l.is_empty());
             let mut out = Vec::with_capacity(128 * 1024);
             for l in lines {
                 render_into(l, tty, &opts, &mut out);
@@ -304,5 +325,59 @@ mod tests {
             render(line, true, &ts).unwrap(),
             b"2024-01-01T00:00:00Z hi\n"
         );
+    }
+
+    fn entry(log: &str) -> String {
+        format!(
+            "{}\n",
+            serde_json::json!({"log": log, "stream": "stdout", "time": "2024-01-01T00:00:00Z"})
+        )
+    }
+
+    async fn collect(path: PathBuf, opts: LogsOptions) -> Vec<u8> {
+        let (_tx, state) = watch::channel(());
+        let mut rx = stream(path, true, opts, || false, state);
+        let mut out = Vec::new();
+        while let Some(b) = rx.recv().await {
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn tail_counts_lines_from_the_end_and_skips_oversized_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let mut text = String::new();
+        for i in 0..1000 {
+            text.push_str(&entry(&format!("{i}\n")));
+        }
+        // Longer than a read and than any line the shim writes: skipped, memory bounded.
+        text.push_str(&format!(
+            "{{\"log\":\"{}",
+            "x".repeat(2 * READ_CHUNK as usize)
+        ));
+        text.push_str("\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00Z\"}\n");
+        text.push_str(&entry("last\n"));
+        text.push_str("{\"log\":\"unfinished");
+        std::fs::write(&path, &text).unwrap();
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let tail = |n| LogsOptions {
+            tail: Some(n),
+            ..opts.clone()
+        };
+        // The skipped line is one of the last three.
+        assert_eq!(collect(path.clone(), tail(3)).await, b"999\nlast\n");
+        assert_eq!(collect(path.clone(), tail(4)).await, b"998\n999\nlast\n");
+        assert_eq!(collect(path.clone(), tail(1)).await, b"last\n");
+        assert_eq!(collect(path.clone(), tail(0)).await, b"");
+        let all = collect(path.clone(), opts.clone()).await;
+        assert!(all.starts_with(b"0\n1\n"));
+        assert!(all.ends_with(b"998\n999\nlast\n"));
+        assert_eq!(all.len(), collect(path, tail(5000)).await.len());
     }
 }

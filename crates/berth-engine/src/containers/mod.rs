@@ -230,6 +230,7 @@ impl Containers {
         }
         c.thaw_at_start();
         c.boot_restarts();
+        exec::spawn_gc(Arc::downgrade(&c));
         c
     }
 

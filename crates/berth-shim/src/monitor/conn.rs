@@ -58,6 +58,25 @@ impl Conn {
         matches!(self.mode, Mode::Attach { target, .. } if target == t)
     }
 
+    /// Carries the streams of exec `x`, or waits for its exit.
+    pub fn uses_exec(&self, x: usize) -> bool {
+        matches!(self.mode, Mode::ExecWait(i) if i == x) || self.attached_to(Target::Exec(x))
+    }
+
+    /// Follows the exec records' move (`map`: old index → new) after some were forgot;
+    /// those this connection uses are never among them.
+    pub fn move_exec(&mut self, map: &[Option<usize>]) {
+        let moved = |x: usize| map.get(x).copied().flatten().unwrap_or(x);
+        match &mut self.mode {
+            Mode::ExecWait(x) => *x = moved(*x),
+            Mode::Attach {
+                target: Target::Exec(x),
+                ..
+            } => *x = moved(*x),
+            _ => {}
+        }
+    }
+
     pub fn wants_stream(&self, t: Target, s: Stream) -> bool {
         match self.mode {
             Mode::Attach {

@@ -24,6 +24,7 @@ use oci_spec::runtime::Process;
 use super::cgroups::Layout;
 use super::conn::{Conn, Mode};
 use super::container::Backend;
+use super::exec_prune;
 use super::jsonlog::JsonLog;
 use super::stdio::Held;
 use super::write_atomic;
@@ -119,6 +120,8 @@ pub struct Monitor {
     pub started_at: Option<String>,
     pub init: Proc,
     pub execs: Vec<Proc>,
+    /// When finished exec records were last looked at (see [`exec_prune`]).
+    pub execs_pruned_at: Instant,
     pub conns: Vec<Conn>,
     pub drain_deadline: Option<Instant>,
 }
@@ -425,6 +428,43 @@ impl Monitor {
             }
         }
         self.conns.retain(|c| !c.dead);
+        self.prune_execs();
+    }
+
+    /// Forgets finished exec records past what [`exec_prune`] keeps: looked at once the
+    /// table is over its size, else once a minute (for their age).
+    fn prune_execs(&mut self) {
+        if self.execs.len() <= exec_prune::ENDED_KEPT
+            && self.execs_pruned_at.elapsed() < Duration::from_secs(60)
+        {
+            return;
+        }
+        self.execs_pruned_at = Instant::now();
+        let records: Vec<exec_prune::Record> = self
+            .execs
+            .iter()
+            .enumerate()
+            .map(|(x, p)| exec_prune::Record {
+                done: p.done() && p.pty.is_none() && p.pty_peer.is_none() && p.stdin.is_none(),
+                in_use: self.conns.iter().any(|c| c.uses_exec(x)),
+                finished_at: p.finished_at,
+            })
+            .collect();
+        let gone = exec_prune::to_forget(&records, SystemTime::now());
+        if gone.is_empty() {
+            return;
+        }
+        let map = exec_prune::remap(self.execs.len(), &gone);
+        let mut x = 0;
+        self.execs.retain(|_| {
+            let keep = map.get(x).is_some_and(|m| m.is_some());
+            x += 1;
+            keep
+        });
+        for c in self.conns.iter_mut() {
+            c.move_exec(&map);
+        }
+        tracing::debug!(forgot = gone.len(), kept = self.execs.len(), "exec records");
     }
 
     /// The exit record as it stands.

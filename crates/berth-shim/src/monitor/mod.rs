@@ -20,6 +20,7 @@ mod cgroups;
 mod conn;
 mod container;
 mod event_loop;
+mod exec_prune;
 mod jsonlog;
 mod oci_cli;
 mod setup;

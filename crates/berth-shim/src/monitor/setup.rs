@@ -178,6 +178,7 @@ fn create(
         started_at,
         init,
         execs: Vec::new(),
+        execs_pruned_at: std::time::Instant::now(),
         conns: Vec::new(),
         drain_deadline: None,
     })

@@ -4,12 +4,13 @@
 //! dropping the oldest) never loses the rest of a file being read. When the live file has
 //! been rotated away, the files rotated after it are found by inode, so a reader that fell
 //! behind by fewer than `max-file - 1` rotations loses nothing. A truncation (`max-file`
-//! 1) starts over from the top.
+//! of 1) starts over from the top. `tail` places a reader by reading backwards from the
+//! end in bounded chunks (moby `tailfile`), never the whole log.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// Where a log reader is: the files still to read, and the one open now.
@@ -18,6 +19,9 @@ pub(crate) struct LogFiles {
     live: PathBuf,
     /// Rotated files not read yet, oldest first, opened when found.
     rotated: VecDeque<File>,
+    /// The live file as opened when the reader was placed, read after `rotated` (so a
+    /// rotation in between does not lose it); `None` opens the live path then.
+    live_file: Option<Open>,
     cur: Option<Open>,
 }
 
@@ -50,13 +54,148 @@ fn numbered(path: &Path, n: u32) -> PathBuf {
     p.into()
 }
 
+/// How much of a file one backward step reads when looking for the last lines.
+const TAIL_CHUNK: usize = 64 * 1024;
+
+/// Where the last lines of one file start, counting backwards from its end.
+#[derive(Debug, PartialEq, Eq)]
+enum Back {
+    /// `need` lines were found: they start at this offset.
+    At(u64),
+    /// The whole file holds fewer: this many complete lines.
+    Short(usize),
+}
+
+/// Looks for the last `need` complete, non-empty lines of `file` (the first `len` bytes
+/// of it), reading backwards `TAIL_CHUNK` at a time. What follows the last newline is
+/// a line still being written: not counted. `need` 0 is the end of the last line.
+fn back_lines(file: &File, len: u64, need: usize, buf: &mut [u8]) -> io::Result<Back> {
+    let mut count = 0usize;
+    // Still in the unfinished tail (no newline seen yet, going backwards).
+    let mut in_tail = true;
+    // The segment after the newline last seen (going backwards) has bytes.
+    let mut content = false;
+    let mut pos = len;
+    while pos > 0 {
+        let step = (buf.len() as u64).min(pos);
+        let start = pos - step;
+        let chunk = buf.get_mut(..step as usize).unwrap_or_default();
+        file.read_exact_at(chunk, start)?;
+        for (i, b) in chunk.iter().enumerate().rev() {
+            if *b != b'\n' {
+                content = true;
+                continue;
+            }
+            if !in_tail && content {
+                count += 1;
+            }
+            in_tail = false;
+            content = false;
+            if count == need {
+                return Ok(Back::At(start + i as u64 + 1));
+            }
+        }
+        pos = start;
+    }
+    if !in_tail && content {
+        count += 1;
+    }
+    Ok(if count >= need {
+        Back::At(0)
+    } else {
+        Back::Short(count)
+    })
+}
+
 impl LogFiles {
+    /// A reader placed so that it reads the last `n` complete lines of the log and then
+    /// what follows: the files are searched newest first, backwards from their ends, in
+    /// bounded steps. Fewer than `n` lines in all is the whole log.
+    pub(crate) fn from_tail(live: PathBuf, n: usize) -> io::Result<Self> {
+        // The live file first: a rotation after this shows up as a rotated file with the
+        // same inode, dropped here (the reader finds later files by inode).
+        let live_file = match File::open(&live) {
+            Ok(f) => {
+                let ino = f.metadata()?.ino();
+                Some((f, ino))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let live_ino = live_file.as_ref().map(|(_, ino)| *ino);
+        // Oldest first, as the reader reads them.
+        let mut rotated: Vec<File> = rotated_files(&live)
+            .into_iter()
+            .filter(|(_, ino)| Some(*ino) != live_ino)
+            .map(|(f, _)| f)
+            .collect();
+        let mut buf = vec![0u8; TAIL_CHUNK];
+        let mut need = n;
+        let mut live_open = None;
+        if let Some((mut file, ino)) = live_file {
+            let len = file.metadata()?.len();
+            match back_lines(&file, len, need, &mut buf)? {
+                Back::At(off) => {
+                    file.seek(SeekFrom::Start(off))?;
+                    return Ok(LogFiles {
+                        live,
+                        rotated: VecDeque::new(),
+                        live_file: None,
+                        cur: Some(Open {
+                            file,
+                            live_ino: Some(ino),
+                        }),
+                    });
+                }
+                Back::Short(found) => {
+                    need -= found;
+                    live_open = Some(Open {
+                        file,
+                        live_ino: Some(ino),
+                    });
+                }
+            }
+        }
+        // Then the rotated files, newest (the end of the list) first.
+        let mut at = None;
+        for i in (0..rotated.len()).rev() {
+            let Some(file) = rotated.get(i) else { break };
+            let len = file.metadata()?.len();
+            match back_lines(file, len, need, &mut buf)? {
+                Back::At(off) => {
+                    at = Some((i, off));
+                    break;
+                }
+                Back::Short(found) => need -= found,
+            }
+        }
+        let (first, off) = at.unwrap_or((0, 0));
+        let mut newer = rotated.split_off(first.min(rotated.len()));
+        let cur = if newer.is_empty() {
+            None
+        } else {
+            let mut file = newer.remove(0);
+            file.seek(SeekFrom::Start(off))?;
+            Some(Open {
+                file,
+                live_ino: None,
+            })
+        };
+        Ok(LogFiles {
+            live,
+            rotated: newer.into(),
+            live_file: live_open,
+            cur,
+        })
+    }
+
     /// A reader from the start of the oldest rotated file.
     pub(crate) fn new(live: PathBuf) -> Self {
         let rotated = rotated_files(&live).into_iter().map(|(f, _)| f).collect();
         LogFiles {
             live,
             rotated,
+            live_file: None,
             cur: None,
         }
     }
@@ -112,6 +251,8 @@ impl LogFiles {
                     file,
                     live_ino: None,
                 });
+            } else if let Some(open) = self.live_file.take() {
+                self.cur = Some(open);
             } else {
                 match File::open(&self.live) {
                     Ok(file) => {
@@ -194,6 +335,129 @@ mod tests {
             .write_all(b"3\n")
             .unwrap();
         assert_eq!(read_all(&mut r), "3\n");
+    }
+
+    /// The complete, non-empty lines of `s` (what the reader shows), as strings.
+    fn complete_lines(s: &[u8]) -> Vec<String> {
+        let end = s.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        s[..end]
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn backward_search_agrees_with_a_forward_count_at_every_chunk_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let texts: [&[u8]; 9] = [
+            b"",
+            b"\n",
+            b"partial",
+            b"a\n",
+            b"a\nb\nc\n",
+            b"a\nb\nc",
+            b"\n\na\n\n\nbb\n\n",
+            b"long line here\nx\n\nanother long line\nunfinished tail",
+            b"one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\n",
+        ];
+        for text in texts {
+            fs::write(&path, text).unwrap();
+            let file = File::open(&path).unwrap();
+            let all = complete_lines(text);
+            for chunk in [1, 2, 3, 5, 64] {
+                let mut buf = vec![0u8; chunk];
+                for need in 0..all.len() + 3 {
+                    let got = back_lines(&file, text.len() as u64, need, &mut buf).unwrap();
+                    let what = format!(
+                        "{:?} need {need} chunk {chunk}",
+                        String::from_utf8_lossy(text)
+                    );
+                    match got {
+                        Back::At(off) => {
+                            let off = off as usize;
+                            assert!(off == 0 || text[off - 1] == b'\n', "{what}");
+                            let want = &all[all.len().saturating_sub(need)..];
+                            assert_eq!(complete_lines(&text[off..]), want, "{what}");
+                        }
+                        Back::Short(n) => {
+                            assert!(need > all.len(), "{what}");
+                            assert_eq!(n, all.len(), "{what}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn tail(live: &Path, n: usize) -> String {
+        read_all(&mut LogFiles::from_tail(live.to_path_buf(), n).unwrap())
+    }
+
+    #[test]
+    fn tail_reads_back_across_rotated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("c-json.log");
+        // Nothing yet: an empty reader that finds the live file once it appears.
+        let mut r = LogFiles::from_tail(live.clone(), 3).unwrap();
+        assert_eq!(read_all(&mut r), "");
+        fs::write(numbered(&live, 2), "a\nb\n").unwrap();
+        fs::write(numbered(&live, 1), "c\n").unwrap();
+        fs::write(&live, "d\ne").unwrap();
+        assert_eq!(tail(&live, 0), "e");
+        assert_eq!(tail(&live, 1), "d\ne");
+        assert_eq!(tail(&live, 2), "c\nd\ne");
+        assert_eq!(tail(&live, 3), "b\nc\nd\ne");
+        assert_eq!(tail(&live, 4), "a\nb\nc\nd\ne");
+        assert_eq!(tail(&live, 100), "a\nb\nc\nd\ne");
+        // A reader placed in a rotated file goes on through rotation as any other.
+        let mut r = LogFiles::from_tail(live.clone(), 2).unwrap();
+        assert_eq!(read_all(&mut r), "c\nd\ne");
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&live)
+            .unwrap()
+            .write_all(b"\n")
+            .unwrap();
+        fs::rename(numbered(&live, 2), numbered(&live, 3)).unwrap();
+        fs::rename(numbered(&live, 1), numbered(&live, 2)).unwrap();
+        fs::rename(&live, numbered(&live, 1)).unwrap();
+        fs::write(&live, "f\n").unwrap();
+        assert_eq!(read_all(&mut r), "\nf\n");
+        assert_eq!(tail(&live, 2), "e\nf\n");
+    }
+
+    #[test]
+    fn a_rotation_between_placing_and_reading_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("c-json.log");
+        fs::write(numbered(&live, 1), "a\nb\n").unwrap();
+        fs::write(&live, "c\n").unwrap();
+        // Placed in the rotated file, the live one already open.
+        let mut r = LogFiles::from_tail(live.clone(), 2).unwrap();
+        fs::rename(numbered(&live, 1), numbered(&live, 2)).unwrap();
+        fs::rename(&live, numbered(&live, 1)).unwrap();
+        fs::write(&live, "d\n").unwrap();
+        assert_eq!(read_all(&mut r), "b\nc\nd\n");
+    }
+
+    #[test]
+    fn tail_of_a_long_log_reads_only_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("c-json.log");
+        let mut text = String::new();
+        for i in 0..200_000 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        fs::write(&live, &text).unwrap();
+        let mut r = LogFiles::from_tail(live.clone(), 3).unwrap();
+        let at = r.cur.as_mut().unwrap().file.stream_position().unwrap();
+        assert_eq!(
+            at as usize,
+            text.len() - "line 199997\nline 199998\nline 199999\n".len()
+        );
+        assert_eq!(read_all(&mut r), "line 199997\nline 199998\nline 199999\n");
     }
 
     #[test]
