@@ -14,4 +14,4 @@ mod version;
 
 pub use error::{ApiError, ServerError};
 pub use listen::{parse_host, Endpoint, ListenerOptions};
-pub use serve::{ClientIdentity, Server, TlsReload};
+pub use serve::{ClientIdentity, PeerCred, Server, TlsReload};

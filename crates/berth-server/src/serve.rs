@@ -63,10 +63,28 @@ pub const HEADER_READ_TIMEOUT_ENV: &str = "BERTHD_TEST_HEADER_READ_TIMEOUT_MS";
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Who sent a request: the verified client certificate's subject over TLS, `None` on the
-/// unix socket (whose access is governed by file permissions).
+/// Who sent a request, as known when its connection was accepted: over TLS the verified
+/// client certificate, on the unix socket the peer process's credentials (`SO_PEERCRED`).
+/// Request handlers find it in the request's extensions; authorization and the audit log
+/// read it there.
 #[derive(Debug, Clone, Default)]
-pub struct ClientIdentity(pub Option<Arc<str>>);
+pub struct ClientIdentity {
+    /// The certificate's subject in RFC 4514 form (`CN=alice,OU=berth:viewer`).
+    pub subject: Option<Arc<str>>,
+    /// The certificate's serial number in lower-case hex, as `berth tls` and openssl print it.
+    pub serial: Option<Arc<str>>,
+    /// The unix socket peer's uid, gid and pid when it connected.
+    pub unix: Option<PeerCred>,
+}
+
+/// A unix socket peer's credentials (`SO_PEERCRED`), taken when it connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCred {
+    pub uid: u32,
+    pub gid: u32,
+    /// `None` when the kernel could not name it (a peer in another pid namespace).
+    pub pid: Option<i32>,
+}
 
 /// The TLS settings new handshakes use; replaced as a whole on reload. It also keeps the
 /// open TLS connections by client certificate, so that a reload whose revocation list
@@ -267,8 +285,16 @@ async fn accept_unix(
                 }
             },
         };
+        let unix = stream.peer_cred().ok().map(|c| PeerCred {
+            uid: c.uid(),
+            gid: c.gid(),
+            pid: c.pid(),
+        });
         let conn = ConnContext {
-            identity: ClientIdentity(None),
+            identity: ClientIdentity {
+                unix,
+                ..ClientIdentity::default()
+            },
         };
         tokio::spawn(serve_connection(
             stream,
@@ -431,6 +457,7 @@ async fn accept_tls(
                 .and_then(|c| c.first());
             let subject = leaf.and_then(berth_tls::peer_subject);
             let cert = leaf.and_then(berth_tls::CertId::of);
+            let serial = cert.as_ref().map(|c| Arc::<str>::from(c.serial_hex()));
             let client = subject.as_deref().unwrap_or("");
             let Some(registration) = connections.register(cert, tls_stream.get_ref().0) else {
                 tracing::warn!(%peer, client, "TLS client refused: its certificate was revoked during the handshake");
@@ -439,7 +466,11 @@ async fn accept_tls(
             tracing::debug!(%peer, client, "TLS client connected");
             let closed = registration.closed();
             let conn = ConnContext {
-                identity: ClientIdentity(subject.clone().map(Arc::from)),
+                identity: ClientIdentity {
+                    subject: subject.clone().map(Arc::from),
+                    serial,
+                    unix: None,
+                },
             };
             let io = Revocable::new(tls_stream, registration);
             tokio::select! {
@@ -550,7 +581,7 @@ where
     );
     let status = resp.status().as_u16();
     // Recorded only over TLS; on the unix socket the field is absent.
-    let client = conn.identity.0.as_deref();
+    let client = conn.identity.subject.as_deref();
     let api = api_version.map(|v| v.to_string()).unwrap_or_default();
     let micros = start.elapsed().as_micros() as u64;
     if status >= 500 {
@@ -600,7 +631,7 @@ mod tests {
 
     async fn send(router: &Router, path: &str) -> (StatusCode, serde_json::Value) {
         let conn = ConnContext {
-            identity: ClientIdentity(None),
+            identity: ClientIdentity::default(),
         };
         let req = Request::get(path).body(Body::empty()).unwrap();
         let resp = handle_request(router.clone(), conn, req).await.unwrap();
