@@ -15,7 +15,7 @@
 
 mod api;
 #[cfg(test)]
-mod fuzz;
+pub(crate) mod fuzz;
 mod settings;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::api::{create_ipam, parse_create};
 use super::settings::{from_request, port_range};
-use super::{NetRecord, State, DEFAULT};
+use super::{HostReady, NetRecord, Networks, State, DEFAULT};
 use crate::fuzz_support::{arb_json, config, corpus, mutated};
 
 const NET_KEYS: &[&str] = &[
@@ -140,6 +140,32 @@ const CTR_PATHS: &[&str] = &[
     "net|EndpointsConfig|bridge|Aliases",
     "net|EndpointsConfig|default",
 ];
+
+/// Networks under `data_root` holding [`state`]'s two networks, for tests that need a
+/// `Networks`: no host set-up, no firewall (its chains are never written).
+pub(crate) fn test_networks(data_root: &std::path::Path) -> std::sync::Arc<Networks> {
+    let dir = data_root.join("network");
+    for d in ["networks", "containers"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let cfg = crate::config::NetConfig {
+        iptables: false,
+        ip_forward: false,
+        ..Default::default()
+    };
+    let n = Networks {
+        dir,
+        cfg,
+        fw: berth_network::firewall::Firewall::new("fuzz", false),
+        fw_live: std::sync::Mutex::new(false),
+        st: std::sync::Arc::new(std::sync::Mutex::new(state())),
+        events: Default::default(),
+        host_ready: HostReady::default(),
+        reaper: berth_network::endpoint::Reaper::start().unwrap(),
+    };
+    n.host_ready.set();
+    std::sync::Arc::new(n)
+}
 
 fn state() -> State {
     let mut st = State::default();
