@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::path::Path;
 
 use berth_image::archive::load;
 use berth_image::store::ImageStore;
@@ -155,6 +156,9 @@ enum Damage {
     DropLayer,
     ManifestBytes(Vec<u8>),
     Index(Value),
+    /// The layer replaced by a hostile tar, with the config naming its diffID so that
+    /// the load goes on past the layer.
+    Layer(Vec<super::unpack::Member>, bool),
 }
 
 fn damage_strategy() -> impl Strategy<Value = Damage> {
@@ -189,6 +193,11 @@ fn damage_strategy() -> impl Strategy<Value = Damage> {
         Just(Damage::DropLayer),
         prop::collection::vec(any::<u8>(), 0..64).prop_map(Damage::ManifestBytes),
         arb_json().prop_map(Damage::Index),
+        (
+            prop::collection::vec(super::unpack::member_strategy(), 1..6),
+            any::<bool>()
+        )
+            .prop_map(|(m, end)| Damage::Layer(m, end)),
     ]
 }
 
@@ -223,18 +232,42 @@ fn build(save: &Save, damage: &[Damage]) -> Vec<u8> {
                 members.retain(|m| !matches!(m, Member::File(p, _) if *p == save.layer_path))
             }
             Damage::ManifestBytes(b) => manifest_bytes = Some(b.clone()),
+            Damage::Layer(m, end) => {
+                let tar = super::unpack::build(m, Path::new("/nonexistent-outer"), *end);
+                let path = format!("blobs/sha256/{}", Digest::of(&tar).hex());
+                if let Some(c) = config.as_object_mut() {
+                    let diff_ids = json!([Digest::of(&tar).to_string()]);
+                    c.insert(
+                        "rootfs".into(),
+                        json!({"type": "layers", "diff_ids": diff_ids}),
+                    );
+                }
+                if let Some(m) = manifest.get_mut(0).and_then(Value::as_object_mut) {
+                    m.insert("Layers".into(), json!([path]));
+                }
+                members.push(Member::File(path, tar));
+            }
             Damage::Index(v) => members.push(Member::File(
                 "index.json".into(),
                 serde_json::to_vec(v).unwrap(),
             )),
         }
     }
-    // The config keeps its path: what it says no longer matches its digest.
+    // The config moves to its new digest's path (and the manifest follows, unless it was
+    // damaged), so that a changed config is read rather than refused for its digest.
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_path = format!("blobs/sha256/{}", Digest::of(&config_bytes).hex());
     for m in members.iter_mut() {
         if let Member::File(p, data) = m {
             if *p == save.config_path {
-                *data = serde_json::to_vec(&config).unwrap();
+                *p = config_path.clone();
+                *data = config_bytes.clone();
             }
+        }
+    }
+    if let Some(m) = manifest.get_mut(0).and_then(Value::as_object_mut) {
+        if m.get("Config") == Some(&json!(save.config_path)) {
+            m.insert("Config".into(), json!(config_path));
         }
     }
     members.push(Member::File(
@@ -257,6 +290,15 @@ fn check_load(data: &[u8]) {
     assert_eq!(names.len(), 1, "something was written beside the store");
     if let Ok(images) = &result {
         for img in images {
+            // Every layer replays as the bytes its diffID names (what save and push send).
+            for d in &img.image.diff_ids {
+                let (mut r, size) = store.open_layer_tar(d).unwrap();
+                let mut tar = Vec::new();
+                std::io::Read::read_to_end(&mut r, &mut tar)
+                    .unwrap_or_else(|e| panic!("layer {d} does not replay: {e}"));
+                assert_eq!(tar.len() as u64, size);
+                assert_eq!(Digest::of(&tar).to_string(), *d);
+            }
             for t in &img.tags {
                 let r = store.resolve(t).unwrap_or_else(|e| panic!("tag {t}: {e}"));
                 assert_eq!(r.id, img.image.id);

@@ -140,7 +140,7 @@ enum Num {
 
 /// One hostile tar member, written with raw headers so nothing is sanitised on the way.
 #[derive(Debug, Clone)]
-struct Member {
+pub(super) struct Member {
     kind: u8,
     name: Vec<u8>,
     link: Vec<u8>,
@@ -247,7 +247,7 @@ fn pax_strategy() -> impl Strategy<Value = (Vec<u8>, Vec<u8>, bool)> {
     (key, value, prop::bool::weighted(0.1))
 }
 
-fn member_strategy() -> impl Strategy<Value = Member> {
+pub(super) fn member_strategy() -> impl Strategy<Value = Member> {
     let kind = prop_oneof![
         24 => prop::sample::select(vec![b'0', b'0', b'0', b'5', b'5', b'2', b'2', b'1']),
         1 => prop::sample::select(vec![b'\0', b'3', b'4', b'6', b'7', b'S', b'V', b'M', b'g', b'x', b'L', b'K']),
@@ -332,7 +332,7 @@ fn raw_member(out: &mut Vec<u8>, kind: u8, name: &[u8], data: &[u8]) {
     pad(out);
 }
 
-fn build(members: &[Member], outer: &Path, end: bool) -> Vec<u8> {
+pub(super) fn build(members: &[Member], outer: &Path, end: bool) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     let outer = outer.as_os_str().as_bytes();
     let mut out = Vec::new();
