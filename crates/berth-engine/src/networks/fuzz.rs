@@ -220,7 +220,13 @@ fn check_container(v: &Value) {
         assert!(spec.host_ip.is_empty() || spec.host_ip.parse::<Ipv4Addr>().is_ok());
     }
     if let Some(m) = &c.mac {
+        // Six pairs of hex digits, as Go's `net.ParseMAC` wants them (no signs).
         assert_eq!(m.split(':').count(), 6, "{m}");
+        assert!(
+            m.split(':')
+                .all(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_hexdigit())),
+            "MAC {m:?} accepted"
+        );
     }
     let _ = c.dns_settings();
     // The record is stored as JSON and read back at every start.

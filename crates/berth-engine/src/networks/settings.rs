@@ -341,9 +341,10 @@ pub(crate) fn from_request(
     }
     let mac = (!mac.is_empty()).then_some(mac);
     if let Some(m) = &mac {
+        // Hex digits only: `from_str_radix` would also take a sign (`+f`).
         let ok = m.split(':').count() == 6
             && m.split(':')
-                .all(|x| x.len() == 2 && u8::from_str_radix(x, 16).is_ok());
+                .all(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_hexdigit()));
         if !ok {
             return Err(EngineError::InvalidArgument(format!(
                 "invalid MAC address: {m}"
@@ -584,6 +585,10 @@ mod tests {
         assert!(req(json!({"NetworkMode": "user"}), outside).is_err());
         let mac = json!({"EndpointsConfig": {"user": {"MacAddress": "zz:00"}}});
         assert!(req(json!({"NetworkMode": "user"}), mac).is_err());
+        // Found by fuzzing: a sign passed `u8::from_str_radix` (`+f` read as 0x0f).
+        let signed = json!({"EndpointsConfig": {"user": {"MacAddress": "+f:+f:+f:+f:+f:+f"}}});
+        let e = req(json!({"NetworkMode": "user"}), signed).unwrap_err();
+        assert_eq!(e.to_string(), "invalid MAC address: +f:+f:+f:+f:+f:+f");
         let port = json!({"NetworkMode": "user", "PortBindings": {"80/tcp": [{"HostPort": "x"}]}});
         assert!(req(port, json!({})).is_err());
         let hostip =
