@@ -10,6 +10,8 @@ pub mod containers;
 pub mod distribution;
 mod error;
 pub mod events;
+#[cfg(test)]
+mod fuzz_support;
 mod identity;
 pub mod images;
 mod networks;

@@ -14,6 +14,8 @@
 //! The host work (bridges, veths, iptables, proxies, DNS) is `berth-network`'s.
 
 mod api;
+#[cfg(test)]
+pub(crate) mod fuzz;
 mod settings;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

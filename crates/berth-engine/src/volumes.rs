@@ -86,6 +86,21 @@ pub struct CreateVolume {
     pub labels: Option<BTreeMap<String, String>>,
 }
 
+/// The checks of `POST /volumes/create` before anything is written: the driver must be
+/// the local one; no name means a fresh anonymous-style one.
+fn create_name(req: &CreateVolume) -> Result<String, EngineError> {
+    let driver = req.driver.clone().unwrap_or_default();
+    if !driver.is_empty() && driver != "local" {
+        return Err(EngineError::NotFound(format!(
+            "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+        )));
+    }
+    match req.name.clone().filter(|n| !n.is_empty()) {
+        Some(n) => Ok(n),
+        None => crate::containers::mounts::new_id(),
+    }
+}
+
 fn volumes_dir(data_root: &Path) -> PathBuf {
     data_root.join("volumes")
 }
@@ -340,16 +355,7 @@ impl Engine {
 
     /// `POST /volumes/create`.
     pub async fn volume_create(&self, req: CreateVolume) -> Result<Value, EngineError> {
-        let driver = req.driver.clone().unwrap_or_default();
-        if !driver.is_empty() && driver != "local" {
-            return Err(EngineError::NotFound(format!(
-                "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
-            )));
-        }
-        let name = match req.name.filter(|n| !n.is_empty()) {
-            Some(n) => n,
-            None => crate::containers::mounts::new_id()?,
-        };
+        let name = create_name(&req)?;
         let root = self.data_root().to_path_buf();
         let labels = Some(req.labels.unwrap_or_default());
         let (meta, made) = tokio::task::spawn_blocking({
@@ -488,6 +494,9 @@ impl Engine {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -613,6 +613,13 @@ impl ImageStore {
     /// Points `reference` (a tag, or a digest reference) at `image_id`, moving it from any
     /// image it named before.
     pub fn tag(&self, image_id: &str, reference: &Reference, now: &str) -> Result<(), StoreError> {
+        // moby `reference/store.go`: `sha256:<hex>` would read as an image ID, so a
+        // repository named like the digest algorithm could never be named again.
+        if reference.familiar_name() == Digest::ALGORITHM {
+            return Err(StoreError::Invalid(
+                "refusing to create an ambiguous tag using digest algorithm as name".into(),
+            ));
+        }
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut refs = self
             .state
@@ -951,5 +958,40 @@ impl<R: Read> Read for CountingReader<R> {
         let n = self.inner.read(buf)?;
         self.count += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `docker load` fuzz target: `RepoTags: ["sha256:<hex>"]` made the tag
+    /// `docker.io/library/sha256:<hex>`, which no one can name again (`sha256:<hex>` reads
+    /// as an image ID). moby's reference store refuses it (`reference/store.go`).
+    #[test]
+    fn tag_named_like_a_digest_algorithm_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(tmp.path()).unwrap();
+        let image = store
+            .add_image(br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#)
+            .unwrap();
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        for name in [
+            format!("sha256:{hex}"),
+            "sha256".into(),
+            "docker.io/sha256:1".into(),
+        ] {
+            let r: Reference = name.parse().unwrap();
+            let e = store.tag(&image.id, &r, "now").unwrap_err();
+            assert!(matches!(e, StoreError::Invalid(_)), "{name}: {e:?}");
+            assert_eq!(
+                e.to_string(),
+                "refusing to create an ambiguous tag using digest algorithm as name"
+            );
+        }
+        // Other names with `sha256` in them are fine.
+        for name in ["sha256x:1", "user/sha256:1", "sha256/x"] {
+            store.tag(&image.id, &name.parse().unwrap(), "now").unwrap();
+        }
     }
 }

@@ -12,6 +12,8 @@ mod archive;
 mod cgroup;
 mod exec;
 pub mod fs_views;
+#[cfg(test)]
+mod fuzz;
 mod host_opts;
 mod image_users;
 mod lifecycle;

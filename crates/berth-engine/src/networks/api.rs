@@ -122,64 +122,158 @@ fn opt_str(m: &Value, k: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// `POST /networks/create`'s body, read and checked on its own (nothing here looks at the
+/// other networks or the host).
+#[derive(Debug, Clone)]
+pub(crate) struct CreateRequest {
+    pub name: String,
+    pub options: Map<String, Value>,
+    pub mtu: u32,
+    pub bridge_name: String,
+    pub subnet: Option<String>,
+    pub gateway: Option<String>,
+    pub ip_range: Option<String>,
+}
+
+/// Reads the create body (moby's checks and words, in its order). `new_id` makes the
+/// network's ID, which names the bridge unless the options do.
+pub(crate) fn parse_create(
+    body: &Map<String, Value>,
+    default_mtu: u32,
+    new_id: impl FnOnce() -> Result<String, EngineError>,
+) -> Result<(String, CreateRequest), EngineError> {
+    let name = body
+        .get("Name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        return Err(EngineError::InvalidArgument(
+            "network name cannot be empty".into(),
+        ));
+    }
+    let driver = body.get("Driver").and_then(Value::as_str).unwrap_or("");
+    let driver = if driver.is_empty() { "bridge" } else { driver };
+    if PREDEFINED.contains(&name.as_str()) {
+        return Err(EngineError::Forbidden(format!(
+            "{name} is a pre-defined network and cannot be created"
+        )));
+    }
+    if driver != "bridge" {
+        return Err(EngineError::NotFound(format!(
+            "plugin \"{driver}\" not found"
+        )));
+    }
+    let options: Map<String, Value> = body
+        .get("Options")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let opt = |k: &str| options.get(k).and_then(Value::as_str).map(String::from);
+    let mtu = match opt("com.docker.network.driver.mtu") {
+        Some(m) => m
+            .parse::<u32>()
+            .ok()
+            .filter(|m| (68..=65535).contains(m))
+            .ok_or_else(|| EngineError::InvalidArgument(format!("invalid MTU number: {m}")))?,
+        None => default_mtu,
+    };
+    let id = new_id()?;
+    let bridge_name = opt("com.docker.network.bridge.name")
+        .unwrap_or_else(|| format!("br-{}", id.get(..12).unwrap_or(&id)));
+    if !bridge::valid_name(&bridge_name) {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid bridge name: {bridge_name}"
+        )));
+    }
+    let ipam_cfg = body
+        .get("IPAM")
+        .and_then(|i| i.get("Config"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let first = ipam_cfg.first().cloned().unwrap_or(Value::Null);
+    let req = CreateRequest {
+        name,
+        mtu,
+        bridge_name,
+        subnet: opt_str(&first, "Subnet"),
+        gateway: opt_str(&first, "Gateway"),
+        ip_range: opt_str(&first, "IPRange"),
+        options,
+    };
+    Ok((id, req))
+}
+
+/// The subnet, gateway and IP range of a new network: the requested ones checked against
+/// the `taken` subnets, or `next` free subnet of the pools.
+pub(crate) fn create_ipam(
+    req: &CreateRequest,
+    taken: impl IntoIterator<Item = Ipv4Net>,
+    next: impl FnOnce() -> Option<Ipv4Net>,
+) -> Result<(Ipv4Net, Ipv4Addr, Option<Ipv4Net>), EngineError> {
+    let subnet = match &req.subnet {
+        Some(s) => {
+            let net: Ipv4Net = s.parse().map_err(|e: berth_network::NetError| {
+                EngineError::InvalidArgument(format!("Invalid subnet {s} : {e}"))
+            })?;
+            if taken.into_iter().any(|o| o.overlaps(&net)) {
+                return Err(EngineError::Forbidden(
+                    "Pool overlaps with other one on this address space".into(),
+                ));
+            }
+            net
+        }
+        None => {
+            if req.gateway.is_some() || req.ip_range.is_some() {
+                return Err(EngineError::InvalidArgument(
+                    "ipRange or gateway given without a subnet".into(),
+                ));
+            }
+            next().ok_or_else(|| {
+                EngineError::Forbidden(
+                    "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+                )
+            })?
+        }
+    };
+    let gateway = match &req.gateway {
+        Some(g) => {
+            let ip: Ipv4Addr = g.parse().map_err(|_| {
+                EngineError::InvalidArgument(format!("invalid gateway address {g}"))
+            })?;
+            if !subnet.contains(ip) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "failed to allocate gateway ({g}): Requested address is out of range"
+                )));
+            }
+            ip
+        }
+        None => subnet.nth(1).unwrap_or(subnet.addr()),
+    };
+    let ip_range = match &req.ip_range {
+        Some(s) => {
+            let range: Ipv4Net = s.parse().map_err(|e: berth_network::NetError| {
+                EngineError::InvalidArgument(format!("Invalid range {s} : {e}"))
+            })?;
+            if !subnet.contains(range.addr()) || range.prefix() < subnet.prefix() {
+                return Err(EngineError::InvalidArgument(format!(
+                    "no matching subnet for range {s}"
+                )));
+            }
+            Some(range)
+        }
+        None => None,
+    };
+    Ok((subnet, gateway, ip_range))
+}
+
 impl Engine {
     /// `POST /networks/create`.
     pub async fn network_create(&self, body: Map<String, Value>) -> Result<Value, EngineError> {
         let n = &self.networks;
-        let name = body
-            .get("Name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if name.is_empty() {
-            return Err(EngineError::InvalidArgument(
-                "network name cannot be empty".into(),
-            ));
-        }
-        let driver = body.get("Driver").and_then(Value::as_str).unwrap_or("");
-        let driver = if driver.is_empty() { "bridge" } else { driver };
-        if PREDEFINED.contains(&name.as_str()) {
-            return Err(EngineError::Forbidden(format!(
-                "{name} is a pre-defined network and cannot be created"
-            )));
-        }
-        if driver != "bridge" {
-            return Err(EngineError::NotFound(format!(
-                "plugin \"{driver}\" not found"
-            )));
-        }
-        let options: Map<String, Value> = body
-            .get("Options")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        let opt = |k: &str| options.get(k).and_then(Value::as_str).map(String::from);
-        let mtu = match opt("com.docker.network.driver.mtu") {
-            Some(m) => m
-                .parse::<u32>()
-                .ok()
-                .filter(|m| (68..=65535).contains(m))
-                .ok_or_else(|| EngineError::InvalidArgument(format!("invalid MTU number: {m}")))?,
-            None => self.config.network.mtu,
-        };
-        let id = random_hex(32)?;
-        let bridge_name =
-            opt("com.docker.network.bridge.name").unwrap_or_else(|| format!("br-{}", &id[..12]));
-        if !bridge::valid_name(&bridge_name) {
-            return Err(EngineError::InvalidArgument(format!(
-                "invalid bridge name: {bridge_name}"
-            )));
-        }
-        let ipam_cfg = body
-            .get("IPAM")
-            .and_then(|i| i.get("Config"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let first = ipam_cfg.first().cloned().unwrap_or(Value::Null);
-        let given_subnet = opt_str(&first, "Subnet");
-        let given_gw = opt_str(&first, "Gateway");
-        let given_range = opt_str(&first, "IPRange");
+        let (id, req) = parse_create(&body, self.config.network.mtu, || random_hex(32))?;
+        let name = req.name.clone();
         let r = {
             let st = n.lock();
             if st.nets.values().any(|r| r.name == name) {
@@ -189,69 +283,16 @@ impl Engine {
             }
             // An interface berth did not make (docker0, eth0, ...) is never adopted: removing
             // the network would delete it.
-            if st.nets.values().any(|r| r.bridge == bridge_name) || bridge::exists(&bridge_name) {
+            let bridge_name = &req.bridge_name;
+            if st.nets.values().any(|r| r.bridge == *bridge_name) || bridge::exists(bridge_name) {
                 return Err(EngineError::Conflict(format!(
                     "bridge name {bridge_name} is already in use by another network"
                 )));
             }
-            let subnet = match &given_subnet {
-                Some(s) => {
-                    let net: Ipv4Net = s.parse().map_err(|e: berth_network::NetError| {
-                        EngineError::InvalidArgument(format!("Invalid subnet {s} : {e}"))
-                    })?;
-                    if st
-                        .nets
-                        .values()
-                        .filter_map(|r| r.subnet)
-                        .any(|o| o.overlaps(&net))
-                    {
-                        return Err(EngineError::Forbidden(
-                            "Pool overlaps with other one on this address space".into(),
-                        ));
-                    }
-                    net
-                }
-                None => {
-                    if given_gw.is_some() || given_range.is_some() {
-                        return Err(EngineError::InvalidArgument(
-                            "ipRange or gateway given without a subnet".into(),
-                        ));
-                    }
-                    ipam::next_subnet(&n.pools(), &Networks::taken_subnets(&st)).ok_or_else(|| {
-                        EngineError::Forbidden(
-                            "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
-                        )
-                    })?
-                }
-            };
-            let gateway = match &given_gw {
-                Some(g) => {
-                    let ip: Ipv4Addr = g.parse().map_err(|_| {
-                        EngineError::InvalidArgument(format!("invalid gateway address {g}"))
-                    })?;
-                    if !subnet.contains(ip) {
-                        return Err(EngineError::InvalidArgument(format!(
-                            "failed to allocate gateway ({g}): Requested address is out of range"
-                        )));
-                    }
-                    ip
-                }
-                None => subnet.nth(1).unwrap_or(subnet.addr()),
-            };
-            let ip_range = match &given_range {
-                Some(s) => {
-                    let range: Ipv4Net = s.parse().map_err(|e: berth_network::NetError| {
-                        EngineError::InvalidArgument(format!("Invalid range {s} : {e}"))
-                    })?;
-                    if !subnet.contains(range.addr()) || range.prefix() < subnet.prefix() {
-                        return Err(EngineError::InvalidArgument(format!(
-                            "no matching subnet for range {s}"
-                        )));
-                    }
-                    Some(range)
-                }
-                None => None,
-            };
+            let (subnet, gateway, ip_range) =
+                create_ipam(&req, st.nets.values().filter_map(|r| r.subnet), || {
+                    ipam::next_subnet(&n.pools(), &Networks::taken_subnets(&st))
+                })?;
             NetRecord {
                 id: id.clone(),
                 name: name.clone(),
@@ -260,8 +301,8 @@ impl Engine {
                 subnet: Some(subnet),
                 gateway: Some(gateway),
                 ip_range,
-                user_ipam: given_subnet.is_some(),
-                gateway_given: given_gw.is_some(),
+                user_ipam: req.subnet.is_some(),
+                gateway_given: req.gateway.is_some(),
                 internal: bool_of(&body, "Internal"),
                 attachable: bool_of(&body, "Attachable"),
                 labels: body
@@ -269,9 +310,9 @@ impl Engine {
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default(),
-                options,
-                bridge: bridge_name,
-                mtu,
+                options: req.options,
+                bridge: req.bridge_name,
+                mtu: req.mtu,
                 endpoints: BTreeMap::new(),
                 last_ip: None,
             }

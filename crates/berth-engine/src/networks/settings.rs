@@ -81,6 +81,15 @@ fn strs(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// A port number in decimal digits only, as Go's `strconv.ParseUint` reads it (Rust's
+/// `parse` would also take a leading `+`).
+fn port_number(s: &str) -> Option<u16> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 /// `80/tcp` → (80, "tcp"); `80` → tcp.
 pub(crate) fn parse_port_key(k: &str) -> Result<(u16, String), EngineError> {
     let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
@@ -90,9 +99,7 @@ pub(crate) fn parse_port_key(k: &str) -> Result<(u16, String), EngineError> {
             "invalid proto '{proto}'"
         )));
     }
-    let port = p
-        .parse::<u16>()
-        .ok()
+    let port = port_number(p)
         .filter(|p| *p > 0)
         .ok_or_else(|| EngineError::InvalidArgument(format!("invalid port '{p}'")))?;
     Ok((port, proto))
@@ -106,8 +113,8 @@ pub(crate) fn port_range(s: &str) -> Result<(u16, u16), NetError> {
     }
     let (a, b) = s.split_once('-').unwrap_or((s, s));
     let (a, b) = (
-        a.parse::<u16>().map_err(|_| bad())?,
-        b.parse::<u16>().map_err(|_| bad())?,
+        port_number(a).ok_or_else(bad)?,
+        port_number(b).ok_or_else(bad)?,
     );
     if a > b {
         return Err(bad());
@@ -341,9 +348,10 @@ pub(crate) fn from_request(
     }
     let mac = (!mac.is_empty()).then_some(mac);
     if let Some(m) = &mac {
+        // Hex digits only: `from_str_radix` would also take a sign (`+f`).
         let ok = m.split(':').count() == 6
             && m.split(':')
-                .all(|x| x.len() == 2 && u8::from_str_radix(x, 16).is_ok());
+                .all(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_hexdigit()));
         if !ok {
             return Err(EngineError::InvalidArgument(format!(
                 "invalid MAC address: {m}"
@@ -584,6 +592,10 @@ mod tests {
         assert!(req(json!({"NetworkMode": "user"}), outside).is_err());
         let mac = json!({"EndpointsConfig": {"user": {"MacAddress": "zz:00"}}});
         assert!(req(json!({"NetworkMode": "user"}), mac).is_err());
+        // Found by fuzzing: a sign passed `u8::from_str_radix` (`+f` read as 0x0f).
+        let signed = json!({"EndpointsConfig": {"user": {"MacAddress": "+f:+f:+f:+f:+f:+f"}}});
+        let e = req(json!({"NetworkMode": "user"}), signed).unwrap_err();
+        assert_eq!(e.to_string(), "invalid MAC address: +f:+f:+f:+f:+f:+f");
         let port = json!({"NetworkMode": "user", "PortBindings": {"80/tcp": [{"HostPort": "x"}]}});
         assert!(req(port, json!({})).is_err());
         let hostip =
@@ -662,6 +674,11 @@ mod tests {
         assert_eq!(port_range("8000-8010").unwrap(), (8000, 8010));
         assert!(port_range("9-8").is_err());
         assert!(port_range("70000").is_err());
+        // Rust's integer parsing takes a `+` sign, Go's ParseUint (moby `nat.ParsePort`)
+        // does not.
+        assert!(parse_port_key("+80/tcp").is_err());
+        assert!(port_range("+8080").is_err());
+        assert!(port_range("1-+2").is_err());
     }
 
     fn ep(ip: &str, name: &str) -> Endpoint {

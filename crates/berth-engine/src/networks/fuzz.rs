@@ -1,0 +1,317 @@
+//! Bounded fuzzing (proptest) of what a network create body and a container create
+//! body's network settings are read into: arbitrary JSON and well-formed bodies with
+//! hostile values never panic, and what is accepted holds together (the gateway and the
+//! range lie in the subnet, the MTU is in range, published ports parse).
+//! Seeds: `tests/corpus/network_create.jsonl`, `tests/corpus/container_network.jsonl`.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use berth_network::{bridge, Ipv4Net};
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+
+use super::api::{create_ipam, parse_create};
+use super::settings::{from_request, port_range};
+use super::{HostReady, NetRecord, Networks, State, DEFAULT};
+use crate::fuzz_support::{arb_json, config, corpus, mutated};
+
+const NET_KEYS: &[&str] = &[
+    "Name",
+    "Driver",
+    "Options",
+    "IPAM",
+    "Config",
+    "Subnet",
+    "Gateway",
+    "IPRange",
+    "Labels",
+    "Internal",
+    "Attachable",
+    "com.docker.network.driver.mtu",
+    "com.docker.network.bridge.name",
+    "EnableIPv6",
+    "CheckDuplicate",
+];
+
+const NET_PATHS: &[&str] = &[
+    "Name",
+    "Driver",
+    "Options",
+    "Options|com.docker.network.driver.mtu",
+    "Options|com.docker.network.bridge.name",
+    "IPAM",
+    "IPAM|Config",
+    "IPAM|Config|0",
+    "IPAM|Config|0|Subnet",
+    "IPAM|Config|0|Gateway",
+    "IPAM|Config|0|IPRange",
+    "Labels",
+    "Internal",
+    "Attachable",
+];
+
+/// Subnets already taken by other networks.
+fn taken() -> Vec<Ipv4Net> {
+    ["172.17.0.0/16", "10.0.1.0/24"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
+/// Runs the pure part of `network_create` and checks what it accepted.
+fn check_network(body: &Value) {
+    let Some(body) = body.as_object() else { return };
+    let id = "0123456789abcdef".repeat(4);
+    let Ok((got_id, req)) = parse_create(body, 1500, || Ok(id.clone())) else {
+        return;
+    };
+    assert_eq!(got_id, id);
+    assert!(!req.name.is_empty());
+    assert!((68..=65535).contains(&req.mtu), "mtu {}", req.mtu);
+    assert!(bridge::valid_name(&req.bridge_name));
+    let default: Ipv4Net = "172.18.0.0/16".parse().unwrap();
+    let Ok((subnet, gateway, range)) = create_ipam(&req, taken(), || Some(default)) else {
+        return;
+    };
+    assert!(subnet.contains(gateway), "{subnet} lacks gateway {gateway}");
+    assert!(taken().iter().all(|t| !t.overlaps(&subnet)) || req.subnet.is_none());
+    if let Some(r) = range {
+        assert!(subnet.contains(r.addr()) && r.prefix() >= subnet.prefix());
+    }
+    // What inspect later prints must parse back.
+    assert_eq!(subnet.to_string().parse::<Ipv4Net>().unwrap(), subnet);
+    let _ = subnet.nth(u32::MAX);
+    let _ = subnet.nth(2);
+}
+
+fn good_network() -> Value {
+    json!({
+        "Name": "fuzznet",
+        "Driver": "bridge",
+        "Options": {"com.docker.network.driver.mtu": "1400"},
+        "IPAM": {"Config": [{"Subnet": "172.28.0.0/16", "Gateway": "172.28.0.1", "IPRange": "172.28.5.0/24"}]},
+        "Labels": {"a": "b"},
+    })
+}
+
+const CTR_KEYS: &[&str] = &[
+    "NetworkMode",
+    "PortBindings",
+    "HostIp",
+    "HostPort",
+    "ExposedPorts",
+    "EndpointsConfig",
+    "Aliases",
+    "IPAMConfig",
+    "IPv4Address",
+    "MacAddress",
+    "Dns",
+    "DnsSearch",
+    "DnsOptions",
+    "ExtraHosts",
+    "PublishAllPorts",
+    "Hostname",
+    "Domainname",
+    "80/tcp",
+    "bridge",
+    "user",
+];
+
+const CTR_PATHS: &[&str] = &[
+    "config|Hostname",
+    "config|Domainname",
+    "config|MacAddress",
+    "config|ExposedPorts",
+    "config|ExposedPorts|90/udp",
+    "hc|NetworkMode",
+    "hc|PortBindings",
+    "hc|PortBindings|80/tcp",
+    "hc|PortBindings|80/tcp|0|HostPort",
+    "hc|PortBindings|80/tcp|0|HostIp",
+    "hc|PublishAllPorts",
+    "hc|Dns",
+    "hc|ExtraHosts",
+    "net|EndpointsConfig",
+    "net|EndpointsConfig|user",
+    "net|EndpointsConfig|user|Aliases",
+    "net|EndpointsConfig|user|IPAMConfig|IPv4Address",
+    "net|EndpointsConfig|user|MacAddress",
+    "net|EndpointsConfig|bridge|Aliases",
+    "net|EndpointsConfig|default",
+];
+
+/// Networks under `data_root` holding [`state`]'s two networks, for tests that need a
+/// `Networks`: no host set-up, no firewall (its chains are never written).
+pub(crate) fn test_networks(data_root: &std::path::Path) -> std::sync::Arc<Networks> {
+    let dir = data_root.join("network");
+    for d in ["networks", "containers"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let cfg = crate::config::NetConfig {
+        iptables: false,
+        ip_forward: false,
+        ..Default::default()
+    };
+    let n = Networks {
+        dir,
+        cfg,
+        fw: berth_network::firewall::Firewall::new("fuzz", false),
+        fw_live: std::sync::Mutex::new(false),
+        st: std::sync::Arc::new(std::sync::Mutex::new(state())),
+        events: Default::default(),
+        host_ready: HostReady::default(),
+        reaper: berth_network::endpoint::Reaper::start().unwrap(),
+    };
+    n.host_ready.set();
+    std::sync::Arc::new(n)
+}
+
+fn state() -> State {
+    let mut st = State::default();
+    for (id, name, subnet) in [
+        ("aaa111", DEFAULT, "10.0.0.0/24"),
+        ("bbb222", "user", "10.0.1.0/24"),
+    ] {
+        st.nets.insert(
+            id.into(),
+            NetRecord {
+                id: id.into(),
+                name: name.into(),
+                driver: "bridge".into(),
+                created: String::new(),
+                subnet: Some(subnet.parse().unwrap()),
+                gateway: None,
+                ip_range: None,
+                user_ipam: false,
+                gateway_given: false,
+                internal: false,
+                attachable: false,
+                labels: Map::new(),
+                options: Map::new(),
+                bridge: format!("br-{id}"),
+                mtu: 1500,
+                endpoints: BTreeMap::new(),
+                last_ip: None,
+            },
+        );
+    }
+    st
+}
+
+/// Reads a container's network settings from `{"config", "hc", "net"}` and checks them.
+fn check_container(v: &Value) {
+    let obj = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (config, hc) = (obj("config"), obj("hc"));
+    let net = v.get("net");
+    let peer = v.get("peer").and_then(Value::as_str).map(String::from);
+    let st = state();
+    let Ok(c) = from_request(&st, "c0ffee0123456789", "/n", &config, &hc, net, peer) else {
+        return;
+    };
+    for spec in c.port_specs() {
+        assert!(spec.port > 0);
+        assert!(port_range(&spec.host_port).is_ok(), "{spec:?}");
+        assert!(spec.host_ip.is_empty() || spec.host_ip.parse::<Ipv4Addr>().is_ok());
+    }
+    if let Some(m) = &c.mac {
+        // Six pairs of hex digits, as Go's `net.ParseMAC` wants them (no signs).
+        assert_eq!(m.split(':').count(), 6, "{m}");
+        assert!(
+            m.split(':')
+                .all(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_hexdigit())),
+            "MAC {m:?} accepted"
+        );
+    }
+    let _ = c.dns_settings();
+    // The record is stored as JSON and read back at every start.
+    let back: super::settings::CtrNet =
+        serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+    assert_eq!(back.bindings, c.bindings);
+}
+
+fn good_container() -> Value {
+    json!({
+        "config": {"Hostname": "", "ExposedPorts": {"90/udp": {}}},
+        "hc": {
+            "NetworkMode": "user",
+            "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080-8081"}]},
+            "Dns": ["1.1.1.1"],
+        },
+        "net": {"EndpointsConfig": {"user": {"Aliases": ["a"], "IPAMConfig": {"IPv4Address": "10.0.1.5"}}}},
+    })
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    #[test]
+    fn network_create_arbitrary_json(body in arb_json(NET_KEYS)) {
+        check_network(&body);
+    }
+
+    #[test]
+    fn network_create_hostile_fields(body in mutated(good_network(), NET_PATHS, NET_KEYS)) {
+        check_network(&body);
+    }
+
+    #[test]
+    fn network_create_subnet_text(
+        subnet in "[0-9./-]{0,20}",
+        gw in "[0-9.]{0,16}",
+        range in "[0-9./]{0,20}",
+    ) {
+        let mut body = good_network();
+        body["IPAM"]["Config"][0] = json!({"Subnet": subnet, "Gateway": gw, "IPRange": range});
+        check_network(&body);
+    }
+
+    #[test]
+    fn container_network_arbitrary_json(v in arb_json(CTR_KEYS)) {
+        check_container(&json!({"config": v.clone(), "hc": v.clone(), "net": v}));
+    }
+
+    #[test]
+    fn container_network_hostile_fields(v in mutated(good_container(), CTR_PATHS, CTR_KEYS)) {
+        check_container(&v);
+    }
+}
+
+#[test]
+fn network_create_corpus() {
+    for body in corpus("network_create.jsonl") {
+        check_network(&body);
+    }
+}
+
+#[test]
+fn container_network_corpus() {
+    for v in corpus("container_network.jsonl") {
+        check_container(&v);
+    }
+}
+
+/// The well-formed seeds are accepted whole, so the hostile variants start deep.
+#[test]
+fn good_bodies_are_accepted() {
+    let body = good_network();
+    let (_, req) = parse_create(body.as_object().unwrap(), 1500, || Ok("f".repeat(64))).unwrap();
+    create_ipam(&req, taken(), || None).unwrap();
+    let v = good_container();
+    let obj = |k: &str| v[k].as_object().unwrap().clone();
+    from_request(
+        &state(),
+        "c0ffee0123456789",
+        "/n",
+        &obj("config"),
+        &obj("hc"),
+        v.get("net"),
+        None,
+    )
+    .unwrap();
+}
