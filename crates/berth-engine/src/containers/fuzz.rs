@@ -279,11 +279,7 @@ struct Created {
 
 /// `start_container`'s reading of a stored record, up to the OCI spec (no mount, no
 /// process): the host options, the spec input, the spec.
-fn start_steps(c: &Containers, mut created: Created) -> Result<(), EngineError> {
-    // Known crash, fixed on another branch (issue 13, the spec builder's arithmetic):
-    // `NanoCpus` × the CFS period overflows in `berth-runtime`. Drop this line when it
-    // lands; `tests/corpus/container_create.jsonl` has the minimized case.
-    created.host_config.remove("NanoCpus");
+fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
     let rec = super::Record {
         id: created.id.clone(),
         name: "/fuzz".into(),
@@ -310,7 +306,16 @@ fn start_steps(c: &Containers, mut created: Created) -> Result<(), EngineError> 
         hosts: String::new(),
         resolv: String::new(),
     };
-    let input = spec::spec_input(&rec, &rootfs, &data_dir, &plan, "/berth-fuzz/x", opts)?;
+    let users = super::userdb::UserDb::read(&std::fs::File::open(&rootfs).unwrap())?;
+    let input = spec::spec_input(
+        &rec,
+        &rootfs,
+        &data_dir,
+        &plan,
+        "/berth-fuzz/x",
+        opts,
+        &users,
+    )?;
     let _ = berth_runtime::build_spec(&input);
     Ok(())
 }
