@@ -6,9 +6,12 @@
 //! while one was mounted leaves it behind, and the next start removes it.
 //!
 //! Owns: walking `<data-root>/containers/<id>/rw/diff`, read-only views of a stopped
-//! container's root, tar writing of a directory tree. Does not own: the layers
+//! container's root, tar writing of a directory tree (through directory descriptors,
+//! `berth_sys::dirfd`: a running container that swaps a directory for a symlink to the
+//! host meanwhile gets its symlink archived, never the host's files). Does not own: the layers
 //! (`berth-image` stores and unpacks them) nor volume records (`volumes`).
 
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -23,6 +26,8 @@ use crate::system::now_rfc3339;
 use crate::volumes::dir_size;
 use crate::{Engine, EngineError};
 use berth_image::chunks::{read_or_zeros, StreamWriter};
+use berth_sys::dirfd;
+use xattr::FileExt;
 
 /// The xattr overlayfs reads to treat a directory as opaque.
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
@@ -93,17 +98,20 @@ pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<(String, u8)> {
     out
 }
 
-/// Appends the tree at `dir` to `b`, entry names under `prefix` (`""` for the top, else
-/// ending without `/`), never following symlinks. With `layer`, overlay whiteouts and
-/// opaque dirs become `.wh.NAME` and `.wh..wh..opq` entries (the image layer format).
+/// Appends the tree below the open directory `dir` to `b`, entry names under `prefix`
+/// (`""` for the top, else ending without `/`). Each child is opened relative to its
+/// parent's descriptor without following it (`berth_sys::dirfd`), and its header made
+/// from that descriptor: a directory swapped for a symlink meanwhile is archived as the
+/// symlink it has become, never walked into. With `layer`, overlay whiteouts and opaque
+/// dirs become `.wh.NAME` and `.wh..wh..opq` entries (the image layer format).
 pub(crate) fn append_tree<W: TarSink>(
     b: &mut tar::Builder<W>,
-    dir: &Path,
+    dir: &File,
     prefix: &str,
     layer: bool,
 ) -> io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
+    let mut entries = dirfd::read_names(dir)?;
+    entries.sort_by(|x, y| x.0.cmp(&y.0));
     let join = |n: &str| {
         if prefix.is_empty() {
             n.to_string()
@@ -111,27 +119,35 @@ pub(crate) fn append_tree<W: TarSink>(
             format!("{prefix}/{n}")
         }
     };
-    for e in entries {
-        let path = e.path();
-        let fname = e.file_name().to_string_lossy().into_owned();
+    for (fname, hint) in entries {
+        let mut o = match dirfd::open_entry(dir, &fname, hint) {
+            Ok(o) => o,
+            // Removed since the directory was read: as if it never was.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let fname = fname.to_string_lossy().into_owned();
         let name = join(&fname);
-        let md = std::fs::symlink_metadata(&path)?;
-        if layer && is_whiteout(&md) {
-            append_empty(b, &join(&format!(".wh.{fname}")), &md)?;
+        if layer && is_whiteout(&o.md) {
+            append_empty(b, &join(&format!(".wh.{fname}")), &o.md)?;
             continue;
         }
-        if md.file_type().is_socket() {
+        if o.md.file_type().is_socket() {
             continue;
         }
-        append_entry(b, &path, &name, &md)?;
-        if md.is_dir() {
-            if layer && is_opaque(&path) {
-                append_empty(b, &format!("{name}/.wh..wh..opq"), &md)?;
+        append_entry(b, &mut o, &name)?;
+        if o.md.is_dir() {
+            if layer && is_opaque_fd(&o.file) {
+                append_empty(b, &format!("{name}/.wh..wh..opq"), &o.md)?;
             }
-            append_tree(b, &path, &name, layer)?;
+            append_tree(b, &o.file, &name, layer)?;
         }
     }
     Ok(())
+}
+
+fn is_opaque_fd(dir: &File) -> bool {
+    matches!(dir.get_xattr(OPAQUE_XATTR), Ok(Some(v)) if v == b"y")
 }
 
 /// Writes `name` into `h`, with a GNU long-name record first when it does not fit.
@@ -161,14 +177,14 @@ fn set_name<W: TarSink>(
     Ok(())
 }
 
-/// One entry for the file at `path` (not followed) named `name` (a directory gets a
-/// trailing `/`).
+/// One entry for the opened file `o` (see [`dirfd::open_entry`]) named `name` (a
+/// directory gets a trailing `/`); contents and header both come from its descriptor.
 pub(crate) fn append_entry<W: TarSink>(
     b: &mut tar::Builder<W>,
-    path: &Path,
+    o: &mut dirfd::Opened,
     name: &str,
-    md: &std::fs::Metadata,
 ) -> io::Result<()> {
+    let md = &o.md;
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(md, tar::HeaderMode::Complete);
     let ft = md.file_type();
@@ -180,7 +196,7 @@ pub(crate) fn append_entry<W: TarSink>(
     if ft.is_symlink() {
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
-        let target = std::fs::read_link(path)?;
+        let target = dirfd::read_link(&o.file)?;
         if h.set_link_name(&target).is_err() {
             // A target over 100 bytes: tar's own long-link records (names normalised).
             return b.append_link(&mut h, &name, &target);
@@ -212,7 +228,7 @@ pub(crate) fn append_entry<W: TarSink>(
         // 8 KiB reads, and a file that grew meanwhile would corrupt the archive.
         let w = b.get_mut();
         w.write_all(h.as_bytes())?;
-        w.copy_file(&mut std::fs::File::open(path)?, md.len())?;
+        w.copy_file(&mut o.file, md.len())?;
         let pad = (512 - md.len() % 512) % 512;
         w.write_all(&[0u8; 512][..pad as usize])
     } else {
@@ -528,7 +544,8 @@ impl Engine {
         tokio::task::spawn_blocking(move || {
             let mut b = tar::Builder::new(StreamWriter::new(tx.clone()));
             b.follow_symlinks(false);
-            let r = append_tree(&mut b, &view.root, "", false)
+            let r = dirfd::open_dir(&view.root)
+                .and_then(|root| append_tree(&mut b, &root, "", false))
                 .and_then(|()| b.into_inner())
                 .and_then(|mut w| w.flush());
             if let Err(e) = r {
@@ -586,7 +603,7 @@ impl Engine {
                 .spawn(move || {
                     let mut b = tar::Builder::new(ChunkWriter::new(tx));
                     b.follow_symlinks(false);
-                    append_tree(&mut b, &upper, "", true)?;
+                    append_tree(&mut b, &dirfd::open_dir(&upper)?, "", true)?;
                     b.into_inner()?.flush()
                 })
                 .map_err(EngineError::io("cannot start a thread for", &dir))?;
@@ -775,7 +792,7 @@ mod tests {
         {
             assert!(changes(&upper, &[lower]).contains(&("/etc/group".to_string(), 2)));
             let mut b = tar::Builder::new(Vec::new());
-            append_tree(&mut b, &upper, "", true).unwrap();
+            append_tree(&mut b, &dirfd::open_dir(&upper).unwrap(), "", true).unwrap();
             let names = read_tar(&b.into_inner().unwrap());
             assert!(names.contains(&"etc/.wh.group".to_string()), "{names:?}");
         }
@@ -790,7 +807,7 @@ mod tests {
         std::fs::write(tmp.path().join("big"), &data).unwrap();
         std::fs::write(tmp.path().join("small"), b"abc").unwrap();
         let mut b = tar::Builder::new(Vec::new());
-        append_tree(&mut b, tmp.path(), "", false).unwrap();
+        append_tree(&mut b, &dirfd::open_dir(tmp.path()).unwrap(), "", false).unwrap();
         let bytes = b.into_inner().unwrap();
         let mut a = tar::Archive::new(bytes.as_slice());
         let mut got = std::collections::BTreeMap::new();
@@ -817,7 +834,7 @@ mod tests {
         std::fs::write(tmp.path().join("d").join(&long), "x").unwrap();
         std::os::unix::fs::symlink("/etc", tmp.path().join("d/link")).unwrap();
         let mut b = tar::Builder::new(Vec::new());
-        append_tree(&mut b, tmp.path(), ".", false).unwrap();
+        append_tree(&mut b, &dirfd::open_dir(tmp.path()).unwrap(), ".", false).unwrap();
         let names = read_tar(&b.into_inner().unwrap());
         assert!(
             names.contains(&"./d/".to_string()) || names.contains(&"./d".to_string()),

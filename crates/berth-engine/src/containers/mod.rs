@@ -21,6 +21,7 @@ mod pause;
 mod record;
 mod spec;
 mod stats;
+mod untar;
 mod update;
 
 use std::collections::HashMap;
