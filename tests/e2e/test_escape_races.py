@@ -1,6 +1,6 @@
 """No path out of the container root while a container races us (issue 13 §2): a container
 flips paths between a directory and a symlink to the host in a tight loop while docker cp
-(both ways), export and commit run again and again. No host byte may leave (a marker file
+(both ways), export, commit and diff run again and again. No host byte may leave (a marker file
 on the host never shows in any tar or committed layer) and no host file may change (a file
 copied in never lands on the host).
 
@@ -26,7 +26,7 @@ import pytest
 from conftest import poll, unix_connect
 from test_containers import daemon, dk  # noqa: F401  (the fixture and the CLI helper)
 
-DEFAULT_ITERATIONS = {"cp-in": 1000, "cp-out": 1000, "export": 200, "commit": 100}
+DEFAULT_ITERATIONS = {"cp-in": 1000, "cp-out": 1000, "export": 200, "commit": 100, "diff": 1000}
 
 
 def _budget(case: str) -> tuple[int, float]:
@@ -67,6 +67,8 @@ def race(daemon, tmp_path):
     host.mkdir()
     marker = f"berth-race-marker-{tag}"
     (host / marker).write_text(f"host only {tag}\n")
+    # A name only the host has: `docker diff` lists names.
+    (host / f"host-name-{tag}").write_text("")
     # One loop per path; `rm -rf` because copies that land in a directory fill it. The
     # directories hold a file of the marker's name (with other content): a walk inside
     # one when it turns into the link would read the host's marker through it.
@@ -101,7 +103,7 @@ def _run(case: str, step) -> int:
 
 
 def _host_dir_unchanged(host: Path, marker: str, content: bytes) -> None:
-    assert sorted(p.name for p in host.iterdir()) == [marker]
+    assert sorted(p.name for p in host.iterdir() if not p.name.startswith("host-name-")) == [marker]
     assert (host / marker).read_bytes() == content
 
 
@@ -207,3 +209,18 @@ def test_commit_never_takes_host_files(race):
     _host_dir_unchanged(host, marker, content)
     for i in set(ids):
         dk(d, "rmi", "-f", i, check=False)
+
+
+def test_diff_never_lists_host_files(race):
+    d, host, marker, content, _ = race
+    conn = unix_connect(d.sock)
+    hostname = next(p.name for p in host.iterdir() if p.name.startswith("host-name-"))
+
+    def step(i: int) -> None:
+        r = conn.request("GET", "/containers/flipper/changes")
+        assert r.status == 200, r.text
+        assert hostname not in r.text, f"try {i}: a host file's name in docker diff"
+
+    _run("diff", step)
+    conn.close()
+    _host_dir_unchanged(host, marker, content)

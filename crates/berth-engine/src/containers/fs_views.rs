@@ -37,10 +37,6 @@ fn is_whiteout(md: &std::fs::Metadata) -> bool {
     md.file_type().is_char_device() && md.rdev() == 0
 }
 
-fn is_opaque(path: &Path) -> bool {
-    matches!(xattr::get(path, OPAQUE_XATTR), Ok(Some(v)) if v == b"y")
-}
-
 /// Whether `rel` exists in the image's layers (`lowers`, top first).
 fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
     for l in lowers {
@@ -52,26 +48,28 @@ fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
 }
 
 /// `docker diff` entries (path, kind: 0 changed, 1 added, 2 deleted) of the upper dir
-/// `upper` over `lowers` (top first), sorted by path.
+/// `upper` over `lowers` (top first), sorted by path. The upper dir, which a running
+/// container changes meanwhile, is walked through directory descriptors; the lowers are
+/// image layers nobody writes.
 pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<(String, u8)> {
-    fn walk(upper: &Path, lowers: &[PathBuf], rel: &Path, out: &mut Vec<(String, u8)>) {
-        let Ok(rd) = std::fs::read_dir(upper.join(rel)) else {
+    fn walk(dir: &File, lowers: &[PathBuf], rel: &Path, out: &mut Vec<(String, u8)>) {
+        let Ok(names) = dirfd::read_names(dir) else {
             return;
         };
-        for e in rd.flatten() {
-            let r = rel.join(e.file_name());
-            let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+        for (n, hint) in names {
+            let r = rel.join(&n);
+            let Ok(o) = dirfd::open_entry(dir, &n, hint) else {
                 continue;
             };
             let shown = format!("/{}", r.display());
-            if is_whiteout(&md) {
+            if is_whiteout(&o.md) {
                 out.push((shown, 2));
                 continue;
             }
             let existed = in_lowers(lowers, &r);
             out.push((shown, if existed { 0 } else { 1 }));
-            if md.is_dir() {
-                if existed && is_opaque(&e.path()) {
+            if o.md.is_dir() {
+                if existed && is_opaque_fd(&o.file) {
                     // Everything the image had below an opaque dir is gone, unless the
                     // upper dir has it again.
                     for l in lowers {
@@ -81,18 +79,20 @@ pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<(String, u8)> {
                             .flatten()
                         {
                             let cr = r.join(c.file_name());
-                            if std::fs::symlink_metadata(upper.join(&cr)).is_err() {
+                            if matches!(dirfd::stat_child(&o.file, &c.file_name()), Ok(None)) {
                                 out.push((format!("/{}", cr.display()), 2));
                             }
                         }
                     }
                 }
-                walk(upper, lowers, &r, out);
+                walk(&o.file, lowers, &r, out);
             }
         }
     }
     let mut out = Vec::new();
-    walk(upper, lowers, Path::new(""), &mut out);
+    if let Ok(top) = dirfd::open_dir(upper) {
+        walk(&top, lowers, Path::new(""), &mut out);
+    }
     out.sort();
     out.dedup();
     out
