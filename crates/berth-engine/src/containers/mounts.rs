@@ -830,4 +830,56 @@ mod tests {
             Path::new("/etc/passwd")
         );
     }
+
+    /// A volume shared with a running container: while the copy runs, that container
+    /// swaps a directory the copy made for a symlink to a host directory. Nothing may be
+    /// written there.
+    #[test]
+    fn copy_tree_never_writes_through_a_swapped_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst, host) = (
+            tmp.path().join("s"),
+            tmp.path().join("d"),
+            tmp.path().join("host"),
+        );
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        for i in 0..20 {
+            std::fs::write(src.join(format!("sub/f{i}")), "x").unwrap();
+        }
+        std::fs::create_dir_all(&dst).unwrap();
+        std::fs::create_dir_all(&host).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flipper = {
+            let (stop, dst, host) = (stop.clone(), dst.clone(), host.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let aside = dst.join(format!("old{n}"));
+                    n += 1;
+                    if std::fs::rename(dst.join("sub"), &aside).is_ok() {
+                        let _ = std::os::unix::fs::symlink(&host, dst.join("sub"));
+                        let _ = std::fs::remove_dir_all(&aside);
+                    }
+                    let _ = std::fs::remove_file(dst.join("sub"));
+                }
+            })
+        };
+        let (s, d) = (
+            dirfd::open_dir(&src).unwrap(),
+            dirfd::open_dir(&dst).unwrap(),
+        );
+        // The path-based copy wrote through the symlink within 200 tries (all 20 files).
+        for _ in 0..200 {
+            let _ = copy_tree(&s, &d);
+            let _ = dirfd::remove_child(&d, std::ffi::OsStr::new("sub"));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        flipper.join().unwrap();
+        let leaked: Vec<_> = std::fs::read_dir(&host).unwrap().flatten().collect();
+        assert!(
+            leaked.is_empty(),
+            "{} files written through the symlink",
+            leaked.len()
+        );
+    }
 }

@@ -631,4 +631,50 @@ mod tests {
         untar(&mut t.as_slice(), &d, opts()).unwrap();
         assert!(tmp.path().join("d").is_file());
     }
+
+    /// Another container sharing the volume swaps a directory of the upload for a
+    /// symlink to a host directory while the extraction runs: nothing lands there.
+    #[test]
+    fn a_directory_swapped_for_a_symlink_midway_is_never_written_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dest, host) = (tmp.path().join("d"), tmp.path().join("host"));
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::create_dir_all(&host).unwrap();
+        let t = tar_with(|b| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_size(0);
+            b.append_data(&mut h, "sub/", io::empty()).unwrap();
+            for i in 0..20 {
+                file(b, &format!("sub/f{i}"), b"x");
+            }
+        });
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flipper = {
+            let (stop, dest, host) = (stop.clone(), dest.clone(), host.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let aside = dest.join(format!("old{n}"));
+                    n += 1;
+                    if std::fs::rename(dest.join("sub"), &aside).is_ok() {
+                        let _ = symlink(&host, dest.join("sub"));
+                        let _ = std::fs::remove_dir_all(&aside);
+                    }
+                    let _ = std::fs::remove_file(dest.join("sub"));
+                }
+            })
+        };
+        let d = dirfd::open_dir(&dest).unwrap();
+        // The path-based layer unpacker wrote all 20 files there within 200 tries.
+        for _ in 0..200 {
+            let _ = untar(&mut t.as_slice(), &d, opts());
+            let _ = dirfd::remove_child(&d, OsStr::new("sub"));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        flipper.join().unwrap();
+        let leaked = std::fs::read_dir(&host).unwrap().count();
+        assert_eq!(leaked, 0, "files written through the symlink");
+    }
 }
