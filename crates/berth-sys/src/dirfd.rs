@@ -24,6 +24,16 @@ use nix::sys::stat::{self, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{self, Gid, Uid, UnlinkatFlags};
 
+/// How deep a walk goes below its start: each level holds a descriptor and a stack frame,
+/// so a tree a container nests without end must not take the daemon's descriptors or
+/// stack with it (a path-based walk stopped at `PATH_MAX`, about 2000 levels).
+pub const MAX_DEPTH: usize = 512;
+
+/// The error for a tree deeper than [`MAX_DEPTH`].
+pub fn too_deep() -> io::Error {
+    io::Error::other(format!("directory tree deeper than {MAX_DEPTH} levels"))
+}
+
 /// What a directory entry said it was (`d_type`); only a hint, the inode may change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Hint {
@@ -263,6 +273,10 @@ pub fn mknod_child(
 /// Removes the child `name` of `dir`, a whole directory tree included (walked by
 /// descriptors; a symlink inside is removed, never followed). Missing is no error.
 pub fn remove_child(dir: &impl AsFd, name: &OsStr) -> io::Result<()> {
+    remove_child_at(dir, name, 0)
+}
+
+fn remove_child_at(dir: &impl AsFd, name: &OsStr, depth: usize) -> io::Result<()> {
     let name = component(name)?;
     loop {
         match unistd::unlinkat(dir.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
@@ -277,8 +291,11 @@ pub fn remove_child(dir: &impl AsFd, name: &OsStr) -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
+        if depth >= MAX_DEPTH {
+            return Err(too_deep());
+        }
         for (n, _) in read_names(&sub)? {
-            remove_child(&sub, &n)?;
+            remove_child_at(&sub, &n, depth + 1)?;
         }
         match unistd::unlinkat(dir.as_fd(), name, UnlinkatFlags::RemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => return Ok(()),
@@ -470,6 +487,18 @@ mod tests {
         remove_child(&dir, OsStr::new("sub")).unwrap();
         assert!(!tmp.path().join("sub").exists());
         assert!(std::fs::metadata("/etc/passwd").is_ok());
+    }
+
+    #[test]
+    fn endless_nesting_stops_at_the_depth_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = open_dir(tmp.path()).unwrap();
+        let mut d = mkdir_child(&top, OsStr::new("n"), 0o755).unwrap();
+        for _ in 0..MAX_DEPTH + 5 {
+            d = mkdir_child(&d, OsStr::new("n"), 0o755).unwrap();
+        }
+        let e = remove_child(&top, OsStr::new("n")).unwrap_err();
+        assert!(e.to_string().contains("deeper than"), "{e}");
     }
 
     #[test]

@@ -53,6 +53,9 @@ fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
 /// image layers nobody writes.
 pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<(String, u8)> {
     fn walk(dir: &File, lowers: &[PathBuf], rel: &Path, out: &mut Vec<(String, u8)>) {
+        if rel.components().count() > dirfd::MAX_DEPTH {
+            return;
+        }
         let Ok(names) = dirfd::read_names(dir) else {
             return;
         };
@@ -110,6 +113,19 @@ pub(crate) fn append_tree<W: TarSink>(
     prefix: &str,
     layer: bool,
 ) -> io::Result<()> {
+    append_tree_at(b, dir, prefix, layer, 0)
+}
+
+fn append_tree_at<W: TarSink>(
+    b: &mut tar::Builder<W>,
+    dir: &File,
+    prefix: &str,
+    layer: bool,
+    depth: usize,
+) -> io::Result<()> {
+    if depth > dirfd::MAX_DEPTH {
+        return Err(dirfd::too_deep());
+    }
     let mut entries = dirfd::read_names(dir)?;
     entries.sort_by(|x, y| x.0.cmp(&y.0));
     let join = |n: &str| {
@@ -140,7 +156,7 @@ pub(crate) fn append_tree<W: TarSink>(
             if layer && is_opaque_fd(&o.file) {
                 append_empty(b, &format!("{name}/.wh..wh..opq"), &o.md)?;
             }
-            append_tree(b, &o.file, &name, layer)?;
+            append_tree_at(b, &o.file, &name, layer, depth + 1)?;
         }
     }
     Ok(())

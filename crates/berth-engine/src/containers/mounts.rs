@@ -598,6 +598,13 @@ fn copy_up(rootfs: &Path, dest: &str, data: &Path) -> Result<(), EngineError> {
 /// directories, regular files and symlinks (never followed), with owners and modes;
 /// other file types skipped. Every step is relative to a directory descriptor.
 pub(crate) fn copy_tree(src: &std::fs::File, dst: &std::fs::File) -> std::io::Result<()> {
+    copy_tree_at(src, dst, 0)
+}
+
+fn copy_tree_at(src: &std::fs::File, dst: &std::fs::File, depth: usize) -> std::io::Result<()> {
+    if depth > dirfd::MAX_DEPTH {
+        return Err(dirfd::too_deep());
+    }
     for (name, hint) in dirfd::read_names(src)? {
         let mut o = match dirfd::open_entry(src, &name, hint) {
             Ok(o) => o,
@@ -610,7 +617,7 @@ pub(crate) fn copy_tree(src: &std::fs::File, dst: &std::fs::File) -> std::io::Re
             dirfd::chown_child(dst, &name, uid, gid)?;
         } else if ft.is_dir() {
             let d = dirfd::mkdir_child(dst, &name, 0o700)?;
-            copy_tree(&o.file, &d)?;
+            copy_tree_at(&o.file, &d, depth + 1)?;
             // Owner first: a chown clears set-id bits.
             dirfd::set_owner(&d, uid, gid)?;
             dirfd::set_mode(&d, mode)?;
