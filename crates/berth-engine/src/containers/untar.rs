@@ -491,9 +491,15 @@ impl Untar<'_> {
 }
 
 /// The entry's xattrs, through `/proc/self/fd` (which names the inode itself, so this
-/// works for `O_PATH` descriptors too).
+/// works for `O_PATH` descriptors of device nodes and fifos too).
 fn set_xattrs(file: &File, meta: &Meta, name: &str) -> Result<(), UntarError> {
     if meta.xattrs.is_empty() {
+        return Ok(());
+    }
+    // Never through a symlink's descriptor: setxattr would go on to its target. (Linux
+    // allows no user xattrs on symlinks anyway.)
+    let md = file.metadata().map_err(io_err("inspecting", name))?;
+    if md.file_type().is_symlink() {
         return Ok(());
     }
     let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(file));
@@ -607,6 +613,26 @@ mod tests {
             std::fs::read_link(tmp.path().join("a/l")).unwrap(),
             Path::new("/etc")
         );
+    }
+
+    #[test]
+    fn xattrs_of_a_symlink_never_reach_its_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dest, target) = (tmp.path().join("d"), tmp.path().join("target"));
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(&target, "t").unwrap();
+        let d = dirfd::open_dir(&dest).unwrap();
+        let t = tar_with(|b| {
+            b.append_pax_extensions([("SCHILY.xattr.user.berth", &b"v"[..])])
+                .unwrap();
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, "l", &target).unwrap();
+        });
+        untar(&mut t.as_slice(), &d, opts()).unwrap();
+        assert!(dest.join("l").is_symlink());
+        assert_eq!(xattr::get(&target, "user.berth").unwrap(), None);
     }
 
     #[test]
