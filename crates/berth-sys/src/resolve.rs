@@ -8,10 +8,10 @@
 //! returned by [`resolve_in_root`] is only as good as the moment it was resolved; callers
 //! that race with a running container use the fd from [`open_in_root`]).
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -38,24 +38,36 @@ pub fn openat_in_root(root: &File, path: &Path, flags: i32, mode: u32) -> io::Re
     let rel = relative(path);
     let c = CString::new(rel.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+    openat2(root.as_fd(), &c, flags, mode, libc::RESOLVE_IN_ROOT)
+}
+
+/// `openat2(2)` of `path` below `dir` with the `resolve` flags (magic links always
+/// refused, `O_CLOEXEC` always added), retried while a rename races the lookup.
+pub(crate) fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: if flags & libc::O_CREAT != 0 {
+        mode: if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
             u64::from(mode)
         } else {
             0
         },
-        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+        resolve: resolve | libc::RESOLVE_NO_MAGICLINKS,
     };
     loop {
-        // SAFETY: `c` is a valid NUL-terminated string and `how` a valid `open_how` that
-        // both outlive the call; the size passed is that of `how`. The kernel returns a
-        // new file descriptor we own, or -1.
+        // SAFETY: `path` is a valid NUL-terminated string and `how` a valid `open_how`
+        // that both outlive the call; the size passed is that of `how`. The kernel
+        // returns a new file descriptor we own, or -1.
         let fd = unsafe {
             libc::syscall(
                 libc::SYS_openat2,
-                root.as_raw_fd(),
-                c.as_ptr(),
+                dir.as_raw_fd(),
+                path.as_ptr(),
                 &how as *const OpenHow,
                 std::mem::size_of::<OpenHow>(),
             )

@@ -7,11 +7,13 @@
 //! host directory of a volume or bind when the path lies under one. Symlinks planted in the
 //! container resolve as if its root were `/`, never onto the host.
 //!
-//! Only the resolution of the named path is fd-based; walking a directory for a tar and
-//! extracting below it use paths under `/proc/self/fd/<fd>`. So that nothing inside can
-//! swap a directory for a symlink meanwhile, a running container is frozen for the
-//! duration (moby's fix for CVE-2018-15664); the extraction also refuses symlinks in
-//! parent components and never writes through one.
+//! Past the named path everything is fd-based too: the tar is written by walking child
+//! by child relative to directory descriptors (`fs_views::append_tree`), and an upload is
+//! extracted relative to its parent directories' descriptors (`untar`), never through a
+//! path string, so that nothing can swap a directory for a symlink under us: not the
+//! container itself, nor another one sharing a volume or bind with it. A running
+//! container is also frozen for the duration (moby's fix for CVE-2018-15664), which keeps
+//! what is copied consistent.
 //!
 //! Both directions stream: a tar is written while it is sent, an upload extracted while
 //! it arrives (read in the request's task, handed to a blocking thread in 1 MiB chunks),
@@ -25,7 +27,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -35,12 +37,13 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::fs_views::{append_entry, append_tree, RootView};
-use super::{mounts, rid, Containers};
+use super::{mounts, rid, untar, Containers};
 use crate::images::BodyReader;
 use crate::system::format_rfc3339;
 use crate::volumes::{self, DriverSource};
 use crate::{Engine, EngineError};
 use berth_image::chunks::StreamWriter;
+use berth_sys::dirfd;
 
 /// What the archive routes resolve a container path against.
 struct Root {
@@ -51,25 +54,13 @@ struct Root {
     _view: Option<RootView>,
 }
 
-/// A resolved path: its parent directory (open) and its last component.
+/// A resolved path: the object itself, opened `O_PATH` without following it, and its
+/// last component.
 struct Resolved {
-    parent: OwnedFd,
+    obj: File,
     name: OsString,
     /// Keep the root (and its view) alive as long as the fd is used.
     _root: Root,
-}
-
-impl Resolved {
-    /// A path reaching the object through the open parent (works across mount
-    /// namespaces).
-    fn host_path(&self) -> PathBuf {
-        let base = PathBuf::from(format!("/proc/self/fd/{}", self.parent.as_raw_fd()));
-        if self.name.is_empty() {
-            base.join(".")
-        } else {
-            base.join(&self.name)
-        }
-    }
 }
 
 fn not_found(path: &str, container: &str) -> EngineError {
@@ -253,14 +244,21 @@ impl Engine {
             berth_sys::resolve::open_parent_in_root(&root.dir, &root.path)
         };
         let (parent, last) = r.map_err(|_| not_found(path, name))?;
-        let resolved = Resolved {
-            parent,
-            name: last,
-            _root: root,
-        };
-        let md =
-            std::fs::symlink_metadata(resolved.host_path()).map_err(|_| not_found(path, name))?;
-        Ok((resolved, md))
+        let obj = if last.is_empty() {
+            dirfd::open_beneath(&parent, Path::new(""), libc_flags::PATH, 0)
+        } else {
+            dirfd::open_child(&parent, &last, libc_flags::PATH, 0)
+        }
+        .map_err(|_| not_found(path, name))?;
+        let md = obj.metadata().map_err(|_| not_found(path, name))?;
+        Ok((
+            Resolved {
+                obj,
+                name: last,
+                _root: root,
+            },
+            md,
+        ))
     }
 
     /// `HEAD /containers/{id}/archive`: the stat object Docker sends (base64 JSON in
@@ -296,14 +294,16 @@ impl Engine {
         tokio::task::spawn_blocking(move || {
             let mut b = tar::Builder::new(StreamWriter::new(tx.clone()));
             b.follow_symlinks(false);
-            let host = r.host_path();
-            let res = append_entry(&mut b, &host, &rebase, &md)
-                .and_then(|()| {
-                    if md.is_dir() {
-                        append_tree(&mut b, &host, &rebase, false)
-                    } else {
-                        Ok(())
+            let res = r
+                .obj
+                .try_clone()
+                .and_then(dirfd::open_for_reading)
+                .and_then(|mut top| {
+                    append_entry(&mut b, &mut top, &rebase)?;
+                    if top.md.is_dir() {
+                        append_tree(&mut b, &top.file, &rebase, false)?;
                     }
+                    Ok(())
                 })
                 .and_then(|()| b.into_inner())
                 .and_then(|mut w| w.flush());
@@ -369,7 +369,17 @@ impl Engine {
                 return Err(e);
             }
         };
-        let dest = r.host_path();
+        let dest = match dirfd::reopen(&r.obj, libc_flags::READ_DIR) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = tokio::io::copy(
+                    &mut tokio::io::AsyncReadExt::take(body, DRAIN_MAX),
+                    &mut tokio::io::sink(),
+                )
+                .await;
+                return Err(EngineError::io("cannot open", Path::new(path))(e));
+            }
+        };
         // The body is read here, in the request's own task, and handed to the extracting
         // thread in large chunks: a thread woken for every network frame made context
         // switches the largest cost of a copy on two cores.
@@ -433,35 +443,22 @@ impl Engine {
     }
 }
 
-/// Extracts the tar read from `body` below `dest` with the layer unpacker's safety rules
-/// (no `..`, nothing through symlinks, existing links replaced), whiteouts kept as plain
-/// files, owners kept only with `copy_uid_gid`.
+/// Extracts the tar read from `body` below the open directory `dest`, every entry made
+/// relative to its parent's descriptor ([`untar`]); whiteouts kept as plain files,
+/// owners kept only with `copy_uid_gid`.
 fn extract(
     body: &mut dyn io::Read,
-    dest: &Path,
+    dest: &File,
     no_overwrite_dir_non_dir: bool,
     copy_uid_gid: bool,
 ) -> Result<(), EngineError> {
-    let opts = berth_image::unpack::UnpackOptions {
+    let opts = untar::Options {
         preserve_ownership: copy_uid_gid,
-        overlay_whiteouts: false,
+        no_overwrite_dir_non_dir,
     };
-    let res = if no_overwrite_dir_non_dir {
-        let guard = OverwriteGuard::new(body, dest.to_path_buf());
-        berth_image::unpack::unpack_archive(guard, &dest.join("."), &opts)
-    } else {
-        berth_image::unpack::unpack_archive(body, &dest.join("."), &opts)
-    };
-    res.map(|_| ()).map_err(|e| {
-        // A refusal of the guard travels as the reader's error; give its own words.
-        let refused = std::error::Error::source(&e)
-            .and_then(|s| s.downcast_ref::<io::Error>())
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<Refused>());
-        match refused {
-            Some(r) => EngineError::InvalidArgument(r.0.clone()),
-            None => EngineError::InvalidArgument(format!("cannot extract archive: {e}")),
-        }
+    untar::untar(body, dest, opts).map_err(|e| match e {
+        untar::UntarError::Refused(m) => EngineError::InvalidArgument(m),
+        e => EngineError::InvalidArgument(format!("cannot extract archive: {e}")),
     })
 }
 
@@ -533,221 +530,11 @@ impl io::Read for ChunkReceiver {
 /// The most of a refused upload read (and dropped) before answering.
 const DRAIN_MAX: u64 = 256 << 20;
 
-/// Why [`OverwriteGuard`] stopped the stream (Docker's words).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Refused(String);
-
-const BLOCK: usize = 512;
-/// Largest GNU long-name or PAX record the guard reads to learn an entry's name.
-const MAX_META: u64 = 1 << 20;
-
-/// Docker's `noOverwriteDirNonDir` on a streamed tar: a reader between the body and the
-/// unpacker that parses each header before passing it on, and fails the stream (so the
-/// entry is never applied) when it would replace a directory by a non-directory or the
-/// reverse. Entry data passes through untouched. It reads headers as the `tar` crate
-/// does (GNU long names, PAX `path` and `size`, sparse extension blocks), so that both
-/// agree on where each header is.
-struct OverwriteGuard<R> {
-    inner: R,
-    dest: PathBuf,
-    /// Bytes ready for the reader (headers and metadata entries), from `pos`.
-    out: Vec<u8>,
-    pos: usize,
-    /// Entry data (with its padding) still to pass through.
-    data_left: u64,
-    long_name: Option<Vec<u8>>,
-    pax: Option<Vec<u8>>,
-    /// The end-of-archive block was seen: pass the rest through.
-    ended: bool,
-}
-
-impl<R: io::Read> OverwriteGuard<R> {
-    fn new(inner: R, dest: PathBuf) -> Self {
-        OverwriteGuard {
-            inner,
-            dest,
-            out: Vec::with_capacity(BLOCK),
-            pos: 0,
-            data_left: 0,
-            long_name: None,
-            pax: None,
-            ended: false,
-        }
-    }
-
-    /// Reads one block into `out`; false at a clean end of stream.
-    fn read_block(&mut self) -> io::Result<bool> {
-        let start = self.out.len();
-        self.out.resize(start + BLOCK, 0);
-        let mut got = 0;
-        while got < BLOCK {
-            match self.inner.read(&mut self.out[start + got..start + BLOCK]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if got < BLOCK {
-            // Truncated or ended: hand on what there is; the unpacker reports it.
-            self.out.truncate(start + got);
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    /// Reads the next header (and, for metadata entries, their data) into `out`, checking
-    /// real entries.
-    fn next_header(&mut self) -> io::Result<()> {
-        self.out.clear();
-        self.pos = 0;
-        let start = self.out.len();
-        if !self.read_block()? {
-            return Ok(());
-        }
-        let block: [u8; BLOCK] = self.out[start..start + BLOCK]
-            .try_into()
-            .expect("one block");
-        if block.iter().all(|b| *b == 0) {
-            self.ended = true;
-            return Ok(());
-        }
-        let h = tar::Header::from_byte_slice(&block);
-        let kind = h.entry_type();
-        let recognized = h.as_gnu().is_some() || h.as_ustar().is_some();
-        let meta = kind.is_gnu_longname()
-            || kind.is_gnu_longlink()
-            || kind.is_pax_local_extensions()
-            || kind.is_pax_global_extensions();
-        let mut size = h.entry_size()?;
-        if !meta {
-            if let Some(s) = self.pax.as_deref().and_then(pax_size) {
-                size = s;
-            }
-        }
-        let padded = size
-            .checked_add(BLOCK as u64 - 1)
-            .ok_or_else(|| io::Error::other("size overflow"))?
-            & !(BLOCK as u64 - 1);
-        if meta && recognized && !kind.is_pax_global_extensions() {
-            if size > MAX_META {
-                return Err(io::Error::other("archive metadata entry too large"));
-            }
-            let data_start = self.out.len();
-            for _ in 0..padded / BLOCK as u64 {
-                if !self.read_block()? {
-                    return Ok(());
-                }
-            }
-            let data = self.out[data_start..data_start + size as usize].to_vec();
-            if kind.is_gnu_longname() {
-                self.long_name = Some(data);
-            } else if kind.is_pax_local_extensions() {
-                self.pax = Some(data);
-            }
-            return Ok(());
-        }
-        if meta {
-            self.data_left = padded;
-            return Ok(());
-        }
-        // A real entry: its name as the tar crate reads it.
-        let name = match (self.long_name.take(), self.pax.take()) {
-            (Some(mut n), _) => {
-                if n.last() == Some(&0) {
-                    n.pop();
-                }
-                n
-            }
-            (None, Some(p)) => pax_value(&p, "path").unwrap_or_else(|| h.path_bytes().into_owned()),
-            (None, None) => h.path_bytes().into_owned(),
-        };
-        let is_dir = kind.is_dir() || (block[156] == 0 && name.ends_with(b"/"));
-        self.check(&name, is_dir)?;
-        if kind.is_gnu_sparse() {
-            let mut extended = h.as_gnu().is_some_and(|g| g.is_extended());
-            while extended {
-                let at = self.out.len();
-                if !self.read_block()? {
-                    return Ok(());
-                }
-                extended = self.out[at + 504] != 0;
-            }
-        }
-        self.data_left = padded;
-        Ok(())
-    }
-
-    fn check(&self, name: &[u8], is_dir: bool) -> io::Result<()> {
-        let name = String::from_utf8_lossy(name);
-        let rel = clean(&name);
-        let rel = rel.strip_prefix("/").unwrap_or(&rel);
-        if rel.as_os_str().is_empty() {
-            return Ok(());
-        }
-        let Ok(existing) = std::fs::symlink_metadata(self.dest.join(rel)) else {
-            return Ok(());
-        };
-        let msg = match (existing.is_dir(), is_dir) {
-            (true, false) => "cannot overwrite directory",
-            (false, true) => "cannot overwrite non-directory",
-            _ => return Ok(()),
-        };
-        let with = if is_dir { "directory" } else { "non-directory" };
-        Err(io::Error::other(Refused(format!(
-            "{msg} \"/{}\" with {with} \"{name}\"",
-            rel.display()
-        ))))
-    }
-}
-
-impl<R: io::Read> io::Read for OverwriteGuard<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos < self.out.len() {
-                let n = buf.len().min(self.out.len() - self.pos);
-                buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            if self.ended {
-                return self.inner.read(buf);
-            }
-            if self.data_left > 0 {
-                let want = buf
-                    .len()
-                    .min(usize::try_from(self.data_left).unwrap_or(usize::MAX));
-                let n = self.inner.read(&mut buf[..want])?;
-                self.data_left -= n as u64;
-                return Ok(n);
-            }
-            self.next_header()?;
-            if self.out.is_empty() && !self.ended {
-                return Ok(0);
-            }
-        }
-    }
-}
-
-/// The value of PAX record `key` in `data` (`"<len> <key>=<value>\n"` records).
-fn pax_value(data: &[u8], key: &str) -> Option<Vec<u8>> {
-    tar::PaxExtensions::new(data)
-        .filter_map(Result::ok)
-        .find(|e| e.key_bytes() == key.as_bytes())
-        .map(|e| e.value_bytes().to_vec())
-}
-
-fn pax_size(data: &[u8]) -> Option<u64> {
-    std::str::from_utf8(&pax_value(data, "size")?)
-        .ok()?
-        .parse()
-        .ok()
-}
-
 /// Flags for resolving a directory (kept here so the call site reads plainly).
 mod libc_flags {
     pub const PATH_DIR: i32 = nix::libc::O_PATH | nix::libc::O_DIRECTORY;
+    pub const PATH: i32 = nix::libc::O_PATH | nix::libc::O_NOFOLLOW;
+    pub const READ_DIR: i32 = nix::libc::O_RDONLY | nix::libc::O_DIRECTORY;
 }
 
 fn stat_json(r: &Resolved, md: &std::fs::Metadata, path: &str) -> Value {
@@ -764,7 +551,7 @@ fn stat_json(r: &Resolved, md: &std::fs::Metadata, path: &str) -> Value {
     // Docker gives the target as a container path (the CLI's `cp -L` copies from it):
     // a relative target is taken from the link's directory.
     let link_target = if md.file_type().is_symlink() {
-        match std::fs::read_link(r.host_path()) {
+        match dirfd::read_link(&r.obj).map(PathBuf::from) {
             Ok(t) if t.is_absolute() => clean(&t.to_string_lossy()).display().to_string(),
             Ok(t) => {
                 let dir = clean(path);
@@ -829,7 +616,13 @@ mod tests {
         std::fs::write(tmp.path().join("f"), "x").unwrap();
         // A file over a directory: refused in Docker's words, earlier entries kept.
         let bytes = tar_of(&[("ok", false), ("d", false)]);
-        let e = extract(&mut bytes.as_slice(), tmp.path(), true, false).unwrap_err();
+        let e = extract(
+            &mut bytes.as_slice(),
+            &dirfd::open_dir(tmp.path()).unwrap(),
+            true,
+            false,
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "cannot overwrite directory \"/d\" with non-directory \"d\""
@@ -839,7 +632,13 @@ mod tests {
         let long = "x".repeat(120);
         std::fs::write(tmp.path().join(&long), "x").unwrap();
         let bytes = tar_of(&[(&format!("{long}/"), true)]);
-        let e = extract(&mut bytes.as_slice(), tmp.path(), true, false).unwrap_err();
+        let e = extract(
+            &mut bytes.as_slice(),
+            &dirfd::open_dir(tmp.path()).unwrap(),
+            true,
+            false,
+        )
+        .unwrap_err();
         assert!(
             e.to_string().starts_with("cannot overwrite non-directory"),
             "{e}"
@@ -852,7 +651,13 @@ mod tests {
         b.append_pax_extensions([("path", &b"f"[..])]).unwrap();
         b.append_data(&mut h, "other", io::empty()).unwrap();
         let bytes = b.into_inner().unwrap();
-        let e = extract(&mut bytes.as_slice(), tmp.path(), true, false).unwrap_err();
+        let e = extract(
+            &mut bytes.as_slice(),
+            &dirfd::open_dir(tmp.path()).unwrap(),
+            true,
+            false,
+        )
+        .unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("cannot overwrite non-directory \"/f\""),
@@ -866,11 +671,23 @@ mod tests {
             ("sub/", true),
             ("sub/z", false),
         ]);
-        extract(&mut bytes.as_slice(), tmp.path(), true, false).unwrap();
+        extract(
+            &mut bytes.as_slice(),
+            &dirfd::open_dir(tmp.path()).unwrap(),
+            true,
+            false,
+        )
+        .unwrap();
         assert_eq!(std::fs::read(tmp.path().join(&name)).unwrap(), b"x");
         assert_eq!(std::fs::read(tmp.path().join("sub/z")).unwrap(), b"x");
         let bytes = tar_of(&[("d", false)]);
-        extract(&mut bytes.as_slice(), tmp.path(), false, false).unwrap();
+        extract(
+            &mut bytes.as_slice(),
+            &dirfd::open_dir(tmp.path()).unwrap(),
+            false,
+            false,
+        )
+        .unwrap();
         assert!(tmp.path().join("d").is_file());
     }
 }

@@ -6,9 +6,12 @@
 //! while one was mounted leaves it behind, and the next start removes it.
 //!
 //! Owns: walking `<data-root>/containers/<id>/rw/diff`, read-only views of a stopped
-//! container's root, tar writing of a directory tree. Does not own: the layers
+//! container's root, tar writing of a directory tree (through directory descriptors,
+//! `berth_sys::dirfd`: a running container that swaps a directory for a symlink to the
+//! host meanwhile gets its symlink archived, never the host's files). Does not own: the layers
 //! (`berth-image` stores and unpacks them) nor volume records (`volumes`).
 
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -23,6 +26,8 @@ use crate::system::now_rfc3339;
 use crate::volumes::dir_size;
 use crate::{Engine, EngineError};
 use berth_image::chunks::{read_or_zeros, StreamWriter};
+use berth_sys::dirfd;
+use xattr::FileExt;
 
 /// The xattr overlayfs reads to treat a directory as opaque.
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
@@ -30,10 +35,6 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// An overlay whiteout: a 0/0 character device.
 fn is_whiteout(md: &std::fs::Metadata) -> bool {
     md.file_type().is_char_device() && md.rdev() == 0
-}
-
-fn is_opaque(path: &Path) -> bool {
-    matches!(xattr::get(path, OPAQUE_XATTR), Ok(Some(v)) if v == b"y")
 }
 
 /// Whether `rel` exists in the image's layers (`lowers`, top first).
@@ -47,26 +48,31 @@ fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
 }
 
 /// `docker diff` entries (path, kind: 0 changed, 1 added, 2 deleted) of the upper dir
-/// `upper` over `lowers` (top first), sorted by path.
+/// `upper` over `lowers` (top first), sorted by path. The upper dir, which a running
+/// container changes meanwhile, is walked through directory descriptors; the lowers are
+/// image layers nobody writes.
 pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<(String, u8)> {
-    fn walk(upper: &Path, lowers: &[PathBuf], rel: &Path, out: &mut Vec<(String, u8)>) {
-        let Ok(rd) = std::fs::read_dir(upper.join(rel)) else {
+    fn walk(dir: &File, lowers: &[PathBuf], rel: &Path, out: &mut Vec<(String, u8)>) {
+        if rel.components().count() > dirfd::MAX_DEPTH {
+            return;
+        }
+        let Ok(names) = dirfd::read_names(dir) else {
             return;
         };
-        for e in rd.flatten() {
-            let r = rel.join(e.file_name());
-            let Ok(md) = std::fs::symlink_metadata(e.path()) else {
+        for (n, hint) in names {
+            let r = rel.join(&n);
+            let Ok(o) = dirfd::open_entry(dir, &n, hint) else {
                 continue;
             };
             let shown = format!("/{}", r.display());
-            if is_whiteout(&md) {
+            if is_whiteout(&o.md) {
                 out.push((shown, 2));
                 continue;
             }
             let existed = in_lowers(lowers, &r);
             out.push((shown, if existed { 0 } else { 1 }));
-            if md.is_dir() {
-                if existed && is_opaque(&e.path()) {
+            if o.md.is_dir() {
+                if existed && is_opaque_fd(&o.file) {
                     // Everything the image had below an opaque dir is gone, unless the
                     // upper dir has it again.
                     for l in lowers {
@@ -76,34 +82,52 @@ pub(crate) fn changes(upper: &Path, lowers: &[PathBuf]) -> Vec<(String, u8)> {
                             .flatten()
                         {
                             let cr = r.join(c.file_name());
-                            if std::fs::symlink_metadata(upper.join(&cr)).is_err() {
+                            if matches!(dirfd::stat_child(&o.file, &c.file_name()), Ok(None)) {
                                 out.push((format!("/{}", cr.display()), 2));
                             }
                         }
                     }
                 }
-                walk(upper, lowers, &r, out);
+                walk(&o.file, lowers, &r, out);
             }
         }
     }
     let mut out = Vec::new();
-    walk(upper, lowers, Path::new(""), &mut out);
+    if let Ok(top) = dirfd::open_dir(upper) {
+        walk(&top, lowers, Path::new(""), &mut out);
+    }
     out.sort();
     out.dedup();
     out
 }
 
-/// Appends the tree at `dir` to `b`, entry names under `prefix` (`""` for the top, else
-/// ending without `/`), never following symlinks. With `layer`, overlay whiteouts and
-/// opaque dirs become `.wh.NAME` and `.wh..wh..opq` entries (the image layer format).
+/// Appends the tree below the open directory `dir` to `b`, entry names under `prefix`
+/// (`""` for the top, else ending without `/`). Each child is opened relative to its
+/// parent's descriptor without following it (`berth_sys::dirfd`), and its header made
+/// from that descriptor: a directory swapped for a symlink meanwhile is archived as the
+/// symlink it has become, never walked into. With `layer`, overlay whiteouts and opaque
+/// dirs become `.wh.NAME` and `.wh..wh..opq` entries (the image layer format).
 pub(crate) fn append_tree<W: TarSink>(
     b: &mut tar::Builder<W>,
-    dir: &Path,
+    dir: &File,
     prefix: &str,
     layer: bool,
 ) -> io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
+    append_tree_at(b, dir, prefix, layer, 0)
+}
+
+fn append_tree_at<W: TarSink>(
+    b: &mut tar::Builder<W>,
+    dir: &File,
+    prefix: &str,
+    layer: bool,
+    depth: usize,
+) -> io::Result<()> {
+    if depth > dirfd::MAX_DEPTH {
+        return Err(dirfd::too_deep());
+    }
+    let mut entries = dirfd::read_names(dir)?;
+    entries.sort_by(|x, y| x.0.cmp(&y.0));
     let join = |n: &str| {
         if prefix.is_empty() {
             n.to_string()
@@ -111,27 +135,35 @@ pub(crate) fn append_tree<W: TarSink>(
             format!("{prefix}/{n}")
         }
     };
-    for e in entries {
-        let path = e.path();
-        let fname = e.file_name().to_string_lossy().into_owned();
+    for (fname, hint) in entries {
+        let mut o = match dirfd::open_entry(dir, &fname, hint) {
+            Ok(o) => o,
+            // Removed since the directory was read: as if it never was.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let fname = fname.to_string_lossy().into_owned();
         let name = join(&fname);
-        let md = std::fs::symlink_metadata(&path)?;
-        if layer && is_whiteout(&md) {
-            append_empty(b, &join(&format!(".wh.{fname}")), &md)?;
+        if layer && is_whiteout(&o.md) {
+            append_empty(b, &join(&format!(".wh.{fname}")), &o.md)?;
             continue;
         }
-        if md.file_type().is_socket() {
+        if o.md.file_type().is_socket() {
             continue;
         }
-        append_entry(b, &path, &name, &md)?;
-        if md.is_dir() {
-            if layer && is_opaque(&path) {
-                append_empty(b, &format!("{name}/.wh..wh..opq"), &md)?;
+        append_entry(b, &mut o, &name)?;
+        if o.md.is_dir() {
+            if layer && is_opaque_fd(&o.file) {
+                append_empty(b, &format!("{name}/.wh..wh..opq"), &o.md)?;
             }
-            append_tree(b, &path, &name, layer)?;
+            append_tree_at(b, &o.file, &name, layer, depth + 1)?;
         }
     }
     Ok(())
+}
+
+fn is_opaque_fd(dir: &File) -> bool {
+    matches!(dir.get_xattr(OPAQUE_XATTR), Ok(Some(v)) if v == b"y")
 }
 
 /// Writes `name` into `h`, with a GNU long-name record first when it does not fit.
@@ -161,14 +193,14 @@ fn set_name<W: TarSink>(
     Ok(())
 }
 
-/// One entry for the file at `path` (not followed) named `name` (a directory gets a
-/// trailing `/`).
+/// One entry for the opened file `o` (see [`dirfd::open_entry`]) named `name` (a
+/// directory gets a trailing `/`); contents and header both come from its descriptor.
 pub(crate) fn append_entry<W: TarSink>(
     b: &mut tar::Builder<W>,
-    path: &Path,
+    o: &mut dirfd::Opened,
     name: &str,
-    md: &std::fs::Metadata,
 ) -> io::Result<()> {
+    let md = &o.md;
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(md, tar::HeaderMode::Complete);
     let ft = md.file_type();
@@ -180,7 +212,7 @@ pub(crate) fn append_entry<W: TarSink>(
     if ft.is_symlink() {
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
-        let target = std::fs::read_link(path)?;
+        let target = dirfd::read_link(&o.file)?;
         if h.set_link_name(&target).is_err() {
             // A target over 100 bytes: tar's own long-link records (names normalised).
             return b.append_link(&mut h, &name, &target);
@@ -212,7 +244,7 @@ pub(crate) fn append_entry<W: TarSink>(
         // 8 KiB reads, and a file that grew meanwhile would corrupt the archive.
         let w = b.get_mut();
         w.write_all(h.as_bytes())?;
-        w.copy_file(&mut std::fs::File::open(path)?, md.len())?;
+        w.copy_file(&mut o.file, md.len())?;
         let pad = (512 - md.len() % 512) % 512;
         w.write_all(&[0u8; 512][..pad as usize])
     } else {
@@ -528,7 +560,8 @@ impl Engine {
         tokio::task::spawn_blocking(move || {
             let mut b = tar::Builder::new(StreamWriter::new(tx.clone()));
             b.follow_symlinks(false);
-            let r = append_tree(&mut b, &view.root, "", false)
+            let r = dirfd::open_dir(&view.root)
+                .and_then(|root| append_tree(&mut b, &root, "", false))
                 .and_then(|()| b.into_inner())
                 .and_then(|mut w| w.flush());
             if let Err(e) = r {
@@ -586,7 +619,7 @@ impl Engine {
                 .spawn(move || {
                     let mut b = tar::Builder::new(ChunkWriter::new(tx));
                     b.follow_symlinks(false);
-                    append_tree(&mut b, &upper, "", true)?;
+                    append_tree(&mut b, &dirfd::open_dir(&upper)?, "", true)?;
                     b.into_inner()?.flush()
                 })
                 .map_err(EngineError::io("cannot start a thread for", &dir))?;
@@ -775,7 +808,7 @@ mod tests {
         {
             assert!(changes(&upper, &[lower]).contains(&("/etc/group".to_string(), 2)));
             let mut b = tar::Builder::new(Vec::new());
-            append_tree(&mut b, &upper, "", true).unwrap();
+            append_tree(&mut b, &dirfd::open_dir(&upper).unwrap(), "", true).unwrap();
             let names = read_tar(&b.into_inner().unwrap());
             assert!(names.contains(&"etc/.wh.group".to_string()), "{names:?}");
         }
@@ -790,7 +823,7 @@ mod tests {
         std::fs::write(tmp.path().join("big"), &data).unwrap();
         std::fs::write(tmp.path().join("small"), b"abc").unwrap();
         let mut b = tar::Builder::new(Vec::new());
-        append_tree(&mut b, tmp.path(), "", false).unwrap();
+        append_tree(&mut b, &dirfd::open_dir(tmp.path()).unwrap(), "", false).unwrap();
         let bytes = b.into_inner().unwrap();
         let mut a = tar::Archive::new(bytes.as_slice());
         let mut got = std::collections::BTreeMap::new();
@@ -817,7 +850,7 @@ mod tests {
         std::fs::write(tmp.path().join("d").join(&long), "x").unwrap();
         std::os::unix::fs::symlink("/etc", tmp.path().join("d/link")).unwrap();
         let mut b = tar::Builder::new(Vec::new());
-        append_tree(&mut b, tmp.path(), ".", false).unwrap();
+        append_tree(&mut b, &dirfd::open_dir(tmp.path()).unwrap(), ".", false).unwrap();
         let names = read_tar(&b.into_inner().unwrap());
         assert!(
             names.contains(&"./d/".to_string()) || names.contains(&"./d".to_string()),
@@ -825,5 +858,70 @@ mod tests {
         );
         assert!(names.iter().any(|n| n.ends_with(&long)), "{names:?}");
         assert!(names.iter().any(|n| n.ends_with("d/link")), "{names:?}");
+    }
+
+    /// A running container swaps a directory for a symlink to a host directory while its
+    /// tree is archived (export, commit, cp): no host byte gets into the tar.
+    #[test]
+    fn a_directory_swapped_for_a_symlink_midway_is_never_walked_into() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, host) = (tmp.path().join("root"), tmp.path().join("host"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&host).unwrap();
+        for i in 0..200 {
+            std::fs::write(host.join(format!("f{i}")), "HOST-ONLY").unwrap();
+        }
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flips = std::sync::Arc::new(AtomicU64::new(0));
+        let flipper = {
+            let (stop, flips, root, host) =
+                (stop.clone(), flips.clone(), root.clone(), host.clone());
+            // Made beside the root, so that the walk only ever sees `sub`.
+            let aside = tmp.path().join("aside");
+            std::fs::create_dir(&aside).unwrap();
+            for i in 0..200 {
+                std::fs::write(aside.join(format!("f{i}")), "inside").unwrap();
+            }
+            std::thread::spawn(move || {
+                let sub = root.join("sub");
+                while !stop.load(Ordering::Relaxed) {
+                    flips.fetch_add(1, Ordering::Relaxed);
+                    // Each state stays a while: the directory, then the link.
+                    let _ = std::fs::rename(&aside, &sub);
+                    for _ in 0..20 {
+                        let _ = std::fs::symlink_metadata(&sub);
+                    }
+                    let _ = std::fs::rename(&sub, &aside);
+                    let _ = std::os::unix::fs::symlink(&host, &sub);
+                    for _ in 0..20 {
+                        let _ = std::fs::symlink_metadata(&sub);
+                    }
+                    let _ = std::fs::remove_file(&sub);
+                }
+            })
+        };
+        let mut leaked = 0;
+        let dir = dirfd::open_dir(&root).unwrap();
+        // The walks start once the flipping has.
+        let mut spins = 0u64;
+        while flips.load(Ordering::Relaxed) < 10 && spins < 1 << 32 {
+            std::thread::yield_now();
+            spins += 1;
+        }
+        // The path-based walk put host bytes in 1 to 4 tars of ~7000 over 5000 flips.
+        let mut walks = 0;
+        while flips.load(Ordering::Relaxed) < 5000 && walks < 1_000_000 {
+            walks += 1;
+            let mut b = tar::Builder::new(Vec::new());
+            let _ = append_tree(&mut b, &dir, "", false);
+            let bytes = b.into_inner().unwrap_or_default();
+            if bytes.windows(5).any(|w| w == b"HOST-") {
+                leaked += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        flipper.join().unwrap();
+        assert_eq!(leaked, 0, "tars holding host bytes");
     }
 }

@@ -26,6 +26,7 @@ mod record;
 mod security_opts;
 mod spec;
 mod stats;
+mod untar;
 mod update;
 mod userdb;
 

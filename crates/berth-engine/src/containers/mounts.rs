@@ -9,10 +9,11 @@
 //! Does not own: volume records (`crate::volumes`), `HostConfig.Tmpfs` (read by `spec`).
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{lchown, MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use berth_runtime::spec::BindMount;
+use berth_sys::dirfd;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -569,49 +570,64 @@ pub(crate) fn for_start(
 
 /// Copies the image's directory at `dest` (resolved inside `rootfs`, so a symlink in the
 /// image cannot point the copy at the host) into the volume's `data` when that is empty,
-/// with its owner and mode (moby `container.CopyImagePathContent`).
+/// with its owner and mode (moby `container.CopyImagePathContent`). Both trees are
+/// handled through directory descriptors only: another container already using the
+/// volume cannot redirect the copy by swapping a directory for a symlink.
 fn copy_up(rootfs: &Path, dest: &str, data: &Path) -> Result<(), EngineError> {
-    let empty = std::fs::read_dir(data)
-        .map(|mut r| r.next().is_none())
-        .unwrap_or(false);
-    if !empty {
+    let target = dirfd::open_dir(data).map_err(EngineError::io("cannot open", data))?;
+    if !dirfd::read_names(&target).is_ok_and(|n| n.is_empty()) {
         return Ok(());
     }
-    let Ok(src) = berth_sys::resolve::resolve_in_root(rootfs, Path::new(dest)) else {
+    let Ok(root) = dirfd::open_dir(rootfs) else {
         return Ok(());
     };
-    if !src.starts_with(rootfs) || !src.is_dir() {
+    let flags = nix::libc::O_RDONLY | nix::libc::O_DIRECTORY;
+    let Ok(src) = berth_sys::resolve::openat_in_root(&root, Path::new(dest), flags, 0) else {
         return Ok(());
-    }
-    copy_tree(&src, data).map_err(EngineError::io("cannot copy image content into", data))?;
-    let md = std::fs::symlink_metadata(&src).map_err(EngineError::io("cannot stat", &src))?;
-    lchown(data, Some(md.uid()), Some(md.gid())).map_err(EngineError::io("cannot chown", data))?;
-    std::fs::set_permissions(data, std::fs::Permissions::from_mode(md.mode() & 0o7777))
-        .map_err(EngineError::io("cannot chmod", data))
+    };
+    let src = std::fs::File::from(src);
+    copy_tree(&src, &target).map_err(EngineError::io("cannot copy image content into", data))?;
+    let md = src
+        .metadata()
+        .map_err(EngineError::io("cannot stat", data))?;
+    dirfd::set_owner(&target, md.uid(), md.gid()).map_err(EngineError::io("cannot chown", data))?;
+    dirfd::set_mode(&target, md.mode()).map_err(EngineError::io("cannot chmod", data))
 }
 
-/// Copies the entries of `src` into the existing directory `dst`: directories, regular
-/// files and symlinks (never followed), with owners and modes; other file types skipped.
-pub(crate) fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
-    for e in std::fs::read_dir(src)? {
-        let e = e?;
-        let from = e.path();
-        let to = dst.join(e.file_name());
-        let md = std::fs::symlink_metadata(&from)?;
-        let ft = md.file_type();
+/// Copies the entries of the open directory `src` into the open directory `dst`:
+/// directories, regular files and symlinks (never followed), with owners and modes;
+/// other file types skipped. Every step is relative to a directory descriptor.
+pub(crate) fn copy_tree(src: &std::fs::File, dst: &std::fs::File) -> std::io::Result<()> {
+    copy_tree_at(src, dst, 0)
+}
+
+fn copy_tree_at(src: &std::fs::File, dst: &std::fs::File, depth: usize) -> std::io::Result<()> {
+    if depth > dirfd::MAX_DEPTH {
+        return Err(dirfd::too_deep());
+    }
+    for (name, hint) in dirfd::read_names(src)? {
+        let mut o = match dirfd::open_entry(src, &name, hint) {
+            Ok(o) => o,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let (ft, uid, gid, mode) = (o.md.file_type(), o.md.uid(), o.md.gid(), o.md.mode());
         if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+            dirfd::symlink_child(dst, &name, &dirfd::read_link(&o.file)?)?;
+            dirfd::chown_child(dst, &name, uid, gid)?;
         } else if ft.is_dir() {
-            std::fs::create_dir(&to)?;
-            copy_tree(&from, &to)?;
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+            let d = dirfd::mkdir_child(dst, &name, 0o700)?;
+            copy_tree_at(&o.file, &d, depth + 1)?;
+            // Owner first: a chown clears set-id bits.
+            dirfd::set_owner(&d, uid, gid)?;
+            dirfd::set_mode(&d, mode)?;
         } else if ft.is_file() {
-            std::fs::copy(&from, &to)?;
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
-        } else {
-            continue;
+            let flags = nix::libc::O_WRONLY | nix::libc::O_CREAT | nix::libc::O_EXCL;
+            let mut f = dirfd::open_child(dst, &name, flags, 0o600)?;
+            std::io::copy(&mut o.file, &mut f)?;
+            dirfd::set_owner(&f, uid, gid)?;
+            dirfd::set_mode(&f, mode)?;
         }
-        lchown(&to, Some(md.uid()), Some(md.gid()))?;
     }
     Ok(())
 }
@@ -799,6 +815,7 @@ mod tests {
 
     #[test]
     fn copy_tree_keeps_symlinks_and_modes() {
+        use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
         let (src, dst) = (tmp.path().join("s"), tmp.path().join("d"));
         std::fs::create_dir_all(src.join("sub")).unwrap();
@@ -807,13 +824,69 @@ mod tests {
             .unwrap();
         std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
         std::fs::create_dir(&dst).unwrap();
-        copy_tree(&src, &dst).unwrap();
+        copy_tree(
+            &dirfd::open_dir(&src).unwrap(),
+            &dirfd::open_dir(&dst).unwrap(),
+        )
+        .unwrap();
         assert_eq!(std::fs::read_to_string(dst.join("sub/f")).unwrap(), "x");
         let md = std::fs::metadata(dst.join("sub/f")).unwrap();
         assert_eq!(md.mode() & 0o777, 0o640);
         assert_eq!(
             std::fs::read_link(dst.join("link")).unwrap(),
             Path::new("/etc/passwd")
+        );
+    }
+
+    /// A volume shared with a running container: while the copy runs, that container
+    /// swaps a directory the copy made for a symlink to a host directory. Nothing may be
+    /// written there.
+    #[test]
+    fn copy_tree_never_writes_through_a_swapped_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (src, dst, host) = (
+            tmp.path().join("s"),
+            tmp.path().join("d"),
+            tmp.path().join("host"),
+        );
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        for i in 0..20 {
+            std::fs::write(src.join(format!("sub/f{i}")), "x").unwrap();
+        }
+        std::fs::create_dir_all(&dst).unwrap();
+        std::fs::create_dir_all(&host).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flipper = {
+            let (stop, dst, host) = (stop.clone(), dst.clone(), host.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let aside = dst.join(format!("old{n}"));
+                    n += 1;
+                    if std::fs::rename(dst.join("sub"), &aside).is_ok() {
+                        let _ = std::os::unix::fs::symlink(&host, dst.join("sub"));
+                        let _ = std::fs::remove_dir_all(&aside);
+                    }
+                    let _ = std::fs::remove_file(dst.join("sub"));
+                }
+            })
+        };
+        let (s, d) = (
+            dirfd::open_dir(&src).unwrap(),
+            dirfd::open_dir(&dst).unwrap(),
+        );
+        // The path-based copy wrote through the symlink within 200 tries (all 20 files).
+        for _ in 0..200 {
+            let _ = copy_tree(&s, &d);
+            let _ = dirfd::remove_child(&d, std::ffi::OsStr::new("sub"));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        flipper.join().unwrap();
+        let leaked: Vec<_> = std::fs::read_dir(&host).unwrap().flatten().collect();
+        assert!(
+            leaked.is_empty(),
+            "{} files written through the symlink",
+            leaked.len()
         );
     }
 }
