@@ -25,6 +25,7 @@ mod hasher;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod tarmeta;
 pub mod tarsplit;
 pub mod unpack;
 

@@ -23,7 +23,7 @@
 //! behaviour the layer store needs.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -38,6 +38,7 @@ use nix::sys::time::TimeSpec;
 use tar::EntryType;
 
 use crate::digest::{Digest, DigestReader};
+use crate::tarmeta::{self, clean_components, Meta, MetaError};
 use crate::tarsplit::{Recording, SharedRecorder, SplitRecorder};
 
 /// Size of the buffers between decompressor, hasher and files.
@@ -50,8 +51,6 @@ const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
 /// The xattr overlayfs reads to treat a directory as opaque.
 const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-/// PAX record prefix for extended attributes (as GNU tar and Go's archive/tar write them).
-const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 /// Mode of directories that a layer implies but does not list (moby uses 0755 too).
 const IMPLIED_DIR_MODE: u32 = 0o755;
 
@@ -440,108 +439,20 @@ pub(crate) fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize>
     Ok(n)
 }
 
-/// Splits a tar name into components: drops empty and `.` components (so leading `/` and
-/// `./` vanish); `None` when any component is `..`.
-fn clean_components(raw: &[u8]) -> Option<Vec<&OsStr>> {
-    let mut out = Vec::new();
-    for c in raw.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => return None,
-            c => out.push(OsStr::from_bytes(c)),
-        }
-    }
-    Some(out)
-}
-
 fn rel_path(comps: &[&OsStr]) -> PathBuf {
     comps.iter().collect()
 }
 
-/// Header fields applied to every created entry.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: TimeSpec,
-    xattrs: Vec<(OsString, Vec<u8>)>,
-}
-
+/// The header fields of `entry`, with errors in the unpacker's words.
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, UnpackError> {
-    let bad = |field: &'static str, reason: String| UnpackError::BadHeader {
-        entry: name.to_owned(),
-        field,
-        reason,
-    };
-    let h = entry.header();
-    let old = h.as_old();
-    // Go's archive/tar (and so Docker) reads an empty numeric field as 0; the tar crate
-    // calls it an error.
-    let numeric = |field: &'static str, raw: &[u8], v: io::Result<u64>| {
-        v.or_else(|e| {
-            if raw.iter().all(|&b| b == 0 || b == b' ') {
-                Ok(0)
-            } else {
-                Err(bad(field, e.to_string()))
-            }
-        })
-    };
-    let id = |field: &'static str, raw: &[u8], v: io::Result<u64>| -> Result<u32, UnpackError> {
-        let v = numeric(field, raw, v)?;
-        u32::try_from(v).map_err(|_| bad(field, format!("{v} is out of range")))
-    };
-    let mode = id("mode", &old.mode, h.mode().map(u64::from))? & 0o7777;
-    let uid = id("uid", &old.uid, h.uid())?;
-    let gid = id("gid", &old.gid, h.gid())?;
-    let secs = numeric("mtime", &old.mtime, h.mtime())?;
-    let mut mtime = TimeSpec::new(i64::try_from(secs).unwrap_or(i64::MAX), 0);
-
-    let mut xattrs = Vec::new();
-    if let Some(exts) = entry.pax_extensions().map_err(UnpackError::Read)? {
-        for ext in exts {
-            let ext = ext.map_err(UnpackError::Read)?;
-            let key = ext.key_bytes();
-            if key == b"mtime" {
-                // PAX times carry sub-second precision the ustar field cannot.
-                if let Some(t) = parse_pax_time(ext.value_bytes()) {
-                    mtime = t;
-                }
-            } else if let Some(attr) = key.strip_prefix(PAX_XATTR_PREFIX) {
-                if attr.is_empty() {
-                    return Err(bad("xattr", "empty attribute name".to_owned()));
-                }
-                xattrs.push((
-                    OsStr::from_bytes(attr).to_os_string(),
-                    ext.value_bytes().to_vec(),
-                ));
-            }
-        }
-    }
-    Ok(Meta {
-        mode,
-        uid,
-        gid,
-        mtime,
-        xattrs,
+    tarmeta::read_meta(entry).map_err(|e| match e {
+        MetaError::Field { field, reason } => UnpackError::BadHeader {
+            entry: name.to_owned(),
+            field,
+            reason,
+        },
+        MetaError::Read(e) => UnpackError::Read(e),
     })
-}
-
-/// `<seconds>[.<fraction>]`, non-negative; anything else is ignored (header mtime wins).
-fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
-    let s = std::str::from_utf8(v).ok()?;
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs: i64 = secs.parse().ok()?;
-    let mut nanos: i64 = 0;
-    for (i, b) in frac.bytes().take(9).enumerate() {
-        nanos += i64::from(b - b'0') * 10i64.pow(8 - i as u32);
-    }
-    Some(TimeSpec::new(secs, nanos))
 }
 
 fn set_times(path: &Path, t: &TimeSpec) -> io::Result<()> {

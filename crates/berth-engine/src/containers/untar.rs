@@ -18,12 +18,13 @@
 //! time, a fixed buffer). Does not own: where that directory is (`archive`).
 
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use berth_image::tarmeta::{self, clean_components, Meta, MetaError};
 use berth_sys::dirfd;
 use nix::libc;
 use nix::sys::stat::SFlag;
@@ -34,8 +35,6 @@ use tar::EntryType;
 const IMPLIED_DIR_MODE: u32 = 0o755;
 /// Size of the buffer file contents are copied through.
 const COPY_BUF: usize = 256 * 1024;
-/// PAX record prefix for extended attributes.
-const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 
 /// How to apply an upload.
 #[derive(Debug, Clone, Copy)]
@@ -88,100 +87,16 @@ fn io_err<'a>(what: &'static str, entry: &'a str) -> impl FnOnce(io::Error) -> U
     }
 }
 
-/// Splits a tar name into components, dropping empty and `.` ones; `None` on `..`.
-fn components(raw: &[u8]) -> Option<Vec<&OsStr>> {
-    let mut out = Vec::new();
-    for c in raw.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => return None,
-            c => out.push(OsStr::from_bytes(c)),
-        }
-    }
-    Some(out)
-}
-
-/// Header fields applied to every created entry.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: TimeSpec,
-    xattrs: Vec<(OsString, Vec<u8>)>,
-}
-
+/// The header fields of `entry`, with errors in the extractor's words.
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, UntarError> {
-    let bad = |field: &'static str, reason: String| UntarError::BadHeader {
-        entry: name.to_owned(),
-        field,
-        reason,
-    };
-    let h = entry.header();
-    let old = h.as_old();
-    // Go's archive/tar reads an empty numeric field as 0; the tar crate calls it an error.
-    let numeric = |field: &'static str, raw: &[u8], v: io::Result<u64>| {
-        v.or_else(|e| {
-            if raw.iter().all(|&b| b == 0 || b == b' ') {
-                Ok(0)
-            } else {
-                Err(bad(field, e.to_string()))
-            }
-        })
-    };
-    let id = |field: &'static str, raw: &[u8], v: io::Result<u64>| -> Result<u32, UntarError> {
-        let v = numeric(field, raw, v)?;
-        u32::try_from(v).map_err(|_| bad(field, format!("{v} is out of range")))
-    };
-    let mode = id("mode", &old.mode, h.mode().map(u64::from))? & 0o7777;
-    let uid = id("uid", &old.uid, h.uid())?;
-    let gid = id("gid", &old.gid, h.gid())?;
-    let secs = numeric("mtime", &old.mtime, h.mtime())?;
-    let mut mtime = TimeSpec::new(i64::try_from(secs).unwrap_or(i64::MAX), 0);
-    let mut xattrs = Vec::new();
-    if let Some(exts) = entry.pax_extensions().map_err(UntarError::Read)? {
-        for ext in exts {
-            let ext = ext.map_err(UntarError::Read)?;
-            let key = ext.key_bytes();
-            if key == b"mtime" {
-                if let Some(t) = parse_pax_time(ext.value_bytes()) {
-                    mtime = t;
-                }
-            } else if let Some(attr) = key.strip_prefix(PAX_XATTR_PREFIX) {
-                if attr.is_empty() {
-                    return Err(bad("xattr", "empty attribute name".to_owned()));
-                }
-                xattrs.push((
-                    OsStr::from_bytes(attr).to_os_string(),
-                    ext.value_bytes().to_vec(),
-                ));
-            }
-        }
-    }
-    Ok(Meta {
-        mode,
-        uid,
-        gid,
-        mtime,
-        xattrs,
+    tarmeta::read_meta(entry).map_err(|e| match e {
+        MetaError::Field { field, reason } => UntarError::BadHeader {
+            entry: name.to_owned(),
+            field,
+            reason,
+        },
+        MetaError::Read(e) => UntarError::Read(e),
     })
-}
-
-/// `<seconds>[.<fraction>]`, non-negative; anything else is ignored.
-fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
-    let s = std::str::from_utf8(v).ok()?;
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs: i64 = secs.parse().ok()?;
-    let mut nanos: i64 = 0;
-    for (i, b) in frac.bytes().take(9).enumerate() {
-        nanos += i64::from(b - b'0') * 10i64.pow(8 - i as u32);
-    }
-    Some(TimeSpec::new(secs, nanos))
 }
 
 /// Extracts the tar read from `body` below the open directory `dest`.
@@ -225,7 +140,7 @@ impl Untar<'_> {
         if entry.header().as_bytes()[156] == 0 && raw.ends_with(b"/") {
             kind = EntryType::Directory;
         }
-        let comps = components(&raw).ok_or_else(|| UntarError::DotDot {
+        let comps = clean_components(&raw).ok_or_else(|| UntarError::DotDot {
             entry: name.clone(),
         })?;
         let Some((last, parents)) = comps.split_last() else {
@@ -434,7 +349,8 @@ impl Untar<'_> {
             target: target_name.clone(),
             problem,
         };
-        let target = components(raw_target).ok_or_else(|| bad("is outside the destination"))?;
+        let target =
+            clean_components(raw_target).ok_or_else(|| bad("is outside the destination"))?;
         let Some((t_last, t_parents)) = target.split_last() else {
             return Err(bad("is the destination itself"));
         };

@@ -2,11 +2,13 @@
 //! root (ownership, device nodes, `trusted.*` xattrs) skip themselves without it.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use tar::{Builder, Header};
 
 use super::*;
+use crate::tarmeta::parse_pax_time;
 
 const MTIME: u64 = 1_600_000_000;
 
