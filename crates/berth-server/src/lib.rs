@@ -4,6 +4,7 @@
 //! the listeners. It holds no state of its own: every route is one `Engine` call.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 mod body;
 mod error;
 mod listen;

@@ -544,6 +544,7 @@ where
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let uri = req.uri().clone();
     let (api_version, mut resp) = match version::apply(&mut req) {
         Err(e) => (None, e.into_response()),
         Ok(v) => {
@@ -589,7 +590,7 @@ where
     } else {
         tracing::info!(%method, %path, status, duration_us = micros, api_version = %api, client, "request");
     }
-    Ok(resp)
+    Ok(crate::audit::record(&conn.identity, &method, &uri, start, resp).await)
 }
 
 /// `ApiVersion::CURRENT` as a static header value.

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use berth_engine::{EngineConfig, RuntimeConfig};
+use berth_server::audit::AuditConfig;
 use berth_server::{parse_host, Endpoint};
 use berth_tls::TlsPaths;
 use clap::parser::ValueSource;
@@ -35,6 +36,9 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("tlscert", Some("tlscert")),
     ("tlskey", Some("tlskey")),
     ("tlscrl", Some("tlscrl")),
+    ("audit-log", Some("audit_log")),
+    ("audit-log-max-size", Some("audit_log_max_size")),
+    ("audit-log-max-files", Some("audit_log_max_files")),
     ("data-root", Some("data_root")),
     ("exec-root", Some("exec_root")),
     ("pidfile", Some("pidfile")),
@@ -65,6 +69,7 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
 pub struct DaemonConfig {
     pub hosts: Vec<Endpoint>,
     pub tls: Option<TlsPaths>,
+    pub audit: Option<AuditConfig>,
     pub pidfile: PathBuf,
     pub socket_gid: Option<u32>,
     pub log_level: String,
@@ -80,6 +85,7 @@ impl DaemonConfig {
         let f = FileSettings::from_map(&file)?;
         let mut network = berth_engine::NetConfig::default();
         resolve_network(flags, &f, &mut network)?;
+        let audit = resolve_audit(flags, &f)?;
 
         let host_strings = if !flags.hosts.is_empty() {
             flags.hosts.clone()
@@ -207,12 +213,69 @@ impl DaemonConfig {
         Ok(Self {
             hosts,
             tls,
+            audit,
             pidfile,
             socket_gid,
             log_level,
             engine,
         })
     }
+}
+
+/// `--audit-log` (`-`: stderr), `--audit-log-max-size`, `--audit-log-max-files`.
+fn resolve_audit(flags: &Flags, f: &FileSettings) -> anyhow::Result<Option<AuditConfig>> {
+    let size = flags
+        .audit_log_max_size
+        .clone()
+        .or(f.audit_log_max_size.clone());
+    let files = flags.audit_log_max_files.or(f.audit_log_max_files);
+    let Some(dest) = flags.audit_log.clone().or(f.audit_log.clone()) else {
+        if size.is_some() || files.is_some() {
+            bail!("--audit-log-max-size and --audit-log-max-files need --audit-log");
+        }
+        return Ok(None);
+    };
+    let path = match dest.as_str() {
+        "-" => None,
+        p => Some(absolute(PathBuf::from(p), "--audit-log")?),
+    };
+    let max_size = match size {
+        None => berth_server::audit::DEFAULT_MAX_SIZE,
+        Some(s) => match parse_size(&s) {
+            Some(n) if n > 0 => n,
+            _ => bail!("invalid --audit-log-max-size {s:?}: give a size such as 100m, 512k or 1g"),
+        },
+    };
+    let max_files = match files {
+        None => berth_server::audit::DEFAULT_MAX_FILES,
+        Some(0) => bail!("invalid --audit-log-max-files 0: it must be at least 1"),
+        Some(n) => n,
+    };
+    Ok(Some(AuditConfig {
+        path,
+        max_size,
+        max_files,
+    }))
+}
+
+/// A byte count with an optional binary multiple: `512`, `64k`, `100m`, `1g` (`kb`, `MiB`
+/// and the like too, as go-units `RAMInBytes` reads them; whole numbers only).
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(end);
+    let num: u64 = num.parse().ok()?;
+    let unit = unit.to_ascii_lowercase();
+    let unit = unit.trim_end_matches('b').trim_end_matches('i');
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return None,
+    };
+    num.checked_mul(1u64 << shift)
 }
 
 /// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--mtu`, `default-address-pools`.
@@ -457,6 +520,9 @@ struct FileSettings {
     tlscert: Option<PathBuf>,
     tlskey: Option<PathBuf>,
     tlscrl: Option<PathBuf>,
+    audit_log: Option<String>,
+    audit_log_max_size: Option<String>,
+    audit_log_max_files: Option<u32>,
     data_root: Option<PathBuf>,
     exec_root: Option<PathBuf>,
     pidfile: Option<PathBuf>,
@@ -583,6 +649,47 @@ mod tests {
         assert_eq!(tls.ca, PathBuf::from("/c/ca.pem"));
         assert_eq!(tls.cert, PathBuf::from("/etc/berth/tls/server-cert.pem"));
         assert_eq!(tls.crl, None);
+    }
+
+    #[test]
+    fn audit_log_flags_and_file_keys() {
+        assert!(resolve(&[]).unwrap().audit.is_none());
+        let c = resolve(&["--audit-log", "/var/log/berth-audit.log"]).unwrap();
+        assert_eq!(
+            c.audit,
+            Some(AuditConfig {
+                path: Some("/var/log/berth-audit.log".into()),
+                max_size: 100 << 20,
+                max_files: 5,
+            })
+        );
+        let c = resolve(&["--audit-log", "-", "--audit-log-max-size", "64k"]).unwrap();
+        let audit = c.audit.unwrap();
+        assert_eq!((audit.path, audit.max_size), (None, 64 << 10));
+        let (_p, path) = write_config(
+            r#"{"audit-log": "/f/audit.log", "audit-log-max-size": "1m", "audit-log-max-files": 2}"#,
+        );
+        let audit = resolve(&["--config-file", &path]).unwrap().audit.unwrap();
+        assert_eq!(
+            (audit.path, audit.max_size, audit.max_files),
+            (Some("/f/audit.log".into()), 1 << 20, 2)
+        );
+        assert!(resolve(&["--config-file", &path, "--audit-log", "-"]).is_err());
+        for bad in [
+            &["--audit-log", "audit.log"][..],
+            &["--audit-log", "/a", "--audit-log-max-size", "ten"],
+            &["--audit-log", "/a", "--audit-log-max-size", "0"],
+            &[
+                "--audit-log",
+                "/a",
+                "--audit-log-max-size",
+                "99999999999999t",
+            ],
+            &["--audit-log", "/a", "--audit-log-max-files", "0"],
+            &["--audit-log-max-files", "3"],
+        ] {
+            assert!(resolve(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

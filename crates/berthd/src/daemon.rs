@@ -53,6 +53,17 @@ pub fn run(config: DaemonConfig) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
 
+    if let Some(audit) = config.audit.clone() {
+        let what = audit
+            .path
+            .as_ref()
+            .map_or_else(|| "stderr".to_string(), |p| p.display().to_string());
+        let log = berth_server::audit::AuditLog::open(audit)
+            .with_context(|| format!("cannot open the audit log {what}"))?;
+        berth_server::audit::install(log);
+        tracing::info!(audit_log = %what, "audit log enabled");
+    }
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)

@@ -33,6 +33,19 @@ pub struct Flags {
     #[arg(long, value_name = "FILE")]
     pub tlscrl: Option<PathBuf>,
 
+    /// Write one JSON line per mutating request and per attach, exec, archive, export and
+    /// image save (who, what, target, status, duration) to FILE; "-" for stderr
+    #[arg(long = "audit-log", value_name = "FILE")]
+    pub audit_log: Option<String>,
+
+    /// Rotate the audit log when it would pass this size (default 100m; k, m, g multiples)
+    #[arg(long = "audit-log-max-size", value_name = "SIZE")]
+    pub audit_log_max_size: Option<String>,
+
+    /// Audit log files kept, the live one included (default 5)
+    #[arg(long = "audit-log-max-files", value_name = "N")]
+    pub audit_log_max_files: Option<u32>,
+
     /// Root directory of persistent state
     #[arg(long = "data-root", value_name = "DIR")]
     pub data_root: Option<PathBuf>,
