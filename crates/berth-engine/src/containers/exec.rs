@@ -113,6 +113,11 @@ pub(crate) const GC_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// Ended execs a container keeps at most between two collections.
 pub(crate) const ENDED_KEPT: usize = 256;
 
+/// Execs created and not started yet that a container may hold. dockerd has no bound: a
+/// client could create execs without end and grow the daemon's memory; a running
+/// container keeps its unstarted execs until it stops (the collection forgets them then).
+pub(crate) const PENDING_KEPT: usize = 1024;
+
 /// What happened to an exec so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Progress {
@@ -164,6 +169,22 @@ impl Execs {
         let mut map = self.map();
         map.insert(exec.id.clone(), exec);
         Self::cap_ended(&mut map, &cid, ENDED_KEPT);
+    }
+
+    /// Inserts a newly created exec unless its container already holds `cap` execs that
+    /// were created and never started; `Err` gives the count.
+    fn insert_created(&self, exec: Arc<ExecEntry>, cap: usize) -> Result<(), usize> {
+        let pending = {
+            let map = self.map();
+            map.values()
+                .filter(|e| e.container_id == exec.container_id && !e.progress().started)
+                .count()
+        };
+        if pending >= cap {
+            return Err(pending);
+        }
+        self.insert(exec);
+        Ok(())
     }
 
     /// Records that `exec` has ended (once), for the order in which ended execs go.
@@ -391,7 +412,13 @@ impl Engine {
             ended_seq: AtomicU64::new(0),
         });
         let action = format!("exec_create: {}", exec.config.cmd.join(" "));
-        c.execs.insert(exec);
+        c.execs
+            .insert_created(exec, PENDING_KEPT)
+            .map_err(|n| {
+                EngineError::Conflict(format!(
+                    "container {cid} has {n} exec instances created and not started: start them, or stop the container, before creating more"
+                ))
+            })?;
         c.emit(&entry.rec(), &action, &[("execID", &id)]);
         tracing::info!(container_id = %cid, exec_id = %id, "exec created");
         Ok(id)
@@ -682,6 +709,22 @@ mod tests {
     fn end(execs: &Execs, e: &ExecEntry, code: i32) {
         e.progress().exit_code = Some(code);
         execs.ended(e);
+    }
+
+    #[test]
+    fn created_and_unstarted_execs_are_capped_per_container() {
+        let execs = Execs::default();
+        for i in 0..3 {
+            execs
+                .insert_created(entry(&format!("p{i}"), "c1"), 3)
+                .unwrap();
+        }
+        assert_eq!(execs.insert_created(entry("p3", "c1"), 3), Err(3));
+        // Another container has its own count; a started exec no longer counts.
+        execs.insert_created(entry("q0", "c2"), 3).unwrap();
+        execs.map()["p0"].progress().started = true;
+        execs.insert_created(entry("p3", "c1"), 3).unwrap();
+        assert_eq!(execs.map().len(), 5);
     }
 
     #[test]
