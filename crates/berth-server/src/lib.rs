@@ -4,6 +4,7 @@
 //! the listeners. It holds no state of its own: every route is one `Engine` call.
 #![forbid(unsafe_code)]
 
+mod authz;
 mod body;
 mod error;
 mod listen;
@@ -12,6 +13,7 @@ mod routes;
 mod serve;
 mod version;
 
+pub use authz::{Authorizer, Policy, PolicyError, Role};
 pub use error::{ApiError, ServerError};
 pub use listen::{parse_host, Endpoint, ListenerOptions};
 pub use serve::{ClientIdentity, PeerCred, Server, TlsReload};
