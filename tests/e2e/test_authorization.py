@@ -114,6 +114,17 @@ def test_viewer_operator_admin_with_the_docker_cli(busybox_daemon, workdir):
     cid = docker_as(d, admin, "create", "-v", "/etc:/host-etc", "--pid", "host", "busybox", "true").stdout.strip()
     docker_as(d, admin, "rm", cid)
 
+    # An operator may exec in its own containers, not in an admin's privileged one, nor
+    # join its namespaces.
+    docker_as(d, operator, "run", "-d", "--name", "opbox", "busybox", "sleep", "300")
+    assert "in-opbox" in docker_as(d, operator, "exec", "opbox", "echo", "in-opbox").stdout
+    docker_as(d, admin, "run", "-d", "--privileged", "--name", "adminbox", "busybox", "sleep", "300")
+    refused(docker_as(d, operator, "exec", "adminbox", "true", check=False), "operator.unconfined_target")
+    p = docker_as(d, operator, "run", "--rm", "--pid", "container:adminbox", "busybox", "true", check=False)
+    refused(p, "operator.unconfined_target")
+    docker_as(d, operator, "stop", "-t", "0", "adminbox")
+    docker_as(d, admin, "rm", "-f", "adminbox", "opbox")
+
     # The refusals are logged with the client's identity.
     log = d.log_text()
     assert "authorization: request refused" in log

@@ -10,7 +10,9 @@
 //!   volumes with `o=bind`), host pid/ipc/network/uts/userns/cgroup namespaces, devices,
 //!   added capabilities, `SecurityOpt` other than `no-new-privileges`, unmasked system
 //!   paths, `CgroupParent`, `VolumesFrom`; privileged exec; `/build` with host networking;
-//!   no plugin or swarm changes, no `/session`.
+//!   no plugin or swarm changes, no `/session`. Nor may an operator attach, exec, copy
+//!   files or export, or join the pid/ipc/network namespace of a container that has such
+//!   options (an admin's): that would hand over what the options give.
 //! - `admin`: everything.
 //!
 //! A client that maps to no role may call only `/_ping` and `/version` (GET, HEAD).
@@ -263,7 +265,11 @@ impl Authorizer {
 
     /// Checks one request; returns it (its body read and put back where it was inspected)
     /// or the 403 answer.
-    pub(crate) async fn check(&self, req: Request<Body>) -> Result<Request<Body>, Response> {
+    pub(crate) async fn check<L: HostConfigs>(
+        &self,
+        req: Request<Body>,
+        lookup: &L,
+    ) -> Result<Request<Body>, Response> {
         let identity = req
             .extensions()
             .get::<ClientIdentity>()
@@ -286,7 +292,16 @@ impl Authorizer {
             )),
             Some(Role::Admin) => Ok(None),
             Some(Role::Viewer) => viewer(&method, &seg, self.policy.viewer_logs).map(|_| None),
-            Some(Role::Operator) => operator_route(&method, &seg, &query),
+            Some(Role::Operator) => match operator_route(&method, &seg, &query) {
+                Ok(check) => match seg.as_slice() {
+                    ["containers", id, op @ ("attach" | "exec" | "archive" | "export"), ..] => self
+                        .check_target(lookup, id, op)
+                        .await
+                        .map(|()| check),
+                    _ => Ok(check),
+                },
+                Err(d) => Err(d),
+            },
         };
         let denied = match verdict {
             Ok(None) => return Ok(req),
@@ -306,7 +321,7 @@ impl Authorizer {
                         return Err(ApiError::bad_request(msg).into_response());
                     }
                 };
-                let checked = self.check_body(kind, &bytes).await;
+                let checked = self.check_body(kind, &bytes, lookup).await;
                 let req = Request::from_parts(parts, Body::from(bytes));
                 match checked {
                     Ok(()) => return Ok(req),
@@ -321,6 +336,7 @@ impl Authorizer {
             uid = identity.unix.map(|c| c.uid),
             role = role_name,
             rule = denied.rule,
+            detail = %denied.what,
             %method,
             %path,
             "authorization: request refused"
@@ -338,7 +354,12 @@ impl Authorizer {
         Err(ApiError::new(StatusCode::FORBIDDEN, msg).into_response())
     }
 
-    async fn check_body(&self, kind: BodyCheck, bytes: &Bytes) -> Result<(), Denied> {
+    async fn check_body<L: HostConfigs>(
+        &self,
+        kind: BodyCheck,
+        bytes: &Bytes,
+        lookup: &L,
+    ) -> Result<(), Denied> {
         // Parsed as the routes parse it (an all-blank body is empty); a body they cannot
         // parse is answered 400 by them, with nothing created.
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -353,7 +374,17 @@ impl Authorizer {
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default();
-                host_config(&hc)?
+                let binds = host_config(&hc)?;
+                for key in ["PidMode", "IpcMode", "NetworkMode"] {
+                    let peer = get_ci(&hc, key)
+                        .and_then(Value::as_str)
+                        .and_then(|m| m.trim().strip_prefix("container:"));
+                    if let Some(peer) = peer {
+                        self.check_target(lookup, peer, "join the namespaces of")
+                            .await?;
+                    }
+                }
+                binds
             }
             BodyCheck::HostConfig => host_config(&body)?,
             BodyCheck::Exec => {
@@ -368,6 +399,10 @@ impl Authorizer {
                 .into_iter()
                 .collect(),
         };
+        self.check_bind_paths(binds).await
+    }
+
+    async fn check_bind_paths(&self, binds: Vec<PathBuf>) -> Result<(), Denied> {
         if binds.is_empty() {
             return Ok(());
         }
@@ -376,15 +411,65 @@ impl Authorizer {
             .await
             .unwrap_or_else(|_| Err(deny("operator.bind", "bind host paths")))
     }
+
+    /// An operator acting inside an existing container (attach, exec, archive, export,
+    /// joining its namespaces): the container must be one an operator could have created,
+    /// or the operator would reach what it was given (a privileged shell, a bind of `/`).
+    /// A container that does not exist is left to the route (404).
+    async fn check_target<L: HostConfigs>(
+        &self,
+        lookup: &L,
+        id: &str,
+        action: &str,
+    ) -> Result<(), Denied> {
+        let Some(mut hc) = lookup.host_config(id).await else {
+            return Ok(());
+        };
+        // Stored as the daemon settled it: on cgroup v1 every container's cgroup namespace
+        // is the host's, asked for or not.
+        hc.retain(|k, _| !k.eq_ignore_ascii_case("CgroupnsMode"));
+        let shown: String = id.chars().take(64).collect();
+        let wrap = |d: Denied| {
+            deny(
+                "operator.unconfined_target",
+                format!(
+                    "{action} container {shown}: it has options an operator may not use ({})",
+                    d.rule
+                ),
+            )
+        };
+        let binds = host_config(&hc).map_err(wrap)?;
+        self.check_bind_paths(binds).await.map_err(wrap)
+    }
+}
+
+/// Where the authorizer finds an existing container's host config (the engine; a map in
+/// tests).
+pub(crate) trait HostConfigs: Send + Sync {
+    /// The container's `HostConfig` as inspect shows it; `None` if there is no such one.
+    fn host_config(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = Option<Map<String, Value>>> + Send;
+}
+
+impl HostConfigs for berth_engine::Engine {
+    async fn host_config(&self, id: &str) -> Option<Map<String, Value>> {
+        let mut v = self.container_inspect(id).await.ok()?;
+        match v.get_mut("HostConfig").map(Value::take) {
+            Some(Value::Object(m)) => Some(m),
+            _ => None,
+        }
+    }
 }
 
 /// The axum middleware: refuses or passes each request.
 pub(crate) async fn layer(
-    State(authz): State<Arc<Authorizer>>,
+    State((authz, engine)): State<(Arc<Authorizer>, Arc<berth_engine::Engine>)>,
     req: Request<Body>,
     next: Next,
 ) -> Response {
-    match authz.check(req).await {
+    match authz.check(req, engine.as_ref()).await {
         Ok(req) => next.run(req).await,
         Err(resp) => resp,
     }

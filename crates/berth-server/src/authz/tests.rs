@@ -354,6 +354,21 @@ fn binds_must_resolve_under_the_allow_list_symlinks_followed() {
     assert_eq!(ok(PathBuf::from("/")), Err("operator.bind"));
 }
 
+/// Existing containers' host configs: `admin-box` privileged, `plain` an operator's.
+struct Fake;
+
+impl HostConfigs for Fake {
+    async fn host_config(&self, id: &str) -> Option<Map<String, Value>> {
+        let v = match id {
+            "admin-box" => json!({"Privileged": true, "NetworkMode": "host"}),
+            "root-bind" => json!({"Binds": ["/:/host"]}),
+            "plain" => json!({"NetworkMode": "bridge", "Binds": null, "CgroupnsMode": "host"}),
+            _ => return None,
+        };
+        v.as_object().cloned()
+    }
+}
+
 async fn run(
     a: &Authorizer,
     id: ClientIdentity,
@@ -367,7 +382,7 @@ async fn run(
         .body(Body::from(body.to_string()))
         .unwrap();
     req.extensions_mut().insert(id);
-    match a.check(req).await {
+    match a.check(req, &Fake).await {
         Ok(req) => Ok(req.into_body().collect().await.unwrap().to_bytes()),
         Err(resp) => {
             let status = resp.status().as_u16();
@@ -477,4 +492,95 @@ async fn requests_are_passed_on_unchanged_or_refused_with_403_naming_the_rule() 
         "{msg}"
     );
     assert!(msg.ends_with("(rule: viewer.read_only)"), "{msg}");
+}
+
+#[tokio::test]
+async fn operators_do_not_reach_into_containers_they_could_not_create() {
+    let a = authz("{}");
+    let operator = tls("CN=o,OU=berth:operator");
+    for (method, uri) in [
+        (Method::POST, "/containers/admin-box/exec"),
+        (Method::POST, "/containers/admin-box/attach?stream=1"),
+        (
+            Method::GET,
+            "/containers/root-bind/archive?path=/host/etc/shadow",
+        ),
+        (Method::PUT, "/containers/root-bind/archive?path=/host"),
+        (Method::GET, "/containers/admin-box/export"),
+    ] {
+        let (status, msg) = run(
+            &a,
+            operator.clone(),
+            method.clone(),
+            uri,
+            r#"{"Cmd": ["sh"]}"#,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(status, 403, "{method} {uri}");
+        assert!(msg.ends_with("(rule: operator.unconfined_target)"), "{msg}");
+    }
+    for peer in ["admin-box", "root-bind"] {
+        for key in ["NetworkMode", "PidMode", "IpcMode"] {
+            let body = json!({"Image": "b", "HostConfig": {key: format!("container:{peer}")}});
+            let (_, msg) = run(
+                &a,
+                operator.clone(),
+                Method::POST,
+                "/containers/create",
+                &body.to_string(),
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                msg.contains(&format!("join the namespaces of container {peer}")),
+                "{msg}"
+            );
+        }
+    }
+    // An operator's own containers, and ones that do not exist (the route says 404).
+    for uri in [
+        "/containers/plain/exec",
+        "/containers/plain/attach",
+        "/containers/gone/exec",
+    ] {
+        assert!(
+            run(&a, operator.clone(), Method::POST, uri, "{}")
+                .await
+                .is_ok(),
+            "{uri}"
+        );
+    }
+    let body = json!({"Image": "b", "HostConfig": {"NetworkMode": "container:plain"}});
+    assert!(run(
+        &a,
+        operator.clone(),
+        Method::POST,
+        "/containers/create",
+        &body.to_string()
+    )
+    .await
+    .is_ok());
+    // Reading a privileged container's state and stopping it stay an operator's.
+    assert!(run(
+        &a,
+        operator.clone(),
+        Method::GET,
+        "/containers/admin-box/json",
+        ""
+    )
+    .await
+    .is_ok());
+    assert!(
+        run(&a, operator, Method::POST, "/containers/admin-box/stop", "")
+            .await
+            .is_ok()
+    );
+    // Admins are not checked.
+    let admin = tls("CN=a,OU=berth:admin");
+    assert!(
+        run(&a, admin, Method::POST, "/containers/admin-box/exec", "{}")
+            .await
+            .is_ok()
+    );
 }

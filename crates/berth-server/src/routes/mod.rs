@@ -34,9 +34,12 @@ pub(crate) fn router(engine: Arc<Engine>, authz: Option<Arc<Authorizer>>) -> Rou
         .merge(networks::routes())
         .merge(archive::routes())
         .fallback(not_found)
-        .with_state(engine);
+        .with_state(engine.clone());
     match authz {
-        Some(a) => router.layer(axum::middleware::from_fn_with_state(a, crate::authz::layer)),
+        Some(a) => router.layer(axum::middleware::from_fn_with_state(
+            (a, engine),
+            crate::authz::layer,
+        )),
         None => router,
     }
 }
