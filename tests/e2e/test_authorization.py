@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -206,6 +208,69 @@ def test_unix_socket_root_is_admin(busybox_daemon, workdir):
     env = d.docker_env
     out = run_cmd([DOCKER_BIN, "run", "--rm", "--privileged", "busybox", "echo", "root-admin"], env=env).stdout
     assert "root-admin" in out
+
+
+# A python other users can run (the test's own may live under /root).
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+PEER_REQUEST = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+body = sys.argv[3].encode()
+s.sendall(f"{sys.argv[2]} HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\nContent-Type: application/json\\r\\n"
+          f"Content-Length: {len(body)}\\r\\n\\r\\n".encode() + body)
+data = b""
+while chunk := s.recv(65536):
+    data += chunk
+print(data.decode(errors="replace"))
+"""
+
+
+def as_user(sock: Path, uid: int, gid: int, request: str, body: str = "") -> str:
+    """One HTTP request on the unix socket from a process with that uid and gid (no
+    supplementary groups); its raw response."""
+    proc = subprocess.run([SYSTEM_PYTHON, "-c", PEER_REQUEST, str(sock), request, body], user=uid, group=gid,
+                          extra_groups=[], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_unix_peers_map_through_the_policy_by_uid_and_gid(busybox_daemon, workdir):
+    files = tls_init(workdir / "tls")
+    # A socket in a directory other users may enter (the test's own dirs are 0700).
+    sockdir = Path(tempfile.mkdtemp(prefix="berth-authz-"))
+    try:
+        sockdir.chmod(0o755)
+        sock = sockdir / "b.sock"
+        policy = {"uids": {"65534": "viewer"}, "gids": {"65533": "operator"}}
+        path = workdir / "policy.json"
+        path.write_text(json.dumps(policy))
+        # The socket is root:root 0660 without a berth group: gid 0 lets the peers in.
+        d = busybox_daemon(tls=files, extra_args=["--authorization", "roles", "--authorization-policy", str(path),
+                                                  "-H", f"unix://{sock}"])
+        assert sock.exists()
+        create = '{"Image": "busybox", "HostConfig": {"Privileged": true}}'
+        out = as_user(sock, 65534, 0, "GET /containers/json")
+        assert out.startswith("HTTP/1.1 200"), out
+        out = as_user(sock, 65534, 0, "POST /containers/create", create)
+        assert out.startswith("HTTP/1.1 403") and "(rule: viewer.read_only)" in out, out
+        # A member of the socket's group the policy does not name is admin.
+        out = as_user(sock, 65532, 0, "POST /containers/create", create)
+        assert out.startswith("HTTP/1.1 201"), out
+        run_cmd([DOCKER_BIN, "rm", json.loads(out[out.index("{"):])["Id"]], env=d.docker_env)
+        # The policy's gids name the peer's primary gid (the socket opened to all for it).
+        sock.chmod(0o666)
+        out = as_user(sock, 65531, 65533, "POST /containers/create", create)
+        assert out.startswith("HTTP/1.1 403") and "(rule: operator.privileged)" in out, out
+        out = as_user(sock, 65531, 65533, "POST /containers/create", '{"Image": "busybox"}')
+        assert out.startswith("HTTP/1.1 201"), out
+        run_cmd([DOCKER_BIN, "rm", json.loads(out[out.index("{"):])["Id"]], env=d.docker_env)
+    finally:
+        for p in sockdir.iterdir():
+            p.unlink()
+        sockdir.rmdir()
 
 
 def test_bad_policy_or_mode_stops_the_daemon(berthd, workdir):
