@@ -109,6 +109,8 @@ def test_viewer_operator_admin_with_the_docker_cli(busybox_daemon, workdir):
     p = docker_as(d, operator, "volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device=/", "rootvol",
                   check=False)
     refused(p, "operator.bind")
+    p = docker_as(d, operator, "network", "create", "-o", "com.docker.network.bridge.name=bzauthz0", "opnet", check=False)
+    refused(p, "operator.bridge_name")
 
     # Admin: everything.
     out = docker_as(d, admin, "run", "--rm", "--privileged", "busybox", "echo", "hello-admin").stdout

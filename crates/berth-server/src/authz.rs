@@ -10,6 +10,7 @@
 //!   volumes with `o=bind`), host pid/ipc/network/uts/userns/cgroup namespaces, devices,
 //!   added capabilities, `SecurityOpt` other than `no-new-privileges`, unmasked system
 //!   paths, `CgroupParent`, `VolumesFrom`; privileged exec; `/build` with host networking;
+//!   networks on a bridge they name (`com.docker.network.bridge.name`: a host's bridge);
 //!   no plugin or swarm changes, no `/session`. Nor may an operator attach, exec, copy
 //!   files or export, or join the pid/ipc/network namespace of a container that has such
 //!   options (an admin's): that would hand over what the options give.
@@ -393,6 +394,18 @@ impl Authorizer {
                 }
                 Vec::new()
             }
+            BodyCheck::Network => {
+                let named = get_ci(&body, "Options")
+                    .and_then(Value::as_object)
+                    .is_some_and(|o| non_empty(get_ci(o, "com.docker.network.bridge.name")));
+                if named {
+                    return Err(deny(
+                        "operator.bridge_name",
+                        "choose the network's Linux bridge (com.docker.network.bridge.name)",
+                    ));
+                }
+                Vec::new()
+            }
             BodyCheck::Volume => get_ci(&body, "DriverOpts")
                 .and_then(Value::as_object)
                 .and_then(volume_device)
@@ -486,6 +499,9 @@ pub(crate) enum BodyCheck {
     Exec,
     /// `POST /volumes/create`: `DriverOpts` binding a host directory.
     Volume,
+    /// `POST /networks/create`: a bridge named by the client (it may be one the host
+    /// uses, which the network would then take over).
+    Network,
 }
 
 /// The path's segments, percent-decoded, empty ones dropped (so that a spelling the
@@ -583,6 +599,7 @@ fn operator_route(
         ["containers", _, "update" | "start"] if post => Ok(Some(BodyCheck::HostConfig)),
         ["containers", _, "exec"] if post => Ok(Some(BodyCheck::Exec)),
         ["volumes", "create"] if post => Ok(Some(BodyCheck::Volume)),
+        ["networks", "create"] if post => Ok(Some(BodyCheck::Network)),
         _ => Ok(None),
     }
 }

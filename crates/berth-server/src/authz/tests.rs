@@ -214,6 +214,10 @@ fn operator_routes_and_which_bodies_are_checked() {
         op(Method::POST, "/volumes/create"),
         Ok(Some(BodyCheck::Volume))
     );
+    assert_eq!(
+        op(Method::POST, "/networks/create"),
+        Ok(Some(BodyCheck::Network))
+    );
     assert_eq!(op(Method::POST, "/containers/c/kill"), Ok(None));
     assert_eq!(
         op(Method::POST, "/images/create?fromImage=busybox"),
@@ -461,6 +465,17 @@ async fn requests_are_passed_on_unchanged_or_refused_with_403_naming_the_rule() 
         .await
         .unwrap_err();
     assert!(msg.contains("(rule: operator.bind)"), "{msg}");
+    let net = r#"{"Name": "n", "Options": {"com.docker.network.bridge.name": "eth0"}}"#;
+    let (_, msg) = run(&a, operator.clone(), Method::POST, "/networks/create", net)
+        .await
+        .unwrap_err();
+    assert!(msg.contains("(rule: operator.bridge_name)"), "{msg}");
+    let net = r#"{"Name": "n", "Options": {"com.docker.network.driver.mtu": "1400"}}"#;
+    assert!(
+        run(&a, operator.clone(), Method::POST, "/networks/create", net)
+            .await
+            .is_ok()
+    );
     let big = format!(r#"{{"Image": "{}"}}"#, "x".repeat(MAX_CHECKED_BODY));
     let (status, _) = run(&a, operator, Method::POST, "/containers/create", &big)
         .await
