@@ -169,11 +169,33 @@ pub struct TlsInitArgs {
     pub force: bool,
 }
 
+/// What `berth tls client --role` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientRole {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl ClientRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientRole::Viewer => "viewer",
+            ClientRole::Operator => "operator",
+            ClientRole::Admin => "admin",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct TlsClientArgs {
     /// Common name of the new client certificate
     #[arg(value_name = "NAME")]
     pub name: String,
+
+    /// Role for `berthd --authorization roles`, written as OU=berth:ROLE in the subject
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<ClientRole>,
 
     /// Directory holding the CA (ca.pem and ca-key.pem from `berth tls init`)
     #[arg(long, value_name = "DIR")]
@@ -291,6 +313,16 @@ mod tests {
         assert_eq!(c.name, "bob");
         assert_eq!(c.out, None);
         assert_eq!(c.days, 30);
+        assert_eq!(c.role, None);
+        let cli = parse(&["tls", "client", "op", "--dir", "/d", "--role", "operator"]);
+        let Some(Command::Tls(TlsCommand::Client(c))) = cli.command else {
+            panic!("not tls client")
+        };
+        assert_eq!(c.role, Some(ClientRole::Operator));
+        assert!(Cli::try_parse_from([
+            "berth", "tls", "client", "x", "--dir", "/d", "--role", "root"
+        ])
+        .is_err());
 
         let cli = parse(&["tls", "revoke", "bob", "--dir", "/d"]);
         let Some(Command::Tls(TlsCommand::Revoke(r))) = cli.command else {

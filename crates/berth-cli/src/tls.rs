@@ -43,8 +43,10 @@ fn client(args: &TlsClientArgs) -> Result<(), Error> {
         Some(out) => absolute(out)?,
         None => ca_dir.join("clients").join(&args.name),
     };
-    let report = generate::new_client(&ca_dir, &args.name, &out, args.days, args.force)
-        .map_err(|e| Error::client(e.to_string()))?;
+    let role = args.role.map(|r| r.as_str());
+    let report =
+        generate::new_client_with_role(&ca_dir, &args.name, role, &out, args.days, args.force)
+            .map_err(|e| Error::client(e.to_string()))?;
     write_out(&render_client(&report, &args.name, &ca_dir))
 }
 
@@ -307,6 +309,7 @@ mod tests {
         assert!(init(&args).is_err());
         client(&TlsClientArgs {
             name: "bob".into(),
+            role: None,
             dir: base.clone(),
             out: None,
             days: 2,

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod authz;
 mod body;
 mod error;
 mod listen;
@@ -13,6 +14,7 @@ mod routes;
 mod serve;
 mod version;
 
+pub use authz::{Authorizer, Policy, PolicyError, Role};
 pub use error::{ApiError, ServerError};
 pub use listen::{parse_host, Endpoint, ListenerOptions};
 pub use serve::{ClientIdentity, PeerCred, Server, TlsReload};

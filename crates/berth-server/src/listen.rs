@@ -108,6 +108,9 @@ fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
 pub struct ListenerOptions {
     /// Group owning unix sockets (`--group`), as a gid.
     pub socket_gid: Option<u32>,
+    /// Role-based authorization (`--authorization roles`); `None`: every client may do
+    /// everything.
+    pub authorization: Option<std::sync::Arc<crate::Authorizer>>,
 }
 
 /// Binds a unix socket: removes a stale socket file (never any other kind of file), then

@@ -207,7 +207,7 @@ impl Server {
             }
         }
         Ok(Self {
-            router: routes::router(engine),
+            router: routes::router(engine, opts.authorization.clone()),
             unix,
             tcp,
             tls,

@@ -211,8 +211,29 @@ pub fn new_client(
     days: u32,
     force: bool,
 ) -> Result<ClientReport, TlsError> {
+    new_client_with_role(ca_dir, name, None, out_dir, days, force)
+}
+
+/// [`new_client`] with a role for `berthd --authorization roles`: the subject gets
+/// `OU=berth:ROLE` (`role` is lower-case ASCII letters, e.g. `viewer`, `operator`, `admin`).
+pub fn new_client_with_role(
+    ca_dir: &Path,
+    name: &str,
+    role: Option<&str>,
+    out_dir: &Path,
+    days: u32,
+    force: bool,
+) -> Result<ClientReport, TlsError> {
     let validity = Validity::days(days)?;
     check_client_name(name)?;
+    if let Some(r) = role {
+        if r.is_empty() || r.len() > 32 || !r.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(TlsError::Generate {
+                what: "the client certificate".into(),
+                reason: format!("invalid role {r:?}: lower-case letters only"),
+            });
+        }
+    }
 
     let ca = Ca::load(ca_dir)?;
     let issuer = ca.issuer()?;
@@ -228,7 +249,13 @@ pub fn new_client(
 
     let key = new_key("the client key")?;
     let serial = new_serial(&index)?;
-    let cert = client_params(name, validity, &serial)
+    let mut params = client_params(name, validity, &serial);
+    if let Some(r) = role {
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, format!("berth:{r}"));
+    }
+    let cert = params
         .signed_by(&key, &issuer)
         .map_err(gen_err("the client certificate"))?;
 

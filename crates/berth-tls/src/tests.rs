@@ -455,6 +455,23 @@ fn new_client_is_a_ready_cert_path() {
 }
 
 #[test]
+fn new_client_with_role_puts_it_in_an_ou() {
+    let tmp = TempDir::new("roleclient");
+    let report = init_in(tmp.path(), &[]);
+    let out_dir = report.dir.join("clients").join("vera");
+    generate::new_client_with_role(&report.dir, "vera", Some("viewer"), &out_dir, 7, false)
+        .unwrap();
+    let out = handshake(server_for(&report.dir), client_for(&out_dir), "localhost");
+    assert!(out.ok(), "{out:?}");
+    assert_eq!(out.subject.as_deref(), Some("OU=berth:viewer,CN=vera"));
+    for bad in ["", "Admin", "a,OU=x", "berth:admin"] {
+        let err = generate::new_client_with_role(&report.dir, "v2", Some(bad), &out_dir, 7, true)
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid role"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn new_client_without_ca_says_to_init() {
     let tmp = TempDir::new("noca");
     let err =

@@ -6,11 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use berth_engine::{EngineConfig, RuntimeConfig};
 use berth_server::audit::AuditConfig;
-use berth_server::{parse_host, Endpoint};
+use berth_server::{parse_host, Authorizer, Endpoint, Policy};
 use berth_tls::TlsPaths;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
@@ -39,6 +40,8 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("audit-log", Some("audit_log")),
     ("audit-log-max-size", Some("audit_log_max_size")),
     ("audit-log-max-files", Some("audit_log_max_files")),
+    ("authorization", Some("authorization")),
+    ("authorization-policy", Some("authorization_policy")),
     ("data-root", Some("data_root")),
     ("exec-root", Some("exec_root")),
     ("pidfile", Some("pidfile")),
@@ -72,6 +75,8 @@ pub struct DaemonConfig {
     pub audit: Option<AuditConfig>,
     pub pidfile: PathBuf,
     pub socket_gid: Option<u32>,
+    /// `--authorization roles`: the policy enforced; `None`: no authorization.
+    pub authorization: Option<Arc<Authorizer>>,
     pub log_level: String,
     pub engine: EngineConfig,
 }
@@ -134,6 +139,13 @@ impl DaemonConfig {
         }
 
         let socket_gid = resolve_group(flags.group.clone().or(f.group).as_deref())?;
+        let authorization = resolve_authorization(
+            flags.authorization.clone().or(f.authorization.clone()),
+            flags
+                .authorization_policy
+                .clone()
+                .or(f.authorization_policy.clone()),
+        )?;
 
         let data_root = absolute(
             flags
@@ -216,6 +228,7 @@ impl DaemonConfig {
             audit,
             pidfile,
             socket_gid,
+            authorization,
             log_level,
             engine,
         })
@@ -418,6 +431,26 @@ fn positive(n: usize, key: &str) -> anyhow::Result<usize> {
     Ok(n)
 }
 
+/// `--authorization` and `--authorization-policy`: the policy file is read and checked
+/// here, so that a bad one stops the daemon before it serves.
+fn resolve_authorization(
+    mode: Option<String>,
+    policy: Option<PathBuf>,
+) -> anyhow::Result<Option<Arc<Authorizer>>> {
+    match (mode.as_deref(), policy) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => bail!("--authorization-policy (daemon.json \"authorization-policy\") needs --authorization roles"),
+        (Some("roles"), policy) => {
+            let policy = match policy {
+                Some(p) => Policy::load(&absolute(p, "--authorization-policy")?)?,
+                None => Policy::default(),
+            };
+            Ok(Some(Arc::new(Authorizer::new(policy))))
+        }
+        (Some(other), _) => bail!("invalid --authorization {other:?}: the only mode is \"roles\""),
+    }
+}
+
 /// `--cgroup-parent`: a cgroup path of plain components, made absolute (`berth` → `/berth`).
 fn cgroup_parent(p: &str) -> anyhow::Result<String> {
     let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
@@ -523,6 +556,8 @@ struct FileSettings {
     audit_log: Option<String>,
     audit_log_max_size: Option<String>,
     audit_log_max_files: Option<u32>,
+    authorization: Option<String>,
+    authorization_policy: Option<PathBuf>,
     data_root: Option<PathBuf>,
     exec_root: Option<PathBuf>,
     pidfile: Option<PathBuf>,
@@ -706,6 +741,48 @@ mod tests {
         assert!(err.to_string().contains("needs --tlsverify"), "{err}");
         let (_p, path) = write_config(r#"{"tlscrl": "/f/crl.pem"}"#);
         assert!(resolve(&["--config-file", &path]).is_err());
+    }
+
+    #[test]
+    fn authorization_flags_and_file_keys() {
+        assert!(resolve(&[]).unwrap().authorization.is_none());
+        assert!(resolve(&["--authorization", "roles"])
+            .unwrap()
+            .authorization
+            .is_some());
+        let (_p, path) = write_config(r#"{"authorization": "roles"}"#);
+        assert!(resolve(&["--config-file", &path])
+            .unwrap()
+            .authorization
+            .is_some());
+        let err = resolve(&["--authorization", "rbac"]).unwrap_err();
+        assert!(
+            err.to_string().contains("the only mode is \"roles\""),
+            "{err}"
+        );
+        let err = resolve(&["--authorization-policy", "/p.json"]).unwrap_err();
+        assert!(
+            err.to_string().contains("needs --authorization roles"),
+            "{err}"
+        );
+        let (_p, policy) = write_config(r#"{"ous": {"Platform": "admin"}}"#);
+        let c = resolve(&[
+            "--authorization",
+            "roles",
+            "--authorization-policy",
+            &policy,
+        ])
+        .unwrap();
+        assert!(c.authorization.is_some());
+        let (_p, bad) = write_config(r#"{"ous": {"Platform": "root"}}"#);
+        let err =
+            resolve(&["--authorization", "roles", "--authorization-policy", &bad]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("invalid authorization policy"),
+            "{err:#}"
+        );
+        let (_p, path) = write_config(r#"{"authorization": "roles"}"#);
+        assert!(resolve(&["--config-file", &path, "--authorization", "roles"]).is_err());
     }
 
     #[test]

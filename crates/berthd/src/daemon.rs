@@ -83,6 +83,7 @@ async fn serve(
     let engine_at_exit = engine.clone();
     let opts = ListenerOptions {
         socket_gid: config.socket_gid,
+        authorization: config.authorization.clone(),
     };
     let server = Server::bind(engine, &config.hosts, config.tls.clone(), activated, &opts).await?;
 

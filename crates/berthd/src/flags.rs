@@ -46,6 +46,16 @@ pub struct Flags {
     #[arg(long = "audit-log-max-files", value_name = "N")]
     pub audit_log_max_files: Option<u32>,
 
+    /// Authorization mode: "roles" enforces the viewer/operator/admin role of each client
+    /// (OU=berth:ROLE in its certificate, or the policy); default: every client is admin
+    #[arg(long, value_name = "MODE")]
+    pub authorization: Option<String>,
+
+    /// JSON policy mapping certificate subjects, OUs, unix uids and gids to roles, and the
+    /// host paths operators may bind (needs --authorization roles)
+    #[arg(long = "authorization-policy", value_name = "FILE")]
+    pub authorization_policy: Option<PathBuf>,
+
     /// Root directory of persistent state
     #[arg(long = "data-root", value_name = "DIR")]
     pub data_root: Option<PathBuf>,

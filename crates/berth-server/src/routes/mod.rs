@@ -17,12 +17,12 @@ use std::sync::Arc;
 use axum::Router;
 use berth_engine::Engine;
 
-use crate::ApiError;
+use crate::{ApiError, Authorizer};
 
-/// Builds the API router over `engine`. Paths are unversioned here; `version` strips the
-/// prefix before routing.
-pub(crate) fn router(engine: Arc<Engine>) -> Router {
-    Router::new()
+/// Builds the API router over `engine`, behind `authz` when given. Paths are unversioned
+/// here; `version` strips the prefix before routing.
+pub(crate) fn router(engine: Arc<Engine>, authz: Option<Arc<Authorizer>>) -> Router {
+    let router = Router::new()
         .merge(system::routes())
         .merge(images::routes())
         .merge(containers::routes())
@@ -34,7 +34,14 @@ pub(crate) fn router(engine: Arc<Engine>) -> Router {
         .merge(networks::routes())
         .merge(archive::routes())
         .fallback(not_found)
-        .with_state(engine)
+        .with_state(engine.clone());
+    match authz {
+        Some(a) => router.layer(axum::middleware::from_fn_with_state(
+            (a, engine),
+            crate::authz::layer,
+        )),
+        None => router,
+    }
 }
 
 /// dockerd's answer for a path it does not serve.
