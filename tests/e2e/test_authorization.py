@@ -117,6 +117,9 @@ def test_viewer_operator_admin_with_the_docker_cli(busybox_daemon, workdir):
     assert "hello-admin" in out
     cid = docker_as(d, admin, "create", "-v", "/etc:/host-etc", "--pid", "host", "busybox", "true").stdout.strip()
     docker_as(d, admin, "rm", cid)
+    # ... binding the host's root too (what an operator may not: `-v /:/host` above).
+    out = docker_as(d, admin, "run", "--rm", "-v", "/:/host:ro", "busybox", "cat", "/host/etc/os-release").stdout
+    assert out == Path("/etc/os-release").read_text()
 
     # An operator may exec in its own containers, not in an admin's privileged one, nor
     # join its namespaces.

@@ -99,8 +99,21 @@ fn clean_destination(typ: &str, dst: &str) -> Result<String, EngineError> {
             &format!("invalid mount path: '{dst}' mount path must be absolute"),
         ));
     }
+    let clean = clean_absolute(dst);
+    if clean == "/" {
+        return Err(config_err(
+            typ,
+            "invalid specification: destination can't be '/'",
+        ));
+    }
+    Ok(clean)
+}
+
+/// An absolute path cleaned lexically as Go's `filepath.Clean` (`/a/./b/../c/` → `/a/c`;
+/// `/` stays `/`, which a bind's source may be).
+fn clean_absolute(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
-    for p in dst.split('/') {
+    for p in path.split('/') {
         match p {
             "" | "." => {}
             ".." => {
@@ -109,13 +122,7 @@ fn clean_destination(typ: &str, dst: &str) -> Result<String, EngineError> {
             p => parts.push(p),
         }
     }
-    if parts.is_empty() {
-        return Err(config_err(
-            typ,
-            "invalid specification: destination can't be '/'",
-        ));
-    }
-    Ok(format!("/{}", parts.join("/")))
+    format!("/{}", parts.join("/"))
 }
 
 const PROPAGATIONS: [&str; 6] = [
@@ -162,7 +169,8 @@ fn parse_bind(spec: &str) -> Result<MountEntry, EngineError> {
     Ok(match typ {
         "bind" => MountEntry {
             typ: "bind".into(),
-            source: clean_destination("bind", src).map_err(|e| bad(e.to_string()))?,
+            // A bind's source may be the host's root (`-v /:/host`), unlike its target.
+            source: clean_absolute(src),
             destination,
             mode: mode.to_string(),
             rw,
@@ -213,7 +221,14 @@ fn parse_mount(m: &Map<String, Value>) -> Result<MountEntry, EngineError> {
             if source.is_empty() {
                 return Err(config_err("bind", "field Source must not be empty"));
             }
-            let source = clean_destination("bind", &source)?;
+            if !source.starts_with('/') {
+                return Err(config_err(
+                    "bind",
+                    &format!("invalid mount path: '{source}' mount path must be absolute"),
+                ));
+            }
+            // The host's root may be bound (`source=/`), unlike a target of `/`.
+            let source = clean_absolute(&source);
             let opts = m.get("BindOptions").and_then(Value::as_object);
             let create = opts
                 .and_then(|o| o.get("CreateMountpoint"))
@@ -770,6 +785,12 @@ mod tests {
         );
         assert!(e("/a:/b:bogus").ends_with("invalid mode: bogus"));
         assert!(e("/a:/").contains("destination can't be '/'"));
+        let root = parse_bind("/:/host:ro").unwrap();
+        assert_eq!(
+            (root.source.as_str(), root.destination.as_str()),
+            ("/", "/host")
+        );
+        assert_eq!(parse_bind("/srv/./a/../b/:/x").unwrap().source, "/srv/b");
         assert_eq!(e("a:b:c:d"), "invalid volume specification: 'a:b:c:d'");
     }
 
