@@ -4,9 +4,11 @@
 //! -Kr`) at a container's start when the kernel does not list it, as dockerd re-loads
 //! its own: package upgrades can unload profiles.
 //!
-//! Not run on a kernel with AppArmor (the development hosts have none): the profile text
-//! parses with apparmor_parser 3.0.8 (`-QK`, with and without /etc/apparmor.d's
-//! includes); the unit tests cover the text and the loaded-profile lookup.
+//! The development hosts' kernel has no AppArmor; `tests/vm/apparmor.sh` checks all of
+//! this for real in the v2vm guest (Debian 12's kernel): containers run as
+//! `berth-default (enforce)`, which denies mounts and writes to `/proc/sysrq-trigger` that
+//! `apparmor=unconfined` allows, privileged containers are unconfined, a custom loaded
+//! profile applies, and an unloaded one is refused before the runtime is asked.
 
 use std::io::Write;
 use std::path::Path;
@@ -82,9 +84,24 @@ pub(crate) fn parser() -> Option<&'static Path> {
     PARSERS.iter().map(Path::new).find(|p| p.is_file())
 }
 
-/// Loads `berth-default` unless the kernel lists it. Blocking: run it off the async
-/// workers.
-pub(crate) fn ensure_default_loaded() -> Result<(), EngineError> {
+/// Makes sure the kernel has `profile` before a container is started under it: loads
+/// `berth-default` if missing; any other profile must have been loaded by the host's
+/// administrator (the runtime would otherwise fail with "failed apparmor: unknown").
+/// Blocking: run it off the async workers.
+pub(crate) fn ensure_loaded(profile: &str) -> Result<(), EngineError> {
+    match profile {
+        "unconfined" => Ok(()),
+        DEFAULT_PROFILE => ensure_default_loaded(),
+        p if std::fs::read_to_string(PROFILES).is_ok_and(|l| listed(&l, p)) => Ok(()),
+        p => Err(EngineError::InvalidArgument(format!(
+            "AppArmor profile {p:?} is not loaded on this host: load it with `apparmor_parser -r FILE` \
+             (or use another apparmor= profile) and start the container again"
+        ))),
+    }
+}
+
+/// Loads `berth-default` unless the kernel lists it.
+fn ensure_default_loaded() -> Result<(), EngineError> {
     let unloadable = |why: String| {
         EngineError::Internal(format!(
             "AppArmor enabled on system but the {DEFAULT_PROFILE} profile could not be loaded: {why}"
@@ -124,6 +141,18 @@ pub(crate) fn ensure_default_loaded() -> Result<(), EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unconfined_needs_nothing_and_an_unloaded_profile_is_refused_clearly() {
+        assert!(ensure_loaded("unconfined").is_ok());
+        let e = ensure_loaded("berth-no-such-profile")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"berth-no-such-profile\" is not loaded on this host"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn profile_names_itself_and_denies_mount() {

@@ -743,8 +743,8 @@ impl Engine {
         let cgroup = c.cgroup_path(&rec.id);
         let mut opts =
             host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id)).map_err(|e| (e, None))?;
-        if opts.apparmor_profile.as_deref() == Some(apparmor::DEFAULT_PROFILE) {
-            tokio::task::spawn_blocking(apparmor::ensure_default_loaded)
+        if let Some(profile) = opts.apparmor_profile.clone() {
+            tokio::task::spawn_blocking(move || apparmor::ensure_loaded(&profile))
                 .await
                 .unwrap_or_else(|e| Err(EngineError::Internal(e.to_string())))
                 .map_err(|e| (e, None))?;
