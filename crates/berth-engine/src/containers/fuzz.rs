@@ -14,7 +14,7 @@ use berth_runtime::ShimRuntime;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-use super::{host_opts, lifecycle, mounts, names, spec, Containers};
+use super::{host_opts, mounts, names, spec, Containers};
 use crate::fuzz_support::{arb_json, config, corpus, mutated};
 use crate::{EngineConfig, EngineError};
 
@@ -214,32 +214,15 @@ fn create_steps(
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| EngineError::InvalidArgument("No image specified".into()))?;
-    let mut req = body.clone();
-    let mut host_config = match req.remove("HostConfig") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    let networking = req.remove("NetworkingConfig");
-    let mode = host_config
-        .get("NetworkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let net_peer = match mode.strip_prefix("container:") {
-        Some(peer) => Some(c.get(peer)?.rec().id.clone()),
-        None => None,
-    };
-    if mode.is_empty() || mode == "default" {
-        host_config.insert("NetworkMode".into(), "bridge".into());
-    }
-    lifecycle::validate_policy(&host_config)?;
-    host_opts::settle(c, engine_config, &mut host_config)?;
-    let config = spec::merge_config(&req, image_cfg);
-    let planned = mounts::plan(c, &host_config, &req, image_cfg)?;
-    let args = spec::args_of(&config);
-    if args.is_empty() {
-        return Err(EngineError::InvalidArgument("No command specified".into()));
-    }
+    let super::CreatePlan {
+        host_config,
+        networking,
+        net_peer,
+        config,
+        mounts: planned,
+        args,
+        ..
+    } = super::plan_create(c, engine_config, body, image_cfg, &|_| Ok(()))?;
     // What the record stores must survive its JSON round trip (it is read at every start).
     for m in &planned {
         let back: mounts::MountEntry =

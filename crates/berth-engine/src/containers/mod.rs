@@ -467,6 +467,76 @@ fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
+/// What a create body asks for, read and checked before any ID, name or disk work.
+pub(crate) struct CreatePlan {
+    pub(crate) host_config: Map<String, Value>,
+    pub(crate) networking: Option<Value>,
+    /// `HostConfig.NetworkMode` as given (`""` before the default is filled in).
+    pub(crate) mode: String,
+    /// The container whose network namespace `container:<peer>` names.
+    pub(crate) net_peer: Option<String>,
+    /// The image's config merged with the body's.
+    pub(crate) config: Map<String, Value>,
+    pub(crate) mounts: Vec<mounts::MountEntry>,
+    pub(crate) args: Vec<String>,
+}
+
+/// `container_create`'s reading of `body` over the image's config `image_cfg`, in its
+/// order: network mode, restart policy, host options, runtime (`check_runtime`), merged
+/// config, mounts, command. The fuzz target drives this same function.
+pub(crate) fn plan_create(
+    c: &Containers,
+    engine_config: &crate::EngineConfig,
+    body: &Map<String, Value>,
+    image_cfg: &Map<String, Value>,
+    check_runtime: &dyn Fn(&str) -> Result<(), EngineError>,
+) -> Result<CreatePlan, EngineError> {
+    let mut req = body.clone();
+    let mut host_config = match req.remove("HostConfig") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let networking = req.remove("NetworkingConfig");
+    let mode = host_config
+        .get("NetworkMode")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let net_peer = match mode.strip_prefix("container:") {
+        Some(peer) => Some(c.get(peer)?.rec().id.clone()),
+        None => None,
+    };
+    if mode.is_empty() || mode == "default" {
+        host_config.insert("NetworkMode".into(), "bridge".into());
+    }
+    lifecycle::validate_policy(&host_config)?;
+    host_opts::settle(c, engine_config, &mut host_config)?;
+    // moby `daemon/daemon_unix.go`: an empty runtime is the default, stored by name.
+    let runtime = host_config
+        .get("Runtime")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+        .unwrap_or(&engine_config.default_runtime)
+        .to_string();
+    check_runtime(&runtime)?;
+    host_config.insert("Runtime".into(), runtime.into());
+    let config = spec::merge_config(&req, image_cfg);
+    let mounts = mounts::plan(c, &host_config, &req, image_cfg)?;
+    let args = spec::args_of(&config);
+    if args.is_empty() {
+        return Err(EngineError::InvalidArgument("No command specified".into()));
+    }
+    Ok(CreatePlan {
+        host_config,
+        networking,
+        mode,
+        net_peer,
+        config,
+        mounts,
+        args,
+    })
+}
+
 impl Engine {
     /// `POST /containers/create`.
     pub async fn container_create(
@@ -493,41 +563,17 @@ impl Engine {
             other => other.into(),
         })?;
         let image_cfg = self.images.config(&image.id)?.config.unwrap_or_default();
-        let mut req = body.clone();
-        let mut host_config = match req.remove("HostConfig") {
-            Some(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
-        let networking = req.remove("NetworkingConfig");
-        let mode = host_config
-            .get("NetworkMode")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let net_peer = match mode.strip_prefix("container:") {
-            Some(peer) => Some(c.get(peer)?.rec().id.clone()),
-            None => None,
-        };
-        if mode.is_empty() || mode == "default" {
-            host_config.insert("NetworkMode".into(), "bridge".into());
-        }
-        lifecycle::validate_policy(&host_config)?;
-        host_opts::settle(c, &self.config, &mut host_config)?;
-        // moby `daemon/daemon_unix.go`: an empty runtime is the default, stored by name.
-        let runtime = host_config
-            .get("Runtime")
-            .and_then(Value::as_str)
-            .filter(|r| !r.is_empty())
-            .unwrap_or(&self.config.default_runtime)
-            .to_string();
-        self.external_runtime(&runtime)?;
-        host_config.insert("Runtime".into(), runtime.into());
-        let mut config = spec::merge_config(&req, &image_cfg);
-        let mounts = mounts::plan(c, &host_config, &req, &image_cfg)?;
-        let args = spec::args_of(&config);
-        if args.is_empty() {
-            return Err(EngineError::InvalidArgument("No command specified".into()));
-        }
+        let CreatePlan {
+            host_config,
+            networking,
+            mode,
+            net_peer,
+            mut config,
+            mounts,
+            args,
+        } = plan_create(c, &self.config, &body, &image_cfg, &|r| {
+            self.external_runtime(r).map(drop)
+        })?;
         let id = names::new_id()?;
         let hostname_empty = config
             .get("Hostname")

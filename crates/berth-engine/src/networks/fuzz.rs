@@ -167,7 +167,9 @@ pub(crate) fn test_networks(data_root: &std::path::Path) -> std::sync::Arc<Netwo
     std::sync::Arc::new(n)
 }
 
-fn state() -> State {
+/// Two bridge networks: the default one (`aaa111`, 10.0.0.0/24) and "user" (`bbb222`,
+/// 10.0.1.0/24); also the settings tests' state.
+pub(crate) fn state() -> State {
     let mut st = State::default();
     for (id, name, subnet) in [
         ("aaa111", DEFAULT, "10.0.0.0/24"),

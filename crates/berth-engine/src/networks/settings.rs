@@ -523,41 +523,11 @@ impl Networks {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use super::super::NetRecord;
     use super::*;
 
+    /// Two bridge networks: the default one and "user".
     fn state() -> State {
-        let mut st = State::default();
-        for (id, name, subnet) in [
-            ("aaa111", DEFAULT, "10.0.0.0/24"),
-            ("bbb222", "user", "10.0.1.0/24"),
-        ] {
-            st.nets.insert(
-                id.into(),
-                NetRecord {
-                    id: id.into(),
-                    name: name.into(),
-                    driver: "bridge".into(),
-                    created: String::new(),
-                    subnet: Some(subnet.parse().unwrap()),
-                    gateway: None,
-                    ip_range: None,
-                    user_ipam: false,
-                    gateway_given: false,
-                    internal: false,
-                    attachable: false,
-                    labels: Map::new(),
-                    options: Map::new(),
-                    bridge: format!("br-{id}"),
-                    mtu: 1500,
-                    endpoints: BTreeMap::new(),
-                    last_ip: None,
-                },
-            );
-        }
-        st
+        crate::networks::fuzz::state()
     }
 
     fn req(hc: Value, net: Value) -> Result<CtrNet, EngineError> {
