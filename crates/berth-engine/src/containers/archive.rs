@@ -347,17 +347,24 @@ impl Engine {
         no_overwrite_dir_non_dir: bool,
         copy_uid_gid: bool,
     ) -> Result<(), EngineError> {
-        let checked = self.archive_resolve(name, path, true).and_then(|(r, md)| {
-            if !md.is_dir() {
-                return Err(EngineError::InvalidArgument(
-                    "extraction point is not a directory".into(),
-                ));
-            }
-            self.check_writable(name, path)?;
-            Ok(r)
-        });
-        let r = match checked {
-            Ok(r) => r,
+        let opened = self
+            .archive_resolve(name, path, true)
+            .and_then(|(r, md)| {
+                if !md.is_dir() {
+                    return Err(EngineError::InvalidArgument(
+                        "extraction point is not a directory".into(),
+                    ));
+                }
+                self.check_writable(name, path)?;
+                Ok(r)
+            })
+            .and_then(|r| {
+                let dest = dirfd::reopen(&r.obj, libc_flags::READ_DIR)
+                    .map_err(EngineError::io("cannot open", Path::new(path)))?;
+                Ok((r, dest))
+            });
+        let (r, dest) = match opened {
+            Ok(x) => x,
             Err(e) => {
                 // Read the body before answering: a client still sending would see a
                 // broken pipe instead of the error.
@@ -367,17 +374,6 @@ impl Engine {
                 )
                 .await;
                 return Err(e);
-            }
-        };
-        let dest = match dirfd::reopen(&r.obj, libc_flags::READ_DIR) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = tokio::io::copy(
-                    &mut tokio::io::AsyncReadExt::take(body, DRAIN_MAX),
-                    &mut tokio::io::sink(),
-                )
-                .await;
-                return Err(EngineError::io("cannot open", Path::new(path))(e));
             }
         };
         // The body is read here, in the request's own task, and handed to the extracting
