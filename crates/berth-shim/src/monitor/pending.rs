@@ -123,9 +123,11 @@ impl Monitor {
             p.kill();
         }
         for mut p in std::mem::take(&mut self.pending) {
-            // SIGKILLed: this returns at once.
-            let _ = waitpid(p.command.pid, None);
-            p.status = Some((137, Some(libc::SIGKILL)));
+            if p.status.is_none() {
+                // SIGKILLed: this returns at once.
+                let _ = waitpid(p.command.pid, None);
+                p.status = Some((137, Some(libc::SIGKILL)));
+            }
             self.pending_done(p);
         }
     }
