@@ -261,3 +261,140 @@ fn deferred_start_and_kill_all() {
     assert_eq!(h.wait_exit(LIMIT).exit_code, 137);
     assert_no_runc_state(&h);
 }
+
+/// One request on a connection of its own, sent now; its answer is read later, within
+/// [`LIMIT`] (a shim that stopped serving fails the read instead of hanging the test).
+struct Pending(std::io::BufReader<std::os::unix::net::UnixStream>);
+
+impl Pending {
+    fn send(h: &Harness, req: &Request) -> Pending {
+        use std::io::Write;
+        let mut s = std::os::unix::net::UnixStream::connect(h.dir.join("shim.sock")).unwrap();
+        s.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut line = serde_json::to_vec(req).unwrap();
+        line.push(b'\n');
+        s.write_all(&line).unwrap();
+        Pending(std::io::BufReader::new(s))
+    }
+
+    /// The answer; `None` when the shim closed the connection without one.
+    fn answer(mut self) -> Option<Response> {
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut self.0, &mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(serde_json::from_str(&line).unwrap()),
+            Err(e) => panic!("no answer within {LIMIT:?}: {e}"),
+        }
+    }
+}
+
+fn true_exec(id: &str) -> Request {
+    Request::Exec {
+        exec_id: id.into(),
+        process: ExecProcess {
+            args: vec!["true".into()],
+            ..Default::default()
+        },
+        attach: false,
+    }
+}
+
+/// Opens the FIFO for writing once a reader (runc, looking the user up) has it open, and
+/// closes it: the reader sees an empty file.
+fn release_fifo(path: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(_) => return,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                assert!(Instant::now() < deadline, "nobody opened {path:?}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{path:?}: {e}"),
+        }
+    }
+}
+
+/// runc opens the container's `/etc/passwd` for every exec: a FIFO there blocks
+/// `runc exec`. The shim answers other requests meanwhile, starts the exec once runc goes
+/// on, and a kill ends the container with an exec still stuck (no runc process left:
+/// the harness checks the cgroups).
+#[test]
+fn a_stuck_runc_exec_does_not_stop_the_shim() {
+    need_root!();
+    let mut h = Harness::new(&["sleep", "100"]);
+    started(&mut h);
+    let passwd = h.bundle.join("rootfs/etc/passwd");
+    std::fs::remove_file(&passwd).unwrap();
+    nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let stuck = Pending::send(&h, &true_exec("s1"));
+    // Served while s1 waits for runc.
+    let state = Pending::send(&h, &Request::State).answer();
+    assert!(
+        matches!(&state, Some(Response::State(s)) if s.status == Status::Running),
+        "{state:?}"
+    );
+    let dup = Pending::send(&h, &true_exec("s1")).answer();
+    assert!(
+        matches!(&dup, Some(Response::Error { message, .. }) if message == "exec s1 exists"),
+        "{dup:?}"
+    );
+    // runc goes on: the exec starts and is answered.
+    release_fifo(&passwd);
+    let started = stuck.answer();
+    assert!(
+        matches!(started, Some(Response::ExecStarted { .. })),
+        "{started:?}"
+    );
+    match Pending::send(
+        &h,
+        &Request::ExecWait {
+            exec_id: "s1".into(),
+        },
+    )
+    .answer()
+    {
+        Some(Response::Exec(e)) => assert_eq!((e.running, e.exit_code), (false, Some(0))),
+        other => panic!("{other:?}"),
+    }
+    // Another one stuck; the container is killed under it.
+    let stuck = Pending::send(&h, &true_exec("s2"));
+    // Stuck: a process of the container's cgroup waits for a writer on the FIFO.
+    let procs = format!("/sys/fs/cgroup/pids/{}/{}/cgroup.procs", h.parent, h.id);
+    let deadline = Instant::now() + LIMIT;
+    while !std::fs::read_to_string(&procs)
+        .unwrap_or_default()
+        .lines()
+        .any(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/wchan"))
+                .is_ok_and(|w| w == "wait_for_partner")
+        })
+    {
+        assert!(Instant::now() < deadline, "runc did not block on the FIFO");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed = Pending::send(
+        &h,
+        &Request::Kill {
+            signal: 9,
+            all: false,
+        },
+    )
+    .answer();
+    assert_eq!(killed, Some(Response::Ok));
+    // Answered either way: runc fails, or (its init killed before it reported an error)
+    // it says the process started, and that process is gone with the container.
+    match stuck.answer() {
+        Some(Response::Error { message, .. }) => assert!(!message.is_empty()),
+        Some(Response::ExecStarted { .. }) | None => {}
+        other => panic!("{other:?}"),
+    }
+    let e = h.wait_exit(LIMIT);
+    assert_eq!((e.exit_code, e.signal), (137, Some(9)));
+    assert_no_runc_state(&h);
+}

@@ -10,7 +10,8 @@ use berth_shim::timefmt::rfc3339_nano;
 use berth_shim::{ErrorKind, ExecState, Request, Response, State, Status, Stream};
 
 use super::event_loop::{Monitor, Proc, Target, CLIENT_BUFFER_MAX};
-use super::{container, setup, sys};
+use super::setup::{self, ExecStart};
+use super::{container, sys};
 
 /// A request line longer than this closes the connection.
 const LINE_MAX: usize = 64 * 1024;
@@ -22,6 +23,9 @@ pub enum Mode {
     Wait,
     /// Waiting for an exec's exit; answered in `housekeeping`.
     ExecWait(usize),
+    /// Waiting for the external runtime to start exec `exec_id` (see [`super::pending`]);
+    /// its input waits in `inbuf`.
+    ExecPending { exec_id: String, attach: bool },
     /// Carrying a process's streams.
     Attach {
         target: Target,
@@ -104,6 +108,7 @@ impl Conn {
                 stdin: true,
                 ..
             } => m.proc_(target).stdin_buf.len() < CLIENT_BUFFER_MAX,
+            Mode::ExecPending { .. } => false,
             _ => true,
         }
     }
@@ -158,7 +163,7 @@ impl Monitor {
         c.read_closed = true;
         match c.mode {
             Mode::Control => c.close_when_flushed = true,
-            Mode::Wait | Mode::ExecWait(_) => {}
+            Mode::Wait | Mode::ExecWait(_) | Mode::ExecPending { .. } => {}
             Mode::Attach {
                 target,
                 stdin: true,
@@ -183,7 +188,7 @@ impl Monitor {
         }
     }
 
-    fn conn_input(&mut self, i: usize, data: &[u8]) {
+    pub fn conn_input(&mut self, i: usize, data: &[u8]) {
         match self.conns[i].mode {
             Mode::Attach {
                 target,
@@ -197,6 +202,14 @@ impl Monitor {
                 return;
             }
             Mode::Attach { .. } | Mode::Wait | Mode::ExecWait(_) => return,
+            Mode::ExecPending { .. } => {
+                // Read only on a hang-up (not polled for input meanwhile): bounded anyway.
+                let c = &mut self.conns[i];
+                if c.inbuf.len() + data.len() <= CLIENT_BUFFER_MAX {
+                    c.inbuf.extend_from_slice(data);
+                }
+                return;
+            }
             Mode::Control => self.conns[i].inbuf.extend_from_slice(data),
         }
         loop {
@@ -376,11 +389,20 @@ impl Monitor {
                         format!("invalid exec id: {exec_id:?}"),
                     ));
                 }
-                if self.find_exec(&exec_id).is_some() {
+                if self.find_exec(&exec_id).is_some()
+                    || self.pending.iter().any(|p| p.exec_id == exec_id)
+                {
                     return Some(error(ErrorKind::Conflict, format!("exec {exec_id} exists")));
                 }
-                match setup::exec(self, &exec_id, &process) {
-                    Ok(mut p) => {
+                let res = setup::exec(self, &exec_id, &process);
+                self.exec_count += 1;
+                match res {
+                    Ok(ExecStart::Pending(p)) => {
+                        self.pending.push(p);
+                        self.conns[i].mode = Mode::ExecPending { exec_id, attach };
+                        return None;
+                    }
+                    Ok(ExecStart::Started(mut p)) => {
                         p.exec_id = exec_id;
                         let pid = p.pid.as_raw();
                         self.execs.push(p);

@@ -17,7 +17,7 @@ use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::sys::signal::{SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
 
-use super::oci_cli::OciCli;
+use super::oci_cli::{ExecCommand, OciCli};
 
 /// Where the created process's stdio goes.
 pub enum ChildStdio {
@@ -149,6 +149,14 @@ impl std::fmt::Display for BackendError {
 
 impl std::error::Error for BackendError {}
 
+/// How far [`Backend::exec`] got.
+pub enum ExecStarted {
+    /// The process runs.
+    Now(Pid),
+    /// The runtime's command that starts it runs.
+    Pending(ExecCommand),
+}
+
 /// What runs the container.
 pub enum Backend {
     /// libcontainer, state under `root`.
@@ -185,17 +193,20 @@ impl Backend {
     }
 
     /// Runs `process.json` in the container; `tag` is unique among this container's
-    /// execs.
+    /// execs. libcontainer has started the process on return; an external runtime's
+    /// command is still running (see [`OciCli::exec_spawn`]).
     pub fn exec(
         &self,
         id: &str,
         process: &Path,
         stdio: ChildStdio,
         tag: &str,
-    ) -> Result<Pid, String> {
+    ) -> Result<ExecStarted, String> {
         match self {
-            Backend::Embedded { root, .. } => exec(root, id, process, stdio),
-            Backend::External { cli, .. } => cli.exec(process, stdio, tag),
+            Backend::Embedded { root, .. } => exec(root, id, process, stdio).map(ExecStarted::Now),
+            Backend::External { cli, .. } => cli
+                .exec_spawn(process, stdio, tag)
+                .map(ExecStarted::Pending),
         }
     }
 

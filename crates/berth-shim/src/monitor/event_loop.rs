@@ -26,6 +26,7 @@ use super::conn::{Conn, Mode};
 use super::container::Backend;
 use super::exec_prune;
 use super::jsonlog::JsonLog;
+use super::pending::PendingExec;
 use super::stdio::Held;
 use super::write_atomic;
 
@@ -120,6 +121,13 @@ pub struct Monitor {
     pub started_at: Option<String>,
     pub init: Proc,
     pub execs: Vec<Proc>,
+    /// Execs started so far, for unique file names.
+    pub exec_count: u64,
+    /// Execs whose external runtime command has not ended yet.
+    pub pending: Vec<PendingExec>,
+    /// Recent exits of processes we did not know, while execs are pending: an exec's
+    /// process may be reaped before its runtime command is (see [`super::pending`]).
+    pub orphan_exits: Vec<(Pid, (i32, Option<i32>))>,
     /// When finished exec records were last looked at (see [`exec_prune`]).
     pub execs_pruned_at: Instant,
     pub conns: Vec<Conn>,
@@ -236,7 +244,11 @@ impl Monitor {
             let lingering = self
                 .targets()
                 .any(|t| self.proc_(t).pty_peer.is_some() && self.proc_(t).exit.is_some());
-            let timeout = match self.drain_deadline {
+            let deadline = match (self.drain_deadline, self.pending_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = match deadline {
                 _ if lingering => PollTimeout::from(10u8),
                 Some(d) => {
                     let ms = d
@@ -384,6 +396,10 @@ impl Monitor {
                 self.drain_deadline =
                     Some(Instant::now() + Duration::from_millis(DRAIN_TIMEOUT_MS));
                 self.init.stdin = None;
+                // The container is gone: so is any chance of a pending exec starting.
+                for p in &self.pending {
+                    p.kill();
+                }
             } else if let Some(p) = self
                 .execs
                 .iter_mut()
@@ -393,11 +409,14 @@ impl Monitor {
                 p.finished_at = Some(now);
                 p.stdin = None;
                 p.pidfd = None;
+            } else {
+                self.reaped_other(pid, (code, signal));
             }
         }
     }
 
     fn housekeeping(&mut self) {
+        self.settle_pending();
         for t in self.targets().collect::<Vec<_>>() {
             let p = self.proc_mut(t);
             if p.pty_peer.is_some() && p.exit.is_some() && lingered(p.finished_at) {
@@ -486,6 +505,7 @@ impl Monitor {
 
     /// Init exited and its output is drained: write everything down and answer.
     fn finish(mut self) {
+        self.abandon_pending();
         if let Some(log) = self.log.as_mut() {
             if let Err(e) = log.flush() {
                 tracing::warn!(error = %e, "json log flush");

@@ -8,6 +8,8 @@
 //!   ([`oci_cli`]) when the options name one.
 //! - [`event_loop`]: output to the json log and attached clients, the control socket,
 //!   reaping, and the exit record.
+//! - [`pending`]: execs through an external runtime whose command has not ended; the loop
+//!   never waits for one (a container can make `runc exec` block), and bounds it.
 //!
 //! Who reaps: the monitor reaps init, exec processes and any orphan re-parented to it (with
 //! an external runtime, init and execs become its children when the runtime's command
@@ -23,6 +25,7 @@ mod event_loop;
 mod exec_prune;
 mod jsonlog;
 mod oci_cli;
+mod pending;
 mod setup;
 mod stdio;
 mod sys;

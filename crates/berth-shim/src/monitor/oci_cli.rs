@@ -18,8 +18,9 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use berth_shim::ExternalRuntime;
 use nix::unistd::Pid;
@@ -38,6 +39,21 @@ struct Pipes {
     stdin: OwnedFd,
     stdout: OwnedFd,
     stderr: OwnedFd,
+}
+
+/// A running `<rt> exec` command (see [`OciCli::exec_spawn`]).
+#[derive(Debug)]
+pub struct ExecCommand {
+    /// The command's pid, also its process group.
+    pub pid: Pid,
+    pid_file: PathBuf,
+    log_start: u64,
+}
+
+impl Drop for ExecCommand {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.pid_file);
+    }
 }
 
 /// One container in an external runtime.
@@ -62,6 +78,11 @@ impl OciCli {
         }
     }
 
+    /// The runtime's name, for messages.
+    pub fn name(&self) -> &str {
+        &self.rt.name
+    }
+
     /// `<rt> [args] --root R --log L --log-format json <sub>`; the caller adds the rest.
     fn command(&self, sub: &str) -> Command {
         let mut cmd = Command::new(&self.rt.path);
@@ -81,13 +102,33 @@ impl OciCli {
     fn run(
         &self,
         sub: &str,
-        mut cmd: Command,
+        cmd: Command,
         stdio: Option<Pipes>,
         stderr_fallback: Option<&File>,
     ) -> Result<(), String> {
-        let log = self.dir.join(LOG_FILE);
-        let log_start = fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-        let out_path = self.dir.join(OUT_FILE);
+        let (child, log_start) = self.spawn(cmd, stdio)?;
+        let status = child
+            .and_then(|mut c| c.wait())
+            .map_err(|e| self.spawn_error(&e))?;
+        self.outcome(
+            sub,
+            status.success(),
+            &status.to_string(),
+            log_start,
+            stderr_fallback,
+        )
+    }
+
+    /// Starts one command with its stdio (see [`OciCli::run`]); also returns where the
+    /// json log ended before it.
+    fn spawn(
+        &self,
+        mut cmd: Command,
+        stdio: Option<Pipes>,
+    ) -> Result<(io::Result<Child>, u64), String> {
+        let log_start = fs::metadata(self.dir.join(LOG_FILE))
+            .map(|m| m.len())
+            .unwrap_or(0);
         match stdio {
             Some(p) => {
                 cmd.stdin(Stdio::from(p.stdin))
@@ -95,6 +136,7 @@ impl OciCli {
                     .stderr(Stdio::from(p.stderr));
             }
             None => {
+                let out_path = self.dir.join(OUT_FILE);
                 let out = File::create(&out_path).map_err(|e| format!("{OUT_FILE}: {e}"))?;
                 let err = out.try_clone().map_err(|e| format!("{OUT_FILE}: {e}"))?;
                 cmd.stdin(Stdio::null())
@@ -105,18 +147,28 @@ impl OciCli {
         let spawned = cmd.spawn();
         // Our copies of the process's stdio go now: the process keeps its own.
         drop(cmd);
-        let status = spawned
-            .and_then(|mut child| child.wait())
-            .map_err(|e| self.spawn_error(&e))?;
-        if status.success() {
+        Ok((spawned, log_start))
+    }
+
+    /// A finished command's result: its error from the json log (written after
+    /// `log_start`), else the last line it printed, else its `status`.
+    fn outcome(
+        &self,
+        sub: &str,
+        success: bool,
+        status: &str,
+        log_start: u64,
+        stderr_fallback: Option<&File>,
+    ) -> Result<(), String> {
+        if success {
             return Ok(());
         }
-        let message = log_error(&log, log_start)
+        let message = log_error(&self.dir.join(LOG_FILE), log_start)
             .or_else(|| {
                 let mut text = String::new();
                 let f = match stderr_fallback {
                     Some(f) => f.try_clone().ok()?,
-                    None => File::open(&out_path).ok()?,
+                    None => File::open(self.dir.join(OUT_FILE)).ok()?,
                 };
                 let _ = f.take(MESSAGE_MAX as u64).read_to_string(&mut text);
                 last_line(&text)
@@ -185,23 +237,52 @@ impl OciCli {
         self.run("start", cmd, None, None)
     }
 
-    /// Runs `process` (an OCI process JSON) in the running container; returns its pid.
-    /// `tag` names its pid file.
-    pub fn exec(&self, process: &Path, stdio: ChildStdio, tag: &str) -> Result<Pid, String> {
+    /// Starts `<rt> exec --detach` of `process` (an OCI process JSON) in the running
+    /// container, in a process group of its own, and returns without waiting: the runtime
+    /// reads files of the container (runc opens its `/etc/passwd`), which may block it
+    /// for ever. The monitor reaps it and then calls [`OciCli::exec_result`]. `tag` names
+    /// its pid file.
+    pub fn exec_spawn(
+        &self,
+        process: &Path,
+        stdio: ChildStdio,
+        tag: &str,
+    ) -> Result<ExecCommand, String> {
         let pid_file = self.dir.join(format!("exec-{tag}.pid"));
+        let _ = fs::remove_file(&pid_file);
         let mut cmd = self.command("exec");
         cmd.arg("--detach")
             .arg("--pid-file")
             .arg(&pid_file)
             .arg("--process")
-            .arg(process);
+            .arg(process)
+            .process_group(0);
+        super::sys::subreaper_after_spawn(&mut cmd);
         let pipes = with_stdio(&mut cmd, stdio);
         cmd.arg(&self.id);
-        if let Err(m) = self.run("exec", cmd, pipes, None) {
-            let _ = fs::remove_file(&pid_file);
+        let (child, log_start) = self.spawn(cmd, pipes)?;
+        let child = child.map_err(|e| self.spawn_error(&e))?;
+        Ok(ExecCommand {
+            // A pid fits an i32 (pid_max is at most 2^22).
+            pid: Pid::from_raw(child.id() as i32),
+            pid_file,
+            log_start,
+        })
+    }
+
+    /// The exec's process once its `exec` command ended (`success`: it exited 0; `status`:
+    /// how it ended, for the message).
+    pub fn exec_result(
+        &self,
+        cmd: &ExecCommand,
+        success: bool,
+        status: &str,
+    ) -> Result<Pid, String> {
+        if let Err(m) = self.outcome("exec", success, status, cmd.log_start, None) {
+            let _ = fs::remove_file(&cmd.pid_file);
             return Err(exec_reason(&m).to_string());
         }
-        self.read_pid(&pid_file)
+        self.read_pid(&cmd.pid_file)
     }
 
     /// Freezes every process of the container (runc keeps its state in step).

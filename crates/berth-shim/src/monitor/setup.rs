@@ -3,20 +3,24 @@
 //! nothing running and no cgroup behind.
 
 use std::fs;
-use std::time::SystemTime;
+use std::os::unix::net::UnixListener;
+use std::time::{Instant, SystemTime};
 
 use berth_shim::timefmt::rfc3339_nano;
 use berth_shim::{start_failure_exit_code, ExecProcess, Status, PID_FILE, SOCKET_NAME};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
 use oci_spec::runtime::{Capabilities, Capability, Process, Spec, UserBuilder};
 
 use super::cgroups::{self, Layout};
-use super::container::{self, Backend, ChildStdio};
+use super::container::{self, Backend, ChildStdio, ExecStarted};
 use super::event_loop::{Monitor, Proc};
 use super::jsonlog::JsonLog;
 use super::oci_cli::OciCli;
+use super::pending::{PendingExec, EXEC_START_TIMEOUT};
+use super::stdio::Held;
 use super::{stdio, sys, write_atomic};
 
 /// Why nothing runs, with Docker's exit code for it.
@@ -178,6 +182,9 @@ fn create(
         started_at,
         init,
         execs: Vec::new(),
+        exec_count: 0,
+        pending: Vec::new(),
+        orphan_exits: Vec::new(),
         execs_pruned_at: std::time::Instant::now(),
         conns: Vec::new(),
         drain_deadline: None,
@@ -283,12 +290,20 @@ fn held_capabilities() -> Option<Vec<&'static str>> {
     bounding_set(&fs::read_to_string("/proc/self/status").ok()?)
 }
 
+/// How an exec's start went.
+pub enum ExecStart {
+    /// The process runs.
+    Started(Proc),
+    /// The external runtime's command that starts it runs (see [`super::pending`]).
+    Pending(PendingExec),
+}
+
 /// Starts an exec process in the running container.
-pub fn exec(m: &Monitor, exec_id: &str, p: &ExecProcess) -> Result<Proc, String> {
+pub fn exec(m: &Monitor, exec_id: &str, p: &ExecProcess) -> Result<ExecStart, String> {
     let process = exec_process(&m.base_process, p)?;
     let file = m.opts.dir.join(format!("exec-{exec_id}.json"));
-    // Short: a unix socket path must fit in 108 bytes; the exec count is unique here.
-    let console = m.opts.dir.join(format!("e{}.sock", m.execs.len()));
+    // Short: a unix socket path must fit in 108 bytes; the count is unique here.
+    let console = m.opts.dir.join(format!("e{}.sock", m.exec_count));
     let res = (|| {
         fs::write(
             &file,
@@ -302,19 +317,54 @@ pub fn exec(m: &Monitor, exec_id: &str, p: &ExecProcess) -> Result<Proc, String>
             let (c, h) = stdio::pipes(p.stdin).map_err(|e| e.to_string())?;
             (c, Some(h), None)
         };
-        let pid = m
+        match m
             .container
-            .exec(&m.opts.id, &file, child, &m.execs.len().to_string())?;
-        let pidfd = sys::pidfd_open(pid).map_err(|e| e.to_string())?;
-        let held = match listener {
-            Some(l) => stdio::receive_pty(&l, p.stdin).map_err(|e| e.to_string())?,
-            None => held.expect("pipes"),
-        };
-        Ok(Proc::new(pid, pidfd, p.tty, held))
+            .exec(&m.opts.id, &file, child, &m.exec_count.to_string())?
+        {
+            ExecStarted::Now(pid) => Ok(ExecStart::Started(exec_started(
+                pid,
+                p.tty,
+                p.stdin,
+                held,
+                listener.as_ref(),
+            )?)),
+            ExecStarted::Pending(command) => Ok(ExecStart::Pending(PendingExec {
+                exec_id: exec_id.to_string(),
+                command,
+                deadline: Instant::now() + EXEC_START_TIMEOUT,
+                timed_out: false,
+                status: None,
+                tty: p.tty,
+                stdin: p.stdin,
+                held,
+                listener,
+                files: vec![file.clone(), console.clone()],
+            })),
+        }
     })();
-    let _ = fs::remove_file(&file);
-    let _ = fs::remove_file(&console);
+    if !matches!(res, Ok(ExecStart::Pending(_))) {
+        let _ = fs::remove_file(&file);
+        let _ = fs::remove_file(&console);
+    }
     res
+}
+
+/// The started exec's record: a pidfd on `pid`, and its stdio (the pipes we kept, or the
+/// pty master the runtime sent to `listener`).
+pub fn exec_started(
+    pid: Pid,
+    tty: bool,
+    open_stdin: bool,
+    held: Option<Held>,
+    listener: Option<&UnixListener>,
+) -> Result<Proc, String> {
+    let pidfd = sys::pidfd_open(pid).map_err(|e| e.to_string())?;
+    let held = match (held, listener) {
+        (Some(h), _) => h,
+        (None, Some(l)) => stdio::receive_pty(l, open_stdin).map_err(|e| e.to_string())?,
+        (None, None) => return Err("exec without stdio".into()),
+    };
+    Ok(Proc::new(pid, pidfd, tty, held))
 }
 
 #[cfg(test)]

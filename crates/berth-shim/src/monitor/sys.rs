@@ -144,3 +144,83 @@ pub fn pty_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     // SAFETY: the kernel just returned this descriptor to us, and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Makes the process `cmd` starts a child subreaper (kept across its `execve`): what it
+/// forks and orphans (runc's `runc init`) stays its descendant instead of becoming ours,
+/// so killing its tree kills them all.
+pub fn subreaper_after_spawn(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the forked child before `execve`, and `prctl` with integer
+    // arguments is async-signal-safe: it takes no lock and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+}
+
+/// `pid`'s descendants as `/proc` shows them now, children before their own children.
+pub fn descendants(pid: Pid) -> Vec<Pid> {
+    let mut parents: Vec<(Pid, Pid)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            if let Some(ppid) = stat_ppid(&stat) {
+                parents.push((Pid::from_raw(p), Pid::from_raw(ppid)));
+            }
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while let Some(&parent) = found.get(i) {
+        for (p, pp) in &parents {
+            if *pp == parent && !found.contains(p) {
+                found.push(*p);
+            }
+        }
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// The parent pid in a `/proc/<pid>/stat` line: the second field after the command name,
+/// which is in parentheses and may hold anything (so: after the last `)`).
+fn stat_ppid(stat: &str) -> Option<i32> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_ppid_skips_hostile_command_names() {
+        assert_eq!(stat_ppid("42 (sh) S 7 42 42 0"), Some(7));
+        assert_eq!(stat_ppid("42 (a) S 1 (b)) R 9 1"), Some(9));
+        assert_eq!(stat_ppid("42 (x"), None);
+        assert_eq!(stat_ppid("42 (x) S"), None);
+    }
+
+    #[test]
+    fn descendants_of_this_process_include_a_child() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        assert!(descendants(Pid::this()).contains(&pid));
+        assert!(descendants(pid).is_empty());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
