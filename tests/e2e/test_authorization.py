@@ -111,6 +111,12 @@ def test_viewer_operator_admin_with_the_docker_cli(busybox_daemon, workdir):
     refused(p, "operator.bind")
     p = docker_as(d, operator, "network", "create", "-o", "com.docker.network.bridge.name=bzauthz0", "opnet", check=False)
     refused(p, "operator.bridge_name")
+    # A subnet the host routes to (here the daemon's own bridge, a link route like eth0's)
+    # would take the host's traffic for it: refused before the engine sees it.
+    host_net = subprocess.run(["ip", "-4", "route", "show", "scope", "link"], capture_output=True,
+                              text=True, check=True).stdout.split()[0]
+    p = docker_as(d, operator, "network", "create", "--subnet", host_net, "opnet2", check=False)
+    refused(p, "operator.host_subnet")
 
     # Admin: everything.
     out = docker_as(d, admin, "run", "--rm", "--privileged", "busybox", "echo", "hello-admin").stdout

@@ -27,6 +27,7 @@ pub use config::{
     EngineConfig, NetConfig, RuntimeChoice, RuntimeConfig, RuntimeConfigError, BUILTIN_RUNTIME,
 };
 pub use error::{EngineError, ErrorKind};
+pub use networks::host_route_overlap;
 
 /// The engine: shared by every request handler behind an `Arc`.
 #[derive(Debug)]

@@ -1115,8 +1115,36 @@ fn start_proxy(p: &settings::PortSpec, ip: Ipv4Addr) -> Result<(Proxy, settings:
     Err(last.unwrap_or_else(|| NetError::InvalidArgument("empty port range".into())))
 }
 
+/// The first of `subnets` (as a client wrote them) that overlaps a subnet the host routes
+/// to directly, with that route: a bridge on it would take the host's traffic for those
+/// addresses. Unparsable subnets are skipped (network create refuses them itself).
+/// Blocking (reads the host's routes): call it off the async workers.
+pub fn host_route_overlap(subnets: &[String]) -> Option<(String, String)> {
+    let wanted: Vec<(&String, Ipv4Net)> = subnets
+        .iter()
+        .filter_map(|s| Some((s, s.parse::<Ipv4Net>().ok()?)))
+        .collect();
+    if wanted.is_empty() {
+        return None;
+    }
+    let routes = bridge::host_subnets();
+    wanted.into_iter().find_map(|(s, net)| {
+        routes
+            .iter()
+            .find(|r| r.overlaps(&net))
+            .map(|r| (s.clone(), r.to_string()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn host_route_overlap_skips_what_does_not_parse() {
+        assert_eq!(host_route_overlap(&["not a subnet".into()]), None);
+        assert_eq!(host_route_overlap(&[]), None);
+    }
+
     use super::*;
 
     #[test]

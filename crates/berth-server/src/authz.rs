@@ -404,6 +404,31 @@ impl Authorizer {
                         "choose the network's Linux bridge (com.docker.network.bridge.name)",
                     ));
                 }
+                let subnets: Vec<String> = get_ci(&body, "IPAM")
+                    .and_then(Value::as_object)
+                    .and_then(|ipam| get_ci(ipam, "Config"))
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| get_ci(c.as_object()?, "Subnet")?.as_str())
+                    .map(String::from)
+                    .collect();
+                if !subnets.is_empty() {
+                    let hit = tokio::task::spawn_blocking(move || {
+                        berth_engine::host_route_overlap(&subnets)
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    if let Some((subnet, route)) = hit {
+                        return Err(deny(
+                            "operator.host_subnet",
+                            format!(
+                                "create a network on {subnet}, which overlaps the host's own network {route}"
+                            ),
+                        ));
+                    }
+                }
                 Vec::new()
             }
             BodyCheck::Volume => get_ci(&body, "DriverOpts")
