@@ -67,7 +67,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn new(pid: Pid, pidfd: OwnedFd, tty: bool, held: Held) -> Proc {
+    pub fn new(pid: Pid, pidfd: Option<OwnedFd>, tty: bool, held: Held) -> Proc {
         let streams = [Stream::Stdout, Stream::Stderr];
         let outputs = held
             .outputs
@@ -77,7 +77,7 @@ impl Proc {
             .collect();
         Proc {
             pid,
-            pidfd: Some(pidfd),
+            pidfd,
             tty,
             stdin: held.stdin,
             stdin_buf: Vec::new(),

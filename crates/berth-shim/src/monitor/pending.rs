@@ -7,7 +7,7 @@
 
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use berth_shim::{ErrorKind, Response};
 use nix::sys::signal::{kill, killpg, Signal};
@@ -147,7 +147,20 @@ impl Monitor {
                 };
                 cli.exec_result(&p.command, code == 0 && signal.is_none(), &status)
                     .and_then(|pid| {
-                        setup::exec_started(pid, p.tty, p.stdin, p.held.take(), p.listener.as_ref())
+                        // The process may have ended, and been reaped, before its command.
+                        let exited = self
+                            .orphan_exits
+                            .iter()
+                            .position(|(o, _)| *o == pid)
+                            .map(|o| self.orphan_exits.remove(o).1);
+                        setup::exec_started(
+                            pid,
+                            exited,
+                            p.tty,
+                            p.stdin,
+                            p.held.take(),
+                            p.listener.as_ref(),
+                        )
                     })
             }
             Backend::Embedded { .. } => Err("no external runtime".into()),
@@ -160,17 +173,6 @@ impl Monitor {
         let answer = match res {
             Ok(mut proc_) => {
                 proc_.exec_id = std::mem::take(&mut p.exec_id);
-                if let Some(o) = self
-                    .orphan_exits
-                    .iter()
-                    .position(|(pid, _)| *pid == proc_.pid)
-                {
-                    let (_, exit) = self.orphan_exits.remove(o);
-                    proc_.exit = Some(exit);
-                    proc_.finished_at = Some(SystemTime::now());
-                    proc_.stdin = None;
-                    proc_.pidfd = None;
-                }
                 let pid = proc_.pid.as_raw();
                 self.execs.push(proc_);
                 Response::ExecStarted { pid }

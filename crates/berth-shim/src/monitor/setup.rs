@@ -167,7 +167,7 @@ fn create(
         status = Status::Running;
         started_at = Some(rfc3339_nano(SystemTime::now()));
     }
-    let init = Proc::new(pid, pidfd, tty, held);
+    let init = Proc::new(pid, Some(pidfd), tty, held);
     Ok(Monitor {
         opts: opts.clone(),
         layout,
@@ -323,6 +323,7 @@ pub fn exec(m: &Monitor, exec_id: &str, p: &ExecProcess) -> Result<ExecStart, St
         {
             ExecStarted::Now(pid) => Ok(ExecStart::Started(exec_started(
                 pid,
+                None,
                 p.tty,
                 p.stdin,
                 held,
@@ -350,21 +351,33 @@ pub fn exec(m: &Monitor, exec_id: &str, p: &ExecProcess) -> Result<ExecStart, St
 }
 
 /// The started exec's record: a pidfd on `pid`, and its stdio (the pipes we kept, or the
-/// pty master the runtime sent to `listener`).
+/// pty master the runtime sent to `listener`). `exited`: the process already ended and was
+/// reaped (an external runtime's exec can end before its command does), so no pidfd can
+/// be had and its exit is known.
 pub fn exec_started(
     pid: Pid,
+    exited: Option<(i32, Option<i32>)>,
     tty: bool,
     open_stdin: bool,
     held: Option<Held>,
     listener: Option<&UnixListener>,
 ) -> Result<Proc, String> {
-    let pidfd = sys::pidfd_open(pid).map_err(|e| e.to_string())?;
+    let pidfd = match exited {
+        Some(_) => None,
+        None => Some(sys::pidfd_open(pid).map_err(|e| e.to_string())?),
+    };
     let held = match (held, listener) {
         (Some(h), _) => h,
         (None, Some(l)) => stdio::receive_pty(l, open_stdin).map_err(|e| e.to_string())?,
         (None, None) => return Err("exec without stdio".into()),
     };
-    Ok(Proc::new(pid, pidfd, tty, held))
+    let mut proc_ = Proc::new(pid, pidfd, tty, held);
+    if let Some(exit) = exited {
+        proc_.exit = Some(exit);
+        proc_.finished_at = Some(std::time::SystemTime::now());
+        proc_.stdin = None;
+    }
+    Ok(proc_)
 }
 
 #[cfg(test)]
