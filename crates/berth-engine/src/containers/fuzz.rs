@@ -214,7 +214,7 @@ fn create_steps(
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| EngineError::InvalidArgument("No image specified".into()))?;
-    let super::CreatePlan {
+    let super::create::CreatePlan {
         host_config,
         networking,
         net_peer,
@@ -222,7 +222,7 @@ fn create_steps(
         mounts: planned,
         args,
         ..
-    } = super::plan_create(c, engine_config, body, image_cfg, &|_| Ok(()))?;
+    } = super::create::plan_create(c, engine_config, body, image_cfg, &|_| Ok(()))?;
     // What the record stores must survive its JSON round trip (it is read at every start).
     for m in &planned {
         let back: mounts::MountEntry =
@@ -263,7 +263,7 @@ struct Created {
 /// `start_container`'s reading of a stored record, up to the OCI spec (no mount, no
 /// process): the host options, the spec input, the spec.
 fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
-    let rec = super::Record {
+    let rec = super::record::Record {
         id: created.id.clone(),
         name: "/fuzz".into(),
         created: String::new(),

@@ -1,0 +1,224 @@
+//! `POST /containers/create`: the create plan (the body read over the image's config) and
+//! the record, name reservation and directories it makes.
+
+use serde_json::{json, Map, Value};
+
+use super::record::Record;
+use super::{host_opts, lifecycle, mounts, names, spec, Containers, Entry};
+use crate::system::now_rfc3339;
+use crate::{Engine, EngineError};
+
+/// `POST /containers/create`'s answer.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+/// What a create body asks for, read and checked before any ID, name or disk work.
+pub(crate) struct CreatePlan {
+    pub(crate) host_config: Map<String, Value>,
+    pub(crate) networking: Option<Value>,
+    /// `HostConfig.NetworkMode` as given (`""` before the default is filled in).
+    pub(crate) mode: String,
+    /// The container whose network namespace `container:<peer>` names.
+    pub(crate) net_peer: Option<String>,
+    /// The image's config merged with the body's.
+    pub(crate) config: Map<String, Value>,
+    pub(crate) mounts: Vec<mounts::MountEntry>,
+    pub(crate) args: Vec<String>,
+}
+
+/// `container_create`'s reading of `body` over the image's config `image_cfg`, in its
+/// order: network mode, restart policy, host options, runtime (`check_runtime`), merged
+/// config, mounts, command. The fuzz target drives this same function.
+pub(crate) fn plan_create(
+    c: &Containers,
+    engine_config: &crate::EngineConfig,
+    body: &Map<String, Value>,
+    image_cfg: &Map<String, Value>,
+    check_runtime: &dyn Fn(&str) -> Result<(), EngineError>,
+) -> Result<CreatePlan, EngineError> {
+    let mut req = body.clone();
+    let mut host_config = match req.remove("HostConfig") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let networking = req.remove("NetworkingConfig");
+    let mode = host_config
+        .get("NetworkMode")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let net_peer = match mode.strip_prefix("container:") {
+        Some(peer) => Some(c.get(peer)?.rec().id.clone()),
+        None => None,
+    };
+    if mode.is_empty() || mode == "default" {
+        host_config.insert("NetworkMode".into(), "bridge".into());
+    }
+    lifecycle::validate_policy(&host_config)?;
+    host_opts::settle(c, engine_config, &mut host_config)?;
+    // moby `daemon/daemon_unix.go`: an empty runtime is the default, stored by name.
+    let runtime = host_config
+        .get("Runtime")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+        .unwrap_or(&engine_config.default_runtime)
+        .to_string();
+    check_runtime(&runtime)?;
+    host_config.insert("Runtime".into(), runtime.into());
+    let config = spec::merge_config(&req, image_cfg);
+    let mounts = mounts::plan(c, &host_config, &req, image_cfg)?;
+    let args = spec::args_of(&config);
+    if args.is_empty() {
+        return Err(EngineError::InvalidArgument("No command specified".into()));
+    }
+    Ok(CreatePlan {
+        host_config,
+        networking,
+        mode,
+        net_peer,
+        config,
+        mounts,
+        args,
+    })
+}
+
+impl Engine {
+    /// `POST /containers/create`.
+    pub async fn container_create(
+        &self,
+        name: Option<String>,
+        body: Map<String, Value>,
+    ) -> Result<Created, EngineError> {
+        let c = &self.containers;
+        let image_name = body
+            .get("Image")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| EngineError::InvalidArgument("No image specified".into()))?
+            .to_string();
+        let image = self.images.resolve(&image_name).map_err(|e| match e {
+            berth_image::store::StoreError::NoSuchImage(_) => {
+                let last = image_name.rsplit('/').next().unwrap_or("");
+                if image_name.contains('@') || last.contains(':') {
+                    EngineError::NotFound(format!("No such image: {image_name}"))
+                } else {
+                    EngineError::NotFound(format!("No such image: {image_name}:latest"))
+                }
+            }
+            other => other.into(),
+        })?;
+        let image_cfg = self.images.config(&image.id)?.config.unwrap_or_default();
+        let CreatePlan {
+            host_config,
+            networking,
+            mode,
+            net_peer,
+            mut config,
+            mounts,
+            args,
+        } = plan_create(c, &self.config, &body, &image_cfg, &|r| {
+            self.external_runtime(r).map(drop)
+        })?;
+        let id = names::new_id()?;
+        let hostname_empty = config
+            .get("Hostname")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if hostname_empty {
+            // moby `daemon/create.go`: on the host's network, the host's name.
+            let host = (mode == "host")
+                .then(|| nix::unistd::gethostname().ok()?.into_string().ok())
+                .flatten();
+            config.insert(
+                "Hostname".into(),
+                host.unwrap_or_else(|| id[..12].into()).into(),
+            );
+        }
+        config.insert("Image".into(), image_name.clone().into());
+        let rec_name = match &name {
+            Some(n) if !n.is_empty() => Some(names::validate(n)?),
+            _ => None,
+        };
+        let rec = Record {
+            id: id.clone(),
+            name: String::new(),
+            created: now_rfc3339(),
+            image: image_name,
+            image_id: image.id.clone(),
+            path: args[0].clone(),
+            args: args[1..].to_vec(),
+            config,
+            host_config,
+            state: Default::default(),
+            restart_count: 0,
+            manually_stopped: false,
+        };
+        // Reserve the name and insert, under one lock.
+        let entry = {
+            let mut map = c.map.lock().unwrap_or_else(|e| e.into_inner());
+            let taken = |n: &str| {
+                map.values()
+                    .find(|e| e.rec().name == n)
+                    .map(|e| e.rec().id.clone())
+            };
+            let name = match rec_name {
+                Some(n) => {
+                    if let Some(other) = taken(&n) {
+                        return Err(EngineError::Conflict(format!(
+                            "Conflict. The container name \"{n}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                        )));
+                    }
+                    n
+                }
+                None => {
+                    let mut attempt = 0;
+                    loop {
+                        let n = format!("/{}", names::random_name(attempt)?);
+                        if taken(&n).is_none() || attempt > 20 {
+                            break n;
+                        }
+                        attempt += 1;
+                    }
+                }
+            };
+            let mut rec = rec;
+            rec.name = name;
+            let entry = Entry::new(rec);
+            map.insert(id.clone(), entry.clone());
+            entry
+        };
+        let dir = c.data_dir(&id);
+        let made = (|| {
+            std::fs::create_dir_all(dir.join("rw/diff"))?;
+            std::fs::create_dir_all(dir.join("rw/work"))
+        })()
+        .map_err(EngineError::io("cannot create", &dir))
+        .and_then(|()| self.mounts_materialize(&dir, mounts))
+        .and_then(|()| c.persist(&entry.rec()))
+        .and_then(|()| {
+            let r = entry.rec().clone();
+            let net = networking.as_ref();
+            c.networks
+                .register(&id, &r.name, &r.config, &r.host_config, net, net_peer)
+        });
+        if let Err(e) = made {
+            c.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        tracing::info!(id, "container created");
+        c.emit(&entry.rec(), "create", &[]);
+        Ok(Created {
+            id,
+            warnings: Vec::new(),
+        })
+    }
+}
+
+/// A json value for the create response.
+pub fn created_json(c: &Created) -> Value {
+    json!({"Id": c.id, "Warnings": c.warnings})
+}

@@ -1,0 +1,156 @@
+//! Read-only views: inspect, list (with filters), counts for `/info`, and what the
+//! network API needs to know of a container.
+
+use serde_json::Value;
+
+use super::record::Record;
+use super::{logs, mounts, now_unix, process, Containers, LogsOptions};
+use crate::{Engine, EngineError};
+
+impl Engine {
+    /// `GET /containers/{id}/json`.
+    pub async fn container_inspect(&self, name: &str) -> Result<Value, EngineError> {
+        let c = &self.containers;
+        let rec = c.get(name)?.rec().clone();
+        let mut v = rec.inspect(&c.data_dir(&rec.id), &c.exec_dir(&rec.id));
+        if let Some(ns) = c.networks.inspect_settings(&rec.id, rec.running()) {
+            v["NetworkSettings"] = ns;
+        }
+        v["Mounts"] = mounts::inspect_json(&c.data_dir(&rec.id));
+        v["ExecIDs"] = c.execs.ids_json(&rec.id);
+        Ok(v)
+    }
+
+    /// `GET /containers/json`.
+    pub async fn container_list(
+        &self,
+        all: bool,
+        filters: &berth_api_types::filters::Filters,
+    ) -> Result<Vec<Value>, EngineError> {
+        filters
+            .allow_only(&["status", "name", "id", "label", "ancestor"])
+            .map_err(EngineError::InvalidArgument)?;
+        let now = now_unix();
+        let mut recs: Vec<Record> = self
+            .containers
+            .entries()
+            .iter()
+            .map(|e| e.rec().clone())
+            .filter(|r| r.state.status != "removing")
+            .collect();
+        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        let status = filters.get("status");
+        let names = filters.get("name");
+        let ids = filters.get("id");
+        let labels = filters.get("label");
+        let ancestors = filters.get("ancestor");
+        let out = recs
+            .into_iter()
+            .filter(|r| all || !status.is_empty() || r.running() || r.restarting())
+            .filter(|r| status.is_empty() || status.iter().any(|s| s == r.status_word()))
+            .filter(|r| {
+                names.is_empty()
+                    || names
+                        .iter()
+                        .any(|n| r.name.contains(n.trim_start_matches('/')))
+            })
+            .filter(|r| ids.is_empty() || ids.iter().any(|i| r.id.starts_with(i.as_str())))
+            .filter(|r| {
+                labels.iter().all(|l| {
+                    let (k, v) = l
+                        .split_once('=')
+                        .map_or((l.as_str(), None), |(k, v)| (k, Some(v)));
+                    match r.config.get("Labels").and_then(|m| m.get(k)) {
+                        Some(Value::String(s)) => v.is_none_or(|v| v == s),
+                        _ => false,
+                    }
+                })
+            })
+            .filter(|r| {
+                ancestors.is_empty()
+                    || ancestors
+                        .iter()
+                        .any(|a| *a == r.image || r.image_id.contains(a.as_str()))
+            })
+            .map(|r| {
+                let mut v = r.summary(now);
+                self.containers
+                    .networks
+                    .patch_summary(&r.id, r.running(), &mut v);
+                v
+            })
+            .collect();
+        Ok(out)
+    }
+
+    /// Counts for `/info`: (all, running, stopped).
+    pub fn container_counts(&self) -> (usize, usize, usize) {
+        let entries = self.containers.entries();
+        // dockerd counts a restarting container as running.
+        let running = entries
+            .iter()
+            .filter(|e| e.rec().running() || e.rec().restarting())
+            .count();
+        (entries.len(), running, entries.len() - running)
+    }
+
+    /// `GET /containers/{id}/logs`: whether it has a tty, and the log bytes as they come.
+    pub async fn container_logs(
+        &self,
+        name: &str,
+        opts: LogsOptions,
+    ) -> Result<(bool, tokio::sync::mpsc::Receiver<bytes::Bytes>), EngineError> {
+        let c = &self.containers;
+        let entry = c.get(name)?;
+        let (id, tty) = {
+            let r = entry.rec();
+            if logs::log_driver(&r.host_config) == logs::NO_LOG_DRIVER {
+                // moby `daemon/logger`: `ErrReadLogsNotSupported`.
+                return Err(EngineError::NotImplemented(
+                    "configured logging driver does not support reading".into(),
+                ));
+            }
+            (r.id.clone(), r.tty())
+        };
+        let path = logs::log_path(&c.data_dir(&id), &id);
+        let running = {
+            let entry = entry.clone();
+            move || entry.rec().running() || entry.rec().restarting()
+        };
+        let state = entry.events.subscribe();
+        Ok((tty, logs::stream(path, tty, opts, running, state)))
+    }
+}
+
+/// What the network API needs to know of a container.
+#[derive(Debug)]
+pub(crate) struct ContainerBrief {
+    pub id: String,
+    pub running: bool,
+    /// The init process of a running container (`None` when it is not the recorded one).
+    pub process: Option<berth_sys::pidfd::ProcessHandle>,
+}
+
+impl Engine {
+    /// ID, running state and init process of a container, by any of its names.
+    pub(crate) fn container_brief(&self, name: &str) -> Result<ContainerBrief, EngineError> {
+        let r = self.containers.get(name)?.rec().clone();
+        Ok(ContainerBrief {
+            running: r.running(),
+            process: r.running().then(|| process::of_record(&r).ok()).flatten(),
+            id: r.id,
+        })
+    }
+}
+
+/// For `--network container:<id>`: that container's init pid, hosts and resolv.conf.
+pub(crate) fn net_peer(
+    c: &Containers,
+    id: &str,
+) -> Option<(berth_sys::pidfd::ProcessHandle, String, String)> {
+    let r = c.get(id).ok()?.rec().clone();
+    let handle = process::of_record(&r).ok()?;
+    let dir = c.data_dir(&r.id);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    Some((handle, read("hosts"), read("resolv.conf")))
+}

@@ -1,0 +1,62 @@
+//! `DELETE /containers/{id}`.
+
+use std::time::Duration;
+
+use berth_runtime::Runtime;
+
+use super::{libc_sigkill, rid, Containers};
+use crate::{Engine, EngineError};
+
+impl Engine {
+    /// `DELETE /containers/{id}`.
+    pub async fn container_delete(&self, name: &str, force: bool) -> Result<(), EngineError> {
+        let c = &self.containers;
+        let entry = c.get(name)?;
+        let _guard = entry.op.lock().await;
+        let (id, cname, running, status) = {
+            let r = entry.rec();
+            (
+                r.id.clone(),
+                r.name.clone(),
+                r.running(),
+                r.state.status.clone(),
+            )
+        };
+        if status == "removing" {
+            return Err(EngineError::Conflict(format!(
+                "removal of container {id} is already in progress"
+            )));
+        }
+        if status == "restarting" {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"{cname}\": container is restarting: stop the container before removing or force remove"
+                )));
+            }
+            c.cancel_restart(&entry);
+        }
+        if running {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"{cname}\": container is running: stop the container before removing or force remove"
+                )));
+            }
+            c.cancel_restart(&entry);
+            let seen = entry.events.borrow().exits;
+            if c.runtime.kill(rid(&id), libc_sigkill(), true).await.is_ok() {
+                c.emit(
+                    &entry.rec(),
+                    "kill",
+                    &[("signal", &libc_sigkill().to_string())],
+                );
+            }
+            if !Containers::await_exit(&entry, seen, Duration::from_secs(30)).await {
+                return Err(EngineError::Internal(format!(
+                    "cannot remove container \"{cname}\": could not kill it"
+                )));
+            }
+        }
+        c.remove(&entry).await;
+        Ok(())
+    }
+}

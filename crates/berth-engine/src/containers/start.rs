@@ -1,0 +1,263 @@
+//! `POST /containers/{id}/start`: mounting the rootfs, plugging the network, and
+//! handing the spec to the runtime (embedded or external).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_runtime::{ContainerStart, ExternalRuntime, Runtime, RuntimeError};
+use serde_json::Value;
+
+use super::record::Record;
+use super::{
+    apparmor, host_opts, libc_sigkill, logs, mounts, net_peer, process, record, rid, rt_err, spec,
+    userdb, AttachWaiter, Entry,
+};
+use crate::system::now_rfc3339;
+use crate::{Engine, EngineError, RuntimeChoice};
+
+/// Docker's words for a process that could not start, so the CLI picks 127/126.
+pub(super) fn start_error(message: String, exit_code: i32) -> String {
+    let lower = message.to_ascii_lowercase();
+    let hint = match exit_code {
+        127 if !lower.contains("executable file not found")
+            && !lower.contains("no such file or directory") =>
+        {
+            ": executable file not found in $PATH"
+        }
+        126 if !lower.contains("permission denied") => ": permission denied",
+        _ => "",
+    };
+    format!(
+        "failed to create task for container: failed to create shim task: OCI runtime create failed: {message}{hint}: unknown"
+    )
+}
+
+impl Engine {
+    /// `POST /containers/{id}/start`; `Ok(false)` when it already runs (304).
+    pub async fn container_start(&self, name: &str) -> Result<bool, EngineError> {
+        self.start_container(name, true).await
+    }
+
+    /// Starts a container, for a user (`by_user`: resets the restart count and the
+    /// manual-stop mark) or for its restart policy.
+    pub(crate) async fn start_container(
+        &self,
+        name: &str,
+        by_user: bool,
+    ) -> Result<bool, EngineError> {
+        let c = &self.containers;
+        let entry = c.get(name)?;
+        let _guard = entry.op.lock().await;
+        let rec = entry.rec().clone();
+        match rec.state.status.as_str() {
+            "running" => return Ok(false),
+            "removing" | "dead" => {
+                return Err(EngineError::Conflict(format!(
+                    "container {} is marked for removal and cannot be started",
+                    rec.id
+                )))
+            }
+            _ => {}
+        }
+        let id = rec.id.clone();
+        let data_dir = c.data_dir(&id);
+        let rootfs = c.rootfs(&id);
+        // A leftover of an earlier run.
+        c.release(&id).await;
+        std::fs::create_dir_all(&rootfs).map_err(EngineError::io("cannot create", &rootfs))?;
+        let mut lowers = self.images.layer_diff_dirs(&rec.image_id)?;
+        lowers.reverse();
+        if lowers.is_empty() {
+            let empty = data_dir.join("empty");
+            std::fs::create_dir_all(&empty).map_err(EngineError::io("cannot create", &empty))?;
+            lowers.push(empty);
+        }
+        berth_sys::mount::mount_overlay(
+            &rootfs,
+            &lowers,
+            &data_dir.join("rw/diff"),
+            &data_dir.join("rw/work"),
+        )
+        .map_err(EngineError::io("cannot mount the rootfs at", &rootfs))?;
+        let result = self.start_mounted(&entry, &rec, &rootfs, &data_dir).await;
+        match result {
+            Ok((pid, start_time)) => {
+                mounts::emit_volume_events(c, &id, true);
+                {
+                    let mut r = entry.rec();
+                    r.state.status = "running".into();
+                    r.state.paused = false;
+                    r.state.pid = pid;
+                    r.state.start_time = start_time;
+                    r.state.exit_code = 0;
+                    r.state.error.clear();
+                    r.state.oom_killed = false;
+                    r.state.started_at = now_rfc3339();
+                    r.state.finished_at = record::ZERO_TIME.into();
+                    if by_user {
+                        c.reset_restart(&mut r);
+                    }
+                    c.emit(&r, "start", &[]);
+                }
+                c.persist_entry(&entry);
+                c.clone().watch_exit(id);
+                Ok(true)
+            }
+            Err((err, exit_code)) => {
+                for (_, tx) in entry
+                    .pending_attach
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain(..)
+                {
+                    let _ = tx.send(Err(EngineError::Conflict(err.to_string())));
+                }
+                c.release(&id).await;
+                let auto_remove = {
+                    let mut r = entry.rec();
+                    if let Some(code) = exit_code {
+                        r.state.exit_code = code;
+                    }
+                    r.state.error = err.to_string();
+                    r.auto_remove()
+                };
+                c.persist_entry(&entry);
+                if auto_remove {
+                    c.remove(&entry).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    pub(super) async fn start_mounted(
+        &self,
+        entry: &Arc<Entry>,
+        rec: &Record,
+        rootfs: &Path,
+        data_dir: &Path,
+    ) -> Result<(i32, u64), (EngineError, Option<i32>)> {
+        let c = &self.containers;
+        let runtime = rec.host_config.get("Runtime").and_then(Value::as_str);
+        let runtime = self
+            .external_runtime(runtime.unwrap_or(""))
+            .map_err(|e| (e, None))?;
+        let peer = (rec.network_mode().strip_prefix("container:")).and_then(|p| net_peer(c, p));
+        // The peers whose namespaces the spec names by `/proc/<pid>/ns/*` path, held by
+        // pidfd until the runtime has joined them.
+        let (peer, mut peers): (Option<_>, Vec<_>) = match peer {
+            Some((h, hosts, resolv)) => (Some((h.pid(), hosts, resolv)), vec![h]),
+            None => (None, Vec::new()),
+        };
+        let plan = c.networks.prepare(&rec.id, peer).map_err(|e| (e, None))?;
+        let cgroup = c.cgroup_path(&rec.id);
+        let mut opts =
+            host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id)).map_err(|e| (e, None))?;
+        if let Some(profile) = opts.apparmor_profile.clone() {
+            tokio::task::spawn_blocking(move || apparmor::ensure_loaded(&profile))
+                .await
+                .unwrap_or_else(|e| Err(EngineError::Internal(e.to_string())))
+                .map_err(|e| (e, None))?;
+        }
+        peers.append(&mut opts.peers);
+        let users = userdb::UserDb::of_rootfs(rootfs.to_path_buf())
+            .await
+            .map_err(|e| (e, None))?;
+        let input = spec::spec_input(rec, rootfs, data_dir, &plan, &cgroup, opts, &users)
+            .map_err(|e| (e, None))?;
+        let spec = berth_runtime::build_spec(&input).map_err(|e| (rt_err(e), None))?;
+        let b = |k: &str| rec.config.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let req = ContainerStart {
+            id: rid(&rec.id).to_string(),
+            spec,
+            log: logs::log_options(&rec.host_config, &logs::log_path(data_dir, &rec.id)),
+            open_stdin: b("OpenStdin"),
+            stdin_once: b("StdinOnce"),
+            defer_start: true,
+            runtime,
+        };
+        let failed = |e: RuntimeError| match e {
+            RuntimeError::StartFailed { message, exit_code } => (
+                EngineError::InvalidArgument(start_error(message, exit_code)),
+                Some(exit_code),
+            ),
+            other => (rt_err(other), None),
+        };
+        let started = c.runtime.create(req).await.map_err(failed)?;
+        let start_time = process::start_time(started.pid);
+        // A peer still alive now kept its pid the whole time: the paths the runtime opened
+        // were its namespaces, not those of a process given the pid after it died.
+        if let Some(gone) = peers.iter().find(|p| !p.alive()) {
+            let _ = c.runtime.kill(rid(&rec.id), libc_sigkill(), true).await;
+            let _ = c.runtime.wait(rid(&rec.id)).await;
+            return Err((
+                EngineError::Conflict(format!(
+                    "cannot join the namespaces of process {}: it exited during the start",
+                    gone.pid()
+                )),
+                None,
+            ));
+        }
+        drop(peers);
+        // veths and addresses are set up by `ip` and `nsenter`: off the async workers.
+        let (nets, nid) = (c.networks.clone(), rec.id.clone());
+        let init = berth_sys::pidfd::ProcessHandle::open(started.pid, start_time);
+        let plugged = tokio::task::spawn_blocking(move || {
+            let init = init.map_err(|e| {
+                EngineError::Conflict(format!("the container's process exited: {e}"))
+            })?;
+            nets.plug(&nid, &init)
+        })
+        .await
+        .unwrap_or_else(|e| Err(EngineError::Internal(format!("network setup failed: {e}"))));
+        if let Err(e) = plugged {
+            let _ = c.runtime.kill(rid(&rec.id), libc_sigkill(), true).await;
+            let _ = c.runtime.wait(rid(&rec.id)).await;
+            return Err((e, None));
+        }
+        // Attaches made before the start get their streams now, so no output is lost.
+        let waiters: Vec<AttachWaiter> = entry
+            .pending_attach
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for (streams, tx) in waiters {
+            let r = c
+                .runtime
+                .attach(rid(&rec.id), streams)
+                .await
+                .map_err(rt_err);
+            let _ = tx.send(r);
+        }
+        if let Err(e) = c.runtime.start(rid(&rec.id)).await {
+            let _ = c.runtime.kill(rid(&rec.id), libc_sigkill(), true).await;
+            let _ = c.runtime.wait(rid(&rec.id)).await;
+            return Err(failed(e));
+        }
+        Ok((started.pid, start_time))
+    }
+
+    /// The external runtime called `name` (the default for `""`); `None` for the embedded
+    /// one. An unknown name is dockerd's 400 (moby `daemon/runtime_unix.go`).
+    pub(super) fn external_runtime(
+        &self,
+        name: &str,
+    ) -> Result<Option<ExternalRuntime>, EngineError> {
+        match self.config.runtime(name) {
+            Some(RuntimeChoice::Builtin) => Ok(None),
+            Some(RuntimeChoice::External(rt)) => Ok(Some(ExternalRuntime {
+                name: if name.is_empty() {
+                    self.config.default_runtime.clone()
+                } else {
+                    name.to_string()
+                },
+                path: rt.path.clone().into(),
+                args: rt.args.clone(),
+            })),
+            None => Err(EngineError::InvalidArgument(format!(
+                "unknown or invalid runtime name: {name}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The container store: each container's [`Entry`] (its record, persisted atomically
+//! in `<data-root>/containers/<id>/record.json`, a lock that serialises start and delete,
+//! a watch channel that announces exits and removal, and the attaches waiting for a
+//! start); lookup by ID, name or prefix; recovery at daemon start; the exit task that
+//! records an exit, unmounts and honours `AutoRemove`; final removal.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_runtime::{Runtime, RuntimeError, ShimRuntime};
+use berth_shim::ExitRecord;
+use tokio::net::UnixStream;
+use tokio::sync::{oneshot, watch};
+
+use super::record::Record;
+use super::{cgroup, exec, fs_views, lifecycle, mounts, no_such, process, rid, AttachStreams};
+use crate::events::EventBus;
+use crate::system::now_rfc3339;
+use crate::EngineError;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Events {
+    pub(super) exits: u64,
+    pub(super) last_exit: i32,
+    pub(super) removed: bool,
+}
+
+pub(super) type AttachWaiter = (
+    AttachStreams,
+    oneshot::Sender<Result<UnixStream, EngineError>>,
+);
+
+pub(super) struct Entry {
+    pub(super) rec: Mutex<Record>,
+    pub(super) op: tokio::sync::Mutex<()>,
+    pub(super) events: watch::Sender<Events>,
+    pub(super) pending_attach: Mutex<Vec<AttachWaiter>>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry").finish_non_exhaustive()
+    }
+}
+
+impl Entry {
+    pub(super) fn new(rec: Record) -> Arc<Entry> {
+        Arc::new(Entry {
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            events: watch::channel(Events::default()).0,
+            pending_attach: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub(super) fn rec(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.rec.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The engine's container state: the runtime and the records.
+#[derive(Debug)]
+pub(crate) struct Containers {
+    pub(super) runtime: ShimRuntime,
+    /// `--cgroup-parent`: each container's cgroup is `<parent>/<id>`.
+    pub(super) cgroup_parent: String,
+    pub(super) data: PathBuf,
+    pub(super) exec: PathBuf,
+    pub(super) map: Mutex<HashMap<String, Arc<Entry>>>,
+    pub(super) execs: exec::Execs,
+    pub(super) events: Arc<EventBus>,
+    pub(super) life: lifecycle::Supervisor,
+    pub(super) networks: Arc<crate::networks::Networks>,
+}
+
+impl Containers {
+    /// Loads the records on disk and reattaches to containers that were running.
+    pub(crate) fn open(
+        config: &crate::EngineConfig,
+        events: Arc<EventBus>,
+        networks: Arc<crate::networks::Networks>,
+    ) -> Arc<Containers> {
+        let data = config.data_root.join("containers");
+        let exec = config.exec_root.join("containers");
+        let _ = std::fs::create_dir_all(&data);
+        let _ = std::fs::create_dir_all(&exec);
+        let mut map = HashMap::new();
+        if let Ok(rd) = std::fs::read_dir(&data) {
+            for e in rd.flatten() {
+                // Views a killed daemon left mounted go first (nothing is live yet).
+                fs_views::reap_views_at_start(&e.path());
+                let path = e.path().join("record.json");
+                match std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+                {
+                    Some(rec) => {
+                        map.insert(rec.id.clone(), Entry::new(rec));
+                    }
+                    None => {
+                        tracing::warn!(dir = %e.path().display(), "removing a half-made container");
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
+        let c = Arc::new(Containers {
+            runtime: ShimRuntime::new(&config.shim_binary, &config.exec_root),
+            cgroup_parent: config.cgroup_parent.clone(),
+            data,
+            exec,
+            map: Mutex::new(map),
+            execs: Default::default(),
+            events,
+            life: Default::default(),
+            networks,
+        });
+        let running: Vec<String> = c
+            .entries()
+            .into_iter()
+            .filter(|e| e.rec().running())
+            .map(|e| e.rec().id.clone())
+            .collect();
+        c.networks.forget_stale(&running);
+        for e in c.entries().into_iter().filter(|e| e.rec().running()) {
+            let (id, pid, filled) = {
+                let mut r = e.rec();
+                // A record from before start times were kept: its pid is taken for the
+                // container's once, if that process is in the container's cgroup.
+                let filled = r.state.start_time == 0;
+                if filled {
+                    let dirs = cgroup::Dirs::of(&c.cgroup_path(&r.id));
+                    if dirs.pids().contains(&r.state.pid) {
+                        r.state.start_time = process::start_time(r.state.pid);
+                    }
+                }
+                (r.id.clone(), r.state.pid, filled)
+            };
+            if filled {
+                c.persist_entry(&e);
+            }
+            // Verified against the recorded start time; each namespace the restore opens
+            // through the handle is confirmed to be this process's.
+            match berth_sys::pidfd::ProcessHandle::open(pid, e.rec().state.start_time) {
+                Ok(init) => c.networks.restore(&id, &init),
+                Err(err) => {
+                    tracing::warn!(container_id = %id, error = %err, "not restoring the network of a container whose process is gone")
+                }
+            }
+        }
+        for id in running {
+            c.clone().watch_exit(id);
+        }
+        c.thaw_at_start();
+        c.boot_restarts();
+        exec::spawn_gc(Arc::downgrade(&c));
+        c
+    }
+
+    pub(super) fn entries(&self) -> Vec<Arc<Entry>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub(super) fn data_dir(&self, id: &str) -> PathBuf {
+        self.data.join(id)
+    }
+
+    pub(super) fn exec_dir(&self, id: &str) -> PathBuf {
+        self.exec.join(rid(id))
+    }
+
+    pub(super) fn rootfs(&self, id: &str) -> PathBuf {
+        self.exec_dir(id).join("rootfs")
+    }
+
+    /// The host-side `/dev/shm` of a container with `IpcMode: shareable`.
+    pub(crate) fn shm_dir(&self, id: &str) -> PathBuf {
+        self.exec_dir(id).join("shm")
+    }
+
+    /// By full ID, name (with or without `/`), or unique ID prefix.
+    pub(super) fn get(&self, name: &str) -> Result<Arc<Entry>, EngineError> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = map.get(name) {
+            return Ok(e.clone());
+        }
+        let slash = format!("/{}", name.trim_start_matches('/'));
+        if let Some(e) = map.values().find(|e| e.rec().name == slash) {
+            return Ok(e.clone());
+        }
+        if !name.is_empty() {
+            let found: Vec<_> = map
+                .iter()
+                .filter(|(id, _)| id.starts_with(name))
+                .map(|(_, e)| e.clone())
+                .collect();
+            match found.len() {
+                1 => return Ok(found[0].clone()),
+                0 => {}
+                _ => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "multiple IDs found with provided prefix: {name}"
+                    )))
+                }
+            }
+        }
+        Err(no_such(name))
+    }
+
+    pub(super) fn persist(&self, rec: &Record) -> Result<(), EngineError> {
+        let path = self.data_dir(&rec.id).join("record.json");
+        let bytes =
+            serde_json::to_vec_pretty(rec).map_err(|e| EngineError::Internal(e.to_string()))?;
+        berth_sys::fs::atomic_write(&path, &bytes, 0o600)
+            .map_err(EngineError::io("cannot write", &path))
+    }
+
+    pub(super) fn persist_entry(&self, e: &Entry) {
+        let rec = e.rec().clone();
+        if let Err(err) = self.persist(&rec) {
+            tracing::error!(id = %rec.id, error = %err, "cannot persist container record");
+        }
+    }
+
+    /// Unmounts the rootfs and removes the runtime's directory.
+    pub(super) async fn release(&self, id: &str) {
+        self.networks.unplug(id);
+        let rootfs = self.rootfs(id);
+        if let Err(e) = berth_sys::mount::unmount(&rootfs, true) {
+            tracing::warn!(id, error = %e, "cannot unmount the rootfs");
+        }
+        if let Err(e) = berth_sys::mount::unmount(&self.shm_dir(id), true) {
+            tracing::warn!(id, error = %e, "cannot unmount the shareable /dev/shm");
+        }
+        match self.runtime.delete(rid(id)).await {
+            Ok(()) | Err(RuntimeError::NotFound(_)) => {}
+            Err(e) => tracing::warn!(id, error = %e, "runtime delete failed"),
+        }
+        let _ = std::fs::remove_dir_all(self.exec_dir(id));
+    }
+
+    /// The per-container exit task.
+    pub(super) fn watch_exit(self: Arc<Self>, id: String) {
+        tokio::spawn(async move {
+            let exit = match self.runtime.wait(rid(&id)).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "lost track of the container");
+                    ExitRecord {
+                        exit_code: 255,
+                        signal: None,
+                        oom_killed: false,
+                        started_at: None,
+                        finished_at: now_rfc3339(),
+                        error: Some(e.to_string()),
+                    }
+                }
+            };
+            self.on_exit(&id, exit).await;
+        });
+    }
+
+    pub(super) async fn on_exit(self: &Arc<Self>, id: &str, exit: ExitRecord) {
+        let Ok(entry) = self.get(id) else { return };
+        self.release(id).await;
+        mounts::emit_volume_events(self, id, false);
+        let restart;
+        let auto_remove = {
+            let mut r = entry.rec();
+            r.state.status = "exited".into();
+            r.state.pid = 0;
+            r.state.start_time = 0;
+            r.state.exit_code = exit.exit_code;
+            r.state.oom_killed = exit.oom_killed;
+            r.state.finished_at = exit.finished_at.clone();
+            r.state.error = exit.error.clone().unwrap_or_default();
+            restart = self.after_exit(&mut r, &exit);
+            r.auto_remove()
+        };
+        self.persist_entry(&entry);
+        entry.events.send_modify(|e| {
+            e.exits += 1;
+            e.last_exit = exit.exit_code;
+        });
+        if let Some((delay, generation)) = restart {
+            self.clone()
+                .schedule_restart(id.to_string(), delay, generation);
+        }
+        if auto_remove {
+            let _guard = entry.op.lock().await;
+            self.remove(&entry).await;
+        }
+    }
+
+    /// Removes a stopped container for good.
+    pub(super) async fn remove(&self, entry: &Arc<Entry>) {
+        let id = {
+            let mut r = entry.rec();
+            if r.state.status == "removing" {
+                return;
+            }
+            r.state.status = "removing".into();
+            r.id.clone()
+        };
+        self.release(&id).await;
+        self.forget_restart(&id);
+        self.execs.forget_container(&id);
+        self.networks.forget(&id);
+        let dir = self.data_dir(&id);
+        let anon = mounts::auto_removed_volumes(&dir, entry.rec().auto_remove());
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            tracing::warn!(id, error = %e, "cannot remove the container directory");
+        }
+        mounts::drop_volumes(self, &anon);
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        self.emit(&entry.rec(), "destroy", &[]);
+        entry.events.send_modify(|e| e.removed = true);
+    }
+
+    /// Waits (at most `timeout`) for an exit after `seen` exits.
+    pub(super) async fn await_exit(entry: &Entry, seen: u64, timeout: Duration) -> bool {
+        let mut rx = entry.events.subscribe();
+        let ok = tokio::time::timeout(timeout, rx.wait_for(|e| e.exits > seen || e.removed))
+            .await
+            .is_ok();
+        ok
+    }
+}
