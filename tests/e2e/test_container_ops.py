@@ -12,6 +12,7 @@ import pty
 import re
 import select
 import signal
+import socket
 import struct
 import subprocess
 import termios
@@ -169,6 +170,30 @@ def test_exec_docker_py(daemon):
         assert r.exit_code == 0 and r.output.startswith(b"/dev/pts/")
     finally:
         client.close()
+
+
+def test_hijacked_stream_starts_after_the_client_read_the_answer(daemon):
+    """docker-py reads a 101 answer's head through a buffered reader, then the stream from
+    the raw socket: stream bytes that arrive with the head are lost (`exec_run` gave empty
+    output now and then). On a unix socket the stream starts once the client has read the
+    head, so a client that is slow to read still gets the head alone first."""
+    run_sleeper(daemon)
+    r = daemon.request("POST", "/containers/c1/exec", headers={"Content-Type": "application/json"},
+                       body=json.dumps({"Cmd": ["echo", "hi"], "AttachStdout": True}).encode())
+    assert r.status == 201, r.text
+    exec_id = r.json()["Id"]
+    body = json.dumps({"Detach": False, "Tty": False}).encode()
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(daemon.sock))
+        s.sendall(f"POST /exec/{exec_id}/start HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\n"
+                  f"Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        time.sleep(0.05)  # a client slow to read: a 2 ms exec would have written by now
+        first = s.recv(65536)
+        assert first.startswith(b"HTTP/1.1 101") and first.endswith(b"\r\n\r\n"), first
+        rest = b""
+        while chunk := s.recv(65536):
+            rest += chunk
+    assert rest == b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n", rest
 
 
 def test_top(daemon):

@@ -9,6 +9,7 @@ mod authz;
 mod body;
 mod error;
 mod listen;
+mod peer;
 mod revocable;
 mod routes;
 mod serve;

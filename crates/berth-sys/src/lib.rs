@@ -3,7 +3,8 @@
 //! pidfile and data-root lock, host facts for `/info`, systemd socket activation,
 //! running code inside a container's network namespace, processes addressed by pidfd
 //! (a container's `/proc/<pid>/root` and `ns/*` never a reused pid's), zero-copy socket
-//! relaying (splice(2)) for the port proxy, and the daemon's open-file limit.
+//! relaying (splice(2)) for the port proxy, the daemon's open-file limit, and how much a
+//! unix-socket peer has left unread.
 //!
 //! Every `unsafe` block carries a `// SAFETY:` comment; every other crate forbids `unsafe`.
 
@@ -18,4 +19,5 @@ pub mod pidfd;
 pub mod pidfile;
 pub mod resolve;
 pub mod rlimit;
+pub mod socket;
 pub mod splice;

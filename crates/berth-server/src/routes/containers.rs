@@ -267,6 +267,7 @@ async fn attach(
         return Ok(([(header::CONTENT_TYPE, ctype)], receiver_body(rx)).into_response());
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let probe = req.extensions().get::<crate::peer::PeerProbe>().cloned();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
@@ -275,6 +276,8 @@ async fn attach(
                 return;
             }
         };
+        // Before any stream byte: see `crate::peer`.
+        crate::peer::until_read(probe).await;
         let client = TokioIo::new(upgraded);
         let shim = match pending.await {
             Ok(s) => s,

@@ -219,6 +219,7 @@ async fn start(
         return Ok(([(header::CONTENT_TYPE, ctype)], Body::from_stream(stream)).into_response());
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let probe = req.extensions().get::<crate::peer::PeerProbe>().cloned();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
@@ -227,6 +228,8 @@ async fn start(
                 return;
             }
         };
+        // Before any stream byte: see `crate::peer`.
+        crate::peer::until_read(probe).await;
         let mut client = TokioIo::new(upgraded);
         match started.start.await {
             Ok(Some(shim)) => {
