@@ -140,7 +140,7 @@ impl Engine {
         let plan = {
             let store = self.images.clone();
             let reference = reference.clone();
-            tokio::task::spawn_blocking(move || PushPlan::new(&store, &reference))
+            crate::blocking::spawn(move || PushPlan::new(&store, &reference))
                 .await
                 .map_err(|e| EngineError::Internal(format!("push task failed: {e}")))??
         };

@@ -71,7 +71,7 @@ impl Engine {
         F: FnOnce(Arc<ImageStore>) -> Result<T, EngineError> + Send + 'static,
     {
         let store = self.images.clone();
-        tokio::task::spawn_blocking(move || f(store))
+        crate::blocking::spawn(move || f(store))
             .await
             .map_err(|e| EngineError::Internal(format!("image task failed: {e}")))?
     }
@@ -462,7 +462,7 @@ impl Engine {
             .for_each(|i| self.events.image("save", &i.image.id, &i.image.id));
         let (tx, rx) = mpsc::channel(8);
         let store = self.images.clone();
-        tokio::task::spawn_blocking(move || {
+        crate::blocking::spawn(move || {
             // The buffer lets layer data be read in large blocks (tar copies through it).
             let writer = std::io::BufWriter::with_capacity(
                 256 * 1024,

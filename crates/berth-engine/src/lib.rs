@@ -5,6 +5,7 @@
 //! their drivers arrive (DESIGN.md); the server only ever calls `Engine` methods.
 #![forbid(unsafe_code)]
 
+mod blocking;
 mod config;
 pub mod containers;
 pub mod distribution;
@@ -49,7 +50,7 @@ impl Engine {
             .check_runtimes()
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         containers::check_log_defaults(&config)?;
-        let (id, images) = tokio::task::spawn_blocking({
+        let (id, images) = crate::blocking::spawn({
             let config = config.clone();
             move || {
                 config.prepare_dirs()?;
@@ -103,6 +104,6 @@ impl Engine {
     /// Resolves once start-up work in the background (the network set-up) is done.
     pub async fn started(&self) {
         let networks = self.networks.clone();
-        let _ = tokio::task::spawn_blocking(move || networks.wait_host_ready()).await;
+        let _ = crate::blocking::spawn(move || networks.wait_host_ready()).await;
     }
 }

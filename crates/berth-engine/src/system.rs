@@ -70,7 +70,7 @@ impl Engine {
         let id = self.id.clone();
         let images = self.images.count();
         let counts = self.container_counts();
-        tokio::task::spawn_blocking(move || collect_info(&config, id, images, counts))
+        crate::blocking::spawn(move || collect_info(&config, id, images, counts))
             .await
             .expect("info collection does not panic")
     }

@@ -358,7 +358,7 @@ impl Engine {
         let name = create_name(&req)?;
         let root = self.data_root().to_path_buf();
         let labels = Some(req.labels.unwrap_or_default());
-        let (meta, made) = tokio::task::spawn_blocking({
+        let (meta, made) = crate::blocking::spawn({
             let root = root.clone();
             move || create(&root, &name, labels, req.driver_opts)
         })
@@ -411,7 +411,7 @@ impl Engine {
     pub async fn volume_remove(&self, name: &str, force: bool) -> Result<(), EngineError> {
         let root = self.data_root().to_path_buf();
         let owned = name.to_string();
-        let removed = tokio::task::spawn_blocking(move || remove(&root, &owned))
+        let removed = crate::blocking::spawn(move || remove(&root, &owned))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         match removed {
@@ -441,7 +441,7 @@ impl Engine {
         let labels = filters.get("label").to_vec();
         let not_labels = filters.get("label!").to_vec();
         let root = self.data_root().to_path_buf();
-        let report = tokio::task::spawn_blocking(move || {
+        let report = crate::blocking::spawn(move || {
             let _g = lock();
             let users = users(&root);
             let mut deleted = Vec::new();

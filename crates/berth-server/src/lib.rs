@@ -8,6 +8,7 @@ pub mod audit;
 mod authz;
 mod body;
 mod error;
+mod internal;
 mod listen;
 mod peer;
 mod revocable;

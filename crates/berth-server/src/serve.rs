@@ -38,6 +38,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use crate::listen::{bind_unix, Endpoint, ListenerOptions};
 use crate::revocable::{Connections, Revocable};
@@ -75,6 +76,25 @@ pub struct ClientIdentity {
     pub serial: Option<Arc<str>>,
     /// The unix socket peer's uid, gid and pid when it connected.
     pub unix: Option<PeerCred>,
+}
+
+/// As the request span shows it: `cert:<subject>`, `uid:<uid>/pid:<pid>`, or `-`.
+impl std::fmt::Display for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.subject, &self.unix) {
+            (Some(subject), _) => write!(f, "cert:{subject}"),
+            (
+                None,
+                Some(PeerCred {
+                    uid,
+                    pid: Some(pid),
+                    ..
+                }),
+            ) => write!(f, "uid:{uid}/pid:{pid}"),
+            (None, Some(PeerCred { uid, pid: None, .. })) => write!(f, "uid:{uid}"),
+            (None, None) => f.write_str("-"),
+        }
+    }
 }
 
 /// A unix socket peer's credentials (`SO_PEERCRED`), taken when it connected.
@@ -206,6 +226,7 @@ impl Server {
                 }
             }
         }
+        crate::internal::set_roots(&engine.config().data_root, &engine.config().exec_root);
         Ok(Self {
             router: routes::router(engine, opts.authorization.clone()),
             unix,
@@ -549,6 +570,13 @@ where
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let uri = req.uri().clone();
+    // Every line logged while the route runs (engine calls included) carries this span,
+    // and tasks the route spawns inherit it where they are instrumented with it.
+    let span = tracing::info_span!(
+        "request",
+        id = %crate::internal::next_request_id(),
+        client = %conn.identity,
+    );
     let (api_version, mut resp) = match version::apply(&mut req) {
         Err(e) => (None, e.into_response()),
         Ok(v) => {
@@ -559,6 +587,7 @@ where
             }
             let routed = AssertUnwindSafe(router.oneshot(req.map(Body::new)))
                 .catch_unwind()
+                .instrument(span.clone())
                 .await;
             let resp = match routed {
                 Ok(r) => r.unwrap_or_else(|e| match e {}),
@@ -587,16 +616,21 @@ where
         "Server",
         HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
     );
+    if resp.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        resp = crate::internal::redact(resp).instrument(span.clone()).await;
+    }
     let status = resp.status().as_u16();
     // Recorded only over TLS; on the unix socket the field is absent.
     let client = conn.identity.subject.as_deref();
     let api = api_version.map(|v| v.to_string()).unwrap_or_default();
     let micros = start.elapsed().as_micros() as u64;
+    let _entered = span.enter();
     if status >= 500 {
         tracing::error!(%method, %path, status, duration_us = micros, api_version = %api, client, "request");
     } else {
         tracing::info!(%method, %path, status, duration_us = micros, api_version = %api, client, "request");
     }
+    drop(_entered);
     Ok(crate::audit::record(&conn.identity, &method, &uri, start, resp).await)
 }
 

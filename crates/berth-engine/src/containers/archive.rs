@@ -291,7 +291,7 @@ impl Engine {
         };
         let (tx, rx) = mpsc::channel(8);
         let rt = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
+        crate::blocking::spawn(move || {
             let mut b = tar::Builder::new(StreamWriter::new(tx.clone()));
             b.follow_symlinks(false);
             let res = r
@@ -381,7 +381,7 @@ impl Engine {
         // switches the largest cost of a copy on two cores.
         let (tx, rx) = mpsc::channel::<Vec<u8>>(PUMP_CHUNKS);
         let (spare_tx, spare_rx) = std::sync::mpsc::channel();
-        let extractor = tokio::task::spawn_blocking(move || {
+        let extractor = crate::blocking::spawn(move || {
             let mut reader = ChunkReceiver {
                 rx,
                 spare: spare_tx,

@@ -533,7 +533,7 @@ impl Engine {
     /// `GET /containers/{id}/changes`: `[{"Path", "Kind"}]`, or null when nothing changed.
     pub async fn container_changes(&self, name: &str) -> Result<Value, EngineError> {
         let (_, dir, lowers) = self.fs_target(name)?;
-        let list = tokio::task::spawn_blocking(move || changes(&dir.join("rw/diff"), &lowers))
+        let list = crate::blocking::spawn(move || changes(&dir.join("rw/diff"), &lowers))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         if list.is_empty() {
@@ -553,11 +553,11 @@ impl Engine {
     ) -> Result<mpsc::Receiver<io::Result<Bytes>>, EngineError> {
         let (rec, dir, lowers) = self.fs_target(name)?;
         let live = rec.running().then(|| self.containers.rootfs(&rec.id));
-        let view = tokio::task::spawn_blocking(move || RootView::open(live, &dir, &lowers, false))
+        let view = crate::blocking::spawn(move || RootView::open(live, &dir, &lowers, false))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
         let (tx, rx) = mpsc::channel(8);
-        tokio::task::spawn_blocking(move || {
+        crate::blocking::spawn(move || {
             let mut b = tar::Builder::new(StreamWriter::new(tx.clone()));
             b.follow_symlinks(false);
             let r = dirfd::open_dir(&view.root)
@@ -601,7 +601,7 @@ impl Engine {
         } else {
             None
         };
-        let result = tokio::task::spawn_blocking(move || {
+        let result = crate::blocking::spawn(move || {
             let mut config = rec.config.clone();
             for (k, v) in &opts.config {
                 if !v.is_null() {
@@ -685,7 +685,7 @@ impl Engine {
             .unwrap_or("")
             .to_string();
         let c = self.containers.clone();
-        let rw = tokio::task::spawn_blocking(move || c.size_rw(&id))
+        let rw = crate::blocking::spawn(move || c.size_rw(&id))
             .await
             .unwrap_or(0);
         let image_size = self

@@ -185,7 +185,7 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
         let placed = match opts.tail {
             Some(n) => {
                 let live = path.clone();
-                tokio::task::spawn_blocking(move || LogFiles::from_tail(live, n)).await
+                crate::blocking::spawn(move || LogFiles::from_tail(live, n)).await
             }
             None => Ok(Ok(LogFiles::new(path.clone()))),
         };
@@ -206,7 +206,7 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
                 let Some(mut reader) = files.take() else {
                     return;
                 };
-                tokio::task::spawn_blocking(move || -> std::io::Result<(LogFiles, Vec<u8>)> {
+                crate::blocking::spawn(move || -> std::io::Result<(LogFiles, Vec<u8>)> {
                     let mut buf = Vec::new();
                     reader.read_into(&mut buf, READ_CHUNK)?;
                     Ok((reader, buf))

@@ -730,7 +730,7 @@ impl Engine {
     /// Removes those of `names` that are anonymous volumes no container uses.
     pub async fn volumes_drop_anonymous(&self, names: Vec<String>) {
         let root = self.config().data_root.clone();
-        let removed = tokio::task::spawn_blocking(move || volumes::remove_anonymous(&root, &names))
+        let removed = crate::blocking::spawn(move || volumes::remove_anonymous(&root, &names))
             .await
             .unwrap_or_default();
         for name in removed {

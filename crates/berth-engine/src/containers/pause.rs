@@ -112,7 +112,7 @@ impl Containers {
                     return;
                 }
                 let path = c.cgroup_path(&id);
-                let dirs = match tokio::task::spawn_blocking(move || {
+                let dirs = match crate::blocking::spawn(move || {
                     let dirs = Dirs::of(&path);
                     frozen(&dirs).then_some(dirs)
                 })
@@ -124,7 +124,7 @@ impl Containers {
                 tracing::warn!(container_id = %id, "thawing a container left frozen by an earlier run");
                 if let Err(e) = c.runtime.resume(rid(&id)).await {
                     tracing::warn!(container_id = %id, error = %e, "the shim cannot thaw the container; writing its cgroup");
-                    let thawed = tokio::task::spawn_blocking(move || thaw_files(&dirs)).await;
+                    let thawed = crate::blocking::spawn(move || thaw_files(&dirs)).await;
                     if let Ok(Err(e)) = thawed {
                         tracing::error!(container_id = %id, error = %e, "cannot thaw the container");
                     }

@@ -154,7 +154,7 @@ impl Engine {
         let mut opts =
             host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id)).map_err(|e| (e, None))?;
         if let Some(profile) = opts.apparmor_profile.clone() {
-            tokio::task::spawn_blocking(move || apparmor::ensure_loaded(&profile))
+            crate::blocking::spawn(move || apparmor::ensure_loaded(&profile))
                 .await
                 .unwrap_or_else(|e| Err(EngineError::Internal(e.to_string())))
                 .map_err(|e| (e, None))?;
@@ -202,7 +202,7 @@ impl Engine {
         // veths and addresses are set up by `ip` and `nsenter`: off the async workers.
         let (nets, nid) = (c.networks.clone(), rec.id.clone());
         let init = berth_sys::pidfd::ProcessHandle::open(started.pid, start_time);
-        let plugged = tokio::task::spawn_blocking(move || {
+        let plugged = crate::blocking::spawn(move || {
             let init = init.map_err(|e| {
                 EngineError::Conflict(format!("the container's process exited: {e}"))
             })?;

@@ -201,7 +201,7 @@ pub(crate) fn sets_home(env: &[String]) -> bool {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
 ) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(f)
+    crate::blocking::spawn(f)
         .await
         .map_err(|e| EngineError::Internal(format!("user lookup task failed: {e}")))?
 }
