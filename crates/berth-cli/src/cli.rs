@@ -118,6 +118,11 @@ pub enum Command {
     Network(crate::network::NetworkCommand),
     /// List port mappings or a specific mapping for the container
     Port(crate::network::PortArgs),
+    /// Generate the autocompletion script for the specified shell
+    Completion(crate::completion::CompletionArgs),
+    /// Write a man page for every command into a directory (the package build uses it)
+    #[command(name = "__man", hide = true)]
+    Man(crate::completion::ManArgs),
 }
 
 /// `-f/--format` as `docker version` and `docker info` take it.

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod completion;
 pub mod connect;
 pub mod container;
 pub mod cp;
@@ -94,6 +95,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Logout(args)) => registry::logout(&session, args).await,
         Some(Command::Network(cmd)) => network::run(&session, cmd).await,
         Some(Command::Port(args)) => network::port(&session, args).await,
+        Some(Command::Completion(args)) => completion::completion(args),
+        Some(Command::Man(args)) => completion::man_pages(args),
     }
 }
 

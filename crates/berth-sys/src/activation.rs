@@ -1,5 +1,6 @@
 //! systemd socket activation (`-H fd://`): adopting the listeners that systemd passed in
-//! `LISTEN_FDS`, starting at descriptor 3 (sd_listen_fds(3)).
+//! `LISTEN_FDS`, starting at descriptor 3 (sd_listen_fds(3)); and telling it when start-up
+//! is done (`READY=1`, sd_notify(3)).
 
 use std::io;
 use std::net::TcpListener;
@@ -84,4 +85,53 @@ pub fn take_listeners(only: Option<RawFd>) -> io::Result<Vec<ActivatedListener>>
         out.push(listener);
     }
     Ok(out)
+}
+
+/// Where to tell the service manager that start-up is done (sd_notify(3)'s
+/// `$NOTIFY_SOCKET`), for a `Type=notify` unit.
+#[derive(Debug, Default)]
+pub struct ServiceNotifier(Option<std::ffi::OsString>);
+
+impl ServiceNotifier {
+    /// Takes `$NOTIFY_SOCKET` out of the environment, so that children (the shims, runc,
+    /// which forwards it into containers) do not notify in berthd's name. Call it while
+    /// the process is single-threaded: it edits the environment.
+    pub fn take() -> ServiceNotifier {
+        let path = std::env::var_os("NOTIFY_SOCKET");
+        std::env::remove_var("NOTIFY_SOCKET");
+        ServiceNotifier(path)
+    }
+
+    /// Sends `READY=1`; nothing without a notify socket.
+    pub fn ready(&self) -> io::Result<()> {
+        let Some(path) = &self.0 else { return Ok(()) };
+        let socket = std::os::unix::net::UnixDatagram::unbound()?;
+        if let Some(name) = path.as_encoded_bytes().strip_prefix(b"@") {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+            socket.send_to_addr(b"READY=1", &addr)?;
+        } else {
+            socket.send_to(b"READY=1", std::path::Path::new(path))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod notify_tests {
+    use super::*;
+
+    #[test]
+    fn ready_reaches_the_notify_socket() {
+        let dir = std::env::temp_dir().join(format!("berth-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify.sock");
+        let listener = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        ServiceNotifier(Some(path.clone().into())).ready().unwrap();
+        let mut buf = [0u8; 64];
+        let n = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
+        ServiceNotifier(None).ready().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -37,6 +37,7 @@ pub fn run(config: DaemonConfig) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let notifier = berth_sys::activation::ServiceNotifier::take();
 
     let data_root = &config.engine.data_root;
     fs::create_dir_all(data_root)
@@ -70,12 +71,13 @@ pub fn run(config: DaemonConfig) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, activated))
+    runtime.block_on(serve(config, activated, notifier))
 }
 
 async fn serve(
     config: DaemonConfig,
     activated: Vec<berth_sys::activation::ActivatedListener>,
+    notifier: berth_sys::activation::ServiceNotifier,
 ) -> anyhow::Result<()> {
     let mut engine_config = config.engine.clone();
     engine_config.shim_binary = shim_binary();
@@ -130,6 +132,10 @@ async fn serve(
         version = env!("CARGO_PKG_VERSION"),
         "berthd has completed initialization"
     );
+    // A `Type=notify` unit (packaging/deb/berthd.service) waits for this.
+    if let Err(e) = notifier.ready() {
+        tracing::warn!(error = %e, "cannot notify the service manager that berthd is ready");
+    }
     // Start-up code (config, recovery, network set-up) is not needed while idle: it goes
     // once the background set-up is done, off the path of the first requests (paging the
     // executable out before serving made the first request fault it back in from disk).
