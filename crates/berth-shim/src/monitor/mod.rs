@@ -8,8 +8,9 @@
 //!   ([`oci_cli`]) when the options name one.
 //! - [`event_loop`]: output to the json log and attached clients, the control socket,
 //!   reaping, and the exit record.
-//! - [`pending`]: execs through an external runtime whose command has not ended; the loop
-//!   never waits for one (a container can make `runc exec` block), and bounds it.
+//! - [`pending`]: external runtime commands that have not ended (execs, and the one start,
+//!   pause or resume in progress); the loop never waits for one (a container can make
+//!   `runc exec` block, a runtime can hang in any step), and bounds each.
 //!
 //! Who reaps: the monitor reaps init, exec processes and any orphan re-parented to it (with
 //! an external runtime, init and execs become its children when the runtime's command
