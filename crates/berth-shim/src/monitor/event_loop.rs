@@ -21,7 +21,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::Process;
 
-use super::cgroups::Layout;
+use super::cgroups::{Joined, Layout};
 use super::conn::{Conn, Mode};
 use super::container::{Backend, Op};
 use super::exec_prune;
@@ -136,6 +136,8 @@ pub struct Monitor {
     pub execs_pruned_at: Instant,
     pub conns: Vec<Conn>,
     pub drain_deadline: Option<Instant>,
+    /// The shims' cgroup this monitor joined, left at the end.
+    pub joined: Option<Joined>,
 }
 
 #[derive(Clone, Copy)]
@@ -550,6 +552,9 @@ impl Monitor {
             c.close_when_flushed = true;
         }
         self.flush_all(Duration::from_secs(1));
+        if let Some(j) = self.joined.take() {
+            j.leave();
+        }
         let _ = fs::remove_file(dir.join(SOCKET_NAME));
     }
 

@@ -188,6 +188,7 @@ fn create(
         execs_pruned_at: std::time::Instant::now(),
         op: None,
         thaw_after_op: false,
+        joined: None,
         conns: Vec::new(),
         drain_deadline: None,
     })
