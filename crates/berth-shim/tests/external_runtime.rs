@@ -426,14 +426,14 @@ fn hang_on(h: &mut Harness, step: &str, secs: u32) -> ExternalRuntime {
 fn a_hung_runtime_pause_is_bounded() {
     need_root!();
     let mut h = Harness::new(&["sleep", "100"]);
-    let rt = hang_on(&mut h, "pause", 5);
+    let rt = hang_on(&mut h, "pause", 10);
     assert!(
         matches!(start(&mut h, rt), StartReply::Started { .. }),
         "{}",
         h.shim_log()
     );
     let pause = Pending::send(&h, &Request::Pause);
-    // The pause is pending for 5 s: another state change is refused, other requests
+    // The pause is pending for 10 s: another state change is refused, other requests
     // are served.
     match Pending::send(&h, &Request::Pause).answer() {
         Some(Response::Error { kind, message }) => {
@@ -458,7 +458,7 @@ fn a_hung_runtime_pause_is_bounded() {
         Some(Response::Error { message, .. }) => {
             assert_eq!(
                 message,
-                "pause: hang pause did not finish within 5s: killed"
+                "pause: hang pause did not finish within 10s: killed"
             )
         }
         other => panic!("{other:?}"),
