@@ -451,6 +451,8 @@ class Daemon:
         self.tcp = False
         self.unix = True
         self.extra_args: list[str] = []
+        # Environment beyond clean_env()'s (BERTH_* settings the daemon and its shims read).
+        self.env: dict[str, str] = {}
         self.config: dict[str, Any] | None = None
         self.config_path = root / "daemon.json"
         self.use_data_root_flag = True
@@ -514,7 +516,8 @@ class Daemon:
             log.write(f"=== start #{self.starts}: {' '.join(argv)}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=clean_env(), start_new_session=True
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=clean_env(self.env),
+                start_new_session=True
             )
         return self.proc
 
@@ -665,7 +668,8 @@ def _binaries_exist() -> None:
 @pytest.fixture
 def berthd(request: pytest.FixtureRequest, workdir: Path) -> Any:
     """Factory: `berthd(tls=..., tcp=..., extra_args=[...], config={...}, start=True)`;
-    `bridge_flags=False` leaves out the daemon's own `--bridge`/`--bip`."""
+    `bridge_flags=False` leaves out the daemon's own `--bridge`/`--bip`; `env` adds to the
+    daemon's (otherwise clean) environment."""
     daemons: list[Daemon] = []
     request.node._berth_daemons = daemons
 
@@ -681,9 +685,11 @@ def berthd(request: pytest.FixtureRequest, workdir: Path) -> Any:
         start: bool = True,
         name: str | None = None,
         bridge_flags: bool = True,
+        env: dict[str, str] | None = None,
     ) -> Daemon:
         name = name or f"d{len(daemons)}"
         d = Daemon(workdir / name, name)
+        d.env = dict(env or {})
         d.tls = tls
         d.tcp = bool(tls) if tcp is None else tcp
         d.unix = unix

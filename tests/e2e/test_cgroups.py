@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import DOCKER_BIN, import_busybox, poll
-from hostclean import container_cgroups
+from hostclean import container_cgroups, shim_pids
 
 UNIFIED = Path("/sys/fs/cgroup/unified")
 V2_WRAPPER = (
@@ -61,6 +61,10 @@ def test_cgroup_v2_lifecycle(berthd, docker_env):
     cg = UNIFIED / d.cgroup_parent.lstrip("/") / cid
     pid = int(_dk(env, "inspect", "-f", "{{.State.Pid}}", cid).stdout)
     assert str(pid) in (cg / "cgroup.procs").read_text().split()
+    # Its shim is beside it in <parent>/shims, out of berthd's cgroup (issue 14).
+    shims = shim_pids((str(d.data_root), str(d.exec_root)))
+    in_shims = (UNIFIED / d.cgroup_parent.lstrip("/") / "shims" / "cgroup.procs").read_text().split()
+    assert shims and all(str(s) in in_shims for s in shims), (shims, in_shims)
     assert _dk(env, "exec", cid, "echo", "in").stdout == "in\n"
 
     _dk(env, "pause", cid)

@@ -1,12 +1,14 @@
 """External OCI runtimes through the real docker CLI: runc beside the embedded `berth`
 runtime (`--runtime`, `HostConfig.Runtime`, `docker info`), exec/logs/stop/pause of a runc
 container, Docker's exit codes, dockerd's refusals of unknown runtimes and bad daemon
-settings, a daemon.json runtime with runtimeArgs, survival across a berthd kill -9, and no
-runc state, mounts, shims or cgroups left after removal."""
+settings, a daemon.json runtime with runtimeArgs, survival across a berthd kill -9, a
+runtime that hangs (bounded, the shim serving meanwhile), and no runc state, mounts,
+shims or cgroups left after removal."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -263,3 +265,81 @@ def test_bad_runtime_settings_stop_the_daemon(workdir, args, config, words):
     finally:
         cleanup(workdir / "data")
     assert words in proc.stderr, proc.stderr
+
+
+def hang_runtime(directory: Path, step: str) -> Path:
+    """A runtime that is runc but for `step`, where it writes its pid to
+    `directory/<step>.pid` and hangs."""
+    script = directory / f"hang-{step}"
+    script.write_text(f"""#!/bin/sh
+for a in "$@"; do
+    if [ "$a" = {step} ]; then echo $$ > {directory}/{step}.pid; exec sleep 1000; fi
+done
+exec {runc_path()} "$@"
+""")
+    script.chmod(0o755)
+    return script
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return not stat.rsplit(")", 1)[-1].lstrip().startswith("Z")
+
+
+def test_a_hung_runtime_pause_is_bounded_and_the_shim_serves_meanwhile(make_daemon, workdir):
+    """A runtime whose `pause` never returns: the shim kills it past its bound
+    ($BERTH_SHIM_RUNTIME_TIMEOUT: 10 s here, room for runc's other steps on a loaded host)
+    and the pause fails naming the runtime and the step; logs, exec, inspect and stop are
+    served meanwhile (before: the shim waited for the runtime, so every request to it
+    hung with the pause)."""
+    rt = hang_runtime(workdir, "pause")
+    pid_file = workdir / "pause.pid"
+    d = make_daemon(config={"runtimes": {"hang": {"path": str(rt)}}},
+                    env={"BERTH_SHIM_RUNTIME_TIMEOUT": "10"})
+    pauses = []
+
+    def pause_in_background() -> int:
+        pid_file.unlink(missing_ok=True)
+        pauses.append(subprocess.Popen([DOCKER_BIN, "pause", "hung"], env=d.docker_env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        poll(lambda: pid_file.exists() and pid_file.read_text().strip(), 30, "the runtime's pause to hang")
+        return int(pid_file.read_text())
+
+    try:
+        r = dk(d, "run", "-d", "--name", "hung", "--runtime", "hang", "busybox", "sh", "-c",
+               'echo started; trap "exit 7" TERM; while :; do sleep 0.1; done', check=False)
+        assert r.returncode == 0, r.stderr
+        poll(lambda: "started" in dk(d, "logs", "hung").stdout, 20, "the first log line")
+        hung = pause_in_background()
+        assert "started" in dk(d, "logs", "hung", timeout=30).stdout
+        assert dk(d, "exec", "hung", "echo", "in", timeout=30).stdout == "in\n"
+        assert inspect(d, "hung", "{{.State.Status}}") == "running"
+        out, err = pauses[0].communicate(timeout=60)
+        assert pauses[0].returncode != 0, (out, err)
+        assert "pause: hang pause did not finish within 10s: killed" in err, err
+        poll(lambda: not alive(hung), 20, "the hung runtime command to be killed")
+        assert inspect(d, "hung", "{{.State.Status}}") == "running"
+        assert runc_status(d, "hung") == "running"
+
+        # Hung again: a stop ends the container under it, and the pause with it.
+        hung = pause_in_background()
+        dk(d, "stop", "-t", "20", "hung", timeout=60)
+        assert inspect(d, "hung", "{{.State.Status}} {{.State.ExitCode}}") == "exited 7"
+        out, err = pauses[1].communicate(timeout=60)
+        assert pauses[1].returncode != 0, (out, err)
+        poll(lambda: not alive(hung), 20, "the hung runtime command to be killed")
+        dk(d, "rm", "hung")
+    finally:
+        # Without the fix nothing ends the hung command: end it so the teardown can run.
+        if pid_file.exists() and pid_file.read_text().strip():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for p in pauses:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)

@@ -112,6 +112,14 @@ impl Default for NetConfig {
 }
 
 impl EngineConfig {
+    /// The cgroup every shim moves into, `<cgroup-parent>/shims`: out of berthd's, so
+    /// that a service manager stopping berthd's cgroup (systemd's
+    /// `KillMode=control-group`) leaves shims and containers running. No container's
+    /// cgroup has that name (theirs are `<cgroup-parent>/<64-hex id>`).
+    pub fn shim_cgroup(&self) -> String {
+        format!("{}/shims", self.cgroup_parent.trim_end_matches('/'))
+    }
+
     pub fn new(data_root: PathBuf, exec_root: PathBuf) -> Self {
         Self {
             data_root,
@@ -204,6 +212,14 @@ mod tests {
         }
         c.default_runtime = default.into();
         c
+    }
+
+    #[test]
+    fn shims_have_a_cgroup_beside_the_containers() {
+        let mut c = EngineConfig::new("/d".into(), "/e".into());
+        assert_eq!(c.shim_cgroup(), "/berth/shims");
+        c.cgroup_parent = "/a/b".into();
+        assert_eq!(c.shim_cgroup(), "/a/b/shims");
     }
 
     #[test]

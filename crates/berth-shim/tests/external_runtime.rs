@@ -398,3 +398,133 @@ fn a_stuck_runc_exec_does_not_stop_the_shim() {
     assert_eq!((e.exit_code, e.signal), (137, Some(9)));
     assert_no_runc_state(&h);
 }
+
+/// runc but for `step`, where it hangs (a shell script run by `/bin/sh`, so no ETXTBSY
+/// from a fork elsewhere in the tests); the shim's bound on a runtime command is `secs`.
+fn hang_on(h: &mut Harness, step: &str, secs: u32) -> ExternalRuntime {
+    let script = h.tmp.path().join(format!("hang-{step}"));
+    std::fs::write(
+        &script,
+        format!(
+            "for a in \"$@\"; do [ \"$a\" = {step} ] && exec sleep 1000; done\nexec {} \"$@\"\n",
+            runc().path.display()
+        ),
+    )
+    .unwrap();
+    h.env = vec![("BERTH_SHIM_RUNTIME_TIMEOUT".into(), secs.to_string())];
+    ExternalRuntime {
+        name: "hang".into(),
+        path: "/bin/sh".into(),
+        args: vec![script.to_string_lossy().into_owned()],
+    }
+}
+
+/// A runtime whose `pause` never returns: the shim serves state and exec meanwhile,
+/// refuses a second state change, and fails the pause past its bound, the runtime's
+/// command killed; the container runs on.
+#[test]
+fn a_hung_runtime_pause_is_bounded() {
+    need_root!();
+    let mut h = Harness::new(&["sleep", "100"]);
+    let rt = hang_on(&mut h, "pause", 10);
+    assert!(
+        matches!(start(&mut h, rt), StartReply::Started { .. }),
+        "{}",
+        h.shim_log()
+    );
+    let pause = Pending::send(&h, &Request::Pause);
+    // The pause is pending for 10 s: another state change is refused, other requests
+    // are served.
+    match Pending::send(&h, &Request::Pause).answer() {
+        Some(Response::Error { kind, message }) => {
+            assert_eq!(kind, berth_shim::ErrorKind::Conflict);
+            assert_eq!(
+                message,
+                "another runtime command is in progress: hang pause"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let state = Pending::send(&h, &Request::State).answer();
+    assert!(
+        matches!(&state, Some(Response::State(s)) if s.status == Status::Running),
+        "{state:?}"
+    );
+    assert!(matches!(
+        Pending::send(&h, &true_exec("e1")).answer(),
+        Some(Response::ExecStarted { .. })
+    ));
+    match pause.answer() {
+        Some(Response::Error { message, .. }) => {
+            assert_eq!(
+                message,
+                "pause: hang pause did not finish within 10s: killed"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.state().status, Status::Running);
+    assert_eq!(
+        h.call(&Request::Kill {
+            signal: 9,
+            all: false
+        }),
+        Response::Ok
+    );
+    assert_eq!(h.wait_exit(LIMIT).exit_code, 137);
+    assert_no_runc_state(&h);
+}
+
+/// A runtime whose `create` never returns: the start fails past the bound, naming the
+/// runtime and the step, and nothing is left (the harness checks processes and cgroups).
+#[test]
+fn a_hung_runtime_create_fails_the_start() {
+    need_root!();
+    let mut h = Harness::new(&["true"]);
+    let rt = hang_on(&mut h, "create", 2);
+    match start(&mut h, rt) {
+        StartReply::Failed { message, .. } => {
+            assert_eq!(message, "hang create did not finish within 2s: killed")
+        }
+        r => panic!("started: {r:?}"),
+    }
+    h.wait_exit(LIMIT);
+    assert_no_runc_state(&h);
+}
+
+/// A runtime whose `start` returns only after the container's process has ended (a
+/// short command on a loaded host): the start still succeeds and the exit is the
+/// process's own (the command was once killed when init was reaped first: "runc start
+/// failed: signal: 9").
+#[test]
+fn a_start_that_returns_after_the_process_ended() {
+    need_root!();
+    let mut h = Harness::new(&["sh", "-c", "exit 3"]);
+    let procs = format!("/sys/fs/cgroup/pids/{}/{}/cgroup.procs", h.parent, h.id);
+    let script = h.tmp.path().join("slow-start");
+    std::fs::write(
+        &script,
+        format!(
+            "for a in \"$@\"; do if [ \"$a\" = start ]; then\n\
+             {runc} \"$@\" || exit $?\n\
+             n=0; while [ -s {procs} ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n+1)); done\n\
+             sleep 0.5; exit 0\n\
+             fi; done\nexec {runc} \"$@\"\n",
+            runc = runc().path.display()
+        ),
+    )
+    .unwrap();
+    let mut o = h.options();
+    o.runtime = Some(ExternalRuntime {
+        name: "slow".into(),
+        path: "/bin/sh".into(),
+        args: vec![script.to_string_lossy().into_owned()],
+    });
+    o.defer_start = true;
+    assert!(matches!(h.start_with(&o), StartReply::Started { .. }));
+    assert_eq!(h.call(&Request::Start), Response::Ok, "{}", h.shim_log());
+    let e = h.wait_exit(LIMIT);
+    assert_eq!((e.exit_code, e.signal), (3, None));
+    assert!(e.started_at.is_some());
+    assert_no_runc_state(&h);
+}

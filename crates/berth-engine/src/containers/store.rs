@@ -107,7 +107,8 @@ impl Containers {
             }
         }
         let c = Arc::new(Containers {
-            runtime: ShimRuntime::new(&config.shim_binary, &config.exec_root),
+            runtime: ShimRuntime::new(&config.shim_binary, &config.exec_root)
+                .with_shim_cgroup(config.shim_cgroup()),
             cgroup_parent: config.cgroup_parent.clone(),
             data,
             exec,

@@ -190,9 +190,10 @@ fn oom_kill_count(text: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Where the monitor was and where it went, so it can go back and clean up.
+/// Where the monitor was and where it went, so it can go back and clean up: (the
+/// hierarchy's root, where it was, where it went).
 pub struct Joined {
-    moves: Vec<(PathBuf, PathBuf)>,
+    moves: Vec<(PathBuf, PathBuf, PathBuf)>,
 }
 
 /// Moves this process into `path` in every hierarchy (creating it), remembering where it
@@ -207,10 +208,25 @@ pub fn join(layout: &Layout, path: &str) -> (Joined, Vec<String>) {
             continue;
         };
         let target = h.mountpoint.join(rel);
-        let res = create_dirs(h, &target)
-            .and_then(|()| fs::write(target.join("cgroup.procs"), std::process::id().to_string()));
+        // Shared with other shims: the last one out removes it, maybe between our mkdir and
+        // our move; then it is made again.
+        let mut tries = 0;
+        let res = loop {
+            let res = create_dirs(h, &target).and_then(|()| {
+                fs::write(target.join("cgroup.procs"), std::process::id().to_string())
+            });
+            tries += 1;
+            match res {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => continue,
+                other => break other,
+            }
+        };
         match res {
-            Ok(()) => moves.push((h.mountpoint.join(current.trim_start_matches('/')), target)),
+            Ok(()) => moves.push((
+                h.mountpoint.clone(),
+                h.mountpoint.join(current.trim_start_matches('/')),
+                target,
+            )),
             Err(e) => errors.push(format!("{}: {e}", target.display())),
         }
     }
@@ -218,12 +234,15 @@ pub fn join(layout: &Layout, path: &str) -> (Joined, Vec<String>) {
 }
 
 impl Joined {
-    /// Goes back to the original cgroups and removes ours when empty (other shims may
+    /// Goes back to the original cgroups (or to the hierarchy's root where that is gone:
+    /// the daemon's service was stopped) and removes ours when empty (other shims may
     /// share it: then it stays).
     pub fn leave(self) {
         let pid = std::process::id().to_string();
-        for (original, ours) in self.moves {
-            if fs::write(original.join("cgroup.procs"), &pid).is_ok() {
+        for (root, original, ours) in self.moves {
+            if fs::write(original.join("cgroup.procs"), &pid).is_ok()
+                || fs::write(root.join("cgroup.procs"), &pid).is_ok()
+            {
                 let _ = fs::remove_dir(ours);
             }
         }

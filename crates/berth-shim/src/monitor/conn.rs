@@ -4,14 +4,13 @@
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::time::SystemTime;
 
-use berth_shim::timefmt::rfc3339_nano;
 use berth_shim::{ErrorKind, ExecState, Request, Response, State, Status, Stream};
 
+use super::container::Op;
 use super::event_loop::{Monitor, Proc, Target, CLIENT_BUFFER_MAX};
 use super::setup::{self, ExecStart};
-use super::{container, sys};
+use super::sys;
 
 /// A request line longer than this closes the connection.
 const LINE_MAX: usize = 64 * 1024;
@@ -26,6 +25,9 @@ pub enum Mode {
     /// Waiting for the external runtime to start exec `exec_id` (see [`super::pending`]);
     /// its input waits in `inbuf`.
     ExecPending { exec_id: String, attach: bool },
+    /// Waiting for the external runtime's start, pause or resume (see [`super::pending`]);
+    /// its input waits in `inbuf`.
+    OpPending,
     /// Carrying a process's streams.
     Attach {
         target: Target,
@@ -108,7 +110,7 @@ impl Conn {
                 stdin: true,
                 ..
             } => m.proc_(target).stdin_buf.len() < CLIENT_BUFFER_MAX,
-            Mode::ExecPending { .. } => false,
+            Mode::ExecPending { .. } | Mode::OpPending => false,
             _ => true,
         }
     }
@@ -163,7 +165,7 @@ impl Monitor {
         c.read_closed = true;
         match c.mode {
             Mode::Control => c.close_when_flushed = true,
-            Mode::Wait | Mode::ExecWait(_) | Mode::ExecPending { .. } => {}
+            Mode::Wait | Mode::ExecWait(_) | Mode::ExecPending { .. } | Mode::OpPending => {}
             Mode::Attach {
                 target,
                 stdin: true,
@@ -202,7 +204,7 @@ impl Monitor {
                 return;
             }
             Mode::Attach { .. } | Mode::Wait | Mode::ExecWait(_) => return,
-            Mode::ExecPending { .. } => {
+            Mode::ExecPending { .. } | Mode::OpPending => {
                 // Read only on a hang-up (not polled for input meanwhile): bounded anyway.
                 let c = &mut self.conns[i];
                 if c.inbuf.len() + data.len() <= CLIENT_BUFFER_MAX {
@@ -278,15 +280,7 @@ impl Monitor {
                 if self.status != Status::Created || !running {
                     error(ErrorKind::Conflict, "container already started")
                 } else {
-                    match container::start(&mut self.container) {
-                        Ok(()) => {
-                            self.status = Status::Running;
-                            self.started_at = Some(rfc3339_nano(SystemTime::now()));
-                            super::sys::release_setup_memory();
-                            Response::Ok
-                        }
-                        Err(e) => error(ErrorKind::Internal, e),
-                    }
+                    return self.begin_op(Op::Start, Some(i));
                 }
             }
             Request::Kill { signal, all } => {
@@ -316,12 +310,11 @@ impl Monitor {
                         Ok(()) => {
                             // A frozen process acts on a signal only once thawed; moby
                             // (`daemon/kill.go`) unpauses after SIGKILL or the stop signal.
-                            if self.status == Status::Paused
+                            let pausing = self.op.as_ref().is_some_and(|p| p.op == Op::Pause);
+                            if (self.status == Status::Paused || pausing)
                                 && (all || signal == libc::SIGKILL || signal == libc::SIGTERM)
                             {
-                                if let Err(e) = self.resume_container() {
-                                    tracing::warn!(error = %e, "thaw after kill");
-                                }
+                                self.thaw_after_kill();
                             }
                             Response::Ok
                         }
@@ -452,16 +445,7 @@ impl Monitor {
                         format!("Container {} is already paused", self.opts.id),
                     )
                 } else {
-                    match self.container.pause() {
-                        Ok(()) => {
-                            self.status = Status::Paused;
-                            Response::Ok
-                        }
-                        Err(e) => error(
-                            ErrorKind::Internal,
-                            format!("pause: {}", container::describe(&e)),
-                        ),
-                    }
+                    return self.begin_op(Op::Pause, Some(i));
                 }
             }
             Request::Resume => {
@@ -476,10 +460,7 @@ impl Monitor {
                         format!("Container {} is not paused", self.opts.id),
                     )
                 } else {
-                    match self.resume_container() {
-                        Ok(()) => Response::Ok,
-                        Err(e) => error(ErrorKind::Internal, format!("resume: {e}")),
-                    }
+                    return self.begin_op(Op::Resume, Some(i));
                 }
             }
         })
@@ -494,16 +475,5 @@ impl Monitor {
             running: p.exit.is_none(),
             exit_code: p.exit.map(|e| e.0),
         }
-    }
-
-    /// Thaws the container; its status is running again.
-    fn resume_container(&mut self) -> Result<(), String> {
-        self.container
-            .resume()
-            .map_err(|e| container::describe(&e))?;
-        if self.status == Status::Paused {
-            self.status = Status::Running;
-        }
-        Ok(())
     }
 }

@@ -17,7 +17,7 @@ use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::sys::signal::{SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
 
-use super::oci_cli::{ExecCommand, OciCli};
+use super::oci_cli::{ExecCommand, OciCli, RuntimeCommand};
 
 /// Where the created process's stdio goes.
 pub enum ChildStdio {
@@ -103,7 +103,8 @@ pub fn init_pid(c: &Container) -> Option<Pid> {
     c.pid().map(|p| Pid::from_raw(p.as_raw()))
 }
 
-/// Lets a created container's init exec the process.
+/// Lets a created container's init exec the process, during set-up (an external
+/// runtime's command is waited for, within its bound).
 pub fn start(backend: &mut Backend) -> Result<(), String> {
     match backend {
         Backend::Embedded { container, .. } => container.start().map_err(|e| describe(&e)),
@@ -136,18 +137,34 @@ pub fn exec(root: &Path, id: &str, process: &Path, stdio: ChildStdio) -> Result<
         .map_err(|e| describe(&e))
 }
 
-/// A backend's failure, already one line (hand-written: the shim keeps its dependencies
-/// few, so no `thiserror`).
-#[derive(Debug)]
-pub struct BackendError(pub String);
+/// A change of the container's state made by its runtime, one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Lets a created container's init exec its process.
+    Start,
+    /// Freezes every process of the container.
+    Pause,
+    Resume,
+}
 
-impl std::fmt::Display for BackendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl Op {
+    /// The runtime's command for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Start => "start",
+            Op::Pause => "pause",
+            Op::Resume => "resume",
+        }
     }
 }
 
-impl std::error::Error for BackendError {}
+/// How far [`Backend::begin`] got.
+pub enum OpStarted {
+    /// Done: libcontainer works in this process.
+    Done(Result<(), String>),
+    /// The runtime's command runs (see [`super::pending`]).
+    Pending(RuntimeCommand),
+}
 
 /// How far [`Backend::exec`] got.
 pub enum ExecStarted {
@@ -173,22 +190,19 @@ impl Backend {
         }
     }
 
-    /// Freezes every process of the container.
-    pub fn pause(&mut self) -> Result<(), BackendError> {
+    /// Starts `op`: libcontainer has made it on return; an external runtime's command is
+    /// still running (see [`OciCli::spawn_op`]).
+    pub fn begin(&mut self, op: Op) -> OpStarted {
         match self {
-            Backend::Embedded { container, .. } => {
-                container.pause().map_err(|e| BackendError(describe(&e)))
-            }
-            Backend::External { cli, .. } => cli.pause().map_err(BackendError),
-        }
-    }
-
-    pub fn resume(&mut self) -> Result<(), BackendError> {
-        match self {
-            Backend::Embedded { container, .. } => {
-                container.resume().map_err(|e| BackendError(describe(&e)))
-            }
-            Backend::External { cli, .. } => cli.resume().map_err(BackendError),
+            Backend::Embedded { container, .. } => OpStarted::Done(match op {
+                Op::Start => container.start().map_err(|e| describe(&e)),
+                Op::Pause => container.pause().map_err(|e| describe(&e)),
+                Op::Resume => container.resume().map_err(|e| describe(&e)),
+            }),
+            Backend::External { cli, .. } => match cli.spawn_op(op) {
+                Ok(c) => OpStarted::Pending(c),
+                Err(e) => OpStarted::Done(Err(e)),
+            },
         }
     }
 

@@ -21,12 +21,12 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::Process;
 
-use super::cgroups::Layout;
+use super::cgroups::{Joined, Layout};
 use super::conn::{Conn, Mode};
-use super::container::Backend;
+use super::container::{Backend, Op};
 use super::exec_prune;
 use super::jsonlog::JsonLog;
-use super::pending::PendingExec;
+use super::pending::{PendingExec, PendingOp};
 use super::stdio::Held;
 use super::write_atomic;
 
@@ -128,10 +128,16 @@ pub struct Monitor {
     /// Recent exits of processes we did not know, while execs are pending: an exec's
     /// process may be reaped before its runtime command is (see [`super::pending`]).
     pub orphan_exits: Vec<(Pid, (i32, Option<i32>))>,
+    /// The start, pause or resume whose external runtime command runs (one at a time).
+    pub op: Option<PendingOp>,
+    /// Thaw once the pause in progress is done: a kill came meanwhile.
+    pub thaw_after_op: bool,
     /// When finished exec records were last looked at (see [`exec_prune`]).
     pub execs_pruned_at: Instant,
     pub conns: Vec<Conn>,
     pub drain_deadline: Option<Instant>,
+    /// The shims' cgroup this monitor joined, left at the end.
+    pub joined: Option<Joined>,
 }
 
 #[derive(Clone, Copy)]
@@ -180,8 +186,11 @@ impl Monitor {
         self.finish();
     }
 
+    /// Init has exited, its output is read (or the drain timed out), and no start is in
+    /// progress (its answer says whether the container ran; it is bounded too).
     fn drained(&self) -> bool {
         self.init.exit.is_some()
+            && !self.op.as_ref().is_some_and(|p| p.op == Op::Start)
             && (self.init.outputs.is_empty()
                 || self.drain_deadline.is_some_and(|d| Instant::now() >= d))
     }
@@ -396,9 +405,17 @@ impl Monitor {
                 self.drain_deadline =
                     Some(Instant::now() + Duration::from_millis(DRAIN_TIMEOUT_MS));
                 self.init.stdin = None;
-                // The container is gone: so is any chance of a pending exec starting.
+                // The container is gone: so is any chance of a pending command succeeding.
                 for p in &self.pending {
                     p.kill();
+                }
+                // Not a start: the process may end before `<rt> start` does.
+                if let Some(p) = self
+                    .op
+                    .as_ref()
+                    .filter(|p| p.status.is_none() && p.op != Op::Start)
+                {
+                    p.command.kill();
                 }
             } else if let Some(p) = self
                 .execs
@@ -417,6 +434,7 @@ impl Monitor {
 
     fn housekeeping(&mut self) {
         self.settle_pending();
+        self.settle_op();
         for t in self.targets().collect::<Vec<_>>() {
             let p = self.proc_mut(t);
             if p.pty_peer.is_some() && p.exit.is_some() && lingered(p.finished_at) {
@@ -534,6 +552,9 @@ impl Monitor {
             c.close_when_flushed = true;
         }
         self.flush_all(Duration::from_secs(1));
+        if let Some(j) = self.joined.take() {
+            j.leave();
+        }
         let _ = fs::remove_file(dir.join(SOCKET_NAME));
     }
 

@@ -1,15 +1,19 @@
 //! The monitor behind `berth-shim`: a single-threaded `poll(2)` loop around one container.
 //!
 //! - `main`: reads the options, forks; the parent relays the child's [`StartReply`] and
-//!   exits, the child detaches (`setsid`, stdio on `/dev/null`, child subreaper, its own
-//!   cgroup) and becomes the monitor.
+//!   exits, the child detaches (`setsid`, stdio on `/dev/null`, child subreaper), moves
+//!   into the shims' cgroup (`<cgroup-parent>/shims` in every hierarchy, out of the
+//!   daemon's, so that stopping the daemon's service cgroup leaves shims and containers
+//!   running) before it forks anything, and becomes the monitor. What it forks starts
+//!   there; the runtime moves the container's init into the container's own cgroup.
 //! - [`setup`]: bundle fix-ups, stdio, create/start through the [`container::Backend`]:
 //!   libcontainer in this process, or an external runtime binary such as runc
 //!   ([`oci_cli`]) when the options name one.
 //! - [`event_loop`]: output to the json log and attached clients, the control socket,
 //!   reaping, and the exit record.
-//! - [`pending`]: execs through an external runtime whose command has not ended; the loop
-//!   never waits for one (a container can make `runc exec` block), and bounds it.
+//! - [`pending`]: external runtime commands that have not ended (execs, and the one start,
+//!   pause or resume in progress); the loop never waits for one (a container can make
+//!   `runc exec` block, a runtime can hang in any step), and bounds each.
 //!
 //! Who reaps: the monitor reaps init, exec processes and any orphan re-parented to it (with
 //! an external runtime, init and execs become its children when the runtime's command
@@ -119,7 +123,7 @@ fn monitor(opts: StartOptions, ready: OwnedFd) -> i32 {
         let _ = fs::remove_file(opts.dir.join(PID_FILE));
     };
     match setup::start(&opts, layout) {
-        Ok(m) => {
+        Ok(mut m) => {
             send_ready(
                 ready,
                 &StartReply::Started {
@@ -127,8 +131,10 @@ fn monitor(opts: StartOptions, ready: OwnedFd) -> i32 {
                     shim_pid: std::process::id() as i32,
                 },
             );
+            // The loop leaves it before its socket goes (the daemon's sign that it is done).
+            m.joined = joined;
             m.run();
-            leave(joined);
+            leave(None);
             0
         }
         Err(f) => {

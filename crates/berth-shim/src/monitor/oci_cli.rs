@@ -14,6 +14,14 @@
 //! the process, or the pty master sent to the console socket), and it signals and waits
 //! through a pidfd. A failed command's text comes from the runtime's json log (runc writes
 //! `{"level":"error","msg":…}` there), else from what it printed.
+//!
+//! No command is waited for without a bound: each runs in a process group of its own as
+//! the subreaper of what it forks, and past [`OciCli::timeout`] (30 s, or
+//! `$BERTH_SHIM_RUNTIME_TIMEOUT` seconds) it is killed with its tree and fails with
+//! "<rt> <step> did not finish within Ns: killed". `create`, a start during set-up and
+//! `delete` wait here, with that bound (no client is served then); `exec`, and a `start`,
+//! `pause` or `resume` asked for on the control socket, are spawned and reaped by the
+//! event loop ([`super::pending`]), which never waits for one.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -21,11 +29,17 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use berth_shim::ExternalRuntime;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::container::ChildStdio;
+use super::container::{ChildStdio, Op};
+use super::sys;
 
 /// The runtime's json log, in the container's exec directory.
 const LOG_FILE: &str = "runtime.log";
@@ -33,6 +47,11 @@ const LOG_FILE: &str = "runtime.log";
 const OUT_FILE: &str = "runtime.out";
 /// At most this much of the runtime's output makes it into an error message.
 const MESSAGE_MAX: usize = 4096;
+/// How long a runtime command may run unless [`TIMEOUT_ENV`] says otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Seconds (1 to 3600) a runtime command may run; set on berthd, which the shim inherits
+/// it from (tests make it short).
+pub const TIMEOUT_ENV: &str = "BERTH_SHIM_RUNTIME_TIMEOUT";
 
 /// The process's ends of its stdio pipes.
 struct Pipes {
@@ -41,11 +60,42 @@ struct Pipes {
     stderr: OwnedFd,
 }
 
+/// A runtime command that runs as a watched child (see [`OciCli::spawn_op`]).
+#[derive(Debug)]
+pub struct RuntimeCommand {
+    /// The command's pid, also its process group.
+    pub pid: Pid,
+    /// When it is killed if it has not ended (see [`OciCli::timeout`]).
+    pub deadline: Instant,
+    log_start: u64,
+}
+
+impl RuntimeCommand {
+    /// Kills the command and what it forked (see [`kill_tree`]).
+    pub fn kill(&self) {
+        kill_tree(self.pid);
+    }
+}
+
+/// Kills a runtime command and what it forked: its process group, and its descendants
+/// (`runc init` makes a session of its own, but the command is their subreaper, see
+/// [`sys::subreaper_after_spawn`]), children first so that none is orphaned to us alive.
+pub fn kill_tree(pid: Pid) {
+    for d in sys::descendants(pid).into_iter().rev() {
+        let _ = kill(d, Signal::SIGKILL);
+    }
+    if let Err(e) = killpg(pid, Signal::SIGKILL) {
+        tracing::debug!(error = %e, %pid, "kill runtime command");
+    }
+}
+
 /// A running `<rt> exec` command (see [`OciCli::exec_spawn`]).
 #[derive(Debug)]
 pub struct ExecCommand {
     /// The command's pid, also its process group.
     pub pid: Pid,
+    /// When it is killed if it has not ended (see [`OciCli::timeout`]).
+    pub deadline: Instant,
     pid_file: PathBuf,
     log_start: u64,
 }
@@ -64,6 +114,7 @@ pub struct OciCli {
     /// `--root`: the runtime's state directory.
     root: PathBuf,
     dir: PathBuf,
+    timeout: Duration,
 }
 
 impl OciCli {
@@ -75,12 +126,27 @@ impl OciCli {
             id: id.to_string(),
             root: root.to_path_buf(),
             dir: dir.to_path_buf(),
+            timeout: timeout_from(std::env::var(TIMEOUT_ENV).ok().as_deref()),
         }
     }
 
     /// The runtime's name, for messages.
     pub fn name(&self) -> &str {
         &self.rt.name
+    }
+
+    /// How long one runtime command may run before it is killed.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The error of a command killed past [`OciCli::timeout`].
+    pub fn timed_out(&self, sub: &str) -> String {
+        format!(
+            "{} {sub} did not finish within {}s: killed",
+            self.rt.name,
+            self.timeout.as_secs()
+        )
     }
 
     /// `<rt> [args] --root R --log L --log-format json <sub>`; the caller adds the rest.
@@ -106,17 +172,54 @@ impl OciCli {
         stdio: Option<Pipes>,
         stderr_fallback: Option<&File>,
     ) -> Result<(), String> {
-        let (child, log_start) = self.spawn(cmd, stdio)?;
-        let status = child
-            .and_then(|mut c| c.wait())
-            .map_err(|e| self.spawn_error(&e))?;
+        let c = self.spawn_watched(cmd, stdio)?;
+        let (code, signal) = self.wait_bounded(&c).ok_or_else(|| self.timed_out(sub))?;
         self.outcome(
             sub,
-            status.success(),
-            &status.to_string(),
-            log_start,
+            code == 0 && signal.is_none(),
+            &status_text(code, signal),
+            c.log_start,
             stderr_fallback,
         )
+    }
+
+    /// Starts `cmd` in a process group of its own, as the subreaper of what it forks, so
+    /// that [`kill_tree`] reaches all of it.
+    fn spawn_watched(
+        &self,
+        mut cmd: Command,
+        stdio: Option<Pipes>,
+    ) -> Result<RuntimeCommand, String> {
+        cmd.process_group(0);
+        sys::subreaper_after_spawn(&mut cmd);
+        let (child, log_start) = self.spawn(cmd, stdio)?;
+        let child = child.map_err(|e| self.spawn_error(&e))?;
+        Ok(RuntimeCommand {
+            // A pid fits an i32 (pid_max is at most 2^22).
+            pid: Pid::from_raw(child.id() as i32),
+            deadline: Instant::now() + self.timeout,
+            log_start,
+        })
+    }
+
+    /// Reaps the command within [`OciCli::timeout`]: how it ended (exit code as Docker
+    /// reports it, signal), or `None` when it was killed for running too long.
+    fn wait_bounded(&self, c: &RuntimeCommand) -> Option<(i32, Option<i32>)> {
+        let ended = ended_within(c.pid, c.deadline);
+        if !ended {
+            tracing::warn!(pid = %c.pid, "a runtime command ran too long; killing it");
+            c.kill();
+        }
+        let status = loop {
+            match waitpid(c.pid, None) {
+                Err(Errno::EINTR) => continue,
+                Ok(WaitStatus::Exited(_, code)) => break (code, None),
+                Ok(WaitStatus::Signaled(_, sig, _)) => break (128 + sig as i32, Some(sig as i32)),
+                Ok(_) => continue,
+                Err(_) => break (255, None),
+            }
+        };
+        ended.then_some(status)
     }
 
     /// Starts one command with its stdio (see [`OciCli::run`]); also returns where the
@@ -255,18 +358,15 @@ impl OciCli {
             .arg("--pid-file")
             .arg(&pid_file)
             .arg("--process")
-            .arg(process)
-            .process_group(0);
-        super::sys::subreaper_after_spawn(&mut cmd);
+            .arg(process);
         let pipes = with_stdio(&mut cmd, stdio);
         cmd.arg(&self.id);
-        let (child, log_start) = self.spawn(cmd, pipes)?;
-        let child = child.map_err(|e| self.spawn_error(&e))?;
+        let c = self.spawn_watched(cmd, pipes)?;
         Ok(ExecCommand {
-            // A pid fits an i32 (pid_max is at most 2^22).
-            pid: Pid::from_raw(child.id() as i32),
+            pid: c.pid,
+            deadline: c.deadline,
             pid_file,
-            log_start,
+            log_start: c.log_start,
         })
     }
 
@@ -285,17 +385,25 @@ impl OciCli {
         self.read_pid(&cmd.pid_file)
     }
 
-    /// Freezes every process of the container (runc keeps its state in step).
-    pub fn pause(&self) -> Result<(), String> {
-        let mut cmd = self.command("pause");
+    /// Starts `<rt> start|pause|resume ID` and returns without waiting (runc keeps its
+    /// state in step with a pause); the monitor reaps it and then calls
+    /// [`OciCli::op_result`].
+    pub fn spawn_op(&self, op: Op) -> Result<RuntimeCommand, String> {
+        let mut cmd = self.command(op.name());
         cmd.arg(&self.id);
-        self.run("pause", cmd, None, None)
+        self.spawn_watched(cmd, None)
     }
 
-    pub fn resume(&self) -> Result<(), String> {
-        let mut cmd = self.command("resume");
-        cmd.arg(&self.id);
-        self.run("resume", cmd, None, None)
+    /// The result of `op`'s command once it ended (`success`: it exited 0; `status`: how
+    /// it ended, for the message).
+    pub fn op_result(
+        &self,
+        op: Op,
+        c: &RuntimeCommand,
+        success: bool,
+        status: &str,
+    ) -> Result<(), String> {
+        self.outcome(op.name(), success, status, c.log_start, None)
     }
 
     /// Removes the container's cgroups and the runtime's state, killing what is left.
@@ -328,6 +436,58 @@ fn with_stdio(cmd: &mut Command, stdio: ChildStdio) -> Option<Pipes> {
             None
         }
     }
+}
+
+/// Whether child `pid` has ended by `deadline` (it is not reaped: the caller does).
+fn ended_within(pid: Pid, deadline: Instant) -> bool {
+    let pidfd = match sys::pidfd_open(pid) {
+        Ok(fd) => fd,
+        // Only a pid that is no process of ours fails; nothing to wait for.
+        Err(e) => {
+            tracing::warn!(error = %e, %pid, "pidfd of a runtime command");
+            return true;
+        }
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = left.as_millis().clamp(1, 60_000) as i32;
+        let mut fds = [PollFd::new(
+            std::os::fd::AsFd::as_fd(&pidfd),
+            PollFlags::POLLIN,
+        )];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, %pid, "poll a runtime command");
+                return true;
+            }
+        }
+    }
+}
+
+/// How a command ended, worded like Go's `ProcessState.String`.
+pub fn status_text(code: i32, signal: Option<i32>) -> String {
+    match signal {
+        Some(s) => format!("signal: {s}"),
+        None => format!("exit status {code}"),
+    }
+}
+
+/// The bound on a runtime command: [`TIMEOUT_ENV`]'s seconds when it holds 1 to 3600,
+/// else [`DEFAULT_TIMEOUT`].
+fn timeout_from(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| (1..=3600).contains(s))
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_TIMEOUT)
 }
 
 /// runc says "exec failed: unable to start container process: <why>"; the daemon puts
@@ -410,6 +570,64 @@ garbage
         let long = "é".repeat(MESSAGE_MAX);
         let got = last_line(&long).unwrap();
         assert!(got.len() <= MESSAGE_MAX && got.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn timeouts_from_the_environment() {
+        assert_eq!(timeout_from(None), DEFAULT_TIMEOUT);
+        assert_eq!(timeout_from(Some("5")), Duration::from_secs(5));
+        assert_eq!(timeout_from(Some(" 7\n")), Duration::from_secs(7));
+        for bad in ["0", "3601", "-1", "1.5", "", "x", "99999999999999999999"] {
+            assert_eq!(timeout_from(Some(bad)), DEFAULT_TIMEOUT, "{bad:?}");
+        }
+    }
+
+    /// A runtime that never exits is killed with what it forked, and the step fails
+    /// naming it.
+    #[test]
+    fn a_hung_command_is_killed_past_the_timeout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let script = tmp.path().join("hang");
+        fs::write(
+            &script,
+            "sleep 1000 &\necho $! > \"$(dirname \"$0\")/child\"\nwait\n",
+        )
+        .unwrap();
+        // Run by the shell, not exec'd: no ETXTBSY from a fork elsewhere in the tests.
+        let rt = ExternalRuntime {
+            name: "hang".into(),
+            path: "/bin/sh".into(),
+            args: vec![script.to_string_lossy().into_owned()],
+        };
+        let mut cli = OciCli::new(&rt, "c1", tmp.path(), &tmp.path().join("runtime"));
+        cli.timeout = Duration::from_secs(2);
+        assert_eq!(
+            cli.start().unwrap_err(),
+            "hang start did not finish within 2s: killed"
+        );
+        let child: i32 = fs::read_to_string(tmp.path().join("child"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Killed: gone, or a zombie for whoever it was orphaned to.
+        let dead = || {
+            fs::read_to_string(format!("/proc/{child}/stat")).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !dead() {
+            assert!(
+                Instant::now() < deadline,
+                "the runtime's child {child} lives on"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::os::unix::net::UnixListener;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use berth_shim::timefmt::rfc3339_nano;
 use berth_shim::{start_failure_exit_code, ExecProcess, Status, PID_FILE, SOCKET_NAME};
@@ -19,7 +19,7 @@ use super::container::{self, Backend, ChildStdio, ExecStarted};
 use super::event_loop::{Monitor, Proc};
 use super::jsonlog::JsonLog;
 use super::oci_cli::OciCli;
-use super::pending::{PendingExec, EXEC_START_TIMEOUT};
+use super::pending::PendingExec;
 use super::stdio::Held;
 use super::{stdio, sys, write_atomic};
 
@@ -186,6 +186,9 @@ fn create(
         pending: Vec::new(),
         orphan_exits: Vec::new(),
         execs_pruned_at: std::time::Instant::now(),
+        op: None,
+        thaw_after_op: false,
+        joined: None,
         conns: Vec::new(),
         drain_deadline: None,
     })
@@ -331,8 +334,8 @@ pub fn exec(m: &Monitor, exec_id: &str, p: &ExecProcess) -> Result<ExecStart, St
             )?)),
             ExecStarted::Pending(command) => Ok(ExecStart::Pending(PendingExec {
                 exec_id: exec_id.to_string(),
+                deadline: command.deadline,
                 command,
-                deadline: Instant::now() + EXEC_START_TIMEOUT,
                 timed_out: false,
                 status: None,
                 tty: p.tty,

@@ -49,6 +49,8 @@ pub struct Harness {
     pub parent: String,
     pub spec: Value,
     pub shim_pid: Option<i32>,
+    /// Added to the launcher's environment.
+    pub env: Vec<(String, String)>,
 }
 
 impl Harness {
@@ -73,6 +75,7 @@ impl Harness {
             parent,
             spec,
             shim_pid: None,
+            env: Vec::new(),
         }
     }
 
@@ -107,6 +110,7 @@ impl Harness {
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_berth-shim"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
