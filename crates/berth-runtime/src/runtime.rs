@@ -20,7 +20,7 @@
 
 use std::future::Future;
 
-use berth_shim::{ExecProcess, ExecState, ExitRecord, ExternalRuntime, LogOptions, State};
+use berth_shim_protocol::{ExecProcess, ExecState, ExitRecord, ExternalRuntime, LogOptions, State};
 use oci_spec::runtime::Spec;
 use tokio::net::UnixStream;
 

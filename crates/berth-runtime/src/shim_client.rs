@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_shim::{
+use berth_shim_protocol::{
     ErrorKind as ShimErrorKind, ExecProcess, ExecState, ExitRecord, Request, Response,
     StartOptions, StartReply, State, Status, EXIT_FILE, SOCKET_NAME,
 };

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_runtime::ExitRecord;
 use berth_runtime::{Runtime, RuntimeError, ShimRuntime};
-use berth_shim::ExitRecord;
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
 
