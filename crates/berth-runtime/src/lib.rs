@@ -17,6 +17,6 @@ pub use berth_shim_protocol::{
     State, Status,
 };
 pub use error::{ErrorKind, RuntimeError};
-pub use runtime::{AttachStreams, ContainerStart, Runtime};
+pub use runtime::{AttachStreams, ContainerStart, Runtime, RuntimeFuture, Started};
 pub use shim_client::ShimRuntime;
 pub use spec::{build_spec, ContainerSpecInput};

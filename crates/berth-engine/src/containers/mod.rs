@@ -2,7 +2,9 @@
 //! `kill`, `remove`, `query` for inspect/list/logs, `exec`, `archive`, `update`, `pause`,
 //! `stats`) over the store (`store`: each container's [`Entry`] and record, lookup,
 //! recovery at start, the exit task) and the pieces a start assembles (`spec`, `mounts`,
-//! `host_opts`, `security_opts`, `cgroup`, `lifecycle` for restart policies).
+//! `host_opts`, `security_opts`, `cgroup`, `lifecycle` for restart policies, `rootfs` for
+//! its mount). The runtime and the rootfs mounter are the drivers berthd hands in
+//! ([`crate::Drivers`]).
 //!
 //! The rootfs is an overlay mounted at `<exec-root>/containers/<id>/rootfs` while the
 //! container runs; one task per running container waits on the runtime, records the exit,
@@ -28,6 +30,7 @@ mod process;
 mod query;
 mod record;
 mod remove;
+pub mod rootfs;
 mod security_opts;
 mod spec;
 mod start;
