@@ -4,7 +4,7 @@
 //! recovery at start, the exit task) and the pieces a start assembles (`spec`, `mounts`,
 //! `host_opts`, `security_opts`, `cgroup`, `lifecycle` for restart policies, `rootfs` for
 //! its mount). The runtime and the rootfs mounter are the drivers berthd hands in
-//! ([`crate::Drivers`]).
+//! ([`crate::Drivers`]); the unit tests (`tests`) run the engine over fakes of both.
 //!
 //! The rootfs is an overlay mounted at `<exec-root>/containers/<id>/rootfs` while the
 //! container runs; one task per running container waits on the runtime, records the exit,
@@ -16,6 +16,8 @@ mod attach;
 mod cgroup;
 mod create;
 mod exec;
+#[cfg(test)]
+mod fake;
 pub mod fs_views;
 #[cfg(test)]
 mod fuzz;
@@ -37,6 +39,8 @@ mod start;
 mod stats;
 mod stop;
 mod store;
+#[cfg(test)]
+mod tests;
 mod untar;
 mod update;
 mod userdb;
