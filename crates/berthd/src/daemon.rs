@@ -79,14 +79,10 @@ async fn serve(
     config: DaemonConfig,
     activated: Vec<berth_sys::activation::ActivatedListener>,
 ) -> anyhow::Result<()> {
-    let mut engine_config = config.engine.clone();
-    engine_config.shim_binary = shim_binary();
+    let engine_config = config.engine.clone();
     // The concrete drivers: a berth-shim per container under the exec root, overlayfs.
     let drivers = Drivers {
-        runtime: Arc::new(ShimRuntime::new(
-            &engine_config.shim_binary,
-            &engine_config.exec_root,
-        )),
+        runtime: Arc::new(ShimRuntime::new(shim_binary(), &engine_config.exec_root)),
         rootfs: Arc::new(OverlayMounter),
     };
     let engine = Engine::new(engine_config, drivers).await?;
