@@ -65,8 +65,6 @@ pub struct EngineConfig {
     /// Layers uploaded at once per push.
     pub max_concurrent_uploads: usize,
     pub live_restore: bool,
-    /// The `berth-shim` binary (berthd: next to its own executable, or `$BERTH_SHIM`).
-    pub shim_binary: PathBuf,
     /// The cgroup every container's cgroup is made under (`--cgroup-parent`, `/berth`).
     pub cgroup_parent: String,
     /// Networking: the default bridge, address pools, firewall.
@@ -135,7 +133,6 @@ impl EngineConfig {
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
             live_restore: true,
-            shim_binary: PathBuf::from("berth-shim"),
             cgroup_parent: DEFAULT_CGROUP_PARENT.to_string(),
             network: NetConfig::default(),
             runtimes: BTreeMap::new(),

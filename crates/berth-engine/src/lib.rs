@@ -1,8 +1,9 @@
 //! The Docker object model behind the API: one async method per operation, no HTTP.
 //!
-//! This first brick holds the daemon's identity and settings and answers the system
-//! routes (`/version`, `/info`). Containers, images, networks and volumes plug in here as
-//! their drivers arrive (DESIGN.md); the server only ever calls `Engine` methods.
+//! [`Engine`] holds the daemon's identity and settings, the image store, and the
+//! containers, networks and volumes; the server only ever calls its methods. The drivers
+//! that run containers come from outside ([`Drivers`]: berthd hands in the shim runtime
+//! and the overlay mounter), so the engine's unit tests run it over fakes, without root.
 #![forbid(unsafe_code)]
 
 mod blocking;
@@ -27,8 +28,19 @@ pub use berth_network::Ipv4Net;
 pub use config::{
     EngineConfig, NetConfig, RuntimeChoice, RuntimeConfig, RuntimeConfigError, BUILTIN_RUNTIME,
 };
+pub use containers::rootfs::{OverlayMounter, RootfsMounter};
 pub use error::{EngineError, ErrorKind};
 pub use networks::host_route_overlap;
+
+/// The drivers the engine runs containers with: berthd builds the real ones
+/// (`berth_runtime::ShimRuntime`, [`OverlayMounter`]); the engine's unit tests hand in fakes.
+#[derive(Debug, Clone)]
+pub struct Drivers {
+    /// Creates, runs and monitors containers.
+    pub runtime: Arc<dyn berth_runtime::Runtime>,
+    /// Mounts each container's rootfs.
+    pub rootfs: Arc<dyn RootfsMounter>,
+}
 
 /// The engine: shared by every request handler behind an `Arc`.
 #[derive(Debug)]
@@ -44,8 +56,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens (or creates) the data and exec roots and loads the daemon's persistent identity.
-    pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+    /// Opens (or creates) the data and exec roots, loads the daemon's persistent identity,
+    /// and reattaches to the containers `drivers.runtime` still runs.
+    pub async fn new(config: EngineConfig, drivers: Drivers) -> Result<Arc<Engine>, EngineError> {
         config
             .check_runtimes()
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
@@ -66,7 +79,8 @@ impl Engine {
         let events = Arc::new(events::EventBus::default());
         let networks =
             networks::Networks::open(&config.data_root, config.network.clone(), events.clone())?;
-        let containers = containers::Containers::open(&config, events.clone(), networks.clone());
+        let containers =
+            containers::Containers::open(&config, drivers, events.clone(), networks.clone());
         let engine = Arc::new(Engine {
             config,
             images: Arc::new(images),

@@ -3,16 +3,20 @@
 //! containers through the embedded libcontainer or an external OCI runtime such as runc.
 //!
 //! This crate never runs libcontainer itself (DESIGN: berthd is multi-threaded; only the
-//! single-threaded shim may fork container processes). See `berth_shim` for the shim ↔
-//! daemon contract and [`Runtime`] for who creates, reaps and cleans up what.
+//! single-threaded shim may fork container processes). See `berth_shim_protocol` for the
+//! shim ↔ daemon contract and [`Runtime`] for who creates, reaps and cleans up what.
 
 pub mod error;
 pub mod runtime;
 pub mod shim_client;
 pub mod spec;
 
-pub use berth_shim::ExternalRuntime;
+// The protocol types on the trait's surface, so that the engine names only this crate.
+pub use berth_shim_protocol::{
+    start_failure_exit_code, ExecProcess, ExecState, ExitRecord, ExternalRuntime, LogOptions,
+    State, Status,
+};
 pub use error::{ErrorKind, RuntimeError};
-pub use runtime::{AttachStreams, ContainerStart, Runtime};
+pub use runtime::{AttachStreams, ContainerStart, Runtime, RuntimeFuture, Started};
 pub use shim_client::ShimRuntime;
 pub use spec::{build_spec, ContainerSpecInput};

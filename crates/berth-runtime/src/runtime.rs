@@ -1,5 +1,6 @@
 //! The [`Runtime`] trait: what the engine asks of an OCI runtime backend, one container at
-//! a time. [`crate::ShimRuntime`] is the one implementation: its shim runs each container
+//! a time. [`crate::ShimRuntime`] is the real implementation (the engine's unit tests use
+//! a fake): its shim runs each container
 //! through the embedded libcontainer or through an external runtime binary (runc), as
 //! [`ContainerStart::runtime`] says, and serves every later request the same way.
 //!
@@ -19,8 +20,9 @@
 //!   the log.
 
 use std::future::Future;
+use std::pin::Pin;
 
-use berth_shim::{ExecProcess, ExecState, ExitRecord, ExternalRuntime, LogOptions, State};
+use berth_shim_protocol::{ExecProcess, ExecState, ExitRecord, ExternalRuntime, LogOptions, State};
 use oci_spec::runtime::Spec;
 use tokio::net::UnixStream;
 
@@ -61,68 +63,72 @@ pub struct AttachStreams {
     pub stderr: bool,
 }
 
-/// The operations on one container. Every method names the container by id.
-pub trait Runtime: Send + Sync {
+/// What every [`Runtime`] method returns: a boxed future, so that the engine can hold any
+/// runtime as `Arc<dyn Runtime>` (the shim client, or a fake in tests). One allocation per
+/// call, next to a unix-socket round trip to the shim.
+pub type RuntimeFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, RuntimeError>> + Send + 'a>>;
+
+/// The operations on one container: everything the engine asks of a runtime. Every
+/// method names the container by id.
+pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// Writes the bundle and creates the container; starts it unless deferred. A process
     /// that cannot run is [`RuntimeError::StartFailed`] with Docker's exit code.
-    fn create(
-        &self,
-        req: ContainerStart,
-    ) -> impl Future<Output = Result<Started, RuntimeError>> + Send;
+    fn create(&self, req: ContainerStart) -> RuntimeFuture<'_, Started>;
 
     /// Starts a container created with `defer_start`.
-    fn start(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    fn start<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()>;
 
     /// The container's state; a stopped one carries its [`ExitRecord`].
-    fn state(&self, id: &str) -> impl Future<Output = Result<State, RuntimeError>> + Send;
+    fn state<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, State>;
 
     /// Signals init, or with `all` every process of the container.
-    fn kill(
-        &self,
-        id: &str,
-        signal: i32,
-        all: bool,
-    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    fn kill<'a>(&'a self, id: &'a str, signal: i32, all: bool) -> RuntimeFuture<'a, ()>;
 
     /// Resolves when the container has exited.
-    fn wait(&self, id: &str) -> impl Future<Output = Result<ExitRecord, RuntimeError>> + Send;
+    fn wait<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ExitRecord>;
 
     /// A connection carrying the container's streams: Docker's multiplexed frames
     /// without a tty, raw bytes with one; what is written to it goes to stdin. The server
     /// splices it to the client's upgraded connection.
-    fn attach(
-        &self,
-        id: &str,
-        streams: AttachStreams,
-    ) -> impl Future<Output = Result<UnixStream, RuntimeError>> + Send;
+    fn attach<'a>(&'a self, id: &'a str, streams: AttachStreams) -> RuntimeFuture<'a, UnixStream>;
 
     /// Sets the terminal size.
-    fn resize(
-        &self,
-        id: &str,
-        width: u16,
-        height: u16,
-    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    fn resize<'a>(&'a self, id: &'a str, width: u16, height: u16) -> RuntimeFuture<'a, ()>;
+
+    /// Freezes every process of the container.
+    fn pause<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()>;
+
+    /// Thaws a paused container.
+    fn resume<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()>;
 
     /// Starts a process in the running container; with `attach`, also returns its streams.
-    fn exec(
-        &self,
-        id: &str,
-        exec_id: &str,
+    fn exec<'a>(
+        &'a self,
+        id: &'a str,
+        exec_id: &'a str,
         process: ExecProcess,
         attach: bool,
-    ) -> impl Future<Output = Result<(i32, Option<UnixStream>), RuntimeError>> + Send;
+    ) -> RuntimeFuture<'a, (i32, Option<UnixStream>)>;
 
     /// An exec's pid, whether it runs, and its exit code.
-    fn exec_state(
-        &self,
-        id: &str,
-        exec_id: &str,
-    ) -> impl Future<Output = Result<ExecState, RuntimeError>> + Send;
+    fn exec_state<'a>(&'a self, id: &'a str, exec_id: &'a str) -> RuntimeFuture<'a, ExecState>;
+
+    /// Resolves when the exec has exited, with its exit code; NotRunning if the
+    /// container (and with it the process) went first.
+    fn exec_wait<'a>(&'a self, id: &'a str, exec_id: &'a str) -> RuntimeFuture<'a, ExecState>;
+
+    /// Sets an exec's terminal size.
+    fn exec_resize<'a>(
+        &'a self,
+        id: &'a str,
+        exec_id: &'a str,
+        width: u16,
+        height: u16,
+    ) -> RuntimeFuture<'a, ()>;
 
     /// Removes what the backend keeps for a stopped container. Refuses a running one.
-    fn delete(&self, id: &str) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    fn delete<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()>;
 
     /// The containers the backend knows (running or with an uncollected exit).
-    fn list(&self) -> impl Future<Output = Result<Vec<String>, RuntimeError>> + Send;
+    fn list(&self) -> RuntimeFuture<'_, Vec<String>>;
 }

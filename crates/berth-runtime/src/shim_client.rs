@@ -7,14 +7,14 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_shim::{
+use berth_shim_protocol::{
     ErrorKind as ShimErrorKind, ExecProcess, ExecState, ExitRecord, Request, Response,
     StartOptions, StartReply, State, Status, EXIT_FILE, SOCKET_NAME,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::runtime::{AttachStreams, ContainerStart, Runtime, Started};
+use crate::runtime::{AttachStreams, ContainerStart, Runtime, RuntimeFuture, Started};
 use crate::RuntimeError;
 
 /// The libcontainer backend: spawns `berth-shim` per container.
@@ -187,7 +187,8 @@ impl ShimRuntime {
     }
 }
 
-/// Requests beyond the [`Runtime`] trait that only the shim backend serves so far.
+/// The [`Runtime`] requests as inherent async methods (the trait impl at the end boxes
+/// them): pause, resume and the exec requests first.
 impl ShimRuntime {
     /// Freezes every process of the container.
     pub async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
@@ -267,8 +268,9 @@ async fn write_atomic(path: &Path, data: &[u8]) -> Result<(), RuntimeError> {
     f.await.map_err(|e| RuntimeError::io("write", path, e))
 }
 
-impl Runtime for ShimRuntime {
-    async fn create(&self, req: ContainerStart) -> Result<Started, RuntimeError> {
+/// The rest of the [`Runtime`] requests.
+impl ShimRuntime {
+    pub async fn create(&self, req: ContainerStart) -> Result<Started, RuntimeError> {
         let dir = self.checked_dir(&req.id)?;
         if dir.join(SOCKET_NAME).exists() || dir.join(EXIT_FILE).exists() {
             return Err(RuntimeError::Conflict(format!(
@@ -331,11 +333,11 @@ impl Runtime for ShimRuntime {
         }
     }
 
-    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+    pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
         self.simple(id, Request::Start).await
     }
 
-    async fn state(&self, id: &str) -> Result<State, RuntimeError> {
+    pub async fn state(&self, id: &str) -> Result<State, RuntimeError> {
         match self.call(id, &Request::State).await? {
             Some((Response::State(s), _)) => Ok(s),
             Some((other, _)) => Err(unexpected(id, other)),
@@ -354,11 +356,11 @@ impl Runtime for ShimRuntime {
         }
     }
 
-    async fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), RuntimeError> {
+    pub async fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), RuntimeError> {
         self.simple(id, Request::Kill { signal, all }).await
     }
 
-    async fn wait(&self, id: &str) -> Result<ExitRecord, RuntimeError> {
+    pub async fn wait(&self, id: &str) -> Result<ExitRecord, RuntimeError> {
         match self.call(id, &Request::Wait).await? {
             Some((Response::Exit(e), _)) => Ok(e),
             Some((other, _)) => Err(unexpected(id, other)),
@@ -366,7 +368,7 @@ impl Runtime for ShimRuntime {
         }
     }
 
-    async fn attach(&self, id: &str, s: AttachStreams) -> Result<UnixStream, RuntimeError> {
+    pub async fn attach(&self, id: &str, s: AttachStreams) -> Result<UnixStream, RuntimeError> {
         let req = Request::Attach {
             stdin: s.stdin,
             stdout: s.stdout,
@@ -379,11 +381,11 @@ impl Runtime for ShimRuntime {
         }
     }
 
-    async fn resize(&self, id: &str, width: u16, height: u16) -> Result<(), RuntimeError> {
+    pub async fn resize(&self, id: &str, width: u16, height: u16) -> Result<(), RuntimeError> {
         self.simple(id, Request::Resize { width, height }).await
     }
 
-    async fn exec(
+    pub async fn exec(
         &self,
         id: &str,
         exec_id: &str,
@@ -402,7 +404,7 @@ impl Runtime for ShimRuntime {
         }
     }
 
-    async fn exec_state(&self, id: &str, exec_id: &str) -> Result<ExecState, RuntimeError> {
+    pub async fn exec_state(&self, id: &str, exec_id: &str) -> Result<ExecState, RuntimeError> {
         match self
             .call(
                 id,
@@ -418,7 +420,7 @@ impl Runtime for ShimRuntime {
         }
     }
 
-    async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+    pub async fn delete(&self, id: &str) -> Result<(), RuntimeError> {
         let dir = self.checked_dir(id)?;
         if let Some((Response::State(s), _)) = self.call(id, &Request::State).await? {
             if s.status != Status::Stopped {
@@ -445,7 +447,7 @@ impl Runtime for ShimRuntime {
         }
     }
 
-    async fn list(&self) -> Result<Vec<String>, RuntimeError> {
+    pub async fn list(&self) -> Result<Vec<String>, RuntimeError> {
         let root = self.exec_root.join("containers");
         let mut out = Vec::new();
         let mut rd = match tokio::fs::read_dir(&root).await {
@@ -466,6 +468,80 @@ impl Runtime for ShimRuntime {
         }
         out.sort();
         Ok(out)
+    }
+}
+
+impl Runtime for ShimRuntime {
+    fn create(&self, req: ContainerStart) -> RuntimeFuture<'_, Started> {
+        Box::pin(ShimRuntime::create(self, req))
+    }
+
+    fn start<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()> {
+        Box::pin(ShimRuntime::start(self, id))
+    }
+
+    fn state<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, State> {
+        Box::pin(ShimRuntime::state(self, id))
+    }
+
+    fn kill<'a>(&'a self, id: &'a str, signal: i32, all: bool) -> RuntimeFuture<'a, ()> {
+        Box::pin(ShimRuntime::kill(self, id, signal, all))
+    }
+
+    fn wait<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ExitRecord> {
+        Box::pin(ShimRuntime::wait(self, id))
+    }
+
+    fn attach<'a>(&'a self, id: &'a str, streams: AttachStreams) -> RuntimeFuture<'a, UnixStream> {
+        Box::pin(ShimRuntime::attach(self, id, streams))
+    }
+
+    fn resize<'a>(&'a self, id: &'a str, width: u16, height: u16) -> RuntimeFuture<'a, ()> {
+        Box::pin(ShimRuntime::resize(self, id, width, height))
+    }
+
+    fn pause<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()> {
+        Box::pin(ShimRuntime::pause(self, id))
+    }
+
+    fn resume<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()> {
+        Box::pin(ShimRuntime::resume(self, id))
+    }
+
+    fn exec<'a>(
+        &'a self,
+        id: &'a str,
+        exec_id: &'a str,
+        process: ExecProcess,
+        attach: bool,
+    ) -> RuntimeFuture<'a, (i32, Option<UnixStream>)> {
+        Box::pin(ShimRuntime::exec(self, id, exec_id, process, attach))
+    }
+
+    fn exec_state<'a>(&'a self, id: &'a str, exec_id: &'a str) -> RuntimeFuture<'a, ExecState> {
+        Box::pin(ShimRuntime::exec_state(self, id, exec_id))
+    }
+
+    fn exec_wait<'a>(&'a self, id: &'a str, exec_id: &'a str) -> RuntimeFuture<'a, ExecState> {
+        Box::pin(ShimRuntime::exec_wait(self, id, exec_id))
+    }
+
+    fn exec_resize<'a>(
+        &'a self,
+        id: &'a str,
+        exec_id: &'a str,
+        width: u16,
+        height: u16,
+    ) -> RuntimeFuture<'a, ()> {
+        Box::pin(ShimRuntime::exec_resize(self, id, exec_id, width, height))
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()> {
+        Box::pin(ShimRuntime::delete(self, id))
+    }
+
+    fn list(&self) -> RuntimeFuture<'_, Vec<String>> {
+        Box::pin(ShimRuntime::list(self))
     }
 }
 

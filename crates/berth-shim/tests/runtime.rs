@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_runtime::spec::{build_spec, ContainerSpecInput, Resources};
-use berth_runtime::{AttachStreams, ContainerStart, ErrorKind, Runtime, RuntimeError, ShimRuntime};
+use berth_runtime::{AttachStreams, ContainerStart, ErrorKind, RuntimeError, ShimRuntime};
 use berth_shim::{ExecProcess, LogOptions, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -3,9 +3,11 @@
 //! connections of certificates it now revokes).
 
 use std::fs;
+use std::sync::Arc;
 
 use anyhow::Context;
-use berth_engine::Engine;
+use berth_engine::{Drivers, Engine, OverlayMounter};
+use berth_runtime::ShimRuntime;
 use berth_server::{Endpoint, ListenerOptions, Server};
 use berth_sys::pidfile::DaemonLock;
 use tokio::signal::unix::{signal, SignalKind};
@@ -79,9 +81,17 @@ async fn serve(
     activated: Vec<berth_sys::activation::ActivatedListener>,
     notifier: berth_sys::activation::ServiceNotifier,
 ) -> anyhow::Result<()> {
-    let mut engine_config = config.engine.clone();
-    engine_config.shim_binary = shim_binary();
-    let engine = Engine::open(engine_config).await?;
+    let engine_config = config.engine.clone();
+    // The concrete drivers: a berth-shim per container under the exec root, overlayfs.
+    let drivers = Drivers {
+        // Shims live in `<cgroup-parent>/shims`, out of berthd's (service) cgroup.
+        runtime: Arc::new(
+            ShimRuntime::new(shim_binary(), &engine_config.exec_root)
+                .with_shim_cgroup(engine_config.shim_cgroup()),
+        ),
+        rootfs: Arc::new(OverlayMounter),
+    };
+    let engine = Engine::new(engine_config, drivers).await?;
     let engine_at_exit = engine.clone();
     let opts = ListenerOptions {
         socket_gid: config.socket_gid,

@@ -1,6 +1,5 @@
 //! `attach` and `wait`: futures the server awaits after it has answered.
 
-use berth_runtime::Runtime;
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 

@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use berth_runtime::{Runtime, RuntimeError};
-use berth_shim::{start_failure_exit_code, ExecProcess};
+use berth_runtime::RuntimeError;
+use berth_runtime::{start_failure_exit_code, ExecProcess};
 use serde_json::{json, Map, Value};
 use tokio::net::UnixStream;
 

@@ -186,7 +186,11 @@ fn fixture() -> Fixture {
     let root = tmp.path();
     let config = EngineConfig::new(root.join("data"), root.join("exec"));
     let containers = Arc::new(Containers {
-        runtime: ShimRuntime::new(Path::new("/nonexistent/berth-shim"), root.join("exec")),
+        runtime: Arc::new(ShimRuntime::new(
+            Path::new("/nonexistent/berth-shim"),
+            root.join("exec"),
+        )),
+        mounter: Arc::new(super::rootfs::OverlayMounter),
         cgroup_parent: "/berth-fuzz".into(),
         data: root.join("data/containers"),
         exec: root.join("exec/containers"),

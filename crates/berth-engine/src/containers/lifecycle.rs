@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use berth_api_types::filters::Filters;
-use berth_shim::ExitRecord;
+use berth_runtime::ExitRecord;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_shim::{frame_header, Stream};
+use berth_api_types::stdcopy::{frame_header, Stream};
 
 mod config;
 mod fastline;

@@ -2,7 +2,9 @@
 //! `kill`, `remove`, `query` for inspect/list/logs, `exec`, `archive`, `update`, `pause`,
 //! `stats`) over the store (`store`: each container's [`Entry`] and record, lookup,
 //! recovery at start, the exit task) and the pieces a start assembles (`spec`, `mounts`,
-//! `host_opts`, `security_opts`, `cgroup`, `lifecycle` for restart policies).
+//! `host_opts`, `security_opts`, `cgroup`, `lifecycle` for restart policies, `rootfs` for
+//! its mount). The runtime and the rootfs mounter are the drivers berthd hands in
+//! ([`crate::Drivers`]); the unit tests (`tests`) run the engine over fakes of both.
 //!
 //! The rootfs is an overlay mounted at `<exec-root>/containers/<id>/rootfs` while the
 //! container runs; one task per running container waits on the runtime, records the exit,
@@ -14,6 +16,8 @@ mod attach;
 mod cgroup;
 mod create;
 mod exec;
+#[cfg(test)]
+mod fake;
 pub mod fs_views;
 #[cfg(test)]
 mod fuzz;
@@ -28,12 +32,15 @@ mod process;
 mod query;
 mod record;
 mod remove;
+pub mod rootfs;
 mod security_opts;
 mod spec;
 mod start;
 mod stats;
 mod stop;
 mod store;
+#[cfg(test)]
+mod tests;
 mod untar;
 mod update;
 mod userdb;

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use berth_runtime::Runtime;
-
 use super::{libc_sigkill, rid, Containers};
 use crate::{Engine, EngineError};
 

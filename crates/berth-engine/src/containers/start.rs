@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_runtime::{ContainerStart, ExternalRuntime, Runtime, RuntimeError};
+use berth_runtime::{ContainerStart, ExternalRuntime, RuntimeError};
 use serde_json::Value;
 
 use super::record::Record;
@@ -72,13 +72,14 @@ impl Engine {
             std::fs::create_dir_all(&empty).map_err(EngineError::io("cannot create", &empty))?;
             lowers.push(empty);
         }
-        berth_sys::mount::mount_overlay(
-            &rootfs,
-            &lowers,
-            &data_dir.join("rw/diff"),
-            &data_dir.join("rw/work"),
-        )
-        .map_err(EngineError::io("cannot mount the rootfs at", &rootfs))?;
+        c.mounter
+            .mount(
+                &rootfs,
+                &lowers,
+                &data_dir.join("rw/diff"),
+                &data_dir.join("rw/work"),
+            )
+            .map_err(EngineError::io("cannot mount the rootfs at", &rootfs))?;
         let result = self.start_mounted(&entry, &rec, &rootfs, &data_dir).await;
         match result {
             Ok((pid, start_time)) => {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use berth_runtime::{Runtime, RuntimeError};
+use berth_runtime::RuntimeError;
 use serde_json::Value;
 
 use super::{libc_sigkill, not_running, rid, rt_err, Containers};

@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_runtime::{Runtime, RuntimeError, ShimRuntime};
-use berth_shim::ExitRecord;
+use berth_runtime::ExitRecord;
+use berth_runtime::{Runtime, RuntimeError};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
 
 use super::record::Record;
+use super::rootfs::RootfsMounter;
 use super::{cgroup, exec, fs_views, lifecycle, mounts, no_such, process, rid, AttachStreams};
 use crate::events::EventBus;
 use crate::system::now_rfc3339;
@@ -63,7 +64,9 @@ impl Entry {
 /// The engine's container state: the runtime and the records.
 #[derive(Debug)]
 pub(crate) struct Containers {
-    pub(super) runtime: ShimRuntime,
+    pub(super) runtime: Arc<dyn Runtime>,
+    /// Mounts each container's rootfs at start.
+    pub(super) mounter: Arc<dyn RootfsMounter>,
     /// `--cgroup-parent`: each container's cgroup is `<parent>/<id>`.
     pub(super) cgroup_parent: String,
     pub(super) data: PathBuf,
@@ -79,6 +82,7 @@ impl Containers {
     /// Loads the records on disk and reattaches to containers that were running.
     pub(crate) fn open(
         config: &crate::EngineConfig,
+        drivers: crate::Drivers,
         events: Arc<EventBus>,
         networks: Arc<crate::networks::Networks>,
     ) -> Arc<Containers> {
@@ -107,8 +111,8 @@ impl Containers {
             }
         }
         let c = Arc::new(Containers {
-            runtime: ShimRuntime::new(&config.shim_binary, &config.exec_root)
-                .with_shim_cgroup(config.shim_cgroup()),
+            runtime: drivers.runtime,
+            mounter: drivers.rootfs,
             cgroup_parent: config.cgroup_parent.clone(),
             data,
             exec,
@@ -234,7 +238,7 @@ impl Containers {
     pub(super) async fn release(&self, id: &str) {
         self.networks.unplug(id);
         let rootfs = self.rootfs(id);
-        if let Err(e) = berth_sys::mount::unmount(&rootfs, true) {
+        if let Err(e) = self.mounter.unmount(&rootfs) {
             tracing::warn!(id, error = %e, "cannot unmount the rootfs");
         }
         if let Err(e) = berth_sys::mount::unmount(&self.shm_dir(id), true) {

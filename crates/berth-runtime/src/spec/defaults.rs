@@ -22,7 +22,7 @@ pub const DEFAULT_CAPS: &[&str] = &[
 
 /// Every capability the kernel knows, by number: what `--privileged` and `--cap-add ALL`
 /// grant (the table lives in the shim's protocol library, which the shim itself needs).
-pub use berth_shim::ALL_CAPS;
+pub use berth_shim_protocol::ALL_CAPS;
 
 /// Paths masked (bind of /dev/null or an empty read-only tmpfs) in a non-privileged
 /// container (moby `oci/defaults.go`, `DefaultLinuxSpec`).

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_api_types::detach::{Scan, Scanner};
+use berth_api_types::stdcopy::{frame_header, Stream};
 use berth_engine::Engine;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
@@ -83,9 +84,8 @@ fn error_bytes(tty: bool, message: &str) -> Vec<u8> {
     let text = format!("{message}\r\n");
     let mut out = Vec::new();
     if !tty {
-        // moby `pkg/stdcopy`: stream 1 (stdout), three zero bytes, length big-endian.
-        out.extend_from_slice(&[1, 0, 0, 0]);
-        out.extend_from_slice(&(text.len() as u32).to_be_bytes());
+        let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&frame_header(Stream::Stdout, len));
     }
     out.extend_from_slice(text.as_bytes());
     out

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use berth_shim::LogOptions;
+use berth_runtime::LogOptions;
 use serde_json::{json, Map, Value};
 
 use crate::EngineError;

@@ -1,6 +1,7 @@
 //! Wire types between the daemon and a shim: start options and reply (stdin/stdout of the
 //! launcher), control requests and responses (JSON lines on `shim.sock`), the exit record
-//! (`exit.json`), the json-file log line, and the attach stream framing.
+//! (`exit.json`), the json-file log line; the attach stream framing is Docker's
+//! (`berth_api_types::stdcopy`), re-exported here.
 //!
 //! Unknown fields are ignored in every type, so a newer daemon can talk to an older shim
 //! that survived an upgrade.
@@ -277,28 +278,7 @@ pub struct LogEntry {
     pub time: String,
 }
 
-/// An output stream of a container, numbered as in Docker's multiplexed attach frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout = 1,
-    Stderr = 2,
-}
-
-impl Stream {
-    pub fn name(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
-
-/// The 8-byte header Docker puts before each chunk of a non-tty attach stream (moby
-/// `pkg/stdcopy`): stream number, three zero bytes, payload length big-endian.
-pub fn frame_header(stream: Stream, len: u32) -> [u8; 8] {
-    let l = len.to_be_bytes();
-    [stream as u8, 0, 0, 0, l[0], l[1], l[2], l[3]]
-}
+pub use berth_api_types::stdcopy::{frame_header, Stream};
 
 /// Every capability the kernel knows (through `CAP_CHECKPOINT_RESTORE`, Linux 5.9):
 /// what `--privileged` and `--cap-add ALL` grant. Index = capability number.
@@ -476,15 +456,6 @@ mod tests {
         let l: LogOptions = serde_json::from_str(r#"{"path":"/l"}"#).unwrap();
         assert_eq!((l.max_size, l.max_files), (None, 1));
         assert!(serde_json::from_str::<StartOptions>(r#"{"id":"a"}"#).is_err());
-    }
-
-    #[test]
-    fn frame_header_is_docker_stdcopy() {
-        assert_eq!(frame_header(Stream::Stdout, 3), [1, 0, 0, 0, 0, 0, 0, 3]);
-        assert_eq!(
-            frame_header(Stream::Stderr, 0x0102_0304),
-            [2, 0, 0, 0, 1, 2, 3, 4]
-        );
     }
 
     #[test]

@@ -1,0 +1,258 @@
+//! The container lifecycle through the engine's public methods, over a fake runtime and a
+//! rootfs mounter that mounts nothing (`fake`): no root, no shim, no mounts. The
+//! containers use `NetworkMode: host`, the one mode whose start touches no namespace (a
+//! fake container's pid is the test process's own), and `apparmor=unconfined`, so that no
+//! profile is loaded on a host with AppArmor.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use super::fake::{FakeRuntime, NoMount};
+use crate::{Drivers, Engine, EngineConfig, EngineError, NetConfig};
+
+struct World {
+    _tmp: tempfile::TempDir,
+    engine: Arc<Engine>,
+    fake: Arc<FakeRuntime>,
+    image: String,
+}
+
+/// An engine over the fakes, with one image (no layers) in its store.
+async fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(tmp.path().join("data"), tmp.path().join("exec"));
+    config.network = NetConfig {
+        bridge: None,
+        iptables: false,
+        ip_forward: false,
+        ..Default::default()
+    };
+    let fake = Arc::new(FakeRuntime::default());
+    let drivers = Drivers {
+        runtime: fake.clone(),
+        rootfs: Arc::new(NoMount),
+    };
+    let engine = Engine::new(config, drivers).await.unwrap();
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let image_config = json!({
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Cmd": ["true"]},
+        "rootfs": {"type": "layers", "diff_ids": []},
+    });
+    let image = engine
+        .images
+        .add_image(&serde_json::to_vec(&image_config).unwrap())
+        .unwrap()
+        .id;
+    World {
+        _tmp: tmp,
+        engine,
+        fake,
+        image,
+    }
+}
+
+impl World {
+    /// Creates a container with `host_config` merged over the test defaults.
+    async fn create(&self, host_config: Value) -> String {
+        let mut hc = json!({
+            "NetworkMode": "host",
+            "SecurityOpt": ["apparmor=unconfined"],
+        });
+        for (k, v) in host_config.as_object().unwrap() {
+            hc[k] = v.clone();
+        }
+        let body = json!({"Image": self.image, "Cmd": ["sh"], "HostConfig": hc});
+        let body: Map<String, Value> = serde_json::from_value(body).unwrap();
+        self.engine.container_create(None, body).await.unwrap().id
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Value, EngineError> {
+        self.engine.container_inspect(id).await
+    }
+
+    async fn status(&self, id: &str) -> String {
+        let v = self.inspect(id).await.unwrap();
+        v["State"]["Status"].as_str().unwrap().to_string()
+    }
+
+    /// Polls (at most 10 s) until `done` holds for the container's inspect result.
+    async fn until(
+        &self,
+        id: &str,
+        what: &str,
+        done: impl Fn(&Result<Value, EngineError>) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.inspect(id).await;
+            if done(&v) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: still {v:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until the container runs its `n`th process (the runtime saw `n` creates).
+    async fn until_run(&self, id: &str, n: usize) {
+        let fake = self.fake.clone();
+        self.until(id, &format!("run #{n}"), |v| {
+            fake.count("create", id) == n
+                && v.as_ref()
+                    .is_ok_and(|v| v["State"]["Status"] == "running" && fake.holds(id))
+        })
+        .await;
+    }
+
+    /// Waits until the container is `exited` (not running, not restarting).
+    async fn until_exited(&self, id: &str) -> Value {
+        self.until(id, "exited", |v| {
+            v.as_ref().is_ok_and(|v| v["State"]["Status"] == "exited")
+        })
+        .await;
+        self.inspect(id).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn start_runs_and_an_exit_is_recorded_with_its_code() {
+    let w = world().await;
+    let id = w.create(json!({})).await;
+    assert_eq!(w.status(&id).await, "created");
+    assert!(w.engine.container_start(&id).await.unwrap());
+    let v = w.inspect(&id).await.unwrap();
+    assert_eq!(v["State"]["Status"], "running");
+    assert_eq!(v["State"]["Running"], true);
+    assert_eq!(v["State"]["Pid"], std::process::id());
+    // Created deferred, then started once the network was up.
+    let rid = &id[..24];
+    let calls = w.fake.calls();
+    let pos = |c: &str| calls.iter().position(|x| x == c).unwrap();
+    assert!(pos(&format!("create {rid}")) < pos(&format!("start {rid}")));
+    assert!(
+        !w.engine.container_start(&id).await.unwrap(),
+        "already running: 304"
+    );
+
+    assert!(w.fake.exit(&id, 3));
+    let v = w.until_exited(&id).await;
+    assert_eq!(v["State"]["ExitCode"], 3);
+    assert_eq!(v["State"]["Running"], false);
+    assert_eq!(v["State"]["Pid"], 0);
+    assert_eq!(v["RestartCount"], 0);
+    assert!(
+        !w.fake.holds(&id),
+        "the runtime's container is deleted after the exit"
+    );
+}
+
+#[tokio::test]
+async fn on_failure_2_restarts_twice_then_stays_exited() {
+    let w = world().await;
+    let policy = json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}});
+    let id = w.create(policy).await;
+    w.engine.container_start(&id).await.unwrap();
+    for run in 1..=2 {
+        w.until_run(&id, run).await;
+        assert!(w.fake.exit(&id, 1));
+    }
+    w.until_run(&id, 3).await;
+    assert!(w.fake.exit(&id, 1));
+    let v = w.until_exited(&id).await;
+    assert_eq!(v["RestartCount"], 2);
+    assert_eq!(v["State"]["ExitCode"], 1);
+    assert_eq!(w.fake.count("create", &id), 3, "{:?}", w.fake.calls());
+}
+
+#[tokio::test]
+async fn on_failure_does_not_restart_after_a_clean_exit() {
+    let w = world().await;
+    let policy = json!({"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}});
+    let id = w.create(policy).await;
+    w.engine.container_start(&id).await.unwrap();
+    assert!(w.fake.exit(&id, 0));
+    let v = w.until_exited(&id).await;
+    assert_eq!(
+        (v["RestartCount"].as_i64(), w.fake.count("create", &id)),
+        (Some(0), 1)
+    );
+}
+
+#[tokio::test]
+async fn always_restarts_after_an_exit_but_not_after_a_user_stop() {
+    let w = world().await;
+    let id = w.create(json!({"RestartPolicy": {"Name": "always"}})).await;
+    w.engine.container_start(&id).await.unwrap();
+    w.until_run(&id, 1).await;
+    assert!(w.fake.exit(&id, 0));
+    w.until_run(&id, 2).await;
+    assert_eq!(w.inspect(&id).await.unwrap()["RestartCount"], 1);
+
+    // The fake ends a container on SIGTERM with 143, as a shell would.
+    assert!(w.engine.container_stop(&id, Some(5), None).await.unwrap());
+    let v = w.inspect(&id).await.unwrap();
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 143);
+    assert!(w.fake.calls().contains(&format!("kill {} 15", &id[..24])));
+    assert_eq!(w.fake.count("create", &id), 2, "{:?}", w.fake.calls());
+    assert!(
+        !w.engine.container_stop(&id, None, None).await.unwrap(),
+        "not running: 304"
+    );
+}
+
+#[tokio::test]
+async fn rm_force_kills_a_running_container_and_removes_it() {
+    let w = world().await;
+    let id = w.create(json!({})).await;
+    w.engine.container_start(&id).await.unwrap();
+    let data_dir = w.engine.containers.data_dir(&id);
+    assert!(data_dir.is_dir());
+    let refused = w.engine.container_delete(&id, false).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("container is running"),
+        "{refused}"
+    );
+    assert_eq!(w.status(&id).await, "running");
+
+    w.engine.container_delete(&id, true).await.unwrap();
+    assert!(w
+        .fake
+        .calls()
+        .contains(&format!("kill {} 9 all", &id[..24])));
+    assert!(matches!(
+        w.inspect(&id).await,
+        Err(EngineError::NotFound(_))
+    ));
+    assert!(!w.fake.holds(&id));
+    assert!(!data_dir.exists());
+    let all = w
+        .engine
+        .container_list(true, &Default::default())
+        .await
+        .unwrap();
+    assert!(all.is_empty(), "{all:?}");
+}
+
+#[tokio::test]
+async fn auto_remove_removes_the_container_after_its_exit() {
+    let w = world().await;
+    let id = w.create(json!({"AutoRemove": true})).await;
+    w.engine.container_start(&id).await.unwrap();
+    let data_dir = w.engine.containers.data_dir(&id);
+    assert!(w.fake.exit(&id, 0));
+    w.until(&id, "removed", |v| {
+        matches!(v, Err(EngineError::NotFound(_)))
+    })
+    .await;
+    assert!(!w.fake.holds(&id));
+    assert!(!data_dir.exists());
+}
