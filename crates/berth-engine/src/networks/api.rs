@@ -5,6 +5,10 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use berth_api_types::filters::{glob_match, Filters, GlobError, MAX_PATTERN_LEN};
+use berth_api_types::network::{
+    ConfigReference, Ipam, IpamConfig, NetworkContainer, NetworkCreateRequest,
+    NetworkCreateResponse, NetworkInspect, NetworkPruneResponse,
+};
 use berth_api_types::timestamp::parse_nanos;
 use berth_network::{bridge, ipam, Ipv4Net};
 use serde_json::{json, Map, Value};
@@ -14,56 +18,65 @@ use crate::{Engine, EngineError};
 
 const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
 
-fn network_json(r: &NetRecord, st: &State) -> Value {
-    let mut cfg = Vec::new();
+fn network_inspect(r: &NetRecord, st: &State) -> NetworkInspect {
+    let mut config = Vec::new();
     if let Some(subnet) = r.subnet {
-        let mut c = json!({"Subnet": subnet.to_string()});
-        if !r.user_ipam || r.gateway_given {
-            if let Some(gw) = r.gateway {
-                c["Gateway"] = json!(gw.to_string());
-            }
-        }
-        if let Some(range) = r.ip_range {
-            c["IPRange"] = json!(range.to_string());
-        }
-        cfg.push(c);
+        config.push(IpamConfig {
+            subnet: Some(subnet.to_string()),
+            gateway: r
+                .gateway
+                .filter(|_| !r.user_ipam || r.gateway_given)
+                .map(|g| g.to_string()),
+            ip_range: r.ip_range.map(|x| x.to_string()),
+        });
     }
-    let mut containers = Map::new();
-    for (cid, ep) in &r.endpoints {
-        let name = st
-            .ctrs
-            .get(cid)
-            .map(|c| c.name.clone())
-            .unwrap_or_else(|| ep.name.clone());
-        containers.insert(
-            cid.clone(),
-            json!({
-                "Name": name,
-                "EndpointID": ep.endpoint_id,
-                "MacAddress": ep.mac,
-                "IPv4Address": format!("{}/{}", ep.ip, r.subnet.map(|s| s.prefix()).unwrap_or(32)),
-                "IPv6Address": "",
-            }),
-        );
+    let containers = r
+        .endpoints
+        .iter()
+        .map(|(cid, ep)| {
+            let name = st
+                .ctrs
+                .get(cid)
+                .map(|c| c.name.clone())
+                .unwrap_or_else(|| ep.name.clone());
+            let c = NetworkContainer {
+                name,
+                endpoint_id: ep.endpoint_id.clone(),
+                mac_address: ep.mac.clone(),
+                ipv4_address: format!("{}/{}", ep.ip, r.subnet.map(|s| s.prefix()).unwrap_or(32)),
+                ipv6_address: String::new(),
+            };
+            (cid.clone(), c)
+        })
+        .collect();
+    NetworkInspect {
+        name: r.name.clone(),
+        id: r.id.clone(),
+        created: r.created.clone(),
+        scope: "local".into(),
+        driver: r.driver.clone(),
+        enable_ipv4: true,
+        enable_ipv6: false,
+        ipam: Ipam {
+            driver: "default".into(),
+            options: r.user_ipam.then(BTreeMap::new),
+            config,
+        },
+        internal: r.internal,
+        attachable: r.attachable,
+        ingress: false,
+        config_from: ConfigReference::default(),
+        config_only: false,
+        containers,
+        options: r.options.clone(),
+        labels: r.labels.clone(),
     }
-    json!({
-        "Name": r.name,
-        "Id": r.id,
-        "Created": r.created,
-        "Scope": "local",
-        "Driver": r.driver,
-        "EnableIPv4": true,
-        "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": if r.user_ipam { json!({}) } else { Value::Null }, "Config": cfg},
-        "Internal": r.internal,
-        "Attachable": r.attachable,
-        "Ingress": false,
-        "ConfigFrom": {"Network": ""},
-        "ConfigOnly": false,
-        "Containers": containers,
-        "Options": r.options,
-        "Labels": r.labels,
-    })
+}
+
+/// A response as JSON (these structs hold only strings, numbers and maps: serialising
+/// them cannot fail).
+fn to_value<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 fn label_match(labels: &Map<String, Value>, filter: &str) -> bool {
@@ -111,17 +124,6 @@ impl Networks {
     }
 }
 
-fn bool_of(body: &Map<String, Value>, k: &str) -> bool {
-    body.get(k).and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn opt_str(m: &Value, k: &str) -> Option<String> {
-    m.get(k)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-}
-
 /// `POST /networks/create`'s body, read and checked on its own (nothing here looks at the
 /// other networks or the host).
 #[derive(Debug, Clone)]
@@ -138,22 +140,21 @@ pub(crate) struct CreateRequest {
 /// Reads the create body (moby's checks and words, in its order). `new_id` makes the
 /// network's ID, which names the bridge unless the options do.
 pub(crate) fn parse_create(
-    body: &Map<String, Value>,
+    body: &NetworkCreateRequest,
     default_mtu: u32,
     new_id: impl FnOnce() -> Result<String, EngineError>,
 ) -> Result<(String, CreateRequest), EngineError> {
-    let name = body
-        .get("Name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let name = body.name.clone();
     if name.is_empty() {
         return Err(EngineError::InvalidArgument(
             "network name cannot be empty".into(),
         ));
     }
-    let driver = body.get("Driver").and_then(Value::as_str).unwrap_or("");
-    let driver = if driver.is_empty() { "bridge" } else { driver };
+    let driver = if body.driver.is_empty() {
+        "bridge"
+    } else {
+        body.driver.as_str()
+    };
     if PREDEFINED.contains(&name.as_str()) {
         return Err(EngineError::Forbidden(format!(
             "{name} is a pre-defined network and cannot be created"
@@ -164,11 +165,7 @@ pub(crate) fn parse_create(
             "plugin \"{driver}\" not found"
         )));
     }
-    let options: Map<String, Value> = body
-        .get("Options")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let options = body.options.clone();
     let opt = |k: &str| options.get(k).and_then(Value::as_str).map(String::from);
     let mtu = match opt("com.docker.network.driver.mtu") {
         Some(m) => m
@@ -186,20 +183,14 @@ pub(crate) fn parse_create(
             "invalid bridge name: {bridge_name}"
         )));
     }
-    let ipam_cfg = body
-        .get("IPAM")
-        .and_then(|i| i.get("Config"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let first = ipam_cfg.first().cloned().unwrap_or(Value::Null);
+    let first = body.ipam.config.first().cloned().unwrap_or_default();
     let req = CreateRequest {
         name,
         mtu,
         bridge_name,
-        subnet: opt_str(&first, "Subnet"),
-        gateway: opt_str(&first, "Gateway"),
-        ip_range: opt_str(&first, "IPRange"),
+        subnet: IpamConfig::given(&first.subnet),
+        gateway: IpamConfig::given(&first.gateway),
+        ip_range: IpamConfig::given(&first.ip_range),
         options,
     };
     Ok((id, req))
@@ -272,6 +263,8 @@ impl Engine {
     /// `POST /networks/create`.
     pub async fn network_create(&self, body: Map<String, Value>) -> Result<Value, EngineError> {
         let n = &self.networks;
+        let body: NetworkCreateRequest = serde_json::from_value(Value::Object(body))
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let (id, req) = parse_create(&body, self.config.network.mtu, || random_hex(32))?;
         let name = req.name.clone();
         let r = {
@@ -303,13 +296,9 @@ impl Engine {
                 ip_range,
                 user_ipam: req.subnet.is_some(),
                 gateway_given: req.gateway.is_some(),
-                internal: bool_of(&body, "Internal"),
-                attachable: bool_of(&body, "Attachable"),
-                labels: body
-                    .get("Labels")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default(),
+                internal: body.internal,
+                attachable: body.attachable,
+                labels: body.labels.clone(),
                 options: req.options,
                 bridge: req.bridge_name,
                 mtu: req.mtu,
@@ -340,7 +329,10 @@ impl Engine {
             &id,
             &[("name", &name), ("type", "bridge")],
         );
-        Ok(json!({"Id": id, "Warning": ""}))
+        Ok(to_value(NetworkCreateResponse {
+            id,
+            warning: String::new(),
+        }))
     }
 
     /// `GET /networks`.
@@ -352,10 +344,10 @@ impl Engine {
         let mut out = Vec::new();
         for r in st.nets.values() {
             if Networks::matches(r, filters)? {
-                let mut v = network_json(r, &st);
+                let mut v = network_inspect(r, &st);
                 // dockerd lists networks without their containers.
-                v["Containers"] = json!({});
-                out.push((r.created.clone(), v));
+                v.containers.clear();
+                out.push((r.created.clone(), to_value(v)));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -366,7 +358,7 @@ impl Engine {
     pub async fn network_inspect(&self, name: &str) -> Result<Value, EngineError> {
         let st = self.networks.lock();
         let id = Networks::find(&st, name)?;
-        Ok(network_json(&st.nets[&id], &st))
+        Ok(to_value(network_inspect(&st.nets[&id], &st)))
     }
 
     /// `DELETE /networks/{id}`.
@@ -457,7 +449,9 @@ impl Engine {
                 Err(e) => tracing::warn!(network = %name, error = %e, "prune: cannot remove"),
             }
         }
-        Ok(json!({"NetworksDeleted": deleted}))
+        Ok(to_value(NetworkPruneResponse {
+            networks_deleted: deleted,
+        }))
     }
 
     /// `POST /networks/{id}/connect`.
@@ -665,5 +659,107 @@ impl Networks {
         self.emit(&r, cid, "disconnect");
         self.save_ctr_endpoints(cid);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::networks::Endpoint;
+
+    /// The hand-built JSON the typed [`NetworkInspect`] replaced, kept as the reference.
+    fn old_json(r: &NetRecord, st: &State) -> Value {
+        let mut cfg = Vec::new();
+        if let Some(subnet) = r.subnet {
+            let mut c = json!({"Subnet": subnet.to_string()});
+            if !r.user_ipam || r.gateway_given {
+                if let Some(gw) = r.gateway {
+                    c["Gateway"] = json!(gw.to_string());
+                }
+            }
+            if let Some(range) = r.ip_range {
+                c["IPRange"] = json!(range.to_string());
+            }
+            cfg.push(c);
+        }
+        let mut containers = Map::new();
+        for (cid, ep) in &r.endpoints {
+            let name = st
+                .ctrs
+                .get(cid)
+                .map(|c| c.name.clone())
+                .unwrap_or_else(|| ep.name.clone());
+            containers.insert(
+                cid.clone(),
+                json!({
+                    "Name": name,
+                    "EndpointID": ep.endpoint_id,
+                    "MacAddress": ep.mac,
+                    "IPv4Address": format!("{}/{}", ep.ip, r.subnet.map(|s| s.prefix()).unwrap_or(32)),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+        json!({
+            "Name": r.name,
+            "Id": r.id,
+            "Created": r.created,
+            "Scope": "local",
+            "Driver": r.driver,
+            "EnableIPv4": true,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": if r.user_ipam { json!({}) } else { Value::Null }, "Config": cfg},
+            "Internal": r.internal,
+            "Attachable": r.attachable,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": r.options,
+            "Labels": r.labels,
+        })
+    }
+
+    #[test]
+    fn inspect_json_is_what_it_was() {
+        let mut st = crate::networks::fuzz::state();
+        let mut host = st.nets["aaa111"].clone();
+        host.id = "ccc333".into();
+        host.name = "host".into();
+        host.driver = "host".into();
+        host.subnet = None;
+        host.bridge = String::new();
+        st.nets.insert(host.id.clone(), host);
+        let user = st.nets.get_mut("bbb222").unwrap();
+        user.user_ipam = true;
+        user.gateway = Some("10.0.1.1".parse().unwrap());
+        user.ip_range = Some("10.0.1.128/25".parse().unwrap());
+        user.internal = true;
+        user.labels.insert("a".into(), json!("b"));
+        user.options
+            .insert("com.docker.network.driver.mtu".into(), json!("1400"));
+        user.endpoints.insert(
+            "c0ffee".into(),
+            Endpoint {
+                endpoint_id: "e1".into(),
+                ip: "10.0.1.130".parse().unwrap(),
+                mac: "02:42:0a:00:01:82".into(),
+                name: "web".into(),
+                aliases: vec!["w".into()],
+                veth: "veth1".into(),
+            },
+        );
+        let def = st.nets.get_mut("aaa111").unwrap();
+        def.gateway = Some("10.0.0.1".parse().unwrap());
+        for gateway_given in [false, true] {
+            st.nets.get_mut("bbb222").unwrap().gateway_given = gateway_given;
+            for r in st.nets.values() {
+                let new = to_value(network_inspect(r, &st));
+                assert_eq!(new, old_json(r, &st), "{}", r.name);
+                assert_eq!(new.to_string(), old_json(r, &st).to_string());
+            }
+        }
     }
 }
