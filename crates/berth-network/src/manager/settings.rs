@@ -619,8 +619,11 @@ pub(crate) mod tests {
         );
         assert!(st.nets["aaa111"].endpoints.is_empty());
         // The embedded DNS answers from the rebuilt endpoints.
-        let ip = crate::manager::resolve(&st, "legacy", "running");
+        let ip = crate::manager::lifecycle::resolve(&st, "legacy", "running");
         assert_eq!(ip, Some(vec!["10.0.1.5".parse().unwrap()]));
-        assert_eq!(crate::manager::resolve(&st, "legacy", "stale"), None);
+        assert_eq!(
+            crate::manager::lifecycle::resolve(&st, "legacy", "stale"),
+            None
+        );
     }
 }
