@@ -94,7 +94,7 @@ impl Manager {
             // A container made before networking existed: a private netns, loopback only.
             return Ok(NetPlan {
                 ns: NetNs::Private,
-                hosts: crate::files::hosts(&cid[..12.min(cid.len())], "", None, &[]),
+                hosts: crate::files::hosts(cid.get(..12).unwrap_or(cid), "", None, &[]),
                 resolv: crate::files::resolv_conf(&host_resolv, &DnsSettings::default(), false),
             });
         };
@@ -111,7 +111,7 @@ impl Manager {
                 let (pid, hosts, resolv) = peer.ok_or_else(|| {
                     NetError::Conflict(format!(
                         "cannot join network of a non running container: {}",
-                        &m["container:".len()..]
+                        m.strip_prefix("container:").unwrap_or(m)
                     ))
                 })?;
                 return Ok(NetPlan {
