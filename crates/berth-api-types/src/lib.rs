@@ -1,5 +1,6 @@
 //! Docker Engine wire types shared by the daemon and the client: API version range,
 //! the `{"message": ...}` error body, the response shapes of the system routes, and the
+//! network and volume objects (requests read tolerantly, responses exact), and the
 //! multiplexed stream framing (`stdcopy`).
 //!
 //! Responses are our own structs that emit every field dockerd emits (nulls included),
@@ -11,10 +12,13 @@ pub mod distribution;
 pub mod error;
 pub mod filters;
 pub mod image;
+pub mod lenient;
+pub mod network;
 pub mod stdcopy;
 pub mod system;
 pub mod timestamp;
 pub mod version;
+pub mod volume;
 
 pub use error::ErrorBody;
 pub use version::ApiVersion;

@@ -79,35 +79,9 @@ pub struct EngineConfig {
     pub log_opts: BTreeMap<String, String>,
 }
 
-/// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--mtu`, `default-address-pools`.
-#[derive(Debug, Clone)]
-pub struct NetConfig {
-    /// The default bridge's Linux name (created if missing). `None` is `--bridge=none`
-    /// (moby's `DisableBridge`): no default `bridge` network at all; containers left on it
-    /// start with loopback only.
-    pub bridge: Option<String>,
-    /// The default bridge's gateway and subnet (`172.17.0.1/16`); `None`: the first free
-    /// subnet of the pools.
-    pub bip: Option<String>,
-    /// Where new networks' subnets come from; empty: Docker's defaults.
-    pub pools: Vec<berth_network::ipam::Pool>,
-    pub iptables: bool,
-    pub ip_forward: bool,
-    pub mtu: u32,
-}
-
-impl Default for NetConfig {
-    fn default() -> Self {
-        Self {
-            bridge: Some("berth0".into()),
-            bip: None,
-            pools: Vec::new(),
-            iptables: true,
-            ip_forward: true,
-            mtu: 1500,
-        }
-    }
-}
+/// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--mtu`, `default-address-pools`
+/// (the network driver's configuration).
+pub use berth_network::manager::Config as NetConfig;
 
 impl EngineConfig {
     /// The cgroup every shim moves into, `<cgroup-parent>/shims`: out of berthd's, so

@@ -1,140 +1,32 @@
-//! Networks: the records (`<data-root>/network/networks/<id>.json`), each container's
-//! network settings (`<data-root>/network/containers/<id>.json`), and the steps a
-//! container's start and stop take: `prepare` (addresses, `/etc/hosts`, `resolv.conf`,
-//! which netns) before the runtime creates the container, `plug` (veths, published ports,
-//! embedded DNS) once its init exists, `unplug` when it stops. The API operations live in
-//! `networks/api.rs`.
-//!
-//! The IPAM state is the endpoints of running containers. Each container's file holds its
-//! own (with its pid, written once by `plug` before the container runs and once by
-//! `unplug`), and the network records' endpoint maps are rebuilt from them at start-up:
-//! so a start and a stop on a bridge network cost no more writes than with
-//! `--network none`, and a network record is written only when the network changes.
-//!
-//! The host work (bridges, veths, iptables, proxies, DNS) is `berth-network`'s.
+//! Networks in the engine: the Docker API over a [`NetworkDriver`] (`networks/api.rs`),
+//! the `NetworkSettings` of container inspect and ps (`networks/settings.rs`), and the
+//! calls a container's create, start, stop, rename and removal make, handed to the
+//! driver. The driver (`berth_network::manager::Manager` in the daemon, a fake in tests)
+//! owns the records, IPAM, and the host work (bridges, veths, iptables, proxies, DNS).
 
 mod api;
+#[cfg(test)]
+pub(crate) mod fake;
 #[cfg(test)]
 pub(crate) mod fuzz;
 mod settings;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::Arc;
 
-use berth_network::dns::DnsServer;
-use berth_network::files::DnsSettings;
-use berth_network::firewall::{BridgeRules, Firewall};
-use berth_network::ipam::{self, Pool};
-use berth_network::proxy::Proxy;
-use berth_network::{bridge, endpoint, Ipv4Net, NetError};
+use berth_network::manager::{Hooks, Manager, NetEvent, NetNs};
+use berth_network::{NetError, NetworkDriver};
 use berth_runtime::spec::NamespaceMode;
 use berth_sys::pidfd::ProcessHandle;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub(crate) use settings::CtrNet;
+pub use berth_network::manager::host_route_overlap;
 
 use crate::config::NetConfig;
 use crate::EngineError;
 
 /// The default bridge network's name.
-pub(crate) const DEFAULT: &str = "bridge";
-
-/// One network, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct NetRecord {
-    pub id: String,
-    pub name: String,
-    /// `bridge`, `host` or `null`.
-    pub driver: String,
-    pub created: String,
-    pub subnet: Option<Ipv4Net>,
-    pub gateway: Option<Ipv4Addr>,
-    pub ip_range: Option<Ipv4Net>,
-    /// Whether the client gave the IPAM config (then inspect shows only what it gave).
-    #[serde(default)]
-    pub user_ipam: bool,
-    #[serde(default)]
-    pub gateway_given: bool,
-    pub internal: bool,
-    pub attachable: bool,
-    pub labels: Map<String, Value>,
-    pub options: Map<String, Value>,
-    /// The Linux bridge (bridge driver only).
-    pub bridge: String,
-    pub mtu: u32,
-    /// Container ID → endpoint, for containers that run on this network. Not written: the
-    /// containers' files hold them (read here only from records of older versions).
-    #[serde(default, skip_serializing)]
-    pub endpoints: BTreeMap<String, Endpoint>,
-    /// The address handed out last (allocation continues after it).
-    #[serde(default)]
-    pub last_ip: Option<Ipv4Addr>,
-}
-
-impl NetRecord {
-    fn is_bridge(&self) -> bool {
-        self.driver == "bridge"
-    }
-
-    fn rules(&self) -> Option<BridgeRules> {
-        Some(BridgeRules {
-            bridge: self.bridge.clone(),
-            subnet: self.subnet?,
-            internal: self.internal,
-        })
-    }
-}
-
-impl NetRecord {
-    /// What plugging endpoint `ep` of this network into a container as `ifname` takes.
-    pub(crate) fn plug<'a>(
-        &'a self,
-        ep: &'a Endpoint,
-        ifname: &'a str,
-        subnet: Ipv4Net,
-        gateway: Option<Ipv4Addr>,
-    ) -> endpoint::Plug<'a> {
-        endpoint::Plug {
-            bridge: &self.bridge,
-            ifname,
-            ip: ep.ip,
-            prefix: subnet.prefix(),
-            mac: &ep.mac,
-            mtu: self.mtu,
-            gateway,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Endpoint {
-    pub endpoint_id: String,
-    pub ip: Ipv4Addr,
-    pub mac: String,
-    /// The container's name, without `/`.
-    pub name: String,
-    pub aliases: Vec<String>,
-    /// The host end of the veth, once plugged.
-    #[serde(default)]
-    pub veth: String,
-}
-
-/// What a running container holds in the daemon: its proxies and DNS server.
-#[derive(Debug, Default)]
-struct Live {
-    proxies: Vec<Proxy>,
-    dns: Option<DnsServer>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct State {
-    nets: BTreeMap<String, NetRecord>,
-    ctrs: HashMap<String, CtrNet>,
-    live: HashMap<String, Live>,
-}
+pub(crate) const DEFAULT: &str = berth_network::manager::DEFAULT;
 
 /// What the runtime needs from the network for one start.
 #[derive(Debug, Clone)]
@@ -144,515 +36,69 @@ pub(crate) struct NetPlan {
     pub resolv: String,
 }
 
+/// The engine's handle on container networking: the driver, and the event bus its
+/// `connect`/`disconnect` events go to.
 #[derive(Debug)]
 pub(crate) struct Networks {
-    dir: PathBuf,
-    cfg: NetConfig,
-    fw: Firewall,
-    /// Whether our chains may exist; held while they are rewritten, so that two syncs
-    /// apply in the order they read the networks.
-    fw_live: Mutex<bool>,
-    st: Arc<Mutex<State>>,
+    driver: Arc<dyn NetworkDriver>,
     events: Arc<crate::events::EventBus>,
-    /// Set once the bridges and the firewall are brought up (in the background at start,
-    /// so the API answers first); everything that touches them waits for it.
-    host_ready: HostReady,
-    /// Removes stopped containers' veths off the stop's path.
-    reaper: endpoint::Reaper,
 }
 
-/// A one-way latch: [`HostReady::wait`] returns once [`HostReady::set`] was called.
-#[derive(Debug, Default)]
-struct HostReady {
-    done: Mutex<bool>,
-    cv: std::sync::Condvar,
-}
-
-impl HostReady {
-    fn set(&self) {
-        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cv.notify_all();
-    }
-
-    fn wait(&self) {
-        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
-        while !*done {
-            done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-}
-
-fn net_err(e: NetError) -> EngineError {
+pub(crate) fn net_err(e: NetError) -> EngineError {
     match e {
         NetError::InvalidArgument(m) => EngineError::InvalidArgument(m),
         NetError::Conflict(m) => EngineError::Conflict(m),
         NetError::NotFound(m) => EngineError::NotFound(m),
+        NetError::Forbidden(m) => EngineError::Forbidden(m),
+        NetError::Unavailable(m) => EngineError::Unavailable(m),
         other => EngineError::Internal(other.to_string()),
     }
 }
 
 pub(crate) fn random_hex(bytes: usize) -> Result<String, EngineError> {
-    let mut s = String::new();
-    while s.len() < bytes * 2 {
-        let b = berth_sys::host::random_bytes()
-            .map_err(|e| EngineError::Internal(format!("cannot read random bytes: {e}")))?;
-        for x in b {
-            s.push_str(&format!("{x:02x}"));
-        }
-    }
-    s.truncate(bytes * 2);
-    Ok(s)
+    berth_network::manager::random_hex(bytes).map_err(net_err)
 }
 
-/// What an earlier run with other bridge flags left on the host.
-#[derive(Debug, Default)]
-struct Leftovers {
-    /// Its default bridge, gone with `--bridge=none`.
-    bridge: Option<String>,
-    /// The tag of its chains (see [`firewall_tag`]).
-    chains: Option<String>,
-}
-
-impl Leftovers {
-    /// An earlier default bridge: the interface and the chains named after it.
-    fn default_bridge(name: String) -> Self {
-        let name = Some(name).filter(|b| !b.is_empty());
-        Leftovers {
-            chains: name.clone(),
-            bridge: name,
-        }
-    }
-
-    /// Best effort: what cannot be removed is logged.
-    fn remove(self, iptables: bool) {
-        if let Some(b) = &self.bridge {
-            if let Err(e) = bridge::delete(b) {
-                tracing::warn!(bridge = %b, error = %e, "cannot remove the old default bridge");
-            }
-        }
-        if let Some(tag) = &self.chains {
-            if let Err(e) = Firewall::new(tag, iptables).teardown() {
-                tracing::warn!(chains = %tag, error = %e, "cannot remove an earlier run's chains");
-            }
-        }
-    }
-}
-
-/// What names this daemon's iptables chains (`BERTH-*-<tag>`): its default bridge, or with
-/// `--bridge=none` `none-` and the FNV-1a hash of its data root, so that two daemons (each
-/// has its own data root) still never share a chain, and a restart finds its own again.
-fn firewall_tag(bridge: Option<&str>, data_root: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    match bridge {
-        Some(b) => b.to_string(),
-        None => {
-            let h = data_root
-                .as_os_str()
-                .as_bytes()
-                .iter()
-                .fold(0x811c_9dc5_u32, |h, b| {
-                    (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-                });
-            format!("none-{h:08x}")
-        }
-    }
-}
-
-fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), EngineError> {
-    let bytes = serde_json::to_vec_pretty(v).map_err(|e| EngineError::Internal(e.to_string()))?;
-    berth_sys::fs::atomic_write(path, &bytes, 0o600).map_err(EngineError::io("cannot write", path))
-}
-
-fn read_dir_json<T: for<'de> Deserialize<'de>>(dir: &Path) -> Vec<T> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .filter_map(|e| {
-            let r = std::fs::read(e.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            if r.is_none() {
-                tracing::warn!(file = %e.path().display(), "ignoring an unreadable network file");
-            }
-            r
-        })
-        .collect()
+/// A driver event as the engine's `network` event.
+fn emit(events: &crate::events::EventBus, e: &NetEvent) {
+    events.emit(
+        "network",
+        e.action,
+        &e.network_id,
+        &[
+            ("container", &e.container),
+            ("name", &e.network_name),
+            ("type", &e.driver),
+        ],
+    );
 }
 
 impl Networks {
-    /// Loads the records, makes the predefined networks, and brings every bridge and the
-    /// firewall back to what the records say (a reboot or a crash may have lost them).
+    /// The real driver over `data_root` (see [`Manager::open`]).
     pub(crate) fn open(
         data_root: &Path,
         cfg: NetConfig,
         events: Arc<crate::events::EventBus>,
     ) -> Result<Arc<Networks>, EngineError> {
-        let dir = data_root.join("network");
-        for d in ["networks", "containers"] {
-            let p = dir.join(d);
-            std::fs::create_dir_all(&p).map_err(EngineError::io("cannot create", &p))?;
-        }
-        let mut st = State::default();
-        for r in read_dir_json::<NetRecord>(&dir.join("networks")) {
-            st.nets.insert(r.id.clone(), r);
-        }
-        for c in read_dir_json::<CtrNet>(&dir.join("containers")) {
-            st.ctrs.insert(c.id.clone(), c);
-        }
-        rebuild_endpoints(&mut st);
-        let fw = Firewall::new(
-            &firewall_tag(cfg.bridge.as_deref(), data_root),
-            cfg.iptables,
-        );
-        let n = Networks {
-            dir,
-            cfg,
-            fw,
-            // Unknown at start: a sync with no bridge network removes what may be left.
-            fw_live: Mutex::new(true),
-            st: Arc::new(Mutex::new(st)),
-            events,
-            host_ready: HostReady::default(),
-            reaper: endpoint::Reaper::start().map_err(net_err)?,
+        let bus = events.clone();
+        let hooks = Hooks {
+            now: crate::system::now_rfc3339,
+            events: Arc::new(move |e: NetEvent| emit(&bus, &e)),
         };
-        let leftovers = n.ensure_predefined(data_root)?;
-        let n = Arc::new(n);
-        let bg = n.clone();
-        std::thread::Builder::new()
-            .name("network-setup".into())
-            .spawn(move || {
-                leftovers.remove(bg.cfg.iptables);
-                bg.bring_up_host();
-                bg.host_ready.set();
-            })
-            .map_err(EngineError::io("cannot start", Path::new("network set-up")))?;
-        Ok(n)
+        let driver = Manager::open(data_root, cfg, hooks).map_err(net_err)?;
+        Ok(Arc::new(Networks::new(driver, events)))
     }
 
-    /// ip_forward, every bridge the records name, and the firewall chains.
-    fn bring_up_host(&self) {
-        if self.cfg.ip_forward {
-            if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
-                tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
-            }
-        }
-        let bridges: Vec<NetRecord> = self.lock().nets.values().cloned().collect();
-        for r in bridges.iter().filter(|r| r.is_bridge()) {
-            if let Err(e) = bridge::ensure(
-                &r.bridge,
-                r.gateway.zip(r.subnet.map(|s| s.prefix())),
-                Some(r.mtu),
-            ) {
-                tracing::error!(network = %r.name, error = %e, "cannot set up the bridge");
-            }
-        }
-        if let Err(e) = self.sync_firewall_now() {
-            tracing::error!(error = %e, "cannot set up the firewall");
-        }
-        tracing::debug!("bridges and firewall ready");
+    pub(crate) fn new(
+        driver: Arc<dyn NetworkDriver>,
+        events: Arc<crate::events::EventBus>,
+    ) -> Networks {
+        Networks { driver, events }
     }
 
     /// Waits until the start-up set-up of bridges and firewall is done.
     pub(crate) fn wait_host_ready(&self) {
-        self.host_ready.wait();
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.st.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn net_path(&self, id: &str) -> PathBuf {
-        self.dir.join("networks").join(format!("{id}.json"))
-    }
-
-    fn ctr_path(&self, id: &str) -> PathBuf {
-        self.dir.join("containers").join(format!("{id}.json"))
-    }
-
-    fn save_net(&self, r: &NetRecord) -> Result<(), EngineError> {
-        write_json(&self.net_path(&r.id), r)
-    }
-
-    fn save_ctr(&self, c: &CtrNet) {
-        if let Err(e) = write_json(&self.ctr_path(&c.id), c) {
-            tracing::error!(id = %c.id, error = %e, "cannot persist container network settings");
-        }
-    }
-
-    fn sync_firewall(&self) -> Result<(), EngineError> {
-        self.wait_host_ready();
-        self.sync_firewall_now()
-    }
-
-    /// Our chains say what the bridge networks need; with none (`--bridge=none` and no user
-    /// network) there are no chains at all.
-    fn sync_firewall_now(&self) -> Result<(), EngineError> {
-        let mut live = self.fw_live.lock().unwrap_or_else(|e| e.into_inner());
-        let rules: Vec<BridgeRules> = self
-            .lock()
-            .nets
-            .values()
-            .filter(|r| r.is_bridge())
-            .filter_map(NetRecord::rules)
-            .collect();
-        if rules.is_empty() {
-            if *live {
-                self.fw.teardown().map_err(net_err)?;
-                *live = false;
-            }
-            return Ok(());
-        }
-        *live = true;
-        self.fw.sync(&rules).map_err(net_err)
-    }
-
-    fn pools(&self) -> Vec<Pool> {
-        if self.cfg.pools.is_empty() {
-            ipam::default_pools()
-        } else {
-            self.cfg.pools.clone()
-        }
-    }
-
-    /// Subnets a new network must not overlap: other networks and the host's routes.
-    fn taken_subnets(st: &State) -> Vec<Ipv4Net> {
-        let mut v: Vec<Ipv4Net> = st.nets.values().filter_map(|r| r.subnet).collect();
-        v.extend(bridge::host_subnets());
-        v
-    }
-
-    /// `bridge` (from `--bridge`/`--bip`), `host` and `none`. With `--bridge=none`, no
-    /// `bridge`: a record left by an earlier run is removed (as dockerd deletes its stale
-    /// default network). What an earlier run with other bridge flags left on the host is
-    /// returned, to remove off the API's path.
-    fn ensure_predefined(&self, data_root: &Path) -> Result<Leftovers, EngineError> {
-        let mut st = self.lock();
-        let find = |st: &State, name: &str| {
-            st.nets
-                .values()
-                .find(|r| r.name == name)
-                .map(|r| r.id.clone())
-        };
-        // Every run records `host` and `none`: without them this data root is new.
-        let used_before = find(&st, "host").is_some();
-        for (name, driver) in [("host", "host"), ("none", "null")] {
-            if find(&st, name).is_none() {
-                let r = NetRecord {
-                    id: random_hex(32)?,
-                    name: name.into(),
-                    driver: driver.into(),
-                    created: crate::system::now_rfc3339(),
-                    subnet: None,
-                    gateway: None,
-                    ip_range: None,
-                    user_ipam: false,
-                    gateway_given: false,
-                    internal: false,
-                    attachable: false,
-                    labels: Map::new(),
-                    options: Map::new(),
-                    bridge: String::new(),
-                    mtu: 0,
-                    endpoints: BTreeMap::new(),
-                    last_ip: None,
-                };
-                self.save_net(&r)?;
-                st.nets.insert(r.id.clone(), r);
-            }
-        }
-        let existing = find(&st, DEFAULT);
-        let Some(bridge) = self.cfg.bridge.clone() else {
-            let Some(r) = existing.and_then(|id| st.nets.remove(&id)) else {
-                return Ok(Leftovers::default());
-            };
-            let p = self.net_path(&r.id);
-            if let Err(e) = std::fs::remove_file(&p) {
-                tracing::warn!(file = %p.display(), error = %e, "cannot remove");
-            }
-            tracing::info!(bridge = %r.bridge, "--bridge=none: removing the default bridge network");
-            // dockerd removes its default bridge interface too (moby
-            // `removeDefaultBridgeInterface`); the chains named after it are ours no longer.
-            return Ok(Leftovers::default_bridge(r.bridge));
-        };
-        // What an earlier run leaves: a default bridge of another name, or, after a run
-        // with `--bridge=none`, the chains its user networks had.
-        let leftovers = match existing.as_ref().and_then(|id| st.nets.get(id)) {
-            Some(r) if r.bridge != bridge => Leftovers::default_bridge(r.bridge.clone()),
-            Some(_) => Leftovers::default(),
-            None if used_before => Leftovers {
-                bridge: None,
-                chains: Some(firewall_tag(None, data_root)),
-            },
-            None => Leftovers::default(),
-        };
-        let bip = match &self.cfg.bip {
-            Some(b) => {
-                let (net, gw) = Ipv4Net::parse_with_host(b).map_err(net_err)?;
-                Some((net, gw))
-            }
-            None => None,
-        };
-        let mtu = self.cfg.mtu;
-        let (subnet, gateway) = match (bip, existing.as_ref().and_then(|id| st.nets.get(id))) {
-            (Some((net, gw)), _) => (net, gw),
-            (None, Some(r)) if r.subnet.is_some() => (
-                r.subnet
-                    .unwrap_or(Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).map_err(net_err)?),
-                r.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            ),
-            _ => {
-                let mut taken = Self::taken_subnets(&st);
-                taken.retain(|t| !bridge::routes_via(&bridge).contains(t));
-                let net = ipam::next_subnet(&self.pools(), &taken).ok_or_else(|| {
-                    EngineError::InvalidArgument(
-                        "could not find a free subnet for the default bridge; set --bip".into(),
-                    )
-                })?;
-                let gw = net.nth(1).unwrap_or(net.addr());
-                (net, gw)
-            }
-        };
-        let mut options = Map::new();
-        for (k, v) in [
-            ("com.docker.network.bridge.default_bridge", "true"),
-            ("com.docker.network.bridge.enable_icc", "true"),
-            ("com.docker.network.bridge.enable_ip_masquerade", "true"),
-            ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
-            ("com.docker.network.bridge.name", bridge.as_str()),
-            ("com.docker.network.driver.mtu", &mtu.to_string()),
-        ] {
-            options.insert(k.into(), v.into());
-        }
-        let r = match existing.and_then(|id| st.nets.get(&id).cloned()) {
-            Some(mut r) => {
-                if r.subnet != Some(subnet) || r.bridge != bridge {
-                    // The flags changed: old endpoints cannot stay (they get new addresses
-                    // on their next start). An old bridge is in `leftovers`.
-                    r.endpoints.clear();
-                }
-                r.subnet = Some(subnet);
-                r.gateway = Some(gateway);
-                r.bridge = bridge;
-                r.mtu = mtu;
-                r.options = options;
-                r
-            }
-            None => NetRecord {
-                id: random_hex(32)?,
-                name: DEFAULT.into(),
-                driver: "bridge".into(),
-                created: crate::system::now_rfc3339(),
-                subnet: Some(subnet),
-                gateway: Some(gateway),
-                ip_range: None,
-                user_ipam: false,
-                gateway_given: true,
-                internal: false,
-                attachable: false,
-                labels: Map::new(),
-                options,
-                bridge,
-                mtu,
-                endpoints: BTreeMap::new(),
-                last_ip: None,
-            },
-        };
-        self.save_net(&r)?;
-        st.nets.insert(r.id.clone(), r);
-        Ok(leftovers)
-    }
-
-    /// Whether `a` is an attachment to the default bridge while the daemon runs without
-    /// one (`--bridge=none`).
-    fn disabled_default(&self, a: &settings::Attach) -> bool {
-        self.cfg.bridge.is_none() && a.network_name == DEFAULT
-    }
-
-    /// By full ID, exact name, or unique ID prefix (moby `FindNetwork`).
-    fn find(st: &State, name: &str) -> Result<String, EngineError> {
-        if st.nets.contains_key(name) {
-            return Ok(name.to_string());
-        }
-        if let Some(r) = st.nets.values().find(|r| r.name == name) {
-            return Ok(r.id.clone());
-        }
-        let found: Vec<&String> = st
-            .nets
-            .keys()
-            .filter(|id| !name.is_empty() && id.starts_with(name))
-            .collect();
-        match found.len() {
-            1 => Ok(found[0].clone()),
-            0 => Err(EngineError::NotFound(format!("network {name} not found"))),
-            _ => Err(EngineError::InvalidArgument(format!(
-                "network {name} is ambiguous ({} matches found based on ID prefix)",
-                found.len()
-            ))),
-        }
-    }
-
-    /// Allocates an address on `net` for container `cid` (the requested one if given).
-    fn allocate(
-        r: &mut NetRecord,
-        cid: &str,
-        name: &str,
-        aliases: &[String],
-        want: Option<Ipv4Addr>,
-        mac: Option<&str>,
-    ) -> Result<Endpoint, EngineError> {
-        if let Some(ep) = r.endpoints.get(cid) {
-            return Ok(ep.clone());
-        }
-        let (Some(subnet), Some(gw)) = (r.subnet, r.gateway) else {
-            return Err(EngineError::InvalidArgument(format!(
-                "network {} has no address space",
-                r.name
-            )));
-        };
-        let used: BTreeSet<Ipv4Addr> = r.endpoints.values().map(|e| e.ip).collect();
-        let ip = match want {
-            Some(ip) => {
-                if !subnet.contains(ip)
-                    || ip == gw
-                    || ip == subnet.addr()
-                    || ip == subnet.broadcast()
-                {
-                    return Err(EngineError::InvalidArgument(format!(
-                        "Invalid address {ip}: It does not belong to any of this network's subnets"
-                    )));
-                }
-                if used.contains(&ip) {
-                    return Err(EngineError::Conflict(format!(
-                        "Address already in use: {ip}"
-                    )));
-                }
-                ip
-            }
-            None => ipam::allocate(&subnet, r.ip_range.as_ref(), gw, &used, r.last_ip).ok_or_else(
-                || {
-                    EngineError::Unavailable(format!(
-                        "no available IPv4 addresses on this network's address pools: {} ({})",
-                        r.name, r.id
-                    ))
-                },
-            )?,
-        };
-        let ep = Endpoint {
-            endpoint_id: random_hex(32)?,
-            ip,
-            mac: mac
-                .filter(|m| !m.is_empty())
-                .map(String::from)
-                .unwrap_or_else(|| ipam::mac_for(ip)),
-            name: name.to_string(),
-            aliases: aliases.to_vec(),
-            veth: String::new(),
-        };
-        r.endpoints.insert(cid.to_string(), ep.clone());
-        r.last_ip = Some(ip);
-        Ok(ep)
+        self.driver.wait_ready();
     }
 
     /// Step one of a start: addresses for each attached network, the netns to use, and the
@@ -663,354 +109,46 @@ impl Networks {
         cid: &str,
         peer: Option<(i32, String, String)>,
     ) -> Result<NetPlan, EngineError> {
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let mut st = self.lock();
-        let Some(c) = st.ctrs.get(cid).cloned() else {
-            // A container made before networking existed: a private netns, loopback only.
-            return Ok(NetPlan {
-                ns: NamespaceMode::Private,
-                hosts: berth_network::files::hosts(&cid[..12.min(cid.len())], "", None, &[]),
-                resolv: berth_network::files::resolv_conf(
-                    &host_resolv,
-                    &DnsSettings::default(),
-                    false,
-                ),
-            });
-        };
-        let dns = c.dns_settings();
-        match c.mode.as_str() {
-            "host" => {
-                return Ok(NetPlan {
-                    ns: NamespaceMode::Host,
-                    hosts: std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-                    resolv: host_resolv,
-                })
-            }
-            m if m.starts_with("container:") => {
-                let (pid, hosts, resolv) = peer.ok_or_else(|| {
-                    EngineError::Conflict(format!(
-                        "cannot join network of a non running container: {}",
-                        &m["container:".len()..]
-                    ))
-                })?;
-                return Ok(NetPlan {
-                    ns: NamespaceMode::Path(PathBuf::from(format!("/proc/{pid}/ns/net"))),
-                    hosts,
-                    resolv,
-                });
-            }
-            _ => {}
-        }
-        let mut first_ip = None;
-        let mut embedded = false;
-        let mut made: Vec<String> = Vec::new();
-        for a in &c.attach {
-            if self.disabled_default(a) {
-                // moby `connectToNetwork`: with `DisableBridge`, a container on the default
-                // bridge is started with its networking disabled (loopback only, no
-                // address, no DNS); it still joins its other networks. Its published ports
-                // then have nothing to forward to and, as with dockerd, are not bound.
-                continue;
-            }
-            let Some(r) = st.nets.get_mut(&a.network_id) else {
-                // Undo this start's allocations.
-                for id in &made {
-                    if let Some(r) = st.nets.get_mut(id) {
-                        r.endpoints.remove(cid);
-                    }
-                }
-                return Err(EngineError::NotFound(format!(
-                    "network {} not found",
-                    a.network_name
-                )));
-            };
-            let ep = match Self::allocate(r, cid, &c.name, &a.aliases, a.ipv4, c.mac.as_deref()) {
-                Ok(ep) => ep,
-                Err(e) => {
-                    for id in &made {
-                        if let Some(r) = st.nets.get_mut(id) {
-                            r.endpoints.remove(cid);
-                        }
-                    }
-                    return Err(e);
-                }
-            };
-            made.push(a.network_id.clone());
-            first_ip.get_or_insert(ep.ip);
-            embedded |= r.name != DEFAULT;
-        }
-        drop(st);
-        // Nothing is written yet: `plug` records the endpoints in the container's file
-        // before the container runs; a start that fails before that leaves nothing behind.
+        let p = self.driver.prepare(cid, peer).map_err(net_err)?;
         Ok(NetPlan {
-            ns: NamespaceMode::Private,
-            hosts: berth_network::files::hosts(
-                &c.hostname,
-                &c.domainname,
-                first_ip,
-                &c.extra_hosts,
-            ),
-            resolv: berth_network::files::resolv_conf(&host_resolv, &dns, embedded),
+            ns: match p.ns {
+                NetNs::Private => NamespaceMode::Private,
+                NetNs::Host => NamespaceMode::Host,
+                NetNs::Path(path) => NamespaceMode::Path(path),
+            },
+            hosts: p.hosts,
+            resolv: p.resolv,
         })
     }
 
     /// Step two, once the container's init (`pid`) exists: interfaces, ports, DNS.
     pub(crate) fn plug(&self, cid: &str, process: &ProcessHandle) -> Result<(), EngineError> {
-        self.wait_host_ready();
-        let result = self.plug_inner(cid, process, None);
-        if result.is_err() {
-            self.unplug(cid);
-        }
-        result
-    }
-
-    /// `restore`: ports to bind again after a daemon restart (veths are already there).
-    fn plug_inner(
-        &self,
-        cid: &str,
-        process: &ProcessHandle,
-        restore: Option<&[settings::Bound]>,
-    ) -> Result<(), EngineError> {
-        let pid = process.pid();
-        let netns = || {
-            process.ns("net").map_err(|e| {
-                EngineError::Conflict(format!("cannot open the network namespace of {cid}: {e}"))
-            })
-        };
-        let (c, eps) = {
-            let st = self.lock();
-            let Some(c) = st.ctrs.get(cid).cloned() else {
-                drop(st);
-                return endpoint::loopback_up(pid, netns()?).map_err(net_err);
-            };
-            let eps: Vec<(NetRecord, Endpoint)> = c
-                .attach
-                .iter()
-                .filter_map(|a| {
-                    let r = st.nets.get(&a.network_id)?;
-                    Some((r.clone(), r.endpoints.get(cid)?.clone()))
-                })
-                .collect();
-            (c, eps)
-        };
-        if c.mode == "host" || c.mode.starts_with("container:") {
-            return Ok(());
-        }
-        if restore.is_none() {
-            let mut sandbox = endpoint::Sandbox::open(pid, netns()?).map_err(net_err)?;
-            sandbox.loopback_up().map_err(net_err)?;
-            for (i, (r, ep)) in eps.iter().enumerate() {
-                let Some(subnet) = r.subnet else { continue };
-                let ifname = format!("eth{i}");
-                let gateway = if i == 0 && !r.internal {
-                    r.gateway
-                } else {
-                    None
-                };
-                let veth = sandbox
-                    .plug(&r.plug(ep, &ifname, subnet, gateway))
-                    .map_err(net_err)?;
-                self.set_veth(&r.id, cid, &veth);
-                self.emit(r, cid, "connect");
-            }
-        }
-        let mut live = Live::default();
-        let mut bound = Vec::new();
-        if let Some((_, ep)) = eps.first() {
-            let specs = match restore {
-                Some(b) => b
-                    .iter()
-                    .map(|b| settings::PortSpec {
-                        port: b.port,
-                        proto: b.proto.clone(),
-                        host_ip: b.host_ip.clone(),
-                        host_port: b.host_port.to_string(),
-                    })
-                    .collect(),
-                None => c.port_specs(),
-            };
-            for p in specs {
-                let (proxy, b) = start_proxy(&p, ep.ip).map_err(net_err)?;
-                live.proxies.push(proxy);
-                bound.push(b);
-            }
-        }
-        if eps.iter().any(|(r, _)| r.name != DEFAULT) {
-            let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            let ups = berth_network::files::upstreams(&host_resolv, &c.dns_settings());
-            let st = self.st.clone();
-            let me = cid.to_string();
-            let lookup: berth_network::dns::Lookup = Arc::new(move |name: &str| {
-                resolve(&st.lock().unwrap_or_else(|e| e.into_inner()), &me, name)
-            });
-            live.dns = Some(berth_network::dns::serve(netns()?, lookup, ups).map_err(net_err)?);
-        }
-        let mut st = self.lock();
-        st.live.insert(cid.to_string(), live);
-        let endpoints = Some(endpoints_of(&st, cid));
-        if let Some(c) = st.ctrs.get_mut(cid) {
-            c.pid = pid;
-            c.bound = bound;
-            c.endpoints = endpoints;
-            let c = c.clone();
-            drop(st);
-            self.save_ctr(&c);
-        }
-        Ok(())
-    }
-
-    /// A `network connect`/`disconnect` event for container `cid` on `r`.
-    fn emit(&self, r: &NetRecord, cid: &str, action: &str) {
-        self.events.emit(
-            "network",
-            action,
-            &r.id,
-            &[("container", cid), ("name", &r.name), ("type", &r.driver)],
-        );
-    }
-
-    /// Notes the host end of a plugged endpoint (written with the container's file).
-    fn set_veth(&self, net: &str, cid: &str, veth: &str) {
-        let mut st = self.lock();
-        if let Some(ep) = st.nets.get_mut(net).and_then(|r| r.endpoints.get_mut(cid)) {
-            ep.veth = veth.to_string();
-        }
-    }
-
-    /// Writes container `cid`'s file with its endpoints as they are now (after a
-    /// `network connect` or `disconnect` while it runs).
-    fn save_ctr_endpoints(&self, cid: &str) {
-        let c = {
-            let mut st = self.lock();
-            let endpoints = Some(endpoints_of(&st, cid));
-            let Some(c) = st.ctrs.get_mut(cid) else {
-                return;
-            };
-            c.endpoints = endpoints;
-            c.clone()
-        };
-        self.save_ctr(&c);
+        self.driver.plug(cid, process).map_err(net_err)
     }
 
     /// After a daemon restart: the proxies and DNS of a container that still runs.
     pub(crate) fn restore(&self, cid: &str, process: &ProcessHandle) {
-        self.wait_host_ready();
-        let bound = self.lock().ctrs.get(cid).map(|c| c.bound.clone());
-        let Some(bound) = bound else { return };
-        if let Err(e) = self.plug_inner(cid, process, Some(&bound)) {
-            tracing::error!(id = cid, error = %e, "cannot restore the container's network");
-        }
+        self.driver.restore(cid, process);
     }
 
     /// Drops endpoints of containers that no longer run (a daemon crash left them).
     pub(crate) fn forget_stale(&self, running: &[String]) {
-        let changed: Vec<CtrNet> = {
-            let mut st = self.lock();
-            for r in st.nets.values_mut() {
-                r.endpoints.retain(|cid, _| running.contains(cid));
-            }
-            st.ctrs
-                .values_mut()
-                .filter(|c| !running.contains(&c.id))
-                .filter(|c| {
-                    c.pid != 0
-                        || !c.bound.is_empty()
-                        || c.endpoints.as_ref().is_some_and(|e| !e.is_empty())
-                })
-                .map(|c| {
-                    c.pid = 0;
-                    c.bound.clear();
-                    c.endpoints = Some(BTreeMap::new());
-                    c.clone()
-                })
-                .collect()
-        };
-        for c in changed {
-            self.save_ctr(&c);
-        }
+        self.driver.forget_stale(running);
     }
 
-    /// A container stopped (or its start failed): close its ports and DNS, release its
-    /// addresses, and queue its veths for removal (the reaper's doc says why not now).
-    /// Safe to call more than once.
+    /// A container stopped (or its start failed). Safe to call more than once.
     pub(crate) fn unplug(&self, cid: &str) {
-        self.wait_host_ready();
-        let (live, veths, changed, ctr) = {
-            let mut st = self.lock();
-            let live = st.live.remove(cid);
-            let mut veths = Vec::new();
-            let changed: Vec<NetRecord> = st
-                .nets
-                .values_mut()
-                .filter_map(|r| {
-                    let ep = r.endpoints.remove(cid)?;
-                    if !ep.veth.is_empty() {
-                        veths.push(ep.veth);
-                    }
-                    Some(r.clone())
-                })
-                .collect();
-            let ctr = st.ctrs.get_mut(cid).and_then(|c| {
-                let plugged = c.pid != 0
-                    || !c.bound.is_empty()
-                    || c.endpoints.as_ref().is_some_and(|e| !e.is_empty());
-                plugged.then(|| {
-                    c.pid = 0;
-                    c.bound.clear();
-                    c.endpoints = Some(BTreeMap::new());
-                    c.clone()
-                })
-            });
-            (live, veths, changed, ctr)
-        };
-        drop(live);
-        for veth in veths {
-            self.reaper.remove(veth);
-        }
-        for r in &changed {
-            self.emit(r, cid, "disconnect");
-        }
-        if let Some(c) = ctr {
-            self.save_ctr(&c);
-        }
+        self.driver.unplug(cid);
     }
 
-    /// `docker rename`: the container's name in its settings and on its endpoints, so the
-    /// embedded DNS answers the new name and no longer the old one, and `DNSNames` shows it
-    /// (moby `daemon/rename.go` updates the endpoints' DNS names the same way).
+    /// `docker rename`: the container's name in its settings and on its endpoints.
     pub(crate) fn rename(&self, cid: &str, name: &str) {
-        let name = name.trim_start_matches('/');
-        let c = {
-            let mut st = self.lock();
-            for ep in st
-                .nets
-                .values_mut()
-                .filter_map(|r| r.endpoints.get_mut(cid))
-            {
-                ep.name = name.to_string();
-            }
-            let endpoints = endpoints_of(&st, cid);
-            let Some(c) = st.ctrs.get_mut(cid) else {
-                return;
-            };
-            c.name = name.to_string();
-            if c.endpoints.is_some() || !endpoints.is_empty() {
-                c.endpoints = Some(endpoints);
-            }
-            c.clone()
-        };
-        self.save_ctr(&c);
+        self.driver.rename(cid, name);
     }
 
     /// The container is removed: drop its settings.
     pub(crate) fn forget(&self, cid: &str) {
-        self.unplug(cid);
-        if self.lock().ctrs.remove(cid).is_some() {
-            let p = self.ctr_path(cid);
-            if let Err(e) = std::fs::remove_file(&p) {
-                tracing::warn!(file = %p.display(), error = %e, "cannot remove");
-            }
-        }
+        self.driver.forget(cid);
     }
 
     /// Validates and stores a new container's network settings (`container_create`).
@@ -1024,139 +162,7 @@ impl Networks {
         networking: Option<&Value>,
         peer_id: Option<String>,
     ) -> Result<(), EngineError> {
-        let c = {
-            let st = self.lock();
-            settings::from_request(&st, cid, name, config, host_config, networking, peer_id)?
-        };
-        write_json(&self.ctr_path(cid), &c)?;
-        self.lock().ctrs.insert(cid.to_string(), c);
-        Ok(())
-    }
-}
-
-/// Container `cid`'s endpoints, by network ID.
-fn endpoints_of(st: &State, cid: &str) -> BTreeMap<String, Endpoint> {
-    st.nets
-        .values()
-        .filter_map(|r| Some((r.id.clone(), r.endpoints.get(cid)?.clone())))
-        .collect()
-}
-
-/// At start-up: the networks' endpoints are those the containers' files hold for the
-/// containers that ran when the daemon stopped (`forget_stale` then drops those that no
-/// longer run). Files of older versions (no endpoints in the container's file) keep what
-/// the network record says. An address outside its network's subnet (the default bridge
-/// got a new `--bip`) is dropped.
-fn rebuild_endpoints(st: &mut State) {
-    let State { nets, ctrs, .. } = st;
-    for r in nets.values_mut() {
-        r.endpoints
-            .retain(|cid, _| ctrs.get(cid).is_some_and(|c| c.endpoints.is_none()));
-    }
-    for c in ctrs.values().filter(|c| c.pid != 0) {
-        for (net, ep) in c.endpoints.iter().flatten() {
-            let Some(r) = nets.get_mut(net) else { continue };
-            if r.subnet.is_some_and(|s| s.contains(ep.ip)) {
-                r.endpoints.insert(c.id.clone(), ep.clone());
-            }
-        }
-    }
-}
-
-/// The embedded DNS's view: names and aliases of containers sharing a user network with
-/// `cid` (and their 12-character IDs).
-fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
-    let mut out = Vec::new();
-    for r in st
-        .nets
-        .values()
-        .filter(|r| r.name != DEFAULT && r.endpoints.contains_key(cid))
-    {
-        let bare = name
-            .strip_suffix(&format!(".{}", r.name.to_ascii_lowercase()))
-            .unwrap_or(name);
-        for (id, ep) in &r.endpoints {
-            let hit = ep.name.eq_ignore_ascii_case(bare)
-                || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
-                || (bare.len() == 12 && id.starts_with(bare));
-            if hit && !out.contains(&ep.ip) {
-                out.push(ep.ip);
-            }
-        }
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-fn start_proxy(p: &settings::PortSpec, ip: Ipv4Addr) -> Result<(Proxy, settings::Bound), NetError> {
-    let host_ip: Ipv4Addr = if p.host_ip.is_empty() {
-        Ipv4Addr::UNSPECIFIED
-    } else {
-        p.host_ip.parse().map_err(|_| {
-            NetError::InvalidArgument(format!("invalid host IP address: {}", p.host_ip))
-        })?
-    };
-    let (lo, hi) = settings::port_range(&p.host_port)?;
-    let target = SocketAddr::from((ip, p.port));
-    let mut last = None;
-    for hp in lo..=hi {
-        match berth_network::proxy::start(&p.proto, SocketAddr::from((host_ip, hp)), target) {
-            Ok(proxy) => {
-                let b = settings::Bound {
-                    port: p.port,
-                    proto: p.proto.clone(),
-                    host_ip: host_ip.to_string(),
-                    host_port: proxy.host.port(),
-                };
-                return Ok((proxy, b));
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| NetError::InvalidArgument("empty port range".into())))
-}
-
-/// The first of `subnets` (as a client wrote them) that overlaps a subnet the host routes
-/// to directly, with that route: a bridge on it would take the host's traffic for those
-/// addresses. Unparsable subnets are skipped (network create refuses them itself).
-/// Blocking (reads the host's routes): call it off the async workers.
-pub fn host_route_overlap(subnets: &[String]) -> Option<(String, String)> {
-    let wanted: Vec<(&String, Ipv4Net)> = subnets
-        .iter()
-        .filter_map(|s| Some((s, s.parse::<Ipv4Net>().ok()?)))
-        .collect();
-    if wanted.is_empty() {
-        return None;
-    }
-    let routes = bridge::host_subnets();
-    wanted.into_iter().find_map(|(s, net)| {
-        routes
-            .iter()
-            .find(|r| r.overlaps(&net))
-            .map(|r| (s.clone(), r.to_string()))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-
-    #[test]
-    fn host_route_overlap_skips_what_does_not_parse() {
-        assert_eq!(host_route_overlap(&["not a subnet".into()]), None);
-        assert_eq!(host_route_overlap(&[]), None);
-    }
-
-    use super::*;
-
-    #[test]
-    fn firewall_tags() {
-        let root = Path::new("/var/lib/berth");
-        assert_eq!(firewall_tag(Some("berth0"), root), "berth0");
-        // FNV-1a 32 of "a" is e40c292c.
-        assert_eq!(firewall_tag(None, Path::new("a")), "none-e40c292c");
-        let t = firewall_tag(None, root);
-        assert_eq!(t, firewall_tag(None, root));
-        assert_ne!(t, firewall_tag(None, Path::new("/var/lib/berth2")));
-        // Chain names stay within iptables' 28 characters.
-        assert!(format!("BERTH-POST-{t}").len() <= 28);
+        let req = settings::container_request(cid, name, config, host_config, networking, peer_id);
+        self.driver.register(&req).map_err(net_err)
     }
 }

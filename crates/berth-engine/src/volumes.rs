@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use berth_api_types::volume::{Volume, VolumeListResponse, VolumePruneResponse, VolumeUsageData};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError};
@@ -72,19 +73,8 @@ pub(crate) enum DriverSource {
     Bind(PathBuf),
 }
 
-/// `POST /volumes/create`'s body, as far as the local driver reads it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CreateVolume {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub driver: Option<String>,
-    #[serde(default)]
-    pub driver_opts: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pub labels: Option<BTreeMap<String, String>>,
-}
+/// `POST /volumes/create`'s body (the server decodes it).
+pub use berth_api_types::volume::VolumeCreateRequest as CreateVolume;
 
 /// The checks of `POST /volumes/create` before anything is written: the driver must be
 /// the local one; no name means a fresh anonymous-style one.
@@ -310,21 +300,29 @@ pub(crate) fn dir_size(dir: &Path) -> i64 {
     walk(dir).unwrap_or(-1)
 }
 
-/// Docker's JSON for one volume; `usage` adds `UsageData`.
-pub(crate) fn to_json(data_root: &Path, m: &VolumeMeta, usage: Option<(i64, i64)>) -> Value {
-    let mut v = json!({
-        "CreatedAt": m.created_at,
-        "Driver": "local",
-        "Labels": m.labels,
-        "Mountpoint": data_path(data_root, &m.name),
-        "Name": m.name,
-        "Options": m.options,
-        "Scope": "local",
-    });
-    if let Some((size, refs)) = usage {
-        v["UsageData"] = json!({"Size": size, "RefCount": refs});
+/// Docker's shape of one volume; `usage` adds `UsageData`.
+pub(crate) fn volume(data_root: &Path, m: &VolumeMeta, usage: Option<(i64, i64)>) -> Volume {
+    Volume {
+        created_at: m.created_at.clone(),
+        driver: "local".into(),
+        labels: m.labels.clone(),
+        mountpoint: data_path(data_root, &m.name).display().to_string(),
+        name: m.name.clone(),
+        options: m.options.clone(),
+        scope: "local".into(),
+        usage_data: usage.map(|(size, ref_count)| VolumeUsageData { size, ref_count }),
     }
-    v
+}
+
+/// [`volume`] as JSON.
+pub(crate) fn to_json(data_root: &Path, m: &VolumeMeta, usage: Option<(i64, i64)>) -> Value {
+    to_value(volume(data_root, m, usage))
+}
+
+/// A response as JSON (these structs hold only strings, numbers and maps: serialising
+/// them cannot fail).
+fn to_value<T: Serialize>(v: T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 fn label_matches(labels: &Option<BTreeMap<String, String>>, want: &str) -> bool {
@@ -393,7 +391,7 @@ impl Engine {
         let names = filters.get("name");
         let labels = filters.get("label");
         let drivers = filters.get("driver");
-        let vols: Vec<Value> = all(root)
+        let vols: Vec<Volume> = all(root)
             .into_iter()
             .filter(|m| {
                 let used = users.get(&m.name).is_some_and(|v| !v.is_empty());
@@ -402,9 +400,12 @@ impl Engine {
             .filter(|m| names.is_empty() || names.iter().any(|n| m.name.contains(n.as_str())))
             .filter(|m| labels.iter().all(|l| label_matches(&m.labels, l)))
             .filter(|_| drivers.is_empty() || drivers.iter().any(|d| d == "local"))
-            .map(|m| to_json(root, &m, None))
+            .map(|m| volume(root, &m, None))
             .collect();
-        Ok(json!({"Volumes": vols, "Warnings": []}))
+        Ok(to_value(VolumeListResponse {
+            volumes: vols,
+            warnings: Vec::new(),
+        }))
     }
 
     /// `DELETE /volumes/{name}`.
@@ -477,7 +478,10 @@ impl Engine {
             "",
             &[("reclaimed", &reclaimed.to_string())],
         );
-        Ok(json!({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}))
+        Ok(to_value(VolumePruneResponse {
+            volumes_deleted: deleted,
+            space_reclaimed: reclaimed,
+        }))
     }
 
     /// Volumes with `UsageData` for `/system/df`.
@@ -501,6 +505,46 @@ mod fuzz;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The typed shape serialises to what the hand-built JSON it replaced did (the old
+    /// `json!` is kept here as the reference), with and without labels, options, usage.
+    #[test]
+    fn volume_json_is_what_it_was() {
+        let root = Path::new("/var/lib/berth");
+        let old = |m: &VolumeMeta, usage: Option<(i64, i64)>| {
+            let mut v = serde_json::json!({
+                "CreatedAt": m.created_at,
+                "Driver": "local",
+                "Labels": m.labels,
+                "Mountpoint": data_path(root, &m.name),
+                "Name": m.name,
+                "Options": m.options,
+                "Scope": "local",
+            });
+            if let Some((size, refs)) = usage {
+                v["UsageData"] = serde_json::json!({"Size": size, "RefCount": refs});
+            }
+            v
+        };
+        let bare = VolumeMeta {
+            name: "v1".into(),
+            created_at: "2026-01-02T03:04:05Z".into(),
+            labels: None,
+            options: None,
+        };
+        let full = VolumeMeta {
+            labels: Some(BTreeMap::from([("a".into(), "b".into())])),
+            options: Some(BTreeMap::from([("type".into(), "tmpfs".into())])),
+            ..bare.clone()
+        };
+        for m in [&bare, &full] {
+            for usage in [None, Some((-1, 0)), Some((4096, 2))] {
+                let new = to_json(root, m, usage);
+                assert_eq!(new, old(m, usage));
+                assert_eq!(new.to_string(), old(m, usage).to_string());
+            }
+        }
+    }
 
     #[test]
     fn names_follow_the_local_driver() {

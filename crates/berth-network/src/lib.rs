@@ -3,9 +3,11 @@
 //! userland port proxy, the embedded DNS server, and `/etc/hosts` and `resolv.conf`
 //! content.
 //!
-//! It knows nothing of containers or records: the engine hands it plain values (a
-//! subnet, a bridge name, a container's init pid) and gets plain values back. A
-//! container's interfaces are made over rtnetlink (no process per start); bridges and
+//! The primitives (`bridge`, `endpoint`, `firewall`, `ipam`, `proxy`, `dns`, `files`) know
+//! nothing of containers or records: they take plain values (a subnet, a bridge name, a
+//! container's init pid). [`manager`] puts them together: the network records, each
+//! container's settings and endpoints, and what a start, a stop, a connect and a
+//! disconnect do; the engine reaches it through [`NetworkDriver`]. A container's interfaces are made over rtnetlink (no process per start); bridges and
 //! firewall rules, made once per network, are driven through `ip` and `iptables -w`, which
 //! every host that runs Docker has.
 #![forbid(unsafe_code)]
@@ -13,13 +15,16 @@
 pub mod bridge;
 mod cmd;
 pub mod dns;
+mod driver;
 pub mod endpoint;
 pub mod files;
 pub mod firewall;
 pub mod ipam;
+pub mod manager;
 pub mod proxy;
 mod rtnl;
 
+pub use driver::NetworkDriver;
 pub use ipam::Ipv4Net;
 
 /// What went wrong, with the kind a client can act on.
@@ -31,6 +36,15 @@ pub enum NetError {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// Allowed to no one (a pre-defined network, an address pool that overlaps).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Out of something (addresses).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else, with what failed.
+    #[error("{0}")]
+    Other(String),
     /// A tool (`ip`, `iptables`) failed.
     #[error("{cmd} failed: {msg}")]
     Command { cmd: String, msg: String },

@@ -11,9 +11,12 @@ use berth_network::{bridge, Ipv4Net};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-use super::api::{create_ipam, parse_create};
-use super::settings::{from_request, port_range};
-use super::{HostReady, NetRecord, Networks, State, DEFAULT};
+use berth_network::manager::{create_ipam, from_request, port_range, CtrNet, NetRecord};
+
+use super::api::parse_create;
+use super::fake::FakeDriver;
+use super::settings::container_request;
+use super::{Networks, DEFAULT};
 use crate::fuzz_support::{arb_json, config, corpus, mutated};
 
 const NET_KEYS: &[&str] = &[
@@ -62,11 +65,14 @@ fn taken() -> Vec<Ipv4Net> {
 /// Runs the pure part of `network_create` and checks what it accepted.
 fn check_network(body: &Value) {
     let Some(body) = body.as_object() else { return };
+    // The engine's decoding (`network_create`): tolerant, so any object reads.
+    let body: berth_api_types::network::NetworkCreateRequest =
+        serde_json::from_value(Value::Object(body.clone())).unwrap();
     let id = "0123456789abcdef".repeat(4);
-    let Ok((got_id, req)) = parse_create(body, 1500, || Ok(id.clone())) else {
+    let Ok(req) = parse_create(&body, 1500, || Ok(id.clone())) else {
         return;
     };
-    assert_eq!(got_id, id);
+    assert_eq!(req.id, id);
     assert!(!req.name.is_empty());
     assert!((68..=65535).contains(&req.mtu), "mtu {}", req.mtu);
     assert!(bridge::valid_name(&req.bridge_name));
@@ -141,42 +147,25 @@ const CTR_PATHS: &[&str] = &[
     "net|EndpointsConfig|default",
 ];
 
-/// Networks under `data_root` holding [`state`]'s two networks, for tests that need a
-/// `Networks`: no host set-up, no firewall (its chains are never written).
-pub(crate) fn test_networks(data_root: &std::path::Path) -> std::sync::Arc<Networks> {
-    let dir = data_root.join("network");
-    for d in ["networks", "containers"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    let cfg = crate::config::NetConfig {
-        iptables: false,
-        ip_forward: false,
-        ..Default::default()
-    };
-    let n = Networks {
-        dir,
-        cfg,
-        fw: berth_network::firewall::Firewall::new("fuzz", false),
-        fw_live: std::sync::Mutex::new(false),
-        st: std::sync::Arc::new(std::sync::Mutex::new(state())),
-        events: Default::default(),
-        host_ready: HostReady::default(),
-        reaper: berth_network::endpoint::Reaper::start().unwrap(),
-    };
-    n.host_ready.set();
-    std::sync::Arc::new(n)
+/// Networks over a fake driver holding [`state`]'s two networks, for tests that need a
+/// `Networks` (`_data_root`: where the real driver would keep its files).
+pub(crate) fn test_networks(_data_root: &std::path::Path) -> std::sync::Arc<Networks> {
+    std::sync::Arc::new(Networks::new(
+        std::sync::Arc::new(FakeDriver::with(state())),
+        Default::default(),
+    ))
 }
 
 /// Two bridge networks: the default one (`aaa111`, 10.0.0.0/24) and "user" (`bbb222`,
 /// 10.0.1.0/24); also the settings tests' state.
-pub(crate) fn state() -> State {
-    let mut st = State::default();
+pub(crate) fn state() -> BTreeMap<String, NetRecord> {
+    let mut nets = BTreeMap::new();
     for (id, name, subnet) in [
         ("aaa111", DEFAULT, "10.0.0.0/24"),
         ("bbb222", "user", "10.0.1.0/24"),
     ] {
-        st.nets.insert(
-            id.into(),
+        nets.insert(
+            id.to_string(),
             NetRecord {
                 id: id.into(),
                 name: name.into(),
@@ -198,7 +187,7 @@ pub(crate) fn state() -> State {
             },
         );
     }
-    st
+    nets
 }
 
 /// Reads a container's network settings from `{"config", "hc", "net"}` and checks them.
@@ -212,8 +201,8 @@ fn check_container(v: &Value) {
     let (config, hc) = (obj("config"), obj("hc"));
     let net = v.get("net");
     let peer = v.get("peer").and_then(Value::as_str).map(String::from);
-    let st = state();
-    let Ok(c) = from_request(&st, "c0ffee0123456789", "/n", &config, &hc, net, peer) else {
+    let req = container_request("c0ffee0123456789", "/n", &config, &hc, net, peer);
+    let Ok(c) = from_request(&state(), &req) else {
         return;
     };
     for spec in c.port_specs() {
@@ -232,8 +221,7 @@ fn check_container(v: &Value) {
     }
     let _ = c.dns_settings();
     // The record is stored as JSON and read back at every start.
-    let back: super::settings::CtrNet =
-        serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
+    let back: CtrNet = serde_json::from_value(serde_json::to_value(&c).unwrap()).unwrap();
     assert_eq!(back.bindings, c.bindings);
 }
 
@@ -302,18 +290,18 @@ fn container_network_corpus() {
 #[test]
 fn good_bodies_are_accepted() {
     let body = good_network();
-    let (_, req) = parse_create(body.as_object().unwrap(), 1500, || Ok("f".repeat(64))).unwrap();
+    let body = serde_json::from_value(body).unwrap();
+    let req = parse_create(&body, 1500, || Ok("f".repeat(64))).unwrap();
     create_ipam(&req, taken(), || None).unwrap();
     let v = good_container();
     let obj = |k: &str| v[k].as_object().unwrap().clone();
-    from_request(
-        &state(),
+    let req = container_request(
         "c0ffee0123456789",
         "/n",
         &obj("config"),
         &obj("hc"),
         v.get("net"),
         None,
-    )
-    .unwrap();
+    );
+    from_request(&state(), &req).unwrap();
 }

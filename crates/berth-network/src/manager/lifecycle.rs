@@ -1,0 +1,502 @@
+//! A container's way through the network: its settings registered at create, addresses
+//! allocated and `/etc/hosts`/`resolv.conf` written at `prepare`, interfaces, published
+//! ports and embedded DNS at `plug` (or `restore` after a daemon restart), everything
+//! released at `unplug`, its name changed at `rename`, its settings dropped at `forget`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_sys::pidfd::ProcessHandle;
+
+use super::settings::{self, ContainerRequest, CtrNet};
+use super::{
+    random_hex, write_json, Endpoint, Live, Manager, NetEvent, NetNs, NetPlan, NetRecord, State,
+    DEFAULT,
+};
+use crate::files::DnsSettings;
+use crate::proxy::Proxy;
+use crate::{endpoint, ipam, NetError};
+
+impl Manager {
+    /// Allocates an address on `net` for container `cid` (the requested one if given).
+    pub(super) fn allocate(
+        r: &mut NetRecord,
+        cid: &str,
+        name: &str,
+        aliases: &[String],
+        want: Option<Ipv4Addr>,
+        mac: Option<&str>,
+    ) -> Result<Endpoint, NetError> {
+        if let Some(ep) = r.endpoints.get(cid) {
+            return Ok(ep.clone());
+        }
+        let (Some(subnet), Some(gw)) = (r.subnet, r.gateway) else {
+            return Err(NetError::InvalidArgument(format!(
+                "network {} has no address space",
+                r.name
+            )));
+        };
+        let used: BTreeSet<Ipv4Addr> = r.endpoints.values().map(|e| e.ip).collect();
+        let ip = match want {
+            Some(ip) => {
+                if !subnet.contains(ip)
+                    || ip == gw
+                    || ip == subnet.addr()
+                    || ip == subnet.broadcast()
+                {
+                    return Err(NetError::InvalidArgument(format!(
+                        "Invalid address {ip}: It does not belong to any of this network's subnets"
+                    )));
+                }
+                if used.contains(&ip) {
+                    return Err(NetError::Conflict(format!("Address already in use: {ip}")));
+                }
+                ip
+            }
+            None => ipam::allocate(&subnet, r.ip_range.as_ref(), gw, &used, r.last_ip).ok_or_else(
+                || {
+                    NetError::Unavailable(format!(
+                        "no available IPv4 addresses on this network's address pools: {} ({})",
+                        r.name, r.id
+                    ))
+                },
+            )?,
+        };
+        let ep = Endpoint {
+            endpoint_id: random_hex(32)?,
+            ip,
+            mac: mac
+                .filter(|m| !m.is_empty())
+                .map(String::from)
+                .unwrap_or_else(|| ipam::mac_for(ip)),
+            name: name.to_string(),
+            aliases: aliases.to_vec(),
+            veth: String::new(),
+        };
+        r.endpoints.insert(cid.to_string(), ep.clone());
+        r.last_ip = Some(ip);
+        Ok(ep)
+    }
+
+    /// Step one of a start: addresses for each attached network, the netns to use, and the
+    /// `/etc/hosts` and `resolv.conf` content. `peer`: for `container:<id>`, that
+    /// container's init pid and its hosts and resolv.conf.
+    pub fn prepare(
+        &self,
+        cid: &str,
+        peer: Option<(i32, String, String)>,
+    ) -> Result<NetPlan, NetError> {
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let mut st = self.lock();
+        let Some(c) = st.ctrs.get(cid).cloned() else {
+            // A container made before networking existed: a private netns, loopback only.
+            return Ok(NetPlan {
+                ns: NetNs::Private,
+                hosts: crate::files::hosts(cid.get(..12).unwrap_or(cid), "", None, &[]),
+                resolv: crate::files::resolv_conf(&host_resolv, &DnsSettings::default(), false),
+            });
+        };
+        let dns = c.dns_settings();
+        match c.mode.as_str() {
+            "host" => {
+                return Ok(NetPlan {
+                    ns: NetNs::Host,
+                    hosts: std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
+                    resolv: host_resolv,
+                })
+            }
+            m if m.starts_with("container:") => {
+                let (pid, hosts, resolv) = peer.ok_or_else(|| {
+                    NetError::Conflict(format!(
+                        "cannot join network of a non running container: {}",
+                        m.strip_prefix("container:").unwrap_or(m)
+                    ))
+                })?;
+                return Ok(NetPlan {
+                    ns: NetNs::Path(PathBuf::from(format!("/proc/{pid}/ns/net"))),
+                    hosts,
+                    resolv,
+                });
+            }
+            _ => {}
+        }
+        let mut first_ip = None;
+        let mut embedded = false;
+        let mut made: Vec<String> = Vec::new();
+        for a in &c.attach {
+            if self.disabled_default(a) {
+                // moby `connectToNetwork`: with `DisableBridge`, a container on the default
+                // bridge is started with its networking disabled (loopback only, no
+                // address, no DNS); it still joins its other networks. Its published ports
+                // then have nothing to forward to and, as with dockerd, are not bound.
+                continue;
+            }
+            let Some(r) = st.nets.get_mut(&a.network_id) else {
+                // Undo this start's allocations.
+                for id in &made {
+                    if let Some(r) = st.nets.get_mut(id) {
+                        r.endpoints.remove(cid);
+                    }
+                }
+                return Err(NetError::NotFound(format!(
+                    "network {} not found",
+                    a.network_name
+                )));
+            };
+            let ep = match Self::allocate(r, cid, &c.name, &a.aliases, a.ipv4, c.mac.as_deref()) {
+                Ok(ep) => ep,
+                Err(e) => {
+                    for id in &made {
+                        if let Some(r) = st.nets.get_mut(id) {
+                            r.endpoints.remove(cid);
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            made.push(a.network_id.clone());
+            first_ip.get_or_insert(ep.ip);
+            embedded |= r.name != DEFAULT;
+        }
+        drop(st);
+        // Nothing is written yet: `plug` records the endpoints in the container's file
+        // before the container runs; a start that fails before that leaves nothing behind.
+        Ok(NetPlan {
+            ns: NetNs::Private,
+            hosts: crate::files::hosts(&c.hostname, &c.domainname, first_ip, &c.extra_hosts),
+            resolv: crate::files::resolv_conf(&host_resolv, &dns, embedded),
+        })
+    }
+
+    /// Step two, once the container's init (`pid`) exists: interfaces, ports, DNS.
+    pub fn plug(&self, cid: &str, process: &ProcessHandle) -> Result<(), NetError> {
+        self.wait_host_ready();
+        let result = self.plug_inner(cid, process, None);
+        if result.is_err() {
+            self.unplug(cid);
+        }
+        result
+    }
+
+    /// `restore`: ports to bind again after a daemon restart (veths are already there).
+    pub(super) fn plug_inner(
+        &self,
+        cid: &str,
+        process: &ProcessHandle,
+        restore: Option<&[settings::Bound]>,
+    ) -> Result<(), NetError> {
+        let pid = process.pid();
+        let netns = || {
+            process.ns("net").map_err(|e| {
+                NetError::Conflict(format!("cannot open the network namespace of {cid}: {e}"))
+            })
+        };
+        let (c, eps) = {
+            let st = self.lock();
+            let Some(c) = st.ctrs.get(cid).cloned() else {
+                drop(st);
+                return endpoint::loopback_up(pid, netns()?);
+            };
+            let eps: Vec<(NetRecord, Endpoint)> = c
+                .attach
+                .iter()
+                .filter_map(|a| {
+                    let r = st.nets.get(&a.network_id)?;
+                    Some((r.clone(), r.endpoints.get(cid)?.clone()))
+                })
+                .collect();
+            (c, eps)
+        };
+        if c.mode == "host" || c.mode.starts_with("container:") {
+            return Ok(());
+        }
+        if restore.is_none() {
+            let mut sandbox = endpoint::Sandbox::open(pid, netns()?)?;
+            sandbox.loopback_up()?;
+            for (i, (r, ep)) in eps.iter().enumerate() {
+                let Some(subnet) = r.subnet else { continue };
+                let ifname = format!("eth{i}");
+                let gateway = if i == 0 && !r.internal {
+                    r.gateway
+                } else {
+                    None
+                };
+                let veth = sandbox.plug(&r.plug(ep, &ifname, subnet, gateway))?;
+                self.set_veth(&r.id, cid, &veth);
+                self.emit(r, cid, "connect");
+            }
+        }
+        let mut live = Live::default();
+        let mut bound = Vec::new();
+        if let Some((_, ep)) = eps.first() {
+            let specs = match restore {
+                Some(b) => b
+                    .iter()
+                    .map(|b| settings::PortSpec {
+                        port: b.port,
+                        proto: b.proto.clone(),
+                        host_ip: b.host_ip.clone(),
+                        host_port: b.host_port.to_string(),
+                    })
+                    .collect(),
+                None => c.port_specs(),
+            };
+            for p in specs {
+                let (proxy, b) = start_proxy(&p, ep.ip)?;
+                live.proxies.push(proxy);
+                bound.push(b);
+            }
+        }
+        if eps.iter().any(|(r, _)| r.name != DEFAULT) {
+            let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let ups = crate::files::upstreams(&host_resolv, &c.dns_settings());
+            let st = self.st.clone();
+            let me = cid.to_string();
+            let lookup: crate::dns::Lookup = Arc::new(move |name: &str| {
+                resolve(&st.lock().unwrap_or_else(|e| e.into_inner()), &me, name)
+            });
+            live.dns = Some(crate::dns::serve(netns()?, lookup, ups)?);
+        }
+        let mut st = self.lock();
+        st.live.insert(cid.to_string(), live);
+        let endpoints = Some(endpoints_of(&st, cid));
+        if let Some(c) = st.ctrs.get_mut(cid) {
+            c.pid = pid;
+            c.bound = bound;
+            c.endpoints = endpoints;
+            let c = c.clone();
+            drop(st);
+            self.save_ctr(&c);
+        }
+        Ok(())
+    }
+
+    /// A `network connect`/`disconnect` event for container `cid` on `r`.
+    pub(super) fn emit(&self, r: &NetRecord, cid: &str, action: &'static str) {
+        (self.hooks.events)(NetEvent {
+            action,
+            network_id: r.id.clone(),
+            network_name: r.name.clone(),
+            driver: r.driver.clone(),
+            container: cid.to_string(),
+        });
+    }
+
+    /// Notes the host end of a plugged endpoint (written with the container's file).
+    pub(super) fn set_veth(&self, net: &str, cid: &str, veth: &str) {
+        let mut st = self.lock();
+        if let Some(ep) = st.nets.get_mut(net).and_then(|r| r.endpoints.get_mut(cid)) {
+            ep.veth = veth.to_string();
+        }
+    }
+
+    /// Writes container `cid`'s file with its endpoints as they are now (after a
+    /// `network connect` or `disconnect` while it runs).
+    pub(super) fn save_ctr_endpoints(&self, cid: &str) {
+        let c = {
+            let mut st = self.lock();
+            let endpoints = Some(endpoints_of(&st, cid));
+            let Some(c) = st.ctrs.get_mut(cid) else {
+                return;
+            };
+            c.endpoints = endpoints;
+            c.clone()
+        };
+        self.save_ctr(&c);
+    }
+
+    /// After a daemon restart: the proxies and DNS of a container that still runs.
+    pub fn restore(&self, cid: &str, process: &ProcessHandle) {
+        self.wait_host_ready();
+        let bound = self.lock().ctrs.get(cid).map(|c| c.bound.clone());
+        let Some(bound) = bound else { return };
+        if let Err(e) = self.plug_inner(cid, process, Some(&bound)) {
+            tracing::error!(id = cid, error = %e, "cannot restore the container's network");
+        }
+    }
+
+    /// Drops endpoints of containers that no longer run (a daemon crash left them).
+    pub fn forget_stale(&self, running: &[String]) {
+        let changed: Vec<CtrNet> = {
+            let mut st = self.lock();
+            for r in st.nets.values_mut() {
+                r.endpoints.retain(|cid, _| running.contains(cid));
+            }
+            st.ctrs
+                .values_mut()
+                .filter(|c| !running.contains(&c.id))
+                .filter(|c| {
+                    c.pid != 0
+                        || !c.bound.is_empty()
+                        || c.endpoints.as_ref().is_some_and(|e| !e.is_empty())
+                })
+                .map(|c| {
+                    c.pid = 0;
+                    c.bound.clear();
+                    c.endpoints = Some(BTreeMap::new());
+                    c.clone()
+                })
+                .collect()
+        };
+        for c in changed {
+            self.save_ctr(&c);
+        }
+    }
+
+    /// A container stopped (or its start failed): close its ports and DNS, release its
+    /// addresses, and queue its veths for removal (the reaper's doc says why not now).
+    /// Safe to call more than once.
+    pub fn unplug(&self, cid: &str) {
+        self.wait_host_ready();
+        let (live, veths, changed, ctr) = {
+            let mut st = self.lock();
+            let live = st.live.remove(cid);
+            let mut veths = Vec::new();
+            let changed: Vec<NetRecord> = st
+                .nets
+                .values_mut()
+                .filter_map(|r| {
+                    let ep = r.endpoints.remove(cid)?;
+                    if !ep.veth.is_empty() {
+                        veths.push(ep.veth);
+                    }
+                    Some(r.clone())
+                })
+                .collect();
+            let ctr = st.ctrs.get_mut(cid).and_then(|c| {
+                let plugged = c.pid != 0
+                    || !c.bound.is_empty()
+                    || c.endpoints.as_ref().is_some_and(|e| !e.is_empty());
+                plugged.then(|| {
+                    c.pid = 0;
+                    c.bound.clear();
+                    c.endpoints = Some(BTreeMap::new());
+                    c.clone()
+                })
+            });
+            (live, veths, changed, ctr)
+        };
+        drop(live);
+        for veth in veths {
+            self.reaper.remove(veth);
+        }
+        for r in &changed {
+            self.emit(r, cid, "disconnect");
+        }
+        if let Some(c) = ctr {
+            self.save_ctr(&c);
+        }
+    }
+
+    /// `docker rename`: the container's name in its settings and on its endpoints, so the
+    /// embedded DNS answers the new name and no longer the old one, and `DNSNames` shows it
+    /// (moby `daemon/rename.go` updates the endpoints' DNS names the same way).
+    pub fn rename(&self, cid: &str, name: &str) {
+        let name = name.trim_start_matches('/');
+        let c = {
+            let mut st = self.lock();
+            for ep in st
+                .nets
+                .values_mut()
+                .filter_map(|r| r.endpoints.get_mut(cid))
+            {
+                ep.name = name.to_string();
+            }
+            let endpoints = endpoints_of(&st, cid);
+            let Some(c) = st.ctrs.get_mut(cid) else {
+                return;
+            };
+            c.name = name.to_string();
+            if c.endpoints.is_some() || !endpoints.is_empty() {
+                c.endpoints = Some(endpoints);
+            }
+            c.clone()
+        };
+        self.save_ctr(&c);
+    }
+
+    /// The container is removed: drop its settings.
+    pub fn forget(&self, cid: &str) {
+        self.unplug(cid);
+        if self.lock().ctrs.remove(cid).is_some() {
+            let p = self.ctr_path(cid);
+            if let Err(e) = std::fs::remove_file(&p) {
+                tracing::warn!(file = %p.display(), error = %e, "cannot remove");
+            }
+        }
+    }
+
+    /// Validates and stores a new container's network settings (`container_create`).
+    pub fn register(&self, req: &ContainerRequest) -> Result<(), NetError> {
+        let cid = req.id.as_str();
+        let c = {
+            let st = self.lock();
+            settings::from_request(&st.nets, req)?
+        };
+        write_json(&self.ctr_path(cid), &c)?;
+        self.lock().ctrs.insert(cid.to_string(), c);
+        Ok(())
+    }
+}
+
+/// Container `cid`'s endpoints, by network ID.
+fn endpoints_of(st: &State, cid: &str) -> BTreeMap<String, Endpoint> {
+    st.nets
+        .values()
+        .filter_map(|r| Some((r.id.clone(), r.endpoints.get(cid)?.clone())))
+        .collect()
+}
+
+/// The embedded DNS's view: names and aliases of containers sharing a user network with
+/// `cid` (and their 12-character IDs).
+pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+    let mut out = Vec::new();
+    for r in st
+        .nets
+        .values()
+        .filter(|r| r.name != DEFAULT && r.endpoints.contains_key(cid))
+    {
+        let bare = name
+            .strip_suffix(&format!(".{}", r.name.to_ascii_lowercase()))
+            .unwrap_or(name);
+        for (id, ep) in &r.endpoints {
+            let hit = ep.name.eq_ignore_ascii_case(bare)
+                || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
+                || (bare.len() == 12 && id.starts_with(bare));
+            if hit && !out.contains(&ep.ip) {
+                out.push(ep.ip);
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn start_proxy(p: &settings::PortSpec, ip: Ipv4Addr) -> Result<(Proxy, settings::Bound), NetError> {
+    let host_ip: Ipv4Addr = if p.host_ip.is_empty() {
+        Ipv4Addr::UNSPECIFIED
+    } else {
+        p.host_ip.parse().map_err(|_| {
+            NetError::InvalidArgument(format!("invalid host IP address: {}", p.host_ip))
+        })?
+    };
+    let (lo, hi) = settings::port_range(&p.host_port)?;
+    let target = SocketAddr::from((ip, p.port));
+    let mut last = None;
+    for hp in lo..=hi {
+        match crate::proxy::start(&p.proto, SocketAddr::from((host_ip, hp)), target) {
+            Ok(proxy) => {
+                let b = settings::Bound {
+                    port: p.port,
+                    proto: p.proto.clone(),
+                    host_ip: host_ip.to_string(),
+                    host_port: proxy.host.port(),
+                };
+                return Ok((proxy, b));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| NetError::InvalidArgument("empty port range".into())))
+}

@@ -1,0 +1,629 @@
+//! One container's network settings as stored (`CtrNet`): its mode, the networks it is
+//! attached to with aliases and requested addresses, DNS and hosts options, published
+//! ports; and how they are read from a create request (`ContainerRequest`).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use berth_api_types::network::{EndpointSettings, PortBinding};
+use serde::{Deserialize, Serialize};
+
+use super::{find, Endpoint, NetRecord, DEFAULT};
+use crate::files::DnsSettings;
+use crate::NetError;
+
+/// A container's network settings as its create request gives them (the engine reads them
+/// out of `Config`, `HostConfig` and `NetworkingConfig`).
+#[derive(Debug, Clone, Default)]
+pub struct ContainerRequest {
+    pub id: String,
+    /// The container's name (a leading `/` is dropped).
+    pub name: String,
+    /// `HostConfig.NetworkMode` (empty or `default`: the default bridge).
+    pub network_mode: String,
+    /// `NetworkingConfig.EndpointsConfig`.
+    pub endpoints: BTreeMap<String, EndpointSettings>,
+    pub hostname: String,
+    pub domainname: String,
+    /// `Config.MacAddress` (clients of API < 1.44).
+    pub mac_address: String,
+    /// `Config.ExposedPorts`' keys (`80/tcp`).
+    pub exposed_ports: Vec<String>,
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    pub publish_all_ports: bool,
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// For `container:<name>`: the resolved ID of that container (`None`: not found).
+    pub peer_id: Option<String>,
+}
+
+/// One network a container is attached to, as asked for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attach {
+    pub network_id: String,
+    /// The name the client used (for messages).
+    pub network_name: String,
+    pub aliases: Vec<String>,
+    pub ipv4: Option<Ipv4Addr>,
+}
+
+/// A port to publish: container `port/proto` on `host_ip:host_port` (port or range; empty
+/// means any free port).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortSpec {
+    pub port: u16,
+    pub proto: String,
+    pub host_ip: String,
+    pub host_port: String,
+}
+
+/// A published port as bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bound {
+    pub port: u16,
+    pub proto: String,
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CtrNet {
+    pub id: String,
+    pub name: String,
+    /// `bridge`, `host`, `none`, `container:<id>`, or a user network's name as given.
+    pub mode: String,
+    pub attach: Vec<Attach>,
+    pub hostname: String,
+    pub domainname: String,
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    pub mac: Option<String>,
+    pub bindings: Vec<PortSpec>,
+    pub exposed: Vec<(u16, String)>,
+    pub publish_all: bool,
+    /// While running: the init pid and the bound ports.
+    #[serde(default)]
+    pub pid: i32,
+    #[serde(default)]
+    pub bound: Vec<Bound>,
+    /// While running: its endpoints (network ID → endpoint), the one durable copy of the
+    /// addresses it holds; written with `pid` in the one write a start makes anyway.
+    /// `None` in files written before this field existed (their endpoints are in the
+    /// network records).
+    #[serde(default)]
+    pub endpoints: Option<BTreeMap<String, Endpoint>>,
+}
+
+/// A port number in decimal digits only, as Go's `strconv.ParseUint` reads it (Rust's
+/// `parse` would also take a leading `+`).
+fn port_number(s: &str) -> Option<u16> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `80/tcp` → (80, "tcp"); `80` → tcp.
+pub fn parse_port_key(k: &str) -> Result<(u16, String), NetError> {
+    let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(NetError::InvalidArgument(format!(
+            "invalid proto '{proto}'"
+        )));
+    }
+    let port = port_number(p)
+        .filter(|p| *p > 0)
+        .ok_or_else(|| NetError::InvalidArgument(format!("invalid port '{p}'")))?;
+    Ok((port, proto))
+}
+
+/// `8080` or `8000-8010`; empty is "any" (0).
+pub fn port_range(s: &str) -> Result<(u16, u16), NetError> {
+    let bad = || NetError::InvalidArgument(format!("invalid hostPort: {s}"));
+    if s.is_empty() {
+        return Ok((0, 0));
+    }
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let (a, b) = (
+        port_number(a).ok_or_else(bad)?,
+        port_number(b).ok_or_else(bad)?,
+    );
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+impl CtrNet {
+    pub fn dns_settings(&self) -> DnsSettings {
+        DnsSettings {
+            servers: self.dns.clone(),
+            search: self.dns_search.clone(),
+            options: self.dns_options.clone(),
+        }
+    }
+
+    /// What to publish at start: the bindings, plus every other exposed port on a free
+    /// host port under `-P`.
+    pub fn port_specs(&self) -> Vec<PortSpec> {
+        let mut v = self.bindings.clone();
+        if self.publish_all {
+            for (port, proto) in &self.exposed {
+                if !v.iter().any(|b| b.port == *port && &b.proto == proto) {
+                    v.push(PortSpec {
+                        port: *port,
+                        proto: proto.clone(),
+                        host_ip: String::new(),
+                        host_port: String::new(),
+                    });
+                }
+            }
+        }
+        v
+    }
+}
+
+/// Reads a create request's network settings and checks them against the networks.
+pub fn from_request(
+    nets: &BTreeMap<String, NetRecord>,
+    req: &ContainerRequest,
+) -> Result<CtrNet, NetError> {
+    let cid = req.id.as_str();
+    let mut mode = req.network_mode.clone();
+    if mode.is_empty() || mode == "default" {
+        mode = DEFAULT.into();
+    }
+    // The docker CLI names the default network `default` in EndpointsConfig too.
+    let endpoints: BTreeMap<String, EndpointSettings> = req
+        .endpoints
+        .iter()
+        .map(|(k, v)| {
+            if k == "default" {
+                (DEFAULT.to_string(), v.clone())
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect();
+    let mut attach = Vec::new();
+    let mut add = |net: &str, ec: Option<&EndpointSettings>| -> Result<(), NetError> {
+        let aliases = ec.and_then(|e| e.aliases.clone()).unwrap_or_default();
+        let ipv4 = ec
+            .and_then(EndpointSettings::requested_ipv4)
+            .map(|s| {
+                s.parse::<Ipv4Addr>()
+                    .map_err(|_| NetError::InvalidArgument(format!("invalid IPv4 address: {s}")))
+            })
+            .transpose()?;
+        // By name as well as after the lookup: moby checks the name, so these are refused
+        // under `--bridge=none` too, where there is no `bridge` network to find.
+        if net == DEFAULT && ipv4.is_some() {
+            return Err(NetError::InvalidArgument(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if net == DEFAULT && !aliases.is_empty() {
+            return Err(NetError::InvalidArgument(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+        let (id, r) = match find(nets, net) {
+            Ok(id) => match nets.get(&id) {
+                Some(r) => (id, r),
+                None => return Err(NetError::NotFound(format!("network {net} not found"))),
+            },
+            // dockerd creates the container and fails its start (moby
+            // `updateContainerNetworkSettings` ignores the lookup error).
+            Err(NetError::NotFound(_)) => {
+                attach.push(Attach {
+                    network_id: String::new(),
+                    network_name: net.to_string(),
+                    aliases: Vec::new(),
+                    ipv4: None,
+                });
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if r.name == DEFAULT && ipv4.is_some() {
+            return Err(NetError::InvalidArgument(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if r.name == DEFAULT && !aliases.is_empty() {
+            return Err(NetError::InvalidArgument(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+        if !r.is_bridge() {
+            return Err(NetError::InvalidArgument(format!(
+                "container cannot be connected to network {} with driver {}",
+                r.name, r.driver
+            )));
+        }
+        if let (Some(ip), Some(subnet)) = (ipv4, r.subnet) {
+            if !subnet.contains(ip) {
+                return Err(NetError::InvalidArgument(format!(
+                    "Invalid address {ip}: It does not belong to any of this network's subnets"
+                )));
+            }
+        }
+        if attach.iter().any(|a: &Attach| a.network_id == id) {
+            return Ok(());
+        }
+        attach.push(Attach {
+            network_id: id,
+            network_name: net.to_string(),
+            aliases,
+            ipv4,
+        });
+        Ok(())
+    };
+    match mode.as_str() {
+        "host" | "none" => {}
+        m if m.starts_with("container:") => {
+            if req.peer_id.is_none() {
+                return Err(NetError::NotFound(format!(
+                    "No such container: {}",
+                    m.strip_prefix("container:").unwrap_or(m)
+                )));
+            }
+        }
+        net => {
+            let ec = endpoints.get(net);
+            add(net, ec)?;
+            for (k, v) in &endpoints {
+                if k != net {
+                    add(k, Some(v))?;
+                }
+            }
+        }
+    }
+    if let Some(peer) = &req.peer_id {
+        mode = format!("container:{peer}");
+    }
+    let mut bindings = Vec::new();
+    for (k, list) in &req.port_bindings {
+        let (port, proto) = parse_port_key(k)?;
+        let empty = [PortBinding::default()];
+        let list = if list.is_empty() { &empty[..] } else { list };
+        for b in list {
+            port_range(&b.host_port)?;
+            if !b.host_ip.is_empty() && b.host_ip.parse::<Ipv4Addr>().is_err() {
+                return Err(NetError::InvalidArgument(format!(
+                    "invalid IP address: {}",
+                    b.host_ip
+                )));
+            }
+            bindings.push(PortSpec {
+                port,
+                proto: proto.clone(),
+                host_ip: b.host_ip.clone(),
+                host_port: b.host_port.clone(),
+            });
+        }
+    }
+    let mut exposed = Vec::new();
+    for k in &req.exposed_ports {
+        exposed.push(parse_port_key(k)?);
+    }
+    for b in &bindings {
+        if !exposed.contains(&(b.port, b.proto.clone())) {
+            exposed.push((b.port, b.proto.clone()));
+        }
+    }
+    exposed.sort();
+    // API 1.44+ clients send the MAC in the endpoint settings, older ones in Config.
+    let mut mac = req.mac_address.clone();
+    if mac.is_empty() {
+        let key = if mode == "default" {
+            DEFAULT
+        } else {
+            mode.as_str()
+        };
+        mac = endpoints
+            .get(key)
+            .map(|e| e.mac_address.clone())
+            .unwrap_or_default();
+    }
+    let mac = (!mac.is_empty()).then_some(mac);
+    if let Some(m) = &mac {
+        // Hex digits only: `from_str_radix` would also take a sign (`+f`).
+        let ok = m.split(':').count() == 6
+            && m.split(':')
+                .all(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !ok {
+            return Err(NetError::InvalidArgument(format!(
+                "invalid MAC address: {m}"
+            )));
+        }
+    }
+    let hostname = if req.hostname.is_empty() {
+        cid.get(..12).unwrap_or(cid).to_string()
+    } else {
+        req.hostname.clone()
+    };
+    Ok(CtrNet {
+        id: cid.to_string(),
+        name: req.name.trim_start_matches('/').to_string(),
+        mode,
+        attach,
+        hostname,
+        domainname: req.domainname.clone(),
+        extra_hosts: req.extra_hosts.clone(),
+        dns: req.dns.clone(),
+        dns_search: req.dns_search.clone(),
+        dns_options: req.dns_options.clone(),
+        mac,
+        bindings,
+        exposed,
+        publish_all: req.publish_all_ports,
+        pid: 0,
+        bound: Vec::new(),
+        endpoints: None,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use berth_api_types::network::NetworkingConfig;
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+    use crate::manager::State;
+
+    /// Two bridge networks: the default one (`aaa111`, 10.0.0.0/24) and "user" (`bbb222`,
+    /// 10.0.1.0/24).
+    pub(crate) fn state() -> State {
+        let mut st = State::default();
+        for (id, name, subnet) in [
+            ("aaa111", DEFAULT, "10.0.0.0/24"),
+            ("bbb222", "user", "10.0.1.0/24"),
+        ] {
+            st.nets.insert(
+                id.into(),
+                NetRecord {
+                    id: id.into(),
+                    name: name.into(),
+                    driver: "bridge".into(),
+                    created: String::new(),
+                    subnet: Some(subnet.parse().unwrap()),
+                    gateway: None,
+                    ip_range: None,
+                    user_ipam: false,
+                    gateway_given: false,
+                    internal: false,
+                    attachable: false,
+                    labels: Map::new(),
+                    options: Map::new(),
+                    bridge: format!("br-{id}"),
+                    mtu: 1500,
+                    endpoints: BTreeMap::new(),
+                    last_ip: None,
+                },
+            );
+        }
+        st
+    }
+
+    /// A request on network `mode` with `NetworkingConfig` `net`, exposing 90/udp.
+    fn request(mode: &str, net: Value) -> ContainerRequest {
+        let net: NetworkingConfig = serde_json::from_value(net).unwrap();
+        ContainerRequest {
+            id: "c0ffee0123456789".into(),
+            name: "/n".into(),
+            network_mode: mode.into(),
+            endpoints: net.endpoints_config,
+            exposed_ports: vec!["90/udp".into()],
+            ..Default::default()
+        }
+    }
+
+    fn req(mode: &str, net: Value) -> Result<CtrNet, NetError> {
+        from_request(&state().nets, &request(mode, net))
+    }
+
+    fn binding(host_ip: &str, host_port: &str) -> BTreeMap<String, Vec<PortBinding>> {
+        BTreeMap::from([(
+            "80/tcp".to_string(),
+            vec![PortBinding {
+                host_ip: host_ip.into(),
+                host_port: host_port.into(),
+            }],
+        )])
+    }
+
+    #[test]
+    fn bad_requests_are_refused() {
+        let ip =
+            json!({"EndpointsConfig": {"bridge": {"IPAMConfig": {"IPv4Address": "10.0.0.9"}}}});
+        let e = req("bridge", ip).unwrap_err().to_string();
+        assert!(e.contains("user defined networks only"), "{e}");
+        let alias = json!({"EndpointsConfig": {"default": {"Aliases": ["x"]}}});
+        let e = req("default", alias).unwrap_err().to_string();
+        assert!(e.contains("network-scoped alias"), "{e}");
+        let outside =
+            json!({"EndpointsConfig": {"user": {"IPAMConfig": {"IPv4Address": "10.9.9.9"}}}});
+        assert!(req("user", outside).is_err());
+        let mac = json!({"EndpointsConfig": {"user": {"MacAddress": "zz:00"}}});
+        assert!(req("user", mac).is_err());
+        // Found by fuzzing: a sign passed `u8::from_str_radix` (`+f` read as 0x0f).
+        let signed = json!({"EndpointsConfig": {"user": {"MacAddress": "+f:+f:+f:+f:+f:+f"}}});
+        let e = req("user", signed).unwrap_err();
+        assert_eq!(e.to_string(), "invalid MAC address: +f:+f:+f:+f:+f:+f");
+        let mut port = request("user", json!({}));
+        port.port_bindings = binding("", "x");
+        assert!(from_request(&state().nets, &port).is_err());
+        let mut hostip = request("user", json!({}));
+        hostip.port_bindings = binding("nope", "");
+        assert!(from_request(&state().nets, &hostip).is_err());
+        let mut peer = request("container:abc", json!({}));
+        let e = from_request(&state().nets, &peer).unwrap_err();
+        assert_eq!(e.to_string(), "No such container: abc");
+        peer.peer_id = Some("abc123".into());
+        let c = from_request(&state().nets, &peer).unwrap();
+        assert_eq!(c.mode, "container:abc123");
+    }
+
+    #[test]
+    fn good_request_is_read() {
+        let mut r = request(
+            "user",
+            json!({"EndpointsConfig": {"user": {"Aliases": ["web"], "IPAMConfig": {"IPv4Address": "10.0.1.5"}}}}),
+        );
+        r.publish_all_ports = true;
+        r.dns = vec!["1.1.1.1".into()];
+        r.port_bindings = binding("127.0.0.1", "8080");
+        let c = from_request(&state().nets, &r).unwrap();
+        assert_eq!(c.name, "n");
+        assert_eq!(c.hostname, "c0ffee012345");
+        assert_eq!(c.attach.len(), 1);
+        assert_eq!(c.attach[0].network_id, "bbb222");
+        assert_eq!(c.attach[0].aliases, ["web"]);
+        assert_eq!(c.attach[0].ipv4, Some(Ipv4Addr::new(10, 0, 1, 5)));
+        assert_eq!(
+            c.exposed,
+            [(80, "tcp".to_string()), (90, "udp".to_string())]
+        );
+        let specs = c.port_specs();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].host_port, "8080");
+        assert_eq!(specs[1].host_port, "");
+        // An unknown network is recorded; the start fails, as dockerd's does.
+        let c = req("nope", json!({})).unwrap();
+        assert_eq!(c.attach[0].network_id, "");
+    }
+
+    #[test]
+    fn without_a_default_bridge() {
+        // `--bridge=none`: no `bridge` record. The attachment is kept by name (the start
+        // then skips it), and what dockerd refuses by name is still refused.
+        let mut st = state();
+        st.nets.remove("aaa111");
+        let make = |net: Value| from_request(&st.nets, &request("default", net));
+        let c = make(json!({"EndpointsConfig": {"default": {}}})).unwrap();
+        assert_eq!(c.mode, DEFAULT);
+        assert_eq!(c.attach.len(), 1);
+        assert_eq!(
+            (
+                c.attach[0].network_id.as_str(),
+                c.attach[0].network_name.as_str()
+            ),
+            ("", DEFAULT)
+        );
+        let ip =
+            json!({"EndpointsConfig": {"default": {"IPAMConfig": {"IPv4Address": "10.0.0.9"}}}});
+        assert!(make(ip)
+            .unwrap_err()
+            .to_string()
+            .contains("user defined networks only"));
+        let alias = json!({"EndpointsConfig": {"bridge": {"Aliases": ["x"]}}});
+        assert!(make(alias)
+            .unwrap_err()
+            .to_string()
+            .contains("network-scoped alias"));
+    }
+
+    #[test]
+    fn port_keys_and_ranges() {
+        assert_eq!(parse_port_key("80/tcp").unwrap(), (80, "tcp".into()));
+        assert_eq!(parse_port_key("53/UDP").unwrap(), (53, "udp".into()));
+        assert_eq!(parse_port_key("80").unwrap(), (80, "tcp".into()));
+        assert!(parse_port_key("0/tcp").is_err());
+        assert!(parse_port_key("80/xyz").is_err());
+        assert!(parse_port_key("x/tcp").is_err());
+        assert_eq!(port_range("").unwrap(), (0, 0));
+        assert_eq!(port_range("8000-8010").unwrap(), (8000, 8010));
+        assert!(port_range("9-8").is_err());
+        assert!(port_range("70000").is_err());
+        // Rust's integer parsing takes a `+` sign, Go's ParseUint (moby `nat.ParsePort`)
+        // does not.
+        assert!(parse_port_key("+80/tcp").is_err());
+        assert!(port_range("+8080").is_err());
+        assert!(port_range("1-+2").is_err());
+    }
+
+    fn ep(ip: &str, name: &str) -> Endpoint {
+        Endpoint {
+            endpoint_id: format!("ep-{name}"),
+            ip: ip.parse().unwrap(),
+            mac: String::new(),
+            name: name.into(),
+            aliases: Vec::new(),
+            veth: String::new(),
+        }
+    }
+
+    fn ctr(id: &str, pid: i32, endpoints: Option<&[(&str, Endpoint)]>) -> CtrNet {
+        let mut c = req("user", json!({})).unwrap();
+        c.id = id.into();
+        c.pid = pid;
+        c.endpoints = endpoints.map(|e| {
+            e.iter()
+                .map(|(n, ep)| (n.to_string(), ep.clone()))
+                .collect()
+        });
+        c
+    }
+
+    #[test]
+    fn endpoints_come_back_from_the_containers_files() {
+        let mut st = state();
+        // What a network record of an older version says, and stale entries.
+        let user = st.nets.get_mut("bbb222").unwrap();
+        user.endpoints
+            .insert("legacy".into(), ep("10.0.1.7", "legacy"));
+        user.endpoints
+            .insert("running".into(), ep("10.0.1.99", "stale"));
+        user.endpoints
+            .insert("gone".into(), ep("10.0.1.98", "gone"));
+        for c in [
+            ctr("legacy", 41, None),
+            ctr(
+                "running",
+                42,
+                Some(&[("bbb222", ep("10.0.1.5", "running"))]),
+            ),
+            ctr("stopped", 0, Some(&[("bbb222", ep("10.0.1.6", "stopped"))])),
+            // Outside the subnet (the network changed) and on a network that is gone.
+            ctr(
+                "moved",
+                43,
+                Some(&[
+                    ("aaa111", ep("10.9.9.9", "moved")),
+                    ("zzz", ep("10.0.1.8", "x")),
+                ]),
+            ),
+        ] {
+            st.ctrs.insert(c.id.clone(), c);
+        }
+        crate::manager::rebuild_endpoints(&mut st);
+        let user: Vec<(&str, String)> = st.nets["bbb222"]
+            .endpoints
+            .iter()
+            .map(|(k, e)| (k.as_str(), e.ip.to_string()))
+            .collect();
+        assert_eq!(
+            user,
+            [
+                ("legacy", "10.0.1.7".to_string()),
+                ("running", "10.0.1.5".to_string())
+            ]
+        );
+        assert!(st.nets["aaa111"].endpoints.is_empty());
+        // The embedded DNS answers from the rebuilt endpoints.
+        let ip = crate::manager::lifecycle::resolve(&st, "legacy", "running");
+        assert_eq!(ip, Some(vec!["10.0.1.5".parse().unwrap()]));
+        assert_eq!(
+            crate::manager::lifecycle::resolve(&st, "legacy", "stale"),
+            None
+        );
+    }
+}
