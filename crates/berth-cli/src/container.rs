@@ -39,13 +39,15 @@ use hyper::body::Bytes;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use berth_api_types::reference::Reference;
+
 use crate::connect::Client;
 use crate::cp::FsCommand;
 use crate::error::Error;
 use crate::format::Template;
 use crate::image::{
-    ellipsis, human_duration, path_escape, render_list, truncate_id, JsonMessage, JsonProgress,
-    NormalizedRef, ProgressPrinter,
+    ellipsis, human_duration, path_escape, pull_tag, render_list, truncate_id, JsonMessage,
+    JsonProgress, ProgressPrinter,
 };
 use crate::registry;
 use crate::{write_err, write_out, Session};
@@ -543,22 +545,8 @@ pub fn run_status(message: &str) -> i32 {
 
 /// The image reference docker names in "Unable to find image 'busybox:latest' locally".
 pub fn tagged_reference(image: &str) -> String {
-    match NormalizedRef::parse(image) {
-        Ok(r) => {
-            let mut s = r.familiar_name();
-            if r.digest.is_none() {
-                s.push(':');
-                s.push_str(r.tag.as_deref().unwrap_or("latest"));
-            } else if let Some(d) = &r.digest {
-                if let Some(t) = &r.tag {
-                    s.push(':');
-                    s.push_str(t);
-                }
-                s.push('@');
-                s.push_str(d);
-            }
-            s
-        }
+    match Reference::parse(image) {
+        Ok(r) => r.with_default_tag().familiar_string(),
         Err(_) => image.to_string(),
     }
 }
@@ -607,14 +595,11 @@ async fn create_with_pull(
 }
 
 async fn pull_to_stderr(session: &Session, client: &Client, image: &str) -> Result<(), Error> {
-    let mut reference = NormalizedRef::parse(image).map_err(Error::client)?;
-    if reference.tag.is_none() && reference.digest.is_none() {
-        reference.tag = Some("latest".into());
-    }
-    let auth = registry::auth_header(session, &reference.domain)?;
+    let reference = Reference::parse(image)?.with_default_tag();
+    let auth = registry::auth_header(session, reference.domain())?;
     let opts = CreateImageOptions {
-        from_image: Some(reference.name()),
-        tag: reference.digest.clone().or_else(|| reference.tag.clone()),
+        from_image: Some(reference.full_name()),
+        tag: pull_tag(&reference),
         ..Default::default()
     };
     let docker = client

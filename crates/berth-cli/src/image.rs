@@ -6,8 +6,8 @@
 //! Rendering is pure and tested here: list rows and `--format`/`table` output
 //! ([`render_list`]), Go's human sizes and ages ([`human_size_precision`],
 //! [`human_duration`]), the JSON progress stream as moby's `pkg/jsonmessage` draws it
-//! ([`ProgressPrinter`]), reference normalisation for `pull`/`push`
-//! ([`NormalizedRef`]). The command functions only call the daemon and print.
+//! ([`ProgressPrinter`]). References are parsed by `berth_api_types::reference` (the same
+//! code the daemon uses). The command functions only call the daemon and print.
 //!
 //! Requests go through bollard. Where bollard falls short we still use its transport and
 //! say why at the spot: `push` (its `PushImageInfo` has no `id`, so layers could not be
@@ -36,6 +36,8 @@ use hyper::body::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
+
+use berth_api_types::reference::Reference;
 
 use crate::connect::process_env;
 use crate::error::Error;
@@ -653,7 +655,7 @@ pub async fn load(session: &Session, args: &LoadArgs) -> Result<(), Error> {
 /// `import file|URL|- [REPOSITORY[:TAG]]`.
 pub async fn import(session: &Session, args: &ImportArgs) -> Result<(), Error> {
     if let Some(r) = &args.reference {
-        NormalizedRef::parse(r).map_err(Error::client)?;
+        Reference::parse(r)?;
     }
     let (from_src, body): (String, Option<Box<dyn Read + Send>>) = match args.source.as_str() {
         "-" => ("-".into(), Some(Box::new(io::stdin()))),
@@ -759,22 +761,22 @@ pub async fn prune(session: &Session, args: &PruneArgs) -> Result<(), Error> {
 
 /// `pull NAME[:TAG|@DIGEST]`.
 pub async fn pull(session: &Session, args: &PullArgs) -> Result<(), Error> {
-    let mut reference = NormalizedRef::parse(&args.name).map_err(Error::client)?;
-    let name_only = reference.tag.is_none() && reference.digest.is_none();
+    let mut reference = Reference::parse(&args.name)?;
+    let name_only = reference.is_name_only();
     if args.all_tags && !name_only {
         return Err(Error::client("tag can't be used with --all-tags/-a"));
     }
     if !args.all_tags && name_only {
-        reference.tag = Some("latest".into());
+        reference = reference.with_default_tag();
         if !args.quiet {
             write_out("Using default tag: latest\n")?;
         }
     }
     let client = session.client().await?;
-    let auth_header = registry::auth_header(session, &reference.domain)?;
+    let auth_header = registry::auth_header(session, reference.domain())?;
     let opts = CreateImageOptions {
-        from_image: Some(reference.name()),
-        tag: reference.digest.clone().or_else(|| reference.tag.clone()),
+        from_image: Some(reference.full_name()),
+        tag: pull_tag(&reference),
         platform: args
             .platform
             .clone()
@@ -809,32 +811,32 @@ pub async fn pull(session: &Session, args: &PullArgs) -> Result<(), Error> {
         };
         print_message(&mut printer, &jm)?;
     }
-    write_out(&format!("{}\n", reference.full()))
+    write_out(&format!("{reference}\n"))
 }
 
 /// `push NAME[:TAG]`.
 pub async fn push(session: &Session, args: &PushArgs) -> Result<(), Error> {
-    let mut reference = NormalizedRef::parse(&args.name).map_err(Error::client)?;
-    if reference.digest.is_some() {
+    let mut reference = Reference::parse(&args.name)?;
+    if reference.digest().is_some() {
         return Err(Error::client("cannot push a digest reference"));
     }
-    if args.all_tags && reference.tag.is_some() {
+    if args.all_tags && reference.tag().is_some() {
         return Err(Error::client("tag can't be used with --all-tags/-a"));
     }
-    if !args.all_tags && reference.tag.is_none() {
-        reference.tag = Some("latest".into());
+    if !args.all_tags && reference.tag().is_none() {
+        reference = reference.with_default_tag();
         if !args.quiet {
             write_out("Using default tag: latest\n")?;
         }
     }
     let mut query = Vec::new();
-    if let Some(t) = reference.tag.as_deref().filter(|_| !args.all_tags) {
+    if let Some(t) = reference.tag().filter(|_| !args.all_tags) {
         query.push(format!("tag={}", query_escape(t)));
     }
     if let Some(p) = &args.platform {
         query.push(format!("platform={}", query_escape(&platform_json(p)?)));
     }
-    let auth_header = registry::auth_header(session, &reference.domain)?;
+    let auth_header = registry::auth_header(session, reference.domain())?;
     let familiar = reference.familiar_name();
     let client = session.client().await?;
     // Not bollard's `push_image`: it decodes the stream into `PushImageInfo`, which has no
@@ -870,7 +872,7 @@ pub async fn push(session: &Session, args: &PushArgs) -> Result<(), Error> {
         }
     }
     if args.quiet {
-        write_out(&format!("{}\n", reference.full()))?;
+        write_out(&format!("{reference}\n"))?;
     }
     Ok(())
 }
@@ -1137,180 +1139,13 @@ pub fn split_tag_target(target: &str) -> (String, Option<String>) {
     }
 }
 
-/// A reference normalised as `github.com/distribution/reference.ParseNormalizedNamed`
-/// does: `busybox` is `docker.io/library/busybox`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NormalizedRef {
-    pub domain: String,
-    pub path: String,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
-}
-
-impl NormalizedRef {
-    /// Parses `[DOMAIN/]PATH[:TAG][@DIGEST]`; errors are worded as docker's.
-    pub fn parse(s: &str) -> Result<NormalizedRef, String> {
-        const INVALID: &str = "invalid reference format";
-        if s.len() == 64
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(format!(
-                "invalid repository name ({s}), cannot specify 64-byte hexadecimal strings"
-            ));
-        }
-        if s.is_empty() {
-            return Err(format!(
-                "{INVALID}: repository name must have at least one component"
-            ));
-        }
-        let (rest, digest) = match s.split_once('@') {
-            Some((r, d)) => {
-                let (alg, hex) = d.split_once(':').ok_or(INVALID)?;
-                let ok = alg == "sha256"
-                    && hex.len() == 64
-                    && hex
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-                if !ok {
-                    return Err(INVALID.into());
-                }
-                (r, Some(d.to_string()))
-            }
-            None => (s, None),
-        };
-        let (name, tag) = match rest.rfind(':') {
-            Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_string())),
-            _ => (rest, None),
-        };
-        if let Some(t) = &tag {
-            let b = t.as_bytes();
-            let ok = !b.is_empty()
-                && b.len() <= 128
-                && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-                && b.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
-            if !ok {
-                return Err(INVALID.into());
-            }
-        }
-        let (domain, path) = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains(['.', ':'])
-                    || first == "localhost"
-                    || first.to_ascii_lowercase() != first =>
-            {
-                (first.to_string(), rest.to_string())
-            }
-            _ => ("docker.io".to_string(), name.to_string()),
-        };
-        let domain = if domain == "index.docker.io" {
-            "docker.io".to_string()
-        } else {
-            domain
-        };
-        let path = if domain == "docker.io" && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path
-        };
-        if path.to_ascii_lowercase() != path {
-            return Err(format!(
-                "{INVALID}: repository name ({path}) must be lowercase"
-            ));
-        }
-        if name.is_empty() || !path.split('/').all(valid_path_component) || !valid_domain(&domain) {
-            return Err(INVALID.into());
-        }
-        Ok(NormalizedRef {
-            domain,
-            path,
-            tag,
-            digest,
-        })
-    }
-
-    /// `docker.io/library/busybox`.
-    pub fn name(&self) -> String {
-        format!("{}/{}", self.domain, self.path)
-    }
-
-    /// `docker.io/library/busybox:latest` (what `docker pull` prints last).
-    pub fn full(&self) -> String {
-        let mut s = self.name();
-        if let Some(t) = &self.tag {
-            s.push(':');
-            s.push_str(t);
-        }
-        if let Some(d) = &self.digest {
-            s.push('@');
-            s.push_str(d);
-        }
-        s
-    }
-
-    /// `busybox` for `docker.io/library/busybox`, `localhost:5000/a` unchanged.
-    pub fn familiar_name(&self) -> String {
-        if self.domain == "docker.io" {
-            match self.path.strip_prefix("library/") {
-                Some(rest) if !rest.contains('/') => rest.to_string(),
-                _ => self.path.clone(),
-            }
-        } else {
-            self.name()
-        }
-    }
-}
-
-fn valid_path_component(c: &str) -> bool {
-    // [a-z0-9]+ separated by one of `.`, `_`, `__`, or `-`+.
-    let b = c.as_bytes();
-    if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_lowercase() || b[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && matches!(b[i], b'.' | b'_' | b'-') {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
-            return false;
-        }
-        if i == start {
-            return false;
-        }
-    }
-    true
-}
-
-fn valid_domain(d: &str) -> bool {
-    let (host, port) = match d.rsplit_once(':') {
-        Some((h, p)) if !h.contains(']') || h.ends_with(']') => (h, Some(p)),
-        _ => (d, None),
-    };
-    if let Some(p) = port {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
-    }
-    if host.starts_with('[') {
-        return host.ends_with(']');
-    }
-    !host.is_empty()
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+/// The `tag` parameter of `POST /images/create` for a reference: its digest when it has
+/// one (the digest alone decides what is fetched), else its tag.
+pub fn pull_tag(reference: &Reference) -> Option<String> {
+    reference
+        .digest()
+        .map(ToString::to_string)
+        .or_else(|| reference.tag().map(str::to_owned))
 }
 
 /// `--platform os[/arch[/variant]]` as the JSON docker sends to `push`.
@@ -1446,10 +1281,12 @@ pub fn image_rows(img: &ListedImage, need_digest: bool, show_digests: bool) -> V
     }
     let mut tags: Vec<(String, Vec<String>)> = Vec::new();
     for t in &img.repo_tags {
-        let Ok(r) = NormalizedRef::parse(t) else {
+        let Ok(r) = Reference::parse(t) else {
             continue;
         };
-        let Some(tag) = r.tag.clone() else { continue };
+        let Some(tag) = r.tag().map(str::to_owned) else {
+            continue;
+        };
         let name = r.familiar_name();
         match tags.iter_mut().find(|(n, _)| *n == name) {
             Some((_, v)) => v.push(tag),
@@ -1458,10 +1295,10 @@ pub fn image_rows(img: &ListedImage, need_digest: bool, show_digests: bool) -> V
     }
     let mut digests: Vec<(String, Vec<String>)> = Vec::new();
     for d in &img.repo_digests {
-        let Ok(r) = NormalizedRef::parse(d) else {
+        let Ok(r) = Reference::parse(d) else {
             continue;
         };
-        let Some(digest) = r.digest.clone() else {
+        let Some(digest) = r.digest().map(ToString::to_string) else {
             continue;
         };
         let name = r.familiar_name();
@@ -2371,46 +2208,6 @@ mod tests {
         assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
         assert_eq!(ellipsis("abc", 3), "abc");
         assert_eq!(ellipsis("abcd", 3), "ab…");
-    }
-
-    #[test]
-    fn references_normalize_like_docker() {
-        let r = NormalizedRef::parse("busybox").unwrap();
-        assert_eq!(
-            (r.name(), r.familiar_name()),
-            ("docker.io/library/busybox".into(), "busybox".into())
-        );
-        assert_eq!(r.tag, None);
-        let r = NormalizedRef::parse("localhost:5000/a/b:v1").unwrap();
-        assert_eq!(r.domain, "localhost:5000");
-        assert_eq!(r.full(), "localhost:5000/a/b:v1");
-        assert_eq!(r.familiar_name(), "localhost:5000/a/b");
-        let r = NormalizedRef::parse(&format!("user/app@{DIG}")).unwrap();
-        assert_eq!(r.full(), format!("docker.io/user/app@{DIG}"));
-        assert_eq!(r.familiar_name(), "user/app");
-        let r = NormalizedRef::parse("index.docker.io/library/x:1").unwrap();
-        assert_eq!(r.full(), "docker.io/library/x:1");
-        assert_eq!(
-            NormalizedRef::parse("Bad:x").unwrap_err(),
-            "invalid reference format: repository name (library/Bad) must be lowercase"
-        );
-        for bad in [
-            "",
-            "a:",
-            "a:-x",
-            "a b",
-            "a//b",
-            "-a",
-            "a@sha256:12",
-            "a:b:c",
-            "a/b_-c",
-        ] {
-            assert!(NormalizedRef::parse(bad).is_err(), "{bad:?} accepted");
-        }
-        assert!(NormalizedRef::parse(&"a".repeat(64))
-            .unwrap_err()
-            .contains("64-byte"));
-        assert!(NormalizedRef::parse("my-reg.example.com:443/a_b/c__d/e-f.g:v1.0-rc_1").is_ok());
     }
 
     #[test]

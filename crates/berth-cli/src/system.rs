@@ -10,6 +10,8 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
+use berth_api_types::reference::Reference;
+
 use crate::cli::FormatArgs;
 use crate::connect::{Negotiated, CLIENT_API_VERSION};
 use crate::error::Error;
@@ -663,9 +665,9 @@ pub fn render_df(df: &Value, verbose: bool, now: i64) -> Result<String, Error> {
             let (mut repo, mut tag) = ("<none>".to_string(), "<none>".to_string());
             let dangling = listed.repo_tags.is_empty() || listed.repo_tags[0] == "<none>:<none>";
             if !dangling {
-                if let Ok(r) = crate::image::NormalizedRef::parse(&listed.repo_tags[0]) {
-                    if let Some(t) = &r.tag {
-                        (repo, tag) = (r.familiar_name(), t.clone());
+                if let Ok(r) = Reference::parse(&listed.repo_tags[0]) {
+                    if let Some(t) = r.tag() {
+                        (repo, tag) = (r.familiar_name(), t.to_owned());
                     }
                 }
             }

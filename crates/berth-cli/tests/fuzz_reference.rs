@@ -1,11 +1,12 @@
-//! Bounded fuzzing (proptest) of the CLI's own reference parsing (`NormalizedRef`, used for
-//! docker's "Unable to find image 'busybox:latest' locally" and pull output): any text
-//! parses or is refused without a panic, and what parses prints back to itself.
-//! `PROPTEST_CASES` raises the case count; shrunk failures are kept in
-//! `tests/proptest-regressions/`.
+//! Bounded fuzzing (proptest) of how the CLI names an image it did not find
+//! (`tagged_reference`, docker's "Unable to find image 'busybox:latest' locally"): any text
+//! gives a name without a panic, and a reference that parses is named by its familiar form
+//! with a tag or digest, which parses back with the same tag and digest. The reference parser itself is
+//! fuzzed in `berth-api-types` (`tests/fuzz/reference.rs`). `PROPTEST_CASES` raises the case
+//! count; shrunk failures are kept in `tests/proptest-regressions/`.
 
+use berth_api_types::reference::Reference;
 use berth_cli::container::tagged_reference;
-use berth_cli::image::NormalizedRef;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -21,17 +22,22 @@ fn config(default: u32) -> Config {
 }
 
 fn check(s: &str) {
-    let _ = tagged_reference(s);
-    let Ok(r) = NormalizedRef::parse(s) else {
+    let named = tagged_reference(s);
+    let Ok(r) = Reference::parse(s) else {
+        assert_eq!(named, s, "an unparsable reference is shown as typed");
         return;
     };
-    assert_eq!(
-        NormalizedRef::parse(&r.full()),
-        Ok(r.clone()),
-        "full form of {s:?}"
+    let back = Reference::parse(&named).unwrap_or_else(|e| panic!("{s:?} named {named:?}: {e}"));
+    assert!(
+        back.tag().is_some() || back.digest().is_some(),
+        "{s:?}: {named}"
     );
-    assert!(!r.domain.is_empty() && !r.path.is_empty(), "{s:?}");
-    let _ = r.familiar_name();
+    assert_eq!(
+        back.tag(),
+        r.clone().with_default_tag().tag(),
+        "{s:?}: {named}"
+    );
+    assert_eq!(back.digest(), r.digest(), "{s:?}: {named}");
 }
 
 fn reference_like() -> impl Strategy<Value = String> {
