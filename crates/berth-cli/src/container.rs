@@ -45,11 +45,13 @@ use crate::connect::Client;
 use crate::cp::FsCommand;
 use crate::error::Error;
 use crate::format::Template;
-use crate::image::{
-    ellipsis, human_duration, path_escape, pull_tag, render_list, truncate_id, JsonMessage,
-    JsonProgress, ProgressPrinter,
-};
+use crate::humanize::{ellipsis, human_duration, human_size, human_size_precision, truncate_id};
+use crate::image::pull_tag;
+use crate::inspect::print_inspect;
+use crate::progress::{JsonMessage, JsonProgress, ProgressPrinter};
 use crate::registry;
+use crate::request::{parse_filters, path_escape};
+use crate::table::render_list;
 use crate::{write_err, write_out, Session};
 
 const FORMAT_HELP: &str = "Format output using a custom template:\n\
@@ -1071,7 +1073,7 @@ pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error>
             None => errors.push(format!("Error: No such object: {name}")),
         }
     }
-    crate::image::print_inspect(&found, template.as_ref(), errors)
+    print_inspect(&found, template.as_ref(), errors)
 }
 
 /// `GET path` through bollard's transport, the body as sent (bollard's typed models drop
@@ -1113,7 +1115,7 @@ async fn collect(
 
 /// `ps` / `container ls`.
 pub async fn ps(session: &Session, args: &PsArgs) -> Result<(), Error> {
-    let filters = crate::image::parse_filters(&args.filter, "-f, --filter")?;
+    let filters = parse_filters(&args.filter, "-f, --filter")?;
     let client = session.client().await?;
     let limit = if args.latest { 1 } else { args.last };
     let opts = ListContainersOptions {
@@ -1212,13 +1214,9 @@ pub fn ps_row(c: &ContainerSummary, trunc: bool, now: i64) -> Value {
         .map(|n| n.keys().cloned().collect())
         .unwrap_or_default();
     // formatter.ContainerContext.Size: always the writable layer, "0B" when not asked.
-    let mut size = crate::image::human_size_precision(c.size_rw.unwrap_or(0) as f64, 3);
+    let mut size = human_size_precision(c.size_rw.unwrap_or(0) as f64, 3);
     if let Some(root) = c.size_root_fs.filter(|r| *r > 0) {
-        let _ = write!(
-            size,
-            " (virtual {})",
-            crate::image::human_size_precision(root as f64, 3)
-        );
+        let _ = write!(size, " (virtual {})", human_size_precision(root as f64, 3));
     }
     json!({
         "ID": id,
@@ -1673,7 +1671,7 @@ fn confirm(message: &str) -> Result<bool, Error> {
 
 /// `container prune`.
 pub async fn prune(session: &Session, args: &ContainerPruneArgs) -> Result<(), Error> {
-    let filters = crate::image::parse_filters(&args.filter, "--filter")?;
+    let filters = parse_filters(&args.filter, "--filter")?;
     if !args.force
         && !confirm(
             "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
@@ -1711,7 +1709,7 @@ pub fn render_prune(deleted: &[String], reclaimed: i64) -> String {
     }
     out.push_str(&format!(
         "Total reclaimed space: {}\n",
-        crate::format::human_size(reclaimed as f64)
+        human_size(reclaimed as f64)
     ));
     out
 }

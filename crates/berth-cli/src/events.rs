@@ -45,7 +45,7 @@ fn now_nanos() -> i64 {
 
 /// The query string of `GET /events`.
 pub fn events_query(args: &EventsArgs, now: i64) -> Result<String, Error> {
-    let filters = crate::image::parse_filters(&args.filter, "-f, --filter")?;
+    let filters = crate::request::parse_filters(&args.filter, "-f, --filter")?;
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (key, value) in [("since", &args.since), ("until", &args.until)] {
         if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {

@@ -1,7 +1,11 @@
 //! berth-cli: the `berth` command, a Docker-compatible client for berthd (and for any
 //! Docker Engine). `main.rs` parses flags and calls [`run`]; each command group is one
-//! module (`system`, `tls`, later `container`, `image`, `network`, `volume`), sharing
-//! [`connect`] (how to reach the daemon), [`format`] (`--format`, tables) and [`Error`].
+//! module (`system`, `tls`, `container`, `image`, `network`, `volume`, `cp`, `ops`,
+//! `events`, `registry`), sharing a kit that imports no command module: [`connect`] (how
+//! to reach the daemon), [`request`] (filters, escaping, raw requests), [`format`] (the
+//! `--format` template language), [`table`] (list output), [`inspect`] (inspect output),
+//! [`humanize`] and [`timefmt`] (Go's renderings of sizes, ages and times), [`progress`]
+//! (pull/push/load progress), `prompt`, `terminal` and [`Error`].
 //!
 //! Commands talk to the daemon through bollard on the transport [`connect`] builds; see
 //! there for where and why we do not use bollard's own connectors.
@@ -16,12 +20,19 @@ mod error;
 pub mod events;
 pub mod format;
 pub mod host_flags;
+pub mod humanize;
 pub mod image;
+pub mod inspect;
 pub mod network;
 pub mod ops;
+pub mod progress;
+mod prompt;
 pub mod registry;
+pub mod request;
 pub mod system;
+pub mod table;
 mod terminal;
+pub mod timefmt;
 pub mod tls;
 pub mod volume;
 

@@ -22,8 +22,9 @@ use serde_json::{json, Value};
 
 use crate::container::parse_ram;
 use crate::error::Error;
-use crate::format::bytes_size;
-use crate::image::{path_escape, query_escape, render_list};
+use crate::humanize::bytes_size;
+use crate::request::{path_escape, query_escape};
+use crate::table::render_list;
 use crate::{write_out, Session};
 
 /// The top-level commands of this module (`berth exec`, `berth top`, ...).
@@ -434,7 +435,7 @@ pub fn top_table(v: &Value) -> String {
         text.push_str(&strs(row).join("\t"));
         text.push('\n');
     }
-    crate::format::tabwrite(&text, 20, 3)
+    crate::table::tabwrite(&text, 20, 3)
 }
 
 /// `pause` / `unpause` each container, printing its name; errors joined as docker does.
