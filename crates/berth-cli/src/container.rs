@@ -33,9 +33,8 @@ use bollard::query_parameters::{
 };
 use bollard::BollardRequest;
 use clap::{ArgAction, Args, Subcommand};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use http::Method;
-use hyper::body::Bytes;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
@@ -45,12 +44,14 @@ use crate::connect::Client;
 use crate::cp::FsCommand;
 use crate::error::Error;
 use crate::format::Template;
+use crate::host_flags::parse_ram;
 use crate::humanize::{ellipsis, human_duration, human_size, human_size_precision, truncate_id};
 use crate::image::pull_tag;
 use crate::inspect::print_inspect;
 use crate::progress::{JsonMessage, JsonProgress, ProgressPrinter};
+use crate::prompt::confirm;
 use crate::registry;
-use crate::request::{parse_filters, path_escape};
+use crate::request::{collect, parse_filters, path_escape, raw_request};
 use crate::table::render_list;
 use crate::{write_err, write_out, Session};
 
@@ -438,33 +439,6 @@ pub async fn run_shortcut(session: &Session, cmd: &ContainerShortcut) -> Result<
 
 // ---------------------------------------------------------------------------------------
 // create / run / start
-
-/// go-units `RAMInBytes`: `512m`, `1g`, `1.5GiB`, binary multiples.
-pub fn parse_ram(s: &str) -> Result<i64, String> {
-    let bad = || format!("invalid size: '{s}'");
-    let t = s.trim_end_matches(['b', 'B']);
-    let t = t.strip_suffix(['i', 'I']).unwrap_or(t);
-    let (num, mult) = match t.chars().last() {
-        Some(c) if c.is_ascii_alphabetic() => {
-            let m: i64 = match c.to_ascii_lowercase() {
-                'k' => 1 << 10,
-                'm' => 1 << 20,
-                'g' => 1 << 30,
-                't' => 1 << 40,
-                'p' => 1 << 50,
-                _ => return Err(bad()),
-            };
-            (&t[..t.len() - 1], m)
-        }
-        _ => (t, 1),
-    };
-    let num = num.strip_suffix(' ').unwrap_or(num);
-    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(bad());
-    }
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    Ok((n * mult as f64) as i64)
-}
 
 /// The create request docker's `run`/`create` send for these flags.
 pub fn create_body(o: &ContainerOptions, detach: bool) -> ContainerCreateBody {
@@ -1052,7 +1026,7 @@ pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error>
             } else {
                 format!("/images/{}/json", path_escape(name))
             };
-            match collect(raw_get(client.docker(), path)).await {
+            match collect(raw_request(client.docker(), Method::GET, path, Vec::new())).await {
                 Ok(body) => {
                     got = Some(body);
                     break;
@@ -1074,40 +1048,6 @@ pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error>
         }
     }
     print_inspect(&found, template.as_ref(), errors)
-}
-
-/// `GET path` through bollard's transport, the body as sent (bollard's typed models drop
-/// fields): bollard returns a raw body only from `export_image`, so that call is sent with
-/// a request modifier that swaps in our path (the trick `image.rs` uses too).
-pub(crate) fn raw_get(
-    docker: &bollard::Docker,
-    path: String,
-) -> impl Stream<Item = Result<Bytes, BollardError>> + Unpin {
-    const PLACEHOLDER: &str = "berth-raw-request";
-    let suffix = format!("/images/{PLACEHOLDER}/get");
-    let docker = docker
-        .clone()
-        .with_request_modifier(move |mut req: BollardRequest| {
-            let uri = req.uri().to_string();
-            if let Some(base) = uri.strip_suffix(&suffix) {
-                if let Ok(u) = format!("{base}{path}").parse() {
-                    *req.uri_mut() = u;
-                }
-            }
-            *req.method_mut() = Method::GET;
-            req
-        });
-    Box::pin(docker.export_image(PLACEHOLDER))
-}
-
-async fn collect(
-    mut body: impl Stream<Item = Result<Bytes, BollardError>> + Unpin,
-) -> Result<Vec<u8>, BollardError> {
-    let mut out = Vec::new();
-    while let Some(chunk) = body.next().await {
-        out.extend_from_slice(&chunk?);
-    }
-    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1496,17 +1436,6 @@ mod tests {
     }
 
     #[test]
-    fn ram_sizes() {
-        assert_eq!(parse_ram("512m"), Ok(512 << 20));
-        assert_eq!(parse_ram("1g"), Ok(1 << 30));
-        assert_eq!(parse_ram("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_ram("100"), Ok(100));
-        assert_eq!(parse_ram("1.5k"), Ok(1536));
-        assert_eq!(parse_ram("abc"), Err("invalid size: 'abc'".into()));
-        assert!(parse_ram("").is_err());
-    }
-
-    #[test]
     fn image_references() {
         assert_eq!(tagged_reference("busybox"), "busybox:latest");
         assert_eq!(tagged_reference("nosuchimg"), "nosuchimg:latest");
@@ -1657,16 +1586,6 @@ pub async fn rename(session: &Session, args: &RenameArgs) -> Result<(), Error> {
         )
         .await
         .map_err(|e| client.daemon_err(e))
-}
-
-/// docker's `prompt.Confirm` (as `image prune` asks).
-fn confirm(message: &str) -> Result<bool, Error> {
-    write_out(&format!("{message} [y/N] "))?;
-    let mut line = String::new();
-    io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| Error::client(format!("cannot read the answer: {e}")))?;
-    Ok(line.trim().eq_ignore_ascii_case("y"))
 }
 
 /// `container prune`.

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use berth_api_types::timestamp;
 use clap::Args;
 use futures_util::StreamExt;
+use http::Method;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -130,7 +131,8 @@ pub async fn events(session: &Session, args: &EventsArgs) -> Result<(), Error> {
         .docker()
         .clone()
         .with_timeout(std::time::Duration::from_secs(365 * 24 * 3600));
-    let mut body = crate::container::raw_get(&docker, format!("/events?{query}"));
+    let mut body =
+        crate::request::raw_request(&docker, Method::GET, format!("/events?{query}"), Vec::new());
     let mut buf: Vec<u8> = Vec::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| client.explain(e))?;
