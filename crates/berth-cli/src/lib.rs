@@ -25,6 +25,7 @@ pub mod image;
 pub mod inspect;
 pub mod network;
 pub mod ops;
+pub mod options;
 pub mod progress;
 mod prompt;
 pub mod registry;
@@ -42,8 +43,9 @@ use clap::CommandFactory;
 
 pub use error::Error;
 
-use crate::cli::{Cli, Command, GlobalOptions};
+use crate::cli::{Cli, Command};
 use crate::connect::{Client, Target};
+use crate::options::GlobalOptions;
 
 /// What every command gets: the global options and, resolved lazily, the daemon.
 #[derive(Debug, Clone)]
@@ -100,6 +102,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::ContainerShortcut(cmd)) => container::run_shortcut(&session, cmd).await,
         Some(Command::Ops(cmd)) => ops::run(&session, cmd).await,
         Some(Command::Fs(cmd)) => cp::run(&session, cmd).await,
+        Some(Command::Volume(cmd)) => volume::run(&session, cmd).await,
+        Some(Command::System(cli::SystemCommand::Df(a))) => system::df(&session, a.verbose).await,
         Some(Command::Events(args)) => events::events(&session, args).await,
         Some(Command::Login(args)) => registry::login(&session, args).await,
         Some(Command::Logout(args)) => registry::logout(&session, args).await,
