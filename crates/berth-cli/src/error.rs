@@ -30,6 +30,16 @@ impl Error {
         Error::Client(message.into())
     }
 
+    /// Docker's report of a command applied to several objects: success when no object
+    /// failed, else each failure's message on its own line (exit status 1).
+    pub fn from_each(errors: Vec<String>) -> Result<(), Error> {
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Client(errors.join("\n")))
+        }
+    }
+
     /// The process exit status for this error.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -13,10 +13,10 @@ use clap::Args;
 use futures_util::StreamExt;
 use http::Method;
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::error::Error;
 use crate::format::Template;
+use crate::timefmt::rfc3339_nano_fixed;
 use crate::{write_out, Session};
 
 #[derive(Debug, Clone, Args)]
@@ -71,10 +71,10 @@ pub fn event_line(e: &Value) -> String {
     let nanos = e.get("timeNano").and_then(Value::as_i64).unwrap_or(0);
     let mut out = String::new();
     if nanos != 0 {
-        out.push_str(&format_nanos(nanos));
+        out.push_str(&rfc3339_nano_fixed(nanos));
         out.push(' ');
     } else if let Some(t) = e.get("time").and_then(Value::as_i64).filter(|t| *t != 0) {
-        out.push_str(&format_nanos(t.saturating_mul(1_000_000_000)));
+        out.push_str(&rfc3339_nano_fixed(t.saturating_mul(1_000_000_000)));
         out.push(' ');
     }
     let s = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
@@ -97,23 +97,6 @@ pub fn event_line(e: &Value) -> String {
     }
     out.push('\n');
     out
-}
-
-/// Go's `RFC3339NanoFixed` in UTC.
-fn format_nanos(nanos: i64) -> String {
-    match OffsetDateTime::from_unix_timestamp_nanos(nanos as i128) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.nanosecond()
-        ),
-        Err(_) => nanos.to_string(),
-    }
 }
 
 /// `events`.

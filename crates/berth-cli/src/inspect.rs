@@ -77,11 +77,7 @@ pub(crate) fn print_inspect(
         }
     }
     write_out(&out)?;
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::client(errors.join("\n")))
-    }
+    Error::from_each(errors)
 }
 
 /// Go's `json.Indent(dst, src, "", indent)`: re-indents JSON text token by token, keeping

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use crate::error::Error;
 use crate::host_flags::{parse_ram, parse_swap};
 use crate::humanize::{bytes_size, human_size_precision};
-use crate::request::{path_escape, query_escape};
+use crate::request::{for_each_name, path_escape, query_escape};
 use crate::table::render_list;
 use crate::{write_out, Session};
 
@@ -432,22 +432,16 @@ pub fn top_table(v: &Value) -> String {
 /// `pause` / `unpause` each container, printing its name; errors joined as docker does.
 async fn each(session: &Session, containers: &[String], op: &str) -> Result<(), Error> {
     let client = session.client().await?;
-    let mut errors = Vec::new();
-    for c in containers {
-        let r = match op {
-            "pause" => client.docker().pause_container(c).await,
-            _ => client.docker().unpause_container(c).await,
-        };
-        match r {
-            Ok(()) => write_out(&format!("{c}\n"))?,
-            Err(e) => errors.push(client.daemon_err(e).to_string()),
+    for_each_name(containers, &client, |c| {
+        let docker = client.docker().clone();
+        async move {
+            match op {
+                "pause" => docker.pause_container(&c).await,
+                _ => docker.unpause_container(&c).await,
+            }
         }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::client(errors.join("\n")))
-    }
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -529,11 +523,7 @@ pub async fn update(session: &Session, args: &UpdateArgs) -> Result<(), Error> {
             Err(e) => errors.push(client.daemon_err(e).to_string()),
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::client(errors.join("\n")))
-    }
+    Error::from_each(errors)
 }
 
 // ---------------------------------------------------------------------------------------

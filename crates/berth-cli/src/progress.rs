@@ -63,6 +63,19 @@ pub struct JsonProgress {
     pub units: String,
 }
 
+/// A line of `POST /images/create` (pull, import from a URL or stdin) as bollard decodes
+/// it; its error fields are left out, bollard turns those into the stream's error.
+impl From<bollard::models::CreateImageInfo> for JsonMessage {
+    fn from(info: bollard::models::CreateImageInfo) -> Self {
+        JsonMessage {
+            status: info.status,
+            id: info.id,
+            progress_detail: info.progress_detail.map(JsonProgress::from),
+            ..Default::default()
+        }
+    }
+}
+
 impl From<bollard::models::ProgressDetail> for JsonProgress {
     fn from(p: bollard::models::ProgressDetail) -> Self {
         JsonProgress {

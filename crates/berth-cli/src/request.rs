@@ -12,7 +12,9 @@ use http::header::{HeaderName, HeaderValue};
 use http::Method;
 use hyper::body::Bytes;
 
+use crate::connect::Client;
 use crate::error::Error;
+use crate::write_out;
 
 /// docker's `--filter name=value` (opts.FilterOpt): the name is lower-cased and trimmed.
 pub fn parse_filters(values: &[String], flag: &str) -> Result<HashMap<String, Vec<String>>, Error> {
@@ -95,6 +97,27 @@ pub(crate) async fn collect(
         out.extend_from_slice(&chunk?);
     }
     Ok(out)
+}
+
+/// Runs `f` on each named object, printing the name on success; errors are joined, as
+/// docker's `stop`, `kill`, `rm`, `pause` and `unpause` report them.
+pub(crate) async fn for_each_name<F, Fut>(
+    names: &[String],
+    client: &Client,
+    f: F,
+) -> Result<(), Error>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), BollardError>>,
+{
+    let mut errors = Vec::new();
+    for c in names {
+        match f(c.clone()).await {
+            Ok(()) => write_out(&format!("{c}\n"))?,
+            Err(e) => errors.push(client.daemon_err(e).to_string()),
+        }
+    }
+    Error::from_each(errors)
 }
 
 #[cfg(test)]

@@ -11,33 +11,11 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::{ContainerPruneArgs, KillArgs, RenameArgs, RestartArgs, RmArgs, StopArgs, WaitArgs};
-use crate::connect::Client;
 use crate::error::Error;
 use crate::humanize::human_size;
 use crate::prompt::confirm;
-use crate::request::parse_filters;
+use crate::request::{for_each_name, parse_filters};
 use crate::{write_out, Session};
-
-/// Runs `f` on each container, printing the name on success; errors are joined, as
-/// docker's `stop`, `kill` and `rm` report them.
-async fn each<F, Fut>(containers: &[String], client: &Client, f: F) -> Result<(), Error>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<(), BollardError>>,
-{
-    let mut errors = Vec::new();
-    for c in containers {
-        match f(c.clone()).await {
-            Ok(()) => write_out(&format!("{c}\n"))?,
-            Err(e) => errors.push(client.daemon_err(e).to_string()),
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::client(errors.join("\n")))
-    }
-}
 
 /// `stop`.
 pub async fn stop(session: &Session, args: &StopArgs) -> Result<(), Error> {
@@ -46,7 +24,7 @@ pub async fn stop(session: &Session, args: &StopArgs) -> Result<(), Error> {
         .docker()
         .clone()
         .with_timeout(Duration::from_secs(24 * 3600));
-    each(&args.containers, &client, |c| {
+    for_each_name(&args.containers, &client, |c| {
         let docker = docker.clone();
         let opts = StopContainerOptions {
             signal: args.signal.clone(),
@@ -61,7 +39,7 @@ pub async fn stop(session: &Session, args: &StopArgs) -> Result<(), Error> {
 pub async fn kill(session: &Session, args: &KillArgs) -> Result<(), Error> {
     let client = session.client().await?;
     let docker = client.docker().clone();
-    each(&args.containers, &client, |c| {
+    for_each_name(&args.containers, &client, |c| {
         let docker = docker.clone();
         let opts = KillContainerOptions {
             signal: args.signal.clone().unwrap_or_else(|| "KILL".into()),
@@ -75,7 +53,7 @@ pub async fn kill(session: &Session, args: &KillArgs) -> Result<(), Error> {
 pub async fn rm(session: &Session, args: &RmArgs) -> Result<(), Error> {
     let client = session.client().await?;
     let docker = client.docker().clone();
-    each(&args.containers, &client, |c| {
+    for_each_name(&args.containers, &client, |c| {
         let docker = docker.clone();
         let opts = RemoveContainerOptions {
             v: args.volumes,
@@ -107,11 +85,7 @@ pub async fn wait(session: &Session, args: &WaitArgs) -> Result<(), Error> {
             None => write_out("0\n")?,
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::client(errors.join("\n")))
-    }
+    Error::from_each(errors)
 }
 
 /// `restart`.
@@ -121,7 +95,7 @@ pub async fn restart(session: &Session, args: &RestartArgs) -> Result<(), Error>
         .docker()
         .clone()
         .with_timeout(Duration::from_secs(24 * 3600));
-    each(&args.containers, &client, |c| {
+    for_each_name(&args.containers, &client, |c| {
         let docker = docker.clone();
         let opts = bollard::query_parameters::RestartContainerOptions {
             signal: args.signal.clone(),

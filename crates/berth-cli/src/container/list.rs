@@ -18,6 +18,7 @@ use crate::humanize::{ellipsis, human_duration, human_size_precision, truncate_i
 use crate::inspect::print_inspect;
 use crate::request::{collect, parse_filters, path_escape, raw_request};
 use crate::table::render_list;
+use crate::timefmt::go_time_string;
 use crate::{write_out, Session};
 
 /// `inspect` and `container inspect`: the daemon's JSON as sent, 4-space indented, or one
@@ -207,16 +208,7 @@ pub fn ps_row(c: &ContainerSummary, trunc: bool, now: i64) -> Value {
 
 /// `CreatedAt`: Go's `time.Time.String()` of the creation time (in UTC here).
 pub fn created_at(unix: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} +0000 UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    go_time_string(unix)
 }
 
 /// `COMMAND`: cut to 20 characters with `…` when truncating, then Go's `strconv.Quote`.

@@ -22,7 +22,7 @@ use super::{ContainerOptions, CreateArgs, RunArgs, StartArgs};
 use crate::connect::Client;
 use crate::error::Error;
 use crate::image::pull_tag;
-use crate::progress::{JsonMessage, JsonProgress, ProgressPrinter};
+use crate::progress::{JsonMessage, ProgressPrinter};
 use crate::registry;
 use crate::request::path_escape;
 use crate::{write_err, write_out, Session};
@@ -178,12 +178,7 @@ async fn pull_to_stderr(session: &Session, client: &Client, image: &str) -> Resu
     let mut printer = ProgressPrinter::new(terminal, 80);
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| client.daemon_err(e))?;
-        let jm = JsonMessage {
-            status: info.status,
-            id: info.id,
-            progress_detail: info.progress_detail.map(JsonProgress::from),
-            ..Default::default()
-        };
+        let jm = JsonMessage::from(info);
         let mut out = String::new();
         let r = printer.message(&jm, &mut out);
         write_err(&out)?;

@@ -176,12 +176,7 @@ pub async fn import(session: &Session, args: &ImportArgs) -> Result<(), Error> {
     let mut printer = ProgressPrinter::new(terminal, terminal_width(terminal));
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| client.daemon_err(e))?;
-        let jm = JsonMessage {
-            status: info.status,
-            id: info.id,
-            progress_detail: info.progress_detail.map(JsonProgress::from),
-            ..Default::default()
-        };
+        let jm = JsonMessage::from(info);
         print_message(&mut printer, &jm)?;
     }
     Ok(())

@@ -13,9 +13,7 @@ use berth_api_types::reference::Reference;
 
 use super::{PullArgs, PushArgs, LONG_REQUEST};
 use crate::error::Error;
-use crate::progress::{
-    print_message, terminal_width, JsonLines, JsonMessage, JsonProgress, ProgressPrinter,
-};
+use crate::progress::{print_message, terminal_width, JsonLines, JsonMessage, ProgressPrinter};
 use crate::registry;
 use crate::request::{path_escape, query_escape, raw_request};
 use crate::{write_out, Session};
@@ -64,12 +62,7 @@ pub async fn pull(session: &Session, args: &PullArgs) -> Result<(), Error> {
         if args.quiet {
             continue;
         }
-        let jm = JsonMessage {
-            status: info.status,
-            id: info.id,
-            progress_detail: info.progress_detail.map(JsonProgress::from),
-            ..Default::default()
-        };
+        let jm = JsonMessage::from(info);
         print_message(&mut printer, &jm)?;
     }
     write_out(&format!("{reference}\n"))
