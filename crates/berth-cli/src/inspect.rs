@@ -36,6 +36,15 @@ pub(crate) async fn inspect_each(
     print_inspect(&found, template.as_ref(), errors)
 }
 
+/// The `--format` of `inspect` and `image inspect`: none (or empty) prints the JSON; a
+/// malformed template exits 64 as docker's does.
+pub(crate) fn inspect_template(format: Option<&str>) -> Result<Option<Template>, Error> {
+    Ok(format
+        .filter(|f| !f.is_empty())
+        .map(Template::parse_format_flag)
+        .transpose()?)
+}
+
 /// Prints `inspect` results as docker does: the daemon's JSON bodies as a 4-space indented
 /// array, or one template rendering per object; `errors` (missing objects) come after,
 /// with exit status 1. Shared by `image inspect` and `inspect`.

@@ -13,9 +13,8 @@ use time::OffsetDateTime;
 
 use super::{InspectArgs, PsArgs};
 use crate::error::Error;
-use crate::format::Template;
 use crate::humanize::{ellipsis, human_duration, human_size_precision, truncate_id};
-use crate::inspect::print_inspect;
+use crate::inspect::{inspect_template, print_inspect};
 use crate::request::{collect, parse_filters, path_escape, raw_request};
 use crate::table::render_list;
 use crate::timefmt::go_time_string;
@@ -30,12 +29,7 @@ pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error>
             "\"{kind}\" is not a valid value for --type"
         )));
     }
-    let template = args
-        .format
-        .as_deref()
-        .filter(|f| !f.is_empty())
-        .map(Template::parse_format_flag)
-        .transpose()?;
+    let template = inspect_template(args.format.as_deref())?;
     let client = session.client().await?;
     let mut found: Vec<Vec<u8>> = Vec::new();
     let mut errors = Vec::new();

@@ -15,9 +15,8 @@ use berth_api_types::reference::Reference;
 
 use super::{HistoryArgs, ImagesArgs, InspectArgs, PruneArgs, RmiArgs, TagArgs};
 use crate::error::Error;
-use crate::format::Template;
 use crate::humanize::{ellipsis, human_duration, human_size, human_size_precision, truncate_id};
-use crate::inspect::print_inspect;
+use crate::inspect::{inspect_template, print_inspect};
 use crate::prompt::confirm;
 use crate::request::{collect, parse_filters, path_escape, raw_request};
 use crate::table::render_list;
@@ -73,12 +72,7 @@ pub async fn images(session: &Session, args: &ImagesArgs, top_level: bool) -> Re
 /// indented array, or one template rendering per image. Missing images are reported after
 /// the others, exit status 1.
 pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error> {
-    let template = args
-        .format
-        .as_deref()
-        .filter(|f| !f.is_empty())
-        .map(Template::parse_format_flag)
-        .transpose()?;
+    let template = inspect_template(args.format.as_deref())?;
     let client = session.client().await?;
     let mut found: Vec<Vec<u8>> = Vec::new();
     let mut errors = Vec::new();
