@@ -1,7 +1,7 @@
 //! Docker Engine wire types shared by the daemon and the client: API version range,
 //! the `{"message": ...}` error body, the response shapes of the system routes, and the
 //! pure parsers both sides need: content digests ([`digest`]) and image references with
-//! Docker's normalisation ([`reference`]).
+//! Docker's normalisation ([`reference`](mod@reference)).
 //!
 //! Responses are our own structs that emit every field dockerd emits (nulls included),
 //! because clients index them blindly. This crate does no I/O.

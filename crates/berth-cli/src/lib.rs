@@ -2,7 +2,7 @@
 //! Docker Engine). `main.rs` parses flags and calls [`run`]; each command group is one
 //! module (`system`, `tls`, `container`, `image`, `network`, `volume`, `cp`, `ops`,
 //! `events`, `registry`), sharing a kit that imports no command module: [`connect`] (how
-//! to reach the daemon), [`request`] (filters, escaping, raw requests), [`format`] (the
+//! to reach the daemon), [`request`] (filters, escaping, raw requests), [`format`](mod@format) (the
 //! `--format` template language), [`table`] (list output), [`inspect`] (inspect output),
 //! [`humanize`] and [`timefmt`] (Go's renderings of sizes, ages and times), [`progress`]
 //! (pull/push/load progress), `prompt`, `terminal` and [`Error`].

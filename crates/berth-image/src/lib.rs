@@ -2,7 +2,7 @@
 //!
 //! This crate owns the streaming digest hashers ([`digest`]; the `Digest` type and image
 //! references with their Docker normalisation live in `berth-api-types` and are re-exported
-//! here as [`Digest`], [`reference`] and [`Reference`]), the crash-safe content-addressed blob store ([`blobs`]),
+//! here as [`Digest`], [`reference`](mod@reference) and [`Reference`]), the crash-safe content-addressed blob store ([`blobs`]),
 //! safe layer extraction into overlayfs-ready directories ([`unpack`]), the image and tag
 //! store ([`store`]), save/load/import ([`archive`]) and pull/push through the registry
 //! client ([`registry`]), with the gzip encoder pushes compress layers with ([`gzip`]); it

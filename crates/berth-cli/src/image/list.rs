@@ -68,7 +68,7 @@ pub async fn images(session: &Session, args: &ImagesArgs, top_level: bool) -> Re
     Ok(())
 }
 
-/// `image inspect`: the daemon's JSON as sent (see [`Client::get_json`]), as a 4-space
+/// `image inspect`: the daemon's JSON as sent (see [`crate::connect::Client::get_json`]), as a 4-space
 /// indented array, or one template rendering per image. Missing images are reported after
 /// the others, exit status 1.
 pub async fn inspect(session: &Session, args: &InspectArgs) -> Result<(), Error> {
