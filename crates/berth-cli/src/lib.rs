@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+mod atomic_file;
 pub mod cli;
 pub mod connect;
 pub mod container;

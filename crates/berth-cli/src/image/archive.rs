@@ -3,7 +3,7 @@
 //! a file or stdin read on a thread, so a blocking read never stalls the runtime).
 
 use std::io::{self, IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bollard::query_parameters::{CreateImageOptions, ImportImageOptions};
 use bollard::BollardRequest;
@@ -14,6 +14,7 @@ use hyper::body::Bytes;
 use berth_api_types::reference::Reference;
 
 use super::{ImportArgs, LoadArgs, SaveArgs, LONG_REQUEST};
+use crate::atomic_file::AtomicFile;
 use crate::error::Error;
 use crate::progress::{print_message, terminal_width, JsonMessage, JsonProgress, ProgressPrinter};
 use crate::request::query_escape;
@@ -36,7 +37,7 @@ pub async fn save(session: &Session, args: &SaveArgs) -> Result<(), Error> {
     let mut stream = docker.export_images(&names);
     match &args.output {
         Some(path) => {
-            let mut file = TempFile::create_beside(path)
+            let mut file = AtomicFile::create_beside(path)
                 .map_err(|e| Error::client(format!("failed to save image: {e}")))?;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| client.daemon_err(e))?;
@@ -215,67 +216,6 @@ fn validate_output_path(path: &Path) -> Result<(), String> {
             path.display().to_string()
         )),
         _ => Ok(()),
-    }
-}
-
-/// A file written beside its destination and renamed over it only when complete.
-struct TempFile {
-    file: std::fs::File,
-    tmp: PathBuf,
-    dest: PathBuf,
-    done: bool,
-}
-
-impl TempFile {
-    fn create_beside(dest: &Path) -> io::Result<TempFile> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = dest
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let mut n = 0u32;
-        loop {
-            let tmp = dir.join(format!(".berth_temp_{}_{n}", std::process::id()));
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-            {
-                Ok(file) => {
-                    return Ok(TempFile {
-                        file,
-                        tmp,
-                        dest: dest.to_path_buf(),
-                        done: false,
-                    })
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.file.write_all(data)
-    }
-
-    fn persist(mut self) -> Result<(), String> {
-        self.file
-            .sync_all()
-            .map_err(|e| format!("sync {}: {e}", self.tmp.display()))?;
-        std::fs::rename(&self.tmp, &self.dest)
-            .map_err(|e| format!("rename {}: {e}", self.dest.display()))?;
-        self.done = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
     }
 }
 
