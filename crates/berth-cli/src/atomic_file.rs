@@ -1,11 +1,12 @@
-//! Files the CLI writes for the user (`save -o`, the registry credentials in
-//! `config.json`): written beside their destination under a fresh name (`O_EXCL`, so a
-//! planted link is never followed), synced, and renamed over the destination only when
-//! complete; an unfinished one is removed when dropped.
+//! Files the CLI streams to the user's disk (`save -o`): written beside their destination
+//! under a fresh name (`O_EXCL`, so a planted link is never followed), synced, renamed over
+//! the destination only when complete, the directory synced; an unfinished one is removed
+//! when dropped. A whole buffer (the registry's `config.json`) goes through
+//! `berth_sys::fs::atomic_write` instead.
 
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Attempts at a free temporary name before giving up.
@@ -50,17 +51,12 @@ impl AtomicFile {
         }
     }
 
-    /// Sets the file's mode exactly (the umask filtered the one it was created with).
-    pub(crate) fn set_mode(&self, mode: u32) -> io::Result<()> {
-        self.file.set_permissions(Permissions::from_mode(mode))
-    }
-
     pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         self.file.write_all(data)
     }
 
-    /// Syncs the file and renames it over the destination; the error names the step and
-    /// the path (`sync PATH: ...`, `rename PATH: ...`).
+    /// Syncs the file, renames it over the destination and syncs the directory; the error
+    /// names the step and the path (`sync PATH: ...`, `rename PATH: ...`).
     pub(crate) fn persist(mut self) -> io::Result<()> {
         self.file
             .sync_all()
@@ -69,7 +65,11 @@ impl AtomicFile {
             io::Error::new(e.kind(), format!("rename {}: {e}", self.dest.display()))
         })?;
         self.done = true;
-        Ok(())
+        let dir = self.dest.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = dir.unwrap_or(Path::new("."));
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io::Error::new(e.kind(), format!("sync {}: {e}", dir.display())))
     }
 }
 
@@ -83,6 +83,8 @@ impl Drop for AtomicFile {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
@@ -100,13 +102,10 @@ mod tests {
         let mut f = AtomicFile::create_beside(&dest).unwrap();
         f.write_all(b"new").unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"old");
-        f.set_mode(0o640).unwrap();
         f.persist().unwrap();
         assert_eq!(fs::read(&dest).unwrap(), b"new");
-        assert_eq!(
-            fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
-            0o640
-        );
+        let mode = fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & !0o600, 0, "mode {mode:o}");
         assert_eq!(
             fs::read_dir(&dir).unwrap().count(),
             1,

@@ -28,7 +28,6 @@ use hyper::body::Bytes;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::atomic_file::AtomicFile;
 use crate::connect::{config_dir, process_env, Client};
 use crate::{write_err, write_out, Error, Session};
 
@@ -254,11 +253,7 @@ impl ConfigFile {
                 .mode(0o700)
                 .create(dir)?;
         }
-        let mut f = AtomicFile::create_beside(&self.path)?;
-        // Created 0600 less the umask; the file must be 0600 whatever the umask is.
-        f.set_mode(0o600)?;
-        f.write_all(self.to_text().as_bytes())?;
-        f.persist()
+        berth_sys::fs::atomic_write(&self.path, self.to_text().as_bytes(), 0o600)
     }
 }
 
