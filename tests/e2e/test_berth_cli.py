@@ -9,7 +9,8 @@ import stat
 
 import pytest
 
-from conftest import API_VERSION, Daemon, TlsFiles, berth, client_context, tls_init, tls_request
+from conftest import (API_VERSION, DOCKER_BIN, Daemon, TlsFiles, berth, clean_env, client_context, run_cmd,
+                      tls_init, tls_request)
 
 
 def tls_env(d: Daemon, files: TlsFiles, host: str = "127.0.0.1", prefix: str = "DOCKER") -> dict[str, str]:
@@ -158,3 +159,28 @@ def test_unreachable_daemon_fails_cleanly(workdir, cmd):
     proc = berth("-H", f"unix://{workdir}/nothing.sock", *cmd, check=False, timeout=60)
     assert proc.returncode != 0
     assert proc.stderr.strip(), "no error message"
+
+
+_HEX = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+@pytest.mark.parametrize("reference", [
+    "",
+    "a:b:c",
+    "Busybox",
+    "user/App:Tag",
+    _HEX,
+    f"busybox@sha256:{_HEX.upper()}",
+    f"busybox@sha256:{_HEX[:32]}",
+    "a/" + "b" * 260,
+])
+@pytest.mark.parametrize("cmd", [["pull"], ["push"], ["import", "-"]])
+def test_bad_references_refused_like_docker_before_any_request(workdir, cmd, reference):
+    """Both CLIs parse the reference before contacting the daemon (there is none here):
+    same words, same exit status as docker 28."""
+    host = f"unix://{workdir}/nothing.sock"
+    args = [*cmd, reference] if cmd[0] != "import" else [*cmd, reference or "x:"]
+    ours = berth("-H", host, *args, check=False, timeout=60)
+    theirs = run_cmd([DOCKER_BIN, "-H", host, *args], env=clean_env(), check=False, timeout=60)
+    assert theirs.returncode != 0 and "Cannot connect" not in theirs.stderr, theirs.stderr
+    assert (ours.returncode, ours.stderr) == (theirs.returncode, theirs.stderr)

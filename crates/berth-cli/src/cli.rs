@@ -1,6 +1,9 @@
-//! The command line: docker's global flags (spelled as `docker --help` spells them) and the
-//! subcommand tree. Each command group's arguments live here so `--help` is complete in one
-//! place; what a command does lives in its group's module (`system`, `tls`, ...).
+//! The command line: the subcommand tree over docker's global flags (those are in
+//! [`crate::options`], spelled as `docker --help` spells them). The arguments of `version`,
+//! `info`, `tls` and `system df` live here; the larger groups (`image`, `container`, `cp`,
+//! `network`, `volume`, ...) keep theirs beside their code. What a command does lives in
+//! its group's module. This is the root of the CLI's import graph: only it and `lib`
+//! import the command modules wholesale.
 //!
 //! Environment variables are not bound through clap: several names feed one setting
 //! (`BERTH_HOST` or `DOCKER_HOST`), so [`crate::connect::resolve`] applies them with an
@@ -9,6 +12,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use crate::options::GlobalOptions;
 
 /// `berth`: a Docker-compatible client for the Berth container engine.
 #[derive(Debug, Parser)]
@@ -25,62 +30,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
-}
-
-/// The flags every command shares; they go before the command name, as with docker.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
-pub struct GlobalOptions {
-    /// Location of client config files (default ~/.docker; env DOCKER_CONFIG)
-    #[arg(long, value_name = "string")]
-    pub config: Option<PathBuf>,
-
-    /// Enable debug mode
-    #[arg(short = 'D', long)]
-    pub debug: bool,
-
-    /// Daemon socket to connect to (env BERTH_HOST, DOCKER_HOST; default unix:///run/berth.sock)
-    #[arg(short = 'H', long = "host", value_name = "list")]
-    pub host: Vec<String>,
-
-    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
-    #[arg(
-        short = 'l',
-        long = "log-level",
-        value_name = "string",
-        value_parser = ["debug", "info", "warn", "error", "fatal"],
-        hide_possible_values = true
-    )]
-    pub log_level: Option<String>,
-
-    /// Use TLS; implied by --tlsverify (Berth always verifies the daemon)
-    #[arg(long, value_name = "bool", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
-    pub tls: Option<bool>,
-
-    /// Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem)
-    #[arg(long = "tlscacert", value_name = "string")]
-    pub tls_ca_cert: Option<PathBuf>,
-
-    /// Path to TLS certificate file (default $DOCKER_CERT_PATH/cert.pem)
-    #[arg(long = "tlscert", value_name = "string")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// Path to TLS key file (default $DOCKER_CERT_PATH/key.pem)
-    #[arg(long = "tlskey", value_name = "string")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Use TLS and verify the remote (env BERTH_TLS_VERIFY, DOCKER_TLS_VERIFY)
-    #[arg(
-        long = "tlsverify",
-        value_name = "bool",
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true"
-    )]
-    pub tls_verify: Option<bool>,
-
-    /// Print version information and quit
-    #[arg(short = 'v', long = "version")]
-    pub version: bool,
 }
 
 /// The commands. Each group is one module of this crate.
@@ -107,6 +56,12 @@ pub enum Command {
     Ops(crate::ops::OpsCommand),
     #[command(flatten)]
     Fs(crate::cp::FsCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(crate::volume::VolumeCommand),
+    /// Manage Berth (disk usage)
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Get real time events from the server
     Events(crate::events::EventsArgs),
     /// Log in to a registry
@@ -123,6 +78,20 @@ pub enum Command {
     /// Write a man page for every command into a directory (the package build uses it)
     #[command(name = "__man", hide = true)]
     Man(crate::completion::ManArgs),
+}
+
+/// `berth system ...` (what `version` and `info` do not cover).
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show docker disk usage
+    Df(DfArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 /// `-f/--format` as `docker version` and `docker info` take it.

@@ -4,9 +4,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::{Args, ValueEnum};
 
-use crate::cli::Cli;
 use crate::Error;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -29,24 +28,23 @@ pub struct ManArgs {
     pub dir: PathBuf,
 }
 
-/// Prints the completion script on stdout.
-pub fn completion(args: &CompletionArgs) -> Result<(), Error> {
+/// Prints the completion script of `cmd` (berth's command line) on stdout.
+pub fn completion(args: &CompletionArgs, mut cmd: clap::Command) -> Result<(), Error> {
     let shell = match args.shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
     let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "berth", &mut buf);
+    clap_complete::generate(shell, &mut cmd, "berth", &mut buf);
     crate::write_out(&String::from_utf8_lossy(&buf))
 }
 
 /// Writes `berth.1` and one page per subcommand, named by its path (`berth-image-ls.1`).
-pub fn man_pages(args: &ManArgs) -> Result<(), Error> {
+pub fn man_pages(args: &ManArgs, cmd: clap::Command) -> Result<(), Error> {
     std::fs::create_dir_all(&args.dir)
         .map_err(|e| Error::client(format!("cannot create {}: {e}", args.dir.display())))?;
-    let cmd = Cli::command().name("berth");
-    write_pages(&cmd, "berth", args)
+    write_pages(&cmd.name("berth"), "berth", args)
 }
 
 fn write_pages(cmd: &clap::Command, name: &str, args: &ManArgs) -> Result<(), Error> {

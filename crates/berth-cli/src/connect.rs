@@ -55,8 +55,8 @@ use hyper_util::rt::TokioExecutor;
 use hyperlocal::UnixConnector;
 use serde_json::Value;
 
-use crate::cli::GlobalOptions;
 use crate::error::Error;
+use crate::options::GlobalOptions;
 
 /// berthd's default socket.
 pub const DEFAULT_HOST: &str = "unix:///run/berth.sock";

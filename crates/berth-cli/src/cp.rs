@@ -32,26 +32,6 @@ pub enum FsCommand {
     Export(ExportArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
-    /// Manage volumes
-    #[command(subcommand)]
-    Volume(crate::volume::VolumeCommand),
-    /// Manage Berth (disk usage)
-    #[command(subcommand)]
-    System(SystemCommand),
-}
-
-/// `berth system ...` (the parts this module owns).
-#[derive(Debug, Subcommand)]
-pub enum SystemCommand {
-    /// Show docker disk usage
-    Df(DfArgs),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct DfArgs {
-    /// Show detailed information on space usage
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -110,8 +90,6 @@ pub async fn run(session: &Session, cmd: &FsCommand) -> Result<(), Error> {
         FsCommand::Diff(a) => diff(session, a).await,
         FsCommand::Export(a) => export(session, a).await,
         FsCommand::Commit(a) => commit(session, a).await,
-        FsCommand::Volume(c) => crate::volume::run(session, c).await,
-        FsCommand::System(SystemCommand::Df(a)) => crate::system::df(session, a.verbose).await,
     }
 }
 

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use berth_api_types::reference::ReferenceError;
+
 use crate::format::TemplateError;
 
 /// Why a command failed.
@@ -26,6 +28,16 @@ pub enum Error {
 impl Error {
     pub fn client(message: impl Into<String>) -> Self {
         Error::Client(message.into())
+    }
+
+    /// Docker's report of a command applied to several objects: success when no object
+    /// failed, else each failure's message on its own line (exit status 1).
+    pub fn from_each(errors: Vec<String>) -> Result<(), Error> {
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Client(errors.join("\n")))
+        }
     }
 
     /// The process exit status for this error.
@@ -61,6 +73,14 @@ impl From<TemplateError> for Error {
     }
 }
 
+/// A reference the user typed that docker's CLI would refuse before asking the daemon;
+/// the message is distribution/reference's own (status 1).
+impl From<ReferenceError> for Error {
+    fn from(e: ReferenceError) -> Self {
+        Error::Client(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +104,39 @@ mod tests {
         assert_eq!(e.exit_code(), 64);
         let e: Error = TemplateError::Exec("1:2: bad".into()).into();
         assert_eq!(e.exit_code(), 1);
+    }
+
+    /// The words docker 28's CLI prints for references it refuses before any request
+    /// (checked with `docker pull` against no daemon).
+    #[test]
+    fn bad_references_read_like_the_docker_cli() {
+        use berth_api_types::reference::Reference;
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let long = format!("a/{}", "b".repeat(260));
+        let cases = [
+            ("".to_owned(), "invalid reference format"),
+            ("a:b:c".to_owned(), "invalid reference format"),
+            (
+                "Busybox".to_owned(),
+                "invalid reference format: repository name (library/Busybox) must be lowercase",
+            ),
+            (
+                format!("busybox@sha256:{}", hex.to_uppercase()),
+                "invalid checksum digest format",
+            ),
+            (
+                format!("busybox@sha256:{}", &hex[..32]),
+                "invalid checksum digest length",
+            ),
+            (long, "repository name must not be more than 255 characters"),
+        ];
+        for (input, want) in cases {
+            let e: Error = Reference::parse(&input).unwrap_err().into();
+            assert_eq!(
+                (e.to_string(), e.exit_code()),
+                (want.to_owned(), 1),
+                "{input:?}"
+            );
+        }
     }
 }

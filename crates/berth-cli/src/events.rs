@@ -11,11 +11,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use berth_api_types::timestamp;
 use clap::Args;
 use futures_util::StreamExt;
+use http::Method;
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::error::Error;
 use crate::format::Template;
+use crate::timefmt::rfc3339_nano_fixed;
 use crate::{write_out, Session};
 
 #[derive(Debug, Clone, Args)]
@@ -45,7 +46,7 @@ fn now_nanos() -> i64 {
 
 /// The query string of `GET /events`.
 pub fn events_query(args: &EventsArgs, now: i64) -> Result<String, Error> {
-    let filters = crate::image::parse_filters(&args.filter, "-f, --filter")?;
+    let filters = crate::request::parse_filters(&args.filter, "-f, --filter")?;
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (key, value) in [("since", &args.since), ("until", &args.until)] {
         if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
@@ -70,10 +71,10 @@ pub fn event_line(e: &Value) -> String {
     let nanos = e.get("timeNano").and_then(Value::as_i64).unwrap_or(0);
     let mut out = String::new();
     if nanos != 0 {
-        out.push_str(&format_nanos(nanos));
+        out.push_str(&rfc3339_nano_fixed(nanos));
         out.push(' ');
     } else if let Some(t) = e.get("time").and_then(Value::as_i64).filter(|t| *t != 0) {
-        out.push_str(&format_nanos(t.saturating_mul(1_000_000_000)));
+        out.push_str(&rfc3339_nano_fixed(t.saturating_mul(1_000_000_000)));
         out.push(' ');
     }
     let s = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
@@ -98,23 +99,6 @@ pub fn event_line(e: &Value) -> String {
     out
 }
 
-/// Go's `RFC3339NanoFixed` in UTC.
-fn format_nanos(nanos: i64) -> String {
-    match OffsetDateTime::from_unix_timestamp_nanos(nanos as i128) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.nanosecond()
-        ),
-        Err(_) => nanos.to_string(),
-    }
-}
-
 /// `events`.
 pub async fn events(session: &Session, args: &EventsArgs) -> Result<(), Error> {
     let query = events_query(args, now_nanos())?;
@@ -130,7 +114,8 @@ pub async fn events(session: &Session, args: &EventsArgs) -> Result<(), Error> {
         .docker()
         .clone()
         .with_timeout(std::time::Duration::from_secs(365 * 24 * 3600));
-    let mut body = crate::container::raw_get(&docker, format!("/events?{query}"));
+    let mut body =
+        crate::request::raw_request(&docker, Method::GET, format!("/events?{query}"), Vec::new());
     let mut buf: Vec<u8> = Vec::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| client.explain(e))?;

@@ -13,8 +13,6 @@ use bollard::models::{
 };
 use clap::Args;
 
-use crate::container::parse_ram;
-
 /// The flags; flattened into `ContainerOptions`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct HostFlags {
@@ -105,8 +103,35 @@ pub struct HostFlags {
     pub stop_timeout: Option<i64>,
 }
 
+/// go-units `RAMInBytes`: `512m`, `1g`, `1.5GiB`, binary multiples.
+pub(crate) fn parse_ram(s: &str) -> Result<i64, String> {
+    let bad = || format!("invalid size: '{s}'");
+    let t = s.trim_end_matches(['b', 'B']);
+    let t = t.strip_suffix(['i', 'I']).unwrap_or(t);
+    let (num, mult) = match t.chars().last() {
+        Some(c) if c.is_ascii_alphabetic() => {
+            let m: i64 = match c.to_ascii_lowercase() {
+                'k' => 1 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                't' => 1 << 40,
+                'p' => 1 << 50,
+                _ => return Err(bad()),
+            };
+            (&t[..t.len() - 1], m)
+        }
+        _ => (t, 1),
+    };
+    let num = num.strip_suffix(' ').unwrap_or(num);
+    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(bad());
+    }
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    Ok((n * mult as f64) as i64)
+}
+
 /// `--memory-swap`: a size, or -1 for unlimited.
-fn parse_swap(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_swap(s: &str) -> Result<i64, String> {
     if s == "-1" {
         Ok(-1)
     } else {
@@ -402,5 +427,16 @@ mod tests {
             "{bad}"
         );
         std::fs::remove_file(&file).unwrap();
+    }
+
+    #[test]
+    fn ram_sizes() {
+        assert_eq!(parse_ram("512m"), Ok(512 << 20));
+        assert_eq!(parse_ram("1g"), Ok(1 << 30));
+        assert_eq!(parse_ram("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_ram("100"), Ok(100));
+        assert_eq!(parse_ram("1.5k"), Ok(1536));
+        assert_eq!(parse_ram("abc"), Err("invalid size: 'abc'".into()));
+        assert!(parse_ram("").is_err());
     }
 }

@@ -1,13 +1,18 @@
 //! berth-cli: the `berth` command, a Docker-compatible client for berthd (and for any
 //! Docker Engine). `main.rs` parses flags and calls [`run`]; each command group is one
-//! module (`system`, `tls`, later `container`, `image`, `network`, `volume`), sharing
-//! [`connect`] (how to reach the daemon), [`format`] (`--format`, tables) and [`Error`].
+//! module (`system`, `tls`, `container`, `image`, `network`, `volume`, `cp`, `ops`,
+//! `events`, `registry`), sharing a kit that imports no command module: [`connect`] (how
+//! to reach the daemon), [`request`] (filters, escaping, raw requests), [`format`](mod@format) (the
+//! `--format` template language), [`table`] (list output), [`inspect`] (inspect output),
+//! [`humanize`] and [`timefmt`] (Go's renderings of sizes, ages and times), [`progress`]
+//! (pull/push/load progress), `prompt`, `terminal` and [`Error`].
 //!
 //! Commands talk to the daemon through bollard on the transport [`connect`] builds; see
 //! there for where and why we do not use bollard's own connectors.
 
 #![forbid(unsafe_code)]
 
+mod atomic_file;
 pub mod cli;
 pub mod completion;
 pub mod connect;
@@ -17,12 +22,20 @@ mod error;
 pub mod events;
 pub mod format;
 pub mod host_flags;
+pub mod humanize;
 pub mod image;
+pub mod inspect;
 pub mod network;
 pub mod ops;
+pub mod options;
+pub mod progress;
+mod prompt;
 pub mod registry;
+pub mod request;
 pub mod system;
+pub mod table;
 mod terminal;
+pub mod timefmt;
 pub mod tls;
 pub mod volume;
 
@@ -32,8 +45,9 @@ use clap::CommandFactory;
 
 pub use error::Error;
 
-use crate::cli::{Cli, Command, GlobalOptions};
+use crate::cli::{Cli, Command};
 use crate::connect::{Client, Target};
+use crate::options::GlobalOptions;
 
 /// What every command gets: the global options and, resolved lazily, the daemon.
 #[derive(Debug, Clone)]
@@ -90,13 +104,15 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::ContainerShortcut(cmd)) => container::run_shortcut(&session, cmd).await,
         Some(Command::Ops(cmd)) => ops::run(&session, cmd).await,
         Some(Command::Fs(cmd)) => cp::run(&session, cmd).await,
+        Some(Command::Volume(cmd)) => volume::run(&session, cmd).await,
+        Some(Command::System(cli::SystemCommand::Df(a))) => system::df(&session, a.verbose).await,
         Some(Command::Events(args)) => events::events(&session, args).await,
         Some(Command::Login(args)) => registry::login(&session, args).await,
         Some(Command::Logout(args)) => registry::logout(&session, args).await,
         Some(Command::Network(cmd)) => network::run(&session, cmd).await,
         Some(Command::Port(args)) => network::port(&session, args).await,
-        Some(Command::Completion(args)) => completion::completion(args),
-        Some(Command::Man(args)) => completion::man_pages(args),
+        Some(Command::Completion(args)) => completion::completion(args, cli::Cli::command()),
+        Some(Command::Man(args)) => completion::man_pages(args, cli::Cli::command()),
     }
 }
 

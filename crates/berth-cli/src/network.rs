@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 
 use crate::error::Error;
 
-use crate::image::{inspect_each, parse_filters, query_escape, render_list};
+use crate::inspect::inspect_each;
+use crate::request::{parse_filters, query_escape};
+use crate::table::render_list;
 use crate::{write_out, Session};
 
 /// `berth network ...`.

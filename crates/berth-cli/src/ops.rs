@@ -20,10 +20,11 @@ use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::container::parse_ram;
 use crate::error::Error;
-use crate::format::bytes_size;
-use crate::image::{path_escape, query_escape, render_list};
+use crate::host_flags::{parse_ram, parse_swap};
+use crate::humanize::{bytes_size, human_size_precision};
+use crate::request::{for_each_name, path_escape, query_escape};
+use crate::table::render_list;
 use crate::{write_out, Session};
 
 /// The top-level commands of this module (`berth exec`, `berth top`, ...).
@@ -176,15 +177,6 @@ pub struct UpdateArgs {
     pub restart: Option<String>,
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
-}
-
-/// `--memory-swap`: a size, or -1 for unlimited.
-fn parse_swap(s: &str) -> Result<i64, String> {
-    if s == "-1" {
-        Ok(-1)
-    } else {
-        parse_ram(s)
-    }
 }
 
 /// Runs one of this module's commands.
@@ -434,28 +426,22 @@ pub fn top_table(v: &Value) -> String {
         text.push_str(&strs(row).join("\t"));
         text.push('\n');
     }
-    crate::format::tabwrite(&text, 20, 3)
+    crate::table::tabwrite(&text, 20, 3)
 }
 
 /// `pause` / `unpause` each container, printing its name; errors joined as docker does.
 async fn each(session: &Session, containers: &[String], op: &str) -> Result<(), Error> {
     let client = session.client().await?;
-    let mut errors = Vec::new();
-    for c in containers {
-        let r = match op {
-            "pause" => client.docker().pause_container(c).await,
-            _ => client.docker().unpause_container(c).await,
-        };
-        match r {
-            Ok(()) => write_out(&format!("{c}\n"))?,
-            Err(e) => errors.push(client.daemon_err(e).to_string()),
+    for_each_name(containers, &client, |c| {
+        let docker = client.docker().clone();
+        async move {
+            match op {
+                "pause" => docker.pause_container(&c).await,
+                _ => docker.unpause_container(&c).await,
+            }
         }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::client(errors.join("\n")))
-    }
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -537,11 +523,7 @@ pub async fn update(session: &Session, args: &UpdateArgs) -> Result<(), Error> {
             Err(e) => errors.push(client.daemon_err(e).to_string()),
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::client(errors.join("\n")))
-    }
+    Error::from_each(errors)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -659,32 +641,11 @@ impl StatsRow {
             "CPUPerc": format!("{:.2}%", self.cpu_percent),
             "MemUsage": format!("{} / {}", bytes_size(self.memory), bytes_size(self.memory_limit)),
             "MemPerc": format!("{:.2}%", self.memory_percent),
-            "NetIO": format!("{} / {}", human_size3(self.net_rx), human_size3(self.net_tx)),
-            "BlockIO": format!("{} / {}", human_size3(self.block_read), human_size3(self.block_write)),
+            "NetIO": format!("{} / {}", human_size_precision(self.net_rx, 3), human_size_precision(self.net_tx, 3)),
+            "BlockIO": format!("{} / {}", human_size_precision(self.block_read, 3), human_size_precision(self.block_write, 3)),
             "PIDs": self.pids.to_string(),
         })
     }
-}
-
-/// go-units `HumanSizeWithPrecision(size, 3)`: decimal units, `%.3g`.
-pub fn human_size3(mut size: f64) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut i = 0;
-    while size >= 1000.0 && i < UNITS.len() - 1 {
-        size /= 1000.0;
-        i += 1;
-    }
-    let digits = if size < 1.0 {
-        1
-    } else {
-        (size.log10().floor() as i32) + 1
-    };
-    let decimals = (3 - digits).max(0) as usize;
-    let mut s = format!("{size:.decimals$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{s}{}", UNITS[i])
 }
 
 fn stats_headers() -> Value {
@@ -779,15 +740,11 @@ mod tests {
             (z["CPUPerc"].as_str(), z["MemUsage"].as_str()),
             (Some("0.00%"), Some("0B / 0B"))
         );
-    }
-
-    #[test]
-    fn human_size_with_precision_3() {
-        assert_eq!(human_size3(0.0), "0B");
-        assert_eq!(human_size3(999.0), "999B");
-        assert_eq!(human_size3(1234.0), "1.23kB");
-        assert_eq!(human_size3(12_345_678.0), "12.3MB");
-        assert_eq!(human_size3(100_000.0), "100kB");
+        // Go's %.3g goes to an exponent when rounding reaches 1000: docker prints 1e+03kB.
+        let big = json!({"id": "x", "name": "/b",
+            "networks": {"eth0": {"rx_bytes": 999_999, "tx_bytes": 999_500}}});
+        let b = StatsRow::from_stats(&big).to_json(false);
+        assert_eq!(b["NetIO"], "1e+03kB / 1e+03kB");
     }
 
     #[test]

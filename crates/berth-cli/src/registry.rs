@@ -13,8 +13,8 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, BufRead, IsTerminal, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, BufRead, IsTerminal, Read};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -253,29 +253,7 @@ impl ConfigFile {
                 .mode(0o700)
                 .create(dir)?;
         }
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "config.json".into());
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let result = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            // The mode above is filtered by the umask; the file must be 0600 whatever it is.
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-            f.write_all(self.to_text().as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        berth_sys::fs::atomic_write(&self.path, self.to_text().as_bytes(), 0o600)
     }
 }
 
@@ -667,6 +645,8 @@ pub async fn logout(session: &Session, args: &LogoutArgs) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn config(value: Value) -> ConfigFile {
@@ -850,6 +830,47 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("config.json")]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Credentials never go through a link planted where the temporary file will be
+    /// (the old writer opened a predictable `.config.json.<pid>.tmp` following links).
+    #[test]
+    fn save_does_not_write_through_a_planted_link() {
+        let dir = std::env::temp_dir().join(format!("berth-registry-link-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        let victim = dir.join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        let pid = std::process::id();
+        for planted in [
+            format!(".config.json.{pid}.tmp"),
+            format!(".berth_temp_{pid}_0"),
+        ] {
+            std::os::unix::fs::symlink(&victim, dir.join(planted)).unwrap();
+        }
+        let mut c = ConfigFile::load(&path).unwrap();
+        c.store(&RegistryAuth {
+            username: "u".into(),
+            password: "secret".into(),
+            server_address: "h:1".into(),
+            identity_token: String::new(),
+        });
+        c.save().unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert!(!fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            ConfigFile::load(&path)
+                .unwrap()
+                .get("h:1")
+                .unwrap()
+                .password,
+            "secret"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -10,10 +10,14 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
+use berth_api_types::reference::Reference;
+
 use crate::cli::FormatArgs;
 use crate::connect::{Negotiated, CLIENT_API_VERSION};
 use crate::error::Error;
-use crate::format::{bytes_size, tabwrite, Template};
+use crate::format::Template;
+use crate::humanize::{bytes_size, human_duration, human_size_precision};
+use crate::table::{render_list, tabwrite};
 use crate::{write_err, write_out, Session};
 
 /// The client's own version facts (docker's `clientVersion`).
@@ -551,11 +555,11 @@ fn reclaimable(amount: i64, total: i64) -> String {
     if total > 0 {
         format!(
             "{} ({}%)",
-            crate::format::human_size(amount as f64),
+            crate::humanize::human_size(amount as f64),
             amount * 100 / total
         )
     } else {
-        crate::format::human_size(amount as f64)
+        crate::humanize::human_size(amount as f64)
     }
 }
 
@@ -570,7 +574,7 @@ fn container_active(c: &Value) -> bool {
 /// The text of `docker system df` (and `-v`) for the daemon's `/system/df` answer
 /// (docker/cli `cli/command/formatter/disk_usage.go`, v28).
 pub fn render_df(df: &Value, verbose: bool, now: i64) -> Result<String, Error> {
-    use crate::format::human_size;
+    use crate::humanize::human_size;
     let arr = |k: &str| df[k].as_array().cloned().unwrap_or_default();
     let (images, containers, volumes, cache) = (
         arr("Images"),
@@ -640,7 +644,7 @@ pub fn render_df(df: &Value, verbose: bool, now: i64) -> Result<String, Error> {
         ];
         let headers = json!({"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE",
                              "Size": "SIZE", "Reclaimable": "RECLAIMABLE"});
-        return crate::image::render_list(
+        return render_list(
             "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
             &headers,
             &rows,
@@ -663,9 +667,9 @@ pub fn render_df(df: &Value, verbose: bool, now: i64) -> Result<String, Error> {
             let (mut repo, mut tag) = ("<none>".to_string(), "<none>".to_string());
             let dangling = listed.repo_tags.is_empty() || listed.repo_tags[0] == "<none>:<none>";
             if !dangling {
-                if let Ok(r) = crate::image::NormalizedRef::parse(&listed.repo_tags[0]) {
-                    if let Some(t) = &r.tag {
-                        (repo, tag) = (r.familiar_name(), t.clone());
+                if let Ok(r) = Reference::parse(&listed.repo_tags[0]) {
+                    if let Some(t) = r.tag() {
+                        (repo, tag) = (r.familiar_name(), t.to_owned());
                     }
                 }
             }
@@ -678,7 +682,7 @@ pub fn render_df(df: &Value, verbose: bool, now: i64) -> Result<String, Error> {
             .to_json(true, now)
         })
         .collect();
-    out.push_str(&crate::image::render_list(
+    out.push_str(&render_list(
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
         &json!({"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID",
                 "CreatedSince": "CREATED", "Size": "SIZE", "SharedSize": "SHARED SIZE",
@@ -699,7 +703,7 @@ pub fn render_df(df: &Value, verbose: bool, now: i64) -> Result<String, Error> {
         row["LocalVolumes"] = json!(local.to_string());
         ctr_rows.push(row);
     }
-    out.push_str(&crate::image::render_list(
+    out.push_str(&render_list(
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
         &crate::container::ps_headers(),
         &ctr_rows,
@@ -721,7 +725,7 @@ pub fn render_df(df: &Value, verbose: bool, now: i64) -> Result<String, Error> {
                    "Size": na(int(&u["Size"]), &|n| human_size(n as f64))})
         })
         .collect();
-    out.push_str(&crate::image::render_list(
+    out.push_str(&render_list(
         "table {{.Name}}\t{{.Links}}\t{{.Size}}",
         &json!({"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}),
         &vol_rows,
@@ -739,19 +743,19 @@ pub fn render_df(df: &Value, verbose: bool, now: i64) -> Result<String, Error> {
                     .map_or(String::new(), |t| {
                         format!(
                             "{} ago",
-                            crate::image::human_duration(now - t.unix_timestamp())
+                            human_duration(now - t.unix_timestamp())
                         )
                     })
             };
             let id = c["ID"].as_str().unwrap_or("");
             json!({"ID": if in_use(c) { format!("{}*", &id[..id.len().min(12)]) } else { id.chars().take(12).collect() },
-                   "CacheType": c["Type"], "Size": crate::image::human_size_precision(int(&c["Size"]) as f64, 3),
+                   "CacheType": c["Type"], "Size": human_size_precision(int(&c["Size"]) as f64, 3),
                    "CreatedSince": since("CreatedAt"), "LastUsedSince": since("LastUsedAt"),
                    "UsageCount": int(&c["UsageCount"]).to_string(),
                    "Shared": shared(c).to_string()})
         })
         .collect();
-    out.push_str(&crate::image::render_list(
+    out.push_str(&render_list(
         "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
         &json!({"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE", "CreatedSince": "CREATED",
                 "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED"}),

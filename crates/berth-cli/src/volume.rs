@@ -14,8 +14,10 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::error::Error;
-use crate::format::human_size;
-use crate::image::{inspect_each, parse_filters, query_escape, render_list};
+use crate::humanize::human_size;
+use crate::inspect::inspect_each;
+use crate::request::{parse_filters, query_escape};
+use crate::table::render_list;
 use crate::{write_out, Session};
 
 /// `berth volume ...`.

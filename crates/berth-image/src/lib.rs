@@ -1,7 +1,8 @@
 //! Images for Berth: content, not containers.
 //!
-//! This crate owns image references and their Docker normalisation ([`reference`]),
-//! content digests ([`digest`]), the crash-safe content-addressed blob store ([`blobs`]),
+//! This crate owns the streaming digest hashers ([`digest`]; the `Digest` type and image
+//! references with their Docker normalisation live in `berth-api-types` and are re-exported
+//! here as [`Digest`], [`reference`](mod@reference) and [`Reference`]), the crash-safe content-addressed blob store ([`blobs`]),
 //! safe layer extraction into overlayfs-ready directories ([`unpack`]), the image and tag
 //! store ([`store`]), save/load/import ([`archive`]) and pull/push through the registry
 //! client ([`registry`]), with the gzip encoder pushes compress layers with ([`gzip`]); it
@@ -22,16 +23,16 @@ pub mod config;
 pub mod digest;
 pub mod gzip;
 mod hasher;
-pub mod reference;
 pub mod registry;
 pub mod store;
 pub mod tarmeta;
 pub mod tarsplit;
 pub mod unpack;
 
+pub use berth_api_types::reference;
+pub use berth_api_types::reference::{Reference, ReferenceError};
 pub use blobs::{BlobError, BlobStore};
 pub use digest::{Digest, DigestError, DigestReader, DigestWriter};
-pub use reference::{Reference, ReferenceError};
 pub use unpack::{
     cleanup_partial_unpacks, unpack_layer, unpack_layer_into_fresh_dir, Compression, UnpackError,
     UnpackOptions, UnpackStats,

@@ -1,11 +1,10 @@
-//! Bounded fuzzing (proptest) of what berth-image reads from clients and images: image
-//! references, layer tars and `docker load` archives. Each target runs a few hundred cases
+//! Bounded fuzzing (proptest) of what berth-image reads from clients and images: layer
+//! tars and `docker load` archives (image references are fuzzed in `berth-api-types`). Each target runs a few hundred cases
 //! at most so that `cargo test` stays fast; `PROPTEST_CASES=100000` makes it a real fuzz
 //! run. Shrunk failures are kept next to each target (`*.proptest-regressions`) and
 //! replayed first; the hand-made seeds in `tests/corpus/` are replayed by `*_corpus` tests.
 
 mod archive;
-mod reference;
 mod unpack;
 
 use std::path::PathBuf;

@@ -1,7 +1,8 @@
 //! Image references: any string parses or is refused without a panic, and what parses
 //! prints back to itself (full and familiar forms).
 
-use berth_image::{Digest, Reference};
+use berth_api_types::digest::Digest;
+use berth_api_types::reference::Reference;
 use proptest::prelude::*;
 
 /// Checks every invariant of one input; panics (a failed case) when one breaks.
