@@ -7,9 +7,12 @@
 //! nothing of containers or records: they take plain values (a subnet, a bridge name, a
 //! container's init pid). [`manager`] puts them together: the network records, each
 //! container's settings and endpoints, and what a start, a stop, a connect and a
-//! disconnect do; the engine reaches it through [`NetworkDriver`]. A container's interfaces are made over rtnetlink (no process per start); bridges and
-//! firewall rules, made once per network, are driven through `ip` and `iptables -w`, which
-//! every host that runs Docker has.
+//! disconnect do; the engine reaches it through [`NetworkDriver`].
+//!
+//! Bridges, veths, addresses and routes are made over rtnetlink (no process per start or
+//! per network); firewall rules go through `iptables-restore`/`iptables -w`, which every
+//! host that runs Docker has, and the host's routes are read with `ip route` to keep new
+//! subnets off the ones the host uses.
 #![forbid(unsafe_code)]
 
 pub mod bridge;

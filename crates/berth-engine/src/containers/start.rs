@@ -200,7 +200,8 @@ impl Engine {
             ));
         }
         drop(peers);
-        // veths and addresses are set up by `ip` and `nsenter`: off the async workers.
+        // veths, addresses and routes over rtnetlink, in the container's namespace: blocking
+        // system calls, off the async workers.
         let (nets, nid) = (c.networks.clone(), rec.id.clone());
         let init = berth_sys::pidfd::ProcessHandle::open(started.pid, start_time);
         let plugged = crate::blocking::spawn(move || {
