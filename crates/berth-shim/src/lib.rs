@@ -25,6 +25,8 @@
 //! 4. A failed create or start still writes [`EXIT_FILE`] (exit code 127, 126 or 128 and the
 //!    error), replies [`StartReply::Failed`] and leaves nothing else behind.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod protocol;
 pub mod timefmt;
