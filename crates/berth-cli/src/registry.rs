@@ -13,8 +13,8 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, BufRead, IsTerminal, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, BufRead, IsTerminal, Read};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -239,8 +239,9 @@ impl ConfigFile {
         String::from_utf8(out).expect("serde_json writes UTF-8")
     }
 
-    /// Writes the file atomically (a temp file beside it, renamed over it), mode 0600,
-    /// creating the directory (0700) if needed.
+    /// Writes the file atomically (`berth_sys::fs::atomic_write`: a temp file beside it,
+    /// fsync, renamed over it, the directory fsynced), mode 0600, creating the directory
+    /// (0700) if needed.
     pub fn save(&self) -> io::Result<()> {
         let dir = self
             .path
@@ -253,29 +254,7 @@ impl ConfigFile {
                 .mode(0o700)
                 .create(dir)?;
         }
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "config.json".into());
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let result = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            // The mode above is filtered by the umask; the file must be 0600 whatever it is.
-            f.set_permissions(fs::Permissions::from_mode(0o600))?;
-            f.write_all(self.to_text().as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        berth_sys::fs::atomic_write(&self.path, self.to_text().as_bytes(), 0o600)
     }
 }
 
@@ -668,6 +647,7 @@ pub async fn logout(session: &Session, args: &LogoutArgs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn config(value: Value) -> ConfigFile {
         ConfigFile::parse(Path::new("/x/config.json"), &value.to_string()).unwrap()

@@ -11,9 +11,7 @@
 
 use std::sync::Arc;
 
-use berth_api_types::distribution::{
-    AuthResponse, Descriptor, DistributionInspect, Platform as WirePlatform,
-};
+use berth_api_types::distribution::{AuthResponse, Descriptor, DistributionInspect};
 use berth_api_types::image::{ProgressDetail, ProgressMessage};
 use berth_image::registry::{
     Platform, Progress, ProgressSink, PushPlan, Registry, RegistryConfig, RegistryError,
@@ -206,17 +204,7 @@ impl Engine {
                 digest: info.digest.to_string(),
                 size: info.size,
             },
-            platforms: info
-                .platforms
-                .into_iter()
-                .map(|p| WirePlatform {
-                    architecture: p.architecture,
-                    os: p.os,
-                    os_version: p.os_version,
-                    os_features: p.os_features,
-                    variant: p.variant,
-                })
-                .collect(),
+            platforms: info.platforms,
         })
     }
 }
@@ -244,7 +232,8 @@ fn pull_reference(from_image: &str, tag: Option<&str>) -> Result<Reference, Engi
 fn requested_platform(p: Option<&str>) -> Result<Platform, EngineError> {
     let host_arch = go_arch(&berth_sys::host::uname().machine).to_string();
     let p = p.map(str::trim).filter(|p| !p.is_empty());
-    Platform::parse(p.unwrap_or("linux"), &host_arch).map_err(EngineError::from)
+    Platform::parse(p.unwrap_or("linux"), &host_arch)
+        .map_err(|e| EngineError::from(RegistryError::from(e)))
 }
 
 /// Progress into an unbounded channel (progress is rate-limited at the source, so it
