@@ -114,12 +114,13 @@ impl fmt::Display for Platform {
     }
 }
 
-/// Go's names for architectures (`x86_64` → `amd64`).
+/// Go's names for architectures (`x86_64` → `amd64`), from an index entry, a platform
+/// string or `uname -m`.
 pub fn normalize_arch(arch: &str) -> String {
     match arch.trim().to_ascii_lowercase().as_str() {
         "x86_64" | "x86-64" => "amd64".into(),
         "aarch64" => "arm64".into(),
-        "armhf" | "armel" | "armv7l" => "arm".into(),
+        "armhf" | "armel" | "armv7l" | "armv6l" => "arm".into(),
         "i386" | "i686" => "386".into(),
         other => other.into(),
     }
@@ -129,36 +130,28 @@ pub fn normalize_arch(arch: &str) -> String {
 mod tests {
     use super::*;
 
-    fn platform(os: &str, arch: &str, variant: Option<&str>) -> Platform {
-        Platform {
-            os: os.into(),
-            architecture: arch.into(),
-            variant: variant.map(String::from),
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn platform_strings_parse() {
-        assert_eq!(
-            Platform::parse("linux", "amd64").unwrap(),
-            platform("linux", "amd64", None)
-        );
-        assert_eq!(
-            Platform::parse("linux/arm64/v8", "amd64").unwrap(),
-            platform("linux", "arm64", Some("v8"))
-        );
-        assert_eq!(
-            Platform::parse("linux/x86_64", "arm").unwrap().architecture,
-            "amd64"
-        );
+        let text = |s: &str| Platform::parse(s, "amd64").map(|p| p.to_string());
+        assert_eq!(text("linux"), Ok("linux/amd64".into()));
+        assert_eq!(text("Linux/arm64/V8"), Ok("linux/arm64/v8".into()));
+        assert_eq!(text("linux/x86_64"), Ok("linux/amd64".into()));
+        assert_eq!(text("linux/arm/"), Ok("linux/arm".into()));
         for bad in ["", "/amd64", "linux/amd64/v1/x"] {
-            assert!(Platform::parse(bad, "amd64").is_err(), "{bad}");
+            assert_eq!(text(bad), Err(InvalidPlatform(bad.into())), "{bad}");
         }
         assert_eq!(
-            platform("linux", "arm", Some("v7")).to_string(),
-            "linux/arm/v7"
+            InvalidPlatform("a/b/c/d".into()).to_string(),
+            "invalid platform \"a/b/c/d\": expected os[/arch[/variant]]"
         );
+        let arm64 = Platform::parse("linux/arm64/v8", "amd64").unwrap();
+        let bare = Platform::parse("linux/aarch64", "amd64").unwrap();
+        assert!(bare.matches(&arm64));
+        assert!(!arm64.matches(&Platform::parse("linux/arm64/v9", "amd64").unwrap()));
+        for (uname, go) in [("x86_64", "amd64"), ("aarch64", "arm64"), ("armv6l", "arm")] {
+            assert_eq!(normalize_arch(uname), go);
+        }
+        assert_eq!(normalize_arch("riscv64"), "riscv64");
     }
 
     #[test]

@@ -14,6 +14,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
@@ -28,24 +30,27 @@ fn utc(secs: i64, nanos: u32) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn format_utc(t: OffsetDateTime, fraction: &str) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+/// `2024-01-02T03:04:05.123456789Z`.
+const NINE_DIGITS: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+/// `2024-01-02T03:04:05.1Z`: as many digits as the fraction needs.
+const TRIMMED: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:1+]Z");
+/// `2024-01-02T03:04:05Z`.
+const WHOLE: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
+/// `t` in `layout`. Formatting a clamped UTC time into a string cannot fail (the layouts
+/// name only what an `OffsetDateTime` has, and years 0000-9999 fit them).
+fn format_utc(t: OffsetDateTime, layout: &[BorrowedFormatItem<'_>]) -> String {
+    t.format(layout).unwrap_or_default()
 }
 
 /// RFC 3339 in UTC with all nine digits of nanoseconds (`2024-01-02T03:04:05.123456789Z`),
 /// as Berth writes times in records and API answers. Times outside years 0000–9999 are
 /// clamped to them.
 pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
-    let t = utc(secs, nanos);
-    format_utc(t, &format!(".{:09}", t.nanosecond()))
+    format_utc(utc(secs, nanos), NINE_DIGITS)
 }
 
 /// The current time as [`format_rfc3339`] writes it.
@@ -63,11 +68,10 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
         i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         d.subsec_nanos(),
     );
-    let fraction = match t.nanosecond() {
-        0 => String::new(),
-        n => format!(".{n:09}").trim_end_matches('0').to_string(),
-    };
-    format_utc(t, &fraction)
+    match t.nanosecond() {
+        0 => format_utc(t, WHOLE),
+        _ => format_utc(t, TRIMMED),
+    }
 }
 
 /// Nanoseconds since the epoch of `value`; durations count back from `now_nanos`.

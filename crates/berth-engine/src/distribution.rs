@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 pub use berth_image::registry::RegistryAuth;
 
-use crate::system::{go_arch, now_rfc3339};
+use crate::system::now_rfc3339;
 use crate::{Engine, EngineConfig, EngineError};
 
 /// A stream of progress lines; it ends when the operation does.
@@ -230,7 +230,8 @@ fn pull_reference(from_image: &str, tag: Option<&str>) -> Result<Reference, Engi
 
 /// The `platform` query, or this host's (`linux/amd64` here).
 fn requested_platform(p: Option<&str>) -> Result<Platform, EngineError> {
-    let host_arch = go_arch(&berth_sys::host::uname().machine).to_string();
+    let host_arch =
+        berth_api_types::distribution::normalize_arch(&berth_sys::host::uname().machine);
     let p = p.map(str::trim).filter(|p| !p.is_empty());
     Platform::parse(p.unwrap_or("linux"), &host_arch)
         .map_err(|e| EngineError::from(RegistryError::from(e)))

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use berth_api_types::distribution::normalize_arch;
 use berth_api_types::filters::{check_pattern, glob_match, Filters};
 use berth_api_types::image::{
     DeleteItem, GraphDriver, HistoryItem, ImageInspect, ImageMetadata, ImageSummary, RootFs,
@@ -501,7 +502,7 @@ fn to_delete_item(d: Deleted) -> DeleteItem {
 
 /// `os[/arch[/variant]]`, defaulting to this host.
 fn platform(p: Option<&str>) -> Result<(String, String), EngineError> {
-    let host_arch = crate::system::go_arch(&berth_sys::host::uname().machine).to_string();
+    let host_arch = normalize_arch(&berth_sys::host::uname().machine);
     match p.filter(|p| !p.is_empty()) {
         None => Ok(("linux".into(), host_arch)),
         Some(p) => {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use berth_api_types::distribution::normalize_arch;
 use berth_api_types::system::{
     Commit, ComponentVersion, IndexInfo, Platform, PluginsInfo, RegistryConfig, RuntimeInfo,
     SwarmInfo, SystemInfo, SystemVersion,
@@ -18,7 +19,7 @@ impl Engine {
     /// `GET /version`.
     pub fn version(&self) -> SystemVersion {
         let uname = host::uname();
-        let arch = go_arch(&uname.machine).to_string();
+        let arch = normalize_arch(&uname.machine);
         let details = BTreeMap::from([
             ("ApiVersion".to_string(), ApiVersion::CURRENT.to_string()),
             ("Arch".to_string(), arch.clone()),
@@ -221,17 +222,6 @@ fn runtimes_info(config: &crate::EngineConfig) -> BTreeMap<String, RuntimeInfo> 
         .collect()
 }
 
-/// Go's GOARCH spelling of `uname -m`, which `/version` reports.
-pub(crate) fn go_arch(machine: &str) -> &str {
-    match machine {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "armv7l" | "armv6l" => "arm",
-        "i686" | "i386" => "386",
-        other => other,
-    }
-}
-
 fn thread_count() -> u64 {
     std::fs::read_dir("/proc/self/task")
         .map(|d| d.count() as u64)
@@ -274,12 +264,5 @@ mod tests {
         );
         assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
         assert_eq!(redact_userinfo(""), "");
-    }
-
-    #[test]
-    fn arch_names_follow_go() {
-        assert_eq!(go_arch("x86_64"), "amd64");
-        assert_eq!(go_arch("aarch64"), "arm64");
-        assert_eq!(go_arch("riscv64"), "riscv64");
     }
 }
