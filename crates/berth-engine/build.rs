@@ -1,4 +1,9 @@
-//! Records the compiler version and git commit for `GET /version`.
+//! Records the compiler version, git commit and commit time, in the shapes `GET /version`
+//! reports them (`rust1.95.0`, short commit, RFC 3339 time), as `BERTH_RUSTC_VERSION`,
+//! `BERTH_GIT_COMMIT` and `BERTH_BUILD_TIME`. The one build script of the workspace:
+//! berth-cli runs this file too (`build = "../berth-engine/build.rs"`), so `berth version`'s
+//! Client and Server sections read alike. The commit time (not the wall clock) keeps builds
+//! reproducible.
 use std::process::Command;
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
@@ -22,9 +27,11 @@ fn main() {
     let time = output("git", &["log", "-1", "--format=%cI"]).unwrap_or_default();
     println!("cargo:rustc-env=BERTH_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=BERTH_BUILD_TIME={time}");
-    println!("cargo:rerun-if-changed=build.rs");
-    if let Some(git_dir) = output("git", &["rev-parse", "--git-dir"]) {
-        println!("cargo:rerun-if-changed={git_dir}/HEAD");
-        println!("cargo:rerun-if-changed={git_dir}/refs/heads");
+    // A change to this script rebuilds it (and so reruns it) without being named here.
+    // `--git-path` finds the refs of a worktree too (they live in the common git dir).
+    for path in ["HEAD", "refs/heads"] {
+        if let Some(p) = output("git", &["rev-parse", "--git-path", path]) {
+            println!("cargo:rerun-if-changed={p}");
+        }
     }
 }

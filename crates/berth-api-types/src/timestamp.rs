@@ -2,7 +2,9 @@
 //! optional fraction (`1700000000.5`), RFC 3339 dates and their shortened forms
 //! (`2024-01-02`, `2024-01-02T15:04`, with `Z` or `±hh:mm`; without a zone they are UTC,
 //! the zone of these machines), and Go durations counted back from now (`10m`, `1h30m`),
-//! as moby's `api/types/time.GetTimestamp`.
+//! as moby's `api/types/time.GetTimestamp`; and the one place times are formatted as
+//! RFC 3339 ([`format_rfc3339`], [`rfc3339_nano`]). The calendar maths is the `time`
+//! crate's.
 //!
 //! Every function here is total: the input is a client's, so it is read byte by byte (no
 //! slicing that could land inside a multi-byte character), with checked arithmetic. A
@@ -10,7 +12,67 @@
 //! outside the range of `i64` nanoseconds (before 1677 or after 2262) saturates, which
 //! orders it correctly against every representable time.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
 const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+/// `secs` and `nanos` since the epoch as a UTC time, clamped to the years RFC 3339 can
+/// write: 0000-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+fn utc(secs: i64, nanos: u32) -> OffsetDateTime {
+    const FIRST: i128 = -62_167_219_200 * NANOS_PER_SEC as i128;
+    const LAST: i128 = 253_402_300_800 * NANOS_PER_SEC as i128 - 1;
+    let nanos = i128::from(secs) * i128::from(NANOS_PER_SEC) + i128::from(nanos);
+    OffsetDateTime::from_unix_timestamp_nanos(nanos.clamp(FIRST, LAST))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// `2024-01-02T03:04:05.123456789Z`.
+const NINE_DIGITS: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+/// `2024-01-02T03:04:05.1Z`: as many digits as the fraction needs.
+const TRIMMED: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:1+]Z");
+/// `2024-01-02T03:04:05Z`.
+const WHOLE: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+
+/// `t` in `layout`. Formatting a clamped UTC time into a string cannot fail (the layouts
+/// name only what an `OffsetDateTime` has, and years 0000-9999 fit them).
+fn format_utc(t: OffsetDateTime, layout: &[BorrowedFormatItem<'_>]) -> String {
+    t.format(layout).unwrap_or_default()
+}
+
+/// RFC 3339 in UTC with all nine digits of nanoseconds (`2024-01-02T03:04:05.123456789Z`),
+/// as Berth writes times in records and API answers. Times outside years 0000–9999 are
+/// clamped to them.
+pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
+    format_utc(utc(secs, nanos), NINE_DIGITS)
+}
+
+/// The current time as [`format_rfc3339`] writes it.
+pub fn now_rfc3339() -> String {
+    let now = OffsetDateTime::now_utc();
+    format_rfc3339(now.unix_timestamp(), now.nanosecond())
+}
+
+/// Go's `time.RFC3339Nano` in UTC: the fraction's trailing zeros dropped, no fraction when
+/// it is zero (`2024-05-01T12:00:00.1234Z`), as dockerd's shim writes exit and log times.
+/// Times before 1970 format as the epoch.
+pub fn rfc3339_nano(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let t = utc(
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        d.subsec_nanos(),
+    );
+    match t.nanosecond() {
+        0 => format_utc(t, WHOLE),
+        _ => format_utc(t, TRIMMED),
+    }
+}
 
 /// Nanoseconds since the epoch of `value`; durations count back from `now_nanos`.
 pub fn parse_nanos(value: &str, now_nanos: i64) -> Result<i64, String> {
@@ -22,6 +84,7 @@ pub fn parse_nanos(value: &str, now_nanos: i64) -> Result<i64, String> {
     }
     if value.contains('-') && value.len() >= 10 {
         return parse_rfc3339(value)
+            .map(|t| saturating_i128(t.unix_timestamp_nanos()))
             .ok_or_else(|| format!("parsing time {value:?}: cannot parse as a date"));
     }
     parse_unix(value).ok_or_else(|| format!("failed to parse value as time or duration: {value:?}"))
@@ -34,6 +97,11 @@ pub fn to_wire(nanos: i64) -> String {
         nanos.div_euclid(NANOS_PER_SEC),
         nanos.rem_euclid(NANOS_PER_SEC)
     )
+}
+
+/// Nanoseconds as `i64`, saturating at its ends.
+fn saturating_i128(nanos: i128) -> i64 {
+    i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// `secs` seconds and `frac` nanoseconds as nanoseconds, saturating at the ends of `i64`.
@@ -165,30 +233,23 @@ fn parse_duration(v: &str) -> Option<i64> {
     }
 }
 
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// `YYYY-MM-DD[THH[:MM[:SS[.frac]]]][Z|±hh:mm]`.
-fn parse_rfc3339(v: &str) -> Option<i64> {
+/// An RFC 3339 time or a shortened form of it, `YYYY-MM-DD[THH[:MM[:SS[.frac]]]][Z|±hh:mm]`
+/// (no zone is UTC); `None` for anything else. Total: every input gives an answer.
+pub fn parse_rfc3339(v: &str) -> Option<OffsetDateTime> {
     let b = v.as_bytes();
     let (y, mo, d) = (
         digits(b.get(0..4)?)?,
         digits(b.get(5..7)?)?,
         digits(b.get(8..10)?)?,
     );
-    if b.get(4) != Some(&b'-')
-        || b.get(7) != Some(&b'-')
-        || !(1..=12).contains(&mo)
-        || !(1..=days_in_month(y, mo)).contains(&d)
-    {
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
         return None;
     }
+    // Four digits each way, so these conversions cannot fail; the day is checked
+    // against the month (and leap years) here.
+    let month = Month::try_from(u8::try_from(mo).ok()?).ok()?;
+    let date =
+        Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(d).ok()?).ok()?;
     let mut rest = b.get(10..)?;
     // The zone: a trailing `Z` or `±hh:mm`.
     let mut offset = 0i64;
@@ -234,16 +295,15 @@ fn parse_rfc3339(v: &str) -> Option<i64> {
     } else if !rest.is_empty() {
         return None;
     }
-    // Days from civil (Howard Hinnant); the year has four digits, so nothing overflows.
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    let secs = days * 86400 + h * 3600 + mi * 60 + s - offset;
-    Some(saturating_nanos(secs, ns))
+    let time = Time::from_hms_nano(
+        u8::try_from(h).ok()?,
+        u8::try_from(mi).ok()?,
+        u8::try_from(s).ok()?,
+        u32::try_from(ns).ok()?,
+    )
+    .ok()?;
+    let offset = UtcOffset::from_whole_seconds(i32::try_from(offset).ok()?).ok()?;
+    Some(PrimitiveDateTime::new(date, time).assume_offset(offset))
 }
 
 #[cfg(test)]
@@ -357,6 +417,100 @@ mod tests {
         // A fraction longer than fits is read as far as it fits.
         assert_eq!(parse_duration(&format!("1.{}s", "0".repeat(100))), Some(S));
         assert_eq!(parse_duration(&format!("0.{}1s", "0".repeat(40))), Some(0));
+    }
+
+    #[test]
+    fn formats_with_nanoseconds_and_odd_years() {
+        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(1_704_164_645, 123_456_789),
+            "2024-01-02T03:04:05.123456789Z"
+        );
+        assert_eq!(
+            format_rfc3339(1_709_251_199, 5),
+            "2024-02-29T23:59:59.000000005Z"
+        );
+        assert_eq!(
+            format_rfc3339(951_782_400, 0),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+        // 1900 is not a leap year: the day after 28 February is 1 March.
+        assert_eq!(
+            format_rfc3339(-2_203_891_200, 0),
+            "1900-03-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            format_rfc3339(-1, 999_999_999),
+            "1969-12-31T23:59:59.999999999Z"
+        );
+        assert_eq!(
+            format_rfc3339(-62_167_219_200, 0),
+            "0000-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            format_rfc3339(253_402_300_799, 999_999_999),
+            "9999-12-31T23:59:59.999999999Z"
+        );
+        // Beyond what RFC 3339 can write: clamped, never a panic.
+        assert_eq!(
+            format_rfc3339(i64::MAX, 999_999_999),
+            "9999-12-31T23:59:59.999999999Z"
+        );
+        assert_eq!(
+            format_rfc3339(i64::MIN, 0),
+            "0000-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            format_rfc3339(0, u32::MAX),
+            "1970-01-01T00:00:04.294967295Z"
+        );
+    }
+
+    #[test]
+    fn go_rfc3339_nano_trims_the_fraction() {
+        use std::time::Duration;
+        let at = |s: u64, n: u32| rfc3339_nano(UNIX_EPOCH + Duration::new(s, n));
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(0, 1), "1970-01-01T00:00:00.000000001Z");
+        assert_eq!(at(0, 100_000_000), "1970-01-01T00:00:00.1Z");
+        assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            at(1_704_067_199, 999_999_999),
+            "2023-12-31T23:59:59.999999999Z"
+        );
+        assert_eq!(at(4_102_444_800, 120_000), "2100-01-01T00:00:00.00012Z");
+        assert_eq!(
+            rfc3339_nano(UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn round_trips_with_nanoseconds_and_odd_years() {
+        for (secs, nanos) in [
+            (0, 0),
+            (1_704_164_645, 123_456_789),
+            (-1, 999_999_999),
+            (-2_203_891_200, 1),
+            (951_782_400, 500),
+            (-62_167_219_200, 0),
+            (253_402_300_799, 999_999_999),
+        ] {
+            let text = format_rfc3339(secs, nanos);
+            let t = parse_rfc3339(&text).unwrap();
+            assert_eq!(
+                (t.unix_timestamp(), t.nanosecond()),
+                (secs, nanos),
+                "{text}"
+            );
+        }
+        let t = parse_rfc3339("2024-03-01T01:59:59.5+02:00").unwrap();
+        assert_eq!(
+            (t.unix_timestamp(), t.nanosecond()),
+            (1_709_251_199, 500_000_000)
+        );
+        assert_eq!(parse_rfc3339("1900-02-29"), None);
+        assert_eq!(parse_rfc3339("garbage"), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use berth_api_types::detach::{self, Scan, Scanner};
 use berth_api_types::filters::{check_pattern, glob_match, Filters, GlobError};
-use berth_api_types::timestamp::{parse_nanos, to_wire};
+use berth_api_types::timestamp::{format_rfc3339, parse_nanos, parse_rfc3339, to_wire};
 use berth_api_types::ApiVersion;
 use proptest::prelude::*;
 
@@ -90,6 +90,15 @@ proptest! {
     #[test]
     fn timestamps_never_panic(s in any::<String>(), now in any::<i64>()) {
         let _ = parse_nanos(&s, now);
+    }
+
+    /// What `format_rfc3339` writes, `parse_rfc3339` reads back to the same instant, over
+    /// every year RFC 3339 can write.
+    #[test]
+    fn formatted_times_parse_back(secs in -62_167_219_200i64..253_402_300_800, nanos in 0u32..1_000_000_000) {
+        let text = format_rfc3339(secs, nanos);
+        let t = parse_rfc3339(&text);
+        prop_assert_eq!(t.map(|t| (t.unix_timestamp(), t.nanosecond())), Some((secs, nanos)), "{}", text);
     }
 
     #[test]

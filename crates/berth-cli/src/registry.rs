@@ -239,8 +239,9 @@ impl ConfigFile {
         String::from_utf8(out).expect("serde_json writes UTF-8")
     }
 
-    /// Writes the file atomically (a temp file beside it, renamed over it), mode 0600,
-    /// creating the directory (0700) if needed.
+    /// Writes the file atomically (`berth_sys::fs::atomic_write`: a temp file beside it,
+    /// fsync, renamed over it, the directory fsynced), mode 0600, creating the directory
+    /// (0700) if needed.
     pub fn save(&self) -> io::Result<()> {
         let dir = self
             .path

@@ -40,9 +40,9 @@ impl ClientFacts {
     pub fn current() -> ClientFacts {
         ClientFacts {
             version: env!("CARGO_PKG_VERSION").to_string(),
-            rust_version: env!("BERTH_CLI_RUSTC_VERSION").to_string(),
-            git_commit: env!("BERTH_CLI_GIT_COMMIT").to_string(),
-            build_time: reformat_date(env!("BERTH_CLI_BUILD_TIME")),
+            rust_version: env!("BERTH_RUSTC_VERSION").to_string(),
+            git_commit: env!("BERTH_GIT_COMMIT").to_string(),
+            build_time: reformat_date(env!("BERTH_BUILD_TIME")),
             os: std::env::consts::OS.to_string(),
             arch: go_arch(std::env::consts::ARCH).to_string(),
             context: "default".to_string(),

@@ -11,9 +11,7 @@
 
 use std::sync::Arc;
 
-use berth_api_types::distribution::{
-    AuthResponse, Descriptor, DistributionInspect, Platform as WirePlatform,
-};
+use berth_api_types::distribution::{AuthResponse, Descriptor, DistributionInspect};
 use berth_api_types::image::{ProgressDetail, ProgressMessage};
 use berth_image::registry::{
     Platform, Progress, ProgressSink, PushPlan, Registry, RegistryConfig, RegistryError,
@@ -23,7 +21,7 @@ use tokio::sync::mpsc;
 
 pub use berth_image::registry::RegistryAuth;
 
-use crate::system::{go_arch, now_rfc3339};
+use crate::system::now_rfc3339;
 use crate::{Engine, EngineConfig, EngineError};
 
 /// A stream of progress lines; it ends when the operation does.
@@ -206,17 +204,7 @@ impl Engine {
                 digest: info.digest.to_string(),
                 size: info.size,
             },
-            platforms: info
-                .platforms
-                .into_iter()
-                .map(|p| WirePlatform {
-                    architecture: p.architecture,
-                    os: p.os,
-                    os_version: p.os_version,
-                    os_features: p.os_features,
-                    variant: p.variant,
-                })
-                .collect(),
+            platforms: info.platforms,
         })
     }
 }
@@ -242,9 +230,11 @@ fn pull_reference(from_image: &str, tag: Option<&str>) -> Result<Reference, Engi
 
 /// The `platform` query, or this host's (`linux/amd64` here).
 fn requested_platform(p: Option<&str>) -> Result<Platform, EngineError> {
-    let host_arch = go_arch(&berth_sys::host::uname().machine).to_string();
+    let host_arch =
+        berth_api_types::distribution::normalize_arch(&berth_sys::host::uname().machine);
     let p = p.map(str::trim).filter(|p| !p.is_empty());
-    Platform::parse(p.unwrap_or("linux"), &host_arch).map_err(EngineError::from)
+    Platform::parse(p.unwrap_or("linux"), &host_arch)
+        .map_err(|e| EngineError::from(RegistryError::from(e)))
 }
 
 /// Progress into an unbounded channel (progress is rate-limited at the source, so it

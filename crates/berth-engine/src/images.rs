@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use berth_api_types::distribution::normalize_arch;
 use berth_api_types::filters::{check_pattern, glob_match, Filters};
 use berth_api_types::image::{
     DeleteItem, GraphDriver, HistoryItem, ImageInspect, ImageMetadata, ImageSummary, RootFs,
@@ -501,7 +502,7 @@ fn to_delete_item(d: Deleted) -> DeleteItem {
 
 /// `os[/arch[/variant]]`, defaulting to this host.
 fn platform(p: Option<&str>) -> Result<(String, String), EngineError> {
-    let host_arch = crate::system::go_arch(&berth_sys::host::uname().machine).to_string();
+    let host_arch = normalize_arch(&berth_sys::host::uname().machine);
     match p.filter(|p| !p.is_empty()) {
         None => Ok(("linux".into(), host_arch)),
         Some(p) => {
@@ -543,43 +544,7 @@ fn reference_matches(pattern: &str, tag: &str) -> bool {
 
 /// RFC 3339 → Unix seconds (0 when unreadable).
 pub(crate) fn parse_time(s: &str) -> i64 {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return 0;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<i64>().ok());
-    let (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(sec)) = (
-        num(0..4),
-        num(5..7),
-        num(8..10),
-        num(11..13),
-        num(14..16),
-        num(17..19),
-    ) else {
-        return 0;
-    };
-    // days from civil (H. Hinnant)
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let mut t = days * 86_400 + h * 3600 + mi * 60 + sec;
-    // Offset suffix: Z or ±HH:MM after optional fraction.
-    let rest = &s[19..];
-    let rest = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
-    if let Some(sign) = rest.chars().next().filter(|c| *c == '+' || *c == '-') {
-        let off = &rest[1..];
-        if let (Some(oh), Some(om)) = (
-            off.get(0..2).and_then(|x| x.parse::<i64>().ok()),
-            off.get(3..5).and_then(|x| x.parse::<i64>().ok()),
-        ) {
-            let o = oh * 3600 + om * 60;
-            t = if sign == '+' { t - o } else { t + o };
-        }
-    }
-    t
+    berth_api_types::timestamp::parse_rfc3339(s).map_or(0, |t| t.unix_timestamp())
 }
 
 #[cfg(test)]

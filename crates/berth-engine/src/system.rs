@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use berth_api_types::distribution::normalize_arch;
 use berth_api_types::system::{
     Commit, ComponentVersion, IndexInfo, Platform, PluginsInfo, RegistryConfig, RuntimeInfo,
     SwarmInfo, SystemInfo, SystemVersion,
@@ -18,7 +19,7 @@ impl Engine {
     /// `GET /version`.
     pub fn version(&self) -> SystemVersion {
         let uname = host::uname();
-        let arch = go_arch(&uname.machine).to_string();
+        let arch = normalize_arch(&uname.machine);
         let details = BTreeMap::from([
             ("ApiVersion".to_string(), ApiVersion::CURRENT.to_string()),
             ("Arch".to_string(), arch.clone()),
@@ -221,17 +222,6 @@ fn runtimes_info(config: &crate::EngineConfig) -> BTreeMap<String, RuntimeInfo> 
         .collect()
 }
 
-/// Go's GOARCH spelling of `uname -m`, which `/version` reports.
-pub(crate) fn go_arch(machine: &str) -> &str {
-    match machine {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "armv7l" | "armv6l" => "arm",
-        "i686" | "i386" => "386",
-        other => other,
-    }
-}
-
 fn thread_count() -> u64 {
     std::fs::read_dir("/proc/self/task")
         .map(|d| d.count() as u64)
@@ -259,51 +249,12 @@ fn redact_userinfo(url: &str) -> String {
     }
 }
 
-/// Current UTC time in RFC 3339 with nanoseconds, as Go's `time.Time` marshals.
-pub(crate) fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format_rfc3339(now.as_secs() as i64, now.subsec_nanos())
-}
-
-/// Formats a Unix time as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (civil-from-days, H. Hinnant).
-pub(crate) fn format_rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
+/// Times in RFC 3339 with nine digits of nanoseconds, as Go's `time.Time` marshals them.
+pub(crate) use berth_api_types::timestamp::{format_rfc3339, now_rfc3339};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_known_instants() {
-        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            format_rfc3339(1_709_251_199, 5),
-            "2024-02-29T23:59:59.000000005Z"
-        );
-        assert_eq!(
-            format_rfc3339(951_782_400, 0),
-            "2000-02-29T00:00:00.000000000Z"
-        );
-    }
 
     #[test]
     fn proxy_passwords_are_redacted() {
@@ -313,12 +264,5 @@ mod tests {
         );
         assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
         assert_eq!(redact_userinfo(""), "");
-    }
-
-    #[test]
-    fn arch_names_follow_go() {
-        assert_eq!(go_arch("x86_64"), "amd64");
-        assert_eq!(go_arch("aarch64"), "arm64");
-        assert_eq!(go_arch("riscv64"), "riscv64");
     }
 }

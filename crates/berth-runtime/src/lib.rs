@@ -6,6 +6,8 @@
 //! single-threaded shim may fork container processes). See `berth_shim_protocol` for the
 //! shim ↔ daemon contract and [`Runtime`] for who creates, reaps and cleans up what.
 
+#![forbid(unsafe_code)]
+
 pub mod error;
 pub mod runtime;
 pub mod shim_client;

@@ -249,23 +249,17 @@ fn unexpected(id: &str, r: Response) -> RuntimeError {
 
 /// Whether any mount lies at or under `dir` (then `remove_dir_all` would reach into it).
 fn has_mounts_under(dir: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return true;
-    };
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|m| Path::new(m).starts_with(dir))
+    berth_sys::mount::mount_points().map_or(true, |m| m.iter().any(|p| p.starts_with(dir)))
 }
 
-async fn write_atomic(path: &Path, data: &[u8]) -> Result<(), RuntimeError> {
-    let tmp = path.with_extension("tmp");
-    let f = async {
-        let mut f = tokio::fs::File::create(&tmp).await?;
-        f.write_all(data).await?;
-        f.sync_all().await?;
-        tokio::fs::rename(&tmp, path).await
-    };
-    f.await.map_err(|e| RuntimeError::io("write", path, e))
+/// The bundle's `config.json`, through `berth_sys::fs::atomic_write` off the async
+/// workers: a reader (the shim, runc) sees the old file or the whole new one.
+async fn write_atomic(path: &Path, data: Vec<u8>) -> Result<(), RuntimeError> {
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || berth_sys::fs::atomic_write(&p, &data, 0o644))
+        .await
+        .map_err(|e| RuntimeError::Internal(format!("writing {}: {e}", path.display())))?
+        .map_err(|e| RuntimeError::io("write", path, e))
 }
 
 /// The rest of the [`Runtime`] requests.
@@ -284,7 +278,7 @@ impl ShimRuntime {
             .map_err(|e| RuntimeError::io("create", &bundle, e))?;
         let config =
             serde_json::to_vec(&req.spec).map_err(|e| RuntimeError::Internal(e.to_string()))?;
-        write_atomic(&bundle.join("config.json"), &config).await?;
+        write_atomic(&bundle.join("config.json"), config).await?;
         let opts = StartOptions {
             id: req.id.clone(),
             dir: dir.clone(),
@@ -432,7 +426,11 @@ impl ShimRuntime {
                 "container {id} is still stopping"
             )));
         }
-        if has_mounts_under(&dir) {
+        let probe = dir.clone();
+        let mounted = tokio::task::spawn_blocking(move || has_mounts_under(&probe))
+            .await
+            .unwrap_or(true);
+        if mounted {
             return Err(RuntimeError::Conflict(format!(
                 "container {id}: something is still mounted under {}",
                 dir.display()
@@ -548,6 +546,39 @@ impl Runtime for ShimRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Unmounts what the test mounted, even when an assertion fails.
+    struct Mounted(std::path::PathBuf);
+
+    impl Drop for Mounted {
+        fn drop(&mut self) {
+            let _ = berth_sys::mount::unmount(&self.0, true);
+        }
+    }
+
+    #[test]
+    fn a_mount_under_a_directory_with_a_space_is_seen() {
+        // mountinfo writes the space as `\040`: it must be read back as a space.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("exec root");
+        let target = dir.join("m");
+        std::fs::create_dir_all(&target).unwrap();
+        assert!(!has_mounts_under(&dir));
+        berth_sys::mount::mount_shm(&target, 4096).unwrap();
+        let _guard = Mounted(target);
+        assert!(has_mounts_under(&dir));
+    }
+
+    #[tokio::test]
+    async fn the_bundle_config_is_replaced_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("config.json");
+        write_atomic(&p, b"{}".to_vec()).await.unwrap();
+        write_atomic(&p, b"{\"a\":1}".to_vec()).await.unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"{\"a\":1}");
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "a temp file was left behind");
+    }
 
     #[tokio::test]
     async fn bad_ids_and_missing_containers() {

@@ -3,6 +3,8 @@
 //! monitor and the tests name it `berth_shim::…`, and the timestamp format of its records.
 //! The monitor itself lives in the binary (`src/monitor/`).
 
+#![forbid(unsafe_code)]
+
 pub mod timefmt;
 
 pub use berth_shim_protocol::*;

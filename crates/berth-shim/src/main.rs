@@ -2,6 +2,8 @@
 //! one JSON `StartReply` on stdout, and leaves a detached monitor behind; see the library
 //! docs (`berth_shim`) for the contract and `monitor` for the moving parts.
 
+#![forbid(unsafe_code)]
+
 mod monitor;
 
 fn main() {

@@ -1,23 +1,30 @@
 //! The one home of raw system calls and `unsafe` in Berth: atomic file writes, walks and
-//! writes relative to directory descriptors, the daemon's
-//! pidfile and data-root lock, host facts for `/info`, systemd socket activation,
+//! writes relative to directory descriptors, mounts and the one mountinfo parser, the
+//! daemon's pidfile and data-root lock, host facts for `/info`, systemd socket activation,
 //! running code inside a container's network namespace, processes addressed by pidfd
 //! (a container's `/proc/<pid>/root` and `ns/*` never a reused pid's), zero-copy socket
-//! relaying (splice(2)) for the port proxy, the daemon's open-file limit, and how much a
-//! unix-socket peer has left unread.
+//! relaying (splice(2)) for the port proxy, the daemon's open-file limit, how much a
+//! unix-socket peer has left unread, and what the shim needs for itself (fork while
+//! single-threaded, `prctl`, signal dispositions, pty ioctls, descriptors received over a
+//! socket).
 //!
-//! Every `unsafe` block carries a `// SAFETY:` comment; every other crate forbids `unsafe`.
+//! Every `unsafe` block carries a `// SAFETY:` comment; every other crate has
+//! `#![forbid(unsafe_code)]` at its root (lib and bin).
 
 pub mod activation;
 pub mod dirfd;
+pub mod fdpass;
 pub mod fs;
 pub mod host;
 pub mod memory;
 pub mod mount;
+pub mod mountinfo;
 pub mod netns;
 pub mod pidfd;
 pub mod pidfile;
+pub mod process;
 pub mod resolve;
 pub mod rlimit;
 pub mod socket;
 pub mod splice;
+pub mod tty;

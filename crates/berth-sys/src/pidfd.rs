@@ -61,15 +61,7 @@ impl ProcessHandle {
         if pid <= 0 {
             return Err(PidfdError::Gone(pid));
         }
-        // SAFETY: pidfd_open(2) takes a pid and flags by value and returns a new
-        // descriptor we own, or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return Err(PidfdError::io(pid)(io::Error::last_os_error()));
-        }
-        let fd = i32::try_from(fd).map_err(|_| PidfdError::Gone(pid))?;
-        // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = pidfd_open(pid).map_err(PidfdError::io(pid))?;
         let handle = ProcessHandle { pid, fd };
         // The pidfd came first: if the stat read below is of another process (ours exited
         // and the pid was reused in between), ours is no longer alive afterwards.
@@ -93,18 +85,8 @@ impl ProcessHandle {
     /// Whether the process has not exited yet (a zombie not yet reaped still counts as
     /// alive: its pid cannot be reused until it is reaped).
     pub fn alive(&self) -> bool {
-        // SAFETY: pidfd_send_signal(2) with signal 0 only checks that the process exists
-        // and may be signalled; the descriptor is ours and open, the info pointer null.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
-                0,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        rc == 0
+        // Signal 0 only checks that the process exists and may be signalled.
+        pidfd_send_signal(self.fd.as_fd(), 0).is_ok()
     }
 
     fn confirm(&self) -> Result<(), PidfdError> {
@@ -153,6 +135,40 @@ impl AsFd for ProcessHandle {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// `pidfd_open(2)`: a descriptor on process `pid` that cannot be confused with a later
+/// process that reuses the number (check that `pid` is the expected process, as
+/// [`ProcessHandle::open`] does, when it was not just created by the caller).
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags by value and returns a new descriptor
+    // we own, or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::other("pidfd out of range"))?;
+    // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(2)`: sends `signal` (0 only checks) to the process `pidfd` holds.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: a borrowed (so open) descriptor, a signal number, no siginfo (NULL), no
+    // flags; nothing is written through a pointer.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The start time of process `pid` (`/proc/<pid>/stat` field 22, clock ticks since boot):

@@ -34,25 +34,17 @@ impl Dirs {
     pub(crate) fn from_mountinfo(info: &str, v2: bool, path: &str) -> Dirs {
         let rel = path.trim_start_matches('/');
         let mut v1 = HashMap::new();
-        for line in info.lines() {
-            let Some((left, right)) = line.split_once(" - ") else {
-                continue;
-            };
-            let l: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
-            let (Some(mnt), Some(fstype)) = (l.get(4), r.first()) else {
-                continue;
-            };
-            match *fstype {
-                "cgroup2" if v2 => return Dirs::V2(Path::new(mnt).join(rel)),
+        for m in berth_sys::mountinfo::parse(info) {
+            match m.fs_type.as_str() {
+                "cgroup2" if v2 => return Dirs::V2(m.mount_point.join(rel)),
                 "cgroup" if !v2 => {
-                    for opt in r.get(2).unwrap_or(&"").split(',') {
+                    for opt in m.super_options.split(',') {
                         if matches!(
                             opt,
                             "memory" | "cpu" | "cpuacct" | "cpuset" | "pids" | "blkio" | "freezer"
                         ) {
                             v1.entry(opt.to_string())
-                                .or_insert_with(|| Path::new(mnt).join(rel));
+                                .or_insert_with(|| m.mount_point.join(rel));
                         }
                     }
                 }
@@ -609,6 +601,12 @@ mod tests {
         assert_eq!(
             Dirs::from_mountinfo(v2, true, "/berth/abc"),
             Dirs::V2(PathBuf::from("/sys/fs/cgroup/berth/abc"))
+        );
+        // Mount points come unescaped (`\040` is a space).
+        let spaced = "31 30 0:27 / /cg\\040root rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            Dirs::from_mountinfo(spaced, true, "/berth/abc"),
+            Dirs::V2(PathBuf::from("/cg root/berth/abc"))
         );
         // Garbage lines are skipped.
         assert_eq!(

@@ -297,24 +297,13 @@ fn human_duration(secs: i64) -> String {
     }
 }
 
-/// Seconds since the epoch of an RFC 3339 UTC time (`2024-01-02T03:04:05.123Z`).
+/// Seconds since the epoch of an RFC 3339 time (`2024-01-02T03:04:05.123Z`); `None` for
+/// Go's zero time (`0001-01-01T00:00:00Z`, "never") and for what is not a time.
 pub(crate) fn parse_unix(t: &str) -> Option<i64> {
-    let b = t.as_bytes();
-    if b.len() < 19 || t.starts_with("0001-") {
+    if t.starts_with("0001-") {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // Days from civil (Howard Hinnant).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + h * 3600 + mi * 60 + s)
+    berth_api_types::timestamp::parse_rfc3339(t).map(|t| t.unix_timestamp())
 }
 
 #[cfg(test)]

@@ -3,8 +3,6 @@
 //! the document's own `mediaType`, else its shape), and the choice of one platform from an
 //! index as containerd's `platforms.Only` makes it.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::RegistryError;
@@ -50,82 +48,11 @@ pub struct Descriptor {
     pub platform: Option<Platform>,
 }
 
-/// An OCI platform (`os`, `architecture`, optional `variant`, `os.version`, `os.features`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub os: String,
-    #[serde(
-        rename = "os.version",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_version: Option<String>,
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub os_features: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
+pub use berth_api_types::distribution::{normalize_arch, InvalidPlatform, Platform};
 
-impl Platform {
-    /// Parses `os[/arch[/variant]]`; a missing architecture means `default_arch`.
-    pub fn parse(s: &str, default_arch: &str) -> Result<Platform, RegistryError> {
-        let mut parts = s.split('/');
-        let os = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let architecture = normalize_arch(parts.next().unwrap_or(default_arch));
-        let variant = parts.next().map(|v| v.to_ascii_lowercase());
-        if os.is_empty() || parts.next().is_some() || architecture.is_empty() {
-            return Err(RegistryError::InvalidArgument(format!(
-                "invalid platform {s:?}: expected os[/arch[/variant]]"
-            )));
-        }
-        Ok(Platform {
-            architecture,
-            os,
-            variant: variant.filter(|v| !v.is_empty()),
-            ..Default::default()
-        })
-    }
-
-    /// Whether an index entry for `self` can run where `wanted` was asked for.
-    pub fn matches(&self, wanted: &Platform) -> bool {
-        if self.os != wanted.os || normalize_arch(&self.architecture) != wanted.architecture {
-            return false;
-        }
-        let have = self.variant.as_deref().unwrap_or_default();
-        match wanted.variant.as_deref() {
-            // arm64's only variant is v8, often left out.
-            Some("v8") if wanted.architecture == "arm64" => matches!(have, "" | "v8"),
-            Some(v) => have == v,
-            None => true,
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Go's names for architectures (`x86_64` → `amd64`).
-pub fn normalize_arch(arch: &str) -> String {
-    match arch.trim().to_ascii_lowercase().as_str() {
-        "x86_64" | "x86-64" => "amd64".into(),
-        "aarch64" => "arm64".into(),
-        "armhf" | "armel" | "armv7l" => "arm".into(),
-        "i386" | "i686" => "386".into(),
-        other => other.into(),
+impl From<InvalidPlatform> for RegistryError {
+    fn from(e: InvalidPlatform) -> RegistryError {
+        RegistryError::InvalidArgument(e.to_string())
     }
 }
 
@@ -310,29 +237,6 @@ mod tests {
             urls: vec![],
             platform: Some(p),
         }
-    }
-
-    #[test]
-    fn platform_strings_parse() {
-        assert_eq!(
-            Platform::parse("linux", "amd64").unwrap(),
-            platform("linux", "amd64", None)
-        );
-        assert_eq!(
-            Platform::parse("linux/arm64/v8", "amd64").unwrap(),
-            platform("linux", "arm64", Some("v8"))
-        );
-        assert_eq!(
-            Platform::parse("linux/x86_64", "arm").unwrap().architecture,
-            "amd64"
-        );
-        for bad in ["", "/amd64", "linux/amd64/v1/x"] {
-            assert!(Platform::parse(bad, "amd64").is_err(), "{bad}");
-        }
-        assert_eq!(
-            platform("linux", "arm", Some("v7")).to_string(),
-            "linux/arm/v7"
-        );
     }
 
     #[test]

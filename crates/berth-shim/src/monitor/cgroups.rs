@@ -121,24 +121,16 @@ impl Layout {
 /// Parses `/proc/self/mountinfo` for cgroup and cgroup2 mounts.
 pub fn parse_mountinfo(text: &str) -> Layout {
     let mut hierarchies = Vec::new();
-    for line in text.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let left: Vec<&str> = left.split(' ').collect();
-        let right: Vec<&str> = right.split(' ').collect();
-        if left.len() < 5 || right.len() < 3 {
-            continue;
-        }
-        let mountpoint = PathBuf::from(unescape(left[4]));
-        match right[0] {
+    for m in berth_sys::mountinfo::parse(text) {
+        match m.fs_type.as_str() {
             "cgroup2" => hierarchies.push(Hierarchy {
-                mountpoint,
+                mountpoint: m.mount_point,
                 controllers: Vec::new(),
                 v2: true,
             }),
             "cgroup" => {
-                let controllers = right[2]
+                let controllers = m
+                    .super_options
                     .split(',')
                     .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
                     .filter(|o| {
@@ -150,7 +142,7 @@ pub fn parse_mountinfo(text: &str) -> Layout {
                     .map(str::to_string)
                     .collect();
                 hierarchies.push(Hierarchy {
-                    mountpoint,
+                    mountpoint: m.mount_point,
                     controllers,
                     v2: false,
                 });
@@ -159,26 +151,6 @@ pub fn parse_mountinfo(text: &str) -> Layout {
         }
     }
     Layout { hierarchies }
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The `oom_kill` counter of `memory.oom_control` (v1) or `memory.events` (v2).
@@ -406,10 +378,9 @@ garbage line
     }
 
     #[test]
-    fn unescapes_octal() {
-        assert_eq!(unescape("/my\\040dir"), "/my dir");
-        assert_eq!(unescape("/trail\\04"), "/trail\\04");
-        assert_eq!(unescape("\\"), "\\");
+    fn mount_points_are_unescaped() {
+        let l = parse_mountinfo("26 25 0:24 / /my\\040cg\\040 rw - cgroup2 cgroup2 rw\n");
+        assert_eq!(l.hierarchies[0].mountpoint, PathBuf::from("/my cg "));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use libcontainer::oci_spec::runtime::Spec;
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
-use nix::sys::signal::{SigHandler, SigSet, Signal};
+use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
 use super::oci_cli::{ExecCommand, OciCli, RuntimeCommand};
@@ -42,8 +42,7 @@ impl Executor for CleanSignals {
         SigSet::all()
             .thread_unblock()
             .map_err(|e| ExecutorError::Other(e.to_string()))?;
-        // SAFETY: restoring the default disposition installs no handler code.
-        unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }
+        berth_sys::process::restore_default_signal(Signal::SIGPIPE)
             .map_err(|e| ExecutorError::Other(e.to_string()))?;
         DefaultExecutor {}.exec(spec)
     }

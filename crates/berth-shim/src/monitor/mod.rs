@@ -197,16 +197,8 @@ fn detach(opts: &StartOptions) -> io::Result<()> {
     Ok(())
 }
 
-/// Temp file, fsync, rename, fsync the directory (DESIGN: every record atomically).
+/// Writes a record the daemon reads (`exit.json`, `shim.pid`) atomically, mode 0644:
+/// `berth_sys::fs::atomic_write` (unique temp name, fsync, rename, fsync the directory).
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("f")
-    ));
-    let mut f = File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    berth_sys::fs::atomic_write(path, data, 0o644)
 }

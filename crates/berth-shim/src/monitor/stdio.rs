@@ -2,13 +2,12 @@
 //! close-on-exec; the other ends go to libcontainer.
 
 use std::fs::File;
-use std::io::{self, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 use super::container::ChildStdio;
 use super::sys;
@@ -78,25 +77,7 @@ pub fn receive_pty(listener: &UnixListener, open_stdin: bool) -> io::Result<Held
     listener.set_nonblocking(true)?;
     let (conn, _) = listener.accept()?;
     let mut name = [0u8; 256];
-    let mut iov = [IoSliceMut::new(&mut name)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    let mut master = None;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for fd in fds {
-                let owned = sys::own_received_fd(fd);
-                if master.is_none() {
-                    master = Some(owned);
-                }
-            }
-        }
-    }
+    let master = berth_sys::fdpass::recv_fd(conn.as_fd(), &mut name)?;
     let master = master.ok_or_else(|| io::Error::other("no pty master received"))?;
     set_nonblocking(&master)?;
     let master = File::from(master);
