@@ -24,7 +24,8 @@ use std::time::Instant;
 pub use berth_network::ipam::Pool as AddressPool;
 pub use berth_network::Ipv4Net;
 pub use config::{
-    EngineConfig, NetConfig, RuntimeChoice, RuntimeConfig, RuntimeConfigError, BUILTIN_RUNTIME,
+    BindPolicy, EngineConfig, NetConfig, RuntimeChoice, RuntimeConfig, RuntimeConfigError,
+    BUILTIN_RUNTIME,
 };
 pub use error::{EngineError, ErrorKind};
 pub use networks::host_route_overlap;

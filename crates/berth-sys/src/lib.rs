@@ -1,5 +1,5 @@
 //! The one home of raw system calls and `unsafe` in Berth: atomic file writes, walks and
-//! writes relative to directory descriptors, the daemon's
+//! writes relative to directory descriptors, bind-mount sources held open from check to mount, the daemon's
 //! pidfile and data-root lock, host facts for `/info`, systemd socket activation,
 //! running code inside a container's network namespace, processes addressed by pidfd
 //! (a container's `/proc/<pid>/root` and `ns/*` never a reused pid's), zero-copy socket
@@ -8,6 +8,7 @@
 //! Every `unsafe` block carries a `// SAFETY:` comment; every other crate forbids `unsafe`.
 
 pub mod activation;
+pub mod bind_source;
 pub mod dirfd;
 pub mod fs;
 pub mod host;
