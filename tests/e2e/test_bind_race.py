@@ -1,5 +1,5 @@
-"""Bind-mount sources are mounted from descriptors opened at start, not re-resolved by
-path (issue 13, the check-then-mount race). An operator may bind only paths under the
+"""Bind-mount sources (binds and local volumes with `o=bind`) are mounted from descriptors
+opened at start, not re-resolved by path (issue 13, the check-then-mount race). An operator may bind only paths under the
 policy's `bind_allow`; the check runs on the path when the create arrives, so an operator
 who owns a directory there could swap it for a symlink to a host directory before the
 runtime mounts it. Now every start opens an operator's bind source beneath the allowed
@@ -86,6 +86,7 @@ def test_operator_bind_swapped_for_a_symlink_never_mounts_the_host(busybox_daemo
             assert c.wait(timeout=60)["StatusCode"] == 0
             out = c.logs().decode()
             assert "HOST-MARKER" not in out, f"the host directory was mounted after {started} starts"
+        print(f"{runtime}: {started} starts saw the directory, {refused} were refused")
         # Both sides of the race were hit: the test could have failed.
         assert started > 0 and refused > 0, (started, refused)
         assert "inside" in c.logs().decode()
@@ -157,4 +158,22 @@ def test_binds_still_work(busybox_daemon, workdir, runtime):
     assert p.returncode != 0 and "(rule: operator.bind)" in p.stderr, (p.stdout, p.stderr)
     assert "other-dir" not in p.stdout
     dk(d, "rm", cid)
+
+    # The same for a local volume binding a device under the allowed directory: the
+    # volume keeps the role of the operator who created it.
+    (allowed / "voldev").mkdir()
+    (allowed / "voldev" / "v").write_text("volume-device\n")
+    docker_as(d, operator, "volume", "create", "-o", "type=none", "-o", "o=bind",
+              "-o", f"device={allowed / 'voldev'}", "opvol")
+    out = docker_as(d, operator, "run", "--rm", *rt, "-v", "opvol:/v", "busybox", "cat", "/v/v").stdout
+    assert "volume-device" in out, out
+    cid = dk(d, "create", *rt, "-v", "opvol:/v", "busybox", "cat", "/v/o").stdout.strip()
+    (allowed / "voldev" / "v").unlink()
+    (allowed / "voldev").rmdir()
+    (allowed / "voldev").symlink_to(other)
+    p = dk(d, "start", "-a", cid, check=False)
+    assert p.returncode != 0 and "(rule: operator.bind)" in p.stderr, (p.stdout, p.stderr)
+    assert "other-dir" not in p.stdout
+    dk(d, "rm", cid)
+    dk(d, "volume", "rm", "opvol")
     assert not (d.exec_root / "binds").exists() or not any((d.exec_root / "binds").iterdir())

@@ -456,6 +456,7 @@ pub(crate) fn materialize(
                     &m.name,
                     m.volume_labels.take(),
                     m.volume_options.take(),
+                    m.approved_role.take().as_deref(),
                 )?;
                 if new {
                     made.push(meta.name.clone());
@@ -524,9 +525,13 @@ pub(crate) fn all_mounts(data_root: &Path) -> Vec<(String, Vec<String>)> {
 }
 
 /// Records the role under which a create approved its host binds (see
-/// [`MountEntry::approved_role`]).
+/// [`MountEntry::approved_role`]) and the driver options of volumes it makes (moved onto
+/// the volume by [`materialize`]).
 pub(crate) fn approve(planned: &mut [MountEntry], role: Option<&str>) {
-    for m in planned.iter_mut().filter(|m| m.typ == "bind") {
+    for m in planned
+        .iter_mut()
+        .filter(|m| m.typ == "bind" || m.volume_options.is_some())
+    {
         m.approved_role = role.map(str::to_string);
     }
 }
@@ -720,7 +725,12 @@ pub(crate) fn for_start(
                         tmpfs.insert(m.destination.clone(), ro(opts));
                     }
                     Some(DriverSource::Bind(dev)) => binds.push(BindMount {
-                        source: dev,
+                        source: staging.stage(
+                            n,
+                            &dev.to_string_lossy(),
+                            meta.approved_role.as_deref(),
+                            false,
+                        )?,
                         destination: m.destination.clone(),
                         readonly: !m.rw,
                         propagation: Some("rprivate".into()),
