@@ -536,13 +536,73 @@ pub(crate) fn approve(planned: &mut [MountEntry], role: Option<&str>) {
     }
 }
 
-/// Where one start stages its host binds (`<exec-root>/binds/<id>`), and the policy that
-/// confines them. [`Staging::clear`] unmounts and removes what it staged, entry by entry
-/// (never a recursive removal, which would walk into a bound host directory).
+/// Where one start stages its host binds (`<exec-root>/binds/<id>/<start>`), and the
+/// policy that confines them. [`Staging::clear`] unmounts and removes what it staged,
+/// entry by entry (never a recursive removal, which would walk into a bound host
+/// directory).
 #[derive(Debug, Clone)]
 pub(crate) struct Staging {
     pub dir: PathBuf,
     pub policy: Option<crate::BindPolicy>,
+}
+
+/// Numbers each start's staging directory, so that a late clearing of a cancelled
+/// start never touches a later one's.
+static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Staging {
+    /// A fresh staging directory under `parent` (`<exec-root>/binds/<id>`), made when the
+    /// first bind is staged.
+    pub(crate) fn new(parent: &Path, policy: Option<crate::BindPolicy>) -> Staging {
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Staging {
+            dir: parent.join(format!("{}-{n}", std::process::id())),
+            policy,
+        }
+    }
+
+    /// Clears what earlier starts left under `parent` (a daemon killed between staging
+    /// and clearing, a start cancelled meanwhile).
+    pub(crate) fn clear_leftovers(parent: &Path) {
+        let Ok(rd) = std::fs::read_dir(parent) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                Staging {
+                    dir: e.path(),
+                    policy: None,
+                }
+                .clear();
+            }
+        }
+        let _ = std::fs::remove_dir(parent);
+    }
+}
+
+/// Clears a [`Staging`] when dropped unless [`StagingGuard::disarm`]ed: a start whose
+/// future is dropped midway (its client gone) leaves no staging mount behind.
+pub(crate) struct StagingGuard(pub Option<Staging>);
+
+impl StagingGuard {
+    /// Clears now (off the async workers) and disarms.
+    pub(crate) async fn clear(&mut self) {
+        if let Some(s) = self.0.take() {
+            let _ = tokio::task::spawn_blocking(move || s.clear()).await;
+        }
+    }
+}
+
+impl Drop for StagingGuard {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn_blocking(move || s.clear());
+            } else {
+                s.clear();
+            }
+        }
+    }
 }
 
 fn forbidden(src: &str, role: &str, why: &str) -> EngineError {
@@ -679,6 +739,10 @@ impl Staging {
             }
         }
         let _ = std::fs::remove_dir(&self.dir);
+        // The container's directory too, once no other start's is in it.
+        if let Some(parent) = self.dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 
