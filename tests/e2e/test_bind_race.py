@@ -1,12 +1,13 @@
 """Bind-mount sources (binds and local volumes with `o=bind`) are mounted from descriptors
-opened at start, not re-resolved by path (issue 13, the check-then-mount race). An operator may bind only paths under the
-policy's `bind_allow`; the check runs on the path when the create arrives, so an operator
-who owns a directory there could swap it for a symlink to a host directory before the
-runtime mounts it. Now every start opens an operator's bind source beneath the allowed
-directory (`openat2(RESOLVE_BENEATH)`, whoever starts the container) and binds it from
-that descriptor onto a staging point the runtime mounts. Also: ordinary binds (directory,
-file, read-only, rshared, missing source made, symlinked source followed) still work with
-the embedded runtime and runc, for an admin and an operator, and nothing stays mounted."""
+opened at start, not re-resolved by path (issue 13, the check-then-mount race). An
+operator may bind only paths under the policy's `bind_allow`; the check runs on the path
+when the create arrives, so an operator who owns a directory there could swap it for a
+symlink to a host directory before the runtime mounts it. Now every start opens an
+operator's bind source beneath the allowed directory (`openat2(RESOLVE_BENEATH)`, whoever
+starts the container) and binds it from that descriptor onto a staging point the runtime
+mounts. Also: ordinary binds (directory, file, read-only, rshared, missing source made,
+symlinked source followed, a unix socket, a device node) still work with the embedded
+runtime and runc, for an admin and an operator, and nothing stays mounted."""
 
 from __future__ import annotations
 
@@ -116,16 +117,21 @@ def test_binds_still_work(busybox_daemon, workdir, runtime):
 
     # Admin (the unix socket's root): directory rw, file ro, rshared, a symlinked source
     # followed as dockerd follows it, a missing -v source made.
+    # A unix socket (the daemon's own, as `-v /var/run/docker.sock:...`) and a device node
+    # are bound as they are.
     script = (
         "echo written > /d/new && cat /f && (echo x > /f 2>/dev/null && echo file-writable || echo file-ro)"
-        " && cat /l/o && grep ' /s ' /proc/self/mountinfo && ls -d /m"
+        " && cat /l/o && grep ' /s ' /proc/self/mountinfo && ls -d /m && test -S /sock && echo is-socket"
+        " && test -c /null && echo gone > /null && echo is-device"
     )
     out = dk(d, "run", *rt,
+             "-v", f"{d.sock}:/sock", "-v", "/dev/null:/null",
              "-v", f"{allowed / 'dir'}:/d", "-v", f"{allowed / 'file'}:/f:ro",
              "-v", f"{workdir / 'link-to-other'}:/l", "-v", f"{allowed / 'dir'}:/s:rshared",
              "-v", f"{workdir / 'made' / 'here'}:/m",
              "--name", "binds", "busybox", "sh", "-c", script).stdout
     assert "from-host-file" in out and "file-ro" in out and "other-dir" in out, out
+    assert "is-socket" in out and "is-device" in out, out
     # (Whether the runtime marks it shared depends on the host's mount of the source, a
     # private one here before and after the change: only the option's passage is checked.)
     assert " /s " in out, out
