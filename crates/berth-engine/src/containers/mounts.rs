@@ -7,9 +7,10 @@
 //! Host binds never reach the runtime by the path the client gave: at start each source
 //! is opened once (`O_PATH`; beneath the policy's `bind_allow` with `openat2
 //! (RESOLVE_BENEATH)` when it was approved under a confined role, whoever starts it) and
-//! bound from that descriptor onto a staging point `<exec-root>/binds/<id>/<n>` that the
-//! runtime binds in ([`Staging`]); the staging mounts go once the runtime has made the
-//! container's. So a source swapped for a symlink after the check mounts nothing else.
+//! bound from that descriptor onto a staging point `<exec-root>/binds/<id>/<start>/<n>`,
+//! which the runtime binds in ([`Staging`]); the staging mounts go once the runtime has
+//! made the container's. So a source swapped for a symlink after the check mounts
+//! nothing else.
 //!
 //! Owns: parsing and validating mount requests with dockerd's messages (moby
 //! `volume/mounts/linux_parser.go`, `daemon/volumes.go`), `mounts.json`, copy-up, bind
