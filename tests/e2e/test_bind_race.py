@@ -182,4 +182,16 @@ def test_binds_still_work(busybox_daemon, workdir, runtime):
     assert "other-dir" not in p.stdout
     dk(d, "rm", cid)
     dk(d, "volume", "rm", "opvol")
+
+    # An admin's volume binding a directory outside the allowed one, used by name in an
+    # operator's container: its start is refused too (the bind is the operator's).
+    dk(d, "volume", "create", "-o", "type=none", "-o", "o=bind", "-o", f"device={other}", "adminvol")
+    out = dk(d, "run", "--rm", *rt, "-v", "adminvol:/v", "busybox", "cat", "/v/o").stdout
+    assert "other-dir" in out, out
+    p = docker_as(d, operator, "run", *rt, "--name", "opadm", "-v", "adminvol:/v", "busybox", "cat", "/v/o",
+                  check=False)
+    assert p.returncode != 0 and "(rule: operator.bind)" in p.stderr, (p.stdout, p.stderr)
+    assert "other-dir" not in p.stdout
+    dk(d, "rm", "opadm")
+    dk(d, "volume", "rm", "adminvol")
     assert not (d.exec_root / "binds").exists() or not any((d.exec_root / "binds").iterdir())

@@ -457,7 +457,7 @@ pub(crate) fn materialize(
                     &m.name,
                     m.volume_labels.take(),
                     m.volume_options.take(),
-                    m.approved_role.take().as_deref(),
+                    m.approved_role.as_deref(),
                 )?;
                 if new {
                     made.push(meta.name.clone());
@@ -525,13 +525,15 @@ pub(crate) fn all_mounts(data_root: &Path) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// Records the role under which a create approved its host binds (see
-/// [`MountEntry::approved_role`]) and the driver options of volumes it makes (moved onto
-/// the volume by [`materialize`]).
+/// Records the role under which a create approved its host binds and volumes (see
+/// [`MountEntry::approved_role`]; a volume it makes with driver options keeps it too, in
+/// [`materialize`]). A volume that binds a host device is confined at start by its own
+/// role or the container's, whichever is confined: an operator's container may not reach
+/// an admin's volume outside `bind_allow`.
 pub(crate) fn approve(planned: &mut [MountEntry], role: Option<&str>) {
     for m in planned
         .iter_mut()
-        .filter(|m| m.typ == "bind" || m.volume_options.is_some())
+        .filter(|m| m.typ == "bind" || m.typ == "volume")
     {
         m.approved_role = role.map(str::to_string);
     }
@@ -613,6 +615,17 @@ fn forbidden(src: &str, role: &str, why: &str) -> EngineError {
 }
 
 impl Staging {
+    /// Of the roles that approved a source, the first the policy confines, else the first.
+    fn strictest<'a>(&self, roles: &[Option<&'a str>]) -> Option<&'a str> {
+        let confined = |r: &Option<&str>| self.policy.as_ref().is_some_and(|p| p.confines(*r));
+        roles
+            .iter()
+            .find(|r| confined(r))
+            .or_else(|| roles.iter().find(|r| r.is_some()))
+            .copied()
+            .flatten()
+    }
+
     /// Opens the bind source `src` (made first when missing and `create`), confined as
     /// its approving `role` requires, and binds it from its descriptor onto staging
     /// point `n`, which it returns.
@@ -793,7 +806,10 @@ pub(crate) fn for_start(
                         source: staging.stage(
                             n,
                             &dev.to_string_lossy(),
-                            meta.approved_role.as_deref(),
+                            staging.strictest(&[
+                                meta.approved_role.as_deref(),
+                                m.approved_role.as_deref(),
+                            ]),
                             false,
                         )?,
                         destination: m.destination.clone(),
@@ -1058,6 +1074,34 @@ mod tests {
         assert!(v.anonymous && !v.copy_up && !v.rw);
         assert_eq!(v.volume_labels.unwrap()["a"], "b");
         assert!(m(json!({"Type": "npipe", "Target": "/x"})).is_err());
+    }
+
+    #[test]
+    fn the_confined_role_wins() {
+        let mut planned = vec![parse_bind("/h:/x").unwrap(), parse_bind("vol:/v").unwrap()];
+        approve(&mut planned, Some("operator"));
+        assert!(planned
+            .iter()
+            .all(|m| m.approved_role.as_deref() == Some("operator")));
+        let policy = crate::BindPolicy {
+            confined_roles: vec!["operator".into()],
+            allow: vec![PathBuf::from("/srv")],
+        };
+        let s = Staging {
+            dir: PathBuf::from("/nonexistent"),
+            policy: Some(policy),
+        };
+        assert_eq!(
+            s.strictest(&[Some("admin"), Some("operator")]),
+            Some("operator")
+        );
+        assert_eq!(s.strictest(&[None, Some("admin")]), Some("admin"));
+        assert_eq!(s.strictest(&[None, None]), None);
+        let open = Staging { policy: None, ..s };
+        assert_eq!(
+            open.strictest(&[Some("admin"), Some("operator")]),
+            Some("admin")
+        );
     }
 
     #[test]
