@@ -46,6 +46,25 @@ pub enum RuntimeChoice<'a> {
     External(&'a RuntimeConfig),
 }
 
+/// Where host binds approved under an authorization role may come from at start
+/// (`berthd --authorization roles`, from the policy's `bind_allow`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BindPolicy {
+    /// The roles whose binds must stay beneath `allow` (operators'): a container created
+    /// under one of them keeps that confinement whoever starts it.
+    pub confined_roles: Vec<String>,
+    /// Resolved directories (no symlink in them) a confined bind must open beneath.
+    pub allow: Vec<PathBuf>,
+}
+
+impl BindPolicy {
+    /// Whether a bind approved under `role` (none: created without authorization) must
+    /// open beneath [`BindPolicy::allow`].
+    pub fn confines(&self, role: Option<&str>) -> bool {
+        role.is_some_and(|r| self.confined_roles.iter().any(|c| c == r))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Persistent state (`/var/lib/berth`).
@@ -77,6 +96,9 @@ pub struct EngineConfig {
     pub log_driver: String,
     /// daemon.json `log-opts` / `--log-opt`: that driver's default options.
     pub log_opts: BTreeMap<String, String>,
+    /// `--authorization roles`: the confinement of binds approved under a role; `None`
+    /// without authorization (every bind opened as the path resolves).
+    pub bind_policy: Option<BindPolicy>,
 }
 
 /// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--mtu`, `default-address-pools`
@@ -113,6 +135,7 @@ impl EngineConfig {
             default_runtime: BUILTIN_RUNTIME.to_string(),
             log_driver: "json-file".to_string(),
             log_opts: BTreeMap::new(),
+            bind_policy: None,
         }
     }
 

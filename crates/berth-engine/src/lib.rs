@@ -26,7 +26,8 @@ use std::time::Instant;
 pub use berth_network::ipam::Pool as AddressPool;
 pub use berth_network::Ipv4Net;
 pub use config::{
-    EngineConfig, NetConfig, RuntimeChoice, RuntimeConfig, RuntimeConfigError, BUILTIN_RUNTIME,
+    BindPolicy, EngineConfig, NetConfig, RuntimeChoice, RuntimeConfig, RuntimeConfigError,
+    BUILTIN_RUNTIME,
 };
 pub use containers::rootfs::{OverlayMounter, RootfsMounter};
 pub use error::{EngineError, ErrorKind};

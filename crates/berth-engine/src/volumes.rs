@@ -40,6 +40,11 @@ pub(crate) struct VolumeMeta {
     pub labels: Option<BTreeMap<String, String>>,
     /// The driver options (`type`, `device`, `o`); `None` prints as `null`.
     pub options: Option<BTreeMap<String, String>>,
+    /// The authorization role of the client whose request approved a bound `device`
+    /// (`--authorization roles`): a confined role's device opens beneath the policy's
+    /// `bind_allow` at every start of a container using the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_role: Option<String>,
 }
 
 impl VolumeMeta {
@@ -181,11 +186,14 @@ fn no_such(name: &str) -> EngineError {
 
 /// Creates a volume, or returns the existing one of that name (Docker's create is
 /// idempotent). Write order: `_data`, then `meta.json`, so a crash leaves no record.
+/// Creates the volume `name` unless it exists (then `false` with the existing one);
+/// `role` approved its options (kept when they bind a host device).
 pub(crate) fn create(
     data_root: &Path,
     name: &str,
     labels: Option<BTreeMap<String, String>>,
     options: Option<BTreeMap<String, String>>,
+    role: Option<&str>,
 ) -> Result<(VolumeMeta, bool), EngineError> {
     validate_name(name)?;
     let options = options.filter(|o| !o.is_empty());
@@ -205,6 +213,13 @@ pub(crate) fn create(
         created_at: format!("{}Z", created.split('.').next().unwrap_or(&created)),
         labels,
         options,
+        approved_role: None,
+    };
+    let meta = VolumeMeta {
+        approved_role: matches!(meta.driver_source(), Some(DriverSource::Bind(_)))
+            .then(|| role.map(str::to_string))
+            .flatten(),
+        ..meta
     };
     let bytes =
         serde_json::to_vec_pretty(&meta).map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -221,7 +236,7 @@ pub(crate) fn create(
 pub(crate) fn create_anonymous(data_root: &Path) -> Result<VolumeMeta, EngineError> {
     let name = crate::containers::mounts::new_id()?;
     let labels = BTreeMap::from([(ANONYMOUS_LABEL.to_string(), String::new())]);
-    Ok(create(data_root, &name, Some(labels), None)?.0)
+    Ok(create(data_root, &name, Some(labels), None, None)?.0)
 }
 
 /// Volume name → IDs of the containers whose mounts name it.
@@ -353,12 +368,23 @@ impl Engine {
 
     /// `POST /volumes/create`.
     pub async fn volume_create(&self, req: CreateVolume) -> Result<Value, EngineError> {
+        self.volume_create_as(req, None).await
+    }
+
+    /// `POST /volumes/create` by a client with the authorization `role` that approved a
+    /// bound `device` (kept with the volume: [`crate::BindPolicy`] applies at every start).
+    pub async fn volume_create_as(
+        &self,
+        req: CreateVolume,
+        role: Option<&str>,
+    ) -> Result<Value, EngineError> {
+        let role = role.map(str::to_string);
         let name = create_name(&req)?;
         let root = self.data_root().to_path_buf();
         let labels = Some(req.labels.unwrap_or_default());
         let (meta, made) = crate::blocking::spawn({
             let root = root.clone();
-            move || create(&root, &name, labels, req.driver_opts)
+            move || create(&root, &name, labels, req.driver_opts, role.as_deref())
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;
@@ -531,6 +557,7 @@ mod tests {
             created_at: "2026-01-02T03:04:05Z".into(),
             labels: None,
             options: None,
+            approved_role: None,
         };
         let full = VolumeMeta {
             labels: Some(BTreeMap::from([("a".into(), "b".into())])),
@@ -544,6 +571,24 @@ mod tests {
                 assert_eq!(new.to_string(), old(m, usage).to_string());
             }
         }
+    }
+
+    /// The role that approved a bound device is kept with the volume (and read back);
+    /// other volumes keep none.
+    #[test]
+    fn a_bound_device_keeps_its_approving_role() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bind = BTreeMap::from([
+            ("type".to_string(), "none".to_string()),
+            ("o".to_string(), "bind".to_string()),
+            ("device".to_string(), "/srv/data/x".to_string()),
+        ]);
+        let (m, _) = create(tmp.path(), "bound", None, Some(bind), Some("operator")).unwrap();
+        assert_eq!(m.approved_role.as_deref(), Some("operator"));
+        let read = get(tmp.path(), "bound").unwrap();
+        assert_eq!(read.approved_role.as_deref(), Some("operator"));
+        let (m, _) = create(tmp.path(), "plain", None, None, Some("operator")).unwrap();
+        assert_eq!(m.approved_role, None);
     }
 
     #[test]
@@ -566,10 +611,10 @@ mod tests {
     fn create_is_idempotent_and_remove_takes_everything() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
-        let (m, made) = create(root, "v1", None, None).unwrap();
+        let (m, made) = create(root, "v1", None, None, None).unwrap();
         assert!(made && m.labels.is_none());
         assert!(data_path(root, "v1").is_dir());
-        let (_, made) = create(root, "v1", Some(BTreeMap::new()), None).unwrap();
+        let (_, made) = create(root, "v1", Some(BTreeMap::new()), None, None).unwrap();
         assert!(!made);
         assert_eq!(all(root).len(), 1);
         // A half-made directory (no meta.json) is not a volume.
@@ -600,6 +645,7 @@ mod tests {
             created_at: String::new(),
             labels: None,
             options: Some(opts(&[("type", "none"), ("o", "bind"), ("device", "/x")])),
+            approved_role: None,
         };
         assert_eq!(m.driver_source(), Some(DriverSource::Bind("/x".into())));
     }

@@ -33,8 +33,12 @@
 //! ```
 //! `bind_allow` paths are resolved (symlinks followed) when the policy loads; a bind
 //! source is resolved the same way when checked, so a symlink inside an allowed directory
-//! cannot point a bind elsewhere (a symlink swapped between this check and the mount is
-//! not caught: give operators no write access to allowed directories' parents).
+//! cannot point a bind elsewhere. A symlink swapped in after this check is caught at
+//! start: a create passes its client's role on (a [`Role`] request extension), the engine
+//! keeps it with the container's binds, and every start, by anyone, opens an operator's
+//! bind sources beneath `bind_allow` with `openat2(RESOLVE_BENEATH)` and mounts them from
+//! those descriptors ([`Authorizer::bind_policy`]). Allowed directories themselves (and
+//! their parents) must not be writable by operators.
 //!
 //! Refusals are 403 with Docker's `{"message"}` body naming the rule (`rule: viewer.read_only`)
 //! and one `warn` log line with the client's identity.
@@ -223,6 +227,19 @@ impl Authorizer {
     pub fn new(policy: Policy) -> Self {
         Self {
             policy: Arc::new(policy),
+        }
+    }
+
+    /// What the engine enforces at every start of a container whose binds an operator's
+    /// create approved: each source opened beneath a `bind_allow` directory (the check
+    /// here sees only the path as it was when the request came).
+    pub fn bind_policy(&self) -> berth_engine::BindPolicy {
+        berth_engine::BindPolicy {
+            confined_roles: [Role::Viewer, Role::Operator]
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
+            allow: self.policy.bind_allow.clone(),
         }
     }
 
@@ -507,8 +524,18 @@ pub(crate) async fn layer(
     req: Request<Body>,
     next: Next,
 ) -> Response {
+    let role = req
+        .extensions()
+        .get::<ClientIdentity>()
+        .and_then(|id| authz.role_of(id));
     match authz.check(req, engine.as_ref()).await {
-        Ok(req) => next.run(req).await,
+        Ok(mut req) => {
+            // The routes that record who approved something (a create's host binds).
+            if let Some(role) = role {
+                req.extensions_mut().insert(role);
+            }
+            next.run(req).await
+        }
         Err(resp) => resp,
     }
 }

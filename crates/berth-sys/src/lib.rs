@@ -1,6 +1,7 @@
 //! The one home of raw system calls and `unsafe` in Berth: atomic file writes, walks and
-//! writes relative to directory descriptors, mounts and the one mountinfo parser, the
-//! daemon's pidfile and data-root lock, host facts for `/info`, systemd socket activation,
+//! writes relative to directory descriptors, bind-mount sources held open from check to
+//! mount, mounts and the one mountinfo parser, the daemon's pidfile and data-root lock,
+//! host facts for `/info`, systemd socket activation,
 //! running code inside a container's network namespace, processes addressed by pidfd
 //! (a container's `/proc/<pid>/root` and `ns/*` never a reused pid's), zero-copy socket
 //! relaying (splice(2)) for the port proxy, the daemon's open-file limit, how much a
@@ -12,6 +13,7 @@
 //! `#![forbid(unsafe_code)]` at its root (lib and bin).
 
 pub mod activation;
+pub mod bind_source;
 pub mod dirfd;
 pub mod fdpass;
 pub mod fs;

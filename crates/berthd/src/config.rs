@@ -222,6 +222,8 @@ impl DaemonConfig {
                 .collect::<anyhow::Result<_>>()?,
         };
 
+        engine.bind_policy = authorization.as_ref().map(|a| a.bind_policy());
+
         Ok(Self {
             hosts,
             tls,

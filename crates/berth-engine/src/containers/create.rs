@@ -92,6 +92,17 @@ impl Engine {
         name: Option<String>,
         body: Map<String, Value>,
     ) -> Result<Created, EngineError> {
+        self.container_create_as(name, body, None).await
+    }
+
+    /// `POST /containers/create` by a client with the authorization `role` that approved
+    /// its host binds (kept with them: [`crate::BindPolicy`] applies at every start).
+    pub async fn container_create_as(
+        &self,
+        name: Option<String>,
+        body: Map<String, Value>,
+        role: Option<&str>,
+    ) -> Result<Created, EngineError> {
         let c = &self.containers;
         let image_name = body
             .get("Image")
@@ -117,11 +128,12 @@ impl Engine {
             mode,
             net_peer,
             mut config,
-            mounts,
+            mut mounts,
             args,
         } = plan_create(c, &self.config, &body, &image_cfg, &|r| {
             self.external_runtime(r).map(drop)
         })?;
+        mounts::approve(&mut mounts, role);
         let id = names::new_id()?;
         let hostname_empty = config
             .get("Hostname")

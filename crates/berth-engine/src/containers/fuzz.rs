@@ -294,6 +294,10 @@ fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
         resolv: String::new(),
     };
     let users = super::userdb::UserDb::read(&std::fs::File::open(&rootfs).unwrap())?;
+    let staging = mounts::Staging {
+        dir: c.exec_dir(&rec.id).join("binds"),
+        policy: None,
+    };
     let input = spec::spec_input(
         &rec,
         &rootfs,
@@ -302,8 +306,10 @@ fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
         "/berth-fuzz/x",
         opts,
         &users,
-    )?;
-    let _ = berth_runtime::build_spec(&input);
+        &staging,
+    );
+    staging.clear();
+    let _ = berth_runtime::build_spec(&input?);
     Ok(())
 }
 

@@ -4,16 +4,26 @@
 //! and tmpfs mounts (host directories of `-v` made, image content copied up into empty
 //! volumes); shown as inspect's `Mounts`.
 //!
+//! Host binds never reach the runtime by the path the client gave: at start each source
+//! is opened once (`O_PATH`; beneath the policy's `bind_allow` with `openat2
+//! (RESOLVE_BENEATH)` when it was approved under a confined role, whoever starts it) and
+//! bound from that descriptor onto a staging point `<exec-root>/binds/<id>/<start>/<n>`,
+//! which the runtime binds in ([`Staging`]); the staging mounts go once the runtime has
+//! made the container's. So a source swapped for a symlink after the check mounts
+//! nothing else.
+//!
 //! Owns: parsing and validating mount requests with dockerd's messages (moby
-//! `volume/mounts/linux_parser.go`, `daemon/volumes.go`), `mounts.json`, copy-up.
-//! Does not own: volume records (`crate::volumes`), `HostConfig.Tmpfs` (read by `spec`).
+//! `volume/mounts/linux_parser.go`, `daemon/volumes.go`), `mounts.json`, copy-up, bind
+//! staging. Does not own: volume records (`crate::volumes`), `HostConfig.Tmpfs` (read by
+//! `spec`), the policy (`berth-server` authz, handed over as [`crate::BindPolicy`]).
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use berth_runtime::spec::BindMount;
-use berth_sys::dirfd;
+use berth_sys::{bind_source, dirfd};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -59,6 +69,11 @@ pub(crate) struct MountEntry {
     pub volume_labels: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_options: Option<BTreeMap<String, String>>,
+    /// The authorization role (`--authorization roles`) of the client whose create
+    /// approved this bind's host path; a confined role's bind opens beneath the policy's
+    /// `bind_allow` at every start. `None`: created without authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_role: Option<String>,
 }
 
 impl MountEntry {
@@ -442,6 +457,7 @@ pub(crate) fn materialize(
                     &m.name,
                     m.volume_labels.take(),
                     m.volume_options.take(),
+                    m.approved_role.as_deref(),
                 )?;
                 if new {
                     made.push(meta.name.clone());
@@ -509,17 +525,254 @@ pub(crate) fn all_mounts(data_root: &Path) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// Records the role under which a create approved its host binds and volumes (see
+/// [`MountEntry::approved_role`]; a volume it makes with driver options keeps it too, in
+/// [`materialize`]). A volume that binds a host device is confined at start by its own
+/// role or the container's, whichever is confined: an operator's container may not reach
+/// an admin's volume outside `bind_allow`.
+pub(crate) fn approve(planned: &mut [MountEntry], role: Option<&str>) {
+    for m in planned
+        .iter_mut()
+        .filter(|m| m.typ == "bind" || m.typ == "volume")
+    {
+        m.approved_role = role.map(str::to_string);
+    }
+}
+
+/// Where one start stages its host binds (`<exec-root>/binds/<id>/<start>`), and the
+/// policy that confines them. [`Staging::clear`] unmounts and removes what it staged,
+/// entry by entry (never a recursive removal, which would walk into a bound host
+/// directory).
+#[derive(Debug, Clone)]
+pub(crate) struct Staging {
+    pub dir: PathBuf,
+    pub policy: Option<crate::BindPolicy>,
+}
+
+/// Numbers each start's staging directory, so that a late clearing of a cancelled
+/// start never touches a later one's.
+static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Staging {
+    /// A fresh staging directory under `parent` (`<exec-root>/binds/<id>`), made when the
+    /// first bind is staged.
+    pub(crate) fn new(parent: &Path, policy: Option<crate::BindPolicy>) -> Staging {
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Staging {
+            dir: parent.join(format!("{}-{n}", std::process::id())),
+            policy,
+        }
+    }
+
+    /// Clears what earlier starts left under `parent` (a daemon killed between staging
+    /// and clearing, a start cancelled meanwhile).
+    pub(crate) fn clear_leftovers(parent: &Path) {
+        let Ok(rd) = std::fs::read_dir(parent) else {
+            return;
+        };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                Staging {
+                    dir: e.path(),
+                    policy: None,
+                }
+                .clear();
+            }
+        }
+        let _ = std::fs::remove_dir(parent);
+    }
+}
+
+/// Clears a [`Staging`] when dropped unless [`StagingGuard::disarm`]ed: a start whose
+/// future is dropped midway (its client gone) leaves no staging mount behind.
+pub(crate) struct StagingGuard(pub Option<Staging>);
+
+impl StagingGuard {
+    /// Clears now (off the async workers) and disarms.
+    pub(crate) async fn clear(&mut self) {
+        if let Some(s) = self.0.take() {
+            let _ = tokio::task::spawn_blocking(move || s.clear()).await;
+        }
+    }
+}
+
+impl Drop for StagingGuard {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn_blocking(move || s.clear());
+            } else {
+                s.clear();
+            }
+        }
+    }
+}
+
+fn forbidden(src: &str, role: &str, why: &str) -> EngineError {
+    EngineError::Forbidden(format!(
+        "authorization denied: the bind of {src} approved for role {role} {why} (rule: operator.bind)"
+    ))
+}
+
+impl Staging {
+    /// Of the roles that approved a source, the first the policy confines, else the first.
+    fn strictest<'a>(&self, roles: &[Option<&'a str>]) -> Option<&'a str> {
+        let confined = |r: &Option<&str>| self.policy.as_ref().is_some_and(|p| p.confines(*r));
+        roles
+            .iter()
+            .find(|r| confined(r))
+            .or_else(|| roles.iter().find(|r| r.is_some()))
+            .copied()
+            .flatten()
+    }
+
+    /// Opens the bind source `src` (made first when missing and `create`), confined as
+    /// its approving `role` requires, and binds it from its descriptor onto staging
+    /// point `n`, which it returns.
+    fn stage(
+        &self,
+        n: usize,
+        src: &str,
+        role: Option<&str>,
+        create: bool,
+    ) -> Result<PathBuf, EngineError> {
+        let path = Path::new(src);
+        let missing = || config_err("bind", &format!("bind source path does not exist: {src}"));
+        let confined = self
+            .policy
+            .as_ref()
+            .filter(|p| p.confines(role))
+            .map(|p| &p.allow);
+        let fd = match confined {
+            None => {
+                let mut opened = bind_source::open_source(path, None);
+                if create
+                    && opened
+                        .as_ref()
+                        .is_err_and(|e| e.kind() == ErrorKind::NotFound)
+                {
+                    std::fs::create_dir_all(path)
+                        .map_err(EngineError::io("cannot create", path))?;
+                    opened = bind_source::open_source(path, None);
+                }
+                opened.map_err(|e| match e.kind() {
+                    ErrorKind::NotFound => missing(),
+                    _ => EngineError::io("cannot open bind source", path)(e),
+                })?
+            }
+            Some(allow) => {
+                let role = role.unwrap_or("");
+                // As the check at create: the path as given, or as it resolves now (a
+                // symlink elsewhere into an allowed directory). Either way the open below
+                // is confined to the root, whatever the path resolves to meanwhile.
+                let under = |p: &Path| {
+                    allow
+                        .iter()
+                        .find(|r| bind_source::relative_to(p, r).is_some())
+                        .cloned()
+                };
+                let (root, path) = match under(path) {
+                    Some(r) => (r, path.to_path_buf()),
+                    None => {
+                        let resolved = std::fs::canonicalize(path).map_err(|_| {
+                            forbidden(src, role, "is not under the policy's bind_allow")
+                        })?;
+                        let r = under(&resolved).ok_or_else(|| {
+                            forbidden(src, role, "is not under the policy's bind_allow")
+                        })?;
+                        (r, resolved)
+                    }
+                };
+                let mut opened = bind_source::open_source(&path, Some(&root));
+                if create
+                    && opened
+                        .as_ref()
+                        .is_err_and(|e| e.kind() == ErrorKind::NotFound)
+                {
+                    bind_source::create_dirs_beneath(&path, &root).map_err(|e| {
+                        forbidden(
+                            src,
+                            role,
+                            &format!("cannot be made beneath {}: {e}", root.display()),
+                        )
+                    })?;
+                    opened = bind_source::open_source(&path, Some(&root));
+                }
+                opened.map_err(|e| match e.kind() {
+                    ErrorKind::NotFound => missing(),
+                    _ => forbidden(
+                        src,
+                        role,
+                        &format!("does not resolve beneath {} ({e})", root.display()),
+                    ),
+                })?
+            }
+        };
+        let dir_err = EngineError::io("cannot create", &self.dir);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(dir_err)?;
+        let target = self.dir.join(n.to_string());
+        let made = if bind_source::is_dir(&fd).map_err(EngineError::io("cannot stat", path))? {
+            std::fs::DirBuilder::new().mode(0o700).create(&target)
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&target)
+                .map(drop)
+        };
+        made.map_err(EngineError::io("cannot create", &target))?;
+        bind_source::bind_fd(&fd, &target)
+            .map_err(EngineError::io("cannot bind the source of", &target))?;
+        Ok(target)
+    }
+
+    /// Unmounts and removes every staging point, then the directory. A point that cannot
+    /// be unmounted is left (and logged): removing it would reach into the host's files.
+    pub(crate) fn clear(&self) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if let Err(err) = berth_sys::mount::unmount(&p, true) {
+                tracing::warn!(path = %p.display(), error = %err, "cannot unmount a staged bind");
+                continue;
+            }
+            let removed = match std::fs::symlink_metadata(&p) {
+                Ok(md) if md.is_dir() => std::fs::remove_dir(&p),
+                Ok(_) => std::fs::remove_file(&p),
+                Err(e) => Err(e),
+            };
+            if let Err(err) = removed {
+                tracing::warn!(path = %p.display(), error = %err, "cannot remove a staged bind");
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+        // The container's directory too, once no other start's is in it.
+        if let Some(parent) = self.dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
 /// What the runtime mounts for the container, with its rootfs mounted at `rootfs`: bind
 /// mounts, and tmpfs destinations with their options. Makes missing `-v` host
-/// directories and copies image content up into empty volumes.
+/// directories, copies image content up into empty volumes, and stages host binds
+/// (their sources are staging points; [`Staging::clear`] once the runtime has mounted).
 pub(crate) fn for_start(
     data_root: &Path,
     dir: &Path,
     rootfs: &Path,
+    staging: &Staging,
 ) -> Result<(Vec<BindMount>, BTreeMap<String, String>), EngineError> {
     let mut binds = Vec::new();
     let mut tmpfs = BTreeMap::new();
-    for m in load(dir) {
+    for (n, m) in load(dir).into_iter().enumerate() {
         let ro = |opts: String| {
             if m.rw {
                 opts
@@ -534,17 +787,8 @@ pub(crate) fn for_start(
                 tmpfs.insert(m.destination.clone(), ro(m.tmpfs_options.clone()));
             }
             "bind" => {
-                let src = PathBuf::from(&m.source);
-                if !src.exists() {
-                    if !m.create_source {
-                        return Err(config_err(
-                            "bind",
-                            &format!("bind source path does not exist: {}", m.source),
-                        ));
-                    }
-                    std::fs::create_dir_all(&src)
-                        .map_err(EngineError::io("cannot create", &src))?;
-                }
+                let src =
+                    staging.stage(n, &m.source, m.approved_role.as_deref(), m.create_source)?;
                 binds.push(BindMount {
                     source: src,
                     destination: m.destination.clone(),
@@ -559,7 +803,15 @@ pub(crate) fn for_start(
                         tmpfs.insert(m.destination.clone(), ro(opts));
                     }
                     Some(DriverSource::Bind(dev)) => binds.push(BindMount {
-                        source: dev,
+                        source: staging.stage(
+                            n,
+                            &dev.to_string_lossy(),
+                            staging.strictest(&[
+                                meta.approved_role.as_deref(),
+                                m.approved_role.as_deref(),
+                            ]),
+                            false,
+                        )?,
                         destination: m.destination.clone(),
                         readonly: !m.rw,
                         propagation: Some("rprivate".into()),
@@ -822,6 +1074,34 @@ mod tests {
         assert!(v.anonymous && !v.copy_up && !v.rw);
         assert_eq!(v.volume_labels.unwrap()["a"], "b");
         assert!(m(json!({"Type": "npipe", "Target": "/x"})).is_err());
+    }
+
+    #[test]
+    fn the_confined_role_wins() {
+        let mut planned = vec![parse_bind("/h:/x").unwrap(), parse_bind("vol:/v").unwrap()];
+        approve(&mut planned, Some("operator"));
+        assert!(planned
+            .iter()
+            .all(|m| m.approved_role.as_deref() == Some("operator")));
+        let policy = crate::BindPolicy {
+            confined_roles: vec!["operator".into()],
+            allow: vec![PathBuf::from("/srv")],
+        };
+        let s = Staging {
+            dir: PathBuf::from("/nonexistent"),
+            policy: Some(policy),
+        };
+        assert_eq!(
+            s.strictest(&[Some("admin"), Some("operator")]),
+            Some("operator")
+        );
+        assert_eq!(s.strictest(&[None, Some("admin")]), Some("admin"));
+        assert_eq!(s.strictest(&[None, None]), None);
+        let open = Staging { policy: None, ..s };
+        assert_eq!(
+            open.strictest(&[Some("admin"), Some("operator")]),
+            Some("admin")
+        );
     }
 
     #[test]

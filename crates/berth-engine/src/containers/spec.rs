@@ -126,7 +126,9 @@ fn int(hc: &Map<String, Value>, key: &str) -> Option<i64> {
 }
 
 /// The spec input for a record whose rootfs is mounted at `rootfs`; the container's
-/// `hostname`, `hosts` and `resolv.conf` are written into `data_dir` and bound in.
+/// `hostname`, `hosts` and `resolv.conf` are written into `data_dir` and bound in; host
+/// binds are staged in `staging` (cleared by the caller, on failure too).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn spec_input(
     rec: &Record,
     rootfs: &Path,
@@ -135,6 +137,7 @@ pub(crate) fn spec_input(
     cgroup_path: &str,
     opts: HostOptions,
     users: &UserDb,
+    staging: &super::mounts::Staging,
 ) -> Result<ContainerSpecInput, EngineError> {
     let c = &rec.config;
     let hc = &rec.host_config;
@@ -169,7 +172,7 @@ pub(crate) fn spec_input(
         .parent()
         .and_then(Path::parent)
         .ok_or_else(|| EngineError::Internal("container directory has no data root".into()))?;
-    let (user_binds, mut tmpfs) = super::mounts::for_start(data_root, data_dir, rootfs)?;
+    let (user_binds, mut tmpfs) = super::mounts::for_start(data_root, data_dir, rootfs, staging)?;
     mounts.retain(|m| !user_binds.iter().any(|u| u.destination == m.destination));
     mounts.extend(user_binds);
     if let Some(Value::Object(t)) = hc.get("Tmpfs") {

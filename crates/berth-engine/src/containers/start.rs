@@ -164,9 +164,38 @@ impl Engine {
         let users = userdb::UserDb::of_rootfs(rootfs.to_path_buf())
             .await
             .map_err(|e| (e, None))?;
-        let input = spec::spec_input(rec, rootfs, data_dir, &plan, &cgroup, opts, &users)
-            .map_err(|e| (e, None))?;
-        let spec = berth_runtime::build_spec(&input).map_err(|e| (rt_err(e), None))?;
+        // Host binds are staged from descriptors opened now; the staging mounts go once
+        // the runtime has made the container's (its create returns after that), or on
+        // any failure. Leftovers of an earlier start go first.
+        let parent = self.config.exec_root.join("binds").join(rid(&rec.id));
+        let staging = mounts::Staging::new(&parent, self.config.bind_policy.clone());
+        let mut guard = mounts::StagingGuard(Some(staging.clone()));
+        // Opens, mounts, copy-up and file writes: off the async workers.
+        let built = tokio::task::spawn_blocking({
+            let (rec, rootfs, data_dir) =
+                (rec.clone(), rootfs.to_path_buf(), data_dir.to_path_buf());
+            let (plan, cgroup) = (plan.clone(), cgroup.clone());
+            move || {
+                mounts::Staging::clear_leftovers(&parent);
+                spec::spec_input(
+                    &rec, &rootfs, &data_dir, &plan, &cgroup, opts, &users, &staging,
+                )
+                .and_then(|input| berth_runtime::build_spec(&input).map_err(rt_err))
+            }
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(EngineError::Internal(format!(
+                "start preparation failed: {e}"
+            )))
+        });
+        let spec = match built {
+            Ok(spec) => spec,
+            Err(e) => {
+                guard.clear().await;
+                return Err((e, None));
+            }
+        };
         let b = |k: &str| rec.config.get(k).and_then(Value::as_bool).unwrap_or(false);
         let req = ContainerStart {
             id: rid(&rec.id).to_string(),
@@ -184,7 +213,9 @@ impl Engine {
             ),
             other => (rt_err(other), None),
         };
-        let started = c.runtime.create(req).await.map_err(failed)?;
+        let created = c.runtime.create(req).await;
+        guard.clear().await;
+        let started = created.map_err(failed)?;
         let start_time = process::start_time(started.pid);
         // A peer still alive now kept its pid the whole time: the paths the runtime opened
         // were its namespaces, not those of a process given the pid after it died.

@@ -46,7 +46,7 @@ fn check(body: &Value) {
     let root = tmp.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let labels = Some(req.labels.clone().unwrap_or_default());
-    let result = create(&root, &name, labels.clone(), req.driver_opts.clone());
+    let result = create(&root, &name, labels.clone(), req.driver_opts.clone(), None);
     let listing = |p: &std::path::Path| -> BTreeSet<String> {
         std::fs::read_dir(p)
             .map(|d| {
@@ -72,7 +72,7 @@ fn check(body: &Value) {
             let _ = back.driver_source();
             let _ = to_json(&root, &back, Some((0, 0)));
             // Docker's create is idempotent.
-            let (again, made) = create(&root, &name, labels, req.driver_opts).unwrap();
+            let (again, made) = create(&root, &name, labels, req.driver_opts, None).unwrap();
             assert!(!made);
             assert_eq!(again.name, name);
         }

@@ -8,7 +8,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use berth_api_types::filters::Filters;
 use berth_engine::containers::{created_json, AttachStreams, LogsOptions, WaitCondition};
 use berth_engine::Engine;
@@ -48,6 +48,7 @@ fn receiver_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
 
 async fn create(
     State(engine): State<AppState>,
+    role: Option<Extension<crate::Role>>,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -58,8 +59,11 @@ async fn create(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
+    // With authorization on, the role that approved the body's host binds stays with
+    // them: every start confines them as that role's were checked.
+    let role = role.map(|Extension(r)| r.as_str());
     let created = engine
-        .container_create(q.get("name").map(String::from), map)
+        .container_create_as(q.get("name").map(String::from), map, role)
         .await?;
     Ok((StatusCode::CREATED, Json(created_json(&created))).into_response())
 }

@@ -27,14 +27,20 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/system/df", get(df))
 }
 
-async fn create(State(engine): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn create(
+    State(engine): State<AppState>,
+    role: Option<axum::Extension<crate::Role>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let req: CreateVolume = if body.iter().all(u8::is_ascii_whitespace) {
         CreateVolume::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
-    let v = engine.volume_create(req).await?;
+    // With authorization on, the role that approved a bound device stays with the volume.
+    let role = role.map(|axum::Extension(r)| r.as_str());
+    let v = engine.volume_create_as(req, role).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
