@@ -237,8 +237,8 @@ fn create_steps(
     c.networks.register(
         &id,
         "/fuzz",
-        &config,
-        &host_config,
+        &super::record::as_map(&config),
+        &super::record::as_map(&host_config),
         networking.as_ref(),
         net_peer,
     )?;
@@ -255,8 +255,8 @@ fn create_steps(
 struct Created {
     id: String,
     args: Vec<String>,
-    config: Map<String, Value>,
-    host_config: Map<String, Value>,
+    config: berth_api_types::container::ContainerConfig,
+    host_config: berth_api_types::container::HostConfig,
     planned: Vec<mounts::MountEntry>,
 }
 
@@ -264,6 +264,7 @@ struct Created {
 /// process): the host options, the spec input, the spec.
 fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
     let rec = super::record::Record {
+        version: super::record::RECORD_VERSION,
         id: created.id.clone(),
         name: "/fuzz".into(),
         created: String::new(),
@@ -283,7 +284,11 @@ fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
     mounts::materialize(&data_root, &data_dir, created.planned)?;
     let rootfs = c.rootfs(&rec.id);
     std::fs::create_dir_all(&rootfs).unwrap();
-    let opts = host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id))?;
+    let opts = host_opts::resolve(
+        c,
+        &super::record::as_map(&rec.host_config),
+        &c.shm_dir(&rec.id),
+    )?;
     let plan = crate::networks::NetPlan {
         ns: berth_runtime::spec::NamespaceMode::Private,
         hosts: String::new(),

@@ -278,7 +278,7 @@ pub(crate) fn resolve(
             if let Some(peer) = peer_name(mode) {
                 let (donor, ns, handle) = peer_ns(c, peer, "ipc", "IPC")?;
                 o.peers.push(handle);
-                let donor_mode = str_of(&donor.host_config, "IpcMode");
+                let donor_mode = donor.host_config.ipc_mode.get().map_or("", String::as_str);
                 if donor_mode == "host" {
                     o.ipc = NamespaceMode::Host;
                     o.shm_bind = Some("/dev/shm".into());

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use berth_api_types::container::ContainerStatus;
 use berth_api_types::filters::Filters;
 use berth_shim::ExitRecord;
 use serde_json::{json, Value};
@@ -95,10 +96,8 @@ impl Containers {
     /// container's labels, then `extra`.
     pub(crate) fn emit(&self, rec: &Record, action: &str, extra: &[(&str, &str)]) {
         let mut attrs: Vec<(String, String)> = Vec::new();
-        if let Some(Value::Object(labels)) = rec.config.get("Labels") {
-            for (k, v) in labels {
-                attrs.push((k.clone(), v.as_str().unwrap_or("").to_string()));
-            }
+        for (k, v) in rec.config.labels.get().into_iter().flatten() {
+            attrs.push((k.clone(), v.clone()));
         }
         attrs.push(("image".into(), rec.image.clone()));
         attrs.push(("name".into(), rec.name.trim_start_matches('/').to_string()));
@@ -126,7 +125,13 @@ impl Containers {
                 let r = entry.rec();
                 let start = match r.restart_policy() {
                     _ if r.running() => false,
-                    _ if !matches!(r.state.status.as_str(), "exited" | "restarting") => false,
+                    _ if !matches!(
+                        r.state.status,
+                        ContainerStatus::Exited | ContainerStatus::Restarting
+                    ) =>
+                    {
+                        false
+                    }
                     RestartPolicy::Always => true,
                     RestartPolicy::UnlessStopped => !r.manually_stopped,
                     RestartPolicy::OnFailure(max) => {
@@ -157,7 +162,7 @@ impl Containers {
             let mut r = entry.rec();
             r.manually_stopped = true;
             if r.restarting() {
-                r.state.status = "exited".into();
+                r.state.status = ContainerStatus::Exited;
             }
             r.id.clone()
         };
@@ -219,7 +224,7 @@ impl Containers {
         let b = m.entry(r.id.clone()).or_default();
         let delay = next_delay(b.delay, ran);
         b.delay = Some(delay);
-        r.state.status = "restarting".into();
+        r.state.status = ContainerStatus::Restarting;
         r.restart_count += 1;
         Some((delay, b.generation))
     }
@@ -247,7 +252,7 @@ impl Containers {
                     if !r.restarting() {
                         return;
                     }
-                    r.state.status = "exited".into();
+                    r.state.status = ContainerStatus::Exited;
                     r.state.finished_at = now_rfc3339();
                     let exit = ExitRecord {
                         exit_code: if r.state.exit_code == 0 {
@@ -353,7 +358,7 @@ impl Engine {
         let mut reclaimed: u64 = 0;
         for entry in c.entries() {
             let rec = entry.rec().clone();
-            if rec.running() || rec.restarting() || rec.state.status == "removing" {
+            if rec.running() || rec.restarting() || rec.state.status == ContainerStatus::Removing {
                 continue;
             }
             if let Some(u) = until {
@@ -401,12 +406,12 @@ fn next_delay(prev: Option<Duration>, ran_secs: i64) -> Duration {
 
 /// `label=k`, `label=k=v`, `label!=k`, `label!=k=v` against the container's labels.
 fn labels_match(rec: &Record, filters: &Filters) -> bool {
-    let labels = rec.config.get("Labels");
+    let labels = rec.config.labels.get();
     let has = |l: &str| {
         let (k, v) = l.split_once('=').map_or((l, None), |(k, v)| (k, Some(v)));
         match labels.and_then(|m| m.get(k)) {
-            Some(Value::String(s)) => v.is_none_or(|v| v == s),
-            _ => false,
+            Some(s) => v.is_none_or(|v| v == s),
+            None => false,
         }
     };
     filters.get("label").iter().all(|l| has(l)) && !filters.get("label!").iter().any(|l| has(l))

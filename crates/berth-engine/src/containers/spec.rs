@@ -8,7 +8,7 @@ use berth_runtime::ContainerSpecInput;
 use serde_json::{Map, Value};
 
 use super::host_opts::{self, HostOptions};
-use super::record::Record;
+use super::record::{as_map, Record};
 use super::userdb::{self, UserDb};
 use crate::EngineError;
 
@@ -136,8 +136,8 @@ pub(crate) fn spec_input(
     opts: HostOptions,
     users: &UserDb,
 ) -> Result<ContainerSpecInput, EngineError> {
-    let c = &rec.config;
-    let hc = &rec.host_config;
+    let c = &as_map(&rec.config);
+    let hc = &as_map(&rec.host_config);
     let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let b = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
     let mut hostname = s("Hostname");

@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use berth_api_types::container::ContainerStatus;
 use berth_runtime::{ContainerStart, ExternalRuntime, Runtime, RuntimeError};
-use serde_json::Value;
 
-use super::record::Record;
+use super::record::{as_map, Record};
 use super::{
     apparmor, host_opts, libc_sigkill, logs, mounts, net_peer, process, record, rid, rt_err, spec,
     userdb, AttachWaiter, Entry,
@@ -49,9 +49,9 @@ impl Engine {
         let entry = c.get(name)?;
         let _guard = entry.op.lock().await;
         let rec = entry.rec().clone();
-        match rec.state.status.as_str() {
-            "running" => return Ok(false),
-            "removing" | "dead" => {
+        match rec.state.status {
+            ContainerStatus::Running => return Ok(false),
+            ContainerStatus::Removing | ContainerStatus::Dead => {
                 return Err(EngineError::Conflict(format!(
                     "container {} is marked for removal and cannot be started",
                     rec.id
@@ -85,7 +85,7 @@ impl Engine {
                 mounts::emit_volume_events(c, &id, true);
                 {
                     let mut r = entry.rec();
-                    r.state.status = "running".into();
+                    r.state.status = ContainerStatus::Running;
                     r.state.paused = false;
                     r.state.pid = pid;
                     r.state.start_time = start_time;
@@ -138,11 +138,10 @@ impl Engine {
         data_dir: &Path,
     ) -> Result<(i32, u64), (EngineError, Option<i32>)> {
         let c = &self.containers;
-        let runtime = rec.host_config.get("Runtime").and_then(Value::as_str);
-        let runtime = self
-            .external_runtime(runtime.unwrap_or(""))
-            .map_err(|e| (e, None))?;
-        let peer = (rec.network_mode().strip_prefix("container:")).and_then(|p| net_peer(c, p));
+        let runtime = rec.host_config.runtime.get().map_or("", String::as_str);
+        let runtime = self.external_runtime(runtime).map_err(|e| (e, None))?;
+        let mode = rec.network_mode();
+        let peer = mode.container_peer().and_then(|p| net_peer(c, p));
         // The peers whose namespaces the spec names by `/proc/<pid>/ns/*` path, held by
         // pidfd until the runtime has joined them.
         let (peer, mut peers): (Option<_>, Vec<_>) = match peer {
@@ -151,8 +150,8 @@ impl Engine {
         };
         let plan = c.networks.prepare(&rec.id, peer).map_err(|e| (e, None))?;
         let cgroup = c.cgroup_path(&rec.id);
-        let mut opts =
-            host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id)).map_err(|e| (e, None))?;
+        let mut opts = host_opts::resolve(c, &as_map(&rec.host_config), &c.shm_dir(&rec.id))
+            .map_err(|e| (e, None))?;
         if let Some(profile) = opts.apparmor_profile.clone() {
             tokio::task::spawn_blocking(move || apparmor::ensure_loaded(&profile))
                 .await
@@ -166,13 +165,15 @@ impl Engine {
         let input = spec::spec_input(rec, rootfs, data_dir, &plan, &cgroup, opts, &users)
             .map_err(|e| (e, None))?;
         let spec = berth_runtime::build_spec(&input).map_err(|e| (rt_err(e), None))?;
-        let b = |k: &str| rec.config.get(k).and_then(Value::as_bool).unwrap_or(false);
         let req = ContainerStart {
             id: rid(&rec.id).to_string(),
             spec,
-            log: logs::log_options(&rec.host_config, &logs::log_path(data_dir, &rec.id)),
-            open_stdin: b("OpenStdin"),
-            stdin_once: b("StdinOnce"),
+            log: logs::log_options(
+                &as_map(&rec.host_config),
+                &logs::log_path(data_dir, &rec.id),
+            ),
+            open_stdin: rec.config.open_stdin.or_default(),
+            stdin_once: rec.config.stdin_once.or_default(),
             defer_start: true,
             runtime,
         };

@@ -6,6 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::cgroup::{self, Dirs, Limits};
+use super::record::as_map;
 use crate::{Engine, EngineError};
 
 /// moby `linuxMinMemory`.
@@ -283,7 +284,7 @@ impl Engine {
         update.validate(berth_sys::host::ncpu())?;
         let (id, running, mut hc) = {
             let r = entry.rec();
-            (r.id.clone(), r.running(), r.host_config.clone())
+            (r.id.clone(), r.running(), as_map(&r.host_config))
         };
         let cannot = |e: String| bad(format!("Cannot update container {id}: {e}"));
         let limits = update.apply(&mut hc).map_err(cannot)?;
@@ -313,6 +314,8 @@ impl Engine {
                 done.push((w.path, before));
             }
         }
+        let hc = serde_json::from_value(serde_json::Value::Object(hc))
+            .map_err(|e| EngineError::Internal(format!("Cannot update container {id}: {e}")))?;
         entry.rec().host_config = hc;
         c.persist(&entry.rec())?;
         c.emit(&entry.rec(), "update", &[]);

@@ -1,0 +1,58 @@
+"""Container records written before the typed model (no `version`, issue 14) are read and
+migrated at daemon start: the containers are kept, with their settings, and are written
+back with the version."""
+
+from __future__ import annotations
+
+import json
+
+from test_containers import daemon, dk  # noqa: F401 - the fixture and the CLI helper
+
+
+def record_path(d, cid: str):
+    return d.data_root / "containers" / cid / "record.json"
+
+
+def test_an_old_data_root_starts_and_keeps_its_containers(daemon):
+    d = daemon
+    dk(d, "create", "--name", "old", "--restart", "on-failure:2", "-l", "k=v", "-e", "A=b",
+       "--memory", "64m", "busybox", "sh", "-c", "echo $A")
+    cid = dk(d, "inspect", "-f", "{{.Id}}", "old").stdout.strip()
+    before = json.loads(dk(d, "inspect", "old").stdout)[0]
+    d.stop()
+    # As the map-based berthd wrote it: no version; and a field it stored unchecked whose
+    # value no longer fits its type.
+    rec = json.loads(record_path(d, cid).read_text())
+    rec.pop("version", None)
+    rec["host_config"]["ShmSize"] = "big"
+    record_path(d, cid).write_text(json.dumps(rec))
+    d.start()
+    after = json.loads(dk(d, "inspect", "old").stdout)[0]
+    assert after["Id"] == cid
+    assert after["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert after["Config"]["Labels"] == {"k": "v"}
+    assert after["HostConfig"]["Memory"] == 64 * 1024 * 1024
+    assert "ShmSize" not in after["HostConfig"]
+    before["HostConfig"].pop("ShmSize", None)
+    assert after == before
+    r = dk(d, "start", "-a", "old")
+    assert r.stdout == "b\n", r.stderr
+    written = json.loads(record_path(d, cid).read_text())
+    assert written["version"] == 1
+    assert "ShmSize" not in written["host_config"]
+    assert "dropping a stored field" in d.log_text()
+
+
+def test_a_record_from_a_later_berthd_is_left_alone(daemon):
+    d = daemon
+    dk(d, "create", "--name", "later", "busybox", "true")
+    cid = dk(d, "inspect", "-f", "{{.Id}}", "later").stdout.strip()
+    d.stop()
+    rec = json.loads(record_path(d, cid).read_text())
+    rec["version"] = 99
+    record_path(d, cid).write_text(json.dumps(rec))
+    d.start()
+    assert dk(d, "ps", "-aq").stdout.strip() == ""
+    # Skipped, not removed as a half-made container.
+    assert json.loads(record_path(d, cid).read_text())["version"] == 99
+    assert "newer than this berthd reads" in d.log_text()
