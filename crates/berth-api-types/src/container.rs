@@ -476,8 +476,9 @@ pub struct HostConfig {
     pub ipc_mode: Field<String>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
     pub links: Field<Vec<String>>,
+    /// The number as sent, so that an out-of-range one is refused in dockerd's words.
     #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub oom_score_adj: Field<i64>,
+    pub oom_score_adj: Field<serde_json::Number>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
     pub pid_mode: Field<String>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]

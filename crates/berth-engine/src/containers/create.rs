@@ -32,9 +32,9 @@ pub(crate) struct CreatePlan {
 }
 
 /// `container_create`'s reading of `body` over the image's config `image_cfg`, in its
-/// order: network mode, restart policy, host options, runtime (`check_runtime`), merged
-/// config, mounts, command, then the typed `HostConfig` and `Config` (a field of the wrong
-/// JSON type is refused here). The fuzz target drives this same function.
+/// order: the typed `HostConfig` (a field of the wrong JSON type is refused here), network
+/// mode, restart policy, host options, runtime (`check_runtime`), merged config, mounts,
+/// command, the typed `Config`. The fuzz target drives this same function.
 pub(crate) fn plan_create(
     c: &Containers,
     engine_config: &crate::EngineConfig,
@@ -43,43 +43,39 @@ pub(crate) fn plan_create(
     check_runtime: &dyn Fn(&str) -> Result<(), EngineError>,
 ) -> Result<CreatePlan, EngineError> {
     let mut req = body.clone();
-    let mut host_config = match req.remove("HostConfig") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
+    let mut host_config: HostConfig = match req.remove("HostConfig") {
+        Some(v @ Value::Object(_)) => serde_json::from_value(v)
+            .map_err(|e| EngineError::InvalidArgument(format!("invalid HostConfig: {e}")))?,
+        _ => HostConfig::default(),
     };
     let networking = req.remove("NetworkingConfig");
-    let mode = NetworkMode::from(
-        host_config
-            .get("NetworkMode")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-    );
+    let mode = host_config
+        .network_mode
+        .get()
+        .cloned()
+        .unwrap_or(NetworkMode::Unspecified);
     let net_peer = match mode.container_peer() {
         Some(peer) => Some(c.get(peer)?.rec().id.clone()),
         None => None,
     };
     if mode.is_default() {
-        host_config.insert("NetworkMode".into(), "bridge".into());
+        host_config.network_mode = Field::Set(NetworkMode::Bridge);
     }
     lifecycle::validate_policy(&host_config)?;
     host_opts::settle(c, engine_config, &mut host_config)?;
     // moby `daemon/daemon_unix.go`: an empty runtime is the default, stored by name.
-    let runtime = host_config
-        .get("Runtime")
-        .and_then(Value::as_str)
+    let runtime = (host_config.runtime.get())
         .filter(|r| !r.is_empty())
         .unwrap_or(&engine_config.default_runtime)
         .to_string();
     check_runtime(&runtime)?;
-    host_config.insert("Runtime".into(), runtime.into());
+    host_config.runtime = Field::Set(runtime);
     let config = spec::merge_config(&req, image_cfg);
-    let mounts = mounts::plan(c, &host_config, &req, image_cfg)?;
+    let mounts = mounts::plan(c, &as_map(&host_config), &req, image_cfg)?;
     let args = spec::args_of(&config);
     if args.is_empty() {
         return Err(EngineError::InvalidArgument("No command specified".into()));
     }
-    let host_config: HostConfig = serde_json::from_value(Value::Object(host_config))
-        .map_err(|e| EngineError::InvalidArgument(format!("invalid HostConfig: {e}")))?;
     let config: ContainerConfig = serde_json::from_value(Value::Object(config))
         .map_err(|e| EngineError::InvalidArgument(format!("invalid Config: {e}")))?;
     Ok(CreatePlan {

@@ -284,11 +284,7 @@ fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
     mounts::materialize(&data_root, &data_dir, created.planned)?;
     let rootfs = c.rootfs(&rec.id);
     std::fs::create_dir_all(&rootfs).unwrap();
-    let opts = host_opts::resolve(
-        c,
-        &super::record::as_map(&rec.host_config),
-        &c.shm_dir(&rec.id),
-    )?;
+    let opts = host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id))?;
     let plan = crate::networks::NetPlan {
         ns: berth_runtime::spec::NamespaceMode::Private,
         hosts: String::new(),

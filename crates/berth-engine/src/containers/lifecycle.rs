@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use berth_api_types::container::ContainerStatus;
+use berth_api_types::container::{ContainerStatus, HostConfig, RestartPolicyName};
 use berth_api_types::filters::Filters;
 use berth_shim::ExitRecord;
 use serde_json::{json, Value};
@@ -55,37 +55,28 @@ impl Default for Supervisor {
 
 /// Refuses restart policies dockerd refuses (moby `daemon/container.go`
 /// `validateRestartPolicy`, and `AutoRemove` with a policy).
-pub(crate) fn validate_policy(
-    host_config: &serde_json::Map<String, Value>,
-) -> Result<(), EngineError> {
-    let Some(p) = host_config.get("RestartPolicy").filter(|p| !p.is_null()) else {
+pub(crate) fn validate_policy(host_config: &HostConfig) -> Result<(), EngineError> {
+    if host_config.restart_policy.get().is_none() {
         return Ok(());
-    };
-    let name = p.get("Name").and_then(Value::as_str).unwrap_or("");
-    let max = p
-        .get("MaximumRetryCount")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    }
+    let (name, max) = host_config.restart_policy();
     let bad = |m: String| Err(EngineError::InvalidArgument(m));
-    match name {
-        "" | "no" | "always" | "unless-stopped" if max != 0 => {
+    use RestartPolicyName as N;
+    match &name {
+        N::Unspecified | N::No | N::Always | N::UnlessStopped if max != 0 => {
             return bad(
                 "invalid restart policy: maximum retry count can only be used with 'on-failure'"
                     .into(),
             )
         }
-        "" | "no" | "always" | "unless-stopped" => {}
-        "on-failure" if max < 0 => {
+        N::Unspecified | N::No | N::Always | N::UnlessStopped => {}
+        N::OnFailure if max < 0 => {
             return bad("invalid restart policy: maximum retry count cannot be negative".into())
         }
-        "on-failure" => {}
-        other => return bad(format!("invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")),
+        N::OnFailure => {}
+        N::Other(other) => return bad(format!("invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")),
     }
-    let auto_remove = host_config
-        .get("AutoRemove")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    if auto_remove && !matches!(name, "" | "no") {
+    if host_config.auto_remove() && !matches!(name, N::Unspecified | N::No) {
         return bad("can't create 'AutoRemove' container with restart policy".into());
     }
     Ok(())
@@ -436,10 +427,9 @@ fn dir_size(path: &std::path::Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Map;
 
-    fn hc(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap_or_default()
+    fn hc(v: Value) -> HostConfig {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use berth_api_types::container::ContainerStatus;
 use serde_json::Value;
 
-use super::record::{as_map, Record};
+use super::record::Record;
 use super::{logs, mounts, now_unix, process, Containers, LogsOptions};
 use crate::{Engine, EngineError};
 
@@ -108,7 +108,7 @@ impl Engine {
         let entry = c.get(name)?;
         let (id, tty) = {
             let r = entry.rec();
-            if logs::log_driver(&as_map(&r.host_config)) == logs::NO_LOG_DRIVER {
+            if logs::log_driver(&r.host_config) == logs::NO_LOG_DRIVER {
                 // moby `daemon/logger`: `ErrReadLogsNotSupported`.
                 return Err(EngineError::NotImplemented(
                     "configured logging driver does not support reading".into(),

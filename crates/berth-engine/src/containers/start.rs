@@ -7,7 +7,7 @@ use std::sync::Arc;
 use berth_api_types::container::ContainerStatus;
 use berth_runtime::{ContainerStart, ExternalRuntime, Runtime, RuntimeError};
 
-use super::record::{as_map, Record};
+use super::record::Record;
 use super::{
     apparmor, host_opts, libc_sigkill, logs, mounts, net_peer, process, record, rid, rt_err, spec,
     userdb, AttachWaiter, Entry,
@@ -150,8 +150,8 @@ impl Engine {
         };
         let plan = c.networks.prepare(&rec.id, peer).map_err(|e| (e, None))?;
         let cgroup = c.cgroup_path(&rec.id);
-        let mut opts = host_opts::resolve(c, &as_map(&rec.host_config), &c.shm_dir(&rec.id))
-            .map_err(|e| (e, None))?;
+        let mut opts =
+            host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id)).map_err(|e| (e, None))?;
         if let Some(profile) = opts.apparmor_profile.clone() {
             tokio::task::spawn_blocking(move || apparmor::ensure_loaded(&profile))
                 .await
@@ -168,10 +168,7 @@ impl Engine {
         let req = ContainerStart {
             id: rid(&rec.id).to_string(),
             spec,
-            log: logs::log_options(
-                &as_map(&rec.host_config),
-                &logs::log_path(data_dir, &rec.id),
-            ),
+            log: logs::log_options(&rec.host_config, &logs::log_path(data_dir, &rec.id)),
             open_stdin: rec.config.open_stdin.or_default(),
             stdin_once: rec.config.stdin_once.or_default(),
             defer_start: true,
