@@ -5,6 +5,7 @@ back with the version."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from test_containers import daemon, dk  # noqa: F401 - the fixture and the CLI helper
 
@@ -56,3 +57,26 @@ def test_a_record_from_a_later_berthd_is_left_alone(daemon):
     # Skipped, not removed as a half-made container.
     assert json.loads(record_path(d, cid).read_text())["version"] == 99
     assert "newer than this berthd reads" in d.log_text()
+
+
+FULL_CREATE = ["--restart", "on-failure:3", "-e", "A=b", "-l", "k=v", "-p", "127.0.0.1:8080:80",
+               "-v", "/tmp:/host-tmp:ro", "--tmpfs", "/run:size=64k", "--memory", "64m",
+               "--ulimit", "nofile=1024:2048", "--cap-add", "NET_ADMIN", "--log-opt", "max-size=1m",
+               "--stop-signal", "SIGUSR1", "--stop-timeout", "5", "-w", "/tmp", "-u", "1000",
+               "--hostname", "h1", "--device", "/dev/null:/dev/xnull:rw",
+               "--sysctl", "net.ipv4.ip_forward=1", "busybox", "sh", "-c", "exit 3"]
+
+
+def test_a_create_stores_what_the_map_based_berthd_stored(daemon):
+    """The fixture is the record the map-based berthd wrote for this same `docker create`."""
+    d = daemon
+    dk(d, "create", "--name", "full", *FULL_CREATE)
+    cid = dk(d, "inspect", "-f", "{{.Id}}", "full").stdout.strip()
+    got = json.loads(record_path(d, cid).read_text())
+    fixture = Path(__file__).parents[2] / "crates/berth-engine/tests/fixtures/record_v0_created.json"
+    want = json.loads(fixture.read_text())
+    for k in ("id", "created", "image_id"):
+        got.pop(k)
+        want.pop(k)
+    assert got.pop("version") == 1
+    assert got == want

@@ -33,8 +33,8 @@ pub(crate) struct CreatePlan {
 
 /// `container_create`'s reading of `body` over the image's config `image_cfg`, in its
 /// order: the typed `HostConfig` (a field of the wrong JSON type is refused here), network
-/// mode, restart policy, host options, runtime (`check_runtime`), merged config, mounts,
-/// command, the typed `Config`. The fuzz target drives this same function.
+/// mode, restart policy, host options, runtime (`check_runtime`), the typed `Config` merged
+/// over the image's, mounts, command. The fuzz target drives this same function.
 pub(crate) fn plan_create(
     c: &Containers,
     engine_config: &crate::EngineConfig,
@@ -70,14 +70,14 @@ pub(crate) fn plan_create(
         .to_string();
     check_runtime(&runtime)?;
     host_config.runtime = Field::Set(runtime);
-    let config = spec::merge_config(&req, image_cfg);
+    let asked: ContainerConfig = serde_json::from_value(Value::Object(req.clone()))
+        .map_err(|e| EngineError::InvalidArgument(format!("invalid Config: {e}")))?;
+    let config = spec::merge_config(&asked, image_cfg);
     let mounts = mounts::plan(c, &as_map(&host_config), &req, image_cfg)?;
-    let args = spec::args_of(&config);
+    let args = config.args();
     if args.is_empty() {
         return Err(EngineError::InvalidArgument("No command specified".into()));
     }
-    let config: ContainerConfig = serde_json::from_value(Value::Object(config))
-        .map_err(|e| EngineError::InvalidArgument(format!("invalid Config: {e}")))?;
     Ok(CreatePlan {
         host_config,
         networking,
