@@ -278,6 +278,15 @@ fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
         restart_count: 0,
         manually_stopped: false,
     };
+    // The record reads back (floats in unknown fields may move by an ulp: serde_json's
+    // parser is not exact without `float_roundtrip`, as for the map-based record).
+    let stored = serde_json::to_vec(&rec).unwrap();
+    let back = super::record::Record::from_json(&stored).unwrap();
+    assert_eq!(
+        back.host_config.restart_policy,
+        rec.host_config.restart_policy
+    );
+    assert_eq!(back.config.args(), rec.config.args());
     let data_dir = c.data_dir(&rec.id);
     std::fs::create_dir_all(&data_dir).unwrap();
     let data_root = c.data.parent().unwrap().to_path_buf();
@@ -372,6 +381,19 @@ proptest! {
         let mut body = good();
         body["HostConfig"] = hc;
         check(&body);
+    }
+
+    /// The typed model takes what fits and gives it back exactly as sent (absent, `null`
+    /// or set; unknown keys kept), which is what inspect echoes.
+    #[test]
+    fn typed_config_and_host_config_echo_what_they_accept(v in arb_json(KEYS)) {
+        use berth_api_types::container::{ContainerConfig, HostConfig};
+        if let Ok(hc) = serde_json::from_value::<HostConfig>(v.clone()) {
+            prop_assert_eq!(serde_json::to_value(&hc).unwrap(), v.clone());
+        }
+        if let Ok(c) = serde_json::from_value::<ContainerConfig>(v.clone()) {
+            prop_assert_eq!(serde_json::to_value(&c).unwrap(), v);
+        }
     }
 
     #[test]
