@@ -1,9 +1,9 @@
 //! The container side of the Docker API: the create request's `Config`, `HostConfig` and
 //! `NetworkingConfig`, the states and modes as enums, and the inspect and list responses.
 //!
-//! Request types are tolerant: every field is a [`Field`] (absent, `null` or set, kept as
-//! sent) and fields Berth does not read are kept in `extra`, so that inspect echoes the
-//! request exactly as dockerd does. Enums read from strings keep an unknown word in an
+//! Request types are tolerant: every field is a [`Field`] (absent, `null`, set, or of the
+//! wrong JSON type and then read as absent; always kept as sent) and fields Berth does not
+//! read are kept in `extra`, so that inspect echoes the request exactly as it came. Enums read from strings keep an unknown word in an
 //! `Other` variant: the engine refuses it with dockerd's message, not serde's.
 
 use std::collections::BTreeMap;
@@ -707,6 +707,7 @@ mod tests {
             "Devices": [{"PathOnHost": "/dev/null"}], "NetworkMode": "container:abc",
             "PortBindings": {"80/tcp": null, "81/tcp": [{"HostPort": "8080"}]},
             "RestartPolicy": {"Name": "sometimes"}, "Unknown": {"x": [1]},
+            "ShmSize": "big", "Ulimits": [{"Name": "nofile", "Soft": "x"}],
         });
         let hc: HostConfig = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(hc.resources.memory, Field::Set(5));
@@ -716,6 +717,14 @@ mod tests {
             RestartPolicyName::Other("sometimes".into())
         );
         assert_eq!(hc.extra.len(), 2, "{:?}", hc.extra);
+        // A wrong-typed value reads as absent and is echoed as sent.
+        assert_eq!(hc.shm_size.get(), None);
+        assert_eq!(hc.shm_size.or_default(), 0);
+        let u = &hc.resources.ulimits.get().unwrap()[0];
+        assert_eq!(
+            (u.soft.get(), u.name.get().map(String::as_str)),
+            (None, Some("nofile"))
+        );
         assert_eq!(serde_json::to_value(&hc).unwrap(), v);
     }
 

@@ -1,17 +1,23 @@
-//! [`Field`]: a request field kept exactly as the client sent it — absent, `null`, or a
-//! value — so that what Berth echoes back (inspect's `Config` and `HostConfig`) omits what
-//! was omitted and keeps the `null`s Go clients send for nil slices and pointers.
+//! [`Field`]: a request field kept exactly as the client sent it — absent, `null`, a value,
+//! or a value of the wrong JSON type — so that what Berth echoes back (inspect's `Config`
+//! and `HostConfig`) omits what was omitted and keeps the `null`s Go clients send for nil
+//! slices and pointers. A value of the wrong type reads as absent, as the daemon's
+//! hand-written parsing (`.as_i64().unwrap_or(0)`) always read it, and is echoed as sent.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 
-/// A field that may be absent, `null`, or set. Use it with
-/// `#[serde(default, skip_serializing_if = "Field::is_absent")]`.
+/// A field that may be absent, `null`, set, or sent with a value that is not a `T`. Use it
+/// with `#[serde(default, skip_serializing_if = "Field::is_absent")]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Field<T> {
     #[default]
     Absent,
     Null,
     Set(T),
+    /// Not a `T`: read as absent, kept for the echo.
+    Invalid(Value),
 }
 
 impl<T> Field<T> {
@@ -62,14 +68,22 @@ impl<T: Serialize> Serialize for Field<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Field::Set(v) => v.serialize(s),
+            Field::Invalid(v) => v.serialize(s),
             Field::Absent | Field::Null => s.serialize_none(),
         }
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Field<T> {
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Option::<T>::deserialize(d)?.into())
+        let v = Value::deserialize(d)?;
+        if v.is_null() {
+            return Ok(Field::Null);
+        }
+        Ok(match T::deserialize(&v) {
+            Ok(t) => Field::Set(t),
+            Err(_) => Field::Invalid(v),
+        })
     }
 }
 
@@ -84,13 +98,22 @@ mod tests {
     }
 
     #[test]
-    fn absent_null_and_set_round_trip() {
-        for text in [r#"{}"#, r#"{"a":null}"#, r#"{"a":3}"#] {
+    fn absent_null_set_and_invalid_round_trip() {
+        for text in [
+            r#"{}"#,
+            r#"{"a":null}"#,
+            r#"{"a":3}"#,
+            r#"{"a":"three"}"#,
+            r#"{"a":-1}"#,
+        ] {
             let s: S = serde_json::from_str(text).unwrap();
             assert_eq!(serde_json::to_string(&s).unwrap(), text);
         }
         let s: S = serde_json::from_str(r#"{"a":null}"#).unwrap();
         assert_eq!(s.a, Field::Null);
+        assert_eq!(s.a.or_default(), 0);
+        let s: S = serde_json::from_str(r#"{"a":"three"}"#).unwrap();
+        assert_eq!(s.a.get(), None);
         assert_eq!(s.a.or_default(), 0);
     }
 }

@@ -32,8 +32,8 @@ pub(crate) struct CreatePlan {
 }
 
 /// `container_create`'s reading of `body` over the image's config `image_cfg`, in its
-/// order: the typed `HostConfig` (a field of the wrong JSON type is refused here), network
-/// mode, restart policy, host options, runtime (`check_runtime`), the typed `Config` merged
+/// order: the typed `HostConfig` (a field of the wrong JSON type reads as absent, as it
+/// always did, and is stored as sent), network mode, restart policy, host options, runtime (`check_runtime`), the typed `Config` merged
 /// over the image's, mounts, command. The fuzz target drives this same function.
 pub(crate) fn plan_create(
     c: &Containers,

@@ -15,7 +15,10 @@ use serde_json::{json, Map, Value};
 pub(crate) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// The record format this build writes. 0 (no `version`): before the typed model, when
-/// `config` and `host_config` were stored as the client sent them, unchecked.
+/// `config` and `host_config` were maps stored as the client sent them, unchecked. Version
+/// 1 has the same layout, read into typed fields; a stored value of the wrong JSON type
+/// stays in its [`Field`] as sent (`Invalid`: read as absent, as the map-based code read
+/// it), so a version 0 record needs no rewriting: it gains the version when next written.
 pub(crate) const RECORD_VERSION: u32 = 1;
 
 /// Why a `record.json` cannot be read.
@@ -109,56 +112,13 @@ pub(crate) fn as_map<T: Serialize>(v: &T) -> Map<String, Value> {
     }
 }
 
-/// Version 0 to 1: `config` and `host_config` were stored unchecked, so a field whose value
-/// does not fit its type now is dropped (with a warning) rather than losing the container.
-fn migrate_v0(rec: &mut Value) {
-    let id = rec
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    fn fits<T: serde::de::DeserializeOwned>(k: &str, v: &Value) -> bool {
-        let mut one = Map::new();
-        one.insert(k.to_string(), v.clone());
-        serde_json::from_value::<T>(Value::Object(one)).is_ok()
-    }
-    for (part, check) in [
-        (
-            "config",
-            fits::<ContainerConfig> as fn(&str, &Value) -> bool,
-        ),
-        ("host_config", fits::<HostConfig>),
-    ] {
-        let Some(Value::Object(m)) = rec.get_mut(part) else {
-            continue;
-        };
-        m.retain(|k, v| {
-            let ok = check(k, v);
-            if !ok {
-                tracing::warn!(
-                    id,
-                    part,
-                    field = k.as_str(),
-                    "dropping a stored field that does not fit its type"
-                );
-            }
-            ok
-        });
-    }
-}
-
 impl Record {
-    /// Reads a `record.json`, migrating older versions.
+    /// Reads a `record.json` of this version or an older one (see [`RECORD_VERSION`]).
     pub fn from_json(bytes: &[u8]) -> Result<Record, RecordError> {
-        let mut v: Value = serde_json::from_slice(bytes)?;
-        let version = v.get("version").and_then(Value::as_u64).unwrap_or(0);
-        if version > u64::from(RECORD_VERSION) {
-            return Err(RecordError::Newer(version));
+        let mut rec: Record = serde_json::from_slice(bytes)?;
+        if rec.version > RECORD_VERSION {
+            return Err(RecordError::Newer(rec.version.into()));
         }
-        if version == 0 {
-            migrate_v0(&mut v);
-        }
-        let mut rec: Record = serde_json::from_value(v)?;
         rec.version = RECORD_VERSION;
         Ok(rec)
     }
@@ -306,9 +266,8 @@ impl Record {
                 "Networks": {},
             }),
             hostname: match &self.config.hostname {
-                Field::Set(h) => Value::String(h.clone()),
-                Field::Null => Value::Null,
                 Field::Absent => json!(""),
+                sent => serde_json::to_value(sent).unwrap_or(Value::Null),
             },
         }
     }
@@ -486,18 +445,20 @@ mod migration_tests {
         assert!(!rec.tty());
     }
 
+    /// The map-based code stored fields unchecked and read a wrong-typed one as absent.
     #[test]
-    fn a_v0_field_that_does_not_fit_its_type_is_dropped_not_the_container() {
+    fn a_v0_field_of_the_wrong_type_reads_as_absent_and_is_kept() {
         let mut v: Value = serde_json::from_str(&fixture("record_v0_created.json")).unwrap();
         v["host_config"]["Memory"] = json!("lots");
-        v["host_config"]["RestartPolicy"] = json!({"Name": 7});
+        v["host_config"]["RestartPolicy"] = json!({"Name": 7, "MaximumRetryCount": 2});
         v["config"]["Env"] = json!("A=b");
         let rec = Record::from_json(&serde_json::to_vec(&v).unwrap()).unwrap();
-        assert!(rec.host_config.resources.memory.is_absent());
-        assert!(rec.host_config.restart_policy.is_absent());
-        assert!(rec.config.env.is_absent());
+        assert_eq!(rec.host_config.resources.memory.get(), None);
+        assert_eq!(rec.restart_policy(), RestartPolicy::No);
+        assert_eq!(rec.config.env.get(), None);
         assert_eq!(rec.host_config.runtime, Field::Set("berth".into()));
-        assert_eq!(rec.config.stop_timeout, Field::Set(5));
+        v["version"] = json!(RECORD_VERSION);
+        assert_eq!(serde_json::to_value(&rec).unwrap(), v);
     }
 
     #[test]
@@ -506,9 +467,7 @@ mod migration_tests {
         v["version"] = json!(RECORD_VERSION + 1);
         let err = Record::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
         assert!(matches!(err, RecordError::Newer(_)), "{err}");
-        // A current one with a misfit field is not migrated again: it is refused.
-        v["version"] = json!(RECORD_VERSION);
-        v["host_config"]["Memory"] = json!("lots");
+        v["version"] = json!("one");
         assert!(Record::from_json(&serde_json::to_vec(&v).unwrap()).is_err());
     }
 }
