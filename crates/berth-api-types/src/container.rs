@@ -1,5 +1,6 @@
-//! The container side of the Docker API: the create request's `Config`, `HostConfig` and
-//! `NetworkingConfig`, the states and modes as enums, and the inspect and list responses.
+//! The container side of the Docker API: the create request's `Config` and `HostConfig`,
+//! the states and modes as enums, and the inspect and list responses. (`NetworkingConfig`
+//! and `EndpointSettings` belong to the network module's types.)
 //!
 //! Request types are tolerant: every field is a [`Field`] (absent, `null`, set, or of the
 //! wrong JSON type and then read as absent; always kept as sent) and fields Berth does not
@@ -309,7 +310,8 @@ pub struct LogConfig {
     pub config: Field<BTreeMap<String, String>>,
 }
 
-/// One host address of `HostConfig.PortBindings["80/tcp"]`.
+/// One host address of `HostConfig.PortBindings["80/tcp"]`, as sent (echoed by inspect; the
+/// network code reads port bindings its own way).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PortBinding {
     #[serde(rename = "HostIp", default, skip_serializing_if = "Field::is_absent")]
@@ -537,73 +539,6 @@ impl HostConfig {
             max.unwrap_or(0),
         )
     }
-}
-
-/// The create request's `NetworkingConfig` (shape only; the network module reads it).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct NetworkingConfig {
-    #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub endpoints_config: Field<BTreeMap<String, Field<EndpointSettings>>>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// One network of `NetworkingConfig.EndpointsConfig` or `NetworkSettings.Networks`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EndpointSettings {
-    #[serde(
-        rename = "IPAMConfig",
-        default,
-        skip_serializing_if = "Field::is_absent"
-    )]
-    pub ipam_config: Field<Value>,
-    #[serde(rename = "Links", default, skip_serializing_if = "Field::is_absent")]
-    pub links: Field<Vec<String>>,
-    #[serde(rename = "Aliases", default, skip_serializing_if = "Field::is_absent")]
-    pub aliases: Field<Vec<String>>,
-    #[serde(
-        rename = "MacAddress",
-        default,
-        skip_serializing_if = "Field::is_absent"
-    )]
-    pub mac_address: Field<String>,
-    #[serde(
-        rename = "DriverOpts",
-        default,
-        skip_serializing_if = "Field::is_absent"
-    )]
-    pub driver_opts: Field<BTreeMap<String, String>>,
-    #[serde(
-        rename = "NetworkID",
-        default,
-        skip_serializing_if = "Field::is_absent"
-    )]
-    pub network_id: Field<String>,
-    #[serde(
-        rename = "EndpointID",
-        default,
-        skip_serializing_if = "Field::is_absent"
-    )]
-    pub endpoint_id: Field<String>,
-    #[serde(rename = "Gateway", default, skip_serializing_if = "Field::is_absent")]
-    pub gateway: Field<String>,
-    #[serde(
-        rename = "IPAddress",
-        default,
-        skip_serializing_if = "Field::is_absent"
-    )]
-    pub ip_address: Field<String>,
-    #[serde(
-        rename = "IPPrefixLen",
-        default,
-        skip_serializing_if = "Field::is_absent"
-    )]
-    pub ip_prefix_len: Field<i64>,
-    #[serde(rename = "DNSNames", default, skip_serializing_if = "Field::is_absent")]
-    pub dns_names: Field<Vec<String>>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 /// Inspect's `State`.
