@@ -541,6 +541,19 @@ impl HostConfig {
     }
 }
 
+/// `POST /containers/{id}/update`'s body (swagger `ContainerUpdate`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerUpdate {
+    #[serde(flatten)]
+    pub resources: Resources,
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    pub restart_policy: Field<RestartPolicy>,
+    /// What `update` does not change (`BlkioWeight`...), ignored.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 /// Inspect's `State`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

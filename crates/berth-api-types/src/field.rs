@@ -74,13 +74,18 @@ impl<T: Serialize> Serialize for Field<T> {
     }
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
+impl<'de, T: DeserializeOwned + Serialize> Deserialize<'de> for Field<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
         if v.is_null() {
             return Ok(Field::Null);
         }
         Ok(match T::deserialize(&v) {
+            // serde reads a struct from an array too (by position); Docker's JSON objects
+            // are never sent as arrays, and the hand parsing never read them so.
+            Ok(t) if v.is_array() && serde_json::to_value(&t).is_ok_and(|x| x.is_object()) => {
+                Field::Invalid(v)
+            }
             Ok(t) => Field::Set(t),
             Err(_) => Field::Invalid(v),
         })
@@ -115,5 +120,20 @@ mod tests {
         let s: S = serde_json::from_str(r#"{"a":"three"}"#).unwrap();
         assert_eq!(s.a.get(), None);
         assert_eq!(s.a.or_default(), 0);
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    struct Outer {
+        #[serde(default, skip_serializing_if = "Field::is_absent")]
+        s: Field<S>,
+    }
+
+    #[test]
+    fn an_object_sent_as_an_array_is_invalid() {
+        let o: Outer = serde_json::from_str(r#"{"s":[3]}"#).unwrap();
+        assert_eq!(o.s, Field::Invalid(serde_json::json!([3])));
+        assert_eq!(serde_json::to_string(&o).unwrap(), r#"{"s":[3]}"#);
+        let o: Outer = serde_json::from_str(r#"{"s":{"a":3}}"#).unwrap();
+        assert_eq!(o.s, Field::Set(S { a: Field::Set(3) }));
     }
 }

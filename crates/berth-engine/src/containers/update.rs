@@ -3,7 +3,7 @@
 //! `verifyPlatformContainerResources`, `container/container_unix.go` `UpdateContainer`),
 //! written into the running container's cgroup, then persisted in its `HostConfig`.
 
-use berth_api_types::container::{HostConfig, RestartPolicy};
+use berth_api_types::container::{ContainerUpdate, HostConfig, RestartPolicy, RestartPolicyName};
 use berth_api_types::field::Field;
 use serde_json::{Map, Value};
 
@@ -48,51 +48,47 @@ fn bad(msg: impl Into<String>) -> EngineError {
 
 impl Update {
     pub(crate) fn from_body(b: &Map<String, Value>) -> Result<Update, EngineError> {
-        let int = |k: &str| -> Result<i64, EngineError> {
-            match b.get(k) {
-                None | Some(Value::Null) => Ok(0),
-                Some(v) => v
-                    .as_i64()
-                    .ok_or_else(|| bad(format!("{k}: expected an integer"))),
+        let body: ContainerUpdate = serde_json::from_value(Value::Object(b.clone()))
+            .map_err(|e| bad(format!("invalid update: {e}")))?;
+        let int = |f: &Field<i64>, k: &str| -> Result<i64, EngineError> {
+            match f {
+                Field::Absent | Field::Null => Ok(0),
+                Field::Set(v) => Ok(*v),
+                Field::Invalid(_) => Err(bad(format!("{k}: expected an integer"))),
             }
         };
-        let string = |k: &str| -> Result<String, EngineError> {
-            match b.get(k) {
-                None | Some(Value::Null) => Ok(String::new()),
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(_) => Err(bad(format!("{k}: expected a string"))),
+        let string = |f: &Field<String>, k: &str| -> Result<String, EngineError> {
+            match f {
+                Field::Absent | Field::Null => Ok(String::new()),
+                Field::Set(s) => Ok(s.clone()),
+                Field::Invalid(_) => Err(bad(format!("{k}: expected a string"))),
             }
         };
-        let pids_limit = match b.get("PidsLimit") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_i64()
-                    .ok_or_else(|| bad("PidsLimit: expected an integer"))?,
-            ),
+        let r = &body.resources;
+        let pids_limit = match &r.pids_limit {
+            Field::Absent | Field::Null => None,
+            _ => Some(int(&r.pids_limit, "PidsLimit")?),
         };
-        let restart_policy = match b.get("RestartPolicy") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(p)) => {
-                let name = p.get("Name").and_then(Value::as_str).unwrap_or("");
-                let count = p
-                    .get("MaximumRetryCount")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
+        let restart_policy = match &body.restart_policy {
+            Field::Absent | Field::Null => None,
+            Field::Set(p) => {
+                let name = p.name.get().map_or("", RestartPolicyName::as_str);
+                let count = p.maximum_retry_count.get().copied().unwrap_or(0);
                 // An empty policy in an update means "leave it" (the CLI sends one).
                 (!name.is_empty() || count != 0).then(|| (name.to_string(), count))
             }
-            Some(_) => return Err(bad("RestartPolicy: expected an object")),
+            Field::Invalid(_) => return Err(bad("RestartPolicy: expected an object")),
         };
         Ok(Update {
-            memory: int("Memory")?,
-            memory_swap: int("MemorySwap")?,
-            memory_reservation: int("MemoryReservation")?,
-            nano_cpus: int("NanoCpus")?,
-            cpu_shares: int("CpuShares")?,
-            cpu_period: int("CpuPeriod")?,
-            cpu_quota: int("CpuQuota")?,
-            cpuset_cpus: string("CpusetCpus")?,
-            cpuset_mems: string("CpusetMems")?,
+            memory: int(&r.memory, "Memory")?,
+            memory_swap: int(&r.memory_swap, "MemorySwap")?,
+            memory_reservation: int(&r.memory_reservation, "MemoryReservation")?,
+            nano_cpus: int(&r.nano_cpus, "NanoCpus")?,
+            cpu_shares: int(&r.cpu_shares, "CpuShares")?,
+            cpu_period: int(&r.cpu_period, "CpuPeriod")?,
+            cpu_quota: int(&r.cpu_quota, "CpuQuota")?,
+            cpuset_cpus: string(&r.cpuset_cpus, "CpusetCpus")?,
+            cpuset_mems: string(&r.cpuset_mems, "CpusetMems")?,
             pids_limit,
             restart_policy,
         })
