@@ -299,6 +299,9 @@ pub struct RestartPolicy {
     pub name: Field<RestartPolicyName>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
     pub maximum_retry_count: Field<i64>,
+    /// Unknown fields, echoed back.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// `HostConfig.LogConfig`.
@@ -308,6 +311,9 @@ pub struct LogConfig {
     pub kind: Field<String>,
     #[serde(rename = "Config", default, skip_serializing_if = "Field::is_absent")]
     pub config: Field<BTreeMap<String, String>>,
+    /// Unknown fields, echoed back.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// One host address of `HostConfig.PortBindings["80/tcp"]`, as sent (echoed by inspect; the
@@ -318,6 +324,9 @@ pub struct PortBinding {
     pub host_ip: Field<String>,
     #[serde(rename = "HostPort", default, skip_serializing_if = "Field::is_absent")]
     pub host_port: Field<String>,
+    /// Unknown fields, echoed back.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// One of `HostConfig.Devices`.
@@ -330,6 +339,9 @@ pub struct DeviceMapping {
     pub path_in_container: Field<String>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
     pub cgroup_permissions: Field<String>,
+    /// Unknown fields, echoed back.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// One of `HostConfig.Ulimits`.
@@ -342,6 +354,9 @@ pub struct Ulimit {
     pub soft: Field<i64>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
     pub hard: Field<i64>,
+    /// Unknown fields, echoed back.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// One of `HostConfig.Mounts` (`--mount`).

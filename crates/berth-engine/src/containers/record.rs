@@ -174,6 +174,7 @@ impl Record {
             hc.log_config = Field::Set(LogConfig {
                 kind: Field::Set("json-file".into()),
                 config: Field::Set(Default::default()),
+                ..LogConfig::default()
             });
         }
         if hc.network_mode.is_absent() {
@@ -193,6 +194,7 @@ impl Record {
             Field::Set(berth_api_types::container::RestartPolicy {
                 name: Field::Set(RestartPolicyName::No),
                 maximum_retry_count: Field::Set(0),
+                ..Default::default()
             }),
         );
         or(&mut hc.resources.memory, Field::Set(0));

@@ -244,6 +244,7 @@ impl Update {
             hc.restart_policy = Field::Set(RestartPolicy {
                 name: Field::Set(name.as_str().into()),
                 maximum_retry_count: Field::Set(*count),
+                ..RestartPolicy::default()
             });
         }
         Ok(l)

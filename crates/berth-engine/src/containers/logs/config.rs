@@ -101,6 +101,7 @@ pub(crate) fn settle(
     hc.log_config = Field::Set(LogConfig {
         kind: Field::Set(driver),
         config: Field::Set(config),
+        ..LogConfig::default()
     });
     Ok(())
 }
