@@ -416,8 +416,9 @@ pub struct VolumeOptions {
 pub struct TmpfsOptions {
     #[serde(default, skip_serializing_if = "Field::is_absent")]
     pub size_bytes: Field<i64>,
+    /// Permission bits (Go's `os.FileMode`, unsigned).
     #[serde(default, skip_serializing_if = "Field::is_absent")]
-    pub mode: Field<i64>,
+    pub mode: Field<u64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -73,7 +73,7 @@ pub(crate) fn plan_create(
     let asked: ContainerConfig = serde_json::from_value(Value::Object(req.clone()))
         .map_err(|e| EngineError::InvalidArgument(format!("invalid Config: {e}")))?;
     let config = spec::merge_config(&asked, image_cfg);
-    let mounts = mounts::plan(c, &as_map(&host_config), &req, image_cfg)?;
+    let mounts = mounts::plan(c, &host_config, &asked, image_cfg)?;
     let args = config.args();
     if args.is_empty() {
         return Err(EngineError::InvalidArgument("No command specified".into()));
