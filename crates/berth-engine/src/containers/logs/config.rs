@@ -9,6 +9,7 @@ use std::path::Path;
 use berth_api_types::container::{HostConfig, LogConfig};
 use berth_api_types::field::Field;
 use berth_shim::LogOptions;
+use serde_json::Value;
 
 use crate::EngineError;
 
@@ -41,11 +42,26 @@ pub(crate) fn driver(hc: &HostConfig) -> &str {
         .unwrap_or(JSON_FILE)
 }
 
-fn opts(hc: &HostConfig) -> BTreeMap<String, String> {
-    hc.log_config
-        .get()
-        .map(|l| l.config.or_default())
-        .unwrap_or_default()
+/// The options as sent: the string ones, and the keys whose value is not a string (a map
+/// holding one reads as invalid as a whole; create refuses them by name).
+fn opts(hc: &HostConfig) -> (BTreeMap<String, String>, Vec<String>) {
+    match hc.log_config.get().map(|l| &l.config) {
+        Some(Field::Set(m)) => (m.clone(), Vec::new()),
+        Some(Field::Invalid(Value::Object(m))) => {
+            let mut strings = BTreeMap::new();
+            let mut others = Vec::new();
+            for (k, v) in m {
+                match v {
+                    Value::String(s) => {
+                        strings.insert(k.clone(), s.clone());
+                    }
+                    _ => others.push(k.clone()),
+                }
+            }
+            (strings, others)
+        }
+        _ => Default::default(),
+    }
 }
 
 /// At create: applies the daemon's default driver and options as dockerd merges them (a
@@ -62,19 +78,26 @@ pub(crate) fn settle(
         .and_then(|l| l.kind.get())
         .filter(|t| !t.is_empty());
     let driver = asked.map_or(default_driver, String::as_str).to_string();
-    let mut config = opts(hc);
+    let (mut config, not_strings) = opts(hc);
     if driver == default_driver {
         for (k, v) in default_opts {
-            config.entry(k.clone()).or_insert_with(|| v.clone());
+            if !not_strings.contains(k) {
+                config.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
     }
+    let mut keys: Vec<&String> = config.keys().chain(&not_strings).collect();
+    keys.sort();
     match driver.as_str() {
         JSON_FILE => {
-            for k in config.keys() {
+            for k in keys {
                 if !JSON_FILE_OPTS.contains(&k.as_str()) {
                     return Err(bad(format!(
                         "unknown log opt '{k}' for json-file log driver"
                     )));
+                }
+                if not_strings.contains(k) {
+                    return Err(bad(format!("log opt '{k}' must be a string")));
                 }
             }
             rotation(&config)?;
@@ -87,7 +110,7 @@ pub(crate) fn settle(
             }
         }
         NONE => {
-            if let Some(k) = config.keys().next() {
+            if let Some(k) = keys.first() {
                 return Err(bad(format!("unknown log opt '{k}' for none log driver")));
             }
         }
@@ -156,7 +179,7 @@ pub(crate) fn log_options(hc: &HostConfig, path: &Path) -> Option<LogOptions> {
         return None;
     }
     // Checked at create; a record from before that check rotates never.
-    let (max_size, max_files) = rotation(&opts(hc)).unwrap_or((None, 1));
+    let (max_size, max_files) = rotation(&opts(hc).0).unwrap_or((None, 1));
     Some(LogOptions {
         path: path.to_path_buf(),
         max_size,
@@ -236,6 +259,18 @@ mod tests {
             (
                 json!({"Config": {"max-size": "ten"}}),
                 "invalid size: 'ten'",
+            ),
+            (
+                json!({"Config": {"max-file": 2, "max-size": "1m"}}),
+                "log opt 'max-file' must be a string",
+            ),
+            (
+                json!({"Config": {"max-file": 2, "foo": "1"}}),
+                "unknown log opt 'foo' for json-file log driver",
+            ),
+            (
+                json!({"Type": "none", "Config": {"max-file": 2}}),
+                "unknown log opt 'max-file' for none log driver",
             ),
         ] {
             let mut h = hc(json!({ "LogConfig": cfg }));
