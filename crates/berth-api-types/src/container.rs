@@ -32,6 +32,22 @@ impl StrSlice {
     }
 }
 
+impl Field<StrSlice> {
+    /// The strings sent (of a list with other items too, its strings); `None` when neither
+    /// a string nor a list was sent.
+    pub fn strings(&self) -> Option<Vec<String>> {
+        match self {
+            Field::Set(s) => Some(s.to_vec()),
+            Field::Invalid(Value::Array(a)) => Some(
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+}
+
 /// Implements `From<String>`, `Into<String>` and `Display` for a string-backed enum whose
 /// unknown words land in `Other`.
 macro_rules! string_enum {
@@ -281,12 +297,8 @@ impl ContainerConfig {
 
     /// `Entrypoint` followed by `Cmd`.
     pub fn args(&self) -> Vec<String> {
-        let mut a = self
-            .entrypoint
-            .get()
-            .map(StrSlice::to_vec)
-            .unwrap_or_default();
-        a.extend(self.cmd.get().map(StrSlice::to_vec).unwrap_or_default());
+        let mut a = self.entrypoint.strings().unwrap_or_default();
+        a.extend(self.cmd.strings().unwrap_or_default());
         a
     }
 }

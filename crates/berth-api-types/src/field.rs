@@ -55,6 +55,55 @@ impl<T: Clone + Default> Field<T> {
     }
 }
 
+impl<T: DeserializeOwned + Default + Clone> Field<Vec<T>> {
+    /// The items. Of a list with an item of the wrong type, every item, each wrong one as
+    /// `T::default()` (an object's fields read from a non-object are all absent).
+    pub fn items(&self) -> Vec<T> {
+        match self {
+            Field::Set(v) => v.clone(),
+            Field::Invalid(Value::Array(a)) => a
+                .iter()
+                .map(|x| T::deserialize(x).unwrap_or_default())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Field<Vec<String>> {
+    /// The strings of a list; of a list with other items too, its strings.
+    pub fn strings(&self) -> Vec<String> {
+        self.strings_if_list().unwrap_or_default()
+    }
+
+    /// [`Field::strings`], `None` when no list was sent.
+    pub fn strings_if_list(&self) -> Option<Vec<String>> {
+        match self {
+            Field::Set(v) => Some(v.clone()),
+            Field::Invalid(Value::Array(a)) => Some(
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+impl Field<std::collections::BTreeMap<String, String>> {
+    /// The map; of a map with a value that is not a string, every key, such a value as `""`.
+    pub fn string_values(&self) -> std::collections::BTreeMap<String, String> {
+        match self {
+            Field::Set(m) => m.clone(),
+            Field::Invalid(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect(),
+            _ => Default::default(),
+        }
+    }
+}
+
 impl<T> From<Option<T>> for Field<T> {
     fn from(v: Option<T>) -> Self {
         match v {
@@ -96,7 +145,7 @@ impl<'de, T: DeserializeOwned + Serialize> Deserialize<'de> for Field<T> {
 mod tests {
     use super::*;
 
-    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
     struct S {
         #[serde(default, skip_serializing_if = "Field::is_absent")]
         a: Field<u32>,
@@ -120,6 +169,17 @@ mod tests {
         let s: S = serde_json::from_str(r#"{"a":"three"}"#).unwrap();
         assert_eq!(s.a.get(), None);
         assert_eq!(s.a.or_default(), 0);
+    }
+
+    #[test]
+    fn lists_with_items_of_the_wrong_type_read_item_by_item() {
+        let f: Field<Vec<String>> = serde_json::from_str(r#"["a", 5, "b"]"#).unwrap();
+        assert_eq!(f.get(), None);
+        assert_eq!(f.strings(), ["a", "b"]);
+        let f: Field<Vec<String>> = serde_json::from_str(r#""a""#).unwrap();
+        assert_eq!(f.strings_if_list(), None);
+        let f: Field<Vec<S>> = serde_json::from_str(r#"[{"a": 1}, 7]"#).unwrap();
+        assert_eq!(f.items(), [S { a: Field::Set(1) }, S::default()]);
     }
 
     #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]

@@ -500,7 +500,7 @@ impl Engine {
         };
         let user = users.resolve_user(&cfg.user)?;
         // Another user's HOME, unless the exec or the container sets one (see `with_home`).
-        let container_env: Vec<String> = entry.rec().config.env.or_default();
+        let container_env: Vec<String> = entry.rec().config.env.strings();
         let env = if cfg.user.is_empty() || super::userdb::sets_home(&container_env) {
             cfg.env.clone()
         } else {

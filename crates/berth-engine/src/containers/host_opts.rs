@@ -183,7 +183,7 @@ fn probe_spec(hc: &HostConfig) -> Result<(), EngineError> {
 }
 
 fn sysctls(hc: &HostConfig) -> BTreeMap<String, String> {
-    hc.sysctls.or_default()
+    hc.sysctls.string_values()
 }
 
 fn peer_name(mode: &str) -> Option<&str> {
@@ -207,10 +207,10 @@ pub(crate) fn resolve(
         seccomp: security.seccomp,
         seccomp_profile: security.seccomp_profile,
         apparmor_profile: security.apparmor_profile,
-        masked_paths: hc.masked_paths.get().cloned(),
-        readonly_paths: hc.readonly_paths.get().cloned(),
+        masked_paths: hc.masked_paths.strings_if_list(),
+        readonly_paths: hc.readonly_paths.strings_if_list(),
         oom_score_adj: oom_score_adj(hc)?.filter(|v| *v != 0),
-        group_add: hc.group_add.or_default(),
+        group_add: hc.group_add.strings(),
         cgroupns_private: cgroupns_of(hc) == "private",
         init: match hc.init.get() {
             Some(true) => Some(init_binary()?),
@@ -316,7 +316,7 @@ fn peer_ns(
 fn security(hc: &HostConfig) -> Result<SecurityOpts, EngineError> {
     let privileged = hc.privileged.get() == Some(&true);
     security_opts::parse(
-        &hc.security_opt.or_default(),
+        &hc.security_opt.strings(),
         privileged,
         &HostSecurity::probe(),
     )
@@ -324,11 +324,8 @@ fn security(hc: &HostConfig) -> Result<SecurityOpts, EngineError> {
 }
 
 fn ulimits(hc: &HostConfig) -> Result<Vec<Ulimit>, EngineError> {
-    let Some(list) = hc.resources.ulimits.get() else {
-        return Ok(Vec::new());
-    };
     let mut out = Vec::new();
-    for u in list {
+    for u in &hc.resources.ulimits.items() {
         let name = str_of(&u.name);
         let soft = u.soft.or_default();
         let hard = u.hard.or_default();
@@ -356,11 +353,8 @@ fn ulimits(hc: &HostConfig) -> Result<Vec<Ulimit>, EngineError> {
 
 /// `Devices`: each host path is a device node, or a directory of them.
 fn devices(hc: &HostConfig) -> Result<Vec<Device>, EngineError> {
-    let Some(list) = hc.resources.devices.get() else {
-        return Ok(Vec::new());
-    };
     let mut out = Vec::new();
-    for d in list {
+    for d in &hc.resources.devices.items() {
         let host = str_of(&d.path_on_host);
         let inside = Some(str_of(&d.path_in_container))
             .filter(|p| !p.is_empty())
@@ -509,6 +503,32 @@ mod tests {
         assert!(e.to_string().contains("no such file or directory"), "{e}");
         let e = devices(&hc(json!({"Devices": [{"PathOnHost": "/etc/hostname"}]}))).unwrap_err();
         assert!(e.to_string().contains("not a device node"), "{e}");
+    }
+
+    /// A list with an item of the wrong type is read item by item, as the map-based code read
+    /// it: the other items still count.
+    #[test]
+    fn lists_with_a_wrong_item_are_read_item_by_item() {
+        let h = hc(
+            json!({"SecurityOpt": ["no-new-privileges", 5], "GroupAdd": [1, "audio"],
+                          "MaskedPaths": ["/proc/x", false], "Sysctls": {"kernel.shmmax": 1}}),
+        );
+        assert!(security(&h).unwrap().no_new_privileges);
+        assert_eq!(h.group_add.strings(), ["audio"]);
+        assert_eq!(
+            h.masked_paths.strings_if_list(),
+            Some(vec!["/proc/x".to_string()])
+        );
+        assert_eq!(sysctls(&h)["kernel.shmmax"], "");
+        let e = devices(&hc(json!({"Devices": [{"PathOnHost": "/dev/null"}, 7]}))).unwrap_err();
+        assert!(
+            e.to_string().contains("error gathering device information"),
+            "{e}"
+        );
+        let u = ulimits(&hc(
+            json!({"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 2}, 3]}),
+        ));
+        assert_eq!(u.unwrap().len(), 2);
     }
 
     #[test]

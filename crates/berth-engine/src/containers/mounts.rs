@@ -350,7 +350,7 @@ pub(crate) fn plan(
 ) -> Result<Vec<MountEntry>, EngineError> {
     use berth_api_types::field::Field;
     let mut out: Vec<MountEntry> = Vec::new();
-    for from in host_config.volumes_from.get().into_iter().flatten() {
+    for from in &host_config.volumes_from.strings() {
         let (name, mode) = match from.rsplit_once(':') {
             Some((n, m)) if m == "ro" || m == "rw" => (n, Some(m)),
             Some((_, m)) => return Err(invalid(format!("invalid mode for volumes-from: {m}"))),
@@ -370,7 +370,7 @@ pub(crate) fn plan(
         }
     }
     let mut explicit: Vec<MountEntry> = Vec::new();
-    for b in host_config.binds.get().into_iter().flatten() {
+    for b in &host_config.binds.strings() {
         explicit.push(parse_bind(b)?);
     }
     if let Field::Invalid(Value::Array(_)) = host_config.mounts {

@@ -34,8 +34,8 @@ fn strings(v: Option<&Value>) -> Option<Vec<String>> {
 /// entrypoint drops the image's Cmd), Env by key, WorkingDir, User, Labels, StopSignal.
 pub(crate) fn merge_config(req: &ContainerConfig, image: &Map<String, Value>) -> ContainerConfig {
     let mut out = req.clone();
-    let req_ep = req.entrypoint.get().map(StrSlice::to_vec);
-    let req_cmd = (req.cmd.get().map(StrSlice::to_vec)).filter(|c| !c.is_empty());
+    let req_ep = req.entrypoint.strings();
+    let req_cmd = req.cmd.strings().filter(|c| !c.is_empty());
     let (ep, cmd) = match req_ep {
         Some(ep) => (ep, req_cmd.unwrap_or_default()),
         None => (
@@ -55,7 +55,11 @@ pub(crate) fn merge_config(req: &ContainerConfig, image: &Map<String, Value>) ->
     out.entrypoint = slice(ep);
     out.cmd = slice(cmd);
     let mut env: Vec<String> = strings(image.get("Env")).unwrap_or_default();
-    for e in req.env.or_default() {
+    let req_env = match &req.env {
+        Field::Invalid(Value::String(e)) => vec![e.clone()],
+        sent => sent.strings(),
+    };
+    for e in req_env {
         let key = e.split('=').next().unwrap_or("").to_string();
         env.retain(|x| x.split('=').next() != Some(key.as_str()));
         env.push(e);
@@ -163,7 +167,7 @@ pub(crate) fn spec_input(
     let (user_binds, mut tmpfs) = super::mounts::for_start(data_root, data_dir, rootfs)?;
     mounts.retain(|m| !user_binds.iter().any(|u| u.destination == m.destination));
     mounts.extend(user_binds);
-    tmpfs.extend(hc.tmpfs.or_default());
+    tmpfs.extend(hc.tmpfs.string_values());
     let taken =
         |d: &str| mounts.iter().any(|m: &BindMount| m.destination == d) || tmpfs.contains_key(d);
     let mut extra = Vec::new();
@@ -192,7 +196,7 @@ pub(crate) fn spec_input(
     }
     mounts.extend(extra);
     let user = users.user(&c.user.or_default(), &opts.group_add)?;
-    let strs = |f: &Field<StrSlice>| f.get().map(StrSlice::to_vec).unwrap_or_default();
+    let strs = |f: &Field<StrSlice>| f.strings().unwrap_or_default();
     let resources = Resources {
         memory: int(&r.memory),
         memory_swap: int(&r.memory_swap),
@@ -210,7 +214,7 @@ pub(crate) fn spec_input(
         id: rec.id.clone(),
         rootfs: rootfs.to_path_buf(),
         args,
-        env: with_home(c.env.or_default(), users, user.uid),
+        env: with_home(c.env.strings(), users, user.uid),
         cwd: c.working_dir.or_default(),
         user,
         hostname,
