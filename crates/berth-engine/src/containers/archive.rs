@@ -431,7 +431,7 @@ impl Engine {
             Some(_) => Err(EngineError::InvalidArgument(
                 "mounted volume is marked read-only".into(),
             )),
-            None if rec.host_config.get("ReadonlyRootfs") == Some(&Value::Bool(true)) => Err(
+            None if rec.host_config.readonly_rootfs.or_default() => Err(
                 EngineError::InvalidArgument("container rootfs is marked read-only".into()),
             ),
             None => Ok(()),

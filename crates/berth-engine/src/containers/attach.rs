@@ -1,5 +1,6 @@
 //! `attach` and `wait`: futures the server awaits after it has answered.
 
+use berth_api_types::container::ContainerStatus;
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 
@@ -27,17 +28,20 @@ impl Engine {
         let _guard = entry.op.lock().await;
         let (id, tty, status) = {
             let r = entry.rec();
-            (r.id.clone(), r.tty(), r.state.status.clone())
+            (r.id.clone(), r.tty(), r.state.status)
         };
-        if matches!(status.as_str(), "running" | "created" | "exited") {
+        if matches!(
+            status,
+            ContainerStatus::Running | ContainerStatus::Created | ContainerStatus::Exited
+        ) {
             c.emit(&entry.rec(), "attach", &[]);
         }
-        match status.as_str() {
-            "running" => {
+        match status {
+            ContainerStatus::Running => {
                 let fut = async move { c.runtime.attach(rid(&id), streams).await.map_err(rt_err) };
                 Ok((tty, Box::pin(fut)))
             }
-            "created" | "exited" => {
+            ContainerStatus::Created | ContainerStatus::Exited => {
                 let (tx, rx) = oneshot::channel();
                 entry
                     .pending_attach

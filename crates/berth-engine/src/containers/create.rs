@@ -1,9 +1,11 @@
 //! `POST /containers/create`: the create plan (the body read over the image's config) and
 //! the record, name reservation and directories it makes.
 
+use berth_api_types::container::{ContainerConfig, HostConfig, NetworkMode};
+use berth_api_types::field::Field;
 use serde_json::{json, Map, Value};
 
-use super::record::Record;
+use super::record::{as_map, Record, RECORD_VERSION};
 use super::{host_opts, lifecycle, mounts, names, spec, Containers, Entry};
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError};
@@ -17,21 +19,22 @@ pub struct Created {
 
 /// What a create body asks for, read and checked before any ID, name or disk work.
 pub(crate) struct CreatePlan {
-    pub(crate) host_config: Map<String, Value>,
+    pub(crate) host_config: HostConfig,
     pub(crate) networking: Option<Value>,
-    /// `HostConfig.NetworkMode` as given (`""` before the default is filled in).
-    pub(crate) mode: String,
+    /// `HostConfig.NetworkMode` as given (`Unspecified` before the default is filled in).
+    pub(crate) mode: NetworkMode,
     /// The container whose network namespace `container:<peer>` names.
     pub(crate) net_peer: Option<String>,
     /// The image's config merged with the body's.
-    pub(crate) config: Map<String, Value>,
+    pub(crate) config: ContainerConfig,
     pub(crate) mounts: Vec<mounts::MountEntry>,
     pub(crate) args: Vec<String>,
 }
 
 /// `container_create`'s reading of `body` over the image's config `image_cfg`, in its
-/// order: network mode, restart policy, host options, runtime (`check_runtime`), merged
-/// config, mounts, command. The fuzz target drives this same function.
+/// order: the typed `HostConfig` (a field of the wrong JSON type reads as absent, as it
+/// always did, and is stored as sent), network mode, restart policy, host options, runtime (`check_runtime`), the typed `Config` merged
+/// over the image's, mounts, command. The fuzz target drives this same function.
 pub(crate) fn plan_create(
     c: &Containers,
     engine_config: &crate::EngineConfig,
@@ -40,37 +43,38 @@ pub(crate) fn plan_create(
     check_runtime: &dyn Fn(&str) -> Result<(), EngineError>,
 ) -> Result<CreatePlan, EngineError> {
     let mut req = body.clone();
-    let mut host_config = match req.remove("HostConfig") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
+    let mut host_config: HostConfig = match req.remove("HostConfig") {
+        Some(v @ Value::Object(_)) => serde_json::from_value(v)
+            .map_err(|e| EngineError::InvalidArgument(format!("invalid HostConfig: {e}")))?,
+        _ => HostConfig::default(),
     };
     let networking = req.remove("NetworkingConfig");
     let mode = host_config
-        .get("NetworkMode")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let net_peer = match mode.strip_prefix("container:") {
+        .network_mode
+        .get()
+        .cloned()
+        .unwrap_or(NetworkMode::Unspecified);
+    let net_peer = match mode.container_peer() {
         Some(peer) => Some(c.get(peer)?.rec().id.clone()),
         None => None,
     };
-    if mode.is_empty() || mode == "default" {
-        host_config.insert("NetworkMode".into(), "bridge".into());
+    if mode.is_default() {
+        host_config.network_mode = Field::Set(NetworkMode::Bridge);
     }
     lifecycle::validate_policy(&host_config)?;
     host_opts::settle(c, engine_config, &mut host_config)?;
     // moby `daemon/daemon_unix.go`: an empty runtime is the default, stored by name.
-    let runtime = host_config
-        .get("Runtime")
-        .and_then(Value::as_str)
+    let runtime = (host_config.runtime.get())
         .filter(|r| !r.is_empty())
         .unwrap_or(&engine_config.default_runtime)
         .to_string();
     check_runtime(&runtime)?;
-    host_config.insert("Runtime".into(), runtime.into());
-    let config = spec::merge_config(&req, image_cfg);
-    let mounts = mounts::plan(c, &host_config, &req, image_cfg)?;
-    let args = spec::args_of(&config);
+    host_config.runtime = Field::Set(runtime);
+    let asked: ContainerConfig = serde_json::from_value(Value::Object(req.clone()))
+        .map_err(|e| EngineError::InvalidArgument(format!("invalid Config: {e}")))?;
+    let config = spec::merge_config(&asked, image_cfg);
+    let mounts = mounts::plan(c, &host_config, &asked, image_cfg)?;
+    let args = config.args();
     if args.is_empty() {
         return Err(EngineError::InvalidArgument("No command specified".into()));
     }
@@ -135,26 +139,20 @@ impl Engine {
         })?;
         mounts::approve(&mut mounts, role);
         let id = names::new_id()?;
-        let hostname_empty = config
-            .get("Hostname")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty);
-        if hostname_empty {
+        if config.hostname.get().is_none_or(String::is_empty) {
             // moby `daemon/create.go`: on the host's network, the host's name.
-            let host = (mode == "host")
+            let host = (mode == NetworkMode::Host)
                 .then(|| nix::unistd::gethostname().ok()?.into_string().ok())
                 .flatten();
-            config.insert(
-                "Hostname".into(),
-                host.unwrap_or_else(|| id[..12].into()).into(),
-            );
+            config.hostname = Field::Set(host.unwrap_or_else(|| id[..12].into()));
         }
-        config.insert("Image".into(), image_name.clone().into());
+        config.image = Field::Set(image_name.clone());
         let rec_name = match &name {
             Some(n) if !n.is_empty() => Some(names::validate(n)?),
             _ => None,
         };
         let rec = Record {
+            version: RECORD_VERSION,
             id: id.clone(),
             name: String::new(),
             created: now_rfc3339(),
@@ -213,8 +211,9 @@ impl Engine {
         .and_then(|()| {
             let r = entry.rec().clone();
             let net = networking.as_ref();
+            let (config, host_config) = (as_map(&r.config), as_map(&r.host_config));
             c.networks
-                .register(&id, &r.name, &r.config, &r.host_config, net, net_peer)
+                .register(&id, &r.name, &config, &host_config, net, net_peer)
         });
         if let Err(e) = made {
             c.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);

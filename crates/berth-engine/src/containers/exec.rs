@@ -238,18 +238,14 @@ impl Execs {
     }
 
     /// `ExecIDs` of a container's inspect: its execs not known to have ended, or null.
-    pub(crate) fn ids_json(&self, container_id: &str) -> Value {
+    pub(crate) fn ids(&self, container_id: &str) -> Option<Vec<String>> {
         let ids: Vec<String> = self
             .map()
             .values()
             .filter(|e| e.container_id == container_id && e.progress().exit_code.is_none())
             .map(|e| e.id.clone())
             .collect();
-        if ids.is_empty() {
-            Value::Null
-        } else {
-            json!(ids)
-        }
+        (!ids.is_empty()).then_some(ids)
     }
 
     /// Drops the instances of a removed container (dockerd forgets them with it).
@@ -504,9 +500,7 @@ impl Engine {
         };
         let user = users.resolve_user(&cfg.user)?;
         // Another user's HOME, unless the exec or the container sets one (see `with_home`).
-        let container_env: Vec<String> = (entry.rec().config.get("Env"))
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_default();
+        let container_env: Vec<String> = entry.rec().config.env.strings();
         let env = if cfg.user.is_empty() || super::userdb::sets_home(&container_env) {
             cfg.env.clone()
         } else {

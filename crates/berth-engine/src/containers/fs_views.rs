@@ -602,7 +602,7 @@ impl Engine {
             None
         };
         let result = crate::blocking::spawn(move || {
-            let mut config = rec.config.clone();
+            let mut config = super::record::as_map(&rec.config);
             for (k, v) in &opts.config {
                 if !v.is_null() {
                     config.insert(k.clone(), v.clone());

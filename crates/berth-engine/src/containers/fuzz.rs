@@ -241,8 +241,8 @@ fn create_steps(
     c.networks.register(
         &id,
         "/fuzz",
-        &config,
-        &host_config,
+        &super::record::as_map(&config),
+        &super::record::as_map(&host_config),
         networking.as_ref(),
         net_peer,
     )?;
@@ -259,8 +259,8 @@ fn create_steps(
 struct Created {
     id: String,
     args: Vec<String>,
-    config: Map<String, Value>,
-    host_config: Map<String, Value>,
+    config: berth_api_types::container::ContainerConfig,
+    host_config: berth_api_types::container::HostConfig,
     planned: Vec<mounts::MountEntry>,
 }
 
@@ -268,6 +268,7 @@ struct Created {
 /// process): the host options, the spec input, the spec.
 fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
     let rec = super::record::Record {
+        version: super::record::RECORD_VERSION,
         id: created.id.clone(),
         name: "/fuzz".into(),
         created: String::new(),
@@ -281,6 +282,12 @@ fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
         restart_count: 0,
         manually_stopped: false,
     };
+    // The record reads back (a float kept as sent may move by an ulp: serde_json's parser
+    // is not exact without `float_roundtrip`, as for the map-based record).
+    let stored = serde_json::to_vec(&rec).unwrap();
+    let back = super::record::Record::from_json(&stored).unwrap();
+    assert_eq!(back.restart_policy(), rec.restart_policy());
+    assert_eq!(back.config.args(), rec.config.args());
     let data_dir = c.data_dir(&rec.id);
     std::fs::create_dir_all(&data_dir).unwrap();
     let data_root = c.data.parent().unwrap().to_path_buf();
@@ -381,6 +388,19 @@ proptest! {
         let mut body = good();
         body["HostConfig"] = hc;
         check(&body);
+    }
+
+    /// The typed model takes what fits and gives it back exactly as sent (absent, `null`
+    /// or set; unknown keys kept), which is what inspect echoes.
+    #[test]
+    fn typed_config_and_host_config_echo_what_they_accept(v in arb_json(KEYS)) {
+        use berth_api_types::container::{ContainerConfig, HostConfig};
+        if let Ok(hc) = serde_json::from_value::<HostConfig>(v.clone()) {
+            prop_assert_eq!(serde_json::to_value(&hc).unwrap(), v.clone());
+        }
+        if let Ok(c) = serde_json::from_value::<ContainerConfig>(v.clone()) {
+            prop_assert_eq!(serde_json::to_value(&c).unwrap(), v);
+        }
     }
 
     #[test]

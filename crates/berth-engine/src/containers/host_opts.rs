@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use berth_api_types::container::{HostConfig, NetworkMode};
+use berth_api_types::field::Field;
 use berth_runtime::spec::{Device, NamespaceMode, Namespaces, Ulimit};
 use berth_sys::pidfd::ProcessHandle;
-use serde_json::{Map, Value};
 
 use super::security_opts::{self, HostSecurity, SecurityOpts};
 use super::Containers;
@@ -64,68 +65,55 @@ fn bad(msg: impl Into<String>) -> EngineError {
     EngineError::InvalidArgument(msg.into())
 }
 
-fn str_of<'a>(hc: &'a Map<String, Value>, key: &str) -> &'a str {
-    hc.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn strings(hc: &Map<String, Value>, key: &str) -> Vec<String> {
-    match hc.get(key) {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect(),
-        _ => Vec::new(),
-    }
+/// A string field, `""` when absent or `null`.
+fn str_of(f: &Field<String>) -> &str {
+    f.get().map_or("", String::as_str)
 }
 
 /// At create: stores dockerd's defaults and refuses what cannot run.
 pub(crate) fn settle(
     c: &Containers,
     config: &crate::EngineConfig,
-    hc: &mut Map<String, Value>,
+    hc: &mut HostConfig,
 ) -> Result<(), EngineError> {
     let cgroupns = cgroupns_of(hc).to_string();
     if cgroupns != "private" && cgroupns != "host" {
         return Err(bad(format!("invalid cgroup namespace mode: {cgroupns}")));
     }
-    hc.insert("CgroupnsMode".into(), cgroupns.into());
-    if str_of(hc, "IpcMode").is_empty() {
+    hc.cgroupns_mode = Field::Set(cgroupns);
+    if str_of(&hc.ipc_mode).is_empty() {
         // dockerd's `default-ipc-mode`.
-        hc.insert("IpcMode".into(), "private".into());
+        hc.ipc_mode = Field::Set("private".into());
     }
-    let mode = str_of(hc, "PidMode");
+    let mode = str_of(&hc.pid_mode);
     if !(mode.is_empty() || mode == "host" || peer_name(mode).is_some()) {
         return Err(bad(format!("invalid PID mode: {mode}")));
     }
-    let mode = str_of(hc, "IpcMode");
+    let mode = str_of(&hc.ipc_mode);
     if !(["none", "private", "shareable", "host"].contains(&mode) || peer_name(mode).is_some()) {
         return Err(bad(format!("invalid IPC mode: {mode}")));
     }
-    let mode = str_of(hc, "UTSMode");
+    let mode = str_of(&hc.uts_mode);
     if !(mode.is_empty() || mode == "host") {
         return Err(bad(format!("invalid UTS mode: {mode}")));
     }
-    for key in ["PidMode", "IpcMode"] {
-        if let Some(peer) = peer_name(str_of(hc, key)) {
+    for mode in [&hc.pid_mode, &hc.ipc_mode] {
+        if let Some(peer) = peer_name(str_of(mode)) {
             c.get(peer)?;
         }
     }
     security(hc)?;
-    if let Some(n) = hc.get("NanoCpus").and_then(Value::as_i64) {
-        super::update::check_nano_cpus(n, berth_sys::host::ncpu())?;
+    if let Some(n) = hc.resources.nano_cpus.get() {
+        super::update::check_nano_cpus(*n, berth_sys::host::ncpu())?;
     }
     // A negative value became 2^64 - n shares (then the maximum) through `as u64`; dockerd
     // refuses it (at start, with these words).
-    if hc
-        .get("CpuShares")
-        .and_then(Value::as_i64)
-        .is_some_and(|s| s < 0)
-    {
+    if hc.resources.cpu_shares.get().is_some_and(|s| *s < 0) {
         return Err(bad("shares: invalid argument"));
     }
     probe_spec(hc)?;
     super::logs::settle_log_config(hc, &config.log_driver, &config.log_opts)?;
-    if hc.get("Init").and_then(Value::as_bool) == Some(true) {
+    if hc.init.get() == Some(&true) {
         init_binary()?;
     }
     Ok(())
@@ -133,8 +121,8 @@ pub(crate) fn settle(
 
 /// `OomScoreAdj`, range-checked on the request's own number: a cast to `i32` first would
 /// let 2^32 + 1 through as 1.
-fn oom_score_adj(hc: &Map<String, Value>) -> Result<Option<i32>, EngineError> {
-    let Some(Value::Number(n)) = hc.get("OomScoreAdj") else {
+fn oom_score_adj(hc: &HostConfig) -> Result<Option<i32>, EngineError> {
+    let Some(n) = hc.oom_score_adj.get() else {
         return Ok(None);
     };
     n.as_i64()
@@ -150,8 +138,8 @@ fn oom_score_adj(hc: &Map<String, Value>) -> Result<Option<i32>, EngineError> {
 
 /// `CgroupnsMode`, with dockerd's default for an empty one: a private cgroup namespace on
 /// cgroup v2, the host's on v1 (moby `daemon/daemon_unix.go`).
-fn cgroupns_of(hc: &Map<String, Value>) -> &str {
-    match str_of(hc, "CgroupnsMode") {
+fn cgroupns_of(hc: &HostConfig) -> &str {
+    match str_of(&hc.cgroupns_mode) {
         "" if berth_sys::host::cgroup_version() == berth_sys::host::CgroupVersion::V2 => "private",
         "" => "host",
         m => m,
@@ -160,9 +148,9 @@ fn cgroupns_of(hc: &Map<String, Value>) -> &str {
 
 /// Runs the spec builder's checks (ulimits, sysctls against the namespace modes, devices,
 /// OOM score) on what the create request asks, so that they fail at create, not start.
-fn probe_spec(hc: &Map<String, Value>) -> Result<(), EngineError> {
-    let host = |key: &str| {
-        if str_of(hc, key) == "host" {
+fn probe_spec(hc: &HostConfig) -> Result<(), EngineError> {
+    let host = |is_host: bool| {
+        if is_host {
             NamespaceMode::Host
         } else {
             NamespaceMode::Private
@@ -178,10 +166,10 @@ fn probe_spec(hc: &Map<String, Value>) -> Result<(), EngineError> {
         devices: devices(hc)?,
         oom_score_adj: oom_score_adj(hc)?,
         namespaces: Namespaces {
-            pid: host("PidMode"),
-            ipc: host("IpcMode"),
-            uts: host("UTSMode"),
-            net: host("NetworkMode"),
+            pid: host(str_of(&hc.pid_mode) == "host"),
+            ipc: host(str_of(&hc.ipc_mode) == "host"),
+            uts: host(str_of(&hc.uts_mode) == "host"),
+            net: host(hc.network_mode.get() == Some(&NetworkMode::Host)),
             cgroup: false,
         },
         ..Default::default()
@@ -194,14 +182,8 @@ fn probe_spec(hc: &Map<String, Value>) -> Result<(), EngineError> {
         })
 }
 
-fn sysctls(hc: &Map<String, Value>) -> BTreeMap<String, String> {
-    match hc.get("Sysctls") {
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-            .collect(),
-        _ => BTreeMap::new(),
-    }
+fn sysctls(hc: &HostConfig) -> BTreeMap<String, String> {
+    hc.sysctls.string_values()
 }
 
 fn peer_name(mode: &str) -> Option<&str> {
@@ -213,7 +195,7 @@ fn peer_name(mode: &str) -> Option<&str> {
 /// dir (`shm_dir`, unmounted by the engine's release), so that joiners can bind the same.
 pub(crate) fn resolve(
     c: &Containers,
-    hc: &Map<String, Value>,
+    hc: &HostConfig,
     shm_dir: &Path,
 ) -> Result<HostOptions, EngineError> {
     let security = security(hc)?;
@@ -225,18 +207,18 @@ pub(crate) fn resolve(
         seccomp: security.seccomp,
         seccomp_profile: security.seccomp_profile,
         apparmor_profile: security.apparmor_profile,
-        masked_paths: hc.get("MaskedPaths").and_then(paths),
-        readonly_paths: hc.get("ReadonlyPaths").and_then(paths),
+        masked_paths: hc.masked_paths.strings_if_list(),
+        readonly_paths: hc.readonly_paths.strings_if_list(),
         oom_score_adj: oom_score_adj(hc)?.filter(|v| *v != 0),
-        group_add: strings(hc, "GroupAdd"),
+        group_add: hc.group_add.strings(),
         cgroupns_private: cgroupns_of(hc) == "private",
-        init: match hc.get("Init").and_then(Value::as_bool) {
+        init: match hc.init.get() {
             Some(true) => Some(init_binary()?),
             _ => None,
         },
         ..HostOptions::default()
     };
-    o.pid = match str_of(hc, "PidMode") {
+    o.pid = match str_of(&hc.pid_mode) {
         "host" => NamespaceMode::Host,
         mode => match peer_name(mode) {
             Some(peer) => {
@@ -247,20 +229,18 @@ pub(crate) fn resolve(
             None => NamespaceMode::Private,
         },
     };
-    o.uts = match str_of(hc, "UTSMode") {
+    o.uts = match str_of(&hc.uts_mode) {
         "host" => NamespaceMode::Host,
         _ => NamespaceMode::Private,
     };
-    match str_of(hc, "IpcMode") {
+    match str_of(&hc.ipc_mode) {
         "host" => {
             o.ipc = NamespaceMode::Host;
             o.shm_bind = Some("/dev/shm".into());
         }
         "none" => o.no_shm = true,
         "shareable" => {
-            let size = hc
-                .get("ShmSize")
-                .and_then(Value::as_i64)
+            let size = (hc.shm_size.get().copied())
                 .filter(|s| *s > 0)
                 .map(|s| s as u64)
                 .unwrap_or(berth_runtime::spec::DEFAULT_SHM_SIZE);
@@ -278,7 +258,7 @@ pub(crate) fn resolve(
             if let Some(peer) = peer_name(mode) {
                 let (donor, ns, handle) = peer_ns(c, peer, "ipc", "IPC")?;
                 o.peers.push(handle);
-                let donor_mode = str_of(&donor.host_config, "IpcMode");
+                let donor_mode = str_of(&donor.host_config.ipc_mode);
                 if donor_mode == "host" {
                     o.ipc = NamespaceMode::Host;
                     o.shm_bind = Some("/dev/shm".into());
@@ -313,14 +293,6 @@ pub(crate) fn bounding_caps() -> Option<Vec<String>> {
     )
 }
 
-fn paths(v: &Value) -> Option<Vec<String>> {
-    v.as_array().map(|a| {
-        a.iter()
-            .filter_map(|p| p.as_str().map(String::from))
-            .collect()
-    })
-}
-
 /// Running container `peer`'s record, the path of its namespace `kind`, and its process
 /// (the path is good while that process is alive).
 fn peer_ns(
@@ -341,25 +313,22 @@ fn peer_ns(
 }
 
 /// `SecurityOpt`, checked against this host (security_opts.rs).
-fn security(hc: &Map<String, Value>) -> Result<SecurityOpts, EngineError> {
-    let privileged = hc.get("Privileged").and_then(Value::as_bool) == Some(true);
+fn security(hc: &HostConfig) -> Result<SecurityOpts, EngineError> {
+    let privileged = hc.privileged.get() == Some(&true);
     security_opts::parse(
-        &strings(hc, "SecurityOpt"),
+        &hc.security_opt.strings(),
         privileged,
         &HostSecurity::probe(),
     )
     .map_err(bad)
 }
 
-fn ulimits(hc: &Map<String, Value>) -> Result<Vec<Ulimit>, EngineError> {
-    let Some(Value::Array(list)) = hc.get("Ulimits") else {
-        return Ok(Vec::new());
-    };
+fn ulimits(hc: &HostConfig) -> Result<Vec<Ulimit>, EngineError> {
     let mut out = Vec::new();
-    for u in list {
-        let name = u.get("Name").and_then(Value::as_str).unwrap_or("");
-        let soft = u.get("Soft").and_then(Value::as_i64).unwrap_or(0);
-        let hard = u.get("Hard").and_then(Value::as_i64).unwrap_or(0);
+    for u in &hc.resources.ulimits.items() {
+        let name = str_of(&u.name);
+        let soft = u.soft.or_default();
+        let hard = u.hard.or_default();
         if let Some(max) = berth_sys::host::hard_rlimit(name) {
             // Without CAP_SYS_RESOURCE nothing we start can go above our own hard limit;
             // say so now instead of failing the start with EPERM.
@@ -383,21 +352,14 @@ fn ulimits(hc: &Map<String, Value>) -> Result<Vec<Ulimit>, EngineError> {
 }
 
 /// `Devices`: each host path is a device node, or a directory of them.
-fn devices(hc: &Map<String, Value>) -> Result<Vec<Device>, EngineError> {
-    let Some(Value::Array(list)) = hc.get("Devices") else {
-        return Ok(Vec::new());
-    };
+fn devices(hc: &HostConfig) -> Result<Vec<Device>, EngineError> {
     let mut out = Vec::new();
-    for d in list {
-        let host = d.get("PathOnHost").and_then(Value::as_str).unwrap_or("");
-        let inside = d
-            .get("PathInContainer")
-            .and_then(Value::as_str)
+    for d in &hc.resources.devices.items() {
+        let host = str_of(&d.path_on_host);
+        let inside = Some(str_of(&d.path_in_container))
             .filter(|p| !p.is_empty())
             .unwrap_or(host);
-        let perms = d
-            .get("CgroupPermissions")
-            .and_then(Value::as_str)
+        let perms = Some(str_of(&d.cgroup_permissions))
             .filter(|p| !p.is_empty())
             .unwrap_or("rwm");
         let gather = |e: String| {
@@ -496,10 +458,10 @@ fn init_binary() -> Result<PathBuf, EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    fn hc(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    fn hc(v: Value) -> HostConfig {
+        serde_json::from_value(v).unwrap()
     }
 
     /// Checked on the i64: 2^32 + 1 used to pass the range check as 1 after `as i32`.
@@ -541,6 +503,32 @@ mod tests {
         assert!(e.to_string().contains("no such file or directory"), "{e}");
         let e = devices(&hc(json!({"Devices": [{"PathOnHost": "/etc/hostname"}]}))).unwrap_err();
         assert!(e.to_string().contains("not a device node"), "{e}");
+    }
+
+    /// A list with an item of the wrong type is read item by item, as the map-based code read
+    /// it: the other items still count.
+    #[test]
+    fn lists_with_a_wrong_item_are_read_item_by_item() {
+        let h = hc(
+            json!({"SecurityOpt": ["no-new-privileges", 5], "GroupAdd": [1, "audio"],
+                          "MaskedPaths": ["/proc/x", false], "Sysctls": {"kernel.shmmax": 1}}),
+        );
+        assert!(security(&h).unwrap().no_new_privileges);
+        assert_eq!(h.group_add.strings(), ["audio"]);
+        assert_eq!(
+            h.masked_paths.strings_if_list(),
+            Some(vec!["/proc/x".to_string()])
+        );
+        assert_eq!(sysctls(&h)["kernel.shmmax"], "");
+        let e = devices(&hc(json!({"Devices": [{"PathOnHost": "/dev/null"}, 7]}))).unwrap_err();
+        assert!(
+            e.to_string().contains("error gathering device information"),
+            "{e}"
+        );
+        let u = ulimits(&hc(
+            json!({"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 2}, 3]}),
+        ));
+        assert_eq!(u.unwrap().len(), 2);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use berth_api_types::container::{ContainerStatus, HostConfig, RestartPolicyName};
 use berth_api_types::filters::Filters;
 use berth_runtime::ExitRecord;
 use serde_json::{json, Value};
@@ -54,37 +55,28 @@ impl Default for Supervisor {
 
 /// Refuses restart policies dockerd refuses (moby `daemon/container.go`
 /// `validateRestartPolicy`, and `AutoRemove` with a policy).
-pub(crate) fn validate_policy(
-    host_config: &serde_json::Map<String, Value>,
-) -> Result<(), EngineError> {
-    let Some(p) = host_config.get("RestartPolicy").filter(|p| !p.is_null()) else {
+pub(crate) fn validate_policy(host_config: &HostConfig) -> Result<(), EngineError> {
+    if host_config.restart_policy.get().is_none() {
         return Ok(());
-    };
-    let name = p.get("Name").and_then(Value::as_str).unwrap_or("");
-    let max = p
-        .get("MaximumRetryCount")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    }
+    let (name, max) = host_config.restart_policy();
     let bad = |m: String| Err(EngineError::InvalidArgument(m));
-    match name {
-        "" | "no" | "always" | "unless-stopped" if max != 0 => {
+    use RestartPolicyName as N;
+    match &name {
+        N::Unspecified | N::No | N::Always | N::UnlessStopped if max != 0 => {
             return bad(
                 "invalid restart policy: maximum retry count can only be used with 'on-failure'"
                     .into(),
             )
         }
-        "" | "no" | "always" | "unless-stopped" => {}
-        "on-failure" if max < 0 => {
+        N::Unspecified | N::No | N::Always | N::UnlessStopped => {}
+        N::OnFailure if max < 0 => {
             return bad("invalid restart policy: maximum retry count cannot be negative".into())
         }
-        "on-failure" => {}
-        other => return bad(format!("invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")),
+        N::OnFailure => {}
+        N::Other(other) => return bad(format!("invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")),
     }
-    let auto_remove = host_config
-        .get("AutoRemove")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    if auto_remove && !matches!(name, "" | "no") {
+    if host_config.auto_remove() && !matches!(name, N::Unspecified | N::No) {
         return bad("can't create 'AutoRemove' container with restart policy".into());
     }
     Ok(())
@@ -95,10 +87,8 @@ impl Containers {
     /// container's labels, then `extra`.
     pub(crate) fn emit(&self, rec: &Record, action: &str, extra: &[(&str, &str)]) {
         let mut attrs: Vec<(String, String)> = Vec::new();
-        if let Some(Value::Object(labels)) = rec.config.get("Labels") {
-            for (k, v) in labels {
-                attrs.push((k.clone(), v.as_str().unwrap_or("").to_string()));
-            }
+        for (k, v) in rec.config.labels.get().into_iter().flatten() {
+            attrs.push((k.clone(), v.clone()));
         }
         attrs.push(("image".into(), rec.image.clone()));
         attrs.push(("name".into(), rec.name.trim_start_matches('/').to_string()));
@@ -126,7 +116,13 @@ impl Containers {
                 let r = entry.rec();
                 let start = match r.restart_policy() {
                     _ if r.running() => false,
-                    _ if !matches!(r.state.status.as_str(), "exited" | "restarting") => false,
+                    _ if !matches!(
+                        r.state.status,
+                        ContainerStatus::Exited | ContainerStatus::Restarting
+                    ) =>
+                    {
+                        false
+                    }
                     RestartPolicy::Always => true,
                     RestartPolicy::UnlessStopped => !r.manually_stopped,
                     RestartPolicy::OnFailure(max) => {
@@ -157,7 +153,7 @@ impl Containers {
             let mut r = entry.rec();
             r.manually_stopped = true;
             if r.restarting() {
-                r.state.status = "exited".into();
+                r.state.status = ContainerStatus::Exited;
             }
             r.id.clone()
         };
@@ -219,7 +215,7 @@ impl Containers {
         let b = m.entry(r.id.clone()).or_default();
         let delay = next_delay(b.delay, ran);
         b.delay = Some(delay);
-        r.state.status = "restarting".into();
+        r.state.status = ContainerStatus::Restarting;
         r.restart_count += 1;
         Some((delay, b.generation))
     }
@@ -247,7 +243,7 @@ impl Containers {
                     if !r.restarting() {
                         return;
                     }
-                    r.state.status = "exited".into();
+                    r.state.status = ContainerStatus::Exited;
                     r.state.finished_at = now_rfc3339();
                     let exit = ExitRecord {
                         exit_code: if r.state.exit_code == 0 {
@@ -353,7 +349,7 @@ impl Engine {
         let mut reclaimed: u64 = 0;
         for entry in c.entries() {
             let rec = entry.rec().clone();
-            if rec.running() || rec.restarting() || rec.state.status == "removing" {
+            if rec.running() || rec.restarting() || rec.state.status == ContainerStatus::Removing {
                 continue;
             }
             if let Some(u) = until {
@@ -401,12 +397,12 @@ fn next_delay(prev: Option<Duration>, ran_secs: i64) -> Duration {
 
 /// `label=k`, `label=k=v`, `label!=k`, `label!=k=v` against the container's labels.
 fn labels_match(rec: &Record, filters: &Filters) -> bool {
-    let labels = rec.config.get("Labels");
+    let labels = rec.config.labels.get();
     let has = |l: &str| {
         let (k, v) = l.split_once('=').map_or((l, None), |(k, v)| (k, Some(v)));
         match labels.and_then(|m| m.get(k)) {
-            Some(Value::String(s)) => v.is_none_or(|v| v == s),
-            _ => false,
+            Some(s) => v.is_none_or(|v| v == s),
+            None => false,
         }
     };
     filters.get("label").iter().all(|l| has(l)) && !filters.get("label!").iter().any(|l| has(l))
@@ -431,10 +427,9 @@ fn dir_size(path: &std::path::Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Map;
 
-    fn hc(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap_or_default()
+    fn hc(v: Value) -> HostConfig {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub type Pending<T> = Pin<Box<dyn Future<Output = Result<T, EngineError>> + Send
 
 /// Checks the daemon's `log-driver` and `log-opts` as a container's would be checked.
 pub(crate) fn check_log_defaults(config: &crate::EngineConfig) -> Result<(), EngineError> {
-    let mut hc = serde_json::Map::new();
+    let mut hc = berth_api_types::container::HostConfig::default();
     logs::settle_log_config(&mut hc, &config.log_driver, &config.log_opts)
         .map_err(|e| EngineError::InvalidArgument(format!("log-driver/log-opts: {e}")))
 }

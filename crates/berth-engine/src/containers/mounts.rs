@@ -224,14 +224,14 @@ fn string_map(v: Option<&Value>) -> Option<BTreeMap<String, String>> {
 }
 
 /// One `HostConfig.Mounts` item.
-fn parse_mount(m: &Map<String, Value>) -> Result<MountEntry, EngineError> {
-    let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let typ = s("Type");
-    let source = s("Source");
-    let target = s("Target");
-    let rw = !m.get("ReadOnly").and_then(Value::as_bool).unwrap_or(false);
-    match typ.as_str() {
-        "bind" => {
+fn parse_mount(m: &berth_api_types::container::Mount) -> Result<MountEntry, EngineError> {
+    use berth_api_types::container::MountType;
+    let typ = m.kind.get().map_or("", MountType::as_str).to_string();
+    let source = m.source.or_default();
+    let target = m.target.or_default();
+    let rw = !m.read_only.or_default();
+    match MountType::from(typ.as_str()) {
+        MountType::Bind => {
             let destination = clean_destination("bind", &target)?;
             if source.is_empty() {
                 return Err(config_err("bind", "field Source must not be empty"));
@@ -244,11 +244,8 @@ fn parse_mount(m: &Map<String, Value>) -> Result<MountEntry, EngineError> {
             }
             // The host's root may be bound (`source=/`), unlike a target of `/`.
             let source = clean_absolute(&source);
-            let opts = m.get("BindOptions").and_then(Value::as_object);
-            let create = opts
-                .and_then(|o| o.get("CreateMountpoint"))
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            let opts = m.bind_options.get();
+            let create = opts.is_some_and(|o| o.create_mountpoint.or_default());
             if !create && !Path::new(&source).exists() {
                 return Err(config_err(
                     "bind",
@@ -256,8 +253,8 @@ fn parse_mount(m: &Map<String, Value>) -> Result<MountEntry, EngineError> {
                 ));
             }
             let propagation = opts
-                .and_then(|o| o.get("Propagation"))
-                .and_then(Value::as_str)
+                .and_then(|o| o.propagation.get())
+                .map(String::as_str)
                 .filter(|p| !p.is_empty())
                 .unwrap_or("rprivate");
             if !PROPAGATIONS.contains(&propagation) {
@@ -276,18 +273,15 @@ fn parse_mount(m: &Map<String, Value>) -> Result<MountEntry, EngineError> {
                 ..MountEntry::default()
             })
         }
-        "volume" => {
+        MountType::Volume => {
             let destination = clean_destination("volume", &target)?;
             if !source.is_empty() {
                 volumes::validate_name(&source)?;
             }
-            let opts = m.get("VolumeOptions").and_then(Value::as_object);
-            let nocopy = opts
-                .and_then(|o| o.get("NoCopy"))
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            let opts = m.volume_options.get();
+            let nocopy = opts.is_some_and(|o| o.no_copy.or_default());
             let driver_opts = opts
-                .and_then(|o| o.get("DriverConfig"))
+                .and_then(|o| o.driver_config.get())
                 .and_then(|d| string_map(d.get("Options")))
                 .filter(|o| !o.is_empty());
             Ok(MountEntry {
@@ -298,19 +292,19 @@ fn parse_mount(m: &Map<String, Value>) -> Result<MountEntry, EngineError> {
                 mode: "z".into(),
                 rw,
                 copy_up: !nocopy,
-                volume_labels: opts.and_then(|o| string_map(o.get("Labels"))),
+                volume_labels: opts.and_then(|o| o.labels.get().cloned()),
                 volume_options: driver_opts,
                 ..MountEntry::default()
             })
         }
-        "tmpfs" => {
+        MountType::Tmpfs => {
             let destination = clean_destination("tmpfs", &target)?;
             if !source.is_empty() {
                 return Err(config_err("tmpfs", "field Source must not be specified"));
             }
-            let opts = m.get("TmpfsOptions").and_then(Value::as_object);
+            let opts = m.tmpfs_options.get();
             let mut o = Vec::new();
-            if let Some(n) = opts.and_then(|o| o.get("SizeBytes")).and_then(Value::as_i64) {
+            if let Some(&n) = opts.and_then(|o| o.size_bytes.get()) {
                 if n < 0 {
                     return Err(config_err("tmpfs", &format!("invalid tmpfs size: {n}")));
                 }
@@ -318,7 +312,7 @@ fn parse_mount(m: &Map<String, Value>) -> Result<MountEntry, EngineError> {
                     o.push(format!("size={n}"));
                 }
             }
-            if let Some(mode) = opts.and_then(|o| o.get("Mode")).and_then(Value::as_u64) {
+            if let Some(&mode) = opts.and_then(|o| o.mode.get()) {
                 if mode != 0 {
                     o.push(format!("mode={:o}", mode & 0o7777));
                 }
@@ -331,8 +325,19 @@ fn parse_mount(m: &Map<String, Value>) -> Result<MountEntry, EngineError> {
                 ..MountEntry::default()
             })
         }
-        "" => Err(invalid("invalid mount config: must use either propagation mode \"rslave\", \"rshared\", or a mount type".into())),
-        other => Err(config_err(other, "mount type unknown")),
+        MountType::Other(t) if t.is_empty() => Err(invalid("invalid mount config: must use either propagation mode \"rslave\", \"rshared\", or a mount type".into())),
+        other => Err(config_err(other.as_str(), "mount type unknown")),
+    }
+}
+
+/// The paths of a map field (`Config.Volumes`, `HostConfig.Tmpfs`); a list of paths, which
+/// the typed field keeps as sent, is read too.
+fn field_keys<T>(f: &berth_api_types::field::Field<BTreeMap<String, T>>) -> Vec<String> {
+    use berth_api_types::field::Field;
+    match f {
+        Field::Set(m) => m.keys().cloned().collect(),
+        Field::Invalid(v) => path_keys(Some(v)),
+        Field::Absent | Field::Null => Vec::new(),
     }
 }
 
@@ -354,22 +359,17 @@ fn path_keys(v: Option<&Value>) -> Vec<String> {
 /// `Config.Volumes` and the image's `VOLUME`s not already covered.
 pub(crate) fn plan(
     c: &Containers,
-    host_config: &Map<String, Value>,
-    config: &Map<String, Value>,
+    host_config: &berth_api_types::container::HostConfig,
+    config: &berth_api_types::container::ContainerConfig,
     image_config: &Map<String, Value>,
 ) -> Result<Vec<MountEntry>, EngineError> {
+    use berth_api_types::field::Field;
     let mut out: Vec<MountEntry> = Vec::new();
-    for from in host_config
-        .get("VolumesFrom")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for from in &host_config.volumes_from.strings() {
         let (name, mode) = match from.rsplit_once(':') {
             Some((n, m)) if m == "ro" || m == "rw" => (n, Some(m)),
             Some((_, m)) => return Err(invalid(format!("invalid mode for volumes-from: {m}"))),
-            None => (from, None),
+            None => (from.as_str(), None),
         };
         // dockerd answers 400 here, not 404 (which clients read as a missing image).
         let other = c.get(name).map_err(|e| invalid(e.to_string()))?;
@@ -385,24 +385,14 @@ pub(crate) fn plan(
         }
     }
     let mut explicit: Vec<MountEntry> = Vec::new();
-    for b in host_config
-        .get("Binds")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for b in &host_config.binds.strings() {
         explicit.push(parse_bind(b)?);
     }
-    for m in host_config
-        .get("Mounts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let m = m
-            .as_object()
-            .ok_or_else(|| invalid("invalid mount config: not an object".into()))?;
+    if let Field::Invalid(Value::Array(_)) = host_config.mounts {
+        // An item that is not an object.
+        return Err(invalid("invalid mount config: not an object".into()));
+    }
+    for m in host_config.mounts.get().into_iter().flatten() {
         explicit.push(parse_mount(m)?);
     }
     for (i, m) in explicit.iter().enumerate() {
@@ -414,8 +404,8 @@ pub(crate) fn plan(
         out.retain(|x| x.destination != m.destination);
         out.push(m);
     }
-    let tmpfs = path_keys(host_config.get("Tmpfs"));
-    for dst in path_keys(config.get("Volumes"))
+    let tmpfs = field_keys(&host_config.tmpfs);
+    for dst in field_keys(&config.volumes)
         .into_iter()
         .chain(path_keys(image_config.get("Volumes")))
     {
@@ -1048,7 +1038,7 @@ mod tests {
 
     #[test]
     fn mounts_api_validation() {
-        let m = |v: Value| parse_mount(v.as_object().unwrap());
+        let m = |v: Value| parse_mount(&serde_json::from_value(v).unwrap());
         let e = m(json!({"Type": "bind", "Source": "/nonexist/x", "Target": "/x"})).unwrap_err();
         assert_eq!(
             e.to_string(),

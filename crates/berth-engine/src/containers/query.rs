@@ -1,6 +1,7 @@
 //! Read-only views: inspect, list (with filters), counts for `/info`, and what the
 //! network API needs to know of a container.
 
+use berth_api_types::container::ContainerStatus;
 use serde_json::Value;
 
 use super::record::Record;
@@ -14,11 +15,13 @@ impl Engine {
         let rec = c.get(name)?.rec().clone();
         let mut v = rec.inspect(&c.data_dir(&rec.id), &c.exec_dir(&rec.id));
         if let Some(ns) = c.networks.inspect_settings(&rec.id, rec.running()) {
-            v["NetworkSettings"] = ns;
+            v.network_settings = ns;
         }
-        v["Mounts"] = mounts::inspect_json(&c.data_dir(&rec.id));
-        v["ExecIDs"] = c.execs.ids_json(&rec.id);
-        Ok(v)
+        if let Value::Array(m) = mounts::inspect_json(&c.data_dir(&rec.id)) {
+            v.mounts = m;
+        }
+        v.exec_ids = c.execs.ids(&rec.id);
+        serde_json::to_value(v).map_err(|e| EngineError::Internal(e.to_string()))
     }
 
     /// `GET /containers/json`.
@@ -36,7 +39,7 @@ impl Engine {
             .entries()
             .iter()
             .map(|e| e.rec().clone())
-            .filter(|r| r.state.status != "removing")
+            .filter(|r| r.state.status != ContainerStatus::Removing)
             .collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
         let status = filters.get("status");
@@ -47,7 +50,7 @@ impl Engine {
         let out = recs
             .into_iter()
             .filter(|r| all || !status.is_empty() || r.running() || r.restarting())
-            .filter(|r| status.is_empty() || status.iter().any(|s| s == r.status_word()))
+            .filter(|r| status.is_empty() || status.iter().any(|s| s == r.status().as_str()))
             .filter(|r| {
                 names.is_empty()
                     || names
@@ -60,9 +63,9 @@ impl Engine {
                     let (k, v) = l
                         .split_once('=')
                         .map_or((l.as_str(), None), |(k, v)| (k, Some(v)));
-                    match r.config.get("Labels").and_then(|m| m.get(k)) {
-                        Some(Value::String(s)) => v.is_none_or(|v| v == s),
-                        _ => false,
+                    match r.config.labels.get().and_then(|m| m.get(k)) {
+                        Some(s) => v.is_none_or(|v| v == s),
+                        None => false,
                     }
                 })
             })
@@ -73,13 +76,14 @@ impl Engine {
                         .any(|a| *a == r.image || r.image_id.contains(a.as_str()))
             })
             .map(|r| {
-                let mut v = r.summary(now);
+                let mut v = serde_json::to_value(r.summary(now))
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
                 self.containers
                     .networks
                     .patch_summary(&r.id, r.running(), &mut v);
-                v
+                Ok(v)
             })
-            .collect();
+            .collect::<Result<_, EngineError>>()?;
         Ok(out)
     }
 

@@ -1,16 +1,41 @@
-//! The persisted container record (`<data-root>/containers/<id>/record.json`) and the
-//! Docker-shaped JSON views of it (inspect, list).
+//! The persisted container record (`<data-root>/containers/<id>/record.json`), its
+//! versioned reading (records from before the typed model are migrated), and the
+//! Docker-shaped views of it (inspect, list).
 
 use std::path::Path;
 
+use berth_api_types::container::{
+    ContainerConfig, ContainerInspect, ContainerState, ContainerStatus, ContainerSummary,
+    GraphDriverData, HostConfig, LogConfig, NetworkMode, RestartPolicyName, SummaryHostConfig,
+};
+use berth_api_types::field::Field;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 pub(crate) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
+/// The record format this build writes. 0 (no `version`): before the typed model, when
+/// `config` and `host_config` were maps stored as the client sent them, unchecked. Version
+/// 1 has the same layout, read into typed fields; a stored value of the wrong JSON type
+/// stays in its [`Field`] as sent (`Invalid`: read as absent, as the map-based code read
+/// it), so a version 0 record needs no rewriting: it gains the version when next written.
+pub(crate) const RECORD_VERSION: u32 = 1;
+
+/// Why a `record.json` cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordError {
+    #[error("record is not valid: {0}")]
+    Invalid(#[from] serde_json::Error),
+    #[error("record version {0} is newer than this berthd reads ({RECORD_VERSION})")]
+    Newer(u64),
+}
+
 /// One container, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Record {
+    /// [`RECORD_VERSION`] once read or made by this build.
+    #[serde(default)]
+    pub version: u32,
     pub id: String,
     /// With the leading `/`.
     pub name: String,
@@ -22,9 +47,9 @@ pub(crate) struct Record {
     pub path: String,
     pub args: Vec<String>,
     /// Docker's `Config`, image defaults merged in.
-    pub config: Map<String, Value>,
-    /// Docker's `HostConfig`, as sent.
-    pub host_config: Map<String, Value>,
+    pub config: ContainerConfig,
+    /// Docker's `HostConfig`, as sent plus the defaults settled at create.
+    pub host_config: HostConfig,
     pub state: StateRecord,
     #[serde(default)]
     pub restart_count: u32,
@@ -34,7 +59,7 @@ pub(crate) struct Record {
     pub manually_stopped: bool,
 }
 
-/// `HostConfig.RestartPolicy`.
+/// `HostConfig.RestartPolicy`, as the supervisor reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RestartPolicy {
     No,
@@ -46,8 +71,8 @@ pub(crate) enum RestartPolicy {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct StateRecord {
-    /// `created`, `running`, `exited`, `removing`, `dead`.
-    pub status: String,
+    /// Never `paused`: a frozen container is `running` with `paused` set.
+    pub status: ContainerStatus,
     pub pid: i32,
     pub exit_code: i32,
     pub error: String,
@@ -66,7 +91,7 @@ pub(crate) struct StateRecord {
 impl Default for StateRecord {
     fn default() -> Self {
         StateRecord {
-            status: "created".into(),
+            status: ContainerStatus::Created,
             pid: 0,
             exit_code: 0,
             error: String::new(),
@@ -79,130 +104,150 @@ impl Default for StateRecord {
     }
 }
 
+/// A typed part of the record as a JSON object, for the readers that still take one.
+pub(crate) fn as_map<T: Serialize>(v: &T) -> Map<String, Value> {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
 impl Record {
+    /// Reads a `record.json` of this version or an older one (see [`RECORD_VERSION`]).
+    pub fn from_json(bytes: &[u8]) -> Result<Record, RecordError> {
+        let mut rec: Record = serde_json::from_slice(bytes)?;
+        if rec.version > RECORD_VERSION {
+            return Err(RecordError::Newer(rec.version.into()));
+        }
+        rec.version = RECORD_VERSION;
+        Ok(rec)
+    }
+
     pub fn running(&self) -> bool {
-        self.state.status == "running"
+        self.state.status == ContainerStatus::Running
     }
 
     /// Waiting to be restarted by its policy; dockerd counts it as running.
     pub fn restarting(&self) -> bool {
-        self.state.status == "restarting"
+        self.state.status == ContainerStatus::Restarting
     }
 
     pub fn restart_policy(&self) -> RestartPolicy {
-        let p = self.host_config.get("RestartPolicy");
-        let name = p.and_then(|p| p.get("Name")).and_then(Value::as_str);
-        let max = p
-            .and_then(|p| p.get("MaximumRetryCount"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        match name.unwrap_or("") {
-            "always" => RestartPolicy::Always,
-            "unless-stopped" => RestartPolicy::UnlessStopped,
-            "on-failure" => RestartPolicy::OnFailure(max.min(u32::MAX as u64) as u32),
+        let (name, max) = self.host_config.restart_policy();
+        match name {
+            RestartPolicyName::Always => RestartPolicy::Always,
+            RestartPolicyName::UnlessStopped => RestartPolicy::UnlessStopped,
+            RestartPolicyName::OnFailure => {
+                RestartPolicy::OnFailure(max.clamp(0, i64::from(u32::MAX)) as u32)
+            }
             _ => RestartPolicy::No,
         }
     }
 
     /// Docker's `State.Status`: `paused` for a frozen running container.
-    pub fn status_word(&self) -> &str {
+    pub fn status(&self) -> ContainerStatus {
         if self.running() && self.state.paused {
-            "paused"
+            ContainerStatus::Paused
         } else {
-            &self.state.status
+            self.state.status
         }
     }
 
     pub fn tty(&self) -> bool {
-        self.config
-            .get("Tty")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.config.tty()
     }
 
     pub fn auto_remove(&self) -> bool {
-        self.host_config
-            .get("AutoRemove")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
+        self.host_config.auto_remove()
     }
 
-    pub fn network_mode(&self) -> String {
-        match self.host_config.get("NetworkMode").and_then(Value::as_str) {
-            None | Some("") | Some("default") => "bridge".into(),
-            Some(m) => m.to_string(),
-        }
+    pub fn network_mode(&self) -> NetworkMode {
+        self.host_config.network_mode()
     }
 
-    /// `docker inspect`'s object.
-    pub fn inspect(&self, data_dir: &Path, exec_dir: &Path) -> Value {
+    /// `docker inspect`'s object; the caller fills in `NetworkSettings`, `Mounts` and
+    /// `ExecIDs`.
+    pub fn inspect(&self, data_dir: &Path, exec_dir: &Path) -> ContainerInspect {
         let s = &self.state;
-        let mut host_config = self.host_config.clone();
-        host_config
-            .entry("LogConfig")
-            .or_insert_with(|| json!({"Type": "json-file", "Config": {}}));
-        host_config
-            .entry("NetworkMode")
-            .or_insert_with(|| json!(self.network_mode()));
-        for (k, v) in [
-            ("AutoRemove", json!(false)),
-            ("Privileged", json!(false)),
-            ("Binds", Value::Null),
-            ("PortBindings", json!({})),
-            (
-                "RestartPolicy",
-                json!({"Name": "no", "MaximumRetryCount": 0}),
-            ),
-            ("Memory", json!(0)),
-            ("CpuShares", json!(0)),
-            ("PidsLimit", Value::Null),
-        ] {
-            host_config.entry(k).or_insert(v);
+        let mut hc = self.host_config.clone();
+        if hc.log_config.is_absent() {
+            hc.log_config = Field::Set(LogConfig {
+                kind: Field::Set("json-file".into()),
+                config: Field::Set(Default::default()),
+                ..LogConfig::default()
+            });
         }
-        let hostname = self.config.get("Hostname").cloned().unwrap_or(json!(""));
-        json!({
-            "Id": self.id,
-            "Created": self.created,
-            "Path": self.path,
-            "Args": self.args,
-            "State": {
-                "Status": self.status_word(),
-                "Running": self.running() || self.restarting(),
-                "Paused": self.status_word() == "paused",
-                "Restarting": self.restarting(),
-                "OOMKilled": s.oom_killed,
-                "Dead": s.status == "dead",
-                "Pid": s.pid,
-                "ExitCode": s.exit_code,
-                "Error": s.error,
-                "StartedAt": s.started_at,
-                "FinishedAt": s.finished_at,
+        if hc.network_mode.is_absent() {
+            hc.network_mode = Field::Set(self.network_mode());
+        }
+        fn or<T>(f: &mut Field<T>, v: Field<T>) {
+            if f.is_absent() {
+                *f = v;
+            }
+        }
+        or(&mut hc.auto_remove, Field::Set(false));
+        or(&mut hc.privileged, Field::Set(false));
+        or(&mut hc.binds, Field::Null);
+        or(&mut hc.port_bindings, Field::Set(Default::default()));
+        or(
+            &mut hc.restart_policy,
+            Field::Set(berth_api_types::container::RestartPolicy {
+                name: Field::Set(RestartPolicyName::No),
+                maximum_retry_count: Field::Set(0),
+                ..Default::default()
+            }),
+        );
+        or(&mut hc.resources.memory, Field::Set(0));
+        or(&mut hc.resources.cpu_shares, Field::Set(0));
+        or(&mut hc.resources.pids_limit, Field::Null);
+        let path = |p: std::path::PathBuf| p.display().to_string();
+        let status = self.status();
+        ContainerInspect {
+            id: self.id.clone(),
+            created: self.created.clone(),
+            path: self.path.clone(),
+            args: self.args.clone(),
+            state: ContainerState {
+                status,
+                running: self.running() || self.restarting(),
+                paused: status == ContainerStatus::Paused,
+                restarting: self.restarting(),
+                oom_killed: s.oom_killed,
+                dead: s.status == ContainerStatus::Dead,
+                pid: s.pid,
+                exit_code: s.exit_code,
+                error: s.error.clone(),
+                started_at: s.started_at.clone(),
+                finished_at: s.finished_at.clone(),
             },
-            "Image": self.image_id,
-            "ResolvConfPath": data_dir.join("resolv.conf"),
-            "HostnamePath": data_dir.join("hostname"),
-            "HostsPath": data_dir.join("hosts"),
-            "LogPath": data_dir.join(format!("{}-json.log", self.id)),
-            "Name": self.name,
-            "RestartCount": self.restart_count,
-            "Driver": "overlay2",
-            "Platform": "linux",
-            "MountLabel": "",
-            "ProcessLabel": "",
-            "AppArmorProfile": "",
-            "ExecIDs": Value::Null,
-            "HostConfig": host_config,
-            "GraphDriver": {
-                "Name": "overlay2",
-                "Data": {
-                    "UpperDir": data_dir.join("rw/diff"),
-                    "WorkDir": data_dir.join("rw/work"),
-                    "MergedDir": exec_dir.join("rootfs"),
-                },
+            image: self.image_id.clone(),
+            resolv_conf_path: path(data_dir.join("resolv.conf")),
+            hostname_path: path(data_dir.join("hostname")),
+            hosts_path: path(data_dir.join("hosts")),
+            log_path: path(data_dir.join(format!("{}-json.log", self.id))),
+            name: self.name.clone(),
+            restart_count: self.restart_count,
+            driver: "overlay2".into(),
+            platform: "linux".into(),
+            mount_label: String::new(),
+            process_label: String::new(),
+            app_armor_profile: String::new(),
+            exec_ids: None,
+            host_config: hc,
+            graph_driver: GraphDriverData {
+                name: "overlay2".into(),
+                data: [
+                    ("UpperDir", path(data_dir.join("rw/diff"))),
+                    ("WorkDir", path(data_dir.join("rw/work"))),
+                    ("MergedDir", path(exec_dir.join("rootfs"))),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
             },
-            "Mounts": [],
-            "Config": self.config,
-            "NetworkSettings": {
+            mounts: Vec::new(),
+            config: self.config.clone(),
+            network_settings: json!({
                 "Bridge": "",
                 "SandboxID": "",
                 "SandboxKey": "",
@@ -221,56 +266,61 @@ impl Record {
                 "IPv6Gateway": "",
                 "MacAddress": "",
                 "Networks": {},
+            }),
+            hostname: match &self.config.hostname {
+                Field::Absent => json!(""),
+                sent => serde_json::to_value(sent).unwrap_or(Value::Null),
             },
-            "Hostname": hostname,
-        })
+        }
     }
 
     /// One entry of `GET /containers/json`.
-    pub fn summary(&self, now_unix: i64) -> Value {
+    pub fn summary(&self, now_unix: i64) -> ContainerSummary {
         let command = std::iter::once(self.path.as_str())
             .chain(self.args.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join(" ");
-        json!({
-            "Id": self.id,
-            "Names": [self.name],
-            "Image": self.image,
-            "ImageID": self.image_id,
-            "Command": command,
-            "Created": parse_unix(&self.created).unwrap_or(0),
-            "Ports": [],
-            "Labels": self.config.get("Labels").cloned().unwrap_or(json!({})),
-            "State": self.status_word(),
-            "Status": self.status_text(now_unix),
-            "HostConfig": {"NetworkMode": self.network_mode()},
-            "NetworkSettings": {"Networks": {}},
-            "Mounts": [],
-        })
+        ContainerSummary {
+            id: self.id.clone(),
+            names: vec![self.name.clone()],
+            image: self.image.clone(),
+            image_id: self.image_id.clone(),
+            command,
+            created: parse_unix(&self.created).unwrap_or(0),
+            ports: Vec::new(),
+            labels: self.config.labels.or_default(),
+            state: self.status(),
+            status: self.status_text(now_unix),
+            host_config: SummaryHostConfig {
+                network_mode: self.network_mode().to_string(),
+            },
+            network_settings: json!({"Networks": {}}),
+            mounts: Vec::new(),
+        }
     }
 
     /// "Up 3 seconds", "Exited (0) 2 minutes ago", "Created".
     pub fn status_text(&self, now: i64) -> String {
         let s = &self.state;
-        match s.status.as_str() {
-            "running" => format!(
+        match s.status {
+            ContainerStatus::Running => format!(
                 "Up {}{}",
                 human_duration(now - parse_unix(&s.started_at).unwrap_or(now)),
                 if s.paused { " (Paused)" } else { "" }
             ),
-            "exited" => format!(
+            ContainerStatus::Exited => format!(
                 "Exited ({}) {} ago",
                 s.exit_code,
                 human_duration(now - parse_unix(&s.finished_at).unwrap_or(now))
             ),
-            "restarting" => format!(
+            ContainerStatus::Restarting => format!(
                 "Restarting ({}) {} ago",
                 s.exit_code,
                 human_duration(now - parse_unix(&s.finished_at).unwrap_or(now))
             ),
-            "removing" => "Removal In Progress".into(),
-            "dead" => "Dead".into(),
-            _ => "Created".into(),
+            ContainerStatus::Removing => "Removal In Progress".into(),
+            ContainerStatus::Dead => "Dead".into(),
+            ContainerStatus::Created | ContainerStatus::Paused => "Created".into(),
         }
     }
 }
@@ -317,5 +367,98 @@ mod tests {
         assert_eq!(parse_unix(ZERO_TIME), None);
         assert_eq!(human_duration(5), "5 seconds");
         assert_eq!(human_duration(90), "About a minute");
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    /// Records written before the typed model (no `version`), captured from a berthd of
+    /// that time (`docker create` with many options, and a `docker run` that exited).
+    const V0: [&str; 2] = ["created", "exited"];
+
+    #[test]
+    fn a_v0_record_loads_keeps_every_field_and_gains_the_version() {
+        for n in V0 {
+            let text = fixture(&format!("record_v0_{n}.json"));
+            let rec = Record::from_json(text.as_bytes()).unwrap();
+            assert_eq!(rec.version, RECORD_VERSION);
+            let mut want: Value = serde_json::from_str(&text).unwrap();
+            want["version"] = json!(RECORD_VERSION);
+            assert_eq!(serde_json::to_value(&rec).unwrap(), want, "{n}");
+            // And it reads back as the same record.
+            let again = Record::from_json(&serde_json::to_vec(&rec).unwrap()).unwrap();
+            assert_eq!(serde_json::to_value(&again).unwrap(), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn inspect_and_list_views_of_a_v0_record_are_unchanged() {
+        // Captured from the map-based record code, before the typed model.
+        let golden: Value = serde_json::from_str(&fixture("record_v0_views.json")).unwrap();
+        for n in V0 {
+            let rec =
+                Record::from_json(fixture(&format!("record_v0_{n}.json")).as_bytes()).unwrap();
+            let ins = rec.inspect(
+                Path::new("/data/containers/x"),
+                Path::new("/exec/containers/x"),
+            );
+            assert_eq!(
+                serde_json::to_value(ins).unwrap(),
+                golden[n]["inspect"],
+                "{n}"
+            );
+            let sum = rec.summary(1_796_745_600);
+            assert_eq!(
+                serde_json::to_value(sum).unwrap(),
+                golden[n]["summary"],
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn typed_fields_of_a_v0_record() {
+        let rec = Record::from_json(fixture("record_v0_created.json").as_bytes()).unwrap();
+        assert_eq!(rec.restart_policy(), RestartPolicy::OnFailure(3));
+        assert_eq!(rec.state.status, ContainerStatus::Created);
+        assert_eq!(rec.network_mode(), NetworkMode::Bridge);
+        assert_eq!(rec.host_config.resources.memory, Field::Set(67_108_864));
+        assert_eq!(rec.config.stop_timeout, Field::Set(5));
+        assert!(!rec.tty());
+    }
+
+    /// The map-based code stored fields unchecked and read a wrong-typed one as absent.
+    #[test]
+    fn a_v0_field_of_the_wrong_type_reads_as_absent_and_is_kept() {
+        let mut v: Value = serde_json::from_str(&fixture("record_v0_created.json")).unwrap();
+        v["host_config"]["Memory"] = json!("lots");
+        v["host_config"]["RestartPolicy"] = json!({"Name": 7, "MaximumRetryCount": 2});
+        v["config"]["Env"] = json!("A=b");
+        let rec = Record::from_json(&serde_json::to_vec(&v).unwrap()).unwrap();
+        assert_eq!(rec.host_config.resources.memory.get(), None);
+        assert_eq!(rec.restart_policy(), RestartPolicy::No);
+        assert_eq!(rec.config.env.get(), None);
+        assert_eq!(rec.host_config.runtime, Field::Set("berth".into()));
+        v["version"] = json!(RECORD_VERSION);
+        assert_eq!(serde_json::to_value(&rec).unwrap(), v);
+    }
+
+    #[test]
+    fn a_record_from_a_later_berthd_is_refused() {
+        let mut v: Value = serde_json::from_str(&fixture("record_v0_exited.json")).unwrap();
+        v["version"] = json!(RECORD_VERSION + 1);
+        let err = Record::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(matches!(err, RecordError::Newer(_)), "{err}");
+        v["version"] = json!("one");
+        assert!(Record::from_json(&serde_json::to_vec(&v).unwrap()).is_err());
     }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use berth_api_types::container::ContainerStatus;
+
 use super::{libc_sigkill, rid, Containers};
 use crate::{Engine, EngineError};
 
@@ -13,19 +15,14 @@ impl Engine {
         let _guard = entry.op.lock().await;
         let (id, cname, running, status) = {
             let r = entry.rec();
-            (
-                r.id.clone(),
-                r.name.clone(),
-                r.running(),
-                r.state.status.clone(),
-            )
+            (r.id.clone(), r.name.clone(), r.running(), r.state.status)
         };
-        if status == "removing" {
+        if status == ContainerStatus::Removing {
             return Err(EngineError::Conflict(format!(
                 "removal of container {id} is already in progress"
             )));
         }
-        if status == "restarting" {
+        if status == ContainerStatus::Restarting {
             if !force {
                 return Err(EngineError::Conflict(format!(
                     "cannot remove container \"{cname}\": container is restarting: stop the container before removing or force remove"

@@ -1,8 +1,11 @@
 //! From a container record (and its mounted rootfs) to the runtime's spec input: args,
 //! env, user, resources, namespaces, and the `/etc/{hostname,hosts,resolv.conf}` files.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use berth_api_types::container::{ContainerConfig, StrSlice};
+use berth_api_types::field::Field;
 use berth_runtime::spec::{BindMount, NamespaceMode, Namespaces, Resources};
 use berth_runtime::ContainerSpecInput;
 use serde_json::{Map, Value};
@@ -29,13 +32,10 @@ fn strings(v: Option<&Value>) -> Option<Vec<String>> {
 
 /// Merges the create request's `Config` over the image's: Entrypoint/Cmd (an overridden
 /// entrypoint drops the image's Cmd), Env by key, WorkingDir, User, Labels, StopSignal.
-pub(crate) fn merge_config(
-    req: &Map<String, Value>,
-    image: &Map<String, Value>,
-) -> Map<String, Value> {
+pub(crate) fn merge_config(req: &ContainerConfig, image: &Map<String, Value>) -> ContainerConfig {
     let mut out = req.clone();
-    let req_ep = strings(req.get("Entrypoint"));
-    let req_cmd = strings(req.get("Cmd")).filter(|c| !c.is_empty());
+    let req_ep = req.entrypoint.strings();
+    let req_cmd = req.cmd.strings().filter(|c| !c.is_empty());
     let (ep, cmd) = match req_ep {
         Some(ep) => (ep, req_cmd.unwrap_or_default()),
         None => (
@@ -45,24 +45,21 @@ pub(crate) fn merge_config(
                 .unwrap_or_default(),
         ),
     };
-    out.insert(
-        "Entrypoint".into(),
-        if ep.is_empty() {
-            Value::Null
+    let slice = |v: Vec<String>| {
+        if v.is_empty() {
+            Field::Null
         } else {
-            ep.into()
-        },
-    );
-    out.insert(
-        "Cmd".into(),
-        if cmd.is_empty() {
-            Value::Null
-        } else {
-            cmd.into()
-        },
-    );
+            Field::Set(StrSlice::Many(v))
+        }
+    };
+    out.entrypoint = slice(ep);
+    out.cmd = slice(cmd);
     let mut env: Vec<String> = strings(image.get("Env")).unwrap_or_default();
-    for e in strings(req.get("Env")).unwrap_or_default() {
+    let req_env = match &req.env {
+        Field::Invalid(Value::String(e)) => vec![e.clone()],
+        sent => sent.strings(),
+    };
+    for e in req_env {
         let key = e.split('=').next().unwrap_or("").to_string();
         env.retain(|x| x.split('=').next() != Some(key.as_str()));
         env.push(e);
@@ -70,45 +67,43 @@ pub(crate) fn merge_config(
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.into());
     }
-    out.insert("Env".into(), env.into());
-    for key in ["WorkingDir", "User", "StopSignal"] {
-        let empty = out
-            .get(key)
-            .and_then(Value::as_str)
-            .is_none_or(|s| s.is_empty());
-        if empty {
+    out.env = Field::Set(env);
+    for (key, field) in [
+        ("WorkingDir", &mut out.working_dir),
+        ("User", &mut out.user),
+        ("StopSignal", &mut out.stop_signal),
+    ] {
+        if field.get().is_none_or(String::is_empty) {
             let v = image.get(key).and_then(Value::as_str).unwrap_or("");
-            out.insert(key.into(), v.into());
+            *field = Field::Set(v.to_string());
         }
     }
-    let mut labels = image
-        .get("Labels")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    if let Some(l) = req.get("Labels").and_then(Value::as_object) {
-        labels.extend(l.clone());
-    }
-    out.insert("Labels".into(), labels.into());
-    for (k, v) in [
-        ("Tty", false.into()),
-        ("OpenStdin", false.into()),
-        ("StdinOnce", false.into()),
-        ("AttachStdin", false.into()),
-        ("AttachStdout", false.into()),
-        ("AttachStderr", false.into()),
-        ("Domainname", "".into()),
+    // An image's label that is not a string is not a label (the OCI config says strings).
+    let mut labels: BTreeMap<String, String> = match image.get("Labels") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    labels.extend(req.labels.or_default());
+    out.labels = Field::Set(labels);
+    for f in [
+        &mut out.tty,
+        &mut out.open_stdin,
+        &mut out.stdin_once,
+        &mut out.attach_stdin,
+        &mut out.attach_stdout,
+        &mut out.attach_stderr,
     ] {
-        out.entry(k).or_insert(v);
+        if f.is_absent() {
+            *f = Field::Set(false);
+        }
+    }
+    if out.domainname.is_absent() {
+        out.domainname = Field::Set(String::new());
     }
     out
-}
-
-/// Entrypoint followed by Cmd.
-pub(crate) fn args_of(config: &Map<String, Value>) -> Vec<String> {
-    let mut a = strings(config.get("Entrypoint")).unwrap_or_default();
-    a.extend(strings(config.get("Cmd")).unwrap_or_default());
-    a
 }
 
 /// `env` with `HOME` set to the user's home when it has none, as runc sets it. Set here
@@ -121,8 +116,9 @@ pub(crate) fn with_home(mut env: Vec<String>, users: &UserDb, uid: u32) -> Vec<S
     env
 }
 
-fn int(hc: &Map<String, Value>, key: &str) -> Option<i64> {
-    hc.get(key).and_then(Value::as_i64).filter(|v| *v != 0)
+/// A number field, `None` when absent, `null` or 0.
+fn int(f: &Field<i64>) -> Option<i64> {
+    f.get().copied().filter(|v| *v != 0)
 }
 
 /// The spec input for a record whose rootfs is mounted at `rootfs`; the container's
@@ -141,9 +137,8 @@ pub(crate) fn spec_input(
 ) -> Result<ContainerSpecInput, EngineError> {
     let c = &rec.config;
     let hc = &rec.host_config;
-    let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let b = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let mut hostname = s("Hostname");
+    let r = &hc.resources;
+    let mut hostname = c.hostname.or_default();
     if opts.uts == NamespaceMode::Host {
         // The host's name, in /etc/hostname too (dockerd); the spec sets none.
         hostname = berth_sys::host::uname().hostname;
@@ -175,11 +170,7 @@ pub(crate) fn spec_input(
     let (user_binds, mut tmpfs) = super::mounts::for_start(data_root, data_dir, rootfs, staging)?;
     mounts.retain(|m| !user_binds.iter().any(|u| u.destination == m.destination));
     mounts.extend(user_binds);
-    if let Some(Value::Object(t)) = hc.get("Tmpfs") {
-        for (dest, o) in t {
-            tmpfs.insert(dest.clone(), o.as_str().unwrap_or("").to_string());
-        }
-    }
+    tmpfs.extend(hc.tmpfs.string_values());
     let taken =
         |d: &str| mounts.iter().any(|m: &BindMount| m.destination == d) || tmpfs.contains_key(d);
     let mut extra = Vec::new();
@@ -207,41 +198,37 @@ pub(crate) fn spec_input(
         );
     }
     mounts.extend(extra);
-    let user = users.user(&s("User"), &opts.group_add)?;
-    let strs = |k: &str| strings(hc.get(k)).unwrap_or_default();
+    let user = users.user(&c.user.or_default(), &opts.group_add)?;
+    let strs = |f: &Field<StrSlice>| f.strings().unwrap_or_default();
     let resources = Resources {
-        memory: int(hc, "Memory"),
-        memory_swap: int(hc, "MemorySwap"),
-        memory_reservation: int(hc, "MemoryReservation"),
+        memory: int(&r.memory),
+        memory_swap: int(&r.memory_swap),
+        memory_reservation: int(&r.memory_reservation),
         // Negative shares are refused at create; a period out of range by the spec builder.
-        cpu_shares: int(hc, "CpuShares").and_then(|v| u64::try_from(v).ok()),
-        nano_cpus: int(hc, "NanoCpus"),
-        cpu_quota: int(hc, "CpuQuota"),
-        cpu_period: int(hc, "CpuPeriod").map(|v| u64::try_from(v).unwrap_or(u64::MAX)),
-        cpuset_cpus: hc
-            .get("CpusetCpus")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(String::from),
+        cpu_shares: int(&r.cpu_shares).and_then(|v| u64::try_from(v).ok()),
+        nano_cpus: int(&r.nano_cpus),
+        cpu_quota: int(&r.cpu_quota),
+        cpu_period: int(&r.cpu_period).map(|v| u64::try_from(v).unwrap_or(u64::MAX)),
+        cpuset_cpus: r.cpuset_cpus.get().filter(|s| !s.is_empty()).cloned(),
         cpuset_mems: None,
-        pids_limit: int(hc, "PidsLimit").filter(|v| *v > 0),
+        pids_limit: int(&r.pids_limit).filter(|v| *v > 0),
     };
     Ok(ContainerSpecInput {
         id: rec.id.clone(),
         rootfs: rootfs.to_path_buf(),
         args,
-        env: with_home(strings(c.get("Env")).unwrap_or_default(), users, user.uid),
-        cwd: s("WorkingDir"),
+        env: with_home(c.env.strings(), users, user.uid),
+        cwd: c.working_dir.or_default(),
         user,
         hostname,
-        tty: b(c, "Tty"),
-        readonly_rootfs: b(hc, "ReadonlyRootfs"),
-        privileged: b(hc, "Privileged"),
-        cap_add: strs("CapAdd"),
-        cap_drop: strs("CapDrop"),
+        tty: c.tty(),
+        readonly_rootfs: hc.readonly_rootfs.or_default(),
+        privileged: hc.privileged.or_default(),
+        cap_add: strs(&hc.cap_add),
+        cap_drop: strs(&hc.cap_drop),
         all_caps: host_opts::bounding_caps(),
         resources,
-        shm_size: int(hc, "ShmSize"),
+        shm_size: int(&hc.shm_size),
         no_shm: opts.no_shm,
         mounts,
         tmpfs,
@@ -300,17 +287,38 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
+    fn cfg(v: Value) -> ContainerConfig {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn request_overrides_image() {
         let image = obj(json!({"Cmd": ["sh"], "Env": ["A=1", "PATH=/bin"], "WorkingDir": "/w"}));
-        let m = merge_config(&obj(json!({"Cmd": ["echo", "hi"], "Env": ["A=2"]})), &image);
-        assert_eq!(args_of(&m), ["echo", "hi"]);
-        assert_eq!(m["Env"], json!(["PATH=/bin", "A=2"]));
-        assert_eq!(m["WorkingDir"], "/w");
-        let m = merge_config(&obj(json!({"Entrypoint": ["top"]})), &image);
-        assert_eq!(args_of(&m), ["top"]);
-        let m = merge_config(&obj(json!({})), &obj(json!({})));
-        assert_eq!(m["Env"], json!([DEFAULT_PATH]));
-        assert!(args_of(&m).is_empty());
+        let m = merge_config(&cfg(json!({"Cmd": ["echo", "hi"], "Env": ["A=2"]})), &image);
+        assert_eq!(m.args(), ["echo", "hi"]);
+        assert_eq!(m.env.or_default(), ["PATH=/bin", "A=2"]);
+        assert_eq!(m.working_dir.or_default(), "/w");
+        let m = merge_config(&cfg(json!({"Entrypoint": ["top"]})), &image);
+        assert_eq!(m.args(), ["top"]);
+        let m = merge_config(&cfg(json!({})), &obj(json!({})));
+        assert_eq!(m.env.or_default(), [DEFAULT_PATH]);
+        assert!(m.args().is_empty());
+    }
+
+    /// What the map-based merge stored for a docker CLI body over an image's config.
+    #[test]
+    fn merged_config_is_stored_as_before() {
+        let image = obj(json!({"Cmd": ["sh"], "Env": ["PATH=/bin"], "Labels": {"a": "1"}}));
+        let body = json!({"Image": "busybox", "Cmd": "true", "Entrypoint": null, "Env": null,
+                          "Labels": {"b": "2"}, "OnBuild": null, "Tty": true, "Volumes": {}});
+        let m = merge_config(&cfg(body), &image);
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"AttachStderr": false, "AttachStdin": false, "AttachStdout": false,
+                   "Cmd": ["true"], "Domainname": "", "Entrypoint": null, "Env": ["PATH=/bin"],
+                   "Image": "busybox", "Labels": {"a": "1", "b": "2"}, "OnBuild": null,
+                   "OpenStdin": false, "StdinOnce": false, "StopSignal": "", "Tty": true,
+                   "User": "", "Volumes": {}, "WorkingDir": ""})
+        );
     }
 }

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use berth_api_types::container::ContainerStatus;
 use berth_runtime::{ContainerStart, ExternalRuntime, RuntimeError};
-use serde_json::Value;
 
 use super::record::Record;
 use super::{
@@ -49,9 +49,9 @@ impl Engine {
         let entry = c.get(name)?;
         let _guard = entry.op.lock().await;
         let rec = entry.rec().clone();
-        match rec.state.status.as_str() {
-            "running" => return Ok(false),
-            "removing" | "dead" => {
+        match rec.state.status {
+            ContainerStatus::Running => return Ok(false),
+            ContainerStatus::Removing | ContainerStatus::Dead => {
                 return Err(EngineError::Conflict(format!(
                     "container {} is marked for removal and cannot be started",
                     rec.id
@@ -86,7 +86,7 @@ impl Engine {
                 mounts::emit_volume_events(c, &id, true);
                 {
                     let mut r = entry.rec();
-                    r.state.status = "running".into();
+                    r.state.status = ContainerStatus::Running;
                     r.state.paused = false;
                     r.state.pid = pid;
                     r.state.start_time = start_time;
@@ -139,11 +139,10 @@ impl Engine {
         data_dir: &Path,
     ) -> Result<(i32, u64), (EngineError, Option<i32>)> {
         let c = &self.containers;
-        let runtime = rec.host_config.get("Runtime").and_then(Value::as_str);
-        let runtime = self
-            .external_runtime(runtime.unwrap_or(""))
-            .map_err(|e| (e, None))?;
-        let peer = (rec.network_mode().strip_prefix("container:")).and_then(|p| net_peer(c, p));
+        let runtime = rec.host_config.runtime.get().map_or("", String::as_str);
+        let runtime = self.external_runtime(runtime).map_err(|e| (e, None))?;
+        let mode = rec.network_mode();
+        let peer = mode.container_peer().and_then(|p| net_peer(c, p));
         // The peers whose namespaces the spec names by `/proc/<pid>/ns/*` path, held by
         // pidfd until the runtime has joined them.
         let (peer, mut peers): (Option<_>, Vec<_>) = match peer {
@@ -196,13 +195,12 @@ impl Engine {
                 return Err((e, None));
             }
         };
-        let b = |k: &str| rec.config.get(k).and_then(Value::as_bool).unwrap_or(false);
         let req = ContainerStart {
             id: rid(&rec.id).to_string(),
             spec,
             log: logs::log_options(&rec.host_config, &logs::log_path(data_dir, &rec.id)),
-            open_stdin: b("OpenStdin"),
-            stdin_once: b("StdinOnce"),
+            open_stdin: rec.config.open_stdin.or_default(),
+            stdin_once: rec.config.stdin_once.or_default(),
             defer_start: true,
             runtime,
         };

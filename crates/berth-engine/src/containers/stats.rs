@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use berth_api_types::container::NetworkMode;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
@@ -156,7 +157,7 @@ impl Engine {
                 r.name.clone(),
                 r.running(),
                 r.running().then(|| super::process::of_record(&r).ok()),
-                r.network_mode() == "host",
+                r.network_mode() == NetworkMode::Host,
             )
         };
         let (tx, rx) = mpsc::channel(4);

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use berth_runtime::RuntimeError;
-use serde_json::Value;
 
 use super::{libc_sigkill, not_running, rid, rt_err, Containers};
 use crate::{Engine, EngineError};
@@ -35,7 +34,7 @@ impl Engine {
         let entry = self.containers.get(name)?;
         let (id, running, restarting, stop_signal) = {
             let r = entry.rec();
-            let stop = r.config.get("StopSignal").and_then(Value::as_str);
+            let stop = r.config.stop_signal.get();
             let stop_signal = stop
                 .filter(|s| !s.is_empty())
                 .and_then(|s| parse_signal(s).ok());
@@ -77,12 +76,8 @@ impl Engine {
             (
                 r.id.clone(),
                 r.running(),
-                r.config
-                    .get("StopSignal")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                r.config.get("StopTimeout").and_then(Value::as_i64),
+                r.config.stop_signal.or_default(),
+                r.config.stop_timeout.get().copied(),
             )
         };
         let restarting = entry.rec().restarting();

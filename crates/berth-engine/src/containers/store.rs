@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_api_types::container::ContainerStatus;
 use berth_runtime::ExitRecord;
 use berth_runtime::{Runtime, RuntimeError};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
 
-use super::record::Record;
+use super::record::{Record, RecordError};
 use super::rootfs::RootfsMounter;
 use super::{cgroup, exec, fs_views, lifecycle, mounts, no_such, process, rid, AttachStreams};
 use crate::events::EventBus;
@@ -96,14 +97,15 @@ impl Containers {
                 // Views a killed daemon left mounted go first (nothing is live yet).
                 fs_views::reap_views_at_start(&e.path());
                 let path = e.path().join("record.json");
-                match std::fs::read(&path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
-                {
-                    Some(rec) => {
+                match std::fs::read(&path).map(|b| Record::from_json(&b)) {
+                    Ok(Ok(rec)) => {
                         map.insert(rec.id.clone(), Entry::new(rec));
                     }
-                    None => {
+                    Ok(Err(err @ RecordError::Newer(_))) => {
+                        // Written by a later berthd: left as it is, for that one.
+                        tracing::warn!(dir = %e.path().display(), error = %err, "skipping a container");
+                    }
+                    _ => {
                         tracing::warn!(dir = %e.path().display(), "removing a half-made container");
                         let _ = std::fs::remove_dir_all(e.path());
                     }
@@ -279,7 +281,7 @@ impl Containers {
         let restart;
         let auto_remove = {
             let mut r = entry.rec();
-            r.state.status = "exited".into();
+            r.state.status = ContainerStatus::Exited;
             r.state.pid = 0;
             r.state.start_time = 0;
             r.state.exit_code = exit.exit_code;
@@ -308,10 +310,10 @@ impl Containers {
     pub(super) async fn remove(&self, entry: &Arc<Entry>) {
         let id = {
             let mut r = entry.rec();
-            if r.state.status == "removing" {
+            if r.state.status == ContainerStatus::Removing {
                 return;
             }
-            r.state.status = "removing".into();
+            r.state.status = ContainerStatus::Removing;
             r.id.clone()
         };
         self.release(&id).await;

@@ -3,7 +3,9 @@
 //! `verifyPlatformContainerResources`, `container/container_unix.go` `UpdateContainer`),
 //! written into the running container's cgroup, then persisted in its `HostConfig`.
 
-use serde_json::{json, Map, Value};
+use berth_api_types::container::{ContainerUpdate, HostConfig, RestartPolicy, RestartPolicyName};
+use berth_api_types::field::Field;
+use serde_json::{Map, Value};
 
 use super::cgroup::{self, Dirs, Limits};
 use crate::{Engine, EngineError};
@@ -46,51 +48,47 @@ fn bad(msg: impl Into<String>) -> EngineError {
 
 impl Update {
     pub(crate) fn from_body(b: &Map<String, Value>) -> Result<Update, EngineError> {
-        let int = |k: &str| -> Result<i64, EngineError> {
-            match b.get(k) {
-                None | Some(Value::Null) => Ok(0),
-                Some(v) => v
-                    .as_i64()
-                    .ok_or_else(|| bad(format!("{k}: expected an integer"))),
+        let body: ContainerUpdate = serde_json::from_value(Value::Object(b.clone()))
+            .map_err(|e| bad(format!("invalid update: {e}")))?;
+        let int = |f: &Field<i64>, k: &str| -> Result<i64, EngineError> {
+            match f {
+                Field::Absent | Field::Null => Ok(0),
+                Field::Set(v) => Ok(*v),
+                Field::Invalid(_) => Err(bad(format!("{k}: expected an integer"))),
             }
         };
-        let string = |k: &str| -> Result<String, EngineError> {
-            match b.get(k) {
-                None | Some(Value::Null) => Ok(String::new()),
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(_) => Err(bad(format!("{k}: expected a string"))),
+        let string = |f: &Field<String>, k: &str| -> Result<String, EngineError> {
+            match f {
+                Field::Absent | Field::Null => Ok(String::new()),
+                Field::Set(s) => Ok(s.clone()),
+                Field::Invalid(_) => Err(bad(format!("{k}: expected a string"))),
             }
         };
-        let pids_limit = match b.get("PidsLimit") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_i64()
-                    .ok_or_else(|| bad("PidsLimit: expected an integer"))?,
-            ),
+        let r = &body.resources;
+        let pids_limit = match &r.pids_limit {
+            Field::Absent | Field::Null => None,
+            _ => Some(int(&r.pids_limit, "PidsLimit")?),
         };
-        let restart_policy = match b.get("RestartPolicy") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(p)) => {
-                let name = p.get("Name").and_then(Value::as_str).unwrap_or("");
-                let count = p
-                    .get("MaximumRetryCount")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0);
+        let restart_policy = match &body.restart_policy {
+            Field::Absent | Field::Null => None,
+            Field::Set(p) => {
+                let name = p.name.get().map_or("", RestartPolicyName::as_str);
+                let count = p.maximum_retry_count.get().copied().unwrap_or(0);
                 // An empty policy in an update means "leave it" (the CLI sends one).
                 (!name.is_empty() || count != 0).then(|| (name.to_string(), count))
             }
-            Some(_) => return Err(bad("RestartPolicy: expected an object")),
+            Field::Invalid(_) => return Err(bad("RestartPolicy: expected an object")),
         };
         Ok(Update {
-            memory: int("Memory")?,
-            memory_swap: int("MemorySwap")?,
-            memory_reservation: int("MemoryReservation")?,
-            nano_cpus: int("NanoCpus")?,
-            cpu_shares: int("CpuShares")?,
-            cpu_period: int("CpuPeriod")?,
-            cpu_quota: int("CpuQuota")?,
-            cpuset_cpus: string("CpusetCpus")?,
-            cpuset_mems: string("CpusetMems")?,
+            memory: int(&r.memory, "Memory")?,
+            memory_swap: int(&r.memory_swap, "MemorySwap")?,
+            memory_reservation: int(&r.memory_reservation, "MemoryReservation")?,
+            nano_cpus: int(&r.nano_cpus, "NanoCpus")?,
+            cpu_shares: int(&r.cpu_shares, "CpuShares")?,
+            cpu_period: int(&r.cpu_period, "CpuPeriod")?,
+            cpu_quota: int(&r.cpu_quota, "CpuQuota")?,
+            cpuset_cpus: string(&r.cpuset_cpus, "CpusetCpus")?,
+            cpuset_mems: string(&r.cpuset_mems, "CpusetMems")?,
             pids_limit,
             restart_policy,
         })
@@ -177,75 +175,77 @@ impl Update {
 
     /// Merges into `hc` (moby `UpdateContainer`: zero leaves a field alone) and returns
     /// the limits to write into a live cgroup.
-    pub(crate) fn apply(&self, hc: &mut Map<String, Value>) -> Result<Limits, String> {
-        let old = hc.clone();
-        let cur = |k: &str| old.get(k).and_then(Value::as_i64).unwrap_or(0);
+    pub(crate) fn apply(&self, hc: &mut HostConfig) -> Result<Limits, String> {
+        let old = hc.resources.clone();
+        let cur = |f: &Field<i64>| f.get().copied().unwrap_or(0);
+        let r = &mut hc.resources;
         let mut l = Limits::default();
         if self.memory != 0 {
-            let swap = cur("MemorySwap");
+            let swap = cur(&old.memory_swap);
             if swap > 0 && self.memory > swap && self.memory_swap == 0 {
                 return Err("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time".into());
             }
-            hc.insert("Memory".into(), json!(self.memory));
+            r.memory = Field::Set(self.memory);
             l.memory = Some(self.memory);
         }
         if self.memory_swap != 0 {
-            hc.insert("MemorySwap".into(), json!(self.memory_swap));
+            r.memory_swap = Field::Set(self.memory_swap);
             l.memory_swap = Some(self.memory_swap);
         }
         if self.memory_reservation != 0 {
-            hc.insert("MemoryReservation".into(), json!(self.memory_reservation));
+            r.memory_reservation = Field::Set(self.memory_reservation);
             l.memory_reservation = Some(self.memory_reservation);
         }
         if self.cpu_shares != 0 {
-            hc.insert("CpuShares".into(), json!(self.cpu_shares));
+            r.cpu_shares = Field::Set(self.cpu_shares);
             l.cpu_shares = Some(self.cpu_shares);
         }
         if self.nano_cpus != 0 {
-            if cur("CpuPeriod") != 0 || cur("CpuQuota") != 0 {
+            if cur(&old.cpu_period) != 0 || cur(&old.cpu_quota) != 0 {
                 return Err("Conflicting options: CPU Quota or CPU Period cannot be updated when Nano CPUs is set".into());
             }
-            hc.insert("NanoCpus".into(), json!(self.nano_cpus));
+            r.nano_cpus = Field::Set(self.nano_cpus);
             l.cpu_period = Some(100_000);
             // `validate` bounds `nano_cpus` by the CPU count; saturate all the same.
             l.cpu_quota = Some(self.nano_cpus.saturating_mul(100_000) / 1_000_000_000);
         }
         if self.cpu_period != 0 || self.cpu_quota != 0 {
-            if cur("NanoCpus") != 0 && self.nano_cpus == 0 {
+            if cur(&old.nano_cpus) != 0 && self.nano_cpus == 0 {
                 return Err("Conflicting options: Nano CPUs cannot be updated as CPU Period/Quota has already been set".into());
             }
             if self.cpu_period != 0 {
-                hc.insert("CpuPeriod".into(), json!(self.cpu_period));
+                r.cpu_period = Field::Set(self.cpu_period);
                 l.cpu_period = Some(self.cpu_period);
             }
             if self.cpu_quota != 0 {
-                hc.insert("CpuQuota".into(), json!(self.cpu_quota));
+                r.cpu_quota = Field::Set(self.cpu_quota);
                 l.cpu_quota = Some(self.cpu_quota);
             }
         }
         if !self.cpuset_cpus.is_empty() {
-            hc.insert("CpusetCpus".into(), json!(self.cpuset_cpus));
+            r.cpuset_cpus = Field::Set(self.cpuset_cpus.clone());
             l.cpuset_cpus = Some(self.cpuset_cpus.clone());
         }
         if !self.cpuset_mems.is_empty() {
-            hc.insert("CpusetMems".into(), json!(self.cpuset_mems));
+            r.cpuset_mems = Field::Set(self.cpuset_mems.clone());
             l.cpuset_mems = Some(self.cpuset_mems.clone());
         }
         if let Some(p) = self.pids_limit {
-            hc.insert("PidsLimit".into(), json!(p));
+            r.pids_limit = Field::Set(p);
             l.pids_limit = Some(p);
         }
         if let Some((name, count)) = &self.restart_policy {
-            if name != "no" && hc.get("AutoRemove").and_then(Value::as_bool) == Some(true) {
+            if name != "no" && hc.auto_remove() {
                 return Err(
                     "Restart policy cannot be updated because AutoRemove is enabled for the container"
                         .into(),
                 );
             }
-            hc.insert(
-                "RestartPolicy".into(),
-                json!({"Name": name, "MaximumRetryCount": count}),
-            );
+            hc.restart_policy = Field::Set(RestartPolicy {
+                name: Field::Set(name.as_str().into()),
+                maximum_retry_count: Field::Set(*count),
+                ..RestartPolicy::default()
+            });
         }
         Ok(l)
     }
@@ -323,7 +323,14 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
+    use berth_api_types::container::RestartPolicyName;
+    use serde_json::json;
+
     use super::*;
+
+    fn host_config(v: Value) -> HostConfig {
+        serde_json::from_value(v).unwrap()
+    }
 
     fn upd(v: Value) -> Update {
         Update::from_body(v.as_object().unwrap()).unwrap()
@@ -393,10 +400,7 @@ mod tests {
 
     #[test]
     fn merges_into_host_config() {
-        let mut hc = json!({"Memory": 0, "MemorySwap": 0, "AutoRemove": false})
-            .as_object()
-            .cloned()
-            .unwrap();
+        let mut hc = host_config(json!({"Memory": 0, "MemorySwap": 0, "AutoRemove": false}));
         let u = upd(json!({
             "Memory": 67108864, "CpuShares": 512, "PidsLimit": 50, "NanoCpus": 500_000_000,
             "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}
@@ -406,24 +410,23 @@ mod tests {
         assert_eq!(l.memory, Some(67108864));
         assert_eq!((l.cpu_period, l.cpu_quota), (Some(100_000), Some(50_000)));
         assert_eq!(l.memory_swap, None);
-        assert_eq!(hc["Memory"], 67108864);
-        assert_eq!(hc["PidsLimit"], 50);
-        assert_eq!(hc["RestartPolicy"]["Name"], "on-failure");
+        assert_eq!(hc.resources.memory, Field::Set(67108864));
+        assert_eq!(hc.resources.pids_limit, Field::Set(50));
+        assert_eq!(hc.restart_policy().0, RestartPolicyName::OnFailure);
         // Zero leaves fields alone; an empty restart policy too.
         let l = upd(json!({"Memory": 0, "RestartPolicy": {"Name": ""}}))
             .apply(&mut hc)
             .unwrap();
         assert_eq!(l, Limits::default());
-        assert_eq!(hc["Memory"], 67108864);
-        assert_eq!(hc["RestartPolicy"]["MaximumRetryCount"], 3);
+        assert_eq!(hc.resources.memory, Field::Set(67108864));
+        assert_eq!(hc.restart_policy().1, 3);
     }
 
     #[test]
     fn conflicts_with_the_current_settings() {
-        let mut hc = json!({"Memory": 10_000_000, "MemorySwap": 20_000_000, "AutoRemove": true})
-            .as_object()
-            .cloned()
-            .unwrap();
+        let mut hc = host_config(
+            json!({"Memory": 10_000_000, "MemorySwap": 20_000_000, "AutoRemove": true}),
+        );
         let e = upd(json!({"Memory": 30_000_000}))
             .apply(&mut hc)
             .unwrap_err();

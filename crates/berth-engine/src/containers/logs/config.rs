@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use berth_api_types::container::{HostConfig, LogConfig};
+use berth_api_types::field::Field;
 use berth_runtime::LogOptions;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::EngineError;
 
@@ -31,18 +33,34 @@ fn bad(msg: impl Into<String>) -> EngineError {
 }
 
 /// The log driver of a stored `HostConfig`.
-pub(crate) fn driver(hc: &Map<String, Value>) -> &str {
-    hc.get("LogConfig")
-        .and_then(|l| l.get("Type"))
-        .and_then(Value::as_str)
+pub(crate) fn driver(hc: &HostConfig) -> &str {
+    hc.log_config
+        .get()
+        .and_then(|l| l.kind.get())
+        .map(String::as_str)
         .filter(|t| !t.is_empty())
         .unwrap_or(JSON_FILE)
 }
 
-fn opts(hc: &Map<String, Value>) -> Map<String, Value> {
-    match hc.get("LogConfig").and_then(|l| l.get("Config")) {
-        Some(Value::Object(m)) => m.clone(),
-        _ => Map::new(),
+/// The options as sent: the string ones, and the keys whose value is not a string (a map
+/// holding one reads as invalid as a whole; create refuses them by name).
+fn opts(hc: &HostConfig) -> (BTreeMap<String, String>, Vec<String>) {
+    match hc.log_config.get().map(|l| &l.config) {
+        Some(Field::Set(m)) => (m.clone(), Vec::new()),
+        Some(Field::Invalid(Value::Object(m))) => {
+            let mut strings = BTreeMap::new();
+            let mut others = Vec::new();
+            for (k, v) in m {
+                match v {
+                    Value::String(s) => {
+                        strings.insert(k.clone(), s.clone());
+                    }
+                    _ => others.push(k.clone()),
+                }
+            }
+            (strings, others)
+        }
+        _ => Default::default(),
     }
 }
 
@@ -50,36 +68,40 @@ fn opts(hc: &Map<String, Value>) -> Map<String, Value> {
 /// container naming no driver, or the daemon's, gets the daemon's options it does not set
 /// itself), refuses drivers and options berthd does not have, stores `{Type, Config}`.
 pub(crate) fn settle(
-    hc: &mut Map<String, Value>,
+    hc: &mut HostConfig,
     default_driver: &str,
     default_opts: &BTreeMap<String, String>,
 ) -> Result<(), EngineError> {
     let asked = hc
-        .get("LogConfig")
-        .and_then(|l| l.get("Type"))
-        .and_then(Value::as_str)
+        .log_config
+        .get()
+        .and_then(|l| l.kind.get())
         .filter(|t| !t.is_empty());
-    let driver = asked.unwrap_or(default_driver).to_string();
-    let mut config = opts(hc);
+    let driver = asked.map_or(default_driver, String::as_str).to_string();
+    let (mut config, not_strings) = opts(hc);
     if driver == default_driver {
         for (k, v) in default_opts {
-            config.entry(k.clone()).or_insert_with(|| v.clone().into());
+            if !not_strings.contains(k) {
+                config.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
     }
+    let mut keys: Vec<&String> = config.keys().chain(&not_strings).collect();
+    keys.sort();
     match driver.as_str() {
         JSON_FILE => {
-            for (k, v) in &config {
+            for k in keys {
                 if !JSON_FILE_OPTS.contains(&k.as_str()) {
                     return Err(bad(format!(
                         "unknown log opt '{k}' for json-file log driver"
                     )));
                 }
-                if !v.is_string() {
+                if not_strings.contains(k) {
                     return Err(bad(format!("log opt '{k}' must be a string")));
                 }
             }
             rotation(&config)?;
-            if let Some(c) = config.get("compress").and_then(Value::as_str) {
+            if let Some(c) = config.get("compress") {
                 if c != "false" {
                     return Err(bad(
                         "compress: compressed log rotation is not supported by berthd",
@@ -88,7 +110,7 @@ pub(crate) fn settle(
             }
         }
         NONE => {
-            if let Some(k) = config.keys().next() {
+            if let Some(k) = keys.first() {
                 return Err(bad(format!("unknown log opt '{k}' for none log driver")));
             }
         }
@@ -99,21 +121,17 @@ pub(crate) fn settle(
             )));
         }
     }
-    hc.insert(
-        "LogConfig".into(),
-        json!({"Type": driver, "Config": Value::Object(config)}),
-    );
+    hc.log_config = Field::Set(LogConfig {
+        kind: Field::Set(driver),
+        config: Field::Set(config),
+        ..LogConfig::default()
+    });
     Ok(())
 }
 
 /// (`max-size` in bytes, `max-file`) of json-file options.
-fn rotation(config: &Map<String, Value>) -> Result<(Option<u64>, u32), EngineError> {
-    let get = |k: &str| {
-        config
-            .get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
+fn rotation(config: &BTreeMap<String, String>) -> Result<(Option<u64>, u32), EngineError> {
+    let get = |k: &str| config.get(k).map(String::as_str).filter(|s| !s.is_empty());
     let size = match get("max-size") {
         None | Some("-1") => None,
         Some(s) => Some(parse_size(s).ok_or_else(|| bad(format!("invalid size: '{s}'")))?),
@@ -156,12 +174,12 @@ fn parse_size(s: &str) -> Option<u64> {
 }
 
 /// The shim's log settings for one start; `None` with the `none` driver.
-pub(crate) fn log_options(hc: &Map<String, Value>, path: &Path) -> Option<LogOptions> {
+pub(crate) fn log_options(hc: &HostConfig, path: &Path) -> Option<LogOptions> {
     if driver(hc) == NONE {
         return None;
     }
     // Checked at create; a record from before that check rotates never.
-    let (max_size, max_files) = rotation(&opts(hc)).unwrap_or((None, 1));
+    let (max_size, max_files) = rotation(&opts(hc).0).unwrap_or((None, 1));
     Some(LogOptions {
         path: path.to_path_buf(),
         max_size,
@@ -171,10 +189,13 @@ pub(crate) fn log_options(hc: &Map<String, Value>, path: &Path) -> Option<LogOpt
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::{json, Value};
 
-    fn hc(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
+    use super::*;
+    use crate::containers::record::as_map;
+
+    fn hc(v: Value) -> HostConfig {
+        serde_json::from_value(v).unwrap()
     }
 
     #[test]
@@ -192,21 +213,27 @@ mod tests {
     #[test]
     fn settles_and_refuses_like_dockerd() {
         let none = BTreeMap::new();
-        let settle = |h: &mut Map<String, Value>| super::settle(h, JSON_FILE, &none);
+        let settle = |h: &mut HostConfig| super::settle(h, JSON_FILE, &none);
         let mut h = hc(json!({}));
         settle(&mut h).unwrap();
-        assert_eq!(h["LogConfig"], json!({"Type": "json-file", "Config": {}}));
+        assert_eq!(
+            as_map(&h)["LogConfig"],
+            json!({"Type": "json-file", "Config": {}})
+        );
         // The daemon's defaults fill what the container leaves out, for its driver only.
         let daemon = BTreeMap::from([("max-size".to_string(), "1m".to_string())]);
         let mut h = hc(json!({"LogConfig": {"Type": "", "Config": {"max-file": "2"}}}));
         super::settle(&mut h, JSON_FILE, &daemon).unwrap();
         assert_eq!(
-            h["LogConfig"]["Config"],
+            as_map(&h)["LogConfig"]["Config"],
             json!({"max-file": "2", "max-size": "1m"})
         );
         let mut h = hc(json!({}));
         super::settle(&mut h, NONE, &BTreeMap::new()).unwrap();
-        assert_eq!(h["LogConfig"], json!({"Type": "none", "Config": {}}));
+        assert_eq!(
+            as_map(&h)["LogConfig"],
+            json!({"Type": "none", "Config": {}})
+        );
         let mut h = hc(
             json!({"LogConfig": {"Type": "json-file", "Config": {"max-size": "1k", "max-file": "3"}}}),
         );
@@ -232,6 +259,18 @@ mod tests {
             (
                 json!({"Config": {"max-size": "ten"}}),
                 "invalid size: 'ten'",
+            ),
+            (
+                json!({"Config": {"max-file": 2, "max-size": "1m"}}),
+                "log opt 'max-file' must be a string",
+            ),
+            (
+                json!({"Config": {"max-file": 2, "foo": "1"}}),
+                "unknown log opt 'foo' for json-file log driver",
+            ),
+            (
+                json!({"Type": "none", "Config": {"max-file": 2}}),
+                "unknown log opt 'max-file' for none log driver",
             ),
         ] {
             let mut h = hc(json!({ "LogConfig": cfg }));
