@@ -1,0 +1,417 @@
+//! What dockerd's classic builder records in history and probes its cache with (moby
+//! `daemon/builder/dockerfile/dispatchers.go`, `internals.go`,
+//! `daemon/internal/image/cache/compare.go`): the `Cmd` it sets on the step's container
+//! config (`#(nop)` comments for metadata instructions, `|N K=V` prefixes for RUN with
+//! build args, `COPY file:<sha> in /dst `), the `created_by` history string (that `Cmd`
+//! joined by spaces), the source hash of COPY/ADD, and a cache key over the parent image
+//! and the config fields dockerd compares.
+
+use sha2::{Digest, Sha256};
+
+use crate::instructions::{Health, KeyValue};
+
+/// The shell dockerd uses when the image sets none.
+pub fn default_shell() -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into()]
+}
+
+/// `Cmd` of a metadata instruction (moby `withCmdComment`): `shell + ["#(nop) ", comment]`.
+pub fn nop_cmd(shell: &[String], comment: &str) -> Vec<String> {
+    let mut v = shell.to_vec();
+    v.push("#(nop) ".into());
+    v.push(comment.into());
+    v
+}
+
+/// `Cmd` of WORKDIR, COPY and ADD (moby `withCmdCommentString`): one `#(nop) comment` arg.
+pub fn nop_cmd_string(shell: &[String], comment: &str) -> Vec<String> {
+    let mut v = shell.to_vec();
+    v.push(format!("#(nop) {comment}"));
+    v
+}
+
+/// The history `created_by` of a step: its `Cmd` joined with spaces (so metadata steps
+/// read `/bin/sh -c #(nop)  CMD ["sh"]`, with two spaces).
+pub fn created_by(cmd: &[String]) -> String {
+    cmd.join(" ")
+}
+
+/// Go's `%q` of a string slice, as `CMD %q` and `ENTRYPOINT %q` print: `["a" "b"]`.
+pub fn go_quote_slice(v: &[String]) -> String {
+    let inner: Vec<String> = v.iter().map(|s| crate::error::go_quote(s)).collect();
+    format!("[{}]", inner.join(" "))
+}
+
+/// Go's `%v` of a string slice: `[a b]`.
+pub fn go_slice(v: &[String]) -> String {
+    format!("[{}]", v.join(" "))
+}
+
+/// The comment each metadata instruction commits with (moby `dispatch*`).
+pub fn env_comment(env: &[KeyValue]) -> String {
+    let mut s = String::from("ENV");
+    for kv in env {
+        s.push(' ');
+        s.push_str(&kv.as_env());
+    }
+    s
+}
+
+pub fn label_comment(labels: &[KeyValue]) -> String {
+    let mut s = String::from("LABEL");
+    for kv in labels {
+        s.push(' ');
+        s.push_str(&kv.as_env());
+    }
+    s
+}
+
+/// `ARG a b=c`, values as given after expansion.
+pub fn arg_comment(args: &[(String, Option<String>)]) -> String {
+    let parts: Vec<String> = args
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect();
+    format!("ARG {}", parts.join(" "))
+}
+
+pub fn cmd_comment(cmd: &[String]) -> String {
+    format!("CMD {}", go_quote_slice(cmd))
+}
+
+pub fn entrypoint_comment(ep: &[String]) -> String {
+    format!("ENTRYPOINT {}", go_quote_slice(ep))
+}
+
+pub fn expose_comment(ports: &[String]) -> String {
+    format!("EXPOSE {}", ports.join(" "))
+}
+
+pub fn user_comment(user: &str) -> String {
+    format!("USER {user}")
+}
+
+pub fn volume_comment(volumes: &[String]) -> String {
+    format!("VOLUME {}", go_slice(volumes))
+}
+
+pub fn stopsignal_comment(sig: &str) -> String {
+    format!("STOPSIGNAL {sig}")
+}
+
+pub fn shell_comment(shell: &[String]) -> String {
+    format!("SHELL {}", go_slice(shell))
+}
+
+pub fn onbuild_comment(expr: &str) -> String {
+    format!("ONBUILD {expr}")
+}
+
+pub fn maintainer_comment(m: &str) -> String {
+    format!("MAINTAINER {m}")
+}
+
+pub fn workdir_comment(dir: &str) -> String {
+    format!("WORKDIR {dir}")
+}
+
+/// Go's `time.Duration.String()`.
+pub fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let neg = ns < 0;
+    let u = ns.unsigned_abs();
+    let mut s = if u < 1_000 {
+        format!("{u}ns")
+    } else if u < 1_000_000 {
+        format!("{}µs", trim_frac(u, 1_000))
+    } else if u < 1_000_000_000 {
+        format!("{}ms", trim_frac(u, 1_000_000))
+    } else {
+        let secs_total = u / 1_000_000_000;
+        let frac = u % 1_000_000_000;
+        let h = secs_total / 3600;
+        let m = (secs_total % 3600) / 60;
+        let sec = secs_total % 60;
+        let sec_str = trim_frac(sec * 1_000_000_000 + frac, 1_000_000_000);
+        match (h, m) {
+            (0, 0) => format!("{sec_str}s"),
+            (0, m) => format!("{m}m{sec_str}s"),
+            (h, m) => format!("{h}h{m}m{sec_str}s"),
+        }
+    };
+    if neg {
+        s.insert(0, '-');
+    }
+    s
+}
+
+fn trim_frac(v: u64, unit: u64) -> String {
+    let whole = v / unit;
+    let frac = v % unit;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let width = unit.to_string().len() - 1;
+    let f = format!("{frac:0width$}");
+    format!("{whole}.{}", f.trim_end_matches('0'))
+}
+
+/// `HEALTHCHECK %+v` of the config dockerd stores (`&{Test:[CMD-SHELL x] Interval:5s ...}`).
+pub fn healthcheck_comment(h: &Health) -> String {
+    format!(
+        "HEALTHCHECK &{{Test:{} Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+        go_slice(&h.test),
+        go_duration(h.interval),
+        go_duration(h.timeout),
+        go_duration(h.start_period),
+        go_duration(h.start_interval),
+        h.retries
+    )
+}
+
+/// The `Cmd` of a COPY/ADD step (moby `performCopy`): `#(nop) COPY [--chown=x ]<hash> in
+/// <dest> ` with its trailing space.
+pub fn copy_cmd(
+    shell: &[String],
+    name: &str,
+    chown: &str,
+    src_hash: &str,
+    dest: &str,
+) -> Vec<String> {
+    let chown = if chown.is_empty() {
+        String::new()
+    } else {
+        format!("--chown={chown} ")
+    };
+    nop_cmd_string(shell, &format!("{name} {chown}{src_hash} in {dest} "))
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let d = Sha256::digest(data);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash naming COPY/ADD sources (moby `getSourceHashFromInfos`): one source keeps its
+/// own `file:<sha>`/`dir:<sha>`, several become `multi:<sha256 of the hashes joined by ,>`.
+pub fn source_hash(hashes: &[String]) -> String {
+    if let [one] = hashes {
+        return one.clone();
+    }
+    format!("multi:{}", sha256_hex(hashes.join(",").as_bytes()))
+}
+
+/// The config fields dockerd's local cache compares (moby `cache.compare`) with the step's
+/// `Cmd`, and the parent image: two steps with equal keys are the same step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheProbe<'a> {
+    pub parent: &'a str,
+    pub cmd: &'a [String],
+    pub env: &'a [String],
+    pub entrypoint: &'a [String],
+    pub shell: &'a [String],
+    pub on_build: &'a [String],
+    /// Sorted keys of `ExposedPorts`, `Volumes`; sorted `k=v` of `Labels`.
+    pub exposed_ports: &'a [String],
+    pub volumes: &'a [String],
+    pub labels: &'a [String],
+    pub user: &'a str,
+    pub working_dir: &'a str,
+}
+
+impl CacheProbe<'_> {
+    /// A sha256 over a length-prefixed encoding of every field (no field can bleed into the
+    /// next), as `sha256:<hex>`.
+    pub fn key(&self) -> String {
+        let mut h = Sha256::new();
+        let mut put = |tag: &str, items: &[&str]| {
+            h.update(tag.as_bytes());
+            h.update((items.len() as u64).to_le_bytes());
+            for i in items {
+                h.update((i.len() as u64).to_le_bytes());
+                h.update(i.as_bytes());
+            }
+        };
+        put("parent", &[self.parent]);
+        put("cmd", &refs(self.cmd));
+        put("env", &refs(self.env));
+        put("entrypoint", &refs(self.entrypoint));
+        put("shell", &refs(self.shell));
+        put("onbuild", &refs(self.on_build));
+        put("ports", &refs(self.exposed_ports));
+        put("volumes", &refs(self.volumes));
+        put("labels", &refs(self.labels));
+        put("user", &[self.user]);
+        put("workdir", &[self.working_dir]);
+        let d = h.finalize();
+        format!(
+            "sha256:{}",
+            d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh() -> Vec<String> {
+        default_shell()
+    }
+
+    // Strings as dockerd 20.10 shows them in `docker history --no-trunc`.
+    #[test]
+    fn created_by_strings() {
+        assert_eq!(
+            created_by(&nop_cmd(&sh(), &cmd_comment(&["sh".into()]))),
+            r#"/bin/sh -c #(nop)  CMD ["sh"]"#
+        );
+        assert_eq!(
+            created_by(&nop_cmd(
+                &sh(),
+                &env_comment(&[KeyValue {
+                    key: "A".into(),
+                    value: "1 2".into(),
+                    no_delim: false
+                }])
+            )),
+            "/bin/sh -c #(nop)  ENV A=1 2"
+        );
+        assert_eq!(
+            created_by(&nop_cmd_string(&sh(), &workdir_comment("/app"))),
+            "/bin/sh -c #(nop) WORKDIR /app"
+        );
+        assert_eq!(
+            created_by(&copy_cmd(&sh(), "COPY", "", "file:abc", "/dst")),
+            "/bin/sh -c #(nop) COPY file:abc in /dst "
+        );
+        assert_eq!(
+            created_by(&copy_cmd(&sh(), "ADD", "1:2", "dir:abc", "/d/")),
+            "/bin/sh -c #(nop) ADD --chown=1:2 dir:abc in /d/ "
+        );
+        let run: Vec<String> = vec![
+            "|1".into(),
+            "V=1".into(),
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo hi".into(),
+        ];
+        assert_eq!(created_by(&run), "|1 V=1 /bin/sh -c echo hi");
+        assert_eq!(
+            created_by(&nop_cmd(
+                &sh(),
+                &volume_comment(&["/a".into(), "/b".into()])
+            )),
+            "/bin/sh -c #(nop)  VOLUME [/a /b]"
+        );
+        assert_eq!(
+            created_by(&nop_cmd(
+                &sh(),
+                &entrypoint_comment(&["/bin/sh".into(), "-c".into(), "a \"b\"".into()])
+            )),
+            r#"/bin/sh -c #(nop)  ENTRYPOINT ["/bin/sh" "-c" "a \"b\""]"#
+        );
+        assert_eq!(
+            arg_comment(&[("a".into(), None), ("b".into(), Some("c".into()))]),
+            "ARG a b=c"
+        );
+        assert_eq!(
+            shell_comment(&["bash".into(), "-c".into()]),
+            "SHELL [bash -c]"
+        );
+        assert_eq!(expose_comment(&["80/tcp".into()]), "EXPOSE 80/tcp");
+    }
+
+    #[test]
+    fn healthcheck_and_durations() {
+        let h = Health {
+            test: vec!["CMD-SHELL".into(), "true".into()],
+            interval: 5_000_000_000,
+            timeout: 0,
+            start_period: 1_500_000_000,
+            start_interval: 0,
+            retries: 3,
+        };
+        assert_eq!(
+            healthcheck_comment(&h),
+            "HEALTHCHECK &{Test:[CMD-SHELL true] Interval:5s Timeout:0s StartPeriod:1.5s StartInterval:0s Retries:3}"
+        );
+        assert_eq!(go_duration(90_000_000_000), "1m30s");
+        assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
+        assert_eq!(go_duration(1_000_000), "1ms");
+        assert_eq!(go_duration(1_500), "1.5µs");
+        assert_eq!(go_duration(-2_000_000_000), "-2s");
+    }
+
+    #[test]
+    fn source_hashes() {
+        assert_eq!(source_hash(&["file:x".into()]), "file:x");
+        // sha256("file:a,dir:b")
+        assert_eq!(
+            source_hash(&["file:a".into(), "dir:b".into()]),
+            format!("multi:{}", sha256_hex(b"file:a,dir:b"))
+        );
+    }
+
+    #[test]
+    fn cache_keys_differ_when_dockerd_would_miss() {
+        let cmd = nop_cmd(&sh(), "CMD [\"sh\"]");
+        let base = CacheProbe {
+            parent: "sha256:p",
+            cmd: &cmd,
+            ..CacheProbe::default()
+        };
+        let k = base.key();
+        assert_eq!(k, base.clone().key());
+        assert_ne!(
+            k,
+            CacheProbe {
+                parent: "sha256:q",
+                ..base.clone()
+            }
+            .key()
+        );
+        let env = vec!["A=1".to_string()];
+        assert_ne!(
+            k,
+            CacheProbe {
+                env: &env,
+                ..base.clone()
+            }
+            .key()
+        );
+        let cmd2 = nop_cmd(&sh(), "CMD [\"bash\"]");
+        assert_ne!(
+            k,
+            CacheProbe {
+                cmd: &cmd2,
+                ..base.clone()
+            }
+            .key()
+        );
+        // No bleeding between fields.
+        let a = vec!["ab".to_string()];
+        let b = vec!["a".to_string(), "b".to_string()];
+        assert_ne!(
+            CacheProbe {
+                env: &a,
+                ..base.clone()
+            }
+            .key(),
+            CacheProbe {
+                env: &b,
+                ..base.clone()
+            }
+            .key()
+        );
+        assert!(k.starts_with("sha256:") && k.len() == 71);
+    }
+}
