@@ -13,6 +13,7 @@ pub mod args;
 pub mod cache;
 pub mod dockerignore;
 pub mod error;
+pub mod expand;
 pub mod instructions;
 pub mod lex;
 pub mod parser;
