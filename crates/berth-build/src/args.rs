@@ -230,6 +230,28 @@ mod tests {
         assert_eq!(a.prepend_env_on_cmd(&[], &cmd), cmd);
     }
 
+    /// dockerd 20.10.24, `--build-arg V=2 --build-arg HTTP_PROXY=http://p`, `ARG V=1`,
+    /// `RUN echo $V`, `ENV V=fromenv`, `RUN echo $V`: history reads `|1 V=2 /bin/sh -c
+    /// echo $V` then `|0 /bin/sh -c echo $V` (the undeclared proxy arg is in scope, so the
+    /// prefix is there, but it is not recorded; V is hidden by the ENV).
+    #[test]
+    fn run_prefix_as_dockerd_records_it() {
+        let mut a = BuildArgs::new(opts(&[("V", Some("2")), ("HTTP_PROXY", Some("http://p"))]));
+        a.add_arg("V", Some("1".into()));
+        let cmd = vec!["/bin/sh".to_string(), "-c".into(), "echo $V".into()];
+        let scope = a.filter_allowed(&[]);
+        assert_eq!(
+            crate::cache::created_by(&a.prepend_env_on_cmd(&scope, &cmd)),
+            "|1 V=2 /bin/sh -c echo $V"
+        );
+        let env = vec!["V=fromenv".to_string()];
+        let scope = a.filter_allowed(&env);
+        assert_eq!(
+            crate::cache::created_by(&a.prepend_env_on_cmd(&scope, &cmd)),
+            "|0 /bin/sh -c echo $V"
+        );
+    }
+
     #[test]
     fn unused_warning() {
         let mut a = BuildArgs::new(opts(&[

@@ -161,7 +161,9 @@ fn trim_frac(v: u64, unit: u64) -> String {
     format!("{whole}.{}", f.trim_end_matches('0'))
 }
 
-/// `HEALTHCHECK %+v` of the config dockerd stores (`&{Test:[CMD-SHELL x] Interval:5s ...}`).
+/// `HEALTHCHECK %+v` of the config current moby stores (`&{Test:[CMD-SHELL x]
+/// Interval:5s ...}`); dockerd 20.10 printed it with `%q` (`&{["CMD-SHELL" "true"] "5s"
+/// "0s" "1m30s" '\x03'}`).
 pub fn healthcheck_comment(h: &Health) -> String {
     format!(
         "HEALTHCHECK &{{Test:{} Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
@@ -175,7 +177,8 @@ pub fn healthcheck_comment(h: &Health) -> String {
 }
 
 /// The `Cmd` of a COPY/ADD step (moby `performCopy`): `#(nop) COPY [--chown=x ]<hash> in
-/// <dest> ` with its trailing space.
+/// <dest> ` with its trailing space. Current moby puts a space after `--chown=x`; dockerd
+/// 20.10 did not (`ADD --chown=1:2file:61f4... in /a `, seen on these machines).
 pub fn copy_cmd(
     shell: &[String],
     name: &str,
@@ -209,8 +212,11 @@ pub fn source_hash(hashes: &[String]) -> String {
     format!("multi:{}", sha256_hex(hashes.join(",").as_bytes()))
 }
 
-/// The config fields dockerd's local cache compares (moby `cache.compare`) with the step's
-/// `Cmd`, and the parent image: two steps with equal keys are the same step.
+/// The config fields dockerd's local cache compares (moby `cache.compare`: Cmd, Env,
+/// Entrypoint, Shell, OnBuild, ExposedPorts, Volumes, Labels, User, WorkingDir,
+/// StopSignal, StopTimeout, ArgsEscaped, Healthcheck; the attach/tty flags are constant in
+/// a build) with the step's `Cmd`, and the parent image: two steps with equal keys are the
+/// same step.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheProbe<'a> {
     pub parent: &'a str,
@@ -225,6 +231,10 @@ pub struct CacheProbe<'a> {
     pub labels: &'a [String],
     pub user: &'a str,
     pub working_dir: &'a str,
+    pub stop_signal: &'a str,
+    pub stop_timeout: Option<i64>,
+    pub args_escaped: bool,
+    pub healthcheck: Option<&'a Health>,
 }
 
 impl CacheProbe<'_> {
@@ -251,6 +261,31 @@ impl CacheProbe<'_> {
         put("labels", &refs(self.labels));
         put("user", &[self.user]);
         put("workdir", &[self.working_dir]);
+        put("stopsignal", &[self.stop_signal]);
+        let timeout = self.stop_timeout.map(|t| t.to_string());
+        put(
+            "stoptimeout",
+            &timeout.as_deref().into_iter().collect::<Vec<_>>(),
+        );
+        put("argsescaped", &[if self.args_escaped { "1" } else { "0" }]);
+        match self.healthcheck {
+            None => put("health", &[]),
+            Some(h) => {
+                let nums = [
+                    h.interval,
+                    h.timeout,
+                    h.start_period,
+                    h.start_interval,
+                    h.retries,
+                ]
+                .map(|n| n.to_string());
+                put("health", &refs(&h.test));
+                put(
+                    "healthnums",
+                    &nums.iter().map(String::as_str).collect::<Vec<_>>(),
+                );
+            }
+        }
         let d = h.finalize();
         format!(
             "sha256:{}",
@@ -328,6 +363,81 @@ mod tests {
             "SHELL [bash -c]"
         );
         assert_eq!(expose_comment(&["80/tcp".into()]), "EXPOSE 80/tcp");
+    }
+
+    /// `docker history --no-trunc` of dockerd 20.10.24 (DOCKER_BUILDKIT=0) for the same
+    /// instructions, built through the crate's parse and expand.
+    #[test]
+    fn history_matches_dockerd_20_10() {
+        use crate::expand::expand;
+        use crate::instructions::Instruction as I;
+        use crate::lex::{Env, Lex};
+        let df = crate::parse_dockerfile(
+            br#"FROM scratch
+ARG V=1
+ARG W
+ENV A=1 B="two words"
+ENV OLD legacy form
+LABEL k=v "x y"=z
+WORKDIR /app
+EXPOSE 80 443/udp
+VOLUME /data /logs
+USER nobody
+STOPSIGNAL SIGKILL
+ONBUILD RUN echo hi
+SHELL ["/bin/sh", "-c"]
+ENTRYPOINT ["/bin/sh"]
+CMD ["-c", "echo"]
+MAINTAINER someone
+"#,
+        )
+        .unwrap();
+        let want = [
+            "/bin/sh -c #(nop)  ARG V=1",
+            "/bin/sh -c #(nop)  ARG W",
+            "/bin/sh -c #(nop)  ENV A=1 B=two words",
+            "/bin/sh -c #(nop)  ENV OLD=legacy form",
+            "/bin/sh -c #(nop)  LABEL k=v x y=z",
+            "/bin/sh -c #(nop) WORKDIR /app",
+            "/bin/sh -c #(nop)  EXPOSE 443/udp 80",
+            "/bin/sh -c #(nop)  VOLUME [/data /logs]",
+            "/bin/sh -c #(nop)  USER nobody",
+            "/bin/sh -c #(nop)  STOPSIGNAL SIGKILL",
+            "/bin/sh -c #(nop)  ONBUILD RUN echo hi",
+            "/bin/sh -c #(nop)  SHELL [/bin/sh -c]",
+            r#"/bin/sh -c #(nop)  ENTRYPOINT ["/bin/sh"]"#,
+            r#"/bin/sh -c #(nop)  CMD ["-c" "echo"]"#,
+            "/bin/sh -c #(nop)  MAINTAINER someone",
+        ];
+        let lex = Lex::new('\\');
+        let env = Env::default();
+        let got: Vec<String> = df.stages[0]
+            .commands
+            .iter()
+            .map(|c| {
+                let x = expand(&c.instruction, &lex, &env).unwrap();
+                let nop = |s: String| created_by(&nop_cmd(&sh(), &s));
+                match x {
+                    I::Arg(a) => nop(arg_comment(
+                        &a.into_iter().map(|d| (d.key, d.value)).collect::<Vec<_>>(),
+                    )),
+                    I::Env(e) => nop(env_comment(&e)),
+                    I::Label(l) => nop(label_comment(&l)),
+                    I::Workdir(w) => created_by(&nop_cmd_string(&sh(), &workdir_comment(&w))),
+                    I::Expose(p) => nop(expose_comment(&p)),
+                    I::Volume(v) => nop(volume_comment(&v)),
+                    I::User(u) => nop(user_comment(&u)),
+                    I::StopSignal(s) => nop(stopsignal_comment(&s)),
+                    I::Onbuild(o) => nop(onbuild_comment(&o)),
+                    I::Shell(s) => nop(shell_comment(&s)),
+                    I::Entrypoint(e) => nop(entrypoint_comment(&e.args)),
+                    I::Cmd(c) => nop(cmd_comment(&c.args)),
+                    I::Maintainer(m) => nop(maintainer_comment(&m)),
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]
@@ -413,5 +523,33 @@ mod tests {
             .key()
         );
         assert!(k.starts_with("sha256:") && k.len() == 71);
+        let h = Health {
+            test: vec!["NONE".into()],
+            ..Health::default()
+        };
+        assert_ne!(
+            k,
+            CacheProbe {
+                healthcheck: Some(&h),
+                ..base.clone()
+            }
+            .key()
+        );
+        assert_ne!(
+            k,
+            CacheProbe {
+                stop_timeout: Some(0),
+                ..base.clone()
+            }
+            .key()
+        );
+        assert_ne!(
+            k,
+            CacheProbe {
+                args_escaped: true,
+                ..base.clone()
+            }
+            .key()
+        );
     }
 }

@@ -20,6 +20,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// The message dockerd sends the client for this error in a Dockerfile called `name`:
+    /// parser errors come wrapped as `failed to parse <name>: ...` (moby
+    /// `remotecontext/detect.go`), the others as they are.
+    pub fn client_message(&self, name: &str) -> String {
+        match self {
+            Error::Syntax { message, .. } => format!("failed to parse {name}: {message}"),
+            other => other.to_string(),
+        }
+    }
+
     /// The 1-based line the error is about, where it has one.
     pub fn line(&self) -> Option<usize> {
         match self {
@@ -77,5 +87,12 @@ mod tests {
             "dockerfile parse error on line 3: unknown instruction: FORM"
         );
         assert_eq!(e.line(), Some(3));
+        assert_eq!(e.client_message("Dockerfile"), e.to_string());
+        // As dockerd 20.10.24 answered `# escape=x`.
+        let e = crate::parser::parse(b"# escape=x\nFROM scratch\n").unwrap_err();
+        assert_eq!(
+            e.client_message("Dockerfile"),
+            "failed to parse Dockerfile: invalid escape token 'x' does not match ` or \\"
+        );
     }
 }

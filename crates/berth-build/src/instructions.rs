@@ -155,10 +155,8 @@ pub fn parse_dockerfile(data: &[u8]) -> Result<Dockerfile, Error> {
             Parsed::Command(Instruction::Arg(a)) if stages.is_empty() => meta_args.extend(a),
             Parsed::Command(instruction) => {
                 let Some(stage) = stages.last_mut() else {
-                    return Err(Error::Syntax {
-                        line: node.start_line,
-                        message: "no build stage in current context".into(),
-                    });
+                    // moby returns it bare (not a parse error, not the parser's).
+                    return Err(Error::Invalid("no build stage in current context".into()));
                 };
                 stage.commands.push(Command {
                     instruction,
