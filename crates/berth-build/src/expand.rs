@@ -93,6 +93,20 @@ pub fn stage_platform(stage: &Stage, escape: char, args: &BuildArgs) -> Result<S
     Lex::new(escape).process_word(&stage.platform, &args.meta_env())
 }
 
+/// The working directory after `WORKDIR requested` (moby `normalizeWorkdir`): a relative
+/// path is joined to the current one (or `/`), the result cleaned.
+pub fn normalize_workdir(current: &str, requested: &str) -> Result<String, Error> {
+    if requested.is_empty() {
+        return Err(Error::Invalid("cannot normalize nothing".into()));
+    }
+    if requested.starts_with('/') {
+        return Ok(crate::dockerignore::clean(requested));
+    }
+    Ok(crate::dockerignore::clean(&format!(
+        "/{current}/{requested}"
+    )))
+}
+
 /// The content of an unquoted-delimiter heredoc with variables expanded, quotes and
 /// escapes kept as written (buildkit's raw expansion of heredoc content).
 pub fn expand_heredoc(content: &str, env: &Env) -> Result<String, Error> {
@@ -228,6 +242,14 @@ mod tests {
             stage_base_name(&df.stages[0], '\\', &args).unwrap(),
             "busybox:latest"
         );
+    }
+
+    #[test]
+    fn workdir() {
+        assert_eq!(normalize_workdir("", "app").unwrap(), "/app");
+        assert_eq!(normalize_workdir("/w", "sub/../x/").unwrap(), "/w/x");
+        assert_eq!(normalize_workdir("/w", "/abs//y").unwrap(), "/abs/y");
+        assert!(normalize_workdir("/w", "").is_err());
     }
 
     #[test]
