@@ -146,3 +146,60 @@ fn expansion_dockerfile_matches_dockerd_20_10() {
     assert_eq!(history.join("\n"), HISTORY);
     assert_eq!(args.unused_warning(), None);
 }
+
+/// docker CLI 28 sending a context to dockerd 20.10.24 with this `.dockerignore`, then
+/// `COPY . /c/` and `docker export`: the files that arrived. The CLI keeps the Dockerfile
+/// and `.dockerignore` in the context even though they are excluded; the daemon removes
+/// them after reading.
+#[test]
+fn dockerignore_matches_docker_cli_and_dockerd() {
+    use berth_build::dockerignore::{read_patterns, Matcher};
+    let ignore = b"# comment\n*.md\n!README*.md\nREADME-secret.md\ndocs\n!docs/sub/*.md\n**/*.tmp\nnode_modules\n/logs/*.log\n!logs/keep.log\n.git\nbuild/**\n./notes.txt\nDockerfile\n.dockerignore\n";
+    let files = [
+        ".dockerignore",
+        ".git/HEAD",
+        "Dockerfile",
+        "Dockerfile.extra",
+        "README-secret.md",
+        "README.md",
+        "a.tmp",
+        "build/out/bin",
+        "docs/README.md",
+        "docs/a.md",
+        "docs/sub/b.md",
+        "logs/1.log",
+        "logs/keep.log",
+        "node_modules/x/i.js",
+        "notes.txt",
+        "src/a/b/c.rs",
+        "src/a/x.tmp",
+        "src/main.rs",
+        "we ird.txt",
+    ];
+    let want = [
+        "Dockerfile.extra",
+        "README.md",
+        "docs/sub/b.md",
+        "logs/keep.log",
+        "src/a/b/c.rs",
+        "src/main.rs",
+        "we ird.txt",
+    ];
+    let patterns = read_patterns(ignore);
+    let sent =
+        Matcher::new(&Matcher::keep_build_files(&patterns, "Dockerfile", false).unwrap()).unwrap();
+    let daemon = Matcher::new(&patterns).unwrap();
+    let removed = daemon.removed_after_read("Dockerfile");
+    let got: Vec<&str> = files
+        .iter()
+        .copied()
+        .filter(|f| !sent.excluded(f) && !removed.iter().any(|r| r == f))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(removed, [".dockerignore", "Dockerfile"]);
+    // The walk may skip these directories whole, but not docs/ (an exception reaches in).
+    assert!(sent.can_skip_dir("node_modules"));
+    assert!(sent.can_skip_dir(".git"));
+    assert!(!sent.can_skip_dir("docs"));
+    assert!(!sent.can_skip_dir("src"));
+}
