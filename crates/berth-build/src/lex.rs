@@ -6,6 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The deepest `${a:-${b:-...}}` nesting processed (dockerd has no limit; real
+/// Dockerfiles nest two or three).
+pub const MAX_NESTING: usize = 64;
+
 /// A set of variables as the lexer sees them: `KEY=value` strings, later ones win
 /// (moby `shell.EnvsFromSlice`).
 #[derive(Debug, Clone, Default)]
@@ -82,6 +86,7 @@ impl Lex {
             pos: 0,
             env,
             raw_escapes: self.raw_escapes,
+            depth: 0,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
         };
@@ -103,6 +108,9 @@ impl Lex {
 struct ShellWord<'a> {
     lex: Lex,
     chars: Vec<char>,
+    /// Nesting of `${...}` being processed: Go grows its stack, we refuse past
+    /// [`MAX_NESTING`] rather than overflow ours.
+    depth: usize,
     pos: usize,
     env: &'a Env,
     raw_escapes: bool,
@@ -166,10 +174,17 @@ impl ShellWord<'_> {
         stop: Option<char>,
         raw_escapes: bool,
     ) -> Result<(String, Vec<String>), Failed> {
+        if self.depth >= MAX_NESTING {
+            return Err(Failed(format!(
+                "syntax error: more than {MAX_NESTING} nested substitutions"
+            )));
+        }
+        self.depth += 1;
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
         let r = self.stop_on(stop);
         self.raw_escapes = saved;
+        self.depth -= 1;
         r
     }
 
@@ -550,6 +565,25 @@ mod tests {
         assert_eq!(words("\\ a"), [" a"]);
         assert_eq!(words("$UNSET"), Vec::<String>::new());
         assert_eq!(words("'' x"), ["x"]);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = "${a:-".repeat(20_000);
+        let e = word(&deep).unwrap_err().to_string();
+        assert!(
+            e.ends_with("syntax error: more than 64 nested substitutions"),
+            "{e}"
+        );
+        let ok = format!(
+            "{}x{}",
+            "${a:-".repeat(MAX_NESTING - 1),
+            "}".repeat(MAX_NESTING - 1)
+        );
+        assert_eq!(word(&ok).unwrap(), "x");
+        // Through the parser too: a heredoc line is lexed whole.
+        let line = format!("FROM a\nRUN <<EOF {}\nEOF\n", "\"${a:-".repeat(10_000));
+        assert!(crate::parser::parse(line.as_bytes()).is_ok());
     }
 
     #[test]
