@@ -3,8 +3,9 @@
 //! `daemon/internal/image/cache/compare.go`): the `Cmd` it sets on the step's container
 //! config (`#(nop)` comments for metadata instructions, `|N K=V` prefixes for RUN with
 //! build args, `COPY file:<sha> in /dst `), the `created_by` history string (that `Cmd`
-//! joined by spaces), the source hash of COPY/ADD, and a cache key over the parent image
-//! and the config fields dockerd compares.
+//! joined by spaces), the source hashes of COPY/ADD (tarsum v1 of each context entry:
+//! `file:`, `dir:`, `multi:`), and a cache key over the parent image and the config fields
+//! dockerd compares. The engine reads the files; these functions only hash what it feeds.
 
 use sha2::{Digest, Sha256};
 
@@ -210,6 +211,76 @@ pub fn source_hash(hashes: &[String]) -> String {
         return one.clone();
     }
     format!("multi:{}", sha256_hex(hashes.join(",").as_bytes()))
+}
+
+/// The fields of a context tar entry that name its content in the cache (tarsum v1 as
+/// moby's `remotecontext/internal/tarsum` selects them: mtime left out, uname and gname
+/// written empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TarsumHeader<'a> {
+    /// The entry's name as in the tar (`d/c`, `d/` for a directory).
+    pub name: &'a str,
+    pub mode: i64,
+    pub uid: u64,
+    pub gid: u64,
+    pub size: u64,
+    pub typeflag: u8,
+    pub linkname: &'a str,
+    pub devmajor: i64,
+    pub devminor: i64,
+    /// Extended attributes (PAX `SCHILY.xattr.*`), any order.
+    pub xattrs: &'a [(String, Vec<u8>)],
+}
+
+/// The hash of one context entry, fed its content after the header (moby `tarsumHash`).
+pub struct EntryHasher(Sha256);
+
+impl EntryHasher {
+    pub fn new(h: &TarsumHeader) -> EntryHasher {
+        let mut s = Sha256::new();
+        let mut put = |k: &str, v: &[u8]| {
+            s.update(k.as_bytes());
+            s.update(v);
+        };
+        put("name", h.name.as_bytes());
+        put("mode", h.mode.to_string().as_bytes());
+        put("uid", h.uid.to_string().as_bytes());
+        put("gid", h.gid.to_string().as_bytes());
+        put("size", h.size.to_string().as_bytes());
+        put("typeflag", &[h.typeflag]);
+        put("linkname", h.linkname.as_bytes());
+        put("uname", b"");
+        put("gname", b"");
+        put("devmajor", h.devmajor.to_string().as_bytes());
+        put("devminor", h.devminor.to_string().as_bytes());
+        let mut x: Vec<&(String, Vec<u8>)> = h.xattrs.iter().collect();
+        x.sort_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in x {
+            put(k, v);
+        }
+        EntryHasher(s)
+    }
+
+    pub fn update(&mut self, content: &[u8]) {
+        self.0.update(content);
+    }
+
+    /// The hex digest (a COPY of this one file is `file:<hex>`).
+    pub fn finish(self) -> String {
+        self.0
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// The source hash of a directory COPY/ADD (moby `walkSource`): `dir:` + sha256 of the
+/// hashes of the directory itself and everything under it, sorted, joined by `,`.
+pub fn dir_hash(entry_hashes: &[String]) -> String {
+    let mut v = entry_hashes.to_vec();
+    v.sort();
+    format!("dir:{}", sha256_hex(v.join(",").as_bytes()))
 }
 
 /// The config fields dockerd's local cache compares (moby `cache.compare`: Cmd, Env,
@@ -459,6 +530,60 @@ MAINTAINER someone
         assert_eq!(go_duration(1_000_000), "1ms");
         assert_eq!(go_duration(1_500), "1.5µs");
         assert_eq!(go_duration(-2_000_000_000), "-2s");
+    }
+
+    /// dockerd 20.10.24 built `COPY a b /dst/`, `COPY d /d/`, `ADD a /a` from a context the
+    /// docker CLI sent (uid/gid 0, a = "a\n" 0644, b = "b\n", d/ 0755 holding c = "c\n")
+    /// and recorded these hashes in history.
+    #[test]
+    fn context_hashes_match_dockerd() {
+        let file = |name: &str, mode: i64, content: &[u8]| {
+            let mut h = EntryHasher::new(&TarsumHeader {
+                name,
+                mode,
+                size: content.len() as u64,
+                typeflag: b'0',
+                ..TarsumHeader::default()
+            });
+            h.update(content);
+            h.finish()
+        };
+        let a = file("a", 0o644, b"a\n");
+        assert_eq!(
+            a,
+            "61f4faee8d3546bc59f21fe6168a562bac0717406832d488e77bd582568a57fb"
+        );
+        let b = file("b", 0o644, b"b\n");
+        assert_eq!(
+            source_hash(&[format!("file:{a}"), format!("file:{b}")]),
+            "multi:589f85986398ec541bcd7106f17d404c5b9d26c1d861b6bd4782559b3ffb35b6"
+        );
+        let d = EntryHasher::new(&TarsumHeader {
+            name: "d/",
+            mode: 0o755,
+            typeflag: b'5',
+            ..TarsumHeader::default()
+        })
+        .finish();
+        let c = file("d/c", 0o644, b"c\n");
+        assert_eq!(
+            dir_hash(&[c, d]),
+            "dir:83dbe011adf35c3106747b251e676252c4b0d35d006e1518fc10bdf78ee33603"
+        );
+        // Owner, mode and xattrs are part of the name of the content.
+        let x = [("security.capability".to_string(), vec![1u8])];
+        let with_x = EntryHasher::new(&TarsumHeader {
+            name: "a",
+            mode: 0o644,
+            size: 2,
+            typeflag: b'0',
+            xattrs: &x,
+            ..TarsumHeader::default()
+        });
+        let mut with_x = with_x;
+        with_x.update(b"a\n");
+        assert_ne!(with_x.finish(), a);
+        assert_ne!(file("a", 0o600, b"a\n"), a);
     }
 
     #[test]
