@@ -114,6 +114,7 @@ pub enum Instruction {
 pub struct Command {
     pub instruction: Instruction,
     pub line: usize,
+    /// The logical line, trimmed: what dockerd prints after `Step N/M : `.
     pub original: String,
 }
 
@@ -161,7 +162,7 @@ pub fn parse_dockerfile(data: &[u8]) -> Result<Dockerfile, Error> {
                 stage.commands.push(Command {
                     instruction,
                     line: node.start_line,
-                    original: node.original.clone(),
+                    original: node.original.trim().to_string(),
                 });
             }
         }
@@ -188,7 +189,7 @@ pub fn parse_trigger(text: &str) -> Result<Command, Error> {
         Parsed::Command(instruction) => Ok(Command {
             instruction,
             line,
-            original: node.original.clone(),
+            original: node.original.trim().to_string(),
         }),
         Parsed::Stage(_) => Err(Error::Invalid(
             "FROM isn't allowed as an ONBUILD trigger".into(),
@@ -988,6 +989,16 @@ mod tests {
             first("STOPSIGNAL SIGKILL"),
             Instruction::StopSignal("SIGKILL".into())
         );
+    }
+
+    #[test]
+    fn step_text_is_the_joined_line() {
+        let d = df("FROM a\nRUN echo hello \\\n    && echo world   \nCMD x\n");
+        assert_eq!(
+            d.stages[0].commands[0].original,
+            "RUN echo hello     && echo world"
+        );
+        assert_eq!(d.stages[0].commands[1].line, 4);
     }
 
     #[test]
