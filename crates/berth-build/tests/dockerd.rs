@@ -41,18 +41,24 @@ fn port_key(p: &str) -> String {
     }
 }
 
-#[test]
-fn expansion_dockerfile_matches_dockerd_20_10() {
-    let data = std::fs::read(
+fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/corpus/ok-expansion.Dockerfile"),
+            .join("tests/corpus")
+            .join(name),
     )
-    .unwrap();
-    let df = parse_dockerfile(&data).unwrap();
-    let opts = BTreeMap::from([
-        ("B".to_string(), Some("bopt".to_string())),
-        ("HTTP_PROXY".to_string(), Some("hp".to_string())),
-    ]);
+    .unwrap()
+}
+
+/// Replays the first stage's metadata instructions as dockerd's dispatchers do: the
+/// resulting config (as `docker inspect --format '{{json .Config}}'` shows it) and the
+/// history, newest first.
+fn replay(data: &[u8], opts: &[(&str, &str)]) -> (Value, String) {
+    let df = parse_dockerfile(data).unwrap();
+    let opts = opts
+        .iter()
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+        .collect::<BTreeMap<_, _>>();
     let mut args = BuildArgs::new(opts);
     for a in &df.meta_args {
         args.add_meta_arg(&a.key, a.value.clone());
@@ -63,17 +69,26 @@ fn expansion_dockerfile_matches_dockerd_20_10() {
 
     let lex = Lex::new(df.escape);
     let sh = default_shell();
+    let mut config = serde_json::Map::new();
     // FROM scratch: dockerd sets the default PATH.
     let mut env: Vec<String> =
         vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()];
-    let (mut user, mut workdir, mut stop) = (String::new(), String::new(), String::new());
     let mut labels = serde_json::Map::new();
     let mut ports = serde_json::Map::new();
     let mut volumes = serde_json::Map::new();
+    let mut onbuild: Vec<String> = Vec::new();
+    let mut workdir = String::new();
     let mut history = Vec::new();
     for c in &stage.commands {
         let x = expand(&c.instruction, &lex, &args.expansion_env(&env)).unwrap();
         let nop = |s: String| created_by(&nop_cmd(&sh, &s));
+        let with_shell = |cl: &berth_build::instructions::CmdLine| -> Vec<String> {
+            if cl.prepend_shell {
+                sh.iter().cloned().chain(cl.args.iter().cloned()).collect()
+            } else {
+                cl.args.clone()
+            }
+        };
         history.push(match &x {
             Instruction::Arg(defs) => {
                 for d in defs {
@@ -112,14 +127,15 @@ fn expansion_dockerfile_matches_dockerd_20_10() {
             }
             Instruction::Workdir(w) => {
                 workdir = normalize_workdir(&workdir, w).unwrap();
+                config.insert("WorkingDir".into(), json!(workdir));
                 created_by(&nop_cmd_string(&sh, &cache::workdir_comment(&workdir)))
             }
             Instruction::User(u) => {
-                user = u.clone();
+                config.insert("User".into(), json!(u));
                 nop(cache::user_comment(u))
             }
             Instruction::StopSignal(s) => {
-                stop = s.clone();
+                config.insert("StopSignal".into(), json!(s));
                 nop(cache::stopsignal_comment(s))
             }
             Instruction::Volume(v) => {
@@ -128,23 +144,177 @@ fn expansion_dockerfile_matches_dockerd_20_10() {
                 }
                 nop(cache::volume_comment(v))
             }
-            other => panic!("not in this Dockerfile: {other:?}"),
+            Instruction::Cmd(cl) => {
+                let cmd = with_shell(cl);
+                config.insert("Cmd".into(), json!(cmd));
+                nop(cache::cmd_comment(&cmd))
+            }
+            Instruction::Entrypoint(cl) => {
+                let ep = with_shell(cl);
+                config.insert("Entrypoint".into(), json!(ep));
+                nop(cache::entrypoint_comment(&ep))
+            }
+            Instruction::Onbuild(o) => {
+                onbuild.push(o.clone());
+                nop(cache::onbuild_comment(o))
+            }
+            Instruction::Healthcheck(h) => {
+                let mut hc = serde_json::Map::new();
+                hc.insert("Test".into(), json!(h.test));
+                for (k, v) in [
+                    ("Interval", h.interval),
+                    ("Timeout", h.timeout),
+                    ("StartPeriod", h.start_period),
+                    ("StartInterval", h.start_interval),
+                    ("Retries", h.retries),
+                ] {
+                    if v != 0 {
+                        hc.insert(k.into(), json!(v));
+                    }
+                }
+                config.insert("Healthcheck".into(), Value::Object(hc));
+                nop(cache::healthcheck_comment(h))
+            }
+            other => panic!("not replayed here: {other:?}"),
         });
     }
-    let got = json!({
-        "User": user,
-        "ExposedPorts": ports,
-        "Env": env,
-        "Volumes": volumes,
-        "WorkingDir": workdir,
-        "Labels": labels,
-        "StopSignal": stop,
-    });
-    let want: Value = serde_json::from_str(CONFIG).unwrap();
-    assert_eq!(got, want);
-    history.reverse();
-    assert_eq!(history.join("\n"), HISTORY);
+    config.insert("Env".into(), json!(env));
+    for (k, m) in [
+        ("Labels", labels),
+        ("ExposedPorts", ports),
+        ("Volumes", volumes),
+    ] {
+        if !m.is_empty() {
+            config.insert(k.into(), Value::Object(m));
+        }
+    }
+    if !onbuild.is_empty() {
+        config.insert("OnBuild".into(), json!(onbuild));
+    }
     assert_eq!(args.unused_warning(), None);
+    history.reverse();
+    (Value::Object(config), history.join("\n"))
+}
+
+#[test]
+fn expansion_dockerfile_matches_dockerd_20_10() {
+    let (config, history) = replay(
+        &corpus("ok-expansion.Dockerfile"),
+        &[("B", "bopt"), ("HTTP_PROXY", "hp")],
+    );
+    assert_eq!(config, serde_json::from_str::<Value>(CONFIG).unwrap());
+    assert_eq!(history, HISTORY);
+}
+
+/// `tests/corpus/ok-quirks.Dockerfile`: comments and empty lines inside continuations,
+/// lower-case instructions, invalid JSON falling back to the shell form, legacy ENV with
+/// runs of spaces, escapes in LABEL values, ONBUILD's stored text, HEALTHCHECK exec form.
+const QUIRKS_CONFIG: &str = r#"{"User":"1000:1000","ExposedPorts":{"53/udp":{},"8080/tcp":{}},"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","lower=case","SPACED=a   b"],"Entrypoint":["x"],"Cmd":["/bin/sh","-c","[a, b]"],"Volumes":{"/j":{},"/w1":{},"/w2":{}},"Labels":{"a":"1","b":"2","c":"3 \" 4","e":"x\\","f":"$HOME","g":"$HOME","h":"\\","j1":"[not,json]","j2":"single $x"},"StopSignal":"9","Healthcheck":{"Test":["CMD","true"]},"OnBuild":["LABEL   trig=1"]}"#;
+
+/// Its history, but for HEALTHCHECK (20.10 printed it with %q, current moby with %+v).
+const QUIRKS_HISTORY: &str = r#"/bin/sh -c #(nop)  ONBUILD LABEL   trig=1
+/bin/sh -c #(nop)  EXPOSE 53/udp 8080/tcp
+/bin/sh -c #(nop)  VOLUME [/w1 /w2]
+/bin/sh -c #(nop)  VOLUME [/j]
+/bin/sh -c #(nop)  USER 1000:1000
+/bin/sh -c #(nop)  STOPSIGNAL 9
+/bin/sh -c #(nop)  LABEL e=x\ f=$HOME g=$HOME h=\
+/bin/sh -c #(nop)  ENV SPACED=a   b
+/bin/sh -c #(nop)  LABEL j1=[not,json] j2=single $x
+/bin/sh -c #(nop)  ENTRYPOINT ["x"]
+/bin/sh -c #(nop)  CMD ["/bin/sh" "-c" "[a, b]"]
+/bin/sh -c #(nop)  ENV lower=case
+/bin/sh -c #(nop)  LABEL a=1 b=2 c=3 " 4"#;
+
+#[test]
+fn parser_quirks_match_dockerd_20_10() {
+    let data = corpus("ok-quirks.Dockerfile");
+    let (config, history) = replay(&data, &[]);
+    assert_eq!(
+        config,
+        serde_json::from_str::<Value>(QUIRKS_CONFIG).unwrap()
+    );
+    let history: Vec<&str> = history
+        .lines()
+        .filter(|l| !l.contains("HEALTHCHECK"))
+        .collect();
+    assert_eq!(history.join("\n"), QUIRKS_HISTORY);
+    // dockerd's Step lines, and its warning for the empty continuation line.
+    let df = parse_dockerfile(&data).unwrap();
+    assert_eq!(
+        df.stages[0].commands[0].original,
+        r#"LABEL a=1       b=2       c="3 \" 4""#
+    );
+    assert_eq!(
+        df.stages[0].commands[12].original,
+        "ONBUILD   LABEL   trig=1"
+    );
+    assert_eq!(
+        df.warnings,
+        [r#"Empty continuation line found in: LABEL a=1       b=2       c="3 \" 4""#]
+    );
+}
+
+/// `# escape=\``: backslashes are plain characters, the backtick escapes and continues.
+#[test]
+fn backtick_escape_matches_dockerd_20_10() {
+    let (config, _) = replay(&corpus("ok-escape-backtick.Dockerfile"), &[]);
+    let want = r#"{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","W=c:\\   d"],"Labels":{"b":"2","p":"c:\\\\dir\\\\","q":"$X","r":"a"}}"#;
+    assert_eq!(config, serde_json::from_str::<Value>(want).unwrap());
+}
+
+/// Two Dockerfiles dockerd 20.10.24 refused, with its words (after `Error response from
+/// daemon: `).
+#[test]
+fn parse_errors_match_dockerd_20_10() {
+    let e = parse_dockerfile(b"FROM scratch\nLABEL j1=[\"not\", \"json\"]\n").unwrap_err();
+    assert_eq!(
+        e.client_message("Dockerfile"),
+        r#"failed to parse Dockerfile: Syntax error - can't find = in "\"json\"]". Must be of the form: name=value"#
+    );
+    let e = parse_dockerfile(b"# escape=`\nFROM scratch\nLABEL r=a`\n  b\n").unwrap_err();
+    assert_eq!(
+        e.client_message("Dockerfile"),
+        r#"failed to parse Dockerfile: Syntax error - can't find = in "b". Must be of the form: name=value"#
+    );
+    for (src, want) in [
+        (
+            "FROM scratch\nENV A\n",
+            "failed to parse Dockerfile: ENV must have two arguments",
+        ),
+        (
+            "# c\n\n",
+            "failed to parse Dockerfile: file with no instructions",
+        ),
+        ("RUN x\n", "no build stage in current context"),
+    ] {
+        assert_eq!(
+            parse_dockerfile(src.as_bytes())
+                .unwrap_err()
+                .client_message("Dockerfile"),
+            want
+        );
+    }
+    let df = parse_dockerfile(b"FROM scratch AS x\nFROM scratch AS X\n").unwrap();
+    assert_eq!(
+        berth_build::stages::select_target(&df, None)
+            .unwrap_err()
+            .to_string(),
+        "x stage name already used"
+    );
+}
+
+/// `ENTRYPOINT ["x"] y`: dockerd 20.10 decoded the array and ignored the rest (its
+/// parser used a streaming JSON decoder); current moby unmarshals the whole text, so it is
+/// not JSON and becomes the shell form. We follow current moby.
+#[test]
+fn trailing_text_after_json_is_shell_form() {
+    let df = parse_dockerfile(b"FROM scratch\nENTRYPOINT [\"x\"] y\n").unwrap();
+    let Instruction::Entrypoint(ep) = &df.stages[0].commands[0].instruction else {
+        panic!()
+    };
+    assert!(ep.prepend_shell);
+    assert_eq!(ep.args, [r#"["x"] y"#]);
 }
 
 /// docker CLI 28 sending a context to dockerd 20.10.24 with this `.dockerignore`, then
