@@ -59,10 +59,45 @@ impl BuildArgs {
         self.referenced.insert(key.to_string());
     }
 
-    /// A meta `ARG` counts as consumed when declared (moby adds it to `referencedArgs`
-    /// through the meta-arg expansion).
-    pub fn mark_referenced(&mut self, key: &str) {
-        self.referenced.insert(key.to_string());
+    /// One `ARG` line before the first `FROM` (moby `processMetaArg`): its names and
+    /// defaults expanded with the meta args declared so far and the `--build-arg`s, then
+    /// declared both as meta args and in the (build-wide) scope, which marks them consumed.
+    pub fn process_meta_arg(
+        &mut self,
+        defs: &[crate::instructions::ArgDef],
+        escape: char,
+    ) -> Result<(), crate::Error> {
+        let env: Vec<String> = self
+            .all_allowed()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let env = crate::lex::Env::from_slice(&env);
+        let lex = crate::lex::Lex::new(escape);
+        for d in defs {
+            let key = lex.process_word(&d.key, &env)?;
+            let value = d
+                .value
+                .as_deref()
+                .map(|v| lex.process_word(v, &env))
+                .transpose()?;
+            self.add_arg(&key, value.clone());
+            self.add_meta_arg(&key, value);
+        }
+        Ok(())
+    }
+
+    /// The scope a stage starts with (moby `newDispatchState`): meta args and options,
+    /// nothing declared.
+    pub fn for_stage(&self) -> BuildArgs {
+        let mut s = self.clone();
+        s.reset_allowed();
+        s
+    }
+
+    /// At a stage's end: what it consumed counts for the whole build.
+    pub fn merge_referenced(&mut self, stage: &BuildArgs) {
+        self.referenced.extend(stage.referenced.iter().cloned());
     }
 
     fn get(&self, key: &str, mapping: &BTreeMap<String, Option<String>>) -> Option<String> {
@@ -268,6 +303,46 @@ mod tests {
         a.add_arg("A", None);
         a.add_arg("B", None);
         assert_eq!(a.unused_warning(), None);
+    }
+
+    /// As moby's dispatchDockerfileWithCancellation: meta args are processed in order, each
+    /// seeing the earlier ones; a stage sees them only when it redeclares them; declaring a
+    /// meta arg consumes the --build-arg; a stage's consumption merges back.
+    #[test]
+    fn meta_args_and_stage_scopes() {
+        use crate::instructions::ArgDef;
+        let def = |k: &str, v: Option<&str>| ArgDef {
+            key: k.into(),
+            value: v.map(String::from),
+        };
+        let mut build = BuildArgs::new(opts(&[("BASE", Some("alpine")), ("LATER", Some("l"))]));
+        build
+            .process_meta_arg(&[def("BASE", Some("busybox"))], '\\')
+            .unwrap();
+        build
+            .process_meta_arg(&[def("IMG", Some("${BASE}:1"))], '\\')
+            .unwrap();
+        assert_eq!(
+            build.all_meta().get("IMG").map(String::as_str),
+            Some("alpine:1")
+        );
+        let mut stage = build.for_stage();
+        assert!(stage.all_allowed().is_empty());
+        stage.add_arg("IMG", None);
+        assert_eq!(
+            stage.all_allowed().get("IMG").map(String::as_str),
+            Some("alpine:1")
+        );
+        stage.add_arg("LATER", None);
+        assert_eq!(
+            build.unused_warning().as_deref(),
+            Some("[Warning] One or more build-args [LATER] were not consumed\n")
+        );
+        build.merge_referenced(&stage);
+        assert_eq!(build.unused_warning(), None);
+        assert!(build
+            .process_meta_arg(&[def("X", Some("${"))], '\\')
+            .is_err());
     }
 
     #[test]

@@ -219,7 +219,7 @@ mod tests {
             parse_dockerfile(b"ARG TAG=1.36\nARG EMPTY\nFROM busybox:$TAG\nARG TAG\nFROM $EMPTY\n")
                 .unwrap();
         let mut args = BuildArgs::new(BTreeMap::new());
-        for a in &df.meta_args {
+        for a in df.meta_arg_defs() {
             args.add_meta_arg(&a.key, a.value.clone());
         }
         assert_eq!(
@@ -235,7 +235,7 @@ mod tests {
         let mut opts = BTreeMap::new();
         opts.insert("TAG".to_string(), Some("latest".to_string()));
         let mut args = BuildArgs::new(opts);
-        for a in &df.meta_args {
+        for a in df.meta_arg_defs() {
             args.add_meta_arg(&a.key, a.value.clone());
         }
         assert_eq!(

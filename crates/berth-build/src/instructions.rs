@@ -135,10 +135,31 @@ pub struct Stage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dockerfile {
     pub stages: Vec<Stage>,
-    /// `ARG`s before the first `FROM`.
-    pub meta_args: Vec<ArgDef>,
+    /// `ARG` lines before the first `FROM`; each is a build step of its own
+    /// (`Step 1/N : ARG ...`).
+    pub meta_args: Vec<Command>,
     pub escape: char,
     pub warnings: Vec<String>,
+}
+
+impl Dockerfile {
+    /// The `M` of dockerd's `Step N/M`: meta ARG lines, FROM lines and instructions.
+    pub fn step_count(&self) -> usize {
+        self.meta_args.len()
+            + self
+                .stages
+                .iter()
+                .map(|s| 1 + s.commands.len())
+                .sum::<usize>()
+    }
+
+    /// The definitions of every meta ARG line, in order.
+    pub fn meta_arg_defs(&self) -> impl Iterator<Item = &ArgDef> {
+        self.meta_args.iter().flat_map(|c| match &c.instruction {
+            Instruction::Arg(defs) => defs.as_slice(),
+            _ => &[],
+        })
+    }
 }
 
 /// Parses a Dockerfile into stages (moby `parser.Parse` then `instructions.Parse`).
@@ -153,7 +174,11 @@ pub fn parse_dockerfile(data: &[u8]) -> Result<Dockerfile, Error> {
         };
         match parse_node(node).map_err(err)? {
             Parsed::Stage(s) => stages.push(s),
-            Parsed::Command(Instruction::Arg(a)) if stages.is_empty() => meta_args.extend(a),
+            Parsed::Command(Instruction::Arg(a)) if stages.is_empty() => meta_args.push(Command {
+                instruction: Instruction::Arg(a),
+                line: node.start_line,
+                original: node.original.trim().to_string(),
+            }),
             Parsed::Command(instruction) => {
                 let Some(stage) = stages.last_mut() else {
                     // moby returns it bare (not a parse error, not the parser's).
@@ -804,7 +829,8 @@ mod tests {
         let d =
             df("ARG V=1\nARG B\nFROM a:$V AS Build\nRUN x\nFROM build\nCOPY --from=build /a /b\n");
         assert_eq!(d.meta_args.len(), 2);
-        assert_eq!(d.meta_args[0].value.as_deref(), Some("1"));
+        assert_eq!(d.meta_args[0].original, "ARG V=1");
+        assert_eq!(d.step_count(), 6);
         assert_eq!(d.stages.len(), 2);
         assert_eq!(d.stages[0].name, "build");
         assert_eq!(d.stages[0].base_name, "a:$V");

@@ -60,8 +60,10 @@ fn replay(data: &[u8], opts: &[(&str, &str)]) -> (Value, String) {
         .map(|(k, v)| (k.to_string(), Some(v.to_string())))
         .collect::<BTreeMap<_, _>>();
     let mut args = BuildArgs::new(opts);
-    for a in &df.meta_args {
-        args.add_meta_arg(&a.key, a.value.clone());
+    for c in &df.meta_args {
+        if let Instruction::Arg(defs) = &c.instruction {
+            let _ = args.process_meta_arg(defs, df.escape);
+        }
     }
     let stage = &df.stages[0];
     assert_eq!(stage_base_name(stage, df.escape, &args).unwrap(), "scratch");

@@ -29,8 +29,10 @@ fn exercise(data: &[u8], env: &[String]) {
         opts.insert(k.to_string(), Some(v.to_string()));
     }
     let mut args = BuildArgs::new(opts);
-    for a in &df.meta_args {
-        args.add_meta_arg(&a.key, a.value.clone());
+    for c in &df.meta_args {
+        if let Instruction::Arg(defs) = &c.instruction {
+            let _ = args.process_meta_arg(defs, df.escape);
+        }
     }
     let lex = Lex::new(df.escape);
     let bases: Vec<String> = df
