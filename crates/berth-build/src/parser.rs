@@ -873,6 +873,89 @@ mod tests {
     }
 
     #[test]
+    fn heredoc_words() {
+        for ok in [
+            "<<EOF",
+            "<<'EOF'",
+            "<<\"EOF\"",
+            "<<-EOF",
+            "<<-'EOF'",
+            "<<-\"EOF\"",
+            "<<EO\"F\"",
+            "<< EOF",
+            "<<- EOF",
+        ] {
+            assert_eq!(parse_heredoc(ok).unwrap().unwrap().name, "EOF", "{ok}");
+        }
+        for bad in ["<<'EOF", "<<\"EOF", "<<EOF'", "<<EOF\""] {
+            assert!(parse_heredoc(bad).is_err(), "{bad}");
+        }
+        for not in ["", "EOF", "<<", "<<-", "<EOF", "<<<EOF", "<<EOF sh"] {
+            assert_eq!(parse_heredoc(not).unwrap(), None, "{not}");
+        }
+        let names = |line: &str| -> Vec<String> {
+            heredocs_from_line(line)
+                .unwrap()
+                .into_iter()
+                .map(|h| h.name)
+                .collect()
+        };
+        // The lexer keeps spaces after `<<` in the word, not after `<<-`: moby's own table
+        // lists "EOF" here but only checks the heredocs it finds, and finds none.
+        assert!(names("RUN <<- EOF").is_empty());
+        assert_eq!(names("RUN << EOF"), ["EOF"]);
+        assert_eq!(names("RUN << -EOF"), ["-EOF"]);
+        assert_eq!(names("RUN 4<<EOF"), ["EOF"]);
+        assert_eq!(names("RUN <<EOF <<EOF2"), ["EOF", "EOF2"]);
+        assert!(names("RUN '<<EOF'").is_empty());
+        assert!(names("RUN \"<<EOF\"").is_empty());
+    }
+
+    #[test]
+    fn heredoc_extraction_cases() {
+        let src = "FROM a\nUSER <<INVALID\nINVALID\nRUN 3<<EMPTY2\nEMPTY2\nRUN \"<<NOHEREDOC\"\n\
+                   RUN <<-UNINDENT2\n\tbaz\n\tUNINDENT2\nCOPY <<X <<Y /dest\nY\nX\nX\nY\n\
+                   RUN <<eo'f'\necho foo\neof\nRUN <<eo\\'f\necho foo\neo'f\n\
+                   RUN <<'e'o\\'f\necho foo\neo'f\nRUN <<'one two'\necho bar\none two\n\
+                   RUN <<$EOF\n$EOF\nRUN <<  EOF  > foo\nEOF\nRUN [\"<<EOF\"]\n";
+        let n = parse(src.as_bytes()).unwrap().nodes;
+        let docs = |i: usize| -> Vec<(String, String, bool, bool, u32)> {
+            n[i].heredocs
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.clone(),
+                        h.content.clone(),
+                        h.expand,
+                        h.chomp,
+                        h.file_descriptor,
+                    )
+                })
+                .collect()
+        };
+        let d = |name: &str, content: &str, expand: bool, chomp: bool, fd: u32| {
+            (name.to_string(), content.to_string(), expand, chomp, fd)
+        };
+        assert!(docs(1).is_empty()); // USER takes none: INVALID is an instruction
+        assert_eq!(n[2].cmd, "INVALID");
+        assert_eq!(docs(3), [d("EMPTY2", "", true, false, 3)]);
+        assert!(docs(4).is_empty());
+        assert_eq!(docs(5), [d("UNINDENT2", "\tbaz\n", true, true, 0)]);
+        assert_eq!(
+            docs(6),
+            [d("X", "Y\n", true, false, 0), d("Y", "X\n", true, false, 0)]
+        );
+        assert_eq!(docs(7), [d("eof", "echo foo\n", false, false, 0)]);
+        assert_eq!(docs(8), [d("eo'f", "echo foo\n", true, false, 0)]);
+        assert_eq!(docs(9), [d("eo'f", "echo foo\n", false, false, 0)]);
+        assert_eq!(docs(10), [d("one two", "echo bar\n", false, false, 0)]);
+        assert_eq!(docs(11), [d("$EOF", "", true, false, 0)]);
+        assert_eq!(docs(12), [d("EOF", "", true, false, 0)]);
+        assert!(docs(13).is_empty());
+        assert_eq!(n.len(), 14);
+    }
+
+    #[test]
     fn empty_and_limits() {
         assert_eq!(
             parse(b"# only\n\n").unwrap_err().to_string(),
