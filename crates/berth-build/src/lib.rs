@@ -1,8 +1,9 @@
 //! The Dockerfile language as pure functions, as dockerd's classic builder reads it: the
 //! parser ([`parser`]: directives, continuations, comments, heredocs, JSON vs shell form),
 //! typed instructions and stages ([`instructions`]), Docker's shell-word lexer
-//! ([`lex`]: `$VAR`, `${VAR:-x}`, quotes, word splitting), build-arg scoping
-//! ([`args`]), `--target` selection ([`stages`]), `.dockerignore` matching
+//! ([`lex`]: `$VAR`, `${VAR:-x}`, quotes, word splitting), which instruction expands what
+//! ([`expand`]), build-arg scoping ([`args`]), `--target` selection ([`stages`]),
+//! `.dockerignore` matching
 //! ([`dockerignore`]) and the classic builder's history strings and cache keys ([`cache`]).
 //!
 //! Nothing here runs a container, touches the store or does I/O: the engine's build module
