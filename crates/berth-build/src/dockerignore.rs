@@ -168,23 +168,14 @@ impl Matcher {
             if p.exclusion != matched {
                 continue;
             }
-            let mut m = p.matches(&path);
-            if !m && parent != "." {
-                let mut end = 0;
-                for (i, c) in parent
-                    .char_indices()
-                    .chain(std::iter::once((parent.len(), '/')))
-                {
-                    if c == '/' {
-                        end = i;
-                        if p.matches(&parent[..end]) {
-                            m = true;
-                            break;
-                        }
-                    }
-                }
-                let _ = end;
-            }
+            // The path itself, else each of its parent directories ("a", "a/b", ...).
+            let m = p.matches(&path)
+                || (parent != "."
+                    && parent
+                        .match_indices('/')
+                        .map(|(i, _)| &parent[..i])
+                        .chain(std::iter::once(parent))
+                        .any(|dir| p.matches(dir)));
             if m {
                 matched = !p.exclusion;
             }
