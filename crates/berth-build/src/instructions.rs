@@ -263,7 +263,11 @@ impl<'a> Flags<'a> {
                 None => (stripped, None),
             };
             let Some(&(def, typ)) = self.defs.iter().find(|(d, _)| *d == name) else {
-                return Err(format!("unknown flag: --{name}"));
+                let names: Vec<&str> = self.defs.iter().map(|(d, _)| *d).collect();
+                return Err(format!(
+                    "unknown flag: --{name}{}",
+                    suggestion(name, &names, true)
+                ));
             };
             if typ != FlagType::Strings && self.values.iter().any(|(n, _)| *n == def) {
                 return Err(format!("duplicate flag specified: --{name}"));
@@ -317,6 +321,86 @@ impl<'a> Flags<'a> {
     fn used(&self) -> Vec<String> {
         self.values.iter().map(|(n, _)| n.to_string()).collect()
     }
+}
+
+/// Every instruction name, as buildkit lists them for suggestions.
+const INSTRUCTIONS: [&str; 18] = [
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
+/// ` (did you mean X?)` when one option is within edit distance 2 of `val` (buildkit
+/// `util/suggest`: the first closest, in the case `val` was written in), else nothing.
+fn suggestion(val: &str, options: &[&str], case_sensitive: bool) -> String {
+    let v = if case_sensitive {
+        val.to_string()
+    } else {
+        val.to_lowercase()
+    };
+    let mut best: Option<&str> = None;
+    let mut min = 3;
+    for opt in options {
+        let o = if case_sensitive {
+            opt.to_string()
+        } else {
+            opt.to_lowercase()
+        };
+        if v == o {
+            return String::new();
+        }
+        let d = levenshtein(&v, &o, min);
+        if d < min {
+            min = d;
+            best = Some(opt);
+        }
+    }
+    let Some(m) = best else { return String::new() };
+    let m = if case_sensitive {
+        m.to_string()
+    } else if val == val.to_lowercase() {
+        m.to_lowercase()
+    } else if val == val.to_uppercase() {
+        m.to_uppercase()
+    } else {
+        m.to_string()
+    };
+    format!(" (did you mean {m}?)")
+}
+
+/// Edit distance (insert, delete, substitute: 1 each), `cap` or more as soon as every
+/// alignment is that far: a long hostile word costs one row per char and stops early.
+fn levenshtein(a: &str, b: &str, cap: usize) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+        if prev.iter().all(|d| *d >= cap) {
+            return cap;
+        }
+    }
+    prev[b.len()]
 }
 
 fn no_flags(node: &Node) -> Result<(), String> {
@@ -720,7 +804,13 @@ fn parse_node(node: &Node) -> Result<Parsed, String> {
             }
             Instruction::Shell(c.args)
         }
-        _ => return Err(format!("unknown instruction: {}", node.cmd)),
+        _ => {
+            return Err(format!(
+                "unknown instruction: {}{}",
+                node.cmd,
+                suggestion(&node.cmd, &INSTRUCTIONS, false)
+            ))
+        }
     };
     Ok(Parsed::Command(i))
 }
@@ -812,8 +902,18 @@ mod tests {
     fn unknown_instruction_has_dockerds_text_and_line() {
         assert_eq!(
             err("FROM a\n\nFORM b\n"),
-            "dockerfile parse error on line 3: unknown instruction: FORM"
+            "dockerfile parse error on line 3: unknown instruction: FORM (did you mean FROM?)"
         );
+        assert_eq!(
+            err("FROM a\nrunn x\n"),
+            "dockerfile parse error on line 2: unknown instruction: runn (did you mean run?)"
+        );
+        assert_eq!(
+            err("FROM a\nCopi x y\n"),
+            "dockerfile parse error on line 2: unknown instruction: Copi (did you mean COPY?)"
+        );
+        let long = format!("FROM a\n{} x\n", "Z".repeat(60_000));
+        assert!(err(&long).ends_with(&format!("unknown instruction: {}", "Z".repeat(60_000))));
         assert_eq!(
             err("FROM a\nRUN x \\\n  y\nNOINSTRUCTION z\n"),
             "dockerfile parse error on line 4: unknown instruction: NOINSTRUCTION"
@@ -858,7 +958,7 @@ mod tests {
     fn flag_errors() {
         assert_eq!(
             err("FROM a\nCOPY --frm=x a b\n"),
-            "dockerfile parse error on line 2: unknown flag: --frm"
+            "dockerfile parse error on line 2: unknown flag: --frm (did you mean from?)"
         );
         assert_eq!(
             err("FROM a\nCOPY --from a b\n"),

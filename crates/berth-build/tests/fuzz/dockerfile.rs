@@ -99,7 +99,7 @@ fn corpus_details() {
     };
     assert_eq!(
         get("err-unknown.Dockerfile").unwrap_err().to_string(),
-        "dockerfile parse error on line 3: unknown instruction: FORM"
+        "dockerfile parse error on line 3: unknown instruction: FORM (did you mean FROM?)"
     );
     let df = get("ok-heredocs.Dockerfile").unwrap();
     assert_eq!(df.stages[0].commands.len(), 6);
