@@ -249,8 +249,7 @@ fn compile(pattern: &str) -> Option<Kind> {
     let mut regexp = false;
     let mut i = 0;
     let mut idx = 0;
-    while i < chars.len() {
-        let ch = chars[i];
+    while let Some(&ch) = chars.get(i) {
         i += 1;
         match ch {
             '*' if chars.get(i) == Some(&'*') => {

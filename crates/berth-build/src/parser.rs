@@ -521,7 +521,8 @@ pub fn parse_words(rest: &str, escape: char) -> Vec<String> {
                 }
                 b.push(ch);
                 pos += 1;
-                ch = chars[pos];
+                let Some(&next) = chars.get(pos) else { break };
+                ch = next;
             }
             b.push(ch);
             pos += 1;
@@ -538,7 +539,8 @@ pub fn parse_words(rest: &str, escape: char) -> Vec<String> {
             }
             pos += 1;
             b.push(ch);
-            ch = chars[pos];
+            let Some(&next) = chars.get(pos) else { break };
+            ch = next;
         }
         b.push(ch);
         pos += 1;
