@@ -1,0 +1,4 @@
+FROM busybox
+RUN <<EOF
+never ends
+EOF2

@@ -1,0 +1,10 @@
+FROM busybox
+RUN apk add \
+    # comment dropped
+    curl \
+
+    git \
+    && echo done
+RUN echo \\
+CMD ["a", \
+     "b"]
