@@ -169,6 +169,14 @@ def test_pull_list_inspect_remove_through_a_registry(berthd, docker, workdir, cr
     assert missing.returncode != 0
     assert "NotFound" in missing.stderr and "cri/nope" in missing.stderr, missing.stderr
 
+    # An image a container uses stays (as `docker rmi` without force).
+    container = docker("-H", d.unix_host, "create", ref).stdout.strip()
+    used = crictl("rmi", ref, check=False)
+    assert used.returncode != 0 and "FailedPrecondition" in used.stderr, used.stderr
+    assert container in used.stderr, used.stderr
+    assert crictl.json("images")["images"] == images
+    docker("-H", d.unix_host, "rm", container)
+
     removed = crictl("rmi", ref).stdout
     assert image_id in removed or ref in removed, removed
     assert crictl.json("images")["images"] == []

@@ -7,6 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use berth_api_types::filters::Filters;
 use berth_api_types::image::ImageInspect;
 use berth_api_types::reference::Reference;
 use berth_engine::distribution::RegistryAuth;
@@ -34,6 +35,23 @@ impl Images {
             Err(EngineError::NotFound(_)) => Ok(None),
             Err(e) => Err(engine_status(e)),
         }
+    }
+
+    /// A container (any state) created from image `id`, if there is one.
+    async fn first_user(&self, id: &str) -> Result<Option<String>, Status> {
+        let query = serde_json::json!({ "ancestor": [id] }).to_string();
+        let filters = Filters::parse(Some(&query)).map_err(Status::internal)?;
+        let users = self
+            .engine
+            .container_list(true, &filters)
+            .await
+            .map_err(engine_status)?;
+        Ok(users.first().map(|c| {
+            c.get("Id")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+                .to_string()
+        }))
     }
 
     /// Every image, or only the one `filter` names (none when it names nothing).
@@ -278,8 +296,15 @@ impl ImageService for Images {
         let Some(image) = self.find(name).await? else {
             return Ok(Response::new(RemoveImageResponse {}));
         };
+        // An image a container uses stays, whole: checked before any name goes.
+        if let Some(user) = self.first_user(&image.id).await? {
+            return Err(Status::failed_precondition(format!(
+                "image {} is in use by container {user}: remove the container first",
+                image.id
+            )));
+        }
         // The image goes with every name it has, as containerd's RemoveImage: each
-        // reference is untagged (the last one removes the image unless a container uses it).
+        // reference is untagged (the last one removes the image).
         let names = image.repo_tags.iter().chain(&image.repo_digests).cloned();
         for n in names.chain(std::iter::once(image.id.clone())) {
             match self.engine.image_delete(n, false, false).await {
