@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -124,6 +125,21 @@ def test_version_status_and_unimplemented_calls(berthd, docker, workdir, crictl_
     assert "Unimplemented" in pods.stderr and "ListPodSandbox" in pods.stderr, pods.stderr
     assert "RuntimeName:  berth" in crictl("version").stdout
     assert docker("-H", d.unix_host, "version", "-f", "{{.Server.Os}}").stdout.strip() == "linux"
+
+    # Bytes that are not HTTP/2 end that connection only.
+    for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\xff" * 4096, os.urandom(65536)):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(str(crictl.socket))
+            try:
+                s.sendall(junk)
+                s.shutdown(socket.SHUT_WR)
+                while s.recv(65536):
+                    pass
+            except OSError:
+                pass
+    assert d.running()
+    assert "RuntimeName:  berth" in crictl("version").stdout
 
     # The socket goes with the daemon.
     assert d.stop() == 0
