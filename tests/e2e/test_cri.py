@@ -8,6 +8,7 @@ when missing, within a bound."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -35,13 +36,17 @@ def crictl_bin() -> Path:
     if go is None:
         pytest.fail(f"crictl is not at {CRICTL} and no Go toolchain is there to build it")
     GO_BIN_DIR.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        [go, "install", f"sigs.k8s.io/cri-tools/cmd/crictl@{CRICTL_VERSION}"],
-        env={**os.environ, "GOBIN": str(GO_BIN_DIR)},
-        capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL,
-    )
-    if proc.returncode != 0 or not os.access(CRICTL, os.X_OK):
-        pytest.fail(f"building crictl {CRICTL_VERSION} failed:\n{proc.stdout}\n{proc.stderr}")
+    # One build at a time: pytest-xdist workers each ask for it.
+    with open(GO_BIN_DIR / ".crictl.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.access(CRICTL, os.X_OK):
+            proc = subprocess.run(
+                [go, "install", f"sigs.k8s.io/cri-tools/cmd/crictl@{CRICTL_VERSION}"],
+                env={**os.environ, "GOBIN": str(GO_BIN_DIR)},
+                capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL,
+            )
+            if proc.returncode != 0 or not os.access(CRICTL, os.X_OK):
+                pytest.fail(f"building crictl {CRICTL_VERSION} failed:\n{proc.stdout}\n{proc.stderr}")
     return CRICTL
 
 
