@@ -18,5 +18,5 @@ mod version;
 
 pub use authz::{Authorizer, Policy, PolicyError, Role};
 pub use error::{ApiError, ServerError};
-pub use listen::{parse_host, Endpoint, ListenerOptions};
+pub use listen::{bind_unix, parse_host, Endpoint, ListenerOptions};
 pub use serve::{ClientIdentity, PeerCred, Server, TlsReload};

@@ -114,8 +114,8 @@ pub struct ListenerOptions {
 }
 
 /// Binds a unix socket: removes a stale socket file (never any other kind of file), then
-/// sets mode 0660 and the group.
-pub(crate) fn bind_unix(
+/// sets mode 0660 and the group. Also binds berth-cri's socket.
+pub fn bind_unix(
     path: &Path,
     opts: &ListenerOptions,
 ) -> Result<tokio::net::UnixListener, ServerError> {

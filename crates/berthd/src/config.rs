@@ -24,6 +24,8 @@ const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 const DEFAULT_EXEC_ROOT: &str = "/run/berth";
 const DEFAULT_PIDFILE: &str = "/run/berthd.pid";
 const DEFAULT_HOST: &str = "unix:///run/berth.sock";
+/// The CRI socket of `"cri": {"enabled": true}` without a `"socket"`.
+const DEFAULT_CRI_SOCKET: &str = "/run/berth/cri.sock";
 /// Where `--tlsverify` looks when the file flags are not given.
 const DEFAULT_TLS_DIR: &str = "/etc/berth/tls";
 /// The unix socket's group when `--group` is not given, if such a group exists.
@@ -65,6 +67,7 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("default-runtime", Some("default_runtime")),
     ("log-driver", Some("log_driver")),
     ("log-opts", Some("log_opts")),
+    ("cri", Some("cri_socket")),
 ];
 
 /// Everything `daemon::run` needs, resolved and validated.
@@ -79,6 +82,8 @@ pub struct DaemonConfig {
     pub authorization: Option<Arc<Authorizer>>,
     pub log_level: String,
     pub engine: EngineConfig,
+    /// The Kubernetes CRI socket (`--cri-socket`, daemon.json `cri`); `None`: not served.
+    pub cri_socket: Option<PathBuf>,
 }
 
 impl DaemonConfig {
@@ -223,6 +228,7 @@ impl DaemonConfig {
         };
 
         engine.bind_policy = authorization.as_ref().map(|a| a.bind_policy());
+        let cri_socket = resolve_cri(flags, f.cri.as_ref())?;
 
         Ok(Self {
             hosts,
@@ -233,7 +239,31 @@ impl DaemonConfig {
             authorization,
             log_level,
             engine,
+            cri_socket,
         })
+    }
+}
+
+/// `--cri-socket PATH`, or daemon.json's `"cri": {"enabled": true, "socket": PATH}`.
+fn resolve_cri(flags: &Flags, file: Option<&CriSetting>) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(p) = &flags.cri_socket {
+        return absolute(p.clone(), "--cri-socket").map(Some);
+    }
+    let Some(cri) = file else {
+        return Ok(None);
+    };
+    match (cri.enabled, &cri.socket) {
+        (Some(true), socket) => {
+            let socket = socket
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CRI_SOCKET));
+            absolute(socket, "cri.socket").map(Some)
+        }
+        (Some(false), _) => Ok(None),
+        (None, Some(_)) => {
+            bail!("daemon.json \"cri\" has a \"socket\" but no \"enabled\": set \"enabled\": true to serve the CRI API")
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -583,6 +613,15 @@ struct FileSettings {
     default_runtime: Option<String>,
     log_driver: Option<String>,
     log_opts: Option<BTreeMap<String, String>>,
+    cri: Option<CriSetting>,
+}
+
+/// daemon.json's `"cri": {"enabled": true, "socket": "/run/berth/cri.sock"}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CriSetting {
+    enabled: Option<bool>,
+    socket: Option<PathBuf>,
 }
 
 /// One `runtimes` entry: `{"path": "/usr/bin/runc", "runtimeArgs": ["--debug"]}`.
@@ -656,6 +695,33 @@ mod tests {
             err.contains("both as a flag and in the configuration file: data-root"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn cri_socket_flag_and_file_key() {
+        // Off unless asked.
+        assert_eq!(resolve(&[]).unwrap().cri_socket, None);
+        let c = resolve(&["--cri-socket", "/tmp/cri.sock"]).unwrap();
+        assert_eq!(c.cri_socket, Some(PathBuf::from("/tmp/cri.sock")));
+        assert!(resolve(&["--cri-socket", "cri.sock"]).is_err());
+        let (_p, path) = write_config(r#"{"cri": {"enabled": true}}"#);
+        let c = resolve(&["--config-file", &path]).unwrap();
+        assert_eq!(c.cri_socket, Some(PathBuf::from("/run/berth/cri.sock")));
+        let (_p, path) = write_config(r#"{"cri": {"enabled": true, "socket": "/x/cri.sock"}}"#);
+        let c = resolve(&["--config-file", &path]).unwrap();
+        assert_eq!(c.cri_socket, Some(PathBuf::from("/x/cri.sock")));
+        let (_p, path) = write_config(r#"{"cri": {"enabled": false, "socket": "/x/cri.sock"}}"#);
+        assert_eq!(resolve(&["--config-file", &path]).unwrap().cri_socket, None);
+        // A socket without "enabled", an unknown key inside "cri", and the flag beside the
+        // file key are refused.
+        let (_p, path) = write_config(r#"{"cri": {"socket": "/x/cri.sock"}}"#);
+        let err = resolve(&["--config-file", &path]).unwrap_err();
+        assert!(format!("{err:#}").contains("enabled"), "{err:#}");
+        let (_p, path) = write_config(r#"{"cri": {"enabled": true, "sokcet": "/x"}}"#);
+        let err = resolve(&["--config-file", &path]).unwrap_err();
+        assert!(format!("{err:#}").contains("sokcet"), "{err:#}");
+        let (_p, path) = write_config(r#"{"cri": {"enabled": true}}"#);
+        assert!(resolve(&["--config-file", &path, "--cri-socket", "/y.sock"]).is_err());
     }
 
     #[test]

@@ -15,6 +15,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::DaemonConfig;
 
+/// How long shutdown waits for open CRI connections to finish their calls.
+const CRI_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Structured logs on stderr. `BERTH_LOG` (an `EnvFilter` directive) overrides the level.
 pub fn init_logging(level: &str) {
     let level = if level == "fatal" { "error" } else { level };
@@ -97,7 +100,26 @@ async fn serve(
         socket_gid: config.socket_gid,
         authorization: config.authorization.clone(),
     };
-    let server = Server::bind(engine, &config.hosts, config.tls.clone(), activated, &opts).await?;
+    let server = Server::bind(
+        engine.clone(),
+        &config.hosts,
+        config.tls.clone(),
+        activated,
+        &opts,
+    )
+    .await?;
+    // The Kubernetes CRI API, on its own socket, stopped after the Docker API listeners.
+    let (cri_stop, cri_stopped) = tokio::sync::watch::channel(false);
+    let cri = match &config.cri_socket {
+        Some(path) => {
+            let cri = berth_cri::CriServer::bind(engine.clone(), path)?;
+            let mut stopped = cri_stopped.clone();
+            Some(tokio::spawn(cri.serve(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })))
+        }
+        None => None,
+    };
 
     // SIGHUP reloads the TLS files; without TLS it is logged and ignored (its default
     // action would kill the daemon).
@@ -155,6 +177,16 @@ async fn serve(
         let _ = tokio::task::spawn_blocking(berth_sys::memory::release_startup_memory).await;
     });
     server.serve(shutdown).await;
+    if let Some(task) = cri {
+        let _ = cri_stop.send(true);
+        // A kubelet may keep its connection open: after a bound, the task is dropped, and
+        // its socket file with it.
+        let abort = task.abort_handle();
+        if tokio::time::timeout(CRI_DRAIN, task).await.is_err() {
+            tracing::warn!("CRI connections still open after {CRI_DRAIN:?}; closing them");
+            abort.abort();
+        }
+    }
     engine_at_exit.shutdown().await;
     tracing::info!("berthd stopped");
     Ok(())

@@ -136,6 +136,11 @@ pub struct Flags {
     #[arg(long = "default-runtime", value_name = "NAME")]
     pub default_runtime: Option<String>,
 
+    /// Serve the Kubernetes CRI v1 API (runtime and image services) on this unix socket
+    /// (daemon.json: "cri": {"enabled": true, "socket": PATH}; default off)
+    #[arg(long = "cri-socket", value_name = "PATH")]
+    pub cri_socket: Option<PathBuf>,
+
     /// Log driver of containers created without one: json-file (default) or none
     #[arg(long = "log-driver", value_name = "NAME")]
     pub log_driver: Option<String>,

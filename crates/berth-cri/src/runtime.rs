@@ -1,0 +1,231 @@
+//! `runtime.v1.RuntimeService`: what the runtime is and whether it is ready. Sandboxes,
+//! containers, streaming and stats are later increments: each answers `Unimplemented`
+//! naming the method, so a kubelet or crictl says what is missing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use berth_engine::Engine;
+use futures_util::stream::BoxStream;
+use tonic::{Request, Response, Status};
+
+use crate::proto::runtime_service_server::RuntimeService;
+use crate::proto::*;
+use crate::{RUNTIME_API_VERSION, RUNTIME_NAME};
+
+/// The version of the kubelet's CRI client protocol answered in `version` (containerd and
+/// CRI-O answer the same).
+const KUBELET_API_VERSION: &str = "0.1.0";
+
+/// Why `NetworkReady` is false until CNI pod networking lands.
+pub(crate) const NETWORK_NOT_READY_REASON: &str = "NetworkPluginNotReady";
+pub(crate) const NETWORK_NOT_READY_MESSAGE: &str =
+    "berth: CNI pod networking is not implemented yet";
+
+pub(crate) struct Runtime {
+    engine: Arc<Engine>,
+}
+
+impl Runtime {
+    pub(crate) fn new(engine: Arc<Engine>) -> Self {
+        Runtime { engine }
+    }
+}
+
+/// `Unimplemented`, naming the method.
+fn unimplemented(method: &str) -> Status {
+    Status::unimplemented(format!(
+        "{method} is not implemented by berth's CRI server yet"
+    ))
+}
+
+/// What `Status` answers: the runtime is ready; the network is not (no CNI yet).
+pub(crate) fn runtime_status() -> RuntimeStatus {
+    RuntimeStatus {
+        conditions: vec![
+            RuntimeCondition {
+                r#type: "RuntimeReady".into(),
+                status: true,
+                reason: String::new(),
+                message: String::new(),
+            },
+            RuntimeCondition {
+                r#type: "NetworkReady".into(),
+                status: false,
+                reason: NETWORK_NOT_READY_REASON.into(),
+                message: NETWORK_NOT_READY_MESSAGE.into(),
+            },
+        ],
+    }
+}
+
+/// The `RuntimeService` impl: the methods written out, then those that answer
+/// `Unimplemented` until their increment lands. (One macro emits the whole impl so that
+/// `async_trait` sees the generated methods too.)
+macro_rules! runtime_service {
+    (
+        implemented { $($implemented:tt)* }
+        unary { $($method:ident($req:ty) -> $resp:ty = $name:literal;)* }
+        streaming { $($smethod:ident($sreq:ty) -> $stream:ident = $sname:literal;)* }
+    ) => {
+        #[tonic::async_trait]
+        impl RuntimeService for Runtime {
+            $($implemented)*
+            $(
+                async fn $method(&self, _: Request<$req>) -> Result<Response<$resp>, Status> {
+                    Err(unimplemented($name))
+                }
+            )*
+            $(
+                async fn $smethod(
+                    &self,
+                    _: Request<$sreq>,
+                ) -> Result<Response<Self::$stream>, Status> {
+                    Err(unimplemented($sname))
+                }
+            )*
+        }
+    };
+}
+
+runtime_service! {
+implemented {
+    type StreamPodSandboxesStream = BoxStream<'static, Result<StreamPodSandboxesResponse, Status>>;
+    type StreamContainersStream = BoxStream<'static, Result<StreamContainersResponse, Status>>;
+    type StreamContainerStatsStream =
+        BoxStream<'static, Result<StreamContainerStatsResponse, Status>>;
+    type StreamPodSandboxStatsStream =
+        BoxStream<'static, Result<StreamPodSandboxStatsResponse, Status>>;
+    type GetContainerEventsStream = BoxStream<'static, Result<ContainerEventResponse, Status>>;
+    type StreamPodSandboxMetricsStream =
+        BoxStream<'static, Result<StreamPodSandboxMetricsResponse, Status>>;
+
+    async fn version(
+        &self,
+        _: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
+        Ok(Response::new(VersionResponse {
+            version: KUBELET_API_VERSION.into(),
+            runtime_name: RUNTIME_NAME.into(),
+            runtime_version: env!("CARGO_PKG_VERSION").into(),
+            runtime_api_version: RUNTIME_API_VERSION.into(),
+        }))
+    }
+
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let mut info = HashMap::new();
+        if request.get_ref().verbose {
+            let config = &self.engine.config().data_root;
+            info.insert(
+                "config".to_string(),
+                serde_json::json!({
+                    "runtimeName": RUNTIME_NAME,
+                    "runtimeVersion": env!("CARGO_PKG_VERSION"),
+                    "dataRoot": config,
+                    "cgroupDriver": "cgroupfs",
+                })
+                .to_string(),
+            );
+        }
+        Ok(Response::new(StatusResponse {
+            status: Some(runtime_status()),
+            info,
+            ..Default::default()
+        }))
+    }
+
+    async fn runtime_config(
+        &self,
+        _: Request<RuntimeConfigRequest>,
+    ) -> Result<Response<RuntimeConfigResponse>, Status> {
+        Ok(Response::new(RuntimeConfigResponse {
+            linux: Some(LinuxRuntimeConfiguration {
+                cgroup_driver: CgroupDriver::Cgroupfs as i32,
+            }),
+        }))
+    }
+
+    async fn update_runtime_config(
+        &self,
+        request: Request<UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<UpdateRuntimeConfigResponse>, Status> {
+        let pod_cidr = request
+            .get_ref()
+            .runtime_config
+            .as_ref()
+            .and_then(|c| c.network_config.as_ref())
+            .map(|n| n.pod_cidr.as_str())
+            .unwrap_or("");
+        tracing::info!(
+            pod_cidr,
+            "CRI UpdateRuntimeConfig accepted; nothing to apply until CNI pod networking lands"
+        );
+        Ok(Response::new(UpdateRuntimeConfigResponse {}))
+    }
+
+}
+    unary {
+        run_pod_sandbox(RunPodSandboxRequest) -> RunPodSandboxResponse = "RunPodSandbox";
+        stop_pod_sandbox(StopPodSandboxRequest) -> StopPodSandboxResponse = "StopPodSandbox";
+        remove_pod_sandbox(RemovePodSandboxRequest) -> RemovePodSandboxResponse = "RemovePodSandbox";
+        pod_sandbox_status(PodSandboxStatusRequest) -> PodSandboxStatusResponse = "PodSandboxStatus";
+        list_pod_sandbox(ListPodSandboxRequest) -> ListPodSandboxResponse = "ListPodSandbox";
+        create_container(CreateContainerRequest) -> CreateContainerResponse = "CreateContainer";
+        start_container(StartContainerRequest) -> StartContainerResponse = "StartContainer";
+        stop_container(StopContainerRequest) -> StopContainerResponse = "StopContainer";
+        remove_container(RemoveContainerRequest) -> RemoveContainerResponse = "RemoveContainer";
+        list_containers(ListContainersRequest) -> ListContainersResponse = "ListContainers";
+        container_status(ContainerStatusRequest) -> ContainerStatusResponse = "ContainerStatus";
+        update_container_resources(UpdateContainerResourcesRequest) -> UpdateContainerResourcesResponse = "UpdateContainerResources";
+        reopen_container_log(ReopenContainerLogRequest) -> ReopenContainerLogResponse = "ReopenContainerLog";
+        exec_sync(ExecSyncRequest) -> ExecSyncResponse = "ExecSync";
+        exec(ExecRequest) -> ExecResponse = "Exec";
+        attach(AttachRequest) -> AttachResponse = "Attach";
+        port_forward(PortForwardRequest) -> PortForwardResponse = "PortForward";
+        container_stats(ContainerStatsRequest) -> ContainerStatsResponse = "ContainerStats";
+        list_container_stats(ListContainerStatsRequest) -> ListContainerStatsResponse = "ListContainerStats";
+        pod_sandbox_stats(PodSandboxStatsRequest) -> PodSandboxStatsResponse = "PodSandboxStats";
+        list_pod_sandbox_stats(ListPodSandboxStatsRequest) -> ListPodSandboxStatsResponse = "ListPodSandboxStats";
+        checkpoint_container(CheckpointContainerRequest) -> CheckpointContainerResponse = "CheckpointContainer";
+        checkpoint_pod(CheckpointPodRequest) -> CheckpointPodResponse = "CheckpointPod";
+        restore_pod(RestorePodRequest) -> RestorePodResponse = "RestorePod";
+        list_metric_descriptors(ListMetricDescriptorsRequest) -> ListMetricDescriptorsResponse = "ListMetricDescriptors";
+        list_pod_sandbox_metrics(ListPodSandboxMetricsRequest) -> ListPodSandboxMetricsResponse = "ListPodSandboxMetrics";
+        update_pod_sandbox_resources(UpdatePodSandboxResourcesRequest) -> UpdatePodSandboxResourcesResponse = "UpdatePodSandboxResources";
+    }
+
+    streaming {
+        stream_pod_sandboxes(StreamPodSandboxesRequest) -> StreamPodSandboxesStream = "StreamPodSandboxes";
+        stream_containers(StreamContainersRequest) -> StreamContainersStream = "StreamContainers";
+        stream_container_stats(StreamContainerStatsRequest) -> StreamContainerStatsStream = "StreamContainerStats";
+        stream_pod_sandbox_stats(StreamPodSandboxStatsRequest) -> StreamPodSandboxStatsStream = "StreamPodSandboxStats";
+        get_container_events(GetEventsRequest) -> GetContainerEventsStream = "GetContainerEvents";
+        stream_pod_sandbox_metrics(StreamPodSandboxMetricsRequest) -> StreamPodSandboxMetricsStream = "StreamPodSandboxMetrics";
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_is_ready_and_network_says_why_not() {
+        let s = runtime_status();
+        let cond = |t: &str| s.conditions.iter().find(|c| c.r#type == t).unwrap().clone();
+        assert!(cond("RuntimeReady").status);
+        let net = cond("NetworkReady");
+        assert!(!net.status);
+        assert_eq!(net.reason, "NetworkPluginNotReady");
+        assert!(!net.message.is_empty());
+    }
+
+    #[test]
+    fn unimplemented_names_the_method() {
+        let s = unimplemented("RunPodSandbox");
+        assert_eq!(s.code(), tonic::Code::Unimplemented);
+        assert!(s.message().contains("RunPodSandbox"), "{}", s.message());
+    }
+}
