@@ -215,11 +215,35 @@ impl Joined {
             if fs::write(original.join("cgroup.procs"), &pid).is_ok()
                 || fs::write(root.join("cgroup.procs"), &pid).is_ok()
             {
-                let _ = fs::remove_dir(ours);
+                remove_when_empty(&ours);
             }
         }
     }
 }
+
+/// Removes the shared cgroup `dir` unless a process still lives in it (another shim: the
+/// last one out removes it). An empty cgroup can refuse removal for a moment (`EBUSY`)
+/// while the kernel lets go of tasks that just left or exited; that is waited out, at most
+/// [`EMPTY_BUSY_WAIT`]: giving up there left `shims` behind after many containers ended
+/// together.
+fn remove_when_empty(dir: &Path) {
+    let deadline = std::time::Instant::now() + EMPTY_BUSY_WAIT;
+    loop {
+        match fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                let members = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                if !members.trim().is_empty() || std::time::Instant::now() >= deadline {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            _ => return,
+        }
+    }
+}
+
+/// How long [`remove_when_empty`] waits for an empty cgroup to become removable.
+const EMPTY_BUSY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// `mkdir -p`; in the v1 cpuset hierarchy a new cgroup has no CPUs or memory nodes until
 /// given its parent's, and no task can join it before.
