@@ -3,7 +3,8 @@
 //! `ps` say so, across daemon restarts too. Killing or stopping a paused container thaws
 //! it (the shim does, after the signal), as moby's `daemon/kill.go` does.
 //!
-//! berthd also freezes a running container for the length of a `cp` or `commit`; if it
+//! berthd also freezes a running container for the length of a `cp` or `commit`
+//! ([`Frozen`]); if it
 //! dies in between, nothing else would thaw it: at start, [`Containers::thaw_at_start`]
 //! thaws every running container whose record does not say paused but whose cgroup is
 //! frozen.
@@ -107,6 +108,44 @@ impl Containers {
                     }
                 }
             });
+        }
+    }
+}
+
+/// A running container frozen while its files are walked or written, so that nothing in
+/// it can swap a directory for a symlink between our checks and our use (moby's fix for
+/// CVE-2018-15664). A container the user paused is left as it is.
+pub(super) struct Frozen {
+    c: Arc<Containers>,
+    rid: Option<String>,
+}
+
+impl Frozen {
+    pub(super) async fn new(c: &Arc<Containers>, name: &str) -> Result<Frozen, EngineError> {
+        let (id, running, paused) = {
+            let e = c.get(name)?;
+            let r = e.rec();
+            (r.id.clone(), r.running(), r.state.paused)
+        };
+        if !running || paused {
+            return Ok(Frozen {
+                c: c.clone(),
+                rid: None,
+            });
+        }
+        let rid = rid(&id).to_string();
+        c.runtime.pause(&rid).await.map_err(super::rt_err)?;
+        Ok(Frozen {
+            c: c.clone(),
+            rid: Some(rid),
+        })
+    }
+
+    pub(super) async fn thaw(self) {
+        if let Some(rid) = &self.rid {
+            if let Err(e) = self.c.runtime.resume(rid).await {
+                tracing::warn!(id = %rid, error = %e, "cannot thaw the container after a copy");
+            }
         }
     }
 }
