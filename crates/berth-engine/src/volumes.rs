@@ -92,7 +92,7 @@ fn create_name(req: &CreateVolume) -> Result<String, EngineError> {
     }
     match req.name.clone().filter(|n| !n.is_empty()) {
         Some(n) => Ok(n),
-        None => crate::containers::mounts::new_id(),
+        None => crate::containers::names::new_id(),
     }
 }
 
@@ -234,7 +234,7 @@ pub(crate) fn create(
 
 /// A new anonymous volume (64 hex name, Docker's anonymous label).
 pub(crate) fn create_anonymous(data_root: &Path) -> Result<VolumeMeta, EngineError> {
-    let name = crate::containers::mounts::new_id()?;
+    let name = crate::containers::names::new_id()?;
     let labels = BTreeMap::from([(ANONYMOUS_LABEL.to_string(), String::new())]);
     Ok(create(data_root, &name, Some(labels), None, None)?.0)
 }
@@ -242,7 +242,7 @@ pub(crate) fn create_anonymous(data_root: &Path) -> Result<VolumeMeta, EngineErr
 /// Volume name → IDs of the containers whose mounts name it.
 pub(crate) fn users(data_root: &Path) -> HashMap<String, Vec<String>> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for (id, mounts) in crate::containers::mounts::all_mounts(data_root) {
+    for (id, mounts) in crate::containers::mount_file::all_mounts(data_root) {
         for name in mounts {
             out.entry(name).or_default().push(id.clone());
         }

@@ -2,7 +2,7 @@
 //! list in it is signed by a certificate of the CA file, and naming certificates by
 //! (issuer, serial number) so that a reload can find the open connections of certificates
 //! that are now revoked. The handshake check itself is rustls' (see `load.rs`); this module
-//! does not own writing lists (`revoke.rs`) or closing connections (berth-server).
+//! does not own writing lists (`crl_write.rs`) or closing connections (berth-server).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -11,7 +11,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
 use time::OffsetDateTime;
 
-use crate::load::read_file;
+use crate::error::read_file;
 use crate::TlsError;
 
 /// A certificate's identity for revocation: its issuer's name (DER, as written in the

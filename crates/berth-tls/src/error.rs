@@ -1,6 +1,7 @@
 //! The one error type of berth-tls. Every message names the file it is about and says
 //! what to do next, because these errors end up in front of the person running
-//! `berthd --tlsverify` or `berth tls ...`. Messages never include key material.
+//! `berthd --tlsverify` or `berth tls ...`. Messages never include key material. Also
+//! [`read_file`], the one file read that turns a missing file into such a message.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -146,6 +147,11 @@ pub(crate) fn io_reason(err: &io::Error) -> String {
         Some(i) => s[..i].to_string(),
         None => s,
     }
+}
+
+/// Reads a whole file; a missing file's error says how to create it.
+pub(crate) fn read_file(path: &Path, create_hint: &str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError::read(path, &e, create_hint))
 }
 
 #[cfg(test)]

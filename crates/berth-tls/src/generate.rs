@@ -26,13 +26,13 @@ use rustls::pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 
 use crate::crl::hex;
+use crate::crl_write::write_crl;
+use crate::error::read_file;
 use crate::index::{rfc3339, Index, IssuedCert};
-use crate::load::{parse_certs, parse_key, read_file};
-use crate::revoke::write_crl;
+use crate::load::{parse_certs, parse_key};
 use crate::TlsError;
 
-/// The revocation list `berth tls revoke` writes into the CA directory.
-pub const CRL_FILE: &str = "crl.pem";
+pub use crate::crl_write::CRL_FILE;
 
 /// The CA's common name.
 const CA_NAME: &str = "berth CA";

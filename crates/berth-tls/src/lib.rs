@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod crl;
+mod crl_write;
 mod error;
 pub mod generate;
 mod index;

@@ -13,6 +13,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, InconsistentKeys, RootCertStore, ServerConfig};
 
 use crate::crl::{load_crls, RevokedSet};
+use crate::error::read_file;
 use crate::verify::RequireClientAuthEku;
 use crate::{TlsError, TlsPaths};
 
@@ -26,11 +27,6 @@ static VERSIONS: &[&rustls::SupportedProtocolVersion] =
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Reads a whole file; a missing file's error says how to create it.
-pub(crate) fn read_file(path: &Path, create_hint: &str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| TlsError::read(path, &e, create_hint))
 }
 
 /// "create it with `berth tls init --dir <parent>`".

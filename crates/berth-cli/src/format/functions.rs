@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::exec::{print_json, print_value, truthy, type_name, Val};
+use super::value::{print_json, print_value, truthy, type_name, Val};
 
 pub(super) const FUNCTIONS: &[&str] = &[
     "json", "index", "join", "split", "upper", "lower", "title", "len", "eq", "ne", "not", "and",

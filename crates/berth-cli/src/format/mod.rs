@@ -31,6 +31,7 @@ use serde_json::Value;
 mod exec;
 mod functions;
 mod parse;
+mod value;
 
 use exec::Exec;
 use parse::Parser;

@@ -30,14 +30,13 @@ use std::io::{self, Write};
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::fs_views::{append_entry, append_tree, RootView};
-use super::{mounts, rid, untar, Containers};
+use super::{mounts, untar};
 use crate::images::BodyReader;
 use crate::system::format_rfc3339;
 use crate::volumes::{self, DriverSource};
@@ -116,44 +115,6 @@ fn go_mode(md: &std::fs::Metadata) -> u32 {
         m |= 1 << 20;
     }
     m
-}
-
-/// A running container frozen while its files are walked or written, so that nothing in
-/// it can swap a directory for a symlink between our checks and our use (moby's fix for
-/// CVE-2018-15664). A container the user paused is left as it is.
-pub(super) struct Frozen {
-    c: Arc<Containers>,
-    rid: Option<String>,
-}
-
-impl Frozen {
-    pub(super) async fn new(c: &Arc<Containers>, name: &str) -> Result<Frozen, EngineError> {
-        let (id, running, paused) = {
-            let e = c.get(name)?;
-            let r = e.rec();
-            (r.id.clone(), r.running(), r.state.paused)
-        };
-        if !running || paused {
-            return Ok(Frozen {
-                c: c.clone(),
-                rid: None,
-            });
-        }
-        let rid = rid(&id).to_string();
-        c.runtime.pause(&rid).await.map_err(super::rt_err)?;
-        Ok(Frozen {
-            c: c.clone(),
-            rid: Some(rid),
-        })
-    }
-
-    pub(super) async fn thaw(self) {
-        if let Some(rid) = &self.rid {
-            if let Err(e) = self.c.runtime.resume(rid).await {
-                tracing::warn!(id = %rid, error = %e, "cannot thaw the container after a copy");
-            }
-        }
-    }
 }
 
 impl Engine {
@@ -275,7 +236,7 @@ impl Engine {
         name: &str,
         path: &str,
     ) -> Result<(Value, mpsc::Receiver<io::Result<Bytes>>), EngineError> {
-        let frozen = Frozen::new(&self.containers, name).await?;
+        let frozen = super::pause::Frozen::new(&self.containers, name).await?;
         let (r, md) = match self.archive_resolve(name, path, false) {
             Ok(x) => x,
             Err(e) => {
@@ -331,7 +292,7 @@ impl Engine {
         let entry = self.containers.get(name)?;
         // A stopped container's upper dir is written: no start meanwhile.
         let _guard = entry.op.lock().await;
-        let frozen = Frozen::new(&self.containers, name).await?;
+        let frozen = super::pause::Frozen::new(&self.containers, name).await?;
         let result = self
             .extract_frozen(name, path, body, no_overwrite_dir_non_dir, copy_uid_gid)
             .await;

@@ -412,7 +412,7 @@ impl RootView {
         if let Some(root) = live.filter(|r| berth_sys::mount::is_mountpoint(r)) {
             return Ok(RootView { root, dir: None });
         }
-        let dir = data_dir.join(format!("view-{}", &super::mounts::new_id()?[..12]));
+        let dir = data_dir.join(format!("view-{}", &super::names::new_id()?[..12]));
         reap_stale_views(data_dir, &dir);
         let root = dir.join("merged");
         // Made first, so that its drop cleans up whatever fails below.
@@ -597,7 +597,7 @@ impl Engine {
         let (rec, dir, _) = self.fs_target(name)?;
         let store = self.images.clone();
         let frozen = if opts.pause {
-            Some(super::archive::Frozen::new(&self.containers, name).await?)
+            Some(super::pause::Frozen::new(&self.containers, name).await?)
         } else {
             None
         };

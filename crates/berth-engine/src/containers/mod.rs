@@ -2,9 +2,10 @@
 //! `kill`, `remove`, `query` for inspect/list/logs, `exec`, `archive`, `update`, `pause`,
 //! `stats`) over the store (`store`: each container's [`Entry`] and record, lookup,
 //! recovery at start, the exit task) and the pieces a start assembles (`spec`, `mounts`,
-//! `host_opts`, `security_opts`, `cgroup`, `lifecycle` for restart policies, `rootfs` for
-//! its mount). The runtime and the rootfs mounter are the drivers berthd hands in
-//! ([`crate::Drivers`]); the unit tests (`tests`) run the engine over fakes of both.
+//! `host_opts`, `security_opts`, `lifecycle` for restart policies, `rootfs` for its
+//! mount); a container's cgroup files are read and written through `berth-cgroups`. The
+//! runtime and the rootfs mounter are the drivers berthd hands in ([`crate::Drivers`]);
+//! the unit tests (`tests`) run the engine over fakes of both.
 //!
 //! The rootfs is an overlay mounted at `<exec-root>/containers/<id>/rootfs` while the
 //! container runs; one task per running container waits on the runtime, records the exit,
@@ -13,7 +14,6 @@
 mod apparmor;
 mod archive;
 mod attach;
-mod cgroup;
 mod create;
 mod exec;
 #[cfg(test)]
@@ -25,8 +25,9 @@ mod host_opts;
 mod image_users;
 mod lifecycle;
 mod logs;
+pub(crate) mod mount_file;
 pub(crate) mod mounts;
-mod names;
+pub(crate) mod names;
 mod pause;
 mod process;
 mod query;

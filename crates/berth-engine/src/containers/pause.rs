@@ -3,15 +3,16 @@
 //! `ps` say so, across daemon restarts too. Killing or stopping a paused container thaws
 //! it (the shim does, after the signal), as moby's `daemon/kill.go` does.
 //!
-//! berthd also freezes a running container for the length of a `cp` or `commit`; if it
+//! berthd also freezes a running container for the length of a `cp` or `commit`
+//! ([`Frozen`]); if it
 //! dies in between, nothing else would thaw it: at start, [`Containers::thaw_at_start`]
 //! thaws every running container whose record does not say paused but whose cgroup is
 //! frozen.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use super::cgroup::Dirs;
+use berth_cgroups::Dirs;
+
 use super::{rid, Containers};
 use crate::{Engine, EngineError};
 
@@ -68,29 +69,6 @@ impl Engine {
     }
 }
 
-/// Whether the cgroup at `dirs` is frozen or freezing (v2 `cgroup.freeze`, v1
-/// `freezer.state`).
-fn frozen(dirs: &Dirs) -> bool {
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    match dirs {
-        Dirs::V2(d) => read(&d.join("cgroup.freeze")).trim() == "1",
-        Dirs::V1(m) => m.get("freezer").is_some_and(|d| {
-            matches!(read(&d.join("freezer.state")).trim(), "FROZEN" | "FREEZING")
-        }),
-    }
-}
-
-/// Thaws the cgroup at `dirs` by its files: what the runtime does, for when its shim cannot.
-fn thaw_files(dirs: &Dirs) -> std::io::Result<()> {
-    match dirs {
-        Dirs::V2(d) => std::fs::write(d.join("cgroup.freeze"), "0"),
-        Dirs::V1(m) => match m.get("freezer") {
-            Some(d) => std::fs::write(d.join("freezer.state"), "THAWED"),
-            None => Ok(()),
-        },
-    }
-}
-
 impl Containers {
     /// Thaws the running containers a dead berthd left frozen (mid `cp`/`commit`): those
     /// whose record is not paused but whose cgroup is frozen. Runs in the background;
@@ -114,7 +92,7 @@ impl Containers {
                 let path = c.cgroup_path(&id);
                 let dirs = match crate::blocking::spawn(move || {
                     let dirs = Dirs::of(&path);
-                    frozen(&dirs).then_some(dirs)
+                    dirs.frozen().then_some(dirs)
                 })
                 .await
                 {
@@ -124,7 +102,7 @@ impl Containers {
                 tracing::warn!(container_id = %id, "thawing a container left frozen by an earlier run");
                 if let Err(e) = c.runtime.resume(rid(&id)).await {
                     tracing::warn!(container_id = %id, error = %e, "the shim cannot thaw the container; writing its cgroup");
-                    let thawed = crate::blocking::spawn(move || thaw_files(&dirs)).await;
+                    let thawed = crate::blocking::spawn(move || dirs.thaw()).await;
                     if let Ok(Err(e)) = thawed {
                         tracing::error!(container_id = %id, error = %e, "cannot thaw the container");
                     }
@@ -134,30 +112,40 @@ impl Containers {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
+/// A running container frozen while its files are walked or written, so that nothing in
+/// it can swap a directory for a symlink between our checks and our use (moby's fix for
+/// CVE-2018-15664). A container the user paused is left as it is.
+pub(super) struct Frozen {
+    c: Arc<Containers>,
+    rid: Option<String>,
+}
 
-    #[test]
-    fn frozen_and_thawed_by_files() {
-        let tmp = tempfile::tempdir().unwrap();
-        let v2 = Dirs::V2(tmp.path().to_path_buf());
-        assert!(!frozen(&v2));
-        std::fs::write(tmp.path().join("cgroup.freeze"), "1\n").unwrap();
-        assert!(frozen(&v2));
-        thaw_files(&v2).unwrap();
-        assert!(!frozen(&v2));
-        let v1 = Dirs::V1(HashMap::from([(
-            "freezer".to_string(),
-            tmp.path().to_path_buf(),
-        )]));
-        std::fs::write(tmp.path().join("freezer.state"), "FROZEN\n").unwrap();
-        assert!(frozen(&v1));
-        std::fs::write(tmp.path().join("freezer.state"), "FREEZING\n").unwrap();
-        assert!(frozen(&v1));
-        thaw_files(&v1).unwrap();
-        assert!(!frozen(&v1));
-        assert!(!frozen(&Dirs::V1(HashMap::new())));
+impl Frozen {
+    pub(super) async fn new(c: &Arc<Containers>, name: &str) -> Result<Frozen, EngineError> {
+        let (id, running, paused) = {
+            let e = c.get(name)?;
+            let r = e.rec();
+            (r.id.clone(), r.running(), r.state.paused)
+        };
+        if !running || paused {
+            return Ok(Frozen {
+                c: c.clone(),
+                rid: None,
+            });
+        }
+        let rid = rid(&id).to_string();
+        c.runtime.pause(&rid).await.map_err(super::rt_err)?;
+        Ok(Frozen {
+            c: c.clone(),
+            rid: Some(rid),
+        })
+    }
+
+    pub(super) async fn thaw(self) {
+        if let Some(rid) = &self.rid {
+            if let Err(e) = self.c.runtime.resume(rid).await {
+                tracing::warn!(id = %rid, error = %e, "cannot thaw the container after a copy");
+            }
+        }
     }
 }

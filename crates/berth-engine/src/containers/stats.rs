@@ -1,14 +1,15 @@
-//! `docker stats` and `docker top`: samples of a running container's cgroup (see
-//! [`super::cgroup`]) in Docker's stats JSON, and the host's `ps` filtered to the
-//! container's processes, as dockerd does (moby `daemon/top_unix.go`).
+//! `docker stats` and `docker top`: samples of a running container's cgroup (read by
+//! [`berth_cgroups`]) in Docker's stats JSON with the container's network counters, and
+//! the host's `ps` filtered to the container's processes, as dockerd does (moby
+//! `daemon/top_unix.go`).
 
 use std::time::Duration;
 
 use berth_api_types::container::NetworkMode;
+use berth_cgroups::{self as cgroup, Dirs, Host};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
-use super::cgroup::{self, Dirs, Host};
 use super::record::ZERO_TIME;
 use super::{rid, Entry};
 use crate::system::now_rfc3339;
@@ -130,7 +131,7 @@ impl Sampler {
         s.insert("id".into(), json!(self.id));
         if let Some(p) = &self.net_process {
             let dev = p.read_entry("net/dev").unwrap_or_default();
-            if let Some(n) = cgroup::networks(&dev) {
+            if let Some(n) = networks(&dev) {
                 s.insert("networks".into(), n);
             }
         }
@@ -240,6 +241,36 @@ impl Engine {
     }
 }
 
+/// `/proc/<pid>/net/dev` as Docker's `networks` (loopback left out); `None` when there
+/// is no other interface.
+pub(crate) fn networks(net_dev: &str) -> Option<Value> {
+    let mut out = Map::new();
+    for l in net_dev.lines().skip(2) {
+        let Some((name, rest)) = l.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name == "lo" {
+            continue;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if f.len() < 16 {
+            continue;
+        }
+        out.insert(
+            name.to_string(),
+            json!({
+                "rx_bytes": f[0], "rx_packets": f[1], "rx_errors": f[2], "rx_dropped": f[3],
+                "tx_bytes": f[8], "tx_packets": f[9], "tx_errors": f[10], "tx_dropped": f[11],
+            }),
+        );
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,5 +314,15 @@ root         101     100  0 10:01 pts/0    00:00:00 sh -c echo  hi there
         assert_eq!(v["cpu_stats"]["cpu_usage"]["total_usage"], 0);
         assert_eq!(v["name"], "/n");
         assert_eq!(v["read"], ZERO_TIME);
+    }
+
+    #[test]
+    fn networks_skip_loopback() {
+        let dev = "Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo colls carrier compressed\n    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n  eth0: 1000 10 1 2 0 0 0 0 2000 20 3 4 0 0 0 0\n";
+        let n = networks(dev).unwrap();
+        assert_eq!(n["eth0"]["rx_bytes"], 1000);
+        assert_eq!(n["eth0"]["tx_dropped"], 4);
+        assert!(n.get("lo").is_none());
+        assert!(networks("a\nb\n    lo: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n").is_none());
     }
 }

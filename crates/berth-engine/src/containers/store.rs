@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::record::{Record, RecordError};
 use super::rootfs::RootfsMounter;
-use super::{cgroup, exec, fs_views, lifecycle, mounts, no_such, process, rid, AttachStreams};
+use super::{exec, fs_views, lifecycle, mounts, no_such, process, rid, AttachStreams};
 use crate::events::EventBus;
 use crate::system::now_rfc3339;
 use crate::EngineError;
@@ -138,7 +138,7 @@ impl Containers {
                 // container's once, if that process is in the container's cgroup.
                 let filled = r.state.start_time == 0;
                 if filled {
-                    let dirs = cgroup::Dirs::of(&c.cgroup_path(&r.id));
+                    let dirs = berth_cgroups::Dirs::of(&c.cgroup_path(&r.id));
                     if dirs.pids().contains(&r.state.pid) {
                         r.state.start_time = process::start_time(r.state.pid);
                     }

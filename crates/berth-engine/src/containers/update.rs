@@ -5,9 +5,9 @@
 
 use berth_api_types::container::{ContainerUpdate, HostConfig, RestartPolicy, RestartPolicyName};
 use berth_api_types::field::Field;
+use berth_cgroups::{self as cgroup, Dirs, Limits};
 use serde_json::{Map, Value};
 
-use super::cgroup::{self, Dirs, Limits};
 use crate::{Engine, EngineError};
 
 /// moby `linuxMinMemory`.
@@ -294,24 +294,9 @@ impl Engine {
                 (Some(_), None) => false,
                 (None, _) => true,
             };
-            // What each file held, to put back if a later write fails (nothing half-made).
-            let mut done: Vec<(std::path::PathBuf, String)> = Vec::new();
-            for w in cgroup::writes(&dirs, &limits, raise) {
-                let before = std::fs::read_to_string(&w.path).unwrap_or_default();
-                if let Err(e) = std::fs::write(&w.path, &w.value) {
-                    for (path, old) in done.iter().rev() {
-                        if let Err(e) = std::fs::write(path, old.trim()) {
-                            tracing::warn!(path = %path.display(), error = %e, "cannot restore");
-                        }
-                    }
-                    return Err(EngineError::Internal(format!(
-                        "Cannot update container {id}: write {} to {}: {e}",
-                        w.value,
-                        w.path.display()
-                    )));
-                }
-                done.push((w.path, before));
-            }
+            // A write the kernel refuses puts the earlier ones back (nothing half-made).
+            cgroup::apply(cgroup::writes(&dirs, &limits, raise))
+                .map_err(|e| EngineError::Internal(format!("Cannot update container {id}: {e}")))?;
         }
         entry.rec().host_config = hc;
         c.persist(&entry.rec())?;

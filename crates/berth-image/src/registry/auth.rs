@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer};
 
-use super::client::within;
+use super::silence::within;
 use super::RegistryError;
 use crate::Digest;
 

@@ -17,7 +17,8 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use super::auth::{parse_challenges, Challenge, RegistryAuth};
 use super::manifest::{ACCEPT as MANIFEST_ACCEPT, MAX_MANIFEST_SIZE};
-use super::transport::{Endpoint, SILENCE_TIMEOUT};
+use super::silence::{capitalized, strip_query, within};
+use super::transport::Endpoint;
 use super::{Registry, RegistryError};
 use crate::Digest;
 
@@ -494,24 +495,6 @@ pub(crate) async fn login(
     )
 }
 
-/// Runs `fut` unless the registry stays silent longer than [`SILENCE_TIMEOUT`].
-pub(crate) async fn within<T>(
-    fut: impl std::future::Future<Output = T>,
-    method: &str,
-    url: &str,
-) -> Result<T, RegistryError> {
-    tokio::time::timeout(SILENCE_TIMEOUT, fut)
-        .await
-        .map_err(|_| {
-            RegistryError::Transport(format!(
-                "{} \"{}\": no answer from the registry for {} s",
-                capitalized(method),
-                strip_query(url),
-                SILENCE_TIMEOUT.as_secs()
-            ))
-        })
-}
-
 fn challenges(headers: &HeaderMap) -> Vec<Challenge> {
     headers
         .get_all(reqwest::header::WWW_AUTHENTICATE)
@@ -587,18 +570,6 @@ fn with_digest(session: &str, digest: &Digest) -> String {
         .append_pair("digest", &digest.to_string())
         .finish();
     format!("{session}{sep}{q}")
-}
-
-fn strip_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
-fn capitalized(method: &str) -> String {
-    let lower = method.to_ascii_lowercase();
-    let mut c = lower.chars();
-    c.next()
-        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

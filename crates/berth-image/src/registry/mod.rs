@@ -11,6 +11,7 @@
 //! - [`manifest`]: Docker schema 2 and OCI manifests, indexes and manifest lists, and
 //!   platform selection.
 //! - [`pull`] and [`push`]: the two operations, with Docker's progress messages.
+//! - `silence`: how long a registry may stay silent, and the timeout around each wait.
 //! - [`known`]: which repositories of which registry are known to hold a blob (for
 //!   cross-repository mounts on push), persisted in a small JSON file.
 //!
@@ -27,6 +28,7 @@ pub mod manifest;
 mod progress;
 pub mod pull;
 pub mod push;
+mod silence;
 pub mod transport;
 
 use std::path::{Path, PathBuf};

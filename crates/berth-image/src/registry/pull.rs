@@ -21,9 +21,10 @@ use reqwest::StatusCode;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
-use super::client::{within, RepoClient};
+use super::client::RepoClient;
 use super::manifest::{Descriptor, ImageManifest, Manifest, Platform};
 use super::progress::Throttle;
+use super::silence::within;
 use super::{Progress, ProgressSink, Registry, RegistryAuth, RegistryError};
 use crate::config::ImageConfigFile;
 use crate::store::{ImageStore, LayerMeta};

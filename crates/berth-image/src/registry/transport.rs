@@ -19,17 +19,13 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::auth::{parse_challenges, Challenge};
-use super::client::within;
+use super::silence::within;
 use super::{RegistryConfig, RegistryError};
 
 /// Docker Hub's name in references and the host that serves its API.
 const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// A registry silent for this long (no answer, or no byte mid-download) counts as gone;
-/// a download then resumes. Not reqwest's `read_timeout`: that one also runs while a
-/// request body uploads, which can take longer.
-pub(crate) const SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
 const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
 
 /// One registry host, ready to use.

@@ -5,7 +5,6 @@
 //! makes, so its executor does ([`CleanSignals`]); `std::process::Command`, which runs the
 //! external runtime, resets it itself.
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -18,18 +17,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
 use super::oci_cli::{ExecCommand, OciCli, RuntimeCommand};
-
-/// Where the created process's stdio goes.
-pub enum ChildStdio {
-    /// Pipes (and `/dev/null` for a missing stdin).
-    Pipes {
-        stdin: OwnedFd,
-        stdout: OwnedFd,
-        stderr: OwnedFd,
-    },
-    /// A pty whose master libcontainer sends to this listening socket.
-    Console(PathBuf),
-}
+pub use super::request::{ChildStdio, Op};
 
 /// libcontainer's default executor, after undoing what the monitor's signal set-up would
 /// leak into the container: the blocked SIGCHLD (for the signalfd) and Rust's ignored
@@ -134,27 +122,6 @@ pub fn exec(root: &Path, id: &str, process: &Path, stdio: ChildStdio) -> Result<
         .build()
         .map(|pid| Pid::from_raw(pid.as_raw()))
         .map_err(|e| describe(&e))
-}
-
-/// A change of the container's state made by its runtime, one at a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// Lets a created container's init exec its process.
-    Start,
-    /// Freezes every process of the container.
-    Pause,
-    Resume,
-}
-
-impl Op {
-    /// The runtime's command for it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Start => "start",
-            Op::Pause => "pause",
-            Op::Resume => "resume",
-        }
-    }
 }
 
 /// How far [`Backend::begin`] got.

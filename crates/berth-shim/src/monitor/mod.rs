@@ -30,6 +30,7 @@ mod exec_prune;
 mod jsonlog;
 mod oci_cli;
 mod pending;
+mod request;
 mod setup;
 mod stdio;
 mod sys;

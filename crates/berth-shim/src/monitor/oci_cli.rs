@@ -38,7 +38,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::container::{ChildStdio, Op};
+use super::request::{ChildStdio, Op};
 use super::sys;
 
 /// The runtime's json log, in the container's exec directory.
