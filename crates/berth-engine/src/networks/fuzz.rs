@@ -175,20 +175,10 @@ pub(crate) fn state() -> BTreeMap<String, NetRecord> {
                 id: id.into(),
                 name: name.into(),
                 driver: "bridge".into(),
-                created: String::new(),
                 subnet: Some(subnet.parse().unwrap()),
-                gateway: None,
-                ip_range: None,
-                user_ipam: false,
-                gateway_given: false,
-                internal: false,
-                attachable: false,
-                labels: Map::new(),
-                options: Map::new(),
                 bridge: format!("br-{id}"),
                 mtu: 1500,
-                endpoints: BTreeMap::new(),
-                last_ip: None,
+                ..Default::default()
             },
         );
     }
