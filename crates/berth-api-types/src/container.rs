@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::field::Field;
+use crate::network::{NetworkSettings, Port, SummaryNetworkSettings};
 
 /// Docker's `strslice.StrSlice`: a JSON string or an array of strings, kept as sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -557,6 +558,32 @@ impl HostConfig {
         self.auto_remove.or_default()
     }
 
+    /// `PortBindings` as the network code reads them: a value that is not a list is no
+    /// bindings, an address that is not a string `""`, and an item of a list with a wrong
+    /// item read on its own (an object as a binding, anything else as an empty one, but an
+    /// array by position as serde reads a struct: kept as the map-based code read it).
+    pub fn bindings(&self) -> BTreeMap<String, Vec<crate::network::PortBinding>> {
+        use crate::network::PortBinding as Binding;
+        let Some(m) = self.port_bindings.get() else {
+            return BTreeMap::new();
+        };
+        let list = |f: &Field<Vec<PortBinding>>| match f {
+            Field::Set(l) => l
+                .iter()
+                .map(|b| Binding {
+                    host_ip: b.host_ip.or_default(),
+                    host_port: b.host_port.or_default(),
+                })
+                .collect(),
+            Field::Invalid(Value::Array(a)) => a
+                .iter()
+                .map(|x| Binding::deserialize(x).unwrap_or_default())
+                .collect(),
+            _ => Vec::new(),
+        };
+        m.iter().map(|(k, f)| (k.clone(), list(f))).collect()
+    }
+
     /// The restart policy's name (`Unspecified` when none) and retry count (0 when none).
     pub fn restart_policy(&self) -> (RestartPolicyName, i64) {
         let p = self.restart_policy.get();
@@ -637,7 +664,7 @@ pub struct ContainerInspect {
     pub mounts: Vec<Value>,
     pub config: ContainerConfig,
     /// Filled by the network module.
-    pub network_settings: Value,
+    pub network_settings: NetworkSettings,
     pub hostname: Value,
 }
 
@@ -660,13 +687,14 @@ pub struct ContainerSummary {
     pub command: String,
     /// Unix seconds.
     pub created: i64,
-    pub ports: Vec<Value>,
+    /// Filled by the network module.
+    pub ports: Vec<Port>,
     pub labels: BTreeMap<String, String>,
     pub state: ContainerStatus,
     pub status: String,
     pub host_config: SummaryHostConfig,
     /// Filled by the network module.
-    pub network_settings: Value,
+    pub network_settings: SummaryNetworkSettings,
     pub mounts: Vec<Value>,
 }
 

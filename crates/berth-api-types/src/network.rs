@@ -1,6 +1,6 @@
 //! Network shapes of the API (swagger `NetworkCreateRequest`, `Network`, `IPAM`,
 //! `EndpointSettings`, `NetworkingConfig`, `PortBinding`, the connect and disconnect
-//! bodies).
+//! bodies, a container's `NetworkSettings` and `ps` `Ports`).
 //!
 //! Request bodies are read tolerantly, as the daemon always read them: unknown fields are
 //! ignored and a field of the wrong JSON type counts as absent (see [`crate::lenient`]).
@@ -295,6 +295,66 @@ pub struct PortBinding {
     pub host_port: String,
 }
 
+/// A container's `NetworkSettings` in `docker inspect` (swagger `NetworkSettings`, with
+/// the deprecated top-level fields dockerd still fills from the default bridge's endpoint).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkSettings {
+    pub bridge: String,
+    #[serde(rename = "SandboxID")]
+    pub sandbox_id: String,
+    pub sandbox_key: String,
+    pub hairpin_mode: bool,
+    #[serde(rename = "LinkLocalIPv6Address")]
+    pub link_local_ipv6_address: String,
+    #[serde(rename = "LinkLocalIPv6PrefixLen")]
+    pub link_local_ipv6_prefix_len: i64,
+    /// `80/tcp` → its host bindings; `null` for a port exposed but not published.
+    pub ports: BTreeMap<String, Option<Vec<PortBinding>>>,
+    /// Always `null` (no secondary addresses).
+    #[serde(rename = "SecondaryIPAddresses")]
+    pub secondary_ip_addresses: Option<Vec<Value>>,
+    #[serde(rename = "SecondaryIPv6Addresses")]
+    pub secondary_ipv6_addresses: Option<Vec<Value>>,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: i64,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: i64,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    pub mac_address: String,
+    /// Network name → the container's endpoint on it.
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// `NetworkSettings` of a `docker ps` entry: its networks only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SummaryNetworkSettings {
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// One of a `docker ps` entry's `Ports` (swagger `Port`): a published port with its host
+/// address, or an exposed one without (no `IP`, no `PublicPort`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Port {
+    #[serde(rename = "IP", default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    pub private_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_port: Option<u16>,
+    #[serde(rename = "Type")]
+    pub kind: String,
+}
+
 /// `HostConfig.PortBindings` read as the daemon reads it: `port/proto` → bindings, where a
 /// value that is not an array is no bindings and an element that is not an object is an
 /// empty binding.
@@ -325,6 +385,24 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// The empty settings are what inspect and ps showed, as `json!`, before a container
+    /// had network settings.
+    #[test]
+    fn empty_network_settings_are_what_they_were() {
+        let old = json!({
+            "Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": false,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": {},
+            "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
+            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "Networks": {},
+        });
+        let new = serde_json::to_value(NetworkSettings::default()).unwrap();
+        assert_eq!(new, old);
+        let new = serde_json::to_value(SummaryNetworkSettings::default()).unwrap();
+        assert_eq!(new, json!({"Networks": {}}));
+    }
 
     #[test]
     fn create_request_reads_wrong_types_as_absent() {

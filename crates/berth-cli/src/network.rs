@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use crate::error::Error;
 
 use crate::inspect::inspect_each;
-use crate::request::{parse_filters, query_escape};
-use crate::table::render_list;
+use crate::request::{list_path, parse_filters, query_escape};
+use crate::table::{list_format, prune_report, render_list};
 use crate::{write_out, Session};
 
 /// `berth network ...`.
@@ -363,16 +363,7 @@ pub async fn run(session: &Session, cmd: &NetworkCommand) -> Result<(), Error> {
             write_out(&format!("{}\n", r.id))
         }
         NetworkCommand::Ls(a) => {
-            let filters = parse_filters(&a.filter, "--filter")?;
-            let path = if filters.is_empty() {
-                "/networks".to_string()
-            } else {
-                format!(
-                    "/networks?filters={}",
-                    query_escape(&json!(filters).to_string())
-                )
-            };
-            let list = client.get_json(&path).await?;
+            let list = client.get_json(&list_path("/networks", &a.filter)?).await?;
             let mut nets = list.as_array().cloned().unwrap_or_default();
             nets.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
             if !a.no_trunc {
@@ -390,11 +381,8 @@ pub async fn run(session: &Session, cmd: &NetworkCommand) -> Result<(), Error> {
                     n["ID"] = n["Id"].clone();
                 }
             }
-            let format = match (&a.format, a.quiet) {
-                (_, true) => "{{.ID}}".to_string(),
-                (Some(f), _) if !f.is_empty() => f.clone(),
-                _ => "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}".to_string(),
-            };
+            let default = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}";
+            let format = list_format(a.format.as_deref(), a.quiet, "{{.ID}}", default);
             let headers = json!({"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
                                  "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"});
             write_out(&render_list(&format, &headers, &nets)?)
@@ -415,11 +403,7 @@ pub async fn run(session: &Session, cmd: &NetworkCommand) -> Result<(), Error> {
                     }
                 }
             }
-            if failed.is_empty() {
-                Ok(())
-            } else {
-                Err(Error::client(failed.join("\n")))
-            }
+            Error::from_each(failed)
         }
         NetworkCommand::Prune(a) => {
             let filters = parse_filters(&a.filter, "--filter")?;
@@ -431,15 +415,7 @@ pub async fn run(session: &Session, cmd: &NetworkCommand) -> Result<(), Error> {
                 .await
                 .map_err(|e| client.explain(e))?;
             let deleted = r.networks_deleted.unwrap_or_default();
-            let mut out = String::new();
-            if !deleted.is_empty() {
-                out.push_str("Deleted Networks:\n");
-                for d in deleted {
-                    out.push_str(&d);
-                    out.push('\n');
-                }
-            }
-            write_out(&out)
+            write_out(&prune_report("Networks", &deleted, None))
         }
         NetworkCommand::Connect(a) => {
             let req = NetworkConnectRequest {

@@ -35,6 +35,17 @@ pub fn parse_filters(values: &[String], flag: &str) -> Result<HashMap<String, Ve
     Ok(out)
 }
 
+/// A list call's path: `base`, with `?filters=<json>` when `--filter` gave any.
+pub fn list_path(base: &str, filter: &[String]) -> Result<String, Error> {
+    let filters = parse_filters(filter, "--filter")?;
+    if filters.is_empty() {
+        return Ok(base.to_string());
+    }
+    // As a JSON object: its keys sorted.
+    let json = serde_json::json!(filters).to_string();
+    Ok(format!("{base}?filters={}", query_escape(&json)))
+}
+
 /// Percent-encodes a query value (RFC 3986 unreserved characters stay).
 pub fn query_escape(s: &str) -> String {
     escape(s, b"-._~")
@@ -123,6 +134,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_paths_carry_filters_as_json() {
+        assert_eq!(list_path("/volumes", &[]).unwrap(), "/volumes");
+        assert_eq!(
+            list_path("/networks", &["name=a b".into(), "Driver=bridge".into()]).unwrap(),
+            "/networks?filters=%7B%22driver%22%3A%5B%22bridge%22%5D%2C%22name%22%3A%5B%22a%20b%22%5D%7D"
+        );
+        assert!(list_path("/networks", &["oops".into()]).is_err());
+    }
 
     #[test]
     fn filters_parse_like_docker() {

@@ -91,16 +91,18 @@ pub fn reformat_date(s: &str) -> String {
         .unwrap_or_else(|| s.to_string())
 }
 
+/// The template of `version`'s and `info`'s `--format` (`json` is `{{json .}}`).
+fn format_template(args: &FormatArgs) -> Result<Option<Template>, Error> {
+    let template = args.format.as_deref().map(Template::parse_format_flag);
+    Ok(template.transpose()?)
+}
+
 // ---------------------------------------------------------------------------------------
 // version
 
 /// `berth version`.
 pub async fn version(session: &Session, args: &FormatArgs) -> Result<(), Error> {
-    let template = args
-        .format
-        .as_deref()
-        .map(Template::parse_format_flag)
-        .transpose()?;
+    let template = format_template(args)?;
     let facts = ClientFacts::current();
     let (api, server) = match session.client().await {
         Ok(client) => (Some(client.api()), client.get_json("/version").await),
@@ -248,11 +250,7 @@ pub fn render_version(data: &Value) -> String {
 
 /// `berth info`.
 pub async fn info(session: &Session, args: &FormatArgs) -> Result<(), Error> {
-    let template = args
-        .format
-        .as_deref()
-        .map(Template::parse_format_flag)
-        .transpose()?;
+    let template = format_template(args)?;
     let facts = ClientFacts::current();
     let debug = session.debug();
 

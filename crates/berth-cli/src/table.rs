@@ -1,11 +1,48 @@
-//! List output: a command's rows rendered with its resolved `--format` (`table ...` with a
-//! header row, `json`, or a template per row), and Go's `text/tabwriter` column alignment
-//! that `table` output and `docker version` use.
+//! List output: a command's `--format` resolved, its rows rendered with it (`table ...`
+//! with a header row, `json`, or a template per row), the prune commands' `Deleted ...:`
+//! report, and Go's `text/tabwriter` column alignment that `table` output and
+//! `docker version` use.
 
 use serde_json::Value;
 
 use crate::error::Error;
 use crate::format::{Template, TemplateError};
+use crate::humanize::human_size;
+
+/// A list command's format: `quiet` (`-q`) wins, then a non-empty `--format`, else the
+/// command's default table.
+pub fn list_format(format: Option<&str>, quiet: bool, quiet_format: &str, table: &str) -> String {
+    match format {
+        _ if quiet => quiet_format,
+        Some(f) if !f.is_empty() => f,
+        _ => table,
+    }
+    .to_string()
+}
+
+/// The `Deleted <kind>:` list of a prune command (cli/command/{container,volume}/prune.go),
+/// a blank line after it, and with `reclaimed` (`None` for `network prune`, which prints
+/// only the list) the `Total reclaimed space` line.
+pub fn prune_report(kind: &str, deleted: &[String], reclaimed: Option<i64>) -> String {
+    let mut out = String::new();
+    if !deleted.is_empty() {
+        out.push_str(&format!("Deleted {kind}:\n"));
+        for d in deleted {
+            out.push_str(d);
+            out.push('\n');
+        }
+        if reclaimed.is_some() {
+            out.push('\n');
+        }
+    }
+    if let Some(r) = reclaimed {
+        out.push_str(&format!(
+            "Total reclaimed space: {}\n",
+            human_size(r.max(0) as f64)
+        ));
+    }
+    out
+}
 
 /// Renders a list command's rows with a resolved `--format` (formatter/formatter.go):
 /// `table ...` prints a header row and aligns columns with a (10, 3) tabwriter, `json`
@@ -119,6 +156,33 @@ impl TabWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_format_prefers_quiet_then_format() {
+        let f = |format, quiet| list_format(format, quiet, "{{.ID}}", "table {{.ID}}");
+        assert_eq!(f(Some("{{.Name}}"), true), "{{.ID}}");
+        assert_eq!(f(Some("{{.Name}}"), false), "{{.Name}}");
+        assert_eq!(f(Some(""), false), "table {{.ID}}");
+        assert_eq!(f(None, false), "table {{.ID}}");
+    }
+
+    #[test]
+    fn prune_reports_as_docker() {
+        let ids = ["a".to_string(), "b".to_string()];
+        assert_eq!(
+            prune_report("Networks", &ids, None),
+            "Deleted Networks:\na\nb\n"
+        );
+        assert_eq!(prune_report("Networks", &[], None), "");
+        assert_eq!(
+            prune_report("Volumes", &ids[..1], Some(2048)),
+            "Deleted Volumes:\na\n\nTotal reclaimed space: 2.048kB\n"
+        );
+        assert_eq!(
+            prune_report("Containers", &[], Some(-1)),
+            "Total reclaimed space: 0B\n"
+        );
+    }
 
     #[test]
     fn tabwriter_matches_docker_version_layout() {

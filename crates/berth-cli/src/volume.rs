@@ -14,10 +14,9 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::error::Error;
-use crate::humanize::human_size;
 use crate::inspect::inspect_each;
-use crate::request::{parse_filters, query_escape};
-use crate::table::render_list;
+use crate::request::{for_each_name, list_path, parse_filters};
+use crate::table::{list_format, prune_report, render_list};
 use crate::{write_out, Session};
 
 /// `berth volume ...`.
@@ -307,22 +306,10 @@ pub async fn run(session: &Session, cmd: &VolumeCommand) -> Result<(), Error> {
             write_out(&format!("{}\n", v.name))
         }
         VolumeCommand::Ls(a) => {
-            let filters = parse_filters(&a.filter, "--filter")?;
-            let path = if filters.is_empty() {
-                "/volumes".to_string()
-            } else {
-                format!(
-                    "/volumes?filters={}",
-                    query_escape(&json!(filters).to_string())
-                )
-            };
-            let list = client.get_json(&path).await?;
+            let list = client.get_json(&list_path("/volumes", &a.filter)?).await?;
             let vols = list["Volumes"].as_array().cloned().unwrap_or_default();
-            let format = match (&a.format, a.quiet) {
-                (_, true) => "{{.Name}}".to_string(),
-                (Some(f), _) if !f.is_empty() => f.clone(),
-                _ => "table {{.Driver}}\t{{.Name}}".to_string(),
-            };
+            let default = "table {{.Driver}}\t{{.Name}}";
+            let format = list_format(a.format.as_deref(), a.quiet, "{{.Name}}", default);
             let headers = json!({"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE",
                                  "Mountpoint": "MOUNTPOINT", "Labels": "LABELS"});
             write_out(&render_list(&format, &headers, &vols)?)
@@ -331,19 +318,13 @@ pub async fn run(session: &Session, cmd: &VolumeCommand) -> Result<(), Error> {
             inspect_each(&client, "/volumes", &a.names, a.format.as_deref()).await
         }
         VolumeCommand::Rm(a) => {
-            let mut failed = Vec::new();
-            for n in &a.names {
+            let docker = client.docker().clone();
+            for_each_name(&a.names, &client, |n| {
+                let docker = docker.clone();
                 let opts = RemoveVolumeOptions { force: a.force };
-                match client.docker().remove_volume(n, Some(opts)).await {
-                    Ok(()) => write_out(&format!("{n}\n"))?,
-                    Err(e) => failed.push(client.explain(e).to_string()),
-                }
-            }
-            if failed.is_empty() {
-                Ok(())
-            } else {
-                Err(Error::client(failed.join("\n")))
-            }
+                async move { docker.remove_volume(&n, Some(opts)).await }
+            })
+            .await
         }
         VolumeCommand::Prune(a) => {
             let mut filters = parse_filters(&a.filter, "--filter")?;
@@ -368,20 +349,7 @@ pub async fn run(session: &Session, cmd: &VolumeCommand) -> Result<(), Error> {
 
 /// `volume prune`'s report (cli/command/volume/prune.go).
 pub fn render_prune(deleted: &[String], reclaimed: i64) -> String {
-    let mut out = String::new();
-    if !deleted.is_empty() {
-        out.push_str("Deleted Volumes:\n");
-        for d in deleted {
-            out.push_str(d);
-            out.push('\n');
-        }
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        human_size(reclaimed.max(0) as f64)
-    ));
-    out
+    prune_report("Volumes", deleted, Some(reclaimed))
 }
 
 #[cfg(test)]

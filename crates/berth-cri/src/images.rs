@@ -117,16 +117,9 @@ pub(crate) fn registry_auth(auth: Option<&AuthConfig>) -> RegistryAuth {
 }
 
 impl fmt::Debug for AuthConfig {
+    /// As the engine's credentials it becomes: the secrets redacted.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redact = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
-        f.debug_struct("AuthConfig")
-            .field("username", &self.username)
-            .field("password", &redact(&self.password))
-            .field("auth", &redact(&self.auth))
-            .field("server_address", &self.server_address)
-            .field("identity_token", &redact(&self.identity_token))
-            .field("registry_token", &redact(&self.registry_token))
-            .finish()
+        fmt::Debug::fmt(&registry_auth(Some(self)), f)
     }
 }
 
@@ -437,5 +430,25 @@ mod tests {
         assert_eq!(inodes, 4);
         assert!(bytes >= 10_000, "{bytes}");
         assert!(bytes < 1_000_000, "the link to /usr was followed: {bytes}");
+    }
+
+    #[test]
+    fn auth_config_debug_redacts_the_secrets() {
+        let a = AuthConfig {
+            username: "u".into(),
+            password: "hunter2".into(),
+            auth: "dTpodW50ZXIy".into(),
+            identity_token: "id-tok".into(),
+            registry_token: "reg-tok".into(),
+            server_address: "r.example".into(),
+        };
+        let text = format!("{a:?}");
+        for secret in ["hunter2", "dTpodW50ZXIy", "id-tok", "reg-tok"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(
+            text.contains("\"u\"") && text.contains("r.example"),
+            "{text}"
+        );
     }
 }

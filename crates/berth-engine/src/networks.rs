@@ -14,11 +14,12 @@ mod settings;
 use std::path::Path;
 use std::sync::Arc;
 
+use berth_api_types::container::{ContainerConfig, HostConfig};
+use berth_api_types::network::NetworkingConfig;
 use berth_network::manager::{Hooks, Manager, NetEvent, NetNs};
 use berth_network::{NetError, NetworkDriver};
 use berth_runtime::spec::NamespaceMode;
 use berth_sys::pidfd::ProcessHandle;
-use serde_json::{Map, Value};
 
 pub use berth_network::manager::host_route_overlap;
 
@@ -157,9 +158,9 @@ impl Networks {
         &self,
         cid: &str,
         name: &str,
-        config: &Map<String, Value>,
-        host_config: &Map<String, Value>,
-        networking: Option<&Value>,
+        config: &ContainerConfig,
+        host_config: &HostConfig,
+        networking: &NetworkingConfig,
         peer_id: Option<String>,
     ) -> Result<(), EngineError> {
         let req = settings::container_request(cid, name, config, host_config, networking, peer_id);

@@ -253,23 +253,9 @@ impl BlobStore {
                     continue;
                 }
                 let path = entry.path();
-                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-                let result = if is_dir {
-                    fs::remove_dir_all(&path)
-                } else {
-                    fs::remove_file(&path)
-                };
-                match result {
-                    Ok(()) => removed += 1,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(BlobError::Io {
-                            what: "removing leftover temp file",
-                            path,
-                            source: e,
-                        })
-                    }
-                }
+                let gone = berth_sys::fs::remove_entry(&entry)
+                    .map_err(BlobError::io("removing leftover temp file", &path))?;
+                removed += usize::from(gone);
             }
         }
         if removed > 0 {

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -164,6 +164,11 @@ pub struct ImageStore {
 }
 
 impl ImageStore {
+    /// The in-memory state, read (a panic elsewhere does not poison it for readers).
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Opens `root` (created if missing) and repairs what a crash may have left.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         for d in ["layers", "images"] {
@@ -429,13 +434,7 @@ impl ImageStore {
     /// diffID got there first (then `incoming` is dropped and the existing one returned).
     fn publish_layer(&self, incoming: &Path, meta: LayerMeta) -> Result<LayerMeta, StoreError> {
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(existing) = self
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .layers
-            .get(&meta.diff_id)
-        {
+        if let Some(existing) = self.read().layers.get(&meta.diff_id) {
             let _ = fs::remove_dir_all(incoming);
             return Ok(existing.clone());
         }
@@ -461,7 +460,7 @@ impl ImageStore {
 
     /// The overlay-ready directories of an image's layers, bottom first.
     pub fn layer_diff_dirs(&self, image_id: &str) -> Result<Vec<PathBuf>, StoreError> {
-        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let st = self.read();
         let rec = st
             .images
             .get(image_id)
@@ -554,18 +553,12 @@ impl ImageStore {
         let parsed = ImageConfigFile::parse(config).map_err(StoreError::Invalid)?;
         let id = sha256_digest(config);
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = self
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .images
-            .get(&id.to_string())
-        {
+        if let Some(r) = self.read().images.get(&id.to_string()) {
             return Ok(r.clone());
         }
         let mut size = 0;
         {
-            let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+            let st = self.read();
             for d in &parsed.rootfs.diff_ids {
                 size += st
                     .layers
@@ -621,19 +614,8 @@ impl ImageStore {
             ));
         }
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut refs = self
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .refs
-            .clone();
-        if !self
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .images
-            .contains_key(image_id)
-        {
+        let mut refs = self.read().refs.clone();
+        if !self.read().images.contains_key(image_id) {
             return Err(StoreError::NoSuchImage(image_id.to_string()));
         }
         let key = reference.to_string();
@@ -658,7 +640,7 @@ impl ImageStore {
 
     /// Finds an image by full or short ID, `repo:tag` or `repo@digest`.
     pub fn resolve(&self, name: &str) -> Result<ImageRecord, StoreError> {
-        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let st = self.read();
         let no_such = || StoreError::NoSuchImage(name.to_string());
         // An ID or unambiguous ID prefix (Docker accepts them with or without "sha256:").
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
@@ -712,7 +694,7 @@ impl ImageStore {
     /// Whether an image config or a layer keeps blob `d`.
     pub fn blob_in_use(&self, d: &Digest) -> bool {
         let s = d.to_string();
-        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let st = self.read();
         st.images.contains_key(&s) || st.layers.values().any(|l| l.blob == s)
     }
 
@@ -726,7 +708,7 @@ impl ImageStore {
 
     /// Tags (`busybox:latest`, familiar form) and digests naming `image_id`.
     pub fn references_of(&self, image_id: &str) -> (Vec<String>, Vec<String>) {
-        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let st = self.read();
         let familiar = |s: &String| {
             s.parse::<Reference>()
                 .map(|r| r.familiar_string())
@@ -764,12 +746,7 @@ impl ImageStore {
     ) -> Result<Vec<Deleted>, StoreError> {
         let rec = self.resolve(name)?;
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut refs = self
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .refs
-            .clone();
+        let mut refs = self.read().refs.clone();
         let short = &rec.hex()[..12];
         let mut out = Vec::new();
 

@@ -382,16 +382,9 @@ pub fn cleanup_partial_unpacks(parent: &Path) -> Result<usize, UnpackError> {
             continue;
         }
         let path = entry.path();
-        let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        };
-        match result {
-            Ok(()) => removed += 1,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(UnpackError::io("removing partial layer", &path)(e)),
-        }
+        let gone = berth_sys::fs::remove_entry(&entry)
+            .map_err(UnpackError::io("removing partial layer", &path))?;
+        removed += usize::from(gone);
     }
     if removed > 0 {
         tracing::info!(removed, dir = %parent.display(), "removed partial layers left by a crash");

@@ -1,4 +1,5 @@
-//! Crash-safe file writes: a record on disk is always either the old or the new version.
+//! Crash-safe file writes (a record on disk is always either the old or the new version),
+//! and the removal of what a crash left behind.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -42,6 +43,22 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// Removes one entry of a directory being cleaned, a directory with all it holds (a link
+/// is removed, never followed). `Ok(false)`: it was gone already.
+pub fn remove_entry(entry: &fs::DirEntry) -> io::Result<bool> {
+    let path = entry.path();
+    let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+        fs::remove_dir_all(&path)
+    } else {
+        fs::remove_file(&path)
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +82,24 @@ mod tests {
     fn missing_directory_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         assert!(atomic_write(&dir.path().join("no/such/file"), b"x", 0o644).is_err());
+    }
+
+    #[test]
+    fn remove_entry_removes_trees_and_links_not_their_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, keep) = (dir.path().join("root"), dir.path().join("keep"));
+        fs::create_dir_all(root.join("tree/sub")).unwrap();
+        fs::create_dir(&keep).unwrap();
+        fs::write(root.join("tree/sub/f"), b"x").unwrap();
+        fs::write(root.join("file"), b"x").unwrap();
+        fs::write(keep.join("kept"), b"x").unwrap();
+        std::os::unix::fs::symlink(&keep, root.join("link")).unwrap();
+        let entries: Vec<_> = fs::read_dir(&root).unwrap().map(Result::unwrap).collect();
+        for e in &entries {
+            assert!(remove_entry(e).unwrap(), "{:?}", e.path());
+        }
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+        assert!(keep.join("kept").exists(), "the link's target was followed");
+        assert!(!remove_entry(&entries[0]).unwrap(), "gone already");
     }
 }

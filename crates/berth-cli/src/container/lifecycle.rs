@@ -12,9 +12,9 @@ use futures_util::StreamExt;
 
 use super::{ContainerPruneArgs, KillArgs, RenameArgs, RestartArgs, RmArgs, StopArgs, WaitArgs};
 use crate::error::Error;
-use crate::humanize::human_size;
 use crate::prompt::confirm;
 use crate::request::{for_each_name, parse_filters};
+use crate::table::prune_report;
 use crate::{write_out, Session};
 
 /// `stop`.
@@ -156,20 +156,7 @@ pub async fn prune(session: &Session, args: &ContainerPruneArgs) -> Result<(), E
 
 /// docker's `container prune` output.
 pub fn render_prune(deleted: &[String], reclaimed: i64) -> String {
-    let mut out = String::new();
-    if !deleted.is_empty() {
-        out.push_str("Deleted Containers:\n");
-        for id in deleted {
-            out.push_str(id);
-            out.push('\n');
-        }
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        human_size(reclaimed as f64)
-    ));
-    out
+    prune_report("Containers", deleted, Some(reclaimed))
 }
 
 #[cfg(test)]

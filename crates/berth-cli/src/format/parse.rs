@@ -35,6 +35,20 @@ struct Frame {
     chained: bool,
 }
 
+impl Frame {
+    /// A block just opened, its body empty.
+    fn open(kind: BlockKind, pipe: Pipeline, chained: bool) -> Frame {
+        Frame {
+            kind,
+            pipe,
+            then: Vec::new(),
+            otherwise: Vec::new(),
+            in_else: false,
+            chained,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum BlockKind {
     If,
@@ -145,14 +159,7 @@ impl<'a> Parser<'a> {
                         _ => BlockKind::Range,
                     };
                     let pipe = self.pipeline(&tokens[1..], pos, trimmed)?;
-                    stack.push(Frame {
-                        kind,
-                        pipe,
-                        then: Vec::new(),
-                        otherwise: Vec::new(),
-                        in_else: false,
-                        chained: false,
-                    });
+                    stack.push(Frame::open(kind, pipe, false));
                 }
                 Some("else") => {
                     let Some(frame) = stack.last_mut() else {
@@ -171,14 +178,7 @@ impl<'a> Parser<'a> {
                                 BlockKind::With
                             };
                             let pipe = self.pipeline(&tokens[2..], pos, trimmed)?;
-                            stack.push(Frame {
-                                kind,
-                                pipe,
-                                then: Vec::new(),
-                                otherwise: Vec::new(),
-                                in_else: false,
-                                chained: true,
-                            });
+                            stack.push(Frame::open(kind, pipe, true));
                         }
                         Some(_) => return Err(self.err(pos, "unexpected token after else")),
                     }

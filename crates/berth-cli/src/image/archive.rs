@@ -140,11 +140,7 @@ pub async fn import(session: &Session, args: &ImportArgs) -> Result<(), Error> {
         tag: Some(String::new()),
         message: Some(args.message.clone().unwrap_or_default()),
         changes: Vec::new(),
-        platform: args
-            .platform
-            .clone()
-            .unwrap_or_default()
-            .to_ascii_lowercase(),
+        platform: super::transfer::platform_param(args.platform.as_deref()),
         ..Default::default()
     };
     // bollard joins `changes` with newlines into one parameter; docker sends each change

@@ -36,11 +36,7 @@ pub async fn pull(session: &Session, args: &PullArgs) -> Result<(), Error> {
     let opts = CreateImageOptions {
         from_image: Some(reference.full_name()),
         tag: pull_tag(&reference),
-        platform: args
-            .platform
-            .clone()
-            .unwrap_or_default()
-            .to_ascii_lowercase(),
+        platform: platform_param(args.platform.as_deref()),
         ..Default::default()
     };
     // The header as docker encodes it (URL-safe base64, empty fields left out), not
@@ -138,6 +134,11 @@ pub fn pull_tag(reference: &Reference) -> Option<String> {
         .digest()
         .map(ToString::to_string)
         .or_else(|| reference.tag().map(str::to_owned))
+}
+
+/// `--platform` as `pull` and `import` send it: lower-cased, empty when not given.
+pub(super) fn platform_param(platform: Option<&str>) -> String {
+    platform.unwrap_or_default().to_ascii_lowercase()
 }
 
 /// `--platform os[/arch[/variant]]` as the JSON docker sends to `push`.

@@ -3,9 +3,10 @@
 
 use berth_api_types::container::{ContainerConfig, HostConfig, NetworkMode};
 use berth_api_types::field::Field;
+use berth_api_types::network::NetworkingConfig;
 use serde_json::{json, Map, Value};
 
-use super::record::{as_map, Record, RECORD_VERSION};
+use super::record::{Record, RECORD_VERSION};
 use super::{host_opts, lifecycle, mounts, names, spec, Containers, Entry};
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError};
@@ -20,7 +21,7 @@ pub struct Created {
 /// What a create body asks for, read and checked before any ID, name or disk work.
 pub(crate) struct CreatePlan {
     pub(crate) host_config: HostConfig,
-    pub(crate) networking: Option<Value>,
+    pub(crate) networking: NetworkingConfig,
     /// `HostConfig.NetworkMode` as given (`Unspecified` before the default is filled in).
     pub(crate) mode: NetworkMode,
     /// The container whose network namespace `container:<peer>` names.
@@ -48,7 +49,10 @@ pub(crate) fn plan_create(
             .map_err(|e| EngineError::InvalidArgument(format!("invalid HostConfig: {e}")))?,
         _ => HostConfig::default(),
     };
-    let networking = req.remove("NetworkingConfig");
+    // Read tolerantly, as it always was: a body that does not read is no endpoints.
+    let networking: NetworkingConfig = (req.remove("NetworkingConfig"))
+        .and_then(|n| serde_json::from_value(n).ok())
+        .unwrap_or_default();
     let mode = host_config
         .network_mode
         .get()
@@ -209,11 +213,15 @@ impl Engine {
         .and_then(|()| self.mounts_materialize(&dir, mounts))
         .and_then(|()| c.persist(&entry.rec()))
         .and_then(|()| {
-            let r = entry.rec().clone();
-            let net = networking.as_ref();
-            let (config, host_config) = (as_map(&r.config), as_map(&r.host_config));
-            c.networks
-                .register(&id, &r.name, &config, &host_config, net, net_peer)
+            let r = entry.rec();
+            (c.networks).register(
+                &id,
+                &r.name,
+                &r.config,
+                &r.host_config,
+                &networking,
+                net_peer,
+            )
         });
         if let Err(e) = made {
             c.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);

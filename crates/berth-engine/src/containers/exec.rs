@@ -321,19 +321,29 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// The ID of a container an exec may run in: running and not paused (moby
+/// `daemon/exec.go`'s `getActiveContainer`, checked at create and again at start).
+fn exec_target(entry: &super::Entry) -> Result<String, EngineError> {
+    let r = entry.rec();
+    if !r.running() {
+        return Err(EngineError::Conflict(format!(
+            "container {} is not running",
+            r.id
+        )));
+    }
+    if r.state.paused {
+        return Err(EngineError::Conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            r.id
+        )));
+    }
+    Ok(r.id.clone())
+}
+
 /// Docker's words for an exec that could not start, so the CLI shows the cause
 /// (moby `daemon/exec.go`, the containerd error translated).
 fn exec_failed(message: &str) -> String {
-    let lower = message.to_ascii_lowercase();
-    let hint = match start_failure_exit_code(message) {
-        127 if !lower.contains("executable file not found")
-            && !lower.contains("no such file or directory") =>
-        {
-            ": executable file not found in $PATH"
-        }
-        126 if !lower.contains("permission denied") => ": permission denied",
-        _ => "",
-    };
+    let hint = super::start::failure_hint(message, start_failure_exit_code(message));
     format!(
         "OCI runtime exec failed: exec failed: unable to start container process: {message}{hint}: unknown"
     )
@@ -372,20 +382,7 @@ impl Engine {
         let c = &self.containers;
         let entry = c.get(container)?;
         let config = ExecConfig::from_body(body)?;
-        let (cid, running, paused) = {
-            let r = entry.rec();
-            (r.id.clone(), r.running(), r.state.paused)
-        };
-        if !running {
-            return Err(EngineError::Conflict(format!(
-                "container {cid} is not running"
-            )));
-        }
-        if paused {
-            return Err(EngineError::Conflict(format!(
-                "Container {cid} is paused, unpause the container before exec"
-            )));
-        }
+        let cid = exec_target(&entry)?;
         // moby `daemon/exec.go` checks the keys after the container, and answers 500.
         let detach_keys = if config.detach_keys.is_empty() {
             Vec::new()
@@ -476,20 +473,7 @@ impl Engine {
         tty: bool,
     ) -> Result<Option<UnixStream>, EngineError> {
         let entry = c.get(&exec.container_id)?;
-        let (cid, running, paused) = {
-            let r = entry.rec();
-            (r.id.clone(), r.running(), r.state.paused)
-        };
-        if !running {
-            return Err(EngineError::Conflict(format!(
-                "container {cid} is not running"
-            )));
-        }
-        if paused {
-            return Err(EngineError::Conflict(format!(
-                "Container {cid} is paused, unpause the container before exec"
-            )));
-        }
+        let cid = exec_target(&entry)?;
         let cfg = &exec.config;
         // The user database the container's process sees (never the host's).
         let users = if cfg.user.is_empty() {

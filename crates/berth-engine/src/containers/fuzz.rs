@@ -238,14 +238,8 @@ fn create_steps(
         names::validate(n)?;
     }
     let id = "c0ffee".repeat(10) + "0000";
-    c.networks.register(
-        &id,
-        "/fuzz",
-        &super::record::as_map(&config),
-        &super::record::as_map(&host_config),
-        networking.as_ref(),
-        net_peer,
-    )?;
+    c.networks
+        .register(&id, "/fuzz", &config, &host_config, &networking, net_peer)?;
     Ok(Created {
         id,
         args,

@@ -76,12 +76,9 @@ impl Engine {
                         .any(|a| *a == r.image || r.image_id.contains(a.as_str()))
             })
             .map(|r| {
-                let mut v = serde_json::to_value(r.summary(now))
-                    .map_err(|e| EngineError::Internal(e.to_string()))?;
-                self.containers
-                    .networks
-                    .patch_summary(&r.id, r.running(), &mut v);
-                Ok(v)
+                let mut s = r.summary(now);
+                (self.containers.networks).patch_summary(&r.id, r.running(), &mut s);
+                serde_json::to_value(s).map_err(|e| EngineError::Internal(e.to_string()))
             })
             .collect::<Result<_, EngineError>>()?;
         Ok(out)

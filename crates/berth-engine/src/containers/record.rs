@@ -9,6 +9,7 @@ use berth_api_types::container::{
     GraphDriverData, HostConfig, LogConfig, NetworkMode, RestartPolicyName, SummaryHostConfig,
 };
 use berth_api_types::field::Field;
+use berth_api_types::network::{NetworkSettings, SummaryNetworkSettings};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -247,26 +248,8 @@ impl Record {
             },
             mounts: Vec::new(),
             config: self.config.clone(),
-            network_settings: json!({
-                "Bridge": "",
-                "SandboxID": "",
-                "SandboxKey": "",
-                "HairpinMode": false,
-                "LinkLocalIPv6Address": "",
-                "LinkLocalIPv6PrefixLen": 0,
-                "Ports": {},
-                "SecondaryIPAddresses": Value::Null,
-                "SecondaryIPv6Addresses": Value::Null,
-                "EndpointID": "",
-                "Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "IPAddress": "",
-                "IPPrefixLen": 0,
-                "IPv6Gateway": "",
-                "MacAddress": "",
-                "Networks": {},
-            }),
+            // Replaced by the network module's while the container has settings.
+            network_settings: NetworkSettings::default(),
             hostname: match &self.config.hostname {
                 Field::Absent => json!(""),
                 sent => serde_json::to_value(sent).unwrap_or(Value::Null),
@@ -294,7 +277,7 @@ impl Record {
             host_config: SummaryHostConfig {
                 network_mode: self.network_mode().to_string(),
             },
-            network_settings: json!({"Networks": {}}),
+            network_settings: SummaryNetworkSettings::default(),
             mounts: Vec::new(),
         }
     }

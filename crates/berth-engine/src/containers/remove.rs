@@ -1,10 +1,7 @@
 //! `DELETE /containers/{id}`.
 
-use std::time::Duration;
-
 use berth_api_types::container::ContainerStatus;
 
-use super::{libc_sigkill, rid, Containers};
 use crate::{Engine, EngineError};
 
 impl Engine {
@@ -38,14 +35,7 @@ impl Engine {
             }
             c.cancel_restart(&entry);
             let seen = entry.events.borrow().exits;
-            if c.runtime.kill(rid(&id), libc_sigkill(), true).await.is_ok() {
-                c.emit(
-                    &entry.rec(),
-                    "kill",
-                    &[("signal", &libc_sigkill().to_string())],
-                );
-            }
-            if !Containers::await_exit(&entry, seen, Duration::from_secs(30)).await {
+            if !c.kill_and_wait(&entry, &id, seen).await {
                 return Err(EngineError::Internal(format!(
                     "cannot remove container \"{cname}\": could not kill it"
                 )));

@@ -17,8 +17,17 @@ use crate::{Engine, EngineError, RuntimeChoice};
 
 /// Docker's words for a process that could not start, so the CLI picks 127/126.
 pub(super) fn start_error(message: String, exit_code: i32) -> String {
+    let hint = failure_hint(&message, exit_code);
+    format!(
+        "failed to create task for container: failed to create shim task: OCI runtime create failed: {message}{hint}: unknown"
+    )
+}
+
+/// What runc adds to a failure to start a process (`exit_code` 127: not found, 126: not
+/// executable) unless `message` says it already.
+pub(super) fn failure_hint(message: &str, exit_code: i32) -> &'static str {
     let lower = message.to_ascii_lowercase();
-    let hint = match exit_code {
+    match exit_code {
         127 if !lower.contains("executable file not found")
             && !lower.contains("no such file or directory") =>
         {
@@ -26,10 +35,7 @@ pub(super) fn start_error(message: String, exit_code: i32) -> String {
         }
         126 if !lower.contains("permission denied") => ": permission denied",
         _ => "",
-    };
-    format!(
-        "failed to create task for container: failed to create shim task: OCI runtime create failed: {message}{hint}: unknown"
-    )
+    }
 }
 
 impl Engine {

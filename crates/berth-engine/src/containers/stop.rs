@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use berth_runtime::RuntimeError;
 
-use super::{libc_sigkill, not_running, rid, rt_err, Containers};
+use super::{libc_sigkill, not_running, rid, rt_err, Containers, Entry};
 use crate::{Engine, EngineError};
 
 pub(super) fn parse_signal(s: &str) -> Result<i32, EngineError> {
@@ -106,21 +106,31 @@ impl Engine {
         } else {
             Duration::from_secs(t as u64)
         };
-        if !Containers::await_exit(&entry, seen, wait).await {
-            if c.runtime.kill(rid(&id), libc_sigkill(), true).await.is_ok() {
-                c.emit(
-                    &entry.rec(),
-                    "kill",
-                    &[("signal", &libc_sigkill().to_string())],
-                );
-            }
-            if !Containers::await_exit(&entry, seen, Duration::from_secs(30)).await {
-                return Err(EngineError::Internal(format!(
-                    "container {id} did not stop after SIGKILL"
-                )));
-            }
+        let stopped = Containers::await_exit(&entry, seen, wait).await
+            || c.kill_and_wait(&entry, &id, seen).await;
+        if !stopped {
+            return Err(EngineError::Internal(format!(
+                "container {id} did not stop after SIGKILL"
+            )));
         }
         c.emit(&entry.rec(), "stop", &[]);
         Ok(true)
+    }
+}
+
+impl Containers {
+    /// SIGKILL for container `id`, then at most 30 s for an exit after `seen`: false when
+    /// none came (`stop` after its grace time, a forced `rm`).
+    pub(super) async fn kill_and_wait(&self, entry: &Entry, id: &str, seen: u64) -> bool {
+        if self
+            .runtime
+            .kill(rid(id), libc_sigkill(), true)
+            .await
+            .is_ok()
+        {
+            let sig = libc_sigkill().to_string();
+            self.emit(&entry.rec(), "kill", &[("signal", &sig)]);
+        }
+        Containers::await_exit(entry, seen, Duration::from_secs(30)).await
     }
 }

@@ -586,14 +586,15 @@ mod tests {
     #[test]
     fn connect_and_disconnect_a_stopped_container() {
         let (n, fake, bus) = fixture();
-        let req = super::super::settings::container_request(
-            "c0ffee0123456789",
+        let hc = json!({"NetworkMode": "bridge"});
+        let req = crate::networks::fuzz::typed_request(
             "/c",
             &Map::new(),
-            json!({"NetworkMode": "bridge"}).as_object().unwrap(),
+            hc.as_object().unwrap(),
             None,
             None,
-        );
+        )
+        .unwrap();
         fake.register(&req).unwrap();
         let ec: EndpointSettings = serde_json::from_value(
             json!({"Aliases": ["db"], "IPAMConfig": {"IPv4Address": "10.0.1.9"}}),
@@ -608,7 +609,7 @@ mod tests {
             e.to_string(),
             "endpoint with name c already exists in network user"
         );
-        let settings = n.inspect_settings("c0ffee0123456789", false).unwrap();
+        let settings = to_value(n.inspect_settings("c0ffee0123456789", false).unwrap());
         let user = &settings["Networks"]["user"];
         assert_eq!(user["NetworkID"], "bbb222");
         assert_eq!(user["Aliases"], json!(["db"]));
@@ -619,12 +620,16 @@ mod tests {
         n.disconnect("user", "c0ffee0123456789").unwrap();
         let e = n.disconnect("user", "c0ffee0123456789").unwrap_err();
         assert!(matches!(e, EngineError::Forbidden(_)), "{e}");
-        let settings = n.inspect_settings("c0ffee0123456789", false).unwrap();
+        let settings = to_value(n.inspect_settings("c0ffee0123456789", false).unwrap());
         assert!(settings["Networks"].get("user").is_none());
         assert_eq!(
             events(&bus),
             ["network connect bbb222", "network disconnect bbb222"]
         );
+    }
+
+    fn typed(hc: Value) -> berth_api_types::container::HostConfig {
+        serde_json::from_value(hc).unwrap()
     }
 
     #[test]
@@ -633,22 +638,43 @@ mod tests {
         let cid = "c0ffee0123456789";
         let hc = json!({"NetworkMode": "user", "PortBindings": {"80/tcp": [{"HostPort": "x"}]}});
         let e = n
-            .register(cid, "/c", &Map::new(), hc.as_object().unwrap(), None, None)
+            .register(
+                cid,
+                "/c",
+                &Default::default(),
+                &typed(hc),
+                &Default::default(),
+                None,
+            )
             .unwrap_err();
         assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
         let hc = json!({"NetworkMode": "container:abc"});
         let e = n
-            .register(cid, "/c", &Map::new(), hc.as_object().unwrap(), None, None)
+            .register(
+                cid,
+                "/c",
+                &Default::default(),
+                &typed(hc),
+                &Default::default(),
+                None,
+            )
             .unwrap_err();
         assert_eq!(e.to_string(), "No such container: abc");
         let hc = json!({"NetworkMode": "user"});
-        n.register(cid, "/c", &Map::new(), hc.as_object().unwrap(), None, None)
-            .unwrap();
+        n.register(
+            cid,
+            "/c",
+            &Default::default(),
+            &typed(hc),
+            &Default::default(),
+            None,
+        )
+        .unwrap();
         let plan = n.prepare(cid, None).unwrap();
         assert_eq!(plan.ns, berth_runtime::spec::NamespaceMode::Private);
         n.rename(cid, "/d");
         n.unplug(cid);
-        let settings = n.inspect_settings(cid, false).unwrap();
+        let settings = to_value(n.inspect_settings(cid, false).unwrap());
         assert!(settings["Networks"]["user"].is_object());
         n.forget(cid);
         assert!(n.inspect_settings(cid, false).is_none());

@@ -71,25 +71,7 @@ impl NetworkDriver for FakeDriver {
         let (subnet, gateway, ip_range) = create_ipam(&req, taken.clone(), || {
             ipam::next_subnet(&ipam::default_pools(), &taken)
         })?;
-        let r = NetRecord {
-            id: req.id,
-            name: req.name,
-            driver: "bridge".into(),
-            created: req.created,
-            subnet: Some(subnet),
-            gateway: Some(gateway),
-            ip_range,
-            user_ipam: req.subnet.is_some(),
-            gateway_given: req.gateway.is_some(),
-            internal: req.internal,
-            attachable: req.attachable,
-            labels: req.labels,
-            options: req.options,
-            bridge: req.bridge_name,
-            mtu: req.mtu,
-            endpoints: BTreeMap::new(),
-            last_ip: None,
-        };
+        let r = NetRecord::bridge(req, subnet, gateway, ip_range);
         nets.insert(r.id.clone(), r.clone());
         Ok(r)
     }
@@ -192,19 +174,7 @@ impl NetworkDriver for FakeDriver {
         let c = ctrs.get_mut(cid).ok_or_else(|| {
             NetError::Conflict(format!("container {cid} has no network settings"))
         })?;
-        if c.attach.iter().any(|a| a.network_id == id) {
-            return Err(NetError::Forbidden(format!(
-                "endpoint with name {} already exists in network {}",
-                c.name, r.name
-            )));
-        }
-        let req = ContainerRequest {
-            id: cid.into(),
-            name: c.name.clone(),
-            network_mode: r.name.clone(),
-            endpoints: BTreeMap::from([(r.name.clone(), ec.clone())]),
-            ..Default::default()
-        };
+        let req = c.connect_request(&id, &r.name, ec)?;
         c.attach.extend(from_request(&nets, &req)?.attach);
         Ok(r)
     }

@@ -11,7 +11,12 @@ use berth_network::{bridge, Ipv4Net};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-use berth_network::manager::{create_ipam, from_request, port_range, CtrNet, NetRecord};
+use berth_api_types::container::{ContainerConfig, HostConfig};
+use berth_api_types::lenient;
+use berth_api_types::network::{port_bindings, NetworkingConfig, PortBinding};
+use berth_network::manager::{
+    create_ipam, from_request, port_range, ContainerRequest, CtrNet, NetRecord,
+};
 
 use super::api::parse_create;
 use super::fake::FakeDriver;
@@ -170,24 +175,108 @@ pub(crate) fn state() -> BTreeMap<String, NetRecord> {
                 id: id.into(),
                 name: name.into(),
                 driver: "bridge".into(),
-                created: String::new(),
                 subnet: Some(subnet.parse().unwrap()),
-                gateway: None,
-                ip_range: None,
-                user_ipam: false,
-                gateway_given: false,
-                internal: false,
-                attachable: false,
-                labels: Map::new(),
-                options: Map::new(),
                 bridge: format!("br-{id}"),
                 mtu: 1500,
-                endpoints: BTreeMap::new(),
-                last_ip: None,
+                ..Default::default()
             },
         );
     }
     nets
+}
+
+/// The network request (container `c0ffee0123456789`) of a create body's `Config`, `HostConfig` and `NetworkingConfig`,
+/// read as `container_create` reads them (`None`: create refuses the `HostConfig` or
+/// `Config` before the network code sees it).
+pub(crate) fn typed_request(
+    name: &str,
+    config: &Map<String, Value>,
+    hc: &Map<String, Value>,
+    net: Option<&Value>,
+    peer: Option<String>,
+) -> Option<ContainerRequest> {
+    let config: ContainerConfig = serde_json::from_value(Value::Object(config.clone())).ok()?;
+    let hc: HostConfig = serde_json::from_value(Value::Object(hc.clone())).ok()?;
+    let net: NetworkingConfig = net
+        .and_then(|n| serde_json::from_value(n.clone()).ok())
+        .unwrap_or_default();
+    Some(container_request(
+        "c0ffee0123456789",
+        name,
+        &config,
+        &hc,
+        &net,
+        peer,
+    ))
+}
+
+/// What `HostConfig` says of networking, as the map-based code read it before the typed
+/// model (the reference [`container_request`] is checked against).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct OldHostNet {
+    #[serde(default, deserialize_with = "lenient::or_default")]
+    network_mode: String,
+    #[serde(default, deserialize_with = "port_bindings")]
+    port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    #[serde(default, deserialize_with = "lenient::or_default")]
+    publish_all_ports: bool,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    extra_hosts: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    dns: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    dns_search: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    dns_options: Option<Vec<String>>,
+}
+
+/// What `Config` says of networking, as the map-based code read it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct OldConfigNet {
+    #[serde(default, deserialize_with = "lenient::or_default")]
+    hostname: String,
+    #[serde(default, deserialize_with = "lenient::or_default")]
+    domainname: String,
+    #[serde(default, deserialize_with = "lenient::or_default")]
+    mac_address: String,
+    #[serde(default, deserialize_with = "lenient::or_default")]
+    exposed_ports: Map<String, Value>,
+}
+
+/// The map-based `container_request` the typed one replaced.
+fn old_container_request(
+    cid: &str,
+    name: &str,
+    config: &Map<String, Value>,
+    hc: &Map<String, Value>,
+    networking: Option<&Value>,
+    peer_id: Option<String>,
+) -> ContainerRequest {
+    let hc: OldHostNet = serde_json::from_value(Value::Object(hc.clone())).unwrap_or_default();
+    let config: OldConfigNet =
+        serde_json::from_value(Value::Object(config.clone())).unwrap_or_default();
+    let networking: NetworkingConfig = networking
+        .and_then(|n| serde_json::from_value(n.clone()).ok())
+        .unwrap_or_default();
+    ContainerRequest {
+        id: cid.to_string(),
+        name: name.to_string(),
+        network_mode: hc.network_mode,
+        endpoints: networking.endpoints_config,
+        hostname: config.hostname,
+        domainname: config.domainname,
+        mac_address: config.mac_address,
+        exposed_ports: config.exposed_ports.keys().cloned().collect(),
+        port_bindings: hc.port_bindings,
+        publish_all_ports: hc.publish_all_ports,
+        extra_hosts: hc.extra_hosts.unwrap_or_default(),
+        dns: hc.dns.unwrap_or_default(),
+        dns_search: hc.dns_search.unwrap_or_default(),
+        dns_options: hc.dns_options.unwrap_or_default(),
+        peer_id,
+    }
 }
 
 /// Reads a container's network settings from `{"config", "hc", "net"}` and checks them.
@@ -201,7 +290,22 @@ fn check_container(v: &Value) {
     let (config, hc) = (obj("config"), obj("hc"));
     let net = v.get("net");
     let peer = v.get("peer").and_then(Value::as_str).map(String::from);
-    let req = container_request("c0ffee0123456789", "/n", &config, &hc, net, peer);
+    let Some(req) = typed_request("/n", &config, &hc, net, peer.clone()) else {
+        return;
+    };
+    // The typed read is the map-based one it replaced, over the maps the record stored.
+    let stored = |v: Value| v.as_object().cloned().unwrap_or_default();
+    let config_t: ContainerConfig = serde_json::from_value(Value::Object(config)).unwrap();
+    let hc_t: HostConfig = serde_json::from_value(Value::Object(hc)).unwrap();
+    let old = old_container_request(
+        "c0ffee0123456789",
+        "/n",
+        &stored(serde_json::to_value(&config_t).unwrap()),
+        &stored(serde_json::to_value(&hc_t).unwrap()),
+        net,
+        peer,
+    );
+    assert_eq!(format!("{req:?}"), format!("{old:?}"));
     let Ok(c) = from_request(&state(), &req) else {
         return;
     };
@@ -295,13 +399,6 @@ fn good_bodies_are_accepted() {
     create_ipam(&req, taken(), || None).unwrap();
     let v = good_container();
     let obj = |k: &str| v[k].as_object().unwrap().clone();
-    let req = container_request(
-        "c0ffee0123456789",
-        "/n",
-        &obj("config"),
-        &obj("hc"),
-        v.get("net"),
-        None,
-    );
+    let req = typed_request("/n", &obj("config"), &obj("hc"), v.get("net"), None).unwrap();
     from_request(&state(), &req).unwrap();
 }

@@ -4,115 +4,91 @@
 
 use std::collections::BTreeMap;
 
-use berth_api_types::lenient;
+use berth_api_types::container::{ContainerConfig, ContainerSummary, HostConfig};
 use berth_api_types::network::{
-    port_bindings, EndpointIpamConfig, EndpointSettings, NetworkingConfig, PortBinding,
+    EndpointIpamConfig, EndpointSettings, NetworkSettings, NetworkingConfig, Port, PortBinding,
+    SummaryNetworkSettings,
 };
 use berth_network::manager::{ContainerRequest, ContainerView};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
 
 use super::{Networks, DEFAULT};
 
-/// What `HostConfig` says of networking, read as the daemon always read it (a wrong-typed
-/// field is absent).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct HostNet {
-    #[serde(default, deserialize_with = "lenient::or_default")]
-    network_mode: String,
-    #[serde(default, deserialize_with = "port_bindings")]
-    port_bindings: BTreeMap<String, Vec<PortBinding>>,
-    #[serde(default, deserialize_with = "lenient::or_default")]
-    publish_all_ports: bool,
-    #[serde(default, deserialize_with = "lenient::strings")]
-    extra_hosts: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "lenient::strings")]
-    dns: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "lenient::strings")]
-    dns_search: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "lenient::strings")]
-    dns_options: Option<Vec<String>>,
-}
-
-/// What `Config` says of networking.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ConfigNet {
-    #[serde(default, deserialize_with = "lenient::or_default")]
-    hostname: String,
-    #[serde(default, deserialize_with = "lenient::or_default")]
-    domainname: String,
-    #[serde(default, deserialize_with = "lenient::or_default")]
-    mac_address: String,
-    #[serde(default, deserialize_with = "lenient::or_default")]
-    exposed_ports: Map<String, Value>,
-}
-
-/// A create request's network settings (`peer_id`: the resolved ID for
-/// `container:<name>`).
+/// A create request's network settings, from its typed `Config` and `HostConfig` (a
+/// field of the wrong JSON type reads as absent, as the daemon always read it; `peer_id`:
+/// the resolved ID for `container:<name>`).
 pub(crate) fn container_request(
     cid: &str,
     name: &str,
-    config: &Map<String, Value>,
-    hc: &Map<String, Value>,
-    networking: Option<&Value>,
+    config: &ContainerConfig,
+    hc: &HostConfig,
+    networking: &NetworkingConfig,
     peer_id: Option<String>,
 ) -> ContainerRequest {
-    // Every field is read tolerantly, so an object always reads.
-    let hc: HostNet = serde_json::from_value(Value::Object(hc.clone())).unwrap_or_default();
-    let config: ConfigNet =
-        serde_json::from_value(Value::Object(config.clone())).unwrap_or_default();
-    let networking: NetworkingConfig = networking
-        .and_then(|n| serde_json::from_value(n.clone()).ok())
-        .unwrap_or_default();
+    let mac = config.extra.get("MacAddress").and_then(|v| v.as_str());
     ContainerRequest {
         id: cid.to_string(),
         name: name.to_string(),
-        network_mode: hc.network_mode,
-        endpoints: networking.endpoints_config,
-        hostname: config.hostname,
-        domainname: config.domainname,
-        mac_address: config.mac_address,
-        exposed_ports: config.exposed_ports.keys().cloned().collect(),
-        port_bindings: hc.port_bindings,
-        publish_all_ports: hc.publish_all_ports,
-        extra_hosts: hc.extra_hosts.unwrap_or_default(),
-        dns: hc.dns.unwrap_or_default(),
-        dns_search: hc.dns_search.unwrap_or_default(),
-        dns_options: hc.dns_options.unwrap_or_default(),
+        network_mode: (hc.network_mode.get())
+            .map(|m| m.as_str().into_owned())
+            .unwrap_or_default(),
+        endpoints: networking.endpoints_config.clone(),
+        hostname: config.hostname.or_default(),
+        domainname: config.domainname.or_default(),
+        mac_address: mac.unwrap_or_default().to_string(),
+        exposed_ports: (config.exposed_ports.get())
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+        port_bindings: hc.bindings(),
+        publish_all_ports: hc.publish_all_ports.or_default(),
+        extra_hosts: hc.extra_hosts.strings(),
+        dns: hc.dns.strings(),
+        dns_search: hc.dns_search.strings(),
+        dns_options: hc.dns_options.strings(),
         peer_id,
     }
 }
 
 impl Networks {
     /// `NetworkSettings` of `docker inspect` for container `cid`.
-    pub(crate) fn inspect_settings(&self, cid: &str, running: bool) -> Option<Value> {
+    pub(crate) fn inspect_settings(&self, cid: &str, running: bool) -> Option<NetworkSettings> {
         let view = self.driver.container(cid)?;
         Some(network_settings(cid, running, &view))
     }
 
     /// `Ports` and `NetworkSettings` of one `docker ps` entry.
-    pub(crate) fn patch_summary(&self, cid: &str, running: bool, v: &mut Value) {
+    pub(crate) fn patch_summary(&self, cid: &str, running: bool, s: &mut ContainerSummary) {
         let Some(view) = self.driver.container(cid) else {
             return;
         };
-        let ns = network_settings(cid, running, &view);
-        let c = &view.settings;
-        let mut ports = Vec::new();
-        if running {
-            for b in &c.bound {
-                ports.push(json!({"IP": b.host_ip, "PrivatePort": b.port, "PublicPort": b.host_port, "Type": b.proto}));
-            }
-            for (port, proto) in &c.exposed {
-                if !c.bound.iter().any(|b| b.port == *port && &b.proto == proto) {
-                    ports.push(json!({"PrivatePort": port, "Type": proto}));
-                }
-            }
-        }
-        v["Ports"] = json!(ports);
-        v["NetworkSettings"] = json!({"Networks": ns["Networks"]});
+        s.ports = ps_ports(running, &view);
+        s.network_settings = SummaryNetworkSettings {
+            networks: network_settings(cid, running, &view).networks,
+        };
     }
+}
+
+/// The `Ports` of a `docker ps` entry: while running, each bound port, then each exposed
+/// port that is not bound.
+fn ps_ports(running: bool, view: &ContainerView) -> Vec<Port> {
+    let c = &view.settings;
+    if !running {
+        return Vec::new();
+    }
+    let bound = c.bound.iter().map(|b| Port {
+        ip: Some(b.host_ip.clone()),
+        private_port: b.port,
+        public_port: Some(b.host_port),
+        kind: b.proto.clone(),
+    });
+    let exposed = (c.exposed.iter())
+        .filter(|(port, proto)| !c.bound.iter().any(|b| b.port == *port && &b.proto == proto))
+        .map(|(port, proto)| Port {
+            ip: None,
+            private_port: *port,
+            public_port: None,
+            kind: proto.clone(),
+        });
+    bound.chain(exposed).collect()
 }
 
 /// An endpoint of `NetworkSettings.Networks` with nothing but its network.
@@ -124,7 +100,7 @@ fn empty_endpoint(net_id: &str) -> EndpointSettings {
 }
 
 /// `NetworkSettings` of `docker inspect` for container `cid`.
-fn network_settings(cid: &str, running: bool, view: &ContainerView) -> Value {
+fn network_settings(cid: &str, running: bool, view: &ContainerView) -> NetworkSettings {
     let c = &view.settings;
     let mut nets: BTreeMap<String, EndpointSettings> = BTreeMap::new();
     let mut top = EndpointSettings::default();
@@ -168,46 +144,185 @@ fn network_settings(cid: &str, running: bool, view: &ContainerView) -> Value {
         }
         nets.insert(r.name.clone(), v);
     }
-    let mut ports = Map::new();
+    let mut ports: BTreeMap<String, Option<Vec<PortBinding>>> = BTreeMap::new();
     if running {
         for (port, proto) in &c.exposed {
-            ports.insert(format!("{port}/{proto}"), Value::Null);
+            ports.insert(format!("{port}/{proto}"), None);
         }
         for b in &c.bound {
-            let e = ports
-                .entry(format!("{}/{}", b.port, b.proto))
-                .or_insert_with(|| json!([]));
-            if !e.is_array() {
-                *e = json!([]);
-            }
-            if let Some(a) = e.as_array_mut() {
-                a.push(json!({"HostIp": b.host_ip, "HostPort": b.host_port.to_string()}));
-            }
+            let e = ports.entry(format!("{}/{}", b.port, b.proto)).or_default();
+            e.get_or_insert_with(Vec::new).push(PortBinding {
+                host_ip: b.host_ip.clone(),
+                host_port: b.host_port.to_string(),
+            });
         }
     }
-    let sandbox = if running && c.pid > 0 {
+    let sandbox_key = if running && c.pid > 0 {
         format!("/proc/{}/ns/net", c.pid)
     } else {
         String::new()
     };
-    json!({
-        "Bridge": "",
-        "SandboxID": if running { cid.to_string() } else { String::new() },
-        "SandboxKey": sandbox,
-        "HairpinMode": false,
-        "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0,
-        "Ports": ports,
-        "SecondaryIPAddresses": null,
-        "SecondaryIPv6Addresses": null,
-        "EndpointID": top.endpoint_id,
-        "Gateway": top.gateway,
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPAddress": top.ip_address,
-        "IPPrefixLen": top.ip_prefix_len,
-        "IPv6Gateway": "",
-        "MacAddress": top.mac_address,
-        "Networks": nets,
-    })
+    NetworkSettings {
+        sandbox_id: if running {
+            cid.to_string()
+        } else {
+            String::new()
+        },
+        sandbox_key,
+        ports,
+        endpoint_id: top.endpoint_id,
+        gateway: top.gateway,
+        ip_address: top.ip_address,
+        ip_prefix_len: top.ip_prefix_len,
+        mac_address: top.mac_address,
+        networks: nets,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_network::manager::Endpoint;
+    use berth_network::NetworkDriver;
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+    use crate::networks::fake::FakeDriver;
+    use crate::networks::fuzz::{state, typed_request};
+
+    /// The hand-built `NetworkSettings` the typed one replaced, kept as the reference.
+    fn old_network_settings(cid: &str, running: bool, view: &ContainerView) -> Value {
+        let c = &view.settings;
+        let top = network_settings(cid, running, view);
+        let mut ports = Map::new();
+        if running {
+            for (port, proto) in &c.exposed {
+                ports.insert(format!("{port}/{proto}"), Value::Null);
+            }
+            for b in &c.bound {
+                let e = ports
+                    .entry(format!("{}/{}", b.port, b.proto))
+                    .or_insert_with(|| json!([]));
+                if !e.is_array() {
+                    *e = json!([]);
+                }
+                if let Some(a) = e.as_array_mut() {
+                    a.push(json!({"HostIp": b.host_ip, "HostPort": b.host_port.to_string()}));
+                }
+            }
+        }
+        let sandbox = if running && c.pid > 0 {
+            format!("/proc/{}/ns/net", c.pid)
+        } else {
+            String::new()
+        };
+        let def = top.networks.get(DEFAULT).filter(|_| running);
+        let def = |f: fn(&EndpointSettings) -> Value, empty: Value| def.map(f).unwrap_or(empty);
+        json!({
+            "Bridge": "",
+            "SandboxID": if running { cid.to_string() } else { String::new() },
+            "SandboxKey": sandbox,
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": ports,
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": def(|e| json!(e.endpoint_id), json!("")),
+            "Gateway": def(|e| json!(e.gateway), json!("")),
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": def(|e| json!(e.ip_address), json!("")),
+            "IPPrefixLen": def(|e| json!(e.ip_prefix_len), json!(0)),
+            "IPv6Gateway": "",
+            "MacAddress": def(|e| json!(e.mac_address), json!("")),
+            "Networks": top.networks,
+        })
+    }
+
+    /// The hand-built `ps` `Ports` the typed ones replaced.
+    fn old_ports(running: bool, view: &ContainerView) -> Value {
+        let c = &view.settings;
+        let mut ports = Vec::new();
+        if running {
+            for b in &c.bound {
+                ports.push(json!({"IP": b.host_ip, "PrivatePort": b.port, "PublicPort": b.host_port, "Type": b.proto}));
+            }
+            for (port, proto) in &c.exposed {
+                if !c.bound.iter().any(|b| b.port == *port && &b.proto == proto) {
+                    ports.push(json!({"PrivatePort": port, "Type": proto}));
+                }
+            }
+        }
+        json!(ports)
+    }
+
+    /// The view of a container registered with `hc` (and `EndpointsConfig` `net`).
+    fn view(hc: Value, net: Option<Value>) -> ContainerView {
+        let fake = FakeDriver::with(state());
+        let config = json!({"ExposedPorts": {"90/udp": {}, "80/tcp": {}}});
+        let req = typed_request(
+            "/web",
+            config.as_object().unwrap(),
+            hc.as_object().unwrap(),
+            net.as_ref(),
+            None,
+        )
+        .unwrap();
+        fake.register(&req).unwrap();
+        fake.container("c0ffee0123456789").unwrap()
+    }
+
+    #[test]
+    fn network_settings_and_ports_are_what_they_were() {
+        let cid = "c0ffee0123456789";
+        let mut running = view(
+            json!({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}),
+            Some(json!({"EndpointsConfig": {"user": {"Aliases": ["w"]}}})),
+        );
+        running.settings.pid = 42;
+        running.settings.bound = vec![
+            berth_network::manager::Bound {
+                port: 80,
+                proto: "tcp".into(),
+                host_ip: "0.0.0.0".into(),
+                host_port: 8080,
+            },
+            berth_network::manager::Bound {
+                port: 80,
+                proto: "tcp".into(),
+                host_ip: "::".into(),
+                host_port: 8080,
+            },
+        ];
+        for (i, s) in running.endpoints.iter_mut().enumerate() {
+            s.endpoint = Some(Endpoint {
+                endpoint_id: format!("e{i}"),
+                ip: format!("10.0.{i}.2").parse().unwrap(),
+                mac: format!("02:42:0a:00:0{i}:02"),
+                name: "web".into(),
+                aliases: Vec::new(),
+                veth: String::new(),
+            });
+        }
+        let mut gone = view(json!({"NetworkMode": "user"}), None);
+        gone.endpoints[0].network = None;
+        gone.endpoints[0].disabled_default = true;
+        let views = [
+            running,
+            view(json!({}), None),
+            view(json!({"NetworkMode": "host"}), None),
+            view(json!({"NetworkMode": "none"}), None),
+            gone,
+        ];
+        assert!(views[0].endpoints.len() == 2 && !views[0].settings.exposed.is_empty());
+        for v in &views {
+            for running in [false, true] {
+                let new = serde_json::to_value(network_settings(cid, running, v)).unwrap();
+                assert_eq!(new, old_network_settings(cid, running, v), "{v:?}");
+                let ports = serde_json::to_value(ps_ports(running, v)).unwrap();
+                assert_eq!(ports, old_ports(running, v), "{v:?}");
+            }
+        }
+    }
 }

@@ -92,6 +92,36 @@ pub fn create_ipam(
     Ok((subnet, gateway, ip_range))
 }
 
+impl NetRecord {
+    /// The record of a new bridge network: `req` with the addresses [`create_ipam`] gave.
+    pub fn bridge(
+        req: CreateRequest,
+        subnet: Ipv4Net,
+        gateway: Ipv4Addr,
+        ip_range: Option<Ipv4Net>,
+    ) -> NetRecord {
+        NetRecord {
+            user_ipam: req.subnet.is_some(),
+            gateway_given: req.gateway.is_some(),
+            id: req.id,
+            name: req.name,
+            driver: "bridge".into(),
+            created: req.created,
+            subnet: Some(subnet),
+            gateway: Some(gateway),
+            ip_range,
+            internal: req.internal,
+            attachable: req.attachable,
+            labels: req.labels,
+            options: req.options,
+            bridge: req.bridge_name,
+            mtu: req.mtu,
+            endpoints: BTreeMap::new(),
+            last_ip: None,
+        }
+    }
+}
+
 impl Manager {
     /// Makes the network `req` describes: refused if its name or bridge is taken or its
     /// address space overlaps another network's. Blocking.
@@ -116,25 +146,7 @@ impl Manager {
                 create_ipam(&req, st.nets.values().filter_map(|r| r.subnet), || {
                     ipam::next_subnet(&self.pools(), &Manager::taken_subnets(&st))
                 })?;
-            NetRecord {
-                id: req.id.clone(),
-                name: req.name.clone(),
-                driver: "bridge".into(),
-                created: req.created.clone(),
-                subnet: Some(subnet),
-                gateway: Some(gateway),
-                ip_range,
-                user_ipam: req.subnet.is_some(),
-                gateway_given: req.gateway.is_some(),
-                internal: req.internal,
-                attachable: req.attachable,
-                labels: req.labels,
-                options: req.options,
-                bridge: req.bridge_name,
-                mtu: req.mtu,
-                endpoints: BTreeMap::new(),
-                last_ip: None,
-            }
+            NetRecord::bridge(req, subnet, gateway, ip_range)
         };
         let id = r.id.clone();
         let prefix = r.subnet.map(|s| s.prefix()).unwrap_or(24);

@@ -108,7 +108,7 @@ impl Default for Hooks {
 pub const DEFAULT: &str = "bridge";
 
 /// One network, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NetRecord {
     pub id: String,
     pub name: String,
@@ -513,19 +513,7 @@ impl Manager {
                     name: name.into(),
                     driver: driver.into(),
                     created: (self.hooks.now)(),
-                    subnet: None,
-                    gateway: None,
-                    ip_range: None,
-                    user_ipam: false,
-                    gateway_given: false,
-                    internal: false,
-                    attachable: false,
-                    labels: Map::new(),
-                    options: Map::new(),
-                    bridge: String::new(),
-                    mtu: 0,
-                    endpoints: BTreeMap::new(),
-                    last_ip: None,
+                    ..Default::default()
                 };
                 self.save_net(&r)?;
                 st.nets.insert(r.id.clone(), r);

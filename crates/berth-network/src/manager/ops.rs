@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use berth_api_types::network::EndpointSettings;
 use berth_sys::pidfd::ProcessHandle;
 
-use super::settings::{from_request, Attach, ContainerRequest, CtrNet};
+use super::settings::{from_request, Attach, CtrNet};
 use super::{find, Endpoint, Manager, NetRecord};
 use crate::{Ipv4Net, NetError};
 
@@ -137,19 +137,7 @@ impl Manager {
                         .into(),
                 ));
             }
-            if c.attach.iter().any(|a| a.network_id == id) {
-                return Err(NetError::Forbidden(format!(
-                    "endpoint with name {} already exists in network {}",
-                    c.name, r.name
-                )));
-            }
-            let req = ContainerRequest {
-                id: cid.to_string(),
-                name: c.name.clone(),
-                network_mode: r.name.clone(),
-                endpoints: BTreeMap::from([(r.name.clone(), ec.clone())]),
-                ..Default::default()
-            };
+            let req = c.connect_request(&id, &r.name, ec)?;
             let one = from_request(&st.nets, &req)?;
             let mut c = c;
             c.attach.extend(one.attach);

@@ -140,6 +140,30 @@ pub fn port_range(s: &str) -> Result<(u16, u16), NetError> {
 }
 
 impl CtrNet {
+    /// The request that attaches this container to one more network (`net_id`, named
+    /// `net_name`) with the settings `ec` (`network connect`); refused when it is attached
+    /// there already.
+    pub fn connect_request(
+        &self,
+        net_id: &str,
+        net_name: &str,
+        ec: &EndpointSettings,
+    ) -> Result<ContainerRequest, NetError> {
+        if self.attach.iter().any(|a| a.network_id == net_id) {
+            return Err(NetError::Forbidden(format!(
+                "endpoint with name {} already exists in network {net_name}",
+                self.name
+            )));
+        }
+        Ok(ContainerRequest {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            network_mode: net_name.to_string(),
+            endpoints: BTreeMap::from([(net_name.to_string(), ec.clone())]),
+            ..Default::default()
+        })
+    }
+
     pub fn dns_settings(&self) -> DnsSettings {
         DnsSettings {
             servers: self.dns.clone(),
@@ -374,7 +398,7 @@ pub fn from_request(
 #[cfg(test)]
 pub(crate) mod tests {
     use berth_api_types::network::NetworkingConfig;
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Value};
 
     use super::*;
     use crate::manager::State;
@@ -393,20 +417,10 @@ pub(crate) mod tests {
                     id: id.into(),
                     name: name.into(),
                     driver: "bridge".into(),
-                    created: String::new(),
                     subnet: Some(subnet.parse().unwrap()),
-                    gateway: None,
-                    ip_range: None,
-                    user_ipam: false,
-                    gateway_given: false,
-                    internal: false,
-                    attachable: false,
-                    labels: Map::new(),
-                    options: Map::new(),
                     bridge: format!("br-{id}"),
                     mtu: 1500,
-                    endpoints: BTreeMap::new(),
-                    last_ip: None,
+                    ..Default::default()
                 },
             );
         }

@@ -14,6 +14,7 @@ use berth_engine::containers::fs_views::CommitOptions;
 use berth_engine::Engine;
 use serde_json::{json, Map, Value};
 
+use super::body::try_receiver_body;
 use super::query::Query;
 use crate::ApiError;
 
@@ -42,14 +43,8 @@ async fn export(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let rx = engine.container_export(&id).await?;
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-tar")],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    let body = try_receiver_body(rx);
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
 }
 
 async fn commit(
@@ -133,9 +128,7 @@ async fn archive_get(
 ) -> Result<Response, ApiError> {
     let path = path_param(&Query::from_uri(&uri))?;
     let (stat, rx) = engine.container_archive(&id, &path).await?;
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    let body = try_receiver_body(rx);
     Ok((
         [
             (
@@ -144,7 +137,7 @@ async fn archive_get(
             ),
             (STAT_HEADER, stat_header(&stat)),
         ],
-        Body::from_stream(stream),
+        body,
     )
         .into_response())
 }

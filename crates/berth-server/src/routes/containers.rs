@@ -12,9 +12,9 @@ use axum::{Extension, Json, Router};
 use berth_api_types::filters::Filters;
 use berth_engine::containers::{created_json, AttachStreams, LogsOptions, WaitCondition};
 use berth_engine::Engine;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 
+use super::body::receiver_body;
 use super::query::Query;
 use crate::ApiError;
 
@@ -35,15 +35,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/containers/{id}/restart", post(restart))
         .route("/containers/{id}/rename", post(rename))
         .route("/containers/prune", post(prune))
-}
-
-fn receiver_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
-    });
-    Body::from_stream(stream)
 }
 
 async fn create(
@@ -72,11 +63,7 @@ async fn start(
     State(engine): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(if engine.container_start(&id).await? {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        StatusCode::NOT_MODIFIED.into_response()
-    })
+    Ok(changed_or_not_modified(engine.container_start(&id).await?))
 }
 
 async fn inspect(
@@ -127,18 +114,9 @@ async fn stop(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
-    let t = match q.get("t") {
-        None | Some("") => None,
-        Some(t) => Some(
-            t.parse::<i64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}")))?,
-        ),
-    };
-    Ok(if engine.container_stop(&id, t, q.get("signal")).await? {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        StatusCode::NOT_MODIFIED.into_response()
-    })
+    let t = timeout_param(&q)?;
+    let changed = engine.container_stop(&id, t, q.get("signal")).await?;
+    Ok(changed_or_not_modified(changed))
 }
 
 async fn remove(
@@ -270,19 +248,11 @@ async fn attach(
         });
         return Ok(([(header::CONTENT_TYPE, ctype)], receiver_body(rx)).into_response());
     }
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let probe = req.extensions().get::<crate::peer::PeerProbe>().cloned();
+    let upgrade = super::exec::upgrade(&mut req);
     tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(error = %e, "attach: upgrade failed");
-                return;
-            }
+        let Some(client) = upgrade.await else {
+            return;
         };
-        // Before any stream byte: see `crate::peer`.
-        crate::peer::until_read(probe).await;
-        let client = TokioIo::new(upgraded);
         let shim = match pending.await {
             Ok(s) => s,
             Err(e) => {
@@ -303,6 +273,14 @@ async fn attach(
         .header(header::UPGRADE, "tcp")
         .body(Body::empty())
         .unwrap_or_default())
+}
+
+/// 204 when a start or stop changed the container, 304 when it was already so.
+fn changed_or_not_modified(changed: bool) -> Response {
+    match changed {
+        true => StatusCode::NO_CONTENT.into_response(),
+        false => StatusCode::NOT_MODIFIED.into_response(),
+    }
 }
 
 /// The `t` query parameter (seconds; negative waits forever).

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use berth_engine::events::{Event, EventFilter};
 use berth_engine::Engine;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::body::receiver_body;
 use super::query::Query;
 use crate::ApiError;
 
@@ -103,14 +104,9 @@ async fn events(State(engine): State<AppState>, uri: Uri) -> Result<Response, Ap
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
-    });
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(stream),
+        receiver_body(rx),
     )
         .into_response())
 }

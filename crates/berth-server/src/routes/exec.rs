@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
+use super::body::receiver_body;
 use super::query::Query;
 use crate::ApiError;
 
@@ -126,6 +127,27 @@ where
     }
 }
 
+/// The connection an attach or exec upgrades to, once the client has read the 101 (see
+/// `crate::peer`); `None` when the upgrade fails.
+pub(super) fn upgrade(
+    req: &mut Request,
+) -> impl std::future::Future<Output = Option<TokioIo<hyper::upgrade::Upgraded>>> + use<> {
+    let on_upgrade = hyper::upgrade::on(&mut *req);
+    let probe = req.extensions().get::<crate::peer::PeerProbe>().cloned();
+    async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return None;
+            }
+        };
+        // Before any stream byte: see `crate::peer`.
+        crate::peer::until_read(probe).await;
+        Some(TokioIo::new(upgraded))
+    }
+}
+
 /// Copies client → shim and shim → client until the shim's side ends (the process exited
 /// and its output is drained), the client goes away, or (with `detach_keys`: a tty with
 /// stdin) the client types the detach sequence. Attach and exec both use it; whether the
@@ -211,26 +233,13 @@ async fn start(
                 }
             }
         });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
-        });
-        return Ok(([(header::CONTENT_TYPE, ctype)], Body::from_stream(stream)).into_response());
+        return Ok(([(header::CONTENT_TYPE, ctype)], receiver_body(rx)).into_response());
     }
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let probe = req.extensions().get::<crate::peer::PeerProbe>().cloned();
+    let upgrade = upgrade(&mut req);
     tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(error = %e, "exec: upgrade failed");
-                return;
-            }
+        let Some(mut client) = upgrade.await else {
+            return;
         };
-        // Before any stream byte: see `crate::peer`.
-        crate::peer::until_read(probe).await;
-        let mut client = TokioIo::new(upgraded);
         match started.start.await {
             Ok(Some(shim)) => {
                 if splice(client, shim, detach_keys).await {

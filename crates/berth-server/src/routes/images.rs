@@ -16,6 +16,7 @@ use berth_engine::distribution::RegistryAuth;
 use berth_engine::images::{BodyReader, ImageListOptions, ImportRequest};
 use berth_engine::Engine;
 
+use super::body::try_receiver_body;
 use super::distribution::{progress_response, registry_auth};
 use super::query::Query;
 use crate::ApiError;
@@ -115,14 +116,8 @@ async fn save(engine: &Engine, names: Vec<String>) -> Result<Response, ApiError>
         return Err(ApiError::bad_request("no image names given"));
     }
     let rx = engine.image_save(names).await?;
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-tar")],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    let body = try_receiver_body(rx);
+    Ok(([(header::CONTENT_TYPE, "application/x-tar")], body).into_response())
 }
 
 async fn prune(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {

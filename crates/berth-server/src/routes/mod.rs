@@ -1,6 +1,7 @@
 //! The router: one module per resource, each route one `Engine` call.
 
 mod archive;
+mod body;
 mod container_ops;
 mod containers;
 mod distribution;
