@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod blocking;
+pub mod build;
 mod config;
 pub mod containers;
 pub mod distribution;

@@ -1,6 +1,7 @@
 //! The router: one module per resource, each route one `Engine` call.
 
 mod archive;
+mod build;
 mod container_ops;
 mod containers;
 mod distribution;
@@ -33,6 +34,7 @@ pub(crate) fn router(engine: Arc<Engine>, authz: Option<Arc<Authorizer>>) -> Rou
         .merge(volumes::routes())
         .merge(networks::routes())
         .merge(archive::routes())
+        .merge(build::routes())
         .fallback(not_found)
         .with_state(engine.clone());
     match authz {

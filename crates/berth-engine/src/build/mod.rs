@@ -1,0 +1,973 @@
+//! `POST /build`: dockerd's classic builder over `berth-build`'s Dockerfile language.
+//! [`Engine::build`] receives and checks the context and the Dockerfile (errors there are
+//! the request's), then runs the steps in a task that reports dockerd's JSON messages:
+//! metadata instructions commit empty-layer images, RUN runs a real container through the
+//! same create/start/wait/commit paths as the API, COPY/ADD extract the gathered sources
+//! into a created container and commit its layer. The cache is an index under
+//! `<data-root>/build/cache` from each step's cache key (parent image, step text with the
+//! source hash, the config dockerd compares) to the image it made.
+
+mod config;
+mod context;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use berth_api_types::image::{ErrorDetail, ProgressMessage};
+use berth_build::args::BuildArgs;
+use berth_build::cache as bc;
+use berth_build::dockerignore::Matcher;
+use berth_build::instructions::{Dockerfile, Instruction};
+use berth_build::lex::Lex;
+use berth_build::stages::{self, StageRef};
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use self::config::RunConfig;
+use crate::containers::{LogsOptions, WaitCondition};
+use crate::distribution::ProgressStream;
+use crate::images::BodyReader;
+use crate::system::now_rfc3339;
+use crate::{Engine, EngineError};
+
+/// What a `POST /build` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Path of the Dockerfile in the context (`Dockerfile` when empty).
+    pub dockerfile: String,
+    pub tags: Vec<String>,
+    pub quiet: bool,
+    pub no_cache: bool,
+    pub remove: bool,
+    pub force_remove: bool,
+    pub build_args: BTreeMap<String, Option<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub target: Option<String>,
+    /// `HostConfig.NetworkMode` of RUN containers (`default` when empty).
+    pub network_mode: String,
+}
+
+/// A build's private directory, removed when the build ends however it ends.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A step that failed: the message and, for RUN, the exit code.
+struct StepError {
+    message: String,
+    code: Option<i64>,
+}
+
+impl From<EngineError> for StepError {
+    fn from(e: EngineError) -> Self {
+        StepError {
+            message: e.to_string(),
+            code: None,
+        }
+    }
+}
+
+impl From<berth_build::Error> for StepError {
+    fn from(e: berth_build::Error) -> Self {
+        StepError {
+            message: e.to_string(),
+            code: None,
+        }
+    }
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
+
+fn unique_name() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{t}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Everything the steps need, prepared before the response starts.
+struct Prepared {
+    df: Dockerfile,
+    ignore: Matcher,
+    work: WorkDir,
+    opts: BuildOptions,
+}
+
+impl Engine {
+    /// `POST /build`: reads the context from `body`, parses the Dockerfile, and returns
+    /// the message stream of the build, which runs on after this returns.
+    pub async fn build(
+        self: &Arc<Self>,
+        body: BodyReader,
+        opts: BuildOptions,
+    ) -> Result<ProgressStream, EngineError> {
+        for t in &opts.tags {
+            t.parse::<berth_image::reference::Reference>()
+                .map_err(|e| {
+                    EngineError::InvalidArgument(format!("invalid reference format: {e}"))
+                })?;
+        }
+        let base = self.config.data_root.join("build");
+        let dir = base.join(format!("tmp-{}", unique_name()));
+        std::fs::create_dir_all(dir.join("context"))
+            .map_err(EngineError::io("cannot create", &dir))?;
+        let work = WorkDir(dir.clone());
+        // The body goes to a file first (bounded), then is unpacked on a blocking thread.
+        let tar_path = dir.join("context.tar");
+        let mut f = tokio::fs::File::create(&tar_path)
+            .await
+            .map_err(EngineError::io("cannot create", &tar_path))?;
+        let mut limited = tokio::io::AsyncReadExt::take(body, context::MAX_CONTEXT + 1);
+        let n = tokio::io::copy(&mut limited, &mut f).await.map_err(|e| {
+            EngineError::InvalidArgument(format!("failed to read the build context: {e}"))
+        })?;
+        if n > context::MAX_CONTEXT {
+            return Err(EngineError::InvalidArgument(format!(
+                "the build context is larger than {} bytes",
+                context::MAX_CONTEXT
+            )));
+        }
+        drop(f);
+        let name = if opts.dockerfile.is_empty() {
+            "Dockerfile".to_string()
+        } else {
+            opts.dockerfile.clone()
+        };
+        let ctx = dir.join("context");
+        let (df, ignore) = crate::blocking::spawn(move || {
+            let tar = std::fs::File::open(&tar_path)
+                .map_err(EngineError::io("cannot open", &tar_path))?;
+            context::unpack(tar, &ctx)?;
+            let _ = std::fs::remove_file(&tar_path);
+            let data =
+                context::read_in_root(&ctx, &name, berth_build::parser::MAX_DOCKERFILE_SIZE as u64)
+                    .map_err(|e| {
+                        EngineError::InvalidArgument(format!(
+                            "Cannot locate specified Dockerfile: {name}: {e}"
+                        ))
+                    })?
+                    .ok_or_else(|| {
+                        EngineError::InvalidArgument(format!(
+                            "Cannot locate specified Dockerfile: {name}"
+                        ))
+                    })?;
+            let ignore = match context::read_in_root(&ctx, ".dockerignore", 1 << 20) {
+                Ok(Some(d)) => Matcher::from_dockerignore(&d)
+                    .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
+                _ => Matcher::new::<&str>(&[])
+                    .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
+            };
+            let df = berth_build::parse_dockerfile(&data)
+                .map_err(|e| EngineError::InvalidArgument(e.client_message(&name)))?;
+            Ok::<_, EngineError>((df, ignore))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        stages::select_target(&df, opts.target.as_deref())
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        let (tx, rx) = unbounded_channel();
+        let engine = self.clone();
+        let prepared = Prepared {
+            df,
+            ignore,
+            work,
+            opts,
+        };
+        tokio::spawn(async move {
+            let quiet = prepared.opts.quiet;
+            let mut b = Builder {
+                engine: &engine,
+                tx: &tx,
+                quiet,
+                p: &prepared,
+                containers: Vec::new(),
+            };
+            let result = b.run().await;
+            let left = std::mem::take(&mut b.containers);
+            for id in left {
+                let _ = engine.container_delete(&id, true).await;
+            }
+            if let Err(e) = result {
+                let msg = ProgressMessage {
+                    error_detail: Some(ErrorDetail {
+                        code: e.code,
+                        message: e.message.clone(),
+                    }),
+                    error: Some(e.message),
+                    ..Default::default()
+                };
+                let _ = tx.send(msg);
+            }
+            let work = prepared.work;
+            let _ = crate::blocking::spawn(move || drop(work)).await;
+        });
+        Ok(rx)
+    }
+}
+
+/// The state of the stage being built (moby `dispatchState`).
+struct StageState {
+    image: String,
+    image_json: Value,
+    rc: RunConfig,
+    args: BuildArgs,
+}
+
+struct Builder<'a> {
+    engine: &'a Arc<Engine>,
+    tx: &'a UnboundedSender<ProgressMessage>,
+    quiet: bool,
+    p: &'a Prepared,
+    /// Build containers not yet removed (removed when the build ends, whatever happens,
+    /// unless `rm` and `forcerm` are both off).
+    containers: Vec<String>,
+}
+
+impl Builder<'_> {
+    fn say(&self, s: impl Into<String>) {
+        if !self.quiet {
+            let _ = self.tx.send(ProgressMessage::stream(s));
+        }
+    }
+
+    async fn run(&mut self) -> Result<(), StepError> {
+        let df = &self.p.df;
+        let opts = &self.p.opts;
+        let stages_run = stages::select_target(df, opts.target.as_deref())?;
+        let extra_label = !opts.labels.is_empty();
+        let total = df.meta_args.len()
+            + stages_run
+                .iter()
+                .map(|s| 1 + s.commands.len())
+                .sum::<usize>()
+            + usize::from(extra_label);
+        let mut n = 0usize;
+        let mut args = BuildArgs::new(opts.build_args.clone());
+        for m in &df.meta_args {
+            n += 1;
+            self.say(format!("Step {n}/{total} : {}\n", m.original));
+            if let Instruction::Arg(defs) = &m.instruction {
+                args.process_meta_arg(defs, df.escape)?;
+            }
+        }
+        let mut results: Vec<String> = Vec::new();
+        let mut last: Option<StageState> = None;
+        for (i, stage) in stages_run.iter().enumerate() {
+            n += 1;
+            self.say(format!("Step {n}/{total} : {}\n", stage.source_code));
+            let base = berth_build::expand::stage_base_name(stage, df.escape, &args)?;
+            let image = match stages::resolve(stages_run, i, &base)? {
+                StageRef::Stage(j) => results
+                    .get(j)
+                    .cloned()
+                    .ok_or_else(|| EngineError::Internal("stage result missing".into()))?,
+                StageRef::Image(name) if name.eq_ignore_ascii_case("scratch") => String::new(),
+                StageRef::Image(name) => self.base_image(&name).await?,
+            };
+            let image_json = if image.is_empty() {
+                json!({"architecture": "amd64", "os": "linux", "config": {},
+                       "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
+            } else {
+                self.say(format!(" ---> {}\n", short(&image)));
+                serde_json::from_slice(
+                    &self
+                        .engine
+                        .images
+                        .config_bytes(&image)
+                        .map_err(EngineError::from)?,
+                )
+                .map_err(|e| EngineError::Internal(format!("image config: {e}")))?
+            };
+            let rc = RunConfig::from_json(&image_json["config"]);
+            let mut st = StageState {
+                image,
+                image_json,
+                rc,
+                args: args.for_stage(),
+            };
+            let is_last = i + 1 == stages_run.len();
+            for cmd in &stage.commands {
+                n += 1;
+                self.say(format!("Step {n}/{total} : {}\n", cmd.original));
+                self.step(&mut st, &cmd.instruction, &results, stages_run, i)
+                    .await?;
+            }
+            if is_last && extra_label {
+                n += 1;
+                let line = opts
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{}='{}'", berth_build::error::go_quote(k), v))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let line = format!("LABEL {line}");
+                self.say(format!("Step {n}/{total} : {line}\n"));
+                let parsed =
+                    berth_build::parse_dockerfile(format!("FROM scratch\n{line}\n").as_bytes())?;
+                if let Some(c) = parsed.stages.first().and_then(|s| s.commands.first()) {
+                    self.step(&mut st, &c.instruction, &results, stages_run, i)
+                        .await?;
+                }
+            }
+            args.merge_referenced(&st.args);
+            results.push(st.image.clone());
+            last = Some(st);
+        }
+        let Some(st) = last else {
+            return Err(EngineError::InvalidArgument(
+                "No image was generated. Is your Dockerfile empty?".into(),
+            )
+            .into());
+        };
+        if st.image.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "No image was generated. Is your Dockerfile empty?".into(),
+            )
+            .into());
+        }
+        if let Some(w) = args.unused_warning() {
+            self.say(w);
+        }
+        let _ = self.tx.send(ProgressMessage {
+            aux: Some(json!({"ID": st.image})),
+            ..Default::default()
+        });
+        if self.quiet {
+            let _ = self
+                .tx
+                .send(ProgressMessage::stream(format!("{}\n", st.image)));
+        }
+        self.say(format!("Successfully built {}\n", short(&st.image)));
+        for t in &opts.tags {
+            let r = self
+                .engine
+                .image_tag(st.image.clone(), t.clone(), None)
+                .await;
+            r?;
+            let shown = t
+                .parse::<berth_image::reference::Reference>()
+                .map(|r| r.with_default_tag().familiar_string())
+                .unwrap_or_else(|_| t.clone());
+            self.say(format!("Successfully tagged {shown}\n"));
+        }
+        Ok(())
+    }
+
+    /// A `FROM` image: local by name or ID, pulled when missing.
+    async fn base_image(&self, name: &str) -> Result<String, StepError> {
+        if let Ok(r) = self.engine.images.resolve(name) {
+            return Ok(r.id);
+        }
+        let mut rx = self
+            .engine
+            .image_pull(name.to_string(), None, None, Default::default())
+            .await?;
+        while let Some(m) = rx.recv().await {
+            if let Some(e) = m.error_detail {
+                return Err(StepError {
+                    message: e.message,
+                    code: None,
+                });
+            }
+            if let Some(s) = m.status {
+                let id = m.id.map(|i| format!("{i}: ")).unwrap_or_default();
+                self.say(format!("{id}{s}\n"));
+            }
+        }
+        Ok(self
+            .engine
+            .images
+            .resolve(name)
+            .map_err(EngineError::from)?
+            .id)
+    }
+
+    fn cache_path(&self, key: &str) -> PathBuf {
+        let hex = key.strip_prefix("sha256:").unwrap_or(key);
+        self.engine.config.data_root.join("build/cache").join(hex)
+    }
+
+    /// The image an earlier build made for this key, if it is still there.
+    fn cache_get(&self, key: &str) -> Option<String> {
+        if self.p.opts.no_cache {
+            return None;
+        }
+        let id = std::fs::read_to_string(self.cache_path(key)).ok()?;
+        let id = id.trim();
+        self.engine.images.resolve(id).ok().map(|r| r.id)
+    }
+
+    fn cache_put(&self, key: &str, image: &str) {
+        let path = self.cache_path(key);
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        if let Err(e) = berth_sys::fs::atomic_write(&path, image.as_bytes(), 0o600) {
+            tracing::warn!(error = %e, "cannot record a build cache entry");
+        }
+    }
+
+    /// Probes the cache; on a hit moves the stage onto the cached image.
+    fn probe(&self, st: &mut StageState, key: &str) -> Result<bool, StepError> {
+        let Some(id) = self.cache_get(key) else {
+            return Ok(false);
+        };
+        st.image_json = serde_json::from_slice(
+            &self
+                .engine
+                .images
+                .config_bytes(&id)
+                .map_err(EngineError::from)?,
+        )
+        .map_err(|e| EngineError::Internal(format!("image config: {e}")))?;
+        st.rc = RunConfig::from_json(&st.image_json["config"]);
+        st.image = id;
+        self.say(" ---> Using cache\n");
+        self.say(format!(" ---> {}\n", short(&st.image)));
+        Ok(true)
+    }
+
+    /// Writes the image of a step: the state's config, one history entry, and the layer
+    /// `diff_id` when the step made one.
+    async fn commit(
+        &self,
+        st: &mut StageState,
+        created_by: String,
+        probe_cmd: &[String],
+        layer: Option<String>,
+        key: &str,
+    ) -> Result<(), StepError> {
+        let now = now_rfc3339();
+        let mut img = st.image_json.clone();
+        img["config"] = st.rc.to_json();
+        let mut cc = st.rc.clone();
+        cc.cmd = Some(probe_cmd.to_vec());
+        img["container_config"] = cc.to_json();
+        img["created"] = json!(now);
+        if !st.image.is_empty() {
+            img["parent"] = json!(st.image);
+        }
+        let mut h = Map::new();
+        h.insert("created".into(), json!(now));
+        h.insert("created_by".into(), json!(created_by));
+        match layer {
+            Some(d) => match img["rootfs"]["diff_ids"].as_array_mut() {
+                Some(ids) => ids.push(json!(d)),
+                None => img["rootfs"] = json!({"type": "layers", "diff_ids": [d]}),
+            },
+            None => {
+                h.insert("empty_layer".into(), json!(true));
+            }
+        }
+        match img["history"].as_array_mut() {
+            Some(list) => list.push(Value::Object(h)),
+            None => img["history"] = json!([Value::Object(h)]),
+        }
+        let bytes = serde_json::to_vec(&img).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let store = self.engine.images.clone();
+        let added = crate::blocking::spawn(move || store.add_image(&bytes))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(EngineError::from)?;
+        st.image = added.id;
+        st.image_json = img;
+        self.cache_put(key, &st.image);
+        self.say(format!(" ---> {}\n", short(&st.image)));
+        Ok(())
+    }
+
+    /// A metadata instruction's commit (moby `commit`): an empty-layer image.
+    async fn commit_meta(&self, st: &mut StageState, comment: &str) -> Result<(), StepError> {
+        self.commit_nop(st, bc::nop_cmd(&st.rc.shell(), comment))
+            .await
+    }
+
+    async fn commit_nop(&self, st: &mut StageState, cmd: Vec<String>) -> Result<(), StepError> {
+        let key = st.rc.cache_key(
+            &st.image,
+            &cmd,
+            st.rc.entrypoint.as_deref().unwrap_or_default(),
+        );
+        if self.probe(st, &key)? {
+            return Ok(());
+        }
+        self.commit(st, bc::created_by(&cmd), &cmd, None, &key)
+            .await
+    }
+
+    fn cmd_line(rc: &RunConfig, c: &berth_build::instructions::CmdLine) -> Vec<String> {
+        if c.prepend_shell {
+            let mut v = rc.shell();
+            v.push(c.args.join(" "));
+            v
+        } else {
+            c.args.clone()
+        }
+    }
+
+    async fn step(
+        &mut self,
+        st: &mut StageState,
+        ins: &Instruction,
+        results: &[String],
+        all: &[berth_build::Stage],
+        current: usize,
+    ) -> Result<(), StepError> {
+        let escape = self.p.df.escape;
+        let env = st.args.expansion_env(&st.rc.env);
+        let ins = berth_build::expand::expand(ins, &Lex::new(escape), &env)?;
+        match ins {
+            Instruction::Env(kvs) => {
+                for kv in &kvs {
+                    let prefix = format!("{}=", kv.key);
+                    st.rc
+                        .env
+                        .retain(|e| !e.starts_with(&prefix) && e != &kv.key);
+                    st.rc.env.push(format!("{}={}", kv.key, kv.value));
+                }
+                self.commit_meta(st, &bc::env_comment(&kvs)).await
+            }
+            Instruction::Label(kvs) => {
+                for kv in &kvs {
+                    st.rc.labels.insert(kv.key.clone(), kv.value.clone());
+                }
+                self.commit_meta(st, &bc::label_comment(&kvs)).await
+            }
+            Instruction::Maintainer(m) => {
+                st.image_json["author"] = json!(m);
+                self.commit_meta(st, &bc::maintainer_comment(&m)).await
+            }
+            Instruction::Arg(defs) => {
+                let mut pairs = Vec::new();
+                for d in &defs {
+                    st.args.add_arg(&d.key, d.value.clone());
+                    pairs.push((d.key.clone(), d.value.clone()));
+                }
+                self.commit_meta(st, &bc::arg_comment(&pairs)).await
+            }
+            Instruction::Cmd(c) => {
+                let cmd = Self::cmd_line(&st.rc, &c);
+                st.rc.cmd = Some(cmd.clone());
+                st.rc.args_escaped = false;
+                self.commit_meta(st, &bc::cmd_comment(&cmd)).await
+            }
+            Instruction::Entrypoint(c) => {
+                let ep = Self::cmd_line(&st.rc, &c);
+                st.rc.entrypoint = Some(ep.clone());
+                // moby: a new ENTRYPOINT resets an inherited CMD.
+                st.rc.cmd = None;
+                self.commit_meta(st, &bc::entrypoint_comment(&ep)).await
+            }
+            Instruction::Shell(s) => {
+                st.rc.shell = Some(s.clone());
+                self.commit_meta(st, &bc::shell_comment(&s)).await
+            }
+            Instruction::Workdir(w) => {
+                let dir = berth_build::expand::normalize_workdir(&st.rc.working_dir, &w)?;
+                st.rc.working_dir = dir.clone();
+                // WORKDIR commits with one `#(nop) WORKDIR x` argument (moby
+                // `withCmdCommentString`).
+                let cmd = bc::nop_cmd_string(&st.rc.shell(), &bc::workdir_comment(&dir));
+                self.commit_nop(st, cmd).await
+            }
+            Instruction::User(u) => {
+                st.rc.user = u.clone();
+                self.commit_meta(st, &bc::user_comment(&u)).await
+            }
+            Instruction::Volume(v) => {
+                for p in &v {
+                    if p.trim().is_empty() {
+                        return Err(EngineError::InvalidArgument(
+                            "VOLUME specified can not be an empty string".into(),
+                        )
+                        .into());
+                    }
+                    st.rc.volumes.insert(p.clone());
+                }
+                self.commit_meta(st, &bc::volume_comment(&v)).await
+            }
+            Instruction::Expose(ports) => {
+                let mut sorted = Vec::new();
+                for p in &ports {
+                    let key = if p.contains('/') {
+                        p.clone()
+                    } else {
+                        format!("{p}/tcp")
+                    };
+                    st.rc.exposed_ports.insert(key);
+                    sorted.push(p.clone());
+                }
+                self.commit_meta(st, &bc::expose_comment(&sorted)).await
+            }
+            Instruction::StopSignal(s) => {
+                st.rc.stop_signal = s.clone();
+                self.commit_meta(st, &bc::stopsignal_comment(&s)).await
+            }
+            Instruction::Healthcheck(h) => {
+                st.rc.healthcheck = Some(h.clone());
+                self.commit_meta(st, &bc::healthcheck_comment(&h)).await
+            }
+            Instruction::Onbuild(t) => {
+                st.rc.on_build.push(t.clone());
+                self.commit_meta(st, &bc::onbuild_comment(&t)).await
+            }
+            Instruction::Run(r) => {
+                if let Some(msg) = r.classic_refusal() {
+                    return Err(EngineError::InvalidArgument(msg).into());
+                }
+                self.run_step(st, &r.cmd).await
+            }
+            Instruction::Copy(c) => self.copy_step(st, &c, "COPY", results, all, current).await,
+            Instruction::Add(c) => self.copy_step(st, &c, "ADD", results, all, current).await,
+        }
+    }
+
+    async fn run_step(
+        &mut self,
+        st: &mut StageState,
+        c: &berth_build::instructions::CmdLine,
+    ) -> Result<(), StepError> {
+        if !c.files.is_empty() {
+            return Err(
+                EngineError::InvalidArgument("heredocs in RUN require BuildKit".into()).into(),
+            );
+        }
+        let cmd = Self::cmd_line(&st.rc, c);
+        let build_env = st.args.filter_allowed(&st.rc.env);
+        let save_cmd = st.args.prepend_env_on_cmd(&build_env, &cmd);
+        let key = st.rc.cache_key(&st.image, &save_cmd, &[]);
+        if self.probe(st, &key)? {
+            return Ok(());
+        }
+        if st.image.is_empty() {
+            return Err(EngineError::InvalidArgument(
+                "RUN on scratch: the image has no files to run".into(),
+            )
+            .into());
+        }
+        let mut env = st.rc.env.clone();
+        env.extend(build_env);
+        let net = if self.p.opts.network_mode.is_empty() {
+            "default".to_string()
+        } else {
+            self.p.opts.network_mode.clone()
+        };
+        let body = json!({
+            "Image": st.image,
+            "Cmd": cmd,
+            "Entrypoint": [],
+            "Env": env,
+            "WorkingDir": st.rc.working_dir,
+            "User": st.rc.user,
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "HostConfig": {"NetworkMode": net},
+        });
+        let body = body.as_object().cloned().unwrap_or_default();
+        let created = self.engine.container_create(None, body).await?;
+        let id = created.id;
+        self.containers.push(id.clone());
+        self.say(format!(" ---> Running in {}\n", short(&id)));
+        let wait = self
+            .engine
+            .container_wait(&id, WaitCondition::NextExit)
+            .await?;
+        self.engine.container_start(&id).await?;
+        let logs = LogsOptions {
+            stdout: true,
+            stderr: true,
+            follow: true,
+            timestamps: false,
+            tail: None,
+            since: None,
+            until: None,
+        };
+        if let Ok((_, mut rx)) = self.engine.container_logs(&id, logs).await {
+            let mut demux = Demux::default();
+            while let Some(chunk) = rx.recv().await {
+                for text in demux.push(&chunk) {
+                    self.say(text);
+                }
+            }
+        }
+        let code = wait.await?;
+        if code != 0 {
+            if !self.p.opts.remove && !self.p.opts.force_remove {
+                self.containers.retain(|c| c != &id);
+            }
+            return Err(StepError {
+                message: format!(
+                    "The command '{}' returned a non-zero code: {code}",
+                    cmd.join(" ")
+                ),
+                code: Some(i64::from(code)),
+            });
+        }
+        let store = self.engine.images.clone();
+        let dir = self.engine.containers.data_dir(&id);
+        let layer = crate::blocking::spawn(move || {
+            crate::containers::fs_views::write_upper_layer(&store, &dir)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        self.remove_container(&id).await;
+        self.commit(
+            st,
+            bc::created_by(&save_cmd),
+            &save_cmd,
+            Some(layer.diff_id),
+            &key,
+        )
+        .await
+    }
+
+    async fn remove_container(&mut self, id: &str) {
+        if self.p.opts.remove || self.p.opts.force_remove {
+            if let Err(e) = self.engine.container_delete(id, true).await {
+                tracing::warn!(error = %e, container = id, "cannot remove a build container");
+            } else {
+                self.say(format!("Removing intermediate container {}\n", short(id)));
+            }
+        }
+        self.containers.retain(|c| c != id);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_step(
+        &mut self,
+        st: &mut StageState,
+        c: &berth_build::instructions::Copy,
+        name: &str,
+        results: &[String],
+        all: &[berth_build::Stage],
+        current: usize,
+    ) -> Result<(), StepError> {
+        if !c.contents.is_empty() || c.link || c.parents || !c.excludes.is_empty() {
+            return Err(EngineError::InvalidArgument(format!(
+                "this {name} form requires BuildKit"
+            ))
+            .into());
+        }
+        if name == "ADD" && c.sources.iter().any(|s| s.contains("://")) {
+            return Err(EngineError::NotImplemented(
+                "ADD of a URL is not supported by this builder yet; download it in a RUN step"
+                    .into(),
+            )
+            .into());
+        }
+        let chown = context::parse_chown(&c.chown)?;
+        let dest = if c.dest.starts_with('/') {
+            c.dest.clone()
+        } else {
+            let wd = if st.rc.working_dir.is_empty() {
+                "/".to_string()
+            } else {
+                st.rc.working_dir.clone()
+            };
+            let joined = format!("{}/{}", wd.trim_end_matches('/'), c.dest);
+            if c.dest.ends_with('/') || c.dest == "." {
+                format!("{}/", berth_build::dockerignore::clean(&joined))
+            } else {
+                joined
+            }
+        };
+        let work = self.p.work.0.clone();
+        let step_dir = work.join(format!("step-{}", unique_name()));
+        std::fs::create_dir_all(&step_dir).map_err(EngineError::io("cannot create", &step_dir))?;
+        // The source root: the context, or the files of a stage or image for --from.
+        let (root, ignore) = if c.from.is_empty() {
+            (work.join("context"), Some(()))
+        } else {
+            let image = match stages::resolve(all, current, &c.from)? {
+                StageRef::Stage(j) => results
+                    .get(j)
+                    .cloned()
+                    .ok_or_else(|| EngineError::Internal("stage result missing".into()))?,
+                StageRef::Image(n) => self.base_image(&n).await?,
+            };
+            let root = step_dir.join("from");
+            std::fs::create_dir_all(&root).map_err(EngineError::io("cannot create", &root))?;
+            self.export_paths(&image, &c.sources, &root).await?;
+            (root, None)
+        };
+        let none = Matcher::new::<&str>(&[]).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let matcher = if ignore.is_some() {
+            self.p.ignore.clone()
+        } else {
+            none
+        };
+        let sources = c.sources.clone();
+        let tar = step_dir.join("copy.tar");
+        let (gathered, tar) = {
+            let dest = dest.clone();
+            crate::blocking::spawn(move || {
+                context::gather(&root, &sources, &dest, chown, &matcher, &tar).map(|g| (g, tar))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+        };
+        let cmd = bc::copy_cmd(&st.rc.shell(), name, &c.chown, &gathered.hash, &dest);
+        let key = st.rc.cache_key(
+            &st.image,
+            &cmd,
+            st.rc.entrypoint.as_deref().unwrap_or_default(),
+        );
+        if self.probe(st, &key)? {
+            let _ = std::fs::remove_dir_all(&step_dir);
+            return Ok(());
+        }
+        let image = if st.image.is_empty() {
+            self.scratch_image().await?
+        } else {
+            st.image.clone()
+        };
+        let body = json!({"Image": image, "Cmd": cmd, "Entrypoint": [],
+            "HostConfig": {"NetworkMode": "none"}});
+        let body = body.as_object().cloned().unwrap_or_default();
+        let created = self.engine.container_create(None, body).await?;
+        let id = created.id;
+        self.containers.push(id.clone());
+        let f = tokio::fs::File::open(&tar)
+            .await
+            .map_err(EngineError::io("cannot open", &tar))?;
+        self.engine
+            .container_extract(&id, "/", Box::new(f), false, true)
+            .await?;
+        let store = self.engine.images.clone();
+        let dir = self.engine.containers.data_dir(&id);
+        let layer = crate::blocking::spawn(move || {
+            crate::containers::fs_views::write_upper_layer(&store, &dir)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let _ = self.engine.container_delete(&id, true).await;
+        self.containers.retain(|c| c != &id);
+        let _ = std::fs::remove_dir_all(&step_dir);
+        self.commit(st, bc::created_by(&cmd), &cmd, Some(layer.diff_id), &key)
+            .await
+    }
+
+    /// An image with no layers, for a COPY onto `FROM scratch`.
+    async fn scratch_image(&self) -> Result<String, StepError> {
+        let img = json!({"architecture": "amd64", "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
+        let bytes = serde_json::to_vec(&img).map_err(|e| EngineError::Internal(e.to_string()))?;
+        Ok(self
+            .engine
+            .images
+            .add_image(&bytes)
+            .map_err(EngineError::from)?
+            .id)
+    }
+
+    /// Copies `paths` of `image` into `dest` (each path at the same place), through a
+    /// created container's archive, as `docker cp` reads it.
+    async fn export_paths(
+        &mut self,
+        image: &str,
+        paths: &[String],
+        dest: &Path,
+    ) -> Result<(), StepError> {
+        let body = json!({"Image": image, "Cmd": ["true"], "Entrypoint": [],
+            "HostConfig": {"NetworkMode": "none"}});
+        let body = body.as_object().cloned().unwrap_or_default();
+        let id = self.engine.container_create(None, body).await?.id;
+        self.containers.push(id.clone());
+        for p in paths {
+            let clean = berth_build::dockerignore::clean(&format!("/{p}"));
+            let parent = Path::new(&clean)
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let target = dest.join(parent.trim_start_matches('/'));
+            std::fs::create_dir_all(&target).map_err(EngineError::io("cannot create", &target))?;
+            let (_, mut rx) = self
+                .engine
+                .container_archive(&id, &clean)
+                .await
+                .map_err(|_| {
+                    EngineError::InvalidArgument(format!(
+                        "COPY failed: stat {clean}: file does not exist"
+                    ))
+                })?;
+            let tmp = dest.with_extension(format!("{}.tar", unique_name()));
+            let mut f = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(EngineError::io("cannot create", &tmp))?;
+            while let Some(chunk) = rx.recv().await {
+                let chunk = chunk.map_err(EngineError::io("cannot read", Path::new(&clean)))?;
+                tokio::io::AsyncWriteExt::write_all(&mut f, &chunk)
+                    .await
+                    .map_err(EngineError::io("cannot write", &tmp))?;
+            }
+            drop(f);
+            let t2 = tmp.clone();
+            crate::blocking::spawn(move || {
+                let r = std::fs::File::open(&t2)
+                    .map_err(EngineError::io("cannot open", &t2))
+                    .and_then(|f| context::unpack(f, &target));
+                let _ = std::fs::remove_file(&t2);
+                r
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        }
+        let _ = self.engine.container_delete(&id, true).await;
+        self.containers.retain(|c| c != &id);
+        Ok(())
+    }
+}
+
+/// Splits the log stream's 8-byte-header frames back into text (bounded by the frame
+/// sizes the log reader makes).
+#[derive(Default)]
+struct Demux {
+    buf: Vec<u8>,
+}
+
+impl Demux {
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        while let Some(h) = self.buf.get(..8) {
+            let len = u32::from_be_bytes([h[4], h[5], h[6], h[7]]) as usize;
+            let Some(payload) = self.buf.get(8..8 + len) else {
+                break;
+            };
+            out.push(String::from_utf8_lossy(payload).into_owned());
+            self.buf.drain(..8 + len);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demux_joins_split_frames() {
+        let mut d = Demux::default();
+        let mut f = vec![1, 0, 0, 0, 0, 0, 0, 3];
+        f.extend_from_slice(b"hi\n");
+        assert!(d.push(&f[..5]).is_empty());
+        assert_eq!(d.push(&f[5..]), ["hi\n"]);
+        assert_eq!(short("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(short("x"), "x");
+    }
+}

@@ -1,0 +1,132 @@
+"""`POST /build` (the classic builder) driven by `DOCKER_BUILDKIT=0 docker build` and
+docker-py: real RUN steps, COPY, the cache, build args, multi-stage targets, .dockerignore,
+failures with dockerd's message, and a hostile symlink in the context."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import docker as dockerpy
+
+from conftest import DOCKER_BIN
+
+APP = """FROM busybox
+ENV GREETING=hello
+WORKDIR /app
+COPY hello.txt .
+RUN echo "$GREETING from run" > /app/ran.txt
+CMD ["sh", "-c", "cat /app/ran.txt /app/hello.txt"]
+"""
+
+
+def build(d, ctx: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(d.docker_env, DOCKER_BUILDKIT="0")
+    r = subprocess.run([DOCKER_BIN, "build", *args, str(ctx)], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert not check or r.returncode == 0, (r.stdout, r.stderr)
+    return r
+
+
+def dk(d, *args: str) -> str:
+    return subprocess.run([DOCKER_BIN, *args], env=d.docker_env, capture_output=True, text=True,
+                          timeout=120, check=True).stdout
+
+
+def make_ctx(tmp: Path, dockerfile: str, files: dict[str, str] | None = None) -> Path:
+    ctx = tmp / "ctx"
+    ctx.mkdir(parents=True)
+    (ctx / "Dockerfile").write_text(dockerfile)
+    for name, content in (files or {}).items():
+        p = ctx / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+    return ctx
+
+
+def test_build_run_history_and_cache(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    ctx = make_ctx(tmp_path, APP, {"hello.txt": "copied file\n"})
+    first = build(d, ctx, "-t", "app")
+    assert "Step 1/6 : FROM busybox" in first.stdout, first.stdout
+    assert " ---> Running in " in first.stdout
+    assert "Removing intermediate container" in first.stdout
+    assert "Successfully tagged app:latest" in first.stdout
+    assert dk(d, "run", "--rm", "app") == "hello from run\ncopied file\n"
+    history = dk(d, "history", "--no-trunc", "--format", "{{.CreatedBy}}", "app")
+    assert 'echo "$GREETING from run" > /app/ran.txt' in history
+    assert "#(nop) WORKDIR /app" in history
+    assert "#(nop) COPY file:" in history
+    image = dk(d, "inspect", "--format", "{{.Id}}", "app").strip()
+    second = build(d, ctx, "-t", "app")
+    assert second.stdout.count(" ---> Using cache") == 5, second.stdout
+    assert dk(d, "inspect", "--format", "{{.Id}}", "app").strip() == image
+    assert f"Successfully built {image.removeprefix('sha256:')[:12]}" in second.stdout
+    # A changed file misses the cache from its COPY on.
+    (ctx / "hello.txt").write_text("changed\n")
+    third = build(d, ctx, "-t", "app")
+    assert third.stdout.count(" ---> Using cache") == 2, third.stdout
+    assert dk(d, "run", "--rm", "app") == "hello from run\nchanged\n"
+    assert dk(d, "ps", "-aq") == ""
+
+
+def test_failing_run_reports_dockerds_message_and_leaves_no_container(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    ctx = make_ctx(tmp_path, "FROM busybox\nRUN false\n")
+    r = build(d, ctx, "-t", "bad", check=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "The command '/bin/sh -c false' returned a non-zero code: 1" in r.stderr, r.stderr
+    assert dk(d, "ps", "-aq") == ""
+    bad = build(d, make_ctx(tmp_path / "p", "FORM busybox\n"), check=False)
+    assert bad.returncode == 1
+    assert "unknown instruction: FORM" in bad.stderr, bad.stderr
+
+
+def test_build_args_target_and_copy_from(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    df = """FROM busybox AS builder
+ARG WHO=nobody
+RUN echo "built by $WHO" > /out.txt
+FROM busybox AS final
+COPY --from=builder /out.txt /final/out.txt
+CMD ["cat", "/final/out.txt"]
+FROM busybox AS unused
+RUN false
+"""
+    ctx = make_ctx(tmp_path, df)
+    r = build(d, ctx, "--build-arg", "WHO=tests", "--target", "final", "-t", "multi")
+    assert "RUN false" not in r.stdout
+    assert dk(d, "run", "--rm", "multi") == "built by tests\n"
+    history = dk(d, "history", "--no-trunc", "--format", "{{.CreatedBy}}", "multi")
+    assert "#(nop) COPY file:" in history
+
+
+def test_dockerignore_excludes_and_symlink_is_copied_as_symlink(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    df = "FROM busybox\nCOPY . /ctx/\n"
+    ctx = make_ctx(tmp_path, df, {"keep.txt": "keep\n", "secret.txt": "secret\n", ".dockerignore": "secret.txt\n"})
+    (ctx / "shadow").symlink_to("/etc/shadow")
+    build(d, ctx, "-t", "ign")
+    listing = dk(d, "run", "--rm", "ign", "ls", "-A", "/ctx")
+    assert "keep.txt" in listing and "secret.txt" not in listing, listing
+    link = dk(d, "run", "--rm", "ign", "readlink", "/ctx/shadow")
+    assert link == "/etc/shadow\n"
+    # Inside the image the link points at the image's own /etc/shadow, never the host's.
+    host_shadow = Path("/etc/shadow").read_text()
+    seen = subprocess.run([DOCKER_BIN, "run", "--rm", "ign", "cat", "/ctx/shadow"], env=d.docker_env,
+                          capture_output=True, text=True, timeout=60)
+    assert host_shadow not in seen.stdout or not host_shadow
+
+
+def test_docker_py_build(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    ctx = make_ctx(tmp_path, "FROM busybox\nLABEL a=b\nRUN echo hi\n")
+    client = dockerpy.DockerClient(base_url=d.unix_host, version="auto")
+    try:
+        image, logs = client.images.build(path=str(ctx), tag="pyapp", labels={"via": "py"})
+        text = "".join(l.get("stream", "") for l in logs)
+        assert "Step 1/4 : FROM busybox" in text, text
+        assert image.labels == {"a": "b", "via": "py"}
+        assert "pyapp:latest" in image.tags
+    finally:
+        client.close()
