@@ -130,3 +130,23 @@ def test_docker_py_build(busybox_daemon, tmp_path: Path) -> None:
         assert "pyapp:latest" in image.tags
     finally:
         client.close()
+
+
+def test_add_local_tar_extracts_and_quiet_prints_the_id(busybox_daemon, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    d = busybox_daemon()
+    ctx = make_ctx(tmp_path, "FROM busybox\nADD files.tar.gz /opt/\nCOPY files.tar.gz /raw/\n")
+    with tarfile.open(ctx / "files.tar.gz", "w:gz") as t:
+        for name, data in (("a/one.txt", b"one\n"), ("../../escape.txt", b"out\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    r = build(d, ctx, "-q", "-t", "tarred")
+    image = dk(d, "inspect", "--format", "{{.Id}}", "tarred").strip()
+    assert r.stdout.strip() == image, r.stdout
+    assert dk(d, "run", "--rm", "tarred", "cat", "/opt/a/one.txt") == "one\n"
+    # `..` cannot climb out of the destination; COPY keeps the archive as it is.
+    assert dk(d, "run", "--rm", "tarred", "cat", "/opt/escape.txt") == "out\n"
+    assert dk(d, "run", "--rm", "tarred", "ls", "/raw") == "files.tar.gz\n"

@@ -162,6 +162,7 @@ pub(crate) fn gather(
     chown: Option<(u64, u64)>,
     ignore: &Matcher,
     out: &Path,
+    add: bool,
 ) -> Result<Gathered, EngineError> {
     let mut names = Vec::new();
     for s in sources {
@@ -233,6 +234,10 @@ pub(crate) fn gather(
                 true,
             )?;
             hashes.push(dir_hash(&entries));
+        } else if add && md.is_file() && is_archive(&it.disk) {
+            // ADD of a local archive: its entries land below the destination directory.
+            let h = append_archive(&mut b, &it.disk, &md, &it.ctx_name, &dest_clean)?;
+            hashes.push(format!("file:{h}"));
         } else {
             let h = append(&mut b, &it.disk, &md, &it.ctx_name, &it.dest, chown)?;
             hashes.push(format!("file:{h}"));
@@ -388,6 +393,100 @@ fn append(
     Ok(hasher.finish())
 }
 
+/// Whether a file is a tar (plain or gzip), as moby's `archive.IsArchivePath` decides:
+/// its first header reads.
+fn is_archive(path: &Path) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_nofollow()
+        .open(path)
+    else {
+        return false;
+    };
+    let mut head = Vec::new();
+    if f.take(2).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    let mut a = tar::Archive::new(reader.take(1024));
+    matches!(a.entries().map(|mut e| e.next()), Ok(Some(Ok(_))))
+}
+
+/// Re-roots the entries of the archive at `path` below `dest` (the container's safe
+/// extraction refuses `..` and links out when the result is applied).
+fn append_archive(
+    b: &mut tar::Builder<io::BufWriter<File>>,
+    path: &Path,
+    md: &std::fs::Metadata,
+    ctx: &str,
+    dest: &str,
+) -> Result<String, EngineError> {
+    let err = |e: io::Error| EngineError::InvalidArgument(format!("ADD {ctx}: {e}"));
+    let mut hasher = EntryHasher::new(&TarsumHeader {
+        name: ctx,
+        mode: i64::from(md.mode() & 0o7777),
+        uid: u64::from(md.uid()),
+        gid: u64::from(md.gid()),
+        size: md.len(),
+        typeflag: b'0',
+        ..Default::default()
+    });
+    // Hash the archive's bytes as they are (the cache names the file, not its entries).
+    {
+        let mut f = File::open(path).map_err(err)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = f.read(&mut buf).map_err(err)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(buf.get(..n).unwrap_or_default());
+        }
+    }
+    let mut f = File::open(path).map_err(err)?;
+    let mut head = [0u8; 2];
+    let gz = f.read(&mut head).map_err(err)? == 2 && head == [0x1f, 0x8b];
+    let f = File::open(path).map_err(err)?;
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::GzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    let mut a = tar::Archive::new(reader);
+    for e in a.entries().map_err(err)? {
+        let mut e = e.map_err(err)?;
+        let name = e.path().map_err(err)?.to_string_lossy().into_owned();
+        let cleaned = clean(&format!("/{name}"));
+        let rel = cleaned.trim_start_matches('/');
+        if rel.is_empty() {
+            continue;
+        }
+        let target = join(dest, rel);
+        let mut h = e.header().clone();
+        match h.entry_type() {
+            tar::EntryType::Link => {
+                let l = e.link_name().map_err(err)?.unwrap_or_default();
+                let l = clean(&format!("/{}", l.to_string_lossy()));
+                let l = join(dest, l.trim_start_matches('/'));
+                b.append_link(&mut h, &target, &l).map_err(err)?;
+            }
+            tar::EntryType::Symlink => {
+                let l = e.link_name().map_err(err)?.unwrap_or_default();
+                b.append_link(&mut h, &target, &l).map_err(err)?;
+            }
+            _ => b.append_data(&mut h, &target, &mut e).map_err(err)?,
+        }
+    }
+    Ok(hasher.finish())
+}
+
 trait NoFollow {
     fn custom_flags_nofollow(&mut self) -> &mut Self;
 }
@@ -447,16 +546,24 @@ mod tests {
         let out = d.path().join("out.tar");
         let none = Matcher::new::<&str>(&[]).unwrap();
         let srcs = vec!["*.txt".to_string(), "sub".into(), "link".into()];
-        let g = gather(d.path(), &srcs, "/app/", None, &none, &out).unwrap();
+        let g = gather(d.path(), &srcs, "/app/", None, &none, &out, false).unwrap();
         assert!(g.hash.starts_with("multi:"));
         let n = names(&out);
         assert!(n.contains(&("app/a.txt".into(), tar::EntryType::Regular)));
         assert!(n.contains(&("app/c".into(), tar::EntryType::Regular)));
         assert!(n.contains(&("app/link".into(), tar::EntryType::Symlink)));
         // A path through a symlinked directory is refused, never read.
-        let e = gather(d.path(), &["etc/shadow".into()], "/x", None, &none, &out);
+        let e = gather(
+            d.path(),
+            &["etc/shadow".into()],
+            "/x",
+            None,
+            &none,
+            &out,
+            false,
+        );
         assert!(e.is_err());
-        let e = gather(d.path(), &["../x".into()], "/x", None, &none, &out);
+        let e = gather(d.path(), &["../x".into()], "/x", None, &none, &out, false);
         assert!(e
             .unwrap_err()
             .to_string()
@@ -475,11 +582,12 @@ mod tests {
             Some((5, 6)),
             &ign,
             &out,
+            false,
         )
         .unwrap();
         assert!(g.hash.starts_with("file:"));
         assert_eq!(names(&out), [("x/y".to_string(), tar::EntryType::Regular)]);
-        assert!(gather(d.path(), &["b.txt".into()], "/x", None, &ign, &out).is_err());
+        assert!(gather(d.path(), &["b.txt".into()], "/x", None, &ign, &out, false).is_err());
         assert_eq!(parse_chown("1:2").unwrap(), Some((1, 2)));
         assert!(parse_chown("bob").is_err());
     }

@@ -100,6 +100,22 @@ fn unique_name() -> String {
     )
 }
 
+/// Removes the work dirs of builds a previous berthd process left (killed mid-build):
+/// their names carry the pid of the process that made them.
+fn remove_stale(base: &Path) {
+    let Ok(rd) = std::fs::read_dir(base) else {
+        return;
+    };
+    let mine = format!("tmp-{}-", std::process::id());
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("tmp-") && !name.starts_with(&mine) {
+            tracing::info!(dir = %e.path().display(), "removing a stale build directory");
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// Everything the steps need, prepared before the response starts.
 struct Prepared {
     df: Dockerfile,
@@ -123,6 +139,8 @@ impl Engine {
                 })?;
         }
         let base = self.config.data_root.join("build");
+        let stale = base.clone();
+        let _ = crate::blocking::spawn(move || remove_stale(&stale)).await;
         let dir = base.join(format!("tmp-{}", unique_name()));
         std::fs::create_dir_all(dir.join("context"))
             .map_err(EngineError::io("cannot create", &dir))?;
@@ -245,6 +263,12 @@ impl Builder<'_> {
         }
     }
 
+    /// `Step N/M : text`, then the newline in a message of its own, as dockerd sends them.
+    fn step_line(&self, n: usize, total: usize, text: &str) {
+        self.say(format!("Step {n}/{total} : {text}"));
+        self.say("\n");
+    }
+
     async fn run(&mut self) -> Result<(), StepError> {
         let df = &self.p.df;
         let opts = &self.p.opts;
@@ -260,7 +284,7 @@ impl Builder<'_> {
         let mut args = BuildArgs::new(opts.build_args.clone());
         for m in &df.meta_args {
             n += 1;
-            self.say(format!("Step {n}/{total} : {}\n", m.original));
+            self.step_line(n, total, &m.original);
             if let Instruction::Arg(defs) = &m.instruction {
                 args.process_meta_arg(defs, df.escape)?;
             }
@@ -269,7 +293,7 @@ impl Builder<'_> {
         let mut last: Option<StageState> = None;
         for (i, stage) in stages_run.iter().enumerate() {
             n += 1;
-            self.say(format!("Step {n}/{total} : {}\n", stage.source_code));
+            self.step_line(n, total, &stage.source_code);
             let base = berth_build::expand::stage_base_name(stage, df.escape, &args)?;
             let image = match stages::resolve(stages_run, i, &base)? {
                 StageRef::Stage(j) => results
@@ -303,7 +327,7 @@ impl Builder<'_> {
             let is_last = i + 1 == stages_run.len();
             for cmd in &stage.commands {
                 n += 1;
-                self.say(format!("Step {n}/{total} : {}\n", cmd.original));
+                self.step_line(n, total, &cmd.original);
                 self.step(&mut st, &cmd.instruction, &results, stages_run, i)
                     .await?;
             }
@@ -316,7 +340,7 @@ impl Builder<'_> {
                     .collect::<Vec<_>>()
                     .join(" ");
                 let line = format!("LABEL {line}");
-                self.say(format!("Step {n}/{total} : {line}\n"));
+                self.step_line(n, total, &line);
                 let parsed =
                     berth_build::parse_dockerfile(format!("FROM scratch\n{line}\n").as_bytes())?;
                 if let Some(c) = parsed.stages.first().and_then(|s| s.commands.first()) {
@@ -343,11 +367,12 @@ impl Builder<'_> {
         if let Some(w) = args.unused_warning() {
             self.say(w);
         }
-        let _ = self.tx.send(ProgressMessage {
-            aux: Some(json!({"ID": st.image})),
-            ..Default::default()
-        });
-        if self.quiet {
+        if !self.quiet {
+            let _ = self.tx.send(ProgressMessage {
+                aux: Some(json!({"ID": st.image})),
+                ..Default::default()
+            });
+        } else {
             let _ = self
                 .tx
                 .send(ProgressMessage::stream(format!("{}\n", st.image)));
@@ -812,16 +837,19 @@ impl Builder<'_> {
             none
         };
         let sources = c.sources.clone();
+        let add = name == "ADD";
         let tar = step_dir.join("copy.tar");
         let (gathered, tar) = {
             let dest = dest.clone();
             crate::blocking::spawn(move || {
-                context::gather(&root, &sources, &dest, chown, &matcher, &tar).map(|g| (g, tar))
+                context::gather(&root, &sources, &dest, chown, &matcher, &tar, add)
+                    .map(|g| (g, tar))
             })
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??
         };
-        let cmd = bc::copy_cmd(&st.rc.shell(), name, &c.chown, &gathered.hash, &dest);
+        // The history names the destination as written (`in . `), as moby's does.
+        let cmd = bc::copy_cmd(&st.rc.shell(), name, &c.chown, &gathered.hash, &c.dest);
         let key = st.rc.cache_key(
             &st.image,
             &cmd,
