@@ -150,3 +150,62 @@ def test_add_local_tar_extracts_and_quiet_prints_the_id(busybox_daemon, tmp_path
     # `..` cannot climb out of the destination; COPY keeps the archive as it is.
     assert dk(d, "run", "--rm", "tarred", "cat", "/opt/escape.txt") == "out\n"
     assert dk(d, "run", "--rm", "tarred", "ls", "/raw") == "files.tar.gz\n"
+
+
+def test_onbuild_triggers_run_in_the_child_and_config_is_recorded(busybox_daemon, tmp_path: Path) -> None:
+    import json
+
+    d = busybox_daemon()
+    parent = make_ctx(tmp_path / "parent", """FROM busybox
+ONBUILD RUN echo triggered > /tmp/trig.txt
+HEALTHCHECK --interval=5s CMD true
+EXPOSE 80 53/udp
+USER 1:2
+STOPSIGNAL SIGINT
+""")
+    build(d, parent, "-t", "parent")
+    cfg = json.loads(dk(d, "inspect", "--format", "{{json .Config}}", "parent"))
+    assert cfg["OnBuild"] == ["RUN echo triggered > /tmp/trig.txt"]
+    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000}
+    assert set(cfg["ExposedPorts"]) == {"80/tcp", "53/udp"}
+    assert (cfg["User"], cfg["StopSignal"]) == ("1:2", "SIGINT")
+    child = make_ctx(tmp_path / "child", "FROM parent\nUSER 0\n")
+    r = build(d, child, "-t", "child")
+    assert "# Executing 1 build trigger" in r.stdout, r.stdout
+    assert dk(d, "run", "--rm", "child", "cat", "/tmp/trig.txt") == "triggered\n"
+    assert json.loads(dk(d, "inspect", "--format", "{{json .Config.OnBuild}}", "child")) in ([], None)
+
+
+def test_client_gone_mid_run_leaves_no_container(busybox_daemon, tmp_path: Path) -> None:
+    import io
+    import socket
+    import tarfile
+    import time
+
+    d = busybox_daemon()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        data = b"FROM busybox\nRUN echo started; sleep 600\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    body = buf.getvalue()
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(60)
+    s.connect(str(d.sock))
+    s.sendall(b"POST /v1.50/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
+              + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    seen = b""
+    while b"started" not in seen:
+        chunk = s.recv(65536)
+        assert chunk, seen
+        seen += chunk
+    assert b"Running in" in seen
+    s.close()
+    deadline = time.monotonic() + 60
+    while dk(d, "ps", "-aq") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert dk(d, "ps", "-aq") == ""
+    while list((d.data_root / "build").glob("tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list((d.data_root / "build").glob("tmp-*")) == []

@@ -324,9 +324,17 @@ impl Builder<'_> {
                 rc,
                 args: args.for_stage(),
             };
+            self.run_triggers(&mut st, &results, stages_run, i).await?;
             let is_last = i + 1 == stages_run.len();
             for cmd in &stage.commands {
                 n += 1;
+                if self.tx.is_closed() {
+                    // The client went away: stop, as dockerd cancels the build.
+                    return Err(EngineError::Conflict(
+                        "build canceled: the client disconnected".into(),
+                    )
+                    .into());
+                }
                 self.step_line(n, total, &cmd.original);
                 self.step(&mut st, &cmd.instruction, &results, stages_run, i)
                     .await?;
@@ -389,6 +397,28 @@ impl Builder<'_> {
                 .map(|r| r.with_default_tag().familiar_string())
                 .unwrap_or_else(|_| t.clone());
             self.say(format!("Successfully tagged {shown}\n"));
+        }
+        Ok(())
+    }
+
+    /// The base image's `ONBUILD` triggers, run first in the child (moby
+    /// `dispatchTriggeredOnBuild`): the child's own `OnBuild` starts empty.
+    async fn run_triggers(
+        &mut self,
+        st: &mut StageState,
+        results: &[String],
+        all: &[berth_build::Stage],
+        current: usize,
+    ) -> Result<(), StepError> {
+        let triggers = std::mem::take(&mut st.rc.on_build);
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        let s = if triggers.len() > 1 { "s" } else { "" };
+        self.say(format!("# Executing {} build trigger{s}\n", triggers.len()));
+        for t in &triggers {
+            let cmd = berth_build::instructions::parse_trigger(t)?;
+            Box::pin(self.step(st, &cmd.instruction, results, all, current)).await?;
         }
         Ok(())
     }
@@ -724,9 +754,23 @@ impl Builder<'_> {
         };
         if let Ok((_, mut rx)) = self.engine.container_logs(&id, logs).await {
             let mut demux = Demux::default();
-            while let Some(chunk) = rx.recv().await {
-                for text in demux.push(&chunk) {
-                    self.say(text);
+            loop {
+                tokio::select! {
+                    chunk = rx.recv() => {
+                        let Some(chunk) = chunk else { break };
+                        for text in demux.push(&chunk) {
+                            self.say(text);
+                        }
+                    }
+                    () = self.tx.closed() => {
+                        // The client went away mid-step: the container is killed, and
+                        // removed with the others when the build ends.
+                        let _ = self.engine.container_kill(&id, "KILL").await;
+                        return Err(EngineError::Conflict(
+                            "build canceled: the client disconnected".into(),
+                        )
+                        .into());
+                    }
                 }
             }
         }
