@@ -58,6 +58,8 @@ def test_build_run_history_and_cache(busybox_daemon, tmp_path: Path) -> None:
     assert "#(nop) WORKDIR /app" in history
     assert "#(nop) COPY file:" in history
     image = dk(d, "inspect", "--format", "{{.Id}}", "app").strip()
+    # Intermediate images are hidden from `docker images` as dockerd hides them.
+    assert sorted(dk(d, "images", "--format", "{{.Repository}}").split()) == ["app", "busybox"]
     second = build(d, ctx, "-t", "app")
     assert second.stdout.count(" ---> Using cache") == 5, second.stdout
     assert dk(d, "inspect", "--format", "{{.Id}}", "app").strip() == image
