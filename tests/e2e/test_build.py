@@ -4,6 +4,7 @@ failures with dockerd's message, and a hostile symlink in the context."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -53,10 +54,19 @@ def test_build_run_history_and_cache(busybox_daemon, tmp_path: Path) -> None:
     assert "Removing intermediate container" in first.stdout
     assert "Successfully tagged app:latest" in first.stdout
     assert dk(d, "run", "--rm", "app") == "hello from run\ncopied file\n"
-    history = dk(d, "history", "--no-trunc", "--format", "{{.CreatedBy}}", "app")
-    assert 'echo "$GREETING from run" > /app/ran.txt' in history
-    assert "#(nop) WORKDIR /app" in history
-    assert "#(nop) COPY file:" in history
+    # What dockerd 20.10.24 recorded for the same Dockerfile and file (the COPY hash is
+    # tarsum over name, mode 0644, root owner, size and content).
+    history = dk(d, "history", "--no-trunc", "--format", "{{.CreatedBy}}", "app").splitlines()
+    assert history[:5] == [
+        '/bin/sh -c #(nop)  CMD ["sh" "-c" "cat /app/ran.txt /app/hello.txt"]',
+        '/bin/sh -c echo "$GREETING from run" > /app/ran.txt',
+        "/bin/sh -c #(nop) COPY file:6c4069795303a06cf06a7e765cde2ad5c53e25d0c94ec0d9fee20e09c6210385 in . ",
+        "/bin/sh -c #(nop) WORKDIR /app",
+        "/bin/sh -c #(nop)  ENV GREETING=hello",
+    ], history
+    cfg = json.loads(dk(d, "inspect", "--format", "{{json .Config}}", "app"))
+    assert cfg["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hello"]
+    assert (cfg["Cmd"], cfg["WorkingDir"], cfg.get("Entrypoint")) == (["sh", "-c", "cat /app/ran.txt /app/hello.txt"], "/app", None)
     image = dk(d, "inspect", "--format", "{{.Id}}", "app").strip()
     # Intermediate images are hidden from `docker images` as dockerd hides them.
     assert sorted(dk(d, "images", "--format", "{{.Repository}}").split()) == ["app", "busybox"]

@@ -104,7 +104,13 @@ impl RunConfig {
         if let Some(s) = &self.shell {
             set(&mut m, "Shell", json!(s));
         }
-        set(&mut m, "OnBuild", json!(self.on_build));
+        // Empty lists and maps are null, as dockerd's images carry them.
+        let or_null = |empty: bool, v: Value| if empty { Value::Null } else { v };
+        set(
+            &mut m,
+            "OnBuild",
+            or_null(self.on_build.is_empty(), json!(self.on_build)),
+        );
         if !self.exposed_ports.is_empty() {
             let p: Map<String, Value> = self
                 .exposed_ports
@@ -127,7 +133,11 @@ impl RunConfig {
                 Value::Object(v)
             },
         );
-        set(&mut m, "Labels", json!(self.labels));
+        set(
+            &mut m,
+            "Labels",
+            or_null(self.labels.is_empty(), json!(self.labels)),
+        );
         set(&mut m, "User", json!(self.user));
         set(&mut m, "WorkingDir", json!(self.working_dir));
         if !self.stop_signal.is_empty() {
@@ -227,6 +237,8 @@ mod tests {
         assert_eq!(out["Hostname"], "");
         assert_eq!(out["ExposedPorts"], json!({"80/tcp": {}}));
         assert_eq!(out["Entrypoint"], Value::Null);
+        assert_eq!(out["OnBuild"], Value::Null);
+        assert_eq!(RunConfig::default().to_json()["Labels"], Value::Null);
     }
 
     #[test]

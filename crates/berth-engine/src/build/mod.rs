@@ -32,6 +32,9 @@ use crate::images::BodyReader;
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError};
 
+/// moby `system.DefaultPathEnv` for Linux.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// What a `POST /build` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -317,7 +320,11 @@ impl Builder<'_> {
                 )
                 .map_err(|e| EngineError::Internal(format!("image config: {e}")))?
             };
-            let rc = RunConfig::from_json(&image_json["config"]);
+            let mut rc = RunConfig::from_json(&image_json["config"]);
+            // moby `initializeStage`: a stage without PATH gets the default one.
+            if !rc.env.iter().any(|e| e.starts_with("PATH=")) {
+                rc.env.push(format!("PATH={DEFAULT_PATH}"));
+            }
             let mut st = StageState {
                 image,
                 image_json,
