@@ -208,7 +208,8 @@ def test_client_gone_mid_run_leaves_no_container(busybox_daemon, tmp_path: Path)
     s.sendall(b"POST /v1.50/build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
               + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     seen = b""
-    while b"started" not in seen:
+    # The RUN's own output (the Step line also holds the word).
+    while b'"stream":"started' not in seen:
         chunk = s.recv(65536)
         assert chunk, seen
         seen += chunk

@@ -72,18 +72,78 @@ pub(crate) struct Gathered {
     pub hash: String,
 }
 
-/// `--chown` as numbers (names need the image's passwd, not read here yet).
+/// `--chown` as numbers, for tests and numeric values.
+#[cfg(test)]
 pub(crate) fn parse_chown(chown: &str) -> Result<Option<(u64, u64)>, EngineError> {
+    resolve_chown(chown, &[])
+}
+
+/// A file of the image whose layers are `layers` (bottom first): the topmost layer that
+/// has it, read inside that layer's root (bounded; a whiteout or anything but a file
+/// reads as absent).
+fn image_file(layers: &[PathBuf], name: &str) -> Option<Vec<u8>> {
+    for l in layers.iter().rev() {
+        let md = std::fs::symlink_metadata(l.join(name));
+        match md {
+            Ok(m) if m.is_file() => return read_in_root(l, name, 1 << 20).ok().flatten(),
+            Ok(_) => return None,
+            Err(_) => continue,
+        }
+    }
+    None
+}
+
+/// The id of `name` in an `/etc/passwd` or `/etc/group` text, and for passwd the
+/// primary group.
+fn lookup(db: Option<&[u8]>, name: &str) -> Option<(u64, u64)> {
+    let text = String::from_utf8_lossy(db?);
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.first() != Some(&name) {
+            return None;
+        }
+        let id = f.get(2)?.parse().ok()?;
+        let gid = f.get(3).and_then(|g| g.parse().ok()).unwrap_or(id);
+        Some((id, gid))
+    })
+}
+
+/// `--chown=user[:group]` (moby `parseChownFlag`): numbers as they are, names from the
+/// image's `/etc/passwd` and `/etc/group`; a user alone gives its primary group.
+pub(crate) fn resolve_chown(
+    chown: &str,
+    layers: &[PathBuf],
+) -> Result<Option<(u64, u64)>, EngineError> {
     if chown.is_empty() {
         return Ok(None);
     }
-    let (u, g) = chown.split_once(':').unwrap_or((chown, chown));
-    match (u.parse::<u64>(), g.parse::<u64>()) {
-        (Ok(u), Ok(g)) => Ok(Some((u, g))),
-        _ => Err(EngineError::InvalidArgument(format!(
-            "--chown={chown}: only numeric user and group IDs are supported by this builder"
-        ))),
-    }
+    let (u, g) = match chown.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (chown, None),
+    };
+    let err = |what: &str, n: &str| {
+        EngineError::InvalidArgument(format!(
+            "unable to convert uid/gid chown string to host mapping: can't find {what} for {} {n}: no such {} {n}",
+            if what == "uid" { "user" } else { "group" },
+            if what == "uid" { "user:" } else { "group:" },
+        ))
+    };
+    let (uid, primary) = match u.parse::<u64>() {
+        Ok(n) => (n, n),
+        Err(_) => {
+            lookup(image_file(layers, "etc/passwd").as_deref(), u).ok_or_else(|| err("uid", u))?
+        }
+    };
+    let gid = match g {
+        None => primary,
+        Some(g) => match g.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => lookup(image_file(layers, "etc/group").as_deref(), g)
+                .map(|(id, _)| id)
+                .ok_or_else(|| err("gid", g))?,
+        },
+    };
+    Ok(Some((uid, gid)))
 }
 
 fn has_glob(s: &str) -> bool {
@@ -590,5 +650,19 @@ mod tests {
         assert!(gather(d.path(), &["b.txt".into()], "/x", None, &ign, &out, false).is_err());
         assert_eq!(parse_chown("1:2").unwrap(), Some((1, 2)));
         assert!(parse_chown("bob").is_err());
+        let img = tempfile::tempdir().unwrap();
+        std::fs::create_dir(img.path().join("etc")).unwrap();
+        std::fs::write(
+            img.path().join("etc/passwd"),
+            "root:x:0:0::/:/bin/sh\nbob:x:7:8::/:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(img.path().join("etc/group"), "staff:x:50:\n").unwrap();
+        let layers = [img.path().to_path_buf()];
+        assert_eq!(resolve_chown("bob", &layers).unwrap(), Some((7, 8)));
+        assert_eq!(resolve_chown("bob:staff", &layers).unwrap(), Some((7, 50)));
+        assert_eq!(resolve_chown("3:staff", &layers).unwrap(), Some((3, 50)));
+        let e = resolve_chown("eve", &layers).unwrap_err().to_string();
+        assert!(e.contains("can't find uid for user eve"), "{e}");
     }
 }

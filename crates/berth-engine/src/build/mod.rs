@@ -119,6 +119,11 @@ fn remove_stale(base: &Path) {
     }
 }
 
+/// Removes a step's scratch directory on a blocking thread.
+async fn remove_dir(dir: PathBuf) {
+    let _ = crate::blocking::spawn(move || std::fs::remove_dir_all(dir)).await;
+}
+
 /// Everything the steps need, prepared before the response starts.
 struct Prepared {
     df: Dockerfile,
@@ -464,39 +469,47 @@ impl Builder<'_> {
         self.engine.config.data_root.join("build/cache").join(hex)
     }
 
-    /// The image an earlier build made for this key, if it is still there.
-    fn cache_get(&self, key: &str) -> Option<String> {
+    /// The image an earlier build made for this key and its config, if it is still
+    /// there (read on a blocking thread).
+    async fn cache_get(&self, key: &str) -> Option<(String, Vec<u8>)> {
         if self.p.opts.no_cache {
             return None;
         }
-        let id = std::fs::read_to_string(self.cache_path(key)).ok()?;
-        let id = id.trim();
-        self.engine.images.resolve(id).ok().map(|r| r.id)
+        let path = self.cache_path(key);
+        let store = self.engine.images.clone();
+        crate::blocking::spawn(move || {
+            let id = std::fs::read_to_string(path).ok()?;
+            let id = store.resolve(id.trim()).ok()?.id;
+            let config = store.config_bytes(&id).ok()?;
+            Some((id, config))
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
-    fn cache_put(&self, key: &str, image: &str) {
+    async fn cache_put(&self, key: &str, image: &str) {
         let path = self.cache_path(key);
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        if let Err(e) = berth_sys::fs::atomic_write(&path, image.as_bytes(), 0o600) {
+        let image = image.to_string();
+        let written = crate::blocking::spawn(move || {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            berth_sys::fs::atomic_write(&path, image.as_bytes(), 0o600)
+        })
+        .await;
+        if let Ok(Err(e)) = written {
             tracing::warn!(error = %e, "cannot record a build cache entry");
         }
     }
 
     /// Probes the cache; on a hit moves the stage onto the cached image.
-    fn probe(&self, st: &mut StageState, key: &str) -> Result<bool, StepError> {
-        let Some(id) = self.cache_get(key) else {
+    async fn probe(&self, st: &mut StageState, key: &str) -> Result<bool, StepError> {
+        let Some((id, config)) = self.cache_get(key).await else {
             return Ok(false);
         };
-        st.image_json = serde_json::from_slice(
-            &self
-                .engine
-                .images
-                .config_bytes(&id)
-                .map_err(EngineError::from)?,
-        )
-        .map_err(|e| EngineError::Internal(format!("image config: {e}")))?;
+        st.image_json = serde_json::from_slice(&config)
+            .map_err(|e| EngineError::Internal(format!("image config: {e}")))?;
         st.rc = RunConfig::from_json(&st.image_json["config"]);
         st.image = id;
         self.say(" ---> Using cache\n");
@@ -548,7 +561,7 @@ impl Builder<'_> {
             .map_err(EngineError::from)?;
         st.image = added.id;
         st.image_json = img;
-        self.cache_put(key, &st.image);
+        self.cache_put(key, &st.image).await;
         self.say(format!(" ---> {}\n", short(&st.image)));
         Ok(())
     }
@@ -565,7 +578,7 @@ impl Builder<'_> {
             &cmd,
             st.rc.entrypoint.as_deref().unwrap_or_default(),
         );
-        if self.probe(st, &key)? {
+        if self.probe(st, &key).await? {
             return Ok(());
         }
         self.commit(st, bc::created_by(&cmd), &cmd, None, &key)
@@ -713,7 +726,7 @@ impl Builder<'_> {
         let build_env = st.args.filter_allowed(&st.rc.env);
         let save_cmd = st.args.prepend_env_on_cmd(&build_env, &cmd);
         let key = st.rc.cache_key(&st.image, &save_cmd, &[]);
-        if self.probe(st, &key)? {
+        if self.probe(st, &key).await? {
             return Ok(());
         }
         if st.image.is_empty() {
@@ -846,7 +859,15 @@ impl Builder<'_> {
             )
             .into());
         }
-        let chown = context::parse_chown(&c.chown)?;
+        let layers = if st.image.is_empty() || c.chown.is_empty() {
+            Vec::new()
+        } else {
+            self.engine
+                .images
+                .layer_diff_dirs(&st.image)
+                .map_err(EngineError::from)?
+        };
+        let chown_spec = c.chown.clone();
         let dest = if c.dest.starts_with('/') {
             c.dest.clone()
         } else {
@@ -893,6 +914,7 @@ impl Builder<'_> {
         let (gathered, tar) = {
             let dest = dest.clone();
             crate::blocking::spawn(move || {
+                let chown = context::resolve_chown(&chown_spec, &layers)?;
                 context::gather(&root, &sources, &dest, chown, &matcher, &tar, add)
                     .map(|g| (g, tar))
             })
@@ -906,8 +928,8 @@ impl Builder<'_> {
             &cmd,
             st.rc.entrypoint.as_deref().unwrap_or_default(),
         );
-        if self.probe(st, &key)? {
-            let _ = std::fs::remove_dir_all(&step_dir);
+        if self.probe(st, &key).await? {
+            remove_dir(step_dir).await;
             return Ok(());
         }
         let image = if st.image.is_empty() {
@@ -936,7 +958,7 @@ impl Builder<'_> {
         .map_err(|e| EngineError::Internal(e.to_string()))??;
         let _ = self.engine.container_delete(&id, true).await;
         self.containers.retain(|c| c != &id);
-        let _ = std::fs::remove_dir_all(&step_dir);
+        remove_dir(step_dir).await;
         self.commit(st, bc::created_by(&cmd), &cmd, Some(layer.diff_id), &key)
             .await
     }
