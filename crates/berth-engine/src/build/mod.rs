@@ -119,6 +119,66 @@ fn remove_stale(base: &Path) {
     }
 }
 
+/// Receives the context into `dir/context` and reads the Dockerfile and `.dockerignore`.
+async fn read_context(
+    dir: &Path,
+    body: BodyReader,
+    opts: &BuildOptions,
+) -> Result<(Dockerfile, Matcher), EngineError> {
+    // The body goes to a file first (bounded), then is unpacked on a blocking thread.
+    let tar_path = dir.join("context.tar");
+    let mut f = tokio::fs::File::create(&tar_path)
+        .await
+        .map_err(EngineError::io("cannot create", &tar_path))?;
+    let mut limited = tokio::io::AsyncReadExt::take(body, context::MAX_CONTEXT + 1);
+    let n = tokio::io::copy(&mut limited, &mut f).await.map_err(|e| {
+        EngineError::InvalidArgument(format!("failed to read the build context: {e}"))
+    })?;
+    if n > context::MAX_CONTEXT {
+        return Err(EngineError::InvalidArgument(format!(
+            "the build context is larger than {} bytes",
+            context::MAX_CONTEXT
+        )));
+    }
+    drop(f);
+    let name = if opts.dockerfile.is_empty() {
+        "Dockerfile".to_string()
+    } else {
+        opts.dockerfile.clone()
+    };
+    let ctx = dir.join("context");
+    let (df, ignore) = crate::blocking::spawn(move || {
+        let tar =
+            std::fs::File::open(&tar_path).map_err(EngineError::io("cannot open", &tar_path))?;
+        context::unpack(tar, &ctx)?;
+        let _ = std::fs::remove_file(&tar_path);
+        let data =
+            context::read_in_root(&ctx, &name, berth_build::parser::MAX_DOCKERFILE_SIZE as u64)
+                .map_err(|e| {
+                    EngineError::InvalidArgument(format!(
+                        "Cannot locate specified Dockerfile: {name}: {e}"
+                    ))
+                })?
+                .ok_or_else(|| {
+                    EngineError::InvalidArgument(format!(
+                        "Cannot locate specified Dockerfile: {name}"
+                    ))
+                })?;
+        let ignore = match context::read_in_root(&ctx, ".dockerignore", 1 << 20) {
+            Ok(Some(d)) => Matcher::from_dockerignore(&d)
+                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
+            _ => Matcher::new::<&str>(&[])
+                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
+        };
+        let df = berth_build::parse_dockerfile(&data)
+            .map_err(|e| EngineError::InvalidArgument(e.client_message(&name)))?;
+        Ok::<_, EngineError>((df, ignore))
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))??;
+    Ok((df, ignore))
+}
+
 /// Removes a step's scratch directory on a blocking thread.
 async fn remove_dir(dir: PathBuf) {
     let _ = crate::blocking::spawn(move || std::fs::remove_dir_all(dir)).await;
@@ -150,62 +210,25 @@ impl Engine {
         let stale = base.clone();
         let _ = crate::blocking::spawn(move || remove_stale(&stale)).await;
         let dir = base.join(format!("tmp-{}", unique_name()));
-        std::fs::create_dir_all(dir.join("context"))
+        tokio::fs::create_dir_all(dir.join("context"))
+            .await
             .map_err(EngineError::io("cannot create", &dir))?;
         let work = WorkDir(dir.clone());
-        // The body goes to a file first (bounded), then is unpacked on a blocking thread.
-        let tar_path = dir.join("context.tar");
-        let mut f = tokio::fs::File::create(&tar_path)
+        let prepared = match read_context(&dir, body, &opts)
             .await
-            .map_err(EngineError::io("cannot create", &tar_path))?;
-        let mut limited = tokio::io::AsyncReadExt::take(body, context::MAX_CONTEXT + 1);
-        let n = tokio::io::copy(&mut limited, &mut f).await.map_err(|e| {
-            EngineError::InvalidArgument(format!("failed to read the build context: {e}"))
-        })?;
-        if n > context::MAX_CONTEXT {
-            return Err(EngineError::InvalidArgument(format!(
-                "the build context is larger than {} bytes",
-                context::MAX_CONTEXT
-            )));
-        }
-        drop(f);
-        let name = if opts.dockerfile.is_empty() {
-            "Dockerfile".to_string()
-        } else {
-            opts.dockerfile.clone()
+            .and_then(|(df, ignore)| {
+                stages::select_target(&df, opts.target.as_deref())
+                    .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+                Ok((df, ignore))
+            }) {
+            Ok(x) => x,
+            Err(e) => {
+                // An unpacked context can be large: removed off the async workers.
+                let _ = crate::blocking::spawn(move || drop(work)).await;
+                return Err(e);
+            }
         };
-        let ctx = dir.join("context");
-        let (df, ignore) = crate::blocking::spawn(move || {
-            let tar = std::fs::File::open(&tar_path)
-                .map_err(EngineError::io("cannot open", &tar_path))?;
-            context::unpack(tar, &ctx)?;
-            let _ = std::fs::remove_file(&tar_path);
-            let data =
-                context::read_in_root(&ctx, &name, berth_build::parser::MAX_DOCKERFILE_SIZE as u64)
-                    .map_err(|e| {
-                        EngineError::InvalidArgument(format!(
-                            "Cannot locate specified Dockerfile: {name}: {e}"
-                        ))
-                    })?
-                    .ok_or_else(|| {
-                        EngineError::InvalidArgument(format!(
-                            "Cannot locate specified Dockerfile: {name}"
-                        ))
-                    })?;
-            let ignore = match context::read_in_root(&ctx, ".dockerignore", 1 << 20) {
-                Ok(Some(d)) => Matcher::from_dockerignore(&d)
-                    .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
-                _ => Matcher::new::<&str>(&[])
-                    .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
-            };
-            let df = berth_build::parse_dockerfile(&data)
-                .map_err(|e| EngineError::InvalidArgument(e.client_message(&name)))?;
-            Ok::<_, EngineError>((df, ignore))
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
-        stages::select_target(&df, opts.target.as_deref())
-            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        let (df, ignore) = prepared;
         let (tx, rx) = unbounded_channel();
         let engine = self.clone();
         let prepared = Prepared {
@@ -885,7 +908,9 @@ impl Builder<'_> {
         };
         let work = self.p.work.0.clone();
         let step_dir = work.join(format!("step-{}", unique_name()));
-        std::fs::create_dir_all(&step_dir).map_err(EngineError::io("cannot create", &step_dir))?;
+        tokio::fs::create_dir_all(&step_dir)
+            .await
+            .map_err(EngineError::io("cannot create", &step_dir))?;
         // The source root: the context, or the files of a stage or image for --from.
         let (root, ignore) = if c.from.is_empty() {
             (work.join("context"), Some(()))
@@ -898,7 +923,9 @@ impl Builder<'_> {
                 StageRef::Image(n) => self.base_image(&n).await?,
             };
             let root = step_dir.join("from");
-            std::fs::create_dir_all(&root).map_err(EngineError::io("cannot create", &root))?;
+            tokio::fs::create_dir_all(&root)
+                .await
+                .map_err(EngineError::io("cannot create", &root))?;
             self.export_paths(&image, &c.sources, &root).await?;
             (root, None)
         };
@@ -996,7 +1023,9 @@ impl Builder<'_> {
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let target = dest.join(parent.trim_start_matches('/'));
-            std::fs::create_dir_all(&target).map_err(EngineError::io("cannot create", &target))?;
+            tokio::fs::create_dir_all(&target)
+                .await
+                .map_err(EngineError::io("cannot create", &target))?;
             let (_, mut rx) = self
                 .engine
                 .container_archive(&id, &clean)
