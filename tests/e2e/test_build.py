@@ -222,3 +222,32 @@ def test_client_gone_mid_run_leaves_no_container(busybox_daemon, tmp_path: Path)
     while list((d.data_root / "build").glob("tmp-*")) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert list((d.data_root / "build").glob("tmp-*")) == []
+
+
+def test_request_errors_answer_before_the_stream(busybox_daemon, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    d = busybox_daemon()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        data = b"FROM busybox\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    api = dockerpy.APIClient(base_url=d.unix_host, version="1.50")
+    try:
+        cases = [
+            ({"dockerfile": "nope"}, 400, "Cannot locate specified Dockerfile: nope"),
+            ({"platform": "foo"}, 400, '"foo": unknown operating system or architecture: invalid argument'),
+            ({"target": "x"}, 400, 'target stage "x" could not be found'),
+            ({"buildargs": "[1]"}, 400, "invalid buildargs parameter"),
+        ]
+        for params, status, message in cases:
+            r = api._post(api._url("/build"), params=params, data=buf.getvalue(),
+                          headers={"Content-Type": "application/x-tar"})
+            assert r.status_code == status, (params, r.status_code, r.text)
+            assert message in r.json()["message"], (params, r.text)
+        assert not list((d.data_root / "build").glob("tmp-*"))
+    finally:
+        api.close()
