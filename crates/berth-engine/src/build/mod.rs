@@ -179,6 +179,25 @@ async fn read_context(
     Ok((df, ignore))
 }
 
+/// The `ExposedPorts` keys of one EXPOSE word (moby `nat.ParsePortSpecs`): `80`,
+/// `53/udp`, a range `8000-8002/tcp` as each of its ports.
+fn expose_keys(word: &str) -> Result<Vec<String>, EngineError> {
+    let (ports, proto) = word.split_once('/').unwrap_or((word, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    let bad = || EngineError::InvalidArgument(format!("Invalid containerPort: {ports}"));
+    let num = |s: &str| s.parse::<u16>().map_err(|_| bad());
+    let (start, end) = match ports.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(ports)?, num(ports)?),
+    };
+    if end < start {
+        return Err(EngineError::InvalidArgument(format!(
+            "Invalid range specified for the Port: {ports}"
+        )));
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
 /// Removes a step's scratch directory on a blocking thread.
 async fn remove_dir(dir: PathBuf) {
     let _ = crate::blocking::spawn(move || std::fs::remove_dir_all(dir)).await;
@@ -702,12 +721,7 @@ impl Builder<'_> {
             Instruction::Expose(ports) => {
                 let mut sorted = Vec::new();
                 for p in &ports {
-                    let key = if p.contains('/') {
-                        p.clone()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    st.rc.exposed_ports.insert(key);
+                    st.rc.exposed_ports.extend(expose_keys(p)?);
                     sorted.push(p.clone());
                 }
                 self.commit_meta(st, &bc::expose_comment(&sorted)).await
@@ -1099,5 +1113,18 @@ mod tests {
         assert_eq!(d.push(&f[5..]), ["hi\n"]);
         assert_eq!(short("sha256:0123456789abcdef"), "0123456789ab");
         assert_eq!(short("x"), "x");
+    }
+
+    #[test]
+    fn expose_words_as_dockerd_keys() {
+        assert_eq!(expose_keys("80").unwrap(), ["80/tcp"]);
+        assert_eq!(expose_keys("53/UDP").unwrap(), ["53/udp"]);
+        assert_eq!(
+            expose_keys("8000-8002").unwrap(),
+            ["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
+        assert!(expose_keys("x").is_err());
+        assert!(expose_keys("9-8").is_err());
+        assert!(expose_keys("70000").is_err());
     }
 }
