@@ -188,13 +188,12 @@ STOPSIGNAL SIGINT
     assert json.loads(dk(d, "inspect", "--format", "{{json .Config.OnBuild}}", "child")) in ([], None)
 
 
-def test_client_gone_mid_run_leaves_no_container(busybox_daemon, tmp_path: Path) -> None:
+def start_sleeping_build(d):
+    """Posts a build whose RUN sleeps; returns the socket once the RUN has printed."""
     import io
     import socket
     import tarfile
-    import time
 
-    d = busybox_daemon()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as t:
         data = b"FROM busybox\nRUN echo started; sleep 600\n"
@@ -214,6 +213,14 @@ def test_client_gone_mid_run_leaves_no_container(busybox_daemon, tmp_path: Path)
         assert chunk, seen
         seen += chunk
     assert b"Running in" in seen
+    return s
+
+
+def test_client_gone_mid_run_leaves_no_container(busybox_daemon, tmp_path: Path) -> None:
+    import time
+
+    d = busybox_daemon()
+    s = start_sleeping_build(d)
     s.close()
     deadline = time.monotonic() + 60
     while dk(d, "ps", "-aq") and time.monotonic() < deadline:
@@ -251,3 +258,20 @@ def test_request_errors_answer_before_the_stream(busybox_daemon, tmp_path: Path)
         assert not list((d.data_root / "build").glob("tmp-*"))
     finally:
         api.close()
+
+
+def test_berthd_killed_mid_build_leaves_nothing_after_restart(busybox_daemon, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    d = busybox_daemon()
+    s = start_sleeping_build(d)
+    d.signal(signal.SIGKILL)
+    d.wait_exit()
+    s.close()
+    d.start()
+    deadline = time.monotonic() + 60
+    while dk(d, "ps", "-aq") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert dk(d, "ps", "-aq") == ""
+    assert list((d.data_root / "build").glob("tmp-*")) == []

@@ -94,6 +94,7 @@ impl Engine {
             started: Instant::now(),
         });
         engine.containers.supervise(&engine);
+        engine.build_recover().await;
         Ok(engine)
     }
 

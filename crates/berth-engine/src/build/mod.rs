@@ -32,6 +32,37 @@ use crate::images::BodyReader;
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError};
 
+/// The label every build container carries: none outlives its build, so any found when
+/// the engine starts was left by a berthd killed mid-build.
+const BUILD_LABEL: &str = "io.berth.build-container";
+
+impl Engine {
+    /// At start-up: removes the containers and work dirs of builds a killed berthd left.
+    pub(crate) async fn build_recover(&self) {
+        let base = self.config.data_root.join("build");
+        let _ = crate::blocking::spawn(move || remove_stale(&base)).await;
+        let Ok(filters) = berth_api_types::filters::Filters::parse(Some(&format!(
+            r#"{{"label":["{BUILD_LABEL}"]}}"#
+        ))) else {
+            return;
+        };
+        let Ok(left) = self.container_list(true, &filters).await else {
+            return;
+        };
+        for c in left {
+            if let Some(id) = c["Id"].as_str() {
+                tracing::info!(
+                    container = id,
+                    "removing a container of an interrupted build"
+                );
+                if let Err(e) = self.container_delete(id, true).await {
+                    tracing::warn!(container = id, error = %e, "cannot remove a build container");
+                }
+            }
+        }
+    }
+}
+
 /// moby `system.DefaultPathEnv` for Linux.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -788,6 +819,7 @@ impl Builder<'_> {
             "User": st.rc.user,
             "AttachStdout": true,
             "AttachStderr": true,
+            "Labels": {BUILD_LABEL: "1"},
             "HostConfig": {"NetworkMode": net},
         });
         let body = body.as_object().cloned().unwrap_or_default();
@@ -979,7 +1011,7 @@ impl Builder<'_> {
             st.image.clone()
         };
         let body = json!({"Image": image, "Cmd": cmd, "Entrypoint": [],
-            "HostConfig": {"NetworkMode": "none"}});
+            "Labels": {BUILD_LABEL: "1"}, "HostConfig": {"NetworkMode": "none"}});
         let body = body.as_object().cloned().unwrap_or_default();
         let created = self.engine.container_create(None, body).await?;
         let id = created.id;
@@ -1026,7 +1058,7 @@ impl Builder<'_> {
         dest: &Path,
     ) -> Result<(), StepError> {
         let body = json!({"Image": image, "Cmd": ["true"], "Entrypoint": [],
-            "HostConfig": {"NetworkMode": "none"}});
+            "Labels": {BUILD_LABEL: "1"}, "HostConfig": {"NetworkMode": "none"}});
         let body = body.as_object().cloned().unwrap_or_default();
         let id = self.engine.container_create(None, body).await?.id;
         self.containers.push(id.clone());
