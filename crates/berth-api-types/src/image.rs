@@ -126,6 +126,9 @@ pub struct ProgressDetail {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ErrorDetail {
+    /// The exit code of a failed build step (moby `jsonmessage.JSONError.Code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
     pub message: String,
 }
 
@@ -148,6 +151,7 @@ impl ProgressMessage {
         let message = message.into();
         Self {
             error_detail: Some(ErrorDetail {
+                code: None,
                 message: message.clone(),
             }),
             error: Some(message),

@@ -125,10 +125,20 @@ impl Engine {
                 .first()
                 .map(|n| bound(n))
                 .transpose()?;
+            // Images a build made for its steps are parents of the next step's; without
+            // `all`, an untagged one with children is hidden (moby `Images`).
+            let records = store.list();
+            let parents: std::collections::HashSet<String> = records
+                .iter()
+                .filter_map(|r| store.config(&r.id).ok()?.parent)
+                .collect();
             let mut out = Vec::new();
-            for rec in store.list() {
+            for rec in records {
                 let config = store.config(&rec.id)?;
                 let (tags, digests) = store.references_of(&rec.id);
+                if !opts.all && tags.is_empty() && digests.is_empty() && parents.contains(&rec.id) {
+                    continue;
+                }
                 let created = config.created.as_deref().map(parse_time).unwrap_or(0);
                 if let Some(d) = dangling {
                     if d != tags.is_empty() {
@@ -160,7 +170,7 @@ impl Engine {
                 }
                 out.push(ImageSummary {
                     id: rec.id.clone(),
-                    parent_id: String::new(),
+                    parent_id: config.parent.clone().unwrap_or_default(),
                     repo_tags: tags,
                     repo_digests: digests,
                     created,

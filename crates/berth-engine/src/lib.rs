@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod blocking;
+pub mod build;
 mod config;
 pub mod containers;
 pub mod distribution;
@@ -93,6 +94,7 @@ impl Engine {
             started: Instant::now(),
         });
         engine.containers.supervise(&engine);
+        engine.build_recover().await;
         Ok(engine)
     }
 

@@ -513,6 +513,32 @@ pub struct CommitOptions {
     pub config: Map<String, Value>,
 }
 
+/// Writes the upper dir of the container whose data dir is `dir` into the store as a
+/// layer (blocking). One pass: the tar is made on one thread while the store unpacks,
+/// hashes and indexes it on this one (no tar is kept).
+pub(crate) fn write_upper_layer(
+    store: &berth_image::store::ImageStore,
+    dir: &Path,
+) -> Result<berth_image::store::LayerMeta, EngineError> {
+    let upper = dir.join("rw/diff");
+    let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let producer = std::thread::Builder::new()
+        .name("commit-tar".into())
+        .spawn(move || {
+            let mut b = tar::Builder::new(ChunkWriter::new(tx));
+            b.follow_symlinks(false);
+            append_tree(&mut b, &dirfd::open_dir(&upper)?, "", true)?;
+            b.into_inner()?.flush()
+        })
+        .map_err(EngineError::io("cannot start a thread for", dir))?;
+    let added = store.add_layer_split(ChunkReader::new(rx), None);
+    let produced = producer
+        .join()
+        .map_err(|_| EngineError::Internal("the layer writer panicked".into()))?;
+    produced.map_err(EngineError::io("cannot write the layer of", dir))?;
+    Ok(added?)
+}
+
 impl Containers {
     /// Bytes in the container's writable layer.
     pub(crate) fn size_rw(&self, id: &str) -> i64 {
@@ -610,25 +636,7 @@ impl Engine {
             }
             berth_image::changes::apply_changes(&mut config, &opts.changes)
                 .map_err(EngineError::InvalidArgument)?;
-            // One pass: the upper dir is written as a layer tar on one thread while the
-            // store unpacks, hashes and indexes it on this one (no tar is kept).
-            let upper = dir.join("rw/diff");
-            let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
-            let producer = std::thread::Builder::new()
-                .name("commit-tar".into())
-                .spawn(move || {
-                    let mut b = tar::Builder::new(ChunkWriter::new(tx));
-                    b.follow_symlinks(false);
-                    append_tree(&mut b, &dirfd::open_dir(&upper)?, "", true)?;
-                    b.into_inner()?.flush()
-                })
-                .map_err(EngineError::io("cannot start a thread for", &dir))?;
-            let added = store.add_layer_split(ChunkReader::new(rx), None);
-            let produced = producer
-                .join()
-                .map_err(|_| EngineError::Internal("the layer writer panicked".into()))?;
-            produced.map_err(EngineError::io("cannot write the layer of", &dir))?;
-            let layer = added?;
+            let layer = write_upper_layer(&store, &dir)?;
             let mut image: Value = serde_json::from_slice(&store.config_bytes(&rec.image_id)?)
                 .map_err(|e| EngineError::Internal(format!("image config: {e}")))?;
             let now = now_rfc3339();

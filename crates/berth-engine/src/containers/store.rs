@@ -175,7 +175,7 @@ impl Containers {
             .collect()
     }
 
-    pub(super) fn data_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn data_dir(&self, id: &str) -> PathBuf {
         self.data.join(id)
     }
 

@@ -2,6 +2,7 @@
 
 mod archive;
 mod body;
+mod build;
 mod container_ops;
 mod containers;
 mod distribution;
@@ -34,6 +35,7 @@ pub(crate) fn router(engine: Arc<Engine>, authz: Option<Arc<Authorizer>>) -> Rou
         .merge(volumes::routes())
         .merge(networks::routes())
         .merge(archive::routes())
+        .merge(build::routes())
         .fallback(not_found)
         .with_state(engine.clone());
     match authz {
