@@ -412,6 +412,7 @@ impl Engine {
     }
 
     /// `POST /images/load`: returns the lines `docker load` prints.
+    #[tracing::instrument(skip_all)]
     pub async fn image_load(&self, body: BodyReader) -> Result<Vec<String>, EngineError> {
         let mut reader = SyncIoBridge::new(body);
         self.blocking(move |store| {

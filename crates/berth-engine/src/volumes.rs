@@ -373,6 +373,7 @@ impl Engine {
 
     /// `POST /volumes/create` by a client with the authorization `role` that approved a
     /// bound `device` (kept with the volume: [`crate::BindPolicy`] applies at every start).
+    #[tracing::instrument(skip_all, fields(volume = tracing::field::Empty))]
     pub async fn volume_create_as(
         &self,
         req: CreateVolume,
@@ -380,6 +381,7 @@ impl Engine {
     ) -> Result<Value, EngineError> {
         let role = role.map(str::to_string);
         let name = create_name(&req)?;
+        tracing::Span::current().record("volume", tracing::field::display(&name));
         let root = self.data_root().to_path_buf();
         let labels = Some(req.labels.unwrap_or_default());
         let (meta, made) = crate::blocking::spawn({
@@ -435,6 +437,7 @@ impl Engine {
     }
 
     /// `DELETE /volumes/{name}`.
+    #[tracing::instrument(skip_all, fields(volume = ?name))]
     pub async fn volume_remove(&self, name: &str, force: bool) -> Result<(), EngineError> {
         let root = self.data_root().to_path_buf();
         let owned = name.to_string();

@@ -101,6 +101,7 @@ impl Engine {
 
     /// `POST /containers/create` by a client with the authorization `role` that approved
     /// its host binds (kept with them: [`crate::BindPolicy`] applies at every start).
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_create_as(
         &self,
         name: Option<String>,
@@ -200,6 +201,9 @@ impl Engine {
             map.insert(id.clone(), entry.clone());
             entry
         };
+        let span = tracing::Span::current();
+        span.record("container_id", tracing::field::display(&id));
+        span.record("container", tracing::field::debug(&entry.rec().name));
         let dir = c.data_dir(&id);
         let made = (|| {
             std::fs::create_dir_all(dir.join("rw/diff"))?;
@@ -220,7 +224,7 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
-        tracing::info!(id, "container created");
+        tracing::info!("container created");
         c.emit(&entry.rec(), "create", &[]);
         Ok(Created {
             id,

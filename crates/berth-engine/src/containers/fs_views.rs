@@ -523,7 +523,7 @@ impl Containers {
 impl Engine {
     fn fs_target(&self, name: &str) -> Result<(Record, PathBuf, Vec<PathBuf>), EngineError> {
         let c = &self.containers;
-        let rec = c.get(name)?.rec().clone();
+        let rec = c.subject(name)?.rec().clone();
         let mut lowers = self.images.layer_diff_dirs(&rec.image_id)?;
         lowers.reverse();
         let dir = c.data_dir(&rec.id);
@@ -531,6 +531,7 @@ impl Engine {
     }
 
     /// `GET /containers/{id}/changes`: `[{"Path", "Kind"}]`, or null when nothing changed.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_changes(&self, name: &str) -> Result<Value, EngineError> {
         let (_, dir, lowers) = self.fs_target(name)?;
         let list = crate::blocking::spawn(move || changes(&dir.join("rw/diff"), &lowers))
@@ -547,6 +548,7 @@ impl Engine {
     }
 
     /// `GET /containers/{id}/export`: the merged root as a tar stream.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_export(
         &self,
         name: &str,
@@ -575,6 +577,7 @@ impl Engine {
 
     /// `POST /commit`: the container's upper dir as a new layer on its image, with its
     /// config (and `changes`) as the image config. Returns the image ID.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_commit(
         &self,
         name: &str,

@@ -18,6 +18,7 @@ use berth_api_types::filters::Filters;
 use berth_runtime::ExitRecord;
 use serde_json::{json, Value};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::record::{parse_unix, Record, RestartPolicy};
 use super::{names, Containers, Entry};
@@ -223,7 +224,9 @@ impl Containers {
     /// Starts the container again after `delay`, unless a user stop, start or removal
     /// came in between.
     pub(crate) fn schedule_restart(self: Arc<Self>, id: String, delay: Duration, generation: u64) {
-        tokio::spawn(async move {
+        // A timer of its own, not a child of the exit watcher or request that set it.
+        let span = tracing::info_span!(parent: None, "restart_timer", container_id = %id);
+        let task = async move {
             tokio::time::sleep(delay).await;
             let mut rx = self.life.engine.subscribe();
             let engine = match rx.wait_for(Option::is_some).await {
@@ -264,20 +267,22 @@ impl Containers {
                     self.clone().schedule_restart(id, delay, generation);
                 }
             }
-        });
+        };
+        tokio::spawn(task.instrument(span));
     }
 }
 
 impl Engine {
     /// `POST /containers/{id}/restart`: stop (when running), then start; events `kill`,
     /// `die`, `stop`, `start`, `restart` as dockerd.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_restart(
         &self,
         name: &str,
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<(), EngineError> {
-        let entry = self.containers.get(name)?;
+        let entry = self.containers.subject(name)?;
         let id = entry.rec().id.clone();
         self.container_stop(&id, timeout, signal).await?;
         self.start_container(&id, true).await?;
@@ -287,6 +292,7 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/rename`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_rename(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
         if new_name.is_empty() || name.is_empty() {
             return Err(EngineError::InvalidArgument(
@@ -294,7 +300,7 @@ impl Engine {
             ));
         }
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let new_name = names::validate(new_name)?;
         let old = {
             let map = c.map.lock().unwrap_or_else(|e| e.into_inner());

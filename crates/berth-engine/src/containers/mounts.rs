@@ -957,7 +957,7 @@ impl Engine {
         &self,
         name: &str,
     ) -> Result<Vec<String>, EngineError> {
-        let id = self.containers.get(name)?.rec().id.clone();
+        let id = self.containers.subject(name)?.rec().id.clone();
         Ok(anonymous_volumes(&self.containers.data_dir(&id)))
     }
 

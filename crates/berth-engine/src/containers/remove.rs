@@ -9,9 +9,10 @@ use crate::{Engine, EngineError};
 
 impl Engine {
     /// `DELETE /containers/{id}`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_delete(&self, name: &str, force: bool) -> Result<(), EngineError> {
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
         let (id, cname, running, status) = {
             let r = entry.rec();

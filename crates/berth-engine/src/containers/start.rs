@@ -40,13 +40,14 @@ impl Engine {
 
     /// Starts a container, for a user (`by_user`: resets the restart count and the
     /// manual-stop mark) or for its restart policy.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub(crate) async fn start_container(
         &self,
         name: &str,
         by_user: bool,
     ) -> Result<bool, EngineError> {
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
         let rec = entry.rec().clone();
         match rec.state.status {
@@ -101,6 +102,7 @@ impl Engine {
                     c.emit(&r, "start", &[]);
                 }
                 c.persist_entry(&entry);
+                tracing::debug!(pid, "container started");
                 c.clone().watch_exit(id);
                 Ok(true)
             }

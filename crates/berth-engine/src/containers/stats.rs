@@ -7,6 +7,7 @@ use std::time::Duration;
 use berth_api_types::container::NetworkMode;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::cgroup::{self, Dirs, Host};
 use super::record::ZERO_TIME;
@@ -143,13 +144,14 @@ impl Engine {
     /// `GET /containers/{id}/stats`: one object (`stream=false`; with `one_shot` no
     /// second sample for `precpu_stats`), or one a second until the container stops or
     /// the receiver is dropped.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_stats(
         &self,
         name: &str,
         stream: bool,
         one_shot: bool,
     ) -> Result<mpsc::Receiver<Value>, EngineError> {
-        let entry = self.containers.get(name)?;
+        let entry = self.containers.subject(name)?;
         let (id, cname, running, process, host_net) = {
             let r = entry.rec();
             (
@@ -172,7 +174,7 @@ impl Engine {
             net_process: if host_net { None } else { process.flatten() },
             prev: None,
         };
-        tokio::spawn(async move {
+        let task = async move {
             let still_running = |e: &Entry| e.rec().running();
             if !stream {
                 let mut v = sampler.sample();
@@ -197,13 +199,15 @@ impl Engine {
                     _ = tx.closed() => return,
                 }
             }
-        });
+        };
+        tokio::spawn(task.in_current_span());
         Ok(rx)
     }
 
     /// `GET /containers/{id}/top`; `ps_args` default to `-ef`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_top(&self, name: &str, ps_args: &str) -> Result<Top, EngineError> {
-        let entry = self.containers.get(name)?;
+        let entry = self.containers.subject(name)?;
         let (id, running) = {
             let r = entry.rec();
             (r.id.clone(), r.running())

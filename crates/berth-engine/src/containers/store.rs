@@ -14,6 +14,7 @@ use berth_runtime::ExitRecord;
 use berth_runtime::{Runtime, RuntimeError};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
+use tracing::Instrument;
 
 use super::record::{Record, RecordError};
 use super::rootfs::RootfsMounter;
@@ -221,6 +222,21 @@ impl Containers {
         Err(no_such(name))
     }
 
+    /// [`Containers::get`] for the container an operation is about: its ID goes on the
+    /// operation's span (field `container_id`; `container`, the name or prefix the client
+    /// gave, when that is not the ID), so that every line logged from here on says which
+    /// container it is about.
+    pub(super) fn subject(&self, name: &str) -> Result<Arc<Entry>, EngineError> {
+        let entry = self.get(name)?;
+        let span = tracing::Span::current();
+        let id = entry.rec().id.clone();
+        span.record("container_id", tracing::field::display(&id));
+        if name != id {
+            span.record("container", tracing::field::debug(name));
+        }
+        Ok(entry)
+    }
+
     pub(super) fn persist(&self, rec: &Record) -> Result<(), EngineError> {
         let path = self.data_dir(&rec.id).join("record.json");
         let bytes =
@@ -253,9 +269,11 @@ impl Containers {
         let _ = std::fs::remove_dir_all(self.exec_dir(id));
     }
 
-    /// The per-container exit task.
+    /// The per-container exit task: it outlives the request that started the container,
+    /// so it has a span of its own (not a child of the request's).
     pub(super) fn watch_exit(self: Arc<Self>, id: String) {
-        tokio::spawn(async move {
+        let span = tracing::info_span!(parent: None, "exit_watch", container_id = %id);
+        let task = async move {
             let exit = match self.runtime.wait(rid(&id)).await {
                 Ok(x) => x,
                 Err(e) => {
@@ -271,7 +289,8 @@ impl Containers {
                 }
             };
             self.on_exit(&id, exit).await;
-        });
+        };
+        tokio::spawn(task.instrument(span));
     }
 
     pub(super) async fn on_exit(self: &Arc<Self>, id: &str, exit: ExitRecord) {
@@ -292,6 +311,7 @@ impl Containers {
             r.auto_remove()
         };
         self.persist_entry(&entry);
+        tracing::debug!(exit_code = exit.exit_code, "container exited");
         entry.events.send_modify(|e| {
             e.exits += 1;
             e.last_exit = exit.exit_code;
@@ -331,6 +351,7 @@ impl Containers {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         self.emit(&entry.rec(), "destroy", &[]);
+        tracing::debug!("container removed");
         entry.events.send_modify(|e| e.removed = true);
     }
 

@@ -271,13 +271,14 @@ fn parse_cpu_list(s: &str) -> Option<Vec<u64>> {
 
 impl Engine {
     /// `POST /containers/{id}/update`; the answer's `Warnings`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_update(
         &self,
         name: &str,
         body: &Map<String, Value>,
     ) -> Result<Vec<String>, EngineError> {
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
         let update = Update::from_body(body)?;
         update.validate(berth_sys::host::ncpu())?;
@@ -316,7 +317,7 @@ impl Engine {
         entry.rec().host_config = hc;
         c.persist(&entry.rec())?;
         c.emit(&entry.rec(), "update", &[]);
-        tracing::info!(container_id = %id, "container updated");
+        tracing::info!("container updated");
         Ok(Vec::new())
     }
 }

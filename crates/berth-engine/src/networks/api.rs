@@ -343,11 +343,13 @@ impl Networks {
 
 impl Engine {
     /// `POST /networks/create`.
+    #[tracing::instrument(skip_all, fields(network = tracing::field::Empty))]
     pub async fn network_create(&self, body: Map<String, Value>) -> Result<Value, EngineError> {
         let body: NetworkCreateRequest = read_body(body)?;
         let req = parse_create(&body, self.config.network.mtu, || random_hex(32))?;
+        tracing::Span::current().record("network", tracing::field::debug(&body.name));
         let n = self.networks.clone();
-        let id = tokio::task::spawn_blocking(move || n.create(req))
+        let id = crate::blocking::spawn(move || n.create(req))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
         Ok(to_value(NetworkCreateResponse {
@@ -367,9 +369,10 @@ impl Engine {
     }
 
     /// `DELETE /networks/{id}`.
+    #[tracing::instrument(skip_all, fields(network = ?name))]
     pub async fn network_delete(&self, name: &str) -> Result<(), EngineError> {
         let (n, name) = (self.networks.clone(), name.to_string());
-        tokio::task::spawn_blocking(move || n.delete(&name))
+        crate::blocking::spawn(move || n.delete(&name))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
     }
@@ -390,6 +393,7 @@ impl Engine {
     }
 
     /// `POST /networks/{id}/connect`.
+    #[tracing::instrument(skip_all, fields(network = ?net, container_id = tracing::field::Empty))]
     pub async fn network_connect(
         &self,
         net: &str,
@@ -397,9 +401,10 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let body: NetworkConnectRequest = read_body(body)?;
         let brief = self.container_brief(&body.container)?;
+        tracing::Span::current().record("container_id", tracing::field::display(&brief.id));
         let ec = body.endpoint_config.unwrap_or_default();
         let (n, net) = (self.networks.clone(), net.to_string());
-        tokio::task::spawn_blocking(move || {
+        crate::blocking::spawn(move || {
             n.connect(&net, &brief.id, &ec, brief.running, brief.process.as_ref())
         })
         .await
@@ -407,6 +412,7 @@ impl Engine {
     }
 
     /// `POST /networks/{id}/disconnect`.
+    #[tracing::instrument(skip_all, fields(network = ?net, container_id = tracing::field::Empty))]
     pub async fn network_disconnect(
         &self,
         net: &str,
@@ -414,8 +420,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let body: NetworkDisconnectRequest = read_body(body)?;
         let brief = self.container_brief(&body.container)?;
+        tracing::Span::current().record("container_id", tracing::field::display(&brief.id));
         let (n, net) = (self.networks.clone(), net.to_string());
-        tokio::task::spawn_blocking(move || n.disconnect(&net, &brief.id))
+        crate::blocking::spawn(move || n.disconnect(&net, &brief.id))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
     }
