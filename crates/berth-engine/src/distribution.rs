@@ -20,6 +20,7 @@ use berth_image::{Digest, Reference};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+pub use berth_image::registry::auth::AuthConfigError;
 pub use berth_image::registry::RegistryAuth;
 
 use crate::system::now_rfc3339;

@@ -409,7 +409,7 @@ impl Engine {
     ) -> Result<Value, EngineError> {
         filters
             .allow_only(&["dangling", "name", "label", "driver"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let root = self.data_root();
         let users = users(root);
         let dangling = match filters.get("dangling").first() {
@@ -462,7 +462,7 @@ impl Engine {
     ) -> Result<Value, EngineError> {
         filters
             .allow_only(&["label", "label!", "all"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let all_too = match filters.get("all").first() {
             Some(v) => truthy(v)
                 .map_err(|_| EngineError::InvalidArgument(format!("invalid filter 'all={v}'")))?,

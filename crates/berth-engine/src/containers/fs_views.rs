@@ -612,7 +612,7 @@ impl Engine {
                 }
             }
             berth_image::changes::apply_changes(&mut config, &opts.changes)
-                .map_err(EngineError::InvalidArgument)?;
+                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
             // One pass: the upper dir is written as a layer tar on one thread while the
             // store unpacks, hashes and indexes it on this one (no tar is kept).
             let upper = dir.join("rw/diff");

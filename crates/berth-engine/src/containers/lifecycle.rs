@@ -339,15 +339,14 @@ impl Engine {
     pub async fn container_prune(&self, filters: &Filters) -> Result<Value, EngineError> {
         filters
             .allow_only(&["until", "label", "label!"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
         let mut until = None;
         for u in filters.get("until") {
-            let t = berth_api_types::timestamp::parse_nanos(u, now)
-                .map_err(EngineError::InvalidArgument)?;
+            let t = berth_api_types::timestamp::parse_nanos(u, now).map_err(EngineError::from)?;
             until = Some(until.map_or(t, |x: i64| x.min(t)));
         }
         let c = &self.containers;

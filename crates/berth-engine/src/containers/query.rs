@@ -32,7 +32,7 @@ impl Engine {
     ) -> Result<Vec<Value>, EngineError> {
         filters
             .allow_only(&["status", "name", "id", "label", "ancestor"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let now = now_unix();
         let mut recs: Vec<Record> = self
             .containers

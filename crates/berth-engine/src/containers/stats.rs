@@ -32,10 +32,22 @@ pub struct Top {
     pub processes: Vec<Vec<String>>,
 }
 
+/// `ps` output that [`parse_ps`] cannot read (moby's texts; a 500, as dockerd's).
+#[derive(Debug, thiserror::Error)]
+pub enum PsError {
+    #[error("Couldn't find PID field in ps output")]
+    NoPidField,
+    #[error("Unexpected pid '{pid}': {source}")]
+    BadPid {
+        pid: String,
+        source: std::num::ParseIntError,
+    },
+}
+
 /// Parses `ps` output, keeping the rows whose PID is in `pids` (moby `parsePSOutput`): the
 /// columns past the last title are joined into it (a command with spaces), and thread
 /// rows (`-` as PID, with `ps m`) follow the process above them.
-pub fn parse_ps(output: &str, pids: &[i32]) -> Result<Top, String> {
+pub fn parse_ps(output: &str, pids: &[i32]) -> Result<Top, PsError> {
     let mut lines = output.lines();
     let titles: Vec<String> = lines
         .next()
@@ -46,7 +58,7 @@ pub fn parse_ps(output: &str, pids: &[i32]) -> Result<Top, String> {
     let pid_col = titles
         .iter()
         .position(|t| t == "PID")
-        .ok_or_else(|| "Couldn't find PID field in ps output".to_string())?;
+        .ok_or(PsError::NoPidField)?;
     let mut processes = Vec::new();
     let mut in_container = false;
     for line in lines {
@@ -60,9 +72,10 @@ pub fn parse_ps(output: &str, pids: &[i32]) -> Result<Top, String> {
         let keep = if *pid == "-" {
             in_container
         } else {
-            let p: i32 = pid
-                .parse()
-                .map_err(|e| format!("Unexpected pid '{pid}': {e}"))?;
+            let p: i32 = pid.parse().map_err(|source| PsError::BadPid {
+                pid: pid.to_string(),
+                source,
+            })?;
             in_container = pids.contains(&p);
             in_container
         };
@@ -235,10 +248,13 @@ impl Engine {
                 out.status
             )));
         }
-        let pids = Dirs::of(&self.containers.cgroup_path(&id)).pids();
-        tracing::debug!(container_id = %id, runtime_id = rid(&id), ?pids, "top");
+        let cgroup = self.containers.cgroup_path(&id);
+        let pids = crate::blocking::spawn(move || Dirs::of(&cgroup).pids())
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        tracing::debug!(runtime_id = rid(&id), ?pids, "top");
         let top = parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
-            .map_err(EngineError::Internal)?;
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
         self.containers.emit(&entry.rec(), "top", &[]);
         Ok(top)
     }
@@ -269,12 +285,15 @@ root         101     100  0 10:01 pts/0    00:00:00 sh -c echo  hi there
     #[test]
     fn ps_errors_and_threads() {
         assert_eq!(
-            parse_ps("USER COMMAND\nroot x\n", &[1]).unwrap_err(),
+            parse_ps("USER COMMAND\nroot x\n", &[1])
+                .unwrap_err()
+                .to_string(),
             "Couldn't find PID field in ps output"
         );
-        assert!(parse_ps("PID CMD\nabc x\n", &[1])
-            .unwrap_err()
-            .starts_with("Unexpected pid 'abc'"));
+        assert_eq!(
+            parse_ps("PID CMD\nabc x\n", &[1]).unwrap_err().to_string(),
+            "Unexpected pid 'abc': invalid digit found in string"
+        );
         assert!(parse_ps("", &[1]).is_err());
         let m = "PID TID CMD\n5 - sh\n- 5 -\n6 - other\n- 6 -\n";
         let t = parse_ps(m, &[5]).unwrap();

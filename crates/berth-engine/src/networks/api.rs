@@ -97,9 +97,7 @@ fn matches(r: &NetRecord, f: &Filters) -> Result<bool, EngineError> {
             )));
         }
     }
-    let dangling = f
-        .bool_value("dangling")
-        .map_err(EngineError::InvalidArgument)?;
+    let dangling = f.bool_value("dangling").map_err(EngineError::from)?;
     // dockerd matches names as regular expressions and skips one that does not
     // compile; here a malformed glob is only a substring, but a long one is refused.
     if f.get("name").iter().any(|n| n.len() > MAX_PATTERN_LEN) {
@@ -218,7 +216,7 @@ impl Networks {
     fn list(&self, filters: &Filters) -> Result<Vec<Value>, EngineError> {
         filters
             .allow_only(&["driver", "id", "label", "name", "scope", "type", "dangling"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let mut out = Vec::new();
         for r in self.driver.networks().values() {
             if matches(r, filters)? {
@@ -271,12 +269,12 @@ impl Networks {
     fn prunable(&self, filters: &Filters) -> Result<Vec<String>, EngineError> {
         filters
             .allow_only(&["label", "label!", "until"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         // Networks created after `until` stay (moby `prune`); this filter was once accepted
         // and ignored, so every unused network went.
         let until = filters
             .until(crate::events::now_nanos())
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         Ok(self
             .driver
             .networks()
