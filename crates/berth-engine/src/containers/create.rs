@@ -205,23 +205,33 @@ impl Engine {
         span.record("container_id", tracing::field::display(&id));
         span.record("container", tracing::field::debug(&entry.rec().name));
         let dir = c.data_dir(&id);
-        let made = (|| {
-            std::fs::create_dir_all(dir.join("rw/diff"))?;
-            std::fs::create_dir_all(dir.join("rw/work"))
-        })()
-        .map_err(EngineError::io("cannot create", &dir))
-        .and_then(|()| self.mounts_materialize(&dir, mounts))
-        .and_then(|()| c.persist(&entry.rec()))
-        .and_then(|()| {
+        // Directories, volumes (a copy of the image's content into new ones) and the
+        // record's fsync: off the async workers.
+        let made = async {
+            let (root, d) = (self.config().data_root.clone(), dir.clone());
+            let volumes = crate::blocking::spawn(move || {
+                std::fs::create_dir_all(d.join("rw/diff"))
+                    .and_then(|()| std::fs::create_dir_all(d.join("rw/work")))
+                    .map_err(EngineError::io("cannot create", &d))?;
+                mounts::materialize(&root, &d, mounts)
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+            for name in volumes {
+                self.emit_event("volume", "create", &name, &[("driver", "local")]);
+            }
+            c.save(&entry).await?;
             let r = entry.rec().clone();
             let net = networking.as_ref();
             let (config, host_config) = (as_map(&r.config), as_map(&r.host_config));
             c.networks
                 .register(&id, &r.name, &config, &host_config, net, net_peer)
-        });
+        }
+        .await;
         if let Err(e) = made {
             c.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-            let _ = std::fs::remove_dir_all(&dir);
+            let d = dir.clone();
+            let _ = crate::blocking::spawn(move || std::fs::remove_dir_all(d)).await;
             return Err(e);
         }
         tracing::info!("container created");

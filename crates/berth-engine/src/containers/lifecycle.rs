@@ -149,7 +149,7 @@ impl Containers {
     }
 
     /// A user stop or kill: no restart until the next user start.
-    pub(super) fn cancel_restart(&self, entry: &Entry) {
+    pub(super) async fn cancel_restart(&self, entry: &Arc<Entry>) {
         let id = {
             let mut r = entry.rec();
             r.manually_stopped = true;
@@ -165,7 +165,7 @@ impl Containers {
             .entry(id)
             .or_default()
             .generation += 1;
-        self.persist_entry(entry);
+        self.save_logged(entry).await;
     }
 
     /// A user start: fresh restart count and back-off (moby `ResetRestartManager`).
@@ -262,7 +262,7 @@ impl Containers {
                     };
                     self.after_exit(&mut r, &exit)
                 };
-                self.persist_entry(&entry);
+                self.save_logged(&entry).await;
                 if let Some((delay, generation)) = next {
                     self.clone().schedule_restart(id, delay, generation);
                 }
@@ -325,7 +325,7 @@ impl Engine {
             entry.rec().name = new_name.clone();
             old
         };
-        if let Err(e) = c.persist(&entry.rec()) {
+        if let Err(e) = c.save(&entry).await {
             entry.rec().name = old;
             return Err(e);
         }

@@ -581,7 +581,7 @@ impl StagingGuard {
     /// Clears now (off the async workers) and disarms.
     pub(crate) async fn clear(&mut self) {
         if let Some(s) = self.0.take() {
-            let _ = tokio::task::spawn_blocking(move || s.clear()).await;
+            let _ = crate::blocking::spawn(move || s.clear()).await;
         }
     }
 }
@@ -590,7 +590,8 @@ impl Drop for StagingGuard {
     fn drop(&mut self) {
         if let Some(s) = self.0.take() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn_blocking(move || s.clear());
+                let span = tracing::Span::current();
+                rt.spawn_blocking(move || span.in_scope(|| s.clear()));
             } else {
                 s.clear();
             }
@@ -939,18 +940,6 @@ pub(crate) fn drop_volumes(c: &Containers, names: &[String]) {
 }
 
 impl Engine {
-    /// [`materialize`], announcing the volumes it made (`volume create` events).
-    pub(crate) fn mounts_materialize(
-        &self,
-        dir: &Path,
-        planned: Vec<MountEntry>,
-    ) -> Result<(), EngineError> {
-        for name in materialize(&self.config().data_root, dir, planned)? {
-            self.emit_event("volume", "create", &name, &[("driver", "local")]);
-        }
-        Ok(())
-    }
-
     /// The anonymous volumes of a container, for `DELETE /containers/{id}?v=1`: asked
     /// before the removal, dropped after it by [`Engine::volumes_drop_anonymous`].
     pub async fn container_anonymous_volumes(

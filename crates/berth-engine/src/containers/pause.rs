@@ -39,7 +39,7 @@ impl Engine {
         }
         c.runtime.pause(rid(&id)).await.map_err(super::rt_err)?;
         entry.rec().state.paused = true;
-        c.persist_entry(&entry);
+        c.save_logged(&entry).await;
         c.emit(&entry.rec(), "pause", &[]);
         tracing::info!("container paused");
         Ok(())
@@ -63,7 +63,7 @@ impl Engine {
         }
         c.runtime.resume(rid(&id)).await.map_err(super::rt_err)?;
         entry.rec().state.paused = false;
-        c.persist_entry(&entry);
+        c.save_logged(&entry).await;
         c.emit(&entry.rec(), "unpause", &[]);
         tracing::info!("container unpaused");
         Ok(())

@@ -29,7 +29,7 @@ impl Engine {
                     "cannot remove container \"{cname}\": container is restarting: stop the container before removing or force remove"
                 )));
             }
-            c.cancel_restart(&entry);
+            c.cancel_restart(&entry).await;
         }
         if running {
             if !force {
@@ -37,7 +37,7 @@ impl Engine {
                     "cannot remove container \"{cname}\": container is running: stop the container before removing or force remove"
                 )));
             }
-            c.cancel_restart(&entry);
+            c.cancel_restart(&entry).await;
             let seen = entry.events.borrow().exits;
             if c.runtime.kill(rid(&id), libc_sigkill(), true).await.is_ok() {
                 c.emit(

@@ -178,10 +178,9 @@ mod tests {
         ..BARE
     };
 
-    /// The parse, its error as the client reads it.
-    fn p(opts: &[&str], host: &HostSecurity) -> Result<SecurityOpts, String> {
+    fn p(opts: &[&str], host: &HostSecurity) -> Result<SecurityOpts, SecurityOptError> {
         let opts: Vec<String> = opts.iter().map(|s| s.to_string()).collect();
-        parse(&opts, false, host).map_err(|e| e.to_string())
+        parse(&opts, false, host)
     }
 
     fn plain() -> SecurityOpts {
@@ -215,7 +214,7 @@ mod tests {
                 "invalid --security-opt 2: \"no-new-privileges=maybe\"",
             ),
         ] {
-            assert_eq!(p(&[opt], &BARE).unwrap_err(), e);
+            assert_eq!(p(&[opt], &BARE).unwrap_err().to_string(), e);
         }
     }
 
@@ -232,21 +231,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!((o.seccomp, o.seccomp_profile), (false, None));
-        let e = p(&["seccomp=/etc/profile.json"], &BARE).unwrap_err();
+        let e = p(&["seccomp=/etc/profile.json"], &BARE)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("Decoding seccomp profile failed: "), "{e}");
         let no_seccomp = HostSecurity {
             seccomp: false,
             ..BARE
         };
         assert_eq!(
-            p(&[&format!("seccomp={profile}")], &no_seccomp).unwrap_err(),
+            p(&[&format!("seccomp={profile}")], &no_seccomp)
+                .unwrap_err()
+                .to_string(),
             "seccomp is not enabled in your kernel, cannot run a custom seccomp profile"
         );
     }
 
     #[test]
     fn apparmor_applied_where_enabled_refused_elsewhere() {
-        let e = p(&["apparmor=docker-default"], &BARE).unwrap_err();
+        let e = p(&["apparmor=docker-default"], &BARE)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "AppArmor is not enabled on this host: cannot apply the AppArmor profile \
@@ -254,7 +259,9 @@ mod tests {
         );
         assert!(p(&["apparmor:my-profile"], &BARE).is_err());
         assert_eq!(p(&["apparmor=unconfined"], &BARE).unwrap(), plain());
-        let e = p(&["apparmor=a\nchangeprofile b"], &APPARMOR).unwrap_err();
+        let e = p(&["apparmor=a\nchangeprofile b"], &APPARMOR)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "invalid AppArmor profile name \"a\\nchangeprofile b\"");
         let o = p(&["apparmor=my-profile"], &APPARMOR).unwrap();
         assert_eq!(o.apparmor_profile.as_deref(), Some("my-profile"));
@@ -287,12 +294,15 @@ mod tests {
             }
         }
         assert_eq!(
-            p(&["label=type:svirt_apache_t"], &BARE).unwrap_err(),
+            p(&["label=type:svirt_apache_t"], &BARE)
+                .unwrap_err()
+                .to_string(),
             "SELinux is not enabled on this host: cannot apply label \"type:svirt_apache_t\" \
              (only label=disable is accepted)"
         );
         assert!(p(&["label=level:s0:c100,c200"], &SELINUX)
             .unwrap_err()
+            .to_string()
             .starts_with("SELinux labels are not supported by berthd"));
     }
 }

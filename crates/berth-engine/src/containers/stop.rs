@@ -47,7 +47,7 @@ impl Engine {
         // moby `killWithSignal`: the stop signal (or any, without one) or SIGKILL ends
         // the restart policy's run.
         if stop_signal.is_none_or(|s| s == sig) || sig == libc_sigkill() {
-            self.containers.cancel_restart(&entry);
+            self.containers.cancel_restart(&entry).await;
         }
         if restarting {
             return Ok(());
@@ -84,7 +84,7 @@ impl Engine {
         };
         let restarting = entry.rec().restarting();
         if running || restarting {
-            c.cancel_restart(&entry);
+            c.cancel_restart(&entry).await;
         }
         if restarting {
             c.emit(&entry.rec(), "stop", &[]);

@@ -305,37 +305,48 @@ impl Engine {
         let cannot = |e: UpdateConflict| bad(format!("Cannot update container {id}: {e}"));
         let limits = update.apply(&mut hc).map_err(cannot)?;
         if running {
-            let dirs = Dirs::of(&self.containers.cgroup_path(&id));
-            let raise = match (limits.memory, cgroup::memory_limit(&dirs)) {
-                (Some(m), Some(cur)) => m < 0 || m as u64 > cur,
-                (Some(_), None) => false,
-                (None, _) => true,
-            };
-            // What each file held, to put back if a later write fails (nothing half-made).
-            let mut done: Vec<(std::path::PathBuf, String)> = Vec::new();
-            for w in cgroup::writes(&dirs, &limits, raise) {
-                let before = std::fs::read_to_string(&w.path).unwrap_or_default();
-                if let Err(e) = std::fs::write(&w.path, &w.value) {
-                    for (path, old) in done.iter().rev() {
-                        if let Err(e) = std::fs::write(path, old.trim()) {
-                            tracing::warn!(path = %path.display(), error = %e, "cannot restore");
-                        }
-                    }
-                    return Err(EngineError::Internal(format!(
-                        "Cannot update container {id}: write {} to {}: {e}",
-                        w.value,
-                        w.path.display()
-                    )));
-                }
-                done.push((w.path, before));
-            }
+            // The cgroup's files, read and written off the async workers.
+            let (cgroup, id) = (self.containers.cgroup_path(&id), id.clone());
+            crate::blocking::spawn(move || write_limits(&cgroup, &limits, &id))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??;
         }
         entry.rec().host_config = hc;
-        c.persist(&entry.rec())?;
+        c.save(&entry).await?;
         c.emit(&entry.rec(), "update", &[]);
         tracing::info!("container updated");
         Ok(Vec::new())
     }
+}
+
+/// Writes `limits` into the cgroup `path`, in the order `cgroup::writes` gives for a
+/// raised or a lowered memory limit; a failed write puts back what the earlier ones changed.
+fn write_limits(path: &str, limits: &Limits, id: &str) -> Result<(), EngineError> {
+    let dirs = Dirs::of(path);
+    let raise = match (limits.memory, cgroup::memory_limit(&dirs)) {
+        (Some(m), Some(cur)) => m < 0 || m as u64 > cur,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    // What each file held, to put back if a later write fails (nothing half-made).
+    let mut done: Vec<(std::path::PathBuf, String)> = Vec::new();
+    for w in cgroup::writes(&dirs, limits, raise) {
+        let before = std::fs::read_to_string(&w.path).unwrap_or_default();
+        if let Err(e) = std::fs::write(&w.path, &w.value) {
+            for (path, old) in done.iter().rev() {
+                if let Err(e) = std::fs::write(path, old.trim()) {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot restore");
+                }
+            }
+            return Err(EngineError::Internal(format!(
+                "Cannot update container {id}: write {} to {}: {e}",
+                w.value,
+                w.path.display()
+            )));
+        }
+        done.push((w.path, before));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
