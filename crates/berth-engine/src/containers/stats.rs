@@ -115,6 +115,20 @@ fn stopped_stats(id: &str, name: &str) -> Value {
     })
 }
 
+/// One sample, read off the async workers (cgroup and `/proc` files); the sampler goes
+/// to the blocking thread and comes back (`None` if that thread failed).
+async fn sample_off(slot: &mut Option<Sampler>) -> Option<Value> {
+    let mut s = slot.take()?;
+    let (s, v) = crate::blocking::spawn(move || {
+        let v = s.sample();
+        (s, v)
+    })
+    .await
+    .ok()?;
+    *slot = Some(s);
+    Some(v)
+}
+
 struct Sampler {
     id: String,
     name: String,
@@ -180,21 +194,23 @@ impl Engine {
             let _ = tx.send(stopped_stats(&id, &cname)).await;
             return Ok(rx);
         }
-        let mut sampler = Sampler {
+        let mut sampler = Some(Sampler {
             dirs: Dirs::of(&self.containers.cgroup_path(&id)),
             id,
             name: cname,
             net_process: if host_net { None } else { process.flatten() },
             prev: None,
-        };
+        });
         let task = async move {
             let still_running = |e: &Entry| e.rec().running();
             if !stream {
-                let mut v = sampler.sample();
+                let Some(mut v) = sample_off(&mut sampler).await else {
+                    return;
+                };
                 if !one_shot {
                     tokio::time::sleep(INTERVAL).await;
                     if still_running(&entry) {
-                        v = sampler.sample();
+                        v = sample_off(&mut sampler).await.unwrap_or(v);
                     }
                 }
                 let _ = tx.send(v).await;
@@ -204,7 +220,10 @@ impl Engine {
                 if !still_running(&entry) {
                     return;
                 }
-                if tx.send(sampler.sample()).await.is_err() {
+                let Some(v) = sample_off(&mut sampler).await else {
+                    return;
+                };
+                if tx.send(v).await.is_err() {
                     return;
                 }
                 tokio::select! {
