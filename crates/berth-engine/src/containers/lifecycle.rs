@@ -372,7 +372,10 @@ impl Engine {
             if entry.rec().running() {
                 continue;
             }
-            let size = dir_size(&c.data_dir(&rec.id).join("rw/diff"));
+            let diff = c.data_dir(&rec.id).join("rw/diff");
+            let size = crate::blocking::spawn(move || dir_size(&diff))
+                .await
+                .unwrap_or(0);
             c.remove(&entry).await;
             reclaimed += size;
             deleted.push(rec.id.clone());

@@ -930,9 +930,13 @@ pub(crate) fn emit_volume_events(c: &Containers, id: &str, mount: bool) {
 }
 
 /// Removes the given anonymous volumes, now unused, with a `destroy` event for each.
-pub(crate) fn drop_volumes(c: &Containers, names: &[String]) {
-    if let Some(root) = c.data.parent() {
-        for name in volumes::remove_anonymous(root, names) {
+pub(crate) async fn drop_volumes(c: &Containers, names: Vec<String>) {
+    if let Some(root) = c.data.parent().map(Path::to_path_buf) {
+        // Their data goes too: off the async workers.
+        let removed = crate::blocking::spawn(move || volumes::remove_anonymous(&root, &names))
+            .await
+            .unwrap_or_default();
+        for name in removed {
             c.events
                 .emit("volume", "destroy", &name, &[("driver", "local")]);
         }

@@ -366,11 +366,14 @@ impl Containers {
         self.execs.forget_container(&id);
         self.networks.forget(&id);
         let dir = self.data_dir(&id);
-        let anon = mounts::auto_removed_volumes(&dir, entry.rec().auto_remove());
+        let (d, auto) = (dir.clone(), entry.rec().auto_remove());
+        let anon = crate::blocking::spawn(move || mounts::auto_removed_volumes(&d, auto))
+            .await
+            .unwrap_or_default();
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
             tracing::warn!(id, error = %e, "cannot remove the container directory");
         }
-        mounts::drop_volumes(self, &anon);
+        mounts::drop_volumes(self, anon).await;
         self.map
             .lock()
             .unwrap_or_else(|e| e.into_inner())
