@@ -3,22 +3,43 @@
 
 use std::collections::BTreeMap;
 
+/// Why a `filters` parameter is refused: Docker's 400 texts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// Not JSON (serde's message).
+    #[error("invalid filter: {0}")]
+    Json(String),
+    #[error("invalid filter: expected a JSON object")]
+    NotAnObject,
+    /// A value list with an item that is not a string, or a value of another type.
+    #[error("invalid filter value for {0:?}")]
+    BadValue(String),
+    /// A filter name the endpoint does not know.
+    #[error("invalid filter '{0}'")]
+    Unknown(String),
+    #[error("more than one until filter specified")]
+    TwoUntils,
+    #[error(transparent)]
+    Until(#[from] crate::timestamp::TimestampError),
+    /// A boolean filter with another value.
+    #[error("invalid filter '{name}={value}'")]
+    NotBool { name: String, value: String },
+}
+
 /// Parsed filters: name → values, in request order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filters(pub BTreeMap<String, Vec<String>>);
 
 impl Filters {
     /// Parses the raw query value (already URL-decoded). Empty means no filters.
-    pub fn parse(raw: Option<&str>) -> Result<Self, String> {
+    pub fn parse(raw: Option<&str>) -> Result<Self, FilterError> {
         let raw = raw.unwrap_or("").trim();
         if raw.is_empty() {
             return Ok(Self::default());
         }
         let v: serde_json::Value =
-            serde_json::from_str(raw).map_err(|e| format!("invalid filter: {e}"))?;
-        let obj = v
-            .as_object()
-            .ok_or("invalid filter: expected a JSON object")?;
+            serde_json::from_str(raw).map_err(|e| FilterError::Json(e.to_string()))?;
+        let obj = v.as_object().ok_or(FilterError::NotAnObject)?;
         let mut out = BTreeMap::new();
         for (k, v) in obj {
             let values = match v {
@@ -27,7 +48,7 @@ impl Filters {
                     .map(|x| {
                         x.as_str()
                             .map(String::from)
-                            .ok_or(format!("invalid filter value for {k:?}"))
+                            .ok_or_else(|| FilterError::BadValue(k.clone()))
                     })
                     .collect::<Result<Vec<_>, _>>()?,
                 serde_json::Value::Object(m) => m
@@ -35,7 +56,7 @@ impl Filters {
                     .filter(|(_, on)| on.as_bool().unwrap_or(false))
                     .map(|(x, _)| x.clone())
                     .collect(),
-                _ => return Err(format!("invalid filter value for {k:?}")),
+                _ => return Err(FilterError::BadValue(k.clone())),
             };
             out.insert(k.clone(), values);
         }
@@ -47,9 +68,9 @@ impl Filters {
     }
 
     /// Refuses filter names outside `allowed`, with dockerd's message.
-    pub fn allow_only(&self, allowed: &[&str]) -> Result<(), String> {
+    pub fn allow_only(&self, allowed: &[&str]) -> Result<(), FilterError> {
         match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => Err(format!("invalid filter '{k}'")),
+            Some(k) => Err(FilterError::Unknown(k.clone())),
             None => Ok(()),
         }
     }
@@ -57,22 +78,25 @@ impl Filters {
     /// The `until=` bound of a prune, in nanoseconds (`timestamp::parse_nanos`, durations
     /// counting back from `now_nanos`), as moby's `getUntilFromPruneFilters`: at most one
     /// value, and one that does not parse is the client's error.
-    pub fn until(&self, now_nanos: i64) -> Result<Option<i64>, String> {
+    pub fn until(&self, now_nanos: i64) -> Result<Option<i64>, FilterError> {
         match self.get("until") {
             [] => Ok(None),
-            [v] => crate::timestamp::parse_nanos(v, now_nanos).map(Some),
-            _ => Err("more than one until filter specified".into()),
+            [v] => Ok(Some(crate::timestamp::parse_nanos(v, now_nanos)?)),
+            _ => Err(FilterError::TwoUntils),
         }
     }
 
     /// A boolean filter (`dangling=true`): `None` when absent, an error when not a boolean.
-    pub fn bool_value(&self, name: &str) -> Result<Option<bool>, String> {
+    pub fn bool_value(&self, name: &str) -> Result<Option<bool>, FilterError> {
         match self.get(name) {
             [] => Ok(None),
             [v, ..] => match v.to_ascii_lowercase().as_str() {
                 "true" | "1" => Ok(Some(true)),
                 "false" | "0" => Ok(Some(false)),
-                _ => Err(format!("invalid filter '{name}={v}'")),
+                _ => Err(FilterError::NotBool {
+                    name: name.to_string(),
+                    value: v.clone(),
+                }),
             },
         }
     }
@@ -294,10 +318,31 @@ mod tests {
         assert!(Filters::parse(Some(r#"{"a":[1]}"#)).is_err());
         let f = Filters::parse(Some(r#"{"nope":["x"],"dangling":["maybe"]}"#)).unwrap();
         assert_eq!(
-            f.allow_only(&["dangling"]).unwrap_err(),
+            f.allow_only(&["dangling"]).unwrap_err().to_string(),
             "invalid filter 'nope'"
         );
         assert!(f.bool_value("dangling").is_err());
+    }
+
+    #[test]
+    fn error_texts_are_dockerds() {
+        let text = |raw: &str| Filters::parse(Some(raw)).unwrap_err().to_string();
+        assert_eq!(text("[1]"), "invalid filter: expected a JSON object");
+        assert_eq!(
+            text("{"),
+            "invalid filter: EOF while parsing an object at line 1 column 1"
+        );
+        assert_eq!(text(r#"{"a":[1]}"#), r#"invalid filter value for "a""#);
+        assert_eq!(text(r#"{"a":1}"#), r#"invalid filter value for "a""#);
+        let f = Filters::parse(Some(r#"{"dangling":["maybe"],"until":["soon"]}"#)).unwrap();
+        assert_eq!(
+            f.bool_value("dangling").unwrap_err().to_string(),
+            "invalid filter 'dangling=maybe'"
+        );
+        assert_eq!(
+            f.until(0).unwrap_err().to_string(),
+            r#"failed to parse value as time or duration: "soon""#
+        );
     }
 
     #[test]
@@ -312,7 +357,7 @@ mod tests {
         assert!(f(r#"{"until":["soon"]}"#).until(0).is_err());
         assert_eq!(
             f(r#"{"until":["1","2"]}"#).until(0),
-            Err("more than one until filter specified".into())
+            Err(FilterError::TwoUntils)
         );
     }
 

@@ -74,8 +74,18 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
     }
 }
 
+/// Why a time argument is refused: dockerd's texts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    /// Looks like a date (a `-`, ten characters or more) but is none.
+    #[error("parsing time {0:?}: cannot parse as a date")]
+    Date(String),
+    #[error("failed to parse value as time or duration: {0:?}")]
+    Value(String),
+}
+
 /// Nanoseconds since the epoch of `value`; durations count back from `now_nanos`.
-pub fn parse_nanos(value: &str, now_nanos: i64) -> Result<i64, String> {
+pub fn parse_nanos(value: &str, now_nanos: i64) -> Result<i64, TimestampError> {
     let value = value.trim();
     if value != "0" {
         if let Some(d) = parse_duration(value) {
@@ -85,9 +95,9 @@ pub fn parse_nanos(value: &str, now_nanos: i64) -> Result<i64, String> {
     if value.contains('-') && value.len() >= 10 {
         return parse_rfc3339(value)
             .map(|t| saturating_i128(t.unix_timestamp_nanos()))
-            .ok_or_else(|| format!("parsing time {value:?}: cannot parse as a date"));
+            .ok_or_else(|| TimestampError::Date(value.to_string()));
     }
-    parse_unix(value).ok_or_else(|| format!("failed to parse value as time or duration: {value:?}"))
+    parse_unix(value).ok_or_else(|| TimestampError::Value(value.to_string()))
 }
 
 /// `sec[.frac]` as the API carries it (`1700000000.000000001`).

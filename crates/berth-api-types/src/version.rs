@@ -60,20 +60,23 @@ impl FromStr for ApiVersion {
     }
 }
 
-/// Checks a requested version against the served range, with dockerd's exact error texts
+/// A requested version outside the served range, with dockerd's exact error texts
 /// (moby `api/server/middleware/version.go`).
-pub fn check_supported(v: ApiVersion) -> Result<(), String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UnsupportedVersion {
+    #[error("client version {0} is too new. Maximum supported API version is {max}", max = ApiVersion::CURRENT)]
+    TooNew(ApiVersion),
+    #[error("client version {0} is too old. Minimum supported API version is {min}, please upgrade your client to a newer version", min = ApiVersion::MIN)]
+    TooOld(ApiVersion),
+}
+
+/// Checks a requested version against the served range.
+pub fn check_supported(v: ApiVersion) -> Result<(), UnsupportedVersion> {
     if v > ApiVersion::CURRENT {
-        return Err(format!(
-            "client version {v} is too new. Maximum supported API version is {}",
-            ApiVersion::CURRENT
-        ));
+        return Err(UnsupportedVersion::TooNew(v));
     }
     if v < ApiVersion::MIN {
-        return Err(format!(
-            "client version {v} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
-            ApiVersion::MIN
-        ));
+        return Err(UnsupportedVersion::TooOld(v));
     }
     Ok(())
 }
@@ -102,11 +105,15 @@ mod tests {
     #[test]
     fn range_errors_match_dockerd() {
         assert_eq!(
-            check_supported("1.51".parse().unwrap()).unwrap_err(),
+            check_supported("1.51".parse().unwrap())
+                .unwrap_err()
+                .to_string(),
             "client version 1.51 is too new. Maximum supported API version is 1.50"
         );
         assert_eq!(
-            check_supported("1.23".parse().unwrap()).unwrap_err(),
+            check_supported("1.23".parse().unwrap())
+                .unwrap_err()
+                .to_string(),
             "client version 1.23 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"
         );
         assert!(check_supported(ApiVersion::MIN).is_ok());

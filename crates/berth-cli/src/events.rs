@@ -50,7 +50,7 @@ pub fn events_query(args: &EventsArgs, now: i64) -> Result<String, Error> {
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (key, value) in [("since", &args.since), ("until", &args.until)] {
         if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-            let t = timestamp::parse_nanos(v, now).map_err(Error::client)?;
+            let t = timestamp::parse_nanos(v, now).map_err(|e| Error::client(e.to_string()))?;
             q.append_pair(key, &timestamp::to_wire(t));
         }
     }

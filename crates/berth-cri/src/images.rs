@@ -40,7 +40,7 @@ impl Images {
     /// A container (any state) created from image `id`, if there is one.
     async fn first_user(&self, id: &str) -> Result<Option<String>, Status> {
         let query = serde_json::json!({ "ancestor": [id] }).to_string();
-        let filters = Filters::parse(Some(&query)).map_err(Status::internal)?;
+        let filters = Filters::parse(Some(&query)).map_err(|e| Status::internal(e.to_string()))?;
         let users = self
             .engine
             .container_list(true, &filters)

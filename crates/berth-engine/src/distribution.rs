@@ -18,7 +18,9 @@ use berth_image::registry::{
 };
 use berth_image::{Digest, Reference};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
+pub use berth_image::registry::auth::AuthConfigError;
 pub use berth_image::registry::RegistryAuth;
 
 use crate::system::now_rfc3339;
@@ -71,6 +73,7 @@ impl Engine {
     /// `api/server/router/image/image_routes.go`). With neither tag nor digest this pulls
     /// every tag of the repository, as dockerd does for `docker pull -a` (the docker CLI
     /// and docker-py send `tag=latest` for a plain pull).
+    #[tracing::instrument(skip_all, fields(image = ?from_image, tag = ?tag))]
     pub async fn image_pull(
         &self,
         from_image: String,
@@ -103,7 +106,7 @@ impl Engine {
         let (sink, rx) = ChannelSink::new();
         let store = self.images.clone();
         let events = self.events.clone();
-        tokio::spawn(async move {
+        let task = async move {
             for (plan, reference) in plans.into_iter().zip(references) {
                 if let Err(e) = plan.run(store.clone(), sink.clone(), now_rfc3339()).await {
                     tracing::warn!(reference = %reference, error = %e, "pull failed");
@@ -116,12 +119,14 @@ impl Engine {
                     &reference.familiar_string(),
                 );
             }
-        });
+        };
+        tokio::spawn(task.in_current_span());
         Ok(rx)
     }
 
     /// `POST /images/{name}/push?tag=…`: with no tag in `name` nor `tag`, every tag of the
     /// repository.
+    #[tracing::instrument(skip_all, fields(image = ?name, tag = ?tag))]
     pub async fn image_push(
         &self,
         name: String,
@@ -147,7 +152,7 @@ impl Engine {
         let store = self.images.clone();
         let registry = self.registry.clone();
         let events = self.events.clone();
-        tokio::spawn(async move {
+        let task = async move {
             if let Err(e) = plan
                 .run(&registry, store, &auth, sink.clone(), now_rfc3339())
                 .await
@@ -161,7 +166,8 @@ impl Engine {
                 &reference.familiar_string(),
                 &reference.familiar_string(),
             );
-        });
+        };
+        tokio::spawn(task.in_current_span());
         Ok(rx)
     }
 

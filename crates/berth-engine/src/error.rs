@@ -70,3 +70,17 @@ impl EngineError {
         }
     }
 }
+
+/// A filter the endpoint cannot use is the client's error.
+impl From<berth_api_types::filters::FilterError> for EngineError {
+    fn from(e: berth_api_types::filters::FilterError) -> Self {
+        EngineError::InvalidArgument(e.to_string())
+    }
+}
+
+/// A time argument that does not parse is the client's error.
+impl From<berth_api_types::timestamp::TimestampError> for EngineError {
+    fn from(e: berth_api_types::timestamp::TimestampError) -> Self {
+        EngineError::InvalidArgument(e.to_string())
+    }
+}

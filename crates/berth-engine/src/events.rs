@@ -87,9 +87,7 @@ pub struct EventFilter(Filters);
 
 impl EventFilter {
     pub fn new(filters: Filters) -> Result<EventFilter, EngineError> {
-        filters
-            .allow_only(FILTERS)
-            .map_err(EngineError::InvalidArgument)?;
+        filters.allow_only(FILTERS).map_err(EngineError::from)?;
         for t in filters.get("type") {
             const TYPES: &[&str] = &[
                 "builder",

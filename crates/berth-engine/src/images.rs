@@ -84,11 +84,11 @@ impl Engine {
     ) -> Result<Vec<ImageSummary>, EngineError> {
         opts.filters
             .allow_only(&["dangling", "label", "before", "since", "reference", "until"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let dangling = opts
             .filters
             .bool_value("dangling")
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         // A malformed or over-long pattern is the client's error, found before any image
         // is read (dockerd answers 500 with the same message, and only once an image has
         // a tag to match it against).
@@ -99,7 +99,7 @@ impl Engine {
         let now = crate::events::now_nanos();
         let mut until: Option<i64> = None;
         for u in opts.filters.get("until") {
-            let t = parse_nanos(u, now).map_err(EngineError::InvalidArgument)?;
+            let t = parse_nanos(u, now).map_err(EngineError::from)?;
             until = Some(until.map_or(t, |x| x.min(t)));
         }
         self.blocking(move |store| {
@@ -333,15 +333,15 @@ impl Engine {
     pub async fn image_prune(&self, filters: Filters) -> Result<ImagePruneReport, EngineError> {
         filters
             .allow_only(&["dangling", "label", "until"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let dangling_only = filters
             .bool_value("dangling")
-            .map_err(EngineError::InvalidArgument)?
+            .map_err(EngineError::from)?
             .unwrap_or(true);
         // Images created after `until` stay (moby); once accepted and ignored.
         let until = filters
             .until(crate::events::now_nanos())
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let users = self.containers.image_users();
         self.blocking(move |store| {
             let mut deleted = Vec::new();
@@ -422,6 +422,7 @@ impl Engine {
     }
 
     /// `POST /images/load`: returns the lines `docker load` prints.
+    #[tracing::instrument(skip_all)]
     pub async fn image_load(&self, body: BodyReader) -> Result<Vec<String>, EngineError> {
         let mut reader = SyncIoBridge::new(body);
         self.blocking(move |store| {

@@ -373,6 +373,7 @@ impl Engine {
 
     /// `POST /volumes/create` by a client with the authorization `role` that approved a
     /// bound `device` (kept with the volume: [`crate::BindPolicy`] applies at every start).
+    #[tracing::instrument(skip_all, fields(volume = tracing::field::Empty))]
     pub async fn volume_create_as(
         &self,
         req: CreateVolume,
@@ -380,6 +381,7 @@ impl Engine {
     ) -> Result<Value, EngineError> {
         let role = role.map(str::to_string);
         let name = create_name(&req)?;
+        tracing::Span::current().record("volume", tracing::field::display(&name));
         let root = self.data_root().to_path_buf();
         let labels = Some(req.labels.unwrap_or_default());
         let (meta, made) = crate::blocking::spawn({
@@ -396,8 +398,10 @@ impl Engine {
 
     /// `GET /volumes/{name}`.
     pub async fn volume_inspect(&self, name: &str) -> Result<Value, EngineError> {
-        let meta = get(self.data_root(), name)?;
-        Ok(to_json(self.data_root(), &meta, None))
+        let (root, name) = (self.data_root().to_path_buf(), name.to_string());
+        crate::blocking::spawn(move || Ok(to_json(&root, &get(&root, &name)?, None)))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
     }
 
     /// `GET /volumes`: filters `dangling`, `name` (substring), `label`, `driver`.
@@ -407,34 +411,46 @@ impl Engine {
     ) -> Result<Value, EngineError> {
         filters
             .allow_only(&["dangling", "name", "label", "driver"])
-            .map_err(EngineError::InvalidArgument)?;
-        let root = self.data_root();
-        let users = users(root);
+            .map_err(EngineError::from)?;
         let dangling = match filters.get("dangling").first() {
             Some(v) => Some(truthy(v)?),
             None => None,
         };
-        let names = filters.get("name");
-        let labels = filters.get("label");
-        let drivers = filters.get("driver");
-        let vols: Vec<Volume> = all(root)
-            .into_iter()
-            .filter(|m| {
-                let used = users.get(&m.name).is_some_and(|v| !v.is_empty());
-                dangling.is_none_or(|d| d != used)
-            })
-            .filter(|m| names.is_empty() || names.iter().any(|n| m.name.contains(n.as_str())))
-            .filter(|m| labels.iter().all(|l| label_matches(&m.labels, l)))
-            .filter(|_| drivers.is_empty() || drivers.iter().any(|d| d == "local"))
-            .map(|m| volume(root, &m, None))
-            .collect();
-        Ok(to_value(VolumeListResponse {
-            volumes: vols,
-            warnings: Vec::new(),
-        }))
+        // Every volume's metadata and every container's mounts are read: off the async
+        // workers.
+        let (root, filters) = (self.data_root().to_path_buf(), filters.clone());
+        crate::blocking::spawn(move || list(&root, &filters, dangling))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))
     }
+}
 
+/// `GET /volumes`'s answer: the volumes under `root` that pass the filters.
+fn list(root: &Path, filters: &berth_api_types::filters::Filters, dangling: Option<bool>) -> Value {
+    let users = users(root);
+    let names = filters.get("name");
+    let labels = filters.get("label");
+    let drivers = filters.get("driver");
+    let vols: Vec<Volume> = all(root)
+        .into_iter()
+        .filter(|m| {
+            let used = users.get(&m.name).is_some_and(|v| !v.is_empty());
+            dangling.is_none_or(|d| d != used)
+        })
+        .filter(|m| names.is_empty() || names.iter().any(|n| m.name.contains(n.as_str())))
+        .filter(|m| labels.iter().all(|l| label_matches(&m.labels, l)))
+        .filter(|_| drivers.is_empty() || drivers.iter().any(|d| d == "local"))
+        .map(|m| volume(root, &m, None))
+        .collect();
+    to_value(VolumeListResponse {
+        volumes: vols,
+        warnings: Vec::new(),
+    })
+}
+
+impl Engine {
     /// `DELETE /volumes/{name}`.
+    #[tracing::instrument(skip_all, fields(volume = ?name))]
     pub async fn volume_remove(&self, name: &str, force: bool) -> Result<(), EngineError> {
         let root = self.data_root().to_path_buf();
         let owned = name.to_string();
@@ -459,7 +475,7 @@ impl Engine {
     ) -> Result<Value, EngineError> {
         filters
             .allow_only(&["label", "label!", "all"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let all_too = match filters.get("all").first() {
             Some(v) => truthy(v)
                 .map_err(|_| EngineError::InvalidArgument(format!("invalid filter 'all={v}'")))?,

@@ -352,7 +352,8 @@ fn load_inner(
                 buf
             }
         };
-        let parsed = ImageConfigFile::parse(&config).map_err(StoreError::Invalid)?;
+        let parsed =
+            ImageConfigFile::parse(&config).map_err(|e| StoreError::Invalid(e.to_string()))?;
         if parsed.rootfs.diff_ids.len() != m.layers.len() {
             return Err(bad(format!(
                 "config lists {} layers, manifest {}",
@@ -437,7 +438,8 @@ pub fn import(
         .flat_map(|c| c.lines())
         .map(String::from)
         .collect();
-    apply_changes(&mut container_config, &changes).map_err(StoreError::Invalid)?;
+    apply_changes(&mut container_config, &changes)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
     let comment = if opts.message.is_empty() {
         "Imported from -".to_string()
     } else {

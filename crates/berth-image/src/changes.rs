@@ -4,8 +4,34 @@
 
 use serde_json::{Map, Value};
 
+/// Why a `--change` is refused (a 400), in dockerd's words where it has them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChangeError {
+    /// The config's `Env` or `OnBuild` holds something else.
+    #[error("{0} is not a list")]
+    NotAList(&'static str),
+    /// The config's `Labels`, `ExposedPorts` or `Volumes` holds something else.
+    #[error("{0} is not a map")]
+    NotAMap(String),
+    #[error("invalid containerPort: {0}")]
+    BadPort(String),
+    #[error("{0} requires at least one argument")]
+    NoArgument(String),
+    #[error("{0} requires exactly one argument")]
+    NotOneArgument(String),
+    #[error("{0} must have two arguments")]
+    NotTwoArguments(String),
+    #[error("{word} names must be of the form key=value, got {got:?}")]
+    NotKeyValue { word: String, got: String },
+    #[error("{0} is not a valid change command")]
+    Unknown(String),
+}
+
 /// Applies each instruction in order to `config` (the image config's `config` object).
-pub fn apply_changes(config: &mut Map<String, Value>, changes: &[String]) -> Result<(), String> {
+pub fn apply_changes(
+    config: &mut Map<String, Value>,
+    changes: &[String],
+) -> Result<(), ChangeError> {
     for change in changes {
         let change = change.trim();
         if change.is_empty() {
@@ -24,7 +50,7 @@ pub fn apply_changes(config: &mut Map<String, Value>, changes: &[String]) -> Res
             }
             "ENV" => {
                 let env = config.entry("Env").or_insert_with(|| Value::Array(vec![]));
-                let list = env.as_array_mut().ok_or("Env is not a list")?;
+                let list = env.as_array_mut().ok_or(ChangeError::NotAList("Env"))?;
                 for (k, v) in key_values(rest, "ENV")? {
                     list.retain(|e| {
                         e.as_str().and_then(|s| s.split_once('=')).map(|(ek, _)| ek)
@@ -40,7 +66,9 @@ pub fn apply_changes(config: &mut Map<String, Value>, changes: &[String]) -> Res
                 if labels.is_null() {
                     *labels = Value::Object(Map::new());
                 }
-                let map = labels.as_object_mut().ok_or("Labels is not a map")?;
+                let map = labels
+                    .as_object_mut()
+                    .ok_or_else(|| ChangeError::NotAMap("Labels".into()))?;
                 for (k, v) in key_values(rest, "LABEL")? {
                     map.insert(k, Value::String(v));
                 }
@@ -58,7 +86,7 @@ pub fn apply_changes(config: &mut Map<String, Value>, changes: &[String]) -> Res
                         .split('-')
                         .all(|n| n.parse::<u16>().is_ok_and(|n| n > 0));
                     if !ok_num || !["tcp", "udp", "sctp"].contains(&proto) {
-                        return Err(format!("invalid containerPort: {p}"));
+                        return Err(ChangeError::BadPort(p));
                     }
                     ports.insert(p, Value::Object(Map::new()));
                 }
@@ -70,7 +98,7 @@ pub fn apply_changes(config: &mut Map<String, Value>, changes: &[String]) -> Res
                     Err(_) => rest.split_whitespace().map(String::from).collect(),
                 };
                 if list.is_empty() {
-                    return Err("VOLUME requires at least one argument".into());
+                    return Err(ChangeError::NoArgument("VOLUME".into()));
                 }
                 for v in list {
                     vols.insert(v, Value::Object(Map::new()));
@@ -87,10 +115,10 @@ pub fn apply_changes(config: &mut Map<String, Value>, changes: &[String]) -> Res
                     *list = Value::Array(vec![]);
                 }
                 list.as_array_mut()
-                    .ok_or("OnBuild is not a list")?
+                    .ok_or(ChangeError::NotAList("OnBuild"))?
                     .push(Value::String(rest.to_string()));
             }
-            other => return Err(format!("{other} is not a valid change command")),
+            other => return Err(ChangeError::Unknown(other.to_string())),
         }
     }
     Ok(())
@@ -113,9 +141,9 @@ fn set_string(
     key: &str,
     value: &str,
     word: &str,
-) -> Result<(), String> {
+) -> Result<(), ChangeError> {
     if value.is_empty() {
-        return Err(format!("{word} requires exactly one argument"));
+        return Err(ChangeError::NotOneArgument(word.to_string()));
     }
     config.insert(key.into(), Value::String(value.to_string()));
     Ok(())
@@ -124,7 +152,7 @@ fn set_string(
 fn object_entry<'a>(
     config: &'a mut Map<String, Value>,
     key: &str,
-) -> Result<&'a mut Map<String, Value>, String> {
+) -> Result<&'a mut Map<String, Value>, ChangeError> {
     let v = config
         .entry(key)
         .or_insert_with(|| Value::Object(Map::new()));
@@ -132,19 +160,19 @@ fn object_entry<'a>(
         *v = Value::Object(Map::new());
     }
     v.as_object_mut()
-        .ok_or_else(|| format!("{key} is not a map"))
+        .ok_or_else(|| ChangeError::NotAMap(key.to_string()))
 }
 
 /// `k=v k2="v 2"` pairs, or the legacy `k v` single pair.
-fn key_values(rest: &str, word: &str) -> Result<Vec<(String, String)>, String> {
+fn key_values(rest: &str, word: &str) -> Result<Vec<(String, String)>, ChangeError> {
     let words = split_quoted(rest);
     if words.is_empty() {
-        return Err(format!("{word} requires at least one argument"));
+        return Err(ChangeError::NoArgument(word.to_string()));
     }
     if !words[0].contains('=') {
         let (k, v) = rest
             .split_once(char::is_whitespace)
-            .ok_or_else(|| format!("{word} must have two arguments"))?;
+            .ok_or_else(|| ChangeError::NotTwoArguments(word.to_string()))?;
         return Ok(vec![(k.to_string(), v.trim().to_string())]);
     }
     words
@@ -153,7 +181,10 @@ fn key_values(rest: &str, word: &str) -> Result<Vec<(String, String)>, String> {
             w.split_once('=')
                 .filter(|(k, _)| !k.is_empty())
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| format!("{word} names must be of the form key=value, got {w:?}"))
+                .ok_or_else(|| ChangeError::NotKeyValue {
+                    word: word.to_string(),
+                    got: w.clone(),
+                })
         })
         .collect()
 }
@@ -198,7 +229,7 @@ mod tests {
 
     use super::*;
 
-    fn apply(changes: &[&str]) -> Result<Value, String> {
+    fn apply(changes: &[&str]) -> Result<Value, ChangeError> {
         let mut m = Map::new();
         apply_changes(
             &mut m,
@@ -216,6 +247,21 @@ mod tests {
         assert!(apply(&["ENV =x"]).is_err());
         assert!(apply(&["USER"]).is_err());
         assert!(apply(&["VOLUME"]).is_err());
+    }
+
+    #[test]
+    fn refusals_say_why_as_before() {
+        let text = |c: &[&str]| apply(c).unwrap_err().to_string();
+        assert_eq!(text(&["RUN echo"]), "RUN is not a valid change command");
+        assert_eq!(text(&["EXPOSE 99999"]), "invalid containerPort: 99999/tcp");
+        assert_eq!(text(&["ENV"]), "ENV requires at least one argument");
+        assert_eq!(text(&["LABEL x"]), "LABEL must have two arguments");
+        assert_eq!(
+            text(&["ENV =x"]),
+            r#"ENV names must be of the form key=value, got "=x""#
+        );
+        assert_eq!(text(&["USER"]), "USER requires exactly one argument");
+        assert_eq!(text(&["VOLUME"]), "VOLUME requires at least one argument");
     }
 
     #[test]

@@ -60,21 +60,28 @@ pub struct History {
     pub empty_layer: bool,
 }
 
+/// An image config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid image config: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("invalid image config: unsupported rootfs type {0:?}")]
+    RootfsType(String),
+    #[error("invalid image config: bad diff_id {0:?}")]
+    DiffId(String),
+}
+
 impl ImageConfigFile {
     /// Parses and checks the config: `rootfs.type` must be `layers` and every diffID a
     /// sha256 digest.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let c: ImageConfigFile =
-            serde_json::from_slice(bytes).map_err(|e| format!("invalid image config: {e}"))?;
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let c: ImageConfigFile = serde_json::from_slice(bytes)?;
         if c.rootfs.kind != "layers" {
-            return Err(format!(
-                "invalid image config: unsupported rootfs type {:?}",
-                c.rootfs.kind
-            ));
+            return Err(ConfigError::RootfsType(c.rootfs.kind));
         }
         for d in &c.rootfs.diff_ids {
             d.parse::<crate::Digest>()
-                .map_err(|_| format!("invalid image config: bad diff_id {d:?}"))?;
+                .map_err(|_| ConfigError::DiffId(d.clone()))?;
         }
         Ok(c)
     }
@@ -109,5 +116,22 @@ mod tests {
                 .is_err()
         );
         assert!(ImageConfigFile::parse(b"not json").is_err());
+    }
+
+    #[test]
+    fn refusals_say_why_as_before() {
+        let text = |b: &[u8]| ImageConfigFile::parse(b).unwrap_err().to_string();
+        assert_eq!(
+            text(br#"{"rootfs":{"type":"other"}}"#),
+            r#"invalid image config: unsupported rootfs type "other""#
+        );
+        assert_eq!(
+            text(br#"{"rootfs":{"type":"layers","diff_ids":["md5:x"]}}"#),
+            r#"invalid image config: bad diff_id "md5:x""#
+        );
+        assert_eq!(
+            text(b"not json"),
+            "invalid image config: expected ident at line 1 column 2"
+        );
     }
 }

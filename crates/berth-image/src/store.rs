@@ -550,7 +550,8 @@ impl ImageStore {
     /// Registers an image from its config bytes; every layer must already be present.
     /// Returns the record (existing one if the same config was added before).
     pub fn add_image(&self, config: &[u8]) -> Result<ImageRecord, StoreError> {
-        let parsed = ImageConfigFile::parse(config).map_err(StoreError::Invalid)?;
+        let parsed =
+            ImageConfigFile::parse(config).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let id = sha256_digest(config);
         let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = self.read().images.get(&id.to_string()) {
@@ -600,7 +601,8 @@ impl ImageStore {
     }
 
     pub fn config(&self, image_id: &str) -> Result<ImageConfigFile, StoreError> {
-        ImageConfigFile::parse(&self.config_bytes(image_id)?).map_err(StoreError::Invalid)
+        ImageConfigFile::parse(&self.config_bytes(image_id)?)
+            .map_err(|e| StoreError::Invalid(e.to_string()))
     }
 
     /// Points `reference` (a tag, or a digest reference) at `image_id`, moving it from any

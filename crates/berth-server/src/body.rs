@@ -33,8 +33,9 @@ const WAKE_AT: usize = 1 << 20;
 struct Queue {
     chunks: VecDeque<Bytes>,
     bytes: usize,
-    /// Set when the body ended: `Ok` at its end, `Err` when reading it failed.
-    end: Option<Result<(), String>>,
+    /// Set when the body ended: `Ok` at its end, `Err` when reading it failed (shared:
+    /// every later read returns it again).
+    end: Option<Result<(), Arc<axum::Error>>>,
     reader: Option<Waker>,
     /// The reader went away: stop reading the body.
     closed: bool,
@@ -87,7 +88,7 @@ async fn produce(mut body: Body, shared: Arc<Shared>) {
         let mut q = shared.queue.lock().expect("body queue");
         let ended = match frame {
             None => Some(Ok(())),
-            Some(Err(e)) => Some(Err(e.to_string())),
+            Some(Err(e)) => Some(Err(Arc::new(e))),
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) if !data.is_empty() => {
                     q.bytes += data.len();

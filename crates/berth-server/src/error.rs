@@ -58,6 +58,24 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// The request's own parameters that do not parse: each a 400 with the parser's text.
+macro_rules! bad_request_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                ApiError::bad_request(e.to_string())
+            }
+        }
+    )*};
+}
+
+bad_request_from!(
+    berth_api_types::filters::FilterError,
+    berth_api_types::timestamp::TimestampError,
+    berth_api_types::version::UnsupportedVersion,
+    berth_engine::distribution::AuthConfigError
+);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(ErrorBody::new(self.message))).into_response()

@@ -25,7 +25,7 @@ pub(crate) fn apply<B>(req: &mut Request<B>) -> Result<ApiVersion, ApiError> {
     let Some((version, tail)) = split_version(req.uri().path()) else {
         return Ok(ApiVersion::CURRENT);
     };
-    check_supported(version).map_err(ApiError::bad_request)?;
+    check_supported(version).map_err(ApiError::from)?;
     let new_path_and_query = match req.uri().query() {
         Some(q) => format!("{tail}?{q}"),
         None => tail.to_string(),

@@ -60,7 +60,8 @@ fn log_time(value: Option<&str>, round_up: bool) -> Result<i32, Error> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
-    let n = berth_api_types::timestamp::parse_nanos(v, now).map_err(Error::client)?;
+    let n = berth_api_types::timestamp::parse_nanos(v, now)
+        .map_err(|e| Error::client(e.to_string()))?;
     let mut secs = n.div_euclid(1_000_000_000);
     if round_up && n.rem_euclid(1_000_000_000) != 0 {
         secs += 1;

@@ -122,7 +122,7 @@ impl Engine {
     /// (a stopped container's view then writes into its own upper dir).
     fn archive_root(&self, name: &str, path: &str, write: bool) -> Result<Root, EngineError> {
         let c = &self.containers;
-        let rec = c.get(name)?.rec().clone();
+        let rec = c.subject(name)?.rec().clone();
         let clean_path = clean(path);
         if rec.running() && rec.state.pid > 0 {
             let dir = super::process::of_record(&rec)?
@@ -224,6 +224,7 @@ impl Engine {
 
     /// `HEAD /containers/{id}/archive`: the stat object Docker sends (base64 JSON in
     /// `X-Docker-Container-Path-Stat`).
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_path_stat(&self, name: &str, path: &str) -> Result<Value, EngineError> {
         let (r, md) = self.archive_resolve(name, path, false)?;
         Ok(stat_json(&r, &md, path))
@@ -231,6 +232,7 @@ impl Engine {
 
     /// `GET /containers/{id}/archive`: the stat and a tar of the path, its entries named
     /// after the path's last component (`.` for a path ending in `/.`).
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_archive(
         &self,
         name: &str,
@@ -281,6 +283,7 @@ impl Engine {
     /// `PUT /containers/{id}/archive`: extracts the tar in `body` into the directory
     /// `path` while it arrives (on a blocking thread). As dockerd, a refused entry stops
     /// the extraction where it is: entries before it stay.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_extract(
         &self,
         name: &str,
@@ -289,7 +292,7 @@ impl Engine {
         no_overwrite_dir_non_dir: bool,
         copy_uid_gid: bool,
     ) -> Result<(), EngineError> {
-        let entry = self.containers.get(name)?;
+        let entry = self.containers.subject(name)?;
         // A stopped container's upper dir is written: no start meanwhile.
         let _guard = entry.op.lock().await;
         let frozen = super::pause::Frozen::new(&self.containers, name).await?;
@@ -381,7 +384,7 @@ impl Engine {
     /// the rootfs must not be read-only (`--read-only`). `HostConfig.Tmpfs` mounts are no
     /// mount points to dockerd here, so they count as the rootfs.
     fn check_writable(&self, name: &str, path: &str) -> Result<(), EngineError> {
-        let rec = self.containers.get(name)?.rec().clone();
+        let rec = self.containers.subject(name)?.rec().clone();
         let clean_path = clean(path);
         let best = mounts::load(&self.containers.data_dir(&rec.id))
             .into_iter()

@@ -18,13 +18,14 @@ pub enum WaitCondition {
 impl Engine {
     /// `POST /containers/{id}/attach`: whether the container has a tty, and its streams
     /// (once it starts, for a created container).
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_attach(
         &self,
         name: &str,
         streams: AttachStreams,
     ) -> Result<(bool, Pending<UnixStream>), EngineError> {
         let c = self.containers.clone();
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
         let (id, tty, status) = {
             let r = entry.rec();
@@ -61,12 +62,13 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/wait`: registered now, resolved later with the exit code.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_wait(
         &self,
         name: &str,
         cond: WaitCondition,
     ) -> Result<Pending<i32>, EngineError> {
-        let entry = self.containers.get(name)?;
+        let entry = self.containers.subject(name)?;
         let mut rx = entry.events.subscribe();
         let seen = *rx.borrow();
         let (running, code) = {

@@ -105,6 +105,7 @@ impl Engine {
 
     /// `POST /containers/create` by a client with the authorization `role` that approved
     /// its host binds (kept with them: [`crate::BindPolicy`] applies at every start).
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_create_as(
         &self,
         name: Option<String>,
@@ -204,16 +205,27 @@ impl Engine {
             map.insert(id.clone(), entry.clone());
             entry
         };
+        let span = tracing::Span::current();
+        span.record("container_id", tracing::field::display(&id));
+        span.record("container", tracing::field::debug(&entry.rec().name));
         let dir = c.data_dir(&id);
-        let made = (|| {
-            std::fs::create_dir_all(dir.join("rw/diff"))?;
-            std::fs::create_dir_all(dir.join("rw/work"))
-        })()
-        .map_err(EngineError::io("cannot create", &dir))
-        .and_then(|()| self.mounts_materialize(&dir, mounts))
-        .and_then(|()| c.persist(&entry.rec()))
-        .and_then(|()| {
-            let r = entry.rec();
+        // Directories, volumes (a copy of the image's content into new ones) and the
+        // record's fsync: off the async workers.
+        let made = async {
+            let (root, d) = (self.config().data_root.clone(), dir.clone());
+            let volumes = crate::blocking::spawn(move || {
+                std::fs::create_dir_all(d.join("rw/diff"))
+                    .and_then(|()| std::fs::create_dir_all(d.join("rw/work")))
+                    .map_err(EngineError::io("cannot create", &d))?;
+                mounts::materialize(&root, &d, mounts)
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+            for name in volumes {
+                self.emit_event("volume", "create", &name, &[("driver", "local")]);
+            }
+            c.save(&entry).await?;
+            let r = entry.rec().clone();
             (c.networks).register(
                 &id,
                 &r.name,
@@ -222,13 +234,15 @@ impl Engine {
                 &networking,
                 net_peer,
             )
-        });
+        }
+        .await;
         if let Err(e) = made {
             c.map.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-            let _ = std::fs::remove_dir_all(&dir);
+            let d = dir.clone();
+            let _ = crate::blocking::spawn(move || std::fs::remove_dir_all(d)).await;
             return Err(e);
         }
-        tracing::info!(id, "container created");
+        tracing::info!("container created");
         c.emit(&entry.rec(), "create", &[]);
         Ok(Created {
             id,

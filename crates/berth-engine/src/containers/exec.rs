@@ -24,6 +24,7 @@ use berth_runtime::RuntimeError;
 use berth_runtime::{start_failure_exit_code, ExecProcess};
 use serde_json::{json, Map, Value};
 use tokio::net::UnixStream;
+use tracing::Instrument;
 
 use super::{names, rid, rt_err, Pending};
 use crate::{Engine, EngineError};
@@ -374,13 +375,14 @@ async fn watch_exec(c: Arc<super::Containers>, exec: Arc<ExecEntry>) {
 
 impl Engine {
     /// `POST /containers/{id}/exec`: a new exec instance of a running container.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn exec_create(
         &self,
         container: &str,
         body: &Map<String, Value>,
     ) -> Result<String, EngineError> {
         let c = &self.containers;
-        let entry = c.get(container)?;
+        let entry = c.subject(container)?;
         let config = ExecConfig::from_body(body)?;
         let cid = exec_target(&entry)?;
         // moby `daemon/exec.go` checks the keys after the container, and answers 500.
@@ -413,11 +415,12 @@ impl Engine {
                 ))
             })?;
         c.emit(&entry.rec(), &action, &[("execID", &id)]);
-        tracing::info!(container_id = %cid, exec_id = %id, "exec created");
+        tracing::info!(exec_id = %id, "exec created");
         Ok(id)
     }
 
     /// `POST /exec/{id}/start`; `tty` (the request's `Tty`) overrides the instance's.
+    #[tracing::instrument(skip_all, fields(exec_id = ?exec_id, container_id = tracing::field::Empty))]
     pub async fn exec_start(
         &self,
         exec_id: &str,
@@ -426,6 +429,8 @@ impl Engine {
     ) -> Result<ExecStart, EngineError> {
         let c = self.containers.clone();
         let exec = c.execs.get(exec_id)?;
+        tracing::Span::current()
+            .record("container_id", tracing::field::display(&exec.container_id));
         {
             let mut p = exec.progress();
             if p.exit_code.is_some() {
@@ -517,10 +522,12 @@ impl Engine {
                     pid,
                     exit_code: None,
                 };
-                tracing::info!(container_id = %cid, exec_id = %exec.id, pid, "exec started");
+                tracing::info!(pid, "exec started");
                 let action = format!("exec_start: {}", cfg.cmd.join(" "));
                 c.emit(&entry.rec(), &action, &[("execID", &exec.id)]);
-                tokio::spawn(watch_exec(c.clone(), exec.clone()));
+                // Outlives the request (a detached exec): a span of its own.
+                let span = tracing::info_span!(parent: None, "exec_watch", container_id = %cid, exec_id = %exec.id);
+                tokio::spawn(watch_exec(c.clone(), exec.clone()).instrument(span));
                 Ok(stream)
             }
             Err(RuntimeError::Internal(message))
@@ -637,6 +644,7 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/resize`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_resize(
         &self,
         name: &str,
@@ -644,7 +652,7 @@ impl Engine {
         width: u16,
     ) -> Result<(), EngineError> {
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let (id, running) = {
             let r = entry.rec();
             (r.id.clone(), r.running())

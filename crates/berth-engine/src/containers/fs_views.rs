@@ -549,7 +549,7 @@ impl Containers {
 impl Engine {
     fn fs_target(&self, name: &str) -> Result<(Record, PathBuf, Vec<PathBuf>), EngineError> {
         let c = &self.containers;
-        let rec = c.get(name)?.rec().clone();
+        let rec = c.subject(name)?.rec().clone();
         let mut lowers = self.images.layer_diff_dirs(&rec.image_id)?;
         lowers.reverse();
         let dir = c.data_dir(&rec.id);
@@ -557,6 +557,7 @@ impl Engine {
     }
 
     /// `GET /containers/{id}/changes`: `[{"Path", "Kind"}]`, or null when nothing changed.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_changes(&self, name: &str) -> Result<Value, EngineError> {
         let (_, dir, lowers) = self.fs_target(name)?;
         let list = crate::blocking::spawn(move || changes(&dir.join("rw/diff"), &lowers))
@@ -573,6 +574,7 @@ impl Engine {
     }
 
     /// `GET /containers/{id}/export`: the merged root as a tar stream.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_export(
         &self,
         name: &str,
@@ -601,6 +603,7 @@ impl Engine {
 
     /// `POST /commit`: the container's upper dir as a new layer on its image, with its
     /// config (and `changes`) as the image config. Returns the image ID.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_commit(
         &self,
         name: &str,
@@ -635,7 +638,7 @@ impl Engine {
                 }
             }
             berth_image::changes::apply_changes(&mut config, &opts.changes)
-                .map_err(EngineError::InvalidArgument)?;
+                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
             let layer = write_upper_layer(&store, &dir)?;
             let mut image: Value = serde_json::from_slice(&store.config_bytes(&rec.image_id)?)
                 .map_err(|e| EngineError::Internal(format!("image config: {e}")))?;

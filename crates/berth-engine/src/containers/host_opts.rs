@@ -320,7 +320,7 @@ fn security(hc: &HostConfig) -> Result<SecurityOpts, EngineError> {
         privileged,
         &HostSecurity::probe(),
     )
-    .map_err(bad)
+    .map_err(|e| bad(e.to_string()))
 }
 
 fn ulimits(hc: &HostConfig) -> Result<Vec<Ulimit>, EngineError> {

@@ -18,6 +18,7 @@ use berth_api_types::filters::Filters;
 use berth_runtime::ExitRecord;
 use serde_json::{json, Value};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::record::{parse_unix, Record, RestartPolicy};
 use super::{names, Containers, Entry};
@@ -148,7 +149,7 @@ impl Containers {
     }
 
     /// A user stop or kill: no restart until the next user start.
-    pub(super) fn cancel_restart(&self, entry: &Entry) {
+    pub(super) async fn cancel_restart(&self, entry: &Arc<Entry>) {
         let id = {
             let mut r = entry.rec();
             r.manually_stopped = true;
@@ -164,7 +165,7 @@ impl Containers {
             .entry(id)
             .or_default()
             .generation += 1;
-        self.persist_entry(entry);
+        self.save_logged(entry).await;
     }
 
     /// A user start: fresh restart count and back-off (moby `ResetRestartManager`).
@@ -223,7 +224,9 @@ impl Containers {
     /// Starts the container again after `delay`, unless a user stop, start or removal
     /// came in between.
     pub(crate) fn schedule_restart(self: Arc<Self>, id: String, delay: Duration, generation: u64) {
-        tokio::spawn(async move {
+        // A timer of its own, not a child of the exit watcher or request that set it.
+        let span = tracing::info_span!(parent: None, "restart_timer", container_id = %id);
+        let task = async move {
             tokio::time::sleep(delay).await;
             let mut rx = self.life.engine.subscribe();
             let engine = match rx.wait_for(Option::is_some).await {
@@ -259,25 +262,27 @@ impl Containers {
                     };
                     self.after_exit(&mut r, &exit)
                 };
-                self.persist_entry(&entry);
+                self.save_logged(&entry).await;
                 if let Some((delay, generation)) = next {
                     self.clone().schedule_restart(id, delay, generation);
                 }
             }
-        });
+        };
+        tokio::spawn(task.instrument(span));
     }
 }
 
 impl Engine {
     /// `POST /containers/{id}/restart`: stop (when running), then start; events `kill`,
     /// `die`, `stop`, `start`, `restart` as dockerd.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_restart(
         &self,
         name: &str,
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<(), EngineError> {
-        let entry = self.containers.get(name)?;
+        let entry = self.containers.subject(name)?;
         let id = entry.rec().id.clone();
         self.container_stop(&id, timeout, signal).await?;
         self.start_container(&id, true).await?;
@@ -287,6 +292,7 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/rename`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_rename(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
         if new_name.is_empty() || name.is_empty() {
             return Err(EngineError::InvalidArgument(
@@ -294,7 +300,7 @@ impl Engine {
             ));
         }
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let new_name = names::validate(new_name)?;
         let old = {
             let map = c.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -319,7 +325,7 @@ impl Engine {
             entry.rec().name = new_name.clone();
             old
         };
-        if let Err(e) = c.persist(&entry.rec()) {
+        if let Err(e) = c.save(&entry).await {
             entry.rec().name = old;
             return Err(e);
         }
@@ -333,15 +339,14 @@ impl Engine {
     pub async fn container_prune(&self, filters: &Filters) -> Result<Value, EngineError> {
         filters
             .allow_only(&["until", "label", "label!"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
         let mut until = None;
         for u in filters.get("until") {
-            let t = berth_api_types::timestamp::parse_nanos(u, now)
-                .map_err(EngineError::InvalidArgument)?;
+            let t = berth_api_types::timestamp::parse_nanos(u, now).map_err(EngineError::from)?;
             until = Some(until.map_or(t, |x: i64| x.min(t)));
         }
         let c = &self.containers;
@@ -367,7 +372,10 @@ impl Engine {
             if entry.rec().running() {
                 continue;
             }
-            let size = dir_size(&c.data_dir(&rec.id).join("rw/diff"));
+            let diff = c.data_dir(&rec.id).join("rw/diff");
+            let size = crate::blocking::spawn(move || dir_size(&diff))
+                .await
+                .unwrap_or(0);
             c.remove(&entry).await;
             reclaimed += size;
             deleted.push(rec.id.clone());

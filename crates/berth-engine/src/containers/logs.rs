@@ -19,6 +19,7 @@ use bytes::Bytes;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 /// What `GET /containers/{id}/logs` asks for.
 #[derive(Debug, Clone, Default)]
@@ -169,7 +170,7 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
     mut state: watch::Receiver<T>,
 ) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
+    let task = async move {
         // Set up before the first read, so no write between the read and the wait is missed.
         let inotify = match (opts.follow, path.parent()) {
             (true, Some(dir)) => match watch_dir(dir) {
@@ -291,7 +292,8 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
                 _ = tx.closed() => return,
             }
         }
-    });
+    };
+    tokio::spawn(task.in_current_span());
     rx
 }
 

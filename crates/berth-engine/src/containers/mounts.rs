@@ -477,7 +477,7 @@ impl StagingGuard {
     /// Clears now (off the async workers) and disarms.
     pub(crate) async fn clear(&mut self) {
         if let Some(s) = self.0.take() {
-            let _ = tokio::task::spawn_blocking(move || s.clear()).await;
+            let _ = crate::blocking::spawn(move || s.clear()).await;
         }
     }
 }
@@ -486,7 +486,8 @@ impl Drop for StagingGuard {
     fn drop(&mut self) {
         if let Some(s) = self.0.take() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn_blocking(move || s.clear());
+                let span = tracing::Span::current();
+                rt.spawn_blocking(move || span.in_scope(|| s.clear()));
             } else {
                 s.clear();
             }
@@ -825,9 +826,13 @@ pub(crate) fn emit_volume_events(c: &Containers, id: &str, mount: bool) {
 }
 
 /// Removes the given anonymous volumes, now unused, with a `destroy` event for each.
-pub(crate) fn drop_volumes(c: &Containers, names: &[String]) {
-    if let Some(root) = c.data.parent() {
-        for name in volumes::remove_anonymous(root, names) {
+pub(crate) async fn drop_volumes(c: &Containers, names: Vec<String>) {
+    if let Some(root) = c.data.parent().map(Path::to_path_buf) {
+        // Their data goes too: off the async workers.
+        let removed = crate::blocking::spawn(move || volumes::remove_anonymous(&root, &names))
+            .await
+            .unwrap_or_default();
+        for name in removed {
             c.events
                 .emit("volume", "destroy", &name, &[("driver", "local")]);
         }
@@ -835,25 +840,13 @@ pub(crate) fn drop_volumes(c: &Containers, names: &[String]) {
 }
 
 impl Engine {
-    /// [`materialize`], announcing the volumes it made (`volume create` events).
-    pub(crate) fn mounts_materialize(
-        &self,
-        dir: &Path,
-        planned: Vec<MountEntry>,
-    ) -> Result<(), EngineError> {
-        for name in materialize(&self.config().data_root, dir, planned)? {
-            self.emit_event("volume", "create", &name, &[("driver", "local")]);
-        }
-        Ok(())
-    }
-
     /// The anonymous volumes of a container, for `DELETE /containers/{id}?v=1`: asked
     /// before the removal, dropped after it by [`Engine::volumes_drop_anonymous`].
     pub async fn container_anonymous_volumes(
         &self,
         name: &str,
     ) -> Result<Vec<String>, EngineError> {
-        let id = self.containers.get(name)?.rec().id.clone();
+        let id = self.containers.subject(name)?.rec().id.clone();
         Ok(anonymous_volumes(&self.containers.data_dir(&id)))
     }
 

@@ -18,9 +18,10 @@ use crate::{Engine, EngineError};
 
 impl Engine {
     /// `POST /containers/{id}/pause`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_pause(&self, name: &str) -> Result<(), EngineError> {
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
         let (id, running, paused) = {
             let r = entry.rec();
@@ -39,16 +40,17 @@ impl Engine {
         }
         c.runtime.pause(rid(&id)).await.map_err(super::rt_err)?;
         entry.rec().state.paused = true;
-        c.persist_entry(&entry);
+        c.save_logged(&entry).await;
         c.emit(&entry.rec(), "pause", &[]);
-        tracing::info!(container_id = %id, "container paused");
+        tracing::info!("container paused");
         Ok(())
     }
 
     /// `POST /containers/{id}/unpause`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_unpause(&self, name: &str) -> Result<(), EngineError> {
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
         let (id, running, paused) = {
             let r = entry.rec();
@@ -62,9 +64,9 @@ impl Engine {
         }
         c.runtime.resume(rid(&id)).await.map_err(super::rt_err)?;
         entry.rec().state.paused = false;
-        c.persist_entry(&entry);
+        c.save_logged(&entry).await;
         c.emit(&entry.rec(), "unpause", &[]);
-        tracing::info!(container_id = %id, "container unpaused");
+        tracing::info!("container unpaused");
         Ok(())
     }
 }

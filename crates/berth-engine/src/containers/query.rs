@@ -12,7 +12,7 @@ impl Engine {
     /// `GET /containers/{id}/json`.
     pub async fn container_inspect(&self, name: &str) -> Result<Value, EngineError> {
         let c = &self.containers;
-        let rec = c.get(name)?.rec().clone();
+        let rec = c.subject(name)?.rec().clone();
         let mut v = rec.inspect(&c.data_dir(&rec.id), &c.exec_dir(&rec.id));
         if let Some(ns) = c.networks.inspect_settings(&rec.id, rec.running()) {
             v.network_settings = ns;
@@ -32,7 +32,7 @@ impl Engine {
     ) -> Result<Vec<Value>, EngineError> {
         filters
             .allow_only(&["status", "name", "id", "label", "ancestor"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let now = now_unix();
         let mut recs: Vec<Record> = self
             .containers
@@ -96,13 +96,14 @@ impl Engine {
     }
 
     /// `GET /containers/{id}/logs`: whether it has a tty, and the log bytes as they come.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_logs(
         &self,
         name: &str,
         opts: LogsOptions,
     ) -> Result<(bool, tokio::sync::mpsc::Receiver<bytes::Bytes>), EngineError> {
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let (id, tty) = {
             let r = entry.rec();
             if logs::log_driver(&r.host_config) == logs::NO_LOG_DRIVER {
@@ -135,7 +136,7 @@ pub(crate) struct ContainerBrief {
 impl Engine {
     /// ID, running state and init process of a container, by any of its names.
     pub(crate) fn container_brief(&self, name: &str) -> Result<ContainerBrief, EngineError> {
-        let r = self.containers.get(name)?.rec().clone();
+        let r = self.containers.subject(name)?.rec().clone();
         Ok(ContainerBrief {
             running: r.running(),
             process: r.running().then(|| process::of_record(&r).ok()).flatten(),

@@ -6,9 +6,10 @@ use crate::{Engine, EngineError};
 
 impl Engine {
     /// `DELETE /containers/{id}`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_delete(&self, name: &str, force: bool) -> Result<(), EngineError> {
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
         let (id, cname, running, status) = {
             let r = entry.rec();
@@ -25,7 +26,7 @@ impl Engine {
                     "cannot remove container \"{cname}\": container is restarting: stop the container before removing or force remove"
                 )));
             }
-            c.cancel_restart(&entry);
+            c.cancel_restart(&entry).await;
         }
         if running {
             if !force {
@@ -33,7 +34,7 @@ impl Engine {
                     "cannot remove container \"{cname}\": container is running: stop the container before removing or force remove"
                 )));
             }
-            c.cancel_restart(&entry);
+            c.cancel_restart(&entry).await;
             let seen = entry.events.borrow().exits;
             if !c.kill_and_wait(&entry, &id, seen).await {
                 return Err(EngineError::Internal(format!(

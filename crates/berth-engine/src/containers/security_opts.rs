@@ -57,13 +57,35 @@ pub(crate) struct SecurityOpts {
     pub apparmor_profile: Option<String>,
 }
 
-/// Parses `opts` for a container (`privileged` or not) on `host`; the error is the
-/// message for a 400.
+/// Why a `SecurityOpt` is refused (a 400): dockerd's texts where it has them.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SecurityOptError {
+    /// Neither a known word nor `key=value`.
+    #[error("invalid --security-opt 1: {0:?}")]
+    Malformed(String),
+    /// An unknown key, or a value its key does not take.
+    #[error("invalid --security-opt 2: {0:?}")]
+    Invalid(String),
+    #[error("SELinux labels are not supported by berthd: cannot apply label {0:?} (only label=disable is accepted)")]
+    SelinuxLabel(String),
+    #[error("SELinux is not enabled on this host: cannot apply label {0:?} (only label=disable is accepted)")]
+    NoSelinux(String),
+    #[error("seccomp is not enabled in your kernel, cannot run a custom seccomp profile")]
+    NoSeccomp,
+    #[error(transparent)]
+    SeccompProfile(#[from] berth_runtime::RuntimeError),
+    #[error("invalid AppArmor profile name {0:?}")]
+    AppArmorName(String),
+    #[error("AppArmor is not enabled on this host: cannot apply the AppArmor profile {0:?} (only apparmor=unconfined is accepted)")]
+    NoAppArmor(String),
+}
+
+/// Parses `opts` for a container (`privileged` or not) on `host`.
 pub(crate) fn parse(
     opts: &[String],
     privileged: bool,
     host: &HostSecurity,
-) -> Result<SecurityOpts, String> {
+) -> Result<SecurityOpts, SecurityOptError> {
     let mut o = SecurityOpts {
         no_new_privileges: false,
         seccomp: true,
@@ -80,59 +102,42 @@ pub(crate) fn parse(
             continue; // label=disable in its old spelling
         }
         let Some((key, value)) = opt.split_once('=').or_else(|| opt.split_once(':')) else {
-            return Err(format!("invalid --security-opt 1: {opt:?}"));
+            return Err(SecurityOptError::Malformed(opt.clone()));
         };
         match key {
             "label" if value == "disable" => {}
             "label" if host.selinux => {
-                return Err(format!(
-                    "SELinux labels are not supported by berthd: cannot apply label {value:?} \
-                     (only label=disable is accepted)"
-                ))
+                return Err(SecurityOptError::SelinuxLabel(value.to_string()))
             }
-            "label" => {
-                return Err(format!(
-                    "SELinux is not enabled on this host: cannot apply label {value:?} (only \
-                     label=disable is accepted)"
-                ))
-            }
+            "label" => return Err(SecurityOptError::NoSelinux(value.to_string())),
             "apparmor" => apparmor = Some(value).filter(|v| !v.is_empty()),
             "no-new-privileges" => {
-                o.no_new_privileges = parse_go_bool(value)
-                    .ok_or_else(|| format!("invalid --security-opt 2: {opt:?}"))?;
+                o.no_new_privileges =
+                    parse_go_bool(value).ok_or_else(|| SecurityOptError::Invalid(opt.clone()))?;
             }
             "seccomp" => match value {
                 "unconfined" => (o.seccomp, o.seccomp_profile) = (false, None),
                 "builtin" | "" => (o.seccomp, o.seccomp_profile) = (true, None),
                 profile => {
                     if !host.seccomp {
-                        return Err(
-                            "seccomp is not enabled in your kernel, cannot run a custom seccomp \
-                             profile"
-                                .into(),
-                        );
+                        return Err(SecurityOptError::NoSeccomp);
                     }
-                    check_seccomp_profile(profile, host.kernel).map_err(|e| e.to_string())?;
+                    check_seccomp_profile(profile, host.kernel)?;
                     (o.seccomp, o.seccomp_profile) = (true, Some(profile.to_string()));
                 }
             },
-            _ => return Err(format!("invalid --security-opt 2: {opt:?}")),
+            _ => return Err(SecurityOptError::Invalid(opt.clone())),
         }
     }
     o.apparmor_profile = match apparmor {
         // The runtime writes "exec <name>" to the kernel's attr file: one plain line.
         Some(p) if p.chars().any(char::is_control) || p.len() > 4096 => {
-            return Err(format!("invalid AppArmor profile name {p:?}"))
+            return Err(SecurityOptError::AppArmorName(p.to_string()))
         }
         Some(p) if host.apparmor => Some(p.to_string()),
         // What every container gets on a host without AppArmor.
         Some("unconfined") => None,
-        Some(p) => {
-            return Err(format!(
-                "AppArmor is not enabled on this host: cannot apply the AppArmor profile {p:?} \
-                 (only apparmor=unconfined is accepted)"
-            ))
-        }
+        Some(p) => return Err(SecurityOptError::NoAppArmor(p.to_string())),
         None if host.apparmor && privileged => Some("unconfined".into()),
         // berthd's own, loaded at start (apparmor.rs).
         None if host.apparmor_default => Some(super::apparmor::DEFAULT_PROFILE.into()),
@@ -173,7 +178,7 @@ mod tests {
         ..BARE
     };
 
-    fn p(opts: &[&str], host: &HostSecurity) -> Result<SecurityOpts, String> {
+    fn p(opts: &[&str], host: &HostSecurity) -> Result<SecurityOpts, SecurityOptError> {
         let opts: Vec<String> = opts.iter().map(|s| s.to_string()).collect();
         parse(&opts, false, host)
     }
@@ -209,7 +214,7 @@ mod tests {
                 "invalid --security-opt 2: \"no-new-privileges=maybe\"",
             ),
         ] {
-            assert_eq!(p(&[opt], &BARE).unwrap_err(), e);
+            assert_eq!(p(&[opt], &BARE).unwrap_err().to_string(), e);
         }
     }
 
@@ -226,21 +231,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!((o.seccomp, o.seccomp_profile), (false, None));
-        let e = p(&["seccomp=/etc/profile.json"], &BARE).unwrap_err();
+        let e = p(&["seccomp=/etc/profile.json"], &BARE)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("Decoding seccomp profile failed: "), "{e}");
         let no_seccomp = HostSecurity {
             seccomp: false,
             ..BARE
         };
         assert_eq!(
-            p(&[&format!("seccomp={profile}")], &no_seccomp).unwrap_err(),
+            p(&[&format!("seccomp={profile}")], &no_seccomp)
+                .unwrap_err()
+                .to_string(),
             "seccomp is not enabled in your kernel, cannot run a custom seccomp profile"
         );
     }
 
     #[test]
     fn apparmor_applied_where_enabled_refused_elsewhere() {
-        let e = p(&["apparmor=docker-default"], &BARE).unwrap_err();
+        let e = p(&["apparmor=docker-default"], &BARE)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "AppArmor is not enabled on this host: cannot apply the AppArmor profile \
@@ -248,7 +259,9 @@ mod tests {
         );
         assert!(p(&["apparmor:my-profile"], &BARE).is_err());
         assert_eq!(p(&["apparmor=unconfined"], &BARE).unwrap(), plain());
-        let e = p(&["apparmor=a\nchangeprofile b"], &APPARMOR).unwrap_err();
+        let e = p(&["apparmor=a\nchangeprofile b"], &APPARMOR)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "invalid AppArmor profile name \"a\\nchangeprofile b\"");
         let o = p(&["apparmor=my-profile"], &APPARMOR).unwrap();
         assert_eq!(o.apparmor_profile.as_deref(), Some("my-profile"));
@@ -281,12 +294,15 @@ mod tests {
             }
         }
         assert_eq!(
-            p(&["label=type:svirt_apache_t"], &BARE).unwrap_err(),
+            p(&["label=type:svirt_apache_t"], &BARE)
+                .unwrap_err()
+                .to_string(),
             "SELinux is not enabled on this host: cannot apply label \"type:svirt_apache_t\" \
              (only label=disable is accepted)"
         );
         assert!(p(&["label=level:s0:c100,c200"], &SELINUX)
             .unwrap_err()
+            .to_string()
             .starts_with("SELinux labels are not supported by berthd"));
     }
 }

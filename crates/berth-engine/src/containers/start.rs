@@ -46,13 +46,14 @@ impl Engine {
 
     /// Starts a container, for a user (`by_user`: resets the restart count and the
     /// manual-stop mark) or for its restart policy.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub(crate) async fn start_container(
         &self,
         name: &str,
         by_user: bool,
     ) -> Result<bool, EngineError> {
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
         let rec = entry.rec().clone();
         match rec.state.status {
@@ -70,22 +71,24 @@ impl Engine {
         let rootfs = c.rootfs(&id);
         // A leftover of an earlier run.
         c.release(&id).await;
-        std::fs::create_dir_all(&rootfs).map_err(EngineError::io("cannot create", &rootfs))?;
         let mut lowers = self.images.layer_diff_dirs(&rec.image_id)?;
         lowers.reverse();
-        if lowers.is_empty() {
-            let empty = data_dir.join("empty");
-            std::fs::create_dir_all(&empty).map_err(EngineError::io("cannot create", &empty))?;
-            lowers.push(empty);
-        }
-        c.mounter
-            .mount(
-                &rootfs,
-                &lowers,
-                &data_dir.join("rw/diff"),
-                &data_dir.join("rw/work"),
-            )
-            .map_err(EngineError::io("cannot mount the rootfs at", &rootfs))?;
+        // Directories and the overlay mount: off the async workers.
+        let (mounter, root, data) = (c.mounter.clone(), rootfs.clone(), data_dir.clone());
+        crate::blocking::spawn(move || {
+            std::fs::create_dir_all(&root).map_err(EngineError::io("cannot create", &root))?;
+            if lowers.is_empty() {
+                let empty = data.join("empty");
+                std::fs::create_dir_all(&empty)
+                    .map_err(EngineError::io("cannot create", &empty))?;
+                lowers.push(empty);
+            }
+            mounter
+                .mount(&root, &lowers, &data.join("rw/diff"), &data.join("rw/work"))
+                .map_err(EngineError::io("cannot mount the rootfs at", &root))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("rootfs mount failed: {e}")))??;
         let result = self.start_mounted(&entry, &rec, &rootfs, &data_dir).await;
         match result {
             Ok((pid, start_time)) => {
@@ -106,7 +109,8 @@ impl Engine {
                     }
                     c.emit(&r, "start", &[]);
                 }
-                c.persist_entry(&entry);
+                c.save_logged(&entry).await;
+                tracing::debug!(pid, "container started");
                 c.clone().watch_exit(id);
                 Ok(true)
             }
@@ -128,7 +132,7 @@ impl Engine {
                     r.state.error = err.to_string();
                     r.auto_remove()
                 };
-                c.persist_entry(&entry);
+                c.save_logged(&entry).await;
                 if auto_remove {
                     c.remove(&entry).await;
                 }

@@ -9,6 +9,7 @@ use berth_api_types::container::NetworkMode;
 use berth_cgroups::{self as cgroup, Dirs, Host};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::record::ZERO_TIME;
 use super::{rid, Entry};
@@ -32,10 +33,22 @@ pub struct Top {
     pub processes: Vec<Vec<String>>,
 }
 
+/// `ps` output that [`parse_ps`] cannot read (moby's texts; a 500, as dockerd's).
+#[derive(Debug, thiserror::Error)]
+pub enum PsError {
+    #[error("Couldn't find PID field in ps output")]
+    NoPidField,
+    #[error("Unexpected pid '{pid}': {source}")]
+    BadPid {
+        pid: String,
+        source: std::num::ParseIntError,
+    },
+}
+
 /// Parses `ps` output, keeping the rows whose PID is in `pids` (moby `parsePSOutput`): the
 /// columns past the last title are joined into it (a command with spaces), and thread
 /// rows (`-` as PID, with `ps m`) follow the process above them.
-pub fn parse_ps(output: &str, pids: &[i32]) -> Result<Top, String> {
+pub fn parse_ps(output: &str, pids: &[i32]) -> Result<Top, PsError> {
     let mut lines = output.lines();
     let titles: Vec<String> = lines
         .next()
@@ -46,7 +59,7 @@ pub fn parse_ps(output: &str, pids: &[i32]) -> Result<Top, String> {
     let pid_col = titles
         .iter()
         .position(|t| t == "PID")
-        .ok_or_else(|| "Couldn't find PID field in ps output".to_string())?;
+        .ok_or(PsError::NoPidField)?;
     let mut processes = Vec::new();
     let mut in_container = false;
     for line in lines {
@@ -60,9 +73,10 @@ pub fn parse_ps(output: &str, pids: &[i32]) -> Result<Top, String> {
         let keep = if *pid == "-" {
             in_container
         } else {
-            let p: i32 = pid
-                .parse()
-                .map_err(|e| format!("Unexpected pid '{pid}': {e}"))?;
+            let p: i32 = pid.parse().map_err(|source| PsError::BadPid {
+                pid: pid.to_string(),
+                source,
+            })?;
             in_container = pids.contains(&p);
             in_container
         };
@@ -100,6 +114,20 @@ fn stopped_stats(id: &str, name: &str) -> Value {
         "name": name,
         "id": id,
     })
+}
+
+/// One sample, read off the async workers (cgroup and `/proc` files); the sampler goes
+/// to the blocking thread and comes back (`None` if that thread failed).
+async fn sample_off(slot: &mut Option<Sampler>) -> Option<Value> {
+    let mut s = slot.take()?;
+    let (s, v) = crate::blocking::spawn(move || {
+        let v = s.sample();
+        (s, v)
+    })
+    .await
+    .ok()?;
+    *slot = Some(s);
+    Some(v)
 }
 
 struct Sampler {
@@ -144,13 +172,14 @@ impl Engine {
     /// `GET /containers/{id}/stats`: one object (`stream=false`; with `one_shot` no
     /// second sample for `precpu_stats`), or one a second until the container stops or
     /// the receiver is dropped.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_stats(
         &self,
         name: &str,
         stream: bool,
         one_shot: bool,
     ) -> Result<mpsc::Receiver<Value>, EngineError> {
-        let entry = self.containers.get(name)?;
+        let entry = self.containers.subject(name)?;
         let (id, cname, running, process, host_net) = {
             let r = entry.rec();
             (
@@ -166,21 +195,23 @@ impl Engine {
             let _ = tx.send(stopped_stats(&id, &cname)).await;
             return Ok(rx);
         }
-        let mut sampler = Sampler {
+        let mut sampler = Some(Sampler {
             dirs: Dirs::of(&self.containers.cgroup_path(&id)),
             id,
             name: cname,
             net_process: if host_net { None } else { process.flatten() },
             prev: None,
-        };
-        tokio::spawn(async move {
+        });
+        let task = async move {
             let still_running = |e: &Entry| e.rec().running();
             if !stream {
-                let mut v = sampler.sample();
+                let Some(mut v) = sample_off(&mut sampler).await else {
+                    return;
+                };
                 if !one_shot {
                     tokio::time::sleep(INTERVAL).await;
                     if still_running(&entry) {
-                        v = sampler.sample();
+                        v = sample_off(&mut sampler).await.unwrap_or(v);
                     }
                 }
                 let _ = tx.send(v).await;
@@ -190,7 +221,10 @@ impl Engine {
                 if !still_running(&entry) {
                     return;
                 }
-                if tx.send(sampler.sample()).await.is_err() {
+                let Some(v) = sample_off(&mut sampler).await else {
+                    return;
+                };
+                if tx.send(v).await.is_err() {
                     return;
                 }
                 tokio::select! {
@@ -198,13 +232,15 @@ impl Engine {
                     _ = tx.closed() => return,
                 }
             }
-        });
+        };
+        tokio::spawn(task.in_current_span());
         Ok(rx)
     }
 
     /// `GET /containers/{id}/top`; `ps_args` default to `-ef`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_top(&self, name: &str, ps_args: &str) -> Result<Top, EngineError> {
-        let entry = self.containers.get(name)?;
+        let entry = self.containers.subject(name)?;
         let (id, running) = {
             let r = entry.rec();
             (r.id.clone(), r.running())
@@ -232,10 +268,13 @@ impl Engine {
                 out.status
             )));
         }
-        let pids = Dirs::of(&self.containers.cgroup_path(&id)).pids();
-        tracing::debug!(container_id = %id, runtime_id = rid(&id), ?pids, "top");
+        let cgroup = self.containers.cgroup_path(&id);
+        let pids = crate::blocking::spawn(move || Dirs::of(&cgroup).pids())
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        tracing::debug!(runtime_id = rid(&id), ?pids, "top");
         let top = parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
-            .map_err(EngineError::Internal)?;
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
         self.containers.emit(&entry.rec(), "top", &[]);
         Ok(top)
     }
@@ -296,12 +335,15 @@ root         101     100  0 10:01 pts/0    00:00:00 sh -c echo  hi there
     #[test]
     fn ps_errors_and_threads() {
         assert_eq!(
-            parse_ps("USER COMMAND\nroot x\n", &[1]).unwrap_err(),
+            parse_ps("USER COMMAND\nroot x\n", &[1])
+                .unwrap_err()
+                .to_string(),
             "Couldn't find PID field in ps output"
         );
-        assert!(parse_ps("PID CMD\nabc x\n", &[1])
-            .unwrap_err()
-            .starts_with("Unexpected pid 'abc'"));
+        assert_eq!(
+            parse_ps("PID CMD\nabc x\n", &[1]).unwrap_err().to_string(),
+            "Unexpected pid 'abc': invalid digit found in string"
+        );
         assert!(parse_ps("", &[1]).is_err());
         let m = "PID TID CMD\n5 - sh\n- 5 -\n6 - other\n- 6 -\n";
         let t = parse_ps(m, &[5]).unwrap();

@@ -29,9 +29,10 @@ pub(super) fn parse_signal(s: &str) -> Result<i32, EngineError> {
 
 impl Engine {
     /// `POST /containers/{id}/kill`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_kill(&self, name: &str, signal: &str) -> Result<(), EngineError> {
         let sig = parse_signal(signal)?;
-        let entry = self.containers.get(name)?;
+        let entry = self.containers.subject(name)?;
         let (id, running, restarting, stop_signal) = {
             let r = entry.rec();
             let stop = r.config.stop_signal.get();
@@ -46,7 +47,7 @@ impl Engine {
         // moby `killWithSignal`: the stop signal (or any, without one) or SIGKILL ends
         // the restart policy's run.
         if stop_signal.is_none_or(|s| s == sig) || sig == libc_sigkill() {
-            self.containers.cancel_restart(&entry);
+            self.containers.cancel_restart(&entry).await;
         }
         if restarting {
             return Ok(());
@@ -63,6 +64,7 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/stop`; `Ok(false)` when it was not running (304).
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_stop(
         &self,
         name: &str,
@@ -70,7 +72,7 @@ impl Engine {
         signal: Option<&str>,
     ) -> Result<bool, EngineError> {
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let (id, running, stop_signal, stop_timeout) = {
             let r = entry.rec();
             (
@@ -82,7 +84,7 @@ impl Engine {
         };
         let restarting = entry.rec().restarting();
         if running || restarting {
-            c.cancel_restart(&entry);
+            c.cancel_restart(&entry).await;
         }
         if restarting {
             c.emit(&entry.rec(), "stop", &[]);

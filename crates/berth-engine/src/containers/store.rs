@@ -14,6 +14,7 @@ use berth_runtime::ExitRecord;
 use berth_runtime::{Runtime, RuntimeError};
 use tokio::net::UnixStream;
 use tokio::sync::{oneshot, watch};
+use tracing::Instrument;
 
 use super::record::{Record, RecordError};
 use super::rootfs::RootfsMounter;
@@ -39,6 +40,9 @@ pub(super) struct Entry {
     pub(super) op: tokio::sync::Mutex<()>,
     pub(super) events: watch::Sender<Events>,
     pub(super) pending_attach: Mutex<Vec<AttachWaiter>>,
+    /// Held while the record is copied and written out, so that writes off the async
+    /// workers land in order: the last one holds the latest state.
+    disk: Mutex<()>,
 }
 
 impl std::fmt::Debug for Entry {
@@ -54,6 +58,7 @@ impl Entry {
             op: tokio::sync::Mutex::new(()),
             events: watch::channel(Events::default()).0,
             pending_attach: Mutex::new(Vec::new()),
+            disk: Mutex::new(()),
         })
     }
 
@@ -221,12 +226,42 @@ impl Containers {
         Err(no_such(name))
     }
 
+    /// [`Containers::get`] for the container an operation is about: its ID goes on the
+    /// operation's span (field `container_id`; `container`, the name or prefix the client
+    /// gave, when that is not the ID), so that every line logged from here on says which
+    /// container it is about.
+    pub(super) fn subject(&self, name: &str) -> Result<Arc<Entry>, EngineError> {
+        let entry = self.get(name)?;
+        let span = tracing::Span::current();
+        let id = entry.rec().id.clone();
+        span.record("container_id", tracing::field::display(&id));
+        if name != id {
+            span.record("container", tracing::field::debug(name));
+        }
+        Ok(entry)
+    }
+
     pub(super) fn persist(&self, rec: &Record) -> Result<(), EngineError> {
-        let path = self.data_dir(&rec.id).join("record.json");
-        let bytes =
-            serde_json::to_vec_pretty(rec).map_err(|e| EngineError::Internal(e.to_string()))?;
-        berth_sys::fs::atomic_write(&path, &bytes, 0o600)
-            .map_err(EngineError::io("cannot write", &path))
+        write_record(&self.data_dir(&rec.id), rec)
+    }
+
+    /// Writes the entry's record as it is now, off the async workers (the write fsyncs).
+    pub(super) async fn save(&self, entry: &Arc<Entry>) -> Result<(), EngineError> {
+        let (entry, path) = (entry.clone(), self.data.clone());
+        crate::blocking::spawn(move || {
+            let _disk = entry.disk.lock().unwrap_or_else(|e| e.into_inner());
+            let rec = entry.rec().clone();
+            write_record(&path.join(&rec.id), &rec)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("cannot persist the container record: {e}")))?
+    }
+
+    /// [`Containers::save`], a failure logged.
+    pub(super) async fn save_logged(&self, entry: &Arc<Entry>) {
+        if let Err(err) = self.save(entry).await {
+            tracing::error!(error = %err, "cannot persist container record");
+        }
     }
 
     pub(super) fn persist_entry(&self, e: &Entry) {
@@ -236,26 +271,34 @@ impl Containers {
         }
     }
 
-    /// Unmounts the rootfs and removes the runtime's directory.
+    /// Unmounts the rootfs and removes the runtime's directory (the unplug, unmounts and
+    /// removal off the async workers).
     pub(super) async fn release(&self, id: &str) {
-        self.networks.unplug(id);
-        let rootfs = self.rootfs(id);
-        if let Err(e) = self.mounter.unmount(&rootfs) {
-            tracing::warn!(id, error = %e, "cannot unmount the rootfs");
-        }
-        if let Err(e) = berth_sys::mount::unmount(&self.shm_dir(id), true) {
-            tracing::warn!(id, error = %e, "cannot unmount the shareable /dev/shm");
-        }
+        let (networks, mounter) = (self.networks.clone(), self.mounter.clone());
+        let (cid, rootfs, shm) = (id.to_string(), self.rootfs(id), self.shm_dir(id));
+        let _ = crate::blocking::spawn(move || {
+            networks.unplug(&cid);
+            if let Err(e) = mounter.unmount(&rootfs) {
+                tracing::warn!(id = cid, error = %e, "cannot unmount the rootfs");
+            }
+            if let Err(e) = berth_sys::mount::unmount(&shm, true) {
+                tracing::warn!(id = cid, error = %e, "cannot unmount the shareable /dev/shm");
+            }
+        })
+        .await;
         match self.runtime.delete(rid(id)).await {
             Ok(()) | Err(RuntimeError::NotFound(_)) => {}
             Err(e) => tracing::warn!(id, error = %e, "runtime delete failed"),
         }
-        let _ = std::fs::remove_dir_all(self.exec_dir(id));
+        let dir = self.exec_dir(id);
+        let _ = crate::blocking::spawn(move || std::fs::remove_dir_all(dir)).await;
     }
 
-    /// The per-container exit task.
+    /// The per-container exit task: it outlives the request that started the container,
+    /// so it has a span of its own (not a child of the request's).
     pub(super) fn watch_exit(self: Arc<Self>, id: String) {
-        tokio::spawn(async move {
+        let span = tracing::info_span!(parent: None, "exit_watch", container_id = %id);
+        let task = async move {
             let exit = match self.runtime.wait(rid(&id)).await {
                 Ok(x) => x,
                 Err(e) => {
@@ -271,7 +314,8 @@ impl Containers {
                 }
             };
             self.on_exit(&id, exit).await;
-        });
+        };
+        tokio::spawn(task.instrument(span));
     }
 
     pub(super) async fn on_exit(self: &Arc<Self>, id: &str, exit: ExitRecord) {
@@ -291,7 +335,8 @@ impl Containers {
             restart = self.after_exit(&mut r, &exit);
             r.auto_remove()
         };
-        self.persist_entry(&entry);
+        self.save_logged(&entry).await;
+        tracing::debug!(exit_code = exit.exit_code, "container exited");
         entry.events.send_modify(|e| {
             e.exits += 1;
             e.last_exit = exit.exit_code;
@@ -321,16 +366,20 @@ impl Containers {
         self.execs.forget_container(&id);
         self.networks.forget(&id);
         let dir = self.data_dir(&id);
-        let anon = mounts::auto_removed_volumes(&dir, entry.rec().auto_remove());
+        let (d, auto) = (dir.clone(), entry.rec().auto_remove());
+        let anon = crate::blocking::spawn(move || mounts::auto_removed_volumes(&d, auto))
+            .await
+            .unwrap_or_default();
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
             tracing::warn!(id, error = %e, "cannot remove the container directory");
         }
-        mounts::drop_volumes(self, &anon);
+        mounts::drop_volumes(self, anon).await;
         self.map
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
         self.emit(&entry.rec(), "destroy", &[]);
+        tracing::debug!("container removed");
         entry.events.send_modify(|e| e.removed = true);
     }
 
@@ -342,4 +391,12 @@ impl Containers {
             .is_ok();
         ok
     }
+}
+
+/// `<dir>/record.json`, atomically (fsynced).
+fn write_record(dir: &std::path::Path, rec: &Record) -> Result<(), EngineError> {
+    let path = dir.join("record.json");
+    let bytes = serde_json::to_vec_pretty(rec).map_err(|e| EngineError::Internal(e.to_string()))?;
+    berth_sys::fs::atomic_write(&path, &bytes, 0o600)
+        .map_err(EngineError::io("cannot write", &path))
 }

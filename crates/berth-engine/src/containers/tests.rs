@@ -256,3 +256,87 @@ async fn auto_remove_removes_the_container_after_its_exit() {
     assert!(!w.fake.holds(&id));
     assert!(!data_dir.exists());
 }
+
+/// What a `fmt` subscriber (no colours) wrote, for assertions on spans.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Polls (at most 10 s) for the line that contains `needle`.
+    async fn line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+            if let Some(l) = text.lines().find(|l| l.contains(needle)) {
+                return l.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no line with {needle:?} in:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn operation_log_lines_carry_the_container_id_and_the_exit_watcher_has_its_own_span() {
+    use tracing::Instrument;
+    // A callsite that a test on another thread reaches first, while no subscriber wants
+    // it, is cached as disabled for every thread: a global subscriber that wants all
+    // (and writes nowhere) keeps each one live for this test's own.
+    let _ = tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(std::io::sink)
+            .finish(),
+    );
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let w = world().await;
+    let request = tracing::info_span!("request", id = 7);
+    let id = w.create(json!({})).instrument(request.clone()).await;
+    let has_id = format!("container_id={id}");
+
+    let created = logs.line("container created").await;
+    assert!(created.contains("request{id=7}"), "{created}");
+    assert!(created.contains(&has_id), "{created}");
+    // Started by a prefix of the ID: the span names the container it resolved to.
+    w.engine
+        .container_start(&id[..12])
+        .instrument(request.clone())
+        .await
+        .unwrap();
+    let started = logs.line("container started").await;
+    assert!(started.contains("request{id=7}"), "{started}");
+    assert!(started.contains(&has_id), "{started}");
+
+    assert!(w.fake.exit(&id, 0));
+    let exited = logs.line("container exited").await;
+    assert!(
+        exited.contains(&format!("exit_watch{{{has_id}}}")),
+        "{exited}"
+    );
+    assert!(
+        !exited.contains("request"),
+        "not a child of the request: {exited}"
+    );
+}

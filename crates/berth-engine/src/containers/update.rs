@@ -175,7 +175,7 @@ impl Update {
 
     /// Merges into `hc` (moby `UpdateContainer`: zero leaves a field alone) and returns
     /// the limits to write into a live cgroup.
-    pub(crate) fn apply(&self, hc: &mut HostConfig) -> Result<Limits, String> {
+    pub(crate) fn apply(&self, hc: &mut HostConfig) -> Result<Limits, UpdateConflict> {
         let old = hc.resources.clone();
         let cur = |f: &Field<i64>| f.get().copied().unwrap_or(0);
         let r = &mut hc.resources;
@@ -183,7 +183,7 @@ impl Update {
         if self.memory != 0 {
             let swap = cur(&old.memory_swap);
             if swap > 0 && self.memory > swap && self.memory_swap == 0 {
-                return Err("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time".into());
+                return Err(UpdateConflict::MemoryOverSwap);
             }
             r.memory = Field::Set(self.memory);
             l.memory = Some(self.memory);
@@ -202,7 +202,7 @@ impl Update {
         }
         if self.nano_cpus != 0 {
             if cur(&old.cpu_period) != 0 || cur(&old.cpu_quota) != 0 {
-                return Err("Conflicting options: CPU Quota or CPU Period cannot be updated when Nano CPUs is set".into());
+                return Err(UpdateConflict::NanoCpusOverPeriod);
             }
             r.nano_cpus = Field::Set(self.nano_cpus);
             l.cpu_period = Some(100_000);
@@ -211,7 +211,7 @@ impl Update {
         }
         if self.cpu_period != 0 || self.cpu_quota != 0 {
             if cur(&old.nano_cpus) != 0 && self.nano_cpus == 0 {
-                return Err("Conflicting options: Nano CPUs cannot be updated as CPU Period/Quota has already been set".into());
+                return Err(UpdateConflict::PeriodOverNanoCpus);
             }
             if self.cpu_period != 0 {
                 r.cpu_period = Field::Set(self.cpu_period);
@@ -236,10 +236,7 @@ impl Update {
         }
         if let Some((name, count)) = &self.restart_policy {
             if name != "no" && hc.auto_remove() {
-                return Err(
-                    "Restart policy cannot be updated because AutoRemove is enabled for the container"
-                        .into(),
-                );
+                return Err(UpdateConflict::RestartWithAutoRemove);
             }
             hc.restart_policy = Field::Set(RestartPolicy {
                 name: Field::Set(name.as_str().into()),
@@ -249,6 +246,25 @@ impl Update {
         }
         Ok(l)
     }
+}
+
+/// An update the container's current settings refuse (moby `UpdateContainer`'s texts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UpdateConflict {
+    #[error("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time")]
+    MemoryOverSwap,
+    /// Nano CPUs asked for where a CPU period or quota is set.
+    #[error(
+        "Conflicting options: CPU Quota or CPU Period cannot be updated when Nano CPUs is set"
+    )]
+    NanoCpusOverPeriod,
+    /// A CPU period or quota asked for where Nano CPUs are set.
+    #[error(
+        "Conflicting options: Nano CPUs cannot be updated as CPU Period/Quota has already been set"
+    )]
+    PeriodOverNanoCpus,
+    #[error("Restart policy cannot be updated because AutoRemove is enabled for the container")]
+    RestartWithAutoRemove,
 }
 
 /// `0-2,5` → [0, 1, 2, 5]; `None` when it does not parse.
@@ -271,13 +287,14 @@ fn parse_cpu_list(s: &str) -> Option<Vec<u64>> {
 
 impl Engine {
     /// `POST /containers/{id}/update`; the answer's `Warnings`.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_update(
         &self,
         name: &str,
         body: &Map<String, Value>,
     ) -> Result<Vec<String>, EngineError> {
         let c = &self.containers;
-        let entry = c.get(name)?;
+        let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
         let update = Update::from_body(body)?;
         update.validate(berth_sys::host::ncpu())?;
@@ -285,25 +302,35 @@ impl Engine {
             let r = entry.rec();
             (r.id.clone(), r.running(), r.host_config.clone())
         };
-        let cannot = |e: String| bad(format!("Cannot update container {id}: {e}"));
+        let cannot = |e: UpdateConflict| bad(format!("Cannot update container {id}: {e}"));
         let limits = update.apply(&mut hc).map_err(cannot)?;
         if running {
-            let dirs = Dirs::of(&self.containers.cgroup_path(&id));
-            let raise = match (limits.memory, cgroup::memory_limit(&dirs)) {
-                (Some(m), Some(cur)) => m < 0 || m as u64 > cur,
-                (Some(_), None) => false,
-                (None, _) => true,
-            };
-            // A write the kernel refuses puts the earlier ones back (nothing half-made).
-            cgroup::apply(cgroup::writes(&dirs, &limits, raise))
-                .map_err(|e| EngineError::Internal(format!("Cannot update container {id}: {e}")))?;
+            // The cgroup's files, read and written off the async workers.
+            let (cgroup, id) = (self.containers.cgroup_path(&id), id.clone());
+            crate::blocking::spawn(move || write_limits(&cgroup, &limits, &id))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??;
         }
         entry.rec().host_config = hc;
-        c.persist(&entry.rec())?;
+        c.save(&entry).await?;
         c.emit(&entry.rec(), "update", &[]);
-        tracing::info!(container_id = %id, "container updated");
+        tracing::info!("container updated");
         Ok(Vec::new())
     }
+}
+
+/// Writes `limits` into the cgroup `path`, in the order `cgroup::writes` gives for a
+/// raised or a lowered memory limit; a failed write puts back what the earlier ones changed.
+fn write_limits(path: &str, limits: &Limits, id: &str) -> Result<(), EngineError> {
+    let dirs = Dirs::of(path);
+    let raise = match (limits.memory, cgroup::memory_limit(&dirs)) {
+        (Some(m), Some(cur)) => m < 0 || m as u64 > cur,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    // A write the kernel refuses puts the earlier ones back (nothing half-made).
+    cgroup::apply(cgroup::writes(&dirs, limits, raise))
+        .map_err(|e| EngineError::Internal(format!("Cannot update container {id}: {e}")))
 }
 
 #[cfg(test)]
@@ -415,14 +442,26 @@ mod tests {
         let e = upd(json!({"Memory": 30_000_000}))
             .apply(&mut hc)
             .unwrap_err();
-        assert!(e.starts_with("Memory limit should be smaller"), "{e}");
+        assert_eq!(e.to_string(), "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time");
         assert!(upd(json!({"Memory": 30_000_000, "MemorySwap": -1}))
             .apply(&mut hc)
             .is_ok());
         let e = upd(json!({"RestartPolicy": {"Name": "always"}}))
             .apply(&mut hc)
             .unwrap_err();
-        assert!(e.contains("AutoRemove"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "Restart policy cannot be updated because AutoRemove is enabled for the container"
+        );
+        let mut hc = host_config(json!({"CpuPeriod": 100_000}));
+        let e = upd(json!({"NanoCpus": 500_000_000})).apply(&mut hc);
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "Conflicting options: CPU Quota or CPU Period cannot be updated when Nano CPUs is set"
+        );
+        let mut hc = host_config(json!({"NanoCpus": 500_000_000}));
+        let e = upd(json!({"CpuQuota": 50_000})).apply(&mut hc);
+        assert_eq!(e.unwrap_err().to_string(), "Conflicting options: Nano CPUs cannot be updated as CPU Period/Quota has already been set");
         assert_eq!(parse_cpu_list("0-2,5"), Some(vec![0, 1, 2, 5]));
         assert_eq!(parse_cpu_list("2-1"), None);
     }

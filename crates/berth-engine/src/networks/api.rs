@@ -97,9 +97,7 @@ fn matches(r: &NetRecord, f: &Filters) -> Result<bool, EngineError> {
             )));
         }
     }
-    let dangling = f
-        .bool_value("dangling")
-        .map_err(EngineError::InvalidArgument)?;
+    let dangling = f.bool_value("dangling").map_err(EngineError::from)?;
     // dockerd matches names as regular expressions and skips one that does not
     // compile; here a malformed glob is only a substring, but a long one is refused.
     if f.get("name").iter().any(|n| n.len() > MAX_PATTERN_LEN) {
@@ -218,7 +216,7 @@ impl Networks {
     fn list(&self, filters: &Filters) -> Result<Vec<Value>, EngineError> {
         filters
             .allow_only(&["driver", "id", "label", "name", "scope", "type", "dangling"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         let mut out = Vec::new();
         for r in self.driver.networks().values() {
             if matches(r, filters)? {
@@ -271,12 +269,12 @@ impl Networks {
     fn prunable(&self, filters: &Filters) -> Result<Vec<String>, EngineError> {
         filters
             .allow_only(&["label", "label!", "until"])
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         // Networks created after `until` stay (moby `prune`); this filter was once accepted
         // and ignored, so every unused network went.
         let until = filters
             .until(crate::events::now_nanos())
-            .map_err(EngineError::InvalidArgument)?;
+            .map_err(EngineError::from)?;
         Ok(self
             .driver
             .networks()
@@ -343,11 +341,13 @@ impl Networks {
 
 impl Engine {
     /// `POST /networks/create`.
+    #[tracing::instrument(skip_all, fields(network = tracing::field::Empty))]
     pub async fn network_create(&self, body: Map<String, Value>) -> Result<Value, EngineError> {
         let body: NetworkCreateRequest = read_body(body)?;
         let req = parse_create(&body, self.config.network.mtu, || random_hex(32))?;
+        tracing::Span::current().record("network", tracing::field::debug(&body.name));
         let n = self.networks.clone();
-        let id = tokio::task::spawn_blocking(move || n.create(req))
+        let id = crate::blocking::spawn(move || n.create(req))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
         Ok(to_value(NetworkCreateResponse {
@@ -367,9 +367,10 @@ impl Engine {
     }
 
     /// `DELETE /networks/{id}`.
+    #[tracing::instrument(skip_all, fields(network = ?name))]
     pub async fn network_delete(&self, name: &str) -> Result<(), EngineError> {
         let (n, name) = (self.networks.clone(), name.to_string());
-        tokio::task::spawn_blocking(move || n.delete(&name))
+        crate::blocking::spawn(move || n.delete(&name))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
     }
@@ -390,6 +391,7 @@ impl Engine {
     }
 
     /// `POST /networks/{id}/connect`.
+    #[tracing::instrument(skip_all, fields(network = ?net, container_id = tracing::field::Empty))]
     pub async fn network_connect(
         &self,
         net: &str,
@@ -397,9 +399,10 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let body: NetworkConnectRequest = read_body(body)?;
         let brief = self.container_brief(&body.container)?;
+        tracing::Span::current().record("container_id", tracing::field::display(&brief.id));
         let ec = body.endpoint_config.unwrap_or_default();
         let (n, net) = (self.networks.clone(), net.to_string());
-        tokio::task::spawn_blocking(move || {
+        crate::blocking::spawn(move || {
             n.connect(&net, &brief.id, &ec, brief.running, brief.process.as_ref())
         })
         .await
@@ -407,6 +410,7 @@ impl Engine {
     }
 
     /// `POST /networks/{id}/disconnect`.
+    #[tracing::instrument(skip_all, fields(network = ?net, container_id = tracing::field::Empty))]
     pub async fn network_disconnect(
         &self,
         net: &str,
@@ -414,8 +418,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let body: NetworkDisconnectRequest = read_body(body)?;
         let brief = self.container_brief(&body.container)?;
+        tracing::Span::current().record("container_id", tracing::field::display(&brief.id));
         let (n, net) = (self.networks.clone(), net.to_string());
-        tokio::task::spawn_blocking(move || n.disconnect(&net, &brief.id))
+        crate::blocking::spawn(move || n.disconnect(&net, &brief.id))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
     }

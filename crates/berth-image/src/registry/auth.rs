@@ -84,10 +84,21 @@ impl fmt::Debug for RegistryAuth {
     }
 }
 
+/// An `AuthConfig` that does not decode (the client's error).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("invalid X-Registry-Auth header: not base64")]
+    HeaderNotBase64,
+    #[error("invalid X-Registry-Auth header: {0}")]
+    HeaderJson(serde_json::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
 impl RegistryAuth {
     /// Decodes an `X-Registry-Auth` header: base64url (padded or not; plain base64 is
     /// accepted too) of the JSON `AuthConfig`. An empty header means anonymous.
-    pub fn from_header(value: &str) -> Result<RegistryAuth, String> {
+    pub fn from_header(value: &str) -> Result<RegistryAuth, AuthConfigError> {
         let value = value.trim();
         if value.is_empty() {
             return Ok(RegistryAuth::default());
@@ -101,16 +112,19 @@ impl RegistryAuth {
         let json = engines
             .iter()
             .find_map(|e| e.decode(value).ok())
-            .ok_or_else(|| "invalid X-Registry-Auth header: not base64".to_string())?;
-        Self::from_json(&json).map_err(|e| format!("invalid X-Registry-Auth header: {e}"))
+            .ok_or(AuthConfigError::HeaderNotBase64)?;
+        Self::from_json(&json).map_err(|e| match e {
+            AuthConfigError::Json(e) => AuthConfigError::HeaderJson(e),
+            other => other,
+        })
     }
 
     /// Parses the JSON `AuthConfig` (`POST /auth`'s body). Empty input means anonymous.
-    pub fn from_json(json: &[u8]) -> Result<RegistryAuth, String> {
+    pub fn from_json(json: &[u8]) -> Result<RegistryAuth, AuthConfigError> {
         if json.iter().all(u8::is_ascii_whitespace) {
             return Ok(RegistryAuth::default());
         }
-        serde_json::from_slice(json).map_err(|e| e.to_string())
+        Ok(serde_json::from_slice(json)?)
     }
 
     /// Username and password, from the fields or from `auth`.
@@ -452,7 +466,18 @@ mod tests {
         }
         assert!(RegistryAuth::from_header("").unwrap().is_anonymous());
         assert!(RegistryAuth::from_header("e30=").unwrap().is_anonymous());
-        assert!(RegistryAuth::from_header("%%%").is_err());
+        assert_eq!(
+            RegistryAuth::from_header("%%%").unwrap_err().to_string(),
+            "invalid X-Registry-Auth header: not base64"
+        );
+        assert_eq!(
+            RegistryAuth::from_header("MQ==").unwrap_err().to_string(),
+            "invalid X-Registry-Auth header: invalid type: integer `1`, expected struct RegistryAuth at line 1 column 1"
+        );
+        assert_eq!(
+            RegistryAuth::from_json(b"{").unwrap_err().to_string(),
+            "EOF while parsing an object at line 1 column 1"
+        );
         let nulls = RegistryAuth::from_json(br#"{"username":null,"Password":"x"}"#).unwrap();
         assert_eq!(nulls.password, "x");
     }

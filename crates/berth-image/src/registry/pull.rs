@@ -196,7 +196,8 @@ impl PullPlan {
             .client
             .get_blob_bytes(&config_digest, MAX_CONFIG_SIZE)
             .await?;
-        let config = ImageConfigFile::parse(&config_bytes).map_err(RegistryError::Invalid)?;
+        let config = ImageConfigFile::parse(&config_bytes)
+            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
         let diff_ids = config.rootfs.diff_ids.clone();
         if diff_ids.len() != self.manifest.layers.len() {
             return Err(RegistryError::Invalid(format!(

@@ -80,7 +80,7 @@ async fn inspect(
 
 async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
-    let filters = Filters::parse(q.get("filters")).map_err(ApiError::bad_request)?;
+    let filters = Filters::parse(q.get("filters")).map_err(ApiError::from)?;
     let mut items = engine.container_list(q.bool("all"), &filters).await?;
     if let Some(n) = q.get("limit").and_then(|l| l.parse::<i64>().ok()) {
         if n > 0 {
@@ -319,7 +319,7 @@ async fn rename(
 
 async fn prune(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
-    let filters = Filters::parse(q.get("filters")).map_err(ApiError::bad_request)?;
+    let filters = Filters::parse(q.get("filters")).map_err(ApiError::from)?;
     Ok(Json(engine.container_prune(&filters).await?).into_response())
 }
 
@@ -333,6 +333,6 @@ fn time_param(q: &Query, key: &str) -> Result<Option<i64>, ApiError> {
         None | Some("") => Ok(None),
         Some(v) => berth_api_types::timestamp::parse_nanos(v, now)
             .map(Some)
-            .map_err(ApiError::bad_request),
+            .map_err(ApiError::from),
     }
 }

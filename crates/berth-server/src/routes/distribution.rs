@@ -55,7 +55,7 @@ pub(super) fn progress_response(rx: ProgressStream) -> Response {
 }
 
 async fn auth(State(engine): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let auth = RegistryAuth::from_json(&body).map_err(ApiError::bad_request)?;
+    let auth = RegistryAuth::from_json(&body).map_err(ApiError::from)?;
     Ok(Json(engine.registry_login(auth).await?).into_response())
 }
 

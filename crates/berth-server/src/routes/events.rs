@@ -45,7 +45,7 @@ async fn events(State(engine): State<AppState>, uri: Uri) -> Result<Response, Ap
     let time = |key: &str| -> Result<Option<i64>, ApiError> {
         match q.get(key).map(str::trim) {
             None | Some("") => Ok(None),
-            Some(v) => parse_nanos(v, now).map(Some).map_err(ApiError::bad_request),
+            Some(v) => parse_nanos(v, now).map(Some).map_err(ApiError::from),
         }
     };
     let since = time("since")?;
@@ -57,7 +57,7 @@ async fn events(State(engine): State<AppState>, uri: Uri) -> Result<Response, Ap
             ));
         }
     }
-    let filters = Filters::parse(q.get("filters")).map_err(ApiError::bad_request)?;
+    let filters = Filters::parse(q.get("filters")).map_err(ApiError::from)?;
     let filter = EventFilter::new(filters)?;
     let sub = engine.events_subscribe(since);
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);

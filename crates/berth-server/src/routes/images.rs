@@ -34,7 +34,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 fn filters(q: &Query) -> Result<Filters, ApiError> {
-    Filters::parse(q.get("filters")).map_err(ApiError::bad_request)
+    Filters::parse(q.get("filters")).map_err(ApiError::from)
 }
 
 fn body_reader(body: Body) -> BodyReader {

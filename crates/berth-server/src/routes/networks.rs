@@ -35,7 +35,7 @@ fn json_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
 }
 
 fn filters(uri: &Uri) -> Result<Filters, ApiError> {
-    Filters::parse(Query::from_uri(uri).get("filters")).map_err(ApiError::bad_request)
+    Filters::parse(Query::from_uri(uri).get("filters")).map_err(ApiError::from)
 }
 
 async fn create(State(engine): State<AppState>, body: Bytes) -> Result<Response, ApiError> {

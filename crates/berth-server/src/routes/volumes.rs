@@ -46,7 +46,7 @@ async fn create(
 
 async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
-    let filters = Filters::parse(q.get("filters")).map_err(ApiError::bad_request)?;
+    let filters = Filters::parse(q.get("filters")).map_err(ApiError::from)?;
     Ok(Json(engine.volume_list(&filters).await?).into_response())
 }
 
@@ -73,7 +73,7 @@ async fn prune(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
-    let filters = Filters::parse(q.get("filters")).map_err(ApiError::bad_request)?;
+    let filters = Filters::parse(q.get("filters")).map_err(ApiError::from)?;
     // Before API 1.42 a prune removed named volumes too (moby `volumes_routes.go`).
     let named_too = version.is_some_and(|Extension(v)| v < ApiVersion::new(1, 42));
     Ok(Json(engine.volume_prune(&filters, named_too).await?).into_response())
