@@ -67,6 +67,28 @@ impl Joined {
     }
 }
 
+/// The daemon's sweep of the shared cgroup `path` (the shims') once no container runs:
+/// removed in every hierarchy as soon as it is empty, trying for at most `within`. A shim
+/// that left while another was still inside (or while the kernel was letting go of it)
+/// could not remove it; this one is last.
+pub fn sweep(layout: &Layout, path: &str, within: std::time::Duration) {
+    let rel = path.trim_start_matches('/');
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let mut left = false;
+        for h in &layout.hierarchies {
+            let dir = h.mountpoint.join(rel);
+            if dir.is_dir() && fs::remove_dir(&dir).is_err() {
+                left = true;
+            }
+        }
+        if !left || std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Removes the shared cgroup `dir` unless a process still lives in it (another shim: the
 /// last one out removes it). An empty cgroup can refuse removal for a moment (`EBUSY`)
 /// while the kernel lets go of tasks that just left or exited; that is waited out, at most

@@ -292,6 +292,20 @@ impl Containers {
         }
         let dir = self.exec_dir(id);
         let _ = crate::blocking::spawn(move || std::fs::remove_dir_all(dir)).await;
+        // The last shim out removes `<cgroup-parent>/shims`, unless another was still
+        // leaving: once no other container runs, the daemon removes it (in the background).
+        let others_run = self
+            .entries()
+            .iter()
+            .any(|e| e.rec().id != id && (e.rec().running() || e.rec().restarting()));
+        if !others_run {
+            let shims = format!("{}/shims", self.cgroup_parent.trim_end_matches('/'));
+            drop(crate::blocking::spawn(move || {
+                if let Ok(layout) = berth_cgroups::Layout::read() {
+                    berth_cgroups::sweep(&layout, &shims, std::time::Duration::from_secs(2));
+                }
+            }));
+        }
     }
 
     /// The per-container exit task: it outlives the request that started the container,
