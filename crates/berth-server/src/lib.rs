@@ -8,6 +8,7 @@ pub mod audit;
 mod authz;
 mod body;
 mod error;
+pub mod inflight;
 mod internal;
 mod listen;
 mod peer;

@@ -128,7 +128,16 @@ pub fn bind_unix(
     }
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
-            // A live daemon would hold the data-root lock, so a socket here is stale.
+            // Another daemon (a berthd on another data root, a dockerd) may be serving it:
+            // taking its socket over would leave its clients talking to us. Only a socket
+            // nobody answers on is stale.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(bind_err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "another process is listening on this socket (another berthd or dockerd?): \
+                     stop it, or give this daemon another socket with -H unix:///PATH",
+                )));
+            }
             fs::remove_file(path).map_err(bind_err)?;
         }
         Ok(_) => {

@@ -572,11 +572,10 @@ where
     let uri = req.uri().clone();
     // Every line logged while the route runs (engine calls included) carries this span,
     // and tasks the route spawns inherit it where they are instrumented with it.
-    let span = tracing::info_span!(
-        "request",
-        id = %crate::internal::next_request_id(),
-        client = %conn.identity,
-    );
+    let id = crate::internal::next_request_id();
+    let _listed =
+        crate::inflight::register(&id, method.as_str(), &path, &conn.identity.to_string());
+    let span = tracing::info_span!("request", id = %id, client = %conn.identity);
     let (api_version, mut resp) = match version::apply(&mut req) {
         Err(e) => (None, e.into_response()),
         Ok(v) => {

@@ -50,6 +50,7 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("group", Some("group")),
     ("log-level", Some("log_level")),
     ("debug", Some("debug")),
+    ("log-format", Some("log_format")),
     ("labels", Some("labels")),
     ("insecure-registries", Some("insecure_registries")),
     ("experimental", Some("experimental")),
@@ -81,6 +82,7 @@ pub struct DaemonConfig {
     /// `--authorization roles`: the policy enforced; `None`: no authorization.
     pub authorization: Option<Arc<Authorizer>>,
     pub log_level: String,
+    pub log_format: LogFormat,
     pub engine: EngineConfig,
     /// The Kubernetes CRI socket (`--cri-socket`, daemon.json `cri`); `None`: not served.
     pub cri_socket: Option<PathBuf>,
@@ -142,6 +144,8 @@ impl DaemonConfig {
         if !["debug", "info", "warn", "error", "fatal"].contains(&log_level.as_str()) {
             bail!("invalid --log-level {log_level:?}: use one of debug, info, warn, error, fatal");
         }
+
+        let log_format = LogFormat::parse(flags.log_format.as_deref().or(f.log_format.as_deref()))?;
 
         let socket_gid = resolve_group(flags.group.clone().or(f.group).as_deref())?;
         let authorization = resolve_authorization(
@@ -238,9 +242,30 @@ impl DaemonConfig {
             socket_gid,
             authorization,
             log_level,
+            log_format,
             engine,
             cri_socket,
         })
+    }
+}
+
+/// How log lines are written (`--log-format`, daemon.json `log-format`), as dockerd's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    fn parse(value: Option<&str>) -> anyhow::Result<Self> {
+        match value {
+            None | Some("text") => Ok(Self::Text),
+            Some("json") => Ok(Self::Json),
+            Some(other) => {
+                bail!("invalid --log-format {other:?}: use \"text\" or \"json\"")
+            }
+        }
     }
 }
 
@@ -595,6 +620,7 @@ struct FileSettings {
     pidfile: Option<PathBuf>,
     group: Option<String>,
     log_level: Option<String>,
+    log_format: Option<String>,
     debug: Option<bool>,
     labels: Option<Vec<String>>,
     insecure_registries: Option<Vec<String>>,
@@ -683,6 +709,22 @@ mod tests {
         let err = resolve(&["--config-file", &path]).unwrap_err().to_string();
         assert!(err.contains("no-such-thing"), "{err}");
         assert!(!err.contains("debug,"), "{err}");
+    }
+
+    #[test]
+    fn log_format_from_flag_or_file() {
+        assert_eq!(resolve(&[]).unwrap().log_format, LogFormat::Text);
+        assert_eq!(
+            resolve(&["--log-format", "json"]).unwrap().log_format,
+            LogFormat::Json
+        );
+        let (_p, path) = write_config(r#"{"log-format": "json"}"#);
+        assert_eq!(
+            resolve(&["--config-file", &path]).unwrap().log_format,
+            LogFormat::Json
+        );
+        let err = resolve(&["--log-format", "xml"]).unwrap_err().to_string();
+        assert!(err.contains("invalid --log-format \"xml\""), "{err}");
     }
 
     #[test]

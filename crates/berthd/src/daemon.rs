@@ -13,20 +13,24 @@ use berth_sys::pidfile::DaemonLock;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::DaemonConfig;
+use crate::config::{DaemonConfig, LogFormat};
 
 /// How long shutdown waits for open CRI connections to finish their calls.
 const CRI_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Structured logs on stderr. `BERTH_LOG` (an `EnvFilter` directive) overrides the level.
-pub fn init_logging(level: &str) {
+/// Structured logs on stderr, as text or one JSON object per line. `BERTH_LOG` (an
+/// `EnvFilter` directive) overrides the level.
+pub fn init_logging(level: &str, format: LogFormat) {
     let level = if level == "fatal" { "error" } else { level };
     let filter = EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 /// Runs the daemon to completion.
@@ -47,6 +51,7 @@ pub fn run(config: DaemonConfig) -> anyhow::Result<()> {
     let data_root = &config.engine.data_root;
     fs::create_dir_all(data_root)
         .with_context(|| format!("cannot create data root {}", data_root.display()))?;
+    crate::preflight::check_storage(data_root)?;
     let _lock = DaemonLock::acquire(data_root, Some(&config.pidfile))?;
 
     // Every published port, API connection and container costs descriptors: take the
@@ -148,6 +153,25 @@ async fn serve(
                         ),
                     }
                 }
+            }
+        }
+    });
+
+    // SIGUSR1 writes a state dump under the exec root (dockerd writes goroutine stacks).
+    let dump_dir = config.engine.exec_root.clone();
+    let mut usr1 = signal(SignalKind::user_defined1()).context("cannot watch SIGUSR1")?;
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            let load = crate::dump::RuntimeLoad::current();
+            let dir = dump_dir.clone();
+            match tokio::task::spawn_blocking(move || crate::dump::write(&dir, load)).await {
+                Ok(Ok(path)) => {
+                    tracing::info!(path = %path.display(), "SIGUSR1: state dump written")
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %format!("{e:#}"), "SIGUSR1: state dump failed")
+                }
+                Err(e) => tracing::error!(error = %e, "SIGUSR1: state dump failed"),
             }
         }
     });

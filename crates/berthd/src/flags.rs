@@ -84,6 +84,14 @@ pub struct Flags {
     #[arg(short = 'D', long)]
     pub debug: bool,
 
+    /// Log line format: text (default) or json (one JSON object per line)
+    #[arg(long = "log-format", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Check the flags and the configuration file, print "configuration OK" and exit
+    #[arg(long)]
+    pub validate: bool,
+
     /// Set a label on the daemon (key=value), repeatable
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,

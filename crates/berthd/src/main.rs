@@ -3,13 +3,23 @@
 
 mod config;
 mod daemon;
+mod dump;
 mod flags;
+mod preflight;
 
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> std::process::ExitCode {
     let matches = flags::Flags::command().get_matches();
     let flags = flags::Flags::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // Before reading anything: a user's start fails on root-only files otherwise, with an
+    // error that hides the cause. `--validate` reads the configuration only.
+    if !flags.validate {
+        if let Err(e) = preflight::check_privileges() {
+            eprintln!("berthd: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
     let config = match config::DaemonConfig::resolve(&flags, &matches) {
         Ok(c) => c,
         Err(e) => {
@@ -17,7 +27,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    daemon::init_logging(&config.log_level);
+    // dockerd's `--validate`: the same checks as a start, nothing started.
+    if flags.validate {
+        println!("configuration OK");
+        return std::process::ExitCode::SUCCESS;
+    }
+    daemon::init_logging(&config.log_level, config.log_format);
     match daemon::run(config) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
