@@ -17,6 +17,7 @@ pub mod events;
 mod fuzz_support;
 mod identity;
 pub mod images;
+pub mod metrics;
 mod networks;
 mod system;
 pub mod volumes;

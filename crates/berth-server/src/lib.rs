@@ -11,6 +11,7 @@ mod error;
 pub mod inflight;
 mod internal;
 mod listen;
+pub mod metrics;
 mod peer;
 mod revocable;
 mod routes;

@@ -618,6 +618,7 @@ where
     if resp.status() == StatusCode::INTERNAL_SERVER_ERROR {
         resp = crate::internal::redact(resp).instrument(span.clone()).await;
     }
+    crate::metrics::record(&method, &resp, start.elapsed());
     let status = resp.status().as_u16();
     // Recorded only over TLS; on the unix socket the field is absent.
     let client = conn.identity.subject.as_deref();

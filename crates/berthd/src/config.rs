@@ -69,6 +69,7 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("log-driver", Some("log_driver")),
     ("log-opts", Some("log_opts")),
     ("cri", Some("cri_socket")),
+    ("metrics-addr", Some("metrics_addr")),
 ];
 
 /// Everything `daemon::run` needs, resolved and validated.
@@ -86,6 +87,8 @@ pub struct DaemonConfig {
     pub engine: EngineConfig,
     /// The Kubernetes CRI socket (`--cri-socket`, daemon.json `cri`); `None`: not served.
     pub cri_socket: Option<PathBuf>,
+    /// Prometheus metrics (`--metrics-addr`, daemon.json `metrics-addr`); loopback only.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl DaemonConfig {
@@ -233,6 +236,12 @@ impl DaemonConfig {
 
         engine.bind_policy = authorization.as_ref().map(|a| a.bind_policy());
         let cri_socket = resolve_cri(flags, f.cri.as_ref())?;
+        let metrics_addr = flags
+            .metrics_addr
+            .clone()
+            .or(f.metrics_addr)
+            .map(|a| resolve_metrics_addr(&a))
+            .transpose()?;
 
         Ok(Self {
             hosts,
@@ -245,6 +254,7 @@ impl DaemonConfig {
             log_format,
             engine,
             cri_socket,
+            metrics_addr,
         })
     }
 }
@@ -267,6 +277,20 @@ impl LogFormat {
             }
         }
     }
+}
+
+/// `--metrics-addr`: a loopback `IP:PORT` (the endpoint is plain HTTP, as dockerd's).
+fn resolve_metrics_addr(value: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let addr: std::net::SocketAddr = value.parse().with_context(|| {
+        format!("invalid --metrics-addr {value:?}: use IP:PORT, e.g. 127.0.0.1:9323")
+    })?;
+    if !addr.ip().is_loopback() {
+        bail!(
+            "invalid --metrics-addr {value:?}: the metrics endpoint is plain HTTP, so Berth \
+             serves it on loopback only (127.0.0.1:PORT or [::1]:PORT)"
+        );
+    }
+    Ok(addr)
 }
 
 /// `--cri-socket PATH`, or daemon.json's `"cri": {"enabled": true, "socket": PATH}`.
@@ -640,6 +664,7 @@ struct FileSettings {
     log_driver: Option<String>,
     log_opts: Option<BTreeMap<String, String>>,
     cri: Option<CriSetting>,
+    metrics_addr: Option<String>,
 }
 
 /// daemon.json's `"cri": {"enabled": true, "socket": "/run/berth/cri.sock"}`.
@@ -725,6 +750,18 @@ mod tests {
         );
         let err = resolve(&["--log-format", "xml"]).unwrap_err().to_string();
         assert!(err.contains("invalid --log-format \"xml\""), "{err}");
+    }
+
+    #[test]
+    fn metrics_addr_is_loopback_only() {
+        assert_eq!(resolve(&[]).unwrap().metrics_addr, None);
+        let c = resolve(&["--metrics-addr", "127.0.0.1:9323"]).unwrap();
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9323".parse().unwrap()));
+        let err = resolve(&["--metrics-addr", "0.0.0.0:9323"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("loopback only"), "{err}");
+        assert!(resolve(&["--metrics-addr", "localhost"]).is_err());
     }
 
     #[test]

@@ -126,6 +126,22 @@ async fn serve(
         None => None,
     };
 
+    // Prometheus metrics, on loopback, stopped with the Docker API listeners.
+    let (metrics_stop, metrics_stopped) = tokio::sync::watch::channel(false);
+    let metrics = match config.metrics_addr {
+        Some(addr) => {
+            let m = berth_server::metrics::MetricsServer::bind(addr, engine.clone()).await?;
+            if let Some(local) = m.local_addr() {
+                tracing::info!(listen = %local, "metrics endpoint listening (GET /metrics)");
+            }
+            let mut stopped = metrics_stopped;
+            Some(tokio::spawn(m.serve(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })))
+        }
+        None => None,
+    };
+
     // SIGHUP reloads the TLS files; without TLS it is logged and ignored (its default
     // action would kill the daemon).
     let reloader = server.tls_reloader();
@@ -201,6 +217,13 @@ async fn serve(
         let _ = tokio::task::spawn_blocking(berth_sys::memory::release_startup_memory).await;
     });
     server.serve(shutdown).await;
+    if let Some(task) = metrics {
+        let _ = metrics_stop.send(true);
+        let abort = task.abort_handle();
+        if tokio::time::timeout(CRI_DRAIN, task).await.is_err() {
+            abort.abort();
+        }
+    }
     if let Some(task) = cri {
         let _ = cri_stop.send(true);
         // A kubelet may keep its connection open: after a bound, the task is dropped, and

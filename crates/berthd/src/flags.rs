@@ -149,6 +149,10 @@ pub struct Flags {
     #[arg(long = "cri-socket", value_name = "PATH")]
     pub cri_socket: Option<PathBuf>,
 
+    /// Serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9323) at /metrics
+    #[arg(long = "metrics-addr", value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+
     /// Log driver of containers created without one: json-file (default) or none
     #[arg(long = "log-driver", value_name = "NAME")]
     pub log_driver: Option<String>,

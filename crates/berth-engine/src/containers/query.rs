@@ -95,6 +95,20 @@ impl Engine {
         (entries.len(), running, entries.len() - running)
     }
 
+    /// Containers in dockerd's three metric states: (running, restarting counted in;
+    /// paused; stopped: the rest).
+    pub fn container_state_counts(&self) -> (u64, u64, u64) {
+        let (mut running, mut paused, mut stopped) = (0, 0, 0);
+        for e in self.containers.entries() {
+            match e.rec().status() {
+                ContainerStatus::Running | ContainerStatus::Restarting => running += 1,
+                ContainerStatus::Paused => paused += 1,
+                _ => stopped += 1,
+            }
+        }
+        (running, paused, stopped)
+    }
+
     /// `GET /containers/{id}/logs`: whether it has a tty, and the log bytes as they come.
     #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_logs(

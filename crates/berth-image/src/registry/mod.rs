@@ -32,7 +32,20 @@ mod silence;
 pub mod transport;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Bytes of blobs read from registries by this process (the daemon's metrics).
+static PULLED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes of blobs downloaded from registries since the process started.
+pub fn pulled_bytes() -> u64 {
+    PULLED_BYTES.load(Ordering::Relaxed)
+}
+
+fn count_pulled(n: usize) {
+    PULLED_BYTES.fetch_add(n as u64, Ordering::Relaxed);
+}
 
 pub use auth::RegistryAuth;
 pub use error::RegistryError;

@@ -552,6 +552,7 @@ impl Read for BlobDownload {
                 buf[..n].copy_from_slice(&self.pending[..n]);
                 self.pending.advance(n);
                 self.offset += n as u64;
+                super::count_pulled(n);
                 if self.throttle.ready(self.offset, self.size) {
                     self.progress.send(Progress::layer_bytes(
                         &self.id,

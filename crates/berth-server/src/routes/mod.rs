@@ -37,6 +37,7 @@ pub(crate) fn router(engine: Arc<Engine>, authz: Option<Arc<Authorizer>>) -> Rou
         .merge(archive::routes())
         .merge(build::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(crate::metrics::remember_route))
         .with_state(engine.clone());
     match authz {
         Some(a) => router.layer(axum::middleware::from_fn_with_state(
