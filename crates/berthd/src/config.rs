@@ -32,7 +32,7 @@ const DEFAULT_TLS_DIR: &str = "/etc/berth/tls";
 const DEFAULT_GROUP: &str = "berth";
 
 /// daemon.json keys Berth understands; each maps to the flag of the same meaning.
-const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
+pub(crate) const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("hosts", Some("hosts")),
     ("tlsverify", Some("tlsverify")),
     ("tlscacert", Some("tlscacert")),

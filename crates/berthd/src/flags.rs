@@ -92,6 +92,10 @@ pub struct Flags {
     #[arg(long)]
     pub validate: bool,
 
+    /// Print berthd(8), the man page, in roff and exit (used by packaging)
+    #[arg(long = "man-page", hide = true)]
+    pub man_page: bool,
+
     /// Set a label on the daemon (key=value), repeatable
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,

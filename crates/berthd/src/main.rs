@@ -6,12 +6,24 @@ mod daemon;
 mod dump;
 mod flags;
 mod preflight;
+#[cfg(test)]
+mod reference;
 
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> std::process::ExitCode {
     let matches = flags::Flags::command().get_matches();
     let flags = flags::Flags::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if flags.man_page {
+        let page = clap_mangen::Man::new(flags::Flags::command()).section("8");
+        return match page.render(&mut std::io::stdout()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("berthd: cannot write the man page: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     // Before reading anything: a user's start fails on root-only files otherwise, with an
     // error that hides the cause. `--validate` reads the configuration only.
     if !flags.validate {
