@@ -286,6 +286,8 @@ def run_pod(d, docker, workdir: Path, crictl: Crictl, registry: Registry) -> Non
     assert pause_pid > 0 and Path(f"/proc/{pause_pid}").exists(), status
     # The infra process is berth-pause, from the image berthd made of it.
     assert Path(f"/proc/{pause_pid}/cmdline").read_bytes() == b"/pause\x00"
+    infra = [i for i in crictl.json("images")["images"] if "localhost/berth-pause:" in " ".join(i["repoTags"])]
+    assert len(infra) == 1 and infra[0]["pinned"] is True, infra
 
     def container(name: str, script: str) -> str:
         config = write_json(workdir / f"{name}.json", {
@@ -410,6 +412,33 @@ def test_container_calls_refuse_what_is_not_theirs(berthd, docker, docker_env, w
         # The timed-out process was killed: only the container's own sleep is left.
         poll(lambda: crictl("exec", "-s", cid, "sh", "-c", "busybox ps -o args | busybox grep -c '^busybox sleep 30$' || true").stdout.strip() == "0",
              30, "the timed-out exec to be killed")
+        crictl("stopp", pod_id)
+        crictl("rmp", pod_id)
+        assert container_ids(d) == []
+    finally:
+        leak_check(d)
+
+
+def test_host_network_pod(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    try:
+        ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
+        node = 2  # NamespaceMode NODE
+        pod = write_json(workdir / "pod.json", {
+            "metadata": {"name": "hostpod", "namespace": "n", "uid": "u-host"},
+            "linux": {"security_context": {"namespace_options": {"network": node}}}})
+        pod_id = crictl("runp", str(pod)).stdout.strip()
+        assert crictl.json("inspectp", pod_id)["status"]["linux"]["namespaces"]["options"]["network"] == "NODE"
+        config = write_json(workdir / "c.json", {
+            "metadata": {"name": "c"}, "image": {"image": ref}, "command": ["busybox", "sleep", "600"]})
+        cid = crictl("create", pod_id, str(config), str(pod)).stdout.strip()
+        crictl("start", cid)
+        # The host's network and hostname (UTS follows the network for NODE pods).
+        script = "busybox readlink /proc/self/ns/net; busybox readlink /proc/self/ns/uts; busybox hostname"
+        net, uts, hostname = crictl("exec", "-s", cid, "sh", "-c", script).stdout.split()
+        assert net == os.readlink("/proc/self/ns/net") and uts == os.readlink("/proc/self/ns/uts")
+        assert hostname == socket.gethostname()
         crictl("stopp", pod_id)
         crictl("rmp", pod_id)
         assert container_ids(d) == []

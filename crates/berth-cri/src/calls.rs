@@ -94,6 +94,12 @@ impl Runtime {
         let config = req
             .config
             .ok_or_else(|| Status::invalid_argument("RunPodSandbox needs a sandbox config"))?;
+        if !config.port_mappings.is_empty() {
+            tracing::warn!(
+                ports = config.port_mappings.len(),
+                "CRI RunPodSandbox: port mappings are ignored until CNI pod networking lands"
+            );
+        }
         let image = self.pause.ensure(&self.engine).await?;
         let (name, body) = pods::create_body(&config, &req.runtime_handler, &image)?;
         if !config.log_directory.is_empty() {

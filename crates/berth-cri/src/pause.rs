@@ -26,6 +26,11 @@ pub(crate) fn image_ref() -> String {
     format!("{REPOSITORY}:{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// Whether an image with these tags is this berthd's infra image.
+pub(crate) fn is_pause(repo_tags: &[String]) -> bool {
+    repo_tags.contains(&image_ref())
+}
+
 /// A tar holding `pause`, mode 0755, owned by root.
 fn rootfs_tar() -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::with_capacity(PAUSE.len() + 2048));
@@ -115,5 +120,7 @@ mod tests {
             assert_ne!(kind, 3, "program header {i} is PT_INTERP: not static");
         }
         assert!(image_ref().starts_with("localhost/berth-pause:"));
+        assert!(is_pause(&["x:1".into(), image_ref()]));
+        assert!(!is_pause(&["localhost/berth-pause:0.0.0-other".into()]));
     }
 }
