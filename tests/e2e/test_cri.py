@@ -444,3 +444,38 @@ def test_host_network_pod(berthd, docker, docker_env, workdir, crictl_bin, cri_r
         assert container_ids(d) == []
     finally:
         leak_check(d)
+
+
+def test_pods_survive_a_daemon_restart(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    try:
+        ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
+        logdir = workdir / "logs"
+        pod = write_json(workdir / "pod.json", {
+            "metadata": {"name": "keep", "namespace": "n", "uid": "u-keep"}, "log_directory": str(logdir)})
+        pod_id = crictl("runp", str(pod)).stdout.strip()
+        config = write_json(workdir / "c.json", {
+            "metadata": {"name": "c"}, "image": {"image": ref}, "log_path": "c.log",
+            "command": ["sh", "-c", "echo before; exec busybox sleep 600"],
+            # A PID namespace of its own: its process is PID 1 there, for the exec below.
+            "linux": {"security_context": {"namespace_options": {"pid": 1}}}})
+        cid = crictl("create", pod_id, str(config), str(pod)).stdout.strip()
+        crictl("start", cid)
+        poll(lambda: "before" in crictl("logs", cid).stdout, 30, "the first log line")
+        d.restart()
+        poll(lambda: crictl.socket.is_socket(), 30, "the CRI socket after the restart")
+        assert crictl.json("pods")["items"][0]["state"] == "SANDBOX_READY"
+        assert crictl.json("inspect", cid)["status"]["state"] == "CONTAINER_RUNNING"
+        assert crictl("exec", "-s", cid, "echo", "after").stdout.strip() == "after"
+        # The shim kept writing the CRI log across the restart (through the container's own
+        # stdout, PID 1's).
+        crictl("exec", "-s", cid, "sh", "-c", "echo from-exec > /proc/1/fd/1")
+        poll(lambda: "from-exec" in crictl("logs", cid).stdout, 30, "a log line written after the restart")
+        lines = (logdir / "c.log").read_text().splitlines()
+        assert all(CRI_LOG_LINE.match(l) for l in lines), lines
+        crictl("stopp", pod_id)
+        crictl("rmp", pod_id)
+        assert container_ids(d) == []
+    finally:
+        leak_check(d)
