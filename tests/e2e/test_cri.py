@@ -1,7 +1,8 @@
 """The Kubernetes CRI v1 API (berth-cri) driven by the upstream client, crictl from
 sigs.k8s.io/cri-tools: version, status, the image service against Debian's
-docker-registry on loopback (plain HTTP and htpasswd), and unimplemented calls answered
-cleanly while the Docker API keeps serving.
+docker-registry on loopback (plain HTTP and htpasswd), pod sandboxes and their containers
+(namespaces shared, CRI-format logs, sync exec, nothing left behind), and unimplemented
+calls answered cleanly while the Docker API keeps serving.
 
 crictl is built once with `go install` into $BERTH_GO_BIN (default /var/tmp/berth-go-bin)
 when missing, within a bound."""
@@ -11,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CMD_TIMEOUT, clean_env, poll
+from conftest import CMD_TIMEOUT, clean_env, container_ids, leak_check, poll
 from test_registry import HTPASSWD, REGISTRY, Registry, imported
 
 CRICTL_VERSION = "v1.37.0"
@@ -125,9 +127,9 @@ def test_version_status_and_unimplemented_calls(berthd, docker, workdir, crictl_
     assert info["config"]["cgroupDriver"] == "cgroupfs", info
 
     # A call of a later increment fails with its name, and nothing else breaks.
-    pods = crictl("pods", check=False)
-    assert pods.returncode != 0
-    assert "Unimplemented" in pods.stderr and "ListPodSandbox" in pods.stderr, pods.stderr
+    stats = crictl("stats", check=False)
+    assert stats.returncode != 0
+    assert "Unimplemented" in stats.stderr and "ListContainerStats" in stats.stderr, stats.stderr
     assert "RuntimeName:  berth" in crictl("version").stdout
     assert docker("-H", d.unix_host, "version", "-f", "{{.Server.Os}}").stdout.strip() == "linux"
 
@@ -229,3 +231,251 @@ def test_pull_with_credentials(berthd, docker, workdir, crictl_bin, cri_auth_reg
     assert f"Image is up to date for {image_id}" in pulled, pulled
     # The password never reaches berthd's log.
     assert "s3cret" not in d.log_text()
+
+
+CRI_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z (stdout|stderr) [PF] ")
+
+
+def pulled_busybox(docker, d, workdir: Path, crictl: Crictl, registry: Registry) -> str:
+    """The busybox test image (applets beyond sh, ls, cat, echo and true are run as
+    `busybox <applet>`), pushed to the loopback registry and pulled through the CRI."""
+    ref = f"{registry.addr}/cri/busybox:latest"
+    imported(docker, d, workdir, ref)
+    docker("-H", d.unix_host, "push", ref)
+    docker("-H", d.unix_host, "rmi", ref)
+    crictl("pull", ref)
+    return ref
+
+
+def write_json(path: Path, value: dict) -> Path:
+    path.write_text(json.dumps(value))
+    return path
+
+
+def test_pod_and_containers_through_crictl(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    try:
+        run_pod(d, docker, workdir, crictl, cri_registry)
+    finally:
+        leak_check(d)
+
+
+def run_pod(d, docker, workdir: Path, crictl: Crictl, registry: Registry) -> None:
+    ref = pulled_busybox(docker, d, workdir, crictl, registry)
+    logdir = workdir / "pod-logs"
+    pod = write_json(workdir / "pod.json", {
+        "metadata": {"name": "web", "namespace": "default", "uid": "uid-web-1", "attempt": 0},
+        "hostname": "webhost", "log_directory": str(logdir),
+        "labels": {"app": "web"}, "annotations": {"note": "kept"}, "linux": {},
+    })
+    pod_id = crictl("runp", str(pod)).stdout.strip()
+    pods = crictl.json("pods")["items"]
+    assert [p["id"] for p in pods] == [pod_id], pods
+    assert pods[0]["state"] == "SANDBOX_READY", pods
+    meta = pods[0]["metadata"]
+    assert (meta["name"], meta["uid"], meta["namespace"]) == ("web", "uid-web-1", "default"), pods
+    assert pods[0]["labels"] == {"app": "web"} and pods[0]["annotations"] == {"note": "kept"}, pods
+    assert [p["id"] for p in crictl.json("pods", "--label", "app=web")["items"]] == [pod_id]
+    assert crictl.json("pods", "--label", "app=db")["items"] == []
+    assert crictl.json("pods", "--state", "notready")["items"] == []
+    assert [p["id"] for p in crictl.json("pods", "--id", pod_id[:12])["items"]] == [pod_id]
+    status = crictl.json("inspectp", pod_id)
+    assert status["status"]["state"] == "SANDBOX_READY", status
+    pause_pid = status["info"]["State"]["Pid"]
+    assert pause_pid > 0 and Path(f"/proc/{pause_pid}").exists(), status
+    # The infra process is berth-pause, from the image berthd made of it.
+    assert Path(f"/proc/{pause_pid}/cmdline").read_bytes() == b"/pause\x00"
+    infra = [i for i in crictl.json("images")["images"] if "localhost/berth-pause:" in " ".join(i["repoTags"])]
+    assert len(infra) == 1 and infra[0]["pinned"] is True, infra
+
+    def container(name: str, script: str) -> str:
+        config = write_json(workdir / f"{name}.json", {
+            "metadata": {"name": name}, "image": {"image": ref},
+            "command": ["sh", "-c", script], "log_path": f"{name}/0.log",
+            "labels": {"role": name},
+        })
+        return crictl("create", pod_id, str(config), str(pod)).stdout.strip()
+
+    server = container("server", "echo listening; exec busybox nc -l -p 8080")
+    client = container("client", "busybox hostname; echo to-stderr >&2; exec busybox sleep 600")
+    created = crictl.json("inspect", server)["status"]
+    assert created["state"] == "CONTAINER_CREATED", created
+    assert created["logPath"] == str(logdir / "server" / "0.log"), created
+    for c in (server, client):
+        crictl("start", c)
+
+    listed = crictl.json("ps", "--pod", pod_id)["containers"]
+    assert sorted(c["metadata"]["name"] for c in listed) == ["client", "server"], listed
+    assert {c["state"] for c in listed} == {"CONTAINER_RUNNING"}, listed
+    assert [c["id"] for c in crictl.json("ps", "--label", "role=server")["containers"]] == [server]
+    assert crictl.json("ps", "--state", "exited")["containers"] == []
+
+    # Sync exec: output, and the command's exit code (crictl names it).
+    # (crictl prints a newline after each of the two streams' bytes.)
+    assert crictl("exec", "-s", client, "echo", "hi").stdout.strip() == "hi"
+    failed = crictl("exec", "-s", client, "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert failed.returncode != 0 and "exited with 3: err" in failed.stderr, failed
+    # Streaming exec is a later increment: it fails cleanly, naming the call.
+    streaming = crictl("exec", client, "echo", "hi", check=False)
+    assert streaming.returncode != 0 and "Unimplemented" in streaming.stderr, streaming.stderr
+
+    # One network, IPC and UTS namespace for the pod; one hostname.
+    def namespaces(c: str) -> str:
+        script = "for n in net ipc uts; do busybox readlink /proc/self/ns/$n; done"
+        return crictl("exec", "-s", c, "sh", "-c", script).stdout
+
+    assert namespaces(server) == namespaces(client)
+    assert Path(f"/proc/{pause_pid}/ns/net").readlink() != Path("/proc/self/ns/net").readlink()
+    for c in (server, client):
+        assert crictl("exec", "-s", c, "busybox", "hostname").stdout.strip() == "webhost"
+
+    # The client reaches the server on localhost once it listens (port 8080 = 1F90, LISTEN = 0A).
+    poll(lambda: re.search(r":1F90 [0-9A-F:]+ 0A", crictl("exec", "-s", server, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout),
+         30, "the server listening on :8080")
+    crictl("exec", "-s", client, "sh", "-c", "echo hello-pod | busybox nc 127.0.0.1 8080")
+    done = poll(lambda: (s := crictl.json("inspect", server)["status"])["state"] == "CONTAINER_EXITED" and s,
+                30, "the server to exit")
+    assert done["exitCode"] == 0 and done["reason"] == "Completed", done
+    # crictl shows RFC 3339 times: none is the epoch's, and they come in order.
+    times = [done[k] for k in ("createdAt", "startedAt", "finishedAt")]
+    assert all(t.startswith("20") for t in times) and sorted(t[:19] for t in times) == [t[:19] for t in times], done
+
+    # Logs: the CRI format at the kubelet's path, read back by crictl.
+    assert crictl("logs", server).stdout == "listening\nhello-pod\n"
+    logs = crictl("logs", client)
+    assert logs.stdout == "webhost\n" and logs.stderr == "to-stderr\n", logs
+    raw = (logdir / "client" / "0.log").read_text().splitlines()
+    assert len(raw) == 2 and all(CRI_LOG_LINE.match(l) for l in raw), raw
+    assert {l.split(" ", 3)[1] + " " + l.split(" ", 3)[3] for l in raw} == {"stdout webhost", "stderr to-stderr"}, raw
+
+    # The Docker API sees the CRI objects, told apart by their labels.
+    cri = docker("-H", d.unix_host, "ps", "-a", "--filter", "label=io.kubernetes.cri.type",
+                 "--format", "{{.ID}} {{.Names}} {{.Label \"io.kubernetes.cri.type\"}}").stdout.split("\n")
+    kinds = sorted(l.split()[2] for l in cri if l)
+    assert kinds == ["container", "container", "sandbox"], cri
+    assert "k8s_POD_web_default_uid-web-1_0" in " ".join(cri), cri
+    denied = docker("-H", d.unix_host, "logs", server, check=False)
+    assert denied.returncode != 0 and "does not support reading" in denied.stderr, denied.stderr
+
+    crictl("stop", client)
+    assert crictl.json("inspect", client)["status"]["state"] == "CONTAINER_EXITED"
+    crictl("rm", server, client)
+    assert crictl.json("ps", "-a")["containers"] == []
+    crictl("stopp", pod_id)
+    assert crictl.json("pods")["items"][0]["state"] == "SANDBOX_NOTREADY"
+    poll(lambda: not Path(f"/proc/{pause_pid}").exists(), 30, "the pause process to end")
+    crictl("rmp", pod_id)
+    assert crictl.json("pods")["items"] == []
+    assert container_ids(d) == []
+    # What is gone is NotFound.
+    gone = crictl("stopp", pod_id, check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stderr
+
+
+def test_container_calls_refuse_what_is_not_theirs(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    try:
+        ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
+        # A Docker-API container is no CRI object.
+        plain = docker("-H", d.unix_host, "create", ref, "true").stdout.strip()
+        for args in (("inspect", plain), ("inspectp", plain), ("stop", plain), ("start", plain)):
+            r = crictl(*args, check=False)
+            assert r.returncode != 0 and "NotFound" in r.stderr, (args, r.stderr)
+        assert crictl.json("ps", "-a")["containers"] == [] and crictl.json("pods")["items"] == []
+        docker("-H", d.unix_host, "rm", plain)
+
+        pod = write_json(workdir / "pod.json", {"metadata": {"name": "p", "namespace": "n", "uid": "u"}})
+        pod_id = crictl("runp", str(pod)).stdout.strip()
+        escape = write_json(workdir / "escape.json", {
+            "metadata": {"name": "c"}, "image": {"image": ref}, "log_path": "../../escape.log"})
+        r = crictl("create", pod_id, str(escape), str(pod), check=False)
+        assert r.returncode != 0 and "InvalidArgument" in r.stderr, r.stderr
+        missing = write_json(workdir / "missing.json", {"metadata": {"name": "c"}, "image": {"image": "nope:1"}})
+        r = crictl("create", pod_id, str(missing), str(pod), check=False)
+        assert r.returncode != 0 and "NotFound" in r.stderr, r.stderr
+        # Nothing half-made stays.
+        assert crictl.json("ps", "-a")["containers"] == []
+        # A pod without a log directory runs containers without a log file.
+        quiet = write_json(workdir / "quiet.json", {
+            "metadata": {"name": "q"}, "image": {"image": ref}, "command": ["busybox", "sleep", "600"],
+            "linux": {"resources": {"memory_limit_in_bytes": 64 << 20}}})
+        cid = crictl("create", pod_id, str(quiet), str(pod)).stdout.strip()
+        crictl("start", cid)
+        assert crictl.json("inspect", cid)["status"]["logPath"] == ""
+        crictl("update", "--memory", str(96 << 20), cid)
+        info = crictl.json("inspect", cid)["info"]
+        assert info["HostConfig"]["Memory"] == 96 << 20, info["HostConfig"]
+        r = crictl("exec", "-s", "--timeout", "1", cid, "busybox", "sleep", "30", check=False)
+        assert r.returncode != 0 and "DeadlineExceeded" in r.stderr, r.stderr
+        # The timed-out process was killed: only the container's own sleep is left.
+        poll(lambda: crictl("exec", "-s", cid, "sh", "-c", "busybox ps -o args | busybox grep -c '^busybox sleep 30$' || true").stdout.strip() == "0",
+             30, "the timed-out exec to be killed")
+        crictl("stopp", pod_id)
+        crictl("rmp", pod_id)
+        assert container_ids(d) == []
+    finally:
+        leak_check(d)
+
+
+def test_host_network_pod(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    try:
+        ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
+        node = 2  # NamespaceMode NODE
+        pod = write_json(workdir / "pod.json", {
+            "metadata": {"name": "hostpod", "namespace": "n", "uid": "u-host"},
+            "linux": {"security_context": {"namespace_options": {"network": node}}}})
+        pod_id = crictl("runp", str(pod)).stdout.strip()
+        assert crictl.json("inspectp", pod_id)["status"]["linux"]["namespaces"]["options"]["network"] == "NODE"
+        config = write_json(workdir / "c.json", {
+            "metadata": {"name": "c"}, "image": {"image": ref}, "command": ["busybox", "sleep", "600"]})
+        cid = crictl("create", pod_id, str(config), str(pod)).stdout.strip()
+        crictl("start", cid)
+        # The host's network and hostname (UTS follows the network for NODE pods).
+        script = "busybox readlink /proc/self/ns/net; busybox readlink /proc/self/ns/uts; busybox hostname"
+        net, uts, hostname = crictl("exec", "-s", cid, "sh", "-c", script).stdout.split()
+        assert net == os.readlink("/proc/self/ns/net") and uts == os.readlink("/proc/self/ns/uts")
+        assert hostname == socket.gethostname()
+        crictl("stopp", pod_id)
+        crictl("rmp", pod_id)
+        assert container_ids(d) == []
+    finally:
+        leak_check(d)
+
+
+def test_pods_survive_a_daemon_restart(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    try:
+        ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
+        logdir = workdir / "logs"
+        pod = write_json(workdir / "pod.json", {
+            "metadata": {"name": "keep", "namespace": "n", "uid": "u-keep"}, "log_directory": str(logdir)})
+        pod_id = crictl("runp", str(pod)).stdout.strip()
+        config = write_json(workdir / "c.json", {
+            "metadata": {"name": "c"}, "image": {"image": ref}, "log_path": "c.log",
+            "command": ["sh", "-c", "echo before; exec busybox sleep 600"],
+            # A PID namespace of its own: its process is PID 1 there, for the exec below.
+            "linux": {"security_context": {"namespace_options": {"pid": 1}}}})
+        cid = crictl("create", pod_id, str(config), str(pod)).stdout.strip()
+        crictl("start", cid)
+        poll(lambda: "before" in crictl("logs", cid).stdout, 30, "the first log line")
+        d.restart()
+        poll(lambda: crictl.socket.is_socket(), 30, "the CRI socket after the restart")
+        assert crictl.json("pods")["items"][0]["state"] == "SANDBOX_READY"
+        assert crictl.json("inspect", cid)["status"]["state"] == "CONTAINER_RUNNING"
+        assert crictl("exec", "-s", cid, "echo", "after").stdout.strip() == "after"
+        # The shim kept writing the CRI log across the restart (through the container's own
+        # stdout, PID 1's).
+        crictl("exec", "-s", cid, "sh", "-c", "echo from-exec > /proc/1/fd/1")
+        poll(lambda: "from-exec" in crictl("logs", cid).stdout, 30, "a log line written after the restart")
+        lines = (logdir / "c.log").read_text().splitlines()
+        assert all(CRI_LOG_LINE.match(l) for l in lines), lines
+        crictl("stopp", pod_id)
+        crictl("rmp", pod_id)
+        assert container_ids(d) == []
+    finally:
+        leak_check(d)

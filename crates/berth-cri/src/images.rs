@@ -151,7 +151,9 @@ pub(crate) fn to_cri_image(i: &ImageInspect) -> Image {
             image: i.id.clone(),
             ..Default::default()
         }),
-        pinned: false,
+        // The kubelet's image GC leaves pinned images alone (containerd pins its sandbox
+        // image the same way).
+        pinned: crate::pause::is_pause(&i.repo_tags),
     }
 }
 

@@ -2,12 +2,20 @@
 //! its own unix socket, translating each call to engine calls as `berth-server` does for
 //! the Docker API. It holds no state of its own.
 //!
-//! This increment serves the runtime's `Version`, `Status`, `RuntimeConfig` and
-//! `UpdateRuntimeConfig` and the whole `ImageService`; every other `RuntimeService` method
-//! answers `Unimplemented` with its name.
+//! Served: the runtime's `Version`, `Status`, `RuntimeConfig` and `UpdateRuntimeConfig`,
+//! pod sandboxes (infra containers running `berth-pause`), their containers, `ExecSync`,
+//! and the whole `ImageService`; every other `RuntimeService` method answers
+//! `Unimplemented` with its name. CRI objects are engine containers tagged by labels
+//! ([`labels`]).
 
+mod calls;
+mod ctrs;
 mod error;
+mod exec_sync;
 mod images;
+mod labels;
+mod pause;
+mod pods;
 mod runtime;
 mod server;
 

@@ -1,6 +1,8 @@
-//! `runtime.v1.RuntimeService`: what the runtime is and whether it is ready. Sandboxes,
-//! containers, streaming and stats are later increments: each answers `Unimplemented`
-//! naming the method, so a kubelet or crictl says what is missing.
+//! `runtime.v1.RuntimeService`: what the runtime is and whether it is ready, and the pod
+//! sandbox, container and `ExecSync` calls (written in [`crate::calls`]). Streaming
+//! (`Exec`, `Attach`, `PortForward`), stats, events, log reopening and checkpoints are
+//! later increments: each answers `Unimplemented` naming the method, so a kubelet or
+//! crictl says what is missing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use berth_engine::Engine;
 use futures_util::stream::BoxStream;
 use tonic::{Request, Response, Status};
 
+use crate::pause::PauseImage;
 use crate::proto::runtime_service_server::RuntimeService;
 use crate::proto::*;
 use crate::{RUNTIME_API_VERSION, RUNTIME_NAME};
@@ -23,12 +26,16 @@ pub(crate) const NETWORK_NOT_READY_MESSAGE: &str =
     "berth: CNI pod networking is not implemented yet";
 
 pub(crate) struct Runtime {
-    engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) pause: PauseImage,
 }
 
 impl Runtime {
     pub(crate) fn new(engine: Arc<Engine>) -> Self {
-        Runtime { engine }
+        Runtime {
+            engine,
+            pause: PauseImage::default(),
+        }
     }
 }
 
@@ -166,22 +173,113 @@ implemented {
         Ok(Response::new(UpdateRuntimeConfigResponse {}))
     }
 
+    async fn run_pod_sandbox(
+        &self,
+        request: Request<RunPodSandboxRequest>,
+    ) -> Result<Response<RunPodSandboxResponse>, Status> {
+        self.run_sandbox(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        request: Request<StopPodSandboxRequest>,
+    ) -> Result<Response<StopPodSandboxResponse>, Status> {
+        self.stop_sandbox(&request.get_ref().pod_sandbox_id).await?;
+        Ok(Response::new(StopPodSandboxResponse {}))
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        request: Request<RemovePodSandboxRequest>,
+    ) -> Result<Response<RemovePodSandboxResponse>, Status> {
+        self.remove_sandbox(&request.get_ref().pod_sandbox_id).await?;
+        Ok(Response::new(RemovePodSandboxResponse {}))
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        request: Request<PodSandboxStatusRequest>,
+    ) -> Result<Response<PodSandboxStatusResponse>, Status> {
+        self.sandbox_status(request.into_inner()).await.map(Response::new)
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        request: Request<ListPodSandboxRequest>,
+    ) -> Result<Response<ListPodSandboxResponse>, Status> {
+        let items = self.list_sandboxes(request.into_inner().filter).await?;
+        Ok(Response::new(ListPodSandboxResponse { items }))
+    }
+
+    async fn create_container(
+        &self,
+        request: Request<CreateContainerRequest>,
+    ) -> Result<Response<CreateContainerResponse>, Status> {
+        let container_id = Runtime::create_container(self, request.into_inner()).await?;
+        Ok(Response::new(CreateContainerResponse { container_id }))
+    }
+
+    async fn start_container(
+        &self,
+        request: Request<StartContainerRequest>,
+    ) -> Result<Response<StartContainerResponse>, Status> {
+        Runtime::start_container(self, &request.get_ref().container_id).await?;
+        Ok(Response::new(StartContainerResponse {}))
+    }
+
+    async fn stop_container(
+        &self,
+        request: Request<StopContainerRequest>,
+    ) -> Result<Response<StopContainerResponse>, Status> {
+        let r = request.get_ref();
+        Runtime::stop_container(self, &r.container_id, r.timeout).await?;
+        Ok(Response::new(StopContainerResponse {}))
+    }
+
+    async fn remove_container(
+        &self,
+        request: Request<RemoveContainerRequest>,
+    ) -> Result<Response<RemoveContainerResponse>, Status> {
+        Runtime::remove_container(self, &request.get_ref().container_id).await?;
+        Ok(Response::new(RemoveContainerResponse {}))
+    }
+
+    async fn list_containers(
+        &self,
+        request: Request<ListContainersRequest>,
+    ) -> Result<Response<ListContainersResponse>, Status> {
+        let containers = Runtime::list_containers(self, request.into_inner().filter).await?;
+        Ok(Response::new(ListContainersResponse { containers }))
+    }
+
+    async fn container_status(
+        &self,
+        request: Request<ContainerStatusRequest>,
+    ) -> Result<Response<ContainerStatusResponse>, Status> {
+        Runtime::container_status(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn update_container_resources(
+        &self,
+        request: Request<UpdateContainerResourcesRequest>,
+    ) -> Result<Response<UpdateContainerResourcesResponse>, Status> {
+        self.update_resources(request.into_inner()).await?;
+        Ok(Response::new(UpdateContainerResourcesResponse {}))
+    }
+
+    async fn exec_sync(
+        &self,
+        request: Request<ExecSyncRequest>,
+    ) -> Result<Response<ExecSyncResponse>, Status> {
+        Runtime::exec_sync(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
 }
     unary {
-        run_pod_sandbox(RunPodSandboxRequest) -> RunPodSandboxResponse = "RunPodSandbox";
-        stop_pod_sandbox(StopPodSandboxRequest) -> StopPodSandboxResponse = "StopPodSandbox";
-        remove_pod_sandbox(RemovePodSandboxRequest) -> RemovePodSandboxResponse = "RemovePodSandbox";
-        pod_sandbox_status(PodSandboxStatusRequest) -> PodSandboxStatusResponse = "PodSandboxStatus";
-        list_pod_sandbox(ListPodSandboxRequest) -> ListPodSandboxResponse = "ListPodSandbox";
-        create_container(CreateContainerRequest) -> CreateContainerResponse = "CreateContainer";
-        start_container(StartContainerRequest) -> StartContainerResponse = "StartContainer";
-        stop_container(StopContainerRequest) -> StopContainerResponse = "StopContainer";
-        remove_container(RemoveContainerRequest) -> RemoveContainerResponse = "RemoveContainer";
-        list_containers(ListContainersRequest) -> ListContainersResponse = "ListContainers";
-        container_status(ContainerStatusRequest) -> ContainerStatusResponse = "ContainerStatus";
-        update_container_resources(UpdateContainerResourcesRequest) -> UpdateContainerResourcesResponse = "UpdateContainerResources";
         reopen_container_log(ReopenContainerLogRequest) -> ReopenContainerLogResponse = "ReopenContainerLog";
-        exec_sync(ExecSyncRequest) -> ExecSyncResponse = "ExecSync";
         exec(ExecRequest) -> ExecResponse = "Exec";
         attach(AttachRequest) -> AttachResponse = "Attach";
         port_forward(PortForwardRequest) -> PortForwardResponse = "PortForward";

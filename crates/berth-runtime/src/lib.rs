@@ -15,8 +15,8 @@ pub mod spec;
 
 // The protocol types on the trait's surface, so that the engine names only this crate.
 pub use berth_shim_protocol::{
-    start_failure_exit_code, ExecProcess, ExecState, ExitRecord, ExternalRuntime, LogOptions,
-    State, Status,
+    start_failure_exit_code, ExecProcess, ExecState, ExitRecord, ExternalRuntime, LogFormat,
+    LogOptions, State, Status,
 };
 pub use error::{ErrorKind, RuntimeError};
 pub use runtime::{AttachStreams, ContainerStart, Runtime, RuntimeFuture, Started};

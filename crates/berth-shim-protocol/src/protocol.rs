@@ -77,6 +77,9 @@ pub struct ExternalRuntime {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogOptions {
     pub path: PathBuf,
+    /// How each line is written; an older daemon sends none: json-file.
+    #[serde(default)]
+    pub format: LogFormat,
     /// Rotate when the file would grow past this many bytes; `None` never rotates.
     #[serde(default)]
     pub max_size: Option<u64>,
@@ -87,6 +90,18 @@ pub struct LogOptions {
 
 fn one() -> u32 {
     1
+}
+
+/// The line format of a container's log file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Docker's json-file: `{"log","stream","time"}` per line.
+    #[default]
+    JsonFile,
+    /// The Kubernetes CRI format: `<RFC3339Nano> <stream> <P|F> <text>` per line, `P` for
+    /// a part of a longer line, `F` for a line's last (or only) part.
+    Cri,
 }
 
 /// The launcher's one line on stdout.

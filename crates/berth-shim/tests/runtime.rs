@@ -52,6 +52,7 @@ impl World {
                 path: self.log(&input.id),
                 max_size: None,
                 max_files: 1,
+                format: Default::default(),
             }),
             open_stdin: false,
             stdin_once: false,

@@ -94,10 +94,12 @@ pub(crate) fn settle(
         return Err(bad(format!("invalid IPC mode: {mode}")));
     }
     let mode = str_of(&hc.uts_mode);
-    if !(mode.is_empty() || mode == "host") {
+    // `container:<id>` is berth's (dockerd has `host` only): the CRI server's pod
+    // containers share their sandbox's hostname through it.
+    if !(mode.is_empty() || mode == "host" || peer_name(mode).is_some()) {
         return Err(bad(format!("invalid UTS mode: {mode}")));
     }
-    for mode in [&hc.pid_mode, &hc.ipc_mode] {
+    for mode in [&hc.pid_mode, &hc.ipc_mode, &hc.uts_mode] {
         if let Some(peer) = peer_name(str_of(mode)) {
             c.get(peer)?;
         }
@@ -231,7 +233,14 @@ pub(crate) fn resolve(
     };
     o.uts = match str_of(&hc.uts_mode) {
         "host" => NamespaceMode::Host,
-        _ => NamespaceMode::Private,
+        mode => match peer_name(mode) {
+            Some(peer) => {
+                let (_, ns, handle) = peer_ns(c, peer, "uts", "UTS")?;
+                o.peers.push(handle);
+                NamespaceMode::Path(ns)
+            }
+            None => NamespaceMode::Private,
+        },
     };
     match str_of(&hc.ipc_mode) {
         "host" => {

@@ -13,6 +13,7 @@ mod fastline;
 mod files;
 pub(crate) use config::NONE as NO_LOG_DRIVER;
 pub(crate) use config::{driver as log_driver, log_options, settle as settle_log_config};
+pub(crate) use config::{CRI as CRI_LOG_DRIVER, CRI_PATH_OPT};
 use files::LogFiles;
 
 use bytes::Bytes;

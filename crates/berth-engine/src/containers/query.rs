@@ -120,7 +120,8 @@ impl Engine {
         let entry = c.subject(name)?;
         let (id, tty) = {
             let r = entry.rec();
-            if logs::log_driver(&r.host_config) == logs::NO_LOG_DRIVER {
+            let driver = logs::log_driver(&r.host_config);
+            if driver == logs::NO_LOG_DRIVER || driver == logs::CRI_LOG_DRIVER {
                 // moby `daemon/logger`: `ErrReadLogsNotSupported`.
                 return Err(EngineError::NotImplemented(
                     "configured logging driver does not support reading".into(),

@@ -146,7 +146,8 @@ pub(crate) fn spec_input(
         hostname = rec.id[..12].to_string();
     }
     write_etc_files(data_dir, &hostname, net)?;
-    if opts.uts == NamespaceMode::Host {
+    if opts.uts != NamespaceMode::Private {
+        // The host's or a peer's namespace: its name is not this container's to set.
         hostname.clear();
     }
     let mut mounts = Vec::new();

@@ -12,15 +12,15 @@ use serde_json::{json, Map, Value};
 use super::fake::{FakeRuntime, NoMount};
 use crate::{Drivers, Engine, EngineConfig, EngineError, NetConfig};
 
-struct World {
+pub(super) struct World {
     _tmp: tempfile::TempDir,
-    engine: Arc<Engine>,
+    pub(super) engine: Arc<Engine>,
     fake: Arc<FakeRuntime>,
-    image: String,
+    pub(super) image: String,
 }
 
 /// An engine over the fakes, with one image (no layers) in its store.
-async fn world() -> World {
+pub(super) async fn world() -> World {
     let tmp = tempfile::tempdir().unwrap();
     let mut config = EngineConfig::new(tmp.path().join("data"), tmp.path().join("exec"));
     config.network = NetConfig {
@@ -61,7 +61,7 @@ async fn world() -> World {
 
 impl World {
     /// Creates a container with `host_config` merged over the test defaults.
-    async fn create(&self, host_config: Value) -> String {
+    pub(super) async fn create(&self, host_config: Value) -> String {
         let mut hc = json!({
             "NetworkMode": "host",
             "SecurityOpt": ["apparmor=unconfined"],
@@ -74,7 +74,7 @@ impl World {
         self.engine.container_create(None, body).await.unwrap().id
     }
 
-    async fn inspect(&self, id: &str) -> Result<Value, EngineError> {
+    pub(super) async fn inspect(&self, id: &str) -> Result<Value, EngineError> {
         self.engine.container_inspect(id).await
     }
 

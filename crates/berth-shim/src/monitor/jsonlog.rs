@@ -1,6 +1,7 @@
 //! Docker's json-file log driver: one `{"log","stream","time"}` object per line of output,
 //! lines longer than [`LOG_LINE_MAX`] split into several entries, and size-based rotation
-//! (`max-size`, `max-file`: `log`, `log.1`, … as moby `daemon/logger/jsonfilelog`).
+//! (`max-size`, `max-file`: `log`, `log.1`, … as moby `daemon/logger/jsonfilelog`). The
+//! same writer writes the Kubernetes CRI format ([`LogFormat::Cri`]) for CRI containers.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use berth_shim::timefmt::rfc3339_nano;
-use berth_shim::{LogOptions, Stream, LOG_LINE_MAX};
+use berth_shim::{LogFormat, LogOptions, Stream, LOG_LINE_MAX};
 
 /// Splits one stream's bytes into log lines, keeping the unfinished tail.
 #[derive(Default)]
@@ -140,7 +141,27 @@ fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, time: &str) {
     out.extend_from_slice(b"\"}\n");
 }
 
-/// An open json-file log.
+/// Appends one CRI log line, `<time> <stream> <P|F> <text>\n`: a part that ends in `\n` is
+/// a line's end (`F`, the newline dropped), a part cut at [`LOG_LINE_MAX`] is `P`; the
+/// last unfinished part at the end of output (`end`) is `F` too (containerd's
+/// `redirectLogs` writes the same). The text is written as the process wrote it.
+fn encode_cri(out: &mut Vec<u8>, line: &[u8], stream: &str, time: &str, end: bool) {
+    let (text, tag) = match line.strip_suffix(b"\n") {
+        Some(text) => (text, b'F'),
+        None if end => (line, b'F'),
+        None => (line, b'P'),
+    };
+    out.extend_from_slice(time.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(stream.as_bytes());
+    out.push(b' ');
+    out.push(tag);
+    out.push(b' ');
+    out.extend_from_slice(text);
+    out.push(b'\n');
+}
+
+/// An open json-file (or CRI-format) log.
 pub struct JsonLog {
     opts: LogOptions,
     file: File,
@@ -175,7 +196,7 @@ impl JsonLog {
         let mut result = Ok(());
         splitter.split(data, |line| {
             if result.is_ok() {
-                result = self.add_entry(&mut buf, stream, line, &time);
+                result = self.add_entry(&mut buf, stream, line, &time, false);
             }
         });
         self.splitters[stream as usize - 1] = splitter;
@@ -190,7 +211,7 @@ impl JsonLog {
         for stream in [Stream::Stdout, Stream::Stderr] {
             if let Some(tail) = self.splitters[stream as usize - 1].finish() {
                 let mut buf = Vec::new();
-                self.add_entry(&mut buf, stream, &tail, &time)?;
+                self.add_entry(&mut buf, stream, &tail, &time, true)?;
                 self.file.write_all(&buf)?;
             }
         }
@@ -198,16 +219,20 @@ impl JsonLog {
     }
 
     /// Encodes one entry into `buf`, rotating first (after writing out what `buf` holds)
-    /// when it would take the file past `max-size`.
+    /// when it would take the file past `max-size`. `end`: the output's unfinished tail.
     fn add_entry(
         &mut self,
         buf: &mut Vec<u8>,
         stream: Stream,
         line: &[u8],
         time: &str,
+        end: bool,
     ) -> io::Result<()> {
         let start = buf.len();
-        encode_entry(buf, line, stream.name(), time);
+        match self.opts.format {
+            LogFormat::JsonFile => encode_entry(buf, line, stream.name(), time),
+            LogFormat::Cri => encode_cri(buf, line, stream.name(), time, end),
+        }
         let len = (buf.len() - start) as u64;
         if self
             .opts
@@ -345,6 +370,7 @@ mod tests {
             path: path.clone(),
             max_size: None,
             max_files: 1,
+            format: LogFormat::JsonFile,
         })
         .unwrap();
         log.write(Stream::Stdout, b"hi\nbad \xff utf8\n\"quoted\"")
@@ -376,6 +402,7 @@ mod tests {
             path: path.clone(),
             max_size: Some(200),
             max_files: 3,
+            format: LogFormat::JsonFile,
         };
         let mut log = JsonLog::open(opts).unwrap();
         for i in 0..40 {
@@ -399,6 +426,7 @@ mod tests {
             path: path.clone(),
             max_size: Some(150),
             max_files: 1,
+            format: LogFormat::JsonFile,
         })
         .unwrap();
         for i in 0..20 {
@@ -408,5 +436,47 @@ mod tests {
         assert!(fs::metadata(&path).unwrap().len() <= 150);
         assert!(!dir.path().join("l.1").exists());
         assert_eq!(read_entries(&path).last().unwrap().log, "line 19\n");
+    }
+
+    #[test]
+    fn writes_cri_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let mut log = JsonLog::open(LogOptions {
+            path: path.clone(),
+            max_size: None,
+            max_files: 1,
+            format: LogFormat::Cri,
+        })
+        .unwrap();
+        let long = vec![b'x'; LOG_LINE_MAX + 3];
+        log.write(Stream::Stdout, b"hi\n\"quoted\" \\ text\n")
+            .unwrap();
+        log.write(Stream::Stderr, b"oops\n").unwrap();
+        log.write(Stream::Stdout, &long).unwrap();
+        log.write(Stream::Stdout, b"\nno newline").unwrap();
+        log.flush().unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let got: Vec<(&str, &str, &str)> = text
+            .lines()
+            .map(|l| {
+                let mut f = l.splitn(4, ' ');
+                let time = f.next().unwrap();
+                assert!(time.ends_with('Z') && time.contains('T'), "{l}");
+                (f.next().unwrap(), f.next().unwrap(), f.next().unwrap())
+            })
+            .collect();
+        let x = "x".repeat(LOG_LINE_MAX);
+        assert_eq!(
+            got,
+            [
+                ("stdout", "F", "hi"),
+                ("stdout", "F", "\"quoted\" \\ text"),
+                ("stderr", "F", "oops"),
+                ("stdout", "P", x.as_str()),
+                ("stdout", "F", "xxx"),
+                ("stdout", "F", "no newline"),
+            ]
+        );
     }
 }

@@ -92,6 +92,7 @@ impl Harness {
                 path: self.log_path(),
                 max_size: None,
                 max_files: 1,
+                format: Default::default(),
             }),
             open_stdin: false,
             stdin_once: false,

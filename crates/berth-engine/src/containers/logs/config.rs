@@ -1,20 +1,26 @@
 //! `HostConfig.LogConfig`: the `json-file` driver (the default) with dockerd's options
 //! (`max-size`, `max-file`, and the tagging ones, which change nothing in the file we
 //! write), or `none`. Checked and stored in full at create; turned into the shim's
-//! rotation settings at each start.
+//! rotation settings at each start. A CRI container's driver is `cri` (the CRI log format
+//! at the kubelet's path), set only by [`crate::Engine::container_set_cri_log`]: create
+//! refuses it as any driver berthd does not have.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use berth_api_types::container::{HostConfig, LogConfig};
 use berth_api_types::field::Field;
-use berth_runtime::LogOptions;
+use berth_runtime::{LogFormat, LogOptions};
 use serde_json::Value;
 
 use crate::EngineError;
 
 pub(crate) const JSON_FILE: &str = "json-file";
 pub(crate) const NONE: &str = "none";
+/// The CRI log format at `Config.path` (never accepted from a create request).
+pub(crate) const CRI: &str = "cri";
+/// The `cri` driver's option: the log file.
+pub(crate) const CRI_PATH_OPT: &str = "path";
 
 /// json-file options dockerd accepts (moby `daemon/logger/jsonfilelog`).
 const JSON_FILE_OPTS: &[&str] = &[
@@ -175,8 +181,17 @@ fn parse_size(s: &str) -> Option<u64> {
 
 /// The shim's log settings for one start; `None` with the `none` driver.
 pub(crate) fn log_options(hc: &HostConfig, path: &Path) -> Option<LogOptions> {
-    if driver(hc) == NONE {
-        return None;
+    match driver(hc) {
+        NONE => return None,
+        CRI => {
+            return opts(hc).0.get(CRI_PATH_OPT).map(|p| LogOptions {
+                path: p.into(),
+                max_size: None,
+                max_files: 1,
+                format: LogFormat::Cri,
+            })
+        }
+        _ => {}
     }
     // Checked at create; a record from before that check rotates never.
     let (max_size, max_files) = rotation(&opts(hc).0).unwrap_or((None, 1));
@@ -184,6 +199,7 @@ pub(crate) fn log_options(hc: &HostConfig, path: &Path) -> Option<LogOptions> {
         path: path.to_path_buf(),
         max_size,
         max_files,
+        format: LogFormat::JsonFile,
     })
 }
 

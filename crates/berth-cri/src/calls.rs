@@ -1,0 +1,331 @@
+//! The `RuntimeService` calls on pod sandboxes and their containers, each a few engine
+//! calls over the translations of [`crate::pods`], [`crate::ctrs`] and
+//! [`crate::exec_sync`]. A container of the Docker API is never a CRI object: every call
+//! naming one answers `NotFound`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use berth_api_types::filters::Filters;
+use berth_engine::EngineError;
+use serde_json::Value;
+use tonic::Status;
+
+use crate::ctrs::{self, Sandbox};
+use crate::labels::{self, Labels};
+use crate::proto::*;
+use crate::runtime::Runtime;
+use crate::{engine_status, exec_sync, pods};
+
+/// How long the sandbox's infra process gets to exit on SIGTERM (it exits at once).
+const SANDBOX_STOP_TIMEOUT: i64 = 10;
+
+fn not_found(kind: &str, id: &str) -> Status {
+    Status::not_found(format!("{kind} {id:?} not found"))
+}
+
+/// The verbose `info` of a status: the engine's inspect, as `crictl inspect` shows it.
+fn verbose_info(verbose: bool, inspect: &Value) -> HashMap<String, String> {
+    if !verbose {
+        return HashMap::new();
+    }
+    [("info".to_string(), inspect.to_string())].into()
+}
+
+/// Makes `dir` (absolute) and its parents, for the kubelet's log files.
+async fn make_log_dir(dir: &Path) -> Result<(), Status> {
+    if !dir.is_absolute() {
+        return Err(Status::invalid_argument(format!(
+            "log directory {} must be absolute",
+            dir.display()
+        )));
+    }
+    tokio::fs::create_dir_all(dir).await.map_err(|e| {
+        Status::internal(format!(
+            "cannot create log directory {}: {e}",
+            dir.display()
+        ))
+    })
+}
+
+impl Runtime {
+    /// The engine's inspect of CRI object `id` of `kind`; `NotFound` for anything else.
+    async fn inspect(&self, id: &str, kind: &str) -> Result<Value, Status> {
+        labels::required(id, &format!("{kind} ID"))?;
+        let v = self
+            .engine
+            .container_inspect(id)
+            .await
+            .map_err(engine_status)?;
+        if !Labels::of(v.pointer("/Config/Labels")).is(kind) {
+            return Err(not_found(kind, id));
+        }
+        Ok(v)
+    }
+
+    /// The engine's summaries of every container carrying label `key=value`.
+    async fn list_labelled(&self, key: &str, value: &str) -> Result<Vec<Value>, Status> {
+        let query = serde_json::json!({ "label": [format!("{key}={value}")] }).to_string();
+        let filters = Filters::parse(Some(&query)).map_err(|e| Status::internal(e.to_string()))?;
+        self.engine
+            .container_list(true, &filters)
+            .await
+            .map_err(engine_status)
+    }
+
+    /// The IDs of the containers of sandbox `id`.
+    async fn members(&self, sandbox_id: &str) -> Result<Vec<(String, bool)>, Status> {
+        let all = self.list_labelled(labels::SANDBOX_ID, sandbox_id).await?;
+        Ok(all
+            .iter()
+            .filter(|s| Labels::of(s.get("Labels")).is(labels::TYPE_CONTAINER))
+            .filter_map(|s| {
+                let id = s.get("Id")?.as_str()?.to_string();
+                let running = s.get("State").and_then(Value::as_str) == Some("running");
+                Some((id, running))
+            })
+            .collect())
+    }
+
+    pub(crate) async fn run_sandbox(
+        &self,
+        req: RunPodSandboxRequest,
+    ) -> Result<RunPodSandboxResponse, Status> {
+        let config = req
+            .config
+            .ok_or_else(|| Status::invalid_argument("RunPodSandbox needs a sandbox config"))?;
+        if !config.port_mappings.is_empty() {
+            tracing::warn!(
+                ports = config.port_mappings.len(),
+                "CRI RunPodSandbox: port mappings are ignored until CNI pod networking lands"
+            );
+        }
+        let image = self.pause.ensure(&self.engine).await?;
+        let (name, body) = pods::create_body(&config, &req.runtime_handler, &image)?;
+        if !config.log_directory.is_empty() {
+            make_log_dir(Path::new(&config.log_directory)).await?;
+        }
+        let created = self
+            .engine
+            .container_create(Some(name), body)
+            .await
+            .map_err(engine_status)?;
+        if let Err(e) = self.engine.container_start(&created.id).await {
+            if let Err(rm) = self.engine.container_delete(&created.id, true).await {
+                tracing::warn!(sandbox = %created.id, error = %rm, "CRI: cannot remove a sandbox that did not start");
+            }
+            return Err(engine_status(e));
+        }
+        tracing::info!(sandbox = %created.id, "CRI: pod sandbox running");
+        Ok(RunPodSandboxResponse {
+            pod_sandbox_id: created.id,
+        })
+    }
+
+    pub(crate) async fn stop_sandbox(&self, id: &str) -> Result<(), Status> {
+        let v = self.inspect(id, labels::TYPE_SANDBOX).await?;
+        let id = v
+            .get("Id")
+            .and_then(Value::as_str)
+            .unwrap_or(id)
+            .to_string();
+        // The kubelet stopped them with their grace period; what still runs is killed.
+        for (cid, running) in self.members(&id).await? {
+            if running {
+                ignore_gone(self.engine.container_stop(&cid, Some(0), None).await)?;
+            }
+        }
+        ignore_gone(
+            self.engine
+                .container_stop(&id, Some(SANDBOX_STOP_TIMEOUT), None)
+                .await,
+        )?;
+        Ok(())
+    }
+
+    pub(crate) async fn remove_sandbox(&self, id: &str) -> Result<(), Status> {
+        let v = match self.inspect(id, labels::TYPE_SANDBOX).await {
+            Ok(v) => v,
+            // Removing what is gone succeeds (the call is idempotent).
+            Err(s) if s.code() == tonic::Code::NotFound => return Ok(()),
+            Err(s) => return Err(s),
+        };
+        let id = v
+            .get("Id")
+            .and_then(Value::as_str)
+            .unwrap_or(id)
+            .to_string();
+        for (cid, _) in self.members(&id).await? {
+            ignore_gone(self.engine.container_delete(&cid, true).await)?;
+        }
+        ignore_gone(self.engine.container_delete(&id, true).await)?;
+        tracing::info!(sandbox = %id, "CRI: pod sandbox removed");
+        Ok(())
+    }
+
+    pub(crate) async fn sandbox_status(
+        &self,
+        req: PodSandboxStatusRequest,
+    ) -> Result<PodSandboxStatusResponse, Status> {
+        let v = self
+            .inspect(&req.pod_sandbox_id, labels::TYPE_SANDBOX)
+            .await?;
+        let status = pods::status(&v).ok_or_else(|| not_found("sandbox", &req.pod_sandbox_id))?;
+        Ok(PodSandboxStatusResponse {
+            status: Some(status),
+            info: verbose_info(req.verbose, &v),
+            ..Default::default()
+        })
+    }
+
+    pub(crate) async fn list_sandboxes(
+        &self,
+        filter: Option<PodSandboxFilter>,
+    ) -> Result<Vec<PodSandbox>, Status> {
+        let filter = filter.unwrap_or_default();
+        let all = self
+            .list_labelled(labels::TYPE, labels::TYPE_SANDBOX)
+            .await?;
+        Ok(all
+            .iter()
+            .filter_map(|s| {
+                let sandbox = pods::from_summary(s)?;
+                let l = Labels::of(s.get("Labels"));
+                pods::selected(&sandbox, &l, &filter).then_some(sandbox)
+            })
+            .collect())
+    }
+
+    pub(crate) async fn create_container(
+        &self,
+        req: CreateContainerRequest,
+    ) -> Result<String, Status> {
+        let config = req
+            .config
+            .ok_or_else(|| Status::invalid_argument("CreateContainer needs a container config"))?;
+        let v = self
+            .inspect(&req.pod_sandbox_id, labels::TYPE_SANDBOX)
+            .await?;
+        let sandbox = Sandbox::of(&v).ok_or_else(|| not_found("sandbox", &req.pod_sandbox_id))?;
+        let (name, body, log) = ctrs::create_body(&sandbox, &config)?;
+        if let Some(dir) = log.as_deref().and_then(Path::parent) {
+            make_log_dir(dir).await?;
+        }
+        let created = self
+            .engine
+            .container_create(Some(name), body)
+            .await
+            .map_err(engine_status)?;
+        if let Some(path) = &log {
+            if let Err(e) = self.engine.container_set_cri_log(&created.id, path).await {
+                if let Err(rm) = self.engine.container_delete(&created.id, true).await {
+                    tracing::warn!(container = %created.id, error = %rm, "CRI: cannot remove a half-made container");
+                }
+                return Err(engine_status(e));
+            }
+        }
+        tracing::info!(container = %created.id, sandbox = %sandbox.id, "CRI: container created");
+        Ok(created.id)
+    }
+
+    pub(crate) async fn start_container(&self, id: &str) -> Result<(), Status> {
+        self.inspect(id, labels::TYPE_CONTAINER).await?;
+        self.engine
+            .container_start(id)
+            .await
+            .map(drop)
+            .map_err(engine_status)
+    }
+
+    pub(crate) async fn stop_container(&self, id: &str, timeout: i64) -> Result<(), Status> {
+        self.inspect(id, labels::TYPE_CONTAINER).await?;
+        self.engine
+            .container_stop(id, Some(timeout.max(0)), None)
+            .await
+            .map(drop)
+            .map_err(engine_status)
+    }
+
+    pub(crate) async fn remove_container(&self, id: &str) -> Result<(), Status> {
+        match self.inspect(id, labels::TYPE_CONTAINER).await {
+            Ok(_) => ignore_gone(self.engine.container_delete(id, true).await),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            Err(s) => Err(s),
+        }
+    }
+
+    pub(crate) async fn list_containers(
+        &self,
+        filter: Option<ContainerFilter>,
+    ) -> Result<Vec<Container>, Status> {
+        let filter = filter.unwrap_or_default();
+        let all = self
+            .list_labelled(labels::TYPE, labels::TYPE_CONTAINER)
+            .await?;
+        Ok(all
+            .iter()
+            .filter_map(|s| {
+                let (c, l) = ctrs::from_summary(s)?;
+                ctrs::selected(&c, &l, &filter).then_some(c)
+            })
+            .collect())
+    }
+
+    pub(crate) async fn container_status(
+        &self,
+        req: ContainerStatusRequest,
+    ) -> Result<ContainerStatusResponse, Status> {
+        let v = self
+            .inspect(&req.container_id, labels::TYPE_CONTAINER)
+            .await?;
+        let status = ctrs::status(&v).ok_or_else(|| not_found("container", &req.container_id))?;
+        Ok(ContainerStatusResponse {
+            status: Some(status),
+            info: verbose_info(req.verbose, &v),
+        })
+    }
+
+    pub(crate) async fn update_resources(
+        &self,
+        req: UpdateContainerResourcesRequest,
+    ) -> Result<(), Status> {
+        self.inspect(&req.container_id, labels::TYPE_CONTAINER)
+            .await?;
+        let body = req
+            .linux
+            .as_ref()
+            .map(ctrs::update_body)
+            .unwrap_or_default();
+        if body.is_empty() {
+            return Ok(());
+        }
+        self.engine
+            .container_update(&req.container_id, &body)
+            .await
+            .map(drop)
+            .map_err(engine_status)
+    }
+
+    pub(crate) async fn exec_sync(&self, req: ExecSyncRequest) -> Result<ExecSyncResponse, Status> {
+        self.inspect(&req.container_id, labels::TYPE_CONTAINER)
+            .await?;
+        if req.cmd.is_empty() {
+            return Err(Status::invalid_argument("ExecSync needs a command"));
+        }
+        let (out, exit_code) =
+            exec_sync::run(&self.engine, &req.container_id, req.cmd, req.timeout).await?;
+        Ok(ExecSyncResponse {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            exit_code,
+        })
+    }
+}
+
+/// An engine result where a container already gone is no error (removed meanwhile).
+fn ignore_gone<T>(r: Result<T, EngineError>) -> Result<(), Status> {
+    match r {
+        Ok(_) | Err(EngineError::NotFound(_)) => Ok(()),
+        Err(e) => Err(engine_status(e)),
+    }
+}
