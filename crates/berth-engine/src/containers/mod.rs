@@ -45,6 +45,7 @@ mod tests;
 mod untar;
 mod update;
 mod userdb;
+mod workdir;
 
 use std::future::Future;
 use std::pin::Pin;

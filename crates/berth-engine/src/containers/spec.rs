@@ -154,6 +154,7 @@ pub(crate) fn spec_input(
         hostname = rec.id[..12].to_string();
     }
     write_etc_files(data_dir, &hostname, net)?;
+    super::workdir::ensure(rootfs, &c.working_dir.or_default())?;
     if opts.uts == NamespaceMode::Host {
         hostname.clear();
     }
