@@ -24,6 +24,7 @@ mod fuzz;
 mod host_opts;
 mod image_users;
 mod lifecycle;
+mod list_filters;
 mod logs;
 pub(crate) mod mount_file;
 pub(crate) mod mounts;
