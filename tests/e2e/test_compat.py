@@ -245,3 +245,24 @@ def test_container_list_filters(daemon):
     dk(daemon, "rm", "-f", "first", "second", "third", "fourth")
     dk(daemon, "network", "rm", "net1")
     dk(daemon, "volume", "rm", "vol")
+
+
+def test_remove_link_answers_as_dockerd_without_legacy_links(daemon):
+    dk(daemon, "create", "--name", "db", "busybox", "true")
+    # moby `rmLink`: a plain name is the container's default link, which cannot go; the
+    # container must stay (it was removed before).
+    r = dk(daemon, "rm", "--link", "db", check=False)
+    assert r.returncode == 1
+    assert "Conflict, cannot remove the default link name of the container" in r.stderr, r.stderr
+    assert daemon.request("GET", "/containers/db/json").status == 200
+    r = daemon.request("DELETE", "/containers/db?link=1")
+    assert (r.status, r.json()) == (409, {"message": "Conflict, cannot remove the default link name of the container"})
+    # `parent/alias` with no such link names no container.
+    for path in ("/containers/web/db?link=1", "/v1.41/containers/web/db?link=true", "/containers/web/db"):
+        r = daemon.request("DELETE", path)
+        assert (r.status, r.json()) == (404, {"message": "No such container: web/db"}), (path, r.text)
+    r = dk(daemon, "rm", "--link", "/web/db", check=False)
+    assert r.returncode == 1 and "No such container: web/db" in r.stderr, r.stderr
+    r = daemon.request("DELETE", "/containers/nosuch?link=1")
+    assert (r.status, r.json()) == (404, {"message": "No such container: nosuch"})
+    assert daemon.request("GET", "/containers/db/json").status == 200

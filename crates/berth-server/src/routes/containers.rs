@@ -32,6 +32,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/stop", post(stop))
         .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/{link}", delete(remove_link))
         .route("/containers/{id}/restart", post(restart))
         .route("/containers/{id}/rename", post(rename))
         .route("/containers/prune", post(prune))
@@ -119,12 +120,31 @@ async fn stop(
     Ok(changed_or_not_modified(changed))
 }
 
+/// `DELETE /containers/{parent}/{alias}`: moby's `{name:.*}` reaches the removal with the
+/// whole path as the name; only a link (`link=1`) can be named so.
+async fn remove_link(
+    State(engine): State<AppState>,
+    Path((parent, alias)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let name = format!("{parent}/{alias}");
+    if Query::from_uri(&uri).bool("link") {
+        engine.container_remove_link(&name).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Err(ApiError::not_found(format!("No such container: {name}")))
+}
+
 async fn remove(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
+    if q.bool("link") {
+        engine.container_remove_link(&id).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let anonymous = match q.bool("v") {
         true => engine.container_anonymous_volumes(&id).await?,
         false => Vec::new(),
