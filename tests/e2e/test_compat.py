@@ -14,6 +14,7 @@ from urllib.parse import quote
 import docker
 import pytest
 
+from conftest import poll
 from test_containers import daemon, dk  # noqa: F401 - the fixture and the CLI helper
 
 JSON = {"Content-Type": "application/json"}
@@ -266,3 +267,85 @@ def test_remove_link_answers_as_dockerd_without_legacy_links(daemon):
     r = daemon.request("DELETE", "/containers/nosuch?link=1")
     assert (r.status, r.json()) == (404, {"message": "No such container: nosuch"})
     assert daemon.request("GET", "/containers/db/json").status == 200
+
+
+def attach_raw(d, name: str, query: str, until: bytes | None = None, timeout: float = 20) -> tuple[int, bytes]:
+    """POST /containers/{name}/attach?{query} with an upgrade; the status, and the bytes
+    after the head until EOF (or until `until` shows up)."""
+    import socket
+    import time
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(str(d.sock))
+        s.sendall(f"POST /containers/{name}/attach?{query} HTTP/1.1\r\nHost: x\r\n"
+                  "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(4096)
+            assert chunk, buf
+            buf += chunk
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        status = int(head.split(b" ")[1])
+        deadline = time.monotonic() + timeout
+        while until is None or until not in rest:
+            assert time.monotonic() < deadline, rest
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        return status, rest
+    finally:
+        s.close()
+
+
+def frames(data: bytes) -> list[tuple[int, bytes]]:
+    out = []
+    while len(data) >= 8:
+        kind, size = data[0], int.from_bytes(data[4:8], "big")
+        out.append((kind, data[8:8 + size]))
+        data = data[8 + size:]
+    return out
+
+
+def test_attach_logs_and_stream_parameters(daemon):
+    dk(daemon, "run", "-d", "--name", "talker", "busybox", "sh", "-c",
+       "echo one; echo err >&2; while [ ! -f /tmp/go ]; do sleep 0.1; done; "
+       "while true; do echo two; sleep 0.2; done")
+    poll(lambda: "err" in dk(daemon, "logs", "talker").stderr, 20, "the first lines in the log")
+    # logs without stream: the log so far, of the streams asked for, then the end.
+    status, out = attach_raw(daemon, "talker", "logs=1&stdout=1&stderr=1")
+    assert status == 101
+    assert sorted(frames(out)) == [(1, b"one\n"), (2, b"err\n")]
+    status, out = attach_raw(daemon, "talker", "logs=1&stream=0&stdout=1")
+    assert frames(out) == [(1, b"one\n")]
+    # Neither: nothing, at once (moby returns before attaching).
+    status, out = attach_raw(daemon, "talker", "stdout=1")
+    assert (status, out) == (101, b"")
+    # logs and stream: the log first, then what comes live.
+    import threading
+    import time
+
+    def attaches() -> int:
+        f = q({"event": ["attach"], "container": ["talker"]})
+        r = daemon.request("GET", f"/events?since=0&until={int(time.time()) + 1}&filters={f}")
+        return r.text.count('"attach"')
+
+    before = attaches()
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.setdefault(
+        "v", attach_raw(daemon, "talker", "logs=1&stream=1&stdout=1", until=b"two\n")))
+    t.start()
+    try:
+        # The live part starts once the attach is answered (its event is out), and repeats:
+        # a line written between the end of the log and the live attach is in neither
+        # (as with dockerd).
+        poll(lambda: attaches() > before, 20, "the attach event")
+        dk(daemon, "exec", "talker", "touch", "/tmp/go")
+    finally:
+        t.join(30)
+    assert not t.is_alive()
+    status, out = result["v"]
+    got = frames(out)
+    assert got[0] == (1, b"one\n") and (1, b"two\n") in got and (2, b"err\n") not in got, out
+

@@ -251,13 +251,46 @@ async fn attach(
         .headers()
         .get(header::UPGRADE)
         .is_some_and(|v| !v.is_empty());
-    let (tty, pending) = engine.container_attach(&id, streams).await?;
+    // moby `containerAttach`: with `logs`, the log so far (of the streams asked for) comes
+    // first; only with `stream` does the live output follow.
+    let logs = q.bool("logs");
+    let (tty, replay, pending) = if q.bool("stream") {
+        let replay = match logs && (streams.stdout || streams.stderr) {
+            true => Some(
+                engine
+                    .container_logs(&id, replay_options(&streams))
+                    .await?
+                    .1,
+            ),
+            false => None,
+        };
+        let (tty, pending) = engine.container_attach(&id, streams).await?;
+        (tty, replay, Some(pending))
+    } else {
+        let mut opts = replay_options(&streams);
+        opts.stdout &= logs;
+        opts.stderr &= logs;
+        let (tty, rx) = engine.container_logs(&id, opts).await?;
+        (tty, Some(rx), None)
+    };
     let ctype = stream_type(tty, req.headers());
     if !upgrade_asked {
         // An old client without Upgrade: the output as the body.
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
-            let Ok(shim) = pending.await else { return };
+            if let Some(mut replay) = replay {
+                while let Some(b) = replay.recv().await {
+                    if tx.send(b).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let Some(Ok(shim)) = (match pending {
+                Some(p) => Some(p.await),
+                None => None,
+            }) else {
+                return;
+            };
             let mut s = tokio_util::io::ReaderStream::new(shim);
             use futures_util::StreamExt;
             while let Some(Ok(b)) = s.next().await {
@@ -270,7 +303,21 @@ async fn attach(
     }
     let upgrade = super::exec::upgrade(&mut req);
     tokio::spawn(async move {
-        let Some(client) = upgrade.await else {
+        let Some(mut client) = upgrade.await else {
+            return;
+        };
+        if let Some(mut replay) = replay {
+            use tokio::io::AsyncWriteExt;
+            while let Some(b) = replay.recv().await {
+                if client.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+            let _ = client.flush().await;
+        }
+        let Some(pending) = pending else {
+            use tokio::io::AsyncWriteExt;
+            let _ = client.shutdown().await;
             return;
         };
         let shim = match pending.await {
@@ -293,6 +340,19 @@ async fn attach(
         .header(header::UPGRADE, "tcp")
         .body(Body::empty())
         .unwrap_or_default())
+}
+
+/// The whole log so far (moby reads it with no tail), of the streams the attach asks for.
+fn replay_options(streams: &AttachStreams) -> LogsOptions {
+    LogsOptions {
+        stdout: streams.stdout,
+        stderr: streams.stderr,
+        follow: false,
+        timestamps: false,
+        tail: None,
+        since: None,
+        until: None,
+    }
 }
 
 /// 204 when a start or stop changed the container, 304 when it was already so.
