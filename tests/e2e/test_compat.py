@@ -349,3 +349,30 @@ def test_attach_logs_and_stream_parameters(daemon):
     got = frames(out)
     assert got[0] == (1, b"one\n") and (1, b"two\n") in got and (2, b"err\n") not in got, out
 
+
+def test_image_search_when_the_index_cannot_be_reached(daemon):
+    # An index that cannot resolve (RFC 2606 `.invalid`): dockerd's 500 with Go's url.Error
+    # shape, `Get "<url>": <cause>` (the query left out here).
+    r = daemon.request("GET", "/images/search?term=nosuch.invalid/busybox")
+    assert r.status == 500, r.text
+    assert r.json()["message"].startswith('Get "https://nosuch.invalid/v1/search": '), r.text
+    r = dk(daemon, "search", "nosuch.invalid/busybox", check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith('Error response from daemon: Get "https://nosuch.invalid/v1/search": '), r.stderr
+    # What dockerd refuses before asking the index (moby registry/search.go).
+    for query, message in [
+        ("term=busybox&limit=x", 'invalid limit specified: strconv.Atoi: parsing "x": invalid syntax'),
+        ("term=busybox&limit=101", "limit 101 is outside the range of [1, 100]"),
+        ("term=busybox&limit=-1", "limit -1 is outside the range of [1, 100]"),
+        ("term=https://x/busybox",
+         "invalid repository name: repository name (https://x/busybox) should not have a scheme"),
+        ("term=busybox&filters=" + q({"stars": ["many"]}),
+         'invalid filter \'stars=many\': strconv.Atoi: parsing "many": invalid syntax'),
+        ("term=busybox&filters=" + q({"is-official": ["maybe"]}), "invalid filter 'is-official=maybe'"),
+        ("term=busybox&filters=" + q({"nope": ["1"]}), "invalid filter 'nope'"),
+    ]:
+        r = daemon.request("GET", "/images/search?" + query)
+        assert (r.status, r.json()) == (400, {"message": message}), (query, r.text)
+    # is-automated=true: nothing is automated any more; dockerd answers [] without asking.
+    r = daemon.request("GET", "/images/search?term=nosuch.invalid/x&filters=" + q({"is-automated": ["true"]}))
+    assert (r.status, r.json()) == (200, [])
