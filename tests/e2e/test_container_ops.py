@@ -91,7 +91,9 @@ def test_exec_errors_over_the_api(daemon):
     eid = resp.json()["Id"]
     v = daemon.get_json(f"/exec/{eid}/json")
     assert v["Running"] is False and v["ExitCode"] is None and v["ContainerID"] == cid
-    assert v["ProcessConfig"] == {"tty": False, "entrypoint": "sh", "arguments": ["-c", "exit 5"]}
+    # moby on Linux: `privileged` is always there.
+    assert v["ProcessConfig"] == {"tty": False, "entrypoint": "sh", "arguments": ["-c", "exit 5"],
+                                  "privileged": False}
     resp = daemon.request("POST", f"/exec/{eid}/start", headers=hdr, body=b'{"Detach": true}')
     assert resp.status == 200, resp.text
     v = poll(lambda: (lambda v: v if not v["Running"] else None)(daemon.get_json(f"/exec/{eid}/json")), 10,

@@ -1,6 +1,6 @@
 //! Registry operations: pull (`POST /images/create?fromImage=`), push
-//! (`POST /images/{name}/push`), login (`POST /auth`) and `GET /distribution/{name}/json`,
-//! over `berth_image::registry`.
+//! (`POST /images/{name}/push`), login (`POST /auth`), `GET /distribution/{name}/json` and
+//! `GET /images/search`, over `berth_image::registry`.
 //!
 //! Pull and push answer with a stream of Docker's JSON progress messages. What can fail
 //! before the first message (a bad reference, an unknown tag, no such local image, wrong
@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 pub use berth_image::registry::auth::AuthConfigError;
+pub use berth_image::registry::search::SearchResult;
 pub use berth_image::registry::RegistryAuth;
 
 use crate::system::now_rfc3339;
@@ -181,6 +182,55 @@ impl Engine {
             status: "Login Succeeded".into(),
             identity_token: String::new(),
         })
+    }
+
+    /// `GET /images/search` (moby `registry.Service.Search`): the filters (`is-automated`,
+    /// `is-official`, `stars`) and the term checked with dockerd's texts, then the index's
+    /// answer filtered. `limit` 0 is dockerd's default of 25.
+    pub async fn image_search(
+        &self,
+        term: &str,
+        limit: i64,
+        filters: &berth_api_types::filters::Filters,
+    ) -> Result<Vec<SearchResult>, EngineError> {
+        filters.allow_only(&["is-automated", "is-official", "stars"])?;
+        if filters.bool_value("is-automated")? == Some(true) {
+            return Ok(Vec::new());
+        }
+        let official = filters.bool_value("is-official")?;
+        let mut stars = 0i64;
+        for v in filters.get("stars") {
+            let n = v.parse::<i64>().map_err(|_| {
+                EngineError::InvalidArgument(format!(
+                    "invalid filter 'stars={v}': strconv.Atoi: parsing {v:?}: invalid syntax"
+                ))
+            })?;
+            stars = stars.max(n);
+        }
+        if term.contains("://") {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid repository name: repository name ({term}) should not have a scheme"
+            )));
+        }
+        let limit = if limit == 0 { 25 } else { limit };
+        let limit = u32::try_from(limit)
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| {
+                EngineError::InvalidArgument(format!(
+                    "limit {limit} is outside the range of [1, 100]"
+                ))
+            })?;
+        let results = self.registry.search(term, limit).await?;
+        Ok(results
+            .into_iter()
+            .filter(|r| official.is_none_or(|o| r.is_official == o))
+            .filter(|r| r.star_count >= stars)
+            .map(|r| SearchResult {
+                is_automated: false,
+                ..r
+            })
+            .collect())
     }
 
     /// `GET /distribution/{name}/json`: the manifest's descriptor and its platforms.

@@ -133,9 +133,20 @@ impl Engine {
                 .filter_map(|r| store.config(&r.id).ok()?.parent)
                 .collect();
             let mut out = Vec::new();
+            let refs = opts.filters.get("reference");
             for rec in records {
                 let config = store.config(&rec.id)?;
-                let (tags, digests) = store.references_of(&rec.id);
+                let (mut tags, mut digests) = store.references_of(&rec.id);
+                // moby `Images`: with a `reference` filter, an entry lists only the
+                // references that match (so `docker images -q name:tag` prints one ID).
+                if !refs.is_empty() {
+                    let keep = |r: &String| refs.iter().any(|p| reference_matches(p, r));
+                    tags.retain(keep);
+                    digests.retain(keep);
+                    if tags.is_empty() && digests.is_empty() {
+                        continue;
+                    }
+                }
                 if !opts.all && tags.is_empty() && digests.is_empty() && parents.contains(&rec.id) {
                     continue;
                 }
@@ -157,14 +168,6 @@ impl Engine {
                     .get("label")
                     .iter()
                     .all(|l| label_matches(&labels, l))
-                {
-                    continue;
-                }
-                let refs = opts.filters.get("reference");
-                if !refs.is_empty()
-                    && !tags
-                        .iter()
-                        .any(|t| refs.iter().any(|p| reference_matches(p, t)))
                 {
                     continue;
                 }
@@ -545,11 +548,15 @@ fn reference_matches(pattern: &str, tag: &str) -> bool {
     if glob_match(pattern, tag).unwrap_or(false) {
         return true;
     }
-    let name = tag
-        .rsplit_once(':')
-        .filter(|(_, t)| !t.contains('/'))
-        .map(|(n, _)| n)
-        .unwrap_or(tag);
+    // `name@digest` or `name:tag`; a colon before a slash is a registry's port.
+    let name = match tag.split_once('@') {
+        Some((n, _)) => n,
+        None => tag
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .map(|(n, _)| n)
+            .unwrap_or(tag),
+    };
     glob_match(pattern, name).unwrap_or(false)
 }
 
@@ -584,6 +591,8 @@ mod tests {
         assert!(reference_matches("busy*", "busybox:latest"));
         assert!(reference_matches("busybox:lat*", "busybox:latest"));
         assert!(!reference_matches("busybox:1", "busybox:latest"));
+        assert!(reference_matches("busybox", "busybox@sha256:ab12"));
+        assert!(!reference_matches("busybox:latest", "busybox@sha256:ab12"));
         assert!(reference_matches(
             "localhost:5000/app",
             "localhost:5000/app:v1"

@@ -596,16 +596,20 @@ impl Engine {
         }
         let p = *exec.progress();
         let cfg = &exec.config;
+        // moby `ContainerExecInspect`: on Linux `privileged` is always present, `user`
+        // only when set.
+        let (entrypoint, arguments) = cfg
+            .cmd
+            .split_first()
+            .map_or(("", &[][..]), |(e, a)| (e.as_str(), a));
         let mut process = json!({
             "tty": cfg.tty,
-            "entrypoint": cfg.cmd[0],
-            "arguments": cfg.cmd[1..],
+            "entrypoint": entrypoint,
+            "arguments": arguments,
+            "privileged": cfg.privileged,
         });
         if !cfg.user.is_empty() {
             process["user"] = json!(cfg.user);
-        }
-        if cfg.privileged {
-            process["privileged"] = json!(true);
         }
         Ok(json!({
             "ID": exec.id,

@@ -25,6 +25,7 @@ mod fuzz;
 mod host_opts;
 mod image_users;
 mod lifecycle;
+mod list_filters;
 mod logs;
 pub(crate) mod mount_file;
 pub(crate) mod mounts;
@@ -46,6 +47,7 @@ mod tests;
 mod untar;
 mod update;
 mod userdb;
+mod workdir;
 
 use std::future::Future;
 use std::pin::Pin;

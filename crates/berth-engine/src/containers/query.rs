@@ -5,7 +5,7 @@ use berth_api_types::container::ContainerStatus;
 use serde_json::Value;
 
 use super::record::Record;
-use super::{logs, mounts, now_unix, process, Containers, LogsOptions};
+use super::{list_filters, logs, mounts, now_unix, process, Containers, LogsOptions};
 use crate::{Engine, EngineError};
 
 impl Engine {
@@ -30,9 +30,10 @@ impl Engine {
         all: bool,
         filters: &berth_api_types::filters::Filters,
     ) -> Result<Vec<Value>, EngineError> {
-        filters
-            .allow_only(&["status", "name", "id", "label", "ancestor"])
-            .map_err(EngineError::from)?;
+        let mut allowed = vec!["status", "name", "id", "label", "ancestor"];
+        allowed.extend(list_filters::NAMES);
+        filters.allow_only(&allowed).map_err(EngineError::from)?;
+        let more = list_filters::ListFilters::parse(&self.containers, filters)?;
         let now = now_unix();
         let mut recs: Vec<Record> = self
             .containers
@@ -42,6 +43,16 @@ impl Engine {
             .filter(|r| r.state.status != ContainerStatus::Removing)
             .collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
+        let recs = more.window(recs);
+        let mounts = match more.wants_mounts() {
+            true => {
+                let dirs = (recs.iter())
+                    .map(|r| (r.id.clone(), self.containers.data_dir(&r.id)))
+                    .collect();
+                list_filters::mounts_of(dirs).await
+            }
+            false => Default::default(),
+        };
         let status = filters.get("status");
         let names = filters.get("name");
         let ids = filters.get("id");
@@ -75,11 +86,14 @@ impl Engine {
                         .iter()
                         .any(|a| *a == r.image || r.image_id.contains(a.as_str()))
             })
-            .map(|r| {
+            .filter(|r| more.keep_record(r))
+            .filter(|r| more.keep_mounts(mounts.get(&r.id).map_or(&[], Vec::as_slice)))
+            .filter_map(|r| {
                 let mut s = r.summary(now);
                 (self.containers.networks).patch_summary(&r.id, r.running(), &mut s);
-                serde_json::to_value(s).map_err(|e| EngineError::Internal(e.to_string()))
+                more.keep_summary(&s).then_some(s)
             })
+            .map(|s| serde_json::to_value(s).map_err(|e| EngineError::Internal(e.to_string())))
             .collect::<Result<_, EngineError>>()?;
         Ok(out)
     }

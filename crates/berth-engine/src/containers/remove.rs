@@ -1,10 +1,27 @@
-//! `DELETE /containers/{id}`.
+//! `DELETE /containers/{id}`, and with `link=1` the removal of a legacy link.
 
 use berth_api_types::container::ContainerStatus;
 
 use crate::{Engine, EngineError};
 
 impl Engine {
+    /// `DELETE /containers/{parent}/{alias}?link=1` (moby `rmLink`). Berth makes no
+    /// legacy links, so the link names no container; a plain container name is its own
+    /// default link, which cannot go (and the container stays).
+    pub async fn container_remove_link(&self, name: &str) -> Result<(), EngineError> {
+        let entry = self.containers.get(name)?;
+        let full = format!("/{}", name.trim_start_matches('/'));
+        if full.rfind('/') == Some(0) {
+            return Err(EngineError::Conflict(
+                "Conflict, cannot remove the default link name of the container".into(),
+            ));
+        }
+        Err(EngineError::NotFound(format!(
+            "No such link: {full} of container {}",
+            entry.rec().id
+        )))
+    }
+
     /// `DELETE /containers/{id}`.
     #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_delete(&self, name: &str, force: bool) -> Result<(), EngineError> {

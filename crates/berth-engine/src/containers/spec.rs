@@ -36,14 +36,22 @@ pub(crate) fn merge_config(req: &ContainerConfig, image: &Map<String, Value>) ->
     let mut out = req.clone();
     let req_ep = req.entrypoint.strings();
     let req_cmd = req.cmd.strings().filter(|c| !c.is_empty());
+    let image_cmd = || strings(image.get("Cmd"));
+    // moby `merge`: an entrypoint asked for keeps the command asked for; an empty one
+    // (`[]`) takes the image's command but not its entrypoint.
     let (ep, cmd) = match req_ep {
-        Some(ep) => (ep, req_cmd.unwrap_or_default()),
+        Some(ep) if !ep.is_empty() => (ep, req_cmd.unwrap_or_default()),
+        Some(_) => (Vec::new(), req_cmd.or_else(image_cmd).unwrap_or_default()),
         None => (
             strings(image.get("Entrypoint")).unwrap_or_default(),
-            req_cmd
-                .or_else(|| strings(image.get("Cmd")))
-                .unwrap_or_default(),
+            req_cmd.or_else(image_cmd).unwrap_or_default(),
         ),
+    };
+    // moby `mergeAndVerifyConfig`: `[""]` (the CLI's `--entrypoint ""`) resets it.
+    let ep = if ep.len() == 1 && ep.iter().all(String::is_empty) {
+        Vec::new()
+    } else {
+        ep
     };
     let slice = |v: Vec<String>| {
         if v.is_empty() {
@@ -146,6 +154,7 @@ pub(crate) fn spec_input(
         hostname = rec.id[..12].to_string();
     }
     write_etc_files(data_dir, &hostname, net)?;
+    super::workdir::ensure(rootfs, &c.working_dir.or_default())?;
     if opts.uts != NamespaceMode::Private {
         // The host's or a peer's namespace: its name is not this container's to set.
         hostname.clear();
@@ -304,6 +313,27 @@ mod tests {
         let m = merge_config(&cfg(json!({})), &obj(json!({})));
         assert_eq!(m.env.or_default(), [DEFAULT_PATH]);
         assert!(m.args().is_empty());
+    }
+
+    /// moby `merge` and `mergeAndVerifyConfig`: `--entrypoint ""` (sent as `[""]`)
+    /// clears the image's entrypoint and runs the command as given; `[]` clears it and
+    /// keeps the image's command.
+    #[test]
+    fn empty_entrypoint_clears_the_images() {
+        let image = obj(json!({"Entrypoint": ["/init"], "Cmd": ["sh"]}));
+        let m = merge_config(
+            &cfg(json!({"Entrypoint": [""], "Cmd": ["echo", "hi"]})),
+            &image,
+        );
+        assert_eq!(m.args(), ["echo", "hi"]);
+        let m = merge_config(&cfg(json!({"Entrypoint": [""]})), &image);
+        assert!(m.args().is_empty(), "no command specified");
+        let m = merge_config(&cfg(json!({"Entrypoint": ""})), &image);
+        assert!(m.args().is_empty());
+        let m = merge_config(&cfg(json!({"Entrypoint": []})), &image);
+        assert_eq!(m.args(), ["sh"]);
+        let m = merge_config(&cfg(json!({"Entrypoint": null})), &image);
+        assert_eq!(m.args(), ["/init", "sh"]);
     }
 
     /// What the map-based merge stored for a docker CLI body over an image's config.

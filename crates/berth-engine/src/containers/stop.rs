@@ -52,6 +52,7 @@ impl Engine {
         if restarting {
             return Ok(());
         }
+        let seen = entry.events.borrow().exits;
         let r = match self.containers.runtime.kill(rid(&id), sig, false).await {
             Err(RuntimeError::NotRunning(_)) => Err(not_running(&id)),
             other => other.map_err(rt_err),
@@ -59,6 +60,9 @@ impl Engine {
         if r.is_ok() {
             self.containers
                 .emit(&entry.rec(), "kill", &[("signal", &sig.to_string())]);
+            if sig == libc_sigkill() {
+                Containers::await_killed(&entry, seen).await;
+            }
         }
         r
     }
@@ -121,6 +125,14 @@ impl Engine {
 }
 
 impl Containers {
+    /// moby `daemon.kill`: a SIGKILL is answered once the exit is recorded (at most 10 s),
+    /// so an inspect right after shows the container exited with 137.
+    async fn await_killed(entry: &Entry, seen: u64) {
+        if !Containers::await_exit(entry, seen, Duration::from_secs(10)).await {
+            tracing::warn!("container failed to exit within 10s of SIGKILL");
+        }
+    }
+
     /// SIGKILL for container `id`, then at most 30 s for an exit after `seen`: false when
     /// none came (`stop` after its grace time, a forced `rm`).
     pub(super) async fn kill_and_wait(&self, entry: &Entry, id: &str, seen: u64) -> bool {

@@ -505,7 +505,7 @@ fn challenges(headers: &HeaderMap) -> Vec<Challenge> {
 }
 
 /// Reads a body of at most `max` bytes.
-async fn read_limited(
+pub(super) async fn read_limited(
     mut resp: Response,
     max: usize,
     method: &str,

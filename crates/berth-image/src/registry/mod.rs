@@ -28,6 +28,7 @@ pub mod manifest;
 mod progress;
 pub mod pull;
 pub mod push;
+pub mod search;
 mod silence;
 pub mod transport;
 

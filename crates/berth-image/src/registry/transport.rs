@@ -25,8 +25,8 @@ use super::{RegistryConfig, RegistryError};
 /// Docker Hub's name in references and the host that serves its API.
 const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
 
 /// One registry host, ready to use.
 #[derive(Debug)]
@@ -315,7 +315,10 @@ fn native_roots() -> &'static [CertificateDer<'static>] {
 
 /// Client TLS for `domain`: system roots plus certs.d CAs, and a client certificate when
 /// certs.d has one. HTTP/1.1 only.
-fn tls_config(certs_dirs: &[PathBuf], domain: &str) -> Result<rustls::ClientConfig, RegistryError> {
+pub(super) fn tls_config(
+    certs_dirs: &[PathBuf],
+    domain: &str,
+) -> Result<rustls::ClientConfig, RegistryError> {
     let mut roots = rustls::RootCertStore::empty();
     let (_, _ignored) = roots.add_parsable_certificates(native_roots().iter().cloned());
     let mut client_cert = None;

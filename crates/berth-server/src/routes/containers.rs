@@ -32,6 +32,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/stop", post(stop))
         .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/{link}", delete(remove_link))
         .route("/containers/{id}/restart", post(restart))
         .route("/containers/{id}/rename", post(rename))
         .route("/containers/prune", post(prune))
@@ -119,12 +120,31 @@ async fn stop(
     Ok(changed_or_not_modified(changed))
 }
 
+/// `DELETE /containers/{parent}/{alias}`: moby's `{name:.*}` reaches the removal with the
+/// whole path as the name; only a link (`link=1`) can be named so.
+async fn remove_link(
+    State(engine): State<AppState>,
+    Path((parent, alias)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let name = format!("{parent}/{alias}");
+    if Query::from_uri(&uri).bool("link") {
+        engine.container_remove_link(&name).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Err(ApiError::not_found(format!("No such container: {name}")))
+}
+
 async fn remove(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
+    if q.bool("link") {
+        engine.container_remove_link(&id).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let anonymous = match q.bool("v") {
         true => engine.container_anonymous_volumes(&id).await?,
         false => Vec::new(),
@@ -231,13 +251,46 @@ async fn attach(
         .headers()
         .get(header::UPGRADE)
         .is_some_and(|v| !v.is_empty());
-    let (tty, pending) = engine.container_attach(&id, streams).await?;
+    // moby `containerAttach`: with `logs`, the log so far (of the streams asked for) comes
+    // first; only with `stream` does the live output follow.
+    let logs = q.bool("logs");
+    let (tty, replay, pending) = if q.bool("stream") {
+        let replay = match logs && (streams.stdout || streams.stderr) {
+            true => Some(
+                engine
+                    .container_logs(&id, replay_options(&streams))
+                    .await?
+                    .1,
+            ),
+            false => None,
+        };
+        let (tty, pending) = engine.container_attach(&id, streams).await?;
+        (tty, replay, Some(pending))
+    } else {
+        let mut opts = replay_options(&streams);
+        opts.stdout &= logs;
+        opts.stderr &= logs;
+        let (tty, rx) = engine.container_logs(&id, opts).await?;
+        (tty, Some(rx), None)
+    };
     let ctype = stream_type(tty, req.headers());
     if !upgrade_asked {
         // An old client without Upgrade: the output as the body.
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
-            let Ok(shim) = pending.await else { return };
+            if let Some(mut replay) = replay {
+                while let Some(b) = replay.recv().await {
+                    if tx.send(b).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let Some(Ok(shim)) = (match pending {
+                Some(p) => Some(p.await),
+                None => None,
+            }) else {
+                return;
+            };
             let mut s = tokio_util::io::ReaderStream::new(shim);
             use futures_util::StreamExt;
             while let Some(Ok(b)) = s.next().await {
@@ -250,7 +303,21 @@ async fn attach(
     }
     let upgrade = super::exec::upgrade(&mut req);
     tokio::spawn(async move {
-        let Some(client) = upgrade.await else {
+        let Some(mut client) = upgrade.await else {
+            return;
+        };
+        if let Some(mut replay) = replay {
+            use tokio::io::AsyncWriteExt;
+            while let Some(b) = replay.recv().await {
+                if client.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+            let _ = client.flush().await;
+        }
+        let Some(pending) = pending else {
+            use tokio::io::AsyncWriteExt;
+            let _ = client.shutdown().await;
             return;
         };
         let shim = match pending.await {
@@ -273,6 +340,19 @@ async fn attach(
         .header(header::UPGRADE, "tcp")
         .body(Body::empty())
         .unwrap_or_default())
+}
+
+/// The whole log so far (moby reads it with no tail), of the streams the attach asks for.
+fn replay_options(streams: &AttachStreams) -> LogsOptions {
+    LogsOptions {
+        stdout: streams.stdout,
+        stderr: streams.stderr,
+        follow: false,
+        timestamps: false,
+        tail: None,
+        since: None,
+        until: None,
+    }
 }
 
 /// 204 when a start or stop changed the container, 304 when it was already so.

@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/images/load", post(load))
         .route("/images/get", get(save_many))
         .route("/images/prune", post(prune))
+        .route("/images/search", get(search))
         .route("/images/{*rest}", any(per_image))
 }
 
@@ -49,6 +50,22 @@ fn json_lines(messages: &[ProgressMessage]) -> Response {
         out.extend_from_slice(b"\r\n");
     }
     ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+/// `GET /images/search`: `term`, `limit` (moby reads it with Atoi), `filters`.
+async fn search(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let q = Query::from_uri(&uri);
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        None => 0,
+        Some(l) => l.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid limit specified: strconv.Atoi: parsing {l:?}: invalid syntax"
+            ))
+        })?,
+    };
+    let filters = filters(&q)?;
+    let term = q.get("term").unwrap_or("");
+    Ok(Json(engine.image_search(term, limit, &filters).await?).into_response())
 }
 
 async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {

@@ -11,6 +11,7 @@ mod exec;
 mod images;
 mod networks;
 mod query;
+mod swarm;
 mod system;
 mod volumes;
 
@@ -36,6 +37,7 @@ pub(crate) fn router(engine: Arc<Engine>, authz: Option<Arc<Authorizer>>) -> Rou
         .merge(networks::routes())
         .merge(archive::routes())
         .merge(build::routes())
+        .merge(swarm::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(crate::metrics::remember_route))
         .with_state(engine.clone());
