@@ -34,7 +34,8 @@ pub fn check_privileges() -> anyhow::Result<()> {
 pub fn check_storage(data_root: &Path) -> anyhow::Result<()> {
     // A kernel without /proc/filesystems (no procfs) fails later with its own error.
     if let Ok(list) = std::fs::read_to_string(PROC_FILESYSTEMS) {
-        if !lists_overlay(&list) {
+        // A modular overlayfs is listed once loaded: load it as dockerd does, then look again.
+        if !lists_overlay(&list) && !load_overlay_module() {
             bail!(
                 "the kernel lacks overlayfs (no \"overlay\" in {PROC_FILESYSTEMS}), which \
                  Berth stores container filesystems on: load it with `modprobe overlay`, or \
@@ -53,6 +54,19 @@ pub fn check_storage(data_root: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `modprobe overlay`, then whether the kernel lists overlayfs.
+fn load_overlay_module() -> bool {
+    let loaded = std::process::Command::new("modprobe")
+        .args(["-q", "overlay"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    loaded
+        && std::fs::read_to_string(PROC_FILESYSTEMS).is_ok_and(|list| lists_overlay(&list))
 }
 
 /// Whether a `/proc/filesystems` text lists overlayfs (`nodev\toverlay`).
