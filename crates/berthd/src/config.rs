@@ -68,6 +68,7 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("log-driver", Some("log_driver")),
     ("log-opts", Some("log_opts")),
     ("cri", Some("cri_socket")),
+    ("health-on-failure", None),
 ];
 
 /// Everything `daemon::run` needs, resolved and validated.
@@ -227,6 +228,11 @@ impl DaemonConfig {
                 .collect::<anyhow::Result<_>>()?,
         };
 
+        if let Some(a) = &f.health_on_failure {
+            engine.health_on_failure = a
+                .parse()
+                .map_err(|e| anyhow::anyhow!("daemon.json health-on-failure: {e}"))?;
+        }
         engine.bind_policy = authorization.as_ref().map(|a| a.bind_policy());
         let cri_socket = resolve_cri(flags, f.cri.as_ref())?;
 
@@ -614,6 +620,7 @@ struct FileSettings {
     log_driver: Option<String>,
     log_opts: Option<BTreeMap<String, String>>,
     cri: Option<CriSetting>,
+    health_on_failure: Option<String>,
 }
 
 /// daemon.json's `"cri": {"enabled": true, "socket": "/run/berth/cri.sock"}`.
@@ -695,6 +702,23 @@ mod tests {
             err.contains("both as a flag and in the configuration file: data-root"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn health_on_failure_key() {
+        assert_eq!(
+            resolve(&[]).unwrap().engine.health_on_failure,
+            berth_engine::HealthAction::None
+        );
+        let (_p, path) = write_config(r#"{"health-on-failure": "restart"}"#);
+        let c = resolve(&["--config-file", &path]).unwrap();
+        assert_eq!(
+            c.engine.health_on_failure,
+            berth_engine::HealthAction::Restart
+        );
+        let (_p, path) = write_config(r#"{"health-on-failure": "reboot"}"#);
+        let err = resolve(&["--config-file", &path]).unwrap_err().to_string();
+        assert!(err.contains("use restart, stop, kill or none"), "{err}");
     }
 
     #[test]

@@ -31,8 +31,10 @@ impl Engine {
         filters: &berth_api_types::filters::Filters,
     ) -> Result<Vec<Value>, EngineError> {
         filters
-            .allow_only(&["status", "name", "id", "label", "ancestor"])
+            .allow_only(&["status", "name", "id", "label", "ancestor", "health"])
             .map_err(EngineError::from)?;
+        let health = filters.get("health");
+        super::health::check_filter(health)?;
         let now = now_unix();
         let mut recs: Vec<Record> = self
             .containers
@@ -75,6 +77,7 @@ impl Engine {
                         .iter()
                         .any(|a| *a == r.image || r.image_id.contains(a.as_str()))
             })
+            .filter(|r| super::health::filter_matches(r.state.health.as_ref(), health))
             .map(|r| {
                 let mut s = r.summary(now);
                 (self.containers.networks).patch_summary(&r.id, r.running(), &mut s);
