@@ -196,3 +196,13 @@ def test_health_on_failure_daemon_default(busybox_daemon):
     assert dk(d, "inspect", "-f", "{{.State.Status}}", "s2").stdout.strip() == "running"
     assert "stop" in events(d, "s1")
     dk(d, "rm", "-f", "s1", "s2")
+
+
+def test_health_on_failure_kill_leaves_it_to_the_restart_policy(daemon):
+    run_probed(daemon, "k1", "false", "--health-retries", "1", "--restart", "on-failure",
+               "--label", "berth.health-on-failure=kill")
+    poll(lambda: int(dk(daemon, "inspect", "-f", "{{.RestartCount}}", "k1").stdout) >= 1, BOUND,
+         "the killed container to be restarted by its policy")
+    actions = events(daemon, "k1")
+    assert "kill" in actions and "die" in actions, actions
+    dk(daemon, "rm", "-f", "k1")

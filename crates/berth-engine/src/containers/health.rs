@@ -48,6 +48,8 @@ const DEFAULT_RETRIES: u32 = 3;
 const MIN_DURATION_NS: i64 = 1_000_000;
 /// Longest wait for a killed probe to end before the monitor goes on.
 const KILL_GRACE: Duration = Duration::from_secs(10);
+/// Longest wait for a probe's exec to start (moby's).
+const START_BOUND: Duration = Duration::from_secs(30);
 /// The record is saved at least this often while only the log and streak move.
 const SAVE_EVERY: Duration = Duration::from_secs(30);
 
@@ -500,8 +502,16 @@ impl Containers {
                 entry.rec().id
             )));
         }
-        let (exec_id, pid, stream) = self.start_probe(entry, plan.cmd.clone()).await?;
         let cid = entry.rec().id.clone();
+        // The exec's start is bounded apart from the probe's timeout (moby: the time
+        // taken to start it is not the probe's).
+        let started =
+            tokio::time::timeout(START_BOUND, self.start_probe(entry, plan.cmd.clone())).await;
+        let (exec_id, pid, stream) = started.map_err(|_| {
+            EngineError::Internal(format!(
+                "timed out starting health check for container {cid}"
+            ))
+        })??;
         let mut out = Output::default();
         let run = async {
             if let Some(mut s) = stream {
