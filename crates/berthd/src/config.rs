@@ -68,7 +68,7 @@ const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("log-driver", Some("log_driver")),
     ("log-opts", Some("log_opts")),
     ("cri", Some("cri_socket")),
-    ("health-on-failure", None),
+    ("health-on-failure", Some("health_on_failure")),
 ];
 
 /// Everything `daemon::run` needs, resolved and validated.
@@ -228,10 +228,14 @@ impl DaemonConfig {
                 .collect::<anyhow::Result<_>>()?,
         };
 
-        if let Some(a) = &f.health_on_failure {
-            engine.health_on_failure = a
-                .parse()
-                .map_err(|e| anyhow::anyhow!("daemon.json health-on-failure: {e}"))?;
+        if let Some(a) = flags
+            .health_on_failure
+            .as_ref()
+            .or(f.health_on_failure.as_ref())
+        {
+            engine.health_on_failure = a.parse().map_err(|e| {
+                anyhow::anyhow!("--health-on-failure (daemon.json health-on-failure): {e}")
+            })?;
         }
         engine.bind_policy = authorization.as_ref().map(|a| a.bind_policy());
         let cri_socket = resolve_cri(flags, f.cri.as_ref())?;
@@ -716,6 +720,9 @@ mod tests {
             c.engine.health_on_failure,
             berth_engine::HealthAction::Restart
         );
+        let c = resolve(&["--health-on-failure", "kill"]).unwrap();
+        assert_eq!(c.engine.health_on_failure, berth_engine::HealthAction::Kill);
+        assert!(resolve(&["--health-on-failure", "x"]).is_err());
         let (_p, path) = write_config(r#"{"health-on-failure": "reboot"}"#);
         let err = resolve(&["--config-file", &path]).unwrap_err().to_string();
         assert!(err.contains("use restart, stop, kill or none"), "{err}");
