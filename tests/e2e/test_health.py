@@ -206,3 +206,37 @@ def test_health_on_failure_kill_leaves_it_to_the_restart_policy(daemon):
     actions = events(daemon, "k1")
     assert "kill" in actions and "die" in actions, actions
     dk(daemon, "rm", "-f", "k1")
+
+
+def test_pause_stops_probing_and_unpause_resumes_it(daemon):
+    run_probed(daemon, "p1", "true")
+    wait_status(daemon, "p1", "healthy")
+    dk(daemon, "pause", "p1")
+    # As dockerd: the monitor stops, leaving the status unhealthy, with no event.
+    assert status(daemon, "p1") == "unhealthy"
+    assert "(Paused)" in dk(daemon, "ps", "--filter", "name=p1").stdout
+    n = len(health(daemon, "p1")["Log"])
+    dk(daemon, "unpause", "p1")
+    wait_status(daemon, "p1", "healthy")
+    assert len(health(daemon, "p1")["Log"]) >= min(n + 1, 5)
+    dk(daemon, "rm", "-f", "p1")
+
+
+def test_docker_py_healthcheck(daemon):
+    import docker
+
+    client = docker.DockerClient(base_url="unix://" + str(daemon.sock), timeout=30)
+    try:
+        c = client.containers.run("busybox", "sleep 1000", detach=True, name="py1",
+                                  healthcheck={"test": ["CMD", "true"], "interval": 1_000_000_000,
+                                               "retries": 1})
+
+        def healthy() -> bool:
+            c.reload()
+            return c.health == "healthy"
+
+        poll(healthy, BOUND, "docker-py to see the container healthy")
+        assert c.attrs["State"]["Health"]["Log"][-1]["ExitCode"] == 0
+        c.remove(force=True)
+    finally:
+        client.close()

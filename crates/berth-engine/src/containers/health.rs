@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use berth_api_types::container::{ContainerConfig, Health, HealthcheckResult};
+use berth_api_types::container::{ContainerConfig, ContainerStatus, Health, HealthcheckResult};
 use berth_api_types::stdcopy::Stream;
 use serde_json::{Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -480,7 +480,9 @@ impl Containers {
                 self.emit(&entry.rec(), &format!("health_status: {status}"), &[]);
                 tracing::info!(status = %status, "health status changed");
             }
-            if changed.is_some() || last_save.elapsed() >= SAVE_EVERY {
+            // A container being removed is not written again (its directory goes).
+            let removing = entry.rec().state.status == ContainerStatus::Removing;
+            if !removing && (changed.is_some() || last_save.elapsed() >= SAVE_EVERY) {
                 self.save_logged(&entry).await;
                 last_save = Instant::now();
             }
