@@ -625,6 +625,33 @@ pub struct ContainerState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// Absent when the container has no healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// `State.Health`: the healthcheck's state (moby `api/types/container/health.go`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    pub failing_streak: u32,
+    /// The last probes, oldest first.
+    #[serde(default)]
+    pub log: Vec<HealthcheckResult>,
+}
+
+/// One probe of `State.Health.Log`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthcheckResult {
+    /// RFC 3339 with nanoseconds.
+    pub start: String,
+    pub end: String,
+    /// 0: healthy; anything else (-1: the probe could not run or timed out) a failure.
+    pub exit_code: i64,
+    pub output: String,
 }
 
 /// Inspect's `GraphDriver`.

@@ -21,6 +21,7 @@ pub mod cp;
 mod error;
 pub mod events;
 pub mod format;
+pub mod health_flags;
 pub mod host_flags;
 pub mod humanize;
 pub mod image;

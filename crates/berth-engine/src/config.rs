@@ -99,6 +99,9 @@ pub struct EngineConfig {
     /// `--authorization roles`: the confinement of binds approved under a role; `None`
     /// without authorization (every bind opened as the path resolves).
     pub bind_policy: Option<BindPolicy>,
+    /// daemon.json `health-on-failure`: what is done to a container whose healthcheck
+    /// turns it unhealthy, unless its label `berth.health-on-failure` says otherwise.
+    pub health_on_failure: crate::HealthAction,
 }
 
 /// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--mtu`, `default-address-pools`
@@ -136,6 +139,7 @@ impl EngineConfig {
             log_driver: "json-file".to_string(),
             log_opts: BTreeMap::new(),
             bind_policy: None,
+            health_on_failure: crate::HealthAction::None,
         }
     }
 

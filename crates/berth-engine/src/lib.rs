@@ -32,6 +32,7 @@ pub use config::{
     BUILTIN_RUNTIME,
 };
 pub use containers::rootfs::{OverlayMounter, RootfsMounter};
+pub use containers::HealthAction;
 pub use error::{EngineError, ErrorKind};
 pub use networks::host_route_overlap;
 

@@ -70,6 +70,7 @@ pub(crate) const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("log-opts", Some("log_opts")),
     ("cri", Some("cri_socket")),
     ("metrics-addr", Some("metrics_addr")),
+    ("health-on-failure", Some("health_on_failure")),
 ];
 
 /// Everything `daemon::run` needs, resolved and validated.
@@ -234,6 +235,15 @@ impl DaemonConfig {
                 .collect::<anyhow::Result<_>>()?,
         };
 
+        if let Some(a) = flags
+            .health_on_failure
+            .as_ref()
+            .or(f.health_on_failure.as_ref())
+        {
+            engine.health_on_failure = a.parse().map_err(|e| {
+                anyhow::anyhow!("--health-on-failure (daemon.json health-on-failure): {e}")
+            })?;
+        }
         engine.bind_policy = authorization.as_ref().map(|a| a.bind_policy());
         let cri_socket = resolve_cri(flags, f.cri.as_ref())?;
         let metrics_addr = flags
@@ -665,6 +675,7 @@ struct FileSettings {
     log_opts: Option<BTreeMap<String, String>>,
     cri: Option<CriSetting>,
     metrics_addr: Option<String>,
+    health_on_failure: Option<String>,
 }
 
 /// daemon.json's `"cri": {"enabled": true, "socket": "/run/berth/cri.sock"}`.
@@ -774,6 +785,26 @@ mod tests {
             err.contains("both as a flag and in the configuration file: data-root"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn health_on_failure_key() {
+        assert_eq!(
+            resolve(&[]).unwrap().engine.health_on_failure,
+            berth_engine::HealthAction::None
+        );
+        let (_p, path) = write_config(r#"{"health-on-failure": "restart"}"#);
+        let c = resolve(&["--config-file", &path]).unwrap();
+        assert_eq!(
+            c.engine.health_on_failure,
+            berth_engine::HealthAction::Restart
+        );
+        let c = resolve(&["--health-on-failure", "kill"]).unwrap();
+        assert_eq!(c.engine.health_on_failure, berth_engine::HealthAction::Kill);
+        assert!(resolve(&["--health-on-failure", "x"]).is_err());
+        let (_p, path) = write_config(r#"{"health-on-failure": "reboot"}"#);
+        let err = resolve(&["--config-file", &path]).unwrap_err().to_string();
+        assert!(err.contains("use restart, stop, kill or none"), "{err}");
     }
 
     #[test]

@@ -161,6 +161,11 @@ pub struct Flags {
     #[arg(long = "log-driver", value_name = "NAME")]
     pub log_driver: Option<String>,
 
+    /// What is done to a container whose healthcheck turns it unhealthy, unless its label
+    /// berth.health-on-failure says otherwise: none (default, as dockerd), restart, stop or kill
+    #[arg(long = "health-on-failure", value_name = "ACTION")]
+    pub health_on_failure: Option<String>,
+
     /// Default log driver option (key=value), repeatable, e.g. max-size=10m
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opts: Vec<String>,

@@ -17,6 +17,7 @@ const BERTH_ONLY: &[&str] = &[
     "authorization",
     "authorization-policy",
     "cri",
+    "health-on-failure",
 ];
 
 /// Keys without a flag, described here.

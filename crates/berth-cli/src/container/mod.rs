@@ -168,6 +168,8 @@ pub struct ContainerOptions {
     pub mounts: crate::volume::MountFlags,
     #[command(flatten)]
     pub host: crate::host_flags::HostFlags,
+    #[command(flatten)]
+    pub health: crate::health_flags::HealthFlags,
     /// Restart policy to apply when a container exits (default "no")
     #[arg(long, value_name = "string")]
     pub restart: Option<String>,

@@ -200,6 +200,10 @@ pub async fn create(session: &Session, args: &CreateArgs) -> Result<(), Error> {
         .host
         .apply(&mut body)
         .map_err(|e| with_help(&Error::client(e), "create", 125))?;
+    args.opts
+        .health
+        .apply(&mut body)
+        .map_err(|e| with_help(&Error::client(e), "create", 125))?;
     let id = create_with_pull(session, &client, &args.opts, body)
         .await
         .map_err(|e| with_help(&e, "create", 125))?;
@@ -220,6 +224,9 @@ pub async fn run_container(session: &Session, args: &RunArgs) -> Result<(), Erro
     crate::network::apply_net_flags(&o.net, o.network.as_deref(), &mut body)
         .map_err(|e| with_help(&e, "run", 125))?;
     o.host
+        .apply(&mut body)
+        .map_err(|e| with_help(&Error::client(e), "run", 125))?;
+    o.health
         .apply(&mut body)
         .map_err(|e| with_help(&Error::client(e), "run", 125))?;
     let id = create_with_pull(session, &client, o, body)

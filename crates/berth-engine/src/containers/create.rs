@@ -7,7 +7,7 @@ use berth_api_types::network::NetworkingConfig;
 use serde_json::{json, Map, Value};
 
 use super::record::{Record, RECORD_VERSION};
-use super::{host_opts, lifecycle, mounts, names, spec, Containers, Entry};
+use super::{health, host_opts, lifecycle, mounts, names, spec, Containers, Entry};
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError};
 
@@ -77,6 +77,7 @@ pub(crate) fn plan_create(
     let asked: ContainerConfig = serde_json::from_value(Value::Object(req.clone()))
         .map_err(|e| EngineError::InvalidArgument(format!("invalid Config: {e}")))?;
     let config = spec::merge_config(&asked, image_cfg);
+    health::check(&config)?;
     let mounts = mounts::plan(c, &host_config, &asked, image_cfg)?;
     let args = config.args();
     if args.is_empty() {

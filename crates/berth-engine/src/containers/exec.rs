@@ -676,6 +676,58 @@ impl Engine {
     }
 }
 
+impl super::Containers {
+    /// Starts a healthcheck probe as moby's `cmdProbe` does: an exec instance of the
+    /// container (in its `ExecIDs` while it runs; `exec_create`, `exec_start` and
+    /// `exec_die` events) running `cmd` as the container's user, stdout and stderr
+    /// attached, no tty. Returns the exec's ID, its pid and its multiplexed output.
+    pub(super) async fn start_probe(
+        self: &Arc<Self>,
+        entry: &super::Entry,
+        cmd: Vec<String>,
+    ) -> Result<(String, i32, Option<UnixStream>), EngineError> {
+        let cid = exec_target(entry)?;
+        let user = entry.rec().config.user.or_default();
+        let id = names::new_id()?;
+        let exec = Arc::new(ExecEntry {
+            id: id.clone(),
+            container_id: cid,
+            config: ExecConfig {
+                cmd,
+                user,
+                attach_stdout: true,
+                attach_stderr: true,
+                ..ExecConfig::default()
+            },
+            detach_keys: Vec::new(),
+            progress: Mutex::new(Progress {
+                started: true,
+                ..Progress::default()
+            }),
+            can_remove: AtomicBool::new(false),
+            ended_seq: AtomicU64::new(0),
+        });
+        self.execs.insert(exec.clone());
+        let action = format!("exec_create: {}", exec.config.cmd.join(" "));
+        self.emit(&entry.rec(), &action, &[("execID", &id)]);
+        match Engine::exec_run(self, &exec, false, false).await {
+            Ok(stream) => {
+                let pid = exec.progress().pid;
+                Ok((id, pid, stream))
+            }
+            Err(e) => {
+                {
+                    let mut p = exec.progress();
+                    p.running = false;
+                    p.exit_code.get_or_insert(126);
+                }
+                self.execs.ended(&exec);
+                Err(e)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,6 +199,7 @@ fn fixture() -> Fixture {
         events: Default::default(),
         life: Default::default(),
         networks: crate::networks::fuzz::test_networks(&root.join("data")),
+        health: Default::default(),
     });
     Fixture {
         _tmp: tmp,

@@ -54,6 +54,13 @@ impl Default for Supervisor {
     }
 }
 
+impl Supervisor {
+    /// The engine, once [`Containers::supervise`] has handed it in.
+    pub(super) fn engine(&self) -> Option<Arc<Engine>> {
+        self.engine.borrow().clone().and_then(|w| w.upgrade())
+    }
+}
+
 /// Refuses restart policies dockerd refuses (moby `daemon/container.go`
 /// `validateRestartPolicy`, and `AutoRemove` with a policy).
 pub(crate) fn validate_policy(host_config: &HostConfig) -> Result<(), EngineError> {

@@ -22,6 +22,7 @@ mod fake;
 pub mod fs_views;
 #[cfg(test)]
 mod fuzz;
+mod health;
 mod host_opts;
 mod image_users;
 mod lifecycle;
@@ -56,6 +57,7 @@ use berth_runtime::RuntimeError;
 
 pub use berth_runtime::AttachStreams;
 pub use exec::{ExecConfig, ExecStart};
+pub use health::HealthAction;
 pub use logs::LogsOptions;
 pub use stats::Top;
 

@@ -40,6 +40,7 @@ impl Engine {
         }
         c.runtime.pause(rid(&id)).await.map_err(super::rt_err)?;
         entry.rec().state.paused = true;
+        c.health_stop(&entry);
         c.save_logged(&entry).await;
         c.emit(&entry.rec(), "pause", &[]);
         tracing::info!("container paused");
@@ -64,6 +65,7 @@ impl Engine {
         }
         c.runtime.resume(rid(&id)).await.map_err(super::rt_err)?;
         entry.rec().state.paused = false;
+        c.health_resume(&entry);
         c.save_logged(&entry).await;
         c.emit(&entry.rec(), "unpause", &[]);
         tracing::info!("container unpaused");

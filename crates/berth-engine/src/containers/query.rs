@@ -30,10 +30,12 @@ impl Engine {
         all: bool,
         filters: &berth_api_types::filters::Filters,
     ) -> Result<Vec<Value>, EngineError> {
-        let mut allowed = vec!["status", "name", "id", "label", "ancestor"];
+        let mut allowed = vec!["status", "name", "id", "label", "ancestor", "health"];
         allowed.extend(list_filters::NAMES);
         filters.allow_only(&allowed).map_err(EngineError::from)?;
         let more = list_filters::ListFilters::parse(&self.containers, filters)?;
+        let health = filters.get("health");
+        super::health::check_filter(health)?;
         let now = now_unix();
         let mut recs: Vec<Record> = self
             .containers
@@ -88,6 +90,7 @@ impl Engine {
             })
             .filter(|r| more.keep_record(r))
             .filter(|r| more.keep_mounts(mounts.get(&r.id).map_or(&[], Vec::as_slice)))
+            .filter(|r| super::health::filter_matches(r.state.health.as_ref(), health))
             .filter_map(|r| {
                 let mut s = r.summary(now);
                 (self.containers.networks).patch_summary(&r.id, r.running(), &mut s);

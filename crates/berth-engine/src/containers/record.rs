@@ -6,7 +6,8 @@ use std::path::Path;
 
 use berth_api_types::container::{
     ContainerConfig, ContainerInspect, ContainerState, ContainerStatus, ContainerSummary,
-    GraphDriverData, HostConfig, LogConfig, NetworkMode, RestartPolicyName, SummaryHostConfig,
+    GraphDriverData, Health, HostConfig, LogConfig, NetworkMode, RestartPolicyName,
+    SummaryHostConfig,
 };
 use berth_api_types::field::Field;
 use berth_api_types::network::{NetworkSettings, SummaryNetworkSettings};
@@ -87,6 +88,11 @@ pub(crate) struct StateRecord {
     /// later process given the same pid; 0 in records made before it was kept.
     #[serde(default)]
     pub start_time: u64,
+    /// The healthcheck's state (`State.Health`), kept while the container has one; an
+    /// optional field, so records without it (and berthd builds that ignore it) read the
+    /// same: no version bump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 impl Default for StateRecord {
@@ -101,6 +107,7 @@ impl Default for StateRecord {
             finished_at: ZERO_TIME.into(),
             paused: false,
             start_time: 0,
+            health: None,
         }
     }
 }
@@ -220,6 +227,7 @@ impl Record {
                 error: s.error.clone(),
                 started_at: s.started_at.clone(),
                 finished_at: s.finished_at.clone(),
+                health: s.health.clone(),
             },
             image: self.image_id.clone(),
             resolv_conf_path: path(data_dir.join("resolv.conf")),
@@ -289,7 +297,13 @@ impl Record {
             ContainerStatus::Running => format!(
                 "Up {}{}",
                 human_duration(now - parse_unix(&s.started_at).unwrap_or(now)),
-                if s.paused { " (Paused)" } else { "" }
+                match &s.health {
+                    _ if s.paused => " (Paused)".to_string(),
+                    // moby `container.Health.String`.
+                    Some(h) if h.status == "starting" => " (health: starting)".to_string(),
+                    Some(h) => format!(" ({})", h.status),
+                    None => String::new(),
+                }
             ),
             ContainerStatus::Exited => format!(
                 "Exited ({}) {} ago",
@@ -433,6 +447,47 @@ mod migration_tests {
         assert_eq!(rec.host_config.runtime, Field::Set("berth".into()));
         v["version"] = json!(RECORD_VERSION);
         assert_eq!(serde_json::to_value(&rec).unwrap(), v);
+    }
+
+    /// `state.health` is optional: a record without it reads as before (no health in
+    /// inspect), one with it keeps it through a write and a read.
+    #[test]
+    fn health_state_is_an_optional_field_of_version_1() {
+        let text = fixture("record_v0_exited.json");
+        let rec = Record::from_json(text.as_bytes()).unwrap();
+        assert!(rec.state.health.is_none());
+        let ins = serde_json::to_value(rec.inspect(Path::new("/d"), Path::new("/e"))).unwrap();
+        assert!(ins["State"].get("Health").is_none());
+        let mut v: Value = serde_json::from_str(&text).unwrap();
+        v["state"]["health"] = json!({"Status": "healthy", "FailingStreak": 0, "Log": [
+            {"Start": "2026-01-01T00:00:00.1Z", "End": "2026-01-01T00:00:00.2Z", "ExitCode": 0, "Output": "ok"}
+        ]});
+        let rec = Record::from_json(&serde_json::to_vec(&v).unwrap()).unwrap();
+        assert_eq!(rec.version, RECORD_VERSION);
+        let again = Record::from_json(&serde_json::to_vec(&rec).unwrap()).unwrap();
+        let ins = serde_json::to_value(again.inspect(Path::new("/d"), Path::new("/e"))).unwrap();
+        assert_eq!(ins["State"]["Health"], v["state"]["health"]);
+    }
+
+    #[test]
+    fn status_text_shows_health_as_docker_ps() {
+        let mut rec = Record::from_json(fixture("record_v0_exited.json").as_bytes()).unwrap();
+        rec.state.status = ContainerStatus::Running;
+        rec.state.started_at = "1970-01-01T00:00:00Z".into();
+        assert_eq!(rec.status_text(5), "Up 5 seconds");
+        for (s, want) in [
+            ("starting", "Up 5 seconds (health: starting)"),
+            ("healthy", "Up 5 seconds (healthy)"),
+            ("unhealthy", "Up 5 seconds (unhealthy)"),
+        ] {
+            rec.state.health = Some(Health {
+                status: s.into(),
+                ..Health::default()
+            });
+            assert_eq!(rec.status_text(5), want);
+        }
+        rec.state.paused = true;
+        assert_eq!(rec.status_text(5), "Up 5 seconds (Paused)");
     }
 
     #[test]

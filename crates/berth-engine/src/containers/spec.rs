@@ -111,6 +111,7 @@ pub(crate) fn merge_config(req: &ContainerConfig, image: &Map<String, Value>) ->
     if out.domainname.is_absent() {
         out.domainname = Field::Set(String::new());
     }
+    super::health::merge_image(&mut out.extra, image);
     out
 }
 

@@ -109,6 +109,7 @@ impl Engine {
                     }
                     c.emit(&r, "start", &[]);
                 }
+                c.health_init(&entry);
                 c.save_logged(&entry).await;
                 tracing::debug!(pid, "container started");
                 c.clone().watch_exit(id);

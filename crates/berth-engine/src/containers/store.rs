@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::record::{Record, RecordError};
 use super::rootfs::RootfsMounter;
-use super::{exec, fs_views, lifecycle, mounts, no_such, process, rid, AttachStreams};
+use super::{exec, fs_views, health, lifecycle, mounts, no_such, process, rid, AttachStreams};
 use crate::events::EventBus;
 use crate::system::now_rfc3339;
 use crate::EngineError;
@@ -82,6 +82,8 @@ pub(crate) struct Containers {
     pub(super) events: Arc<EventBus>,
     pub(super) life: lifecycle::Supervisor,
     pub(super) networks: Arc<crate::networks::Networks>,
+    /// The healthcheck monitors.
+    pub(super) health: health::Monitors,
 }
 
 impl Containers {
@@ -128,6 +130,7 @@ impl Containers {
             events,
             life: Default::default(),
             networks,
+            health: health::Monitors::new(config.health_on_failure),
         });
         let running: Vec<String> = c
             .entries()
@@ -163,6 +166,11 @@ impl Containers {
             }
         }
         for id in running {
+            if let Ok(e) = c.get(&id) {
+                if !e.rec().state.paused {
+                    c.health_init(&e);
+                }
+            }
             c.clone().watch_exit(id);
         }
         c.thaw_at_start();
@@ -334,6 +342,7 @@ impl Containers {
 
     pub(super) async fn on_exit(self: &Arc<Self>, id: &str, exit: ExitRecord) {
         let Ok(entry) = self.get(id) else { return };
+        self.health_stop(&entry);
         self.release(id).await;
         mounts::emit_volume_events(self, id, false);
         let restart;
@@ -375,6 +384,7 @@ impl Containers {
             r.state.status = ContainerStatus::Removing;
             r.id.clone()
         };
+        self.health_stop(entry);
         self.release(&id).await;
         self.forget_restart(&id);
         self.execs.forget_container(&id);
