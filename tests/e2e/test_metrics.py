@@ -1,6 +1,7 @@
 """Prometheus metrics on `--metrics-addr` (dockerd's daemon.json `metrics-addr`): scraped
 over loopback after real work — containers by state, shim and daemon memory, pulled bytes
-from a loopback registry, and API requests by route template, status and latency."""
+from a loopback registry, healthcheck outcomes, and API requests by route template, status
+and latency."""
 
 from __future__ import annotations
 
@@ -79,7 +80,14 @@ def test_metrics_after_real_work(busybox_daemon, docker, registry, workdir):
     count = after['berth_api_request_duration_seconds_count{method="GET",route="/containers/json"}']
     inf = after['berth_api_request_duration_seconds_bucket{method="GET",route="/containers/json",le="+Inf"}']
     assert count == inf >= 3
-    docker("rm", "-f", run, paused, env=env)
+    # Healthcheck outcomes: a probe that fails twice turns its container unhealthy.
+    sick = docker("run", "-d", "--health-cmd", "false", "--health-interval", "1s", "--health-retries", "2",
+                  "busybox", "sleep", "300", env=env).stdout.strip()
+    poll(lambda: scrape(port)["berth_health_unhealthy_total"] >= 1, 30, "the container turning unhealthy")
+    health = scrape(port)
+    assert health['berth_health_probes_total{result="failed"}'] >= 2
+    assert health['berth_health_probes_total{result="passed"}'] == 0
+    docker("rm", "-f", run, paused, sick, env=env)
     docker("container", "prune", "-f", env=env)
     poll(lambda: scrape(port)['engine_daemon_container_states_containers{state="running"}'] == 0, 20,
          "the running count back at 0")

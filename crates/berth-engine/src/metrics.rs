@@ -18,6 +18,10 @@ pub struct EngineMetrics {
     pub shim_rss_bytes: u64,
     /// Bytes of blobs downloaded from registries since the daemon started.
     pub pulled_bytes: u64,
+    /// Healthcheck probes that passed and failed, and times a container turned unhealthy.
+    pub health_probes_passed: u64,
+    pub health_probes_failed: u64,
+    pub health_turned_unhealthy: u64,
 }
 
 impl Engine {
@@ -25,11 +29,15 @@ impl Engine {
     /// the async workers.
     pub fn metrics(&self) -> EngineMetrics {
         let (running, paused, stopped) = self.container_state_counts();
+        let (passed, failed, unhealthy) = crate::containers::health::PROBE_COUNTS.read();
         let mut m = EngineMetrics {
             running,
             paused,
             stopped,
             pulled_bytes: berth_image::registry::pulled_bytes(),
+            health_probes_passed: passed,
+            health_probes_failed: failed,
+            health_turned_unhealthy: unhealthy,
             ..Default::default()
         };
         if let Ok(layout) = berth_cgroups::Layout::read() {

@@ -154,6 +154,29 @@ pub fn render(engine: &EngineMetrics, daemon_rss: Option<u64>) -> String {
     );
     let _ = writeln!(o, "berth_image_pulled_bytes_total {}", engine.pulled_bytes);
 
+    head(
+        &mut o,
+        "berth_health_probes_total",
+        "counter",
+        "Healthcheck probes run, by result",
+    );
+    let _ = writeln!(
+        o,
+        "berth_health_probes_total{{result=\"passed\"}} {}\nberth_health_probes_total{{result=\"failed\"}} {}",
+        engine.health_probes_passed, engine.health_probes_failed
+    );
+    head(
+        &mut o,
+        "berth_health_unhealthy_total",
+        "counter",
+        "Times a container turned unhealthy",
+    );
+    let _ = writeln!(
+        o,
+        "berth_health_unhealthy_total {}",
+        engine.health_turned_unhealthy
+    );
+
     let t = match table().lock() {
         Ok(t) => t,
         Err(_) => return o,

@@ -65,8 +65,7 @@ fn load_overlay_module() -> bool {
         .stderr(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    loaded
-        && std::fs::read_to_string(PROC_FILESYSTEMS).is_ok_and(|list| lists_overlay(&list))
+    loaded && std::fs::read_to_string(PROC_FILESYSTEMS).is_ok_and(|list| lists_overlay(&list))
 }
 
 /// Whether a `/proc/filesystems` text lists overlayfs (`nodev\toverlay`).

@@ -24,6 +24,7 @@
 //! lose the last few log entries (dockerd also persists health only at checkpoints).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -279,6 +280,36 @@ pub(crate) fn record_result(
     (h.status != old).then(|| h.status.clone())
 }
 
+/// Probe outcomes since the daemon started, for the metrics endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct ProbeCounts {
+    passed: AtomicU64,
+    failed: AtomicU64,
+    turned_unhealthy: AtomicU64,
+}
+
+pub(crate) static PROBE_COUNTS: ProbeCounts = ProbeCounts {
+    passed: AtomicU64::new(0),
+    failed: AtomicU64::new(0),
+    turned_unhealthy: AtomicU64::new(0),
+};
+
+impl ProbeCounts {
+    fn count(&self, passed: bool) {
+        let c = if passed { &self.passed } else { &self.failed };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (probes passed, probes failed, times a container turned unhealthy).
+    pub(crate) fn read(&self) -> (u64, u64, u64) {
+        (
+            self.passed.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.turned_unhealthy.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// Probe output, cut at [`MAX_OUTPUT`] bytes (moby `limitedBuffer`).
 #[derive(Debug, Default)]
 pub(crate) struct Output {
@@ -462,6 +493,7 @@ impl Containers {
                     (-1, e.to_string())
                 }
             };
+            PROBE_COUNTS.count(exit_code == 0);
             let result = HealthcheckResult {
                 start: rfc3339(start),
                 end: rfc3339(SystemTime::now()),
@@ -487,6 +519,9 @@ impl Containers {
                 last_save = Instant::now();
             }
             if changed.as_deref() == Some(UNHEALTHY) {
+                PROBE_COUNTS
+                    .turned_unhealthy
+                    .fetch_add(1, Ordering::Relaxed);
                 self.on_unhealthy(&entry);
             }
         }

@@ -22,7 +22,7 @@ mod fake;
 pub mod fs_views;
 #[cfg(test)]
 mod fuzz;
-mod health;
+pub(crate) mod health;
 mod host_opts;
 mod image_users;
 mod lifecycle;
