@@ -43,10 +43,17 @@ impl Builder<'_> {
         }
     }
 
-    /// Probes the cache; on a hit moves the stage onto the cached image.
-    pub(super) async fn probe(&self, st: &mut StageState, key: &str) -> Result<bool, StepError> {
+    /// Probes the cache for the step whose command (as the image's history records it)
+    /// is `cmd`: the local index, then the `cachefrom` images; on a hit moves the stage
+    /// onto the cached image.
+    pub(super) async fn probe(
+        &self,
+        st: &mut StageState,
+        key: &str,
+        cmd: &[String],
+    ) -> Result<bool, StepError> {
         let Some((id, config)) = self.cache_get(key).await else {
-            return Ok(false);
+            return self.probe_cache_from(st, cmd, key).await;
         };
         st.image_json = serde_json::from_slice(&config)
             .map_err(|e| EngineError::Internal(format!("image config: {e}")))?;

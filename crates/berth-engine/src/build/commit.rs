@@ -73,7 +73,7 @@ impl Builder<'_> {
             &cmd,
             st.rc.entrypoint.as_deref().unwrap_or_default(),
         );
-        if self.probe(st, &key).await? {
+        if self.probe(st, &key, &cmd).await? {
             return Ok(());
         }
         self.commit(st, bc::created_by(&cmd), &cmd, None, &key)

@@ -105,7 +105,7 @@ impl Builder<'_> {
             &cmd,
             st.rc.entrypoint.as_deref().unwrap_or_default(),
         );
-        if self.probe(st, &key).await? {
+        if self.probe(st, &key, &cmd).await? {
             remove_dir(step_dir).await;
             return Ok(());
         }

@@ -8,11 +8,14 @@
 //! source hash, the config dockerd compares) to the image it made.
 
 mod cache;
+mod cache_from;
 mod commit;
 mod config;
 mod context;
 mod copy;
+mod prune;
 mod receive;
+mod remote;
 mod run;
 mod steps;
 mod stream;
@@ -31,6 +34,7 @@ use berth_build::lex::Lex;
 use berth_build::stages::{self, StageRef};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio_util::sync::CancellationToken;
 
 use self::config::RunConfig;
 use self::receive::read_context;
@@ -90,6 +94,41 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// `HostConfig.NetworkMode` of RUN containers (`default` when empty).
     pub network_mode: String,
+    /// More `HostConfig` fields of RUN containers, as `docker run` takes them (`Memory`,
+    /// `MemorySwap`, `CpuShares`, `CpusetCpus`, `CpuPeriod`, `CpuQuota`, `ShmSize`,
+    /// `Ulimits`, `ExtraHosts`).
+    pub host_config: Map<String, Value>,
+    /// `cachefrom`: images whose history counts as cache even though no local build
+    /// made them (moby `ImageCache` over the `--cache-from` images).
+    pub cache_from: Vec<String>,
+    /// `pull`: pull every FROM image, refreshing a local one.
+    pub pull: bool,
+    /// `X-Registry-Config`: credentials per registry, for FROM pulls.
+    pub auths: BTreeMap<String, berth_image::registry::RegistryAuth>,
+    /// `remote`: a URL the context (a tar or a lone Dockerfile) is fetched from.
+    pub remote: String,
+    /// `buildid`: the name `POST /build/cancel` knows this build by.
+    pub build_id: String,
+}
+
+/// The running builds by `buildid`, for `POST /build/cancel`.
+fn running() -> &'static std::sync::Mutex<std::collections::HashMap<String, CancellationToken>> {
+    static RUNNING: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, CancellationToken>>,
+    > = std::sync::OnceLock::new();
+    RUNNING.get_or_init(Default::default)
+}
+
+impl Engine {
+    /// `POST /build/cancel?id=`: cancels the build started with that `buildid`; an
+    /// unknown id is not an error (dockerd answers 200 for it too).
+    pub fn build_cancel(&self, id: &str) {
+        let map = running().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = map.get(id) {
+            tracing::info!(build = id, "build canceled by request");
+            t.cancel();
+        }
+    }
 }
 
 /// A build's private directory, removed when the build ends however it ends.
@@ -206,6 +245,13 @@ impl Engine {
         let (df, ignore) = prepared;
         let (tx, rx) = unbounded_channel();
         let engine = self.clone();
+        let cancel = CancellationToken::new();
+        if !opts.build_id.is_empty() {
+            running()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(opts.build_id.clone(), cancel.clone());
+        }
         let prepared = Prepared {
             df,
             ignore,
@@ -220,8 +266,15 @@ impl Engine {
                 quiet,
                 p: &prepared,
                 containers: Vec::new(),
+                cancel,
             };
             let result = b.run().await;
+            if !prepared.opts.build_id.is_empty() {
+                running()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&prepared.opts.build_id);
+            }
             let left = std::mem::take(&mut b.containers);
             for id in left {
                 let _ = engine.container_delete(&id, true).await;
@@ -260,4 +313,6 @@ struct Builder<'a> {
     /// Build containers not yet removed (removed when the build ends, whatever happens,
     /// unless `rm` and `forcerm` are both off).
     containers: Vec<String>,
+    /// Cancelled by `POST /build/cancel`.
+    cancel: CancellationToken,
 }

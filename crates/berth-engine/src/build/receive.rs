@@ -1,7 +1,100 @@
-//! Context reception: the request body stored (bounded) and unpacked into the build's
-//! work dir, the Dockerfile and `.dockerignore` read from it.
+//! Context reception: the request body (or the `remote` URL's content) stored (bounded),
+//! a bzip2 or xz context decompressed (bounded), unpacked into the build's work dir, the
+//! Dockerfile and `.dockerignore` read from it. gzip and zstd are read by the unpacker.
+
+use std::io::{self, Read, Write};
 
 use super::*;
+
+/// The compressions the unpacker does not read itself.
+#[derive(Debug, PartialEq, Eq)]
+enum Outer {
+    Bzip2,
+    Xz,
+}
+
+fn outer(magic: &[u8]) -> Option<Outer> {
+    if magic.starts_with(b"BZh") {
+        Some(Outer::Bzip2)
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Some(Outer::Xz)
+    } else {
+        None
+    }
+}
+
+/// docker's `IsArchive`: a compressed stream or a tar header.
+fn is_archive(magic: &[u8]) -> bool {
+    outer(magic).is_some()
+        || magic.starts_with(&[0x1f, 0x8b])
+        || magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || magic.get(257..262) == Some(b"ustar".as_slice())
+}
+
+/// A writer that refuses to go past `left` bytes (a decompression bomb stops there).
+struct Bounded<W> {
+    inner: W,
+    left: u64,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the decompressed build context is larger than {} bytes",
+                    context::MAX_CONTEXT
+                ),
+            ));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Decompresses a bzip2 or xz context at `path` into `out` (at most
+/// [`context::MAX_CONTEXT`] bytes); `false` when it is neither.
+fn decompress_outer(path: &Path, out: &Path) -> Result<bool, EngineError> {
+    let mut f = std::fs::File::open(path).map_err(EngineError::io("cannot open", path))?;
+    let mut magic = [0u8; 6];
+    let mut n = 0;
+    while n < magic.len() {
+        match f.read(magic.get_mut(n..).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(EngineError::io("cannot read", path)(e)),
+        }
+    }
+    let Some(kind) = outer(magic.get(..n).unwrap_or_default()) else {
+        return Ok(false);
+    };
+    let f = std::fs::File::open(path).map_err(EngineError::io("cannot open", path))?;
+    let w = std::fs::File::create(out).map_err(EngineError::io("cannot create", out))?;
+    let mut w = Bounded {
+        inner: io::BufWriter::new(w),
+        left: context::MAX_CONTEXT,
+    };
+    let bad =
+        |e: String| EngineError::InvalidArgument(format!("failed to read the build context: {e}"));
+    match kind {
+        Outer::Bzip2 => {
+            let mut r = bzip2::read::MultiBzDecoder::new(io::BufReader::new(f));
+            io::copy(&mut r, &mut w).map_err(|e| bad(e.to_string()))?;
+        }
+        Outer::Xz => {
+            let mut r = io::BufReader::new(f);
+            lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    w.flush().map_err(|e| bad(e.to_string()))?;
+    Ok(true)
+}
 
 /// Receives the context into `dir/context` and reads the Dockerfile and `.dockerignore`.
 pub(super) async fn read_context(
@@ -11,9 +104,54 @@ pub(super) async fn read_context(
 ) -> Result<(Dockerfile, Matcher), EngineError> {
     // The body goes to a file first (bounded), then is unpacked on a blocking thread.
     let tar_path = dir.join("context.tar");
-    let mut f = tokio::fs::File::create(&tar_path)
+    if opts.remote.is_empty() {
+        receive_body(&tar_path, body).await?;
+    } else {
+        remote::fetch(&opts.remote, &tar_path, context::MAX_CONTEXT).await?;
+    }
+    let name = if opts.dockerfile.is_empty() {
+        "Dockerfile".to_string()
+    } else {
+        opts.dockerfile.clone()
+    };
+    let ctx = dir.join("context");
+    let plain = dir.join("context.decompressed.tar");
+    let remote = !opts.remote.is_empty();
+    let (df, ignore) = crate::blocking::spawn(move || {
+        let mut head = Vec::new();
+        std::fs::File::open(&tar_path)
+            .and_then(|f| f.take(512).read_to_end(&mut head))
+            .map_err(EngineError::io("cannot read", &tar_path))?;
+        if remote && !is_archive(&head) {
+            // A remote Dockerfile: the context is that file alone (moby `downloadRemote`).
+            let target = ctx.join(berth_build::dockerignore::clean(&name).trim_start_matches('/'));
+            if let Some(p) = target.parent() {
+                std::fs::create_dir_all(p).map_err(EngineError::io("cannot create", p))?;
+            }
+            std::fs::rename(&tar_path, &target).map_err(EngineError::io("cannot move", &target))?;
+        } else {
+            let src = if decompress_outer(&tar_path, &plain)? {
+                let _ = std::fs::remove_file(&tar_path);
+                plain.clone()
+            } else {
+                tar_path.clone()
+            };
+            let tar = std::fs::File::open(&src).map_err(EngineError::io("cannot open", &src))?;
+            context::unpack(tar, &ctx)?;
+            let _ = std::fs::remove_file(&src);
+        }
+        read_build_files(&ctx, &name)
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))??;
+    Ok((df, ignore))
+}
+
+/// Stores the request body at `tar_path`, at most [`context::MAX_CONTEXT`] bytes.
+async fn receive_body(tar_path: &Path, body: BodyReader) -> Result<(), EngineError> {
+    let mut f = tokio::fs::File::create(tar_path)
         .await
-        .map_err(EngineError::io("cannot create", &tar_path))?;
+        .map_err(EngineError::io("cannot create", tar_path))?;
     let mut limited = tokio::io::AsyncReadExt::take(body, context::MAX_CONTEXT + 1);
     let n = tokio::io::copy(&mut limited, &mut f).await.map_err(|e| {
         EngineError::InvalidArgument(format!("failed to read the build context: {e}"))
@@ -25,40 +163,24 @@ pub(super) async fn read_context(
         )));
     }
     drop(f);
-    let name = if opts.dockerfile.is_empty() {
-        "Dockerfile".to_string()
-    } else {
-        opts.dockerfile.clone()
+    Ok(())
+}
+
+/// Reads the Dockerfile `name` and `.dockerignore` from the unpacked context `ctx`.
+fn read_build_files(ctx: &Path, name: &str) -> Result<(Dockerfile, Matcher), EngineError> {
+    let data = context::read_in_root(ctx, name, berth_build::parser::MAX_DOCKERFILE_SIZE as u64)
+        .map_err(|e| {
+            EngineError::InvalidArgument(format!("Cannot locate specified Dockerfile: {name}: {e}"))
+        })?
+        .ok_or_else(|| {
+            EngineError::InvalidArgument(format!("Cannot locate specified Dockerfile: {name}"))
+        })?;
+    let ignore = match context::read_in_root(ctx, ".dockerignore", 1 << 20) {
+        Ok(Some(d)) => Matcher::from_dockerignore(&d)
+            .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
+        _ => Matcher::new::<&str>(&[]).map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
     };
-    let ctx = dir.join("context");
-    let (df, ignore) = crate::blocking::spawn(move || {
-        let tar =
-            std::fs::File::open(&tar_path).map_err(EngineError::io("cannot open", &tar_path))?;
-        context::unpack(tar, &ctx)?;
-        let _ = std::fs::remove_file(&tar_path);
-        let data =
-            context::read_in_root(&ctx, &name, berth_build::parser::MAX_DOCKERFILE_SIZE as u64)
-                .map_err(|e| {
-                    EngineError::InvalidArgument(format!(
-                        "Cannot locate specified Dockerfile: {name}: {e}"
-                    ))
-                })?
-                .ok_or_else(|| {
-                    EngineError::InvalidArgument(format!(
-                        "Cannot locate specified Dockerfile: {name}"
-                    ))
-                })?;
-        let ignore = match context::read_in_root(&ctx, ".dockerignore", 1 << 20) {
-            Ok(Some(d)) => Matcher::from_dockerignore(&d)
-                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
-            _ => Matcher::new::<&str>(&[])
-                .map_err(|e| EngineError::InvalidArgument(e.to_string()))?,
-        };
-        let df = berth_build::parse_dockerfile(&data)
-            .map_err(|e| EngineError::InvalidArgument(e.client_message(&name)))?;
-        Ok::<_, EngineError>((df, ignore))
-    })
-    .await
-    .map_err(|e| EngineError::Internal(e.to_string()))??;
+    let df = berth_build::parse_dockerfile(&data)
+        .map_err(|e| EngineError::InvalidArgument(e.client_message(name)))?;
     Ok((df, ignore))
 }

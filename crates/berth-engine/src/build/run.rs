@@ -18,7 +18,7 @@ impl Builder<'_> {
         let build_env = st.args.filter_allowed(&st.rc.env);
         let save_cmd = st.args.prepend_env_on_cmd(&build_env, &cmd);
         let key = st.rc.cache_key(&st.image, &save_cmd, &[]);
-        if self.probe(st, &key).await? {
+        if self.probe(st, &key, &save_cmd).await? {
             return Ok(());
         }
         if st.image.is_empty() {
@@ -46,7 +46,12 @@ impl Builder<'_> {
             "Labels": {BUILD_LABEL: "1"},
             "HostConfig": {"NetworkMode": net},
         });
-        let body = body.as_object().cloned().unwrap_or_default();
+        let mut body = body.as_object().cloned().unwrap_or_default();
+        if let Some(Value::Object(hc)) = body.get_mut("HostConfig") {
+            for (k, v) in &self.p.opts.host_config {
+                hc.insert(k.clone(), v.clone());
+            }
+        }
         let created = self.engine.container_create(None, body).await?;
         let id = created.id;
         self.containers.push(id.clone());
@@ -74,6 +79,10 @@ impl Builder<'_> {
                         for text in demux.push(&chunk) {
                             self.say(text);
                         }
+                    }
+                    () = self.cancel.cancelled() => {
+                        let _ = self.engine.container_kill(&id, "KILL").await;
+                        return Err(EngineError::Conflict("context canceled".into()).into());
                     }
                     () = self.tx.closed() => {
                         // The client went away mid-step: the container is killed, and

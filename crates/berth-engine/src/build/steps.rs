@@ -94,6 +94,9 @@ impl Builder<'_> {
                     )
                     .into());
                 }
+                if self.cancel.is_cancelled() {
+                    return Err(EngineError::Conflict("context canceled".into()).into());
+                }
                 self.step_line(n, total, &cmd.original);
                 self.step(&mut st, &cmd.instruction, &results, stages_run, i)
                     .await?;
@@ -184,12 +187,21 @@ impl Builder<'_> {
 
     /// A `FROM` image: local by name or ID, pulled when missing.
     pub(super) async fn base_image(&self, name: &str) -> Result<String, StepError> {
-        if let Ok(r) = self.engine.images.resolve(name) {
-            return Ok(r.id);
+        let local = self.engine.images.resolve(name).ok();
+        // `pull`: a named image is pulled again, refreshing it (an image ID is not).
+        let by_id = local.as_ref().is_some_and(|r| {
+            let hex = r.hex();
+            let n = name.strip_prefix("sha256:").unwrap_or(name);
+            n.len() >= 12 && hex.starts_with(n)
+        });
+        match local {
+            Some(r) if !self.p.opts.pull || by_id => return Ok(r.id),
+            _ => {}
         }
+        let auth = registry_auth_for(&self.p.opts.auths, name);
         let mut rx = self
             .engine
-            .image_pull(name.to_string(), None, None, Default::default())
+            .image_pull(name.to_string(), None, None, auth)
             .await?;
         while let Some(m) = rx.recv().await {
             if let Some(e) = m.error_detail {
@@ -334,9 +346,51 @@ impl Builder<'_> {
     }
 }
 
+/// The `X-Registry-Config` entry for the registry of image `name` (keys are what
+/// `config.json` holds: `https://index.docker.io/v1/`, `host:port`, `http://host/`).
+pub(super) fn registry_auth_for(
+    auths: &BTreeMap<String, berth_image::registry::RegistryAuth>,
+    name: &str,
+) -> berth_image::registry::RegistryAuth {
+    let Ok(r) = name.parse::<berth_image::reference::Reference>() else {
+        return Default::default();
+    };
+    let domain = r.domain().to_string();
+    let hub = |h: &str| matches!(h, "docker.io" | "index.docker.io" | "registry-1.docker.io");
+    auths
+        .iter()
+        .find(|(k, _)| {
+            let host = k
+                .strip_prefix("https://")
+                .or_else(|| k.strip_prefix("http://"))
+                .unwrap_or(k);
+            let host = host.split('/').next().unwrap_or(host);
+            host == domain || (hub(host) && hub(&domain))
+        })
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_config_entry_by_domain() {
+        let mut auths = BTreeMap::new();
+        let a = |u: &str| berth_image::registry::RegistryAuth {
+            username: u.into(),
+            ..Default::default()
+        };
+        auths.insert("https://index.docker.io/v1/".to_string(), a("hub"));
+        auths.insert("localhost:5000".to_string(), a("local"));
+        assert_eq!(registry_auth_for(&auths, "busybox").username, "hub");
+        assert_eq!(
+            registry_auth_for(&auths, "localhost:5000/x:1").username,
+            "local"
+        );
+        assert_eq!(registry_auth_for(&auths, "quay.io/x").username, "");
+    }
 
     #[test]
     fn expose_words_as_dockerd_keys() {
