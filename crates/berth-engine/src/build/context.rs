@@ -348,11 +348,16 @@ fn walk(
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
         let c = join(ctx, &name);
-        if ignore.excluded(&c) {
-            continue;
-        }
         let d = join(dest, &name);
         let path = e.path();
+        if ignore.excluded(&c) {
+            // An excluded directory is still walked when a `!` exception may bring
+            // back something inside it (docker's archive walk), without its own entry.
+            if e.file_type().is_ok_and(|t| t.is_dir()) && !ignore.can_skip_dir(&c) {
+                walk(&path, &c, &d, ignore, b, chown, hashes, false)?;
+            }
+            continue;
+        }
         let md = std::fs::symlink_metadata(&path).map_err(EngineError::io("cannot stat", &path))?;
         if md.is_dir() {
             hashes.push(entry_hash(&md, &format!("{c}/"), "", None));
@@ -664,5 +669,20 @@ mod tests {
         assert_eq!(resolve_chown("3:staff", &layers).unwrap(), Some((3, 50)));
         let e = resolve_chown("eve", &layers).unwrap_err().to_string();
         assert!(e.contains("can't find uid for user eve"), "{e}");
+    }
+
+    #[test]
+    fn an_exception_inside_an_excluded_directory_is_copied() {
+        let d = ctx();
+        std::fs::write(d.path().join("sub/keep"), b"k").unwrap();
+        let out = d.path().join("out.tar");
+        let ign = Matcher::new(&["sub", "!sub/keep", "link", "etc", "out.tar"]).unwrap();
+        gather(d.path(), &[".".into()], "/x/", None, &ign, &out, false).unwrap();
+        let files: Vec<String> = names(&out)
+            .into_iter()
+            .filter(|(_, t)| *t == tar::EntryType::Regular)
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(files, ["x/a.txt", "x/b.txt", "x/sub/keep"]);
     }
 }
