@@ -489,3 +489,33 @@ def test_build_cancel_by_buildid(busybox_daemon) -> None:
     finally:
         s.close()
     assert d.request("POST", "/v1.50/build/cancel?id=unknown").status == 200
+
+
+def test_heredocs_chmod_and_add_url(busybox_daemon, tmp_path: Path) -> None:
+    import hashlib
+
+    d = busybox_daemon()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "data.bin").write_bytes(b"downloaded\n")
+    digest = hashlib.sha256(b"downloaded\n").hexdigest()
+    base, stop = serve(www)
+    try:
+        df = ("FROM busybox\nARG WHO=heredoc\n"
+              "RUN <<EOF\necho one > /one\necho two >> /one\nEOF\n"
+              "RUN cat <<EOF > /two\nshell $WHO\nEOF\n"
+              "COPY <<EOF /expanded\nhi $WHO \"q\"\nEOF\n"
+              "COPY <<'EOF' /raw\nhi $WHO\nEOF\n"
+              "COPY --chmod=0741 f /f\n"
+              f"ADD --checksum=sha256:{digest} {base}/data.bin /dl/\n")
+        ctx = make_ctx(tmp_path, df, {"f": "f\n"})
+        bb(d, "build", "-t", "here", str(ctx))
+        out = dk(d, "run", "--rm", "here", "sh", "-c",
+                 "cat /one /two /expanded /raw /dl/data.bin; stat -c '%a %n' /f /dl/data.bin")
+        assert out == ("one\ntwo\nshell heredoc\nhi heredoc \"q\"\nhi $WHO\ndownloaded\n"
+                       "741 /f\n600 /dl/data.bin\n"), out
+        bad = make_ctx(tmp_path / "bad", f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {base}/data.bin /x\n")
+        r = bb(d, "build", str(bad), check=False)
+        assert r.returncode == 1 and f"digest mismatch sha256:{'0' * 64}: sha256:{digest}" in r.stderr, r.stderr
+    finally:
+        stop()

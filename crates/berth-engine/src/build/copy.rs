@@ -8,6 +8,88 @@ pub(super) async fn remove_dir(dir: PathBuf) {
     let _ = crate::blocking::spawn(move || std::fs::remove_dir_all(dir)).await;
 }
 
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// The file name a URL source gets (moby: the last element of its path).
+fn url_file_name(url: &str) -> Result<String, EngineError> {
+    let bad = || EngineError::InvalidArgument(format!("cannot determine filename from url: {url}"));
+    let u = reqwest::Url::parse(url).map_err(|_| bad())?;
+    let name = u
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .unwrap_or_default()
+        .to_string();
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(bad());
+    }
+    Ok(name)
+}
+
+/// The largest file `ADD <URL>` downloads.
+const MAX_ADD_DOWNLOAD: u64 = 4 << 30;
+
+/// Downloads an `ADD` URL into `dir` under its file name, mode 0600 as moby writes it;
+/// `checksum` (`sha256:<hex>`), when given, must match.
+async fn download(url: &str, dir: &Path, checksum: &str) -> Result<(), StepError> {
+    let name = url_file_name(url)?;
+    let path = dir.join(&name);
+    remote::fetch(url, &path, MAX_ADD_DOWNLOAD).await?;
+    let want = checksum.to_string();
+    let p = path.clone();
+    crate::blocking::spawn(move || {
+        use sha2::Digest as _;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+            .map_err(EngineError::io("cannot chmod", &p))?;
+        if want.is_empty() {
+            return Ok(());
+        }
+        let Some(hex) = want.strip_prefix("sha256:") else {
+            return Err(EngineError::InvalidArgument(format!(
+                "unsupported digest algorithm in checksum {want:?}: only sha256 is supported"
+            )));
+        };
+        let mut f = std::fs::File::open(&p).map_err(EngineError::io("cannot open", &p))?;
+        let mut h = sha2::Sha256::new();
+        std::io::copy(&mut f, &mut h).map_err(EngineError::io("cannot read", &p))?;
+        let got = format!("{:x}", h.finalize());
+        if !got.eq_ignore_ascii_case(hex) {
+            return Err(EngineError::InvalidArgument(format!(
+                "digest mismatch {want}: sha256:{got}"
+            )));
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))??;
+    Ok(())
+}
+
+/// Writes `COPY <<NAME` sources into the empty directory `root` as files named after
+/// their heredocs, mode 0644 (buildkit's `Mkfile(name, 0644, data)`).
+fn write_heredocs(
+    root: &Path,
+    contents: &[berth_build::instructions::SourceContent],
+) -> Result<(), EngineError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(root).map_err(EngineError::io("cannot create", root))?;
+    for h in contents {
+        if h.path.is_empty() || h.path.contains('/') || h.path == "." || h.path == ".." {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid heredoc name {:?} for a COPY source",
+                h.path
+            )));
+        }
+        let p = root.join(&h.path);
+        std::fs::write(&p, h.data.as_bytes()).map_err(EngineError::io("cannot write", &p))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644))
+            .map_err(EngineError::io("cannot chmod", &p))?;
+    }
+    Ok(())
+}
+
 impl Builder<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn copy_step(
@@ -19,16 +101,28 @@ impl Builder<'_> {
         all: &[berth_build::Stage],
         current: usize,
     ) -> Result<(), StepError> {
-        if !c.contents.is_empty() || c.link || c.parents || !c.excludes.is_empty() {
+        let heredocs = !c.contents.is_empty();
+        if (heredocs && (!c.sources.is_empty() || !c.from.is_empty()))
+            || c.link
+            || c.parents
+            || !c.excludes.is_empty()
+        {
             return Err(EngineError::InvalidArgument(format!(
                 "this {name} form requires BuildKit"
             ))
             .into());
         }
-        if name == "ADD" && c.sources.iter().any(|s| s.contains("://")) {
+        let urls = name == "ADD" && c.sources.iter().any(|s| is_url(s));
+        if urls && !c.sources.iter().all(|s| is_url(s)) {
             return Err(EngineError::NotImplemented(
-                "ADD of a URL is not supported by this builder yet; download it in a RUN step"
+                "ADD with both URL and context sources is not supported by this builder; use one ADD for each"
                     .into(),
+            )
+            .into());
+        }
+        if !c.checksum.is_empty() && !urls {
+            return Err(EngineError::InvalidArgument(
+                "checksum can't be specified for non-HTTP(S) sources".into(),
             )
             .into());
         }
@@ -41,6 +135,7 @@ impl Builder<'_> {
                 .map_err(EngineError::from)?
         };
         let chown_spec = c.chown.clone();
+        let chmod = context::parse_chmod(&c.chmod)?;
         let dest = if c.dest.starts_with('/') {
             c.dest.clone()
         } else {
@@ -61,8 +156,27 @@ impl Builder<'_> {
         tokio::fs::create_dir_all(&step_dir)
             .await
             .map_err(EngineError::io("cannot create", &step_dir))?;
-        // The source root: the context, or the files of a stage or image for --from.
-        let (root, ignore) = if c.from.is_empty() {
+        // The source root: the context, the files of a stage or image for --from, or the
+        // heredoc sources written out as files.
+        let (root, ignore) = if urls {
+            let root = step_dir.join("url");
+            tokio::fs::create_dir_all(&root)
+                .await
+                .map_err(EngineError::io("cannot create", &root))?;
+            for u in &c.sources {
+                self.say(format!("Downloading {u}\n"));
+                download(u, &root, &c.checksum).await?;
+            }
+            (root, None)
+        } else if heredocs {
+            let root = step_dir.join("heredoc");
+            let contents = c.contents.clone();
+            let r = root.clone();
+            crate::blocking::spawn(move || write_heredocs(&r, &contents))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??;
+            (root, None)
+        } else if c.from.is_empty() {
             (work.join("context"), Some(()))
         } else {
             let image = match stages::resolve(all, current, &c.from)? {
@@ -85,21 +199,39 @@ impl Builder<'_> {
         } else {
             none
         };
-        let sources = c.sources.clone();
-        let add = name == "ADD";
+        let sources = if heredocs {
+            c.contents.iter().map(|h| h.path.clone()).collect()
+        } else if urls {
+            c.sources
+                .iter()
+                .map(|u| url_file_name(u))
+                .collect::<Result<_, _>>()?
+        } else {
+            c.sources.clone()
+        };
+        // A downloaded archive is copied as it is, never extracted (moby).
+        let add = name == "ADD" && !urls;
         let tar = step_dir.join("copy.tar");
         let (gathered, tar) = {
             let dest = dest.clone();
             crate::blocking::spawn(move || {
                 let chown = context::resolve_chown(&chown_spec, &layers)?;
-                context::gather(&root, &sources, &dest, chown, &matcher, &tar, add)
+                let perms = context::Perms { chown, chmod };
+                context::gather(&root, &sources, &dest, perms, &matcher, &tar, add)
                     .map(|g| (g, tar))
             })
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??
         };
         // The history names the destination as written (`in . `), as moby's does.
-        let cmd = bc::copy_cmd(&st.rc.shell(), name, &c.chown, &gathered.hash, &c.dest);
+        let cmd = bc::copy_cmd(
+            &st.rc.shell(),
+            name,
+            &c.chown,
+            &c.chmod,
+            &gathered.hash,
+            &c.dest,
+        );
         let key = st.rc.cache_key(
             &st.image,
             &cmd,

@@ -9,11 +9,7 @@ impl Builder<'_> {
         st: &mut StageState,
         c: &berth_build::instructions::CmdLine,
     ) -> Result<(), StepError> {
-        if !c.files.is_empty() {
-            return Err(
-                EngineError::InvalidArgument("heredocs in RUN require BuildKit".into()).into(),
-            );
-        }
+        let c = &c.with_heredocs().map_err(EngineError::InvalidArgument)?;
         let cmd = Self::cmd_line(&st.rc, c);
         let build_env = st.args.filter_allowed(&st.rc.env);
         let save_cmd = st.args.prepend_env_on_cmd(&build_env, &cmd);
