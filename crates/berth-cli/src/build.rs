@@ -637,6 +637,7 @@ fn post_raw(
     docker: &bollard::Docker,
     path: String,
     body: Option<BuildBody>,
+    registry_config: Option<String>,
 ) -> impl Stream<Item = Result<Bytes, bollard::errors::Error>> + Unpin {
     const PLACEHOLDER: &str = "berth-build-request";
     let suffix = format!("/images/{PLACEHOLDER}/get");
@@ -654,6 +655,12 @@ fn post_raw(
             *req.method_mut() = Method::POST;
             req.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+            if let Some(v) = registry_config
+                .as_deref()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                req.headers_mut().insert("x-registry-config", v);
+            }
             if let Some(b) = body.lock().ok().and_then(|mut b| b.take()) {
                 *req.body_mut() = b;
             }
@@ -696,7 +703,13 @@ pub async fn build(session: &Session, args: &BuildArgs) -> Result<(), Error> {
         }
         None => None,
     };
-    let mut stream = post_raw(client.docker(), format!("/build?{query}"), body);
+    let registry_config = crate::registry::registry_config_value(session);
+    let mut stream = post_raw(
+        client.docker(),
+        format!("/build?{query}"),
+        body,
+        Some(registry_config),
+    );
     let mut printer = ProgressPrinter::new(terminal, terminal_width(terminal));
     let mut lines = JsonLines::default();
     let mut quiet_out = String::new();
@@ -781,7 +794,7 @@ pub async fn builder(session: &Session, cmd: &BuilderCommand) -> Result<(), Erro
     } else {
         format!("/build/prune?{}", q.join("&"))
     };
-    let body = crate::request::collect(post_raw(client.docker(), path, None))
+    let body = crate::request::collect(post_raw(client.docker(), path, None, None))
         .await
         .map_err(|e| client.daemon_err(e))?;
     let v: Value = serde_json::from_slice(&body)

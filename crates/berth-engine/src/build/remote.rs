@@ -1,6 +1,7 @@
 //! `remote`: the build context fetched from a URL by the daemon (moby
 //! `builder/remotecontext`): a tar (any compression the context accepts) or a lone
-//! Dockerfile, read with a bounded size and an overall timeout. Git URLs are refused.
+//! Dockerfile, read with a bounded size and an overall timeout; HTTPS trusts the system's
+//! CA certificates. Git URLs are refused. `ADD <URL>` downloads through [`fetch`] too.
 
 use std::time::Duration;
 
@@ -10,6 +11,22 @@ use super::*;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The system's trusted roots as reqwest certificates, loaded once per process.
+fn roots() -> &'static [reqwest::Certificate] {
+    static ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::warn!(error = %e, "cannot load some system CA certificates");
+        }
+        found
+            .certs
+            .iter()
+            .filter_map(|c| reqwest::Certificate::from_der(c.as_ref()).ok())
+            .collect()
+    })
+}
 
 /// Downloads `url` into `dest`, at most `limit` bytes.
 pub(super) async fn fetch(url: &str, dest: &Path, limit: u64) -> Result<(), EngineError> {
@@ -21,7 +38,15 @@ pub(super) async fn fetch(url: &str, dest: &Path, limit: u64) -> Result<(), Engi
             "unable to prepare context: remote {url:?}: only http and https contexts are supported by this daemon"
         )));
     }
-    let client = reqwest::Client::builder()
+    // The first call reads the certificate files: on a blocking thread.
+    let roots = crate::blocking::spawn(roots)
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    let mut builder = reqwest::Client::builder();
+    for c in roots {
+        builder = builder.add_root_certificate(c.clone());
+    }
+    let client = builder
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(FETCH_TIMEOUT)
         .build()
