@@ -407,6 +407,9 @@ def test_remote_and_compressed_contexts(busybox_daemon, tmp_path: Path) -> None:
                            capture_output=True, timeout=300)
         assert r.returncode == 0, r
         assert dk(d, "run", "--rm", f"z-{suffix}", "cat", "/f") == "from the archive\n"
+        # berth build sends a tar on stdin as it is, too.
+        bb(d, "build", "-t", f"b-{suffix}", "-", stdin=tar.read_bytes())
+        assert dk(d, "run", "--rm", f"b-{suffix}", "cat", "/f") == "from the archive\n"
 
 
 def test_run_steps_get_limits_hosts_and_ulimits(busybox_daemon, tmp_path: Path) -> None:

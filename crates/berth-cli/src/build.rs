@@ -373,7 +373,7 @@ fn write_context(
             .map_err(|e| err(&dir, e))?
             .collect::<Result<_, _>>()
             .map_err(|e| err(&dir, e))?;
-        entries.sort_by_key(|e| std::cmp::Reverse(e.file_name()));
+        entries.sort_by_key(|e| e.file_name());
         let mut subdirs = Vec::new();
         for e in entries {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -416,7 +416,7 @@ fn write_context(
             }
             // Sockets, fifos and devices are left out, as docker's archive walk does.
         }
-        subdirs.reverse();
+        // Popped in name order, after this directory's files.
         stack.extend(subdirs.into_iter().rev());
     }
     if let Some(x) = extra {
@@ -503,20 +503,30 @@ fn prepare(args: &BuildArgs) -> Result<Prepared, Error> {
                 "invalid argument: can't use stdin for both build context and dockerfile",
             ));
         }
-        let data = read_stdin_all()?;
+        // The first 512 bytes tell a tar (or a compressed stream) from a Dockerfile; a
+        // tar is streamed on to the file, never held in memory.
+        let mut stdin = io::stdin().lock();
+        let mut head = Vec::new();
+        (&mut stdin)
+            .take(512)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::client(format!("unable to read stdin: {e}")))?;
         let mut out = tmp()?;
-        if is_archive(&data) {
-            out.write_all(&data)
-                .map_err(|e| Error::client(format!("cannot write the build context: {e}")))?;
-            let size = data.len() as u64;
-            out.rewind()
-                .map_err(|e| Error::client(format!("cannot write the build context: {e}")))?;
+        let werr = |e: io::Error| Error::client(format!("cannot write the build context: {e}"));
+        if is_archive(&head) {
+            out.write_all(&head).map_err(werr)?;
+            let rest = io::copy(&mut stdin, &mut out).map_err(werr)?;
+            out.rewind().map_err(werr)?;
             return Ok(Prepared {
-                body: Some((out, size)),
+                body: Some((out, head.len() as u64 + rest)),
                 dockerfile: file,
                 remote: None,
             });
         }
+        let mut data = head;
+        stdin
+            .read_to_end(&mut data)
+            .map_err(|e| Error::client(format!("unable to read stdin: {e}")))?;
         let size = single_file_tar("Dockerfile", &data, &mut out)?;
         return Ok(Prepared {
             body: Some((out, size)),
