@@ -442,6 +442,8 @@ def test_builder_prune_and_system_df(busybox_daemon, tmp_path: Path) -> None:
     df = json.loads(dk(d, "system", "df", "--format", "{{json .}}").splitlines()[-1])
     assert df["Type"] == "Build Cache" and df["TotalCount"] == "1", df
     assert df["Size"] != "0B", df
+    verbose = dk(d, "system", "df", "-v")
+    assert "Build cache usage: 70kB" in verbose and " regular " in verbose, verbose
     out = dk(d, "builder", "prune", "-f")
     assert "Total reclaimed space: 70kB" in out, out
     after = d.get_json("/system/df")

@@ -35,6 +35,7 @@ fn is_archive(magic: &[u8]) -> bool {
 struct Bounded<W> {
     inner: W,
     left: u64,
+    limit: u64,
 }
 
 impl<W: Write> Write for Bounded<W> {
@@ -44,7 +45,7 @@ impl<W: Write> Write for Bounded<W> {
                 io::ErrorKind::InvalidData,
                 format!(
                     "the decompressed build context is larger than {} bytes",
-                    context::MAX_CONTEXT
+                    self.limit
                 ),
             ));
         }
@@ -57,9 +58,9 @@ impl<W: Write> Write for Bounded<W> {
     }
 }
 
-/// Decompresses a bzip2 or xz context at `path` into `out` (at most
-/// [`context::MAX_CONTEXT`] bytes); `false` when it is neither.
-fn decompress_outer(path: &Path, out: &Path) -> Result<bool, EngineError> {
+/// Decompresses a bzip2 or xz context at `path` into `out` (at most `limit` bytes);
+/// `false` when it is neither.
+fn decompress_outer(path: &Path, out: &Path, limit: u64) -> Result<bool, EngineError> {
     let mut f = std::fs::File::open(path).map_err(EngineError::io("cannot open", path))?;
     let mut magic = [0u8; 6];
     let mut n = 0;
@@ -78,7 +79,8 @@ fn decompress_outer(path: &Path, out: &Path) -> Result<bool, EngineError> {
     let w = std::fs::File::create(out).map_err(EngineError::io("cannot create", out))?;
     let mut w = Bounded {
         inner: io::BufWriter::new(w),
-        left: context::MAX_CONTEXT,
+        left: limit,
+        limit,
     };
     let bad =
         |e: String| EngineError::InvalidArgument(format!("failed to read the build context: {e}"));
@@ -130,7 +132,7 @@ pub(super) async fn read_context(
             }
             std::fs::rename(&tar_path, &target).map_err(EngineError::io("cannot move", &target))?;
         } else {
-            let src = if decompress_outer(&tar_path, &plain)? {
+            let src = if decompress_outer(&tar_path, &plain, context::MAX_CONTEXT)? {
                 let _ = std::fs::remove_file(&tar_path);
                 plain.clone()
             } else {
@@ -183,4 +185,45 @@ fn read_build_files(ctx: &Path, name: &str) -> Result<(Dockerfile, Matcher), Eng
     let df = berth_build::parse_dockerfile(&data)
         .map_err(|e| EngineError::InvalidArgument(e.client_message(name)))?;
     Ok((df, ignore))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "Dockerfile", data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn bzip2_and_xz_decompress_within_the_bound() {
+        let d = tempfile::tempdir().unwrap();
+        let tar = tar_of(&vec![b'#'; 100_000]);
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        bz.write_all(&tar).unwrap();
+        let bz = bz.finish().unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut io::Cursor::new(&tar), &mut xz).unwrap();
+        for (name, data) in [("c.bz2", bz), ("c.xz", xz)] {
+            let src = d.path().join(name);
+            std::fs::write(&src, &data).unwrap();
+            let out = d.path().join("out.tar");
+            assert!(decompress_outer(&src, &out, 1 << 20).unwrap(), "{name}");
+            assert_eq!(std::fs::read(&out).unwrap(), tar, "{name}");
+            // A context that inflates past the bound stops there with an error.
+            let e = decompress_outer(&src, &out, 50_000)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("larger than 50000 bytes"), "{name}: {e}");
+        }
+        let plain = d.path().join("plain.tar");
+        std::fs::write(&plain, &tar).unwrap();
+        assert!(!decompress_outer(&plain, &d.path().join("x"), 1 << 20).unwrap());
+        assert!(is_archive(&tar) && !is_archive(b"FROM busybox\n"));
+    }
 }
