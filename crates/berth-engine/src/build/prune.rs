@@ -241,6 +241,12 @@ impl Engine {
             deleted.push(r.key);
         }
         tracing::info!(records = deleted.len(), reclaimed, "build cache pruned");
+        // Nothing deleted reads as dockerd 20.10 answered: `null`.
+        let deleted = if deleted.is_empty() {
+            Value::Null
+        } else {
+            json!(deleted)
+        };
         Ok(json!({"CachesDeleted": deleted, "SpaceReclaimed": reclaimed}))
     }
 }

@@ -84,8 +84,11 @@ async fn df(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiErr
     let types = q.all("type");
     let mut v = engine.system_df(&types).await?;
     if types.is_empty() || types.iter().any(|t| t == "build-cache") {
+        // No record reads as dockerd's `null`.
         let (cache, size) = engine.build_cache_usage().await?;
-        v["BuildCache"] = serde_json::json!(cache);
+        if !cache.is_empty() {
+            v["BuildCache"] = serde_json::json!(cache);
+        }
         v["BuilderSize"] = serde_json::json!(size);
     }
     Ok(Json(v).into_response())
