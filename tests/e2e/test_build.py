@@ -318,6 +318,11 @@ def test_berth_build_cli(busybox_daemon, tmp_path: Path) -> None:
     quiet_id = r.stdout.strip()
     assert quiet_id.startswith("sha256:") and "\n" not in quiet_id, r.stdout
     assert dk(d, "run", "--rm", quiet_id, "cat", "/k") == "k\n"
+    # A Dockerfile outside the context goes into it under a random name, as with -f -.
+    outside = tmp_path / "elsewhere.Dockerfile"
+    outside.write_text("FROM busybox\nCOPY keep.txt /outside\n")
+    bb(d, "build", "-t", "outside", "-f", str(outside), str(ctx))
+    assert dk(d, "run", "--rm", "outside", "cat", "/outside") == "k\n"
     # A lone Dockerfile on stdin is the whole context.
     r = bb(d, "build", "-t", "stdin", "-", stdin="FROM busybox\nLABEL from=stdin\n")
     assert dk(d, "inspect", "--format", "{{index .Config.Labels \"from\"}}", "stdin") == "stdin\n"
