@@ -190,7 +190,7 @@ STOPSIGNAL SIGINT
     assert json.loads(dk(d, "inspect", "--format", "{{json .Config.OnBuild}}", "child")) in ([], None)
 
 
-def start_sleeping_build(d):
+def start_sleeping_build(d, dockerfile: bytes = b"FROM busybox\nRUN echo started; sleep 600\n"):
     """Posts a build whose RUN sleeps; returns the socket once the RUN has printed."""
     import io
     import socket
@@ -198,7 +198,7 @@ def start_sleeping_build(d):
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as t:
-        data = b"FROM busybox\nRUN echo started; sleep 600\n"
+        data = dockerfile
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(data)
         t.addfile(info, io.BytesIO(data))
@@ -529,3 +529,23 @@ def test_heredocs_chmod_and_add_url(busybox_daemon, tmp_path: Path) -> None:
         assert r.returncode == 1 and f"digest mismatch sha256:{'0' * 64}: sha256:{digest}" in r.stderr, r.stderr
     finally:
         stop()
+
+
+def test_builder_prune_leaves_a_running_builds_steps(busybox_daemon) -> None:
+    from conftest import poll
+
+    d = busybox_daemon()
+    s = start_sleeping_build(d, b"FROM busybox AS a\nENV STEP=1\n"
+                                b"FROM busybox\nRUN echo started; sleep 600\nCOPY --from=a /etc/passwd /p\n")
+    try:
+        # Stage a's ENV image is untagged, used by no container and no parent of the
+        # running step's, but the build will copy from it.
+        assert [c["Description"] for c in d.get_json("/system/df")["BuildCache"]] == [
+            "/bin/sh -c #(nop)  ENV STEP=1"]
+        out = dk(d, "builder", "prune", "-f")
+        assert "Deleted build cache objects" not in out, out
+    finally:
+        s.close()
+    # Once the build is over (its client gone), the step is dangling cache.
+    poll(lambda: "Deleted build cache objects" in dk(d, "builder", "prune", "-f"), 60, "the prune")
+    assert d.get_json("/system/df")["BuildCache"] is None

@@ -119,6 +119,51 @@ fn running() -> &'static std::sync::Mutex<std::collections::HashMap<String, Canc
     RUNNING.get_or_init(Default::default)
 }
 
+/// Start times (Unix seconds) of the builds running now, by a unique number: a build
+/// prune leaves alone the records those builds may still be making and using.
+fn active() -> &'static std::sync::Mutex<BTreeMap<u64, i64>> {
+    static ACTIVE: std::sync::OnceLock<std::sync::Mutex<BTreeMap<u64, i64>>> =
+        std::sync::OnceLock::new();
+    ACTIVE.get_or_init(Default::default)
+}
+
+/// The start of the oldest running build, if any.
+pub(super) fn oldest_active_build() -> Option<i64> {
+    active()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .min()
+        .copied()
+}
+
+/// Marks a build as running until dropped.
+struct ActiveBuild(u64);
+
+impl ActiveBuild {
+    fn start() -> ActiveBuild {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        active()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(n, now);
+        ActiveBuild(n)
+    }
+}
+
+impl Drop for ActiveBuild {
+    fn drop(&mut self) {
+        active()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
 impl Engine {
     /// `POST /build/cancel?id=`: cancels the build started with that `buildid`; an
     /// unknown id is not an error (dockerd answers 200 for it too).
@@ -258,7 +303,9 @@ impl Engine {
             work,
             opts,
         };
+        let active = ActiveBuild::start();
         tokio::spawn(async move {
+            let _active = active;
             let quiet = prepared.opts.quiet;
             let mut b = Builder {
                 engine: &engine,

@@ -3,7 +3,8 @@
 //! images it names: a record is in use while its image is a tagged image or an ancestor
 //! of one, or a container's image; the others (what a failed or untagged build left) are
 //! the dangling cache. Pruning drops dangling records and their images; `all` drops
-//! every record (images in use stay: they belong to tagged images).
+//! every record (images in use stay: they belong to tagged images). Records written since
+//! the oldest running build started are left to it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -209,6 +210,9 @@ impl Engine {
         let now_nanos = crate::events::now_nanos();
         let until = filters.until(now_nanos).map_err(EngineError::from)?;
         let records = self.build_records().await?;
+        // What a running build wrote (its file times are at or after its start, a second
+        // of slack for the clock's granularity) stays: it may use it next.
+        let busy_since = super::oldest_active_build().map(|s| s - 1);
         let mut remaining: u64 = records.iter().map(|r| r.size).sum();
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
@@ -216,7 +220,7 @@ impl Engine {
             if keep_storage > 0 && remaining <= keep_storage {
                 break;
             }
-            if r.in_use && !all {
+            if (r.in_use && !all) || busy_since.is_some_and(|s| r.created >= s) {
                 continue;
             }
             if until.is_some_and(|u| r.created.saturating_mul(1_000_000_000) > u) {
