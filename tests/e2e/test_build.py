@@ -190,7 +190,7 @@ STOPSIGNAL SIGINT
     assert json.loads(dk(d, "inspect", "--format", "{{json .Config.OnBuild}}", "child")) in ([], None)
 
 
-def start_sleeping_build(d):
+def start_sleeping_build(d, dockerfile: bytes = b"FROM busybox\nRUN echo started; sleep 600\n"):
     """Posts a build whose RUN sleeps; returns the socket once the RUN has printed."""
     import io
     import socket
@@ -198,7 +198,7 @@ def start_sleeping_build(d):
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as t:
-        data = b"FROM busybox\nRUN echo started; sleep 600\n"
+        data = dockerfile
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(data)
         t.addfile(info, io.BytesIO(data))
@@ -277,3 +277,275 @@ def test_berthd_killed_mid_build_leaves_nothing_after_restart(busybox_daemon, tm
         time.sleep(0.2)
     assert dk(d, "ps", "-aq") == ""
     assert list((d.data_root / "build").glob("tmp-*")) == []
+
+
+# --- berth build, cache sources, remote and compressed contexts, limits, cache management
+
+
+def bb(d, *args: str, stdin: str | bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """`berth build ...` against daemon `d`."""
+    from conftest import BERTH_BIN, clean_env
+
+    binary = isinstance(stdin, bytes)
+    r = subprocess.run([BERTH_BIN, *args], env=clean_env(d.docker_env), input=stdin,
+                       capture_output=True, text=not binary, timeout=300)
+    if binary:
+        r = subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(), r.stderr.decode())
+    assert not check or r.returncode == 0, (r.stdout, r.stderr)
+    return r
+
+
+def test_berth_build_cli(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    df = "FROM busybox\nARG WHO=nobody\nCOPY . /ctx/\nRUN echo \"hi $WHO\" > /who\n"
+    ctx = make_ctx(tmp_path, df, {"keep.txt": "k\n", "big.log": "x\n", "sub/skip.txt": "s\n",
+                                  "sub/keep.txt": "k\n", ".dockerignore": "*.log\nsub\n!sub/keep.txt\nDockerfile\n"})
+    iid = tmp_path / "iid"
+    r = bb(d, "build", "-t", "cli:1", "-t", "cli:2", "--build-arg", "WHO=berth", "--iidfile", str(iid), str(ctx))
+    assert "Sending build context to Docker daemon" in r.stdout, r.stdout
+    assert "Step 4/4 : RUN echo \"hi $WHO\" > /who" in r.stdout, r.stdout
+    assert "Successfully tagged cli:1\nSuccessfully tagged cli:2\n" in r.stdout, r.stdout
+    image = dk(d, "inspect", "--format", "{{.Id}}", "cli:2").strip()
+    assert iid.read_text() == image
+    assert dk(d, "run", "--rm", "cli:1", "cat", "/who") == "hi berth\n"
+    # The CLI filtered the context: excluded files never reached the daemon; the
+    # exception did, and so did the excluded Dockerfile, which the daemon drops after
+    # reading it, as dockerd does (.dockerignore itself is not excluded here).
+    listing = dk(d, "run", "--rm", "cli:1", "find", "/ctx", "-type", "f").split()
+    assert sorted(listing) == ["/ctx/.dockerignore", "/ctx/keep.txt", "/ctx/sub/keep.txt"], listing
+    # -q prints the ID alone; -f - reads the Dockerfile from stdin into the context.
+    r = bb(d, "build", "-q", "-f", "-", str(ctx), stdin="FROM busybox\nCOPY keep.txt /k\n")
+    quiet_id = r.stdout.strip()
+    assert quiet_id.startswith("sha256:") and "\n" not in quiet_id, r.stdout
+    assert dk(d, "run", "--rm", quiet_id, "cat", "/k") == "k\n"
+    # A Dockerfile outside the context goes into it under a random name, as with -f -.
+    outside = tmp_path / "elsewhere.Dockerfile"
+    outside.write_text("FROM busybox\nCOPY keep.txt /outside\n")
+    bb(d, "build", "-t", "outside", "-f", str(outside), str(ctx))
+    assert dk(d, "run", "--rm", "outside", "cat", "/outside") == "k\n"
+    # A lone Dockerfile on stdin is the whole context.
+    r = bb(d, "build", "-t", "stdin", "-", stdin="FROM busybox\nLABEL from=stdin\n")
+    assert dk(d, "inspect", "--format", "{{index .Config.Labels \"from\"}}", "stdin") == "stdin\n"
+    # A failing RUN: the step's exit code and dockerd's text, as the docker CLI gives them.
+    bad = make_ctx(tmp_path / "bad", "FROM busybox\nRUN exit 3\n")
+    r = bb(d, "build", str(bad), check=False)
+    ref = build(d, bad, check=False)
+    assert (r.returncode, ref.returncode) == (3, 3), (r, ref)
+    assert "The command '/bin/sh -c exit 3' returned a non-zero code: 3" in r.stderr, r.stderr
+    r = bb(d, "build", str(tmp_path / "missing"), check=False)
+    assert r.returncode == 1 and "unable to prepare context: path" in r.stderr, r.stderr
+
+
+def test_cache_from_an_image_built_elsewhere(busybox_daemon, tmp_path: Path) -> None:
+    df = "FROM busybox\nRUN echo one > /one\nENV X=1\nRUN echo two > /two\n"
+    ctx = make_ctx(tmp_path, df)
+    a = busybox_daemon()
+    build(a, ctx, "-t", "cached:1")
+    tar = tmp_path / "img.tar"
+    subprocess.run([DOCKER_BIN, "save", "-o", str(tar), "cached:1", "busybox"], env=a.docker_env, check=True,
+                   timeout=120)
+    b = busybox_daemon()
+    subprocess.run([DOCKER_BIN, "load", "-i", str(tar)], env=b.docker_env, check=True, capture_output=True,
+                   timeout=120)
+    # Daemon b never built this: no cache without --cache-from, every step with it.
+    plain = build(b, ctx, "--no-cache")
+    assert "Using cache" not in plain.stdout
+    first = build(b, ctx, "-t", "again", "--cache-from", "cached:1")
+    assert first.stdout.count(" ---> Using cache") == 3, first.stdout
+    assert "Running in" not in first.stdout, first.stdout
+    assert dk(b, "run", "--rm", "again", "cat", "/one", "/two") == "one\ntwo\n"
+
+
+def serve(directory: Path):
+    """A loopback HTTP server for `directory`; returns (base URL, stop function)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+
+    def stop() -> None:
+        srv.shutdown()
+        srv.server_close()
+        t.join(timeout=10)
+
+    return f"http://127.0.0.1:{srv.server_address[1]}", stop
+
+
+def context_tar(path: Path, mode: str, files: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, mode) as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_remote_and_compressed_contexts(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    files = {"Dockerfile": b"FROM busybox\nCOPY f /f\n", "f": b"from the archive\n"}
+    www = tmp_path / "www"
+    www.mkdir()
+    context_tar(www / "ctx.tar.xz", "w:xz", files)
+    (www / "Dockerfile").write_text("FROM busybox\nLABEL remote=dockerfile\n")
+    base, stop = serve(www)
+    try:
+        bb(d, "build", "-t", "remote-tar", f"{base}/ctx.tar.xz")
+        assert dk(d, "run", "--rm", "remote-tar", "cat", "/f") == "from the archive\n"
+        bb(d, "build", "-t", "remote-df", f"{base}/Dockerfile")
+        assert dk(d, "inspect", "--format", "{{index .Config.Labels \"remote\"}}", "remote-df") == "dockerfile\n"
+        r = bb(d, "build", f"{base}/nothing-here", check=False)
+        assert r.returncode == 1 and "404" in r.stderr, r.stderr
+    finally:
+        stop()
+    # bzip2 and xz bodies, as `docker build - < ctx.tar.bz2` sends them.
+    for mode, suffix in (("w:bz2", "bz2"), ("w:xz", "xz")):
+        tar = context_tar(tmp_path / f"ctx.tar.{suffix}", mode, files)
+        env = dict(d.docker_env, DOCKER_BUILDKIT="0")
+        r = subprocess.run([DOCKER_BIN, "build", "-t", f"z-{suffix}", "-"], stdin=tar.open("rb"), env=env,
+                           capture_output=True, timeout=300)
+        assert r.returncode == 0, r
+        assert dk(d, "run", "--rm", f"z-{suffix}", "cat", "/f") == "from the archive\n"
+        # berth build sends a tar on stdin as it is, too.
+        bb(d, "build", "-t", f"b-{suffix}", "-", stdin=tar.read_bytes())
+        assert dk(d, "run", "--rm", f"b-{suffix}", "cat", "/f") == "from the archive\n"
+
+
+def test_run_steps_get_limits_hosts_and_ulimits(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    df = ("FROM busybox\n"
+          "RUN cat /sys/fs/cgroup/memory/memory.limit_in_bytes > /mem; grep -c berth-extra /etc/hosts > /hosts;"
+          " ulimit -n > /nofile; df -k /dev/shm | tail -1 | awk '{print $2}' > /shm\n")
+    ctx = make_ctx(tmp_path, df)
+    bb(d, "build", "-t", "lim", "-m", "64m", "--add-host", "berth-extra:10.9.8.7", "--ulimit", "nofile=123:456",
+       "--shm-size", "8m", str(ctx))
+    out = dk(d, "run", "--rm", "lim", "cat", "/mem", "/hosts", "/nofile", "/shm").split()
+    assert out == [str(64 << 20), "1", "123", str(8 << 10)], out
+
+
+def test_pull_without_a_registry_fails_the_build(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    ctx = make_ctx(tmp_path, "FROM busybox\n")
+    r = bb(d, "build", "--pull", str(ctx), check=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Successfully built" not in r.stdout
+    # Without --pull the local image serves.
+    bb(d, "build", str(ctx))
+
+
+def test_builder_prune_and_system_df(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    # A failed build leaves its first steps' images behind: the dangling cache.
+    ctx = make_ctx(tmp_path, "FROM busybox\nRUN head -c 70000 /dev/zero > /blob\nRUN exit 1\n")
+    build(d, ctx, check=False)
+    df = json.loads(dk(d, "system", "df", "--format", "{{json .}}").splitlines()[-1])
+    assert df["Type"] == "Build Cache" and df["TotalCount"] == "1", df
+    assert df["Size"] != "0B", df
+    verbose = dk(d, "system", "df", "-v")
+    assert "Build cache usage: 70kB" in verbose and " regular " in verbose, verbose
+    out = dk(d, "builder", "prune", "-f")
+    assert "Total reclaimed space: 70kB" in out, out
+    after = d.get_json("/system/df")
+    assert after["BuildCache"] is None, after["BuildCache"]
+    assert "Using cache" not in build(d, ctx, check=False).stdout
+    # A tagged build's steps are in use: kept by a plain prune, dropped from the cache
+    # (the images stay) by --all.
+    good = make_ctx(tmp_path / "good", "FROM busybox\nRUN echo ok > /ok\n")
+    build(d, good, "-t", "good")
+    usage = [c for c in d.get_json("/system/df")["BuildCache"] if "echo ok" in c["Description"]]
+    assert len(usage) == 1 and usage[0]["InUse"], usage
+    dk(d, "builder", "prune", "-f")
+    assert "Using cache" in build(d, good).stdout
+    bb(d, "builder", "prune", "-f", "--all")
+    assert "Using cache" not in build(d, good).stdout
+    assert dk(d, "run", "--rm", "good", "cat", "/ok") == "ok\n"
+
+
+def test_build_cancel_by_buildid(busybox_daemon) -> None:
+    import io
+    import socket
+    import tarfile
+
+    d = busybox_daemon()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        data = b"FROM busybox\nRUN echo started; sleep 600\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    body = buf.getvalue()
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(60)
+    s.connect(str(d.sock))
+    try:
+        s.sendall(b"POST /v1.50/build?buildid=b1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        seen = b""
+        while b'"stream":"started' not in seen:
+            chunk = s.recv(65536)
+            assert chunk, seen
+            seen += chunk
+        assert d.request("POST", "/v1.50/build/cancel?id=b1").status == 200
+        while b"context canceled" not in seen:
+            chunk = s.recv(65536)
+            assert chunk, seen
+            seen += chunk
+    finally:
+        s.close()
+    assert d.request("POST", "/v1.50/build/cancel?id=unknown").status == 200
+
+
+def test_heredocs_chmod_and_add_url(busybox_daemon, tmp_path: Path) -> None:
+    import hashlib
+
+    d = busybox_daemon()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "data.bin").write_bytes(b"downloaded\n")
+    digest = hashlib.sha256(b"downloaded\n").hexdigest()
+    base, stop = serve(www)
+    try:
+        df = ("FROM busybox\nARG WHO=heredoc\n"
+              "RUN <<EOF\necho one > /one\necho two >> /one\nEOF\n"
+              "RUN cat <<EOF > /two\nshell $WHO\nEOF\n"
+              "COPY <<EOF /expanded\nhi $WHO \"q\"\nEOF\n"
+              "COPY <<'EOF' /raw\nhi $WHO\nEOF\n"
+              "COPY --chmod=0741 f /f\n"
+              f"ADD --checksum=sha256:{digest} {base}/data.bin /dl/\n")
+        ctx = make_ctx(tmp_path, df, {"f": "f\n"})
+        bb(d, "build", "-t", "here", str(ctx))
+        out = dk(d, "run", "--rm", "here", "sh", "-c",
+                 "cat /one /two /expanded /raw /dl/data.bin; stat -c '%a %n' /f /dl/data.bin")
+        assert out == ("one\ntwo\nshell heredoc\nhi heredoc \"q\"\nhi $WHO\ndownloaded\n"
+                       "741 /f\n600 /dl/data.bin\n"), out
+        bad = make_ctx(tmp_path / "bad", f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {base}/data.bin /x\n")
+        r = bb(d, "build", str(bad), check=False)
+        assert r.returncode == 1 and f"digest mismatch sha256:{'0' * 64}: sha256:{digest}" in r.stderr, r.stderr
+    finally:
+        stop()
+
+
+def test_builder_prune_leaves_a_running_builds_steps(busybox_daemon) -> None:
+    from conftest import poll
+
+    d = busybox_daemon()
+    s = start_sleeping_build(d, b"FROM busybox AS a\nENV STEP=1\n"
+                                b"FROM busybox\nRUN echo started; sleep 600\nCOPY --from=a /etc/passwd /p\n")
+    try:
+        # Stage a's ENV image is untagged, used by no container and no parent of the
+        # running step's, but the build will copy from it.
+        assert [c["Description"] for c in d.get_json("/system/df")["BuildCache"]] == [
+            "/bin/sh -c #(nop)  ENV STEP=1"]
+        out = dk(d, "builder", "prune", "-f")
+        assert "Deleted build cache objects" not in out, out
+    finally:
+        s.close()
+    # Once the build is over (its client gone), the step is dangling cache.
+    poll(lambda: "Deleted build cache objects" in dk(d, "builder", "prune", "-f"), 60, "the prune")
+    assert d.get_json("/system/df")["BuildCache"] is None

@@ -180,19 +180,28 @@ pub fn healthcheck_comment(h: &Health) -> String {
 /// The `Cmd` of a COPY/ADD step (moby `performCopy`): `#(nop) COPY [--chown=x ]<hash> in
 /// <dest> ` with its trailing space. Current moby puts a space after `--chown=x`; dockerd
 /// 20.10 did not (`ADD --chown=1:2file:61f4... in /a `, seen on these machines).
+/// `--chmod=x ` follows in the same form (dockerd 20.10 refused the flag; later classic
+/// builders take it).
 pub fn copy_cmd(
     shell: &[String],
     name: &str,
     chown: &str,
+    chmod: &str,
     src_hash: &str,
     dest: &str,
 ) -> Vec<String> {
-    let chown = if chown.is_empty() {
-        String::new()
-    } else {
-        format!("--chown={chown} ")
+    let flag = |name: &str, v: &str| {
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!("--{name}={v} ")
+        }
     };
-    nop_cmd_string(shell, &format!("{name} {chown}{src_hash} in {dest} "))
+    let (chown, chmod) = (flag("chown", chown), flag("chmod", chmod));
+    nop_cmd_string(
+        shell,
+        &format!("{name} {chown}{chmod}{src_hash} in {dest} "),
+    )
 }
 
 fn refs(v: &[String]) -> Vec<&str> {
@@ -396,12 +405,16 @@ mod tests {
             "/bin/sh -c #(nop) WORKDIR /app"
         );
         assert_eq!(
-            created_by(&copy_cmd(&sh(), "COPY", "", "file:abc", "/dst")),
+            created_by(&copy_cmd(&sh(), "COPY", "", "", "file:abc", "/dst")),
             "/bin/sh -c #(nop) COPY file:abc in /dst "
         );
         assert_eq!(
-            created_by(&copy_cmd(&sh(), "ADD", "1:2", "dir:abc", "/d/")),
+            created_by(&copy_cmd(&sh(), "ADD", "1:2", "", "dir:abc", "/d/")),
             "/bin/sh -c #(nop) ADD --chown=1:2 dir:abc in /d/ "
+        );
+        assert_eq!(
+            created_by(&copy_cmd(&sh(), "COPY", "", "0750", "file:abc", "/x")),
+            "/bin/sh -c #(nop) COPY --chmod=0750 file:abc in /x "
         );
         let run: Vec<String> = vec![
             "|1".into(),

@@ -40,6 +40,25 @@ pub fn expand(instruction: &Instruction, lex: &Lex, env: &Env) -> Result<Instruc
             },
             sources: c.sources.iter().map(|s| w(s)).collect::<Result<_, _>>()?,
             dest: w(&c.dest)?,
+            // A heredoc source with an unquoted delimiter expands, its quotes kept
+            // (buildkit `SourcesAndDest.Expand` with `SkipProcessQuotes`).
+            contents: c
+                .contents
+                .iter()
+                .map(|sc| {
+                    if !sc.expand {
+                        return Ok(sc.clone());
+                    }
+                    let raw = Lex {
+                        raw_quotes: true,
+                        ..*lex
+                    };
+                    Ok(crate::instructions::SourceContent {
+                        data: raw.process_word(&sc.data, env)?,
+                        ..sc.clone()
+                    })
+                })
+                .collect::<Result<_, Error>>()?,
             ..c.clone()
         })
     };

@@ -37,6 +37,54 @@ pub struct CmdLine {
     pub files: Vec<Heredoc>,
 }
 
+impl CmdLine {
+    /// The command with its heredocs folded in (buildkit `dispatchRun`): `RUN <<EOF`
+    /// alone runs the heredoc's text as the shell command; a command that uses heredocs
+    /// (`RUN cat <<EOF > f`) goes to the shell whole, heredocs included, since the shell
+    /// reads them itself. Without heredocs the command is unchanged.
+    pub fn with_heredocs(&self) -> Result<CmdLine, String> {
+        if self.files.is_empty() {
+            return Ok(self.clone());
+        }
+        let [line] = self.args.as_slice() else {
+            return Err(format!(
+                "parsing produced an invalid run command: {:?}",
+                self.args
+            ));
+        };
+        if !self.prepend_shell {
+            return Err(format!("parsing produced an invalid run command: {line:?}"));
+        }
+        let body = |h: &Heredoc| {
+            if h.chomp {
+                parser::chomp_heredoc_content(&h.content)
+            } else {
+                h.content.clone()
+            }
+        };
+        let args = match (
+            parser::parse_heredoc(line).ok().flatten(),
+            self.files.first(),
+        ) {
+            (Some(_), Some(first)) => vec![body(first)],
+            _ => {
+                let mut full = line.clone();
+                for h in &self.files {
+                    full.push('\n');
+                    full.push_str(&h.content);
+                    full.push_str(&h.name);
+                }
+                vec![full]
+            }
+        };
+        Ok(CmdLine {
+            args,
+            prepend_shell: true,
+            files: Vec::new(),
+        })
+    }
+}
+
 /// `RUN` with the BuildKit-only flags it was given (the classic builder refuses them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
@@ -896,6 +944,45 @@ mod tests {
         df(&format!("FROM a\n{s}")).stages[0].commands[0]
             .instruction
             .clone()
+    }
+
+    #[test]
+    fn run_heredocs_fold_into_the_shell_command() {
+        let Instruction::Run(r) = first("RUN <<EOF\necho a\necho b\nEOF\n") else {
+            panic!()
+        };
+        let c = r.cmd.with_heredocs().unwrap();
+        assert_eq!(c.args, ["echo a\necho b\n"]);
+        assert!(c.prepend_shell && c.files.is_empty());
+        let Instruction::Run(r) = first("RUN cat <<EOF > /f\nhi\nEOF\n") else {
+            panic!()
+        };
+        assert_eq!(
+            r.cmd.with_heredocs().unwrap().args,
+            ["cat <<EOF > /f\nhi\nEOF"]
+        );
+        let Instruction::Run(r) = first("RUN <<-EOF\n\techo t\n\tEOF\n") else {
+            panic!()
+        };
+        assert_eq!(r.cmd.with_heredocs().unwrap().args, ["echo t\n"]);
+        let Instruction::Run(r) = first("RUN echo plain") else {
+            panic!()
+        };
+        assert_eq!(r.cmd.with_heredocs().unwrap(), r.cmd);
+    }
+
+    #[test]
+    fn copy_heredoc_expands_unless_quoted() {
+        let env = crate::lex::Env::from_slice(&["X=1"]);
+        let lex = crate::lex::Lex::new('\\');
+        for (text, want) in [
+            ("COPY <<EOF /f\nx=$X \"q\"\nEOF\n", "x=1 \"q\"\n"),
+            ("COPY <<'EOF' /f\nx=$X\nEOF\n", "x=$X\n"),
+        ] {
+            let ins = crate::expand::expand(&first(text), &lex, &env).unwrap();
+            let Instruction::Copy(c) = ins else { panic!() };
+            assert_eq!(c.contents[0].data, want, "{text}");
+        }
     }
 
     #[test]

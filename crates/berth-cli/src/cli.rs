@@ -73,6 +73,11 @@ pub enum Command {
     Network(crate::network::NetworkCommand),
     /// List port mappings or a specific mapping for the container
     Port(crate::network::PortArgs),
+    /// Build an image from a Dockerfile
+    Build(crate::build::BuildArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(crate::build::BuilderCommand),
     /// Generate the autocompletion script for the specified shell
     Completion(crate::completion::CompletionArgs),
     /// Write a man page for every command into a directory (the package build uses it)

@@ -1,7 +1,7 @@
 //! berth-cli: the `berth` command, a Docker-compatible client for berthd (and for any
 //! Docker Engine). `main.rs` parses flags and calls [`run`]; each command group is one
 //! module (`system`, `tls`, `container`, `image`, `network`, `volume`, `cp`, `ops`,
-//! `events`, `registry`), sharing a kit that imports no command module: [`connect`] (how
+//! `events`, `registry`, `build`), sharing a kit that imports no command module: [`connect`] (how
 //! to reach the daemon), [`request`] (filters, escaping, raw requests), [`format`](mod@format) (the
 //! `--format` template language), [`table`] (list output), [`inspect`] (inspect output),
 //! [`humanize`] and [`timefmt`] (Go's renderings of sizes, ages and times), [`progress`]
@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod atomic_file;
+pub mod build;
 pub mod cli;
 pub mod completion;
 pub mod connect;
@@ -112,6 +113,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Logout(args)) => registry::logout(&session, args).await,
         Some(Command::Network(cmd)) => network::run(&session, cmd).await,
         Some(Command::Port(args)) => network::port(&session, args).await,
+        Some(Command::Build(args)) => build::build(&session, args).await,
+        Some(Command::Builder(cmd)) => build::builder(&session, cmd).await,
         Some(Command::Completion(args)) => completion::completion(args, cli::Cli::command()),
         Some(Command::Man(args)) => completion::man_pages(args, cli::Cli::command()),
     }

@@ -176,6 +176,17 @@ impl ConfigFile {
         self.value.get("auths").and_then(Value::as_object)
     }
 
+    /// Every stored credential by its key (docker's `GetAllCredentials`, file store only).
+    pub fn all_credentials(&self) -> Vec<(String, RegistryAuth)> {
+        self.auths()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), decode_entry(k, v)?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The entry under `key`, else (as docker's file store does for legacy keys) the
     /// first whose host name is `key`.
     pub fn get(&self, key: &str) -> Option<RegistryAuth> {
@@ -301,6 +312,21 @@ pub fn credentials_for(session: &Session, domain: &str) -> RegistryAuth {
         );
     }
     found.unwrap_or_default()
+}
+
+/// The `X-Registry-Config` value `build` sends: every stored credential as a JSON map
+/// from registry to `AuthConfig`, in padded URL-safe base64 (docker's `runBuild`).
+pub fn registry_config_value(session: &Session) -> String {
+    let all = ConfigFile::load(&ConfigFile::path_for(session))
+        .map(|c| c.all_credentials())
+        .unwrap_or_default();
+    let mut m = Map::new();
+    for (k, a) in all {
+        if let Ok(v) = serde_json::from_str::<Value>(&a.to_json()) {
+            m.insert(k, v);
+        }
+    }
+    base64_url_encode(Value::Object(m).to_string().as_bytes())
 }
 
 /// The `X-Registry-Auth` header for a reference's registry, built from config.json.
@@ -668,6 +694,27 @@ mod tests {
         assert_eq!(base64_decode("dXNlcjpwYXNz").unwrap(), b"user:pass");
         assert_eq!(base64_decode("dXNlcjpwYXNz==").unwrap(), b"user:pass");
         assert!(base64_decode("***").is_none());
+    }
+
+    #[test]
+    fn every_credential_for_the_build_registry_config() {
+        let c = config(json!({"auths": {
+            "localhost:5000": {"auth": base64_std_encode(b"u:p")},
+            "https://index.docker.io/v1/": {"auth": base64_std_encode(b"h:q")},
+        }}));
+        let mut all = c.all_credentials();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let users: Vec<(&str, &str)> = all
+            .iter()
+            .map(|(k, a)| (k.as_str(), a.username.as_str()))
+            .collect();
+        assert_eq!(
+            users,
+            [
+                ("https://index.docker.io/v1/", "h"),
+                ("localhost:5000", "u")
+            ]
+        );
     }
 
     #[test]

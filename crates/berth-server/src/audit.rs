@@ -397,6 +397,7 @@ fn classify(path: &str, query: Option<&str>) -> (Option<String>, Option<String>)
         },
         ("build", "") => (Some("/build".into()), query_values(query, "t")),
         ("build", "prune") => fixed("/build/prune"),
+        ("build", "cancel") => (Some("/build/cancel".into()), query_value(query, "id")),
         ("commit", "") => (Some("/commit".into()), query_value(query, "container")),
         ("auth" | "session" | "grpc" | "events" | "info" | "version" | "_ping", "")
         | ("containers" | "volumes" | "networks" | "images" | "system", "")
@@ -532,6 +533,11 @@ mod tests {
             "/build?t=a:1&t=b&buildargs=%7B%22PASSWORD%22%3A%22hunter2%22%7D",
         );
         assert_eq!(r.target.as_deref(), Some("a:1,b"));
+        let r = route(Method::POST, "/build/cancel?id=job-1");
+        assert_eq!(
+            (r.template.as_deref(), r.target.as_deref()),
+            (Some("/build/cancel"), Some("job-1"))
+        );
         let r = route(
             Method::POST,
             "/commit?container=web&repo=x&changes=ENV%20SECRET%3Dhunter2",

@@ -214,12 +214,13 @@ fn glob(root: &Path, pattern: &str, ignore: &Matcher) -> Result<Vec<String>, Eng
 }
 
 /// Gathers `sources` (context paths, wildcards allowed) from `root` for `dest` (absolute,
-/// already joined to the working directory) into a tar at `out`, owners `chown` or root.
+/// already joined to the working directory) into a tar at `out`, owners and modes from
+/// `perms`.
 pub(crate) fn gather(
     root: &Path,
     sources: &[String],
     dest: &str,
-    chown: Option<(u64, u64)>,
+    perms: Perms,
     ignore: &Matcher,
     out: &Path,
     add: bool,
@@ -289,7 +290,7 @@ pub(crate) fn gather(
                 &it.dest,
                 ignore,
                 &mut b,
-                chown,
+                perms,
                 &mut entries,
                 true,
             )?;
@@ -299,7 +300,7 @@ pub(crate) fn gather(
             let h = append_archive(&mut b, &it.disk, &md, &it.ctx_name, &dest_clean)?;
             hashes.push(format!("file:{h}"));
         } else {
-            let h = append(&mut b, &it.disk, &md, &it.ctx_name, &it.dest, chown)?;
+            let h = append(&mut b, &it.disk, &md, &it.ctx_name, &it.dest, perms)?;
             hashes.push(format!("file:{h}"));
         }
     }
@@ -328,7 +329,7 @@ fn walk(
     dest: &str,
     ignore: &Matcher,
     b: &mut tar::Builder<io::BufWriter<File>>,
-    chown: Option<(u64, u64)>,
+    perms: Perms,
     hashes: &mut Vec<String>,
     top: bool,
 ) -> Result<(), EngineError> {
@@ -337,7 +338,7 @@ fn walk(
         hashes.push(entry_hash(&md, &format!("{ctx}/"), "", None));
         if !dest.is_empty() {
             // The destination directory itself, as COPY creates it.
-            append_dir(b, &md, dest, chown)?;
+            append_dir(b, &md, dest, perms)?;
         }
     }
     let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -348,27 +349,57 @@ fn walk(
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
         let c = join(ctx, &name);
-        if ignore.excluded(&c) {
-            continue;
-        }
         let d = join(dest, &name);
         let path = e.path();
+        if ignore.excluded(&c) {
+            // An excluded directory is still walked when a `!` exception may bring
+            // back something inside it (docker's archive walk), without its own entry.
+            if e.file_type().is_ok_and(|t| t.is_dir()) && !ignore.can_skip_dir(&c) {
+                walk(&path, &c, &d, ignore, b, perms, hashes, false)?;
+            }
+            continue;
+        }
         let md = std::fs::symlink_metadata(&path).map_err(EngineError::io("cannot stat", &path))?;
         if md.is_dir() {
             hashes.push(entry_hash(&md, &format!("{c}/"), "", None));
-            append_dir(b, &md, &d, chown)?;
-            walk(&path, &c, &d, ignore, b, chown, hashes, false)?;
+            append_dir(b, &md, &d, perms)?;
+            walk(&path, &c, &d, ignore, b, perms, hashes, false)?;
         } else {
-            hashes.push(append(b, &path, &md, &c, &d, chown)?);
+            hashes.push(append(b, &path, &md, &c, &d, perms)?);
         }
     }
     Ok(())
 }
 
-fn header(md: &std::fs::Metadata, chown: Option<(u64, u64)>) -> tar::Header {
+/// Owners and mode of the copied entries: `--chown` (root when absent) and `--chmod`
+/// (the source's mode when absent; never applied to a symlink).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Perms {
+    pub chown: Option<(u64, u64)>,
+    pub chmod: Option<u32>,
+}
+
+/// `--chmod=<octal>` (BuildKit's syntax: an octal mode up to 7777).
+pub(crate) fn parse_chmod(chmod: &str) -> Result<Option<u32>, EngineError> {
+    if chmod.is_empty() {
+        return Ok(None);
+    }
+    match u32::from_str_radix(chmod, 8) {
+        Ok(m) if m <= 0o7777 => Ok(Some(m)),
+        _ => Err(EngineError::InvalidArgument(format!(
+            "invalid chmod parameter: {chmod:?}: an octal mode such as 0755 is expected"
+        ))),
+    }
+}
+
+fn header(md: &std::fs::Metadata, perms: Perms) -> tar::Header {
     let mut h = tar::Header::new_gnu();
-    h.set_mode(md.mode() & 0o7777);
-    let (u, g) = chown.unwrap_or((0, 0));
+    let mode = match perms.chmod {
+        Some(m) if !md.file_type().is_symlink() => m,
+        _ => md.mode() & 0o7777,
+    };
+    h.set_mode(mode);
+    let (u, g) = perms.chown.unwrap_or((0, 0));
     h.set_uid(u);
     h.set_gid(g);
     h.set_mtime(md.mtime().max(0) as u64);
@@ -379,9 +410,9 @@ fn append_dir(
     b: &mut tar::Builder<io::BufWriter<File>>,
     md: &std::fs::Metadata,
     dest: &str,
-    chown: Option<(u64, u64)>,
+    perms: Perms,
 ) -> Result<(), EngineError> {
-    let mut h = header(md, chown);
+    let mut h = header(md, perms);
     h.set_entry_type(tar::EntryType::Directory);
     h.set_size(0);
     b.append_data(&mut h, format!("{dest}/"), io::empty())
@@ -410,9 +441,9 @@ fn append(
     md: &std::fs::Metadata,
     ctx: &str,
     dest: &str,
-    chown: Option<(u64, u64)>,
+    perms: Perms,
 ) -> Result<String, EngineError> {
-    let mut h = header(md, chown);
+    let mut h = header(md, perms);
     let err = EngineError::io("cannot add", path);
     let ft = md.file_type();
     if ft.is_symlink() {
@@ -606,7 +637,16 @@ mod tests {
         let out = d.path().join("out.tar");
         let none = Matcher::new::<&str>(&[]).unwrap();
         let srcs = vec!["*.txt".to_string(), "sub".into(), "link".into()];
-        let g = gather(d.path(), &srcs, "/app/", None, &none, &out, false).unwrap();
+        let g = gather(
+            d.path(),
+            &srcs,
+            "/app/",
+            Perms::default(),
+            &none,
+            &out,
+            false,
+        )
+        .unwrap();
         assert!(g.hash.starts_with("multi:"));
         let n = names(&out);
         assert!(n.contains(&("app/a.txt".into(), tar::EntryType::Regular)));
@@ -617,13 +657,21 @@ mod tests {
             d.path(),
             &["etc/shadow".into()],
             "/x",
-            None,
+            Perms::default(),
             &none,
             &out,
             false,
         );
         assert!(e.is_err());
-        let e = gather(d.path(), &["../x".into()], "/x", None, &none, &out, false);
+        let e = gather(
+            d.path(),
+            &["../x".into()],
+            "/x",
+            Perms::default(),
+            &none,
+            &out,
+            false,
+        );
         assert!(e
             .unwrap_err()
             .to_string()
@@ -639,7 +687,10 @@ mod tests {
             d.path(),
             &["a.txt".into()],
             "/x/y",
-            Some((5, 6)),
+            Perms {
+                chown: Some((5, 6)),
+                chmod: None,
+            },
             &ign,
             &out,
             false,
@@ -647,7 +698,16 @@ mod tests {
         .unwrap();
         assert!(g.hash.starts_with("file:"));
         assert_eq!(names(&out), [("x/y".to_string(), tar::EntryType::Regular)]);
-        assert!(gather(d.path(), &["b.txt".into()], "/x", None, &ign, &out, false).is_err());
+        assert!(gather(
+            d.path(),
+            &["b.txt".into()],
+            "/x",
+            Perms::default(),
+            &ign,
+            &out,
+            false
+        )
+        .is_err());
         assert_eq!(parse_chown("1:2").unwrap(), Some((1, 2)));
         assert!(parse_chown("bob").is_err());
         let img = tempfile::tempdir().unwrap();
@@ -664,5 +724,55 @@ mod tests {
         assert_eq!(resolve_chown("3:staff", &layers).unwrap(), Some((3, 50)));
         let e = resolve_chown("eve", &layers).unwrap_err().to_string();
         assert!(e.contains("can't find uid for user eve"), "{e}");
+    }
+
+    #[test]
+    fn an_exception_inside_an_excluded_directory_is_copied() {
+        let d = ctx();
+        std::fs::write(d.path().join("sub/keep"), b"k").unwrap();
+        let out = d.path().join("out.tar");
+        let ign = Matcher::new(&["sub", "!sub/keep", "link", "etc", "out.tar"]).unwrap();
+        gather(
+            d.path(),
+            &[".".into()],
+            "/x/",
+            Perms::default(),
+            &ign,
+            &out,
+            false,
+        )
+        .unwrap();
+        let files: Vec<String> = names(&out)
+            .into_iter()
+            .filter(|(_, t)| *t == tar::EntryType::Regular)
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(files, ["x/a.txt", "x/b.txt", "x/sub/keep"]);
+    }
+
+    #[test]
+    fn chmod_sets_files_and_dirs_but_not_symlinks() {
+        let d = ctx();
+        let out = d.path().join("out.tar");
+        let ign = Matcher::new(&["out.tar", "etc"]).unwrap();
+        let perms = Perms {
+            chown: None,
+            chmod: parse_chmod("0750").unwrap(),
+        };
+        gather(d.path(), &[".".into()], "/x/", perms, &ign, &out, false).unwrap();
+        let mut a = tar::Archive::new(File::open(&out).unwrap());
+        for e in a.entries().unwrap() {
+            let e = e.unwrap();
+            let mode = e.header().mode().unwrap();
+            let want = if e.header().entry_type() == tar::EntryType::Symlink {
+                0o777
+            } else {
+                0o750
+            };
+            assert_eq!(mode, want, "{:?}", e.path().unwrap());
+        }
+        assert!(parse_chmod("999").is_err());
+        assert!(parse_chmod("17777").is_err());
+        assert_eq!(parse_chmod("").unwrap(), None);
     }
 }

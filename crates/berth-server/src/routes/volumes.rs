@@ -82,5 +82,14 @@ async fn prune(
 async fn df(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     let types = q.all("type");
-    Ok(Json(engine.system_df(&types).await?).into_response())
+    let mut v = engine.system_df(&types).await?;
+    if types.is_empty() || types.iter().any(|t| t == "build-cache") {
+        // No record reads as dockerd's `null`.
+        let (cache, size) = engine.build_cache_usage().await?;
+        if !cache.is_empty() {
+            v["BuildCache"] = serde_json::json!(cache);
+        }
+        v["BuilderSize"] = serde_json::json!(size);
+    }
+    Ok(Json(v).into_response())
 }

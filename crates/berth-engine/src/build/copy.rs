@@ -1,0 +1,333 @@
+//! COPY and ADD: sources gathered from the context, a stage or an image into a tar,
+//! extracted into a created container whose upper layer becomes the step's layer.
+
+use super::*;
+
+/// Removes a step's scratch directory on a blocking thread.
+pub(super) async fn remove_dir(dir: PathBuf) {
+    let _ = crate::blocking::spawn(move || std::fs::remove_dir_all(dir)).await;
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// The file name a URL source gets (moby: the last element of its path).
+fn url_file_name(url: &str) -> Result<String, EngineError> {
+    let bad = || EngineError::InvalidArgument(format!("cannot determine filename from url: {url}"));
+    let u = reqwest::Url::parse(url).map_err(|_| bad())?;
+    let name = u
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .unwrap_or_default()
+        .to_string();
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(bad());
+    }
+    Ok(name)
+}
+
+/// The largest file `ADD <URL>` downloads.
+const MAX_ADD_DOWNLOAD: u64 = 4 << 30;
+
+/// Downloads an `ADD` URL into `dir` under its file name, mode 0600 as moby writes it;
+/// `checksum` (`sha256:<hex>`), when given, must match.
+async fn download(url: &str, dir: &Path, checksum: &str) -> Result<(), StepError> {
+    let name = url_file_name(url)?;
+    let path = dir.join(&name);
+    remote::fetch(url, &path, MAX_ADD_DOWNLOAD).await?;
+    let want = checksum.to_string();
+    let p = path.clone();
+    crate::blocking::spawn(move || {
+        use sha2::Digest as _;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+            .map_err(EngineError::io("cannot chmod", &p))?;
+        if want.is_empty() {
+            return Ok(());
+        }
+        let Some(hex) = want.strip_prefix("sha256:") else {
+            return Err(EngineError::InvalidArgument(format!(
+                "unsupported digest algorithm in checksum {want:?}: only sha256 is supported"
+            )));
+        };
+        let mut f = std::fs::File::open(&p).map_err(EngineError::io("cannot open", &p))?;
+        let mut h = sha2::Sha256::new();
+        std::io::copy(&mut f, &mut h).map_err(EngineError::io("cannot read", &p))?;
+        let got = format!("{:x}", h.finalize());
+        if !got.eq_ignore_ascii_case(hex) {
+            return Err(EngineError::InvalidArgument(format!(
+                "digest mismatch {want}: sha256:{got}"
+            )));
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))??;
+    Ok(())
+}
+
+/// Writes `COPY <<NAME` sources into the empty directory `root` as files named after
+/// their heredocs, mode 0644 (buildkit's `Mkfile(name, 0644, data)`).
+fn write_heredocs(
+    root: &Path,
+    contents: &[berth_build::instructions::SourceContent],
+) -> Result<(), EngineError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(root).map_err(EngineError::io("cannot create", root))?;
+    for h in contents {
+        if h.path.is_empty() || h.path.contains('/') || h.path == "." || h.path == ".." {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid heredoc name {:?} for a COPY source",
+                h.path
+            )));
+        }
+        let p = root.join(&h.path);
+        std::fs::write(&p, h.data.as_bytes()).map_err(EngineError::io("cannot write", &p))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644))
+            .map_err(EngineError::io("cannot chmod", &p))?;
+    }
+    Ok(())
+}
+
+impl Builder<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn copy_step(
+        &mut self,
+        st: &mut StageState,
+        c: &berth_build::instructions::Copy,
+        name: &str,
+        results: &[String],
+        all: &[berth_build::Stage],
+        current: usize,
+    ) -> Result<(), StepError> {
+        let heredocs = !c.contents.is_empty();
+        if (heredocs && (!c.sources.is_empty() || !c.from.is_empty()))
+            || c.link
+            || c.parents
+            || !c.excludes.is_empty()
+        {
+            return Err(EngineError::InvalidArgument(format!(
+                "this {name} form requires BuildKit"
+            ))
+            .into());
+        }
+        let urls = name == "ADD" && c.sources.iter().any(|s| is_url(s));
+        if urls && !c.sources.iter().all(|s| is_url(s)) {
+            return Err(EngineError::NotImplemented(
+                "ADD with both URL and context sources is not supported by this builder; use one ADD for each"
+                    .into(),
+            )
+            .into());
+        }
+        if !c.checksum.is_empty() && !urls {
+            return Err(EngineError::InvalidArgument(
+                "checksum can't be specified for non-HTTP(S) sources".into(),
+            )
+            .into());
+        }
+        let layers = if st.image.is_empty() || c.chown.is_empty() {
+            Vec::new()
+        } else {
+            self.engine
+                .images
+                .layer_diff_dirs(&st.image)
+                .map_err(EngineError::from)?
+        };
+        let chown_spec = c.chown.clone();
+        let chmod = context::parse_chmod(&c.chmod)?;
+        let dest = if c.dest.starts_with('/') {
+            c.dest.clone()
+        } else {
+            let wd = if st.rc.working_dir.is_empty() {
+                "/".to_string()
+            } else {
+                st.rc.working_dir.clone()
+            };
+            let joined = format!("{}/{}", wd.trim_end_matches('/'), c.dest);
+            if c.dest.ends_with('/') || c.dest == "." {
+                format!("{}/", berth_build::dockerignore::clean(&joined))
+            } else {
+                joined
+            }
+        };
+        let work = self.p.work.0.clone();
+        let step_dir = work.join(format!("step-{}", unique_name()));
+        tokio::fs::create_dir_all(&step_dir)
+            .await
+            .map_err(EngineError::io("cannot create", &step_dir))?;
+        // The source root: the context, the files of a stage or image for --from, or the
+        // heredoc sources written out as files.
+        let (root, ignore) = if urls {
+            let root = step_dir.join("url");
+            tokio::fs::create_dir_all(&root)
+                .await
+                .map_err(EngineError::io("cannot create", &root))?;
+            for u in &c.sources {
+                self.say(format!("Downloading {u}\n"));
+                download(u, &root, &c.checksum).await?;
+            }
+            (root, None)
+        } else if heredocs {
+            let root = step_dir.join("heredoc");
+            let contents = c.contents.clone();
+            let r = root.clone();
+            crate::blocking::spawn(move || write_heredocs(&r, &contents))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??;
+            (root, None)
+        } else if c.from.is_empty() {
+            (work.join("context"), Some(()))
+        } else {
+            let image = match stages::resolve(all, current, &c.from)? {
+                StageRef::Stage(j) => results
+                    .get(j)
+                    .cloned()
+                    .ok_or_else(|| EngineError::Internal("stage result missing".into()))?,
+                StageRef::Image(n) => self.base_image(&n).await?,
+            };
+            let root = step_dir.join("from");
+            tokio::fs::create_dir_all(&root)
+                .await
+                .map_err(EngineError::io("cannot create", &root))?;
+            self.export_paths(&image, &c.sources, &root).await?;
+            (root, None)
+        };
+        let none = Matcher::new::<&str>(&[]).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let matcher = if ignore.is_some() {
+            self.p.ignore.clone()
+        } else {
+            none
+        };
+        let sources = if heredocs {
+            c.contents.iter().map(|h| h.path.clone()).collect()
+        } else if urls {
+            c.sources
+                .iter()
+                .map(|u| url_file_name(u))
+                .collect::<Result<_, _>>()?
+        } else {
+            c.sources.clone()
+        };
+        // A downloaded archive is copied as it is, never extracted (moby).
+        let add = name == "ADD" && !urls;
+        let tar = step_dir.join("copy.tar");
+        let (gathered, tar) = {
+            let dest = dest.clone();
+            crate::blocking::spawn(move || {
+                let chown = context::resolve_chown(&chown_spec, &layers)?;
+                let perms = context::Perms { chown, chmod };
+                context::gather(&root, &sources, &dest, perms, &matcher, &tar, add)
+                    .map(|g| (g, tar))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+        };
+        // The history names the destination as written (`in . `), as moby's does.
+        let cmd = bc::copy_cmd(
+            &st.rc.shell(),
+            name,
+            &c.chown,
+            &c.chmod,
+            &gathered.hash,
+            &c.dest,
+        );
+        let key = st.rc.cache_key(
+            &st.image,
+            &cmd,
+            st.rc.entrypoint.as_deref().unwrap_or_default(),
+        );
+        if self.probe(st, &key, &cmd).await? {
+            remove_dir(step_dir).await;
+            return Ok(());
+        }
+        let image = if st.image.is_empty() {
+            self.scratch_image().await?
+        } else {
+            st.image.clone()
+        };
+        let body = json!({"Image": image, "Cmd": cmd, "Entrypoint": [],
+            "Labels": {BUILD_LABEL: "1"}, "HostConfig": {"NetworkMode": "none"}});
+        let body = body.as_object().cloned().unwrap_or_default();
+        let created = self.engine.container_create(None, body).await?;
+        let id = created.id;
+        self.containers.push(id.clone());
+        let f = tokio::fs::File::open(&tar)
+            .await
+            .map_err(EngineError::io("cannot open", &tar))?;
+        self.engine
+            .container_extract(&id, "/", Box::new(f), false, true)
+            .await?;
+        let store = self.engine.images.clone();
+        let dir = self.engine.containers.data_dir(&id);
+        let layer = crate::blocking::spawn(move || {
+            crate::containers::fs_views::write_upper_layer(&store, &dir)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let _ = self.engine.container_delete(&id, true).await;
+        self.containers.retain(|c| c != &id);
+        remove_dir(step_dir).await;
+        self.commit(st, bc::created_by(&cmd), &cmd, Some(layer.diff_id), &key)
+            .await
+    }
+
+    /// Copies `paths` of `image` into `dest` (each path at the same place), through a
+    /// created container's archive, as `docker cp` reads it.
+    pub(super) async fn export_paths(
+        &mut self,
+        image: &str,
+        paths: &[String],
+        dest: &Path,
+    ) -> Result<(), StepError> {
+        let body = json!({"Image": image, "Cmd": ["true"], "Entrypoint": [],
+            "Labels": {BUILD_LABEL: "1"}, "HostConfig": {"NetworkMode": "none"}});
+        let body = body.as_object().cloned().unwrap_or_default();
+        let id = self.engine.container_create(None, body).await?.id;
+        self.containers.push(id.clone());
+        for p in paths {
+            let clean = berth_build::dockerignore::clean(&format!("/{p}"));
+            let parent = Path::new(&clean)
+                .parent()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let target = dest.join(parent.trim_start_matches('/'));
+            tokio::fs::create_dir_all(&target)
+                .await
+                .map_err(EngineError::io("cannot create", &target))?;
+            let (_, mut rx) = self
+                .engine
+                .container_archive(&id, &clean)
+                .await
+                .map_err(|_| {
+                    EngineError::InvalidArgument(format!(
+                        "COPY failed: stat {clean}: file does not exist"
+                    ))
+                })?;
+            let tmp = dest.with_extension(format!("{}.tar", unique_name()));
+            let mut f = tokio::fs::File::create(&tmp)
+                .await
+                .map_err(EngineError::io("cannot create", &tmp))?;
+            while let Some(chunk) = rx.recv().await {
+                let chunk = chunk.map_err(EngineError::io("cannot read", Path::new(&clean)))?;
+                tokio::io::AsyncWriteExt::write_all(&mut f, &chunk)
+                    .await
+                    .map_err(EngineError::io("cannot write", &tmp))?;
+            }
+            drop(f);
+            let t2 = tmp.clone();
+            crate::blocking::spawn(move || {
+                let r = std::fs::File::open(&t2)
+                    .map_err(EngineError::io("cannot open", &t2))
+                    .and_then(|f| context::unpack(f, &target));
+                let _ = std::fs::remove_file(&t2);
+                r
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        }
+        let _ = self.engine.container_delete(&id, true).await;
+        self.containers.retain(|c| c != &id);
+        Ok(())
+    }
+}
