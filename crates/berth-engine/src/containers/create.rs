@@ -226,14 +226,16 @@ impl Engine {
             }
             c.save(&entry).await?;
             let r = entry.rec().clone();
-            (c.networks).register(
-                &id,
-                &r.name,
-                &r.config,
-                &r.host_config,
-                &networking,
-                net_peer,
-            )
+            (c.networks)
+                .register(
+                    &id,
+                    &r.name,
+                    &r.config,
+                    &r.host_config,
+                    &networking,
+                    net_peer,
+                )
+                .await
         }
         .await;
         if let Err(e) = made {

@@ -159,7 +159,11 @@ impl Engine {
             Some((h, hosts, resolv)) => (Some((h.pid(), hosts, resolv)), vec![h]),
             None => (None, Vec::new()),
         };
-        let plan = c.networks.prepare(&rec.id, peer).map_err(|e| (e, None))?;
+        let plan = c
+            .networks
+            .prepare(&rec.id, peer)
+            .await
+            .map_err(|e| (e, None))?;
         let cgroup = c.cgroup_path(&rec.id);
         let mut opts =
             host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id)).map_err(|e| (e, None))?;

@@ -378,7 +378,7 @@ impl Containers {
         self.release(&id).await;
         self.forget_restart(&id);
         self.execs.forget_container(&id);
-        self.networks.forget(&id);
+        self.networks.forget(&id).await;
         let dir = self.data_dir(&id);
         let (d, auto) = (dir.clone(), entry.rec().auto_remove());
         let anon = crate::blocking::spawn(move || mounts::auto_removed_volumes(&d, auto))

@@ -433,7 +433,6 @@ mod tests {
     use std::sync::Arc;
 
     use berth_network::manager::Endpoint;
-    use berth_network::NetworkDriver;
 
     use super::*;
     use crate::events::EventBus;
@@ -531,10 +530,11 @@ mod tests {
     }
 
     /// Networks over the fake driver (the default bridge and "user"), and their events.
-    fn fixture() -> (Networks, Arc<FakeDriver>, Arc<EventBus>) {
+    fn fixture() -> (Arc<Networks>, Arc<FakeDriver>, Arc<EventBus>) {
         let fake = Arc::new(FakeDriver::with(crate::networks::fuzz::state()));
         let events = Arc::new(EventBus::default());
-        (Networks::new(fake.clone(), events.clone()), fake, events)
+        let n = Arc::new(Networks::new(fake.clone(), events.clone()));
+        (n, fake, events)
     }
 
     fn events(bus: &EventBus) -> Vec<String> {
@@ -600,7 +600,7 @@ mod tests {
             None,
         )
         .unwrap();
-        fake.register(&req).unwrap();
+        fake.seed(&req).unwrap();
         let ec: EndpointSettings = serde_json::from_value(
             json!({"Aliases": ["db"], "IPAMConfig": {"IPv4Address": "10.0.1.9"}}),
         )
@@ -637,8 +637,8 @@ mod tests {
         serde_json::from_value(hc).unwrap()
     }
 
-    #[test]
-    fn container_steps_reach_the_driver() {
+    #[tokio::test]
+    async fn container_steps_reach_the_driver() {
         let (n, fake, _) = fixture();
         let cid = "c0ffee0123456789";
         let hc = json!({"NetworkMode": "user", "PortBindings": {"80/tcp": [{"HostPort": "x"}]}});
@@ -651,6 +651,7 @@ mod tests {
                 &Default::default(),
                 None,
             )
+            .await
             .unwrap_err();
         assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
         let hc = json!({"NetworkMode": "container:abc"});
@@ -663,6 +664,7 @@ mod tests {
                 &Default::default(),
                 None,
             )
+            .await
             .unwrap_err();
         assert_eq!(e.to_string(), "No such container: abc");
         let hc = json!({"NetworkMode": "user"});
@@ -674,14 +676,18 @@ mod tests {
             &Default::default(),
             None,
         )
+        .await
         .unwrap();
-        let plan = n.prepare(cid, None).unwrap();
+        let plan = n.prepare(cid, None).await.unwrap();
         assert_eq!(plan.ns, berth_runtime::spec::NamespaceMode::Private);
-        n.rename(cid, "/d");
-        n.unplug(cid);
+        n.rename(cid, "/d").await;
+        let (n2, c2) = (n.clone(), cid.to_string());
+        crate::blocking::spawn(move || n2.unplug(&c2))
+            .await
+            .unwrap();
         let settings = to_value(n.inspect_settings(cid, false).unwrap());
         assert!(settings["Networks"]["user"].is_object());
-        n.forget(cid);
+        n.forget(cid).await;
         assert!(n.inspect_settings(cid, false).is_none());
         assert_eq!(
             fake.calls(),

@@ -1,6 +1,7 @@
 //! A network driver for engine tests: records in memory, a container's settings checked
 //! as the real driver checks them (`berth_network::manager::from_request`), no host work,
-//! and a log of the container steps it was asked for.
+//! a log of the container steps it was asked for, and a check that the steps that block
+//! in the real driver are called on a blocking thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -47,6 +48,13 @@ impl FakeDriver {
         lock(&self.calls).clone()
     }
 
+    /// What `register` does, for a test's set-up (on any thread).
+    pub(crate) fn seed(&self, req: &ContainerRequest) -> Result<(), NetError> {
+        let c = from_request(&lock(&self.nets), req)?;
+        lock(&self.ctrs).insert(c.id.clone(), c);
+        Ok(())
+    }
+
     fn call(&self, step: &str, cid: &str) {
         lock(&self.calls).push(format!("{step} {cid}"));
     }
@@ -89,9 +97,8 @@ impl NetworkDriver for FakeDriver {
     }
 
     fn register(&self, req: &ContainerRequest) -> Result<(), NetError> {
-        let c = from_request(&lock(&self.nets), req)?;
-        lock(&self.ctrs).insert(c.id.clone(), c);
-        Ok(())
+        crate::blocking::assert_blocking("NetworkDriver::register");
+        self.seed(req)
     }
 
     fn container(&self, cid: &str) -> Option<ContainerView> {
@@ -122,6 +129,7 @@ impl NetworkDriver for FakeDriver {
     }
 
     fn prepare(&self, cid: &str, _: Option<(i32, String, String)>) -> Result<NetPlan, NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::prepare");
         self.call("prepare", cid);
         Ok(NetPlan {
             ns: NetNs::Private,
@@ -131,11 +139,13 @@ impl NetworkDriver for FakeDriver {
     }
 
     fn plug(&self, cid: &str, _: &ProcessHandle) -> Result<(), NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::plug");
         self.call("plug", cid);
         Ok(())
     }
 
     fn unplug(&self, cid: &str) {
+        crate::blocking::assert_blocking("NetworkDriver::unplug");
         self.call("unplug", cid);
     }
 
@@ -146,12 +156,14 @@ impl NetworkDriver for FakeDriver {
     fn forget_stale(&self, _: &[String]) {}
 
     fn rename(&self, cid: &str, name: &str) {
+        crate::blocking::assert_blocking("NetworkDriver::rename");
         if let Some(c) = lock(&self.ctrs).get_mut(cid) {
             c.name = name.trim_start_matches('/').to_string();
         }
     }
 
     fn forget(&self, cid: &str) {
+        crate::blocking::assert_blocking("NetworkDriver::forget");
         self.call("forget", cid);
         lock(&self.ctrs).remove(cid);
     }

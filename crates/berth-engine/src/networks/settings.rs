@@ -269,7 +269,7 @@ mod tests {
             None,
         )
         .unwrap();
-        fake.register(&req).unwrap();
+        fake.seed(&req).unwrap();
         fake.container("c0ffee0123456789").unwrap()
     }
 

@@ -87,8 +87,8 @@ async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiE
             items.truncate(n as usize);
         }
     }
+    engine.container_add_mounts(&mut items).await;
     for item in &mut items {
-        engine.container_add_mounts(item);
         if q.bool("size") {
             engine.container_add_sizes(item).await;
         }
