@@ -14,7 +14,7 @@ use berth_api_types::network::{
 };
 use berth_api_types::timestamp::parse_nanos;
 use berth_network::bridge;
-use berth_network::manager::{CreateRequest, NetRecord};
+use berth_network::manager::{CreateRequest, EndpointStatus, NetRecord};
 use berth_sys::pidfd::ProcessHandle;
 use serde_json::{Map, Value};
 
@@ -300,6 +300,7 @@ impl Networks {
     }
 
     /// `POST /networks/{id}/connect` of container `cid` (running: its init `process`).
+    /// Returns the new attachment as the driver made it (network, endpoint).
     fn connect(
         &self,
         net: &str,
@@ -307,13 +308,13 @@ impl Networks {
         ec: &EndpointSettings,
         running: bool,
         process: Option<&ProcessHandle>,
-    ) -> Result<(), EngineError> {
-        let r = self
+    ) -> Result<EndpointStatus, EngineError> {
+        let status = self
             .driver
             .connect(cid, net, ec, running, process)
             .map_err(net_err)?;
         // A running container's connect event comes from the driver, once plugged.
-        if !running {
+        if let Some(r) = status.network.as_ref().filter(|_| !running) {
             self.events.emit(
                 "network",
                 "connect",
@@ -321,7 +322,7 @@ impl Networks {
                 &[("container", cid), ("name", &r.name), ("type", "bridge")],
             );
         }
-        Ok(())
+        Ok(status)
     }
 
     /// `POST /networks/{id}/disconnect` of container `cid`.
@@ -407,6 +408,7 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map(drop)
     }
 
     /// `POST /networks/{id}/disconnect`.
@@ -605,7 +607,8 @@ mod tests {
             json!({"Aliases": ["db"], "IPAMConfig": {"IPv4Address": "10.0.1.9"}}),
         )
         .unwrap();
-        n.connect("user", "c0ffee0123456789", &ec, false, None)
+        let status = n
+            .connect("user", "c0ffee0123456789", &ec, false, None)
             .unwrap();
         let e = n
             .connect("user", "c0ffee0123456789", &ec, false, None)
@@ -619,6 +622,10 @@ mod tests {
         assert_eq!(user["NetworkID"], "bbb222");
         assert_eq!(user["Aliases"], json!(["db"]));
         assert_eq!(user["IPAMConfig"], json!({"IPv4Address": "10.0.1.9"}));
+        // What connect returned is what inspect shows.
+        let returned =
+            super::super::settings::endpoint_settings("c0ffee0123456789", "c", false, &status);
+        assert_eq!(&to_value(returned.unwrap()), user);
         // Stopped: no endpoint, so no address shown.
         assert_eq!(user["IPAddress"], "");
         assert_eq!(settings["Networks"]["bridge"]["NetworkID"], "aaa111");

@@ -26,16 +26,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn net_ref(r: &NetRecord) -> NetworkRef {
-    NetworkRef {
-        id: r.id.clone(),
-        name: r.name.clone(),
-        driver: r.driver.clone(),
-        subnet: r.subnet,
-        gateway: r.gateway,
-    }
-}
-
 impl FakeDriver {
     pub(crate) fn with(nets: BTreeMap<String, NetRecord>) -> FakeDriver {
         FakeDriver {
@@ -108,18 +98,8 @@ impl NetworkDriver for FakeDriver {
             .values()
             .find(|r| (c.mode == "host" || c.mode == "none") && r.name == c.mode)
             .map(|r| r.id.clone());
-        let endpoints = c
-            .attach
-            .iter()
-            .map(|a| {
-                let r = nets.get(&a.network_id);
-                EndpointStatus {
-                    attach: a.clone(),
-                    network: r.map(net_ref),
-                    endpoint: r.and_then(|r| r.endpoints.get(cid)).cloned(),
-                    disabled_default: false,
-                }
-            })
+        let endpoints = (c.attach.iter())
+            .map(|a| EndpointStatus::of(&nets, cid, a, false))
             .collect();
         Some(ContainerView {
             settings: c,
@@ -175,26 +155,30 @@ impl NetworkDriver for FakeDriver {
         ec: &EndpointSettings,
         running: bool,
         _: Option<&ProcessHandle>,
-    ) -> Result<NetworkRef, NetError> {
+    ) -> Result<EndpointStatus, NetError> {
         if running {
             return Err(NetError::Conflict("the fake plugs nothing".into()));
         }
         let nets = lock(&self.nets);
         let id = find(&nets, net)?;
-        let r = net_ref(&nets[&id]);
+        let r = NetworkRef::of(&nets[&id]);
         let mut ctrs = lock(&self.ctrs);
         let c = ctrs.get_mut(cid).ok_or_else(|| {
             NetError::Conflict(format!("container {cid} has no network settings"))
         })?;
         let req = c.connect_request(&id, &r.name, ec)?;
-        c.attach.extend(from_request(&nets, &req)?.attach);
-        Ok(r)
+        let added = from_request(&nets, &req)?.attach;
+        c.attach.extend(added.iter().cloned());
+        let a = added
+            .first()
+            .ok_or_else(|| NetError::Other("no attachment".into()))?;
+        Ok(EndpointStatus::of(&nets, cid, a, false))
     }
 
     fn disconnect(&self, cid: &str, net: &str) -> Result<(NetworkRef, bool), NetError> {
         let nets = lock(&self.nets);
         let id = find(&nets, net)?;
-        let r = net_ref(&nets[&id]);
+        let r = NetworkRef::of(&nets[&id]);
         let mut ctrs = lock(&self.ctrs);
         match ctrs.get_mut(cid) {
             Some(c) if c.attach.iter().any(|a| a.network_id == id) => {
