@@ -22,6 +22,8 @@ mod driver;
 pub mod endpoint;
 pub mod files;
 pub mod firewall;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod ipam;
 pub mod manager;
 pub mod proxy;

@@ -876,13 +876,7 @@ impl Builder<'_> {
                 code: Some(i64::from(code)),
             });
         }
-        let store = self.engine.images.clone();
-        let dir = self.engine.containers.data_dir(&id);
-        let layer = crate::blocking::spawn(move || {
-            crate::containers::fs_views::write_upper_layer(&store, &dir)
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let layer = self.upper_layer(&id).await?;
         self.remove_container(&id).await;
         self.commit(
             st,
@@ -892,6 +886,16 @@ impl Builder<'_> {
             &key,
         )
         .await
+    }
+
+    /// Build container `id`'s writable layer as a new image layer (written on a blocking
+    /// thread).
+    async fn upper_layer(&self, id: &str) -> Result<berth_image::store::LayerMeta, EngineError> {
+        let store = self.engine.images.clone();
+        let dir = self.engine.containers.data_dir(id);
+        crate::blocking::spawn(move || crate::containers::fs_views::write_upper_layer(&store, &dir))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
     }
 
     async fn remove_container(&mut self, id: &str) {
@@ -1022,13 +1026,7 @@ impl Builder<'_> {
         self.engine
             .container_extract(&id, "/", Box::new(f), false, true)
             .await?;
-        let store = self.engine.images.clone();
-        let dir = self.engine.containers.data_dir(&id);
-        let layer = crate::blocking::spawn(move || {
-            crate::containers::fs_views::write_upper_layer(&store, &dir)
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let layer = self.upper_layer(&id).await?;
         let _ = self.engine.container_delete(&id, true).await;
         self.containers.retain(|c| c != &id);
         remove_dir(step_dir).await;

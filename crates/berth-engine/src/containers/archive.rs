@@ -616,15 +616,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("d")).unwrap();
         std::fs::write(tmp.path().join("f"), "x").unwrap();
+        let refused = |bytes: &[u8]| {
+            let dest = dirfd::open_dir(tmp.path()).unwrap();
+            extract(&mut &bytes[..], &dest, true, false).unwrap_err()
+        };
         // A file over a directory: refused in Docker's words, earlier entries kept.
         let bytes = tar_of(&[("ok", false), ("d", false)]);
-        let e = extract(
-            &mut bytes.as_slice(),
-            &dirfd::open_dir(tmp.path()).unwrap(),
-            true,
-            false,
-        )
-        .unwrap_err();
+        let e = refused(&bytes);
         assert_eq!(
             e.to_string(),
             "cannot overwrite directory \"/d\" with non-directory \"d\""
@@ -634,13 +632,7 @@ mod tests {
         let long = "x".repeat(120);
         std::fs::write(tmp.path().join(&long), "x").unwrap();
         let bytes = tar_of(&[(&format!("{long}/"), true)]);
-        let e = extract(
-            &mut bytes.as_slice(),
-            &dirfd::open_dir(tmp.path()).unwrap(),
-            true,
-            false,
-        )
-        .unwrap_err();
+        let e = refused(&bytes);
         assert!(
             e.to_string().starts_with("cannot overwrite non-directory"),
             "{e}"
@@ -653,13 +645,7 @@ mod tests {
         b.append_pax_extensions([("path", &b"f"[..])]).unwrap();
         b.append_data(&mut h, "other", io::empty()).unwrap();
         let bytes = b.into_inner().unwrap();
-        let e = extract(
-            &mut bytes.as_slice(),
-            &dirfd::open_dir(tmp.path()).unwrap(),
-            true,
-            false,
-        )
-        .unwrap_err();
+        let e = refused(&bytes);
         assert!(
             e.to_string()
                 .starts_with("cannot overwrite non-directory \"/f\""),

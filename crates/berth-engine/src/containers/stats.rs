@@ -240,16 +240,7 @@ impl Engine {
     /// `GET /containers/{id}/top`; `ps_args` default to `-ef`.
     #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_top(&self, name: &str, ps_args: &str) -> Result<Top, EngineError> {
-        let entry = self.containers.subject(name)?;
-        let (id, running) = {
-            let r = entry.rec();
-            (r.id.clone(), r.running())
-        };
-        if !running {
-            return Err(EngineError::Conflict(format!(
-                "Container {id} is not running"
-            )));
-        }
+        let (entry, id) = self.containers.running_subject(name)?;
         let args: Vec<&str> = if ps_args.trim().is_empty() {
             vec!["-ef"]
         } else {

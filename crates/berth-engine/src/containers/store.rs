@@ -241,6 +241,20 @@ impl Containers {
         Ok(entry)
     }
 
+    /// [`Containers::subject`] for an operation on a running container: the entry and
+    /// its ID, or dockerd's `Container <id> is not running` (409).
+    pub(super) fn running_subject(&self, name: &str) -> Result<(Arc<Entry>, String), EngineError> {
+        let entry = self.subject(name)?;
+        let (id, running) = {
+            let r = entry.rec();
+            (r.id.clone(), r.running())
+        };
+        if !running {
+            return Err(super::not_running(&id));
+        }
+        Ok((entry, id))
+    }
+
     pub(super) fn persist(&self, rec: &Record) -> Result<(), EngineError> {
         write_record(&self.data_dir(&rec.id), rec)
     }

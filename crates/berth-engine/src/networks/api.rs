@@ -648,43 +648,29 @@ mod tests {
     async fn container_steps_reach_the_driver() {
         let (n, fake, _) = fixture();
         let cid = "c0ffee0123456789";
+        let register = |hc: Value| {
+            let n = n.clone();
+            async move {
+                let hc = typed(hc);
+                n.register(
+                    cid,
+                    "/c",
+                    &Default::default(),
+                    &hc,
+                    &Default::default(),
+                    None,
+                )
+                .await
+            }
+        };
         let hc = json!({"NetworkMode": "user", "PortBindings": {"80/tcp": [{"HostPort": "x"}]}});
-        let e = n
-            .register(
-                cid,
-                "/c",
-                &Default::default(),
-                &typed(hc),
-                &Default::default(),
-                None,
-            )
-            .await
-            .unwrap_err();
+        let e = register(hc).await.unwrap_err();
         assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
-        let hc = json!({"NetworkMode": "container:abc"});
-        let e = n
-            .register(
-                cid,
-                "/c",
-                &Default::default(),
-                &typed(hc),
-                &Default::default(),
-                None,
-            )
+        let e = register(json!({"NetworkMode": "container:abc"}))
             .await
             .unwrap_err();
         assert_eq!(e.to_string(), "No such container: abc");
-        let hc = json!({"NetworkMode": "user"});
-        n.register(
-            cid,
-            "/c",
-            &Default::default(),
-            &typed(hc),
-            &Default::default(),
-            None,
-        )
-        .await
-        .unwrap();
+        register(json!({"NetworkMode": "user"})).await.unwrap();
         let plan = n.prepare(cid, None).await.unwrap();
         assert_eq!(plan.ns, berth_runtime::spec::NamespaceMode::Private);
         n.rename(cid, "/d").await;

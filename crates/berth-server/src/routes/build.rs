@@ -7,7 +7,6 @@
 //! `version` (1 only), `outputs`; `remote` is refused.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -16,13 +15,12 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use berth_engine::build::BuildOptions;
-use berth_engine::Engine;
 
 use super::distribution::progress_response;
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/build", post(build))

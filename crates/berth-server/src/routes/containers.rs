@@ -1,8 +1,6 @@
 //! Container routes: create, start, attach (101 upgrade, then the shim's stream spliced
 //! to the client), wait, logs, kill, stop, delete, list, inspect.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
@@ -11,14 +9,13 @@ use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use berth_api_types::filters::Filters;
 use berth_engine::containers::{created_json, AttachStreams, LogsOptions, WaitCondition};
-use berth_engine::Engine;
 use serde_json::{json, Map, Value};
 
 use super::body::receiver_body;
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

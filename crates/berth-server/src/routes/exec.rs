@@ -3,8 +3,6 @@
 //! `POST /exec/{id}/resize`; and [`splice`], the copy that attach uses too, which watches
 //! a tty's input for the detach keys.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode, Uri};
@@ -13,7 +11,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_api_types::detach::{Scan, Scanner};
 use berth_api_types::stdcopy::{frame_header, Stream};
-use berth_engine::Engine;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,7 +20,7 @@ use super::body::receiver_body;
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
