@@ -263,13 +263,7 @@ async fn attach(
             engine.container_detached(&id);
         }
     });
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONTENT_TYPE, ctype)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "tcp")
-        .body(Body::empty())
-        .unwrap_or_default())
+    Ok(super::exec::upgraded(ctype))
 }
 
 /// 204 when a start or stop changed the container, 304 when it was already so.

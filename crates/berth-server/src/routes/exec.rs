@@ -77,6 +77,18 @@ async fn resize(
     Ok(StatusCode::OK.into_response())
 }
 
+/// The 101 answer to an attach or exec start that hijacks the connection (`ctype`: the
+/// raw or multiplexed stream's content type).
+pub(super) fn upgraded(ctype: &'static str) -> Response {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONTENT_TYPE, ctype)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
 /// moby's router writes a start error into the stream, framed as stdout without a tty.
 fn error_bytes(tty: bool, message: &str) -> Vec<u8> {
     let text = format!("{message}\r\n");
@@ -251,13 +263,7 @@ async fn start(
             }
         }
     });
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONTENT_TYPE, ctype)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "tcp")
-        .body(Body::empty())
-        .unwrap_or_default())
+    Ok(upgraded(ctype))
 }
 
 #[cfg(test)]
