@@ -79,10 +79,23 @@ impl Engine {
         tracing::info!(daemon_id = %id, data_root = %config.data_root.display(), "engine ready");
         let registry = distribution::registry_for(&config);
         let events = Arc::new(events::EventBus::default());
-        let networks =
-            networks::Networks::open(&config.data_root, config.network.clone(), events.clone())?;
-        let containers =
-            containers::Containers::open(&config, drivers, events.clone(), networks.clone());
+        // The network records, every container record, and the containers still running
+        // (their network restored) are read on a blocking thread.
+        let (networks, containers) = crate::blocking::spawn({
+            let (config, events) = (config.clone(), events.clone());
+            move || {
+                let networks = networks::Networks::open(
+                    &config.data_root,
+                    config.network.clone(),
+                    events.clone(),
+                )?;
+                let containers =
+                    containers::Containers::open(&config, drivers, events, networks.clone());
+                Ok::<_, EngineError>((networks, containers))
+            }
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("start-up task failed: {e}")))??;
         let engine = Arc::new(Engine {
             config,
             images: Arc::new(images),
