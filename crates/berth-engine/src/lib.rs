@@ -3,7 +3,10 @@
 //! [`Engine`] holds the daemon's identity and settings, the image store, and the
 //! containers, networks and volumes; the server only ever calls its methods. The drivers
 //! that run containers come from outside ([`Drivers`]: berthd hands in the shim runtime
-//! and the overlay mounter), so the engine's unit tests run it over fakes, without root.
+//! and the overlay mounter), so the engine's unit tests run it over fakes, without root;
+//! the network driver is still built here (`networks::Networks::open`), its fake
+//! used by the network unit tests. Blocking work (files, mounts, cgroups, the network
+//! driver) runs on `blocking::spawn`, in the caller's span.
 #![forbid(unsafe_code)]
 
 mod blocking;
