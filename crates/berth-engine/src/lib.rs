@@ -2,11 +2,10 @@
 //!
 //! [`Engine`] holds the daemon's identity and settings, the image store, and the
 //! containers, networks and volumes; the server only ever calls its methods. The drivers
-//! that run containers come from outside ([`Drivers`]: berthd hands in the shim runtime
-//! and the overlay mounter), so the engine's unit tests run it over fakes, without root;
-//! the network driver is still built here (`networks::Networks::open`), its fake
-//! used by the network unit tests. Blocking work (files, mounts, cgroups, the network
-//! driver) runs on `blocking::spawn`, in the caller's span.
+//! that run containers come from outside ([`Drivers`]: berthd hands in the shim runtime,
+//! the overlay mounter and the network manager), so the engine's unit tests run it over
+//! fakes, without root. Blocking work (files, mounts, cgroups, the network driver) runs on
+//! `blocking::spawn`, in the caller's span.
 #![forbid(unsafe_code)]
 
 mod blocking;
@@ -37,14 +36,34 @@ pub use containers::rootfs::{OverlayMounter, RootfsMounter};
 pub use error::{EngineError, ErrorKind};
 pub use networks::host_route_overlap;
 
+/// Makes the network driver once the engine's event bus exists: the driver reports
+/// endpoint connects and disconnects through the [`NetHooks`] it is given.
+pub type NetworkFactory = Box<
+    dyn FnOnce(NetHooks) -> Result<Arc<dyn berth_network::NetworkDriver>, berth_network::NetError>
+        + Send,
+>;
+
+pub use berth_network::manager::Hooks as NetHooks;
+
 /// The drivers the engine runs containers with: berthd builds the real ones
-/// (`berth_runtime::ShimRuntime`, [`OverlayMounter`]); the engine's unit tests hand in fakes.
-#[derive(Debug, Clone)]
+/// (`berth_runtime::ShimRuntime`, [`OverlayMounter`], `berth_network::manager::Manager`);
+/// the engine's unit tests hand in fakes.
 pub struct Drivers {
     /// Creates, runs and monitors containers.
     pub runtime: Arc<dyn berth_runtime::Runtime>,
     /// Mounts each container's rootfs.
     pub rootfs: Arc<dyn RootfsMounter>,
+    /// Container networking (called once, on a blocking thread, at start).
+    pub network: NetworkFactory,
+}
+
+impl std::fmt::Debug for Drivers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drivers")
+            .field("runtime", &self.runtime)
+            .field("rootfs", &self.rootfs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The engine: shared by every request handler behind an `Arc`.
@@ -87,13 +106,18 @@ impl Engine {
         let (networks, containers) = crate::blocking::spawn({
             let (config, events) = (config.clone(), events.clone());
             move || {
-                let networks = networks::Networks::open(
-                    &config.data_root,
-                    config.network.clone(),
-                    events.clone(),
-                )?;
-                let containers =
-                    containers::Containers::open(&config, drivers, events, networks.clone());
+                let Drivers {
+                    runtime,
+                    rootfs,
+                    network,
+                } = drivers;
+                let networks = networks::Networks::open(network, events.clone())?;
+                let containers = containers::Containers::open(
+                    &config,
+                    (runtime, rootfs),
+                    events,
+                    networks.clone(),
+                );
                 Ok::<_, EngineError>((networks, containers))
             }
         })

@@ -11,19 +11,19 @@ pub(crate) mod fake;
 pub(crate) mod fuzz;
 mod settings;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use berth_api_types::container::{ContainerConfig, HostConfig};
 use berth_api_types::network::NetworkingConfig;
-use berth_network::manager::{Hooks, Manager, NetEvent, NetNs};
+#[cfg(doc)]
+use berth_network::manager::Manager;
+use berth_network::manager::{Hooks, NetEvent, NetNs};
 use berth_network::{NetError, NetworkDriver};
 use berth_runtime::spec::NamespaceMode;
 use berth_sys::pidfd::ProcessHandle;
 
 pub use berth_network::manager::host_route_overlap;
 
-use crate::config::NetConfig;
 use crate::EngineError;
 
 /// The default bridge network's name.
@@ -75,10 +75,10 @@ fn emit(events: &crate::events::EventBus, e: &NetEvent) {
 }
 
 impl Networks {
-    /// The real driver over `data_root` (see [`Manager::open`]).
+    /// The driver `make` builds, its events sent to `events` (see [`Manager::open`] for
+    /// the real one).
     pub(crate) fn open(
-        data_root: &Path,
-        cfg: NetConfig,
+        make: crate::NetworkFactory,
         events: Arc<crate::events::EventBus>,
     ) -> Result<Arc<Networks>, EngineError> {
         let bus = events.clone();
@@ -86,7 +86,7 @@ impl Networks {
             now: crate::system::now_rfc3339,
             events: Arc::new(move |e: NetEvent| emit(&bus, &e)),
         };
-        let driver = Manager::open(data_root, cfg, hooks).map_err(net_err)?;
+        let driver = make(hooks).map_err(net_err)?;
         Ok(Arc::new(Networks::new(driver, events)))
     }
 

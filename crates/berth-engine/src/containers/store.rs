@@ -88,7 +88,10 @@ impl Containers {
     /// Loads the records on disk and reattaches to containers that were running.
     pub(crate) fn open(
         config: &crate::EngineConfig,
-        drivers: crate::Drivers,
+        (runtime, mounter): (
+            Arc<dyn berth_runtime::Runtime>,
+            Arc<dyn super::rootfs::RootfsMounter>,
+        ),
         events: Arc<EventBus>,
         networks: Arc<crate::networks::Networks>,
     ) -> Arc<Containers> {
@@ -118,8 +121,8 @@ impl Containers {
             }
         }
         let c = Arc::new(Containers {
-            runtime: drivers.runtime,
-            mounter: drivers.rootfs,
+            runtime,
+            mounter,
             cgroup_parent: config.cgroup_parent.clone(),
             data,
             exec,
