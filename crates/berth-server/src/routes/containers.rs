@@ -3,7 +3,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
@@ -166,8 +166,9 @@ async fn wait(
         .into_response())
 }
 
-fn stream_type(tty: bool, headers: &HeaderMap) -> &'static str {
-    let _ = headers;
+/// The content type of a container's output stream: raw with a tty, else multiplexed
+/// (stdcopy frames).
+pub(super) fn stream_type(tty: bool) -> &'static str {
     if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -179,7 +180,6 @@ async fn logs(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     uri: Uri,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     let opts = LogsOptions {
@@ -199,7 +199,7 @@ async fn logs(
     }
     let (tty, rx) = engine.container_logs(&id, opts).await?;
     Ok((
-        [(header::CONTENT_TYPE, stream_type(tty, &headers))],
+        [(header::CONTENT_TYPE, stream_type(tty))],
         receiver_body(rx),
     )
         .into_response())
@@ -229,7 +229,7 @@ async fn attach(
         .get(header::UPGRADE)
         .is_some_and(|v| !v.is_empty());
     let (tty, pending) = engine.container_attach(&id, streams).await?;
-    let ctype = stream_type(tty, req.headers());
+    let ctype = stream_type(tty);
     if !upgrade_asked {
         // An old client without Upgrade: the output as the body.
         let (tx, rx) = tokio::sync::mpsc::channel(16);

@@ -217,11 +217,7 @@ async fn start(
         started.start.await?;
         return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")]).into_response());
     }
-    let ctype = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
+    let ctype = super::containers::stream_type(tty);
     if !upgrade_asked {
         // A client without Upgrade: the output as the body.
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
