@@ -35,6 +35,20 @@ pub(crate) fn assert_blocking(what: &str) {
     );
 }
 
+/// For a unit test that calls the engine's blocking layer directly (as the engine's
+/// blocking threads do): [`assert_blocking`] passes on this thread until the guard goes.
+#[cfg(test)]
+pub(crate) fn as_blocking_thread() -> impl Drop {
+    struct Guard;
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            ON_BLOCKING.with(|b| b.set(false));
+        }
+    }
+    ON_BLOCKING.with(|b| b.set(true));
+    Guard
+}
+
 #[cfg(test)]
 mod tests {
     #[tokio::test]
@@ -42,5 +56,9 @@ mod tests {
         super::spawn(|| super::assert_blocking("x")).await.unwrap();
         let on_worker = std::panic::catch_unwind(|| super::assert_blocking("x"));
         assert!(on_worker.is_err());
+        let guard = super::as_blocking_thread();
+        super::assert_blocking("x");
+        drop(guard);
+        assert!(std::panic::catch_unwind(|| super::assert_blocking("x")).is_err());
     }
 }

@@ -554,6 +554,8 @@ mod tests {
 
     #[test]
     fn create_inspect_list_delete_over_the_driver() {
+        // As the engine's blocking threads call this layer.
+        let _blocking = crate::blocking::as_blocking_thread();
         let (n, _, bus) = fixture();
         let req = create_body(json!({"Name": "web", "Labels": {"tier": "front"},
             "IPAM": {"Config": [{"Subnet": "10.7.0.0/24"}]}}));
@@ -592,6 +594,8 @@ mod tests {
 
     #[test]
     fn connect_and_disconnect_a_stopped_container() {
+        // As the engine's blocking threads call this layer.
+        let _blocking = crate::blocking::as_blocking_thread();
         let (n, fake, bus) = fixture();
         let hc = json!({"NetworkMode": "bridge"});
         let req = crate::networks::fuzz::typed_request(

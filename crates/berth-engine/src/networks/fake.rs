@@ -58,6 +58,7 @@ impl NetworkDriver for FakeDriver {
     }
 
     fn create_network(&self, req: CreateRequest) -> Result<NetRecord, NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::create_network");
         let mut nets = lock(&self.nets);
         if nets.values().any(|r| r.name == req.name) {
             return Err(NetError::Conflict(format!(
@@ -75,6 +76,7 @@ impl NetworkDriver for FakeDriver {
     }
 
     fn remove_network(&self, id: &str) -> Result<(NetRecord, Vec<String>), NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::remove_network");
         let mut nets = lock(&self.nets);
         match nets.get(id) {
             None => Err(NetError::NotFound(format!("network {id} not found"))),
@@ -156,6 +158,7 @@ impl NetworkDriver for FakeDriver {
         running: bool,
         _: Option<&ProcessHandle>,
     ) -> Result<EndpointStatus, NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::connect");
         if running {
             return Err(NetError::Conflict("the fake plugs nothing".into()));
         }
@@ -176,6 +179,7 @@ impl NetworkDriver for FakeDriver {
     }
 
     fn disconnect(&self, cid: &str, net: &str) -> Result<(NetworkRef, bool), NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::disconnect");
         let nets = lock(&self.nets);
         let id = find(&nets, net)?;
         let r = NetworkRef::of(&nets[&id]);
