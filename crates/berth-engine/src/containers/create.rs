@@ -130,7 +130,13 @@ impl Engine {
             }
             other => other.into(),
         })?;
-        let image_cfg = self.images.config(&image.id)?.config.unwrap_or_default();
+        // The image's config blob is read from disk: off the async workers.
+        let (store, image_id) = (self.images.clone(), image.id.clone());
+        let image_cfg = crate::blocking::spawn(move || store.config(&image_id))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+            .config
+            .unwrap_or_default();
         let CreatePlan {
             host_config,
             networking,
