@@ -10,6 +10,8 @@
 //! executes the steps. Every input is untrusted: the functions are total (no panic on any
 //! bytes) and bounded ([`parser::MAX_DOCKERFILE_SIZE`], [`parser::MAX_LINE_SIZE`]).
 
+#![forbid(unsafe_code)]
+
 pub mod args;
 pub mod cache;
 pub mod dockerignore;

@@ -425,31 +425,14 @@ fn extract_builder_flags(line: &str, escape: char) -> (String, Vec<String>) {
                 pos += 1;
                 continue;
             }
-            let mut c = ch;
-            if ch == escape {
-                match chars.get(pos + 1) {
-                    None => {
-                        pos += 1;
-                        continue;
-                    }
-                    Some(&(_, n)) => {
-                        pos += 1;
-                        c = n;
-                    }
-                }
-            }
-            word.push(c);
-            pos += 1;
-            continue;
-        }
-        // Quote
-        if ch == quote {
+        } else if ch == quote {
             phase = Phase::Word;
             pos += 1;
             continue;
         }
-        let mut c = ch;
-        if ch == escape {
+        // A character of the word, in or out of quotes; an escape takes the next one, and
+        // one at the very end adds nothing (and ends a quote).
+        let c = if ch == escape {
             match chars.get(pos + 1) {
                 None => {
                     phase = Phase::Word;
@@ -458,10 +441,12 @@ fn extract_builder_flags(line: &str, escape: char) -> (String, Vec<String>) {
                 }
                 Some(&(_, n)) => {
                     pos += 1;
-                    c = n;
+                    n
                 }
             }
-        }
+        } else {
+            ch
+        };
         word.push(c);
         pos += 1;
     }
@@ -828,6 +813,22 @@ mod tests {
         assert_eq!(n.args, ["a", "AS", "b"]);
         let n = one("RUN -x");
         assert!(n.flags.is_empty());
+    }
+
+    #[test]
+    fn flag_words_take_escapes_in_and_out_of_quotes() {
+        let f = |l: &str| extract_builder_flags(l, '\\');
+        assert_eq!(f(r"--a=x\ y rest"), ("rest".into(), vec!["--a=x y".into()]));
+        assert_eq!(
+            f(r#"--a="q\"x" rest"#),
+            ("rest".into(), vec![r#"--a=q"x"#.into()])
+        );
+        assert_eq!(f(r"--a=x\"), (String::new(), vec!["--a=x".into()]));
+        assert_eq!(f(r#"--a="x\"#), (String::new(), vec!["--a=x".into()]));
+        assert_eq!(
+            f(r#"--a="x\" --b y"#),
+            (String::new(), vec![r#"--a=x" --b y"#.into()])
+        );
     }
 
     #[test]

@@ -213,18 +213,10 @@ mod tests {
         let dir = PathBuf::from("/etc/berth/tls");
         let report = InitReport {
             dir: dir.clone(),
-            written: [
-                "ca.pem",
-                "ca-key.pem",
-                "server-cert.pem",
-                "server-key.pem",
-                "cert.pem",
-                "key.pem",
-                "crl.pem",
-            ]
-            .iter()
-            .map(|f| dir.join(f))
-            .collect(),
+            written: berth_tls::generate::INIT_FILES
+                .iter()
+                .map(|f| dir.join(f))
+                .collect(),
             sans: vec!["myhost".into(), "localhost".into(), "127.0.0.1".into()],
         };
         let text = render_init(&report, "client");
@@ -295,14 +287,7 @@ mod tests {
             force: false,
         };
         init(&args).unwrap();
-        for f in [
-            "ca.pem",
-            "ca-key.pem",
-            "server-cert.pem",
-            "server-key.pem",
-            "cert.pem",
-            "key.pem",
-        ] {
+        for f in berth_tls::generate::INIT_FILES {
             assert!(base.join(f).is_file(), "{f}");
         }
         // A second init refuses to overwrite.

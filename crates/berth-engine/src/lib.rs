@@ -2,8 +2,10 @@
 //!
 //! [`Engine`] holds the daemon's identity and settings, the image store, and the
 //! containers, networks and volumes; the server only ever calls its methods. The drivers
-//! that run containers come from outside ([`Drivers`]: berthd hands in the shim runtime
-//! and the overlay mounter), so the engine's unit tests run it over fakes, without root.
+//! that run containers come from outside ([`Drivers`]: berthd hands in the shim runtime,
+//! the overlay mounter and the network manager), so the engine's unit tests run it over
+//! fakes, without root. Blocking work (files, mounts, cgroups, the network driver) runs on
+//! `blocking::spawn`, in the caller's span.
 #![forbid(unsafe_code)]
 
 mod blocking;
@@ -36,14 +38,34 @@ pub use containers::HealthAction;
 pub use error::{EngineError, ErrorKind};
 pub use networks::host_route_overlap;
 
+/// Makes the network driver once the engine's event bus exists: the driver reports
+/// endpoint connects and disconnects through the [`NetHooks`] it is given.
+pub type NetworkFactory = Box<
+    dyn FnOnce(NetHooks) -> Result<Arc<dyn berth_network::NetworkDriver>, berth_network::NetError>
+        + Send,
+>;
+
+pub use berth_network::manager::Hooks as NetHooks;
+
 /// The drivers the engine runs containers with: berthd builds the real ones
-/// (`berth_runtime::ShimRuntime`, [`OverlayMounter`]); the engine's unit tests hand in fakes.
-#[derive(Debug, Clone)]
+/// (`berth_runtime::ShimRuntime`, [`OverlayMounter`], `berth_network::manager::Manager`);
+/// the engine's unit tests hand in fakes.
 pub struct Drivers {
     /// Creates, runs and monitors containers.
     pub runtime: Arc<dyn berth_runtime::Runtime>,
     /// Mounts each container's rootfs.
     pub rootfs: Arc<dyn RootfsMounter>,
+    /// Container networking (called once, on a blocking thread, at start).
+    pub network: NetworkFactory,
+}
+
+impl std::fmt::Debug for Drivers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drivers")
+            .field("runtime", &self.runtime)
+            .field("rootfs", &self.rootfs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The engine: shared by every request handler behind an `Arc`.
@@ -81,10 +103,28 @@ impl Engine {
         tracing::info!(daemon_id = %id, data_root = %config.data_root.display(), "engine ready");
         let registry = distribution::registry_for(&config);
         let events = Arc::new(events::EventBus::default());
-        let networks =
-            networks::Networks::open(&config.data_root, config.network.clone(), events.clone())?;
-        let containers =
-            containers::Containers::open(&config, drivers, events.clone(), networks.clone());
+        // The network records, every container record, and the containers still running
+        // (their network restored) are read on a blocking thread.
+        let (networks, containers) = crate::blocking::spawn({
+            let (config, events) = (config.clone(), events.clone());
+            move || {
+                let Drivers {
+                    runtime,
+                    rootfs,
+                    network,
+                } = drivers;
+                let networks = networks::Networks::open(network, events.clone())?;
+                let containers = containers::Containers::open(
+                    &config,
+                    (runtime, rootfs),
+                    events,
+                    networks.clone(),
+                );
+                Ok::<_, EngineError>((networks, containers))
+            }
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("start-up task failed: {e}")))??;
         let engine = Arc::new(Engine {
             config,
             images: Arc::new(images),

@@ -11,19 +11,19 @@ pub(crate) mod fake;
 pub(crate) mod fuzz;
 mod settings;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use berth_api_types::container::{ContainerConfig, HostConfig};
 use berth_api_types::network::NetworkingConfig;
-use berth_network::manager::{Hooks, Manager, NetEvent, NetNs};
+#[cfg(doc)]
+use berth_network::manager::Manager;
+use berth_network::manager::{Hooks, NetEvent, NetNs};
 use berth_network::{NetError, NetworkDriver};
 use berth_runtime::spec::NamespaceMode;
 use berth_sys::pidfd::ProcessHandle;
 
 pub use berth_network::manager::host_route_overlap;
 
-use crate::config::NetConfig;
 use crate::EngineError;
 
 /// The default bridge network's name.
@@ -75,10 +75,10 @@ fn emit(events: &crate::events::EventBus, e: &NetEvent) {
 }
 
 impl Networks {
-    /// The real driver over `data_root` (see [`Manager::open`]).
+    /// The driver `make` builds, its events sent to `events` (see [`Manager::open`] for
+    /// the real one).
     pub(crate) fn open(
-        data_root: &Path,
-        cfg: NetConfig,
+        make: crate::NetworkFactory,
         events: Arc<crate::events::EventBus>,
     ) -> Result<Arc<Networks>, EngineError> {
         let bus = events.clone();
@@ -86,7 +86,7 @@ impl Networks {
             now: crate::system::now_rfc3339,
             events: Arc::new(move |e: NetEvent| emit(&bus, &e)),
         };
-        let driver = Manager::open(data_root, cfg, hooks).map_err(net_err)?;
+        let driver = make(hooks).map_err(net_err)?;
         Ok(Arc::new(Networks::new(driver, events)))
     }
 
@@ -104,13 +104,17 @@ impl Networks {
 
     /// Step one of a start: addresses for each attached network, the netns to use, and the
     /// `/etc/hosts` and `resolv.conf` content. `peer`: for `container:<id>`, that
-    /// container's init pid and its hosts and resolv.conf.
-    pub(crate) fn prepare(
+    /// container's init pid and its hosts and resolv.conf. The driver's work (state
+    /// files) runs on a blocking thread.
+    pub(crate) async fn prepare(
         &self,
         cid: &str,
         peer: Option<(i32, String, String)>,
     ) -> Result<NetPlan, EngineError> {
-        let p = self.driver.prepare(cid, peer).map_err(net_err)?;
+        let (driver, cid) = (self.driver.clone(), cid.to_string());
+        let p = off_workers(move || driver.prepare(&cid, peer))
+            .await?
+            .map_err(net_err)?;
         Ok(NetPlan {
             ns: match p.ns {
                 NetNs::Private => NamespaceMode::Private,
@@ -142,19 +146,24 @@ impl Networks {
         self.driver.unplug(cid);
     }
 
-    /// `docker rename`: the container's name in its settings and on its endpoints.
-    pub(crate) fn rename(&self, cid: &str, name: &str) {
-        self.driver.rename(cid, name);
+    /// `docker rename`: the container's name in its settings and on its endpoints (their
+    /// files written on a blocking thread).
+    pub(crate) async fn rename(&self, cid: &str, name: &str) {
+        let (driver, cid, name) = (self.driver.clone(), cid.to_string(), name.to_string());
+        let _ = off_workers(move || driver.rename(&cid, &name)).await;
     }
 
-    /// The container is removed: drop its settings.
-    pub(crate) fn forget(&self, cid: &str) {
-        self.driver.forget(cid);
+    /// The container is removed: its settings go (unplugged, its file removed on a
+    /// blocking thread).
+    pub(crate) async fn forget(&self, cid: &str) {
+        let (driver, cid) = (self.driver.clone(), cid.to_string());
+        let _ = off_workers(move || driver.forget(&cid)).await;
     }
 
-    /// Validates and stores a new container's network settings (`container_create`).
-    /// `peer_id`: the resolved ID for `container:<name>`.
-    pub(crate) fn register(
+    /// Validates and stores a new container's network settings (`container_create`; the
+    /// settings file is written on a blocking thread). `peer_id`: the resolved ID for
+    /// `container:<name>`.
+    pub(crate) async fn register(
         &self,
         cid: &str,
         name: &str,
@@ -164,6 +173,18 @@ impl Networks {
         peer_id: Option<String>,
     ) -> Result<(), EngineError> {
         let req = settings::container_request(cid, name, config, host_config, networking, peer_id);
-        self.driver.register(&req).map_err(net_err)
+        let driver = self.driver.clone();
+        off_workers(move || driver.register(&req))
+            .await?
+            .map_err(net_err)
     }
+}
+
+/// Runs driver work (files, netlink, iptables) on a blocking thread.
+async fn off_workers<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, EngineError> {
+    crate::blocking::spawn(f)
+        .await
+        .map_err(|e| EngineError::Internal(format!("network task failed: {e}")))
 }

@@ -1,23 +1,32 @@
 //! Linux bridges: create (idempotently) with the gateway address and MTU, and delete
-//! (over rtnetlink: no `ip` process at daemon start); the host's directly routed subnets.
+//! (over rtnetlink: no `ip` process at daemon start), looked up over rtnetlink in the
+//! daemon's network namespace; the host's directly routed subnets.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 use crate::cmd::run;
-use crate::rtnl::Rtnl;
+use crate::rtnl::{Link, Rtnl};
 use crate::NetError;
 
+/// Link `name` in the calling thread's network namespace, looked up over rtnetlink (not
+/// in `/sys/class/net`, which shows the namespace of whoever mounted that sysfs); `None`
+/// when there is none or the lookup fails.
+fn link(name: &str) -> Option<Link> {
+    let found = Rtnl::open().and_then(|mut nl| nl.link(name));
+    found
+        .inspect_err(|e| tracing::warn!(link = name, error = %e, "cannot look a link up"))
+        .ok()
+        .flatten()
+}
+
+/// Whether interface `name` exists in the calling thread's network namespace.
 pub fn exists(name: &str) -> bool {
-    Path::new("/sys/class/net").join(name).exists()
+    link(name).is_some()
 }
 
 /// Whether interface `name` is a Linux bridge.
 pub fn is_bridge(name: &str) -> bool {
-    Path::new("/sys/class/net")
-        .join(name)
-        .join("bridge")
-        .exists()
+    link(name).is_some_and(|l| l.is_bridge)
 }
 
 /// Valid Linux interface name (IFNAMSIZ and the characters `ip` accepts).
@@ -35,15 +44,16 @@ pub fn ensure(
     gateway: Option<(Ipv4Addr, u8)>,
     mtu: Option<u32>,
 ) -> Result<(), NetError> {
-    if exists(name) && !is_bridge(name) {
+    let failed = |step: &str| NetError::io(format!("bridge {name}: cannot {step}"));
+    let mut nl = Rtnl::open().map_err(failed("open rtnetlink"))?;
+    let found = nl.link(name).map_err(failed("look it up"))?;
+    if found.is_some_and(|l| !l.is_bridge) {
         // Never configure an interface berth did not make as a bridge (eth0, a veth, ...).
         return Err(NetError::Conflict(format!(
             "interface {name} exists and is not a bridge"
         )));
     }
-    let failed = |step: &str| NetError::io(format!("bridge {name}: cannot {step}"));
-    let mut nl = Rtnl::open().map_err(failed("open rtnetlink"))?;
-    if !exists(name) {
+    if found.is_none() {
         nl.add_bridge(name).map_err(failed("create it"))?;
         tracing::info!(bridge = name, "bridge created");
     }
@@ -63,12 +73,10 @@ pub fn ensure(
 
 /// Deletes bridge `name` if it exists.
 pub fn delete(name: &str) -> Result<(), NetError> {
-    if exists(name) {
-        let failed = |step: &str| NetError::io(format!("bridge {name}: cannot {step}"));
-        let mut nl = Rtnl::open().map_err(failed("open rtnetlink"))?;
-        if nl.del_link(name).map_err(failed("delete it"))? {
-            tracing::info!(bridge = name, "bridge deleted");
-        }
+    let failed = |step: &str| NetError::io(format!("bridge {name}: cannot {step}"));
+    let mut nl = Rtnl::open().map_err(failed("open rtnetlink"))?;
+    if nl.del_link(name).map_err(failed("delete it"))? {
+        tracing::info!(bridge = name, "bridge deleted");
     }
     Ok(())
 }
@@ -94,4 +102,38 @@ pub fn routes_via(dev: &str) -> Vec<crate::Ipv4Net> {
         return Vec::new();
     }
     routes(&["-4", "route", "show", "dev", dev])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In a network namespace of its own (this thread's alone), a bridge made there
+    /// exists and the host's links do not; `/sys/class/net` would show the host's.
+    #[test]
+    fn links_are_looked_up_in_the_threads_own_namespace() {
+        let name = "berthtestbr0";
+        assert!(!exists(name));
+        std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            assert!(exists("lo") && !is_bridge("lo"));
+            assert!(!exists(name));
+            Rtnl::open().unwrap().add_bridge(name).unwrap();
+            assert!(exists(name) && is_bridge(name));
+            // A link of the host's, seen through the host's sysfs, is not here.
+            let host_links = std::fs::read_dir("/sys/class/net").unwrap();
+            for l in host_links.flatten().map(|e| e.file_name()) {
+                let l = l.to_string_lossy();
+                if l != "lo" && l != name {
+                    assert!(!exists(&l), "{l}");
+                }
+            }
+            delete(name).unwrap();
+            assert!(!exists(name));
+            // The namespace (and anything left in it) goes with the thread.
+        })
+        .join()
+        .unwrap();
+        assert!(!exists(name));
+    }
 }

@@ -10,7 +10,8 @@ use berth_api_types::network::EndpointSettings;
 use berth_sys::pidfd::ProcessHandle;
 
 use crate::manager::{
-    ContainerRequest, ContainerView, CreateRequest, Manager, NetPlan, NetRecord, NetworkRef,
+    ContainerRequest, ContainerView, CreateRequest, EndpointStatus, Manager, NetPlan, NetRecord,
+    NetworkRef,
 };
 use crate::NetError;
 
@@ -45,7 +46,8 @@ pub trait NetworkDriver: Send + Sync + std::fmt::Debug {
     fn rename(&self, cid: &str, name: &str);
     /// The container is removed.
     fn forget(&self, cid: &str);
-    /// `network connect` (see [`Manager::connect`]).
+    /// `network connect` (see [`Manager::connect`]): the new attachment as inspect shows
+    /// it.
     fn connect(
         &self,
         cid: &str,
@@ -53,7 +55,7 @@ pub trait NetworkDriver: Send + Sync + std::fmt::Debug {
         ec: &EndpointSettings,
         running: bool,
         process: Option<&ProcessHandle>,
-    ) -> Result<NetworkRef, NetError>;
+    ) -> Result<EndpointStatus, NetError>;
     /// `network disconnect` (see [`Manager::disconnect`]).
     fn disconnect(&self, cid: &str, net: &str) -> Result<(NetworkRef, bool), NetError>;
 }
@@ -105,7 +107,7 @@ impl NetworkDriver for Manager {
         ec: &EndpointSettings,
         running: bool,
         process: Option<&ProcessHandle>,
-    ) -> Result<NetworkRef, NetError> {
+    ) -> Result<EndpointStatus, NetError> {
         Manager::connect(self, cid, net, ec, running, process)
     }
     fn disconnect(&self, cid: &str, net: &str) -> Result<(NetworkRef, bool), NetError> {

@@ -9,8 +9,9 @@
 //! container's settings and endpoints, and what a start, a stop, a connect and a
 //! disconnect do; the engine reaches it through [`NetworkDriver`].
 //!
-//! Bridges, veths, addresses and routes are made over rtnetlink (no process per start or
-//! per network); firewall rules go through `iptables-restore`/`iptables -w`, which every
+//! Bridges, veths, addresses and routes are made, and links looked up, over rtnetlink in
+//! the daemon's own network namespace (no process per start or per network, no
+//! `/sys/class/net`); firewall rules go through `iptables-restore`/`iptables -w`, which every
 //! host that runs Docker has, and the host's routes are read with `ip route` to keep new
 //! subnets off the ones the host uses.
 #![forbid(unsafe_code)]
@@ -22,6 +23,8 @@ mod driver;
 pub mod endpoint;
 pub mod files;
 pub mod firewall;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod ipam;
 pub mod manager;
 pub mod proxy;

@@ -1,6 +1,6 @@
 //! A small synchronous rtnetlink client: one `NETLINK_ROUTE` socket, in the namespace it
 //! was opened in, and the handful of requests bridges and a container's interfaces need
-//! (look a link up, create a bridge or a veth pair, set a link's MTU or state, delete it,
+//! (look a link and its kind up, create a bridge or a veth pair, set a link's MTU or state, delete it,
 //! add or replace an IPv4 address, replace the default route). Each request asks for an acknowledgement and waits for it, so every
 //! step's error comes back with the step's name; no `ip` process is involved.
 
@@ -33,6 +33,14 @@ pub(crate) struct VethPeer<'a> {
     pub mtu: u32,
     pub mac: [u8; 6],
     pub netns: std::os::fd::BorrowedFd<'a>,
+}
+
+/// A link as [`Rtnl::link`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Link {
+    pub index: u32,
+    /// Its kind is `bridge`.
+    pub is_bridge: bool,
 }
 
 /// An rtnetlink socket bound in the network namespace of the thread that opened it.
@@ -117,11 +125,22 @@ impl Rtnl {
 
     /// The index of link `name`; `None` when there is none.
     pub(crate) fn link_index(&mut self, name: &str) -> io::Result<Option<u32>> {
+        Ok(self.link(name)?.map(|l| l.index))
+    }
+
+    /// Link `name` in this socket's namespace; `None` when there is none.
+    pub(crate) fn link(&mut self, name: &str) -> io::Result<Option<Link>> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
         match self.request(RouteNetlinkMessage::GetLink(m), 0) {
             Ok(replies) => Ok(replies.into_iter().find_map(|r| match r {
-                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
+                RouteNetlinkMessage::NewLink(l) => Some(Link {
+                    index: l.header.index,
+                    is_bridge: l.attributes.iter().any(|a| {
+                        matches!(a, LinkAttribute::LinkInfo(info)
+                            if info.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))))
+                    }),
+                }),
                 _ => None,
             })),
             Err(e) if e.raw_os_error() == Some(ENODEV) => Ok(None),

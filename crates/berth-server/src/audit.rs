@@ -645,17 +645,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rotation_keeps_max_files_and_never_passes_max_size() {
-        let dir = std::env::temp_dir().join(format!("berth-audit-rot-{}", std::process::id()));
+    /// A sink writing `audit.log` in a fresh directory named after `tag`.
+    fn sink_in(tag: &str, max_size: u64, max_files: u32) -> (PathBuf, PathBuf, Sink) {
+        let dir = std::env::temp_dir().join(format!("berth-audit-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("audit.log");
-        let mut sink = Sink::open(AuditConfig {
+        let sink = Sink::open(AuditConfig {
             path: Some(path.clone()),
-            max_size: 100,
-            max_files: 3,
+            max_size,
+            max_files,
         })
         .unwrap();
+        (dir, path, sink)
+    }
+
+    #[test]
+    fn rotation_keeps_max_files_and_never_passes_max_size() {
+        let (dir, _, mut sink) = sink_in("rot", 100, 3);
         // 40-byte lines: two per file.
         for i in 0..7 {
             sink.write_line(&format!("{i:039}\n")).unwrap();
@@ -683,15 +689,7 @@ mod tests {
 
     #[test]
     fn max_files_one_truncates() {
-        let dir = std::env::temp_dir().join(format!("berth-audit-one-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("audit.log");
-        let mut sink = Sink::open(AuditConfig {
-            path: Some(path.clone()),
-            max_size: 50,
-            max_files: 1,
-        })
-        .unwrap();
+        let (dir, path, mut sink) = sink_in("one", 50, 1);
         sink.write_line(&format!("{:039}\n", 1)).unwrap();
         sink.write_line(&format!("{:039}\n", 2)).unwrap();
         let live = std::fs::read_to_string(&path).unwrap();

@@ -9,8 +9,9 @@
 //! single-threaded, `prctl`, signal dispositions, pty ioctls, descriptors received over a
 //! socket).
 //!
-//! Every `unsafe` block carries a `// SAFETY:` comment; every other crate has
-//! `#![forbid(unsafe_code)]` at its root (lib and bin).
+//! Every `unsafe` block carries a `// SAFETY:` comment. Every other crate denies
+//! `unsafe_code` through the workspace lints, and all of them but `berth-cri` (whose
+//! gRPC code is generated) also forbid it at their root.
 
 pub mod activation;
 pub mod bind_source;

@@ -34,6 +34,18 @@ use crate::TlsError;
 
 pub use crate::crl_write::CRL_FILE;
 
+/// The files a first set-up writes in its directory, in this order: the CA's certificate
+/// and key, the server's, the first client's, the (empty) revocation list.
+pub const INIT_FILES: [&str; 7] = [
+    "ca.pem",
+    "ca-key.pem",
+    "server-cert.pem",
+    "server-key.pem",
+    "cert.pem",
+    "key.pem",
+    CRL_FILE,
+];
+
 /// The CA's common name.
 const CA_NAME: &str = "berth CA";
 /// The server certificate's common name when no SAN is given.
@@ -123,16 +135,8 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, TlsError> {
     }
 
     let dir = &opts.dir;
-    let [ca_pem, ca_key_pem, server_cert_pem, server_key_pem, cert_pem, key_pem, crl_pem] = [
-        "ca.pem",
-        "ca-key.pem",
-        "server-cert.pem",
-        "server-key.pem",
-        "cert.pem",
-        "key.pem",
-        CRL_FILE,
-    ]
-    .map(|f| dir.join(f));
+    let [ca_pem, ca_key_pem, server_cert_pem, server_key_pem, cert_pem, key_pem, crl_pem] =
+        INIT_FILES.map(|f| dir.join(f));
     create_private_dir(dir)?;
     if !opts.force {
         refuse_existing(

@@ -90,7 +90,12 @@ async fn serve(
     notifier: berth_sys::activation::ServiceNotifier,
 ) -> anyhow::Result<()> {
     let engine_config = config.engine.clone();
-    // The concrete drivers: a berth-shim per container under the exec root, overlayfs.
+    // The concrete drivers: a berth-shim per container under the exec root, overlayfs,
+    // and the network manager over the data root.
+    let (data_root, net_config) = (
+        engine_config.data_root.clone(),
+        engine_config.network.clone(),
+    );
     let drivers = Drivers {
         // Shims live in `<cgroup-parent>/shims`, out of berthd's (service) cgroup.
         runtime: Arc::new(
@@ -98,6 +103,10 @@ async fn serve(
                 .with_shim_cgroup(engine_config.shim_cgroup()),
         ),
         rootfs: Arc::new(OverlayMounter),
+        network: Box::new(move |hooks| {
+            let manager = berth_network::manager::Manager::open(&data_root, net_config, hooks)?;
+            Ok(manager as Arc<dyn berth_network::NetworkDriver>)
+        }),
     };
     let engine = Engine::new(engine_config, drivers).await?;
     let engine_at_exit = engine.clone();

@@ -17,15 +17,24 @@ use crate::request::{for_each_name, parse_filters};
 use crate::table::prune_report;
 use crate::{write_out, Session};
 
+/// Runs `f` with the daemon's client on each of `names`, reporting per name as docker
+/// does; `long`: no request timeout short of a day (a stop waits for the container).
+async fn each<F, Fut>(session: &Session, names: &[String], long: bool, f: F) -> Result<(), Error>
+where
+    F: Fn(bollard::Docker, String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), BollardError>>,
+{
+    let client = session.client().await?;
+    let mut docker = client.docker().clone();
+    if long {
+        docker = docker.with_timeout(Duration::from_secs(24 * 3600));
+    }
+    for_each_name(names, &client, |c| f(docker.clone(), c)).await
+}
+
 /// `stop`.
 pub async fn stop(session: &Session, args: &StopArgs) -> Result<(), Error> {
-    let client = session.client().await?;
-    let docker = client
-        .docker()
-        .clone()
-        .with_timeout(Duration::from_secs(24 * 3600));
-    for_each_name(&args.containers, &client, |c| {
-        let docker = docker.clone();
+    each(session, &args.containers, true, |docker, c| {
         let opts = StopContainerOptions {
             signal: args.signal.clone(),
             t: args.timeout,
@@ -37,10 +46,7 @@ pub async fn stop(session: &Session, args: &StopArgs) -> Result<(), Error> {
 
 /// `kill`.
 pub async fn kill(session: &Session, args: &KillArgs) -> Result<(), Error> {
-    let client = session.client().await?;
-    let docker = client.docker().clone();
-    for_each_name(&args.containers, &client, |c| {
-        let docker = docker.clone();
+    each(session, &args.containers, false, |docker, c| {
         let opts = KillContainerOptions {
             signal: args.signal.clone().unwrap_or_else(|| "KILL".into()),
         };
@@ -51,10 +57,7 @@ pub async fn kill(session: &Session, args: &KillArgs) -> Result<(), Error> {
 
 /// `rm`.
 pub async fn rm(session: &Session, args: &RmArgs) -> Result<(), Error> {
-    let client = session.client().await?;
-    let docker = client.docker().clone();
-    for_each_name(&args.containers, &client, |c| {
-        let docker = docker.clone();
+    each(session, &args.containers, false, |docker, c| {
         let opts = RemoveContainerOptions {
             v: args.volumes,
             force: args.force,
@@ -90,13 +93,7 @@ pub async fn wait(session: &Session, args: &WaitArgs) -> Result<(), Error> {
 
 /// `restart`.
 pub async fn restart(session: &Session, args: &RestartArgs) -> Result<(), Error> {
-    let client = session.client().await?;
-    let docker = client
-        .docker()
-        .clone()
-        .with_timeout(Duration::from_secs(24 * 3600));
-    for_each_name(&args.containers, &client, |c| {
-        let docker = docker.clone();
+    each(session, &args.containers, true, |docker, c| {
         let opts = bollard::query_parameters::RestartContainerOptions {
             signal: args.signal.clone(),
             t: args.timeout,

@@ -4,6 +4,19 @@
 use super::*;
 
 impl Builder<'_> {
+    /// Build container `id`'s writable layer as a new image layer (written on a blocking
+    /// thread).
+    pub(super) async fn upper_layer(
+        &self,
+        id: &str,
+    ) -> Result<berth_image::store::LayerMeta, EngineError> {
+        let store = self.engine.images.clone();
+        let dir = self.engine.containers.data_dir(id);
+        crate::blocking::spawn(move || crate::containers::fs_views::write_upper_layer(&store, &dir))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+    }
+
     /// Writes the image of a step: the state's config, one history entry, and the layer
     /// `diff_id` when the step made one.
     pub(super) async fn commit(

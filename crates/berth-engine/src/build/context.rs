@@ -465,15 +465,7 @@ fn append(
         .custom_flags_nofollow()
         .open(path)
         .map_err(EngineError::io("cannot open", path))?;
-    let mut hasher = EntryHasher::new(&TarsumHeader {
-        name: ctx,
-        mode: i64::from(md.mode() & 0o7777),
-        uid: u64::from(md.uid()),
-        gid: u64::from(md.gid()),
-        size: md.len(),
-        typeflag: b'0',
-        ..Default::default()
-    });
+    let mut hasher = file_hasher(ctx, md);
     h.set_entry_type(tar::EntryType::Regular);
     h.set_size(md.len());
     let reader = HashingReader {
@@ -482,6 +474,19 @@ fn append(
     };
     b.append_data(&mut h, dest, reader).map_err(err)?;
     Ok(hasher.finish())
+}
+
+/// The tarsum hasher of regular file `ctx` (its mode, owner and size from `md`).
+fn file_hasher(ctx: &str, md: &std::fs::Metadata) -> EntryHasher {
+    EntryHasher::new(&TarsumHeader {
+        name: ctx,
+        mode: i64::from(md.mode() & 0o7777),
+        uid: u64::from(md.uid()),
+        gid: u64::from(md.gid()),
+        size: md.len(),
+        typeflag: b'0',
+        ..Default::default()
+    })
 }
 
 /// Whether a file is a tar (plain or gzip), as moby's `archive.IsArchivePath` decides:
@@ -520,15 +525,7 @@ fn append_archive(
     dest: &str,
 ) -> Result<String, EngineError> {
     let err = |e: io::Error| EngineError::InvalidArgument(format!("ADD {ctx}: {e}"));
-    let mut hasher = EntryHasher::new(&TarsumHeader {
-        name: ctx,
-        mode: i64::from(md.mode() & 0o7777),
-        uid: u64::from(md.uid()),
-        gid: u64::from(md.gid()),
-        size: md.len(),
-        typeflag: b'0',
-        ..Default::default()
-    });
+    let mut hasher = file_hasher(ctx, md);
     // Hash the archive's bytes as they are (the cache names the file, not its entries).
     {
         let mut f = File::open(path).map_err(err)?;

@@ -258,13 +258,7 @@ impl Builder<'_> {
         self.engine
             .container_extract(&id, "/", Box::new(f), false, true)
             .await?;
-        let store = self.engine.images.clone();
-        let dir = self.engine.containers.data_dir(&id);
-        let layer = crate::blocking::spawn(move || {
-            crate::containers::fs_views::write_upper_layer(&store, &dir)
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let layer = self.upper_layer(&id).await?;
         let _ = self.engine.container_delete(&id, true).await;
         self.containers.retain(|c| c != &id);
         remove_dir(step_dir).await;

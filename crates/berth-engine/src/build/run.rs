@@ -105,13 +105,7 @@ impl Builder<'_> {
                 code: Some(i64::from(code)),
             });
         }
-        let store = self.engine.images.clone();
-        let dir = self.engine.containers.data_dir(&id);
-        let layer = crate::blocking::spawn(move || {
-            crate::containers::fs_views::write_upper_layer(&store, &dir)
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let layer = self.upper_layer(&id).await?;
         self.remove_container(&id).await;
         self.commit(
             st,

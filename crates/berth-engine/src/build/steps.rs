@@ -63,14 +63,14 @@ impl Builder<'_> {
                        "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
             } else {
                 self.say(format!(" ---> {}\n", short(&image)));
-                serde_json::from_slice(
-                    &self
-                        .engine
-                        .images
-                        .config_bytes(&image)
-                        .map_err(EngineError::from)?,
-                )
-                .map_err(|e| EngineError::Internal(format!("image config: {e}")))?
+                // Read from disk: off the async workers.
+                let (store, id) = (self.engine.images.clone(), image.clone());
+                let bytes = crate::blocking::spawn(move || store.config_bytes(&id))
+                    .await
+                    .map_err(|e| EngineError::Internal(e.to_string()))?
+                    .map_err(EngineError::from)?;
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| EngineError::Internal(format!("image config: {e}")))?
             };
             let mut rc = RunConfig::from_json(&image_json["config"]);
             // moby `initializeStage`: a stage without PATH gets the default one.

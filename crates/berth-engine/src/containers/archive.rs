@@ -30,6 +30,7 @@ use std::io::{self, Write};
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -117,10 +118,54 @@ fn go_mode(md: &std::fs::Metadata) -> u32 {
     m
 }
 
+/// What resolving a container path needs, owned, so that the resolution (pidfd and
+/// `openat2` calls, `mounts.json` and volume reads, an overlay mount) runs on a blocking
+/// thread.
+struct Resolver {
+    containers: Arc<super::Containers>,
+    images: Arc<berth_image::store::ImageStore>,
+    data_root: PathBuf,
+}
+
 impl Engine {
+    fn resolver(&self) -> Resolver {
+        Resolver {
+            containers: self.containers.clone(),
+            images: self.images.clone(),
+            data_root: self.config().data_root.clone(),
+        }
+    }
+
+    /// [`Resolver::resolve`] on a blocking thread; with `write`, the extraction point is
+    /// also checked to be a writable directory.
+    async fn archive_resolve(
+        &self,
+        name: &str,
+        path: &str,
+        write: bool,
+    ) -> Result<(Resolved, std::fs::Metadata), EngineError> {
+        let (r, name, path) = (self.resolver(), name.to_string(), path.to_string());
+        crate::blocking::spawn(move || {
+            let (res, md) = r.resolve(&name, &path, write)?;
+            if write {
+                if !md.is_dir() {
+                    return Err(EngineError::InvalidArgument(
+                        "extraction point is not a directory".into(),
+                    ));
+                }
+                r.check_writable(&name, &path)?;
+            }
+            Ok((res, md))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+    }
+}
+
+impl Resolver {
     /// Opens what `path` of container `name` resolves against; `write` for extraction
     /// (a stopped container's view then writes into its own upper dir).
-    fn archive_root(&self, name: &str, path: &str, write: bool) -> Result<Root, EngineError> {
+    fn root(&self, name: &str, path: &str, write: bool) -> Result<Root, EngineError> {
         let c = &self.containers;
         let rec = c.subject(name)?.rec().clone();
         let clean_path = clean(path);
@@ -136,7 +181,7 @@ impl Engine {
         }
         let data_dir = c.data_dir(&rec.id);
         // Under a volume or bind: that host directory is the root.
-        let data_root = self.config().data_root.clone();
+        let data_root = &self.data_root;
         let best = mounts::load(&data_dir)
             .into_iter()
             .filter(|m| clean_path.starts_with(&m.destination))
@@ -144,8 +189,8 @@ impl Engine {
         if let Some(m) = best {
             let source = match m.typ.as_str() {
                 "bind" => Some(PathBuf::from(&m.source)),
-                "volume" => match volumes::get(&data_root, &m.name)?.driver_source() {
-                    None => Some(volumes::data_path(&data_root, &m.name)),
+                "volume" => match volumes::get(data_root, &m.name)?.driver_source() {
+                    None => Some(volumes::data_path(data_root, &m.name)),
                     Some(DriverSource::Bind(dev)) => Some(dev),
                     Some(DriverSource::Tmpfs(_)) => None,
                 },
@@ -184,7 +229,7 @@ impl Engine {
 
     /// Resolves `path`: the last component is not followed unless the path ends in `/`
     /// or `/.` (moby `container.ResolvePath`).
-    fn archive_resolve(
+    fn resolve(
         &self,
         name: &str,
         path: &str,
@@ -195,7 +240,7 @@ impl Engine {
                 "bad parameter: path cannot be empty".into(),
             ));
         }
-        let root = self.archive_root(name, path, write)?;
+        let root = self.root(name, path, write)?;
         let follow = root.path.to_string_lossy().ends_with('/')
             || root.path.to_string_lossy().ends_with("/.");
         let r = if follow {
@@ -222,12 +267,39 @@ impl Engine {
         ))
     }
 
+    /// moby `checkWritablePath`: under a mount, that mount must be read-write; elsewhere
+    /// the rootfs must not be read-only (`--read-only`). `HostConfig.Tmpfs` mounts are no
+    /// mount points to dockerd here, so they count as the rootfs.
+    fn check_writable(&self, name: &str, path: &str) -> Result<(), EngineError> {
+        let rec = self.containers.subject(name)?.rec().clone();
+        let clean_path = clean(path);
+        let best = mounts::load(&self.containers.data_dir(&rec.id))
+            .into_iter()
+            .filter(|m| clean_path.starts_with(&m.destination))
+            .max_by_key(|m| m.destination.len());
+        match best {
+            Some(m) if m.rw => Ok(()),
+            Some(_) => Err(EngineError::InvalidArgument(
+                "mounted volume is marked read-only".into(),
+            )),
+            None if rec.host_config.readonly_rootfs.or_default() => Err(
+                EngineError::InvalidArgument("container rootfs is marked read-only".into()),
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Engine {
     /// `HEAD /containers/{id}/archive`: the stat object Docker sends (base64 JSON in
     /// `X-Docker-Container-Path-Stat`).
     #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_path_stat(&self, name: &str, path: &str) -> Result<Value, EngineError> {
-        let (r, md) = self.archive_resolve(name, path, false)?;
-        Ok(stat_json(&r, &md, path))
+        let (r, md) = self.archive_resolve(name, path, false).await?;
+        let stat = stat_json(&r, &md, path);
+        // A stopped container's view is unmounted as `r` goes.
+        let _ = crate::blocking::spawn(move || drop(r)).await;
+        Ok(stat)
     }
 
     /// `GET /containers/{id}/archive`: the stat and a tar of the path, its entries named
@@ -239,7 +311,7 @@ impl Engine {
         path: &str,
     ) -> Result<(Value, mpsc::Receiver<io::Result<Bytes>>), EngineError> {
         let frozen = super::pause::Frozen::new(&self.containers, name).await?;
-        let (r, md) = match self.archive_resolve(name, path, false) {
+        let (r, md) = match self.archive_resolve(name, path, false).await {
             Ok(x) => x,
             Err(e) => {
                 frozen.thaw().await;
@@ -313,16 +385,8 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let opened = self
             .archive_resolve(name, path, true)
-            .and_then(|(r, md)| {
-                if !md.is_dir() {
-                    return Err(EngineError::InvalidArgument(
-                        "extraction point is not a directory".into(),
-                    ));
-                }
-                self.check_writable(name, path)?;
-                Ok(r)
-            })
-            .and_then(|r| {
+            .await
+            .and_then(|(r, _)| {
                 let dest = dirfd::reopen(&r.obj, libc_flags::READ_DIR)
                     .map_err(EngineError::io("cannot open", Path::new(path)))?;
                 Ok((r, dest))
@@ -377,28 +441,6 @@ impl Engine {
                 "cannot read the archive: {e}"
             ))),
             (Ok(()), Ok(())) => Ok(()),
-        }
-    }
-
-    /// moby `checkWritablePath`: under a mount, that mount must be read-write; elsewhere
-    /// the rootfs must not be read-only (`--read-only`). `HostConfig.Tmpfs` mounts are no
-    /// mount points to dockerd here, so they count as the rootfs.
-    fn check_writable(&self, name: &str, path: &str) -> Result<(), EngineError> {
-        let rec = self.containers.subject(name)?.rec().clone();
-        let clean_path = clean(path);
-        let best = mounts::load(&self.containers.data_dir(&rec.id))
-            .into_iter()
-            .filter(|m| clean_path.starts_with(&m.destination))
-            .max_by_key(|m| m.destination.len());
-        match best {
-            Some(m) if m.rw => Ok(()),
-            Some(_) => Err(EngineError::InvalidArgument(
-                "mounted volume is marked read-only".into(),
-            )),
-            None if rec.host_config.readonly_rootfs.or_default() => Err(
-                EngineError::InvalidArgument("container rootfs is marked read-only".into()),
-            ),
-            None => Ok(()),
         }
     }
 }
@@ -574,15 +616,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("d")).unwrap();
         std::fs::write(tmp.path().join("f"), "x").unwrap();
+        let refused = |bytes: &[u8]| {
+            let dest = dirfd::open_dir(tmp.path()).unwrap();
+            extract(&mut &bytes[..], &dest, true, false).unwrap_err()
+        };
         // A file over a directory: refused in Docker's words, earlier entries kept.
         let bytes = tar_of(&[("ok", false), ("d", false)]);
-        let e = extract(
-            &mut bytes.as_slice(),
-            &dirfd::open_dir(tmp.path()).unwrap(),
-            true,
-            false,
-        )
-        .unwrap_err();
+        let e = refused(&bytes);
         assert_eq!(
             e.to_string(),
             "cannot overwrite directory \"/d\" with non-directory \"d\""
@@ -592,13 +632,7 @@ mod tests {
         let long = "x".repeat(120);
         std::fs::write(tmp.path().join(&long), "x").unwrap();
         let bytes = tar_of(&[(&format!("{long}/"), true)]);
-        let e = extract(
-            &mut bytes.as_slice(),
-            &dirfd::open_dir(tmp.path()).unwrap(),
-            true,
-            false,
-        )
-        .unwrap_err();
+        let e = refused(&bytes);
         assert!(
             e.to_string().starts_with("cannot overwrite non-directory"),
             "{e}"
@@ -611,13 +645,7 @@ mod tests {
         b.append_pax_extensions([("path", &b"f"[..])]).unwrap();
         b.append_data(&mut h, "other", io::empty()).unwrap();
         let bytes = b.into_inner().unwrap();
-        let e = extract(
-            &mut bytes.as_slice(),
-            &dirfd::open_dir(tmp.path()).unwrap(),
-            true,
-            false,
-        )
-        .unwrap_err();
+        let e = refused(&bytes);
         assert!(
             e.to_string()
                 .starts_with("cannot overwrite non-directory \"/f\""),

@@ -131,7 +131,13 @@ impl Engine {
             }
             other => other.into(),
         })?;
-        let image_cfg = self.images.config(&image.id)?.config.unwrap_or_default();
+        // The image's config blob is read from disk: off the async workers.
+        let (store, image_id) = (self.images.clone(), image.id.clone());
+        let image_cfg = crate::blocking::spawn(move || store.config(&image_id))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+            .config
+            .unwrap_or_default();
         let CreatePlan {
             host_config,
             networking,
@@ -227,14 +233,16 @@ impl Engine {
             }
             c.save(&entry).await?;
             let r = entry.rec().clone();
-            (c.networks).register(
-                &id,
-                &r.name,
-                &r.config,
-                &r.host_config,
-                &networking,
-                net_peer,
-            )
+            (c.networks)
+                .register(
+                    &id,
+                    &r.name,
+                    &r.config,
+                    &r.host_config,
+                    &networking,
+                    net_peer,
+                )
+                .await
         }
         .await;
         if let Err(e) = made {

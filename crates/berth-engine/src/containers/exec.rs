@@ -656,16 +656,7 @@ impl Engine {
         width: u16,
     ) -> Result<(), EngineError> {
         let c = &self.containers;
-        let entry = c.subject(name)?;
-        let (id, running) = {
-            let r = entry.rec();
-            (r.id.clone(), r.running())
-        };
-        if !running {
-            return Err(EngineError::Conflict(format!(
-                "Container {id} is not running"
-            )));
-        }
+        let (entry, id) = c.running_subject(name)?;
         c.runtime
             .resize(rid(&id), width, height)
             .await

@@ -761,9 +761,10 @@ impl Engine {
             out["Images"] = Value::Array(list);
         }
         if want("container") {
+            let mut containers = containers;
+            self.container_add_mounts(&mut containers).await;
             let mut list = Vec::with_capacity(containers.len());
             for mut c in containers {
-                self.container_add_mounts(&mut c);
                 self.container_add_sizes(&mut c).await;
                 list.push(c);
             }

@@ -239,8 +239,14 @@ fn create_steps(
         names::validate(n)?;
     }
     let id = "c0ffee".repeat(10) + "0000";
-    c.networks
-        .register(&id, "/fuzz", &config, &host_config, &networking, net_peer)?;
+    // The engine registers on a blocking thread of its runtime; so does this.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(
+        c.networks
+            .register(&id, "/fuzz", &config, &host_config, &networking, net_peer),
+    )?;
     Ok(Created {
         id,
         args,

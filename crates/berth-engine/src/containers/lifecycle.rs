@@ -337,7 +337,7 @@ impl Engine {
             return Err(e);
         }
         let rec = entry.rec().clone();
-        c.networks.rename(&rec.id, &rec.name);
+        c.networks.rename(&rec.id, &rec.name).await;
         c.emit(&rec, "rename", &[("oldName", &old)]);
         Ok(())
     }

@@ -851,10 +851,25 @@ impl Engine {
     }
 
     /// Fills a `GET /containers/json` item's `Mounts` (inspect's shape, as dockerd).
-    pub fn container_add_mounts(&self, item: &mut Value) {
-        if let Some(id) = item["Id"].as_str() {
-            let dir = self.containers.data_dir(id);
-            item["Mounts"] = inspect_json(&dir);
+    pub async fn container_add_mounts(&self, items: &mut [Value]) {
+        let dirs: Vec<Option<PathBuf>> = items
+            .iter()
+            .map(|item| item["Id"].as_str().map(|id| self.containers.data_dir(id)))
+            .collect();
+        // One `mounts.json` read per container, all on one blocking thread.
+        let Ok(mounts) = crate::blocking::spawn(move || {
+            dirs.into_iter()
+                .map(|d| d.map(|d| inspect_json(&d)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        else {
+            return;
+        };
+        for (item, m) in items.iter_mut().zip(mounts) {
+            if let Some(m) = m {
+                item["Mounts"] = m;
+            }
         }
     }
 

@@ -20,36 +20,18 @@ impl Engine {
     /// `POST /containers/{id}/pause`.
     #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_pause(&self, name: &str) -> Result<(), EngineError> {
-        let c = &self.containers;
-        let entry = c.subject(name)?;
-        let _guard = entry.op.lock().await;
-        let (id, running, paused) = {
-            let r = entry.rec();
-            (r.id.clone(), r.running(), r.state.paused)
-        };
-        // moby `daemon/pause.go`.
-        if !running {
-            return Err(EngineError::Conflict(format!(
-                "Container {id} is not running"
-            )));
-        }
-        if paused {
-            return Err(EngineError::Conflict(format!(
-                "Container {id} is already paused"
-            )));
-        }
-        c.runtime.pause(rid(&id)).await.map_err(super::rt_err)?;
-        entry.rec().state.paused = true;
-        c.health_stop(&entry);
-        c.save_logged(&entry).await;
-        c.emit(&entry.rec(), "pause", &[]);
-        tracing::info!("container paused");
-        Ok(())
+        self.set_paused(name, true).await
     }
 
     /// `POST /containers/{id}/unpause`.
     #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_unpause(&self, name: &str) -> Result<(), EngineError> {
+        self.set_paused(name, false).await
+    }
+
+    /// Freezes (`pause`) or thaws a running container, with moby's refusals
+    /// (`daemon/pause.go`, `daemon/unpause.go`), and records and announces it.
+    async fn set_paused(&self, name: &str, pause: bool) -> Result<(), EngineError> {
         let c = &self.containers;
         let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
@@ -57,18 +39,32 @@ impl Engine {
             let r = entry.rec();
             (r.id.clone(), r.running(), r.state.paused)
         };
-        // moby `daemon/unpause.go`.
-        if !running || !paused {
-            return Err(EngineError::Conflict(format!(
-                "Container {id} is not paused"
-            )));
+        let refused = match (pause, running, paused) {
+            (true, false, _) => Some("is not running"),
+            (true, true, true) => Some("is already paused"),
+            (false, true, true) => None,
+            (false, _, _) => Some("is not paused"),
+            (true, true, false) => None,
+        };
+        if let Some(why) = refused {
+            return Err(EngineError::Conflict(format!("Container {id} {why}")));
         }
-        c.runtime.resume(rid(&id)).await.map_err(super::rt_err)?;
-        entry.rec().state.paused = false;
-        c.health_resume(&entry);
+        let done = if pause {
+            c.runtime.pause(rid(&id)).await
+        } else {
+            c.runtime.resume(rid(&id)).await
+        };
+        done.map_err(super::rt_err)?;
+        entry.rec().state.paused = pause;
+        if pause {
+            c.health_stop(&entry);
+        } else {
+            c.health_resume(&entry);
+        }
         c.save_logged(&entry).await;
-        c.emit(&entry.rec(), "unpause", &[]);
-        tracing::info!("container unpaused");
+        let action = if pause { "pause" } else { "unpause" };
+        c.emit(&entry.rec(), action, &[]);
+        tracing::info!("container {action}d");
         Ok(())
     }
 }

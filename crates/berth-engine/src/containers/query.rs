@@ -17,7 +17,10 @@ impl Engine {
         if let Some(ns) = c.networks.inspect_settings(&rec.id, rec.running()) {
             v.network_settings = ns;
         }
-        if let Value::Array(m) = mounts::inspect_json(&c.data_dir(&rec.id)) {
+        let dir = c.data_dir(&rec.id);
+        if let Ok(Value::Array(m)) =
+            crate::blocking::spawn(move || mounts::inspect_json(&dir)).await
+        {
             v.mounts = m;
         }
         v.exec_ids = c.execs.ids(&rec.id);

@@ -160,10 +160,18 @@ impl Engine {
             Some((h, hosts, resolv)) => (Some((h.pid(), hosts, resolv)), vec![h]),
             None => (None, Vec::new()),
         };
-        let plan = c.networks.prepare(&rec.id, peer).map_err(|e| (e, None))?;
+        let plan = c
+            .networks
+            .prepare(&rec.id, peer)
+            .await
+            .map_err(|e| (e, None))?;
         let cgroup = c.cgroup_path(&rec.id);
-        let mut opts =
-            host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id)).map_err(|e| (e, None))?;
+        // Device paths are stat'ed and walked: off the async workers.
+        let (c2, hc, shm) = (c.clone(), rec.host_config.clone(), c.shm_dir(&rec.id));
+        let mut opts = crate::blocking::spawn(move || host_opts::resolve(&c2, &hc, &shm))
+            .await
+            .unwrap_or_else(|e| Err(EngineError::Internal(e.to_string())))
+            .map_err(|e| (e, None))?;
         if let Some(profile) = opts.apparmor_profile.clone() {
             crate::blocking::spawn(move || apparmor::ensure_loaded(&profile))
                 .await

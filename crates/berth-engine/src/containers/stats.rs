@@ -180,26 +180,30 @@ impl Engine {
         one_shot: bool,
     ) -> Result<mpsc::Receiver<Value>, EngineError> {
         let entry = self.containers.subject(name)?;
-        let (id, cname, running, process, host_net) = {
-            let r = entry.rec();
-            (
-                r.id.clone(),
-                r.name.clone(),
-                r.running(),
-                r.running().then(|| super::process::of_record(&r).ok()),
-                r.network_mode() == NetworkMode::Host,
-            )
-        };
+        let rec = entry.rec().clone();
+        let (id, cname) = (rec.id.clone(), rec.name.clone());
         let (tx, rx) = mpsc::channel(4);
-        if !running {
+        if !rec.running() {
             let _ = tx.send(stopped_stats(&id, &cname)).await;
             return Ok(rx);
         }
+        // The process (its /proc entries) and the cgroup's mounts are looked up off the
+        // async workers.
+        let cgroup = self.containers.cgroup_path(&id);
+        let (dirs, net_process) = crate::blocking::spawn(move || {
+            let host_net = rec.network_mode() == NetworkMode::Host;
+            let process = (!host_net)
+                .then(|| super::process::of_record(&rec).ok())
+                .flatten();
+            (Dirs::of(&cgroup), process)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
         let mut sampler = Some(Sampler {
-            dirs: Dirs::of(&self.containers.cgroup_path(&id)),
+            dirs,
             id,
             name: cname,
-            net_process: if host_net { None } else { process.flatten() },
+            net_process,
             prev: None,
         });
         let task = async move {
@@ -240,16 +244,7 @@ impl Engine {
     /// `GET /containers/{id}/top`; `ps_args` default to `-ef`.
     #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_top(&self, name: &str, ps_args: &str) -> Result<Top, EngineError> {
-        let entry = self.containers.subject(name)?;
-        let (id, running) = {
-            let r = entry.rec();
-            (r.id.clone(), r.running())
-        };
-        if !running {
-            return Err(EngineError::Conflict(format!(
-                "Container {id} is not running"
-            )));
-        }
+        let (entry, id) = self.containers.running_subject(name)?;
         let args: Vec<&str> = if ps_args.trim().is_empty() {
             vec!["-ef"]
         } else {

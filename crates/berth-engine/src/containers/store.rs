@@ -90,7 +90,10 @@ impl Containers {
     /// Loads the records on disk and reattaches to containers that were running.
     pub(crate) fn open(
         config: &crate::EngineConfig,
-        drivers: crate::Drivers,
+        (runtime, mounter): (
+            Arc<dyn berth_runtime::Runtime>,
+            Arc<dyn super::rootfs::RootfsMounter>,
+        ),
         events: Arc<EventBus>,
         networks: Arc<crate::networks::Networks>,
     ) -> Arc<Containers> {
@@ -120,8 +123,8 @@ impl Containers {
             }
         }
         let c = Arc::new(Containers {
-            runtime: drivers.runtime,
-            mounter: drivers.rootfs,
+            runtime,
+            mounter,
             cgroup_parent: config.cgroup_parent.clone(),
             data,
             exec,
@@ -247,6 +250,20 @@ impl Containers {
             span.record("container", tracing::field::debug(name));
         }
         Ok(entry)
+    }
+
+    /// [`Containers::subject`] for an operation on a running container: the entry and
+    /// its ID, or dockerd's `Container <id> is not running` (409).
+    pub(super) fn running_subject(&self, name: &str) -> Result<(Arc<Entry>, String), EngineError> {
+        let entry = self.subject(name)?;
+        let (id, running) = {
+            let r = entry.rec();
+            (r.id.clone(), r.running())
+        };
+        if !running {
+            return Err(super::not_running(&id));
+        }
+        Ok((entry, id))
     }
 
     pub(super) fn persist(&self, rec: &Record) -> Result<(), EngineError> {
@@ -388,7 +405,7 @@ impl Containers {
         self.release(&id).await;
         self.forget_restart(&id);
         self.execs.forget_container(&id);
-        self.networks.forget(&id);
+        self.networks.forget(&id).await;
         let dir = self.data_dir(&id);
         let (d, auto) = (dir.clone(), entry.rec().auto_remove());
         let anon = crate::blocking::spawn(move || mounts::auto_removed_volumes(&d, auto))

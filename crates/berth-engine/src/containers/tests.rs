@@ -1,7 +1,7 @@
-//! The container lifecycle through the engine's public methods, over a fake runtime and a
-//! rootfs mounter that mounts nothing (`fake`): no root, no shim, no mounts. The
-//! containers use `NetworkMode: host`, the one mode whose start touches no namespace (a
-//! fake container's pid is the test process's own), and `apparmor=unconfined`, so that no
+//! The container lifecycle through the engine's public methods, over a fake runtime, a
+//! rootfs mounter that mounts nothing (`fake`) and the fake network driver
+//! (`networks::fake`): no root, no shim, no mounts, no interfaces. The containers use
+//! `NetworkMode: host` unless a test says otherwise, and `apparmor=unconfined`, so that no
 //! profile is loaded on a host with AppArmor.
 
 use std::sync::Arc;
@@ -10,29 +10,30 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::fake::{FakeRuntime, NoMount};
-use crate::{Drivers, Engine, EngineConfig, EngineError, NetConfig};
+use crate::networks::fake::FakeDriver;
+use crate::{Drivers, Engine, EngineConfig, EngineError};
 
 pub(super) struct World {
     _tmp: tempfile::TempDir,
     pub(super) engine: Arc<Engine>,
     fake: Arc<FakeRuntime>,
+    net: Arc<FakeDriver>,
     pub(super) image: String,
 }
 
 /// An engine over the fakes, with one image (no layers) in its store.
 pub(super) async fn world() -> World {
     let tmp = tempfile::tempdir().unwrap();
-    let mut config = EngineConfig::new(tmp.path().join("data"), tmp.path().join("exec"));
-    config.network = NetConfig {
-        bridge: None,
-        iptables: false,
-        ip_forward: false,
-        ..Default::default()
-    };
+    let config = EngineConfig::new(tmp.path().join("data"), tmp.path().join("exec"));
     let fake = Arc::new(FakeRuntime::default());
+    let net = Arc::new(FakeDriver::with(berth_network::fixtures::two_bridges()));
     let drivers = Drivers {
         runtime: fake.clone(),
         rootfs: Arc::new(NoMount),
+        network: Box::new({
+            let net = net.clone();
+            move |_| Ok(net)
+        }),
     };
     let engine = Engine::new(config, drivers).await.unwrap();
     let arch = match std::env::consts::ARCH {
@@ -55,6 +56,7 @@ pub(super) async fn world() -> World {
         _tmp: tmp,
         engine,
         fake,
+        net,
         image,
     }
 }
@@ -152,6 +154,28 @@ async fn start_runs_and_an_exit_is_recorded_with_its_code() {
         !w.fake.holds(&id),
         "the runtime's container is deleted after the exit"
     );
+}
+
+#[tokio::test]
+async fn a_bridged_container_is_prepared_plugged_unplugged_and_forgotten() {
+    let w = world().await;
+    let id = w.create(json!({"NetworkMode": "bridge"})).await;
+    assert!(w.net.calls().is_empty());
+    w.engine.container_start(&id).await.unwrap();
+    // (A start first clears what an earlier run may have left: an unplug.)
+    let calls = w.net.calls();
+    let started = [format!("prepare {id}"), format!("plug {id}")];
+    assert!(calls.ends_with(&started), "{calls:?}");
+    let v = w.inspect(&id).await.unwrap();
+    assert_eq!(
+        v["NetworkSettings"]["Networks"]["bridge"]["NetworkID"],
+        "aaa111"
+    );
+    w.engine.container_delete(&id, true).await.unwrap();
+    let calls = w.net.calls();
+    let pos = |c: &str| calls.iter().position(|x| x == c);
+    let (unplug, forget) = (pos(&format!("unplug {id}")), pos(&format!("forget {id}")));
+    assert!(unplug.is_some() && unplug < forget, "{calls:?}");
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use berth_api_types::network::{
 };
 use berth_api_types::timestamp::parse_nanos;
 use berth_network::bridge;
-use berth_network::manager::{CreateRequest, NetRecord};
+use berth_network::manager::{CreateRequest, EndpointStatus, NetRecord};
 use berth_sys::pidfd::ProcessHandle;
 use serde_json::{Map, Value};
 
@@ -300,6 +300,7 @@ impl Networks {
     }
 
     /// `POST /networks/{id}/connect` of container `cid` (running: its init `process`).
+    /// Returns the new attachment as the driver made it (network, endpoint).
     fn connect(
         &self,
         net: &str,
@@ -307,13 +308,13 @@ impl Networks {
         ec: &EndpointSettings,
         running: bool,
         process: Option<&ProcessHandle>,
-    ) -> Result<(), EngineError> {
-        let r = self
+    ) -> Result<EndpointStatus, EngineError> {
+        let status = self
             .driver
             .connect(cid, net, ec, running, process)
             .map_err(net_err)?;
         // A running container's connect event comes from the driver, once plugged.
-        if !running {
+        if let Some(r) = status.network.as_ref().filter(|_| !running) {
             self.events.emit(
                 "network",
                 "connect",
@@ -321,7 +322,7 @@ impl Networks {
                 &[("container", cid), ("name", &r.name), ("type", "bridge")],
             );
         }
-        Ok(())
+        Ok(status)
     }
 
     /// `POST /networks/{id}/disconnect` of container `cid`.
@@ -407,6 +408,7 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map(drop)
     }
 
     /// `POST /networks/{id}/disconnect`.
@@ -433,7 +435,6 @@ mod tests {
     use std::sync::Arc;
 
     use berth_network::manager::Endpoint;
-    use berth_network::NetworkDriver;
 
     use super::*;
     use crate::events::EventBus;
@@ -531,10 +532,11 @@ mod tests {
     }
 
     /// Networks over the fake driver (the default bridge and "user"), and their events.
-    fn fixture() -> (Networks, Arc<FakeDriver>, Arc<EventBus>) {
+    fn fixture() -> (Arc<Networks>, Arc<FakeDriver>, Arc<EventBus>) {
         let fake = Arc::new(FakeDriver::with(crate::networks::fuzz::state()));
         let events = Arc::new(EventBus::default());
-        (Networks::new(fake.clone(), events.clone()), fake, events)
+        let n = Arc::new(Networks::new(fake.clone(), events.clone()));
+        (n, fake, events)
     }
 
     fn events(bus: &EventBus) -> Vec<String> {
@@ -552,6 +554,8 @@ mod tests {
 
     #[test]
     fn create_inspect_list_delete_over_the_driver() {
+        // As the engine's blocking threads call this layer.
+        let _blocking = crate::blocking::as_blocking_thread();
         let (n, _, bus) = fixture();
         let req = create_body(json!({"Name": "web", "Labels": {"tier": "front"},
             "IPAM": {"Config": [{"Subnet": "10.7.0.0/24"}]}}));
@@ -590,6 +594,8 @@ mod tests {
 
     #[test]
     fn connect_and_disconnect_a_stopped_container() {
+        // As the engine's blocking threads call this layer.
+        let _blocking = crate::blocking::as_blocking_thread();
         let (n, fake, bus) = fixture();
         let hc = json!({"NetworkMode": "bridge"});
         let req = crate::networks::fuzz::typed_request(
@@ -600,12 +606,13 @@ mod tests {
             None,
         )
         .unwrap();
-        fake.register(&req).unwrap();
+        fake.seed(&req).unwrap();
         let ec: EndpointSettings = serde_json::from_value(
             json!({"Aliases": ["db"], "IPAMConfig": {"IPv4Address": "10.0.1.9"}}),
         )
         .unwrap();
-        n.connect("user", "c0ffee0123456789", &ec, false, None)
+        let status = n
+            .connect("user", "c0ffee0123456789", &ec, false, None)
             .unwrap();
         let e = n
             .connect("user", "c0ffee0123456789", &ec, false, None)
@@ -619,6 +626,10 @@ mod tests {
         assert_eq!(user["NetworkID"], "bbb222");
         assert_eq!(user["Aliases"], json!(["db"]));
         assert_eq!(user["IPAMConfig"], json!({"IPv4Address": "10.0.1.9"}));
+        // What connect returned is what inspect shows.
+        let returned =
+            super::super::settings::endpoint_settings("c0ffee0123456789", "c", false, &status);
+        assert_eq!(&to_value(returned.unwrap()), user);
         // Stopped: no endpoint, so no address shown.
         assert_eq!(user["IPAddress"], "");
         assert_eq!(settings["Networks"]["bridge"]["NetworkID"], "aaa111");
@@ -637,51 +648,43 @@ mod tests {
         serde_json::from_value(hc).unwrap()
     }
 
-    #[test]
-    fn container_steps_reach_the_driver() {
+    #[tokio::test]
+    async fn container_steps_reach_the_driver() {
         let (n, fake, _) = fixture();
         let cid = "c0ffee0123456789";
+        let register = |hc: Value| {
+            let n = n.clone();
+            async move {
+                let hc = typed(hc);
+                n.register(
+                    cid,
+                    "/c",
+                    &Default::default(),
+                    &hc,
+                    &Default::default(),
+                    None,
+                )
+                .await
+            }
+        };
         let hc = json!({"NetworkMode": "user", "PortBindings": {"80/tcp": [{"HostPort": "x"}]}});
-        let e = n
-            .register(
-                cid,
-                "/c",
-                &Default::default(),
-                &typed(hc),
-                &Default::default(),
-                None,
-            )
-            .unwrap_err();
+        let e = register(hc).await.unwrap_err();
         assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
-        let hc = json!({"NetworkMode": "container:abc"});
-        let e = n
-            .register(
-                cid,
-                "/c",
-                &Default::default(),
-                &typed(hc),
-                &Default::default(),
-                None,
-            )
+        let e = register(json!({"NetworkMode": "container:abc"}))
+            .await
             .unwrap_err();
         assert_eq!(e.to_string(), "No such container: abc");
-        let hc = json!({"NetworkMode": "user"});
-        n.register(
-            cid,
-            "/c",
-            &Default::default(),
-            &typed(hc),
-            &Default::default(),
-            None,
-        )
-        .unwrap();
-        let plan = n.prepare(cid, None).unwrap();
+        register(json!({"NetworkMode": "user"})).await.unwrap();
+        let plan = n.prepare(cid, None).await.unwrap();
         assert_eq!(plan.ns, berth_runtime::spec::NamespaceMode::Private);
-        n.rename(cid, "/d");
-        n.unplug(cid);
+        n.rename(cid, "/d").await;
+        let (n2, c2) = (n.clone(), cid.to_string());
+        crate::blocking::spawn(move || n2.unplug(&c2))
+            .await
+            .unwrap();
         let settings = to_value(n.inspect_settings(cid, false).unwrap());
         assert!(settings["Networks"]["user"].is_object());
-        n.forget(cid);
+        n.forget(cid).await;
         assert!(n.inspect_settings(cid, false).is_none());
         assert_eq!(
             fake.calls(),

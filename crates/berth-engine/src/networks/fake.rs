@@ -1,6 +1,7 @@
 //! A network driver for engine tests: records in memory, a container's settings checked
 //! as the real driver checks them (`berth_network::manager::from_request`), no host work,
-//! and a log of the container steps it was asked for.
+//! a log of the container steps it was asked for, and a check that the steps that block
+//! in the real driver are called on a blocking thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -25,16 +26,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn net_ref(r: &NetRecord) -> NetworkRef {
-    NetworkRef {
-        id: r.id.clone(),
-        name: r.name.clone(),
-        driver: r.driver.clone(),
-        subnet: r.subnet,
-        gateway: r.gateway,
-    }
-}
-
 impl FakeDriver {
     pub(crate) fn with(nets: BTreeMap<String, NetRecord>) -> FakeDriver {
         FakeDriver {
@@ -45,6 +36,13 @@ impl FakeDriver {
 
     pub(crate) fn calls(&self) -> Vec<String> {
         lock(&self.calls).clone()
+    }
+
+    /// What `register` does, for a test's set-up (on any thread).
+    pub(crate) fn seed(&self, req: &ContainerRequest) -> Result<(), NetError> {
+        let c = from_request(&lock(&self.nets), req)?;
+        lock(&self.ctrs).insert(c.id.clone(), c);
+        Ok(())
     }
 
     fn call(&self, step: &str, cid: &str) {
@@ -60,6 +58,7 @@ impl NetworkDriver for FakeDriver {
     }
 
     fn create_network(&self, req: CreateRequest) -> Result<NetRecord, NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::create_network");
         let mut nets = lock(&self.nets);
         if nets.values().any(|r| r.name == req.name) {
             return Err(NetError::Conflict(format!(
@@ -77,6 +76,7 @@ impl NetworkDriver for FakeDriver {
     }
 
     fn remove_network(&self, id: &str) -> Result<(NetRecord, Vec<String>), NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::remove_network");
         let mut nets = lock(&self.nets);
         match nets.get(id) {
             None => Err(NetError::NotFound(format!("network {id} not found"))),
@@ -89,9 +89,8 @@ impl NetworkDriver for FakeDriver {
     }
 
     fn register(&self, req: &ContainerRequest) -> Result<(), NetError> {
-        let c = from_request(&lock(&self.nets), req)?;
-        lock(&self.ctrs).insert(c.id.clone(), c);
-        Ok(())
+        crate::blocking::assert_blocking("NetworkDriver::register");
+        self.seed(req)
     }
 
     fn container(&self, cid: &str) -> Option<ContainerView> {
@@ -101,18 +100,8 @@ impl NetworkDriver for FakeDriver {
             .values()
             .find(|r| (c.mode == "host" || c.mode == "none") && r.name == c.mode)
             .map(|r| r.id.clone());
-        let endpoints = c
-            .attach
-            .iter()
-            .map(|a| {
-                let r = nets.get(&a.network_id);
-                EndpointStatus {
-                    attach: a.clone(),
-                    network: r.map(net_ref),
-                    endpoint: r.and_then(|r| r.endpoints.get(cid)).cloned(),
-                    disabled_default: false,
-                }
-            })
+        let endpoints = (c.attach.iter())
+            .map(|a| EndpointStatus::of(&nets, cid, a, false))
             .collect();
         Some(ContainerView {
             settings: c,
@@ -122,6 +111,7 @@ impl NetworkDriver for FakeDriver {
     }
 
     fn prepare(&self, cid: &str, _: Option<(i32, String, String)>) -> Result<NetPlan, NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::prepare");
         self.call("prepare", cid);
         Ok(NetPlan {
             ns: NetNs::Private,
@@ -131,11 +121,13 @@ impl NetworkDriver for FakeDriver {
     }
 
     fn plug(&self, cid: &str, _: &ProcessHandle) -> Result<(), NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::plug");
         self.call("plug", cid);
         Ok(())
     }
 
     fn unplug(&self, cid: &str) {
+        crate::blocking::assert_blocking("NetworkDriver::unplug");
         self.call("unplug", cid);
     }
 
@@ -146,12 +138,14 @@ impl NetworkDriver for FakeDriver {
     fn forget_stale(&self, _: &[String]) {}
 
     fn rename(&self, cid: &str, name: &str) {
+        crate::blocking::assert_blocking("NetworkDriver::rename");
         if let Some(c) = lock(&self.ctrs).get_mut(cid) {
             c.name = name.trim_start_matches('/').to_string();
         }
     }
 
     fn forget(&self, cid: &str) {
+        crate::blocking::assert_blocking("NetworkDriver::forget");
         self.call("forget", cid);
         lock(&self.ctrs).remove(cid);
     }
@@ -163,26 +157,32 @@ impl NetworkDriver for FakeDriver {
         ec: &EndpointSettings,
         running: bool,
         _: Option<&ProcessHandle>,
-    ) -> Result<NetworkRef, NetError> {
+    ) -> Result<EndpointStatus, NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::connect");
         if running {
             return Err(NetError::Conflict("the fake plugs nothing".into()));
         }
         let nets = lock(&self.nets);
         let id = find(&nets, net)?;
-        let r = net_ref(&nets[&id]);
+        let r = NetworkRef::of(&nets[&id]);
         let mut ctrs = lock(&self.ctrs);
         let c = ctrs.get_mut(cid).ok_or_else(|| {
             NetError::Conflict(format!("container {cid} has no network settings"))
         })?;
         let req = c.connect_request(&id, &r.name, ec)?;
-        c.attach.extend(from_request(&nets, &req)?.attach);
-        Ok(r)
+        let added = from_request(&nets, &req)?.attach;
+        c.attach.extend(added.iter().cloned());
+        let a = added
+            .first()
+            .ok_or_else(|| NetError::Other("no attachment".into()))?;
+        Ok(EndpointStatus::of(&nets, cid, a, false))
     }
 
     fn disconnect(&self, cid: &str, net: &str) -> Result<(NetworkRef, bool), NetError> {
+        crate::blocking::assert_blocking("NetworkDriver::disconnect");
         let nets = lock(&self.nets);
         let id = find(&nets, net)?;
-        let r = net_ref(&nets[&id]);
+        let r = NetworkRef::of(&nets[&id]);
         let mut ctrs = lock(&self.ctrs);
         match ctrs.get_mut(cid) {
             Some(c) if c.attach.iter().any(|a| a.network_id == id) => {

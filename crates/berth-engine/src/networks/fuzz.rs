@@ -21,7 +21,7 @@ use berth_network::manager::{
 use super::api::parse_create;
 use super::fake::FakeDriver;
 use super::settings::container_request;
-use super::{Networks, DEFAULT};
+use super::Networks;
 use crate::fuzz_support::{arb_json, config, corpus, mutated};
 
 const NET_KEYS: &[&str] = &[
@@ -164,25 +164,7 @@ pub(crate) fn test_networks(_data_root: &std::path::Path) -> std::sync::Arc<Netw
 /// Two bridge networks: the default one (`aaa111`, 10.0.0.0/24) and "user" (`bbb222`,
 /// 10.0.1.0/24); also the settings tests' state.
 pub(crate) fn state() -> BTreeMap<String, NetRecord> {
-    let mut nets = BTreeMap::new();
-    for (id, name, subnet) in [
-        ("aaa111", DEFAULT, "10.0.0.0/24"),
-        ("bbb222", "user", "10.0.1.0/24"),
-    ] {
-        nets.insert(
-            id.to_string(),
-            NetRecord {
-                id: id.into(),
-                name: name.into(),
-                driver: "bridge".into(),
-                subnet: Some(subnet.parse().unwrap()),
-                bridge: format!("br-{id}"),
-                mtu: 1500,
-                ..Default::default()
-            },
-        );
-    }
-    nets
+    berth_network::fixtures::two_bridges()
 }
 
 /// The network request (container `c0ffee0123456789`) of a create body's `Config`, `HostConfig` and `NetworkingConfig`,

@@ -9,7 +9,7 @@ use berth_api_types::network::{
     EndpointIpamConfig, EndpointSettings, NetworkSettings, NetworkingConfig, Port, PortBinding,
     SummaryNetworkSettings,
 };
-use berth_network::manager::{ContainerRequest, ContainerView};
+use berth_network::manager::{ContainerRequest, ContainerView, EndpointStatus};
 
 use super::{Networks, DEFAULT};
 
@@ -99,6 +99,41 @@ fn empty_endpoint(net_id: &str) -> EndpointSettings {
     }
 }
 
+/// One attachment of container `cid` (named `name`) as `NetworkSettings.Networks` shows
+/// it: the address, prefix, gateway, MAC and DNS names while it runs there; `None` when
+/// its network is gone.
+pub(crate) fn endpoint_settings(
+    cid: &str,
+    name: &str,
+    running: bool,
+    s: &EndpointStatus,
+) -> Option<EndpointSettings> {
+    let (a, r) = (&s.attach, s.network.as_ref()?);
+    let mut v = empty_endpoint(&r.id);
+    if let Some(ip) = a.ipv4 {
+        v.ipam_config = Some(EndpointIpamConfig {
+            ipv4_address: Some(ip.to_string()),
+            ipv6_address: None,
+        });
+    }
+    if !a.aliases.is_empty() {
+        v.aliases = Some(a.aliases.clone());
+    }
+    if let Some(ep) = s.endpoint.as_ref().filter(|_| running) {
+        v.endpoint_id.clone_from(&ep.endpoint_id);
+        v.ip_address = ep.ip.to_string();
+        v.ip_prefix_len = r.subnet.map(|s| i64::from(s.prefix())).unwrap_or(0);
+        v.gateway = r.gateway.map(|g| g.to_string()).unwrap_or_default();
+        v.mac_address.clone_from(&ep.mac);
+        if r.name != DEFAULT {
+            let mut names = vec![name.to_string(), cid.get(..12).unwrap_or(cid).to_string()];
+            names.extend(a.aliases.iter().cloned());
+            v.dns_names = Some(names);
+        }
+    }
+    Some(v)
+}
+
 /// `NetworkSettings` of `docker inspect` for container `cid`.
 fn network_settings(cid: &str, running: bool, view: &ContainerView) -> NetworkSettings {
     let c = &view.settings;
@@ -108,7 +143,6 @@ fn network_settings(cid: &str, running: bool, view: &ContainerView) -> NetworkSe
         nets.insert(c.mode.clone(), empty_endpoint(id));
     }
     for s in &view.endpoints {
-        let a = &s.attach;
         let Some(r) = &s.network else {
             if s.disabled_default {
                 // As dockerd shows it: the network the container asked for, with no
@@ -117,30 +151,9 @@ fn network_settings(cid: &str, running: bool, view: &ContainerView) -> NetworkSe
             }
             continue;
         };
-        let mut v = empty_endpoint(&r.id);
-        if let Some(ip) = a.ipv4 {
-            v.ipam_config = Some(EndpointIpamConfig {
-                ipv4_address: Some(ip.to_string()),
-                ipv6_address: None,
-            });
-        }
-        if !a.aliases.is_empty() {
-            v.aliases = Some(a.aliases.clone());
-        }
-        if let Some(ep) = s.endpoint.as_ref().filter(|_| running) {
-            v.endpoint_id.clone_from(&ep.endpoint_id);
-            v.ip_address = ep.ip.to_string();
-            v.ip_prefix_len = r.subnet.map(|s| i64::from(s.prefix())).unwrap_or(0);
-            v.gateway = r.gateway.map(|g| g.to_string()).unwrap_or_default();
-            v.mac_address.clone_from(&ep.mac);
-            if r.name != DEFAULT {
-                let mut names = vec![c.name.clone(), cid.get(..12).unwrap_or(cid).to_string()];
-                names.extend(a.aliases.iter().cloned());
-                v.dns_names = Some(names);
-            }
-            if r.name == DEFAULT {
-                top = v.clone();
-            }
+        let v = endpoint_settings(cid, &c.name, running, s).unwrap_or_default();
+        if r.name == DEFAULT {
+            top = v.clone();
         }
         nets.insert(r.name.clone(), v);
     }
@@ -269,7 +282,7 @@ mod tests {
             None,
         )
         .unwrap();
-        fake.register(&req).unwrap();
+        fake.seed(&req).unwrap();
         fake.container("c0ffee0123456789").unwrap()
     }
 

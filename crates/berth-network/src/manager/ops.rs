@@ -35,8 +35,26 @@ pub struct NetworkRef {
     pub gateway: Option<Ipv4Addr>,
 }
 
+impl EndpointStatus {
+    /// Attachment `a` of container `cid` as `nets` have it now.
+    pub fn of(
+        nets: &BTreeMap<String, NetRecord>,
+        cid: &str,
+        a: &Attach,
+        disabled_default: bool,
+    ) -> EndpointStatus {
+        let r = nets.get(&a.network_id);
+        EndpointStatus {
+            attach: a.clone(),
+            network: r.map(NetworkRef::of),
+            endpoint: r.and_then(|r| r.endpoints.get(cid)).cloned(),
+            disabled_default,
+        }
+    }
+}
+
 impl NetworkRef {
-    fn of(r: &NetRecord) -> Self {
+    pub fn of(r: &NetRecord) -> Self {
         NetworkRef {
             id: r.id.clone(),
             name: r.name.clone(),
@@ -91,15 +109,7 @@ impl Manager {
         let endpoints = c
             .attach
             .iter()
-            .map(|a| {
-                let r = st.nets.get(&a.network_id);
-                EndpointStatus {
-                    attach: a.clone(),
-                    network: r.map(NetworkRef::of),
-                    endpoint: r.and_then(|r| r.endpoints.get(cid)).cloned(),
-                    disabled_default: self.disabled_default(a),
-                }
-            })
+            .map(|a| EndpointStatus::of(&st.nets, cid, a, self.disabled_default(a)))
             .collect();
         Some(ContainerView {
             settings: c.clone(),
@@ -110,8 +120,9 @@ impl Manager {
 
     /// `network connect`: attaches container `cid` to network `net` (ID, name or prefix)
     /// with the endpoint settings `ec`; a container that runs (`process`) gets its
-    /// interface now, and the `connect` event is sent (else the engine sends it). The
-    /// network is returned.
+    /// interface now, and the `connect` event is sent (else the engine sends it). Returns
+    /// the new attachment as inspect shows it: the network, and for a running container
+    /// its endpoint (address, gateway, prefix, MAC, aliases).
     pub fn connect(
         &self,
         cid: &str,
@@ -119,7 +130,7 @@ impl Manager {
         ec: &EndpointSettings,
         running: bool,
         process: Option<&ProcessHandle>,
-    ) -> Result<NetworkRef, NetError> {
+    ) -> Result<EndpointStatus, NetError> {
         let r = {
             let mut st = self.lock();
             let id = find(&st.nets, net)?;
@@ -155,7 +166,16 @@ impl Manager {
                 return Err(e);
             }
         }
-        Ok(r)
+        let st = self.lock();
+        let a = (st.ctrs.get(cid))
+            .and_then(|c| c.attach.iter().find(|a| a.network_id == r.id))
+            .ok_or_else(|| NetError::Other("attachment vanished".into()))?;
+        Ok(EndpointStatus::of(
+            &st.nets,
+            cid,
+            a,
+            self.disabled_default(a),
+        ))
     }
 
     /// `network disconnect`: detaches container `cid` from network `net`, removing its

@@ -403,28 +403,12 @@ pub(crate) mod tests {
     use super::*;
     use crate::manager::State;
 
-    /// Two bridge networks: the default one (`aaa111`, 10.0.0.0/24) and "user" (`bbb222`,
-    /// 10.0.1.0/24).
+    /// The fixture's two bridge networks (`aaa111`, the default; `bbb222`, "user").
     pub(crate) fn state() -> State {
-        let mut st = State::default();
-        for (id, name, subnet) in [
-            ("aaa111", DEFAULT, "10.0.0.0/24"),
-            ("bbb222", "user", "10.0.1.0/24"),
-        ] {
-            st.nets.insert(
-                id.into(),
-                NetRecord {
-                    id: id.into(),
-                    name: name.into(),
-                    driver: "bridge".into(),
-                    subnet: Some(subnet.parse().unwrap()),
-                    bridge: format!("br-{id}"),
-                    mtu: 1500,
-                    ..Default::default()
-                },
-            );
+        State {
+            nets: crate::fixtures::two_bridges(),
+            ..State::default()
         }
-        st
     }
 
     /// A request on network `mode` with `NetworkingConfig` `net`, exposing 90/udp.

@@ -1,8 +1,6 @@
 //! Container filesystem routes: `changes` (docker diff), `export`, `/commit`, and the
 //! archive API (`HEAD`/`GET`/`PUT /containers/{id}/archive`, docker cp).
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode, Uri};
@@ -11,14 +9,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use berth_engine::containers::fs_views::CommitOptions;
-use berth_engine::Engine;
 use serde_json::{json, Map, Value};
 
 use super::body::try_receiver_body;
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

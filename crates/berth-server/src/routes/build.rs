@@ -7,7 +7,6 @@
 //! (1 only), `outputs`, `cgroupparent`, `cpusetmems`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -19,14 +18,13 @@ use axum::Router;
 use berth_api_types::filters::Filters;
 use berth_engine::build::BuildOptions;
 use berth_engine::distribution::RegistryAuth;
-use berth_engine::Engine;
 use serde_json::{json, Map, Value};
 
 use super::distribution::progress_response;
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

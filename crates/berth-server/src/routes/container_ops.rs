@@ -1,22 +1,19 @@
 //! Operations on a running container: `resize`, `top`, `stats` (one JSON object, or a
 //! stream of lines), `pause`, `unpause`, `update`.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use berth_engine::Engine;
 use serde_json::json;
 
 use super::exec::{json_object, size};
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

@@ -1,24 +1,21 @@
 //! Container routes: create, start, attach (101 upgrade, then the shim's stream spliced
 //! to the client), wait, logs, kill, stop, delete, list, inspect.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use berth_api_types::filters::Filters;
 use berth_engine::containers::{created_json, AttachStreams, LogsOptions, WaitCondition};
-use berth_engine::Engine;
 use serde_json::{json, Map, Value};
 
 use super::body::receiver_body;
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -88,8 +85,8 @@ async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiE
             items.truncate(n as usize);
         }
     }
+    engine.container_add_mounts(&mut items).await;
     for item in &mut items {
-        engine.container_add_mounts(item);
         if q.bool("size") {
             engine.container_add_sizes(item).await;
         }
@@ -189,8 +186,9 @@ async fn wait(
         .into_response())
 }
 
-fn stream_type(tty: bool, headers: &HeaderMap) -> &'static str {
-    let _ = headers;
+/// The content type of a container's output stream: raw with a tty, else multiplexed
+/// (stdcopy frames).
+pub(super) fn stream_type(tty: bool) -> &'static str {
     if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -202,7 +200,6 @@ async fn logs(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     uri: Uri,
-    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     let opts = LogsOptions {
@@ -222,7 +219,7 @@ async fn logs(
     }
     let (tty, rx) = engine.container_logs(&id, opts).await?;
     Ok((
-        [(header::CONTENT_TYPE, stream_type(tty, &headers))],
+        [(header::CONTENT_TYPE, stream_type(tty))],
         receiver_body(rx),
     )
         .into_response())
@@ -273,7 +270,7 @@ async fn attach(
         let (tty, rx) = engine.container_logs(&id, opts).await?;
         (tty, Some(rx), None)
     };
-    let ctype = stream_type(tty, req.headers());
+    let ctype = stream_type(tty);
     if !upgrade_asked {
         // An old client without Upgrade: the output as the body.
         let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -333,13 +330,7 @@ async fn attach(
             engine.container_detached(&id);
         }
     });
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONTENT_TYPE, ctype)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "tcp")
-        .body(Body::empty())
-        .unwrap_or_default())
+    Ok(super::exec::upgraded(ctype))
 }
 
 /// The whole log so far (moby reads it with no tail), of the streams the attach asks for.

@@ -2,8 +2,6 @@
 //! `GET /distribution/{name}/json`, plus the `X-Registry-Auth` decoding and the progress
 //! streaming that pull and push (in `images`) share.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
@@ -11,11 +9,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_engine::distribution::{ProgressStream, RegistryAuth};
-use berth_engine::Engine;
 
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 /// Docker's credentials header.
 const AUTH_HEADER: &str = "x-registry-auth";

@@ -1,7 +1,6 @@
 //! `GET /events`: the engine's event history since `since`, then live events until `until`
 //! (or until the client goes), as JSON lines in Docker's message shape.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
@@ -13,14 +12,13 @@ use axum::Router;
 use berth_api_types::filters::Filters;
 use berth_api_types::timestamp::parse_nanos;
 use berth_engine::events::{Event, EventFilter};
-use berth_engine::Engine;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::body::receiver_body;
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/events", get(events))

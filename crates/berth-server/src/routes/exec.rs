@@ -3,8 +3,6 @@
 //! `POST /exec/{id}/resize`; and [`splice`], the copy that attach uses too, which watches
 //! a tty's input for the detach keys.
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode, Uri};
@@ -13,7 +11,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_api_types::detach::{Scan, Scanner};
 use berth_api_types::stdcopy::{frame_header, Stream};
-use berth_engine::Engine;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,7 +20,7 @@ use super::body::receiver_body;
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -78,6 +75,18 @@ async fn resize(
     let (h, w) = size(&uri)?;
     engine.exec_resize(&id, h, w).await?;
     Ok(StatusCode::OK.into_response())
+}
+
+/// The 101 answer to an attach or exec start that hijacks the connection (`ctype`: the
+/// raw or multiplexed stream's content type).
+pub(super) fn upgraded(ctype: &'static str) -> Response {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONTENT_TYPE, ctype)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(Body::empty())
+        .unwrap_or_default()
 }
 
 /// moby's router writes a start error into the stream, framed as stdout without a tty.
@@ -208,11 +217,7 @@ async fn start(
         started.start.await?;
         return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")]).into_response());
     }
-    let ctype = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
+    let ctype = super::containers::stream_type(tty);
     if !upgrade_asked {
         // A client without Upgrade: the output as the body.
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
@@ -254,13 +259,7 @@ async fn start(
             }
         }
     });
-    Ok(Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONTENT_TYPE, ctype)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "tcp")
-        .body(Body::empty())
-        .unwrap_or_default())
+    Ok(upgraded(ctype))
 }
 
 #[cfg(test)]

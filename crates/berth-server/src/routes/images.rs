@@ -2,8 +2,6 @@
 //! the per-image routes share one wildcard and dispatch on the last path segment, as
 //! dockerd's `{name:.*}` routes do.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -21,7 +19,7 @@ use super::distribution::{progress_response, registry_auth};
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

@@ -22,6 +22,9 @@ use berth_engine::Engine;
 
 use crate::{ApiError, Authorizer};
 
+/// What every route handler is given: the engine.
+type AppState = Arc<Engine>;
+
 /// Builds the API router over `engine`, behind `authz` when given. Paths are unversioned
 /// here; `version` strips the prefix before routing.
 pub(crate) fn router(engine: Arc<Engine>, authz: Option<Arc<Authorizer>>) -> Router {

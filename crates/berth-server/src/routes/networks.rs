@@ -1,7 +1,5 @@
 //! Network routes: create, list, inspect, remove, prune, connect, disconnect.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
@@ -9,13 +7,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_api_types::filters::Filters;
-use berth_engine::Engine;
 use serde_json::{Map, Value};
 
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

@@ -1,7 +1,5 @@
 //! Volume routes: create, list, inspect, remove, prune (local driver), and `/system/df`.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
@@ -11,12 +9,11 @@ use axum::{Extension, Json, Router};
 use berth_api_types::filters::Filters;
 use berth_api_types::ApiVersion;
 use berth_engine::volumes::CreateVolume;
-use berth_engine::Engine;
 
 use super::query::Query;
 use crate::ApiError;
 
-type AppState = Arc<Engine>;
+use super::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
