@@ -376,3 +376,18 @@ def test_image_search_when_the_index_cannot_be_reached(daemon):
     # is-automated=true: nothing is automated any more; dockerd answers [] without asking.
     r = daemon.request("GET", "/images/search?term=nosuch.invalid/x&filters=" + q({"is-automated": ["true"]}))
     assert (r.status, r.json()) == (200, [])
+
+
+def test_plugin_routes_answer_as_a_daemon_without_plugins(berthd):
+    """moby's plugin manager with nothing installed: a named plugin is not found (the
+    docker CLI prints dockerd's text); installing one is not implemented here."""
+    d = berthd()
+    for method, path in [("GET", "/plugins/foo/json"), ("DELETE", "/plugins/foo"),
+                         ("POST", "/plugins/foo/enable"), ("POST", "/plugins/foo/disable"),
+                         ("POST", "/plugins/foo/set")]:
+        r = d.request(method, f"/v1.41{path}")
+        assert r.status == 404, (method, path, r.status, r.text)
+        assert r.json() == {"message": 'plugin "foo" not found'}, (method, path, r.text)
+    r = d.request("POST", "/v1.41/plugins/pull?remote=foo")
+    assert r.status == 501 and "not supported" in r.json()["message"], r.text
+    assert d.get_json("/v1.41/plugins") == []

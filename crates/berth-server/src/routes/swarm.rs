@@ -1,6 +1,7 @@
 //! Swarm-mode routes (`/swarm`, `/services`, `/nodes`, `/tasks`, `/secrets`, `/configs`)
 //! answered as dockerd answers them on a node that is in no swarm, and `GET /plugins` as
-//! a daemon with no plugins installed. Berth has no swarm mode; client libraries call
+//! a daemon with no plugins installed (`/plugins/{name}/...` not found; installing one
+//! not implemented). Berth has no swarm mode; client libraries call
 //! `swarm leave` during clean-up and tolerate exactly dockerd's 503 there.
 
 use std::sync::Arc;
@@ -49,6 +50,16 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/configs/{id}", get(no_manager).delete(no_manager))
         .route("/configs/{id}/update", post(no_manager))
         .route("/plugins", get(plugins))
+        .route("/plugins/{name}/json", get(no_such_plugin))
+        .route("/plugins/{name}", axum::routing::delete(no_such_plugin))
+        .route("/plugins/{name}/enable", post(no_such_plugin))
+        .route("/plugins/{name}/disable", post(no_such_plugin))
+        .route("/plugins/{name}/set", post(no_such_plugin))
+        .route("/plugins/{name}/push", post(no_such_plugin))
+        .route("/plugins/{name}/upgrade", post(no_such_plugin))
+        .route("/plugins/pull", post(no_plugin_support))
+        .route("/plugins/create", post(no_plugin_support))
+        .route("/plugins/privileges", get(no_plugin_support))
 }
 
 /// Every swarm read or write on a node outside any swarm.
@@ -66,6 +77,19 @@ async fn no_swarm_mode() -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         "swarm mode is not supported by berthd",
+    )
+}
+
+/// A named plugin: none is installed (moby `plugin.errNotFound`).
+async fn no_such_plugin(axum::extract::Path(name): axum::extract::Path<String>) -> ApiError {
+    ApiError::not_found(format!("plugin {name:?} not found"))
+}
+
+/// Installing a plugin: Berth runs no managed plugins.
+async fn no_plugin_support() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "managed plugins are not supported by berthd",
     )
 }
 
