@@ -590,12 +590,30 @@ def test_pod_network_through_cni_stats_and_events(berthd, docker, docker_env, wo
         net = conditions["NetworkReady"]
         assert net["status"] is False and net["reason"] == "NetworkPluginNotReady", net
         assert "no network config found in" in net["message"] and str(conf_dir) in net["message"], net
+        bridge_plugin = {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False,
+                         "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": str(ipam_dir)}}
+        pod = write_json(workdir / "pod.json", {
+            "metadata": {"name": "net", "namespace": "default", "uid": "uid-net-1"},
+            "port_mappings": [{"protocol": 0, "container_port": 8080, "host_port": host_port, "host_ip": "127.0.0.1"}],
+            "linux": {},
+        })
+
+        def allocated() -> list[str]:
+            return [f.name for f in (ipam_dir / "berth-e2e").glob(prefix + "*")] if ipam_dir.exists() else []
+
+        # A list whose second plugin is missing: ADD fails after the bridge plugin ran, and
+        # its DEL still releases the address and the veth; no sandbox is left.
+        write_json(conf_dir / "10-berth-e2e.conflist", {
+            "cniVersion": "1.0.0", "name": "berth-e2e", "plugins": [bridge_plugin, {"type": "berth-no-such-plugin"}]})
+        failed = crictl("runp", str(pod), check=False)
+        assert failed.returncode != 0 and "failed to setup network for sandbox" in failed.stderr, failed.stderr
+        assert "berth-no-such-plugin" in failed.stderr, failed.stderr
+        assert veths_on(bridge) == [] and allocated() == [], (veths_on(bridge), allocated())
+        assert crictl.json("pods")["items"] == [] and container_ids(d) == []
+
         write_json(conf_dir / "10-berth-e2e.conflist", {
             "cniVersion": "1.0.0", "name": "berth-e2e", "plugins": [
-                {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": str(ipam_dir)}},
-                {"type": "portmap", "capabilities": {"portMappings": True}},
-            ]})
+                bridge_plugin, {"type": "portmap", "capabilities": {"portMappings": True}}]})
         conditions = {c["type"]: c for c in json.loads(crictl("info").stdout)["status"]["conditions"]}
         assert conditions["NetworkReady"]["status"] is True, conditions
 
@@ -604,11 +622,6 @@ def test_pod_network_through_cni_stats_and_events(berthd, docker, docker_env, wo
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
         poll(lambda: "CRI GetContainerEvents: a client subscribed" in d.log_path.read_text(errors="replace"),
              30, "crictl events to subscribe")
-        pod = write_json(workdir / "pod.json", {
-            "metadata": {"name": "net", "namespace": "default", "uid": "uid-net-1"},
-            "port_mappings": [{"protocol": 0, "container_port": 8080, "host_port": host_port, "host_ip": "127.0.0.1"}],
-            "linux": {},
-        })
         pod_id = crictl("runp", str(pod)).stdout.strip()
         status = crictl.json("inspectp", pod_id)["status"]
         pod_ip = status["network"]["ip"]
@@ -616,7 +629,8 @@ def test_pod_network_through_cni_stats_and_events(berthd, docker, docker_env, wo
         # The plugins' work: a veth on the test's bridge, the address allocated in the
         # test's IPAM dir, the pod's eth0 holding it.
         assert len(veths_on(bridge)) == 1, veths_on(bridge)
-        assert (ipam_dir / "berth-e2e" / pod_ip).read_text().startswith(pod_id), list((ipam_dir / "berth-e2e").iterdir())
+        assert allocated() == [pod_ip], allocated()
+        assert (ipam_dir / "berth-e2e" / pod_ip).read_text().startswith(pod_id)
 
         config = write_json(workdir / "server.json", {
             "metadata": {"name": "server"}, "image": {"image": ref},
@@ -647,10 +661,9 @@ def test_pod_network_through_cni_stats_and_events(berthd, docker, docker_env, wo
         crictl("stop", server)
         crictl("rm", server)
         crictl("stopp", pod_id)
-        # DEL: no veth, no address, no rule of the pod's left; the pod shows no IP once
-        # its network is gone... and a second stop is harmless.
+        # DEL: no veth, no address, no rule of the pod's left; a second stop is harmless.
         assert veths_on(bridge) == []
-        assert not (ipam_dir / "berth-e2e" / pod_ip).exists()
+        assert allocated() == []
         assert iptables_lines([pod_id]) == []
         crictl("stopp", pod_id)
         crictl("rmp", pod_id)

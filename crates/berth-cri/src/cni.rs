@@ -274,7 +274,9 @@ impl Cni {
             match self.exec("ADD", id, netns, &config).await {
                 Ok(r) => prev = Some(r),
                 Err(e) => {
-                    if let Err(d) = self.del_with(id, &att).await {
+                    // Undo the plugins that ran, the failed one included (it may have
+                    // done part of its work).
+                    if let Err(d) = self.del_with(id, &att, i + 1).await {
                         tracing::warn!(sandbox = %id, error = %d, "CNI: DEL after a failed ADD failed");
                     }
                     self.forget(id).await;
@@ -297,16 +299,23 @@ impl Cni {
         if !netns_alive {
             att.netns.clear();
         }
-        self.del_with(id, &att).await
+        self.del_with(id, &att, att.list.plugins.len()).await
     }
 
-    async fn del_with(&self, id: &str, att: &Attachment) -> Result<(), CniError> {
+    /// DEL of the first `count` plugins, last first. Every one runs even when one fails
+    /// (so that the bridge still releases the address when a later plugin is broken);
+    /// the first failure is the answer.
+    async fn del_with(&self, id: &str, att: &Attachment, count: usize) -> Result<(), CniError> {
         let prev = (!att.result.is_null()).then_some(&att.result);
-        for i in (0..att.list.plugins.len()).rev() {
+        let mut first_error = None;
+        for i in (0..count.min(att.list.plugins.len())).rev() {
             let config = att.list.plugin_config(i, prev, &att.runtime);
-            self.exec("DEL", id, &att.netns, &config).await?;
+            if let Err(e) = self.exec("DEL", id, &att.netns, &config).await {
+                tracing::warn!(sandbox = %id, error = %e, "CNI: DEL failed");
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Drops what ADD kept for sandbox `id` (after its DEL).
@@ -631,14 +640,20 @@ mod tests {
             calls,
             "ADD sb1 /proc/1/ns/net eth0\nDEL sb1 /proc/1/ns/net eth0\nDEL sb1  eth0\n"
         );
-        // A missing plugin fails ADD, naming it, and keeps no state.
+        // A missing plugin after one that ran fails ADD, naming it; the one that ran is
+        // undone (DEL) although the missing one's DEL fails too, and no state is kept.
         std::fs::write(
-            conf.join("05.conf"),
-            r#"{"cniVersion":"1.0.0","name":"m","type":"missing"}"#,
+            conf.join("05.conflist"),
+            r#"{"cniVersion":"1.0.0","name":"m","plugins":[{"type":"fake"},{"type":"missing"}]}"#,
         )
         .unwrap();
+        std::fs::remove_file(&log).unwrap();
         let e = cni.add("sb2", "/x", Map::new()).await.unwrap_err();
         assert!(e.to_string().contains("\"missing\""), "{e}");
         assert!(cni.attachment("sb2").await.is_none());
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "ADD sb2 /x eth0\nDEL sb2 /x eth0\n"
+        );
     }
 }
