@@ -240,13 +240,17 @@ impl Cni {
             })?
     }
 
-    fn state_path(&self, id: &str) -> PathBuf {
-        self.state_dir.join(format!("{id}.json"))
+    /// The state file of sandbox `id`; `None` for anything but an engine ID (a label a
+    /// Docker client set may name a "sandbox": it never walks out of the state dir).
+    fn state_path(&self, id: &str) -> Option<PathBuf> {
+        let engine_id =
+            !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+        engine_id.then(|| self.state_dir.join(format!("{id}.json")))
     }
 
     /// What ADD did for sandbox `id`, if anything.
     pub(crate) async fn attachment(&self, id: &str) -> Option<Attachment> {
-        let path = self.state_path(id);
+        let path = self.state_path(id)?;
         let bytes = tokio::fs::read(&path).await.ok()?;
         Attachment::from_value(&serde_json::from_slice(&bytes).ok()?)
     }
@@ -320,7 +324,10 @@ impl Cni {
 
     /// Drops what ADD kept for sandbox `id` (after its DEL).
     pub(crate) async fn forget(&self, id: &str) {
-        match tokio::fs::remove_file(self.state_path(id)).await {
+        let Some(path) = self.state_path(id) else {
+            return;
+        };
+        match tokio::fs::remove_file(path).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -331,12 +338,14 @@ impl Cni {
 
     async fn save(&self, id: &str, att: &Attachment) -> Result<(), CniError> {
         let dir = self.state_dir.clone();
-        let path = self.state_path(id);
-        let bytes = att.to_value().to_string().into_bytes();
         let err = |why: String| CniError::State {
             id: id.to_string(),
             why,
         };
+        let path = self
+            .state_path(id)
+            .ok_or_else(|| err("not a sandbox ID".into()))?;
+        let bytes = att.to_value().to_string().into_bytes();
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
             berth_sys::fs::atomic_write(&path, &bytes, 0o600)
@@ -635,6 +644,12 @@ mod tests {
         assert!(cni.attachment("sb1").await.is_none());
         // Nothing to undo: no plugin runs.
         cni.del("sb1", false).await.unwrap();
+        // Only engine IDs name state files: a path never leaves the state dir.
+        std::fs::write(dir.path().join("outside.json"), att.to_value().to_string()).unwrap();
+        assert!(cni.attachment("../outside").await.is_none());
+        assert!(cni.add("../x", "/x", Map::new()).await.is_err());
+        cni.forget("../outside").await;
+        assert!(dir.path().join("outside.json").exists());
         let calls = std::fs::read_to_string(&log).unwrap();
         assert_eq!(
             calls,

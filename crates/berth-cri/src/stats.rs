@@ -337,7 +337,8 @@ async fn event_response(
     let sandbox_id = l.get(labels::SANDBOX_ID);
     let pod_status = match engine.container_inspect(sandbox_id).await {
         Ok(v) => {
-            let ips = match cni.attachment(sandbox_id).await {
+            let id = v.get("Id").and_then(Value::as_str).unwrap_or("");
+            let ips = match cni.attachment(id).await {
                 Some(a) => a.ips(),
                 None => Vec::new(),
             };
