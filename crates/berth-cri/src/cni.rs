@@ -263,6 +263,7 @@ impl Cni {
         netns: &str,
         runtime: Map<String, Value>,
     ) -> Result<Attachment, CniError> {
+        let started = std::time::Instant::now();
         let list = self.load().await?;
         let mut att = Attachment {
             netns: netns.to_string(),
@@ -290,7 +291,8 @@ impl Cni {
         }
         att.result = prev.unwrap_or(Value::Null);
         self.save(id, &att).await?;
-        tracing::info!(sandbox = %id, network = %att.list.name, ips = ?att.ips(), "CNI: pod attached");
+        tracing::info!(sandbox = %id, network = %att.list.name, ips = ?att.ips(),
+            took_ms = started.elapsed().as_millis(), "CNI: pod attached");
         Ok(att)
     }
 
@@ -303,7 +305,11 @@ impl Cni {
         if !netns_alive {
             att.netns.clear();
         }
-        self.del_with(id, &att, att.list.plugins.len()).await
+        let started = std::time::Instant::now();
+        self.del_with(id, &att, att.list.plugins.len()).await?;
+        tracing::info!(sandbox = %id, network = %att.list.name, netns = %att.netns,
+            took_ms = started.elapsed().as_millis(), "CNI: pod detached");
+        Ok(())
     }
 
     /// DEL of the first `count` plugins, last first. Every one runs even when one fails
