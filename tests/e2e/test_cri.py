@@ -1,8 +1,10 @@
 """The Kubernetes CRI v1 API (berth-cri) driven by the upstream client, crictl from
 sigs.k8s.io/cri-tools: version, status, the image service against Debian's
 docker-registry on loopback (plain HTTP and htpasswd), pod sandboxes and their containers
-(namespaces shared, CRI-format logs, sync exec, nothing left behind), and unimplemented
-calls answered cleanly while the Docker API keeps serving.
+(namespaces shared, CRI-format logs, sync exec, nothing left behind), pod networking
+through Debian's CNI plugins (bridge, host-local, portmap) with a per-test bridge, subnet
+and IPAM dir, stats and container events, and unimplemented calls answered cleanly while
+the Docker API keeps serving.
 
 crictl is built once with `go install` into $BERTH_GO_BIN (default /var/tmp/berth-go-bin)
 when missing, within a bound."""
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CMD_TIMEOUT, clean_env, container_ids, leak_check, poll
+from conftest import CMD_TIMEOUT, clean_env, container_ids, free_port, leak_check, poll
+from hostclean import pick_network
 from test_registry import HTPASSWD, REGISTRY, Registry, imported
 
 CRICTL_VERSION = "v1.37.0"
@@ -127,9 +130,9 @@ def test_version_status_and_unimplemented_calls(berthd, docker, workdir, crictl_
     assert info["config"]["cgroupDriver"] == "cgroupfs", info
 
     # A call of a later increment fails with its name, and nothing else breaks.
-    stats = crictl("stats", check=False)
-    assert stats.returncode != 0
-    assert "Unimplemented" in stats.stderr and "ListContainerStats" in stats.stderr, stats.stderr
+    ckpt = crictl("checkpoint", "--export", str(workdir / "c.tar"), "abc", check=False)
+    assert ckpt.returncode != 0
+    assert "Unimplemented" in ckpt.stderr and "CheckpointContainer" in ckpt.stderr, ckpt.stderr
     assert "RuntimeName:  berth" in crictl("version").stdout
     assert docker("-H", d.unix_host, "version", "-f", "{{.Server.Os}}").stdout.strip() == "linux"
 
@@ -479,3 +482,226 @@ def test_pods_survive_a_daemon_restart(berthd, docker, docker_env, workdir, cric
         assert container_ids(d) == []
     finally:
         leak_check(d)
+
+
+CNI_BIN = Path("/usr/lib/cni")
+
+
+def iptables_lines(markers: list[str]) -> list[str]:
+    """The `iptables-save` lines (with their table) naming any of `markers`."""
+    out, table = [], ""
+    for line in subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif any(m in line for m in markers):
+            out.append(f"{table} {line}")
+    return out
+
+
+def drop_iptables_lines(markers: list[str]) -> None:
+    """Deletes the rules naming `markers` and the CNI-DN chains they jump to (cleanup of a
+    failed test only: a passing one leaves none)."""
+    chains = set()
+    for entry in iptables_lines(markers):
+        table, line = entry.split(" ", 1)
+        if line.startswith("-A "):
+            args = line[3:].split(" ")
+            subprocess.run(["iptables", "-w", "-t", table, "-D", *args], capture_output=True)
+            if "-j" in args and args[args.index("-j") + 1].startswith("CNI-DN-"):
+                chains.add((table, args[args.index("-j") + 1]))
+    for table, chain in chains:
+        subprocess.run(["iptables", "-w", "-t", table, "-F", chain], capture_output=True)
+        subprocess.run(["iptables", "-w", "-t", table, "-X", chain], capture_output=True)
+
+
+def json_stream(text: str) -> list[dict]:
+    """The JSON objects printed one after another (crictl events -o json)."""
+    dec, out, i = json.JSONDecoder(), [], 0
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return out
+        obj, i = dec.raw_decode(text, i)
+        out.append(obj)
+
+
+PORTMAP_JUMPS = [
+    ("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"]),
+    ("nat", "OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"]),
+    ("nat", "POSTROUTING", ["-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j", "CNI-HOSTPORT-MASQ"]),
+]
+
+
+def portmap_chains_exist() -> bool:
+    return subprocess.run(["iptables", "-w", "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"], capture_output=True).returncode == 0
+
+
+def drop_portmap_chains() -> None:
+    """Removes the chains portmap shares between its pods (and keeps after the last DEL),
+    when this test made them and no pod's CNI-DN chain is left in them."""
+    if any(" -j CNI-DN-" in l for l in iptables_lines(["CNI-HOSTPORT-DNAT"])):
+        return
+    for table, chain, rule in PORTMAP_JUMPS:
+        while subprocess.run(["iptables", "-w", "-t", table, "-D", chain, *rule], capture_output=True).returncode == 0:
+            pass
+    for chain in ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"):
+        subprocess.run(["iptables", "-w", "-t", "nat", "-F", chain], capture_output=True)
+        subprocess.run(["iptables", "-w", "-t", "nat", "-X", chain], capture_output=True)
+
+
+def veths_on(bridge: str) -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True).stdout
+    return [l for l in out.splitlines() if l.strip()]
+
+
+def connect_and_send(host: str, port: int, data: bytes) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=5) as s:
+            s.sendall(data)
+        return True
+    except OSError:
+        return False
+
+
+def test_pod_network_through_cni_stats_and_events(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    if not (CNI_BIN / "bridge").exists():
+        pytest.fail("containernetworking-plugins is missing (scripts/deps tests installs it)")
+    bridge, bip, _pool = pick_network()
+    bridge = "cn" + bridge[2:]
+    subnet = bip.rsplit(".", 1)[0] + ".0/24"
+    prefix = subnet.rsplit(".", 1)[0] + "."
+    conf_dir, ipam_dir = workdir / "cni" / "net.d", workdir / "cni" / "ipam"
+    conf_dir.mkdir(parents=True)
+    sock = workdir / "cri" / "cri.sock"
+    d = berthd(config={"cri": {"enabled": True, "socket": str(sock), "cni-conf-dir": str(conf_dir),
+                               "cni-bin-dir": str(CNI_BIN)}})
+    poll(lambda: sock.is_socket(), 30, "the CRI socket")
+    crictl = Crictl(crictl_bin, sock, workdir)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    host_port = free_port()
+    markers = [subnet, prefix, bridge]
+    before = iptables_lines(markers)
+    portmap_before = portmap_chains_exist()
+    events = None
+    try:
+        # No configuration yet: the network is not ready, and says why.
+        conditions = {c["type"]: c for c in json.loads(crictl("info").stdout)["status"]["conditions"]}
+        net = conditions["NetworkReady"]
+        assert net["status"] is False and net["reason"] == "NetworkPluginNotReady", net
+        assert "no network config found in" in net["message"] and str(conf_dir) in net["message"], net
+        bridge_plugin = {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False,
+                         "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": str(ipam_dir)}}
+        pod = write_json(workdir / "pod.json", {
+            "metadata": {"name": "net", "namespace": "default", "uid": "uid-net-1"},
+            "port_mappings": [{"protocol": 0, "container_port": 8080, "host_port": host_port, "host_ip": "127.0.0.1"}],
+            "linux": {},
+        })
+
+        def allocated() -> list[str]:
+            return [f.name for f in (ipam_dir / "berth-e2e").glob(prefix + "*")] if ipam_dir.exists() else []
+
+        # A list whose second plugin is missing: ADD fails after the bridge plugin ran, and
+        # its DEL still releases the address and the veth; no sandbox is left.
+        write_json(conf_dir / "10-berth-e2e.conflist", {
+            "cniVersion": "1.0.0", "name": "berth-e2e", "plugins": [bridge_plugin, {"type": "berth-no-such-plugin"}]})
+        failed = crictl("runp", str(pod), check=False)
+        assert failed.returncode != 0 and "failed to setup network for sandbox" in failed.stderr, failed.stderr
+        assert "berth-no-such-plugin" in failed.stderr, failed.stderr
+        assert veths_on(bridge) == [] and allocated() == [], (veths_on(bridge), allocated())
+        assert crictl.json("pods")["items"] == [] and container_ids(d) == []
+
+        write_json(conf_dir / "10-berth-e2e.conflist", {
+            "cniVersion": "1.0.0", "name": "berth-e2e", "plugins": [
+                bridge_plugin, {"type": "portmap", "capabilities": {"portMappings": True}}]})
+        conditions = {c["type"]: c for c in json.loads(crictl("info").stdout)["status"]["conditions"]}
+        assert conditions["NetworkReady"]["status"] is True, conditions
+
+        ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
+        events = subprocess.Popen([str(crictl.binary), "--config", str(crictl.config), "events"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+        poll(lambda: "CRI GetContainerEvents: a client subscribed" in d.log_path.read_text(errors="replace"),
+             30, "crictl events to subscribe")
+        pod_id = crictl("runp", str(pod)).stdout.strip()
+        status = crictl.json("inspectp", pod_id)["status"]
+        pod_ip = status["network"]["ip"]
+        assert pod_ip.startswith(prefix), status["network"]
+        # The plugins' work: a veth on the test's bridge, the address allocated in the
+        # test's IPAM dir, the pod's eth0 holding it.
+        assert len(veths_on(bridge)) == 1, veths_on(bridge)
+        assert allocated() == [pod_ip], allocated()
+        assert (ipam_dir / "berth-e2e" / pod_ip).read_text().startswith(pod_id)
+
+        config = write_json(workdir / "server.json", {
+            "metadata": {"name": "server"}, "image": {"image": ref},
+            "command": ["sh", "-c", "while :; do busybox nc -l -p 8080; done"],
+        })
+        server = crictl("create", pod_id, str(config), str(pod)).stdout.strip()
+        crictl("start", server)
+        addr = crictl("exec", "-s", server, "busybox", "ip", "-o", "-4", "addr", "show", "eth0").stdout
+        assert f" {pod_ip}/24 " in addr, addr
+
+        # The host reaches the pod at its IP, and at 127.0.0.1:hostPort through portmap.
+        poll(lambda: connect_and_send(pod_ip, 8080, b"via-pod-ip\n"), 30, "the pod listening at its IP")
+        poll(lambda: connect_and_send("127.0.0.1", host_port, b"via-host-port\n"), 30, "the host port")
+        assert iptables_lines([pod_id]), "portmap made no rules for the pod"
+
+        # Stats: numbers for the container and the pod.
+        stats = crictl.json("stats")["stats"]
+        assert [s["attributes"]["id"] for s in stats] == [server], stats
+        assert int(stats[0]["cpu"]["usageCoreNanoSeconds"]["value"]) > 0, stats
+        assert int(stats[0]["memory"]["workingSetBytes"]["value"]) > 0, stats
+        podstats = crictl.json("statsp")["stats"]
+        assert [p["attributes"]["id"] for p in podstats] == [pod_id], podstats
+        linux = podstats[0]["linux"]
+        assert int(linux["cpu"]["usageCoreNanoSeconds"]["value"]) >= int(stats[0]["cpu"]["usageCoreNanoSeconds"]["value"]), linux
+        assert [c["attributes"]["id"] for c in linux["containers"]] == [server], linux
+        assert int(linux["network"]["defaultInterface"]["rxBytes"]["value"]) > 0, linux["network"]
+
+        # The pod keeps its IP across a berthd restart (kept with what ADD did), and DEL
+        # after the restart still finds the pod's rules. (The events stream ends with the
+        # daemon; a new one sees the rest.)
+        events.terminate()
+        out, _ = events.communicate(timeout=30)
+        seen = [e.get("containerEventType") for e in json_stream(out) if e.get("containerId") == server]
+        assert seen == ["CONTAINER_CREATED_EVENT", "CONTAINER_STARTED_EVENT"], out
+        d.restart()
+        poll(lambda: crictl.socket.is_socket(), 30, "the CRI socket after the restart")
+        assert crictl.json("inspectp", pod_id)["status"]["network"]["ip"] == pod_ip
+        poll(lambda: connect_and_send(pod_ip, 8080, b"after-restart\n"), 30, "the pod after the restart")
+        subscribed = d.log_path.read_text(errors="replace").count("CRI GetContainerEvents: a client subscribed")
+        events = subprocess.Popen([str(crictl.binary), "--config", str(crictl.config), "events"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+        poll(lambda: d.log_path.read_text(errors="replace").count("CRI GetContainerEvents: a client subscribed") > subscribed,
+             30, "crictl events to subscribe again")
+
+        crictl("stop", server)
+        crictl("rm", server)
+        crictl("stopp", pod_id)
+        # DEL: no veth, no address, no rule of the pod's left; a second stop is harmless.
+        assert veths_on(bridge) == []
+        assert allocated() == []
+        assert iptables_lines([pod_id]) == []
+        crictl("stopp", pod_id)
+        crictl("rmp", pod_id)
+        assert crictl.json("pods")["items"] == []
+        assert iptables_lines(markers + [pod_id]) == before
+
+        # The second events stream saw the container's end, in order.
+        events.terminate()
+        out, _ = events.communicate(timeout=30)
+        seen = [e.get("containerEventType") for e in json_stream(out) if e.get("containerId") == server]
+        assert seen == ["CONTAINER_STOPPED_EVENT", "CONTAINER_DELETED_EVENT"], out
+    finally:
+        if events is not None and events.poll() is None:
+            events.kill()
+            events.wait()
+        for p in crictl.json("pods")["items"] if d.running() else []:
+            crictl("stopp", p["id"], check=False)
+            crictl("rmp", p["id"], check=False)
+        leak_check(d)
+        drop_iptables_lines([subnet, bridge])
+        if not portmap_before:
+            drop_portmap_chains()
+        if Path(f"/sys/class/net/{bridge}").exists():
+            subprocess.run(["ip", "link", "del", "dev", bridge], capture_output=True)

@@ -15,7 +15,7 @@ use crate::ctrs::{self, Sandbox};
 use crate::labels::{self, Labels};
 use crate::proto::*;
 use crate::runtime::Runtime;
-use crate::{engine_status, exec_sync, pods};
+use crate::{cni, engine_status, exec_sync, pods};
 
 /// How long the sandbox's infra process gets to exit on SIGTERM (it exits at once).
 const SANDBOX_STOP_TIMEOUT: i64 = 10;
@@ -50,7 +50,7 @@ async fn make_log_dir(dir: &Path) -> Result<(), Status> {
 
 impl Runtime {
     /// The engine's inspect of CRI object `id` of `kind`; `NotFound` for anything else.
-    async fn inspect(&self, id: &str, kind: &str) -> Result<Value, Status> {
+    pub(crate) async fn inspect(&self, id: &str, kind: &str) -> Result<Value, Status> {
         labels::required(id, &format!("{kind} ID"))?;
         let v = self
             .engine
@@ -64,7 +64,7 @@ impl Runtime {
     }
 
     /// The engine's summaries of every container carrying label `key=value`.
-    async fn list_labelled(&self, key: &str, value: &str) -> Result<Vec<Value>, Status> {
+    pub(crate) async fn list_labelled(&self, key: &str, value: &str) -> Result<Vec<Value>, Status> {
         let query = serde_json::json!({ "label": [format!("{key}={value}")] }).to_string();
         let filters = Filters::parse(Some(&query)).map_err(|e| Status::internal(e.to_string()))?;
         self.engine
@@ -94,12 +94,6 @@ impl Runtime {
         let config = req
             .config
             .ok_or_else(|| Status::invalid_argument("RunPodSandbox needs a sandbox config"))?;
-        if !config.port_mappings.is_empty() {
-            tracing::warn!(
-                ports = config.port_mappings.len(),
-                "CRI RunPodSandbox: port mappings are ignored until CNI pod networking lands"
-            );
-        }
         let image = self.pause.ensure(&self.engine).await?;
         let (name, body) = pods::create_body(&config, &req.runtime_handler, &image)?;
         if !config.log_directory.is_empty() {
@@ -116,9 +110,58 @@ impl Runtime {
             }
             return Err(engine_status(e));
         }
+        if let Err(e) = self.attach_network(&created.id, &config).await {
+            if let Err(rm) = self.engine.container_delete(&created.id, true).await {
+                tracing::warn!(sandbox = %created.id, error = %rm, "CRI: cannot remove a sandbox whose network failed");
+            }
+            return Err(e);
+        }
         tracing::info!(sandbox = %created.id, "CRI: pod sandbox running");
         Ok(RunPodSandboxResponse {
             pod_sandbox_id: created.id,
+        })
+    }
+
+    /// CNI ADD for a pod with its own network namespace (the running infra container's).
+    /// Without a usable configuration the pod keeps its loopback-only namespace (the
+    /// runtime's status says `NetworkReady` false, and why).
+    async fn attach_network(&self, id: &str, config: &PodSandboxConfig) -> Result<(), Status> {
+        let host_network = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.as_ref())
+            .is_some_and(|n| n.network == NamespaceMode::Node as i32);
+        if host_network {
+            return Ok(());
+        }
+        if let Err(e) = self.cni.load().await {
+            tracing::warn!(sandbox = %id, error = %e, "CRI: no CNI network; the pod has loopback only");
+            return Ok(());
+        }
+        let v = self
+            .engine
+            .container_inspect(id)
+            .await
+            .map_err(engine_status)?;
+        let pid = v
+            .pointer("/State/Pid")
+            .and_then(Value::as_i64)
+            .filter(|p| *p > 0)
+            .ok_or_else(|| Status::internal(format!("sandbox {id} has no infra process")))?;
+        let netns = format!("/proc/{pid}/ns/net");
+        let runtime = cni::runtime_config(&config.port_mappings);
+        self.cni.add(id, &netns, runtime).await.map_err(|e| {
+            Status::unknown(format!("failed to setup network for sandbox {id:?}: {e}"))
+        })?;
+        Ok(())
+    }
+
+    /// CNI DEL for sandbox `id` (nothing when ADD never ran): in its namespace while the
+    /// infra process holds it.
+    async fn detach_network(&self, id: &str, infra_running: bool) -> Result<(), Status> {
+        self.cni.del(id, infra_running).await.map_err(|e| {
+            Status::unknown(format!("failed to destroy network for sandbox {id:?}: {e}"))
         })
     }
 
@@ -135,6 +178,11 @@ impl Runtime {
                 ignore_gone(self.engine.container_stop(&cid, Some(0), None).await)?;
             }
         }
+        let infra_running = v
+            .pointer("/State/Running")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        self.detach_network(&id, infra_running).await?;
         ignore_gone(
             self.engine
                 .container_stop(&id, Some(SANDBOX_STOP_TIMEOUT), None)
@@ -158,7 +206,13 @@ impl Runtime {
         for (cid, _) in self.members(&id).await? {
             ignore_gone(self.engine.container_delete(&cid, true).await)?;
         }
+        let infra_running = v
+            .pointer("/State/Running")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        self.detach_network(&id, infra_running).await?;
         ignore_gone(self.engine.container_delete(&id, true).await)?;
+        self.cni.forget(&id).await;
         tracing::info!(sandbox = %id, "CRI: pod sandbox removed");
         Ok(())
     }
@@ -170,7 +224,17 @@ impl Runtime {
         let v = self
             .inspect(&req.pod_sandbox_id, labels::TYPE_SANDBOX)
             .await?;
-        let status = pods::status(&v).ok_or_else(|| not_found("sandbox", &req.pod_sandbox_id))?;
+        let ips = match v.get("Id").and_then(Value::as_str) {
+            Some(id) => self
+                .cni
+                .attachment(id)
+                .await
+                .map(|a| a.ips())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let status =
+            pods::status(&v, &ips).ok_or_else(|| not_found("sandbox", &req.pod_sandbox_id))?;
         Ok(PodSandboxStatusResponse {
             status: Some(status),
             info: verbose_info(req.verbose, &v),

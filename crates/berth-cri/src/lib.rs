@@ -3,12 +3,14 @@
 //! the Docker API. It holds no state of its own.
 //!
 //! Served: the runtime's `Version`, `Status`, `RuntimeConfig` and `UpdateRuntimeConfig`,
-//! pod sandboxes (infra containers running `berth-pause`), their containers, `ExecSync`,
+//! pod sandboxes (infra containers running `berth-pause`, networked by CNI plugins, see
+//! [`cni`]), their containers, `ExecSync`, stats and container events ([`stats`]),
 //! and the whole `ImageService`; every other `RuntimeService` method answers
 //! `Unimplemented` with its name. CRI objects are engine containers tagged by labels
 //! ([`labels`]).
 
 mod calls;
+mod cni;
 mod ctrs;
 mod error;
 mod exec_sync;
@@ -18,7 +20,9 @@ mod pause;
 mod pods;
 mod runtime;
 mod server;
+mod stats;
 
+pub use cni::CniConfig;
 pub use error::{engine_status, CriError};
 pub use server::CriServer;
 

@@ -2,8 +2,9 @@
 //! (the infra container running `berth-pause`, see [`crate::pause`]), and the CRI views
 //! (`PodSandbox`, `PodSandboxStatus`) read back from the engine's list and inspect.
 //!
-//! The sandbox's network namespace is the engine's `none` network (loopback only) until
-//! CNI lands, or the host's for `network: NODE`; its IPC namespace is `shareable` (or the
+//! The sandbox's network namespace is made as for the engine's `none` network (loopback
+//! only) and then attached by the CNI plugins ([`crate::cni`]), or is the host's for
+//! `network: NODE`; its IPC namespace is `shareable` (or the
 //! host's for `ipc: NODE`) and its PID namespace the host's for `pid: NODE`. The pod's
 //! containers join them (see [`crate::ctrs`]).
 
@@ -157,8 +158,9 @@ fn ns_mode(hc: Option<&Value>, key: &str) -> i32 {
     }
 }
 
-/// `PodSandboxStatus` from the sandbox container's inspect; `None` when it is not one.
-pub(crate) fn status(inspect: &Value) -> Option<PodSandboxStatus> {
+/// `PodSandboxStatus` from the sandbox container's inspect and the IPs CNI gave it (the
+/// first is the pod IP); `None` when it is not a sandbox.
+pub(crate) fn status(inspect: &Value, ips: &[String]) -> Option<PodSandboxStatus> {
     let config = inspect.get("Config");
     let l = Labels::of(config.and_then(|c| c.get("Labels")));
     if !l.is(labels::TYPE_SANDBOX) {
@@ -174,8 +176,14 @@ pub(crate) fn status(inspect: &Value) -> Option<PodSandboxStatus> {
         metadata: Some(metadata(&l)),
         state: state(running),
         created_at: labels::unix_nanos(inspect.get("Created")),
-        // No pod IP until CNI: loopback only, or the host's network.
-        network: Some(PodSandboxNetworkStatus::default()),
+        network: Some(PodSandboxNetworkStatus {
+            ip: ips.first().cloned().unwrap_or_default(),
+            additional_ips: ips
+                .iter()
+                .skip(1)
+                .map(|ip| PodIp { ip: ip.clone() })
+                .collect(),
+        }),
         linux: Some(LinuxPodSandboxStatus {
             namespaces: Some(Namespace {
                 options: Some(NamespaceOption {
@@ -302,8 +310,21 @@ mod tests {
             "Config": {"Labels": body["Labels"]},
             "HostConfig": {"NetworkMode": "none", "IpcMode": "shareable", "PidMode": "host"},
         });
-        let st = status(&inspect).unwrap();
+        let st = status(&inspect, &[]).unwrap();
         assert_eq!(st.state, PodSandboxState::SandboxNotready as i32);
+        assert_eq!(
+            st.network.clone().unwrap(),
+            PodSandboxNetworkStatus::default()
+        );
+        let ips = ["10.1.0.2".to_string(), "fd00::2".to_string()];
+        let net = status(&inspect, &ips).unwrap().network.unwrap();
+        assert_eq!(net.ip, "10.1.0.2");
+        assert_eq!(
+            net.additional_ips,
+            [PodIp {
+                ip: "fd00::2".into()
+            }]
+        );
         assert!(st.created_at > 0);
         let opts = st.linux.unwrap().namespaces.unwrap().options.unwrap();
         assert_eq!(opts.pid, NamespaceMode::Node as i32);

@@ -1,6 +1,7 @@
 //! `runtime.v1.RuntimeService`: what the runtime is and whether it is ready, and the pod
-//! sandbox, container and `ExecSync` calls (written in [`crate::calls`]). Streaming
-//! (`Exec`, `Attach`, `PortForward`), stats, events, log reopening and checkpoints are
+//! sandbox, container and `ExecSync` calls (written in [`crate::calls`]), stats and
+//! container events ([`crate::stats`]). Streaming
+//! (`Exec`, `Attach`, `PortForward`), log reopening and checkpoints are
 //! later increments: each answers `Unimplemented` naming the method, so a kubelet or
 //! crictl says what is missing.
 
@@ -11,6 +12,7 @@ use berth_engine::Engine;
 use futures_util::stream::BoxStream;
 use tonic::{Request, Response, Status};
 
+use crate::cni::Cni;
 use crate::pause::PauseImage;
 use crate::proto::runtime_service_server::RuntimeService;
 use crate::proto::*;
@@ -20,21 +22,25 @@ use crate::{RUNTIME_API_VERSION, RUNTIME_NAME};
 /// CRI-O answer the same).
 const KUBELET_API_VERSION: &str = "0.1.0";
 
-/// Why `NetworkReady` is false until CNI pod networking lands.
+/// Why `NetworkReady` is false while no CNI network configuration is usable.
 pub(crate) const NETWORK_NOT_READY_REASON: &str = "NetworkPluginNotReady";
-pub(crate) const NETWORK_NOT_READY_MESSAGE: &str =
-    "berth: CNI pod networking is not implemented yet";
 
 pub(crate) struct Runtime {
     pub(crate) engine: Arc<Engine>,
     pub(crate) pause: PauseImage,
+    pub(crate) cni: Cni,
 }
 
 impl Runtime {
-    pub(crate) fn new(engine: Arc<Engine>) -> Self {
+    pub(crate) fn new(engine: Arc<Engine>, cni: crate::CniConfig) -> Self {
+        let state_dir = engine.config().data_root.join("cri").join("cni");
         Runtime {
             engine,
             pause: PauseImage::default(),
+            cni: Cni {
+                config: cni,
+                state_dir,
+            },
         }
     }
 }
@@ -46,8 +52,9 @@ fn unimplemented(method: &str) -> Status {
     ))
 }
 
-/// What `Status` answers: the runtime is ready; the network is not (no CNI yet).
-pub(crate) fn runtime_status() -> RuntimeStatus {
+/// What `Status` answers: the runtime is ready; the network once a CNI configuration is
+/// (`network` is the error loading it, if any).
+pub(crate) fn runtime_status(network: Option<String>) -> RuntimeStatus {
     RuntimeStatus {
         conditions: vec![
             RuntimeCondition {
@@ -58,9 +65,17 @@ pub(crate) fn runtime_status() -> RuntimeStatus {
             },
             RuntimeCondition {
                 r#type: "NetworkReady".into(),
-                status: false,
-                reason: NETWORK_NOT_READY_REASON.into(),
-                message: NETWORK_NOT_READY_MESSAGE.into(),
+                status: network.is_none(),
+                reason: if network.is_some() {
+                    NETWORK_NOT_READY_REASON.into()
+                } else {
+                    String::new()
+                },
+                message: network
+                    .map(|e| {
+                        format!("Network plugin returns error: cni plugin not initialized: {e}")
+                    })
+                    .unwrap_or_default(),
             },
         ],
     }
@@ -138,7 +153,7 @@ implemented {
             );
         }
         Ok(Response::new(StatusResponse {
-            status: Some(runtime_status()),
+            status: Some(runtime_status(self.cni.load().await.err().map(|e| e.to_string()))),
             info,
             ..Default::default()
         }))
@@ -269,6 +284,45 @@ implemented {
         Ok(Response::new(UpdateContainerResourcesResponse {}))
     }
 
+    async fn container_stats(
+        &self,
+        request: Request<ContainerStatsRequest>,
+    ) -> Result<Response<ContainerStatsResponse>, Status> {
+        let stats = self.container_stats_of(&request.get_ref().container_id).await?;
+        Ok(Response::new(ContainerStatsResponse { stats: Some(stats) }))
+    }
+
+    async fn list_container_stats(
+        &self,
+        request: Request<ListContainerStatsRequest>,
+    ) -> Result<Response<ListContainerStatsResponse>, Status> {
+        let stats = Runtime::list_container_stats(self, request.into_inner().filter).await?;
+        Ok(Response::new(ListContainerStatsResponse { stats }))
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        request: Request<PodSandboxStatsRequest>,
+    ) -> Result<Response<PodSandboxStatsResponse>, Status> {
+        let stats = self.pod_sandbox_stats_of(&request.get_ref().pod_sandbox_id).await?;
+        Ok(Response::new(PodSandboxStatsResponse { stats: Some(stats) }))
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        request: Request<ListPodSandboxStatsRequest>,
+    ) -> Result<Response<ListPodSandboxStatsResponse>, Status> {
+        let stats = Runtime::list_pod_sandbox_stats(self, request.into_inner().filter).await?;
+        Ok(Response::new(ListPodSandboxStatsResponse { stats }))
+    }
+
+    async fn get_container_events(
+        &self,
+        _: Request<GetEventsRequest>,
+    ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
+        Ok(Response::new(self.container_events()))
+    }
+
     async fn exec_sync(
         &self,
         request: Request<ExecSyncRequest>,
@@ -283,10 +337,6 @@ implemented {
         exec(ExecRequest) -> ExecResponse = "Exec";
         attach(AttachRequest) -> AttachResponse = "Attach";
         port_forward(PortForwardRequest) -> PortForwardResponse = "PortForward";
-        container_stats(ContainerStatsRequest) -> ContainerStatsResponse = "ContainerStats";
-        list_container_stats(ListContainerStatsRequest) -> ListContainerStatsResponse = "ListContainerStats";
-        pod_sandbox_stats(PodSandboxStatsRequest) -> PodSandboxStatsResponse = "PodSandboxStats";
-        list_pod_sandbox_stats(ListPodSandboxStatsRequest) -> ListPodSandboxStatsResponse = "ListPodSandboxStats";
         checkpoint_container(CheckpointContainerRequest) -> CheckpointContainerResponse = "CheckpointContainer";
         checkpoint_pod(CheckpointPodRequest) -> CheckpointPodResponse = "CheckpointPod";
         restore_pod(RestorePodRequest) -> RestorePodResponse = "RestorePod";
@@ -300,7 +350,6 @@ implemented {
         stream_containers(StreamContainersRequest) -> StreamContainersStream = "StreamContainers";
         stream_container_stats(StreamContainerStatsRequest) -> StreamContainerStatsStream = "StreamContainerStats";
         stream_pod_sandbox_stats(StreamPodSandboxStatsRequest) -> StreamPodSandboxStatsStream = "StreamPodSandboxStats";
-        get_container_events(GetEventsRequest) -> GetContainerEventsStream = "GetContainerEvents";
         stream_pod_sandbox_metrics(StreamPodSandboxMetricsRequest) -> StreamPodSandboxMetricsStream = "StreamPodSandboxMetrics";
     }
 }
@@ -311,13 +360,21 @@ mod tests {
 
     #[test]
     fn runtime_is_ready_and_network_says_why_not() {
-        let s = runtime_status();
-        let cond = |t: &str| s.conditions.iter().find(|c| c.r#type == t).unwrap().clone();
-        assert!(cond("RuntimeReady").status);
-        let net = cond("NetworkReady");
+        let s = runtime_status(Some("no network config found in /x".into()));
+        let cond = |s: &RuntimeStatus, t: &str| {
+            s.conditions.iter().find(|c| c.r#type == t).unwrap().clone()
+        };
+        assert!(cond(&s, "RuntimeReady").status);
+        let net = cond(&s, "NetworkReady");
         assert!(!net.status);
         assert_eq!(net.reason, "NetworkPluginNotReady");
-        assert!(!net.message.is_empty());
+        assert!(
+            net.message.contains("no network config found in /x"),
+            "{}",
+            net.message
+        );
+        let ready = cond(&runtime_status(None), "NetworkReady");
+        assert!(ready.status && ready.reason.is_empty());
     }
 
     #[test]

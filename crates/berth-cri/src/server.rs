@@ -18,6 +18,7 @@ use crate::CriError;
 /// The CRI services bound to their socket, not yet serving.
 pub struct CriServer {
     engine: Arc<Engine>,
+    cni: crate::CniConfig,
     listener: tokio::net::UnixListener,
     socket: SocketFile,
 }
@@ -40,11 +41,12 @@ impl Drop for SocketFile {
 
 impl CriServer {
     /// Binds `path` (a stale socket there is replaced; any other file is an error).
-    pub fn bind(engine: Arc<Engine>, path: &Path) -> Result<Self, CriError> {
+    pub fn bind(engine: Arc<Engine>, path: &Path, cni: crate::CniConfig) -> Result<Self, CriError> {
         let listener = berth_server::bind_unix(path, &ListenerOptions::default())?;
         tracing::info!(socket = %path.display(), "CRI v1 API listening");
         Ok(CriServer {
             engine,
+            cni,
             listener,
             socket: SocketFile(path.to_path_buf()),
         })
@@ -55,11 +57,12 @@ impl CriServer {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
         let CriServer {
             engine,
+            cni,
             listener,
             socket,
         } = self;
         let result = tonic::transport::Server::builder()
-            .add_service(RuntimeServiceServer::new(Runtime::new(engine.clone())))
+            .add_service(RuntimeServiceServer::new(Runtime::new(engine.clone(), cni)))
             .add_service(ImageServiceServer::new(Images::new(engine)))
             .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
             .await;

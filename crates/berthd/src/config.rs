@@ -88,6 +88,8 @@ pub struct DaemonConfig {
     pub engine: EngineConfig,
     /// The Kubernetes CRI socket (`--cri-socket`, daemon.json `cri`); `None`: not served.
     pub cri_socket: Option<PathBuf>,
+    /// CNI pod networking of the CRI API (daemon.json `cri.cni-conf-dir`, `cri.cni-bin-dir`).
+    pub cri_cni: berth_cri::CniConfig,
     /// Prometheus metrics (`--metrics-addr`, daemon.json `metrics-addr`); loopback only.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
@@ -246,6 +248,7 @@ impl DaemonConfig {
         }
         engine.bind_policy = authorization.as_ref().map(|a| a.bind_policy());
         let cri_socket = resolve_cri(flags, f.cri.as_ref())?;
+        let cri_cni = resolve_cni(f.cri.as_ref())?;
         let metrics_addr = flags
             .metrics_addr
             .clone()
@@ -264,6 +267,7 @@ impl DaemonConfig {
             log_format,
             engine,
             cri_socket,
+            cri_cni,
             metrics_addr,
         })
     }
@@ -324,6 +328,25 @@ fn resolve_cri(flags: &Flags, file: Option<&CriSetting>) -> anyhow::Result<Optio
         }
         (None, None) => Ok(None),
     }
+}
+
+/// daemon.json `cri.cni-conf-dir` (default `/etc/cni/net.d`) and `cri.cni-bin-dir`
+/// (default `/usr/lib/cni`; a `:`-separated list, as `CNI_PATH`), each absolute.
+fn resolve_cni(file: Option<&CriSetting>) -> anyhow::Result<berth_cri::CniConfig> {
+    let mut cni = berth_cri::CniConfig::default();
+    let Some(cri) = file else {
+        return Ok(cni);
+    };
+    if let Some(dir) = &cri.cni_conf_dir {
+        cni.conf_dir = absolute(dir.clone(), "cri.cni-conf-dir")?;
+    }
+    if let Some(dirs) = &cri.cni_bin_dir {
+        cni.bin_dirs = dirs
+            .split(':')
+            .map(|d| absolute(PathBuf::from(d), "cri.cni-bin-dir"))
+            .collect::<anyhow::Result<_>>()?;
+    }
+    Ok(cni)
 }
 
 /// `--audit-log` (`-`: stderr), `--audit-log-max-size`, `--audit-log-max-files`.
@@ -678,12 +701,15 @@ struct FileSettings {
     health_on_failure: Option<String>,
 }
 
-/// daemon.json's `"cri": {"enabled": true, "socket": "/run/berth/cri.sock"}`.
+/// daemon.json's `"cri": {"enabled": true, "socket": "/run/berth/cri.sock",
+/// "cni-conf-dir": "/etc/cni/net.d", "cni-bin-dir": "/usr/lib/cni"}`.
 #[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct CriSetting {
     enabled: Option<bool>,
     socket: Option<PathBuf>,
+    cni_conf_dir: Option<PathBuf>,
+    cni_bin_dir: Option<String>,
 }
 
 /// One `runtimes` entry: `{"path": "/usr/bin/runc", "runtimeArgs": ["--debug"]}`.
@@ -832,6 +858,27 @@ mod tests {
         assert!(format!("{err:#}").contains("sokcet"), "{err:#}");
         let (_p, path) = write_config(r#"{"cri": {"enabled": true}}"#);
         assert!(resolve(&["--config-file", &path, "--cri-socket", "/y.sock"]).is_err());
+    }
+
+    #[test]
+    fn cri_cni_dirs_default_and_file_keys() {
+        let c = resolve(&[]).unwrap().cri_cni;
+        assert_eq!(c.conf_dir, PathBuf::from("/etc/cni/net.d"));
+        assert_eq!(c.bin_dirs, vec![PathBuf::from("/usr/lib/cni")]);
+        let (_p, path) = write_config(
+            r#"{"cri": {"enabled": true, "cni-conf-dir": "/t/net.d", "cni-bin-dir": "/t/a:/t/b"}}"#,
+        );
+        let c = resolve(&["--config-file", &path]).unwrap().cri_cni;
+        assert_eq!(c.conf_dir, PathBuf::from("/t/net.d"));
+        assert_eq!(
+            c.bin_dirs,
+            vec![PathBuf::from("/t/a"), PathBuf::from("/t/b")]
+        );
+        for bad in [r#""cni-conf-dir": "net.d""#, r#""cni-bin-dir": "/a:b""#] {
+            let (_p, path) = write_config(&format!(r#"{{"cri": {{"enabled": true, {bad}}}}}"#));
+            let err = resolve(&["--config-file", &path]).unwrap_err().to_string();
+            assert!(err.contains("must be an absolute path"), "{err}");
+        }
     }
 
     #[test]

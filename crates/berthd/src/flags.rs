@@ -149,7 +149,8 @@ pub struct Flags {
     pub default_runtime: Option<String>,
 
     /// Serve the Kubernetes CRI v1 API (runtime and image services) on this unix socket
-    /// (daemon.json: "cri": {"enabled": true, "socket": PATH}; default off)
+    /// (daemon.json: "cri": {"enabled": true, "socket": PATH, "cni-conf-dir": DIR,
+    /// "cni-bin-dir": DIR}; default off; CNI dirs default to /etc/cni/net.d and /usr/lib/cni)
     #[arg(long = "cri-socket", value_name = "PATH")]
     pub cri_socket: Option<PathBuf>,
 
