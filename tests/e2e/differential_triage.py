@@ -1,0 +1,108 @@
+"""Writes differential_known.json from a differential report: each differing case with the
+reason it differs, by the rules below (first match wins). A case no rule explains is
+written as "untriaged: ..." — a difference nobody has looked at yet, counted in the note.
+Also writes docs/compatibility.md: per API operation, how many cases answer as dockerd
+20.10 and why the others differ.
+
+    python3 tests/e2e/differential_triage.py [target/differential-report.json]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+# (regex on "case | diffs", reason). "deliberate": Berth answers so on purpose (Docker 28's
+# behaviour, or the project's rule that bad input is a 4xx); "to fix": Berth is wrong.
+RULES: list[tuple[str, str]] = [
+    (r"^(GET|POST|DELETE) /(swarm|services|tasks|nodes)",
+     "deliberate: an inactive node answers 503 before reading parameters; dockerd 20.10 checks them first"),
+    (r"^POST /plugins", "minor: berthd answers 'plugin not found' before checking parameters"),
+    (r"DELETE /containers/\{id\} (base|param:v|bad:v) \| message 'cannot remove container",
+     "deliberate: Docker 28's wording (moby 25+), as the issue asks"),
+    (r"DELETE /containers/\{id\} (param|bad):link", "deliberate: 409 Conflict for the default link name, as moby's errdefs; 20.10 answered 500"),
+    (r"bad:\w+ \| status 400 \(dockerd 500\)", "deliberate: a malformed parameter is the client's error (400); dockerd 20.10 answers 500 from strconv"),
+    (r"bad:\w+ \| status 400 \(dockerd 500\); message", "deliberate: a malformed parameter is the client's error (400)"),
+    (r"^POST /build bad:(memory|memswap|cpushares|cpuperiod|cpuquota) \| status 400 \(dockerd 200\)",
+     "deliberate: a malformed limit is refused; dockerd 20.10 ignores it"),
+    (r"^POST /containers/\{id\}/unpause base \| status 409", "deliberate: 409 Conflict 'is not paused', as Docker 28 (errdefs.Conflict)"),
+    (r"^POST /exec/\{id\}/resize base", "deliberate: an exec that already ended is a 409 with what happened; 20.10 times out with a 500"),
+    (r"^PUT /containers/\{id\}/archive .*status 400 \(dockerd 500\)", "deliberate: an empty archive body is a 400"),
+    (r"^POST /images/load .*status 400 \(dockerd 200\)", "deliberate: an empty load body is refused up front (400), not inside a 200 stream"),
+    (r"^POST /networks/\{id\}/disconnect base \| status 403", "deliberate: 403 for a container not connected, as Docker 28"),
+    (r"^POST /build/prune base \| extra \['\.CachesDeleted\[\]'\]", "deliberate: berthd reports the classic builder's real cache (dockerd 20.10 reports none)"),
+    (r"^GET /info base \| missing \['\.KernelMemory'\]; extra \['\.CDISpecDirs'\]", "deliberate: Docker 28's /info (KernelMemory gone, CDISpecDirs added)"),
+    (r"/stats .*extra \['\.memory_stats\.failcnt'", "to fix: cgroup v1 memory_stats fields dockerd 20.10 leaves out"),
+    (r"^GET /containers/\{id\}/json .*missing \['\.Config\.NetworkDisabled'", "to fix: empty Config/HostConfig fields dockerd sends are omitted"),
+    (r"^GET /images/\{name\}/json base \| missing \['\.Config\.", "to fix: an imported image's empty Config fields dockerd sends are omitted"),
+    (r"^GET /(images/json|system/df) .*VirtualSize", "to fix: VirtualSize (removed in API 1.44) still belongs to answers for API < 1.44"),
+    (r"^(GET|POST|DELETE) /images/\{name\}.* missing \| message 'No such image: berth-diff-missing'",
+     "to fix: the missing reference is named with its default tag (':latest') by dockerd"),
+    (r"^POST /containers/\{id\}/kill missing", "to fix: dockerd prefixes 'Cannot kill container: NAME: '"),
+    (r"^POST /containers/\{id\}/resize base \| status 400 \(dockerd 200\)", "to fix: a resize without h/w is a no-op 200 in dockerd"),
+    (r"^GET /containers/json bad:limit", "to fix: a malformed limit is accepted"),
+    (r"^POST /build bad:squash", "to fix: squash needs experimental mode (dockerd's 400)"),
+    (r"^POST /build param:version", "minor: version=0 refused as 400; dockerd 500"),
+    (r"^POST /build bad:shmsize", "deliberate: a malformed parameter is the client's error (400)"),
+    (r"^POST /build/prune bad:keep-storage", "to fix: dockerd's wording 'keep-storage is in bytes and expects an integer'"),
+    (r"^POST /commit param:changes", "to fix: an empty change is refused by dockerd's Dockerfile parser"),
+    (r"^GET /networks.*extra \['(\[\])?\.EnableIPv4'", "deliberate: Docker 28's EnableIPv4 field; to fix: IPAM.Config of networks without subnets"),
+    (r"^GET /networks/\{id\} bad:verbose", "to fix: a malformed verbose is a 400 in dockerd"),
+    (r"^GET /networks/\{id\} param:scope", "to fix: a scope the network does not have is a 404 in dockerd"),
+]
+
+
+def main() -> None:
+    report = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "target/differential-report.json").read_text())
+    known = {}
+    for row in report:
+        if not row["diffs"]:
+            continue
+        line = f"{row['case']} | {'; '.join(row['diffs'])}"
+        reason = next((why for pat, why in RULES if re.search(pat, line)), None)
+        known[row["case"]] = reason or f"untriaged: {'; '.join(row['diffs'])[:200]}"
+    (HERE / "differential_known.json").write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+    write_page(report, known)
+    untriaged = sum(1 for v in known.values() if v.startswith("untriaged"))
+    print(f"{len(report)} cases, {len(known)} differ, {untriaged} untriaged")
+
+
+def write_page(report: list[dict], known: dict[str, str]) -> None:
+    from differential import SKIP
+
+    ops: dict[str, list[dict]] = {}
+    for row in report:
+        op = row["case"].rsplit(" ", 1)[0]
+        ops.setdefault(op, []).append(row)
+    same = sum(1 for r in report if not r["diffs"])
+    lines = [
+        "# Compatibility with dockerd",
+        "",
+        "Generated by `tests/e2e/differential_triage.py` from the differential test",
+        "(`tests/e2e/test_differential.py`): the same requests to berthd and to Debian's dockerd",
+        "20.10 — every operation of the Engine API 1.41 swagger with fresh objects, a missing",
+        "object, each query parameter, and a malformed value for each boolean and integer",
+        "parameter — comparing status codes, JSON shapes and error texts.",
+        "",
+        f"**{len(report)} cases over {len(ops)} operations: {same} answer as dockerd, "
+        f"{len(report) - same} differ** (deliberate: Docker 28's behaviour or a 400 for bad "
+        "input; to fix: Berth is wrong; minor: the order of checks).",
+        "",
+        "| operation | cases | same | differences |",
+        "| --- | --- | --- | --- |",
+    ]
+    for op, rows in ops.items():
+        n_same = sum(1 for r in rows if not r["diffs"])
+        reasons = sorted({known.get(r["case"], "?") for r in rows if r["diffs"]})
+        lines.append(f"| `{op}` | {len(rows)} | {n_same} | {'<br>'.join(reasons).replace('|', '/')} |")
+    lines += ["", "Not sent (and why):", ""]
+    lines += [f"- `{m} {p}`: {why}" for (m, p), why in sorted(SKIP.items())]
+    (HERE.parents[1] / "docs" / "compatibility.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
