@@ -78,6 +78,9 @@ pub enum Command {
     /// Manage builds
     #[command(subcommand)]
     Builder(crate::build::BuilderCommand),
+    /// Manage contexts
+    #[command(subcommand)]
+    Context(crate::context::ContextCommand),
     /// Generate the autocompletion script for the specified shell
     Completion(crate::completion::CompletionArgs),
     /// Write a man page for every command into a directory (the package build uses it)

@@ -4,6 +4,7 @@
 //! failures into sentences a user can act on ([`Client::explain`]).
 //!
 //! Rules (docker's, except that TCP always means verified mutual TLS):
+//! - context: a named one ([`crate::context`]) gives host and TLS files; otherwise
 //! - host: `-H` (once), else `BERTH_HOST`, else `DOCKER_HOST`, else
 //!   `unix:///run/berth.sock`; `tcp://`/`https://` default to port 2376;
 //! - TLS verification: `--tlsverify[=bool]`, else `BERTH_TLS_VERIFY` or `DOCKER_TLS_VERIFY`
@@ -194,8 +195,20 @@ pub fn config_dir(opts: &GlobalOptions, env: &dyn Fn(&str) -> Option<String>) ->
     Path::new(&home).join(".docker")
 }
 
-/// Applies flags over environment over defaults (see the module docs).
+/// The selected context's endpoint ([`crate::context`]: `--context`, `DOCKER_CONTEXT`,
+/// `currentContext`), else [`resolve_default`].
 pub fn resolve(
+    opts: &GlobalOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Target, Error> {
+    match crate::context::selected_target(opts, env)? {
+        Some(target) => Ok(target),
+        None => resolve_default(opts, env),
+    }
+}
+
+/// The `default` context: flags over environment over defaults (see the module docs).
+pub fn resolve_default(
     opts: &GlobalOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Target, Error> {

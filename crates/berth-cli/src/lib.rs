@@ -1,7 +1,7 @@
 //! berth-cli: the `berth` command, a Docker-compatible client for berthd (and for any
 //! Docker Engine). `main.rs` parses flags and calls [`run`]; each command group is one
 //! module (`system`, `tls`, `container`, `image`, `network`, `volume`, `cp`, `ops`,
-//! `events`, `registry`, `build`), sharing a kit that imports no command module: [`connect`] (how
+//! `events`, `registry`, `build`, `context`), sharing a kit that imports no command module: [`connect`] (how
 //! to reach the daemon), [`request`] (filters, escaping, raw requests), [`format`](mod@format) (the
 //! `--format` template language), [`table`] (list output), [`inspect`] (inspect output),
 //! [`humanize`] and [`timefmt`] (Go's renderings of sizes, ages and times), [`progress`]
@@ -18,6 +18,7 @@ pub mod cli;
 pub mod completion;
 pub mod connect;
 pub mod container;
+pub mod context;
 pub mod cp;
 mod error;
 pub mod events;
@@ -115,6 +116,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Port(args)) => network::port(&session, args).await,
         Some(Command::Build(args)) => build::build(&session, args).await,
         Some(Command::Builder(cmd)) => build::builder(&session, cmd).await,
+        Some(Command::Context(cmd)) => context::run(&session, cmd),
         Some(Command::Completion(args)) => completion::completion(args, cli::Cli::command()),
         Some(Command::Man(args)) => completion::man_pages(args, cli::Cli::command()),
     }
