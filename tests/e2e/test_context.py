@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOCKER_BIN, Daemon, TlsFiles, berth, clean_env, run_cmd, tls_init
+from conftest import BERTH_BIN, DOCKER_BIN, Daemon, TlsFiles, berth, clean_env, run_cmd, tls_init
 
 
 @pytest.fixture
@@ -148,3 +148,72 @@ def test_export_import_update(tls_daemon, tls_files, cfg_env, workdir):
     berth("context", "update", "byberth", "--description", "changed", env=cfg_env)
     out = json.loads(docker_cli("context", "inspect", "byberth", env=cfg_env).stdout)
     assert out[0]["Metadata"] == {"Description": "changed"}
+
+
+# ---------------------------------------------------------------------------------------
+# system info/events/prune and search, with the docker CLI's output as reference
+
+
+def normalize(text: str) -> str:
+    text = re.sub(r"\b[0-9a-f]{64}\b", "<id>", text)
+    text = re.sub(r"sha256:<id>", "<digest>", text)
+    return text
+
+
+def test_system_prune_matches_docker(busybox_daemon, cfg_env):
+    d = busybox_daemon()
+    env = {**d.docker_env, **cfg_env, "DOCKER_HOST": d.unix_host}
+
+    def make_garbage() -> None:
+        for _ in range(2):
+            docker_cli("create", "busybox", "true", env=env)
+        docker_cli("network", "create", "prune-net", env=env)
+
+    outs = []
+    for cli in (lambda *a: berth(*a, env=env), lambda *a: docker_cli(*a, env=env)):
+        make_garbage()
+        outs.append(normalize(cli("system", "prune", "-f").stdout))
+        assert docker_cli("ps", "-aq", env=env).stdout.strip() == ""
+    assert outs[0] == outs[1], outs
+    assert outs[0].startswith("Deleted Containers:\n<id>\n<id>\n\nDeleted Networks:\nprune-net\n\n"), outs[0]
+    assert outs[0].rstrip().splitlines()[-1].startswith("Total reclaimed space: "), outs[0]
+    # the prompt, answered no, removes nothing
+    docker_cli("create", "busybox", "true", env=env)
+    b = run_cmd([str(BERTH_BIN), "system", "prune"], env=clean_env(env), input="n\n")
+    dk = run_cmd([DOCKER_BIN, "system", "prune", "-a", "--volumes"], env=clean_env(env), input="n\n")
+    assert b.stdout == ("WARNING! This will remove:\n  - all stopped containers\n"
+                        "  - all networks not used by at least one container\n  - all dangling images\n"
+                        "  - unused build cache\n\nAre you sure you want to continue? [y/N] "), b.stdout
+    berth_all = run_cmd([str(BERTH_BIN), "system", "prune", "-a", "--volumes"], env=clean_env(env), input="n\n")
+    assert berth_all.stdout == dk.stdout
+    assert len(docker_cli("ps", "-aq", env=env).stdout.split()) == 1
+    docker_cli("container", "prune", "-f", env=env)
+
+
+def test_system_info_and_events_are_info_and_events(busybox_daemon, cfg_env):
+    d = busybox_daemon()
+    env = {**cfg_env, "DOCKER_HOST": d.unix_host}
+    fmt = "{{.ID}} {{.DockerRootDir}} {{.Images}}"
+    assert berth("system", "info", "--format", fmt, env=env).stdout == berth("info", "--format", fmt, env=env).stdout
+    assert berth("system", "info", "--format", fmt, env=env).stdout == docker_cli(
+        "system", "info", "--format", fmt, env=env).stdout
+    docker_cli("create", "--name", "evt", "busybox", "true", env=env)
+    docker_cli("rm", "evt", env=env)
+    args = ("--since", "0", "--until", str(int(__import__("time").time()) + 1), "--filter", "container=evt",
+            "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
+    b = berth("system", "events", *args, env=env).stdout
+    assert b == docker_cli("system", "events", *args, env=env).stdout
+    assert "container create evt" in b and "container destroy evt" in b, b
+
+
+def test_search_errors_as_docker(tls_daemon, cfg_env):
+    # no internet here: the daemon's error is printed as docker prints it
+    env = {**cfg_env, "DOCKER_HOST": tls_daemon.unix_host}
+    b = berth("search", "--limit", "3", "busybox", env=env, check=False)
+    dk = docker_cli("search", "--limit", "3", "busybox", env=env, check=False)
+    assert b.returncode == dk.returncode != 0
+    assert b.stderr.strip() == dk.stderr.strip(), (b.stderr, dk.stderr)
+    bad = berth("search", "--filter", "nope=1", "busybox", env=env, check=False)
+    dbad = docker_cli("search", "--filter", "nope=1", "busybox", env=env, check=False)
+    assert bad.returncode == dbad.returncode != 0 and bad.stderr.strip() == dbad.stderr.strip(), (bad.stderr,
+                                                                                                  dbad.stderr)

@@ -1,7 +1,7 @@
 //! berth-cli: the `berth` command, a Docker-compatible client for berthd (and for any
 //! Docker Engine). `main.rs` parses flags and calls [`run`]; each command group is one
 //! module (`system`, `tls`, `container`, `image`, `network`, `volume`, `cp`, `ops`,
-//! `events`, `registry`, `build`, `context`), sharing a kit that imports no command module: [`connect`] (how
+//! `events`, `registry`, `build`, `context`, `system_prune`), sharing a kit that imports no command module: [`connect`] (how
 //! to reach the daemon), [`request`] (filters, escaping, raw requests), [`format`](mod@format) (the
 //! `--format` template language), [`table`] (list output), [`inspect`] (inspect output),
 //! [`humanize`] and [`timefmt`] (Go's renderings of sizes, ages and times), [`progress`]
@@ -36,6 +36,7 @@ mod prompt;
 pub mod registry;
 pub mod request;
 pub mod system;
+pub mod system_prune;
 pub mod table;
 mod terminal;
 pub mod timefmt;
@@ -109,6 +110,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Fs(cmd)) => cp::run(&session, cmd).await,
         Some(Command::Volume(cmd)) => volume::run(&session, cmd).await,
         Some(Command::System(cli::SystemCommand::Df(a))) => system::df(&session, a.verbose).await,
+        Some(Command::System(cli::SystemCommand::Info(a))) => system::info(&session, a).await,
+        Some(Command::System(cli::SystemCommand::Events(a))) => events::events(&session, a).await,
+        Some(Command::System(cli::SystemCommand::Prune(a))) => {
+            system_prune::system_prune(&session, a).await
+        }
+        Some(Command::Search(a)) => system_prune::search(&session, a).await,
         Some(Command::Events(args)) => events::events(&session, args).await,
         Some(Command::Login(args)) => registry::login(&session, args).await,
         Some(Command::Logout(args)) => registry::logout(&session, args).await,
