@@ -39,7 +39,9 @@ def test_create_with_docker_flag_then_context_flag_env_and_use(tls_daemon, tls_f
           docker_spec(tls_daemon, tls_files), env=cfg_env)
     # not selected: the default (unix:///run/berth.sock of no daemon here) is used
     assert "remote" in berth("context", "ls", "-q", env=cfg_env).stdout
-    server_version(berth("--context", "remote", "version", env=cfg_env).stdout)
+    out = berth("--context", "remote", "version", env=cfg_env).stdout
+    server_version(out)
+    assert re.search(r"^ Context:\s+remote$", out, re.M), out
     server_version(berth("version", env={**cfg_env, "DOCKER_CONTEXT": "remote"}).stdout)
     berth("context", "use", "remote", env=cfg_env)
     assert berth("context", "show", env=cfg_env).stdout.strip() == "remote"

@@ -79,6 +79,13 @@ impl Session {
         &self.global
     }
 
+    /// The context in use (`version` and `info` print it); `default` when it cannot be
+    /// resolved (the connection then reports why).
+    pub fn context_name(&self) -> String {
+        context::resolve_name(&self.global, &connect::process_env)
+            .unwrap_or_else(|_| context::DEFAULT_CONTEXT.to_string())
+    }
+
     /// Connects to the daemon and negotiates the API version.
     pub async fn client(&self) -> Result<Client, Error> {
         let target = self.target.clone()?;
