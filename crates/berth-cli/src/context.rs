@@ -1259,6 +1259,63 @@ mod tests {
         assert_eq!(rows[1]["Current"], true);
     }
 
+    /// A scratch config dir, removed when dropped.
+    struct Scratch(PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn store_targets_refuse_unverified_tcp() {
+        let dir = Scratch(std::env::temp_dir().join(format!(
+            "berth-ctx-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        )));
+        let store = Store::new(&dir.0);
+        let mut m = Meta {
+            name: "plain".into(),
+            metadata: Map::new(),
+            endpoints: Map::new(),
+        };
+        m.set_endpoint("tcp://h:2376");
+        store.save(&m, &TlsMaterial::default()).unwrap();
+        let e = store.target("plain").unwrap_err().to_string();
+        assert!(e.contains("mutual TLS"), "{e}");
+
+        let mut tls = TlsMaterial::default();
+        for f in TLS_FILES {
+            tls.files.insert(f.into(), b"pem".to_vec());
+        }
+        m.name = "skip".into();
+        m.endpoints.insert(
+            "docker".into(),
+            json!({"Host": "tcp://h:2376", "SkipTLSVerify": true}),
+        );
+        store.save(&m, &tls).unwrap();
+        let e = store.target("skip").unwrap_err().to_string();
+        assert!(e.contains("skip-tls-verify"), "{e}");
+
+        m.name = "good".into();
+        m.set_endpoint("tcp://h:2376");
+        store.save(&m, &tls).unwrap();
+        let t = store.target("good").unwrap();
+        let paths = t.tls.unwrap();
+        assert_eq!(paths.ca, store.endpoint_tls_dir("good").join("ca.pem"));
+        assert_eq!(
+            store.tls_file_names("good"),
+            ["ca.pem", "cert.pem", "key.pem"]
+        );
+
+        let e = store.target("absent").unwrap_err().to_string();
+        assert!(e.contains("context \"absent\": context not found"), "{e}");
+        store.remove("good").unwrap();
+        assert!(!store.exists("good"));
+        assert_eq!(store.list().len(), 2);
+    }
+
     #[test]
     fn inspect_default_escapes_as_go() {
         assert_eq!(go_escape(r#""<IN MEMORY>""#), r#""\u003cIN MEMORY\u003e""#);
