@@ -85,6 +85,9 @@ def test_inspect_and_ls_match_docker(tls_daemon, tls_files, cfg_env):
     d = docker_cli("context", "ls", "--format", fmt, env=cfg_env).stdout.splitlines()
     # the default context's endpoint differs by design (berth's socket, docker's socket)
     assert [l for l in b if not l.startswith("default")] == [l for l in d if not l.startswith("default")]
+    fmt = "table {{.Name}}\t{{.Description}}\t{{.Current}}"
+    b = berth("context", "ls", "--format", fmt, env=cfg_env).stdout
+    assert b == docker_cli("context", "ls", "--format", fmt, env=cfg_env).stdout
 
 
 def test_rm_of_current_refused_then_forced(tls_daemon, tls_files, cfg_env):

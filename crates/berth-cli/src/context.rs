@@ -814,7 +814,7 @@ fn ls(session: &Session, store: &Store, a: &LsArgs) -> Result<(), Error> {
         format == TABLE,
     );
     let headers = json!({"Name": "NAME", "Description": "DESCRIPTION",
-                         "DockerEndpoint": "DOCKER ENDPOINT", "Current": "CURRENT", "Error": "ERROR"});
+                         "DockerEndpoint": "DOCKER ENDPOINT", "Error": "ERROR"});
     write_out(&render_list(&format, &headers, &rows)?)
 }
 
