@@ -59,7 +59,7 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(crate::volume::VolumeCommand),
-    /// Manage Berth (disk usage)
+    /// Manage Berth
     #[command(subcommand)]
     System(SystemCommand),
     /// Get real time events from the server
@@ -78,6 +78,11 @@ pub enum Command {
     /// Manage builds
     #[command(subcommand)]
     Builder(crate::build::BuilderCommand),
+    /// Search Docker Hub for images
+    Search(crate::system_prune::SearchArgs),
+    /// Manage contexts
+    #[command(subcommand)]
+    Context(crate::context::ContextCommand),
     /// Generate the autocompletion script for the specified shell
     Completion(crate::completion::CompletionArgs),
     /// Write a man page for every command into a directory (the package build uses it)
@@ -85,11 +90,17 @@ pub enum Command {
     Man(crate::completion::ManArgs),
 }
 
-/// `berth system ...` (what `version` and `info` do not cover).
+/// `berth system ...`.
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {
     /// Show docker disk usage
     Df(DfArgs),
+    /// Display system-wide information
+    Info(FormatArgs),
+    /// Get real time events from the server
+    Events(crate::events::EventsArgs),
+    /// Remove unused data
+    Prune(crate::system_prune::SystemPruneArgs),
 }
 
 #[derive(Debug, Clone, Args)]

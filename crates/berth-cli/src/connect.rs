@@ -4,6 +4,7 @@
 //! failures into sentences a user can act on ([`Client::explain`]).
 //!
 //! Rules (docker's, except that TCP always means verified mutual TLS):
+//! - context: a named one ([`crate::context`]) gives host and TLS files; otherwise
 //! - host: `-H` (once), else `BERTH_HOST`, else `DOCKER_HOST`, else
 //!   `unix:///run/berth.sock`; `tcp://`/`https://` default to port 2376;
 //! - TLS verification: `--tlsverify[=bool]`, else `BERTH_TLS_VERIFY` or `DOCKER_TLS_VERIFY`
@@ -194,8 +195,20 @@ pub fn config_dir(opts: &GlobalOptions, env: &dyn Fn(&str) -> Option<String>) ->
     Path::new(&home).join(".docker")
 }
 
-/// Applies flags over environment over defaults (see the module docs).
+/// The selected context's endpoint ([`crate::context`]: `--context`, `DOCKER_CONTEXT`,
+/// `currentContext`), else [`resolve_default`].
 pub fn resolve(
+    opts: &GlobalOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Target, Error> {
+    match crate::context::selected_target(opts, env)? {
+        Some(target) => Ok(target),
+        None => resolve_default(opts, env),
+    }
+}
+
+/// The `default` context: flags over environment over defaults (see the module docs).
+pub fn resolve_default(
     opts: &GlobalOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Target, Error> {
@@ -777,7 +790,7 @@ mod tests {
 
     #[test]
     fn default_is_berths_socket() {
-        let t = resolve(&opts(), &env(&[])).unwrap();
+        let t = resolve_default(&opts(), &env(&[])).unwrap();
         assert_eq!(t.host, Host::Unix(DEFAULT_SOCKET.into()));
         assert_eq!(t.tls, None);
     }
@@ -789,18 +802,18 @@ mod tests {
             ("DOCKER_HOST", "unix:///d.sock"),
         ]);
         assert_eq!(
-            resolve(&opts(), &both).unwrap().host,
+            resolve_default(&opts(), &both).unwrap().host,
             Host::Unix("/b.sock".into())
         );
         let docker_only = env(&[("DOCKER_HOST", "unix:///d.sock"), ("BERTH_HOST", "")]);
         assert_eq!(
-            resolve(&opts(), &docker_only).unwrap().host,
+            resolve_default(&opts(), &docker_only).unwrap().host,
             Host::Unix("/d.sock".into())
         );
         let mut o = opts();
         o.host = vec!["unix:///f.sock".into()];
         assert_eq!(
-            resolve(&o, &both).unwrap().host,
+            resolve_default(&o, &both).unwrap().host,
             Host::Unix("/f.sock".into())
         );
     }
@@ -810,14 +823,14 @@ mod tests {
         let mut o = opts();
         o.host = vec!["unix:///a".into(), "unix:///b".into()];
         assert_eq!(
-            resolve(&o, &env(&[])).unwrap_err().to_string(),
+            resolve_default(&o, &env(&[])).unwrap_err().to_string(),
             "Specify only one -H"
         );
     }
 
     #[test]
     fn tcp_without_verification_is_refused_with_the_fix() {
-        let e = resolve(&opts(), &env(&[("DOCKER_HOST", "tcp://myhost:2376")]))
+        let e = resolve_default(&opts(), &env(&[("DOCKER_HOST", "tcp://myhost:2376")]))
             .unwrap_err()
             .to_string();
         assert!(
@@ -831,7 +844,7 @@ mod tests {
         let mut o = opts();
         o.tls = Some(true);
         o.host = vec!["tcp://h:1".into()];
-        let e = resolve(&o, &env(&[])).unwrap_err().to_string();
+        let e = resolve_default(&o, &env(&[])).unwrap_err().to_string();
         assert!(e.contains("without --tlsverify"), "{e}");
     }
 
@@ -840,21 +853,21 @@ mod tests {
         let e = env(&[("DOCKER_HOST", "tcp://h:2376"), ("DOCKER_TLS_VERIFY", "1")]);
         let mut o = opts();
         o.tls_verify = Some(false);
-        assert!(resolve(&o, &e).is_err());
+        assert!(resolve_default(&o, &e).is_err());
         o.tls_verify = None;
-        assert!(resolve(&o, &e).unwrap().tls.is_some());
+        assert!(resolve_default(&o, &e).unwrap().tls.is_some());
     }
 
     #[test]
     fn any_non_empty_tls_verify_value_turns_it_on() {
         for v in ["1", "0", "false", "yes"] {
             let e = env(&[("DOCKER_HOST", "tcp://h"), ("DOCKER_TLS_VERIFY", v)]);
-            assert!(resolve(&opts(), &e).unwrap().tls.is_some(), "{v}");
+            assert!(resolve_default(&opts(), &e).unwrap().tls.is_some(), "{v}");
             let e = env(&[("DOCKER_HOST", "tcp://h"), ("BERTH_TLS_VERIFY", v)]);
-            assert!(resolve(&opts(), &e).unwrap().tls.is_some(), "{v}");
+            assert!(resolve_default(&opts(), &e).unwrap().tls.is_some(), "{v}");
         }
         let e = env(&[("DOCKER_HOST", "tcp://h"), ("DOCKER_TLS_VERIFY", "")]);
-        assert!(resolve(&opts(), &e).is_err());
+        assert!(resolve_default(&opts(), &e).is_err());
     }
 
     #[test]
@@ -864,7 +877,7 @@ mod tests {
             ("DOCKER_TLS_VERIFY", "1"),
             ("HOME", "/home/u"),
         ];
-        let t = resolve(&opts(), &env(&base)).unwrap();
+        let t = resolve_default(&opts(), &env(&base)).unwrap();
         assert_eq!(
             t.tls.unwrap(),
             TlsPaths::in_dir(Path::new("/home/u/.docker"))
@@ -872,25 +885,25 @@ mod tests {
 
         let mut vars = base.to_vec();
         vars.push(("DOCKER_CONFIG", "/cfg"));
-        let t = resolve(&opts(), &env(&vars)).unwrap();
+        let t = resolve_default(&opts(), &env(&vars)).unwrap();
         assert_eq!(t.tls.unwrap(), TlsPaths::in_dir(Path::new("/cfg")));
 
         let mut o = opts();
         o.config = Some("/flagcfg".into());
-        let t = resolve(&o, &env(&vars)).unwrap();
+        let t = resolve_default(&o, &env(&vars)).unwrap();
         assert_eq!(t.tls.unwrap(), TlsPaths::in_dir(Path::new("/flagcfg")));
 
         vars.push(("DOCKER_CERT_PATH", "/dcerts"));
-        let t = resolve(&o, &env(&vars)).unwrap();
+        let t = resolve_default(&o, &env(&vars)).unwrap();
         assert_eq!(t.tls.unwrap(), TlsPaths::in_dir(Path::new("/dcerts")));
 
         vars.push(("BERTH_CERT_PATH", "/bcerts"));
-        let t = resolve(&o, &env(&vars)).unwrap();
+        let t = resolve_default(&o, &env(&vars)).unwrap();
         assert_eq!(t.tls.unwrap(), TlsPaths::in_dir(Path::new("/bcerts")));
 
         o.tls_key = Some("/k.pem".into());
         o.tls_ca_cert = Some("/ca.pem".into());
-        let t = resolve(&o, &env(&vars)).unwrap().tls.unwrap();
+        let t = resolve_default(&o, &env(&vars)).unwrap().tls.unwrap();
         assert_eq!(t.key, PathBuf::from("/k.pem"));
         assert_eq!(t.ca, PathBuf::from("/ca.pem"));
         assert_eq!(t.cert, PathBuf::from("/bcerts/cert.pem"));
@@ -902,7 +915,7 @@ mod tests {
             ("DOCKER_TLS_VERIFY", "1"),
             ("DOCKER_HOST", "unix:///x.sock"),
         ]);
-        assert_eq!(resolve(&opts(), &e).unwrap().tls, None);
+        assert_eq!(resolve_default(&opts(), &e).unwrap().tls, None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! berth-cli: the `berth` command, a Docker-compatible client for berthd (and for any
 //! Docker Engine). `main.rs` parses flags and calls [`run`]; each command group is one
 //! module (`system`, `tls`, `container`, `image`, `network`, `volume`, `cp`, `ops`,
-//! `events`, `registry`, `build`), sharing a kit that imports no command module: [`connect`] (how
+//! `events`, `registry`, `build`, `context`, `system_prune`), sharing a kit that imports no command module: [`connect`] (how
 //! to reach the daemon), [`request`] (filters, escaping, raw requests), [`format`](mod@format) (the
 //! `--format` template language), [`table`] (list output), [`inspect`] (inspect output),
 //! [`humanize`] and [`timefmt`] (Go's renderings of sizes, ages and times), [`progress`]
@@ -18,6 +18,7 @@ pub mod cli;
 pub mod completion;
 pub mod connect;
 pub mod container;
+pub mod context;
 pub mod cp;
 mod error;
 pub mod events;
@@ -35,6 +36,7 @@ mod prompt;
 pub mod registry;
 pub mod request;
 pub mod system;
+pub mod system_prune;
 pub mod table;
 mod terminal;
 pub mod timefmt;
@@ -77,6 +79,13 @@ impl Session {
         &self.global
     }
 
+    /// The context in use (`version` and `info` print it); `default` when it cannot be
+    /// resolved (the connection then reports why).
+    pub fn context_name(&self) -> String {
+        context::resolve_name(&self.global, &connect::process_env)
+            .unwrap_or_else(|_| context::DEFAULT_CONTEXT.to_string())
+    }
+
     /// Connects to the daemon and negotiates the API version.
     pub async fn client(&self) -> Result<Client, Error> {
         let target = self.target.clone()?;
@@ -108,6 +117,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Fs(cmd)) => cp::run(&session, cmd).await,
         Some(Command::Volume(cmd)) => volume::run(&session, cmd).await,
         Some(Command::System(cli::SystemCommand::Df(a))) => system::df(&session, a.verbose).await,
+        Some(Command::System(cli::SystemCommand::Info(a))) => system::info(&session, a).await,
+        Some(Command::System(cli::SystemCommand::Events(a))) => events::events(&session, a).await,
+        Some(Command::System(cli::SystemCommand::Prune(a))) => {
+            system_prune::system_prune(&session, a).await
+        }
+        Some(Command::Search(a)) => system_prune::search(&session, a).await,
         Some(Command::Events(args)) => events::events(&session, args).await,
         Some(Command::Login(args)) => registry::login(&session, args).await,
         Some(Command::Logout(args)) => registry::logout(&session, args).await,
@@ -115,6 +130,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Some(Command::Port(args)) => network::port(&session, args).await,
         Some(Command::Build(args)) => build::build(&session, args).await,
         Some(Command::Builder(cmd)) => build::builder(&session, cmd).await,
+        Some(Command::Context(cmd)) => context::run(&session, cmd),
         Some(Command::Completion(args)) => completion::completion(args, cli::Cli::command()),
         Some(Command::Man(args)) => completion::man_pages(args, cli::Cli::command()),
     }

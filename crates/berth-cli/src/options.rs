@@ -13,6 +13,11 @@ pub struct GlobalOptions {
     #[arg(long, value_name = "string")]
     pub config: Option<PathBuf>,
 
+    /// Name of the context to use to connect to the daemon (overrides DOCKER_HOST env var
+    /// and default context set with "berth context use")
+    #[arg(short = 'c', long = "context", value_name = "string")]
+    pub context: Option<String>,
+
     /// Enable debug mode
     #[arg(short = 'D', long)]
     pub debug: bool,

@@ -235,6 +235,27 @@ impl ConfigFile {
         }
     }
 
+    /// `currentContext`: the context `berth context use` chose; `None` when unset or empty.
+    pub fn current_context(&self) -> Option<&str> {
+        self.value
+            .get("currentContext")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Sets `currentContext`; `None` removes the key (docker's "default").
+    pub fn set_current_context(&mut self, name: Option<&str>) {
+        match name {
+            Some(n) => {
+                self.value
+                    .insert("currentContext".into(), Value::String(n.to_string()));
+            }
+            None => {
+                self.value.remove("currentContext");
+            }
+        }
+    }
+
     /// The file's text as docker writes it: tab-indented JSON, `auths` always present.
     pub fn to_text(&self) -> String {
         let mut value = self.value.clone();

@@ -103,7 +103,8 @@ fn format_template(args: &FormatArgs) -> Result<Option<Template>, Error> {
 /// `berth version`.
 pub async fn version(session: &Session, args: &FormatArgs) -> Result<(), Error> {
     let template = format_template(args)?;
-    let facts = ClientFacts::current();
+    let mut facts = ClientFacts::current();
+    facts.context = session.context_name();
     let (api, server) = match session.client().await {
         Ok(client) => (Some(client.api()), client.get_json("/version").await),
         Err(e) => (None, Err(e)),
@@ -251,7 +252,8 @@ pub fn render_version(data: &Value) -> String {
 /// `berth info`.
 pub async fn info(session: &Session, args: &FormatArgs) -> Result<(), Error> {
     let template = format_template(args)?;
-    let facts = ClientFacts::current();
+    let mut facts = ClientFacts::current();
+    facts.context = session.context_name();
     let debug = session.debug();
 
     if let Some(template) = template {

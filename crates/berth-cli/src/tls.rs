@@ -164,6 +164,7 @@ pub fn render_init(report: &InitReport, client_name: &str) -> String {
         q(dir.clone()),
     );
     s += "  berth version    # or: docker version\n";
+    s += &context_lines(&client_host(&report.sans), dir);
     s += &format!(
         "\nMore client certificates: berth tls client NAME --dir {}\n",
         q(dir.clone())
@@ -189,7 +190,18 @@ pub fn render_client(report: &ClientReport, name: &str, ca_dir: &Path) -> String
         shell_quote(&report.dir.display().to_string())
     );
     s += "  berth version    # or: docker version\n";
+    s += &context_lines("HOST", &report.dir);
     s
+}
+
+/// How to keep a client directory as a named context (`berth context create --tls-dir`).
+fn context_lines(host: &str, dir: &Path) -> String {
+    format!(
+        "or keep it as a named context (in the docker CLI's store, usable by both):\n  \
+         berth context create NAME --tls-dir {} --host tcp://{host}:{DEFAULT_TLS_PORT}\n  \
+         berth --context NAME version    # or: docker --context NAME version\n",
+        shell_quote(&dir.display().to_string())
+    )
 }
 
 /// Quotes `s` for a POSIX shell when it holds anything but safe characters.
@@ -232,6 +244,9 @@ mod tests {
         ), "{text}");
         assert!(text.contains(
             "  export DOCKER_HOST=tcp://myhost:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=/etc/berth/tls\n  berth version    # or: docker version\n"
+        ), "{text}");
+        assert!(text.contains(
+            "  berth context create NAME --tls-dir /etc/berth/tls --host tcp://myhost:2376\n  berth --context NAME version    # or: docker --context NAME version\n"
         ), "{text}");
     }
 
