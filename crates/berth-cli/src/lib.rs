@@ -20,6 +20,7 @@ pub mod container;
 pub mod cp;
 mod error;
 pub mod events;
+pub mod field_flags;
 pub mod format;
 pub mod health_flags;
 pub mod host_flags;

@@ -170,6 +170,8 @@ pub struct ContainerOptions {
     pub host: crate::host_flags::HostFlags,
     #[command(flatten)]
     pub health: crate::health_flags::HealthFlags,
+    #[command(flatten)]
+    pub fields: crate::field_flags::FieldFlags,
     /// Restart policy to apply when a container exits (default "no")
     #[arg(long, value_name = "string")]
     pub restart: Option<String>,

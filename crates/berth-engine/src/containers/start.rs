@@ -225,6 +225,15 @@ impl Engine {
         let created = c.runtime.create(req).await;
         guard.clear().await;
         let started = created.map_err(failed)?;
+        let (hc, cg) = (rec.host_config.clone(), cgroup.clone());
+        let oom = crate::blocking::spawn(move || super::create_fields::after_create(&hc, &cg))
+            .await
+            .unwrap_or_else(|e| Err(EngineError::Internal(e.to_string())));
+        if let Err(e) = oom {
+            let _ = c.runtime.kill(rid(&rec.id), libc_sigkill(), true).await;
+            let _ = c.runtime.wait(rid(&rec.id)).await;
+            return Err((e, None));
+        }
         let start_time = process::start_time(started.pid);
         // A peer still alive now kept its pid the whole time: the paths the runtime opened
         // were its namespaces, not those of a process given the pid after it died.
