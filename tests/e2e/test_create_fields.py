@@ -297,3 +297,35 @@ def test_cli_refusals_read_as_dockers(d, workdir):
     r = subprocess.run([str(BERTH_BIN), "run", "--pull", "never", "berth-absent:1", "true"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 125 and "No such image: berth-absent:1" in r.stderr, r.stderr
+
+
+def test_cgroup_parent_per_container(d):
+    """`--cgroup-parent` puts the container's cgroup there, not under the daemon's."""
+    parent = f"berth-e2e-parent-{os.getpid()}"
+    cid = ""
+    try:
+        cid = dk(d, "run", "-d", "--cgroup-parent", parent, "busybox", "sleep", "1000").stdout.strip()
+        procs = (V1 / "memory" / parent / cid / "cgroup.procs").read_text().split()
+        state = json.loads(dk(d, "inspect", cid).stdout)[0]
+        assert str(state["State"]["Pid"]) in procs, procs
+        assert state["HostConfig"]["CgroupParent"] == parent
+        assert not (V1 / "memory" / d.cgroup_parent.strip("/") / cid).exists()
+        # stats read the same cgroup
+        stats = json.loads(dk(d, "stats", "--no-stream", "--format", "{{json .}}", cid).stdout)
+        assert stats["PIDs"] == "1", stats
+        dk(d, "rm", "-f", cid)
+        gone, cid = cid, ""
+        assert not (V1 / "memory" / parent / gone).exists(), "the container's cgroup was left"
+
+    finally:
+        if cid:
+            dk(d, "rm", "-f", cid, check=False)
+        for h in V1.iterdir():
+            p = h / parent
+            if p.is_dir() and not h.is_symlink():
+                for child in sorted(p.glob("*/"), reverse=True):
+                    if child.is_dir():
+                        child.rmdir()
+                p.rmdir()
+    status, msg = create_status(d, {"CgroupParent": "/x/../../etc"})
+    assert (status, msg) == (400, 'invalid cgroup parent: "/x/../../etc"')

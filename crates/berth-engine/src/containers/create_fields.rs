@@ -1,6 +1,6 @@
 //! The `HostConfig` fields Berth once stored and ignored: block I/O weights and throttles,
 //! real-time CPU, memory swappiness, the OOM killer, `CpusetMems`, device cgroup rules,
-//! GPU requests, `UsernsMode`, `StorageOpt` and `Annotations`.
+//! GPU requests, `UsernsMode`, `StorageOpt`, `Annotations` and `CgroupParent`.
 //!
 //! [`settle`] runs at create with what the host's cgroups can do ([`Support`]): it refuses
 //! in dockerd's words (moby `daemon/daemon_unix.go` `verifyPlatformContainerResources`),
@@ -222,6 +222,7 @@ pub(crate) fn settle(hc: &mut HostConfig, host: &Support) -> Result<Vec<String>,
         Some(v) => return Err(bad(format!("invalid StorageOpt: {v}"))),
     }
     annotations(x)?;
+    cgroup_parent(x)?;
     if let Some(mems) = hc.resources.cpuset_mems.get().filter(|m| !m.is_empty()) {
         cpuset_mems(
             mems,
@@ -229,6 +230,37 @@ pub(crate) fn settle(hc: &mut HostConfig, host: &Support) -> Result<Vec<String>,
         )?;
     }
     Ok(warnings)
+}
+
+/// `CgroupParent`: `None` when unset or empty. A cgroup path, never one that climbs out
+/// with `..` (dockerd's cgroupfs driver joins it as given, relative to the root here).
+fn cgroup_parent(x: &Map<String, Value>) -> Result<Option<String>, EngineError> {
+    let p = match x.get("CgroupParent") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.is_empty() => return Ok(None),
+        Some(Value::String(s)) => s,
+        Some(v) => return Err(bad(format!("invalid CgroupParent: {v}"))),
+    };
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if p.contains('\0') || parts.contains(&"..") {
+        return Err(bad(format!("invalid cgroup parent: {p:?}")));
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!("/{}", parts.join("/"))))
+}
+
+/// The container's cgroup path: `<CgroupParent>/<id>`, or under the daemon's
+/// `--cgroup-parent` when it has none (moby `daemon/oci_linux.go`, cgroupfs driver).
+pub(crate) fn cgroup_path(daemon_parent: &str, hc: &HostConfig, id: &str) -> String {
+    match cgroup_parent(&hc.extra) {
+        Ok(Some(p)) => format!("{p}/{id}"),
+        _ => format!("{daemon_parent}/{id}"),
+    }
 }
 
 /// moby `daemon/oci_linux.go`: `^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$`.
@@ -567,6 +599,28 @@ mod tests {
         )
         .unwrap();
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn cgroup_parent_is_the_containers_or_the_daemons() {
+        let id = "abc";
+        assert_eq!(cgroup_path("/berth", &hc(json!({})), id), "/berth/abc");
+        assert_eq!(
+            cgroup_path("/berth", &hc(json!({"CgroupParent": ""})), id),
+            "/berth/abc"
+        );
+        assert_eq!(
+            cgroup_path("/berth", &hc(json!({"CgroupParent": "/custom/"})), id),
+            "/custom/abc"
+        );
+        assert_eq!(
+            cgroup_path("/berth", &hc(json!({"CgroupParent": "rel/x"})), id),
+            "/rel/x/abc"
+        );
+        assert_eq!(
+            refused(json!({"CgroupParent": "/a/../../etc"}), &ALL),
+            "invalid cgroup parent: \"/a/../../etc\""
+        );
     }
 
     #[test]

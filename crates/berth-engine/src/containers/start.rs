@@ -161,7 +161,7 @@ impl Engine {
             None => (None, Vec::new()),
         };
         let plan = c.networks.prepare(&rec.id, peer).map_err(|e| (e, None))?;
-        let cgroup = c.cgroup_path(&rec.id);
+        let cgroup = c.cgroup_path_of(rec);
         let mut opts =
             host_opts::resolve(c, &rec.host_config, &c.shm_dir(&rec.id)).map_err(|e| (e, None))?;
         if let Some(profile) = opts.apparmor_profile.clone() {
