@@ -329,3 +329,21 @@ def test_cgroup_parent_per_container(d):
                 p.rmdir()
     status, msg = create_status(d, {"CgroupParent": "/x/../../etc"})
     assert (status, msg) == (400, 'invalid cgroup parent: "/x/../../etc"')
+
+
+def test_exec_env_file_and_container_port(d, workdir):
+    env_file = workdir / "exec.env"
+    env_file.write_text("# c\nFROM_FILE=1\nBOTH=file\n")
+    env = clean_env({"DOCKER_HOST": d.unix_host})
+    cid = dk(d, "run", "-d", "-p", "127.0.0.1::80", "busybox", "sleep", "1000").stdout.strip()
+    try:
+        r = subprocess.run([str(BERTH_BIN), "exec", "--env-file", str(env_file), "-e", "BOTH=flag", cid,
+                            "sh", "-c", "echo $FROM_FILE $BOTH"], env=env, capture_output=True, text=True, timeout=60)
+        assert (r.returncode, r.stdout) == (0, "1 flag\n"), r.stderr
+        want = dk(d, "port", cid).stdout
+        r = subprocess.run([str(BERTH_BIN), "container", "port", cid], env=env, capture_output=True, text=True,
+                           timeout=60)
+        assert (r.returncode, r.stdout) == (0, want), r.stderr
+        assert want.startswith("80/tcp -> 127.0.0.1:"), want
+    finally:
+        dk(d, "rm", "-f", cid)

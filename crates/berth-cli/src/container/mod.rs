@@ -87,6 +87,8 @@ pub enum ContainerCommand {
     Export(crate::cp::ExportArgs),
     /// Create a new image from a container's changes
     Commit(crate::cp::CommitArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(crate::network::PortArgs),
     #[command(flatten)]
     Ops(crate::ops::OpsCommand),
 }
@@ -397,6 +399,7 @@ pub async fn run(session: &Session, cmd: &ContainerCommand) -> Result<(), Error>
         }
         ContainerCommand::Restart(a) => restart(session, a).await,
         ContainerCommand::Rename(a) => rename(session, a).await,
+        ContainerCommand::Port(a) => crate::network::port(session, a).await,
         ContainerCommand::Prune(a) => prune(session, a).await,
         ContainerCommand::Cp(a) => crate::cp::run(session, &FsCommand::Cp(a.clone())).await,
         ContainerCommand::Diff(a) => crate::cp::run(session, &FsCommand::Diff(a.clone())).await,
