@@ -347,3 +347,17 @@ def test_exec_env_file_and_container_port(d, workdir):
         assert want.startswith("80/tcp -> 127.0.0.1:"), want
     finally:
         dk(d, "rm", "-f", cid)
+
+
+def test_console_size_is_the_first_tty_size(d):
+    r = d.request("POST", "/containers/create", headers={"Content-Type": "application/json"},
+                  body=json.dumps({"Image": "busybox", "Cmd": ["stty", "size"], "Tty": True,
+                                   "HostConfig": {"ConsoleSize": [31, 101]}}).encode())
+    assert r.status == 201, r.text
+    cid = r.json()["Id"]
+    try:
+        dk(d, "start", cid)
+        assert dk(d, "wait", cid).stdout.strip() == "0"
+        assert dk(d, "logs", cid).stdout.strip() == "31 101"
+    finally:
+        dk(d, "rm", "-f", cid)

@@ -493,6 +493,18 @@ pub(crate) fn after_create(hc: &HostConfig, cgroups_path: &str) -> Result<(), En
     std::fs::write(&file, "1").map_err(EngineError::io("cannot write", &file))
 }
 
+/// `ConsoleSize` (`[height, width]`) of a TTY container as (width, height); `None`
+/// without a TTY, or for `[0, 0]` (the CLI's value when it has no terminal).
+pub(crate) fn console_size(rec: &super::record::Record) -> Option<(u16, u16)> {
+    if !rec.config.tty() {
+        return None;
+    }
+    let size = rec.host_config.extra.get("ConsoleSize")?.as_array()?;
+    let n = |i: usize| size.get(i)?.as_u64().and_then(|v| u16::try_from(v).ok());
+    let (h, w) = (n(0)?, n(1)?);
+    (h != 0 && w != 0).then_some((w, h))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -234,6 +234,12 @@ impl Engine {
             let _ = c.runtime.wait(rid(&rec.id)).await;
             return Err((e, None));
         }
+        if let Some((w, h)) = super::create_fields::console_size(rec) {
+            // The terminal's first size, before the process runs (dockerd's `ConsoleSize`).
+            if let Err(e) = c.runtime.resize(rid(&rec.id), w, h).await {
+                tracing::warn!(error = %e, "initial console size not set");
+            }
+        }
         let start_time = process::start_time(started.pid);
         // A peer still alive now kept its pid the whole time: the paths the runtime opened
         // were its namespaces, not those of a process given the pid after it died.
