@@ -223,7 +223,7 @@ FLAGS = ["--blkio-weight", "300", "--blkio-weight-device", "/dev/vda:200",
          "--device-cgroup-rule", "c 42:* rmw", "--cpu-rt-period", "1000000", "--cpu-rt-runtime", "950000",
          "--cpuset-mems", "0", "--memory-swappiness", "10", "--oom-kill-disable", "--gpus", "all",
          "--userns", "host", "--cgroup-parent", "/custom", "--annotation", "a=b", "--storage-opt", "size=1G",
-         "--domainname", "example.org"]
+         "--domainname", "example.org", "-a", "STDOUT"]
 
 KEYS = ["BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
         "BlkioDeviceWriteIOps", "DeviceCgroupRules", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetMems",
@@ -260,7 +260,7 @@ def test_cli_flags_send_dockers_body(workdir):
     docker_body, berth_body = (no_nulls(b) for b in fake.bodies)
     for key in KEYS:
         assert berth_body["HostConfig"].get(key) == docker_body["HostConfig"].get(key), key
-    for key in ["Domainname", "Env", "Labels"]:
+    for key in ["Domainname", "Env", "Labels", "AttachStdout", "AttachStderr", "AttachStdin"]:
         assert berth_body.get(key) == docker_body.get(key), key
     assert docker_body["Env"] == ["A=1", "B=two words", "C=3"]
 
@@ -280,6 +280,8 @@ def test_cli_refusals_read_as_dockers(d, workdir):
         (["--env-file", "/berth-no-such-file"], "open /berth-no-such-file: no such file or directory"),
         (["--device-cgroup-rule", "x"], "invalid device cgroup format 'x'"),
         (["--blkio-weight-device", "/dev/vda:5"], "invalid weight for device: /dev/vda:5"),
+        (["-a", "stdout", "-d"], "conflicting options: cannot specify both --attach and --detach"),
+        (["-a", "foo"], "valid streams are STDIN, STDOUT and STDERR"),
     ]
     for flags, text in cases:
         for cli in (DOCKER_BIN, str(BERTH_BIN)):
@@ -294,6 +296,10 @@ def test_cli_refusals_read_as_dockers(d, workdir):
     assert r.returncode == 0, r.stderr
     assert cid_new.read_text() == r.stdout.strip()
     dk(d, "rm", r.stdout.strip())
+    # -a stderr: only the error stream comes back.
+    r = subprocess.run([str(BERTH_BIN), "run", "--rm", "-a", "stderr", "busybox", "sh", "-c", "echo out; echo err >&2"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "err\n"), r
     r = subprocess.run([str(BERTH_BIN), "run", "--pull", "never", "berth-absent:1", "true"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 125 and "No such image: berth-absent:1" in r.stderr, r.stderr

@@ -18,6 +18,9 @@ use crate::host_flags::parse_ram;
 /// The flags; flattened into `ContainerOptions`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct FieldFlags {
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long, value_name = "list", value_parser = parse_stream)]
+    pub attach: Vec<String>,
     /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
     #[arg(long = "blkio-weight", value_name = "uint16", value_parser = parse_u16)]
     pub blkio_weight: Option<u16>,
@@ -115,6 +118,21 @@ pub struct GpuRequest {
     pub device_ids: Option<Vec<String>>,
     pub capabilities: Vec<String>,
     pub options: HashMap<String, String>,
+}
+
+/// `-a`: `stdin`, `stdout` or `stderr`, any case (docker/cli `ValidateAttach`).
+fn parse_stream(s: &str) -> Result<String, String> {
+    let lower = s.to_ascii_lowercase();
+    if ["stdin", "stdout", "stderr"].contains(&lower.as_str()) {
+        Ok(lower)
+    } else {
+        Err("valid streams are STDIN, STDOUT and STDERR".into())
+    }
+}
+
+/// Whether `-a` names `stream`.
+pub fn attaches(streams: &[String], stream: &str) -> bool {
+    streams.iter().any(|s| s == stream)
 }
 
 fn parse_u16(s: &str) -> Result<u16, String> {
@@ -362,6 +380,16 @@ impl FieldFlags {
         }
         if self.domainname.is_some() {
             body.domainname = self.domainname.clone();
+        }
+        // docker/cli `parse`: `-a` picks the streams (stdout and stderr without it; `run`
+        // refuses it with `-d`).
+        if !self.attach.is_empty() {
+            let a = |s| Some(attaches(&self.attach, s));
+            body.attach_stdout = a("stdout");
+            body.attach_stderr = a("stderr");
+            if attaches(&self.attach, "stdin") {
+                body.attach_stdin = Some(true);
+            }
         }
         let hc: &mut HostConfig = body.host_config.get_or_insert_with(Default::default);
         hc.blkio_weight = self.blkio_weight.or(hc.blkio_weight);

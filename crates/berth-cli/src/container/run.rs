@@ -234,6 +234,13 @@ pub async fn create(session: &Session, args: &CreateArgs) -> Result<(), Error> {
 /// `run`.
 pub async fn run_container(session: &Session, args: &RunArgs) -> Result<(), Error> {
     let o = &args.opts;
+    if args.detach && !o.fields.attach.is_empty() {
+        return Err(with_help(
+            &Error::client("conflicting options: cannot specify both --attach and --detach"),
+            "run",
+            125,
+        ));
+    }
     check_restart(o).map_err(|e| with_help(&e, "run", 125))?;
     if !args.detach {
         crate::terminal::check_tty(o.interactive, o.tty)?;
@@ -261,8 +268,11 @@ pub async fn run_container(session: &Session, args: &RunArgs) -> Result<(), Erro
         write_out(&format!("{id}\n"))?;
         return start_or_status(&client, &id).await;
     }
+    let streams = &o.fields.attach;
     let attach = Attach {
-        stdin: o.interactive,
+        stdin: o.interactive || crate::field_flags::attaches(streams, "stdin"),
+        stdout: streams.is_empty() || crate::field_flags::attaches(streams, "stdout"),
+        stderr: streams.is_empty() || crate::field_flags::attaches(streams, "stderr"),
         tty: o.tty,
         removed: o.rm,
         detach_keys: crate::terminal::detach_keys(session, args.detach_keys.as_deref()),
@@ -289,6 +299,9 @@ async fn start_or_status(client: &Client, id: &str) -> Result<(), Error> {
 /// How `run` and `start -a` attach.
 struct Attach {
     stdin: bool,
+    /// The streams asked for (`-a`; both without it).
+    stdout: bool,
+    stderr: bool,
     tty: bool,
     /// Wait for the removal (`--rm`) rather than the exit.
     removed: bool,
@@ -306,8 +319,8 @@ async fn attach_start_wait(client: &Client, id: &str, how: &Attach) -> Result<Op
             Some(AttachContainerOptions {
                 stream: true,
                 stdin,
-                stdout: true,
-                stderr: true,
+                stdout: how.stdout,
+                stderr: how.stderr,
                 detach_keys: how.detach_keys.clone(),
                 ..Default::default()
             }),
@@ -417,6 +430,8 @@ pub async fn start(session: &Session, args: &StartArgs) -> Result<(), Error> {
             .await?;
         let attach = Attach {
             stdin: args.interactive,
+            stdout: true,
+            stderr: true,
             tty: v["Config"]["Tty"].as_bool().unwrap_or(false),
             removed: false,
             detach_keys: crate::terminal::detach_keys(session, args.detach_keys.as_deref()),
