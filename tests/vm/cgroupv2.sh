@@ -67,6 +67,17 @@ b update --memory 96m --memory-swap 96m --cpus 1.5 --pids-limit 50 "$id" >/dev/n
 [ "$(b inspect -f '{{.HostConfig.Memory}}' "$id")" = 100663296 ] || fail "update not recorded"
 ok "update live: memory.max 100663296, cpu.max '150000 100000', pids.max 50, recorded in inspect"
 
+# io.max from --device-read-bps (major:minor by stat of the host's device); swappiness and
+# the OOM-killer switch have no v2 file: dropped with dockerd's warnings.
+dev=$(printf '%d:%d' "0x$(stat -c %t /dev/vda)" "0x$(stat -c %T /dev/vda)")
+bid=$(b run -d --device-read-bps /dev/vda:1mb --memory-swappiness 10 --oom-kill-disable busybox sleep 300 2>"$tmp/warn")
+bfid=$(full_id "$bid")
+grep -q "^$dev rbps=1048576 " "$(cg "$bfid")/io.max" || fail "io.max: $(cat "$(cg "$bfid")/io.max")"
+grep -q "Memory swappiness discarded" "$tmp/warn" || fail "no swappiness warning: $(cat "$tmp/warn")"
+grep -q "OomKillDisable discarded" "$tmp/warn" || fail "no OomKillDisable warning: $(cat "$tmp/warn")"
+ok "--device-read-bps /dev/vda:1mb: io.max '$dev rbps=1048576'; swappiness and --oom-kill-disable dropped with dockerd's warnings"
+b rm -f "$bfid" >/dev/null
+
 # stats from the v2 files.
 stats=$(b stats --no-stream --format '{{.MemUsage}} {{.PIDs}}' "$id")
 case "$stats" in *"/ 96MiB 1") ;; *) fail "stats: $stats" ;; esac

@@ -22,6 +22,7 @@ pub mod context;
 pub mod cp;
 mod error;
 pub mod events;
+pub mod field_flags;
 pub mod format;
 pub mod health_flags;
 pub mod host_flags;

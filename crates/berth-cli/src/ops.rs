@@ -73,6 +73,9 @@ pub struct ExecArgs {
     /// Set environment variables
     #[arg(short = 'e', long = "env", value_name = "list")]
     pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "list")]
+    pub env_file: Vec<String>,
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -209,6 +212,12 @@ pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
         crate::terminal::check_tty(args.interactive, args.tty)?;
     }
     let detach_keys = crate::terminal::detach_keys(session, args.detach_keys.as_deref());
+    // docker's `ReadKVEnvStrings`: the files' variables, then `-e`.
+    let mut env = Vec::new();
+    for f in &args.env_file {
+        env.extend(crate::field_flags::read_kv_file(f, true).map_err(Error::client)?);
+    }
+    env.extend(args.env.iter().cloned());
     let created = docker
         .create_exec(
             container,
@@ -218,7 +227,7 @@ pub async fn exec(session: &Session, args: &ExecArgs) -> Result<(), Error> {
                 attach_stderr: Some(attach),
                 tty: Some(args.tty),
                 detach_keys: detach_keys.clone(),
-                env: (!args.env.is_empty()).then(|| args.env.clone()),
+                env: (!env.is_empty()).then_some(env),
                 cmd: Some(cmd.to_vec()),
                 privileged: Some(args.privileged),
                 user: args.user.clone(),

@@ -87,6 +87,8 @@ pub enum ContainerCommand {
     Export(crate::cp::ExportArgs),
     /// Create a new image from a container's changes
     Commit(crate::cp::CommitArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(crate::network::PortArgs),
     #[command(flatten)]
     Ops(crate::ops::OpsCommand),
 }
@@ -170,6 +172,8 @@ pub struct ContainerOptions {
     pub host: crate::host_flags::HostFlags,
     #[command(flatten)]
     pub health: crate::health_flags::HealthFlags,
+    #[command(flatten)]
+    pub fields: crate::field_flags::FieldFlags,
     /// Restart policy to apply when a container exits (default "no")
     #[arg(long, value_name = "string")]
     pub restart: Option<String>,
@@ -395,6 +399,7 @@ pub async fn run(session: &Session, cmd: &ContainerCommand) -> Result<(), Error>
         }
         ContainerCommand::Restart(a) => restart(session, a).await,
         ContainerCommand::Rename(a) => rename(session, a).await,
+        ContainerCommand::Port(a) => crate::network::port(session, a).await,
         ContainerCommand::Prune(a) => prune(session, a).await,
         ContainerCommand::Cp(a) => crate::cp::run(session, &FsCommand::Cp(a.clone())).await,
         ContainerCommand::Diff(a) => crate::cp::run(session, &FsCommand::Diff(a.clone())).await,

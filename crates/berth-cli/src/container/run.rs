@@ -127,23 +127,30 @@ async fn create_with_pull(
     opts: &ContainerOptions,
     body: ContainerCreateBody,
 ) -> Result<String, Error> {
+    let f = &opts.fields;
+    if let Some(path) = &f.cidfile {
+        crate::field_flags::check_cidfile(path).map_err(Error::client)?;
+    }
     let create_opts = CreateContainerOptions {
         name: opts.name.clone(),
-        ..Default::default()
+        platform: f.platform.clone().unwrap_or_default(),
     };
     let docker = client.docker();
+    let image = body.image.clone().unwrap_or_default();
+    if f.pull == "always" {
+        pull_to_stderr(session, client, &image, f.quiet).await?;
+    }
     let resp = match docker
         .create_container(Some(create_opts.clone()), body.clone())
         .await
     {
         Ok(r) => r,
-        Err(e) if is_no_such_image(&e) => {
-            let image = body.image.clone().unwrap_or_default();
+        Err(e) if is_no_such_image(&e) && f.pull == "missing" => {
             write_err(&format!(
                 "Unable to find image '{}' locally\n",
                 tagged_reference(&image)
             ))?;
-            pull_to_stderr(session, client, &image).await?;
+            pull_to_stderr(session, client, &image, f.quiet).await?;
             docker
                 .create_container(Some(create_opts), body)
                 .await
@@ -154,10 +161,18 @@ async fn create_with_pull(
     for w in resp.warnings {
         write_err(&format!("WARNING: {w}\n"))?;
     }
+    if let Some(path) = &f.cidfile {
+        crate::field_flags::write_cidfile(path, &resp.id).map_err(Error::client)?;
+    }
     Ok(resp.id)
 }
 
-async fn pull_to_stderr(session: &Session, client: &Client, image: &str) -> Result<(), Error> {
+async fn pull_to_stderr(
+    session: &Session,
+    client: &Client,
+    image: &str,
+    quiet: bool,
+) -> Result<(), Error> {
     let reference = Reference::parse(image)?.with_default_tag();
     let auth = registry::auth_header(session, reference.domain())?;
     let opts = CreateImageOptions {
@@ -181,7 +196,9 @@ async fn pull_to_stderr(session: &Session, client: &Client, image: &str) -> Resu
         let jm = JsonMessage::from(info);
         let mut out = String::new();
         let r = printer.message(&jm, &mut out);
-        write_err(&out)?;
+        if !quiet {
+            write_err(&out)?;
+        }
         r.map_err(Error::client)?;
     }
     Ok(())
@@ -190,7 +207,6 @@ async fn pull_to_stderr(session: &Session, client: &Client, image: &str) -> Resu
 /// `create`.
 pub async fn create(session: &Session, args: &CreateArgs) -> Result<(), Error> {
     check_restart(&args.opts).map_err(|e| with_help(&e, "create", 125))?;
-    let client = session.client().await?;
     let mut body = create_body(&args.opts, true);
     crate::volume::apply_mount_flags(&args.opts.mounts, &mut body)
         .map_err(|e| with_help(&e, "create", 125))?;
@@ -204,6 +220,11 @@ pub async fn create(session: &Session, args: &CreateArgs) -> Result<(), Error> {
         .health
         .apply(&mut body)
         .map_err(|e| with_help(&Error::client(e), "create", 125))?;
+    args.opts
+        .fields
+        .apply(&mut body)
+        .map_err(|e| with_help(&Error::client(e), "create", 125))?;
+    let client = session.client().await?;
     let id = create_with_pull(session, &client, &args.opts, body)
         .await
         .map_err(|e| with_help(&e, "create", 125))?;
@@ -213,11 +234,17 @@ pub async fn create(session: &Session, args: &CreateArgs) -> Result<(), Error> {
 /// `run`.
 pub async fn run_container(session: &Session, args: &RunArgs) -> Result<(), Error> {
     let o = &args.opts;
+    if args.detach && !o.fields.attach.is_empty() {
+        return Err(with_help(
+            &Error::client("conflicting options: cannot specify both --attach and --detach"),
+            "run",
+            125,
+        ));
+    }
     check_restart(o).map_err(|e| with_help(&e, "run", 125))?;
     if !args.detach {
         crate::terminal::check_tty(o.interactive, o.tty)?;
     }
-    let client = session.client().await?;
     let mut body = create_body(o, args.detach);
     crate::volume::apply_mount_flags(&o.mounts, &mut body)
         .map_err(|e| with_help(&e, "run", 125))?;
@@ -229,6 +256,10 @@ pub async fn run_container(session: &Session, args: &RunArgs) -> Result<(), Erro
     o.health
         .apply(&mut body)
         .map_err(|e| with_help(&Error::client(e), "run", 125))?;
+    o.fields
+        .apply(&mut body)
+        .map_err(|e| with_help(&Error::client(e), "run", 125))?;
+    let client = session.client().await?;
     let id = create_with_pull(session, &client, o, body)
         .await
         .map_err(|e| with_help(&e, "run", 125))?;
@@ -237,8 +268,11 @@ pub async fn run_container(session: &Session, args: &RunArgs) -> Result<(), Erro
         write_out(&format!("{id}\n"))?;
         return start_or_status(&client, &id).await;
     }
+    let streams = &o.fields.attach;
     let attach = Attach {
-        stdin: o.interactive,
+        stdin: o.interactive || crate::field_flags::attaches(streams, "stdin"),
+        stdout: streams.is_empty() || crate::field_flags::attaches(streams, "stdout"),
+        stderr: streams.is_empty() || crate::field_flags::attaches(streams, "stderr"),
         tty: o.tty,
         removed: o.rm,
         detach_keys: crate::terminal::detach_keys(session, args.detach_keys.as_deref()),
@@ -265,6 +299,9 @@ async fn start_or_status(client: &Client, id: &str) -> Result<(), Error> {
 /// How `run` and `start -a` attach.
 struct Attach {
     stdin: bool,
+    /// The streams asked for (`-a`; both without it).
+    stdout: bool,
+    stderr: bool,
     tty: bool,
     /// Wait for the removal (`--rm`) rather than the exit.
     removed: bool,
@@ -282,8 +319,8 @@ async fn attach_start_wait(client: &Client, id: &str, how: &Attach) -> Result<Op
             Some(AttachContainerOptions {
                 stream: true,
                 stdin,
-                stdout: true,
-                stderr: true,
+                stdout: how.stdout,
+                stderr: how.stderr,
                 detach_keys: how.detach_keys.clone(),
                 ..Default::default()
             }),
@@ -393,6 +430,8 @@ pub async fn start(session: &Session, args: &StartArgs) -> Result<(), Error> {
             .await?;
         let attach = Attach {
             stdin: args.interactive,
+            stdout: true,
+            stderr: true,
             tty: v["Config"]["Tty"].as_bool().unwrap_or(false),
             removed: false,
             detach_keys: crate::terminal::detach_keys(session, args.detach_keys.as_deref()),

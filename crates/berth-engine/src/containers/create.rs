@@ -7,7 +7,7 @@ use berth_api_types::network::NetworkingConfig;
 use serde_json::{json, Map, Value};
 
 use super::record::{Record, RECORD_VERSION};
-use super::{health, host_opts, lifecycle, mounts, names, spec, Containers, Entry};
+use super::{create_fields, health, host_opts, lifecycle, mounts, names, spec, Containers, Entry};
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError};
 
@@ -30,6 +30,8 @@ pub(crate) struct CreatePlan {
     pub(crate) config: ContainerConfig,
     pub(crate) mounts: Vec<mounts::MountEntry>,
     pub(crate) args: Vec<String>,
+    /// dockerd's warnings for settings the host cannot apply (dropped from the record).
+    pub(crate) warnings: Vec<String>,
 }
 
 /// `container_create`'s reading of `body` over the image's config `image_cfg`, in its
@@ -67,6 +69,7 @@ pub(crate) fn plan_create(
     }
     lifecycle::validate_policy(&host_config)?;
     host_opts::settle(c, engine_config, &mut host_config)?;
+    let warnings = create_fields::settle(&mut host_config, &create_fields::Support::probe())?;
     // moby `daemon/daemon_unix.go`: an empty runtime is the default, stored by name.
     let runtime = (host_config.runtime.get())
         .filter(|r| !r.is_empty())
@@ -91,6 +94,7 @@ pub(crate) fn plan_create(
         config,
         mounts,
         args,
+        warnings,
     })
 }
 
@@ -146,6 +150,7 @@ impl Engine {
             mut config,
             mut mounts,
             args,
+            warnings,
         } = plan_create(c, &self.config, &body, &image_cfg, &|r| {
             self.external_runtime(r).map(drop)
         })?;
@@ -253,10 +258,10 @@ impl Engine {
         }
         tracing::info!("container created");
         c.emit(&entry.rec(), "create", &[]);
-        Ok(Created {
-            id,
-            warnings: Vec::new(),
-        })
+        for w in &warnings {
+            tracing::warn!(warning = %w, "container create");
+        }
+        Ok(Created { id, warnings })
     }
 }
 

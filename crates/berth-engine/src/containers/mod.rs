@@ -15,6 +15,7 @@ mod apparmor;
 mod archive;
 mod attach;
 mod create;
+mod create_fields;
 mod cri;
 mod exec;
 #[cfg(test)]

@@ -221,10 +221,10 @@ pub(crate) fn spec_input(
         cpu_quota: int(&r.cpu_quota),
         cpu_period: int(&r.cpu_period).map(|v| u64::try_from(v).unwrap_or(u64::MAX)),
         cpuset_cpus: r.cpuset_cpus.get().filter(|s| !s.is_empty()).cloned(),
-        cpuset_mems: None,
         pids_limit: int(&r.pids_limit).filter(|v| *v > 0),
+        ..Resources::default()
     };
-    Ok(ContainerSpecInput {
+    let mut input = ContainerSpecInput {
         id: rec.id.clone(),
         rootfs: rootfs.to_path_buf(),
         args,
@@ -262,7 +262,10 @@ pub(crate) fn spec_input(
         masked_paths: opts.masked_paths,
         readonly_paths: opts.readonly_paths,
         oom_score_adj: opts.oom_score_adj,
-    })
+        ..ContainerSpecInput::default()
+    };
+    super::create_fields::apply(hc, &mut input)?;
+    Ok(input)
 }
 
 impl Record {

@@ -165,7 +165,7 @@ impl Engine {
             .prepare(&rec.id, peer)
             .await
             .map_err(|e| (e, None))?;
-        let cgroup = c.cgroup_path(&rec.id);
+        let cgroup = c.cgroup_path_of(rec);
         // Device paths are stat'ed and walked: off the async workers.
         let (c2, hc, shm) = (c.clone(), rec.host_config.clone(), c.shm_dir(&rec.id));
         let mut opts = crate::blocking::spawn(move || host_opts::resolve(&c2, &hc, &shm))
@@ -233,6 +233,21 @@ impl Engine {
         let created = c.runtime.create(req).await;
         guard.clear().await;
         let started = created.map_err(failed)?;
+        let (hc, cg) = (rec.host_config.clone(), cgroup.clone());
+        let oom = crate::blocking::spawn(move || super::create_fields::after_create(&hc, &cg))
+            .await
+            .unwrap_or_else(|e| Err(EngineError::Internal(e.to_string())));
+        if let Err(e) = oom {
+            let _ = c.runtime.kill(rid(&rec.id), libc_sigkill(), true).await;
+            let _ = c.runtime.wait(rid(&rec.id)).await;
+            return Err((e, None));
+        }
+        if let Some((w, h)) = super::create_fields::console_size(rec) {
+            // The terminal's first size, before the process runs (dockerd's `ConsoleSize`).
+            if let Err(e) = c.runtime.resize(rid(&rec.id), w, h).await {
+                tracing::warn!(error = %e, "initial console size not set");
+            }
+        }
         let start_time = process::start_time(started.pid);
         // A peer still alive now kept its pid the whole time: the paths the runtime opened
         // were its namespaces, not those of a process given the pid after it died.

@@ -20,9 +20,25 @@ use crate::{Engine, EngineError};
 const INTERVAL: Duration = Duration::from_secs(1);
 
 impl super::Containers {
-    /// The cgroup path the runtime gives a container (`<cgroup-parent>/<id>`).
+    /// The cgroup path the runtime gives a container (`<cgroup-parent>/<id>`, its own
+    /// `CgroupParent` when it has one). Takes the container map's lock, then the
+    /// record's: callers holding a record use [`Self::cgroup_path_of`].
     pub(crate) fn cgroup_path(&self, id: &str) -> String {
-        format!("{}/{id}", self.cgroup_parent)
+        let entry = self
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        match entry {
+            Some(e) => self.cgroup_path_of(&e.rec()),
+            None => format!("{}/{id}", self.cgroup_parent),
+        }
+    }
+
+    /// [`Self::cgroup_path`] of a record at hand.
+    pub(crate) fn cgroup_path_of(&self, rec: &super::record::Record) -> String {
+        super::create_fields::cgroup_path(&self.cgroup_parent, &rec.host_config, &rec.id)
     }
 }
 

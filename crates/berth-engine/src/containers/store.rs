@@ -149,7 +149,7 @@ impl Containers {
                 // container's once, if that process is in the container's cgroup.
                 let filled = r.state.start_time == 0;
                 if filled {
-                    let dirs = berth_cgroups::Dirs::of(&c.cgroup_path(&r.id));
+                    let dirs = berth_cgroups::Dirs::of(&c.cgroup_path_of(&r));
                     if dirs.pids().contains(&r.state.pid) {
                         r.state.start_time = process::start_time(r.state.pid);
                     }

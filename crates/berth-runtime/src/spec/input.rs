@@ -62,6 +62,47 @@ pub struct ContainerSpecInput {
     pub oom_score_adj: Option<i32>,
     /// Host devices to create in the container (`--device`), resolved by the engine.
     pub devices: Vec<Device>,
+    /// `--device-cgroup-rule`: more device cgroup allow rules.
+    pub device_rules: Vec<DeviceRule>,
+    /// `HostConfig.Annotations`: the spec's `annotations`.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One `--device-cgroup-rule` (`c 42:* rmw`): `None` is `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRule {
+    /// `a`, `c` or `b`.
+    pub kind: char,
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    pub access: String,
+}
+
+/// A block device's weight (`--blkio-weight-device`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightDevice {
+    pub major: i64,
+    pub minor: i64,
+    pub weight: u16,
+}
+
+/// A block device's throttle (`--device-read-bps` ...): bytes or operations per second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleDevice {
+    pub major: i64,
+    pub minor: i64,
+    pub rate: u64,
+}
+
+/// `linux.resources.blockIO`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockIo {
+    pub weight: Option<u16>,
+    pub weight_device: Vec<WeightDevice>,
+    pub read_bps: Vec<ThrottleDevice>,
+    pub write_bps: Vec<ThrottleDevice>,
+    pub read_iops: Vec<ThrottleDevice>,
+    pub write_iops: Vec<ThrottleDevice>,
 }
 
 /// The process's identity.
@@ -90,6 +131,13 @@ pub struct Resources {
     pub cpuset_mems: Option<String>,
     /// 0 or negative is unlimited.
     pub pids_limit: Option<i64>,
+    /// 0 to 100 (checked by the engine at create).
+    pub memory_swappiness: Option<u64>,
+    pub oom_kill_disable: bool,
+    /// Microseconds (`--cpu-rt-period`, `--cpu-rt-runtime`).
+    pub cpu_rt_period: Option<u64>,
+    pub cpu_rt_runtime: Option<i64>,
+    pub block_io: BlockIo,
 }
 
 /// One `--ulimit name=soft:hard`.

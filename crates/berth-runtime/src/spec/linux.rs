@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::defaults::{self, ALL_CAPS, DEFAULT_CAPS, DEFAULT_SHM_SIZE};
-use super::input::{ContainerSpecInput, NamespaceMode, Namespaces};
+use super::input::{BlockIo, ContainerSpecInput, DeviceRule, NamespaceMode, Namespaces, Resources};
 use super::{invalid, to_strings};
 use crate::RuntimeError;
 
@@ -124,6 +124,7 @@ pub(super) fn resources(i: &ContainerSpecInput) -> Result<Value, RuntimeError> {
                 "access": d.permissions,
             }));
         }
+        devices.extend(i.device_rules.iter().map(device_rule));
         out["devices"] = json!(devices);
     }
     let mut memory = json!({});
@@ -167,6 +168,17 @@ pub(super) fn resources(i: &ContainerSpecInput) -> Result<Value, RuntimeError> {
             ));
         }
         memory["reservation"] = json!(res);
+    }
+    if let Some(s) = r.memory_swappiness {
+        if s > 100 {
+            return Err(invalid(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            )));
+        }
+        memory["swappiness"] = json!(s);
+    }
+    if r.oom_kill_disable {
+        memory["disableOOMKiller"] = json!(true);
     }
     if memory != json!({}) {
         out["memory"] = memory;
@@ -219,13 +231,77 @@ pub(super) fn resources(i: &ContainerSpecInput) -> Result<Value, RuntimeError> {
             cpu[key] = json!(v);
         }
     }
+    realtime(r, &mut cpu)?;
     if cpu != json!({}) {
         out["cpu"] = cpu;
+    }
+    let block_io = block_io(&r.block_io);
+    if block_io != json!({}) {
+        out["blockIO"] = block_io;
     }
     if let Some(p) = r.pids_limit.filter(|p| *p > 0) {
         out["pids"] = json!({"limit": p});
     }
     Ok(out)
+}
+
+/// One `--device-cgroup-rule` as an allow entry; `*` is no major or minor.
+fn device_rule(d: &DeviceRule) -> Value {
+    let mut v = json!({"allow": true, "type": d.kind.to_string(), "access": d.access});
+    if let Some(m) = d.major {
+        v["major"] = json!(m);
+    }
+    if let Some(m) = d.minor {
+        v["minor"] = json!(m);
+    }
+    v
+}
+
+/// `--cpu-rt-period` / `--cpu-rt-runtime` (moby `validateResources`).
+fn realtime(r: &Resources, cpu: &mut Value) -> Result<(), RuntimeError> {
+    if let (Some(p), Some(rt)) = (r.cpu_rt_period, r.cpu_rt_runtime) {
+        if rt > 0 && u64::try_from(rt).is_ok_and(|rt| rt > p) {
+            return Err(invalid(
+                "cpu real-time runtime cannot be higher than cpu real-time period",
+            ));
+        }
+    }
+    if let Some(p) = r.cpu_rt_period {
+        cpu["realtimePeriod"] = json!(p);
+    }
+    if let Some(rt) = r.cpu_rt_runtime {
+        cpu["realtimeRuntime"] = json!(rt);
+    }
+    Ok(())
+}
+
+/// `linux.resources.blockIO`: weights and throttles by major:minor.
+fn block_io(b: &BlockIo) -> Value {
+    let mut out = json!({});
+    if let Some(w) = b.weight {
+        out["weight"] = json!(w);
+    }
+    if !b.weight_device.is_empty() {
+        out["weightDevice"] = b
+            .weight_device
+            .iter()
+            .map(|d| json!({"major": d.major, "minor": d.minor, "weight": d.weight}))
+            .collect();
+    }
+    for (key, list) in [
+        ("throttleReadBpsDevice", &b.read_bps),
+        ("throttleWriteBpsDevice", &b.write_bps),
+        ("throttleReadIOPSDevice", &b.read_iops),
+        ("throttleWriteIOPSDevice", &b.write_iops),
+    ] {
+        if !list.is_empty() {
+            out[key] = list
+                .iter()
+                .map(|d| json!({"major": d.major, "minor": d.minor, "rate": d.rate}))
+                .collect();
+        }
+    }
+    out
 }
 
 /// Docker's default mounts, then `/dev/shm`, tmpfs mounts and binds; a user mount

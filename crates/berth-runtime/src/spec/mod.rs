@@ -123,6 +123,9 @@ pub fn build_spec(input: &ContainerSpecInput) -> Result<Spec, RuntimeError> {
         "mounts": linux::mounts(input),
         "linux": linux,
     });
+    if !input.annotations.is_empty() {
+        spec["annotations"] = json!(input.annotations);
+    }
     if input.namespaces.uts != NamespaceMode::Host && !input.hostname.is_empty() {
         spec["hostname"] = json!(input.hostname);
     }

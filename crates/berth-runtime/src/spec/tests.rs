@@ -811,3 +811,92 @@ fn spec_serializes_for_libcontainer() {
     let back: Spec = serde_json::from_value(v).unwrap();
     assert_eq!(back.linux(), s.linux());
 }
+
+/// Block I/O, swappiness, the OOM killer, real-time CPU, device cgroup rules and
+/// annotations reach the spec (they were dropped before), in the OCI field names.
+#[test]
+fn blkio_swappiness_oom_realtime_rules_annotations() {
+    let mut i = base();
+    let t = |rate| ThrottleDevice {
+        major: 254,
+        minor: 0,
+        rate,
+    };
+    i.resources = Resources {
+        memory_swappiness: Some(10),
+        oom_kill_disable: true,
+        cpu_rt_period: Some(1_000_000),
+        cpu_rt_runtime: Some(950_000),
+        cpuset_mems: Some("0".into()),
+        block_io: BlockIo {
+            weight: Some(300),
+            weight_device: vec![WeightDevice {
+                major: 8,
+                minor: 0,
+                weight: 200,
+            }],
+            read_bps: vec![t(1_048_576)],
+            write_bps: vec![t(2)],
+            read_iops: vec![t(3)],
+            write_iops: vec![t(4)],
+        },
+        ..Default::default()
+    };
+    i.device_rules = vec![DeviceRule {
+        kind: 'c',
+        major: Some(42),
+        minor: None,
+        access: "rmw".into(),
+    }];
+    i.annotations = BTreeMap::from([("org.example/a".to_string(), "1".to_string())]);
+    let s = ok(&i);
+    let v = serde_json::to_value(&s).unwrap();
+    let r = &v["linux"]["resources"];
+    assert_eq!(r["memory"]["swappiness"], 10);
+    assert_eq!(r["memory"]["disableOOMKiller"], true);
+    assert_eq!(r["cpu"]["realtimePeriod"], 1_000_000);
+    assert_eq!(r["cpu"]["realtimeRuntime"], 950_000);
+    assert_eq!(r["cpu"]["mems"], "0");
+    let b = &r["blockIO"];
+    assert_eq!(b["weight"], 300);
+    assert_eq!(
+        b["weightDevice"],
+        serde_json::json!([{"major": 8, "minor": 0, "weight": 200}])
+    );
+    for (key, rate) in [
+        ("throttleReadBpsDevice", 1_048_576),
+        ("throttleWriteBpsDevice", 2),
+        ("throttleReadIOPSDevice", 3),
+        ("throttleWriteIOPSDevice", 4),
+    ] {
+        assert_eq!(
+            b[key],
+            serde_json::json!([{"major": 254, "minor": 0, "rate": rate}]),
+            "{key}"
+        );
+    }
+    let devices = r["devices"].as_array().unwrap();
+    assert_eq!(
+        devices.last().unwrap(),
+        &serde_json::json!({"allow": true, "type": "c", "major": 42, "access": "rmw"})
+    );
+    assert_eq!(v["annotations"]["org.example/a"], "1");
+
+    let mut i = base();
+    i.resources.memory_swappiness = Some(101);
+    assert_eq!(
+        err(&i),
+        "Invalid value: 101, valid memory swappiness range is 0-100"
+    );
+    let mut i = base();
+    i.resources.cpu_rt_period = Some(1000);
+    i.resources.cpu_rt_runtime = Some(2000);
+    assert_eq!(
+        err(&i),
+        "cpu real-time runtime cannot be higher than cpu real-time period"
+    );
+    let r = ok(&base());
+    let v = serde_json::to_value(&r).unwrap();
+    assert!(v["linux"]["resources"].get("blockIO").is_none());
+    assert!(v.get("annotations").is_none());
+}
