@@ -206,10 +206,17 @@ impl Engine {
                 return Err((e, None));
             }
         };
+        let log = match logs::log_options(rec, data_dir) {
+            Ok(log) => log,
+            Err(e) => {
+                guard.clear().await;
+                return Err((e, None));
+            }
+        };
         let req = ContainerStart {
             id: rid(&rec.id).to_string(),
             spec,
-            log: logs::log_options(&rec.host_config, &logs::log_path(data_dir, &rec.id)),
+            log,
             open_stdin: rec.config.open_stdin.or_default(),
             stdin_once: rec.config.stdin_once.or_default(),
             defer_start: true,
