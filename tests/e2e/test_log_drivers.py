@@ -97,6 +97,18 @@ def test_local_driver_compresses_rotated_files_and_logs_reads_them(d):
     dk(d, "rm", "-f", cid)
 
 
+def test_json_file_compress(d):
+    cid = dk(d, "run", "-d", "--log-opt", "max-size=1k", "--log-opt", "max-file=3", "--log-opt", "compress=true",
+             "busybox", "sh", "-c", WRITE_200).stdout.strip()
+    poll(lambda: "done" in dk(d, "logs", "--tail", "1", cid).stdout, 30, "the writer to finish")
+    log = Path(dk(d, "inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
+    want = [log.name, log.name + ".1.gz", log.name + ".2.gz"]
+    poll(lambda: sorted(p.name for p in log.parent.glob(log.name + "*")) == want, 30, "compressed rotated files")
+    got = numbers(dk(d, "logs", cid).stdout)
+    assert got and got[0] > 0 and got == list(range(got[0], 200)), got
+    dk(d, "rm", "-f", cid)
+
+
 def test_local_driver_keeps_streams_apart(d):
     cid = dk(d, "run", "-d", "--log-driver", "local", "busybox", "sh", "-c",
              "echo out-1; echo err-1 >&2; echo out-2; echo err-2 >&2; sleep 1000").stdout.strip()
