@@ -191,6 +191,8 @@ impl Engine {
                     &rec, &rootfs, &data_dir, &plan, &cgroup, opts, &users, &staging,
                 )
                 .and_then(|input| berth_runtime::build_spec(&input).map_err(rt_err))
+                // The log driver's checks (the journal's socket, the host name) too.
+                .and_then(|spec| Ok((spec, logs::log_options(&rec, &data_dir)?)))
             }
         })
         .await
@@ -199,15 +201,8 @@ impl Engine {
                 "start preparation failed: {e}"
             )))
         });
-        let spec = match built {
-            Ok(spec) => spec,
-            Err(e) => {
-                guard.clear().await;
-                return Err((e, None));
-            }
-        };
-        let log = match logs::log_options(rec, data_dir) {
-            Ok(log) => log,
+        let (spec, log) = match built {
+            Ok(built) => built,
             Err(e) => {
                 guard.clear().await;
                 return Err((e, None));
