@@ -3,18 +3,22 @@
 //! one, RFC 3164, RFC 5424 and RFC 5424 with microseconds, each ended by a newline.
 //! Priority is the facility with severity 6 (info) for stdout, 3 (err) for stderr. A
 //! failed send drops the connection; the next line connects again (so a server that
-//! restarts gets the lines after it is back).
+//! restarts gets the lines after it is back), and for [`BACKOFF`] after a failure lines
+//! are dropped rather than each waiting on a server that is down (the output loop also
+//! serves attached clients and the control socket).
 
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth_shim::{Stream, SyslogFormat};
 
 use super::jsonlog::LineSplitter;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
+/// How long after a failed connect or send no new connection is tried.
+const BACKOFF: Duration = Duration::from_secs(5);
 
 enum Conn {
     Unix(UnixStream),
@@ -89,6 +93,8 @@ pub struct Syslog {
     address: String,
     header: Header,
     conn: Option<Conn>,
+    /// No connection is tried before then (after a failure).
+    retry_at: Option<Instant>,
     splitters: [LineSplitter; 2],
     buf: Vec<u8>,
 }
@@ -101,6 +107,7 @@ impl Syslog {
             address,
             header,
             conn,
+            retry_at: None,
             splitters: Default::default(),
             buf: Vec::new(),
         })
@@ -130,13 +137,27 @@ impl Syslog {
     fn send(&mut self, stream: Stream, line: &[u8]) -> io::Result<()> {
         let text = line.strip_suffix(b"\n").unwrap_or(line);
         encode(&mut self.buf, &self.header, stream, text, SystemTime::now());
-        let conn = match self.conn.as_mut() {
-            Some(c) => c,
-            None => self.conn.insert(Conn::open(&self.proto, &self.address)?),
+        if self.conn.is_none() {
+            if self.retry_at.is_some_and(|t| Instant::now() < t) {
+                return Ok(()); // dropped: the server failed moments ago
+            }
+            match Conn::open(&self.proto, &self.address) {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    self.retry_at = Some(Instant::now() + BACKOFF);
+                    return Err(e);
+                }
+            }
+        }
+        let sent = match self.conn.as_mut() {
+            Some(c) => c.send(&self.buf),
+            None => Ok(()),
         };
-        let sent = conn.send(&self.buf);
         if sent.is_err() {
             self.conn = None;
+            self.retry_at = Some(Instant::now() + BACKOFF);
+        } else {
+            self.retry_at = None;
         }
         sent
     }
@@ -239,6 +260,32 @@ mod tests {
             t,
         );
         assert_eq!(out, b"<30>Jan  1 00:00:00 abc123[42]: \n");
+    }
+
+    #[test]
+    fn a_server_that_went_away_is_not_waited_on_for_each_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sock");
+        let server = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let p = path.to_str().unwrap().to_string();
+        let mut s = Syslog::open("unix".into(), p, header(SyslogFormat::Rfc5424)).unwrap();
+        drop(server);
+        std::fs::remove_file(&path).unwrap();
+        // One send fails (the peer is gone); then, within the back-off, lines are dropped
+        // without a connection attempt (which would fail: the socket is gone too).
+        let mut failures = 0;
+        for _ in 0..10 {
+            if s.write(Stream::Stdout, b"line\n").is_err() {
+                failures += 1;
+            }
+        }
+        assert!(
+            failures == 1 && s.retry_at.is_some() && s.conn.is_none(),
+            "{failures} {:?} {}",
+            s.retry_at,
+            s.conn.is_none()
+        );
+        assert!(s.write(Stream::Stdout, b"dropped\n").is_ok());
     }
 
     #[test]
