@@ -32,11 +32,11 @@ struct Open {
     live_ino: Option<u64>,
 }
 
-/// Which file a log file is: its inode and modification time (ns). An inode alone is not
-/// enough once rotated files are compressed: the file removed after compression frees
-/// its inode for the next live file. A rotated file is not written again, so its time
-/// is final.
-type FileId = (u64, i64);
+/// Which file a log file is: its inode, modification time (ns) and size. An inode alone
+/// is not enough once rotated files are compressed: the file removed after compression
+/// frees its inode for a later live file; the time (of the kernel's coarse clock) and
+/// the size tell them apart. A rotated file is not written again: both are final.
+type FileId = (u64, i64, u64);
 
 fn file_id(file: &File) -> io::Result<FileId> {
     let m = file.metadata()?;
@@ -45,6 +45,7 @@ fn file_id(file: &File) -> io::Result<FileId> {
         m.mtime()
             .saturating_mul(1_000_000_000)
             .saturating_add(m.mtime_nsec()),
+        m.len(),
     ))
 }
 
@@ -57,7 +58,7 @@ fn rotated_files(live: &Path) -> Vec<(File, FileId)> {
     loop {
         let opened = match File::open(numbered(live, n, "")) {
             Ok(file) => {
-                let id = file_id(&file).unwrap_or((0, 0));
+                let id = file_id(&file).unwrap_or((0, 0, 0));
                 Some((file, id))
             }
             Err(_) => match File::open(numbered(live, n, ".gz")) {
@@ -83,23 +84,23 @@ fn rotated_files(live: &Path) -> Vec<(File, FileId)> {
 const DECOMPRESSED_MAX: u64 = 4 << 30;
 
 /// A gzip-compressed rotated log as an unnamed temporary file beside it, read from its
-/// start, with the id the shim recorded in the gzip comment (`berth-ino=INO:MTIME_NS`;
-/// zeros if none).
+/// start, with the id the shim recorded in the gzip comment (`berth-ino=INO:MTIME_NS`)
+/// and its decompressed size (zeros if no comment).
 fn decompress(gz: File, dir: Option<&Path>) -> io::Result<(File, FileId)> {
     let mut dec = flate2::read::GzDecoder::new(gz);
     let mut out = match dir {
         Some(d) => tempfile::tempfile_in(d)?,
         None => tempfile::tempfile()?,
     };
-    io::copy(&mut (&mut dec).take(DECOMPRESSED_MAX), &mut out)?;
+    let size = io::copy(&mut (&mut dec).take(DECOMPRESSED_MAX), &mut out)?;
     let id = dec
         .header()
         .and_then(|h| h.comment())
         .and_then(|c| std::str::from_utf8(c).ok())
         .and_then(|c| c.strip_prefix(berth_runtime::LOG_GZ_INO))
         .and_then(|c| c.split_once(':'))
-        .and_then(|(i, t)| Some((i.parse().ok()?, t.parse().ok()?)))
-        .unwrap_or((0, 0));
+        .and_then(|(i, t)| Some((i.parse().ok()?, t.parse().ok()?, size)))
+        .unwrap_or((0, 0, 0));
     out.seek(SeekFrom::Start(0))?;
     Ok((out, id))
 }
@@ -430,17 +431,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("container.log");
         fs::write(&live, "b\n").unwrap();
-        let ino = fs::metadata(&live).unwrap().ino();
+        let m = fs::metadata(&live).unwrap();
+        // Even the same time (one tick of a coarse clock): the size differs.
+        let t = m.mtime() * 1_000_000_000 + m.mtime_nsec();
         let mut enc = flate2::GzBuilder::new()
-            .comment(format!("{}{ino}:1", berth_runtime::LOG_GZ_INO))
+            .comment(format!("{}{}:{t}", berth_runtime::LOG_GZ_INO, m.ino()))
             .write(
                 fs::File::create(numbered(&live, 1, ".gz")).unwrap(),
                 flate2::Compression::fast(),
             );
-        enc.write_all(b"a\n").unwrap();
+        enc.write_all(b"a\nz\n").unwrap();
         enc.finish().unwrap();
-        assert_eq!(tail(&live, 2), "a\nb\n");
-        assert_eq!(read_all(&mut LogFiles::new(live.clone())), "a\nb\n");
+        assert_eq!(tail(&live, 2), "z\nb\n");
+        assert_eq!(read_all(&mut LogFiles::new(live.clone())), "a\nz\nb\n");
     }
 
     #[test]
