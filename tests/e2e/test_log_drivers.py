@@ -268,7 +268,6 @@ def test_bad_log_options_refused_with_dockerds_texts(d, tmp_path):
     before = dk(d, "ps", "-aq").stdout.split()
     for args, want in (
         (["--log-driver", "local", "--log-opt", "x=1"], "unknown log opt 'x' for log driver local"),
-        (["--log-driver", "local", "--log-opt", "max-file=1"], "compression cannot be enabled when max file count is 1"),
         (["--log-driver", "journald", "--log-opt", "max-size=1m"], "unknown log opt 'max-size' for journald log driver"),
         (["--log-driver", "syslog", "--log-opt", "max-file=2"], "unknown log opt 'max-file' for syslog log driver"),
         (["--log-driver", "syslog", "--log-opt", "syslog-address=127.0.0.1:514"],
@@ -279,12 +278,22 @@ def test_bad_log_options_refused_with_dockerds_texts(d, tmp_path):
          "invalid syslog facility"),
         (["--log-driver", "syslog", "--log-opt", "syslog-address=udp://127.0.0.1", "--log-opt", "syslog-format=json"],
          "Invalid syslog format"),
-        (["--log-opt", "compress=true"], "compress cannot be true when max-file is less than 2 or max-size is not set"),
         (["--log-driver", "gelf"], "logger: no log driver named 'gelf' is registered"),
     ):
         r = dk(d, "create", *args, "busybox", "true", check=False)
         assert r.returncode != 0 and want in r.stderr, (args, r.stderr)
     assert dk(d, "ps", "-aq").stdout.split() == before
+    # What dockerd checks only when the logger starts: the container is created, and its
+    # start refused.
+    for args, want in (
+        (["--log-driver", "local", "--log-opt", "max-file=1"], "compression cannot be enabled when max file count is 1"),
+        (["--log-opt", "compress=true"], "compress cannot be true when max-file is less than 2 or max-size is not set"),
+    ):
+        cid = dk(d, "create", *args, "busybox", "true").stdout.strip()
+        r = dk(d, "start", cid, check=False)
+        assert r.returncode != 0 and f"failed to initialize logging driver: {want}" in r.stderr, (args, r.stderr)
+        assert dk(d, "inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "created"
+        dk(d, "rm", cid)
 
 
 def parse_journal(d: bytes) -> dict[str, str]:
@@ -322,7 +331,7 @@ def test_journald_sends_dockerds_fields(berthd, docker_env, tmp_path):
                  "-e", "STAGE=prod", "--log-opt", "labels=team", "--log-opt", "env=STAGE",
                  "busybox", "sh", "-c", "echo hello; echo oops >&2; sleep 1000").stdout.strip()
         r = dk(daemon, "start", cid, check=False)
-        assert r.returncode != 0 and "journald is not enabled on this host" in r.stderr, r.stderr
+        assert r.returncode != 0 and "failed to initialize logging driver: journald is not enabled on this host" in r.stderr, r.stderr
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(journal))
         sock.settimeout(30)

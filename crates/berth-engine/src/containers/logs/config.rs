@@ -172,25 +172,15 @@ pub(crate) fn settle(
             known(JSON_FILE_OPTS, &|k| {
                 format!("unknown log opt '{k}' for json-file log driver")
             })?;
-            let (size, files) = rotation(&config)?;
-            if compress(&config, false)? && (files < 2 || size.is_none()) {
-                // moby `jsonfilelog.New`.
-                return Err(bad(
-                    "compress cannot be true when max-file is less than 2 or max-size is not set",
-                ));
-            }
+            // `compress` is checked at start, as dockerd does.
+            rotation(&config)?;
         }
         LOCAL => {
             known(LOCAL_OPTS, &|k| {
                 format!("unknown log opt '{k}' for log driver local")
             })?;
-            let (_, files) = local_rotation(&config)?;
-            if compress(&config, true)? && files < 2 {
-                // moby `local.validateConfig`.
-                return Err(bad(
-                    "compression cannot be enabled when max file count is 1",
-                ));
-            }
+            // `compress` is checked at start, as dockerd does.
+            local_rotation(&config)?;
         }
         JOURNALD => {
             known(JOURNALD_OPTS, &|k| {
@@ -473,8 +463,14 @@ pub(crate) fn readable(hc: &HostConfig) -> bool {
     matches!(driver(hc), JSON_FILE | LOCAL)
 }
 
-/// The shim's log settings for one start; `None` with the `none` driver. Refuses the
-/// `journald` driver where no journal listens (dockerd's text).
+/// dockerd's wording for a log driver that cannot start.
+fn init(e: EngineError) -> EngineError {
+    bad(format!("failed to initialize logging driver: {e}"))
+}
+
+/// The shim's log settings for one start; `None` with the `none` driver. Refuses what
+/// dockerd refuses when its logger starts (not at create): `compress` that cannot work,
+/// the `journald` driver where no journal listens.
 pub(crate) fn log_options(
     rec: &Record,
     data_dir: &Path,
@@ -513,17 +509,20 @@ pub(crate) fn log_options(
             }))
         }
         LOCAL => {
-            let (max_size, max_files) = local_rotation(&config)?;
-            file(
-                max_size,
-                max_files,
-                compress(&config, true)? && max_files > 1,
-            )
+            let (max_size, max_files) = local_rotation(&config).map_err(init)?;
+            let compress = compress(&config, true).map_err(init)?;
+            if compress && max_files < 2 {
+                // moby `local.validateConfig`.
+                return Err(init(bad(
+                    "compression cannot be enabled when max file count is 1",
+                )));
+            }
+            file(max_size, max_files, compress)
         }
         JOURNALD => {
             if !Path::new(JOURNAL_SOCKET).exists() {
                 // moby `journald.New`.
-                return Err(bad("journald is not enabled on this host"));
+                return Err(init(bad("journald is not enabled on this host")));
             }
             let tag = tag()?;
             let mut fields = vec![
@@ -575,11 +574,14 @@ pub(crate) fn log_options(
         _ => {
             // Checked at create; a record from before that check rotates never.
             let (max_size, max_files) = rotation(&config).unwrap_or((None, 1));
-            file(
-                max_size,
-                max_files,
-                compress(&config, false).unwrap_or(false),
-            )
+            let compress = compress(&config, false).map_err(init)?;
+            if compress && (max_files < 2 || max_size.is_none()) {
+                // moby `jsonfilelog.New`.
+                return Err(init(bad(
+                    "compress cannot be true when max-file is less than 2 or max-size is not set",
+                )));
+            }
+            file(max_size, max_files, compress)
         }
     }))
 }
@@ -682,6 +684,33 @@ mod tests {
     }
 
     #[test]
+    fn compress_is_refused_at_start_as_dockerd() {
+        let none = BTreeMap::new();
+        for (cfg, want) in [
+            (
+                json!({"Type": "local", "Config": {"max-file": "1"}}),
+                "compression cannot be enabled when max file count is 1",
+            ),
+            (
+                json!({"Config": {"compress": "true"}}),
+                "compress cannot be true when max-file is less than 2 or max-size is not set",
+            ),
+            (
+                json!({"Config": {"compress": "yes", "max-file": "2", "max-size": "1k"}}),
+                "strconv.ParseBool: parsing \"yes\": invalid syntax",
+            ),
+        ] {
+            let mut h = hc(json!({ "LogConfig": cfg }));
+            super::settle(&mut h, JSON_FILE, &none).unwrap();
+            let e = super::log_options(&rec(&h), Path::new("/c")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("failed to initialize logging driver: {want}")
+            );
+        }
+    }
+
+    #[test]
     fn journal_fields_as_dockerd() {
         assert_eq!(journal_key("com.example-team"), "COM_EXAMPLE_TEAM");
         assert_eq!(journal_key("_x.y"), "X_Y");
@@ -697,7 +726,10 @@ mod tests {
         );
         if !Path::new(JOURNAL_SOCKET).exists() {
             let e = super::log_options(&rec(&h), Path::new("/c")).unwrap_err();
-            assert_eq!(e.to_string(), "journald is not enabled on this host");
+            assert_eq!(
+                e.to_string(),
+                "failed to initialize logging driver: journald is not enabled on this host"
+            );
         }
     }
 
@@ -754,18 +786,6 @@ mod tests {
             (
                 json!({"Type": "local", "Config": {"foo": "1"}}),
                 "unknown log opt 'foo' for log driver local",
-            ),
-            (
-                json!({"Type": "local", "Config": {"max-file": "1"}}),
-                "compression cannot be enabled when max file count is 1",
-            ),
-            (
-                json!({"Config": {"compress": "true"}}),
-                "compress cannot be true when max-file is less than 2 or max-size is not set",
-            ),
-            (
-                json!({"Config": {"compress": "yes", "max-file": "2", "max-size": "1k"}}),
-                "strconv.ParseBool: parsing \"yes\": invalid syntax",
             ),
             (
                 json!({"Type": "journald", "Config": {"max-size": "1m"}}),
