@@ -158,6 +158,9 @@ def test_local_logs_readable_after_daemon_restart(busybox_daemon):
     poll(lambda: "done" in dk(d, "logs", "--tail", "1", cid).stdout, 30, "the writer to finish")
     cfg = json.loads(dk(d, "inspect", "-f", "{{json .HostConfig.LogConfig}}", cid).stdout)
     assert cfg == {"Type": "local", "Config": {"max-file": "3", "max-size": "1k"}}, cfg
+    assert dk(d, "info", "--format", "{{.LoggingDriver}}").stdout.strip() == "local"
+    plugins = json.loads(dk(d, "info", "--format", "{{json .Plugins.Log}}").stdout)
+    assert plugins == ["journald", "json-file", "local", "syslog"], plugins
     before = dk(d, "logs", cid).stdout
     d.restart()
     assert dk(d, "logs", cid).stdout == before
