@@ -111,7 +111,7 @@ def test_none_driver_and_bad_config(d):
 
     before = dk(d, "ps", "-aq").stdout.split()
     for args, want in (
-        (["--log-driver", "syslog"], "logger: no log driver named 'syslog' is registered"),
+        (["--log-driver", "gelf"], "logger: no log driver named 'gelf' is registered"),
         (["--log-opt", "foo=bar"], "unknown log opt 'foo' for json-file log driver"),
         (["--log-opt", "max-file=0"], "max-file cannot be less than 1"),
         (["--log-opt", "max-size=lots"], "invalid size: 'lots'"),

@@ -135,7 +135,10 @@ fn collect_info(
             volume: vec!["local".into()],
             network: vec!["bridge".into(), "host".into(), "null".into()],
             authorization: None,
-            log: vec!["json-file".into()],
+            // dockerd lists its drivers that log somewhere (not `none`), sorted.
+            log: ["journald", "json-file", "local", "syslog"]
+                .map(String::from)
+                .into(),
         },
         memory_limit: cg.memory_limit,
         swap_limit: cg.swap_limit,
@@ -154,7 +157,7 @@ fn collect_info(
         // Go reports goroutines; the nearest honest figure for us is the thread count.
         n_goroutines: thread_count(),
         system_time: now_rfc3339(),
-        logging_driver: "json-file".into(),
+        logging_driver: config.log_driver.clone(),
         cgroup_driver: "cgroupfs".into(),
         cgroup_version: cgroup_version.as_str().into(),
         n_events_listener: 0,

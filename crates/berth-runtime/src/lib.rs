@@ -16,7 +16,7 @@ pub mod spec;
 // The protocol types on the trait's surface, so that the engine names only this crate.
 pub use berth_shim_protocol::{
     start_failure_exit_code, ExecProcess, ExecState, ExitRecord, ExternalRuntime, LogFormat,
-    LogOptions, State, Status,
+    LogOptions, LogSink, State, Status, SyslogFormat, LOG_GZ_INO,
 };
 pub use error::{ErrorKind, RuntimeError};
 pub use runtime::{AttachStreams, ContainerStart, Runtime, RuntimeFuture, Started};

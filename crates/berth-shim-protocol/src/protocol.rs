@@ -25,6 +25,10 @@ pub const DRAIN_TIMEOUT_MS: u64 = 2000;
 /// (moby `daemon/logger/copier.go`, `defaultBufSize`).
 pub const LOG_LINE_MAX: usize = 16 * 1024;
 
+/// The gzip comment of a compressed rotated log: this prefix, then `INODE:MTIME_NS` of
+/// the file before compression (a reader following the log finds later files by them).
+pub const LOG_GZ_INO: &str = "berth-ino=";
+
 /// What the daemon hands the shim on stdin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartOptions {
@@ -86,6 +90,50 @@ pub struct LogOptions {
     /// How many files to keep, the live one included (`path`, `path.1`, …); at least 1.
     #[serde(default = "one")]
     pub max_files: u32,
+    /// Gzip each rotated file (`path.1.gz`, …), the `local` driver's default.
+    #[serde(default)]
+    pub compress: bool,
+    /// Where the lines go instead of `path` (the `journald` and `syslog` drivers);
+    /// `None`: the file.
+    #[serde(default)]
+    pub sink: Option<LogSink>,
+}
+
+/// A log driver that sends each line elsewhere than a file; everything the engine knows
+/// (tag, names, extra fields) is settled before the shim starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "driver", rename_all = "snake_case")]
+pub enum LogSink {
+    /// One native-protocol datagram per line to the journal's socket.
+    Journald {
+        socket: PathBuf,
+        /// Sent with every line: CONTAINER_ID, CONTAINER_NAME, … and the extra attributes.
+        fields: Vec<(String, String)>,
+    },
+    /// One syslog message per line.
+    Syslog {
+        /// `unix`, `unixgram`, `tcp` or `udp`.
+        proto: String,
+        /// A socket path, or `host:port`.
+        address: String,
+        format: SyslogFormat,
+        /// The facility, already shifted (`daemon` is 24).
+        facility: u8,
+        tag: String,
+        hostname: String,
+    },
+}
+
+/// dockerd's `syslog-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogFormat {
+    /// Empty `syslog-format`: `<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG` (srslog's Unix format).
+    #[default]
+    Unix,
+    Rfc3164,
+    Rfc5424,
+    Rfc5424Micro,
 }
 
 fn one() -> u32 {

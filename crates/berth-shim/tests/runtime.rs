@@ -53,6 +53,8 @@ impl World {
                 max_size: None,
                 max_files: 1,
                 format: Default::default(),
+                compress: false,
+                sink: None,
             }),
             open_stdin: false,
             stdin_once: false,

@@ -94,7 +94,9 @@ mod tests {
         let v = w.inspect(&id).await.unwrap();
         assert_eq!(v["HostConfig"]["LogConfig"]["Type"], "cri");
         let rec = w.engine.containers.get(&id).unwrap().rec().clone();
-        let opts = logs::log_options(&rec.host_config, Path::new("/unused")).unwrap();
+        let opts = logs::log_options(&rec, Path::new("/unused"))
+            .unwrap()
+            .unwrap();
         assert_eq!((opts.path.as_path(), opts.format), (path, LogFormat::Cri));
         let e = w
             .engine

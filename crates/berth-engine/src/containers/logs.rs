@@ -1,4 +1,4 @@
-//! Reading the json-file log the shim writes: `tail`, `since`, `until`, `timestamps`,
+//! Reading the json-file (or `local`) log the shim writes: `tail`, `since`, `until`, `timestamps`,
 //! stream selection, `follow` (woken by inotify on the container's directory, until the
 //! container stops), multiplexed frames unless the container has a tty.
 
@@ -11,8 +11,8 @@ use berth_api_types::stdcopy::{frame_header, Stream};
 mod config;
 mod fastline;
 mod files;
-pub(crate) use config::NONE as NO_LOG_DRIVER;
-pub(crate) use config::{driver as log_driver, log_options, settle as settle_log_config};
+pub(crate) use config::settle as settle_log_config;
+pub(crate) use config::{log_file, log_options, readable};
 pub(crate) use config::{CRI as CRI_LOG_DRIVER, CRI_PATH_OPT};
 use files::LogFiles;
 
@@ -75,10 +75,6 @@ fn now_nanos() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
-}
-
-pub(crate) fn log_path(data_dir: &Path, id: &str) -> PathBuf {
-    data_dir.join(format!("{id}-json.log"))
 }
 
 /// One json-file line, borrowing from the file's bytes where no unescaping is needed.
@@ -189,7 +185,11 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
                 let live = path.clone();
                 crate::blocking::spawn(move || LogFiles::from_tail(live, n)).await
             }
-            None => Ok(Ok(LogFiles::new(path.clone()))),
+            None => {
+                // Compressed rotated files are decompressed here: off the async workers.
+                let live = path.clone();
+                crate::blocking::spawn(move || Ok(LogFiles::new(live))).await
+            }
         };
         let mut files = match placed {
             Ok(Ok(reader)) => Some(reader),

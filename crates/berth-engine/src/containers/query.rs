@@ -140,8 +140,7 @@ impl Engine {
         let entry = c.subject(name)?;
         let (id, tty) = {
             let r = entry.rec();
-            let driver = logs::log_driver(&r.host_config);
-            if driver == logs::NO_LOG_DRIVER || driver == logs::CRI_LOG_DRIVER {
+            if !logs::readable(&r.host_config) {
                 // moby `daemon/logger`: `ErrReadLogsNotSupported`.
                 return Err(EngineError::NotImplemented(
                     "configured logging driver does not support reading".into(),
@@ -149,7 +148,7 @@ impl Engine {
             }
             (r.id.clone(), r.tty())
         };
-        let path = logs::log_path(&c.data_dir(&id), &id);
+        let path = logs::log_file(&entry.rec().host_config, &c.data_dir(&id), &id);
         let running = {
             let entry = entry.clone();
             move || entry.rec().running() || entry.rec().restarting()

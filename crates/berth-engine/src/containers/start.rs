@@ -199,6 +199,8 @@ impl Engine {
                     &rec, &rootfs, &data_dir, &plan, &cgroup, opts, &users, &staging,
                 )
                 .and_then(|input| berth_runtime::build_spec(&input).map_err(rt_err))
+                // The log driver's checks (the journal's socket, the host name) too.
+                .and_then(|spec| Ok((spec, logs::log_options(&rec, &data_dir)?)))
             }
         })
         .await
@@ -207,8 +209,8 @@ impl Engine {
                 "start preparation failed: {e}"
             )))
         });
-        let spec = match built {
-            Ok(spec) => spec,
+        let (spec, log) = match built {
+            Ok(built) => built,
             Err(e) => {
                 guard.clear().await;
                 return Err((e, None));
@@ -217,7 +219,7 @@ impl Engine {
         let req = ContainerStart {
             id: rid(&rec.id).to_string(),
             spec,
-            log: logs::log_options(&rec.host_config, &logs::log_path(data_dir, &rec.id)),
+            log,
             open_stdin: rec.config.open_stdin.or_default(),
             stdin_once: rec.config.stdin_once.or_default(),
             defer_start: true,

@@ -25,7 +25,7 @@ use super::cgroups::{Joined, Layout};
 use super::conn::{Conn, Mode};
 use super::container::{Backend, Op};
 use super::exec_prune;
-use super::jsonlog::JsonLog;
+use super::logwriter::LogWriter;
 use super::pending::{PendingExec, PendingOp};
 use super::stdio::Held;
 use super::write_atomic;
@@ -116,7 +116,7 @@ pub struct Monitor {
     pub container: Backend,
     /// The container's own process, the base of every exec.
     pub base_process: Process,
-    pub log: Option<JsonLog>,
+    pub log: Option<LogWriter>,
     pub status: Status,
     pub started_at: Option<String>,
     pub init: Proc,
@@ -350,7 +350,7 @@ impl Monitor {
         if t == Target::Init {
             if let Some(log) = self.log.as_mut() {
                 if let Err(e) = log.write(stream, data) {
-                    tracing::warn!(error = %e, "json log write");
+                    tracing::warn!(error = %e, "log write");
                 }
             }
         }
@@ -526,7 +526,7 @@ impl Monitor {
         self.abandon_pending();
         if let Some(log) = self.log.as_mut() {
             if let Err(e) = log.flush() {
-                tracing::warn!(error = %e, "json log flush");
+                tracing::warn!(error = %e, "log flush");
             }
         }
         let oom = self.layout.oom_killed(&self.cgroups_path);

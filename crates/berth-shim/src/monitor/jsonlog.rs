@@ -5,11 +5,12 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use berth_shim::timefmt::rfc3339_nano;
-use berth_shim::{LogFormat, LogOptions, Stream, LOG_LINE_MAX};
+use berth_shim::{LogFormat, LogOptions, Stream, LOG_GZ_INO, LOG_LINE_MAX};
 
 /// Splits one stream's bytes into log lines, keeping the unfinished tail.
 #[derive(Default)]
@@ -169,10 +170,16 @@ pub struct JsonLog {
     splitters: [LineSplitter; 2],
     /// Reused for every write: the encoded entries.
     buf: Vec<u8>,
+    /// The last rotated file being compressed (`compress`).
+    compressing: Option<std::thread::JoinHandle<()>>,
 }
 
 impl JsonLog {
     pub fn open(opts: LogOptions) -> io::Result<JsonLog> {
+        if let Some(dir) = opts.path.parent() {
+            // The `local` driver's `local-logs/` directory.
+            fs::create_dir_all(dir)?;
+        }
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -184,6 +191,7 @@ impl JsonLog {
             size,
             splitters: Default::default(),
             buf: Vec::new(),
+            compressing: None,
         })
     }
 
@@ -214,6 +222,9 @@ impl JsonLog {
                 self.add_entry(&mut buf, stream, &tail, &time, true)?;
                 self.file.write_all(&buf)?;
             }
+        }
+        if let Some(job) = self.compressing.take() {
+            let _ = job.join();
         }
         Ok(())
     }
@@ -248,27 +259,71 @@ impl JsonLog {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
+        // The previous rotation's compression finishes before names shift again.
+        if let Some(job) = self.compressing.take() {
+            let _ = job.join();
+        }
         let path = &self.opts.path;
-        let numbered = |n: u32| -> PathBuf {
-            let mut p = path.clone().into_os_string();
-            p.push(format!(".{n}"));
-            p.into()
-        };
+        let gz = if self.opts.compress { ".gz" } else { "" };
         if self.opts.max_files > 1 {
             for n in (1..self.opts.max_files - 1).rev() {
-                let from = numbered(n);
+                let from = numbered(path, n, gz);
                 if from.exists() {
-                    fs::rename(from, numbered(n + 1))?;
+                    fs::rename(from, numbered(path, n + 1, gz))?;
                 }
             }
-            fs::rename(path, numbered(1))?;
+            let first = numbered(path, 1, "");
+            fs::rename(path, &first)?;
             self.file = OpenOptions::new().create(true).append(true).open(path)?;
+            if self.opts.compress {
+                // Off the output loop: a 20 MB file takes a while to deflate.
+                self.compressing = Some(std::thread::spawn(move || {
+                    if let Err(e) = compress_rotated(&first) {
+                        tracing::warn!(path = %first.display(), error = %e, "log compression");
+                    }
+                }));
+            }
         } else {
             self.file.set_len(0)?;
         }
         self.size = 0;
         Ok(())
     }
+}
+
+/// `path.N` with `suffix` (`.gz` for a compressed one).
+fn numbered(path: &Path, n: u32, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(format!(".{n}{suffix}"));
+    p.into()
+}
+
+/// Deflates `path` (a rotated log) to `path.gz` and removes it; a reader sees either
+/// the one or the other, never a half-written `.gz` (written aside, then renamed).
+fn compress_rotated(path: &Path) -> io::Result<()> {
+    let mut gz = path.as_os_str().to_owned();
+    gz.push(".gz");
+    let gz = PathBuf::from(gz);
+    let mut tmp = gz.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut src = File::open(path)?;
+    let m = src.metadata()?;
+    let mtime = m
+        .mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.mtime_nsec());
+    let out = File::create(&tmp)?;
+    // The file's inode and final mtime in the header: a reader following the log finds
+    // the files rotated after the one it was reading by them, compressed or not (the
+    // inode alone is reused once this file is removed).
+    let mut enc = flate2::GzBuilder::new()
+        .comment(format!("{LOG_GZ_INO}{}:{mtime}", m.ino()))
+        .write(out, flate2::Compression::fast());
+    io::copy(&mut src, &mut enc)?;
+    enc.finish()?.sync_all()?;
+    fs::rename(&tmp, &gz)?;
+    fs::remove_file(path)
 }
 
 #[cfg(test)]
@@ -371,6 +426,8 @@ mod tests {
             max_size: None,
             max_files: 1,
             format: LogFormat::JsonFile,
+            compress: false,
+            sink: None,
         })
         .unwrap();
         log.write(Stream::Stdout, b"hi\nbad \xff utf8\n\"quoted\"")
@@ -403,6 +460,8 @@ mod tests {
             max_size: Some(200),
             max_files: 3,
             format: LogFormat::JsonFile,
+            compress: false,
+            sink: None,
         };
         let mut log = JsonLog::open(opts).unwrap();
         for i in 0..40 {
@@ -419,6 +478,47 @@ mod tests {
     }
 
     #[test]
+    fn compressed_rotation_gzips_rotated_files() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("local-logs").join("container.log");
+        let mut log = JsonLog::open(LogOptions {
+            path: path.clone(),
+            max_size: Some(200),
+            max_files: 3,
+            format: LogFormat::JsonFile,
+            compress: true,
+            sink: None,
+        })
+        .unwrap();
+        for i in 0..40 {
+            log.write(Stream::Stdout, format!("line {i}\n").as_bytes())
+                .unwrap();
+        }
+        log.flush().unwrap();
+        let mut names: Vec<String> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["container.log", "container.log.1.gz", "container.log.2.gz"]
+        );
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(
+            File::open(dir.path().join("local-logs/container.log.1.gz")).unwrap(),
+        )
+        .read_to_string(&mut text)
+        .unwrap();
+        let first: berth_shim::LogEntry =
+            serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let live = read_entries(&path);
+        assert!(first.log.starts_with("line "));
+        assert_eq!(live.last().unwrap().log, "line 39\n");
+    }
+
+    #[test]
     fn single_file_truncates() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l");
@@ -427,6 +527,8 @@ mod tests {
             max_size: Some(150),
             max_files: 1,
             format: LogFormat::JsonFile,
+            compress: false,
+            sink: None,
         })
         .unwrap();
         for i in 0..20 {
@@ -447,6 +549,8 @@ mod tests {
             max_size: None,
             max_files: 1,
             format: LogFormat::Cri,
+            compress: false,
+            sink: None,
         })
         .unwrap();
         let long = vec![b'x'; LOG_LINE_MAX + 3];

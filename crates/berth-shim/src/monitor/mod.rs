@@ -27,13 +27,16 @@ mod conn;
 mod container;
 mod event_loop;
 mod exec_prune;
+mod journald;
 mod jsonlog;
+mod logwriter;
 mod oci_cli;
 mod pending;
 mod request;
 mod setup;
 mod stdio;
 mod sys;
+mod syslog;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

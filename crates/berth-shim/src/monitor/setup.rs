@@ -17,7 +17,7 @@ use oci_spec::runtime::{Capabilities, Capability, Process, Spec, UserBuilder};
 use super::cgroups::{self, Layout};
 use super::container::{self, Backend, ChildStdio, ExecStarted};
 use super::event_loop::{Monitor, Proc};
-use super::jsonlog::JsonLog;
+use super::logwriter::LogWriter;
 use super::oci_cli::OciCli;
 use super::pending::PendingExec;
 use super::stdio::Held;
@@ -84,7 +84,7 @@ fn create(
     let tty = base_process.terminal().unwrap_or(false);
 
     let log = match &opts.log {
-        Some(l) => Some(JsonLog::open(l.clone()).map_err(|e| internal("open log", e))?),
+        Some(l) => Some(LogWriter::open(l.clone()).map_err(|e| internal("open log", e))?),
         None => None,
     };
     let console = opts.dir.join("console.sock");

@@ -1,22 +1,29 @@
-//! `HostConfig.LogConfig`: the `json-file` driver (the default) with dockerd's options
-//! (`max-size`, `max-file`, and the tagging ones, which change nothing in the file we
-//! write), or `none`. Checked and stored in full at create; turned into the shim's
-//! rotation settings at each start. A CRI container's driver is `cri` (the CRI log format
+//! `HostConfig.LogConfig`: the `json-file` driver (the default), `local` (the same
+//! records, gzip-compressed rotated files, dockerd's defaults 20m × 5), `journald`,
+//! `syslog` or `none`, each with dockerd's options and error texts. Checked and stored in
+//! full at create; turned into the shim's settings at each start (the tag template, the
+//! journal fields and the syslog address settled here, so the shim only sends). A CRI container's driver is `cri` (the CRI log format
 //! at the kubelet's path), set only by [`crate::Engine::container_set_cri_log`]: create
 //! refuses it as any driver berthd does not have.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use berth_api_types::container::{HostConfig, LogConfig};
 use berth_api_types::field::Field;
-use berth_runtime::{LogFormat, LogOptions};
+use berth_runtime::{LogFormat, LogOptions, LogSink, SyslogFormat};
 use serde_json::Value;
 
+use crate::containers::record::Record;
 use crate::EngineError;
 
 pub(crate) const JSON_FILE: &str = "json-file";
 pub(crate) const NONE: &str = "none";
+pub(crate) const LOCAL: &str = "local";
+pub(crate) const JOURNALD: &str = "journald";
+pub(crate) const SYSLOG: &str = "syslog";
+/// Where systemd's journal reads native-protocol datagrams.
+const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 /// The CRI log format at `Config.path` (never accepted from a create request).
 pub(crate) const CRI: &str = "cri";
 /// The `cri` driver's option: the log file.
@@ -32,6 +39,61 @@ const JSON_FILE_OPTS: &[&str] = &[
     "env",
     "env-regex",
     "tag",
+];
+
+/// local options dockerd accepts (moby `daemon/logger/local`).
+const LOCAL_OPTS: &[&str] = &[
+    "max-size",
+    "max-file",
+    "compress",
+    "labels",
+    "labels-regex",
+    "env",
+    "env-regex",
+    "tag",
+];
+
+/// journald options dockerd accepts (moby `daemon/logger/journald`).
+const JOURNALD_OPTS: &[&str] = &["labels", "labels-regex", "env", "env-regex", "tag"];
+
+/// syslog options dockerd accepts (moby `daemon/logger/syslog`).
+const SYSLOG_OPTS: &[&str] = &[
+    "env",
+    "env-regex",
+    "labels",
+    "labels-regex",
+    "syslog-address",
+    "syslog-facility",
+    "syslog-tls-ca-cert",
+    "syslog-tls-cert",
+    "syslog-tls-key",
+    "syslog-tls-skip-verify",
+    "tag",
+    "syslog-format",
+];
+
+/// syslog facilities by name (Go's `log/syslog`), unshifted.
+const FACILITIES: &[(&str, u8)] = &[
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
 ];
 
 fn bad(msg: impl Into<String>) -> EngineError {
@@ -94,26 +156,46 @@ pub(crate) fn settle(
     }
     let mut keys: Vec<&String> = config.keys().chain(&not_strings).collect();
     keys.sort();
+    let known = |allowed: &[&str], unknown: &dyn Fn(&str) -> String| {
+        for k in &keys {
+            if !allowed.contains(&k.as_str()) {
+                return Err(bad(unknown(k)));
+            }
+            if not_strings.contains(k) {
+                return Err(bad(format!("log opt '{k}' must be a string")));
+            }
+        }
+        Ok(())
+    };
     match driver.as_str() {
         JSON_FILE => {
-            for k in keys {
-                if !JSON_FILE_OPTS.contains(&k.as_str()) {
-                    return Err(bad(format!(
-                        "unknown log opt '{k}' for json-file log driver"
-                    )));
-                }
-                if not_strings.contains(k) {
-                    return Err(bad(format!("log opt '{k}' must be a string")));
-                }
-            }
+            known(JSON_FILE_OPTS, &|k| {
+                format!("unknown log opt '{k}' for json-file log driver")
+            })?;
+            // `compress` is checked at start, as dockerd does.
             rotation(&config)?;
-            if let Some(c) = config.get("compress") {
-                if c != "false" {
-                    return Err(bad(
-                        "compress: compressed log rotation is not supported by berthd",
-                    ));
-                }
-            }
+        }
+        LOCAL => {
+            known(LOCAL_OPTS, &|k| {
+                format!("unknown log opt '{k}' for log driver local")
+            })?;
+            // `compress` is checked at start, as dockerd does.
+            local_rotation(&config)?;
+        }
+        JOURNALD => {
+            known(JOURNALD_OPTS, &|k| {
+                format!("unknown log opt '{k}' for journald log driver")
+            })?;
+            tag_template(config.get("tag").map(String::as_str))?;
+        }
+        SYSLOG => {
+            known(SYSLOG_OPTS, &|k| {
+                format!("unknown log opt '{k}' for syslog log driver")
+            })?;
+            syslog_address(config.get("syslog-address").map_or("", String::as_str))?;
+            facility(config.get("syslog-facility").map_or("", String::as_str))?;
+            syslog_format(config.get("syslog-format").map_or("", String::as_str))?;
+            tag_template(config.get("tag").map(String::as_str))?;
         }
         NONE => {
             if let Some(k) = keys.first() {
@@ -179,28 +261,329 @@ fn parse_size(s: &str) -> Option<u64> {
     Some((num * mult as f64) as u64)
 }
 
-/// The shim's log settings for one start; `None` with the `none` driver.
-pub(crate) fn log_options(hc: &HostConfig, path: &Path) -> Option<LogOptions> {
+/// `compress` as Go's `strconv.ParseBool` reads it; `default` when absent.
+fn compress(config: &BTreeMap<String, String>, default: bool) -> Result<bool, EngineError> {
+    match config.get("compress").map(String::as_str) {
+        None => Ok(default),
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+        Some(other) => Err(bad(format!(
+            "strconv.ParseBool: parsing {other:?}: invalid syntax"
+        ))),
+    }
+}
+
+/// The `local` driver's rotation: dockerd's defaults, `max-size` 20m and `max-file` 5.
+fn local_rotation(config: &BTreeMap<String, String>) -> Result<(Option<u64>, u32), EngineError> {
+    let mut c = config.clone();
+    c.entry("max-size".into()).or_insert_with(|| "20m".into());
+    c.entry("max-file".into()).or_insert_with(|| "5".into());
+    rotation(&c)
+}
+
+/// `syslog-address` as (protocol, address): moby `syslog.parseAddress`. Empty is the
+/// local syslog daemon (`/dev/log`).
+fn syslog_address(a: &str) -> Result<(String, String), EngineError> {
+    if a.is_empty() {
+        return Ok(("unixgram".into(), "/dev/log".into()));
+    }
+    let form = || {
+        bad(format!(
+            "syslog-address should be in form proto://address, got {a}"
+        ))
+    };
+    let (scheme, rest) = a.split_once("://").ok_or_else(form)?;
+    match scheme {
+        "unix" | "unixgram" => {
+            if let Err(e) = std::fs::metadata(rest) {
+                let why = match e.kind() {
+                    std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+                    _ => e.to_string(),
+                };
+                return Err(bad(format!("stat {rest}: {why}")));
+            }
+            Ok((scheme.into(), rest.into()))
+        }
+        "tcp" | "udp" => {
+            let host = rest.split('/').next().unwrap_or_default();
+            let has_port = match host.rsplit_once(':') {
+                Some((h, _)) => !h.starts_with('[') || h.ends_with(']'),
+                None => false,
+            };
+            let host = if has_port {
+                host.to_string()
+            } else {
+                format!("{host}:514")
+            };
+            Ok((scheme.into(), host))
+        }
+        "tcp+tls" => Err(bad("syslog-address: tcp+tls is not supported by berthd")),
+        _ => Err(form()),
+    }
+}
+
+/// `syslog-facility`, shifted: a name, or a number 0 to 23; empty is `daemon`.
+fn facility(f: &str) -> Result<u8, EngineError> {
+    if f.is_empty() {
+        return Ok(3 << 3);
+    }
+    if let Some((_, n)) = FACILITIES.iter().find(|(name, _)| *name == f) {
+        return Ok(n << 3);
+    }
+    match f.parse::<u8>() {
+        Ok(n) if n <= 23 => Ok(n << 3),
+        _ => Err(bad("invalid syslog facility")),
+    }
+}
+
+fn syslog_format(f: &str) -> Result<SyslogFormat, EngineError> {
+    Ok(match f {
+        "" => SyslogFormat::Unix,
+        "rfc3164" => SyslogFormat::Rfc3164,
+        "rfc5424" => SyslogFormat::Rfc5424,
+        "rfc5424micro" => SyslogFormat::Rfc5424Micro,
+        _ => return Err(bad("Invalid syslog format")),
+    })
+}
+
+/// What a `tag` template may name (moby `logger.Info`).
+#[derive(Default)]
+struct TagInfo<'a> {
+    id: &'a str,
+    name: &'a str,
+    image_id: &'a str,
+    image_name: &'a str,
+}
+
+fn tag_template(t: Option<&str>) -> Result<String, EngineError> {
+    render_tag(t, &TagInfo::default())
+}
+
+/// The `tag` option (default `{{.ID}}`) with its fields filled in: `{{.ID}}`,
+/// `{{.FullID}}`, `{{.Name}}`, `{{.ImageID}}`, `{{.ImageFullID}}`, `{{.ImageName}}`,
+/// `{{.DaemonName}}`.
+fn render_tag(t: Option<&str>, info: &TagInfo<'_>) -> Result<String, EngineError> {
+    let short = |s: &str| -> String {
+        let s = s.strip_prefix("sha256:").unwrap_or(s);
+        s.chars().take(12).collect()
+    };
+    let t = t.filter(|t| !t.is_empty()).unwrap_or("{{.ID}}");
+    let mut out = String::new();
+    let mut rest = t;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(rest.get(..i).unwrap_or_default());
+        let after = rest.get(i + 2..).unwrap_or_default();
+        let Some(j) = after.find("}}") else {
+            return Err(bad("template: log-tag:1: unclosed action"));
+        };
+        let field = after.get(..j).unwrap_or_default().trim();
+        let value = match field {
+            ".ID" => short(info.id),
+            ".FullID" => info.id.to_string(),
+            ".Name" => info.name.trim_start_matches('/').to_string(),
+            ".ImageID" => short(info.image_id),
+            ".ImageFullID" => info.image_id.to_string(),
+            ".ImageName" => info.image_name.to_string(),
+            ".DaemonName" => "docker".to_string(),
+            other => {
+                return Err(bad(format!(
+                    "template: log-tag:1:{}: executing \"log-tag\" at <{other}>: can't evaluate field {} in type *logger.Info",
+                    i + 3,
+                    other.trim_start_matches('.')
+                )))
+            }
+        };
+        out.push_str(&value);
+        rest = after.get(j + 2..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A journal field name as moby's `sanitizeKeyMod` makes it: upper case, `[A-Z0-9_]`
+/// only, no leading `_`.
+fn journal_key(k: &str) -> String {
+    let mut n = String::new();
+    for c in k.chars() {
+        let c = match c {
+            'a'..='z' => c.to_ascii_uppercase(),
+            'A'..='Z' | '0'..='9' => c,
+            _ => '_',
+        };
+        if !(n.is_empty() && c == '_') {
+            n.push(c);
+        }
+    }
+    n
+}
+
+/// moby `logger.Info.ExtraAttributes`: the labels named by `labels` and the environment
+/// variables named by `env` that the container has. (`labels-regex`/`env-regex` are
+/// accepted and not applied.)
+fn extra_attributes(rec: &Record, config: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let names = |k: &str| -> Vec<String> {
+        config
+            .get(k)
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default()
+    };
+    if let Some(labels) = rec.config.labels.get() {
+        for l in names("labels") {
+            if let Some(v) = labels.get(&l) {
+                out.push((l, v.clone()));
+            }
+        }
+    }
+    if let Some(env) = rec.config.env.get() {
+        for name in names("env") {
+            if let Some(v) = env.iter().find_map(|e| {
+                e.split_once('=')
+                    .filter(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }) {
+                out.push((name, v));
+            }
+        }
+    }
+    out
+}
+
+/// The file the shim writes and `docker logs` reads: json-file's `<id>-json.log`, or the
+/// `local` driver's `local-logs/container.log` (moby's name) in the container's directory.
+pub(crate) fn log_file(hc: &HostConfig, data_dir: &Path, id: &str) -> PathBuf {
     match driver(hc) {
-        NONE => return None,
+        LOCAL => data_dir.join("local-logs").join("container.log"),
+        _ => data_dir.join(format!("{id}-json.log")),
+    }
+}
+
+/// Whether `docker logs` can read what this driver wrote.
+pub(crate) fn readable(hc: &HostConfig) -> bool {
+    matches!(driver(hc), JSON_FILE | LOCAL)
+}
+
+/// dockerd's wording for a log driver that cannot start.
+fn init(e: EngineError) -> EngineError {
+    bad(format!("failed to initialize logging driver: {e}"))
+}
+
+/// The shim's log settings for one start; `None` with the `none` driver. Refuses what
+/// dockerd refuses when its logger starts (not at create): `compress` that cannot work,
+/// the `journald` driver where no journal listens.
+pub(crate) fn log_options(
+    rec: &Record,
+    data_dir: &Path,
+) -> Result<Option<LogOptions>, EngineError> {
+    let hc = &rec.host_config;
+    let config = opts(hc).0;
+    let file = |max_size, max_files, compress| LogOptions {
+        path: log_file(hc, data_dir, &rec.id),
+        max_size,
+        max_files,
+        format: LogFormat::JsonFile,
+        compress,
+        sink: None,
+    };
+    let tag = || {
+        render_tag(
+            config.get("tag").map(String::as_str),
+            &TagInfo {
+                id: &rec.id,
+                name: &rec.name,
+                image_id: &rec.image_id,
+                image_name: &rec.image,
+            },
+        )
+    };
+    Ok(Some(match driver(hc) {
+        NONE => return Ok(None),
         CRI => {
-            return opts(hc).0.get(CRI_PATH_OPT).map(|p| LogOptions {
+            return Ok(config.get(CRI_PATH_OPT).map(|p| LogOptions {
                 path: p.into(),
                 max_size: None,
                 max_files: 1,
                 format: LogFormat::Cri,
-            })
+                compress: false,
+                sink: None,
+            }))
         }
-        _ => {}
-    }
-    // Checked at create; a record from before that check rotates never.
-    let (max_size, max_files) = rotation(&opts(hc).0).unwrap_or((None, 1));
-    Some(LogOptions {
-        path: path.to_path_buf(),
-        max_size,
-        max_files,
-        format: LogFormat::JsonFile,
-    })
+        LOCAL => {
+            let (max_size, max_files) = local_rotation(&config).map_err(init)?;
+            let compress = compress(&config, true).map_err(init)?;
+            if compress && max_files < 2 {
+                // moby `local.validateConfig`.
+                return Err(init(bad(
+                    "compression cannot be enabled when max file count is 1",
+                )));
+            }
+            file(max_size, max_files, compress)
+        }
+        JOURNALD => {
+            if !Path::new(JOURNAL_SOCKET).exists() {
+                // moby `journald.New`.
+                return Err(init(bad("journald is not enabled on this host")));
+            }
+            let tag = tag()?;
+            let mut fields = vec![
+                (
+                    "CONTAINER_ID".to_string(),
+                    rec.id.chars().take(12).collect(),
+                ),
+                ("CONTAINER_ID_FULL".into(), rec.id.clone()),
+                (
+                    "CONTAINER_NAME".into(),
+                    rec.name.trim_start_matches('/').into(),
+                ),
+                ("CONTAINER_TAG".into(), tag.clone()),
+                ("IMAGE_NAME".into(), rec.image.clone()),
+                ("SYSLOG_IDENTIFIER".into(), tag),
+            ];
+            for (k, v) in extra_attributes(rec, &config) {
+                let k = journal_key(&k);
+                if !k.is_empty() {
+                    fields.push((k, v));
+                }
+            }
+            LogOptions {
+                sink: Some(LogSink::Journald {
+                    socket: JOURNAL_SOCKET.into(),
+                    fields,
+                }),
+                ..file(None, 1, false)
+            }
+        }
+        SYSLOG => {
+            let (proto, address) =
+                syslog_address(config.get("syslog-address").map_or("", String::as_str))?;
+            let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default();
+            LogOptions {
+                sink: Some(LogSink::Syslog {
+                    proto,
+                    address,
+                    format: syslog_format(config.get("syslog-format").map_or("", String::as_str))?,
+                    facility: facility(config.get("syslog-facility").map_or("", String::as_str))?,
+                    tag: tag()?,
+                    hostname,
+                }),
+                ..file(None, 1, false)
+            }
+        }
+        _ => {
+            // Checked at create; a record from before that check rotates never.
+            let (max_size, max_files) = rotation(&config).unwrap_or((None, 1));
+            let compress = compress(&config, false).map_err(init)?;
+            if compress && (max_files < 2 || max_size.is_none()) {
+                // moby `jsonfilelog.New`.
+                return Err(init(bad(
+                    "compress cannot be true when max-file is less than 2 or max-size is not set",
+                )));
+            }
+            file(max_size, max_files, compress)
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -212,6 +595,142 @@ mod tests {
 
     fn hc(v: Value) -> HostConfig {
         serde_json::from_value(v).unwrap()
+    }
+
+    fn rec(h: &HostConfig) -> Record {
+        Record {
+            version: 0,
+            id: "0123456789abcdef0123".into(),
+            name: "/web".into(),
+            created: String::new(),
+            image: "busybox:latest".into(),
+            image_id: "sha256:fedcba9876543210".into(),
+            path: String::new(),
+            args: Vec::new(),
+            config: serde_json::from_value(json!({
+                "Env": ["A=1", "B=two"],
+                "Labels": {"com.example.team": "blue"}
+            }))
+            .unwrap(),
+            host_config: h.clone(),
+            state: Default::default(),
+            restart_count: 0,
+            manually_stopped: false,
+        }
+    }
+
+    fn log_options(h: &HostConfig, dir: &Path) -> Option<LogOptions> {
+        super::log_options(&rec(h), dir).unwrap()
+    }
+
+    #[test]
+    fn settles_each_driver_for_the_shim() {
+        let none = BTreeMap::new();
+        let settled = |cfg: Value| {
+            let mut h = hc(json!({ "LogConfig": cfg }));
+            super::settle(&mut h, JSON_FILE, &none).unwrap();
+            h
+        };
+        let h = settled(json!({"Type": "local"}));
+        let o = log_options(&h, Path::new("/c")).unwrap();
+        assert_eq!(o.path, Path::new("/c/local-logs/container.log"));
+        assert_eq!(
+            (o.max_size, o.max_files, o.compress),
+            (Some(20 << 20), 5, true)
+        );
+        assert!(readable(&h));
+        let h = settled(json!({"Type": "local", "Config": {"compress": "false", "max-file": "1"}}));
+        let o = log_options(&h, Path::new("/c")).unwrap();
+        assert_eq!((o.max_files, o.compress), (1, false));
+        let h = settled(json!({"Config": {"compress": "true", "max-file": "2", "max-size": "1k"}}));
+        let o = log_options(&h, Path::new("/c")).unwrap();
+        assert_eq!(o.path, Path::new("/c/0123456789abcdef0123-json.log"));
+        assert!(o.compress);
+        let h = settled(json!({"Type": "syslog", "Config": {
+            "syslog-address": "tcp://127.0.0.1", "syslog-facility": "local3",
+            "syslog-format": "rfc5424micro", "tag": "{{.Name}}/{{.ImageName}}/{{.ID}}/{{.ImageID}}"}}));
+        assert!(!readable(&h));
+        match log_options(&h, Path::new("/c")).unwrap().sink {
+            Some(LogSink::Syslog {
+                proto,
+                address,
+                format,
+                facility,
+                tag,
+                ..
+            }) => {
+                assert_eq!((proto.as_str(), address.as_str()), ("tcp", "127.0.0.1:514"));
+                assert_eq!((format, facility), (SyslogFormat::Rfc5424Micro, 19 << 3));
+                assert_eq!(tag, "web/busybox:latest/0123456789ab/fedcba987654");
+            }
+            other => panic!("{other:?}"),
+        }
+        let h =
+            settled(json!({"Type": "syslog", "Config": {"syslog-address": "udp://[::1]:5514"}}));
+        match log_options(&h, Path::new("/c")).unwrap().sink {
+            Some(LogSink::Syslog {
+                address,
+                format,
+                facility,
+                tag,
+                ..
+            }) => {
+                assert_eq!(address, "[::1]:5514");
+                assert_eq!((format, facility), (SyslogFormat::Unix, 3 << 3));
+                assert_eq!(tag, "0123456789ab");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn compress_is_refused_at_start_as_dockerd() {
+        let none = BTreeMap::new();
+        for (cfg, want) in [
+            (
+                json!({"Type": "local", "Config": {"max-file": "1"}}),
+                "compression cannot be enabled when max file count is 1",
+            ),
+            (
+                json!({"Config": {"compress": "true"}}),
+                "compress cannot be true when max-file is less than 2 or max-size is not set",
+            ),
+            (
+                json!({"Config": {"compress": "yes", "max-file": "2", "max-size": "1k"}}),
+                "strconv.ParseBool: parsing \"yes\": invalid syntax",
+            ),
+        ] {
+            let mut h = hc(json!({ "LogConfig": cfg }));
+            super::settle(&mut h, JSON_FILE, &none).unwrap();
+            let e = super::log_options(&rec(&h), Path::new("/c")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("failed to initialize logging driver: {want}")
+            );
+        }
+    }
+
+    #[test]
+    fn journal_fields_as_dockerd() {
+        assert_eq!(journal_key("com.example-team"), "COM_EXAMPLE_TEAM");
+        assert_eq!(journal_key("_x.y"), "X_Y");
+        let h = hc(json!({"LogConfig": {"Type": "journald",
+            "Config": {"labels": "com.example.team,absent", "env": "B"}}}));
+        let attrs = extra_attributes(&rec(&h), &opts(&h).0);
+        assert_eq!(
+            attrs,
+            [
+                ("com.example.team".to_string(), "blue".to_string()),
+                ("B".into(), "two".into())
+            ]
+        );
+        if !Path::new(JOURNAL_SOCKET).exists() {
+            let e = super::log_options(&rec(&h), Path::new("/c")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "failed to initialize logging driver: journald is not enabled on this host"
+            );
+        }
     }
 
     #[test]
@@ -261,8 +780,40 @@ mod tests {
         assert!(log_options(&h, Path::new("/l")).is_none());
         for (cfg, want) in [
             (
-                json!({"Type": "syslog"}),
-                "logger: no log driver named 'syslog' is registered",
+                json!({"Type": "gelf"}),
+                "logger: no log driver named 'gelf' is registered",
+            ),
+            (
+                json!({"Type": "local", "Config": {"foo": "1"}}),
+                "unknown log opt 'foo' for log driver local",
+            ),
+            (
+                json!({"Type": "journald", "Config": {"max-size": "1m"}}),
+                "unknown log opt 'max-size' for journald log driver",
+            ),
+            (
+                json!({"Type": "journald", "Config": {"tag": "{{.Nope}}"}}),
+                "template: log-tag:1:3: executing \"log-tag\" at <.Nope>: can't evaluate field Nope in type *logger.Info",
+            ),
+            (
+                json!({"Type": "syslog", "Config": {"max-file": "1"}}),
+                "unknown log opt 'max-file' for syslog log driver",
+            ),
+            (
+                json!({"Type": "syslog", "Config": {"syslog-address": "localhost:514"}}),
+                "syslog-address should be in form proto://address, got localhost:514",
+            ),
+            (
+                json!({"Type": "syslog", "Config": {"syslog-address": "unix:///nonexistent/log"}}),
+                "stat /nonexistent/log: no such file or directory",
+            ),
+            (
+                json!({"Type": "syslog", "Config": {"syslog-address": "udp://h:1", "syslog-facility": "24"}}),
+                "invalid syslog facility",
+            ),
+            (
+                json!({"Type": "syslog", "Config": {"syslog-address": "udp://h:1", "syslog-format": "json"}}),
+                "Invalid syslog format",
             ),
             (
                 json!({"Config": {"foo": "1"}}),

@@ -32,25 +32,82 @@ struct Open {
     live_ino: Option<u64>,
 }
 
-/// The rotated files that exist now, oldest first, opened, with their inodes.
-fn rotated_files(live: &Path) -> Vec<(File, u64)> {
+/// Which file a log file is: its inode, modification time (ns) and size. An inode alone
+/// is not enough once rotated files are compressed: the file removed after compression
+/// frees its inode for a later live file; the time (of the kernel's coarse clock) and
+/// the size tell them apart. A rotated file is not written again: both are final.
+type FileId = (u64, i64, u64);
+
+fn file_id(file: &File) -> io::Result<FileId> {
+    let m = file.metadata()?;
+    Ok((
+        m.ino(),
+        m.mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(m.mtime_nsec()),
+        m.len(),
+    ))
+}
+
+/// The rotated files that exist now, oldest first, opened, with their [`FileId`]s; a
+/// compressed one (`.N.gz`, the `local` driver's) is read decompressed, with the id it
+/// had before compression (the shim writes it in the gzip comment).
+fn rotated_files(live: &Path) -> Vec<(File, FileId)> {
     let mut out = Vec::new();
     let mut n = 1;
     loop {
-        let Ok(file) = File::open(numbered(live, n)) else {
-            break;
+        let opened = match File::open(numbered(live, n, "")) {
+            Ok(file) => {
+                let id = file_id(&file).unwrap_or((0, 0, 0));
+                Some((file, id))
+            }
+            Err(_) => match File::open(numbered(live, n, ".gz")) {
+                Ok(gz) => match decompress(gz, live.parent()) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        tracing::warn!(path = %live.display(), n, error = %e, "logs: unreadable compressed log");
+                        None
+                    }
+                },
+                Err(_) => None,
+            },
         };
-        let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
-        out.push((file, ino));
+        let Some(f) = opened else { break };
+        out.push(f);
         n += 1;
     }
     out.reverse();
     out
 }
 
-fn numbered(path: &Path, n: u32) -> PathBuf {
+/// The most a compressed rotated file is read to (the shim writes at most `max-size`).
+const DECOMPRESSED_MAX: u64 = 4 << 30;
+
+/// A gzip-compressed rotated log as an unnamed temporary file beside it, read from its
+/// start, with the id the shim recorded in the gzip comment (`berth-ino=INO:MTIME_NS`)
+/// and its decompressed size (zeros if no comment).
+fn decompress(gz: File, dir: Option<&Path>) -> io::Result<(File, FileId)> {
+    let mut dec = flate2::read::GzDecoder::new(gz);
+    let mut out = match dir {
+        Some(d) => tempfile::tempfile_in(d)?,
+        None => tempfile::tempfile()?,
+    };
+    let size = io::copy(&mut (&mut dec).take(DECOMPRESSED_MAX), &mut out)?;
+    let id = dec
+        .header()
+        .and_then(|h| h.comment())
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .and_then(|c| c.strip_prefix(berth_runtime::LOG_GZ_INO))
+        .and_then(|c| c.split_once(':'))
+        .and_then(|(i, t)| Some((i.parse().ok()?, t.parse().ok()?, size)))
+        .unwrap_or((0, 0, 0));
+    out.seek(SeekFrom::Start(0))?;
+    Ok((out, id))
+}
+
+fn numbered(path: &Path, n: u32, suffix: &str) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
-    p.push(format!(".{n}"));
+    p.push(format!(".{n}{suffix}"));
     p.into()
 }
 
@@ -122,11 +179,16 @@ impl LogFiles {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        let live_ino = live_file.as_ref().map(|(_, ino)| *ino);
-        // Oldest first, as the reader reads them.
-        let mut rotated: Vec<File> = rotated_files(&live)
+        // Oldest first, as the reader reads them. The live file's id is taken after the
+        // listing: if it was rotated in between, its time is final and matches.
+        let listed = rotated_files(&live);
+        let live_id = match &live_file {
+            Some((f, _)) => Some(file_id(f)?),
+            None => None,
+        };
+        let mut rotated: Vec<File> = listed
             .into_iter()
-            .filter(|(_, ino)| Some(*ino) != live_ino)
+            .filter(|(_, id)| Some(*id) != live_id)
             .map(|(f, _)| f)
             .collect();
         let mut buf = vec![0u8; TAIL_CHUNK];
@@ -222,9 +284,10 @@ impl LogFiles {
                         // Rotated away, and read to its end: on to the files rotated
                         // after it (all that are left if it is gone), then the live one.
                         let files = rotated_files(&live);
+                        let id = file_id(&open.file)?;
                         let after = files
                             .iter()
-                            .position(|(_, i)| *i == ino)
+                            .position(|(_, i)| *i == id)
                             .map_or(0, |p| p + 1);
                         self.rotated = files.into_iter().skip(after).map(|(f, _)| f).collect();
                         self.cur = None;
@@ -287,8 +350,8 @@ mod tests {
     fn reads_rotated_files_oldest_first_then_follows_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("c-json.log");
-        fs::write(numbered(&live, 2), "a\n").unwrap();
-        fs::write(numbered(&live, 1), "b\n").unwrap();
+        fs::write(numbered(&live, 2, ""), "a\n").unwrap();
+        fs::write(numbered(&live, 1, ""), "b\n").unwrap();
         fs::write(&live, "c\n").unwrap();
         let mut r = LogFiles::new(live.clone());
         assert_eq!(read_all(&mut r), "a\nb\nc\n");
@@ -299,8 +362,8 @@ mod tests {
             .unwrap()
             .write_all(b"d\n")
             .unwrap();
-        fs::rename(numbered(&live, 1), numbered(&live, 2)).unwrap();
-        fs::rename(&live, numbered(&live, 1)).unwrap();
+        fs::rename(numbered(&live, 1, ""), numbered(&live, 2, "")).unwrap();
+        fs::rename(&live, numbered(&live, 1, "")).unwrap();
         fs::write(&live, "e\n").unwrap();
         assert_eq!(read_all(&mut r), "d\ne\n");
         assert_eq!(read_all(&mut r), "");
@@ -312,11 +375,75 @@ mod tests {
             .write_all(b"f\n")
             .unwrap();
         for next in ["g\n", "h\n"] {
-            fs::rename(numbered(&live, 1), numbered(&live, 2)).unwrap();
-            fs::rename(&live, numbered(&live, 1)).unwrap();
+            fs::rename(numbered(&live, 1, ""), numbered(&live, 2, "")).unwrap();
+            fs::rename(&live, numbered(&live, 1, "")).unwrap();
             fs::write(&live, next).unwrap();
         }
         assert_eq!(read_all(&mut r), "f\ng\nh\n");
+    }
+
+    /// A rotation as the shim does it with `compress`: `.1.gz` → `.2.gz`, the live
+    /// file → `.1`, deflated to `.1.gz` with its inode in the comment, `.1` removed.
+    fn rotate_compressed(live: &Path, next: &str) {
+        use std::os::unix::fs::MetadataExt;
+        if numbered(live, 1, ".gz").exists() {
+            fs::rename(numbered(live, 1, ".gz"), numbered(live, 2, ".gz")).unwrap();
+        }
+        let one = numbered(live, 1, "");
+        fs::rename(live, &one).unwrap();
+        fs::write(live, next).unwrap();
+        let m = fs::metadata(&one).unwrap();
+        let (ino, t) = (m.ino(), m.mtime() * 1_000_000_000 + m.mtime_nsec());
+        let mut enc = flate2::GzBuilder::new()
+            .comment(format!("{}{ino}:{t}", berth_runtime::LOG_GZ_INO))
+            .write(
+                fs::File::create(numbered(live, 1, ".gz")).unwrap(),
+                flate2::Compression::fast(),
+            );
+        enc.write_all(&fs::read(&one).unwrap()).unwrap();
+        enc.finish().unwrap();
+        fs::remove_file(one).unwrap();
+    }
+
+    #[test]
+    fn compressed_rotated_files_are_read_and_followed_by_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("container.log");
+        fs::write(&live, "a\n").unwrap();
+        rotate_compressed(&live, "b\n");
+        let mut r = LogFiles::new(live.clone());
+        assert_eq!(read_all(&mut r), "a\nb\n");
+        // Two compressed rotations while the reader is away: nothing lost, nothing twice.
+        for next in ["c\n", "d\n"] {
+            rotate_compressed(&live, next);
+        }
+        assert_eq!(read_all(&mut r), "c\nd\n");
+        assert_eq!(tail(&live, 3), "b\nc\nd\n");
+        // Left over from no-longer-compressed names: ignored by the reader.
+        assert!(!dir.path().join("container.log.1").exists());
+    }
+
+    #[test]
+    fn a_reused_inode_is_not_taken_for_the_live_file() {
+        use std::os::unix::fs::MetadataExt;
+        // `.1.gz` came from a file whose inode the live file has now (freed when the
+        // compressed file's source was removed): a different file all the same.
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("container.log");
+        fs::write(&live, "b\n").unwrap();
+        let m = fs::metadata(&live).unwrap();
+        // Even the same time (one tick of a coarse clock): the size differs.
+        let t = m.mtime() * 1_000_000_000 + m.mtime_nsec();
+        let mut enc = flate2::GzBuilder::new()
+            .comment(format!("{}{}:{t}", berth_runtime::LOG_GZ_INO, m.ino()))
+            .write(
+                fs::File::create(numbered(&live, 1, ".gz")).unwrap(),
+                flate2::Compression::fast(),
+            );
+        enc.write_all(b"a\nz\n").unwrap();
+        enc.finish().unwrap();
+        assert_eq!(tail(&live, 2), "z\nb\n");
+        assert_eq!(read_all(&mut LogFiles::new(live.clone())), "a\nz\nb\n");
     }
 
     #[test]
@@ -402,8 +529,8 @@ mod tests {
         // Nothing yet: an empty reader that finds the live file once it appears.
         let mut r = LogFiles::from_tail(live.clone(), 3).unwrap();
         assert_eq!(read_all(&mut r), "");
-        fs::write(numbered(&live, 2), "a\nb\n").unwrap();
-        fs::write(numbered(&live, 1), "c\n").unwrap();
+        fs::write(numbered(&live, 2, ""), "a\nb\n").unwrap();
+        fs::write(numbered(&live, 1, ""), "c\n").unwrap();
         fs::write(&live, "d\ne").unwrap();
         assert_eq!(tail(&live, 0), "e");
         assert_eq!(tail(&live, 1), "d\ne");
@@ -420,9 +547,9 @@ mod tests {
             .unwrap()
             .write_all(b"\n")
             .unwrap();
-        fs::rename(numbered(&live, 2), numbered(&live, 3)).unwrap();
-        fs::rename(numbered(&live, 1), numbered(&live, 2)).unwrap();
-        fs::rename(&live, numbered(&live, 1)).unwrap();
+        fs::rename(numbered(&live, 2, ""), numbered(&live, 3, "")).unwrap();
+        fs::rename(numbered(&live, 1, ""), numbered(&live, 2, "")).unwrap();
+        fs::rename(&live, numbered(&live, 1, "")).unwrap();
         fs::write(&live, "f\n").unwrap();
         assert_eq!(read_all(&mut r), "\nf\n");
         assert_eq!(tail(&live, 2), "e\nf\n");
@@ -432,12 +559,12 @@ mod tests {
     fn a_rotation_between_placing_and_reading_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("c-json.log");
-        fs::write(numbered(&live, 1), "a\nb\n").unwrap();
+        fs::write(numbered(&live, 1, ""), "a\nb\n").unwrap();
         fs::write(&live, "c\n").unwrap();
         // Placed in the rotated file, the live one already open.
         let mut r = LogFiles::from_tail(live.clone(), 2).unwrap();
-        fs::rename(numbered(&live, 1), numbered(&live, 2)).unwrap();
-        fs::rename(&live, numbered(&live, 1)).unwrap();
+        fs::rename(numbered(&live, 1, ""), numbered(&live, 2, "")).unwrap();
+        fs::rename(&live, numbered(&live, 1, "")).unwrap();
         fs::write(&live, "d\n").unwrap();
         assert_eq!(read_all(&mut r), "b\nc\nd\n");
     }
@@ -464,7 +591,7 @@ mod tests {
     fn limits_are_kept_across_files() {
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join("c-json.log");
-        fs::write(numbered(&live, 1), "0123").unwrap();
+        fs::write(numbered(&live, 1, ""), "0123").unwrap();
         fs::write(&live, "4567").unwrap();
         let mut r = LogFiles::new(live);
         let mut out = Vec::new();
