@@ -33,6 +33,9 @@ pub struct NetworkCreateRequest {
     pub internal: bool,
     #[serde(default, deserialize_with = "lenient::or_default")]
     pub attachable: bool,
+    /// Refused: an ingress network needs swarm.
+    #[serde(default, deserialize_with = "lenient::or_default")]
+    pub ingress: bool,
     #[serde(
         default,
         rename = "EnableIPv6",
@@ -75,6 +78,14 @@ pub struct IpamConfig {
         deserialize_with = "lenient::or_default"
     )]
     pub ip_range: Option<String>,
+    /// Named addresses of the subnet that are never handed out.
+    #[serde(
+        default,
+        rename = "AuxiliaryAddresses",
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::or_default"
+    )]
+    pub aux_address: Option<BTreeMap<String, String>>,
 }
 
 impl IpamConfig {

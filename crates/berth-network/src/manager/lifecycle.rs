@@ -38,7 +38,13 @@ impl Manager {
                 r.name
             )));
         };
-        let used: BTreeSet<Ipv4Addr> = r.endpoints.values().map(|e| e.ip).collect();
+        // Auxiliary addresses are reserved: never handed out, refused when asked for.
+        let used: BTreeSet<Ipv4Addr> = r
+            .endpoints
+            .values()
+            .map(|e| e.ip)
+            .chain(r.aux.values().copied())
+            .collect();
         let ip = match want {
             Some(ip) => {
                 if !subnet.contains(ip)
