@@ -164,3 +164,31 @@ def test_internal_network_reaches_its_own_containers(busybox_daemon):
     dk(d, "network", "rm", "inner")
     assert _rules(br) == []
     assert not _link_exists(br)
+
+
+def test_connect_static_ip_needs_a_configured_subnet_and_mac_is_honoured(busybox_daemon):
+    d = busybox_daemon()
+    dk(d, "network", "create", "auto")
+    sub = json.loads(dk(d, "network", "inspect", "auto").stdout)[0]["IPAM"]["Config"][0]["Subnet"]
+    ip = str(ipaddress.ip_network(sub)[9])
+    dk(d, "run", "-d", "--name", "m1", "busybox", "sleep", "600")
+    r = dk(d, "network", "connect", "--ip", ip, "auto", "m1", check=False)
+    assert r.returncode != 0 and ("user specified IP address is supported only when connecting to networks "
+                                  "with user configured subnets") in r.stderr, r.stderr
+    r = dk(d, "run", "--rm", "--network", "auto", "--ip", ip, "busybox", "true", check=False)
+    assert r.returncode != 0 and "user configured subnets" in r.stderr, r.stderr
+    # MacAddress on connect, to a running container, is the interface's.
+    mac = "02:aa:bb:cc:dd:01"
+    r = d.request("POST", "/v1.43/networks/auto/connect", headers={"Content-Type": "application/json"},
+                  body=json.dumps({"Container": "m1", "EndpointConfig": {"MacAddress": mac}}).encode())
+    assert r.status == 200, r.text
+    out = dk(d, "exec", "m1", "cat", "/sys/class/net/eth1/address").stdout.strip()
+    assert out == mac, out
+    got = dk(d, "inspect", "-f", "{{.NetworkSettings.Networks.auto.MacAddress}}", "m1").stdout.strip()
+    assert got == mac, got
+    dk(d, "create", "--name", "m2", "busybox", "true")
+    r = d.request("POST", "/v1.43/networks/auto/connect", headers={"Content-Type": "application/json"},
+                  body=json.dumps({"Container": "m2", "EndpointConfig": {"MacAddress": "zz"}}).encode())
+    assert r.status == 400 and "invalid MAC address: zz" in r.json()["message"], r.text
+    dk(d, "rm", "-f", "m1", "m2")
+    dk(d, "network", "rm", "auto")

@@ -151,7 +151,14 @@ impl Manager {
                     a.network_name
                 )));
             };
-            let ep = match Self::allocate(r, cid, &c.name, &a.aliases, a.ipv4, c.mac.as_deref()) {
+            let ep = match Self::allocate(
+                r,
+                cid,
+                &c.name,
+                &a.aliases,
+                a.ipv4,
+                a.mac.as_deref().or(c.mac.as_deref()),
+            ) {
                 Ok(ep) => ep,
                 Err(e) => {
                     for id in &made {
