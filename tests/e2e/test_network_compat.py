@@ -192,3 +192,19 @@ def test_connect_static_ip_needs_a_configured_subnet_and_mac_is_honoured(busybox
     assert r.status == 400 and "invalid MAC address: zz" in r.json()["message"], r.text
     dk(d, "rm", "-f", "m1", "m2")
     dk(d, "network", "rm", "auto")
+
+
+def test_host_binding_ipv4_is_where_ports_bind(busybox_daemon):
+    d = busybox_daemon()
+    dk(d, "network", "create", "-o", "com.docker.network.bridge.host_binding_ipv4=127.0.0.1", "lo-only")
+    dk(d, "run", "-d", "--name", "p1", "--network", "lo-only", "-p", "80", "busybox", "sleep", "600")
+    out = dk(d, "port", "p1", "80").stdout.split()
+    assert len(out) == 1 and out[0].startswith("127.0.0.1:"), out
+    # An address given with -p still wins.
+    dk(d, "run", "-d", "--name", "p2", "--network", "lo-only", "-p", "0.0.0.0::80", "busybox", "sleep", "600")
+    out = dk(d, "port", "p2", "80").stdout.split()
+    assert out and out[0].startswith("0.0.0.0:"), out
+    r = _create(d, {"Name": "bad", "Options": {"com.docker.network.bridge.host_binding_ipv4": "nope"}})
+    assert r.status == 400 and "host_binding_ipv4: nope" in r.json()["message"], r.text
+    dk(d, "rm", "-f", "p1", "p2")
+    dk(d, "network", "rm", "lo-only")

@@ -14,7 +14,9 @@ use berth_api_types::network::{
 };
 use berth_api_types::timestamp::parse_nanos;
 use berth_network::bridge;
-use berth_network::manager::{parse_bool, CreateRequest, EndpointStatus, NetRecord};
+use berth_network::manager::{
+    parse_bool, CreateRequest, EndpointStatus, NetRecord, HOST_BINDING_IPV4,
+};
 use berth_sys::pidfd::ProcessHandle;
 use serde_json::{Map, Value};
 
@@ -188,6 +190,13 @@ pub(crate) fn parse_create(
             .ok_or_else(|| EngineError::InvalidArgument(format!("invalid MTU number: {m}")))?,
         None => default_mtu,
     };
+    if let Some(v) = opt(HOST_BINDING_IPV4) {
+        if v.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid {HOST_BINDING_IPV4}: {v} is not an IPv4 address"
+            )));
+        }
+    }
     let id = new_id()?;
     let bridge_name = opt("com.docker.network.bridge.name")
         .unwrap_or_else(|| format!("br-{}", id.get(..12).unwrap_or(&id)));
@@ -621,6 +630,9 @@ mod tests {
         assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
         let e = refused(json!({"Name": "m",
             "Options": {"com.docker.network.bridge.enable_icc": "nah"}}));
+        assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
+        let e = refused(json!({"Name": "b",
+            "Options": {"com.docker.network.bridge.host_binding_ipv4": "::1"}}));
         assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
         let e = refused(json!({"Name": "s", "IPAM": {"Config": [
             {"Subnet": "10.1.0.0/24"}, {"Subnet": "10.2.0.0/24"}]}}));

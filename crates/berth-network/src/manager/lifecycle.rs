@@ -243,7 +243,9 @@ impl Manager {
         }
         let mut live = Live::default();
         let mut bound = Vec::new();
-        if let Some((_, ep)) = eps.first() {
+        if let Some((r, ep)) = eps.first() {
+            // Ports published without a host address bind where the network says.
+            let default_ip = r.host_binding_ipv4();
             let specs = match restore {
                 Some(b) => b
                     .iter()
@@ -257,7 +259,7 @@ impl Manager {
                 None => c.port_specs(),
             };
             for p in specs {
-                let (proxy, b) = start_proxy(&p, ep.ip)?;
+                let (proxy, b) = start_proxy(&p, ep.ip, default_ip)?;
                 live.proxies.push(proxy);
                 bound.push(b);
             }
@@ -486,9 +488,13 @@ pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>
     (!out.is_empty()).then_some(out)
 }
 
-fn start_proxy(p: &settings::PortSpec, ip: Ipv4Addr) -> Result<(Proxy, settings::Bound), NetError> {
+fn start_proxy(
+    p: &settings::PortSpec,
+    ip: Ipv4Addr,
+    default_ip: Ipv4Addr,
+) -> Result<(Proxy, settings::Bound), NetError> {
     let host_ip: Ipv4Addr = if p.host_ip.is_empty() {
-        Ipv4Addr::UNSPECIFIED
+        default_ip
     } else {
         p.host_ip.parse().map_err(|_| {
             NetError::InvalidArgument(format!("invalid host IP address: {}", p.host_ip))

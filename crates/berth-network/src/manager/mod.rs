@@ -142,6 +142,9 @@ pub struct NetRecord {
     pub last_ip: Option<Ipv4Addr>,
 }
 
+/// The bridge driver's option naming the default address of published ports.
+pub const HOST_BINDING_IPV4: &str = "com.docker.network.bridge.host_binding_ipv4";
+
 impl NetRecord {
     pub fn is_bridge(&self) -> bool {
         self.driver == "bridge"
@@ -155,6 +158,16 @@ impl NetRecord {
             masquerade: self.bool_option("com.docker.network.bridge.enable_ip_masquerade"),
             icc: self.bool_option("com.docker.network.bridge.enable_icc"),
         })
+    }
+
+    /// `com.docker.network.bridge.host_binding_ipv4`: where ports published without a
+    /// host address bind (create refuses an unreadable one; `0.0.0.0` otherwise).
+    pub fn host_binding_ipv4(&self) -> Ipv4Addr {
+        self.options
+            .get(HOST_BINDING_IPV4)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
     /// A boolean driver option (Go `strconv.ParseBool`'s words); absent or unreadable is
