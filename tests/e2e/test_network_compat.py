@@ -208,3 +208,36 @@ def test_host_binding_ipv4_is_where_ports_bind(busybox_daemon):
     assert r.status == 400 and "host_binding_ipv4: nope" in r.json()["message"], r.text
     dk(d, "rm", "-f", "p1", "p2")
     dk(d, "network", "rm", "lo-only")
+
+
+def test_links_and_link_local_ips_on_a_user_network(busybox_daemon):
+    d = busybox_daemon()
+    dk(d, "network", "create", "lk")
+    dk(d, "run", "-d", "--name", "db", "--network", "lk", "busybox", "sleep", "600")
+    db_ip = dk(d, "inspect", "-f", "{{.NetworkSettings.Networks.lk.IPAddress}}", "db").stdout.strip()
+    # A link's alias resolves in the linking container only.
+    out = dk(d, "run", "--rm", "--network", "lk", "--link", "db:store", "busybox", "nslookup", "store").stdout
+    assert db_ip in out, out
+    r = dk(d, "run", "--rm", "--network", "lk", "busybox", "nslookup", "store", check=False)
+    assert db_ip not in r.stdout, r.stdout
+    # On connect too, with link-local addresses kept and reported (`app` runs on a user
+    # network, so it has the embedded DNS).
+    dk(d, "network", "create", "lk2")
+    dk(d, "run", "-d", "--name", "app", "--network", "lk2", "busybox", "sleep", "600")
+    dk(d, "network", "connect", "--link", "db:cache", "--link-local-ip", "169.254.7.7", "lk", "app")
+    ep = json.loads(dk(d, "inspect", "app").stdout)[0]["NetworkSettings"]["Networks"]["lk"]
+    assert ep["IPAMConfig"] == {"LinkLocalIPs": ["169.254.7.7"]}, ep
+    assert ep["Links"] == ["db:cache"], ep
+    out = dk(d, "exec", "app", "nslookup", "cache").stdout
+    assert db_ip in out, out
+    r = d.request("POST", "/v1.43/networks/lk/connect", headers={"Content-Type": "application/json"},
+                  body=json.dumps({"Container": "db", "EndpointConfig": {}}).encode())
+    assert r.status == 403, r.text
+    dk(d, "create", "--name", "c3", "busybox", "true")
+    for ec, words in [({"IPAMConfig": {"LinkLocalIPs": ["x"]}}, "invalid link-local IP address: x"),
+                      ({"Links": [":a"]}, "invalid link format: :a")]:
+        r = d.request("POST", "/v1.43/networks/lk/connect", headers={"Content-Type": "application/json"},
+                      body=json.dumps({"Container": "c3", "EndpointConfig": ec}).encode())
+        assert r.status == 400 and words in r.json()["message"], (ec, r.text)
+    dk(d, "rm", "-f", "db", "app", "c3")
+    dk(d, "network", "rm", "lk", "lk2")

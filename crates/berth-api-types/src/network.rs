@@ -293,6 +293,13 @@ pub struct EndpointIpamConfig {
         deserialize_with = "lenient::or_default"
     )]
     pub ipv6_address: Option<String>,
+    #[serde(
+        default,
+        rename = "LinkLocalIPs",
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::strings"
+    )]
+    pub link_local_ips: Option<Vec<String>>,
 }
 
 /// One host binding of a published port (`HostConfig.PortBindings` values, and
@@ -457,7 +464,7 @@ mod tests {
         let out = EndpointSettings {
             ipam_config: Some(EndpointIpamConfig {
                 ipv4_address: Some("10.0.0.2".into()),
-                ipv6_address: None,
+                ..Default::default()
             }),
             ..Default::default()
         };

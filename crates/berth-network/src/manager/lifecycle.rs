@@ -465,7 +465,7 @@ fn endpoints_of(st: &State, cid: &str) -> BTreeMap<String, Endpoint> {
 }
 
 /// The embedded DNS's view: names and aliases of containers sharing a user network with
-/// `cid` (and their 12-character IDs).
+/// `cid` (and their 12-character IDs), and `cid`'s own link aliases there.
 pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
     let mut out = Vec::new();
     for r in st
@@ -476,8 +476,16 @@ pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>
         let bare = name
             .strip_suffix(&format!(".{}", r.name.to_ascii_lowercase()))
             .unwrap_or(name);
+        // This container's own links on this network: alias → container name.
+        let linked = st
+            .ctrs
+            .get(cid)
+            .and_then(|c| c.attach.iter().find(|a| a.network_id == r.id))
+            .and_then(|a| a.links.iter().find(|(_, al)| al.eq_ignore_ascii_case(bare)))
+            .map(|(target, _)| target.as_str());
         for (id, ep) in &r.endpoints {
             let hit = ep.name.eq_ignore_ascii_case(bare)
+                || linked.is_some_and(|t| ep.name.eq_ignore_ascii_case(t))
                 || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
                 || (bare.len() == 12 && id.starts_with(bare));
             if hit && !out.contains(&ep.ip) {

@@ -51,6 +51,26 @@ pub struct Attach {
     /// in `NetworkingConfig`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// `IPAMConfig.LinkLocalIPs`: kept and reported (no address is added for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<String>,
+    /// `Links` on a user network: (container name, alias); the alias resolves to that
+    /// container in this one's embedded DNS only, as dockerd does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(String, String)>,
+}
+
+/// A `Links` entry, `name[:alias]` (moby `opts.ParseLink`): the container's name without
+/// its leading `/`, and the alias (the name when none is given).
+fn parse_link(l: &str) -> Result<(String, String), NetError> {
+    let bad = || NetError::InvalidArgument(format!("invalid link format: {l}"));
+    let (name, alias) = l.split_once(':').unwrap_or((l, l));
+    let name = name.strip_prefix('/').unwrap_or(name);
+    let alias = alias.strip_prefix('/').unwrap_or(alias);
+    if name.is_empty() || alias.is_empty() || alias.contains(':') {
+        return Err(bad());
+    }
+    Ok((name.to_string(), alias.to_string()))
 }
 
 /// A MAC as `aa:bb:cc:dd:ee:ff`, refused otherwise.
@@ -240,6 +260,27 @@ pub fn from_request(
         if let Some(m) = &mac {
             check_mac(m)?;
         }
+        let link_local_ips: Vec<String> = ec
+            .and_then(|e| e.ipam_config.as_ref())
+            .and_then(|i| i.link_local_ips.clone())
+            .unwrap_or_default();
+        if let Some(bad) = link_local_ips
+            .iter()
+            .find(|ip| ip.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(NetError::InvalidArgument(format!(
+                "invalid link-local IP address: {bad}"
+            )));
+        }
+        let links = ec
+            .and_then(|e| e.links.as_ref())
+            .map(|l| {
+                l.iter()
+                    .map(|l| parse_link(l))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let ipv4 = ec
             .and_then(EndpointSettings::requested_ipv4)
             .map(|s| {
@@ -274,6 +315,8 @@ pub fn from_request(
                     aliases: Vec::new(),
                     ipv4: None,
                     mac: None,
+                    link_local_ips: Vec::new(),
+                    links: Vec::new(),
                 });
                 return Ok(());
             }
@@ -318,6 +361,8 @@ pub fn from_request(
             aliases,
             ipv4,
             mac,
+            link_local_ips,
+            links,
         });
         Ok(())
     };
@@ -519,6 +564,29 @@ pub(crate) mod tests {
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "invalid MAC address: +2:00:00:00:00:07");
+    }
+
+    #[test]
+    fn links_and_link_local_ips_are_read() {
+        assert_eq!(parse_link("/db:x").unwrap(), ("db".into(), "x".into()));
+        assert_eq!(parse_link("db").unwrap(), ("db".into(), "db".into()));
+        for bad in ["", ":a", "a:", "a:b:c"] {
+            assert!(parse_link(bad).is_err(), "{bad}");
+        }
+        let c = req(
+            "user",
+            json!({"EndpointsConfig": {"user": {"Links": ["db:store"],
+                "IPAMConfig": {"LinkLocalIPs": ["169.254.1.1", "fe80::1"]}}}}),
+        )
+        .unwrap();
+        assert_eq!(c.attach[0].links, [("db".to_string(), "store".to_string())]);
+        assert_eq!(c.attach[0].link_local_ips, ["169.254.1.1", "fe80::1"]);
+        let e = req(
+            "user",
+            json!({"EndpointsConfig": {"user": {"IPAMConfig": {"LinkLocalIPs": ["nope"]}}}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "invalid link-local IP address: nope");
     }
 
     #[test]
