@@ -33,6 +33,9 @@ pub struct NetworkCreateRequest {
     pub internal: bool,
     #[serde(default, deserialize_with = "lenient::or_default")]
     pub attachable: bool,
+    /// Refused: an ingress network needs swarm.
+    #[serde(default, deserialize_with = "lenient::or_default")]
+    pub ingress: bool,
     #[serde(
         default,
         rename = "EnableIPv6",
@@ -75,6 +78,14 @@ pub struct IpamConfig {
         deserialize_with = "lenient::or_default"
     )]
     pub ip_range: Option<String>,
+    /// Named addresses of the subnet that are never handed out.
+    #[serde(
+        default,
+        rename = "AuxiliaryAddresses",
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::or_default"
+    )]
+    pub aux_address: Option<BTreeMap<String, String>>,
 }
 
 impl IpamConfig {
@@ -282,6 +293,13 @@ pub struct EndpointIpamConfig {
         deserialize_with = "lenient::or_default"
     )]
     pub ipv6_address: Option<String>,
+    #[serde(
+        default,
+        rename = "LinkLocalIPs",
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::strings"
+    )]
+    pub link_local_ips: Option<Vec<String>>,
 }
 
 /// One host binding of a published port (`HostConfig.PortBindings` values, and
@@ -446,7 +464,7 @@ mod tests {
         let out = EndpointSettings {
             ipam_config: Some(EndpointIpamConfig {
                 ipv4_address: Some("10.0.0.2".into()),
-                ipv6_address: None,
+                ..Default::default()
             }),
             ..Default::default()
         };

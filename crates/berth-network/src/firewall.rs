@@ -19,6 +19,10 @@ pub struct BridgeRules {
     pub bridge: String,
     pub subnet: Ipv4Net,
     pub internal: bool,
+    /// `com.docker.network.bridge.enable_ip_masquerade`: outbound traffic is NATed.
+    pub masquerade: bool,
+    /// `com.docker.network.bridge.enable_icc`: containers of the network reach each other.
+    pub icc: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -57,7 +61,8 @@ impl Firewall {
         }
         for n in nets {
             let b = &n.bridge;
-            s += &format!("-A {fwd} -i {b} -o {b} -j ACCEPT\n");
+            let icc = if n.icc { "ACCEPT" } else { "DROP" };
+            s += &format!("-A {fwd} -i {b} -o {b} -j {icc}\n");
             if n.internal {
                 s += &format!("-A {fwd} -i {b} ! -o {b} -j DROP\n");
                 s += &format!("-A {fwd} -o {b} ! -i {b} -j DROP\n");
@@ -71,7 +76,7 @@ impl Firewall {
         }
         s += "COMMIT\n*nat\n";
         s += &format!(":{post} - [0:0]\n");
-        for n in nets.iter().filter(|n| !n.internal) {
+        for n in nets.iter().filter(|n| !n.internal && n.masquerade) {
             s += &format!(
                 "-A {post} -s {} ! -o {} -j MASQUERADE\n",
                 n.subnet, n.bridge
@@ -170,11 +175,15 @@ mod tests {
                 bridge: "bt1".into(),
                 subnet: "10.1.0.0/24".parse().unwrap(),
                 internal: false,
+                masquerade: true,
+                icc: true,
             },
             BridgeRules {
                 bridge: "br-x".into(),
                 subnet: "10.2.0.0/24".parse().unwrap(),
                 internal: true,
+                masquerade: true,
+                icc: true,
             },
         ]);
         for line in s
@@ -186,5 +195,38 @@ mod tests {
         assert!(s.contains("-A BERTH-ISO-bt1 -o br-x -j DROP"));
         assert!(s.contains("-A BERTH-POST-bt1 -s 10.1.0.0/24 ! -o bt1 -j MASQUERADE"));
         assert!(!s.contains("10.2.0.0/24"));
+    }
+
+    #[test]
+    fn masquerade_and_icc_options() {
+        let fw = Firewall::new("bt1", true);
+        let net = |masquerade, icc| BridgeRules {
+            bridge: "br-y".into(),
+            subnet: "10.3.0.0/24".parse().unwrap(),
+            internal: false,
+            masquerade,
+            icc,
+        };
+        let on = fw.render(&[net(true, true)]);
+        assert!(
+            on.contains("-A BERTH-FWD-bt1 -i br-y -o br-y -j ACCEPT"),
+            "{on}"
+        );
+        assert!(
+            on.contains("-s 10.3.0.0/24 ! -o br-y -j MASQUERADE"),
+            "{on}"
+        );
+        let off = fw.render(&[net(false, false)]);
+        assert!(
+            off.contains("-A BERTH-FWD-bt1 -i br-y -o br-y -j DROP"),
+            "{off}"
+        );
+        assert!(!off.contains("-i br-y -o br-y -j ACCEPT"), "{off}");
+        assert!(!off.contains("MASQUERADE"), "{off}");
+        // Still forwarded out (routed, not NATed), as dockerd does.
+        assert!(
+            off.contains("-A BERTH-FWD-bt1 -i br-y ! -o br-y -j ACCEPT"),
+            "{off}"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::manager::{NetRecord, DEFAULT};
 
 /// Two bridge networks: the default one (`aaa111`, 10.0.0.0/24) and "user" (`bbb222`,
-/// 10.0.1.0/24).
+/// 10.0.1.0/24, its subnet given by the client).
 pub fn two_bridges() -> BTreeMap<String, NetRecord> {
     let mut nets = BTreeMap::new();
     for (id, name, subnet) in [
@@ -23,6 +23,7 @@ pub fn two_bridges() -> BTreeMap<String, NetRecord> {
                 subnet: Some(subnet),
                 bridge: format!("br-{id}"),
                 mtu: 1500,
+                user_ipam: name != DEFAULT,
                 ..Default::default()
             },
         );

@@ -14,7 +14,9 @@ use berth_api_types::network::{
 };
 use berth_api_types::timestamp::parse_nanos;
 use berth_network::bridge;
-use berth_network::manager::{CreateRequest, EndpointStatus, NetRecord};
+use berth_network::manager::{
+    parse_bool, CreateRequest, EndpointStatus, NetRecord, HOST_BINDING_IPV4,
+};
 use berth_sys::pidfd::ProcessHandle;
 use serde_json::{Map, Value};
 
@@ -33,6 +35,12 @@ fn network_inspect(r: &NetRecord) -> NetworkInspect {
                 .filter(|_| !r.user_ipam || r.gateway_given)
                 .map(|g| g.to_string()),
             ip_range: r.ip_range.map(|x| x.to_string()),
+            aux_address: (!r.aux.is_empty()).then(|| {
+                r.aux
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect()
+            }),
         });
     }
     let containers = r
@@ -138,13 +146,42 @@ pub(crate) fn parse_create(
             "{name} is a pre-defined network and cannot be created"
         )));
     }
+    // The host and null drivers hold one network each, made by the daemon (libnetwork).
+    if driver == "host" || driver == "null" {
+        return Err(EngineError::Forbidden(format!(
+            "only one instance of \"{driver}\" network is allowed"
+        )));
+    }
     if driver != "bridge" {
         return Err(EngineError::NotFound(format!(
             "plugin \"{driver}\" not found"
         )));
     }
+    // libnetwork: the bridge driver's scope is local.
+    if body.ingress {
+        return Err(EngineError::Forbidden(
+            "Ingress network can only be global scope network".into(),
+        ));
+    }
+    if body.enable_ipv6 == Some(true) {
+        return Err(EngineError::InvalidArgument(
+            "IPv6 networks are not supported by this daemon (EnableIPv6)".into(),
+        ));
+    }
     let options = body.options.clone();
     let opt = |k: &str| options.get(k).and_then(Value::as_str).map(String::from);
+    for key in [
+        "com.docker.network.bridge.enable_ip_masquerade",
+        "com.docker.network.bridge.enable_icc",
+    ] {
+        if let Some(v) = opt(key) {
+            if parse_bool(&v).is_none() {
+                return Err(EngineError::InvalidArgument(format!(
+                    "failed to parse {key} value: {v} (strconv.ParseBool: parsing \"{v}\": invalid syntax)"
+                )));
+            }
+        }
+    }
     let mtu = match opt("com.docker.network.driver.mtu") {
         Some(m) => m
             .parse::<u32>()
@@ -153,6 +190,13 @@ pub(crate) fn parse_create(
             .ok_or_else(|| EngineError::InvalidArgument(format!("invalid MTU number: {m}")))?,
         None => default_mtu,
     };
+    if let Some(v) = opt(HOST_BINDING_IPV4) {
+        if v.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid {HOST_BINDING_IPV4}: {v} is not an IPv4 address"
+            )));
+        }
+    }
     let id = new_id()?;
     let bridge_name = opt("com.docker.network.bridge.name")
         .unwrap_or_else(|| format!("br-{}", id.get(..12).unwrap_or(&id)));
@@ -160,6 +204,12 @@ pub(crate) fn parse_create(
         return Err(EngineError::InvalidArgument(format!(
             "invalid bridge name: {bridge_name}"
         )));
+    }
+    // One IPv4 pool per network: a second one was once silently dropped.
+    if body.ipam.config.len() > 1 {
+        return Err(EngineError::InvalidArgument(
+            "several IPAM configs (subnets) on one network are not supported by this daemon".into(),
+        ));
     }
     let first = body.ipam.config.first().cloned().unwrap_or_default();
     Ok(CreateRequest {
@@ -170,6 +220,7 @@ pub(crate) fn parse_create(
         subnet: IpamConfig::given(&first.subnet),
         gateway: IpamConfig::given(&first.gateway),
         ip_range: IpamConfig::given(&first.ip_range),
+        aux: first.aux_address.clone().unwrap_or_default(),
         options,
         internal: body.internal,
         attachable: body.attachable,
@@ -550,6 +601,48 @@ mod tests {
     fn create_body(v: Value) -> CreateRequest {
         let body: NetworkCreateRequest = serde_json::from_value(v).unwrap();
         parse_create(&body, 1500, || Ok("d".repeat(64))).unwrap()
+    }
+
+    #[test]
+    fn create_refusals_are_dockerds() {
+        let refused = |v: Value| {
+            let body: NetworkCreateRequest = serde_json::from_value(v).unwrap();
+            parse_create(&body, 1500, || Ok("d".repeat(64))).unwrap_err()
+        };
+        let e = refused(json!({"Name": "h", "Driver": "host"}));
+        assert!(matches!(e, EngineError::Forbidden(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "only one instance of \"host\" network is allowed"
+        );
+        let e = refused(json!({"Name": "n", "Driver": "null"}));
+        assert_eq!(
+            e.to_string(),
+            "only one instance of \"null\" network is allowed"
+        );
+        let e = refused(json!({"Name": "i", "Ingress": true}));
+        assert!(matches!(e, EngineError::Forbidden(_)), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "Ingress network can only be global scope network"
+        );
+        let e = refused(json!({"Name": "v", "EnableIPv6": true}));
+        assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
+        let e = refused(json!({"Name": "m",
+            "Options": {"com.docker.network.bridge.enable_icc": "nah"}}));
+        assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
+        let e = refused(json!({"Name": "b",
+            "Options": {"com.docker.network.bridge.host_binding_ipv4": "::1"}}));
+        assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
+        let e = refused(json!({"Name": "s", "IPAM": {"Config": [
+            {"Subnet": "10.1.0.0/24"}, {"Subnet": "10.2.0.0/24"}]}}));
+        assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
+        // What is accepted: Go booleans, auxiliary addresses.
+        let req = create_body(json!({"Name": "ok", "EnableIPv6": false,
+            "Options": {"com.docker.network.bridge.enable_ip_masquerade": "0"},
+            "IPAM": {"Config": [{"Subnet": "10.7.0.0/24",
+                "AuxiliaryAddresses": {"a": "10.7.0.5"}}]}}));
+        assert_eq!(req.aux.get("a").map(String::as_str), Some("10.7.0.5"));
     }
 
     #[test]

@@ -67,10 +67,10 @@ impl NetworkDriver for FakeDriver {
             )));
         }
         let taken: Vec<_> = nets.values().filter_map(|r| r.subnet).collect();
-        let (subnet, gateway, ip_range) = create_ipam(&req, taken.clone(), || {
+        let addresses = create_ipam(&req, taken.clone(), || {
             ipam::next_subnet(&ipam::default_pools(), &taken)
         })?;
-        let r = NetRecord::bridge(req, subnet, gateway, ip_range);
+        let r = NetRecord::bridge(req, addresses);
         nets.insert(r.id.clone(), r.clone());
         Ok(r)
     }

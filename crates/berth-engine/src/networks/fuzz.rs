@@ -82,9 +82,11 @@ fn check_network(body: &Value) {
     assert!((68..=65535).contains(&req.mtu), "mtu {}", req.mtu);
     assert!(bridge::valid_name(&req.bridge_name));
     let default: Ipv4Net = "172.18.0.0/16".parse().unwrap();
-    let Ok((subnet, gateway, range)) = create_ipam(&req, taken(), || Some(default)) else {
+    let Ok(a) = create_ipam(&req, taken(), || Some(default)) else {
         return;
     };
+    let (subnet, gateway, range) = (a.subnet, a.gateway, a.ip_range);
+    assert!(a.aux.values().all(|x| subnet.contains(*x)));
     assert!(subnet.contains(gateway), "{subnet} lacks gateway {gateway}");
     assert!(taken().iter().all(|t| !t.overlaps(&subnet)) || req.subnet.is_none());
     if let Some(r) = range {

@@ -110,11 +110,20 @@ pub(crate) fn endpoint_settings(
 ) -> Option<EndpointSettings> {
     let (a, r) = (&s.attach, s.network.as_ref()?);
     let mut v = empty_endpoint(&r.id);
-    if let Some(ip) = a.ipv4 {
+    if a.ipv4.is_some() || !a.link_local_ips.is_empty() {
         v.ipam_config = Some(EndpointIpamConfig {
-            ipv4_address: Some(ip.to_string()),
+            ipv4_address: a.ipv4.map(|ip| ip.to_string()),
             ipv6_address: None,
+            link_local_ips: (!a.link_local_ips.is_empty()).then(|| a.link_local_ips.clone()),
         });
+    }
+    if !a.links.is_empty() {
+        v.links = Some(
+            a.links
+                .iter()
+                .map(|(name, alias)| format!("{name}:{alias}"))
+                .collect(),
+        );
     }
     if !a.aliases.is_empty() {
         v.aliases = Some(a.aliases.clone());

@@ -22,6 +22,8 @@ pub struct CreateRequest {
     pub subnet: Option<String>,
     pub gateway: Option<String>,
     pub ip_range: Option<String>,
+    /// `AuxiliaryAddresses`: name → address, reserved (never handed out).
+    pub aux: BTreeMap<String, String>,
     pub internal: bool,
     pub attachable: bool,
     pub labels: Map<String, Value>,
@@ -29,13 +31,32 @@ pub struct CreateRequest {
     pub created: String,
 }
 
-/// The subnet, gateway and IP range of a new network: the requested ones checked against
-/// the `taken` subnets, or `next` free subnet of the pools.
+/// A boolean as Go's `strconv.ParseBool` reads it (how dockerd reads the bridge driver's
+/// boolean options).
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The addresses [`create_ipam`] gives a new network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetAddresses {
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub ip_range: Option<Ipv4Net>,
+    pub aux: BTreeMap<String, Ipv4Addr>,
+}
+
+/// The subnet, gateway, IP range and auxiliary addresses of a new network: the requested
+/// ones checked against the `taken` subnets, or `next` free subnet of the pools.
 pub fn create_ipam(
     req: &CreateRequest,
     taken: impl IntoIterator<Item = Ipv4Net>,
     next: impl FnOnce() -> Option<Ipv4Net>,
-) -> Result<(Ipv4Net, Ipv4Addr, Option<Ipv4Net>), NetError> {
+) -> Result<NetAddresses, NetError> {
     let subnet = match &req.subnet {
         Some(s) => {
             let net: Ipv4Net = s.parse().map_err(|e: NetError| {
@@ -49,7 +70,7 @@ pub fn create_ipam(
             net
         }
         None => {
-            if req.gateway.is_some() || req.ip_range.is_some() {
+            if req.gateway.is_some() || req.ip_range.is_some() || !req.aux.is_empty() {
                 return Err(NetError::InvalidArgument(
                     "ipRange or gateway given without a subnet".into(),
                 ));
@@ -89,17 +110,32 @@ pub fn create_ipam(
         }
         None => None,
     };
-    Ok((subnet, gateway, ip_range))
+    let mut aux = BTreeMap::new();
+    for (name, a) in &req.aux {
+        // moby `validateIpamConfig`'s words.
+        let ip: Ipv4Addr = a.parse().map_err(|_| {
+            NetError::InvalidArgument(format!(
+                "invalid network config:\ninvalid auxiliary address {name}: {a} is not an IPv4 address"
+            ))
+        })?;
+        if !subnet.contains(ip) {
+            return Err(NetError::InvalidArgument(format!(
+                "invalid network config:\ninvalid auxiliary address {name}: parent subnet {subnet} doesn't contain this address"
+            )));
+        }
+        aux.insert(name.clone(), ip);
+    }
+    Ok(NetAddresses {
+        subnet,
+        gateway,
+        ip_range,
+        aux,
+    })
 }
 
 impl NetRecord {
     /// The record of a new bridge network: `req` with the addresses [`create_ipam`] gave.
-    pub fn bridge(
-        req: CreateRequest,
-        subnet: Ipv4Net,
-        gateway: Ipv4Addr,
-        ip_range: Option<Ipv4Net>,
-    ) -> NetRecord {
+    pub fn bridge(req: CreateRequest, a: NetAddresses) -> NetRecord {
         NetRecord {
             user_ipam: req.subnet.is_some(),
             gateway_given: req.gateway.is_some(),
@@ -107,9 +143,10 @@ impl NetRecord {
             name: req.name,
             driver: "bridge".into(),
             created: req.created,
-            subnet: Some(subnet),
-            gateway: Some(gateway),
-            ip_range,
+            subnet: Some(a.subnet),
+            gateway: Some(a.gateway),
+            ip_range: a.ip_range,
+            aux: a.aux,
             internal: req.internal,
             attachable: req.attachable,
             labels: req.labels,
@@ -142,11 +179,10 @@ impl Manager {
                     "bridge name {bridge_name} is already in use by another network"
                 )));
             }
-            let (subnet, gateway, ip_range) =
-                create_ipam(&req, st.nets.values().filter_map(|r| r.subnet), || {
-                    ipam::next_subnet(&self.pools(), &Manager::taken_subnets(&st))
-                })?;
-            NetRecord::bridge(req, subnet, gateway, ip_range)
+            let addresses = create_ipam(&req, st.nets.values().filter_map(|r| r.subnet), || {
+                ipam::next_subnet(&self.pools(), &Manager::taken_subnets(&st))
+            })?;
+            NetRecord::bridge(req, addresses)
         };
         let id = r.id.clone();
         let prefix = r.subnet.map(|s| s.prefix()).unwrap_or(24);
@@ -198,5 +234,82 @@ impl Manager {
             errors.push(format!("cannot remove the network record: {e}"));
         }
         Ok((r, errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(subnet: &str, range: Option<&str>, aux: &[(&str, &str)]) -> CreateRequest {
+        CreateRequest {
+            id: "d".repeat(64),
+            name: "n".into(),
+            options: Map::new(),
+            mtu: 1500,
+            bridge_name: "br-n".into(),
+            subnet: Some(subnet.into()),
+            gateway: None,
+            ip_range: range.map(String::from),
+            aux: aux
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            internal: false,
+            attachable: false,
+            labels: Map::new(),
+            created: String::new(),
+        }
+    }
+
+    #[test]
+    fn auxiliary_addresses_are_checked_and_never_handed_out() {
+        let e =
+            create_ipam(&req("10.5.0.0/24", None, &[("x", "10.6.0.1")]), [], || None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid network config:\ninvalid auxiliary address x: parent subnet 10.5.0.0/24 doesn't contain this address"
+        );
+        let e = create_ipam(&req("10.5.0.0/24", None, &[("x", "nope")]), [], || None).unwrap_err();
+        assert!(e.to_string().contains("invalid auxiliary address x"), "{e}");
+        let a = create_ipam(
+            &req("10.5.0.0/24", Some("10.5.0.248/29"), &[("r", "10.5.0.249")]),
+            [],
+            || None,
+        )
+        .unwrap();
+        let aux: Ipv4Addr = "10.5.0.249".parse().unwrap();
+        assert_eq!(a.aux.get("r"), Some(&aux));
+        let mut r = NetRecord::bridge(
+            req("10.5.0.0/24", Some("10.5.0.248/29"), &[("r", "10.5.0.249")]),
+            a,
+        );
+        let mut got = Vec::new();
+        for cid in ["c1", "c2", "c3", "c4", "c5", "c6"] {
+            got.push(
+                Manager::allocate(&mut r, cid, cid, &[], None, None)
+                    .unwrap()
+                    .ip,
+            );
+        }
+        // .248 .. .254 less the reserved one; .255 is the broadcast.
+        assert!(!got.contains(&aux), "{got:?}");
+        assert!(got.iter().all(|ip| ip.octets()[3] >= 248), "{got:?}");
+        assert!(Manager::allocate(&mut r, "c7", "c7", &[], None, None).is_err());
+        let e = Manager::allocate(&mut r, "c8", "c8", &[], Some(aux), None).unwrap_err();
+        assert_eq!(e.to_string(), "Address already in use: 10.5.0.249");
+    }
+
+    #[test]
+    fn go_booleans() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        for x in ["", "yes", "tRUE", " true"] {
+            assert_eq!(parse_bool(x), None, "{x}");
+        }
     }
 }

@@ -38,7 +38,13 @@ impl Manager {
                 r.name
             )));
         };
-        let used: BTreeSet<Ipv4Addr> = r.endpoints.values().map(|e| e.ip).collect();
+        // Auxiliary addresses are reserved: never handed out, refused when asked for.
+        let used: BTreeSet<Ipv4Addr> = r
+            .endpoints
+            .values()
+            .map(|e| e.ip)
+            .chain(r.aux.values().copied())
+            .collect();
         let ip = match want {
             Some(ip) => {
                 if !subnet.contains(ip)
@@ -145,7 +151,14 @@ impl Manager {
                     a.network_name
                 )));
             };
-            let ep = match Self::allocate(r, cid, &c.name, &a.aliases, a.ipv4, c.mac.as_deref()) {
+            let ep = match Self::allocate(
+                r,
+                cid,
+                &c.name,
+                &a.aliases,
+                a.ipv4,
+                a.mac.as_deref().or(c.mac.as_deref()),
+            ) {
                 Ok(ep) => ep,
                 Err(e) => {
                     for id in &made {
@@ -230,7 +243,9 @@ impl Manager {
         }
         let mut live = Live::default();
         let mut bound = Vec::new();
-        if let Some((_, ep)) = eps.first() {
+        if let Some((r, ep)) = eps.first() {
+            // Ports published without a host address bind where the network says.
+            let default_ip = r.host_binding_ipv4();
             let specs = match restore {
                 Some(b) => b
                     .iter()
@@ -244,7 +259,7 @@ impl Manager {
                 None => c.port_specs(),
             };
             for p in specs {
-                let (proxy, b) = start_proxy(&p, ep.ip)?;
+                let (proxy, b) = start_proxy(&p, ep.ip, default_ip)?;
                 live.proxies.push(proxy);
                 bound.push(b);
             }
@@ -450,7 +465,7 @@ fn endpoints_of(st: &State, cid: &str) -> BTreeMap<String, Endpoint> {
 }
 
 /// The embedded DNS's view: names and aliases of containers sharing a user network with
-/// `cid` (and their 12-character IDs).
+/// `cid` (and their 12-character IDs), and `cid`'s own link aliases there.
 pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
     let mut out = Vec::new();
     for r in st
@@ -461,8 +476,16 @@ pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>
         let bare = name
             .strip_suffix(&format!(".{}", r.name.to_ascii_lowercase()))
             .unwrap_or(name);
+        // This container's own links on this network: alias → container name.
+        let linked = st
+            .ctrs
+            .get(cid)
+            .and_then(|c| c.attach.iter().find(|a| a.network_id == r.id))
+            .and_then(|a| a.links.iter().find(|(_, al)| al.eq_ignore_ascii_case(bare)))
+            .map(|(target, _)| target.as_str());
         for (id, ep) in &r.endpoints {
             let hit = ep.name.eq_ignore_ascii_case(bare)
+                || linked.is_some_and(|t| ep.name.eq_ignore_ascii_case(t))
                 || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
                 || (bare.len() == 12 && id.starts_with(bare));
             if hit && !out.contains(&ep.ip) {
@@ -473,9 +496,13 @@ pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>
     (!out.is_empty()).then_some(out)
 }
 
-fn start_proxy(p: &settings::PortSpec, ip: Ipv4Addr) -> Result<(Proxy, settings::Bound), NetError> {
+fn start_proxy(
+    p: &settings::PortSpec,
+    ip: Ipv4Addr,
+    default_ip: Ipv4Addr,
+) -> Result<(Proxy, settings::Bound), NetError> {
     let host_ip: Ipv4Addr = if p.host_ip.is_empty() {
-        Ipv4Addr::UNSPECIFIED
+        default_ip
     } else {
         p.host_ip.parse().map_err(|_| {
             NetError::InvalidArgument(format!("invalid host IP address: {}", p.host_ip))

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use create::{create_ipam, CreateRequest};
+pub use create::{create_ipam, parse_bool, CreateRequest, NetAddresses};
 pub use ops::{ContainerView, EndpointStatus, NetworkRef};
 pub use settings::{
     from_request, parse_port_key, port_range, Attach, Bound, ContainerRequest, CtrNet, PortSpec,
@@ -118,6 +118,9 @@ pub struct NetRecord {
     pub subnet: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
     pub ip_range: Option<Ipv4Net>,
+    /// `AuxiliaryAddresses`: reserved, never handed out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux: BTreeMap<String, Ipv4Addr>,
     /// Whether the client gave the IPAM config (then inspect shows only what it gave).
     #[serde(default)]
     pub user_ipam: bool,
@@ -139,6 +142,9 @@ pub struct NetRecord {
     pub last_ip: Option<Ipv4Addr>,
 }
 
+/// The bridge driver's option naming the default address of published ports.
+pub const HOST_BINDING_IPV4: &str = "com.docker.network.bridge.host_binding_ipv4";
+
 impl NetRecord {
     pub fn is_bridge(&self) -> bool {
         self.driver == "bridge"
@@ -149,7 +155,29 @@ impl NetRecord {
             bridge: self.bridge.clone(),
             subnet: self.subnet?,
             internal: self.internal,
+            masquerade: self.bool_option("com.docker.network.bridge.enable_ip_masquerade"),
+            icc: self.bool_option("com.docker.network.bridge.enable_icc"),
         })
+    }
+
+    /// `com.docker.network.bridge.host_binding_ipv4`: where ports published without a
+    /// host address bind (create refuses an unreadable one; `0.0.0.0` otherwise).
+    pub fn host_binding_ipv4(&self) -> Ipv4Addr {
+        self.options
+            .get(HOST_BINDING_IPV4)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
+    }
+
+    /// A boolean driver option (Go `strconv.ParseBool`'s words); absent or unreadable is
+    /// `true` (create refuses an unreadable one).
+    fn bool_option(&self, key: &str) -> bool {
+        self.options
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(parse_bool)
+            .unwrap_or(true)
     }
 }
 
@@ -603,6 +631,7 @@ impl Manager {
                 subnet: Some(subnet),
                 gateway: Some(gateway),
                 ip_range: None,
+                aux: BTreeMap::new(),
                 user_ipam: false,
                 gateway_given: true,
                 internal: false,

@@ -241,7 +241,7 @@ impl Manager {
                 return Ok(());
             };
             let a = a.ok_or_else(|| NetError::Other("attachment vanished".into()))?;
-            let ep = Manager::allocate(r, cid, &c.name, &a.aliases, a.ipv4, None)?;
+            let ep = Manager::allocate(r, cid, &c.name, &a.aliases, a.ipv4, a.mac.as_deref())?;
             (r.clone(), ep, ifindex)
         };
         let Some(subnet) = r.subnet else {

@@ -47,6 +47,45 @@ pub struct Attach {
     pub network_name: String,
     pub aliases: Vec<String>,
     pub ipv4: Option<Ipv4Addr>,
+    /// The endpoint's own `MacAddress` (`network connect --mac-address`, or per network
+    /// in `NetworkingConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// `IPAMConfig.LinkLocalIPs`: kept and reported (no address is added for them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<String>,
+    /// `Links` on a user network: (container name, alias); the alias resolves to that
+    /// container in this one's embedded DNS only, as dockerd does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(String, String)>,
+}
+
+/// A `Links` entry, `name[:alias]` (moby `opts.ParseLink`): the container's name without
+/// its leading `/`, and the alias (the name when none is given).
+fn parse_link(l: &str) -> Result<(String, String), NetError> {
+    let bad = || NetError::InvalidArgument(format!("invalid link format: {l}"));
+    let (name, alias) = l.split_once(':').unwrap_or((l, l));
+    let name = name.strip_prefix('/').unwrap_or(name);
+    let alias = alias.strip_prefix('/').unwrap_or(alias);
+    if name.is_empty() || alias.is_empty() || alias.contains(':') {
+        return Err(bad());
+    }
+    Ok((name.to_string(), alias.to_string()))
+}
+
+/// A MAC as `aa:bb:cc:dd:ee:ff`, refused otherwise.
+fn check_mac(m: &str) -> Result<(), NetError> {
+    // Hex digits only: `from_str_radix` would also take a sign (`+f`).
+    let ok = m.split(':').count() == 6
+        && m.split(':')
+            .all(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::InvalidArgument(format!(
+            "invalid MAC address: {m}"
+        )))
+    }
 }
 
 /// A port to publish: container `port/proto` on `host_ip:host_port` (port or range; empty
@@ -217,6 +256,31 @@ pub fn from_request(
     let mut attach = Vec::new();
     let mut add = |net: &str, ec: Option<&EndpointSettings>| -> Result<(), NetError> {
         let aliases = ec.and_then(|e| e.aliases.clone()).unwrap_or_default();
+        let mac = ec.map(|e| e.mac_address.clone()).filter(|m| !m.is_empty());
+        if let Some(m) = &mac {
+            check_mac(m)?;
+        }
+        let link_local_ips: Vec<String> = ec
+            .and_then(|e| e.ipam_config.as_ref())
+            .and_then(|i| i.link_local_ips.clone())
+            .unwrap_or_default();
+        if let Some(bad) = link_local_ips
+            .iter()
+            .find(|ip| ip.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(NetError::InvalidArgument(format!(
+                "invalid link-local IP address: {bad}"
+            )));
+        }
+        let links = ec
+            .and_then(|e| e.links.as_ref())
+            .map(|l| {
+                l.iter()
+                    .map(|l| parse_link(l))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let ipv4 = ec
             .and_then(EndpointSettings::requested_ipv4)
             .map(|s| {
@@ -250,6 +314,9 @@ pub fn from_request(
                     network_name: net.to_string(),
                     aliases: Vec::new(),
                     ipv4: None,
+                    mac: None,
+                    link_local_ips: Vec::new(),
+                    links: Vec::new(),
                 });
                 return Ok(());
             }
@@ -272,6 +339,12 @@ pub fn from_request(
                 r.name, r.driver
             )));
         }
+        // moby `validateNetworkingConfig` (ErrUnsupportedNetworkNoSubnetAndIP).
+        if ipv4.is_some() && !r.user_ipam {
+            return Err(NetError::InvalidArgument(
+                "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+            ));
+        }
         if let (Some(ip), Some(subnet)) = (ipv4, r.subnet) {
             if !subnet.contains(ip) {
                 return Err(NetError::InvalidArgument(format!(
@@ -287,6 +360,9 @@ pub fn from_request(
             network_name: net.to_string(),
             aliases,
             ipv4,
+            mac,
+            link_local_ips,
+            links,
         });
         Ok(())
     };
@@ -359,15 +435,7 @@ pub fn from_request(
     }
     let mac = (!mac.is_empty()).then_some(mac);
     if let Some(m) = &mac {
-        // Hex digits only: `from_str_radix` would also take a sign (`+f`).
-        let ok = m.split(':').count() == 6
-            && m.split(':')
-                .all(|x| x.len() == 2 && x.bytes().all(|b| b.is_ascii_hexdigit()));
-        if !ok {
-            return Err(NetError::InvalidArgument(format!(
-                "invalid MAC address: {m}"
-            )));
-        }
+        check_mac(m)?;
     }
     let hostname = if req.hostname.is_empty() {
         cid.get(..12).unwrap_or(cid).to_string()
@@ -468,6 +536,57 @@ pub(crate) mod tests {
         peer.peer_id = Some("abc123".into());
         let c = from_request(&state().nets, &peer).unwrap();
         assert_eq!(c.mode, "container:abc123");
+    }
+
+    #[test]
+    fn static_ip_needs_a_configured_subnet_and_mac_is_per_network() {
+        let mut st = state();
+        st.nets.get_mut("bbb222").unwrap().user_ipam = false;
+        let e = from_request(
+            &st.nets,
+            &request(
+                "user",
+                json!({"EndpointsConfig": {"user": {"IPAMConfig": {"IPv4Address": "10.0.1.5"}}}}),
+            ),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "user specified IP address is supported only when connecting to networks with user configured subnets");
+        let c = req(
+            "user",
+            json!({"EndpointsConfig": {"user": {"MacAddress": "02:00:00:00:00:07"}}}),
+        )
+        .unwrap();
+        assert_eq!(c.attach[0].mac.as_deref(), Some("02:00:00:00:00:07"));
+        let e = req(
+            "user",
+            json!({"EndpointsConfig": {"user": {"MacAddress": "+2:00:00:00:00:07"}}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "invalid MAC address: +2:00:00:00:00:07");
+    }
+
+    #[test]
+    fn links_and_link_local_ips_are_read() {
+        assert_eq!(parse_link("/db:x").unwrap(), ("db".into(), "x".into()));
+        assert_eq!(parse_link("db").unwrap(), ("db".into(), "db".into()));
+        for bad in ["", ":a", "a:", "a:b:c"] {
+            assert!(parse_link(bad).is_err(), "{bad}");
+        }
+        let c = req(
+            "user",
+            json!({"EndpointsConfig": {"user": {"Links": ["db:store"],
+                "IPAMConfig": {"LinkLocalIPs": ["169.254.1.1", "fe80::1"]}}}}),
+        )
+        .unwrap();
+        assert_eq!(c.attach[0].links, [("db".to_string(), "store".to_string())]);
+        assert_eq!(c.attach[0].link_local_ips, ["169.254.1.1", "fe80::1"]);
+        let e = req(
+            "user",
+            json!({"EndpointsConfig": {"user": {"IPAMConfig": {"LinkLocalIPs": ["nope"]}}}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "invalid link-local IP address: nope");
     }
 
     #[test]
