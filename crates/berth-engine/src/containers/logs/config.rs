@@ -167,6 +167,7 @@ pub(crate) fn settle(
         }
         Ok(())
     };
+    attribute_patterns(&config)?;
     match driver.as_str() {
         JSON_FILE => {
             known(JSON_FILE_OPTS, &|k| {
@@ -417,10 +418,29 @@ fn journal_key(k: &str) -> String {
     n
 }
 
-/// moby `logger.Info.ExtraAttributes`: the labels named by `labels` and the environment
-/// variables named by `env` that the container has. (`labels-regex`/`env-regex` are
-/// accepted and not applied.)
+/// The `labels-regex` and `env-regex` patterns of a log config, compiled (the regex crate
+/// matches in linear time and bounds the compiled size, so a hostile pattern costs
+/// little). A pattern that does not compile is refused at create.
+fn attribute_patterns(
+    config: &BTreeMap<String, String>,
+) -> Result<(Option<regex::Regex>, Option<regex::Regex>), EngineError> {
+    let compile = |key: &str| -> Result<Option<regex::Regex>, EngineError> {
+        match config.get(key).filter(|p| !p.is_empty()) {
+            None => Ok(None),
+            Some(p) => regex::Regex::new(p)
+                .map(Some)
+                .map_err(|e| bad(format!("invalid {key} {p:?}: {e}"))),
+        }
+    };
+    Ok((compile("labels-regex")?, compile("env-regex")?))
+}
+
+/// moby `logger.Info.ExtraAttributes`: the labels named by `labels` or whose key matches
+/// `labels-regex`, and the environment variables named by `env` or matching `env-regex`,
+/// that the container has.
 fn extra_attributes(rec: &Record, config: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    // Checked at create; a config that no longer compiles adds nothing.
+    let (labels_re, env_re) = attribute_patterns(config).unwrap_or_default();
     let mut out = Vec::new();
     let names = |k: &str| -> Vec<String> {
         config
@@ -429,20 +449,20 @@ fn extra_attributes(rec: &Record, config: &BTreeMap<String, String>) -> Vec<(Str
             .unwrap_or_default()
     };
     if let Some(labels) = rec.config.labels.get() {
-        for l in names("labels") {
-            if let Some(v) = labels.get(&l) {
-                out.push((l, v.clone()));
+        let named = names("labels");
+        for (k, v) in labels {
+            let by_re = labels_re.as_ref().is_some_and(|re| re.is_match(k));
+            if named.contains(k) || by_re {
+                out.push((k.clone(), v.clone()));
             }
         }
     }
     if let Some(env) = rec.config.env.get() {
-        for name in names("env") {
-            if let Some(v) = env.iter().find_map(|e| {
-                e.split_once('=')
-                    .filter(|(k, _)| *k == name)
-                    .map(|(_, v)| v.to_string())
-            }) {
-                out.push((name, v));
+        let named = names("env");
+        for (k, v) in env.iter().filter_map(|e| e.split_once('=')) {
+            let by_re = env_re.as_ref().is_some_and(|re| re.is_match(k));
+            if named.iter().any(|n| n == k) || by_re {
+                out.push((k.to_string(), v.to_string()));
             }
         }
     }
@@ -729,6 +749,31 @@ mod tests {
             assert_eq!(
                 e.to_string(),
                 "failed to initialize logging driver: journald is not enabled on this host"
+            );
+        }
+    }
+
+    #[test]
+    fn regex_options_select_labels_and_env_and_bad_patterns_are_refused() {
+        let h = hc(json!({"LogConfig": {"Type": "journald",
+            "Config": {"labels-regex": "^com\\.example\\.", "env-regex": "^A$"}}}));
+        let attrs = extra_attributes(&rec(&h), &opts(&h).0);
+        assert_eq!(
+            attrs,
+            [
+                ("com.example.team".to_string(), "blue".to_string()),
+                ("A".into(), "1".into())
+            ]
+        );
+        for key in ["labels-regex", "env-regex"] {
+            let mut h =
+                hc(json!({"LogConfig": {"Type": "json-file", "Config": {key: "(unclosed"}}}));
+            let e = super::settle(&mut h, JSON_FILE, &BTreeMap::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("invalid {key} \"(unclosed\"")),
+                "{e}"
             );
         }
     }
