@@ -88,54 +88,9 @@ impl HealthFlags {
     }
 }
 
-/// Go's `time.ParseDuration`, in nanoseconds: `1s`, `1.5h`, `2m30s`, `-1s`, `0`.
-pub fn parse_go_duration(s: &str) -> Result<i64, String> {
-    let bad = || format!("time: invalid duration \"{s}\"");
-    let (neg, mut rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let num = &rest[..num_len];
-        if num.is_empty() || num == "." {
-            return Err(bad());
-        }
-        let n: f64 = num.parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let mult: f64 = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "" => return Err(format!("time: missing unit in duration \"{s}\"")),
-            u => return Err(format!("time: unknown unit \"{u}\" in duration \"{s}\"")),
-        };
-        total += n * mult;
-    }
-    if total > i64::MAX as f64 {
-        return Err(bad());
-    }
-    let v = total.round() as i64;
-    Ok(if neg { -v } else { v })
-}
+/// Go's `time.ParseDuration`, in nanoseconds (one home: the Dockerfile's HEALTHCHECK
+/// flags are read by the same function).
+pub use berth_build::instructions::parse_go_duration;
 
 #[cfg(test)]
 mod tests {

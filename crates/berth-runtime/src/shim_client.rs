@@ -248,6 +248,10 @@ fn unexpected(id: &str, r: Response) -> RuntimeError {
 }
 
 /// Whether any mount lies at or under `dir` (then `remove_dir_all` would reach into it).
+/// How often, and how far apart, a busy container directory is removed again.
+const REMOVE_BUSY_RETRIES: u32 = 20;
+const REMOVE_BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 fn has_mounts_under(dir: &Path) -> bool {
     berth_sys::mount::mount_points().map_or(true, |m| m.iter().any(|p| p.starts_with(dir)))
 }
@@ -436,12 +440,26 @@ impl ShimRuntime {
                 dir.display()
             )));
         }
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(RuntimeError::NotFound(id.to_string()))
+        // A process of the container that is still leaving (its mount namespace being torn
+        // down) can keep a directory busy for a moment after the shim reported the exit:
+        // try again, a bounded number of times, before giving up. Under load this was seen
+        // (EBUSY) and left the directory behind, so the next start found "already exists".
+        let mut attempt = 0;
+        loop {
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(RuntimeError::NotFound(id.to_string()))
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::ResourceBusy
+                        && attempt < REMOVE_BUSY_RETRIES =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(REMOVE_BUSY_PAUSE).await;
+                }
+                Err(e) => return Err(RuntimeError::io("remove", &dir, e)),
             }
-            Err(e) => Err(RuntimeError::io("remove", &dir, e)),
         }
     }
 

@@ -13,8 +13,7 @@
 mod context;
 mod query;
 
-use std::fs::File;
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -154,33 +153,6 @@ pub struct BuilderPruneArgs {
     pub keep_storage: Option<String>,
 }
 
-/// Reads a file on a thread and yields its chunks.
-fn file_stream(mut f: File) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
-    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
-    std::thread::spawn(move || {
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let chunk = Bytes::copy_from_slice(buf.get(..n).unwrap_or_default());
-                    if tx.blocking_send(Ok(chunk)).is_err() {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
-            }
-        }
-    });
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
-}
-
 /// `POST <path>` with `body`, the response's bytes as they come, through bollard (same
 /// transport, version prefix and error handling): bollard's one call that hands out a
 /// raw body is `export_image`, so its request is rewritten (method, path, body).
@@ -250,7 +222,9 @@ pub async fn build(session: &Session, args: &BuildArgs) -> Result<(), Error> {
                     human_size_precision(size as f64, 4)
                 ))?;
             }
-            Some(bollard::body_try_stream(file_stream(f)))
+            Some(bollard::body_try_stream(crate::image::read_in_background(
+                Box::new(f),
+            )))
         }
         None => None,
     };

@@ -217,7 +217,7 @@ fn validate_output_path(path: &Path) -> Result<(), String> {
 
 /// Reads `reader` on a thread and yields its chunks, so a blocking stdin or file read
 /// never stalls the single-threaded runtime that sends the request.
-fn read_in_background(
+pub(crate) fn read_in_background(
     mut reader: Box<dyn Read + Send>,
 ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);

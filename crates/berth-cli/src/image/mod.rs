@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::Session;
 
 mod archive;
+pub(crate) use archive::read_in_background;
 mod list;
 mod transfer;
 
