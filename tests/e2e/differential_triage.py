@@ -42,7 +42,6 @@ RULES: list[tuple[str, str]] = [
     (r"^GET /(images/json|system/df) .*VirtualSize", "to fix: VirtualSize (removed in API 1.44) still belongs to answers for API < 1.44"),
     (r"^(GET|POST|DELETE) /images/\{name\}.* missing \| message 'No such image: berth-diff-missing'",
      "to fix: the missing reference is named with its default tag (':latest') by dockerd"),
-    (r"^POST /containers/\{id\}/kill missing", "to fix: dockerd prefixes 'Cannot kill container: NAME: '"),
     (r"^POST /containers/\{id\}/resize base \| status 400 \(dockerd 200\)", "to fix: a resize without h/w is a no-op 200 in dockerd"),
     (r"^GET /containers/json bad:limit", "to fix: a malformed limit is accepted"),
     (r"^POST /build bad:squash", "to fix: squash needs experimental mode (dockerd's 400)"),

@@ -391,3 +391,19 @@ def test_plugin_routes_answer_as_a_daemon_without_plugins(berthd):
     r = d.request("POST", "/v1.41/plugins/pull?remote=foo")
     assert r.status == 501 and "not supported" in r.json()["message"], r.text
     assert d.get_json("/v1.41/plugins") == []
+
+
+def test_kill_errors_carry_dockerds_prefix(daemon):
+    """moby's router wraps every kill error as "Cannot kill container: NAME: ..."; the docker
+    CLI prints it after "Error response from daemon:"."""
+    r = daemon.request("POST", "/containers/nope/kill")
+    assert r.status == 404
+    assert r.json() == {"message": "Cannot kill container: nope: No such container: nope"}
+    dk(daemon, "create", "--name", "idle", "busybox", "true")
+    r = daemon.request("POST", "/containers/idle/kill")
+    assert r.status == 409
+    assert r.json()["message"].startswith("Cannot kill container: idle: Container "), r.text
+    assert r.json()["message"].endswith(" is not running"), r.text
+    out = dk(daemon, "kill", "idle", check=False)
+    assert out.returncode != 0
+    assert "Error response from daemon: Cannot kill container: idle: Container " in out.stderr, out.stderr

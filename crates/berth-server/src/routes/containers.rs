@@ -100,9 +100,15 @@ async fn kill(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
+    // moby's router wraps every kill error: "Cannot kill container: NAME: ...".
     engine
         .container_kill(&id, q.get("signal").unwrap_or(""))
-        .await?;
+        .await
+        .map_err(|e| {
+            let mut answer = ApiError::from(e);
+            answer.message = format!("Cannot kill container: {id}: {}", answer.message);
+            answer
+        })?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
