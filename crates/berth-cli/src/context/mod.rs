@@ -689,15 +689,8 @@ fn import(store: &Store, a: &ImportArgs) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+    use super::store::tests::env;
     use super::*;
-
-    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-    }
 
     #[test]
     fn docker_spec_parses_and_refuses_skip_verify() {
