@@ -18,32 +18,17 @@ from pathlib import Path
 import pytest
 
 from conftest import BERTH_BIN, DOCKER_BIN, clean_env
+from test_security_opts import d, dk, ids  # noqa: F401 - the fixture and the CLI helpers
 
 V1 = Path("/sys/fs/cgroup")
 
 
-@pytest.fixture
-def d(busybox_daemon):
-    return busybox_daemon()
-
-
-def dk(d, *args, check=True):
-    r = subprocess.run([DOCKER_BIN, *args], env=d.docker_env, capture_output=True, text=True, timeout=60)
-    if check:
-        assert r.returncode == 0, (args, r.stdout, r.stderr)
-    return r
-
-
-def _ids(d) -> list[str]:
-    return dk(d, "ps", "-aq").stdout.split()
-
-
 def create_status(d, host_config: dict) -> tuple[int, str]:
-    before = len(_ids(d))
+    before = len(ids(d))
     r = d.request("POST", "/containers/create", headers={"Content-Type": "application/json"},
                   body=json.dumps({"Image": "busybox", "Cmd": ["true"], "HostConfig": host_config}).encode())
     if r.status >= 400:
-        assert len(_ids(d)) == before, "a refused create left a container"
+        assert len(ids(d)) == before, "a refused create left a container"
         return r.status, r.json().get("message", "")
     return r.status, json.dumps(r.json())
 
@@ -156,7 +141,7 @@ def test_refused_in_dockerds_words(d):
     r = dk(d, "run", "--rm", "--gpus", "all", "busybox", "true", check=False)
     assert r.returncode == 125, r
     assert 'could not select device driver "" with capabilities: [[gpu]]' in r.stderr, r.stderr
-    assert _ids(d) == [], "the --rm container was left"
+    assert ids(d) == [], "the --rm container was left"
 
 
 class FakeDaemon:
@@ -288,7 +273,7 @@ def test_cli_refusals_read_as_dockers(d, workdir):
             r = subprocess.run([cli, "run", *flags, "busybox", "true"], env=env, capture_output=True, text=True,
                                timeout=60)
             assert r.returncode != 0 and text in r.stderr, (cli, flags, r.stderr)
-    assert _ids(d) == []
+    assert ids(d) == []
     # --cidfile written after the create, --pull never finds no image.
     cid_new = workdir / "cid-new"
     r = subprocess.run([str(BERTH_BIN), "create", "--cidfile", str(cid_new), "busybox", "true"], env=env,

@@ -53,19 +53,17 @@ def test_rotation_keeps_max_files_and_logs_reads_them_in_order(d):
     dk(d, "rm", "-f", cid)
 
 
-def test_follow_survives_rotation(d, tmp_path):
-    # The writer writes batches of 6 lines (~450 bytes: at most one rotation of a 512-byte
-    # file each) and waits for the test to acknowledge each batch, which it does once the
-    # follower has shown the batch's last line. So the follower is never more than one
-    # rotation behind (max-file 3 keeps two), and every line of 16 batches must reach it.
-    # Acks are files the test makes in a bind-mounted directory (an exec making them
-    # could still be running, and be killed, when the writer sees the last one and exits).
+def follow_across_rotation(d, tmp_path: Path, log_args: list[str]) -> str:
+    """Runs a writer of 16 acknowledged batches of 6 lines with `log_args` and checks that
+    `docker logs -f` shows all 96 lines in order while the log rotates; returns the ID.
+    Each batch is acknowledged (a file in a bind-mounted directory) once the follower has
+    shown its last line, so the follower is never more than a batch behind."""
     acks = tmp_path / "acks"
     acks.mkdir()
     script = ("echo ready; b=0; i=0; while [ $b -lt 16 ]; do "
               "n=0; while [ $n -lt 6 ]; do echo line-$i; i=$((i+1)); n=$((n+1)); done; "
               "while [ ! -e /acks/ack-$b ]; do usleep 5000; done; b=$((b+1)); done")
-    cid = dk(d, "run", "-d", "--log-opt", "max-size=512", "--log-opt", "max-file=3",
+    cid = dk(d, "run", "-d", *log_args,
              "-v", f"{acks}:/acks:ro", "busybox", "sh", "-c", script).stdout.strip()
     follower = subprocess.Popen([DOCKER_BIN, "logs", "-f", cid], env=d.docker_env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -84,6 +82,17 @@ def test_follow_survives_rotation(d, tmp_path):
         follower.kill()
     seen += numbers(out)
     assert seen == list(range(96)), (seen, err)
+    return cid
+
+
+def test_follow_survives_rotation(d, tmp_path):
+    # The writer writes batches of 6 lines (~450 bytes: at most one rotation of a 512-byte
+    # file each) and waits for the test to acknowledge each batch, which it does once the
+    # follower has shown the batch's last line. So the follower is never more than one
+    # rotation behind (max-file 3 keeps two), and every line of 16 batches must reach it.
+    # Acks are files the test makes in a bind-mounted directory (an exec making them
+    # could still be running, and be killed, when the writer sees the last one and exits).
+    cid = follow_across_rotation(d, tmp_path, ["--log-opt", "max-size=512", "--log-opt", "max-file=3"])
     log = Path(dk(d, "inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
     assert Path(f"{log}.2").exists(), "the log did not rotate"
     dk(d, "rm", "-f", cid)

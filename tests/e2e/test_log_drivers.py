@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DOCKER_BIN, import_busybox, leak_check, poll
+from test_log_config import follow_across_rotation
 
 
 @pytest.fixture
@@ -124,30 +125,8 @@ def test_local_follow_survives_compressed_rotation(d, tmp_path):
     # As json-file's test: batches of 6 lines (~570 bytes: at most two rotations of a
     # 512-byte file), each acknowledged once the follower showed its last line; the
     # rotated files are compressed while the follower reads.
-    acks = tmp_path / "acks"
-    acks.mkdir()
-    script = ("echo ready; b=0; i=0; while [ $b -lt 16 ]; do "
-              "n=0; while [ $n -lt 6 ]; do echo line-$i; i=$((i+1)); n=$((n+1)); done; "
-              "while [ ! -e /acks/ack-$b ]; do usleep 5000; done; b=$((b+1)); done")
-    cid = dk(d, "run", "-d", "--log-driver", "local", "--log-opt", "max-size=512", "--log-opt", "max-file=4",
-             "-v", f"{acks}:/acks:ro", "busybox", "sh", "-c", script).stdout.strip()
-    follower = subprocess.Popen([DOCKER_BIN, "logs", "-f", cid], env=d.docker_env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen: list[int] = []
-    try:
-        assert follower.stdout is not None
-        assert follower.stdout.readline() == "ready\n"
-        for batch in range(16):
-            while len(seen) < 6 * (batch + 1):
-                line = follower.stdout.readline()
-                assert line, f"the follower stopped after {seen[-3:]}: {follower.stderr.read() if follower.stderr else ''}"
-                seen += numbers(line)
-            (acks / f"ack-{batch}").touch()
-        out, err = follower.communicate(timeout=60)
-    finally:
-        follower.kill()
-    seen += numbers(out)
-    assert seen == list(range(96)), (seen, err)
+    cid = follow_across_rotation(d, tmp_path, ["--log-driver", "local", "--log-opt", "max-size=512",
+                                               "--log-opt", "max-file=4"])
     assert (local_dir(d, cid) / "container.log.2.gz").exists(), "the log did not rotate"
     dk(d, "rm", "-f", cid)
 
