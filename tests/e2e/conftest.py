@@ -145,6 +145,12 @@ class HTTPStream:
         return self.read_response(head=(method == "HEAD"))
 
     def read_response(self, head: bool = False) -> Response:
+        status, reason, headers = self.read_head()
+        return Response(status, reason, headers, self.read_body(status, headers, head))
+
+    def read_head(self) -> tuple[int, str, dict[str, str]]:
+        """The status line and headers only: for endpoints (wait, attach) that answer
+        headers once a request is registered and the body later."""
         status_line = self.rfile.readline(65537)
         if not status_line:
             raise ConnectionError("connection closed before a response")
@@ -163,6 +169,9 @@ class HTTPStream:
                 break
             k, _, v = line_s.partition(":")
             headers[k.strip().lower()] = v.strip()
+        return status, reason, headers
+
+    def read_body(self, status: int, headers: dict[str, str], head: bool = False) -> bytes:
         body = b""
         if head or status in (204, 304) or 100 <= status < 200:
             pass
@@ -182,7 +191,7 @@ class HTTPStream:
             body = self._read_exact(int(headers["content-length"]))
         else:
             body = self.rfile.read()
-        return Response(status, reason, headers, body)
+        return body
 
     def _read_exact(self, n: int) -> bytes:
         data = self.rfile.read(n)

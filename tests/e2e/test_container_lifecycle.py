@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 
-from conftest import BERTH_BIN, DOCKER_BIN, poll
+from conftest import BERTH_BIN, DOCKER_BIN, poll, unix_connect
 from test_containers import _shims, daemon, dk  # noqa: F401 - `daemon` is a fixture
 
 JSON = {"Content-Type": "application/json"}
@@ -179,6 +179,23 @@ def test_prune_removes_only_stopped(daemon):
     assert daemon.request("POST", '/containers/prune?filters={"nope":["x"]}').status == 400
 
 
+def registered_wait(d, cid: str, condition: str, then) -> dict:
+    """POST /wait, wait for its headers (the wait is registered), run `then`, and return
+    the body the daemon sends once the condition is met."""
+    stream = unix_connect(d.sock, timeout=30)
+    try:
+        stream.sock.sendall(
+            f"POST /containers/{cid}/wait?condition={condition} HTTP/1.1\r\nHost: localhost\r\n"
+            "Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+        )
+        status, _, headers = stream.read_head()
+        assert status == 200, status
+        then()
+        return json.loads(stream.read_body(status, headers))
+    finally:
+        stream.close()
+
+
 def test_wait_conditions(daemon):
     docker = importlib.import_module("docker")  # docker-py: .ci/run installs it
     client = docker.DockerClient(base_url=daemon.unix_host, version="auto")
@@ -186,19 +203,10 @@ def test_wait_conditions(daemon):
         c = client.containers.create("busybox", ["sh", "-c", "exit 4"])
         # not-running on a created container answers at once.
         assert c.wait(condition="not-running")["StatusCode"] == 0
-        out: dict = {}
-        t = threading.Thread(target=lambda: out.update(c.wait(condition="next-exit")))
-        t.start()
-        poll(lambda: daemon.request("GET", f"/containers/{c.id}/json").status == 200, 5, "inspect")
-        c.start()
-        t.join(30)
-        assert out["StatusCode"] == 4
-        removed: dict = {}
-        t = threading.Thread(target=lambda: removed.update(c.wait(condition="removed")))
-        t.start()
-        c.remove(v=True)
-        t.join(30)
-        assert removed["StatusCode"] == 4
+        # The daemon answers the headers once the wait is registered, so the start (and
+        # the remove) below cannot overtake it.
+        assert registered_wait(daemon, c.id, "next-exit", c.start) == {"StatusCode": 4, "Error": None}
+        assert registered_wait(daemon, c.id, "removed", lambda: c.remove(v=True))["StatusCode"] == 4
         resp = daemon.request("POST", "/containers/x/wait?condition=sometimes")
         assert resp.status in (400, 404)
     finally:
