@@ -16,10 +16,12 @@ mod atomic_file;
 pub mod build;
 pub mod cli;
 pub mod completion;
+pub mod config_file;
 pub mod connect;
 pub mod container;
 pub mod context;
 pub mod cp;
+pub mod endpoint;
 mod error;
 pub mod events;
 pub mod field_flags;
@@ -51,7 +53,8 @@ use clap::CommandFactory;
 pub use error::Error;
 
 use crate::cli::{Cli, Command};
-use crate::connect::{Client, Target};
+use crate::connect::Client;
+use crate::endpoint::Target;
 use crate::options::GlobalOptions;
 
 /// What every command gets: the global options and, resolved lazily, the daemon.
@@ -83,7 +86,7 @@ impl Session {
     /// The context in use (`version` and `info` print it); `default` when it cannot be
     /// resolved (the connection then reports why).
     pub fn context_name(&self) -> String {
-        context::resolve_name(&self.global, &connect::process_env)
+        context::resolve_name(&self.global, &endpoint::process_env)
             .unwrap_or_else(|_| context::DEFAULT_CONTEXT.to_string())
     }
 
@@ -96,7 +99,7 @@ impl Session {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Error> {
-    let session = Session::new(cli.global, &connect::process_env);
+    let session = Session::new(cli.global, &endpoint::process_env);
     if session.global.version {
         let facts = system::ClientFacts::current();
         return write_out(&format!(

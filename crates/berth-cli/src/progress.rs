@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::connect::process_env;
+use crate::endpoint::process_env;
 use crate::error::Error;
 use crate::humanize::human_size;
 use crate::timefmt::{go_duration, now_unix};

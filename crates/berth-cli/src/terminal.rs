@@ -21,7 +21,8 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-use crate::connect::{config_dir, process_env, Client};
+use crate::connect::Client;
+use crate::endpoint::{config_dir, process_env};
 use crate::error::Error;
 use crate::Session;
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use berth_tls::generate::{self, ClientReport, InitOptions, InitReport};
 
 use crate::cli::{TlsClientArgs, TlsCommand, TlsInitArgs, TlsRevokeArgs};
-use crate::connect::{DEFAULT_HOST, DEFAULT_TLS_PORT};
+use crate::endpoint::{DEFAULT_HOST, DEFAULT_TLS_PORT};
 use crate::error::Error;
 use crate::write_out;
 

@@ -210,7 +210,7 @@ pub async fn build(session: &Session, args: &BuildArgs) -> Result<(), Error> {
         args,
         &prepared.dockerfile,
         prepared.remote.as_deref(),
-        &crate::connect::process_env,
+        &crate::endpoint::process_env,
     )?;
     let client = session.client().await?;
     let terminal = io::stdout().is_terminal();

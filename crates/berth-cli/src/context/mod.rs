@@ -35,11 +35,11 @@ pub use self::store::{
     TlsMaterial, DEFAULT_CONTEXT,
 };
 use self::store::{io_err, read_bounded, DOCKER_ENDPOINT};
-use crate::connect::{parse_host, process_env, Host, DEFAULT_HOST};
+use crate::config_file::ConfigFile;
+use crate::endpoint::{parse_host, process_env, Host, DEFAULT_HOST};
 use crate::error::Error;
+use crate::format::json_indent;
 use crate::format::Template;
-use crate::inspect::json_indent;
-use crate::registry::ConfigFile;
 use crate::table::{list_format, render_list};
 use crate::{write_err, write_out, Session};
 
@@ -271,7 +271,7 @@ fn endpoint_of(
 ) -> Result<(String, TlsMaterial), Error> {
     if name == DEFAULT_CONTEXT {
         let opts = session.options().clone();
-        let target = crate::connect::resolve_default(&opts, &process_env)?;
+        let target = crate::endpoint::resolve_default(&opts, &process_env)?;
         let mut tls = TlsMaterial::default();
         if let Some(paths) = &target.tls {
             for (f, p) in [
@@ -403,7 +403,7 @@ fn update(session: &Session, store: &Store, a: &UpdateArgs) -> Result<(), Error>
 /// else berth's socket.
 fn default_endpoint(session: &Session) -> String {
     let opts = session.options().clone();
-    match crate::connect::resolve_default(&opts, &process_env) {
+    match crate::endpoint::resolve_default(&opts, &process_env) {
         Ok(t) => t.host.to_string(),
         Err(_) => opts
             .host

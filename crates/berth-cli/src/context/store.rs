@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::connect::{config_dir, parse_host, process_env, Host, Target};
+use crate::config_file::ConfigFile;
+use crate::endpoint::{config_dir, parse_host, process_env, Host, Target};
 use crate::error::Error;
 use crate::options::GlobalOptions;
-use crate::registry::ConfigFile;
 use crate::Session;
 
 /// The context that stands for the flags and environment (never stored).

@@ -30,8 +30,11 @@ use serde_json::Value;
 
 mod exec;
 mod functions;
+mod json_indent;
 mod parse;
 mod value;
+
+pub use json_indent::json_indent;
 
 use exec::Exec;
 use parse::Parser;

@@ -2,143 +2,27 @@
 //! stdin from clients to the container, the control socket, reaping through a signalfd,
 //! and the end: exit record, cleanup, last answers.
 
-use std::fs::{self, File};
+use std::fs::{self};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant, SystemTime};
 
-use berth_shim::timefmt::rfc3339_nano;
 use berth_shim::{
-    frame_header, ExitRecord, Response, StartOptions, Status, Stream, DRAIN_TIMEOUT_MS, EXIT_FILE,
-    SOCKET_NAME,
+    frame_header, Response, Status, Stream, DRAIN_TIMEOUT_MS, EXIT_FILE, SOCKET_NAME,
 };
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use oci_spec::runtime::Process;
 
-use super::cgroups::{Joined, Layout};
 use super::conn::{Conn, Mode};
-use super::container::{Backend, Op};
+use super::container::Op;
 use super::exec_prune;
-use super::logwriter::LogWriter;
-use super::pending::{PendingExec, PendingOp};
-use super::stdio::Held;
-use super::write_atomic;
+use super::process::{lingered, Target, CLIENT_BUFFER_MAX};
+use super::state::Monitor;
+use super::sys;
 
-/// Past this many buffered bytes for a client, the process's output is not read until
-/// the client catches up (a slow attached client slows the container, as in Docker).
-pub const CLIENT_BUFFER_MAX: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
-
-/// Which process a stream belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Init,
-    Exec(usize),
-}
-
-/// A process we hold the stdio of: init or an exec.
-/// How long the pty's slave side stays open after its process exits (see `pty_peer`).
-const PTY_LINGER: Duration = Duration::from_millis(30);
-
-pub struct Proc {
-    pub pid: Pid,
-    /// Dropped once the process is reaped (an exec record outlives its descriptors).
-    pub pidfd: Option<OwnedFd>,
-    pub tty: bool,
-    pub stdin: Option<File>,
-    pub stdin_buf: Vec<u8>,
-    pub close_stdin_when_flushed: bool,
-    /// Open read ends; `None` once at end of file.
-    pub outputs: Vec<(Option<File>, Stream)>,
-    pub pty: Option<File>,
-    /// Our handle on the pty's slave side, dropped [`PTY_LINGER`] after the process exits
-    /// so that its last output reaches the master before the hang-up.
-    pub pty_peer: Option<OwnedFd>,
-    /// (exit code as Docker reports it, killing signal).
-    pub exit: Option<(i32, Option<i32>)>,
-    pub finished_at: Option<SystemTime>,
-    pub exec_id: String,
-}
-
-impl Proc {
-    pub fn new(pid: Pid, pidfd: Option<OwnedFd>, tty: bool, held: Held) -> Proc {
-        let streams = [Stream::Stdout, Stream::Stderr];
-        let outputs = held
-            .outputs
-            .into_iter()
-            .zip(streams)
-            .map(|(f, s)| (Some(f), s))
-            .collect();
-        Proc {
-            pid,
-            pidfd,
-            tty,
-            stdin: held.stdin,
-            stdin_buf: Vec::new(),
-            close_stdin_when_flushed: false,
-            outputs,
-            pty: held.pty,
-            pty_peer: held.pty_peer,
-            exit: None,
-            finished_at: None,
-            exec_id: String::new(),
-        }
-    }
-
-    /// Exited, and all its output read.
-    pub fn done(&self) -> bool {
-        self.exit.is_some() && self.outputs.is_empty()
-    }
-
-    pub fn close_stdin(&mut self) {
-        if self.stdin_buf.is_empty() {
-            self.stdin = None;
-        } else {
-            self.close_stdin_when_flushed = true;
-        }
-    }
-}
-
-pub struct Monitor {
-    pub opts: StartOptions,
-    pub layout: Layout,
-    pub cgroups_path: String,
-    /// The runtime's state root (libcontainer's, or runc's `--root`).
-    pub root: PathBuf,
-    pub listener: UnixListener,
-    pub sigfd: SignalFd,
-    pub container: Backend,
-    /// The container's own process, the base of every exec.
-    pub base_process: Process,
-    pub log: Option<LogWriter>,
-    pub status: Status,
-    pub started_at: Option<String>,
-    pub init: Proc,
-    pub execs: Vec<Proc>,
-    /// Execs started so far, for unique file names.
-    pub exec_count: u64,
-    /// Execs whose external runtime command has not ended yet.
-    pub pending: Vec<PendingExec>,
-    /// Recent exits of processes we did not know, while execs are pending: an exec's
-    /// process may be reaped before its runtime command is (see [`super::pending`]).
-    pub orphan_exits: Vec<(Pid, (i32, Option<i32>))>,
-    /// The start, pause or resume whose external runtime command runs (one at a time).
-    pub op: Option<PendingOp>,
-    /// Thaw once the pause in progress is done: a kill came meanwhile.
-    pub thaw_after_op: bool,
-    /// When finished exec records were last looked at (see [`exec_prune`]).
-    pub execs_pruned_at: Instant,
-    pub conns: Vec<Conn>,
-    pub drain_deadline: Option<Instant>,
-    /// The shims' cgroup this monitor joined, left at the end.
-    pub joined: Option<Joined>,
-}
 
 #[derive(Clone, Copy)]
 enum Slot {
@@ -150,28 +34,6 @@ enum Slot {
 }
 
 impl Monitor {
-    pub fn init_pid(&self) -> i32 {
-        self.init.pid.as_raw()
-    }
-
-    pub fn proc_mut(&mut self, t: Target) -> &mut Proc {
-        match t {
-            Target::Init => &mut self.init,
-            Target::Exec(i) => &mut self.execs[i],
-        }
-    }
-
-    pub fn proc_(&self, t: Target) -> &Proc {
-        match t {
-            Target::Init => &self.init,
-            Target::Exec(i) => &self.execs[i],
-        }
-    }
-
-    fn targets(&self) -> impl Iterator<Item = Target> {
-        std::iter::once(Target::Init).chain((0..self.execs.len()).map(Target::Exec))
-    }
-
     /// Runs until the container has exited and everything is written down.
     pub fn run(mut self) {
         super::sys::release_setup_memory();
@@ -240,7 +102,7 @@ impl Monitor {
                     Slot::Conn(i) => {
                         let c = &self.conns[i];
                         let mut ev = PollFlags::empty();
-                        if c.wants_input(self) {
+                        if c.wants_input(|t| self.proc_(t).stdin_buf.len() >= CLIENT_BUFFER_MAX) {
                             ev |= PollFlags::POLLIN;
                         }
                         if !c.outbuf.is_empty() {
@@ -504,23 +366,6 @@ impl Monitor {
         tracing::debug!(forgot = gone.len(), kept = self.execs.len(), "exec records");
     }
 
-    /// The exit record as it stands.
-    fn exit_record(&self, oom_killed: bool) -> ExitRecord {
-        let (exit_code, signal) = self.init.exit.unwrap_or((255, None));
-        ExitRecord {
-            exit_code,
-            signal,
-            oom_killed,
-            started_at: self.started_at.clone(),
-            finished_at: rfc3339_nano(self.init.finished_at.unwrap_or_else(SystemTime::now)),
-            error: None,
-        }
-    }
-
-    pub fn exit_state(&self) -> Option<ExitRecord> {
-        self.init.exit.map(|_| self.exit_record(false))
-    }
-
     /// Init exited and its output is drained: write everything down and answer.
     fn finish(mut self) {
         self.abandon_pending();
@@ -538,7 +383,7 @@ impl Monitor {
         let dir = self.opts.dir.clone();
         match serde_json::to_vec(&record) {
             Ok(bytes) => {
-                if let Err(e) = write_atomic(&dir.join(EXIT_FILE), &bytes) {
+                if let Err(e) = sys::write_record(&dir.join(EXIT_FILE), &bytes) {
                     tracing::error!(error = %e, "write exit.json");
                 }
             }
@@ -577,11 +422,4 @@ impl Monitor {
             }
         }
     }
-}
-
-/// Whether [`PTY_LINGER`] has passed since `finished_at`.
-fn lingered(finished_at: Option<SystemTime>) -> bool {
-    finished_at
-        .and_then(|f| SystemTime::now().duration_since(f).ok())
-        .is_none_or(|d| d >= PTY_LINGER)
 }

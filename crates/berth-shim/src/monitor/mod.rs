@@ -9,9 +9,12 @@
 //! - [`setup`]: bundle fix-ups, stdio, create/start through the [`container::Backend`]:
 //!   libcontainer in this process, or an external runtime binary such as runc
 //!   ([`oci_cli`]) when the options name one.
-//! - [`event_loop`]: output to the json log and attached clients, the control socket,
-//!   reaping, and the exit record.
-//! - [`pending`]: external runtime commands that have not ended (execs, and the one start,
+//! - [`state`]: the [`state::Monitor`] every part acts on (container, [`process`]es,
+//!   [`conn`]ections, [`pending`] runtime commands); it depends on none of the parts
+//!   below, which import it and never each other in a circle.
+//! - [`event_loop`]: output to the log and attached clients, reaping, and the exit record.
+//! - [`control`]: what each request on the control socket does.
+//! - [`settle`]: external runtime commands that have not ended (execs, and the one start,
 //!   pause or resume in progress); the loop never waits for one (a container can make
 //!   `runc exec` block, a runtime can hang in any step), and bounds each.
 //!
@@ -25,6 +28,7 @@
 mod cgroups;
 mod conn;
 mod container;
+mod control;
 mod event_loop;
 mod exec_prune;
 mod journald;
@@ -32,8 +36,11 @@ mod jsonlog;
 mod logwriter;
 mod oci_cli;
 mod pending;
+mod process;
 mod request;
+mod settle;
 mod setup;
+mod state;
 mod stdio;
 mod sys;
 mod syslog;
@@ -41,7 +48,6 @@ mod syslog;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::Path;
 
 use berth_shim::{ExitRecord, StartOptions, StartReply, EXIT_FILE, PID_FILE, SHIM_LOG_FILE};
 use nix::fcntl::OFlag;
@@ -151,7 +157,7 @@ fn monitor(opts: StartOptions, ready: OwnedFd) -> i32 {
                 finished_at: berth_shim::timefmt::rfc3339_nano(std::time::SystemTime::now()),
                 error: Some(f.message.clone()),
             };
-            if let Err(e) = write_atomic(
+            if let Err(e) = sys::write_record(
                 &opts.dir.join(EXIT_FILE),
                 &serde_json::to_vec(&record).unwrap_or_default(),
             ) {
@@ -199,10 +205,4 @@ fn detach(opts: &StartOptions) -> io::Result<()> {
         .with_writer(std::sync::Mutex::new(log))
         .try_init();
     Ok(())
-}
-
-/// Writes a record the daemon reads (`exit.json`, `shim.pid`) atomically, mode 0644:
-/// `berth_sys::fs::atomic_write` (unique temp name, fsync, rename, fsync the directory).
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    berth_sys::fs::atomic_write(path, data, 0o644)
 }

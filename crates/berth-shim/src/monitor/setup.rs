@@ -16,12 +16,13 @@ use oci_spec::runtime::{Capabilities, Capability, Process, Spec, UserBuilder};
 
 use super::cgroups::{self, Layout};
 use super::container::{self, Backend, ChildStdio, ExecStarted};
-use super::event_loop::{Monitor, Proc};
 use super::logwriter::LogWriter;
 use super::oci_cli::OciCli;
 use super::pending::PendingExec;
+use super::process::Proc;
+use super::state::Monitor;
 use super::stdio::Held;
-use super::{stdio, sys, write_atomic};
+use super::{stdio, sys};
 
 /// Why nothing runs, with Docker's exit code for it.
 pub struct Failure {
@@ -47,7 +48,7 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Failure {
 /// Creates (and unless deferred starts) the container; the caller then runs the loop.
 pub fn start(opts: &berth_shim::StartOptions, layout: Layout) -> Result<Monitor, Failure> {
     let dir = &opts.dir;
-    write_atomic(
+    sys::write_record(
         &dir.join(PID_FILE),
         std::process::id().to_string().as_bytes(),
     )

@@ -9,6 +9,7 @@ pub use berth_sys::process::{
 pub use berth_sys::tty::{pty_peer, set_winsize};
 
 use std::io;
+use std::path::Path;
 
 use nix::unistd::{ForkResult, Pid};
 
@@ -65,6 +66,12 @@ pub fn descendants(pid: Pid) -> Vec<Pid> {
 fn stat_ppid(stat: &str) -> Option<i32> {
     let (_, rest) = stat.rsplit_once(')')?;
     rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Writes a record the daemon reads (`exit.json`, `shim.pid`) atomically, mode 0644:
+/// `berth_sys::fs::atomic_write` (unique temp name, fsync, rename, fsync the directory).
+pub fn write_record(path: &Path, data: &[u8]) -> io::Result<()> {
+    berth_sys::fs::atomic_write(path, data, 0o644)
 }
 
 #[cfg(test)]
