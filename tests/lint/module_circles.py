@@ -6,8 +6,8 @@ ancestors do not count (children use what their parent declares). Prints each ci
 exits 1 when there is one. Run from the repository root (tests/run does)."""
 import re,os,sys
 def strip_tests(s):
-    i=s.find('#[cfg(test)]\nmod tests')
-    return s if i<0 else s[:i]
+    m=re.search(r'#\[cfg\(test\)\]\s*(pub(\([^)]*\))?\s+)?mod \w+\s*\{', s)
+    return s if m is None else s[:m.start()]
 def modname(root, path):
     rel=os.path.relpath(path, root)[:-3].split('/')
     if rel[-1] in ('mod','lib','main'): rel=rel[:-1]
@@ -24,14 +24,12 @@ for crate in sorted(os.listdir('crates')):
     g={m:set() for m in mods}
     for m,p in mods.items():
         s=strip_tests(open(p).read()); s=re.sub(r"//[^\n]*", "", s)
-        isdir = p.endswith(('mod.rs','lib.rs','main.rs'))
-        parent = m if isdir else m[:-1]
         for path in re.findall(r'\b((?:crate|super|self)(?:::\w+)+)', s):
             segs=path.split('::')
             if segs[0]=='crate': base=(); rest=segs[1:]
-            elif segs[0]=='self': base=m if isdir else m; rest=segs[1:]
+            elif segs[0]=='self': base=m; rest=segs[1:]
             else:
-                base=parent; rest=segs
+                base=m; rest=segs
                 while rest and rest[0]=='super': base=base[:-1]; rest=rest[1:]
             # longest module prefix
             best=None
@@ -44,7 +42,7 @@ for crate in sorted(os.listdir('crates')):
                 g[m].add(best)
         # also use super::{a,b}
         for grp in re.findall(r'use (super|crate)::\{([^}]*)\}', s):
-            base=() if grp[0]=='crate' else parent
+            base=() if grp[0]=='crate' else m[:-1]
             for n in re.findall(r'\b(\w+)\b', grp[1]):
                 t=base+(n,)
                 if t in mods and t!=m and not m[:len(t)]==t: g[m].add(t)

@@ -12,6 +12,7 @@ use berth_engine::containers::{created_json, AttachStreams, LogsOptions, WaitCon
 use serde_json::{json, Map, Value};
 
 use super::body::receiver_body;
+use super::hijack::stream_type;
 use super::query::Query;
 use crate::ApiError;
 
@@ -192,16 +193,6 @@ async fn wait(
         .into_response())
 }
 
-/// The content type of a container's output stream: raw with a tty, else multiplexed
-/// (stdcopy frames).
-pub(super) fn stream_type(tty: bool) -> &'static str {
-    if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    }
-}
-
 async fn logs(
     State(engine): State<AppState>,
     Path(id): Path<String>,
@@ -304,7 +295,7 @@ async fn attach(
         });
         return Ok(([(header::CONTENT_TYPE, ctype)], receiver_body(rx)).into_response());
     }
-    let upgrade = super::exec::upgrade(&mut req);
+    let upgrade = super::hijack::upgrade(&mut req);
     tokio::spawn(async move {
         let Some(mut client) = upgrade.await else {
             return;
@@ -332,11 +323,11 @@ async fn attach(
         };
         // moby scans only a tty's input (`container/stream/attach.go`).
         let detach_keys = (tty && stdin).then_some(keys);
-        if super::exec::splice(client, shim, detach_keys).await {
+        if super::hijack::splice(client, shim, detach_keys).await {
             engine.container_detached(&id);
         }
     });
-    Ok(super::exec::upgraded(ctype))
+    Ok(super::hijack::upgraded(ctype))
 }
 
 /// The whole log so far (moby reads it with no tail), of the streams the attach asks for.

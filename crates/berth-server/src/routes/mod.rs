@@ -8,6 +8,7 @@ mod containers;
 mod distribution;
 mod events;
 mod exec;
+mod hijack;
 mod images;
 mod networks;
 mod query;
