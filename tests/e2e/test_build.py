@@ -549,3 +549,127 @@ def test_builder_prune_leaves_a_running_builds_steps(busybox_daemon) -> None:
     # Once the build is over (its client gone), the step is dangling cache.
     poll(lambda: "Deleted build cache objects" in dk(d, "builder", "prune", "-f"), 60, "the prune")
     assert d.get_json("/system/df")["BuildCache"] is None
+
+
+# --- git contexts (`remote` a git URL), cloned by the daemon as dockerd's classic builder
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", "-c", "init.defaultBranch=master", "-c", "protocol.file.allow=always",
+                           *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+                          check=True).stdout
+
+
+def git_server(srv: Path):
+    """`git daemon` on loopback exporting the bare repositories in `srv`; returns (base
+    URL, stop function)."""
+    import socket
+
+    from conftest import free_port, poll
+
+    port = free_port()
+    proc = subprocess.Popen(["git", "daemon", "--export-all", "--reuseaddr", f"--base-path={srv}",
+                             "--listen=127.0.0.1", f"--port={port}", str(srv)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up() -> bool:
+        assert proc.poll() is None, "git daemon exited"
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    try:
+        poll(up, 30, "git daemon", fatal=(AssertionError,))
+    except BaseException:
+        stop()
+        raise
+    return f"git://127.0.0.1:{port}", stop
+
+
+def make_git_repos(tmp: Path, base: str) -> Path:
+    """Bare repositories `repo.git` (branches master and dev; a submodule `mod` from
+    `mod.git`; a `sub` directory, a symlink `escape` to /etc, a file `file.txt`) under
+    the returned directory, also readable over dumb HTTP."""
+    srv = tmp / "srv"
+    srv.mkdir()
+    mod = tmp / "mod"
+    mod.mkdir()
+    git(mod, "init", "-q")
+    (mod / "m.txt").write_text("from the submodule\n")
+    git(mod, "add", ".")
+    git(mod, "commit", "-qm", "m")
+    git(tmp, "clone", "-q", "--bare", str(mod), str(srv / "mod.git"))
+    src = tmp / "src"
+    src.mkdir()
+    git(src, "init", "-q")
+    (src / "Dockerfile").write_text("FROM busybox\nCOPY hello.txt /hello\nCOPY mod/m.txt /m\n")
+    (src / "hello.txt").write_text("from master\n")
+    (src / "sub").mkdir()
+    (src / "sub" / "Dockerfile").write_text("FROM busybox\nCOPY . /sub/\n")
+    (src / "sub" / "x.txt").write_text("x\n")
+    (src / "escape").symlink_to("/etc")
+    (src / "file.txt").write_text("f\n")
+    git(src, "submodule", "add", "-q", f"{base}/mod.git", "mod")
+    git(src, "add", ".")
+    git(src, "commit", "-qm", "one")
+    git(src, "checkout", "-qb", "dev")
+    (src / "hello.txt").write_text("from dev\n")
+    git(src, "commit", "-qam", "dev")
+    git(tmp, "clone", "-q", "--bare", str(src), str(srv / "repo.git"))
+    for r in ("repo.git", "mod.git"):
+        git(srv / r, "update-server-info")
+    return srv
+
+
+def test_git_contexts(busybox_daemon, tmp_path: Path) -> None:
+    from conftest import poll
+
+    d = busybox_daemon()
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    base, stop_git = git_server(srv)
+    srv.rmdir()
+    stop_http = None
+    try:
+        make_git_repos(tmp_path, base)
+        # git://: the default ref (master), the submodule cloned too.
+        r = bb(d, "build", "-t", "g-master", f"{base}/repo.git")
+        assert "Successfully tagged g-master:latest" in r.stdout, r.stdout
+        assert dk(d, "run", "--rm", "g-master", "cat", "/hello", "/m") == "from master\nfrom the submodule\n"
+        # A ref and a subdirectory; the context is that directory alone.
+        bb(d, "build", "-t", "g-sub", f"{base}/repo.git#dev:sub")
+        assert sorted(dk(d, "run", "--rm", "g-sub", "ls", "/sub").split()) == ["Dockerfile", "x.txt"]
+        # docker-py sends a git URL as `remote` too; a dumb HTTP server gets a full fetch.
+        http_base, stop_http = serve(srv)
+        client = dockerpy.DockerClient(base_url=d.unix_host, version="auto")
+        try:
+            client.images.build(path=f"{http_base}/repo.git#dev", tag="g-dev")
+        finally:
+            client.close()
+        assert dk(d, "run", "--rm", "g-dev", "cat", "/hello", "/m") == "from dev\nfrom the submodule\n"
+        # The subdirectory is resolved inside the clone: a symlink to /etc leads nowhere,
+        # a file is not a context; an unknown ref fails the fetch.
+        for frag, text in (("master:escape", "error setting git context"),
+                           ("master:file.txt", "error setting git context, not a directory"),
+                           ("nope", "error fetching")):
+            r = bb(d, "build", f"{base}/repo.git#{frag}", check=False)
+            assert r.returncode == 1 and text in r.stderr, (frag, r.stderr)
+        r = bb(d, "build", f"{base}/repo.git#--upload-pack=touch", check=False)
+        assert r.returncode == 1 and "invalid refspec: --upload-pack=touch" in r.stderr, r.stderr
+    finally:
+        stop_git()
+        if stop_http:
+            stop_http()
+    # Each clone went with its build's work dir.
+    poll(lambda: not list((d.data_root / "build").glob("tmp-*")), 30, "the build dirs' removal")
+

@@ -1,7 +1,7 @@
 //! `remote`: the build context fetched from a URL by the daemon (moby
 //! `builder/remotecontext`): a tar (any compression the context accepts) or a lone
 //! Dockerfile, read with a bounded size and an overall timeout; HTTPS trusts the system's
-//! CA certificates. Git URLs are refused. `ADD <URL>` downloads through [`fetch`] too.
+//! CA certificates. Git URLs are cloned (`git.rs`). `ADD <URL>` downloads through [`fetch`] too.
 
 use std::time::Duration;
 
