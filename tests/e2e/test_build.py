@@ -673,3 +673,22 @@ def test_git_contexts(busybox_daemon, tmp_path: Path) -> None:
     # Each clone went with its build's work dir.
     poll(lambda: not list((d.data_root / "build").glob("tmp-*")), 30, "the build dirs' removal")
 
+
+def test_shebang_heredoc_runs_with_its_interpreter(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    df = ("FROM busybox\n"
+          "RUN <<EOF\n#!/bin/awk -f\nBEGIN { print \"awk ran\" > \"/awk.txt\" }\nEOF\n"
+          "RUN <<SCRIPT\n#!/bin/sh -e\necho \"ran as $0\" > /sh.txt\nSCRIPT\n")
+    ctx = make_ctx(tmp_path, df)
+    bb(d, "build", "-t", "shebang", str(ctx))
+    # The scripts ran as files under /dev/pipes (BuildKit's place), which no layer keeps.
+    out = dk(d, "run", "--rm", "shebang", "sh", "-c", "cat /awk.txt /sh.txt; ls /dev/pipes 2>&1 || true")
+    assert out.startswith("awk ran\nran as /dev/pipes/SCRIPT\n") and "No such file" in out, out
+    # The script's text is the cache key: the same text hits, another misses.
+    again = bb(d, "build", "-t", "shebang", str(ctx))
+    assert again.stdout.count(" ---> Using cache") == 2, again.stdout
+    (ctx / "Dockerfile").write_text(df.replace("awk ran", "awk ran again"))
+    changed = bb(d, "build", "-t", "shebang", str(ctx))
+    assert changed.stdout.count(" ---> Using cache") == 0, changed.stdout
+    assert dk(d, "run", "--rm", "shebang", "cat", "/awk.txt") == "awk ran again\n"
+
