@@ -692,3 +692,33 @@ def test_shebang_heredoc_runs_with_its_interpreter(busybox_daemon, tmp_path: Pat
     assert changed.stdout.count(" ---> Using cache") == 0, changed.stdout
     assert dk(d, "run", "--rm", "shebang", "cat", "/awk.txt") == "awk ran again\n"
 
+
+def test_add_mixes_urls_and_context_sources(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "a.txt").write_text("remote\n")
+    context_tar(www / "r.tar", "w", {"in-remote": b"r\n"})
+    base, stop = serve(www)
+    try:
+        ctx = make_ctx(tmp_path, f"FROM busybox\nADD {base}/a.txt local.txt {base}/r.tar l.tar /dst/\n",
+                       {"local.txt": "local\n"})
+        context_tar(ctx / "l.tar", "w", {"in-local": b"l\n"})
+        bb(d, "build", "-t", "mixed", str(ctx))
+        out = dk(d, "run", "--rm", "mixed", "sh", "-c", "cd /dst && ls && cat a.txt local.txt in-local")
+        # The URL's tar is copied as it is, the context's extracted (moby's rules per source).
+        assert out == "a.txt\nin-local\nlocal.txt\nr.tar\nremote\nlocal\nl\n", out
+        # URLs are downloaded again on each build; the same content is a cache hit,
+        # changed content a miss.
+        again = bb(d, "build", "-t", "mixed", str(ctx))
+        assert again.stdout.count(" ---> Using cache") == 1, again.stdout
+        (www / "a.txt").write_text("remote, changed\n")
+        changed = bb(d, "build", "-t", "mixed", str(ctx))
+        assert " ---> Using cache" not in changed.stdout, changed.stdout
+        assert dk(d, "run", "--rm", "mixed", "cat", "/dst/a.txt") == "remote, changed\n"
+        bad = make_ctx(tmp_path / "bad", f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {base}/a.txt f /x/\n",
+                       {"f": "f\n"})
+        r = bb(d, "build", str(bad), check=False)
+        assert r.returncode == 1 and "checksum can't be specified for non-HTTP(S) sources" in r.stderr, r.stderr
+    finally:
+        stop()

@@ -63,6 +63,16 @@ struct Item {
     disk: PathBuf,
     ctx_name: String,
     dest: String,
+    /// ADD of a local archive: extracted.
+    extract: bool,
+}
+
+/// One COPY/ADD source: a path (wildcards allowed) below `root`; a `downloaded` one (an
+/// ADD URL's file) is neither matched against `.dockerignore` nor extracted (moby).
+pub(crate) struct Source<'a> {
+    pub root: &'a Path,
+    pub name: String,
+    pub downloaded: bool,
 }
 
 /// The sources of one COPY/ADD, written as a tar rooted at `/`.
@@ -216,6 +226,7 @@ fn glob(root: &Path, pattern: &str, ignore: &Matcher) -> Result<Vec<String>, Eng
 /// Gathers `sources` (context paths, wildcards allowed) from `root` for `dest` (absolute,
 /// already joined to the working directory) into a tar at `out`, owners and modes from
 /// `perms`.
+#[cfg(test)]
 pub(crate) fn gather(
     root: &Path,
     sources: &[String],
@@ -225,18 +236,41 @@ pub(crate) fn gather(
     out: &Path,
     add: bool,
 ) -> Result<Gathered, EngineError> {
+    let sources: Vec<Source> = sources
+        .iter()
+        .map(|s| Source {
+            root,
+            name: s.clone(),
+            downloaded: false,
+        })
+        .collect();
+    gather_sources(&sources, dest, perms, ignore, out, add)
+}
+
+/// [`gather`] over sources from several roots (ADD mixing URLs and context paths), in
+/// their order; the hash is moby's over all of them.
+pub(crate) fn gather_sources(
+    sources: &[Source],
+    dest: &str,
+    perms: Perms,
+    ignore: &Matcher,
+    out: &Path,
+    add: bool,
+) -> Result<Gathered, EngineError> {
+    let none = Matcher::new::<&str>(&[]).map_err(|e| EngineError::Internal(e.to_string()))?;
     let mut names = Vec::new();
     for s in sources {
-        if has_glob(s) {
-            let found = glob(root, s, ignore)?;
+        let ignore = if s.downloaded { &none } else { ignore };
+        if has_glob(&s.name) && !s.downloaded {
+            let found = glob(s.root, &s.name, ignore)?;
             if found.is_empty() {
                 return Err(EngineError::InvalidArgument(
                     "COPY failed: no source files were specified".into(),
                 ));
             }
-            names.extend(found);
+            names.extend(found.into_iter().map(|n| (s, n)));
         } else {
-            names.push(s.clone());
+            names.push((s, s.name.clone()));
         }
     }
     let many = names.len() > 1;
@@ -248,8 +282,9 @@ pub(crate) fn gather(
     }
     let dest_clean = clean(dest).trim_start_matches('/').to_string();
     let mut items = Vec::new();
-    for n in &names {
-        let (disk, rel) = source_path(root, n)?;
+    for (src, n) in &names {
+        let ignore = if src.downloaded { &none } else { ignore };
+        let (disk, rel) = source_path(src.root, n)?;
         let md = std::fs::symlink_metadata(&disk).map_err(|_| {
             EngineError::InvalidArgument(format!(
                 "COPY failed: file not found in build context or excluded by .dockerignore: stat {n}: file does not exist"
@@ -273,6 +308,7 @@ pub(crate) fn gather(
             disk,
             ctx_name: rel,
             dest: target,
+            extract: add && !src.downloaded,
         });
     }
     let file = File::create(out).map_err(EngineError::io("cannot create", out))?;
@@ -295,7 +331,7 @@ pub(crate) fn gather(
                 true,
             )?;
             hashes.push(dir_hash(&entries));
-        } else if add && md.is_file() && is_archive(&it.disk) {
+        } else if it.extract && md.is_file() && is_archive(&it.disk) {
             // ADD of a local archive: its entries land below the destination directory.
             let h = append_archive(&mut b, &it.disk, &md, &it.ctx_name, &dest_clean)?;
             hashes.push(format!("file:{h}"));
