@@ -649,6 +649,9 @@ def test_git_contexts(busybox_daemon, tmp_path: Path) -> None:
         # A ref and a subdirectory; the context is that directory alone.
         bb(d, "build", "-t", "g-sub", f"{base}/repo.git#dev:sub")
         assert sorted(dk(d, "run", "--rm", "g-sub", "ls", "/sub").split()) == ["Dockerfile", "x.txt"]
+        # The docker CLI 28 clones a git URL itself and sends the checkout as a tar.
+        build(d, f"{base}/repo.git#dev:sub", "-t", "g-cli")
+        assert sorted(dk(d, "run", "--rm", "g-cli", "ls", "/sub").split()) == ["Dockerfile", "x.txt"]
         # docker-py sends a git URL as `remote` too; a dumb HTTP server gets a full fetch.
         http_base, stop_http = serve(srv)
         client = dockerpy.DockerClient(base_url=d.unix_host, version="auto")
