@@ -5,6 +5,7 @@ failures with dockerd's message, and a hostile symlink in the context."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -661,10 +662,11 @@ def test_git_contexts(busybox_daemon, tmp_path: Path) -> None:
             client.close()
         assert dk(d, "run", "--rm", "g-dev", "cat", "/hello", "/m") == "from dev\nfrom the submodule\n"
         # The subdirectory is resolved inside the clone: a symlink to /etc leads nowhere,
-        # a file is not a context; an unknown ref fails the fetch.
-        for frag, text in (("master:escape", "error setting git context"),
-                           ("master:file.txt", "error setting git context, not a directory"),
-                           ("nope", "error fetching")):
+        # a file is not a context; an unknown ref fails the fetch (dockerd 20.10's texts,
+        # without its host paths).
+        for frag, text in (("master:escape", "stat escape: no such file or directory"),
+                           ("master:file.txt", "error setting git context, not a directory: file.txt"),
+                           ("nope", "error fetching: fatal: couldn't find remote ref nope\n: exit status 128")):
             r = bb(d, "build", f"{base}/repo.git#{frag}", check=False)
             assert r.returncode == 1 and text in r.stderr, (frag, r.stderr)
         r = bb(d, "build", f"{base}/repo.git#--upload-pack=touch", check=False)
@@ -701,20 +703,28 @@ def test_add_mixes_urls_and_context_sources(busybox_daemon, tmp_path: Path) -> N
     www = tmp_path / "www"
     www.mkdir()
     (www / "a.txt").write_text("remote\n")
+    os.utime(www / "a.txt", (1700000000, 1700000000))
     context_tar(www / "r.tar", "w", {"in-remote": b"r\n"})
     base, stop = serve(www)
     try:
-        ctx = make_ctx(tmp_path, f"FROM busybox\nADD {base}/a.txt local.txt {base}/r.tar l.tar /dst/\n",
-                       {"local.txt": "local\n"})
+        ctx = make_ctx(tmp_path, f"FROM busybox\nADD {base}/a.txt local.txt {base}/r.tar l.tar /dst/\n"
+                                 f"ADD {base}/a.txt /single/\n", {"local.txt": "local\n"})
         context_tar(ctx / "l.tar", "w", {"in-local": b"l\n"})
         bb(d, "build", "-t", "mixed", str(ctx))
-        out = dk(d, "run", "--rm", "mixed", "sh", "-c", "cd /dst && ls && cat a.txt local.txt in-local")
-        # The URL's tar is copied as it is, the context's extracted (moby's rules per source).
-        assert out == "a.txt\nin-local\nlocal.txt\nr.tar\nremote\nlocal\nl\n", out
+        out = dk(d, "run", "--rm", "mixed", "sh", "-c",
+                 "cd /dst && ls && cat a.txt local.txt in-local && stat -c %Y a.txt /single/a.txt")
+        # The URL's tar is copied as it is, the context's extracted (moby's rules per source);
+        # a download has the server's Last-Modified time.
+        assert out == "a.txt\nin-local\nlocal.txt\nr.tar\nremote\nlocal\nl\n1700000000\n1700000000\n", out
+        # What dockerd 20.10 records for that download (no `file:` prefix, its own hash).
+        history = dk(d, "history", "--no-trunc", "--format", "{{.CreatedBy}}", "mixed").splitlines()
+        assert history[0] == ("/bin/sh -c #(nop) ADD 2924dac1de71a80bade7d9efc1c5553c0b500428f90b7dcf8c4b6c19067ee850"
+                              " in /single/ "), history
+        assert history[1].startswith("/bin/sh -c #(nop) ADD multi:"), history
         # URLs are downloaded again on each build; the same content is a cache hit,
         # changed content a miss.
         again = bb(d, "build", "-t", "mixed", str(ctx))
-        assert again.stdout.count(" ---> Using cache") == 1, again.stdout
+        assert again.stdout.count(" ---> Using cache") == 2, again.stdout
         (www / "a.txt").write_text("remote, changed\n")
         changed = bb(d, "build", "-t", "mixed", str(ctx))
         assert " ---> Using cache" not in changed.stdout, changed.stdout

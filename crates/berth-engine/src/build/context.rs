@@ -65,6 +65,8 @@ struct Item {
     dest: String,
     /// ADD of a local archive: extracted.
     extract: bool,
+    /// An ADD URL's file.
+    downloaded: bool,
 }
 
 /// One COPY/ADD source: a path (wildcards allowed) below `root`; a `downloaded` one (an
@@ -309,6 +311,7 @@ pub(crate) fn gather_sources(
             ctx_name: rel,
             dest: target,
             extract: add && !src.downloaded,
+            downloaded: src.downloaded,
         });
     }
     let file = File::create(out).map_err(EngineError::io("cannot create", out))?;
@@ -335,8 +338,19 @@ pub(crate) fn gather_sources(
             // ADD of a local archive: its entries land below the destination directory.
             let h = append_archive(&mut b, &it.disk, &md, &it.ctx_name, &dest_clean)?;
             hashes.push(format!("file:{h}"));
+        } else if it.downloaded {
+            // moby hashes a download with Go's file-info header, without a `file:` prefix.
+            hashes.push(append(
+                &mut b,
+                &it.disk,
+                &md,
+                &it.ctx_name,
+                &it.dest,
+                perms,
+                true,
+            )?);
         } else {
-            let h = append(&mut b, &it.disk, &md, &it.ctx_name, &it.dest, perms)?;
+            let h = append(&mut b, &it.disk, &md, &it.ctx_name, &it.dest, perms, false)?;
             hashes.push(format!("file:{h}"));
         }
     }
@@ -401,7 +415,7 @@ fn walk(
             append_dir(b, &md, &d, perms)?;
             walk(&path, &c, &d, ignore, b, perms, hashes, false)?;
         } else {
-            hashes.push(append(b, &path, &md, &c, &d, perms)?);
+            hashes.push(append(b, &path, &md, &c, &d, perms, false)?);
         }
     }
     Ok(())
@@ -470,7 +484,8 @@ fn entry_hash(md: &std::fs::Metadata, name: &str, link: &str, flag: Option<u8>) 
     .finish()
 }
 
-/// Adds one non-directory and returns its content hash.
+/// Adds one non-directory and returns its content hash (`downloaded`: an ADD URL's file,
+/// hashed as moby hashes downloads).
 fn append(
     b: &mut tar::Builder<io::BufWriter<File>>,
     path: &Path,
@@ -478,6 +493,7 @@ fn append(
     ctx: &str,
     dest: &str,
     perms: Perms,
+    downloaded: bool,
 ) -> Result<String, EngineError> {
     let mut h = header(md, perms);
     let err = EngineError::io("cannot add", path);
@@ -501,7 +517,11 @@ fn append(
         .custom_flags_nofollow()
         .open(path)
         .map_err(EngineError::io("cannot open", path))?;
-    let mut hasher = file_hasher(ctx, md);
+    let mut hasher = if downloaded {
+        download_hasher(ctx, md)
+    } else {
+        file_hasher(ctx, md)
+    };
     h.set_entry_type(tar::EntryType::Regular);
     h.set_size(md.len());
     let reader = HashingReader {
@@ -510,6 +530,33 @@ fn append(
     };
     b.append_data(&mut h, dest, reader).map_err(err)?;
     Ok(hasher.finish())
+}
+
+/// The hasher of a downloaded regular file (moby `NewFileHash`: Go's `FileInfoHeader`
+/// puts the file type bits in the mode and looks the owner's names up).
+fn download_hasher(name: &str, md: &std::fs::Metadata) -> EntryHasher {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let uname = User::from_uid(Uid::from_raw(md.uid()))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    let gname = Group::from_gid(Gid::from_raw(md.gid()))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+        .unwrap_or_default();
+    EntryHasher::new(&TarsumHeader {
+        name,
+        mode: i64::from(0o100000 | (md.mode() & 0o7777)),
+        uid: u64::from(md.uid()),
+        gid: u64::from(md.gid()),
+        size: md.len(),
+        typeflag: b'0',
+        uname: &uname,
+        gname: &gname,
+        ..Default::default()
+    })
 }
 
 /// The tarsum hasher of regular file `ctx` (its mode, owner and size from `md`).

@@ -30,12 +30,13 @@ fn url_file_name(url: &str) -> Result<String, EngineError> {
 /// The largest file `ADD <URL>` downloads.
 const MAX_ADD_DOWNLOAD: u64 = 4 << 30;
 
-/// Downloads an `ADD` URL into `dir` under its file name, mode 0600 as moby writes it;
-/// `checksum` (`sha256:<hex>`), when given, must match.
+/// Downloads an `ADD` URL into `dir` under its file name, mode 0600 and the times of its
+/// `Last-Modified` (else the epoch) as moby writes it; `checksum` (`sha256:<hex>`), when
+/// given, must match.
 async fn download(url: &str, dir: &Path, checksum: &str) -> Result<(), StepError> {
     let name = url_file_name(url)?;
     let path = dir.join(&name);
-    remote::fetch(url, &path, MAX_ADD_DOWNLOAD).await?;
+    let modified = remote::fetch(url, &path, MAX_ADD_DOWNLOAD).await?;
     let want = checksum.to_string();
     let p = path.clone();
     crate::blocking::spawn(move || {
@@ -43,6 +44,12 @@ async fn download(url: &str, dir: &Path, checksum: &str) -> Result<(), StepError
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
             .map_err(EngineError::io("cannot chmod", &p))?;
+        let t = modified.unwrap_or(std::time::UNIX_EPOCH);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t)))
+            .map_err(EngineError::io("cannot set the times of", &p))?;
         if want.is_empty() {
             return Ok(());
         }

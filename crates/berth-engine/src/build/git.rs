@@ -216,7 +216,7 @@ impl Git<'_> {
         let _ = f.seek(SeekFrom::Start(len.saturating_sub(MAX_OUTPUT)));
         let mut buf = Vec::new();
         let _ = f.take(MAX_OUTPUT).read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).trim_end().to_string()
+        String::from_utf8_lossy(&buf).into_owned()
     }
 }
 
@@ -300,13 +300,17 @@ fn clone_blocking(
     let ctx_root = if repo.subdir.is_empty() {
         root.clone()
     } else {
-        let p =
-            berth_sys::resolve::resolve_in_root(&root, Path::new(&repo.subdir)).map_err(|e| {
-                bad(format!(
-                    "error setting git context, {:?} not within git root: {e}",
-                    repo.subdir
-                ))
-            })?;
+        // dockerd's texts, naming the subdirectory rather than the host path.
+        let resolved = berth_sys::resolve::resolve_in_root(&root, Path::new(&repo.subdir));
+        let p = resolved.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                bad(format!("stat {}: no such file or directory", repo.subdir))
+            }
+            _ => bad(format!(
+                "error setting git context, {:?} not within git root: {e}",
+                repo.subdir
+            )),
+        })?;
         let md = std::fs::symlink_metadata(&p).map_err(EngineError::io("cannot stat", &p))?;
         if !md.is_dir() {
             return Err(bad(format!(
