@@ -175,8 +175,19 @@ impl Git<'_> {
             }
             let _ = child.wait();
         };
+        let too_big = || format!("the repository is larger than {} bytes", self.limit);
         loop {
+            // The bounds first, so that a command past them never counts as done.
+            if Instant::now() >= self.deadline {
+                kill(&mut child);
+                return Err(format!("git took longer than {}s", CLONE_TIMEOUT.as_secs()));
+            }
+            let big = tree_size(self.root, self.limit) > self.limit;
             match child.try_wait() {
+                _ if big => {
+                    kill(&mut child);
+                    return Err(too_big());
+                }
                 Ok(Some(status)) if status.success() => return Ok(()),
                 Ok(Some(status)) => {
                     // Go's `exec.ExitError` text, after the output (moby `errors.Wrapf`).
@@ -191,17 +202,6 @@ impl Git<'_> {
                     kill(&mut child);
                     return Err(e.to_string());
                 }
-            }
-            if Instant::now() >= self.deadline {
-                kill(&mut child);
-                return Err(format!("git took longer than {}s", CLONE_TIMEOUT.as_secs()));
-            }
-            if tree_size(self.root, self.limit) > self.limit {
-                kill(&mut child);
-                return Err(format!(
-                    "the repository is larger than {} bytes",
-                    self.limit
-                ));
             }
             std::thread::sleep(POLL);
         }
@@ -377,6 +377,47 @@ mod tests {
         );
         let e = parse_remote("git://h/r#--upload-pack=x").unwrap_err();
         assert!(e.to_string().contains("invalid refspec"), "{e}");
+    }
+
+    fn runner<'a>(d: &'a Path, log: &'a Path, limit: u64, deadline: Instant) -> Git<'a> {
+        Git {
+            root: d,
+            home: d,
+            log,
+            deadline,
+            limit,
+        }
+    }
+
+    #[test]
+    fn git_runs_within_its_bounds_and_reports_its_output() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("r");
+        std::fs::create_dir(&root).unwrap();
+        let log = d.path().join("log");
+        let later = Instant::now() + Duration::from_secs(60);
+        runner(&root, &log, 1 << 20, later)
+            .within(&["init", "-q"])
+            .unwrap();
+        // A failure: git's own words, then Go's exit text.
+        let e = runner(&root, &log, 1 << 20, later)
+            .within(&["checkout", "-q", "nope", "--"])
+            .unwrap_err();
+        assert!(
+            e.contains("nope") && e.ends_with(": exit status 128"),
+            "{e}"
+        );
+        // Past the size bound (a clone that grew too big) or the deadline: an error,
+        // even for a command that succeeds.
+        std::fs::write(root.join("big"), vec![0u8; 4096]).unwrap();
+        let e = runner(&root, &log, 1024, later)
+            .within(&["status", "-s"])
+            .unwrap_err();
+        assert!(e.contains("larger than 1024 bytes"), "{e}");
+        let e = runner(&root, &log, 1 << 20, Instant::now())
+            .within(&["status", "-s"])
+            .unwrap_err();
+        assert!(e.contains("took longer than"), "{e}");
     }
 
     #[test]
