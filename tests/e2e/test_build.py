@@ -5,6 +5,7 @@ failures with dockerd's message, and a hostile symlink in the context."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -549,3 +550,188 @@ def test_builder_prune_leaves_a_running_builds_steps(busybox_daemon) -> None:
     # Once the build is over (its client gone), the step is dangling cache.
     poll(lambda: "Deleted build cache objects" in dk(d, "builder", "prune", "-f"), 60, "the prune")
     assert d.get_json("/system/df")["BuildCache"] is None
+
+
+# --- git contexts (`remote` a git URL), cloned by the daemon as dockerd's classic builder
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", "-c", "init.defaultBranch=master", "-c", "protocol.file.allow=always",
+                           *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+                          check=True).stdout
+
+
+def git_server(srv: Path):
+    """`git daemon` on loopback exporting the bare repositories in `srv`; returns (base
+    URL, stop function)."""
+    import socket
+
+    from conftest import free_port, poll
+
+    port = free_port()
+    proc = subprocess.Popen(["git", "daemon", "--export-all", "--reuseaddr", f"--base-path={srv}",
+                             "--listen=127.0.0.1", f"--port={port}", str(srv)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up() -> bool:
+        assert proc.poll() is None, "git daemon exited"
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    try:
+        poll(up, 30, "git daemon", fatal=(AssertionError,))
+    except BaseException:
+        stop()
+        raise
+    return f"git://127.0.0.1:{port}", stop
+
+
+def make_git_repos(tmp: Path, base: str) -> Path:
+    """Bare repositories `repo.git` (branches master and dev; a submodule `mod` from
+    `mod.git`; a `sub` directory, a symlink `escape` to /etc, a file `file.txt`) under
+    the returned directory, also readable over dumb HTTP."""
+    srv = tmp / "srv"
+    srv.mkdir()
+    mod = tmp / "mod"
+    mod.mkdir()
+    git(mod, "init", "-q")
+    (mod / "m.txt").write_text("from the submodule\n")
+    git(mod, "add", ".")
+    git(mod, "commit", "-qm", "m")
+    git(tmp, "clone", "-q", "--bare", str(mod), str(srv / "mod.git"))
+    src = tmp / "src"
+    src.mkdir()
+    git(src, "init", "-q")
+    (src / "Dockerfile").write_text("FROM busybox\nCOPY hello.txt /hello\nCOPY mod/m.txt /m\n")
+    (src / "hello.txt").write_text("from master\n")
+    (src / "sub").mkdir()
+    (src / "sub" / "Dockerfile").write_text("FROM busybox\nCOPY . /sub/\n")
+    (src / "sub" / "x.txt").write_text("x\n")
+    (src / "escape").symlink_to("/etc")
+    (src / "file.txt").write_text("f\n")
+    git(src, "submodule", "add", "-q", f"{base}/mod.git", "mod")
+    git(src, "add", ".")
+    git(src, "commit", "-qm", "one")
+    git(src, "checkout", "-qb", "dev")
+    (src / "hello.txt").write_text("from dev\n")
+    git(src, "commit", "-qam", "dev")
+    git(tmp, "clone", "-q", "--bare", str(src), str(srv / "repo.git"))
+    for r in ("repo.git", "mod.git"):
+        git(srv / r, "update-server-info")
+    return srv
+
+
+def test_git_contexts(busybox_daemon, tmp_path: Path) -> None:
+    from conftest import poll
+
+    d = busybox_daemon()
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    base, stop_git = git_server(srv)
+    srv.rmdir()
+    stop_http = None
+    try:
+        make_git_repos(tmp_path, base)
+        # git://: the default ref (master), the submodule cloned too.
+        r = bb(d, "build", "-t", "g-master", f"{base}/repo.git")
+        assert "Successfully tagged g-master:latest" in r.stdout, r.stdout
+        assert dk(d, "run", "--rm", "g-master", "cat", "/hello", "/m") == "from master\nfrom the submodule\n"
+        # A ref and a subdirectory; the context is that directory alone.
+        bb(d, "build", "-t", "g-sub", f"{base}/repo.git#dev:sub")
+        assert sorted(dk(d, "run", "--rm", "g-sub", "ls", "/sub").split()) == ["Dockerfile", "x.txt"]
+        # The docker CLI 28 clones a git URL itself and sends the checkout as a tar.
+        build(d, f"{base}/repo.git#dev:sub", "-t", "g-cli")
+        assert sorted(dk(d, "run", "--rm", "g-cli", "ls", "/sub").split()) == ["Dockerfile", "x.txt"]
+        # docker-py sends a git URL as `remote` too; a dumb HTTP server gets a full fetch.
+        http_base, stop_http = serve(srv)
+        client = dockerpy.DockerClient(base_url=d.unix_host, version="auto")
+        try:
+            client.images.build(path=f"{http_base}/repo.git#dev", tag="g-dev")
+        finally:
+            client.close()
+        assert dk(d, "run", "--rm", "g-dev", "cat", "/hello", "/m") == "from dev\nfrom the submodule\n"
+        # The subdirectory is resolved inside the clone: a symlink to /etc leads nowhere,
+        # a file is not a context; an unknown ref fails the fetch (dockerd 20.10's texts,
+        # without its host paths).
+        for frag, text in (("master:escape", "stat escape: no such file or directory"),
+                           ("master:file.txt", "error setting git context, not a directory: file.txt"),
+                           ("nope", "error fetching: fatal: couldn't find remote ref nope\n: exit status 128")):
+            r = bb(d, "build", f"{base}/repo.git#{frag}", check=False)
+            assert r.returncode == 1 and text in r.stderr, (frag, r.stderr)
+        r = bb(d, "build", f"{base}/repo.git#--upload-pack=touch", check=False)
+        assert r.returncode == 1 and "invalid refspec: --upload-pack=touch" in r.stderr, r.stderr
+    finally:
+        stop_git()
+        if stop_http:
+            stop_http()
+    # Each clone went with its build's work dir.
+    poll(lambda: not list((d.data_root / "build").glob("tmp-*")), 30, "the build dirs' removal")
+
+
+def test_shebang_heredoc_runs_with_its_interpreter(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    df = ("FROM busybox\n"
+          "RUN <<EOF\n#!/bin/awk -f\nBEGIN { print \"awk ran\" > \"/awk.txt\" }\nEOF\n"
+          "RUN <<SCRIPT\n#!/bin/sh -e\necho \"ran as $0\" > /sh.txt\nSCRIPT\n")
+    ctx = make_ctx(tmp_path, df)
+    bb(d, "build", "-t", "shebang", str(ctx))
+    # The scripts ran as files under /dev/pipes (BuildKit's place), which no layer keeps.
+    out = dk(d, "run", "--rm", "shebang", "sh", "-c", "cat /awk.txt /sh.txt; ls /dev/pipes 2>&1 || true")
+    assert out.startswith("awk ran\nran as /dev/pipes/SCRIPT\n") and "No such file" in out, out
+    # The script's text is the cache key: the same text hits, another misses.
+    again = bb(d, "build", "-t", "shebang", str(ctx))
+    assert again.stdout.count(" ---> Using cache") == 2, again.stdout
+    (ctx / "Dockerfile").write_text(df.replace("awk ran", "awk ran again"))
+    changed = bb(d, "build", "-t", "shebang", str(ctx))
+    assert changed.stdout.count(" ---> Using cache") == 0, changed.stdout
+    assert dk(d, "run", "--rm", "shebang", "cat", "/awk.txt") == "awk ran again\n"
+
+
+def test_add_mixes_urls_and_context_sources(busybox_daemon, tmp_path: Path) -> None:
+    d = busybox_daemon()
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "a.txt").write_text("remote\n")
+    os.utime(www / "a.txt", (1700000000, 1700000000))
+    context_tar(www / "r.tar", "w", {"in-remote": b"r\n"})
+    base, stop = serve(www)
+    try:
+        ctx = make_ctx(tmp_path, f"FROM busybox\nADD {base}/a.txt local.txt {base}/r.tar l.tar /dst/\n"
+                                 f"ADD {base}/a.txt /single/\n", {"local.txt": "local\n"})
+        context_tar(ctx / "l.tar", "w", {"in-local": b"l\n"})
+        bb(d, "build", "-t", "mixed", str(ctx))
+        out = dk(d, "run", "--rm", "mixed", "sh", "-c",
+                 "cd /dst && ls && cat a.txt local.txt in-local && stat -c %Y a.txt /single/a.txt")
+        # The URL's tar is copied as it is, the context's extracted (moby's rules per source);
+        # a download has the server's Last-Modified time.
+        assert out == "a.txt\nin-local\nlocal.txt\nr.tar\nremote\nlocal\nl\n1700000000\n1700000000\n", out
+        # What dockerd 20.10 records for that download (no `file:` prefix, its own hash).
+        history = dk(d, "history", "--no-trunc", "--format", "{{.CreatedBy}}", "mixed").splitlines()
+        assert history[0] == ("/bin/sh -c #(nop) ADD 2924dac1de71a80bade7d9efc1c5553c0b500428f90b7dcf8c4b6c19067ee850"
+                              " in /single/ "), history
+        assert history[1].startswith("/bin/sh -c #(nop) ADD multi:"), history
+        # URLs are downloaded again on each build; the same content is a cache hit,
+        # changed content a miss.
+        again = bb(d, "build", "-t", "mixed", str(ctx))
+        assert again.stdout.count(" ---> Using cache") == 2, again.stdout
+        (www / "a.txt").write_text("remote, changed\n")
+        changed = bb(d, "build", "-t", "mixed", str(ctx))
+        assert " ---> Using cache" not in changed.stdout, changed.stdout
+        assert dk(d, "run", "--rm", "mixed", "cat", "/dst/a.txt") == "remote, changed\n"
+        bad = make_ctx(tmp_path / "bad", f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {base}/a.txt f /x/\n",
+                       {"f": "f\n"})
+        r = bb(d, "build", str(bad), check=False)
+        assert r.returncode == 1 and "checksum can't be specified for non-HTTP(S) sources" in r.stderr, r.stderr
+    finally:
+        stop()

@@ -223,8 +223,8 @@ pub fn source_hash(hashes: &[String]) -> String {
 }
 
 /// The fields of a context tar entry that name its content in the cache (tarsum v1 as
-/// moby's `remotecontext/internal/tarsum` selects them: mtime left out, uname and gname
-/// written empty).
+/// moby's `remotecontext/internal/tarsum` selects them: mtime left out; uname and gname
+/// empty for context entries, the owner's names for an `ADD` URL's downloaded file).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TarsumHeader<'a> {
     /// The entry's name as in the tar (`d/c`, `d/` for a directory).
@@ -237,6 +237,8 @@ pub struct TarsumHeader<'a> {
     pub linkname: &'a str,
     pub devmajor: i64,
     pub devminor: i64,
+    pub uname: &'a str,
+    pub gname: &'a str,
     /// Extended attributes (PAX `SCHILY.xattr.*`), any order.
     pub xattrs: &'a [(String, Vec<u8>)],
 }
@@ -258,8 +260,8 @@ impl EntryHasher {
         put("size", h.size.to_string().as_bytes());
         put("typeflag", &[h.typeflag]);
         put("linkname", h.linkname.as_bytes());
-        put("uname", b"");
-        put("gname", b"");
+        put("uname", h.uname.as_bytes());
+        put("gname", h.gname.as_bytes());
         put("devmajor", h.devmajor.to_string().as_bytes());
         put("devminor", h.devminor.to_string().as_bytes());
         let mut x: Vec<&(String, Vec<u8>)> = h.xattrs.iter().collect();
@@ -597,6 +599,28 @@ MAINTAINER someone
         with_x.update(b"a\n");
         assert_ne!(with_x.finish(), a);
         assert_ne!(file("a", 0o600, b"a\n"), a);
+    }
+
+    /// dockerd 20.10 (Debian's, on these machines) recorded `ADD <2924dac...> in /dst/` for
+    /// `ADD http://.../a.txt /dst/` serving "remote\n": moby hashes the downloaded file
+    /// with Go's file-info header (type bits in the mode, owner names looked up) and no
+    /// `file:` prefix.
+    #[test]
+    fn downloaded_file_hash_matches_dockerd() {
+        let mut h = EntryHasher::new(&TarsumHeader {
+            name: "a.txt",
+            mode: 0o100600,
+            size: 7,
+            typeflag: b'0',
+            uname: "root",
+            gname: "root",
+            ..TarsumHeader::default()
+        });
+        h.update(b"remote\n");
+        assert_eq!(
+            h.finish(),
+            "2924dac1de71a80bade7d9efc1c5553c0b500428f90b7dcf8c4b6c19067ee850"
+        );
     }
 
     #[test]

@@ -85,6 +85,32 @@ impl CmdLine {
     }
 }
 
+impl CmdLine {
+    /// The script of a lone `RUN <<NAME` whose heredoc starts with `#!` (buildkit
+    /// `dispatchRun`): BuildKit writes it to `/dev/pipes/NAME`, mode 0755, and runs that
+    /// file, so that the shebang's interpreter runs it. The name and the text (chomped for
+    /// `<<-`, never expanded); `None` for any other command.
+    pub fn shebang_script(&self) -> Option<(String, String)> {
+        let [line] = self.args.as_slice() else {
+            return None;
+        };
+        if !self.prepend_shell {
+            return None;
+        }
+        parser::parse_heredoc(line).ok().flatten()?;
+        let first = self.files.first()?;
+        if !first.content.starts_with("#!") {
+            return None;
+        }
+        let data = if first.chomp {
+            parser::chomp_heredoc_content(&first.content)
+        } else {
+            first.content.clone()
+        };
+        Some((first.name.clone(), data))
+    }
+}
+
 /// `RUN` with the BuildKit-only flags it was given (the classic builder refuses them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
@@ -969,6 +995,32 @@ mod tests {
             panic!()
         };
         assert_eq!(r.cmd.with_heredocs().unwrap(), r.cmd);
+    }
+
+    #[test]
+    fn a_lone_heredoc_with_a_shebang_is_a_script() {
+        let Instruction::Run(r) = first("RUN <<EOF\n#!/usr/bin/env awk -f\nBEGIN{}\nEOF\n") else {
+            panic!()
+        };
+        assert_eq!(
+            r.cmd.shebang_script(),
+            Some(("EOF".into(), "#!/usr/bin/env awk -f\nBEGIN{}\n".into()))
+        );
+        let Instruction::Run(r) = first("RUN <<-S\n\t#!/bin/sh\n\techo $X\n\tS\n") else {
+            panic!()
+        };
+        // Chomped, as BuildKit checks the raw text first: tabs before `#!` are no shebang.
+        assert_eq!(r.cmd.shebang_script(), None);
+        for plain in [
+            "RUN <<EOF\necho a\nEOF\n",
+            "RUN cat <<EOF\n#!/bin/sh\nEOF\n",
+            "RUN echo '#!/bin/sh'",
+        ] {
+            let Instruction::Run(r) = first(plain) else {
+                panic!()
+            };
+            assert_eq!(r.cmd.shebang_script(), None, "{plain}");
+        }
     }
 
     #[test]

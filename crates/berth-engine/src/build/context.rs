@@ -63,6 +63,18 @@ struct Item {
     disk: PathBuf,
     ctx_name: String,
     dest: String,
+    /// ADD of a local archive: extracted.
+    extract: bool,
+    /// An ADD URL's file.
+    downloaded: bool,
+}
+
+/// One COPY/ADD source: a path (wildcards allowed) below `root`; a `downloaded` one (an
+/// ADD URL's file) is neither matched against `.dockerignore` nor extracted (moby).
+pub(crate) struct Source<'a> {
+    pub root: &'a Path,
+    pub name: String,
+    pub downloaded: bool,
 }
 
 /// The sources of one COPY/ADD, written as a tar rooted at `/`.
@@ -216,6 +228,7 @@ fn glob(root: &Path, pattern: &str, ignore: &Matcher) -> Result<Vec<String>, Eng
 /// Gathers `sources` (context paths, wildcards allowed) from `root` for `dest` (absolute,
 /// already joined to the working directory) into a tar at `out`, owners and modes from
 /// `perms`.
+#[cfg(test)]
 pub(crate) fn gather(
     root: &Path,
     sources: &[String],
@@ -225,18 +238,41 @@ pub(crate) fn gather(
     out: &Path,
     add: bool,
 ) -> Result<Gathered, EngineError> {
+    let sources: Vec<Source> = sources
+        .iter()
+        .map(|s| Source {
+            root,
+            name: s.clone(),
+            downloaded: false,
+        })
+        .collect();
+    gather_sources(&sources, dest, perms, ignore, out, add)
+}
+
+/// [`gather`] over sources from several roots (ADD mixing URLs and context paths), in
+/// their order; the hash is moby's over all of them.
+pub(crate) fn gather_sources(
+    sources: &[Source],
+    dest: &str,
+    perms: Perms,
+    ignore: &Matcher,
+    out: &Path,
+    add: bool,
+) -> Result<Gathered, EngineError> {
+    let none = Matcher::new::<&str>(&[]).map_err(|e| EngineError::Internal(e.to_string()))?;
     let mut names = Vec::new();
     for s in sources {
-        if has_glob(s) {
-            let found = glob(root, s, ignore)?;
+        let ignore = if s.downloaded { &none } else { ignore };
+        if has_glob(&s.name) && !s.downloaded {
+            let found = glob(s.root, &s.name, ignore)?;
             if found.is_empty() {
                 return Err(EngineError::InvalidArgument(
                     "COPY failed: no source files were specified".into(),
                 ));
             }
-            names.extend(found);
+            names.extend(found.into_iter().map(|n| (s, n)));
         } else {
-            names.push(s.clone());
+            names.push((s, s.name.clone()));
         }
     }
     let many = names.len() > 1;
@@ -248,8 +284,9 @@ pub(crate) fn gather(
     }
     let dest_clean = clean(dest).trim_start_matches('/').to_string();
     let mut items = Vec::new();
-    for n in &names {
-        let (disk, rel) = source_path(root, n)?;
+    for (src, n) in &names {
+        let ignore = if src.downloaded { &none } else { ignore };
+        let (disk, rel) = source_path(src.root, n)?;
         let md = std::fs::symlink_metadata(&disk).map_err(|_| {
             EngineError::InvalidArgument(format!(
                 "COPY failed: file not found in build context or excluded by .dockerignore: stat {n}: file does not exist"
@@ -273,6 +310,8 @@ pub(crate) fn gather(
             disk,
             ctx_name: rel,
             dest: target,
+            extract: add && !src.downloaded,
+            downloaded: src.downloaded,
         });
     }
     let file = File::create(out).map_err(EngineError::io("cannot create", out))?;
@@ -295,12 +334,23 @@ pub(crate) fn gather(
                 true,
             )?;
             hashes.push(dir_hash(&entries));
-        } else if add && md.is_file() && is_archive(&it.disk) {
+        } else if it.extract && md.is_file() && is_archive(&it.disk) {
             // ADD of a local archive: its entries land below the destination directory.
             let h = append_archive(&mut b, &it.disk, &md, &it.ctx_name, &dest_clean)?;
             hashes.push(format!("file:{h}"));
+        } else if it.downloaded {
+            // moby hashes a download with Go's file-info header, without a `file:` prefix.
+            hashes.push(append(
+                &mut b,
+                &it.disk,
+                &md,
+                &it.ctx_name,
+                &it.dest,
+                perms,
+                true,
+            )?);
         } else {
-            let h = append(&mut b, &it.disk, &md, &it.ctx_name, &it.dest, perms)?;
+            let h = append(&mut b, &it.disk, &md, &it.ctx_name, &it.dest, perms, false)?;
             hashes.push(format!("file:{h}"));
         }
     }
@@ -365,7 +415,7 @@ fn walk(
             append_dir(b, &md, &d, perms)?;
             walk(&path, &c, &d, ignore, b, perms, hashes, false)?;
         } else {
-            hashes.push(append(b, &path, &md, &c, &d, perms)?);
+            hashes.push(append(b, &path, &md, &c, &d, perms, false)?);
         }
     }
     Ok(())
@@ -434,7 +484,8 @@ fn entry_hash(md: &std::fs::Metadata, name: &str, link: &str, flag: Option<u8>) 
     .finish()
 }
 
-/// Adds one non-directory and returns its content hash.
+/// Adds one non-directory and returns its content hash (`downloaded`: an ADD URL's file,
+/// hashed as moby hashes downloads).
 fn append(
     b: &mut tar::Builder<io::BufWriter<File>>,
     path: &Path,
@@ -442,6 +493,7 @@ fn append(
     ctx: &str,
     dest: &str,
     perms: Perms,
+    downloaded: bool,
 ) -> Result<String, EngineError> {
     let mut h = header(md, perms);
     let err = EngineError::io("cannot add", path);
@@ -465,7 +517,11 @@ fn append(
         .custom_flags_nofollow()
         .open(path)
         .map_err(EngineError::io("cannot open", path))?;
-    let mut hasher = file_hasher(ctx, md);
+    let mut hasher = if downloaded {
+        download_hasher(ctx, md)
+    } else {
+        file_hasher(ctx, md)
+    };
     h.set_entry_type(tar::EntryType::Regular);
     h.set_size(md.len());
     let reader = HashingReader {
@@ -474,6 +530,33 @@ fn append(
     };
     b.append_data(&mut h, dest, reader).map_err(err)?;
     Ok(hasher.finish())
+}
+
+/// The hasher of a downloaded regular file (moby `NewFileHash`: Go's `FileInfoHeader`
+/// puts the file type bits in the mode and looks the owner's names up).
+fn download_hasher(name: &str, md: &std::fs::Metadata) -> EntryHasher {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let uname = User::from_uid(Uid::from_raw(md.uid()))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    let gname = Group::from_gid(Gid::from_raw(md.gid()))
+        .ok()
+        .flatten()
+        .map(|g| g.name)
+        .unwrap_or_default();
+    EntryHasher::new(&TarsumHeader {
+        name,
+        mode: i64::from(0o100000 | (md.mode() & 0o7777)),
+        uid: u64::from(md.uid()),
+        gid: u64::from(md.gid()),
+        size: md.len(),
+        typeflag: b'0',
+        uname: &uname,
+        gname: &gname,
+        ..Default::default()
+    })
 }
 
 /// The tarsum hasher of regular file `ctx` (its mode, owner and size from `md`).

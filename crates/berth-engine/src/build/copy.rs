@@ -30,12 +30,13 @@ fn url_file_name(url: &str) -> Result<String, EngineError> {
 /// The largest file `ADD <URL>` downloads.
 const MAX_ADD_DOWNLOAD: u64 = 4 << 30;
 
-/// Downloads an `ADD` URL into `dir` under its file name, mode 0600 as moby writes it;
-/// `checksum` (`sha256:<hex>`), when given, must match.
+/// Downloads an `ADD` URL into `dir` under its file name, mode 0600 and the times of its
+/// `Last-Modified` (else the epoch) as moby writes it; `checksum` (`sha256:<hex>`), when
+/// given, must match.
 async fn download(url: &str, dir: &Path, checksum: &str) -> Result<(), StepError> {
     let name = url_file_name(url)?;
     let path = dir.join(&name);
-    remote::fetch(url, &path, MAX_ADD_DOWNLOAD).await?;
+    let modified = remote::fetch(url, &path, MAX_ADD_DOWNLOAD).await?;
     let want = checksum.to_string();
     let p = path.clone();
     crate::blocking::spawn(move || {
@@ -43,6 +44,12 @@ async fn download(url: &str, dir: &Path, checksum: &str) -> Result<(), StepError
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
             .map_err(EngineError::io("cannot chmod", &p))?;
+        let t = modified.unwrap_or(std::time::UNIX_EPOCH);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t)))
+            .map_err(EngineError::io("cannot set the times of", &p))?;
         if want.is_empty() {
             return Ok(());
         }
@@ -112,15 +119,10 @@ impl Builder<'_> {
             ))
             .into());
         }
+        // ADD may mix URLs and context paths (moby `getCopyInfoForSourcePath` per source).
         let urls = name == "ADD" && c.sources.iter().any(|s| is_url(s));
-        if urls && !c.sources.iter().all(|s| is_url(s)) {
-            return Err(EngineError::NotImplemented(
-                "ADD with both URL and context sources is not supported by this builder; use one ADD for each"
-                    .into(),
-            )
-            .into());
-        }
-        if !c.checksum.is_empty() && !urls {
+        let only_urls = urls && c.sources.iter().all(|s| is_url(s));
+        if !c.checksum.is_empty() && !only_urls {
             return Err(EngineError::InvalidArgument(
                 "checksum can't be specified for non-HTTP(S) sources".into(),
             )
@@ -158,16 +160,20 @@ impl Builder<'_> {
             .map_err(EngineError::io("cannot create", &step_dir))?;
         // The source root: the context, the files of a stage or image for --from, or the
         // heredoc sources written out as files.
+        // Each URL is downloaded into a directory of its own (two URLs may end in the
+        // same file name); the other sources stay in the context.
+        let mut downloaded = Vec::new();
         let (root, ignore) = if urls {
-            let root = step_dir.join("url");
-            tokio::fs::create_dir_all(&root)
-                .await
-                .map_err(EngineError::io("cannot create", &root))?;
-            for u in &c.sources {
+            for (i, u) in c.sources.iter().enumerate().filter(|(_, u)| is_url(u)) {
+                let dir = step_dir.join(format!("url-{i}"));
+                tokio::fs::create_dir_all(&dir)
+                    .await
+                    .map_err(EngineError::io("cannot create", &dir))?;
                 self.say(format!("Downloading {u}\n"));
-                download(u, &root, &c.checksum).await?;
+                download(u, &dir, &c.checksum).await?;
+                downloaded.push((i, dir, url_file_name(u)?));
             }
-            (root, None)
+            (work.join("context"), Some(()))
         } else if heredocs {
             let root = step_dir.join("heredoc");
             let contents = c.contents.clone();
@@ -199,25 +205,39 @@ impl Builder<'_> {
         } else {
             none
         };
-        let sources = if heredocs {
-            c.contents.iter().map(|h| h.path.clone()).collect()
-        } else if urls {
+        // (root, path, downloaded) per source, in the instruction's order.
+        let sources: Vec<(PathBuf, String, bool)> = if heredocs {
+            c.contents
+                .iter()
+                .map(|h| (root.clone(), h.path.clone(), false))
+                .collect()
+        } else {
             c.sources
                 .iter()
-                .map(|u| url_file_name(u))
-                .collect::<Result<_, _>>()?
-        } else {
-            c.sources.clone()
+                .enumerate()
+                .map(|(i, s)| match downloaded.iter().find(|(j, _, _)| *j == i) {
+                    Some((_, dir, file)) => (dir.clone(), file.clone(), true),
+                    None => (root.clone(), s.clone(), false),
+                })
+                .collect()
         };
         // A downloaded archive is copied as it is, never extracted (moby).
-        let add = name == "ADD" && !urls;
+        let add = name == "ADD";
         let tar = step_dir.join("copy.tar");
         let (gathered, tar) = {
             let dest = dest.clone();
             crate::blocking::spawn(move || {
                 let chown = context::resolve_chown(&chown_spec, &layers)?;
                 let perms = context::Perms { chown, chmod };
-                context::gather(&root, &sources, &dest, perms, &matcher, &tar, add)
+                let sources: Vec<context::Source> = sources
+                    .iter()
+                    .map(|(root, name, downloaded)| context::Source {
+                        root,
+                        name: name.clone(),
+                        downloaded: *downloaded,
+                    })
+                    .collect();
+                context::gather_sources(&sources, &dest, perms, &matcher, &tar, add)
                     .map(|g| (g, tar))
             })
             .await

@@ -13,6 +13,7 @@ mod commit;
 mod config;
 mod context;
 mod copy;
+mod git;
 mod prune;
 mod receive;
 mod remote;

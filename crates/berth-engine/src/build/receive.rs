@@ -1,6 +1,7 @@
 //! Context reception: the request body (or the `remote` URL's content) stored (bounded),
-//! a bzip2 or xz context decompressed (bounded), unpacked into the build's work dir, the
-//! Dockerfile and `.dockerignore` read from it. gzip and zstd are read by the unpacker.
+//! a bzip2 or xz context decompressed (bounded), unpacked into the build's work dir, or a
+//! git `remote` cloned there; the Dockerfile and `.dockerignore` read from it. gzip and
+//! zstd are read by the unpacker.
 
 use std::io::{self, Read, Write};
 
@@ -106,17 +107,23 @@ pub(super) async fn read_context(
 ) -> Result<(Dockerfile, Matcher), EngineError> {
     // The body goes to a file first (bounded), then is unpacked on a blocking thread.
     let tar_path = dir.join("context.tar");
-    if opts.remote.is_empty() {
-        receive_body(&tar_path, body).await?;
-    } else {
-        remote::fetch(&opts.remote, &tar_path, context::MAX_CONTEXT).await?;
-    }
     let name = if opts.dockerfile.is_empty() {
         "Dockerfile".to_string()
     } else {
         opts.dockerfile.clone()
     };
     let ctx = dir.join("context");
+    if opts.remote.is_empty() {
+        receive_body(&tar_path, body).await?;
+    } else if git::is_git_url(&opts.remote) {
+        // A git repository: cloned into the work dir, its checkout the context.
+        git::clone_into(&opts.remote, dir, context::MAX_CONTEXT).await?;
+        return crate::blocking::spawn(move || read_build_files(&ctx, &name))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+    } else {
+        remote::fetch(&opts.remote, &tar_path, context::MAX_CONTEXT).await?;
+    }
     let plain = dir.join("context.decompressed.tar");
     let remote = !opts.remote.is_empty();
     let (df, ignore) = crate::blocking::spawn(move || {

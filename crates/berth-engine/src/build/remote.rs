@@ -1,7 +1,7 @@
 //! `remote`: the build context fetched from a URL by the daemon (moby
 //! `builder/remotecontext`): a tar (any compression the context accepts) or a lone
 //! Dockerfile, read with a bounded size and an overall timeout; HTTPS trusts the system's
-//! CA certificates. Git URLs are refused. `ADD <URL>` downloads through [`fetch`] too.
+//! CA certificates. Git URLs are cloned (`git.rs`). `ADD <URL>` downloads through [`fetch`] too.
 
 use std::time::Duration;
 
@@ -28,8 +28,13 @@ fn roots() -> &'static [reqwest::Certificate] {
     })
 }
 
-/// Downloads `url` into `dest`, at most `limit` bytes.
-pub(super) async fn fetch(url: &str, dest: &Path, limit: u64) -> Result<(), EngineError> {
+/// Downloads `url` into `dest`, at most `limit` bytes; returns the response's
+/// `Last-Modified` time when it has a readable one.
+pub(super) async fn fetch(
+    url: &str,
+    dest: &Path,
+    limit: u64,
+) -> Result<Option<std::time::SystemTime>, EngineError> {
     let bad = |m: String| EngineError::InvalidArgument(m);
     let parsed =
         reqwest::Url::parse(url).map_err(|e| bad(format!("invalid remote URL {url:?}: {e}")))?;
@@ -63,6 +68,11 @@ pub(super) async fn fetch(url: &str, dest: &Path, limit: u64) -> Result<(), Engi
             resp.status()
         )));
     }
+    let modified = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
     let mut f = tokio::fs::File::create(dest)
         .await
         .map_err(EngineError::io("cannot create", dest))?;
@@ -85,5 +95,5 @@ pub(super) async fn fetch(url: &str, dest: &Path, limit: u64) -> Result<(), Engi
     tokio::io::AsyncWriteExt::flush(&mut f)
         .await
         .map_err(EngineError::io("cannot write", dest))?;
-    Ok(())
+    Ok(modified)
 }

@@ -1,5 +1,6 @@
 //! RUN: a real container on the same create/start/wait paths as the API, its output
-//! streamed, its upper layer committed.
+//! streamed, its upper layer committed. A lone heredoc starting with `#!` runs as a
+//! script file mounted at `/dev/pipes/NAME`, as BuildKit runs it.
 
 use super::*;
 
@@ -9,7 +10,10 @@ impl Builder<'_> {
         st: &mut StageState,
         c: &berth_build::instructions::CmdLine,
     ) -> Result<(), StepError> {
+        let script = c.shebang_script();
         let c = &c.with_heredocs().map_err(EngineError::InvalidArgument)?;
+        // History and cache key: the heredoc's text as a shell command, a shebang script
+        // included (its text decides the cache as a RUN line's does).
         let cmd = Self::cmd_line(&st.rc, c);
         let build_env = st.args.filter_allowed(&st.rc.env);
         let save_cmd = st.args.prepend_env_on_cmd(&build_env, &cmd);
@@ -25,6 +29,15 @@ impl Builder<'_> {
         }
         let mut env = st.rc.env.clone();
         env.extend(build_env);
+        // A shebang script runs as a file of its own (BuildKit's `/dev/pipes/NAME`, a
+        // read-only bind of this step's directory), not through the shell.
+        let (cmd, pipes) = match &script {
+            Some((name, data)) => {
+                let dir = self.write_script(name, data).await?;
+                (vec![format!("/dev/pipes/{name}")], Some(dir))
+            }
+            None => (cmd, None),
+        };
         let net = if self.p.opts.network_mode.is_empty() {
             "default".to_string()
         } else {
@@ -47,8 +60,23 @@ impl Builder<'_> {
             for (k, v) in &self.p.opts.host_config {
                 hc.insert(k.clone(), v.clone());
             }
+            if let Some(dir) = &pipes {
+                hc.insert(
+                    "Binds".into(),
+                    json!([format!("{}:/dev/pipes:ro", dir.display())]),
+                );
+            }
         }
-        let created = self.engine.container_create(None, body).await?;
+        let created = self.engine.container_create(None, body).await;
+        let created = match created {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(dir) = pipes {
+                    copy::remove_dir(dir).await;
+                }
+                return Err(e.into());
+            }
+        };
         let id = created.id;
         self.containers.push(id.clone());
         self.say(format!(" ---> Running in {}\n", short(&id)));
@@ -92,7 +120,11 @@ impl Builder<'_> {
                 }
             }
         }
-        let code = wait.await?;
+        let code = wait.await;
+        if let Some(dir) = pipes {
+            copy::remove_dir(dir).await;
+        }
+        let code = code?;
         if code != 0 {
             if !self.p.opts.remove && !self.p.opts.force_remove {
                 self.containers.retain(|c| c != &id);
@@ -115,6 +147,30 @@ impl Builder<'_> {
             &key,
         )
         .await
+    }
+
+    /// Writes a shebang heredoc into a new directory of the build's work dir as file
+    /// `name`, mode 0755; returns the directory.
+    async fn write_script(&self, name: &str, data: &str) -> Result<PathBuf, StepError> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid heredoc name {name:?} for a script"
+            ))
+            .into());
+        }
+        let dir = self.p.work.0.join(format!("pipes-{}", unique_name()));
+        let (d, name, data) = (dir.clone(), name.to_string(), data.to_string());
+        crate::blocking::spawn(move || {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir(&d).map_err(EngineError::io("cannot create", &d))?;
+            let p = d.join(&name);
+            std::fs::write(&p, data.as_bytes()).map_err(EngineError::io("cannot write", &p))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .map_err(EngineError::io("cannot chmod", &p))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        Ok(dir)
     }
 
     pub(super) async fn remove_container(&mut self, id: &str) {
