@@ -217,6 +217,7 @@ async fn logs(
         since: time_param(&q, "since")?,
         // bollard sends `until=0` for "no bound"; the epoch bounds nothing useful either.
         until: time_param(&q, "until")?.filter(|u| *u != 0),
+        details: q.bool("details"),
     };
     if !opts.stdout && !opts.stderr {
         return Err(ApiError::bad_request(
@@ -349,6 +350,7 @@ fn replay_options(streams: &AttachStreams) -> LogsOptions {
         tail: None,
         since: None,
         until: None,
+        details: false,
     }
 }
 
