@@ -53,10 +53,11 @@ const WELL_KNOWN: &[&str] = &[
     "CONTAINER_LOG_ORDINAL",
 ];
 
-/// After the container stopped, a follower keeps reading until the journal has been
-/// quiet this long (journald may still hold lines the shim sent)...
+/// After the container stopped, a follower asks journald to write out what it holds
+/// (`journalctl --sync` waits until journald processed every message queued before the
+/// call), then keeps reading until the journal has been quiet this long...
 const DRAIN_QUIET: Duration = Duration::from_millis(300);
-/// ...but no longer than this (moby `closedDrainTimeout`).
+/// ...but no longer than this after the stop (moby `closedDrainTimeout`).
 const DRAIN_MAX: Duration = Duration::from_secs(5);
 
 /// journalctl's arguments for one read; `follow` only while the container runs.
@@ -201,17 +202,22 @@ fn stream_from<T: Send + Sync + 'static>(
         return Err(EngineError::Internal("journalctl: no output pipe".into()));
     };
     let (tx, rx) = mpsc::channel(16);
+    let program = program.to_path_buf();
     let task = async move {
         let errors = tokio::spawn(read_capped(stderr, 4096));
         let mut lines = Lines::default();
         let mut buf = Vec::with_capacity(64 * 1024);
-        // Once the container stopped: when to give up on more lines.
-        let mut drain: Option<(Instant, Instant)> = None;
+        // Once the container stopped: when to give up on more lines at the latest, the
+        // journal sync under way, and (once it is done) when the journal counts as quiet.
+        let mut max: Option<Instant> = None;
+        let mut sync: Option<tokio::task::JoinHandle<()>> = None;
+        let mut quiet_at: Option<Instant> = None;
         let until = opts.until;
         loop {
-            let quiet = async {
-                match drain {
-                    Some((quiet, max)) => tokio::time::sleep_until(quiet.min(max)).await,
+            let wake_at = max.map(|m| quiet_at.map_or(m, |q| q.min(m)));
+            let quiet = async move {
+                match wake_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
                     None => std::future::pending().await,
                 }
             };
@@ -236,15 +242,19 @@ fn stream_from<T: Send + Sync + 'static>(
                     if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
                         return;
                     }
-                    if let Some((quiet, _)) = &mut drain {
-                        *quiet = Instant::now() + DRAIN_QUIET;
+                    if quiet_at.is_some() {
+                        quiet_at = Some(Instant::now() + DRAIN_QUIET);
                     }
                 }
-                changed = state.changed(), if follow && drain.is_none() => {
+                changed = state.changed(), if follow && max.is_none() => {
                     if changed.is_err() || !running() {
-                        let now = Instant::now();
-                        drain = Some((now + DRAIN_QUIET, now + DRAIN_MAX));
+                        max = Some(Instant::now() + DRAIN_MAX);
+                        sync = Some(tokio::spawn(sync_journal(program.clone())));
                     }
+                }
+                _ = async { if let Some(s) = sync.as_mut() { let _ = s.await; } }, if sync.is_some() => {
+                    sync = None;
+                    quiet_at = Some(Instant::now() + DRAIN_QUIET);
                 }
                 _ = quiet => return,
                 _ = until_passed => return,
@@ -263,6 +273,18 @@ fn stream_from<T: Send + Sync + 'static>(
     };
     tokio::spawn(task.in_current_span());
     Ok(rx)
+}
+
+/// `journalctl --sync`, bounded by [`DRAIN_MAX`].
+async fn sync_journal(program: std::path::PathBuf) {
+    let run = tokio::process::Command::new(program)
+        .arg("--sync")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    let _ = tokio::time::timeout(DRAIN_MAX, run).await;
 }
 
 /// dockerd's `Error grabbing logs: ...` message: a frame of stream 3 (stdcopy's
@@ -448,6 +470,62 @@ mod tests {
         assert!(l.partial.is_empty());
         l.push(b"xx\nd\n", |x| got.push(x.to_vec()));
         assert_eq!(got, [b"a".to_vec(), b"bc".to_vec(), b"d".to_vec()]);
+    }
+
+    /// A follower ends once the container stopped: after asking journald to sync, and
+    /// the journal being quiet; the follow-mode journalctl is killed then.
+    #[tokio::test]
+    async fn a_follower_ends_after_the_stop_and_a_journal_sync() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("journalctl");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh
+case \"$1\" in --sync) touch \"$(dirname \"$0\")/synced\"; exit 0;; esac
+             echo $$ > \"$(dirname \"$0\")/pid\"
+             echo '{\"MESSAGE\":\"up\",\"PRIORITY\":\"6\",\"__REALTIME_TIMESTAMP\":\"1\"}'
+             exec sleep 1000
+",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let (tx, state) = watch::channel(0);
+        let running = {
+            let up = up.clone();
+            move || up.load(Ordering::SeqCst)
+        };
+        let follow = LogsOptions {
+            follow: true,
+            ..opts()
+        };
+        let mut rx = stream_from(&fake, "abc", true, follow, running, state).unwrap();
+        assert_eq!(rx.recv().await.unwrap(), &b"up\n"[..]);
+        assert!(!dir.path().join("synced").exists());
+        up.store(false, Ordering::SeqCst);
+        tx.send(1).unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+        assert_eq!(end.unwrap(), None);
+        assert!(dir.path().join("synced").exists());
+        let pid: i32 = std::fs::read_to_string(dir.path().join("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Killed on drop, and reaped by tokio: gone within the bound.
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+        };
+        for _ in 0..300 {
+            if !alive() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!alive(), "journalctl {pid} still runs");
     }
 
     /// A stand-in journalctl (a shell script) shows that the arguments reach it, the
