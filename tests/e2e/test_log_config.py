@@ -150,3 +150,37 @@ def test_bad_daemon_log_defaults_refuse_to_start(berthd):
     proc = daemon.spawn()
     assert proc.wait(timeout=30) != 0
     assert "invalid size: 'huge'" in daemon.log_text(), daemon.log_tail()
+
+
+def test_json_file_attrs_and_logs_details(d):
+    # Labels, environment and tag as each line's `attrs`, byte for byte as dockerd 20.10
+    # wrote them for the same container (Go's map encoding: keys sorted, `&<>` escaped);
+    # `logs --details` shows them before each line as dockerd does (url query escaping,
+    # sorted by key), and a line without attributes gets a lone space.
+    cid = dk(d, "run", "-d", "--name", "attrs", "--label", "a=1 2&<x>", "--label", "b.c=é,=",
+             "-e", "X=v w", "-e", "Y=y", "-e", "ZZ=z",
+             "--log-opt", "labels=a,b.c,none", "--log-opt", "env=X,none", "--log-opt", "env-regex=^Z",
+             "--log-opt", "tag={{.Name}}/x",
+             "busybox", "sh", "-c", "echo hi; echo err >&2; printf nonl").stdout.strip()
+    assert dk(d, "wait", cid).stdout.strip() == "0"
+    log = Path(dk(d, "inspect", "-f", "{{.LogPath}}", cid).stdout.strip())
+    lines = log.read_text().splitlines()
+    want = '"attrs":{"X":"v w","ZZ":"z","a":"1 2\\u0026\\u003cx\\u003e","b.c":"é,=","tag":"attrs/x"}'
+    assert len(lines) == 3 and all(f'"stream":"std' in l and f',{want},"time":"' in l for l in lines), lines
+    prefix = "X=v+w,ZZ=z,a=1+2%26%3Cx%3E,b.c=%C3%A9%2C%3D,tag=attrs%2Fx "
+    r = dk(d, "logs", "--details", cid)
+    assert (r.stdout, r.stderr) == (f"{prefix}hi\n{prefix}nonl", f"{prefix}err\n"), r
+    stamped = dk(d, "logs", "--details", "-t", cid).stdout.splitlines()
+    assert all(l.split(" ", 1)[1].startswith(prefix) for l in stamped), stamped
+    r = dk(d, "logs", cid)
+    assert (r.stdout, r.stderr) == ("hi\nnonl", "err\n"), r
+    from conftest import BERTH_BIN, clean_env
+    r = subprocess.run([str(BERTH_BIN), "logs", "--details", cid], env=clean_env(d.docker_env),
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"{prefix}hi\n{prefix}nonl", f"{prefix}err\n"), r
+
+    plain = dk(d, "run", "-d", "busybox", "echo", "plain").stdout.strip()
+    dk(d, "wait", plain)
+    assert '"attrs"' not in Path(dk(d, "inspect", "-f", "{{.LogPath}}", plain).stdout.strip()).read_text()
+    assert dk(d, "logs", "--details", plain).stdout == " plain\n"
+    dk(d, "rm", "-f", cid, plain)

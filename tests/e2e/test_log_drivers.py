@@ -5,14 +5,17 @@
 still after a daemon restart. `syslog`: RFC 5424 / 3164 messages to a server this test
 runs on loopback (udp, tcp) and on a unix socket. `journald`: native-protocol datagrams
 to a journal socket this test binds (berthd runs in a private mount namespace where
-`/run/systemd/journal/socket` leads to it). Bad options are refused with dockerd's texts.
+`/run/systemd/journal/socket` leads to it), and read back by `docker logs` from a private
+systemd-journald's journal. Bad options are refused with dockerd's texts.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import shutil
 import socket
 import subprocess
 import threading
@@ -250,6 +253,8 @@ def test_bad_log_options_refused_with_dockerds_texts(d, tmp_path):
     before = dk(d, "ps", "-aq").stdout.split()
     for args, want in (
         (["--log-driver", "local", "--log-opt", "x=1"], "unknown log opt 'x' for log driver local"),
+        # dockerd's local driver takes no labels, env or tag (20.10 answers this).
+        (["--log-driver", "local", "--log-opt", "labels=a"], "unknown log opt 'labels' for log driver local"),
         (["--log-driver", "journald", "--log-opt", "max-size=1m"], "unknown log opt 'max-size' for journald log driver"),
         (["--log-driver", "syslog", "--log-opt", "max-file=2"], "unknown log opt 'max-file' for syslog log driver"),
         (["--log-driver", "syslog", "--log-opt", "syslog-address=127.0.0.1:514"],
@@ -314,6 +319,9 @@ def test_journald_sends_dockerds_fields(berthd, docker_env, tmp_path):
                  "busybox", "sh", "-c", "echo hello; echo oops >&2; sleep 1000").stdout.strip()
         r = dk(daemon, "start", cid, check=False)
         assert r.returncode != 0 and "failed to initialize logging driver: journald is not enabled on this host" in r.stderr, r.stderr
+        # Reading answers as dockerd's (which opens a logger to read a stopped container).
+        r = dk(daemon, "logs", cid, check=False)
+        assert r.returncode != 0 and "journald is not enabled on this host" in r.stderr, r.stderr
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(str(journal))
         sock.settimeout(30)
@@ -331,7 +339,131 @@ def test_journald_sends_dockerds_fields(berthd, docker_env, tmp_path):
         assert f["TEAM"] == "blue" and f["STAGE"] == "prod", f
         assert (f["PRIORITY"], by_msg["oops"]["PRIORITY"]) == ("6", "3")
         assert "CONTAINER_PARTIAL_MESSAGE" not in f
-        r = dk(daemon, "logs", cid, check=False)
-        assert r.returncode != 0 and "configured logging driver does not support reading" in r.stderr, r.stderr
+    finally:
+        leak_check(daemon)
+
+
+@pytest.fixture
+def private_journal():
+    """A systemd-journald of the test's own, in a mount namespace where /run/systemd,
+    /run/log and /var/log/journal are fresh tmpfs (nothing of the host's journal is read
+    or written); yields its pid, whose mount namespace berthd joins (`nsenter -m`), so
+    that the shim sends to it and journalctl reads what it wrote. Stopped afterwards."""
+    journald = shutil.which("systemd-journald") or "/lib/systemd/systemd-journald"
+    assert os.access(journald, os.X_OK) and shutil.which("journalctl"), \
+        "systemd-journald and journalctl are needed (Debian's systemd package)"
+    made = [p for p in (Path("/run/systemd"), Path("/run/log")) if not p.exists()]
+    for p in made:
+        p.mkdir()
+    setup = ("mount -t tmpfs tmpfs /run/systemd && mount -t tmpfs tmpfs /run/log && "
+             "{ [ ! -d /var/log/journal ] || mount -t tmpfs tmpfs /var/log/journal; } && exec \"$0\"")
+    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", setup, journald],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        sock = Path(f"/proc/{proc.pid}/root/run/systemd/journal/socket")
+        poll(lambda: sock.exists() or (proc.poll() is not None and AssertionError(proc.stderr.read())),
+             30, "the private journald's socket")
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        for p in made:
+            p.rmdir()
+
+
+def frames(body: bytes) -> list[tuple[int, bytes]]:
+    """A multiplexed stream as (stream, payload) frames."""
+    out = []
+    while len(body) >= 8:
+        n = int.from_bytes(body[4:8], "big")
+        out.append((body[0], body[8:8 + n]))
+        body = body[8 + n:]
+    return out
+
+
+def journalctl_readers(cid: str) -> list[int]:
+    """The journalctl processes reading container `cid`'s entries."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and f"CONTAINER_ID_FULL={cid}".encode() in (p / "cmdline").read_bytes():
+                pids.append(int(p.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_journald_logs_read_back(berthd, docker_env, private_journal, tmp_path):
+    # berthd in the private journald's mount namespace: its shims write to that journal,
+    # and `docker logs` reads it back as dockerd does (stream by priority, attrs with
+    # --details, tail, since/until, follow until the container stops).
+    daemon = berthd(start=False)
+    argv = daemon.argv
+    daemon.argv = lambda: ["nsenter", "-t", str(private_journal), "-m", "--", *argv()]
+    daemon.start()
+    daemon.docker_env = docker_env({"DOCKER_HOST": daemon.unix_host})
+    import_busybox(daemon.docker_env)
+    acks = tmp_path / "acks"
+    acks.mkdir()
+    try:
+        script = ("echo line-1; echo err-1 >&2; echo line-2; echo line-3; "
+                  "while [ ! -e /acks/more ]; do usleep 5000; done; echo line-4; printf line-5")
+        cid = dk(daemon, "run", "-d", "--log-driver", "journald", "--label", "team=blue", "-e", "STAGE=prod",
+                 "--log-opt", "labels=team", "--log-opt", "env=STAGE", "-v", f"{acks}:/acks:ro",
+                 "busybox", "sh", "-c", script).stdout.strip()
+        both = f"/containers/{cid}/logs?stdout=1&stderr=1"
+        order = poll(lambda: len(f := frames(daemon.request("GET", both).body)) == 4 and f, 30, "the first lines")
+        assert sorted(order) == [(1, b"line-1\n"), (1, b"line-2\n"), (1, b"line-3\n"), (2, b"err-1\n")], order
+        r = dk(daemon, "logs", cid)
+        assert (r.stdout, r.stderr) == ("line-1\nline-2\nline-3\n", "err-1\n"), r
+        # The journal's order across streams, as dockerd's tail counts it.
+        assert frames(daemon.request("GET", both + "&tail=2").body) == order[-2:]
+        assert dk(daemon, "logs", "--tail", "0", cid).stdout == ""
+        r = dk(daemon, "logs", "--details", cid)
+        assert (r.stdout, r.stderr) == ("".join(f"STAGE=prod,TEAM=blue line-{n}\n" for n in (1, 2, 3)),
+                                        "STAGE=prod,TEAM=blue err-1\n"), r
+        api = daemon.request("GET", f"/containers/{cid}/logs?stderr=1")
+        assert api.status == 200 and api.body == b"\x02\0\0\0\0\0\0\x06err-1\n", api.body
+        stamped = dk(daemon, "logs", "-t", cid).stdout.splitlines()
+        assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z line-\d$", l) for l in stamped), stamped
+        t2 = stamped[1].split(" ")[0]
+        since = dk(daemon, "logs", "--since", t2, cid).stdout
+        assert since == "".join(l.split(" ", 1)[1] + "\n" for l in stamped if nanos(l.split(" ")[0]) >= nanos(t2)), since
+        assert since.startswith("line-2\n") or since.startswith("line-1\n"), since
+        until = dk(daemon, "logs", "--until", t2, cid).stdout
+        assert until == "".join(l.split(" ", 1)[1] + "\n" for l in stamped if nanos(l.split(" ")[0]) <= nanos(t2)), until
+        assert until.startswith("line-1\nline-2\n"), until
+
+        # A follower shows what comes, and ends by itself once the container stopped.
+        follower = subprocess.Popen([DOCKER_BIN, "logs", "-f", cid], env=daemon.docker_env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert follower.stdout is not None
+            assert [follower.stdout.readline() for _ in range(3)] == ["line-1\n", "line-2\n", "line-3\n"]
+            (acks / "more").touch()
+            out, err = follower.communicate(timeout=60)
+        finally:
+            follower.kill()
+        assert (out, err) == ("line-4\nline-5", "err-1\n"), (out, err)
+        assert dk(daemon, "inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "exited"
+        assert dk(daemon, "logs", "--tail", "1", cid).stdout == "line-5"
+
+        # journalctl goes with the client: a follower of a running container, cut off.
+        cid2 = dk(daemon, "run", "-d", "--log-driver", "journald", "busybox", "sh", "-c",
+                  "echo up; sleep 1000").stdout.strip()
+        follower = subprocess.Popen([DOCKER_BIN, "logs", "-f", cid2], env=daemon.docker_env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            assert follower.stdout is not None and follower.stdout.readline() == "up\n"
+            assert journalctl_readers(cid2), "no journalctl reads the journal"
+        finally:
+            follower.kill()
+            follower.wait(30)
+        poll(lambda: not journalctl_readers(cid2), 30, "journalctl to end with its client")
     finally:
         leak_check(daemon)

@@ -93,6 +93,11 @@ pub struct LogOptions {
     /// Gzip each rotated file (`path.1.gz`, …), the `local` driver's default.
     #[serde(default)]
     pub compress: bool,
+    /// json-file's `attrs` of every line (`--log-opt labels`, `env`, their `-regex`
+    /// forms, `tag`), settled by the engine at start, keys sorted and unique; empty: no
+    /// `attrs` key, as dockerd writes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attrs: Vec<(String, String)>,
     /// Where the lines go instead of `path` (the `journald` and `syslog` drivers);
     /// `None`: the file.
     #[serde(default)]

@@ -55,6 +55,7 @@ impl World {
                 format: Default::default(),
                 compress: false,
                 sink: None,
+                attrs: Vec::new(),
             }),
             open_stdin: false,
             stdin_once: false,

@@ -1,11 +1,12 @@
 //! `logs`: the container's output as stored by the daemon, with `--since`/`--until` in
-//! whole seconds and `--follow`.
+//! whole seconds, `--follow` and `--details`.
 
 use std::io::{self, Write};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
+use bollard::BollardRequest;
 use futures_util::StreamExt;
 
 use super::LogsArgs;
@@ -15,10 +16,19 @@ use crate::Session;
 /// `logs`.
 pub async fn logs(session: &Session, args: &LogsArgs) -> Result<(), Error> {
     let client = session.client().await?;
-    let docker = client
+    let mut docker = client
         .docker()
         .clone()
         .with_timeout(Duration::from_secs(365 * 24 * 3600));
+    if args.details {
+        // bollard's query type has no `details`: added to the request it builds.
+        docker = docker.with_request_modifier(|mut req: BollardRequest| {
+            if let Some(u) = with_details(&req.uri().to_string()) {
+                *req.uri_mut() = u;
+            }
+            req
+        });
+    }
     let mut s = docker.logs(
         &args.container,
         Some(LogsOptions {
@@ -50,6 +60,12 @@ pub async fn logs(session: &Session, args: &LogsArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// `uri` with `details=1` added to its query.
+fn with_details(uri: &str) -> Option<http::Uri> {
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}details=1").parse().ok()
+}
+
 /// `--since`/`--until` of `logs` in whole seconds (bollard's query type); `until` rounds
 /// up so that the second it names is included.
 fn log_time(value: Option<&str>, round_up: bool) -> Result<i32, Error> {
@@ -72,6 +88,20 @@ fn log_time(value: Option<&str>, round_up: bool) -> Result<i32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn details_join_the_query() {
+        assert_eq!(
+            with_details("http://x/v1.50/containers/c/logs?stdout=true")
+                .unwrap()
+                .to_string(),
+            "http://x/v1.50/containers/c/logs?stdout=true&details=1"
+        );
+        assert_eq!(
+            with_details("/containers/c/logs").unwrap().to_string(),
+            "/containers/c/logs?details=1"
+        );
+    }
 
     #[test]
     fn log_times_are_whole_seconds() {

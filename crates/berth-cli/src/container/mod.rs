@@ -260,6 +260,9 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Show extra details provided to logs
+    #[arg(long)]
+    pub details: bool,
     /// Number of lines to show from the end of the logs
     #[arg(short = 'n', long, value_name = "string", default_value = "all")]
     pub tail: String,

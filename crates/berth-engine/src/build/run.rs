@@ -93,6 +93,7 @@ impl Builder<'_> {
             tail: None,
             since: None,
             until: None,
+            details: false,
         };
         if let Ok((_, mut rx)) = self.engine.container_logs(&id, logs).await {
             let mut demux = Demux::default();

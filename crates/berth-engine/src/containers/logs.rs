@@ -1,7 +1,9 @@
 //! Reading the json-file (or `local`) log the shim writes: `tail`, `since`, `until`, `timestamps`,
-//! stream selection, `follow` (woken by inotify on the container's directory, until the
-//! container stops), multiplexed frames unless the container has a tty.
+//! `details`, stream selection, `follow` (woken by inotify on the container's directory, until the
+//! container stops), multiplexed frames unless the container has a tty. The journal is
+//! read back in [`journal`].
 
+use std::collections::BTreeMap;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,10 +13,12 @@ use berth_api_types::stdcopy::{frame_header, Stream};
 mod config;
 mod fastline;
 mod files;
+mod journal;
 pub(crate) use config::settle as settle_log_config;
-pub(crate) use config::{log_file, log_options, readable};
+pub(crate) use config::{journal_readable, log_file, log_options, readable};
 pub(crate) use config::{CRI as CRI_LOG_DRIVER, CRI_PATH_OPT};
 use files::LogFiles;
+pub(crate) use journal::stream as journal_stream;
 
 use bytes::Bytes;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
@@ -35,6 +39,8 @@ pub struct LogsOptions {
     pub since: Option<i64>,
     /// Only entries at or before this time (ns since the epoch); `follow` ends there.
     pub until: Option<i64>,
+    /// Each line preceded by its attributes, `k=v,k2=v2 ` (`details`).
+    pub details: bool,
 }
 
 /// What wakes a follower: inotify on the directory holding the log.
@@ -86,12 +92,74 @@ struct Line<'a> {
     stream: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     time: std::borrow::Cow<'a, str>,
+    /// json-file's extra attributes (sorted by key, as `details` shows them).
+    #[serde(default)]
+    attrs: BTreeMap<String, String>,
+}
+
+/// Appends `attrs` as dockerd's `details` shows them before a line (moby
+/// `httputils.attrsByteSlice`): sorted by key, each `key=value` with both parts escaped as
+/// Go's `url.QueryEscape` does, joined by commas, then one space (alone when there are no
+/// attributes).
+fn push_details<'a>(out: &mut Vec<u8>, attrs: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    for (i, (k, v)) in attrs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        query_escape_into(out, k);
+        out.push(b'=');
+        query_escape_into(out, v);
+    }
+    out.push(b' ');
+}
+
+/// Go's `url.QueryEscape`: letters, digits and `-_.~` as they are, a space as `+`,
+/// every other byte as `%XX`.
+fn query_escape_into(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s.as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b),
+            b' ' => out.push(b'+'),
+            _ => out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]),
+        }
+    }
+}
+
+/// Appends one entry as the client sees it: a frame header unless `tty`, then the time
+/// (with `timestamps`), the attributes (with `details`), and the line.
+fn push_entry<'a>(
+    out: &mut Vec<u8>,
+    tty: bool,
+    opts: &LogsOptions,
+    stream: Stream,
+    time: &str,
+    attrs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    line: &[u8],
+) {
+    let mark = out.len();
+    if !tty {
+        out.extend_from_slice(&[0; 8]);
+    }
+    let payload = out.len();
+    if opts.timestamps {
+        out.extend_from_slice(time.as_bytes());
+        out.push(b' ');
+    }
+    if opts.details {
+        push_details(out, attrs);
+    }
+    out.extend_from_slice(line);
+    if !tty {
+        let len = u32::try_from(out.len() - payload).unwrap_or(u32::MAX);
+        out[mark..payload].copy_from_slice(&frame_header(stream, len));
+    }
 }
 
 /// Appends what the client sees of one log line to `out` (a frame, or raw bytes with a
 /// tty); false when the line is filtered out or unreadable.
 fn render_into(line: &[u8], tty: bool, opts: &LogsOptions, out: &mut Vec<u8>) -> bool {
-    if !opts.timestamps && opts.since.is_none() && opts.until.is_none() {
+    if !opts.timestamps && !opts.details && opts.since.is_none() && opts.until.is_none() {
         let mark = out.len();
         if !tty {
             out.extend_from_slice(&[0; 8]);
@@ -131,15 +199,8 @@ fn render_into(line: &[u8], tty: bool, opts: &LogsOptions, out: &mut Vec<u8>) ->
         "stdout" if opts.stdout => Stream::Stdout,
         _ => return false,
     };
-    let len = e.log.len() + if opts.timestamps { e.time.len() + 1 } else { 0 };
-    if !tty {
-        out.extend_from_slice(&frame_header(stream, len as u32));
-    }
-    if opts.timestamps {
-        out.extend_from_slice(e.time.as_bytes());
-        out.push(b' ');
-    }
-    out.extend_from_slice(e.log.as_bytes());
+    let attrs = e.attrs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    push_entry(out, tty, opts, stream, &e.time, attrs, e.log.as_bytes());
     true
 }
 
@@ -328,6 +389,41 @@ mod tests {
             render(line, true, &ts).unwrap(),
             b"2024-01-01T00:00:00Z hi\n"
         );
+    }
+
+    #[test]
+    fn details_show_attrs_as_dockerd() {
+        // dockerd 20.10 printed `X=v+w,ZZ=z,a=1+2%26%3Cx%3E,b.c=%C3%A9%2C%3D,tag=n%2Fx hi`
+        // for these attributes, and ` plain` for a line without any.
+        let line = r#"{"log":"hi\n","stream":"stderr","attrs":{"b.c":"é,=","a":"1 2&<x>","X":"v w","ZZ":"z","tag":"n/x"},"time":"2024-01-01T00:00:00.5Z"}"#;
+        let plain = br#"{"log":"plain\n","stream":"stdout","time":"2024-01-01T00:00:00Z"}"#;
+        let all = LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let details = LogsOptions {
+            details: true,
+            ..all.clone()
+        };
+        assert_eq!(
+            String::from_utf8(render(line.as_bytes(), true, &details).unwrap()).unwrap(),
+            "X=v+w,ZZ=z,a=1+2%26%3Cx%3E,b.c=%C3%A9%2C%3D,tag=n%2Fx hi\n"
+        );
+        assert_eq!(render(plain, true, &details).unwrap(), b" plain\n");
+        // Without details the attributes stay hidden; with timestamps they come first.
+        assert_eq!(render(line.as_bytes(), true, &all).unwrap(), b"hi\n");
+        let both = LogsOptions {
+            timestamps: true,
+            ..details.clone()
+        };
+        assert_eq!(
+            render(plain, false, &both).unwrap(),
+            b"\x01\0\0\0\0\0\0\x1c2024-01-01T00:00:00Z  plain\n"
+        );
+        let mut out = Vec::new();
+        push_details(&mut out, [("k~-_.", "A z/+%")]);
+        assert_eq!(out, b"k~-_.=A+z%2F%2B%25 ");
     }
 
     fn entry(log: &str) -> String {

@@ -140,6 +140,17 @@ impl Engine {
         let entry = c.subject(name)?;
         let (id, tty) = {
             let r = entry.rec();
+            if let Some(journal) = logs::journal_readable(&r.host_config) {
+                journal?;
+                let (id, tty) = (r.id.clone(), r.tty());
+                drop(r);
+                let running = {
+                    let entry = entry.clone();
+                    move || entry.rec().running() || entry.rec().restarting()
+                };
+                let state = entry.events.subscribe();
+                return Ok((tty, logs::journal_stream(&id, tty, opts, running, state)?));
+            }
             if !logs::readable(&r.host_config) {
                 // moby `daemon/logger`: `ErrReadLogsNotSupported`.
                 return Err(EngineError::NotImplemented(

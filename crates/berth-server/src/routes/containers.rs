@@ -208,6 +208,7 @@ async fn logs(
         since: time_param(&q, "since")?,
         // bollard sends `until=0` for "no bound"; the epoch bounds nothing useful either.
         until: time_param(&q, "until")?.filter(|u| *u != 0),
+        details: q.bool("details"),
     };
     if !opts.stdout && !opts.stderr {
         return Err(ApiError::bad_request(
@@ -340,6 +341,7 @@ fn replay_options(streams: &AttachStreams) -> LogsOptions {
         tail: None,
         since: None,
         until: None,
+        details: false,
     }
 }
 

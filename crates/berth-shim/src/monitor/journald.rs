@@ -62,7 +62,7 @@ impl Journald {
         let mut result = Ok(());
         splitter.split(data, |line| {
             if result.is_ok() {
-                result = self.send(stream, line, false);
+                result = self.send(stream, line);
             }
         });
         self.splitters[stream as usize - 1] = splitter;
@@ -72,39 +72,32 @@ impl Journald {
     pub fn flush(&mut self) -> io::Result<()> {
         for stream in [Stream::Stdout, Stream::Stderr] {
             if let Some(tail) = self.splitters[stream as usize - 1].finish() {
-                self.send(stream, &tail, true)?;
+                self.send(stream, &tail)?;
             }
         }
         Ok(())
     }
 
-    fn send(&mut self, stream: Stream, line: &[u8], end: bool) -> io::Result<()> {
+    fn send(&mut self, stream: Stream, line: &[u8]) -> io::Result<()> {
         encode_line(
             &mut self.buf,
             &self.fields,
             stream,
             line,
-            end,
             &rfc3339_nano(SystemTime::now()),
         );
         self.sock.send_to(&self.buf, &self.socket).map(drop)
     }
 }
 
-/// One datagram: the common fields, then the line's own. A part cut at the line limit
-/// (no newline, not the output's end) is a partial message, as dockerd marks it.
-fn encode_line(
-    out: &mut Vec<u8>,
-    fields: &[u8],
-    stream: Stream,
-    line: &[u8],
-    end: bool,
-    time: &str,
-) {
+/// One datagram: the common fields, then the line's own. A part without a newline (cut
+/// at the line limit, or the output's unfinished end) is a partial message, as dockerd's
+/// copier sends both, so that reading it back adds no newline.
+fn encode_line(out: &mut Vec<u8>, fields: &[u8], stream: Stream, line: &[u8], time: &str) {
     out.clear();
     let (text, partial) = match line.strip_suffix(b"\n") {
         Some(t) => (t, false),
-        None => (line, !end),
+        None => (line, true),
     };
     encode_field(out, "MESSAGE", text);
     out.extend_from_slice(fields);
@@ -152,7 +145,7 @@ mod tests {
         encode_field(&mut common, "CONTAINER_NAME", b"web");
         encode_field(&mut common, "MULTI", b"a\nb");
         let mut out = Vec::new();
-        encode_line(&mut out, &common, Stream::Stderr, b"oops\n", false, "T");
+        encode_line(&mut out, &common, Stream::Stderr, b"oops\n", "T");
         assert_eq!(
             parse(&out),
             [
@@ -163,12 +156,25 @@ mod tests {
                 ("SYSLOG_TIMESTAMP".into(), b"T".to_vec()),
             ]
         );
-        encode_line(&mut out, &[], Stream::Stdout, b"cut", false, "T");
+        encode_line(&mut out, &[], Stream::Stdout, b"cut", "T");
         let f = parse(&out);
         assert_eq!(f[1], ("PRIORITY".into(), b"6".to_vec()));
         assert_eq!(f[3], ("CONTAINER_PARTIAL_MESSAGE".into(), b"true".to_vec()));
-        encode_line(&mut out, &[], Stream::Stdout, b"last", true, "T");
-        assert_eq!(parse(&out).len(), 3);
+    }
+
+    #[test]
+    fn the_unfinished_end_is_sent_as_partial() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("socket");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let mut j = Journald::open(path, &[]).unwrap();
+        j.write(Stream::Stdout, b"no newline").unwrap();
+        j.flush().unwrap();
+        let mut buf = [0u8; 4096];
+        let n = server.recv(&mut buf).unwrap();
+        let f = parse(&buf[..n]);
+        assert_eq!(f[0].1, b"no newline");
+        assert!(f.contains(&("CONTAINER_PARTIAL_MESSAGE".into(), b"true".to_vec())));
     }
 
     #[test]

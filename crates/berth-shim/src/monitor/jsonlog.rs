@@ -127,8 +127,56 @@ fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(&s[run..]);
 }
 
-/// Appends one `{"log","stream","time"}` line, as serde_json would write a [`LogEntry`].
-fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, time: &str) {
+/// The `,"attrs":{…}` part of every line of a container with extra attributes, as
+/// dockerd's json-file writes it (Go's `json.Marshal` of a map: keys sorted, `<`, `>`,
+/// `&`, U+2028 and U+2029 escaped too); empty without attributes. Encoded once, at open.
+pub fn encode_attrs(attrs: &[(String, String)]) -> Vec<u8> {
+    if attrs.is_empty() {
+        return Vec::new();
+    }
+    let mut sorted: Vec<&(String, String)> = attrs.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    sorted.dedup_by(|a, b| a.0 == b.0);
+    let mut out = b",\"attrs\":{".to_vec();
+    for (i, (k, v)) in sorted.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        for s in [k, v] {
+            out.push(b'"');
+            go_escape_into(&mut out, s);
+            out.push(b'"');
+            out.push(b':');
+        }
+        out.pop();
+    }
+    out.push(b'}');
+    out
+}
+
+/// [`escape_into`] plus the characters Go's encoder escapes for HTML's sake.
+fn go_escape_into(out: &mut Vec<u8>, s: &str) {
+    let mut run = 0;
+    for (i, c) in s.char_indices() {
+        let esc: &[u8] = match c {
+            '<' => b"\\u003c",
+            '>' => b"\\u003e",
+            '&' => b"\\u0026",
+            '\u{2028}' => b"\\u2028",
+            '\u{2029}' => b"\\u2029",
+            _ => continue,
+        };
+        escape_into(out, &s.as_bytes()[run..i]);
+        out.extend_from_slice(esc);
+        run = i + c.len_utf8();
+    }
+    escape_into(out, &s.as_bytes()[run..]);
+}
+
+/// Appends one `{"log","stream","time"}` line, as serde_json would write a [`LogEntry`];
+/// `attrs` (from [`encode_attrs`]) goes between the stream and the time, where dockerd
+/// puts it.
+fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, attrs: &[u8], time: &str) {
     out.extend_from_slice(b"{\"log\":\"");
     match std::str::from_utf8(line) {
         Ok(_) => escape_into(out, line),
@@ -137,7 +185,9 @@ fn encode_entry(out: &mut Vec<u8>, line: &[u8], stream: &str, time: &str) {
     }
     out.extend_from_slice(b"\",\"stream\":\"");
     out.extend_from_slice(stream.as_bytes());
-    out.extend_from_slice(b"\",\"time\":\"");
+    out.push(b'"');
+    out.extend_from_slice(attrs);
+    out.extend_from_slice(b",\"time\":\"");
     out.extend_from_slice(time.as_bytes());
     out.extend_from_slice(b"\"}\n");
 }
@@ -170,6 +220,8 @@ pub struct JsonLog {
     splitters: [LineSplitter; 2],
     /// Reused for every write: the encoded entries.
     buf: Vec<u8>,
+    /// [`encode_attrs`] of the options' attributes.
+    attrs: Vec<u8>,
     /// The last rotated file being compressed (`compress`).
     compressing: Option<std::thread::JoinHandle<()>>,
 }
@@ -185,7 +237,9 @@ impl JsonLog {
             .append(true)
             .open(&opts.path)?;
         let size = file.metadata()?.len();
+        let attrs = encode_attrs(&opts.attrs);
         Ok(JsonLog {
+            attrs,
             opts,
             file,
             size,
@@ -241,7 +295,7 @@ impl JsonLog {
     ) -> io::Result<()> {
         let start = buf.len();
         match self.opts.format {
-            LogFormat::JsonFile => encode_entry(buf, line, stream.name(), time),
+            LogFormat::JsonFile => encode_entry(buf, line, stream.name(), &self.attrs, time),
             LogFormat::Cri => encode_cri(buf, line, stream.name(), time, end),
         }
         let len = (buf.len() - start) as u64;
@@ -402,7 +456,7 @@ mod tests {
         ];
         for line in cases {
             let mut ours = Vec::new();
-            encode_entry(&mut ours, line, "stdout", "2026-01-02T03:04:05.123Z");
+            encode_entry(&mut ours, line, "stdout", b"", "2026-01-02T03:04:05.123Z");
             let entry = berth_shim::LogEntry {
                 log: String::from_utf8_lossy(line).into_owned(),
                 stream: "stdout".into(),
@@ -418,6 +472,51 @@ mod tests {
     }
 
     #[test]
+    fn attrs_are_written_as_dockerd_writes_them() {
+        assert!(encode_attrs(&[]).is_empty());
+        let attrs = [
+            ("tag".to_string(), "web/x".to_string()),
+            ("a".into(), "1 2&<x>".into()),
+            ("b.c".into(), "\u{e9},=\"\u{2028}".into()),
+            ("a".into(), "dup".into()),
+        ];
+        let enc = encode_attrs(&attrs);
+        // Byte for byte what dockerd 20.10 wrote for the same labels (Go's map encoding).
+        assert_eq!(
+            String::from_utf8(enc.clone()).unwrap(),
+            r#","attrs":{"a":"1 2\u0026\u003cx\u003e","b.c":"é,=\"\u2028","tag":"web/x"}"#
+        );
+        let mut line = Vec::new();
+        encode_entry(&mut line, b"hi\n", "stdout", &enc, "T");
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["attrs"]["a"], "1 2&<x>");
+        assert_eq!(v["attrs"]["b.c"], "\u{e9},=\"\u{2028}");
+        assert!(String::from_utf8(line)
+            .unwrap()
+            .starts_with(r#"{"log":"hi\n","stream":"stdout","attrs":{"a""#));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let mut log = JsonLog::open(LogOptions {
+            path: path.clone(),
+            max_size: None,
+            max_files: 1,
+            format: LogFormat::JsonFile,
+            compress: false,
+            sink: None,
+            attrs: vec![("k".into(), "v".into())],
+        })
+        .unwrap();
+        log.write(Stream::Stdout, b"one\ntwo\n").unwrap();
+        for l in fs::read_to_string(&path).unwrap().lines() {
+            assert!(
+                l.contains(r#""stream":"stdout","attrs":{"k":"v"},"time":""#),
+                "{l}"
+            );
+        }
+    }
+
+    #[test]
     fn writes_docker_json_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c-json.log");
@@ -428,6 +527,7 @@ mod tests {
             format: LogFormat::JsonFile,
             compress: false,
             sink: None,
+            attrs: Vec::new(),
         })
         .unwrap();
         log.write(Stream::Stdout, b"hi\nbad \xff utf8\n\"quoted\"")
@@ -462,6 +562,7 @@ mod tests {
             format: LogFormat::JsonFile,
             compress: false,
             sink: None,
+            attrs: Vec::new(),
         };
         let mut log = JsonLog::open(opts).unwrap();
         for i in 0..40 {
@@ -489,6 +590,7 @@ mod tests {
             format: LogFormat::JsonFile,
             compress: true,
             sink: None,
+            attrs: Vec::new(),
         })
         .unwrap();
         for i in 0..40 {
@@ -529,6 +631,7 @@ mod tests {
             format: LogFormat::JsonFile,
             compress: false,
             sink: None,
+            attrs: Vec::new(),
         })
         .unwrap();
         for i in 0..20 {
@@ -551,6 +654,7 @@ mod tests {
             format: LogFormat::Cri,
             compress: false,
             sink: None,
+            attrs: Vec::new(),
         })
         .unwrap();
         let long = vec![b'x'; LOG_LINE_MAX + 3];

@@ -95,6 +95,7 @@ impl Harness {
                 format: Default::default(),
                 compress: false,
                 sink: None,
+                attrs: Vec::new(),
             }),
             open_stdin: false,
             stdin_once: false,

@@ -41,17 +41,9 @@ const JSON_FILE_OPTS: &[&str] = &[
     "tag",
 ];
 
-/// local options dockerd accepts (moby `daemon/logger/local`).
-const LOCAL_OPTS: &[&str] = &[
-    "max-size",
-    "max-file",
-    "compress",
-    "labels",
-    "labels-regex",
-    "env",
-    "env-regex",
-    "tag",
-];
+/// local options dockerd accepts (moby `daemon/logger/local`: no `labels`, `env` or
+/// `tag`; dockerd 20.10 answers "unknown log opt 'labels' for log driver local").
+const LOCAL_OPTS: &[&str] = &["max-size", "max-file", "compress"];
 
 /// journald options dockerd accepts (moby `daemon/logger/journald`).
 const JOURNALD_OPTS: &[&str] = &["labels", "labels-regex", "env", "env-regex", "tag"];
@@ -478,9 +470,24 @@ pub(crate) fn log_file(hc: &HostConfig, data_dir: &Path, id: &str) -> PathBuf {
     }
 }
 
-/// Whether `docker logs` can read what this driver wrote.
+/// Whether `docker logs` can read what this driver wrote from the log file.
 pub(crate) fn readable(hc: &HostConfig) -> bool {
     matches!(driver(hc), JSON_FILE | LOCAL)
+}
+
+/// With the `journald` driver, whether its journal can be read: dockerd opens a logger to
+/// read a stopped container's log, and answers its error when no journal listens.
+pub(crate) fn journal_readable(hc: &HostConfig) -> Option<Result<(), EngineError>> {
+    (driver(hc) == JOURNALD).then(|| {
+        if Path::new(JOURNAL_SOCKET).exists() {
+            Ok(())
+        } else {
+            // moby `journald.New`.
+            Err(EngineError::Internal(
+                "journald is not enabled on this host".into(),
+            ))
+        }
+    })
 }
 
 /// dockerd's wording for a log driver that cannot start.
@@ -504,6 +511,7 @@ pub(crate) fn log_options(
         format: LogFormat::JsonFile,
         compress,
         sink: None,
+        attrs: Vec::new(),
     };
     let tag = || {
         render_tag(
@@ -526,6 +534,7 @@ pub(crate) fn log_options(
                 format: LogFormat::Cri,
                 compress: false,
                 sink: None,
+                attrs: Vec::new(),
             }))
         }
         LOCAL => {
@@ -601,9 +610,28 @@ pub(crate) fn log_options(
                     "compress cannot be true when max-file is less than 2 or max-size is not set",
                 )));
             }
-            file(max_size, max_files, compress)
+            let attrs = file_attrs(rec, &config, tag).map_err(init)?;
+            LogOptions {
+                attrs,
+                ..file(max_size, max_files, compress)
+            }
         }
     }))
+}
+
+/// json-file's `attrs` (moby `jsonfilelog.New`): the extra attributes, and `tag` when the
+/// option is given (json-file has no default tag); a later key wins, as in moby's map.
+/// Sorted by key.
+fn file_attrs(
+    rec: &Record,
+    config: &BTreeMap<String, String>,
+    tag: impl Fn() -> Result<String, EngineError>,
+) -> Result<Vec<(String, String)>, EngineError> {
+    let mut attrs: BTreeMap<String, String> = extra_attributes(rec, config).into_iter().collect();
+    if config.get("tag").is_some_and(|t| !t.is_empty()) {
+        attrs.insert("tag".into(), tag()?);
+    }
+    Ok(attrs.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -701,6 +729,41 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn json_file_attrs_settled_at_start_as_dockerd() {
+        let none = BTreeMap::new();
+        let settled = |cfg: Value| {
+            let mut h = hc(json!({ "LogConfig": cfg }));
+            super::settle(&mut h, JSON_FILE, &none).unwrap();
+            h
+        };
+        // No options, or an empty tag: no attrs (json-file has no default tag).
+        let h = settled(json!({"Config": {"tag": ""}}));
+        assert!(log_options(&h, Path::new("/c")).unwrap().attrs.is_empty());
+        let h = settled(json!({"Config": {
+            "labels": "com.example.team,absent", "env": "B", "env-regex": "^A$",
+            "tag": "{{.Name}}/{{.ID}}"}}));
+        let o = log_options(&h, Path::new("/c")).unwrap();
+        let want: Vec<(String, String)> = [
+            ("A", "1"),
+            ("B", "two"),
+            ("com.example.team", "blue"),
+            ("tag", "web/0123456789ab"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(o.attrs, want);
+        // A tag that does not render refuses the start, as dockerd's json-file New.
+        let h = settled(json!({"Config": {"tag": "{{.Nope}}"}}));
+        let e = super::log_options(&rec(&h), Path::new("/c")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("failed to initialize logging driver: template: log-tag"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -831,6 +894,14 @@ mod tests {
             (
                 json!({"Type": "local", "Config": {"foo": "1"}}),
                 "unknown log opt 'foo' for log driver local",
+            ),
+            (
+                json!({"Type": "local", "Config": {"labels": "a"}}),
+                "unknown log opt 'labels' for log driver local",
+            ),
+            (
+                json!({"Type": "local", "Config": {"tag": "x"}}),
+                "unknown log opt 'tag' for log driver local",
             ),
             (
                 json!({"Type": "journald", "Config": {"max-size": "1m"}}),

@@ -1,5 +1,7 @@
 //! A fast reader for the json-file lines our shim writes, in its fixed key order:
-//! `{"log":"…","stream":"stdout|stderr","time":"…"}`. It unescapes the `log` string
+//! `{"log":"…","stream":"stdout|stderr","time":"…"}`, with an `"attrs":{…}` object of
+//! strings before the time when the container has attributes (skipped: the fast path
+//! serves requests that do not show them). It unescapes the `log` string
 //! straight into the output buffer; any line of another shape returns `None` and goes
 //! through the general (serde) path instead, so correctness never depends on it.
 
@@ -11,6 +13,7 @@ pub(super) struct Parsed<'a> {
 const LOG_KEY: &[u8] = br#"{"log":""#;
 const STREAM_KEY: &[u8] = br#","stream":""#;
 const TIME_KEY: &[u8] = br#","time":""#;
+const ATTRS_KEY: &[u8] = br#","attrs":{"#;
 
 /// Unescapes the `log` value of `line` onto `out` and returns the other fields; on `None`
 /// `out` is left as it was.
@@ -28,7 +31,10 @@ fn parse<'a>(line: &'a [u8], out: &mut Vec<u8>) -> Option<Parsed<'a>> {
     let rest = unescape_string(rest, out)?;
     let rest = rest.strip_prefix(STREAM_KEY)?;
     let end = rest.iter().position(|b| *b == b'"')?;
-    let (stream, rest) = (&rest[..end], &rest[end + 1..]);
+    let (stream, mut rest) = (&rest[..end], &rest[end + 1..]);
+    if let Some(attrs) = rest.strip_prefix(ATTRS_KEY) {
+        rest = skip_attrs(attrs)?;
+    }
     let rest = rest.strip_prefix(TIME_KEY)?;
     let end = rest.iter().position(|b| *b == b'"')?;
     let (time, rest) = (&rest[..end], &rest[end + 1..]);
@@ -38,6 +44,35 @@ fn parse<'a>(line: &'a [u8], out: &mut Vec<u8>) -> Option<Parsed<'a>> {
         return None;
     }
     Some(Parsed { stream })
+}
+
+/// Skips the members of an object of strings, `"k":"v",…}` (after its `{`), as our shim
+/// and dockerd write it (no spaces); returns what follows the `}`.
+fn skip_attrs(mut s: &[u8]) -> Option<&[u8]> {
+    if let Some(rest) = s.strip_prefix(b"}") {
+        return Some(rest);
+    }
+    loop {
+        s = skip_string(s.strip_prefix(b"\"")?)?;
+        s = skip_string(s.strip_prefix(b":\"")?)?;
+        match s.split_first()? {
+            (b',', rest) => s = rest,
+            (b'}', rest) => return Some(rest),
+            _ => return None,
+        }
+    }
+}
+
+/// What follows a JSON string body (after its opening quote), not unescaped.
+fn skip_string(s: &[u8]) -> Option<&[u8]> {
+    let mut i = 0;
+    loop {
+        match *s.get(i)? {
+            b'"' => return s.get(i + 1..),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
 }
 
 /// Copies a JSON string body (after its opening quote) onto `out`, unescaped; returns
@@ -120,10 +155,26 @@ mod tests {
     }
 
     #[test]
+    fn attrs_are_skipped() {
+        for line in [
+            &br#"{"log":"hi\n","stream":"stderr","attrs":{"a":"1 \"}\\","b.c":"\u0026"},"time":"t"}"#[..],
+            br#"{"log":"hi\n","stream":"stderr","attrs":{},"time":"t"}"#,
+        ] {
+            let mut out = Vec::new();
+            let p = parse_into(line, &mut out).expect("our shape");
+            assert_eq!((out.as_slice(), p.stream), (&b"hi\n"[..], &b"stderr"[..]));
+        }
+    }
+
+    #[test]
     fn other_shapes_fall_back_and_leave_out_alone() {
         for line in [
             &br#"{"stream":"stdout","log":"x","time":"t"}"#[..],
             br#"{"log":"x","stream":"stdout","time":"t","attrs":{}}"#,
+            br#"{"log":"x","stream":"stdout","attrs":{"a":1},"time":"t"}"#,
+            br#"{"log":"x","stream":"stdout","attrs":{"a":"1""#,
+            br#"{"log":"x","stream":"stdout","attrs":{"a":"1\"},"time":"t"}"#,
+            br#"{"log":"x","stream":"stdout","attrs":{"a" : "1"},"time":"t"}"#,
             br#"{"log":"x\q","stream":"stdout","time":"t"}"#,
             br#"{"log":"\ud83d","stream":"stdout","time":"t"}"#,
             br#"{"log":"unterminated"#,
