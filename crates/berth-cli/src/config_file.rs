@@ -462,8 +462,8 @@ mod tests {
 
     #[test]
     fn empty_missing_and_bad_files() {
-        let dir = std::env::temp_dir().join(format!("berth-registry-test-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("sub").join("config.json");
         let c = ConfigFile::load(&path).unwrap();
         assert_eq!(c.to_text(), "{\n\t\"auths\": {}\n}");
@@ -501,16 +501,14 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("config.json")]);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Credentials never go through a link planted where the temporary file will be
     /// (the old writer opened a predictable `.config.json.<pid>.tmp` following links).
     #[test]
     fn save_does_not_write_through_a_planted_link() {
-        let dir = std::env::temp_dir().join(format!("berth-registry-link-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let path = dir.join("config.json");
         let victim = dir.join("victim");
         fs::write(&victim, b"keep").unwrap();
@@ -542,6 +540,5 @@ mod tests {
                 .password,
             "secret"
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -752,17 +752,14 @@ mod tests {
         DaemonConfig::resolve(&f, &m)
     }
 
-    fn write_config(body: &str) -> (PathBuf, String) {
-        let dir = std::env::temp_dir().join(format!(
-            "berthd-config-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("daemon.json");
+    /// A daemon.json with `body` in a directory of its own, removed when the returned
+    /// guard is dropped.
+    fn write_config(body: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("daemon.json");
         std::fs::write(&p, body).unwrap();
         let s = p.display().to_string();
-        (p, s)
+        (dir, s)
     }
 
     #[test]
