@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -285,6 +286,8 @@ def test_logs_since_until(daemon):
     stamped = dk(daemon, "logs", "-t", "talk").stdout.splitlines()
     assert [l.split(" ", 1)[1] for l in stamped] == ["a", "b", "c"]
     ts = [l.split(" ", 1)[0] for l in stamped]
+    # moby's RFC3339NanoFixed: always nine digits (the unit test covers trailing zeros).
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", t) for t in ts), ts
     assert dk(daemon, "logs", "--since", ts[1], "talk").stdout == "b\nc\n"
     assert dk(daemon, "logs", "--until", ts[1], "talk").stdout == "a\nb\n"
     assert dk(daemon, "logs", "--since", ts[1], "--until", ts[1], "talk").stdout == "b\n"

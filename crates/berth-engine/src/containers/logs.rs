@@ -143,7 +143,7 @@ fn push_entry<'a>(
     }
     let payload = out.len();
     if opts.timestamps {
-        out.extend_from_slice(time.as_bytes());
+        out.extend_from_slice(fixed_nanos(time).as_bytes());
         out.push(b' ');
     }
     if opts.details {
@@ -153,6 +153,27 @@ fn push_entry<'a>(
     if !tty {
         let len = u32::try_from(out.len() - payload).unwrap_or(u32::MAX);
         out[mark..payload].copy_from_slice(&frame_header(stream, len));
+    }
+}
+
+/// A log time as `logs -t` prints it: RFC 3339 with all nine digits of the fraction
+/// (moby's `RFC3339NanoFixed`), where the file keeps Go's `RFC3339Nano` (trailing zeros
+/// dropped). A time that does not parse is printed as stored.
+fn fixed_nanos(time: &str) -> std::borrow::Cow<'_, str> {
+    let nine = time.split_once('.').is_some_and(|(_, f)| {
+        let f = f.as_bytes();
+        f.len() == 10 && f[9] == b'Z' && f[..9].iter().all(u8::is_ascii_digit)
+    });
+    if nine {
+        return time.into();
+    }
+    match berth_api_types::timestamp::parse_nanos(time, 0) {
+        Ok(n) => berth_api_types::timestamp::format_rfc3339(
+            n.div_euclid(1_000_000_000),
+            u32::try_from(n.rem_euclid(1_000_000_000)).unwrap_or(0),
+        )
+        .into(),
+        Err(_) => time.into(),
     }
 }
 
@@ -385,9 +406,24 @@ mod tests {
             timestamps: true,
             ..all
         };
+        // moby's RFC3339NanoFixed: nine digits whatever the file keeps.
         assert_eq!(
             render(line, true, &ts).unwrap(),
-            b"2024-01-01T00:00:00Z hi\n"
+            b"2024-01-01T00:00:00.000000000Z hi\n"
+        );
+        let frac = br#"{"log":"x\n","stream":"stdout","time":"2024-01-01T00:00:00.12Z"}"#;
+        assert_eq!(
+            render(frac, true, &ts).unwrap(),
+            b"2024-01-01T00:00:00.120000000Z x\n"
+        );
+        assert_eq!(
+            fixed_nanos("2024-01-01T00:00:00.123456789Z"),
+            "2024-01-01T00:00:00.123456789Z"
+        );
+        assert_eq!(fixed_nanos("not a time"), "not a time");
+        assert_eq!(
+            fixed_nanos("2024-01-01T00:00:00.12345678éZ"),
+            "2024-01-01T00:00:00.12345678éZ"
         );
     }
 
@@ -419,7 +455,7 @@ mod tests {
         };
         assert_eq!(
             render(plain, false, &both).unwrap(),
-            b"\x01\0\0\0\0\0\0\x1c2024-01-01T00:00:00Z  plain\n"
+            b"\x01\0\0\0\0\0\0\x262024-01-01T00:00:00.000000000Z  plain\n"
         );
         let mut out = Vec::new();
         push_details(&mut out, [("k~-_.", "A z/+%")]);
