@@ -74,6 +74,26 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
     }
 }
 
+/// Whole seconds since the epoch as RFC 3339 UTC without a fraction
+/// (`2024-01-02T03:04:05Z`), clamped as [`format_rfc3339`] clamps.
+pub fn format_rfc3339_secs(secs: i64) -> String {
+    format_utc(utc(secs, 0), WHOLE)
+}
+
+/// The UTC calendar fields of `secs` since the epoch, for formats RFC 3339 does not
+/// cover (syslog's): (year, month 1-12, day, hour, minute, second), clamped as above.
+pub fn utc_fields(secs: i64) -> (i32, u8, u8, u8, u8, u8) {
+    let t = utc(secs, 0);
+    (
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    )
+}
+
 /// Why a time argument is refused: dockerd's texts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimestampError {
@@ -533,5 +553,13 @@ mod tests {
             parse_nanos("2023-11-14T22:13:20.1234567891Z", NOW),
             Ok(NOW + 123_456_789)
         );
+    }
+
+    #[test]
+    fn seconds_and_calendar_fields() {
+        assert_eq!(format_rfc3339_secs(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339_secs(1_795_877_950), "2026-11-28T14:59:10Z");
+        assert_eq!(utc_fields(19_782 * 86_400 + 3_661), (2024, 2, 29, 1, 1, 1));
+        assert_eq!(utc_fields(-1), (1969, 12, 31, 23, 59, 59));
     }
 }

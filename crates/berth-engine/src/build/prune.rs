@@ -122,29 +122,7 @@ fn read_records(
 }
 
 fn rfc3339(secs: i64) -> String {
-    time_fmt(secs)
-}
-
-/// Unix seconds as RFC 3339 UTC.
-fn time_fmt(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    berth_api_types::timestamp::format_rfc3339_secs(secs)
 }
 
 impl Engine {
@@ -261,7 +239,7 @@ mod tests {
 
     #[test]
     fn times_as_rfc3339() {
-        assert_eq!(time_fmt(0), "1970-01-01T00:00:00Z");
-        assert_eq!(time_fmt(1_795_877_950), "2026-11-28T14:59:10Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_877_950), "2026-11-28T14:59:10Z");
     }
 }
