@@ -69,7 +69,21 @@ def test_ulimits_and_sysctls(d):
 
 def test_groups(d):
     out = run(d, "--group-add", "1234", "--group-add", "daemon", "busybox", "id").stdout
-    assert "groups=" in out and "1234" in out and "(daemon)" in out, out
+    assert out == "uid=0(root) gid=0(root) groups=0(root),1(daemon),1234\n", out
+    # moby's getUser since 20.10.18 (CVE-2022-36109): the primary group is a supplementary
+    # one too, for the container's process and for an exec with a user of its own
+    # (dockerd 20.10 printed exactly these lines for this image).
+    assert run(d, "--user", "nobody", "busybox", "id").stdout == \
+        "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n"
+    assert run(d, "--user", "nobody:daemon", "busybox", "id").stdout == \
+        "uid=65534(nobody) gid=1(daemon) groups=1(daemon)\n"
+    cid = dk(d, "run", "-d", "--group-add", "daemon", "busybox", "sleep", "30").strip()
+    try:
+        assert dk(d, "exec", "-u", "nobody", cid, "id") == \
+            "uid=65534(nobody) gid=65534(nogroup) groups=1(daemon),65534(nogroup)\n"
+        assert dk(d, "exec", cid, "id") == "uid=0(root) gid=0(root) groups=0(root),1(daemon)\n"
+    finally:
+        dk(d, "rm", "-f", cid)
     r = run(d, "--group-add", "no-such-group", "busybox", "true", check=False)
     assert r.returncode == 125 and "Unable to find group no-such-group" in r.stderr, r.stderr
 

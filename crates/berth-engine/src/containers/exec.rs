@@ -487,7 +487,13 @@ impl Engine {
             let process = super::process::of_record(&entry.rec().clone())?;
             super::userdb::UserDb::of_process(process).await?
         };
-        let user = users.resolve_user(&cfg.user)?;
+        // moby's `execSetPlatformOpt`: a user of its own gets `getUser`'s groups (primary,
+        // memberships, the container's GroupAdd); none keeps the container's process user.
+        let user = if cfg.user.is_empty() {
+            users.resolve_user("")?
+        } else {
+            users.user(&cfg.user, &entry.rec().host_config.group_add.strings())?
+        };
         // Another user's HOME, unless the exec or the container sets one (see `with_home`).
         let container_env: Vec<String> = entry.rec().config.env.strings();
         let env = if cfg.user.is_empty() || super::userdb::sets_home(&container_env) {

@@ -96,9 +96,11 @@ impl UserDb {
         })
     }
 
-    /// The user with its supplementary groups, as runc computes them: the user's
-    /// memberships in `/etc/group`, then `GroupAdd` (ids or names from the same file),
-    /// without duplicates.
+    /// The user with its supplementary groups as moby's `getUser` sets them: the primary
+    /// group first (moby 20.10.18 on, CVE-2022-36109: a process must not shed its primary
+    /// group to slip past a deny-by-group permission), then the user's memberships in
+    /// `/etc/group` when the spec names no group, then `GroupAdd` (ids or names from the
+    /// same file), in that order and without removing repeats, as moby.
     pub(crate) fn user(&self, spec: &str, group_add: &[String]) -> Result<User, EngineError> {
         let mut user = self.resolve_user(spec)?;
         user.additional_gids = self.supplementary_gids(spec, user.gid, group_add)?;
@@ -143,7 +145,10 @@ impl UserDb {
         primary: u32,
         group_add: &[String],
     ) -> Result<Vec<u32>, EngineError> {
-        let name = user_spec.split(':').next().unwrap_or("");
+        let (name, explicit_group) = match user_spec.split_once(':') {
+            Some((n, _)) => (n, true),
+            None => (user_spec, false),
+        };
         let user_name = if name.parse::<u32>().is_ok() || name.is_empty() {
             // A numeric user's memberships go by its passwd name.
             let uid = name.parse::<u32>().unwrap_or(0);
@@ -158,22 +163,16 @@ impl UserDb {
         } else {
             name.to_string()
         };
-        let mut out: Vec<u32> = Vec::new();
-        let mut push = |g: u32| {
-            if !out.contains(&g) {
-                out.push(g);
-            }
-        };
-        for l in self.group.lines() {
+        let mut out: Vec<u32> = vec![primary];
+        let mut push = |g: u32| out.push(g);
+        for l in self.group.lines().filter(|_| !explicit_group) {
             let f: Vec<&str> = l.split(':').collect();
             let member = f
                 .get(3)
                 .is_some_and(|m| !user_name.is_empty() && m.split(',').any(|m| m == user_name));
             if member {
                 if let Some(g) = f.get(2).and_then(|g| g.parse::<u32>().ok()) {
-                    if g != primary {
-                        push(g);
-                    }
+                    push(g);
                 }
             }
         }
@@ -288,8 +287,12 @@ mod tests {
         assert_eq!(db.home(4242), "/");
         assert!(sets_home(&["A=1".into(), "HOME=/h".into()]));
         assert!(!sets_home(&["HOME=".into(), "XHOME=/h".into()]));
+        // moby's order, repeats kept: primary, memberships, then GroupAdd.
         let full = db.user("nobody", &["7".into(), "wheel".into()]).unwrap();
-        assert_eq!(full.additional_gids, [10, 50, 7]);
+        assert_eq!(full.additional_gids, [65533, 10, 50, 7, 10]);
+        // A group in the spec: no memberships (libcontainer's explicit form).
+        let explicit = db.user("nobody:staff", &[]).unwrap();
+        assert_eq!((explicit.gid, explicit.additional_gids), (50, vec![50]));
         assert!(db.user("nobody", &["ghosts".into()]).is_err());
     }
 
