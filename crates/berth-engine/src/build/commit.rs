@@ -93,6 +93,56 @@ impl Builder<'_> {
             .await
     }
 
+    /// WORKDIR's commit: a created container of the step's image gets the directory in
+    /// its own layer, which becomes the step's layer unless it stayed empty.
+    pub(super) async fn workdir_step(
+        &mut self,
+        st: &mut StageState,
+        cmd: Vec<String>,
+        dir: &str,
+    ) -> Result<(), StepError> {
+        let key = st.rc.cache_key(
+            &st.image,
+            &cmd,
+            st.rc.entrypoint.as_deref().unwrap_or_default(),
+        );
+        if self.probe(st, &key, &cmd).await? {
+            return Ok(());
+        }
+        let image = if st.image.is_empty() {
+            self.scratch_image().await?
+        } else {
+            st.image.clone()
+        };
+        let id = self.step_container(&image, &cmd).await?;
+        let made = self.engine.container_make_workdir(&id, dir).await;
+        let layer = match made {
+            Ok(true) => self.upper_layer(&id).await.map(|l| Some(l.diff_id)),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let _ = self.engine.container_delete(&id, true).await;
+        self.containers.retain(|c| c != &id);
+        self.commit(st, bc::created_by(&cmd), &cmd, layer?, &key)
+            .await
+    }
+
+    /// A created, never started container of `image` for a step that writes its layer
+    /// without running a process (COPY, ADD, WORKDIR, `COPY --from` reads); the build
+    /// removes it if the step does not.
+    pub(super) async fn step_container(
+        &mut self,
+        image: &str,
+        cmd: &[String],
+    ) -> Result<String, StepError> {
+        let body = json!({"Image": image, "Cmd": cmd, "Entrypoint": [],
+            "Labels": {BUILD_LABEL: "1"}, "HostConfig": {"NetworkMode": "none"}});
+        let body = body.as_object().cloned().unwrap_or_default();
+        let id = self.engine.container_create(None, body).await?.id;
+        self.containers.push(id.clone());
+        Ok(id)
+    }
+
     /// An image with no layers, for a COPY onto `FROM scratch`.
     pub(super) async fn scratch_image(&self) -> Result<String, StepError> {
         let img = json!({"architecture": "amd64", "os": "linux", "config": {},

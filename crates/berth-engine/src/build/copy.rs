@@ -266,12 +266,7 @@ impl Builder<'_> {
         } else {
             st.image.clone()
         };
-        let body = json!({"Image": image, "Cmd": cmd, "Entrypoint": [],
-            "Labels": {BUILD_LABEL: "1"}, "HostConfig": {"NetworkMode": "none"}});
-        let body = body.as_object().cloned().unwrap_or_default();
-        let created = self.engine.container_create(None, body).await?;
-        let id = created.id;
-        self.containers.push(id.clone());
+        let id = self.step_container(&image, &cmd).await?;
         let f = tokio::fs::File::open(&tar)
             .await
             .map_err(EngineError::io("cannot open", &tar))?;
@@ -294,11 +289,7 @@ impl Builder<'_> {
         paths: &[String],
         dest: &Path,
     ) -> Result<(), StepError> {
-        let body = json!({"Image": image, "Cmd": ["true"], "Entrypoint": [],
-            "Labels": {BUILD_LABEL: "1"}, "HostConfig": {"NetworkMode": "none"}});
-        let body = body.as_object().cloned().unwrap_or_default();
-        let id = self.engine.container_create(None, body).await?.id;
-        self.containers.push(id.clone());
+        let id = self.step_container(image, &["true".to_string()]).await?;
         for p in paths {
             let clean = berth_build::dockerignore::clean(&format!("/{p}"));
             let parent = Path::new(&clean)

@@ -294,9 +294,10 @@ impl Builder<'_> {
                 let dir = berth_build::expand::normalize_workdir(&st.rc.working_dir, &w)?;
                 st.rc.working_dir = dir.clone();
                 // WORKDIR commits with one `#(nop) WORKDIR x` argument (moby
-                // `withCmdCommentString`).
+                // `withCmdCommentString`), and a layer with the directory where the image
+                // lacks it (moby `dispatchWorkdir`).
                 let cmd = bc::nop_cmd_string(&st.rc.shell(), &bc::workdir_comment(&dir));
-                self.commit_nop(st, cmd).await
+                self.workdir_step(st, cmd, &dir).await
             }
             Instruction::User(u) => {
                 st.rc.user = u.clone();

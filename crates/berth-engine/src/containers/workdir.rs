@@ -57,6 +57,37 @@ pub(super) fn ensure(rootfs: &Path, working_dir: &str) -> Result<(), EngineError
     Ok(())
 }
 
+impl crate::Engine {
+    /// A build's WORKDIR (moby `ContainerCreateWorkdir`): makes `dir` in created container
+    /// `id`'s own layer, through a writable view of its rootfs; whether the layer gained
+    /// anything (nothing when the image had the directory: the step is then an empty
+    /// layer, as moby's commit of an empty diff).
+    pub(crate) async fn container_make_workdir(
+        &self,
+        id: &str,
+        dir: &str,
+    ) -> Result<bool, EngineError> {
+        let entry = self.containers.subject(id)?;
+        let _guard = entry.op.lock().await;
+        let rec = entry.rec().clone();
+        let data_dir = self.containers.data_dir(&rec.id);
+        let (images, dir) = (self.images.clone(), dir.to_string());
+        crate::blocking::spawn(move || {
+            let mut lowers = images.layer_diff_dirs(&rec.image_id)?;
+            lowers.reverse();
+            let view = super::fs_views::RootView::open(None, &data_dir, &lowers, true)?;
+            ensure(&view.root, &dir)?;
+            drop(view);
+            let upper = data_dir.join("rw/diff");
+            let mut entries =
+                std::fs::read_dir(&upper).map_err(EngineError::io("cannot read", &upper))?;
+            Ok(entries.next().is_some())
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
