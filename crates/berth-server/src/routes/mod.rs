@@ -9,6 +9,7 @@ mod distribution;
 mod events;
 mod exec;
 mod images;
+mod legacy;
 mod networks;
 mod query;
 mod swarm;

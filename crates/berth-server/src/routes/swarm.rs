@@ -6,11 +6,12 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_engine::Engine;
 
+use super::query::Query;
 use crate::ApiError;
 
 type AppState = Arc<Engine>;
@@ -28,19 +29,19 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/swarm/join", post(no_swarm_mode))
         .route("/swarm/leave", post(leave))
         .route("/swarm/unlockkey", get(no_manager))
-        .route("/swarm/update", post(no_manager))
+        .route("/swarm/update", post(swarm_update))
         .route("/swarm/unlock", post(no_manager))
-        .route("/services", get(no_manager))
+        .route("/services", get(services))
         .route("/services/create", post(no_manager))
-        .route("/services/{id}", get(no_manager).delete(no_manager))
+        .route("/services/{id}", get(service).delete(no_manager))
         .route("/services/{id}/update", post(no_manager))
-        .route("/services/{id}/logs", get(no_manager))
+        .route("/services/{id}/logs", get(logs))
         .route("/nodes", get(no_manager))
         .route("/nodes/{id}", get(no_manager).delete(no_manager))
         .route("/nodes/{id}/update", post(no_manager))
         .route("/tasks", get(no_manager))
         .route("/tasks/{id}", get(no_manager))
-        .route("/tasks/{id}/logs", get(no_manager))
+        .route("/tasks/{id}/logs", get(logs))
         .route("/secrets", get(no_manager))
         .route("/secrets/create", post(no_manager))
         .route("/secrets/{id}", get(no_manager).delete(no_manager))
@@ -65,6 +66,63 @@ pub(super) fn routes() -> Router<AppState> {
 /// Every swarm read or write on a node outside any swarm.
 async fn no_manager() -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, NOT_A_MANAGER)
+}
+
+/// moby's swarm routers read their parameters before asking the cluster: a malformed
+/// boolean is a 400 (`invalid value for NAME: VALUE: strconv.ParseBool...`).
+fn check_bool(q: &Query, key: &str) -> Result<(), ApiError> {
+    q.parse_bool(key).map(|_| ()).map_err(|e| {
+        let v = q.get(key).unwrap_or_default();
+        ApiError::bad_request(format!("invalid value for {key}: {v}: {e}"))
+    })
+}
+
+/// `GET /services?status=`.
+async fn services(uri: Uri) -> ApiError {
+    check_bool(&Query::from_uri(&uri), "status")
+        .err()
+        .unwrap_or(no_manager().await)
+}
+
+/// `GET /services/{id}?insertDefaults=`.
+async fn service(uri: Uri) -> ApiError {
+    let q = Query::from_uri(&uri);
+    check_bool(&q, "insertDefaults")
+        .err()
+        .unwrap_or(no_manager().await)
+}
+
+/// `POST /swarm/update?version=&rotate...=` (moby `updateCluster`): the version must be
+/// a number and each rotation flag a boolean, named without strconv's words.
+async fn swarm_update(uri: Uri) -> ApiError {
+    let q = Query::from_uri(&uri);
+    let version = q.get("version").unwrap_or_default();
+    if version.parse::<u64>().is_err() {
+        return ApiError::bad_request(format!(
+            "invalid swarm version '{version}': strconv.ParseUint: parsing {version:?}: invalid syntax"
+        ));
+    }
+    for key in [
+        "rotateWorkerToken",
+        "rotateManagerToken",
+        "rotateManagerUnlockKey",
+    ] {
+        if q.parse_bool(key).is_err() {
+            let v = q.get(key).unwrap_or_default();
+            return ApiError::bad_request(format!("invalid value for {key}: {v}"));
+        }
+    }
+    no_manager().await
+}
+
+/// `GET /services/{id}/logs`, `GET /tasks/{id}/logs` (moby `swarmLogs`): a request for
+/// neither stream is refused before the cluster is asked (dockerd 20.10 answers 500).
+async fn logs(uri: Uri) -> ApiError {
+    let q = Query::from_uri(&uri);
+    if !(q.bool("stdout") || q.bool("stderr")) {
+        return ApiError::bad_request("Bad parameters: you must choose at least one stream");
+    }
+    no_manager().await
 }
 
 /// `POST /swarm/leave` (with or without `force`) on a node outside any swarm.
