@@ -21,7 +21,9 @@ HERE = Path(__file__).parent
 RULES: list[tuple[str, str]] = [
     (r"^GET /(services|tasks)/\{id\}/logs .*\| status 400 \(dockerd 500\)$",
      "deliberate: a log request for neither stream is the client's error (400); dockerd 20.10 answers 500"),
-    (r"^POST /plugins", "minor: berthd answers 'plugin not found' before checking parameters"),
+    (r"^POST /plugins/\{name\}/enable .*\| status 400 \(dockerd 500\)$",
+     "deliberate: a missing or malformed timeout is the client's error (400), in strconv's words; dockerd answers 500"),
+    (r"^POST /plugins/create base", "minor: berthd answers 501 (it runs no managed plugins) before reading the body"),
     (r"DELETE /containers/\{id\} (base|param:v|bad:v) \| message 'cannot remove container",
      "deliberate: Docker 28's wording (moby 25+), as the issue asks"),
     (r"DELETE /containers/\{id\} (param|bad):link", "deliberate: 409 Conflict for the default link name, as moby's errdefs; 20.10 answered 500"),

@@ -151,8 +151,8 @@ def test_images_reference_filter_trims_repo_tags(daemon):
     ("GET", "/swarm"), ("GET", "/swarm/unlockkey"), ("POST", "/swarm/update?version=1"),
     ("POST", "/swarm/unlock"), ("GET", "/services"), ("GET", "/services/x"),
     ("POST", "/services/create"), ("POST", "/services/x/update"), ("DELETE", "/services/x"),
-    ("GET", "/services/x/logs"), ("GET", "/nodes"), ("GET", "/nodes/x"), ("DELETE", "/nodes/x"),
-    ("POST", "/nodes/x/update"), ("GET", "/tasks"), ("GET", "/tasks/x"), ("GET", "/tasks/x/logs"),
+    ("GET", "/services/x/logs?stdout=1"), ("GET", "/nodes"), ("GET", "/nodes/x"), ("DELETE", "/nodes/x"),
+    ("POST", "/nodes/x/update"), ("GET", "/tasks"), ("GET", "/tasks/x"), ("GET", "/tasks/x/logs?stderr=1"),
     ("GET", "/secrets"), ("POST", "/secrets/create"), ("GET", "/secrets/x"),
     ("DELETE", "/secrets/x"), ("POST", "/secrets/x/update"), ("GET", "/configs"),
     ("POST", "/configs/create"), ("GET", "/configs/x"), ("DELETE", "/configs/x"),
@@ -382,12 +382,21 @@ def test_plugin_routes_answer_as_a_daemon_without_plugins(berthd):
     """moby's plugin manager with nothing installed: a named plugin is not found (the
     docker CLI prints dockerd's text); installing one is not implemented here."""
     d = berthd()
-    for method, path in [("GET", "/plugins/foo/json"), ("DELETE", "/plugins/foo"),
-                         ("POST", "/plugins/foo/enable"), ("POST", "/plugins/foo/disable"),
-                         ("POST", "/plugins/foo/set")]:
-        r = d.request(method, f"/v1.41{path}")
+    for method, path, body in [("GET", "/plugins/foo/json", b""), ("DELETE", "/plugins/foo", b""),
+                               ("POST", "/plugins/foo/enable?timeout=8", b""),
+                               ("POST", "/plugins/foo/disable", b""), ("POST", "/plugins/foo/set", b""),
+                               ("POST", "/plugins/foo/set", b'["A=1"]')]:
+        r = d.request(method, f"/v1.41{path}", headers=JSON, body=body)
         assert r.status == 404, (method, path, r.status, r.text)
         assert r.json() == {"message": 'plugin "foo" not found'}, (method, path, r.text)
+    # As moby's plugin router, parameters are read before the plugin is looked up.
+    for path, body, message in [
+            ("/plugins/foo/enable", b"", 'strconv.Atoi: parsing "": invalid syntax'),
+            ("/plugins/foo/enable?timeout=x", b"", 'strconv.Atoi: parsing "x": invalid syntax'),
+            ("/plugins/foo/set", b"{}", "json: cannot unmarshal object into Go value of type []string"),
+            ("/plugins/foo/set", b"[1]", "json: cannot unmarshal number into Go value of type string")]:
+        r = d.request("POST", f"/v1.41{path}", headers=JSON, body=body)
+        assert (r.status, r.json()) == (400, {"message": message}), (path, r.text)
     r = d.request("POST", "/v1.41/plugins/pull?remote=foo")
     assert r.status == 501 and "not supported" in r.json()["message"], r.text
     assert d.get_json("/v1.41/plugins") == []

@@ -53,9 +53,9 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/plugins", get(plugins))
         .route("/plugins/{name}/json", get(no_such_plugin))
         .route("/plugins/{name}", axum::routing::delete(no_such_plugin))
-        .route("/plugins/{name}/enable", post(no_such_plugin))
+        .route("/plugins/{name}/enable", post(plugin_enable))
         .route("/plugins/{name}/disable", post(no_such_plugin))
-        .route("/plugins/{name}/set", post(no_such_plugin))
+        .route("/plugins/{name}/set", post(plugin_set))
         .route("/plugins/{name}/push", post(no_such_plugin))
         .route("/plugins/{name}/upgrade", post(no_such_plugin))
         .route("/plugins/pull", post(no_plugin_support))
@@ -141,6 +141,57 @@ async fn no_swarm_mode() -> ApiError {
 /// A named plugin: none is installed (moby `plugin.errNotFound`).
 async fn no_such_plugin(axum::extract::Path(name): axum::extract::Path<String>) -> ApiError {
     ApiError::not_found(format!("plugin {name:?} not found"))
+}
+
+/// `POST /plugins/{name}/enable?timeout=` (moby `enablePlugin`): the timeout is read
+/// before the plugin is looked up; one that is not a number (or none) is refused in
+/// strconv's words (a 400; dockerd answers 500).
+async fn plugin_enable(
+    axum::extract::Path(name): axum::extract::Path<String>,
+    uri: Uri,
+) -> ApiError {
+    let q = Query::from_uri(&uri);
+    let timeout = q.get("timeout").unwrap_or_default();
+    if timeout.parse::<i64>().is_err() {
+        return ApiError::bad_request(format!("strconv.Atoi: parsing {timeout:?}: invalid syntax"));
+    }
+    no_such_plugin(axum::extract::Path(name)).await
+}
+
+/// `POST /plugins/{name}/set` (moby `setPlugin`): the body, a list of `KEY=VALUE`
+/// strings, is decoded before the plugin is looked up.
+async fn plugin_set(
+    axum::extract::Path(name): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> ApiError {
+    if body.trim_ascii().is_empty() {
+        return no_such_plugin(axum::extract::Path(name)).await;
+    }
+    use serde_json::Value;
+    let go_type = |v: &Value| match v {
+        Value::Object(_) => "object",
+        Value::String(_) => "string",
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::Array(_) => "array",
+        Value::Null => "null",
+    };
+    // Go's encoding/json words for a value of the wrong type (`null` reads as empty).
+    let wrong = match serde_json::from_slice::<Value>(&body) {
+        Err(e) => return ApiError::bad_request(format!("invalid JSON: {e}")),
+        Ok(Value::Null) => None,
+        Ok(Value::Array(items)) => items
+            .iter()
+            .find(|i| !i.is_string() && !i.is_null())
+            .map(|i| (go_type(i), "string")),
+        Ok(other) => Some((go_type(&other), "[]string")),
+    };
+    if let Some((what, into)) = wrong {
+        return ApiError::bad_request(format!(
+            "json: cannot unmarshal {what} into Go value of type {into}"
+        ));
+    }
+    no_such_plugin(axum::extract::Path(name)).await
 }
 
 /// Installing a plugin: Berth runs no managed plugins.
