@@ -527,13 +527,15 @@ def test_parameters_are_checked_as_dockerd_checks_them(daemon):
         r = daemon.request(method, path, headers=JSON, body=body or b"")
         assert (r.status, r.json()) == (status, {"message": message}), (path, r.status, r.text)
 
+    dk(daemon, "create", "--name", "src", "busybox", "true")
     refused("GET", "/containers/json?limit=x", 400, 'strconv.Atoi: parsing "x": invalid syntax')
+    for action in ("stop", "restart"):
+        refused("POST", f"/containers/src/{action}?t=x", 400, 'strconv.Atoi: parsing "x": invalid syntax')
     assert daemon.request("GET", "/containers/json?limit=").status == 200
     refused("POST", "/build?squash=1", 400, "squash is only supported with experimental mode")
     refused("POST", "/build?version=0", 400, 'invalid version "0"')
     refused("POST", "/build/prune?keep-storage=x", 400,
             'keep-storage is in bytes and expects an integer, got x: strconv.Atoi: parsing "x": invalid syntax')
-    dk(daemon, "create", "--name", "src", "busybox", "true")
     refused("POST", "/commit?container=src&changes=", 400, "file with no instructions", b"{}")
     r = daemon.request("POST", "/commit?container=src&changes=ENV+A%3D1&changes=", headers=JSON, body=b"{}")
     assert r.status == 201, r.text

@@ -373,7 +373,10 @@ fn timeout_param(q: &Query) -> Result<Option<i64>, ApiError> {
         Some(t) => t
             .parse::<i64>()
             .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}"))),
+            // moby `postContainersStop`/`Restart`: strconv's words (dockerd answers 500).
+            .map_err(|_| {
+                ApiError::bad_request(format!("strconv.Atoi: parsing {t:?}: invalid syntax"))
+            }),
     }
 }
 
