@@ -384,8 +384,7 @@ def test_plugin_routes_answer_as_a_daemon_without_plugins(berthd):
     d = berthd()
     for method, path, body in [("GET", "/plugins/foo/json", b""), ("DELETE", "/plugins/foo", b""),
                                ("POST", "/plugins/foo/enable?timeout=8", b""),
-                               ("POST", "/plugins/foo/disable", b""), ("POST", "/plugins/foo/set", b""),
-                               ("POST", "/plugins/foo/set", b'["A=1"]')]:
+                               ("POST", "/plugins/foo/disable", b""), ("POST", "/plugins/foo/set", b'["A=1"]')]:
         r = d.request(method, f"/v1.41{path}", headers=JSON, body=body)
         assert r.status == 404, (method, path, r.status, r.text)
         assert r.json() == {"message": 'plugin "foo" not found'}, (method, path, r.text)
@@ -393,6 +392,7 @@ def test_plugin_routes_answer_as_a_daemon_without_plugins(berthd):
     for path, body, message in [
             ("/plugins/foo/enable", b"", 'strconv.Atoi: parsing "": invalid syntax'),
             ("/plugins/foo/enable?timeout=x", b"", 'strconv.Atoi: parsing "x": invalid syntax'),
+            ("/plugins/foo/set", b"", "got EOF while reading request body"),
             ("/plugins/foo/set", b"{}", "json: cannot unmarshal object into Go value of type []string"),
             ("/plugins/foo/set", b"[1]", "json: cannot unmarshal number into Go value of type string")]:
         r = d.request("POST", f"/v1.41{path}", headers=JSON, body=body)

@@ -165,7 +165,7 @@ async fn plugin_set(
     body: axum::body::Bytes,
 ) -> ApiError {
     if body.trim_ascii().is_empty() {
-        return no_such_plugin(axum::extract::Path(name)).await;
+        return ApiError::bad_request("got EOF while reading request body");
     }
     use serde_json::Value;
     let go_type = |v: &Value| match v {
