@@ -251,7 +251,8 @@ def parse(resp: Response) -> Any:
 
 
 def shape(v: Any, where: str = "") -> dict[str, str]:
-    """Flattened key paths with JSON types."""
+    """Flattened key paths with JSON types (an empty list is an "empty array": the shape
+    of its items is unknown, not different)."""
     out: dict[str, str] = {}
     name = where.rsplit(".", 1)[-1]
     if isinstance(v, dict):
@@ -260,7 +261,7 @@ def shape(v: Any, where: str = "") -> dict[str, str]:
         for k, sub in v.items():
             out.update(shape(sub, f"{where}.{'*' if dynamic else k}"))
     elif isinstance(v, list):
-        out[where or "$"] = "array"
+        out[where or "$"] = "array" if v else "empty array"
         for sub in v:
             out.update(shape(sub, f"{where}[]"))
     else:
@@ -273,6 +274,31 @@ def normalise(msg: str, w: World) -> str:
     msg = re.sub(r"\b[0-9a-f]{12}\b", "<id>", msg)
     msg = re.sub(r"sha256:<id>", "<id>", msg)
     return msg.strip()
+
+
+def items_unknown(path: str, other: dict[str, str]) -> bool:
+    """Whether `path` lies inside a list that is empty on the other side: which items a
+    list holds (a block device read, a digest) is a value, not a shape."""
+    parts = path.split("[]")
+    return any(other.get("[]".join(parts[:i])) == "empty array" for i in range(1, len(parts)))
+
+
+def without_reference_artefacts(case: Case, bj: Any, dj: Any) -> Any:
+    """berthd's answer less what differs only because the reference runs with
+    `--bridge=none` (refdockerd.py: it must not touch the host's interfaces), so it has no
+    default bridge network: its containers have no network (`Config.NetworkDisabled`
+    set, no stats `networks`) and its network list no `bridge`."""
+    if (case.method, case.path) == ("GET", "/networks") and isinstance(bj, list) and isinstance(dj, list):
+        if not any(isinstance(n, dict) and n.get("Name") == "bridge" for n in dj):
+            return [n for n in bj if not (isinstance(n, dict) and n.get("Name") == "bridge")]
+    if isinstance(bj, dict) and isinstance(dj, dict):
+        bj = dict(bj)
+        if case.path == "/containers/{id}/stats" and "networks" not in dj:
+            bj.pop("networks", None)
+        if (case.path == "/containers/{id}/json" and isinstance(dj.get("Config"), dict)
+                and dj["Config"].get("NetworkDisabled") is True and isinstance(bj.get("Config"), dict)):
+            bj["Config"] = dict(bj["Config"], NetworkDisabled=True)
+    return bj
 
 
 def compare(case: Case, w: World, b: Response, d: Response) -> list[str]:
@@ -290,10 +316,12 @@ def compare(case: Case, w: World, b: Response, d: Response) -> list[str]:
         return diffs
     if b.status < 300 and d.status < 300:
         if isinstance(bj, (dict, list)) and isinstance(dj, (dict, list)):
-            bs, ds = shape(bj), shape(dj)
-            missing = sorted(k for k in ds if k not in bs)
-            extra = sorted(k for k in bs if k not in ds)
-            types = sorted(k for k in ds if k in bs and bs[k] != ds[k] and "null" not in (bs[k], ds[k]))
+            bs, ds = shape(without_reference_artefacts(case, bj, dj)), shape(dj)
+            missing = sorted(k for k in ds if k not in bs and not items_unknown(k, bs))
+            extra = sorted(k for k in bs if k not in ds and not items_unknown(k, ds))
+            lists = {"array", "empty array"}
+            types = sorted(k for k in ds if k in bs and bs[k] != ds[k] and "null" not in (bs[k], ds[k])
+                           and {bs[k], ds[k]} != lists)
             if missing:
                 diffs.append(f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}")
             if extra:

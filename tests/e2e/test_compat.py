@@ -151,8 +151,8 @@ def test_images_reference_filter_trims_repo_tags(daemon):
     ("GET", "/swarm"), ("GET", "/swarm/unlockkey"), ("POST", "/swarm/update?version=1"),
     ("POST", "/swarm/unlock"), ("GET", "/services"), ("GET", "/services/x"),
     ("POST", "/services/create"), ("POST", "/services/x/update"), ("DELETE", "/services/x"),
-    ("GET", "/services/x/logs"), ("GET", "/nodes"), ("GET", "/nodes/x"), ("DELETE", "/nodes/x"),
-    ("POST", "/nodes/x/update"), ("GET", "/tasks"), ("GET", "/tasks/x"), ("GET", "/tasks/x/logs"),
+    ("GET", "/services/x/logs?stdout=1"), ("GET", "/nodes"), ("GET", "/nodes/x"), ("DELETE", "/nodes/x"),
+    ("POST", "/nodes/x/update"), ("GET", "/tasks"), ("GET", "/tasks/x"), ("GET", "/tasks/x/logs?stderr=1"),
     ("GET", "/secrets"), ("POST", "/secrets/create"), ("GET", "/secrets/x"),
     ("DELETE", "/secrets/x"), ("POST", "/secrets/x/update"), ("GET", "/configs"),
     ("POST", "/configs/create"), ("GET", "/configs/x"), ("DELETE", "/configs/x"),
@@ -382,12 +382,21 @@ def test_plugin_routes_answer_as_a_daemon_without_plugins(berthd):
     """moby's plugin manager with nothing installed: a named plugin is not found (the
     docker CLI prints dockerd's text); installing one is not implemented here."""
     d = berthd()
-    for method, path in [("GET", "/plugins/foo/json"), ("DELETE", "/plugins/foo"),
-                         ("POST", "/plugins/foo/enable"), ("POST", "/plugins/foo/disable"),
-                         ("POST", "/plugins/foo/set")]:
-        r = d.request(method, f"/v1.41{path}")
+    for method, path, body in [("GET", "/plugins/foo/json", b""), ("DELETE", "/plugins/foo", b""),
+                               ("POST", "/plugins/foo/enable?timeout=8", b""),
+                               ("POST", "/plugins/foo/disable", b""), ("POST", "/plugins/foo/set", b'["A=1"]')]:
+        r = d.request(method, f"/v1.41{path}", headers=JSON, body=body)
         assert r.status == 404, (method, path, r.status, r.text)
         assert r.json() == {"message": 'plugin "foo" not found'}, (method, path, r.text)
+    # As moby's plugin router, parameters are read before the plugin is looked up.
+    for path, body, message in [
+            ("/plugins/foo/enable", b"", 'strconv.Atoi: parsing "": invalid syntax'),
+            ("/plugins/foo/enable?timeout=x", b"", 'strconv.Atoi: parsing "x": invalid syntax'),
+            ("/plugins/foo/set", b"", "got EOF while reading request body"),
+            ("/plugins/foo/set", b"{}", "json: cannot unmarshal object into Go value of type []string"),
+            ("/plugins/foo/set", b"[1]", "json: cannot unmarshal number into Go value of type string")]:
+        r = d.request("POST", f"/v1.41{path}", headers=JSON, body=body)
+        assert (r.status, r.json()) == (400, {"message": message}), (path, r.text)
     r = d.request("POST", "/v1.41/plugins/pull?remote=foo")
     assert r.status == 501 and "not supported" in r.json()["message"], r.text
     assert d.get_json("/v1.41/plugins") == []
@@ -407,3 +416,140 @@ def test_kill_errors_carry_dockerds_prefix(daemon):
     out = dk(daemon, "kill", "idle", check=False)
     assert out.returncode != 0
     assert "Error response from daemon: Cannot kill container: idle: Container " in out.stderr, out.stderr
+
+
+# dockerd 20.10's `HostConfig` keys in the inspect of `docker create busybox`, less
+# `KernelMemory` and `KernelMemoryTCP` (Docker 28 leaves them out when 0).
+DOCKERD_HOST_CONFIG_KEYS = {
+    "AutoRemove", "Binds", "BlkioDeviceReadBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteBps",
+    "BlkioDeviceWriteIOps", "BlkioWeight", "BlkioWeightDevice", "CapAdd", "CapDrop", "Cgroup",
+    "CgroupParent", "CgroupnsMode", "ConsoleSize", "ContainerIDFile", "CpuCount", "CpuPercent",
+    "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuShares", "CpusetCpus",
+    "CpusetMems", "DeviceCgroupRules", "DeviceRequests", "Devices", "Dns", "DnsOptions", "DnsSearch",
+    "ExtraHosts", "GroupAdd", "IOMaximumBandwidth", "IOMaximumIOps", "IpcMode", "Isolation", "Links",
+    "LogConfig", "MaskedPaths", "Memory", "MemoryReservation", "MemorySwap", "MemorySwappiness",
+    "NanoCpus", "NetworkMode", "OomKillDisable", "OomScoreAdj", "PidMode", "PidsLimit", "PortBindings",
+    "Privileged", "PublishAllPorts", "ReadonlyPaths", "ReadonlyRootfs", "RestartPolicy", "Runtime",
+    "SecurityOpt", "ShmSize", "UTSMode", "Ulimits", "UsernsMode", "VolumeDriver", "VolumesFrom",
+}
+# moby's container.Config keys without `omitempty` (what 20.10 sends for an image's config).
+LEGACY_CONFIG_KEYS = {
+    "Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "Tty",
+    "OpenStdin", "StdinOnce", "Env", "Cmd", "Image", "Volumes", "WorkingDir", "Entrypoint",
+    "OnBuild", "Labels",
+}
+
+
+def test_container_inspect_sends_the_fields_dockerd_sends(daemon):
+    # The test image (imported, as the reference's) sets no Env: dockerd shows `null` and
+    # still gives the process the default PATH.
+    assert post_json(daemon, "/containers/create?name=plain", {"Image": "busybox", "Cmd": ["true"]}).status == 201
+    v = daemon.get_json("/v1.41/containers/plain/json")
+    assert set(v["HostConfig"]) == DOCKERD_HOST_CONFIG_KEYS, sorted(set(v["HostConfig"]) ^ DOCKERD_HOST_CONFIG_KEYS)
+    assert LEGACY_CONFIG_KEYS <= set(v["Config"]), sorted(LEGACY_CONFIG_KEYS - set(v["Config"]))
+    hc = v["HostConfig"]
+    assert (hc["ShmSize"], hc["ConsoleSize"], hc["CapAdd"], hc["BlkioWeight"]) == (67108864, [0, 0], None, 0)
+    assert hc["MaskedPaths"][0] == "/proc/asound" and "/proc/sys" in hc["ReadonlyPaths"], hc
+    assert (v["Config"]["Env"], v["Config"]["Volumes"], v["Config"]["OnBuild"]) == (None, None, None)
+    assert "StopSignal" not in v["Config"] and "Hostname" not in v, v
+    # The docker CLI sends ShmSize 0 and MaskedPaths null: dockerd's defaults all the same.
+    dk(daemon, "create", "--name", "cli", "busybox", "true")
+    hc = daemon.get_json("/containers/cli/json")["HostConfig"]
+    assert (hc["ShmSize"], hc["MaskedPaths"][0]) == (67108864, "/proc/asound"), hc
+    # What a request set stays as it was set.
+    dk(daemon, "create", "--name", "set", "--shm-size", "1m", "--cap-add", "NET_ADMIN",
+       "--stop-signal", "SIGINT", "-e", "A=1", "--privileged", "busybox", "true")
+    v = daemon.get_json("/containers/set/json")
+    assert (v["HostConfig"]["ShmSize"], v["HostConfig"]["CapAdd"]) == (1 << 20, ["CAP_NET_ADMIN"])
+    assert (v["HostConfig"]["MaskedPaths"], v["Config"]["StopSignal"], v["Config"]["Env"]) == (None, "SIGINT", ["A=1"])
+    # The docker CLI, docker-py and the container itself are content with it.
+    assert dk(daemon, "inspect", "-f", "{{.HostConfig.ShmSize}} {{.Config.Env}}", "plain").stdout == "67108864 []\n"
+    assert dk(daemon, "run", "--rm", "busybox", "sh", "-c", "echo $PATH").stdout == \
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    c = client(daemon)
+    try:
+        assert c.containers.get("plain").attrs["HostConfig"]["ShmSize"] == 67108864
+        assert c.containers.run("busybox", ["sh", "-c", "echo $A"], environment=["A=2"], remove=True) == b"2\n"
+    finally:
+        c.close()
+
+
+def test_image_answers_keep_the_fields_of_older_api_versions(daemon):
+    """moby's image routes: `VirtualSize` (= `Size`) before API 1.44, `Container` and
+    `ContainerConfig` before 1.45, an image's container-only `Config` fields before 1.50."""
+    old = daemon.get_json("/v1.41/images/json")
+    assert old and all(i["VirtualSize"] == i["Size"] for i in old), old
+    assert all("VirtualSize" not in i for i in daemon.get_json("/v1.44/images/json"))
+    df = daemon.get_json("/v1.41/system/df")
+    assert all(i["VirtualSize"] == i["Size"] for i in df["Images"]), df["Images"]
+    assert all("VirtualSize" not in i for i in daemon.get_json("/v1.44/system/df")["Images"])
+    image = daemon.get_json("/v1.41/images/busybox/json")
+    assert (image["VirtualSize"], image["Container"]) == (image["Size"], "")
+    assert LEGACY_CONFIG_KEYS <= set(image["Config"]), image["Config"]
+    assert LEGACY_CONFIG_KEYS <= set(image["ContainerConfig"]), image["ContainerConfig"]
+    assert (image["Config"]["Env"], image["Config"]["Tty"]) == (None, False)
+    current = daemon.get_json("/images/busybox/json")
+    assert not {"VirtualSize", "Container", "ContainerConfig"} & set(current), current.keys()
+    assert dk(daemon, "images", "--format", "{{.Repository}} {{.Size}}", "busybox").stdout.startswith("busybox ")
+    c = client(daemon)
+    try:
+        assert c.images.get("busybox").attrs["Id"] == current["Id"]
+    finally:
+        c.close()
+
+
+def test_a_missing_image_is_named_with_its_default_tag(daemon):
+    # moby `ErrImageDoesNotExist`: the reference with its default tag, in familiar form.
+    for method, path in [("GET", "/images/nope/json"), ("GET", "/images/nope/history"),
+                         ("DELETE", "/images/nope"), ("POST", "/images/nope/tag?repo=x"),
+                         ("GET", "/images/docker.io/library/nope/json")]:
+        r = daemon.request(method, path)
+        assert (r.status, r.json()) == (404, {"message": "No such image: nope:latest"}), (path, r.text)
+    r = daemon.request("GET", "/images/nope:v1/json")
+    assert r.json() == {"message": "No such image: nope:v1"}
+    out = dk(daemon, "rmi", "nope", check=False)
+    assert out.stderr.strip() == "Error response from daemon: No such image: nope:latest", out.stderr
+
+
+def test_resize_of_a_container_without_a_tty_is_a_no_op(daemon):
+    # containerd resizes no console for a process without one, and dockerd answers 200.
+    dk(daemon, "run", "-d", "--name", "notty", "busybox", "sleep", "1000")
+    assert daemon.request("POST", "/containers/notty/resize?h=10&w=20").status == 200
+    assert daemon.request("POST", "/containers/notty/resize?h=x&w=20").status == 400
+    dk(daemon, "run", "-d", "-t", "--name", "tty", "busybox", "sleep", "1000")
+    assert daemon.request("POST", "/containers/tty/resize?h=10&w=20").status == 200
+    out = dk(daemon, "exec", "-t", "tty", "stty", "size")
+    assert out.returncode == 0
+
+
+def test_parameters_are_checked_as_dockerd_checks_them(daemon):
+    def refused(method, path, status, message, body=None):
+        r = daemon.request(method, path, headers=JSON, body=body or b"")
+        assert (r.status, r.json()) == (status, {"message": message}), (path, r.status, r.text)
+
+    dk(daemon, "create", "--name", "src", "busybox", "true")
+    refused("GET", "/containers/json?limit=x", 400, 'strconv.Atoi: parsing "x": invalid syntax')
+    for action in ("stop", "restart"):
+        refused("POST", f"/containers/src/{action}?t=x", 400, 'strconv.Atoi: parsing "x": invalid syntax')
+    assert daemon.request("GET", "/containers/json?limit=").status == 200
+    refused("POST", "/build?squash=1", 400, "squash is only supported with experimental mode")
+    refused("POST", "/build?version=0", 400, 'invalid version "0"')
+    refused("POST", "/build/prune?keep-storage=x", 400,
+            'keep-storage is in bytes and expects an integer, got x: strconv.Atoi: parsing "x": invalid syntax')
+    refused("POST", "/commit?container=src&changes=", 400, "file with no instructions", b"{}")
+    r = daemon.request("POST", "/commit?container=src&changes=ENV+A%3D1&changes=", headers=JSON, body=b"{}")
+    assert r.status == 201, r.text
+    refused("GET", "/networks/bridge?verbose=x", 400,
+            'invalid value for verbose: x: strconv.ParseBool: parsing "x": invalid syntax')
+    refused("GET", "/networks/bridge?scope=swarm", 404, "network bridge not found")
+    assert daemon.get_json("/networks/bridge?scope=local&verbose=1")["Name"] == "bridge"
+    # Swarm routes read their parameters before finding this node outside any swarm.
+    refused("GET", "/services?status=x", 400,
+            'invalid value for status: x: strconv.ParseBool: parsing "x": invalid syntax')
+    refused("GET", "/services/s?insertDefaults=x", 400,
+            'invalid value for insertDefaults: x: strconv.ParseBool: parsing "x": invalid syntax')
+    refused("POST", "/swarm/update?version=1&rotateWorkerToken=x", 400, "invalid value for rotateWorkerToken: x",
+            b"{}")
+    refused("GET", "/services/s/logs", 400, "Bad parameters: you must choose at least one stream")
+    refused("GET", "/tasks/t/logs?stdout=1", 503, NOT_A_MANAGER)
+    refused("GET", "/services?status=true", 503, NOT_A_MANAGER)

@@ -795,7 +795,7 @@ def test_berth_client_images_inspect_rmi_save_load(berthd, dk, rootfs, workdir):
 
     proc = berth(*h, "rmi", "nosuch", check=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "Error response from daemon: No such image: nosuch"
+    assert proc.stderr.strip() == "Error response from daemon: No such image: nosuch:latest"
     proc = berth(*h, "image", "inspect", "nosuch", check=False)
     assert (proc.returncode, proc.stdout) == (1, "[]\n")
     proc = berth(*h, "save", "-o", str(workdir / "no" / "dir.tar"), "bb:1", check=False)

@@ -692,7 +692,6 @@ pub struct ContainerInspect {
     pub config: ContainerConfig,
     /// Filled by the network module.
     pub network_settings: NetworkSettings,
-    pub hostname: Value,
 }
 
 /// `HostConfig` of a list entry.

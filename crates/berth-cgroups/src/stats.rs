@@ -51,6 +51,8 @@ pub fn system_cpu_usage(proc_stat: &str) -> u64 {
 }
 
 /// `blkio.*_recursive` lines: `8:0 Read 4096`, plus a `Total` line that Docker drops.
+/// A v1 blkio file as Docker's entries: always a list, `[]` when empty (moby
+/// `copyBlkioEntry` makes one of each v1 list).
 fn blkio_v1(text: &str) -> Value {
     let entries: Vec<Value> = text
         .lines()
@@ -68,11 +70,7 @@ fn blkio_v1(text: &str) -> Value {
             }))
         })
         .collect();
-    if entries.is_empty() {
-        Value::Null
-    } else {
-        Value::Array(entries)
-    }
+    Value::Array(entries)
 }
 
 /// v2 `io.stat` (`8:0 rbytes=1 wbytes=2 rios=3 wios=4 …`) as Docker's two blkio lists.
@@ -131,6 +129,26 @@ pub fn sample(dirs: &Dirs, host: &Host) -> Map<String, Value> {
     out
 }
 
+/// The v1 memory.stat keys dockerd reports, each also as `total_<key>`.
+const V1_MEMORY_STAT_KEYS: [&str; 15] = [
+    "cache",
+    "rss",
+    "rss_huge",
+    "mapped_file",
+    "dirty",
+    "writeback",
+    "pgpgin",
+    "pgpgout",
+    "pgfault",
+    "pgmajfault",
+    "inactive_anon",
+    "active_anon",
+    "inactive_file",
+    "active_file",
+    "unevictable",
+];
+const HIERARCHICAL_LIMITS: [&str; 2] = ["hierarchical_memory_limit", "hierarchical_memsw_limit"];
+
 fn sample_v1(dirs: &Dirs, host: &Host, out: &mut Map<String, Value>) {
     let none = Path::new("/nonexistent");
     let cpuacct = dirs.v1("cpuacct").unwrap_or(none);
@@ -169,22 +187,35 @@ fn sample_v1(dirs: &Dirs, host: &Host, out: &mut Map<String, Value>) {
         }),
     );
     let mem = dirs.v1("memory").unwrap_or(none);
-    let stats = flat_keyed(&read(mem, "memory.stat").unwrap_or_default());
+    let stat = flat_keyed(&read(mem, "memory.stat").unwrap_or_default());
+    // moby `daemon/stats_unix.go` statsV1: these keys of memory.stat, each (0 when the
+    // kernel lacks it), not the others (shmem, swap, workingset_*...).
+    let stats: Map<String, Value> = V1_MEMORY_STAT_KEYS
+        .iter()
+        .flat_map(|k| [k.to_string(), format!("total_{k}")])
+        .chain(HIERARCHICAL_LIMITS.iter().map(|k| k.to_string()))
+        .map(|k| {
+            let v = stat.get(&k).copied().unwrap_or(0);
+            (k, json!(v))
+        })
+        .collect();
     let mut limit = read_u64(mem, "memory.limit_in_bytes").unwrap_or(0);
     // moby `daemon/stats_unix.go`: no limit shows as the machine's memory.
     if host.mem_total > 0 && (limit == 0 || limit > host.mem_total) {
         limit = host.mem_total;
     }
-    out.insert(
-        "memory_stats".into(),
-        json!({
-            "usage": read_u64(mem, "memory.usage_in_bytes").unwrap_or(0),
-            "max_usage": read_u64(mem, "memory.max_usage_in_bytes").unwrap_or(0),
-            "failcnt": read_u64(mem, "memory.failcnt").unwrap_or(0),
-            "stats": stats,
-            "limit": limit,
-        }),
-    );
+    let mut memory = json!({
+        "usage": read_u64(mem, "memory.usage_in_bytes").unwrap_or(0),
+        "max_usage": read_u64(mem, "memory.max_usage_in_bytes").unwrap_or(0),
+        "stats": stats,
+        "limit": limit,
+    });
+    // `failcnt` is `omitempty` in moby's MemoryStats.
+    let failcnt = read_u64(mem, "memory.failcnt").unwrap_or(0);
+    if failcnt > 0 {
+        memory["failcnt"] = json!(failcnt);
+    }
+    out.insert("memory_stats".into(), memory);
     out.insert(
         "pids_stats".into(),
         pids_stats(dirs.v1("pids").unwrap_or(none)),
@@ -192,7 +223,7 @@ fn sample_v1(dirs: &Dirs, host: &Host, out: &mut Map<String, Value>) {
     let blk = dirs.v1("blkio").unwrap_or(none);
     let pick = |cfq: &str, throttle: &str| {
         let v = blkio_v1(&read(blk, cfq).unwrap_or_default());
-        if v.is_null() {
+        if v.as_array().is_none_or(Vec::is_empty) {
             blkio_v1(&read(blk, throttle).unwrap_or_default())
         } else {
             v
@@ -309,7 +340,12 @@ mod tests {
         std::fs::write(mem.join("memory.usage_in_bytes"), "4096\n").unwrap();
         std::fs::write(mem.join("memory.max_usage_in_bytes"), "8192\n").unwrap();
         std::fs::write(mem.join("memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
-        std::fs::write(mem.join("memory.stat"), "cache 10\ntotal_inactive_file 7\n").unwrap();
+        std::fs::write(
+            mem.join("memory.stat"),
+            "cache 10\ntotal_inactive_file 7\nshmem 1\nswap 0\nworkingset_refault_anon 2\n",
+        )
+        .unwrap();
+        std::fs::write(mem.join("memory.failcnt"), "0\n").unwrap();
         std::fs::write(cpu.join("cpuacct.usage"), "123456\n").unwrap();
         std::fs::write(cpu.join("cpuacct.usage_percpu"), "100 23456 \n").unwrap();
         std::fs::write(cpu.join("cpuacct.stat"), "user 3\nsystem 2\n").unwrap();
@@ -358,6 +394,12 @@ mod tests {
             "unlimited shows RAM"
         );
         assert_eq!(s["memory_stats"]["stats"]["total_inactive_file"], 7);
+        // dockerd's 32 keys, 0 where memory.stat lacks them, and none of the others.
+        let keys = s["memory_stats"]["stats"].as_object().unwrap();
+        assert_eq!(keys.len(), 32, "{keys:?}");
+        assert_eq!(s["memory_stats"]["stats"]["total_rss"], 0);
+        assert!(keys.get("shmem").is_none() && keys.get("swap").is_none());
+        assert!(s["memory_stats"].get("failcnt").is_none(), "omitempty");
         assert_eq!(s["pids_stats"], json!({"current": 3}));
         let bytes = &s["blkio_stats"]["io_service_bytes_recursive"];
         assert_eq!(bytes.as_array().unwrap().len(), 2, "Total dropped");
@@ -365,12 +407,15 @@ mod tests {
             bytes[1],
             json!({"major": 8, "minor": 0, "op": "Write", "value": 1024})
         );
-        assert!(s["blkio_stats"]["io_serviced_recursive"].is_null());
+        assert_eq!(s["blkio_stats"]["io_serviced_recursive"], json!([]));
         // A limit below RAM is reported as is.
         std::fs::write(mem.join("memory.limit_in_bytes"), "67108864\n").unwrap();
         let s = Value::Object(sample(&dirs, &host()));
         assert_eq!(s["memory_stats"]["limit"], 67108864);
         assert_eq!(crate::memory_limit(&dirs), Some(67108864));
+        std::fs::write(mem.join("memory.failcnt"), "3\n").unwrap();
+        let s = Value::Object(sample(&dirs, &host()));
+        assert_eq!(s["memory_stats"]["failcnt"], 3);
     }
 
     #[test]

@@ -431,14 +431,7 @@ pub fn import(
 ) -> Result<ImageRecord, StoreError> {
     let layer = store.add_layer(input, None)?;
     let mut container_config = serde_json::Map::new();
-    // moby joins the `changes` values with newlines and reads one instruction per line.
-    let changes: Vec<String> = opts
-        .changes
-        .iter()
-        .flat_map(|c| c.lines())
-        .map(String::from)
-        .collect();
-    apply_changes(&mut container_config, &changes)
+    apply_changes(&mut container_config, &opts.changes)
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     let comment = if opts.message.is_empty() {
         "Imported from -".to_string()

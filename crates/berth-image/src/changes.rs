@@ -25,18 +25,29 @@ pub enum ChangeError {
     NotKeyValue { word: String, got: String },
     #[error("{0} is not a valid change command")]
     Unknown(String),
+    /// Changes were sent, but none holds an instruction (moby's Dockerfile parser).
+    #[error("file with no instructions")]
+    NoInstructions,
 }
 
 /// Applies each instruction in order to `config` (the image config's `config` object).
+/// As moby's `BuildFromConfig`, the values sent are joined with newlines and read one
+/// instruction per line (blank lines and `#` comments skipped); values sent that hold no
+/// instruction at all are refused.
 pub fn apply_changes(
     config: &mut Map<String, Value>,
     changes: &[String],
 ) -> Result<(), ChangeError> {
-    for change in changes {
-        let change = change.trim();
-        if change.is_empty() {
-            continue;
-        }
+    let lines: Vec<&str> = changes
+        .iter()
+        .flat_map(|c| c.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if !changes.is_empty() && lines.is_empty() {
+        return Err(ChangeError::NoInstructions);
+    }
+    for change in lines {
         let (word, rest) = change
             .split_once(char::is_whitespace)
             .map(|(w, r)| (w, r.trim()))
@@ -50,6 +61,9 @@ pub fn apply_changes(
             }
             "ENV" => {
                 let env = config.entry("Env").or_insert_with(|| Value::Array(vec![]));
+                if env.is_null() {
+                    *env = Value::Array(vec![]);
+                }
                 let list = env.as_array_mut().ok_or(ChangeError::NotAList("Env"))?;
                 for (k, v) in key_values(rest, "ENV")? {
                     list.retain(|e| {
@@ -236,6 +250,28 @@ mod tests {
             &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         )?;
         Ok(Value::Object(m))
+    }
+
+    /// moby `BuildFromConfig`: no change sent is no parse; changes sent without an
+    /// instruction are the parser's "file with no instructions"; one value may hold
+    /// several lines.
+    #[test]
+    fn sent_changes_need_an_instruction() {
+        assert_eq!(apply(&[]).unwrap(), json!({}));
+        for empty in [&[""][..], &["", "  "], &["# only a comment\n"]] {
+            assert_eq!(apply(empty), Err(ChangeError::NoInstructions), "{empty:?}");
+        }
+        assert_eq!(
+            ChangeError::NoInstructions.to_string(),
+            "file with no instructions"
+        );
+        let v = apply(&["ENV A=1\nUSER u", ""]).unwrap();
+        assert_eq!(v, json!({"Env": ["A=1"], "User": "u"}));
+        // A config whose Env is `null` (an image that sets none) gains a list.
+        let mut m = Map::new();
+        m.insert("Env".into(), Value::Null);
+        apply_changes(&mut m, &["ENV B=2".to_string()]).unwrap();
+        assert_eq!(m["Env"], json!(["B=2"]));
     }
 
     #[test]

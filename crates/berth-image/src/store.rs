@@ -678,9 +678,19 @@ impl ImageStore {
                 .tags
                 .get(&reference.clone().with_default_tag().to_string())
         };
+        // moby `ErrImageDoesNotExist`: a name alone is named with its default tag, in
+        // its familiar form ("No such image: busybox:latest").
+        let named = || {
+            let shown = if reference.digest().is_some() {
+                reference.familiar_string()
+            } else {
+                reference.clone().with_default_tag().familiar_string()
+            };
+            StoreError::NoSuchImage(shown)
+        };
         id.and_then(|id| st.images.get(id))
             .cloned()
-            .ok_or_else(no_such)
+            .ok_or_else(named)
     }
 
     pub fn list(&self) -> Vec<ImageRecord> {

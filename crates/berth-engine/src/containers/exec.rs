@@ -663,10 +663,14 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let c = &self.containers;
         let (entry, id) = c.running_subject(name)?;
-        c.runtime
-            .resize(rid(&id), width, height)
-            .await
-            .map_err(rt_err)?;
+        // containerd's resize of a process without a console does nothing and succeeds,
+        // so dockerd answers 200 (and logs the event) for a container without a tty.
+        if entry.rec().tty() {
+            c.runtime
+                .resize(rid(&id), width, height)
+                .await
+                .map_err(rt_err)?;
+        }
         let (h, w) = (height.to_string(), width.to_string());
         c.emit(&entry.rec(), "resize", &[("height", &h), ("width", &w)]);
         Ok(())

@@ -208,6 +208,9 @@ impl Record {
         or(&mut hc.resources.memory, Field::Set(0));
         or(&mut hc.resources.cpu_shares, Field::Set(0));
         or(&mut hc.resources.pids_limit, Field::Null);
+        docker_host_config_defaults(&mut hc);
+        let mut config = self.config.clone();
+        docker_config_defaults(&mut config);
         let path = |p: std::path::PathBuf| p.display().to_string();
         let status = self.status();
         ContainerInspect {
@@ -255,13 +258,9 @@ impl Record {
                 .collect(),
             },
             mounts: Vec::new(),
-            config: self.config.clone(),
+            config,
             // Replaced by the network module's while the container has settings.
             network_settings: NetworkSettings::default(),
-            hostname: match &self.config.hostname {
-                Field::Absent => json!(""),
-                sent => serde_json::to_value(sent).unwrap_or(Value::Null),
-            },
         }
     }
 
@@ -353,6 +352,120 @@ pub(crate) fn parse_unix(t: &str) -> Option<i64> {
     berth_api_types::timestamp::parse_rfc3339(t).map(|t| t.unix_timestamp())
 }
 
+/// moby's inspect sends every `HostConfig` field (its struct has no `omitempty` there):
+/// what the create request left out is shown with the value dockerd gives it at create
+/// (`ShmSize` 64 MiB, the default masked and read-only paths of an unprivileged
+/// container) or its zero value (`null`, `0`, `""`, `false`). `KernelMemory` and
+/// `KernelMemoryTCP` stay out, as in Docker 28 (`omitempty` since moby 25).
+fn docker_host_config_defaults(hc: &mut HostConfig) {
+    fn or<T>(f: &mut Field<T>, v: Field<T>) {
+        if f.is_absent() {
+            *f = v;
+        }
+    }
+    // moby `setDefaultMaskedPaths`/`ReadonlyPaths`: none sent (Go's nil: absent or null)
+    // is the runtime's default list, for an unprivileged container (as the spec uses).
+    let privileged = hc.privileged.or_default();
+    for (f, default) in [
+        (&mut hc.masked_paths, berth_runtime::spec::MASKED_PATHS),
+        (&mut hc.readonly_paths, berth_runtime::spec::READONLY_PATHS),
+    ] {
+        if matches!(f, Field::Absent | Field::Null) {
+            *f = if privileged {
+                Field::Null
+            } else {
+                Field::Set(default.iter().map(|s| s.to_string()).collect())
+            };
+        }
+    }
+    // moby `adaptContainerSettings`: a ShmSize of 0 (the docker CLI sends one) or none is
+    // the default.
+    if hc.shm_size.is_absent() || hc.shm_size.get() == Some(&0) {
+        hc.shm_size = Field::Set(berth_runtime::spec::DEFAULT_SHM_SIZE as i64);
+    }
+    for f in [
+        &mut hc.volumes_from,
+        &mut hc.dns,
+        &mut hc.dns_options,
+        &mut hc.dns_search,
+        &mut hc.extra_hosts,
+        &mut hc.group_add,
+        &mut hc.links,
+        &mut hc.security_opt,
+    ] {
+        or(f, Field::Null);
+    }
+    or(&mut hc.cap_add, Field::Null);
+    or(&mut hc.cap_drop, Field::Null);
+    or(&mut hc.oom_score_adj, Field::Set(0.into()));
+    for f in [&mut hc.publish_all_ports, &mut hc.readonly_rootfs] {
+        or(f, Field::Set(false));
+    }
+    for f in [
+        &mut hc.pid_mode,
+        &mut hc.uts_mode,
+        &mut hc.cgroupns_mode,
+        &mut hc.ipc_mode,
+    ] {
+        or(f, Field::Set(String::new()));
+    }
+    let r = &mut hc.resources;
+    for f in [
+        &mut r.nano_cpus,
+        &mut r.cpu_period,
+        &mut r.cpu_quota,
+        &mut r.memory_reservation,
+        &mut r.memory_swap,
+    ] {
+        or(f, Field::Set(0));
+    }
+    or(&mut r.cpuset_cpus, Field::Set(String::new()));
+    or(&mut r.cpuset_mems, Field::Set(String::new()));
+    or(&mut r.devices, Field::Null);
+    or(&mut r.ulimits, Field::Null);
+    // Fields Berth keeps as sent (in `extra`).
+    let untyped: [(&str, Value); 23] = [
+        ("ContainerIDFile", json!("")),
+        ("VolumeDriver", json!("")),
+        ("Cgroup", json!("")),
+        ("UsernsMode", json!("")),
+        ("ConsoleSize", json!([0, 0])),
+        ("Isolation", json!("")),
+        ("CgroupParent", json!("")),
+        ("BlkioWeight", json!(0)),
+        ("BlkioWeightDevice", Value::Null),
+        ("BlkioDeviceReadBps", Value::Null),
+        ("BlkioDeviceWriteBps", Value::Null),
+        ("BlkioDeviceReadIOps", Value::Null),
+        ("BlkioDeviceWriteIOps", Value::Null),
+        ("CpuRealtimePeriod", json!(0)),
+        ("CpuRealtimeRuntime", json!(0)),
+        ("DeviceCgroupRules", Value::Null),
+        ("DeviceRequests", Value::Null),
+        ("MemorySwappiness", Value::Null),
+        ("OomKillDisable", json!(false)),
+        ("CpuCount", json!(0)),
+        ("CpuPercent", json!(0)),
+        ("IOMaximumIOps", json!(0)),
+        ("IOMaximumBandwidth", json!(0)),
+    ];
+    for (k, v) in untyped {
+        hc.extra.entry(k).or_insert(v);
+    }
+}
+
+/// moby's `Config` in inspect: `Volumes` and `OnBuild` are sent (`null` when none),
+/// `StopSignal` only when set (`omitempty`).
+fn docker_config_defaults(c: &mut ContainerConfig) {
+    if c.volumes.is_absent() {
+        c.volumes = Field::Null;
+    }
+    if matches!(c.stop_signal.get(), Some(s) if s.is_empty()) {
+        c.stop_signal = Field::Absent;
+    }
+    c.extra.entry("OnBuild").or_insert(Value::Null);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,11 +521,34 @@ mod migration_tests {
                 Path::new("/data/containers/x"),
                 Path::new("/exec/containers/x"),
             );
-            assert_eq!(
-                serde_json::to_value(ins).unwrap(),
-                golden[n]["inspect"],
-                "{n}"
-            );
+            // Changed since, to answer as dockerd: no top-level `Hostname`, an empty
+            // `StopSignal` left out, the fields a request left out shown with dockerd's
+            // values (tested below); every other value as captured.
+            let mut got = serde_json::to_value(ins).unwrap();
+            let mut want = golden[n]["inspect"].clone();
+            want.as_object_mut().unwrap().remove("Hostname");
+            for section in ["HostConfig", "Config"] {
+                let wanted = want[section].as_object_mut().unwrap();
+                let has = got[section].as_object_mut().unwrap();
+                for (k, v) in std::mem::take(wanted) {
+                    let now = has.remove(&k);
+                    if (section, k.as_str(), &v) == ("Config", "StopSignal", &json!("")) {
+                        assert_eq!(now, None, "{n}");
+                    } else if matches!(k.as_str(), "MaskedPaths" | "ReadonlyPaths" | "ShmSize")
+                        && (v.is_null() || v == json!(0))
+                    {
+                        // Go's nil or 0: dockerd's default, as tested below.
+                        assert!(now.is_some_and(|n| n != v), "{n} {k}");
+                    } else {
+                        assert_eq!(now.as_ref(), Some(&v), "{n} {section}.{k}");
+                    }
+                }
+            }
+            for section in ["HostConfig", "Config"] {
+                got.as_object_mut().unwrap().remove(section);
+                want.as_object_mut().unwrap().remove(section);
+            }
+            assert_eq!(got, want, "{n}");
             let sum = rec.summary(1_796_745_600);
             assert_eq!(
                 serde_json::to_value(sum).unwrap(),
@@ -420,6 +556,56 @@ mod migration_tests {
                 "{n}"
             );
         }
+    }
+
+    /// dockerd 20.10's inspect of `docker create busybox` (its `HostConfig` and `Config`
+    /// keys; `KernelMemory` and `KernelMemoryTCP` gone as in Docker 28): a record whose
+    /// request set nothing shows the same keys, with dockerd's values.
+    #[test]
+    fn inspect_shows_every_field_dockerd_shows() {
+        let mut rec = Record::from_json(fixture("record_v0_created.json").as_bytes()).unwrap();
+        // What create always settles.
+        rec.host_config = HostConfig {
+            runtime: Field::Set("runc".into()),
+            ..HostConfig::default()
+        };
+        rec.config = ContainerConfig::default();
+        let v = serde_json::to_value(rec.inspect(Path::new("/d"), Path::new("/e"))).unwrap();
+        let keys = |v: &Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k.join(" ")
+        };
+        assert_eq!(
+            keys(&v["HostConfig"]),
+            "AutoRemove Binds BlkioDeviceReadBps BlkioDeviceReadIOps BlkioDeviceWriteBps \
+             BlkioDeviceWriteIOps BlkioWeight BlkioWeightDevice CapAdd CapDrop Cgroup \
+             CgroupParent CgroupnsMode ConsoleSize ContainerIDFile CpuCount CpuPercent \
+             CpuPeriod CpuQuota CpuRealtimePeriod CpuRealtimeRuntime CpuShares CpusetCpus \
+             CpusetMems DeviceCgroupRules DeviceRequests Devices Dns DnsOptions DnsSearch \
+             ExtraHosts GroupAdd IOMaximumBandwidth IOMaximumIOps IpcMode Isolation Links \
+             LogConfig MaskedPaths Memory MemoryReservation MemorySwap MemorySwappiness \
+             NanoCpus NetworkMode OomKillDisable OomScoreAdj PidMode PidsLimit PortBindings \
+             Privileged PublishAllPorts ReadonlyPaths ReadonlyRootfs RestartPolicy Runtime \
+             SecurityOpt ShmSize UTSMode Ulimits UsernsMode VolumeDriver VolumesFrom"
+        );
+        assert_eq!(v["HostConfig"]["ShmSize"], 67108864);
+        assert_eq!(v["HostConfig"]["ConsoleSize"], json!([0, 0]));
+        assert_eq!(v["HostConfig"]["MaskedPaths"][0], "/proc/asound");
+        assert_eq!(v["HostConfig"]["CapAdd"], Value::Null);
+        assert_eq!(
+            (&v["Config"]["Volumes"], &v["Config"]["OnBuild"]),
+            (&Value::Null, &Value::Null)
+        );
+        assert!(v["Config"].get("StopSignal").is_none() && v.get("Hostname").is_none());
+        // What the request set is shown as set; a privileged container masks nothing.
+        rec.host_config.privileged = Field::Set(true);
+        rec.host_config.shm_size = Field::Set(1 << 20);
+        rec.config.stop_signal = Field::Set("SIGINT".into());
+        let v = serde_json::to_value(rec.inspect(Path::new("/d"), Path::new("/e"))).unwrap();
+        assert_eq!(v["HostConfig"]["ShmSize"], 1 << 20);
+        assert_eq!(v["HostConfig"]["MaskedPaths"], Value::Null);
+        assert_eq!(v["Config"]["StopSignal"], "SIGINT");
     }
 
     #[test]

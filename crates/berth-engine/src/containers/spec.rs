@@ -72,10 +72,13 @@ pub(crate) fn merge_config(req: &ContainerConfig, image: &Map<String, Value>) ->
         env.retain(|x| x.split('=').next() != Some(key.as_str()));
         env.push(e);
     }
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, DEFAULT_PATH.into());
-    }
-    out.env = Field::Set(env);
+    // As moby: `Config.Env` is what the image and the request set (`null` when neither
+    // did); the default PATH belongs to the process (`with_default_path`), not the config.
+    out.env = if env.is_empty() {
+        Field::Null
+    } else {
+        Field::Set(env)
+    };
     for (key, field) in [
         ("WorkingDir", &mut out.working_dir),
         ("User", &mut out.user),
@@ -113,6 +116,14 @@ pub(crate) fn merge_config(req: &ContainerConfig, image: &Map<String, Value>) ->
     }
     super::health::merge_image(&mut out.extra, image);
     out
+}
+
+/// moby `CreateDaemonEnvironment`: a process whose config sets no PATH gets the default.
+pub(crate) fn with_default_path(mut env: Vec<String>) -> Vec<String> {
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.into());
+    }
+    env
 }
 
 /// `env` with `HOME` set to the user's home when it has none, as runc sets it. Set here
@@ -228,7 +239,7 @@ pub(crate) fn spec_input(
         id: rec.id.clone(),
         rootfs: rootfs.to_path_buf(),
         args,
-        env: with_home(c.env.strings(), users, user.uid),
+        env: with_home(with_default_path(c.env.strings()), users, user.uid),
         cwd: c.working_dir.or_default(),
         user,
         hostname,
@@ -314,8 +325,12 @@ mod tests {
         assert_eq!(m.working_dir.or_default(), "/w");
         let m = merge_config(&cfg(json!({"Entrypoint": ["top"]})), &image);
         assert_eq!(m.args(), ["top"]);
+        // No Env in the image or the request: `null`, as dockerd shows it; the process
+        // still gets the default PATH.
         let m = merge_config(&cfg(json!({})), &obj(json!({})));
-        assert_eq!(m.env.or_default(), [DEFAULT_PATH]);
+        assert_eq!(m.env, Field::Null);
+        assert_eq!(with_default_path(m.env.strings()), [DEFAULT_PATH]);
+        assert_eq!(with_default_path(vec!["PATH=/x".into()]), ["PATH=/x"]);
         assert!(m.args().is_empty());
     }
 

@@ -73,12 +73,8 @@ async fn commit(
         // moby: pause unless the client says otherwise.
         pause: q.get("pause").is_none_or(|_| q.bool("pause")),
         // The docker CLI sends one `changes` per instruction; bollard joins them with
-        // newlines.
-        changes: q
-            .all("changes")
-            .iter()
-            .flat_map(|c| c.lines().map(String::from).collect::<Vec<_>>())
-            .collect(),
+        // newlines (`apply_changes` reads them line by line).
+        changes: q.all("changes"),
         config,
     };
     let id = engine.container_commit(&container, opts).await?;

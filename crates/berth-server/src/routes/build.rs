@@ -3,8 +3,9 @@
 //! streamed back as JSON lines; `X-Registry-Config` decoded for FROM pulls.
 //! `POST /build/prune` and `POST /build/cancel` too.
 //!
-//! Accepted and ignored (harmless here): `isolation`, `squash`, `session`, `version`
-//! (1 only), `outputs`, `cgroupparent`, `cpusetmems`.
+//! Accepted and ignored (harmless here): `isolation`, `session`, `version` (1 only),
+//! `outputs`, `cgroupparent`, `cpusetmems`. `squash` is refused as by a dockerd without
+//! experimental mode.
 
 use std::collections::BTreeMap;
 
@@ -75,13 +76,16 @@ fn options(q: &Query) -> Result<BuildOptions, ApiError> {
     if let Some(p) = q.get("platform") {
         check_platform(p)?;
     }
-    if let Some(v) = q.get("version").filter(|v| !v.is_empty() && *v != "1") {
-        return Err(ApiError::bad_request(format!(
-            "unsupported builder version {v}: this daemon has the classic builder (version 1) only"
-        )));
+    match q.get("version").unwrap_or_default() {
+        "" | "1" => {}
+        "2" => return Err(ApiError::bad_request(
+            "unsupported builder version 2: this daemon has the classic builder (version 1) only",
+        )),
+        // moby `parseVersion`'s words.
+        v => return Err(ApiError::bad_request(format!("invalid version {v:?}"))),
     }
     let network_mode = q.get("networkmode").unwrap_or_default().to_string();
-    Ok(BuildOptions {
+    let options = BuildOptions {
         dockerfile: q.get("dockerfile").unwrap_or_default().to_string(),
         tags: q.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
         quiet: q.bool("q"),
@@ -99,7 +103,14 @@ fn options(q: &Query) -> Result<BuildOptions, ApiError> {
         auths: BTreeMap::new(),
         remote: q.get("remote").unwrap_or_default().to_string(),
         build_id: q.get("buildid").unwrap_or_default().to_string(),
-    })
+    };
+    // moby `postBuild`, once the options are read: squash needs experimental mode.
+    if q.bool("squash") {
+        return Err(ApiError::bad_request(
+            "squash is only supported with experimental mode",
+        ));
+    }
+    Ok(options)
 }
 
 fn json_list<T: serde::de::DeserializeOwned>(q: &Query, key: &str) -> Result<Vec<T>, ApiError> {
@@ -196,7 +207,15 @@ async fn build(
 async fn prune(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     let filters = Filters::parse(q.get("filters")).map_err(ApiError::from)?;
-    let keep = int(&q, "keep-storage")?.unwrap_or(0).max(0) as u64;
+    let keep = match q.get("keep-storage").filter(|v| !v.is_empty()) {
+        None => 0,
+        Some(v) => v.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "keep-storage is in bytes and expects an integer, got {v}: strconv.Atoi: parsing {v:?}: invalid syntax"
+            ))
+        })?,
+    }
+    .max(0) as u64;
     let v = engine.build_prune(q.bool("all"), keep, &filters).await?;
     Ok(Json(v).into_response())
 }
@@ -252,6 +271,24 @@ mod tests {
         assert_eq!(o.remote, "http://h/c.tar");
         let bad: Uri = "/build?memory=lots".parse().unwrap();
         assert!(options(&Query::from_uri(&bad)).is_err());
+        // dockerd without experimental mode; moby `BoolValue` reads "0" as false.
+        for (query, refused) in [
+            (
+                "squash=1",
+                Some("squash is only supported with experimental mode"),
+            ),
+            (
+                "squash=notabool",
+                Some("squash is only supported with experimental mode"),
+            ),
+            ("squash=0", None),
+            ("version=0", Some("invalid version \"0\"")),
+            ("version=1", None),
+        ] {
+            let uri: Uri = format!("/build?{query}").parse().unwrap();
+            let got = options(&Query::from_uri(&uri)).err().map(|e| e.message);
+            assert_eq!(got.as_deref(), refused, "{query}");
+        }
         let mut h = HeaderMap::new();
         // {"localhost:5000":{"username":"u"}}
         h.insert(

@@ -80,11 +80,17 @@ async fn inspect(
 async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     let filters = Filters::parse(q.get("filters")).map_err(ApiError::from)?;
+    // moby `getContainersJSON`: a `limit` that is not a number is refused, in strconv's
+    // words (dockerd answers 500; the client's error is a 400 here).
+    let limit = match q.get("limit").filter(|l| !l.is_empty()) {
+        None => None,
+        Some(l) => Some(l.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("strconv.Atoi: parsing {l:?}: invalid syntax"))
+        })?),
+    };
     let mut items = engine.container_list(q.bool("all"), &filters).await?;
-    if let Some(n) = q.get("limit").and_then(|l| l.parse::<i64>().ok()) {
-        if n > 0 {
-            items.truncate(n as usize);
-        }
+    if let Some(n) = limit.filter(|n| *n > 0) {
+        items.truncate(usize::try_from(n).unwrap_or(usize::MAX));
     }
     engine.container_add_mounts(&mut items).await;
     for item in &mut items {
@@ -360,7 +366,10 @@ fn timeout_param(q: &Query) -> Result<Option<i64>, ApiError> {
         Some(t) => t
             .parse::<i64>()
             .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("invalid value for t: {t}"))),
+            // moby `postContainersStop`/`Restart`: strconv's words (dockerd answers 500).
+            .map_err(|_| {
+                ApiError::bad_request(format!("strconv.Atoi: parsing {t:?}: invalid syntax"))
+            }),
     }
 }
 

@@ -7,15 +7,17 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use berth_api_types::filters::Filters;
 use berth_api_types::image::ProgressMessage;
+use berth_api_types::ApiVersion;
 use berth_engine::distribution::RegistryAuth;
 use berth_engine::images::{BodyReader, ImageListOptions, ImportRequest};
 use berth_engine::Engine;
 
 use super::body::try_receiver_body;
 use super::distribution::{progress_response, registry_auth};
+use super::legacy;
 use super::query::Query;
 use crate::ApiError;
 
@@ -66,13 +68,23 @@ async fn search(State(engine): State<AppState>, uri: Uri) -> Result<Response, Ap
     Ok(Json(engine.image_search(term, limit, &filters).await?).into_response())
 }
 
-async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+async fn list(
+    State(engine): State<AppState>,
+    version: Option<Extension<ApiVersion>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     let opts = ImageListOptions {
         all: q.bool("all"),
         filters: filters(&q)?,
     };
-    Ok(Json(engine.image_list(opts).await?).into_response())
+    let version = legacy::asked(version);
+    let mut items = serde_json::to_value(engine.image_list(opts).await?)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    for item in items.as_array_mut().into_iter().flatten() {
+        legacy::image_summary(item, version);
+    }
+    Ok(Json(items).into_response())
 }
 
 async fn create(
@@ -144,6 +156,7 @@ async fn prune(State(engine): State<AppState>, uri: Uri) -> Result<Response, Api
 /// `/images/{name}/tag|push` (POST).
 async fn per_image(
     State(engine): State<AppState>,
+    version: Option<Extension<ApiVersion>>,
     Path(rest): Path<String>,
     method: Method,
     uri: Uri,
@@ -162,7 +175,12 @@ async fn per_image(
         .ok_or_else(|| ApiError::not_found("page not found"))?;
     let name = name.to_string();
     match (method, action) {
-        (Method::GET, "json") => Ok(Json(engine.image_inspect(name).await?).into_response()),
+        (Method::GET, "json") => {
+            let mut image = serde_json::to_value(engine.image_inspect(name).await?)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            legacy::image_inspect(&mut image, legacy::asked(version));
+            Ok(Json(image).into_response())
+        }
         (Method::GET, "history") => Ok(Json(engine.image_history(name).await?).into_response()),
         (Method::GET, "get") => save(&engine, vec![name]).await,
         (Method::POST, "tag") => {

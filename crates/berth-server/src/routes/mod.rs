@@ -10,6 +10,7 @@ mod events;
 mod exec;
 mod hijack;
 mod images;
+mod legacy;
 mod networks;
 mod query;
 mod swarm;

@@ -44,11 +44,27 @@ async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiE
     Ok(Json(engine.network_list(&filters(&uri)?).await?).into_response())
 }
 
+/// `GET /networks/{id}?verbose=&scope=` (moby `getNetwork`): a malformed `verbose` is a
+/// 400 before the lookup; a `scope` the network does not have finds no network.
 async fn inspect(
     State(engine): State<AppState>,
     Path(id): Path<String>,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
-    Ok(Json(engine.network_inspect(&id).await?).into_response())
+    let q = Query::from_uri(&uri);
+    if let Err(e) = q.parse_bool("verbose") {
+        let v = q.get("verbose").unwrap_or_default();
+        return Err(ApiError::bad_request(format!(
+            "invalid value for verbose: {v}: {e}"
+        )));
+    }
+    let network = engine.network_inspect(&id).await?;
+    match q.get("scope").filter(|s| !s.is_empty()) {
+        Some(scope) if network.get("Scope").and_then(|s| s.as_str()) != Some(scope) => {
+            Err(ApiError::not_found(format!("network {id} not found")))
+        }
+        _ => Ok(Json(network).into_response()),
+    }
 }
 
 async fn remove(

@@ -43,6 +43,17 @@ impl Query {
             ),
         }
     }
+
+    /// Go's `strconv.ParseBool` of `key` when present and not empty; its error text when
+    /// the value is none of `1 t T TRUE true True 0 f F FALSE false False`.
+    pub(crate) fn parse_bool(&self, key: &str) -> Result<Option<bool>, String> {
+        match self.get(key) {
+            None | Some("") => Ok(None),
+            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(Some(true)),
+            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(Some(false)),
+            Some(v) => Err(format!("strconv.ParseBool: parsing {v:?}: invalid syntax")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -61,5 +72,14 @@ mod tests {
         assert!(!q.bool("noprune"));
         assert!(!q.bool("q"));
         assert!(!q.bool("absent"));
+        let q = Query::from_uri(&"/x?a=True&b=0&c=&d=yes".parse().unwrap());
+        assert_eq!(q.parse_bool("a"), Ok(Some(true)));
+        assert_eq!(q.parse_bool("b"), Ok(Some(false)));
+        assert_eq!(q.parse_bool("c"), Ok(None));
+        assert_eq!(q.parse_bool("absent"), Ok(None));
+        assert_eq!(
+            q.parse_bool("d"),
+            Err(r#"strconv.ParseBool: parsing "yes": invalid syntax"#.into())
+        );
     }
 }

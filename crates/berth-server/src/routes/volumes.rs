@@ -76,7 +76,11 @@ async fn prune(
     Ok(Json(engine.volume_prune(&filters, named_too).await?).into_response())
 }
 
-async fn df(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+async fn df(
+    State(engine): State<AppState>,
+    version: Option<Extension<ApiVersion>>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     let types = q.all("type");
     let mut v = engine.system_df(&types).await?;
@@ -88,5 +92,6 @@ async fn df(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiErr
         }
         v["BuilderSize"] = serde_json::json!(size);
     }
+    super::legacy::system_df(&mut v, super::legacy::asked(version));
     Ok(Json(v).into_response())
 }
