@@ -238,6 +238,13 @@ fn old_container_request(
     networking: Option<&Value>,
     peer_id: Option<String>,
 ) -> ContainerRequest {
+    let legacy_links = (hc.get("Links").and_then(Value::as_array))
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
     let hc: OldHostNet = serde_json::from_value(Value::Object(hc.clone())).unwrap_or_default();
     let config: OldConfigNet =
         serde_json::from_value(Value::Object(config.clone())).unwrap_or_default();
@@ -260,6 +267,7 @@ fn old_container_request(
         dns_search: hc.dns_search.unwrap_or_default(),
         dns_options: hc.dns_options.unwrap_or_default(),
         peer_id,
+        legacy_links,
     }
 }
 

@@ -4,7 +4,7 @@
 //! released at `unplug`, its name changed at `rename`, its settings dropped at `forget`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,21 +12,23 @@ use berth_sys::pidfd::ProcessHandle;
 
 use super::settings::{self, ContainerRequest, CtrNet};
 use super::{
-    random_hex, write_json, Endpoint, Live, Manager, NetEvent, NetNs, NetPlan, NetRecord, State,
-    DEFAULT,
+    random_hex, write_json, Endpoint, LinkedPeer, Live, Manager, NetEvent, NetNs, NetPlan,
+    NetRecord, State, DEFAULT,
 };
 use crate::files::DnsSettings;
 use crate::proxy::Proxy;
-use crate::{endpoint, ipam, NetError};
+use crate::{endpoint, ipam, ipam6, NetError};
 
 impl Manager {
-    /// Allocates an address on `net` for container `cid` (the requested one if given).
+    /// Allocates an address on `net` for container `cid` (the requested one if given), and
+    /// an IPv6 one on a network with `EnableIPv6`.
     pub(super) fn allocate(
         r: &mut NetRecord,
         cid: &str,
         name: &str,
         aliases: &[String],
         want: Option<Ipv4Addr>,
+        want6: Option<Ipv6Addr>,
         mac: Option<&str>,
     ) -> Result<Endpoint, NetError> {
         if let Some(ep) = r.endpoints.get(cid) {
@@ -70,8 +72,10 @@ impl Manager {
                 },
             )?,
         };
+        let ip6 = Self::allocate6(r, want6)?;
         let ep = Endpoint {
             endpoint_id: random_hex(32)?,
+            ip6,
             ip,
             mac: mac
                 .filter(|m| !m.is_empty())
@@ -83,7 +87,40 @@ impl Manager {
         };
         r.endpoints.insert(cid.to_string(), ep.clone());
         r.last_ip = Some(ip);
+        if ip6.is_some() {
+            r.last_ip6 = ip6;
+        }
         Ok(ep)
+    }
+
+    /// The IPv6 address of a new endpoint on `r` (the requested one if given): `None` on a
+    /// network without `EnableIPv6`, where a requested one is ignored, as dockerd does.
+    fn allocate6(r: &NetRecord, want: Option<Ipv6Addr>) -> Result<Option<Ipv6Addr>, NetError> {
+        let Some((subnet, gw)) = r.v6() else {
+            return Ok(None);
+        };
+        let used: BTreeSet<Ipv6Addr> = r.endpoints.values().filter_map(|e| e.ip6).collect();
+        let ip = match want {
+            Some(ip) => {
+                if !subnet.contains(ip) || ip == gw || ip == subnet.addr() {
+                    return Err(NetError::InvalidArgument(format!(
+                        "Invalid address {ip}: It does not belong to any of this network's subnets"
+                    )));
+                }
+                if used.contains(&ip) {
+                    return Err(NetError::Conflict("Address already in use".into()));
+                }
+                ip
+            }
+            None => ipam6::allocate(&subnet, r.ip_range6.as_ref(), gw, &used, r.last_ip6)
+                .ok_or_else(|| {
+                    NetError::Unavailable(format!(
+                        "no available IPv6 addresses on this network's address pools: {} ({})",
+                        r.name, r.id
+                    ))
+                })?,
+        };
+        Ok(Some(ip))
     }
 
     /// Step one of a start: addresses for each attached network, the netns to use, and the
@@ -102,6 +139,7 @@ impl Manager {
                 ns: NetNs::Private,
                 hosts: crate::files::hosts(cid.get(..12).unwrap_or(cid), "", None, &[]),
                 resolv: crate::files::resolv_conf(&host_resolv, &DnsSettings::default(), false),
+                links: Vec::new(),
             });
         };
         let dns = c.dns_settings();
@@ -111,6 +149,7 @@ impl Manager {
                     ns: NetNs::Host,
                     hosts: std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
                     resolv: host_resolv,
+                    links: Vec::new(),
                 })
             }
             m if m.starts_with("container:") => {
@@ -124,11 +163,16 @@ impl Manager {
                     ns: NetNs::Path(PathBuf::from(format!("/proc/{pid}/ns/net"))),
                     hosts,
                     resolv,
+                    links: Vec::new(),
                 });
             }
             _ => {}
         }
+        let links = legacy_links(&st, &c, self.cfg.bridge.is_none())?;
+        let mut extra_hosts = c.extra_hosts.clone();
+        extra_hosts.extend(links.iter().map(|(line, _)| line.clone()));
         let mut first_ip = None;
+        let mut first_ip6 = None;
         let mut embedded = false;
         let mut made: Vec<String> = Vec::new();
         for a in &c.attach {
@@ -157,6 +201,7 @@ impl Manager {
                 &c.name,
                 &a.aliases,
                 a.ipv4,
+                a.ipv6,
                 a.mac.as_deref().or(c.mac.as_deref()),
             ) {
                 Ok(ep) => ep,
@@ -170,6 +215,9 @@ impl Manager {
                 }
             };
             made.push(a.network_id.clone());
+            if first_ip.is_none() {
+                first_ip6 = ep.ip6;
+            }
             first_ip.get_or_insert(ep.ip);
             embedded |= r.name != DEFAULT;
         }
@@ -178,8 +226,17 @@ impl Manager {
         // before the container runs; a start that fails before that leaves nothing behind.
         Ok(NetPlan {
             ns: NetNs::Private,
-            hosts: crate::files::hosts(&c.hostname, &c.domainname, first_ip, &c.extra_hosts),
+            hosts: crate::files::hosts(
+                &c.hostname,
+                &c.domainname,
+                first_ip
+                    .map(IpAddr::V4)
+                    .into_iter()
+                    .chain(first_ip6.map(IpAddr::V6)),
+                &extra_hosts,
+            ),
             resolv: crate::files::resolv_conf(&host_resolv, &dns, embedded),
+            links: links.into_iter().map(|(_, l)| l).collect(),
         })
     }
 
@@ -236,7 +293,12 @@ impl Manager {
                 } else {
                     None
                 };
-                let veth = sandbox.plug(&r.plug(ep, &ifname, subnet, gateway))?;
+                let mut plug = r.plug(ep, &ifname, subnet, gateway);
+                plug.link_local = (c.attach.iter())
+                    .find(|a| a.network_id == r.id)
+                    .map(settings::Attach::link_local)
+                    .unwrap_or_default();
+                let veth = sandbox.plug(&plug)?;
                 self.set_veth(&r.id, cid, &veth);
                 self.emit(r, cid, "connect");
             }
@@ -454,6 +516,52 @@ impl Manager {
         self.lock().ctrs.insert(cid.to_string(), c);
         Ok(())
     }
+}
+
+/// The legacy links of `c` (on the default bridge): each linked container, running there,
+/// with its `/etc/hosts` entry (`alias hostname [name]:ip`, as `--add-host` gives them;
+/// moby `getSandboxOptions`). A linked container that is gone or stopped fails the start
+/// with dockerd's words; one without an address on the default bridge (`--bridge=none`)
+/// gives no entry.
+fn legacy_links(
+    st: &State,
+    c: &CtrNet,
+    no_default_bridge: bool,
+) -> Result<Vec<(String, LinkedPeer)>, NetError> {
+    let default = st.nets.values().find(|r| r.name == DEFAULT);
+    let mut out = Vec::new();
+    for (child, alias) in &c.legacy_links {
+        let Some(peer) = st.ctrs.values().find(|x| x.name == *child) else {
+            return Err(NetError::InvalidArgument(format!(
+                "could not get container for {child}: No such container: {child}"
+            )));
+        };
+        if peer.pid == 0 {
+            return Err(NetError::Other(format!(
+                "Cannot link to a non running container: /{child} AS /{}/{alias}",
+                c.name
+            )));
+        }
+        let ip = default
+            .and_then(|r| r.endpoints.get(&peer.id))
+            .map(|e| e.ip);
+        let Some(ip) = ip.filter(|_| !no_default_bridge) else {
+            continue;
+        };
+        let mut names = format!("{alias} {}", peer.hostname);
+        if *alias != peer.name {
+            names += &format!(" {}", peer.name);
+        }
+        let link = LinkedPeer {
+            alias: alias.clone(),
+            id: peer.id.clone(),
+            name: peer.name.clone(),
+            ip,
+            exposed: peer.exposed.clone(),
+        };
+        out.push((format!("{names}:{ip}"), link));
+    }
+    Ok(out)
 }
 
 /// Container `cid`'s endpoints, by network ID.

@@ -20,24 +20,27 @@ mod ops;
 mod settings;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use create::{create_ipam, parse_bool, CreateRequest, NetAddresses};
+pub use create::{
+    create_ipam, create_ipam6, parse_bool, CreateRequest, NetAddresses, NetAddresses6,
+};
 pub use ops::{ContainerView, EndpointStatus, NetworkRef};
 pub use settings::{
-    from_request, parse_port_key, port_range, Attach, Bound, ContainerRequest, CtrNet, PortSpec,
+    from_request, parse_legacy_link, parse_port_key, port_range, Attach, Bound, ContainerRequest,
+    CtrNet, PortSpec,
 };
 
 use crate::dns::DnsServer;
 use crate::firewall::{BridgeRules, Firewall};
 use crate::ipam::{self, Pool};
 use crate::proxy::Proxy;
-use crate::{bridge, endpoint, Ipv4Net, NetError};
+use crate::{bridge, endpoint, Ipv4Net, Ipv6Net, NetError};
 
 /// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--mtu`, `default-address-pools`.
 #[derive(Debug, Clone)]
@@ -140,6 +143,21 @@ pub struct NetRecord {
     /// The address handed out last (allocation continues after it).
     #[serde(default)]
     pub last_ip: Option<Ipv4Addr>,
+    /// `EnableIPv6`: containers get an address of `subnet6` too.
+    #[serde(default)]
+    pub ipv6: bool,
+    /// The IPv6 IPAM config (kept and shown without `EnableIPv6`, as dockerd does, but
+    /// then unused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub gateway6_given: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range6: Option<Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ip6: Option<Ipv6Addr>,
 }
 
 /// The bridge driver's option naming the default address of published ports.
@@ -150,10 +168,16 @@ impl NetRecord {
         self.driver == "bridge"
     }
 
+    /// The IPv6 subnet and gateway in use: only with `EnableIPv6`.
+    pub fn v6(&self) -> Option<(Ipv6Net, Ipv6Addr)> {
+        self.subnet6.zip(self.gateway6).filter(|_| self.ipv6)
+    }
+
     fn rules(&self) -> Option<BridgeRules> {
         Some(BridgeRules {
             bridge: self.bridge.clone(),
             subnet: self.subnet?,
+            subnet6: self.v6().map(|(s, _)| s),
             internal: self.internal,
             masquerade: self.bool_option("com.docker.network.bridge.enable_ip_masquerade"),
             icc: self.bool_option("com.docker.network.bridge.enable_icc"),
@@ -198,6 +222,9 @@ impl NetRecord {
             mac: &ep.mac,
             mtu: self.mtu,
             gateway,
+            ip6: ep.ip6.zip(self.v6().map(|(s, _)| s.prefix())),
+            gateway6: self.v6().map(|(_, g)| g).filter(|_| gateway.is_some()),
+            link_local: Vec::new(),
         }
     }
 }
@@ -214,6 +241,9 @@ pub struct Endpoint {
     /// The host end of the veth, once plugged.
     #[serde(default)]
     pub veth: String,
+    /// Its IPv6 address, on a network with `EnableIPv6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// What a running container holds in the daemon: its proxies and DNS server.
@@ -247,6 +277,24 @@ pub struct NetPlan {
     pub ns: NetNs,
     pub hosts: String,
     pub resolv: String,
+    /// The containers its legacy links (`HostConfig.Links` on the default bridge) name, as
+    /// they run now (their `/etc/hosts` entries are in `hosts`; the engine adds the
+    /// environment, which needs the linked container's own).
+    pub links: Vec<LinkedPeer>,
+}
+
+/// A container a legacy link names, running on the default bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedPeer {
+    /// The alias the link gives it.
+    pub alias: String,
+    /// Its container ID and name (without `/`).
+    pub id: String,
+    pub name: String,
+    /// Its address on the default bridge.
+    pub ip: Ipv4Addr,
+    /// Its exposed ports (port, protocol).
+    pub exposed: Vec<(u16, String)>,
 }
 
 /// The real network driver: bridges, veths, iptables, proxies and DNS on this host.
@@ -257,7 +305,7 @@ pub struct Manager {
     fw: Firewall,
     /// Whether our chains may exist; held while they are rewritten, so that two syncs
     /// apply in the order they read the networks.
-    fw_live: Mutex<bool>,
+    fw_live: Mutex<FwLive>,
     st: Arc<Mutex<State>>,
     hooks: Hooks,
     /// Set once the bridges and the firewall are brought up (in the background at start,
@@ -265,6 +313,13 @@ pub struct Manager {
     host_ready: HostReady,
     /// Removes stopped containers' veths off the stop's path.
     reaper: endpoint::Reaper,
+}
+
+/// Whether our iptables and ip6tables chains may exist.
+#[derive(Debug)]
+struct FwLive {
+    v4: bool,
+    v6: bool,
 }
 
 /// A one-way latch: [`HostReady::wait`] returns once [`HostReady::set`] was called.
@@ -329,7 +384,11 @@ impl Leftovers {
             }
         }
         if let Some(tag) = &self.chains {
-            if let Err(e) = Firewall::new(tag, iptables).teardown() {
+            let fw = Firewall::new(tag, iptables);
+            for e in [fw.teardown(), fw.teardown6()]
+                .into_iter()
+                .filter_map(Result::err)
+            {
                 tracing::warn!(chains = %tag, error = %e, "cannot remove an earlier run's chains");
             }
         }
@@ -408,7 +467,7 @@ impl Manager {
             cfg,
             fw,
             // Unknown at start: a sync with no bridge network removes what may be left.
-            fw_live: Mutex::new(true),
+            fw_live: Mutex::new(FwLive { v4: true, v6: true }),
             st: Arc::new(Mutex::new(st)),
             hooks,
             host_ready: HostReady::default(),
@@ -440,6 +499,7 @@ impl Manager {
             if let Err(e) = bridge::ensure(
                 &r.bridge,
                 r.gateway.zip(r.subnet.map(|s| s.prefix())),
+                r.v6().map(|(s, g)| (g, s.prefix())),
                 Some(r.mtu),
             ) {
                 tracing::error!(network = %r.name, error = %e, "cannot set up the bridge");
@@ -484,7 +544,8 @@ impl Manager {
     }
 
     /// Our chains say what the bridge networks need; with none (`--bridge=none` and no user
-    /// network) there are no chains at all.
+    /// network) there are no chains at all. The ip6tables chains exist only while a
+    /// network has IPv6.
     fn sync_firewall_now(&self) -> Result<(), NetError> {
         let mut live = self.fw_live.lock().unwrap_or_else(|e| e.into_inner());
         let rules: Vec<BridgeRules> = self
@@ -494,14 +555,21 @@ impl Manager {
             .filter(|r| r.is_bridge())
             .filter_map(NetRecord::rules)
             .collect();
+        if rules.iter().any(|r| r.subnet6.is_some()) {
+            live.v6 = true;
+            self.fw.sync6(&rules)?;
+        } else if live.v6 {
+            self.fw.teardown6()?;
+            live.v6 = false;
+        }
         if rules.is_empty() {
-            if *live {
+            if live.v4 {
                 self.fw.teardown()?;
-                *live = false;
+                live.v4 = false;
             }
             return Ok(());
         }
-        *live = true;
+        live.v4 = true;
         self.fw.sync(&rules)
     }
 
@@ -642,6 +710,7 @@ impl Manager {
                 mtu,
                 endpoints: BTreeMap::new(),
                 last_ip: None,
+                ..Default::default()
             },
         };
         self.save_net(&r)?;
