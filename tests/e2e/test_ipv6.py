@@ -28,7 +28,7 @@ import subprocess
 import pytest
 
 import refdockerd
-from conftest import DOCKER_BIN, unix_request
+from conftest import DOCKER_BIN, berth, unix_request
 
 
 def dk(d, *args, check=True, timeout=60):
@@ -292,3 +292,28 @@ def test_link_local_addresses_are_set(busybox_daemon):
     finally:
         dk(d, "rm", "-f", "llc", check=False)
         dk(d, "network", "rm", "ll", check=False)
+
+
+def test_berth_cli_flags(busybox_daemon):
+    """`berth network create --ipv6` (a gateway goes with the subnet of its family), `berth
+    run --ip6 --link-local-ip --link`."""
+    d = busybox_daemon()
+    v4, v6 = _subnet(d, 7), _subnet6(d, 7)
+    br = d.bridge + "b"
+    berth("network", "create", "--ipv6", "--subnet", str(v4), "--subnet", str(v6), "--gateway", str(v6[0xfe]),
+          "-o", f"com.docker.network.bridge.name={br}", "bn6", env=d.docker_env)
+    try:
+        cfg = json.loads(dk(d, "network", "inspect", "bn6").stdout)[0]["IPAM"]["Config"]
+        assert cfg == [{"Subnet": str(v4)}, {"Subnet": str(v6), "Gateway": str(v6[0xfe])}], cfg
+        berth("run", "-d", "--name", "bc1", "--network", "bn6", "--ip6", str(v6[0x42]),
+              "--link-local-ip", "169.254.3.3", "busybox", "sleep", "600", env=d.docker_env)
+        out = dk(d, "exec", "bc1", "ip", "addr", "show", "dev", "eth0").stdout
+        assert f"{v6[0x42]}/64" in out and "169.254.3.3/16" in out, out
+        berth("run", "-d", "--name", "bdb", "busybox", "sleep", "600", env=d.docker_env)
+        out = berth("run", "--rm", "--name", "bweb", "--link", "bdb:store", "busybox", "sh", "-c", "echo $STORE_NAME",
+                    env=d.docker_env).stdout
+        assert out.strip() == "/bweb/store", out
+    finally:
+        dk(d, "rm", "-f", "bc1", "bdb", check=False)
+        dk(d, "network", "rm", "bn6", check=False)
+    assert _left_behind(d, [v6], [br]) == []

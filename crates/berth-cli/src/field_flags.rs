@@ -2,8 +2,8 @@
 //! the create body: block I/O (`--blkio-weight*`, `--device-read-bps` ...), real-time CPU,
 //! `--cpuset-mems`, `--memory-swappiness`, `--oom-kill-disable`, `--device-cgroup-rule`,
 //! `--gpus`, `--userns`, `--cgroup-parent`, `--annotation`, `--storage-opt`,
-//! `--domainname`, `--env-file`, `--label-file` and `--link` (refused: Berth has no legacy
-//! links); and the client-side `--cidfile`, `--pull`, `--platform`, `-q`.
+//! `--domainname`, `--env-file`, `--label-file` and `--link` (legacy links, kept in
+//! `HostConfig.Links`); and the client-side `--cidfile`, `--pull`, `--platform`, `-q`.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -555,22 +555,30 @@ impl Manager {
             .filter(|r| r.is_bridge())
             .filter_map(NetRecord::rules)
             .collect();
-        if rules.iter().any(|r| r.subnet6.is_some()) {
-            live.v6 = true;
-            self.fw.sync6(&rules)?;
-        } else if live.v6 {
-            self.fw.teardown6()?;
-            live.v6 = false;
-        }
-        if rules.is_empty() {
+        let v4 = if rules.is_empty() {
             if live.v4 {
                 self.fw.teardown()?;
                 live.v4 = false;
             }
-            return Ok(());
+            Ok(())
+        } else {
+            live.v4 = true;
+            self.fw.sync(&rules)
+        };
+        if rules.iter().any(|r| r.subnet6.is_some()) {
+            live.v6 = true;
+            v4.and(self.fw.sync6(&rules))
+        } else {
+            if live.v6 {
+                // Chains an earlier run may have left; a host without IPv6 (or without
+                // ip6tables) has none, and its answer must not stop the IPv4 rules.
+                if let Err(e) = self.fw.teardown6() {
+                    tracing::warn!(error = %e, "cannot remove the ip6tables chains");
+                }
+                live.v6 = false;
+            }
+            v4
         }
-        live.v4 = true;
-        self.fw.sync(&rules)
     }
 
     fn pools(&self) -> Vec<Pool> {
