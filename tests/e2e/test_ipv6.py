@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import subprocess
 
 import pytest
 
 import refdockerd
-from conftest import DOCKER_BIN, berth, unix_request
+from conftest import DOCKER_BIN, berth, poll, unix_request
 
 
 def dk(d, *args, check=True, timeout=60):
@@ -317,3 +318,27 @@ def test_berth_cli_flags(busybox_daemon):
         dk(d, "rm", "-f", "bc1", "bdb", check=False)
         dk(d, "network", "rm", "bn6", check=False)
     assert _left_behind(d, [v6], [br]) == []
+
+
+def test_port_published_on_an_ipv6_host_address(busybox_daemon):
+    """`-p [::1]::80`: the proxy listens on the IPv6 address (it was refused as an invalid
+    IP address) and forwards to the container."""
+    d = busybox_daemon()
+    dk(d, "run", "-d", "--name", "web6", "-p", "[::1]::80", "busybox", "sh", "-c",
+       "echo hello6 > /i.html && httpd -f -p 80 -h /")
+    try:
+        out = dk(d, "port", "web6", "80").stdout.split()
+        assert len(out) == 1 and out[0].startswith("[::1]:"), out
+        port = int(out[0].rsplit(":", 1)[1])
+
+        def fetch():
+            with socket.create_connection(("::1", port), timeout=5) as c:
+                c.sendall(b"GET /i.html HTTP/1.0\r\n\r\n")
+                data = b""
+                while chunk := c.recv(4096):
+                    data += chunk
+            return b"hello6" in data
+
+        poll(fetch, 30, "the page over [::1]")
+    finally:
+        dk(d, "rm", "-f", "web6", check=False)

@@ -609,8 +609,10 @@ fn start_proxy(
     ip: Ipv4Addr,
     default_ip: Ipv4Addr,
 ) -> Result<(Proxy, settings::Bound), NetError> {
-    let host_ip: Ipv4Addr = if p.host_ip.is_empty() {
-        default_ip
+    // An IPv6 host address (`-p [::]:8080:80`) listens there and forwards to the
+    // container's IPv4 address, as docker-proxy does.
+    let host_ip: IpAddr = if p.host_ip.is_empty() {
+        IpAddr::V4(default_ip)
     } else {
         p.host_ip.parse().map_err(|_| {
             NetError::InvalidArgument(format!("invalid host IP address: {}", p.host_ip))

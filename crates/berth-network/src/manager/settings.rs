@@ -446,7 +446,7 @@ pub fn from_request(
         let list = if list.is_empty() { &empty[..] } else { list };
         for b in list {
             port_range(&b.host_port)?;
-            if !b.host_ip.is_empty() && b.host_ip.parse::<Ipv4Addr>().is_err() {
+            if !b.host_ip.is_empty() && b.host_ip.parse::<std::net::IpAddr>().is_err() {
                 return Err(NetError::InvalidArgument(format!(
                     "invalid IP address: {}",
                     b.host_ip
