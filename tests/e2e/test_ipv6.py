@@ -262,6 +262,16 @@ def test_legacy_links_on_the_default_bridge(busybox_daemon):
     assert f"{db_ip}\tdb {db_id[:12]}\n" in hosts, hosts
     links = json.loads(dk(d, "inspect", "-f", "{{json .HostConfig.Links}}", "web").stdout)
     assert links == ["/db:/web/store", "/db:/web/db"], links
+    # A link removed (`docker rm --link`) is gone from inspect and from the next start.
+    r = d.request("DELETE", "/v1.41/containers/web/store?link=1")
+    assert r.status == 204, r.text
+    links = json.loads(dk(d, "inspect", "-f", "{{json .HostConfig.Links}}", "web").stdout)
+    assert links == ["/db:/web/db"], links
+    out = dk(d, "start", "-a", "web").stdout
+    assert "STORE_" not in out and "DB_NAME=/web/db" in out, out
+    assert f"{db_ip}\tstore" not in out and f"{db_ip}\tdb {db_id[:12]}\n" in out, out
+    r = d.request("DELETE", "/v1.41/containers/web/store?link=1")
+    assert (r.status, r.json()["message"]) == (404, "No such container: web/store"), r.text
     # The container's own variable wins over a link's.
     out = dk(d, "run", "--rm", "--link", "db:store", "-e", "STORE_NAME=mine", "busybox", "sh", "-c", "echo $STORE_NAME").stdout
     assert out.strip() == "mine", out

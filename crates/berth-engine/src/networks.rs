@@ -159,6 +159,12 @@ impl Networks {
         let _ = off_workers(move || driver.rename(&cid, &name)).await;
     }
 
+    /// Legacy link `alias` of container `cid` is removed.
+    pub(crate) async fn unlink(&self, cid: &str, alias: &str) {
+        let (driver, cid, alias) = (self.driver.clone(), cid.to_string(), alias.to_string());
+        let _ = off_workers(move || driver.unlink(&cid, &alias)).await;
+    }
+
     /// The container is removed: its settings go (unplugged, its file removed on a
     /// blocking thread).
     pub(crate) async fn forget(&self, cid: &str) {

@@ -64,6 +64,27 @@ pub(crate) fn name_links(hc: &mut HostConfig, parent: &str) {
     hc.links = Field::Set(named);
 }
 
+/// Removes link `full` (`/web/alias`) from the parent's `HostConfig.Links` (null once
+/// none is left, as dockerd shows it); whether it was there.
+pub(crate) fn remove(hc: &mut HostConfig, full: &str) -> bool {
+    let Some(links) = hc.links.get().cloned() else {
+        return false;
+    };
+    let kept: Vec<String> = (links.iter())
+        .filter(|l| l.split_once(':').map(|(_, a)| a) != Some(full))
+        .cloned()
+        .collect();
+    if kept.len() == links.len() {
+        return false;
+    }
+    hc.links = if kept.is_empty() {
+        Field::Null
+    } else {
+        Field::Set(kept)
+    };
+    true
+}
+
 /// The environment of container `parent` (its name) from its legacy links, each linked
 /// container's own environment read from its record.
 pub(crate) fn env_for(c: &Containers, parent: &str, links: &[LinkedPeer]) -> Vec<String> {
@@ -255,5 +276,10 @@ mod tests {
             hc.links.get().cloned().unwrap(),
             ["/db:/web/store", "/x:/other/y"]
         );
+        assert!(!remove(&mut hc, "/web/nope"));
+        assert!(remove(&mut hc, "/web/store"));
+        assert_eq!(hc.links.get().cloned().unwrap(), ["/x:/other/y"]);
+        assert!(remove(&mut hc, "/other/y"));
+        assert_eq!(hc.links, Field::Null);
     }
 }

@@ -147,6 +147,13 @@ impl NetworkDriver for FakeDriver {
         }
     }
 
+    fn unlink(&self, cid: &str, alias: &str) {
+        crate::blocking::assert_blocking("NetworkDriver::unlink");
+        if let Some(c) = lock(&self.ctrs).get_mut(cid) {
+            c.legacy_links.retain(|(_, a)| a != alias);
+        }
+    }
+
     fn forget(&self, cid: &str) {
         crate::blocking::assert_blocking("NetworkDriver::forget");
         self.call("forget", cid);

@@ -5,7 +5,7 @@
 //! Seeds: `tests/corpus/network_create.jsonl`, `tests/corpus/container_network.jsonl`.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use berth_network::{bridge, Ipv4Net};
 use proptest::prelude::*;
@@ -304,7 +304,7 @@ fn check_container(v: &Value) {
     for spec in c.port_specs() {
         assert!(spec.port > 0);
         assert!(port_range(&spec.host_port).is_ok(), "{spec:?}");
-        assert!(spec.host_ip.is_empty() || spec.host_ip.parse::<Ipv4Addr>().is_ok());
+        assert!(spec.host_ip.is_empty() || spec.host_ip.parse::<IpAddr>().is_ok());
     }
     if let Some(m) = &c.mac {
         // Six pairs of hex digits, as Go's `net.ParseMAC` wants them (no signs).

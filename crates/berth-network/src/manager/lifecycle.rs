@@ -494,6 +494,24 @@ impl Manager {
         self.save_ctr(&c);
     }
 
+    /// Legacy link `alias` of container `cid` is removed: its next start has neither its
+    /// `/etc/hosts` entry nor its environment.
+    pub fn unlink(&self, cid: &str, alias: &str) {
+        let c = {
+            let mut st = self.lock();
+            let Some(c) = st.ctrs.get_mut(cid) else {
+                return;
+            };
+            let before = c.legacy_links.len();
+            c.legacy_links.retain(|(_, a)| a != alias);
+            if c.legacy_links.len() == before {
+                return;
+            }
+            c.clone()
+        };
+        self.save_ctr(&c);
+    }
+
     /// The container is removed: drop its settings.
     pub fn forget(&self, cid: &str) {
         self.unplug(cid);
