@@ -272,6 +272,14 @@ def test_legacy_links_on_the_default_bridge(busybox_daemon):
     assert f"{db_ip}\tstore" not in out and f"{db_ip}\tdb {db_id[:12]}\n" in out, out
     r = d.request("DELETE", "/v1.41/containers/web/store?link=1")
     assert (r.status, r.json()["message"]) == (404, "No such container: web/store"), r.text
+    # Links follow a rename of either end.
+    dk(d, "rename", "db", "db2")
+    dk(d, "rename", "web", "web2")
+    links = json.loads(dk(d, "inspect", "-f", "{{json .HostConfig.Links}}", "web2").stdout)
+    assert links == ["/db2:/web2/db"], links
+    out = dk(d, "start", "-a", "web2").stdout
+    assert "DB_NAME=/web2/db" in out and f"{db_ip}\tdb {db_id[:12]} db2\n" in out, out
+    dk(d, "rename", "db2", "db")
     # The container's own variable wins over a link's.
     out = dk(d, "run", "--rm", "--link", "db:store", "-e", "STORE_NAME=mine", "busybox", "sh", "-c", "echo $STORE_NAME").stdout
     assert out.strip() == "mine", out
@@ -285,7 +293,7 @@ def test_legacy_links_on_the_default_bridge(busybox_daemon):
     dk(d, "create", "--name", "stopped", "busybox", "true")
     r = dk(d, "run", "--rm", "--name", "lk", "--link", "stopped:x", "busybox", "true", check=False)
     assert r.returncode != 0 and "Cannot link to a non running container: /stopped AS /lk/x" in r.stderr, r.stderr
-    dk(d, "rm", "-f", "db", "web", "stopped", "lk", check=False)
+    dk(d, "rm", "-f", "db", "web2", "stopped", "lk", check=False)
 
 
 def test_link_local_addresses_are_set(busybox_daemon):

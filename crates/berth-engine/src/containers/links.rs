@@ -85,6 +85,52 @@ pub(crate) fn remove(hc: &mut HostConfig, full: &str) -> bool {
     true
 }
 
+/// After a container named `old` was renamed `new` (both with their `/`): the links that
+/// name it, as the linked container (`/old:/web/a`) or as the one linking
+/// (`/db:/old/a`), say `new` (moby keeps links by ID and shows them by current name);
+/// whether any changed.
+pub(crate) fn rename_in(hc: &mut HostConfig, old: &str, new: &str) -> bool {
+    let Some(links) = hc.links.get().cloned() else {
+        return false;
+    };
+    let renamed: Vec<String> = links
+        .iter()
+        .map(|l| {
+            let Some((child, full)) = l.split_once(':') else {
+                return l.clone();
+            };
+            let child = if child == old { new } else { child };
+            let full = match full.strip_prefix(old).and_then(|a| a.strip_prefix('/')) {
+                Some(alias) => format!("{new}/{alias}"),
+                None => full.to_string(),
+            };
+            format!("{child}:{full}")
+        })
+        .collect();
+    if renamed == links {
+        return false;
+    }
+    hc.links = Field::Set(renamed);
+    true
+}
+
+/// [`rename_in`] over every record; each one changed is saved.
+pub(crate) async fn renamed(c: &Containers, old: &str, new: &str) {
+    let entries: Vec<_> = c
+        .map
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    for e in entries {
+        let changed = rename_in(&mut e.rec().host_config, old, new);
+        if changed {
+            c.save_logged(&e).await;
+        }
+    }
+}
+
 /// The environment of container `parent` (its name) from its legacy links, each linked
 /// container's own environment read from its record.
 pub(crate) fn env_for(c: &Containers, parent: &str, links: &[LinkedPeer]) -> Vec<String> {
@@ -281,5 +327,16 @@ mod tests {
         assert_eq!(hc.links.get().cloned().unwrap(), ["/x:/other/y"]);
         assert!(remove(&mut hc, "/other/y"));
         assert_eq!(hc.links, Field::Null);
+        let mut hc = HostConfig {
+            links: Field::Set(vec!["/db:/web/store".into(), "/dbx:/web/x".into()]),
+            ..Default::default()
+        };
+        assert!(rename_in(&mut hc, "/db", "/db2"));
+        assert!(rename_in(&mut hc, "/web", "/app"));
+        assert!(!rename_in(&mut hc, "/we", "/zz"));
+        assert_eq!(
+            hc.links.get().cloned().unwrap(),
+            ["/db2:/app/store", "/dbx:/app/x"]
+        );
     }
 }

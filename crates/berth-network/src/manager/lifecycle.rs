@@ -472,6 +472,10 @@ impl Manager {
     /// (moby `daemon/rename.go` updates the endpoints' DNS names the same way).
     pub fn rename(&self, cid: &str, name: &str) {
         let name = name.trim_start_matches('/');
+        let linking = self.relink(cid, name);
+        for c in linking {
+            self.save_ctr(&c);
+        }
         let c = {
             let mut st = self.lock();
             for ep in st
@@ -492,6 +496,27 @@ impl Manager {
             c.clone()
         };
         self.save_ctr(&c);
+    }
+
+    /// Container `cid` is renamed `name`: the legacy links naming it follow it (moby links
+    /// by ID). The containers whose links changed.
+    fn relink(&self, cid: &str, name: &str) -> Vec<CtrNet> {
+        let mut st = self.lock();
+        let Some(old) = st.ctrs.get(cid).map(|c| c.name.clone()) else {
+            return Vec::new();
+        };
+        let mut changed = Vec::new();
+        for c in st.ctrs.values_mut() {
+            let mut hit = false;
+            for (child, _) in c.legacy_links.iter_mut().filter(|(child, _)| *child == old) {
+                *child = name.to_string();
+                hit = true;
+            }
+            if hit {
+                changed.push(c.clone());
+            }
+        }
+        changed
     }
 
     /// Legacy link `alias` of container `cid` is removed: its next start has neither its
