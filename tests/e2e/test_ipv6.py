@@ -12,8 +12,9 @@ link-local addresses (issue 15 §2), as dockerd 20.10 answers them.
   a gateway outside the subnet, an overlap. The differential test asks the reference
   dockerd the same and compares.
 - `--link` on the default bridge: `/etc/hosts` entries and the `ALIAS_*` environment of
-  the linked container, `HostConfig.Links` as `/db:/web/alias`; a missing or stopped
-  container refused in dockerd's words.
+  the linked container, `HostConfig.Links` as `/db:/web/alias` (following renames,
+  removable with `rm --link`); with `--icc=false` the linked container's exposed ports stay
+  open to the linking one; a missing or stopped container refused in dockerd's words.
 
 Every daemon has its own bridge and IPv4 pool (conftest `pick_network`); the IPv6 subnets
 here are made from that pool's numbers, so two test daemons never share one. Each test
@@ -360,3 +361,39 @@ def test_port_published_on_an_ipv6_host_address(busybox_daemon):
         poll(fetch, 30, "the page over [::1]")
     finally:
         dk(d, "rm", "-f", "web6", check=False)
+
+
+def _fwd_rules(d) -> list[str]:
+    out = subprocess.run(["iptables", "-w", "-S", f"BERTH-FWD-{d.bridge}"], capture_output=True, text=True).stdout
+    return out.splitlines()
+
+
+def test_links_open_their_ports_without_icc(busybox_daemon):
+    """`--icc=false`: containers on the default bridge do not reach each other, but a
+    legacy link opens the linked container's exposed ports to the one linking (and the
+    rules go when it stops)."""
+    d = busybox_daemon(extra_args=["--icc=false"])
+    assert json.loads(dk(d, "network", "inspect", "bridge").stdout)[0]["Options"][
+        "com.docker.network.bridge.enable_icc"] == "false"
+    dk(d, "run", "-d", "--name", "db", "--expose", "80", "busybox", "sh", "-c",
+       "echo linked > /i.html && httpd -f -p 80 -h /")
+    dk(d, "run", "-d", "--name", "other", "--expose", "80", "busybox", "sh", "-c",
+       "echo other > /i.html && httpd -f -p 80 -h /")
+    db_ip = dk(d, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db").stdout.strip()
+    other_ip = dk(d, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "other").stdout.strip()
+    try:
+        dk(d, "run", "-d", "--name", "web", "--link", "db", "busybox", "sleep", "600")
+        web_ip = dk(d, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web").stdout.strip()
+        rule = f"-s {web_ip}/32 -d {db_ip}/32 -i {d.bridge} -o {d.bridge} -p tcp -m tcp --dport 80 -j ACCEPT"
+        assert any(rule in l for l in _fwd_rules(d)), _fwd_rules(d)
+        out = poll(lambda: dk(d, "run", "--rm", "--link", "db", "busybox", "wget", "-qO-", f"http://{db_ip}/i.html",
+                              check=False).stdout, 30, "the linked port")
+        assert "linked" in out, out
+        # Not linked: dropped (icc off).
+        r = dk(d, "run", "--rm", "--link", "db", "busybox", "wget", "-qO-", "-T", "2", f"http://{other_ip}/i.html",
+               check=False)
+        assert r.returncode != 0 and "other" not in r.stdout, r.stdout
+        dk(d, "stop", "-t", "1", "web")
+        assert not any(f"-s {web_ip}/32" in l for l in _fwd_rules(d)), _fwd_rules(d)
+    finally:
+        dk(d, "rm", "-f", "db", "other", "web", check=False)

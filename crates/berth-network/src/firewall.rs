@@ -27,6 +27,18 @@ pub struct BridgeRules {
     pub masquerade: bool,
     /// `com.docker.network.bridge.enable_icc`: containers of the network reach each other.
     pub icc: bool,
+    /// Without icc: the legacy links whose exposed ports stay open (IPv4 only).
+    pub links: Vec<LinkRule>,
+}
+
+/// One exposed port of a linked container, open to the container that links to it (and
+/// its answers back), as dockerd's `ProgramExternalConnectivity` for links does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRule {
+    pub parent: std::net::Ipv4Addr,
+    pub child: std::net::Ipv4Addr,
+    pub port: u16,
+    pub proto: String,
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +70,7 @@ impl Firewall {
     pub fn render(&self, nets: &[BridgeRules]) -> String {
         let subnets: Vec<(&BridgeRules, String)> =
             nets.iter().map(|n| (n, n.subnet.to_string())).collect();
-        self.render_family(&subnets)
+        self.render_family(&subnets, true)
     }
 
     /// The `ip6tables-restore` input: the same rules for the networks with IPv6, the
@@ -68,10 +80,10 @@ impl Firewall {
             .iter()
             .filter_map(|n| Some((n, n.subnet6?.to_string())))
             .collect();
-        self.render_family(&subnets)
+        self.render_family(&subnets, false)
     }
 
-    fn render_family(&self, nets: &[(&BridgeRules, String)]) -> String {
+    fn render_family(&self, nets: &[(&BridgeRules, String)], links: bool) -> String {
         let (fwd, iso, post) = (self.fwd(), self.iso(), self.post());
         let mut s = format!("*filter\n:{fwd} - [0:0]\n:{iso} - [0:0]\n");
         for (n, _) in nets {
@@ -82,6 +94,15 @@ impl Firewall {
         for (n, _) in nets {
             let b = &n.bridge;
             let icc = if n.icc { "ACCEPT" } else { "DROP" };
+            for l in n.links.iter().filter(|_| links && !n.icc) {
+                let (p, c, port, proto) = (l.parent, l.child, l.port, &l.proto);
+                s += &format!(
+                    "-A {fwd} -i {b} -o {b} -s {p} -d {c} -p {proto} --dport {port} -j ACCEPT\n"
+                );
+                s += &format!(
+                    "-A {fwd} -i {b} -o {b} -s {c} -d {p} -p {proto} --sport {port} -j ACCEPT\n"
+                );
+            }
             s += &format!("-A {fwd} -i {b} -o {b} -j {icc}\n");
             if n.internal {
                 s += &format!("-A {fwd} -i {b} ! -o {b} -j DROP\n");
@@ -235,6 +256,7 @@ mod tests {
                 internal: false,
                 masquerade: true,
                 icc: true,
+                links: Vec::new(),
             },
             BridgeRules {
                 bridge: "br-x".into(),
@@ -243,6 +265,7 @@ mod tests {
                 internal: true,
                 masquerade: true,
                 icc: true,
+                links: Vec::new(),
             },
         ]);
         for line in s
@@ -269,6 +292,7 @@ mod tests {
             internal: false,
             masquerade: true,
             icc: true,
+            links: Vec::new(),
         };
         let s = fw.render6(&[net("br-6", Some("fd00:9::/64")), net("br-4", None)]);
         assert!(
@@ -293,6 +317,12 @@ mod tests {
             internal: false,
             masquerade,
             icc,
+            links: vec![LinkRule {
+                parent: "10.3.0.3".parse().unwrap(),
+                child: "10.3.0.2".parse().unwrap(),
+                port: 5432,
+                proto: "tcp".into(),
+            }],
         };
         let on = fw.render(&[net(true, true)]);
         assert!(
@@ -309,6 +339,16 @@ mod tests {
             "{off}"
         );
         assert!(!off.contains("-i br-y -o br-y -j ACCEPT"), "{off}");
+        // Without icc, a legacy link's exposed port stays open both ways, before the DROP.
+        let open = "-A BERTH-FWD-bt1 -i br-y -o br-y -s 10.3.0.3 -d 10.3.0.2 -p tcp --dport 5432 -j ACCEPT";
+        let back = "-A BERTH-FWD-bt1 -i br-y -o br-y -s 10.3.0.2 -d 10.3.0.3 -p tcp --sport 5432 -j ACCEPT";
+        let (o, b, d) = (
+            off.find(open),
+            off.find(back),
+            off.find("-i br-y -o br-y -j DROP"),
+        );
+        assert!(o.is_some() && b.is_some() && o < d && b < d, "{off}");
+        assert!(!on.contains("--dport 5432"), "{on}");
         assert!(!off.contains("MASQUERADE"), "{off}");
         // Still forwarded out (routed, not NATed), as dockerd does.
         assert!(

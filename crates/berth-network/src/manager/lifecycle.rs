@@ -346,6 +346,9 @@ impl Manager {
             let c = c.clone();
             drop(st);
             self.save_ctr(&c);
+            if restore.is_none() && self.links_need_rules(&c) {
+                self.sync_firewall()?;
+            }
         }
         Ok(())
     }
@@ -464,7 +467,19 @@ impl Manager {
         }
         if let Some(c) = ctr {
             self.save_ctr(&c);
+            if self.links_need_rules(&c) {
+                if let Err(e) = self.sync_firewall() {
+                    tracing::warn!(id = cid, error = %e, "cannot close the links' ports");
+                }
+            }
         }
+    }
+
+    /// Whether `c` has legacy links on a default bridge without icc (their ports are
+    /// firewall rules, made and removed with the container).
+    fn links_need_rules(&self, c: &CtrNet) -> bool {
+        !c.legacy_links.is_empty()
+            && (self.lock().nets.values()).any(|r| r.name == DEFAULT && r.is_bridge() && !r.icc())
     }
 
     /// `docker rename`: the container's name in its settings and on its endpoints, so the

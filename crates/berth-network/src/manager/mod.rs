@@ -56,6 +56,9 @@ pub struct Config {
     pub pools: Vec<Pool>,
     pub iptables: bool,
     pub ip_forward: bool,
+    /// `--icc`: containers on the default bridge reach each other (false: only through
+    /// the exposed ports of their legacy links).
+    pub icc: bool,
     pub mtu: u32,
 }
 
@@ -67,6 +70,7 @@ impl Default for Config {
             pools: Vec::new(),
             iptables: true,
             ip_forward: true,
+            icc: true,
             mtu: 1500,
         }
     }
@@ -180,8 +184,14 @@ impl NetRecord {
             subnet6: self.v6().map(|(s, _)| s),
             internal: self.internal,
             masquerade: self.bool_option("com.docker.network.bridge.enable_ip_masquerade"),
-            icc: self.bool_option("com.docker.network.bridge.enable_icc"),
+            icc: self.icc(),
+            links: Vec::new(),
         })
+    }
+
+    /// `com.docker.network.bridge.enable_icc`.
+    fn icc(&self) -> bool {
+        self.bool_option("com.docker.network.bridge.enable_icc")
     }
 
     /// `com.docker.network.bridge.host_binding_ipv4`: where ports published without a
@@ -548,13 +558,19 @@ impl Manager {
     /// network has IPv6.
     fn sync_firewall_now(&self) -> Result<(), NetError> {
         let mut live = self.fw_live.lock().unwrap_or_else(|e| e.into_inner());
-        let rules: Vec<BridgeRules> = self
-            .lock()
-            .nets
-            .values()
-            .filter(|r| r.is_bridge())
-            .filter_map(NetRecord::rules)
-            .collect();
+        let rules: Vec<BridgeRules> = {
+            let st = self.lock();
+            (st.nets.values())
+                .filter(|r| r.is_bridge())
+                .filter_map(|r| {
+                    let mut rules = r.rules()?;
+                    if r.name == DEFAULT && !rules.icc {
+                        rules.links = link_rules(&st, r);
+                    }
+                    Some(rules)
+                })
+                .collect()
+        };
         let v4 = if rules.is_empty() {
             if live.v4 {
                 self.fw.teardown()?;
@@ -674,10 +690,11 @@ impl Manager {
                 (net, gw)
             }
         };
+        let icc = if self.cfg.icc { "true" } else { "false" };
         let mut options = Map::new();
         for (k, v) in [
             ("com.docker.network.bridge.default_bridge", "true"),
-            ("com.docker.network.bridge.enable_icc", "true"),
+            ("com.docker.network.bridge.enable_icc", icc),
             ("com.docker.network.bridge.enable_ip_masquerade", "true"),
             ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
             ("com.docker.network.bridge.name", bridge.as_str()),
@@ -731,6 +748,34 @@ impl Manager {
     fn disabled_default(&self, a: &settings::Attach) -> bool {
         self.cfg.bridge.is_none() && a.network_name == DEFAULT
     }
+}
+
+/// The open ports of the legacy links between containers running on `default` (the
+/// default bridge): each exposed port of each linked container, for the one linking.
+fn link_rules(st: &State, default: &NetRecord) -> Vec<crate::firewall::LinkRule> {
+    let mut out = Vec::new();
+    for c in st.ctrs.values().filter(|c| c.pid != 0) {
+        let Some(parent) = default.endpoints.get(&c.id) else {
+            continue;
+        };
+        for (child, _) in &c.legacy_links {
+            let Some(peer) = st.ctrs.values().find(|x| x.name == *child && x.pid != 0) else {
+                continue;
+            };
+            let Some(ep) = default.endpoints.get(&peer.id) else {
+                continue;
+            };
+            for (port, proto) in &peer.exposed {
+                out.push(crate::firewall::LinkRule {
+                    parent: parent.ip,
+                    child: ep.ip,
+                    port: *port,
+                    proto: proto.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// By full ID, exact name, or unique ID prefix (moby `FindNetwork`).
