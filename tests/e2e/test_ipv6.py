@@ -225,9 +225,11 @@ def test_ipv6_refusals_match_the_reference(busybox_daemon, reference):
     d = busybox_daemon()
     ref = _Ref(reference.sock)
     v6a, v6b = _subnet6(d, 4), _subnet6(d, 5)
-    bodies = _refusals("10.250.1.0/24", "10.250.2.0/24", str(v6a), str(v6b), str(v6b[1]))
+    # Subnets of this daemon's own (the reference runs in a network namespace of its own).
+    bodies = _refusals(str(_subnet(d, 4)), str(_subnet(d, 5)), str(v6a), str(v6b), str(v6b[1]))
     bodies.append({"Name": "ok6", "EnableIPv6": True,
-                   "IPAM": {"Config": [{"Subnet": "10.250.3.0/24"}, {"Subnet": str(v6a), "IPRange": f"{v6a[256]}/120"}]}})
+                   "IPAM": {"Config": [{"Subnet": str(_subnet(d, 6))},
+                                       {"Subnet": str(v6a), "IPRange": f"{v6a[256]}/120"}]}})
     for body in bodies:
         got = [_create(x, body) for x in (d, ref)]
         ok = [r.status == 201 for r in got]
