@@ -114,6 +114,9 @@ def test_dual_stack_network(busybox_daemon):
         assert f"default via {v6[1]}" in routes, routes
         hosts = dk(d, "exec", "ca", "cat", "/etc/hosts").stdout
         assert f"{v6[2]}\t" in hosts, hosts
+        # The embedded DNS answers AAAA with the IPv6 address.
+        out = dk(d, "exec", "ca", "nslookup", "-type=AAAA", "cb").stdout
+        assert str(v6[0x99]) in out, out
         # Containers reach each other and the gateway over IPv6.
         dk(d, "exec", "ca", "ping", "-6", "-c", "1", "-W", "5", str(v6[0x99]))
         dk(d, "exec", "ca", "ping", "-6", "-c", "1", "-W", "5", str(v6[1]))

@@ -632,7 +632,7 @@ fn endpoints_of(st: &State, cid: &str) -> BTreeMap<String, Endpoint> {
 
 /// The embedded DNS's view: names and aliases of containers sharing a user network with
 /// `cid` (and their 12-character IDs), and `cid`'s own link aliases there.
-pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<IpAddr>> {
     let mut out = Vec::new();
     for r in st
         .nets
@@ -654,8 +654,11 @@ pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>
                 || linked.is_some_and(|t| ep.name.eq_ignore_ascii_case(t))
                 || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
                 || (bare.len() == 12 && id.starts_with(bare));
-            if hit && !out.contains(&ep.ip) {
-                out.push(ep.ip);
+            let ips = [Some(IpAddr::V4(ep.ip)), ep.ip6.map(IpAddr::V6)];
+            for ip in ips.into_iter().flatten().filter(|_| hit) {
+                if !out.contains(&ip) {
+                    out.push(ip);
+                }
             }
         }
     }
