@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import random
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -53,7 +54,7 @@ def no_bridge_tag(data_root: Path) -> str:
 
 def cleanup_bridges(tag: str, data_root: Path) -> list[str]:
     """Deletes the daemon's default bridge `tag`, the bridges its records name, and its
-    iptables chains (named after `tag`)."""
+    iptables and ip6tables chains (named after `tag`)."""
     problems = []
     bridges = {tag}
     for f in (data_root / "network" / "networks").glob("*.json"):
@@ -68,12 +69,16 @@ def cleanup_bridges(tag: str, data_root: Path) -> list[str]:
             r = subprocess.run(["ip", "link", "del", "dev", br], capture_output=True, text=True)
             if r.returncode != 0:
                 problems.append(f"cannot delete bridge {br}: {r.stderr.strip()}")
-    for table, parent, chain in (("filter", "FORWARD", f"BERTH-FWD-{tag}"), ("nat", "POSTROUTING", f"BERTH-POST-{tag}")):
-        while subprocess.run(["iptables", "-w", "-t", table, "-D", parent, "-j", chain], capture_output=True).returncode == 0:
-            pass
-    for table, chain in (("filter", f"BERTH-FWD-{tag}"), ("filter", f"BERTH-ISO-{tag}"), ("nat", f"BERTH-POST-{tag}")):
-        subprocess.run(["iptables", "-w", "-t", table, "-F", chain], capture_output=True)
-        subprocess.run(["iptables", "-w", "-t", table, "-X", chain], capture_output=True)
+    # ip6tables too: networks with IPv6 have the same chains there.
+    for tool in ("iptables", "ip6tables"):
+        if not shutil.which(tool):
+            continue
+        for table, parent, chain in (("filter", "FORWARD", f"BERTH-FWD-{tag}"), ("nat", "POSTROUTING", f"BERTH-POST-{tag}")):
+            while subprocess.run([tool, "-w", "-t", table, "-D", parent, "-j", chain], capture_output=True).returncode == 0:
+                pass
+        for table, chain in (("filter", f"BERTH-FWD-{tag}"), ("filter", f"BERTH-ISO-{tag}"), ("nat", f"BERTH-POST-{tag}")):
+            subprocess.run([tool, "-w", "-t", table, "-F", chain], capture_output=True)
+            subprocess.run([tool, "-w", "-t", table, "-X", chain], capture_output=True)
     return problems
 
 

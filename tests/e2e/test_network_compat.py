@@ -56,9 +56,10 @@ def test_create_refusals_worded_like_dockerd(busybox_daemon):
          "com.docker.network.bridge.enable_icc value: x"),
         ({"Name": "a", "IPAM": {"Config": [{"Subnet": net, "AuxiliaryAddresses": {"x": "192.0.2.1"}}]}}, 400,
          f"invalid auxiliary address x: parent subnet {net} doesn't contain this address"),
-        ({"Name": "s", "IPAM": {"Config": [{"Subnet": net}, {"Subnet": str(_subnet(d, 1))}]}}, 400,
-         "several IPAM configs"),
-        ({"Name": "v6", "EnableIPv6": True}, 400, "IPv6 networks are not supported"),
+        ({"Name": "s", "IPAM": {"Config": [{"Subnet": net}, {"Subnet": str(_subnet(d, 1))}]}}, 403,
+         "bridge driver doesn't support multiple subnets"),
+        ({"Name": "v6", "EnableIPv6": True}, 404,
+         "could not find an available, non-overlapping IPv6 address pool among the defaults"),
     ]
     for body, status, words in cases:
         r = _create(d, body)

@@ -2,8 +2,8 @@
 //! the create body: block I/O (`--blkio-weight*`, `--device-read-bps` ...), real-time CPU,
 //! `--cpuset-mems`, `--memory-swappiness`, `--oom-kill-disable`, `--device-cgroup-rule`,
 //! `--gpus`, `--userns`, `--cgroup-parent`, `--annotation`, `--storage-opt`,
-//! `--domainname`, `--env-file`, `--label-file` and `--link` (refused: Berth has no legacy
-//! links); and the client-side `--cidfile`, `--pull`, `--platform`, `-q`.
+//! `--domainname`, `--env-file`, `--label-file` and `--link` (legacy links, kept in
+//! `HostConfig.Links`); and the client-side `--cidfile`, `--pull`, `--platform`, `-q`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -347,11 +347,10 @@ impl FieldFlags {
                 return Err("--userns: invalid USER mode".into());
             }
         }
-        if let Some(l) = self.link.first() {
+        for l in &self.link {
             if l.split(':').count() > 2 || l.is_empty() {
                 return Err(format!("bad format for links: {l}"));
             }
-            return Err("--link: legacy container links are not supported by Berth; connect the containers to a user-defined network instead".into());
         }
         let mut storage = HashMap::new();
         for o in &self.storage_opt {
@@ -392,6 +391,9 @@ impl FieldFlags {
             }
         }
         let hc: &mut HostConfig = body.host_config.get_or_insert_with(Default::default);
+        if !self.link.is_empty() {
+            hc.links = Some(self.link.clone());
+        }
         hc.blkio_weight = self.blkio_weight.or(hc.blkio_weight);
         if !self.blkio_weight_device.is_empty() {
             hc.blkio_weight_device = Some(

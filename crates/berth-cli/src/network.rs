@@ -56,6 +56,9 @@ pub struct CreateArgs {
     /// Allocate container ip from a sub-range
     #[arg(long = "ip-range", value_name = "strings")]
     pub ip_range: Vec<String>,
+    /// Enable or disable IPv6 networking
+    #[arg(long)]
+    pub ipv6: bool,
     /// Restrict external access to the network
     #[arg(long)]
     pub internal: bool,
@@ -165,6 +168,12 @@ pub struct NetFlags {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long = "ip", value_name = "string")]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long = "ip6", value_name = "string")]
+    pub ip6: Option<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip", value_name = "list")]
+    pub link_local_ip: Vec<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", value_name = "list")]
     pub network_alias: Vec<String>,
@@ -293,13 +302,15 @@ pub fn apply_net_flags(
     hc.dns = list(&f.dns);
     hc.dns_search = list(&f.dns_search);
     hc.dns_options = list(&f.dns_option);
-    if f.ip.is_some() || !f.network_alias.is_empty() || f.mac_address.is_some() {
+    let addresses = f.ip.is_some() || f.ip6.is_some() || !f.link_local_ip.is_empty();
+    if addresses || !f.network_alias.is_empty() || f.mac_address.is_some() {
         let net = network.unwrap_or("default").to_string();
         let ep = EndpointSettings {
             aliases: list(&f.network_alias),
-            ipam_config: f.ip.clone().map(|ip| EndpointIpamConfig {
-                ipv4_address: Some(ip),
-                ..Default::default()
+            ipam_config: addresses.then(|| EndpointIpamConfig {
+                ipv4_address: f.ip.clone(),
+                ipv6_address: f.ip6.clone(),
+                link_local_ips: list(&f.link_local_ip),
             }),
             mac_address: f.mac_address.clone(),
             ..Default::default()
@@ -320,23 +331,44 @@ fn key_values(list: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
+/// One IPAM config per subnet; each gateway and IP range goes with the first subnet of
+/// its family (IPv4 or IPv6) that has none yet, so `--subnet 10.1.0.0/24 --subnet
+/// fd00::/64 --gateway fd00::1` gives the gateway to the IPv6 subnet.
+fn ipam_configs(subnets: &[String], gateways: &[String], ranges: &[String]) -> Vec<IpamConfig> {
+    let v6 = |s: &str| s.contains(':');
+    let mut config: Vec<IpamConfig> = subnets
+        .iter()
+        .map(|s| IpamConfig {
+            subnet: Some(s.clone()),
+            ..Default::default()
+        })
+        .collect();
+    for x in gateways {
+        let same = |c: &&mut IpamConfig| c.subnet.as_deref().is_some_and(|s| v6(s) == v6(x));
+        if let Some(c) = config.iter_mut().filter(same).find(|c| c.gateway.is_none()) {
+            c.gateway = Some(x.clone());
+        }
+    }
+    for x in ranges {
+        let same = |c: &&mut IpamConfig| c.subnet.as_deref().is_some_and(|s| v6(s) == v6(x));
+        if let Some(c) = config
+            .iter_mut()
+            .filter(same)
+            .find(|c| c.ip_range.is_none())
+        {
+            c.ip_range = Some(x.clone());
+        }
+    }
+    config
+}
+
 /// Runs one `berth network` subcommand.
 pub async fn run(session: &Session, cmd: &NetworkCommand) -> Result<(), Error> {
     let client = session.client().await?;
     let docker = client.docker();
     match cmd {
         NetworkCommand::Create(a) => {
-            let config: Vec<IpamConfig> = a
-                .subnet
-                .iter()
-                .enumerate()
-                .map(|(i, s)| IpamConfig {
-                    subnet: Some(s.clone()),
-                    gateway: a.gateway.get(i).cloned(),
-                    ip_range: a.ip_range.get(i).cloned(),
-                    ..Default::default()
-                })
-                .collect();
+            let config = ipam_configs(&a.subnet, &a.gateway, &a.ip_range);
             if a.subnet.is_empty() && (!a.gateway.is_empty() || !a.ip_range.is_empty()) {
                 return Err(Error::client(
                     "every ip-range or gateway must have a corresponding subnet",
@@ -347,6 +379,7 @@ pub async fn run(session: &Session, cmd: &NetworkCommand) -> Result<(), Error> {
                 driver: Some(a.driver.clone()),
                 internal: Some(a.internal),
                 attachable: Some(a.attachable),
+                enable_ipv6: a.ipv6.then_some(true),
                 ipam: Some(Ipam {
                     driver: Some("default".into()),
                     config: Some(config),

@@ -17,7 +17,7 @@ use berth_api_types::container::{ContainerConfig, HostConfig};
 use berth_api_types::network::NetworkingConfig;
 #[cfg(doc)]
 use berth_network::manager::Manager;
-use berth_network::manager::{Hooks, NetEvent, NetNs};
+use berth_network::manager::{Hooks, LinkedPeer, NetEvent, NetNs};
 use berth_network::{NetError, NetworkDriver};
 use berth_runtime::spec::NamespaceMode;
 use berth_sys::pidfd::ProcessHandle;
@@ -35,6 +35,10 @@ pub(crate) struct NetPlan {
     pub ns: NamespaceMode,
     pub hosts: String,
     pub resolv: String,
+    /// The containers its legacy links name (the driver's view).
+    pub links: Vec<LinkedPeer>,
+    /// The environment those links give (set by the start, from their records).
+    pub env: Vec<String>,
 }
 
 /// The engine's handle on container networking: the driver, and the event bus its
@@ -123,6 +127,8 @@ impl Networks {
             },
             hosts: p.hosts,
             resolv: p.resolv,
+            links: p.links,
+            env: Vec::new(),
         })
     }
 
@@ -151,6 +157,12 @@ impl Networks {
     pub(crate) async fn rename(&self, cid: &str, name: &str) {
         let (driver, cid, name) = (self.driver.clone(), cid.to_string(), name.to_string());
         let _ = off_workers(move || driver.rename(&cid, &name)).await;
+    }
+
+    /// Legacy link `alias` of container `cid` is removed.
+    pub(crate) async fn unlink(&self, cid: &str, alias: &str) {
+        let (driver, cid, alias) = (self.driver.clone(), cid.to_string(), alias.to_string());
+        let _ = off_workers(move || driver.unlink(&cid, &alias)).await;
     }
 
     /// The container is removed: its settings go (unplugged, its file removed on a

@@ -2,7 +2,7 @@
 //! (over rtnetlink: no `ip` process at daemon start), looked up over rtnetlink in the
 //! daemon's network namespace; the host's directly routed subnets.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::cmd::run;
 use crate::rtnl::{Link, Rtnl};
@@ -38,10 +38,12 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Makes sure bridge `name` exists, is up, and carries `gateway/prefix` (if any).
+/// Makes sure bridge `name` exists, is up, and carries `gateway/prefix` and the IPv6
+/// `gateway6/prefix` (if any; IPv6 is then enabled on that bridge alone).
 pub fn ensure(
     name: &str,
     gateway: Option<(Ipv4Addr, u8)>,
+    gateway6: Option<(Ipv6Addr, u8)>,
     mtu: Option<u32>,
 ) -> Result<(), NetError> {
     let failed = |step: &str| NetError::io(format!("bridge {name}: cannot {step}"));
@@ -60,15 +62,34 @@ pub fn ensure(
     if let Some(mtu) = mtu {
         nl.set_mtu(name, mtu).map_err(failed("set its MTU"))?;
     }
-    if let Some((gw, prefix)) = gateway {
+    let addrs = gateway
+        .map(|(g, p)| (IpAddr::V4(g), p))
+        .into_iter()
+        .chain(gateway6.map(|(g, p)| (IpAddr::V6(g), p)));
+    for (gw, prefix) in addrs {
+        if gw.is_ipv6() {
+            enable_ipv6(name)?;
+        }
         let index = nl
             .link_index(name)
             .map_err(failed("look it up"))?
             .ok_or_else(|| NetError::NotFound(format!("bridge {name} vanished")))?;
-        nl.replace_addr4(index, gw, prefix)
+        nl.replace_addr(index, gw, prefix)
             .map_err(failed("set its address"))?;
     }
     nl.set_up(name).map_err(failed("set it up"))
+}
+
+/// Sets `net.ipv6.conf.<name>.disable_ipv6` to 0 where it is 1 (this interface only;
+/// nothing host-wide). A host without IPv6 has no such file: the address then fails.
+fn enable_ipv6(name: &str) -> Result<(), NetError> {
+    let p = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+    match std::fs::read_to_string(&p) {
+        Ok(v) if v.trim() == "1" => {
+            std::fs::write(&p, "0").map_err(NetError::io(format!("cannot enable IPv6 on {name}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Deletes bridge `name` if it exists.

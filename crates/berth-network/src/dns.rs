@@ -1,7 +1,7 @@
 //! The embedded DNS server of user-defined networks: one UDP socket per container, bound
 //! to 127.0.0.11:53 inside the container's network namespace (opened from a short-lived
 //! thread that enters the namespace, `berth_sys::netns`), served by tokio in the daemon.
-//! It answers A queries for names the engine knows (containers and aliases on the
+//! It answers A and AAAA queries for names the engine knows (containers and aliases on the
 //! container's networks) and forwards everything else to the upstream resolvers from the
 //! host netns.
 //!
@@ -11,7 +11,7 @@
 //! connection that does not deliver a whole query within [`TCP_IDLE`] is closed.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use crate::NetError;
 
 /// Looks a (lower-case, dot-less) name up; `None` when the name is not ours.
-pub type Lookup = Arc<dyn Fn(&str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
+pub type Lookup = Arc<dyn Fn(&str) -> Option<Vec<IpAddr>> + Send + Sync>;
 
 /// A running server (UDP and TCP); dropping it closes the sockets.
 #[derive(Debug)]
@@ -185,11 +185,16 @@ async fn serve_tcp_conn(
 async fn answer(q: &[u8], lookup: &Lookup, upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
     let parsed = parse_query(q)?;
     if let Some(ips) = lookup(&parsed.name) {
-        let ips = if parsed.qtype == 1 || parsed.qtype == 255 {
-            ips
-        } else {
-            Vec::new()
-        };
+        // A (1), AAAA (28), ANY (255): the addresses of that family; others none.
+        let ips: Vec<IpAddr> = ips
+            .into_iter()
+            .filter(|ip| match parsed.qtype {
+                1 => ip.is_ipv4(),
+                28 => ip.is_ipv6(),
+                255 => true,
+                _ => false,
+            })
+            .collect();
         return Some(response(q, parsed.end, 0, &ips));
     }
     for up in upstreams {
@@ -255,8 +260,8 @@ pub(crate) fn parse_query(q: &[u8]) -> Option<Question> {
     })
 }
 
-/// A response to `q` carrying its first question and `ips` as A records.
-pub(crate) fn response(q: &[u8], qend: usize, rcode: u8, ips: &[Ipv4Addr]) -> Vec<u8> {
+/// A response to `q` carrying its first question and `ips` as A and AAAA records.
+pub(crate) fn response(q: &[u8], qend: usize, rcode: u8, ips: &[IpAddr]) -> Vec<u8> {
     let mut r = Vec::with_capacity(qend + ips.len() * 16);
     r.extend_from_slice(&q[..2]);
     r.push(0x80 | (q[2] & 0x79) | (0x04 * u8::from(rcode == 0 && !ips.is_empty())));
@@ -266,8 +271,16 @@ pub(crate) fn response(q: &[u8], qend: usize, rcode: u8, ips: &[Ipv4Addr]) -> Ve
     r.extend_from_slice(&[0, 0, 0, 0]);
     r.extend_from_slice(&q[12..qend]);
     for ip in ips {
-        r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 2, 0x58, 0, 4]);
-        r.extend_from_slice(&ip.octets());
+        match ip {
+            IpAddr::V4(a) => {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 2, 0x58, 0, 4]);
+                r.extend_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 28, 0, 1, 0, 0, 2, 0x58, 0, 16]);
+                r.extend_from_slice(&a.octets());
+            }
+        }
     }
     r
 }
@@ -299,7 +312,12 @@ mod tests {
             (p.name.as_str(), p.qtype, p.end),
             ("web.example", 1, q.len())
         );
-        let r = response(&q, p.end, 0, &[Ipv4Addr::new(10, 0, 0, 2)]);
+        let r = response(
+            &q,
+            p.end,
+            0,
+            &[IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2))],
+        );
         assert_eq!(&r[..2], &[0x12, 0x34]);
         assert_eq!(r[2] & 0x80, 0x80);
         assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1);
@@ -309,8 +327,9 @@ mod tests {
     async fn dns_tcp(conns: usize, idle: Duration) -> SocketAddr {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
-        let lookup: Lookup =
-            Arc::new(|name: &str| (name == "web").then(|| vec![Ipv4Addr::new(10, 0, 0, 2)]));
+        let lookup: Lookup = Arc::new(|name: &str| {
+            (name == "web").then(|| vec![IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2))])
+        });
         let limits = TcpLimits {
             conns: Arc::new(Semaphore::new(conns)),
             idle,
@@ -384,6 +403,27 @@ mod tests {
             );
             tokio::task::yield_now().await;
         }
+    }
+
+    /// A names the IPv4 address, AAAA the IPv6 one (it was always empty), ANY both.
+    #[tokio::test]
+    async fn aaaa_answers_the_ipv6_addresses() {
+        let v6: std::net::Ipv6Addr = "fd00::2".parse().unwrap();
+        let lookup: Lookup = Arc::new(move |_: &str| {
+            Some(vec![
+                IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)),
+                IpAddr::V6(v6),
+            ])
+        });
+        let count = |r: &[u8]| u16::from_be_bytes([r[6], r[7]]);
+        let r = answer(&query("web", 28), &lookup, &[]).await.unwrap();
+        assert_eq!(count(&r), 1);
+        assert_eq!(&r[r.len() - 16..], &v6.octets());
+        assert_eq!(&r[r.len() - 26..r.len() - 24], &[0, 28]);
+        let r = answer(&query("web", 1), &lookup, &[]).await.unwrap();
+        assert_eq!((count(&r), &r[r.len() - 4..]), (1, &[10, 0, 0, 2][..]));
+        let r = answer(&query("web", 255), &lookup, &[]).await.unwrap();
+        assert_eq!(count(&r), 2);
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub trait NetworkDriver: Send + Sync + std::fmt::Debug {
     fn rename(&self, cid: &str, name: &str);
     /// The container is removed.
     fn forget(&self, cid: &str);
+    /// Its legacy link `alias` is removed (`DELETE /containers/{parent}/{alias}?link=1`).
+    fn unlink(&self, cid: &str, alias: &str);
     /// `network connect` (see [`Manager::connect`]): the new attachment as inspect shows
     /// it.
     fn connect(
@@ -99,6 +101,9 @@ impl NetworkDriver for Manager {
     }
     fn forget(&self, cid: &str) {
         Manager::forget(self, cid)
+    }
+    fn unlink(&self, cid: &str, alias: &str) {
+        Manager::unlink(self, cid, alias)
     }
     fn connect(
         &self,

@@ -1,12 +1,13 @@
 //! One container's interfaces: a veth pair whose host end joins a bridge and whose other
 //! end becomes `ethN` inside the container's network namespace (reached through its init
-//! pid), with address, MAC, MTU and — for the first interface — the default route; and
+//! pid), with its IPv4 (and IPv6, and link-local) addresses, MAC, MTU and — for the first
+//! interface — the default routes; and
 //! `lo` brought up. All of it over rtnetlink ([`crate::rtnl`]): the peer is created
 //! directly inside the namespace (`IFLA_NET_NS_FD`) with its final name, and a socket
 //! opened inside the namespace configures it, so plugging a container starts no process.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::time::Instant;
 
@@ -25,6 +26,12 @@ pub struct Plug<'a> {
     pub mtu: u32,
     /// The default route's gateway (first interface of a non-internal network).
     pub gateway: Option<Ipv4Addr>,
+    /// The IPv6 address and prefix (networks with `EnableIPv6`).
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    /// The IPv6 default route's gateway (as `gateway`).
+    pub gateway6: Option<Ipv6Addr>,
+    /// `--link-local-ip` addresses, added as /16 (IPv4) or /64 (IPv6) as libnetwork does.
+    pub link_local: Vec<IpAddr>,
 }
 
 fn random_suffix() -> Result<String, NetError> {
@@ -117,18 +124,33 @@ impl Sandbox {
             .link_index(ifname)
             .map_err(NetError::io(format!("cannot look {ifname} up")))?
             .ok_or_else(|| NetError::NotFound(format!("{ifname} vanished")))?;
-        self.inside
-            .add_addr4(index, p.ip, p.prefix)
-            .map_err(NetError::io(format!(
-                "cannot add {}/{} to {ifname}",
-                p.ip, p.prefix
-            )))?;
+        let v6 = p.ip6.map(|(ip, prefix)| (IpAddr::V6(ip), prefix));
+        let link_local = p.link_local.iter().map(|ip| match ip {
+            IpAddr::V4(_) => (*ip, 16),
+            IpAddr::V6(_) => (*ip, 64),
+        });
+        for (ip, prefix) in [(IpAddr::V4(p.ip), p.prefix)]
+            .into_iter()
+            .chain(v6)
+            .chain(link_local)
+        {
+            self.inside
+                .add_addr(index, ip, prefix)
+                .map_err(NetError::io(format!(
+                    "cannot add {ip}/{prefix} to {ifname}"
+                )))?;
+        }
         self.inside
             .set_up(ifname)
             .map_err(NetError::io(format!("cannot bring {ifname} up")))?;
-        if let Some(gw) = p.gateway {
+        let gateways = p
+            .gateway
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(p.gateway6.map(IpAddr::V6));
+        for gw in gateways {
             self.inside
-                .replace_default_route4(gw)
+                .replace_default_route(gw)
                 .map_err(NetError::io(format!(
                     "cannot add the default route via {gw}"
                 )))?;

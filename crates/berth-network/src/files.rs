@@ -1,21 +1,27 @@
 //! The content of a container's `/etc/hosts` and `/etc/resolv.conf`, as Docker writes
 //! them (moby `libnetwork/etcchecks`, `resolvconf`).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 const HOSTS_HEAD: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
 fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 /// `/etc/hosts`: the standard head, `--add-host` entries (`name:ip`), then the
-/// container's own address (none for `--network none`).
-pub fn hosts(hostname: &str, domainname: &str, ip: Option<Ipv4Addr>, extra: &[String]) -> String {
+/// container's own addresses (none for `--network none`; IPv4, then IPv6 on a network
+/// with `EnableIPv6`).
+pub fn hosts(
+    hostname: &str,
+    domainname: &str,
+    ips: impl IntoIterator<Item = IpAddr>,
+    extra: &[String],
+) -> String {
     let mut s = HOSTS_HEAD.to_string();
     for e in extra {
         if let Some((name, addr)) = e.split_once(':').or_else(|| e.split_once('=')) {
             s += &format!("{addr}\t{name}\n");
         }
     }
-    if let Some(ip) = ip {
+    for ip in ips {
         if domainname.is_empty() {
             s += &format!("{ip}\t{hostname}\n");
         } else {
@@ -147,10 +153,13 @@ mod tests {
         let h = hosts(
             "c1",
             "",
-            Some(Ipv4Addr::new(10, 0, 0, 2)),
+            ["10.0.0.2".parse().unwrap(), "fd00:1::2".parse().unwrap()],
             &["db:10.1.1.1".into()],
         );
-        assert!(h.ends_with("10.1.1.1\tdb\n10.0.0.2\tc1\n"), "{h}");
+        assert!(
+            h.ends_with("10.1.1.1\tdb\n10.0.0.2\tc1\nfd00:1::2\tc1\n"),
+            "{h}"
+        );
         assert!(!hosts("c1", "", None, &[]).contains("c1"));
     }
 }

@@ -1,4 +1,4 @@
-//! Container networking on the host: IPv4 address management, Linux bridges, veth pairs
+//! Container networking on the host: IPv4 and IPv6 address management, Linux bridges, veth pairs
 //! into a container's network namespace, firewall rules in chains berth owns, the
 //! userland port proxy, the embedded DNS server, and `/etc/hosts` and `resolv.conf`
 //! content.
@@ -26,12 +26,14 @@ pub mod firewall;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod ipam;
+pub mod ipam6;
 pub mod manager;
 pub mod proxy;
 mod rtnl;
 
 pub use driver::NetworkDriver;
 pub use ipam::Ipv4Net;
+pub use ipam6::Ipv6Net;
 
 /// What went wrong, with the kind a client can act on.
 #[derive(Debug, thiserror::Error)]

@@ -1,18 +1,18 @@
 //! A small synchronous rtnetlink client: one `NETLINK_ROUTE` socket, in the namespace it
 //! was opened in, and the handful of requests bridges and a container's interfaces need
 //! (look a link and its kind up, create a bridge or a veth pair, set a link's MTU or state, delete it,
-//! add or replace an IPv4 address, replace the default route). Each request asks for an acknowledgement and waits for it, so every
+//! add or replace an IPv4 or IPv6 address, replace the default route). Each request asks for an acknowledgement and waits for it, so every
 //! step's error comes back with the step's name; no `ip` process is involved.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
     NLM_F_REPLACE, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -222,39 +222,50 @@ impl Rtnl {
     }
 
     /// Adds `ip/prefix` to link `index` (as `ip addr add` does: local = address, no
-    /// broadcast).
-    pub(crate) fn add_addr4(&mut self, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Result<()> {
-        self.new_addr4(index, ip, prefix, NLM_F_CREATE | NLM_F_EXCL)
+    /// broadcast; an IPv6 one without duplicate address detection, as dockerd adds them,
+    /// so it is usable at once).
+    pub(crate) fn add_addr(&mut self, index: u32, ip: IpAddr, prefix: u8) -> io::Result<()> {
+        self.new_addr(index, ip, prefix, NLM_F_CREATE | NLM_F_EXCL)
     }
 
     /// `ip addr replace ip/prefix`: adds it, or updates it when the link already has it.
-    pub(crate) fn replace_addr4(&mut self, index: u32, ip: Ipv4Addr, prefix: u8) -> io::Result<()> {
-        self.new_addr4(index, ip, prefix, NLM_F_CREATE | NLM_F_REPLACE)
+    pub(crate) fn replace_addr(&mut self, index: u32, ip: IpAddr, prefix: u8) -> io::Result<()> {
+        self.new_addr(index, ip, prefix, NLM_F_CREATE | NLM_F_REPLACE)
     }
 
-    fn new_addr4(&mut self, index: u32, ip: Ipv4Addr, prefix: u8, flags: u16) -> io::Result<()> {
+    fn new_addr(&mut self, index: u32, ip: IpAddr, prefix: u8, flags: u16) -> io::Result<()> {
         let mut m = AddressMessage::default();
-        m.header.family = AddressFamily::Inet;
+        m.header.family = match ip {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
         m.header.prefix_len = prefix;
         m.header.index = index;
-        m.attributes.extend([
-            AddressAttribute::Local(IpAddr::V4(ip)),
-            AddressAttribute::Address(IpAddr::V4(ip)),
-        ]);
+        if ip.is_ipv6() {
+            m.header.flags = AddressHeaderFlags::Nodad;
+        }
+        m.attributes
+            .extend([AddressAttribute::Local(ip), AddressAttribute::Address(ip)]);
         self.request(RouteNetlinkMessage::NewAddress(m), flags)
             .map(drop)
     }
 
-    /// `ip route replace default via gw`: main table, protocol boot.
-    pub(crate) fn replace_default_route4(&mut self, gw: Ipv4Addr) -> io::Result<()> {
+    /// `ip route replace default via gw` (`ip -6` for an IPv6 gateway): main table,
+    /// protocol boot.
+    pub(crate) fn replace_default_route(&mut self, gw: IpAddr) -> io::Result<()> {
         let mut m = RouteMessage::default();
-        m.header.address_family = AddressFamily::Inet;
+        m.header.address_family = match gw {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
         m.header.table = RouteHeader::RT_TABLE_MAIN;
         m.header.protocol = RouteProtocol::Boot;
         m.header.scope = RouteScope::Universe;
         m.header.kind = RouteType::Unicast;
-        m.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
+        m.attributes.push(RouteAttribute::Gateway(match gw {
+            IpAddr::V4(a) => RouteAddress::Inet(a),
+            IpAddr::V6(a) => RouteAddress::Inet6(a),
+        }));
         self.request(
             RouteNetlinkMessage::NewRoute(m),
             NLM_F_CREATE | NLM_F_REPLACE,

@@ -62,6 +62,7 @@ pub(crate) const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("bip", Some("bip")),
     ("iptables", Some("iptables")),
     ("ip-forward", Some("ip_forward")),
+    ("icc", Some("icc")),
     ("mtu", Some("mtu")),
     ("default-address-pools", None),
     ("runtimes", Some("add_runtimes")),
@@ -405,7 +406,8 @@ fn parse_size(s: &str) -> Option<u64> {
     num.checked_mul(1u64 << shift)
 }
 
-/// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--mtu`, `default-address-pools`.
+/// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--icc`, `--mtu`,
+/// `default-address-pools`.
 fn resolve_network(
     flags: &Flags,
     f: &FileSettings,
@@ -446,6 +448,7 @@ fn resolve_network(
     }
     net.iptables = flags.iptables.or(f.iptables).unwrap_or(true);
     net.ip_forward = flags.ip_forward.or(f.ip_forward).unwrap_or(true);
+    net.icc = flags.icc.or(f.icc).unwrap_or(true);
     if let Some(mtu) = flags.mtu.or(f.mtu) {
         if !(68..=65535).contains(&mtu) {
             bail!("invalid --mtu {mtu}: it must be between 68 and 65535");
@@ -690,6 +693,7 @@ struct FileSettings {
     bip: Option<String>,
     iptables: Option<bool>,
     ip_forward: Option<bool>,
+    icc: Option<bool>,
     mtu: Option<u32>,
     default_address_pools: Option<Vec<PoolSetting>>,
     runtimes: Option<BTreeMap<String, RuntimeSetting>>,

@@ -136,6 +136,11 @@ pub struct Flags {
     #[arg(long = "ip-forward", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub ip_forward: Option<bool>,
 
+    /// Enable inter-container communication on the default bridge (false: only legacy
+    /// links' exposed ports)
+    #[arg(long = "icc", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub icc: Option<bool>,
+
     /// MTU of the default bridge and new networks
     #[arg(long = "mtu", value_name = "BYTES")]
     pub mtu: Option<u32>,

@@ -7,7 +7,9 @@ use berth_api_types::network::NetworkingConfig;
 use serde_json::{json, Map, Value};
 
 use super::record::{Record, RECORD_VERSION};
-use super::{create_fields, health, host_opts, lifecycle, mounts, names, spec, Containers, Entry};
+use super::{
+    create_fields, health, host_opts, lifecycle, links, mounts, names, spec, Containers, Entry,
+};
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError};
 
@@ -64,6 +66,7 @@ pub(crate) fn plan_create(
         Some(peer) => Some(c.get(peer)?.rec().id.clone()),
         None => None,
     };
+    links::settle(c, &mode, &mut host_config)?;
     if mode.is_default() {
         host_config.network_mode = Field::Set(NetworkMode::Bridge);
     }
@@ -212,6 +215,7 @@ impl Engine {
                 }
             };
             let mut rec = rec;
+            links::name_links(&mut rec.host_config, &name);
             rec.name = name;
             let entry = Entry::new(rec);
             map.insert(id.clone(), entry.clone());

@@ -300,6 +300,8 @@ fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
         ns: berth_runtime::spec::NamespaceMode::Private,
         hosts: String::new(),
         resolv: String::new(),
+        links: Vec::new(),
+        env: Vec::new(),
     };
     let users = super::userdb::UserDb::read(&std::fs::File::open(&rootfs).unwrap())?;
     let staging = mounts::Staging {

@@ -338,6 +338,7 @@ impl Engine {
         }
         let rec = entry.rec().clone();
         c.networks.rename(&rec.id, &rec.name).await;
+        super::links::renamed(c, &old, &rec.name).await;
         c.emit(&rec, "rename", &[("oldName", &old)]);
         Ok(())
     }

@@ -27,6 +27,7 @@ pub(crate) mod health;
 mod host_opts;
 mod image_users;
 mod lifecycle;
+mod links;
 mod list_filters;
 mod logs;
 pub(crate) mod mount_file;

@@ -5,21 +5,29 @@ use berth_api_types::container::ContainerStatus;
 use crate::{Engine, EngineError};
 
 impl Engine {
-    /// `DELETE /containers/{parent}/{alias}?link=1` (moby `rmLink`). Berth makes no
-    /// legacy links, so the link names no container; a plain container name is its own
-    /// default link, which cannot go (and the container stays).
+    /// `DELETE /containers/{parent}/{alias}?link=1` (moby `rmLink`): the legacy link goes
+    /// from the parent's `HostConfig.Links` and from its next start's `/etc/hosts` and
+    /// environment. A plain container name is its own default link, which cannot go (and
+    /// the container stays); a link that does not exist names no container.
     pub async fn container_remove_link(&self, name: &str) -> Result<(), EngineError> {
-        let entry = self.containers.get(name)?;
-        let full = format!("/{}", name.trim_start_matches('/'));
-        if full.rfind('/') == Some(0) {
+        let bare = name.trim_start_matches('/');
+        let full = format!("/{bare}");
+        let no_such = || EngineError::NotFound(format!("No such container: {bare}"));
+        let Some((parent, alias)) = full.rsplit_once('/').filter(|(p, _)| !p.is_empty()) else {
+            self.containers.get(name)?;
             return Err(EngineError::Conflict(
                 "Conflict, cannot remove the default link name of the container".into(),
             ));
+        };
+        let entry = self.containers.get(parent).map_err(|_| no_such())?;
+        let _guard = entry.op.lock().await;
+        if !super::links::remove(&mut entry.rec().host_config, &full) {
+            return Err(no_such());
         }
-        Err(EngineError::NotFound(format!(
-            "No such link: {full} of container {}",
-            entry.rec().id
-        )))
+        self.containers.save(&entry).await?;
+        let id = entry.rec().id.clone();
+        self.containers.networks.unlink(&id, alias).await;
+        Ok(())
     }
 
     /// `DELETE /containers/{id}`.

@@ -239,7 +239,11 @@ pub(crate) fn spec_input(
         id: rec.id.clone(),
         rootfs: rootfs.to_path_buf(),
         args,
-        env: with_home(with_default_path(c.env.strings()), users, user.uid),
+        env: with_home(
+            with_default_path(super::links::merge_env(&net.env, c.env.strings())),
+            users,
+            user.uid,
+        ),
         cwd: c.working_dir.or_default(),
         user,
         hostname,

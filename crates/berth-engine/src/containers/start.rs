@@ -160,11 +160,12 @@ impl Engine {
             Some((h, hosts, resolv)) => (Some((h.pid(), hosts, resolv)), vec![h]),
             None => (None, Vec::new()),
         };
-        let plan = c
+        let mut plan = c
             .networks
             .prepare(&rec.id, peer)
             .await
             .map_err(|e| (e, None))?;
+        plan.env = super::links::env_for(c, &rec.name, &plan.links);
         let cgroup = c.cgroup_path_of(rec);
         // Device paths are stat'ed and walked: off the async workers.
         let (c2, hc, shm) = (c.clone(), rec.host_config.clone(), c.shm_dir(&rec.id));

@@ -43,6 +43,19 @@ fn network_inspect(r: &NetRecord) -> NetworkInspect {
             }),
         });
     }
+    if let Some(subnet) = r.subnet6 {
+        // As given: the gateway only when the client named it.
+        config.push(IpamConfig {
+            subnet: Some(subnet.to_string()),
+            gateway: r
+                .gateway6
+                .filter(|_| r.gateway6_given)
+                .map(|g| g.to_string()),
+            ip_range: r.ip_range6.map(|x| x.to_string()),
+            aux_address: None,
+        });
+    }
+    let prefix6 = r.subnet6.map(|s| s.prefix()).unwrap_or(128);
     let containers = r
         .endpoints
         .iter()
@@ -52,7 +65,10 @@ fn network_inspect(r: &NetRecord) -> NetworkInspect {
                 endpoint_id: ep.endpoint_id.clone(),
                 mac_address: ep.mac.clone(),
                 ipv4_address: format!("{}/{}", ep.ip, r.subnet.map(|s| s.prefix()).unwrap_or(32)),
-                ipv6_address: String::new(),
+                ipv6_address: ep
+                    .ip6
+                    .map(|ip| format!("{ip}/{prefix6}"))
+                    .unwrap_or_default(),
             };
             (cid.clone(), c)
         })
@@ -64,7 +80,7 @@ fn network_inspect(r: &NetRecord) -> NetworkInspect {
         scope: "local".into(),
         driver: r.driver.clone(),
         enable_ipv4: true,
-        enable_ipv6: false,
+        enable_ipv6: r.ipv6,
         ipam: Ipam {
             driver: "default".into(),
             options: r.user_ipam.then(BTreeMap::new),
@@ -163,11 +179,6 @@ pub(crate) fn parse_create(
             "Ingress network can only be global scope network".into(),
         ));
     }
-    if body.enable_ipv6 == Some(true) {
-        return Err(EngineError::InvalidArgument(
-            "IPv6 networks are not supported by this daemon (EnableIPv6)".into(),
-        ));
-    }
     let options = body.options.clone();
     let opt = |k: &str| options.get(k).and_then(Value::as_str).map(String::from);
     for key in [
@@ -205,13 +216,21 @@ pub(crate) fn parse_create(
             "invalid bridge name: {bridge_name}"
         )));
     }
-    // One IPv4 pool per network: a second one was once silently dropped.
-    if body.ipam.config.len() > 1 {
-        return Err(EngineError::InvalidArgument(
-            "several IPAM configs (subnets) on one network are not supported by this daemon".into(),
+    // IPAM configs by family: an IPv6 one names an IPv6 subnet (or, without one, gateway
+    // or range). The bridge driver takes one of each (libnetwork's words and status).
+    let (v6, v4): (Vec<&IpamConfig>, Vec<&IpamConfig>) = body.ipam.config.iter().partition(|c| {
+        [&c.subnet, &c.gateway, &c.ip_range]
+            .into_iter()
+            .find_map(IpamConfig::given)
+            .is_some_and(|s| s.contains(':'))
+    });
+    if v4.len() > 1 || v6.len() > 1 {
+        return Err(EngineError::Forbidden(
+            "bridge driver doesn't support multiple subnets".into(),
         ));
     }
-    let first = body.ipam.config.first().cloned().unwrap_or_default();
+    let first = v4.first().copied().cloned().unwrap_or_default();
+    let first6 = v6.first().copied().cloned().unwrap_or_default();
     Ok(CreateRequest {
         id,
         name,
@@ -221,6 +240,10 @@ pub(crate) fn parse_create(
         gateway: IpamConfig::given(&first.gateway),
         ip_range: IpamConfig::given(&first.ip_range),
         aux: first.aux_address.clone().unwrap_or_default(),
+        enable_ipv6: body.enable_ipv6 == Some(true),
+        subnet6: IpamConfig::given(&first6.subnet),
+        gateway6: IpamConfig::given(&first6.gateway),
+        ip_range6: IpamConfig::given(&first6.ip_range),
         options,
         internal: body.internal,
         attachable: body.attachable,
@@ -568,6 +591,7 @@ mod tests {
                 name: "web".into(),
                 aliases: vec!["w".into()],
                 veth: "veth1".into(),
+                ip6: None,
             },
         );
         let def = nets.get_mut("aaa111").unwrap();
@@ -626,17 +650,41 @@ mod tests {
             e.to_string(),
             "Ingress network can only be global scope network"
         );
-        let e = refused(json!({"Name": "v", "EnableIPv6": true}));
-        assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
         let e = refused(json!({"Name": "m",
             "Options": {"com.docker.network.bridge.enable_icc": "nah"}}));
         assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
         let e = refused(json!({"Name": "b",
             "Options": {"com.docker.network.bridge.host_binding_ipv4": "::1"}}));
         assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
-        let e = refused(json!({"Name": "s", "IPAM": {"Config": [
-            {"Subnet": "10.1.0.0/24"}, {"Subnet": "10.2.0.0/24"}]}}));
-        assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
+        // One subnet per family (libnetwork's bridge driver), IPv6 ones told apart.
+        for two in [
+            json!([{"Subnet": "10.1.0.0/24"}, {"Subnet": "10.2.0.0/24"}]),
+            json!([{"Subnet": "fd00:1::/64"}, {"Gateway": "fd00:2::1"}]),
+        ] {
+            let e = refused(json!({"Name": "s", "IPAM": {"Config": two}}));
+            assert!(matches!(e, EngineError::Forbidden(_)), "{e}");
+            assert_eq!(
+                e.to_string(),
+                "bridge driver doesn't support multiple subnets"
+            );
+        }
+        let req = create_body(json!({"Name": "d", "EnableIPv6": true, "IPAM": {"Config": [
+            {"Subnet": "fd00:1::/64", "Gateway": "fd00:1::fe", "IPRange": "fd00:1::100/120"},
+            {"Subnet": "10.1.0.0/24"}]}}));
+        assert!(req.enable_ipv6);
+        assert_eq!(req.subnet.as_deref(), Some("10.1.0.0/24"));
+        assert_eq!(
+            (
+                req.subnet6.as_deref(),
+                req.gateway6.as_deref(),
+                req.ip_range6.as_deref()
+            ),
+            (
+                Some("fd00:1::/64"),
+                Some("fd00:1::fe"),
+                Some("fd00:1::100/120")
+            )
+        );
         // What is accepted: Go booleans, auxiliary addresses.
         let req = create_body(json!({"Name": "ok", "EnableIPv6": false,
             "Options": {"com.docker.network.bridge.enable_ip_masquerade": "0"},

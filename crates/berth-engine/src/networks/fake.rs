@@ -70,7 +70,9 @@ impl NetworkDriver for FakeDriver {
         let addresses = create_ipam(&req, taken.clone(), || {
             ipam::next_subnet(&ipam::default_pools(), &taken)
         })?;
-        let r = NetRecord::bridge(req, addresses);
+        let taken6: Vec<_> = nets.values().filter_map(|r| r.subnet6).collect();
+        let addresses6 = berth_network::manager::create_ipam6(&req, taken6)?;
+        let r = NetRecord::bridge(req, addresses, addresses6);
         nets.insert(r.id.clone(), r.clone());
         Ok(r)
     }
@@ -117,6 +119,7 @@ impl NetworkDriver for FakeDriver {
             ns: NetNs::Private,
             hosts: String::new(),
             resolv: String::new(),
+            links: Vec::new(),
         })
     }
 
@@ -141,6 +144,13 @@ impl NetworkDriver for FakeDriver {
         crate::blocking::assert_blocking("NetworkDriver::rename");
         if let Some(c) = lock(&self.ctrs).get_mut(cid) {
             c.name = name.trim_start_matches('/').to_string();
+        }
+    }
+
+    fn unlink(&self, cid: &str, alias: &str) {
+        crate::blocking::assert_blocking("NetworkDriver::unlink");
+        if let Some(c) = lock(&self.ctrs).get_mut(cid) {
+            c.legacy_links.retain(|(_, a)| a != alias);
         }
     }
 

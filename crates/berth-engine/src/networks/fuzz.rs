@@ -5,7 +5,7 @@
 //! Seeds: `tests/corpus/network_create.jsonl`, `tests/corpus/container_network.jsonl`.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use berth_network::{bridge, Ipv4Net};
 use proptest::prelude::*;
@@ -238,6 +238,13 @@ fn old_container_request(
     networking: Option<&Value>,
     peer_id: Option<String>,
 ) -> ContainerRequest {
+    let legacy_links = (hc.get("Links").and_then(Value::as_array))
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
     let hc: OldHostNet = serde_json::from_value(Value::Object(hc.clone())).unwrap_or_default();
     let config: OldConfigNet =
         serde_json::from_value(Value::Object(config.clone())).unwrap_or_default();
@@ -260,6 +267,7 @@ fn old_container_request(
         dns_search: hc.dns_search.unwrap_or_default(),
         dns_options: hc.dns_options.unwrap_or_default(),
         peer_id,
+        legacy_links,
     }
 }
 
@@ -296,7 +304,7 @@ fn check_container(v: &Value) {
     for spec in c.port_specs() {
         assert!(spec.port > 0);
         assert!(port_range(&spec.host_port).is_ok(), "{spec:?}");
-        assert!(spec.host_ip.is_empty() || spec.host_ip.parse::<Ipv4Addr>().is_ok());
+        assert!(spec.host_ip.is_empty() || spec.host_ip.parse::<IpAddr>().is_ok());
     }
     if let Some(m) = &c.mac {
         // Six pairs of hex digits, as Go's `net.ParseMAC` wants them (no signs).

@@ -45,6 +45,7 @@ pub(crate) fn container_request(
         dns_search: hc.dns_search.strings(),
         dns_options: hc.dns_options.strings(),
         peer_id,
+        legacy_links: hc.links.strings(),
     }
 }
 
@@ -110,10 +111,10 @@ pub(crate) fn endpoint_settings(
 ) -> Option<EndpointSettings> {
     let (a, r) = (&s.attach, s.network.as_ref()?);
     let mut v = empty_endpoint(&r.id);
-    if a.ipv4.is_some() || !a.link_local_ips.is_empty() {
+    if a.ipv4.is_some() || a.ipv6.is_some() || !a.link_local_ips.is_empty() {
         v.ipam_config = Some(EndpointIpamConfig {
             ipv4_address: a.ipv4.map(|ip| ip.to_string()),
-            ipv6_address: None,
+            ipv6_address: a.ipv6.map(|ip| ip.to_string()),
             link_local_ips: (!a.link_local_ips.is_empty()).then(|| a.link_local_ips.clone()),
         });
     }
@@ -134,6 +135,11 @@ pub(crate) fn endpoint_settings(
         v.ip_prefix_len = r.subnet.map(|s| i64::from(s.prefix())).unwrap_or(0);
         v.gateway = r.gateway.map(|g| g.to_string()).unwrap_or_default();
         v.mac_address.clone_from(&ep.mac);
+        if let (Some(ip6), Some((subnet6, gw6))) = (ep.ip6, r.v6) {
+            v.global_ipv6_address = ip6.to_string();
+            v.global_ipv6_prefix_len = i64::from(subnet6.prefix());
+            v.ipv6_gateway = gw6.to_string();
+        }
         if r.name != DEFAULT {
             let mut names = vec![name.to_string(), cid.get(..12).unwrap_or(cid).to_string()];
             names.extend(a.aliases.iter().cloned());
@@ -197,6 +203,9 @@ fn network_settings(cid: &str, running: bool, view: &ContainerView) -> NetworkSe
         ip_address: top.ip_address,
         ip_prefix_len: top.ip_prefix_len,
         mac_address: top.mac_address,
+        global_ipv6_address: top.global_ipv6_address,
+        global_ipv6_prefix_len: top.global_ipv6_prefix_len,
+        ipv6_gateway: top.ipv6_gateway,
         networks: nets,
         ..Default::default()
     }
@@ -325,6 +334,7 @@ mod tests {
                 name: "web".into(),
                 aliases: Vec::new(),
                 veth: String::new(),
+                ip6: None,
             });
         }
         let mut gone = view(json!({"NetworkMode": "user"}), None);

@@ -3,12 +3,12 @@
 //! network's removal.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::{Map, Value};
 
 use super::{Manager, NetRecord};
-use crate::{bridge, ipam, Ipv4Net, NetError};
+use crate::{bridge, ipam, Ipv4Net, Ipv6Net, NetError};
 
 /// A new network as the engine read it from `POST /networks/create` (checked on its own:
 /// nothing there looked at the other networks or the host).
@@ -24,6 +24,12 @@ pub struct CreateRequest {
     pub ip_range: Option<String>,
     /// `AuxiliaryAddresses`: name → address, reserved (never handed out).
     pub aux: BTreeMap<String, String>,
+    /// `EnableIPv6`.
+    pub enable_ipv6: bool,
+    /// The IPv6 IPAM config, as given.
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
+    pub ip_range6: Option<String>,
     pub internal: bool,
     pub attachable: bool,
     pub labels: Map<String, Value>,
@@ -133,10 +139,82 @@ pub fn create_ipam(
     })
 }
 
+/// The IPv6 subnet, gateway and range [`create_ipam6`] gives a new network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetAddresses6 {
+    pub subnet: Ipv6Net,
+    pub gateway: Ipv6Addr,
+    pub ip_range: Option<Ipv6Net>,
+}
+
+/// The IPv6 address space of a new network, as dockerd 20.10's default IPAM gives it: the
+/// requested subnet (not overlapping the `taken` ones), its first address as the gateway
+/// unless one is given; none without a subnet, and without one `EnableIPv6` is refused
+/// (20.10 has no default IPv6 pools).
+pub fn create_ipam6(
+    req: &CreateRequest,
+    taken: impl IntoIterator<Item = Ipv6Net>,
+) -> Result<Option<NetAddresses6>, NetError> {
+    let Some(s) = &req.subnet6 else {
+        if req.enable_ipv6 {
+            return Err(NetError::NotFound(
+                "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let subnet: Ipv6Net = s
+        .parse()
+        .map_err(|e: NetError| NetError::InvalidArgument(format!("Invalid subnet {s} : {e}")))?;
+    if taken.into_iter().any(|o| o.overlaps(&subnet)) {
+        return Err(NetError::Forbidden(
+            "Pool overlaps with other one on this address space".into(),
+        ));
+    }
+    let gateway = match &req.gateway6 {
+        Some(g) => g
+            .parse::<Ipv6Addr>()
+            .ok()
+            .filter(|ip| subnet.contains(*ip))
+            .ok_or_else(|| {
+                NetError::InvalidArgument(format!(
+                    "failed to allocate gateway ({g}): Requested address is out of range"
+                ))
+            })?,
+        None => subnet.nth(1).unwrap_or(subnet.addr()),
+    };
+    let ip_range = match &req.ip_range6 {
+        Some(r) => {
+            let range: Ipv6Net = r.parse().map_err(|e: NetError| {
+                NetError::InvalidArgument(format!("Invalid range {r} : {e}"))
+            })?;
+            if !subnet.contains(range.addr()) || range.prefix() < subnet.prefix() {
+                return Err(NetError::InvalidArgument(format!(
+                    "no matching subnet for range {r}"
+                )));
+            }
+            Some(range)
+        }
+        None => None,
+    };
+    Ok(Some(NetAddresses6 {
+        subnet,
+        gateway,
+        ip_range,
+    }))
+}
+
 impl NetRecord {
-    /// The record of a new bridge network: `req` with the addresses [`create_ipam`] gave.
-    pub fn bridge(req: CreateRequest, a: NetAddresses) -> NetRecord {
+    /// The record of a new bridge network: `req` with the addresses [`create_ipam`] and
+    /// [`create_ipam6`] gave.
+    pub fn bridge(req: CreateRequest, a: NetAddresses, a6: Option<NetAddresses6>) -> NetRecord {
         NetRecord {
+            ipv6: req.enable_ipv6,
+            subnet6: a6.as_ref().map(|a| a.subnet),
+            gateway6: a6.as_ref().map(|a| a.gateway),
+            gateway6_given: req.gateway6.is_some(),
+            ip_range6: a6.as_ref().and_then(|a| a.ip_range),
+            last_ip6: None,
             user_ipam: req.subnet.is_some(),
             gateway_given: req.gateway.is_some(),
             id: req.id,
@@ -182,13 +260,19 @@ impl Manager {
             let addresses = create_ipam(&req, st.nets.values().filter_map(|r| r.subnet), || {
                 ipam::next_subnet(&self.pools(), &Manager::taken_subnets(&st))
             })?;
-            NetRecord::bridge(req, addresses)
+            let addresses6 = create_ipam6(&req, st.nets.values().filter_map(|r| r.subnet6))?;
+            NetRecord::bridge(req, addresses, addresses6)
         };
         let id = r.id.clone();
         let prefix = r.subnet.map(|s| s.prefix()).unwrap_or(24);
         self.wait_host_ready();
-        let made = bridge::ensure(&r.bridge, r.gateway.map(|g| (g, prefix)), Some(r.mtu))
-            .and_then(|()| self.save_net(&r));
+        let made = bridge::ensure(
+            &r.bridge,
+            r.gateway.map(|g| (g, prefix)),
+            r.v6().map(|(s, g)| (g, s.prefix())),
+            Some(r.mtu),
+        )
+        .and_then(|()| self.save_net(&r));
         if let Err(e) = made {
             let _ = bridge::delete(&r.bridge);
             return Err(e);
@@ -259,7 +343,65 @@ mod tests {
             attachable: false,
             labels: Map::new(),
             created: String::new(),
+            enable_ipv6: false,
+            subnet6: None,
+            gateway6: None,
+            ip_range6: None,
         }
+    }
+
+    /// dockerd 20.10's answers: no default IPv6 pool, overlaps and a gateway outside the
+    /// subnet refused; the gateway is the subnet's first address unless given; an IPv6
+    /// config without `EnableIPv6` is kept (and unused).
+    #[test]
+    fn ipv6_address_space() {
+        let mut r = req("10.5.0.0/24", None, &[]);
+        assert_eq!(create_ipam6(&r, []).unwrap(), None);
+        r.enable_ipv6 = true;
+        let e = create_ipam6(&r, []).unwrap_err();
+        assert!(matches!(e, NetError::NotFound(_)), "{e:?}");
+        assert_eq!(e.to_string(), "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network");
+        r.subnet6 = Some("fd00:1::/64".into());
+        let a = create_ipam6(&r, []).unwrap().unwrap();
+        assert_eq!(a.gateway, "fd00:1::1".parse::<Ipv6Addr>().unwrap());
+        let e = create_ipam6(&r, ["fd00::/16".parse().unwrap()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Pool overlaps with other one on this address space"
+        );
+        r.gateway6 = Some("fd00:2::1".into());
+        let e = create_ipam6(&r, []).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "failed to allocate gateway (fd00:2::1): Requested address is out of range"
+        );
+        r.gateway6 = Some("fd00:1::fe".into());
+        r.ip_range6 = Some("fd00:1::100/120".into());
+        let a = create_ipam6(&r, []).unwrap().unwrap();
+        let mut n = NetRecord::bridge(r.clone(), create_ipam(&r, [], || None).unwrap(), Some(a));
+        let ep = Manager::allocate(&mut n, "c1", "c1", &[], None, None, None).unwrap();
+        assert_eq!(ep.ip6, Some("fd00:1::100".parse().unwrap()));
+        let want = Some("fd00:1::7".parse().unwrap());
+        let ep = Manager::allocate(&mut n, "c2", "c2", &[], None, want, None).unwrap();
+        assert_eq!(ep.ip6, want);
+        let e = Manager::allocate(&mut n, "c3", "c3", &[], None, want, None).unwrap_err();
+        assert_eq!(e.to_string(), "Address already in use");
+        let e = Manager::allocate(
+            &mut n,
+            "c3",
+            "c3",
+            &[],
+            None,
+            Some("fd00:3::1".parse().unwrap()),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Invalid address fd00:3::1: It does not belong to any of this network's subnets"
+        );
+        r.subnet6 = Some("nope".into());
+        assert!(create_ipam6(&r, []).is_err());
     }
 
     #[test]
@@ -283,11 +425,12 @@ mod tests {
         let mut r = NetRecord::bridge(
             req("10.5.0.0/24", Some("10.5.0.248/29"), &[("r", "10.5.0.249")]),
             a,
+            None,
         );
         let mut got = Vec::new();
         for cid in ["c1", "c2", "c3", "c4", "c5", "c6"] {
             got.push(
-                Manager::allocate(&mut r, cid, cid, &[], None, None)
+                Manager::allocate(&mut r, cid, cid, &[], None, None, None)
                     .unwrap()
                     .ip,
             );
@@ -295,8 +438,8 @@ mod tests {
         // .248 .. .254 less the reserved one; .255 is the broadcast.
         assert!(!got.contains(&aux), "{got:?}");
         assert!(got.iter().all(|ip| ip.octets()[3] >= 248), "{got:?}");
-        assert!(Manager::allocate(&mut r, "c7", "c7", &[], None, None).is_err());
-        let e = Manager::allocate(&mut r, "c8", "c8", &[], Some(aux), None).unwrap_err();
+        assert!(Manager::allocate(&mut r, "c7", "c7", &[], None, None, None).is_err());
+        let e = Manager::allocate(&mut r, "c8", "c8", &[], Some(aux), None, None).unwrap_err();
         assert_eq!(e.to_string(), "Address already in use: 10.5.0.249");
     }
 

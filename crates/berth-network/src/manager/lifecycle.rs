@@ -4,7 +4,7 @@
 //! released at `unplug`, its name changed at `rename`, its settings dropped at `forget`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,21 +12,23 @@ use berth_sys::pidfd::ProcessHandle;
 
 use super::settings::{self, ContainerRequest, CtrNet};
 use super::{
-    random_hex, write_json, Endpoint, Live, Manager, NetEvent, NetNs, NetPlan, NetRecord, State,
-    DEFAULT,
+    random_hex, write_json, Endpoint, LinkedPeer, Live, Manager, NetEvent, NetNs, NetPlan,
+    NetRecord, State, DEFAULT,
 };
 use crate::files::DnsSettings;
 use crate::proxy::Proxy;
-use crate::{endpoint, ipam, NetError};
+use crate::{endpoint, ipam, ipam6, NetError};
 
 impl Manager {
-    /// Allocates an address on `net` for container `cid` (the requested one if given).
+    /// Allocates an address on `net` for container `cid` (the requested one if given), and
+    /// an IPv6 one on a network with `EnableIPv6`.
     pub(super) fn allocate(
         r: &mut NetRecord,
         cid: &str,
         name: &str,
         aliases: &[String],
         want: Option<Ipv4Addr>,
+        want6: Option<Ipv6Addr>,
         mac: Option<&str>,
     ) -> Result<Endpoint, NetError> {
         if let Some(ep) = r.endpoints.get(cid) {
@@ -70,8 +72,10 @@ impl Manager {
                 },
             )?,
         };
+        let ip6 = Self::allocate6(r, want6)?;
         let ep = Endpoint {
             endpoint_id: random_hex(32)?,
+            ip6,
             ip,
             mac: mac
                 .filter(|m| !m.is_empty())
@@ -83,7 +87,40 @@ impl Manager {
         };
         r.endpoints.insert(cid.to_string(), ep.clone());
         r.last_ip = Some(ip);
+        if ip6.is_some() {
+            r.last_ip6 = ip6;
+        }
         Ok(ep)
+    }
+
+    /// The IPv6 address of a new endpoint on `r` (the requested one if given): `None` on a
+    /// network without `EnableIPv6`, where a requested one is ignored, as dockerd does.
+    fn allocate6(r: &NetRecord, want: Option<Ipv6Addr>) -> Result<Option<Ipv6Addr>, NetError> {
+        let Some((subnet, gw)) = r.v6() else {
+            return Ok(None);
+        };
+        let used: BTreeSet<Ipv6Addr> = r.endpoints.values().filter_map(|e| e.ip6).collect();
+        let ip = match want {
+            Some(ip) => {
+                if !subnet.contains(ip) || ip == gw || ip == subnet.addr() {
+                    return Err(NetError::InvalidArgument(format!(
+                        "Invalid address {ip}: It does not belong to any of this network's subnets"
+                    )));
+                }
+                if used.contains(&ip) {
+                    return Err(NetError::Conflict("Address already in use".into()));
+                }
+                ip
+            }
+            None => ipam6::allocate(&subnet, r.ip_range6.as_ref(), gw, &used, r.last_ip6)
+                .ok_or_else(|| {
+                    NetError::Unavailable(format!(
+                        "no available IPv6 addresses on this network's address pools: {} ({})",
+                        r.name, r.id
+                    ))
+                })?,
+        };
+        Ok(Some(ip))
     }
 
     /// Step one of a start: addresses for each attached network, the netns to use, and the
@@ -102,6 +139,7 @@ impl Manager {
                 ns: NetNs::Private,
                 hosts: crate::files::hosts(cid.get(..12).unwrap_or(cid), "", None, &[]),
                 resolv: crate::files::resolv_conf(&host_resolv, &DnsSettings::default(), false),
+                links: Vec::new(),
             });
         };
         let dns = c.dns_settings();
@@ -111,6 +149,7 @@ impl Manager {
                     ns: NetNs::Host,
                     hosts: std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
                     resolv: host_resolv,
+                    links: Vec::new(),
                 })
             }
             m if m.starts_with("container:") => {
@@ -124,11 +163,16 @@ impl Manager {
                     ns: NetNs::Path(PathBuf::from(format!("/proc/{pid}/ns/net"))),
                     hosts,
                     resolv,
+                    links: Vec::new(),
                 });
             }
             _ => {}
         }
+        let links = legacy_links(&st, &c, self.cfg.bridge.is_none())?;
+        let mut extra_hosts = c.extra_hosts.clone();
+        extra_hosts.extend(links.iter().map(|(line, _)| line.clone()));
         let mut first_ip = None;
+        let mut first_ip6 = None;
         let mut embedded = false;
         let mut made: Vec<String> = Vec::new();
         for a in &c.attach {
@@ -157,6 +201,7 @@ impl Manager {
                 &c.name,
                 &a.aliases,
                 a.ipv4,
+                a.ipv6,
                 a.mac.as_deref().or(c.mac.as_deref()),
             ) {
                 Ok(ep) => ep,
@@ -170,6 +215,9 @@ impl Manager {
                 }
             };
             made.push(a.network_id.clone());
+            if first_ip.is_none() {
+                first_ip6 = ep.ip6;
+            }
             first_ip.get_or_insert(ep.ip);
             embedded |= r.name != DEFAULT;
         }
@@ -178,8 +226,17 @@ impl Manager {
         // before the container runs; a start that fails before that leaves nothing behind.
         Ok(NetPlan {
             ns: NetNs::Private,
-            hosts: crate::files::hosts(&c.hostname, &c.domainname, first_ip, &c.extra_hosts),
+            hosts: crate::files::hosts(
+                &c.hostname,
+                &c.domainname,
+                first_ip
+                    .map(IpAddr::V4)
+                    .into_iter()
+                    .chain(first_ip6.map(IpAddr::V6)),
+                &extra_hosts,
+            ),
             resolv: crate::files::resolv_conf(&host_resolv, &dns, embedded),
+            links: links.into_iter().map(|(_, l)| l).collect(),
         })
     }
 
@@ -236,7 +293,12 @@ impl Manager {
                 } else {
                     None
                 };
-                let veth = sandbox.plug(&r.plug(ep, &ifname, subnet, gateway))?;
+                let mut plug = r.plug(ep, &ifname, subnet, gateway);
+                plug.link_local = (c.attach.iter())
+                    .find(|a| a.network_id == r.id)
+                    .map(settings::Attach::link_local)
+                    .unwrap_or_default();
+                let veth = sandbox.plug(&plug)?;
                 self.set_veth(&r.id, cid, &veth);
                 self.emit(r, cid, "connect");
             }
@@ -284,6 +346,9 @@ impl Manager {
             let c = c.clone();
             drop(st);
             self.save_ctr(&c);
+            if restore.is_none() && self.links_need_rules(&c) {
+                self.sync_firewall()?;
+            }
         }
         Ok(())
     }
@@ -402,7 +467,19 @@ impl Manager {
         }
         if let Some(c) = ctr {
             self.save_ctr(&c);
+            if self.links_need_rules(&c) {
+                if let Err(e) = self.sync_firewall() {
+                    tracing::warn!(id = cid, error = %e, "cannot close the links' ports");
+                }
+            }
         }
+    }
+
+    /// Whether `c` has legacy links on a default bridge without icc (their ports are
+    /// firewall rules, made and removed with the container).
+    fn links_need_rules(&self, c: &CtrNet) -> bool {
+        !c.legacy_links.is_empty()
+            && (self.lock().nets.values()).any(|r| r.name == DEFAULT && r.is_bridge() && !r.icc())
     }
 
     /// `docker rename`: the container's name in its settings and on its endpoints, so the
@@ -410,6 +487,10 @@ impl Manager {
     /// (moby `daemon/rename.go` updates the endpoints' DNS names the same way).
     pub fn rename(&self, cid: &str, name: &str) {
         let name = name.trim_start_matches('/');
+        let linking = self.relink(cid, name);
+        for c in linking {
+            self.save_ctr(&c);
+        }
         let c = {
             let mut st = self.lock();
             for ep in st
@@ -426,6 +507,45 @@ impl Manager {
             c.name = name.to_string();
             if c.endpoints.is_some() || !endpoints.is_empty() {
                 c.endpoints = Some(endpoints);
+            }
+            c.clone()
+        };
+        self.save_ctr(&c);
+    }
+
+    /// Container `cid` is renamed `name`: the legacy links naming it follow it (moby links
+    /// by ID). The containers whose links changed.
+    fn relink(&self, cid: &str, name: &str) -> Vec<CtrNet> {
+        let mut st = self.lock();
+        let Some(old) = st.ctrs.get(cid).map(|c| c.name.clone()) else {
+            return Vec::new();
+        };
+        let mut changed = Vec::new();
+        for c in st.ctrs.values_mut() {
+            let mut hit = false;
+            for (child, _) in c.legacy_links.iter_mut().filter(|(child, _)| *child == old) {
+                *child = name.to_string();
+                hit = true;
+            }
+            if hit {
+                changed.push(c.clone());
+            }
+        }
+        changed
+    }
+
+    /// Legacy link `alias` of container `cid` is removed: its next start has neither its
+    /// `/etc/hosts` entry nor its environment.
+    pub fn unlink(&self, cid: &str, alias: &str) {
+        let c = {
+            let mut st = self.lock();
+            let Some(c) = st.ctrs.get_mut(cid) else {
+                return;
+            };
+            let before = c.legacy_links.len();
+            c.legacy_links.retain(|(_, a)| a != alias);
+            if c.legacy_links.len() == before {
+                return;
             }
             c.clone()
         };
@@ -456,6 +576,52 @@ impl Manager {
     }
 }
 
+/// The legacy links of `c` (on the default bridge): each linked container, running there,
+/// with its `/etc/hosts` entry (`alias hostname [name]:ip`, as `--add-host` gives them;
+/// moby `getSandboxOptions`). A linked container that is gone or stopped fails the start
+/// with dockerd's words; one without an address on the default bridge (`--bridge=none`)
+/// gives no entry.
+fn legacy_links(
+    st: &State,
+    c: &CtrNet,
+    no_default_bridge: bool,
+) -> Result<Vec<(String, LinkedPeer)>, NetError> {
+    let default = st.nets.values().find(|r| r.name == DEFAULT);
+    let mut out = Vec::new();
+    for (child, alias) in &c.legacy_links {
+        let Some(peer) = st.ctrs.values().find(|x| x.name == *child) else {
+            return Err(NetError::InvalidArgument(format!(
+                "could not get container for {child}: No such container: {child}"
+            )));
+        };
+        if peer.pid == 0 {
+            return Err(NetError::Other(format!(
+                "Cannot link to a non running container: /{child} AS /{}/{alias}",
+                c.name
+            )));
+        }
+        let ip = default
+            .and_then(|r| r.endpoints.get(&peer.id))
+            .map(|e| e.ip);
+        let Some(ip) = ip.filter(|_| !no_default_bridge) else {
+            continue;
+        };
+        let mut names = format!("{alias} {}", peer.hostname);
+        if *alias != peer.name {
+            names += &format!(" {}", peer.name);
+        }
+        let link = LinkedPeer {
+            alias: alias.clone(),
+            id: peer.id.clone(),
+            name: peer.name.clone(),
+            ip,
+            exposed: peer.exposed.clone(),
+        };
+        out.push((format!("{names}:{ip}"), link));
+    }
+    Ok(out)
+}
+
 /// Container `cid`'s endpoints, by network ID.
 fn endpoints_of(st: &State, cid: &str) -> BTreeMap<String, Endpoint> {
     st.nets
@@ -466,7 +632,7 @@ fn endpoints_of(st: &State, cid: &str) -> BTreeMap<String, Endpoint> {
 
 /// The embedded DNS's view: names and aliases of containers sharing a user network with
 /// `cid` (and their 12-character IDs), and `cid`'s own link aliases there.
-pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<IpAddr>> {
     let mut out = Vec::new();
     for r in st
         .nets
@@ -488,8 +654,11 @@ pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<Ipv4Addr>
                 || linked.is_some_and(|t| ep.name.eq_ignore_ascii_case(t))
                 || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
                 || (bare.len() == 12 && id.starts_with(bare));
-            if hit && !out.contains(&ep.ip) {
-                out.push(ep.ip);
+            let ips = [Some(IpAddr::V4(ep.ip)), ep.ip6.map(IpAddr::V6)];
+            for ip in ips.into_iter().flatten().filter(|_| hit) {
+                if !out.contains(&ip) {
+                    out.push(ip);
+                }
             }
         }
     }
@@ -501,8 +670,10 @@ fn start_proxy(
     ip: Ipv4Addr,
     default_ip: Ipv4Addr,
 ) -> Result<(Proxy, settings::Bound), NetError> {
-    let host_ip: Ipv4Addr = if p.host_ip.is_empty() {
-        default_ip
+    // An IPv6 host address (`-p [::]:8080:80`) listens there and forwards to the
+    // container's IPv4 address, as docker-proxy does.
+    let host_ip: IpAddr = if p.host_ip.is_empty() {
+        IpAddr::V4(default_ip)
     } else {
         p.host_ip.parse().map_err(|_| {
             NetError::InvalidArgument(format!("invalid host IP address: {}", p.host_ip))

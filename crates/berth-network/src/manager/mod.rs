@@ -20,24 +20,27 @@ mod ops;
 mod settings;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use create::{create_ipam, parse_bool, CreateRequest, NetAddresses};
+pub use create::{
+    create_ipam, create_ipam6, parse_bool, CreateRequest, NetAddresses, NetAddresses6,
+};
 pub use ops::{ContainerView, EndpointStatus, NetworkRef};
 pub use settings::{
-    from_request, parse_port_key, port_range, Attach, Bound, ContainerRequest, CtrNet, PortSpec,
+    from_request, parse_legacy_link, parse_port_key, port_range, Attach, Bound, ContainerRequest,
+    CtrNet, PortSpec,
 };
 
 use crate::dns::DnsServer;
 use crate::firewall::{BridgeRules, Firewall};
 use crate::ipam::{self, Pool};
 use crate::proxy::Proxy;
-use crate::{bridge, endpoint, Ipv4Net, NetError};
+use crate::{bridge, endpoint, Ipv4Net, Ipv6Net, NetError};
 
 /// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--mtu`, `default-address-pools`.
 #[derive(Debug, Clone)]
@@ -53,6 +56,9 @@ pub struct Config {
     pub pools: Vec<Pool>,
     pub iptables: bool,
     pub ip_forward: bool,
+    /// `--icc`: containers on the default bridge reach each other (false: only through
+    /// the exposed ports of their legacy links).
+    pub icc: bool,
     pub mtu: u32,
 }
 
@@ -64,6 +70,7 @@ impl Default for Config {
             pools: Vec::new(),
             iptables: true,
             ip_forward: true,
+            icc: true,
             mtu: 1500,
         }
     }
@@ -140,6 +147,21 @@ pub struct NetRecord {
     /// The address handed out last (allocation continues after it).
     #[serde(default)]
     pub last_ip: Option<Ipv4Addr>,
+    /// `EnableIPv6`: containers get an address of `subnet6` too.
+    #[serde(default)]
+    pub ipv6: bool,
+    /// The IPv6 IPAM config (kept and shown without `EnableIPv6`, as dockerd does, but
+    /// then unused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub gateway6_given: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range6: Option<Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ip6: Option<Ipv6Addr>,
 }
 
 /// The bridge driver's option naming the default address of published ports.
@@ -150,14 +172,26 @@ impl NetRecord {
         self.driver == "bridge"
     }
 
+    /// The IPv6 subnet and gateway in use: only with `EnableIPv6`.
+    pub fn v6(&self) -> Option<(Ipv6Net, Ipv6Addr)> {
+        self.subnet6.zip(self.gateway6).filter(|_| self.ipv6)
+    }
+
     fn rules(&self) -> Option<BridgeRules> {
         Some(BridgeRules {
             bridge: self.bridge.clone(),
             subnet: self.subnet?,
+            subnet6: self.v6().map(|(s, _)| s),
             internal: self.internal,
             masquerade: self.bool_option("com.docker.network.bridge.enable_ip_masquerade"),
-            icc: self.bool_option("com.docker.network.bridge.enable_icc"),
+            icc: self.icc(),
+            links: Vec::new(),
         })
+    }
+
+    /// `com.docker.network.bridge.enable_icc`.
+    fn icc(&self) -> bool {
+        self.bool_option("com.docker.network.bridge.enable_icc")
     }
 
     /// `com.docker.network.bridge.host_binding_ipv4`: where ports published without a
@@ -198,6 +232,9 @@ impl NetRecord {
             mac: &ep.mac,
             mtu: self.mtu,
             gateway,
+            ip6: ep.ip6.zip(self.v6().map(|(s, _)| s.prefix())),
+            gateway6: self.v6().map(|(_, g)| g).filter(|_| gateway.is_some()),
+            link_local: Vec::new(),
         }
     }
 }
@@ -214,6 +251,9 @@ pub struct Endpoint {
     /// The host end of the veth, once plugged.
     #[serde(default)]
     pub veth: String,
+    /// Its IPv6 address, on a network with `EnableIPv6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// What a running container holds in the daemon: its proxies and DNS server.
@@ -247,6 +287,24 @@ pub struct NetPlan {
     pub ns: NetNs,
     pub hosts: String,
     pub resolv: String,
+    /// The containers its legacy links (`HostConfig.Links` on the default bridge) name, as
+    /// they run now (their `/etc/hosts` entries are in `hosts`; the engine adds the
+    /// environment, which needs the linked container's own).
+    pub links: Vec<LinkedPeer>,
+}
+
+/// A container a legacy link names, running on the default bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedPeer {
+    /// The alias the link gives it.
+    pub alias: String,
+    /// Its container ID and name (without `/`).
+    pub id: String,
+    pub name: String,
+    /// Its address on the default bridge.
+    pub ip: Ipv4Addr,
+    /// Its exposed ports (port, protocol).
+    pub exposed: Vec<(u16, String)>,
 }
 
 /// The real network driver: bridges, veths, iptables, proxies and DNS on this host.
@@ -257,7 +315,7 @@ pub struct Manager {
     fw: Firewall,
     /// Whether our chains may exist; held while they are rewritten, so that two syncs
     /// apply in the order they read the networks.
-    fw_live: Mutex<bool>,
+    fw_live: Mutex<FwLive>,
     st: Arc<Mutex<State>>,
     hooks: Hooks,
     /// Set once the bridges and the firewall are brought up (in the background at start,
@@ -265,6 +323,13 @@ pub struct Manager {
     host_ready: HostReady,
     /// Removes stopped containers' veths off the stop's path.
     reaper: endpoint::Reaper,
+}
+
+/// Whether our iptables and ip6tables chains may exist.
+#[derive(Debug)]
+struct FwLive {
+    v4: bool,
+    v6: bool,
 }
 
 /// A one-way latch: [`HostReady::wait`] returns once [`HostReady::set`] was called.
@@ -329,7 +394,11 @@ impl Leftovers {
             }
         }
         if let Some(tag) = &self.chains {
-            if let Err(e) = Firewall::new(tag, iptables).teardown() {
+            let fw = Firewall::new(tag, iptables);
+            for e in [fw.teardown(), fw.teardown6()]
+                .into_iter()
+                .filter_map(Result::err)
+            {
                 tracing::warn!(chains = %tag, error = %e, "cannot remove an earlier run's chains");
             }
         }
@@ -408,7 +477,7 @@ impl Manager {
             cfg,
             fw,
             // Unknown at start: a sync with no bridge network removes what may be left.
-            fw_live: Mutex::new(true),
+            fw_live: Mutex::new(FwLive { v4: true, v6: true }),
             st: Arc::new(Mutex::new(st)),
             hooks,
             host_ready: HostReady::default(),
@@ -440,6 +509,7 @@ impl Manager {
             if let Err(e) = bridge::ensure(
                 &r.bridge,
                 r.gateway.zip(r.subnet.map(|s| s.prefix())),
+                r.v6().map(|(s, g)| (g, s.prefix())),
                 Some(r.mtu),
             ) {
                 tracing::error!(network = %r.name, error = %e, "cannot set up the bridge");
@@ -484,25 +554,47 @@ impl Manager {
     }
 
     /// Our chains say what the bridge networks need; with none (`--bridge=none` and no user
-    /// network) there are no chains at all.
+    /// network) there are no chains at all. The ip6tables chains exist only while a
+    /// network has IPv6.
     fn sync_firewall_now(&self) -> Result<(), NetError> {
         let mut live = self.fw_live.lock().unwrap_or_else(|e| e.into_inner());
-        let rules: Vec<BridgeRules> = self
-            .lock()
-            .nets
-            .values()
-            .filter(|r| r.is_bridge())
-            .filter_map(NetRecord::rules)
-            .collect();
-        if rules.is_empty() {
-            if *live {
+        let rules: Vec<BridgeRules> = {
+            let st = self.lock();
+            (st.nets.values())
+                .filter(|r| r.is_bridge())
+                .filter_map(|r| {
+                    let mut rules = r.rules()?;
+                    if r.name == DEFAULT && !rules.icc {
+                        rules.links = link_rules(&st, r);
+                    }
+                    Some(rules)
+                })
+                .collect()
+        };
+        let v4 = if rules.is_empty() {
+            if live.v4 {
                 self.fw.teardown()?;
-                *live = false;
+                live.v4 = false;
             }
-            return Ok(());
+            Ok(())
+        } else {
+            live.v4 = true;
+            self.fw.sync(&rules)
+        };
+        if rules.iter().any(|r| r.subnet6.is_some()) {
+            live.v6 = true;
+            v4.and(self.fw.sync6(&rules))
+        } else {
+            if live.v6 {
+                // Chains an earlier run may have left; a host without IPv6 (or without
+                // ip6tables) has none, and its answer must not stop the IPv4 rules.
+                if let Err(e) = self.fw.teardown6() {
+                    tracing::warn!(error = %e, "cannot remove the ip6tables chains");
+                }
+                live.v6 = false;
+            }
+            v4
         }
-        *live = true;
-        self.fw.sync(&rules)
     }
 
     fn pools(&self) -> Vec<Pool> {
@@ -598,10 +690,11 @@ impl Manager {
                 (net, gw)
             }
         };
+        let icc = if self.cfg.icc { "true" } else { "false" };
         let mut options = Map::new();
         for (k, v) in [
             ("com.docker.network.bridge.default_bridge", "true"),
-            ("com.docker.network.bridge.enable_icc", "true"),
+            ("com.docker.network.bridge.enable_icc", icc),
             ("com.docker.network.bridge.enable_ip_masquerade", "true"),
             ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
             ("com.docker.network.bridge.name", bridge.as_str()),
@@ -642,6 +735,7 @@ impl Manager {
                 mtu,
                 endpoints: BTreeMap::new(),
                 last_ip: None,
+                ..Default::default()
             },
         };
         self.save_net(&r)?;
@@ -654,6 +748,34 @@ impl Manager {
     fn disabled_default(&self, a: &settings::Attach) -> bool {
         self.cfg.bridge.is_none() && a.network_name == DEFAULT
     }
+}
+
+/// The open ports of the legacy links between containers running on `default` (the
+/// default bridge): each exposed port of each linked container, for the one linking.
+fn link_rules(st: &State, default: &NetRecord) -> Vec<crate::firewall::LinkRule> {
+    let mut out = Vec::new();
+    for c in st.ctrs.values().filter(|c| c.pid != 0) {
+        let Some(parent) = default.endpoints.get(&c.id) else {
+            continue;
+        };
+        for (child, _) in &c.legacy_links {
+            let Some(peer) = st.ctrs.values().find(|x| x.name == *child && x.pid != 0) else {
+                continue;
+            };
+            let Some(ep) = default.endpoints.get(&peer.id) else {
+                continue;
+            };
+            for (port, proto) in &peer.exposed {
+                out.push(crate::firewall::LinkRule {
+                    parent: parent.ip,
+                    child: ep.ip,
+                    port: *port,
+                    proto: proto.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// By full ID, exact name, or unique ID prefix (moby `FindNetwork`).

@@ -2,14 +2,14 @@
 //! the networks with their endpoints, and one container's endpoints.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use berth_api_types::network::EndpointSettings;
 use berth_sys::pidfd::ProcessHandle;
 
 use super::settings::{from_request, Attach, CtrNet};
 use super::{find, Endpoint, Manager, NetRecord};
-use crate::{Ipv4Net, NetError};
+use crate::{Ipv4Net, Ipv6Net, NetError};
 
 /// One network of a container, as inspect shows it.
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct NetworkRef {
     pub driver: String,
     pub subnet: Option<Ipv4Net>,
     pub gateway: Option<Ipv4Addr>,
+    /// The IPv6 subnet and gateway, with `EnableIPv6`.
+    pub v6: Option<(Ipv6Net, Ipv6Addr)>,
 }
 
 impl EndpointStatus {
@@ -61,6 +63,7 @@ impl NetworkRef {
             driver: r.driver.clone(),
             subnet: r.subnet,
             gateway: r.gateway,
+            v6: r.v6(),
         }
     }
 }
@@ -226,7 +229,7 @@ impl Manager {
         net_id: &str,
         process: &ProcessHandle,
     ) -> Result<(), NetError> {
-        let (r, ep, ifindex) = {
+        let (r, ep, ifindex, link_local) = {
             let mut st = self.lock();
             let Some(c) = st.ctrs.get(cid).cloned() else {
                 return Ok(());
@@ -241,8 +244,16 @@ impl Manager {
                 return Ok(());
             };
             let a = a.ok_or_else(|| NetError::Other("attachment vanished".into()))?;
-            let ep = Manager::allocate(r, cid, &c.name, &a.aliases, a.ipv4, a.mac.as_deref())?;
-            (r.clone(), ep, ifindex)
+            let ep = Manager::allocate(
+                r,
+                cid,
+                &c.name,
+                &a.aliases,
+                a.ipv4,
+                a.ipv6,
+                a.mac.as_deref(),
+            )?;
+            (r.clone(), ep, ifindex, a.link_local())
         };
         let Some(subnet) = r.subnet else {
             self.save_ctr_endpoints(cid);
@@ -252,8 +263,10 @@ impl Manager {
         let ns = process.ns("net").map_err(|e| {
             NetError::Conflict(format!("cannot open the network namespace of {cid}: {e}"))
         })?;
-        let plugged = crate::endpoint::Sandbox::open(process.pid(), ns)
-            .and_then(|mut sb| sb.plug(&r.plug(&ep, &ifname, subnet, None)));
+        let mut plug = r.plug(&ep, &ifname, subnet, None);
+        plug.link_local = link_local;
+        let plugged =
+            crate::endpoint::Sandbox::open(process.pid(), ns).and_then(|mut sb| sb.plug(&plug));
         match plugged {
             Ok(veth) => {
                 self.emit(&r, cid, "connect");

@@ -3,7 +3,7 @@
 //! ports; and how they are read from a create request (`ContainerRequest`).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use berth_api_types::network::{EndpointSettings, PortBinding};
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,9 @@ pub struct ContainerRequest {
     pub dns_options: Vec<String>,
     /// For `container:<name>`: the resolved ID of that container (`None`: not found).
     pub peer_id: Option<String>,
+    /// `HostConfig.Links` (`name:alias`, `/name:/parent/alias`), legacy links that apply
+    /// on the default bridge only (moby `registerLinks`).
+    pub legacy_links: Vec<String>,
 }
 
 /// One network a container is attached to, as asked for.
@@ -47,6 +50,9 @@ pub struct Attach {
     pub network_name: String,
     pub aliases: Vec<String>,
     pub ipv4: Option<Ipv4Addr>,
+    /// `IPAMConfig.IPv6Address` (`--ip6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// The endpoint's own `MacAddress` (`network connect --mac-address`, or per network
     /// in `NetworkingConfig`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,6 +64,29 @@ pub struct Attach {
     /// container in this one's embedded DNS only, as dockerd does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<(String, String)>,
+}
+
+impl Attach {
+    /// `--link-local-ip` addresses (checked at create) to add to the interface.
+    pub fn link_local(&self) -> Vec<std::net::IpAddr> {
+        (self.link_local_ips.iter())
+            .filter_map(|ip| ip.parse().ok())
+            .collect()
+    }
+}
+
+/// A `HostConfig.Links` entry as the daemon stores it (`/db:/web/alias`) or as a client
+/// sends it (`db:alias`, `db`): the linked container's name and the alias (the last path
+/// element, moby `path.Split`).
+pub fn parse_legacy_link(l: &str) -> Result<(String, String), NetError> {
+    let (name, alias) = parse_link(l)?;
+    let alias = alias.rsplit('/').next().unwrap_or(&alias).to_string();
+    if alias.is_empty() {
+        return Err(NetError::InvalidArgument(format!(
+            "invalid link format: {l}"
+        )));
+    }
+    Ok((name, alias))
 }
 
 /// A `Links` entry, `name[:alias]` (moby `opts.ParseLink`): the container's name without
@@ -135,6 +164,9 @@ pub struct CtrNet {
     /// network records).
     #[serde(default)]
     pub endpoints: Option<BTreeMap<String, Endpoint>>,
+    /// Legacy links on the default bridge: (linked container's name, alias).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy_links: Vec<(String, String)>,
 }
 
 /// A port number in decimal digits only, as Go's `strconv.ParseUint` reads it (Rust's
@@ -288,9 +320,18 @@ pub fn from_request(
                     .map_err(|_| NetError::InvalidArgument(format!("invalid IPv4 address: {s}")))
             })
             .transpose()?;
+        let ipv6 = ec
+            .and_then(|e| e.ipam_config.as_ref())
+            .and_then(|c| c.ipv6_address.as_deref())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<Ipv6Addr>()
+                    .map_err(|_| NetError::InvalidArgument(format!("invalid IPv6 address: {s}")))
+            })
+            .transpose()?;
         // By name as well as after the lookup: moby checks the name, so these are refused
         // under `--bridge=none` too, where there is no `bridge` network to find.
-        if net == DEFAULT && ipv4.is_some() {
+        if net == DEFAULT && (ipv4.is_some() || ipv6.is_some()) {
             return Err(NetError::InvalidArgument(
                 "user specified IP address is supported on user defined networks only".into(),
             ));
@@ -314,6 +355,7 @@ pub fn from_request(
                     network_name: net.to_string(),
                     aliases: Vec::new(),
                     ipv4: None,
+                    ipv6: None,
                     mac: None,
                     link_local_ips: Vec::new(),
                     links: Vec::new(),
@@ -322,7 +364,7 @@ pub fn from_request(
             }
             Err(e) => return Err(e),
         };
-        if r.name == DEFAULT && ipv4.is_some() {
+        if r.name == DEFAULT && (ipv4.is_some() || ipv6.is_some()) {
             return Err(NetError::InvalidArgument(
                 "user specified IP address is supported on user defined networks only".into(),
             ));
@@ -340,12 +382,19 @@ pub fn from_request(
             )));
         }
         // moby `validateNetworkingConfig` (ErrUnsupportedNetworkNoSubnetAndIP).
-        if ipv4.is_some() && !r.user_ipam {
+        if (ipv4.is_some() && !r.user_ipam) || (ipv6.is_some() && r.subnet6.is_none()) {
             return Err(NetError::InvalidArgument(
                 "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
             ));
         }
         if let (Some(ip), Some(subnet)) = (ipv4, r.subnet) {
+            if !subnet.contains(ip) {
+                return Err(NetError::InvalidArgument(format!(
+                    "Invalid address {ip}: It does not belong to any of this network's subnets"
+                )));
+            }
+        }
+        if let (Some(ip), Some((subnet, _))) = (ipv6, r.v6()) {
             if !subnet.contains(ip) {
                 return Err(NetError::InvalidArgument(format!(
                     "Invalid address {ip}: It does not belong to any of this network's subnets"
@@ -360,6 +409,7 @@ pub fn from_request(
             network_name: net.to_string(),
             aliases,
             ipv4,
+            ipv6,
             mac,
             link_local_ips,
             links,
@@ -396,7 +446,7 @@ pub fn from_request(
         let list = if list.is_empty() { &empty[..] } else { list };
         for b in list {
             port_range(&b.host_port)?;
-            if !b.host_ip.is_empty() && b.host_ip.parse::<Ipv4Addr>().is_err() {
+            if !b.host_ip.is_empty() && b.host_ip.parse::<std::net::IpAddr>().is_err() {
                 return Err(NetError::InvalidArgument(format!(
                     "invalid IP address: {}",
                     b.host_ip
@@ -437,6 +487,15 @@ pub fn from_request(
     if let Some(m) = &mac {
         check_mac(m)?;
     }
+    // moby `registerLinks`: legacy links apply on the default bridge only.
+    let legacy_links = if mode == DEFAULT {
+        req.legacy_links
+            .iter()
+            .map(|l| parse_legacy_link(l))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
     let hostname = if req.hostname.is_empty() {
         cid.get(..12).unwrap_or(cid).to_string()
     } else {
@@ -460,6 +519,7 @@ pub fn from_request(
         pid: 0,
         bound: Vec::new(),
         endpoints: None,
+        legacy_links,
     })
 }
 
@@ -675,6 +735,7 @@ pub(crate) mod tests {
             name: name.into(),
             aliases: Vec::new(),
             veth: String::new(),
+            ip6: None,
         }
     }
 
