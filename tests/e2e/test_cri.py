@@ -11,6 +11,7 @@ when missing, within a bound."""
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -19,6 +20,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -66,10 +68,11 @@ class Crictl:
             "timeout: 60\ndebug: false\npull-image-on-create: false\n"
         )
 
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
         argv = [str(self.binary), "--config", str(self.config), *args]
+        stdin = {"stdin": subprocess.DEVNULL} if input is None else {"input": input}
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=CMD_TIMEOUT * 3,
-                              stdin=subprocess.DEVNULL, env=clean_env())
+                              env=clean_env(), **stdin)
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"crictl failed ({proc.returncode}): {' '.join(args)}\n"
@@ -319,9 +322,9 @@ def run_pod(d, docker, workdir: Path, crictl: Crictl, registry: Registry) -> Non
     assert crictl("exec", "-s", client, "echo", "hi").stdout.strip() == "hi"
     failed = crictl("exec", "-s", client, "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
     assert failed.returncode != 0 and "exited with 3: err" in failed.stderr, failed
-    # Streaming exec is a later increment: it fails cleanly, naming the call.
+    # Streaming exec over crictl's default transport (SPDY) is refused, saying why.
     streaming = crictl("exec", client, "echo", "hi", check=False)
-    assert streaming.returncode != 0 and "Unimplemented" in streaming.stderr, streaming.stderr
+    assert streaming.returncode != 0 and "WebSocket only" in streaming.stderr, streaming.stderr
 
     # One network, IPC and UTS namespace for the pod; one hostname.
     def namespaces(c: str) -> str:
@@ -705,3 +708,153 @@ def test_pod_network_through_cni_stats_and_events(berthd, docker, docker_env, wo
             drop_portmap_chains()
         if Path(f"/sys/class/net/{bridge}").exists():
             subprocess.run(["ip", "link", "del", "dev", bridge], capture_output=True)
+
+
+class WebSocket:
+    """A minimal RFC 6455 client for the streaming server's protocols crictl cannot speak
+    (port-forward's channels over plain WebSocket): masked binary frames out, frames in."""
+
+    def __init__(self, url: str, protocol: str):
+        u = urllib.parse.urlsplit(url)
+        self.sock = socket.create_connection((u.hostname, u.port), timeout=30)
+        key = base64.b64encode(os.urandom(16)).decode()
+        path = u.path + (f"?{u.query}" if u.query else "")
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                break
+            head += chunk
+        self.status = int(head.split(b" ", 2)[1]) if head else 0
+        self.head = head.decode(errors="replace")
+
+    def _exact(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            if not chunk:
+                raise EOFError("connection closed")
+            out += chunk
+        return out
+
+    def send(self, data: bytes) -> None:
+        mask = os.urandom(4)
+        n = len(data)
+        head = bytes([0x82]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def recv(self) -> tuple[int, bytes]:
+        b0, b1 = self._exact(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(self._exact(2), "big")
+        elif n == 127:
+            n = int.from_bytes(self._exact(8), "big")
+        return b0 & 0x0F, self._exact(n)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def stream_url(crictl: Crictl, *args: str) -> str:
+    """The URL a streaming call answers, from crictl's debug log (its default SPDY
+    transport is then refused, leaving the token unused)."""
+    r = crictl("--debug", *args, check=False)
+    m = re.search(r"URL: (http://\S+/[a-z]+/[A-Za-z0-9_-]+)", r.stderr)
+    assert m, r.stderr
+    assert r.returncode != 0 and "WebSocket only" in r.stderr, r.stderr
+    return m.group(1)
+
+
+def test_streaming_exec_attach_port_forward_and_log_reopen(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    ws = ("--transport", "websocket")
+    try:
+        ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
+        logdir = workdir / "logs"
+        pod = write_json(workdir / "pod.json", {
+            "metadata": {"name": "stream", "namespace": "n", "uid": "u-stream"}, "log_directory": str(logdir)})
+        pod_id = crictl("runp", str(pod)).stdout.strip()
+
+        def container(name: str, script: str, **extra) -> str:
+            config = write_json(workdir / f"{name}.json", {
+                "metadata": {"name": name}, "image": {"image": ref},
+                "command": ["sh", "-c", script], "log_path": f"{name}/0.log", **extra})
+            cid = crictl("create", pod_id, str(config), str(pod)).stdout.strip()
+            crictl("start", cid)
+            return cid
+
+        logger = container("logger", "i=0; while true; do i=$((i+1)); echo line-$i; busybox sleep 0.05; done")
+
+        # Exec (not sync) over WebSocket: each stream apart, the exit code from the status channel.
+        r = crictl("exec", *ws, logger, "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+        assert r.stdout == "out\n", r
+        assert r.stderr.startswith("err\n") and "command terminated with exit code 3" in r.stderr, r
+        assert r.returncode != 0
+        assert crictl("exec", *ws, logger, "echo", "fine").stdout == "fine\n"
+        # Stdin reaches the process, and its end ends the process's stdin.
+        r = crictl("exec", *ws, "-i", logger, "busybox", "tr", "a-z", "A-Z", input="hello\nstdin\n")
+        assert r.stdout == "HELLO\nSTDIN\n", r
+
+        # Attach: stdin to the container, its output back; closing stdin ends it (stdin_once).
+        echo = container("echo", "echo started; while read l; do echo got:$l; done; echo bye",
+                         stdin=True, stdin_once=True)
+        poll(lambda: "started" in crictl("logs", echo).stdout, 30, "the echo container to start")
+        r = crictl("attach", *ws, "-i", echo, input="one\ntwo\n")
+        assert r.stdout == "got:one\ngot:two\nbye\n", r
+        poll(lambda: crictl.json("inspect", echo)["status"]["state"] == "CONTAINER_EXITED", 30, "echo to exit")
+        r = crictl("attach", *ws, echo, check=False)
+        assert r.returncode != 0 and "CONTAINER_EXITED" in r.stderr, r.stderr
+
+        # Port forward: the pod's loopback port, through the WebSocket port-forward protocol.
+        server = container("server", "echo hello-forward | busybox nc -l -p 8080")
+        poll(lambda: re.search(r":1F90 [0-9A-F:]+ 0A", crictl("exec", "-s", server, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout),
+             30, "the server listening on :8080")
+        url = stream_url(crictl, "port-forward", pod_id, "18080:8080")
+        assert "/portforward/" in url, url
+        conn = WebSocket(f"{url}?port=8080", "v4.channel.k8s.io")
+        try:
+            assert conn.status == 101 and "v4.channel.k8s.io" in conn.head, conn.head
+            # Each channel opens with the port, little-endian.
+            assert conn.recv() == (2, bytes([0]) + (8080).to_bytes(2, "little"))
+            assert conn.recv() == (2, bytes([1]) + (8080).to_bytes(2, "little"))
+            conn.send(b"\x00ping-from-client\n")
+            got = b""
+            while b"hello-forward\n" not in got:
+                op, payload = conn.recv()
+                assert op == 2 and payload[:1] == b"\x00", (op, payload)
+                got += payload[1:]
+            assert got == b"hello-forward\n", got
+        finally:
+            conn.close()
+        poll(lambda: "ping-from-client" in crictl("logs", server).stdout, 30, "the forwarded bytes in the server's log")
+        # A token serves once.
+        again = WebSocket(f"{url}?port=8080", "v4.channel.k8s.io")
+        assert again.status == 404, again.head
+        again.close()
+
+        # ReopenContainerLog: after a rename, new lines land in a new file at the path.
+        log = logdir / "logger" / "0.log"
+        poll(lambda: log.exists() and log.stat().st_size > 0, 30, "the logger's log")
+        rotated = log.with_name("0.log.20260101-000000")
+        log.rename(rotated)
+        crictl("logs", "--reopen", logger)
+        poll(lambda: log.exists() and len(log.read_text().splitlines()) >= 2, 30, "lines in the reopened log")
+        old = rotated.read_text().splitlines()
+        new = log.read_text().splitlines()
+        assert all(CRI_LOG_LINE.match(l) for l in old + new), (old[-2:], new[:2])
+        number = lambda line: int(line.rsplit("line-", 1)[1])
+        assert number(old[-1]) < number(new[0]), (old[-1], new[0])
+        crictl("stop", "--timeout", "0", logger)
+        r = crictl("logs", "--reopen", logger, check=False)
+        assert r.returncode != 0 and "container is not running" in r.stderr, r.stderr
+
+        crictl("stopp", pod_id)
+        crictl("rmp", pod_id)
+        assert container_ids(d) == []
+    finally:
+        leak_check(d)

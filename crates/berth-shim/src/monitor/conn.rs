@@ -9,6 +9,7 @@ use berth_shim::{ErrorKind, ExecState, Request, Response, State, Status, Stream}
 
 use super::container::Op;
 use super::event_loop::{Monitor, Proc, Target, CLIENT_BUFFER_MAX};
+use super::logwriter::LogWriter;
 use super::setup::{self, ExecStart};
 use super::sys;
 
@@ -446,6 +447,25 @@ impl Monitor {
                     )
                 } else {
                     return self.begin_op(Op::Pause, Some(i));
+                }
+            }
+            Request::ReopenLog => {
+                if !running {
+                    error(
+                        ErrorKind::NotRunning,
+                        format!("container {} is not running", self.opts.id),
+                    )
+                } else {
+                    match self.log.as_mut().map(LogWriter::reopen) {
+                        Some(Ok(true)) => Response::Ok,
+                        Some(Ok(false)) | None => error(
+                            ErrorKind::InvalidArgument,
+                            "the container's log driver writes no file to reopen",
+                        ),
+                        Some(Err(e)) => {
+                            error(ErrorKind::Internal, format!("cannot reopen the log: {e}"))
+                        }
+                    }
                 }
             }
             Request::Resume => {
