@@ -32,6 +32,8 @@ from test_registry import HTPASSWD, REGISTRY, Registry, imported
 CRICTL_VERSION = "v1.37.0"
 GO_BIN_DIR = Path(os.environ.get("BERTH_GO_BIN", "/var/tmp/berth-go-bin"))
 CRICTL = GO_BIN_DIR / "crictl"
+CRITEST = GO_BIN_DIR / "critest"
+CRITEST_SCRIPT = Path(__file__).resolve().parent.parent / "cri" / "critest"
 BUILD_TIMEOUT = 900
 
 
@@ -55,6 +57,36 @@ def crictl_bin() -> Path:
             if proc.returncode != 0 or not os.access(CRICTL, os.X_OK):
                 pytest.fail(f"building crictl {CRICTL_VERSION} failed:\n{proc.stdout}\n{proc.stderr}")
     return CRICTL
+
+
+@pytest.fixture(scope="session")
+def critest_bin() -> Path:
+    """critest has only test files: `go test -c` in a copy of the cri-tools module."""
+    if os.access(CRITEST, os.X_OK):
+        return CRITEST
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if os.access("/usr/local/go/bin/go", os.X_OK) else None)
+    if go is None:
+        pytest.fail(f"critest is not at {CRITEST} and no Go toolchain is there to build it")
+    GO_BIN_DIR.mkdir(parents=True, exist_ok=True)
+    with open(GO_BIN_DIR / ".critest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.access(CRITEST, os.X_OK):
+            src = GO_BIN_DIR / "cri-tools-src"
+            shutil.rmtree(src, ignore_errors=True)
+            dl = subprocess.run([go, "mod", "download", "-json", f"sigs.k8s.io/cri-tools@{CRICTL_VERSION}"],
+                                capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
+            if dl.returncode != 0:
+                pytest.fail(f"downloading cri-tools {CRICTL_VERSION} failed:\n{dl.stdout}\n{dl.stderr}")
+            shutil.copytree(json.loads(dl.stdout)["Dir"], src)
+            for p in [src, *src.rglob("*")]:
+                if not p.is_symlink():
+                    p.chmod(p.stat().st_mode | stat.S_IWUSR)
+            proc = subprocess.run([go, "test", "-c", "-o", str(CRITEST), "./cmd/critest"], cwd=src,
+                                  capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
+            shutil.rmtree(src, ignore_errors=True)
+            if proc.returncode != 0 or not os.access(CRITEST, os.X_OK):
+                pytest.fail(f"building critest {CRICTL_VERSION} failed:\n{proc.stdout}\n{proc.stderr}")
+    return CRITEST
 
 
 class Crictl:
@@ -374,9 +406,10 @@ def run_pod(d, docker, workdir: Path, crictl: Crictl, registry: Registry) -> Non
     crictl("rmp", pod_id)
     assert crictl.json("pods")["items"] == []
     assert container_ids(d) == []
-    # What is gone is NotFound.
-    gone = crictl("stopp", pod_id, check=False)
+    # What is gone is NotFound; stopping it again succeeds (StopPodSandbox is idempotent).
+    gone = crictl("inspectp", pod_id, check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stderr
+    crictl("stopp", pod_id)
 
 
 def test_container_calls_refuse_what_is_not_theirs(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
@@ -386,9 +419,12 @@ def test_container_calls_refuse_what_is_not_theirs(berthd, docker, docker_env, w
         ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
         # A Docker-API container is no CRI object.
         plain = docker("-H", d.unix_host, "create", ref, "true").stdout.strip()
-        for args in (("inspect", plain), ("inspectp", plain), ("stop", plain), ("start", plain)):
+        for args in (("inspect", plain), ("inspectp", plain), ("start", plain)):
             r = crictl(*args, check=False)
             assert r.returncode != 0 and "NotFound" in r.stderr, (args, r.stderr)
+        # Stopping what is not a CRI object is stopping nothing (StopContainer is idempotent).
+        crictl("stop", plain)
+        assert docker("-H", d.unix_host, "inspect", "-f", "{{.State.Status}}", plain).stdout.strip() == "created"
         assert crictl.json("ps", "-a")["containers"] == [] and crictl.json("pods")["items"] == []
         docker("-H", d.unix_host, "rm", plain)
 
@@ -856,5 +892,57 @@ def test_streaming_exec_attach_port_forward_and_log_reopen(berthd, docker, docke
         crictl("stopp", pod_id)
         crictl("rmp", pod_id)
         assert container_ids(d) == []
+    finally:
+        leak_check(d)
+
+
+def critest_counts(output: str) -> dict[str, int]:
+    m = re.search(r"Ran (\d+) of (\d+) Specs.*?\n.*?(\d+) Passed \| (\d+) Failed \| (\d+) Pending \| (\d+) Skipped", output, re.S)
+    assert m, output[-3000:]
+    ran, total, passed, failed, pending, skipped = map(int, m.groups())
+    return {"ran": ran, "total": total, "passed": passed, "failed": failed, "pending": pending, "skipped": skipped}
+
+
+def test_critest(berthd, docker, docker_env, workdir, crictl_bin, critest_bin, cri_registry):
+    """The upstream CRI conformance suite, with the skips of tests/cri/critest-skips.txt:
+    its default image is the busybox test image with every applet linked, from the
+    loopback registry."""
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    try:
+        import tarfile
+        from images_util import BUSYBOX
+        applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
+        rootfs = workdir / "critest-rootfs.tar"
+        with tarfile.open(rootfs, "w", format=tarfile.GNU_FORMAT) as tar:
+            data = BUSYBOX.read_bytes()
+            for name in ("bin", "tmp", "etc"):
+                info = tarfile.TarInfo(name)
+                info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
+                tar.addfile(info)
+            info = tarfile.TarInfo("bin/busybox")
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, __import__("io").BytesIO(data))
+            for applet in applets:
+                if applet != "busybox":
+                    link = tarfile.TarInfo(f"bin/{applet}")
+                    link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+                    tar.addfile(link)
+        image = f"{cri_registry.addr}/e2e-test-images/busybox:1.29-2"
+        docker("-H", d.unix_host, "import", "-c", 'CMD ["sh"]', "-c", "ENV PATH=/bin", str(rootfs), image)
+        docker("-H", d.unix_host, "push", image)
+        images = workdir / "critest-images.yaml"
+        images.write_text(f"defaultTestContainerImage: {image}\nwebServerTestImage: {image}\n")
+        proc = subprocess.run([str(CRITEST_SCRIPT), str(crictl.socket), cri_registry.addr, str(images),
+                               "-ginkgo.flake-attempts=1"],
+                              capture_output=True, text=True, timeout=570, stdin=subprocess.DEVNULL,
+                              env={**clean_env(), "CRITEST": str(critest_bin)}, cwd=workdir)
+        out = proc.stdout + proc.stderr
+        (workdir / "critest.log").write_text(out)
+        Path("/tmp/h-stream-critest.log").write_text(out)  # TEMP
+        counts = critest_counts(out)
+        print("critest:", counts)
+        failures = re.findall(r"\[FAIL\] (.*)", out)
+        assert counts["failed"] == 0 and proc.returncode == 0, (counts, failures, out[-4000:])
     finally:
         leak_check(d)
