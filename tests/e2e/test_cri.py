@@ -3,11 +3,13 @@ sigs.k8s.io/cri-tools: version, status, the image service against Debian's
 docker-registry on loopback (plain HTTP and htpasswd), pod sandboxes and their containers
 (namespaces shared, CRI-format logs, sync exec, nothing left behind), pod networking
 through Debian's CNI plugins (bridge, host-local, portmap) with a per-test bridge, subnet
-and IPAM dir, stats and container events, and unimplemented calls answered cleanly while
-the Docker API keeps serving.
+and IPAM dir, stats and container events, streaming exec/attach (crictl --transport websocket) and
+port-forward (the WebSocket port-forward protocol, from a small client here), log reopen,
+unimplemented calls answered cleanly while the Docker API keeps serving, and the upstream
+conformance suite critest with the skip list of tests/cri/.
 
-crictl is built once with `go install` into $BERTH_GO_BIN (default /var/tmp/berth-go-bin)
-when missing, within a bound."""
+crictl is built once with `go install` (critest with `go test -c`) into $BERTH_GO_BIN
+(default /var/tmp/berth-go-bin) when missing, within a bound."""
 
 from __future__ import annotations
 
