@@ -3,14 +3,17 @@ sigs.k8s.io/cri-tools: version, status, the image service against Debian's
 docker-registry on loopback (plain HTTP and htpasswd), pod sandboxes and their containers
 (namespaces shared, CRI-format logs, sync exec, nothing left behind), pod networking
 through Debian's CNI plugins (bridge, host-local, portmap) with a per-test bridge, subnet
-and IPAM dir, stats and container events, and unimplemented calls answered cleanly while
-the Docker API keeps serving.
+and IPAM dir, stats and container events, streaming exec/attach (crictl --transport websocket) and
+port-forward (the WebSocket port-forward protocol, from a small client here), log reopen,
+unimplemented calls answered cleanly while the Docker API keeps serving, and the upstream
+conformance suite critest with the skip list of tests/cri/.
 
-crictl is built once with `go install` into $BERTH_GO_BIN (default /var/tmp/berth-go-bin)
-when missing, within a bound."""
+crictl is built once with `go install` (critest with `go test -c`) into $BERTH_GO_BIN
+(default /var/tmp/berth-go-bin) when missing, within a bound."""
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -19,6 +22,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -30,6 +34,8 @@ from test_registry import HTPASSWD, REGISTRY, Registry, imported
 CRICTL_VERSION = "v1.37.0"
 GO_BIN_DIR = Path(os.environ.get("BERTH_GO_BIN", "/var/tmp/berth-go-bin"))
 CRICTL = GO_BIN_DIR / "crictl"
+CRITEST = GO_BIN_DIR / "critest"
+CRITEST_SCRIPT = Path(__file__).resolve().parent.parent / "cri" / "critest"
 BUILD_TIMEOUT = 900
 
 
@@ -55,6 +61,36 @@ def crictl_bin() -> Path:
     return CRICTL
 
 
+@pytest.fixture(scope="session")
+def critest_bin() -> Path:
+    """critest has only test files: `go test -c` in a copy of the cri-tools module."""
+    if os.access(CRITEST, os.X_OK):
+        return CRITEST
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if os.access("/usr/local/go/bin/go", os.X_OK) else None)
+    if go is None:
+        pytest.fail(f"critest is not at {CRITEST} and no Go toolchain is there to build it")
+    GO_BIN_DIR.mkdir(parents=True, exist_ok=True)
+    with open(GO_BIN_DIR / ".critest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.access(CRITEST, os.X_OK):
+            src = GO_BIN_DIR / "cri-tools-src"
+            shutil.rmtree(src, ignore_errors=True)
+            dl = subprocess.run([go, "mod", "download", "-json", f"sigs.k8s.io/cri-tools@{CRICTL_VERSION}"],
+                                capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
+            if dl.returncode != 0:
+                pytest.fail(f"downloading cri-tools {CRICTL_VERSION} failed:\n{dl.stdout}\n{dl.stderr}")
+            shutil.copytree(json.loads(dl.stdout)["Dir"], src)
+            for p in [src, *src.rglob("*")]:
+                if not p.is_symlink():
+                    p.chmod(p.stat().st_mode | stat.S_IWUSR)
+            proc = subprocess.run([go, "test", "-c", "-o", str(CRITEST), "./cmd/critest"], cwd=src,
+                                  capture_output=True, text=True, timeout=BUILD_TIMEOUT, stdin=subprocess.DEVNULL)
+            shutil.rmtree(src, ignore_errors=True)
+            if proc.returncode != 0 or not os.access(CRITEST, os.X_OK):
+                pytest.fail(f"building critest {CRICTL_VERSION} failed:\n{proc.stdout}\n{proc.stderr}")
+    return CRITEST
+
+
 class Crictl:
     def __init__(self, binary: Path, socket: Path, workdir: Path):
         self.binary = binary
@@ -66,10 +102,11 @@ class Crictl:
             "timeout: 60\ndebug: false\npull-image-on-create: false\n"
         )
 
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
         argv = [str(self.binary), "--config", str(self.config), *args]
+        stdin = {"stdin": subprocess.DEVNULL} if input is None else {"input": input}
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=CMD_TIMEOUT * 3,
-                              stdin=subprocess.DEVNULL, env=clean_env())
+                              env=clean_env(), **stdin)
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"crictl failed ({proc.returncode}): {' '.join(args)}\n"
@@ -319,9 +356,9 @@ def run_pod(d, docker, workdir: Path, crictl: Crictl, registry: Registry) -> Non
     assert crictl("exec", "-s", client, "echo", "hi").stdout.strip() == "hi"
     failed = crictl("exec", "-s", client, "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
     assert failed.returncode != 0 and "exited with 3: err" in failed.stderr, failed
-    # Streaming exec is a later increment: it fails cleanly, naming the call.
+    # Streaming exec over crictl's default transport (SPDY) is refused, saying why.
     streaming = crictl("exec", client, "echo", "hi", check=False)
-    assert streaming.returncode != 0 and "Unimplemented" in streaming.stderr, streaming.stderr
+    assert streaming.returncode != 0 and "WebSocket only" in streaming.stderr, streaming.stderr
 
     # One network, IPC and UTS namespace for the pod; one hostname.
     def namespaces(c: str) -> str:
@@ -371,9 +408,10 @@ def run_pod(d, docker, workdir: Path, crictl: Crictl, registry: Registry) -> Non
     crictl("rmp", pod_id)
     assert crictl.json("pods")["items"] == []
     assert container_ids(d) == []
-    # What is gone is NotFound.
-    gone = crictl("stopp", pod_id, check=False)
+    # What is gone is NotFound; stopping it again succeeds (StopPodSandbox is idempotent).
+    gone = crictl("inspectp", pod_id, check=False)
     assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stderr
+    crictl("stopp", pod_id)
 
 
 def test_container_calls_refuse_what_is_not_theirs(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
@@ -383,9 +421,12 @@ def test_container_calls_refuse_what_is_not_theirs(berthd, docker, docker_env, w
         ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
         # A Docker-API container is no CRI object.
         plain = docker("-H", d.unix_host, "create", ref, "true").stdout.strip()
-        for args in (("inspect", plain), ("inspectp", plain), ("stop", plain), ("start", plain)):
+        for args in (("inspect", plain), ("inspectp", plain), ("start", plain)):
             r = crictl(*args, check=False)
             assert r.returncode != 0 and "NotFound" in r.stderr, (args, r.stderr)
+        # Stopping what is not a CRI object is stopping nothing (StopContainer is idempotent).
+        crictl("stop", plain)
+        assert docker("-H", d.unix_host, "inspect", "-f", "{{.State.Status}}", plain).stdout.strip() == "created"
         assert crictl.json("ps", "-a")["containers"] == [] and crictl.json("pods")["items"] == []
         docker("-H", d.unix_host, "rm", plain)
 
@@ -705,3 +746,251 @@ def test_pod_network_through_cni_stats_and_events(berthd, docker, docker_env, wo
             drop_portmap_chains()
         if Path(f"/sys/class/net/{bridge}").exists():
             subprocess.run(["ip", "link", "del", "dev", bridge], capture_output=True)
+
+
+class WebSocket:
+    """A minimal RFC 6455 client for the streaming server's protocols crictl cannot speak
+    (port-forward's channels over plain WebSocket): masked binary frames out, frames in."""
+
+    def __init__(self, url: str, protocol: str):
+        u = urllib.parse.urlsplit(url)
+        self.sock = socket.create_connection((u.hostname, u.port), timeout=30)
+        key = base64.b64encode(os.urandom(16)).decode()
+        path = u.path + (f"?{u.query}" if u.query else "")
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                break
+            head += chunk
+        self.status = int(head.split(b" ", 2)[1]) if head else 0
+        self.head = head.decode(errors="replace")
+
+    def _exact(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            if not chunk:
+                raise EOFError("connection closed")
+            out += chunk
+        return out
+
+    def send(self, data: bytes) -> None:
+        mask = os.urandom(4)
+        n = len(data)
+        head = bytes([0x82]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def recv(self) -> tuple[int, bytes]:
+        b0, b1 = self._exact(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(self._exact(2), "big")
+        elif n == 127:
+            n = int.from_bytes(self._exact(8), "big")
+        return b0 & 0x0F, self._exact(n)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def stream_url(crictl: Crictl, *args: str) -> str:
+    """The URL a streaming call answers, from crictl's debug log (its default SPDY
+    transport is then refused, leaving the token unused)."""
+    r = crictl("--debug", *args, check=False)
+    m = re.search(r"URL: (http://\S+/[a-z]+/[A-Za-z0-9_-]+)", r.stderr)
+    assert m, r.stderr
+    assert r.returncode != 0 and "WebSocket only" in r.stderr, r.stderr
+    return m.group(1)
+
+
+def test_streaming_exec_attach_port_forward_and_log_reopen(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    ws = ("--transport", "websocket")
+    try:
+        ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
+        logdir = workdir / "logs"
+        pod = write_json(workdir / "pod.json", {
+            "metadata": {"name": "stream", "namespace": "n", "uid": "u-stream"}, "log_directory": str(logdir)})
+        pod_id = crictl("runp", str(pod)).stdout.strip()
+
+        def container(name: str, script: str, **extra) -> str:
+            config = write_json(workdir / f"{name}.json", {
+                "metadata": {"name": name}, "image": {"image": ref},
+                "command": ["sh", "-c", script], "log_path": f"{name}/0.log", **extra})
+            cid = crictl("create", pod_id, str(config), str(pod)).stdout.strip()
+            crictl("start", cid)
+            return cid
+
+        logger = container("logger", "i=0; while true; do i=$((i+1)); echo line-$i; busybox sleep 0.05; done")
+
+        # Exec (not sync) over WebSocket: each stream apart, the exit code from the status channel.
+        r = crictl("exec", *ws, logger, "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+        assert r.stdout == "out\n", r
+        assert r.stderr.startswith("err\n") and "command terminated with exit code 3" in r.stderr, r
+        assert r.returncode != 0
+        assert crictl("exec", *ws, logger, "echo", "fine").stdout == "fine\n"
+        # Stdin reaches the process, and its end ends the process's stdin.
+        r = crictl("exec", *ws, "-i", logger, "busybox", "tr", "a-z", "A-Z", input="hello\nstdin\n")
+        assert r.stdout == "HELLO\nSTDIN\n", r
+
+        # Attach: stdin to the container, its output back; closing stdin ends it (stdin_once).
+        echo = container("echo", "echo started; while read l; do echo got:$l; done; echo bye",
+                         stdin=True, stdin_once=True)
+        poll(lambda: "started" in crictl("logs", echo).stdout, 30, "the echo container to start")
+        r = crictl("attach", *ws, "-i", echo, input="one\ntwo\n")
+        assert r.stdout == "got:one\ngot:two\nbye\n", r
+        poll(lambda: crictl.json("inspect", echo)["status"]["state"] == "CONTAINER_EXITED", 30, "echo to exit")
+        r = crictl("attach", *ws, echo, check=False)
+        assert r.returncode != 0 and "CONTAINER_EXITED" in r.stderr, r.stderr
+
+        # Port forward: the pod's loopback port, through the WebSocket port-forward protocol.
+        server = container("server", "echo hello-forward | busybox nc -l -p 8080")
+        poll(lambda: re.search(r":1F90 [0-9A-F:]+ 0A", crictl("exec", "-s", server, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout),
+             30, "the server listening on :8080")
+        url = stream_url(crictl, "port-forward", pod_id, "18080:8080")
+        assert "/portforward/" in url, url
+        conn = WebSocket(f"{url}?port=8080", "v4.channel.k8s.io")
+        try:
+            assert conn.status == 101 and "v4.channel.k8s.io" in conn.head, conn.head
+            # Each channel opens with the port, little-endian.
+            assert conn.recv() == (2, bytes([0]) + (8080).to_bytes(2, "little"))
+            assert conn.recv() == (2, bytes([1]) + (8080).to_bytes(2, "little"))
+            conn.send(b"\x00ping-from-client\n")
+            got = b""
+            while b"hello-forward\n" not in got:
+                op, payload = conn.recv()
+                assert op == 2 and payload[:1] == b"\x00", (op, payload)
+                got += payload[1:]
+            assert got == b"hello-forward\n", got
+        finally:
+            conn.close()
+        poll(lambda: "ping-from-client" in crictl("logs", server).stdout, 30, "the forwarded bytes in the server's log")
+        # A token serves once.
+        again = WebSocket(f"{url}?port=8080", "v4.channel.k8s.io")
+        assert again.status == 404, again.head
+        again.close()
+
+        # ReopenContainerLog: after a rename, new lines land in a new file at the path.
+        log = logdir / "logger" / "0.log"
+        poll(lambda: log.exists() and log.stat().st_size > 0, 30, "the logger's log")
+        rotated = log.with_name("0.log.20260101-000000")
+        log.rename(rotated)
+        crictl("logs", "--reopen", logger)
+        poll(lambda: log.exists() and len(log.read_text().splitlines()) >= 2, 30, "lines in the reopened log")
+        old = rotated.read_text().splitlines()
+        new = log.read_text().splitlines()
+        assert all(CRI_LOG_LINE.match(l) for l in old + new), (old[-2:], new[:2])
+        number = lambda line: int(line.rsplit("line-", 1)[1])
+        assert number(old[-1]) < number(new[0]), (old[-1], new[0])
+        crictl("stop", "--timeout", "0", logger)
+        r = crictl("logs", "--reopen", logger, check=False)
+        assert r.returncode != 0 and "container is not running" in r.stderr, r.stderr
+
+        crictl("stopp", pod_id)
+        crictl("rmp", pod_id)
+        assert container_ids(d) == []
+    finally:
+        leak_check(d)
+
+
+def critest_counts(output: str) -> dict[str, int]:
+    m = re.search(r"Ran (\d+) of (\d+) Specs.*?\n.*?(\d+) Passed \| (\d+) Failed \| (\d+) Pending \| (\d+) Skipped", output, re.S)
+    assert m, output[-3000:]
+    ran, total, passed, failed, pending, skipped = map(int, m.groups())
+    return {"ran": ran, "total": total, "passed": passed, "failed": failed, "pending": pending, "skipped": skipped}
+
+
+CRITEST_SKIPS = Path(__file__).resolve().parent.parent / "cri" / "critest-skips.txt"
+CRITEST_KNOWN_FAILURES = Path(__file__).resolve().parent.parent / "cri" / "critest-known-failures.txt"
+
+# critest's images rebuilt from busybox-static, as cri-tools' images/ Dockerfiles make them
+# (with -registry-prefix, critest pulls <prefix>/<path>:latest whatever the tag).
+CRITEST_IMAGES = {
+    "e2e-test-images/busybox": [],
+    "pause": ["LABEL critest=pause"],
+    "k8s-staging-cri-tools/test-image-1": ["LABEL critest=1"],
+    "k8s-staging-cri-tools/test-image-2": ["LABEL critest=2"],
+    "k8s-staging-cri-tools/test-image-3": ["LABEL critest=3"],
+    "k8s-staging-cri-tools/test-image-tag": ["LABEL critest=tag"],
+    "k8s-staging-cri-tools/test-image-tags": ["LABEL critest=tags"],
+    "k8s-staging-cri-tools/test-image-latest": ["LABEL critest=latest"],
+    "k8s-staging-cri-tools/test-image-user-uid": ["USER 1002"],
+    "k8s-staging-cri-tools/test-image-user-username": ["USER www-data"],
+    "k8s-staging-cri-tools/test-image-user-uid-group": ["USER 1003:1003"],
+    "k8s-staging-cri-tools/test-image-user-username-group": ["USER www-data:www-data"],
+    "k8s-staging-cri-tools/test-image-predefined-group": ["USER 1000"],
+}
+
+
+def critest_rootfs(path: Path) -> Path:
+    """busybox-static with every applet linked, /tmp, and the users and groups of
+    busybox's image plus cri-tools' image-predefined-group."""
+    import io
+    import tarfile
+    from images_util import BUSYBOX
+    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    files = {
+        "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\n"
+                      "default-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
+        "etc/group": "root:x:0:\nwww-data:x:33:\ndefault-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\nnogroup:x:65534:\n",
+    }
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name in ("bin", "etc", "tmp", "root", "home", "var", "var/www"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
+            tar.addfile(info)
+        data = BUSYBOX.read_bytes()
+        info = tarfile.TarInfo("bin/busybox")
+        info.size, info.mode = len(data), 0o755
+        tar.addfile(info, io.BytesIO(data))
+        for applet in applets:
+            if applet != "busybox":
+                link = tarfile.TarInfo(f"bin/{applet}")
+                link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+                tar.addfile(link)
+        for name, text in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(text), 0o644
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return path
+
+
+def critest_list(path: Path) -> list[str]:
+    return [l.split("#", 1)[0].strip() for l in path.read_text().splitlines() if l.split("#", 1)[0].strip()]
+
+
+def test_critest(berthd, docker, docker_env, workdir, crictl_bin, critest_bin, cri_registry):
+    """The upstream CRI conformance suite through tests/cri/critest, with the skips of
+    tests/cri/critest-skips.txt, against images rebuilt locally and served from a
+    loopback registry. A failure not in tests/cri/critest-known-failures.txt fails, and so
+    does a listed one that passes (the list must shrink as they are fixed)."""
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    try:
+        rootfs = critest_rootfs(workdir / "critest-rootfs.tar")
+        for path, changes in CRITEST_IMAGES.items():
+            ref = f"{cri_registry.addr}/{path}:latest"
+            flags = [a for c in ['CMD ["sh"]', "ENV PATH=/bin:/usr/bin", *changes] for a in ("-c", c)]
+            docker("-H", d.unix_host, "import", *flags, str(rootfs), ref)
+            docker("-H", d.unix_host, "push", ref)
+        default = f"{cri_registry.addr}/e2e-test-images/busybox:latest"
+        images = workdir / "critest-images.yaml"
+        images.write_text(f"defaultTestContainerImage: {default}\nwebServerTestImage: {default}\n")
+        proc = subprocess.run([str(CRITEST_SCRIPT), str(crictl.socket), cri_registry.addr, str(images)],
+                              capture_output=True, text=True, timeout=570, stdin=subprocess.DEVNULL,
+                              env={**clean_env(), "CRITEST": str(critest_bin)}, cwd=workdir)
+        out = proc.stdout + proc.stderr
+        counts = critest_counts(out)
+        print("critest:", counts)
+        failed = sorted(set(re.findall(r"^  \[FAIL\] (.*?)\s*$", out, re.M)))
+        known = critest_list(CRITEST_KNOWN_FAILURES)
+        new = [f for f in failed if not any(k in f for k in known)]
+        gone = [k for k in known if not any(k in f for f in failed)]
+        assert not new and not gone, {"counts": counts, "new failures": new, "known failures that passed": gone}
+    finally:
+        leak_check(d)

@@ -166,7 +166,12 @@ impl Runtime {
     }
 
     pub(crate) async fn stop_sandbox(&self, id: &str) -> Result<(), Status> {
-        let v = self.inspect(id, labels::TYPE_SANDBOX).await?;
+        let v = match self.inspect(id, labels::TYPE_SANDBOX).await {
+            Ok(v) => v,
+            // Stopping what is gone succeeds (the call is idempotent; critest checks it).
+            Err(s) if s.code() == tonic::Code::NotFound => return Ok(()),
+            Err(s) => return Err(s),
+        };
         let id = v
             .get("Id")
             .and_then(Value::as_str)
@@ -302,7 +307,12 @@ impl Runtime {
     }
 
     pub(crate) async fn stop_container(&self, id: &str, timeout: i64) -> Result<(), Status> {
-        self.inspect(id, labels::TYPE_CONTAINER).await?;
+        match self.inspect(id, labels::TYPE_CONTAINER).await {
+            Ok(_) => {}
+            // Idempotent, as RemoveContainer: what is gone is stopped.
+            Err(s) if s.code() == tonic::Code::NotFound => return Ok(()),
+            Err(s) => return Err(s),
+        }
         self.engine
             .container_stop(id, Some(timeout.max(0)), None)
             .await

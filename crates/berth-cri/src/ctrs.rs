@@ -161,7 +161,7 @@ pub(crate) fn create_body(sandbox: &Sandbox, config: &ContainerConfig) -> Result
     if !sandbox.hostname.is_empty() {
         body["Hostname"] = json!(sandbox.hostname);
     }
-    if let Some(user) = user(&security) {
+    if let Some(user) = user(&security)? {
         body["User"] = json!(user);
     }
     Ok((container_name, into_map(body), log_path))
@@ -233,18 +233,26 @@ fn binds(mounts: &[Mount]) -> Result<Vec<String>, Status> {
         .collect()
 }
 
-/// The `User` of a security context: `uid[:gid]`, or the user name.
-fn user(s: &LinuxContainerSecurityContext) -> Option<String> {
+/// The `User` of a security context: `uid[:gid]`, or the user name. A group without a
+/// user is refused, as containerd does (critest checks it).
+fn user(s: &LinuxContainerSecurityContext) -> Result<Option<String>, Status> {
     let group = s.run_as_group.as_ref().map(|g| g.value);
     let user = match (&s.run_as_user, s.run_as_username.as_str()) {
         (Some(u), _) => u.value.to_string(),
-        (None, "") => return group.map(|g| format!("0:{g}")),
+        (None, "") => {
+            return match group {
+                Some(g) => Err(Status::invalid_argument(format!(
+                    "user group {g:?} is specified without user"
+                ))),
+                None => Ok(None),
+            }
+        }
         (None, name) => name.to_string(),
     };
-    Some(match group {
+    Ok(Some(match group {
         Some(g) => format!("{user}:{g}"),
         None => user,
-    })
+    }))
 }
 
 /// The Docker `HostConfig` resource fields of CRI resources (zero or empty: not set).
@@ -555,6 +563,15 @@ mod tests {
             |c| c.mounts[0].container_path = "/a:/b".into(),
             |c| c.envs[0].key = "A=B".into(),
             |c| c.envs[0].value = vec![0xff],
+            |c| {
+                c.linux = Some(LinuxContainerConfig {
+                    security_context: Some(LinuxContainerSecurityContext {
+                        run_as_group: Some(Int64Value { value: 10 }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+            },
         ];
         for (i, f) in cases.iter().enumerate() {
             let mut c = config();

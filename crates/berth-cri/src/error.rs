@@ -8,6 +8,8 @@ use tonic::{Code, Status};
 pub enum CriError {
     #[error("cannot listen on the CRI socket: {0}")]
     Bind(#[from] berth_server::ServerError),
+    #[error(transparent)]
+    Stream(#[from] crate::stream::StreamError),
 }
 
 /// The gRPC status for an engine error: the code follows the error's kind, the message is

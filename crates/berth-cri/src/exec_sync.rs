@@ -105,7 +105,7 @@ pub(crate) async fn run(
 }
 
 /// The exit code, once the engine knows the process ended.
-async fn exit_code(engine: &Arc<Engine>, exec_id: &str) -> Result<i32, Status> {
+pub(crate) async fn exit_code(engine: &Arc<Engine>, exec_id: &str) -> Result<i32, Status> {
     let deadline = tokio::time::Instant::now() + EXIT_WAIT;
     loop {
         let v = engine.exec_inspect(exec_id).await.map_err(engine_status)?;

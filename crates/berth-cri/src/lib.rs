@@ -4,8 +4,9 @@
 //!
 //! Served: the runtime's `Version`, `Status`, `RuntimeConfig` and `UpdateRuntimeConfig`,
 //! pod sandboxes (infra containers running `berth-pause`, networked by CNI plugins, see
-//! [`cni`]), their containers, `ExecSync`, stats and container events ([`stats`]),
-//! and the whole `ImageService`; every other `RuntimeService` method answers
+//! [`cni`]), their containers, `ExecSync`, `Exec`, `Attach` and `PortForward` (through
+//! the streaming server, [`stream`]), `ReopenContainerLog`, stats and container events
+//! ([`stats`]), and the whole `ImageService`; every other `RuntimeService` method answers
 //! `Unimplemented` with its name. CRI objects are engine containers tagged by labels
 //! ([`labels`]).
 
@@ -21,10 +22,12 @@ mod pods;
 mod runtime;
 mod server;
 mod stats;
+mod stream;
 
 pub use cni::CniConfig;
 pub use error::{engine_status, CriError};
 pub use server::CriServer;
+pub use stream::{StreamError, DEFAULT_STREAM_ADDRESS};
 
 /// The code `tonic-prost-build` generates from `proto/api.proto` (k8s.io/cri-api), committed
 /// so that building needs no `protoc`; `scripts/gen-cri` regenerates it.

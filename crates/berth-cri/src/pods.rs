@@ -82,14 +82,24 @@ pub(crate) fn create_body(
         "HostConfig": host_config,
     });
     if !host_network {
+        // No hostname: the node's, as containerd does (a pod name may be longer than the
+        // 64 bytes a hostname can have; critest's are).
         let hostname = if config.hostname.is_empty() {
-            name
+            node_hostname()
         } else {
-            &config.hostname
+            config.hostname.clone()
         };
         body["Hostname"] = json!(hostname);
     }
     Ok((container_name, into_map(body)))
+}
+
+/// The host's name (`gethostname(2)`, no I/O); empty if it cannot be read.
+fn node_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
 }
 
 /// A JSON object literal as the map the engine takes.
@@ -227,7 +237,11 @@ mod tests {
         assert_eq!(name, "k8s_POD_web_default_u-1_2");
         assert_eq!(body["Image"], "localhost/berth-pause:1");
         assert_eq!(body["Entrypoint"], json!(["/pause"]));
-        assert_eq!(body["Hostname"], "web");
+        assert_eq!(
+            body["Hostname"],
+            json!(node_hostname()),
+            "none asked: the node's"
+        );
         let hc = &body["HostConfig"];
         assert_eq!(hc["NetworkMode"], "none");
         assert_eq!(hc["IpcMode"], "shareable");

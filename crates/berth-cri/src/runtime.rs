@@ -1,8 +1,8 @@
 //! `runtime.v1.RuntimeService`: what the runtime is and whether it is ready, and the pod
 //! sandbox, container and `ExecSync` calls (written in [`crate::calls`]), stats and
-//! container events ([`crate::stats`]). Streaming
-//! (`Exec`, `Attach`, `PortForward`), log reopening and checkpoints are
-//! later increments: each answers `Unimplemented` naming the method, so a kubelet or
+//! container events ([`crate::stats`]), the streaming calls (`Exec`, `Attach`,
+//! `PortForward`: a URL of the streaming server, [`crate::stream`]) and log reopening.
+//! Checkpoints and the rest answer `Unimplemented` naming the method, so a kubelet or
 //! crictl says what is missing.
 
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ use crate::cni::Cni;
 use crate::pause::PauseImage;
 use crate::proto::runtime_service_server::RuntimeService;
 use crate::proto::*;
+use crate::stream::Streams;
 use crate::{RUNTIME_API_VERSION, RUNTIME_NAME};
 
 /// The version of the kubelet's CRI client protocol answered in `version` (containerd and
@@ -29,10 +30,11 @@ pub(crate) struct Runtime {
     pub(crate) engine: Arc<Engine>,
     pub(crate) pause: PauseImage,
     pub(crate) cni: Cni,
+    pub(crate) streams: Arc<Streams>,
 }
 
 impl Runtime {
-    pub(crate) fn new(engine: Arc<Engine>, cni: crate::CniConfig) -> Self {
+    pub(crate) fn new(engine: Arc<Engine>, cni: crate::CniConfig, streams: Arc<Streams>) -> Self {
         let state_dir = engine.config().data_root.join("cri").join("cni");
         Runtime {
             engine,
@@ -41,6 +43,7 @@ impl Runtime {
                 config: cni,
                 state_dir,
             },
+            streams,
         }
     }
 }
@@ -331,12 +334,37 @@ implemented {
             .await
             .map(Response::new)
     }
+
+    async fn exec(&self, request: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
+        let url = self.stream_exec(request.into_inner()).await?;
+        Ok(Response::new(ExecResponse { url }))
+    }
+
+    async fn attach(
+        &self,
+        request: Request<AttachRequest>,
+    ) -> Result<Response<AttachResponse>, Status> {
+        let url = self.stream_attach(request.into_inner()).await?;
+        Ok(Response::new(AttachResponse { url }))
+    }
+
+    async fn port_forward(
+        &self,
+        request: Request<PortForwardRequest>,
+    ) -> Result<Response<PortForwardResponse>, Status> {
+        let url = self.stream_port_forward(request.into_inner()).await?;
+        Ok(Response::new(PortForwardResponse { url }))
+    }
+
+    async fn reopen_container_log(
+        &self,
+        request: Request<ReopenContainerLogRequest>,
+    ) -> Result<Response<ReopenContainerLogResponse>, Status> {
+        self.reopen_log(&request.get_ref().container_id).await?;
+        Ok(Response::new(ReopenContainerLogResponse {}))
+    }
 }
     unary {
-        reopen_container_log(ReopenContainerLogRequest) -> ReopenContainerLogResponse = "ReopenContainerLog";
-        exec(ExecRequest) -> ExecResponse = "Exec";
-        attach(AttachRequest) -> AttachResponse = "Attach";
-        port_forward(PortForwardRequest) -> PortForwardResponse = "PortForward";
         checkpoint_container(CheckpointContainerRequest) -> CheckpointContainerResponse = "CheckpointContainer";
         checkpoint_pod(CheckpointPodRequest) -> CheckpointPodResponse = "CheckpointPod";
         restore_pod(RestorePodRequest) -> RestorePodResponse = "RestorePod";

@@ -1,7 +1,9 @@
 //! The CRI socket: bound 0660 (root's group), served by tonic until shutdown, and removed
-//! when the server stops or its task is dropped.
+//! when the server stops or its task is dropped; beside it, the streaming server's TCP
+//! listener ([`crate::stream`]).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use crate::images::Images;
 use crate::proto::image_service_server::ImageServiceServer;
 use crate::proto::runtime_service_server::RuntimeServiceServer;
 use crate::runtime::Runtime;
+use crate::stream::StreamServer;
 use crate::CriError;
 
 /// The CRI services bound to their socket, not yet serving.
@@ -20,6 +23,7 @@ pub struct CriServer {
     engine: Arc<Engine>,
     cni: crate::CniConfig,
     listener: tokio::net::UnixListener,
+    stream: StreamServer,
     socket: SocketFile,
 }
 
@@ -40,14 +44,22 @@ impl Drop for SocketFile {
 }
 
 impl CriServer {
-    /// Binds `path` (a stale socket there is replaced; any other file is an error).
-    pub fn bind(engine: Arc<Engine>, path: &Path, cni: crate::CniConfig) -> Result<Self, CriError> {
+    /// Binds `path` (a stale socket there is replaced; any other file is an error) and the
+    /// streaming server's TCP address `stream` (loopback, port 0: one the kernel picks).
+    pub fn bind(
+        engine: Arc<Engine>,
+        path: &Path,
+        cni: crate::CniConfig,
+        stream: SocketAddr,
+    ) -> Result<Self, CriError> {
+        let stream = StreamServer::bind(stream)?;
         let listener = berth_server::bind_unix(path, &ListenerOptions::default())?;
         tracing::info!(socket = %path.display(), "CRI v1 API listening");
         Ok(CriServer {
             engine,
             cni,
             listener,
+            stream,
             socket: SocketFile(path.to_path_buf()),
         })
     }
@@ -59,13 +71,25 @@ impl CriServer {
             engine,
             cni,
             listener,
+            stream,
             socket,
         } = self;
+        let streams = stream.streams.clone();
+        let (stop_streams, streams_stopped) = tokio::sync::oneshot::channel::<()>();
+        let stream_task = tokio::spawn(stream.serve(engine.clone(), async move {
+            let _ = streams_stopped.await;
+        }));
         let result = tonic::transport::Server::builder()
-            .add_service(RuntimeServiceServer::new(Runtime::new(engine.clone(), cni)))
+            .add_service(RuntimeServiceServer::new(Runtime::new(
+                engine.clone(),
+                cni,
+                streams,
+            )))
             .add_service(ImageServiceServer::new(Images::new(engine)))
             .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
             .await;
+        let _ = stop_streams.send(());
+        let _ = stream_task.await;
         if let Err(e) = result {
             tracing::error!(error = %e, "CRI server stopped");
         }

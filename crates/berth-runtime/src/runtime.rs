@@ -101,6 +101,9 @@ pub trait Runtime: Send + Sync + std::fmt::Debug {
     /// Thaws a paused container.
     fn resume<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()>;
 
+    /// Closes the container's log file and opens its path again (CRI log rotation).
+    fn reopen_log<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()>;
+
     /// Starts a process in the running container; with `attach`, also returns its streams.
     fn exec<'a>(
         &'a self,

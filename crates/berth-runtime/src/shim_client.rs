@@ -200,6 +200,11 @@ impl ShimRuntime {
         self.simple(id, Request::Resume).await
     }
 
+    /// Closes the container's log file and opens its path again.
+    pub async fn reopen_log(&self, id: &str) -> Result<(), RuntimeError> {
+        self.simple(id, Request::ReopenLog).await
+    }
+
     /// Resolves when the exec has exited, with its exit code; NotRunning if the
     /// container (and with it the process) went first.
     pub async fn exec_wait(&self, id: &str, exec_id: &str) -> Result<ExecState, RuntimeError> {
@@ -522,6 +527,10 @@ impl Runtime for ShimRuntime {
 
     fn resume<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()> {
         Box::pin(ShimRuntime::resume(self, id))
+    }
+
+    fn reopen_log<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()> {
+        Box::pin(ShimRuntime::reopen_log(self, id))
     }
 
     fn exec<'a>(

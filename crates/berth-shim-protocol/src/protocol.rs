@@ -222,6 +222,9 @@ pub enum Request {
     Pause,
     /// Thaws a paused container; answers [`Response::Ok`].
     Resume,
+    /// Closes the container's log file and opens its path again (the kubelet renamed the
+    /// CRI log to rotate it); answers [`Response::Ok`].
+    ReopenLog,
 }
 
 /// A process to run in a running container (`docker exec`).
@@ -463,6 +466,7 @@ mod tests {
             },
             Request::Pause,
             Request::Resume,
+            Request::ReopenLog,
             Request::ExecWait {
                 exec_id: "e".into(),
             },

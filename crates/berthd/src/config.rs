@@ -91,6 +91,9 @@ pub struct DaemonConfig {
     pub cri_socket: Option<PathBuf>,
     /// CNI pod networking of the CRI API (daemon.json `cri.cni-conf-dir`, `cri.cni-bin-dir`).
     pub cri_cni: berth_cri::CniConfig,
+    /// The CRI streaming server's address (daemon.json `cri.stream-address`,
+    /// `cri.stream-port`; default 127.0.0.1, a port the kernel picks); loopback only.
+    pub cri_stream: std::net::SocketAddr,
     /// Prometheus metrics (`--metrics-addr`, daemon.json `metrics-addr`); loopback only.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
@@ -250,6 +253,7 @@ impl DaemonConfig {
         engine.bind_policy = authorization.as_ref().map(|a| a.bind_policy());
         let cri_socket = resolve_cri(flags, f.cri.as_ref())?;
         let cri_cni = resolve_cni(f.cri.as_ref())?;
+        let cri_stream = resolve_cri_stream(f.cri.as_ref())?;
         let metrics_addr = flags
             .metrics_addr
             .clone()
@@ -269,6 +273,7 @@ impl DaemonConfig {
             engine,
             cri_socket,
             cri_cni,
+            cri_stream,
             metrics_addr,
         })
     }
@@ -348,6 +353,31 @@ fn resolve_cni(file: Option<&CriSetting>) -> anyhow::Result<berth_cri::CniConfig
             .collect::<anyhow::Result<_>>()?;
     }
     Ok(cni)
+}
+
+/// daemon.json `cri.stream-address` (an IP, loopback: the streaming server has no
+/// authentication beyond its single-use tokens) and `cri.stream-port` (0: any free one).
+fn resolve_cri_stream(file: Option<&CriSetting>) -> anyhow::Result<std::net::SocketAddr> {
+    let mut addr = berth_cri::DEFAULT_STREAM_ADDRESS;
+    let Some(cri) = file else {
+        return Ok(addr);
+    };
+    if let Some(ip) = &cri.stream_address {
+        let ip: std::net::IpAddr = ip.parse().with_context(|| {
+            format!("invalid cri.stream-address {ip:?}: use an IP address, e.g. 127.0.0.1")
+        })?;
+        if !ip.is_loopback() {
+            bail!(
+                "invalid cri.stream-address {ip}: the CRI streaming server is plain HTTP, so \
+                 Berth serves it on loopback only (127.0.0.1 or ::1)"
+            );
+        }
+        addr.set_ip(ip);
+    }
+    if let Some(port) = cri.stream_port {
+        addr.set_port(port);
+    }
+    Ok(addr)
 }
 
 /// `--audit-log` (`-`: stderr), `--audit-log-max-size`, `--audit-log-max-files`.
@@ -706,7 +736,8 @@ struct FileSettings {
 }
 
 /// daemon.json's `"cri": {"enabled": true, "socket": "/run/berth/cri.sock",
-/// "cni-conf-dir": "/etc/cni/net.d", "cni-bin-dir": "/usr/lib/cni"}`.
+/// "cni-conf-dir": "/etc/cni/net.d", "cni-bin-dir": "/usr/lib/cni", "stream-address":
+/// "127.0.0.1", "stream-port": 0}`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct CriSetting {
@@ -714,6 +745,8 @@ struct CriSetting {
     socket: Option<PathBuf>,
     cni_conf_dir: Option<PathBuf>,
     cni_bin_dir: Option<String>,
+    stream_address: Option<String>,
+    stream_port: Option<u16>,
 }
 
 /// One `runtimes` entry: `{"path": "/usr/bin/runc", "runtimeArgs": ["--debug"]}`.
@@ -859,6 +892,28 @@ mod tests {
         assert!(format!("{err:#}").contains("sokcet"), "{err:#}");
         let (_p, path) = write_config(r#"{"cri": {"enabled": true}}"#);
         assert!(resolve(&["--config-file", &path, "--cri-socket", "/y.sock"]).is_err());
+    }
+
+    #[test]
+    fn cri_stream_address_is_loopback() {
+        assert_eq!(
+            resolve(&[]).unwrap().cri_stream,
+            "127.0.0.1:0".parse().unwrap()
+        );
+        let (_p, path) = write_config(
+            r#"{"cri": {"enabled": true, "stream-address": "::1", "stream-port": 10010}}"#,
+        );
+        let c = resolve(&["--config-file", &path]).unwrap();
+        assert_eq!(c.cri_stream, "[::1]:10010".parse().unwrap());
+        for (bad, says) in [
+            (r#""stream-address": "0.0.0.0""#, "loopback only"),
+            (r#""stream-address": "localhost""#, "use an IP address"),
+            (r#""stream-port": 70000"#, ""),
+        ] {
+            let (_p, path) = write_config(&format!(r#"{{"cri": {{"enabled": true, {bad}}}}}"#));
+            let err = format!("{:#}", resolve(&["--config-file", &path]).unwrap_err());
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -126,7 +126,12 @@ async fn serve(
     let (cri_stop, cri_stopped) = tokio::sync::watch::channel(false);
     let cri = match &config.cri_socket {
         Some(path) => {
-            let cri = berth_cri::CriServer::bind(engine.clone(), path, config.cri_cni.clone())?;
+            let cri = berth_cri::CriServer::bind(
+                engine.clone(),
+                path,
+                config.cri_cni.clone(),
+                config.cri_stream,
+            )?;
             let mut stopped = cri_stopped.clone();
             Some(tokio::spawn(cri.serve(async move {
                 let _ = stopped.wait_for(|s| *s).await;

@@ -155,7 +155,9 @@ pub struct Flags {
 
     /// Serve the Kubernetes CRI v1 API (runtime and image services) on this unix socket
     /// (daemon.json: "cri": {"enabled": true, "socket": PATH, "cni-conf-dir": DIR,
-    /// "cni-bin-dir": DIR}; default off; CNI dirs default to /etc/cni/net.d and /usr/lib/cni)
+    /// "cni-bin-dir": DIR, "stream-address": IP, "stream-port": PORT}; default off; CNI dirs
+    /// default to /etc/cni/net.d and /usr/lib/cni; the exec/attach/port-forward streaming
+    /// server listens on loopback only, default 127.0.0.1 on a free port)
     #[arg(long = "cri-socket", value_name = "PATH")]
     pub cri_socket: Option<PathBuf>,
 

@@ -60,6 +60,33 @@ impl Engine {
         }
         c.save(&entry).await
     }
+
+    /// Makes running CRI container `name`'s shim close its log file and open the path
+    /// again, after the kubelet renamed it (`ReopenContainerLog`). Conflict when it does
+    /// not run (containerd: "container is not running") or writes no CRI log.
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
+    pub async fn container_reopen_cri_log(&self, name: &str) -> Result<(), EngineError> {
+        let c = &self.containers;
+        let entry = c.subject(name)?;
+        let (id, running, cri) = {
+            let r = entry.rec();
+            let cri = matches!(&r.host_config.log_config, Field::Set(l)
+                if matches!(&l.kind, Field::Set(k) if k == logs::CRI_LOG_DRIVER));
+            (r.id.clone(), r.running(), cri)
+        };
+        if !running {
+            return Err(EngineError::Conflict("container is not running".into()));
+        }
+        if !cri {
+            return Err(EngineError::Conflict(format!(
+                "container {id} writes no CRI log to reopen"
+            )));
+        }
+        c.runtime
+            .reopen_log(super::rid(&id))
+            .await
+            .map_err(super::rt_err)
+    }
 }
 
 #[cfg(test)]
@@ -130,5 +157,26 @@ mod tests {
             let e = w.engine.container_create(None, body).await.unwrap_err();
             assert!(e.to_string().contains(want), "{mode}: {e}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_cri_log_reopens_only_while_running() {
+        let w = world().await;
+        let id = w.create(json!({})).await;
+        w.engine
+            .container_set_cri_log(&id, Path::new("/var/log/pods/p/c/0.log"))
+            .await
+            .unwrap();
+        let e = w.engine.container_reopen_cri_log(&id).await.unwrap_err();
+        assert_eq!(e.to_string(), "container is not running");
+        w.engine.container_start(&id).await.unwrap();
+        w.engine.container_reopen_cri_log(&id).await.unwrap();
+        assert_eq!(w.fake.count("reopen_log", &id), 1);
+        // A container logging another way has nothing to reopen.
+        let plain = w.create(json!({})).await;
+        w.engine.container_start(&plain).await.unwrap();
+        let e = w.engine.container_reopen_cri_log(&plain).await.unwrap_err();
+        assert!(e.to_string().contains("writes no CRI log"), "{e}");
+        assert_eq!(w.fake.count("reopen_log", &plain), 0);
     }
 }

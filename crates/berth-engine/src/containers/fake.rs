@@ -234,6 +234,13 @@ impl Runtime for FakeRuntime {
         })
     }
 
+    fn reopen_log<'a>(&'a self, id: &'a str) -> RuntimeFuture<'a, ()> {
+        Box::pin(async move {
+            self.record(format!("reopen_log {id}"));
+            self.running(id)
+        })
+    }
+
     fn exec<'a>(
         &'a self,
         id: &'a str,

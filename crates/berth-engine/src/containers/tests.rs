@@ -16,7 +16,7 @@ use crate::{Drivers, Engine, EngineConfig, EngineError};
 pub(super) struct World {
     _tmp: tempfile::TempDir,
     pub(super) engine: Arc<Engine>,
-    fake: Arc<FakeRuntime>,
+    pub(super) fake: Arc<FakeRuntime>,
     net: Arc<FakeDriver>,
     pub(super) image: String,
 }

@@ -9,6 +9,7 @@ use berth_shim::{ErrorKind, Request, Response, Status};
 
 use super::conn::{Mode, LINE_MAX};
 use super::container::Op;
+use super::logwriter::LogWriter;
 use super::process::{Target, CLIENT_BUFFER_MAX};
 use super::setup::{self, ExecStart};
 use super::state::Monitor;
@@ -304,6 +305,25 @@ impl Monitor {
                     )
                 } else {
                     return self.begin_op(Op::Pause, Some(i));
+                }
+            }
+            Request::ReopenLog => {
+                if !running {
+                    error(
+                        ErrorKind::NotRunning,
+                        format!("container {} is not running", self.opts.id),
+                    )
+                } else {
+                    match self.log.as_mut().map(LogWriter::reopen) {
+                        Some(Ok(true)) => Response::Ok,
+                        Some(Ok(false)) | None => error(
+                            ErrorKind::InvalidArgument,
+                            "the container's log driver writes no file to reopen",
+                        ),
+                        Some(Err(e)) => {
+                            error(ErrorKind::Internal, format!("cannot reopen the log: {e}"))
+                        }
+                    }
                 }
             }
             Request::Resume => {

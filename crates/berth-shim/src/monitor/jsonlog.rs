@@ -249,6 +249,19 @@ impl JsonLog {
         })
     }
 
+    /// Opens the log's path again, for what comes next: the kubelet renamed the file it
+    /// rotates (the old one keeps what was written; a line in progress goes on in the new
+    /// one).
+    pub fn reopen(&mut self) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.opts.path)?;
+        self.size = file.metadata()?.len();
+        self.file = file;
+        Ok(())
+    }
+
     /// Logs the bytes a stream produced.
     pub fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
         let time = rfc3339_nano(SystemTime::now());
@@ -641,6 +654,36 @@ mod tests {
         assert!(fs::metadata(&path).unwrap().len() <= 150);
         assert!(!dir.path().join("l.1").exists());
         assert_eq!(read_entries(&path).last().unwrap().log, "line 19\n");
+    }
+
+    #[test]
+    fn reopen_starts_a_new_file_after_a_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let mut log = JsonLog::open(LogOptions {
+            path: path.clone(),
+            max_size: None,
+            max_files: 1,
+            format: LogFormat::Cri,
+            compress: false,
+            sink: None,
+        })
+        .unwrap();
+        log.write(Stream::Stdout, b"before\npart").unwrap();
+        let rotated = dir.path().join("0.log.1");
+        fs::rename(&path, &rotated).unwrap();
+        log.reopen().unwrap();
+        log.write(Stream::Stdout, b"-rest\nafter\n").unwrap();
+        let texts = |p: &Path| -> Vec<String> {
+            fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| l.splitn(4, ' ').nth(3).unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(texts(&rotated), ["before"]);
+        // The line in progress goes on in the new file.
+        assert_eq!(texts(&path), ["part-rest", "after"]);
     }
 
     #[test]

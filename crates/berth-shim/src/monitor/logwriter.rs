@@ -54,6 +54,15 @@ impl LogWriter {
         }
     }
 
+    /// Closes the log file and opens its path again; `false` when the driver writes no
+    /// file (journald, syslog).
+    pub fn reopen(&mut self) -> io::Result<bool> {
+        match self {
+            LogWriter::File(f) => f.reopen().map(|()| true),
+            LogWriter::Journald(_) | LogWriter::Syslog(_) => Ok(false),
+        }
+    }
+
     /// Logs whatever unfinished line each stream still holds.
     pub fn flush(&mut self) -> io::Result<()> {
         match self {
