@@ -667,6 +667,7 @@ mod tests {
             format: LogFormat::Cri,
             compress: false,
             sink: None,
+            attrs: Vec::new(),
         })
         .unwrap();
         log.write(Stream::Stdout, b"before\npart").unwrap();
