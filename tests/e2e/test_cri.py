@@ -849,7 +849,9 @@ def test_streaming_exec_attach_port_forward_and_log_reopen(berthd, docker, docke
         assert r.returncode != 0 and "CONTAINER_EXITED" in r.stderr, r.stderr
 
         # Port forward: the pod's loopback port, through the WebSocket port-forward protocol.
-        server = container("server", "echo hello-forward | busybox nc -l -p 8080")
+        # nc's stdin stays open a while: at its end busybox nc may stop reading, and the
+        # client's bytes must still reach it.
+        server = container("server", "(echo hello-forward; sleep 30) | busybox nc -l -p 8080")
         poll(lambda: re.search(r":1F90 [0-9A-F:]+ 0A", crictl("exec", "-s", server, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout),
              30, "the server listening on :8080")
         url = stream_url(crictl, "port-forward", pod_id, "18080:8080")

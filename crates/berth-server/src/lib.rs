@@ -17,6 +17,7 @@ mod revocable;
 mod routes;
 mod serve;
 mod version;
+pub mod websocket;
 
 pub use authz::{Authorizer, Policy, PolicyError, Role};
 pub use error::{ApiError, ServerError};

@@ -12,7 +12,6 @@ mod calls;
 pub(crate) mod portforward;
 pub(crate) mod remote;
 pub(crate) mod tokens;
-pub(crate) mod ws;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use berth_engine::Engine;
+use berth_server::websocket as ws;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};

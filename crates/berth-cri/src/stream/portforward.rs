@@ -18,8 +18,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-use super::ws;
 use crate::proto::PortForwardRequest;
+use berth_server::websocket as ws;
 
 /// The subprotocols served.
 pub(crate) const PROTOCOLS: &[&str] = &["v4.channel.k8s.io"];

@@ -15,8 +15,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::Mutex;
 
-use super::ws::{self, WsError};
 use crate::proto::{AttachRequest, ExecRequest};
+use berth_server::websocket::{self as ws, WsError};
 
 /// The channels.
 pub(crate) const STDIN: u8 = 0;

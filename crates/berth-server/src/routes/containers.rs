@@ -25,6 +25,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/start", post(start))
         .route("/containers/{id}/attach", post(attach))
+        .route(
+            "/containers/{id}/attach/ws",
+            get(super::attach_ws::attach_ws),
+        )
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}/logs", get(logs))
         .route("/containers/{id}/kill", post(kill))
@@ -338,7 +342,7 @@ async fn attach(
 }
 
 /// The whole log so far (moby reads it with no tail), of the streams the attach asks for.
-fn replay_options(streams: &AttachStreams) -> LogsOptions {
+pub(super) fn replay_options(streams: &AttachStreams) -> LogsOptions {
     LogsOptions {
         stdout: streams.stdout,
         stderr: streams.stderr,

@@ -1,6 +1,7 @@
 //! The router: one module per resource, each route one `Engine` call.
 
 mod archive;
+mod attach_ws;
 mod body;
 mod build;
 mod container_ops;

@@ -1,5 +1,6 @@
-//! The WebSocket wire (RFC 6455) as the streaming server speaks it: the handshake's accept
-//! key, and frames read from a client (always masked) and written to it (never masked).
+//! The WebSocket wire (RFC 6455) as berthd's servers speak it (`/containers/{id}/attach/ws`
+//! and the CRI streaming server): the handshake's accept key, and frames read from a
+//! client (always masked) and written to it (never masked).
 //! Messages are not reassembled: [`read_frame`] hands back each frame's payload with its
 //! opcode and FIN bit, bounded by [`MAX_FRAME`], and the caller follows continuations.
 
@@ -11,22 +12,22 @@ const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// The largest frame payload accepted from a client: client-go's writer sends frames of
 /// at most its 32 KiB buffer; anything far beyond is refused, never allocated.
-pub(crate) const MAX_FRAME: u64 = 1 << 20;
+pub const MAX_FRAME: u64 = 1 << 20;
 
 /// Frame opcodes.
-pub(crate) const OP_CONTINUATION: u8 = 0x0;
-pub(crate) const OP_TEXT: u8 = 0x1;
-pub(crate) const OP_BINARY: u8 = 0x2;
-pub(crate) const OP_CLOSE: u8 = 0x8;
-pub(crate) const OP_PING: u8 = 0x9;
-pub(crate) const OP_PONG: u8 = 0xA;
+pub const OP_CONTINUATION: u8 = 0x0;
+pub const OP_TEXT: u8 = 0x1;
+pub const OP_BINARY: u8 = 0x2;
+pub const OP_CLOSE: u8 = 0x8;
+pub const OP_PING: u8 = 0x9;
+pub const OP_PONG: u8 = 0xA;
 
 /// Close codes.
-pub(crate) const CLOSE_NORMAL: u16 = 1000;
+pub const CLOSE_NORMAL: u16 = 1000;
 
 /// What went wrong on the wire.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum WsError {
+pub enum WsError {
     #[error("websocket: {0}")]
     Io(#[from] std::io::Error),
     #[error("websocket: a client frame must be masked")]
@@ -38,7 +39,7 @@ pub(crate) enum WsError {
 }
 
 /// `Sec-WebSocket-Accept` for a client's `Sec-WebSocket-Key`.
-pub(crate) fn accept_key(key: &str) -> String {
+pub fn accept_key(key: &str) -> String {
     let mut input = key.trim().as_bytes().to_vec();
     input.extend_from_slice(GUID.as_bytes());
     let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &input);
@@ -47,14 +48,14 @@ pub(crate) fn accept_key(key: &str) -> String {
 
 /// One frame from the client.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Frame {
+pub struct Frame {
     pub fin: bool,
     pub opcode: u8,
     pub payload: Vec<u8>,
 }
 
 /// Reads one client frame; `None` at a clean end of the connection before a frame starts.
-pub(crate) async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> Result<Option<Frame>, WsError> {
+pub async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> Result<Option<Frame>, WsError> {
     let mut head = [0u8; 2];
     match r.read_exact(&mut head).await {
         Ok(_) => {}
@@ -94,7 +95,7 @@ pub(crate) async fn read_frame(r: &mut (impl AsyncRead + Unpin)) -> Result<Optio
 }
 
 /// Encodes one unmasked, final server frame carrying `parts` joined.
-pub(crate) fn encode_frame(opcode: u8, parts: &[&[u8]]) -> Vec<u8> {
+pub fn encode_frame(opcode: u8, parts: &[&[u8]]) -> Vec<u8> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let mut out = Vec::with_capacity(len + 10);
     out.push(0x80 | (opcode & 0x0f));
@@ -114,7 +115,7 @@ pub(crate) fn encode_frame(opcode: u8, parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Writes one final frame.
-pub(crate) async fn write_frame(
+pub async fn write_frame(
     w: &mut (impl AsyncWrite + Unpin),
     opcode: u8,
     parts: &[&[u8]],
@@ -124,10 +125,7 @@ pub(crate) async fn write_frame(
 }
 
 /// Writes a close frame with `code`.
-pub(crate) async fn write_close(
-    w: &mut (impl AsyncWrite + Unpin),
-    code: u16,
-) -> std::io::Result<()> {
+pub async fn write_close(w: &mut (impl AsyncWrite + Unpin), code: u16) -> std::io::Result<()> {
     write_frame(w, OP_CLOSE, &[&code.to_be_bytes()]).await
 }
 
