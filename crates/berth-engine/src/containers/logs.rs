@@ -242,9 +242,14 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
                 .rposition(|b| *b == b'\n')
                 .map(|i| i + 1)
                 .unwrap_or(0);
-            let lines = data[..end].split(|b| *b == b'\n').filter(|l| !l.is_empty());
             let mut out = Vec::with_capacity(128 * 1024);
-            for l in lines {
+            let mut rest = &data[..end];
+            while let Some(nl) = fastline::find2(rest, b'\n', b'\n') {
+                let (l, after) = rest.split_at(nl);
+                rest = after.get(1..).unwrap_or_default();
+                if l.is_empty() {
+                    continue;
+                }
                 render_into(l, tty, &opts, &mut out);
                 if out.len() > 64 * 1024
                     && tx
