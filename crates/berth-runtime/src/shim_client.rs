@@ -261,11 +261,12 @@ fn has_mounts_under(dir: &Path) -> bool {
     berth_sys::mount::mount_points().map_or(true, |m| m.iter().any(|p| p.starts_with(dir)))
 }
 
-/// The bundle's `config.json`, through `berth_sys::fs::atomic_write` off the async
-/// workers: a reader (the shim, runc) sees the old file or the whole new one.
+/// The bundle's `config.json`, through `berth_sys::fs::replace` off the async workers: a
+/// reader (the shim, runc) sees the old file or the whole new one. Not fsynced: the bundle
+/// is written again at each start, and nothing runs from it after the machine restarts.
 async fn write_atomic(path: &Path, data: Vec<u8>) -> Result<(), RuntimeError> {
     let p = path.to_path_buf();
-    tokio::task::spawn_blocking(move || berth_sys::fs::atomic_write(&p, &data, 0o644))
+    tokio::task::spawn_blocking(move || berth_sys::fs::replace(&p, &data, 0o644))
         .await
         .map_err(|e| RuntimeError::Internal(format!("writing {}: {e}", path.display())))?
         .map_err(|e| RuntimeError::io("write", path, e))

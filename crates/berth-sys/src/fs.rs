@@ -11,6 +11,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// `path`, fsync the directory. The new file gets exactly `mode` (e.g. 0o600 for keys),
 /// whatever the umask. Safe to call from several threads at once.
 pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    write_and_rename(path, data, mode, true)
+}
+
+/// Replaces `path` with `data` as [`atomic_write`] does (a reader sees the old file or the
+/// whole new one), without the fsyncs: for files that mean nothing after the machine
+/// restarts (a bundle's `config.json`, a shim's pid file: the processes they describe are
+/// gone then too), where waiting for the disk only slows a container's start.
+pub fn replace(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    write_and_rename(path, data, mode, false)
+}
+
+fn write_and_rename(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path
         .parent()
@@ -33,9 +45,14 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
             .open(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -76,6 +93,21 @@ mod tests {
         );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temp file left behind");
+    }
+
+    #[test]
+    fn replace_without_fsync_is_still_whole_file_and_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        replace(&p, b"old", 0o644).unwrap();
+        replace(&p, b"new, longer", 0o644).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new, longer");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(replace(&dir.path().join("no/such/file"), b"x", 0o644).is_err());
     }
 
     #[test]

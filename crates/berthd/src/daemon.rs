@@ -100,7 +100,13 @@ async fn serve(
         // Shims live in `<cgroup-parent>/shims`, out of berthd's (service) cgroup.
         runtime: Arc::new(
             ShimRuntime::new(shim_binary(), &engine_config.exec_root)
-                .with_shim_cgroup(engine_config.shim_cgroup()),
+                .with_shim_cgroup(engine_config.shim_cgroup())
+                // `BERTH_LOG=berth_shim=debug`: each shim's debug log (its start steps'
+                // timings, libcontainer's messages) in its `shim.log`.
+                .with_debug(tracing::enabled!(
+                    target: "berth_shim",
+                    tracing::Level::DEBUG
+                )),
         ),
         rootfs: Arc::new(OverlayMounter),
         network: Box::new(move |hooks| {

@@ -281,7 +281,9 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
             }
             Err(_) => return,
         };
-        let mut partial: Vec<u8> = Vec::new();
+        // What was read and not yet rendered: the unfinished last line, then each new
+        // chunk read straight after it (no copy of the chunk).
+        let mut pending: Vec<u8> = Vec::new();
         // Inside a line longer than any the shim writes: dropped up to its newline.
         let mut skipping = false;
         loop {
@@ -290,22 +292,24 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
                 let Some(mut reader) = files.take() else {
                     return;
                 };
-                crate::blocking::spawn(move || -> std::io::Result<(LogFiles, Vec<u8>)> {
-                    let mut buf = Vec::new();
+                let mut buf = std::mem::take(&mut pending);
+                crate::blocking::spawn(move || -> std::io::Result<(LogFiles, Vec<u8>, usize)> {
+                    let kept = buf.len();
+                    buf.reserve(READ_CHUNK as usize);
                     reader.read_into(&mut buf, READ_CHUNK)?;
-                    Ok((reader, buf))
+                    Ok((reader, buf, kept))
                 })
                 .await
             };
-            let mut data = match chunk {
-                Ok(Ok((reader, d))) => {
+            let (mut data, kept) = match chunk {
+                Ok(Ok((reader, d, kept))) => {
                     files = Some(reader);
-                    d
+                    (d, kept)
                 }
                 _ => return,
             };
             // A full chunk means more is there now: no waiting before the next read.
-            let more = data.len() as u64 == READ_CHUNK;
+            let more = (data.len() - kept) as u64 == READ_CHUNK;
             if skipping {
                 match data.iter().position(|b| *b == b'\n') {
                     Some(i) => {
@@ -315,21 +319,19 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
                     None => data.clear(),
                 }
             }
-            partial.extend_from_slice(&data);
-            let end = partial
+            let end = data
                 .iter()
                 .rposition(|b| *b == b'\n')
                 .map(|i| i + 1)
                 .unwrap_or(0);
-            let complete: Vec<u8> = partial.drain(..end).collect();
-            if partial.len() > LINE_MAX {
-                tracing::warn!(path = %path.display(), "logs: a line over {LINE_MAX} bytes skipped");
-                partial = Vec::new();
-                skipping = true;
-            }
-            let lines = complete.split(|b| *b == b'\n').filter(|l| !l.is_empty());
             let mut out = Vec::with_capacity(128 * 1024);
-            for l in lines {
+            let mut rest = &data[..end];
+            while let Some(nl) = fastline::find2(rest, b'\n', b'\n') {
+                let (l, after) = rest.split_at(nl);
+                rest = after.get(1..).unwrap_or_default();
+                if l.is_empty() {
+                    continue;
+                }
                 render_into(l, tty, &opts, &mut out);
                 if out.len() > 64 * 1024
                     && tx
@@ -346,6 +348,18 @@ pub(crate) fn stream<T: Send + Sync + 'static>(
             if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
                 return;
             }
+            // The unfinished line is kept for the next turn; a big buffer is not, while
+            // a follower waits.
+            data.drain(..end);
+            if data.len() > LINE_MAX {
+                tracing::warn!(path = %path.display(), "logs: a line over {LINE_MAX} bytes skipped");
+                data = Vec::new();
+                skipping = true;
+            }
+            if !more {
+                data.shrink_to_fit();
+            }
+            pending = data;
             if more {
                 continue;
             }
@@ -477,6 +491,31 @@ mod tests {
             out.extend_from_slice(&b);
         }
         out
+    }
+
+    #[tokio::test]
+    async fn lines_cut_by_the_read_chunks_come_out_whole_and_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        // Past two read chunks, with entries of a length that does not divide them.
+        let mut text = String::new();
+        let mut want = Vec::new();
+        let mut i = 0;
+        while text.len() < 2 * READ_CHUNK as usize + 12_345 {
+            let log = format!("line {i} {}\n", "y".repeat(i % 97));
+            text.push_str(&entry(&log));
+            want.extend_from_slice(log.as_bytes());
+            i += 1;
+        }
+        std::fs::write(&path, &text).unwrap();
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let got = collect(path, opts).await;
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "lines differ");
     }
 
     #[tokio::test]

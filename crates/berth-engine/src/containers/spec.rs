@@ -297,9 +297,12 @@ fn write_etc_files(
     hostname: &str,
     net: &crate::networks::NetPlan,
 ) -> Result<(), EngineError> {
+    // Written again at every start, before the container sees them: whole files (a reader
+    // sees the old or the new one), not fsynced (nothing reads them after the machine
+    // restarts before the next start rewrites them).
     let w = |name: &str, data: &str| {
         let p = dir.join(name);
-        berth_sys::fs::atomic_write(&p, data.as_bytes(), 0o644)
+        berth_sys::fs::replace(&p, data.as_bytes(), 0o644)
             .map_err(EngineError::io("cannot write", &p))
     };
     w("hostname", &format!("{hostname}\n"))?;

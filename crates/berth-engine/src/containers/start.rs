@@ -1,8 +1,10 @@
 //! `POST /containers/{id}/start`: mounting the rootfs, plugging the network, and
 //! handing the spec to the runtime (embedded or external).
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use berth_api_types::container::ContainerStatus;
 use berth_runtime::{ContainerStart, ExternalRuntime, RuntimeError};
@@ -38,6 +40,48 @@ pub(super) fn failure_hint(message: &str, exit_code: i32) -> &'static str {
     }
 }
 
+/// How long each step of one start took, logged as one `debug` line when the start ends
+/// (`BERTH_LOG=berth_engine=debug`): where the start time goes (docs/performance.md).
+pub(super) struct Steps {
+    last: Instant,
+    done: Vec<(&'static str, u128)>,
+}
+
+impl Steps {
+    pub(super) fn new() -> Steps {
+        Steps {
+            last: Instant::now(),
+            done: Vec::with_capacity(16),
+        }
+    }
+
+    /// Ends the step called `name` (it began when the previous one ended).
+    pub(super) fn mark(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.done
+            .push((name, now.saturating_duration_since(self.last).as_micros()));
+        self.last = now;
+    }
+
+    /// `name=1.234ms …` for each step, in order, then the total.
+    fn line(&self) -> String {
+        let mut s = String::new();
+        let mut total = 0u128;
+        for (name, us) in &self.done {
+            total += us;
+            let _ = write!(s, "{name}={}.{:03}ms ", us / 1000, us % 1000);
+        }
+        let _ = write!(s, "total={}.{:03}ms", total / 1000, total % 1000);
+        s
+    }
+
+    fn log(&self, id: &str, ok: bool) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug!(container_id = id, ok, steps = %self.line(), "start steps");
+        }
+    }
+}
+
 impl Engine {
     /// `POST /containers/{id}/start`; `Ok(false)` when it already runs (304).
     pub async fn container_start(&self, name: &str) -> Result<bool, EngineError> {
@@ -53,9 +97,11 @@ impl Engine {
         by_user: bool,
     ) -> Result<bool, EngineError> {
         let c = &self.containers;
+        let mut steps = Steps::new();
         let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
         let rec = entry.rec().clone();
+        steps.mark("lock");
         match rec.state.status {
             ContainerStatus::Running => return Ok(false),
             ContainerStatus::Removing | ContainerStatus::Dead => {
@@ -71,6 +117,7 @@ impl Engine {
         let rootfs = c.rootfs(&id);
         // A leftover of an earlier run.
         c.release(&id).await;
+        steps.mark("release");
         let mut lowers = self.images.layer_diff_dirs(&rec.image_id)?;
         lowers.reverse();
         // Directories and the overlay mount: off the async workers.
@@ -89,7 +136,10 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::Internal(format!("rootfs mount failed: {e}")))??;
-        let result = self.start_mounted(&entry, &rec, &rootfs, &data_dir).await;
+        steps.mark("mount");
+        let result = self
+            .start_mounted(&entry, &rec, &rootfs, &data_dir, &mut steps)
+            .await;
         match result {
             Ok((pid, start_time)) => {
                 mounts::emit_volume_events(c, &id, true);
@@ -110,7 +160,10 @@ impl Engine {
                     c.emit(&r, "start", &[]);
                 }
                 c.health_init(&entry);
+                steps.mark("record");
                 c.save_logged(&entry).await;
+                steps.mark("save");
+                steps.log(&id, true);
                 tracing::debug!(pid, "container started");
                 c.clone().watch_exit(id);
                 Ok(true)
@@ -137,6 +190,8 @@ impl Engine {
                 if auto_remove {
                     c.remove(&entry).await;
                 }
+                steps.mark("failed");
+                steps.log(&id, false);
                 Err(err)
             }
         }
@@ -148,6 +203,7 @@ impl Engine {
         rec: &Record,
         rootfs: &Path,
         data_dir: &Path,
+        steps: &mut Steps,
     ) -> Result<(i32, u64), (EngineError, Option<i32>)> {
         let c = &self.containers;
         let runtime = rec.host_config.runtime.get().map_or("", String::as_str);
@@ -166,6 +222,7 @@ impl Engine {
             .await
             .map_err(|e| (e, None))?;
         plan.env = super::links::env_for(c, &rec.name, &plan.links);
+        steps.mark("net_prepare");
         let cgroup = c.cgroup_path_of(rec);
         // Device paths are stat'ed and walked: off the async workers.
         let (c2, hc, shm) = (c.clone(), rec.host_config.clone(), c.shm_dir(&rec.id));
@@ -173,16 +230,19 @@ impl Engine {
             .await
             .unwrap_or_else(|e| Err(EngineError::Internal(e.to_string())))
             .map_err(|e| (e, None))?;
+        steps.mark("host_opts");
         if let Some(profile) = opts.apparmor_profile.clone() {
             crate::blocking::spawn(move || apparmor::ensure_loaded(&profile))
                 .await
                 .unwrap_or_else(|e| Err(EngineError::Internal(e.to_string())))
                 .map_err(|e| (e, None))?;
+            steps.mark("apparmor");
         }
         peers.append(&mut opts.peers);
         let users = userdb::UserDb::of_rootfs(rootfs.to_path_buf())
             .await
             .map_err(|e| (e, None))?;
+        steps.mark("userdb");
         // Host binds are staged from descriptors opened now; the staging mounts go once
         // the runtime has made the container's (its create returns after that), or on
         // any failure. Leftovers of an earlier start go first.
@@ -217,6 +277,7 @@ impl Engine {
                 return Err((e, None));
             }
         };
+        steps.mark("spec");
         let req = ContainerStart {
             id: rid(&rec.id).to_string(),
             spec,
@@ -234,7 +295,9 @@ impl Engine {
             other => (rt_err(other), None),
         };
         let created = c.runtime.create(req).await;
+        steps.mark("shim_create");
         guard.clear().await;
+        steps.mark("staging_clear");
         let started = created.map_err(failed)?;
         let (hc, cg) = (rec.host_config.clone(), cgroup.clone());
         let oom = crate::blocking::spawn(move || super::create_fields::after_create(&hc, &cg))
@@ -245,6 +308,7 @@ impl Engine {
             let _ = c.runtime.wait(rid(&rec.id)).await;
             return Err((e, None));
         }
+        steps.mark("after_create");
         if let Some((w, h)) = super::create_fields::console_size(rec) {
             // The terminal's first size, before the process runs (dockerd's `ConsoleSize`).
             if let Err(e) = c.runtime.resize(rid(&rec.id), w, h).await {
@@ -266,6 +330,7 @@ impl Engine {
             ));
         }
         drop(peers);
+        steps.mark("peers");
         // veths, addresses and routes over rtnetlink, in the container's namespace: blocking
         // system calls, off the async workers.
         let (nets, nid) = (c.networks.clone(), rec.id.clone());
@@ -283,6 +348,7 @@ impl Engine {
             let _ = c.runtime.wait(rid(&rec.id)).await;
             return Err((e, None));
         }
+        steps.mark("net_plug");
         // Attaches made before the start get their streams now, so no output is lost.
         let waiters: Vec<AttachWaiter> = entry
             .pending_attach
@@ -298,11 +364,13 @@ impl Engine {
                 .map_err(rt_err);
             let _ = tx.send(r);
         }
+        steps.mark("attach");
         if let Err(e) = c.runtime.start(rid(&rec.id)).await {
             let _ = c.runtime.kill(rid(&rec.id), libc_sigkill(), true).await;
             let _ = c.runtime.wait(rid(&rec.id)).await;
             return Err(failed(e));
         }
+        steps.mark("shim_start");
         Ok((started.pid, start_time))
     }
 

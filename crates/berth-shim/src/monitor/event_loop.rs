@@ -193,7 +193,8 @@ impl Monitor {
     }
 
     fn read_output(&mut self, t: Target, i: usize) {
-        let mut buf = vec![0u8; READ_CHUNK];
+        let mut buf = std::mem::take(&mut self.read_buf);
+        buf.resize(READ_CHUNK, 0);
         let p = self.proc_mut(t);
         let stream = p.outputs[i].1;
         let res = p.outputs[i].0.as_mut().expect("open output").read(&mut buf);
@@ -206,6 +207,7 @@ impl Monitor {
             // A pty master reads EIO once the last slave is closed.
             Err(_) => p.outputs[i].0 = None,
         }
+        self.read_buf = buf;
     }
 
     fn dispatch_output(&mut self, t: Target, stream: Stream, data: &[u8]) {

@@ -59,8 +59,27 @@ impl LineSplitter {
     }
 }
 
+/// The index of the first `\n` in `b`, eight bytes at a time (the same SWAR zero-byte test
+/// as [`word_needs_escape`]): the splitter looks at every byte of the output.
 fn memchr_nl(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    let mut i = 0;
+    while let Some(w) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        if has_zero_byte(w ^ (ONES * u64::from(b'\n'))) {
+            break;
+        }
+        i += 8;
+    }
+    let rest = b.get(i..)?;
+    rest.iter().position(|&c| c == b'\n').map(|p| p + i)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Whether one of the 8 bytes of `x` is zero.
+fn has_zero_byte(x: u64) -> bool {
+    x.wrapping_sub(ONES) & !x & HIGH != 0
 }
 
 /// Bytes that JSON strings must escape, with serde_json's spelling (so the file reads the
@@ -85,11 +104,10 @@ static ESCAPE: [u8; 256] = {
 /// Whether any of the 8 bytes in `w` needs escaping (below 0x20, `"` or `\\`): the
 /// classic SWAR zero-byte test, so plain text is scanned a word at a time.
 fn word_needs_escape(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
     let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
-    below_space || has_zero(w ^ (ONES * b'"' as u64)) || has_zero(w ^ (ONES * b'\\' as u64))
+    below_space
+        || has_zero_byte(w ^ (ONES * b'"' as u64))
+        || has_zero_byte(w ^ (ONES * b'\\' as u64))
 }
 
 /// The index of the first byte of `s` at or after `from` that needs escaping.
@@ -436,6 +454,24 @@ mod tests {
         assert_eq!(s.finish(), None);
         assert!(push(&mut s, b"ab").is_empty());
         assert_eq!(push(&mut s, b"c\n"), vec![b"abc\n".to_vec()]);
+    }
+
+    #[test]
+    fn the_newline_scan_finds_the_first_newline() {
+        for len in 0..40 {
+            for at in 0..=len {
+                // Bytes next to '\n' in value (0x09, 0x0b, 0x8a) must not match.
+                let mut b: Vec<u8> = (0..len).map(|i| [b'a', 0x09, 0x0b, 0x8a][i % 4]).collect();
+                if at < len {
+                    b[at] = b'\n';
+                    if at + 3 < len {
+                        b[at + 3] = b'\n';
+                    }
+                }
+                let want = b.iter().position(|&c| c == b'\n');
+                assert_eq!(memchr_nl(&b), want, "len {len}, newline at {at}");
+            }
+        }
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! through the backend (libcontainer or an external runtime), the pidfd. A failure leaves
 //! nothing running and no cgroup behind.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::net::UnixListener;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use berth_shim::timefmt::rfc3339_nano;
 use berth_shim::{start_failure_exit_code, ExecProcess, Status, PID_FILE, SOCKET_NAME};
@@ -45,14 +46,53 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Failure {
     }
 }
 
+/// How long each set-up step took, logged as one `debug` line in `shim.log` (the daemon
+/// asks for debug with `BERTH_LOG=berth_shim=debug`): where the start time goes.
+struct Steps {
+    last: Instant,
+    line: String,
+}
+
+impl Steps {
+    fn new() -> Steps {
+        Steps {
+            last: Instant::now(),
+            line: String::new(),
+        }
+    }
+
+    fn mark(&mut self, name: &str) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let now = Instant::now();
+        let us = now.saturating_duration_since(self.last).as_micros();
+        let _ = write!(self.line, "{name}={}.{:03}ms ", us / 1000, us % 1000);
+        self.last = now;
+    }
+}
+
+impl Drop for Steps {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            tracing::debug!(steps = %self.line.trim_end(), "shim start steps");
+        }
+    }
+}
+
 /// Creates (and unless deferred starts) the container; the caller then runs the loop.
 pub fn start(opts: &berth_shim::StartOptions, layout: Layout) -> Result<Monitor, Failure> {
+    let mut steps = Steps::new();
     let dir = &opts.dir;
-    sys::write_record(
+    // Whole or absent for a daemon that restarts meanwhile; not fsynced (the process it
+    // names does not outlive the machine).
+    berth_sys::fs::replace(
         &dir.join(PID_FILE),
         std::process::id().to_string().as_bytes(),
+        0o644,
     )
     .map_err(|e| internal("write shim.pid", e))?;
+    steps.mark("pid_file");
     let sock = dir.join(SOCKET_NAME);
     let _ = fs::remove_file(&sock);
     let listener =
@@ -60,7 +100,8 @@ pub fn start(opts: &berth_shim::StartOptions, layout: Layout) -> Result<Monitor,
     listener
         .set_nonblocking(true)
         .map_err(|e| internal("shim.sock", e))?;
-    let result = create(opts, layout, listener);
+    steps.mark("socket");
+    let result = create(opts, layout, listener, &mut steps);
     if result.is_err() {
         let _ = fs::remove_file(&sock);
     }
@@ -71,13 +112,16 @@ fn create(
     opts: &berth_shim::StartOptions,
     layout: Layout,
     listener: std::os::unix::net::UnixListener,
+    steps: &mut Steps,
 ) -> Result<Monitor, Failure> {
     let config = opts.bundle.join("config.json");
     let mut spec =
         Spec::load(&config).map_err(|e| internal(&format!("load {}", config.display()), e))?;
+    steps.mark("spec_load");
     let cgroups_path = fix_spec(&mut spec, &opts.id, &layout, opts.runtime.is_none());
     spec.save(&config)
         .map_err(|e| internal("save config.json", e))?;
+    steps.mark("spec_save");
     let base_process = spec
         .process()
         .clone()
@@ -88,6 +132,7 @@ fn create(
         Some(l) => Some(LogWriter::open(l.clone()).map_err(|e| internal("open log", e))?),
         None => None,
     };
+    steps.mark("log_open");
     let console = opts.dir.join("console.sock");
     let (child, mut held, console_listener) = if tty {
         let l = stdio::console_listener(&console).map_err(|e| internal("console socket", e))?;
@@ -103,6 +148,7 @@ fn create(
         .map_err(|e| internal("block SIGCHLD", e))?;
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| internal("signalfd", e))?;
+    steps.mark("stdio");
 
     let root = opts.dir.join("runtime");
     let created = match &opts.runtime {
@@ -119,6 +165,7 @@ fn create(
                 .map(|init| Backend::External { cli, init })
         }
     };
+    steps.mark("runtime_create");
     let mut c = match created {
         Ok(c) => c,
         Err(msg) => {
@@ -158,6 +205,7 @@ fn create(
             Err(e) => return Err(undo(&mut c, internal("receive pty", e))),
         }
     }
+    steps.mark("pidfd_pty");
     let held = held.expect("pipes or pty");
     let mut status = Status::Created;
     let mut started_at = None;
@@ -192,6 +240,7 @@ fn create(
         joined: None,
         conns: Vec::new(),
         drain_deadline: None,
+        read_buf: Vec::new(),
     })
 }
 

@@ -53,6 +53,9 @@ pub struct Monitor {
     pub drain_deadline: Option<Instant>,
     /// The shims' cgroup this monitor joined, left at the end.
     pub joined: Option<Joined>,
+    /// Every read of output lands here: allocated (and zeroed) on the first output, then
+    /// reused, so a chatty container costs no allocation per read.
+    pub read_buf: Vec<u8>,
 }
 
 impl Monitor {
