@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use berth_api_types::detach::{Scan, Scanner};
 use berth_api_types::ApiVersion;
-use berth_engine::containers::AttachStreams;
+use berth_engine::containers::{AttachStreams, LogsOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -44,11 +44,7 @@ pub(super) async fn attach_ws(
     // As the hijacked attach: the log so far with `logs`, the live output with `stream`.
     let logs = q.bool("logs");
     let replay = match logs && (streams.stdout || streams.stderr) {
-        true => Some(
-            engine
-                .container_logs(&id, super::containers::replay_options(&streams))
-                .await?,
-        ),
+        true => Some(engine.container_logs(&id, replay_options(&streams)).await?),
         false => None,
     };
     let live = match q.bool("stream") {
@@ -113,6 +109,20 @@ pub(super) async fn attach_ws(
         h.insert("sec-websocket-accept", v);
     }
     Ok(resp)
+}
+
+/// The whole log so far (moby reads it with no tail), of the streams the attach asks for.
+pub(super) fn replay_options(streams: &AttachStreams) -> LogsOptions {
+    LogsOptions {
+        stdout: streams.stdout,
+        stderr: streams.stderr,
+        follow: false,
+        timestamps: false,
+        tail: None,
+        since: None,
+        until: None,
+        details: false,
+    }
 }
 
 /// The client's `Sec-WebSocket-Key` when it asks for a WebSocket upgrade.

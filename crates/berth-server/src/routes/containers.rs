@@ -263,7 +263,7 @@ async fn attach(
         let replay = match logs && (streams.stdout || streams.stderr) {
             true => Some(
                 engine
-                    .container_logs(&id, replay_options(&streams))
+                    .container_logs(&id, super::attach_ws::replay_options(&streams))
                     .await?
                     .1,
             ),
@@ -272,7 +272,7 @@ async fn attach(
         let (tty, pending) = engine.container_attach(&id, streams).await?;
         (tty, replay, Some(pending))
     } else {
-        let mut opts = replay_options(&streams);
+        let mut opts = super::attach_ws::replay_options(&streams);
         opts.stdout &= logs;
         opts.stderr &= logs;
         let (tty, rx) = engine.container_logs(&id, opts).await?;
@@ -339,20 +339,6 @@ async fn attach(
         }
     });
     Ok(super::hijack::upgraded(ctype))
-}
-
-/// The whole log so far (moby reads it with no tail), of the streams the attach asks for.
-pub(super) fn replay_options(streams: &AttachStreams) -> LogsOptions {
-    LogsOptions {
-        stdout: streams.stdout,
-        stderr: streams.stderr,
-        follow: false,
-        timestamps: false,
-        tail: None,
-        since: None,
-        until: None,
-        details: false,
-    }
 }
 
 /// 204 when a start or stop changed the container, 304 when it was already so.

@@ -14,6 +14,7 @@ use berth_shim::timefmt::rfc3339_nano;
 use berth_shim::Stream;
 
 use super::jsonlog::LineSplitter;
+use super::line_sink::LineSink;
 
 /// Appends one field in the native protocol's encoding.
 pub fn encode_field(out: &mut Vec<u8>, key: &str, value: &[u8]) {
@@ -56,38 +57,6 @@ impl Journald {
             buf: Vec::new(),
         })
     }
-
-    pub fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
-        let mut splitter = std::mem::take(&mut self.splitters[stream as usize - 1]);
-        let mut result = Ok(());
-        splitter.split(data, |line| {
-            if result.is_ok() {
-                result = self.send(stream, line);
-            }
-        });
-        self.splitters[stream as usize - 1] = splitter;
-        result
-    }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        for stream in [Stream::Stdout, Stream::Stderr] {
-            if let Some(tail) = self.splitters[stream as usize - 1].finish() {
-                self.send(stream, &tail)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn send(&mut self, stream: Stream, line: &[u8]) -> io::Result<()> {
-        encode_line(
-            &mut self.buf,
-            &self.fields,
-            stream,
-            line,
-            &rfc3339_nano(SystemTime::now()),
-        );
-        self.sock.send_to(&self.buf, &self.socket).map(drop)
-    }
 }
 
 /// One datagram: the common fields, then the line's own. A part without a newline (cut
@@ -109,6 +78,23 @@ fn encode_line(out: &mut Vec<u8>, fields: &[u8], stream: Stream, line: &[u8], ti
     encode_field(out, "SYSLOG_TIMESTAMP", time.as_bytes());
     if partial {
         encode_field(out, "CONTAINER_PARTIAL_MESSAGE", b"true");
+    }
+}
+
+impl LineSink for Journald {
+    fn splitters(&mut self) -> &mut [LineSplitter; 2] {
+        &mut self.splitters
+    }
+
+    fn send(&mut self, stream: Stream, line: &[u8]) -> io::Result<()> {
+        encode_line(
+            &mut self.buf,
+            &self.fields,
+            stream,
+            line,
+            &rfc3339_nano(SystemTime::now()),
+        );
+        self.sock.send_to(&self.buf, &self.socket).map(drop)
     }
 }
 

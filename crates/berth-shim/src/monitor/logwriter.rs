@@ -9,6 +9,7 @@ use berth_shim::{LogOptions, LogSink, Stream};
 
 use super::journald::Journald;
 use super::jsonlog::JsonLog;
+use super::line_sink::LineSink;
 use super::syslog::{Header, Syslog};
 
 pub enum LogWriter {

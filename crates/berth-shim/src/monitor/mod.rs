@@ -33,6 +33,7 @@ mod event_loop;
 mod exec_prune;
 mod journald;
 mod jsonlog;
+mod line_sink;
 mod logwriter;
 mod oci_cli;
 mod pending;

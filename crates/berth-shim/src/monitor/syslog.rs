@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use berth_shim::{Stream, SyslogFormat};
 
 use super::jsonlog::LineSplitter;
+use super::line_sink::LineSink;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// How long after a failed connect or send no new connection is tried.
@@ -112,55 +113,6 @@ impl Syslog {
             buf: Vec::new(),
         })
     }
-
-    pub fn write(&mut self, stream: Stream, data: &[u8]) -> io::Result<()> {
-        let mut splitter = std::mem::take(&mut self.splitters[stream as usize - 1]);
-        let mut result = Ok(());
-        splitter.split(data, |line| {
-            if result.is_ok() {
-                result = self.send(stream, line);
-            }
-        });
-        self.splitters[stream as usize - 1] = splitter;
-        result
-    }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        for stream in [Stream::Stdout, Stream::Stderr] {
-            if let Some(tail) = self.splitters[stream as usize - 1].finish() {
-                self.send(stream, &tail)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn send(&mut self, stream: Stream, line: &[u8]) -> io::Result<()> {
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        encode(&mut self.buf, &self.header, stream, text, SystemTime::now());
-        if self.conn.is_none() {
-            if self.retry_at.is_some_and(|t| Instant::now() < t) {
-                return Ok(()); // dropped: the server failed moments ago
-            }
-            match Conn::open(&self.proto, &self.address) {
-                Ok(c) => self.conn = Some(c),
-                Err(e) => {
-                    self.retry_at = Some(Instant::now() + BACKOFF);
-                    return Err(e);
-                }
-            }
-        }
-        let sent = match self.conn.as_mut() {
-            Some(c) => c.send(&self.buf),
-            None => Ok(()),
-        };
-        if sent.is_err() {
-            self.conn = None;
-            self.retry_at = Some(Instant::now() + BACKOFF);
-        } else {
-            self.retry_at = None;
-        }
-        sent
-    }
 }
 
 /// Appends one message, newline included, for `text` (the line without its newline).
@@ -198,6 +150,40 @@ pub fn encode(out: &mut Vec<u8>, h: &Header, stream: Stream, text: &[u8], now: S
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(text);
     out.push(b'\n');
+}
+
+impl LineSink for Syslog {
+    fn splitters(&mut self) -> &mut [LineSplitter; 2] {
+        &mut self.splitters
+    }
+
+    fn send(&mut self, stream: Stream, line: &[u8]) -> io::Result<()> {
+        let text = line.strip_suffix(b"\n").unwrap_or(line);
+        encode(&mut self.buf, &self.header, stream, text, SystemTime::now());
+        if self.conn.is_none() {
+            if self.retry_at.is_some_and(|t| Instant::now() < t) {
+                return Ok(()); // dropped: the server failed moments ago
+            }
+            match Conn::open(&self.proto, &self.address) {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    self.retry_at = Some(Instant::now() + BACKOFF);
+                    return Err(e);
+                }
+            }
+        }
+        let sent = match self.conn.as_mut() {
+            Some(c) => c.send(&self.buf),
+            None => Ok(()),
+        };
+        if sent.is_err() {
+            self.conn = None;
+            self.retry_at = Some(Instant::now() + BACKOFF);
+        } else {
+            self.retry_at = None;
+        }
+        sent
+    }
 }
 
 #[cfg(test)]
