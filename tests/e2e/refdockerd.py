@@ -5,6 +5,7 @@ root, pidfile, socket and cgroup parent; stopped and removed without a trace."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -12,6 +13,9 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Iterator
+
+import pytest
 
 from conftest import poll, unix_request
 
@@ -89,3 +93,18 @@ class RefDockerd:
                 except OSError:
                     pass
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running() -> Iterator[RefDockerd]:
+    """A started reference dockerd, stopped and removed at the end; the test fails (never
+    skips) when it cannot run here."""
+    why = available()
+    if why:
+        pytest.fail(f"the reference dockerd cannot run: {why} (scripts/deps tests installs docker.io)")
+    ref = RefDockerd()
+    try:
+        ref.start()
+        yield ref
+    finally:
+        ref.stop()

@@ -17,8 +17,6 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-import pytest
-
 import refdockerd
 from conftest import DOCKER_BIN, import_busybox
 
@@ -163,13 +161,8 @@ def differences(case: str, a: dict, b: dict) -> list[str]:
 
 
 def test_corpus_builds_as_dockerd(busybox_daemon, docker_env, tmp_path):
-    why = refdockerd.available()
-    if why:
-        pytest.fail(f"the reference dockerd cannot run: {why} (scripts/deps tests installs docker.io)")
     d = busybox_daemon()
-    ref = refdockerd.RefDockerd()
-    try:
-        ref.start()
+    with refdockerd.running() as ref:
         ref_env = docker_env({"DOCKER_HOST": f"unix://{ref.sock}"})
         import_busybox(ref_env)
         envs = {"berthd": d.docker_env, "dockerd": ref_env}
@@ -192,5 +185,3 @@ def test_corpus_builds_as_dockerd(busybox_daemon, docker_env, tmp_path):
                                     f"dockerd {got['dockerd']}")
             assert again["dockerd"], f"{case}: the reference took nothing from its cache"
         assert not problems, "differences from dockerd 20.10's classic builder:\n" + "\n".join(problems)
-    finally:
-        ref.stop()

@@ -13,7 +13,6 @@ crictl is built once with `go install` (critest with `go test -c`) into $BERTH_G
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import json
 import os
@@ -30,6 +29,7 @@ import pytest
 from conftest import CMD_TIMEOUT, clean_env, container_ids, free_port, leak_check, poll
 from hostclean import pick_network
 from test_registry import HTPASSWD, REGISTRY, Registry, imported
+import wsclient
 
 CRICTL_VERSION = "v1.37.0"
 GO_BIN_DIR = Path(os.environ.get("BERTH_GO_BIN", "/var/tmp/berth-go-bin"))
@@ -748,53 +748,12 @@ def test_pod_network_through_cni_stats_and_events(berthd, docker, docker_env, wo
             subprocess.run(["ip", "link", "del", "dev", bridge], capture_output=True)
 
 
-class WebSocket:
-    """A minimal RFC 6455 client for the streaming server's protocols crictl cannot speak
-    (port-forward's channels over plain WebSocket): masked binary frames out, frames in."""
-
-    def __init__(self, url: str, protocol: str):
-        u = urllib.parse.urlsplit(url)
-        self.sock = socket.create_connection((u.hostname, u.port), timeout=30)
-        key = base64.b64encode(os.urandom(16)).decode()
-        path = u.path + (f"?{u.query}" if u.query else "")
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(1)
-            if not chunk:
-                break
-            head += chunk
-        self.status = int(head.split(b" ", 2)[1]) if head else 0
-        self.head = head.decode(errors="replace")
-
-    def _exact(self, n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            chunk = self.sock.recv(n - len(out))
-            if not chunk:
-                raise EOFError("connection closed")
-            out += chunk
-        return out
-
-    def send(self, data: bytes) -> None:
-        mask = os.urandom(4)
-        n = len(data)
-        head = bytes([0x82]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
-        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-
-    def recv(self) -> tuple[int, bytes]:
-        b0, b1 = self._exact(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = int.from_bytes(self._exact(2), "big")
-        elif n == 127:
-            n = int.from_bytes(self._exact(8), "big")
-        return b0 & 0x0F, self._exact(n)
-
-    def close(self) -> None:
-        self.sock.close()
+def WebSocket(url: str, protocol: str) -> wsclient.WebSocket:
+    """A WebSocket to the streaming server's URL (crictl cannot speak port-forward's
+    channels over plain WebSocket)."""
+    u = urllib.parse.urlsplit(url)
+    sock = socket.create_connection((u.hostname, u.port), timeout=30)
+    return wsclient.WebSocket(sock, u.netloc, u.path + (f"?{u.query}" if u.query else ""), protocol)
 
 
 def stream_url(crictl: Crictl, *args: str) -> str:

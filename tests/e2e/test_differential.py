@@ -21,16 +21,9 @@ REPORT = REPO_ROOT / "target" / "differential-report.json"
 
 @pytest.fixture
 def reference(docker_env):
-    why = refdockerd.available()
-    if why:
-        pytest.fail(f"the reference dockerd cannot run: {why} (scripts/deps tests installs docker.io)")
-    ref = refdockerd.RefDockerd()
-    try:
-        ref.start()
+    with refdockerd.running() as ref:
         import_busybox(docker_env({"DOCKER_HOST": f"unix://{ref.sock}"}))
         yield ref
-    finally:
-        ref.stop()
 
 
 def test_answers_match_dockerd(busybox_daemon, reference):

@@ -203,15 +203,8 @@ def test_ipv6_refusals_worded_like_dockerd(busybox_daemon):
 
 @pytest.fixture
 def reference(docker_env):
-    why = refdockerd.available()
-    if why:
-        pytest.fail(f"the reference dockerd cannot run: {why} (scripts/deps tests installs docker.io)")
-    ref = refdockerd.RefDockerd()
-    try:
-        ref.start()
+    with refdockerd.running() as ref:
         yield ref
-    finally:
-        ref.stop()
 
 
 class _Ref:

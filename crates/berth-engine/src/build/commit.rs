@@ -81,16 +81,26 @@ impl Builder<'_> {
         st: &mut StageState,
         cmd: Vec<String>,
     ) -> Result<(), StepError> {
-        let key = st.rc.cache_key(
-            &st.image,
-            &cmd,
-            st.rc.entrypoint.as_deref().unwrap_or_default(),
-        );
-        if self.probe(st, &key, &cmd).await? {
+        let Some(key) = self.missed(st, &cmd).await? else {
             return Ok(());
-        }
+        };
         self.commit(st, bc::created_by(&cmd), &cmd, None, &key)
             .await
+    }
+
+    /// The step's cache key when the cache has no image for it; `None` when it had one
+    /// (the state then moved to that image, as [`Self::probe`] does).
+    pub(super) async fn missed(
+        &self,
+        st: &mut StageState,
+        cmd: &[String],
+    ) -> Result<Option<String>, StepError> {
+        let key = st.rc.cache_key(
+            &st.image,
+            cmd,
+            st.rc.entrypoint.as_deref().unwrap_or_default(),
+        );
+        Ok((!self.probe(st, &key, cmd).await?).then_some(key))
     }
 
     /// WORKDIR's commit: a created container of the step's image gets the directory in
@@ -101,14 +111,9 @@ impl Builder<'_> {
         cmd: Vec<String>,
         dir: &str,
     ) -> Result<(), StepError> {
-        let key = st.rc.cache_key(
-            &st.image,
-            &cmd,
-            st.rc.entrypoint.as_deref().unwrap_or_default(),
-        );
-        if self.probe(st, &key, &cmd).await? {
+        let Some(key) = self.missed(st, &cmd).await? else {
             return Ok(());
-        }
+        };
         let image = if st.image.is_empty() {
             self.scratch_image().await?
         } else {

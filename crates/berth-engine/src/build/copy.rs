@@ -252,15 +252,10 @@ impl Builder<'_> {
             &gathered.hash,
             &c.dest,
         );
-        let key = st.rc.cache_key(
-            &st.image,
-            &cmd,
-            st.rc.entrypoint.as_deref().unwrap_or_default(),
-        );
-        if self.probe(st, &key, &cmd).await? {
+        let Some(key) = self.missed(st, &cmd).await? else {
             remove_dir(step_dir).await;
             return Ok(());
-        }
+        };
         let image = if st.image.is_empty() {
             self.scratch_image().await?
         } else {

@@ -27,11 +27,7 @@ pub(super) async fn attach_ws(
     mut req: Request,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
-    let keys = match q.get("detachKeys") {
-        None | Some("") => Vec::new(),
-        Some(k) => berth_api_types::detach::parse(k)
-            .map_err(|_| ApiError::bad_request(format!("Invalid detach keys ({k}) provided")))?,
-    };
+    let keys = detach_keys(&q)?;
     let key = websocket_key(&req).ok_or_else(|| {
         ApiError::bad_request("websocket: the client is not using the websocket protocol")
     })?;
@@ -109,6 +105,16 @@ pub(super) async fn attach_ws(
         h.insert("sec-websocket-accept", v);
     }
     Ok(resp)
+}
+
+/// The `detachKeys` of either attach route (moby `daemon/attach.go` checks them before
+/// looking for the container); none given: none scanned for.
+pub(super) fn detach_keys(q: &Query) -> Result<Vec<u8>, ApiError> {
+    match q.get("detachKeys") {
+        None | Some("") => Ok(Vec::new()),
+        Some(k) => berth_api_types::detach::parse(k)
+            .map_err(|_| ApiError::bad_request(format!("Invalid detach keys ({k}) provided"))),
+    }
 }
 
 /// The whole log so far (moby reads it with no tail), of the streams the attach asks for.

@@ -241,11 +241,7 @@ async fn attach(
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
     // moby `daemon/attach.go` checks the keys first, before looking for the container.
-    let keys = match q.get("detachKeys") {
-        None | Some("") => Vec::new(),
-        Some(k) => berth_api_types::detach::parse(k)
-            .map_err(|_| ApiError::bad_request(format!("Invalid detach keys ({k}) provided")))?,
-    };
+    let keys = super::attach_ws::detach_keys(&q)?;
     let streams = AttachStreams {
         stdin: q.bool("stdin"),
         stdout: q.bool("stdout"),
