@@ -501,7 +501,9 @@ impl Authorizer {
 /// Where the authorizer finds an existing container's host config (the engine; a map in
 /// tests).
 pub(crate) trait HostConfigs: Send + Sync {
-    /// The container's `HostConfig` as inspect shows it; `None` if there is no such one.
+    /// The container's `HostConfig` as its create request gave it (inspect fills in
+    /// defaults, such as the masked paths, that nobody asked for); `None` if there is no
+    /// such container.
     fn host_config(
         &self,
         id: &str,
@@ -510,9 +512,8 @@ pub(crate) trait HostConfigs: Send + Sync {
 
 impl HostConfigs for berth_engine::Engine {
     async fn host_config(&self, id: &str) -> Option<Map<String, Value>> {
-        let mut v = self.container_inspect(id).await.ok()?;
-        match v.get_mut("HostConfig").map(Value::take) {
-            Some(Value::Object(m)) => Some(m),
+        match self.container_host_config_as_created(id).ok()? {
+            Value::Object(m) => Some(m),
             _ => None,
         }
     }

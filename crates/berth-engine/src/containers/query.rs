@@ -10,6 +10,14 @@ use crate::{Engine, EngineError};
 
 impl Engine {
     /// `GET /containers/{id}/json`.
+    /// The `HostConfig` a container was created with, as its request gave it: no default
+    /// filled in where inspect shows one (authorization judges an existing container by
+    /// what its creator asked for; inspect's default masked paths were asked by nobody).
+    pub fn container_host_config_as_created(&self, name: &str) -> Result<Value, EngineError> {
+        let rec = self.containers.subject(name)?.rec().clone();
+        serde_json::to_value(&rec.host_config).map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
     pub async fn container_inspect(&self, name: &str) -> Result<Value, EngineError> {
         let c = &self.containers;
         let rec = c.subject(name)?.rec().clone();
