@@ -55,8 +55,9 @@ const WELL_KNOWN: &[&str] = &[
 
 /// After the container stopped, a follower asks journald to write out what it holds
 /// (`journalctl --sync` waits until journald processed every message queued before the
-/// call), then keeps reading until the journal has been quiet this long...
-const DRAIN_QUIET: Duration = Duration::from_millis(300);
+/// call), then keeps reading until the journal has been quiet this long (journalctl -f
+/// wakes on its own schedule, later on a loaded machine)...
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
 /// ...but no longer than this after the stop (moby `closedDrainTimeout`).
 const DRAIN_MAX: Duration = Duration::from_secs(5);
 
