@@ -25,19 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DOCKER_BIN, import_busybox, leak_check, poll
-from test_log_config import follow_across_rotation
-
-
-@pytest.fixture
-def d(busybox_daemon):
-    return busybox_daemon()
-
-
-def dk(d, *args, check=True, timeout=60):
-    r = subprocess.run([DOCKER_BIN, *args], env=d.docker_env, capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert r.returncode == 0, (args, r.stdout, r.stderr)
-    return r
+from test_log_config import d, dk, follow_across_rotation  # noqa: F401 - `d` is a fixture
 
 
 def numbers(text: str, prefix: str = "line-") -> list[int]:

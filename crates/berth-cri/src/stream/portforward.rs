@@ -196,26 +196,10 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut channel: Option<u8> = None;
-    while let Some(frame) = ws::read_frame(r).await? {
-        let data: &[u8] = match frame.opcode {
-            ws::OP_PING => {
-                ws::write_frame(&mut *w.lock().await, ws::OP_PONG, &[&frame.payload]).await?;
-                continue;
-            }
-            ws::OP_PONG => continue,
-            ws::OP_CLOSE => return Ok(()),
-            ws::OP_TEXT | ws::OP_BINARY => match frame.payload.split_first() {
-                Some((c, rest)) => {
-                    channel = Some(*c);
-                    rest
-                }
-                None => continue,
-            },
-            ws::OP_CONTINUATION => &frame.payload,
-            _ => continue,
-        };
-        if let Some(c) = channel.filter(|c| c % 2 == 0) {
+    let mut reader = super::remote::ChannelReader::default();
+    while let Some(piece) = reader.next(r, w).await? {
+        let (c, data) = (piece.channel, piece.data());
+        if c % 2 == 0 {
             if let Some(slot) = writers.get_mut(usize::from(c / 2)) {
                 if let Some(wr) = slot {
                     if !data.is_empty() && wr.write_all(data).await.is_err() {
@@ -223,9 +207,6 @@ where
                     }
                 }
             }
-        }
-        if frame.fin {
-            channel = None;
         }
     }
     Ok(())

@@ -232,6 +232,78 @@ async fn pump<R, W>(
     }
 }
 
+/// One piece of a channel message from the client: the channel its message is on, the
+/// bytes of this frame (the channel byte taken off the first one), and whether it ends the
+/// message.
+pub(crate) struct Piece {
+    pub channel: u8,
+    pub fin: bool,
+    payload: Vec<u8>,
+    start: usize,
+}
+
+impl Piece {
+    pub(crate) fn data(&self) -> &[u8] {
+        self.payload.get(self.start..).unwrap_or_default()
+    }
+}
+
+/// Reads channel messages (the kubelet's `v4`/`v5.channel.k8s.io` and port-forward
+/// framing: the first byte of a message names its channel, continuations follow it),
+/// answering pings on the way.
+#[derive(Default)]
+pub(crate) struct ChannelReader {
+    channel: Option<u8>,
+}
+
+impl ChannelReader {
+    /// The next piece; `None` once the client closed (a close frame or the end).
+    pub(crate) async fn next<R, W>(
+        &mut self,
+        r: &mut R,
+        w: &Writer<W>,
+    ) -> Result<Option<Piece>, WsError>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        while let Some(frame) = ws::read_frame(r).await? {
+            let start = match frame.opcode {
+                ws::OP_PING => {
+                    ws::write_frame(&mut *w.lock().await, ws::OP_PONG, &[&frame.payload]).await?;
+                    continue;
+                }
+                ws::OP_CLOSE => return Ok(None),
+                ws::OP_TEXT | ws::OP_BINARY => match frame.payload.first() {
+                    Some(c) => {
+                        self.channel = Some(*c);
+                        1
+                    }
+                    None => {
+                        self.channel = None;
+                        continue;
+                    }
+                },
+                ws::OP_CONTINUATION => 0,
+                _ => continue,
+            };
+            let Some(channel) = self.channel else {
+                continue;
+            };
+            if frame.fin {
+                self.channel = None;
+            }
+            return Ok(Some(Piece {
+                channel,
+                fin: frame.fin,
+                payload: frame.payload,
+                start,
+            }));
+        }
+        Ok(None)
+    }
+}
+
 /// Reads the client's frames: stdin bytes to the process, resizes to the target, pings
 /// answered, until the client closes stdin (v5), closes the connection, or errs.
 async fn client_input<R, W>(
@@ -245,54 +317,32 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    // The channel of the message being continued, and a resize message's bytes so far.
-    let mut channel: Option<u8> = None;
+    // A resize message's bytes so far.
+    let mut reader = ChannelReader::default();
     let mut resize = Vec::new();
     let mut stdin_open = true;
-    while let Some(frame) = ws::read_frame(r).await? {
-        let data: &[u8] = match frame.opcode {
-            ws::OP_PING => {
-                ws::write_frame(&mut *w.lock().await, ws::OP_PONG, &[&frame.payload]).await?;
-                continue;
-            }
-            ws::OP_PONG => continue,
-            ws::OP_CLOSE => return Ok(()),
-            ws::OP_TEXT | ws::OP_BINARY => match frame.payload.split_first() {
-                Some((c, rest)) => {
-                    channel = Some(*c);
-                    rest
-                }
-                None => {
-                    channel = None;
-                    continue;
-                }
-            },
-            ws::OP_CONTINUATION => &frame.payload,
-            _ => continue,
-        };
-        match channel {
-            Some(STDIN) if stdin_open && stdin.write_all(data).await.is_err() => {
+    while let Some(piece) = reader.next(r, w).await? {
+        let data = piece.data();
+        match piece.channel {
+            STDIN if stdin_open && stdin.write_all(data).await.is_err() => {
                 stdin_open = false;
             }
-            Some(RESIZE) => {
+            RESIZE => {
                 if resize.len() + data.len() <= RESIZE_MAX {
                     resize.extend_from_slice(data);
                 }
-                if frame.fin {
+                if piece.fin {
                     if let Some((width, height)) = parse_resize(&resize) {
                         target.resize(width, height).await;
                     }
                     resize.clear();
                 }
             }
-            Some(CLOSE) if v5 && stdin_open && data.first() == Some(&STDIN) => {
+            CLOSE if v5 && stdin_open && data.first() == Some(&STDIN) => {
                 stdin_open = false;
                 let _ = stdin.shutdown().await;
             }
             _ => {}
-        }
-        if frame.fin {
-            channel = None;
         }
     }
     Ok(())
