@@ -18,6 +18,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
+use super::remote::{send, Writer};
+
 use crate::proto::PortForwardRequest;
 use berth_server::websocket as ws;
 
@@ -60,16 +62,6 @@ pub(crate) fn ports(query: &[i32], request: &[i32]) -> Result<Vec<u16>, String> 
                 .ok_or_else(|| format!("invalid port {p}: it must be between 1 and 65535"))
         })
         .collect()
-}
-
-type Writer<W> = Arc<Mutex<W>>;
-
-async fn send<W: AsyncWrite + Unpin>(
-    w: &Writer<W>,
-    channel: u8,
-    data: &[u8],
-) -> std::io::Result<()> {
-    ws::write_frame(&mut *w.lock().await, ws::OP_BINARY, &[&[channel], data]).await
 }
 
 /// The infra process of sandbox `id`, whose network namespace the ports are in.

@@ -100,9 +100,11 @@ impl Target for AttachTarget {
     }
 }
 
-type Writer<W> = Arc<Mutex<W>>;
+/// The client's side, shared by the tasks that write to it.
+pub(crate) type Writer<W> = Arc<Mutex<W>>;
 
-async fn send<W: AsyncWrite + Unpin>(
+/// One message on `channel`.
+pub(crate) async fn send<W: AsyncWrite + Unpin>(
     w: &Writer<W>,
     channel: u8,
     data: &[u8],
