@@ -389,7 +389,9 @@ def test_shim_drops_connections_of_a_daemon_gone(daemon):
     reported (POLLHUP) by every poll, and the shim span on it for ever."""
     dk(daemon, "run", "-d", "--name", "steady", "busybox", "sleep", "1000")
     (shim,) = _shims(daemon)
-    settled = _sockets(shim)
+    # Settled: the shim's listener and the live berthd's exit-wait connection, which berthd
+    # opens just after the start answer, so right after `run -d` it may not be there yet.
+    settled = poll(lambda: _sockets(shim) >= 2 and _sockets(shim), 10, "berthd's exit wait on the shim")
     for _ in range(3):
         daemon.signal(signal.SIGKILL)
         daemon.wait_exit()
