@@ -20,7 +20,6 @@ use crate::CriError;
 
 /// The CRI services bound to their socket, not yet serving.
 pub struct CriServer {
-    engine: Arc<Engine>,
     cni: crate::CniConfig,
     listener: tokio::net::UnixListener,
     stream: StreamServer,
@@ -46,17 +45,11 @@ impl Drop for SocketFile {
 impl CriServer {
     /// Binds `path` (a stale socket there is replaced; any other file is an error) and the
     /// streaming server's TCP address `stream` (loopback, port 0: one the kernel picks).
-    pub fn bind(
-        engine: Arc<Engine>,
-        path: &Path,
-        cni: crate::CniConfig,
-        stream: SocketAddr,
-    ) -> Result<Self, CriError> {
+    pub fn bind(path: &Path, cni: crate::CniConfig, stream: SocketAddr) -> Result<Self, CriError> {
         let stream = StreamServer::bind(stream)?;
         let listener = berth_server::bind_unix(path, &ListenerOptions::default())?;
         tracing::info!(socket = %path.display(), "CRI v1 API listening");
         Ok(CriServer {
-            engine,
             cni,
             listener,
             stream,
@@ -66,9 +59,8 @@ impl CriServer {
 
     /// Serves until `shutdown` resolves and the open connections close, then removes the
     /// socket. A failing connection is that connection's end, never the server's.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
+    pub async fn serve(self, engine: Arc<Engine>, shutdown: impl Future<Output = ()> + Send) {
         let CriServer {
-            engine,
             cni,
             listener,
             stream,

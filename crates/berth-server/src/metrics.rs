@@ -252,11 +252,10 @@ async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
 /// The metrics listener, bound: loopback addresses only (the endpoint has no TLS).
 pub struct MetricsServer {
     listener: tokio::net::TcpListener,
-    engine: Arc<Engine>,
 }
 
 impl MetricsServer {
-    pub async fn bind(addr: SocketAddr, engine: Arc<Engine>) -> Result<Self, ServerError> {
+    pub async fn bind(addr: SocketAddr) -> Result<Self, ServerError> {
         if !addr.ip().is_loopback() {
             return Err(ServerError::InvalidHost {
                 host: addr.to_string(),
@@ -272,7 +271,7 @@ impl MetricsServer {
                 endpoint: format!("metrics-addr {addr}"),
                 source,
             })?;
-        Ok(Self { listener, engine })
+        Ok(Self { listener })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -280,10 +279,14 @@ impl MetricsServer {
     }
 
     /// Serves `GET /metrics` until `shutdown` completes.
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+    pub async fn serve(
+        self,
+        engine: Arc<Engine>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         let app = Router::new()
             .route("/metrics", get(metrics))
-            .with_state(self.engine);
+            .with_state(engine);
         if let Err(e) = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await

@@ -156,19 +156,20 @@ impl TlsReloader {
     }
 }
 
-/// Bound listeners, ready to serve.
+/// Bound listeners, ready to serve. They are bound before the engine opens, so that a
+/// daemon that cannot listen (socket in use, bad TLS files, TCP without TLS) refuses to
+/// start before it makes anything (bridges, firewall chains, restored containers).
 pub struct Server {
-    router: Router,
     unix: Vec<(PathBuf, UnixListener)>,
     tcp: Vec<(SocketAddr, TcpListener)>,
     tls: Option<TlsReloader>,
+    authorization: Option<Arc<crate::Authorizer>>,
 }
 
 impl Server {
     /// Binds every endpoint. TCP endpoints need `tls`; `activated` holds the sockets systemd
     /// passed, which `fd://` endpoints adopt.
     pub async fn bind(
-        engine: Arc<Engine>,
         hosts: &[Endpoint],
         tls: Option<TlsPaths>,
         mut activated: Vec<ActivatedListener>,
@@ -226,13 +227,21 @@ impl Server {
                 }
             }
         }
-        crate::internal::set_roots(&engine.config().data_root, &engine.config().exec_root);
         Ok(Self {
-            router: routes::router(engine, opts.authorization.clone()),
             unix,
             tcp,
             tls,
+            authorization: opts.authorization.clone(),
         })
+    }
+
+    /// Closes the listeners unserved (the engine failed to open) and removes their socket
+    /// files, as `serve` does when it ends.
+    pub fn abandon(self) {
+        for (path, listener) in self.unix {
+            drop(listener);
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// The handle SIGHUP uses to reload TLS files, if TCP is served.
@@ -245,8 +254,11 @@ impl Server {
         self.tcp.iter().map(|(a, _)| *a).collect()
     }
 
-    /// Serves until `shutdown` resolves, then drains connections and removes socket files.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+    /// Serves `engine` until `shutdown` resolves, then drains connections and removes
+    /// socket files.
+    pub async fn serve(self, engine: Arc<Engine>, shutdown: impl Future<Output = ()>) {
+        crate::internal::set_roots(&engine.config().data_root, &engine.config().exec_root);
+        let router = routes::router(engine, self.authorization);
         let (stop_tx, stop_rx) = watch::channel(false);
         // Every connection task holds a clone; `recv` returns None once all are gone.
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -256,7 +268,7 @@ impl Server {
         for (path, listener) in self.unix {
             tracing::info!(listen = %format!("unix://{}", path.display()), "API listening");
             socket_files.push(path);
-            let (router, stop, alive) = (self.router.clone(), stop_rx.clone(), alive_tx.clone());
+            let (router, stop, alive) = (router.clone(), stop_rx.clone(), alive_tx.clone());
             loops.push(tokio::spawn(accept_unix(listener, router, stop, alive)));
         }
         for (addr, listener) in self.tcp {
@@ -265,7 +277,7 @@ impl Server {
                 .clone()
                 .expect("tcp listeners are bound only with TLS");
             tracing::info!(listen = %format!("tcp://{addr}"), tls = "mutual", "API listening");
-            let (router, stop, alive) = (self.router.clone(), stop_rx.clone(), alive_tx.clone());
+            let (router, stop, alive) = (router.clone(), stop_rx.clone(), alive_tx.clone());
             loops.push(tokio::spawn(accept_tls(listener, tls, router, stop, alive)));
         }
         drop(alive_tx);

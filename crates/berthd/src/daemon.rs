@@ -114,53 +114,65 @@ async fn serve(
             Ok(manager as Arc<dyn berth_network::NetworkDriver>)
         }),
     };
-    let engine = Engine::new(engine_config, drivers).await?;
-    let engine_at_exit = engine.clone();
+    // Every listener first (the API, the CRI socket, metrics): a daemon that cannot serve
+    // refuses to start before the engine makes anything on the host (bridges, firewall
+    // chains, restored containers).
     let opts = ListenerOptions {
         socket_gid: config.socket_gid,
         authorization: config.authorization.clone(),
     };
-    let server = Server::bind(
-        engine.clone(),
-        &config.hosts,
-        config.tls.clone(),
-        activated,
-        &opts,
-    )
-    .await?;
-    // The Kubernetes CRI API, on its own socket, stopped after the Docker API listeners.
-    let (cri_stop, cri_stopped) = tokio::sync::watch::channel(false);
-    let cri = match &config.cri_socket {
-        Some(path) => {
-            let cri = berth_cri::CriServer::bind(
-                engine.clone(),
+    let server = Server::bind(&config.hosts, config.tls.clone(), activated, &opts).await?;
+    let bound_extras = async {
+        let cri = match &config.cri_socket {
+            Some(path) => Some(berth_cri::CriServer::bind(
                 path,
                 config.cri_cni.clone(),
                 config.cri_stream,
-            )?;
-            let mut stopped = cri_stopped.clone();
-            Some(tokio::spawn(cri.serve(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })))
-        }
-        None => None,
+            )?),
+            None => None,
+        };
+        let metrics = match config.metrics_addr {
+            Some(addr) => Some(berth_server::metrics::MetricsServer::bind(addr).await?),
+            None => None,
+        };
+        anyhow::Ok((cri, metrics))
     };
+    let (cri, metrics) = match bound_extras.await {
+        Ok(bound) => bound,
+        Err(e) => {
+            server.abandon();
+            return Err(e);
+        }
+    };
+    let engine = match Engine::new(engine_config, drivers).await {
+        Ok(engine) => engine,
+        Err(e) => {
+            server.abandon();
+            return Err(e.into());
+        }
+    };
+    let engine_at_exit = engine.clone();
+
+    // The Kubernetes CRI API, on its own socket, stopped after the Docker API listeners.
+    let (cri_stop, cri_stopped) = tokio::sync::watch::channel(false);
+    let cri = cri.map(|cri| {
+        let mut stopped = cri_stopped.clone();
+        tokio::spawn(cri.serve(engine.clone(), async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }))
+    });
 
     // Prometheus metrics, on loopback, stopped with the Docker API listeners.
     let (metrics_stop, metrics_stopped) = tokio::sync::watch::channel(false);
-    let metrics = match config.metrics_addr {
-        Some(addr) => {
-            let m = berth_server::metrics::MetricsServer::bind(addr, engine.clone()).await?;
-            if let Some(local) = m.local_addr() {
-                tracing::info!(listen = %local, "metrics endpoint listening (GET /metrics)");
-            }
-            let mut stopped = metrics_stopped;
-            Some(tokio::spawn(m.serve(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })))
+    let metrics = metrics.map(|m| {
+        if let Some(local) = m.local_addr() {
+            tracing::info!(listen = %local, "metrics endpoint listening (GET /metrics)");
         }
-        None => None,
-    };
+        let mut stopped = metrics_stopped;
+        tokio::spawn(m.serve(engine.clone(), async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }))
+    });
 
     // SIGHUP reloads the TLS files; without TLS it is logged and ignored (its default
     // action would kill the daemon).
@@ -236,7 +248,7 @@ async fn serve(
         engine_started.started().await;
         let _ = tokio::task::spawn_blocking(berth_sys::memory::release_startup_memory).await;
     });
-    server.serve(shutdown).await;
+    server.serve(engine.clone(), shutdown).await;
     if let Some(task) = metrics {
         let _ = metrics_stop.send(true);
         let abort = task.abort_handle();
