@@ -20,6 +20,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -897,3 +898,43 @@ def schema_errors(value: Any, schema: dict[str, Any], where: str = "$") -> list[
 
 def definition(name: str) -> dict[str, Any]:
     return swagger()["definitions"][name]
+
+
+# ---------------------------------------------------------------------------------------
+# the host after the whole suite
+
+_HOST_CHECK = os.environ.get("BERTH_E2E_HOST_CHECK") == "1"
+
+
+def _berth_host_state() -> set[str]:
+    """The berth bridges (test bridges bt*, the default berth0) and BERTH-* firewall
+    chains on the host."""
+    state = {f"link {p.name}" for p in Path("/sys/class/net").iterdir()
+             if p.name == "berth0" or (p.name.startswith("bt") and len(p.name) == 8)}
+    for tool in ("iptables", "ip6tables"):
+        for table in ("filter", "nat"):
+            out = subprocess.run([tool, "-w", "-t", table, "-S"], capture_output=True, text=True).stdout
+            state |= {f"{tool} {table} {l.split()[1]}" for l in out.splitlines() if l.startswith("-N BERTH-")}
+    return state
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Only the controlling process (not an xdist worker), and only where the suite runs
+    # alone on the host (tests/run sets BERTH_E2E_HOST_CHECK=1).
+    if _HOST_CHECK and not hasattr(session.config, "workerinput"):
+        session.config._berth_host_before = _berth_host_state()  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = getattr(session.config, "_berth_host_before", None)
+    if before is None:
+        return
+    left = sorted(_berth_host_state() - before)
+    if left:
+        # Every test daemon's bridge and chains are removed by its fixture: these came
+        # from a daemon started outside one (or on berthd's defaults).
+        print(f"\nFAILED: the suite left on the host: {', '.join(left)} (now removed)", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        tags = {e.split()[-1].split("-", 2)[-1] if " BERTH-" in e else e.split()[-1] for e in left}
+        for tag in sorted(tags):
+            cleanup_bridges(tag, Path("/nonexistent"))
