@@ -363,6 +363,22 @@ def test_berth_cli_lifecycle_commands(daemon):
     assert dk(daemon, "ps", "-aq").stdout.strip() == ""
 
 
+def test_berthd_holds_no_descriptor_per_running_container(daemon):
+    """Exits come to berthd on one socket for all shims (issue 17): running containers
+    cost berthd no descriptor each, so its count does not grow with them."""
+    def fds() -> int:
+        return len(list(Path(f"/proc/{daemon.pid}/fd").iterdir()))
+
+    dk(daemon, "run", "-d", "--name", "first", "busybox", "sleep", "1000")
+    one = fds()
+    for i in range(8):
+        dk(daemon, "run", "-d", "--name", f"more{i}", "busybox", "sleep", "1000")
+    assert int(dk(daemon, "ps", "-q").stdout.count("\n")) == 9
+    # The count settles after each start (its start connection closes): compare the lowest.
+    assert poll(lambda: fds() <= one + 2, 10, f"berthd's descriptors ({fds()}, {one} with one container)")
+    dk(daemon, "rm", "-f", *[f"more{i}" for i in range(8)], "first")
+
+
 def test_oom_event(daemon):
     t0 = time.time()
     r = dk(daemon, "run", "--name", "hog", "-m", "16m", "busybox", "tail", "/dev/zero", check=False, timeout=60)
@@ -384,17 +400,22 @@ def _blocked_in_poll(pid: int) -> bool:
 
 
 def test_shim_drops_connections_of_a_daemon_gone(daemon):
-    """berthd holds connections to each running container's shim (the exit wait among
-    them). When berthd goes, the shim must drop them: one kept after its peer hung up was
+    """berthd holds a connection to a container's shim while a client uses it (attach
+    here). When berthd goes, the shim must drop it: one kept after its peer hung up was
     reported (POLLHUP) by every poll, and the shim span on it for ever."""
     dk(daemon, "run", "-d", "--name", "steady", "busybox", "sleep", "1000")
     (shim,) = _shims(daemon)
-    # Settled: the shim's listener and the live berthd's exit-wait connection, which berthd
-    # opens just after the start answer, so right after `run -d` it may not be there yet.
-    settled = poll(lambda: _sockets(shim) >= 2 and _sockets(shim), 10, "berthd's exit wait on the shim")
+    settled = _sockets(shim)
     for _ in range(3):
-        daemon.signal(signal.SIGKILL)
-        daemon.wait_exit()
+        attach = subprocess.Popen([DOCKER_BIN, "attach", "steady"], env=daemon.docker_env,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            poll(lambda: _sockets(shim) > settled, 10, "berthd's attach connection to the shim")
+            daemon.signal(signal.SIGKILL)
+            daemon.wait_exit()
+        finally:
+            attach.kill()
+            attach.wait(10)
         daemon.start()
         assert inspect(daemon, "steady", "{{.State.Running}}") == "true"
     poll(lambda: _sockets(shim) <= settled, 10,

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+mod exit_hub;
 pub mod runtime;
 pub mod shim_client;
 pub mod spec;

@@ -6,6 +6,7 @@
 //! exited before or after they asked.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use berth_shim_protocol::{
     ErrorKind as ShimErrorKind, ExecProcess, ExecState, ExitRecord, Request, Response,
@@ -14,6 +15,7 @@ use berth_shim_protocol::{
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
+use crate::exit_hub::ExitHub;
 use crate::runtime::{AttachStreams, ContainerStart, Runtime, RuntimeFuture, Started};
 use crate::RuntimeError;
 
@@ -24,14 +26,18 @@ pub struct ShimRuntime {
     exec_root: PathBuf,
     shim_cgroup: Option<String>,
     debug: bool,
+    /// Where the shims report exits (one socket for all containers).
+    exits: Arc<ExitHub>,
 }
 
 impl ShimRuntime {
     /// `shim` is the `berth-shim` binary; containers live under `<exec_root>/containers`.
     pub fn new(shim: impl Into<PathBuf>, exec_root: impl Into<PathBuf>) -> ShimRuntime {
+        let exec_root = exec_root.into();
         ShimRuntime {
             shim: shim.into(),
-            exec_root: exec_root.into(),
+            exits: Arc::new(ExitHub::new(&exec_root)),
+            exec_root,
             shim_cgroup: None,
             debug: false,
         }
@@ -300,6 +306,7 @@ impl ShimRuntime {
             shim_cgroup: self.shim_cgroup.clone(),
             debug: self.debug,
             runtime: req.runtime,
+            exit_notify: self.exits.socket().await,
         };
         let input = serde_json::to_vec(&opts).map_err(|e| RuntimeError::Internal(e.to_string()))?;
         let mut cmd = tokio::process::Command::new(&self.shim);
@@ -355,6 +362,7 @@ impl ShimRuntime {
                     tty: false,
                     started_at: exit.started_at.clone(),
                     exit: Some(exit),
+                    exit_notify: false,
                 })
             }
         }
@@ -364,7 +372,30 @@ impl ShimRuntime {
         self.simple(id, Request::Kill { signal, all }).await
     }
 
+    /// Resolves with the container's exit record once it has exited. A shim that reports
+    /// exits on the hub's socket is asked for its state once and then costs the daemon
+    /// no descriptor while it runs; one that does not (started by an older release) is
+    /// waited on over a connection it answers at the exit.
     pub async fn wait(&self, id: &str) -> Result<ExitRecord, RuntimeError> {
+        if self.exits.socket().await.is_some() {
+            let exited = self.exits.register(id);
+            // The answer alone: the connection closes here, not after the exit.
+            let answer = self.call(id, &Request::State).await?.map(|(r, _)| r);
+            match answer {
+                Some(Response::State(s)) if s.exit_notify => {
+                    let _ = exited.await;
+                    return self.stopped(id).await;
+                }
+                Some(Response::State(_)) => {}
+                Some(other) => return Err(unexpected(id, other)),
+                None => return self.stopped(id).await,
+            }
+        }
+        self.wait_connected(id).await
+    }
+
+    /// Waits on a connection the shim answers when the container exits.
+    async fn wait_connected(&self, id: &str) -> Result<ExitRecord, RuntimeError> {
         match self.call(id, &Request::Wait).await? {
             Some((Response::Exit(e), _)) => Ok(e),
             Some((other, _)) => Err(unexpected(id, other)),

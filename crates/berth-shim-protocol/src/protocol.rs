@@ -62,7 +62,18 @@ pub struct StartOptions {
     /// embedded libcontainer; `None`: the embedded one.
     #[serde(default)]
     pub runtime: Option<ExternalRuntime>,
+    /// A unix datagram socket of the daemon's ([`EXIT_NOTIFY_SOCKET`] in its exec root):
+    /// once the exit record is written, the monitor sends the container id there, so
+    /// that the daemon waits for every container's exit on one socket instead of holding
+    /// a connection to each shim. The daemon may be gone: then nobody hears it, and the
+    /// daemon that comes back reads the exit record.
+    #[serde(default)]
+    pub exit_notify: Option<PathBuf>,
 }
+
+/// The daemon's exit-notification socket, in its exec root (see
+/// [`StartOptions::exit_notify`]).
+pub const EXIT_NOTIFY_SOCKET: &str = "exits.sock";
 
 /// An OCI runtime binary the monitor drives through its command line
 /// (`create`/`start`/`exec`/`pause`/`resume`/`delete`, as runc spells them).
@@ -296,6 +307,11 @@ pub struct State {
     pub started_at: Option<String>,
     #[serde(default)]
     pub exit: Option<ExitRecord>,
+    /// Whether this monitor reports its exit on [`StartOptions::exit_notify`] (monitors of
+    /// older releases, still running after an upgrade, do not: they are waited for with
+    /// [`Request::Wait`]).
+    #[serde(default)]
+    pub exit_notify: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -502,6 +518,7 @@ mod tests {
                 tty: false,
                 started_at: None,
                 exit: Some(exit),
+                exit_notify: true,
             }),
         ] {
             let s = serde_json::to_string(&r).unwrap();
@@ -549,5 +566,15 @@ mod tests {
         assert_eq!(start_failure_exit_code("Permission denied"), 126);
         assert_eq!(start_failure_exit_code("cgroup: invalid argument"), 128);
         assert_eq!(start_failure_exit_code(""), 128);
+    }
+
+    #[test]
+    fn a_state_from_an_older_monitor_reports_no_exit_notification() {
+        let old = r#"{"id":"c","status":"running","pid":3,"shim_pid":2,"tty":false}"#;
+        let state: State = serde_json::from_str(old).unwrap();
+        assert!(!state.exit_notify);
+        let opts: StartOptions =
+            serde_json::from_str(r#"{"id":"c","dir":"/d","bundle":"/b"}"#).unwrap();
+        assert_eq!(opts.exit_notify, None);
     }
 }

@@ -398,6 +398,9 @@ impl Monitor {
             }
             c.close_when_flushed = true;
         }
+        if let Some(path) = &self.opts.exit_notify {
+            notify_exit(path, &self.opts.id);
+        }
         self.flush_all(Duration::from_secs(1));
         if let Some(j) = self.joined.take() {
             j.leave();
@@ -422,6 +425,31 @@ impl Monitor {
             for c in self.conns.iter_mut() {
                 c.flush();
             }
+        }
+    }
+}
+
+/// Tells the daemon, on its exit-notification socket, that the exit record of container
+/// `id` is written. A daemon that is gone (no socket, nobody bound) hears nothing and
+/// reads the record when it comes back; a full queue is waited on for a bound time (the
+/// daemon also finds the record on its periodic sweep).
+fn notify_exit(path: &std::path::Path, id: &str) {
+    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|sock| {
+        sock.set_write_timeout(Some(Duration::from_secs(2)))?;
+        sock.send_to(id.as_bytes(), path)
+    });
+    match sent {
+        Ok(_) => tracing::debug!("exit notified"),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            tracing::debug!(error = %e, "no daemon to notify of the exit")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "cannot notify the daemon of the exit")
         }
     }
 }

@@ -106,6 +106,7 @@ impl Monitor {
             tty: self.init.tty,
             started_at: self.started_at.clone(),
             exit: self.exit_state(),
+            exit_notify: self.opts.exit_notify.is_some(),
         }
     }
 

@@ -103,6 +103,7 @@ impl Harness {
             shim_cgroup: Some(format!("/{}/shims", self.parent)),
             debug: false,
             runtime: None,
+            exit_notify: None,
         }
     }
 
