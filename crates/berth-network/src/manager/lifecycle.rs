@@ -827,6 +827,38 @@ mod tests {
         );
     }
 
+    /// dockerd 20.10 with `--fixed-cidr-v6 fd77:1::/64`: `02:42:ac:11:00:02` is
+    /// `fd77:1::242:ac11:2`.
+    #[test]
+    fn fixed_cidr_v6_addresses_come_from_the_mac() {
+        let mut r = NetRecord {
+            name: DEFAULT.into(),
+            ipv6: true,
+            subnet6: Some("fd77:1::/64".parse().unwrap()),
+            gateway6: Some("fd77:1::1".parse().unwrap()),
+            ..Default::default()
+        };
+        let want: Ipv6Addr = "fd77:1::242:ac11:2".parse().unwrap();
+        assert_eq!(from_mac(&r, "02:42:ac:11:00:02"), Some(want));
+        for bad in [
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:02:03",
+            "zz:42:ac:11:00:02",
+            "",
+        ] {
+            assert_eq!(from_mac(&r, bad), None, "{bad}");
+        }
+        r.subnet6 = Some("fd77:1::/96".parse().unwrap());
+        assert_eq!(from_mac(&r, "02:42:ac:11:00:02"), None, "narrower than /80");
+        r.subnet6 = Some("fd77:1::/64".parse().unwrap());
+        r.name = "user".into();
+        assert_eq!(
+            from_mac(&r, "02:42:ac:11:00:02"),
+            None,
+            "the default bridge only"
+        );
+    }
+
     #[tokio::test]
     async fn a_range_takes_the_first_port_free_on_both_families() {
         // A port of the range taken on IPv6 only: the next one serves both.
