@@ -99,6 +99,26 @@ def write_page(report: list[dict], known: dict[str, str]) -> None:
         n_same = sum(1 for r in rows if not r["diffs"])
         reasons = sorted({known.get(r["case"], "?") for r in rows if r["diffs"]})
         lines.append(f"| `{op}` | {len(rows)} | {n_same} | {'<br>'.join(reasons).replace('|', '/')} |")
+    lines += [
+        '',
+        'Compared outside the API walk (`tests/e2e/test_compat_net.py`, `test_ipv6.py`, `test_compose.py`),',
+        'against a reference with its default bridge where needed (in its own network namespace):',
+        '',
+        '- ports published without a host address: bound on `0.0.0.0` and `::` (two bindings in',
+        '  `NetworkSettings.Ports` and `docker port`), as dockerd; one host port for both, as Docker 28',
+        "  (dockerd 20.10 may give an ephemeral port's two bindings two ports); IPv4 only on a host",
+        "  without IPv6 (`[::1]` cannot be bound), as dockerd's `IsV6Listenable`;",
+        "- `--ipv6 --fixed-cidr-v6` (daemon.json `ipv6`, `fixed-cidr-v6`): the default bridge's IPv6",
+        "  subnet, containers' addresses from their MAC address, IPv6 forwarding on with `--ip-forward`,",
+        '  as dockerd;',
+        '- the init layer (`/.dockerenv`, `/etc/mtab -> /proc/mounts`, empty `/etc/hosts`, `hostname`,',
+        '  `resolv.conf`, `/dev/console`, mount point dirs): `docker export` of a new container lists',
+        "  the same entries, types, modes and owners as dockerd's; `docker diff` and commits leave it out;",
+        "- `docker rm --link` on a running container: its `/etc/hosts` loses the link's entry at once;",
+        "- beyond Docker 28: docker-compose 1.x (its User-Agent) gets an image's `ContainerConfig` at",
+        '  every API version, so that it can recreate a changed service (Docker 25+ answer',
+        "  `KeyError: 'ContainerConfig'` there).",
+    ]
     lines += ["", "Not sent (and why):", ""]
     lines += [f"- `{m} {p}`: {why}" for (m, p), why in sorted(SKIP.items())]
     (HERE.parents[1] / "docs" / "compatibility.md").write_text("\n".join(lines) + "\n")

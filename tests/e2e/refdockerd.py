@@ -32,7 +32,12 @@ def available() -> str | None:
 
 
 class RefDockerd:
-    def __init__(self) -> None:
+    def __init__(self, bridge: bool = False, args: tuple[str, ...] = ()) -> None:
+        # True: its default bridge (docker0 inside its own network namespace) instead of
+        # `--bridge=none`, for what needs one (legacy links, the default network's ports).
+        self.bridge = bridge
+        # More daemon flags (--ipv6, --fixed-cidr-v6, ...).
+        self.args = list(args)
         # Short: containerd's sockets live under the exec root.
         self.root = Path(tempfile.mkdtemp(prefix="rd-", dir="/tmp"))
         self.sock = self.root / "d.sock"
@@ -48,11 +53,11 @@ class RefDockerd:
         (self.root / "daemon.json").write_text("{}")
         argv = [
             "nsenter", f"--net=/var/run/netns/{self.netns}", DOCKERD,
-            "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+            *([] if self.bridge else ["--bridge=none"]), "--iptables=false", "--ip6tables=false", "--ip-masq=false",
             f"--config-file={self.root / 'daemon.json'}", "-H", f"unix://{self.sock}",
             f"--data-root={self.root / 'data'}", f"--exec-root={self.root / 'exec'}",
             f"--pidfile={self.root / 'd.pid'}", f"--cgroup-parent={self.cgroup_parent}",
-            "--log-level=error",
+            "--log-level=error", *self.args,
         ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -96,13 +101,14 @@ class RefDockerd:
 
 
 @contextlib.contextmanager
-def running() -> Iterator[RefDockerd]:
-    """A started reference dockerd, stopped and removed at the end; the test fails (never
-    skips) when it cannot run here."""
+def running(bridge: bool = False, args: tuple[str, ...] = ()) -> Iterator[RefDockerd]:
+    """A started reference dockerd (with its default bridge if `bridge`, and more flags
+    `args`), stopped and removed at the end; the test fails (never skips) when it cannot
+    run here."""
     why = available()
     if why:
         pytest.fail(f"the reference dockerd cannot run: {why} (scripts/deps tests installs docker.io)")
-    ref = RefDockerd()
+    ref = RefDockerd(bridge, tuple(args))
     try:
         ref.start()
         yield ref

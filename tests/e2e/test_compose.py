@@ -102,3 +102,53 @@ def test_compose_build_network_volume_healthy_dependency(busybox_daemon, tmp_pat
     assert dk(d, "ps", "-aq") == ""
     assert dk(d, "volume", "ls", "-q") == ""
     assert set(dk(d, "network", "ls", "-q").split()) == networks_before
+
+
+RECREATE_FILE = """version: "2.4"
+services:
+  app:
+    image: busybox
+    stop_signal: SIGKILL
+    environment:
+      GREETING: "{greeting}"
+    ports:
+      - "80"
+    command: ["sh", "-c", "echo $$GREETING; exec sleep 600"]
+"""
+
+
+def test_compose_recreates_a_changed_service(busybox_daemon, tmp_path: Path) -> None:
+    """`up -d`, an environment variable changed in the file, `up -d` again: compose
+    (config-hash label) stops the old container, renames it aside, creates and starts the
+    new one under the service's name and removes the old one; a third `up -d` with
+    nothing changed leaves the container alone."""
+    if not shutil.which(COMPOSE):
+        pytest.fail(f"docker-compose is not at {COMPOSE}: run scripts/deps tests")
+    d = busybox_daemon()
+    project = tmp_path / "proj"
+    project.mkdir()
+    f = project / "docker-compose.yml"
+    try:
+        f.write_text(RECREATE_FILE.format(greeting="one"))
+        compose(d, project, "up", "-d")
+        first = dk(d, "ps", "-aq", "--no-trunc").split()
+        assert len(first) == 1, first
+        f.write_text(RECREATE_FILE.format(greeting="two"))
+        up = compose(d, project, "up", "-d")
+        assert "Recreating proj_app_1" in up.stderr + up.stdout, (up.stdout, up.stderr)
+        now = dk(d, "ps", "-aq", "--no-trunc").split()
+        assert len(now) == 1 and now != first, (first, now)
+        env = json.loads(dk(d, "inspect", "--format", "{{json .Config.Env}}", "proj_app_1"))
+        assert "GREETING=two" in env, env
+        assert dk(d, "inspect", "--format", "{{.State.Running}} {{.Name}}", now[0]) == "true /proj_app_1\n"
+        poll(lambda: "two" in compose(d, project, "logs", "app").stdout, 60, "the new container's log")
+        # Its published port again, on both families.
+        port = dk(d, "port", "proj_app_1", "80").split()
+        assert len(port) == 2 and port[0].startswith("0.0.0.0:") and port[1].startswith("[::]:"), port
+        again = compose(d, project, "up", "-d")
+        assert "proj_app_1 is up-to-date" in again.stderr + again.stdout, (again.stdout, again.stderr)
+        assert dk(d, "ps", "-aq", "--no-trunc").split() == now
+    finally:
+        r = compose(d, project, "down", check=False)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert dk(d, "ps", "-aq") == ""

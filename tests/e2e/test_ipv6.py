@@ -79,6 +79,18 @@ def _left_behind(d, subnets6, bridges) -> list[str]:
     return out
 
 
+@pytest.fixture
+def busybox_daemon(busybox_daemon):
+    """These daemons run in the host's network namespace: `--ip-forward=false`, so that
+    their IPv6 networks leave the host's `net.ipv6.conf.*.forwarding` as it is (berthd
+    turns it on as dockerd does otherwise: test_compat_net checks that in a namespace of
+    its own)."""
+    def make(**kw):
+        kw["extra_args"] = ["--ip-forward=false", *kw.get("extra_args", ())]
+        return busybox_daemon(**kw)
+    return make
+
+
 @pytest.fixture(autouse=True)
 def _ipv6_host():
     v = subprocess.run(["sysctl", "-n", "net.ipv6.conf.all.disable_ipv6"], capture_output=True, text=True)

@@ -260,9 +260,13 @@ def test_published_ports(daemon):
     # UDP: the host port is bound (reserved) while the container runs.
     uport = free_port()
     dk(d, "run", "-d", "--name", "udp", "-p", f"{uport}:53/udp", "busybox", "sleep", "600")
-    assert dk(d, "port", "udp").stdout == f"53/udp -> 0.0.0.0:{uport}\n"
+    # Without a host address: 0.0.0.0 and :: (as dockerd; test_compat_net has the rest).
+    assert dk(d, "port", "udp").stdout == f"53/udp -> 0.0.0.0:{uport}\n53/udp -> [::]:{uport}\n"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, pytest.raises(OSError):
         u.bind(("0.0.0.0", uport))
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as u, pytest.raises(OSError):
+        u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        u.bind(("::", uport))
     # -P publishes exposed ports on free host ports.
     dk(d, "run", "-d", "--name", "all", "--expose", "81", "-P", "busybox", "sleep", "600")
     out = dk(d, "port", "all", "81").stdout.strip()

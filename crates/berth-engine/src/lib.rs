@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use berth_network::ipam::Pool as AddressPool;
-pub use berth_network::Ipv4Net;
+pub use berth_network::{Ipv4Net, Ipv6Net};
 pub use config::{
     BindPolicy, EngineConfig, NetConfig, RuntimeChoice, RuntimeConfig, RuntimeConfigError,
     BUILTIN_RUNTIME,

@@ -159,10 +159,14 @@ impl Networks {
         let _ = off_workers(move || driver.rename(&cid, &name)).await;
     }
 
-    /// Legacy link `alias` of container `cid` is removed.
-    pub(crate) async fn unlink(&self, cid: &str, alias: &str) {
+    /// Legacy link `alias` of container `cid` is removed; while it runs, the names of
+    /// the link's `/etc/hosts` entry.
+    pub(crate) async fn unlink(&self, cid: &str, alias: &str) -> Option<String> {
         let (driver, cid, alias) = (self.driver.clone(), cid.to_string(), alias.to_string());
-        let _ = off_workers(move || driver.unlink(&cid, &alias)).await;
+        off_workers(move || driver.unlink(&cid, &alias))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The container is removed: its settings go (unplugged, its file removed on a

@@ -46,8 +46,10 @@ pub trait NetworkDriver: Send + Sync + std::fmt::Debug {
     fn rename(&self, cid: &str, name: &str);
     /// The container is removed.
     fn forget(&self, cid: &str);
-    /// Its legacy link `alias` is removed (`DELETE /containers/{parent}/{alias}?link=1`).
-    fn unlink(&self, cid: &str, alias: &str);
+    /// Its legacy link `alias` is removed (`DELETE /containers/{parent}/{alias}?link=1`);
+    /// while it runs, the names of the link's `/etc/hosts` entry (see
+    /// [`Manager::unlink`]).
+    fn unlink(&self, cid: &str, alias: &str) -> Option<String>;
     /// `network connect` (see [`Manager::connect`]): the new attachment as inspect shows
     /// it.
     fn connect(
@@ -102,7 +104,7 @@ impl NetworkDriver for Manager {
     fn forget(&self, cid: &str) {
         Manager::forget(self, cid)
     }
-    fn unlink(&self, cid: &str, alias: &str) {
+    fn unlink(&self, cid: &str, alias: &str) -> Option<String> {
         Manager::unlink(self, cid, alias)
     }
     fn connect(

@@ -31,6 +31,16 @@ pub fn hosts(
     s
 }
 
+/// `hosts` without the entries named `names` (`alias hostname name`, whitespace as it
+/// comes): a removed legacy link's lines.
+pub fn without_entry(hosts: &str, names: &str) -> String {
+    let want: Vec<&str> = names.split_whitespace().collect();
+    hosts
+        .split_inclusive('\n')
+        .filter(|l| l.split_whitespace().skip(1).ne(want.iter().copied()))
+        .collect()
+}
+
 /// DNS settings a container asked for (`--dns`, `--dns-search`, `--dns-option`).
 #[derive(Debug, Clone, Default)]
 pub struct DnsSettings {
@@ -119,6 +129,30 @@ pub fn upstreams(host_resolv: &str, dns: &DnsSettings) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_removed_link_leaves_the_other_entries() {
+        let h = hosts(
+            "web",
+            "",
+            ["10.0.0.3".parse().unwrap()],
+            &[
+                "store abc123 db:10.0.0.2".into(),
+                "db abc123:10.0.0.2".into(),
+                "store:192.0.2.1".into(),
+            ],
+        );
+        let got = without_entry(&h, "store abc123 db");
+        assert!(!got.contains("store abc123"), "{got}");
+        for kept in [
+            "10.0.0.2\tdb abc123\n",
+            "192.0.2.1\tstore\n",
+            "10.0.0.3\tweb\n",
+        ] {
+            assert!(got.contains(kept), "{kept:?} in {got}");
+        }
+        assert_eq!(got.lines().count(), h.lines().count() - 1);
+    }
 
     #[test]
     fn resolv_filters_loopback_and_falls_back() {

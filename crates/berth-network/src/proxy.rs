@@ -16,12 +16,15 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth_sys::splice::Pipe;
-use nix::sys::socket::{shutdown, Shutdown};
+use nix::sys::socket::{
+    bind, listen, setsockopt, shutdown, socket, sockopt, AddressFamily, Backlog, Shutdown,
+    SockFlag, SockType, SockaddrStorage,
+};
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -53,13 +56,54 @@ fn in_use(proto: &str, host: SocketAddr, e: std::io::Error) -> NetError {
     ))
 }
 
+/// A non-blocking socket of type `ty` bound to `host` (listening, for a stream). An IPv6
+/// one answers IPv6 only (`IPV6_V6ONLY`, as docker-proxy's Go listeners), so that
+/// `0.0.0.0:P` and `[::]:P` are two bindings of one port, as dockerd publishes a port
+/// without a host address.
+fn bound_socket(host: SocketAddr, ty: SockType) -> io::Result<OwnedFd> {
+    let family = if host.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = socket(
+        family,
+        ty,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    if host.is_ipv6() {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    if ty == SockType::Stream {
+        // As std's TcpListener: a port whose last connections linger in TIME_WAIT binds.
+        setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(host))?;
+    if ty == SockType::Stream {
+        listen(&fd, Backlog::MAXCONN)?;
+    }
+    Ok(fd)
+}
+
+/// Whether IPv6 sockets can be bound here (`[::1]` answers): not on a host booted with
+/// `ipv6.disable=1` nor where `disable_ipv6` took loopback's `::1` away. dockerd's
+/// `netutils.IsV6Listenable`: without it, a port published without a host address binds
+/// IPv4 only.
+pub(crate) fn ipv6_listenable() -> bool {
+    bound_socket(
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+        SockType::Stream,
+    )
+    .is_ok()
+}
+
 /// Binds `host` (port 0: any free port) and relays to `target`. Must run inside tokio.
 pub fn start(proto: &str, host: SocketAddr, target: SocketAddr) -> Result<Proxy, NetError> {
     match proto {
         "tcp" => {
-            let std = std::net::TcpListener::bind(host).map_err(|e| in_use(proto, host, e))?;
-            std.set_nonblocking(true)
-                .map_err(NetError::io("cannot set up the proxy socket"))?;
+            let fd = bound_socket(host, SockType::Stream).map_err(|e| in_use(proto, host, e))?;
+            let std = std::net::TcpListener::from(fd);
             let l = TcpListener::from_std(std).map_err(NetError::io("cannot register proxy"))?;
             let bound = l.local_addr().map_err(NetError::io("proxy address"))?;
             let per_port = Arc::new(Semaphore::new(max_tcp_conns_per_port()));
@@ -67,9 +111,8 @@ pub fn start(proto: &str, host: SocketAddr, target: SocketAddr) -> Result<Proxy,
             Ok(Proxy { host: bound, task })
         }
         "udp" => {
-            let std = std::net::UdpSocket::bind(host).map_err(|e| in_use(proto, host, e))?;
-            std.set_nonblocking(true)
-                .map_err(NetError::io("cannot set up the proxy socket"))?;
+            let fd = bound_socket(host, SockType::Datagram).map_err(|e| in_use(proto, host, e))?;
+            let std = std::net::UdpSocket::from(fd);
             let s = UdpSocket::from_std(std).map_err(NetError::io("cannot register proxy"))?;
             let bound = s.local_addr().map_err(NetError::io("proxy address"))?;
             let task = tokio::spawn(serve_udp(

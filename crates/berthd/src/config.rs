@@ -62,6 +62,8 @@ pub(crate) const KNOWN_KEYS: &[(&str, Option<&str>)] = &[
     ("bip", Some("bip")),
     ("iptables", Some("iptables")),
     ("ip-forward", Some("ip_forward")),
+    ("ipv6", Some("ipv6")),
+    ("fixed-cidr-v6", Some("fixed_cidr_v6")),
     ("icc", Some("icc")),
     ("mtu", Some("mtu")),
     ("default-address-pools", None),
@@ -436,8 +438,8 @@ fn parse_size(s: &str) -> Option<u64> {
     num.checked_mul(1u64 << shift)
 }
 
-/// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--icc`, `--mtu`,
-/// `default-address-pools`.
+/// `--bridge`, `--bip`, `--iptables`, `--ip-forward`, `--ipv6`, `--fixed-cidr-v6`,
+/// `--icc`, `--mtu`, `default-address-pools`.
 fn resolve_network(
     flags: &Flags,
     f: &FileSettings,
@@ -478,6 +480,16 @@ fn resolve_network(
     }
     net.iptables = flags.iptables.or(f.iptables).unwrap_or(true);
     net.ip_forward = flags.ip_forward.or(f.ip_forward).unwrap_or(true);
+    net.ipv6 = flags.ipv6.or(f.ipv6).unwrap_or(false);
+    if let Some(cidr) = flags.fixed_cidr_v6.as_ref().or(f.fixed_cidr_v6.as_ref()) {
+        let net6: berth_engine::Ipv6Net = cidr
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid --fixed-cidr-v6 {cidr:?}: {e}"))?;
+        if net6.prefix() > 126 {
+            bail!("invalid --fixed-cidr-v6 {cidr:?}: the subnet is too small");
+        }
+        net.fixed_cidr_v6 = Some(net6);
+    }
     net.icc = flags.icc.or(f.icc).unwrap_or(true);
     if let Some(mtu) = flags.mtu.or(f.mtu) {
         if !(68..=65535).contains(&mtu) {
@@ -723,6 +735,8 @@ struct FileSettings {
     bip: Option<String>,
     iptables: Option<bool>,
     ip_forward: Option<bool>,
+    ipv6: Option<bool>,
+    fixed_cidr_v6: Option<String>,
     icc: Option<bool>,
     mtu: Option<u32>,
     default_address_pools: Option<Vec<PoolSetting>>,
@@ -1244,5 +1258,19 @@ mod tests {
         let (_p2, path) =
             write_config(r#"{"default-address-pools": [{"base": "10.40.0.0/16", "size": 8}]}"#);
         assert!(resolve(&["--config-file", &path]).is_err());
+        // `--ipv6 --fixed-cidr-v6`, or daemon.json `ipv6` and `fixed-cidr-v6`.
+        let c = resolve(&["--ipv6", "--fixed-cidr-v6", "fd00:1::/64"]).unwrap();
+        let n = &c.engine.network;
+        assert!(n.ipv6);
+        assert_eq!(
+            n.fixed_cidr_v6.map(|s| s.to_string()).as_deref(),
+            Some("fd00:1::/64")
+        );
+        let (_p5, path) = write_config(r#"{"ipv6": true, "fixed-cidr-v6": "fd00:2::/80"}"#);
+        let n = resolve(&["--config-file", &path]).unwrap().engine.network;
+        assert!(n.ipv6 && n.fixed_cidr_v6.is_some_and(|s| s.prefix() == 80));
+        assert!(!resolve(&[]).unwrap().engine.network.ipv6);
+        assert!(resolve(&["--fixed-cidr-v6", "10.0.0.0/8"]).is_err());
+        assert!(resolve(&["--fixed-cidr-v6", "fd00::/127"]).is_err());
     }
 }

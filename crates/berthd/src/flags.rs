@@ -132,7 +132,15 @@ pub struct Flags {
     #[arg(long = "iptables", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub iptables: Option<bool>,
 
-    /// Enable IPv4 forwarding on start
+    /// Enable IPv6 on the default bridge (its subnet from --fixed-cidr-v6)
+    #[arg(long = "ipv6", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub ipv6: Option<bool>,
+
+    /// The default bridge's IPv6 subnet, with --ipv6 (e.g. 2001:db8:1::/64)
+    #[arg(long = "fixed-cidr-v6", value_name = "CIDR")]
+    pub fixed_cidr_v6: Option<String>,
+
+    /// Enable IPv4 forwarding on start (and IPv6 forwarding once an IPv6 network exists)
     #[arg(long = "ip-forward", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub ip_forward: Option<bool>,
 

@@ -218,6 +218,7 @@ impl Resolver {
         }
         let mut lowers = self.images.layer_diff_dirs(&rec.image_id)?;
         lowers.reverse();
+        let lowers = super::init_layer::with_image(&data_dir, lowers);
         let view = RootView::open(None, &data_dir, &lowers, write)?;
         let dir = File::open(&view.root).map_err(EngineError::io("cannot open", &view.root))?;
         Ok(Root {

@@ -229,9 +229,12 @@ impl Engine {
         // record's fsync: off the async workers.
         let made = async {
             let (root, d) = (self.config().data_root.clone(), dir.clone());
+            let mut image_layers = self.images.layer_diff_dirs(&entry.rec().image_id)?;
+            image_layers.reverse();
             let volumes = crate::blocking::spawn(move || {
                 std::fs::create_dir_all(d.join("rw/diff"))
                     .and_then(|()| std::fs::create_dir_all(d.join("rw/work")))
+                    .and_then(|()| super::init_layer::make(&d, &image_layers))
                     .map_err(EngineError::io("cannot create", &d))?;
                 mounts::materialize(&root, &d, mounts)
             })

@@ -560,9 +560,12 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_changes(&self, name: &str) -> Result<Value, EngineError> {
         let (_, dir, lowers) = self.fs_target(name)?;
-        let list = crate::blocking::spawn(move || changes(&dir.join("rw/diff"), &lowers))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let list = crate::blocking::spawn(move || {
+            let lowers = super::init_layer::with_image(&dir, lowers);
+            changes(&dir.join("rw/diff"), &lowers)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
         if list.is_empty() {
             return Ok(Value::Null);
         }
@@ -581,9 +584,12 @@ impl Engine {
     ) -> Result<mpsc::Receiver<io::Result<Bytes>>, EngineError> {
         let (rec, dir, lowers) = self.fs_target(name)?;
         let live = rec.running().then(|| self.containers.rootfs(&rec.id));
-        let view = crate::blocking::spawn(move || RootView::open(live, &dir, &lowers, false))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let view = crate::blocking::spawn(move || {
+            let lowers = super::init_layer::with_image(&dir, lowers);
+            RootView::open(live, &dir, &lowers, false)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
         let (tx, rx) = mpsc::channel(8);
         crate::blocking::spawn(move || {
             let mut b = tar::Builder::new(StreamWriter::new(tx.clone()));

@@ -26,6 +26,7 @@ mod fuzz;
 pub(crate) mod health;
 mod host_opts;
 mod image_users;
+mod init_layer;
 mod lifecycle;
 mod links;
 mod list_filters;

@@ -2,12 +2,44 @@
 
 use berth_api_types::container::ContainerStatus;
 
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
 use crate::{Engine, EngineError};
+
+/// The most of a running container's `/etc/hosts` read to take a link out (it is the
+/// container's to write; a larger one is left as it is).
+const MAX_HOSTS: u64 = 1 << 20;
+
+/// Takes the entry named `names` out of the hosts file at `path`, in place: the file is
+/// bind-mounted into the running container, which sees a rewrite of the same inode only.
+/// Opened without following a symlink.
+fn drop_hosts_entry(path: &Path, names: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut text = String::new();
+    (&mut f).take(MAX_HOSTS + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_HOSTS {
+        return Err(std::io::Error::other("the hosts file is too large"));
+    }
+    let kept = berth_network::files::without_entry(&text, names);
+    if kept.len() == text.len() {
+        return Ok(());
+    }
+    f.set_len(0)?;
+    f.rewind()?;
+    f.write_all(kept.as_bytes())
+}
 
 impl Engine {
     /// `DELETE /containers/{parent}/{alias}?link=1` (moby `rmLink`): the legacy link goes
     /// from the parent's `HostConfig.Links` and from its next start's `/etc/hosts` and
-    /// environment. A plain container name is its own default link, which cannot go (and
+    /// environment; a running parent's `/etc/hosts` loses the link's entry at once, as
+    /// dockerd's `updateNetwork` rewrites it (its environment stays as it started). A plain container name is its own default link, which cannot go (and
     /// the container stays); a link that does not exist names no container.
     pub async fn container_remove_link(&self, name: &str) -> Result<(), EngineError> {
         let bare = name.trim_start_matches('/');
@@ -26,7 +58,16 @@ impl Engine {
         }
         self.containers.save(&entry).await?;
         let id = entry.rec().id.clone();
-        self.containers.networks.unlink(&id, alias).await;
+        if let Some(names) = self.containers.networks.unlink(&id, alias).await {
+            let hosts = self.containers.data_dir(&id).join("hosts");
+            let done = crate::blocking::spawn(move || drop_hosts_entry(&hosts, &names)).await;
+            if let Err(e) = done
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            {
+                tracing::warn!(container_id = %id, error = %e, "cannot take the link out of /etc/hosts");
+            }
+        }
         Ok(())
     }
 

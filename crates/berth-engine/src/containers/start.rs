@@ -124,6 +124,7 @@ impl Engine {
         let (mounter, root, data) = (c.mounter.clone(), rootfs.clone(), data_dir.clone());
         crate::blocking::spawn(move || {
             std::fs::create_dir_all(&root).map_err(EngineError::io("cannot create", &root))?;
+            lowers = super::init_layer::with_image(&data, lowers);
             if lowers.is_empty() {
                 let empty = data.join("empty");
                 std::fs::create_dir_all(&empty)

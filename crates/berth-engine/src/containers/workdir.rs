@@ -75,6 +75,7 @@ impl crate::Engine {
         crate::blocking::spawn(move || {
             let mut lowers = images.layer_diff_dirs(&rec.image_id)?;
             lowers.reverse();
+            let lowers = super::init_layer::with_image(&data_dir, lowers);
             let view = super::fs_views::RootView::open(None, &data_dir, &lowers, true)?;
             ensure(&view.root, &dir)?;
             drop(view);

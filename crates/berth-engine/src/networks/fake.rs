@@ -147,11 +147,12 @@ impl NetworkDriver for FakeDriver {
         }
     }
 
-    fn unlink(&self, cid: &str, alias: &str) {
+    fn unlink(&self, cid: &str, alias: &str) -> Option<String> {
         crate::blocking::assert_blocking("NetworkDriver::unlink");
         if let Some(c) = lock(&self.ctrs).get_mut(cid) {
             c.legacy_links.retain(|(_, a)| a != alias);
         }
+        None
     }
 
     fn forget(&self, cid: &str) {

@@ -285,6 +285,9 @@ impl Manager {
             let _ = self.sync_firewall();
             return Err(e);
         }
+        if r.v6().is_some() {
+            self.ipv6_forwarding();
+        }
         Ok(r)
     }
 

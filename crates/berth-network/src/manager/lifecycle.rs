@@ -72,15 +72,16 @@ impl Manager {
                 },
             )?,
         };
-        let ip6 = Self::allocate6(r, want6)?;
+        let mac = mac
+            .filter(|m| !m.is_empty())
+            .map(String::from)
+            .unwrap_or_else(|| ipam::mac_for(ip));
+        let ip6 = Self::allocate6(r, want6.or_else(|| from_mac(r, &mac)))?;
         let ep = Endpoint {
             endpoint_id: random_hex(32)?,
             ip6,
             ip,
-            mac: mac
-                .filter(|m| !m.is_empty())
-                .map(String::from)
-                .unwrap_or_else(|| ipam::mac_for(ip)),
+            mac,
             name: name.to_string(),
             aliases: aliases.to_vec(),
             veth: String::new(),
@@ -320,10 +321,15 @@ impl Manager {
                     .collect(),
                 None => c.port_specs(),
             };
+            // Whether `::` goes with 0.0.0.0 (asked once, only where it may).
+            let v6 = (specs.iter().any(|p| p.host_ip.is_empty()) && default_ip.is_unspecified())
+                .then(crate::proxy::ipv6_listenable)
+                .unwrap_or(false);
             for p in specs {
-                let (proxy, b) = start_proxy(&p, ep.ip, default_ip)?;
-                live.proxies.push(proxy);
-                bound.push(b);
+                for (proxy, b) in start_proxy(&p, ep.ip, default_ip, v6)? {
+                    live.proxies.push(proxy);
+                    bound.push(b);
+                }
             }
         }
         if eps.iter().any(|(r, _)| r.name != DEFAULT) {
@@ -535,21 +541,27 @@ impl Manager {
     }
 
     /// Legacy link `alias` of container `cid` is removed: its next start has neither its
-    /// `/etc/hosts` entry nor its environment.
-    pub fn unlink(&self, cid: &str, alias: &str) {
-        let c = {
+    /// `/etc/hosts` entry nor its environment. While the container runs, the names of the
+    /// entry its `/etc/hosts` has for the link (`alias hostname [name]`), for the engine
+    /// to take out at once, as dockerd rewrites a running container's hosts file.
+    pub fn unlink(&self, cid: &str, alias: &str) -> Option<String> {
+        let (c, names) = {
             let mut st = self.lock();
-            let Some(c) = st.ctrs.get_mut(cid) else {
-                return;
-            };
+            let names = st.ctrs.get(cid).filter(|c| c.pid != 0).and_then(|c| {
+                let (child, _) = c.legacy_links.iter().find(|(_, a)| a == alias)?;
+                let peer = st.ctrs.values().find(|x| x.name == *child)?;
+                Some(link_names(alias, peer))
+            });
+            let c = st.ctrs.get_mut(cid)?;
             let before = c.legacy_links.len();
             c.legacy_links.retain(|(_, a)| a != alias);
             if c.legacy_links.len() == before {
-                return;
+                return None;
             }
-            c.clone()
+            (c.clone(), names)
         };
         self.save_ctr(&c);
+        names
     }
 
     /// The container is removed: drop its settings.
@@ -606,10 +618,7 @@ fn legacy_links(
         let Some(ip) = ip.filter(|_| !no_default_bridge) else {
             continue;
         };
-        let mut names = format!("{alias} {}", peer.hostname);
-        if *alias != peer.name {
-            names += &format!(" {}", peer.name);
-        }
+        let names = link_names(alias, peer);
         let link = LinkedPeer {
             alias: alias.clone(),
             id: peer.id.clone(),
@@ -620,6 +629,16 @@ fn legacy_links(
         out.push((format!("{names}:{ip}"), link));
     }
     Ok(out)
+}
+
+/// The names of a legacy link's `/etc/hosts` entry: `alias hostname`, and the linked
+/// container's name where the alias is another.
+fn link_names(alias: &str, peer: &CtrNet) -> String {
+    let mut names = format!("{alias} {}", peer.hostname);
+    if alias != peer.name {
+        names += &format!(" {}", peer.name);
+    }
+    names
 }
 
 /// Container `cid`'s endpoints, by network ID.
@@ -665,36 +684,209 @@ pub(super) fn resolve(st: &State, cid: &str, name: &str) -> Option<Vec<IpAddr>> 
     (!out.is_empty()).then_some(out)
 }
 
+/// On the default bridge with `--fixed-cidr-v6` of at most /80, a container's IPv6
+/// address is the subnet's prefix with its MAC address in the low 48 bits, as dockerd
+/// gives it (`fd00:1::242:ac11:2` for `02:42:ac:11:00:02`); `None` elsewhere, or when
+/// that address is taken (then the next free one is handed out).
+fn from_mac(r: &NetRecord, mac: &str) -> Option<Ipv6Addr> {
+    let (subnet, gw) = r.v6().filter(|_| r.name == DEFAULT)?;
+    if subnet.prefix() > 80 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    let mut n = 0;
+    for part in mac.split(':') {
+        bits = (bits << 8) | u128::from(u8::from_str_radix(part, 16).ok()?);
+        n += 1;
+    }
+    let ip = Ipv6Addr::from(u128::from(subnet.addr()) | bits);
+    let taken = ip == gw || r.endpoints.values().any(|e| e.ip6 == Some(ip));
+    (n == 6 && !taken).then_some(ip)
+}
+
+/// Binds the published port `p` and relays it to the container's IPv4 address `ip`.
+/// Without a host address it binds `default_ip` (the network's `host_binding_ipv4`,
+/// 0.0.0.0 unless set) and, where that is 0.0.0.0 and the host has IPv6 (`v6`), `::` on
+/// the same port as well, as dockerd 20.10 does (libnetwork `allocatePortsInternal`:
+/// two bindings in `NetworkSettings.Ports`). An IPv6 host address (`-p [::1]:8080:80`)
+/// listens there and forwards to the container's IPv4 address, as docker-proxy does.
+/// From a range, the first port free on every address; an ephemeral port (no host
+/// port) is asked of the kernel for the first address and taken on the others, a few
+/// times over should another address have it taken.
 fn start_proxy(
     p: &settings::PortSpec,
     ip: Ipv4Addr,
     default_ip: Ipv4Addr,
-) -> Result<(Proxy, settings::Bound), NetError> {
-    // An IPv6 host address (`-p [::]:8080:80`) listens there and forwards to the
-    // container's IPv4 address, as docker-proxy does.
-    let host_ip: IpAddr = if p.host_ip.is_empty() {
-        IpAddr::V4(default_ip)
+    v6: bool,
+) -> Result<Vec<(Proxy, settings::Bound)>, NetError> {
+    let hosts: Vec<IpAddr> = if p.host_ip.is_empty() {
+        let mut h = vec![IpAddr::V4(default_ip)];
+        if default_ip.is_unspecified() && v6 {
+            h.push(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        }
+        h
     } else {
-        p.host_ip.parse().map_err(|_| {
+        vec![p.host_ip.parse().map_err(|_| {
             NetError::InvalidArgument(format!("invalid host IP address: {}", p.host_ip))
-        })?
+        })?]
     };
     let (lo, hi) = settings::port_range(&p.host_port)?;
     let target = SocketAddr::from((ip, p.port));
+    let tries: Box<dyn Iterator<Item = u16>> = if hi == 0 {
+        Box::new(std::iter::repeat_n(0, EPHEMERAL_TRIES))
+    } else {
+        Box::new(lo..=hi)
+    };
     let mut last = None;
-    for hp in lo..=hi {
-        match crate::proxy::start(&p.proto, SocketAddr::from((host_ip, hp)), target) {
-            Ok(proxy) => {
-                let b = settings::Bound {
-                    port: p.port,
-                    proto: p.proto.clone(),
-                    host_ip: host_ip.to_string(),
-                    host_port: proxy.host.port(),
-                };
-                return Ok((proxy, b));
+    for hp in tries {
+        match bind_all(&p.proto, &hosts, hp, target) {
+            Ok(proxies) => {
+                return Ok(proxies
+                    .into_iter()
+                    .map(|proxy| {
+                        let b = settings::Bound {
+                            port: p.port,
+                            proto: p.proto.clone(),
+                            host_ip: proxy.host.ip().to_string(),
+                            host_port: proxy.host.port(),
+                        };
+                        (proxy, b)
+                    })
+                    .collect());
             }
             Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| NetError::InvalidArgument("empty port range".into())))
+}
+
+/// Attempts at an ephemeral port free on every address of a binding.
+const EPHEMERAL_TRIES: usize = 8;
+
+/// One proxy per host address in `hosts`, all on port `port` (0: the port the kernel
+/// gives the first); none when one of them cannot bind.
+fn bind_all(
+    proto: &str,
+    hosts: &[IpAddr],
+    mut port: u16,
+    target: SocketAddr,
+) -> Result<Vec<Proxy>, NetError> {
+    let mut out: Vec<Proxy> = Vec::with_capacity(hosts.len());
+    for h in hosts {
+        let proxy = crate::proxy::start(proto, SocketAddr::from((*h, port)), target)?;
+        port = proxy.host.port();
+        out.push(proxy);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(host_ip: &str, host_port: &str) -> settings::PortSpec {
+        settings::PortSpec {
+            port: 80,
+            proto: "tcp".into(),
+            host_ip: host_ip.into(),
+            host_port: host_port.into(),
+        }
+    }
+
+    fn bindings(got: &[(Proxy, settings::Bound)]) -> Vec<(String, u16)> {
+        got.iter()
+            .map(|(_, b)| (b.host_ip.clone(), b.host_port))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_port_without_host_address_binds_both_families_on_one_port() {
+        let target = Ipv4Addr::LOCALHOST;
+        let got = start_proxy(&spec("", ""), target, Ipv4Addr::UNSPECIFIED, true).unwrap();
+        let port = got[0].1.host_port;
+        assert_eq!(
+            bindings(&got),
+            [("0.0.0.0".to_string(), port), ("::".to_string(), port)]
+        );
+        // Each family's own socket: `::` does not hold the IPv4 port (IPV6_V6ONLY).
+        assert!(got[1].0.host.is_ipv6());
+        drop(got);
+        // Without IPv6 on the host, or with a host address: one binding.
+        let got = start_proxy(&spec("", ""), target, Ipv4Addr::UNSPECIFIED, false).unwrap();
+        assert_eq!(bindings(&got).len(), 1);
+        let got = start_proxy(&spec("127.0.0.1", ""), target, Ipv4Addr::UNSPECIFIED, true).unwrap();
+        assert_eq!(
+            bindings(&got)[..],
+            [("127.0.0.1".to_string(), got[0].1.host_port)]
+        );
+        // host_binding_ipv4 set to an address: that address only.
+        let got = start_proxy(&spec("", ""), target, Ipv4Addr::LOCALHOST, true).unwrap();
+        assert_eq!(
+            bindings(&got)[..],
+            [("127.0.0.1".to_string(), got[0].1.host_port)]
+        );
+    }
+
+    /// dockerd 20.10 with `--fixed-cidr-v6 fd77:1::/64`: `02:42:ac:11:00:02` is
+    /// `fd77:1::242:ac11:2`.
+    #[test]
+    fn fixed_cidr_v6_addresses_come_from_the_mac() {
+        let mut r = NetRecord {
+            name: DEFAULT.into(),
+            ipv6: true,
+            subnet6: Some("fd77:1::/64".parse().unwrap()),
+            gateway6: Some("fd77:1::1".parse().unwrap()),
+            ..Default::default()
+        };
+        let want: Ipv6Addr = "fd77:1::242:ac11:2".parse().unwrap();
+        assert_eq!(from_mac(&r, "02:42:ac:11:00:02"), Some(want));
+        for bad in [
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:02:03",
+            "zz:42:ac:11:00:02",
+            "",
+        ] {
+            assert_eq!(from_mac(&r, bad), None, "{bad}");
+        }
+        r.subnet6 = Some("fd77:1::/96".parse().unwrap());
+        assert_eq!(from_mac(&r, "02:42:ac:11:00:02"), None, "narrower than /80");
+        r.subnet6 = Some("fd77:1::/64".parse().unwrap());
+        r.name = "user".into();
+        assert_eq!(
+            from_mac(&r, "02:42:ac:11:00:02"),
+            None,
+            "the default bridge only"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_range_takes_the_first_port_free_on_both_families() {
+        // A port of the range taken on IPv6 only: the next one serves both.
+        let taken = crate::proxy::start(
+            "tcp",
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),
+        )
+        .unwrap();
+        let p = taken.host.port();
+        let Some(next) = p.checked_add(1) else { return };
+        let got = start_proxy(
+            &spec("", &format!("{p}-{next}")),
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::UNSPECIFIED,
+            true,
+        );
+        match got {
+            Ok(got) => assert_eq!(
+                bindings(&got),
+                [("0.0.0.0".to_string(), next), ("::".to_string(), next)]
+            ),
+            // Only if someone else has the next port on one family.
+            Err(e) => {
+                assert!(e.to_string().contains("address already in use"), "{e}");
+                let free = |ip: IpAddr| std::net::TcpListener::bind((ip, next)).is_ok();
+                assert!(!free(Ipv4Addr::UNSPECIFIED.into()) || !free(Ipv6Addr::UNSPECIFIED.into()));
+            }
+        }
+    }
 }

@@ -55,7 +55,13 @@ pub struct Config {
     /// Where new networks' subnets come from; empty: Docker's defaults.
     pub pools: Vec<Pool>,
     pub iptables: bool,
+    /// `--ip-forward`: IPv4 forwarding on at start, IPv6 forwarding once a network has an
+    /// IPv6 subnet (as dockerd's bridge driver).
     pub ip_forward: bool,
+    /// `--ipv6`: the default bridge has `EnableIPv6`, with `fixed_cidr_v6` its IPv6 subnet
+    /// (`--fixed-cidr-v6`; the gateway is its first address, as dockerd's).
+    pub ipv6: bool,
+    pub fixed_cidr_v6: Option<Ipv6Net>,
     /// `--icc`: containers on the default bridge reach each other (false: only through
     /// the exposed ports of their legacy links).
     pub icc: bool,
@@ -70,6 +76,8 @@ impl Default for Config {
             pools: Vec::new(),
             iptables: true,
             ip_forward: true,
+            ipv6: false,
+            fixed_cidr_v6: None,
             icc: true,
             mtu: 1500,
         }
@@ -505,6 +513,9 @@ impl Manager {
             }
         }
         let bridges: Vec<NetRecord> = self.lock().nets.values().cloned().collect();
+        if bridges.iter().any(|r| r.v6().is_some()) {
+            self.ipv6_forwarding();
+        }
         for r in bridges.iter().filter(|r| r.is_bridge()) {
             if let Err(e) = bridge::ensure(
                 &r.bridge,
@@ -519,6 +530,25 @@ impl Manager {
             tracing::error!(error = %e, "cannot set up the firewall");
         }
         tracing::debug!("bridges and firewall ready");
+    }
+
+    /// With `--ip-forward` (the default), once a network has an IPv6 subnet: IPv6
+    /// forwarding on (`net.ipv6.conf.{default,all}.forwarding`), as dockerd's bridge
+    /// driver (`setupIPv6Forwarding`) does, so that containers route out over IPv6.
+    /// Interfaces with `accept_ra=1` then stop taking router advertisements.
+    pub(super) fn ipv6_forwarding(&self) {
+        if !self.cfg.ip_forward {
+            return;
+        }
+        for scope in ["default", "all"] {
+            let p = format!("/proc/sys/net/ipv6/conf/{scope}/forwarding");
+            if std::fs::read_to_string(&p).is_ok_and(|v| v.trim() == "1") {
+                continue;
+            }
+            if let Err(e) = std::fs::write(&p, "1") {
+                tracing::warn!(error = %e, scope, "cannot enable IPv6 forwarding");
+            }
+        }
     }
 
     /// Waits until the start-up set-up of bridges and firewall is done.
@@ -690,6 +720,7 @@ impl Manager {
                 (net, gw)
             }
         };
+        let subnet6 = self.cfg.fixed_cidr_v6.filter(|_| self.cfg.ipv6);
         let icc = if self.cfg.icc { "true" } else { "false" };
         let mut options = Map::new();
         for (k, v) in [
@@ -707,6 +738,9 @@ impl Manager {
                 if r.subnet != Some(subnet) || r.bridge != bridge {
                     // The flags changed: old endpoints cannot stay (they get new addresses
                     // on their next start). An old bridge is in `leftovers`.
+                    r.endpoints.clear();
+                }
+                if r.v6().map(|(s, _)| s) != subnet6 {
                     r.endpoints.clear();
                 }
                 r.subnet = Some(subnet);
@@ -738,6 +772,16 @@ impl Manager {
                 ..Default::default()
             },
         };
+        let mut r = r;
+        // `--ipv6` (`--fixed-cidr-v6`): as given at each start, like `--bip`.
+        r.ipv6 = self.cfg.ipv6;
+        r.subnet6 = subnet6;
+        r.gateway6 = subnet6.and_then(|s| s.nth(1));
+        r.gateway6_given = false;
+        r.ip_range6 = None;
+        if r.subnet6.is_none() {
+            r.last_ip6 = None;
+        }
         self.save_net(&r)?;
         st.nets.insert(r.id.clone(), r);
         Ok(leftovers)

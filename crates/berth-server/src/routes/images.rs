@@ -178,7 +178,8 @@ async fn per_image(
         (Method::GET, "json") => {
             let mut image = serde_json::to_value(engine.image_inspect(name).await?)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            legacy::image_inspect(&mut image, legacy::asked(version));
+            let asked = legacy::image_inspect_version(legacy::asked(version), &headers);
+            legacy::image_inspect(&mut image, asked);
             Ok(Json(image).into_response())
         }
         (Method::GET, "history") => Ok(Json(engine.image_history(name).await?).into_response()),

@@ -1,8 +1,11 @@
 //! Fields that older API versions still carry and the current one dropped, added to an
 //! answer by the version the client asked for, as moby's routers do: `VirtualSize`
 //! (before 1.44), an image's `Container` and `ContainerConfig` (before 1.45) and the
-//! container-only fields of an image's `Config` (before 1.50).
+//! container-only fields of an image's `Config` (before 1.50). docker-compose 1.x gets
+//! an image's `ContainerConfig` at every version (see [`image_inspect_version`]).
 
+use axum::http::header::USER_AGENT;
+use axum::http::HeaderMap;
 use berth_api_types::ApiVersion;
 use serde_json::{json, Map, Value};
 
@@ -68,6 +71,24 @@ fn legacy_config(config: Option<&Value>) -> Value {
     Value::Object(c)
 }
 
+/// The version whose image inspect answer a client gets: the one it asked for, except
+/// for docker-compose 1.x (`User-Agent: docker-compose/1.29.2 docker-py/...`), which
+/// negotiates the newest version yet reads an image's `ContainerConfig` to recreate a
+/// service's container, and fails with `KeyError: 'ContainerConfig'` where it is left out
+/// (Docker 25 and later, from API 1.45): it is answered as at 1.44, as dockerd 20.10–24
+/// answered it. Beyond Docker 28, which leaves compose 1.x broken there.
+pub(super) fn image_inspect_version(version: ApiVersion, headers: &HeaderMap) -> ApiVersion {
+    let compose_v1 = headers
+        .get(USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.starts_with("docker-compose/1."));
+    if compose_v1 {
+        version.min(ApiVersion::new(1, 44))
+    } else {
+        version
+    }
+}
+
 /// `GET /images/{name}/json`.
 pub(super) fn image_inspect(image: &mut Value, version: ApiVersion) {
     virtual_size(image, version);
@@ -105,6 +126,25 @@ mod tests {
         let mut current = image.clone();
         image_inspect(&mut current, ApiVersion::CURRENT);
         assert_eq!(current, image);
+        let mut headers = HeaderMap::new();
+        let current = ApiVersion::CURRENT;
+        assert_eq!(image_inspect_version(current, &headers), current);
+        headers.insert(
+            USER_AGENT,
+            "docker-compose/1.29.2 docker-py/5.0.3 Linux/6.1"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            image_inspect_version(current, &headers),
+            ApiVersion::new(1, 44)
+        );
+        assert_eq!(
+            image_inspect_version(ApiVersion::new(1, 41), &headers),
+            ApiVersion::new(1, 41)
+        );
+        headers.insert(USER_AGENT, "Docker-Client/28.0.0 (linux)".parse().unwrap());
+        assert_eq!(image_inspect_version(current, &headers), current);
         let mut v149 = image.clone();
         image_inspect(&mut v149, ApiVersion::new(1, 49));
         assert!(v149.get("VirtualSize").is_none() && v149.get("ContainerConfig").is_none());
