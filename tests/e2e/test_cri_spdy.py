@@ -3,7 +3,8 @@ remotecommand and portforward over moby/spdystream, as the kubelet's clients spe
 for exec (both streams apart, the exit code from the v4 status, stdin, output past the
 SPDY windows), attach (stdin to the container, closing it ends stdin_once) and
 port-forward (`crictl port-forward POD 0:PORT`, two ports of the pod at once, each
-connection a stream pair to the pod's loopback)."""
+connection a stream pair to the pod's loopback); the handshake's refusals and hostile
+frames from a raw client (the session ends, the daemon serves on)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ import struct
 import subprocess
 import termios
 import time
+import urllib.parse
 from pathlib import Path
 
 from conftest import CMD_TIMEOUT, clean_env, container_ids, leak_check, poll
-from test_cri import Crictl, cri_daemon, cri_registry, crictl_bin, pulled_busybox, write_json  # noqa: F401 (fixtures)
+from test_cri import (Crictl, cri_daemon, cri_registry, crictl_bin, pulled_busybox,  # noqa: F401 (fixtures)
+                      stream_url, write_json)
 
 
 def pod_with(d, docker, workdir: Path, crictl: Crictl, registry, name: str):
@@ -184,4 +187,53 @@ def test_port_forward_over_spdy(berthd, docker, docker_env, workdir, crictl_bin,
         if forwarder is not None:
             forwarder.kill()
             forwarder.wait(timeout=30)
+        leak_check(d)
+
+
+def spdy_upgrade(url: str, protocols: list[str]) -> tuple[socket.socket, str]:
+    """A raw SPDY/3.1 upgrade of a streaming URL: the socket and the response head."""
+    u = urllib.parse.urlsplit(url)
+    sock = socket.create_connection((u.hostname, u.port), timeout=30)
+    offered = "".join(f"X-Stream-Protocol-Version: {p}\r\n" for p in protocols)
+    sock.sendall((f"POST {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nConnection: Upgrade\r\n"
+                  f"Upgrade: SPDY/3.1\r\n{offered}Content-Length: 0\r\n\r\n").encode())
+    head = read_until(sock, b"\r\n\r\n").decode(errors="replace")
+    return sock, head
+
+
+def test_spdy_handshake_and_hostile_frames(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    try:
+        pod_id, container = pod_with(d, docker, workdir, crictl, cri_registry, "spdy-hostile")
+        sleeper = container("sleeper", "exec busybox sleep 600")
+
+        # No protocol offered: 400; none shared: 403 naming ours. The token stays unused.
+        url = stream_url(crictl, "port-forward", pod_id, "0:8080")
+        sock, head = spdy_upgrade(url, [])
+        sock.close()
+        assert head.startswith("HTTP/1.1 400") and "X-Stream-Protocol-Version" in head, head
+        sock, head = spdy_upgrade(url, ["v4.channel.k8s.io"])
+        sock.close()
+        assert head.startswith("HTTP/1.1 403"), head
+        assert "x-accepted-stream-protocol-versions: portforward.k8s.io" in head.lower(), head
+
+        # A header block that is not zlib ends the session; a huge control frame as well.
+        bad_zlib = struct.pack(">IIH", 1, 0, 0) + b"\x78\x9cnot zlib at all"
+        huge = b"\x80\x03\x00\x01\x00\xff\xff\xff"
+        for frame in (b"\x80\x03\x00\x01\x00" + len(bad_zlib).to_bytes(3, "big") + bad_zlib, huge):
+            url = stream_url(crictl, "port-forward", pod_id, "0:8080")
+            sock, head = spdy_upgrade(url, ["portforward.k8s.io"])
+            try:
+                assert head.startswith("HTTP/1.1 101"), head
+                assert "x-stream-protocol-version: portforward.k8s.io" in head.lower(), head
+                sock.sendall(frame)
+                # The server closes: the read ends (within the socket's timeout).
+                assert read_until(sock, b"never sent") == b""
+            finally:
+                sock.close()
+        # The daemon serves on.
+        assert crictl("exec", sleeper, "echo", "still-here").stdout == "still-here\n"
+        remove_pod(crictl, d, pod_id)
+    finally:
         leak_check(d)
