@@ -16,10 +16,10 @@
 //! past [`MAX_HEADER_BLOCK`], bad zlib data, a wrong version or a malformed frame end the
 //! session; a stream over [`Session::start`]'s limit is refused with RST_STREAM.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -406,8 +406,6 @@ pub(crate) fn decode_control(
 /// The writing side of a session, shared by its streams.
 struct Shared {
     out: Mutex<Out>,
-    /// Streams the client reset: writing to them fails.
-    reset: std::sync::Mutex<HashSet<u32>>,
     /// Streams handed over and not yet dropped.
     live: AtomicUsize,
 }
@@ -435,10 +433,6 @@ impl Shared {
         out.w.flush().await?;
         Ok(())
     }
-
-    fn is_reset(&self, id: u32) -> bool {
-        self.reset.lock().map(|s| s.contains(&id)).unwrap_or(true)
-    }
 }
 
 /// Our side of one stream: data frames to the client.
@@ -446,13 +440,15 @@ pub(crate) struct StreamWriter {
     id: u32,
     shared: Arc<Shared>,
     fin: AtomicBool,
+    /// Set when the client resets the stream: writing to it fails.
+    reset: Arc<AtomicBool>,
 }
 
 impl StreamWriter {
     /// Sends `data` in frames of at most [`CHUNK`] bytes.
     pub(crate) async fn write(&self, data: &[u8]) -> io::Result<()> {
         for piece in data.chunks(CHUNK) {
-            if self.fin.load(Ordering::Relaxed) || self.shared.is_reset(self.id) {
+            if self.fin.load(Ordering::Relaxed) || self.reset.load(Ordering::Relaxed) {
                 return Err(io::ErrorKind::BrokenPipe.into());
             }
             let head = data_head(self.id, 0, piece.len());
@@ -463,7 +459,7 @@ impl StreamWriter {
 
     /// Ends our half of the stream (an empty frame with FIN), once.
     pub(crate) async fn close(&self) -> io::Result<()> {
-        if self.fin.swap(true, Ordering::Relaxed) || self.shared.is_reset(self.id) {
+        if self.fin.swap(true, Ordering::Relaxed) || self.reset.load(Ordering::Relaxed) {
             return Ok(());
         }
         self.shared.write(&[&data_head(self.id, FLAG_FIN, 0)]).await
@@ -480,16 +476,12 @@ impl StreamWriter {
 
 /// Counts a handed-over stream until it is dropped.
 struct Live {
-    id: u32,
     shared: Arc<Shared>,
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
         self.shared.live.fetch_sub(1, Ordering::Relaxed);
-        if let Ok(mut s) = self.shared.reset.lock() {
-            s.remove(&self.id);
-        }
     }
 }
 
@@ -537,7 +529,6 @@ impl Session {
                 w: Box::new(w),
                 deflater: Deflater::new()?,
             }),
-            reset: std::sync::Mutex::new(HashSet::new()),
             live: AtomicUsize::new(0),
         });
         let (tx, streams) = mpsc::channel(max_streams.max(1));
@@ -550,6 +541,7 @@ impl Session {
                 new: tx,
                 max_streams,
                 open: HashMap::new(),
+                resets: HashMap::new(),
                 last_id: 0,
                 going_away: false,
                 unacked: HashMap::new(),
@@ -594,6 +586,8 @@ struct Reader {
     max_streams: usize,
     /// The client's open halves: where its data goes.
     open: HashMap<u32, mpsc::Sender<Bytes>>,
+    /// The reset flags of the streams handed over and still held.
+    resets: HashMap<u32, Weak<AtomicBool>>,
     last_id: u32,
     going_away: bool,
     /// Bytes taken in and not yet acknowledged by WINDOW_UPDATE, per stream and in all.
@@ -618,8 +612,8 @@ impl Reader {
                     Control::RstStream { id, .. } => {
                         self.open.remove(&id);
                         self.unacked.remove(&id);
-                        if let Ok(mut s) = self.shared.reset.lock() {
-                            s.insert(id);
+                        if let Some(flag) = self.resets.remove(&id).and_then(|w| w.upgrade()) {
+                            flag.store(true, Ordering::Relaxed);
                         }
                     }
                     Control::Ping(id) => {
@@ -699,13 +693,21 @@ impl Reader {
             self.shared.reply(id).await?;
         }
         let (tx, data) = mpsc::channel(QUEUE);
+        // Closed halves leave the maps at once; those whose consumer let go, and the
+        // flags of dropped streams, when a map is full: none outgrows the stream limit.
+        if self.open.len() >= self.max_streams {
+            self.open.retain(|_, t| !t.is_closed());
+            let open = &self.open;
+            self.unacked.retain(|id, _| open.contains_key(id));
+        }
+        if self.resets.len() >= self.max_streams {
+            self.resets.retain(|_, w| w.strong_count() > 0);
+        }
         if flags & FLAG_FIN == 0 {
-            // Closed halves leave the map; those whose consumer let go leave when full.
-            if self.open.len() >= self.max_streams {
-                self.open.retain(|_, t| !t.is_closed());
-            }
             self.open.insert(id, tx);
         }
+        let reset = Arc::new(AtomicBool::new(false));
+        self.resets.insert(id, Arc::downgrade(&reset));
         self.shared.live.fetch_add(1, Ordering::Relaxed);
         let stream = Stream {
             id,
@@ -715,9 +717,9 @@ impl Reader {
                 id,
                 shared: self.shared.clone(),
                 fin: AtomicBool::new(flags & FLAG_UNIDIRECTIONAL != 0),
+                reset,
             },
             _live: Live {
-                id,
                 shared: self.shared.clone(),
             },
         };
@@ -933,6 +935,49 @@ mod tests {
         ];
         want.sort();
         assert_eq!(frames, want, "{frames:?}");
+    }
+
+    #[tokio::test]
+    async fn what_the_reader_keeps_stays_within_the_stream_limit() {
+        let max = 4;
+        let shared = Arc::new(Shared {
+            out: Mutex::new(Out {
+                w: Box::new(tokio::io::sink()),
+                deflater: Deflater::new().unwrap(),
+            }),
+            live: AtomicUsize::new(0),
+        });
+        let (tx, mut rx) = mpsc::channel(max);
+        // The consumer lets every stream go at once.
+        let consumer = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let mut reader = Reader {
+            shared,
+            new: tx,
+            max_streams: max,
+            open: HashMap::new(),
+            resets: HashMap::new(),
+            last_id: 0,
+            going_away: false,
+            unacked: HashMap::new(),
+            session_unacked: 0,
+        };
+        let mut d = Deflater::new().unwrap();
+        let mut wire = Vec::new();
+        for i in 0..2000u32 {
+            let id = 2 * i + 1;
+            wire.extend(syn_stream(&mut d, id, 0, &[("streamtype", "data")]));
+            wire.extend(data(id, 0, b"bytes"));
+            // Resets of streams that never were.
+            let mut p = (id + 100_000).to_be_bytes().to_vec();
+            p.extend_from_slice(&CANCEL.to_be_bytes());
+            wire.extend(control(RST_STREAM, 0, &p));
+        }
+        reader.run(&mut &wire[..]).await.unwrap();
+        assert!(reader.open.len() <= max + 1, "{}", reader.open.len());
+        assert!(reader.unacked.len() <= max + 1, "{}", reader.unacked.len());
+        assert!(reader.resets.len() <= max + 1, "{}", reader.resets.len());
+        drop(reader);
+        consumer.await.unwrap();
     }
 
     #[tokio::test]
