@@ -4,7 +4,9 @@
 //! the end: `Success`, or `Failure` with reason `NonZeroExitCode` and an `ExitCode` cause),
 //! 4 terminal resizes (`{"Width":W,"Height":H}`), and with v5, 255 closing the stream
 //! named by the next byte (the client's end of stdin). The process runs through the
-//! engine's exec and attach paths, as `docker exec` and `docker attach` do.
+//! engine's exec and attach paths, as `docker exec` and `docker attach` do; those paths,
+//! the output's split by stream ([`output`] into a [`Sink`]) and the final status are
+//! shared with SPDY ([`super::spdy_remote`]).
 
 use std::sync::Arc;
 
