@@ -1,16 +1,18 @@
 //! The CRI streaming server: `Exec`, `Attach` and `PortForward` answer a URL
 //! (`http://<stream-address>/<kind>/<token>`) whose token stands for the request
-//! ([`tokens`]); the client upgrades that URL to a WebSocket ([`ws`]) and the session runs
-//! over it ([`remote`] for exec and attach, [`portforward`] for port forwarding). It
-//! listens on a loopback TCP address (daemon.json `cri.stream-address` and
-//! `cri.stream-port`, default 127.0.0.1 on an ephemeral port), HTTP/1.1 only.
-//!
-//! Only WebSocket is spoken: a SPDY/3.1 upgrade is refused with 400 saying so (crictl's
-//! `--transport websocket` selects WebSocket for exec and attach).
+//! ([`tokens`]); the client upgrades that URL to a WebSocket ([`ws`]: [`remote`] for exec
+//! and attach, [`portforward`] for port forwarding) or to SPDY/3.1 ([`spdy`], client-go's
+//! and so crictl's and the kubelet's clients' default: [`spdy_remote`],
+//! [`spdy_portforward`]), and the session runs over it. It listens on a loopback TCP
+//! address (daemon.json `cri.stream-address` and `cri.stream-port`, default 127.0.0.1 on
+//! an ephemeral port), HTTP/1.1 only.
 
 mod calls;
 pub(crate) mod portforward;
 pub(crate) mod remote;
+pub(crate) mod spdy;
+pub(crate) mod spdy_portforward;
+pub(crate) mod spdy_remote;
 pub(crate) mod tokens;
 
 use std::convert::Infallible;
@@ -144,7 +146,116 @@ pub(crate) fn choose_protocol<'a>(offered: &str, ours: &[&'a str]) -> Option<&'a
     ours.iter().find(|p| offered.contains(p)).copied()
 }
 
-/// One request: `GET /<kind>/<token>` upgrading to a WebSocket.
+/// Every value of header `name`, comma-separated lists split.
+fn header_values<'a>(req: &'a Request<hyper::body::Incoming>, name: &str) -> Vec<&'a str> {
+    req.headers()
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// The protocol to answer a SPDY upgrade with: the first the client offers that is ours
+/// (as the kubelet's handshake picks).
+pub(crate) fn negotiate<'a>(offered: &[&str], ours: &[&'a str]) -> Option<&'a str> {
+    offered
+        .iter()
+        .find_map(|o| ours.iter().find(|p| *p == o).copied())
+}
+
+/// A SPDY/3.1 upgrade of `/<kind>/<token>`, answered as the kubelet's streaming server
+/// does: `X-Stream-Protocol-Version` negotiated, 101 with `Upgrade: SPDY/3.1`.
+fn handle_spdy(
+    mut req: Request<hyper::body::Incoming>,
+    kind: &str,
+    token: &str,
+    streams: &Streams,
+    engine: Arc<Engine>,
+) -> Response<Full<Bytes>> {
+    if !header(&req, "connection")
+        .to_ascii_lowercase()
+        .contains("upgrade")
+    {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: missing upgrade headers in request",
+        );
+    }
+    let ours = if kind == "portforward" {
+        spdy_portforward::PROTOCOLS
+    } else {
+        spdy_remote::PROTOCOLS
+    };
+    let offered = header_values(&req, "x-stream-protocol-version");
+    if offered.is_empty() {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: header X-Stream-Protocol-Version does not exist in request",
+        );
+    }
+    let Some(protocol) = negotiate(&offered, ours) else {
+        let mut r = plain(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "unable to upgrade: unable to negotiate protocol: client supports [{}], server accepts [{}]",
+                offered.join(" "),
+                ours.join(" ")
+            ),
+        );
+        for p in ours {
+            r.headers_mut().append(
+                "x-accepted-stream-protocol-versions",
+                hyper::header::HeaderValue::from_static(p),
+            );
+        }
+        return r;
+    };
+    let pending = match streams.tokens.consume(token) {
+        Some(p) if p.kind() == kind => p,
+        _ => {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "no such session: unknown or expired token",
+            )
+        }
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => TokioIo::new(u),
+            Err(e) => {
+                tracing::debug!(error = %e, "CRI stream: SPDY upgrade failed");
+                return;
+            }
+        };
+        match pending {
+            Pending::Exec(r) => spdy_remote::exec(engine, r, upgraded, protocol).await,
+            Pending::Attach(r) => spdy_remote::attach(engine, r, upgraded, protocol).await,
+            Pending::PortForward(r) => spdy_portforward::serve(engine, r, upgraded).await,
+        }
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("SPDY/3.1"),
+    );
+    h.insert(
+        "x-stream-protocol-version",
+        hyper::header::HeaderValue::from_static(protocol),
+    );
+    r
+}
+
+/// One request: `GET /<kind>/<token>` upgrading to a WebSocket, or a SPDY/3.1 upgrade.
 fn handle(
     mut req: Request<hyper::body::Incoming>,
     streams: &Streams,
@@ -159,16 +270,13 @@ fn handle(
         return plain(StatusCode::NOT_FOUND, "404 page not found");
     }
     let upgrade = header(&req, "upgrade").to_ascii_lowercase();
-    if upgrade.starts_with("spdy/") {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "berth's CRI streaming server speaks WebSocket only, not SPDY (crictl: --transport websocket)",
-        );
+    if upgrade.contains("spdy/3.1") {
+        return handle_spdy(req, kind, token, streams, engine);
     }
     if upgrade != "websocket" || req.method() != hyper::Method::GET {
         return plain(
             StatusCode::BAD_REQUEST,
-            "this URL must be upgraded to a WebSocket (GET with Upgrade: websocket)",
+            "this URL must be upgraded to SPDY/3.1 or to a WebSocket (GET with Upgrade: websocket)",
         );
     }
     let key = header(&req, "sec-websocket-key").to_string();
@@ -257,5 +365,34 @@ mod tests {
         );
         assert_eq!(choose_protocol("channel.k8s.io", ours), None);
         assert_eq!(choose_protocol("", ours), None);
+    }
+
+    #[test]
+    fn spdy_protocol_is_the_clients_first_that_is_ours() {
+        // client-go offers v5 first: over SPDY the kubelet answers v4.
+        let offered = [
+            "v5.channel.k8s.io",
+            "v4.channel.k8s.io",
+            "v3.channel.k8s.io",
+        ];
+        assert_eq!(
+            negotiate(&offered, spdy_remote::PROTOCOLS),
+            Some("v4.channel.k8s.io")
+        );
+        assert_eq!(
+            negotiate(
+                &["v2.channel.k8s.io", "v4.channel.k8s.io"],
+                spdy_remote::PROTOCOLS
+            ),
+            Some("v2.channel.k8s.io")
+        );
+        assert_eq!(
+            negotiate(&["v5.channel.k8s.io"], spdy_remote::PROTOCOLS),
+            None
+        );
+        assert_eq!(
+            negotiate(&["portforward.k8s.io"], spdy_portforward::PROTOCOLS),
+            Some("portforward.k8s.io")
+        );
     }
 }

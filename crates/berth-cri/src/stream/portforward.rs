@@ -65,7 +65,7 @@ pub(crate) fn ports(query: &[i32], request: &[i32]) -> Result<Vec<u16>, String> 
 }
 
 /// The infra process of sandbox `id`, whose network namespace the ports are in.
-async fn infra_pid(engine: &Engine, id: &str) -> Result<i64, String> {
+pub(crate) async fn infra_pid(engine: &Engine, id: &str) -> Result<i64, String> {
     let v = engine
         .container_inspect(id)
         .await
@@ -77,7 +77,7 @@ async fn infra_pid(engine: &Engine, id: &str) -> Result<i64, String> {
 }
 
 /// Connects to 127.0.0.1:`port` in the network namespace of process `pid`.
-async fn dial(pid: i64, port: u16) -> Result<TcpStream, String> {
+pub(crate) async fn dial(pid: i64, port: u16) -> Result<TcpStream, String> {
     let std_stream = tokio::task::spawn_blocking(move || -> Result<std::net::TcpStream, String> {
         let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
             .map_err(|e| format!("cannot open the pod's network namespace: {e}"))?;
@@ -93,6 +93,11 @@ async fn dial(pid: i64, port: u16) -> Result<TcpStream, String> {
     .await
     .map_err(|e| e.to_string())??;
     TcpStream::from_std(std_stream).map_err(|e| e.to_string())
+}
+
+/// Why port `port` of the pod could not be forwarded (the kubelet's words).
+pub(crate) fn forward_error(port: u16, sandbox: &str, e: &str) -> String {
+    format!("error forwarding port {port} to pod {sandbox}, uid : {e}")
 }
 
 /// Serves one port-forward session on an upgraded connection.
@@ -135,10 +140,7 @@ where
                 readers.push(pump_out(rd, w.clone(), (2 * i) as u8));
             }
             Err(e) => {
-                let msg = format!(
-                    "error forwarding port {port} to pod {}, uid : {e}",
-                    req.pod_sandbox_id
-                );
+                let msg = forward_error(*port, &req.pod_sandbox_id, &e);
                 let _ = send(&w, (2 * i + 1) as u8, msg.as_bytes()).await;
                 writers.push(None);
             }

@@ -4,7 +4,9 @@
 //! the end: `Success`, or `Failure` with reason `NonZeroExitCode` and an `ExitCode` cause),
 //! 4 terminal resizes (`{"Width":W,"Height":H}`), and with v5, 255 closing the stream
 //! named by the next byte (the client's end of stdin). The process runs through the
-//! engine's exec and attach paths, as `docker exec` and `docker attach` do.
+//! engine's exec and attach paths, as `docker exec` and `docker attach` do; those paths,
+//! the output's split by stream ([`output`] into a [`Sink`]) and the final status are
+//! shared with SPDY ([`super::spdy_remote`]).
 
 use std::sync::Arc;
 
@@ -30,16 +32,33 @@ pub(crate) const CLOSE: u8 = 255;
 pub(crate) const PROTOCOLS: &[&str] = &["v5.channel.k8s.io", "v4.channel.k8s.io"];
 
 /// The largest resize message kept (a JSON object of two numbers).
-const RESIZE_MAX: usize = 4096;
+pub(crate) const RESIZE_MAX: usize = 4096;
+
+/// What a session ended with: `Ok(None)` for an attach, `Ok(Some(code))` for an exec's exit
+/// code, `Err` for why it could not run.
+pub(crate) type Outcome = Result<Option<i64>, String>;
+
+/// The failure a session ended with, in words (`None` for success): all the error stream
+/// carries before `v4.channel.k8s.io`.
+pub(crate) fn status_text(result: &Outcome) -> Option<String> {
+    match result {
+        Ok(None) | Ok(Some(0)) => None,
+        Ok(Some(code)) => Some(format!(
+            "command terminated with non-zero exit code: exit status {code}"
+        )),
+        Err(message) => Some(message.clone()),
+    }
+}
 
 /// The `metav1.Status` the error channel carries at the end.
-pub(crate) fn status_json(result: &Result<Option<i64>, String>) -> Vec<u8> {
+pub(crate) fn status_json(result: &Outcome) -> Vec<u8> {
+    let message = status_text(result);
     let v = match result {
         Ok(None) | Ok(Some(0)) => json!({"metadata": {}, "status": "Success"}),
         Ok(Some(code)) => json!({
             "metadata": {},
             "status": "Failure",
-            "message": format!("command terminated with non-zero exit code: exit status {code}"),
+            "message": message,
             "reason": "NonZeroExitCode",
             "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
         }),
@@ -66,13 +85,13 @@ pub(crate) fn parse_resize(msg: &[u8]) -> Option<(u16, u16)> {
 }
 
 /// What the client's messages do to the process.
-trait Target: Send + Sync {
+pub(crate) trait Target: Send + Sync {
     fn resize(&self, width: u16, height: u16) -> futures_util::future::BoxFuture<'_, ()>;
 }
 
-struct ExecTarget {
-    engine: Arc<Engine>,
-    exec_id: String,
+pub(crate) struct ExecTarget {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) exec_id: String,
 }
 
 impl Target for ExecTarget {
@@ -85,9 +104,9 @@ impl Target for ExecTarget {
     }
 }
 
-struct AttachTarget {
-    engine: Arc<Engine>,
-    id: String,
+pub(crate) struct AttachTarget {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) id: String,
 }
 
 impl Target for AttachTarget {
@@ -112,8 +131,91 @@ pub(crate) async fn send<W: AsyncWrite + Unpin>(
     ws::write_frame(&mut *w.lock().await, ws::OP_BINARY, &[&[channel], data]).await
 }
 
+/// Where the process's output goes: a message on the channel of its stream.
+pub(crate) trait Sink: Send + Sync {
+    fn send<'a>(
+        &'a self,
+        channel: u8,
+        data: &'a [u8],
+    ) -> futures_util::future::BoxFuture<'a, std::io::Result<()>>;
+}
+
+impl<W: AsyncWrite + Unpin + Send> Sink for Writer<W> {
+    fn send<'a>(
+        &'a self,
+        channel: u8,
+        data: &'a [u8],
+    ) -> futures_util::future::BoxFuture<'a, std::io::Result<()>> {
+        Box::pin(send(self, channel, data))
+    }
+}
+
+/// Starts `req`'s exec: its id, and the stream to the process when it has one.
+pub(crate) async fn start_exec(
+    engine: &Engine,
+    req: &ExecRequest,
+) -> Result<(String, Option<UnixStream>), String> {
+    let body = crate::pods::into_map(json!({
+        "Cmd": req.cmd,
+        "Tty": req.tty,
+        "AttachStdin": req.stdin,
+        "AttachStdout": req.stdout,
+        "AttachStderr": req.stderr && !req.tty,
+    }));
+    let exec_id = engine
+        .exec_create(&req.container_id, &body)
+        .await
+        .map_err(|e| e.to_string())?;
+    let start = engine
+        .exec_start(&exec_id, false, Some(req.tty))
+        .await
+        .map_err(|e| e.to_string())?;
+    let stream = start.start.await.map_err(|e| e.to_string())?;
+    Ok((exec_id, stream))
+}
+
+/// An exec's exit code, once its process ended.
+pub(crate) async fn exec_outcome(engine: &Arc<Engine>, exec_id: &str) -> Outcome {
+    crate::exec_sync::exit_code(engine, exec_id)
+        .await
+        .map(|c| Some(i64::from(c)))
+        .map_err(|s| s.message().to_string())
+}
+
+/// Attaches to `req`'s container: whether it has a terminal, and the stream to it.
+pub(crate) async fn start_attach(
+    engine: &Engine,
+    req: &AttachRequest,
+) -> Result<(bool, UnixStream), String> {
+    let streams = AttachStreams {
+        stdin: req.stdin,
+        stdout: req.stdout,
+        stderr: req.stderr,
+    };
+    let (tty, pending) = engine
+        .container_attach(&req.container_id, streams)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stream = pending.await.map_err(|e| e.to_string())?;
+    Ok((tty, stream))
+}
+
+/// Copies the process's output to `sink` until it ends: raw bytes on stdout with a
+/// terminal, else Docker's multiplexed stream split by channel.
+pub(crate) async fn output(
+    sr: &mut (impl AsyncRead + Unpin),
+    sink: &dyn Sink,
+    tty: bool,
+) -> std::io::Result<()> {
+    if tty {
+        raw_output(sr, sink).await
+    } else {
+        muxed_output(sr, sink).await
+    }
+}
+
 /// Sends the final status and closes the WebSocket.
-async fn finish<W: AsyncWrite + Unpin>(w: &Writer<W>, result: Result<Option<i64>, String>) {
+async fn finish<W: AsyncWrite + Unpin>(w: &Writer<W>, result: Outcome) {
     let mut w = w.lock().await;
     let _ = ws::write_frame(&mut *w, ws::OP_BINARY, &[&[ERROR], &status_json(&result)]).await;
     let _ = ws::write_close(&mut *w, ws::CLOSE_NORMAL).await;
@@ -127,26 +229,7 @@ where
 {
     let (r, w) = tokio::io::split(conn);
     let w = Arc::new(Mutex::new(w));
-    let body = crate::pods::into_map(json!({
-        "Cmd": req.cmd,
-        "Tty": req.tty,
-        "AttachStdin": req.stdin,
-        "AttachStdout": req.stdout,
-        "AttachStderr": req.stderr && !req.tty,
-    }));
-    let started = async {
-        let exec_id = engine
-            .exec_create(&req.container_id, &body)
-            .await
-            .map_err(|e| e.to_string())?;
-        let start = engine
-            .exec_start(&exec_id, false, Some(req.tty))
-            .await
-            .map_err(|e| e.to_string())?;
-        let stream = start.start.await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((exec_id, stream))
-    };
-    let (exec_id, stream) = match started.await {
+    let (exec_id, stream) = match start_exec(&engine, &req).await {
         Ok(s) => s,
         Err(e) => return finish(&w, Err(e)).await,
     };
@@ -157,11 +240,7 @@ where
     if let Some(stream) = stream {
         pump(r, &w, stream, req.tty, v5, &target).await;
     }
-    let code = crate::exec_sync::exit_code(&engine, &exec_id)
-        .await
-        .map(Some)
-        .map_err(|s| s.message().to_string());
-    finish(&w, code.map(|c| c.map(i64::from))).await;
+    finish(&w, exec_outcome(&engine, &exec_id).await).await;
 }
 
 /// Runs an attach session on an upgraded connection.
@@ -171,20 +250,7 @@ where
 {
     let (r, w) = tokio::io::split(conn);
     let w = Arc::new(Mutex::new(w));
-    let streams = AttachStreams {
-        stdin: req.stdin,
-        stdout: req.stdout,
-        stderr: req.stderr,
-    };
-    let attached = async {
-        let (tty, pending) = engine
-            .container_attach(&req.container_id, streams)
-            .await
-            .map_err(|e| e.to_string())?;
-        let stream = pending.await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((tty, stream))
-    };
-    let (tty, stream) = match attached.await {
+    let (tty, stream) = match start_attach(&engine, &req).await {
         Ok(s) => s,
         Err(e) => return finish(&w, Err(e)).await,
     };
@@ -207,7 +273,7 @@ async fn pump<R, W>(
     target: &dyn Target,
 ) where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    W: AsyncWrite + Unpin + Send,
 {
     let (mut sr, mut sw) = shim.into_split();
     let input = async {
@@ -219,12 +285,7 @@ async fn pump<R, W>(
         std::future::pending::<()>().await
     };
     let output = async {
-        let result = if tty {
-            raw_output(&mut sr, w).await
-        } else {
-            muxed_output(&mut sr, w).await
-        };
-        if let Err(e) = result {
+        if let Err(e) = output(&mut sr, w, tty).await {
             tracing::debug!(error = %e, "CRI stream: output");
         }
     };
@@ -351,26 +412,20 @@ where
 }
 
 /// A tty's output: raw bytes, all on stdout.
-async fn raw_output<W: AsyncWrite + Unpin>(
-    sr: &mut (impl AsyncRead + Unpin),
-    w: &Writer<W>,
-) -> std::io::Result<()> {
+async fn raw_output(sr: &mut (impl AsyncRead + Unpin), w: &dyn Sink) -> std::io::Result<()> {
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let n = sr.read(&mut buf).await?;
         if n == 0 {
             return Ok(());
         }
-        send(w, STDOUT, &buf[..n]).await?;
+        w.send(STDOUT, &buf[..n]).await?;
     }
 }
 
 /// Docker's multiplexed output (8-byte headers: stream, 3 zeros, big-endian length), each
 /// part sent on its channel.
-async fn muxed_output<W: AsyncWrite + Unpin>(
-    sr: &mut (impl AsyncRead + Unpin),
-    w: &Writer<W>,
-) -> std::io::Result<()> {
+async fn muxed_output(sr: &mut (impl AsyncRead + Unpin), w: &dyn Sink) -> std::io::Result<()> {
     let mut header = [0u8; 8];
     let mut buf = vec![0u8; 32 * 1024];
     loop {
@@ -388,7 +443,7 @@ async fn muxed_output<W: AsyncWrite + Unpin>(
             if n == 0 {
                 return Ok(());
             }
-            send(w, channel, &buf[..n]).await?;
+            w.send(channel, &buf[..n]).await?;
             left -= n;
         }
     }
