@@ -1,0 +1,104 @@
+"""CRI security contexts and mounts through crictl (issue 19): ExecSync's timeout (the
+process killed before the answer), masked and read-only paths from the request, seccomp
+RuntimeDefault / Localhost / Unconfined at the pod and container level, and bind mounts
+with rshared / rslave propagation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import leak_check
+from test_cri import cri_daemon, cri_registry, crictl_bin, pulled_busybox, write_json  # noqa: F401 (fixtures)
+
+
+class Pod:
+    """A pod sandbox on a CRI-enabled berthd, with the busybox test image pulled."""
+
+    def __init__(self, d, crictl, ref: str, workdir: Path, name: str, linux: dict | None = None):
+        self.d, self.crictl, self.ref, self.workdir = d, crictl, ref, workdir / name
+        self.workdir.mkdir()
+        self.config = write_json(self.workdir / "pod.json", {
+            "metadata": {"name": name, "namespace": "n", "uid": f"u-{name}"}, "linux": linux or {}})
+        self.id = crictl("runp", str(self.config)).stdout.strip()
+        self.n = 0
+
+    def create(self, linux: dict | None = None, command: list[str] | None = None, **extra) -> subprocess.CompletedProcess[str]:
+        self.n += 1
+        config = write_json(self.workdir / f"c{self.n}.json", {
+            "metadata": {"name": f"c{self.n}"}, "image": {"image": self.ref},
+            "command": command or ["busybox", "sleep", "600"], "linux": linux or {}, **extra})
+        return self.crictl("create", self.id, str(config), str(self.config), check=False)
+
+    def run(self, linux: dict | None = None, **extra) -> str:
+        created = self.create(linux, **extra)
+        assert created.returncode == 0, created.stderr
+        cid = created.stdout.strip()
+        self.crictl("start", cid)
+        return cid
+
+    def exec(self, cid: str, *cmd: str, timeout: int | None = None) -> subprocess.CompletedProcess[str]:
+        t = ["--timeout", str(timeout)] if timeout else []
+        return self.crictl("exec", "-s", *t, cid, *cmd, check=False)
+
+
+@pytest.fixture
+def cri_pod(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    """Factory: a pod (its `linux` config given) on one CRI daemon, leak-checked after."""
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    try:
+        ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
+        pods: list[Pod] = []
+
+        def make(linux: dict | None = None) -> Pod:
+            pods.append(Pod(d, crictl, ref, workdir, f"pod{len(pods)}", linux))
+            return pods[-1]
+
+        yield make
+        for p in pods:
+            crictl("stopp", p.id, check=False)
+            crictl("rmp", p.id, check=False)
+    finally:
+        leak_check(d)
+
+
+def inspect(pod: Pod, cid: str) -> dict:
+    return pod.crictl.json("inspect", cid)["info"]
+
+
+def test_exec_sync_timeout_kills_before_answering(cri_pod):
+    """A timed-out ExecSync answers DeadlineExceeded, and its process is gone by then
+    (critest looks for it right after the answer)."""
+    pod = cri_pod()
+    cid = pod.run()
+    r = pod.exec(cid, "busybox", "sleep", "4321", timeout=1)
+    assert r.returncode != 0 and "DeadlineExceeded" in r.stderr and "timed out" in r.stderr, r.stderr
+    left = pod.exec(cid, "busybox", "ps", "-o", "args")
+    assert left.returncode == 0 and "sleep 4321" not in left.stdout, left.stdout
+
+
+def mount_points(pod: Pod, cid: str) -> list[str]:
+    info = pod.exec(cid, "cat", "/proc/self/mountinfo")
+    assert info.returncode == 0, info.stderr
+    return [l.split(" ")[4] for l in info.stdout.splitlines() if l.strip()]
+
+
+def test_masked_and_readonly_paths(cri_pod):
+    """The request's masked and read-only paths replace the runtime's defaults; none
+    asked (the protocol cannot tell an empty list from none) keeps the defaults."""
+    pod = cri_pod()
+    cid = pod.run({"security_context": {"masked_paths": ["/bin/ls"], "readonly_paths": ["/etc"]}})
+    ls = pod.exec(cid, "/bin/ls", "/")
+    assert ls.returncode != 0 and "permission denied" in ls.stderr.lower(), ls
+    touch = pod.exec(cid, "sh", "-c", "echo x > /etc/new")
+    assert touch.returncode != 0 and "Read-only file system" in touch.stderr, touch
+    points = mount_points(pod, cid)
+    assert "/bin/ls" in points and "/proc/keys" not in points, points
+    default = pod.run()
+    points = mount_points(pod, default)
+    assert "/proc/keys" in points and "/bin/ls" not in points, points
+    assert pod.exec(default, "sh", "-c", "echo x > /etc/new").returncode == 0
