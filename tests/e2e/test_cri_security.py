@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import leak_check
+from conftest import leak_check, poll
 from test_cri import cri_daemon, cri_registry, crictl_bin, pulled_busybox, write_json  # noqa: F401 (fixtures)
 
 
@@ -102,3 +102,46 @@ def test_masked_and_readonly_paths(cri_pod):
     points = mount_points(pod, default)
     assert "/proc/keys" in points and "/bin/ls" not in points, points
     assert pod.exec(default, "sh", "-c", "echo x > /etc/new").returncode == 0
+
+
+
+RUNTIME_DEFAULT, UNCONFINED, LOCALHOST = 0, 1, 2
+
+
+def seccomp_mode(pod: Pod, cid: str) -> str:
+    """The `Seccomp:` of the container's main process (0 none, 2 a filter)."""
+    pid = pod.crictl.json("inspect", cid)["info"]["State"]["Pid"]
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return next(l.split()[1] for l in lines if l.startswith("Seccomp:"))
+
+
+def exit_code(pod: Pod, cid: str) -> int:
+    status = poll(lambda: (s := pod.crictl.json("inspect", cid)["status"])["state"] == "CONTAINER_EXITED" and s,
+                  30, "the container to exit")
+    return status["exitCode"]
+
+
+def test_seccomp_profiles(cri_pod, workdir):
+    """RuntimeDefault is the engine's profile, Unconfined and no profile none, Localhost
+    the node's file; the container's profile wins over its pod's; privileged: none."""
+    blocks_chmod = write_json(workdir / "block-chmod.json", {
+        "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chmod", "fchmodat"], "action": "SCMP_ACT_ERRNO"}]})
+    local = {"profile_type": LOCALHOST, "localhost_ref": str(blocks_chmod)}
+
+    def sec(profile: dict | None, **more) -> dict:
+        return {"security_context": {**({"seccomp": profile} if profile else {}), **more}}
+
+    pod = cri_pod(sec({"profile_type": RUNTIME_DEFAULT}))
+    assert seccomp_mode(pod, pod.run()) == "2", "the pod's RuntimeDefault"
+    assert seccomp_mode(pod, pod.run(sec({"profile_type": UNCONFINED}))) == "0", "the container's Unconfined"
+    assert seccomp_mode(pod, pod.run(sec(local, privileged=True))) == "0", "privileged: no filter"
+    chmod = ["sh", "-c", "busybox chmod 700 /bin; exit $?"]
+    assert exit_code(pod, pod.run(sec(local), command=chmod)) == 1, "chmod blocked by the localhost profile"
+    assert exit_code(pod, pod.run(sec({"profile_type": UNCONFINED}), command=chmod)) == 0
+
+    bare = cri_pod()
+    assert seccomp_mode(bare, bare.run()) == "0", "no profile anywhere: unconfined (containerd's reading)"
+    for bad, why in [({"profile_type": LOCALHOST, "localhost_ref": "rel.json"}, "must be an absolute path"),
+                     ({"profile_type": LOCALHOST, "localhost_ref": str(workdir / "none.json")}, "cannot load seccomp profile")]:
+        r = bare.create(sec(bad))
+        assert r.returncode != 0 and "InvalidArgument" in r.stderr and why in r.stderr, r.stderr

@@ -20,6 +20,7 @@ mod labels;
 mod pause;
 mod pods;
 mod runtime;
+mod seccomp;
 mod server;
 mod stats;
 mod stream;
