@@ -5,7 +5,7 @@ with rshared / rslave propagation."""
 
 from __future__ import annotations
 
-import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -145,3 +145,51 @@ def test_seccomp_profiles(cri_pod, workdir):
                      ({"profile_type": LOCALHOST, "localhost_ref": str(workdir / "none.json")}, "cannot load seccomp profile")]:
         r = bare.create(sec(bad))
         assert r.returncode != 0 and "InvalidArgument" in r.stderr and why in r.stderr, r.stderr
+
+
+HOST_TO_CONTAINER, BIDIRECTIONAL = 1, 2
+
+
+def test_mount_propagation(cri_pod, workdir):
+    """A bidirectional mount (rshared) shows the container's mounts on the host and the
+    host's in the container; host-to-container (rslave) only the host's."""
+    made: list[Path] = []
+
+    def mount(*args: str, target: Path) -> None:
+        subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
+        made.append(target)
+
+    try:
+        sources = {}
+        for name in ("shared", "slave"):
+            src = workdir / name
+            (src / "inner").mkdir(parents=True)
+            mount("--bind", str(src), str(src), target=src)
+            mount("--make-rshared", str(src), target=src)
+            sources[name] = src
+        pod = cri_pod()
+
+        def run(name: str, propagation: int) -> str:
+            src = str(sources[name])
+            return pod.run({"security_context": {"privileged": True}},
+                           mounts=[{"host_path": src, "container_path": src, "propagation": propagation}])
+
+        shared, slave = run("shared", BIDIRECTIONAL), run("slave", HOST_TO_CONTAINER)
+        for name, cid in (("shared", shared), ("slave", slave)):
+            inner = sources[name] / "inner"
+            # The container mounts its /etc over inner: only the rshared one reaches the host.
+            m = pod.exec(cid, "busybox", "mount", "--bind", "/etc", str(inner))
+            assert m.returncode == 0, m.stderr
+            assert ("passwd" in os.listdir(inner) or "hosts" in os.listdir(inner)) == (name == "shared"), (name, os.listdir(inner))
+            if name == "shared":
+                made.append(inner)
+            # The host mounts a tmpfs with a file under the source: both containers see it.
+            host_side = sources[name] / "from-host"
+            host_side.mkdir()
+            mount("-t", "tmpfs", "tmpfs", str(host_side), target=host_side)
+            (host_side / "flag").write_text("x")
+            seen = pod.exec(cid, "busybox", "ls", str(host_side))
+            assert seen.returncode == 0 and "flag" in seen.stdout, (name, seen)
+    finally:
+        for target in reversed(made):
+            subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=30)
