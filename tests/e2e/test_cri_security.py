@@ -139,6 +139,17 @@ def test_seccomp_profiles(cri_pod, workdir):
     assert exit_code(pod, pod.run(sec(local), command=chmod)) == 1, "chmod blocked by the localhost profile"
     assert exit_code(pod, pod.run(sec({"profile_type": UNCONFINED}), command=chmod)) == 0
 
+    # Exec'd processes (ExecSync) run under the container's filter too, as with runc.
+    default, blocked = pod.run(), pod.run(sec(local, capabilities={"add_capabilities": ["SYS_ADMIN"]}))
+    status = pod.exec(default, "busybox", "grep", "Seccomp:", "/proc/self/status")
+    assert status.returncode == 0 and status.stdout.split()[1] == "2", status
+    denied = pod.exec(blocked, "busybox", "chmod", "700", "/bin")
+    assert denied.returncode != 0 and "Operation not permitted" in denied.stderr, denied
+    assert pod.exec(blocked, "busybox", "hostname", "renamed").returncode == 0, "SYS_ADMIN, not blocked"
+    unconfined = pod.run(sec({"profile_type": UNCONFINED}))
+    status = pod.exec(unconfined, "busybox", "grep", "Seccomp:", "/proc/self/status")
+    assert status.returncode == 0 and status.stdout.split()[1] == "0", status
+
     bare = cri_pod()
     assert seccomp_mode(bare, bare.run()) == "0", "no profile anywhere: unconfined (containerd's reading)"
     for bad, why in [({"profile_type": LOCALHOST, "localhost_ref": "rel.json"}, "must be an absolute path"),
