@@ -163,7 +163,8 @@ HOST_TO_CONTAINER, BIDIRECTIONAL = 1, 2
 
 def test_mount_propagation(cri_pod, workdir):
     """A bidirectional mount (rshared) shows the container's mounts on the host and the
-    host's in the container; host-to-container (rslave) only the host's."""
+    host's in the container; host-to-container (rslave) only the host's; either on a
+    private host mount is refused."""
     made: list[Path] = []
 
     def mount(*args: str, target: Path) -> None:
@@ -172,13 +173,19 @@ def test_mount_propagation(cri_pod, workdir):
 
     try:
         sources = {}
-        for name in ("shared", "slave"):
+        for name, kind in (("shared", "--make-rshared"), ("slave", "--make-rshared"), ("private", "--make-rprivate")):
             src = workdir / name
             (src / "inner").mkdir(parents=True)
             mount("--bind", str(src), str(src), target=src)
-            mount("--make-rshared", str(src), target=src)
+            mount(kind, str(src), target=src)
             sources[name] = src
         pod = cri_pod()
+        # Nothing could propagate from a private mount: refused, in containerd's words.
+        for propagation, what in ((BIDIRECTIONAL, "a shared mount"), (HOST_TO_CONTAINER, "a shared or slave mount")):
+            src = str(sources["private"])
+            r = pod.create(mounts=[{"host_path": src, "container_path": "/p", "propagation": propagation}])
+            said = r.stderr.replace('\\"', '"')
+            assert r.returncode != 0 and f'is mounted on "{src}" but it is not {what}' in said, r.stderr
 
         def run(name: str, propagation: int) -> str:
             src = str(sources[name])

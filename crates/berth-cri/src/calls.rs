@@ -13,6 +13,7 @@ use tonic::Status;
 
 use crate::ctrs::{self, Sandbox};
 use crate::labels::{self, Labels};
+use crate::propagation;
 use crate::proto::*;
 use crate::runtime::Runtime;
 use crate::seccomp;
@@ -292,6 +293,7 @@ impl Runtime {
             security.is_some_and(|s| s.privileged),
         )?;
         let seccomp_opt = seccomp::security_opt(&choice).await?;
+        propagation::check_mounts(&config.mounts).await?;
         let (name, body, log) = ctrs::create_body(&sandbox, &config, seccomp_opt)?;
         if let Some(dir) = log.as_deref().and_then(Path::parent) {
             make_log_dir(dir).await?;

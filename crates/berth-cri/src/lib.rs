@@ -19,6 +19,7 @@ mod images;
 mod labels;
 mod pause;
 mod pods;
+mod propagation;
 mod runtime;
 mod seccomp;
 mod server;
