@@ -888,8 +888,8 @@ CRITEST_IMAGES = {
 
 
 def critest_rootfs(path: Path) -> Path:
-    """busybox-static with every applet linked, /tmp, and the users and groups of
-    busybox's image plus cri-tools' image-predefined-group."""
+    """busybox-static with every applet linked, /tmp, a pgrep, and the users and groups
+    of busybox's image plus cri-tools' image-predefined-group."""
     import io
     import tarfile
     from images_util import BUSYBOX
@@ -898,6 +898,9 @@ def critest_rootfs(path: Path) -> Path:
         "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\n"
                       "default-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
         "etc/group": "root:x:0:\nwww-data:x:33:\ndefault-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\nnogroup:x:65534:\n",
+        # The upstream busybox image has pgrep (critest's execSync-timeout spec runs
+        # `pgrep sleep`); busybox-static has pidof only.
+        "bin/pgrep": "#!/bin/sh\npids=$(pidof \"$1\") || exit 1\nfor p in $pids; do echo \"$p\"; done\n",
     }
     with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
         for name in ("bin", "etc", "tmp", "root", "home", "var", "var/www"):
@@ -915,7 +918,7 @@ def critest_rootfs(path: Path) -> Path:
                 tar.addfile(link)
         for name, text in files.items():
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(text), 0o644
+            info.size, info.mode = len(text), 0o755 if name.startswith("bin/") else 0o644
             tar.addfile(info, io.BytesIO(text.encode()))
     return path
 

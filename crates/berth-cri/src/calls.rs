@@ -13,8 +13,10 @@ use tonic::Status;
 
 use crate::ctrs::{self, Sandbox};
 use crate::labels::{self, Labels};
+use crate::propagation;
 use crate::proto::*;
 use crate::runtime::Runtime;
+use crate::seccomp;
 use crate::{cni, engine_status, exec_sync, pods};
 
 /// How long the sandbox's infra process gets to exit on SIGTERM (it exits at once).
@@ -276,7 +278,23 @@ impl Runtime {
             .inspect(&req.pod_sandbox_id, labels::TYPE_SANDBOX)
             .await?;
         let sandbox = Sandbox::of(&v).ok_or_else(|| not_found("sandbox", &req.pod_sandbox_id))?;
-        let (name, body, log) = ctrs::create_body(&sandbox, &config)?;
+        let security = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref());
+        let pod_security = req
+            .sandbox_config
+            .as_ref()
+            .and_then(|p| p.linux.as_ref())
+            .and_then(|l| l.security_context.as_ref());
+        let choice = seccomp::choose(
+            pod_security.and_then(|s| s.seccomp.as_ref()),
+            security.and_then(|s| s.seccomp.as_ref()),
+            security.is_some_and(|s| s.privileged),
+        )?;
+        let seccomp_opt = seccomp::security_opt(&choice).await?;
+        propagation::check_mounts(&config.mounts).await?;
+        let (name, body, log) = ctrs::create_body(&sandbox, &config, seccomp_opt)?;
         if let Some(dir) = log.as_deref().and_then(Path::parent) {
             make_log_dir(dir).await?;
         }

@@ -45,7 +45,12 @@ pub(crate) type Planned = (String, Map<String, Value>, Option<PathBuf>);
 
 /// The engine's create request for `config` in `sandbox`, its container name, and the
 /// log file (when the sandbox has a log directory and the container a log path).
-pub(crate) fn create_body(sandbox: &Sandbox, config: &ContainerConfig) -> Result<Planned, Status> {
+/// `seccomp`: the `SecurityOpt` entry [`crate::seccomp::security_opt`] made, if any.
+pub(crate) fn create_body(
+    sandbox: &Sandbox,
+    config: &ContainerConfig,
+    seccomp: Option<String>,
+) -> Result<Planned, Status> {
     let meta = config
         .metadata
         .as_ref()
@@ -123,8 +128,14 @@ pub(crate) fn create_body(sandbox: &Sandbox, config: &ContainerConfig) -> Result
             .collect();
         host_config["GroupAdd"] = json!(groups);
     }
-    if security.no_new_privs {
-        host_config["SecurityOpt"] = json!(["no-new-privileges"]);
+    let security_opt: Vec<String> = security
+        .no_new_privs
+        .then(|| "no-new-privileges".to_string())
+        .into_iter()
+        .chain(seccomp)
+        .collect();
+    if !security_opt.is_empty() {
+        host_config["SecurityOpt"] = json!(security_opt);
     }
     if !security.masked_paths.is_empty() {
         host_config["MaskedPaths"] = json!(security.masked_paths);
@@ -479,7 +490,7 @@ mod tests {
 
     #[test]
     fn a_container_joins_its_sandbox() {
-        let (name, body, log) = create_body(&sandbox(), &config()).unwrap();
+        let (name, body, log) = create_body(&sandbox(), &config(), None).unwrap();
         assert_eq!(name, "k8s_app_web_ns_u1_1");
         assert_eq!(log, Some(PathBuf::from("/var/log/pods/u1/app/1.log")));
         let hc = &body["HostConfig"];
@@ -532,13 +543,16 @@ mod tests {
                 ..Default::default()
             }),
         });
-        let (_, body, _) = create_body(&sandbox(), &c).unwrap();
+        let (_, body, _) = create_body(&sandbox(), &c, Some("seccomp=unconfined".into())).unwrap();
         let hc = &body["HostConfig"];
         assert_eq!(hc["PidMode"], "", "CONTAINER: a PID namespace of its own");
         assert!(body.get("Entrypoint").is_none());
         assert_eq!(body["User"], "1000:10");
         assert_eq!(hc["GroupAdd"], json!(["5"]));
-        assert_eq!(hc["SecurityOpt"], json!(["no-new-privileges"]));
+        assert_eq!(
+            hc["SecurityOpt"],
+            json!(["no-new-privileges", "seccomp=unconfined"])
+        );
         assert_eq!(hc["ReadonlyRootfs"], true);
         assert_eq!(hc["CapAdd"], json!(["NET_ADMIN"]));
         assert_eq!(hc["CapDrop"], json!(["ALL"]));
@@ -576,14 +590,14 @@ mod tests {
         for (i, f) in cases.iter().enumerate() {
             let mut c = config();
             f(&mut c);
-            let e = create_body(&sandbox(), &c).unwrap_err();
+            let e = create_body(&sandbox(), &c, None).unwrap_err();
             assert_eq!(e.code(), tonic::Code::InvalidArgument, "case {i}: {e:?}");
         }
     }
 
     #[test]
     fn status_reads_state_and_exit() {
-        let (_, body, _) = create_body(&sandbox(), &config()).unwrap();
+        let (_, body, _) = create_body(&sandbox(), &config(), None).unwrap();
         let mut inspect = json!({
             "Id": "c1", "Image": "sha256:img", "Created": "2024-01-01T00:00:00Z",
             "Config": {"Labels": body["Labels"]},

@@ -1,6 +1,8 @@
 //! `ExecSync` through the engine's exec path (`docker exec` without a tty): the process's
 //! multiplexed output read to its end, each stream kept up to [`OUTPUT_MAX`], then its exit
-//! code. A timeout kills the process (through a pidfd opened while it is known to run).
+//! code. A timeout kills the process (through a pidfd opened while it is known to run) and
+//! answers `DeadlineExceeded` once the engine has seen it end, as containerd does: the
+//! kubelet and critest look for the process right after the answer.
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -97,6 +99,10 @@ pub(crate) async fn run(
         Ok(r) => r,
         Err(_) => {
             kill(engine, &exec_id).await;
+            // The answer waits for the end (bounded), so no caller sees the process after it.
+            if let Err(e) = exit_code(engine, &exec_id).await {
+                tracing::warn!(exec_id, error = %e, "CRI ExecSync: the timed-out process did not end");
+            }
             Err(Status::deadline_exceeded(format!(
                 "command {cmd:?} timed out after {timeout}s"
             )))

@@ -241,6 +241,25 @@ async fn lifecycle_through_the_runtime_trait() {
     }
     assert_eq!(done.exit_code, Some(0));
 
+    // An exec'd process runs under the container's seccomp filter (libcontainer's tenant
+    // builder leaves it out of the spec; the shim's executor loads it).
+    let (_, stream) =
+        w.rt.exec(
+            "life",
+            "x2",
+            ExecProcess {
+                args: vec!["cat".into(), "/proc/self/status".into()],
+                ..Default::default()
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    stream.unwrap().read_to_end(&mut out).await.unwrap();
+    let status = String::from_utf8_lossy(&stdout_of(&out)).into_owned();
+    assert!(status.contains("Seccomp:\t2"), "{status}");
+
     assert_eq!(
         w.rt.delete("life").await.unwrap_err().kind(),
         ErrorKind::Conflict

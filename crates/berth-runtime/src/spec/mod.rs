@@ -59,6 +59,15 @@ pub fn build_spec(input: &ContainerSpecInput) -> Result<Spec, RuntimeError> {
     if let Some(s) = seccomp {
         linux["seccomp"] = serde_json::to_value(s).map_err(internal)?;
     }
+    // moby: a shared bind keeps the root's propagation shared, or what the container
+    // mounts there never reaches the host (libcontainer's default makes `/` a slave).
+    if input
+        .mounts
+        .iter()
+        .any(|m| matches!(m.propagation.as_deref(), Some("shared" | "rshared")))
+    {
+        linux["rootfsPropagation"] = json!("shared");
+    }
     if !input.sysctls.is_empty() {
         linux["sysctl"] = json!(input.sysctls);
     }

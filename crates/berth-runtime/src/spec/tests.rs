@@ -770,6 +770,27 @@ fn user_mounts_override_defaults_and_sort_parents_first() {
 }
 
 #[test]
+fn a_shared_bind_keeps_the_root_shared() {
+    let mut i = base();
+    let bind = |propagation: &str| BindMount {
+        source: "/data".into(),
+        destination: "/data".into(),
+        readonly: false,
+        propagation: Some(propagation.into()),
+    };
+    i.mounts = vec![bind("rslave")];
+    let linux = ok(&i).linux().clone().unwrap();
+    assert_eq!(
+        linux.rootfs_propagation(),
+        &None,
+        "libcontainer's default: slave"
+    );
+    i.mounts.push(bind("rshared"));
+    let linux = ok(&i).linux().clone().unwrap();
+    assert_eq!(linux.rootfs_propagation().as_deref(), Some("shared"));
+}
+
+#[test]
 fn devices_are_created_and_allowed() {
     let mut i = base();
     i.devices = vec![Device {

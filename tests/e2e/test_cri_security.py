@@ -1,0 +1,213 @@
+"""CRI security contexts and mounts through crictl (issue 19): ExecSync's timeout (the
+process killed before the answer), masked and read-only paths from the request, seccomp
+RuntimeDefault / Localhost / Unconfined at the pod and container level, and bind mounts
+with rshared / rslave propagation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import leak_check, poll
+from test_cri import cri_daemon, cri_registry, crictl_bin, pulled_busybox, write_json  # noqa: F401 (fixtures)
+
+
+class Pod:
+    """A pod sandbox on a CRI-enabled berthd, with the busybox test image pulled."""
+
+    def __init__(self, d, crictl, ref: str, workdir: Path, name: str, linux: dict | None = None):
+        self.d, self.crictl, self.ref, self.workdir = d, crictl, ref, workdir / name
+        self.workdir.mkdir()
+        self.config = write_json(self.workdir / "pod.json", {
+            "metadata": {"name": name, "namespace": "n", "uid": f"u-{name}"}, "linux": linux or {}})
+        self.id = crictl("runp", str(self.config)).stdout.strip()
+        self.n = 0
+
+    def create(self, linux: dict | None = None, command: list[str] | None = None, **extra) -> subprocess.CompletedProcess[str]:
+        self.n += 1
+        config = write_json(self.workdir / f"c{self.n}.json", {
+            "metadata": {"name": f"c{self.n}"}, "image": {"image": self.ref},
+            "command": command or ["busybox", "sleep", "600"], "linux": linux or {}, **extra})
+        return self.crictl("create", self.id, str(config), str(self.config), check=False)
+
+    def run(self, linux: dict | None = None, **extra) -> str:
+        created = self.create(linux, **extra)
+        assert created.returncode == 0, created.stderr
+        cid = created.stdout.strip()
+        self.crictl("start", cid)
+        return cid
+
+    def exec(self, cid: str, *cmd: str, timeout: int | None = None) -> subprocess.CompletedProcess[str]:
+        t = ["--timeout", str(timeout)] if timeout else []
+        return self.crictl("exec", "-s", *t, cid, *cmd, check=False)
+
+
+@pytest.fixture
+def cri_pod(berthd, docker, docker_env, workdir, crictl_bin, cri_registry):
+    """Factory: a pod (its `linux` config given) on one CRI daemon, leak-checked after."""
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    try:
+        ref = pulled_busybox(docker, d, workdir, crictl, cri_registry)
+        pods: list[Pod] = []
+
+        def make(linux: dict | None = None) -> Pod:
+            pods.append(Pod(d, crictl, ref, workdir, f"pod{len(pods)}", linux))
+            return pods[-1]
+
+        yield make
+        for p in pods:
+            crictl("stopp", p.id, check=False)
+            crictl("rmp", p.id, check=False)
+    finally:
+        leak_check(d)
+
+
+def inspect(pod: Pod, cid: str) -> dict:
+    return pod.crictl.json("inspect", cid)["info"]
+
+
+def test_exec_sync_timeout_kills_before_answering(cri_pod):
+    """A timed-out ExecSync answers DeadlineExceeded, and its process is gone by then
+    (critest looks for it right after the answer)."""
+    pod = cri_pod()
+    cid = pod.run()
+    r = pod.exec(cid, "busybox", "sleep", "4321", timeout=1)
+    assert r.returncode != 0 and "DeadlineExceeded" in r.stderr and "timed out" in r.stderr, r.stderr
+    left = pod.exec(cid, "busybox", "ps", "-o", "args")
+    assert left.returncode == 0 and "sleep 4321" not in left.stdout, left.stdout
+
+
+def mount_points(pod: Pod, cid: str) -> list[str]:
+    info = pod.exec(cid, "cat", "/proc/self/mountinfo")
+    assert info.returncode == 0, info.stderr
+    return [l.split(" ")[4] for l in info.stdout.splitlines() if l.strip()]
+
+
+def test_masked_and_readonly_paths(cri_pod):
+    """The request's masked and read-only paths replace the runtime's defaults; none
+    asked (the protocol cannot tell an empty list from none) keeps the defaults."""
+    pod = cri_pod()
+    cid = pod.run({"security_context": {"masked_paths": ["/bin/ls"], "readonly_paths": ["/etc"]}})
+    ls = pod.exec(cid, "/bin/ls", "/")
+    assert ls.returncode != 0 and "permission denied" in ls.stderr.lower(), ls
+    touch = pod.exec(cid, "sh", "-c", "echo x > /etc/new")
+    assert touch.returncode != 0 and "Read-only file system" in touch.stderr, touch
+    points = mount_points(pod, cid)
+    assert "/bin/ls" in points and "/proc/keys" not in points, points
+    default = pod.run()
+    points = mount_points(pod, default)
+    assert "/proc/keys" in points and "/bin/ls" not in points, points
+    assert pod.exec(default, "sh", "-c", "echo x > /etc/new").returncode == 0
+
+
+
+RUNTIME_DEFAULT, UNCONFINED, LOCALHOST = 0, 1, 2
+
+
+def seccomp_mode(pod: Pod, cid: str) -> str:
+    """The `Seccomp:` of the container's main process (0 none, 2 a filter)."""
+    pid = pod.crictl.json("inspect", cid)["info"]["State"]["Pid"]
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return next(l.split()[1] for l in lines if l.startswith("Seccomp:"))
+
+
+def exit_code(pod: Pod, cid: str) -> int:
+    status = poll(lambda: (s := pod.crictl.json("inspect", cid)["status"])["state"] == "CONTAINER_EXITED" and s,
+                  30, "the container to exit")
+    return status["exitCode"]
+
+
+def test_seccomp_profiles(cri_pod, workdir):
+    """RuntimeDefault is the engine's profile, Unconfined and no profile none, Localhost
+    the node's file; the container's profile wins over its pod's; privileged: none."""
+    blocks_chmod = write_json(workdir / "block-chmod.json", {
+        "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["chmod", "fchmodat"], "action": "SCMP_ACT_ERRNO"}]})
+    local = {"profile_type": LOCALHOST, "localhost_ref": str(blocks_chmod)}
+
+    def sec(profile: dict | None, **more) -> dict:
+        return {"security_context": {**({"seccomp": profile} if profile else {}), **more}}
+
+    pod = cri_pod(sec({"profile_type": RUNTIME_DEFAULT}))
+    assert seccomp_mode(pod, pod.run()) == "2", "the pod's RuntimeDefault"
+    assert seccomp_mode(pod, pod.run(sec({"profile_type": UNCONFINED}))) == "0", "the container's Unconfined"
+    assert seccomp_mode(pod, pod.run(sec(local, privileged=True))) == "0", "privileged: no filter"
+    chmod = ["sh", "-c", "busybox chmod 700 /bin; exit $?"]
+    assert exit_code(pod, pod.run(sec(local), command=chmod)) == 1, "chmod blocked by the localhost profile"
+    assert exit_code(pod, pod.run(sec({"profile_type": UNCONFINED}), command=chmod)) == 0
+
+    # Exec'd processes (ExecSync) run under the container's filter too, as with runc.
+    default, blocked = pod.run(), pod.run(sec(local, capabilities={"add_capabilities": ["SYS_ADMIN"]}))
+    status = pod.exec(default, "busybox", "grep", "Seccomp:", "/proc/self/status")
+    assert status.returncode == 0 and status.stdout.split()[1] == "2", status
+    denied = pod.exec(blocked, "busybox", "chmod", "700", "/bin")
+    assert denied.returncode != 0 and "Operation not permitted" in denied.stderr, denied
+    assert pod.exec(blocked, "busybox", "hostname", "renamed").returncode == 0, "SYS_ADMIN, not blocked"
+    unconfined = pod.run(sec({"profile_type": UNCONFINED}))
+    status = pod.exec(unconfined, "busybox", "grep", "Seccomp:", "/proc/self/status")
+    assert status.returncode == 0 and status.stdout.split()[1] == "0", status
+
+    bare = cri_pod()
+    assert seccomp_mode(bare, bare.run()) == "0", "no profile anywhere: unconfined (containerd's reading)"
+    for bad, why in [({"profile_type": LOCALHOST, "localhost_ref": "rel.json"}, "must be an absolute path"),
+                     ({"profile_type": LOCALHOST, "localhost_ref": str(workdir / "none.json")}, "cannot load seccomp profile")]:
+        r = bare.create(sec(bad))
+        assert r.returncode != 0 and "InvalidArgument" in r.stderr and why in r.stderr, r.stderr
+
+
+HOST_TO_CONTAINER, BIDIRECTIONAL = 1, 2
+
+
+def test_mount_propagation(cri_pod, workdir):
+    """A bidirectional mount (rshared) shows the container's mounts on the host and the
+    host's in the container; host-to-container (rslave) only the host's; either on a
+    private host mount is refused."""
+    made: list[Path] = []
+
+    def mount(*args: str, target: Path) -> None:
+        subprocess.run(["mount", *args], check=True, capture_output=True, timeout=30)
+        made.append(target)
+
+    try:
+        sources = {}
+        for name, kind in (("shared", "--make-rshared"), ("slave", "--make-rshared"), ("private", "--make-rprivate")):
+            src = workdir / name
+            (src / "inner").mkdir(parents=True)
+            mount("--bind", str(src), str(src), target=src)
+            mount(kind, str(src), target=src)
+            sources[name] = src
+        pod = cri_pod()
+        # Nothing could propagate from a private mount: refused, in containerd's words.
+        for propagation, what in ((BIDIRECTIONAL, "a shared mount"), (HOST_TO_CONTAINER, "a shared or slave mount")):
+            src = str(sources["private"])
+            r = pod.create(mounts=[{"host_path": src, "container_path": "/p", "propagation": propagation}])
+            said = r.stderr.replace('\\"', '"')
+            assert r.returncode != 0 and f'is mounted on "{src}" but it is not {what}' in said, r.stderr
+
+        def run(name: str, propagation: int) -> str:
+            src = str(sources[name])
+            return pod.run({"security_context": {"privileged": True}},
+                           mounts=[{"host_path": src, "container_path": src, "propagation": propagation}])
+
+        shared, slave = run("shared", BIDIRECTIONAL), run("slave", HOST_TO_CONTAINER)
+        for name, cid in (("shared", shared), ("slave", slave)):
+            inner = sources[name] / "inner"
+            # The container mounts its /etc over inner: only the rshared one reaches the host.
+            m = pod.exec(cid, "busybox", "mount", "--bind", "/etc", str(inner))
+            assert m.returncode == 0, m.stderr
+            assert ("passwd" in os.listdir(inner) or "hosts" in os.listdir(inner)) == (name == "shared"), (name, os.listdir(inner))
+            if name == "shared":
+                made.append(inner)
+            # The host mounts a tmpfs with a file under the source: both containers see it.
+            host_side = sources[name] / "from-host"
+            host_side.mkdir()
+            mount("-t", "tmpfs", "tmpfs", str(host_side), target=host_side)
+            (host_side / "flag").write_text("x")
+            seen = pod.exec(cid, "busybox", "ls", str(host_side))
+            assert seen.returncode == 0 and "flag" in seen.stdout, (name, seen)
+    finally:
+        for target in reversed(made):
+            subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=30)
