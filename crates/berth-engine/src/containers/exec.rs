@@ -289,8 +289,9 @@ pub(crate) fn spawn_gc(c: Weak<super::Containers>) {
 }
 
 /// `POST /exec/{id}/start` before the stream: whether the process has a tty, and the
-/// start itself, which the server runs after it has answered (101 or 200). The start
-/// yields the process's streams unless detached.
+/// start itself, already under way when `exec_start` returns (the server answers 101 or
+/// 200 meanwhile; a start nobody awaits still runs the process). The start yields the
+/// process's streams unless detached.
 pub struct ExecStart {
     pub tty: bool,
     /// The sequence that ends the client's attachment, leaving the process running: set
@@ -462,6 +463,14 @@ impl Engine {
                 c.execs.ended(&exec);
             }
             result
+        };
+        // Under way now, not once the caller awaits it: the server answers 101 and waits
+        // for the client to read it (berth-server's `peer`, a 1 ms timer at least) while
+        // the shim starts the process, instead of before.
+        let task = tokio::spawn(start.instrument(tracing::Span::current()));
+        let start = async move {
+            task.await
+                .map_err(|e| EngineError::Internal(format!("exec start: {e}")))?
         };
         Ok(ExecStart {
             tty,
@@ -889,5 +898,35 @@ mod tests {
         assert!(m.contains("executable file not found in $PATH"), "{m}");
         assert!(m.ends_with(": unknown"));
         assert!(exec_failed("Permission denied").contains("Permission denied"));
+    }
+
+    /// The shim is asked to run the process when the start is made, not when its caller
+    /// first awaits it: the server answers 101 and waits for the client to read it
+    /// meanwhile (issue 14's exec regression: that wait came first, 1 to 2 ms).
+    #[tokio::test]
+    async fn the_runtime_is_asked_before_the_start_is_awaited() {
+        let w = super::super::tests::world().await;
+        let id = w.create(json!({})).await;
+        assert!(w.engine.container_start(&id).await.unwrap());
+        let exec_id = w
+            .engine
+            .exec_create(&id, &body(json!({"Cmd": ["true"], "AttachStdout": true})))
+            .await
+            .unwrap();
+        let started = w.engine.exec_start(&exec_id, false, None).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while w.fake.count("exec", &id) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the runtime was not asked: {:?}",
+                w.fake.calls()
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // The fake runs no process: the start reports the runtime's refusal.
+        let e = started.start.await.err().unwrap();
+        assert!(e.to_string().contains("runs no execs"), "{e}");
+        let inspect = w.engine.exec_inspect(&exec_id).await.unwrap();
+        assert_eq!(inspect["ExitCode"], 126);
     }
 }
