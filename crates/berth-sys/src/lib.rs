@@ -28,6 +28,7 @@ pub mod pidfile;
 pub mod process;
 pub mod resolve;
 pub mod rlimit;
+pub mod seccomp;
 pub mod socket;
 pub mod splice;
 pub mod tty;

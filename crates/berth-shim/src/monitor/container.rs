@@ -4,13 +4,17 @@
 //! Everything here forks. libcontainer does not reset the signal mask of the processes it
 //! makes, so its executor does ([`CleanSignals`]); `std::process::Command`, which runs the
 //! external runtime, resets it itself. libcontainer 0.7 drops the container's seccomp
-//! filter from an exec'd process's spec, so the executor loads it there too.
+//! filter from an exec'd process's spec, so the executor loads it there too (compiled
+//! once per container: [`super::exec_seccomp`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_sys::seccomp::SeccompProgram;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
-use libcontainer::oci_spec::runtime::{Capability, LinuxSeccomp, Spec};
+use libcontainer::oci_spec::runtime::{Capability, Spec};
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
@@ -42,37 +46,35 @@ impl Executor for CleanSignals {
 }
 
 /// [`CleanSignals`] for an exec'd process, which first loads the container's seccomp
-/// filter (runc gives exec'd processes the container's filter; libcontainer 0.7's tenant
-/// builder leaves it out). Loading a filter needs `CAP_SYS_ADMIN` or `no_new_privs`: by
-/// now the process has its final capabilities, so one without `CAP_SYS_ADMIN` gets
-/// `no_new_privs` first (runc loads it before dropping capabilities instead, which
-/// libcontainer offers no hook for).
+/// filter, compiled once per container ([`super::exec_seccomp`]; runc gives exec'd
+/// processes the container's filter, libcontainer 0.7's tenant builder leaves it out).
+/// Loading a filter needs `CAP_SYS_ADMIN` or `no_new_privs`: by now the process has its
+/// final capabilities, so one without `CAP_SYS_ADMIN` gets `no_new_privs` first (runc
+/// loads it before dropping capabilities instead, which libcontainer offers no hook for).
 #[derive(Clone)]
-struct ExecWithSeccomp(Option<LinuxSeccomp>);
+struct ExecWithSeccomp(Option<Arc<SeccompProgram>>);
 
 impl Executor for ExecWithSeccomp {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        if let Some(filter) = &self.0 {
+        if let Some(program) = &self.0 {
             let process = spec.process().as_ref();
             let nnp = process.and_then(|p| p.no_new_privileges()) == Some(true);
             let admin = process
                 .and_then(|p| p.capabilities().as_ref())
                 .and_then(|c| c.effective().as_ref())
                 .is_some_and(|e| e.contains(&Capability::SysAdmin));
-            let load =
-                || libcontainer::seccomp::initialize_seccomp(filter).map_err(|e| describe(&e));
             let set_nnp = || {
                 nix::sys::prctl::set_no_new_privs()
                     .map_err(|e| ExecutorError::Other(format!("no_new_privs: {e}")))
             };
-            // Compiling the filter is the costly part (84 ms in a debug build for the
-            // default profile): decide first rather than fail and compile again.
             if !nnp && !admin {
                 set_nnp()?;
             }
-            if load().is_err() {
+            if program.load().is_err() {
                 set_nnp()?;
-                load().map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
+                program
+                    .load()
+                    .map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
             }
         }
         CleanSignals.exec(spec)
@@ -81,12 +83,6 @@ impl Executor for ExecWithSeccomp {
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         CleanSignals.validate(spec)
     }
-}
-
-/// The seccomp filter of the container whose bundle is `bundle`, if it has one.
-fn bundle_seccomp(bundle: &Path) -> Result<Option<LinuxSeccomp>, String> {
-    let spec = Spec::load(bundle.join("config.json")).map_err(|e| describe(&e))?;
-    Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
 }
 
 fn with_stdio(b: ContainerBuilder, stdio: ChildStdio) -> ContainerBuilder {
@@ -174,7 +170,7 @@ pub fn exec(root: &Path, id: &str, process: &Path, stdio: ChildStdio) -> Result<
         .map_err(|e| describe(&e))?
         .bundle()
         .to_path_buf();
-    let seccomp = bundle_seccomp(&bundle)?;
+    let seccomp = super::exec_seccomp::for_bundle(&bundle)?;
     let builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
         .with_root_path(root)
         .map_err(|e| describe(&e))?;

@@ -31,6 +31,7 @@ mod container;
 mod control;
 mod event_loop;
 mod exec_prune;
+mod exec_seccomp;
 mod journald;
 mod jsonlog;
 mod line_sink;
