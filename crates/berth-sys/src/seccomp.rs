@@ -114,11 +114,9 @@ mod tests {
         // In a thread of its own, with no_new_privs: a one-instruction program
         // (`RET ALLOW`) loads, and the thread shows a filter (mode 2).
         std::thread::spawn(|| {
-            // SAFETY: prctl with constant arguments on this thread.
-            assert_eq!(
-                unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-                0
-            );
+            // SAFETY: prctl with constant arguments, on this thread only.
+            let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+            assert_eq!(rc, 0);
             // BPF_RET | BPF_K, SECCOMP_RET_ALLOW
             let allow = [6u8, 0, 0, 0, 0, 0, 0xff, 0x7f];
             SeccompProgram::from_bpf(&allow, false, false)
