@@ -118,6 +118,11 @@ def write_page(report: list[dict], known: dict[str, str]) -> None:
         "- beyond Docker 28: docker-compose 1.x (its User-Agent) gets an image's `ContainerConfig` at",
         '  every API version, so that it can recreate a changed service (Docker 25+ answer',
         "  `KeyError: 'ContainerConfig'` there).",
+        "- deliberate: a process started by `docker exec` runs under the container's seccomp filter",
+        "  (as runc) and, unless it has `CAP_SYS_ADMIN`, with `no_new_privs` (unlike runc): the",
+        "  embedded runtime can load the filter only after the capabilities are set, which needs",
+        "  `no_new_privs`; a setuid or file-capability binary run through `docker exec` does not",
+        "  gain privileges. `--security-opt seccomp=unconfined` or `--privileged` lifts both.",
     ]
     lines += ["", "Not sent (and why):", ""]
     lines += [f"- `{m} {p}`: {why}" for (m, p), why in sorted(SKIP.items())]
