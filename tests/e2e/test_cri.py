@@ -884,6 +884,9 @@ CRITEST_IMAGES = {
     "k8s-staging-cri-tools/test-image-user-uid-group": ["USER 1003:1003"],
     "k8s-staging-cri-tools/test-image-user-username-group": ["USER www-data:www-data"],
     "k8s-staging-cri-tools/test-image-predefined-group": ["USER 1000"],
+    # webServerTestImage: a page on port 80 (busybox httpd), for the port-forward spec.
+    "e2e-test-images/berth-httpd": [
+        'CMD ["sh", "-c", "mkdir -p /tmp/www && echo berth > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www"]'],
 }
 
 
@@ -932,7 +935,25 @@ def test_critest(berthd, docker, docker_env, workdir, crictl_bin, critest_bin, c
     tests/cri/critest-skips.txt, against images rebuilt locally and served from a
     loopback registry. A failure not in tests/cri/critest-known-failures.txt fails, and so
     does a listed one that passes (the list must shrink as they are fixed)."""
-    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    if not (CNI_BIN / "bridge").exists():
+        pytest.fail("containernetworking-plugins is missing (scripts/deps tests installs it)")
+    # Pods get their network from Debian's CNI plugins, on a bridge and subnet of this
+    # test's own (the port-forward and runtime-conditions specs need a pod IP).
+    bridge, bip, _pool = pick_network()
+    bridge = "cn" + bridge[2:]
+    subnet = bip.rsplit(".", 1)[0] + ".0/24"
+    conf_dir = workdir / "cni" / "net.d"
+    conf_dir.mkdir(parents=True)
+    write_json(conf_dir / "10-critest.conflist", {
+        "cniVersion": "1.0.0", "name": "critest", "plugins": [
+            {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
+                      "dataDir": str(workdir / "cni" / "ipam")}}]})
+    sock = workdir / "cri" / "cri.sock"
+    d = berthd(config={"cri": {"enabled": True, "socket": str(sock), "cni-conf-dir": str(conf_dir),
+                               "cni-bin-dir": str(CNI_BIN)}})
+    poll(lambda: sock.is_socket(), 30, "the CRI socket")
+    crictl = Crictl(crictl_bin, sock, workdir)
     d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
     try:
         rootfs = critest_rootfs(workdir / "critest-rootfs.tar")
@@ -943,7 +964,8 @@ def test_critest(berthd, docker, docker_env, workdir, crictl_bin, critest_bin, c
             docker("-H", d.unix_host, "push", ref)
         default = f"{cri_registry.addr}/e2e-test-images/busybox:latest"
         images = workdir / "critest-images.yaml"
-        images.write_text(f"defaultTestContainerImage: {default}\nwebServerTestImage: {default}\n")
+        web = f"{cri_registry.addr}/e2e-test-images/berth-httpd:latest"
+        images.write_text(f"defaultTestContainerImage: {default}\nwebServerTestImage: {web}\n")
         proc = subprocess.run([str(CRITEST_SCRIPT), str(crictl.socket), cri_registry.addr, str(images)],
                               capture_output=True, text=True, timeout=570, stdin=subprocess.DEVNULL,
                               env={**clean_env(), "CRITEST": str(critest_bin)}, cwd=workdir)
@@ -955,5 +977,8 @@ def test_critest(berthd, docker, docker_env, workdir, crictl_bin, critest_bin, c
         new = [f for f in failed if not any(k in f for k in known)]
         gone = [k for k in known if not any(k in f for f in failed)]
         assert not new and not gone, {"counts": counts, "new failures": new, "known failures that passed": gone}
+        assert veths_on(bridge) == [], "pods' veths left on the test's bridge"
     finally:
         leak_check(d)
+        if Path(f"/sys/class/net/{bridge}").exists():
+            subprocess.run(["ip", "link", "del", "dev", bridge], capture_output=True)

@@ -13,6 +13,7 @@
 mod calls;
 mod cni;
 mod ctrs;
+mod deadline;
 mod error;
 mod exec_sync;
 mod images;

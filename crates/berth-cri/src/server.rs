@@ -72,6 +72,7 @@ impl CriServer {
             let _ = streams_stopped.await;
         }));
         let result = tonic::transport::Server::builder()
+            .layer(tower_layer::layer_fn(crate::deadline::Deadlines::new))
             .add_service(RuntimeServiceServer::new(Runtime::new(
                 engine.clone(),
                 cni,
