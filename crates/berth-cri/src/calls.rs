@@ -26,12 +26,27 @@ fn not_found(kind: &str, id: &str) -> Status {
     Status::not_found(format!("{kind} {id:?} not found"))
 }
 
-/// The verbose `info` of a status: the engine's inspect, as `crictl inspect` shows it.
+/// The verbose `info` of a status: the engine's inspect, as `crictl inspect` shows it,
+/// with the keys scripts read from containerd's (`pid`, `sandboxID`: `crictl inspect
+/// --template '{{.info.pid}}'`).
 fn verbose_info(verbose: bool, inspect: &Value) -> HashMap<String, String> {
     if !verbose {
         return HashMap::new();
     }
-    [("info".to_string(), inspect.to_string())].into()
+    let mut info = inspect.clone();
+    if let Some(map) = info.as_object_mut() {
+        let pid = inspect.pointer("/State/Pid").cloned().unwrap_or(Value::from(0));
+        map.insert("pid".into(), pid);
+        let sandbox = inspect
+            .pointer("/Config/Labels")
+            .and_then(|l| l.get(labels::SANDBOX_ID))
+            .and_then(Value::as_str)
+            // A sandbox's own id.
+            .or_else(|| inspect.get("Id").and_then(Value::as_str))
+            .unwrap_or_default();
+        map.insert("sandboxID".into(), Value::from(sandbox));
+    }
+    [("info".to_string(), info.to_string())].into()
 }
 
 /// Makes `dir` (absolute) and its parents, for the kubelet's log files.
@@ -419,5 +434,26 @@ fn ignore_gone<T>(r: Result<T, EngineError>) -> Result<(), Status> {
     match r {
         Ok(_) | Err(EngineError::NotFound(_)) => Ok(()),
         Err(e) => Err(engine_status(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbose_info_has_containerds_pid_and_sandbox_id() {
+        let inspect = serde_json::json!({
+            "Id": "c1", "State": {"Pid": 42},
+            "Config": {"Labels": {labels::SANDBOX_ID: "pod1"}}
+        });
+        assert!(verbose_info(false, &inspect).is_empty());
+        let info: Value = serde_json::from_str(&verbose_info(true, &inspect)["info"]).unwrap();
+        assert_eq!(info["pid"], 42);
+        assert_eq!(info["sandboxID"], "pod1");
+        assert_eq!(info["State"]["Pid"], 42, "the engine's inspect stays");
+        let sandbox = serde_json::json!({"Id": "pod1", "State": {"Pid": 7}, "Config": {}});
+        let info: Value = serde_json::from_str(&verbose_info(true, &sandbox)["info"]).unwrap();
+        assert_eq!(info["sandboxID"], "pod1");
     }
 }
