@@ -20,13 +20,14 @@ use crate::EngineError;
 /// The largest context accepted (the unpacked files count again against the disk).
 pub(crate) const MAX_CONTEXT: u64 = 8 << 30;
 
-/// Unpacks the context tar in `tar` (plain or gzip) into the empty directory `dest`.
-pub(crate) fn unpack(tar: File, dest: &Path) -> Result<(), EngineError> {
+/// Unpacks the context tar read from `tar` (plain, gzip or zstd) into the empty directory
+/// `dest` (the unpacker buffers its input itself).
+pub(crate) fn unpack(tar: impl Read, dest: &Path) -> Result<(), EngineError> {
     let opts = berth_image::unpack::UnpackOptions {
         preserve_ownership: true,
         overlay_whiteouts: false,
     };
-    berth_image::unpack::unpack_archive(io::BufReader::new(tar), dest, &opts)
+    berth_image::unpack::unpack_archive(tar, dest, &opts)
         .map(drop)
         .map_err(|e| EngineError::InvalidArgument(format!("failed to read the build context: {e}")))
 }
