@@ -21,6 +21,7 @@ mod identity;
 pub mod images;
 pub mod metrics;
 mod networks;
+mod pump;
 mod system;
 pub mod volumes;
 

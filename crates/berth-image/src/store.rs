@@ -621,15 +621,19 @@ impl ImageStore {
             return Err(StoreError::NoSuchImage(image_id.to_string()));
         }
         let key = reference.to_string();
-        if reference.digest().is_some() {
-            refs.digests.insert(key, image_id.to_string());
+        let before = if reference.digest().is_some() {
+            refs.digests.insert(key, image_id.to_string())
         } else {
             refs.tags.insert(
                 reference.clone().with_default_tag().to_string(),
                 image_id.to_string(),
-            );
+            )
+        };
+        // Naming the image the reference names already (a cached rebuild's `-t`) leaves
+        // the references as they are: no write, no fsync.
+        if before.as_deref() != Some(image_id) {
+            self.save_refs(&refs)?;
         }
-        self.save_refs(&refs)?;
         let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
         st.refs = refs;
         if let Some(rec) = st.images.get_mut(image_id) {
@@ -982,5 +986,36 @@ mod tests {
         for name in ["sha256x:1", "user/sha256:1", "sha256/x"] {
             store.tag(&image.id, &name.parse().unwrap(), "now").unwrap();
         }
+    }
+
+    #[test]
+    fn tagging_again_with_the_same_name_leaves_the_references_file() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(tmp.path()).unwrap();
+        let a = store
+            .add_image(br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#)
+            .unwrap();
+        let b = store
+            .add_image(br#"{"os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#)
+            .unwrap();
+        let r: Reference = "app:1".parse().unwrap();
+        let inode = || {
+            std::fs::metadata(tmp.path().join("refs.json"))
+                .unwrap()
+                .ino()
+        };
+        store.tag(&a.id, &r, "t1").unwrap();
+        let first = inode();
+        store.tag(&a.id, &r, "t2").unwrap();
+        assert_eq!(inode(), first, "refs.json was rewritten for the same tag");
+        assert_eq!(
+            store.resolve("app:1").unwrap().last_tag_time.as_deref(),
+            Some("t2")
+        );
+        // Moving the tag writes it.
+        store.tag(&b.id, &r, "t3").unwrap();
+        assert_ne!(inode(), first);
+        assert_eq!(store.resolve("app:1").unwrap().id, b.id);
     }
 }

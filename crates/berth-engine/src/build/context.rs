@@ -20,13 +20,17 @@ use crate::EngineError;
 /// The largest context accepted (the unpacked files count again against the disk).
 pub(crate) const MAX_CONTEXT: u64 = 8 << 30;
 
-/// Unpacks the context tar in `tar` (plain or gzip) into the empty directory `dest`.
-pub(crate) fn unpack(tar: File, dest: &Path) -> Result<(), EngineError> {
+/// The tar the sources of a COPY/ADD are written to (or only hashed through).
+type TarOut = tar::Builder<Box<dyn Write>>;
+
+/// Unpacks the context tar read from `tar` (plain, gzip or zstd) into the empty directory
+/// `dest` (the unpacker buffers its input itself).
+pub(crate) fn unpack(tar: impl Read, dest: &Path) -> Result<(), EngineError> {
     let opts = berth_image::unpack::UnpackOptions {
         preserve_ownership: true,
         overlay_whiteouts: false,
     };
-    berth_image::unpack::unpack_archive(io::BufReader::new(tar), dest, &opts)
+    berth_image::unpack::unpack_archive(tar, dest, &opts)
         .map(drop)
         .map_err(|e| EngineError::InvalidArgument(format!("failed to read the build context: {e}")))
 }
@@ -246,17 +250,18 @@ pub(crate) fn gather(
             downloaded: false,
         })
         .collect();
-    gather_sources(&sources, dest, perms, ignore, out, add)
+    gather_sources(&sources, dest, perms, ignore, Some(out), add)
 }
 
 /// [`gather`] over sources from several roots (ADD mixing URLs and context paths), in
-/// their order; the hash is moby's over all of them.
+/// their order; the hash is moby's over all of them. Without `out` only the hash is
+/// made (a cache probe: nothing is written).
 pub(crate) fn gather_sources(
     sources: &[Source],
     dest: &str,
     perms: Perms,
     ignore: &Matcher,
-    out: &Path,
+    out: Option<&Path>,
     add: bool,
 ) -> Result<Gathered, EngineError> {
     let none = Matcher::new::<&str>(&[]).map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -314,8 +319,13 @@ pub(crate) fn gather_sources(
             downloaded: src.downloaded,
         });
     }
-    let file = File::create(out).map_err(EngineError::io("cannot create", out))?;
-    let mut b = tar::Builder::new(io::BufWriter::new(file));
+    let sink: Box<dyn Write> = match out {
+        Some(out) => Box::new(io::BufWriter::new(
+            File::create(out).map_err(EngineError::io("cannot create", out))?,
+        )),
+        None => Box::new(io::sink()),
+    };
+    let mut b = tar::Builder::new(sink);
     b.follow_symlinks(false);
     let mut hashes = Vec::new();
     for it in &items {
@@ -356,7 +366,10 @@ pub(crate) fn gather_sources(
     }
     b.into_inner()
         .and_then(|mut w| w.flush())
-        .map_err(EngineError::io("cannot write", out))?;
+        .map_err(EngineError::io(
+            "cannot write",
+            out.unwrap_or(Path::new("-")),
+        ))?;
     Ok(Gathered {
         hash: source_hash(&hashes),
     })
@@ -378,7 +391,7 @@ fn walk(
     ctx: &str,
     dest: &str,
     ignore: &Matcher,
-    b: &mut tar::Builder<io::BufWriter<File>>,
+    b: &mut TarOut,
     perms: Perms,
     hashes: &mut Vec<String>,
     top: bool,
@@ -457,7 +470,7 @@ fn header(md: &std::fs::Metadata, perms: Perms) -> tar::Header {
 }
 
 fn append_dir(
-    b: &mut tar::Builder<io::BufWriter<File>>,
+    b: &mut TarOut,
     md: &std::fs::Metadata,
     dest: &str,
     perms: Perms,
@@ -487,7 +500,7 @@ fn entry_hash(md: &std::fs::Metadata, name: &str, link: &str, flag: Option<u8>) 
 /// Adds one non-directory and returns its content hash (`downloaded`: an ADD URL's file,
 /// hashed as moby hashes downloads).
 fn append(
-    b: &mut tar::Builder<io::BufWriter<File>>,
+    b: &mut TarOut,
     path: &Path,
     md: &std::fs::Metadata,
     ctx: &str,
@@ -601,7 +614,7 @@ fn is_archive(path: &Path) -> bool {
 /// Re-roots the entries of the archive at `path` below `dest` (the container's safe
 /// extraction refuses `..` and links out when the result is applied).
 fn append_archive(
-    b: &mut tar::Builder<io::BufWriter<File>>,
+    b: &mut TarOut,
     path: &Path,
     md: &std::fs::Metadata,
     ctx: &str,
@@ -756,6 +769,29 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("outside the build context"));
+    }
+
+    #[test]
+    fn a_probe_hashes_without_writing() {
+        let d = ctx();
+        let none = Matcher::new::<&str>(&[]).unwrap();
+        let srcs: Vec<Source> = ["*.txt", "sub", "link"]
+            .iter()
+            .map(|n| Source {
+                root: d.path(),
+                name: n.to_string(),
+                downloaded: false,
+            })
+            .collect();
+        let before: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        let probe = gather_sources(&srcs, "/app/", Perms::default(), &none, None, false).unwrap();
+        let after: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(before.len(), after.len(), "the probe wrote a file");
+        let out = d.path().join("out.tar");
+        let written =
+            gather_sources(&srcs, "/app/", Perms::default(), &none, Some(&out), false).unwrap();
+        assert_eq!(probe.hash, written.hash);
+        assert!(names(&out).contains(&("app/c".into(), tar::EntryType::Regular)));
     }
 
     #[test]

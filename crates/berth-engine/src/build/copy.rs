@@ -97,6 +97,52 @@ fn write_heredocs(
     Ok(())
 }
 
+/// What a COPY/ADD gathers, to run once for its hash and again for its tar.
+#[derive(Clone)]
+struct Gather {
+    chown: String,
+    layers: Vec<PathBuf>,
+    chmod: Option<u32>,
+    /// (root, path, downloaded) per source, in the instruction's order.
+    sources: Vec<(PathBuf, String, bool)>,
+    dest: String,
+    matcher: Matcher,
+    add: bool,
+}
+
+impl Gather {
+    /// Hashes the sources and, with `out`, writes their tar there (blocking thread).
+    async fn run(self, out: Option<PathBuf>) -> Result<context::Gathered, StepError> {
+        crate::blocking::spawn(move || {
+            let chown = context::resolve_chown(&self.chown, &self.layers)?;
+            let perms = context::Perms {
+                chown,
+                chmod: self.chmod,
+            };
+            let sources: Vec<context::Source> = self
+                .sources
+                .iter()
+                .map(|(root, name, downloaded)| context::Source {
+                    root,
+                    name: name.clone(),
+                    downloaded: *downloaded,
+                })
+                .collect();
+            context::gather_sources(
+                &sources,
+                &self.dest,
+                perms,
+                &self.matcher,
+                out.as_deref(),
+                self.add,
+            )
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(StepError::from)
+    }
+}
+
 impl Builder<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn copy_step(
@@ -154,10 +200,9 @@ impl Builder<'_> {
             }
         };
         let work = self.p.work.0.clone();
+        // Made when something is written there: a cache hit of context sources needs
+        // none (their hash is made without writing their tar).
         let step_dir = work.join(format!("step-{}", unique_name()));
-        tokio::fs::create_dir_all(&step_dir)
-            .await
-            .map_err(EngineError::io("cannot create", &step_dir))?;
         // The source root: the context, the files of a stage or image for --from, or the
         // heredoc sources written out as files.
         // Each URL is downloaded into a directory of its own (two URLs may end in the
@@ -224,24 +269,22 @@ impl Builder<'_> {
         // A downloaded archive is copied as it is, never extracted (moby).
         let add = name == "ADD";
         let tar = step_dir.join("copy.tar");
-        let (gathered, tar) = {
-            let dest = dest.clone();
-            crate::blocking::spawn(move || {
-                let chown = context::resolve_chown(&chown_spec, &layers)?;
-                let perms = context::Perms { chown, chmod };
-                let sources: Vec<context::Source> = sources
-                    .iter()
-                    .map(|(root, name, downloaded)| context::Source {
-                        root,
-                        name: name.clone(),
-                        downloaded: *downloaded,
-                    })
-                    .collect();
-                context::gather_sources(&sources, &dest, perms, &matcher, &tar, add)
-                    .map(|g| (g, tar))
-            })
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??
+        let job = Gather {
+            chown: chown_spec,
+            layers,
+            chmod,
+            sources,
+            dest: dest.clone(),
+            matcher,
+            add,
+        };
+        // Context sources: hashed first, written only on a cache miss (then read twice,
+        // as dockerd's classic builder does). The others are in the step dir already.
+        let from_context = !urls && !heredocs && c.from.is_empty();
+        let gathered = if from_context {
+            job.clone().run(None).await?
+        } else {
+            job.clone().run(Some(tar.clone())).await?
         };
         // The history names the destination as written (`in . `), as moby's does.
         let cmd = bc::copy_cmd(
@@ -253,9 +296,26 @@ impl Builder<'_> {
             &c.dest,
         );
         let Some(key) = self.missed(st, &cmd).await? else {
-            remove_dir(step_dir).await;
+            if !from_context {
+                remove_dir(step_dir).await;
+            }
             return Ok(());
         };
+        if from_context {
+            tokio::fs::create_dir_all(&step_dir)
+                .await
+                .map_err(EngineError::io("cannot create", &step_dir))?;
+            // The context is private to the build and does not change: the same hash.
+            let written = job.run(Some(tar.clone())).await;
+            let same = matches!(&written, Ok(g) if g.hash == gathered.hash);
+            if !same {
+                remove_dir(step_dir).await;
+                return Err(match written {
+                    Err(e) => e,
+                    Ok(_) => EngineError::Internal("COPY sources changed mid-build".into()).into(),
+                });
+            }
+        }
         let image = if st.image.is_empty() {
             self.scratch_image().await?
         } else {

@@ -338,6 +338,8 @@ impl Engine {
                 };
                 let _ = tx.send(msg);
             }
+            // The response ends here; the context (maybe large) is removed after it.
+            drop(tx);
             let work = prepared.work;
             let _ = crate::blocking::spawn(move || drop(work)).await;
         });

@@ -1,7 +1,10 @@
-//! Context reception: the request body (or the `remote` URL's content) stored (bounded),
-//! a bzip2 or xz context decompressed (bounded), unpacked into the build's work dir, or a
-//! git `remote` cloned there; the Dockerfile and `.dockerignore` read from it. gzip and
-//! zstd are read by the unpacker.
+//! Context reception: the request body streamed straight into the unpacker on a blocking
+//! thread while it arrives (no copy of the tar on disk: the request's task hands it over
+//! in 1 MiB chunks, `crate::pump`), or the `remote` URL's content fetched to a file and
+//! unpacked from there, or a git `remote` cloned; the Dockerfile and `.dockerignore` read
+//! from the result. The unpacker reads plain, gzip and zstd tars; bzip2 is decompressed
+//! on the way, xz (whose decoder only writes) spooled to a file and decompressed first.
+//! Bounded: at most [`context::MAX_CONTEXT`] bytes of body, and as much decompressed.
 
 use std::io::{self, Read, Write};
 
@@ -32,6 +35,11 @@ fn is_archive(magic: &[u8]) -> bool {
         || magic.get(257..262) == Some(b"ustar".as_slice())
 }
 
+/// The error of a context past its bound.
+fn too_large(what: &str, limit: u64) -> String {
+    format!("{what} is larger than {limit} bytes")
+}
+
 /// A writer that refuses to go past `left` bytes (a decompression bomb stops there).
 struct Bounded<W> {
     inner: W,
@@ -44,10 +52,7 @@ impl<W: Write> Write for Bounded<W> {
         if buf.len() as u64 > self.left {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "the decompressed build context is larger than {} bytes",
-                    self.limit
-                ),
+                too_large("the decompressed build context", self.limit),
             ));
         }
         let n = self.inner.write(buf)?;
@@ -59,44 +64,150 @@ impl<W: Write> Write for Bounded<W> {
     }
 }
 
-/// Decompresses a bzip2 or xz context at `path` into `out` (at most `limit` bytes);
-/// `false` when it is neither.
-fn decompress_outer(path: &Path, out: &Path, limit: u64) -> Result<bool, EngineError> {
-    let mut f = std::fs::File::open(path).map_err(EngineError::io("cannot open", path))?;
-    let mut magic = [0u8; 6];
+/// A reader that fails once more than `limit` bytes come, and remembers that it did (the
+/// unpacker wraps what it reads in errors of its own).
+struct Limited<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+    what: &'static str,
+    exceeded: bool,
+}
+
+impl<R: Read> Limited<R> {
+    fn new(inner: R, limit: u64, what: &'static str) -> Self {
+        Limited {
+            inner,
+            left: limit,
+            limit,
+            what,
+            exceeded: false,
+        }
+    }
+
+    /// The error to answer with when the bound was passed.
+    fn check(&self) -> Result<(), EngineError> {
+        if self.exceeded {
+            return Err(EngineError::InvalidArgument(too_large(
+                self.what, self.limit,
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // At the bound: one more byte means too large, none the end.
+            let mut one = [0u8; 1];
+            if self.inner.read(&mut one)? == 0 {
+                return Ok(0);
+            }
+            self.exceeded = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                too_large(self.what, self.limit),
+            ));
+        }
+        let room = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = self.inner.read(buf.get_mut(..room).unwrap_or_default())?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads up to `buf.len()` bytes, fewer only at the end of `r`.
+fn read_head(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
-    while n < magic.len() {
-        match f.read(magic.get_mut(n..).unwrap_or_default()) {
+    while n < buf.len() {
+        match r.read(buf.get_mut(n..).unwrap_or_default()) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(EngineError::io("cannot read", path)(e)),
+            Err(e) => return Err(e),
         }
     }
-    let Some(kind) = outer(magic.get(..n).unwrap_or_default()) else {
-        return Ok(false);
-    };
+    Ok(n)
+}
+
+fn unreadable(e: impl std::fmt::Display) -> EngineError {
+    EngineError::InvalidArgument(format!("failed to read the build context: {e}"))
+}
+
+/// Decompresses the xz stream at `path` into `out`, at most `limit` bytes.
+fn decompress_xz(path: &Path, out: &Path, limit: u64) -> Result<(), EngineError> {
     let f = std::fs::File::open(path).map_err(EngineError::io("cannot open", path))?;
     let w = std::fs::File::create(out).map_err(EngineError::io("cannot create", out))?;
     let mut w = Bounded {
-        inner: io::BufWriter::new(w),
+        inner: io::BufWriter::with_capacity(1 << 20, w),
         left: limit,
         limit,
     };
-    let bad =
-        |e: String| EngineError::InvalidArgument(format!("failed to read the build context: {e}"));
-    match kind {
-        Outer::Bzip2 => {
-            let mut r = bzip2::read::MultiBzDecoder::new(io::BufReader::new(f));
-            io::copy(&mut r, &mut w).map_err(|e| bad(e.to_string()))?;
+    lzma_rs::xz_decompress(&mut io::BufReader::new(f), &mut w).map_err(unreadable)?;
+    w.flush().map_err(unreadable)
+}
+
+/// The bounds of a context: of what is read, and of what a bzip2 or xz stream inflates to.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    raw: u64,
+    inflated: u64,
+}
+
+/// [`context::MAX_CONTEXT`] for both.
+const LIMITS: Limits = Limits {
+    raw: context::MAX_CONTEXT,
+    inflated: context::MAX_CONTEXT,
+};
+
+/// Unpacks the context tar read from `r` (plain, gzip, zstd, bzip2 or xz) into the empty
+/// directory `ctx`, within `limits`; an xz one is spooled in `work` first.
+fn unpack_stream(r: impl Read, work: &Path, ctx: &Path, limits: Limits) -> Result<(), EngineError> {
+    let limit = limits.inflated;
+    let mut raw = Limited::new(r, limits.raw, "the build context");
+    let mut magic = [0u8; 6];
+    let n = read_head(&mut raw, &mut magic).map_err(unreadable)?;
+    let head = magic.get(..n).unwrap_or_default();
+    let res = match outer(head) {
+        None => context::unpack(io::Cursor::new(head).chain(&mut raw), ctx),
+        Some(Outer::Bzip2) => {
+            let src = io::BufReader::new(io::Cursor::new(head).chain(&mut raw));
+            let mut plain = Limited::new(
+                bzip2::read::MultiBzDecoder::new(src),
+                limit,
+                "the decompressed build context",
+            );
+            let res = context::unpack(&mut plain, ctx);
+            plain.check()?;
+            res
         }
-        Outer::Xz => {
-            let mut r = io::BufReader::new(f);
-            lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| bad(e.to_string()))?;
+        Some(Outer::Xz) => {
+            // lzma-rs decompresses into a writer only.
+            let spool = work.join("context.tar.xz");
+            let plain = work.join("context.decompressed.tar");
+            let mut f =
+                std::fs::File::create(&spool).map_err(EngineError::io("cannot create", &spool))?;
+            let copied = io::copy(&mut io::Cursor::new(head).chain(&mut raw), &mut f);
+            drop(f);
+            raw.check()?;
+            copied.map_err(unreadable)?;
+            decompress_xz(&spool, &plain, limit)?;
+            let _ = std::fs::remove_file(&spool);
+            let tar =
+                std::fs::File::open(&plain).map_err(EngineError::io("cannot open", &plain))?;
+            let res = context::unpack(tar, ctx);
+            let _ = std::fs::remove_file(&plain);
+            res
         }
-    }
-    w.flush().map_err(|e| bad(e.to_string()))?;
-    Ok(true)
+    };
+    raw.check()?;
+    res
 }
 
 /// Receives the context into `dir/context` and reads the Dockerfile and `.dockerignore`.
@@ -105,8 +216,6 @@ pub(super) async fn read_context(
     body: BodyReader,
     opts: &BuildOptions,
 ) -> Result<(Dockerfile, Matcher), EngineError> {
-    // The body goes to a file first (bounded), then is unpacked on a blocking thread.
-    let tar_path = dir.join("context.tar");
     let name = if opts.dockerfile.is_empty() {
         "Dockerfile".to_string()
     } else {
@@ -114,24 +223,24 @@ pub(super) async fn read_context(
     };
     let ctx = dir.join("context");
     if opts.remote.is_empty() {
-        receive_body(&tar_path, body).await?;
-    } else if git::is_git_url(&opts.remote) {
+        return receive_body(dir, body, name).await;
+    }
+    if git::is_git_url(&opts.remote) {
         // A git repository: cloned into the work dir, its checkout the context.
         git::clone_into(&opts.remote, dir, context::MAX_CONTEXT).await?;
         return crate::blocking::spawn(move || read_build_files(&ctx, &name))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-    } else {
-        remote::fetch(&opts.remote, &tar_path, context::MAX_CONTEXT).await?;
     }
-    let plain = dir.join("context.decompressed.tar");
-    let remote = !opts.remote.is_empty();
-    let (df, ignore) = crate::blocking::spawn(move || {
+    let tar_path = dir.join("context.tar");
+    remote::fetch(&opts.remote, &tar_path, context::MAX_CONTEXT).await?;
+    let work = dir.to_path_buf();
+    crate::blocking::spawn(move || {
         let mut head = Vec::new();
         std::fs::File::open(&tar_path)
             .and_then(|f| f.take(512).read_to_end(&mut head))
             .map_err(EngineError::io("cannot read", &tar_path))?;
-        if remote && !is_archive(&head) {
+        if !is_archive(&head) {
             // A remote Dockerfile: the context is that file alone (moby `downloadRemote`).
             let target = ctx.join(berth_build::dockerignore::clean(&name).trim_start_matches('/'));
             if let Some(p) = target.parent() {
@@ -139,40 +248,45 @@ pub(super) async fn read_context(
             }
             std::fs::rename(&tar_path, &target).map_err(EngineError::io("cannot move", &target))?;
         } else {
-            let src = if decompress_outer(&tar_path, &plain, context::MAX_CONTEXT)? {
-                let _ = std::fs::remove_file(&tar_path);
-                plain.clone()
-            } else {
-                tar_path.clone()
-            };
-            let tar = std::fs::File::open(&src).map_err(EngineError::io("cannot open", &src))?;
-            context::unpack(tar, &ctx)?;
-            let _ = std::fs::remove_file(&src);
+            let tar = std::fs::File::open(&tar_path)
+                .map_err(EngineError::io("cannot open", &tar_path))?;
+            unpack_stream(tar, &work, &ctx, LIMITS)?;
+            let _ = std::fs::remove_file(&tar_path);
         }
         read_build_files(&ctx, &name)
     })
     .await
-    .map_err(|e| EngineError::Internal(e.to_string()))??;
-    Ok((df, ignore))
+    .map_err(|e| EngineError::Internal(e.to_string()))?
 }
 
-/// Stores the request body at `tar_path`, at most [`context::MAX_CONTEXT`] bytes.
-async fn receive_body(tar_path: &Path, body: BodyReader) -> Result<(), EngineError> {
-    let mut f = tokio::fs::File::create(tar_path)
+/// Unpacks the request body into `dir/context` while it arrives, then reads the build
+/// files. A context refused part way has the rest of its body drained (bounded) so that
+/// the client reads the answer.
+async fn receive_body(
+    dir: &Path,
+    mut body: BodyReader,
+    name: String,
+) -> Result<(Dockerfile, Matcher), EngineError> {
+    let (pump, reader) = crate::pump::channel();
+    let work = dir.to_path_buf();
+    let worker = crate::blocking::spawn(move || {
+        let ctx = work.join("context");
+        // The reader goes with this call: the pump stops when the unpacker does.
+        unpack_stream(reader, &work, &ctx, LIMITS)?;
+        read_build_files(&ctx, &name)
+    });
+    let pumped = pump.run(&mut body).await;
+    let res = worker
         .await
-        .map_err(EngineError::io("cannot create", tar_path))?;
-    let mut limited = tokio::io::AsyncReadExt::take(body, context::MAX_CONTEXT + 1);
-    let n = tokio::io::copy(&mut limited, &mut f).await.map_err(|e| {
-        EngineError::InvalidArgument(format!("failed to read the build context: {e}"))
-    })?;
-    if n > context::MAX_CONTEXT {
-        return Err(EngineError::InvalidArgument(format!(
-            "the build context is larger than {} bytes",
-            context::MAX_CONTEXT
-        )));
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+    match (res, pumped) {
+        (_, Err(e)) => Err(unreadable(e)),
+        (Err(e), Ok(())) => {
+            crate::pump::drain(body).await;
+            Err(e)
+        }
+        (Ok(files), Ok(())) => Ok(files),
     }
-    drop(f);
-    Ok(())
 }
 
 /// Reads the Dockerfile `name` and `.dockerignore` from the unpacked context `ctx`.
@@ -198,39 +312,146 @@ fn read_build_files(ctx: &Path, name: &str) -> Result<(Dockerfile, Matcher), Eng
 mod tests {
     use super::*;
 
-    fn tar_of(data: &[u8]) -> Vec<u8> {
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        b.append_data(&mut h, "Dockerfile", data).unwrap();
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
         b.into_inner().unwrap()
     }
 
-    #[test]
-    fn bzip2_and_xz_decompress_within_the_bound() {
-        let d = tempfile::tempdir().unwrap();
-        let tar = tar_of(&vec![b'#'; 100_000]);
+    fn compressed(tar: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(tar).unwrap();
         let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
-        bz.write_all(&tar).unwrap();
-        let bz = bz.finish().unwrap();
+        bz.write_all(tar).unwrap();
         let mut xz = Vec::new();
-        lzma_rs::xz_compress(&mut io::Cursor::new(&tar), &mut xz).unwrap();
-        for (name, data) in [("c.bz2", bz), ("c.xz", xz)] {
-            let src = d.path().join(name);
-            std::fs::write(&src, &data).unwrap();
-            let out = d.path().join("out.tar");
-            assert!(decompress_outer(&src, &out, 1 << 20).unwrap(), "{name}");
-            assert_eq!(std::fs::read(&out).unwrap(), tar, "{name}");
+        lzma_rs::xz_compress(&mut io::Cursor::new(tar), &mut xz).unwrap();
+        vec![
+            ("plain", tar.to_vec()),
+            ("gzip", gz.finish().unwrap()),
+            ("bzip2", bz.finish().unwrap()),
+            ("xz", xz),
+        ]
+    }
+
+    #[test]
+    fn every_compression_unpacks_within_the_bounds() {
+        let big = vec![b'#'; 100_000];
+        let tar = tar_of(&[("Dockerfile", b"FROM scratch\n"), ("big", &big)]);
+        for (name, data) in compressed(&tar) {
+            let d = tempfile::tempdir().unwrap();
+            let ctx = d.path().join("context");
+            std::fs::create_dir(&ctx).unwrap();
+            let limits = Limits {
+                raw: 1 << 20,
+                inflated: 1 << 20,
+            };
+            unpack_stream(io::Cursor::new(&data), d.path(), &ctx, limits).unwrap();
+            assert_eq!(std::fs::read(ctx.join("big")).unwrap(), big, "{name}");
+            // Nothing but the context is left in the work dir (no spooled stream).
+            let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+            assert_eq!(left.len(), 1, "{name}");
             // A context that inflates past the bound stops there with an error.
-            let e = decompress_outer(&src, &out, 50_000)
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains("larger than 50000 bytes"), "{name}: {e}");
+            if matches!(name, "bzip2" | "xz") {
+                let d = tempfile::tempdir().unwrap();
+                let limits = Limits {
+                    raw: 1 << 20,
+                    inflated: 50_000,
+                };
+                let e = unpack_stream(io::Cursor::new(&data), d.path(), d.path(), limits)
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.contains("the decompressed build context is larger than 50000 bytes"),
+                    "{name}: {e}"
+                );
+            }
         }
-        let plain = d.path().join("plain.tar");
-        std::fs::write(&plain, &tar).unwrap();
-        assert!(!decompress_outer(&plain, &d.path().join("x"), 1 << 20).unwrap());
+        // A body past the bound: the bound's own words, whatever the unpacker was doing.
+        let d = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            raw: 1000,
+            inflated: 1 << 20,
+        };
+        let e = unpack_stream(io::Cursor::new(&tar), d.path(), d.path(), limits)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the build context is larger than 1000 bytes"),
+            "{e}"
+        );
         assert!(is_archive(&tar) && !is_archive(b"FROM busybox\n"));
+    }
+
+    #[test]
+    fn a_hostile_context_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let ctx = d.path().join("context");
+        std::fs::create_dir(&ctx).unwrap();
+        // A symlink out, then a file through it: refused, nothing written outside.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "out", d.path()).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "out/escaped", &b"x"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let e = unpack_stream(io::Cursor::new(&tar), d.path(), &ctx, LIMITS).unwrap_err();
+        assert!(e.to_string().contains("escapes through symlink"), "{e}");
+        assert!(!d.path().join("escaped").exists());
+    }
+
+    /// A body that sends `data` and then stays open until `release` fires.
+    fn held_body(data: Vec<u8>) -> (BodyReader, tokio::sync::oneshot::Sender<()>) {
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let (mut w, r) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            w.write_all(&data).await.unwrap();
+            let _ = held.await;
+        });
+        (Box::new(r), release)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_body_is_unpacked_while_it_arrives() {
+        let d = tempfile::tempdir().unwrap();
+        let ctx = d.path().join("context");
+        std::fs::create_dir(&ctx).unwrap();
+        // Two 1 MiB files: the first is in the context long before the body ends (the
+        // tar's end-of-archive blocks are not sent until released).
+        let blob = vec![7u8; 1 << 20];
+        let mut tar = tar_of(&[
+            ("Dockerfile", b"FROM scratch\n"),
+            ("a", &blob),
+            ("b", &blob),
+        ]);
+        tar.truncate(tar.len() - 1024);
+        let (body, release) = held_body(tar);
+        let opts = BuildOptions::default();
+        let dir = d.path().to_path_buf();
+        let task = tokio::spawn(async move { read_context(&dir, body, &opts).await.map(drop) });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::fs::metadata(ctx.join("a")).map_or(true, |m| m.len() < blob.len() as u64) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing was unpacked before the body ended"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // Never stored whole on the way.
+        assert!(!d.path().join("context.tar").exists());
+        assert!(!task.is_finished());
+        drop(release);
+        // The body ended without its end-of-archive blocks, as Go's reader takes it.
+        task.await.unwrap().unwrap();
+        assert_eq!(std::fs::read(ctx.join("b")).unwrap(), blob);
     }
 }

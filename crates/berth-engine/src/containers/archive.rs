@@ -397,44 +397,29 @@ impl Engine {
             Err(e) => {
                 // Read the body before answering: a client still sending would see a
                 // broken pipe instead of the error.
-                let _ = tokio::io::copy(
-                    &mut tokio::io::AsyncReadExt::take(body, DRAIN_MAX),
-                    &mut tokio::io::sink(),
-                )
-                .await;
+                crate::pump::drain(body).await;
                 return Err(e);
             }
         };
         // The body is read here, in the request's own task, and handed to the extracting
         // thread in large chunks: a thread woken for every network frame made context
         // switches the largest cost of a copy on two cores.
-        let (tx, rx) = mpsc::channel::<Vec<u8>>(PUMP_CHUNKS);
-        let (spare_tx, spare_rx) = std::sync::mpsc::channel();
+        let (pump, mut reader) = crate::pump::channel();
         let extractor = crate::blocking::spawn(move || {
-            let mut reader = ChunkReceiver {
-                rx,
-                spare: spare_tx,
-                cur: Vec::new(),
-                pos: 0,
-            };
             let res = extract(&mut reader, &dest, no_overwrite_dir_non_dir, copy_uid_gid);
             drop(reader);
             drop(r);
             res
         });
         let mut body = body;
-        let pumped = pump(&mut body, tx, spare_rx).await;
+        let pumped = pump.run(&mut body).await;
         let res = extractor
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         if res.is_err() {
             // Read the rest, so that the client gets the answer rather than a connection
             // reset while it still sends (bounded, as image load does).
-            let _ = tokio::io::copy(
-                &mut tokio::io::AsyncReadExt::take(body, DRAIN_MAX),
-                &mut tokio::io::sink(),
-            )
-            .await;
+            crate::pump::drain(body).await;
         }
         match (res, pumped) {
             (Err(e), _) => Err(e),
@@ -464,74 +449,6 @@ fn extract(
         e => EngineError::InvalidArgument(format!("cannot extract archive: {e}")),
     })
 }
-
-/// Size of the chunks the request body is handed to the extracting thread in.
-const PUMP_CHUNK: usize = 1 << 20;
-/// Chunks in flight between them.
-const PUMP_CHUNKS: usize = 8;
-
-/// Reads `body` into `PUMP_CHUNK`-sized chunks for `tx` until it ends or the receiver is
-/// gone (the extraction stopped: the caller then drains what is left). Buffers come back
-/// through `spare` for reuse, so that a long upload allocates (and faults in) a few only.
-async fn pump(
-    body: &mut BodyReader,
-    tx: mpsc::Sender<Vec<u8>>,
-    spare: std::sync::mpsc::Receiver<Vec<u8>>,
-) -> io::Result<()> {
-    use tokio::io::AsyncReadExt;
-    loop {
-        let mut buf = spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(PUMP_CHUNK));
-        buf.clear();
-        let mut ended = false;
-        while buf.len() < PUMP_CHUNK {
-            let room = (PUMP_CHUNK - buf.len()) as u64;
-            if (&mut *body).take(room).read_buf(&mut buf).await? == 0 {
-                ended = true;
-                break;
-            }
-        }
-        if !buf.is_empty() && tx.send(buf).await.is_err() {
-            return Ok(());
-        }
-        if ended {
-            return Ok(());
-        }
-    }
-}
-
-/// The extracting thread's end of [`pump`]'s channel.
-struct ChunkReceiver {
-    rx: mpsc::Receiver<Vec<u8>>,
-    spare: std::sync::mpsc::Sender<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl io::Read for ChunkReceiver {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.blocking_recv() {
-                Some(b) => {
-                    let used = std::mem::replace(&mut self.cur, b);
-                    if used.capacity() > 0 {
-                        let _ = self.spare.send(used);
-                    }
-                    self.pos = 0;
-                }
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// The most of a refused upload read (and dropped) before answering.
-const DRAIN_MAX: u64 = 256 << 20;
 
 /// Flags for resolving a directory (kept here so the call site reads plainly).
 mod libc_flags {

@@ -36,13 +36,27 @@ pub(super) fn registry_auth(headers: &HeaderMap) -> Option<RegistryAuth> {
     }
 }
 
-/// Progress messages as `application/json` lines, sent as they come.
+/// The most bytes of queued messages joined into one chunk.
+const BATCH_MAX: usize = 64 << 10;
+
+/// Progress messages as `application/json` lines, sent as they come; those already
+/// queued go out together, in one chunk (a cached build's burst of lines is one write).
 pub(super) fn progress_response(rx: ProgressStream) -> Response {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let message = rx.recv().await?;
-        let mut line = serde_json::to_vec(&message).expect("progress serializes");
-        line.extend_from_slice(b"\r\n");
-        Some((Ok::<_, std::convert::Infallible>(Bytes::from(line)), rx))
+        let mut message = rx.recv().await?;
+        let mut lines = Vec::new();
+        loop {
+            serde_json::to_writer(&mut lines, &message).expect("progress serializes");
+            lines.extend_from_slice(b"\r\n");
+            if lines.len() >= BATCH_MAX {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(next) => message = next,
+                Err(_) => break,
+            }
+        }
+        Some((Ok::<_, std::convert::Infallible>(Bytes::from(lines)), rx))
     });
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -67,4 +81,31 @@ async fn inspect(
         .ok_or_else(|| ApiError::not_found("page not found"))?;
     let auth = registry_auth(&headers).unwrap_or_default();
     Ok(Json(engine.distribution_inspect(name.to_string(), auth).await?).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api_types::image::ProgressMessage;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn queued_messages_go_out_in_one_chunk() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..3 {
+            tx.send(ProgressMessage::stream(format!("line {i}\n")))
+                .unwrap();
+        }
+        let mut body = progress_response(rx).into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let text = String::from_utf8(first.to_vec()).unwrap();
+        assert_eq!(text.matches("\r\n").count(), 3, "{text:?}");
+        assert!(text.starts_with(r#"{"stream":"line 0\n"}"#), "{text:?}");
+        // Later messages come as they are sent; the body ends with the sender.
+        tx.send(ProgressMessage::stream("last\n")).unwrap();
+        drop(tx);
+        let next = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&next[..], b"{\"stream\":\"last\\n\"}\r\n");
+        assert!(body.frame().await.is_none());
+    }
 }
