@@ -907,10 +907,13 @@ _HOST_CHECK = os.environ.get("BERTH_E2E_HOST_CHECK") == "1"
 
 
 def _berth_host_state() -> set[str]:
-    """The berth bridges (test bridges bt*, the default berth0) and BERTH-* firewall
-    chains on the host."""
+    """The berth bridges (test bridges bt*, the default berth0), BERTH-* firewall chains
+    and the test daemons' cgroup parents (berth-e2e-*) on the host."""
     state = {f"link {p.name}" for p in Path("/sys/class/net").iterdir()
              if p.name == "berth0" or (p.name.startswith("bt") and len(p.name) == 8)}
+    for root in (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")):
+        if root.is_dir():
+            state |= {f"cgroup /{p.name}" for p in root.glob("berth-e2e-*") if p.is_dir()}
     for tool in ("iptables", "ip6tables"):
         for table in ("filter", "nat"):
             out = subprocess.run([tool, "-w", "-t", table, "-S"], capture_output=True, text=True).stdout
@@ -935,6 +938,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         # from a daemon started outside one (or on berthd's defaults).
         print(f"\nFAILED: the suite left on the host: {', '.join(left)} (now removed)", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        tags = {e.split()[-1].split("-", 2)[-1] if " BERTH-" in e else e.split()[-1] for e in left}
+        tags = {e.split()[-1].split("-", 2)[-1] if " BERTH-" in e else e.split()[-1]
+                for e in left if not e.startswith("cgroup ")}
         for tag in sorted(tags):
             cleanup_bridges(tag, Path("/nonexistent"))
+        for e in left:
+            if e.startswith("cgroup "):
+                cleanup_cgroups(e.split()[1])
