@@ -35,7 +35,10 @@ fn verbose_info(verbose: bool, inspect: &Value) -> HashMap<String, String> {
     }
     let mut info = inspect.clone();
     if let Some(map) = info.as_object_mut() {
-        let pid = inspect.pointer("/State/Pid").cloned().unwrap_or(Value::from(0));
+        let pid = inspect
+            .pointer("/State/Pid")
+            .cloned()
+            .unwrap_or(Value::from(0));
         map.insert("pid".into(), pid);
         let sandbox = inspect
             .pointer("/Config/Labels")
