@@ -168,6 +168,7 @@ impl Runtime for FakeRuntime {
                 tty: false,
                 started_at: None,
                 exit,
+                exit_notify: false,
             })
         })
     }
