@@ -407,8 +407,9 @@ def test_shim_drops_connections_of_a_daemon_gone(daemon):
     (shim,) = _shims(daemon)
     settled = _sockets(shim)
     for _ in range(3):
+        # stdin a pipe kept open: the attach stays whole until it is killed.
         attach = subprocess.Popen([DOCKER_BIN, "attach", "steady"], env=daemon.docker_env,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             poll(lambda: _sockets(shim) > settled, 10, "berthd's attach connection to the shim")
             daemon.signal(signal.SIGKILL)

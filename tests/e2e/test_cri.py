@@ -150,7 +150,12 @@ def cri_auth_registry(workdir: Path):
 
 
 def test_version_status_and_unimplemented_calls(berthd, docker, workdir, crictl_bin):
-    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    # A CNI conf dir of its own, empty (the host's /etc/cni/net.d may hold podman's).
+    sock, no_cni = workdir / "cri" / "cri.sock", workdir / "no-cni"
+    no_cni.mkdir()
+    d = berthd(config={"cri": {"enabled": True, "socket": str(sock), "cni-conf-dir": str(no_cni)}})
+    poll(lambda: sock.is_socket(), 30, "the CRI socket")
+    crictl = Crictl(crictl_bin, sock, workdir)
     mode = crictl.socket.stat().st_mode
     assert stat.S_IMODE(mode) == 0o660 and crictl.socket.stat().st_uid == 0, oct(mode)
 
