@@ -168,6 +168,51 @@ pub(crate) fn negotiate<'a>(offered: &[&str], ours: &[&'a str]) -> Option<&'a st
 
 /// A SPDY/3.1 upgrade of `/<kind>/<token>`, answered as the kubelet's streaming server
 /// does: `X-Stream-Protocol-Version` negotiated, 101 with `Upgrade: SPDY/3.1`.
+/// The session a token stands for, taken (a token serves once), if it is of `kind`.
+fn take_session(streams: &Streams, token: &str, kind: &str) -> Option<Pending> {
+    streams.tokens.consume(token).filter(|p| p.kind() == kind)
+}
+
+/// The answer to a token that stands for no session of its kind.
+fn no_session() -> Response<Full<Bytes>> {
+    plain(
+        StatusCode::NOT_FOUND,
+        "no such session: unknown or expired token",
+    )
+}
+
+/// Runs `serve` on the connection once the 101 answer has upgraded it (in a task of its
+/// own; a failed upgrade is the client's end and only logged).
+fn when_upgraded<F, Fut>(req: &mut Request<hyper::body::Incoming>, what: &'static str, serve: F)
+where
+    F: FnOnce(TokioIo<hyper::upgrade::Upgraded>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(u) => serve(TokioIo::new(u)).await,
+            Err(e) => tracing::debug!(error = %e, protocol = what, "CRI stream: upgrade failed"),
+        }
+    });
+}
+
+/// A `101 Switching Protocols` answer to `upgrade` (`Connection: Upgrade`).
+fn switching_protocols(upgrade: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static(upgrade),
+    );
+    r
+}
+
 fn handle_spdy(
     mut req: Request<hyper::body::Incoming>,
     kind: &str,
@@ -213,41 +258,18 @@ fn handle_spdy(
         }
         return r;
     };
-    let pending = match streams.tokens.consume(token) {
-        Some(p) if p.kind() == kind => p,
-        _ => {
-            return plain(
-                StatusCode::NOT_FOUND,
-                "no such session: unknown or expired token",
-            )
-        }
+    let Some(pending) = take_session(streams, token, kind) else {
+        return no_session();
     };
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => TokioIo::new(u),
-            Err(e) => {
-                tracing::debug!(error = %e, "CRI stream: SPDY upgrade failed");
-                return;
-            }
-        };
+    when_upgraded(&mut req, "SPDY", move |upgraded| async move {
         match pending {
             Pending::Exec(r) => spdy_remote::exec(engine, r, upgraded, protocol).await,
             Pending::Attach(r) => spdy_remote::attach(engine, r, upgraded, protocol).await,
             Pending::PortForward(r) => spdy_portforward::serve(engine, r, upgraded).await,
         }
     });
-    let mut r = Response::new(Full::new(Bytes::new()));
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let mut r = switching_protocols("SPDY/3.1");
     let h = r.headers_mut();
-    h.insert(
-        hyper::header::CONNECTION,
-        hyper::header::HeaderValue::from_static("Upgrade"),
-    );
-    h.insert(
-        hyper::header::UPGRADE,
-        hyper::header::HeaderValue::from_static("SPDY/3.1"),
-    );
     h.insert(
         "x-stream-protocol-version",
         hyper::header::HeaderValue::from_static(protocol),
@@ -300,44 +322,21 @@ fn handle(
             ),
         );
     };
-    let pending = match streams.tokens.consume(token) {
-        Some(p) if p.kind() == kind => p,
-        _ => {
-            return plain(
-                StatusCode::NOT_FOUND,
-                "no such session: unknown or expired token",
-            )
-        }
+    let Some(pending) = take_session(streams, token, kind) else {
+        return no_session();
     };
     // The port-forward query names the ports (`?port=80&port=8080`).
     let query_ports = portforward::query_ports(req.uri().query().unwrap_or(""));
-    let on_upgrade = hyper::upgrade::on(&mut req);
     let v5 = protocol.starts_with("v5.");
-    tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => TokioIo::new(u),
-            Err(e) => {
-                tracing::debug!(error = %e, "CRI stream: upgrade failed");
-                return;
-            }
-        };
+    when_upgraded(&mut req, "WebSocket", move |upgraded| async move {
         match pending {
             Pending::Exec(r) => remote::exec(engine, r, upgraded, v5).await,
             Pending::Attach(r) => remote::attach(engine, r, upgraded, v5).await,
             Pending::PortForward(r) => portforward::serve(engine, r, query_ports, upgraded).await,
         }
     });
-    let mut r = Response::new(Full::new(Bytes::new()));
-    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let mut r = switching_protocols("websocket");
     let h = r.headers_mut();
-    h.insert(
-        hyper::header::UPGRADE,
-        hyper::header::HeaderValue::from_static("websocket"),
-    );
-    h.insert(
-        hyper::header::CONNECTION,
-        hyper::header::HeaderValue::from_static("Upgrade"),
-    );
     if let Ok(v) = hyper::header::HeaderValue::from_str(&ws::accept_key(&key)) {
         h.insert("sec-websocket-accept", v);
     }
