@@ -146,34 +146,61 @@ impl Sink for StreamSink<'_> {
     }
 }
 
+/// A session whose client has opened the streams its request implies.
+struct Opened {
+    session: Session,
+    streams: Streams,
+    version: u8,
+}
+
+/// Starts the SPDY session on `conn` and collects the streams that stdin, stdout, stderr
+/// and tty imply. When they do not all come, the session ends with why, and `None`.
+async fn open<C>(
+    conn: C,
+    protocol: &str,
+    (stdin, stdout, stderr, tty): (bool, bool, bool, bool),
+) -> Option<Opened>
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let version = version(protocol);
+    let mut session = start(conn)?;
+    let want = Wanted::new(stdin, stdout, stderr, tty, version);
+    let (streams, ready) = collect(&mut session, want).await;
+    if let Err(e) = ready {
+        end(session, streams, Err(e), version).await;
+        return None;
+    }
+    Some(Opened {
+        session,
+        streams,
+        version,
+    })
+}
+
 /// Runs an exec session on a connection upgraded to SPDY/3.1 with `protocol`.
 pub(crate) async fn exec<C>(engine: Arc<Engine>, req: ExecRequest, conn: C, protocol: &str)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    let v = version(protocol);
-    let Some(mut session) = start(conn) else {
+    let roles = (req.stdin, req.stdout, req.stderr, req.tty);
+    let Some(mut o) = open(conn, protocol, roles).await else {
         return;
     };
-    let want = Wanted::new(req.stdin, req.stdout, req.stderr, req.tty, v);
-    let (mut streams, ready) = collect(&mut session, want).await;
-    let outcome = match ready {
+    let outcome = match remote::start_exec(&engine, &req).await {
         Err(e) => Err(e),
-        Ok(()) => match remote::start_exec(&engine, &req).await {
-            Err(e) => Err(e),
-            Ok((exec_id, shim)) => {
-                let target = ExecTarget {
-                    engine: engine.clone(),
-                    exec_id: exec_id.clone(),
-                };
-                if let Some(shim) = shim {
-                    pump(&session, &mut streams, shim, req.tty, &target).await;
-                }
-                remote::exec_outcome(&engine, &exec_id).await
+        Ok((exec_id, shim)) => {
+            let target = ExecTarget {
+                engine: engine.clone(),
+                exec_id: exec_id.clone(),
+            };
+            if let Some(shim) = shim {
+                pump(&o.session, &mut o.streams, shim, req.tty, &target).await;
             }
-        },
+            remote::exec_outcome(&engine, &exec_id).await
+        }
     };
-    end(session, streams, outcome, v).await;
+    end(o.session, o.streams, outcome, o.version).await;
 }
 
 /// Runs an attach session on a connection upgraded to SPDY/3.1 with `protocol`.
@@ -181,27 +208,22 @@ pub(crate) async fn attach<C>(engine: Arc<Engine>, req: AttachRequest, conn: C, 
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    let v = version(protocol);
-    let Some(mut session) = start(conn) else {
+    let roles = (req.stdin, req.stdout, req.stderr, req.tty);
+    let Some(mut o) = open(conn, protocol, roles).await else {
         return;
     };
-    let want = Wanted::new(req.stdin, req.stdout, req.stderr, req.tty, v);
-    let (mut streams, ready) = collect(&mut session, want).await;
-    let outcome = match ready {
+    let outcome = match remote::start_attach(&engine, &req).await {
         Err(e) => Err(e),
-        Ok(()) => match remote::start_attach(&engine, &req).await {
-            Err(e) => Err(e),
-            Ok((tty, shim)) => {
-                let target = AttachTarget {
-                    engine: engine.clone(),
-                    id: req.container_id.clone(),
-                };
-                pump(&session, &mut streams, shim, tty, &target).await;
-                Ok(None)
-            }
-        },
+        Ok((tty, shim)) => {
+            let target = AttachTarget {
+                engine: engine.clone(),
+                id: req.container_id.clone(),
+            };
+            pump(&o.session, &mut o.streams, shim, tty, &target).await;
+            Ok(None)
+        }
     };
-    end(session, streams, outcome, v).await;
+    end(o.session, o.streams, outcome, o.version).await;
 }
 
 fn start<C>(conn: C) -> Option<Session>
