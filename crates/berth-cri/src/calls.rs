@@ -185,28 +185,33 @@ impl Runtime {
         })
     }
 
-    pub(crate) async fn stop_sandbox(&self, id: &str) -> Result<(), Status> {
+    /// Sandbox `id`'s full ID and whether its infra process runs; `None` when it is gone
+    /// (stopping or removing what is gone succeeds: the calls are idempotent, and
+    /// critest checks it).
+    async fn sandbox_if_present(&self, id: &str) -> Result<Option<(String, bool)>, Status> {
         let v = match self.inspect(id, labels::TYPE_SANDBOX).await {
             Ok(v) => v,
-            // Stopping what is gone succeeds (the call is idempotent; critest checks it).
-            Err(s) if s.code() == tonic::Code::NotFound => return Ok(()),
+            Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
             Err(s) => return Err(s),
         };
-        let id = v
-            .get("Id")
-            .and_then(Value::as_str)
-            .unwrap_or(id)
-            .to_string();
+        let full_id = v.get("Id").and_then(Value::as_str).unwrap_or(id);
+        let infra_running = v
+            .pointer("/State/Running")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(Some((full_id.to_string(), infra_running)))
+    }
+
+    pub(crate) async fn stop_sandbox(&self, id: &str) -> Result<(), Status> {
+        let Some((id, infra_running)) = self.sandbox_if_present(id).await? else {
+            return Ok(());
+        };
         // The kubelet stopped them with their grace period; what still runs is killed.
         for (cid, running) in self.members(&id).await? {
             if running {
                 ignore_gone(self.engine.container_stop(&cid, Some(0), None).await)?;
             }
         }
-        let infra_running = v
-            .pointer("/State/Running")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
         self.detach_network(&id, infra_running).await?;
         ignore_gone(
             self.engine
@@ -217,24 +222,12 @@ impl Runtime {
     }
 
     pub(crate) async fn remove_sandbox(&self, id: &str) -> Result<(), Status> {
-        let v = match self.inspect(id, labels::TYPE_SANDBOX).await {
-            Ok(v) => v,
-            // Removing what is gone succeeds (the call is idempotent).
-            Err(s) if s.code() == tonic::Code::NotFound => return Ok(()),
-            Err(s) => return Err(s),
+        let Some((id, infra_running)) = self.sandbox_if_present(id).await? else {
+            return Ok(());
         };
-        let id = v
-            .get("Id")
-            .and_then(Value::as_str)
-            .unwrap_or(id)
-            .to_string();
         for (cid, _) in self.members(&id).await? {
             ignore_gone(self.engine.container_delete(&cid, true).await)?;
         }
-        let infra_running = v
-            .pointer("/State/Running")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
         self.detach_network(&id, infra_running).await?;
         ignore_gone(self.engine.container_delete(&id, true).await)?;
         self.cni.forget(&id).await;

@@ -230,6 +230,23 @@ pub struct PruneArgs {
     pub filter: Vec<String>,
 }
 
+/// `--disable-content-trust`, accepted for docker compatibility and hidden: berth has no
+/// content trust, so images are neither verified nor signed.
+#[derive(Debug, Clone, Args)]
+pub struct ContentTrust {
+    #[arg(
+        long = "disable-content-trust",
+        value_name = "bool",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value_t = true,
+        default_missing_value = "true",
+        action = ArgAction::Set,
+        hide = true
+    )]
+    pub disabled: bool,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct PullArgs {
     /// Download all tagged images in the repository
@@ -241,18 +258,8 @@ pub struct PullArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long, value_name = "string")]
     pub platform: Option<String>,
-    /// Skip image verification (accepted for docker compatibility; berth has no content trust)
-    #[arg(
-        long,
-        value_name = "bool",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value_t = true,
-        default_missing_value = "true",
-        action = ArgAction::Set,
-        hide = true
-    )]
-    pub disable_content_trust: bool,
+    #[command(flatten)]
+    pub content_trust: ContentTrust,
     #[arg(value_name = "NAME[:TAG|@DIGEST]")]
     pub name: String,
 }
@@ -268,18 +275,8 @@ pub struct PushArgs {
     /// Push a platform-specific manifest as a single-platform image to the registry
     #[arg(long, value_name = "string")]
     pub platform: Option<String>,
-    /// Skip image signing (accepted for docker compatibility; berth has no content trust)
-    #[arg(
-        long,
-        value_name = "bool",
-        num_args = 0..=1,
-        require_equals = true,
-        default_value_t = true,
-        default_missing_value = "true",
-        action = ArgAction::Set,
-        hide = true
-    )]
-    pub disable_content_trust: bool,
+    #[command(flatten)]
+    pub content_trust: ContentTrust,
     #[arg(value_name = "NAME[:TAG]")]
     pub name: String,
 }
