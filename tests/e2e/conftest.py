@@ -906,40 +906,48 @@ def definition(name: str) -> dict[str, Any]:
 _HOST_CHECK = os.environ.get("BERTH_E2E_HOST_CHECK") == "1"
 
 
-def _berth_host_state() -> set[str]:
-    """The berth bridges (test bridges bt*, the default berth0), BERTH-* firewall chains
-    and the test daemons' cgroup parents (berth-e2e-*) on the host."""
-    state = {f"link {p.name}" for p in Path("/sys/class/net").iterdir()
-             if p.name == "berth0" or (p.name.startswith("bt") and len(p.name) == 8)}
+def _host_state() -> set[str]:
+    """The host's network interfaces, iptables/ip6tables chains (filter and nat) and the
+    test daemons' cgroup parents (berth-e2e-*): what a test could leave behind. Any kind
+    counts, not only berth's: a CNI plugin run for a pod makes its own bridge and chains."""
+    state = {f"link {p.name}" for p in Path("/sys/class/net").iterdir()}
     for root in (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")):
         if root.is_dir():
             state |= {f"cgroup /{p.name}" for p in root.glob("berth-e2e-*") if p.is_dir()}
     for tool in ("iptables", "ip6tables"):
         for table in ("filter", "nat"):
             out = subprocess.run([tool, "-w", "-t", table, "-S"], capture_output=True, text=True).stdout
-            state |= {f"{tool} {table} {l.split()[1]}" for l in out.splitlines() if l.startswith("-N BERTH-")}
+            state |= {f"{tool} {table} {l.split()[1]}" for l in out.splitlines() if l.startswith("-N ")}
     return state
+
+
+def _is_berths(entry: str) -> bool:
+    """Whether a leftover is berth's own, which the check removes (others are reported)."""
+    name = entry.split()[-1]
+    return (entry.startswith("cgroup ") or name.startswith("BERTH-") or name == "berth0"
+            or (entry.startswith("link ") and name.startswith("bt") and len(name) == 8))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Only the controlling process (not an xdist worker), and only where the suite runs
     # alone on the host (tests/run sets BERTH_E2E_HOST_CHECK=1).
     if _HOST_CHECK and not hasattr(session.config, "workerinput"):
-        session.config._berth_host_before = _berth_host_state()  # type: ignore[attr-defined]
+        session.config._berth_host_before = _host_state()  # type: ignore[attr-defined]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     before = getattr(session.config, "_berth_host_before", None)
     if before is None:
         return
-    left = sorted(_berth_host_state() - before)
+    left = sorted(_host_state() - before)
     if left:
         # Every test daemon's bridge and chains are removed by its fixture: these came
         # from a daemon started outside one (or on berthd's defaults).
-        print(f"\nFAILED: the suite left on the host: {', '.join(left)} (now removed)", file=sys.stderr)
+        print(f"\nFAILED: the suite left on the host: {', '.join(left)} "
+              "(berth's removed; others to remove by hand)", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         tags = {e.split()[-1].split("-", 2)[-1] if " BERTH-" in e else e.split()[-1]
-                for e in left if not e.startswith("cgroup ")}
+                for e in left if _is_berths(e) and not e.startswith("cgroup ")}
         for tag in sorted(tags):
             cleanup_bridges(tag, Path("/nonexistent"))
         for e in left:

@@ -119,12 +119,18 @@ class Crictl:
         return json.loads(self(command, "-o", "json", *args).stdout)
 
 
-def cri_daemon(berthd, workdir: Path, crictl_bin: Path, via_file: bool = False):
+def cri_daemon(berthd, workdir: Path, crictl_bin: Path, via_flag: bool = False):
+    """A berthd with the CRI on, through daemon.json with a CNI conf dir of its own, empty:
+    the host's /etc/cni/net.d may hold another engine's network (podman's makes its bridge
+    and firewall chains on the host). `via_flag`: through `--cri-socket` instead, on the
+    default conf dir, for tests that run no pod."""
     sock = workdir / "cri" / "cri.sock"
-    if via_file:
-        d = berthd(config={"cri": {"enabled": True, "socket": str(sock)}})
-    else:
+    if via_flag:
         d = berthd(extra_args=[f"--cri-socket={sock}"])
+    else:
+        no_cni = workdir / "cri-no-cni"
+        no_cni.mkdir(exist_ok=True)
+        d = berthd(config={"cri": {"enabled": True, "socket": str(sock), "cni-conf-dir": str(no_cni)}})
     poll(lambda: sock.is_socket(), 30, "the CRI socket")
     return d, Crictl(crictl_bin, sock, workdir)
 
@@ -199,7 +205,7 @@ def test_version_status_and_unimplemented_calls(berthd, docker, workdir, crictl_
 
 
 def test_pull_list_inspect_remove_through_a_registry(berthd, docker, workdir, crictl_bin, cri_registry):
-    d, crictl = cri_daemon(berthd, workdir, crictl_bin, via_file=True)
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
     ref = f"{cri_registry.addr}/cri/busybox:latest"
     image_id = imported(docker, d, workdir, ref)
     docker("-H", d.unix_host, "push", ref)
@@ -253,7 +259,7 @@ def test_pull_list_inspect_remove_through_a_registry(berthd, docker, workdir, cr
 
 
 def test_pull_with_credentials(berthd, docker, workdir, crictl_bin, cri_auth_registry):
-    d, crictl = cri_daemon(berthd, workdir, crictl_bin)
+    d, crictl = cri_daemon(berthd, workdir, crictl_bin, via_flag=True)
     ref = f"{cri_auth_registry.addr}/secure/busybox:1"
     image_id = imported(docker, d, workdir, ref)
     env = clean_env({"DOCKER_CONFIG": str(workdir / "dockercfg")})
