@@ -328,7 +328,6 @@ async fn accept_unix(
                 unix,
                 ..ClientIdentity::default()
             },
-            probe: crate::peer::PeerProbe::of(&stream),
         };
         tokio::spawn(serve_connection(
             stream,
@@ -505,7 +504,6 @@ async fn accept_tls(
                     serial,
                     unix: None,
                 },
-                probe: None,
             };
             let io = Revocable::new(tls_stream, registration);
             tokio::select! {
@@ -528,8 +526,6 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 #[derive(Clone)]
 struct ConnContext {
     identity: ClientIdentity,
-    /// Unix connections: to wait, after a `101`, until the client has read it.
-    probe: Option<crate::peer::PeerProbe>,
 }
 
 async fn serve_connection<IO>(
@@ -593,9 +589,6 @@ where
         Ok(v) => {
             req.extensions_mut().insert(v);
             req.extensions_mut().insert(conn.identity.clone());
-            if let Some(p) = &conn.probe {
-                req.extensions_mut().insert(p.clone());
-            }
             let routed = AssertUnwindSafe(router.oneshot(req.map(Body::new)))
                 .catch_unwind()
                 .instrument(span.clone())
@@ -686,7 +679,6 @@ mod tests {
     async fn send(router: &Router, path: &str) -> (StatusCode, serde_json::Value) {
         let conn = ConnContext {
             identity: ClientIdentity::default(),
-            probe: None,
         };
         let req = Request::get(path).body(Body::empty()).unwrap();
         let resp = handle_request(router.clone(), conn, req).await.unwrap();

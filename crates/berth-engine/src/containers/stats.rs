@@ -150,10 +150,10 @@ struct Sampler {
     id: String,
     name: String,
     dirs: Dirs,
-    /// Init's pid on the host, for `/proc/<pid>/net/dev`; 0 with the host's network.
-    /// The init process, whose `/proc/<pid>/net/dev` has the container's interfaces
-    /// (`None` on the host network).
-    net_process: Option<berth_sys::pidfd::ProcessHandle>,
+    /// The init process (pid and start time), whose `/proc/<pid>/net/dev` has the
+    /// container's interfaces (`None` on the host network). Opened for each sample, so
+    /// that a stream holds no descriptor but its connection's.
+    net_process: Option<(i32, u64)>,
     prev: Option<(String, Value)>,
 }
 
@@ -173,8 +173,11 @@ impl Sampler {
         s.insert("storage_stats".into(), json!({}));
         s.insert("name".into(), json!(self.name));
         s.insert("id".into(), json!(self.id));
-        if let Some(p) = &self.net_process {
-            let dev = p.read_entry("net/dev").unwrap_or_default();
+        if let Some((pid, start_time)) = self.net_process {
+            let dev = berth_sys::pidfd::ProcessHandle::open(pid, start_time)
+                .ok()
+                .and_then(|p| p.read_entry("net/dev").ok())
+                .unwrap_or_default();
             if let Some(n) = networks(&dev) {
                 s.insert("networks".into(), n);
             }
@@ -210,7 +213,8 @@ impl Engine {
             let host_net = rec.network_mode() == NetworkMode::Host;
             let process = (!host_net)
                 .then(|| super::process::of_record(&rec).ok())
-                .flatten();
+                .flatten()
+                .map(|_| (rec.state.pid, rec.state.start_time));
             (Dirs::of(&cgroup), process)
         })
         .await

@@ -7,7 +7,6 @@ use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use berth_api_types::detach::{Scan, Scanner};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -68,24 +67,20 @@ where
     }
 }
 
-/// The connection an attach or exec upgrades to, once the client has read the 101 (see
-/// `crate::peer`); `None` when the upgrade fails.
+/// The connection an attach or exec upgrades to, once a unix client has read the 101
+/// (see `crate::peer`); `None` when the upgrade fails.
 pub(super) fn upgrade(
     req: &mut Request,
-) -> impl std::future::Future<Output = Option<TokioIo<hyper::upgrade::Upgraded>>> + use<> {
+) -> impl std::future::Future<Output = Option<crate::peer::Hijacked>> + use<> {
     let on_upgrade = hyper::upgrade::on(&mut *req);
-    let probe = req.extensions().get::<crate::peer::PeerProbe>().cloned();
     async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
+        match on_upgrade.await {
+            Ok(u) => Some(crate::peer::Hijacked::of(u).await),
             Err(e) => {
                 tracing::debug!(error = %e, "upgrade failed");
-                return None;
+                None
             }
-        };
-        // Before any stream byte: see `crate::peer`.
-        crate::peer::until_read(probe).await;
-        Some(TokioIo::new(upgraded))
+        }
     }
 }
 
