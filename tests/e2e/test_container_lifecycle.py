@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -377,6 +378,41 @@ def test_berthd_holds_no_descriptor_per_running_container(daemon):
     # The count settles after each start (its start connection closes): compare the lowest.
     assert poll(lambda: fds() <= one + 2, 10, f"berthd's descriptors ({fds()}, {one} with one container)")
     dk(daemon, "rm", "-f", *[f"more{i}" for i in range(8)], "first")
+
+
+def test_a_stats_stream_costs_berthd_one_descriptor(daemon):
+    """A stats stream holds only its connection in berthd (issue 17): neither a duplicate
+    of the connection nor the container's process descriptor between samples."""
+    for i in range(4):
+        dk(daemon, "run", "-d", "--name", f"s{i}", "busybox", "sleep", "1000")
+    pid = daemon.pid
+
+    def fds() -> set[str]:
+        return {f.name for f in Path(f"/proc/{pid}/fd").iterdir()}
+
+    base = fds()
+    streams = []
+    try:
+        for i in range(4):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(30)
+            s.connect(str(daemon.sock))
+            s.sendall(f"GET /containers/s{i}/stats?stream=1 HTTP/1.1\r\nHost: d\r\n\r\n".encode())
+            streams.append(s)
+        # Two samples on each: every stream is past its set-up and between samples.
+        for s in streams:
+            got = b""
+            while got.count(b'"read":') < 2:
+                chunk = s.recv(65536)
+                assert chunk, "a stats stream ended"
+                got += chunk
+        grown = fds() - base
+        assert len(grown) <= len(streams), f"{len(grown)} new descriptors for {len(streams)} streams: " + \
+            ", ".join(sorted(os.readlink(f"/proc/{pid}/fd/{f}") for f in grown if os.path.exists(f"/proc/{pid}/fd/{f}")))
+    finally:
+        for s in streams:
+            s.close()
+        dk(daemon, "rm", "-f", *[f"s{i}" for i in range(4)])
 
 
 def test_oom_event(daemon):
