@@ -97,8 +97,25 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// berthd's own memory: resident, and the allocator's account of its heap.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DaemonMemory {
+    pub rss: Option<u64>,
+    pub heap: berth_sys::memory::HeapStats,
+}
+
+impl DaemonMemory {
+    /// Now (reads `/proc/self/statm`: call it off the async workers).
+    pub fn now() -> DaemonMemory {
+        DaemonMemory {
+            rss: berth_engine::metrics::own_rss_bytes(),
+            heap: berth_sys::memory::heap_stats(),
+        }
+    }
+}
+
 /// The whole exposition, in Prometheus text format 0.0.4.
-pub fn render(engine: &EngineMetrics, daemon_rss: Option<u64>) -> String {
+pub fn render(engine: &EngineMetrics, daemon: &DaemonMemory) -> String {
     let mut o = String::new();
     let head = |o: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -137,7 +154,7 @@ pub fn render(engine: &EngineMetrics, daemon_rss: Option<u64>) -> String {
         "berth_shim_resident_memory_bytes {}",
         engine.shim_rss_bytes
     );
-    if let Some(rss) = daemon_rss {
+    if let Some(rss) = daemon.rss {
         head(
             &mut o,
             "berth_daemon_resident_memory_bytes",
@@ -145,6 +162,21 @@ pub fn render(engine: &EngineMetrics, daemon_rss: Option<u64>) -> String {
             "Resident memory of berthd",
         );
         let _ = writeln!(o, "berth_daemon_resident_memory_bytes {rss}");
+    }
+    head(
+        &mut o,
+        "berth_daemon_heap_bytes",
+        "gauge",
+        "berthd's heap as its allocator counts it: allocated (in_use), freed and kept for reuse (free), in the arenas (arena), mapped block by block (mmapped)",
+    );
+    let h = &daemon.heap;
+    for (kind, v) in [
+        ("in_use", h.in_use_bytes),
+        ("free", h.free_bytes),
+        ("arena", h.arena_bytes),
+        ("mmapped", h.mmapped_bytes),
+    ] {
+        let _ = writeln!(o, "berth_daemon_heap_bytes{{kind=\"{kind}\"}} {v}");
     }
     head(
         &mut o,
@@ -232,17 +264,14 @@ pub fn render(engine: &EngineMetrics, daemon_rss: Option<u64>) -> String {
 }
 
 async fn metrics(State(engine): State<Arc<Engine>>) -> Response {
-    let read = tokio::task::spawn_blocking(move || {
-        (engine.metrics(), berth_engine::metrics::own_rss_bytes())
-    })
-    .await;
+    let read = tokio::task::spawn_blocking(move || (engine.metrics(), DaemonMemory::now())).await;
     match read {
-        Ok((m, rss)) => (
+        Ok((m, daemon)) => (
             [(
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            render(&m, rss),
+            render(&m, &daemon),
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
@@ -311,7 +340,18 @@ mod tests {
         let odd = Method::from_bytes(b"BREW").unwrap();
         record(&odd, &answered(404), Duration::from_millis(2));
         record(&Method::GET, &answered(404), Duration::from_millis(30));
-        let text = render(&EngineMetrics::default(), Some(1 << 20));
+        let daemon = DaemonMemory {
+            rss: Some(1 << 20),
+            heap: berth_sys::memory::HeapStats {
+                in_use_bytes: 3 << 20,
+                ..Default::default()
+            },
+        };
+        let text = render(&EngineMetrics::default(), &daemon);
+        assert!(
+            text.contains("berth_daemon_heap_bytes{kind=\"in_use\"} 3145728"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 r#"berth_api_requests_total{method="other",route="(unmatched)",status="404"} "#
@@ -354,7 +394,7 @@ mod tests {
             stopped: 4,
             ..Default::default()
         };
-        let text = render(&m, None);
+        let text = render(&m, &DaemonMemory::default());
         assert!(text.contains("engine_daemon_container_states_containers{state=\"running\"} 2"));
         assert!(text.contains("engine_daemon_container_states_containers{state=\"paused\"} 1"));
         assert!(text.contains("engine_daemon_container_states_containers{state=\"stopped\"} 4"));

@@ -247,6 +247,7 @@ async fn serve(
     tokio::spawn(async move {
         engine_started.started().await;
         let _ = tokio::task::spawn_blocking(berth_sys::memory::release_startup_memory).await;
+        crate::heap::spawn_trimmer();
     });
     server.serve(engine.clone(), shutdown).await;
     if let Some(task) = metrics {

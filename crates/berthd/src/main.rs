@@ -5,6 +5,7 @@ mod config;
 mod daemon;
 mod dump;
 mod flags;
+mod heap;
 mod preflight;
 #[cfg(test)]
 mod reference;
@@ -12,6 +13,7 @@ mod reference;
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> std::process::ExitCode {
+    berth_sys::memory::tune_allocator_for_daemon();
     let matches = flags::Flags::command().get_matches();
     let flags = flags::Flags::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if flags.man_page {
