@@ -6,6 +6,8 @@ with the reference dockerd where it can show it:
   `docker port`), and answers over IPv6 loopback; `-p 127.0.0.1::80` stays IPv4 only; a
   host without IPv6 (`disable_ipv6`, berthd in a network namespace of its own) binds
   0.0.0.0 only and still starts the container;
+- `--ipv6` without `--fixed-cidr-v6` refuses to start, in dockerd's words (the default
+  bridge would have no IPv6 subnet); with `--bridge=none` it starts, as dockerd;
 - `--ipv6 --fixed-cidr-v6` (and daemon.json `ipv6`/`fixed-cidr-v6`) give the default
   bridge its IPv6 subnet, containers their address from the MAC address, and turn IPv6
   forwarding on, unless `--ip-forward=false` (in a network namespace of its own: the
@@ -30,8 +32,10 @@ import tarfile
 import tempfile
 from typing import Iterator
 
+import pytest
+
 import refdockerd
-from conftest import DOCKER_BIN, clean_env, import_busybox, leak_check, poll
+from conftest import DOCKER_BIN, DaemonStartError, clean_env, import_busybox, leak_check, poll
 
 
 def dk(env, *args, check=True, timeout=60):
@@ -205,6 +209,25 @@ def test_fixed_cidr_v6_and_ipv6_forwarding(berthd, docker_env):
             dk(d.docker_env, "network", "rm", "n6")
         finally:
             leak_check(d)
+
+
+def test_ipv6_without_fixed_cidr_v6_as_the_reference(berthd):
+    """`--ipv6` (or daemon.json `"ipv6": true`) without `--fixed-cidr-v6`: dockerd 20.10
+    refuses to start ("failed to start daemon: Error initializing network controller: IPv6
+    is enabled for the default bridge, but no subnet is configured. ..."), and berthd
+    with the same words; without a default bridge (`--bridge=none`) both start."""
+    want = ("IPv6 is enabled for the default bridge, but no subnet is configured. "
+            "Specify an IPv6 subnet using --fixed-cidr-v6")
+    for args, config in ((["--ipv6"], None), ([], {"ipv6": True})):
+        said = refdockerd.start_error(bridge=True, args=tuple(args), config=config)
+        assert said is not None and want in said, said
+        d = berthd(start=False, extra_args=args, config=config)
+        with pytest.raises(DaemonStartError) as refused:
+            d.start()
+        assert want in str(refused.value), refused.value
+    assert refdockerd.start_error(args=("--ipv6",)) is None
+    d = berthd(extra_args=["--ipv6", "--bridge=none"], bridge_flags=False)
+    assert all(n["Name"] != "bridge" for n in d.get_json("/v1.41/networks"))
 
 
 def _export_listing(env, name: str) -> list[tuple[str, str, int, int, str]]:
