@@ -211,6 +211,79 @@ def test_fixed_cidr_v6_and_ipv6_forwarding(berthd, docker_env):
             leak_check(d)
 
 
+# A CGI that answers with the address the container sees the request come from.
+_PEER_SERVER = ("mkdir -p /w/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\n"
+                "echo \"peer=$REMOTE_ADDR\"\\n' > /w/cgi-bin/peer && chmod +x /w/cgi-bin/peer && exec httpd -f -p 80 -h /w")
+# The "host's" own IPv6 address (on loopback, in the namespace a daemon runs in).
+_HOST6 = "fd0f:ee::5"
+
+
+def _peer(host: str, port: int, netns: str) -> str:
+    """The address the container saw a request to host:port (from `netns`) come from."""
+    url = f"http://[{host}]:{port}/cgi-bin/peer" if ":" in host else f"http://{host}:{port}/cgi-bin/peer"
+    out = subprocess.run(["nsenter", f"--net=/var/run/netns/{netns}", "curl", "-s", "-g", "--max-time", "5", url],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"peer=\[?([0-9a-fA-F:.]+)\]?", out)
+    return m.group(1).removeprefix("::ffff:") if m else ""
+
+
+def _peers_seen(env, netns: str, network: str, name: str) -> dict[str, str]:
+    """Container `name` (on `network`, port 80 published on both families): per way in
+    (127.0.0.1, [::1], the host's IPv6 address), what it saw as the peer: the network's
+    IPv4 gateway (the proxy reached its IPv4 address), or an IPv6 address of the host
+    (the proxy reached its IPv6 address; which of the host's addresses the kernel picks
+    as the source depends on whether the bridge's has left DAD, so only its family is
+    compared)."""
+    s = json.loads(dk(env, "inspect", name).stdout)[0]["NetworkSettings"]
+    ep = s["Networks"][network]
+    assert ep["GlobalIPv6Address"], ep
+    ports = {b["HostIp"]: int(b["HostPort"]) for b in s["Ports"]["80/tcp"]}
+    assert set(ports) == {"0.0.0.0", "::"}, s["Ports"]
+    seen = {}
+    for host, bound in (("127.0.0.1", "0.0.0.0"), ("::1", "::"), (_HOST6, "::")):
+        peer = poll(lambda: _peer(host, ports[bound], netns), 30, f"{name}'s page over {host}")
+        seen[host] = "IPv4 gateway" if peer == ep["Gateway"] else "IPv6" if ":" in peer else peer
+    return seen
+
+
+def _add_host6(netns: str) -> None:
+    subprocess.run(["ip", "-n", netns, "addr", "add", f"{_HOST6}/128", "dev", "lo", "nodad"], check=True)
+
+
+def test_ports_of_a_container_with_ipv6_as_the_reference(berthd, docker_env):
+    """A container with an IPv6 address (a user network with `EnableIPv6`, the default
+    bridge with `--ipv6 --fixed-cidr-v6`), its port published without a host address:
+    the `::` binding reaches the container's IPv6 address (it sees an IPv6 address of the
+    host as the peer, over [::1] and over the host's IPv6 address) and 0.0.0.0 its
+    IPv4 address, as dockerd 20.10's docker-proxy (run with --ip6tables=false, as the
+    reference is). berthd relayed `::` to the IPv4 address. Both daemons in network
+    namespaces of their own, each with the same IPv6 address of the "host"."""
+    v6_default, v6_user = "fd0f:d::/64", "fd0f:e::/64"
+    flags = ("--ipv6", f"--fixed-cidr-v6={v6_default}")
+    seen = {}
+    with refdockerd.running(bridge=True, args=flags) as ref, _netns() as ns:
+        d = _daemon_in(berthd, docker_env, ns, extra_args=list(flags))
+        renv = _ref_env(ref)
+        import_busybox(renv)
+        try:
+            for who, env, netns in (("berthd", d.docker_env, ns), ("dockerd", renv, ref.netns)):
+                _add_host6(netns)
+                dk(env, "network", "create", "--ipv6", "--subnet", v6_user, "pn6")
+                for network in ("bridge", "pn6"):
+                    name = f"w-{network}"
+                    dk(env, "run", "-d", "--name", name, "--network", network, "-p", "80", "busybox", "sh", "-c",
+                       _PEER_SERVER)
+                    seen[(who, network)] = _peers_seen(env, netns, network, name)
+                    dk(env, "rm", "-f", name)
+                dk(env, "network", "rm", "pn6")
+        finally:
+            leak_check(d)
+    want = {"127.0.0.1": "IPv4 gateway", "::1": "IPv6", _HOST6: "IPv6"}
+    for network in ("bridge", "pn6"):
+        assert seen[("dockerd", network)] == want, seen
+        assert seen[("berthd", network)] == seen[("dockerd", network)], seen
+
+
 def test_ipv6_without_fixed_cidr_v6_as_the_reference(berthd):
     """`--ipv6` (or daemon.json `"ipv6": true`) without `--fixed-cidr-v6`: dockerd 20.10
     refuses to start ("failed to start daemon: Error initializing network controller: IPv6
