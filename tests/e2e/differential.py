@@ -39,8 +39,8 @@ REGISTRY_WALK = ("sent by the registry walk instead (`registry_cases`, test_regi
                  "local registries, open and htpasswd)")
 # (method, path) -> why the harness does not send it.
 SKIP: dict[tuple[str, str], str] = {
-    ("GET", "/containers/{id}/attach/ws"): "a websocket upgrade",
-    ("POST", "/containers/{id}/attach"): "hijacks the connection (covered by the CLI tests)",
+    ("GET", "/containers/{id}/attach/ws"): "a websocket upgrade: compared on raw sockets by test_attach_upgrades_match_dockerd",
+    ("POST", "/containers/{id}/attach"): "hijacks the connection: compared on raw sockets by test_attach_upgrades_match_dockerd",
     ("POST", "/session"): "BuildKit's session protocol",
     ("GET", "/distribution/{name}/json"): REGISTRY_WALK,
     ("POST", "/auth"): REGISTRY_WALK,

@@ -4,8 +4,8 @@ written as "untriaged: ..." — a difference nobody has looked at yet, counted i
 Also writes docs/compatibility.md: per API operation, how many cases answer as dockerd
 20.10 and why the others differ.
 
-    python3 tests/e2e/differential_triage.py [REPORT...]  (default: target/differential-report.json
-                                                   and target/differential-registry-report.json)
+    python3 tests/e2e/differential_triage.py [REPORT...]  (default: target/differential-report.json,
+                          target/differential-registry-report.json, target/differential-attach-report.json)
 """
 
 from __future__ import annotations
@@ -60,6 +60,10 @@ RULES: list[tuple[str, str]] = [
     (r"^POST /images/\{name\}/push no-body \| status 200 \(dockerd 400\)$",
      "deliberate: a push with neither X-Registry-Auth nor a body is anonymous, as Docker 25+ (whose client "
      "sends '{}' because 20.10 answered 400 'Bad parameters and missing X-Registry-Auth: EOF', moby ea29dff)"),
+    # The attach sessions (test_attach_upgrades_match_dockerd).
+    (r"^POST /containers/\{id\}/attach no-upgrade-frames \|",
+     "to fix: without `Upgrade: tcp` berthd sends the output as a chunked HTTP body and reads no stdin; "
+     "dockerd hijacks the connection anyway (hyper hands over a connection only after a 101)"),
     (r"^GET /images/\{name\}/json missing \| message 'No such image: berth-diff-missing:latest' "
      r"\(dockerd 'no such image: berth-diff-missing: No such image: berth-diff-missing:latest'\)$",
      "deliberate: Docker 28's wording (20.10 said it twice)"),
@@ -67,8 +71,10 @@ RULES: list[tuple[str, str]] = [
 
 
 def main() -> None:
-    # The API walk's report and the registry walk's (test_differential.py writes both).
-    paths = sys.argv[1:] or ["target/differential-report.json", "target/differential-registry-report.json"]
+    # The API walk's report, the registry walk's and the attach sessions' (all three from
+    # test_differential.py).
+    paths = sys.argv[1:] or ["target/differential-report.json", "target/differential-registry-report.json",
+                             "target/differential-attach-report.json"]
     report = [row for path in paths for row in json.loads(Path(path).read_text())]
     known = {}
     for row in report:
@@ -108,7 +114,9 @@ def write_page(report: list[dict], known: dict[str, str]) -> None:
         "local docker-registry instances at the same address for both daemons (each its own, the",
         "reference's in its network namespace), one open and one with htpasswd auth, by tag, digest,",
         "missing repository/tag/digest, bad reference, unreachable registry, without, with wrong and",
-        "with right credentials; progress streams compared as the messages a client acts on.",
+        "with right credentials; progress streams compared as the messages a client acts on. The attach",
+        "upgrades (`POST /containers/{id}/attach` with and without `Upgrade: tcp`, `GET .../attach/ws`)",
+        "are compared on raw sockets: status line, the headers a client acts on, the first frames.",
         "",
         f"**{len(report)} cases over {len(ops)} operations: {same} answer as dockerd, "
         f"{len(report) - same} differ** (deliberate: Docker 28's behaviour or a 400 for bad "
