@@ -7,9 +7,10 @@ parameter with an invalid value.
 
 Each case gets fresh objects of its own (a running container, a tagged image, a network,
 a volume, an exec) made the same way on both engines with the same names, so one case's
-changes cannot leak into the next. Routes that need the internet (pull, search, login),
+changes cannot leak into the next. Routes that need the internet (search, plugins),
 would turn dockerd into a swarm manager, or hijack the connection are listed in SKIP with
-the reason."""
+the reason. Pull, push, distribution and login go to local registries in a walk of their
+own (`registry_cases`, end of this file)."""
 
 from __future__ import annotations
 
@@ -34,16 +35,18 @@ MISSING = "berth-diff-missing"
 # Seconds one request may take, answer included.
 REQUEST_DEADLINE = 30
 
+REGISTRY_WALK = ("sent by the registry walk instead (`registry_cases`, test_registry_answers_match_dockerd: "
+                 "local registries, open and htpasswd)")
 # (method, path) -> why the harness does not send it.
 SKIP: dict[tuple[str, str], str] = {
-    ("GET", "/containers/{id}/attach/ws"): "a websocket upgrade",
-    ("POST", "/containers/{id}/attach"): "hijacks the connection (covered by the CLI tests)",
+    ("GET", "/containers/{id}/attach/ws"): "a websocket upgrade: compared on raw sockets by test_attach_upgrades_match_dockerd",
+    ("POST", "/containers/{id}/attach"): "hijacks the connection: compared on raw sockets by test_attach_upgrades_match_dockerd",
     ("POST", "/session"): "BuildKit's session protocol",
-    ("GET", "/distribution/{name}/json"): "needs a registry on the internet",
-    ("POST", "/auth"): "needs a registry on the internet",
+    ("GET", "/distribution/{name}/json"): REGISTRY_WALK,
+    ("POST", "/auth"): REGISTRY_WALK,
     ("GET", "/images/search"): "needs Docker Hub",
-    ("POST", "/images/create"): "pulls from Docker Hub",
-    ("POST", "/images/{name}/push"): "pushes to Docker Hub",
+    ("POST", "/images/create"): REGISTRY_WALK + " (`fromSrc` imports: by the image tests)",
+    ("POST", "/images/{name}/push"): REGISTRY_WALK,
     ("POST", "/plugins/pull"): "needs Docker Hub",
     ("GET", "/plugins/privileges"): "needs Docker Hub",
     ("POST", "/plugins/{name}/upgrade"): "needs Docker Hub",
@@ -400,3 +403,253 @@ def run_all(berth: Engine, dockerd: Engine, selected: Callable[[Case], bool] = l
         for e in (berth, dockerd):
             e.clean(w)
     return outcomes
+
+
+# ---------------------------------------------------------------------------------------
+# The registry routes (pull, push, distribution, auth), against Debian's docker-registry.
+# Each engine gets registries of its own on the same addresses: berthd's on the host's
+# loopback, the reference's on its network namespace's loopback (the same port there), so
+# every reference both daemons print is the same text. 127.0.0.0/8 is an insecure (plain
+# HTTP) registry to both without any flag. One registry is open, one wants htpasswd basic
+# auth (alice / s3cret).
+
+REGISTRY_USER, REGISTRY_PASSWORD = "alice", "s3cret"
+# Registry routes: (method, path) -> the cases that send it.
+REGISTRY_ROUTES = {
+    ("POST", "/images/create"), ("POST", "/images/{name}/push"),
+    ("GET", "/distribution/{name}/json"), ("POST", "/auth"),
+}
+
+
+@dataclass
+class RegistryCase:
+    id: str
+    method: str
+    path: str  # swagger template, for the page
+    url: str  # with {open}, {auth}, {digest}, {closed} filled per engine
+    body: Any = None  # JSON body
+    auth: str | None = None  # "right", "wrong": an X-Registry-Auth header for {auth}
+    stream: bool = False  # a JSON-lines progress stream
+
+
+def registry_auth_header(registry: str, password: str) -> str:
+    import base64
+    j = {"username": REGISTRY_USER, "password": password, "serveraddress": registry}
+    return base64.urlsafe_b64encode(json.dumps(j).encode()).decode()
+
+
+def registry_cases() -> list[RegistryCase]:
+    c = RegistryCase
+    pull, push, dist = "/images/create", "/images/{name}/push", "/distribution/{name}/json"
+    return [
+        c("POST /images/create pull-fresh", "POST", pull, "/images/create?fromImage={open}/difffresh&tag=v1", stream=True),
+        c("POST /images/create pull-tag", "POST", pull, "/images/create?fromImage={open}/diffpull&tag=v1", stream=True),
+        c("POST /images/create pull-tag-again", "POST", pull, "/images/create?fromImage={open}/diffpull&tag=v1", stream=True),
+        c("POST /images/create pull-digest", "POST", pull, "/images/create?fromImage={open}/diffpull@{digest}", stream=True),
+        c("POST /images/create pull-in-fromImage", "POST", pull, "/images/create?fromImage={open}/diffpull:v1", stream=True),
+        c("POST /images/create missing-repo", "POST", pull, "/images/create?fromImage={open}/nosuchrepo&tag=v1", stream=True),
+        c("POST /images/create missing-tag", "POST", pull, "/images/create?fromImage={open}/diffpull&tag=nosuchtag", stream=True),
+        c("POST /images/create missing-digest", "POST", pull, "/images/create?fromImage={open}/diffpull@sha256:" + "0" * 64, stream=True),
+        c("POST /images/create bad-reference", "POST", pull, "/images/create?fromImage={open}/Bad//Ref&tag=v1", stream=True),
+        c("POST /images/create bad-tag", "POST", pull, "/images/create?fromImage={open}/diffpull&tag=bad:tag", stream=True),
+        c("POST /images/create unreachable", "POST", pull, "/images/create?fromImage={closed}/diffpull&tag=v1", stream=True),
+        c("POST /images/create auth-none", "POST", pull, "/images/create?fromImage={auth}/diffpull&tag=v1", stream=True),
+        c("POST /images/create auth-wrong", "POST", pull, "/images/create?fromImage={auth}/diffpull&tag=v1", auth="wrong", stream=True),
+        c("POST /images/create auth-right", "POST", pull, "/images/create?fromImage={auth}/diffpull&tag=v1", auth="right", stream=True),
+        c("POST /images/{name}/push base", "POST", push, "/images/{open}/diffpush/push?tag=v1", body={}, stream=True),
+        c("POST /images/{name}/push no-body", "POST", push, "/images/{open}/diffpush/push?tag=v1", stream=True),
+        c("POST /images/{name}/push all-tags", "POST", push, "/images/{open}/diffpush/push", body={}, stream=True),
+        c("POST /images/{name}/push missing", "POST", push, "/images/{open}/nosuchimage/push?tag=v1", body={}, stream=True),
+        c("POST /images/{name}/push missing-tag", "POST", push, "/images/{open}/diffpush/push?tag=nosuchtag", body={},
+          stream=True),
+        c("POST /images/{name}/push auth-none", "POST", push, "/images/{auth}/diffpush/push?tag=v1", body={}, stream=True),
+        c("POST /images/{name}/push auth-wrong", "POST", push, "/images/{auth}/diffpush/push?tag=v1", auth="wrong", stream=True),
+        c("POST /images/{name}/push auth-right", "POST", push, "/images/{auth}/diffpush/push?tag=v1", auth="right", stream=True),
+        c("POST /images/{name}/push unreachable", "POST", push, "/images/{closed}/diffpush/push?tag=v1", body={},
+          stream=True),
+        c("GET /distribution/{name}/json base", "GET", dist, "/distribution/{open}/diffpull:v1/json"),
+        c("GET /distribution/{name}/json digest", "GET", dist, "/distribution/{open}/diffpull@{digest}/json"),
+        c("GET /distribution/{name}/json missing-repo", "GET", dist, "/distribution/{open}/nosuchrepo:v1/json"),
+        c("GET /distribution/{name}/json missing-tag", "GET", dist, "/distribution/{open}/diffpull:nosuchtag/json"),
+        c("GET /distribution/{name}/json bad-reference", "GET", dist, "/distribution/{open}/Bad/json"),
+        c("GET /distribution/{name}/json unreachable", "GET", dist, "/distribution/{closed}/diffpull:v1/json"),
+        c("GET /distribution/{name}/json auth-none", "GET", dist, "/distribution/{auth}/diffpull:v1/json"),
+        c("GET /distribution/{name}/json auth-wrong", "GET", dist, "/distribution/{auth}/diffpull:v1/json", auth="wrong"),
+        c("GET /distribution/{name}/json auth-right", "GET", dist, "/distribution/{auth}/diffpull:v1/json", auth="right"),
+        c("POST /auth right", "POST", "/auth", "/auth",
+          body={"username": REGISTRY_USER, "password": REGISTRY_PASSWORD, "serveraddress": "{auth}"}),
+        c("POST /auth wrong", "POST", "/auth", "/auth",
+          body={"username": REGISTRY_USER, "password": "wrong", "serveraddress": "{auth}"}),
+        c("POST /auth open", "POST", "/auth", "/auth",
+          body={"username": REGISTRY_USER, "password": "any", "serveraddress": "{open}"}),
+        c("POST /auth http-url", "POST", "/auth", "/auth",
+          body={"username": REGISTRY_USER, "password": REGISTRY_PASSWORD, "serveraddress": "http://{auth}"}),
+        c("POST /auth unreachable", "POST", "/auth", "/auth",
+          body={"username": REGISTRY_USER, "password": "x", "serveraddress": "{closed}"}),
+        c("POST /auth no-body", "POST", "/auth", "/auth"),
+    ]
+
+
+@dataclass
+class Registries:
+    """One engine's registries: `open`, `auth` (addresses), `closed` (nothing listens) and
+    the digest of the seeded `{open}/diffpull:v1`."""
+    open: str
+    auth: str
+    closed: str
+    digest: str = ""
+
+
+def fill(text: str, r: Registries) -> str:
+    return (text.replace("{open}", r.open).replace("{auth}", r.auth).replace("{closed}", r.closed)
+            .replace("{digest}", r.digest))
+
+
+# A layer's progress that depends on timing, not on what happened: dockerd reports
+# "Verifying Checksum" and "Download complete" from concurrent goroutines (either may be
+# skipped on a fast transfer), and progress lines only while bytes move.
+TIMING_STATUSES = {"Waiting", "Downloading", "Verifying Checksum", "Download complete", "Extracting", "Pushing"}
+
+
+def stream_summary(body: bytes, r: Registries) -> list[str]:
+    """A progress stream as the messages a client acts on: each status (a layer's
+    repeated lines once; the timing-dependent ones of TIMING_STATUSES left out), errors,
+    aux keys; IDs and digests normalised."""
+    out: list[str] = []
+    for line in body.decode(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            m = json.loads(line)
+        except ValueError:
+            out.append(f"<not json: {line[:60]}>")
+            continue
+        if not isinstance(m, dict):
+            out.append(f"<{type(m).__name__}>")
+            continue
+        if "error" in m or "errorDetail" in m:
+            out.append(f"error: {normalise_registry(str(m.get('error')), r)}"
+                       f" (keys {sorted(m)})")
+            continue
+        if "aux" in m:
+            out.append(f"aux {sorted(m['aux']) if isinstance(m['aux'], dict) else type(m['aux']).__name__}")
+            continue
+        status = normalise_registry(str(m.get("status", "")), r)
+        if status in TIMING_STATUSES:
+            continue
+        item = f"{'layer ' if m.get('id') and re.fullmatch(r'[0-9a-f]{12}', m['id']) else ''}{status}"
+        if not out or out[-1] != item:
+            out.append(item)
+    return out
+
+
+def normalise_registry(msg: str, r: Registries) -> str:
+    msg = re.sub(r"sha256:[0-9a-f]{64}", "<digest>", msg)
+    msg = re.sub(r"\b[0-9a-f]{64}\b", "<id>", msg)
+    msg = re.sub(r"\b[0-9a-f]{12}\b", "<id>", msg)
+    msg = re.sub(r"size: \d+", "size: <n>", msg)
+    return msg.strip()
+
+
+def registry_compare(case: RegistryCase, r: Registries, b: Response, d: Response) -> list[str]:
+    diffs: list[str] = []
+    if b.status != d.status:
+        diffs.append(f"status {b.status} (dockerd {d.status})")
+    if case.stream and b.status == 200 and d.status == 200:
+        bs, ds = stream_summary(b.body, r), stream_summary(d.body, r)
+        if bs != ds:
+            diffs.append(f"stream {bs} (dockerd {ds})")
+        return diffs
+    bj, dj = parse(b), parse(d)
+    if b.status >= 400 and d.status >= 400:
+        bm = normalise_registry(bj.get("message", "") if isinstance(bj, dict) else str(bj), r)
+        dm = normalise_registry(dj.get("message", "") if isinstance(dj, dict) else str(dj), r)
+        if bm != dm:
+            diffs.append(f"message {bm!r} (dockerd {dm!r})")
+        return diffs
+    if b.status < 300 and d.status < 300:
+        bs, ds = shape(bj), shape(dj)
+        if bs != ds:
+            missing = sorted(k for k in ds if k not in bs)
+            extra = sorted(k for k in bs if k not in ds)
+            types = sorted(k for k in ds if k in bs and bs[k] != ds[k])
+            diffs.append(f"shape missing {missing} extra {extra} types {types}")
+        if case.path == "/auth" and isinstance(bj, dict) and isinstance(dj, dict) and bj.get("Status") != dj.get("Status"):
+            diffs.append(f"Status {bj.get('Status')!r} (dockerd {dj.get('Status')!r})")
+    return diffs
+
+
+def registry_setup(e: Engine, r: Registries) -> None:
+    """Seeds `{open}/diffpull:v1` (its digest into `r`) and tags `{open}/diffpush:v1` and
+    `{auth}/diffpush:v1` (and `{auth}/diffpull:v1` pushed with credentials)."""
+    def ok(resp: Response, what: str) -> Response:
+        assert resp.status < 300 and b'"error"' not in resp.body, f"{e.name}: {what}: {resp.status} {resp.text}"
+        return resp
+    for ref in (f"{r.open}/diffpull", f"{r.open}/diffpush", f"{r.auth}/diffpull", f"{r.auth}/diffpush",
+                f"{r.closed}/diffpush"):
+        repo = urllib.parse.quote(ref, safe="")
+        ok(e.req("POST", f"/v1.41/images/busybox:latest/tag?repo={repo}&tag=v1"), f"tag {ref}")
+    out = ok(e.req("POST", f"/v1.41/images/{r.open}/diffpull/push?tag=v1", b"{}",
+                   {"Content-Type": "application/json"}), "seed push").text
+    m = re.search(r"digest: (sha256:[0-9a-f]{64})", out)
+    assert m, out
+    r.digest = m.group(1)
+    hdr = {"X-Registry-Auth": registry_auth_header(r.auth, REGISTRY_PASSWORD)}
+    ok(e.req("POST", f"/v1.41/images/{r.auth}/diffpull/push?tag=v1", headers=hdr), "seed auth push")
+    # Pulls must fetch: the seeded image leaves the engine (busybox keeps the layers).
+    for ref in (f"{r.open}/diffpull:v1", f"{r.auth}/diffpull:v1"):
+        ok(e.req("DELETE", f"/v1.41/images/{urllib.parse.quote(ref, safe='')}"), f"untag {ref}")
+    # An image of a layer of its own, pushed and then gone from the engine altogether, so
+    # that its pull downloads and unpacks.
+    fresh = f"{r.open}/difffresh"
+    ok(e.req("POST", f"/v1.41/images/create?fromSrc=-&repo={urllib.parse.quote(fresh, safe='')}&tag=v1",
+             fresh_layer(), {"Content-Type": "application/x-tar"}), "import")
+    ok(e.req("POST", f"/v1.41/images/{fresh}/push?tag=v1", b"{}", {"Content-Type": "application/json"}), "push fresh")
+    iid = ok(e.req("GET", f"/v1.41/images/{fresh}:v1/json"), "inspect fresh").json()["Id"]
+    ok(e.req("DELETE", f"/v1.41/images/{iid}?force=1"), "remove fresh")
+
+
+def fresh_layer() -> bytes:
+    """A one-file layer, the same bytes for both engines."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        data = b"berth differential\n" * 4096
+        info = tarfile.TarInfo("fresh.txt")
+        info.size, info.mtime = len(data), 1700000000
+        t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def run_registry(berth: Engine, dockerd: Engine, regs: dict[str, Registries]) -> list[Outcome]:
+    outcomes = []
+    for e in (berth, dockerd):
+        registry_setup(e, regs[e.name])
+    for case in registry_cases():
+        answers = {}
+        for e in (berth, dockerd):
+            r = regs[e.name]
+            headers: dict[str, str] = {}
+            body = b""
+            if case.auth:
+                headers["X-Registry-Auth"] = registry_auth_header(
+                    r.auth, REGISTRY_PASSWORD if case.auth == "right" else "wrong")
+            if case.body is not None:
+                body = fill(json.dumps(case.body), r).encode()
+                headers["Content-Type"] = "application/json"
+            elif case.method == "POST" and case.path == "/auth":
+                headers["Content-Type"] = "application/json"
+            try:
+                answers[e.name] = e.req(case.method, "/v1.41" + fill(case.url, r), body, headers)
+            except (ConnectionError, OSError, ValueError) as exc:
+                answers[e.name] = Response(0, str(exc), {}, b"")
+        b, d = answers[berth.name], answers[dockerd.name]
+        pseudo = Case(case.id, case.method, case.path, case.id.rsplit(" ", 1)[1], {}, set())
+        rb, rd = regs[berth.name], regs[dockerd.name]
+        assert (rb.open, rb.auth, rb.closed) == (rd.open, rd.auth, rd.closed)
+        outcomes.append(Outcome(pseudo, (b.status, stream_or_json(case, b, rb)), (d.status, stream_or_json(case, d, rd)),
+                                registry_compare(case, rb, b, d)))
+    return outcomes
+
+
+def stream_or_json(case: RegistryCase, resp: Response, r: Registries) -> Any:
+    return stream_summary(resp.body, r) if case.stream and resp.status == 200 else parse(resp)

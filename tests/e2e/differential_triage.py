@@ -4,7 +4,8 @@ written as "untriaged: ..." — a difference nobody has looked at yet, counted i
 Also writes docs/compatibility.md: per API operation, how many cases answer as dockerd
 20.10 and why the others differ.
 
-    python3 tests/e2e/differential_triage.py [target/differential-report.json]
+    python3 tests/e2e/differential_triage.py [REPORT...]  (default: target/differential-report.json,
+                          target/differential-registry-report.json, target/differential-attach-report.json)
 """
 
 from __future__ import annotations
@@ -45,6 +46,24 @@ RULES: list[tuple[str, str]] = [
     (r"^GET /containers/\{id\}/json .*\| missing \['\.HostConfig\.KernelMemory', '\.HostConfig\.KernelMemoryTCP'\]; "
      r"extra \['\.NetworkSettings\.Networks\.\*\.DNSNames', '\.NetworkSettings\.Networks\.\*\.GwPriority'\]$",
      "deliberate: Docker 28's inspect (KernelMemory* omitted when 0 since moby 25; endpoint DNSNames and GwPriority added)"),
+    # The registry walk (differential.registry_cases).
+    (r"^(POST /images/create|GET /distribution/\{name\}/json|POST /auth) [\w-]+ \| status 401 \(dockerd 500\)$",
+     "deliberate: missing or refused registry credentials are the client's error (401), in dockerd's words; "
+     "dockerd 20.10 answers 500 (and 401 itself for GET /distribution with a wrong password)"),
+    (r"^(POST /images/create|GET /distribution/\{name\}/json|POST /auth) unreachable \| status 503 \(dockerd 500\)$",
+     "deliberate: a registry nothing answers at is 503 Service Unavailable, in dockerd's words; dockerd 20.10 answers 500"),
+    (r"^POST /auth no-body \| status 400 \(dockerd 500\)$",
+     "deliberate: a login without a body is the client's error (400), in dockerd's words ('EOF'); dockerd 20.10 answers 500"),
+    (r"bad-reference \| message 'invalid reference format: repository name \(.*\) must be lowercase' "
+     r"\(dockerd 'invalid reference format: repository name must be lowercase'\)$",
+     "deliberate: Docker 28's wording (distribution/reference 0.5+ names the repository)"),
+    (r"^POST /images/\{name\}/push no-body \| status 200 \(dockerd 400\)$",
+     "deliberate: a push with neither X-Registry-Auth nor a body is anonymous, as Docker 25+ (whose client "
+     "sends '{}' because 20.10 answered 400 'Bad parameters and missing X-Registry-Auth: EOF', moby ea29dff)"),
+    # The attach sessions (test_attach_upgrades_match_dockerd).
+    (r"^POST /containers/\{id\}/attach no-upgrade-frames \|",
+     "to fix: without `Upgrade: tcp` berthd sends the output as a chunked HTTP body and reads no stdin; "
+     "dockerd hijacks the connection anyway (hyper hands over a connection only after a 101)"),
     (r"^GET /images/\{name\}/json missing \| message 'No such image: berth-diff-missing:latest' "
      r"\(dockerd 'no such image: berth-diff-missing: No such image: berth-diff-missing:latest'\)$",
      "deliberate: Docker 28's wording (20.10 said it twice)"),
@@ -52,7 +71,11 @@ RULES: list[tuple[str, str]] = [
 
 
 def main() -> None:
-    report = json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "target/differential-report.json").read_text())
+    # The API walk's report, the registry walk's and the attach sessions' (all three from
+    # test_differential.py).
+    paths = sys.argv[1:] or ["target/differential-report.json", "target/differential-registry-report.json",
+                             "target/differential-attach-report.json"]
+    report = [row for path in paths for row in json.loads(Path(path).read_text())]
     known = {}
     for row in report:
         if not row["diffs"]:
@@ -87,6 +110,13 @@ def write_page(report: list[dict], known: dict[str, str]) -> None:
         "(`--bridge=none`, so that it leaves the host's interfaces alone): its containers'",
         "`Config.NetworkDisabled`, their stats without `networks`, its network list without",
         "`bridge`.",
+        "Pull, push, `GET /distribution` and `POST /auth` are walked apart (`registry_cases`): against",
+        "local docker-registry instances at the same address for both daemons (each its own, the",
+        "reference's in its network namespace), one open and one with htpasswd auth, by tag, digest,",
+        "missing repository/tag/digest, bad reference, unreachable registry, without, with wrong and",
+        "with right credentials; progress streams compared as the messages a client acts on. The attach",
+        "upgrades (`POST /containers/{id}/attach` with and without `Upgrade: tcp`, `GET .../attach/ws`)",
+        "are compared on raw sockets: status line, the headers a client acts on, the first frames.",
         "",
         f"**{len(report)} cases over {len(ops)} operations: {same} answer as dockerd, "
         f"{len(report) - same} differ** (deliberate: Docker 28's behaviour or a 400 for bad "
@@ -108,6 +138,12 @@ def write_page(report: list[dict], known: dict[str, str]) -> None:
         '  `NetworkSettings.Ports` and `docker port`), as dockerd; one host port for both, as Docker 28',
         "  (dockerd 20.10 may give an ephemeral port's two bindings two ports); IPv4 only on a host",
         "  without IPv6 (`[::1]` cannot be bound), as dockerd's `IsV6Listenable`;",
+        "- a published port of a container with an IPv6 address (a user network with `EnableIPv6`, or the",
+        "  default bridge with `--fixed-cidr-v6`): `::` reaches the container's IPv6 address and",
+        "  0.0.0.0 its IPv4 one (what the container sees as the peer, over `[::1]` and the host's IPv6",
+        "  address), as dockerd's docker-proxy; a container without IPv6 gets `::` relayed to IPv4;",
+        "- `--ipv6` (or daemon.json `ipv6`) without `--fixed-cidr-v6` refuses to start in dockerd 20.10's",
+        "  words; with `--bridge=none` both start;",
         "- `--ipv6 --fixed-cidr-v6` (daemon.json `ipv6`, `fixed-cidr-v6`): the default bridge's IPv6",
         "  subnet, containers' addresses from their MAC address, IPv6 forwarding on with `--ip-forward`,",
         '  as dockerd;',

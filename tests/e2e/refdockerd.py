@@ -6,6 +6,7 @@ root, pidfile, socket and cgroup parent; stopped and removed without a trace."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -32,12 +33,14 @@ def available() -> str | None:
 
 
 class RefDockerd:
-    def __init__(self, bridge: bool = False, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, bridge: bool = False, args: tuple[str, ...] = (), config: dict | None = None) -> None:
         # True: its default bridge (docker0 inside its own network namespace) instead of
         # `--bridge=none`, for what needs one (legacy links, the default network's ports).
         self.bridge = bridge
         # More daemon flags (--ipv6, --fixed-cidr-v6, ...).
         self.args = list(args)
+        # daemon.json's settings ({} unless given).
+        self.config = dict(config or {})
         # Short: containerd's sockets live under the exec root.
         self.root = Path(tempfile.mkdtemp(prefix="rd-", dir="/tmp"))
         self.sock = self.root / "d.sock"
@@ -47,11 +50,9 @@ class RefDockerd:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.root / "dockerd.log"
 
-    def start(self) -> "RefDockerd":
-        subprocess.run(["ip", "netns", "add", self.netns], check=True)
-        subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True)
-        (self.root / "daemon.json").write_text("{}")
-        argv = [
+    def argv(self) -> list[str]:
+        """dockerd's command line, run in the namespace."""
+        return [
             "nsenter", f"--net=/var/run/netns/{self.netns}", DOCKERD,
             *([] if self.bridge else ["--bridge=none"]), "--iptables=false", "--ip6tables=false", "--ip-masq=false",
             f"--config-file={self.root / 'daemon.json'}", "-H", f"unix://{self.sock}",
@@ -59,9 +60,18 @@ class RefDockerd:
             f"--pidfile={self.root / 'd.pid'}", f"--cgroup-parent={self.cgroup_parent}",
             "--log-level=error", *self.args,
         ]
+
+    def spawn(self) -> None:
+        """Its namespace, its daemon.json and the dockerd process (not waited for)."""
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True)
+        (self.root / "daemon.json").write_text(json.dumps(self.config))
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
+
+    def start(self) -> "RefDockerd":
+        self.spawn()
         poll(lambda: self.sock.exists() and unix_request(self.sock, "GET", "/_ping").status == 200
              or (self.proc.poll() is not None and RuntimeError(self.log.read_text())),
              60, "the reference dockerd to answer")
@@ -101,16 +111,43 @@ class RefDockerd:
 
 
 @contextlib.contextmanager
-def running(bridge: bool = False, args: tuple[str, ...] = ()) -> Iterator[RefDockerd]:
-    """A started reference dockerd (with its default bridge if `bridge`, and more flags
-    `args`), stopped and removed at the end; the test fails (never skips) when it cannot
+def running(bridge: bool = False, args: tuple[str, ...] = (), config: dict | None = None) -> Iterator[RefDockerd]:
+    """A started reference dockerd (with its default bridge if `bridge`, more flags
+    `args` and daemon.json settings `config`), stopped and removed at the end; the test fails (never skips) when it cannot
     run here."""
     why = available()
     if why:
         pytest.fail(f"the reference dockerd cannot run: {why} (scripts/deps tests installs docker.io)")
-    ref = RefDockerd(bridge, tuple(args))
+    ref = RefDockerd(bridge, tuple(args), config)
     try:
         ref.start()
         yield ref
+    finally:
+        ref.stop()
+
+
+def start_error(bridge: bool = False, args: tuple[str, ...] = (), config: dict | None = None,
+                timeout: float = 60) -> str | None:
+    """What the reference dockerd says when it refuses to start with these flags and
+    daemon.json settings (its log's last lines), or None when it starts (it is then
+    stopped at once). Fails the test (never skips) when it cannot run here."""
+    why = available()
+    if why:
+        pytest.fail(f"the reference dockerd cannot run: {why} (scripts/deps tests installs docker.io)")
+    ref = RefDockerd(bridge, tuple(args), config)
+    try:
+        ref.spawn()
+
+        def answered_or_exited():
+            if ref.proc.poll() is not None:
+                return "exited"
+            try:
+                return ref.sock.exists() and unix_request(ref.sock, "GET", "/_ping").status == 200 and "up"
+            except OSError:
+                return False
+
+        if poll(answered_or_exited, timeout, "the reference dockerd to answer or exit") == "exited":
+            return ref.log.read_text()[-2000:]
+        return None
     finally:
         ref.stop()

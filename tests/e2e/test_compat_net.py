@@ -6,6 +6,8 @@ with the reference dockerd where it can show it:
   `docker port`), and answers over IPv6 loopback; `-p 127.0.0.1::80` stays IPv4 only; a
   host without IPv6 (`disable_ipv6`, berthd in a network namespace of its own) binds
   0.0.0.0 only and still starts the container;
+- `--ipv6` without `--fixed-cidr-v6` refuses to start, in dockerd's words (the default
+  bridge would have no IPv6 subnet); with `--bridge=none` it starts, as dockerd;
 - `--ipv6 --fixed-cidr-v6` (and daemon.json `ipv6`/`fixed-cidr-v6`) give the default
   bridge its IPv6 subnet, containers their address from the MAC address, and turn IPv6
   forwarding on, unless `--ip-forward=false` (in a network namespace of its own: the
@@ -30,8 +32,10 @@ import tarfile
 import tempfile
 from typing import Iterator
 
+import pytest
+
 import refdockerd
-from conftest import DOCKER_BIN, clean_env, import_busybox, leak_check, poll
+from conftest import DOCKER_BIN, DaemonStartError, clean_env, import_busybox, leak_check, poll
 
 
 def dk(env, *args, check=True, timeout=60):
@@ -205,6 +209,98 @@ def test_fixed_cidr_v6_and_ipv6_forwarding(berthd, docker_env):
             dk(d.docker_env, "network", "rm", "n6")
         finally:
             leak_check(d)
+
+
+# A CGI that answers with the address the container sees the request come from.
+_PEER_SERVER = ("mkdir -p /w/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\n"
+                "echo \"peer=$REMOTE_ADDR\"\\n' > /w/cgi-bin/peer && chmod +x /w/cgi-bin/peer && exec httpd -f -p 80 -h /w")
+# The "host's" own IPv6 address (on loopback, in the namespace a daemon runs in).
+_HOST6 = "fd0f:ee::5"
+
+
+def _peer(host: str, port: int, netns: str) -> str:
+    """The address the container saw a request to host:port (from `netns`) come from."""
+    url = f"http://[{host}]:{port}/cgi-bin/peer" if ":" in host else f"http://{host}:{port}/cgi-bin/peer"
+    out = subprocess.run(["nsenter", f"--net=/var/run/netns/{netns}", "curl", "-s", "-g", "--max-time", "5", url],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"peer=\[?([0-9a-fA-F:.]+)\]?", out)
+    return m.group(1).removeprefix("::ffff:") if m else ""
+
+
+def _peers_seen(env, netns: str, network: str, name: str) -> dict[str, str]:
+    """Container `name` (on `network`, port 80 published on both families): per way in
+    (127.0.0.1, [::1], the host's IPv6 address), what it saw as the peer: the network's
+    IPv4 gateway (the proxy reached its IPv4 address), or an IPv6 address of the host
+    (the proxy reached its IPv6 address; which of the host's addresses the kernel picks
+    as the source depends on whether the bridge's has left DAD, so only its family is
+    compared)."""
+    s = json.loads(dk(env, "inspect", name).stdout)[0]["NetworkSettings"]
+    ep = s["Networks"][network]
+    assert ep["GlobalIPv6Address"], ep
+    ports = {b["HostIp"]: int(b["HostPort"]) for b in s["Ports"]["80/tcp"]}
+    assert set(ports) == {"0.0.0.0", "::"}, s["Ports"]
+    seen = {}
+    for host, bound in (("127.0.0.1", "0.0.0.0"), ("::1", "::"), (_HOST6, "::")):
+        peer = poll(lambda: _peer(host, ports[bound], netns), 30, f"{name}'s page over {host}")
+        seen[host] = "IPv4 gateway" if peer == ep["Gateway"] else "IPv6" if ":" in peer else peer
+    return seen
+
+
+def _add_host6(netns: str) -> None:
+    subprocess.run(["ip", "-n", netns, "addr", "add", f"{_HOST6}/128", "dev", "lo", "nodad"], check=True)
+
+
+def test_ports_of_a_container_with_ipv6_as_the_reference(berthd, docker_env):
+    """A container with an IPv6 address (a user network with `EnableIPv6`, the default
+    bridge with `--ipv6 --fixed-cidr-v6`), its port published without a host address:
+    the `::` binding reaches the container's IPv6 address (it sees an IPv6 address of the
+    host as the peer, over [::1] and over the host's IPv6 address) and 0.0.0.0 its
+    IPv4 address, as dockerd 20.10's docker-proxy (run with --ip6tables=false, as the
+    reference is). berthd relayed `::` to the IPv4 address. Both daemons in network
+    namespaces of their own, each with the same IPv6 address of the "host"."""
+    v6_default, v6_user = "fd0f:d::/64", "fd0f:e::/64"
+    flags = ("--ipv6", f"--fixed-cidr-v6={v6_default}")
+    seen = {}
+    with refdockerd.running(bridge=True, args=flags) as ref, _netns() as ns:
+        d = _daemon_in(berthd, docker_env, ns, extra_args=list(flags))
+        renv = _ref_env(ref)
+        import_busybox(renv)
+        try:
+            for who, env, netns in (("berthd", d.docker_env, ns), ("dockerd", renv, ref.netns)):
+                _add_host6(netns)
+                dk(env, "network", "create", "--ipv6", "--subnet", v6_user, "pn6")
+                for network in ("bridge", "pn6"):
+                    name = f"w-{network}"
+                    dk(env, "run", "-d", "--name", name, "--network", network, "-p", "80", "busybox", "sh", "-c",
+                       _PEER_SERVER)
+                    seen[(who, network)] = _peers_seen(env, netns, network, name)
+                    dk(env, "rm", "-f", name)
+                dk(env, "network", "rm", "pn6")
+        finally:
+            leak_check(d)
+    want = {"127.0.0.1": "IPv4 gateway", "::1": "IPv6", _HOST6: "IPv6"}
+    for network in ("bridge", "pn6"):
+        assert seen[("dockerd", network)] == want, seen
+        assert seen[("berthd", network)] == seen[("dockerd", network)], seen
+
+
+def test_ipv6_without_fixed_cidr_v6_as_the_reference(berthd):
+    """`--ipv6` (or daemon.json `"ipv6": true`) without `--fixed-cidr-v6`: dockerd 20.10
+    refuses to start ("failed to start daemon: Error initializing network controller: IPv6
+    is enabled for the default bridge, but no subnet is configured. ..."), and berthd
+    with the same words; without a default bridge (`--bridge=none`) both start."""
+    want = ("IPv6 is enabled for the default bridge, but no subnet is configured. "
+            "Specify an IPv6 subnet using --fixed-cidr-v6")
+    for args, config in ((["--ipv6"], None), ([], {"ipv6": True})):
+        said = refdockerd.start_error(bridge=True, args=tuple(args), config=config)
+        assert said is not None and want in said, said
+        d = berthd(start=False, extra_args=args, config=config)
+        with pytest.raises(DaemonStartError) as refused:
+            d.start()
+        assert want in str(refused.value), refused.value
+    assert refdockerd.start_error(args=("--ipv6",)) is None
+    d = berthd(extra_args=["--ipv6", "--bridge=none"], bridge_flags=False)
+    assert all(n["Name"] != "bridge" for n in d.get_json("/v1.41/networks"))
 
 
 def _export_listing(env, name: str) -> list[tuple[str, str, int, int, str]]:

@@ -3,11 +3,12 @@
 //! `GET /images/search`, over `berth_image::registry`.
 //!
 //! Pull and push answer with a stream of Docker's JSON progress messages. What can fail
-//! before the first message (a bad reference, an unknown tag, no such local image, wrong
-//! credentials for the manifest) is returned as an [`EngineError`], so the HTTP status says
-//! it; a failure after that is the stream's last message (`{"error":…,"errorDetail":…}`),
-//! which is how dockerd reports it and how the docker CLI prints it. When the client goes
-//! away the operation stops and cleans up.
+//! before the first message (a bad reference, an unknown tag, wrong credentials for the
+//! manifest) is returned as an [`EngineError`], so the HTTP status says it; a failure
+//! after that (a push's missing local image comes after its first message, as dockerd's)
+//! is the stream's last message (`{"error":…,"errorDetail":…}`), which is how dockerd
+//! reports it and how the docker CLI prints it. When the client goes away the operation
+//! stops and cleans up.
 
 use std::sync::Arc;
 
@@ -141,15 +142,30 @@ impl Engine {
                 .with_tag(&t)
                 .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         }
+        let (sink, rx) = ChannelSink::new();
         let plan = {
             let store = self.images.clone();
             let reference = reference.clone();
             crate::blocking::spawn(move || PushPlan::new(&store, &reference))
                 .await
-                .map_err(|e| EngineError::Internal(format!("push task failed: {e}")))??
+                .map_err(|e| EngineError::Internal(format!("push task failed: {e}")))?
+        };
+        let plan = match plan {
+            Ok(plan) => plan,
+            // dockerd names the repository before it looks for the local tags (moby
+            // `distribution.Push`), so "An image does not exist locally with the tag" and
+            // "tag does not exist" end a 200 stream, as the docker CLI shows them.
+            Err(e @ RegistryError::NotFound(_)) => {
+                sink.send(Progress::Status(format!(
+                    "The push refers to repository [{}]",
+                    reference.clone().without_tag_or_digest().full_name()
+                )));
+                sink.error(e);
+                return Ok(rx);
+            }
+            Err(e) => return Err(e.into()),
         };
         tracing::info!(reference = %reference, "pushing image");
-        let (sink, rx) = ChannelSink::new();
         let store = self.images.clone();
         let registry = self.registry.clone();
         let events = self.events.clone();

@@ -477,6 +477,24 @@ async fn push_delete_pull_round_trip_with_mounts_and_shared_layers() {
         sink.statuses()
     );
     assert!(!sink.has("Pulling fs layer"));
+    // An image the store has says nothing of its layers (dockerd's `pullSchema2`: the
+    // image exists, "no need to pull anything"), here nor under a new name.
+    assert!(!sink.has("Already exists"), "{:?}", sink.statuses());
+    let renamed = format!("{}/test/app:renamed", reg.host());
+    l.store
+        .tag(&rec.id, &renamed.parse().unwrap(), NOW)
+        .unwrap();
+    l.store.delete(&name, false, false, &|_| None).unwrap();
+    let (outcome, sink) = pull(&l, &name, &anonymous()).await;
+    assert!(!outcome.unwrap().up_to_date);
+    assert_eq!(
+        sink.statuses().len(),
+        3,
+        "Pulling from, Digest, Status: {:?}",
+        sink.statuses()
+    );
+    assert!(sink.has("Status: Downloaded newer image for"));
+    l.store.delete(&renamed, false, false, &|_| None).unwrap();
 
     // Pull by digest.
     let (outcome, sink) = pull(

@@ -490,6 +490,11 @@ fn resolve_network(
         }
         net.fixed_cidr_v6 = Some(net6);
     }
+    // dockerd 20.10 refuses to start so (20.10 has no default IPv6 pool to give the
+    // default bridge a subnet from); without a default bridge (`--bridge=none`) it starts.
+    if net.ipv6 && net.fixed_cidr_v6.is_none() && net.bridge.is_some() {
+        bail!("IPv6 is enabled for the default bridge, but no subnet is configured. Specify an IPv6 subnet using --fixed-cidr-v6");
+    }
     net.icc = flags.icc.or(f.icc).unwrap_or(true);
     if let Some(mtu) = flags.mtu.or(f.mtu) {
         if !(68..=65535).contains(&mtu) {
@@ -1272,5 +1277,30 @@ mod tests {
         assert!(!resolve(&[]).unwrap().engine.network.ipv6);
         assert!(resolve(&["--fixed-cidr-v6", "10.0.0.0/8"]).is_err());
         assert!(resolve(&["--fixed-cidr-v6", "fd00::/127"]).is_err());
+    }
+
+    /// dockerd 20.10 with `--ipv6` (or daemon.json `"ipv6": true`) and no
+    /// `--fixed-cidr-v6` refuses to start: "failed to start daemon: Error initializing
+    /// network controller: IPv6 is enabled for the default bridge, but no subnet is
+    /// configured. Specify an IPv6 subnet using --fixed-cidr-v6"; with `--bridge=none`
+    /// there is no default bridge, and it starts.
+    #[test]
+    fn ipv6_without_fixed_cidr_v6_is_refused_as_dockerd() {
+        let want = "IPv6 is enabled for the default bridge, but no subnet is configured. \
+                    Specify an IPv6 subnet using --fixed-cidr-v6";
+        let e = resolve(&["--ipv6"]).unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+        let e = resolve(&["--ipv6", "--bridge", "br-other"]).unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+        let (_p, path) = write_config(r#"{"ipv6": true}"#);
+        let e = resolve(&["--config-file", &path]).unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+        let n = resolve(&["--ipv6", "--bridge=none"])
+            .unwrap()
+            .engine
+            .network;
+        assert!(n.ipv6 && n.bridge.is_none());
+        let (_p2, path) = write_config(r#"{"ipv6": true, "bridge": "none"}"#);
+        assert!(resolve(&["--config-file", &path]).is_ok());
     }
 }

@@ -401,7 +401,7 @@ impl RepoClient {
                 let no_basic = matches!(late.first(), Some(Challenge::Basic))
                     && self.auth.credentials().is_none();
                 RegistryError::Unauthorized(if no_basic {
-                    "no basic auth credentials".to_string()
+                    no_basic_auth(method, url)
                 } else {
                     text.unwrap_or_else(|| "unauthorized: authentication required".into())
                 })
@@ -430,6 +430,19 @@ impl RepoClient {
                 )
             })),
         }
+    }
+}
+
+/// "no basic auth credentials", as dockerd words it: a manifest fetch's names the
+/// request (`Head "http://r/v2/a/manifests/v1": no basic auth credentials`, Go's
+/// `url.Error` around it: dockerd's first request for a manifest is a HEAD), a push's
+/// blob requests say it bare.
+fn no_basic_auth(method: &str, url: &str) -> String {
+    let url = strip_query(url);
+    if url.contains("/manifests/") && matches!(method, "GET" | "HEAD" | "get" | "head") {
+        format!("Head \"{url}\": no basic auth credentials")
+    } else {
+        "no basic auth credentials".to_string()
     }
 }
 
@@ -600,6 +613,19 @@ mod tests {
         );
         assert_eq!(next_link(r#"</v2/x/tags/list?last=b>; rel="prev""#), None);
         assert_eq!(next_link(r#"<https://evil.example/x>; rel="next""#), None);
+    }
+
+    /// dockerd 20.10 pulling from an htpasswd registry without credentials.
+    #[test]
+    fn no_basic_auth_names_the_manifest_request_as_dockerd() {
+        let url = "http://127.0.0.1:5000/v2/app/manifests/v1";
+        let want = format!("Head \"{url}\": no basic auth credentials");
+        assert_eq!(no_basic_auth("GET", url), want);
+        assert_eq!(no_basic_auth("HEAD", url), want);
+        assert_eq!(
+            no_basic_auth("POST", "http://127.0.0.1:5000/v2/app/blobs/uploads/"),
+            "no basic auth credentials"
+        );
         assert_eq!(next_link("garbage"), None);
     }
 

@@ -69,7 +69,9 @@ impl RegistryError {
             }
             source = s.source();
         }
-        let detail = if causes.is_empty() {
+        let detail = if let Some(go) = refused(url, e) {
+            go
+        } else if causes.is_empty() {
             e.to_string()
         } else {
             causes.join(": ")
@@ -79,6 +81,12 @@ impl RegistryError {
         // they are long and say nothing useful.
         let url = url.split('?').next().unwrap_or(url);
         RegistryError::Transport(format!("{method} \"{url}\": {detail}"))
+    }
+
+    /// Whether this is a connection nothing accepted ([`Self::transport`]'s "connect:
+    /// connection refused").
+    pub(crate) fn is_refused(&self) -> bool {
+        matches!(self, RegistryError::Transport(m) if m.ends_with(REFUSED))
     }
 
     /// Maps a blob-store failure while storing registry content.
@@ -121,6 +129,33 @@ fn capitalize(method: &str) -> String {
     }
 }
 
+/// Go's words for a refused connection, which dockerd prints.
+const REFUSED: &str = ": connect: connection refused";
+
+/// `dial tcp 127.0.0.1:5000: connect: connection refused` (Go's `net.OpError`) when `e`
+/// is a connection to `url` that nothing accepted; None otherwise.
+fn refused(url: &str, e: &reqwest::Error) -> Option<String> {
+    let mut source = e.source();
+    let mut is_refused = false;
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            is_refused = true;
+        }
+        source = s.source();
+    }
+    if !is_refused {
+        return None;
+    }
+    let u = reqwest::Url::parse(url).ok()?;
+    Some(format!(
+        "dial tcp {}:{}{REFUSED}",
+        u.host_str()?,
+        u.port_or_known_default()?
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +173,26 @@ mod tests {
             RegistryError::Transport(_)
         ));
         assert_eq!(capitalize("GET"), "Get");
+    }
+
+    /// dockerd 20.10 against a port nothing listens on: `Get
+    /// "http://127.0.0.1:P/v2/": dial tcp 127.0.0.1:P: connect: connection refused`.
+    #[tokio::test]
+    async fn a_refused_connection_in_gos_words() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/v2/");
+        let e = reqwest::get(&url).await.unwrap_err();
+        let got = RegistryError::transport("GET", &url, &e);
+        assert_eq!(
+            got.to_string(),
+            format!("Get \"{url}\": dial tcp 127.0.0.1:{port}: connect: connection refused")
+        );
+        assert!(got.is_refused());
+        assert!(!RegistryError::Transport("Get \"x\": tls handshake".into()).is_refused());
     }
 
     #[test]

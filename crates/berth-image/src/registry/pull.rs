@@ -207,11 +207,24 @@ impl PullPlan {
             )));
         }
 
+        // An image the store has (its ID is the config's digest) needs nothing fetched,
+        // and says nothing of its layers, as dockerd's `pullSchema2` ("If the image
+        // already exists locally, no need to pull anything").
+        let have = {
+            let store = store.clone();
+            let id = config_digest.to_string();
+            tokio::task::spawn_blocking(move || store.resolve(&id).is_ok())
+                .await
+                .unwrap_or(false)
+        };
         let mut created = Vec::new();
         let mut fetched = Vec::new();
-        let result = self
-            .fetch_layers(&store, &progress, &diff_ids, &mut created, &mut fetched)
-            .await;
+        let result = if have {
+            Ok(())
+        } else {
+            self.fetch_layers(&store, &progress, &diff_ids, &mut created, &mut fetched)
+                .await
+        };
         let outcome = match result {
             Ok(()) => self.register(&store, config_bytes, &now).await,
             Err(e) => Err(e),

@@ -98,8 +98,16 @@ impl Transport {
             Err(e) if listed_insecure || is_loopback(host).await => {
                 let plain = format!("http://{host}");
                 tracing::debug!(registry = domain, error = %e, "HTTPS failed; trying plain HTTP");
-                // When both fail, the HTTPS error says more (an untrusted certificate).
-                let challenge = ping(&http, &plain).await.map_err(|_| e)?;
+                // When both fail, the HTTPS error says more (an untrusted certificate),
+                // unless nothing listened there: then the plain HTTP one, the last
+                // endpoint's, as dockerd reports it.
+                let challenge = ping(&http, &plain).await.map_err(|plain_err| {
+                    if e.is_refused() {
+                        plain_err
+                    } else {
+                        e
+                    }
+                })?;
                 Endpoint {
                     domain: domain.to_string(),
                     base: plain,
@@ -455,6 +463,23 @@ mod tests {
             assert_eq!(is_loopback(host).await, loopback, "{host}");
             assert_eq!(t.listed_insecure(host).await, listed, "{host}");
         }
+    }
+
+    /// A loopback registry nothing listens on: both schemes refused, and the error is the
+    /// plain HTTP endpoint's (the last tried), as dockerd 20.10 reports it.
+    #[tokio::test]
+    async fn both_schemes_refused_reports_the_plain_one() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let t = Transport::new(&RegistryConfig::default());
+        let e = t.endpoint(&format!("127.0.0.1:{port}")).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("Get \"http://127.0.0.1:{port}/v2/\": dial tcp 127.0.0.1:{port}: connect: connection refused")
+        );
     }
 
     #[test]

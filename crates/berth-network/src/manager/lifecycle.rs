@@ -326,7 +326,7 @@ impl Manager {
                 .then(crate::proxy::ipv6_listenable)
                 .unwrap_or(false);
             for p in specs {
-                for (proxy, b) in start_proxy(&p, ep.ip, default_ip, v6)? {
+                for (proxy, b) in start_proxy(&p, (ep.ip, ep.ip6), default_ip, v6)? {
                     live.proxies.push(proxy);
                     bound.push(b);
                 }
@@ -704,18 +704,20 @@ fn from_mac(r: &NetRecord, mac: &str) -> Option<Ipv6Addr> {
     (n == 6 && !taken).then_some(ip)
 }
 
-/// Binds the published port `p` and relays it to the container's IPv4 address `ip`.
-/// Without a host address it binds `default_ip` (the network's `host_binding_ipv4`,
-/// 0.0.0.0 unless set) and, where that is 0.0.0.0 and the host has IPv6 (`v6`), `::` on
-/// the same port as well, as dockerd 20.10 does (libnetwork `allocatePortsInternal`:
-/// two bindings in `NetworkSettings.Ports`). An IPv6 host address (`-p [::1]:8080:80`)
-/// listens there and forwards to the container's IPv4 address, as docker-proxy does.
+/// Binds the published port `p` and relays it to the container's addresses `ips` (IPv4,
+/// and IPv6 where its network has it). Without a host address it binds `default_ip`
+/// (the network's `host_binding_ipv4`, 0.0.0.0 unless set) and, where that is 0.0.0.0
+/// and the host has IPv6 (`v6`), `::` on the same port as well, as dockerd 20.10 does
+/// (libnetwork `allocatePortsInternal`: two bindings in `NetworkSettings.Ports`). An
+/// IPv6 binding (`::`, or a host address such as `-p [::1]:8080:80`) relays to the
+/// container's IPv6 address, or to its IPv4 address when it has none, as docker-proxy
+/// does (the container sees the bridge's IPv6 or IPv4 address as the peer).
 /// From a range, the first port free on every address; an ephemeral port (no host
 /// port) is asked of the kernel for the first address and taken on the others, a few
 /// times over should another address have it taken.
 fn start_proxy(
     p: &settings::PortSpec,
-    ip: Ipv4Addr,
+    ips: (Ipv4Addr, Option<Ipv6Addr>),
     default_ip: Ipv4Addr,
     v6: bool,
 ) -> Result<Vec<(Proxy, settings::Bound)>, NetError> {
@@ -731,7 +733,11 @@ fn start_proxy(
         })?]
     };
     let (lo, hi) = settings::port_range(&p.host_port)?;
-    let target = SocketAddr::from((ip, p.port));
+    let (ip, ip6) = ips;
+    let target = |host: &IpAddr| match (host, ip6) {
+        (IpAddr::V6(_), Some(ip6)) => SocketAddr::from((ip6, p.port)),
+        _ => SocketAddr::from((ip, p.port)),
+    };
     let tries: Box<dyn Iterator<Item = u16>> = if hi == 0 {
         Box::new(std::iter::repeat_n(0, EPHEMERAL_TRIES))
     } else {
@@ -764,16 +770,16 @@ fn start_proxy(
 const EPHEMERAL_TRIES: usize = 8;
 
 /// One proxy per host address in `hosts`, all on port `port` (0: the port the kernel
-/// gives the first); none when one of them cannot bind.
+/// gives the first), each relaying to `target(host)`; none when one of them cannot bind.
 fn bind_all(
     proto: &str,
     hosts: &[IpAddr],
     mut port: u16,
-    target: SocketAddr,
+    target: impl Fn(&IpAddr) -> SocketAddr,
 ) -> Result<Vec<Proxy>, NetError> {
     let mut out: Vec<Proxy> = Vec::with_capacity(hosts.len());
     for h in hosts {
-        let proxy = crate::proxy::start(proto, SocketAddr::from((*h, port)), target)?;
+        let proxy = crate::proxy::start(proto, SocketAddr::from((*h, port)), target(h))?;
         port = proxy.host.port();
         out.push(proxy);
     }
@@ -802,7 +808,7 @@ mod tests {
     #[tokio::test]
     async fn a_port_without_host_address_binds_both_families_on_one_port() {
         let target = Ipv4Addr::LOCALHOST;
-        let got = start_proxy(&spec("", ""), target, Ipv4Addr::UNSPECIFIED, true).unwrap();
+        let got = start_proxy(&spec("", ""), (target, None), Ipv4Addr::UNSPECIFIED, true).unwrap();
         let port = got[0].1.host_port;
         assert_eq!(
             bindings(&got),
@@ -812,19 +818,91 @@ mod tests {
         assert!(got[1].0.host.is_ipv6());
         drop(got);
         // Without IPv6 on the host, or with a host address: one binding.
-        let got = start_proxy(&spec("", ""), target, Ipv4Addr::UNSPECIFIED, false).unwrap();
+        let got = start_proxy(&spec("", ""), (target, None), Ipv4Addr::UNSPECIFIED, false).unwrap();
         assert_eq!(bindings(&got).len(), 1);
-        let got = start_proxy(&spec("127.0.0.1", ""), target, Ipv4Addr::UNSPECIFIED, true).unwrap();
+        let got = start_proxy(
+            &spec("127.0.0.1", ""),
+            (target, None),
+            Ipv4Addr::UNSPECIFIED,
+            true,
+        )
+        .unwrap();
         assert_eq!(
             bindings(&got)[..],
             [("127.0.0.1".to_string(), got[0].1.host_port)]
         );
         // host_binding_ipv4 set to an address: that address only.
-        let got = start_proxy(&spec("", ""), target, Ipv4Addr::LOCALHOST, true).unwrap();
+        let got = start_proxy(&spec("", ""), (target, None), Ipv4Addr::LOCALHOST, true).unwrap();
         assert_eq!(
             bindings(&got)[..],
             [("127.0.0.1".to_string(), got[0].1.host_port)]
         );
+    }
+
+    /// A server on one port of 127.0.0.1 and of ::1 that answers which of the two it is
+    /// (a container's IPv4 and IPv6 addresses); its port.
+    async fn tagged_servers() -> u16 {
+        use tokio::io::AsyncWriteExt;
+        for _ in 0..20 {
+            let v4 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = v4.local_addr().unwrap().port();
+            let Ok(v6) = tokio::net::TcpListener::bind(("::1", port)).await else {
+                continue;
+            };
+            for (l, tag) in [(v4, "v4"), (v6, "v6")] {
+                tokio::spawn(async move {
+                    while let Ok((mut c, _)) = l.accept().await {
+                        let _ = c.write_all(tag.as_bytes()).await;
+                    }
+                });
+            }
+            return port;
+        }
+        panic!("no port free on both 127.0.0.1 and ::1");
+    }
+
+    /// What the server behind `at` says.
+    async fn answer(at: SocketAddr) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut c = tokio::net::TcpStream::connect(at).await.unwrap();
+        let mut s = String::new();
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(20), c.read_to_string(&mut s));
+        read.await.unwrap().unwrap();
+        s
+    }
+
+    /// dockerd's `allocatePortsInternal`: an IPv6 binding relays to the container's IPv6
+    /// address where it has one, to its IPv4 address otherwise; IPv4 bindings to IPv4.
+    #[tokio::test]
+    async fn ipv6_bindings_relay_to_the_containers_ipv6_address() {
+        let port = tagged_servers().await;
+        let both = (Ipv4Addr::LOCALHOST, Some(Ipv6Addr::LOCALHOST));
+        let at =
+            |ip: IpAddr, b: &[(Proxy, settings::Bound)]| SocketAddr::from((ip, b[0].1.host_port));
+        let v4: IpAddr = Ipv4Addr::LOCALHOST.into();
+        let v6: IpAddr = Ipv6Addr::LOCALHOST.into();
+        let mut p = spec("", "");
+        p.port = port;
+        let got = start_proxy(&p, both, Ipv4Addr::UNSPECIFIED, true).unwrap();
+        assert_eq!(answer(at(v4, &got)).await, "v4");
+        assert_eq!(answer(at(v6, &got)).await, "v6");
+        drop(got);
+        // An IPv6 host address: to the IPv6 address too; an IPv4 one to IPv4.
+        p.host_ip = "::1".into();
+        let got = start_proxy(&p, both, Ipv4Addr::UNSPECIFIED, true).unwrap();
+        assert_eq!(answer(at(v6, &got)).await, "v6");
+        drop(got);
+        p.host_ip = "127.0.0.1".into();
+        let got = start_proxy(&p, both, Ipv4Addr::UNSPECIFIED, true).unwrap();
+        assert_eq!(answer(at(v4, &got)).await, "v4");
+        drop(got);
+        // A container without IPv6: `::` relays to its IPv4 address (docker-proxy's).
+        p.host_ip = String::new();
+        let got =
+            start_proxy(&p, (Ipv4Addr::LOCALHOST, None), Ipv4Addr::UNSPECIFIED, true).unwrap();
+        assert_eq!(answer(at(v6, &got)).await, "v4");
+        assert_eq!(answer(at(v4, &got)).await, "v4");
     }
 
     /// dockerd 20.10 with `--fixed-cidr-v6 fd77:1::/64`: `02:42:ac:11:00:02` is
@@ -872,7 +950,7 @@ mod tests {
         let Some(next) = p.checked_add(1) else { return };
         let got = start_proxy(
             &spec("", &format!("{p}-{next}")),
-            Ipv4Addr::LOCALHOST,
+            (Ipv4Addr::LOCALHOST, None),
             Ipv4Addr::UNSPECIFIED,
             true,
         );

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use berth_api_types::filters::Filters;
+use berth_api_types::ApiVersion;
 use berth_engine::containers::{created_json, AttachStreams, LogsOptions, WaitCondition};
 use serde_json::{json, Map, Value};
 
@@ -206,6 +207,7 @@ async fn wait(
 async fn logs(
     State(engine): State<AppState>,
     Path(id): Path<String>,
+    version: Option<Extension<ApiVersion>>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let q = Query::from_uri(&uri);
@@ -227,7 +229,10 @@ async fn logs(
     }
     let (tty, rx) = engine.container_logs(&id, opts).await?;
     Ok((
-        [(header::CONTENT_TYPE, stream_type(tty))],
+        [(
+            header::CONTENT_TYPE,
+            stream_type(tty, version.as_ref().map(|Extension(v)| v)),
+        )],
         receiver_body(rx),
     )
         .into_response())
@@ -274,7 +279,7 @@ async fn attach(
         let (tty, rx) = engine.container_logs(&id, opts).await?;
         (tty, Some(rx), None)
     };
-    let ctype = stream_type(tty);
+    let ctype = stream_type(tty, req.extensions().get::<ApiVersion>());
     if !upgrade_asked {
         // An old client without Upgrade: the output as the body.
         let (tx, rx) = tokio::sync::mpsc::channel(16);

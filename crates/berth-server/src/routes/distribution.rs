@@ -66,6 +66,11 @@ pub(super) fn progress_response(rx: ProgressStream) -> Response {
 }
 
 async fn auth(State(engine): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    // No credentials at all is the client's error, in the words of dockerd's JSON decoder
+    // (which answers it with a 500); it is not a login to Docker Hub.
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("EOF"));
+    }
     let auth = RegistryAuth::from_json(&body).map_err(ApiError::from)?;
     Ok(Json(engine.registry_login(auth).await?).into_response())
 }

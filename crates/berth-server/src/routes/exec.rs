@@ -9,10 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_api_types::stdcopy::{frame_header, Stream};
+use berth_api_types::ApiVersion;
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncWriteExt;
 
 use super::body::receiver_body;
+
 use super::hijack::{splice, stream_type, upgrade, upgraded};
 use super::query::Query;
 use crate::ApiError;
@@ -108,7 +110,7 @@ async fn start(
         started.start.await?;
         return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")]).into_response());
     }
-    let ctype = stream_type(tty);
+    let ctype = stream_type(tty, req.extensions().get::<ApiVersion>());
     if !upgrade_asked {
         // A client without Upgrade: the output as the body.
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);

@@ -7,13 +7,18 @@ use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use berth_api_types::detach::{Scan, Scanner};
+use berth_api_types::ApiVersion;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-/// The content type of a container's output stream: raw with a tty, else multiplexed
-/// (stdcopy frames).
-pub(super) fn stream_type(tty: bool) -> &'static str {
-    if tty {
+/// The content type of a container's output stream, as dockerd names it: multiplexed
+/// (stdcopy frames) without a tty from API 1.42 on, raw-stream otherwise (before 1.42 the
+/// frames were there but the name said raw; moby `postContainersAttach`,
+/// `postContainerExecStart`, `getContainersLogs`). `version`: the request's; none (no
+/// `/vX.Y` prefix) is the latest.
+pub(crate) fn stream_type(tty: bool, version: Option<&ApiVersion>) -> &'static str {
+    let old_api = version.is_some_and(|v| *v < ApiVersion::new(1, 42));
+    if tty || old_api {
         "application/vnd.docker.raw-stream"
     } else {
         "application/vnd.docker.multiplexed-stream"
@@ -21,10 +26,12 @@ pub(super) fn stream_type(tty: bool) -> &'static str {
 }
 
 /// The 101 answer to an attach or exec start that hijacks the connection (`ctype`: the
-/// raw or multiplexed stream's content type).
+/// raw or multiplexed stream's content type), with dockerd's status line
+/// (`HTTP/1.1 101 UPGRADED`).
 pub(super) fn upgraded(ctype: &'static str) -> Response {
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
+        .extension(hyper::ext::ReasonPhrase::from_static(b"UPGRADED"))
         .header(header::CONTENT_TYPE, ctype)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "tcp")
@@ -120,4 +127,26 @@ where
         let _ = cw.shutdown().await;
     }
     detached
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// dockerd 20.10 and 28: `raw-stream` before API 1.42 or with a tty, then
+    /// `multiplexed-stream`; the 101's status line is `HTTP/1.1 101 UPGRADED`.
+    #[test]
+    fn stream_type_and_status_line_as_dockerd() {
+        let raw = "application/vnd.docker.raw-stream";
+        let mux = "application/vnd.docker.multiplexed-stream";
+        let (v141, v142) = (ApiVersion::new(1, 41), ApiVersion::new(1, 42));
+        assert_eq!(stream_type(false, Some(&v141)), raw);
+        assert_eq!(stream_type(false, Some(&v142)), mux);
+        assert_eq!(stream_type(false, None), mux);
+        assert_eq!(stream_type(true, Some(&v142)), raw);
+        let r = upgraded(mux);
+        assert_eq!(r.status(), StatusCode::SWITCHING_PROTOCOLS);
+        let reason = r.extensions().get::<hyper::ext::ReasonPhrase>();
+        assert_eq!(reason.map(|p| p.as_bytes()), Some(&b"UPGRADED"[..]));
+    }
 }
