@@ -206,3 +206,20 @@ def test_docker_py(daemon):
                 mounts=[{"Type": "image", "Source": "nope:1", "Target": "/img"}]))
     finally:
         client.close()
+
+
+def test_rm_clears_what_a_killed_daemon_left_staged(daemon):
+    """A daemon killed between staging and clearing leaves the staging mounts; the
+    container's removal clears them (its next start would, but it has none)."""
+    import_data_image(daemon)
+    cid = dk(daemon, "create", "--mount", f"type=image,source={IMAGE},target=/img", "busybox").stdout.strip()
+    left = daemon.exec_root / "binds" / cid[:24] / "1-0" / "img-0"
+    left.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "leftover", str(left)], check=True)
+    try:
+        assert host_mounts_under(daemon.exec_root / "binds") == [str(left)]
+        dk(daemon, "rm", cid)
+        assert host_mounts_under(daemon.exec_root / "binds") == []
+        assert not (daemon.exec_root / "binds" / cid[:24]).exists()
+    finally:
+        subprocess.run(["umount", "-l", str(left)], capture_output=True)
