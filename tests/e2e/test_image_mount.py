@@ -16,8 +16,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from conftest import DOCKER_BIN, REPO_ROOT, poll
+from conftest import DOCKER_BIN, REPO_ROOT, import_busybox, leak_check, poll
 from test_containers import daemon, dk  # noqa: F401  (the fixture and the CLI helper)
+from test_cri import Crictl, crictl_bin, write_json  # noqa: F401  (the fixture)
 
 IMAGE = "imgdata:1"
 
@@ -223,3 +224,46 @@ def test_rm_clears_what_a_killed_daemon_left_staged(daemon):
         assert not (daemon.exec_root / "binds" / cid[:24]).exists()
     finally:
         subprocess.run(["umount", "-l", str(left)], capture_output=True)
+
+
+def test_cri_image_volume(berthd, docker_env, workdir, crictl_bin):
+    """An image volume through crictl: mounted read-only with its subpath, its image and
+    ID in the status; RemoveImage refuses the image while a container mounts it, and
+    keeps its name."""
+    sock, no_cni = workdir / "cri" / "cri.sock", workdir / "no-cni"
+    no_cni.mkdir()
+    d = berthd(config={"cri": {"enabled": True, "socket": str(sock), "cni-conf-dir": str(no_cni)}})
+    d.docker_env = docker_env({"DOCKER_HOST": d.unix_host})
+    poll(lambda: sock.is_socket(), 30, "the CRI socket")
+    crictl = Crictl(crictl_bin, sock, workdir)
+    try:
+        import_busybox(d.docker_env)
+        image_id = import_data_image(d)
+        pod = write_json(workdir / "pod.json", {"metadata": {"name": "p", "namespace": "n", "uid": "u"}})
+        pod_id = crictl("runp", str(pod)).stdout.strip()
+        volume = {"container_path": "/mnt/vol", "readonly": True, "image": {"image": image_id},
+                  "image_sub_path": "data"}
+        config = {"metadata": {"name": "c"}, "image": {"image": "busybox:latest"},
+                  "command": ["sleep", "600"], "mounts": [volume]}
+        writable = write_json(workdir / "rw.json", {**config, "mounts": [{**volume, "readonly": False}]})
+        r = crictl("create", pod_id, str(writable), str(pod), check=False)
+        assert r.returncode != 0 and "must be read-only" in r.stderr, r.stderr
+        cid = crictl("create", pod_id, str(write_json(workdir / "c.json", config)), str(pod)).stdout.strip()
+        crictl("start", cid)
+        assert crictl("exec", "-s", cid, "cat", "/mnt/vol/hello").stdout.strip() == "hello"
+        r = crictl("exec", "-s", cid, "touch", "/mnt/vol/x", check=False)
+        assert r.returncode != 0, r.stdout
+        mounts = crictl.json("inspect", cid)["status"]["mounts"]
+        assert mounts[0]["containerPath"] == "/mnt/vol" and mounts[0]["readonly"], mounts
+        assert mounts[0]["image"]["imageRef"] == image_id, mounts
+        # With two names: neither goes (the check comes before any untag).
+        dk(d, "tag", IMAGE, "imgdata:2")
+        r = crictl("rmi", image_id, check=False)
+        assert r.returncode != 0 and "in use by container" in r.stderr, r.stderr
+        tags = json.loads(dk(d, "image", "inspect", "-f", "{{json .RepoTags}}", image_id).stdout)
+        assert sorted(tags) == ["imgdata:1", "imgdata:2"], tags
+        crictl("stopp", pod_id)
+        crictl("rmp", pod_id)
+        crictl("rmi", image_id)
+    finally:
+        leak_check(d)

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use berth_image::store::ImageUser;
 
 use super::Containers;
+use crate::Engine;
 
 impl Containers {
     /// Image ID → one container using it, a running one when there is any. A container
@@ -28,5 +29,16 @@ impl Containers {
             }
         }
         users
+    }
+}
+
+impl Engine {
+    /// A container that uses image `id` (its own image, or one an image mount mounts), a
+    /// running one when there is any: what the CRI's RemoveImage checks before it untags.
+    pub fn image_user(&self, id: &str) -> Option<String> {
+        self.containers
+            .image_users()
+            .remove(id)
+            .map(|u| u.container_id)
     }
 }
