@@ -159,6 +159,11 @@ def write_page(report: list[dict], known: dict[str, str]) -> None:
         "  embedded runtime can load the filter only after the capabilities are set, which needs",
         "  `no_new_privs`; a setuid or file-capability binary run through `docker exec` does not",
         "  gain privileges. `--security-opt seccomp=unconfined` or `--privileged` lifts both.",
+        "- image mounts (`--mount type=image`, API 1.48, and CRI image volumes): read-only, with",
+        "  dockerd's checks and words; deliberate: a subpath is checked at create (dockerd checks at",
+        "  start: the image cannot change, so the answer is the same, earlier), and inspect's `Source`",
+        "  is the image's ID (dockerd's is where it mounted the image's layer; berthd stages the mount",
+        "  only while the container starts, then it lives in the container's mount namespace).",
     ]
     lines += ["", "Not sent (and why):", ""]
     lines += [f"- `{m} {p}`: {why}" for (m, p), why in sorted(SKIP.items())]

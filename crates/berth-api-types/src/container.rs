@@ -392,6 +392,20 @@ pub struct Mount {
     pub volume_options: Field<VolumeOptions>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
     pub tmpfs_options: Field<TmpfsOptions>,
+    /// `type=image` only (API 1.48).
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    pub image_options: Field<ImageOptions>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `Mount.ImageOptions` (`--mount type=image,image-subpath=…`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageOptions {
+    /// The directory (or file) inside the image to mount instead of its root.
+    #[serde(default, skip_serializing_if = "Field::is_absent")]
+    pub subpath: Field<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -113,6 +113,7 @@ pub(crate) fn create_body(
         "PidMode": pid_mode,
         "RestartPolicy": {"Name": "no"},
         "Binds": binds(&config.mounts)?,
+        "Mounts": image_mounts(&config.mounts)?,
         "Privileged": security.privileged,
         "ReadonlyRootfs": security.readonly_rootfs,
     });
@@ -217,6 +218,7 @@ fn env(envs: &[KeyValue]) -> Result<Vec<String>, Status> {
 fn binds(mounts: &[Mount]) -> Result<Vec<String>, Status> {
     mounts
         .iter()
+        .filter(|m| m.image.is_none())
         .map(|m| {
             for (what, p) in [
                 ("host_path", &m.host_path),
@@ -240,6 +242,49 @@ fn binds(mounts: &[Mount]) -> Result<Vec<String>, Status> {
                 m.container_path,
                 opts.join(",")
             ))
+        })
+        .collect()
+}
+
+/// Docker `Mounts` of `Type: "image"` for the request's image volumes (`Mount.image`,
+/// with `image_sub_path`): read-only as the CRI requires, so one asked writable is
+/// refused (critest checks it), as is one that names a host path too.
+fn image_mounts(mounts: &[Mount]) -> Result<Vec<Value>, Status> {
+    mounts
+        .iter()
+        .filter_map(|m| m.image.as_ref().map(|image| (m, image)))
+        .map(|(m, image)| {
+            let p = &m.container_path;
+            if !p.starts_with('/') {
+                return Err(Status::invalid_argument(format!(
+                    "image volume container_path {p:?} must be an absolute path"
+                )));
+            }
+            if !m.host_path.is_empty() {
+                return Err(Status::invalid_argument(format!(
+                    "image volume at {p:?} must not name a host_path too"
+                )));
+            }
+            if !m.readonly {
+                return Err(Status::invalid_argument(format!(
+                    "image volume at {p:?} must be read-only"
+                )));
+            }
+            if image.image.is_empty() {
+                return Err(Status::invalid_argument(format!(
+                    "image volume at {p:?} must name an image"
+                )));
+            }
+            let mut mount = json!({
+                "Type": "image",
+                "Source": image.image,
+                "Target": p,
+                "ReadOnly": true,
+            });
+            if !m.image_sub_path.is_empty() {
+                mount["ImageOptions"] = json!({"Subpath": m.image_sub_path});
+            }
+            Ok(mount)
         })
         .collect()
 }
@@ -376,7 +421,7 @@ fn reason(state: &Value, cri_state: ContainerState) -> String {
     }
 }
 
-/// The mounts of an inspect's `Mounts` (binds and volumes).
+/// The mounts of an inspect's `Mounts` (binds, volumes and image volumes).
 fn mounts(inspect: &Value) -> Vec<Mount> {
     let Some(items) = inspect.get("Mounts").and_then(Value::as_array) else {
         return Vec::new();
@@ -390,10 +435,25 @@ fn mounts(inspect: &Value) -> Vec<Mount> {
                 "rshared" | "shared" => MountPropagation::PropagationBidirectional,
                 _ => MountPropagation::PropagationPrivate,
             };
+            let readonly = m.get("RW").and_then(Value::as_bool) == Some(false);
+            if s("Type") == "image" {
+                // The image as the request named it, and its ID (`image_ref`, KEP-5365).
+                return Mount {
+                    container_path: s("Destination"),
+                    readonly,
+                    propagation: propagation as i32,
+                    image: Some(ImageSpec {
+                        image: s("Name"),
+                        image_ref: s("Source"),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+            }
             Mount {
                 container_path: s("Destination"),
                 host_path: s("Source"),
-                readonly: m.get("RW").and_then(Value::as_bool) == Some(false),
+                readonly,
                 propagation: propagation as i32,
                 ..Default::default()
             }
@@ -593,6 +653,75 @@ mod tests {
             let e = create_body(&sandbox(), &c, None).unwrap_err();
             assert_eq!(e.code(), tonic::Code::InvalidArgument, "case {i}: {e:?}");
         }
+    }
+
+    fn image_volume() -> Mount {
+        Mount {
+            container_path: "/mnt/img".into(),
+            readonly: true,
+            image: Some(ImageSpec {
+                image: "sha256:abc".into(),
+                ..Default::default()
+            }),
+            image_sub_path: "etc".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn image_volumes_are_read_only_image_mounts() {
+        let mut c = config();
+        c.mounts.push(image_volume());
+        let (_, body, _) = create_body(&sandbox(), &c, None).unwrap();
+        let hc = &body["HostConfig"];
+        assert_eq!(hc["Binds"], json!(["/srv/data:/data:ro,rslave"]));
+        assert_eq!(
+            hc["Mounts"],
+            json!([{"Type": "image", "Source": "sha256:abc", "Target": "/mnt/img",
+                    "ReadOnly": true, "ImageOptions": {"Subpath": "etc"}}])
+        );
+        c.mounts[1].image_sub_path.clear();
+        let (_, body, _) = create_body(&sandbox(), &c, None).unwrap();
+        assert!(body["HostConfig"]["Mounts"][0]
+            .get("ImageOptions")
+            .is_none());
+        let cases: Vec<fn(&mut Mount)> = vec![
+            |m| m.readonly = false,
+            |m| m.host_path = "/srv".into(),
+            |m| m.container_path = "rel".into(),
+            |m| m.image.as_mut().unwrap().image.clear(),
+        ];
+        for (i, f) in cases.iter().enumerate() {
+            let mut c = config();
+            let mut m = image_volume();
+            f(&mut m);
+            c.mounts = vec![m];
+            let e = create_body(&sandbox(), &c, None).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "case {i}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn status_shows_an_image_volumes_image() {
+        let (_, body, _) = create_body(&sandbox(), &config(), None).unwrap();
+        let inspect = json!({
+            "Id": "c1", "Image": "sha256:img", "Created": "2024-01-01T00:00:00Z",
+            "Config": {"Labels": body["Labels"]},
+            "State": {"Status": "running"},
+            "Mounts": [{"Type": "image", "Name": "busybox", "Source": "sha256:abc",
+                        "Destination": "/mnt/img", "RW": false, "Propagation": "rprivate"}],
+        });
+        let m = &status(&inspect).unwrap().mounts[0];
+        assert_eq!(
+            (m.container_path.as_str(), m.host_path.as_str()),
+            ("/mnt/img", "")
+        );
+        assert!(m.readonly);
+        let image = m.image.as_ref().unwrap();
+        assert_eq!(
+            (image.image.as_str(), image.image_ref.as_str()),
+            ("busybox", "sha256:abc")
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ impl Images {
         }
     }
 
-    /// A container (any state) created from image `id`, if there is one.
+    /// A container (any state) created from image `id`, or mounting it, if there is one.
     async fn first_user(&self, id: &str) -> Result<Option<String>, Status> {
         let query = serde_json::json!({ "ancestor": [id] }).to_string();
         let filters = Filters::parse(Some(&query)).map_err(|e| Status::internal(e.to_string()))?;
@@ -46,12 +46,14 @@ impl Images {
             .container_list(true, &filters)
             .await
             .map_err(engine_status)?;
-        Ok(users.first().map(|c| {
+        let ancestor_of = users.first().map(|c| {
             c.get("Id")
                 .and_then(|v| v.as_str())
                 .unwrap_or("?")
                 .to_string()
-        }))
+        });
+        // A container that mounts it as an image volume uses it too.
+        Ok(ancestor_of.or_else(|| self.engine.image_user(id)))
     }
 
     /// Every image, or only the one `filter` names (none when it names nothing).

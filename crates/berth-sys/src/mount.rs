@@ -53,6 +53,41 @@ pub fn mount_overlay(
     .map_err(io::Error::from)
 }
 
+/// Mounts at `target` a read-only overlay of `lowers` alone (top layer first, at least
+/// two: overlayfs refuses one without an upper directory), `nodev`: another image's
+/// filesystem as it reads, whiteouts applied. Paths holding `:` or `,` are refused.
+pub fn mount_overlay_ro(target: &Path, lowers: &[PathBuf]) -> io::Result<()> {
+    if lowers.len() < 2 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a read-only overlay needs at least two lower directories",
+        ));
+    }
+    let mut lower = String::new();
+    for (i, p) in lowers.iter().enumerate() {
+        let s = p.to_string_lossy();
+        if s.contains(':') || s.contains(',') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("overlay path {s:?} holds ':' or ','"),
+            ));
+        }
+        if i > 0 {
+            lower.push(':');
+        }
+        lower.push_str(&s);
+    }
+    let data = format!("lowerdir={lower}");
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
+        Some(data.as_str()),
+    )
+    .map_err(io::Error::from)
+}
+
 /// Mounts a tmpfs of `size` bytes at `target` (an existing directory), `nosuid,nodev,noexec`
 /// and mode 1777, as Docker's `/dev/shm`.
 pub fn mount_shm(target: &Path, size: u64) -> io::Result<()> {
@@ -104,5 +139,7 @@ mod tests {
         let p = Path::new("/nonexistent");
         assert!(mount_overlay(p, &[], p, p).is_err());
         assert!(mount_overlay(p, &[PathBuf::from("/a:b")], p, p).is_err());
+        assert!(mount_overlay_ro(p, &[PathBuf::from("/a")]).is_err());
+        assert!(mount_overlay_ro(p, &[PathBuf::from("/a"), PathBuf::from("/b,c")]).is_err());
     }
 }

@@ -41,6 +41,18 @@ pub fn openat_in_root(root: &File, path: &Path, flags: i32, mode: u32) -> io::Re
     openat2(root.as_fd(), &c, flags, mode, libc::RESOLVE_IN_ROOT)
 }
 
+/// Opens the relative `path` beneath the directory `root` with `flags`: symlinks are
+/// followed while they stay beneath it, and one that leads out (absolute, `..` above
+/// the root) fails with `EXDEV`, as `..` itself does. Unlike [`openat_in_root`], which
+/// reads such a link inside the root, this refuses it.
+pub fn openat_beneath(root: &File, path: &Path, flags: i32) -> io::Result<OwnedFd> {
+    let rel = path.as_os_str().as_bytes();
+    let rel = if rel.is_empty() { b"." as &[u8] } else { rel };
+    let c = CString::new(rel)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+    openat2(root.as_fd(), &c, flags, 0, libc::RESOLVE_BENEATH)
+}
+
 /// `openat2(2)` of `path` below `dir` with the `resolve` flags (magic links always
 /// refused, `O_CLOEXEC` always added), retried while a rename races the lookup.
 pub(crate) fn openat2(
@@ -185,6 +197,29 @@ mod tests {
         }
         assert_eq!(resolve_in_root(&root, Path::new("/")).unwrap(), root);
         assert!(resolve_in_root(&root, Path::new("/missing")).is_err());
+    }
+
+    /// Links that stay beneath are followed; those that leave, and `..`, are refused.
+    #[test]
+    fn beneath_refuses_what_leads_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::write(root.join("usr/bin/sh"), "inside").unwrap();
+        symlink("usr/bin", root.join("bin")).unwrap();
+        symlink("/etc", root.join("abs")).unwrap();
+        symlink("../../../../etc", root.join("rel")).unwrap();
+        let dir = File::open(&root).unwrap();
+        let fd = openat_beneath(&dir, Path::new("bin/sh"), libc::O_RDONLY).unwrap();
+        assert_eq!(fd_path(&fd).unwrap(), root.join("usr/bin/sh"));
+        let fd = openat_beneath(&dir, Path::new(""), libc::O_PATH).unwrap();
+        assert_eq!(fd_path(&fd).unwrap(), root);
+        for p in ["abs", "rel", "../root/usr", "/etc"] {
+            let e = openat_beneath(&dir, Path::new(p), libc::O_PATH).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{p}");
+        }
+        let e = openat_beneath(&dir, Path::new("missing"), libc::O_PATH).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 
 use super::record::{Record, RECORD_VERSION};
 use super::{
-    create_fields, health, host_opts, lifecycle, links, mounts, names, spec, Containers, Entry,
+    create_fields, health, host_opts, image_mounts, lifecycle, links, mounts, names, spec,
+    Containers, Entry,
 };
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError};
@@ -129,12 +130,7 @@ impl Engine {
             .to_string();
         let image = self.images.resolve(&image_name).map_err(|e| match e {
             berth_image::store::StoreError::NoSuchImage(_) => {
-                let last = image_name.rsplit('/').next().unwrap_or("");
-                if image_name.contains('@') || last.contains(':') {
-                    EngineError::NotFound(format!("No such image: {image_name}"))
-                } else {
-                    EngineError::NotFound(format!("No such image: {image_name}:latest"))
-                }
+                image_mounts::no_such_image(&image_name)
             }
             other => other.into(),
         })?;
@@ -158,6 +154,7 @@ impl Engine {
             self.external_runtime(r).map(drop)
         })?;
         mounts::approve(&mut mounts, role);
+        let mounted_images = image_mounts::resolve(&self.images, &mut mounts)?;
         let id = names::new_id()?;
         if config.hostname.get().is_none_or(String::is_empty) {
             // moby `daemon/create.go`: on the host's network, the host's name.
@@ -185,6 +182,7 @@ impl Engine {
             state: Default::default(),
             restart_count: 0,
             manually_stopped: false,
+            image_mounts: mounted_images.clone(),
         };
         // Reserve the name and insert, under one lock.
         let entry = {
@@ -231,11 +229,19 @@ impl Engine {
             let (root, d) = (self.config().data_root.clone(), dir.clone());
             let mut image_layers = self.images.layer_diff_dirs(&entry.rec().image_id)?;
             image_layers.reverse();
+            // Image mounts' subpaths are checked in their images now: the images cannot
+            // change, so a subpath missing now would fail every start.
+            let mut staging = mounts::Staging::new(
+                &self.config.exec_root.join("binds").join(super::rid(&id)),
+                None,
+            );
+            staging.images = image_mounts::layers(&self.images, &mounted_images)?;
             let volumes = crate::blocking::spawn(move || {
                 std::fs::create_dir_all(d.join("rw/diff"))
                     .and_then(|()| std::fs::create_dir_all(d.join("rw/work")))
                     .and_then(|()| super::init_layer::make(&d, &image_layers))
                     .map_err(EngineError::io("cannot create", &d))?;
+                image_mounts::check(&staging, &mounts, &d.join("empty"))?;
                 mounts::materialize(&root, &d, mounts)
             })
             .await

@@ -282,6 +282,7 @@ fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
         state: Default::default(),
         restart_count: 0,
         manually_stopped: false,
+        image_mounts: Vec::new(),
     };
     // The record reads back (a float kept as sent may move by an ulp: serde_json's parser
     // is not exact without `float_roundtrip`, as for the map-based record).
@@ -307,6 +308,7 @@ fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
     let staging = mounts::Staging {
         dir: c.exec_dir(&rec.id).join("binds"),
         policy: None,
+        images: Default::default(),
     };
     let input = spec::spec_input(
         &rec,

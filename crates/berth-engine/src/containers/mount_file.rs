@@ -15,11 +15,13 @@ pub(crate) const FILE: &str = "mounts.json";
 /// One mount of a container, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct MountEntry {
-    /// `bind`, `volume` or `tmpfs`.
+    /// `bind`, `volume`, `tmpfs` or `image`.
     pub typ: String,
-    /// The volume's name (empty for binds and tmpfs; set at create for anonymous ones).
+    /// The volume's name (empty for binds and tmpfs; set at create for anonymous ones);
+    /// an image mount's image as the client named it.
     pub name: String,
-    /// Host path (binds, volumes' `_data`); empty for tmpfs.
+    /// Host path (binds, volumes' `_data`); empty for tmpfs; an image mount's image ID
+    /// (`sha256:…`, resolved at create).
     pub source: String,
     pub destination: String,
     /// As Docker shows it: the `-v` mode string, `z` for named volumes.
@@ -38,6 +40,9 @@ pub(crate) struct MountEntry {
     /// tmpfs `size=…,mode=…`.
     #[serde(default)]
     pub tmpfs_options: String,
+    /// An image mount's directory (or file) inside the image (`ImageOptions.Subpath`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
     /// Labels and driver options for a volume created by this mount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_labels: Option<BTreeMap<String, String>>,
@@ -54,7 +59,7 @@ impl MountEntry {
     /// Docker's inspect `Mounts` item.
     pub fn docker_json(&self) -> Value {
         let mut v = json!({"Type": self.typ});
-        if self.typ == "volume" {
+        if self.typ == "volume" || self.typ == "image" {
             v["Name"] = json!(self.name);
         }
         v["Source"] = json!(self.source);

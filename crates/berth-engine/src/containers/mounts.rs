@@ -36,7 +36,7 @@ fn invalid(msg: String) -> EngineError {
     EngineError::InvalidArgument(msg)
 }
 
-fn config_err(typ: &str, detail: &str) -> EngineError {
+pub(super) fn config_err(typ: &str, detail: &str) -> EngineError {
     invalid(format!("invalid mount config for type \"{typ}\": {detail}"))
 }
 
@@ -167,6 +167,9 @@ fn parse_mount(m: &berth_api_types::container::Mount) -> Result<MountEntry, Engi
     let source = m.source.or_default();
     let target = m.target.or_default();
     let rw = !m.read_only.or_default();
+    if m.image_options.get().is_some() && MountType::from(typ.as_str()) != MountType::Image {
+        return Err(config_err(&typ, "field ImageOptions must not be specified"));
+    }
     match MountType::from(typ.as_str()) {
         MountType::Bind => {
             let destination = clean_destination("bind", &target)?;
@@ -261,6 +264,9 @@ fn parse_mount(m: &berth_api_types::container::Mount) -> Result<MountEntry, Engi
                 tmpfs_options: o.join(","),
                 ..MountEntry::default()
             })
+        }
+        MountType::Image => {
+            super::image_mounts::parse(m, clean_destination("image", &target)?)
         }
         MountType::Other(t) if t.is_empty() => Err(invalid("invalid mount config: must use either propagation mode \"rslave\", \"rshared\", or a mount type".into())),
         other => Err(config_err(other.as_str(), "mount type unknown")),
@@ -433,6 +439,9 @@ pub(crate) fn approve(planned: &mut [MountEntry], role: Option<&str>) {
 pub(crate) struct Staging {
     pub dir: PathBuf,
     pub policy: Option<crate::BindPolicy>,
+    /// The layer diff directories (topmost first) of each image that image mounts mount,
+    /// by ID (`image_mounts`).
+    pub images: BTreeMap<String, Vec<PathBuf>>,
 }
 
 /// Numbers each start's staging directory, so that a late clearing of a cancelled
@@ -447,6 +456,7 @@ impl Staging {
         Staging {
             dir: parent.join(format!("{}-{n}", std::process::id())),
             policy,
+            images: BTreeMap::new(),
         }
     }
 
@@ -461,6 +471,7 @@ impl Staging {
                 Staging {
                     dir: e.path(),
                     policy: None,
+                    images: BTreeMap::new(),
                 }
                 .clear();
             }
@@ -673,6 +684,12 @@ pub(crate) fn for_start(
             "tmpfs" => {
                 tmpfs.insert(m.destination.clone(), ro(m.tmpfs_options.clone()));
             }
+            "image" => binds.push(BindMount {
+                source: staging.stage_image(n, &m, &dir.join("empty"))?,
+                destination: m.destination.clone(),
+                readonly: true,
+                propagation: Some(m.propagation.clone()),
+            }),
             "bind" => {
                 let src =
                     staging.stage(n, &m.source, m.approved_role.as_deref(), m.create_source)?;
@@ -985,6 +1002,7 @@ mod tests {
         let s = Staging {
             dir: PathBuf::from("/nonexistent"),
             policy: Some(policy),
+            images: BTreeMap::new(),
         };
         assert_eq!(
             s.strictest(&[Some("admin"), Some("operator")]),

@@ -59,6 +59,11 @@ pub(crate) struct Record {
     /// `HasBeenManuallyStopped`).
     #[serde(default)]
     pub manually_stopped: bool,
+    /// The IDs of the images its image mounts mount (`--mount type=image`, CRI image
+    /// volumes): images it uses, as its own, for `docker rmi`. An optional field, so no
+    /// version bump.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_mounts: Vec<String>,
 }
 
 /// `HostConfig.RestartPolicy`, as the supervisor reads it.

@@ -403,6 +403,12 @@ impl Containers {
         };
         self.health_stop(entry);
         self.release(&id).await;
+        // What a daemon killed mid-start left staged (host binds, image mounts' overlays):
+        // a start clears it too, but this container will not start again.
+        if let Some(root) = self.exec.parent() {
+            let parent = root.join("binds").join(rid(&id));
+            let _ = crate::blocking::spawn(move || mounts::Staging::clear_leftovers(&parent)).await;
+        }
         self.forget_restart(&id);
         self.execs.forget_container(&id);
         self.networks.forget(&id).await;

@@ -44,6 +44,7 @@ pub(super) fn routes() -> Router<AppState> {
 async fn create(
     State(engine): State<AppState>,
     role: Option<Extension<crate::Role>>,
+    version: Option<Extension<berth_api_types::ApiVersion>>,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -54,6 +55,7 @@ async fn create(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
     };
+    image_mounts_need_1_48(&map, super::legacy::asked(version))?;
     // With authorization on, the role that approved the body's host binds stays with
     // them: every start confines them as that role's were checked.
     let role = role.map(|Extension(r)| r.as_str());
@@ -61,6 +63,24 @@ async fn create(
         .container_create_as(q.get("name").map(String::from), map, role)
         .await?;
     Ok((StatusCode::CREATED, Json(created_json(&created))).into_response())
+}
+
+/// moby `postContainersCreate`: image mounts came with API 1.48.
+fn image_mounts_need_1_48(
+    body: &Map<String, Value>,
+    version: berth_api_types::ApiVersion,
+) -> Result<(), ApiError> {
+    let image_mount = body
+        .get("HostConfig")
+        .and_then(|h| h.get("Mounts"))
+        .and_then(Value::as_array)
+        .is_some_and(|m| m.iter().any(|m| m.get("Type") == Some(&json!("image"))));
+    if image_mount && version < berth_api_types::ApiVersion::new(1, 48) {
+        return Err(ApiError::bad_request(
+            "Mount type \"Image\" needs API v1.48 or newer",
+        ));
+    }
+    Ok(())
 }
 
 async fn start(

@@ -664,6 +664,7 @@ mod tests {
             state: Default::default(),
             restart_count: 0,
             manually_stopped: false,
+            image_mounts: Vec::new(),
         }
     }
 
