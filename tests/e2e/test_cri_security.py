@@ -1,7 +1,7 @@
 """CRI security contexts and mounts through crictl (issue 19): ExecSync's timeout (the
 process killed before the answer), masked and read-only paths from the request, seccomp
-RuntimeDefault / Localhost / Unconfined at the pod and container level, and bind mounts
-with rshared / rslave propagation."""
+RuntimeDefault / Localhost / Unconfined at the pod and container level (and the
+deprecated seccomp_profile_path), and bind mounts with rshared / rslave propagation."""
 
 from __future__ import annotations
 
@@ -152,6 +152,18 @@ def test_seccomp_profiles(cri_pod, workdir):
 
     bare = cri_pod()
     assert seccomp_mode(bare, bare.run()) == "0", "no profile anywhere: unconfined (containerd's reading)"
+    # The deprecated seccomp_profile_path, read when no profile is given, as containerd does.
+    legacy = {"runtime/default": "2", "docker/default": "2", "unconfined": "0"}
+    for path, mode in legacy.items():
+        assert seccomp_mode(bare, bare.run(sec(None, seccomp_profile_path=path))) == mode, path
+    local_path = sec(None, seccomp_profile_path=f"localhost/{blocks_chmod}")
+    assert exit_code(bare, bare.run(local_path, command=chmod)) == 1, "chmod blocked by localhost/<path>"
+    assert seccomp_mode(bare, bare.run(sec({"profile_type": UNCONFINED}, seccomp_profile_path="runtime/default"))) == "0", \
+        "the profile wins over the string"
+    legacy_pod = cri_pod({"security_context": {"seccomp_profile_path": "runtime/default"}})
+    assert seccomp_mode(legacy_pod, legacy_pod.run()) == "2", "the pod's seccomp_profile_path"
+    r = bare.create(sec(None, seccomp_profile_path="/abs/profile.json"))
+    assert r.returncode != 0 and "InvalidArgument" in r.stderr and "invalid seccomp profile" in r.stderr, r.stderr
     for bad, why in [({"profile_type": LOCALHOST, "localhost_ref": "rel.json"}, "must be an absolute path"),
                      ({"profile_type": LOCALHOST, "localhost_ref": str(workdir / "none.json")}, "cannot load seccomp profile")]:
         r = bare.create(sec(bad))

@@ -306,8 +306,8 @@ impl Runtime {
             .and_then(|p| p.linux.as_ref())
             .and_then(|l| l.security_context.as_ref());
         let choice = seccomp::choose(
-            pod_security.and_then(|s| s.seccomp.as_ref()),
-            security.and_then(|s| s.seccomp.as_ref()),
+            seccomp::of_pod(pod_security)?.as_ref(),
+            seccomp::of_container(security)?.as_ref(),
             security.is_some_and(|s| s.privileged),
         )?;
         let seccomp_opt = seccomp::security_opt(&choice).await?;
