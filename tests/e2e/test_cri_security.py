@@ -1,7 +1,8 @@
 """CRI security contexts and mounts through crictl (issue 19): ExecSync's timeout (the
 process killed before the answer), masked and read-only paths from the request, seccomp
 RuntimeDefault / Localhost / Unconfined at the pod and container level (and the
-deprecated seccomp_profile_path), and bind mounts with rshared / rslave propagation."""
+deprecated seccomp_profile_path), AppArmor as containerd answers it on a host without
+AppArmor, and bind mounts with rshared / rslave propagation."""
 
 from __future__ import annotations
 
@@ -168,6 +169,39 @@ def test_seccomp_profiles(cri_pod, workdir):
                      ({"profile_type": LOCALHOST, "localhost_ref": str(workdir / "none.json")}, "cannot load seccomp profile")]:
         r = bare.create(sec(bad))
         assert r.returncode != 0 and "InvalidArgument" in r.stderr and why in r.stderr, r.stderr
+
+
+def apparmor_enabled() -> bool:
+    try:
+        return Path("/sys/module/apparmor/parameters/enabled").read_text().startswith("Y")
+    except OSError:
+        return False
+
+
+def test_apparmor_on_a_host_without_it(cri_pod):
+    """Where the kernel has no AppArmor (these hosts'; tests/vm/apparmor.sh checks a
+    kernel with it), containerd's answers: nothing or unconfined runs, any profile asked
+    for (RuntimeDefault or Localhost, as a profile or as the deprecated string) is refused
+    rather than silently not applied."""
+    if apparmor_enabled():
+        pytest.fail("this host's kernel has AppArmor: the VM step (tests/vm/apparmor.sh) covers that case")
+    pod = cri_pod()
+    for linux in ({}, {"security_context": {"apparmor": {"profile_type": UNCONFINED}}},
+                  {"security_context": {"apparmor_profile": "unconfined"}}):
+        cid = pod.run(linux)
+        assert pod.exec(cid, "true").returncode == 0, linux
+    for sc in ({"apparmor": {"profile_type": RUNTIME_DEFAULT}},
+               {"apparmor": {"profile_type": LOCALHOST, "localhost_ref": "localhost/my-profile"}},
+               {"apparmor_profile": "runtime/default"},
+               {"apparmor_profile": "localhost/my-profile"}):
+        r = pod.create({"security_context": sc})
+        assert r.returncode != 0 and "apparmor is not supported" in r.stderr, (sc, r.stderr)
+    r = pod.create({"security_context": {"apparmor_profile": "my-profile"}})
+    assert r.returncode != 0 and "invalid apparmor profile" in r.stderr, r.stderr
+    # The pod's profile is the container's when the container names none.
+    strict = cri_pod({"security_context": {"apparmor": {"profile_type": RUNTIME_DEFAULT}}})
+    r = strict.create()
+    assert r.returncode != 0 and "apparmor is not supported" in r.stderr, r.stderr
 
 
 HOST_TO_CONTAINER, BIDIRECTIONAL = 1, 2

@@ -16,7 +16,7 @@ use crate::labels::{self, Labels};
 use crate::propagation;
 use crate::proto::*;
 use crate::runtime::Runtime;
-use crate::seccomp;
+use crate::{apparmor, seccomp};
 use crate::{cni, engine_status, exec_sync, pods};
 
 /// How long the sandbox's infra process gets to exit on SIGTERM (it exits at once).
@@ -311,8 +311,14 @@ impl Runtime {
             security.is_some_and(|s| s.privileged),
         )?;
         let seccomp_opt = seccomp::security_opt(&choice).await?;
+        let apparmor_choice = apparmor::choose(pod_security, security, apparmor::enabled().await)?;
+        let apparmor_opt = apparmor::security_opt(apparmor_choice).await?;
         propagation::check_mounts(&config.mounts).await?;
-        let (name, body, log) = ctrs::create_body(&sandbox, &config, seccomp_opt)?;
+        let (name, body, log) = ctrs::create_body(
+            &sandbox,
+            &config,
+            seccomp_opt.into_iter().chain(apparmor_opt),
+        )?;
         if let Some(dir) = log.as_deref().and_then(Path::parent) {
             make_log_dir(dir).await?;
         }
