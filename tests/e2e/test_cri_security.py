@@ -2,7 +2,8 @@
 process killed before the answer), masked and read-only paths from the request, seccomp
 RuntimeDefault / Localhost / Unconfined at the pod and container level (and the
 deprecated seccomp_profile_path), AppArmor as containerd answers it on a host without
-AppArmor, and bind mounts with rshared / rslave propagation."""
+AppArmor, no Docker /.dockerenv in CRI containers, and bind mounts with rshared / rslave
+propagation."""
 
 from __future__ import annotations
 
@@ -202,6 +203,24 @@ def test_apparmor_on_a_host_without_it(cri_pod):
     strict = cri_pod({"security_context": {"apparmor": {"profile_type": RUNTIME_DEFAULT}}})
     r = strict.create()
     assert r.returncode != 0 and "apparmor is not supported" in r.stderr, r.stderr
+
+
+def test_no_dockerenv_in_cri_containers(cri_pod, docker):
+    """A pod's containers and its sandbox have no /.dockerenv, as containerd's; a
+    container of the Docker API on the same daemon and image keeps it."""
+    pod = cri_pod()
+    cid = pod.run()
+    seen = pod.exec(cid, "ls", "-a", "/")
+    assert seen.returncode == 0 and "proc" in seen.stdout.split(), seen
+    assert ".dockerenv" not in seen.stdout.split(), seen.stdout
+    assert pod.exec(cid, "sh", "-c", "test -e /proc").returncode == 0
+    assert pod.exec(cid, "sh", "-c", "test -e /.dockerenv").returncode != 0
+    pause_pid = pod.crictl.json("inspectp", pod.id)["info"]["State"]["Pid"]
+    assert Path(f"/proc/{pause_pid}/root/pause").exists()
+    assert not Path(f"/proc/{pause_pid}/root/.dockerenv").exists(), "the sandbox's root"
+    r = docker("-H", pod.d.unix_host, "run", "--rm", "--network", "none", pod.ref, "sh", "-c", "test -e /.dockerenv",
+               check=False)
+    assert r.returncode == 0, r
 
 
 HOST_TO_CONTAINER, BIDIRECTIONAL = 1, 2

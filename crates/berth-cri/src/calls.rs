@@ -121,7 +121,7 @@ impl Runtime {
         }
         let created = self
             .engine
-            .container_create(Some(name), body)
+            .container_create_cri(Some(name), body)
             .await
             .map_err(engine_status)?;
         if let Err(e) = self.engine.container_start(&created.id).await {
@@ -324,7 +324,7 @@ impl Runtime {
         }
         let created = self
             .engine
-            .container_create(Some(name), body)
+            .container_create_cri(Some(name), body)
             .await
             .map_err(engine_status)?;
         if let Some(path) = &log {
