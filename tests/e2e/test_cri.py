@@ -879,8 +879,8 @@ def critest_counts(output: str) -> dict[str, int]:
 CRITEST_SKIPS = Path(__file__).resolve().parent.parent / "cri" / "critest-skips.txt"
 CRITEST_KNOWN_FAILURES = Path(__file__).resolve().parent.parent / "cri" / "critest-known-failures.txt"
 
-# critest's images rebuilt from busybox-static, as cri-tools' images/ Dockerfiles make them
-# (with -registry-prefix, critest pulls <prefix>/<path>:latest whatever the tag).
+# critest's images rebuilt from Debian's dynamic busybox, as cri-tools' images/ Dockerfiles
+# make them (with -registry-prefix, critest pulls <prefix>/<path>:latest whatever the tag).
 CRITEST_IMAGES = {
     "e2e-test-images/busybox": [],
     "pause": ["LABEL critest=pause"],
@@ -901,30 +901,54 @@ CRITEST_IMAGES = {
 }
 
 
+# Debian's dynamically linked busybox, unpacked by scripts/deps tests (the package
+# conflicts with busybox-static). Its shell runs an applet by exec'ing it through PATH, as
+# the upstream images' does (critest's MaskedPaths spec masks /bin/ls and expects
+# `sh -c ls` to be denied); busybox-static's runs its applets itself.
+DYNAMIC_BUSYBOX = Path(os.environ.get("BERTH_DYNAMIC_BUSYBOX", "/usr/local/lib/berth-tests/busybox/bin/busybox"))
+
+
+def shared_libraries(binary: Path) -> list[Path]:
+    """The libraries `ldd` lists for `binary`, by the paths the loader looks them up at."""
+    out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+    libs = [Path(m) for m in re.findall(r"(?:=> )?(/\S+) \(0x", out)]
+    assert libs and any(p.name.startswith("ld-linux") for p in libs), out
+    return libs
+
+
 def critest_rootfs(path: Path) -> Path:
-    """busybox-static with every applet linked, /tmp, a pgrep, and the users and groups
-    of busybox's image plus cri-tools' image-predefined-group."""
+    """Debian's dynamic busybox and the libraries it links, with every applet linked, /tmp,
+    a pgrep, and the users and groups of busybox's image plus cri-tools'
+    image-predefined-group."""
     import io
     import tarfile
-    from images_util import BUSYBOX
-    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    if not os.access(DYNAMIC_BUSYBOX, os.X_OK):
+        pytest.fail(f"Debian's dynamic busybox is not at {DYNAMIC_BUSYBOX} (scripts/deps tests unpacks it)")
+    applets = subprocess.run([str(DYNAMIC_BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
     files = {
         "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/bin/false\n"
                       "default-user:x:1000:1000:Linux User,,,:/home/default-user:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
         "etc/group": "root:x:0:\nwww-data:x:33:\ndefault-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\nnogroup:x:65534:\n",
         # The upstream busybox image has pgrep (critest's execSync-timeout spec runs
-        # `pgrep sleep`); busybox-static has pidof only.
+        # `pgrep sleep`); Debian's busybox has pidof only.
         "bin/pgrep": "#!/bin/sh\npids=$(pidof \"$1\") || exit 1\nfor p in $pids; do echo \"$p\"; done\n",
     }
+    libs = shared_libraries(DYNAMIC_BUSYBOX)
+    dirs = ["bin", "etc", "tmp", "root", "home", "var", "var/www"]
+    for lib in libs:
+        for parent in reversed(lib.relative_to("/").parents[:-1]):
+            if str(parent) not in dirs:
+                dirs.append(str(parent))
     with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
-        for name in ("bin", "etc", "tmp", "root", "home", "var", "var/www"):
+        for name in dirs:
             info = tarfile.TarInfo(name)
             info.type, info.mode = tarfile.DIRTYPE, 0o1777 if name == "tmp" else 0o755
             tar.addfile(info)
-        data = BUSYBOX.read_bytes()
-        info = tarfile.TarInfo("bin/busybox")
-        info.size, info.mode = len(data), 0o755
-        tar.addfile(info, io.BytesIO(data))
+        for src, dest in [(DYNAMIC_BUSYBOX, "bin/busybox"), *((lib, str(lib.relative_to("/"))) for lib in libs)]:
+            data = src.resolve().read_bytes()
+            info = tarfile.TarInfo(dest)
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
         for applet in applets:
             if applet != "busybox":
                 link = tarfile.TarInfo(f"bin/{applet}")

@@ -1,7 +1,9 @@
 """CRI security contexts and mounts through crictl (issue 19): ExecSync's timeout (the
 process killed before the answer), masked and read-only paths from the request, seccomp
-RuntimeDefault / Localhost / Unconfined at the pod and container level, and bind mounts
-with rshared / rslave propagation."""
+RuntimeDefault / Localhost / Unconfined at the pod and container level (and the
+deprecated seccomp_profile_path), AppArmor as containerd answers it on a host without
+AppArmor, no Docker /.dockerenv in CRI containers, and bind mounts with rshared / rslave
+propagation."""
 
 from __future__ import annotations
 
@@ -152,10 +154,73 @@ def test_seccomp_profiles(cri_pod, workdir):
 
     bare = cri_pod()
     assert seccomp_mode(bare, bare.run()) == "0", "no profile anywhere: unconfined (containerd's reading)"
+    # The deprecated seccomp_profile_path, read when no profile is given, as containerd does.
+    legacy = {"runtime/default": "2", "docker/default": "2", "unconfined": "0"}
+    for path, mode in legacy.items():
+        assert seccomp_mode(bare, bare.run(sec(None, seccomp_profile_path=path))) == mode, path
+    local_path = sec(None, seccomp_profile_path=f"localhost/{blocks_chmod}")
+    assert exit_code(bare, bare.run(local_path, command=chmod)) == 1, "chmod blocked by localhost/<path>"
+    assert seccomp_mode(bare, bare.run(sec({"profile_type": UNCONFINED}, seccomp_profile_path="runtime/default"))) == "0", \
+        "the profile wins over the string"
+    legacy_pod = cri_pod({"security_context": {"seccomp_profile_path": "runtime/default"}})
+    assert seccomp_mode(legacy_pod, legacy_pod.run()) == "2", "the pod's seccomp_profile_path"
+    r = bare.create(sec(None, seccomp_profile_path="/abs/profile.json"))
+    assert r.returncode != 0 and "InvalidArgument" in r.stderr and "invalid seccomp profile" in r.stderr, r.stderr
     for bad, why in [({"profile_type": LOCALHOST, "localhost_ref": "rel.json"}, "must be an absolute path"),
                      ({"profile_type": LOCALHOST, "localhost_ref": str(workdir / "none.json")}, "cannot load seccomp profile")]:
         r = bare.create(sec(bad))
         assert r.returncode != 0 and "InvalidArgument" in r.stderr and why in r.stderr, r.stderr
+
+
+def apparmor_enabled() -> bool:
+    try:
+        return Path("/sys/module/apparmor/parameters/enabled").read_text().startswith("Y")
+    except OSError:
+        return False
+
+
+def test_apparmor_on_a_host_without_it(cri_pod):
+    """Where the kernel has no AppArmor (these hosts'; tests/vm/apparmor.sh checks a
+    kernel with it), containerd's answers: nothing or unconfined runs, any profile asked
+    for (RuntimeDefault or Localhost, as a profile or as the deprecated string) is refused
+    rather than silently not applied."""
+    if apparmor_enabled():
+        pytest.fail("this host's kernel has AppArmor: the VM step (tests/vm/apparmor.sh) covers that case")
+    pod = cri_pod()
+    for linux in ({}, {"security_context": {"apparmor": {"profile_type": UNCONFINED}}},
+                  {"security_context": {"apparmor_profile": "unconfined"}}):
+        cid = pod.run(linux)
+        assert pod.exec(cid, "true").returncode == 0, linux
+    for sc in ({"apparmor": {"profile_type": RUNTIME_DEFAULT}},
+               {"apparmor": {"profile_type": LOCALHOST, "localhost_ref": "localhost/my-profile"}},
+               {"apparmor_profile": "runtime/default"},
+               {"apparmor_profile": "localhost/my-profile"}):
+        r = pod.create({"security_context": sc})
+        assert r.returncode != 0 and "apparmor is not supported" in r.stderr, (sc, r.stderr)
+    r = pod.create({"security_context": {"apparmor_profile": "my-profile"}})
+    assert r.returncode != 0 and "invalid apparmor profile" in r.stderr, r.stderr
+    # The pod's profile is the container's when the container names none.
+    strict = cri_pod({"security_context": {"apparmor": {"profile_type": RUNTIME_DEFAULT}}})
+    r = strict.create()
+    assert r.returncode != 0 and "apparmor is not supported" in r.stderr, r.stderr
+
+
+def test_no_dockerenv_in_cri_containers(cri_pod, docker):
+    """A pod's containers and its sandbox have no /.dockerenv, as containerd's; a
+    container of the Docker API on the same daemon and image keeps it."""
+    pod = cri_pod()
+    cid = pod.run()
+    seen = pod.exec(cid, "ls", "-a", "/")
+    assert seen.returncode == 0 and "proc" in seen.stdout.split(), seen
+    assert ".dockerenv" not in seen.stdout.split(), seen.stdout
+    assert pod.exec(cid, "sh", "-c", "test -e /proc").returncode == 0
+    assert pod.exec(cid, "sh", "-c", "test -e /.dockerenv").returncode != 0
+    pause_pid = pod.crictl.json("inspectp", pod.id)["info"]["State"]["Pid"]
+    assert Path(f"/proc/{pause_pid}/root/pause").exists()
+    assert not Path(f"/proc/{pause_pid}/root/.dockerenv").exists(), "the sandbox's root"
+    r = docker("-H", pod.d.unix_host, "run", "--rm", "--network", "none", pod.ref, "sh", "-c", "test -e /.dockerenv",
+               check=False)
+    assert r.returncode == 0, r
 
 
 HOST_TO_CONTAINER, BIDIRECTIONAL = 1, 2

@@ -16,7 +16,7 @@ use crate::labels::{self, Labels};
 use crate::propagation;
 use crate::proto::*;
 use crate::runtime::Runtime;
-use crate::seccomp;
+use crate::{apparmor, seccomp};
 use crate::{cni, engine_status, exec_sync, pods};
 
 /// How long the sandbox's infra process gets to exit on SIGTERM (it exits at once).
@@ -121,7 +121,7 @@ impl Runtime {
         }
         let created = self
             .engine
-            .container_create(Some(name), body)
+            .container_create_cri(Some(name), body)
             .await
             .map_err(engine_status)?;
         if let Err(e) = self.engine.container_start(&created.id).await {
@@ -299,19 +299,25 @@ impl Runtime {
             .and_then(|p| p.linux.as_ref())
             .and_then(|l| l.security_context.as_ref());
         let choice = seccomp::choose(
-            pod_security.and_then(|s| s.seccomp.as_ref()),
-            security.and_then(|s| s.seccomp.as_ref()),
+            seccomp::of_pod(pod_security)?.as_ref(),
+            seccomp::of_container(security)?.as_ref(),
             security.is_some_and(|s| s.privileged),
         )?;
         let seccomp_opt = seccomp::security_opt(&choice).await?;
+        let apparmor_choice = apparmor::choose(pod_security, security, apparmor::enabled().await)?;
+        let apparmor_opt = apparmor::security_opt(apparmor_choice).await?;
         propagation::check_mounts(&config.mounts).await?;
-        let (name, body, log) = ctrs::create_body(&sandbox, &config, seccomp_opt)?;
+        let (name, body, log) = ctrs::create_body(
+            &sandbox,
+            &config,
+            seccomp_opt.into_iter().chain(apparmor_opt),
+        )?;
         if let Some(dir) = log.as_deref().and_then(Path::parent) {
             make_log_dir(dir).await?;
         }
         let created = self
             .engine
-            .container_create(Some(name), body)
+            .container_create_cri(Some(name), body)
             .await
             .map_err(engine_status)?;
         if let Some(path) = &log {

@@ -45,11 +45,12 @@ pub(crate) type Planned = (String, Map<String, Value>, Option<PathBuf>);
 
 /// The engine's create request for `config` in `sandbox`, its container name, and the
 /// log file (when the sandbox has a log directory and the container a log path).
-/// `seccomp`: the `SecurityOpt` entry [`crate::seccomp::security_opt`] made, if any.
+/// `profiles`: the `SecurityOpt` entries of the seccomp and AppArmor profiles
+/// ([`crate::seccomp::security_opt`], [`crate::apparmor::security_opt`]).
 pub(crate) fn create_body(
     sandbox: &Sandbox,
     config: &ContainerConfig,
-    seccomp: Option<String>,
+    profiles: impl IntoIterator<Item = String>,
 ) -> Result<Planned, Status> {
     let meta = config
         .metadata
@@ -133,7 +134,7 @@ pub(crate) fn create_body(
         .no_new_privs
         .then(|| "no-new-privileges".to_string())
         .into_iter()
-        .chain(seccomp)
+        .chain(profiles)
         .collect();
     if !security_opt.is_empty() {
         host_config["SecurityOpt"] = json!(security_opt);
@@ -603,7 +604,8 @@ mod tests {
                 ..Default::default()
             }),
         });
-        let (_, body, _) = create_body(&sandbox(), &c, Some("seccomp=unconfined".into())).unwrap();
+        let profiles = ["seccomp=unconfined".into(), "apparmor=unconfined".into()];
+        let (_, body, _) = create_body(&sandbox(), &c, profiles).unwrap();
         let hc = &body["HostConfig"];
         assert_eq!(hc["PidMode"], "", "CONTAINER: a PID namespace of its own");
         assert!(body.get("Entrypoint").is_none());
@@ -611,7 +613,11 @@ mod tests {
         assert_eq!(hc["GroupAdd"], json!(["5"]));
         assert_eq!(
             hc["SecurityOpt"],
-            json!(["no-new-privileges", "seccomp=unconfined"])
+            json!([
+                "no-new-privileges",
+                "seccomp=unconfined",
+                "apparmor=unconfined"
+            ])
         );
         assert_eq!(hc["ReadonlyRootfs"], true);
         assert_eq!(hc["CapAdd"], json!(["NET_ADMIN"]));

@@ -10,6 +10,7 @@
 //! `Unimplemented` with its name. CRI objects are engine containers tagged by labels
 //! ([`labels`]).
 
+mod apparmor;
 mod calls;
 mod cni;
 mod ctrs;

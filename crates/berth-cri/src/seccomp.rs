@@ -1,9 +1,10 @@
 //! A CRI container's seccomp profile as the engine's `SecurityOpt`: the container's
-//! `SecurityProfile` wins over its pod's; `RuntimeDefault` is the engine's default
-//! profile, `Unconfined` and no profile at all (containerd's reading, which critest
-//! checks) run without a filter, `Localhost` is a profile file on the node (an absolute
-//! path, read as Docker's JSON, at most [`PROFILE_MAX`] bytes). A privileged container
-//! gets no filter whatever is asked, as with containerd and dockerd.
+//! `SecurityProfile` (or, without one, its deprecated `seccomp_profile_path` string, read
+//! by [`legacy_profile`] as containerd reads it) wins over its pod's; `RuntimeDefault` is
+//! the engine's default profile, `Unconfined` and no profile at all (containerd's
+//! reading, which critest checks) run without a filter, `Localhost` is a profile file on
+//! the node (an absolute path, read as Docker's JSON, at most [`PROFILE_MAX`] bytes). A
+//! privileged container gets no filter whatever is asked, as with containerd and dockerd.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,11 @@ use tokio::io::AsyncReadExt;
 use tonic::Status;
 
 use crate::proto::security_profile::ProfileType;
-use crate::proto::SecurityProfile;
+use crate::proto::{LinuxContainerSecurityContext, LinuxSandboxSecurityContext, SecurityProfile};
+
+/// The prefix of a localhost profile's name or path in the deprecated strings (and, as
+/// containerd trims it there too, in a `Localhost` profile's `localhost_ref`).
+pub(crate) const LOCALHOST_PREFIX: &str = "localhost/";
 
 /// The largest profile file read (Docker's default profile is about 20 KiB).
 pub(crate) const PROFILE_MAX: u64 = 1 << 20;
@@ -27,6 +32,71 @@ pub(crate) enum Choice {
     Localhost(PathBuf),
 }
 
+/// The profile a deprecated profile string names (`seccomp_profile_path`,
+/// `apparmor_profile`), as containerd's `generateSecurityProfile`: `runtime/default` and
+/// `docker/default` the runtime's default, `unconfined`, `localhost/<ref>` (the ref is a
+/// path for seccomp, a profile name for AppArmor); the empty string none.
+pub(crate) fn legacy_profile(what: &str, text: &str) -> Result<Option<SecurityProfile>, Status> {
+    let profile = |t: ProfileType, r: &str| {
+        Some(SecurityProfile {
+            profile_type: t as i32,
+            localhost_ref: r.into(),
+        })
+    };
+    match text {
+        "" => Ok(None),
+        "runtime/default" | "docker/default" => Ok(profile(ProfileType::RuntimeDefault, "")),
+        "unconfined" => Ok(profile(ProfileType::Unconfined, "")),
+        _ => match text.strip_prefix(LOCALHOST_PREFIX) {
+            Some(r) => Ok(profile(ProfileType::Localhost, r)),
+            None => Err(Status::invalid_argument(format!(
+                "invalid {what} profile {text:?}"
+            ))),
+        },
+    }
+}
+
+/// The profile in force at one level: `profile` when set, else what the deprecated
+/// string `legacy` names.
+pub(crate) fn effective(
+    what: &str,
+    profile: Option<&SecurityProfile>,
+    legacy: &str,
+) -> Result<Option<SecurityProfile>, Status> {
+    match profile {
+        Some(p) => Ok(Some(p.clone())),
+        None => legacy_profile(what, legacy),
+    }
+}
+
+/// The container's seccomp profile as its security context gives it.
+#[allow(deprecated)] // seccomp_profile_path: still sent by older kubelets, read as containerd does
+pub(crate) fn of_container(
+    s: Option<&LinuxContainerSecurityContext>,
+) -> Result<Option<SecurityProfile>, Status> {
+    let Some(s) = s else { return Ok(None) };
+    effective("seccomp", s.seccomp.as_ref(), &s.seccomp_profile_path)
+}
+
+/// The pod's seccomp profile as its security context gives it.
+#[allow(deprecated)] // seccomp_profile_path: still sent by older kubelets, read as containerd does
+pub(crate) fn of_pod(
+    s: Option<&LinuxSandboxSecurityContext>,
+) -> Result<Option<SecurityProfile>, Status> {
+    let Some(s) = s else { return Ok(None) };
+    effective("seccomp", s.seccomp.as_ref(), &s.seccomp_profile_path)
+}
+
+/// A `localhost_ref` set on a profile of another type: refused, as containerd does.
+pub(crate) fn check_ref(what: &str, p: &SecurityProfile) -> Result<(), Status> {
+    if p.profile_type != ProfileType::Localhost as i32 && !p.localhost_ref.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{what} config invalid LocalhostRef must only be set if ProfileType is Localhost"
+        )));
+    }
+    Ok(())
+}
+
 /// The choice for a container with `container`'s profile in a pod with `pod`'s.
 pub(crate) fn choose(
     pod: Option<&SecurityProfile>,
@@ -39,15 +109,16 @@ pub(crate) fn choose(
     if privileged {
         return Ok(Choice::Unconfined);
     }
+    check_ref("seccomp", p)?;
     match ProfileType::try_from(p.profile_type) {
         Ok(ProfileType::RuntimeDefault) => Ok(Choice::RuntimeDefault),
         Ok(ProfileType::Unconfined) => Ok(Choice::Unconfined),
         Ok(ProfileType::Localhost) => {
-            let path = Path::new(&p.localhost_ref);
+            let r = &p.localhost_ref;
+            let path = Path::new(r.strip_prefix(LOCALHOST_PREFIX).unwrap_or(r));
             if !path.is_absolute() {
                 return Err(Status::invalid_argument(format!(
-                    "seccomp localhost profile {:?} must be an absolute path",
-                    p.localhost_ref
+                    "seccomp localhost profile {r:?} must be an absolute path"
                 )));
             }
             Ok(Choice::Localhost(path.to_path_buf()))
@@ -142,6 +213,65 @@ mod tests {
         assert_eq!(
             choose(Some(&odd), None, false).unwrap_err().code(),
             tonic::Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    #[allow(deprecated)]
+    fn the_deprecated_path_when_no_profile() {
+        let ctr = |profile: Option<SecurityProfile>, path: &str| LinuxContainerSecurityContext {
+            seccomp: profile,
+            seccomp_profile_path: path.into(),
+            ..Default::default()
+        };
+        let pod = |path: &str| LinuxSandboxSecurityContext {
+            seccomp_profile_path: path.into(),
+            ..Default::default()
+        };
+        let pick = |p: &LinuxSandboxSecurityContext, c: &LinuxContainerSecurityContext| {
+            let (p, c) = (of_pod(Some(p)).unwrap(), of_container(Some(c)).unwrap());
+            choose(p.as_ref(), c.as_ref(), false).unwrap()
+        };
+        for (path, want) in [
+            ("runtime/default", Choice::RuntimeDefault),
+            ("docker/default", Choice::RuntimeDefault),
+            ("unconfined", Choice::Unconfined),
+            (
+                "localhost//var/lib/kubelet/seccomp/a.json",
+                Choice::Localhost("/var/lib/kubelet/seccomp/a.json".into()),
+            ),
+        ] {
+            assert_eq!(pick(&pod(""), &ctr(None, path)), want, "{path}");
+            assert_eq!(pick(&pod(path), &ctr(None, "")), want, "pod's {path}");
+        }
+        assert_eq!(pick(&pod(""), &ctr(None, "")), Choice::Unconfined);
+        // The profile wins over the string, the container's string over the pod's.
+        let unconfined = profile(ProfileType::Unconfined, "");
+        assert_eq!(
+            pick(&pod(""), &ctr(Some(unconfined), "runtime/default")),
+            Choice::Unconfined
+        );
+        assert_eq!(
+            pick(&pod("runtime/default"), &ctr(None, "unconfined")),
+            Choice::Unconfined
+        );
+        // containerd's refusals: a string of no known form, a localhost path that is not
+        // absolute, a ref on a profile that is not Localhost.
+        let e = of_container(Some(&ctr(None, "/abs/a.json"))).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert_eq!(e.message(), "invalid seccomp profile \"/abs/a.json\"");
+        let rel = of_container(Some(&ctr(None, "localhost/a.json"))).unwrap();
+        assert!(choose(None, rel.as_ref(), false).is_err());
+        let odd = profile(ProfileType::RuntimeDefault, "/a.json");
+        assert_eq!(
+            choose(None, Some(&odd), false).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        // A Localhost ref with containerd's prefix.
+        let prefixed = profile(ProfileType::Localhost, "localhost//a.json");
+        assert_eq!(
+            choose(None, Some(&prefixed), false).unwrap(),
+            Choice::Localhost("/a.json".into())
         );
     }
 

@@ -1,5 +1,6 @@
 //! Facts about the host that `GET /info` and `GET /version` report: kernel, OS release,
-//! CPUs, memory, cgroup version and open descriptors.
+//! CPUs, memory, cgroup version and open descriptors; and the security modules it has
+//! (seccomp, AppArmor and its loaded profiles, SELinux).
 
 use std::fs;
 use std::path::Path;
@@ -138,6 +139,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn loaded_apparmor_profiles_are_looked_up_by_exact_name() {
+        let list = "docker-default (enforce)\nberth-default (enforce)\n/usr/bin/man (complain)\n";
+        assert!(apparmor_listed(list, "berth-default"));
+        assert!(apparmor_listed(list, "/usr/bin/man"));
+        assert!(!apparmor_listed(list, "berth"));
+        assert!(!apparmor_listed(
+            "berth-default-old (enforce)\n",
+            "berth-default"
+        ));
+        assert!(!apparmor_listed("", "berth-default"));
+    }
+
+    #[test]
     fn os_release_quotes_and_defaults() {
         let r = parse_os_release(
             "NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\n",
@@ -244,6 +258,24 @@ pub fn apparmor_enabled() -> bool {
     Path::new("/sys/kernel/security/apparmor").exists()
         && fs::read("/sys/module/apparmor/parameters/enabled")
             .is_ok_and(|b| b.first() == Some(&b'Y'))
+}
+
+/// Where the kernel lists the loaded AppArmor profiles: "name (mode)" per line.
+pub const APPARMOR_PROFILES: &str = "/sys/kernel/security/apparmor/profiles";
+
+/// Whether the kernel lists AppArmor profile `name` as loaded (false where it has no
+/// AppArmor). Blocking: a read of securityfs.
+pub fn apparmor_profile_loaded(name: &str) -> bool {
+    fs::read_to_string(APPARMOR_PROFILES).is_ok_and(|l| apparmor_listed(&l, name))
+}
+
+/// Whether `name` is in `list`, a list of loaded profiles as [`APPARMOR_PROFILES`] has it.
+fn apparmor_listed(list: &str, name: &str) -> bool {
+    list.lines().any(|l| {
+        l.strip_suffix(')')
+            .and_then(|l| l.rsplit_once(" ("))
+            .is_some_and(|(n, _)| n == name)
+    })
 }
 
 /// Whether SELinux is enabled: selinuxfs mounted at `/sys/fs/selinux`.

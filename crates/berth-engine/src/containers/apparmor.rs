@@ -18,8 +18,6 @@ use crate::EngineError;
 
 pub(crate) const DEFAULT_PROFILE: &str = "berth-default";
 
-/// Where the kernel lists loaded profiles: "name (mode)" per line.
-const PROFILES: &str = "/sys/kernel/security/apparmor/profiles";
 const PARSERS: &[&str] = &["/sbin/apparmor_parser", "/usr/sbin/apparmor_parser"];
 
 /// The profile: files, networking and capabilities as the container's other limits allow
@@ -70,15 +68,6 @@ profile {DEFAULT_PROFILE} flags=(attach_disconnected,mediate_deleted) {{
     )
 }
 
-/// Whether `name` is in the kernel's list of loaded profiles (`list`, as in [`PROFILES`]).
-fn listed(list: &str, name: &str) -> bool {
-    list.lines().any(|l| {
-        l.strip_suffix(')')
-            .and_then(|l| l.rsplit_once(" ("))
-            .is_some_and(|(n, _)| n == name)
-    })
-}
-
 /// The `apparmor_parser` binary, if installed.
 pub(crate) fn parser() -> Option<&'static Path> {
     PARSERS.iter().map(Path::new).find(|p| p.is_file())
@@ -92,7 +81,7 @@ pub(crate) fn ensure_loaded(profile: &str) -> Result<(), EngineError> {
     match profile {
         "unconfined" => Ok(()),
         DEFAULT_PROFILE => ensure_default_loaded(),
-        p if std::fs::read_to_string(PROFILES).is_ok_and(|l| listed(&l, p)) => Ok(()),
+        p if berth_sys::host::apparmor_profile_loaded(p) => Ok(()),
         p => Err(EngineError::InvalidArgument(format!(
             "AppArmor profile {p:?} is not loaded on this host: load it with `apparmor_parser -r FILE` \
              (or use another apparmor= profile) and start the container again"
@@ -107,7 +96,7 @@ fn ensure_default_loaded() -> Result<(), EngineError> {
             "AppArmor enabled on system but the {DEFAULT_PROFILE} profile could not be loaded: {why}"
         ))
     };
-    if std::fs::read_to_string(PROFILES).is_ok_and(|l| listed(&l, DEFAULT_PROFILE)) {
+    if berth_sys::host::apparmor_profile_loaded(DEFAULT_PROFILE) {
         return Ok(());
     }
     let parser = parser().ok_or_else(|| unloadable("no apparmor_parser".into()))?;
@@ -169,15 +158,5 @@ mod tests {
         assert!(t.contains("  deny mount,\n"));
         assert!(t.contains("@{PROC}/sysrq-trigger"), "{t}");
         assert_eq!(t.matches('{').count(), t.matches('}').count(), "{t}");
-    }
-
-    #[test]
-    fn loaded_profiles_are_looked_up_by_exact_name() {
-        let list = "docker-default (enforce)\nberth-default (enforce)\n/usr/bin/man (complain)\n";
-        assert!(listed(list, "berth-default"));
-        assert!(listed(list, "/usr/bin/man"));
-        assert!(!listed(list, "berth"));
-        assert!(!listed("berth-default-old (enforce)\n", "berth-default"));
-        assert!(!listed("", "berth-default"));
     }
 }

@@ -114,12 +114,24 @@ impl Engine {
 
     /// `POST /containers/create` by a client with the authorization `role` that approved
     /// its host binds (kept with them: [`crate::BindPolicy`] applies at every start).
-    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
     pub async fn container_create_as(
         &self,
         name: Option<String>,
         body: Map<String, Value>,
         role: Option<&str>,
+    ) -> Result<Created, EngineError> {
+        self.create(name, body, role, true).await
+    }
+
+    /// The create: with `/.dockerenv` in the container's init layer or not
+    /// ([`super::init_layer`]).
+    #[tracing::instrument(skip_all, fields(container_id = tracing::field::Empty, container = tracing::field::Empty))]
+    pub(super) async fn create(
+        &self,
+        name: Option<String>,
+        body: Map<String, Value>,
+        role: Option<&str>,
+        dockerenv: bool,
     ) -> Result<Created, EngineError> {
         let c = &self.containers;
         let image_name = body
@@ -239,7 +251,7 @@ impl Engine {
             let volumes = crate::blocking::spawn(move || {
                 std::fs::create_dir_all(d.join("rw/diff"))
                     .and_then(|()| std::fs::create_dir_all(d.join("rw/work")))
-                    .and_then(|()| super::init_layer::make(&d, &image_layers))
+                    .and_then(|()| super::init_layer::make(&d, &image_layers, dockerenv))
                     .map_err(EngineError::io("cannot create", &d))?;
                 image_mounts::check(&staging, &mounts, &d.join("empty"))?;
                 mounts::materialize(&root, &d, mounts)

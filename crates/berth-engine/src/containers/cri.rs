@@ -1,6 +1,6 @@
 //! What the Kubernetes CRI server (`berth-cri`) needs of a container beyond the Docker
-//! API: its log written in the CRI format at the path the kubelet names (log driver
-//! `cri`, which a create request cannot choose).
+//! API: a root without Docker's `/.dockerenv`, and its log written in the CRI format at
+//! the path the kubelet names (log driver `cri`, which a create request cannot choose).
 
 use std::path::{Component, Path};
 
@@ -29,6 +29,16 @@ fn check_log_path(path: &Path) -> Result<(), EngineError> {
 }
 
 impl Engine {
+    /// `POST /containers/create` for a CRI pod sandbox or container: the same, but its
+    /// root has no `/.dockerenv` (containerd's have none; the Docker API cannot ask this).
+    pub async fn container_create_cri(
+        &self,
+        name: Option<String>,
+        body: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<super::Created, EngineError> {
+        self.create(name, body, None, false).await
+    }
+
     /// Makes container `name`, created and not started, write its output in the CRI log
     /// format to `path` from its next start on (the shim appends; the caller makes the
     /// directory). `docker logs` answers that the driver cannot be read, as for `none`.

@@ -5,7 +5,9 @@
 //! there are hidden), `/etc/mtab -> /proc/mounts`, and the directories `/proc`, `/sys`,
 //! `/dev/pts`, `/dev/shm` where the image has no directory there. As in dockerd, the
 //! layer is not the container's change: `docker diff` and `commit` read the writable
-//! layer only; the running container and `export` see it.
+//! layer only; the running container and `export` see it. The CRI's pod sandboxes and
+//! containers get it without `/.dockerenv`, as containerd's have none
+//! ([`crate::Engine::container_create_cri`]).
 //!
 //! The image's layers are only looked at, one path component at a time without following
 //! a symlink (an image's `/etc -> /` must not send the look onto the host).
@@ -17,6 +19,9 @@ use std::path::{Path, PathBuf};
 
 /// The init layer's directory, under the container's data directory.
 pub(crate) const DIR: &str = "init/diff";
+
+/// The file that tells a process it runs in a Docker container.
+const DOCKERENV: &str = ".dockerenv";
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -31,7 +36,7 @@ const ENTRIES: &[(&str, Kind)] = &[
     ("dev/shm", Kind::Dir),
     ("proc", Kind::Dir),
     ("sys", Kind::Dir),
-    (".dockerenv", Kind::File),
+    (DOCKERENV, Kind::File),
     ("etc/resolv.conf", Kind::File),
     ("etc/hosts", Kind::File),
     ("etc/hostname", Kind::File),
@@ -71,14 +76,18 @@ fn is_whiteout(md: &fs::Metadata) -> bool {
 }
 
 /// Makes the init layer of a container whose data directory is `data_dir` over the image
-/// layers `lowers` (top first). Anything already there is replaced.
-pub(crate) fn make(data_dir: &Path, lowers: &[PathBuf]) -> io::Result<()> {
+/// layers `lowers` (top first), with `/.dockerenv` or not. Anything already there is
+/// replaced.
+pub(crate) fn make(data_dir: &Path, lowers: &[PathBuf], dockerenv: bool) -> io::Result<()> {
     let top = data_dir.join(DIR);
     if top.exists() {
         fs::remove_dir_all(&top)?;
     }
     fs::create_dir_all(&top)?;
     for (rel, kind) in ENTRIES {
+        if !dockerenv && *rel == DOCKERENV {
+            continue;
+        }
         let rel = Path::new(rel);
         if matches!(kind, Kind::Dir) && in_image(lowers, rel).is_some_and(|m| m.is_dir()) {
             continue;
@@ -144,7 +153,7 @@ mod tests {
         // /dev/pts "exists" through the symlink on the host: it must still be made.
         std::os::unix::fs::symlink("/", image.join("dev")).unwrap();
         let data = t.path().join("c");
-        make(&data, std::slice::from_ref(&image)).unwrap();
+        make(&data, std::slice::from_ref(&image), true).unwrap();
         let top = data.join(DIR);
         let md = |p: &str| fs::symlink_metadata(top.join(p));
         assert!(md("proc").is_err(), "the image's /proc stays its own");
@@ -174,8 +183,14 @@ mod tests {
             "the image's mode"
         );
         // Made again (an earlier try): the same.
-        make(&data, &[image]).unwrap();
+        make(&data, std::slice::from_ref(&image), true).unwrap();
         assert!(md("etc/mtab").is_ok());
+        // A CRI container's: the same but /.dockerenv.
+        make(&data, &[image], false).unwrap();
+        assert!(md(".dockerenv").is_err(), "no /.dockerenv");
+        for f in ["etc/hosts", "dev/console", "etc/mtab", "sys"] {
+            assert!(md(f).is_ok(), "{f}");
+        }
         let lowers = with_image(&data, vec![PathBuf::from("/l1")]);
         assert_eq!(lowers, [top, PathBuf::from("/l1")]);
         assert_eq!(with_image(t.path(), vec![]), Vec::<PathBuf>::new());
