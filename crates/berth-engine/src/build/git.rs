@@ -19,6 +19,26 @@ const POLL: Duration = Duration::from_millis(200);
 /// The most of git's output kept for an error message.
 const MAX_OUTPUT: u64 = 4096;
 
+/// Why a git command failed, in the words dockerd's error wraps (moby `gitWithinDir`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GitError {
+    /// The command's output could not be captured, or its process not watched.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// git could not be started.
+    #[error("exec: \"git\": {0}")]
+    Exec(std::io::Error),
+    /// git ended with a failure: its output's tail, then Go's exit text.
+    #[error("{output}: {how}")]
+    Failed { output: String, how: String },
+    /// The checkout grew past the build context's size limit.
+    #[error("the repository is larger than {0} bytes")]
+    TooLarge(u64),
+    /// The clone ran past its time limit.
+    #[error("git took longer than {}s", CLONE_TIMEOUT.as_secs())]
+    TimedOut,
+}
+
 /// moby `urlutil.IsURL`.
 pub(super) fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
@@ -148,7 +168,7 @@ impl Git<'_> {
     }
 
     /// `git --work-tree <root> --git-dir <root>/.git <args>` (moby `gitWithinDir`).
-    fn within(&self, args: &[&str]) -> Result<(), String> {
+    fn within(&self, args: &[&str]) -> Result<(), GitError> {
         let git_dir = self.root.join(".git");
         let (wt, gd) = (self.root.to_string_lossy(), git_dir.to_string_lossy());
         let mut full = vec!["--work-tree", wt.as_ref(), "--git-dir", gd.as_ref()];
@@ -156,16 +176,16 @@ impl Git<'_> {
         self.run(&full, self.root)
     }
 
-    fn run(&self, args: &[&str], dir: &Path) -> Result<(), String> {
-        let log = std::fs::File::create(self.log).map_err(|e| e.to_string())?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
+    fn run(&self, args: &[&str], dir: &Path) -> Result<(), GitError> {
+        let log = std::fs::File::create(self.log)?;
+        let err = log.try_clone()?;
         let mut cmd = self.command(args, dir);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd
             .stdout(log)
             .stderr(err)
             .spawn()
-            .map_err(|e| format!("exec: \"git\": {e}"))?;
+            .map_err(GitError::Exec)?;
         let kill = |child: &mut std::process::Child| {
             if let Ok(pid) = i32::try_from(child.id()) {
                 let _ = nix::sys::signal::killpg(
@@ -175,18 +195,17 @@ impl Git<'_> {
             }
             let _ = child.wait();
         };
-        let too_big = || format!("the repository is larger than {} bytes", self.limit);
         loop {
             // The bounds first, so that a command past them never counts as done.
             if Instant::now() >= self.deadline {
                 kill(&mut child);
-                return Err(format!("git took longer than {}s", CLONE_TIMEOUT.as_secs()));
+                return Err(GitError::TimedOut);
             }
             let big = tree_size(self.root, self.limit) > self.limit;
             match child.try_wait() {
                 _ if big => {
                     kill(&mut child);
-                    return Err(too_big());
+                    return Err(GitError::TooLarge(self.limit));
                 }
                 Ok(Some(status)) if status.success() => return Ok(()),
                 Ok(Some(status)) => {
@@ -195,12 +214,15 @@ impl Git<'_> {
                         Some(c) => format!("exit status {c}"),
                         None => status.to_string(),
                     };
-                    return Err(format!("{}: {how}", self.output()));
+                    return Err(GitError::Failed {
+                        output: self.output(),
+                        how,
+                    });
                 }
                 Ok(None) => {}
                 Err(e) => {
                     kill(&mut child);
-                    return Err(e.to_string());
+                    return Err(GitError::Io(e));
                 }
             }
             std::thread::sleep(POLL);
@@ -402,7 +424,8 @@ mod tests {
         // A failure: git's own words, then Go's exit text.
         let e = runner(&root, &log, 1 << 20, later)
             .within(&["checkout", "-q", "nope", "--"])
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("nope") && e.ends_with(": exit status 128"),
             "{e}"
@@ -412,11 +435,13 @@ mod tests {
         std::fs::write(root.join("big"), vec![0u8; 4096]).unwrap();
         let e = runner(&root, &log, 1024, later)
             .within(&["status", "-s"])
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("larger than 1024 bytes"), "{e}");
         let e = runner(&root, &log, 1 << 20, Instant::now())
             .within(&["status", "-s"])
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("took longer than"), "{e}");
     }
 

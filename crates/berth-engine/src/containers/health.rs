@@ -72,18 +72,21 @@ pub enum HealthAction {
     Kill,
 }
 
-impl std::str::FromStr for HealthAction {
-    type Err = String;
+/// A health-on-failure action that is none of the four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid health-on-failure action {0:?}: use restart, stop, kill or none")]
+pub struct UnknownHealthAction(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for HealthAction {
+    type Err = UnknownHealthAction;
+
+    fn from_str(s: &str) -> Result<Self, UnknownHealthAction> {
         match s {
             "none" | "" => Ok(HealthAction::None),
             "restart" => Ok(HealthAction::Restart),
             "stop" => Ok(HealthAction::Stop),
             "kill" => Ok(HealthAction::Kill),
-            other => Err(format!(
-                "invalid health-on-failure action {other:?}: use restart, stop, kill or none"
-            )),
+            other => Err(UnknownHealthAction(other.to_string())),
         }
     }
 }
