@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use berth_runtime::spec::BindMount;
 use berth_sys::{bind_source, dirfd};
@@ -850,24 +851,50 @@ impl Engine {
         Ok(anonymous_volumes(&self.containers.data_dir(&id)))
     }
 
-    /// Fills a `GET /containers/json` item's `Mounts` (inspect's shape, as dockerd).
+    /// Fills a `GET /containers/json` item's `Mounts` (inspect's shape, as dockerd): from
+    /// each entry's copy, read once (the file is written at create and never changes); the
+    /// files not read yet are read on one blocking thread.
     pub async fn container_add_mounts(&self, items: &mut [Value]) {
-        let dirs: Vec<Option<PathBuf>> = items
-            .iter()
-            .map(|item| item["Id"].as_str().map(|id| self.containers.data_dir(id)))
-            .collect();
-        // One `mounts.json` read per container, all on one blocking thread.
-        let Ok(mounts) = crate::blocking::spawn(move || {
-            dirs.into_iter()
-                .map(|d| d.map(|d| inspect_json(&d)))
+        let c = &self.containers;
+        let mut unread: Vec<(usize, Arc<super::store::Entry>, PathBuf)> = Vec::new();
+        {
+            let map = c.map.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, item) in items.iter_mut().enumerate() {
+                let Some(entry) = item["Id"].as_str().and_then(|id| map.get(id)) else {
+                    continue;
+                };
+                match entry.mounts.get() {
+                    Some(m) => item["Mounts"] = m.clone(),
+                    None => {
+                        let dir = c.data_dir(&entry.rec().id);
+                        unread.push((i, entry.clone(), dir));
+                    }
+                }
+            }
+        }
+        if unread.is_empty() {
+            return;
+        }
+        let Ok(read) = crate::blocking::spawn(move || {
+            unread
+                .into_iter()
+                .map(|(i, entry, dir)| {
+                    let m = super::mount_file::stored_json(&dir);
+                    (i, entry, m)
+                })
                 .collect::<Vec<_>>()
         })
         .await
         else {
             return;
         };
-        for (item, m) in items.iter_mut().zip(mounts) {
-            if let Some(m) = m {
+        for (i, entry, m) in read {
+            let m = match m {
+                Some(m) => entry.mounts.get_or_init(|| m).clone(),
+                // No file yet (or none readable): what inspect shows then.
+                None => Value::Array(Vec::new()),
+            };
+            if let Some(item) = items.get_mut(i) {
                 item["Mounts"] = m;
             }
         }

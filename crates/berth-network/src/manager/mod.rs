@@ -176,6 +176,64 @@ pub struct NetRecord {
 pub const HOST_BINDING_IPV4: &str = "com.docker.network.bridge.host_binding_ipv4";
 
 impl NetRecord {
+    /// A copy without the endpoints of the containers on it: what a plug needs of the
+    /// network. The copy of the whole record cost one endpoint per container on every plug
+    /// and restore (quadratic in the containers at a daemon restart).
+    pub fn without_endpoints(&self) -> NetRecord {
+        let NetRecord {
+            id,
+            name,
+            driver,
+            created,
+            subnet,
+            gateway,
+            ip_range,
+            aux,
+            user_ipam,
+            gateway_given,
+            internal,
+            attachable,
+            labels,
+            options,
+            bridge,
+            mtu,
+            endpoints: _,
+            last_ip,
+            ipv6,
+            subnet6,
+            gateway6,
+            gateway6_given,
+            ip_range6,
+            last_ip6,
+        } = self;
+        NetRecord {
+            id: id.clone(),
+            name: name.clone(),
+            driver: driver.clone(),
+            created: created.clone(),
+            subnet: *subnet,
+            gateway: *gateway,
+            ip_range: *ip_range,
+            aux: aux.clone(),
+            user_ipam: *user_ipam,
+            gateway_given: *gateway_given,
+            internal: *internal,
+            attachable: *attachable,
+            labels: labels.clone(),
+            options: options.clone(),
+            bridge: bridge.clone(),
+            mtu: *mtu,
+            endpoints: BTreeMap::new(),
+            last_ip: *last_ip,
+            ipv6: *ipv6,
+            subnet6: *subnet6,
+            gateway6: *gateway6,
+            gateway6_given: *gateway6_given,
+            ip_range6: *ip_range6,
+            last_ip6: *last_ip6,
+        }
+    }
+
     pub fn is_bridge(&self) -> bool {
         self.driver == "bridge"
     }
