@@ -383,20 +383,27 @@ async fn list_mounts_are_read_once_the_file_exists() {
     let items = list(&w).await;
     assert_eq!(items[0]["Mounts"][0]["Destination"], "/host-tmp");
     // The file is written at create and never changes: later lists use the copy.
-    let file = w.engine.containers.data_dir(&id).join(super::mount_file::FILE);
+    let file = w
+        .engine
+        .containers
+        .data_dir(&id)
+        .join(super::mount_file::FILE);
     std::fs::remove_file(&file).unwrap();
     let items = list(&w).await;
     assert_eq!(items[0]["Mounts"][0]["Destination"], "/host-tmp");
 
     // No file yet (a container being created): no mounts, and nothing kept.
     let other = w.create(json!({"Binds": ["/srv:/srv"]})).await;
-    let file = w.engine.containers.data_dir(&other).join(super::mount_file::FILE);
+    let file = w
+        .engine
+        .containers
+        .data_dir(&other)
+        .join(super::mount_file::FILE);
     let stored = std::fs::read(&file).unwrap();
     std::fs::remove_file(&file).unwrap();
     let items = list(&w).await;
-    let of = |items: &[Value], id: &str| {
-        items.iter().find(|i| i["Id"] == id).unwrap()["Mounts"].clone()
-    };
+    let of =
+        |items: &[Value], id: &str| items.iter().find(|i| i["Id"] == id).unwrap()["Mounts"].clone();
     assert_eq!(of(&items, &other), json!([]));
     std::fs::write(&file, stored).unwrap();
     let items = list(&w).await;
@@ -422,10 +429,9 @@ async fn list_filters_and_orders_without_copying_records() {
         .await
         .unwrap();
     assert_eq!(all.len(), 2);
-    let filters = berth_api_types::filters::Filters::parse(Some(&format!(
-        r#"{{"before":["{b}"]}}"#
-    )))
-    .unwrap();
+    let filters =
+        berth_api_types::filters::Filters::parse(Some(&format!(r#"{{"before":["{b}"]}}"#)))
+            .unwrap();
     let before = w.engine.container_list(true, &filters).await.unwrap();
     assert_eq!(
         before.iter().map(|v| v["Id"].clone()).collect::<Vec<_>>(),

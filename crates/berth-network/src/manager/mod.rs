@@ -1052,18 +1052,19 @@ mod tests {
         };
         m.register(&req).unwrap();
         let pid = i32::try_from(std::process::id()).unwrap();
-        let me = berth_sys::pidfd::ProcessHandle::open(
-            pid,
-            berth_sys::pidfd::start_time(pid).unwrap(),
-        )
-        .unwrap();
+        let me =
+            berth_sys::pidfd::ProcessHandle::open(pid, berth_sys::pidfd::start_time(pid).unwrap())
+                .unwrap();
         let file = tmp.path().join(format!("network/containers/{cid}.json"));
         // The first restore records the process: written.
         let ino = || std::fs::metadata(&file).unwrap().ino();
         let first = ino();
         m.restore(cid, &me);
         let restored = ino();
-        assert_ne!(first, restored, "a change is written (a new file replaces the old)");
+        assert_ne!(
+            first, restored,
+            "a change is written (a new file replaces the old)"
+        );
         assert_eq!(m.container(cid).unwrap().settings.pid, pid);
         m.restore(cid, &me);
         assert_eq!(ino(), restored, "nothing changed: not written again");
