@@ -71,10 +71,10 @@ impl ListFilters {
 
     /// `before` and `since` over the records, newest first: only those created before
     /// (after) the named container, which is itself left out.
-    pub(super) fn window(&self, recs: Vec<Record>) -> Vec<Record> {
-        let mut out = recs;
+    pub(super) fn window<T>(&self, items: Vec<T>, id: impl Fn(&T) -> &str) -> Vec<T> {
+        let mut out = items;
         if let Some(b) = &self.before {
-            match out.iter().position(|r| &r.id == b) {
+            match out.iter().position(|r| id(r) == b) {
                 Some(i) => {
                     out.drain(..=i);
                 }
@@ -82,7 +82,7 @@ impl ListFilters {
             }
         }
         if let Some(s) = &self.since {
-            if let Some(i) = out.iter().position(|r| &r.id == s) {
+            if let Some(i) = out.iter().position(|r| id(r) == s) {
                 out.truncate(i);
             }
         }

@@ -88,6 +88,17 @@ pub(crate) fn inspect_json(dir: &Path) -> Value {
     Value::Array(load(dir).iter().map(MountEntry::docker_json).collect())
 }
 
+/// inspect's `Mounts` as the file holds them, `None` while there is no readable file (a
+/// container being created has none yet): the file is written once, at create, so what
+/// this returns may be kept for the container's life.
+pub(crate) fn stored_json(dir: &Path) -> Option<Value> {
+    let bytes = std::fs::read(dir.join(FILE)).ok()?;
+    let entries: Vec<MountEntry> = serde_json::from_slice(&bytes).ok()?;
+    Some(Value::Array(
+        entries.iter().map(MountEntry::docker_json).collect(),
+    ))
+}
+
 /// Names of the anonymous volumes the container made.
 pub(crate) fn anonymous_volumes(dir: &Path) -> Vec<String> {
     load(dir)

@@ -40,6 +40,9 @@ pub(super) struct Entry {
     pub(super) op: tokio::sync::Mutex<()>,
     pub(super) events: watch::Sender<Events>,
     pub(super) pending_attach: Mutex<Vec<AttachWaiter>>,
+    /// `docker ps`'s `Mounts`, read from `mounts.json` once it exists (it is written at
+    /// create and never changes).
+    pub(super) mounts: std::sync::OnceLock<serde_json::Value>,
     /// Held while the record is copied and written out, so that writes off the async
     /// workers land in order: the last one holds the latest state.
     disk: Mutex<()>,
@@ -58,6 +61,7 @@ impl Entry {
             op: tokio::sync::Mutex::new(()),
             events: watch::channel(Events::default()).0,
             pending_attach: Mutex::new(Vec::new()),
+            mounts: std::sync::OnceLock::new(),
             disk: Mutex::new(()),
         })
     }

@@ -364,3 +364,77 @@ async fn operation_log_lines_carry_the_container_id_and_the_exit_watcher_has_its
         "not a child of the request: {exited}"
     );
 }
+
+#[tokio::test]
+async fn list_mounts_are_read_once_the_file_exists() {
+    let w = world().await;
+    let id = w.create(json!({"Binds": ["/tmp:/host-tmp:ro"]})).await;
+    let list = |w: &World| {
+        let engine = w.engine.clone();
+        async move {
+            let mut items = engine
+                .container_list(true, &Default::default())
+                .await
+                .unwrap();
+            engine.container_add_mounts(&mut items).await;
+            items
+        }
+    };
+    let items = list(&w).await;
+    assert_eq!(items[0]["Mounts"][0]["Destination"], "/host-tmp");
+    // The file is written at create and never changes: later lists use the copy.
+    let file = w
+        .engine
+        .containers
+        .data_dir(&id)
+        .join(super::mount_file::FILE);
+    std::fs::remove_file(&file).unwrap();
+    let items = list(&w).await;
+    assert_eq!(items[0]["Mounts"][0]["Destination"], "/host-tmp");
+
+    // No file yet (a container being created): no mounts, and nothing kept.
+    let other = w.create(json!({"Binds": ["/srv:/srv"]})).await;
+    let file = w
+        .engine
+        .containers
+        .data_dir(&other)
+        .join(super::mount_file::FILE);
+    let stored = std::fs::read(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let items = list(&w).await;
+    let of =
+        |items: &[Value], id: &str| items.iter().find(|i| i["Id"] == id).unwrap()["Mounts"].clone();
+    assert_eq!(of(&items, &other), json!([]));
+    std::fs::write(&file, stored).unwrap();
+    let items = list(&w).await;
+    assert_eq!(of(&items, &other)[0]["Destination"], "/srv");
+}
+
+#[tokio::test]
+async fn list_filters_and_orders_without_copying_records() {
+    let w = world().await;
+    let a = w.create(json!({})).await;
+    let b = w.create(json!({})).await;
+    assert!(w.engine.container_start(&b).await.unwrap());
+    let running = w
+        .engine
+        .container_list(false, &Default::default())
+        .await
+        .unwrap();
+    let ids: Vec<_> = running.iter().map(|v| v["Id"].clone()).collect();
+    assert_eq!(ids, vec![json!(b)]);
+    let all = w
+        .engine
+        .container_list(true, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let filters =
+        berth_api_types::filters::Filters::parse(Some(&format!(r#"{{"before":["{b}"]}}"#)))
+            .unwrap();
+    let before = w.engine.container_list(true, &filters).await.unwrap();
+    assert_eq!(
+        before.iter().map(|v| v["Id"].clone()).collect::<Vec<_>>(),
+        vec![json!(a)]
+    );
+}

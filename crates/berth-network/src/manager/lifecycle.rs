@@ -275,7 +275,7 @@ impl Manager {
                 .iter()
                 .filter_map(|a| {
                     let r = st.nets.get(&a.network_id)?;
-                    Some((r.clone(), r.endpoints.get(cid)?.clone()))
+                    Some((r.without_endpoints(), r.endpoints.get(cid)?.clone()))
                 })
                 .collect();
             (c, eps)
@@ -346,12 +346,17 @@ impl Manager {
         st.live.insert(cid.to_string(), live);
         let endpoints = Some(endpoints_of(&st, cid));
         if let Some(c) = st.ctrs.get_mut(cid) {
+            // A restore mostly finds the file as it was: it is written only if it changes
+            // (an fsynced write per running container was most of a restart's time).
+            let before = restore.and_then(|_| serde_json::to_vec(&*c).ok());
             c.pid = pid;
             c.bound = bound;
             c.endpoints = endpoints;
             let c = c.clone();
             drop(st);
-            self.save_ctr(&c);
+            if before.is_none() || before != serde_json::to_vec(&c).ok() {
+                self.save_ctr(&c);
+            }
             if restore.is_none() && self.links_need_rules(&c) {
                 self.sync_firewall()?;
             }
@@ -395,9 +400,13 @@ impl Manager {
 
     /// After a daemon restart: the proxies and DNS of a container that still runs.
     pub fn restore(&self, cid: &str, process: &ProcessHandle) {
-        self.wait_host_ready();
         let bound = self.lock().ctrs.get(cid).map(|c| c.bound.clone());
         let Some(bound) = bound else { return };
+        // Published ports bind on the host: after its set-up (bridges, firewall). A
+        // container without any does not wait for it (nor does the first ping).
+        if !bound.is_empty() {
+            self.wait_host_ready();
+        }
         if let Err(e) = self.plug_inner(cid, process, Some(&bound)) {
             tracing::error!(id = cid, error = %e, "cannot restore the container's network");
         }
@@ -406,13 +415,16 @@ impl Manager {
     /// Drops endpoints of containers that no longer run (a daemon crash left them).
     pub fn forget_stale(&self, running: &[String]) {
         let changed: Vec<CtrNet> = {
+            // A set: a `contains` on the list was quadratic at a restart with many running.
+            let running: std::collections::HashSet<&str> =
+                running.iter().map(String::as_str).collect();
             let mut st = self.lock();
             for r in st.nets.values_mut() {
-                r.endpoints.retain(|cid, _| running.contains(cid));
+                r.endpoints.retain(|cid, _| running.contains(cid.as_str()));
             }
             st.ctrs
                 .values_mut()
-                .filter(|c| !running.contains(&c.id))
+                .filter(|c| !running.contains(c.id.as_str()))
                 .filter(|c| {
                     c.pid != 0
                         || !c.bound.is_empty()
@@ -448,7 +460,7 @@ impl Manager {
                     if !ep.veth.is_empty() {
                         veths.push(ep.veth);
                     }
-                    Some(r.clone())
+                    Some(r.without_endpoints())
                 })
                 .collect();
             let ctr = st.ctrs.get_mut(cid).and_then(|c| {

@@ -176,6 +176,64 @@ pub struct NetRecord {
 pub const HOST_BINDING_IPV4: &str = "com.docker.network.bridge.host_binding_ipv4";
 
 impl NetRecord {
+    /// A copy without the endpoints of the containers on it: what a plug needs of the
+    /// network. The copy of the whole record cost one endpoint per container on every plug
+    /// and restore (quadratic in the containers at a daemon restart).
+    pub fn without_endpoints(&self) -> NetRecord {
+        let NetRecord {
+            id,
+            name,
+            driver,
+            created,
+            subnet,
+            gateway,
+            ip_range,
+            aux,
+            user_ipam,
+            gateway_given,
+            internal,
+            attachable,
+            labels,
+            options,
+            bridge,
+            mtu,
+            endpoints: _,
+            last_ip,
+            ipv6,
+            subnet6,
+            gateway6,
+            gateway6_given,
+            ip_range6,
+            last_ip6,
+        } = self;
+        NetRecord {
+            id: id.clone(),
+            name: name.clone(),
+            driver: driver.clone(),
+            created: created.clone(),
+            subnet: *subnet,
+            gateway: *gateway,
+            ip_range: *ip_range,
+            aux: aux.clone(),
+            user_ipam: *user_ipam,
+            gateway_given: *gateway_given,
+            internal: *internal,
+            attachable: *attachable,
+            labels: labels.clone(),
+            options: options.clone(),
+            bridge: bridge.clone(),
+            mtu: *mtu,
+            endpoints: BTreeMap::new(),
+            last_ip: *last_ip,
+            ipv6: *ipv6,
+            subnet6: *subnet6,
+            gateway6: *gateway6,
+            gateway6_given: *gateway6_given,
+            ip_range6: *ip_range6,
+            last_ip6: *last_ip6,
+        }
+    }
+
     pub fn is_bridge(&self) -> bool {
         self.driver == "bridge"
     }
@@ -965,5 +1023,80 @@ mod tests {
             .join("network/containers/c0ffee0123456789.json")
             .exists());
         assert!(events.lock().unwrap().is_empty());
+    }
+
+    /// A restore after a daemon restart writes a container's file only where it changes:
+    /// an fsynced write per running container was most of a restart at 1,000.
+    #[test]
+    fn a_restore_that_changes_nothing_writes_nothing() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            bridge: None,
+            iptables: false,
+            ip_forward: false,
+            ..Config::default()
+        };
+        let hooks = Hooks {
+            now: || "2026-01-02T03:04:05Z".into(),
+            events: Arc::new(|_| {}),
+        };
+        let m = Manager::open(tmp.path(), cfg, hooks).unwrap();
+        let cid = "c0ffee0123456789";
+        let req = ContainerRequest {
+            id: cid.into(),
+            name: "/web".into(),
+            network_mode: "none".into(),
+            hostname: "h".into(),
+            ..Default::default()
+        };
+        m.register(&req).unwrap();
+        let pid = i32::try_from(std::process::id()).unwrap();
+        let me =
+            berth_sys::pidfd::ProcessHandle::open(pid, berth_sys::pidfd::start_time(pid).unwrap())
+                .unwrap();
+        let file = tmp.path().join(format!("network/containers/{cid}.json"));
+        // The first restore records the process: written.
+        let ino = || std::fs::metadata(&file).unwrap().ino();
+        let first = ino();
+        m.restore(cid, &me);
+        let restored = ino();
+        assert_ne!(
+            first, restored,
+            "a change is written (a new file replaces the old)"
+        );
+        assert_eq!(m.container(cid).unwrap().settings.pid, pid);
+        m.restore(cid, &me);
+        assert_eq!(ino(), restored, "nothing changed: not written again");
+    }
+
+    #[test]
+    fn a_record_without_endpoints_is_the_record_less_its_endpoints() {
+        let mut r = NetRecord {
+            id: "n1".into(),
+            name: "user".into(),
+            driver: "bridge".into(),
+            subnet: Some("10.9.0.0/24".parse().unwrap()),
+            mtu: 1400,
+            ..Default::default()
+        };
+        r.options.insert("o".into(), Value::from("v"));
+        let ep = Endpoint {
+            endpoint_id: "e1".into(),
+            ip: "10.9.0.2".parse().unwrap(),
+            mac: "02:42:0a:09:00:02".into(),
+            name: "web".into(),
+            aliases: Vec::new(),
+            veth: String::new(),
+            ip6: None,
+        };
+        r.endpoints.insert("c1".into(), ep);
+        let copy = r.without_endpoints();
+        assert!(copy.endpoints.is_empty());
+        // The endpoints are not serialised: the rest is equal field for field.
+        assert_eq!(
+            serde_json::to_value(&copy).unwrap(),
+            serde_json::to_value(&r).unwrap()
+        );
     }
 }

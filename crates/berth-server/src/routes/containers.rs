@@ -113,15 +113,25 @@ async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiE
             ApiError::bad_request(format!("strconv.Atoi: parsing {l:?}: invalid syntax"))
         })?),
     };
+    let limit = limit
+        .filter(|n| *n > 0)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    if !q.bool("size") {
+        // Typed entries, serialised once.
+        let mut items = engine.container_summaries(q.bool("all"), &filters).await?;
+        if let Some(n) = limit {
+            items.truncate(n);
+        }
+        engine.container_summaries_add_mounts(&mut items).await;
+        return Ok(Json(items).into_response());
+    }
     let mut items = engine.container_list(q.bool("all"), &filters).await?;
-    if let Some(n) = limit.filter(|n| *n > 0) {
-        items.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+    if let Some(n) = limit {
+        items.truncate(n);
     }
     engine.container_add_mounts(&mut items).await;
     for item in &mut items {
-        if q.bool("size") {
-            engine.container_add_sizes(item).await;
-        }
+        engine.container_add_sizes(item).await;
     }
     Ok(Json(items).into_response())
 }
