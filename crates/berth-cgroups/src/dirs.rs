@@ -12,6 +12,24 @@ const V1_CONTROLLERS: &[&str] = &[
     "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer",
 ];
 
+/// The cgroup hierarchies mounted when first asked (they do not move while a daemon
+/// runs); an unreadable mountinfo is read again next time.
+fn host_layout() -> &'static Layout {
+    static LAYOUT: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
+    if let Some(l) = LAYOUT.get() {
+        return l;
+    }
+    match Layout::read() {
+        Ok(l) => LAYOUT.get_or_init(|| l),
+        Err(_) => {
+            static EMPTY: Layout = Layout {
+                hierarchies: Vec::new(),
+            };
+            &EMPTY
+        }
+    }
+}
+
 /// Where one container's cgroup lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dirs {
@@ -22,11 +40,13 @@ pub enum Dirs {
 
 impl Dirs {
     /// The directories of cgroup `path` (e.g. `/berth/<id>`) on this host: v2 when
-    /// `/sys/fs/cgroup` is a cgroup2 filesystem.
+    /// `/sys/fs/cgroup` is a cgroup2 filesystem. The hierarchies are read from
+    /// `/proc/self/mountinfo` once per process: with a thousand containers' overlay
+    /// mounts that file is half a megabyte, and a stats stream for each container read
+    /// it each time.
     pub fn of(path: &str) -> Dirs {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         let v2 = berth_sys::host::cgroup_version() == berth_sys::host::CgroupVersion::V2;
-        Dirs::from_mountinfo(&info, v2, path)
+        Dirs::from_layout(host_layout(), v2, path)
     }
 
     /// As [`Dirs::of`], from a mountinfo text.
