@@ -2,8 +2,8 @@
 process killed before the answer), masked and read-only paths from the request, seccomp
 RuntimeDefault / Localhost / Unconfined at the pod and container level (and the
 deprecated seccomp_profile_path), AppArmor as containerd answers it on a host without
-AppArmor, no Docker /.dockerenv in CRI containers, and bind mounts with rshared / rslave
-propagation."""
+AppArmor, no Docker /.dockerenv in CRI containers, bind mounts with rshared / rslave
+propagation, devices, the stop signal and hugepage limits."""
 
 from __future__ import annotations
 
@@ -276,3 +276,68 @@ def test_mount_propagation(cri_pod, workdir):
     finally:
         for target in reversed(made):
             subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=30)
+
+
+def test_devices(cri_pod):
+    """A device of the request is in the container at its path and the device cgroup lets
+    it be written; a host path that is not there is refused at create."""
+    pod = cri_pod()
+    cid = pod.run(devices=[{"host_path": "/dev/null", "container_path": "/dev/xnull", "permissions": "rwm"}])
+    r = pod.exec(cid, "sh", "-c", "test -c /dev/xnull && echo x > /dev/xnull && busybox stat -c %t:%T /dev/xnull")
+    assert r.returncode == 0 and r.stdout.strip() == "1:3", r
+    pid = inspect(pod, cid)["State"]["Pid"]
+    cgroup = next(l.split(":", 2)[2] for l in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                  if l.split(":")[1] in ("devices", ""))
+    allowed = Path("/sys/fs/cgroup/devices") / cgroup.lstrip("/") / "devices.list"
+    if allowed.exists():
+        assert "c 1:3 rwm" in allowed.read_text().splitlines(), allowed.read_text()
+    r = pod.create(devices=[{"host_path": "/dev/berth-nope", "container_path": "/dev/x", "permissions": "rwm"}])
+    assert r.returncode != 0 and "/dev/berth-nope" in r.stderr and "no such file or directory" in r.stderr, r.stderr
+
+
+USR1 = 29  # runtime.v1.Signal.SIGUSR1
+
+
+def test_stop_signal(cri_pod):
+    """StopContainer sends the container's stop signal (the request's, before the grace
+    period's SIGKILL): a shell trapping SIGUSR1 exits 42 on it; ContainerStatus says it."""
+    pod = cri_pod()
+    trap = "trap 'exit 42' USR1; touch /ready; while :; do busybox sleep 1; done"
+    cid = pod.run(command=["sh", "-c", trap], stop_signal=USR1)
+    poll(lambda: pod.exec(cid, "sh", "-c", "test -e /ready").returncode == 0, 30, "the trap to be set")
+    pod.crictl("stop", "--timeout", "30", cid)
+    assert exit_code(pod, cid) == 42, "SIGUSR1 trapped (143: SIGTERM)"
+    assert pod.crictl.json("inspect", cid)["status"]["stopSignal"] == "SIGNAL_SIGUSR1"
+    default = pod.run()
+    assert pod.crictl.json("inspect", default)["status"]["stopSignal"] == "SIGNAL_SIGTERM"
+    r = pod.create(stop_signal=999)
+    assert r.returncode != 0 and "unknown CRI stop signal 999" in r.stderr, r.stderr
+
+
+def hugetlb_present() -> bool:
+    try:
+        if "hugetlb" in Path("/sys/fs/cgroup/cgroup.controllers").read_text().split():
+            return True
+    except OSError:
+        pass
+    return Path("/sys/fs/cgroup/hugetlb").is_dir()
+
+
+def test_hugepage_limits(cri_pod):
+    """Without the hugetlb controller (these hosts' cgroup v1 leaves it unmounted) the
+    limits are skipped with a warning, as containerd does by default; with it, a non-zero
+    limit is refused, since the engine writes no hugetlb limit. Zeros (the kubelet's for
+    the page sizes a pod does not ask for) are no request."""
+    pod = cri_pod()
+    zeros = {"hugepage_limits": [{"page_size": "2MB", "limit": 0}, {"page_size": "1GB", "limit": 0}]}
+    assert pod.exec(pod.run({"resources": zeros}), "true").returncode == 0
+    asked = {"hugepage_limits": [{"page_size": "2MB", "limit": 4 << 20}]}
+    if hugetlb_present():
+        r = pod.create({"resources": asked})
+        assert r.returncode != 0 and "Unimplemented" in r.stderr and "huge pages limits" in r.stderr, r.stderr
+        return
+    cid = pod.run({"resources": asked})
+    assert pod.exec(cid, "true").returncode == 0
+    assert "hugetlb cgroup controller is absent; skipping huge pages limits" in pod.d.log_text()
+    r = pod.crictl("update", "--memory", str(64 << 20), cid, check=False)
+    assert r.returncode == 0, r.stderr

@@ -57,6 +57,25 @@ impl Layout {
             .any(|h| h.v2 && h.mountpoint == Path::new("/sys/fs/cgroup"))
     }
 
+    /// Whether the hugetlb controller is there for containers: a v1 hierarchy of its own,
+    /// or listed in the unified root's `cgroup.controllers` (read by `v2_controllers`),
+    /// which is where containerd looks (`isHugetlbControllerPresent`).
+    pub fn hugetlb(&self, v2_controllers: impl FnOnce() -> io::Result<String>) -> bool {
+        if self.unified() {
+            return v2_controllers()
+                .is_ok_and(|c| c.split_whitespace().any(|name| name == "hugetlb"));
+        }
+        self.hierarchies
+            .iter()
+            .any(|h| !h.v2 && h.controllers.iter().any(|c| c == "hugetlb"))
+    }
+
+    /// The host's [`Self::hugetlb`], from mountinfo and `/sys/fs/cgroup/cgroup.controllers`.
+    pub fn hugetlb_present() -> bool {
+        Layout::read()
+            .is_ok_and(|l| l.hugetlb(|| fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")))
+    }
+
     /// The container's directories, one per hierarchy libcgroups manages.
     pub fn container_dirs(&self, cgroups_path: &str) -> Vec<PathBuf> {
         let rel = cgroups_path.trim_start_matches('/');
@@ -152,6 +171,20 @@ garbage line
         assert!(!l.unified());
         assert_eq!(l.hierarchies[1].controllers, vec!["name=systemd"]);
         assert_eq!(l.hierarchies[3].controllers, vec!["cpu", "cpuacct"]);
+    }
+
+    #[test]
+    fn hugetlb_is_a_v1_hierarchy_or_a_v2_controller() {
+        let none = || -> io::Result<String> { panic!("v2 controllers read on v1") };
+        assert!(!parse_mountinfo(HYBRID).hugetlb(none));
+        let with = format!(
+            "{HYBRID}33 26 0:31 / /sys/fs/cgroup/hugetlb rw,relatime - cgroup cgroup rw,hugetlb\n"
+        );
+        assert!(parse_mountinfo(&with).hugetlb(none));
+        let v2 = parse_mountinfo("26 25 0:24 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+        assert!(v2.hugetlb(|| Ok("cpuset cpu io memory hugetlb pids\n".into())));
+        assert!(!v2.hugetlb(|| Ok("cpuset cpu io memory pids\n".into())));
+        assert!(!v2.hugetlb(|| Err(io::ErrorKind::NotFound.into())));
     }
 
     #[test]

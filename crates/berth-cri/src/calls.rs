@@ -307,6 +307,9 @@ impl Runtime {
         let apparmor_choice = apparmor::choose(pod_security, security, apparmor::enabled().await)?;
         let apparmor_opt = apparmor::security_opt(apparmor_choice).await?;
         propagation::check_mounts(&config.mounts).await?;
+        if let Some(r) = config.linux.as_ref().and_then(|l| l.resources.as_ref()) {
+            hugepages(r).await?;
+        }
         let (name, body, log) = ctrs::create_body(
             &sandbox,
             &config,
@@ -400,6 +403,9 @@ impl Runtime {
     ) -> Result<(), Status> {
         self.inspect(&req.container_id, labels::TYPE_CONTAINER)
             .await?;
+        if let Some(r) = &req.linux {
+            hugepages(r).await?;
+        }
         let body = req
             .linux
             .as_ref()
@@ -437,6 +443,18 @@ fn ignore_gone<T>(r: Result<T, EngineError>) -> Result<(), Status> {
         Ok(_) | Err(EngineError::NotFound(_)) => Ok(()),
         Err(e) => Err(engine_status(e)),
     }
+}
+
+/// [`ctrs::check_hugepages`] with the host's hugetlb controller, looked up (blocking file
+/// reads) only when a non-zero limit is asked.
+async fn hugepages(r: &LinuxContainerResources) -> Result<(), Status> {
+    if !ctrs::asks_hugepages(r) {
+        return Ok(());
+    }
+    let present = tokio::task::spawn_blocking(berth_cgroups::Layout::hugetlb_present)
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
+    ctrs::check_hugepages(r, present)
 }
 
 #[cfg(test)]

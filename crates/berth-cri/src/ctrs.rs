@@ -150,6 +150,16 @@ pub(crate) fn create_body(
             host_config[k] = v;
         }
     }
+    if !config.devices.is_empty() {
+        host_config["Devices"] = json!(devices(&config.devices));
+    }
+    if let Some(cdi) = config.cdi_devices.first() {
+        // No CDI registry here: containerd refuses a device no spec names.
+        return Err(Status::invalid_argument(format!(
+            "CDI device injection failed: unresolvable CDI devices {}",
+            cdi.name
+        )));
+    }
     let mut body = json!({
         "Image": image,
         "Env": env(&config.envs)?,
@@ -173,6 +183,9 @@ pub(crate) fn create_body(
     }
     if !sandbox.hostname.is_empty() {
         body["Hostname"] = json!(sandbox.hostname);
+    }
+    if let Some(signal) = stop_signal(config.stop_signal)? {
+        body["StopSignal"] = json!(signal);
     }
     if let Some(user) = user(&security)? {
         body["User"] = json!(user);
@@ -288,6 +301,83 @@ fn image_mounts(mounts: &[Mount]) -> Result<Vec<Value>, Status> {
             Ok(mount)
         })
         .collect()
+}
+
+/// Docker `Devices` (`docker run --device`) for the request's devices: the engine
+/// checks that each host path is a device node (or a directory of them) at create, with
+/// dockerd's words, and an empty permission string means `rwm` there as in Docker.
+fn devices(devices: &[Device]) -> Vec<Value> {
+    devices
+        .iter()
+        .map(|d| {
+            json!({
+                "PathOnHost": d.host_path,
+                "PathInContainer": d.container_path,
+                "CgroupPermissions": d.permissions,
+            })
+        })
+        .collect()
+}
+
+/// The engine's `StopSignal` for a CRI stop signal: `None` for the runtime's default (the
+/// image's, else SIGTERM), the signal's name (`SIGUSR1`) for the classic ones and its
+/// number for the real-time ones (SIGRTMIN+n is 34+n as for Docker's `RTMIN+n`, SIGRTMAX
+/// is 64); an unknown value is refused as containerd does.
+fn stop_signal(value: i32) -> Result<Option<String>, Status> {
+    let signal = Signal::try_from(value)
+        .map_err(|_| Status::invalid_argument(format!("unknown CRI stop signal {value}")))?;
+    Ok(match signal {
+        Signal::RuntimeDefault => None,
+        // Aliases the engine's parser does not know by name.
+        Signal::Sigcld => Some("SIGCHLD".into()),
+        Signal::Sigiot => Some("SIGABRT".into()),
+        Signal::Sigpoll => Some("SIGIO".into()),
+        _ if value >= Signal::Sigrtmin as i32 => Some((value - 1).to_string()),
+        s => Some(s.as_str_name().trim_start_matches("SIGNAL_").to_string()),
+    })
+}
+
+/// The CRI stop signal of the engine's `StopSignal` (a name or a number, as the image or
+/// the request gave it); SIGTERM when unset, the runtime default when unknown (as
+/// containerd reports it).
+fn cri_stop_signal(engine: &str) -> Signal {
+    if engine.is_empty() {
+        return Signal::Sigterm;
+    }
+    if let Ok(n) = engine.parse::<i32>() {
+        return match n {
+            34..=64 => Signal::try_from(n + 1).unwrap_or(Signal::RuntimeDefault),
+            _ => nix::sys::signal::Signal::try_from(n)
+                .ok()
+                .map_or(Signal::RuntimeDefault, |s| cri_stop_signal(s.as_str())),
+        };
+    }
+    let up = engine.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    Signal::from_str_name(&format!("SIGNAL_SIG{name}")).unwrap_or(Signal::RuntimeDefault)
+}
+
+/// Whether `r` asks for a non-zero hugepage limit (the kubelet sends every page size of
+/// the node, zero where the pod asks for none).
+pub(crate) fn asks_hugepages(r: &LinuxContainerResources) -> bool {
+    r.hugepage_limits.iter().any(|h| h.limit != 0)
+}
+
+/// What becomes of `r`'s hugepage limits, `present` telling whether the host has the
+/// hugetlb controller: without it they are skipped with a warning, as containerd does by
+/// default (`tolerate_missing_hugetlb_controller`); with it a non-zero limit is refused,
+/// since the engine does not write hugetlb limits, rather than left unenforced.
+pub(crate) fn check_hugepages(r: &LinuxContainerResources, present: bool) -> Result<(), Status> {
+    if !asks_hugepages(r) {
+        return Ok(());
+    }
+    if !present {
+        tracing::warn!("CRI: hugetlb cgroup controller is absent; skipping huge pages limits");
+        return Ok(());
+    }
+    Err(Status::unimplemented(
+        "huge pages limits are not applied by berth: the hugetlb cgroup controller is present but the engine does not write its limits",
+    ))
 }
 
 /// The `User` of a security context: `uid[:gid]`, or the user name. A group without a
@@ -492,6 +582,12 @@ pub(crate) fn status(inspect: &Value) -> Option<ContainerStatus> {
         annotations: l.annotations(),
         mounts: mounts(inspect),
         log_path: l.get(labels::LOG_PATH).into(),
+        stop_signal: cri_stop_signal(
+            inspect
+                .pointer("/Config/StopSignal")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        ) as i32,
         ..Default::default()
     })
 }
@@ -760,5 +856,101 @@ mod tests {
         assert_eq!(status(&inspect).unwrap().reason, "");
         inspect["Config"]["Labels"] = json!({});
         assert!(status(&inspect).is_none());
+    }
+
+    #[test]
+    fn devices_and_the_stop_signal() {
+        let mut c = config();
+        c.devices = vec![Device {
+            host_path: "/dev/null".into(),
+            container_path: "/dev/xnull".into(),
+            permissions: "rwm".into(),
+        }];
+        c.stop_signal = Signal::Sigusr1 as i32;
+        let (_, body, _) = create_body(&sandbox(), &c, None).unwrap();
+        assert_eq!(
+            body["HostConfig"]["Devices"],
+            json!([{"PathOnHost": "/dev/null", "PathInContainer": "/dev/xnull",
+                    "CgroupPermissions": "rwm"}])
+        );
+        assert_eq!(body["StopSignal"], "SIGUSR1");
+        let (_, body, _) = create_body(&sandbox(), &config(), None).unwrap();
+        assert!(body.get("StopSignal").is_none() && body["HostConfig"].get("Devices").is_none());
+        for (cri, engine) in [
+            (Signal::Sigterm, Some("SIGTERM")),
+            (Signal::Sigrtmaxminus6, Some("58")),
+            (Signal::Sigkill, Some("SIGKILL")),
+            (Signal::Sigcld, Some("SIGCHLD")),
+            (Signal::Sigrtmin, Some("34")),
+            (Signal::Sigrtminplus15, Some("49")),
+            (Signal::Sigrtmaxminus14, Some("50")),
+            (Signal::Sigrtmax, Some("64")),
+            (Signal::RuntimeDefault, None),
+        ] {
+            let got = stop_signal(cri as i32).unwrap();
+            assert_eq!(got.as_deref(), engine, "{cri:?}");
+        }
+        c.stop_signal = 99;
+        let e = create_body(&sandbox(), &c, None).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("unknown CRI stop signal 99"), "{e:?}");
+        let mut c = config();
+        c.cdi_devices = vec![CdiDevice {
+            name: "vendor.com/gpu=0".into(),
+        }];
+        let e = create_body(&sandbox(), &c, None).unwrap_err();
+        assert!(e.message().contains("vendor.com/gpu=0"), "{e:?}");
+    }
+
+    #[test]
+    fn status_reports_the_stop_signal() {
+        let (_, body, _) = create_body(&sandbox(), &config(), None).unwrap();
+        let mut inspect = json!({
+            "Id": "c1", "Config": {"Labels": body["Labels"]}, "State": {"Status": "running"},
+        });
+        for (engine, cri) in [
+            (None, Signal::Sigterm),
+            (Some("SIGUSR1"), Signal::Sigusr1),
+            (Some("usr2"), Signal::Sigusr2),
+            (Some("9"), Signal::Sigkill),
+            (Some("34"), Signal::Sigrtmin),
+            (Some("64"), Signal::Sigrtmax),
+            (Some("SIGNOPE"), Signal::RuntimeDefault),
+        ] {
+            if let Some(e) = engine {
+                inspect["Config"]["StopSignal"] = json!(e);
+            }
+            assert_eq!(
+                status(&inspect).unwrap().stop_signal,
+                cri as i32,
+                "{engine:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hugepage_limits_follow_containerd() {
+        let mut r = LinuxContainerResources {
+            hugepage_limits: vec![
+                HugepageLimit {
+                    page_size: "2MB".into(),
+                    limit: 0,
+                },
+                HugepageLimit {
+                    page_size: "1GB".into(),
+                    limit: 0,
+                },
+            ],
+            ..Default::default()
+        };
+        // The kubelet's zeros for every page size: nothing asked, nothing refused.
+        assert!(!asks_hugepages(&r));
+        assert!(check_hugepages(&r, true).is_ok());
+        r.hugepage_limits[0].limit = 4 << 20;
+        assert!(asks_hugepages(&r));
+        // Without the controller skipped, as containerd's default.
+        assert!(check_hugepages(&r, false).is_ok());
+        let e = check_hugepages(&r, true).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unimplemented);
     }
 }
