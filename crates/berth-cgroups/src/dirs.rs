@@ -9,7 +9,7 @@ use crate::layout::{parse_mountinfo, Layout};
 
 /// The v1 controllers whose files Berth reads or writes.
 const V1_CONTROLLERS: &[&str] = &[
-    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer",
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "hugetlb",
 ];
 
 /// The cgroup hierarchies mounted when first asked (they do not move while a daemon

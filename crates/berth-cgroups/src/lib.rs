@@ -23,5 +23,5 @@ mod stats;
 pub use dirs::Dirs;
 pub use join::{join, sweep, Joined};
 pub use layout::{parse_mountinfo, Hierarchy, Layout, LIBCGROUPS_V1};
-pub use limits::{apply, memory_limit, writes, Limits, Write, WriteError};
+pub use limits::{apply, memory_limit, valid_page_size, writes, Limits, Write, WriteError};
 pub use stats::{sample, system_cpu_usage, zero_cpu, Host};

@@ -23,6 +23,31 @@ pub struct Limits {
     pub cpuset_mems: Option<String>,
     /// 0 or less: unlimited.
     pub pids_limit: Option<i64>,
+    /// Hugetlb limits in bytes by page size (`2MB`, `1GB`: [`valid_page_size`]), as the
+    /// CRI sends them; empty leaves them alone.
+    pub hugepages: Vec<(String, u64)>,
+}
+
+/// A hugepage size as the hugetlb controller names its files and the OCI spec writes it
+/// (`64KB`, `2MB`, `1GB`): digits, then `KB`, `MB`, `GB` or `TB`; nothing that could
+/// make a file name of it other than `hugetlb.<size>.…`.
+pub fn valid_page_size(s: &str) -> bool {
+    let digits = ["KB", "MB", "GB", "TB"]
+        .iter()
+        .find_map(|unit| s.strip_suffix(unit));
+    digits.is_some_and(|d| (1..=10).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The hugetlb writes of `l` into `dir`, each page size's file `hugetlb.<size>.<file>`;
+/// a page size [`valid_page_size`] refuses is left out (the engine refuses it first).
+fn hugetlb(out: &mut Vec<Write>, dir: &Path, l: &Limits, file: &str) {
+    for (size, limit) in &l.hugepages {
+        if valid_page_size(size) {
+            out.push(w(dir, &format!("hugetlb.{size}.{file}"), limit));
+        } else {
+            tracing::warn!(page_size = %size, "hugetlb: page size refused");
+        }
+    }
 }
 
 /// One file write of a live update.
@@ -88,6 +113,12 @@ pub fn writes(dirs: &Dirs, l: &Limits, raise_memory: bool) -> Vec<Write> {
                 let pids = dirs.v1("pids").unwrap_or(none);
                 out.push(w(pids, "pids.max", pids_max(p)));
             }
+            hugetlb(
+                &mut out,
+                dirs.v1("hugetlb").unwrap_or(none),
+                l,
+                "limit_in_bytes",
+            );
         }
         Dirs::V2(d) => {
             let max = |v: i64| {
@@ -132,6 +163,7 @@ pub fn writes(dirs: &Dirs, l: &Limits, raise_memory: bool) -> Vec<Write> {
             if let Some(p) = l.pids_limit {
                 out.push(w(d, "pids.max", pids_max(p)));
             }
+            hugetlb(&mut out, d, l, "max");
         }
     }
     out
@@ -272,6 +304,70 @@ mod tests {
         assert_eq!(ws[1].value, "max");
         assert_eq!(shares_to_weight(2), 1);
         assert_eq!(shares_to_weight(262_144), 10_000);
+    }
+
+    #[test]
+    fn hugetlb_files_are_limit_in_bytes_on_v1_and_max_on_v2() {
+        let l = Limits {
+            hugepages: vec![
+                ("2MB".into(), 4 << 20),
+                ("1GB".into(), 0),
+                ("../../memory".into(), 1),
+            ],
+            ..Limits::default()
+        };
+        let info = format!(
+            "{MOUNTINFO_V1}40 26 0:40 / /sys/fs/cgroup/hugetlb rw - cgroup cgroup rw,hugetlb\n"
+        );
+        let v1 = Dirs::from_mountinfo(&info, false, "/berth/c");
+        let got: Vec<(String, String)> = writes(&v1, &l, true)
+            .into_iter()
+            .map(|w| (w.path.to_string_lossy().into_owned(), w.value))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "/sys/fs/cgroup/hugetlb/berth/c/hugetlb.2MB.limit_in_bytes".into(),
+                    "4194304".into()
+                ),
+                (
+                    "/sys/fs/cgroup/hugetlb/berth/c/hugetlb.1GB.limit_in_bytes".into(),
+                    "0".into()
+                ),
+            ]
+        );
+        let got: Vec<(String, String)> = writes(&Dirs::V2(PathBuf::from("/cg/c")), &l, true)
+            .into_iter()
+            .map(|w| (w.path.to_string_lossy().into_owned(), w.value))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/cg/c/hugetlb.2MB.max".into(), "4194304".into()),
+                ("/cg/c/hugetlb.1GB.max".into(), "0".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn page_sizes_are_digits_and_a_unit() {
+        for ok in ["64KB", "2MB", "1GB", "16GB"] {
+            assert!(valid_page_size(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "MB",
+            "2mb",
+            "2M",
+            "2 MB",
+            "-2MB",
+            "2MB/",
+            "../2MB",
+            "12345678901MB",
+        ] {
+            assert!(!valid_page_size(bad), "{bad}");
+        }
     }
 
     #[test]
