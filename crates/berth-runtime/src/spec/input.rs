@@ -138,6 +138,8 @@ pub struct Resources {
     pub cpu_rt_period: Option<u64>,
     pub cpu_rt_runtime: Option<i64>,
     pub block_io: BlockIo,
+    /// Hugetlb limits in bytes by page size (`2MB`, `1GB`), from the CRI.
+    pub hugepage_limits: Vec<(String, u64)>,
 }
 
 /// One `--ulimit name=soft:hard`.

@@ -242,6 +242,17 @@ pub(super) fn resources(i: &ContainerSpecInput) -> Result<Value, RuntimeError> {
     if let Some(p) = r.pids_limit.filter(|p| *p > 0) {
         out["pids"] = json!({"limit": p});
     }
+    if !r.hugepage_limits.is_empty() {
+        // The spec's limit is an int64: a larger one is unlimited in effect.
+        let limits: Vec<Value> = r
+            .hugepage_limits
+            .iter()
+            .map(|(size, limit)| {
+                json!({"pageSize": size, "limit": i64::try_from(*limit).unwrap_or(i64::MAX)})
+            })
+            .collect();
+        out["hugepageLimits"] = json!(limits);
+    }
     Ok(out)
 }
 

@@ -652,6 +652,23 @@ fn resources_translate_like_docker() {
     let r = ok(&base());
     let r = r.linux().as_ref().unwrap().resources().as_ref().unwrap();
     assert!(r.memory().is_none() && r.cpu().is_none() && r.pids().is_none());
+    assert!(r.hugepage_limits().is_none());
+}
+
+#[test]
+fn hugepage_limits_go_to_the_spec() {
+    let mut i = base();
+    i.resources.hugepage_limits = vec![("2MB".into(), 4 << 20), ("1GB".into(), u64::MAX)];
+    let s = ok(&i);
+    let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+    let got: Vec<(String, i64)> = r
+        .hugepage_limits()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|h| (h.page_size().clone(), h.limit()))
+        .collect();
+    assert_eq!(got, [("2MB".into(), 4 << 20), ("1GB".into(), i64::MAX)]);
 }
 
 #[test]
