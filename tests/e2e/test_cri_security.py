@@ -323,21 +323,36 @@ def hugetlb_present() -> bool:
     return Path("/sys/fs/cgroup/hugetlb").is_dir()
 
 
+def hugetlb_limit_file(pod, cid, size: str) -> Path:
+    """Container `cid`'s hugetlb limit file for page `size`: v2 `hugetlb.<size>.max` in
+    its cgroup, v1 `hugetlb.<size>.limit_in_bytes` in its hugetlb hierarchy's."""
+    pid = inspect(pod, cid)["State"]["Pid"]
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "hugetlb" in controllers.split(","):
+            return Path("/sys/fs/cgroup/hugetlb") / path.lstrip("/") / f"hugetlb.{size}.limit_in_bytes"
+        if controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            return Path("/sys/fs/cgroup") / path.lstrip("/") / f"hugetlb.{size}.max"
+    raise AssertionError(f"no hugetlb cgroup for pid {pid}")
+
+
 def test_hugepage_limits(cri_pod):
     """Without the hugetlb controller (these hosts' cgroup v1 leaves it unmounted) the
-    limits are skipped with a warning, as containerd does by default; with it, a non-zero
-    limit is refused, since the engine writes no hugetlb limit. Zeros (the kubelet's for
-    the page sizes a pod does not ask for) are no request."""
+    limits are skipped with a warning, as containerd does by default; with it, they are
+    in the container's cgroup. Zeros (the kubelet's for the page sizes a pod does not ask
+    for) are no request."""
     pod = cri_pod()
     zeros = {"hugepage_limits": [{"page_size": "2MB", "limit": 0}, {"page_size": "1GB", "limit": 0}]}
     assert pod.exec(pod.run({"resources": zeros}), "true").returncode == 0
     asked = {"hugepage_limits": [{"page_size": "2MB", "limit": 4 << 20}]}
-    if hugetlb_present():
-        r = pod.create({"resources": asked})
-        assert r.returncode != 0 and "Unimplemented" in r.stderr and "huge pages limits" in r.stderr, r.stderr
-        return
     cid = pod.run({"resources": asked})
     assert pod.exec(cid, "true").returncode == 0
-    assert "hugetlb cgroup controller is absent; skipping huge pages limits" in pod.d.log_text()
+    if hugetlb_present():
+        limit = hugetlb_limit_file(pod, cid, "2MB")
+        assert limit.read_text().strip() == str(4 << 20), limit
+        r = pod.create({"resources": {"hugepage_limits": [{"page_size": "../2MB", "limit": 1}]}})
+        assert r.returncode != 0 and "invalid hugepage size" in r.stderr, r.stderr
+    else:
+        assert "hugetlb cgroup controller is absent; skipping huge pages limits" in pod.d.log_text()
     r = pod.crictl("update", "--memory", str(64 << 20), cid, check=False)
     assert r.returncode == 0, r.stderr

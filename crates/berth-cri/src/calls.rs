@@ -307,9 +307,10 @@ impl Runtime {
         let apparmor_choice = apparmor::choose(pod_security, security, apparmor::enabled().await)?;
         let apparmor_opt = apparmor::security_opt(apparmor_choice).await?;
         propagation::check_mounts(&config.mounts).await?;
-        if let Some(r) = config.linux.as_ref().and_then(|l| l.resources.as_ref()) {
-            hugepages(r).await?;
-        }
+        let huge = match config.linux.as_ref().and_then(|l| l.resources.as_ref()) {
+            Some(r) => hugepages(r).await?,
+            None => None,
+        };
         let (name, body, log) = ctrs::create_body(
             &sandbox,
             &config,
@@ -323,13 +324,22 @@ impl Runtime {
             .container_create_cri(Some(name), body)
             .await
             .map_err(engine_status)?;
-        if let Some(path) = &log {
-            if let Err(e) = self.engine.container_set_cri_log(&created.id, path).await {
-                if let Err(rm) = self.engine.container_delete(&created.id, true).await {
-                    tracing::warn!(container = %created.id, error = %rm, "CRI: cannot remove a half-made container");
-                }
-                return Err(engine_status(e));
+        let set = async {
+            if let Some(path) = &log {
+                self.engine.container_set_cri_log(&created.id, path).await?;
             }
+            if let Some(limits) = huge {
+                self.engine
+                    .container_set_hugepage_limits(&created.id, limits)
+                    .await?;
+            }
+            Ok::<(), EngineError>(())
+        };
+        if let Err(e) = set.await {
+            if let Err(rm) = self.engine.container_delete(&created.id, true).await {
+                tracing::warn!(container = %created.id, error = %rm, "CRI: cannot remove a half-made container");
+            }
+            return Err(engine_status(e));
         }
         tracing::info!(container = %created.id, sandbox = %sandbox.id, "CRI: container created");
         Ok(created.id)
@@ -403,21 +413,21 @@ impl Runtime {
     ) -> Result<(), Status> {
         self.inspect(&req.container_id, labels::TYPE_CONTAINER)
             .await?;
-        if let Some(r) = &req.linux {
-            hugepages(r).await?;
-        }
+        let huge = match &req.linux {
+            Some(r) => hugepages(r).await?,
+            None => None,
+        };
         let body = req
             .linux
             .as_ref()
             .map(ctrs::update_body)
             .unwrap_or_default();
-        if body.is_empty() {
+        if body.is_empty() && huge.is_none() {
             return Ok(());
         }
         self.engine
-            .container_update(&req.container_id, &body)
+            .container_update_cri(&req.container_id, &body, huge)
             .await
-            .map(drop)
             .map_err(engine_status)
     }
 
@@ -445,16 +455,16 @@ fn ignore_gone<T>(r: Result<T, EngineError>) -> Result<(), Status> {
     }
 }
 
-/// [`ctrs::check_hugepages`] with the host's hugetlb controller, looked up (blocking file
+/// [`ctrs::hugepage_limits`] with the host's hugetlb controller, looked up (blocking file
 /// reads) only when a non-zero limit is asked.
-async fn hugepages(r: &LinuxContainerResources) -> Result<(), Status> {
+async fn hugepages(r: &LinuxContainerResources) -> Result<Option<Vec<(String, u64)>>, Status> {
     if !ctrs::asks_hugepages(r) {
-        return Ok(());
+        return Ok(None);
     }
     let present = tokio::task::spawn_blocking(berth_cgroups::Layout::hugetlb_present)
         .await
         .map_err(|e| Status::internal(e.to_string()))?;
-    ctrs::check_hugepages(r, present)
+    Ok(ctrs::hugepage_limits(r, present))
 }
 
 #[cfg(test)]

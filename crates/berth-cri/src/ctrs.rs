@@ -365,19 +365,26 @@ pub(crate) fn asks_hugepages(r: &LinuxContainerResources) -> bool {
 
 /// What becomes of `r`'s hugepage limits, `present` telling whether the host has the
 /// hugetlb controller: without it they are skipped with a warning, as containerd does by
-/// default (`tolerate_missing_hugetlb_controller`); with it a non-zero limit is refused,
-/// since the engine does not write hugetlb limits, rather than left unenforced.
-pub(crate) fn check_hugepages(r: &LinuxContainerResources, present: bool) -> Result<(), Status> {
+/// default (`tolerate_missing_hugetlb_controller`); with it, when one is non-zero, every
+/// one (page size, bytes; a zero denies that size, as the kubelet means it) for the engine
+/// to apply. `None`: nothing to apply.
+pub(crate) fn hugepage_limits(
+    r: &LinuxContainerResources,
+    present: bool,
+) -> Option<Vec<(String, u64)>> {
     if !asks_hugepages(r) {
-        return Ok(());
+        return None;
     }
     if !present {
         tracing::warn!("CRI: hugetlb cgroup controller is absent; skipping huge pages limits");
-        return Ok(());
+        return None;
     }
-    Err(Status::unimplemented(
-        "huge pages limits are not applied by berth: the hugetlb cgroup controller is present but the engine does not write its limits",
-    ))
+    Some(
+        r.hugepage_limits
+            .iter()
+            .map(|h| (h.page_size.clone(), h.limit))
+            .collect(),
+    )
 }
 
 /// The `User` of a security context: `uid[:gid]`, or the user name. A group without a
@@ -943,14 +950,17 @@ mod tests {
             ],
             ..Default::default()
         };
-        // The kubelet's zeros for every page size: nothing asked, nothing refused.
+        // The kubelet's zeros for every page size: nothing asked, nothing applied.
         assert!(!asks_hugepages(&r));
-        assert!(check_hugepages(&r, true).is_ok());
+        assert_eq!(hugepage_limits(&r, true), None);
         r.hugepage_limits[0].limit = 4 << 20;
         assert!(asks_hugepages(&r));
         // Without the controller skipped, as containerd's default.
-        assert!(check_hugepages(&r, false).is_ok());
-        let e = check_hugepages(&r, true).unwrap_err();
-        assert_eq!(e.code(), tonic::Code::Unimplemented);
+        assert_eq!(hugepage_limits(&r, false), None);
+        // With it all of them, the zero denying 1GB pages.
+        assert_eq!(
+            hugepage_limits(&r, true),
+            Some(vec![("2MB".into(), 4 << 20), ("1GB".into(), 0)])
+        );
     }
 }

@@ -195,6 +195,7 @@ impl Engine {
             restart_count: 0,
             manually_stopped: false,
             image_mounts: mounted_images.clone(),
+            hugepage_limits: Vec::new(),
         };
         // Reserve the name and insert, under one lock.
         let entry = {

@@ -1,6 +1,7 @@
 //! What the Kubernetes CRI server (`berth-cri`) needs of a container beyond the Docker
 //! API: a root without Docker's `/.dockerenv`, and its log written in the CRI format at
-//! the path the kubelet names (log driver `cri`, which a create request cannot choose).
+//! the path the kubelet names (log driver `cri`, which a create request cannot choose),
+//! and hugetlb limits (the Docker API has none).
 
 use std::path::{Component, Path};
 
@@ -8,7 +9,24 @@ use berth_api_types::container::LogConfig;
 use berth_api_types::field::Field;
 
 use super::logs;
+use super::record::HugepageLimit;
 use crate::{Engine, EngineError};
+
+/// The CRI's hugepage limits as the record keeps them, each page size one the hugetlb
+/// files can name (`2MB`, `1GB`).
+fn hugepage_limits(limits: Vec<(String, u64)>) -> Result<Vec<HugepageLimit>, EngineError> {
+    limits
+        .into_iter()
+        .map(|(page_size, limit)| {
+            if !berth_cgroups::valid_page_size(&page_size) {
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid hugepage size {page_size:?}: want a number and KB, MB, GB or TB"
+                )));
+            }
+            Ok(HugepageLimit { page_size, limit })
+        })
+        .collect()
+}
 
 /// A log path the CRI may name: absolute, without `..` or `.` components.
 fn check_log_path(path: &Path) -> Result<(), EngineError> {
@@ -71,6 +89,37 @@ impl Engine {
         c.save(&entry).await
     }
 
+    /// Sets container `name`'s hugetlb limits (page size, bytes), the CRI's
+    /// `hugepage_limits`: kept in its record and written into its spec at each start;
+    /// when it runs, written into its cgroup first (v1 `hugetlb.<size>.limit_in_bytes`,
+    /// v2 `hugetlb.<size>.max`; a refused write puts the earlier ones back and changes
+    /// nothing). The caller checks that the hugetlb controller exists.
+    pub async fn container_set_hugepage_limits(
+        &self,
+        name: &str,
+        limits: Vec<(String, u64)>,
+    ) -> Result<(), EngineError> {
+        let limits = hugepage_limits(limits)?;
+        self.update_with_hugepages(name, &serde_json::Map::new(), Some(limits))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /containers/{id}/update` with `body`, for the CRI's
+    /// `UpdateContainerResources`: its `hugepages` (`None` leaves them alone) written in
+    /// the same cgroup writes as the rest, and put back with them when one fails.
+    pub async fn container_update_cri(
+        &self,
+        name: &str,
+        body: &serde_json::Map<String, serde_json::Value>,
+        hugepages: Option<Vec<(String, u64)>>,
+    ) -> Result<(), EngineError> {
+        let hugepages = hugepages.map(hugepage_limits).transpose()?;
+        self.update_with_hugepages(name, body, hugepages)
+            .await
+            .map(drop)
+    }
+
     /// Makes running CRI container `name`'s shim close its log file and open the path
     /// again, after the kubelet renamed it (`ReopenContainerLog`). Conflict when it does
     /// not run (containerd: "container is not running") or writes no CRI log.
@@ -113,6 +162,58 @@ mod tests {
         for bad in ["rel/0.log", "/a/../etc/passwd", "./x", "/", ""] {
             assert!(check_log_path(Path::new(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn hugepage_limits_are_kept_and_go_to_the_spec() {
+        let w = world().await;
+        let id = w.create(json!({})).await;
+        let e = w
+            .engine
+            .container_set_hugepage_limits(&id, vec![("../2MB".into(), 1)])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EngineError::InvalidArgument(_)), "{e}");
+        let limits = vec![("2MB".to_string(), 4 << 20), ("1GB".to_string(), 0)];
+        w.engine
+            .container_set_hugepage_limits(&id, limits)
+            .await
+            .unwrap();
+        let kept = |w: &super::super::tests::World| {
+            w.engine
+                .containers
+                .get(&id)
+                .unwrap()
+                .rec()
+                .hugepage_limits
+                .clone()
+        };
+        let want = vec![
+            HugepageLimit {
+                page_size: "2MB".into(),
+                limit: 4 << 20,
+            },
+            HugepageLimit {
+                page_size: "1GB".into(),
+                limit: 0,
+            },
+        ];
+        assert_eq!(kept(&w), want);
+        w.engine.container_start(&id).await.unwrap();
+        let spec = w.fake.spec(&id).unwrap();
+        assert_eq!(
+            spec["linux"]["resources"]["hugepageLimits"],
+            json!([{"pageSize": "2MB", "limit": 4 << 20}, {"pageSize": "1GB", "limit": 0}])
+        );
+        // Running: the cgroup is written first; this one has no hugetlb files (the fake
+        // runtime makes no cgroup), so the write fails and the record keeps what it had.
+        let e = w
+            .engine
+            .container_update_cri(&id, &Map::new(), Some(vec![("2MB".into(), 8 << 20)]))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("hugetlb.2MB."), "{e}");
+        assert_eq!(kept(&w), want);
     }
 
     #[tokio::test]

@@ -33,6 +33,8 @@ struct Ctr {
 pub(crate) struct FakeRuntime {
     ctrs: Mutex<HashMap<String, Ctr>>,
     calls: Mutex<Vec<String>>,
+    /// The spec of each container's last create, as JSON.
+    specs: Mutex<HashMap<String, serde_json::Value>>,
 }
 
 fn pid() -> i32 {
@@ -57,6 +59,12 @@ impl FakeRuntime {
             .iter()
             .filter(|c| c.starts_with(&prefix))
             .count()
+    }
+
+    /// The OCI spec container `id` was last created with, as JSON.
+    pub(crate) fn spec(&self, id: &str) -> Option<serde_json::Value> {
+        let specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+        specs.get(rid(id)).cloned()
     }
 
     /// Whether the runtime still holds container `id` (created and not deleted).
@@ -117,6 +125,10 @@ impl Runtime for FakeRuntime {
     fn create(&self, req: ContainerStart) -> RuntimeFuture<'_, Started> {
         Box::pin(async move {
             self.record(format!("create {}", req.id));
+            if let Ok(spec) = serde_json::to_value(&req.spec) {
+                let mut specs = self.specs.lock().unwrap_or_else(|e| e.into_inner());
+                specs.insert(req.id.clone(), spec);
+            }
             let mut ctrs = self.lock();
             if ctrs.contains_key(&req.id) {
                 return Err(RuntimeError::Conflict(format!(

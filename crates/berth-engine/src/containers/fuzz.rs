@@ -283,6 +283,7 @@ fn start_steps(c: &Containers, created: Created) -> Result<(), EngineError> {
         restart_count: 0,
         manually_stopped: false,
         image_mounts: Vec::new(),
+        hugepage_limits: Vec::new(),
     };
     // The record reads back (a float kept as sent may move by an ulp: serde_json's parser
     // is not exact without `float_roundtrip`, as for the map-based record).

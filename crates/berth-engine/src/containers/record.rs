@@ -64,6 +64,19 @@ pub(crate) struct Record {
     /// version bump.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_mounts: Vec<String>,
+    /// Hugetlb limits the CRI set (`Engine::container_set_hugepage_limits`; the Docker
+    /// API has none): written into `linux.resources.hugepageLimits` at each start. An
+    /// optional field, so no version bump.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hugepage_limits: Vec<HugepageLimit>,
+}
+
+/// One hugetlb limit: bytes of pages of one size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HugepageLimit {
+    /// As the OCI spec and the hugetlb files name it: `2MB`, `1GB`.
+    pub page_size: String,
+    pub limit: u64,
 }
 
 /// `HostConfig.RestartPolicy`, as the supervisor reads it.
@@ -658,6 +671,29 @@ mod migration_tests {
         let again = Record::from_json(&serde_json::to_vec(&rec).unwrap()).unwrap();
         let ins = serde_json::to_value(again.inspect(Path::new("/d"), Path::new("/e"))).unwrap();
         assert_eq!(ins["State"]["Health"], v["state"]["health"]);
+    }
+
+    /// `hugepage_limits` is optional: a record without it reads with none and is written
+    /// without it; one with it keeps it through a write and a read.
+    #[test]
+    fn hugepage_limits_are_an_optional_field_of_version_1() {
+        let text = fixture("record_v0_exited.json");
+        let rec = Record::from_json(text.as_bytes()).unwrap();
+        assert!(rec.hugepage_limits.is_empty());
+        let written = serde_json::to_value(&rec).unwrap();
+        assert!(written.get("hugepage_limits").is_none());
+        let mut v: Value = serde_json::from_str(&text).unwrap();
+        v["hugepage_limits"] = json!([{"page_size": "2MB", "limit": 4194304}]);
+        let rec = Record::from_json(&serde_json::to_vec(&v).unwrap()).unwrap();
+        let again = Record::from_json(&serde_json::to_vec(&rec).unwrap()).unwrap();
+        assert_eq!(again.version, RECORD_VERSION);
+        assert_eq!(
+            again.hugepage_limits,
+            [HugepageLimit {
+                page_size: "2MB".into(),
+                limit: 4 << 20
+            }]
+        );
     }
 
     #[test]

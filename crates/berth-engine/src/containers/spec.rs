@@ -233,6 +233,11 @@ pub(crate) fn spec_input(
         cpu_period: int(&r.cpu_period).map(|v| u64::try_from(v).unwrap_or(u64::MAX)),
         cpuset_cpus: r.cpuset_cpus.get().filter(|s| !s.is_empty()).cloned(),
         pids_limit: int(&r.pids_limit).filter(|v| *v > 0),
+        hugepage_limits: rec
+            .hugepage_limits
+            .iter()
+            .map(|h| (h.page_size.clone(), h.limit))
+            .collect(),
         ..Resources::default()
     };
     let mut input = ContainerSpecInput {

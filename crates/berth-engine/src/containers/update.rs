@@ -293,6 +293,18 @@ impl Engine {
         name: &str,
         body: &Map<String, Value>,
     ) -> Result<Vec<String>, EngineError> {
+        self.update_with_hugepages(name, body, None).await
+    }
+
+    /// [`Self::container_update`], with `hugepages` (the CRI's; `None` leaves them alone)
+    /// written in the same cgroup writes, put back with them when one fails, and stored
+    /// in the record with the `HostConfig`.
+    pub(crate) async fn update_with_hugepages(
+        &self,
+        name: &str,
+        body: &Map<String, Value>,
+        hugepages: Option<Vec<super::record::HugepageLimit>>,
+    ) -> Result<Vec<String>, EngineError> {
         let c = &self.containers;
         let entry = c.subject(name)?;
         let _guard = entry.op.lock().await;
@@ -303,7 +315,10 @@ impl Engine {
             (r.id.clone(), r.running(), r.host_config.clone())
         };
         let cannot = |e: UpdateConflict| bad(format!("Cannot update container {id}: {e}"));
-        let limits = update.apply(&mut hc).map_err(cannot)?;
+        let mut limits = update.apply(&mut hc).map_err(cannot)?;
+        if let Some(h) = &hugepages {
+            limits.hugepages = h.iter().map(|h| (h.page_size.clone(), h.limit)).collect();
+        }
         if running {
             // The cgroup's files, read and written off the async workers.
             let (cgroup, id) = (self.containers.cgroup_path(&id), id.clone());
@@ -311,9 +326,19 @@ impl Engine {
                 .await
                 .map_err(|e| EngineError::Internal(e.to_string()))??;
         }
-        entry.rec().host_config = hc;
+        let cri_create = hugepages.is_some() && !running && body.is_empty();
+        {
+            let mut r = entry.rec();
+            r.host_config = hc;
+            if let Some(h) = hugepages {
+                r.hugepage_limits = h;
+            }
+        }
         c.save(&entry).await?;
-        c.emit(&entry.rec(), "update", &[]);
+        if !cri_create {
+            // Not for the CRI's limits on a container just created (dockerd has none).
+            c.emit(&entry.rec(), "update", &[]);
+        }
         tracing::info!("container updated");
         Ok(Vec::new())
     }

@@ -665,6 +665,7 @@ mod tests {
             restart_count: 0,
             manually_stopped: false,
             image_mounts: Vec::new(),
+            hugepage_limits: Vec::new(),
         }
     }
 
