@@ -8,8 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::record::{Record, RECORD_VERSION};
 use super::{
-    create_fields, health, host_opts, image_mounts, lifecycle, links, mounts, names, spec,
-    Containers, Entry,
+    create_fields, health, host_opts, lifecycle, links, mounts, names, spec, Containers, Entry,
 };
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError};
@@ -142,7 +141,7 @@ impl Engine {
             .to_string();
         let image = self.images.resolve(&image_name).map_err(|e| match e {
             berth_image::store::StoreError::NoSuchImage(_) => {
-                image_mounts::no_such_image(&image_name)
+                mounts::image::no_such_image(&image_name)
             }
             other => other.into(),
         })?;
@@ -166,7 +165,7 @@ impl Engine {
             self.external_runtime(r).map(drop)
         })?;
         mounts::approve(&mut mounts, role);
-        let mounted_images = image_mounts::resolve(&self.images, &mut mounts)?;
+        let mounted_images = mounts::image::resolve(&self.images, &mut mounts)?;
         let id = names::new_id()?;
         if config.hostname.get().is_none_or(String::is_empty) {
             // moby `daemon/create.go`: on the host's network, the host's name.
@@ -248,13 +247,13 @@ impl Engine {
                 &self.config.exec_root.join("binds").join(super::rid(&id)),
                 None,
             );
-            staging.images = image_mounts::layers(&self.images, &mounted_images)?;
+            staging.images = mounts::image::layers(&self.images, &mounted_images)?;
             let volumes = crate::blocking::spawn(move || {
                 std::fs::create_dir_all(d.join("rw/diff"))
                     .and_then(|()| std::fs::create_dir_all(d.join("rw/work")))
                     .and_then(|()| super::init_layer::make(&d, &image_layers, dockerenv))
                     .map_err(EngineError::io("cannot create", &d))?;
-                image_mounts::check(&staging, &mounts, &d.join("empty"))?;
+                mounts::image::check(&staging, &mounts, &d.join("empty"))?;
                 mounts::materialize(&root, &d, mounts)
             })
             .await

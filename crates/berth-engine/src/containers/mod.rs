@@ -25,7 +25,6 @@ pub mod fs_views;
 mod fuzz;
 pub(crate) mod health;
 mod host_opts;
-mod image_mounts;
 mod image_users;
 mod init_layer;
 mod lifecycle;

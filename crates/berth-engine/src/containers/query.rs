@@ -234,3 +234,79 @@ pub(crate) fn net_peer(
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
     Some((handle, read("hosts"), read("resolv.conf")))
 }
+
+/// The `Mounts` of listed containers, read once per container (`mounts.json`).
+impl Engine {
+    /// Fills a `GET /containers/json` item's `Mounts` (inspect's shape, as dockerd).
+    pub async fn container_add_mounts(&self, items: &mut [Value]) {
+        let ids: Vec<Option<String>> = (items.iter())
+            .map(|item| item["Id"].as_str().map(str::to_string))
+            .collect();
+        for (item, m) in items.iter_mut().zip(self.list_mounts(ids).await) {
+            if let Some(m) = m {
+                item["Mounts"] = m;
+            }
+        }
+    }
+
+    /// [`Engine::container_add_mounts`] for typed entries.
+    pub async fn container_summaries_add_mounts(&self, items: &mut [ContainerSummary]) {
+        let ids = items.iter().map(|s| Some(s.id.clone())).collect();
+        for (item, m) in items.iter_mut().zip(self.list_mounts(ids).await) {
+            if let Some(Value::Array(m)) = m {
+                item.mounts = m;
+            }
+        }
+    }
+
+    /// The `Mounts` of each container of `ids` (`None` for one that is gone): from each
+    /// entry's copy, read once (the file is written at create and never changes); the
+    /// files not read yet are read on one blocking thread.
+    async fn list_mounts(&self, ids: Vec<Option<String>>) -> Vec<Option<Value>> {
+        let c = &self.containers;
+        let mut out: Vec<Option<Value>> = vec![None; ids.len()];
+        let mut unread: Vec<(usize, Arc<Entry>, std::path::PathBuf)> = Vec::new();
+        {
+            let map = c.map.lock().unwrap_or_else(|e| e.into_inner());
+            for (i, id) in ids.iter().enumerate() {
+                let Some(entry) = id.as_deref().and_then(|id| map.get(id)) else {
+                    continue;
+                };
+                match (entry.mounts.get(), out.get_mut(i)) {
+                    (Some(m), Some(slot)) => *slot = Some(m.clone()),
+                    _ => {
+                        let dir = c.data_dir(&entry.rec().id);
+                        unread.push((i, entry.clone(), dir));
+                    }
+                }
+            }
+        }
+        if unread.is_empty() {
+            return out;
+        }
+        let Ok(read) = crate::blocking::spawn(move || {
+            unread
+                .into_iter()
+                .map(|(i, entry, dir)| {
+                    let m = super::mount_file::stored_json(&dir);
+                    (i, entry, m)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        else {
+            return out;
+        };
+        for (i, entry, m) in read {
+            let m = match m {
+                Some(m) => entry.mounts.get_or_init(|| m).clone(),
+                // No file yet (or none readable): what inspect shows then.
+                None => Value::Array(Vec::new()),
+            };
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(m);
+            }
+        }
+        out
+    }
+}

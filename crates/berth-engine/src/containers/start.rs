@@ -11,8 +11,8 @@ use berth_runtime::{ContainerStart, ExternalRuntime, RuntimeError};
 
 use super::record::Record;
 use super::{
-    apparmor, host_opts, image_mounts, libc_sigkill, logs, mounts, net_peer, process, record, rid,
-    rt_err, spec, userdb, AttachWaiter, Entry,
+    apparmor, host_opts, libc_sigkill, logs, mounts, net_peer, process, record, rid, rt_err, spec,
+    userdb, AttachWaiter, Entry,
 };
 use crate::system::now_rfc3339;
 use crate::{Engine, EngineError, RuntimeChoice};
@@ -250,7 +250,7 @@ impl Engine {
         let parent = self.config.exec_root.join("binds").join(rid(&rec.id));
         let mut staging = mounts::Staging::new(&parent, self.config.bind_policy.clone());
         staging.images =
-            image_mounts::layers(&self.images, &rec.image_mounts).map_err(|e| (e, None))?;
+            mounts::image::layers(&self.images, &rec.image_mounts).map_err(|e| (e, None))?;
         let mut guard = mounts::StagingGuard(Some(staging.clone()));
         // Opens, mounts, copy-up and file writes: off the async workers.
         let built = tokio::task::spawn_blocking({

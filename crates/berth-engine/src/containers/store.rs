@@ -4,6 +4,7 @@
 //! start); lookup by ID, name or prefix; recovery at daemon start; the exit task that
 //! records an exit, unmounts and honours `AutoRemove`; final removal.
 
+use berth_cgroups::Dirs;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -450,4 +451,82 @@ fn write_record(dir: &std::path::Path, rec: &Record) -> Result<(), EngineError> 
     let bytes = serde_json::to_vec_pretty(rec).map_err(|e| EngineError::Internal(e.to_string()))?;
     berth_sys::fs::atomic_write(&path, &bytes, 0o600)
         .map_err(EngineError::io("cannot write", &path))
+}
+
+impl Containers {
+    /// Thaws the running containers a dead berthd left frozen (mid `cp`/`commit`): those
+    /// whose record is not paused but whose cgroup is frozen. Runs in the background: one
+    /// blocking task reads the cgroup layout once and finds the frozen ones (a mountinfo
+    /// read per container took seconds at 1,000, and held the blocking threads the first
+    /// requests needed); each is then thawed under its operation lock, so a `pause` that
+    /// comes first is kept.
+    pub(super) fn thaw_at_start(self: &Arc<Self>) {
+        let candidates: Vec<(Arc<Entry>, String)> = (self.entries().into_iter())
+            .filter_map(|entry| {
+                let (running, paused, path) = {
+                    let r = entry.rec();
+                    (r.running(), r.state.paused, self.cgroup_path_of(&r))
+                };
+                (running && !paused).then_some((entry, path))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let c = self.clone();
+        tokio::spawn(async move {
+            let frozen = crate::blocking::spawn(move || {
+                let layout = match berth_cgroups::Layout::read() {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the cgroup layout; not looking for frozen containers");
+                        return Vec::new();
+                    }
+                };
+                let v2 = berth_sys::host::cgroup_version() == berth_sys::host::CgroupVersion::V2;
+                frozen_of(candidates, |path| Dirs::from_layout(&layout, v2, path))
+            })
+            .await
+            .unwrap_or_default();
+            for (entry, dirs) in frozen {
+                tokio::spawn(thaw_left_frozen(c.clone(), entry, dirs));
+            }
+        });
+    }
+}
+
+/// Those of `candidates` (entry, cgroup path) whose cgroup is frozen.
+fn frozen_of<T>(candidates: Vec<(T, String)>, dirs: impl Fn(&str) -> Dirs) -> Vec<(T, Dirs)> {
+    candidates
+        .into_iter()
+        .filter_map(|(entry, path)| {
+            let d = dirs(&path);
+            d.frozen().then_some((entry, d))
+        })
+        .collect()
+}
+
+/// Thaws a container found frozen at start, under its operation lock, unless it was
+/// paused (or thawed) meanwhile.
+async fn thaw_left_frozen(c: Arc<Containers>, entry: Arc<Entry>, dirs: Dirs) {
+    let _guard = entry.op.lock().await;
+    let id = {
+        let r = entry.rec();
+        if r.state.paused {
+            return;
+        }
+        r.id.clone()
+    };
+    let dirs = match crate::blocking::spawn(move || dirs.frozen().then_some(dirs)).await {
+        Ok(Some(dirs)) => dirs,
+        _ => return,
+    };
+    tracing::warn!(container_id = %id, "thawing a container left frozen by an earlier run");
+    if let Err(e) = c.runtime.resume(rid(&id)).await {
+        tracing::warn!(container_id = %id, error = %e, "the shim cannot thaw the container; writing its cgroup");
+        let thawed = crate::blocking::spawn(move || dirs.thaw()).await;
+        if let Ok(Err(e)) = thawed {
+            tracing::error!(container_id = %id, error = %e, "cannot thaw the container");
+        }
+    }
 }

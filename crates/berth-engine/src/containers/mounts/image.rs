@@ -27,14 +27,14 @@ use std::path::{Path, PathBuf};
 use berth_image::store::{ImageStore, StoreError};
 use berth_sys::{bind_source, dirfd};
 
-use super::mounts::{config_err, MountEntry, Staging};
+use super::{config_err, MountEntry, Staging};
 use crate::EngineError;
 
 const TYPE: &str = "image";
 
 /// One `HostConfig.Mounts` item of type `image`, its target already cleaned. Always
 /// read-only, as dockerd makes it whatever `ReadOnly` says.
-pub(super) fn parse(
+pub(in crate::containers) fn parse(
     m: &berth_api_types::container::Mount,
     destination: String,
 ) -> Result<MountEntry, EngineError> {
@@ -85,7 +85,7 @@ fn is_local(path: &str) -> bool {
 
 /// dockerd's 404 for an image `name` the store does not hold (`:latest` added to a name
 /// without a tag or digest).
-pub(super) fn no_such_image(name: &str) -> EngineError {
+pub(in crate::containers) fn no_such_image(name: &str) -> EngineError {
     let last = name.rsplit('/').next().unwrap_or("");
     if name.contains('@') || last.contains(':') {
         EngineError::NotFound(format!("No such image: {name}"))
@@ -96,7 +96,7 @@ pub(super) fn no_such_image(name: &str) -> EngineError {
 
 /// Resolves the image of each image mount not resolved yet (one copied by
 /// `VolumesFrom` keeps its ID) and returns the IDs of all, once each.
-pub(super) fn resolve(
+pub(in crate::containers) fn resolve(
     images: &ImageStore,
     planned: &mut [MountEntry],
 ) -> Result<Vec<String>, EngineError> {
@@ -118,7 +118,7 @@ pub(super) fn resolve(
 
 /// The layer diff directories of each of `ids` (topmost first), what
 /// [`Staging::stage_image`] mounts.
-pub(super) fn layers(
+pub(in crate::containers) fn layers(
     images: &ImageStore,
     ids: &[String],
 ) -> Result<BTreeMap<String, Vec<PathBuf>>, EngineError> {
@@ -134,7 +134,7 @@ pub(super) fn layers(
 /// Checks at create that each image mount's subpath is there in its image, staging the
 /// mounts under `staging` and clearing them again (`empty`: an empty directory of the
 /// container's, the overlay's bottom layer where the image has fewer than two).
-pub(super) fn check(
+pub(in crate::containers) fn check(
     staging: &Staging,
     planned: &[MountEntry],
     empty: &Path,

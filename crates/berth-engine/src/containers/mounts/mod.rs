@@ -18,13 +18,13 @@
 //! `crate::volumes` reads too), volume records (`crate::volumes`), `HostConfig.Tmpfs` (read by
 //! `spec`), the policy (`berth-server` authz, handed over as [`crate::BindPolicy`]).
 
+pub(crate) mod image;
+
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use berth_api_types::container::ContainerSummary;
 use berth_runtime::spec::BindMount;
 use berth_sys::{bind_source, dirfd};
 use serde_json::{Map, Value};
@@ -268,7 +268,7 @@ fn parse_mount(m: &berth_api_types::container::Mount) -> Result<MountEntry, Engi
             })
         }
         MountType::Image => {
-            super::image_mounts::parse(m, clean_destination("image", &target)?)
+            image::parse(m, clean_destination("image", &target)?)
         }
         MountType::Other(t) if t.is_empty() => Err(invalid("invalid mount config: must use either propagation mode \"rslave\", \"rshared\", or a mount type".into())),
         other => Err(config_err(other.as_str(), "mount type unknown")),
@@ -867,79 +867,6 @@ impl Engine {
     ) -> Result<Vec<String>, EngineError> {
         let id = self.containers.subject(name)?.rec().id.clone();
         Ok(anonymous_volumes(&self.containers.data_dir(&id)))
-    }
-
-    /// Fills a `GET /containers/json` item's `Mounts` (inspect's shape, as dockerd).
-    pub async fn container_add_mounts(&self, items: &mut [Value]) {
-        let ids: Vec<Option<String>> = (items.iter())
-            .map(|item| item["Id"].as_str().map(str::to_string))
-            .collect();
-        for (item, m) in items.iter_mut().zip(self.list_mounts(ids).await) {
-            if let Some(m) = m {
-                item["Mounts"] = m;
-            }
-        }
-    }
-
-    /// [`Engine::container_add_mounts`] for typed entries.
-    pub async fn container_summaries_add_mounts(&self, items: &mut [ContainerSummary]) {
-        let ids = items.iter().map(|s| Some(s.id.clone())).collect();
-        for (item, m) in items.iter_mut().zip(self.list_mounts(ids).await) {
-            if let Some(Value::Array(m)) = m {
-                item.mounts = m;
-            }
-        }
-    }
-
-    /// The `Mounts` of each container of `ids` (`None` for one that is gone): from each
-    /// entry's copy, read once (the file is written at create and never changes); the
-    /// files not read yet are read on one blocking thread.
-    async fn list_mounts(&self, ids: Vec<Option<String>>) -> Vec<Option<Value>> {
-        let c = &self.containers;
-        let mut out: Vec<Option<Value>> = vec![None; ids.len()];
-        let mut unread: Vec<(usize, Arc<super::store::Entry>, PathBuf)> = Vec::new();
-        {
-            let map = c.map.lock().unwrap_or_else(|e| e.into_inner());
-            for (i, id) in ids.iter().enumerate() {
-                let Some(entry) = id.as_deref().and_then(|id| map.get(id)) else {
-                    continue;
-                };
-                match (entry.mounts.get(), out.get_mut(i)) {
-                    (Some(m), Some(slot)) => *slot = Some(m.clone()),
-                    _ => {
-                        let dir = c.data_dir(&entry.rec().id);
-                        unread.push((i, entry.clone(), dir));
-                    }
-                }
-            }
-        }
-        if unread.is_empty() {
-            return out;
-        }
-        let Ok(read) = crate::blocking::spawn(move || {
-            unread
-                .into_iter()
-                .map(|(i, entry, dir)| {
-                    let m = super::mount_file::stored_json(&dir);
-                    (i, entry, m)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        else {
-            return out;
-        };
-        for (i, entry, m) in read {
-            let m = match m {
-                Some(m) => entry.mounts.get_or_init(|| m).clone(),
-                // No file yet (or none readable): what inspect shows then.
-                None => Value::Array(Vec::new()),
-            };
-            if let Some(slot) = out.get_mut(i) {
-                *slot = Some(m);
-            }
-        }
-        out
     }
 
     /// Removes those of `names` that are anonymous volumes no container uses.
