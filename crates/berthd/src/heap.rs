@@ -1,14 +1,17 @@
-//! Giving freed heap back to the kernel after bursts of work (issue 17): glibc keeps in
-//! its arenas what berthd frees (a hundred containers at once, a large log read, a
-//! restart adopting every container), so without this berthd's RSS stays at its peak.
-//! Every [`CHECK_EVERY`], when the allocator keeps more than [`FREE_KEPT`] freed and the
-//! heap changed since the last trim, it is trimmed on a blocking thread; idle, the check
-//! is one `mallinfo2` call. (The allocator's thresholds are fixed at start as well:
+//! Giving memory back after bursts of work (issue 17): glibc keeps in its arenas what
+//! berthd frees (a hundred containers at once, a large log read, a restart adopting
+//! every container), and the code the burst ran stays mapped, so without this berthd's
+//! RSS stays at its peak. Every [`CHECK_EVERY`], when the allocator keeps more than
+//! [`FREE_KEPT`] freed and the heap changed since the last time, the heap is trimmed and
+//! the pages of read-only file mappings are dropped from berthd's mappings on a blocking
+//! thread, as after start-up (`berth_sys::memory::release_startup_memory`: they stay in
+//! the page cache and fault back in without I/O); idle, the check is one `mallinfo2`
+//! call. (The allocator's thresholds are fixed at start as well:
 //! `berth_sys::memory::tune_allocator_for_daemon`.)
 
 use std::time::Duration;
 
-use berth_sys::memory::{heap_stats, release_free_heap, HeapStats};
+use berth_sys::memory::{heap_stats, release_startup_memory, HeapStats};
 
 /// How often the allocator's free bytes are looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(5);
@@ -41,7 +44,7 @@ pub(crate) fn spawn_trimmer() {
                 if !worth_trimming(&before, &last) {
                     return None;
                 }
-                release_free_heap();
+                release_startup_memory();
                 Some((before, heap_stats()))
             })
             .await;
@@ -53,7 +56,7 @@ pub(crate) fn spawn_trimmer() {
                     in_use = after.in_use_bytes,
                     arena_before = before.arena_bytes,
                     arena_after = after.arena_bytes,
-                    "gave freed heap back to the kernel"
+                    "gave freed heap and idle code pages back"
                 );
             }
         }

@@ -189,21 +189,7 @@ impl Staging {
         let dir = dirfd::open_dir(&root).map_err(EngineError::io("cannot open", &root))?;
         let fd = berth_sys::resolve::openat_beneath(&dir, Path::new(&m.subpath), nix::libc::O_PATH)
             .map_err(|e| subpath_error(m, &e))?;
-        let target = self.dir.join(n.to_string());
-        let made = if bind_source::is_dir(&fd).map_err(EngineError::io("cannot stat", &root))? {
-            std::fs::DirBuilder::new().mode(0o755).create(&target)
-        } else {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&target)
-                .map(drop)
-        };
-        made.map_err(EngineError::io("cannot create", &target))?;
-        bind_source::bind_fd(&fd, &target)
-            .map_err(EngineError::io("cannot bind the subpath of", &target))?;
-        Ok(target)
+        self.bind_at(n, &fd, &root, 0o755, "cannot bind the subpath of")
     }
 }
 

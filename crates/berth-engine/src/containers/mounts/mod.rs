@@ -614,9 +614,23 @@ impl Staging {
             .mode(0o700)
             .create(&self.dir)
             .map_err(dir_err)?;
+        self.bind_at(n, &fd, path, 0o700, "cannot bind the source of")
+    }
+
+    /// Binds the object `fd` names (opened from `source`) onto staging point `n`: a new
+    /// directory (of `dir_mode`) or empty file, as the object is. The staging point, for
+    /// the spec to name.
+    pub(super) fn bind_at(
+        &self,
+        n: usize,
+        fd: &std::os::fd::OwnedFd,
+        source: &Path,
+        dir_mode: u32,
+        what: &'static str,
+    ) -> Result<PathBuf, EngineError> {
         let target = self.dir.join(n.to_string());
-        let made = if bind_source::is_dir(&fd).map_err(EngineError::io("cannot stat", path))? {
-            std::fs::DirBuilder::new().mode(0o700).create(&target)
+        let made = if bind_source::is_dir(fd).map_err(EngineError::io("cannot stat", source))? {
+            std::fs::DirBuilder::new().mode(dir_mode).create(&target)
         } else {
             std::fs::OpenOptions::new()
                 .write(true)
@@ -626,8 +640,7 @@ impl Staging {
                 .map(drop)
         };
         made.map_err(EngineError::io("cannot create", &target))?;
-        bind_source::bind_fd(&fd, &target)
-            .map_err(EngineError::io("cannot bind the source of", &target))?;
+        bind_source::bind_fd(fd, &target).map_err(EngineError::io(what, &target))?;
         Ok(target)
     }
 
