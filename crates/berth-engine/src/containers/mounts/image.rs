@@ -21,11 +21,11 @@
 //! (`mounts::Staging`), the image store.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use berth_image::store::{ImageStore, StoreError};
-use berth_sys::{bind_source, dirfd};
+use berth_sys::dirfd;
 
 use super::{config_err, MountEntry, Staging};
 use crate::EngineError;
