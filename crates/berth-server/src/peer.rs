@@ -144,16 +144,20 @@ mod tests {
     async fn returns_once_the_peer_has_read_what_was_sent() {
         let (mut server, mut client) = UnixStream::pair().unwrap();
         server.write_all(b"HTTP/1.1 101\r\n\r\n").await.unwrap();
-        let reader = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let mut head = [0u8; 16];
-            client.read_exact(&mut head).await.unwrap();
-            client
-        });
-        until_read(server.as_fd()).await;
+        let mut waiting = Box::pin(until_read(server.as_fd()));
+        // Not read yet: the wait must not be over.
+        let polled =
+            std::future::poll_fn(|cx| Poll::Ready(std::future::Future::poll(waiting.as_mut(), cx)))
+                .await;
+        assert!(
+            polled.is_pending(),
+            "returned before the peer read the head"
+        );
+        let mut head = [0u8; 16];
+        client.read_exact(&mut head).await.unwrap();
+        waiting.await;
         let unread = berth_sys::socket::unread_by_peer(server.as_fd()).unwrap();
-        assert_eq!(unread, 0, "returned before the peer read the head");
-        drop(reader.await.unwrap());
+        assert_eq!(unread, 0);
     }
 
     /// Through hyper's real upgrade: a unix client's hijacked connection is its own
